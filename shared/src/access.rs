@@ -1,0 +1,448 @@
+//! The access log of a document: who may read or write it, and the document
+//! key of each epoch wrapped to each member's account key.
+//!
+//! Genesis names the owner account. Later entries add or remove a member, or
+//! rotate the key to a new epoch. Every entry is signed by an active device of
+//! an owner account; relay and clients both replay the chain with
+//! [`DocState::apply`] against the account logs they hold.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::account::AccountState;
+use crate::crypto::{self, CryptoError, DhSecret, SecretKey, Wrapped};
+use crate::ids::{AccountId, DocId, Hash};
+use crate::signed::{Signed, SignedError};
+
+/// Signature label of an access-log entry.
+pub const SIG_LABEL: &str = "casebook/v1/sig/access-entry";
+/// Hash label of an access-log entry.
+pub const HASH_LABEL: &str = "casebook/v1/hash/access-entry";
+const WRAP_LABEL: &str = "casebook/v1/wrap/doc-key";
+const PREV_LABEL: &str = "casebook/v1/doc/previous-key";
+const DETAILS_LABEL: &str = "casebook/v1/doc/member-details";
+
+/// What a member may do with a document.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum Role {
+    Read,
+    Comment,
+    Write,
+    Owner,
+}
+
+impl Role {
+    /// Whether a member of this role may upload changes.
+    pub fn can_upload(self) -> bool {
+        self >= Role::Comment
+    }
+}
+
+/// A document key of one epoch, sealed to one account key (HPKE).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KeyEnvelope {
+    pub recipient: AccountId,
+    /// The recipient's account-key generation it is sealed to.
+    pub generation: u32,
+    pub wrap: Wrapped,
+}
+
+/// What an entry does.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum DocOp {
+    /// The first entry: the signer's account owns the document; epoch 0's key.
+    Genesis { key: KeyEnvelope },
+    /// A new epoch: its key for every member, and the old key sealed under it.
+    Rotate {
+        epoch: u32,
+        keys: Vec<KeyEnvelope>,
+        previous: Vec<u8>,
+    },
+    /// A member added with a role, an expiry (Unix seconds) and details (purpose,
+    /// consent) sealed under the current epoch key so the relay cannot read them.
+    AddMember {
+        member: AccountId,
+        role: Role,
+        expires: Option<u64>,
+        details: Vec<u8>,
+        key: KeyEnvelope,
+    },
+    /// A member removed; a rotation should follow in the same upload.
+    RemoveMember { member: AccountId },
+}
+
+/// One entry of the chain, before signing.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DocEntry {
+    pub doc: DocId,
+    pub seq: u64,
+    pub prev: Option<Hash>,
+    pub at: u64,
+    /// The signing device's account.
+    pub account: AccountId,
+    pub op: DocOp,
+}
+
+/// Why an access log was refused.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum AccessError {
+    #[error(transparent)]
+    Signed(#[from] SignedError),
+    #[error("entry {0}: sequence, document or previous-hash does not continue the chain")]
+    Broken(u64),
+    #[error("entry {0}: the signer's account log is unknown")]
+    UnknownAccount(u64),
+    #[error("entry {0}: signed by a device that is not an active device of an owner")]
+    NotOwner(u64),
+    #[error("entry {0}: {1}")]
+    Invalid(u64, &'static str),
+    #[error("the log is empty")]
+    Empty,
+    #[error("no key for this account in epoch {0}")]
+    NoKey(u32),
+    #[error(transparent)]
+    Crypto(#[from] CryptoError),
+}
+
+/// A member as the log leaves it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Member {
+    pub role: Role,
+    pub expires: Option<u64>,
+    pub added_seq: u64,
+}
+
+/// The verified state of a document's access log.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DocState {
+    pub doc: DocId,
+    pub owner: AccountId,
+    pub len: u64,
+    pub head: Hash,
+    pub epoch: u32,
+    pub members: BTreeMap<AccountId, Member>,
+}
+
+/// The HPKE info binding a document key to document, epoch, recipient and generation.
+pub fn wrap_info(doc: &DocId, epoch: u32, recipient: &AccountId, generation: u32) -> Vec<u8> {
+    let mut info = WRAP_LABEL.as_bytes().to_vec();
+    info.extend_from_slice(&doc.0);
+    info.extend_from_slice(&epoch.to_be_bytes());
+    info.extend_from_slice(&recipient.0);
+    info.extend_from_slice(&generation.to_be_bytes());
+    info
+}
+
+fn epoch_ctx(doc: &DocId, epoch: u32) -> Vec<u8> {
+    let mut c = doc.0.to_vec();
+    c.extend_from_slice(&epoch.to_be_bytes());
+    c
+}
+
+/// Seals a document key to a member's current account key.
+pub fn key_envelope(
+    doc: &DocId,
+    epoch: u32,
+    doc_key: &SecretKey,
+    recipient: &AccountState,
+) -> Result<KeyEnvelope, CryptoError> {
+    let g = recipient.key.generation;
+    Ok(KeyEnvelope {
+        recipient: recipient.id,
+        generation: g,
+        wrap: crypto::wrap(
+            &recipient.key.public,
+            &wrap_info(doc, epoch, &recipient.id, g),
+            doc_key.expose(),
+        )?,
+    })
+}
+
+/// Seals member details (purpose, consent) under the epoch key.
+pub fn seal_details(doc: &DocId, epoch: u32, doc_key: &SecretKey, details: &[u8]) -> Vec<u8> {
+    let k = doc_key.derive(DETAILS_LABEL, &epoch_ctx(doc, epoch));
+    crypto::seal_random(&k, &doc.0, details)
+}
+
+/// Opens member details.
+pub fn open_details(
+    doc: &DocId,
+    epoch: u32,
+    doc_key: &SecretKey,
+    sealed: &[u8],
+) -> Result<Vec<u8>, CryptoError> {
+    let k = doc_key.derive(DETAILS_LABEL, &epoch_ctx(doc, epoch));
+    Ok(crypto::open_random(&k, &doc.0, sealed)?.to_vec())
+}
+
+/// Seals the previous epoch's key under the new one (for a rotation entry).
+pub fn seal_previous(doc: &DocId, new_epoch: u32, new_key: &SecretKey, old: &SecretKey) -> Vec<u8> {
+    let k = new_key.derive(PREV_LABEL, &epoch_ctx(doc, new_epoch));
+    crypto::seal_random(&k, &doc.0, old.expose())
+}
+
+fn open_previous(
+    doc: &DocId,
+    new_epoch: u32,
+    new_key: &SecretKey,
+    sealed: &[u8],
+) -> Result<SecretKey, CryptoError> {
+    let k = new_key.derive(PREV_LABEL, &epoch_ctx(doc, new_epoch));
+    let b = crypto::open_random(&k, &doc.0, sealed)?;
+    let arr: [u8; 32] = b.as_slice().try_into().map_err(|_| CryptoError::Decrypt)?;
+    Ok(SecretKey::from_bytes(arr))
+}
+
+impl DocState {
+    /// Replays a whole log; `accounts` gives the verified account log of a signer.
+    pub fn verify_log<'a>(
+        entries: &[Signed],
+        accounts: impl Fn(&AccountId) -> Option<&'a AccountState>,
+    ) -> Result<Self, AccessError> {
+        let (first, rest) = entries.split_first().ok_or(AccessError::Empty)?;
+        let mut st = Self::from_genesis(first, &accounts)?;
+        for e in rest {
+            st.apply(e, &accounts)?;
+        }
+        Ok(st)
+    }
+
+    fn check_signer<'a>(
+        signed: &Signed,
+        entry: &DocEntry,
+        accounts: &impl Fn(&AccountId) -> Option<&'a AccountState>,
+    ) -> Result<(), AccessError> {
+        let acct = accounts(&entry.account).ok_or(AccessError::UnknownAccount(entry.seq))?;
+        if !acct.devices.contains_key(&signed.signer) {
+            return Err(AccessError::NotOwner(entry.seq));
+        }
+        Ok(())
+    }
+
+    /// Checks a genesis entry.
+    pub fn from_genesis<'a>(
+        signed: &Signed,
+        accounts: &impl Fn(&AccountId) -> Option<&'a AccountState>,
+    ) -> Result<Self, AccessError> {
+        let entry: DocEntry = signed.open(SIG_LABEL)?;
+        let DocOp::Genesis { key } = &entry.op else {
+            return Err(AccessError::Invalid(
+                entry.seq,
+                "first entry must be genesis",
+            ));
+        };
+        if entry.seq != 0 || entry.prev.is_some() || key.recipient != entry.account {
+            return Err(AccessError::Broken(entry.seq));
+        }
+        Self::check_signer(signed, &entry, accounts)?;
+        let mut members = BTreeMap::new();
+        members.insert(
+            entry.account,
+            Member {
+                role: Role::Owner,
+                expires: None,
+                added_seq: 0,
+            },
+        );
+        Ok(DocState {
+            doc: entry.doc,
+            owner: entry.account,
+            len: 1,
+            head: signed.hash(HASH_LABEL),
+            epoch: 0,
+            members,
+        })
+    }
+
+    /// Checks one more entry and applies it.
+    pub fn apply<'a>(
+        &mut self,
+        signed: &Signed,
+        accounts: &impl Fn(&AccountId) -> Option<&'a AccountState>,
+    ) -> Result<(), AccessError> {
+        let entry: DocEntry = signed.open(SIG_LABEL)?;
+        let seq = entry.seq;
+        if seq != self.len || entry.prev != Some(self.head) || entry.doc != self.doc {
+            return Err(AccessError::Broken(seq));
+        }
+        if self.members.get(&entry.account).map(|m| m.role) != Some(Role::Owner) {
+            return Err(AccessError::NotOwner(seq));
+        }
+        Self::check_signer(signed, &entry, accounts)?;
+        match &entry.op {
+            DocOp::Genesis { .. } => return Err(AccessError::Invalid(seq, "second genesis")),
+            DocOp::Rotate { epoch, keys, .. } => {
+                if *epoch != self.epoch + 1 {
+                    return Err(AccessError::Invalid(seq, "epoch must step by one"));
+                }
+                let mut got: Vec<_> = keys.iter().map(|k| k.recipient).collect();
+                let mut want: Vec<_> = self.members.keys().copied().collect();
+                got.sort();
+                want.sort();
+                if got != want {
+                    return Err(AccessError::Invalid(
+                        seq,
+                        "rotation must seal to every member",
+                    ));
+                }
+                self.epoch = *epoch;
+            }
+            DocOp::AddMember {
+                member,
+                role,
+                expires,
+                key,
+                ..
+            } => {
+                if key.recipient != *member || *role == Role::Owner {
+                    return Err(AccessError::Invalid(seq, "bad member entry"));
+                }
+                self.members.insert(
+                    *member,
+                    Member {
+                        role: *role,
+                        expires: *expires,
+                        added_seq: seq,
+                    },
+                );
+            }
+            DocOp::RemoveMember { member } => {
+                if *member == self.owner || self.members.remove(member).is_none() {
+                    return Err(AccessError::Invalid(seq, "not a removable member"));
+                }
+            }
+        }
+        self.len += 1;
+        self.head = signed.hash(HASH_LABEL);
+        Ok(())
+    }
+
+    /// The role an account has at time `now` (expired members have none).
+    pub fn role_of(&self, account: &AccountId, now: u64) -> Option<Role> {
+        self.members
+            .get(account)
+            .filter(|m| m.expires.is_none_or(|e| now < e))
+            .map(|m| m.role)
+    }
+}
+
+/// Every epoch key an account can reach in a verified log, indexed by epoch:
+/// the newest sealed to it, then older ones through each rotation's `previous`.
+/// `account_keys[g]` is the account's key of generation `g`.
+pub fn doc_keys(
+    entries: &[Signed],
+    account: &AccountId,
+    account_keys: &[DhSecret],
+) -> Result<BTreeMap<u32, SecretKey>, AccessError> {
+    let mut parsed = Vec::with_capacity(entries.len());
+    for e in entries {
+        parsed.push(e.open::<DocEntry>(SIG_LABEL)?);
+    }
+    let doc = parsed.first().ok_or(AccessError::Empty)?.doc;
+    let mut epoch = 0u32;
+    let mut newest: Option<(u32, SecretKey)> = None;
+    let mut previous: BTreeMap<u32, &Vec<u8>> = BTreeMap::new();
+    for e in &parsed {
+        let found = match &e.op {
+            DocOp::Genesis { key } => Some(key),
+            DocOp::AddMember { key, .. } => Some(key),
+            DocOp::Rotate {
+                epoch: ep,
+                keys,
+                previous: p,
+            } => {
+                epoch = *ep;
+                previous.insert(*ep, p);
+                keys.iter().find(|k| k.recipient == *account)
+            }
+            DocOp::RemoveMember { .. } => None,
+        };
+        if let Some(k) = found.filter(|k| k.recipient == *account) {
+            if let Some(ak) = account_keys.get(k.generation as usize) {
+                let info = wrap_info(&doc, epoch, account, k.generation);
+                newest = Some((epoch, crypto::unwrap_key(ak, &info, &k.wrap)?));
+            }
+        }
+    }
+    let (top, key) = newest.ok_or(AccessError::NoKey(epoch))?;
+    let mut out = BTreeMap::new();
+    let mut cur = key;
+    for ep in (1..=top).rev() {
+        let sealed = previous
+            .get(&ep)
+            .ok_or(AccessError::Invalid(0, "missing rotation"))?;
+        let older = open_previous(&doc, ep, &cur, sealed)?;
+        out.insert(ep, cur);
+        cur = older;
+    }
+    out.insert(0, cur);
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::account;
+    use crate::crypto::DeviceSigner;
+
+    #[test]
+    fn genesis_rotate_and_history() {
+        let s = DeviceSigner::generate();
+        let d = DhSecret::generate();
+        let (g, ak) = account::genesis(&s, &d, 0);
+        let acct = AccountState::from_genesis(&g).unwrap();
+        let doc = DocId::random();
+        let k0 = SecretKey::random();
+        let e0 = Signed::sign(
+            &s,
+            SIG_LABEL,
+            &DocEntry {
+                doc,
+                seq: 0,
+                prev: None,
+                at: 0,
+                account: acct.id,
+                op: DocOp::Genesis {
+                    key: key_envelope(&doc, 0, &k0, &acct).unwrap(),
+                },
+            },
+        );
+        let lookup = |a: &AccountId| (*a == acct.id).then_some(&acct);
+        let mut st = DocState::from_genesis(&e0, &lookup).unwrap();
+        let k1 = SecretKey::random();
+        let e1 = Signed::sign(
+            &s,
+            SIG_LABEL,
+            &DocEntry {
+                doc,
+                seq: 1,
+                prev: Some(st.head),
+                at: 0,
+                account: acct.id,
+                op: DocOp::Rotate {
+                    epoch: 1,
+                    keys: vec![key_envelope(&doc, 1, &k1, &acct).unwrap()],
+                    previous: seal_previous(&doc, 1, &k1, &k0),
+                },
+            },
+        );
+        st.apply(&e1, &lookup).unwrap();
+        assert_eq!(st.epoch, 1);
+        let keys = doc_keys(&[e0.clone(), e1], &acct.id, &[ak]).unwrap();
+        assert_eq!(keys[&0].expose(), k0.expose());
+        assert_eq!(keys[&1].expose(), k1.expose());
+        // A stranger's device cannot sign for the owner.
+        let m = DeviceSigner::generate();
+        let forged = Signed {
+            signer: m.device_id(),
+            sig: m.sign(SIG_LABEL, &e0.body),
+            body: e0.body.clone(),
+        };
+        assert!(matches!(
+            DocState::from_genesis(&forged, &lookup),
+            Err(AccessError::NotOwner(0))
+        ));
+    }
+}

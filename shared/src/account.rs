@@ -1,0 +1,491 @@
+//! The account log: an append-only chain of signed entries naming the devices
+//! of one practitioner's account and the account key they share.
+//!
+//! Both the relay and every client replay the whole chain with
+//! [`AccountState::apply`]; neither takes the other's word for who is in it.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::crypto::{self, CryptoError, DeviceSigner, DhSecret, SecretKey, Wrapped};
+use crate::ids::{AccountId, DeviceId, Hash};
+use crate::signed::{Signed, SignedError};
+
+/// Signature label of an account-log entry.
+pub const SIG_LABEL: &str = "casebook/v1/sig/account-entry";
+/// Hash label of an account-log entry (the chain link and the AccountId).
+pub const HASH_LABEL: &str = "casebook/v1/hash/account-entry";
+const WRAP_LABEL: &str = "casebook/v1/wrap/account-key";
+const PREV_LABEL: &str = "casebook/v1/wrap/previous-account-key";
+
+/// Whether a device is a real one or the recovery key's paper device.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum DeviceKind {
+    Device,
+    Paper,
+}
+
+/// A device's public keys, as the log lists them.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeviceInfo {
+    pub id: DeviceId,
+    /// The device's X25519 public key, to which the account key is wrapped.
+    pub dh: [u8; 32],
+    pub kind: DeviceKind,
+}
+
+/// The public half of an account key and its generation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AccountKeyPub {
+    pub generation: u32,
+    pub public: [u8; 32],
+}
+
+/// What an entry does.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum AccountOp {
+    /// The first entry: the first device and the first account key, wrapped to it.
+    Genesis {
+        device: DeviceInfo,
+        key: AccountKeyPub,
+        wrap: Wrapped,
+    },
+    /// A new device, with the current account key wrapped to it.
+    AddDevice { device: DeviceInfo, wrap: Wrapped },
+    /// A device revoked; a new account key wrapped to every remaining device,
+    /// and the previous key sealed to the new one so history stays readable.
+    RevokeDevice {
+        device: DeviceId,
+        key: AccountKeyPub,
+        wraps: Vec<(DeviceId, Wrapped)>,
+        previous: Wrapped,
+    },
+}
+
+/// One entry of the chain, before signing.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AccountEntry {
+    pub seq: u64,
+    /// Hash of the previous entry; `None` only for genesis.
+    pub prev: Option<Hash>,
+    /// Unix seconds when the entry was made, as the signing device's clock read.
+    pub at: u64,
+    pub op: AccountOp,
+}
+
+/// Why an account log was refused.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum AccountError {
+    #[error(transparent)]
+    Signed(#[from] SignedError),
+    #[error("the log is empty")]
+    Empty,
+    #[error("entry {0}: the first entry must be a genesis signed by its own device")]
+    BadGenesis(u64),
+    #[error("entry {0}: sequence or previous-hash does not continue the chain")]
+    Broken(u64),
+    #[error("entry {0}: signed by a device that is not active in the account")]
+    NotActive(u64),
+    #[error("entry {0}: {1}")]
+    Invalid(u64, &'static str),
+    #[error("the account key could not be unwrapped: {0}")]
+    Key(#[from] CryptoError),
+}
+
+/// A device as the verified log leaves it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DeviceRecord {
+    pub info: DeviceInfo,
+    pub added_seq: u64,
+    pub added_at: u64,
+    pub revoked_seq: Option<u64>,
+}
+
+/// The verified state after replaying a log.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AccountState {
+    pub id: AccountId,
+    /// Number of entries applied.
+    pub len: u64,
+    /// Hash of the last entry.
+    pub head: Hash,
+    pub devices: BTreeMap<DeviceId, DeviceRecord>,
+    pub key: AccountKeyPub,
+}
+
+/// The HPKE info that binds an account-key wrap to account, device and generation.
+pub fn wrap_info(account: &AccountId, device: &DeviceId, generation: u32) -> Vec<u8> {
+    let mut info = WRAP_LABEL.as_bytes().to_vec();
+    info.extend_from_slice(&account.0);
+    info.extend_from_slice(&device.0);
+    info.extend_from_slice(&generation.to_be_bytes());
+    info
+}
+
+fn prev_info(account: &AccountId, generation: u32) -> Vec<u8> {
+    let mut info = PREV_LABEL.as_bytes().to_vec();
+    info.extend_from_slice(&account.0);
+    info.extend_from_slice(&generation.to_be_bytes());
+    info
+}
+
+/// The genesis wrap has no account id yet (the id is the genesis hash).
+const GENESIS_ACCOUNT: AccountId = AccountId([0; 32]);
+
+impl AccountState {
+    /// Replays a whole log from genesis.
+    pub fn verify_log(entries: &[Signed]) -> Result<Self, AccountError> {
+        let (first, rest) = entries.split_first().ok_or(AccountError::Empty)?;
+        let mut state = Self::from_genesis(first)?;
+        for e in rest {
+            state.apply(e)?;
+        }
+        Ok(state)
+    }
+
+    /// Checks a genesis entry and starts the state from it.
+    pub fn from_genesis(signed: &Signed) -> Result<Self, AccountError> {
+        let entry: AccountEntry = signed.open(SIG_LABEL)?;
+        let AccountOp::Genesis { device, key, .. } = &entry.op else {
+            return Err(AccountError::BadGenesis(entry.seq));
+        };
+        if entry.seq != 0
+            || entry.prev.is_some()
+            || signed.signer != device.id
+            || device.kind != DeviceKind::Device
+            || key.generation != 0
+        {
+            return Err(AccountError::BadGenesis(entry.seq));
+        }
+        let hash = signed.hash(HASH_LABEL);
+        let mut devices = BTreeMap::new();
+        devices.insert(
+            device.id,
+            DeviceRecord {
+                info: device.clone(),
+                added_seq: 0,
+                added_at: entry.at,
+                revoked_seq: None,
+            },
+        );
+        Ok(AccountState {
+            id: AccountId(hash.0),
+            len: 1,
+            head: hash,
+            devices,
+            key: *key,
+        })
+    }
+
+    /// Whether a device is listed and not revoked.
+    pub fn is_active(&self, device: &DeviceId) -> bool {
+        self.devices
+            .get(device)
+            .is_some_and(|d| d.revoked_seq.is_none())
+    }
+
+    /// The active devices.
+    pub fn active(&self) -> impl Iterator<Item = &DeviceRecord> {
+        self.devices.values().filter(|d| d.revoked_seq.is_none())
+    }
+
+    /// Checks one more entry against the chain and applies it.
+    pub fn apply(&mut self, signed: &Signed) -> Result<(), AccountError> {
+        let entry: AccountEntry = signed.open(SIG_LABEL)?;
+        let seq = entry.seq;
+        if seq != self.len || entry.prev != Some(self.head) {
+            return Err(AccountError::Broken(seq));
+        }
+        if !self.is_active(&signed.signer) {
+            return Err(AccountError::NotActive(seq));
+        }
+        match &entry.op {
+            AccountOp::Genesis { .. } => return Err(AccountError::Invalid(seq, "second genesis")),
+            AccountOp::AddDevice { device, .. } => {
+                if self.devices.contains_key(&device.id) {
+                    return Err(AccountError::Invalid(seq, "device is already listed"));
+                }
+                self.devices.insert(
+                    device.id,
+                    DeviceRecord {
+                        info: device.clone(),
+                        added_seq: seq,
+                        added_at: entry.at,
+                        revoked_seq: None,
+                    },
+                );
+            }
+            AccountOp::RevokeDevice {
+                device, key, wraps, ..
+            } => {
+                if !self.is_active(device) {
+                    return Err(AccountError::Invalid(seq, "device is not active"));
+                }
+                if key.generation != self.key.generation + 1 {
+                    return Err(AccountError::Invalid(
+                        seq,
+                        "key generation must step by one",
+                    ));
+                }
+                let mut remaining: Vec<DeviceId> = self
+                    .active()
+                    .map(|d| d.info.id)
+                    .filter(|d| d != device)
+                    .collect();
+                if remaining.is_empty() {
+                    return Err(AccountError::Invalid(seq, "cannot revoke the last device"));
+                }
+                let mut wrapped: Vec<DeviceId> = wraps.iter().map(|(d, _)| *d).collect();
+                remaining.sort();
+                wrapped.sort();
+                if remaining != wrapped {
+                    return Err(AccountError::Invalid(
+                        seq,
+                        "new key must be wrapped to exactly the remaining devices",
+                    ));
+                }
+                if let Some(d) = self.devices.get_mut(device) {
+                    d.revoked_seq = Some(seq);
+                }
+                self.key = *key;
+            }
+        }
+        self.len += 1;
+        self.head = signed.hash(HASH_LABEL);
+        Ok(())
+    }
+}
+
+/// Makes a genesis entry for a new account; returns it with the account key.
+pub fn genesis(signer: &DeviceSigner, dh: &DhSecret, at: u64) -> (Signed, DhSecret) {
+    let account_key = DhSecret::generate();
+    let device = DeviceInfo {
+        id: signer.device_id(),
+        dh: dh.public(),
+        kind: DeviceKind::Device,
+    };
+    let wrap = crypto::wrap(
+        &device.dh,
+        &wrap_info(&GENESIS_ACCOUNT, &device.id, 0),
+        account_key.expose(),
+    )
+    .expect("our own freshly made X25519 key is a valid public key");
+    let entry = AccountEntry {
+        seq: 0,
+        prev: None,
+        at,
+        op: AccountOp::Genesis {
+            device,
+            key: AccountKeyPub {
+                generation: 0,
+                public: account_key.public(),
+            },
+            wrap,
+        },
+    };
+    (Signed::sign(signer, SIG_LABEL, &entry), account_key)
+}
+
+/// Makes an entry that adds `device`, wrapping the current account key to it.
+pub fn add_device(
+    state: &AccountState,
+    signer: &DeviceSigner,
+    account_key: &DhSecret,
+    device: DeviceInfo,
+    at: u64,
+) -> Result<Signed, CryptoError> {
+    let wrap = crypto::wrap(
+        &device.dh,
+        &wrap_info(&state.id, &device.id, state.key.generation),
+        account_key.expose(),
+    )?;
+    let entry = AccountEntry {
+        seq: state.len,
+        prev: Some(state.head),
+        at,
+        op: AccountOp::AddDevice { device, wrap },
+    };
+    Ok(Signed::sign(signer, SIG_LABEL, &entry))
+}
+
+/// Makes an entry that revokes `device` and rotates the account key.
+pub fn revoke_device(
+    state: &AccountState,
+    signer: &DeviceSigner,
+    current_key: &DhSecret,
+    device: DeviceId,
+    at: u64,
+) -> Result<(Signed, DhSecret), CryptoError> {
+    let new_key = DhSecret::generate();
+    let generation = state.key.generation + 1;
+    let mut wraps = Vec::new();
+    for d in state.active().filter(|d| d.info.id != device) {
+        let w = crypto::wrap(
+            &d.info.dh,
+            &wrap_info(&state.id, &d.info.id, generation),
+            new_key.expose(),
+        )?;
+        wraps.push((d.info.id, w));
+    }
+    let previous = crypto::wrap(
+        &new_key.public(),
+        &prev_info(&state.id, generation),
+        current_key.expose(),
+    )?;
+    let entry = AccountEntry {
+        seq: state.len,
+        prev: Some(state.head),
+        at,
+        op: AccountOp::RevokeDevice {
+            device,
+            key: AccountKeyPub {
+                generation,
+                public: new_key.public(),
+            },
+            wraps,
+            previous,
+        },
+    };
+    Ok((Signed::sign(signer, SIG_LABEL, &entry), new_key))
+}
+
+/// Recovers every account-key generation a device can reach from a verified log:
+/// the newest wrapped to it, then each older one through the `previous` seals.
+/// Returns keys indexed by generation.
+pub fn account_keys(
+    entries: &[Signed],
+    account: &AccountId,
+    device: &DeviceId,
+    device_dh: &DhSecret,
+) -> Result<Vec<DhSecret>, AccountError> {
+    let mut ops = Vec::with_capacity(entries.len());
+    for e in entries {
+        let entry: AccountEntry = e.open(SIG_LABEL)?;
+        ops.push(entry.op);
+    }
+    // Find the newest generation wrapped to this device.
+    let mut newest: Option<(u32, DhSecret)> = None;
+    let mut generation = 0u32;
+    for op in &ops {
+        match op {
+            AccountOp::Genesis {
+                device: d, wrap, ..
+            } if d.id == *device => {
+                let k =
+                    crypto::unwrap_key(device_dh, &wrap_info(&GENESIS_ACCOUNT, device, 0), wrap)?;
+                newest = Some((0, DhSecret::from_bytes(*k.expose())));
+            }
+            AccountOp::AddDevice { device: d, wrap } if d.id == *device => {
+                let k =
+                    crypto::unwrap_key(device_dh, &wrap_info(account, device, generation), wrap)?;
+                newest = Some((generation, DhSecret::from_bytes(*k.expose())));
+            }
+            AccountOp::RevokeDevice { key, wraps, .. } => {
+                generation = key.generation;
+                if let Some((_, w)) = wraps.iter().find(|(d, _)| d == device) {
+                    let k =
+                        crypto::unwrap_key(device_dh, &wrap_info(account, device, generation), w)?;
+                    newest = Some((generation, DhSecret::from_bytes(*k.expose())));
+                }
+            }
+            _ => {}
+        }
+    }
+    let (top, key) = newest.ok_or(AccountError::Invalid(
+        0,
+        "no account key is wrapped to this device",
+    ))?;
+    // Walk back through the chain of previous keys.
+    let mut keys = vec![key];
+    for g in (1..=top).rev() {
+        let previous = ops
+            .iter()
+            .find_map(|op| match op {
+                AccountOp::RevokeDevice { key, previous, .. } if key.generation == g => {
+                    Some(previous)
+                }
+                _ => None,
+            })
+            .ok_or(AccountError::Invalid(0, "missing rotation entry"))?;
+        let newer = keys.last().expect("keys starts non-empty");
+        let k: SecretKey = crypto::unwrap_key(newer, &prev_info(account, g), previous)?;
+        keys.push(DhSecret::from_bytes(*k.expose()));
+    }
+    keys.reverse();
+    Ok(keys)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn dev() -> (DeviceSigner, DhSecret) {
+        (DeviceSigner::generate(), DhSecret::generate())
+    }
+
+    fn info(s: &DeviceSigner, d: &DhSecret) -> DeviceInfo {
+        DeviceInfo {
+            id: s.device_id(),
+            dh: d.public(),
+            kind: DeviceKind::Device,
+        }
+    }
+
+    #[test]
+    fn chain_add_revoke_and_key_history() {
+        let (s1, d1) = dev();
+        let (s2, d2) = dev();
+        let (g, k0) = genesis(&s1, &d1, 1);
+        let mut st = AccountState::from_genesis(&g).unwrap();
+        let add = add_device(&st, &s1, &k0, info(&s2, &d2), 2).unwrap();
+        st.apply(&add).unwrap();
+        let (rev, k1) = revoke_device(&st, &s2, &k0, s1.device_id(), 3).unwrap();
+        st.apply(&rev).unwrap();
+        assert!(!st.is_active(&s1.device_id()));
+        assert_eq!(st.key.generation, 1);
+        let log = vec![g, add, rev];
+        let again = AccountState::verify_log(&log).unwrap();
+        assert_eq!(again, st);
+        let keys = account_keys(&log, &st.id, &s2.device_id(), &d2).unwrap();
+        assert_eq!(keys.len(), 2);
+        assert_eq!(keys[0].expose(), k0.expose());
+        assert_eq!(keys[1].expose(), k1.expose());
+        // The revoked device reaches generation 0 only.
+        let old = account_keys(&log, &st.id, &s1.device_id(), &d1).unwrap();
+        assert_eq!(old.len(), 1);
+    }
+
+    #[test]
+    fn revoked_device_cannot_sign_and_chain_must_link() {
+        let (s1, d1) = dev();
+        let (s2, d2) = dev();
+        let (g, k0) = genesis(&s1, &d1, 1);
+        let mut st = AccountState::from_genesis(&g).unwrap();
+        let add = add_device(&st, &s1, &k0, info(&s2, &d2), 2).unwrap();
+        // Replaying genesis's position or skipping fails.
+        let mut wrong = st.clone();
+        wrong.len = 5;
+        assert!(matches!(wrong.apply(&add), Err(AccountError::Broken(_))));
+        st.apply(&add).unwrap();
+        let (rev, _) = revoke_device(&st, &s2, &k0, s1.device_id(), 3).unwrap();
+        st.apply(&rev).unwrap();
+        let (s3, d3) = dev();
+        let bad = add_device(&st, &s1, &k0, info(&s3, &d3), 4).unwrap();
+        assert_eq!(st.apply(&bad), Err(AccountError::NotActive(3)));
+    }
+
+    #[test]
+    fn a_stranger_cannot_extend_the_log() {
+        let (s1, d1) = dev();
+        let (g, k0) = genesis(&s1, &d1, 1);
+        let mut st = AccountState::from_genesis(&g).unwrap();
+        let (mallory, md) = dev();
+        let forged = add_device(&st, &mallory, &k0, info(&mallory, &md), 2).unwrap();
+        assert_eq!(st.apply(&forged), Err(AccountError::NotActive(1)));
+        let mut tampered = add_device(&st, &s1, &k0, info(&mallory, &md), 2).unwrap();
+        tampered.body[3] ^= 1;
+        assert!(st.apply(&tampered).is_err());
+    }
+}

@@ -1,0 +1,21 @@
+//! What the casebook relay and client must agree on, byte for byte: identifiers,
+//! the crypto steps, the signed account and document-access logs, the change
+//! envelope, and the wire frames with their codec.
+//!
+//! No I/O, no async, no SQLite: both sides link this crate, and the relay must
+//! stay unable to parse a note, so nothing here knows about Automerge.
+
+pub mod access;
+pub mod account;
+pub mod codec;
+pub mod crypto;
+pub mod envelope;
+pub mod frames;
+pub mod ids;
+pub mod signed;
+
+/// The ALPN protocol id; bump the suffix on an incompatible wire change.
+pub const ALPN: &[u8] = b"casebook/1";
+
+/// The wire and envelope format version this build speaks.
+pub const PROTOCOL_VERSION: u8 = 1;
