@@ -54,8 +54,10 @@ pub enum Request {
     AppendAccess { doc: DocId, entries: Vec<Signed> },
     /// Reads a document's access log from entry `from` on.
     GetAccess { doc: DocId, from: u64 },
-    /// Lists the documents the caller's account may read whose log or changes
-    /// moved past `since` (a relay sequence number).
+    /// Lists every document the caller's account may read, with its heads.
+    /// `since` is the highest sequence number the client has seen anywhere;
+    /// the relay answers with all documents regardless (access-log changes
+    /// carry no sequence number) and its own cursor.
     ListDocs { since: u64 },
     /// Stores envelopes; each answer says its sequence number or why not.
     Upload { envelopes: Vec<Vec<u8>> },

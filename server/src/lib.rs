@@ -1,0 +1,100 @@
+//! The casebook relay: a QUIC endpoint that authenticates devices against
+//! their signed account logs, checks every envelope's signature and author,
+//! and stores end-to-end encrypted changes it cannot read.
+//!
+//! [`start`] runs a relay in the current tokio runtime; the `casebook-relay`
+//! binary and the tests both use it.
+
+pub mod conn;
+pub mod mailbox;
+pub mod relay;
+pub mod sqlite;
+pub mod state;
+pub mod storage;
+pub mod tls;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use tokio::sync::watch;
+
+pub use tls::{format_fingerprint, parse_fingerprint};
+
+/// How to run a relay.
+#[derive(Clone, Debug)]
+pub struct Config {
+    pub listen: SocketAddr,
+    pub data: PathBuf,
+    /// A DER certificate and PKCS#8 DER key to use instead of the self-signed pair.
+    pub cert: Option<(PathBuf, PathBuf)>,
+}
+
+/// A relay failed to start.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StartError {
+    #[error("data folder {0}: {1}")]
+    Data(String, std::io::Error),
+    #[error(transparent)]
+    Tls(#[from] tls::TlsError),
+    #[error(transparent)]
+    Store(#[from] storage::StoreError),
+    #[error("cannot listen on {0}: {1}")]
+    Bind(SocketAddr, std::io::Error),
+}
+
+/// A running relay.
+pub struct Handle {
+    pub addr: SocketAddr,
+    pub fingerprint: [u8; 32],
+    shutdown: watch::Sender<bool>,
+    task: tokio::task::JoinHandle<()>,
+    store: Arc<sqlite::SqliteStore>,
+}
+
+impl Handle {
+    /// Stops accepting, finishes open requests, and closes the store.
+    pub async fn shutdown(self) {
+        let _ = self.shutdown.send(true);
+        let _ = self.task.await;
+        let store = self.store;
+        let _ = tokio::task::spawn_blocking(move || store.close()).await;
+    }
+}
+
+/// Opens the store, loads the TLS identity and starts serving.
+pub async fn start(config: Config) -> Result<Handle, StartError> {
+    std::fs::create_dir_all(&config.data)
+        .map_err(|e| StartError::Data(config.data.display().to_string(), e))?;
+    let identity = match &config.cert {
+        Some((c, k)) => tls::Identity::from_files(c, k)?,
+        None => tls::Identity::load_or_create(&config.data)?,
+    };
+    let fingerprint = identity.fingerprint();
+    let db = config.data.join("relay.db");
+    let store = Arc::new(tokio::task::spawn_blocking(move || sqlite::SqliteStore::open(&db)).await.map_err(|e| {
+        storage::StoreError::Damaged(e.to_string())
+    })??);
+    let relay = {
+        let store = store.clone();
+        tokio::task::spawn_blocking(move || relay::Relay::new(store, fingerprint))
+            .await
+            .map_err(|e| storage::StoreError::Damaged(e.to_string()))??
+    };
+    let endpoint = quinn::Endpoint::server(identity.server_config()?, config.listen)
+        .map_err(|e| StartError::Bind(config.listen, e))?;
+    let addr = endpoint
+        .local_addr()
+        .map_err(|e| StartError::Bind(config.listen, e))?;
+    let (tx, rx) = watch::channel(false);
+    let task = tokio::spawn(conn::serve(endpoint, Arc::new(relay), rx));
+    tracing::info!(%addr, fingerprint = %format_fingerprint(&fingerprint), "relay listening");
+    Ok(Handle {
+        addr,
+        fingerprint,
+        shutdown: tx,
+        task,
+        store,
+    })
+}

@@ -1,0 +1,337 @@
+//! The SQLite backend: WAL, `synchronous=FULL`, one writer thread with group
+//! commit, and a small pool of reader connections (WAL lets them read while
+//! the writer writes).
+
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::sync::mpsc;
+
+use casebook_shared::codec;
+use casebook_shared::frames::Stored;
+use casebook_shared::ids::{AccountId, DocId};
+use casebook_shared::signed::Signed;
+use rusqlite::{Connection, OptionalExtension, params};
+use tokio::sync::oneshot;
+
+use crate::storage::{Loaded, NewEnvelope, Storage, StoreError, WriteJob, WriteResult};
+
+/// Most jobs one transaction takes; past that the next commit takes the rest.
+const MAX_GROUP: usize = 1024;
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS account_entries(
+    account BLOB NOT NULL, seq INTEGER NOT NULL, entry BLOB NOT NULL,
+    PRIMARY KEY(account, seq)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS access_entries(
+    doc BLOB NOT NULL, seq INTEGER NOT NULL, entry BLOB NOT NULL,
+    PRIMARY KEY(doc, seq)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS envelopes(
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    doc BLOB NOT NULL, env_id BLOB NOT NULL, bytes BLOB NOT NULL,
+    UNIQUE(doc, env_id));
+CREATE INDEX IF NOT EXISTS envelopes_by_doc ON envelopes(doc, seq);
+CREATE TABLE IF NOT EXISTS snapshots(
+    doc BLOB PRIMARY KEY, covers INTEGER NOT NULL, bytes BLOB NOT NULL) WITHOUT ROWID;
+";
+
+type Queued = (WriteJob, oneshot::Sender<WriteResult>);
+
+/// The SQLite store.
+pub struct SqliteStore {
+    path: PathBuf,
+    jobs: Mutex<Option<mpsc::Sender<Queued>>>,
+    writer: Mutex<Option<std::thread::JoinHandle<()>>>,
+    readers: Mutex<Vec<Connection>>,
+}
+
+fn open(path: &Path) -> Result<Connection, StoreError> {
+    let conn = Connection::open(path)?;
+    conn.busy_timeout(std::time::Duration::from_secs(10))?;
+    conn.pragma_update(None, "journal_mode", "WAL")?;
+    conn.pragma_update(None, "synchronous", "FULL")?;
+    Ok(conn)
+}
+
+impl SqliteStore {
+    /// Opens (or creates) the database and starts the writer thread.
+    pub fn open(path: &Path) -> Result<SqliteStore, StoreError> {
+        let conn = open(path)?;
+        conn.execute_batch(SCHEMA)?;
+        let (tx, rx) = mpsc::channel::<Queued>();
+        let writer = std::thread::Builder::new()
+            .name("casebook-relay-writer".into())
+            .spawn(move || writer_loop(conn, rx))
+            .map_err(|e| StoreError::Damaged(format!("cannot start the writer thread: {e}")))?;
+        Ok(SqliteStore {
+            path: path.to_path_buf(),
+            jobs: Mutex::new(Some(tx)),
+            writer: Mutex::new(Some(writer)),
+            readers: Mutex::new(Vec::new()),
+        })
+    }
+
+    /// Stops taking jobs, lets the writer commit what is queued, and waits for it.
+    pub fn close(&self) {
+        drop(self.jobs.lock().unwrap_or_else(|p| p.into_inner()).take());
+        if let Some(w) = self.writer.lock().unwrap_or_else(|p| p.into_inner()).take() {
+            let _ = w.join();
+        }
+    }
+
+    fn with_reader<T>(
+        &self,
+        f: impl FnOnce(&Connection) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        let conn = self.readers.lock().unwrap_or_else(|p| p.into_inner()).pop();
+        let conn = match conn {
+            Some(c) => c,
+            None => open(&self.path)?,
+        };
+        let out = f(&conn);
+        let mut pool = self.readers.lock().unwrap_or_else(|p| p.into_inner());
+        if pool.len() < 8 {
+            pool.push(conn);
+        }
+        out
+    }
+}
+
+impl Drop for SqliteStore {
+    fn drop(&mut self) {
+        self.close();
+    }
+}
+
+fn writer_loop(mut conn: Connection, rx: mpsc::Receiver<Queued>) {
+    while let Ok(first) = rx.recv() {
+        let mut batch = vec![first];
+        while batch.len() < MAX_GROUP {
+            match rx.try_recv() {
+                Ok(j) => batch.push(j),
+                Err(_) => break,
+            }
+        }
+        let results = commit_batch(&mut conn, &batch);
+        for ((_, reply), result) in batch.into_iter().zip(results) {
+            let _ = reply.send(result);
+        }
+    }
+}
+
+/// Runs every job of a batch in one transaction, each inside a savepoint so a
+/// refused job does not undo the others. If the commit fails, every job fails.
+fn commit_batch(conn: &mut Connection, batch: &[Queued]) -> Vec<WriteResult> {
+    let mut attempt = || -> Result<Vec<WriteResult>, rusqlite::Error> {
+        let mut tx = conn.transaction()?;
+        let mut out = Vec::with_capacity(batch.len());
+        for (job, _) in batch {
+            out.push(run_job(&mut tx, job)?);
+        }
+        tx.commit()?;
+        Ok(out)
+    };
+    match attempt() {
+        Ok(r) => r,
+        Err(e) => {
+            tracing::error!(error = %e, "group commit failed");
+            batch
+                .iter()
+                .map(|(job, _)| {
+                    let n = match job {
+                        WriteJob::Envelopes(v) => v.len(),
+                        _ => 1,
+                    };
+                    (0..n)
+                        .map(|_| Err(StoreError::Damaged("commit failed".into())))
+                        .collect()
+                })
+                .collect()
+        }
+    }
+}
+
+fn run_job(tx: &mut rusqlite::Transaction<'_>, job: &WriteJob) -> Result<WriteResult, rusqlite::Error> {
+    match job {
+        WriteJob::Account {
+            account,
+            first_seq,
+            entries,
+        } => Ok(vec![append_log(tx, "account_entries", "account", &account.0, *first_seq, entries)?]),
+        WriteJob::Access {
+            doc,
+            first_seq,
+            entries,
+        } => Ok(vec![append_log(tx, "access_entries", "doc", &doc.0, *first_seq, entries)?]),
+        WriteJob::Envelopes(envs) => {
+            let mut out = Vec::with_capacity(envs.len());
+            for e in envs {
+                out.push(insert_envelope(tx, e)?);
+            }
+            Ok(out)
+        }
+    }
+}
+
+fn append_log(
+    tx: &mut rusqlite::Transaction<'_>,
+    table: &str,
+    key_col: &str,
+    key: &[u8],
+    first_seq: u64,
+    entries: &[Signed],
+) -> Result<Result<u64, StoreError>, rusqlite::Error> {
+    let sp = tx.savepoint()?;
+    {
+        let mut stmt = sp.prepare_cached(&format!(
+            "INSERT OR IGNORE INTO {table}({key_col}, seq, entry) VALUES (?1, ?2, ?3)"
+        ))?;
+        for (i, e) in entries.iter().enumerate() {
+            if stmt.execute(params![key, (first_seq + i as u64) as i64, codec::encode(e)])? == 0 {
+                drop(stmt);
+                sp.finish()?; // savepoint dropped without commit rolls back
+                return Ok(Err(StoreError::LogConflict));
+            }
+        }
+    }
+    sp.commit()?;
+    Ok(Ok(0))
+}
+
+fn insert_envelope(
+    tx: &mut rusqlite::Transaction<'_>,
+    e: &NewEnvelope,
+) -> Result<Result<u64, StoreError>, rusqlite::Error> {
+    if let Some(covers) = e.snapshot_covers {
+        tx.prepare_cached(
+            "INSERT INTO snapshots(doc, covers, bytes) VALUES (?1, ?2, ?3)
+             ON CONFLICT(doc) DO UPDATE SET covers = excluded.covers, bytes = excluded.bytes
+             WHERE excluded.covers > snapshots.covers",
+        )?
+        .execute(params![&e.doc.0[..], covers as i64, &e.bytes])?;
+        return Ok(Ok(covers));
+    }
+    let inserted = tx
+        .prepare_cached(
+            "INSERT INTO envelopes(doc, env_id, bytes) VALUES (?1, ?2, ?3)
+             ON CONFLICT(doc, env_id) DO NOTHING",
+        )?
+        .execute(params![&e.doc.0[..], &e.id.0[..], &e.bytes])?;
+    if inserted == 1 {
+        return Ok(Ok(tx.last_insert_rowid() as u64));
+    }
+    let (seq, bytes): (i64, Vec<u8>) = tx
+        .prepare_cached("SELECT seq, bytes FROM envelopes WHERE doc = ?1 AND env_id = ?2")?
+        .query_row(params![&e.doc.0[..], &e.id.0[..]], |r| Ok((r.get(0)?, r.get(1)?)))?;
+    Ok(if bytes == e.bytes {
+        Ok(seq as u64)
+    } else {
+        Err(StoreError::Conflict)
+    })
+}
+
+fn blob<const N: usize>(v: Vec<u8>) -> Result<[u8; N], StoreError> {
+    v.try_into()
+        .map_err(|_| StoreError::Damaged("an id column has the wrong length".into()))
+}
+
+fn load_logs(conn: &Connection, table: &str, key_col: &str) -> Result<Vec<(Vec<u8>, Vec<Signed>)>, StoreError> {
+    let mut stmt = conn.prepare(&format!(
+        "SELECT {key_col}, seq, entry FROM {table} ORDER BY {key_col}, seq"
+    ))?;
+    let mut rows = stmt.query([])?;
+    let mut out: Vec<(Vec<u8>, Vec<Signed>)> = Vec::new();
+    while let Some(r) = rows.next()? {
+        let key: Vec<u8> = r.get(0)?;
+        let entry: Vec<u8> = r.get(2)?;
+        let signed: Signed = codec::decode(&entry)
+            .map_err(|e| StoreError::Damaged(format!("{table}: {e}")))?;
+        match out.last_mut() {
+            Some((k, v)) if *k == key => v.push(signed),
+            _ => out.push((key, vec![signed])),
+        }
+    }
+    Ok(out)
+}
+
+impl Storage for SqliteStore {
+    fn load(&self) -> Result<Loaded, StoreError> {
+        self.with_reader(|conn| {
+            let mut loaded = Loaded::default();
+            for (k, v) in load_logs(conn, "account_entries", "account")? {
+                loaded.accounts.push((AccountId(blob(k)?), v));
+            }
+            for (k, v) in load_logs(conn, "access_entries", "doc")? {
+                loaded.docs.push((DocId(blob(k)?), v));
+            }
+            let mut stmt = conn.prepare("SELECT doc, MAX(seq) FROM envelopes GROUP BY doc")?;
+            let mut rows = stmt.query([])?;
+            while let Some(r) = rows.next()? {
+                let seq: i64 = r.get(1)?;
+                loaded.heads.push((DocId(blob(r.get(0)?)?), seq as u64));
+            }
+            loaded.cursor = conn
+                .query_row("SELECT MAX(seq) FROM envelopes", [], |r| r.get::<_, Option<i64>>(0))?
+                .unwrap_or(0) as u64;
+            Ok(loaded)
+        })
+    }
+
+    fn submit(&self, job: WriteJob) -> oneshot::Receiver<WriteResult> {
+        let (tx, rx) = oneshot::channel();
+        if let Some(jobs) = self.jobs.lock().unwrap_or_else(|p| p.into_inner()).as_ref() {
+            // A closed channel drops the reply sender: the caller sees `Stopped`.
+            let _ = jobs.send((job, tx));
+        }
+        rx
+    }
+
+    fn fetch(
+        &self,
+        docs: &[(DocId, u64)],
+        max_bytes: usize,
+        snapshot: bool,
+    ) -> Result<(Vec<Stored>, bool), StoreError> {
+        self.with_reader(|conn| {
+            let mut items = Vec::new();
+            let mut size = 0usize;
+            for (doc, since) in docs {
+                let mut since = *since;
+                if snapshot {
+                    let snap: Option<(i64, Vec<u8>)> = conn
+                        .prepare_cached("SELECT covers, bytes FROM snapshots WHERE doc = ?1")?
+                        .query_row([&doc.0[..]], |r| Ok((r.get(0)?, r.get(1)?)))
+                        .optional()?;
+                    if let Some((covers, bytes)) = snap.filter(|(c, _)| *c as u64 > since) {
+                        if size > 0 && size + bytes.len() > max_bytes {
+                            return Ok((items, true));
+                        }
+                        size += bytes.len();
+                        since = covers as u64;
+                        items.push(Stored {
+                            doc: *doc,
+                            seq: since,
+                            envelope: bytes,
+                        });
+                    }
+                }
+                let mut stmt = conn.prepare_cached(
+                    "SELECT seq, bytes FROM envelopes WHERE doc = ?1 AND seq > ?2 ORDER BY seq",
+                )?;
+                let mut rows = stmt.query(params![&doc.0[..], since as i64])?;
+                while let Some(r) = rows.next()? {
+                    let bytes: Vec<u8> = r.get(1)?;
+                    if size > 0 && size + bytes.len() > max_bytes {
+                        return Ok((items, true));
+                    }
+                    size += bytes.len();
+                    items.push(Stored {
+                        doc: *doc,
+                        seq: r.get::<_, i64>(0)? as u64,
+                        envelope: bytes,
+                    });
+                }
+            }
+            Ok((items, false))
+        })
+    }
+}

@@ -1,0 +1,174 @@
+//! The relay's verified view of every account log and access log, kept in
+//! memory: every request checks a device or a membership against it, so it
+//! must cost a hash lookup, not a query.
+
+use std::collections::{HashMap, HashSet};
+
+use casebook_shared::access::{AccessError, DocState, Role};
+use casebook_shared::account::{AccountError, AccountState};
+use casebook_shared::frames::DocHead;
+use casebook_shared::ids::{AccountId, DeviceId, DocId};
+use casebook_shared::signed::Signed;
+
+use crate::storage::{Loaded, StoreError};
+
+/// An account as verified, with its log to serve.
+pub struct Account {
+    pub log: Vec<Signed>,
+    pub state: AccountState,
+}
+
+/// A document as verified, with its access log and its newest envelope.
+pub struct Doc {
+    pub log: Vec<Signed>,
+    pub state: DocState,
+    pub head: u64,
+}
+
+/// All verified state.
+#[derive(Default)]
+pub struct State {
+    pub accounts: HashMap<AccountId, Account>,
+    pub docs: HashMap<DocId, Doc>,
+    member_docs: HashMap<AccountId, HashSet<DocId>>,
+    pub cursor: u64,
+}
+
+impl State {
+    /// Rebuilds from storage, verifying every log again.
+    pub fn rebuild(loaded: Loaded) -> Result<State, StoreError> {
+        let mut st = State {
+            cursor: loaded.cursor,
+            ..State::default()
+        };
+        for (id, log) in loaded.accounts {
+            let state = AccountState::verify_log(&log)
+                .map_err(|e| StoreError::Damaged(format!("account {}: {e}", id.short())))?;
+            st.accounts.insert(id, Account { log, state });
+        }
+        let heads: HashMap<DocId, u64> = loaded.heads.into_iter().collect();
+        for (id, log) in loaded.docs {
+            let state = DocState::verify_log(&log, |a| st.account(a))
+                .map_err(|e| StoreError::Damaged(format!("document {}: {e}", id.short())))?;
+            let head = heads.get(&id).copied().unwrap_or(0);
+            st.set_doc(id, Doc { log, state, head });
+        }
+        Ok(st)
+    }
+
+    /// The verified state of an account.
+    pub fn account(&self, id: &AccountId) -> Option<&AccountState> {
+        self.accounts.get(id).map(|a| &a.state)
+    }
+
+    /// Whether `device` is an active device of `account`.
+    pub fn device_active(&self, account: &AccountId, device: &DeviceId) -> bool {
+        self.account(account).is_some_and(|a| a.is_active(device))
+    }
+
+    /// Checks new entries for an account log (a new account when it has none).
+    pub fn check_account(&self, id: Option<&AccountId>, entries: &[Signed]) -> Result<AccountState, AccountError> {
+        let mut state = match id.and_then(|i| self.account(i)) {
+            Some(a) => a.clone(),
+            None => {
+                let (first, _) = entries.split_first().ok_or(AccountError::Empty)?;
+                AccountState::from_genesis(first)?
+            }
+        };
+        let skip = usize::from(id.and_then(|i| self.account(i)).is_none());
+        for e in &entries[skip..] {
+            state.apply(e)?;
+        }
+        Ok(state)
+    }
+
+    /// Records entries that were checked and stored.
+    pub fn commit_account(&mut self, state: AccountState, entries: Vec<Signed>) {
+        let acct = self.accounts.entry(state.id).or_insert_with(|| Account {
+            log: Vec::new(),
+            state: state.clone(),
+        });
+        acct.log.extend(entries);
+        acct.state = state;
+    }
+
+    /// Checks new entries for a document's access log (a new document when it has none).
+    pub fn check_access(&self, doc: &DocId, entries: &[Signed]) -> Result<DocState, AccessError> {
+        let lookup = |a: &AccountId| self.account(a);
+        let (mut state, skip) = match self.docs.get(doc) {
+            Some(d) => (d.state.clone(), 0),
+            None => {
+                let (first, _) = entries.split_first().ok_or(AccessError::Empty)?;
+                (DocState::from_genesis(first, &lookup)?, 1)
+            }
+        };
+        if state.doc != *doc {
+            return Err(AccessError::Broken(0));
+        }
+        for e in &entries[skip..] {
+            state.apply(e, &lookup)?;
+        }
+        Ok(state)
+    }
+
+    /// Records access entries that were checked and stored.
+    pub fn commit_access(&mut self, state: DocState, entries: Vec<Signed>) {
+        let id = state.doc;
+        let (mut log, head) = match self.docs.remove(&id) {
+            Some(d) => {
+                for m in d.state.members.keys() {
+                    if let Some(set) = self.member_docs.get_mut(m) {
+                        set.remove(&id);
+                    }
+                }
+                (d.log, d.head)
+            }
+            None => (Vec::new(), 0),
+        };
+        log.extend(entries);
+        self.set_doc(id, Doc { log, state, head });
+    }
+
+    fn set_doc(&mut self, id: DocId, doc: Doc) {
+        for m in doc.state.members.keys() {
+            self.member_docs.entry(*m).or_default().insert(id);
+        }
+        self.docs.insert(id, doc);
+    }
+
+    /// The role an account has in a document now (none once expired).
+    pub fn role(&self, doc: &DocId, account: &AccountId, now: u64) -> Option<Role> {
+        self.docs.get(doc)?.state.role_of(account, now)
+    }
+
+    /// Every document an account may read now, with its heads; the client
+    /// compares them with what it holds (access-log changes have no sequence
+    /// number, so a `since` filter would hide them).
+    pub fn docs_for(&self, account: &AccountId, now: u64) -> Vec<DocHead> {
+        let Some(set) = self.member_docs.get(account) else {
+            return Vec::new();
+        };
+        let mut out: Vec<DocHead> = set
+            .iter()
+            .filter_map(|id| {
+                let d = self.docs.get(id)?;
+                d.state.role_of(account, now)?;
+                Some(DocHead {
+                    doc: *id,
+                    access_len: d.log.len() as u64,
+                    seq: d.head,
+                })
+            })
+            .collect();
+        out.sort_by_key(|h| (h.seq, h.doc));
+        out
+    }
+
+    /// Records a stored envelope's sequence number.
+    pub fn advance(&mut self, doc: &DocId, seq: u64) {
+        if let Some(d) = self.docs.get_mut(doc) {
+            d.head = d.head.max(seq);
+        }
+        self.cursor = self.cursor.max(seq);
+    }
+}
