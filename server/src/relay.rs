@@ -124,18 +124,24 @@ impl<S: Storage> Relay<S> {
                 let Some(nonce) = session.nonce.take() else {
                     return err(ErrorCode::BadRequest, "ask for a challenge first");
                 };
-                let msg = frames::auth_message(&self.fingerprint, &nonce, &account, &device);
+                let msg = frames::auth_message(&self.fingerprint, &nonce, account.as_ref(), &device);
                 if crypto::verify(&device, frames::AUTH_LABEL, &msg, &sig).is_err() {
                     return err(ErrorCode::Unauthorized, "the challenge signature is wrong");
                 }
+                let listed = self.read().device_account(&device);
+                let account = match (account, listed) {
+                    (Some(a), Some(l)) if a == l => a,
+                    (None, Some(l)) => l,
+                    (_, None) => return err(ErrorCode::NotFound, "no account lists this device"),
+                    (Some(_), Some(_)) => {
+                        return err(ErrorCode::Unauthorized, "this device belongs to another account");
+                    }
+                };
                 if !self.read().device_active(&account, &device) {
-                    return err(
-                        ErrorCode::Unauthorized,
-                        "this device is not an active device of that account",
-                    );
+                    return err(ErrorCode::Unauthorized, "this device has been revoked from its account");
                 }
                 session.identity = Some((account, device));
-                Response::Ok
+                Response::Authenticated { account }
             }
             Request::CreateAccount { entries } => self.create_account(session, entries).await,
             Request::AppendAccount { entries } => self.append_account(session, entries).await,
@@ -218,6 +224,9 @@ impl<S: Storage> Relay<S> {
         if self.read().accounts.contains_key(&state.id) {
             return err(ErrorCode::Conflict, "this account already exists");
         }
+        if let Some(e) = self.read().claimed_device(&state) {
+            return err(ErrorCode::Conflict, e);
+        }
         self.store_account(state, entries).await
     }
 
@@ -234,6 +243,9 @@ impl<S: Storage> Relay<S> {
             Ok(s) => s,
             Err(e) => return err(ErrorCode::Invalid, e.to_string()),
         };
+        if let Some(e) = self.read().claimed_device(&state) {
+            return err(ErrorCode::Conflict, e);
+        }
         self.store_account(state, entries).await
     }
 

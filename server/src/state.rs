@@ -30,6 +30,7 @@ pub struct Doc {
 pub struct State {
     pub accounts: HashMap<AccountId, Account>,
     pub docs: HashMap<DocId, Doc>,
+    devices: HashMap<DeviceId, AccountId>,
     member_docs: HashMap<AccountId, HashSet<DocId>>,
     pub cursor: u64,
 }
@@ -44,7 +45,7 @@ impl State {
         for (id, log) in loaded.accounts {
             let state = AccountState::verify_log(&log)
                 .map_err(|e| StoreError::Damaged(format!("account {}: {e}", id.short())))?;
-            st.accounts.insert(id, Account { log, state });
+            st.commit_account(state, log);
         }
         let heads: HashMap<DocId, u64> = loaded.heads.into_iter().collect();
         for (id, log) in loaded.docs {
@@ -59,6 +60,21 @@ impl State {
     /// The verified state of an account.
     pub fn account(&self, id: &AccountId) -> Option<&AccountState> {
         self.accounts.get(id).map(|a| &a.state)
+    }
+
+    /// The account that lists a device.
+    pub fn device_account(&self, device: &DeviceId) -> Option<AccountId> {
+        self.devices.get(device).copied()
+    }
+
+    /// A device of `state` that another account already lists, as a reason to refuse.
+    pub fn claimed_device(&self, state: &AccountState) -> Option<String> {
+        state.devices.keys().find_map(|d| {
+            self.devices
+                .get(d)
+                .filter(|a| **a != state.id)
+                .map(|_| format!("device {} belongs to another account", d.short()))
+        })
     }
 
     /// Whether `device` is an active device of `account`.
@@ -89,6 +105,9 @@ impl State {
             state: state.clone(),
         });
         acct.log.extend(entries);
+        for d in state.devices.keys() {
+            self.devices.insert(*d, state.id);
+        }
         acct.state = state;
     }
 

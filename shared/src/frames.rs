@@ -19,16 +19,18 @@ pub const MAX_UPLOAD: usize = 1024;
 pub const MAX_MAILBOX_MSG: usize = 8 * 1024;
 
 /// The bytes a device signs to prove itself to one relay on one connection.
+/// `account` is `None` when the device asks the relay which account lists it
+/// (a recovery key's paper device knows only its own keys).
 pub fn auth_message(
     relay_fingerprint: &[u8; 32],
     nonce: &[u8; 32],
-    account: &AccountId,
+    account: Option<&AccountId>,
     device: &DeviceId,
 ) -> Vec<u8> {
     let mut m = Vec::with_capacity(128);
     m.extend_from_slice(relay_fingerprint);
     m.extend_from_slice(nonce);
-    m.extend_from_slice(&account.0);
+    m.extend_from_slice(&account.map_or([0; 32], |a| a.0));
     m.extend_from_slice(&device.0);
     m
 }
@@ -40,7 +42,7 @@ pub enum Request {
     Challenge,
     /// Proves the connection belongs to an active device of an account.
     Auth {
-        account: AccountId,
+        account: Option<AccountId>,
         device: DeviceId,
         sig: Sig,
     },
@@ -128,6 +130,10 @@ pub enum ErrorCode {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Response {
     Ok,
+    /// Authentication succeeded for this account.
+    Authenticated {
+        account: AccountId,
+    },
     Challenge {
         nonce: [u8; 32],
     },

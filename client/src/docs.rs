@@ -1,0 +1,486 @@
+//! Documents on this device: their access state and keys, making cases,
+//! editing them (each edit queues its Automerge changes in the outbox), and
+//! the listing read from summaries without loading Automerge.
+
+use std::collections::BTreeMap;
+
+use casebook_shared::access::{self, DocEntry, DocOp, DocState, Role};
+use casebook_shared::account::AccountState;
+use casebook_shared::codec;
+use casebook_shared::crypto::SecretKey;
+use casebook_shared::ids::{AccountId, DocId};
+use casebook_shared::signed::Signed;
+use serde::{Deserialize, Serialize};
+use zeroize::Zeroizing;
+
+use crate::error::{Error, Result};
+use crate::home::{Home, now};
+use crate::notes::{CaseDoc, CaseSummary, PrivateDoc};
+use crate::store::{DocSync, OutKind};
+
+/// What this device knows of a document's access log, without replaying it.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct DocMeta {
+    pub owner: AccountId,
+    pub epoch: u32,
+    pub members: Vec<(AccountId, Role, Option<u64>)>,
+}
+
+impl DocMeta {
+    fn from_state(st: &DocState) -> DocMeta {
+        DocMeta {
+            owner: st.owner,
+            epoch: st.epoch,
+            members: st
+                .members
+                .iter()
+                .map(|(a, m)| (*a, m.role, m.expires))
+                .collect(),
+        }
+    }
+
+    /// The role of an account now.
+    pub fn role_of(&self, account: &AccountId, at: u64) -> Option<Role> {
+        self.members
+            .iter()
+            .find(|(a, _, exp)| a == account && exp.is_none_or(|e| at < e))
+            .map(|(_, r, _)| *r)
+    }
+}
+
+/// A listing entry: what `case list` shows, read without loading Automerge.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub enum Summary {
+    Case(CaseSummary),
+    Private { case: DocId },
+}
+
+/// A document held loaded in memory.
+pub enum Loaded {
+    Case(CaseDoc),
+    Private(PrivateDoc),
+}
+
+impl Loaded {
+    /// Opens saved bytes, telling a case from a private document by its root.
+    pub fn load(bytes: &[u8], actor: &[u8]) -> Result<Loaded> {
+        match CaseDoc::load(bytes, actor) {
+            Ok(c) => Ok(Loaded::Case(c)),
+            Err(case_err) => match PrivateDoc::load(bytes, actor) {
+                Ok(p) => Ok(Loaded::Private(p)),
+                Err(_) => Err(case_err.into()),
+            },
+        }
+    }
+
+    /// Applies a batch of changes (or saved documents) in one call.
+    pub fn apply(&mut self, bytes: &[u8]) -> Result<()> {
+        match self {
+            Loaded::Case(c) => c.apply(bytes).map(|_| ())?,
+            Loaded::Private(p) => p.apply(bytes).map(|_| ())?,
+        }
+        Ok(())
+    }
+
+    /// Saved bytes.
+    pub fn save(&mut self) -> Vec<u8> {
+        match self {
+            Loaded::Case(c) => c.save(),
+            Loaded::Private(p) => p.save(),
+        }
+    }
+
+    /// The listing summary.
+    pub fn summary(&self) -> Summary {
+        match self {
+            Loaded::Case(c) => Summary::Case(c.summary()),
+            Loaded::Private(p) => Summary::Private {
+                case: p.case_id().unwrap_or(DocId([0; 16])),
+            },
+        }
+    }
+}
+
+/// Sealed in a snapshot envelope: the listing summary and the saved document.
+#[derive(Serialize, Deserialize)]
+pub struct SnapshotBody {
+    pub summary: Vec<u8>,
+    pub doc: Vec<u8>,
+}
+
+fn meta_name(doc: &DocId) -> String {
+    format!("doc/{}", doc.to_hex())
+}
+
+fn keys_name(doc: &DocId) -> String {
+    format!("dockeys/{}", doc.to_hex())
+}
+
+fn encode_doc_keys(keys: &BTreeMap<u32, SecretKey>) -> Zeroizing<Vec<u8>> {
+    let mut out = Zeroizing::new(Vec::with_capacity(keys.len() * 36));
+    for (e, k) in keys {
+        out.extend_from_slice(&e.to_be_bytes());
+        out.extend_from_slice(k.expose());
+    }
+    out
+}
+
+fn decode_doc_keys(bytes: &[u8]) -> BTreeMap<u32, SecretKey> {
+    bytes
+        .chunks_exact(36)
+        .map(|c| {
+            let (e, k) = c.split_at(4);
+            (
+                u32::from_be_bytes(e.try_into().expect("4-byte split")),
+                SecretKey::from_bytes(k.try_into().expect("32-byte rest")),
+            )
+        })
+        .collect()
+}
+
+impl Home {
+    /// The access metadata of a document, if this device holds its log.
+    pub fn doc_meta(&self, doc: &DocId) -> Result<Option<DocMeta>> {
+        self.store
+            .get_secret(&meta_name(doc))?
+            .map(|b| codec::decode(&b).map_err(Error::from))
+            .transpose()
+    }
+
+    /// The document keys this device can reach, by epoch.
+    pub(crate) fn doc_keys(&self, doc: &DocId) -> Result<BTreeMap<u32, SecretKey>> {
+        Ok(self
+            .store
+            .get_secret(&keys_name(doc))?
+            .map(|b| decode_doc_keys(&b))
+            .unwrap_or_default())
+    }
+
+    /// A document's stored access log.
+    pub(crate) fn access_log(&self, doc: &DocId) -> Result<Vec<Signed>> {
+        self.store
+            .log(&doc.0)?
+            .iter()
+            .map(|b| codec::decode(b).map_err(Error::from))
+            .collect()
+    }
+
+    /// Verifies a document's access log with `new` entries appended, and
+    /// stores the entries, the state and the keys this account can reach.
+    pub(crate) fn accept_access_entries(
+        &mut self,
+        doc: &DocId,
+        new: &[Signed],
+        accounts: &BTreeMap<AccountId, AccountState>,
+    ) -> Result<DocState> {
+        let mut log = self.access_log(doc)?;
+        let first = log.len() as u64;
+        log.extend_from_slice(new);
+        let state = DocState::verify_log(&log, |a| accounts.get(a))?;
+        if state.doc != *doc {
+            return Err(Error::Inconsistent("access log names another document".into()));
+        }
+        let keys = access::doc_keys(&log, &self.account_id(), &self.account_keys).unwrap_or_default();
+        let encoded: Vec<Vec<u8>> = new.iter().map(codec::encode).collect();
+        self.store.append_log(&doc.0, first, &encoded)?;
+        self.store
+            .put_secret(&meta_name(doc), &codec::encode(&DocMeta::from_state(&state)))?;
+        self.store.put_secret(&keys_name(doc), &encode_doc_keys(&keys))?;
+        let mut sync = self.store.doc_sync(doc)?.unwrap_or_default();
+        sync.access_len = log.len() as u64;
+        self.store.set_doc_sync(doc, sync)?;
+        Ok(state)
+    }
+
+    /// Signs a new access-log entry for a document this account owns, stores
+    /// it and queues it for the relay.
+    pub(crate) fn append_access_entry(&mut self, doc: &DocId, op: DocOp) -> Result<DocState> {
+        let log = self.access_log(doc)?;
+        let me = self.account_state()?;
+        let accounts = BTreeMap::from([(me.id, me.clone())]);
+        let prev = if log.is_empty() {
+            None
+        } else {
+            Some(DocState::verify_log(&log, |a| accounts.get(a))?.head)
+        };
+        let entry = DocEntry {
+            doc: *doc,
+            seq: log.len() as u64,
+            prev,
+            at: now(),
+            account: me.id,
+            op,
+        };
+        let signed = Signed::sign(&self.id.signer, access::SIG_LABEL, &entry);
+        let state = self.accept_access_entries(doc, std::slice::from_ref(&signed), &accounts)?;
+        self.store
+            .push_outbox(doc, OutKind::Access, &codec::encode(&vec![signed]))?;
+        Ok(state)
+    }
+
+    fn new_doc(&mut self, doc: &DocId) -> Result<()> {
+        let me = self.account_state()?;
+        let key = SecretKey::random();
+        let envelope = access::key_envelope(doc, 0, &key, &me)?;
+        self.append_access_entry(doc, DocOp::Genesis { key: envelope })?;
+        Ok(())
+    }
+
+    fn store_loaded(&mut self, doc: &DocId, loaded: &mut Loaded, changes: &[u8]) -> Result<()> {
+        let body = loaded.save();
+        let summary = serde_json_summary(&loaded.summary());
+        let mut sync = self.store.doc_sync(doc)?.unwrap_or_default();
+        sync.since_snapshot += 1;
+        self.store.put_doc(doc, &body, &summary)?;
+        self.store.set_doc_sync(doc, sync)?;
+        if !changes.is_empty() {
+            self.store.push_outbox(doc, OutKind::Change, changes)?;
+        }
+        Ok(())
+    }
+
+    /// Makes a new case (and its private-notes document); returns its id.
+    pub fn create_case(&mut self, name: &str, created: &str) -> Result<DocId> {
+        let case_id = DocId::random();
+        let private_id = DocId::random();
+        let actor = self.device_id().0;
+        let mut case = CaseDoc::new(name, created, private_id, &actor)?;
+        let mut private = PrivateDoc::new(case_id, &actor)?;
+        let case_changes = case.changes_since(&[]);
+        let private_changes = private.changes_since(&[]);
+        self.store.transaction(|_| Ok(()))?;
+        self.new_doc(&case_id)?;
+        self.new_doc(&private_id)?;
+        self.store_loaded(&case_id, &mut Loaded::Case(case), &case_changes)?;
+        self.store_loaded(&private_id, &mut Loaded::Private(private), &private_changes)?;
+        self.audit("case created", Some(case_id))?;
+        Ok(case_id)
+    }
+
+    /// Every case's summary, sorted by name.
+    pub fn cases(&self) -> Result<Vec<(DocId, CaseSummary)>> {
+        let mut out = Vec::new();
+        for (id, bytes) in self.store.summaries()? {
+            if let Ok(Summary::Case(s)) = serde_json::from_slice::<Summary>(&bytes) {
+                out.push((id, s));
+            }
+        }
+        out.sort_by(|a, b| a.1.name.to_lowercase().cmp(&b.1.name.to_lowercase()).then(a.0.cmp(&b.0)));
+        Ok(out)
+    }
+
+    /// Finds a case by its id or a unique prefix of it.
+    pub fn resolve_case(&self, id: &str) -> Result<DocId> {
+        let needle = id.trim().to_lowercase();
+        if needle.is_empty() {
+            return Err(Error::UnknownCase(id.to_string()));
+        }
+        let matches: Vec<DocId> = self
+            .cases()?
+            .into_iter()
+            .map(|(d, _)| d)
+            .filter(|d| d.to_hex().starts_with(&needle))
+            .collect();
+        match matches.as_slice() {
+            [one] => Ok(*one),
+            [] => Err(Error::UnknownCase(id.to_string())),
+            _ => Err(Error::AmbiguousCase(id.to_string())),
+        }
+    }
+
+    fn take_loaded(&mut self, doc: &DocId) -> Result<Loaded> {
+        if let Some(l) = self.loaded.remove(doc) {
+            return Ok(l);
+        }
+        let body = self
+            .store
+            .doc_body(doc)?
+            .ok_or_else(|| Error::UnknownCase(doc.to_hex()))?;
+        Loaded::load(&body, &self.device_id().0)
+    }
+
+    /// Reads a case.
+    pub fn read_case<T>(&mut self, id: &DocId, f: impl FnOnce(&CaseDoc) -> T) -> Result<T> {
+        let loaded = self.take_loaded(id)?;
+        let out = match &loaded {
+            Loaded::Case(c) => Ok(f(c)),
+            Loaded::Private(_) => Err(Error::UnknownCase(id.to_hex())),
+        };
+        self.loaded.insert(*id, loaded);
+        out
+    }
+
+    fn check_write(&self, doc: &DocId) -> Result<()> {
+        let meta = self
+            .doc_meta(doc)?
+            .ok_or_else(|| Error::Inconsistent(format!("no access log for {}", doc.short())))?;
+        match meta.role_of(&self.account_id(), now()) {
+            Some(r) if r >= Role::Write => Ok(()),
+            Some(r) => Err(Error::NotAllowed(format!("your role on this case is {r:?}"))),
+            None => Err(Error::NotAllowed("this case is no longer shared with you".into())),
+        }
+    }
+
+    /// Edits a case: runs `f`, stores the result and queues the new changes.
+    pub fn edit_case<T>(
+        &mut self,
+        id: &DocId,
+        what: &str,
+        f: impl FnOnce(&mut CaseDoc) -> Result<T>,
+    ) -> Result<T> {
+        self.check_write(id)?;
+        let mut loaded = self.take_loaded(id)?;
+        let Loaded::Case(case) = &mut loaded else {
+            return Err(Error::UnknownCase(id.to_hex()));
+        };
+        let heads = case.heads();
+        let out = f(case);
+        let changes = case.changes_since(&heads);
+        let result = match out {
+            Ok(v) => {
+                self.store_loaded(id, &mut loaded, &changes)?;
+                self.audit(what, Some(*id))?;
+                Ok(v)
+            }
+            Err(e) => {
+                // The failed edit may have touched the in-memory document; reload.
+                Err(e)
+            }
+        };
+        if result.is_ok() {
+            self.loaded.insert(*id, loaded);
+        }
+        result
+    }
+
+    /// Edits a case's private (psychotherapy notes) document.
+    pub fn edit_private<T>(
+        &mut self,
+        case_id: &DocId,
+        f: impl FnOnce(&mut PrivateDoc) -> Result<T>,
+    ) -> Result<T> {
+        let private_id = self.private_of(case_id)?;
+        self.check_write(&private_id)?;
+        let mut loaded = self.take_loaded(&private_id)?;
+        let Loaded::Private(p) = &mut loaded else {
+            return Err(Error::Inconsistent("the private document is not one".into()));
+        };
+        let heads = p.heads();
+        let out = f(p)?;
+        let changes = p.changes_since(&heads);
+        self.store_loaded(&private_id, &mut loaded, &changes)?;
+        self.loaded.insert(private_id, loaded);
+        self.audit("private note added", Some(*case_id))?;
+        Ok(out)
+    }
+
+    /// Reads a case's private document.
+    pub fn read_private<T>(&mut self, case_id: &DocId, f: impl FnOnce(&PrivateDoc) -> T) -> Result<T> {
+        let private_id = self.private_of(case_id)?;
+        let loaded = self.take_loaded(&private_id)?;
+        let out = match &loaded {
+            Loaded::Private(p) => Ok(f(p)),
+            Loaded::Case(_) => Err(Error::Inconsistent("the private document is not one".into())),
+        };
+        self.loaded.insert(private_id, loaded);
+        out
+    }
+
+    fn private_of(&self, case_id: &DocId) -> Result<DocId> {
+        self.cases()?
+            .into_iter()
+            .find(|(d, _)| d == case_id)
+            .and_then(|(_, s)| s.private_doc)
+            .ok_or_else(|| Error::UnknownCase(case_id.to_hex()))
+    }
+
+    /// Stores a document received whole (a snapshot), without loading it.
+    pub(crate) fn store_snapshot(&mut self, doc: &DocId, body: &[u8], summary: &[u8]) -> Result<()> {
+        self.loaded.remove(doc);
+        Ok(self.store.put_doc(doc, body, summary)?)
+    }
+
+    /// Applies a batch of incoming changes to a document in one call.
+    pub(crate) fn apply_batch(&mut self, doc: &DocId, batch: &[u8]) -> Result<()> {
+        let mut loaded = match self.loaded.remove(doc) {
+            Some(l) => l,
+            None => match self.store.doc_body(doc)? {
+                Some(body) => Loaded::load(&body, &self.device_id().0)?,
+                None => Loaded::load(batch, &self.device_id().0)?,
+            },
+        };
+        loaded.apply(batch)?;
+        let body = loaded.save();
+        let summary = serde_json_summary(&loaded.summary());
+        self.store.put_doc(doc, &body, &summary)?;
+        self.loaded.insert(*doc, loaded);
+        Ok(())
+    }
+
+    /// A document's sync record.
+    pub(crate) fn sync_record(&self, doc: &DocId) -> Result<DocSync> {
+        Ok(self.store.doc_sync(doc)?.unwrap_or_default())
+    }
+
+    /// The saved body and summary of a document, for a snapshot.
+    pub(crate) fn snapshot_body(&self, doc: &DocId) -> Result<Option<SnapshotBody>> {
+        let Some(body) = self.store.doc_body(doc)? else {
+            return Ok(None);
+        };
+        let summary = self
+            .store
+            .summaries()?
+            .into_iter()
+            .find(|(d, _)| d == doc)
+            .map(|(_, s)| s.to_vec())
+            .unwrap_or_default();
+        Ok(Some(SnapshotBody {
+            summary,
+            doc: body.to_vec(),
+        }))
+    }
+
+    /// Searches every case (and its private notes) for a phrase.
+    pub fn search(&mut self, needle: &str) -> Result<Vec<Hit>> {
+        let mut out = Vec::new();
+        for (id, summary) in self.cases()? {
+            let hits = self.read_case(&id, |c| c.search(needle))?;
+            let private = match summary.private_doc {
+                Some(_) => self.read_private(&id, |p| p.search(needle)).unwrap_or_default(),
+                None => Vec::new(),
+            };
+            for (hit, private) in hits
+                .into_iter()
+                .map(|h| (h, false))
+                .chain(private.into_iter().map(|h| (h, true)))
+            {
+                out.push(Hit {
+                    case: id,
+                    case_name: summary.name.clone(),
+                    private,
+                    note: hit.note_id,
+                    field: hit.field,
+                    snippet: hit.snippet,
+                });
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// One search result.
+#[derive(Clone, Debug, Serialize)]
+pub struct Hit {
+    pub case: DocId,
+    pub case_name: String,
+    /// Found in the case's private (psychotherapy) notes.
+    pub private: bool,
+    pub note: Option<String>,
+    pub field: String,
+    pub snippet: String,
+}
+
+/// Summaries are JSON inside their seal: readable by any later version.
+pub(crate) fn serde_json_summary(s: &Summary) -> Vec<u8> {
+    serde_json::to_vec(s).expect("a summary is plain data and always serializes")
+}

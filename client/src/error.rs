@@ -1,0 +1,55 @@
+//! The client library's error type: each variant says what went wrong and,
+//! where there is one, what to do about it.
+
+use casebook_shared::access::AccessError;
+use casebook_shared::account::AccountError;
+use casebook_shared::codec::CodecError;
+use casebook_shared::crypto::CryptoError;
+use casebook_shared::envelope::EnvelopeError;
+
+use crate::net::NetError;
+use crate::notes::NoteError;
+use crate::store::StoreError;
+
+/// A client operation failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Net(#[from] NetError),
+    #[error(transparent)]
+    Note(#[from] NoteError),
+    #[error("account log: {0}")]
+    Account(#[from] AccountError),
+    #[error("access log: {0}")]
+    Access(#[from] AccessError),
+    #[error("envelope: {0}")]
+    Envelope(#[from] EnvelopeError),
+    #[error("crypto: {0}")]
+    Crypto(#[from] CryptoError),
+    #[error("stored data does not decode: {0}")]
+    Codec(#[from] CodecError),
+    #[error("no case matches {0:?}: `casebook case list` shows the ids")]
+    UnknownCase(String),
+    #[error("{0:?} matches more than one case; give more of the id")]
+    AmbiguousCase(String),
+    #[error("no device matches {0:?}: `casebook device list` shows the ids")]
+    UnknownDevice(String),
+    #[error("not allowed: {0}")]
+    NotAllowed(String),
+    #[error("the relay shows less than this device has already seen ({0}); refusing it (rollback)")]
+    Rollback(String),
+    #[error("this device has been revoked from the account; it can no longer sync")]
+    Revoked,
+    #[error("pairing failed: {0}")]
+    Pairing(String),
+    #[error("recovery: {0}")]
+    Recovery(String),
+    #[error("local data is inconsistent: {0}")]
+    Inconsistent(String),
+}
+
+/// Shorthand.
+pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -1,0 +1,262 @@
+//! A device home: the opened local store, this device's identity, and the
+//! account keys it can reach. Everything the CLI does goes through [`Home`].
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use casebook_shared::account::{self, AccountState};
+use casebook_shared::codec;
+use casebook_shared::crypto::DhSecret;
+use casebook_shared::ids::{AccountId, DeviceId, DocId};
+use casebook_shared::signed::Signed;
+use zeroize::Zeroizing;
+
+use crate::docs::Loaded;
+use crate::error::{Error, Result};
+use crate::identity::{Identity, IdentityRecord};
+use crate::recovery;
+use crate::store::Store;
+
+/// The database file inside a home folder.
+pub const DB_FILE: &str = "casebook.db";
+
+/// Unix seconds now.
+pub fn now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+/// An opened device home.
+pub struct Home {
+    pub(crate) store: Store,
+    pub(crate) id: Identity,
+    /// Account keys by generation, as far as this device can reach.
+    pub(crate) account_keys: Vec<DhSecret>,
+    /// Documents kept loaded between operations (sync --watch applies into them).
+    pub(crate) loaded: HashMap<DocId, Loaded>,
+    dir: PathBuf,
+}
+
+impl std::fmt::Debug for Home {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Home({})", self.dir.display())
+    }
+}
+
+fn encode_keys(keys: &[DhSecret]) -> Zeroizing<Vec<u8>> {
+    let mut out = Zeroizing::new(Vec::with_capacity(keys.len() * 32));
+    for k in keys {
+        out.extend_from_slice(k.expose());
+    }
+    out
+}
+
+fn decode_keys(bytes: &[u8]) -> Vec<DhSecret> {
+    bytes
+        .chunks_exact(32)
+        .map(|c| DhSecret::from_bytes(c.try_into().expect("chunks_exact(32) yields 32 bytes")))
+        .collect()
+}
+
+impl Home {
+    fn db(dir: &Path) -> PathBuf {
+        dir.join(DB_FILE)
+    }
+
+    /// Whether `dir` holds a home.
+    pub fn exists(dir: &Path) -> bool {
+        Self::db(dir).exists()
+    }
+
+    fn create_store(dir: &Path, passphrase: &[u8]) -> Result<Store> {
+        std::fs::create_dir_all(dir).map_err(|e| {
+            Error::Inconsistent(format!("cannot create {}: {e}", dir.display()))
+        })?;
+        Ok(Store::create(&Self::db(dir), passphrase)?)
+    }
+
+    /// Sets up a new account with this as its first device, and a recovery
+    /// key listed as a paper device. Returns the recovery words, to show once.
+    pub fn init(
+        dir: &Path,
+        passphrase: &[u8],
+        name: &str,
+        relay: &str,
+        fingerprint: [u8; 32],
+    ) -> Result<(Home, Zeroizing<String>)> {
+        let store = Self::create_store(dir, passphrase)?;
+        let signer = casebook_shared::crypto::DeviceSigner::generate();
+        let dh = DhSecret::generate();
+        let (genesis, account_key) = account::genesis(&signer, &dh, now());
+        let mut state = AccountState::from_genesis(&genesis)?;
+        let (words, paper) = recovery::generate();
+        let add_paper = account::add_device(&state, &signer, &account_key, paper.info(), now())?;
+        state.apply(&add_paper)?;
+        let id = Identity::new(signer, dh, state.id, name.to_string(), relay.to_string(), fingerprint);
+        let mut home = Home {
+            store,
+            id,
+            account_keys: vec![account_key],
+            loaded: HashMap::new(),
+            dir: dir.to_path_buf(),
+        };
+        home.store.transaction(|s| {
+            s.append_log(&state.id.0, 0, &[codec::encode(&genesis), codec::encode(&add_paper)])?;
+            s.put_secret("account_keys", &encode_keys(&home.account_keys))?;
+            s.put_secret("identity", &codec::encode(&home.id.record))
+        })?;
+        home.audit("store created; account set up", None)?;
+        Ok((home, words))
+    }
+
+    /// Makes a home for a device that joins an existing account (pairing or
+    /// recovery). Its account log and keys arrive with the first sync.
+    pub(crate) fn create_joined(dir: &Path, passphrase: &[u8], mut id: Identity) -> Result<Home> {
+        let store = Self::create_store(dir, passphrase)?;
+        id.record.registered = true;
+        store.put_secret("identity", &codec::encode(&id.record))?;
+        Ok(Home {
+            store,
+            id,
+            account_keys: Vec::new(),
+            loaded: HashMap::new(),
+            dir: dir.to_path_buf(),
+        })
+    }
+
+    /// Opens a home; a wrong passphrase is a clear error.
+    pub fn open(dir: &Path, passphrase: &[u8]) -> Result<Home> {
+        let store = Store::open(&Self::db(dir), passphrase)?;
+        let record: IdentityRecord = codec::decode(
+            &store
+                .get_secret("identity")?
+                .ok_or_else(|| Error::Inconsistent("the identity record is missing".into()))?,
+        )?;
+        let account_keys = store
+            .get_secret("account_keys")?
+            .map(|b| decode_keys(&b))
+            .unwrap_or_default();
+        Ok(Home {
+            store,
+            id: Identity::from_record(record),
+            account_keys,
+            loaded: HashMap::new(),
+            dir: dir.to_path_buf(),
+        })
+    }
+
+    /// The home's folder.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// This device's id.
+    pub fn device_id(&self) -> DeviceId {
+        self.id.signer.device_id()
+    }
+
+    /// The account's id.
+    pub fn account_id(&self) -> AccountId {
+        self.id.record.account
+    }
+
+    /// The practitioner's name as set at `init`.
+    pub fn name(&self) -> &str {
+        &self.id.record.name
+    }
+
+    /// The relay address and pinned fingerprint.
+    pub fn relay(&self) -> (&str, [u8; 32]) {
+        (&self.id.record.relay, self.id.record.fingerprint)
+    }
+
+    pub(crate) fn save_identity(&self) -> Result<()> {
+        Ok(self
+            .store
+            .put_secret("identity", &codec::encode(&self.id.record))?)
+    }
+
+    /// The account log as this device holds it.
+    pub fn account_log(&self) -> Result<Vec<Signed>> {
+        self.account_log_of(&self.account_id())
+    }
+
+    /// A stored account log (this account's or a colleague's).
+    pub(crate) fn account_log_of(&self, account: &AccountId) -> Result<Vec<Signed>> {
+        self.store
+            .log(&account.0)?
+            .iter()
+            .map(|b| codec::decode(b).map_err(Error::from))
+            .collect()
+    }
+
+    /// The verified state of the account log this device holds.
+    pub fn account_state(&self) -> Result<AccountState> {
+        Ok(AccountState::verify_log(&self.account_log()?)?)
+    }
+
+    /// Stores new entries of this account's log (already verified by the
+    /// caller against the whole chain) and recomputes the reachable keys.
+    pub(crate) fn extend_account_log(&mut self, first_seq: u64, entries: &[Signed]) -> Result<()> {
+        let encoded: Vec<Vec<u8>> = entries.iter().map(codec::encode).collect();
+        self.store.append_log(&self.account_id().0, first_seq, &encoded)?;
+        let log = self.account_log()?;
+        match account::account_keys(&log, &self.account_id(), &self.device_id(), &self.id.dh) {
+            Ok(keys) => {
+                self.account_keys = keys;
+                self.store
+                    .put_secret("account_keys", &encode_keys(&self.account_keys))?;
+            }
+            // Revoked devices get no new generation; keep what we had.
+            Err(e) if self.account_keys.is_empty() => return Err(e.into()),
+            Err(_) => {}
+        }
+        Ok(())
+    }
+
+    /// The current account key, if this device holds it.
+    pub(crate) fn current_account_key(&self, state: &AccountState) -> Result<&DhSecret> {
+        self.account_keys
+            .get(state.key.generation as usize)
+            .ok_or(Error::Revoked)
+    }
+
+    /// Records an audit entry (sealed like everything else).
+    pub(crate) fn audit(&self, what: &str, case: Option<DocId>) -> Result<()> {
+        let rec = AuditRecord {
+            at: now(),
+            device: self.device_id(),
+            case,
+            what: what.to_string(),
+        };
+        Ok(self.store.push_audit(&codec::encode(&rec))?)
+    }
+
+    /// The local audit trail, newest first.
+    pub fn audit_trail(&self) -> Result<Vec<AuditRecord>> {
+        let mut out: Vec<AuditRecord> = self
+            .store
+            .audit()?
+            .iter()
+            .map(|b| codec::decode(b).map_err(Error::from))
+            .collect::<Result<_>>()?;
+        out.reverse();
+        Ok(out)
+    }
+
+    /// Changes waiting for the relay.
+    pub fn pending(&self) -> Result<u64> {
+        Ok(self.store.outbox_len()?)
+    }
+}
+
+/// One audit trail entry.
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
+pub struct AuditRecord {
+    pub at: u64,
+    pub device: DeviceId,
+    pub case: Option<DocId>,
+    pub what: String,
+}

@@ -1,0 +1,15 @@
+//! The casebook client: an encrypted local store of case files and session
+//! notes, merged across devices with Automerge and synced through a relay
+//! that only ever holds ciphertext.
+
+pub mod docs;
+pub mod error;
+pub mod home;
+pub mod identity;
+pub mod net;
+pub mod notes;
+pub mod recovery;
+pub mod store;
+
+pub use error::{Error, Result};
+pub use home::Home;

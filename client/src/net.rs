@@ -1,0 +1,259 @@
+//! The client's QUIC connection to a relay, pinned to the relay's certificate
+//! fingerprint: no certificate authority is trusted, only the fingerprint the
+//! person copied from the relay.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use casebook_shared::codec::{self, MAX_FRAME};
+use casebook_shared::crypto::DeviceSigner;
+use casebook_shared::frames::{self, ErrorCode, Request, Response};
+use casebook_shared::ids::{AccountId, DocId};
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
+use rustls::{DigitallySignedStruct, SignatureScheme};
+use sha2::{Digest, Sha256};
+
+/// A network or relay failure.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum NetError {
+    #[error("cannot resolve relay address {0}")]
+    Resolve(String),
+    #[error("cannot reach the relay at {addr}: {reason}")]
+    Connect { addr: String, reason: String },
+    #[error("connection to the relay failed: {0}")]
+    Io(String),
+    #[error("the relay refused: {reason} ({code:?})")]
+    Relay { code: ErrorCode, reason: String },
+    #[error("the relay sent something unexpected: {0}")]
+    Protocol(String),
+}
+
+impl NetError {
+    /// The relay's error code, if the relay answered with an error.
+    pub fn code(&self) -> Option<ErrorCode> {
+        match self {
+            NetError::Relay { code, .. } => Some(*code),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Debug)]
+struct Pinned {
+    fingerprint: [u8; 32],
+    provider: Arc<rustls::crypto::CryptoProvider>,
+}
+
+impl ServerCertVerifier for Pinned {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _server_name: &ServerName<'_>,
+        _ocsp: &[u8],
+        _now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        let got: [u8; 32] = Sha256::digest(end_entity.as_ref()).into();
+        if got == self.fingerprint {
+            Ok(ServerCertVerified::assertion())
+        } else {
+            Err(rustls::Error::General(format!(
+                "relay certificate fingerprint is sha256:{}, not the pinned one",
+                hex::encode(got)
+            )))
+        }
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        _message: &[u8],
+        _cert: &CertificateDer<'_>,
+        _dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        Err(rustls::Error::General("TLS 1.2 is not used".into()))
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.provider.signature_verification_algorithms,
+        )
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.provider
+            .signature_verification_algorithms
+            .supported_schemes()
+    }
+}
+
+/// An open connection to a relay.
+pub struct Relay {
+    endpoint: quinn::Endpoint,
+    conn: quinn::Connection,
+    fingerprint: [u8; 32],
+}
+
+/// A stream of "document D has new changes" pushes.
+pub struct Subscription {
+    recv: quinn::RecvStream,
+    _send: quinn::SendStream,
+}
+
+async fn read_frame(recv: &mut quinn::RecvStream) -> Result<Option<Response>, NetError> {
+    let mut prefix = [0u8; 4];
+    match recv.read_exact(&mut prefix).await {
+        Ok(()) => {}
+        Err(quinn::ReadExactError::FinishedEarly(0)) => return Ok(None),
+        Err(e) => return Err(NetError::Io(e.to_string())),
+    }
+    let len = codec::frame_len(prefix).map_err(|e| NetError::Protocol(e.to_string()))?;
+    let mut body = vec![0u8; len];
+    recv.read_exact(&mut body)
+        .await
+        .map_err(|e| NetError::Io(e.to_string()))?;
+    codec::decode(&body)
+        .map(Some)
+        .map_err(|e| NetError::Protocol(e.to_string()))
+}
+
+impl Subscription {
+    /// The next pushed change; `None` when the relay closed the stream.
+    pub async fn next(&mut self) -> Result<Option<(DocId, u64)>, NetError> {
+        match read_frame(&mut self.recv).await? {
+            Some(Response::Notify { doc, seq }) => Ok(Some((doc, seq))),
+            Some(other) => Err(NetError::Protocol(format!("unexpected push {other:?}"))),
+            None => Ok(None),
+        }
+    }
+}
+
+impl Relay {
+    /// Connects over QUIC, accepting only the certificate with this fingerprint.
+    pub async fn connect(addr: &str, fingerprint: [u8; 32]) -> Result<Relay, NetError> {
+        let target: SocketAddr = tokio::net::lookup_host(addr)
+            .await
+            .map_err(|_| NetError::Resolve(addr.to_string()))?
+            .next()
+            .ok_or_else(|| NetError::Resolve(addr.to_string()))?;
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let mut tls = rustls::ClientConfig::builder_with_provider(provider.clone())
+            .with_protocol_versions(&[&rustls::version::TLS13])
+            .map_err(|e| NetError::Protocol(e.to_string()))?
+            .dangerous()
+            .with_custom_certificate_verifier(Arc::new(Pinned {
+                fingerprint,
+                provider,
+            }))
+            .with_no_client_auth();
+        tls.alpn_protocols = vec![casebook_shared::ALPN.to_vec()];
+        let quic = quinn::crypto::rustls::QuicClientConfig::try_from(tls)
+            .map_err(|e| NetError::Protocol(e.to_string()))?;
+        let mut config = quinn::ClientConfig::new(Arc::new(quic));
+        let mut transport = quinn::TransportConfig::default();
+        transport.keep_alive_interval(Some(std::time::Duration::from_secs(10)));
+        config.transport_config(Arc::new(transport));
+        let bind: SocketAddr = if target.is_ipv6() {
+            "[::]:0".parse().expect("a valid literal address")
+        } else {
+            "0.0.0.0:0".parse().expect("a valid literal address")
+        };
+        let connect_err = |reason: String| NetError::Connect {
+            addr: addr.to_string(),
+            reason,
+        };
+        let mut endpoint = quinn::Endpoint::client(bind).map_err(|e| connect_err(e.to_string()))?;
+        endpoint.set_default_client_config(config);
+        let connecting = endpoint
+            .connect(target, "casebook-relay")
+            .map_err(|e| connect_err(e.to_string()))?;
+        let conn = tokio::time::timeout(std::time::Duration::from_secs(10), connecting)
+            .await
+            .map_err(|_| connect_err("timed out".into()))?
+            .map_err(|e| connect_err(e.to_string()))?;
+        Ok(Relay {
+            endpoint,
+            conn,
+            fingerprint,
+        })
+    }
+
+    /// Sends one request on its own stream and reads the answer. An error
+    /// frame from the relay becomes [`NetError::Relay`].
+    pub async fn request(&self, req: &Request) -> Result<Response, NetError> {
+        let (mut send, mut recv) = self
+            .conn
+            .open_bi()
+            .await
+            .map_err(|e| NetError::Io(e.to_string()))?;
+        send.write_all(&codec::frame(req))
+            .await
+            .map_err(|e| NetError::Io(e.to_string()))?;
+        send.finish().map_err(|e| NetError::Io(e.to_string()))?;
+        let bytes = recv
+            .read_to_end(MAX_FRAME + 4)
+            .await
+            .map_err(|e| NetError::Io(e.to_string()))?;
+        match codec::unframe::<Response>(&bytes).map_err(|e| NetError::Protocol(e.to_string()))? {
+            Response::Error { code, reason } => Err(NetError::Relay { code, reason }),
+            r => Ok(r),
+        }
+    }
+
+    /// Proves this connection belongs to the device; returns its account.
+    pub async fn authenticate(
+        &self,
+        signer: &DeviceSigner,
+        account: Option<AccountId>,
+    ) -> Result<AccountId, NetError> {
+        let Response::Challenge { nonce } = self.request(&Request::Challenge).await? else {
+            return Err(NetError::Protocol("expected a challenge".into()));
+        };
+        let device = signer.device_id();
+        let msg = frames::auth_message(&self.fingerprint, &nonce, account.as_ref(), &device);
+        let sig = signer.sign(frames::AUTH_LABEL, &msg);
+        match self
+            .request(&Request::Auth {
+                account,
+                device,
+                sig,
+            })
+            .await?
+        {
+            Response::Authenticated { account } => Ok(account),
+            other => Err(NetError::Protocol(format!("unexpected answer {other:?}"))),
+        }
+    }
+
+    /// Opens the push stream.
+    pub async fn subscribe(&self) -> Result<Subscription, NetError> {
+        let (mut send, mut recv) = self
+            .conn
+            .open_bi()
+            .await
+            .map_err(|e| NetError::Io(e.to_string()))?;
+        send.write_all(&codec::frame(&Request::Subscribe))
+            .await
+            .map_err(|e| NetError::Io(e.to_string()))?;
+        match read_frame(&mut recv).await? {
+            Some(Response::Ok) => Ok(Subscription { recv, _send: send }),
+            Some(Response::Error { code, reason }) => Err(NetError::Relay { code, reason }),
+            other => Err(NetError::Protocol(format!("unexpected answer {other:?}"))),
+        }
+    }
+
+    /// Closes the connection politely.
+    pub async fn close(self) {
+        self.conn.close(0u32.into(), b"bye");
+        self.endpoint.wait_idle().await;
+    }
+}

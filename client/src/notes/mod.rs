@@ -1,0 +1,97 @@
+//! Case files and session notes as Automerge documents.
+//!
+//! Each case is two documents: a [`CaseDoc`] with the case's name, profile and
+//! session notes, and a [`PrivateDoc`] for psychotherapy (process) notes. The
+//! private notes live apart because the law treats them apart: they are shared
+//! with no colleague and left out of an ordinary records export, so a separate
+//! document (with its own key) is simpler than filtering one.
+//!
+//! Devices merge edits with Automerge. Every device writes as its own actor,
+//! text fields are Automerge `Text` edited with minimal splices, and every
+//! object a later edit touches is created when its parent is, so two devices
+//! never race to create the same field and lose one side's words.
+//!
+//! Sync moves opaque byte batches: [`CaseDoc::changes_since`] on one side,
+//! [`CaseDoc::apply`] on the other. A batch is validated before any of it is
+//! applied, and a batch that fails leaves the document as it was.
+
+mod case;
+mod format;
+mod note;
+mod private;
+#[cfg(test)]
+mod proptests;
+mod replica;
+mod search;
+mod template;
+#[cfg(test)]
+mod tests;
+
+pub use automerge::ChangeHash;
+pub use case::CaseDoc;
+pub use format::{
+    COMMON_FIELDS, NoteFormat, PROFILE_FIELDS, SCALAR_FIELDS, new_note_id, parse_date,
+    parse_duration, parse_start_time,
+};
+pub use note::{CaseSummary, Note, NoteInput, NoteSummary, Profile, Remark};
+pub use private::{PrivateDoc, PrivateEntry};
+pub use search::SearchHit;
+pub use template::{
+    markdown_to_fields, markdown_to_profile, note_to_markdown, profile_to_markdown,
+};
+
+/// What can go wrong reading or changing a case or private-notes document.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum NoteError {
+    #[error("unknown note format {0:?}; valid formats: soap, dap, birp, free")]
+    UnknownFormat(String),
+    #[error("invalid date {0:?}: expected a calendar date written YYYY-MM-DD")]
+    InvalidDate(String),
+    #[error("invalid start time {0:?}: expected a 24-hour time written HH:MM")]
+    InvalidTime(String),
+    #[error("invalid duration {0:?}: expected whole minutes from 1 to 1440")]
+    InvalidDuration(String),
+    #[error("unknown field {field:?} for {context}; valid fields: {valid}")]
+    UnknownField {
+        field: String,
+        context: String,
+        valid: String,
+    },
+    #[error("field {0:?} is given more than once")]
+    DuplicateField(String),
+    #[error("invalid note id {0:?}: use 1 to 64 letters, digits, '-' or '_'")]
+    InvalidNoteId(String),
+    #[error("a note with id {0} already exists in this case")]
+    NoteExists(String),
+    #[error("no note {0} in this case")]
+    NoSuchNote(String),
+    #[error("note id prefix {0:?} matches more than one note: {1}")]
+    AmbiguousNoteId(String, String),
+    #[error("note {0} is signed and can no longer be edited; add an addendum instead")]
+    Signed(String),
+    #[error("note {0} is not signed yet; edit the note itself (addenda are for signed notes)")]
+    NotSigned(String),
+    #[error("{0} must not be empty")]
+    Empty(&'static str),
+    #[error("no private entry {0}")]
+    NoSuchEntry(String),
+    #[error("text before the first \"## field\" heading: {0:?}")]
+    TextBeforeHeading(String),
+    #[error("not a {expected} document (its kind is {found:?})")]
+    WrongKind {
+        expected: &'static str,
+        found: String,
+    },
+    #[error(
+        "these changes belong to a different {0} document (they would give it a second {1:?}); nothing was applied"
+    )]
+    ForeignChanges(&'static str, &'static str),
+    #[error("malformed document data: {0}")]
+    Malformed(String),
+    #[error("Automerge: {0}")]
+    Automerge(#[from] automerge::AutomergeError),
+}
+
+/// Results in this module.
+pub type Result<T, E = NoteError> = std::result::Result<T, E>;

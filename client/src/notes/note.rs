@@ -1,0 +1,233 @@
+//! Plain values read out of a case document, and the readers that build them.
+//!
+//! Readers never fail: a field that is missing or of the wrong type reads as
+//! empty, so a damaged document or one from another client version still
+//! shows whatever it holds. Whole notes are read from a hydrated copy; the
+//! few checks before an edit read the live document.
+
+use super::format::{NoteFormat, SCALAR_FIELDS};
+use super::replica::{hydrated_string, string};
+use automerge::{ObjId, ReadDoc, hydrate};
+use casebook_shared::ids::DocId;
+use serde::{Deserialize, Serialize, Serializer};
+
+/// What a new note starts with.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NoteInput {
+    /// The session date, `YYYY-MM-DD`.
+    pub date: String,
+    /// The session start, `HH:MM`.
+    pub start_time: Option<String>,
+    /// The session length in minutes.
+    pub duration: Option<u32>,
+    pub format: NoteFormat,
+    /// `(field, value)` pairs: the format's sections, [`COMMON_FIELDS`], or
+    /// [`SCALAR_FIELDS`] (which override the fields above, so an editor
+    /// template can carry them).
+    ///
+    /// [`COMMON_FIELDS`]: super::COMMON_FIELDS
+    pub fields: Vec<(String, String)>,
+}
+
+impl NoteInput {
+    /// An input with no times and no text yet.
+    pub fn new(date: impl Into<String>, format: NoteFormat) -> Self {
+        Self {
+            date: date.into(),
+            start_time: None,
+            duration: None,
+            format,
+            fields: Vec::new(),
+        }
+    }
+}
+
+/// A session note as it reads now.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Note {
+    pub id: String,
+    pub date: String,
+    pub start_time: Option<String>,
+    pub duration: Option<u32>,
+    pub format: NoteFormat,
+    pub created_by: String,
+    pub signed_by: Option<String>,
+    pub signed_at: Option<String>,
+    /// Every text field: the format's sections, then the common fields, then
+    /// any other text field a newer client wrote. Printed as a JSON object in
+    /// this order.
+    #[serde(serialize_with = "ordered_map")]
+    pub fields: Vec<(String, String)>,
+    /// Additions after signing, oldest first.
+    pub addenda: Vec<Remark>,
+    /// Colleagues' comments, in the order they merged.
+    pub comments: Vec<Remark>,
+}
+
+impl Note {
+    /// A text field's value; empty if the note has no such field.
+    pub fn field(&self, name: &str) -> &str {
+        self.fields
+            .iter()
+            .find(|(k, _)| k == name)
+            .map_or("", |(_, v)| v)
+    }
+
+    pub fn is_signed(&self) -> bool {
+        self.signed_by.is_some()
+    }
+
+    /// The [`SCALAR_FIELDS`] and text fields as `(name, value)` pairs, the
+    /// shape [`CaseDoc::edit_note`](super::CaseDoc::edit_note) and the editor
+    /// template take.
+    pub fn editable_fields(&self) -> Vec<(String, String)> {
+        let scalars = [
+            self.date.clone(),
+            self.start_time.clone().unwrap_or_default(),
+            self.duration.map(|d| d.to_string()).unwrap_or_default(),
+        ];
+        SCALAR_FIELDS
+            .iter()
+            .map(|f| f.to_string())
+            .zip(scalars)
+            .chain(self.fields.iter().cloned())
+            .collect()
+    }
+}
+
+/// An addendum or a comment: appended, never edited.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Remark {
+    /// When, as the caller wrote it (RFC 3339).
+    pub at: String,
+    /// Who: a device id in hex.
+    pub by: String,
+    pub text: String,
+}
+
+/// A case's profile: the few things that hold across sessions.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Profile {
+    pub presenting_concerns: String,
+    pub treatment_plan: String,
+    pub goals: String,
+}
+
+impl Profile {
+    /// `(field, value)` pairs in [`PROFILE_FIELDS`](super::PROFILE_FIELDS) order.
+    pub fn fields(&self) -> Vec<(String, String)> {
+        [
+            ("presenting_concerns", &self.presenting_concerns),
+            ("treatment_plan", &self.treatment_plan),
+            ("goals", &self.goals),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v.clone()))
+        .collect()
+    }
+}
+
+/// What a case listing shows, stored beside the saved document so that
+/// listing cases never loads Automerge.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CaseSummary {
+    pub name: String,
+    pub created: String,
+    pub private_doc: Option<DocId>,
+    /// Sorted by date, then id.
+    pub notes: Vec<NoteSummary>,
+}
+
+/// One line of a case listing.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NoteSummary {
+    pub id: String,
+    pub date: String,
+    pub start_time: Option<String>,
+    pub format: NoteFormat,
+    pub signed: bool,
+}
+
+/// Prints `(key, value)` pairs as a map, keeping their order.
+fn ordered_map<S: Serializer>(fields: &[(String, String)], s: S) -> Result<S::Ok, S::Error> {
+    s.collect_map(fields.iter().map(|(k, v)| (k, v)))
+}
+
+/// A note's format; a missing or unknown one reads as free text, whose
+/// reader still shows every text field the note holds.
+pub(crate) fn read_format(doc: &impl ReadDoc, obj: &ObjId) -> NoteFormat {
+    string(doc, obj, "format")
+        .and_then(|f| NoteFormat::parse(&f).ok())
+        .unwrap_or(NoteFormat::Free)
+}
+
+/// A string value, treating absent and empty alike.
+fn optional(doc: &impl ReadDoc, obj: &ObjId, key: &str) -> Option<String> {
+    string(doc, obj, key).filter(|s| !s.is_empty())
+}
+
+pub(crate) fn is_signed(doc: &impl ReadDoc, obj: &ObjId) -> bool {
+    optional(doc, obj, "signed_by").is_some()
+}
+
+pub(crate) fn read_summary(doc: &impl ReadDoc, id: &str, obj: &ObjId) -> NoteSummary {
+    NoteSummary {
+        id: id.to_owned(),
+        date: string(doc, obj, "date").unwrap_or_default(),
+        start_time: optional(doc, obj, "start_time"),
+        format: read_format(doc, obj),
+        signed: is_signed(doc, obj),
+    }
+}
+
+pub(crate) fn read_note(id: &str, note: &hydrate::Map) -> Note {
+    let get = |key| hydrated_string(note, key);
+    let optional = |key| get(key).filter(|s| !s.is_empty());
+    let format = get("format")
+        .and_then(|f| NoteFormat::parse(&f).ok())
+        .unwrap_or(NoteFormat::Free);
+    let mut fields: Vec<(String, String)> = format
+        .text_fields()
+        .map(|f| (f.to_owned(), get(f).unwrap_or_default()))
+        .collect();
+    let mut extra: Vec<(String, String)> = note
+        .iter()
+        .filter(|(key, _)| !format.has_text_field(key))
+        .filter_map(|(key, v)| match &v.value {
+            hydrate::Value::Text(t) => Some((key.clone(), String::from(t))),
+            _ => None,
+        })
+        .collect();
+    extra.sort();
+    fields.extend(extra);
+    Note {
+        id: id.to_owned(),
+        date: get("date").unwrap_or_default(),
+        start_time: optional("start_time"),
+        duration: get("duration").and_then(|d| d.trim().parse().ok()),
+        format,
+        created_by: get("created_by").unwrap_or_default(),
+        signed_by: optional("signed_by"),
+        signed_at: optional("signed_at"),
+        fields,
+        addenda: read_remarks(note, "addenda"),
+        comments: read_remarks(note, "comments"),
+    }
+}
+
+/// The `{at, by, text}` maps in a list.
+fn read_remarks(note: &hydrate::Map, key: &str) -> Vec<Remark> {
+    let Some(hydrate::Value::List(list)) = note.get(key) else {
+        return Vec::new();
+    };
+    list.iter()
+        .filter_map(|item| match &item.value {
+            hydrate::Value::Map(m) => Some(Remark {
+                at: hydrated_string(m, "at").unwrap_or_default(),
+                by: hydrated_string(m, "by").unwrap_or_default(),
+                text: hydrated_string(m, "text").unwrap_or_default(),
+            }),
+            _ => None,
+        })
+        .collect()
+}

@@ -1,0 +1,352 @@
+//! One device's copy of an Automerge document: loading, saving and exchanging
+//! changes, shared by [`CaseDoc`](super::CaseDoc) and
+//! [`PrivateDoc`](super::PrivateDoc), plus forgiving readers for the values
+//! inside.
+//!
+//! Bytes reaching this module come from disk or from other devices, so every
+//! decode is checked in full before it touches the live document, and a panic
+//! inside Automerge's decoder becomes an error instead of taking the app down.
+
+use super::{NoteError, Result};
+use automerge::transaction::Transactable;
+use automerge::{
+    ActorId, AutoCommit, Automerge, AutomergeError, Change, ChangeHash, ObjId, ObjType, Prop, ROOT,
+    ReadDoc, ScalarValue, Value, hydrate,
+};
+use std::panic::{AssertUnwindSafe, catch_unwind};
+
+/// A document plus what makes it a *kind* of document: the root `kind`
+/// value, and the root keys written once at creation.
+pub(crate) struct Replica {
+    pub(crate) doc: AutoCommit,
+    kind: &'static str,
+    /// Root keys set once when the document is created. After a merge each
+    /// must still hold one value: two values mean the changes came from a
+    /// different document that was created separately.
+    identity: &'static [&'static str],
+}
+
+impl Replica {
+    /// A new empty document written by `actor`.
+    pub(crate) fn new(
+        kind: &'static str,
+        identity: &'static [&'static str],
+        actor: &[u8],
+    ) -> Result<Self> {
+        let mut doc = AutoCommit::new();
+        doc.set_actor(ActorId::from(actor));
+        doc.put(ROOT, "kind", kind)?;
+        Ok(Self {
+            doc,
+            kind,
+            identity,
+        })
+    }
+
+    /// Loads a saved document (or a whole history of changes) and checks its
+    /// kind.
+    pub(crate) fn load(
+        kind: &'static str,
+        identity: &'static [&'static str],
+        bytes: &[u8],
+        actor: &[u8],
+    ) -> Result<Self> {
+        let mut doc = guarded("loading", || AutoCommit::load(bytes))?;
+        doc.set_actor(ActorId::from(actor));
+        let replica = Self {
+            doc,
+            kind,
+            identity,
+        };
+        replica.check_kind()?;
+        Ok(replica)
+    }
+
+    /// Runs one logical edit as one Automerge change: committed if `f`
+    /// succeeds, rolled back whole if it fails, so an error never leaves half
+    /// an edit behind to be synced.
+    pub(crate) fn write<T>(&mut self, f: impl FnOnce(&mut AutoCommit) -> Result<T>) -> Result<T> {
+        match f(&mut self.doc) {
+            Ok(v) => {
+                self.doc.commit();
+                Ok(v)
+            }
+            Err(e) => {
+                self.doc.rollback();
+                Err(e)
+            }
+        }
+    }
+
+    pub(crate) fn save(&mut self) -> Vec<u8> {
+        self.doc.save()
+    }
+
+    pub(crate) fn heads(&mut self) -> Vec<ChangeHash> {
+        self.doc.get_heads()
+    }
+
+    /// Changes not reachable from `heads`, as concatenated change chunks.
+    /// Hashes this document does not know are ignored, so a peer's heads can
+    /// be passed as they are.
+    pub(crate) fn changes_since(&mut self, heads: &[ChangeHash]) -> Vec<u8> {
+        self.doc
+            .get_changes(heads)
+            .iter()
+            .flat_map(|c| c.raw_bytes().iter().copied())
+            .collect()
+    }
+
+    /// Applies a batch of changes or a saved document, all or nothing.
+    ///
+    /// Automerge's incremental load skips chunks it cannot parse without
+    /// saying so, so the batch is first decoded on its own, where every fault
+    /// is an error. Missing dependencies are not a fault: such changes wait,
+    /// unapplied, until their dependencies arrive (see [`Self::missing_deps`]).
+    /// The batch is then applied to a copy that replaces the document only
+    /// once it has been checked to still be the same document.
+    ///
+    /// Returns how many changes were applied, counting waiting changes when
+    /// they are applied; a duplicate batch returns 0.
+    pub(crate) fn apply(&mut self, bytes: &[u8]) -> Result<usize> {
+        if self.all_known(bytes) {
+            return Ok(0);
+        }
+        guarded("decoding changes", || match Automerge::load(bytes) {
+            Ok(_) | Err(AutomergeError::MissingDeps) => Ok(()),
+            Err(e) => Err(e),
+        })?;
+        let mut trial = self.doc.clone();
+        let before = trial.stats().num_changes;
+        guarded("applying changes", || trial.load_incremental(bytes))?;
+        let after = Self {
+            doc: trial,
+            kind: self.kind,
+            identity: self.identity,
+        };
+        after.check_kind()?;
+        if let Some(key) = after
+            .identity
+            .iter()
+            .find(|key| after.doc.get_all(ROOT, **key).is_ok_and(|v| v.len() > 1))
+        {
+            return Err(NoteError::ForeignChanges(self.kind, key));
+        }
+        let new = after.doc.stats().num_changes.saturating_sub(before);
+        self.doc = after.doc;
+        Ok(usize::try_from(new).unwrap_or(usize::MAX))
+    }
+
+    /// Whether `bytes` holds only changes this document already has.
+    /// Applying anything costs time in proportion to the whole document,
+    /// even a batch of duplicates, so echoes and resends are caught here. Any
+    /// doubt (a document chunk, a chunk that does not decode) answers no and
+    /// leaves the batch to the full path.
+    fn all_known(&mut self, bytes: &[u8]) -> bool {
+        let Some(chunks) = split_chunks(bytes) else {
+            return false;
+        };
+        let hashes: Option<Vec<ChangeHash>> = chunks
+            .into_iter()
+            .map(|c| {
+                let hash = catch_unwind(|| Change::try_from(c)).ok()?.ok()?.hash();
+                // Decoding does not check the checksum (the hash's first
+                // bytes); a known change with a wrong one is damaged data.
+                (hash.as_ref().get(..4) == c.get(4..8)).then_some(hash)
+            })
+            .collect();
+        match hashes {
+            Some(h) if !h.is_empty() => self.doc.get_missing_deps(&h).is_empty(),
+            _ => false,
+        }
+    }
+
+    /// Hashes of changes that arrived changes depend on but that have not
+    /// arrived themselves. The waiting changes are kept by [`Self::save`]
+    /// (after the document) and applied as soon as what they need arrives.
+    pub(crate) fn missing_deps(&mut self) -> Vec<ChangeHash> {
+        self.doc.get_missing_deps(&[])
+    }
+
+    fn check_kind(&self) -> Result<()> {
+        match string(&self.doc, &ROOT, "kind") {
+            Some(k) if k == self.kind => Ok(()),
+            found => Err(NoteError::WrongKind {
+                expected: self.kind,
+                found: found.unwrap_or_default(),
+            }),
+        }
+    }
+}
+
+/// Runs an Automerge decode, turning a panic into an error. The decoder is
+/// large and reads bytes from other devices and from disk; a bug there must
+/// cost one batch, not the app. Nothing outlives a panic: callers decode into
+/// values they throw away on error.
+fn guarded<T>(what: &str, f: impl FnOnce() -> std::result::Result<T, AutomergeError>) -> Result<T> {
+    match catch_unwind(AssertUnwindSafe(f)) {
+        Ok(Ok(v)) => Ok(v),
+        Ok(Err(e)) => Err(NoteError::Malformed(format!("{what}: {e}"))),
+        Err(_) => Err(NoteError::Malformed(format!(
+            "{what}: the Automerge decoder failed on this data"
+        ))),
+    }
+}
+
+/// Splits concatenated change chunks, or `None` if the bytes are anything
+/// else. A chunk is the magic bytes, a 4-byte checksum, a type byte
+/// (1 = change, 2 = compressed change), a LEB128 length and the body.
+fn split_chunks(mut bytes: &[u8]) -> Option<Vec<&[u8]>> {
+    const MAGIC: [u8; 4] = [0x85, 0x6f, 0x4a, 0x83];
+    let mut chunks = Vec::new();
+    while !bytes.is_empty() {
+        if bytes.get(..4)? != MAGIC || !matches!(bytes.get(8)?, 1 | 2) {
+            return None;
+        }
+        let (mut len, mut at) = (0u64, 9);
+        loop {
+            let b = *bytes.get(at)?;
+            len |= u64::from(b & 0x7f).checked_shl(7 * (at as u32 - 9))?;
+            at += 1;
+            if b & 0x80 == 0 {
+                break;
+            }
+            if at > 18 {
+                return None;
+            }
+        }
+        let end = at.checked_add(usize::try_from(len).ok()?)?;
+        chunks.push(bytes.get(..end)?);
+        bytes = &bytes[end..];
+    }
+    Some(chunks)
+}
+
+/// The child object at `prop` if it has type `ty`.
+pub(crate) fn child(
+    doc: &impl ReadDoc,
+    obj: &ObjId,
+    prop: impl Into<Prop>,
+    ty: ObjType,
+) -> Option<ObjId> {
+    match doc.get(obj, prop) {
+        Ok(Some((Value::Object(t), id))) if t == ty => Some(id),
+        _ => None,
+    }
+}
+
+/// The value at `prop` read as a string, whether it is stored as text, a
+/// string or a number; `None` if absent or of another type. Readers are this
+/// lenient so that a document from an older or newer client still shows.
+pub(crate) fn string(doc: &impl ReadDoc, obj: &ObjId, prop: impl Into<Prop>) -> Option<String> {
+    match doc.get(obj, prop).ok()?? {
+        (Value::Object(ObjType::Text), id) => doc.text(&id).ok(),
+        (Value::Scalar(s), _) => scalar_string(&s),
+        _ => None,
+    }
+}
+
+/// The value at `key` of a hydrated map, read as leniently as [`string`].
+pub(crate) fn hydrated_string(map: &hydrate::Map, key: &str) -> Option<String> {
+    match map.get(key)? {
+        hydrate::Value::Text(t) => Some(String::from(t)),
+        hydrate::Value::Scalar(s) => scalar_string(s),
+        _ => None,
+    }
+}
+
+fn scalar_string(s: &ScalarValue) -> Option<String> {
+    match s {
+        ScalarValue::Str(s) => Some(s.to_string()),
+        ScalarValue::Int(n) => Some(n.to_string()),
+        ScalarValue::Uint(n) => Some(n.to_string()),
+        _ => None,
+    }
+}
+
+/// An object read whole. One pass is several times faster than a lookup per
+/// field, which matters when listing or searching every note of a case.
+pub(crate) fn hydrate_map(doc: &impl ReadDoc, obj: &ObjId) -> Option<hydrate::Map> {
+    match doc.hydrate(obj, None).ok()? {
+        hydrate::Value::Map(m) => Some(m),
+        _ => None,
+    }
+}
+
+/// The maps in a list, skipping anything else.
+pub(crate) fn list_maps(doc: &impl ReadDoc, list: &ObjId) -> Vec<ObjId> {
+    (0..doc.length(list))
+        .filter_map(|i| child(doc, list, i, ObjType::Map))
+        .collect()
+}
+
+/// The text object at `key`, created if missing or of another type.
+///
+/// Creating is for documents that lack the field (written by an older client,
+/// or damaged); fields of well-formed documents already exist, which is what
+/// keeps concurrent edits from each creating their own.
+pub(crate) fn text_obj(doc: &mut AutoCommit, obj: &ObjId, key: &str) -> Result<ObjId> {
+    match child(doc, obj, key, ObjType::Text) {
+        Some(id) => Ok(id),
+        None => Ok(doc.put_object(obj, key, ObjType::Text)?),
+    }
+}
+
+/// Sets the text at `key` to `new`, as the smallest set of splices that turns
+/// the old text into the new one. Rewriting the whole text instead would make
+/// a concurrent edit elsewhere in the same field collide with the rewrite.
+pub(crate) fn set_text(doc: &mut AutoCommit, obj: &ObjId, key: &str, new: &str) -> Result<()> {
+    let id = text_obj(doc, obj, key)?;
+    doc.update_text(&id, new)?;
+    Ok(())
+}
+
+/// Appends a map of `(key, string)` entries to the end of a list.
+pub(crate) fn push_map(
+    doc: &mut AutoCommit,
+    list: &ObjId,
+    entries: &[(&str, &str)],
+) -> Result<ObjId> {
+    let at = doc.length(list);
+    let map = doc.insert_object(list, at, ObjType::Map)?;
+    for (k, v) in entries {
+        doc.put(&map, *k, *v)?;
+    }
+    Ok(map)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn replica(actor: &[u8]) -> Replica {
+        Replica::new("test", &["kind"], actor).unwrap()
+    }
+
+    #[test]
+    fn duplicates_are_recognised_without_applying() {
+        let mut a = replica(b"a");
+        let base = a.heads();
+        for i in 0..3 {
+            a.write(|d| Ok(d.put(ROOT, "n", i)?)).unwrap();
+        }
+        let batch = a.changes_since(&base);
+        assert_eq!(split_chunks(&batch).unwrap().len(), 3);
+        assert!(a.all_known(&batch));
+
+        let mut b = Replica::load("test", &["kind"], &a.save(), b"b").unwrap();
+        let base = a.heads();
+        b.write(|d| Ok(d.put(ROOT, "m", 1)?)).unwrap();
+        let new = b.changes_since(&base);
+        assert!(!a.all_known(&new));
+        let saved = a.save();
+        assert!(!a.all_known(&saved));
+        assert!(!a.all_known(&[]));
+        let mut bad = batch.clone();
+        bad[4] ^= 1;
+        assert!(!a.all_known(&bad));
+        assert!(split_chunks(&batch[..batch.len() - 1]).is_none());
+        assert_eq!(a.apply(&new).unwrap(), 1);
+        assert_eq!(a.apply(&new).unwrap(), 0);
+    }
+}

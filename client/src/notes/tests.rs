@@ -1,0 +1,499 @@
+//! Merging, validation and robustness tests for case and private documents.
+
+use super::*;
+use automerge::transaction::Transactable;
+use automerge::{AutoCommit, ObjType, ROOT, ScalarValue};
+use casebook_shared::ids::DocId;
+
+pub(super) const DEV_A: &[u8] = b"device-a-0000000";
+pub(super) const DEV_B: &[u8] = b"device-b-0000000";
+pub(super) const DEV_C: &[u8] = b"device-c-0000000";
+pub(super) const AT: &str = "2024-03-01T15:00:00Z";
+
+pub(super) fn pairs(p: &[(&str, &str)]) -> Vec<(String, String)> {
+    p.iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
+pub(super) fn case_with_note() -> CaseDoc {
+    let mut doc = CaseDoc::new("R. Client", "2024-01-05", DocId::random(), DEV_A).unwrap();
+    let mut input = NoteInput::new("2024-03-01", NoteFormat::Soap);
+    input.start_time = Some("14:00".into());
+    input.duration = Some(50);
+    input.fields = pairs(&[
+        ("subjective", "The client reported poor sleep."),
+        ("plan", "Continue CBT."),
+    ]);
+    doc.add_note(input, "n1", "aa").unwrap();
+    doc
+}
+
+#[test]
+fn concurrent_edits_to_one_note_both_survive() {
+    let mut a = case_with_note();
+    let mut b = CaseDoc::load(&a.save(), DEV_B).unwrap();
+    let base = a.heads();
+
+    a.edit_note(
+        "n1",
+        &pairs(&[
+            ("subjective", "The client reported restless sleep."),
+            ("plan", "Continue CBT, fortnightly."),
+        ]),
+    )
+    .unwrap();
+    b.edit_note(
+        "n1",
+        &pairs(&[
+            (
+                "subjective",
+                "The client reported poor sleep. Plan: sleep diary.",
+            ),
+            ("homework", "Keep a sleep diary."),
+        ]),
+    )
+    .unwrap();
+
+    let from_a = a.changes_since(&base);
+    let from_b = b.changes_since(&base);
+    assert_eq!(a.apply(&from_b).unwrap(), 1);
+    assert_eq!(b.apply(&from_a).unwrap(), 1);
+    // Duplicates are harmless.
+    assert_eq!(a.apply(&from_b).unwrap(), 0);
+    assert_eq!(b.apply(&from_a).unwrap(), 0);
+
+    let note = a.note("n1").unwrap();
+    assert_eq!(
+        note.field("subjective"),
+        "The client reported restless sleep. Plan: sleep diary."
+    );
+    assert_eq!(note.field("plan"), "Continue CBT, fortnightly.");
+    assert_eq!(note.field("homework"), "Keep a sleep diary.");
+    assert_eq!(a.notes(), b.notes());
+    assert_eq!(a.heads(), b.heads());
+    assert!(a.missing_deps().is_empty());
+}
+
+#[test]
+fn out_of_order_batches_wait_for_their_dependencies() {
+    let mut a = case_with_note();
+    let mut b = CaseDoc::load(&a.save(), DEV_B).unwrap();
+    let base = a.heads();
+    a.edit_note("n1", &pairs(&[("risk", "Denies SI.")]))
+        .unwrap();
+    let middle = a.heads();
+    a.edit_note(
+        "n1",
+        &pairs(&[("risk", "Denies SI; safety plan reviewed.")]),
+    )
+    .unwrap();
+    let first = a.changes_since(&base);
+    let second = a.changes_since(&middle);
+
+    assert_eq!(b.apply(&second).unwrap(), 0);
+    assert_eq!(b.missing_deps(), middle);
+    assert_eq!(b.note("n1").unwrap().field("risk"), "");
+    // The waiting change survives a save.
+    let mut b = CaseDoc::load(&b.save(), DEV_B).unwrap();
+    assert_eq!(b.missing_deps(), middle);
+    assert_eq!(b.apply(&first).unwrap(), 2);
+    assert!(b.missing_deps().is_empty());
+    assert_eq!(b.notes(), a.notes());
+}
+
+/// Why every device (and every copy open at once) needs its own actor: two
+/// copies writing as one actor number their changes alike, and the second
+/// copy's batch is refused.
+#[test]
+fn one_actor_on_two_diverged_copies_is_refused() {
+    let mut a = case_with_note();
+    let mut twin = CaseDoc::load(&a.save(), DEV_A).unwrap();
+    let base = a.heads();
+    a.edit_note("n1", &pairs(&[("risk", "Low.")])).unwrap();
+    twin.edit_note("n1", &pairs(&[("goals", "Sleep.")]))
+        .unwrap();
+    let heads = a.heads();
+    assert!(a.apply(&twin.changes_since(&base)).is_err());
+    assert_eq!(a.heads(), heads);
+}
+
+#[test]
+fn whole_history_loads_like_a_save() {
+    let mut a = case_with_note();
+    let history = a.changes_since(&[]);
+    let mut b = CaseDoc::load(&history, DEV_B).unwrap();
+    assert_eq!(b.notes(), a.notes());
+    assert_eq!(b.heads(), a.heads());
+    // A saved document is also a valid batch.
+    let mut c = CaseDoc::load(&a.save(), DEV_C).unwrap();
+    b.set_name("R. Client-Smith").unwrap();
+    let saved_b = b.save();
+    assert_eq!(c.apply(&saved_b).unwrap(), 1);
+    assert_eq!(c.name(), "R. Client-Smith");
+    // Heads the sender has never seen are ignored rather than refused.
+    let unknown: ChangeHash = "aa".repeat(32).parse().unwrap();
+    assert_eq!(a.changes_since(&[unknown]), a.changes_since(&[]));
+}
+
+#[test]
+fn validation_errors() {
+    let mut doc = case_with_note();
+    let mut bad_date = NoteInput::new("2023-02-29", NoteFormat::Dap);
+    assert!(matches!(
+        doc.add_note(bad_date.clone(), "n2", "aa"),
+        Err(NoteError::InvalidDate(_))
+    ));
+    bad_date.date = "2024-02-29".into();
+    bad_date.fields = pairs(&[("subjective", "x")]);
+    let err = doc.add_note(bad_date.clone(), "n2", "aa").unwrap_err();
+    assert!(matches!(err, NoteError::UnknownField { .. }));
+    assert!(err.to_string().contains("data, assessment, plan"), "{err}");
+    bad_date.fields = pairs(&[("data", "x"), ("data", "y")]);
+    assert!(matches!(
+        doc.add_note(bad_date.clone(), "n2", "aa"),
+        Err(NoteError::DuplicateField(_))
+    ));
+    bad_date.fields = pairs(&[("start_time", "25:00")]);
+    assert!(matches!(
+        doc.add_note(bad_date.clone(), "n2", "aa"),
+        Err(NoteError::InvalidTime(_))
+    ));
+    bad_date.fields = pairs(&[("duration", "an hour")]);
+    assert!(matches!(
+        doc.add_note(bad_date.clone(), "n2", "aa"),
+        Err(NoteError::InvalidDuration(_))
+    ));
+    bad_date.fields.clear();
+    assert!(matches!(
+        doc.add_note(bad_date.clone(), "n/2", "aa"),
+        Err(NoteError::InvalidNoteId(_))
+    ));
+    assert!(matches!(
+        doc.add_note(bad_date.clone(), "n1", "aa"),
+        Err(NoteError::NoteExists(_))
+    ));
+    assert!(matches!(
+        doc.edit_note("nope", &[]),
+        Err(NoteError::NoSuchNote(_))
+    ));
+    assert!(matches!(
+        doc.edit_note("n1", &pairs(&[("date", "2024-02-30")])),
+        Err(NoteError::InvalidDate(_))
+    ));
+    assert!(doc.set_profile(&pairs(&[("risk", "x")])).is_err());
+    assert!(CaseDoc::new(" ", AT, DocId::random(), DEV_A).is_err());
+    // Nothing above left a trace.
+    assert_eq!(doc.notes().len(), 1);
+    assert_eq!(doc.note("n1").unwrap().date, "2024-03-01");
+
+    // Scalar fields given as fields override, and empty ones clear.
+    doc.add_note(bad_date, "n2", "aa").unwrap();
+    doc.edit_note(
+        "n2",
+        &pairs(&[
+            ("date", "2024-03-02"),
+            ("start_time", "9:30"),
+            ("duration", "45"),
+        ]),
+    )
+    .unwrap();
+    let n2 = doc.note("n2").unwrap();
+    assert_eq!(
+        (n2.date.as_str(), n2.start_time.as_deref(), n2.duration),
+        ("2024-03-02", Some("09:30"), Some(45))
+    );
+    doc.edit_note("n2", &pairs(&[("start_time", ""), ("duration", " ")]))
+        .unwrap();
+    let n2 = doc.note("n2").unwrap();
+    assert_eq!((n2.start_time, n2.duration), (None, None));
+}
+
+#[test]
+fn signed_notes_take_addenda_only() {
+    let mut doc = case_with_note();
+    assert!(matches!(
+        doc.add_addendum("n1", "aa", AT, "Too early."),
+        Err(NoteError::NotSigned(_))
+    ));
+    doc.sign_note("n1", "aa", AT).unwrap();
+    let signed = doc.note("n1").unwrap();
+    assert_eq!(signed.signed_by.as_deref(), Some("aa"));
+
+    let err = doc
+        .edit_note("n1", &pairs(&[("plan", "Changed my mind.")]))
+        .unwrap_err();
+    assert!(matches!(err, NoteError::Signed(_)));
+    assert!(err.to_string().contains("addendum"), "{err}");
+    assert!(matches!(
+        doc.sign_note("n1", "aa", AT),
+        Err(NoteError::Signed(_))
+    ));
+
+    doc.add_addendum(
+        "n1",
+        "aa",
+        "2024-03-02T09:00:00Z",
+        "Client called: sleep improved.",
+    )
+    .unwrap();
+    doc.add_comment(
+        "n1",
+        "bb",
+        "2024-03-02T10:00:00Z",
+        "Consider a sleep referral.",
+    )
+    .unwrap();
+    assert!(matches!(
+        doc.add_addendum("n1", "aa", AT, "  "),
+        Err(NoteError::Empty(_))
+    ));
+    let note = doc.note("n1").unwrap();
+    assert_eq!(note.fields, signed.fields);
+    assert_eq!(note.field("subjective"), "The client reported poor sleep.");
+    assert_eq!(note.addenda.len(), 1);
+    assert_eq!(note.addenda[0].text, "Client called: sleep improved.");
+    assert_eq!(note.comments[0].by, "bb");
+    assert!(doc.changed_since_signing("n1").unwrap().is_empty());
+}
+
+#[test]
+fn edit_concurrent_with_signing_is_flagged() {
+    let mut a = case_with_note();
+    let mut b = CaseDoc::load(&a.save(), DEV_B).unwrap();
+    let base = a.heads();
+    a.sign_note("n1", "aa", AT).unwrap();
+    b.edit_note("n1", &pairs(&[("plan", "Continue CBT weekly.")]))
+        .unwrap();
+    a.apply(&b.changes_since(&base)).unwrap();
+    assert_eq!(a.changed_since_signing("n1").unwrap(), ["plan"]);
+}
+
+#[test]
+fn summary_search_and_ids() {
+    let mut doc = case_with_note();
+    doc.add_note(NoteInput::new("2024-02-01", NoteFormat::Free), "n0", "aa")
+        .unwrap();
+    doc.set_profile(&pairs(&[("goals", "Better SLEEP hygiene.")]))
+        .unwrap();
+    doc.sign_note("n1", "aa", AT).unwrap();
+    doc.add_comment("n1", "bb", AT, "sleep study?").unwrap();
+
+    let summary = doc.summary();
+    assert_eq!(summary.name, "R. Client");
+    assert_eq!(summary.private_doc, doc.private_doc());
+    let ids: Vec<_> = summary
+        .notes
+        .iter()
+        .map(|n| (n.id.as_str(), n.signed))
+        .collect();
+    assert_eq!(ids, [("n0", false), ("n1", true)]);
+    let json = serde_json::to_string(&summary).unwrap();
+    assert_eq!(serde_json::from_str::<CaseSummary>(&json).unwrap(), summary);
+    let note_json = serde_json::to_value(doc.note("n1").unwrap()).unwrap();
+    assert_eq!(
+        note_json["fields"]["subjective"],
+        "The client reported poor sleep."
+    );
+
+    let hits = doc.search("sleep");
+    let fields: Vec<_> = hits
+        .iter()
+        .map(|h| (h.note_id.as_deref(), h.field.as_str()))
+        .collect();
+    assert_eq!(
+        fields,
+        [
+            (None, "profile.goals"),
+            (Some("n1"), "subjective"),
+            (Some("n1"), "comment 1")
+        ]
+    );
+    assert_eq!(hits[0].snippet, "Better SLEEP hygiene.");
+    assert!(doc.search("").is_empty());
+
+    let id = new_note_id();
+    doc.add_note(NoteInput::new("2024-02-01", NoteFormat::Birp), &id, "aa")
+        .unwrap();
+    assert_eq!(doc.resolve_note_id(&id[..6]).unwrap(), id);
+    assert!(matches!(
+        doc.resolve_note_id("n"),
+        Err(NoteError::AmbiguousNoteId(..))
+    ));
+    assert!(matches!(
+        doc.resolve_note_id("zz"),
+        Err(NoteError::NoSuchNote(_))
+    ));
+}
+
+#[test]
+fn markdown_round_trip_through_a_note() {
+    let mut doc = case_with_note();
+    let note = doc.note("n1").unwrap();
+    let md = note.to_markdown();
+    let edited = md.replace("Continue CBT.", "Continue CBT.\nReview in 4 weeks.");
+    let fields = markdown_to_fields(note.format, &edited).unwrap();
+    doc.edit_note("n1", &fields).unwrap();
+    let after = doc.note("n1").unwrap();
+    assert_eq!(after.field("plan"), "Continue CBT.\nReview in 4 weeks.");
+    assert_eq!(after.field("subjective"), note.field("subjective"));
+    assert_eq!(
+        (after.start_time, after.duration),
+        (note.start_time, note.duration)
+    );
+}
+
+#[test]
+fn garbage_bytes_are_errors() {
+    let mut doc = case_with_note();
+    let saved = doc.save();
+    let changes = doc.changes_since(&[]);
+    let mut flipped = saved.clone();
+    let mid = flipped.len() / 2;
+    flipped[mid] ^= 0x55;
+    let mut bad_checksum = changes.clone();
+    bad_checksum[5] ^= 1;
+    let inputs: Vec<Vec<u8>> = vec![
+        Vec::new(),
+        b"garbage".to_vec(),
+        vec![0x85, 0x6f, 0x4a, 0x83, 0, 0, 0, 0, 1, 0xff, 0xff, 0xff],
+        saved[..saved.len() / 2].to_vec(),
+        flipped,
+        bad_checksum.clone(),
+        [changes.as_slice(), b"trailing junk"].concat(),
+    ];
+    for bytes in &inputs {
+        assert!(CaseDoc::load(bytes, DEV_B).is_err(), "{bytes:?}");
+        assert!(PrivateDoc::load(bytes, DEV_B).is_err());
+    }
+    let heads = doc.heads();
+    for bytes in &inputs[1..] {
+        assert!(doc.apply(bytes).is_err(), "{bytes:?}");
+        assert_eq!(doc.heads(), heads);
+    }
+    assert_eq!(doc.apply(&[]).unwrap(), 0);
+}
+
+#[test]
+fn other_documents_are_refused() {
+    let mut doc = case_with_note();
+    // Other actors: the same actor writing two documents would clash on
+    // change numbers before the document check is reached.
+    let mut other = CaseDoc::new("R. Client", "2024-01-05", DocId::random(), DEV_B).unwrap();
+    let mut private = PrivateDoc::new(DocId::random(), DEV_C).unwrap();
+    let heads = doc.heads();
+    assert!(matches!(
+        doc.apply(&other.save()),
+        Err(NoteError::ForeignChanges("case", _))
+    ));
+    assert!(doc.apply(&private.save()).is_err());
+    assert_eq!(doc.heads(), heads);
+    assert!(matches!(
+        CaseDoc::load(&private.save(), DEV_B),
+        Err(NoteError::WrongKind {
+            expected: "case",
+            ..
+        })
+    ));
+}
+
+#[test]
+fn odd_documents_read_as_empty_and_can_be_repaired() {
+    let mut raw = AutoCommit::new();
+    raw.put(ROOT, "kind", "case").unwrap();
+    raw.put(ROOT, "name", 42).unwrap();
+    raw.put(ROOT, "private_doc", "not hex").unwrap();
+    raw.put(ROOT, "profile", ScalarValue::Null).unwrap();
+    let notes = raw.put_object(ROOT, "notes", ObjType::Map).unwrap();
+    raw.put(&notes, "junk", "not a map").unwrap();
+    let note = raw.put_object(&notes, "n1", ObjType::Map).unwrap();
+    raw.put(&note, "format", "soap").unwrap();
+    raw.put(&note, "subjective", "scalar text").unwrap();
+    raw.put(&note, "addenda", 7).unwrap();
+    raw.put(&note, "duration", "50").unwrap();
+    let mut doc = CaseDoc::load(&raw.save(), DEV_A).unwrap();
+
+    assert_eq!(doc.name(), "42");
+    assert_eq!(doc.private_doc(), None);
+    assert_eq!(doc.profile(), Profile::default());
+    let n = doc.note("n1").unwrap();
+    assert_eq!((n.date.as_str(), n.duration), ("", Some(50)));
+    assert_eq!(n.field("subjective"), "scalar text");
+    assert!(n.addenda.is_empty());
+    assert_eq!(doc.notes().len(), 1);
+
+    doc.edit_note("n1", &pairs(&[("subjective", "now text")]))
+        .unwrap();
+    doc.set_profile(&pairs(&[("goals", "g")])).unwrap();
+    doc.sign_note("n1", "aa", AT).unwrap();
+    doc.add_addendum("n1", "aa", AT, "more").unwrap();
+    let n = doc.note("n1").unwrap();
+    assert_eq!(n.field("subjective"), "now text");
+    assert_eq!(n.addenda.len(), 1);
+    assert_eq!(doc.profile().goals, "g");
+}
+
+#[test]
+fn private_notes() {
+    let case = DocId::random();
+    let mut a = PrivateDoc::new(case, DEV_A).unwrap();
+    let id = a
+        .add("Countertransference: felt protective.", "aa", AT)
+        .unwrap();
+    let mut b = PrivateDoc::load(&a.save(), DEV_B).unwrap();
+    let base = a.heads();
+    a.edit(&id, "Countertransference: felt very protective.")
+        .unwrap();
+    b.add("Dream material recurring.", "bb", "2024-03-02T09:00:00Z")
+        .unwrap();
+    b.edit(
+        &id,
+        "Countertransference: felt protective. Explore in supervision.",
+    )
+    .unwrap();
+    a.apply(&b.changes_since(&base)).unwrap();
+    b.apply(&a.changes_since(&base)).unwrap();
+    assert_eq!(a.entries(), b.entries());
+    assert_eq!(a.case_id(), Some(case));
+    let entries = a.entries();
+    assert_eq!(entries.len(), 2);
+    assert_eq!(
+        entries[0].text,
+        "Countertransference: felt very protective. Explore in supervision."
+    );
+    assert_eq!(
+        a.search("DREAM")[0].note_id.as_deref(),
+        Some(entries[1].id.as_str())
+    );
+    assert!(matches!(
+        a.edit("nope", "x"),
+        Err(NoteError::NoSuchEntry(_))
+    ));
+    assert!(a.add(" ", "aa", AT).is_err());
+    assert!(matches!(
+        PrivateDoc::load(&case_with_note().save(), DEV_A),
+        Err(NoteError::WrongKind { .. })
+    ));
+}
+
+#[test]
+fn unicode_text_edits_merge() {
+    let mut a = case_with_note();
+    a.edit_note("n1", &pairs(&[("subjective", "Ça va — sleep 😴 poor.")]))
+        .unwrap();
+    let mut b = CaseDoc::load(&a.save(), DEV_B).unwrap();
+    let base = a.heads();
+    a.edit_note(
+        "n1",
+        &pairs(&[("subjective", "Ça va — sleep 😴 très poor.")]),
+    )
+    .unwrap();
+    b.edit_note("n1", &pairs(&[("subjective", "Ça va! — sleep 😴 poor.")]))
+        .unwrap();
+    a.apply(&b.changes_since(&base)).unwrap();
+    assert_eq!(
+        a.note("n1").unwrap().field("subjective"),
+        "Ça va! — sleep 😴 très poor."
+    );
+    assert_eq!(a.search("ÇA VA")[0].snippet, "Ça va! — sleep 😴 très poor.");
+}

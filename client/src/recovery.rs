@@ -1,0 +1,80 @@
+//! The recovery key: 12 words (BIP-39 English, 128 bits) shown once at `init`.
+//!
+//! The words deterministically derive a "paper device" (an Ed25519 and an
+//! X25519 key) that the account log lists like any device. With the words, a
+//! person who lost every device signs in as the paper device and adds a new one.
+
+use casebook_shared::account::{DeviceInfo, DeviceKind};
+use casebook_shared::crypto::{self, DeviceSigner, DhSecret};
+use zeroize::Zeroizing;
+
+/// Bad recovery words.
+#[derive(Debug, thiserror::Error)]
+#[error("these are not valid recovery words: {0}")]
+pub struct RecoveryError(String);
+
+/// The paper device's keys.
+pub struct PaperDevice {
+    pub signer: DeviceSigner,
+    pub dh: DhSecret,
+}
+
+impl PaperDevice {
+    /// Derives the paper device from 16 bytes of entropy.
+    pub fn from_entropy(entropy: &[u8; 16]) -> PaperDevice {
+        let sign = crypto::derive(entropy, "casebook/v1/recovery/signing-key", b"");
+        let dh = crypto::derive(entropy, "casebook/v1/recovery/dh-key", b"");
+        PaperDevice {
+            signer: DeviceSigner::from_seed(sign.expose()),
+            dh: DhSecret::from_bytes(*dh.expose()),
+        }
+    }
+
+    /// As the account log lists it.
+    pub fn info(&self) -> DeviceInfo {
+        DeviceInfo {
+            id: self.signer.device_id(),
+            dh: self.dh.public(),
+            kind: DeviceKind::Paper,
+        }
+    }
+}
+
+/// Fresh recovery words and their paper device.
+pub fn generate() -> (Zeroizing<String>, PaperDevice) {
+    let entropy: Zeroizing<[u8; 16]> = Zeroizing::new(crypto::random_bytes());
+    let words = bip39::Mnemonic::from_entropy(&entropy[..])
+        .expect("16 bytes is a valid BIP-39 entropy length")
+        .to_string();
+    (Zeroizing::new(words), PaperDevice::from_entropy(&entropy))
+}
+
+/// The paper device of typed words (case, spacing and line breaks do not matter).
+pub fn from_words(words: &str) -> Result<PaperDevice, RecoveryError> {
+    let normalized = words
+        .split_whitespace()
+        .map(str::to_lowercase)
+        .collect::<Vec<_>>()
+        .join(" ");
+    let m = bip39::Mnemonic::parse_normalized(&normalized).map_err(|e| RecoveryError(e.to_string()))?;
+    let entropy = Zeroizing::new(m.to_entropy());
+    let arr: [u8; 16] = entropy
+        .as_slice()
+        .try_into()
+        .map_err(|_| RecoveryError("expected 12 words".into()))?;
+    Ok(PaperDevice::from_entropy(&arr))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn words_round_trip() {
+        let (words, paper) = generate();
+        assert_eq!(words.split(' ').count(), 12);
+        let again = from_words(&words.to_uppercase()).unwrap();
+        assert_eq!(again.signer.device_id(), paper.signer.device_id());
+        assert!(from_words("not valid words at all").is_err());
+    }
+}

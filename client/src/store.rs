@@ -1,0 +1,426 @@
+//! The local store: one SQLite file per device home, every value sealed.
+//!
+//! A random master key encrypts every document, key and log entry before it
+//! is written; the master key itself is sealed under a key that Argon2id
+//! derives from the person's passphrase. Only random ids, sequence numbers and
+//! the Argon2 salt are in the clear. Each sealed value's associated data names
+//! its table and row, so a value moved to another row does not open.
+
+use std::path::Path;
+
+use casebook_shared::crypto::{self, SecretKey};
+use casebook_shared::ids::DocId;
+use rusqlite::{Connection, OptionalExtension, params};
+use zeroize::Zeroizing;
+
+/// Argon2id memory in KiB (64 MiB), passes and lanes: ~200 ms on a 2-core VM.
+const ARGON_M_KIB: u32 = 64 * 1024;
+const ARGON_T: u32 = 3;
+const ARGON_P: u32 = 1;
+const MASTER_AAD: &[u8] = b"casebook/v1/local/master-key";
+
+/// A local store failure.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    #[error("wrong passphrase for this casebook home")]
+    WrongPassphrase,
+    #[error("no casebook home here yet: run `casebook init` (or `device join`, `recover`)")]
+    NotInitialised,
+    #[error("a casebook home already exists here")]
+    AlreadyInitialised,
+    #[error("local database: {0}")]
+    Db(#[from] rusqlite::Error),
+    #[error("local data is damaged: {0}")]
+    Damaged(String),
+    #[error("key derivation: {0}")]
+    Kdf(String),
+}
+
+/// An outbox row: something to send to the relay.
+#[derive(Debug)]
+pub struct Outgoing {
+    pub id: i64,
+    pub doc: DocId,
+    pub kind: OutKind,
+    /// Access-log entries, or a batch of Automerge changes (opened, plaintext).
+    pub payload: Zeroizing<Vec<u8>>,
+    /// The envelope once sealed, kept so a retry sends the same bytes.
+    pub envelope: Option<Vec<u8>>,
+    /// The envelope id, fixed when the row is made.
+    pub env_id: [u8; 24],
+}
+
+/// What an outbox row holds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OutKind {
+    Access = 0,
+    Change = 1,
+}
+
+/// The per-document sync record.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct DocSync {
+    /// Highest relay sequence number seen for the document.
+    pub seen: u64,
+    /// Access-log entries held.
+    pub access_len: u64,
+    /// Envelopes applied since the last snapshot (ours or fetched).
+    pub since_snapshot: u64,
+}
+
+/// The open store.
+pub struct Store {
+    conn: Connection,
+    master: SecretKey,
+}
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS meta(name TEXT PRIMARY KEY, value BLOB NOT NULL);
+CREATE TABLE IF NOT EXISTS secrets(name TEXT PRIMARY KEY, sealed BLOB NOT NULL);
+CREATE TABLE IF NOT EXISTS logs(owner BLOB NOT NULL, seq INTEGER NOT NULL, sealed BLOB NOT NULL,
+    PRIMARY KEY(owner, seq)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS docs(doc BLOB PRIMARY KEY, seen INTEGER NOT NULL DEFAULT 0,
+    access_len INTEGER NOT NULL DEFAULT 0, since_snapshot INTEGER NOT NULL DEFAULT 0,
+    body BLOB, summary BLOB) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS outbox(id INTEGER PRIMARY KEY AUTOINCREMENT, doc BLOB NOT NULL,
+    kind INTEGER NOT NULL, env_id BLOB NOT NULL, payload BLOB NOT NULL, envelope BLOB);
+CREATE TABLE IF NOT EXISTS audit(id INTEGER PRIMARY KEY AUTOINCREMENT, sealed BLOB NOT NULL);
+";
+
+fn kek(passphrase: &[u8], salt: &[u8]) -> Result<SecretKey, StoreError> {
+    let params = argon2::Params::new(ARGON_M_KIB, ARGON_T, ARGON_P, Some(32))
+        .map_err(|e| StoreError::Kdf(e.to_string()))?;
+    let argon = argon2::Argon2::new(argon2::Algorithm::Argon2id, argon2::Version::V0x13, params);
+    let mut out = Zeroizing::new([0u8; 32]);
+    argon
+        .hash_password_into(passphrase, salt, &mut out[..])
+        .map_err(|e| StoreError::Kdf(e.to_string()))?;
+    Ok(SecretKey::from_bytes(*out))
+}
+
+fn open_db(path: &Path) -> Result<Connection, StoreError> {
+    let conn = Connection::open(path)?;
+    conn.busy_timeout(std::time::Duration::from_secs(30))?;
+    conn.pragma_update(None, "journal_mode", "WAL")?;
+    conn.pragma_update(None, "synchronous", "FULL")?;
+    // Temporary tables and sort spills stay in memory, never in plaintext files.
+    conn.pragma_update(None, "temp_store", "MEMORY")?;
+    conn.pragma_update(None, "secure_delete", "ON")?;
+    conn.execute_batch(SCHEMA)?;
+    Ok(conn)
+}
+
+fn aad(table: &str, key: &[u8]) -> Vec<u8> {
+    let mut a = table.as_bytes().to_vec();
+    a.push(0);
+    a.extend_from_slice(key);
+    a
+}
+
+impl Store {
+    /// Whether a home at `path` has been set up.
+    pub fn exists(path: &Path) -> bool {
+        path.exists()
+    }
+
+    /// Creates a store with a fresh master key sealed under the passphrase.
+    pub fn create(path: &Path, passphrase: &[u8]) -> Result<Store, StoreError> {
+        if path.exists() {
+            return Err(StoreError::AlreadyInitialised);
+        }
+        let conn = open_db(path)?;
+        let salt: [u8; 16] = crypto::random_bytes();
+        let master = SecretKey::random();
+        let sealed = crypto::seal_random(&kek(passphrase, &salt)?, MASTER_AAD, master.expose());
+        conn.execute("INSERT INTO meta(name, value) VALUES ('salt', ?1), ('master', ?2)", params![&salt[..], sealed])?;
+        Ok(Store { conn, master })
+    }
+
+    /// Opens a store; a wrong passphrase is [`StoreError::WrongPassphrase`].
+    pub fn open(path: &Path, passphrase: &[u8]) -> Result<Store, StoreError> {
+        if !path.exists() {
+            return Err(StoreError::NotInitialised);
+        }
+        let conn = open_db(path)?;
+        let get = |name: &str| -> Result<Vec<u8>, StoreError> {
+            conn.query_row("SELECT value FROM meta WHERE name = ?1", [name], |r| r.get(0))
+                .optional()?
+                .ok_or(StoreError::NotInitialised)
+        };
+        let salt = get("salt")?;
+        let sealed = get("master")?;
+        let master = crypto::open_random(&kek(passphrase, &salt)?, MASTER_AAD, &sealed)
+            .map_err(|_| StoreError::WrongPassphrase)?;
+        let arr: [u8; 32] = master
+            .as_slice()
+            .try_into()
+            .map_err(|_| StoreError::Damaged("master key has the wrong length".into()))?;
+        Ok(Store {
+            conn,
+            master: SecretKey::from_bytes(arr),
+        })
+    }
+
+    fn seal(&self, table: &str, key: &[u8], data: &[u8]) -> Vec<u8> {
+        crypto::seal_random(&self.master, &aad(table, key), data)
+    }
+
+    fn unseal(&self, table: &str, key: &[u8], sealed: &[u8]) -> Result<Zeroizing<Vec<u8>>, StoreError> {
+        crypto::open_random(&self.master, &aad(table, key), sealed)
+            .map_err(|_| StoreError::Damaged(format!("a {table} value does not open")))
+    }
+
+    /// Runs `f` in one transaction (one fsync for many writes).
+    pub fn transaction<T>(&mut self, f: impl FnOnce(&Store) -> Result<T, StoreError>) -> Result<T, StoreError> {
+        self.conn.execute_batch("BEGIN IMMEDIATE")?;
+        match f(self) {
+            Ok(v) => {
+                self.conn.execute_batch("COMMIT")?;
+                Ok(v)
+            }
+            Err(e) => {
+                let _ = self.conn.execute_batch("ROLLBACK");
+                Err(e)
+            }
+        }
+    }
+
+    /// Stores a named secret or setting, sealed.
+    pub fn put_secret(&self, name: &str, value: &[u8]) -> Result<(), StoreError> {
+        self.conn.execute(
+            "INSERT INTO secrets(name, sealed) VALUES (?1, ?2)
+             ON CONFLICT(name) DO UPDATE SET sealed = excluded.sealed",
+            params![name, self.seal("secrets", name.as_bytes(), value)],
+        )?;
+        Ok(())
+    }
+
+    /// Reads a named secret or setting.
+    pub fn get_secret(&self, name: &str) -> Result<Option<Zeroizing<Vec<u8>>>, StoreError> {
+        let sealed: Option<Vec<u8>> = self
+            .conn
+            .query_row("SELECT sealed FROM secrets WHERE name = ?1", [name], |r| r.get(0))
+            .optional()?;
+        sealed.map(|s| self.unseal("secrets", name.as_bytes(), &s)).transpose()
+    }
+
+    /// Appends entries to a stored log (an account's or a document's), from `first_seq`.
+    pub fn append_log(&self, owner: &[u8], first_seq: u64, entries: &[Vec<u8>]) -> Result<(), StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare_cached("INSERT OR REPLACE INTO logs(owner, seq, sealed) VALUES (?1, ?2, ?3)")?;
+        for (i, e) in entries.iter().enumerate() {
+            let seq = first_seq + i as u64;
+            let mut key = owner.to_vec();
+            key.extend_from_slice(&seq.to_be_bytes());
+            stmt.execute(params![owner, seq as i64, self.seal("logs", &key, e)])?;
+        }
+        Ok(())
+    }
+
+    /// Reads a stored log in order.
+    pub fn log(&self, owner: &[u8]) -> Result<Vec<Zeroizing<Vec<u8>>>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT seq, sealed FROM logs WHERE owner = ?1 ORDER BY seq")?;
+        let rows = stmt.query_map([owner], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, Vec<u8>>(1)?)))?;
+        let mut out = Vec::new();
+        for r in rows {
+            let (seq, sealed) = r?;
+            let mut key = owner.to_vec();
+            key.extend_from_slice(&(seq as u64).to_be_bytes());
+            out.push(self.unseal("logs", &key, &sealed)?);
+        }
+        Ok(out)
+    }
+
+    /// Every document id held.
+    pub fn doc_ids(&self) -> Result<Vec<DocId>, StoreError> {
+        let mut stmt = self.conn.prepare_cached("SELECT doc FROM docs")?;
+        let rows = stmt.query_map([], |r| r.get::<_, Vec<u8>>(0))?;
+        let mut out = Vec::new();
+        for r in rows {
+            out.push(DocId(
+                r?.try_into()
+                    .map_err(|_| StoreError::Damaged("a document id has the wrong length".into()))?,
+            ));
+        }
+        Ok(out)
+    }
+
+    /// A document's sync record (default when unknown).
+    pub fn doc_sync(&self, doc: &DocId) -> Result<Option<DocSync>, StoreError> {
+        Ok(self
+            .conn
+            .query_row(
+                "SELECT seen, access_len, since_snapshot FROM docs WHERE doc = ?1",
+                [&doc.0[..]],
+                |r| {
+                    Ok(DocSync {
+                        seen: r.get::<_, i64>(0)? as u64,
+                        access_len: r.get::<_, i64>(1)? as u64,
+                        since_snapshot: r.get::<_, i64>(2)? as u64,
+                    })
+                },
+            )
+            .optional()?)
+    }
+
+    /// Sets a document's sync record (creating the row if needed).
+    pub fn set_doc_sync(&self, doc: &DocId, s: DocSync) -> Result<(), StoreError> {
+        self.conn.execute(
+            "INSERT INTO docs(doc, seen, access_len, since_snapshot) VALUES (?1, ?2, ?3, ?4)
+             ON CONFLICT(doc) DO UPDATE SET seen = excluded.seen, access_len = excluded.access_len,
+             since_snapshot = excluded.since_snapshot",
+            params![&doc.0[..], s.seen as i64, s.access_len as i64, s.since_snapshot as i64],
+        )?;
+        Ok(())
+    }
+
+    /// Stores a document's saved Automerge bytes and its listing summary.
+    pub fn put_doc(&self, doc: &DocId, body: &[u8], summary: &[u8]) -> Result<(), StoreError> {
+        self.conn.execute(
+            "INSERT INTO docs(doc, body, summary) VALUES (?1, ?2, ?3)
+             ON CONFLICT(doc) DO UPDATE SET body = excluded.body, summary = excluded.summary",
+            params![
+                &doc.0[..],
+                self.seal("docs.body", &doc.0, body),
+                self.seal("docs.summary", &doc.0, summary)
+            ],
+        )?;
+        Ok(())
+    }
+
+    /// A document's saved bytes, if any.
+    pub fn doc_body(&self, doc: &DocId) -> Result<Option<Zeroizing<Vec<u8>>>, StoreError> {
+        let sealed: Option<Option<Vec<u8>>> = self
+            .conn
+            .query_row("SELECT body FROM docs WHERE doc = ?1", [&doc.0[..]], |r| r.get(0))
+            .optional()?;
+        sealed.flatten().map(|s| self.unseal("docs.body", &doc.0, &s)).transpose()
+    }
+
+    /// Every document's summary, without touching the saved bodies.
+    pub fn summaries(&self) -> Result<Vec<(DocId, Zeroizing<Vec<u8>>)>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT doc, summary FROM docs WHERE summary IS NOT NULL")?;
+        let rows = stmt.query_map([], |r| Ok((r.get::<_, Vec<u8>>(0)?, r.get::<_, Vec<u8>>(1)?)))?;
+        let mut out = Vec::new();
+        for r in rows {
+            let (id, sealed) = r?;
+            let id = DocId(
+                id.try_into()
+                    .map_err(|_| StoreError::Damaged("a document id has the wrong length".into()))?,
+            );
+            out.push((id, self.unseal("docs.summary", &id.0, &sealed)?));
+        }
+        Ok(out)
+    }
+
+    /// Queues something for the relay.
+    pub fn push_outbox(&self, doc: &DocId, kind: OutKind, payload: &[u8]) -> Result<i64, StoreError> {
+        let env_id: [u8; 24] = crypto::random_bytes();
+        self.conn.execute(
+            "INSERT INTO outbox(doc, kind, env_id, payload) VALUES (?1, ?2, ?3, ?4)",
+            params![&doc.0[..], kind as i64, &env_id[..], self.seal("outbox", &env_id, payload)],
+        )?;
+        Ok(self.conn.last_insert_rowid())
+    }
+
+    /// Everything queued, oldest first.
+    pub fn outbox(&self) -> Result<Vec<Outgoing>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT id, doc, kind, env_id, payload, envelope FROM outbox ORDER BY id")?;
+        let rows = stmt.query_map([], |r| {
+            Ok((
+                r.get::<_, i64>(0)?,
+                r.get::<_, Vec<u8>>(1)?,
+                r.get::<_, i64>(2)?,
+                r.get::<_, Vec<u8>>(3)?,
+                r.get::<_, Vec<u8>>(4)?,
+                r.get::<_, Option<Vec<u8>>>(5)?,
+            ))
+        })?;
+        let mut out = Vec::new();
+        for r in rows {
+            let (id, doc, kind, env_id, payload, envelope) = r?;
+            let bad = || StoreError::Damaged("an outbox row is malformed".into());
+            let env_id: [u8; 24] = env_id.try_into().map_err(|_| bad())?;
+            out.push(Outgoing {
+                id,
+                doc: DocId(doc.try_into().map_err(|_| bad())?),
+                kind: if kind == 0 { OutKind::Access } else { OutKind::Change },
+                payload: self.unseal("outbox", &env_id, &payload)?,
+                envelope,
+                env_id,
+            });
+        }
+        Ok(out)
+    }
+
+    /// Number of rows waiting to be sent.
+    pub fn outbox_len(&self) -> Result<u64, StoreError> {
+        Ok(self.conn.query_row("SELECT COUNT(*) FROM outbox", [], |r| r.get::<_, i64>(0))? as u64)
+    }
+
+    /// Records the sealed envelope of a row so a retry sends the same bytes.
+    pub fn set_outbox_envelope(&self, id: i64, envelope: &[u8]) -> Result<(), StoreError> {
+        self.conn
+            .execute("UPDATE outbox SET envelope = ?2 WHERE id = ?1", params![id, envelope])?;
+        Ok(())
+    }
+
+    /// Removes a row the relay acknowledged.
+    pub fn remove_outbox(&self, id: i64) -> Result<(), StoreError> {
+        self.conn.execute("DELETE FROM outbox WHERE id = ?1", [id])?;
+        Ok(())
+    }
+
+    /// Appends a sealed audit record.
+    pub fn push_audit(&self, record: &[u8]) -> Result<(), StoreError> {
+        let n: i64 = self
+            .conn
+            .query_row("SELECT COALESCE(MAX(id), 0) + 1 FROM audit", [], |r| r.get(0))?;
+        self.conn.execute(
+            "INSERT INTO audit(id, sealed) VALUES (?1, ?2)",
+            params![n, self.seal("audit", &n.to_be_bytes(), record)],
+        )?;
+        Ok(())
+    }
+
+    /// Every audit record, oldest first.
+    pub fn audit(&self) -> Result<Vec<Zeroizing<Vec<u8>>>, StoreError> {
+        let mut stmt = self.conn.prepare_cached("SELECT id, sealed FROM audit ORDER BY id")?;
+        let rows = stmt.query_map([], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, Vec<u8>>(1)?)))?;
+        let mut out = Vec::new();
+        for r in rows {
+            let (id, sealed) = r?;
+            out.push(self.unseal("audit", &id.to_be_bytes(), &sealed)?);
+        }
+        Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn wrong_passphrase_and_sealed_values() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("casebook.db");
+        {
+            let s = Store::create(&path, b"right").unwrap();
+            s.put_secret("device", b"very secret phrase").unwrap();
+        }
+        assert!(matches!(Store::open(&path, b"wrong"), Err(StoreError::WrongPassphrase)));
+        let s = Store::open(&path, b"right").unwrap();
+        assert_eq!(&s.get_secret("device").unwrap().unwrap()[..], b"very secret phrase");
+        drop(s);
+        let raw = std::fs::read(&path).unwrap();
+        assert!(!raw.windows(6).any(|w| w == b"secret"));
+    }
+}
