@@ -226,16 +226,21 @@ impl Home {
         Ok(())
     }
 
-    fn store_loaded(&mut self, doc: &DocId, loaded: &mut Loaded, changes: &[u8]) -> Result<()> {
+    /// Saves a loaded document, and queues its new changes, in one transaction.
+    fn store_loaded(&mut self, doc: &DocId, mut loaded: Loaded, changes: &[u8]) -> Result<()> {
         let body = loaded.save();
         let summary = serde_json_summary(&loaded.summary());
-        let mut sync = self.store.doc_sync(doc)?.unwrap_or_default();
-        sync.since_snapshot += 1;
-        self.store.put_doc(doc, &body, &summary)?;
-        self.store.set_doc_sync(doc, sync)?;
-        if !changes.is_empty() {
-            self.store.push_outbox(doc, OutKind::Change, changes)?;
-        }
+        let rev = self.store.transaction(|s| {
+            let mut sync = s.doc_sync(doc)?.unwrap_or_default();
+            sync.since_snapshot += 1;
+            let rev = s.put_doc(doc, &body, &summary)?;
+            s.set_doc_sync(doc, sync)?;
+            if !changes.is_empty() {
+                s.push_outbox(doc, OutKind::Change, changes)?;
+            }
+            Ok(rev)
+        })?;
+        self.loaded.insert(*doc, (rev, loaded));
         Ok(())
     }
 
@@ -243,16 +248,16 @@ impl Home {
     pub fn create_case(&mut self, name: &str, created: &str) -> Result<DocId> {
         let case_id = DocId::random();
         let private_id = DocId::random();
-        let actor = self.device_id().0;
-        let mut case = CaseDoc::new(name, created, private_id, &actor)?;
-        let mut private = PrivateDoc::new(case_id, &actor)?;
+        let mut case = CaseDoc::new(name, created, private_id, &self.actor)?;
+        let mut private = PrivateDoc::new(case_id, &self.actor)?;
         let case_changes = case.changes_since(&[]);
         let private_changes = private.changes_since(&[]);
-        self.store.transaction(|_| Ok(()))?;
-        self.new_doc(&case_id)?;
+        // The private document first: a case never lists a private document
+        // that its devices cannot find.
         self.new_doc(&private_id)?;
-        self.store_loaded(&case_id, &mut Loaded::Case(case), &case_changes)?;
-        self.store_loaded(&private_id, &mut Loaded::Private(private), &private_changes)?;
+        self.store_loaded(&private_id, Loaded::Private(private), &private_changes)?;
+        self.new_doc(&case_id)?;
+        self.store_loaded(&case_id, Loaded::Case(case), &case_changes)?;
         self.audit("case created", Some(case_id))?;
         Ok(case_id)
     }
@@ -288,15 +293,26 @@ impl Home {
         }
     }
 
+    /// The document loaded, from memory if the copy there is current.
     fn take_loaded(&mut self, doc: &DocId) -> Result<Loaded> {
-        if let Some(l) = self.loaded.remove(doc) {
-            return Ok(l);
+        let rev = self.store.doc_rev(doc)?;
+        if let Some((r, l)) = self.loaded.remove(doc) {
+            if r == rev {
+                return Ok(l);
+            }
         }
         let body = self
             .store
             .doc_body(doc)?
             .ok_or_else(|| Error::UnknownCase(doc.to_hex()))?;
-        Loaded::load(&body, &self.device_id().0)
+        Loaded::load(&body, &self.actor)
+    }
+
+    /// Puts a document read without change back in memory.
+    fn keep_loaded(&mut self, doc: &DocId, loaded: Loaded) -> Result<()> {
+        let rev = self.store.doc_rev(doc)?;
+        self.loaded.insert(*doc, (rev, loaded));
+        Ok(())
     }
 
     /// Reads a case.
@@ -306,7 +322,7 @@ impl Home {
             Loaded::Case(c) => Ok(f(c)),
             Loaded::Private(_) => Err(Error::UnknownCase(id.to_hex())),
         };
-        self.loaded.insert(*id, loaded);
+        self.keep_loaded(id, loaded)?;
         out
     }
 
@@ -322,6 +338,7 @@ impl Home {
     }
 
     /// Edits a case: runs `f`, stores the result and queues the new changes.
+    /// A failed edit leaves nothing behind (the copy it touched is dropped).
     pub fn edit_case<T>(
         &mut self,
         id: &DocId,
@@ -334,23 +351,11 @@ impl Home {
             return Err(Error::UnknownCase(id.to_hex()));
         };
         let heads = case.heads();
-        let out = f(case);
+        let out = f(case)?;
         let changes = case.changes_since(&heads);
-        let result = match out {
-            Ok(v) => {
-                self.store_loaded(id, &mut loaded, &changes)?;
-                self.audit(what, Some(*id))?;
-                Ok(v)
-            }
-            Err(e) => {
-                // The failed edit may have touched the in-memory document; reload.
-                Err(e)
-            }
-        };
-        if result.is_ok() {
-            self.loaded.insert(*id, loaded);
-        }
-        result
+        self.store_loaded(id, loaded, &changes)?;
+        self.audit(what, Some(*id))?;
+        Ok(out)
     }
 
     /// Edits a case's private (psychotherapy notes) document.
@@ -368,8 +373,7 @@ impl Home {
         let heads = p.heads();
         let out = f(p)?;
         let changes = p.changes_since(&heads);
-        self.store_loaded(&private_id, &mut loaded, &changes)?;
-        self.loaded.insert(private_id, loaded);
+        self.store_loaded(&private_id, loaded, &changes)?;
         self.audit("private note added", Some(*case_id))?;
         Ok(out)
     }
@@ -382,7 +386,7 @@ impl Home {
             Loaded::Private(p) => Ok(f(p)),
             Loaded::Case(_) => Err(Error::Inconsistent("the private document is not one".into())),
         };
-        self.loaded.insert(private_id, loaded);
+        self.keep_loaded(&private_id, loaded)?;
         out
     }
 
@@ -394,26 +398,27 @@ impl Home {
             .ok_or_else(|| Error::UnknownCase(case_id.to_hex()))
     }
 
-    /// Stores a document received whole (a snapshot), without loading it.
+    /// Stores a document received whole (a snapshot), without loading it:
+    /// a new device lists its cases from the summaries and loads a document
+    /// only when it is opened.
     pub(crate) fn store_snapshot(&mut self, doc: &DocId, body: &[u8], summary: &[u8]) -> Result<()> {
         self.loaded.remove(doc);
-        Ok(self.store.put_doc(doc, body, summary)?)
+        self.store.put_doc(doc, body, summary)?;
+        Ok(())
     }
 
-    /// Applies a batch of incoming changes to a document in one call.
+    /// Merges a batch of incoming changes (and saved documents) into a
+    /// document in one Automerge call, and stores the result.
     pub(crate) fn apply_batch(&mut self, doc: &DocId, batch: &[u8]) -> Result<()> {
-        let mut loaded = match self.loaded.remove(doc) {
-            Some(l) => l,
-            None => match self.store.doc_body(doc)? {
-                Some(body) => Loaded::load(&body, &self.device_id().0)?,
-                None => Loaded::load(batch, &self.device_id().0)?,
-            },
+        let mut loaded = match self.store.doc_body(doc)? {
+            Some(_) => self.take_loaded(doc)?,
+            None => Loaded::load(batch, &self.actor)?,
         };
         loaded.apply(batch)?;
         let body = loaded.save();
         let summary = serde_json_summary(&loaded.summary());
-        self.store.put_doc(doc, &body, &summary)?;
-        self.loaded.insert(*doc, loaded);
+        let rev = self.store.put_doc(doc, &body, &summary)?;
+        self.loaded.insert(*doc, (rev, loaded));
         Ok(())
     }
 
@@ -427,13 +432,7 @@ impl Home {
         let Some(body) = self.store.doc_body(doc)? else {
             return Ok(None);
         };
-        let summary = self
-            .store
-            .summaries()?
-            .into_iter()
-            .find(|(d, _)| d == doc)
-            .map(|(_, s)| s.to_vec())
-            .unwrap_or_default();
+        let summary = self.store.doc_summary(doc)?.map(|s| s.to_vec()).unwrap_or_default();
         Ok(Some(SnapshotBody {
             summary,
             doc: body.to_vec(),

@@ -34,8 +34,12 @@ pub struct Home {
     pub(crate) id: Identity,
     /// Account keys by generation, as far as this device can reach.
     pub(crate) account_keys: Vec<DhSecret>,
-    /// Documents kept loaded between operations (sync --watch applies into them).
-    pub(crate) loaded: HashMap<DocId, Loaded>,
+    /// Documents kept loaded between operations, with the store revision
+    /// they match (another process may write the same home meanwhile).
+    pub(crate) loaded: HashMap<DocId, (i64, Loaded)>,
+    /// The Automerge actor this process writes as: the device id and a
+    /// random suffix, so two processes on one home never reuse a sequence.
+    pub(crate) actor: Vec<u8>,
     dir: PathBuf,
 }
 
@@ -100,6 +104,7 @@ impl Home {
             id,
             account_keys: vec![account_key],
             loaded: HashMap::new(),
+            actor: Vec::new(),
             dir: dir.to_path_buf(),
         };
         home.store.transaction(|s| {
@@ -108,7 +113,7 @@ impl Home {
             s.put_secret("identity", &codec::encode(&home.id.record))
         })?;
         home.audit("store created; account set up", None)?;
-        Ok((home, words))
+        Ok((home.with_actor(), words))
     }
 
     /// Makes a home for a device that joins an existing account (pairing or
@@ -122,8 +127,10 @@ impl Home {
             id,
             account_keys: Vec::new(),
             loaded: HashMap::new(),
+            actor: Vec::new(),
             dir: dir.to_path_buf(),
-        })
+        }
+        .with_actor())
     }
 
     /// Opens a home; a wrong passphrase is a clear error.
@@ -143,8 +150,16 @@ impl Home {
             id: Identity::from_record(record),
             account_keys,
             loaded: HashMap::new(),
+            actor: Vec::new(),
             dir: dir.to_path_buf(),
-        })
+        }
+        .with_actor())
+    }
+
+    fn with_actor(mut self) -> Home {
+        let suffix: [u8; 8] = casebook_shared::crypto::random_bytes();
+        self.actor = [&self.id.signer.device_id().0[..], &suffix[..]].concat();
+        self
     }
 
     /// The home's folder.
@@ -214,6 +229,25 @@ impl Home {
             Err(_) => {}
         }
         Ok(())
+    }
+
+    /// Whether the account log held passes through `head` (a pinned state).
+    pub(crate) fn account_log_reaches(&self, head: &casebook_shared::ids::Hash) -> Result<bool> {
+        let log = self.account_log()?;
+        let Some(first) = log.first() else {
+            return Ok(false);
+        };
+        let mut state = AccountState::from_genesis(first)?;
+        if state.head == *head {
+            return Ok(true);
+        }
+        for e in &log[1..] {
+            state.apply(e)?;
+            if state.head == *head {
+                return Ok(true);
+            }
+        }
+        Ok(false)
     }
 
     /// The current account key, if this device holds it.

@@ -2,14 +2,17 @@
 //! notes, merged across devices with Automerge and synced through a relay
 //! that only ever holds ciphertext.
 
+pub mod devices;
 pub mod docs;
 pub mod error;
 pub mod home;
 pub mod identity;
 pub mod net;
 pub mod notes;
+pub mod pairing;
 pub mod recovery;
 pub mod store;
+pub mod sync;
 
 pub use error::{Error, Result};
 pub use home::Home;

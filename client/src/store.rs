@@ -69,6 +69,9 @@ pub struct DocSync {
     pub since_snapshot: u64,
 }
 
+/// An outbox row as read: id, doc, kind, envelope id, sealed payload, envelope.
+type OutboxRow = (i64, Vec<u8>, i64, Vec<u8>, Vec<u8>, Option<Vec<u8>>);
+
 /// The open store.
 pub struct Store {
     conn: Connection,
@@ -82,7 +85,7 @@ CREATE TABLE IF NOT EXISTS logs(owner BLOB NOT NULL, seq INTEGER NOT NULL, seale
     PRIMARY KEY(owner, seq)) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS docs(doc BLOB PRIMARY KEY, seen INTEGER NOT NULL DEFAULT 0,
     access_len INTEGER NOT NULL DEFAULT 0, since_snapshot INTEGER NOT NULL DEFAULT 0,
-    body BLOB, summary BLOB) WITHOUT ROWID;
+    body BLOB, summary BLOB, rev INTEGER NOT NULL DEFAULT 0) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS outbox(id INTEGER PRIMARY KEY AUTOINCREMENT, doc BLOB NOT NULL,
     kind INTEGER NOT NULL, env_id BLOB NOT NULL, payload BLOB NOT NULL, envelope BLOB);
 CREATE TABLE IF NOT EXISTS audit(id INTEGER PRIMARY KEY AUTOINCREMENT, sealed BLOB NOT NULL);
@@ -235,6 +238,15 @@ impl Store {
         Ok(out)
     }
 
+    /// The owners of stored logs whose id has `len` bytes (32: accounts).
+    pub fn log_owners(&self, len: usize) -> Result<Vec<Vec<u8>>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT DISTINCT owner FROM logs WHERE length(owner) = ?1")?;
+        let rows = stmt.query_map([len as i64], |r| r.get::<_, Vec<u8>>(0))?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
     /// Every document id held.
     pub fn doc_ids(&self) -> Result<Vec<DocId>, StoreError> {
         let mut stmt = self.conn.prepare_cached("SELECT doc FROM docs")?;
@@ -278,18 +290,40 @@ impl Store {
         Ok(())
     }
 
-    /// Stores a document's saved Automerge bytes and its listing summary.
-    pub fn put_doc(&self, doc: &DocId, body: &[u8], summary: &[u8]) -> Result<(), StoreError> {
-        self.conn.execute(
-            "INSERT INTO docs(doc, body, summary) VALUES (?1, ?2, ?3)
-             ON CONFLICT(doc) DO UPDATE SET body = excluded.body, summary = excluded.summary",
+    /// Stores a document's saved Automerge bytes and its listing summary;
+    /// returns the row's new revision, which tells a copy held in memory
+    /// whether another process has written the document since.
+    pub fn put_doc(&self, doc: &DocId, body: &[u8], summary: &[u8]) -> Result<i64, StoreError> {
+        Ok(self.conn.query_row(
+            "INSERT INTO docs(doc, body, summary, rev) VALUES (?1, ?2, ?3, 1)
+             ON CONFLICT(doc) DO UPDATE SET body = excluded.body, summary = excluded.summary,
+             rev = docs.rev + 1
+             RETURNING rev",
             params![
                 &doc.0[..],
                 self.seal("docs.body", &doc.0, body),
                 self.seal("docs.summary", &doc.0, summary)
             ],
-        )?;
-        Ok(())
+            |r| r.get(0),
+        )?)
+    }
+
+    /// A document's revision (0 when it has no body yet).
+    pub fn doc_rev(&self, doc: &DocId) -> Result<i64, StoreError> {
+        Ok(self
+            .conn
+            .query_row("SELECT rev FROM docs WHERE doc = ?1", [&doc.0[..]], |r| r.get(0))
+            .optional()?
+            .unwrap_or(0))
+    }
+
+    /// A document's summary, if any.
+    pub fn doc_summary(&self, doc: &DocId) -> Result<Option<Zeroizing<Vec<u8>>>, StoreError> {
+        let sealed: Option<Option<Vec<u8>>> = self
+            .conn
+            .query_row("SELECT summary FROM docs WHERE doc = ?1", [&doc.0[..]], |r| r.get(0))
+            .optional()?;
+        sealed.flatten().map(|s| self.unseal("docs.summary", &doc.0, &s)).transpose()
     }
 
     /// A document's saved bytes, if any.
@@ -334,7 +368,7 @@ impl Store {
         let mut stmt = self
             .conn
             .prepare_cached("SELECT id, doc, kind, env_id, payload, envelope FROM outbox ORDER BY id")?;
-        let rows = stmt.query_map([], |r| {
+        let rows = stmt.query_map([], |r| -> rusqlite::Result<OutboxRow> {
             Ok((
                 r.get::<_, i64>(0)?,
                 r.get::<_, Vec<u8>>(1)?,

@@ -185,8 +185,7 @@ impl<S: Storage> Relay<S> {
             Request::Fetch {
                 docs,
                 max_bytes,
-                snapshot,
-            } => self.fetch(session, docs, max_bytes, snapshot).await,
+            } => self.fetch(session, docs, max_bytes).await,
             Request::Subscribe => err(ErrorCode::BadRequest, "subscribe is a stream of its own"),
             Request::MailboxPut { mailbox, slot, msg } => {
                 if msg.len() > MAX_MAILBOX_MSG {
@@ -404,6 +403,11 @@ impl<S: Storage> Relay<S> {
             if !allowed || h.epoch > doc.state.epoch {
                 return Err(ErrorCode::Forbidden);
             }
+            // A snapshot may only cover changes the relay already holds:
+            // covering more would hide changes that land later.
+            if h.kind == Kind::Snapshot && h.covers > doc.head {
+                return Err(ErrorCode::Invalid);
+            }
         }
         let snapshot_covers = (h.kind == Kind::Snapshot).then_some(h.covers);
         let (doc, id) = (h.doc, h.id);
@@ -415,7 +419,7 @@ impl<S: Storage> Relay<S> {
         })
     }
 
-    async fn fetch(&self, session: &Session, docs: Vec<(DocId, u64)>, max_bytes: u32, snapshot: bool) -> Response {
+    async fn fetch(&self, session: &Session, docs: Vec<(DocId, u64)>, max_bytes: u32) -> Response {
         let (account, _) = match self.identity(session) {
             Ok(i) => i,
             Err(r) => return r,
@@ -430,7 +434,7 @@ impl<S: Storage> Relay<S> {
         }
         let max = (max_bytes as usize).clamp(1, MAX_FETCH_BYTES);
         let store = self.store.clone();
-        match tokio::task::spawn_blocking(move || store.fetch(&docs, max, snapshot)).await {
+        match tokio::task::spawn_blocking(move || store.fetch(&docs, max)).await {
             Ok(Ok((items, more))) => Response::Changes { items, more },
             Ok(Err(e)) => store_err(e),
             Err(_) => store_err(StoreError::Stopped),

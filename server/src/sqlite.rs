@@ -208,6 +208,12 @@ fn insert_envelope(
              WHERE excluded.covers > snapshots.covers",
         )?
         .execute(params![&e.doc.0[..], covers as i64, &e.bytes])?;
+        // The snapshot holds every change it covers: keep their ids (so a
+        // retried upload is still recognised) but not their bytes.
+        tx.prepare_cached(
+            "UPDATE envelopes SET bytes = x'' WHERE doc = ?1 AND seq <= ?2 AND length(bytes) > 0",
+        )?
+        .execute(params![&e.doc.0[..], covers as i64])?;
         return Ok(Ok(covers));
     }
     let inserted = tx
@@ -222,7 +228,8 @@ fn insert_envelope(
     let (seq, bytes): (i64, Vec<u8>) = tx
         .prepare_cached("SELECT seq, bytes FROM envelopes WHERE doc = ?1 AND env_id = ?2")?
         .query_row(params![&e.doc.0[..], &e.id.0[..]], |r| Ok((r.get(0)?, r.get(1)?)))?;
-    Ok(if bytes == e.bytes {
+    // An empty row is a change a snapshot replaced: the same id was stored.
+    Ok(if bytes == e.bytes || bytes.is_empty() {
         Ok(seq as u64)
     } else {
         Err(StoreError::Conflict)
@@ -289,14 +296,13 @@ impl Storage for SqliteStore {
         &self,
         docs: &[(DocId, u64)],
         max_bytes: usize,
-        snapshot: bool,
     ) -> Result<(Vec<Stored>, bool), StoreError> {
         self.with_reader(|conn| {
             let mut items = Vec::new();
             let mut size = 0usize;
             for (doc, since) in docs {
                 let mut since = *since;
-                if snapshot {
+                {
                     let snap: Option<(i64, Vec<u8>)> = conn
                         .prepare_cached("SELECT covers, bytes FROM snapshots WHERE doc = ?1")?
                         .query_row([&doc.0[..]], |r| Ok((r.get(0)?, r.get(1)?)))
@@ -315,7 +321,7 @@ impl Storage for SqliteStore {
                     }
                 }
                 let mut stmt = conn.prepare_cached(
-                    "SELECT seq, bytes FROM envelopes WHERE doc = ?1 AND seq > ?2 ORDER BY seq",
+                    "SELECT seq, bytes FROM envelopes WHERE doc = ?1 AND seq > ?2 AND length(bytes) > 0 ORDER BY seq",
                 )?;
                 let mut rows = stmt.query(params![&doc.0[..], since as i64])?;
                 while let Some(r) = rows.next()? {

@@ -79,12 +79,12 @@ pub trait Storage: Send + Sync + 'static {
     fn submit(&self, job: WriteJob) -> oneshot::Receiver<WriteResult>;
 
     /// Envelopes of each document after its sequence number, up to about
-    /// `max_bytes` in all (always at least one). With `snapshot`, a stored
-    /// snapshot that covers more than asked for comes first. Blocking.
+    /// `max_bytes` in all (always at least one). A stored snapshot that
+    /// covers more than asked for comes first, in place of the changes it
+    /// covers (which the store no longer keeps). Blocking.
     fn fetch(
         &self,
         docs: &[(DocId, u64)],
         max_bytes: usize,
-        snapshot: bool,
     ) -> Result<(Vec<Stored>, bool), StoreError>;
 }

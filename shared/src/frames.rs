@@ -64,12 +64,11 @@ pub enum Request {
     /// Stores envelopes; each answer says its sequence number or why not.
     Upload { envelopes: Vec<Vec<u8>> },
     /// Fetches envelopes of documents after the given sequence numbers, up to
-    /// about `max_bytes`. With `snapshot`, a document's latest snapshot comes
-    /// first when it covers more than asked for.
+    /// about `max_bytes`. When a document's latest snapshot covers more than
+    /// asked for, it comes first: the relay keeps no change a snapshot covers.
     Fetch {
         docs: Vec<(DocId, u64)>,
         max_bytes: u32,
-        snapshot: bool,
     },
     /// Keeps the stream open; the relay writes a [`Response::Notify`] per change.
     Subscribe,
@@ -194,7 +193,6 @@ mod tests {
             Request::Fetch {
                 docs: vec![(DocId([9; 16]), 3)],
                 max_bytes: 10,
-                snapshot: true,
             },
         ];
         for r in reqs {

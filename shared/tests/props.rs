@@ -90,13 +90,8 @@ fn request() -> impl Strategy<Value = Request> {
         (
             proptest::collection::vec((doc_id(), any::<u64>()), 0..5),
             any::<u32>(),
-            any::<bool>()
         )
-            .prop_map(|(docs, max_bytes, snapshot)| Request::Fetch {
-                docs,
-                max_bytes,
-                snapshot
-            }),
+            .prop_map(|(docs, max_bytes)| Request::Fetch { docs, max_bytes }),
         (any::<[u8; 16]>(), any::<u8>(), bytes(100))
             .prop_map(|(mailbox, slot, msg)| Request::MailboxPut { mailbox, slot, msg }),
         (any::<[u8; 16]>(), any::<u8>(), any::<u32>()).prop_map(|(mailbox, slot, wait_ms)| {

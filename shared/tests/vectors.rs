@@ -256,7 +256,6 @@ fn sample_requests() -> Vec<(&'static str, Request)> {
             Request::Fetch {
                 docs: vec![(DocId(DOC_ID), 129), (DocId([0x33; 16]), 0)],
                 max_bytes: 1 << 20,
-                snapshot: true,
             },
         ),
         (

@@ -1,1 +1,128 @@
-//! lib
+//! Helpers for the end-to-end tests and the benchmark: a real relay on a
+//! loopback port chosen by the system, and device homes in temporary folders.
+
+use std::path::Path;
+use std::time::Duration;
+
+use casebook::Home;
+use casebook::net::Relay;
+use casebook_relay::{Config, Handle};
+use tempfile::TempDir;
+
+/// The passphrase test homes use.
+pub const PASSPHRASE: &[u8] = b"correct horse battery staple";
+
+/// A relay running on 127.0.0.1 with its data in a temporary folder.
+pub struct TestRelay {
+    pub handle: Handle,
+    pub data: TempDir,
+}
+
+impl TestRelay {
+    /// Starts a relay on port 0.
+    pub async fn start() -> TestRelay {
+        let data = tempfile::tempdir().expect("a temporary folder");
+        let handle = casebook_relay::start(Config {
+            listen: "127.0.0.1:0".parse().expect("a literal address"),
+            data: data.path().to_path_buf(),
+            cert: None,
+        })
+        .await
+        .expect("the relay starts");
+        TestRelay { handle, data }
+    }
+
+    /// Starts again on the same data folder (after [`TestRelay::stop`]).
+    pub async fn restart(data: TempDir) -> TestRelay {
+        let handle = casebook_relay::start(Config {
+            listen: "127.0.0.1:0".parse().expect("a literal address"),
+            data: data.path().to_path_buf(),
+            cert: None,
+        })
+        .await
+        .expect("the relay starts");
+        TestRelay { handle, data }
+    }
+
+    /// The address to give clients.
+    pub fn addr(&self) -> String {
+        self.handle.addr.to_string()
+    }
+
+    /// Stops, finishing what was acknowledged; returns the data folder.
+    pub async fn stop(self) -> TempDir {
+        self.handle.shutdown().await;
+        self.data
+    }
+}
+
+/// Sets up the first device of a new account in `dir`.
+pub fn init(dir: &Path, relay: &TestRelay, name: &str) -> Home {
+    let (home, _words) = Home::init(dir, PASSPHRASE, name, &relay.addr(), relay.handle.fingerprint)
+        .expect("init");
+    home
+}
+
+/// Sets up a first device and returns its recovery words too.
+pub fn init_with_words(dir: &Path, relay: &TestRelay, name: &str) -> (Home, String) {
+    let (home, words) = Home::init(dir, PASSPHRASE, name, &relay.addr(), relay.handle.fingerprint)
+        .expect("init");
+    (home, words.to_string())
+}
+
+/// Pairs a new device in `dir` with `existing`, as `device add` / `device join` do.
+pub async fn pair(existing: &mut Home, dir: &Path, relay: &TestRelay) -> Home {
+    let conn = existing.connect().await.expect("connect");
+    let code = casebook::pairing::new_code();
+    let addr = relay.addr();
+    let (added, joined) = tokio::join!(
+        existing.pair_add(&conn, &code, Duration::from_secs(60)),
+        casebook::pairing::join(dir, PASSPHRASE, &code, &addr, relay.handle.fingerprint)
+    );
+    added.expect("pair_add");
+    conn.close().await;
+    joined.expect("join")
+}
+
+/// One sync round on a fresh connection.
+pub async fn sync(home: &mut Home) -> casebook::sync::SyncReport {
+    let conn = home.connect().await.expect("connect");
+    let report = home.sync(&conn, &mut |_| {}).await.expect("sync");
+    conn.close().await;
+    report
+}
+
+/// Like [`sync`], returning the error.
+pub async fn try_sync(home: &mut Home) -> casebook::Result<casebook::sync::SyncReport> {
+    let conn: Relay = home.connect().await?;
+    let report = home.sync(&conn, &mut |_| {}).await;
+    conn.close().await;
+    report
+}
+
+/// Every byte of every file under `dir`.
+pub fn all_bytes(dir: &Path) -> Vec<(String, Vec<u8>)> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        let Ok(rd) = std::fs::read_dir(&d) else { continue };
+        for e in rd.flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                stack.push(p);
+            } else if let Ok(b) = std::fs::read(&p) {
+                out.push((p.display().to_string(), b));
+            }
+        }
+    }
+    out
+}
+
+/// Files under `dir` that contain `needle`.
+pub fn files_containing(dir: &Path, needle: &[u8]) -> Vec<String> {
+    all_bytes(dir)
+        .into_iter()
+        .filter(|(_, b)| b.windows(needle.len()).any(|w| w == needle))
+        .map(|(p, _)| p)
+        .collect()
+}

@@ -1,0 +1,203 @@
+//! The account's devices: listing them, revoking one (which rotates the
+//! account key and every document this account owns), and recovering the
+//! account on a new device from the recovery words.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use casebook_shared::access::{self, DocOp};
+use casebook_shared::account::{self, AccountState, DeviceInfo, DeviceKind};
+use casebook_shared::crypto::{DeviceSigner, DhSecret, SecretKey};
+use casebook_shared::frames::{Request, Response};
+use casebook_shared::ids::{AccountId, DeviceId, DocId};
+use serde::Serialize;
+
+use crate::error::{Error, Result};
+use crate::home::{Home, now};
+use crate::identity::Identity;
+use crate::net::Relay;
+use crate::recovery;
+
+/// One device of the account, as `device list` shows it.
+#[derive(Clone, Debug, Serialize)]
+pub struct DeviceRow {
+    pub id: DeviceId,
+    /// `device` or `recovery` (the paper key).
+    pub kind: &'static str,
+    pub added_at: u64,
+    pub revoked: bool,
+    pub this_device: bool,
+}
+
+impl Home {
+    /// The account's devices, from the signed log held here.
+    pub fn devices(&self) -> Result<Vec<DeviceRow>> {
+        let state = self.account_state()?;
+        let me = self.device_id();
+        let mut rows: Vec<DeviceRow> = state
+            .devices
+            .values()
+            .map(|d| DeviceRow {
+                id: d.info.id,
+                kind: match d.info.kind {
+                    DeviceKind::Device => "device",
+                    DeviceKind::Paper => "recovery",
+                },
+                added_at: d.added_at,
+                revoked: d.revoked_seq.is_some(),
+                this_device: d.info.id == me,
+            })
+            .collect();
+        rows.sort_by_key(|r| (r.added_at, r.id));
+        Ok(rows)
+    }
+
+    /// Finds a device by id or unique prefix.
+    pub fn resolve_device(&self, id: &str) -> Result<DeviceId> {
+        let needle = id.trim().to_lowercase();
+        let found: Vec<DeviceId> = self
+            .account_state()?
+            .devices
+            .keys()
+            .filter(|d| !needle.is_empty() && d.to_hex().starts_with(&needle))
+            .copied()
+            .collect();
+        match found.as_slice() {
+            [one] => Ok(*one),
+            [] => Err(Error::UnknownDevice(id.to_string())),
+            _ => Err(Error::UnknownDevice(format!("{id} (more than one matches)"))),
+        }
+    }
+
+    /// Revokes a device: the relay refuses it from then on, the account key
+    /// rotates to the remaining devices, and every document this account owns
+    /// moves to a new epoch key sealed to the members' current account keys,
+    /// so what is written afterwards is sealed under keys the revoked device
+    /// never had. The rotations go out with the next sync.
+    pub async fn revoke(&mut self, relay: &Relay, device: &DeviceId) -> Result<usize> {
+        let mine = self.account_id();
+        let state = self.refresh_log(relay, &mine).await?;
+        if *device == self.device_id() {
+            return Err(Error::NotAllowed(
+                "a device cannot revoke itself; revoke it from another device".into(),
+            ));
+        }
+        if !state.is_active(device) {
+            return Err(Error::NotAllowed(format!("device {} is not active", device.short())));
+        }
+        let key = self.current_account_key(&state)?;
+        let (entry, _new_key) = account::revoke_device(&state, &self.id.signer, key, *device, now())?;
+        relay
+            .request(&Request::AppendAccount {
+                entries: vec![entry.clone()],
+            })
+            .await?;
+        self.extend_account_log(state.len, std::slice::from_ref(&entry))?;
+        let mut rotated = 0;
+        for doc in self.store.doc_ids()? {
+            if self.doc_meta(&doc)?.is_some_and(|m| m.owner == mine) {
+                self.rotate_doc(&doc)?;
+                rotated += 1;
+            }
+        }
+        self.audit(
+            &format!("device {} revoked; {rotated} documents rotated", device.short()),
+            None,
+        )?;
+        Ok(rotated)
+    }
+
+    /// Moves a document to a new epoch key, sealed to each member's current
+    /// account key, with the old key sealed under the new one so members keep
+    /// reading the history.
+    pub(crate) fn rotate_doc(&mut self, doc: &DocId) -> Result<()> {
+        let meta = self
+            .doc_meta(doc)?
+            .ok_or_else(|| Error::Inconsistent(format!("no access log for {}", doc.short())))?;
+        let keys = self.doc_keys(doc)?;
+        let old = keys
+            .get(&meta.epoch)
+            .ok_or_else(|| Error::NotAllowed(format!("no key for document {}", doc.short())))?;
+        let epoch = meta.epoch + 1;
+        let new = SecretKey::random();
+        let mut recipients: BTreeMap<AccountId, AccountState> = BTreeMap::new();
+        let me = self.account_state()?;
+        recipients.insert(me.id, me);
+        for (member, _, _) in &meta.members {
+            if !recipients.contains_key(member) {
+                let log = self.account_log_of(member)?;
+                recipients.insert(*member, AccountState::verify_log(&log)?);
+            }
+        }
+        let mut envelopes = Vec::new();
+        for st in recipients.values() {
+            envelopes.push(access::key_envelope(doc, epoch, &new, st)?);
+        }
+        let previous = access::seal_previous(doc, epoch, &new, old);
+        self.append_access_entry(
+            doc,
+            DocOp::Rotate {
+                epoch,
+                keys: envelopes,
+                previous,
+            },
+        )?;
+        Ok(())
+    }
+}
+
+/// Restores an account on a new device from its recovery words: signs in
+/// to the relay as the paper key, adds a new device to the account log, and
+/// makes a home in `dir` for it. The cases arrive with the first sync.
+pub async fn recover(
+    dir: &Path,
+    passphrase: &[u8],
+    words: &str,
+    name: &str,
+    relay_addr: &str,
+    fingerprint: [u8; 32],
+) -> Result<Home> {
+    if Home::exists(dir) {
+        return Err(Error::Store(crate::store::StoreError::AlreadyInitialised));
+    }
+    let paper = recovery::from_words(words).map_err(|e| Error::Recovery(e.to_string()))?;
+    let relay = Relay::connect(relay_addr, fingerprint).await?;
+    let account = relay.authenticate(&paper.signer, None).await.map_err(|e| {
+        Error::Recovery(format!(
+            "the relay does not know these words as an active recovery key ({e})"
+        ))
+    })?;
+    let entries = match relay.request(&Request::GetAccount { account, from: 0 }).await? {
+        Response::Log { entries } => entries,
+        other => return Err(Error::Recovery(format!("unexpected answer {other:?}"))),
+    };
+    let state = AccountState::verify_log(&entries)?;
+    if state.id != account || !state.is_active(&paper.signer.device_id()) {
+        return Err(Error::Recovery("the account log does not list this recovery key".into()));
+    }
+    let keys = account::account_keys(&entries, &account, &paper.signer.device_id(), &paper.dh)?;
+    let current = keys
+        .get(state.key.generation as usize)
+        .ok_or_else(|| Error::Recovery("the recovery key does not hold the current account key".into()))?;
+    let signer = DeviceSigner::generate();
+    let dh = DhSecret::generate();
+    let info = DeviceInfo {
+        id: signer.device_id(),
+        dh: dh.public(),
+        kind: DeviceKind::Device,
+    };
+    let entry = account::add_device(&state, &paper.signer, current, info, now())?;
+    relay
+        .request(&Request::AppendAccount {
+            entries: vec![entry],
+        })
+        .await?;
+    relay.close().await;
+    let id = Identity::new(signer, dh, account, name.to_string(), relay_addr.to_string(), fingerprint);
+    let mut home = Home::create_joined(dir, passphrase, id)?;
+    let relay = home.connect().await?;
+    home.refresh_log(&relay, &account).await?;
+    relay.close().await;
+    home.audit("account recovered onto this device", None)?;
+    Ok(home)
+}

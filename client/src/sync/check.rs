@@ -1,0 +1,224 @@
+//! The sync engine's decisions, with no I/O: what the relay's listing means
+//! for each document (and whether it is a rollback), and whether a fetched
+//! envelope may touch a document. The tokio shell in [`super`] only moves
+//! bytes between these functions, the relay and the store.
+
+use std::collections::BTreeMap;
+
+use casebook_shared::access::Role;
+use casebook_shared::account::AccountState;
+use casebook_shared::crypto::SecretKey;
+use casebook_shared::envelope::{Envelope, Kind};
+use casebook_shared::frames::{DocHead, Stored};
+use casebook_shared::ids::{AccountId, DocId};
+use zeroize::Zeroizing;
+
+use crate::docs::DocMeta;
+use crate::store::DocSync;
+
+/// What one document needs this round.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Need {
+    pub doc: DocId,
+    /// Access-log entries held; fetch from here when the relay has more.
+    pub access_from: Option<u64>,
+    /// Envelopes seen; fetch after this when the relay has more.
+    pub changes_after: Option<u64>,
+}
+
+/// Compares the relay's listing with what this device has seen. A relay that
+/// shows fewer access entries or a lower sequence number than the device has
+/// already seen is rolling it back, and the whole listing is refused.
+/// `held` is each document this device holds with its sync record and whether
+/// its own account owns it; an owned document missing from the listing is a
+/// rollback too (a relay cannot make an owner's document vanish).
+pub fn plan(
+    heads: &[DocHead],
+    held: &BTreeMap<DocId, (DocSync, bool)>,
+) -> Result<Vec<Need>, String> {
+    let mut needs = Vec::new();
+    let mut listed = std::collections::BTreeSet::new();
+    for h in heads {
+        listed.insert(h.doc);
+        let local = held.get(&h.doc).map(|(s, _)| *s).unwrap_or_default();
+        if h.access_len < local.access_len {
+            return Err(format!(
+                "document {} has {} access entries on the relay, {} here",
+                h.doc.short(),
+                h.access_len,
+                local.access_len
+            ));
+        }
+        if h.seq < local.seen {
+            return Err(format!(
+                "document {} is at {} on the relay, {} seen here",
+                h.doc.short(),
+                h.seq,
+                local.seen
+            ));
+        }
+        let need = Need {
+            doc: h.doc,
+            access_from: (h.access_len > local.access_len).then_some(local.access_len),
+            changes_after: (h.seq > local.seen).then_some(local.seen),
+        };
+        if need.access_from.is_some() || need.changes_after.is_some() {
+            needs.push(need);
+        }
+    }
+    for (doc, (sync, owned)) in held {
+        if *owned && sync.access_len > 0 && !listed.contains(doc) {
+            return Err(format!("document {} is missing from the relay", doc.short()));
+        }
+    }
+    Ok(needs)
+}
+
+/// Why a fetched envelope was refused. Refused envelopes change nothing.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum Refused {
+    #[error("does not decode: {0}")]
+    Malformed(String),
+    #[error("was stored under document {stored} but is sealed for {sealed}")]
+    Moved { stored: String, sealed: String },
+    #[error("signature does not verify")]
+    BadSignature,
+    #[error("its author device is not in account {0}'s log")]
+    UnknownDevice(String),
+    #[error("its author device was revoked before this epoch")]
+    RevokedDevice,
+    #[error("its account may not write this document")]
+    NotAllowed,
+    #[error("a snapshot that claims to cover {claims} arrived at {at}")]
+    SnapshotMismatch { claims: u64, at: u64 },
+    #[error("no key for epoch {0}")]
+    NoKey(u32),
+    #[error("does not decrypt")]
+    Decrypt,
+}
+
+/// A fetched envelope that passed every check, opened.
+pub struct Admitted {
+    pub kind: Kind,
+    pub body: Zeroizing<Vec<u8>>,
+}
+
+/// Checks a fetched envelope against everything the device knows, trusting
+/// the relay for nothing: the document it was stored under, the author's
+/// signature, the author's place in its signed account log, the account's
+/// role in the document's signed access log, and the key of its epoch.
+pub fn admit(
+    item: &Stored,
+    meta: &DocMeta,
+    accounts: &BTreeMap<AccountId, AccountState>,
+    keys: &BTreeMap<u32, SecretKey>,
+    now: u64,
+) -> Result<Admitted, Refused> {
+    let env =
+        Envelope::decode(item.envelope.clone()).map_err(|e| Refused::Malformed(e.to_string()))?;
+    let h = &env.header;
+    if h.doc != item.doc {
+        return Err(Refused::Moved {
+            stored: item.doc.short(),
+            sealed: h.doc.short(),
+        });
+    }
+    env.verify().map_err(|_| Refused::BadSignature)?;
+    let account = accounts
+        .get(&h.account)
+        .ok_or_else(|| Refused::UnknownDevice(h.account.short()))?;
+    let device = account
+        .devices
+        .get(&h.author)
+        .ok_or_else(|| Refused::UnknownDevice(h.account.short()))?;
+    // A revoked device's old changes stay readable; after the revocation the
+    // documents rotate, and it holds no key of the newer epochs.
+    if device.revoked_seq.is_some() && h.epoch >= meta.epoch {
+        return Err(Refused::RevokedDevice);
+    }
+    let role = if h.account == meta.owner {
+        Some(Role::Owner)
+    } else {
+        meta.role_of(&h.account, now)
+    };
+    let allowed = match (h.kind, role) {
+        (Kind::Change, Some(r)) => r.can_upload(),
+        (Kind::Snapshot, Some(r)) => r >= Role::Write,
+        (_, None) => false,
+    };
+    if !allowed {
+        return Err(Refused::NotAllowed);
+    }
+    if h.kind == Kind::Snapshot && h.covers != item.seq {
+        return Err(Refused::SnapshotMismatch {
+            claims: h.covers,
+            at: item.seq,
+        });
+    }
+    let key = keys.get(&h.epoch).ok_or(Refused::NoKey(h.epoch))?;
+    let body = env.open(key).map_err(|_| Refused::Decrypt)?;
+    Ok(Admitted { kind: h.kind, body })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn head(doc: u8, access_len: u64, seq: u64) -> DocHead {
+        DocHead {
+            doc: DocId([doc; 16]),
+            access_len,
+            seq,
+        }
+    }
+
+    fn held(doc: u8, access_len: u64, seen: u64, owned: bool) -> (DocId, (DocSync, bool)) {
+        (
+            DocId([doc; 16]),
+            (
+                DocSync {
+                    seen,
+                    access_len,
+                    since_snapshot: 0,
+                },
+                owned,
+            ),
+        )
+    }
+
+    #[test]
+    fn plan_asks_for_what_is_new() {
+        let local = BTreeMap::from([held(1, 1, 5, true), held(2, 1, 9, true)]);
+        let needs = plan(&[head(1, 2, 5), head(2, 1, 12), head(3, 1, 4)], &local).unwrap();
+        assert_eq!(
+            needs,
+            vec![
+                Need {
+                    doc: DocId([1; 16]),
+                    access_from: Some(1),
+                    changes_after: None
+                },
+                Need {
+                    doc: DocId([2; 16]),
+                    access_from: None,
+                    changes_after: Some(9)
+                },
+                Need {
+                    doc: DocId([3; 16]),
+                    access_from: Some(0),
+                    changes_after: Some(0)
+                },
+            ]
+        );
+    }
+
+    #[test]
+    fn plan_refuses_rollback() {
+        let local = BTreeMap::from([held(1, 2, 5, true)]);
+        assert!(plan(&[head(1, 1, 5)], &local).is_err(), "shorter access log");
+        assert!(plan(&[head(1, 2, 4)], &local).is_err(), "lower sequence");
+        assert!(plan(&[], &local).is_err(), "owned document withheld");
+        let shared = BTreeMap::from([held(1, 2, 5, false)]);
+        assert!(plan(&[], &shared).is_ok(), "a shared document may be unshared");
+    }
+}

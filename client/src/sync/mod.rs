@@ -1,0 +1,628 @@
+//! Sync with the relay: push the outbox, pull what other devices wrote.
+//!
+//! A round is: refresh the signed account logs (refusing a shorter or forked
+//! one), push every outbox row in order, list the documents, fetch new
+//! access-log entries and envelopes in pages, check each envelope
+//! ([`check::admit`]) and apply each document's batch in one Automerge call,
+//! then upload a snapshot of documents that have gathered many changes. The
+//! decisions live in [`check`], which does no I/O; this module moves bytes.
+
+pub mod check;
+mod watch;
+
+use std::collections::{BTreeMap, HashMap};
+
+use casebook_shared::access::{DocEntry, Role, SIG_LABEL as ACCESS_SIG};
+use casebook_shared::account::AccountState;
+use casebook_shared::codec;
+use casebook_shared::envelope::{Envelope, Header, Kind, MAX_ENVELOPE};
+use casebook_shared::frames::{ErrorCode, MAX_UPLOAD, Request, Response, Stored};
+use casebook_shared::ids::{AccountId, DocId, EnvelopeId};
+use casebook_shared::signed::Signed;
+
+use crate::docs::{SnapshotBody, Summary};
+use crate::error::{Error, Result};
+use crate::home::{Home, now};
+use crate::net::{NetError, Relay};
+use crate::store::OutKind;
+
+pub use watch::WatchEvent;
+
+/// After this many changes since the last snapshot, a device with write
+/// access uploads a new one, so a new device loads one document instead of
+/// replaying its history, and the relay drops the changes it covers.
+pub const SNAPSHOT_EVERY: u64 = 16;
+
+/// Bytes asked for per fetch page, and sent at most per upload.
+const PAGE_BYTES: u32 = 4 * 1024 * 1024;
+
+/// What a sync round did.
+#[derive(Clone, Debug, Default, serde::Serialize)]
+pub struct SyncReport {
+    /// Outbox rows the relay acknowledged (changes and access entries).
+    pub pushed: usize,
+    /// Envelopes fetched from other devices and applied.
+    pub received: usize,
+    /// Documents that changed here.
+    pub docs_updated: usize,
+    /// Documents stored from a snapshot without loading them.
+    pub snapshots_in: usize,
+    /// Snapshots uploaded.
+    pub snapshots_out: usize,
+    /// Envelopes refused, with the reason; they changed nothing.
+    pub refused: Vec<RefusedEnvelope>,
+}
+
+/// An envelope that failed a check.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct RefusedEnvelope {
+    pub doc: DocId,
+    pub seq: u64,
+    pub reason: String,
+}
+
+/// How far a round has got, for a progress line.
+#[derive(Clone, Copy, Debug)]
+pub enum Progress {
+    Pushed { done: usize, total: usize },
+    Fetched { docs: usize, of: usize, bytes: usize },
+    Applied { docs: usize, of: usize },
+}
+
+fn unexpected(r: Response) -> Error {
+    Error::Net(NetError::Protocol(format!("unexpected answer {r:?}")))
+}
+
+impl Home {
+    /// Connects to this home's relay, registers the account on first use,
+    /// and authenticates the device.
+    pub async fn connect(&mut self) -> Result<Relay> {
+        let (addr, fp) = self.relay();
+        let relay = Relay::connect(&addr.to_string(), fp).await?;
+        if !self.id.record.registered {
+            let entries = self.account_log()?;
+            match relay.request(&Request::CreateAccount { entries }).await {
+                Ok(_) => {}
+                // Created by an earlier attempt whose answer was lost.
+                Err(NetError::Relay {
+                    code: ErrorCode::Conflict,
+                    ..
+                }) => {}
+                Err(e) => return Err(e.into()),
+            }
+            self.id.record.registered = true;
+            self.save_identity()?;
+        }
+        match relay
+            .authenticate(&self.id.signer, Some(self.account_id()))
+            .await
+        {
+            Ok(_) => Ok(relay),
+            Err(NetError::Relay {
+                code: ErrorCode::Unauthorized,
+                reason,
+            }) if reason.contains("revoked") => Err(Error::Revoked),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// One full sync round.
+    pub async fn sync(
+        &mut self,
+        relay: &Relay,
+        progress: &mut dyn FnMut(Progress),
+    ) -> Result<SyncReport> {
+        let mut report = SyncReport::default();
+        let mut accounts = self.refresh_accounts(relay).await?;
+        report.pushed = self.push(relay, progress).await?;
+        self.pull(relay, &mut accounts, &mut report, progress).await?;
+        report.snapshots_out = self.push_snapshots(relay).await?;
+        if report.pushed + report.received + report.snapshots_in > 0 {
+            self.audit(
+                &format!(
+                    "synced: {} sent, {} received, {} refused",
+                    report.pushed,
+                    report.received + report.snapshots_in,
+                    report.refused.len()
+                ),
+                None,
+            )?;
+        }
+        Ok(report)
+    }
+
+    /// Brings every account log held up to date; returns their states.
+    async fn refresh_accounts(&mut self, relay: &Relay) -> Result<BTreeMap<AccountId, AccountState>> {
+        let mut out = BTreeMap::new();
+        let mine = self.account_id();
+        let me = self.refresh_log(relay, &mine).await?;
+        if !me.is_active(&self.device_id()) {
+            return Err(Error::Revoked);
+        }
+        out.insert(mine, me);
+        for other in self.store.log_owners(32)? {
+            let id = AccountId(other.try_into().map_err(|_| {
+                Error::Inconsistent("an account id has the wrong length".into())
+            })?);
+            if id != mine {
+                let st = self.refresh_log(relay, &id).await?;
+                out.insert(id, st);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Fetches an account log's new entries, checking that the relay's log
+    /// extends the one held (the last held entry must come back unchanged).
+    pub(crate) async fn refresh_log(&mut self, relay: &Relay, account: &AccountId) -> Result<AccountState> {
+        let held = self.account_log_of(account)?;
+        let from = held.len().saturating_sub(1) as u64;
+        let entries = match relay
+            .request(&Request::GetAccount {
+                account: *account,
+                from,
+            })
+            .await?
+        {
+            Response::Log { entries } => entries,
+            r => return Err(unexpected(r)),
+        };
+        let new = match held.last() {
+            None => entries.as_slice(),
+            Some(last) => match entries.split_first() {
+                Some((first, rest)) if first == last => rest,
+                Some(_) => {
+                    return Err(Error::Rollback(format!(
+                        "the relay's log of account {} differs from the one held",
+                        account.short()
+                    )));
+                }
+                None => {
+                    return Err(Error::Rollback(format!(
+                        "the relay's log of account {} is shorter than the one held",
+                        account.short()
+                    )));
+                }
+            },
+        };
+        let mut all = held;
+        let first_new = all.len() as u64;
+        all.extend_from_slice(new);
+        let state = AccountState::verify_log(&all)?;
+        if state.id != *account {
+            return Err(Error::Inconsistent("the relay sent another account's log".into()));
+        }
+        if !new.is_empty() {
+            if *account == self.account_id() {
+                self.extend_account_log(first_new, new)?;
+            } else {
+                let encoded: Vec<Vec<u8>> = new.iter().map(codec::encode).collect();
+                self.store.append_log(&account.0, first_new, &encoded)?;
+            }
+        }
+        Ok(state)
+    }
+
+    /// Sends every outbox row, oldest first, and removes what the relay
+    /// acknowledged. Returns how many were acknowledged.
+    async fn push(&mut self, relay: &Relay, progress: &mut dyn FnMut(Progress)) -> Result<usize> {
+        let rows = self.store.outbox()?;
+        let total = rows.len();
+        let mut done = 0;
+        let mut batch: Vec<(i64, Vec<u8>)> = Vec::new();
+        let mut batch_bytes = 0usize;
+        for row in rows {
+            match row.kind {
+                OutKind::Access => {
+                    done += self.upload(relay, std::mem::take(&mut batch)).await?;
+                    batch_bytes = 0;
+                    let entries: Vec<Signed> = codec::decode(&row.payload)?;
+                    self.push_access(relay, &row.doc, entries).await?;
+                    self.store.remove_outbox(row.id)?;
+                    done += 1;
+                }
+                OutKind::Change => {
+                    let envelope = match row.envelope {
+                        Some(e) => e,
+                        None => {
+                            let e = self.seal_change(&row.doc, row.env_id, &row.payload)?;
+                            // Kept, so that a retry sends these exact bytes and
+                            // the relay recognises it.
+                            self.store.set_outbox_envelope(row.id, &e)?;
+                            e
+                        }
+                    };
+                    batch_bytes += envelope.len();
+                    batch.push((row.id, envelope));
+                    if batch.len() >= MAX_UPLOAD || batch_bytes >= PAGE_BYTES as usize {
+                        done += self.upload(relay, std::mem::take(&mut batch)).await?;
+                        batch_bytes = 0;
+                    }
+                }
+            }
+            progress(Progress::Pushed { done, total });
+        }
+        done += self.upload(relay, batch).await?;
+        if total > 0 {
+            progress(Progress::Pushed { done, total });
+        }
+        Ok(done)
+    }
+
+    fn seal_change(&self, doc: &DocId, id: [u8; 24], body: &[u8]) -> Result<Vec<u8>> {
+        let meta = self
+            .doc_meta(doc)?
+            .ok_or_else(|| Error::Inconsistent(format!("no access log for {}", doc.short())))?;
+        let keys = self.doc_keys(doc)?;
+        let key = keys
+            .get(&meta.epoch)
+            .ok_or_else(|| Error::NotAllowed(format!("no key for document {}", doc.short())))?;
+        if body.len() > MAX_ENVELOPE - 1024 {
+            return Err(Error::NotAllowed(format!(
+                "one edit of {} bytes is larger than an envelope may be",
+                body.len()
+            )));
+        }
+        let header = Header {
+            kind: Kind::Change,
+            doc: *doc,
+            epoch: meta.epoch,
+            account: self.account_id(),
+            author: self.device_id(),
+            id: EnvelopeId(id),
+            covers: 0,
+        };
+        Ok(Envelope::seal(header, key, &self.id.signer, body).into_bytes())
+    }
+
+    /// Uploads envelopes; removes each acknowledged outbox row. A refusal
+    /// keeps its row and fails the round with the relay's reason.
+    async fn upload(&mut self, relay: &Relay, batch: Vec<(i64, Vec<u8>)>) -> Result<usize> {
+        if batch.is_empty() {
+            return Ok(0);
+        }
+        let (ids, envelopes): (Vec<i64>, Vec<Vec<u8>>) = batch.into_iter().unzip();
+        let results = match relay.request(&Request::Upload { envelopes }).await? {
+            Response::Uploaded { results } if results.len() == ids.len() => results,
+            r => return Err(unexpected(r)),
+        };
+        let mut acked = 0;
+        let mut refused = None;
+        self.store.transaction(|s| {
+            for (id, r) in ids.iter().zip(&results) {
+                match r {
+                    Ok(_) => {
+                        s.remove_outbox(*id)?;
+                        acked += 1;
+                    }
+                    Err(code) => refused = refused.or(Some(*code)),
+                }
+            }
+            Ok(())
+        })?;
+        match refused {
+            None => Ok(acked),
+            Some(code) => Err(Error::Net(NetError::Relay {
+                code,
+                reason: "the relay refused a change; it stays queued".into(),
+            })),
+        }
+    }
+
+    /// Sends access-log entries. If the relay says its log moved on, the
+    /// entries may have landed on an earlier attempt whose answer was lost:
+    /// that counts as acknowledged only if the relay's log holds them.
+    async fn push_access(&mut self, relay: &Relay, doc: &DocId, entries: Vec<Signed>) -> Result<()> {
+        let first: DocEntry = entries
+            .first()
+            .ok_or_else(|| Error::Inconsistent("an empty access outbox row".into()))?
+            .open(ACCESS_SIG)
+            .map_err(|e| Error::Inconsistent(e.to_string()))?;
+        match relay
+            .request(&Request::AppendAccess {
+                doc: *doc,
+                entries: entries.clone(),
+            })
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(NetError::Relay {
+                code: ErrorCode::Conflict,
+                reason,
+            }) => match relay
+                .request(&Request::GetAccess {
+                    doc: *doc,
+                    from: first.seq,
+                })
+                .await?
+            {
+                Response::Log { entries: theirs } if theirs.starts_with(&entries) => Ok(()),
+                _ => Err(Error::Inconsistent(format!(
+                    "the access log of {} changed elsewhere: {reason}",
+                    doc.short()
+                ))),
+            },
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Lists, fetches, checks and applies what other devices wrote.
+    async fn pull(
+        &mut self,
+        relay: &Relay,
+        accounts: &mut BTreeMap<AccountId, AccountState>,
+        report: &mut SyncReport,
+        progress: &mut dyn FnMut(Progress),
+    ) -> Result<()> {
+        let heads = match relay.request(&Request::ListDocs { since: 0 }).await? {
+            Response::Docs { docs, .. } => docs,
+            r => return Err(unexpected(r)),
+        };
+        let me = self.account_id();
+        let mut held = BTreeMap::new();
+        for doc in self.store.doc_ids()? {
+            let sync = self.sync_record(&doc)?;
+            let owned = self.doc_meta(&doc)?.is_some_and(|m| m.owner == me);
+            held.insert(doc, (sync, owned));
+        }
+        let needs = check::plan(&heads, &held).map_err(Error::Rollback)?;
+        let access_len: HashMap<DocId, u64> = heads.iter().map(|h| (h.doc, h.access_len)).collect();
+
+        for need in &needs {
+            if let Some(from) = need.access_from {
+                let entries = match relay.request(&Request::GetAccess { doc: need.doc, from }).await? {
+                    Response::Log { entries } => entries,
+                    r => return Err(unexpected(r)),
+                };
+                if from + entries.len() as u64 != access_len[&need.doc] {
+                    return Err(Error::Rollback(format!(
+                        "document {} listed {} access entries but sent {}",
+                        need.doc.short(),
+                        access_len[&need.doc],
+                        from + entries.len() as u64
+                    )));
+                }
+                for e in &entries {
+                    let entry: DocEntry = e
+                        .open(ACCESS_SIG)
+                        .map_err(|err| Error::Inconsistent(err.to_string()))?;
+                    if !accounts.contains_key(&entry.account) {
+                        let st = self.refresh_log(relay, &entry.account).await?;
+                        accounts.insert(entry.account, st);
+                    }
+                }
+                self.accept_access_entries(&need.doc, &entries, accounts)?;
+            }
+        }
+
+        let mut after: Vec<(DocId, u64)> = needs
+            .iter()
+            .filter_map(|n| n.changes_after.map(|s| (n.doc, s)))
+            .collect();
+        let of = after.len();
+        let mut batches: BTreeMap<DocId, Batch> = BTreeMap::new();
+        let mut fetched_bytes = 0usize;
+        while !after.is_empty() {
+            let (items, more) = match relay
+                .request(&Request::Fetch {
+                    docs: after.clone(),
+                    max_bytes: PAGE_BYTES,
+                })
+                .await?
+            {
+                Response::Changes { items, more } => (items, more),
+                r => return Err(unexpected(r)),
+            };
+            if more && items.is_empty() {
+                return Err(unexpected(Response::Changes { items, more }));
+            }
+            let last_doc = items.last().map(|i| i.doc);
+            for item in items {
+                fetched_bytes += item.envelope.len();
+                let Some(pos) = after.iter().position(|(d, _)| *d == item.doc) else {
+                    return Err(Error::Net(NetError::Protocol(format!(
+                        "sent document {} that was not asked for",
+                        item.doc.short()
+                    ))));
+                };
+                // Sequence numbers only rise: anything else is a replay.
+                if item.seq <= after[pos].1 {
+                    report.refused.push(RefusedEnvelope {
+                        doc: item.doc,
+                        seq: item.seq,
+                        reason: "sent again or out of order".into(),
+                    });
+                    continue;
+                }
+                after[pos].1 = item.seq;
+                let batch = batches.entry(item.doc).or_default();
+                batch.seen = item.seq;
+                self.take_item(&item, accounts, batch, report)?;
+            }
+            // Documents before the last one in this page are complete.
+            after = match (more, last_doc) {
+                (true, Some(d)) => {
+                    let pos = after.iter().position(|(x, _)| *x == d).unwrap_or(0);
+                    after.split_off(pos)
+                }
+                _ => Vec::new(),
+            };
+            progress(Progress::Fetched {
+                docs: of - after.len(),
+                of,
+                bytes: fetched_bytes,
+            });
+        }
+
+        let total = batches.len();
+        for (i, (doc, batch)) in batches.into_iter().enumerate() {
+            self.apply_fetched(&doc, batch, report)?;
+            progress(Progress::Applied { docs: i + 1, of: total });
+        }
+        Ok(())
+    }
+
+    /// Checks one fetched envelope and adds it to its document's batch.
+    fn take_item(
+        &mut self,
+        item: &Stored,
+        accounts: &BTreeMap<AccountId, AccountState>,
+        batch: &mut Batch,
+        report: &mut SyncReport,
+    ) -> Result<()> {
+        // Every change this device wrote was saved here before it was
+        // queued, so its echo is skipped unopened. (Skipping is harmless
+        // even if the relay forged the header: nothing is applied.)
+        if let Ok(env) = Envelope::decode(item.envelope.clone()) {
+            if env.header.author == self.device_id() && env.header.kind == Kind::Change {
+                batch.own += 1;
+                return Ok(());
+            }
+        }
+        let meta = self
+            .doc_meta(&item.doc)?
+            .ok_or_else(|| Error::Inconsistent(format!("no access log for {}", item.doc.short())))?;
+        let keys = self.doc_keys(&item.doc)?;
+        match check::admit(item, &meta, accounts, &keys, now()) {
+            Ok(a) if a.kind == Kind::Snapshot => match codec::decode::<SnapshotBody>(&a.body) {
+                Ok(snap) => {
+                    // A snapshot holds everything before it.
+                    batch.changes.clear();
+                    batch.snapshot = Some((item.seq, snap));
+                }
+                Err(e) => report.refused.push(RefusedEnvelope {
+                    doc: item.doc,
+                    seq: item.seq,
+                    reason: format!("snapshot body: {e}"),
+                }),
+            },
+            Ok(a) => batch.changes.push((item.seq, a.body)),
+            Err(reason) => report.refused.push(RefusedEnvelope {
+                doc: item.doc,
+                seq: item.seq,
+                reason: reason.to_string(),
+            }),
+        }
+        Ok(())
+    }
+
+    /// Applies one document's fetched batch and records how far it has seen.
+    fn apply_fetched(&mut self, doc: &DocId, batch: Batch, report: &mut SyncReport) -> Result<()> {
+        let mut changed = false;
+        let mut sync = self.sync_record(doc)?;
+        let has_body = self.store.doc_body(doc)?.is_some();
+        if let Some((seq, snap)) = batch.snapshot {
+            let summary_ok = serde_json::from_slice::<Summary>(&snap.summary).is_ok();
+            if !has_body && summary_ok {
+                self.store_snapshot(doc, &snap.doc, &snap.summary)?;
+                report.snapshots_in += 1;
+            } else if let Err(e) = self.apply_batch(doc, &snap.doc) {
+                report.refused.push(RefusedEnvelope {
+                    doc: *doc,
+                    seq,
+                    reason: format!("snapshot does not merge: {e}"),
+                });
+            } else {
+                report.received += 1;
+            }
+            sync.since_snapshot = 0;
+            changed = true;
+        }
+        if !batch.changes.is_empty() {
+            let all: Vec<u8> = batch.changes.iter().flat_map(|(_, b)| b.iter().copied()).collect();
+            if self.apply_batch(doc, &all).is_ok() {
+                report.received += batch.changes.len();
+                sync.since_snapshot += batch.changes.len() as u64;
+            } else {
+                // One bad change must not hold back the others: find it.
+                for (seq, body) in &batch.changes {
+                    match self.apply_batch(doc, body) {
+                        Ok(()) => {
+                            report.received += 1;
+                            sync.since_snapshot += 1;
+                        }
+                        Err(e) => report.refused.push(RefusedEnvelope {
+                            doc: *doc,
+                            seq: *seq,
+                            reason: format!("does not merge: {e}"),
+                        }),
+                    }
+                }
+            }
+            changed = true;
+        }
+        sync.since_snapshot += batch.own;
+        sync.seen = sync.seen.max(batch.seen);
+        self.store.set_doc_sync(doc, sync)?;
+        if changed {
+            report.docs_updated += 1;
+        }
+        Ok(())
+    }
+
+    /// Uploads a snapshot of each document that has gathered many changes
+    /// and that this account may snapshot. Its `covers` is the highest
+    /// sequence number fetched, so it never claims a change it lacks.
+    async fn push_snapshots(&mut self, relay: &Relay) -> Result<usize> {
+        let me = self.account_id();
+        let mut envelopes = Vec::new();
+        let mut docs = Vec::new();
+        for doc in self.store.doc_ids()? {
+            let sync = self.sync_record(&doc)?;
+            if sync.since_snapshot < SNAPSHOT_EVERY || sync.seen == 0 {
+                continue;
+            }
+            let Some(meta) = self.doc_meta(&doc)? else { continue };
+            let allowed = meta.owner == me || meta.role_of(&me, now()).is_some_and(|r| r >= Role::Write);
+            let keys = self.doc_keys(&doc)?;
+            let (true, Some(key), Some(body)) = (allowed, keys.get(&meta.epoch), self.snapshot_body(&doc)?) else {
+                continue;
+            };
+            let plain = codec::encode(&body);
+            if plain.len() > MAX_ENVELOPE - 1024 {
+                continue;
+            }
+            let header = Header {
+                kind: Kind::Snapshot,
+                doc,
+                epoch: meta.epoch,
+                account: me,
+                author: self.device_id(),
+                id: EnvelopeId(casebook_shared::crypto::random_bytes()),
+                covers: sync.seen,
+            };
+            envelopes.push(Envelope::seal(header, key, &self.id.signer, &plain).into_bytes());
+            docs.push((doc, sync));
+        }
+        let mut sent = 0;
+        for (envs, docs) in envelopes.chunks(64).zip(docs.chunks(64)) {
+            let results = match relay.request(&Request::Upload { envelopes: envs.to_vec() }).await? {
+                Response::Uploaded { results } => results,
+                r => return Err(unexpected(r)),
+            };
+            for ((doc, mut sync), r) in docs.iter().copied().zip(results) {
+                match r {
+                    Ok(_) => {
+                        sync.since_snapshot = 0;
+                        self.store.set_doc_sync(&doc, sync)?;
+                        sent += 1;
+                    }
+                    // A snapshot is an optimisation; the next round tries again.
+                    Err(code) => tracing::warn!(doc = %doc.short(), ?code, "snapshot refused"),
+                }
+            }
+        }
+        Ok(sent)
+    }
+}
+
+/// One document's fetched envelopes, waiting to be applied together.
+#[derive(Default)]
+struct Batch {
+    snapshot: Option<(u64, SnapshotBody)>,
+    changes: Vec<(u64, zeroize::Zeroizing<Vec<u8>>)>,
+    /// This device's own changes that came back (already here).
+    own: u64,
+    /// Highest sequence number fetched.
+    seen: u64,
+}

@@ -1,0 +1,84 @@
+//! `sync --watch`: stay connected, and run a round whenever the relay says a
+//! document changed or this home queued something new.
+
+use std::future::Future;
+use std::time::Duration;
+
+use crate::error::{Error, Result};
+use crate::home::Home;
+use crate::net::{NetError, Relay};
+
+use super::{Progress, SyncReport};
+
+/// What the watcher reports after each round.
+#[derive(Debug)]
+pub enum WatchEvent {
+    /// A round finished.
+    Synced(SyncReport),
+}
+
+/// How often the outbox is checked for edits made by another process.
+const OUTBOX_POLL: Duration = Duration::from_millis(500);
+
+impl Home {
+    /// Syncs now, then again on every push from the relay and whenever the
+    /// outbox fills, until `stop` completes or the connection fails.
+    pub async fn watch(
+        &mut self,
+        relay: &Relay,
+        stop: impl Future<Output = ()>,
+        on_event: &mut dyn FnMut(WatchEvent),
+    ) -> Result<()> {
+        let mut sub = relay.subscribe().await?;
+        // The push stream is read by its own task: a half-read frame must
+        // never be dropped by a `select!` that picks another branch.
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+        let reader = tokio::spawn(async move {
+            loop {
+                match sub.next().await {
+                    Ok(Some(n)) => {
+                        if tx.send(Ok(n)).is_err() {
+                            return;
+                        }
+                    }
+                    Ok(None) => {
+                        let _ = tx.send(Err(NetError::Io("the relay closed the push stream".into())));
+                        return;
+                    }
+                    Err(e) => {
+                        let _ = tx.send(Err(e));
+                        return;
+                    }
+                }
+            }
+        });
+        let mut quiet = |_: Progress| {};
+        on_event(WatchEvent::Synced(self.sync(relay, &mut quiet).await?));
+        tokio::pin!(stop);
+        let mut poll = tokio::time::interval(OUTBOX_POLL);
+        let result = loop {
+            tokio::select! {
+                _ = &mut stop => break Ok(()),
+                n = rx.recv() => match n {
+                    Some(Ok(_)) => {
+                        // Many pushes may be waiting; one round covers them all.
+                        while let Ok(Ok(_)) = rx.try_recv() {}
+                    }
+                    Some(Err(e)) => break Err(Error::Net(e)),
+                    None => break Err(Error::Net(NetError::Io("the push stream ended".into()))),
+                },
+                _ = poll.tick() => {
+                    if self.pending()? == 0 {
+                        continue;
+                    }
+                }
+            }
+            match self.sync(relay, &mut quiet).await {
+                Ok(r) => on_event(WatchEvent::Synced(r)),
+                Err(e) => break Err(e),
+            }
+        };
+        reader.abort();
+        result
+    }
+}
