@@ -1,1 +1,232 @@
-fn main(){}
+//! `casebook`: session notes on this device, synced end-to-end encrypted
+//! through a relay. Data goes to stdout (or JSON with `--json`), messages
+//! and progress to stderr; any failure exits non-zero with what to do.
+
+mod cli;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+
+/// End-to-end encrypted session notes, synced between your devices.
+#[derive(Parser, Debug)]
+#[command(name = "casebook", version, about, long_about = None)]
+pub struct Cli {
+    /// This device's folder (default: $CASEBOOK_HOME, else ~/.casebook).
+    #[arg(long, global = true, env = "CASEBOOK_HOME")]
+    home: Option<PathBuf>,
+    /// Print data as JSON.
+    #[arg(long, global = true)]
+    json: bool,
+    /// Read the passphrase from the first line of this file (else
+    /// $CASEBOOK_PASSPHRASE, else a prompt).
+    #[arg(long, global = true, value_name = "FILE")]
+    passphrase_file: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Set up this device as the first of a new account.
+    Init {
+        /// Your name as it appears on notes you write and sign.
+        #[arg(long)]
+        name: String,
+        #[command(flatten)]
+        relay: RelayArgs,
+    },
+    /// Case files.
+    #[command(subcommand)]
+    Case(CaseCmd),
+    /// Session notes.
+    #[command(subcommand)]
+    Note(NoteCmd),
+    /// Psychotherapy notes, kept in each case's separate private document.
+    #[command(subcommand)]
+    Private(PrivateCmd),
+    /// Find notes by their words.
+    Search { text: String },
+    /// This account's devices: pair, list, revoke.
+    #[command(subcommand)]
+    Device(DeviceCmd),
+    /// Send local changes and fetch other devices' changes.
+    Sync {
+        /// Stay connected and apply changes as they land.
+        #[arg(long)]
+        watch: bool,
+    },
+    /// Restore the account on a fresh device from the recovery words.
+    Recover {
+        #[command(flatten)]
+        relay: RelayArgs,
+        /// Read the recovery words from this file (else
+        /// $CASEBOOK_RECOVERY_WORDS, else a prompt).
+        #[arg(long, value_name = "FILE")]
+        words_file: Option<PathBuf>,
+        /// Your name as it appears on notes you write on this device.
+        #[arg(long, default_value = "")]
+        name: String,
+    },
+    /// What this device did, newest first (kept encrypted like everything else).
+    Audit {
+        /// How many entries to show.
+        #[arg(long, default_value_t = 50)]
+        limit: usize,
+    },
+    /// Run the main job end to end on loopback: a relay, a laptop and a
+    /// tablet, offline edits, sync, and proof the relay holds no plaintext.
+    Demo,
+}
+
+/// Where the relay is.
+#[derive(Args, Debug, Clone)]
+pub struct RelayArgs {
+    /// The relay's address, HOST:PORT.
+    #[arg(long)]
+    relay: String,
+    /// The fingerprint `casebook-relay serve` printed (sha256:...).
+    #[arg(long, value_name = "sha256:HEX")]
+    relay_fingerprint: String,
+}
+
+#[derive(Subcommand, Debug)]
+enum CaseCmd {
+    /// Open a new case file; prints its id.
+    New {
+        /// The client's name.
+        name: String,
+    },
+    /// Every case on this device.
+    List,
+    /// A case's profile and notes.
+    Show { case: String },
+    /// Set a case's profile fields (presenting_concerns, treatment_plan, goals) or name.
+    Edit {
+        case: String,
+        /// FIELD=VALUE; repeat for several.
+        #[arg(long = "field", value_name = "FIELD=VALUE")]
+        fields: Vec<String>,
+        /// Rename the case.
+        #[arg(long)]
+        name: Option<String>,
+    },
+}
+
+#[derive(Args, Debug)]
+struct NoteFields {
+    /// FIELD=VALUE, e.g. subjective="...", plan="..."; repeat for several.
+    #[arg(long = "field", value_name = "FIELD=VALUE")]
+    fields: Vec<String>,
+    /// Write the note in $EDITOR from a Markdown template.
+    #[arg(long)]
+    edit: bool,
+}
+
+#[derive(Subcommand, Debug)]
+enum NoteCmd {
+    /// Write a session note.
+    Add {
+        case: String,
+        /// soap, dap, birp or free.
+        #[arg(long, default_value = "soap")]
+        format: String,
+        /// The session date, YYYY-MM-DD (default: today).
+        #[arg(long)]
+        date: Option<String>,
+        /// The session start, HH:MM.
+        #[arg(long)]
+        start: Option<String>,
+        /// The session length in minutes.
+        #[arg(long)]
+        minutes: Option<String>,
+        #[command(flatten)]
+        fields: NoteFields,
+    },
+    /// Change fields of an unsigned note (edits merge with other devices' edits).
+    Edit {
+        case: String,
+        note: String,
+        #[command(flatten)]
+        fields: NoteFields,
+    },
+    /// A case's notes.
+    List { case: String },
+    /// One note in full.
+    Show { case: String, note: String },
+    /// Sign a note: it is locked from then on; corrections go in addenda.
+    Sign { case: String, note: String },
+    /// Add a dated correction or addition to a signed note.
+    Addendum {
+        case: String,
+        note: String,
+        #[arg(long)]
+        text: String,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum PrivateCmd {
+    /// Add a psychotherapy note to a case's private document.
+    Add {
+        case: String,
+        #[arg(long)]
+        text: String,
+    },
+    /// A case's psychotherapy notes.
+    List { case: String },
+}
+
+#[derive(Subcommand, Debug)]
+enum DeviceCmd {
+    /// Pair a new device: prints a code on the first line, then waits for
+    /// `casebook device join CODE` on the new device.
+    Add {
+        /// Give up after this many seconds.
+        #[arg(long, default_value_t = 600)]
+        timeout: u64,
+    },
+    /// On the new device: finish pairing with the code `device add` printed.
+    Join {
+        code: String,
+        #[command(flatten)]
+        relay: RelayArgs,
+    },
+    /// The account's devices.
+    List,
+    /// Revoke a device: the relay refuses it, and later changes are sealed
+    /// under keys it never had.
+    Revoke { device: String },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let filter = tracing_subscriber::EnvFilter::try_from_env("CASEBOOK_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn,automerge=off"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: cannot start: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(cli::run(cli)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            for cause in e.chain().skip(1) {
+                eprintln!("  because: {cause}");
+            }
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,166 @@
+//! `casebook demo`: the main job end to end, on loopback, in a temporary
+//! folder: a relay, a laptop and a tablet paired with a code, edits to the
+//! same note on both while offline, sync, the merged note from each device,
+//! and a scan of every file the relay and the devices wrote for the words of
+//! the note and the client's name.
+
+use std::path::Path;
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+use casebook::Home;
+use casebook::notes::{NoteFormat, NoteInput};
+use casebook_relay::{Config, format_fingerprint};
+
+use super::print::Out;
+
+const PASS: &[u8] = b"demo passphrase, not a real one";
+const CLIENT: &str = "Jordan Avery";
+const SECRET: &str = "sleep diary";
+
+fn step(s: &str) {
+    eprintln!("\n== {s}");
+}
+
+async fn sync(home: &mut Home, who: &str) -> Result<()> {
+    let relay = home.connect().await?;
+    let r = home.sync(&relay, &mut |_| {}).await?;
+    relay.close().await;
+    eprintln!("   {who}: sent {}, received {}", r.pushed, r.received);
+    if !r.refused.is_empty() {
+        bail!("{who} refused envelopes: {:?}", r.refused);
+    }
+    Ok(())
+}
+
+fn files_with(dir: &Path, needle: &[u8]) -> (usize, u64, Vec<String>) {
+    let (mut files, mut bytes, mut hits) = (0, 0u64, Vec::new());
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        let Ok(rd) = std::fs::read_dir(&d) else { continue };
+        for e in rd.flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                stack.push(p);
+            } else if let Ok(b) = std::fs::read(&p) {
+                files += 1;
+                bytes += b.len() as u64;
+                if b.windows(needle.len()).any(|w| w == needle) {
+                    hits.push(p.display().to_string());
+                }
+            }
+        }
+    }
+    (files, bytes, hits)
+}
+
+fn show(home: &mut Home, case: &casebook_shared::ids::DocId, who: &str) -> Result<Vec<(String, String)>> {
+    let note = home
+        .read_case(case, |c| c.notes().into_iter().next())?
+        .context("the note is missing")?;
+    println!("--- the note as the {who} shows it ---");
+    for (k, v) in &note.fields {
+        if !v.is_empty() {
+            println!("{k}: {v}");
+        }
+    }
+    Ok(note.fields)
+}
+
+/// Runs the demo.
+pub async fn run(_out: &Out) -> Result<()> {
+    let root = tempfile::tempdir().context("cannot make a temporary folder")?;
+    let data = root.path().join("relay");
+    step("starting a relay on loopback, its SQLite store in a temporary folder");
+    let relay = casebook_relay::start(Config {
+        listen: "127.0.0.1:0".parse().expect("a literal address"),
+        data: data.clone(),
+        cert: None,
+    })
+    .await?;
+    let addr = relay.addr.to_string();
+    eprintln!("   relay at {addr}, fingerprint {}", format_fingerprint(&relay.fingerprint));
+
+    step("setting up the laptop (account, device keys, recovery words)");
+    let (mut laptop, _words) = Home::init(&root.path().join("laptop"), PASS, "Dr. Rivera", &addr, relay.fingerprint)?;
+    let case = laptop.create_case(CLIENT, "2026-11-20")?;
+    let mut input = NoteInput::new("2026-11-20", NoteFormat::Soap);
+    input.fields = vec![
+        ("subjective".into(), "Jordan reports sleeping badly since the move.".into()),
+        ("assessment".into(), "Adjustment difficulties; no risk indicators today.".into()),
+        ("plan".into(), format!("Keep a {SECRET}.")),
+    ];
+    laptop.edit_case(&case, "note added", |c| Ok(c.add_note(input, "n1", "Dr. Rivera")?))?;
+    eprintln!("   case {} opened with one SOAP note", case.short());
+    sync(&mut laptop, "laptop").await?;
+
+    step("pairing the tablet with a short code (SPAKE2 through the relay)");
+    let conn = laptop.connect().await?;
+    let code = casebook::pairing::new_code();
+    eprintln!("   code: {code}");
+    let tablet_dir = root.path().join("tablet");
+    let (added, joined) = tokio::join!(
+        laptop.pair_add(&conn, &code, Duration::from_secs(60)),
+        casebook::pairing::join(&tablet_dir, PASS, &code, &addr, relay.fingerprint)
+    );
+    added?;
+    conn.close().await;
+    let mut tablet = joined?;
+    sync(&mut tablet, "tablet").await?;
+
+    step("both devices edit the same note while offline");
+    laptop.edit_case(&case, "note edited", |c| {
+        Ok(c.edit_note(
+            "n1",
+            &[("subjective".into(), "Jordan reports sleeping badly since the move in October.".into())],
+        )?)
+    })?;
+    eprintln!("   laptop: adds \"in October\" to the subjective field");
+    tablet.edit_case(&case, "note edited", |c| {
+        Ok(c.edit_note(
+            "n1",
+            &[
+                ("subjective".into(), "Client: Jordan reports sleeping badly since the move.".into()),
+                ("plan".into(), format!("Keep a {SECRET}; review it in two weeks.")),
+            ],
+        )?)
+    })?;
+    eprintln!("   tablet: prefixes \"Client:\" to the same field and extends the plan");
+
+    step("syncing both");
+    sync(&mut laptop, "laptop").await?;
+    sync(&mut tablet, "tablet").await?;
+    sync(&mut laptop, "laptop").await?;
+    let a = show(&mut laptop, &case, "laptop")?;
+    let b = show(&mut tablet, &case, "tablet")?;
+    if a != b {
+        bail!("the two devices disagree after sync");
+    }
+    println!("both devices show the same note, with every edit.");
+
+    step("looking for the note's words and the client's name in every file");
+    relay.shutdown().await;
+    drop(laptop);
+    drop(tablet);
+    let mut leaked = false;
+    for (what, dir) in [
+        ("relay data", data.as_path()),
+        ("laptop home", &root.path().join("laptop")),
+        ("tablet home", &tablet_dir),
+    ] {
+        for needle in [SECRET, CLIENT] {
+            let (files, bytes, hits) = files_with(dir, needle.as_bytes());
+            println!(
+                "{what}: {files} files, {bytes} bytes; {:?} found in {} of them",
+                needle,
+                hits.len()
+            );
+            leaked |= !hits.is_empty();
+        }
+    }
+    if leaked {
+        bail!("plaintext was found on disk");
+    }
+    println!("no file holds the note's words or the client's name.");
+    Ok(())
+}

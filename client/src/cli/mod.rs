@@ -1,0 +1,404 @@
+//! The commands behind `casebook`'s subcommands.
+
+mod demo;
+mod editor;
+mod print;
+mod secrets;
+mod time;
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{Context, Result, anyhow, bail};
+use casebook::Home;
+use casebook::notes::{NoteFormat, NoteInput, new_note_id, parse_date, parse_duration, parse_start_time};
+use casebook::sync::Progress;
+use casebook_shared::ids::DocId;
+
+use crate::{CaseCmd, Cli, Command, DeviceCmd, NoteCmd, NoteFields, PrivateCmd, RelayArgs};
+use print::Out;
+
+fn home_dir(cli_home: Option<&Path>) -> Result<PathBuf> {
+    if let Some(h) = cli_home {
+        return Ok(h.to_path_buf());
+    }
+    let base = std::env::var_os("HOME")
+        .ok_or_else(|| anyhow!("no home folder: pass --home DIR or set CASEBOOK_HOME"))?;
+    Ok(PathBuf::from(base).join(".casebook"))
+}
+
+fn parse_fp(s: &str) -> Result<[u8; 32]> {
+    casebook_relay::parse_fingerprint(s).ok_or_else(|| {
+        anyhow!("--relay-fingerprint {s:?} is not a fingerprint; copy the sha256:... line `casebook-relay serve` printed")
+    })
+}
+
+/// `FIELD=VALUE` pairs.
+fn parse_fields(raw: &[String]) -> Result<Vec<(String, String)>> {
+    raw.iter()
+        .map(|f| {
+            f.split_once('=')
+                .map(|(k, v)| (k.trim().to_string(), v.to_string()))
+                .filter(|(k, _)| !k.is_empty())
+                .ok_or_else(|| anyhow!("--field {f:?}: write it as FIELD=VALUE, e.g. plan=\"Review in two weeks\""))
+        })
+        .collect()
+}
+
+fn open(cli: &Cli) -> Result<Home> {
+    let dir = home_dir(cli.home.as_deref())?;
+    if !Home::exists(&dir) {
+        bail!(
+            "no casebook home at {}: run `casebook init` (first device), `casebook device join` (another device) or `casebook recover`",
+            dir.display()
+        );
+    }
+    let pass = secrets::passphrase(cli.passphrase_file.as_deref())?;
+    Ok(Home::open(&dir, pass.as_bytes())?)
+}
+
+fn case_id(home: &Home, case: &str) -> Result<DocId> {
+    Ok(home.resolve_case(case)?)
+}
+
+/// Prints sync progress on one stderr line.
+fn progress_line(p: Progress) {
+    use std::io::Write;
+    let line = match p {
+        Progress::Pushed { done, total } => format!("sent {done}/{total} changes"),
+        Progress::Fetched { docs, of, bytes } => {
+            format!("fetched {docs}/{of} documents ({:.1} MB)", bytes as f64 / 1e6)
+        }
+        Progress::Applied { docs, of } => format!("merged {docs}/{of} documents"),
+    };
+    let mut err = std::io::stderr();
+    let _ = write!(err, "\r\x1b[K{line}");
+    let _ = err.flush();
+}
+
+fn end_progress() {
+    eprint!("\r\x1b[K");
+}
+
+/// Runs one parsed command line.
+pub async fn run(cli: Cli) -> Result<()> {
+    let out = Out::new(cli.json);
+    match &cli.command {
+        Command::Init { name, relay } => init(&cli, &out, name, relay),
+        Command::Case(c) => case(&cli, &out, c),
+        Command::Note(n) => note(&cli, &out, n),
+        Command::Private(p) => private(&cli, &out, p),
+        Command::Search { text } => {
+            let mut home = open(&cli)?;
+            let hits = home.search(text)?;
+            out.search(&hits)
+        }
+        Command::Device(d) => device(&cli, &out, d).await,
+        Command::Sync { watch } => sync(&cli, &out, *watch).await,
+        Command::Recover {
+            relay,
+            words_file,
+            name,
+        } => recover(&cli, &out, relay, words_file.as_deref(), name).await,
+        Command::Audit { limit } => {
+            let home = open(&cli)?;
+            let trail = home.audit_trail()?;
+            out.audit(&trail[..trail.len().min(*limit)])
+        }
+        Command::Demo => demo::run(&out).await,
+    }
+}
+
+fn init(cli: &Cli, out: &Out, name: &str, relay: &RelayArgs) -> Result<()> {
+    let dir = home_dir(cli.home.as_deref())?;
+    if Home::exists(&dir) {
+        bail!("{} already holds a casebook home; choose another --home", dir.display());
+    }
+    if name.trim().is_empty() {
+        bail!("--name must not be empty");
+    }
+    let fp = parse_fp(&relay.relay_fingerprint)?;
+    let pass = secrets::new_passphrase(cli.passphrase_file.as_deref())?;
+    let (home, words) = Home::init(&dir, pass.as_bytes(), name.trim(), &relay.relay, fp)?;
+    eprintln!("Set up {} for {}.", dir.display(), home.name());
+    eprintln!();
+    eprintln!("Your recovery words (shown once; write them on paper and keep them safe):");
+    eprintln!();
+    eprintln!("    {}", words.as_str());
+    eprintln!();
+    eprintln!("With them, `casebook recover` restores this account on a new device.");
+    out.init(&home)
+}
+
+fn case(cli: &Cli, out: &Out, cmd: &CaseCmd) -> Result<()> {
+    let mut home = open(cli)?;
+    match cmd {
+        CaseCmd::New { name } => {
+            if name.trim().is_empty() {
+                bail!("the case name must not be empty");
+            }
+            let id = home.create_case(name.trim(), &time::today())?;
+            out.created_case(&id)
+        }
+        CaseCmd::List => out.cases(&home.cases()?),
+        CaseCmd::Show { case } => {
+            let id = case_id(&home, case)?;
+            let (summary, profile, notes) =
+                home.read_case(&id, |c| (c.summary(), c.profile(), c.notes()))?;
+            out.case(&id, &summary, &profile, &notes)
+        }
+        CaseCmd::Edit { case, fields, name } => {
+            let id = case_id(&home, case)?;
+            let fields = parse_fields(fields)?;
+            if fields.is_empty() && name.is_none() {
+                bail!("nothing to change: give --field FIELD=VALUE or --name");
+            }
+            home.edit_case(&id, "case edited", |c| {
+                if let Some(n) = name {
+                    c.set_name(n.trim())?;
+                }
+                if !fields.is_empty() {
+                    c.set_profile(&fields)?;
+                }
+                Ok(())
+            })?;
+            out.done("case updated")
+        }
+    }
+}
+
+fn note(cli: &Cli, out: &Out, cmd: &NoteCmd) -> Result<()> {
+    let mut home = open(cli)?;
+    let by = home.name().to_string();
+    match cmd {
+        NoteCmd::Add {
+            case,
+            format,
+            date,
+            start,
+            minutes,
+            fields,
+        } => {
+            let id = case_id(&home, case)?;
+            let format = NoteFormat::parse(format)?;
+            let mut input = NoteInput::new(parse_date(date.as_deref().unwrap_or(&time::today()))?, format);
+            input.start_time = start.as_deref().map(parse_start_time).transpose()?;
+            input.duration = minutes.as_deref().map(parse_duration).transpose()?;
+            input.fields = note_fields(format, &[], fields)?;
+            let note_id = new_note_id();
+            let nid = note_id.clone();
+            home.edit_case(&id, "note added", move |c| Ok(c.add_note(input, &nid, &by)?))?;
+            out.created_note(&note_id)
+        }
+        NoteCmd::Edit { case, note, fields } => {
+            let id = case_id(&home, case)?;
+            let (note_id, current) = home.read_case(&id, |c| {
+                c.resolve_note_id(note)
+                    .map(|n| (n.clone(), c.note(&n).expect("resolved ids exist")))
+            })??;
+            let changes = note_fields(current.format, &current.editable_fields(), fields)?;
+            if changes.is_empty() {
+                bail!("nothing to change: give --field FIELD=VALUE or --edit");
+            }
+            home.edit_case(&id, "note edited", |c| Ok(c.edit_note(&note_id, &changes)?))?;
+            out.done("note updated")
+        }
+        NoteCmd::List { case } => {
+            let id = case_id(&home, case)?;
+            let summary = home.read_case(&id, |c| c.summary())?;
+            out.note_list(&summary.notes)
+        }
+        NoteCmd::Show { case, note } => {
+            let id = case_id(&home, case)?;
+            let n = home.read_case(&id, |c| {
+                c.resolve_note_id(note)
+                    .map(|n| c.note(&n).expect("resolved ids exist"))
+            })??;
+            out.note(&n)
+        }
+        NoteCmd::Sign { case, note } => {
+            let id = case_id(&home, case)?;
+            let at = time::now();
+            home.edit_case(&id, "note signed", |c| {
+                let n = c.resolve_note_id(note)?;
+                Ok(c.sign_note(&n, &by, &at)?)
+            })?;
+            out.done("note signed; later corrections go in `casebook note addendum`")
+        }
+        NoteCmd::Addendum { case, note, text } => {
+            let id = case_id(&home, case)?;
+            let at = time::now();
+            home.edit_case(&id, "addendum added", |c| {
+                let n = c.resolve_note_id(note)?;
+                Ok(c.add_addendum(&n, &by, &at, text)?)
+            })?;
+            out.done("addendum added")
+        }
+    }
+}
+
+/// The fields to write: from `--field`, or from `$EDITOR` on a template
+/// filled with `current` (and any `--field` values).
+fn note_fields(
+    format: NoteFormat,
+    current: &[(String, String)],
+    args: &NoteFields,
+) -> Result<Vec<(String, String)>> {
+    let given = parse_fields(&args.fields)?;
+    if !args.edit {
+        return Ok(given);
+    }
+    let mut start: Vec<(String, String)> = current.to_vec();
+    for (k, v) in &given {
+        match start.iter_mut().find(|(f, _)| f == k) {
+            Some(slot) => slot.1 = v.clone(),
+            None => start.push((k.clone(), v.clone())),
+        }
+    }
+    let template = casebook::notes::note_to_markdown(format, &start);
+    let edited = editor::edit(&template)?;
+    let fields = casebook::notes::markdown_to_fields(format, &edited)?;
+    // Only what changed is written, so unchanged fields merge untouched.
+    Ok(fields
+        .into_iter()
+        .filter(|(k, v)| current.iter().find(|(f, _)| f == k).is_none_or(|(_, old)| old != v))
+        .collect())
+}
+
+fn private(cli: &Cli, out: &Out, cmd: &PrivateCmd) -> Result<()> {
+    let mut home = open(cli)?;
+    match cmd {
+        PrivateCmd::Add { case, text } => {
+            let id = case_id(&home, case)?;
+            let by = home.name().to_string();
+            let at = time::now();
+            let entry = home.edit_private(&id, |p| Ok(p.add(text, &by, &at)?))?;
+            out.created_note(&entry)
+        }
+        PrivateCmd::List { case } => {
+            let id = case_id(&home, case)?;
+            let entries = home.read_private(&id, |p| p.entries())?;
+            out.private(&entries)
+        }
+    }
+}
+
+async fn device(cli: &Cli, out: &Out, cmd: &DeviceCmd) -> Result<()> {
+    match cmd {
+        DeviceCmd::Add { timeout } => {
+            let mut home = open(cli)?;
+            let relay = home.connect().await?;
+            let code = casebook::pairing::new_code();
+            out.pair_code(&code)?;
+            eprintln!("On the new device, run: casebook device join {code} --relay ... --relay-fingerprint ...");
+            eprintln!("Waiting for it (up to {timeout} s)...");
+            let id = home
+                .pair_add(&relay, &code, Duration::from_secs(*timeout))
+                .await?;
+            relay.close().await;
+            eprintln!("Paired device {}.", id.short());
+            out.done("paired")
+        }
+        DeviceCmd::Join { code, relay } => {
+            let dir = home_dir(cli.home.as_deref())?;
+            if Home::exists(&dir) {
+                bail!("{} already holds a casebook home; choose another --home", dir.display());
+            }
+            let fp = parse_fp(&relay.relay_fingerprint)?;
+            let pass = secrets::new_passphrase(cli.passphrase_file.as_deref())?;
+            let home = casebook::pairing::join(&dir, pass.as_bytes(), code, &relay.relay, fp).await?;
+            eprintln!(
+                "This device has joined {}'s account. Run `casebook sync` to fetch the cases.",
+                home.name()
+            );
+            out.init(&home)
+        }
+        DeviceCmd::List => {
+            let home = open(cli)?;
+            out.devices(&home.devices()?)
+        }
+        DeviceCmd::Revoke { device } => {
+            let mut home = open(cli)?;
+            let id = home.resolve_device(device)?;
+            let relay = home.connect().await?;
+            let rotated = home.revoke(&relay, &id).await?;
+            let report = home.sync(&relay, &mut progress_line).await;
+            end_progress();
+            relay.close().await;
+            report.context("the device is revoked, but the new document keys are not sent yet; run `casebook sync`")?;
+            eprintln!("Revoked {}; {rotated} documents moved to new keys.", id.short());
+            out.done("revoked")
+        }
+    }
+}
+
+async fn sync(cli: &Cli, out: &Out, watch: bool) -> Result<()> {
+    let mut home = open(cli)?;
+    if !watch {
+        let relay = home.connect().await?;
+        let report = home.sync(&relay, &mut progress_line).await;
+        end_progress();
+        relay.close().await;
+        return out.sync_report(&report?);
+    }
+    eprintln!("Watching for changes; Ctrl-C to stop.");
+    let mut backoff = Duration::from_millis(500);
+    loop {
+        let stop = async {
+            let _ = tokio::signal::ctrl_c().await;
+        };
+        let result = match home.connect().await {
+            Ok(relay) => {
+                backoff = Duration::from_millis(500);
+                let r = home
+                    .watch(&relay, stop, &mut |casebook::sync::WatchEvent::Synced(report)| {
+                        if let Err(e) = out.watch_report(&report) {
+                            eprintln!("error: {e}");
+                        }
+                    })
+                    .await;
+                relay.close().await;
+                match r {
+                    Ok(()) => return Ok(()),
+                    Err(e) => e,
+                }
+            }
+            Err(e) => e,
+        };
+        match result {
+            casebook::Error::Revoked | casebook::Error::Rollback(_) | casebook::Error::Store(_) => {
+                return Err(result.into());
+            }
+            e => eprintln!("connection lost ({e}); retrying in {:.1} s", backoff.as_secs_f32()),
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(backoff) => {}
+            _ = tokio::signal::ctrl_c() => return Ok(()),
+        }
+        backoff = (backoff * 2).min(Duration::from_secs(30));
+    }
+}
+
+async fn recover(
+    cli: &Cli,
+    out: &Out,
+    relay: &RelayArgs,
+    words_file: Option<&Path>,
+    name: &str,
+) -> Result<()> {
+    let dir = home_dir(cli.home.as_deref())?;
+    if Home::exists(&dir) {
+        bail!("{} already holds a casebook home; recover into a new --home", dir.display());
+    }
+    let fp = parse_fp(&relay.relay_fingerprint)?;
+    let words = secrets::recovery_words(words_file)?;
+    let pass = secrets::new_passphrase(cli.passphrase_file.as_deref())?;
+    let mut home =
+        casebook::devices::recover(&dir, pass.as_bytes(), &words, name.trim(), &relay.relay, fp).await?;
+    eprintln!("Account restored onto this device; fetching its cases...");
+    let conn = home.connect().await?;
+    let report = home.sync(&conn, &mut progress_line).await;
+    end_progress();
+    conn.close().await;
+    out.sync_report(&report?)
+}

@@ -1,0 +1,305 @@
+//! What commands print: plain text for people, or JSON with `--json`. Ids
+//! are shown in hex; a unique prefix of one works wherever an id is asked for.
+
+use anyhow::Result;
+use casebook::Home;
+use casebook::devices::DeviceRow;
+use casebook::docs::Hit;
+use casebook::home::AuditRecord;
+use casebook::notes::{CaseSummary, Note, NoteSummary, PrivateEntry, Profile};
+use casebook::sync::SyncReport;
+use casebook_shared::ids::DocId;
+use serde_json::{Value, json};
+
+use super::time;
+
+/// Chosen output style.
+pub struct Out {
+    json: bool,
+}
+
+fn print_json(v: &Value) -> Result<()> {
+    println!("{}", serde_json::to_string_pretty(v)?);
+    Ok(())
+}
+
+fn note_summary_json(n: &NoteSummary) -> Value {
+    json!({
+        "id": n.id, "date": n.date, "start_time": n.start_time,
+        "format": n.format.as_str(), "signed": n.signed,
+    })
+}
+
+fn report_json(r: &SyncReport) -> Value {
+    json!({
+        "pushed": r.pushed, "received": r.received, "docs_updated": r.docs_updated,
+        "snapshots_in": r.snapshots_in, "snapshots_out": r.snapshots_out,
+        "refused": r.refused.iter().map(|x| json!({
+            "doc": x.doc.to_hex(), "seq": x.seq, "reason": x.reason,
+        })).collect::<Vec<_>>(),
+    })
+}
+
+impl Out {
+    pub fn new(json: bool) -> Out {
+        Out { json }
+    }
+
+    pub fn init(&self, home: &Home) -> Result<()> {
+        let (relay, _) = home.relay();
+        if self.json {
+            return print_json(&json!({
+                "home": home.dir().display().to_string(),
+                "account": home.account_id().to_hex(),
+                "device": home.device_id().to_hex(),
+                "relay": relay,
+            }));
+        }
+        println!("account {}", home.account_id().to_hex());
+        println!("device  {}", home.device_id().to_hex());
+        Ok(())
+    }
+
+    pub fn done(&self, what: &str) -> Result<()> {
+        if self.json {
+            return print_json(&json!({ "ok": true, "what": what }));
+        }
+        eprintln!("{what}");
+        Ok(())
+    }
+
+    pub fn created_case(&self, id: &DocId) -> Result<()> {
+        if self.json {
+            return print_json(&json!({ "case": id.to_hex() }));
+        }
+        println!("{}", id.to_hex());
+        Ok(())
+    }
+
+    pub fn created_note(&self, id: &str) -> Result<()> {
+        if self.json {
+            return print_json(&json!({ "note": id }));
+        }
+        println!("{id}");
+        Ok(())
+    }
+
+    pub fn cases(&self, cases: &[(DocId, CaseSummary)]) -> Result<()> {
+        if self.json {
+            return print_json(&Value::Array(
+                cases
+                    .iter()
+                    .map(|(id, s)| {
+                        json!({
+                            "id": id.to_hex(), "name": s.name, "created": s.created,
+                            "notes": s.notes.len(),
+                            "last_session": s.notes.iter().map(|n| n.date.clone()).max(),
+                        })
+                    })
+                    .collect(),
+            ));
+        }
+        if cases.is_empty() {
+            eprintln!("no cases yet: `casebook case new NAME` opens one");
+        }
+        for (id, s) in cases {
+            let last = s.notes.iter().map(|n| n.date.as_str()).max().unwrap_or("-");
+            println!("{}  {:<28}  {:>3} notes  last {}", id.short(), s.name, s.notes.len(), last);
+        }
+        Ok(())
+    }
+
+    pub fn case(&self, id: &DocId, s: &CaseSummary, profile: &Profile, notes: &[Note]) -> Result<()> {
+        if self.json {
+            return print_json(&json!({
+                "id": id.to_hex(), "name": s.name, "created": s.created,
+                "profile": profile, "notes": notes,
+            }));
+        }
+        println!("{}  (case {}, opened {})", s.name, id.to_hex(), s.created);
+        for (k, v) in profile.fields() {
+            if !v.is_empty() {
+                println!("{k}: {v}");
+            }
+        }
+        println!();
+        for n in notes {
+            let signed = if n.is_signed() { "signed" } else { "draft" };
+            println!("{}  {}  {:<5} {}", n.id, n.date, n.format.as_str(), signed);
+        }
+        Ok(())
+    }
+
+    pub fn note_list(&self, notes: &[NoteSummary]) -> Result<()> {
+        if self.json {
+            return print_json(&Value::Array(notes.iter().map(note_summary_json).collect()));
+        }
+        for n in notes {
+            let signed = if n.signed { "signed" } else { "draft" };
+            println!(
+                "{}  {} {}  {:<5} {}",
+                n.id,
+                n.date,
+                n.start_time.as_deref().unwrap_or("     "),
+                n.format.as_str(),
+                signed
+            );
+        }
+        Ok(())
+    }
+
+    pub fn note(&self, n: &Note) -> Result<()> {
+        if self.json {
+            return print_json(&serde_json::to_value(n)?);
+        }
+        println!("note {}  {}  {}", n.id, n.date, n.format.as_str());
+        if let Some(t) = &n.start_time {
+            println!("start {t}");
+        }
+        if let Some(d) = n.duration {
+            println!("{d} minutes");
+        }
+        println!("by {}", n.created_by);
+        if let (Some(by), Some(at)) = (&n.signed_by, &n.signed_at) {
+            println!("signed by {by} at {at}");
+        }
+        for (k, v) in &n.fields {
+            if !v.is_empty() {
+                println!("\n## {k}\n{v}");
+            }
+        }
+        for a in &n.addenda {
+            println!("\n## addendum ({}, {})\n{}", a.by, a.at, a.text);
+        }
+        for c in &n.comments {
+            println!("\n## comment ({}, {})\n{}", c.by, c.at, c.text);
+        }
+        Ok(())
+    }
+
+    pub fn private(&self, entries: &[PrivateEntry]) -> Result<()> {
+        if self.json {
+            return print_json(&serde_json::to_value(entries)?);
+        }
+        for e in entries {
+            println!("{}  {}  {}\n{}\n", e.id, e.at, e.by, e.text);
+        }
+        Ok(())
+    }
+
+    pub fn search(&self, hits: &[Hit]) -> Result<()> {
+        if self.json {
+            return print_json(&Value::Array(
+                hits.iter()
+                    .map(|h| {
+                        json!({
+                            "case": h.case.to_hex(), "case_name": h.case_name, "private": h.private,
+                            "note": h.note, "field": h.field, "snippet": h.snippet,
+                        })
+                    })
+                    .collect(),
+            ));
+        }
+        if hits.is_empty() {
+            eprintln!("no matches");
+        }
+        for h in hits {
+            let place = match (&h.note, h.private) {
+                (Some(n), false) => format!("note {n} {}", h.field),
+                (Some(n), true) => format!("private {n}"),
+                (None, _) => h.field.clone(),
+            };
+            println!("{}  {}  {}: {}", h.case.short(), h.case_name, place, h.snippet);
+        }
+        Ok(())
+    }
+
+    pub fn pair_code(&self, code: &str) -> Result<()> {
+        if self.json {
+            print_json(&json!({ "code": code }))?;
+        } else {
+            println!("{code}");
+        }
+        use std::io::Write;
+        std::io::stdout().flush()?;
+        Ok(())
+    }
+
+    pub fn devices(&self, rows: &[DeviceRow]) -> Result<()> {
+        if self.json {
+            return print_json(&Value::Array(
+                rows.iter()
+                    .map(|r| {
+                        json!({
+                            "id": r.id.to_hex(), "kind": r.kind, "added": time::rfc3339(r.added_at),
+                            "revoked": r.revoked, "this_device": r.this_device,
+                        })
+                    })
+                    .collect(),
+            ));
+        }
+        for r in rows {
+            let state = if r.revoked { "revoked" } else { "active" };
+            let me = if r.this_device { "  (this device)" } else { "" };
+            println!(
+                "{}  {:<8}  {:<7}  added {}{me}",
+                r.id.to_hex(),
+                r.kind,
+                state,
+                time::rfc3339(r.added_at)
+            );
+        }
+        Ok(())
+    }
+
+    pub fn sync_report(&self, r: &SyncReport) -> Result<()> {
+        if self.json {
+            return print_json(&report_json(r));
+        }
+        eprintln!(
+            "synced: {} sent, {} received ({} documents updated, {} from snapshots)",
+            r.pushed, r.received, r.docs_updated, r.snapshots_in
+        );
+        for x in &r.refused {
+            eprintln!(
+                "warning: refused envelope {} of document {}: {} (nothing was changed)",
+                x.seq,
+                x.doc.short(),
+                x.reason
+            );
+        }
+        Ok(())
+    }
+
+    pub fn watch_report(&self, r: &SyncReport) -> Result<()> {
+        if self.json {
+            println!("{}", serde_json::to_string(&report_json(r))?);
+            return Ok(());
+        }
+        if r.pushed + r.received + r.snapshots_in > 0 || !r.refused.is_empty() {
+            self.sync_report(r)?;
+        }
+        Ok(())
+    }
+
+    pub fn audit(&self, trail: &[AuditRecord]) -> Result<()> {
+        if self.json {
+            return print_json(&Value::Array(
+                trail
+                    .iter()
+                    .map(|a| {
+                        json!({
+                            "at": time::rfc3339(a.at), "device": a.device.to_hex(),
+                            "case": a.case.map(|c| c.to_hex()), "what": a.what,
+                        })
+                    })
+                    .collect(),
+            ));
+        }
+        for a in trail {
+            let case = a.case.map(|c| c.short()).unwrap_or_default();
+            println!("{}  {}  {:<8}  {}", time::rfc3339(a.at), a.device.short(), case, a.what);
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,76 @@
+//! Reading the passphrase and the recovery words: from a file, the
+//! environment, or a prompt that does not echo. They are never printed.
+
+use std::path::Path;
+
+use anyhow::{Context, Result, bail};
+use zeroize::Zeroizing;
+
+/// The environment variable a script can set instead of answering a prompt.
+pub const PASSPHRASE_ENV: &str = "CASEBOOK_PASSPHRASE";
+
+fn from_file(path: &Path) -> Result<Zeroizing<String>> {
+    let text = Zeroizing::new(
+        std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read the passphrase file {}", path.display()))?,
+    );
+    let line = Zeroizing::new(text.lines().next().unwrap_or("").to_string());
+    if line.is_empty() {
+        bail!("the passphrase file {} is empty", path.display());
+    }
+    Ok(line)
+}
+
+/// The passphrase for an existing home.
+pub fn passphrase(file: Option<&Path>) -> Result<Zeroizing<String>> {
+    if let Some(f) = file {
+        return from_file(f);
+    }
+    if let Ok(p) = std::env::var(PASSPHRASE_ENV) {
+        return Ok(Zeroizing::new(p));
+    }
+    let p = Zeroizing::new(
+        rpassword::prompt_password("casebook passphrase: ")
+            .context("cannot read a passphrase: set CASEBOOK_PASSPHRASE or use --passphrase-file")?,
+    );
+    Ok(p)
+}
+
+/// A passphrase for a new home: prompted twice, at least 8 characters.
+pub fn new_passphrase(file: Option<&Path>) -> Result<Zeroizing<String>> {
+    let p = if file.is_some() || std::env::var(PASSPHRASE_ENV).is_ok() {
+        passphrase(file)?
+    } else {
+        let a = Zeroizing::new(
+            rpassword::prompt_password("choose a passphrase for this device: ").context(
+                "cannot read a passphrase: set CASEBOOK_PASSPHRASE or use --passphrase-file",
+            )?,
+        );
+        let b = Zeroizing::new(rpassword::prompt_password("type it again: ")?);
+        if a != b {
+            bail!("the two passphrases differ; nothing was set up");
+        }
+        a
+    };
+    if p.chars().count() < 8 {
+        bail!("the passphrase must be at least 8 characters");
+    }
+    Ok(p)
+}
+
+/// The recovery words: from a file, `CASEBOOK_RECOVERY_WORDS`, or a prompt.
+pub fn recovery_words(file: Option<&Path>) -> Result<Zeroizing<String>> {
+    if let Some(f) = file {
+        return Ok(Zeroizing::new(
+            std::fs::read_to_string(f)
+                .with_context(|| format!("cannot read the words file {}", f.display()))?,
+        ));
+    }
+    if let Ok(w) = std::env::var("CASEBOOK_RECOVERY_WORDS") {
+        return Ok(Zeroizing::new(w));
+    }
+    Ok(Zeroizing::new(
+        rpassword::prompt_password("recovery words (12, separated by spaces): ")
+            .context("cannot read the words: set CASEBOOK_RECOVERY_WORDS or use --words-file")?,
+    ))
+}

@@ -1,0 +1,146 @@
+//! The `casebook` command line, run as a person would run it, against a
+//! real relay on loopback.
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+
+const PASS: &str = "a long enough passphrase";
+
+struct Relay {
+    handle: casebook_relay::Handle,
+    _data: tempfile::TempDir,
+}
+
+async fn relay() -> Relay {
+    let data = tempfile::tempdir().unwrap();
+    let handle = casebook_relay::start(casebook_relay::Config {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        data: data.path().to_path_buf(),
+        cert: None,
+    })
+    .await
+    .unwrap();
+    Relay { handle, _data: data }
+}
+
+fn casebook(home: &Path) -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_casebook"));
+    c.arg("--home").arg(home).env("CASEBOOK_PASSPHRASE", PASS).env_remove("CASEBOOK_HOME");
+    c
+}
+
+fn run(home: &Path, args: &[&str]) -> Output {
+    casebook(home).args(args).output().unwrap()
+}
+
+fn ok(home: &Path, args: &[&str]) -> String {
+    let out = run(home, args);
+    assert!(
+        out.status.success(),
+        "casebook {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+fn fails(home: &Path, args: &[&str], says: &str) {
+    let out = run(home, args);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "casebook {args:?} should fail");
+    assert!(err.contains(says), "casebook {args:?}: {err:?} does not say {says:?}");
+    assert!(!err.contains("panicked"), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_therapist_uses_the_cli_on_two_devices() {
+    let relay = relay().await;
+    let addr = relay.handle.addr.to_string();
+    let fp = casebook_relay::format_fingerprint(&relay.handle.fingerprint);
+    let dirs = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let (laptop, tablet) = (dirs.0.path().join("laptop"), dirs.1.path().join("tablet"));
+
+    let init = run(&laptop, &["init", "--name", "Dr. Rivera", "--relay", &addr, "--relay-fingerprint", &fp]);
+    assert!(init.status.success(), "{}", String::from_utf8_lossy(&init.stderr));
+    assert!(String::from_utf8_lossy(&init.stderr).contains("recovery words"));
+
+    let case = ok(&laptop, &["case", "new", "Jordan Avery"]).trim().to_string();
+    assert_eq!(case.len(), 32);
+    let note = ok(
+        &laptop,
+        &[
+            "note", "add", &case[..8], "--format", "soap", "--date", "2026-11-20",
+            "--field", "subjective=Sleeping badly since the move.", "--field", "plan=Sleep diary.",
+        ],
+    )
+    .trim()
+    .to_string();
+    // --edit: the editor here is a script that rewrites a word.
+    let edited = casebook(&laptop)
+        .args(["note", "edit", &case, &note, "--edit"])
+        .env("EDITOR", "sed -i s/badly/poorly/")
+        .output()
+        .unwrap();
+    assert!(edited.status.success(), "{}", String::from_utf8_lossy(&edited.stderr));
+    let shown = ok(&laptop, &["--json", "note", "show", &case, &note]);
+    let v: serde_json::Value = serde_json::from_str(&shown).unwrap();
+    assert_eq!(v["fields"]["subjective"], "Sleeping poorly since the move.");
+    assert_eq!(v["fields"]["plan"], "Sleep diary.");
+    ok(&laptop, &["private", "add", &case, "--text", "Countertransference: felt protective."]);
+    assert!(ok(&laptop, &["search", "sleep diary"]).contains(&case[..8]));
+    ok(&laptop, &["note", "sign", &case, &note]);
+    fails(&laptop, &["note", "edit", &case, &note, "--field", "plan=x"], "signed");
+    ok(&laptop, &["note", "addendum", &case, &note, "--text", "Client called to reschedule."]);
+    ok(&laptop, &["sync"]);
+
+    // Pair: `device add` prints the code first and waits.
+    let mut add = casebook(&laptop)
+        .args(["device", "add", "--timeout", "60"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut code = String::new();
+    BufReader::new(add.stdout.take().unwrap()).read_line(&mut code).unwrap();
+    let code = code.trim().to_string();
+    ok(&tablet, &["device", "join", &code, "--relay", &addr, "--relay-fingerprint", &fp]);
+    assert!(add.wait().unwrap().success());
+    ok(&tablet, &["sync"]);
+    let list: serde_json::Value = serde_json::from_str(&ok(&tablet, &["--json", "case", "list"])).unwrap();
+    assert_eq!(list[0]["name"], "Jordan Avery");
+    let shown: serde_json::Value =
+        serde_json::from_str(&ok(&tablet, &["--json", "note", "show", &case, &note])).unwrap();
+    assert_eq!(shown["addenda"][0]["text"], "Client called to reschedule.");
+    assert!(ok(&tablet, &["private", "list", &case]).contains("felt protective"));
+    let devices: serde_json::Value = serde_json::from_str(&ok(&tablet, &["--json", "device", "list"])).unwrap();
+    assert_eq!(devices.as_array().unwrap().len(), 3, "laptop, tablet, recovery key");
+    relay.handle.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_input_is_a_clear_error() {
+    let relay = relay().await;
+    let addr = relay.handle.addr.to_string();
+    let fp = casebook_relay::format_fingerprint(&relay.handle.fingerprint);
+    let dir = tempfile::tempdir().unwrap();
+    let home = dir.path().join("home");
+    fails(&home, &["case", "list"], "casebook init");
+    fails(&home, &["init", "--name", "X", "--relay", &addr, "--relay-fingerprint", "sha256:zz"], "fingerprint");
+    ok(&home, &["init", "--name", "Dr. Rivera", "--relay", &addr, "--relay-fingerprint", &fp]);
+    fails(&home, &["init", "--name", "X", "--relay", &addr, "--relay-fingerprint", &fp], "already");
+    let wrong = casebook(&home).env("CASEBOOK_PASSPHRASE", "not the passphrase").args(["case", "list"]).output().unwrap();
+    assert!(!wrong.status.success());
+    assert!(String::from_utf8_lossy(&wrong.stderr).contains("wrong passphrase"));
+    fails(&home, &["case", "show", "0123abcd"], "no case matches");
+    let case = ok(&home, &["case", "new", "Sam"]).trim().to_string();
+    fails(&home, &["note", "add", &case, "--field", "plan"], "FIELD=VALUE");
+    fails(&home, &["note", "add", &case, "--format", "poem"], "unknown note format");
+    fails(&home, &["note", "add", &case, "--date", "2026-02-30"], "invalid date");
+    fails(&home, &["note", "add", &case, "--field", "mood=fine"], "unknown field");
+    fails(&home, &["note", "show", &case, "nope"], "no note");
+    fails(&home, &["device", "revoke", "ffff"], "no device matches");
+    fails(&home, &["device", "join", "not-a-code", "--relay", &addr, "--relay-fingerprint", &fp], "already");
+    let usage = run(&home, &["note", "add"]);
+    assert_eq!(usage.status.code(), Some(2), "clap usage errors exit 2");
+    relay.handle.shutdown().await;
+}
