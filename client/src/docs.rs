@@ -232,7 +232,9 @@ impl Home {
         let summary = serde_json_summary(&loaded.summary());
         let rev = self.store.transaction(|s| {
             let mut sync = s.doc_sync(doc)?.unwrap_or_default();
-            sync.since_snapshot += 1;
+            if !changes.is_empty() {
+                sync.since_snapshot += crate::sync::snapshot_weight(changes.len());
+            }
             let rev = s.put_doc(doc, &body, &summary)?;
             s.set_doc_sync(doc, sync)?;
             if !changes.is_empty() {

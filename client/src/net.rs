@@ -244,6 +244,9 @@ impl Relay {
         send.write_all(&codec::frame(&Request::Subscribe))
             .await
             .map_err(|e| NetError::Io(e.to_string()))?;
+        // The relay reads a request to its end; the pushes come back on
+        // the receiving half, which stays open.
+        send.finish().map_err(|e| NetError::Io(e.to_string()))?;
         match read_frame(&mut recv).await? {
             Some(Response::Ok) => Ok(Subscription { recv, _send: send }),
             Some(Response::Error { code, reason }) => Err(NetError::Relay { code, reason }),

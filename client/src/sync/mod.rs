@@ -28,10 +28,16 @@ use crate::store::OutKind;
 
 pub use watch::WatchEvent;
 
-/// After this many changes since the last snapshot, a device with write
+/// After changes of this weight since the last snapshot, a device with write
 /// access uploads a new one, so a new device loads one document instead of
 /// replaying its history, and the relay drops the changes it covers.
 pub const SNAPSHOT_EVERY: u64 = 16;
+
+/// The weight of one change toward the next snapshot: one, plus one per
+/// 512 bytes, so 16 small edits or about 8 KiB of new text call for one.
+pub fn snapshot_weight(change_len: usize) -> u64 {
+    1 + change_len as u64 / 512
+}
 
 /// Bytes asked for per fetch page, and sent at most per upload.
 const PAGE_BYTES: u32 = 4 * 1024 * 1024;
@@ -110,7 +116,7 @@ impl Home {
     pub async fn sync(
         &mut self,
         relay: &Relay,
-        progress: &mut dyn FnMut(Progress),
+        progress: &mut (dyn FnMut(Progress) + Send),
     ) -> Result<SyncReport> {
         let mut report = SyncReport::default();
         let mut accounts = self.refresh_accounts(relay).await?;
@@ -205,7 +211,7 @@ impl Home {
 
     /// Sends every outbox row, oldest first, and removes what the relay
     /// acknowledged. Returns how many were acknowledged.
-    async fn push(&mut self, relay: &Relay, progress: &mut dyn FnMut(Progress)) -> Result<usize> {
+    async fn push(&mut self, relay: &Relay, progress: &mut (dyn FnMut(Progress) + Send)) -> Result<usize> {
         let rows = self.store.outbox()?;
         let total = rows.len();
         let mut done = 0;
@@ -352,7 +358,7 @@ impl Home {
         relay: &Relay,
         accounts: &mut BTreeMap<AccountId, AccountState>,
         report: &mut SyncReport,
-        progress: &mut dyn FnMut(Progress),
+        progress: &mut (dyn FnMut(Progress) + Send),
     ) -> Result<()> {
         let heads = match relay.request(&Request::ListDocs { since: 0 }).await? {
             Response::Docs { docs, .. } => docs,
@@ -475,7 +481,6 @@ impl Home {
         // even if the relay forged the header: nothing is applied.)
         if let Ok(env) = Envelope::decode(item.envelope.clone()) {
             if env.header.author == self.device_id() && env.header.kind == Kind::Change {
-                batch.own += 1;
                 return Ok(());
             }
         }
@@ -532,14 +537,15 @@ impl Home {
             let all: Vec<u8> = batch.changes.iter().flat_map(|(_, b)| b.iter().copied()).collect();
             if self.apply_batch(doc, &all).is_ok() {
                 report.received += batch.changes.len();
-                sync.since_snapshot += batch.changes.len() as u64;
+                sync.since_snapshot +=
+                    batch.changes.iter().map(|(_, b)| snapshot_weight(b.len())).sum::<u64>();
             } else {
                 // One bad change must not hold back the others: find it.
                 for (seq, body) in &batch.changes {
                     match self.apply_batch(doc, body) {
                         Ok(()) => {
                             report.received += 1;
-                            sync.since_snapshot += 1;
+                            sync.since_snapshot += snapshot_weight(body.len());
                         }
                         Err(e) => report.refused.push(RefusedEnvelope {
                             doc: *doc,
@@ -551,7 +557,6 @@ impl Home {
             }
             changed = true;
         }
-        sync.since_snapshot += batch.own;
         sync.seen = sync.seen.max(batch.seen);
         self.store.set_doc_sync(doc, sync)?;
         if changed {
@@ -621,8 +626,6 @@ impl Home {
 struct Batch {
     snapshot: Option<(u64, SnapshotBody)>,
     changes: Vec<(u64, zeroize::Zeroizing<Vec<u8>>)>,
-    /// This device's own changes that came back (already here).
-    own: u64,
     /// Highest sequence number fetched.
     seen: u64,
 }

@@ -18,7 +18,7 @@ pub enum WatchEvent {
 }
 
 /// How often the outbox is checked for edits made by another process.
-const OUTBOX_POLL: Duration = Duration::from_millis(500);
+const OUTBOX_POLL: Duration = Duration::from_millis(100);
 
 impl Home {
     /// Syncs now, then again on every push from the relay and whenever the
@@ -27,7 +27,7 @@ impl Home {
         &mut self,
         relay: &Relay,
         stop: impl Future<Output = ()>,
-        on_event: &mut dyn FnMut(WatchEvent),
+        on_event: &mut (dyn FnMut(WatchEvent) + Send),
     ) -> Result<()> {
         let mut sub = relay.subscribe().await?;
         // The push stream is read by its own task: a half-read frame must

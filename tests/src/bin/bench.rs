@@ -1,1 +1,518 @@
-fn main(){}
+//! The casebook benchmark: a relay in its own process on loopback, clients
+//! in this one, and a table of what was measured.
+//!
+//! `cargo run --release -p casebook-tests --bin bench [-- --cases N --quick]`
+//!
+//! 1. edit-to-visible latency: one device edits and syncs, the other runs
+//!    `watch` and sees the change;
+//! 2. relay ingest: 50 devices upload 1 KiB envelopes concurrently; the
+//!    relay process's CPU time per envelope; and the raw group-committed
+//!    SQLite insert rate of the same blobs on the same disk;
+//! 3. a fresh device's first sync of N cases of 20 notes (default 1,000), in
+//!    its own process so its peak memory is its own;
+//! 4. bytes the relay stores over the plaintext bytes of those notes.
+
+use std::io::{BufRead, BufReader, Write};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use casebook::Home;
+use casebook::net::Relay;
+use casebook::notes::{NoteFormat, NoteInput};
+use casebook_shared::access::{self, DocEntry, DocOp};
+use casebook_shared::account::{self, AccountState};
+use casebook_shared::crypto::{DeviceSigner, DhSecret, SecretKey, random_bytes};
+use casebook_shared::envelope::{Envelope, Header, Kind};
+use casebook_shared::frames::{Request, Response};
+use casebook_shared::ids::{DocId, EnvelopeId};
+use casebook_shared::signed::Signed;
+
+const PASS: &[u8] = b"benchmark passphrase";
+
+/// The relay, in a child process of this binary.
+struct RelayProc {
+    child: Child,
+    addr: String,
+    fp: [u8; 32],
+}
+
+impl RelayProc {
+    fn start(data: &Path) -> Result<RelayProc> {
+        let mut child = Command::new(std::env::current_exe()?)
+            .arg("__relay")
+            .arg(data)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()?;
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().context("relay stdout")?).read_line(&mut line)?;
+        let (addr, fp) = line.trim().split_once(' ').context("relay did not start")?;
+        Ok(RelayProc {
+            child,
+            addr: addr.to_string(),
+            fp: hex::decode(fp)?.try_into().map_err(|_| anyhow::anyhow!("fingerprint"))?,
+        })
+    }
+
+    /// User + system CPU seconds the relay process has used.
+    fn cpu(&self) -> Result<f64> {
+        cpu_seconds(self.child.id())
+    }
+
+    fn stop(mut self) -> Result<()> {
+        drop(self.child.stdin.take());
+        self.child.wait()?;
+        Ok(())
+    }
+}
+
+fn cpu_seconds(pid: u32) -> Result<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
+    let after = stat.rsplit_once(')').context("stat")?.1;
+    let f: Vec<&str> = after.split_whitespace().collect();
+    let ticks: f64 = f[11].parse::<f64>()? + f[12].parse::<f64>()?;
+    Ok(ticks / clock_ticks())
+}
+
+fn clock_ticks() -> f64 {
+    Command::new("getconf")
+        .arg("CLK_TCK")
+        .output()
+        .ok()
+        .and_then(|o| String::from_utf8(o.stdout).ok())
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or(100.0)
+}
+
+fn peak_rss_mb() -> f64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse::<f64>().ok())
+        })
+        .map_or(0.0, |kb| kb / 1024.0)
+}
+
+fn relay_child(data: &str) -> Result<()> {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    rt.block_on(async {
+        let h = casebook_relay::start(casebook_relay::Config {
+            listen: "127.0.0.1:0".parse()?,
+            data: data.into(),
+            cert: None,
+        })
+        .await?;
+        println!("{} {}", h.addr, hex::encode(h.fingerprint));
+        std::io::stdout().flush()?;
+        // Runs until the parent closes stdin.
+        tokio::task::spawn_blocking(|| {
+            let mut s = String::new();
+            let _ = std::io::stdin().read_line(&mut s);
+        })
+        .await?;
+        h.shutdown().await;
+        Ok(())
+    })
+}
+
+/// Deterministic clinical-sounding text.
+struct Words(u64);
+
+impl Words {
+    const LIST: [&'static str; 24] = [
+        "client", "reports", "sleep", "anxiety", "work", "family", "session", "discussed",
+        "coping", "strategies", "mood", "improved", "stress", "week", "goals", "reviewed",
+        "homework", "breathing", "exercise", "partner", "conflict", "agreed", "plan", "progress",
+    ];
+
+    fn text(&mut self, chars: usize) -> String {
+        let mut s = String::with_capacity(chars + 16);
+        while s.len() < chars {
+            self.0 ^= self.0 << 13;
+            self.0 ^= self.0 >> 7;
+            self.0 ^= self.0 << 17;
+            if !s.is_empty() {
+                s.push(' ');
+            }
+            s.push_str(Self::LIST[(self.0 % 24) as usize]);
+        }
+        s.push('.');
+        s
+    }
+}
+
+fn pct(sorted: &[Duration], p: f64) -> f64 {
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[i].as_secs_f64() * 1000.0
+}
+
+async fn sync(home: &mut Home) -> Result<casebook::sync::SyncReport> {
+    let relay = home.connect().await?;
+    let r = home.sync(&relay, &mut |_| {}).await?;
+    relay.close().await;
+    Ok(r)
+}
+
+/// 1: a laptop edits a note and syncs; a tablet watching sees it.
+async fn latency(addr: &str, fp: [u8; 32], rounds: usize) -> Result<(f64, f64, usize)> {
+    let dir = tempfile::tempdir()?;
+    let (mut laptop, _) = Home::init(&dir.path().join("laptop"), PASS, "Dr. Bench", addr, fp)?;
+    let case = laptop.create_case("Latency Case", "2026-11-20")?;
+    let mut input = NoteInput::new("2026-11-20", NoteFormat::Soap);
+    input.fields = vec![("subjective".into(), "start".into())];
+    laptop.edit_case(&case, "note", |c| Ok(c.add_note(input, "n1", "Dr. Bench")?))?;
+    sync(&mut laptop).await?;
+    let conn = laptop.connect().await?;
+    let code = casebook::pairing::new_code();
+    let tablet_dir = dir.path().join("tablet");
+    let (a, b) = tokio::join!(
+        laptop.pair_add(&conn, &code, Duration::from_secs(60)),
+        casebook::pairing::join(&tablet_dir, PASS, &code, addr, fp)
+    );
+    a?;
+    let mut tablet = b?;
+    sync(&mut tablet).await?;
+
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Instant>();
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let watcher = tokio::spawn(async move {
+        let relay = tablet.connect().await?;
+        tablet
+            .watch(
+                &relay,
+                async {
+                    let _ = stop_rx.await;
+                },
+                &mut |casebook::sync::WatchEvent::Synced(r)| {
+                    if r.received > 0 {
+                        let _ = tx.send(Instant::now());
+                    }
+                },
+            )
+            .await?;
+        relay.close().await;
+        anyhow::Ok(tablet)
+    });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    while rx.try_recv().is_ok() {}
+    let mut samples = Vec::with_capacity(rounds);
+    let mut text = String::from("start");
+    for i in 0..rounds {
+        text.push_str(&format!(" {i}"));
+        let t0 = Instant::now();
+        let t = text.clone();
+        laptop.edit_case(&case, "edit", |c| Ok(c.edit_note("n1", &[("subjective".into(), t)])?))?;
+        laptop.sync(&conn, &mut |_| {}).await?;
+        let seen = tokio::time::timeout(Duration::from_secs(10), rx.recv())
+            .await
+            .context("the tablet did not see an edit within 10 s")?
+            .context("watcher ended")?;
+        samples.push(seen.duration_since(t0));
+    }
+    let _ = stop_tx.send(());
+    let tablet = watcher.await??;
+    let mut tablet = tablet;
+    let got = tablet.read_case(&case, |c| c.note("n1").map(|n| n.field("subjective").to_string()))?;
+    if got.as_deref() != Some(text.as_str()) {
+        bail!("the tablet ended with {got:?}");
+    }
+    conn.close().await;
+    samples.sort();
+    Ok((pct(&samples, 0.5), pct(&samples, 0.99), samples.len()))
+}
+
+/// A device of its own account with one document, ready to upload.
+struct Uploader {
+    relay: Relay,
+    signer: DeviceSigner,
+    account: casebook_shared::ids::AccountId,
+    doc: DocId,
+    key: SecretKey,
+}
+
+async fn uploader(addr: &str, fp: [u8; 32]) -> Result<Uploader> {
+    let relay = Relay::connect(addr, fp).await?;
+    let signer = DeviceSigner::generate();
+    let dh = DhSecret::generate();
+    let (genesis, _) = account::genesis(&signer, &dh, 0);
+    let state = AccountState::from_genesis(&genesis)?;
+    relay
+        .request(&Request::CreateAccount {
+            entries: vec![genesis],
+        })
+        .await?;
+    relay.authenticate(&signer, Some(state.id)).await?;
+    let doc = DocId::random();
+    let key = SecretKey::random();
+    let entry = DocEntry {
+        doc,
+        seq: 0,
+        prev: None,
+        at: 0,
+        account: state.id,
+        op: DocOp::Genesis {
+            key: access::key_envelope(&doc, 0, &key, &state)?,
+        },
+    };
+    relay
+        .request(&Request::AppendAccess {
+            doc,
+            entries: vec![Signed::sign(&signer, access::SIG_LABEL, &entry)],
+        })
+        .await?;
+    Ok(Uploader {
+        relay,
+        signer,
+        account: state.id,
+        doc,
+        key,
+    })
+}
+
+impl Uploader {
+    fn seal(&self, n: usize) -> Vec<Vec<u8>> {
+        (0..n)
+            .map(|_| {
+                let header = Header {
+                    kind: Kind::Change,
+                    doc: self.doc,
+                    epoch: 0,
+                    account: self.account,
+                    author: self.signer.device_id(),
+                    id: EnvelopeId(random_bytes()),
+                    covers: 0,
+                };
+                let body: [u8; 32] = random_bytes();
+                Envelope::seal(header, &self.key, &self.signer, &body.repeat(25)).into_bytes()
+            })
+            .collect()
+    }
+}
+
+/// 2: 50 devices upload concurrently.
+async fn ingest(relay: &RelayProc, devices: usize, per_device: usize, batch: usize) -> Result<(f64, f64, usize, Vec<Vec<u8>>)> {
+    let mut ups = Vec::new();
+    for _ in 0..devices {
+        ups.push(uploader(&relay.addr, relay.fp).await?);
+    }
+    let sealed: Vec<Vec<Vec<u8>>> = ups.iter().map(|u| u.seal(per_device)).collect();
+    let size = sealed[0][0].len();
+    let sample: Vec<Vec<u8>> = sealed.iter().flatten().cloned().collect();
+    let cpu0 = relay.cpu()?;
+    let t0 = Instant::now();
+    let mut tasks = Vec::new();
+    for (u, envs) in ups.into_iter().zip(sealed) {
+        tasks.push(tokio::spawn(async move {
+            let mut acked = 0usize;
+            for chunk in envs.chunks(batch) {
+                match u.relay.request(&Request::Upload { envelopes: chunk.to_vec() }).await? {
+                    Response::Uploaded { results } => acked += results.iter().filter(|r| r.is_ok()).count(),
+                    other => bail!("unexpected {other:?}"),
+                }
+            }
+            u.relay.close().await;
+            Ok(acked)
+        }));
+    }
+    let mut acked = 0;
+    for t in tasks {
+        acked += t.await??;
+    }
+    let secs = t0.elapsed().as_secs_f64();
+    let cpu = relay.cpu()? - cpu0;
+    if acked != devices * per_device {
+        bail!("only {acked} of {} acknowledged", devices * per_device);
+    }
+    Ok((acked as f64 / secs, cpu / acked as f64 * 1e6, size, sample))
+}
+
+/// The raw rate of group-committed inserts of the same blobs, same disk.
+fn raw_sqlite(dir: &Path, blobs: &[Vec<u8>], per_tx: usize) -> Result<f64> {
+    let conn = rusqlite::Connection::open(dir.join("raw.db"))?;
+    conn.pragma_update(None, "journal_mode", "WAL")?;
+    conn.pragma_update(None, "synchronous", "FULL")?;
+    conn.execute_batch(
+        "CREATE TABLE e(seq INTEGER PRIMARY KEY AUTOINCREMENT, doc BLOB NOT NULL, env_id BLOB NOT NULL,
+         bytes BLOB NOT NULL, UNIQUE(doc, env_id))",
+    )?;
+    let t0 = Instant::now();
+    for chunk in blobs.chunks(per_tx) {
+        let tx = conn.unchecked_transaction()?;
+        {
+            let mut st = tx.prepare_cached("INSERT INTO e(doc, env_id, bytes) VALUES (?1, ?2, ?3)")?;
+            for b in chunk {
+                st.execute(rusqlite::params![&b[2..18], &b[86..110], b])?;
+            }
+        }
+        tx.commit()?;
+    }
+    Ok(blobs.len() as f64 / t0.elapsed().as_secs_f64())
+}
+
+/// 3 and 4: a writer with `cases` cases of 20 notes; returns its recovery
+/// words and the plaintext bytes of the notes.
+async fn big_account(dir: &Path, addr: &str, fp: [u8; 32], cases: usize) -> Result<(String, usize, f64)> {
+    let (mut w, words) = Home::init(&dir.join("writer"), PASS, "Dr. Bench", addr, fp)?;
+    let mut words_gen = Words(0x9E37_79B9_7F4A_7C15);
+    let mut plain = 0usize;
+    let fields = ["subjective", "objective", "assessment", "plan", "interventions", "client_response", "goals", "homework"];
+    let t0 = Instant::now();
+    for i in 0..cases {
+        let case = w.create_case(&format!("Client {i:04}"), "2026-01-05")?;
+        let mut notes = Vec::new();
+        for n in 0..20 {
+            let mut input = NoteInput::new(format!("2026-{:02}-{:02}", 1 + n % 12, 1 + n % 28), NoteFormat::Soap);
+            for f in fields {
+                let t = words_gen.text(200);
+                plain += t.len();
+                input.fields.push((f.to_string(), t));
+            }
+            notes.push((format!("n{n:02}"), input));
+        }
+        w.edit_case(&case, "notes", |c| {
+            for (id, input) in notes {
+                c.add_note(input, &id, "Dr. Bench")?;
+            }
+            Ok(())
+        })?;
+        if (i + 1) % 100 == 0 {
+            eprint!("\r   writer: {} cases", i + 1);
+        }
+    }
+    let r = sync(&mut w).await?;
+    eprintln!(
+        "\r   writer: {cases} cases written and synced in {:.1} s ({} sent, {} snapshots)",
+        t0.elapsed().as_secs_f64(),
+        r.pushed,
+        r.snapshots_out
+    );
+    Ok((words.to_string(), plain, t0.elapsed().as_secs_f64()))
+}
+
+/// The first sync, in its own process: prints seconds to usable and peak MB.
+fn first_sync_child(addr: &str, fp: &str, words: &str, dir: &str) -> Result<()> {
+    let fp: [u8; 32] = hex::decode(fp)?.try_into().map_err(|_| anyhow::anyhow!("fp"))?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    rt.block_on(async {
+        let t0 = Instant::now();
+        let mut home = casebook::devices::recover(Path::new(dir), PASS, words, "Dr. Bench", addr, fp).await?;
+        let joined = t0.elapsed().as_secs_f64();
+        let t1 = Instant::now();
+        let report = sync(&mut home).await?;
+        let cases = home.cases()?;
+        let Some((id, _)) = cases.get(cases.len() / 2) else {
+            bail!("no cases arrived");
+        };
+        let notes = home.read_case(id, |c| c.notes().len())?;
+        let usable = t1.elapsed().as_secs_f64();
+        println!(
+            "{joined:.3} {usable:.3} {} {notes} {} {:.1}",
+            cases.len(),
+            report.snapshots_in,
+            peak_rss_mb()
+        );
+        Ok(())
+    })
+}
+
+fn relay_bytes(data: &Path) -> Result<(u64, u64)> {
+    let conn = rusqlite::Connection::open_with_flags(data.join("relay.db"), rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)?;
+    let q = |sql: &str| -> Result<u64> { Ok(conn.query_row(sql, [], |r| r.get::<_, Option<i64>>(0))?.unwrap_or(0) as u64) };
+    let blobs = q("SELECT SUM(length(bytes)) FROM envelopes")?
+        + q("SELECT SUM(length(bytes)) FROM snapshots")?
+        + q("SELECT SUM(length(entry)) FROM access_entries")?
+        + q("SELECT SUM(length(entry)) FROM account_entries")?;
+    let files: u64 = std::fs::read_dir(data)?
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().starts_with("relay.db"))
+        .map(|e| e.metadata().map(|m| m.len()).unwrap_or(0))
+        .sum();
+    Ok((blobs, files))
+}
+
+fn main() -> Result<()> {
+    let args: Vec<String> = std::env::args().collect();
+    match args.get(1).map(String::as_str) {
+        Some("__relay") => return relay_child(&args[2]),
+        Some("__first-sync") => return first_sync_child(&args[2], &args[3], &args[4], &args[5]),
+        _ => {}
+    }
+    let quick = args.iter().any(|a| a == "--quick");
+    let cases: usize = args
+        .iter()
+        .position(|a| a == "--cases")
+        .and_then(|i| args.get(i + 1)?.parse().ok())
+        .unwrap_or(if quick { 50 } else { 1000 });
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    let tmp = tempfile::tempdir()?;
+    let mut rows: Vec<(String, String, String)> = Vec::new();
+
+    eprintln!("== latency");
+    let data = tmp.path().join("relay-latency");
+    let relay = RelayProc::start(&data)?;
+    let (p50, p99, n) = rt.block_on(latency(&relay.addr, relay.fp, if quick { 50 } else { 300 }))?;
+    relay.stop()?;
+    rows.push(("edit to visible, p50 / p99".into(), format!("{p50:.1} / {p99:.1} ms ({n} edits)"), "≤ 25 / ≤ 100 ms".into()));
+
+    eprintln!("== ingest");
+    let data = tmp.path().join("relay-ingest");
+    let relay = RelayProc::start(&data)?;
+    let per = if quick { 100 } else { 400 };
+    let (rate, cpu_us, size, blobs) = rt.block_on(ingest(&relay, 50, per, 32))?;
+    relay.stop()?;
+    rows.push((
+        format!("ingest, 50 devices, {size}-byte envelopes"),
+        format!("{rate:.0} /s, relay CPU {cpu_us:.0} µs each"),
+        "≥ 5,000 /s".into(),
+    ));
+    let raw = raw_sqlite(tmp.path(), &blobs, 1024)?;
+    rows.push(("raw SQLite group commit, same blobs, 1,024 per tx".into(), format!("{raw:.0} /s"), "the limit".into()));
+
+    eprintln!("== first sync of {cases} cases");
+    let data = tmp.path().join("relay-big");
+    let relay = RelayProc::start(&data)?;
+    let (words, plain, _) = rt.block_on(big_account(tmp.path(), &relay.addr, relay.fp, cases))?;
+    let out = Command::new(std::env::current_exe()?)
+        .args(["__first-sync", &relay.addr, &hex::encode(relay.fp), &words])
+        .arg(tmp.path().join("fresh"))
+        .stderr(Stdio::inherit())
+        .output()?;
+    if !out.status.success() {
+        bail!("first sync failed");
+    }
+    let line = String::from_utf8(out.stdout)?;
+    let f: Vec<&str> = line.split_whitespace().collect();
+    rows.push((
+        format!("first sync of {} cases × {} notes (recovery {} s before it)", f[2], f[3], f[0]),
+        format!("{} s to listed + one open, {} from snapshots", f[1], f[4]),
+        "≤ 10 s".into(),
+    ));
+    rows.push(("first sync, client peak memory".into(), format!("{} MB", f[5]), "≤ 300 MB".into()));
+    relay.stop()?;
+    let (blobs, files) = relay_bytes(&data)?;
+    rows.push((
+        format!("relay bytes / note plaintext ({:.1} MB)", plain as f64 / 1e6),
+        format!("{:.2} (stored blobs); {:.2} (database files)", blobs as f64 / plain as f64, files as f64 / plain as f64),
+        "≤ 1.25".into(),
+    ));
+
+    println!("| measure | result | target |");
+    println!("|---|---|---|");
+    for (a, b, c) in rows {
+        println!("| {a} | {b} | {c} |");
+    }
+    Ok(())
+}
