@@ -65,7 +65,9 @@ impl Home {
         match found.as_slice() {
             [one] => Ok(*one),
             [] => Err(Error::UnknownDevice(id.to_string())),
-            _ => Err(Error::UnknownDevice(format!("{id} (more than one matches)"))),
+            _ => Err(Error::UnknownDevice(format!(
+                "{id} (more than one matches)"
+            ))),
         }
     }
 
@@ -83,25 +85,35 @@ impl Home {
             ));
         }
         if !state.is_active(device) {
-            return Err(Error::NotAllowed(format!("device {} is not active", device.short())));
+            return Err(Error::NotAllowed(format!(
+                "device {} is not active",
+                device.short()
+            )));
         }
         let key = self.current_account_key(&state)?;
-        let (entry, _new_key) = account::revoke_device(&state, &self.id.signer, key, *device, now())?;
+        let (entry, _new_key) =
+            account::revoke_device(&state, &self.id.signer, key, *device, now())?;
         relay
             .request(&Request::AppendAccount {
                 entries: vec![entry.clone()],
             })
             .await?;
         self.extend_account_log(state.len, std::slice::from_ref(&entry))?;
-        let mut rotated = 0;
-        for doc in self.store.doc_ids()? {
-            if self.doc_meta(&doc)?.is_some_and(|m| m.owner == mine) {
-                self.rotate_doc(&doc)?;
-                rotated += 1;
+        let rotated = self.atomically(|home| {
+            let mut rotated = 0;
+            for doc in home.store.doc_ids()? {
+                if home.doc_meta(&doc)?.is_some_and(|m| m.owner == mine) {
+                    home.rotate_doc(&doc)?;
+                    rotated += 1;
+                }
             }
-        }
+            Ok(rotated)
+        })?;
         self.audit(
-            &format!("device {} revoked; {rotated} documents rotated", device.short()),
+            &format!(
+                "device {} revoked; {rotated} documents rotated",
+                device.short()
+            ),
             None,
         )?;
         Ok(rotated)
@@ -167,18 +179,23 @@ pub async fn recover(
             "the relay does not know these words as an active recovery key ({e})"
         ))
     })?;
-    let entries = match relay.request(&Request::GetAccount { account, from: 0 }).await? {
+    let entries = match relay
+        .request(&Request::GetAccount { account, from: 0 })
+        .await?
+    {
         Response::Log { entries } => entries,
         other => return Err(Error::Recovery(format!("unexpected answer {other:?}"))),
     };
     let state = AccountState::verify_log(&entries)?;
     if state.id != account || !state.is_active(&paper.signer.device_id()) {
-        return Err(Error::Recovery("the account log does not list this recovery key".into()));
+        return Err(Error::Recovery(
+            "the account log does not list this recovery key".into(),
+        ));
     }
     let keys = account::account_keys(&entries, &account, &paper.signer.device_id(), &paper.dh)?;
-    let current = keys
-        .get(state.key.generation as usize)
-        .ok_or_else(|| Error::Recovery("the recovery key does not hold the current account key".into()))?;
+    let current = keys.get(state.key.generation as usize).ok_or_else(|| {
+        Error::Recovery("the recovery key does not hold the current account key".into())
+    })?;
     let signer = DeviceSigner::generate();
     let dh = DhSecret::generate();
     let info = DeviceInfo {
@@ -193,7 +210,14 @@ pub async fn recover(
         })
         .await?;
     relay.close().await;
-    let id = Identity::new(signer, dh, account, name.to_string(), relay_addr.to_string(), fingerprint);
+    let id = Identity::new(
+        signer,
+        dh,
+        account,
+        name.to_string(),
+        relay_addr.to_string(),
+        fingerprint,
+    );
     let mut home = Home::create_joined(dir, passphrase, id)?;
     let relay = home.connect().await?;
     home.refresh_log(&relay, &account).await?;

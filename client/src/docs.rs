@@ -178,14 +178,20 @@ impl Home {
         log.extend_from_slice(new);
         let state = DocState::verify_log(&log, |a| accounts.get(a))?;
         if state.doc != *doc {
-            return Err(Error::Inconsistent("access log names another document".into()));
+            return Err(Error::Inconsistent(
+                "access log names another document".into(),
+            ));
         }
-        let keys = access::doc_keys(&log, &self.account_id(), &self.account_keys).unwrap_or_default();
+        let keys =
+            access::doc_keys(&log, &self.account_id(), &self.account_keys).unwrap_or_default();
         let encoded: Vec<Vec<u8>> = new.iter().map(codec::encode).collect();
         self.store.append_log(&doc.0, first, &encoded)?;
+        self.store.put_secret(
+            &meta_name(doc),
+            &codec::encode(&DocMeta::from_state(&state)),
+        )?;
         self.store
-            .put_secret(&meta_name(doc), &codec::encode(&DocMeta::from_state(&state)))?;
-        self.store.put_secret(&keys_name(doc), &encode_doc_keys(&keys))?;
+            .put_secret(&keys_name(doc), &encode_doc_keys(&keys))?;
         let mut sync = self.store.doc_sync(doc)?.unwrap_or_default();
         sync.access_len = log.len() as u64;
         self.store.set_doc_sync(doc, sync)?;
@@ -248,6 +254,10 @@ impl Home {
 
     /// Makes a new case (and its private-notes document); returns its id.
     pub fn create_case(&mut self, name: &str, created: &str) -> Result<DocId> {
+        self.atomically(|home| home.create_case_inner(name, created))
+    }
+
+    fn create_case_inner(&mut self, name: &str, created: &str) -> Result<DocId> {
         let case_id = DocId::random();
         let private_id = DocId::random();
         let mut case = CaseDoc::new(name, created, private_id, &self.actor)?;
@@ -272,7 +282,12 @@ impl Home {
                 out.push((id, s));
             }
         }
-        out.sort_by(|a, b| a.1.name.to_lowercase().cmp(&b.1.name.to_lowercase()).then(a.0.cmp(&b.0)));
+        out.sort_by(|a, b| {
+            a.1.name
+                .to_lowercase()
+                .cmp(&b.1.name.to_lowercase())
+                .then(a.0.cmp(&b.0))
+        });
         Ok(out)
     }
 
@@ -334,8 +349,12 @@ impl Home {
             .ok_or_else(|| Error::Inconsistent(format!("no access log for {}", doc.short())))?;
         match meta.role_of(&self.account_id(), now()) {
             Some(r) if r >= Role::Write => Ok(()),
-            Some(r) => Err(Error::NotAllowed(format!("your role on this case is {r:?}"))),
-            None => Err(Error::NotAllowed("this case is no longer shared with you".into())),
+            Some(r) => Err(Error::NotAllowed(format!(
+                "your role on this case is {r:?}"
+            ))),
+            None => Err(Error::NotAllowed(
+                "this case is no longer shared with you".into(),
+            )),
         }
     }
 
@@ -355,8 +374,10 @@ impl Home {
         let heads = case.heads();
         let out = f(case)?;
         let changes = case.changes_since(&heads);
-        self.store_loaded(id, loaded, &changes)?;
-        self.audit(what, Some(*id))?;
+        self.atomically(|home| {
+            home.store_loaded(id, loaded, &changes)?;
+            home.audit(what, Some(*id))
+        })?;
         Ok(out)
     }
 
@@ -370,23 +391,33 @@ impl Home {
         self.check_write(&private_id)?;
         let mut loaded = self.take_loaded(&private_id)?;
         let Loaded::Private(p) = &mut loaded else {
-            return Err(Error::Inconsistent("the private document is not one".into()));
+            return Err(Error::Inconsistent(
+                "the private document is not one".into(),
+            ));
         };
         let heads = p.heads();
         let out = f(p)?;
         let changes = p.changes_since(&heads);
-        self.store_loaded(&private_id, loaded, &changes)?;
-        self.audit("private note added", Some(*case_id))?;
+        self.atomically(|home| {
+            home.store_loaded(&private_id, loaded, &changes)?;
+            home.audit("private note added", Some(*case_id))
+        })?;
         Ok(out)
     }
 
     /// Reads a case's private document.
-    pub fn read_private<T>(&mut self, case_id: &DocId, f: impl FnOnce(&PrivateDoc) -> T) -> Result<T> {
+    pub fn read_private<T>(
+        &mut self,
+        case_id: &DocId,
+        f: impl FnOnce(&PrivateDoc) -> T,
+    ) -> Result<T> {
         let private_id = self.private_of(case_id)?;
         let loaded = self.take_loaded(&private_id)?;
         let out = match &loaded {
             Loaded::Private(p) => Ok(f(p)),
-            Loaded::Case(_) => Err(Error::Inconsistent("the private document is not one".into())),
+            Loaded::Case(_) => Err(Error::Inconsistent(
+                "the private document is not one".into(),
+            )),
         };
         self.keep_loaded(&private_id, loaded)?;
         out
@@ -403,7 +434,12 @@ impl Home {
     /// Stores a document received whole (a snapshot), without loading it:
     /// a new device lists its cases from the summaries and loads a document
     /// only when it is opened.
-    pub(crate) fn store_snapshot(&mut self, doc: &DocId, body: &[u8], summary: &[u8]) -> Result<()> {
+    pub(crate) fn store_snapshot(
+        &mut self,
+        doc: &DocId,
+        body: &[u8],
+        summary: &[u8],
+    ) -> Result<()> {
         self.loaded.remove(doc);
         self.store.put_doc(doc, body, summary)?;
         Ok(())
@@ -434,7 +470,11 @@ impl Home {
         let Some(body) = self.store.doc_body(doc)? else {
             return Ok(None);
         };
-        let summary = self.store.doc_summary(doc)?.map(|s| s.to_vec()).unwrap_or_default();
+        let summary = self
+            .store
+            .doc_summary(doc)?
+            .map(|s| s.to_vec())
+            .unwrap_or_default();
         Ok(Some(SnapshotBody {
             summary,
             doc: body.to_vec(),
@@ -447,7 +487,9 @@ impl Home {
         for (id, summary) in self.cases()? {
             let hits = self.read_case(&id, |c| c.search(needle))?;
             let private = match summary.private_doc {
-                Some(_) => self.read_private(&id, |p| p.search(needle)).unwrap_or_default(),
+                Some(_) => self
+                    .read_private(&id, |p| p.search(needle))
+                    .unwrap_or_default(),
                 None => Vec::new(),
             };
             for (hit, private) in hits

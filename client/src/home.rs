@@ -75,9 +75,8 @@ impl Home {
     }
 
     fn create_store(dir: &Path, passphrase: &[u8]) -> Result<Store> {
-        std::fs::create_dir_all(dir).map_err(|e| {
-            Error::Inconsistent(format!("cannot create {}: {e}", dir.display()))
-        })?;
+        std::fs::create_dir_all(dir)
+            .map_err(|e| Error::Inconsistent(format!("cannot create {}: {e}", dir.display())))?;
         Ok(Store::create(&Self::db(dir), passphrase)?)
     }
 
@@ -98,7 +97,14 @@ impl Home {
         let (words, paper) = recovery::generate();
         let add_paper = account::add_device(&state, &signer, &account_key, paper.info(), now())?;
         state.apply(&add_paper)?;
-        let id = Identity::new(signer, dh, state.id, name.to_string(), relay.to_string(), fingerprint);
+        let id = Identity::new(
+            signer,
+            dh,
+            state.id,
+            name.to_string(),
+            relay.to_string(),
+            fingerprint,
+        );
         let mut home = Home {
             store,
             id,
@@ -108,7 +114,11 @@ impl Home {
             dir: dir.to_path_buf(),
         };
         home.store.transaction(|s| {
-            s.append_log(&state.id.0, 0, &[codec::encode(&genesis), codec::encode(&add_paper)])?;
+            s.append_log(
+                &state.id.0,
+                0,
+                &[codec::encode(&genesis), codec::encode(&add_paper)],
+            )?;
             s.put_secret("account_keys", &encode_keys(&home.account_keys))?;
             s.put_secret("identity", &codec::encode(&home.id.record))
         })?;
@@ -216,7 +226,8 @@ impl Home {
     /// caller against the whole chain) and recomputes the reachable keys.
     pub(crate) fn extend_account_log(&mut self, first_seq: u64, entries: &[Signed]) -> Result<()> {
         let encoded: Vec<Vec<u8>> = entries.iter().map(codec::encode).collect();
-        self.store.append_log(&self.account_id().0, first_seq, &encoded)?;
+        self.store
+            .append_log(&self.account_id().0, first_seq, &encoded)?;
         let log = self.account_log()?;
         match account::account_keys(&log, &self.account_id(), &self.device_id(), &self.id.dh) {
             Ok(keys) => {
@@ -255,6 +266,19 @@ impl Home {
         self.account_keys
             .get(state.key.generation as usize)
             .ok_or(Error::Revoked)
+    }
+
+    /// Runs `f` as one local transaction: all of its writes land, or none
+    /// (and one fsync instead of one per write).
+    pub(crate) fn atomically<T>(&mut self, f: impl FnOnce(&mut Home) -> Result<T>) -> Result<T> {
+        let started = self.store.begin()?;
+        let out = f(self);
+        if out.is_err() {
+            // The in-memory copies may hold what was rolled back.
+            self.loaded.clear();
+        }
+        self.store.end(started, out.is_ok())?;
+        out
     }
 
     /// Records an audit entry (sealed like everything else).

@@ -59,7 +59,10 @@ struct Code {
 
 fn random_chars(n: usize) -> String {
     let bytes: [u8; 16] = crypto::random_bytes();
-    bytes[..n].iter().map(|b| ALPHABET[(b & 31) as usize] as char).collect()
+    bytes[..n]
+        .iter()
+        .map(|b| ALPHABET[(b & 31) as usize] as char)
+        .collect()
 }
 
 /// A fresh pairing code.
@@ -111,7 +114,8 @@ async fn take(relay: &Relay, mailbox: [u8; 16], slot: u8, within: Duration) -> R
         let left = deadline.saturating_duration_since(Instant::now());
         if left.is_zero() {
             return Err(Error::Pairing(
-                "the other device did not answer in time; start again with `casebook device add`".into(),
+                "the other device did not answer in time; start again with `casebook device add`"
+                    .into(),
             ));
         }
         let wait_ms = left.min(Duration::from_secs(60)).as_millis() as u32;
@@ -132,14 +136,18 @@ async fn take(relay: &Relay, mailbox: [u8; 16], slot: u8, within: Duration) -> R
     }
 }
 
-const WRONG_CODE: &str =
-    "the code did not match (mistyped, or someone else tried it); start again with `casebook device add`";
+const WRONG_CODE: &str = "the code did not match (mistyped, or someone else tried it); start again with `casebook device add`";
 
 impl Home {
     /// The existing device's side: opens the mailbox for `code` (from
     /// [`new_code`]), waits for the new device, adds it to the account log
     /// and sends it the welcome. Returns the new device's id.
-    pub async fn pair_add(&mut self, relay: &Relay, code: &str, within: Duration) -> Result<DeviceId> {
+    pub async fn pair_add(
+        &mut self,
+        relay: &Relay,
+        code: &str,
+        within: Duration,
+    ) -> Result<DeviceId> {
         let c = parse_code(code)?;
         let (pake, msg_a) = Spake2::<Ed25519Group>::start_a(
             &Password::new(c.password.as_bytes()),
@@ -158,12 +166,16 @@ impl Home {
             .map_err(|_| Error::Pairing(WRONG_CODE.into()))?;
         let req: JoinRequest = codec::decode(&plain)?;
         if req.device.kind != DeviceKind::Device {
-            return Err(Error::Pairing("the new device sent a malformed request".into()));
+            return Err(Error::Pairing(
+                "the new device sent a malformed request".into(),
+            ));
         }
         let mine = self.account_id();
         let state = self.refresh_log(relay, &mine).await?;
         if state.devices.contains_key(&req.device.id) {
-            return Err(Error::Pairing("that device is already in the account".into()));
+            return Err(Error::Pairing(
+                "that device is already in the account".into(),
+            ));
         }
         let key = self.current_account_key(&state)?;
         let entry = account::add_device(&state, &self.id.signer, key, req.device.clone(), now())?;
@@ -275,7 +287,13 @@ mod tests {
         let b = parse_code(&code.to_lowercase().replace('-', " ")).unwrap();
         assert_eq!(a.mailbox, b.mailbox);
         assert_eq!(a.password, b.password);
-        for bad in ["", "ABCDE", "ABCDE-FGHJ-KMNU", "ABCDE-FGHJ-KMNPQ", "ÄBCDE-FGHJ-KMNP"] {
+        for bad in [
+            "",
+            "ABCDE",
+            "ABCDE-FGHJ-KMNU",
+            "ABCDE-FGHJ-KMNPQ",
+            "ÄBCDE-FGHJ-KMNP",
+        ] {
             assert!(parse_code(bad).is_err(), "{bad}");
         }
     }

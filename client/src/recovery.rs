@@ -56,7 +56,8 @@ pub fn from_words(words: &str) -> Result<PaperDevice, RecoveryError> {
         .map(str::to_lowercase)
         .collect::<Vec<_>>()
         .join(" ");
-    let m = bip39::Mnemonic::parse_normalized(&normalized).map_err(|e| RecoveryError(e.to_string()))?;
+    let m =
+        bip39::Mnemonic::parse_normalized(&normalized).map_err(|e| RecoveryError(e.to_string()))?;
     let entropy = Zeroizing::new(m.to_entropy());
     let arr: [u8; 16] = entropy
         .as_slice()

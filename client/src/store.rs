@@ -136,7 +136,10 @@ impl Store {
         let salt: [u8; 16] = crypto::random_bytes();
         let master = SecretKey::random();
         let sealed = crypto::seal_random(&kek(passphrase, &salt)?, MASTER_AAD, master.expose());
-        conn.execute("INSERT INTO meta(name, value) VALUES ('salt', ?1), ('master', ?2)", params![&salt[..], sealed])?;
+        conn.execute(
+            "INSERT INTO meta(name, value) VALUES ('salt', ?1), ('master', ?2)",
+            params![&salt[..], sealed],
+        )?;
         Ok(Store { conn, master })
     }
 
@@ -147,9 +150,11 @@ impl Store {
         }
         let conn = open_db(path)?;
         let get = |name: &str| -> Result<Vec<u8>, StoreError> {
-            conn.query_row("SELECT value FROM meta WHERE name = ?1", [name], |r| r.get(0))
-                .optional()?
-                .ok_or(StoreError::NotInitialised)
+            conn.query_row("SELECT value FROM meta WHERE name = ?1", [name], |r| {
+                r.get(0)
+            })
+            .optional()?
+            .ok_or(StoreError::NotInitialised)
         };
         let salt = get("salt")?;
         let sealed = get("master")?;
@@ -169,24 +174,48 @@ impl Store {
         crypto::seal_random(&self.master, &aad(table, key), data)
     }
 
-    fn unseal(&self, table: &str, key: &[u8], sealed: &[u8]) -> Result<Zeroizing<Vec<u8>>, StoreError> {
+    fn unseal(
+        &self,
+        table: &str,
+        key: &[u8],
+        sealed: &[u8],
+    ) -> Result<Zeroizing<Vec<u8>>, StoreError> {
         crypto::open_random(&self.master, &aad(table, key), sealed)
             .map_err(|_| StoreError::Damaged(format!("a {table} value does not open")))
     }
 
-    /// Runs `f` in one transaction (one fsync for many writes).
-    pub fn transaction<T>(&mut self, f: impl FnOnce(&Store) -> Result<T, StoreError>) -> Result<T, StoreError> {
-        self.conn.execute_batch("BEGIN IMMEDIATE")?;
-        match f(self) {
-            Ok(v) => {
-                self.conn.execute_batch("COMMIT")?;
-                Ok(v)
-            }
-            Err(e) => {
-                let _ = self.conn.execute_batch("ROLLBACK");
-                Err(e)
-            }
+    /// Runs `f` in one transaction (one fsync for many writes). Inside a
+    /// transaction already, `f` simply joins it.
+    pub fn transaction<T>(
+        &mut self,
+        f: impl FnOnce(&Store) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        let started = self.begin()?;
+        let out = f(self);
+        self.end(started, out.is_ok())?;
+        out
+    }
+
+    /// Starts a transaction unless one is open; says whether it started one.
+    pub(crate) fn begin(&self) -> Result<bool, StoreError> {
+        if !self.conn.is_autocommit() {
+            return Ok(false);
         }
+        self.conn.execute_batch("BEGIN IMMEDIATE")?;
+        Ok(true)
+    }
+
+    /// Ends a transaction [`Store::begin`] started: commits, or rolls back.
+    pub(crate) fn end(&self, started: bool, commit: bool) -> Result<(), StoreError> {
+        if !started {
+            return Ok(());
+        }
+        if commit {
+            self.conn.execute_batch("COMMIT")?;
+        } else {
+            let _ = self.conn.execute_batch("ROLLBACK");
+        }
+        Ok(())
     }
 
     /// Stores a named secret or setting, sealed.
@@ -203,16 +232,25 @@ impl Store {
     pub fn get_secret(&self, name: &str) -> Result<Option<Zeroizing<Vec<u8>>>, StoreError> {
         let sealed: Option<Vec<u8>> = self
             .conn
-            .query_row("SELECT sealed FROM secrets WHERE name = ?1", [name], |r| r.get(0))
+            .query_row("SELECT sealed FROM secrets WHERE name = ?1", [name], |r| {
+                r.get(0)
+            })
             .optional()?;
-        sealed.map(|s| self.unseal("secrets", name.as_bytes(), &s)).transpose()
+        sealed
+            .map(|s| self.unseal("secrets", name.as_bytes(), &s))
+            .transpose()
     }
 
     /// Appends entries to a stored log (an account's or a document's), from `first_seq`.
-    pub fn append_log(&self, owner: &[u8], first_seq: u64, entries: &[Vec<u8>]) -> Result<(), StoreError> {
-        let mut stmt = self
-            .conn
-            .prepare_cached("INSERT OR REPLACE INTO logs(owner, seq, sealed) VALUES (?1, ?2, ?3)")?;
+    pub fn append_log(
+        &self,
+        owner: &[u8],
+        first_seq: u64,
+        entries: &[Vec<u8>],
+    ) -> Result<(), StoreError> {
+        let mut stmt = self.conn.prepare_cached(
+            "INSERT OR REPLACE INTO logs(owner, seq, sealed) VALUES (?1, ?2, ?3)",
+        )?;
         for (i, e) in entries.iter().enumerate() {
             let seq = first_seq + i as u64;
             let mut key = owner.to_vec();
@@ -227,7 +265,9 @@ impl Store {
         let mut stmt = self
             .conn
             .prepare_cached("SELECT seq, sealed FROM logs WHERE owner = ?1 ORDER BY seq")?;
-        let rows = stmt.query_map([owner], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, Vec<u8>>(1)?)))?;
+        let rows = stmt.query_map([owner], |r| {
+            Ok((r.get::<_, i64>(0)?, r.get::<_, Vec<u8>>(1)?))
+        })?;
         let mut out = Vec::new();
         for r in rows {
             let (seq, sealed) = r?;
@@ -253,10 +293,9 @@ impl Store {
         let rows = stmt.query_map([], |r| r.get::<_, Vec<u8>>(0))?;
         let mut out = Vec::new();
         for r in rows {
-            out.push(DocId(
-                r?.try_into()
-                    .map_err(|_| StoreError::Damaged("a document id has the wrong length".into()))?,
-            ));
+            out.push(DocId(r?.try_into().map_err(|_| {
+                StoreError::Damaged("a document id has the wrong length".into())
+            })?));
         }
         Ok(out)
     }
@@ -285,7 +324,12 @@ impl Store {
             "INSERT INTO docs(doc, seen, access_len, since_snapshot) VALUES (?1, ?2, ?3, ?4)
              ON CONFLICT(doc) DO UPDATE SET seen = excluded.seen, access_len = excluded.access_len,
              since_snapshot = excluded.since_snapshot",
-            params![&doc.0[..], s.seen as i64, s.access_len as i64, s.since_snapshot as i64],
+            params![
+                &doc.0[..],
+                s.seen as i64,
+                s.access_len as i64,
+                s.since_snapshot as i64
+            ],
         )?;
         Ok(())
     }
@@ -312,7 +356,9 @@ impl Store {
     pub fn doc_rev(&self, doc: &DocId) -> Result<i64, StoreError> {
         Ok(self
             .conn
-            .query_row("SELECT rev FROM docs WHERE doc = ?1", [&doc.0[..]], |r| r.get(0))
+            .query_row("SELECT rev FROM docs WHERE doc = ?1", [&doc.0[..]], |r| {
+                r.get(0)
+            })
             .optional()?
             .unwrap_or(0))
     }
@@ -321,18 +367,30 @@ impl Store {
     pub fn doc_summary(&self, doc: &DocId) -> Result<Option<Zeroizing<Vec<u8>>>, StoreError> {
         let sealed: Option<Option<Vec<u8>>> = self
             .conn
-            .query_row("SELECT summary FROM docs WHERE doc = ?1", [&doc.0[..]], |r| r.get(0))
+            .query_row(
+                "SELECT summary FROM docs WHERE doc = ?1",
+                [&doc.0[..]],
+                |r| r.get(0),
+            )
             .optional()?;
-        sealed.flatten().map(|s| self.unseal("docs.summary", &doc.0, &s)).transpose()
+        sealed
+            .flatten()
+            .map(|s| self.unseal("docs.summary", &doc.0, &s))
+            .transpose()
     }
 
     /// A document's saved bytes, if any.
     pub fn doc_body(&self, doc: &DocId) -> Result<Option<Zeroizing<Vec<u8>>>, StoreError> {
         let sealed: Option<Option<Vec<u8>>> = self
             .conn
-            .query_row("SELECT body FROM docs WHERE doc = ?1", [&doc.0[..]], |r| r.get(0))
+            .query_row("SELECT body FROM docs WHERE doc = ?1", [&doc.0[..]], |r| {
+                r.get(0)
+            })
             .optional()?;
-        sealed.flatten().map(|s| self.unseal("docs.body", &doc.0, &s)).transpose()
+        sealed
+            .flatten()
+            .map(|s| self.unseal("docs.body", &doc.0, &s))
+            .transpose()
     }
 
     /// Every document's summary, without touching the saved bodies.
@@ -340,34 +398,46 @@ impl Store {
         let mut stmt = self
             .conn
             .prepare_cached("SELECT doc, summary FROM docs WHERE summary IS NOT NULL")?;
-        let rows = stmt.query_map([], |r| Ok((r.get::<_, Vec<u8>>(0)?, r.get::<_, Vec<u8>>(1)?)))?;
+        let rows = stmt.query_map([], |r| {
+            Ok((r.get::<_, Vec<u8>>(0)?, r.get::<_, Vec<u8>>(1)?))
+        })?;
         let mut out = Vec::new();
         for r in rows {
             let (id, sealed) = r?;
-            let id = DocId(
-                id.try_into()
-                    .map_err(|_| StoreError::Damaged("a document id has the wrong length".into()))?,
-            );
+            let id =
+                DocId(id.try_into().map_err(|_| {
+                    StoreError::Damaged("a document id has the wrong length".into())
+                })?);
             out.push((id, self.unseal("docs.summary", &id.0, &sealed)?));
         }
         Ok(out)
     }
 
     /// Queues something for the relay.
-    pub fn push_outbox(&self, doc: &DocId, kind: OutKind, payload: &[u8]) -> Result<i64, StoreError> {
+    pub fn push_outbox(
+        &self,
+        doc: &DocId,
+        kind: OutKind,
+        payload: &[u8],
+    ) -> Result<i64, StoreError> {
         let env_id: [u8; 24] = crypto::random_bytes();
         self.conn.execute(
             "INSERT INTO outbox(doc, kind, env_id, payload) VALUES (?1, ?2, ?3, ?4)",
-            params![&doc.0[..], kind as i64, &env_id[..], self.seal("outbox", &env_id, payload)],
+            params![
+                &doc.0[..],
+                kind as i64,
+                &env_id[..],
+                self.seal("outbox", &env_id, payload)
+            ],
         )?;
         Ok(self.conn.last_insert_rowid())
     }
 
     /// Everything queued, oldest first.
     pub fn outbox(&self) -> Result<Vec<Outgoing>, StoreError> {
-        let mut stmt = self
-            .conn
-            .prepare_cached("SELECT id, doc, kind, env_id, payload, envelope FROM outbox ORDER BY id")?;
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT id, doc, kind, env_id, payload, envelope FROM outbox ORDER BY id",
+        )?;
         let rows = stmt.query_map([], |r| -> rusqlite::Result<OutboxRow> {
             Ok((
                 r.get::<_, i64>(0)?,
@@ -386,7 +456,11 @@ impl Store {
             out.push(Outgoing {
                 id,
                 doc: DocId(doc.try_into().map_err(|_| bad())?),
-                kind: if kind == 0 { OutKind::Access } else { OutKind::Change },
+                kind: if kind == 0 {
+                    OutKind::Access
+                } else {
+                    OutKind::Change
+                },
                 payload: self.unseal("outbox", &env_id, &payload)?,
                 envelope,
                 env_id,
@@ -397,27 +471,35 @@ impl Store {
 
     /// Number of rows waiting to be sent.
     pub fn outbox_len(&self) -> Result<u64, StoreError> {
-        Ok(self.conn.query_row("SELECT COUNT(*) FROM outbox", [], |r| r.get::<_, i64>(0))? as u64)
+        Ok(self
+            .conn
+            .query_row("SELECT COUNT(*) FROM outbox", [], |r| r.get::<_, i64>(0))?
+            as u64)
     }
 
     /// Records the sealed envelope of a row so a retry sends the same bytes.
     pub fn set_outbox_envelope(&self, id: i64, envelope: &[u8]) -> Result<(), StoreError> {
-        self.conn
-            .execute("UPDATE outbox SET envelope = ?2 WHERE id = ?1", params![id, envelope])?;
+        self.conn.execute(
+            "UPDATE outbox SET envelope = ?2 WHERE id = ?1",
+            params![id, envelope],
+        )?;
         Ok(())
     }
 
     /// Removes a row the relay acknowledged.
     pub fn remove_outbox(&self, id: i64) -> Result<(), StoreError> {
-        self.conn.execute("DELETE FROM outbox WHERE id = ?1", [id])?;
+        self.conn
+            .execute("DELETE FROM outbox WHERE id = ?1", [id])?;
         Ok(())
     }
 
     /// Appends a sealed audit record.
     pub fn push_audit(&self, record: &[u8]) -> Result<(), StoreError> {
-        let n: i64 = self
-            .conn
-            .query_row("SELECT COALESCE(MAX(id), 0) + 1 FROM audit", [], |r| r.get(0))?;
+        let n: i64 =
+            self.conn
+                .query_row("SELECT COALESCE(MAX(id), 0) + 1 FROM audit", [], |r| {
+                    r.get(0)
+                })?;
         self.conn.execute(
             "INSERT INTO audit(id, sealed) VALUES (?1, ?2)",
             params![n, self.seal("audit", &n.to_be_bytes(), record)],
@@ -427,7 +509,9 @@ impl Store {
 
     /// Every audit record, oldest first.
     pub fn audit(&self) -> Result<Vec<Zeroizing<Vec<u8>>>, StoreError> {
-        let mut stmt = self.conn.prepare_cached("SELECT id, sealed FROM audit ORDER BY id")?;
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT id, sealed FROM audit ORDER BY id")?;
         let rows = stmt.query_map([], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, Vec<u8>>(1)?)))?;
         let mut out = Vec::new();
         for r in rows {
@@ -450,9 +534,15 @@ mod tests {
             let s = Store::create(&path, b"right").unwrap();
             s.put_secret("device", b"very secret phrase").unwrap();
         }
-        assert!(matches!(Store::open(&path, b"wrong"), Err(StoreError::WrongPassphrase)));
+        assert!(matches!(
+            Store::open(&path, b"wrong"),
+            Err(StoreError::WrongPassphrase)
+        ));
         let s = Store::open(&path, b"right").unwrap();
-        assert_eq!(&s.get_secret("device").unwrap().unwrap()[..], b"very secret phrase");
+        assert_eq!(
+            &s.get_secret("device").unwrap().unwrap()[..],
+            b"very secret phrase"
+        );
         drop(s);
         let raw = std::fs::read(&path).unwrap();
         assert!(!raw.windows(6).any(|w| w == b"secret"));

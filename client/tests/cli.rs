@@ -21,12 +21,18 @@ async fn relay() -> Relay {
     })
     .await
     .unwrap();
-    Relay { handle, _data: data }
+    Relay {
+        handle,
+        _data: data,
+    }
 }
 
 fn casebook(home: &Path) -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_casebook"));
-    c.arg("--home").arg(home).env("CASEBOOK_PASSPHRASE", PASS).env_remove("CASEBOOK_HOME");
+    c.arg("--home")
+        .arg(home)
+        .env("CASEBOOK_PASSPHRASE", PASS)
+        .env_remove("CASEBOOK_HOME");
     c
 }
 
@@ -48,7 +54,10 @@ fn fails(home: &Path, args: &[&str], says: &str) {
     let out = run(home, args);
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success(), "casebook {args:?} should fail");
-    assert!(err.contains(says), "casebook {args:?}: {err:?} does not say {says:?}");
+    assert!(
+        err.contains(says),
+        "casebook {args:?}: {err:?} does not say {says:?}"
+    );
     assert!(!err.contains("panicked"), "{err}");
 }
 
@@ -60,17 +69,43 @@ async fn a_therapist_uses_the_cli_on_two_devices() {
     let dirs = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
     let (laptop, tablet) = (dirs.0.path().join("laptop"), dirs.1.path().join("tablet"));
 
-    let init = run(&laptop, &["init", "--name", "Dr. Rivera", "--relay", &addr, "--relay-fingerprint", &fp]);
-    assert!(init.status.success(), "{}", String::from_utf8_lossy(&init.stderr));
+    let init = run(
+        &laptop,
+        &[
+            "init",
+            "--name",
+            "Dr. Rivera",
+            "--relay",
+            &addr,
+            "--relay-fingerprint",
+            &fp,
+        ],
+    );
+    assert!(
+        init.status.success(),
+        "{}",
+        String::from_utf8_lossy(&init.stderr)
+    );
     assert!(String::from_utf8_lossy(&init.stderr).contains("recovery words"));
 
-    let case = ok(&laptop, &["case", "new", "Jordan Avery"]).trim().to_string();
+    let case = ok(&laptop, &["case", "new", "Jordan Avery"])
+        .trim()
+        .to_string();
     assert_eq!(case.len(), 32);
     let note = ok(
         &laptop,
         &[
-            "note", "add", &case[..8], "--format", "soap", "--date", "2026-11-20",
-            "--field", "subjective=Sleeping badly since the move.", "--field", "plan=Sleep diary.",
+            "note",
+            "add",
+            &case[..8],
+            "--format",
+            "soap",
+            "--date",
+            "2026-11-20",
+            "--field",
+            "subjective=Sleeping badly since the move.",
+            "--field",
+            "plan=Sleep diary.",
         ],
     )
     .trim()
@@ -81,16 +116,43 @@ async fn a_therapist_uses_the_cli_on_two_devices() {
         .env("EDITOR", "sed -i s/badly/poorly/")
         .output()
         .unwrap();
-    assert!(edited.status.success(), "{}", String::from_utf8_lossy(&edited.stderr));
+    assert!(
+        edited.status.success(),
+        "{}",
+        String::from_utf8_lossy(&edited.stderr)
+    );
     let shown = ok(&laptop, &["--json", "note", "show", &case, &note]);
     let v: serde_json::Value = serde_json::from_str(&shown).unwrap();
     assert_eq!(v["fields"]["subjective"], "Sleeping poorly since the move.");
     assert_eq!(v["fields"]["plan"], "Sleep diary.");
-    ok(&laptop, &["private", "add", &case, "--text", "Countertransference: felt protective."]);
+    ok(
+        &laptop,
+        &[
+            "private",
+            "add",
+            &case,
+            "--text",
+            "Countertransference: felt protective.",
+        ],
+    );
     assert!(ok(&laptop, &["search", "sleep diary"]).contains(&case[..8]));
     ok(&laptop, &["note", "sign", &case, &note]);
-    fails(&laptop, &["note", "edit", &case, &note, "--field", "plan=x"], "signed");
-    ok(&laptop, &["note", "addendum", &case, &note, "--text", "Client called to reschedule."]);
+    fails(
+        &laptop,
+        &["note", "edit", &case, &note, "--field", "plan=x"],
+        "signed",
+    );
+    ok(
+        &laptop,
+        &[
+            "note",
+            "addendum",
+            &case,
+            &note,
+            "--text",
+            "Client called to reschedule.",
+        ],
+    );
     ok(&laptop, &["sync"]);
 
     // Pair: `device add` prints the code first and waits.
@@ -101,19 +163,38 @@ async fn a_therapist_uses_the_cli_on_two_devices() {
         .spawn()
         .unwrap();
     let mut code = String::new();
-    BufReader::new(add.stdout.take().unwrap()).read_line(&mut code).unwrap();
+    BufReader::new(add.stdout.take().unwrap())
+        .read_line(&mut code)
+        .unwrap();
     let code = code.trim().to_string();
-    ok(&tablet, &["device", "join", &code, "--relay", &addr, "--relay-fingerprint", &fp]);
+    ok(
+        &tablet,
+        &[
+            "device",
+            "join",
+            &code,
+            "--relay",
+            &addr,
+            "--relay-fingerprint",
+            &fp,
+        ],
+    );
     assert!(add.wait().unwrap().success());
     ok(&tablet, &["sync"]);
-    let list: serde_json::Value = serde_json::from_str(&ok(&tablet, &["--json", "case", "list"])).unwrap();
+    let list: serde_json::Value =
+        serde_json::from_str(&ok(&tablet, &["--json", "case", "list"])).unwrap();
     assert_eq!(list[0]["name"], "Jordan Avery");
     let shown: serde_json::Value =
         serde_json::from_str(&ok(&tablet, &["--json", "note", "show", &case, &note])).unwrap();
     assert_eq!(shown["addenda"][0]["text"], "Client called to reschedule.");
     assert!(ok(&tablet, &["private", "list", &case]).contains("felt protective"));
-    let devices: serde_json::Value = serde_json::from_str(&ok(&tablet, &["--json", "device", "list"])).unwrap();
-    assert_eq!(devices.as_array().unwrap().len(), 3, "laptop, tablet, recovery key");
+    let devices: serde_json::Value =
+        serde_json::from_str(&ok(&tablet, &["--json", "device", "list"])).unwrap();
+    assert_eq!(
+        devices.as_array().unwrap().len(),
+        3,
+        "laptop, tablet, recovery key"
+    );
     relay.handle.shutdown().await;
 }
 
@@ -125,21 +206,88 @@ async fn bad_input_is_a_clear_error() {
     let dir = tempfile::tempdir().unwrap();
     let home = dir.path().join("home");
     fails(&home, &["case", "list"], "casebook init");
-    fails(&home, &["init", "--name", "X", "--relay", &addr, "--relay-fingerprint", "sha256:zz"], "fingerprint");
-    ok(&home, &["init", "--name", "Dr. Rivera", "--relay", &addr, "--relay-fingerprint", &fp]);
-    fails(&home, &["init", "--name", "X", "--relay", &addr, "--relay-fingerprint", &fp], "already");
-    let wrong = casebook(&home).env("CASEBOOK_PASSPHRASE", "not the passphrase").args(["case", "list"]).output().unwrap();
+    fails(
+        &home,
+        &[
+            "init",
+            "--name",
+            "X",
+            "--relay",
+            &addr,
+            "--relay-fingerprint",
+            "sha256:zz",
+        ],
+        "fingerprint",
+    );
+    ok(
+        &home,
+        &[
+            "init",
+            "--name",
+            "Dr. Rivera",
+            "--relay",
+            &addr,
+            "--relay-fingerprint",
+            &fp,
+        ],
+    );
+    fails(
+        &home,
+        &[
+            "init",
+            "--name",
+            "X",
+            "--relay",
+            &addr,
+            "--relay-fingerprint",
+            &fp,
+        ],
+        "already",
+    );
+    let wrong = casebook(&home)
+        .env("CASEBOOK_PASSPHRASE", "not the passphrase")
+        .args(["case", "list"])
+        .output()
+        .unwrap();
     assert!(!wrong.status.success());
     assert!(String::from_utf8_lossy(&wrong.stderr).contains("wrong passphrase"));
     fails(&home, &["case", "show", "0123abcd"], "no case matches");
     let case = ok(&home, &["case", "new", "Sam"]).trim().to_string();
-    fails(&home, &["note", "add", &case, "--field", "plan"], "FIELD=VALUE");
-    fails(&home, &["note", "add", &case, "--format", "poem"], "unknown note format");
-    fails(&home, &["note", "add", &case, "--date", "2026-02-30"], "invalid date");
-    fails(&home, &["note", "add", &case, "--field", "mood=fine"], "unknown field");
+    fails(
+        &home,
+        &["note", "add", &case, "--field", "plan"],
+        "FIELD=VALUE",
+    );
+    fails(
+        &home,
+        &["note", "add", &case, "--format", "poem"],
+        "unknown note format",
+    );
+    fails(
+        &home,
+        &["note", "add", &case, "--date", "2026-02-30"],
+        "invalid date",
+    );
+    fails(
+        &home,
+        &["note", "add", &case, "--field", "mood=fine"],
+        "unknown field",
+    );
     fails(&home, &["note", "show", &case, "nope"], "no note");
     fails(&home, &["device", "revoke", "ffff"], "no device matches");
-    fails(&home, &["device", "join", "not-a-code", "--relay", &addr, "--relay-fingerprint", &fp], "already");
+    fails(
+        &home,
+        &[
+            "device",
+            "join",
+            "not-a-code",
+            "--relay",
+            &addr,
+            "--relay-fingerprint",
+            &fp,
+        ],
+        "already",
+    );
     let usage = run(&home, &["note", "add"]);
     assert_eq!(usage.status.code(), Some(2), "clap usage errors exit 2");
     relay.handle.shutdown().await;

@@ -46,7 +46,10 @@ pub async fn serve<S: Storage>(
         while tasks.try_join_next().is_some() {}
     }
     let drain = async { while tasks.join_next().await.is_some() {} };
-    if tokio::time::timeout(std::time::Duration::from_secs(10), drain).await.is_err() {
+    if tokio::time::timeout(std::time::Duration::from_secs(10), drain)
+        .await
+        .is_err()
+    {
         tracing::warn!("connections still open after 10 s; closing them");
     }
     endpoint.close(0u32.into(), b"relay stopping");

@@ -73,9 +73,11 @@ pub async fn start(config: Config) -> Result<Handle, StartError> {
     };
     let fingerprint = identity.fingerprint();
     let db = config.data.join("relay.db");
-    let store = Arc::new(tokio::task::spawn_blocking(move || sqlite::SqliteStore::open(&db)).await.map_err(|e| {
-        storage::StoreError::Damaged(e.to_string())
-    })??);
+    let store = Arc::new(
+        tokio::task::spawn_blocking(move || sqlite::SqliteStore::open(&db))
+            .await
+            .map_err(|e| storage::StoreError::Damaged(e.to_string()))??,
+    );
     let relay = {
         let store = store.clone();
         tokio::task::spawn_blocking(move || relay::Relay::new(store, fingerprint))

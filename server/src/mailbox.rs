@@ -100,7 +100,10 @@ mod tests {
         let m = Mailboxes::default();
         m.put([1; 16], 0, b"a".to_vec()).unwrap();
         assert_eq!(m.put([1; 16], 0, b"b".to_vec()), Err(MailboxError::Taken));
-        assert_eq!(m.take([1; 16], 0, Duration::ZERO).await, Some(b"a".to_vec()));
+        assert_eq!(
+            m.take([1; 16], 0, Duration::ZERO).await,
+            Some(b"a".to_vec())
+        );
         assert_eq!(m.take([1; 16], 0, Duration::ZERO).await, None);
         assert_eq!(m.put([1; 16], 0, b"c".to_vec()), Err(MailboxError::Taken));
     }

@@ -49,7 +49,13 @@ async fn main() -> anyhow::Result<()> {
         .init();
     match Cli::parse().command {
         Command::Fingerprint { data } => {
-            std::fs::create_dir_all(&data).with_context(|| format!("creating {}", data.display()))?;
+            if !data.join("relay-cert.der").exists() {
+                anyhow::bail!(
+                    "no relay certificate in {}: run `casebook-relay serve --data {}` first",
+                    data.display(),
+                    data.display()
+                );
+            }
             let id = casebook_relay::tls::Identity::load_or_create(&data)?;
             println!("{}", casebook_relay::format_fingerprint(&id.fingerprint()));
         }
@@ -67,7 +73,10 @@ async fn main() -> anyhow::Result<()> {
             .await
             .context("starting the relay")?;
             println!("listening on {}", handle.addr);
-            println!("fingerprint {}", casebook_relay::format_fingerprint(&handle.fingerprint));
+            println!(
+                "fingerprint {}",
+                casebook_relay::format_fingerprint(&handle.fingerprint)
+            );
             shutdown_signal().await;
             eprintln!("stopping: finishing open requests");
             handle.shutdown().await;

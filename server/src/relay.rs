@@ -59,7 +59,10 @@ fn err(code: ErrorCode, reason: impl Into<String>) -> Response {
 
 fn store_err(e: StoreError) -> Response {
     tracing::error!(error = %e, "storage");
-    err(ErrorCode::Internal, "the relay could not store this; nothing was kept")
+    err(
+        ErrorCode::Internal,
+        "the relay could not store this; nothing was kept",
+    )
 }
 
 impl<S: Storage> Relay<S> {
@@ -124,7 +127,8 @@ impl<S: Storage> Relay<S> {
                 let Some(nonce) = session.nonce.take() else {
                     return err(ErrorCode::BadRequest, "ask for a challenge first");
                 };
-                let msg = frames::auth_message(&self.fingerprint, &nonce, account.as_ref(), &device);
+                let msg =
+                    frames::auth_message(&self.fingerprint, &nonce, account.as_ref(), &device);
                 if crypto::verify(&device, frames::AUTH_LABEL, &msg, &sig).is_err() {
                     return err(ErrorCode::Unauthorized, "the challenge signature is wrong");
                 }
@@ -134,11 +138,17 @@ impl<S: Storage> Relay<S> {
                     (None, Some(l)) => l,
                     (_, None) => return err(ErrorCode::NotFound, "no account lists this device"),
                     (Some(_), Some(_)) => {
-                        return err(ErrorCode::Unauthorized, "this device belongs to another account");
+                        return err(
+                            ErrorCode::Unauthorized,
+                            "this device belongs to another account",
+                        );
                     }
                 };
                 if !self.read().device_active(&account, &device) {
-                    return err(ErrorCode::Unauthorized, "this device has been revoked from its account");
+                    return err(
+                        ErrorCode::Unauthorized,
+                        "this device has been revoked from its account",
+                    );
                 }
                 session.identity = Some((account, device));
                 Response::Authenticated { account }
@@ -156,7 +166,9 @@ impl<S: Storage> Relay<S> {
                     None => err(ErrorCode::NotFound, "no such account on this relay"),
                 }
             }
-            Request::AppendAccess { doc, entries } => self.append_access(session, doc, entries).await,
+            Request::AppendAccess { doc, entries } => {
+                self.append_access(session, doc, entries).await
+            }
             Request::GetAccess { doc, from } => {
                 let (account, _) = match self.identity(session) {
                     Ok(i) => i,
@@ -182,10 +194,7 @@ impl<S: Storage> Relay<S> {
                 Err(r) => r,
             },
             Request::Upload { envelopes } => self.upload(session, envelopes).await,
-            Request::Fetch {
-                docs,
-                max_bytes,
-            } => self.fetch(session, docs, max_bytes).await,
+            Request::Fetch { docs, max_bytes } => self.fetch(session, docs, max_bytes).await,
             Request::Subscribe => err(ErrorCode::BadRequest, "subscribe is a stream of its own"),
             Request::MailboxPut { mailbox, slot, msg } => {
                 if msg.len() > MAX_MAILBOX_MSG {
@@ -210,9 +219,16 @@ impl<S: Storage> Relay<S> {
         }
     }
 
-    async fn create_account(&self, session: &mut Session, entries: Vec<casebook_shared::signed::Signed>) -> Response {
+    async fn create_account(
+        &self,
+        session: &mut Session,
+        entries: Vec<casebook_shared::signed::Signed>,
+    ) -> Response {
         if session.creates >= MAX_CREATES_PER_CONN {
-            return err(ErrorCode::Limited, "too many accounts created on this connection");
+            return err(
+                ErrorCode::Limited,
+                "too many accounts created on this connection",
+            );
         }
         session.creates += 1;
         let _guard = self.log_lock.lock().await;
@@ -229,13 +245,20 @@ impl<S: Storage> Relay<S> {
         self.store_account(state, entries).await
     }
 
-    async fn append_account(&self, session: &Session, entries: Vec<casebook_shared::signed::Signed>) -> Response {
+    async fn append_account(
+        &self,
+        session: &Session,
+        entries: Vec<casebook_shared::signed::Signed>,
+    ) -> Response {
         let (account, device) = match self.identity(session) {
             Ok(i) => i,
             Err(r) => return r,
         };
         if entries.iter().any(|e| e.signer != device) {
-            return err(ErrorCode::Forbidden, "entries must be signed by this connection's device");
+            return err(
+                ErrorCode::Forbidden,
+                "entries must be signed by this connection's device",
+            );
         }
         let _guard = self.log_lock.lock().await;
         let state = match self.read().check_account(Some(&account), &entries) {
@@ -266,7 +289,9 @@ impl<S: Storage> Relay<S> {
                     self.write().commit_account(state, entries);
                     Response::Ok
                 }
-                Some(Err(StoreError::LogConflict)) => err(ErrorCode::Conflict, "the log moved on; fetch it and retry"),
+                Some(Err(StoreError::LogConflict)) => {
+                    err(ErrorCode::Conflict, "the log moved on; fetch it and retry")
+                }
                 Some(Err(e)) => store_err(e),
                 None => store_err(StoreError::Stopped),
             },
@@ -274,13 +299,21 @@ impl<S: Storage> Relay<S> {
         }
     }
 
-    async fn append_access(&self, session: &Session, doc: DocId, entries: Vec<casebook_shared::signed::Signed>) -> Response {
+    async fn append_access(
+        &self,
+        session: &Session,
+        doc: DocId,
+        entries: Vec<casebook_shared::signed::Signed>,
+    ) -> Response {
         let (account, device) = match self.identity(session) {
             Ok(i) => i,
             Err(r) => return r,
         };
         if entries.iter().any(|e| e.signer != device) {
-            return err(ErrorCode::Forbidden, "entries must be signed by this connection's device");
+            return err(
+                ErrorCode::Forbidden,
+                "entries must be signed by this connection's device",
+            );
         }
         let _guard = self.log_lock.lock().await;
         let (state, first_seq) = {
@@ -292,7 +325,10 @@ impl<S: Storage> Relay<S> {
             }
         };
         if state.members.get(&account).map(|m| m.role) != Some(Role::Owner) {
-            return err(ErrorCode::Forbidden, "only an owner changes who may read a document");
+            return err(
+                ErrorCode::Forbidden,
+                "only an owner changes who may read a document",
+            );
         }
         let job = WriteJob::Access {
             doc,
@@ -308,7 +344,9 @@ impl<S: Storage> Relay<S> {
                     let _ = self.changes.send(Change { doc, seq: head });
                     Response::Ok
                 }
-                Some(Err(StoreError::LogConflict)) => err(ErrorCode::Conflict, "the log moved on; fetch it and retry"),
+                Some(Err(StoreError::LogConflict)) => {
+                    err(ErrorCode::Conflict, "the log moved on; fetch it and retry")
+                }
                 Some(Err(e)) => store_err(e),
                 None => store_err(StoreError::Stopped),
             },
@@ -324,7 +362,10 @@ impl<S: Storage> Relay<S> {
             Err(r) => return r,
         };
         if envelopes.len() > MAX_UPLOAD {
-            return err(ErrorCode::BadRequest, format!("at most {MAX_UPLOAD} envelopes per upload"));
+            return err(
+                ErrorCode::BadRequest,
+                format!("at most {MAX_UPLOAD} envelopes per upload"),
+            );
         }
         let mut results: Vec<Result<u64, ErrorCode>> = Vec::with_capacity(envelopes.len());
         let mut good = Vec::with_capacity(envelopes.len());
@@ -346,7 +387,10 @@ impl<S: Storage> Relay<S> {
         if good.is_empty() {
             return Response::Uploaded { results };
         }
-        let docs: Vec<(DocId, bool)> = good.iter().map(|e| (e.doc, e.snapshot_covers.is_some())).collect();
+        let docs: Vec<(DocId, bool)> = good
+            .iter()
+            .map(|e| (e.doc, e.snapshot_covers.is_some()))
+            .collect();
         let stored = match self.store.submit(WriteJob::Envelopes(good)).await {
             Ok(r) => r,
             Err(_) => return store_err(StoreError::Stopped),
@@ -395,7 +439,10 @@ impl<S: Storage> Relay<S> {
         {
             let st = self.read();
             let doc = st.docs.get(&h.doc).ok_or(ErrorCode::NotFound)?;
-            let role = doc.state.role_of(account, now).ok_or(ErrorCode::Forbidden)?;
+            let role = doc
+                .state
+                .role_of(account, now)
+                .ok_or(ErrorCode::Forbidden)?;
             let allowed = match h.kind {
                 Kind::Change => role.can_upload(),
                 Kind::Snapshot => role >= Role::Write,
@@ -429,7 +476,10 @@ impl<S: Storage> Relay<S> {
         }
         for (doc, _) in &docs {
             if !self.may_read(doc, &account) {
-                return err(ErrorCode::Forbidden, format!("not a member of document {}", doc.short()));
+                return err(
+                    ErrorCode::Forbidden,
+                    format!("not a member of document {}", doc.short()),
+                );
             }
         }
         let max = (max_bytes as usize).clamp(1, MAX_FETCH_BYTES);

@@ -56,6 +56,9 @@ impl SqliteStore {
     /// Opens (or creates) the database and starts the writer thread.
     pub fn open(path: &Path) -> Result<SqliteStore, StoreError> {
         let conn = open(path)?;
+        // Snapshots free the space of the changes they cover; incremental
+        // vacuum gives it back to the disk (takes effect on a new database).
+        conn.pragma_update(None, "auto_vacuum", "INCREMENTAL")?;
         conn.execute_batch(SCHEMA)?;
         let (tx, rx) = mpsc::channel::<Queued>();
         let writer = std::thread::Builder::new()
@@ -112,8 +115,17 @@ fn writer_loop(mut conn: Connection, rx: mpsc::Receiver<Queued>) {
             }
         }
         let results = commit_batch(&mut conn, &batch);
+        let pruned = batch.iter().any(|(j, _)| {
+            matches!(j, WriteJob::Envelopes(v) if v.iter().any(|e| e.snapshot_covers.is_some()))
+        });
         for ((_, reply), result) in batch.into_iter().zip(results) {
             let _ = reply.send(result);
+        }
+        if pruned {
+            // After the replies: bounded work (1 MiB of pages) nobody waits on.
+            if let Err(e) = conn.execute_batch("PRAGMA incremental_vacuum(256)") {
+                tracing::warn!(error = %e, "incremental vacuum");
+            }
         }
     }
 }
@@ -150,18 +162,35 @@ fn commit_batch(conn: &mut Connection, batch: &[Queued]) -> Vec<WriteResult> {
     }
 }
 
-fn run_job(tx: &mut rusqlite::Transaction<'_>, job: &WriteJob) -> Result<WriteResult, rusqlite::Error> {
+fn run_job(
+    tx: &mut rusqlite::Transaction<'_>,
+    job: &WriteJob,
+) -> Result<WriteResult, rusqlite::Error> {
     match job {
         WriteJob::Account {
             account,
             first_seq,
             entries,
-        } => Ok(vec![append_log(tx, "account_entries", "account", &account.0, *first_seq, entries)?]),
+        } => Ok(vec![append_log(
+            tx,
+            "account_entries",
+            "account",
+            &account.0,
+            *first_seq,
+            entries,
+        )?]),
         WriteJob::Access {
             doc,
             first_seq,
             entries,
-        } => Ok(vec![append_log(tx, "access_entries", "doc", &doc.0, *first_seq, entries)?]),
+        } => Ok(vec![append_log(
+            tx,
+            "access_entries",
+            "doc",
+            &doc.0,
+            *first_seq,
+            entries,
+        )?]),
         WriteJob::Envelopes(envs) => {
             let mut out = Vec::with_capacity(envs.len());
             for e in envs {
@@ -186,7 +215,12 @@ fn append_log(
             "INSERT OR IGNORE INTO {table}({key_col}, seq, entry) VALUES (?1, ?2, ?3)"
         ))?;
         for (i, e) in entries.iter().enumerate() {
-            if stmt.execute(params![key, (first_seq + i as u64) as i64, codec::encode(e)])? == 0 {
+            if stmt.execute(params![
+                key,
+                (first_seq + i as u64) as i64,
+                codec::encode(e)
+            ])? == 0
+            {
                 drop(stmt);
                 sp.finish()?; // savepoint dropped without commit rolls back
                 return Ok(Err(StoreError::LogConflict));
@@ -227,7 +261,9 @@ fn insert_envelope(
     }
     let (seq, bytes): (i64, Vec<u8>) = tx
         .prepare_cached("SELECT seq, bytes FROM envelopes WHERE doc = ?1 AND env_id = ?2")?
-        .query_row(params![&e.doc.0[..], &e.id.0[..]], |r| Ok((r.get(0)?, r.get(1)?)))?;
+        .query_row(params![&e.doc.0[..], &e.id.0[..]], |r| {
+            Ok((r.get(0)?, r.get(1)?))
+        })?;
     // An empty row is a change a snapshot replaced: the same id was stored.
     Ok(if bytes == e.bytes || bytes.is_empty() {
         Ok(seq as u64)
@@ -241,7 +277,11 @@ fn blob<const N: usize>(v: Vec<u8>) -> Result<[u8; N], StoreError> {
         .map_err(|_| StoreError::Damaged("an id column has the wrong length".into()))
 }
 
-fn load_logs(conn: &Connection, table: &str, key_col: &str) -> Result<Vec<(Vec<u8>, Vec<Signed>)>, StoreError> {
+fn load_logs(
+    conn: &Connection,
+    table: &str,
+    key_col: &str,
+) -> Result<Vec<(Vec<u8>, Vec<Signed>)>, StoreError> {
     let mut stmt = conn.prepare(&format!(
         "SELECT {key_col}, seq, entry FROM {table} ORDER BY {key_col}, seq"
     ))?;
@@ -250,8 +290,8 @@ fn load_logs(conn: &Connection, table: &str, key_col: &str) -> Result<Vec<(Vec<u
     while let Some(r) = rows.next()? {
         let key: Vec<u8> = r.get(0)?;
         let entry: Vec<u8> = r.get(2)?;
-        let signed: Signed = codec::decode(&entry)
-            .map_err(|e| StoreError::Damaged(format!("{table}: {e}")))?;
+        let signed: Signed =
+            codec::decode(&entry).map_err(|e| StoreError::Damaged(format!("{table}: {e}")))?;
         match out.last_mut() {
             Some((k, v)) if *k == key => v.push(signed),
             _ => out.push((key, vec![signed])),
@@ -277,7 +317,9 @@ impl Storage for SqliteStore {
                 loaded.heads.push((DocId(blob(r.get(0)?)?), seq as u64));
             }
             loaded.cursor = conn
-                .query_row("SELECT MAX(seq) FROM envelopes", [], |r| r.get::<_, Option<i64>>(0))?
+                .query_row("SELECT MAX(seq) FROM envelopes", [], |r| {
+                    r.get::<_, Option<i64>>(0)
+                })?
                 .unwrap_or(0) as u64;
             Ok(loaded)
         })

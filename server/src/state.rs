@@ -83,7 +83,11 @@ impl State {
     }
 
     /// Checks new entries for an account log (a new account when it has none).
-    pub fn check_account(&self, id: Option<&AccountId>, entries: &[Signed]) -> Result<AccountState, AccountError> {
+    pub fn check_account(
+        &self,
+        id: Option<&AccountId>,
+        entries: &[Signed],
+    ) -> Result<AccountState, AccountError> {
         let mut state = match id.and_then(|i| self.account(i)) {
             Some(a) => a.clone(),
             None => {

@@ -37,7 +37,9 @@ fn files_with(dir: &Path, needle: &[u8]) -> (usize, u64, Vec<String>) {
     let (mut files, mut bytes, mut hits) = (0, 0u64, Vec::new());
     let mut stack = vec![dir.to_path_buf()];
     while let Some(d) = stack.pop() {
-        let Ok(rd) = std::fs::read_dir(&d) else { continue };
+        let Ok(rd) = std::fs::read_dir(&d) else {
+            continue;
+        };
         for e in rd.flatten() {
             let p = e.path();
             if p.is_dir() {
@@ -54,7 +56,11 @@ fn files_with(dir: &Path, needle: &[u8]) -> (usize, u64, Vec<String>) {
     (files, bytes, hits)
 }
 
-fn show(home: &mut Home, case: &casebook_shared::ids::DocId, who: &str) -> Result<Vec<(String, String)>> {
+fn show(
+    home: &mut Home,
+    case: &casebook_shared::ids::DocId,
+    who: &str,
+) -> Result<Vec<(String, String)>> {
     let note = home
         .read_case(case, |c| c.notes().into_iter().next())?
         .context("the note is missing")?;
@@ -79,18 +85,35 @@ pub async fn run(_out: &Out) -> Result<()> {
     })
     .await?;
     let addr = relay.addr.to_string();
-    eprintln!("   relay at {addr}, fingerprint {}", format_fingerprint(&relay.fingerprint));
+    eprintln!(
+        "   relay at {addr}, fingerprint {}",
+        format_fingerprint(&relay.fingerprint)
+    );
 
     step("setting up the laptop (account, device keys, recovery words)");
-    let (mut laptop, _words) = Home::init(&root.path().join("laptop"), PASS, "Dr. Rivera", &addr, relay.fingerprint)?;
+    let (mut laptop, _words) = Home::init(
+        &root.path().join("laptop"),
+        PASS,
+        "Dr. Rivera",
+        &addr,
+        relay.fingerprint,
+    )?;
     let case = laptop.create_case(CLIENT, "2026-11-20")?;
     let mut input = NoteInput::new("2026-11-20", NoteFormat::Soap);
     input.fields = vec![
-        ("subjective".into(), "Jordan reports sleeping badly since the move.".into()),
-        ("assessment".into(), "Adjustment difficulties; no risk indicators today.".into()),
+        (
+            "subjective".into(),
+            "Jordan reports sleeping badly since the move.".into(),
+        ),
+        (
+            "assessment".into(),
+            "Adjustment difficulties; no risk indicators today.".into(),
+        ),
         ("plan".into(), format!("Keep a {SECRET}.")),
     ];
-    laptop.edit_case(&case, "note added", |c| Ok(c.add_note(input, "n1", "Dr. Rivera")?))?;
+    laptop.edit_case(&case, "note added", |c| {
+        Ok(c.add_note(input, "n1", "Dr. Rivera")?)
+    })?;
     eprintln!("   case {} opened with one SOAP note", case.short());
     sync(&mut laptop, "laptop").await?;
 
@@ -112,7 +135,10 @@ pub async fn run(_out: &Out) -> Result<()> {
     laptop.edit_case(&case, "note edited", |c| {
         Ok(c.edit_note(
             "n1",
-            &[("subjective".into(), "Jordan reports sleeping badly since the move in October.".into())],
+            &[(
+                "subjective".into(),
+                "Jordan reports sleeping badly since the move in October.".into(),
+            )],
         )?)
     })?;
     eprintln!("   laptop: adds \"in October\" to the subjective field");
@@ -120,8 +146,14 @@ pub async fn run(_out: &Out) -> Result<()> {
         Ok(c.edit_note(
             "n1",
             &[
-                ("subjective".into(), "Client: Jordan reports sleeping badly since the move.".into()),
-                ("plan".into(), format!("Keep a {SECRET}; review it in two weeks.")),
+                (
+                    "subjective".into(),
+                    "Client: Jordan reports sleeping badly since the move.".into(),
+                ),
+                (
+                    "plan".into(),
+                    format!("Keep a {SECRET}; review it in two weeks."),
+                ),
             ],
         )?)
     })?;

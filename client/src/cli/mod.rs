@@ -11,7 +11,9 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, anyhow, bail};
 use casebook::Home;
-use casebook::notes::{NoteFormat, NoteInput, new_note_id, parse_date, parse_duration, parse_start_time};
+use casebook::notes::{
+    NoteFormat, NoteInput, new_note_id, parse_date, parse_duration, parse_start_time,
+};
 use casebook::sync::Progress;
 use casebook_shared::ids::DocId;
 
@@ -40,7 +42,11 @@ fn parse_fields(raw: &[String]) -> Result<Vec<(String, String)>> {
             f.split_once('=')
                 .map(|(k, v)| (k.trim().to_string(), v.to_string()))
                 .filter(|(k, _)| !k.is_empty())
-                .ok_or_else(|| anyhow!("--field {f:?}: write it as FIELD=VALUE, e.g. plan=\"Review in two weeks\""))
+                .ok_or_else(|| {
+                    anyhow!(
+                        "--field {f:?}: write it as FIELD=VALUE, e.g. plan=\"Review in two weeks\""
+                    )
+                })
         })
         .collect()
 }
@@ -67,7 +73,10 @@ fn progress_line(p: Progress) {
     let line = match p {
         Progress::Pushed { done, total } => format!("sent {done}/{total} changes"),
         Progress::Fetched { docs, of, bytes } => {
-            format!("fetched {docs}/{of} documents ({:.1} MB)", bytes as f64 / 1e6)
+            format!(
+                "fetched {docs}/{of} documents ({:.1} MB)",
+                bytes as f64 / 1e6
+            )
         }
         Progress::Applied { docs, of } => format!("merged {docs}/{of} documents"),
     };
@@ -112,7 +121,10 @@ pub async fn run(cli: Cli) -> Result<()> {
 fn init(cli: &Cli, out: &Out, name: &str, relay: &RelayArgs) -> Result<()> {
     let dir = home_dir(cli.home.as_deref())?;
     if Home::exists(&dir) {
-        bail!("{} already holds a casebook home; choose another --home", dir.display());
+        bail!(
+            "{} already holds a casebook home; choose another --home",
+            dir.display()
+        );
     }
     if name.trim().is_empty() {
         bail!("--name must not be empty");
@@ -181,13 +193,20 @@ fn note(cli: &Cli, out: &Out, cmd: &NoteCmd) -> Result<()> {
         } => {
             let id = case_id(&home, case)?;
             let format = NoteFormat::parse(format)?;
-            let mut input = NoteInput::new(parse_date(date.as_deref().unwrap_or(&time::today()))?, format);
+            let mut input = NoteInput::new(
+                parse_date(date.as_deref().unwrap_or(&time::today()))?,
+                format,
+            );
             input.start_time = start.as_deref().map(parse_start_time).transpose()?;
             input.duration = minutes.as_deref().map(parse_duration).transpose()?;
             input.fields = note_fields(format, &[], fields)?;
             let note_id = new_note_id();
             let nid = note_id.clone();
-            home.edit_case(&id, "note added", move |c| Ok(c.add_note(input, &nid, &by)?))?;
+            home.edit_case(
+                &id,
+                "note added",
+                move |c| Ok(c.add_note(input, &nid, &by)?),
+            )?;
             out.created_note(&note_id)
         }
         NoteCmd::Edit { case, note, fields } => {
@@ -261,7 +280,12 @@ fn note_fields(
     // Only what changed is written, so unchanged fields merge untouched.
     Ok(fields
         .into_iter()
-        .filter(|(k, v)| current.iter().find(|(f, _)| f == k).is_none_or(|(_, old)| old != v))
+        .filter(|(k, v)| {
+            current
+                .iter()
+                .find(|(f, _)| f == k)
+                .is_none_or(|(_, old)| old != v)
+        })
         .collect())
 }
 
@@ -290,7 +314,9 @@ async fn device(cli: &Cli, out: &Out, cmd: &DeviceCmd) -> Result<()> {
             let relay = home.connect().await?;
             let code = casebook::pairing::new_code();
             out.pair_code(&code)?;
-            eprintln!("On the new device, run: casebook device join {code} --relay ... --relay-fingerprint ...");
+            eprintln!(
+                "On the new device, run: casebook device join {code} --relay ... --relay-fingerprint ..."
+            );
             eprintln!("Waiting for it (up to {timeout} s)...");
             let id = home
                 .pair_add(&relay, &code, Duration::from_secs(*timeout))
@@ -302,11 +328,15 @@ async fn device(cli: &Cli, out: &Out, cmd: &DeviceCmd) -> Result<()> {
         DeviceCmd::Join { code, relay } => {
             let dir = home_dir(cli.home.as_deref())?;
             if Home::exists(&dir) {
-                bail!("{} already holds a casebook home; choose another --home", dir.display());
+                bail!(
+                    "{} already holds a casebook home; choose another --home",
+                    dir.display()
+                );
             }
             let fp = parse_fp(&relay.relay_fingerprint)?;
             let pass = secrets::new_passphrase(cli.passphrase_file.as_deref())?;
-            let home = casebook::pairing::join(&dir, pass.as_bytes(), code, &relay.relay, fp).await?;
+            let home =
+                casebook::pairing::join(&dir, pass.as_bytes(), code, &relay.relay, fp).await?;
             eprintln!(
                 "This device has joined {}'s account. Run `casebook sync` to fetch the cases.",
                 home.name()
@@ -326,7 +356,10 @@ async fn device(cli: &Cli, out: &Out, cmd: &DeviceCmd) -> Result<()> {
             end_progress();
             relay.close().await;
             report.context("the device is revoked, but the new document keys are not sent yet; run `casebook sync`")?;
-            eprintln!("Revoked {}; {rotated} documents moved to new keys.", id.short());
+            eprintln!(
+                "Revoked {}; {rotated} documents moved to new keys.",
+                id.short()
+            );
             out.done("revoked")
         }
     }
@@ -351,7 +384,9 @@ async fn sync(cli: &Cli, out: &Out, watch: bool) -> Result<()> {
             Ok(relay) => {
                 backoff = Duration::from_millis(500);
                 let r = home
-                    .watch(&relay, stop, &mut |casebook::sync::WatchEvent::Synced(report)| {
+                    .watch(&relay, stop, &mut |casebook::sync::WatchEvent::Synced(
+                        report,
+                    )| {
                         if let Err(e) = out.watch_report(&report) {
                             eprintln!("error: {e}");
                         }
@@ -369,7 +404,10 @@ async fn sync(cli: &Cli, out: &Out, watch: bool) -> Result<()> {
             casebook::Error::Revoked | casebook::Error::Rollback(_) | casebook::Error::Store(_) => {
                 return Err(result.into());
             }
-            e => eprintln!("connection lost ({e}); retrying in {:.1} s", backoff.as_secs_f32()),
+            e => eprintln!(
+                "connection lost ({e}); retrying in {:.1} s",
+                backoff.as_secs_f32()
+            ),
         }
         tokio::select! {
             _ = tokio::time::sleep(backoff) => {}
@@ -388,13 +426,17 @@ async fn recover(
 ) -> Result<()> {
     let dir = home_dir(cli.home.as_deref())?;
     if Home::exists(&dir) {
-        bail!("{} already holds a casebook home; recover into a new --home", dir.display());
+        bail!(
+            "{} already holds a casebook home; recover into a new --home",
+            dir.display()
+        );
     }
     let fp = parse_fp(&relay.relay_fingerprint)?;
     let words = secrets::recovery_words(words_file)?;
     let pass = secrets::new_passphrase(cli.passphrase_file.as_deref())?;
     let mut home =
-        casebook::devices::recover(&dir, pass.as_bytes(), &words, name.trim(), &relay.relay, fp).await?;
+        casebook::devices::recover(&dir, pass.as_bytes(), &words, name.trim(), &relay.relay, fp)
+            .await?;
     eprintln!("Account restored onto this device; fetching its cases...");
     let conn = home.connect().await?;
     let report = home.sync(&conn, &mut progress_line).await;

@@ -104,12 +104,24 @@ impl Out {
         }
         for (id, s) in cases {
             let last = s.notes.iter().map(|n| n.date.as_str()).max().unwrap_or("-");
-            println!("{}  {:<28}  {:>3} notes  last {}", id.short(), s.name, s.notes.len(), last);
+            println!(
+                "{}  {:<28}  {:>3} notes  last {}",
+                id.short(),
+                s.name,
+                s.notes.len(),
+                last
+            );
         }
         Ok(())
     }
 
-    pub fn case(&self, id: &DocId, s: &CaseSummary, profile: &Profile, notes: &[Note]) -> Result<()> {
+    pub fn case(
+        &self,
+        id: &DocId,
+        s: &CaseSummary,
+        profile: &Profile,
+        notes: &[Note],
+    ) -> Result<()> {
         if self.json {
             return print_json(&json!({
                 "id": id.to_hex(), "name": s.name, "created": s.created,
@@ -209,7 +221,13 @@ impl Out {
                 (Some(n), true) => format!("private {n}"),
                 (None, _) => h.field.clone(),
             };
-            println!("{}  {}  {}: {}", h.case.short(), h.case_name, place, h.snippet);
+            println!(
+                "{}  {}  {}: {}",
+                h.case.short(),
+                h.case_name,
+                place,
+                h.snippet
+            );
         }
         Ok(())
     }
@@ -298,7 +316,13 @@ impl Out {
         }
         for a in trail {
             let case = a.case.map(|c| c.short()).unwrap_or_default();
-            println!("{}  {}  {:<8}  {}", time::rfc3339(a.at), a.device.short(), case, a.what);
+            println!(
+                "{}  {}  {:<8}  {}",
+                time::rfc3339(a.at),
+                a.device.short(),
+                case,
+                a.what
+            );
         }
         Ok(())
     }

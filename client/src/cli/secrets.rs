@@ -29,10 +29,10 @@ pub fn passphrase(file: Option<&Path>) -> Result<Zeroizing<String>> {
     if let Ok(p) = std::env::var(PASSPHRASE_ENV) {
         return Ok(Zeroizing::new(p));
     }
-    let p = Zeroizing::new(
-        rpassword::prompt_password("casebook passphrase: ")
-            .context("cannot read a passphrase: set CASEBOOK_PASSPHRASE or use --passphrase-file")?,
-    );
+    let p =
+        Zeroizing::new(rpassword::prompt_password("casebook passphrase: ").context(
+            "cannot read a passphrase: set CASEBOOK_PASSPHRASE or use --passphrase-file",
+        )?);
     Ok(p)
 }
 
@@ -61,10 +61,9 @@ pub fn new_passphrase(file: Option<&Path>) -> Result<Zeroizing<String>> {
 /// The recovery words: from a file, `CASEBOOK_RECOVERY_WORDS`, or a prompt.
 pub fn recovery_words(file: Option<&Path>) -> Result<Zeroizing<String>> {
     if let Some(f) = file {
-        return Ok(Zeroizing::new(
-            std::fs::read_to_string(f)
-                .with_context(|| format!("cannot read the words file {}", f.display()))?,
-        ));
+        return Ok(Zeroizing::new(std::fs::read_to_string(f).with_context(
+            || format!("cannot read the words file {}", f.display()),
+        )?));
     }
     if let Ok(w) = std::env::var("CASEBOOK_RECOVERY_WORDS") {
         return Ok(Zeroizing::new(w));

@@ -24,7 +24,13 @@ pub fn date(unix: u64) -> String {
 /// `YYYY-MM-DDTHH:MM:SSZ` of a Unix time.
 pub fn rfc3339(unix: u64) -> String {
     let s = unix % 86_400;
-    format!("{}T{:02}:{:02}:{:02}Z", date(unix), s / 3600, s % 3600 / 60, s % 60)
+    format!(
+        "{}T{:02}:{:02}:{:02}Z",
+        date(unix),
+        s / 3600,
+        s % 3600 / 60,
+        s % 60
+    )
 }
 
 /// Now, as RFC 3339.

@@ -68,7 +68,10 @@ pub fn plan(
     }
     for (doc, (sync, owned)) in held {
         if *owned && sync.access_len > 0 && !listed.contains(doc) {
-            return Err(format!("document {} is missing from the relay", doc.short()));
+            return Err(format!(
+                "document {} is missing from the relay",
+                doc.short()
+            ));
         }
     }
     Ok(needs)
@@ -215,10 +218,16 @@ mod tests {
     #[test]
     fn plan_refuses_rollback() {
         let local = BTreeMap::from([held(1, 2, 5, true)]);
-        assert!(plan(&[head(1, 1, 5)], &local).is_err(), "shorter access log");
+        assert!(
+            plan(&[head(1, 1, 5)], &local).is_err(),
+            "shorter access log"
+        );
         assert!(plan(&[head(1, 2, 4)], &local).is_err(), "lower sequence");
         assert!(plan(&[], &local).is_err(), "owned document withheld");
         let shared = BTreeMap::from([held(1, 2, 5, false)]);
-        assert!(plan(&[], &shared).is_ok(), "a shared document may be unshared");
+        assert!(
+            plan(&[], &shared).is_ok(),
+            "a shared document may be unshared"
+        );
     }
 }

@@ -39,6 +39,9 @@ pub fn snapshot_weight(change_len: usize) -> u64 {
     1 + change_len as u64 / 512
 }
 
+/// Documents applied per local transaction.
+const APPLY_CHUNK: usize = 64;
+
 /// Bytes asked for per fetch page, and sent at most per upload.
 const PAGE_BYTES: u32 = 4 * 1024 * 1024;
 
@@ -70,9 +73,19 @@ pub struct RefusedEnvelope {
 /// How far a round has got, for a progress line.
 #[derive(Clone, Copy, Debug)]
 pub enum Progress {
-    Pushed { done: usize, total: usize },
-    Fetched { docs: usize, of: usize, bytes: usize },
-    Applied { docs: usize, of: usize },
+    Pushed {
+        done: usize,
+        total: usize,
+    },
+    Fetched {
+        docs: usize,
+        of: usize,
+        bytes: usize,
+    },
+    Applied {
+        docs: usize,
+        of: usize,
+    },
 }
 
 fn unexpected(r: Response) -> Error {
@@ -121,7 +134,8 @@ impl Home {
         let mut report = SyncReport::default();
         let mut accounts = self.refresh_accounts(relay).await?;
         report.pushed = self.push(relay, progress).await?;
-        self.pull(relay, &mut accounts, &mut report, progress).await?;
+        self.pull(relay, &mut accounts, &mut report, progress)
+            .await?;
         report.snapshots_out = self.push_snapshots(relay).await?;
         if report.pushed + report.received + report.snapshots_in > 0 {
             self.audit(
@@ -138,7 +152,10 @@ impl Home {
     }
 
     /// Brings every account log held up to date; returns their states.
-    async fn refresh_accounts(&mut self, relay: &Relay) -> Result<BTreeMap<AccountId, AccountState>> {
+    async fn refresh_accounts(
+        &mut self,
+        relay: &Relay,
+    ) -> Result<BTreeMap<AccountId, AccountState>> {
         let mut out = BTreeMap::new();
         let mine = self.account_id();
         let me = self.refresh_log(relay, &mine).await?;
@@ -147,9 +164,10 @@ impl Home {
         }
         out.insert(mine, me);
         for other in self.store.log_owners(32)? {
-            let id = AccountId(other.try_into().map_err(|_| {
-                Error::Inconsistent("an account id has the wrong length".into())
-            })?);
+            let id =
+                AccountId(other.try_into().map_err(|_| {
+                    Error::Inconsistent("an account id has the wrong length".into())
+                })?);
             if id != mine {
                 let st = self.refresh_log(relay, &id).await?;
                 out.insert(id, st);
@@ -160,7 +178,11 @@ impl Home {
 
     /// Fetches an account log's new entries, checking that the relay's log
     /// extends the one held (the last held entry must come back unchanged).
-    pub(crate) async fn refresh_log(&mut self, relay: &Relay, account: &AccountId) -> Result<AccountState> {
+    pub(crate) async fn refresh_log(
+        &mut self,
+        relay: &Relay,
+        account: &AccountId,
+    ) -> Result<AccountState> {
         let held = self.account_log_of(account)?;
         let from = held.len().saturating_sub(1) as u64;
         let entries = match relay
@@ -196,7 +218,9 @@ impl Home {
         all.extend_from_slice(new);
         let state = AccountState::verify_log(&all)?;
         if state.id != *account {
-            return Err(Error::Inconsistent("the relay sent another account's log".into()));
+            return Err(Error::Inconsistent(
+                "the relay sent another account's log".into(),
+            ));
         }
         if !new.is_empty() {
             if *account == self.account_id() {
@@ -211,7 +235,11 @@ impl Home {
 
     /// Sends every outbox row, oldest first, and removes what the relay
     /// acknowledged. Returns how many were acknowledged.
-    async fn push(&mut self, relay: &Relay, progress: &mut (dyn FnMut(Progress) + Send)) -> Result<usize> {
+    async fn push(
+        &mut self,
+        relay: &Relay,
+        progress: &mut (dyn FnMut(Progress) + Send),
+    ) -> Result<usize> {
         let rows = self.store.outbox()?;
         let total = rows.len();
         let mut done = 0;
@@ -318,7 +346,12 @@ impl Home {
     /// Sends access-log entries. If the relay says its log moved on, the
     /// entries may have landed on an earlier attempt whose answer was lost:
     /// that counts as acknowledged only if the relay's log holds them.
-    async fn push_access(&mut self, relay: &Relay, doc: &DocId, entries: Vec<Signed>) -> Result<()> {
+    async fn push_access(
+        &mut self,
+        relay: &Relay,
+        doc: &DocId,
+        entries: Vec<Signed>,
+    ) -> Result<()> {
         let first: DocEntry = entries
             .first()
             .ok_or_else(|| Error::Inconsistent("an empty access outbox row".into()))?
@@ -374,9 +407,16 @@ impl Home {
         let needs = check::plan(&heads, &held).map_err(Error::Rollback)?;
         let access_len: HashMap<DocId, u64> = heads.iter().map(|h| (h.doc, h.access_len)).collect();
 
+        let mut fetched_logs = Vec::new();
         for need in &needs {
             if let Some(from) = need.access_from {
-                let entries = match relay.request(&Request::GetAccess { doc: need.doc, from }).await? {
+                let entries = match relay
+                    .request(&Request::GetAccess {
+                        doc: need.doc,
+                        from,
+                    })
+                    .await?
+                {
                     Response::Log { entries } => entries,
                     r => return Err(unexpected(r)),
                 };
@@ -397,8 +437,18 @@ impl Home {
                         accounts.insert(entry.account, st);
                     }
                 }
-                self.accept_access_entries(&need.doc, &entries, accounts)?;
+                fetched_logs.push((need.doc, entries));
             }
+        }
+        let mut logs = fetched_logs.into_iter().peekable();
+        while logs.peek().is_some() {
+            let chunk: Vec<(DocId, Vec<Signed>)> = logs.by_ref().take(APPLY_CHUNK).collect();
+            self.atomically(|home| {
+                for (doc, entries) in &chunk {
+                    home.accept_access_entries(doc, entries, accounts)?;
+                }
+                Ok(())
+            })?;
         }
 
         let mut after: Vec<(DocId, u64)> = needs
@@ -460,10 +510,24 @@ impl Home {
             });
         }
 
+        // Applied in transactions of a few dozen documents: one fsync each,
+        // and other processes on this home wait only briefly.
         let total = batches.len();
-        for (i, (doc, batch)) in batches.into_iter().enumerate() {
-            self.apply_fetched(&doc, batch, report)?;
-            progress(Progress::Applied { docs: i + 1, of: total });
+        let mut batches = batches.into_iter().peekable();
+        let mut done = 0;
+        while batches.peek().is_some() {
+            let chunk: Vec<(DocId, Batch)> = batches.by_ref().take(APPLY_CHUNK).collect();
+            self.atomically(|home| {
+                for (doc, batch) in chunk {
+                    home.apply_fetched(&doc, batch, report)?;
+                }
+                Ok(())
+            })?;
+            done = (done + APPLY_CHUNK).min(total);
+            progress(Progress::Applied {
+                docs: done,
+                of: total,
+            });
         }
         Ok(())
     }
@@ -484,9 +548,9 @@ impl Home {
                 return Ok(());
             }
         }
-        let meta = self
-            .doc_meta(&item.doc)?
-            .ok_or_else(|| Error::Inconsistent(format!("no access log for {}", item.doc.short())))?;
+        let meta = self.doc_meta(&item.doc)?.ok_or_else(|| {
+            Error::Inconsistent(format!("no access log for {}", item.doc.short()))
+        })?;
         let keys = self.doc_keys(&item.doc)?;
         match check::admit(item, &meta, accounts, &keys, now()) {
             Ok(a) if a.kind == Kind::Snapshot => match codec::decode::<SnapshotBody>(&a.body) {
@@ -534,11 +598,18 @@ impl Home {
             changed = true;
         }
         if !batch.changes.is_empty() {
-            let all: Vec<u8> = batch.changes.iter().flat_map(|(_, b)| b.iter().copied()).collect();
+            let all: Vec<u8> = batch
+                .changes
+                .iter()
+                .flat_map(|(_, b)| b.iter().copied())
+                .collect();
             if self.apply_batch(doc, &all).is_ok() {
                 report.received += batch.changes.len();
-                sync.since_snapshot +=
-                    batch.changes.iter().map(|(_, b)| snapshot_weight(b.len())).sum::<u64>();
+                sync.since_snapshot += batch
+                    .changes
+                    .iter()
+                    .map(|(_, b)| snapshot_weight(b.len()))
+                    .sum::<u64>();
             } else {
                 // One bad change must not hold back the others: find it.
                 for (seq, body) in &batch.changes {
@@ -577,10 +648,15 @@ impl Home {
             if sync.since_snapshot < SNAPSHOT_EVERY || sync.seen == 0 {
                 continue;
             }
-            let Some(meta) = self.doc_meta(&doc)? else { continue };
-            let allowed = meta.owner == me || meta.role_of(&me, now()).is_some_and(|r| r >= Role::Write);
+            let Some(meta) = self.doc_meta(&doc)? else {
+                continue;
+            };
+            let allowed =
+                meta.owner == me || meta.role_of(&me, now()).is_some_and(|r| r >= Role::Write);
             let keys = self.doc_keys(&doc)?;
-            let (true, Some(key), Some(body)) = (allowed, keys.get(&meta.epoch), self.snapshot_body(&doc)?) else {
+            let (true, Some(key), Some(body)) =
+                (allowed, keys.get(&meta.epoch), self.snapshot_body(&doc)?)
+            else {
                 continue;
             };
             let plain = codec::encode(&body);
@@ -601,7 +677,12 @@ impl Home {
         }
         let mut sent = 0;
         for (envs, docs) in envelopes.chunks(64).zip(docs.chunks(64)) {
-            let results = match relay.request(&Request::Upload { envelopes: envs.to_vec() }).await? {
+            let results = match relay
+                .request(&Request::Upload {
+                    envelopes: envs.to_vec(),
+                })
+                .await?
+            {
                 Response::Uploaded { results } => results,
                 r => return Err(unexpected(r)),
             };

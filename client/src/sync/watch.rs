@@ -42,7 +42,8 @@ impl Home {
                         }
                     }
                     Ok(None) => {
-                        let _ = tx.send(Err(NetError::Io("the relay closed the push stream".into())));
+                        let _ =
+                            tx.send(Err(NetError::Io("the relay closed the push stream".into())));
                         return;
                     }
                     Err(e) => {
