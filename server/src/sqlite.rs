@@ -47,8 +47,14 @@ pub struct SqliteStore {
 fn open(path: &Path) -> Result<Connection, StoreError> {
     let conn = Connection::open(path)?;
     conn.busy_timeout(std::time::Duration::from_secs(10))?;
+    // Snapshots free the space of the changes they cover; incremental vacuum
+    // gives it back to the disk. This must come before anything else touches
+    // a new database, and does nothing to an existing one.
+    conn.pragma_update(None, "auto_vacuum", "INCREMENTAL")?;
     conn.pragma_update(None, "journal_mode", "WAL")?;
     conn.pragma_update(None, "synchronous", "FULL")?;
+    // A large group commit grows the WAL; give the space back after it.
+    conn.pragma_update(None, "journal_size_limit", 4 * 1024 * 1024)?;
     Ok(conn)
 }
 
@@ -56,9 +62,6 @@ impl SqliteStore {
     /// Opens (or creates) the database and starts the writer thread.
     pub fn open(path: &Path) -> Result<SqliteStore, StoreError> {
         let conn = open(path)?;
-        // Snapshots free the space of the changes they cover; incremental
-        // vacuum gives it back to the disk (takes effect on a new database).
-        conn.pragma_update(None, "auto_vacuum", "INCREMENTAL")?;
         conn.execute_batch(SCHEMA)?;
         let (tx, rx) = mpsc::channel::<Queued>();
         let writer = std::thread::Builder::new()
@@ -122,12 +125,21 @@ fn writer_loop(mut conn: Connection, rx: mpsc::Receiver<Queued>) {
             let _ = reply.send(result);
         }
         if pruned {
-            // After the replies: bounded work (1 MiB of pages) nobody waits on.
-            if let Err(e) = conn.execute_batch("PRAGMA incremental_vacuum(256)") {
+            // After the replies, so nobody waits on it; it frees what was just pruned.
+            if let Err(e) = incremental_vacuum(&conn) {
                 tracing::warn!(error = %e, "incremental vacuum");
             }
         }
     }
+}
+
+/// Frees the pages of pruned changes. The pragma frees one page per step,
+/// so it is stepped to the end.
+fn incremental_vacuum(conn: &Connection) -> Result<(), rusqlite::Error> {
+    let mut stmt = conn.prepare("PRAGMA incremental_vacuum")?;
+    let mut rows = stmt.query([])?;
+    while rows.next()?.is_some() {}
+    Ok(())
 }
 
 /// Runs every job of a batch in one transaction, each inside a savepoint so a

@@ -52,7 +52,9 @@ impl RelayProc {
         Ok(RelayProc {
             child,
             addr: addr.to_string(),
-            fp: hex::decode(fp)?.try_into().map_err(|_| anyhow::anyhow!("fingerprint"))?,
+            fp: hex::decode(fp)?
+                .try_into()
+                .map_err(|_| anyhow::anyhow!("fingerprint"))?,
         })
     }
 
@@ -127,9 +129,30 @@ struct Words(u64);
 
 impl Words {
     const LIST: [&'static str; 24] = [
-        "client", "reports", "sleep", "anxiety", "work", "family", "session", "discussed",
-        "coping", "strategies", "mood", "improved", "stress", "week", "goals", "reviewed",
-        "homework", "breathing", "exercise", "partner", "conflict", "agreed", "plan", "progress",
+        "client",
+        "reports",
+        "sleep",
+        "anxiety",
+        "work",
+        "family",
+        "session",
+        "discussed",
+        "coping",
+        "strategies",
+        "mood",
+        "improved",
+        "stress",
+        "week",
+        "goals",
+        "reviewed",
+        "homework",
+        "breathing",
+        "exercise",
+        "partner",
+        "conflict",
+        "agreed",
+        "plan",
+        "progress",
     ];
 
     fn text(&mut self, chars: usize) -> String {
@@ -167,7 +190,9 @@ async fn latency(addr: &str, fp: [u8; 32], rounds: usize) -> Result<(f64, f64, u
     let case = laptop.create_case("Latency Case", "2026-11-20")?;
     let mut input = NoteInput::new("2026-11-20", NoteFormat::Soap);
     input.fields = vec![("subjective".into(), "start".into())];
-    laptop.edit_case(&case, "note", |c| Ok(c.add_note(input, "n1", "Dr. Bench")?))?;
+    laptop.edit_case(&case, "note", |c| {
+        Ok(c.add_note(input, "n1", "Dr. Bench")?)
+    })?;
     sync(&mut laptop).await?;
     let conn = laptop.connect().await?;
     let code = casebook::pairing::new_code();
@@ -208,7 +233,9 @@ async fn latency(addr: &str, fp: [u8; 32], rounds: usize) -> Result<(f64, f64, u
         text.push_str(&format!(" {i}"));
         let t0 = Instant::now();
         let t = text.clone();
-        laptop.edit_case(&case, "edit", |c| Ok(c.edit_note("n1", &[("subjective".into(), t)])?))?;
+        laptop.edit_case(&case, "edit", |c| {
+            Ok(c.edit_note("n1", &[("subjective".into(), t)])?)
+        })?;
         laptop.sync(&conn, &mut |_| {}).await?;
         let seen = tokio::time::timeout(Duration::from_secs(10), rx.recv())
             .await
@@ -219,7 +246,9 @@ async fn latency(addr: &str, fp: [u8; 32], rounds: usize) -> Result<(f64, f64, u
     let _ = stop_tx.send(());
     let tablet = watcher.await??;
     let mut tablet = tablet;
-    let got = tablet.read_case(&case, |c| c.note("n1").map(|n| n.field("subjective").to_string()))?;
+    let got = tablet.read_case(&case, |c| {
+        c.note("n1").map(|n| n.field("subjective").to_string())
+    })?;
     if got.as_deref() != Some(text.as_str()) {
         bail!("the tablet ended with {got:?}");
     }
@@ -297,7 +326,12 @@ impl Uploader {
 }
 
 /// 2: 50 devices upload concurrently.
-async fn ingest(relay: &RelayProc, devices: usize, per_device: usize, batch: usize) -> Result<(f64, f64, usize, Vec<Vec<u8>>)> {
+async fn ingest(
+    relay: &RelayProc,
+    devices: usize,
+    per_device: usize,
+    batch: usize,
+) -> Result<(f64, f64, usize, Vec<Vec<u8>>)> {
     let mut ups = Vec::new();
     for _ in 0..devices {
         ups.push(uploader(&relay.addr, relay.fp).await?);
@@ -312,8 +346,16 @@ async fn ingest(relay: &RelayProc, devices: usize, per_device: usize, batch: usi
         tasks.push(tokio::spawn(async move {
             let mut acked = 0usize;
             for chunk in envs.chunks(batch) {
-                match u.relay.request(&Request::Upload { envelopes: chunk.to_vec() }).await? {
-                    Response::Uploaded { results } => acked += results.iter().filter(|r| r.is_ok()).count(),
+                match u
+                    .relay
+                    .request(&Request::Upload {
+                        envelopes: chunk.to_vec(),
+                    })
+                    .await?
+                {
+                    Response::Uploaded { results } => {
+                        acked += results.iter().filter(|r| r.is_ok()).count()
+                    }
                     other => bail!("unexpected {other:?}"),
                 }
             }
@@ -346,7 +388,8 @@ fn raw_sqlite(dir: &Path, blobs: &[Vec<u8>], per_tx: usize) -> Result<f64> {
     for chunk in blobs.chunks(per_tx) {
         let tx = conn.unchecked_transaction()?;
         {
-            let mut st = tx.prepare_cached("INSERT INTO e(doc, env_id, bytes) VALUES (?1, ?2, ?3)")?;
+            let mut st =
+                tx.prepare_cached("INSERT INTO e(doc, env_id, bytes) VALUES (?1, ?2, ?3)")?;
             for b in chunk {
                 st.execute(rusqlite::params![&b[2..18], &b[86..110], b])?;
             }
@@ -358,17 +401,34 @@ fn raw_sqlite(dir: &Path, blobs: &[Vec<u8>], per_tx: usize) -> Result<f64> {
 
 /// 3 and 4: a writer with `cases` cases of 20 notes; returns its recovery
 /// words and the plaintext bytes of the notes.
-async fn big_account(dir: &Path, addr: &str, fp: [u8; 32], cases: usize) -> Result<(String, usize, f64)> {
+async fn big_account(
+    dir: &Path,
+    addr: &str,
+    fp: [u8; 32],
+    cases: usize,
+) -> Result<(String, usize, f64)> {
     let (mut w, words) = Home::init(&dir.join("writer"), PASS, "Dr. Bench", addr, fp)?;
     let mut words_gen = Words(0x9E37_79B9_7F4A_7C15);
     let mut plain = 0usize;
-    let fields = ["subjective", "objective", "assessment", "plan", "interventions", "client_response", "goals", "homework"];
+    let fields = [
+        "subjective",
+        "objective",
+        "assessment",
+        "plan",
+        "interventions",
+        "client_response",
+        "goals",
+        "homework",
+    ];
     let t0 = Instant::now();
     for i in 0..cases {
         let case = w.create_case(&format!("Client {i:04}"), "2026-01-05")?;
         let mut notes = Vec::new();
         for n in 0..20 {
-            let mut input = NoteInput::new(format!("2026-{:02}-{:02}", 1 + n % 12, 1 + n % 28), NoteFormat::Soap);
+            let mut input = NoteInput::new(
+                format!("2026-{:02}-{:02}", 1 + n % 12, 1 + n % 28),
+                NoteFormat::Soap,
+            );
             for f in fields {
                 let t = words_gen.text(200);
                 plain += t.len();
@@ -398,14 +458,17 @@ async fn big_account(dir: &Path, addr: &str, fp: [u8; 32], cases: usize) -> Resu
 
 /// The first sync, in its own process: prints seconds to usable and peak MB.
 fn first_sync_child(addr: &str, fp: &str, words: &str, dir: &str) -> Result<()> {
-    let fp: [u8; 32] = hex::decode(fp)?.try_into().map_err(|_| anyhow::anyhow!("fp"))?;
+    let fp: [u8; 32] = hex::decode(fp)?
+        .try_into()
+        .map_err(|_| anyhow::anyhow!("fp"))?;
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()?;
     rt.block_on(async {
         let t0 = Instant::now();
-        let mut home = casebook::devices::recover(Path::new(dir), PASS, words, "Dr. Bench", addr, fp).await?;
+        let mut home =
+            casebook::devices::recover(Path::new(dir), PASS, words, "Dr. Bench", addr, fp).await?;
         let joined = t0.elapsed().as_secs_f64();
         let t1 = Instant::now();
         let report = sync(&mut home).await?;
@@ -426,12 +489,26 @@ fn first_sync_child(addr: &str, fp: &str, words: &str, dir: &str) -> Result<()> 
 }
 
 fn relay_bytes(data: &Path) -> Result<(u64, u64)> {
-    let conn = rusqlite::Connection::open_with_flags(data.join("relay.db"), rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)?;
-    let q = |sql: &str| -> Result<u64> { Ok(conn.query_row(sql, [], |r| r.get::<_, Option<i64>>(0))?.unwrap_or(0) as u64) };
+    let conn = rusqlite::Connection::open_with_flags(
+        data.join("relay.db"),
+        rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
+    )?;
+    let q = |sql: &str| -> Result<u64> {
+        Ok(conn
+            .query_row(sql, [], |r| r.get::<_, Option<i64>>(0))?
+            .unwrap_or(0) as u64)
+    };
     let blobs = q("SELECT SUM(length(bytes)) FROM envelopes")?
         + q("SELECT SUM(length(bytes)) FROM snapshots")?
         + q("SELECT SUM(length(entry)) FROM access_entries")?
         + q("SELECT SUM(length(entry)) FROM account_entries")?;
+    let pages = q("PRAGMA page_count")?;
+    let free = q("PRAGMA freelist_count")?;
+    let idx = q("SELECT COUNT(*) FROM envelopes")?;
+    eprintln!("   relay.db: {pages} pages, {free} free; {idx} envelope rows");
+    for e in std::fs::read_dir(data)?.flatten() {
+        eprintln!("   {}: {} bytes", e.file_name().to_string_lossy(), e.metadata()?.len());
+    }
     let files: u64 = std::fs::read_dir(data)?
         .flatten()
         .filter(|e| e.file_name().to_string_lossy().starts_with("relay.db"))
@@ -463,9 +540,14 @@ fn main() -> Result<()> {
     eprintln!("== latency");
     let data = tmp.path().join("relay-latency");
     let relay = RelayProc::start(&data)?;
-    let (p50, p99, n) = rt.block_on(latency(&relay.addr, relay.fp, if quick { 50 } else { 300 }))?;
+    let (p50, p99, n) =
+        rt.block_on(latency(&relay.addr, relay.fp, if quick { 50 } else { 300 }))?;
     relay.stop()?;
-    rows.push(("edit to visible, p50 / p99".into(), format!("{p50:.1} / {p99:.1} ms ({n} edits)"), "≤ 25 / ≤ 100 ms".into()));
+    rows.push((
+        "edit to visible, p50 / p99".into(),
+        format!("{p50:.1} / {p99:.1} ms ({n} edits)"),
+        "≤ 25 / ≤ 100 ms".into(),
+    ));
 
     eprintln!("== ingest");
     let data = tmp.path().join("relay-ingest");
@@ -479,7 +561,11 @@ fn main() -> Result<()> {
         "≥ 5,000 /s".into(),
     ));
     let raw = raw_sqlite(tmp.path(), &blobs, 1024)?;
-    rows.push(("raw SQLite group commit, same blobs, 1,024 per tx".into(), format!("{raw:.0} /s"), "the limit".into()));
+    rows.push((
+        "raw SQLite group commit, same blobs, 1,024 per tx".into(),
+        format!("{raw:.0} /s"),
+        "the limit".into(),
+    ));
 
     eprintln!("== first sync of {cases} cases");
     let data = tmp.path().join("relay-big");
@@ -496,16 +582,30 @@ fn main() -> Result<()> {
     let line = String::from_utf8(out.stdout)?;
     let f: Vec<&str> = line.split_whitespace().collect();
     rows.push((
-        format!("first sync of {} cases × {} notes (recovery {} s before it)", f[2], f[3], f[0]),
+        format!(
+            "first sync of {} cases × {} notes (recovery {} s before it)",
+            f[2], f[3], f[0]
+        ),
         format!("{} s to listed + one open, {} from snapshots", f[1], f[4]),
         "≤ 10 s".into(),
     ));
-    rows.push(("first sync, client peak memory".into(), format!("{} MB", f[5]), "≤ 300 MB".into()));
+    rows.push((
+        "first sync, client peak memory".into(),
+        format!("{} MB", f[5]),
+        "≤ 300 MB".into(),
+    ));
     relay.stop()?;
     let (blobs, files) = relay_bytes(&data)?;
     rows.push((
-        format!("relay bytes / note plaintext ({:.1} MB)", plain as f64 / 1e6),
-        format!("{:.2} (stored blobs); {:.2} (database files)", blobs as f64 / plain as f64, files as f64 / plain as f64),
+        format!(
+            "relay bytes / note plaintext ({:.1} MB)",
+            plain as f64 / 1e6
+        ),
+        format!(
+            "{:.2} (stored blobs); {:.2} (database files)",
+            blobs as f64 / plain as f64,
+            files as f64 / plain as f64
+        ),
         "≤ 1.25".into(),
     ));
 
