@@ -156,6 +156,11 @@ impl Home {
             .unwrap_or_default())
     }
 
+    /// The key epochs of a document this device can open.
+    pub fn doc_epochs(&self, doc: &DocId) -> Result<Vec<u32>> {
+        Ok(self.doc_keys(doc)?.into_keys().collect())
+    }
+
     /// A document's stored access log.
     pub(crate) fn access_log(&self, doc: &DocId) -> Result<Vec<Signed>> {
         self.store
@@ -367,6 +372,16 @@ impl Home {
         f: impl FnOnce(&mut CaseDoc) -> Result<T>,
     ) -> Result<T> {
         self.check_write(id)?;
+        self.change_case(id, what, f)
+    }
+
+    /// Changes a case after the caller has checked the role allows it.
+    pub(crate) fn change_case<T>(
+        &mut self,
+        id: &DocId,
+        what: &str,
+        f: impl FnOnce(&mut CaseDoc) -> Result<T>,
+    ) -> Result<T> {
         let mut loaded = self.take_loaded(id)?;
         let Loaded::Case(case) = &mut loaded else {
             return Err(Error::UnknownCase(id.to_hex()));

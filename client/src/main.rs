@@ -75,6 +75,41 @@ enum Command {
         #[arg(long, default_value_t = 50)]
         limit: usize,
     },
+    /// This account's name, safety number and card (for a colleague's `contact add`).
+    Whoami,
+    /// Colleagues to share with.
+    #[command(subcommand)]
+    Contact(ContactCmd),
+    /// Share a case with a verified contact.
+    Share {
+        case: String,
+        /// The contact's name.
+        #[arg(long = "with")]
+        with: String,
+        /// read, comment or write.
+        #[arg(long)]
+        role: String,
+        /// Why it is shared, e.g. "consultation".
+        #[arg(long)]
+        purpose: String,
+        /// The consent it rests on, e.g. "signed release 2026-11-18".
+        #[arg(long)]
+        consent: String,
+        /// When the share ends: YYYY-MM-DD or YYYY-MM-DDTHH:MM:SSZ (UTC).
+        #[arg(long)]
+        expires: Option<String>,
+        /// Also share the case's psychotherapy (private) notes.
+        #[arg(long)]
+        include_private: bool,
+    },
+    /// Take a share back: the colleague gets nothing written after this.
+    Unshare {
+        case: String,
+        #[arg(long = "with")]
+        with: String,
+    },
+    /// Cases other practitioners shared with you; with CASE, who one of yours is shared with.
+    Shared { case: Option<String> },
     /// Run the main job end to end on loopback: a relay, a laptop and a
     /// tablet, offline edits, sync, and proof the relay holds no plaintext.
     Demo,
@@ -157,6 +192,13 @@ enum NoteCmd {
     Show { case: String, note: String },
     /// Sign a note: it is locked from then on; corrections go in addenda.
     Sign { case: String, note: String },
+    /// Comment on a note (any role from comment up; signed notes too).
+    Comment {
+        case: String,
+        note: String,
+        #[arg(long)]
+        text: String,
+    },
     /// Add a dated correction or addition to a signed note.
     Addendum {
         case: String,
@@ -176,6 +218,16 @@ enum PrivateCmd {
     },
     /// A case's psychotherapy notes.
     List { case: String },
+}
+
+#[derive(Subcommand, Debug)]
+enum ContactCmd {
+    /// Add a colleague from the card their `casebook whoami` printed.
+    Add { name: String, card: String },
+    /// Every contact.
+    List,
+    /// Mark a contact verified after comparing safety numbers in person or by phone.
+    Verify { name: String, safety_number: String },
 }
 
 #[derive(Subcommand, Debug)]

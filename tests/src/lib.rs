@@ -58,15 +58,27 @@ impl TestRelay {
 
 /// Sets up the first device of a new account in `dir`.
 pub fn init(dir: &Path, relay: &TestRelay, name: &str) -> Home {
-    let (home, _words) = Home::init(dir, PASSPHRASE, name, &relay.addr(), relay.handle.fingerprint)
-        .expect("init");
+    let (home, _words) = Home::init(
+        dir,
+        PASSPHRASE,
+        name,
+        &relay.addr(),
+        relay.handle.fingerprint,
+    )
+    .expect("init");
     home
 }
 
 /// Sets up a first device and returns its recovery words too.
 pub fn init_with_words(dir: &Path, relay: &TestRelay, name: &str) -> (Home, String) {
-    let (home, words) = Home::init(dir, PASSPHRASE, name, &relay.addr(), relay.handle.fingerprint)
-        .expect("init");
+    let (home, words) = Home::init(
+        dir,
+        PASSPHRASE,
+        name,
+        &relay.addr(),
+        relay.handle.fingerprint,
+    )
+    .expect("init");
     (home, words.to_string())
 }
 
@@ -105,7 +117,9 @@ pub fn all_bytes(dir: &Path) -> Vec<(String, Vec<u8>)> {
     let mut out = Vec::new();
     let mut stack = vec![dir.to_path_buf()];
     while let Some(d) = stack.pop() {
-        let Ok(rd) = std::fs::read_dir(&d) else { continue };
+        let Ok(rd) = std::fs::read_dir(&d) else {
+            continue;
+        };
         for e in rd.flatten() {
             let p = e.path();
             if p.is_dir() {

@@ -21,7 +21,10 @@ async fn offline_edits_on_two_devices_merge() {
     laptop
         .edit_case(&case, "note added", |c| {
             Ok(c.add_note(
-                soap("Reports sleeping badly since the move.", "Review sleep diary next week."),
+                soap(
+                    "Reports sleeping badly since the move.",
+                    "Review sleep diary next week.",
+                ),
                 "n1",
                 "Dr. Rivera",
             )?)
@@ -31,15 +34,25 @@ async fn offline_edits_on_two_devices_merge() {
     let mut tablet = pair(&mut laptop, dirs.1.path(), &relay).await;
     let r = sync(&mut tablet).await;
     assert!(r.refused.is_empty(), "{:?}", r.refused);
-    let note = tablet.read_case(&case, |c| c.note("n1")).unwrap().expect("note arrived");
-    assert!(note.fields.iter().any(|(k, v)| k == "plan" && v == "Review sleep diary next week."));
+    let note = tablet
+        .read_case(&case, |c| c.note("n1"))
+        .unwrap()
+        .expect("note arrived");
+    assert!(
+        note.fields
+            .iter()
+            .any(|(k, v)| k == "plan" && v == "Review sleep diary next week.")
+    );
 
     // Both offline: different fields, and different places of one field.
     laptop
         .edit_case(&case, "edit", |c| {
             Ok(c.edit_note(
                 "n1",
-                &[("subjective".into(), "Reports sleeping badly since the move in October.".into())],
+                &[(
+                    "subjective".into(),
+                    "Reports sleeping badly since the move in October.".into(),
+                )],
             )?)
         })
         .unwrap();
@@ -48,8 +61,14 @@ async fn offline_edits_on_two_devices_merge() {
             Ok(c.edit_note(
                 "n1",
                 &[
-                    ("subjective".into(), "Client reports sleeping badly since the move.".into()),
-                    ("plan".into(), "Review sleep diary next week; try a wind-down routine.".into()),
+                    (
+                        "subjective".into(),
+                        "Client reports sleeping badly since the move.".into(),
+                    ),
+                    (
+                        "plan".into(),
+                        "Review sleep diary next week; try a wind-down routine.".into(),
+                    ),
                 ],
             )?)
         })
@@ -61,7 +80,13 @@ async fn offline_edits_on_two_devices_merge() {
     let b = tablet.read_case(&case, |c| c.note("n1")).unwrap().unwrap();
     assert_eq!(a.fields, b.fields);
     let get = |k: &str| a.fields.iter().find(|(f, _)| f == k).unwrap().1.clone();
-    assert_eq!(get("subjective"), "Client reports sleeping badly since the move in October.");
-    assert_eq!(get("plan"), "Review sleep diary next week; try a wind-down routine.");
+    assert_eq!(
+        get("subjective"),
+        "Client reports sleeping badly since the move in October."
+    );
+    assert_eq!(
+        get("plan"),
+        "Review sleep diary next week; try a wind-down routine."
+    );
     relay.stop().await;
 }

@@ -17,7 +17,9 @@ use casebook::notes::{
 use casebook::sync::Progress;
 use casebook_shared::ids::DocId;
 
-use crate::{CaseCmd, Cli, Command, DeviceCmd, NoteCmd, NoteFields, PrivateCmd, RelayArgs};
+use crate::{
+    CaseCmd, Cli, Command, ContactCmd, DeviceCmd, NoteCmd, NoteFields, PrivateCmd, RelayArgs,
+};
 use print::Out;
 
 fn home_dir(cli_home: Option<&Path>) -> Result<PathBuf> {
@@ -115,6 +117,76 @@ pub async fn run(cli: Cli) -> Result<()> {
             out.audit(&trail[..trail.len().min(*limit)])
         }
         Command::Demo => demo::run(&out).await,
+        Command::Whoami => {
+            let home = open(&cli)?;
+            let (name, account, safety, card) = home.whoami();
+            out.whoami(&name, &account, &safety, &card)
+        }
+        Command::Contact(c) => contact(&cli, &out, c),
+        Command::Share {
+            case,
+            with,
+            role,
+            purpose,
+            consent,
+            expires,
+            include_private,
+        } => {
+            let mut home = open(&cli)?;
+            let id = case_id(&home, case)?;
+            let role = casebook::sharing::parse_role(role)?;
+            let expires = expires
+                .as_deref()
+                .map(|e| {
+                    time::parse_instant(e).ok_or_else(|| {
+                        anyhow!("--expires {e:?}: write YYYY-MM-DD or YYYY-MM-DDTHH:MM:SSZ (UTC)")
+                    })
+                })
+                .transpose()?;
+            if *include_private {
+                eprintln!("Sharing the case AND its psychotherapy (private) notes.");
+            } else {
+                eprintln!("Sharing the case without its psychotherapy (private) notes.");
+            }
+            let relay = home.connect().await?;
+            home.share(
+                &relay,
+                &id,
+                with,
+                role,
+                purpose,
+                consent,
+                expires,
+                *include_private,
+            )
+            .await?;
+            let report = home.sync(&relay, &mut progress_line).await;
+            end_progress();
+            relay.close().await;
+            report.context("the share is recorded here but not sent yet; run `casebook sync`")?;
+            out.done("shared")
+        }
+        Command::Unshare { case, with } => {
+            let mut home = open(&cli)?;
+            let id = case_id(&home, case)?;
+            home.unshare(&id, with)?;
+            let relay = home.connect().await?;
+            let report = home.sync(&relay, &mut progress_line).await;
+            end_progress();
+            relay.close().await;
+            report.context("the share is revoked here but not sent yet; run `casebook sync`")?;
+            out.done("unshared; the case moved to a new key")
+        }
+        Command::Shared { case } => {
+            let home = open(&cli)?;
+            match case {
+                Some(c) => {
+                    let id = case_id(&home, c)?;
+                    out.shares(&home.shares(&id)?)
+                }
+                None => out.shared_with_me(&home.shared_with_me()?),
+            }
+        }
     }
 }
 
@@ -244,6 +316,11 @@ fn note(cli: &Cli, out: &Out, cmd: &NoteCmd) -> Result<()> {
             })?;
             out.done("note signed; later corrections go in `casebook note addendum`")
         }
+        NoteCmd::Comment { case, note, text } => {
+            let id = case_id(&home, case)?;
+            home.comment_note(&id, note, text, &time::now())?;
+            out.done("comment added")
+        }
         NoteCmd::Addendum { case, note, text } => {
             let id = case_id(&home, case)?;
             let at = time::now();
@@ -287,6 +364,28 @@ fn note_fields(
                 .is_none_or(|(_, old)| old != v)
         })
         .collect())
+}
+
+fn contact(cli: &Cli, out: &Out, cmd: &ContactCmd) -> Result<()> {
+    let mut home = open(cli)?;
+    match cmd {
+        ContactCmd::Add { name, card } => {
+            let c = home.add_contact(name, card)?;
+            eprintln!(
+                "Added {}. Compare safety numbers with them (in person or by phone), then run:\n  casebook contact verify \"{}\" NUMBER",
+                c.name, c.name
+            );
+            out.contacts(&[c])
+        }
+        ContactCmd::List => out.contacts(&home.contacts()?),
+        ContactCmd::Verify {
+            name,
+            safety_number,
+        } => {
+            home.verify_contact(name, safety_number)?;
+            out.done("verified")
+        }
+    }
 }
 
 fn private(cli: &Cli, out: &Out, cmd: &PrivateCmd) -> Result<()> {

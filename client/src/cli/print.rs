@@ -7,6 +7,7 @@ use casebook::devices::DeviceRow;
 use casebook::docs::Hit;
 use casebook::home::AuditRecord;
 use casebook::notes::{CaseSummary, Note, NoteSummary, PrivateEntry, Profile};
+use casebook::sharing::{Contact, ShareRow, SharedWithMe, safety_number};
 use casebook::sync::SyncReport;
 use casebook_shared::ids::DocId;
 use serde_json::{Value, json};
@@ -296,6 +297,121 @@ impl Out {
         }
         if r.pushed + r.received + r.snapshots_in > 0 || !r.refused.is_empty() {
             self.sync_report(r)?;
+        }
+        Ok(())
+    }
+
+    pub fn whoami(
+        &self,
+        name: &str,
+        account: &casebook_shared::ids::AccountId,
+        safety: &str,
+        card: &str,
+    ) -> Result<()> {
+        if self.json {
+            return print_json(&json!({
+                "name": name, "account": account.to_hex(), "safety_number": safety, "card": card,
+            }));
+        }
+        println!("name           {name}");
+        println!("safety number  {safety}");
+        println!("card           {card}");
+        Ok(())
+    }
+
+    pub fn contacts(&self, contacts: &[Contact]) -> Result<()> {
+        if self.json {
+            return print_json(&Value::Array(
+                contacts
+                    .iter()
+                    .map(|c| {
+                        json!({
+                            "name": c.name, "account": c.account.to_hex(), "verified": c.verified,
+                            "safety_number": safety_number(&c.account),
+                        })
+                    })
+                    .collect(),
+            ));
+        }
+        for c in contacts {
+            let v = if c.verified {
+                "verified"
+            } else {
+                "NOT verified"
+            };
+            println!("{:<20}  {}  {v}", c.name, safety_number(&c.account));
+        }
+        Ok(())
+    }
+
+    pub fn shares(&self, rows: &[ShareRow]) -> Result<()> {
+        let expires = |e: Option<u64>| e.map_or("never".to_string(), time::rfc3339);
+        if self.json {
+            return print_json(&Value::Array(
+                rows.iter()
+                    .map(|r| {
+                        json!({
+                            "account": r.member.to_hex(), "contact": r.contact,
+                            "role": format!("{:?}", r.role).to_lowercase(), "expires": r.expires.map(time::rfc3339),
+                        })
+                    })
+                    .collect(),
+            ));
+        }
+        if rows.is_empty() {
+            eprintln!("not shared with anyone");
+        }
+        for r in rows {
+            let who = r.contact.clone().unwrap_or_else(|| r.member.short());
+            println!(
+                "{who:<20}  {:<7}  until {}",
+                format!("{:?}", r.role).to_lowercase(),
+                expires(r.expires)
+            );
+        }
+        Ok(())
+    }
+
+    pub fn shared_with_me(&self, rows: &[SharedWithMe]) -> Result<()> {
+        if self.json {
+            return print_json(&Value::Array(
+                rows.iter()
+                    .map(|r| {
+                        json!({
+                            "case": r.case.to_hex(), "name": r.name, "owner": r.owner.to_hex(),
+                            "owner_contact": r.owner_contact,
+                            "role": format!("{:?}", r.role).to_lowercase(),
+                            "expires": r.expires.map(time::rfc3339),
+                            "purpose": r.details.as_ref().map(|d| d.purpose.clone()),
+                            "consent": r.details.as_ref().map(|d| d.consent.clone()),
+                            "shared_by": r.details.as_ref().map(|d| d.shared_by.clone()),
+                        })
+                    })
+                    .collect(),
+            ));
+        }
+        if rows.is_empty() {
+            eprintln!("nothing is shared with you (run `casebook sync` to check)");
+        }
+        for r in rows {
+            let by = r
+                .details
+                .as_ref()
+                .map(|d| d.shared_by.clone())
+                .or_else(|| r.owner_contact.clone())
+                .unwrap_or_else(|| r.owner.short());
+            let purpose = r
+                .details
+                .as_ref()
+                .map(|d| d.purpose.as_str())
+                .unwrap_or("-");
+            println!(
+                "{}  {:<24}  from {by}  {:<7}  for {purpose:?}  until {}",
+                r.case.short(),
+                r.name.as_deref().unwrap_or("(not synced yet)"),
+                format!("{:?}", r.role).to_lowercase(),
+                r.expires.map_or("never".to_string(), time::rfc3339)
+            );
         }
         Ok(())
     }

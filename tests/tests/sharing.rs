@@ -1,0 +1,181 @@
+//! Sharing a case with a colleague's account: consent recorded, roles
+//! enforced, private notes left out, and unsharing cutting off later changes.
+
+use casebook::Error;
+use casebook::notes::{NoteFormat, NoteInput};
+use casebook::sharing::parse_role;
+use casebook_shared::envelope::Envelope;
+use casebook_tests::*;
+
+fn note(text: &str) -> NoteInput {
+    let mut n = NoteInput::new("2026-11-20", NoteFormat::Soap);
+    n.fields = vec![("subjective".into(), text.into())];
+    n
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn share_comment_unshare() {
+    let relay = TestRelay::start().await;
+    let dirs: Vec<_> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
+    let mut rivera = init(dirs[0].path(), &relay, "Dr. Rivera");
+    let mut chen = init(dirs[1].path(), &relay, "Dr. Chen");
+    sync(&mut chen).await;
+    let mut chen_tablet = pair(&mut chen, dirs[2].path(), &relay).await;
+
+    let case = rivera.create_case("Jordan Avery", "2026-11-20").unwrap();
+    rivera
+        .edit_case(&case, "note", |c| {
+            Ok(c.add_note(
+                note("Hard case; second opinion wanted."),
+                "n1",
+                "Dr. Rivera",
+            )?)
+        })
+        .unwrap();
+    rivera
+        .edit_private(&case, |p| {
+            Ok(p.add(
+                "Process note: protective feelings.",
+                "Dr. Rivera",
+                "2026-11-20T10:00:00Z",
+            )?)
+        })
+        .unwrap();
+    sync(&mut rivera).await;
+
+    // Contacts: a bad card, an unverified contact, a wrong safety number.
+    assert!(
+        rivera
+            .add_contact("Dr. Chen", "casebook-card1:nonsense")
+            .is_err()
+    );
+    let (_, chen_account, chen_safety, chen_card) = chen.whoami();
+    rivera.add_contact("Dr. Chen", &chen_card).unwrap();
+    let conn = rivera.connect().await.unwrap();
+    let read = parse_role("comment").unwrap();
+    let unverified = rivera
+        .share(
+            &conn,
+            &case,
+            "Dr. Chen",
+            read,
+            "consultation",
+            "signed release",
+            None,
+            false,
+        )
+        .await;
+    assert!(
+        matches!(unverified, Err(Error::NotAllowed(ref m)) if m.contains("verify")),
+        "{unverified:?}"
+    );
+    assert!(rivera.verify_contact("Dr. Chen", "12345 67890").is_err());
+    rivera.verify_contact("Dr. Chen", &chen_safety).unwrap();
+    assert!(
+        rivera
+            .share(&conn, &case, "Nobody", read, "p", "c", None, false)
+            .await
+            .is_err()
+    );
+    assert!(
+        rivera
+            .share(&conn, &case, "Dr. Chen", read, "p", "c", Some(1), false)
+            .await
+            .is_err(),
+        "expiry in the past"
+    );
+    assert!(parse_role("admin").is_err());
+    rivera
+        .share(
+            &conn,
+            &case,
+            "Dr. Chen",
+            read,
+            "consultation",
+            "signed release 2026-11-18",
+            None,
+            false,
+        )
+        .await
+        .unwrap();
+    rivera.sync(&conn, &mut |_| {}).await.unwrap();
+    conn.close().await;
+    assert_eq!(rivera.shares(&case).unwrap()[0].member, chen_account);
+
+    // Both of the colleague's devices see the case, with the terms.
+    for dev in [&mut chen, &mut chen_tablet] {
+        let r = sync(dev).await;
+        assert!(r.refused.is_empty(), "{:?}", r.refused);
+        let shared = dev.shared_with_me().unwrap();
+        assert_eq!(shared.len(), 1, "only the case, not its private notes");
+        assert_eq!(
+            shared[0].details.as_ref().unwrap().consent,
+            "signed release 2026-11-18"
+        );
+        let n = dev.read_case(&case, |c| c.note("n1")).unwrap().unwrap();
+        assert_eq!(n.field("subjective"), "Hard case; second opinion wanted.");
+        assert!(
+            dev.read_private(&case, |p| p.entries().len()).is_err(),
+            "no private notes"
+        );
+        // Comment role: no edits.
+        let edit = dev.edit_case(&case, "edit", |c| {
+            Ok(c.edit_note("n1", &[("plan".into(), "x".into())])?)
+        });
+        assert!(matches!(edit, Err(Error::NotAllowed(_))), "{edit:?}");
+    }
+    chen.comment_note(
+        &case,
+        "n1",
+        "Consider a sleep referral.",
+        "2026-11-21T09:00:00Z",
+    )
+    .unwrap();
+    sync(&mut chen).await;
+    let r = sync(&mut rivera).await;
+    assert!(r.refused.is_empty(), "{:?}", r.refused);
+    let comments = rivera
+        .read_case(&case, |c| c.note("n1").unwrap().comments)
+        .unwrap();
+    assert_eq!(comments[0].text, "Consider a sleep referral.");
+
+    // Unshare, then write: the colleague gets nothing new and holds no key for it.
+    let before = chen.doc_epochs(&case).unwrap();
+    rivera.unshare(&case, "Dr. Chen").unwrap();
+    rivera
+        .edit_case(&case, "note", |c| {
+            Ok(c.add_note(note("Written after the share ended."), "n2", "Dr. Rivera")?)
+        })
+        .unwrap();
+    sync(&mut rivera).await;
+    let r = sync(&mut chen).await;
+    assert_eq!(r.received, 0);
+    assert!(chen.read_case(&case, |c| c.note("n2")).unwrap().is_none());
+    assert_eq!(
+        chen.doc_epochs(&case).unwrap(),
+        before,
+        "no key for the new epoch"
+    );
+    // Hand the colleague every envelope of the case directly: the new ones
+    // are sealed under an epoch it has no key for.
+    let db = rusqlite::Connection::open(relay.data.path().join("relay.db")).unwrap();
+    let mut stmt = db
+        .prepare("SELECT bytes FROM envelopes WHERE doc = ?1 AND length(bytes) > 0")
+        .unwrap();
+    let envs: Vec<Vec<u8>> = stmt
+        .query_map([&case.0[..]], |r| r.get(0))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    let newest = envs
+        .iter()
+        .filter_map(|b| Envelope::decode(b.clone()).ok())
+        .map(|e| e.header.epoch)
+        .max()
+        .unwrap();
+    assert!(
+        !before.contains(&newest),
+        "the newest envelope's epoch {newest} is one the colleague lacks"
+    );
+    relay.stop().await;
+}
