@@ -318,10 +318,10 @@ impl Home {
     /// The document loaded, from memory if the copy there is current.
     fn take_loaded(&mut self, doc: &DocId) -> Result<Loaded> {
         let rev = self.store.doc_rev(doc)?;
-        if let Some((r, l)) = self.loaded.remove(doc) {
-            if r == rev {
-                return Ok(l);
-            }
+        if let Some((r, l)) = self.loaded.remove(doc)
+            && r == rev
+        {
+            return Ok(l);
         }
         let body = self
             .store

@@ -87,7 +87,7 @@ fn parse_code(code: &str) -> Result<Code> {
             "{code:?} is not a pairing code: it looks like ABCDE-FGHJ-KMNP, as `casebook device add` printed it"
         )));
     }
-    let h = crypto::hash("casebook/v1/pair/mailbox", clean[..5].as_bytes());
+    let h = crypto::hash("casebook/v1/pair/mailbox", &clean.as_bytes()[..5]);
     Ok(Code {
         mailbox: h.0[..16].try_into().expect("16 of 32 bytes"),
         password: clean[5..].to_string(),

@@ -186,9 +186,10 @@ impl Home {
             .iter()
             .any(|c| c.name.eq_ignore_ascii_case(name) || c.account == account)
         {
-            return Err(Error::NotAllowed(format!(
+            return Err(Error::NotAllowed(
                 "a contact with that name or card exists already: see `casebook contact list`"
-            )));
+                    .into(),
+            ));
         }
         let c = Contact {
             name: name.to_string(),

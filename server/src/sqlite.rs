@@ -36,6 +36,9 @@ CREATE TABLE IF NOT EXISTS snapshots(
 
 type Queued = (WriteJob, oneshot::Sender<WriteResult>);
 
+/// A stored log: its owner's id (account or document) and its entries.
+type OwnedLog = (Vec<u8>, Vec<Signed>);
+
 /// The SQLite store.
 pub struct SqliteStore {
     path: PathBuf,
@@ -289,11 +292,7 @@ fn blob<const N: usize>(v: Vec<u8>) -> Result<[u8; N], StoreError> {
         .map_err(|_| StoreError::Damaged("an id column has the wrong length".into()))
 }
 
-fn load_logs(
-    conn: &Connection,
-    table: &str,
-    key_col: &str,
-) -> Result<Vec<(Vec<u8>, Vec<Signed>)>, StoreError> {
+fn load_logs(conn: &Connection, table: &str, key_col: &str) -> Result<Vec<OwnedLog>, StoreError> {
     let mut stmt = conn.prepare(&format!(
         "SELECT {key_col}, seq, entry FROM {table} ORDER BY {key_col}, seq"
     ))?;

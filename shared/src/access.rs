@@ -359,11 +359,11 @@ pub fn doc_keys(
             }
             DocOp::RemoveMember { .. } => None,
         };
-        if let Some(k) = found.filter(|k| k.recipient == *account) {
-            if let Some(ak) = account_keys.get(k.generation as usize) {
-                let info = wrap_info(&doc, epoch, account, k.generation);
-                newest = Some((epoch, crypto::unwrap_key(ak, &info, &k.wrap)?));
-            }
+        if let Some(k) = found.filter(|k| k.recipient == *account)
+            && let Some(ak) = account_keys.get(k.generation as usize)
+        {
+            let info = wrap_info(&doc, epoch, account, k.generation);
+            newest = Some((epoch, crypto::unwrap_key(ak, &info, &k.wrap)?));
         }
     }
     let (top, key) = newest.ok_or(AccessError::NoKey(epoch))?;

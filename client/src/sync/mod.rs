@@ -97,7 +97,7 @@ impl Home {
     /// and authenticates the device.
     pub async fn connect(&mut self) -> Result<Relay> {
         let (addr, fp) = self.relay();
-        let relay = Relay::connect(&addr.to_string(), fp).await?;
+        let relay = Relay::connect(addr, fp).await?;
         if !self.id.record.registered {
             let entries = self.account_log()?;
             match relay.request(&Request::CreateAccount { entries }).await {
@@ -432,9 +432,10 @@ impl Home {
                     let entry: DocEntry = e
                         .open(ACCESS_SIG)
                         .map_err(|err| Error::Inconsistent(err.to_string()))?;
-                    if !accounts.contains_key(&entry.account) {
-                        let st = self.refresh_log(relay, &entry.account).await?;
-                        accounts.insert(entry.account, st);
+                    if let std::collections::btree_map::Entry::Vacant(slot) =
+                        accounts.entry(entry.account)
+                    {
+                        slot.insert(self.refresh_log(relay, &entry.account).await?);
                     }
                 }
                 fetched_logs.push((need.doc, entries));
@@ -543,10 +544,11 @@ impl Home {
         // Every change this device wrote was saved here before it was
         // queued, so its echo is skipped unopened. (Skipping is harmless
         // even if the relay forged the header: nothing is applied.)
-        if let Ok(env) = Envelope::decode(item.envelope.clone()) {
-            if env.header.author == self.device_id() && env.header.kind == Kind::Change {
-                return Ok(());
-            }
+        if let Ok(env) = Envelope::decode(item.envelope.clone())
+            && env.header.author == self.device_id()
+            && env.header.kind == Kind::Change
+        {
+            return Ok(());
         }
         let meta = self.doc_meta(&item.doc)?.ok_or_else(|| {
             Error::Inconsistent(format!("no access log for {}", item.doc.short()))

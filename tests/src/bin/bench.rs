@@ -507,7 +507,11 @@ fn relay_bytes(data: &Path) -> Result<(u64, u64)> {
     let idx = q("SELECT COUNT(*) FROM envelopes")?;
     eprintln!("   relay.db: {pages} pages, {free} free; {idx} envelope rows");
     for e in std::fs::read_dir(data)?.flatten() {
-        eprintln!("   {}: {} bytes", e.file_name().to_string_lossy(), e.metadata()?.len());
+        eprintln!(
+            "   {}: {} bytes",
+            e.file_name().to_string_lossy(),
+            e.metadata()?.len()
+        );
     }
     let files: u64 = std::fs::read_dir(data)?
         .flatten()
