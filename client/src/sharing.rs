@@ -14,6 +14,7 @@ use serde::{Deserialize, Serialize};
 use crate::error::{Error, Result};
 use crate::home::{Home, now};
 use crate::net::Relay;
+use crate::notes::{CaseDoc, Note, Profile};
 
 const CARD_PREFIX: &str = "casebook-card1";
 const CONTACTS: &str = "contacts";
@@ -487,6 +488,98 @@ impl Home {
     }
 }
 
+/// A case without its comments: what a commenter must leave unchanged.
+fn without_comments(c: &CaseDoc) -> (String, Profile, Vec<Note>) {
+    let mut notes = c.notes();
+    for n in &mut notes {
+        n.comments.clear();
+    }
+    (c.name(), c.profile(), notes)
+}
+
+impl Home {
+    /// Applies a change from a member whose role is comment, if it adds
+    /// comments to a case and changes nothing else (the relay lets such a
+    /// member upload; only the content shows what the change does).
+    pub(crate) fn apply_comment_change(&mut self, doc: &DocId, body: &[u8]) -> Result<()> {
+        let saved = self
+            .store
+            .doc_body(doc)?
+            .ok_or_else(|| Error::NotAllowed("a comment on a document not held here".into()))?;
+        let before = CaseDoc::load(&saved, &self.actor)
+            .map_err(|_| Error::NotAllowed("comments belong on case documents only".into()))?;
+        let mut after = CaseDoc::load(&saved, &self.actor)?;
+        after.apply(body)?;
+        // A change whose dependencies are missing would wait inside the
+        // document, unchecked, and apply itself later: refuse it now.
+        if !after.missing_deps().is_empty() {
+            return Err(Error::NotAllowed(
+                "it depends on changes not held here".into(),
+            ));
+        }
+        if without_comments(&before) != without_comments(&after) {
+            return Err(Error::NotAllowed("it changes the case itself".into()));
+        }
+        let kept = before.notes().iter().all(|b| {
+            after
+                .note(&b.id)
+                .is_some_and(|a| b.comments.iter().all(|c| a.comments.contains(c)))
+        });
+        if !kept {
+            return Err(Error::NotAllowed("it removes comments".into()));
+        }
+        self.apply_batch(doc, body)
+    }
+
+    /// Ends every share of this account's documents whose expiry has
+    /// passed: the member is removed and the document rotates, so what the
+    /// owner writes next is sealed under a key the former member never had.
+    /// Runs at the start of each sync, before anything is sealed.
+    pub(crate) fn expire_shares(&mut self) -> Result<usize> {
+        let me = self.account_id();
+        let at = now();
+        self.atomically(|home| {
+            let mut ended = 0;
+            for doc in home.store.doc_ids()? {
+                let Some(meta) = home.doc_meta(&doc)? else {
+                    continue;
+                };
+                if meta.owner != me {
+                    continue;
+                }
+                let expired: Vec<AccountId> = meta
+                    .members
+                    .iter()
+                    .filter(|(a, _, e)| *a != me && e.is_some_and(|e| e <= at))
+                    .map(|(a, _, _)| *a)
+                    .collect();
+                if expired.is_empty() {
+                    continue;
+                }
+                for a in &expired {
+                    home.append_access_entry(&doc, DocOp::RemoveMember { member: *a })?;
+                }
+                home.rotate_doc(&doc)?;
+                let names: Vec<String> = expired
+                    .iter()
+                    .map(|a| {
+                        home.contacts()
+                            .ok()
+                            .and_then(|cs| cs.into_iter().find(|c| c.account == *a).map(|c| c.name))
+                            .unwrap_or_else(|| a.short())
+                    })
+                    .collect();
+                home.audit(
+                    &format!("share expired for {}; keys rotated", names.join(", ")),
+                    Some(doc),
+                )?;
+                ended += 1;
+            }
+            Ok(ended)
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -500,6 +593,49 @@ mod tests {
         assert!(parse_card(&tampered).is_err());
         assert!(parse_card("hello").is_err());
         assert!(parse_card("").is_err());
+    }
+
+    #[test]
+    fn a_commenter_may_add_comments_and_nothing_else() {
+        use crate::notes::{NoteFormat, NoteInput};
+        let dir = tempfile::tempdir().unwrap();
+        let (mut home, _) = Home::init(
+            dir.path(),
+            b"passphrase",
+            "Dr. Rivera",
+            "127.0.0.1:1",
+            [0; 32],
+        )
+        .unwrap();
+        let case = home.create_case("Jordan Avery", "2026-11-20").unwrap();
+        let mut input = NoteInput::new("2026-11-20", NoteFormat::Soap);
+        input.fields = vec![("plan".into(), "Sleep diary.".into())];
+        home.edit_case(&case, "note", |c| {
+            Ok(c.add_note(input, "n1", "Dr. Rivera")?)
+        })
+        .unwrap();
+        let saved = home.store.doc_body(&case).unwrap().unwrap();
+        let mut theirs = CaseDoc::load(&saved, b"colleague-actor").unwrap();
+        let heads = theirs.heads();
+        theirs
+            .add_comment("n1", "Dr. Chen", "2026-11-21T09:00:00Z", "Agree.")
+            .unwrap();
+        let comment = theirs.changes_since(&heads);
+        let heads = theirs.heads();
+        theirs
+            .edit_note("n1", &[("plan".into(), "Stop the diary.".into())])
+            .unwrap();
+        let edit = theirs.changes_since(&heads);
+
+        assert!(
+            home.apply_comment_change(&case, &edit).is_err(),
+            "an edit (waiting on the comment)"
+        );
+        home.apply_comment_change(&case, &comment).unwrap();
+        assert!(home.apply_comment_change(&case, &edit).is_err(), "an edit");
+        let note = home.read_case(&case, |c| c.note("n1").unwrap()).unwrap();
+        assert_eq!(note.field("plan"), "Sleep diary.");
+        assert_eq!(note.comments.len(), 1);
     }
 
     #[test]

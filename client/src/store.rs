@@ -549,7 +549,10 @@ mod tests {
         drop(s);
         // The table names are in the clear ("secrets"); the value is not.
         let raw = std::fs::read(&path).unwrap();
-        assert!(raw.windows(13).any(|w| w == b"CREATE TABLE "), "the file was read");
+        assert!(
+            raw.windows(13).any(|w| w == b"CREATE TABLE "),
+            "the file was read"
+        );
         assert!(!raw.windows(13).any(|w| w == b"zebra kumquat"));
     }
 }

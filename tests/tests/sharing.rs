@@ -179,3 +179,68 @@ async fn share_comment_unshare() {
     );
     relay.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_expired_share_ends_at_the_owners_next_sync() {
+    let relay = TestRelay::start().await;
+    let dirs: Vec<_> = (0..2).map(|_| tempfile::tempdir().unwrap()).collect();
+    let mut rivera = init(dirs[0].path(), &relay, "Dr. Rivera");
+    let mut chen = init(dirs[1].path(), &relay, "Dr. Chen");
+    sync(&mut chen).await;
+    let case = rivera.create_case("Sam Lee", "2026-11-20").unwrap();
+    rivera
+        .edit_case(&case, "note", |c| {
+            Ok(c.add_note(note("Before the expiry."), "n1", "Dr. Rivera")?)
+        })
+        .unwrap();
+    let (_, _, safety, card) = chen.whoami();
+    rivera.add_contact("Dr. Chen", &card).unwrap();
+    rivera.verify_contact("Dr. Chen", &safety).unwrap();
+    let conn = rivera.connect().await.unwrap();
+    let expires = casebook::home::now() + 2;
+    rivera
+        .share(
+            &conn,
+            &case,
+            "Dr. Chen",
+            parse_role("read").unwrap(),
+            "second opinion",
+            "verbal consent",
+            Some(expires),
+            false,
+        )
+        .await
+        .unwrap();
+    rivera.sync(&conn, &mut |_| {}).await.unwrap();
+    conn.close().await;
+    sync(&mut chen).await;
+    assert!(chen.read_case(&case, |c| c.note("n1")).unwrap().is_some());
+    let before = chen.doc_epochs(&case).unwrap();
+
+    // Wait until the relay's clock passes the expiry.
+    while casebook::home::now() <= expires {
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    rivera
+        .edit_case(&case, "note", |c| {
+            Ok(c.add_note(note("After the expiry."), "n2", "Dr. Rivera")?)
+        })
+        .unwrap();
+    sync(&mut rivera).await;
+    assert!(
+        rivera.shares(&case).unwrap().is_empty(),
+        "the expired member was removed"
+    );
+    assert!(
+        rivera
+            .audit_trail()
+            .unwrap()
+            .iter()
+            .any(|a| a.what.starts_with("share expired"))
+    );
+    let r = sync(&mut chen).await;
+    assert_eq!(r.received, 0);
+    assert!(chen.read_case(&case, |c| c.note("n2")).unwrap().is_none());
+    assert_eq!(chen.doc_epochs(&case).unwrap(), before);
+    relay.stop().await;
+}

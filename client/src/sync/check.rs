@@ -104,6 +104,9 @@ pub enum Refused {
 pub struct Admitted {
     pub kind: Kind,
     pub body: Zeroizing<Vec<u8>>,
+    /// The author's role allows comments only: the change must be checked
+    /// to add comments and nothing else before it is applied.
+    pub comments_only: bool,
 }
 
 /// Checks a fetched envelope against everything the device knows, trusting
@@ -160,7 +163,11 @@ pub fn admit(
     }
     let key = keys.get(&h.epoch).ok_or(Refused::NoKey(h.epoch))?;
     let body = env.open(key).map_err(|_| Refused::Decrypt)?;
-    Ok(Admitted { kind: h.kind, body })
+    Ok(Admitted {
+        kind: h.kind,
+        body,
+        comments_only: role == Some(Role::Comment),
+    })
 }
 
 #[cfg(test)]

@@ -133,6 +133,7 @@ impl Home {
     ) -> Result<SyncReport> {
         let mut report = SyncReport::default();
         let mut accounts = self.refresh_accounts(relay).await?;
+        self.expire_shares()?;
         report.pushed = self.push(relay, progress).await?;
         self.pull(relay, &mut accounts, &mut report, progress)
             .await?;
@@ -233,14 +234,17 @@ impl Home {
         Ok(state)
     }
 
-    /// Sends every outbox row, oldest first, and removes what the relay
-    /// acknowledged. Returns how many were acknowledged.
+    /// Sends every outbox row and removes what the relay acknowledged:
+    /// access-log entries first, in order, then changes in order, because a
+    /// change is sealed under the newest epoch when first sent, and the relay
+    /// must know that epoch. Returns how many were acknowledged.
     async fn push(
         &mut self,
         relay: &Relay,
         progress: &mut (dyn FnMut(Progress) + Send),
     ) -> Result<usize> {
-        let rows = self.store.outbox()?;
+        let mut rows = self.store.outbox()?;
+        rows.sort_by_key(|r| (r.kind != OutKind::Access, r.id));
         let total = rows.len();
         let mut done = 0;
         let mut batch: Vec<(i64, Vec<u8>)> = Vec::new();
@@ -559,6 +563,7 @@ impl Home {
                 Ok(snap) => {
                     // A snapshot holds everything before it.
                     batch.changes.clear();
+                    batch.comments.clear();
                     batch.snapshot = Some((item.seq, snap));
                 }
                 Err(e) => report.refused.push(RefusedEnvelope {
@@ -567,6 +572,7 @@ impl Home {
                     reason: format!("snapshot body: {e}"),
                 }),
             },
+            Ok(a) if a.comments_only => batch.comments.push((item.seq, a.body)),
             Ok(a) => batch.changes.push((item.seq, a.body)),
             Err(reason) => report.refused.push(RefusedEnvelope {
                 doc: item.doc,
@@ -629,6 +635,19 @@ impl Home {
                 }
             }
             changed = true;
+        }
+        for (seq, body) in &batch.comments {
+            match self.apply_comment_change(doc, body) {
+                Ok(()) => {
+                    report.received += 1;
+                    changed = true;
+                }
+                Err(e) => report.refused.push(RefusedEnvelope {
+                    doc: *doc,
+                    seq: *seq,
+                    reason: format!("a commenter's change does more than comment: {e}"),
+                }),
+            }
         }
         sync.seen = sync.seen.max(batch.seen);
         self.store.set_doc_sync(doc, sync)?;
@@ -709,6 +728,8 @@ impl Home {
 struct Batch {
     snapshot: Option<(u64, SnapshotBody)>,
     changes: Vec<(u64, zeroize::Zeroizing<Vec<u8>>)>,
+    /// Changes from members who may only comment, checked one by one.
+    comments: Vec<(u64, zeroize::Zeroizing<Vec<u8>>)>,
     /// Highest sequence number fetched.
     seen: u64,
 }
