@@ -71,9 +71,24 @@ enum Command {
     },
     /// What this device did, newest first (kept encrypted like everything else).
     Audit {
+        /// `verify`: check the hash chain for deleted, changed or reordered entries.
+        #[command(subcommand)]
+        action: Option<AuditCmd>,
+        /// Only entries about this case.
+        #[arg(long)]
+        case: Option<String>,
         /// How many entries to show.
         #[arg(long, default_value_t = 50)]
         limit: usize,
+    },
+    /// The accounting of disclosures: every share granted, newest first.
+    Disclosures {
+        /// Only disclosures on or after this date (YYYY-MM-DD).
+        #[arg(long)]
+        since: Option<String>,
+        /// Only this case.
+        #[arg(long)]
+        case: Option<String>,
     },
     /// This account's name, safety number and card (for a colleague's `contact add`).
     Whoami,
@@ -218,6 +233,12 @@ enum PrivateCmd {
     },
     /// A case's psychotherapy notes.
     List { case: String },
+}
+
+#[derive(Subcommand, Debug)]
+enum AuditCmd {
+    /// Check the audit trail's hash chain.
+    Verify,
 }
 
 #[derive(Subcommand, Debug)]

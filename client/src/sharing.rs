@@ -12,7 +12,7 @@ use casebook_shared::ids::{AccountId, DocId};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
-use crate::home::{Home, now};
+use crate::home::{Disclosure, Home, now};
 use crate::net::Relay;
 use crate::notes::{CaseDoc, Note, Profile};
 
@@ -325,7 +325,13 @@ impl Home {
                 };
                 home.append_access_entry(d, op)?;
             }
-            home.audit(
+            let case_name = home
+                .cases()?
+                .into_iter()
+                .find(|(d, _)| d == case)
+                .map(|(_, s)| s.name)
+                .unwrap_or_default();
+            home.audit_with(
                 &format!(
                     "share granted to {} ({}), role {}, purpose {:?}, consent {:?}, expires {}{}",
                     c.name,
@@ -341,6 +347,16 @@ impl Home {
                     }
                 ),
                 Some(*case),
+                Some(Disclosure {
+                    recipient: c.name.clone(),
+                    recipient_account: c.account,
+                    case_name,
+                    role: role_name(role).to_string(),
+                    purpose: details.purpose.clone(),
+                    consent: details.consent.clone(),
+                    expires,
+                    private_included: include_private,
+                }),
             )
         })
     }

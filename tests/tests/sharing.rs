@@ -101,6 +101,15 @@ async fn share_comment_unshare() {
     rivera.sync(&conn, &mut |_| {}).await.unwrap();
     conn.close().await;
     assert_eq!(rivera.shares(&case).unwrap()[0].member, chen_account);
+    let disclosures: Vec<_> = rivera
+        .audit_trail()
+        .unwrap()
+        .into_iter()
+        .filter_map(|a| a.disclosure)
+        .collect();
+    assert_eq!(disclosures.len(), 1, "the share is recorded once");
+    assert_eq!(disclosures[0].purpose, "consultation");
+    assert!(!disclosures[0].private_included);
 
     // Both of the colleague's devices see the case, with the terms.
     for dev in [&mut chen, &mut chen_tablet] {
@@ -150,6 +159,14 @@ async fn share_comment_unshare() {
     sync(&mut rivera).await;
     let r = sync(&mut chen).await;
     assert_eq!(r.received, 0);
+    let revoked = rivera
+        .audit_trail()
+        .unwrap()
+        .iter()
+        .filter(|a| a.what.starts_with("share revoked"))
+        .count();
+    assert_eq!(revoked, 1, "the revocation is recorded once");
+    rivera.verify_audit().unwrap();
     assert!(chen.read_case(&case, |c| c.note("n2")).unwrap().is_none());
     assert_eq!(
         chen.doc_epochs(&case).unwrap(),

@@ -18,7 +18,8 @@ use casebook::sync::Progress;
 use casebook_shared::ids::DocId;
 
 use crate::{
-    CaseCmd, Cli, Command, ContactCmd, DeviceCmd, NoteCmd, NoteFields, PrivateCmd, RelayArgs,
+    AuditCmd, CaseCmd, Cli, Command, ContactCmd, DeviceCmd, NoteCmd, NoteFields, PrivateCmd,
+    RelayArgs,
 };
 use print::Out;
 
@@ -111,10 +112,48 @@ pub async fn run(cli: Cli) -> Result<()> {
             words_file,
             name,
         } => recover(&cli, &out, relay, words_file.as_deref(), name).await,
-        Command::Audit { limit } => {
+        Command::Audit {
+            action: Some(AuditCmd::Verify),
+            ..
+        } => {
             let home = open(&cli)?;
-            let trail = home.audit_trail()?;
-            out.audit(&trail[..trail.len().min(*limit)])
+            let n = home.verify_audit()?;
+            out.done(&format!(
+                "audit trail intact: {n} entries, each chained to the one before"
+            ))
+        }
+        Command::Audit {
+            action: None,
+            case,
+            limit,
+        } => {
+            let home = open(&cli)?;
+            let filter = case.as_deref().map(|c| case_id(&home, c)).transpose()?;
+            let trail: Vec<_> = home
+                .audit_trail()?
+                .into_iter()
+                .filter(|a| filter.is_none() || a.case == filter)
+                .take(*limit)
+                .collect();
+            out.audit(&trail)
+        }
+        Command::Disclosures { since, case } => {
+            let home = open(&cli)?;
+            let since = since
+                .as_deref()
+                .map(|s| {
+                    time::parse_instant(s).ok_or_else(|| anyhow!("--since {s:?}: write YYYY-MM-DD"))
+                })
+                .transpose()?;
+            let filter = case.as_deref().map(|c| case_id(&home, c)).transpose()?;
+            let trail: Vec<_> = home
+                .audit_trail()?
+                .into_iter()
+                .filter(|a| a.disclosure.is_some())
+                .filter(|a| since.is_none_or(|s| a.at >= s))
+                .filter(|a| filter.is_none() || a.case == filter)
+                .collect();
+            out.disclosures(&trail)
         }
         Command::Demo => demo::run(&out).await,
         Command::Whoami => {
@@ -229,6 +268,7 @@ fn case(cli: &Cli, out: &Out, cmd: &CaseCmd) -> Result<()> {
             let id = case_id(&home, case)?;
             let (summary, profile, notes) =
                 home.read_case(&id, |c| (c.summary(), c.profile(), c.notes()))?;
+            home.record_view(&id)?;
             out.case(&id, &summary, &profile, &notes)
         }
         CaseCmd::Edit { case, fields, name } => {
@@ -305,6 +345,7 @@ fn note(cli: &Cli, out: &Out, cmd: &NoteCmd) -> Result<()> {
                 c.resolve_note_id(note)
                     .map(|n| c.note(&n).expect("resolved ids exist"))
             })??;
+            home.record_view(&id)?;
             out.note(&n)
         }
         NoteCmd::Sign { case, note } => {

@@ -416,6 +416,50 @@ impl Out {
         Ok(())
     }
 
+    pub fn disclosures(&self, trail: &[AuditRecord]) -> Result<()> {
+        let items: Vec<(&AuditRecord, &casebook::home::Disclosure)> = trail
+            .iter()
+            .filter_map(|a| a.disclosure.as_ref().map(|d| (a, d)))
+            .collect();
+        if self.json {
+            return print_json(&Value::Array(
+                items
+                    .iter()
+                    .map(|(a, d)| {
+                        json!({
+                            "date": time::rfc3339(a.at), "case": a.case.map(|c| c.to_hex()),
+                            "case_name": d.case_name, "recipient": d.recipient,
+                            "recipient_account": d.recipient_account.to_hex(), "role": d.role,
+                            "what": if d.private_included { "case file and psychotherapy notes" } else { "case file" },
+                            "purpose": d.purpose, "consent": d.consent,
+                            "expires": d.expires.map(time::rfc3339),
+                        })
+                    })
+                    .collect(),
+            ));
+        }
+        if items.is_empty() {
+            eprintln!("no disclosures recorded");
+        }
+        for (a, d) in items {
+            let what = if d.private_included {
+                "case file + psychotherapy notes"
+            } else {
+                "case file"
+            };
+            println!(
+                "{}  {}  to {} ({})  {what}  purpose {:?}  consent {:?}",
+                time::date(a.at),
+                d.case_name,
+                d.recipient,
+                d.role,
+                d.purpose,
+                d.consent
+            );
+        }
+        Ok(())
+    }
+
     pub fn audit(&self, trail: &[AuditRecord]) -> Result<()> {
         if self.json {
             return print_json(&Value::Array(

@@ -1,0 +1,73 @@
+//! The audit trail is hash-chained: a deleted, changed or reordered entry
+//! is detected by `verify_audit`, and disclosures are recorded with their terms.
+
+use casebook::Home;
+use casebook_tests::PASSPHRASE;
+
+fn trail_home(dir: &std::path::Path) -> Home {
+    let (mut home, _) = Home::init(dir, PASSPHRASE, "Dr. Rivera", "127.0.0.1:1", [0; 32]).unwrap();
+    for name in ["A", "B", "C"] {
+        let case = home.create_case(name, "2026-11-20").unwrap();
+        home.record_view(&case).unwrap();
+    }
+    assert!(home.verify_audit().unwrap() >= 7);
+    home
+}
+
+fn db(dir: &std::path::Path) -> rusqlite::Connection {
+    rusqlite::Connection::open(dir.join(casebook::home::DB_FILE)).unwrap()
+}
+
+#[test]
+fn a_deleted_entry_is_detected() {
+    let dir = tempfile::tempdir().unwrap();
+    drop(trail_home(dir.path()));
+    db(dir.path())
+        .execute("DELETE FROM audit WHERE id = 3", [])
+        .unwrap();
+    let home = Home::open(dir.path(), PASSPHRASE).unwrap();
+    let err = home.verify_audit().unwrap_err().to_string();
+    assert!(err.contains("entry 3"), "{err}");
+}
+
+#[test]
+fn the_newest_entry_deleted_is_detected() {
+    let dir = tempfile::tempdir().unwrap();
+    let home = trail_home(dir.path());
+    let last: i64 = db(dir.path())
+        .query_row("SELECT MAX(id) FROM audit", [], |r| r.get(0))
+        .unwrap();
+    db(dir.path())
+        .execute("DELETE FROM audit WHERE id = ?1", [last])
+        .unwrap();
+    assert!(home.verify_audit().is_err());
+}
+
+#[test]
+fn swapped_or_changed_entries_are_detected() {
+    let dir = tempfile::tempdir().unwrap();
+    let home = trail_home(dir.path());
+    let conn = db(dir.path());
+    let a: Vec<u8> = conn
+        .query_row("SELECT sealed FROM audit WHERE id = 2", [], |r| r.get(0))
+        .unwrap();
+    let b: Vec<u8> = conn
+        .query_row("SELECT sealed FROM audit WHERE id = 4", [], |r| r.get(0))
+        .unwrap();
+    conn.execute("UPDATE audit SET sealed = ?1 WHERE id = 4", [&a])
+        .unwrap();
+    conn.execute("UPDATE audit SET sealed = ?1 WHERE id = 2", [&b])
+        .unwrap();
+    assert!(home.verify_audit().is_err(), "swapped");
+    conn.execute("UPDATE audit SET sealed = ?1 WHERE id = 4", [&b])
+        .unwrap();
+    conn.execute("UPDATE audit SET sealed = ?1 WHERE id = 2", [&a])
+        .unwrap();
+    assert!(home.verify_audit().is_ok(), "restored");
+    let mut changed = a.clone();
+    let mid = changed.len() / 2;
+    changed[mid] ^= 1;
+    conn.execute("UPDATE audit SET sealed = ?1 WHERE id = 2", [&changed])
+        .unwrap();
+    assert!(home.verify_audit().is_err(), "changed");
+}
