@@ -292,3 +292,177 @@ async fn bad_input_is_a_clear_error() {
     assert_eq!(usage.status.code(), Some(2), "clap usage errors exit 2");
     relay.handle.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_practitioners_share_a_case_from_the_cli() {
+    let relay = relay().await;
+    let addr = relay.handle.addr.to_string();
+    let fp = casebook_relay::format_fingerprint(&relay.handle.fingerprint);
+    let dir = tempfile::tempdir().unwrap();
+    let (rivera, chen) = (dir.path().join("rivera"), dir.path().join("chen"));
+    for (home, name) in [(&rivera, "Dr. Rivera"), (&chen, "Dr. Chen")] {
+        ok(
+            home,
+            &[
+                "init",
+                "--name",
+                name,
+                "--relay",
+                &addr,
+                "--relay-fingerprint",
+                &fp,
+            ],
+        );
+        ok(home, &["sync"]);
+    }
+    let case = ok(&rivera, &["case", "new", "Jordan Avery"])
+        .trim()
+        .to_string();
+    let note = ok(
+        &rivera,
+        &["note", "add", &case, "--field", "plan=Sleep diary."],
+    )
+    .trim()
+    .to_string();
+    let me: serde_json::Value = serde_json::from_str(&ok(&chen, &["--json", "whoami"])).unwrap();
+    let (card, safety) = (
+        me["card"].as_str().unwrap(),
+        me["safety_number"].as_str().unwrap(),
+    );
+
+    fails(
+        &rivera,
+        &["contact", "add", "Dr. Chen", "not-a-card"],
+        "not a casebook card",
+    );
+    ok(&rivera, &["contact", "add", "Dr. Chen", card]);
+    let share = [
+        "share",
+        &case,
+        "--with",
+        "Dr. Chen",
+        "--role",
+        "comment",
+        "--purpose",
+        "consultation",
+        "--consent",
+        "signed release",
+    ];
+    fails(&rivera, &share, "not verified");
+    fails(
+        &rivera,
+        &["contact", "verify", "Dr. Chen", "00000"],
+        "does not match",
+    );
+    ok(&rivera, &["contact", "verify", "Dr. Chen", safety]);
+    fails(
+        &rivera,
+        &[
+            "share",
+            &case,
+            "--with",
+            "Nobody",
+            "--role",
+            "read",
+            "--purpose",
+            "p",
+            "--consent",
+            "c",
+        ],
+        "no contact",
+    );
+    fails(
+        &rivera,
+        &[
+            "share",
+            &case,
+            "--with",
+            "Dr. Chen",
+            "--role",
+            "boss",
+            "--purpose",
+            "p",
+            "--consent",
+            "c",
+        ],
+        "invalid role",
+    );
+    fails(
+        &rivera,
+        &[
+            "share",
+            &case,
+            "--with",
+            "Dr. Chen",
+            "--role",
+            "read",
+            "--purpose",
+            "p",
+            "--consent",
+            "c",
+            "--expires",
+            "2020-01-01",
+        ],
+        "past",
+    );
+    let out = run(&rivera, &share);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("without its psychotherapy"));
+
+    ok(&chen, &["sync"]);
+    let shared: serde_json::Value =
+        serde_json::from_str(&ok(&chen, &["--json", "shared"])).unwrap();
+    assert_eq!(shared[0]["name"], "Jordan Avery");
+    assert_eq!(shared[0]["purpose"], "consultation");
+    assert_eq!(shared[0]["role"], "comment");
+    fails(
+        &chen,
+        &["note", "edit", &case, &note, "--field", "plan=x"],
+        "role",
+    );
+    fails(
+        &chen,
+        &[
+            "share",
+            &case,
+            "--with",
+            "Dr. Rivera",
+            "--role",
+            "read",
+            "--purpose",
+            "p",
+            "--consent",
+            "c",
+        ],
+        "no contact",
+    );
+    ok(
+        &chen,
+        &[
+            "note",
+            "comment",
+            &case,
+            &note,
+            "--text",
+            "Agree with the plan.",
+        ],
+    );
+    ok(&chen, &["sync"]);
+    ok(&rivera, &["sync"]);
+    let shown: serde_json::Value =
+        serde_json::from_str(&ok(&rivera, &["--json", "note", "show", &case, &note])).unwrap();
+    assert_eq!(shown["comments"][0]["text"], "Agree with the plan.");
+
+    ok(&rivera, &["unshare", &case, "--with", "Dr. Chen"]);
+    let disclosures: serde_json::Value =
+        serde_json::from_str(&ok(&rivera, &["--json", "disclosures"])).unwrap();
+    assert_eq!(disclosures.as_array().unwrap().len(), 1);
+    assert_eq!(disclosures[0]["recipient"], "Dr. Chen");
+    assert!(ok(&rivera, &["audit", "--case", &case]).contains("share revoked"));
+    ok(&rivera, &["audit", "verify"]);
+    relay.handle.shutdown().await;
+}

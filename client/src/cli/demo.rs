@@ -170,15 +170,78 @@ pub async fn run(_out: &Out) -> Result<()> {
     }
     println!("both devices show the same note, with every edit.");
 
+    step("sharing the case with a colleague (Dr. Chen, another account), role comment");
+    let chen_dir = root.path().join("chen");
+    let (mut chen, _) = Home::init(&chen_dir, PASS, "Dr. Chen", &addr, relay.fingerprint)?;
+    sync(&mut chen, "Dr. Chen").await?;
+    let (_, _, safety, card) = chen.whoami();
+    laptop.add_contact("Dr. Chen", &card)?;
+    laptop.verify_contact("Dr. Chen", &safety)?;
+    eprintln!("   safety numbers compared: {safety}");
+    let conn = laptop.connect().await?;
+    laptop
+        .share(
+            &conn,
+            &case,
+            "Dr. Chen",
+            casebook::sharing::parse_role("comment")?,
+            "consultation",
+            "signed release 2026-11-18",
+            None,
+            false,
+        )
+        .await?;
+    laptop.sync(&conn, &mut |_| {}).await?;
+    conn.close().await;
+    sync(&mut chen, "Dr. Chen").await?;
+    let seen = chen.read_case(&case, |c| c.notes().len())?;
+    eprintln!("   Dr. Chen sees the case ({seen} note), not its psychotherapy notes");
+    chen.comment_note(
+        &case,
+        "n1",
+        "Consider a sleep-hygiene handout.",
+        "2026-11-21T09:00:00Z",
+    )?;
+    sync(&mut chen, "Dr. Chen").await?;
+    sync(&mut laptop, "laptop").await?;
+    let comments = laptop.read_case(&case, |c| c.note("n1").map(|n| n.comments))?;
+    println!(
+        "the laptop shows Dr. Chen's comment: {:?}",
+        comments
+            .and_then(|c| c.first().map(|r| r.text.clone()))
+            .unwrap_or_default()
+    );
+    laptop.unshare(&case, "Dr. Chen")?;
+    laptop.edit_case(&case, "note edited", |c| {
+        Ok(c.edit_note(
+            "n1",
+            &[("assessment".into(), "Written after the share ended.".into())],
+        )?)
+    })?;
+    sync(&mut laptop, "laptop").await?;
+    sync(&mut chen, "Dr. Chen").await?;
+    let after = chen.read_case(&case, |c| {
+        c.note("n1").map(|n| n.field("assessment").to_string())
+    })?;
+    if after.as_deref() == Some("Written after the share ended.") {
+        bail!("the colleague still received changes after the share ended");
+    }
+    println!(
+        "after unshare, Dr. Chen's copy stays as it was: {:?}",
+        after.unwrap_or_default()
+    );
+
     step("looking for the note's words and the client's name in every file");
     relay.shutdown().await;
     drop(laptop);
     drop(tablet);
+    drop(chen);
     let mut leaked = false;
     for (what, dir) in [
         ("relay data", data.as_path()),
         ("laptop home", &root.path().join("laptop")),
         ("tablet home", &tablet_dir),
+        ("Dr. Chen's home", &chen_dir),
     ] {
         for needle in [SECRET, CLIENT] {
             let (files, bytes, hits) = files_with(dir, needle.as_bytes());
