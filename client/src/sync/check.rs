@@ -196,6 +196,110 @@ mod tests {
         )
     }
 
+    use casebook_shared::account;
+    use casebook_shared::crypto::{DeviceSigner, DhSecret};
+    use casebook_shared::envelope::Header;
+    use casebook_shared::ids::EnvelopeId;
+
+    /// An account of one device, and an envelope sealed by it.
+    struct Author {
+        signer: DeviceSigner,
+        state: AccountState,
+    }
+
+    fn author() -> Author {
+        let signer = DeviceSigner::generate();
+        let (genesis, _) = account::genesis(&signer, &DhSecret::generate(), 0);
+        let state = AccountState::from_genesis(&genesis).unwrap();
+        Author { signer, state }
+    }
+
+    const DOC: DocId = DocId([4; 16]);
+
+    fn sealed(a: &Author, key: &SecretKey, kind: Kind, covers: u64, seq: u64) -> Stored {
+        let header = Header {
+            kind,
+            doc: DOC,
+            epoch: 0,
+            account: a.state.id,
+            author: a.signer.device_id(),
+            id: EnvelopeId([seq as u8; 24]),
+            covers,
+        };
+        Stored {
+            doc: DOC,
+            seq,
+            envelope: Envelope::seal(header, key, &a.signer, b"automerge bytes").into_bytes(),
+        }
+    }
+
+    #[test]
+    fn admit_checks_everything_a_relay_could_fake() {
+        let (owner, reader, commenter, stranger) = (author(), author(), author(), author());
+        let key = SecretKey::random();
+        let keys = BTreeMap::from([(0, SecretKey::from_bytes(*key.expose()))]);
+        let meta = DocMeta {
+            owner: owner.state.id,
+            epoch: 0,
+            members: vec![
+                (owner.state.id, Role::Owner, None),
+                (reader.state.id, Role::Read, None),
+                (commenter.state.id, Role::Comment, None),
+            ],
+        };
+        let accounts: BTreeMap<_, _> = [&owner, &reader, &commenter]
+            .iter()
+            .map(|a| (a.state.id, a.state.clone()))
+            .collect();
+        let admit = |item: &Stored| admit(item, &meta, &accounts, &keys, 0);
+
+        let good = sealed(&owner, &key, Kind::Change, 0, 1);
+        let a = admit(&good).unwrap();
+        assert_eq!(&a.body[..], b"automerge bytes");
+        assert!(!a.comments_only);
+        assert!(
+            admit(&sealed(&commenter, &key, Kind::Change, 0, 2))
+                .unwrap()
+                .comments_only
+        );
+        assert_eq!(
+            admit(&sealed(&reader, &key, Kind::Change, 0, 3)).err(),
+            Some(Refused::NotAllowed)
+        );
+        assert_eq!(
+            admit(&sealed(&commenter, &key, Kind::Snapshot, 4, 4)).err(),
+            Some(Refused::NotAllowed)
+        );
+        assert!(matches!(
+            admit(&sealed(&stranger, &key, Kind::Change, 0, 5)),
+            Err(Refused::UnknownDevice(_))
+        ));
+        assert!(matches!(
+            admit(&sealed(&owner, &key, Kind::Snapshot, 9, 6)),
+            Err(Refused::SnapshotMismatch { .. })
+        ));
+        assert!(admit(&sealed(&owner, &key, Kind::Snapshot, 7, 7)).is_ok());
+        let wrong_key = SecretKey::random();
+        assert_eq!(
+            admit(&sealed(&owner, &wrong_key, Kind::Change, 0, 8)).err(),
+            Some(Refused::Decrypt)
+        );
+
+        let moved = Stored {
+            doc: DocId([5; 16]),
+            ..good.clone()
+        };
+        assert!(matches!(admit(&moved), Err(Refused::Moved { .. })));
+        for i in 0..good.envelope.len() {
+            let mut bad = good.clone();
+            bad.envelope[i] ^= 0x20;
+            assert!(admit(&bad).is_err(), "byte {i} flipped was accepted");
+        }
+        let mut short = good.clone();
+        short.envelope.truncate(100);
+        assert!(matches!(admit(&short), Err(Refused::Malformed(_))));
+    }
+
     #[test]
     fn plan_asks_for_what_is_new() {
         let local = BTreeMap::from([held(1, 1, 5, true), held(2, 1, 9, true)]);
