@@ -279,12 +279,21 @@ impl Home {
             ));
         }
         let private = self.owned_case(case)?;
-        let colleague: AccountState = self.refresh_log(relay, &c.account).await?;
-        if colleague.id != c.account {
-            return Err(Error::NotAllowed(format!(
-                "the relay served another account for {}: safety number mismatch; nothing was shared",
+        let mismatch = || {
+            Error::NotAllowed(format!(
+                "the relay served an account log for {} that does not match the verified card (safety-number mismatch); nothing was shared",
                 c.name
-            )));
+            ))
+        };
+        let colleague: AccountState = match self.refresh_log(relay, &c.account).await {
+            Ok(s) => s,
+            Err(Error::Inconsistent(_) | Error::Rollback(_) | Error::Account(_)) => {
+                return Err(mismatch());
+            }
+            Err(e) => return Err(e),
+        };
+        if colleague.id != c.account {
+            return Err(mismatch());
         }
         let mut docs = vec![*case];
         if include_private {
