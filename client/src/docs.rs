@@ -220,6 +220,7 @@ impl Home {
             prev,
             at: now(),
             account: me.id,
+            account_len: me.len,
             op,
         };
         let signed = Signed::sign(&self.id.signer, access::SIG_LABEL, &entry);

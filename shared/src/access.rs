@@ -81,6 +81,12 @@ pub struct DocEntry {
     pub at: u64,
     /// The signing device's account.
     pub account: AccountId,
+    /// The length of that account's log when the entry was signed. The
+    /// signing device must be active in that much of the log, and the value
+    /// never decreases along a document's log: once an owner signs after a
+    /// revocation, a revoked device cannot sign a later entry by claiming
+    /// an older account log.
+    pub account_len: u64,
     pub op: DocOp,
 }
 
@@ -123,6 +129,8 @@ pub struct DocState {
     pub head: Hash,
     pub epoch: u32,
     pub members: BTreeMap<AccountId, Member>,
+    /// The highest `account_len` any entry so far was signed at.
+    pub account_len: u64,
 }
 
 /// The HPKE info binding a document key to document, epoch, recipient and generation.
@@ -209,13 +217,28 @@ impl DocState {
         Ok(st)
     }
 
+    /// The signer must have been an active device of the entry's account
+    /// in the first `account_len` entries of that account's log, a length
+    /// the log has reached and no shorter than any earlier entry claimed.
     fn check_signer<'a>(
         signed: &Signed,
         entry: &DocEntry,
         accounts: &impl Fn(&AccountId) -> Option<&'a AccountState>,
+        floor: u64,
     ) -> Result<(), AccessError> {
         let acct = accounts(&entry.account).ok_or(AccessError::UnknownAccount(entry.seq))?;
-        if !acct.devices.contains_key(&signed.signer) {
+        let len = entry.account_len;
+        if len > acct.len || len < floor {
+            return Err(AccessError::Invalid(
+                entry.seq,
+                "signed at an account log length out of order",
+            ));
+        }
+        let active = acct
+            .devices
+            .get(&signed.signer)
+            .is_some_and(|d| d.added_seq < len && d.revoked_seq.is_none_or(|r| r >= len));
+        if !active {
             return Err(AccessError::NotOwner(entry.seq));
         }
         Ok(())
@@ -236,7 +259,7 @@ impl DocState {
         if entry.seq != 0 || entry.prev.is_some() || key.recipient != entry.account {
             return Err(AccessError::Broken(entry.seq));
         }
-        Self::check_signer(signed, &entry, accounts)?;
+        Self::check_signer(signed, &entry, accounts, 0)?;
         let mut members = BTreeMap::new();
         members.insert(
             entry.account,
@@ -253,6 +276,7 @@ impl DocState {
             head: signed.hash(HASH_LABEL),
             epoch: 0,
             members,
+            account_len: entry.account_len,
         })
     }
 
@@ -270,7 +294,7 @@ impl DocState {
         if self.members.get(&entry.account).map(|m| m.role) != Some(Role::Owner) {
             return Err(AccessError::NotOwner(seq));
         }
-        Self::check_signer(signed, &entry, accounts)?;
+        Self::check_signer(signed, &entry, accounts, self.account_len)?;
         match &entry.op {
             DocOp::Genesis { .. } => return Err(AccessError::Invalid(seq, "second genesis")),
             DocOp::Rotate { epoch, keys, .. } => {
@@ -299,6 +323,11 @@ impl DocState {
                 if key.recipient != *member || *role == Role::Owner {
                     return Err(AccessError::Invalid(seq, "bad member entry"));
                 }
+                // Changing a member's terms is a removal and a new addition;
+                // an addition never overwrites (nor demotes the owner).
+                if self.members.contains_key(member) {
+                    return Err(AccessError::Invalid(seq, "already a member"));
+                }
                 self.members.insert(
                     *member,
                     Member {
@@ -316,6 +345,7 @@ impl DocState {
         }
         self.len += 1;
         self.head = signed.hash(HASH_LABEL);
+        self.account_len = entry.account_len;
         Ok(())
     }
 
@@ -404,6 +434,7 @@ mod tests {
                 prev: None,
                 at: 0,
                 account: acct.id,
+                account_len: acct.len,
                 op: DocOp::Genesis {
                     key: key_envelope(&doc, 0, &k0, &acct).unwrap(),
                 },
@@ -421,6 +452,7 @@ mod tests {
                 prev: Some(st.head),
                 at: 0,
                 account: acct.id,
+                account_len: acct.len,
                 op: DocOp::Rotate {
                     epoch: 1,
                     keys: vec![key_envelope(&doc, 1, &k1, &acct).unwrap()],

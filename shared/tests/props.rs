@@ -623,6 +623,7 @@ fn build_doc_log(f: &Fixture, steps: &[DocStep]) -> Vec<Signed> {
             prev,
             at: 0,
             account,
+            account_len: f.acct.len,
             op,
         };
         let signed = Signed::sign(&pool_signer(signer), access::SIG_LABEL, &entry);
@@ -672,15 +673,13 @@ proptest! {
 }
 
 // ---------------------------------------------------------------------------
-// Known verification gaps, found while writing these tests. They are ignored
-// so the suite stays green; remove the `#[ignore]` once the gap is closed.
+// Verification gaps found while writing these tests, now closed.
 
 /// `DocState::check_signer` asks whether the signing device is *listed* in the
 /// owner's account log (`devices.contains_key`), not whether it is still
 /// *active*: a revoked (lost, stolen) device can keep signing access-log
 /// entries for every document its account owns, e.g. add a member.
 #[test]
-#[ignore = "known gap: revoked devices can still sign access-log entries"]
 fn revoked_device_cannot_sign_access_entries() {
     let f = fixture();
     assert!(!f.acct.is_active(&pool_signer(1).device_id()));
@@ -696,6 +695,7 @@ fn revoked_device_cannot_sign_access_entries() {
             prev: None,
             at: 0,
             account: f.acct.id,
+            account_len: f.acct.len,
             op: DocOp::Genesis {
                 key: access::key_envelope(&doc, 0, &k0, &f.acct).unwrap(),
             },
@@ -712,6 +712,7 @@ fn revoked_device_cannot_sign_access_entries() {
             prev: Some(st.head),
             at: 0,
             account: f.acct.id,
+            account_len: f.acct.len,
             op: DocOp::AddMember {
                 member: f.other.id,
                 role: Role::Write,
@@ -732,7 +733,6 @@ fn revoked_device_cannot_sign_access_entries() {
 /// after which no account is owner and the log can never be extended again.
 /// `RemoveMember` refuses to remove the owner, but this path demotes it.
 #[test]
-#[ignore = "known gap: AddMember can demote the owner"]
 fn add_member_cannot_demote_the_owner() {
     let f = fixture();
     let doc = DocId([6; 16]);
@@ -748,6 +748,7 @@ fn add_member_cannot_demote_the_owner() {
             prev: None,
             at: 0,
             account: f.acct.id,
+            account_len: f.acct.len,
             op: DocOp::Genesis {
                 key: access::key_envelope(&doc, 0, &k0, &f.acct).unwrap(),
             },
@@ -763,6 +764,7 @@ fn add_member_cannot_demote_the_owner() {
             prev: Some(st.head),
             at: 0,
             account: f.acct.id,
+            account_len: f.acct.len,
             op: DocOp::AddMember {
                 member: f.acct.id,
                 role: Role::Write,

@@ -408,6 +408,7 @@ async fn uploader(addr: &str, fp: [u8; 32]) -> Result<Uploader> {
         prev: None,
         at: 0,
         account: state.id,
+        account_len: state.len,
         op: DocOp::Genesis {
             key: access::key_envelope(&doc, 0, &key, &state)?,
         },
