@@ -209,6 +209,24 @@ impl Relay {
         }
     }
 
+    /// Sends raw bytes on a stream of their own and returns the raw answer:
+    /// for protocol tests and diagnostics, which need to send what a
+    /// well-behaved client never would.
+    pub async fn raw_exchange(&self, bytes: &[u8]) -> Result<Vec<u8>, NetError> {
+        let (mut send, mut recv) = self
+            .conn
+            .open_bi()
+            .await
+            .map_err(|e| NetError::Io(e.to_string()))?;
+        send.write_all(bytes)
+            .await
+            .map_err(|e| NetError::Io(e.to_string()))?;
+        send.finish().map_err(|e| NetError::Io(e.to_string()))?;
+        recv.read_to_end(MAX_FRAME + 4)
+            .await
+            .map_err(|e| NetError::Io(e.to_string()))
+    }
+
     /// Proves this connection belongs to the device; returns its account.
     pub async fn authenticate(
         &self,

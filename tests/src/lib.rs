@@ -32,10 +32,11 @@ impl TestRelay {
         TestRelay { handle, data }
     }
 
-    /// Starts again on the same data folder (after [`TestRelay::stop`]).
-    pub async fn restart(data: TempDir) -> TestRelay {
+    /// Starts again on the same data folder and address (after
+    /// [`TestRelay::stop`]), so the homes that know it reach it again.
+    pub async fn restart(data: TempDir, addr: std::net::SocketAddr) -> TestRelay {
         let handle = casebook_relay::start(Config {
-            listen: "127.0.0.1:0".parse().expect("a literal address"),
+            listen: addr,
             data: data.path().to_path_buf(),
             cert: None,
         })
