@@ -230,7 +230,7 @@ impl Home {
         Ok(state)
     }
 
-    fn new_doc(&mut self, doc: &DocId) -> Result<()> {
+    pub(crate) fn new_doc(&mut self, doc: &DocId) -> Result<()> {
         let me = self.account_state()?;
         let key = SecretKey::random();
         let envelope = access::key_envelope(doc, 0, &key, &me)?;

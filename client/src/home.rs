@@ -372,19 +372,51 @@ impl Home {
         if seq != n || head != prev {
             return Err(broken(n, "the newest entries are missing"));
         }
+        // Other devices' chains, as far as they have arrived.
+        let mut expect: Option<(DeviceId, u64, Hash)> = None;
+        for rec in self.remote_audit()? {
+            let (next, prev) = match expect {
+                Some((d, s, h)) if d == rec.device => (s + 1, h),
+                _ => (1, Hash([0; 32])),
+            };
+            if rec.seq != next || rec.prev != prev {
+                return Err(Error::Inconsistent(format!(
+                    "the audit trail of device {} is broken at entry {}",
+                    rec.device.short(),
+                    rec.seq
+                )));
+            }
+            let h = casebook_shared::crypto::hash(AUDIT_LABEL, &codec::encode(&rec));
+            expect = Some((rec.device, rec.seq, h));
+            n += 1;
+        }
         Ok(n)
     }
 
     /// The local audit trail, newest first.
     pub fn audit_trail(&self) -> Result<Vec<AuditRecord>> {
-        let mut out: Vec<AuditRecord> = self
-            .store
+        let mut out = self.own_audit()?;
+        out.extend(self.remote_audit()?);
+        out.sort_by_key(|a| std::cmp::Reverse((a.at, a.device, a.seq)));
+        Ok(out)
+    }
+
+    /// This device's own audit entries, oldest first.
+    pub(crate) fn own_audit(&self) -> Result<Vec<AuditRecord>> {
+        self.store
             .audit()?
             .iter()
             .map(|b| codec::decode(b).map_err(Error::from))
-            .collect::<Result<_>>()?;
-        out.reverse();
-        Ok(out)
+            .collect()
+    }
+
+    /// The entries the account's other devices sent, by device and sequence.
+    fn remote_audit(&self) -> Result<Vec<AuditRecord>> {
+        self.store
+            .remote_audit()?
+            .iter()
+            .map(|b| codec::decode(b).map_err(Error::from))
+            .collect()
     }
 
     /// Changes waiting for the relay.

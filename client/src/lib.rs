@@ -2,6 +2,7 @@
 //! notes, merged across devices with Automerge and synced through a relay
 //! that only ever holds ciphertext.
 
+pub mod audit_sync;
 pub mod devices;
 pub mod docs;
 pub mod error;

@@ -92,6 +92,8 @@ CREATE TABLE IF NOT EXISTS docs(doc BLOB PRIMARY KEY, seen INTEGER NOT NULL DEFA
 CREATE TABLE IF NOT EXISTS outbox(id INTEGER PRIMARY KEY AUTOINCREMENT, doc BLOB NOT NULL,
     kind INTEGER NOT NULL, env_id BLOB NOT NULL, payload BLOB NOT NULL, envelope BLOB);
 CREATE TABLE IF NOT EXISTS audit(id INTEGER PRIMARY KEY AUTOINCREMENT, sealed BLOB NOT NULL);
+CREATE TABLE IF NOT EXISTS audit_remote(device BLOB NOT NULL, seq INTEGER NOT NULL, sealed BLOB NOT NULL,
+    PRIMARY KEY(device, seq)) WITHOUT ROWID;
 ";
 
 fn kek(passphrase: &[u8], salt: &[u8]) -> Result<SecretKey, StoreError> {
@@ -508,6 +510,49 @@ impl Store {
             params![n, self.seal("audit", &n.to_be_bytes(), record)],
         )?;
         Ok(())
+    }
+
+    /// Keeps an audit record another device of the account wrote; a record
+    /// already held (same device and sequence) is left as it is.
+    pub fn put_remote_audit(
+        &self,
+        device: &[u8; 32],
+        seq: u64,
+        record: &[u8],
+    ) -> Result<bool, StoreError> {
+        let mut key = device.to_vec();
+        key.extend_from_slice(&seq.to_be_bytes());
+        let n = self.conn.execute(
+            "INSERT OR IGNORE INTO audit_remote(device, seq, sealed) VALUES (?1, ?2, ?3)",
+            params![
+                &device[..],
+                seq as i64,
+                self.seal("audit_remote", &key, record)
+            ],
+        )?;
+        Ok(n == 1)
+    }
+
+    /// Every record other devices wrote, by device and sequence.
+    pub fn remote_audit(&self) -> Result<Vec<Sealed>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT device, seq, sealed FROM audit_remote ORDER BY device, seq")?;
+        let rows = stmt.query_map([], |r| {
+            Ok((
+                r.get::<_, Vec<u8>>(0)?,
+                r.get::<_, i64>(1)?,
+                r.get::<_, Vec<u8>>(2)?,
+            ))
+        })?;
+        let mut out = Vec::new();
+        for r in rows {
+            let (device, seq, sealed) = r?;
+            let mut key = device;
+            key.extend_from_slice(&(seq as u64).to_be_bytes());
+            out.push(self.unseal("audit_remote", &key, &sealed)?);
+        }
+        Ok(out)
     }
 
     /// Every audit record, oldest first.

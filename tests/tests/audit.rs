@@ -71,3 +71,46 @@ fn swapped_or_changed_entries_are_detected() {
         .unwrap();
     assert!(home.verify_audit().is_err(), "changed");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_trail_is_shared_by_the_accounts_devices_once_each() {
+    let relay = casebook_tests::TestRelay::start().await;
+    let dirs = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let mut laptop = casebook_tests::init(dirs.0.path(), &relay, "Dr. Rivera");
+    casebook_tests::sync(&mut laptop).await;
+    let mut tablet = casebook_tests::pair(&mut laptop, dirs.1.path(), &relay).await;
+    let case = laptop.create_case("Jordan Avery", "2026-11-20").unwrap();
+    laptop.record_view(&case).unwrap();
+    for _ in 0..3 {
+        casebook_tests::sync(&mut laptop).await;
+        casebook_tests::sync(&mut tablet).await;
+    }
+    let on_tablet: Vec<_> = tablet
+        .audit_trail()
+        .unwrap()
+        .into_iter()
+        .filter(|a| a.device == laptop.device_id() && a.what == "case created")
+        .collect();
+    assert_eq!(
+        on_tablet.len(),
+        1,
+        "the laptop's entry arrives once, however often it syncs"
+    );
+    assert!(
+        tablet
+            .audit_trail()
+            .unwrap()
+            .iter()
+            .any(|a| a.device == laptop.device_id() && a.what == "case viewed")
+    );
+    assert!(
+        laptop
+            .audit_trail()
+            .unwrap()
+            .iter()
+            .any(|a| a.device == tablet.device_id())
+    );
+    tablet.verify_audit().unwrap();
+    laptop.verify_audit().unwrap();
+    relay.stop().await;
+}

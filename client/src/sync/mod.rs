@@ -135,6 +135,7 @@ impl Home {
         let mut accounts = self.refresh_accounts(relay).await?;
         self.expire_shares()?;
         report.pushed = self.push(relay, progress).await?;
+        self.push_audit(relay).await?;
         self.pull(relay, &mut accounts, &mut report, progress)
             .await?;
         report.snapshots_out = self.push_snapshots(relay).await?;
@@ -397,10 +398,18 @@ impl Home {
         report: &mut SyncReport,
         progress: &mut (dyn FnMut(Progress) + Send),
     ) -> Result<()> {
-        let heads = match relay.request(&Request::ListDocs { since: 0 }).await? {
+        let mut heads = match relay.request(&Request::ListDocs { since: 0 }).await? {
             Response::Docs { docs, .. } => docs,
             r => return Err(unexpected(r)),
         };
+        let audit = crate::audit_sync::audit_doc(&self.account_id());
+        if self.doc_meta(&audit)?.is_none() && !heads.iter().any(|h| h.doc == audit) {
+            self.ensure_audit_doc(relay, false).await?;
+            heads = match relay.request(&Request::ListDocs { since: 0 }).await? {
+                Response::Docs { docs, .. } => docs,
+                r => return Err(unexpected(r)),
+            };
+        }
         let me = self.account_id();
         let mut held = BTreeMap::new();
         for doc in self.store.doc_ids()? {
@@ -572,6 +581,18 @@ impl Home {
                     reason: format!("snapshot body: {e}"),
                 }),
             },
+            Ok(a) if self.is_audit_doc(&item.doc) => {
+                let author = Envelope::decode(item.envelope.clone())
+                    .map(|e| e.header.author)
+                    .map_err(|e| Error::Inconsistent(e.to_string()))?;
+                if let Err(e) = self.take_audit(&author, &a.body) {
+                    report.refused.push(RefusedEnvelope {
+                        doc: item.doc,
+                        seq: item.seq,
+                        reason: format!("audit entries: {e}"),
+                    });
+                }
+            }
             Ok(a) if a.comments_only => batch.comments.push((item.seq, a.body)),
             Ok(a) => batch.changes.push((item.seq, a.body)),
             Err(reason) => report.refused.push(RefusedEnvelope {
