@@ -261,3 +261,90 @@ async fn an_expired_share_ends_at_the_owners_next_sync() {
     assert_eq!(chen.doc_epochs(&case).unwrap(), before);
     relay.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_clinic_of_three_shares_cases_among_themselves() {
+    let relay = TestRelay::start().await;
+    let dirs: Vec<_> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
+    let names = ["Dr. Rivera", "Dr. Chen", "Dr. Okafor"];
+    let mut team: Vec<_> = dirs
+        .iter()
+        .zip(names)
+        .map(|(d, n)| init(d.path(), &relay, n))
+        .collect();
+    for h in team.iter_mut() {
+        sync(h).await;
+    }
+    // Everyone knows and has verified everyone.
+    let cards: Vec<_> = team.iter().map(|h| h.whoami()).collect();
+    for (i, h) in team.iter_mut().enumerate() {
+        for (j, (name, _, safety, card)) in cards.iter().enumerate() {
+            if i != j {
+                h.add_contact(name, card).unwrap();
+                h.verify_contact(name, safety).unwrap();
+            }
+        }
+    }
+    // Rivera shares a co-treated case with Chen (write) and Okafor (read).
+    let case = team[0].create_case("Co-treated", "2026-11-20").unwrap();
+    team[0]
+        .edit_case(&case, "note", |c| {
+            Ok(c.add_note(note("Intake."), "n1", "Dr. Rivera")?)
+        })
+        .unwrap();
+    let conn = team[0].connect().await.unwrap();
+    for (who, role) in [("Dr. Chen", "write"), ("Dr. Okafor", "read")] {
+        team[0]
+            .share(
+                &conn,
+                &case,
+                who,
+                parse_role(role).unwrap(),
+                "co-treatment",
+                "clinic consent form",
+                None,
+                false,
+            )
+            .await
+            .unwrap();
+    }
+    team[0].sync(&conn, &mut |_| {}).await.unwrap();
+    conn.close().await;
+    // Chen writes; everyone sees it; Okafor may not write.
+    sync(&mut team[1]).await;
+    team[1]
+        .edit_case(&case, "note", |c| {
+            Ok(c.edit_note("n1", &[("plan".into(), "Family session next.".into())])?)
+        })
+        .unwrap();
+    sync(&mut team[1]).await;
+    for h in team.iter_mut() {
+        let r = sync(h).await;
+        assert!(r.refused.is_empty(), "{:?}", r.refused);
+        let plan = h
+            .read_case(&case, |c| c.note("n1").unwrap().field("plan").to_string())
+            .unwrap();
+        assert_eq!(plan, "Family session next.");
+    }
+    let denied = team[2].edit_case(&case, "edit", |c| {
+        Ok(c.edit_note("n1", &[("plan".into(), "x".into())])?)
+    });
+    assert!(matches!(denied, Err(Error::NotAllowed(_))));
+    // Chen cannot re-share a case Rivera owns.
+    let conn = team[1].connect().await.unwrap();
+    let reshare = team[1]
+        .share(
+            &conn,
+            &case,
+            "Dr. Okafor",
+            parse_role("write").unwrap(),
+            "p",
+            "c",
+            None,
+            false,
+        )
+        .await;
+    assert!(matches!(reshare, Err(Error::NotAllowed(_))), "{reshare:?}");
+    conn.close().await;
+    relay.stop().await;
+}

@@ -465,6 +465,19 @@ impl Home {
             })?;
         }
 
+        // Envelopes are checked against their author's account log: fetch
+        // the log of every member not known yet (a colleague's, say).
+        for need in needs.iter().filter(|n| n.changes_after.is_some()) {
+            let Some(meta) = self.doc_meta(&need.doc)? else {
+                continue;
+            };
+            for (member, _, _) in &meta.members {
+                if let std::collections::btree_map::Entry::Vacant(slot) = accounts.entry(*member) {
+                    slot.insert(self.refresh_log(relay, member).await?);
+                }
+            }
+        }
+
         let mut after: Vec<(DocId, u64)> = needs
             .iter()
             .filter_map(|n| n.changes_after.map(|s| (n.doc, s)))
