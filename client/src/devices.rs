@@ -219,9 +219,17 @@ pub async fn recover(
         fingerprint,
     );
     let mut home = Home::create_joined(dir, passphrase, id)?;
-    let relay = home.connect().await?;
-    home.refresh_log(&relay, &account).await?;
-    relay.close().await;
-    home.audit("account recovered onto this device", None)?;
-    Ok(home)
+    let finish = async {
+        let relay = home.connect().await?;
+        home.refresh_log(&relay, &account).await?;
+        relay.close().await;
+        home.audit("account recovered onto this device", None)
+    };
+    match finish.await {
+        Ok(()) => Ok(home),
+        Err(e) => {
+            home.discard();
+            Err(e)
+        }
+    }
 }

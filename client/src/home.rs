@@ -179,6 +179,16 @@ impl Home {
         self
     }
 
+    /// Removes a home that was being set up and failed (a join or recovery
+    /// that did not finish), so the person can simply try again.
+    pub(crate) fn discard(self) {
+        let dir = self.dir.clone();
+        drop(self);
+        for suffix in ["", "-wal", "-shm"] {
+            let _ = std::fs::remove_file(dir.join(format!("{DB_FILE}{suffix}")));
+        }
+    }
+
     /// The home's folder.
     pub fn dir(&self) -> &Path {
         &self.dir

@@ -257,11 +257,23 @@ pub async fn join(
         signer,
         dh,
         welcome.account,
-        welcome.name,
+        welcome.name.clone(),
         relay_addr.to_string(),
         fingerprint,
     );
     let mut home = Home::create_joined(dir, passphrase, id)?;
+    match finish_join(&mut home, &welcome).await {
+        Ok(()) => Ok(home),
+        Err(e) => {
+            home.discard();
+            Err(e)
+        }
+    }
+}
+
+/// Fetches the account log and checks it reaches the head the existing
+/// device sent through the PAKE channel.
+async fn finish_join(home: &mut Home, welcome: &Welcome) -> Result<()> {
     let relay = home.connect().await?;
     let state = home.refresh_log(&relay, &welcome.account).await?;
     relay.close().await;
@@ -271,8 +283,7 @@ pub async fn join(
             state.len
         )));
     }
-    home.audit("device paired into the account", None)?;
-    Ok(home)
+    home.audit("device paired into the account", None)
 }
 
 #[cfg(test)]
