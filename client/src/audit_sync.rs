@@ -123,7 +123,11 @@ impl Home {
                 })
                 .await?
             {
-                Response::Uploaded { results } if results.first().is_some_and(Result::is_ok) => {}
+                Response::Uploaded { results } if results.first().is_some_and(Result::is_ok) => {
+                    if let Some(Ok(seq)) = results.first() {
+                        self.store.note_acked(&doc, *seq)?;
+                    }
+                }
                 other => {
                     return Err(Error::Net(NetError::Protocol(format!(
                         "the relay did not take the audit entries: {other:?}"

@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 
-use casebook_shared::access::{self, DocEntry, DocOp, DocState, Role};
+use casebook_shared::access::{self, DocEntry, DocOp, DocState, Grant, Role};
 use casebook_shared::account::AccountState;
 use casebook_shared::codec;
 use casebook_shared::crypto::SecretKey;
@@ -24,6 +24,10 @@ pub struct DocMeta {
     pub owner: AccountId,
     pub epoch: u32,
     pub members: Vec<(AccountId, Role, Option<u64>)>,
+    /// Every membership, ended ones too (see [`DocState::grants`]).
+    pub grants: Vec<Grant>,
+    /// `(epoch, account, generation)`: what each epoch's key was sealed to.
+    pub wraps: Vec<(u32, AccountId, u32)>,
 }
 
 impl DocMeta {
@@ -36,7 +40,23 @@ impl DocMeta {
                 .iter()
                 .map(|(a, m)| (*a, m.role, m.expires))
                 .collect(),
+            grants: st.grants.clone(),
+            wraps: st.wraps.iter().map(|((e, a), g)| (*e, *a, *g)).collect(),
         }
+    }
+
+    /// The role an account held while `epoch` was current; expiry is not
+    /// consulted (see [`DocState::role_in_epoch`]).
+    pub fn role_in_epoch(&self, account: &AccountId, epoch: u32) -> Option<Role> {
+        access::role_in_epoch(&self.grants, account, epoch)
+    }
+
+    /// The account-key generation `epoch`'s key was sealed to for `account`.
+    pub fn wrap_generation(&self, epoch: u32, account: &AccountId) -> Option<u32> {
+        self.wraps
+            .iter()
+            .find(|(e, a, _)| *e == epoch && a == account)
+            .map(|(_, _, g)| *g)
     }
 
     /// The role of an account now.
@@ -183,9 +203,8 @@ impl Home {
         log.extend_from_slice(new);
         let state = DocState::verify_log(&log, |a| accounts.get(a))?;
         if state.doc != *doc {
-            return Err(Error::Inconsistent(
-                "access log names another document".into(),
-            ));
+            // Another document's log served under this id.
+            return Err(Error::Access(access::AccessError::Broken(0)));
         }
         let keys =
             access::doc_keys(&log, &self.account_id(), &self.account_keys).unwrap_or_default();

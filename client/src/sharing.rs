@@ -4,6 +4,8 @@
 //! consent sealed under the case key; unsharing removes the member and moves
 //! the case to a new key epoch sealed only to the remaining members.
 
+use std::collections::BTreeMap;
+
 use casebook_shared::access::{self, DocEntry, DocOp, Role};
 use casebook_shared::account::AccountState;
 use casebook_shared::codec;
@@ -556,15 +558,21 @@ impl Home {
         self.apply_batch(doc, body)
     }
 
-    /// Ends every share of this account's documents whose expiry has
-    /// passed: the member is removed and the document rotates, so what the
-    /// owner writes next is sealed under a key the former member never had.
-    /// Runs at the start of each sync, before anything is sealed.
-    pub(crate) fn expire_shares(&mut self) -> Result<usize> {
+    /// Keeps each document this account owns as its access rules say, at
+    /// the start of every sync: members whose share expired are removed, and
+    /// a document whose newest key was sealed to an account key that has
+    /// since been replaced (a device revoked, by this account or a member's)
+    /// moves to a new epoch, so the revoked device holds no key of it. The
+    /// second also finishes a revocation whose rotations were cut short.
+    /// Returns how many documents changed.
+    pub(crate) fn maintain_owned_docs(
+        &mut self,
+        accounts: &BTreeMap<AccountId, AccountState>,
+    ) -> Result<usize> {
         let me = self.account_id();
         let at = now();
         self.atomically(|home| {
-            let mut ended = 0;
+            let mut changed = 0;
             for doc in home.store.doc_ids()? {
                 let Some(meta) = home.doc_meta(&doc)? else {
                     continue;
@@ -578,30 +586,67 @@ impl Home {
                     .filter(|(a, _, e)| *a != me && e.is_some_and(|e| e <= at))
                     .map(|(a, _, _)| *a)
                     .collect();
-                if expired.is_empty() {
+                let stale: Vec<AccountId> = meta
+                    .members
+                    .iter()
+                    .map(|(a, _, _)| *a)
+                    .filter(|a| !expired.contains(a))
+                    .filter(|a| {
+                        accounts.get(a).is_some_and(|st| {
+                            meta.wrap_generation(meta.epoch, a)
+                                .is_none_or(|g| g < st.key.generation)
+                        })
+                    })
+                    .collect();
+                if expired.is_empty() && stale.is_empty() {
                     continue;
                 }
                 for a in &expired {
                     home.append_access_entry(&doc, DocOp::RemoveMember { member: *a })?;
                 }
                 home.rotate_doc(&doc)?;
-                let names: Vec<String> = expired
-                    .iter()
-                    .map(|a| {
-                        home.contacts()
-                            .ok()
-                            .and_then(|cs| cs.into_iter().find(|c| c.account == *a).map(|c| c.name))
-                            .unwrap_or_else(|| a.short())
-                    })
-                    .collect();
-                home.audit(
-                    &format!("share expired for {}; keys rotated", names.join(", ")),
-                    Some(doc),
-                )?;
-                ended += 1;
+                if !expired.is_empty() {
+                    home.audit(
+                        &format!(
+                            "share expired for {}; keys rotated",
+                            home.names_of(&expired).join(", ")
+                        ),
+                        Some(doc),
+                    )?;
+                }
+                if !stale.is_empty() {
+                    home.audit(
+                        &format!(
+                            "keys rotated: {} revoked a device",
+                            home.names_of(&stale).join(", ")
+                        ),
+                        Some(doc),
+                    )?;
+                }
+                changed += 1;
             }
-            Ok(ended)
+            Ok(changed)
         })
+    }
+
+    /// Contact names for accounts (this account is "this account"; one not
+    /// among the contacts by its short id).
+    fn names_of(&self, accounts: &[AccountId]) -> Vec<String> {
+        let contacts = self.contacts().unwrap_or_default();
+        accounts
+            .iter()
+            .map(|a| {
+                if *a == self.account_id() {
+                    "this account".to_string()
+                } else {
+                    contacts
+                        .iter()
+                        .find(|c| c.account == *a)
+                        .map(|c| c.name.clone())
+                        .unwrap_or_else(|| a.short())
+                }
+            })
+            .collect()
     }
 }
 

@@ -67,6 +67,9 @@ pub struct DocSync {
     pub access_len: u64,
     /// Envelopes applied since the last snapshot (ours or fetched).
     pub since_snapshot: u64,
+    /// Highest relay sequence number the relay gave one of this device's
+    /// uploads: a relay showing less has lost an acknowledged change.
+    pub acked: u64,
 }
 
 /// An opened value, wiped from memory when dropped.
@@ -88,7 +91,7 @@ CREATE TABLE IF NOT EXISTS logs(owner BLOB NOT NULL, seq INTEGER NOT NULL, seale
     PRIMARY KEY(owner, seq)) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS docs(doc BLOB PRIMARY KEY, seen INTEGER NOT NULL DEFAULT 0,
     access_len INTEGER NOT NULL DEFAULT 0, since_snapshot INTEGER NOT NULL DEFAULT 0,
-    body BLOB, summary BLOB, rev INTEGER NOT NULL DEFAULT 0) WITHOUT ROWID;
+    acked INTEGER NOT NULL DEFAULT 0, body BLOB, summary BLOB, rev INTEGER NOT NULL DEFAULT 0) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS outbox(id INTEGER PRIMARY KEY AUTOINCREMENT, doc BLOB NOT NULL,
     kind INTEGER NOT NULL, env_id BLOB NOT NULL, payload BLOB NOT NULL, envelope BLOB);
 CREATE TABLE IF NOT EXISTS audit(id INTEGER PRIMARY KEY AUTOINCREMENT, sealed BLOB NOT NULL);
@@ -310,13 +313,14 @@ impl Store {
         Ok(self
             .conn
             .query_row(
-                "SELECT seen, access_len, since_snapshot FROM docs WHERE doc = ?1",
+                "SELECT seen, access_len, since_snapshot, acked FROM docs WHERE doc = ?1",
                 [&doc.0[..]],
                 |r| {
                     Ok(DocSync {
                         seen: r.get::<_, i64>(0)? as u64,
                         access_len: r.get::<_, i64>(1)? as u64,
                         since_snapshot: r.get::<_, i64>(2)? as u64,
+                        acked: r.get::<_, i64>(3)? as u64,
                     })
                 },
             )
@@ -326,15 +330,27 @@ impl Store {
     /// Sets a document's sync record (creating the row if needed).
     pub fn set_doc_sync(&self, doc: &DocId, s: DocSync) -> Result<(), StoreError> {
         self.conn.execute(
-            "INSERT INTO docs(doc, seen, access_len, since_snapshot) VALUES (?1, ?2, ?3, ?4)
+            "INSERT INTO docs(doc, seen, access_len, since_snapshot, acked)
+             VALUES (?1, ?2, ?3, ?4, ?5)
              ON CONFLICT(doc) DO UPDATE SET seen = excluded.seen, access_len = excluded.access_len,
-             since_snapshot = excluded.since_snapshot",
+             since_snapshot = excluded.since_snapshot, acked = excluded.acked",
             params![
                 &doc.0[..],
                 s.seen as i64,
                 s.access_len as i64,
-                s.since_snapshot as i64
+                s.since_snapshot as i64,
+                s.acked as i64
             ],
+        )?;
+        Ok(())
+    }
+
+    /// Records that the relay stored one of this device's uploads at `seq`.
+    pub fn note_acked(&self, doc: &DocId, seq: u64) -> Result<(), StoreError> {
+        self.conn.execute(
+            "INSERT INTO docs(doc, acked) VALUES (?1, ?2)
+             ON CONFLICT(doc) DO UPDATE SET acked = MAX(acked, excluded.acked)",
+            params![&doc.0[..], seq as i64],
         )?;
         Ok(())
     }

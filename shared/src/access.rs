@@ -131,6 +131,23 @@ pub struct DocState {
     pub members: BTreeMap<AccountId, Member>,
     /// The highest `account_len` any entry so far was signed at.
     pub account_len: u64,
+    /// Every membership the log has made, ended ones included: a change is
+    /// judged by the role its author held in the epoch it is sealed under,
+    /// so every device decides alike whenever it first sees the change.
+    pub grants: Vec<Grant>,
+    /// The account-key generation each epoch's key was sealed to, per
+    /// account: a device revoked before that generation never held it.
+    pub wraps: BTreeMap<(u32, AccountId), u32>,
+}
+
+/// A role an account held from one epoch to another (inclusive).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Grant {
+    pub account: AccountId,
+    pub role: Role,
+    pub from_epoch: u32,
+    /// The last epoch of the membership; `None` while it lasts.
+    pub until_epoch: Option<u32>,
 }
 
 /// The HPKE info binding a document key to document, epoch, recipient and generation.
@@ -277,6 +294,13 @@ impl DocState {
             epoch: 0,
             members,
             account_len: entry.account_len,
+            grants: vec![Grant {
+                account: entry.account,
+                role: Role::Owner,
+                from_epoch: 0,
+                until_epoch: None,
+            }],
+            wraps: BTreeMap::from([((0, entry.account), key.generation)]),
         })
     }
 
@@ -312,6 +336,9 @@ impl DocState {
                     ));
                 }
                 self.epoch = *epoch;
+                for k in keys {
+                    self.wraps.insert((*epoch, k.recipient), k.generation);
+                }
             }
             DocOp::AddMember {
                 member,
@@ -336,10 +363,23 @@ impl DocState {
                         added_seq: seq,
                     },
                 );
+                self.grants.push(Grant {
+                    account: *member,
+                    role: *role,
+                    from_epoch: self.epoch,
+                    until_epoch: None,
+                });
+                self.wraps.insert((self.epoch, *member), key.generation);
             }
             DocOp::RemoveMember { member } => {
                 if *member == self.owner || self.members.remove(member).is_none() {
                     return Err(AccessError::Invalid(seq, "not a removable member"));
+                }
+                let epoch = self.epoch;
+                for g in &mut self.grants {
+                    if g.account == *member && g.until_epoch.is_none() {
+                        g.until_epoch = Some(epoch);
+                    }
                 }
             }
         }
@@ -349,6 +389,15 @@ impl DocState {
         Ok(())
     }
 
+    /// The role an account held while `epoch` was current, the highest if
+    /// it held several. Expiry is not consulted: the moment a change was
+    /// written is not known here, so an expired share ends at the relay
+    /// (which stops taking its uploads at once) and at the owner's next
+    /// sync (which removes the member and moves to a new epoch).
+    pub fn role_in_epoch(&self, account: &AccountId, epoch: u32) -> Option<Role> {
+        role_in_epoch(&self.grants, account, epoch)
+    }
+
     /// The role an account has at time `now` (expired members have none).
     pub fn role_of(&self, account: &AccountId, now: u64) -> Option<Role> {
         self.members
@@ -356,6 +405,19 @@ impl DocState {
             .filter(|m| m.expires.is_none_or(|e| now < e))
             .map(|m| m.role)
     }
+}
+
+/// The highest role `account` held in `epoch` among `grants`.
+pub fn role_in_epoch(grants: &[Grant], account: &AccountId, epoch: u32) -> Option<Role> {
+    grants
+        .iter()
+        .filter(|g| {
+            g.account == *account
+                && g.from_epoch <= epoch
+                && g.until_epoch.is_none_or(|u| epoch <= u)
+        })
+        .map(|g| g.role)
+        .max()
 }
 
 /// Every epoch key an account can reach in a verified log, indexed by epoch:

@@ -101,6 +101,9 @@ pub struct DeviceRecord {
     pub added_seq: u64,
     pub added_at: u64,
     pub revoked_seq: Option<u64>,
+    /// The account-key generation its revocation made: the device held only
+    /// older ones, so nothing sealed to this one or later can be its own.
+    pub revoked_generation: Option<u32>,
 }
 
 /// The verified state after replaying a log.
@@ -168,6 +171,7 @@ impl AccountState {
                 added_seq: 0,
                 added_at: entry.at,
                 revoked_seq: None,
+                revoked_generation: None,
             },
         );
         Ok(AccountState {
@@ -214,6 +218,7 @@ impl AccountState {
                         added_seq: seq,
                         added_at: entry.at,
                         revoked_seq: None,
+                        revoked_generation: None,
                     },
                 );
             }
@@ -248,6 +253,7 @@ impl AccountState {
                 }
                 if let Some(d) = self.devices.get_mut(device) {
                     d.revoked_seq = Some(seq);
+                    d.revoked_generation = Some(key.generation);
                 }
                 self.key = *key;
             }

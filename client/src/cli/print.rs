@@ -38,6 +38,9 @@ fn report_json(r: &SyncReport) -> Value {
         "refused": r.refused.iter().map(|x| json!({
             "doc": x.doc.to_hex(), "seq": x.seq, "reason": x.reason,
         })).collect::<Vec<_>>(),
+        "held": r.held.iter().map(|x| json!({
+            "doc": x.doc.to_hex(), "edits": x.edits, "reason": x.reason,
+        })).collect::<Vec<_>>(),
     })
 }
 
@@ -287,6 +290,14 @@ impl Out {
                 x.reason
             );
         }
+        for x in &r.held {
+            eprintln!(
+                "warning: {} edit(s) to document {} not sent: {}; they stay on this device",
+                x.edits,
+                x.doc.short(),
+                x.reason
+            );
+        }
         Ok(())
     }
 
@@ -295,7 +306,8 @@ impl Out {
             println!("{}", serde_json::to_string(&report_json(r))?);
             return Ok(());
         }
-        if r.pushed + r.received + r.snapshots_in > 0 || !r.refused.is_empty() {
+        if r.pushed + r.received + r.snapshots_in > 0 || !r.refused.is_empty() || !r.held.is_empty()
+        {
             self.sync_report(r)?;
         }
         Ok(())

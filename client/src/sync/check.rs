@@ -57,6 +57,14 @@ pub fn plan(
                 local.seen
             ));
         }
+        if h.seq < local.acked {
+            return Err(format!(
+                "document {} is at {} on the relay, which acknowledged a change here at {}",
+                h.doc.short(),
+                h.seq,
+                local.acked
+            ));
+        }
         let need = Need {
             doc: h.doc,
             access_from: (h.access_len > local.access_len).then_some(local.access_len),
@@ -67,7 +75,7 @@ pub fn plan(
         }
     }
     for (doc, (sync, owned)) in held {
-        if *owned && sync.access_len > 0 && !listed.contains(doc) {
+        if *owned && (sync.access_len > 0 || sync.acked > 0) && !listed.contains(doc) {
             return Err(format!(
                 "document {} is missing from the relay",
                 doc.short()
@@ -118,7 +126,6 @@ pub fn admit(
     meta: &DocMeta,
     accounts: &BTreeMap<AccountId, AccountState>,
     keys: &BTreeMap<u32, SecretKey>,
-    now: u64,
 ) -> Result<Admitted, Refused> {
     let env =
         Envelope::decode(item.envelope.clone()).map_err(|e| Refused::Malformed(e.to_string()))?;
@@ -137,16 +144,21 @@ pub fn admit(
         .devices
         .get(&h.author)
         .ok_or_else(|| Refused::UnknownDevice(h.account.short()))?;
-    // A revoked device's old changes stay readable; after the revocation the
-    // documents rotate, and it holds no key of the newer epochs.
-    if device.revoked_seq.is_some() && h.epoch >= meta.epoch {
+    // A revoked device's old changes stay readable. It held only the account
+    // keys older than the one its revocation made, so a change under an
+    // epoch sealed to that key or a newer one cannot be its own. (Decided
+    // from the signed logs alone: every device decides alike, whenever it
+    // first sees the change.)
+    if let Some(revoked) = device.revoked_generation
+        && meta
+            .wrap_generation(h.epoch, &h.account)
+            .is_none_or(|g| g >= revoked)
+    {
         return Err(Refused::RevokedDevice);
     }
-    let role = if h.account == meta.owner {
-        Some(Role::Owner)
-    } else {
-        meta.role_of(&h.account, now)
-    };
+    // The role held in the envelope's epoch, not today's: a colleague's
+    // comment written before the share ended is still theirs to have made.
+    let role = meta.role_in_epoch(&h.account, h.epoch);
     let allowed = match (h.kind, role) {
         (Kind::Change, Some(r)) => r.can_upload(),
         (Kind::Snapshot, Some(r)) => r >= Role::Write,
@@ -190,12 +202,14 @@ mod tests {
                     seen,
                     access_len,
                     since_snapshot: 0,
+                    acked: 0,
                 },
                 owned,
             ),
         )
     }
 
+    use casebook_shared::access::Grant;
     use casebook_shared::account;
     use casebook_shared::crypto::{DeviceSigner, DhSecret};
     use casebook_shared::envelope::Header;
@@ -217,10 +231,21 @@ mod tests {
     const DOC: DocId = DocId([4; 16]);
 
     fn sealed(a: &Author, key: &SecretKey, kind: Kind, covers: u64, seq: u64) -> Stored {
+        sealed_in(a, key, 0, kind, covers, seq)
+    }
+
+    fn sealed_in(
+        a: &Author,
+        key: &SecretKey,
+        epoch: u32,
+        kind: Kind,
+        covers: u64,
+        seq: u64,
+    ) -> Stored {
         let header = Header {
             kind,
             doc: DOC,
-            epoch: 0,
+            epoch,
             account: a.state.id,
             author: a.signer.device_id(),
             id: EnvelopeId([seq as u8; 24]),
@@ -233,25 +258,141 @@ mod tests {
         }
     }
 
+    /// A document's state as its access log would leave it: each account's
+    /// role from one epoch to another, every epoch sealed to generation 0
+    /// except where `wraps` says otherwise.
+    fn meta_of(grants: &[(&Author, Role, u32, Option<u32>)], epoch: u32) -> DocMeta {
+        let grants: Vec<Grant> = grants
+            .iter()
+            .map(|(a, role, from, until)| Grant {
+                account: a.state.id,
+                role: *role,
+                from_epoch: *from,
+                until_epoch: *until,
+            })
+            .collect();
+        let wraps = (0..=epoch)
+            .flat_map(|e| grants.iter().map(move |g| (e, g.account, 0)))
+            .collect();
+        DocMeta {
+            owner: grants[0].account,
+            epoch,
+            members: grants
+                .iter()
+                .filter(|g| g.until_epoch.is_none())
+                .map(|g| (g.account, g.role, None))
+                .collect(),
+            grants,
+            wraps,
+        }
+    }
+
+    #[test]
+    fn a_change_is_judged_by_the_role_and_keys_of_its_epoch() {
+        let (owner, colleague) = (author(), author());
+        let (k0, k1) = (SecretKey::random(), SecretKey::random());
+        let keys = BTreeMap::from([
+            (0, SecretKey::from_bytes(*k0.expose())),
+            (1, SecretKey::from_bytes(*k1.expose())),
+        ]);
+        // The colleague wrote in epoch 0 and was removed; epoch 1 followed.
+        let meta = meta_of(
+            &[
+                (&owner, Role::Owner, 0, None),
+                (&colleague, Role::Write, 0, Some(0)),
+            ],
+            1,
+        );
+        let accounts: BTreeMap<_, _> = [&owner, &colleague]
+            .iter()
+            .map(|a| (a.state.id, a.state.clone()))
+            .collect();
+        assert!(
+            admit(
+                &sealed_in(&colleague, &k0, 0, Kind::Change, 0, 1),
+                &meta,
+                &accounts,
+                &keys
+            )
+            .is_ok(),
+            "written while a member: kept by a device that first sees it now"
+        );
+        assert_eq!(
+            admit(
+                &sealed_in(&colleague, &k1, 1, Kind::Change, 0, 2),
+                &meta,
+                &accounts,
+                &keys
+            )
+            .err(),
+            Some(Refused::NotAllowed),
+            "under the epoch after the removal"
+        );
+
+        // The owner's second device, revoked: the revocation made generation
+        // 1, and epoch 1 was sealed to it.
+        let (tablet_signer, tablet_dh) = (DeviceSigner::generate(), DhSecret::generate());
+        let (genesis, first_key) = account::genesis(&owner.signer, &DhSecret::generate(), 0);
+        let st = AccountState::from_genesis(&genesis).unwrap();
+        let tablet = account::DeviceInfo {
+            id: tablet_signer.device_id(),
+            dh: tablet_dh.public(),
+            kind: account::DeviceKind::Device,
+        };
+        let add = account::add_device(&st, &owner.signer, &first_key, tablet, 1).unwrap();
+        let st = AccountState::verify_log(&[genesis.clone(), add.clone()]).unwrap();
+        let (revoke, _) =
+            account::revoke_device(&st, &owner.signer, &first_key, tablet_signer.device_id(), 2)
+                .unwrap();
+        let st = AccountState::verify_log(&[genesis, add, revoke]).unwrap();
+        let owner2 = Author {
+            signer: tablet_signer,
+            state: st.clone(),
+        };
+        let mut meta = meta_of(&[(&owner2, Role::Owner, 0, None)], 1);
+        meta.wraps = vec![(0, st.id, 0), (1, st.id, 1)];
+        let accounts = BTreeMap::from([(st.id, st)]);
+        assert!(
+            admit(
+                &sealed_in(&owner2, &k0, 0, Kind::Change, 0, 3),
+                &meta,
+                &accounts,
+                &keys
+            )
+            .is_ok(),
+            "the revoked device's change from before"
+        );
+        assert_eq!(
+            admit(
+                &sealed_in(&owner2, &k1, 1, Kind::Change, 0, 4),
+                &meta,
+                &accounts,
+                &keys
+            )
+            .err(),
+            Some(Refused::RevokedDevice),
+            "under a key it never held"
+        );
+    }
+
     #[test]
     fn admit_checks_everything_a_relay_could_fake() {
         let (owner, reader, commenter, stranger) = (author(), author(), author(), author());
         let key = SecretKey::random();
         let keys = BTreeMap::from([(0, SecretKey::from_bytes(*key.expose()))]);
-        let meta = DocMeta {
-            owner: owner.state.id,
-            epoch: 0,
-            members: vec![
-                (owner.state.id, Role::Owner, None),
-                (reader.state.id, Role::Read, None),
-                (commenter.state.id, Role::Comment, None),
+        let meta = meta_of(
+            &[
+                (&owner, Role::Owner, 0, None),
+                (&reader, Role::Read, 0, None),
+                (&commenter, Role::Comment, 0, None),
             ],
-        };
+            0,
+        );
         let accounts: BTreeMap<_, _> = [&owner, &reader, &commenter]
             .iter()
             .map(|a| (a.state.id, a.state.clone()))
             .collect();
-        let admit = |item: &Stored| admit(item, &meta, &accounts, &keys, 0);
+        let admit = |item: &Stored| admit(item, &meta, &accounts, &keys);
 
         let good = sealed(&owner, &key, Kind::Change, 0, 1);
         let a = admit(&good).unwrap();
@@ -334,6 +475,13 @@ mod tests {
             "shorter access log"
         );
         assert!(plan(&[head(1, 2, 4)], &local).is_err(), "lower sequence");
+        let mut acked = local.clone();
+        acked.get_mut(&DocId([1; 16])).unwrap().0.acked = 7;
+        assert!(
+            plan(&[head(1, 2, 6)], &acked).is_err(),
+            "an acknowledged upload lost"
+        );
+        assert!(plan(&[head(1, 2, 7)], &acked).is_ok());
         assert!(plan(&[], &local).is_err(), "owned document withheld");
         let shared = BTreeMap::from([held(1, 2, 5, false)]);
         assert!(

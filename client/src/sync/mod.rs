@@ -1,11 +1,13 @@
 //! Sync with the relay: push the outbox, pull what other devices wrote.
 //!
 //! A round is: refresh the signed account logs (refusing a shorter or forked
-//! one), push every outbox row in order, list the documents, fetch new
-//! access-log entries and envelopes in pages, check each envelope
-//! ([`check::admit`]) and apply each document's batch in one Automerge call,
-//! then upload a snapshot of documents that have gathered many changes. The
-//! decisions live in [`check`], which does no I/O; this module moves bytes.
+//! one), list the documents, fetch new access-log entries and envelopes in
+//! pages, check each envelope ([`check::admit`]) and apply each document's
+//! batch in one Automerge call, bring owned documents' access up to date
+//! (expired shares, keys sealed to a replaced account key), push every
+//! outbox row in order, then upload a snapshot of documents that have
+//! gathered many changes. The decisions live in [`check`], which does no
+//! I/O; this module moves bytes.
 
 pub mod check;
 mod watch;
@@ -60,6 +62,17 @@ pub struct SyncReport {
     pub snapshots_out: usize,
     /// Envelopes refused, with the reason; they changed nothing.
     pub refused: Vec<RefusedEnvelope>,
+    /// Edits kept on this device but not sent: this account may no longer
+    /// write the document (a share ended or was made read-only).
+    pub held: Vec<HeldEdits>,
+}
+
+/// Edits to one document that stay in the outbox because they cannot land.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct HeldEdits {
+    pub doc: DocId,
+    pub edits: usize,
+    pub reason: String,
 }
 
 /// An envelope that failed a check.
@@ -86,6 +99,18 @@ pub enum Progress {
         docs: usize,
         of: usize,
     },
+}
+
+/// Counts one more held edit of `doc`.
+fn hold(held: &mut Vec<HeldEdits>, doc: DocId, reason: &str) {
+    match held.iter_mut().find(|h| h.doc == doc) {
+        Some(h) => h.edits += 1,
+        None => held.push(HeldEdits {
+            doc,
+            edits: 1,
+            reason: reason.into(),
+        }),
+    }
 }
 
 fn unexpected(r: Response) -> Error {
@@ -133,11 +158,15 @@ impl Home {
     ) -> Result<SyncReport> {
         let mut report = SyncReport::default();
         let mut accounts = self.refresh_accounts(relay).await?;
-        self.expire_shares()?;
-        report.pushed = self.push(relay, progress).await?;
-        self.push_audit(relay).await?;
+        // Pull first: what the owner's other devices did to an access log
+        // (an expiry handled, a rotation after a revocation) is known before
+        // this device decides whether to do it too, and before it seals
+        // anything under the newest epoch.
         self.pull(relay, &mut accounts, &mut report, progress)
             .await?;
+        self.maintain_owned_docs(&accounts)?;
+        report.pushed = self.push(relay, &mut report.held, progress).await?;
+        self.push_audit(relay).await?;
         report.snapshots_out = self.push_snapshots(relay).await?;
         if report.pushed + report.received + report.snapshots_in > 0 {
             self.audit(
@@ -242,18 +271,21 @@ impl Home {
     async fn push(
         &mut self,
         relay: &Relay,
+        held: &mut Vec<HeldEdits>,
         progress: &mut (dyn FnMut(Progress) + Send),
     ) -> Result<usize> {
         let mut rows = self.store.outbox()?;
         rows.sort_by_key(|r| (r.kind != OutKind::Access, r.id));
         let total = rows.len();
         let mut done = 0;
-        let mut batch: Vec<(i64, Vec<u8>)> = Vec::new();
+        let mut batch: Vec<(i64, DocId, Vec<u8>)> = Vec::new();
         let mut batch_bytes = 0usize;
+        let mut writable: BTreeMap<DocId, bool> = BTreeMap::new();
+        let me = self.account_id();
         for row in rows {
             match row.kind {
                 OutKind::Access => {
-                    done += self.upload(relay, std::mem::take(&mut batch)).await?;
+                    done += self.upload(relay, std::mem::take(&mut batch), held).await?;
                     batch_bytes = 0;
                     let entries: Vec<Signed> = codec::decode(&row.payload)?;
                     self.push_access(relay, &row.doc, entries).await?;
@@ -261,6 +293,20 @@ impl Home {
                     done += 1;
                 }
                 OutKind::Change => {
+                    let may = match writable.get(&row.doc) {
+                        Some(may) => *may,
+                        None => {
+                            let may = self.doc_meta(&row.doc)?.is_some_and(|m| {
+                                m.role_of(&me, now()).is_some_and(|r| r.can_upload())
+                            });
+                            writable.insert(row.doc, may);
+                            may
+                        }
+                    };
+                    if !may {
+                        hold(held, row.doc, "this account may no longer write it");
+                        continue;
+                    }
                     let envelope = match row.envelope {
                         Some(e) => e,
                         None => {
@@ -272,16 +318,16 @@ impl Home {
                         }
                     };
                     batch_bytes += envelope.len();
-                    batch.push((row.id, envelope));
+                    batch.push((row.id, row.doc, envelope));
                     if batch.len() >= MAX_UPLOAD || batch_bytes >= PAGE_BYTES as usize {
-                        done += self.upload(relay, std::mem::take(&mut batch)).await?;
+                        done += self.upload(relay, std::mem::take(&mut batch), held).await?;
                         batch_bytes = 0;
                     }
                 }
             }
             progress(Progress::Pushed { done, total });
         }
-        done += self.upload(relay, batch).await?;
+        done += self.upload(relay, batch, held).await?;
         if total > 0 {
             progress(Progress::Pushed { done, total });
         }
@@ -314,25 +360,37 @@ impl Home {
         Ok(Envelope::seal(header, key, &self.id.signer, body).into_bytes())
     }
 
-    /// Uploads envelopes; removes each acknowledged outbox row. A refusal
-    /// keeps its row and fails the round with the relay's reason.
-    async fn upload(&mut self, relay: &Relay, batch: Vec<(i64, Vec<u8>)>) -> Result<usize> {
+    /// Uploads envelopes; removes each acknowledged outbox row. A change
+    /// the relay says this account may not make stays queued and is
+    /// reported as held; any other refusal keeps its row and fails the
+    /// round with the relay's reason.
+    async fn upload(
+        &mut self,
+        relay: &Relay,
+        batch: Vec<(i64, DocId, Vec<u8>)>,
+        held: &mut Vec<HeldEdits>,
+    ) -> Result<usize> {
         if batch.is_empty() {
             return Ok(0);
         }
-        let (ids, envelopes): (Vec<i64>, Vec<Vec<u8>>) = batch.into_iter().unzip();
+        let (rows, envelopes): (Vec<(i64, DocId)>, Vec<Vec<u8>>) =
+            batch.into_iter().map(|(id, doc, e)| ((id, doc), e)).unzip();
         let results = match relay.request(&Request::Upload { envelopes }).await? {
-            Response::Uploaded { results } if results.len() == ids.len() => results,
+            Response::Uploaded { results } if results.len() == rows.len() => results,
             r => return Err(unexpected(r)),
         };
         let mut acked = 0;
         let mut refused = None;
         self.store.transaction(|s| {
-            for (id, r) in ids.iter().zip(&results) {
+            for ((id, doc), r) in rows.iter().zip(&results) {
                 match r {
-                    Ok(_) => {
+                    Ok(seq) => {
                         s.remove_outbox(*id)?;
+                        s.note_acked(doc, *seq)?;
                         acked += 1;
+                    }
+                    Err(ErrorCode::Forbidden) => {
+                        hold(held, *doc, "the relay says this account may not write it")
                     }
                     Err(code) => refused = refused.or(Some(*code)),
                 }
@@ -411,16 +469,30 @@ impl Home {
             };
         }
         let me = self.account_id();
+        // Access entries signed here but not sent yet are not on the relay:
+        // compare the relay's log with the part of ours it has had.
+        let mut unsent: HashMap<DocId, u64> = HashMap::new();
+        for row in self.store.outbox()? {
+            if row.kind == OutKind::Access {
+                let entries: Vec<Signed> = codec::decode(&row.payload)?;
+                *unsent.entry(row.doc).or_default() += entries.len() as u64;
+            }
+        }
         let mut held = BTreeMap::new();
         for doc in self.store.doc_ids()? {
-            let sync = self.sync_record(&doc)?;
+            let mut sync = self.sync_record(&doc)?;
+            sync.access_len -= unsent.get(&doc).copied().unwrap_or(0).min(sync.access_len);
             let owned = self.doc_meta(&doc)?.is_some_and(|m| m.owner == me);
             held.insert(doc, (sync, owned));
         }
         let needs = check::plan(&heads, &held).map_err(Error::Rollback)?;
         let access_len: HashMap<DocId, u64> = heads.iter().map(|h| (h.doc, h.access_len)).collect();
 
+        // A document whose new access entries do not verify is left as it
+        // was this round (its changes too, since they may need the entries),
+        // and the refusal is reported; the other documents go on.
         let mut fetched_logs = Vec::new();
+        let mut held_back = std::collections::BTreeSet::new();
         for need in &needs {
             if let Some(from) = need.access_from {
                 let entries = match relay
@@ -441,17 +513,17 @@ impl Home {
                         from + entries.len() as u64
                     )));
                 }
-                for e in &entries {
-                    let entry: DocEntry = e
-                        .open(ACCESS_SIG)
-                        .map_err(|err| Error::Inconsistent(err.to_string()))?;
-                    if let std::collections::btree_map::Entry::Vacant(slot) =
-                        accounts.entry(entry.account)
-                    {
-                        slot.insert(self.refresh_log(relay, &entry.account).await?);
+                match self.signers_known(relay, &entries, accounts).await? {
+                    Ok(()) => fetched_logs.push((need.doc, entries)),
+                    Err(reason) => {
+                        held_back.insert(need.doc);
+                        report.refused.push(RefusedEnvelope {
+                            doc: need.doc,
+                            seq: from,
+                            reason: format!("access log: {reason}"),
+                        });
                     }
                 }
-                fetched_logs.push((need.doc, entries));
             }
         }
         let mut logs = fetched_logs.into_iter().peekable();
@@ -459,11 +531,28 @@ impl Home {
             let chunk: Vec<(DocId, Vec<Signed>)> = logs.by_ref().take(APPLY_CHUNK).collect();
             self.atomically(|home| {
                 for (doc, entries) in &chunk {
-                    home.accept_access_entries(doc, entries, accounts)?;
+                    // Verified before anything is written, so a refusal
+                    // leaves the document's stored log as it was.
+                    match home.accept_access_entries(doc, entries, accounts) {
+                        Ok(_) => {}
+                        Err(e @ Error::Access(_)) => {
+                            held_back.insert(*doc);
+                            report.refused.push(RefusedEnvelope {
+                                doc: *doc,
+                                seq: access_len[doc] - entries.len() as u64,
+                                reason: format!("access log: {e}"),
+                            });
+                        }
+                        Err(e) => return Err(e),
+                    }
                 }
                 Ok(())
             })?;
         }
+        let needs: Vec<check::Need> = needs
+            .into_iter()
+            .filter(|n| !held_back.contains(&n.doc))
+            .collect();
 
         // Envelopes are checked against their author's account log: fetch
         // the log of every member not known yet (a colleague's, say).
@@ -559,6 +648,43 @@ impl Home {
         Ok(())
     }
 
+    /// Makes sure the account log of every signer of fetched access
+    /// entries is held. `Ok(Err(reason))` when an entry does not open or
+    /// names an account the relay does not have: the entries are refused.
+    async fn signers_known(
+        &mut self,
+        relay: &Relay,
+        entries: &[Signed],
+        accounts: &mut BTreeMap<AccountId, AccountState>,
+    ) -> Result<std::result::Result<(), String>> {
+        for e in entries {
+            let entry: DocEntry = match e.open(ACCESS_SIG) {
+                Ok(entry) => entry,
+                Err(err) => return Ok(Err(err.to_string())),
+            };
+            if let std::collections::btree_map::Entry::Vacant(slot) = accounts.entry(entry.account)
+            {
+                match self.refresh_log(relay, &entry.account).await {
+                    Ok(st) => {
+                        slot.insert(st);
+                    }
+                    Err(Error::Net(NetError::Relay {
+                        code: ErrorCode::NotFound,
+                        ..
+                    })) => {
+                        return Ok(Err(format!(
+                            "entry {} is signed for account {}, which the relay does not have",
+                            entry.seq,
+                            entry.account.short()
+                        )));
+                    }
+                    Err(err) => return Err(err),
+                }
+            }
+        }
+        Ok(Ok(()))
+    }
+
     /// Checks one fetched envelope and adds it to its document's batch.
     fn take_item(
         &mut self,
@@ -580,7 +706,7 @@ impl Home {
             Error::Inconsistent(format!("no access log for {}", item.doc.short()))
         })?;
         let keys = self.doc_keys(&item.doc)?;
-        match check::admit(item, &meta, accounts, &keys, now()) {
+        match check::admit(item, &meta, accounts, &keys) {
             Ok(a) if a.kind == Kind::Snapshot => match codec::decode::<SnapshotBody>(&a.body) {
                 Ok(snap) => {
                     // A snapshot holds everything before it.
@@ -743,8 +869,9 @@ impl Home {
             };
             for ((doc, mut sync), r) in docs.iter().copied().zip(results) {
                 match r {
-                    Ok(_) => {
+                    Ok(seq) => {
                         sync.since_snapshot = 0;
+                        sync.acked = sync.acked.max(seq);
                         self.store.set_doc_sync(&doc, sync)?;
                         sent += 1;
                     }

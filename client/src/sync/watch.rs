@@ -55,6 +55,9 @@ impl Home {
         });
         let mut quiet = |_: Progress| {};
         on_event(WatchEvent::Synced(self.sync(relay, &mut quiet).await?));
+        // What the outbox holds after a round (held edits stay there): only
+        // rows beyond it are new edits from another process.
+        let mut settled = self.pending()?;
         tokio::pin!(stop);
         let mut poll = tokio::time::interval(OUTBOX_POLL);
         let result = loop {
@@ -69,13 +72,18 @@ impl Home {
                     None => break Err(Error::Net(NetError::Io("the push stream ended".into()))),
                 },
                 _ = poll.tick() => {
-                    if self.pending()? == 0 {
+                    let pending = self.pending()?;
+                    if pending <= settled {
+                        settled = pending;
                         continue;
                     }
                 }
             }
             match self.sync(relay, &mut quiet).await {
-                Ok(r) => on_event(WatchEvent::Synced(r)),
+                Ok(r) => {
+                    settled = self.pending()?;
+                    on_event(WatchEvent::Synced(r));
+                }
                 Err(e) => break Err(e),
             }
         };
