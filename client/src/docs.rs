@@ -222,6 +222,48 @@ impl Home {
         Ok(state)
     }
 
+    /// Takes access-log entries fetched from the relay. When some do not
+    /// verify, the ones before the first bad entry are still the owner's and
+    /// are kept; the rest are refused and their reason returned. Nothing is
+    /// written for a log whose held part no longer verifies.
+    pub(crate) fn accept_fetched_access(
+        &mut self,
+        doc: &DocId,
+        new: &[Signed],
+        accounts: &BTreeMap<AccountId, AccountState>,
+    ) -> Result<Option<String>> {
+        let err = match self.accept_access_entries(doc, new, accounts) {
+            Ok(_) => return Ok(None),
+            Err(Error::Access(e)) => e,
+            Err(e) => return Err(e),
+        };
+        let held = self.access_log(doc)?;
+        let lookup = |a: &AccountId| accounts.get(a);
+        let mut state = if held.is_empty() {
+            None
+        } else {
+            Some(DocState::verify_log(&held, lookup)?)
+        };
+        let mut good = 0;
+        for e in new {
+            let step = match state.as_mut() {
+                Some(st) => st.apply(e, &lookup),
+                None => DocState::from_genesis(e, &lookup).map(|st| state = Some(st)),
+            };
+            if step.is_err() || state.as_ref().is_some_and(|st| st.doc != *doc) {
+                break;
+            }
+            good += 1;
+        }
+        if good > 0 {
+            self.accept_access_entries(doc, &new[..good], accounts)?;
+        }
+        Ok(Some(format!(
+            "entry {} and after refused: {err}",
+            held.len() + good
+        )))
+    }
+
     /// Signs a new access-log entry for a document this account owns, stores
     /// it and queues it for the relay.
     pub(crate) fn append_access_entry(&mut self, doc: &DocId, op: DocOp) -> Result<DocState> {

@@ -1,6 +1,8 @@
 //! Helpers for the end-to-end tests and the benchmark: a real relay on a
 //! loopback port chosen by the system, and device homes in temporary folders.
 
+pub mod hostile_relay;
+
 use std::path::Path;
 use std::time::Duration;
 
@@ -57,40 +59,50 @@ impl TestRelay {
     }
 }
 
+/// Where homes reach a relay: the real one, or a hostile one in front of it.
+pub trait Reach {
+    fn addr(&self) -> String;
+    fn fingerprint(&self) -> [u8; 32];
+}
+
+impl Reach for TestRelay {
+    fn addr(&self) -> String {
+        TestRelay::addr(self)
+    }
+    fn fingerprint(&self) -> [u8; 32] {
+        self.handle.fingerprint
+    }
+}
+
+impl Reach for hostile_relay::HostileRelay {
+    fn addr(&self) -> String {
+        hostile_relay::HostileRelay::addr(self)
+    }
+    fn fingerprint(&self) -> [u8; 32] {
+        self.fingerprint
+    }
+}
+
 /// Sets up the first device of a new account in `dir`.
-pub fn init(dir: &Path, relay: &TestRelay, name: &str) -> Home {
-    let (home, _words) = Home::init(
-        dir,
-        PASSPHRASE,
-        name,
-        &relay.addr(),
-        relay.handle.fingerprint,
-    )
-    .expect("init");
-    home
+pub fn init(dir: &Path, relay: &impl Reach, name: &str) -> Home {
+    init_with_words(dir, relay, name).0
 }
 
 /// Sets up a first device and returns its recovery words too.
-pub fn init_with_words(dir: &Path, relay: &TestRelay, name: &str) -> (Home, String) {
-    let (home, words) = Home::init(
-        dir,
-        PASSPHRASE,
-        name,
-        &relay.addr(),
-        relay.handle.fingerprint,
-    )
-    .expect("init");
+pub fn init_with_words(dir: &Path, relay: &impl Reach, name: &str) -> (Home, String) {
+    let (home, words) =
+        Home::init(dir, PASSPHRASE, name, &relay.addr(), relay.fingerprint()).expect("init");
     (home, words.to_string())
 }
 
 /// Pairs a new device in `dir` with `existing`, as `device add` / `device join` do.
-pub async fn pair(existing: &mut Home, dir: &Path, relay: &TestRelay) -> Home {
+pub async fn pair(existing: &mut Home, dir: &Path, relay: &impl Reach) -> Home {
     let conn = existing.connect().await.expect("connect");
     let code = casebook::pairing::new_code();
     let addr = relay.addr();
     let (added, joined) = tokio::join!(
         existing.pair_add(&conn, &code, Duration::from_secs(60)),
-        casebook::pairing::join(dir, PASSPHRASE, &code, &addr, relay.handle.fingerprint)
+        casebook::pairing::join(dir, PASSPHRASE, &code, &addr, relay.fingerprint())
     );
     added.expect("pair_add");
     conn.close().await;

@@ -348,3 +348,138 @@ async fn a_clinic_of_three_shares_cases_among_themselves() {
     conn.close().await;
     relay.stop().await;
 }
+
+/// Shares `case` with the contact "Dr. Chen" and syncs.
+async fn share_with_chen(
+    home: &mut casebook::Home,
+    case: &casebook_shared::ids::DocId,
+    role: &str,
+) {
+    let conn = home.connect().await.unwrap();
+    home.share(
+        &conn,
+        case,
+        "Dr. Chen",
+        parse_role(role).unwrap(),
+        "consultation",
+        "signed release",
+        None,
+        false,
+    )
+    .await
+    .unwrap();
+    home.sync(&conn, &mut |_| {}).await.unwrap();
+    conn.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn past_comments_stay_held_edits_wait_and_a_colleagues_revoked_device_gets_no_new_key() {
+    let relay = TestRelay::start().await;
+    let dirs: Vec<_> = (0..4).map(|_| tempfile::tempdir().unwrap()).collect();
+    let mut rivera = init(dirs[0].path(), &relay, "Dr. Rivera");
+    let mut chen = init(dirs[1].path(), &relay, "Dr. Chen");
+    sync(&mut chen).await;
+    let mut chen_tablet = pair(&mut chen, dirs[2].path(), &relay).await;
+    let (_, chen_id, chen_safety, chen_card) = chen.whoami();
+    rivera.add_contact("Dr. Chen", &chen_card).unwrap();
+    rivera.verify_contact("Dr. Chen", &chen_safety).unwrap();
+    let case = rivera.create_case("Jordan Avery", "2026-11-20").unwrap();
+    rivera
+        .edit_case(&case, "note", |c| {
+            Ok(c.add_note(note("Hard case."), "n1", "Dr. Rivera")?)
+        })
+        .unwrap();
+    share_with_chen(&mut rivera, &case, "comment").await;
+
+    // A comment made while the share lasted is kept by a device of the
+    // owner's that first syncs after the share ended.
+    sync(&mut chen).await;
+    chen.comment_note(
+        &case,
+        "n1",
+        "Consider a sleep referral.",
+        "2026-11-21T09:00:00Z",
+    )
+    .unwrap();
+    sync(&mut chen).await;
+    rivera.unshare(&case, "Dr. Chen").unwrap();
+    sync(&mut rivera).await;
+    let mut rivera_tablet = pair(&mut rivera, dirs[3].path(), &relay).await;
+    let r = sync(&mut rivera_tablet).await;
+    assert!(r.refused.is_empty(), "{:?}", r.refused);
+    let comments = rivera_tablet
+        .read_case(&case, |c| c.note("n1").unwrap().comments)
+        .unwrap();
+    assert_eq!(comments.len(), 1, "the past comment is there");
+
+    // Shared again to write; the colleague edits offline, the share ends:
+    // the edit stays on the colleague's device, reported, and the round
+    // still succeeds.
+    share_with_chen(&mut rivera, &case, "write").await;
+    sync(&mut chen).await;
+    chen.edit_case(&case, "edit", |c| {
+        Ok(c.edit_note("n1", &[("plan".into(), "Too late.".into())])?)
+    })
+    .unwrap();
+    rivera.unshare(&case, "Dr. Chen").unwrap();
+    sync(&mut rivera).await;
+    let r = sync(&mut chen).await;
+    assert_eq!(r.held.len(), 1, "{r:?}");
+    assert_eq!(r.held[0].doc, case);
+    assert_eq!(chen.pending().unwrap(), 1, "kept, not dropped");
+    sync(&mut rivera).await;
+    let plan = rivera
+        .read_case(&case, |c| c.note("n1").unwrap().field("plan").to_string())
+        .unwrap();
+    assert_eq!(plan, "", "never reached the owner");
+
+    // Shared again; the colleague revokes the tablet. The owner's next sync
+    // moves the case to a key sealed only to the colleague's new account
+    // key, which the tablet never held; the colleague's laptop reads on.
+    share_with_chen(&mut rivera, &case, "read").await;
+    sync(&mut chen).await;
+    sync(&mut chen_tablet).await;
+    let tablet_epochs = chen_tablet.doc_epochs(&case).unwrap();
+    let epoch = rivera.doc_meta(&case).unwrap().unwrap().epoch;
+    assert!(tablet_epochs.contains(&epoch));
+    let conn = chen.connect().await.unwrap();
+    chen.revoke(&conn, &chen_tablet.device_id()).await.unwrap();
+    conn.close().await;
+    sync(&mut rivera).await;
+    let meta = rivera.doc_meta(&case).unwrap().unwrap();
+    assert_eq!(meta.epoch, epoch + 1, "rotated once");
+    assert_eq!(meta.wrap_generation(meta.epoch, &chen_id), Some(1));
+    assert!(
+        rivera
+            .audit_trail()
+            .unwrap()
+            .iter()
+            .any(|a| a.what.contains("Dr. Chen revoked a device")),
+        "recorded"
+    );
+    sync(&mut rivera).await;
+    assert_eq!(
+        rivera.doc_meta(&case).unwrap().unwrap().epoch,
+        epoch + 1,
+        "and only once"
+    );
+    rivera
+        .edit_case(&case, "note", |c| {
+            Ok(c.add_note(note("After the tablet was lost."), "n3", "Dr. Rivera")?)
+        })
+        .unwrap();
+    sync(&mut rivera).await;
+    sync(&mut chen).await;
+    assert!(chen.read_case(&case, |c| c.note("n3")).unwrap().is_some());
+    assert!(
+        !chen_tablet
+            .doc_epochs(&case)
+            .unwrap()
+            .contains(&(epoch + 1))
+    );
+    assert!(matches!(
+        try_sync(&mut chen_tablet).await,
+        Err(casebook::Error::Revoked)
+    ));
+    relay.stop().await;
+}

@@ -531,19 +531,13 @@ impl Home {
             let chunk: Vec<(DocId, Vec<Signed>)> = logs.by_ref().take(APPLY_CHUNK).collect();
             self.atomically(|home| {
                 for (doc, entries) in &chunk {
-                    // Verified before anything is written, so a refusal
-                    // leaves the document's stored log as it was.
-                    match home.accept_access_entries(doc, entries, accounts) {
-                        Ok(_) => {}
-                        Err(e @ Error::Access(_)) => {
-                            held_back.insert(*doc);
-                            report.refused.push(RefusedEnvelope {
-                                doc: *doc,
-                                seq: access_len[doc] - entries.len() as u64,
-                                reason: format!("access log: {e}"),
-                            });
-                        }
-                        Err(e) => return Err(e),
+                    if let Some(reason) = home.accept_fetched_access(doc, entries, accounts)? {
+                        held_back.insert(*doc);
+                        report.refused.push(RefusedEnvelope {
+                            doc: *doc,
+                            seq: access_len[doc] - entries.len() as u64,
+                            reason: format!("access log: {reason}"),
+                        });
                     }
                 }
                 Ok(())
@@ -560,9 +554,10 @@ impl Home {
             let Some(meta) = self.doc_meta(&need.doc)? else {
                 continue;
             };
-            for (member, _, _) in &meta.members {
-                if let std::collections::btree_map::Entry::Vacant(slot) = accounts.entry(*member) {
-                    slot.insert(self.refresh_log(relay, member).await?);
+            // Former members too: what they wrote while members stays.
+            for member in meta.grants.iter().map(|g| g.account) {
+                if let std::collections::btree_map::Entry::Vacant(slot) = accounts.entry(member) {
+                    slot.insert(self.refresh_log(relay, &member).await?);
                 }
             }
         }

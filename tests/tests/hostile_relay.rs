@@ -1,0 +1,467 @@
+//! A relay that lies: it serves another account's log for a colleague, adds
+//! access-log entries nobody with the right to sign them signed, and passes
+//! on a change the real relay refused. Every client ignores what it forges;
+//! `share` refuses, naming the safety-number mismatch.
+//!
+//! The hostile relay is [`HostileRelay`]: it holds the real relay's TLS key,
+//! forwards each request, and rewrites the answers. The colleague whose
+//! forged change it passes on is an account whose keys the test holds, so it
+//! can sign what an honest client never would.
+
+use casebook::Home;
+use casebook::net::Relay;
+use casebook::notes::{CaseDoc, NoteFormat, NoteInput};
+use casebook::sharing::{card, parse_role, safety_number};
+use casebook_shared::access::{self, DocEntry, DocOp, HASH_LABEL, Role, SIG_LABEL};
+use casebook_shared::account::{self, AccountState};
+use casebook_shared::crypto::{self, DeviceSigner, DhSecret, SecretKey};
+use casebook_shared::envelope::{Envelope, Header, Kind};
+use casebook_shared::frames::{ErrorCode, Request, Response, Stored};
+use casebook_shared::ids::{AccountId, DocId, EnvelopeId};
+use casebook_shared::signed::Signed;
+use casebook_tests::hostile_relay::HostileRelay;
+use casebook_tests::*;
+
+const FORGED: &str = "FORGED: the client asked to stop treatment";
+
+fn note(text: &str) -> NoteInput {
+    let mut n = NoteInput::new("2026-11-20", NoteFormat::Soap);
+    n.fields = vec![("subjective".into(), text.into())];
+    n
+}
+
+fn new_case(home: &mut Home, name: &str) -> DocId {
+    let case = home.create_case(name, "2026-11-20").unwrap();
+    home.edit_case(&case, "note", |c| {
+        Ok(c.add_note(note("Slept better this week."), "n1", "Dr. Rivera")?)
+    })
+    .unwrap();
+    case
+}
+
+fn subjective(home: &mut Home, case: &DocId) -> String {
+    home.read_case(case, |c| {
+        c.note("n1").unwrap().field("subjective").to_string()
+    })
+    .unwrap()
+}
+
+/// An account whose device keys the test holds: it signs what it likes.
+struct Rogue {
+    signer: DeviceSigner,
+    account_key: DhSecret,
+    id: AccountId,
+    conn: Relay,
+}
+
+impl Rogue {
+    async fn register(relay: &TestRelay) -> Rogue {
+        let signer = DeviceSigner::generate();
+        let (genesis, account_key) = account::genesis(&signer, &DhSecret::generate(), 1);
+        let id = AccountState::from_genesis(&genesis).unwrap().id;
+        let conn = Relay::connect(&relay.addr(), relay.handle.fingerprint)
+            .await
+            .unwrap();
+        conn.request(&Request::CreateAccount {
+            entries: vec![genesis],
+        })
+        .await
+        .unwrap();
+        conn.authenticate(&signer, Some(id)).await.unwrap();
+        Rogue {
+            signer,
+            account_key,
+            id,
+            conn,
+        }
+    }
+
+    async fn access_log(&self, doc: DocId) -> Vec<Signed> {
+        match self
+            .conn
+            .request(&Request::GetAccess { doc, from: 0 })
+            .await
+            .unwrap()
+        {
+            Response::Log { entries } => entries,
+            r => panic!("{r:?}"),
+        }
+    }
+
+    /// Reads the case as a member does, edits note n1 and seals the change
+    /// under the newest epoch: a real change, signed by a real device.
+    async fn forge_edit(&self, doc: DocId) -> Vec<u8> {
+        let log = self.access_log(doc).await;
+        let keys = access::doc_keys(
+            &log,
+            &self.id,
+            &[DhSecret::from_bytes(*self.account_key.expose())],
+        )
+        .unwrap();
+        let items = match self
+            .conn
+            .request(&Request::Fetch {
+                docs: vec![(doc, 0)],
+                max_bytes: 1 << 22,
+            })
+            .await
+            .unwrap()
+        {
+            Response::Changes { items, .. } => items,
+            r => panic!("{r:?}"),
+        };
+        let mut case: Option<CaseDoc> = None;
+        for item in items {
+            let env = Envelope::decode(item.envelope).unwrap();
+            assert_eq!(env.header.kind, Kind::Change, "no snapshot this early");
+            let body = env.open(&keys[&env.header.epoch]).unwrap();
+            match case.as_mut() {
+                None => case = Some(CaseDoc::load(&body, b"rogue").unwrap()),
+                Some(c) => {
+                    c.apply(&body).unwrap();
+                }
+            }
+        }
+        let mut case = case.unwrap();
+        let heads = case.heads();
+        case.edit_note("n1", &[("subjective".into(), FORGED.into())])
+            .unwrap();
+        let body = case.changes_since(&heads);
+        let epoch = *keys.keys().max().unwrap();
+        let header = Header {
+            kind: Kind::Change,
+            doc,
+            epoch,
+            account: self.id,
+            author: self.signer.device_id(),
+            id: EnvelopeId(crypto::random_bytes()),
+            covers: 0,
+        };
+        Envelope::seal(header, &keys[&epoch], &self.signer, &body).into_bytes()
+    }
+
+    /// An access-log entry continuing `log` (of `doc`), claiming `account`
+    /// signed it, signed by this rogue device: it adds the rogue as a writer.
+    async fn forge_access(&self, doc: DocId, log: &[Signed], account: AccountId) -> Signed {
+        let st = AccountState::from_genesis(&self.genesis().await).unwrap();
+        let entry = DocEntry {
+            doc,
+            seq: log.len() as u64,
+            prev: Some(log.last().unwrap().hash(HASH_LABEL)),
+            at: 2,
+            account,
+            account_len: 1,
+            op: DocOp::AddMember {
+                member: self.id,
+                role: Role::Write,
+                expires: None,
+                details: Vec::new(),
+                key: access::key_envelope(&doc, 0, &SecretKey::random(), &st).unwrap(),
+            },
+        };
+        Signed::sign(&self.signer, SIG_LABEL, &entry)
+    }
+
+    async fn genesis(&self) -> Signed {
+        match self
+            .conn
+            .request(&Request::GetAccount {
+                account: self.id,
+                from: 0,
+            })
+            .await
+            .unwrap()
+        {
+            Response::Log { entries } => entries[0].clone(),
+            r => panic!("{r:?}"),
+        }
+    }
+}
+
+/// Makes `name` (holding `account`) a verified contact of `home`.
+fn befriend(home: &mut Home, name: &str, account: &AccountId) {
+    home.add_contact(name, &card(account, name)).unwrap();
+    home.verify_contact(name, &safety_number(account)).unwrap();
+}
+
+async fn share(home: &mut Home, case: &DocId, with: &str, role: &str) {
+    let conn = home.connect().await.unwrap();
+    home.share(
+        &conn,
+        case,
+        with,
+        parse_role(role).unwrap(),
+        "consultation",
+        "signed release 2026-11-18",
+        None,
+        false,
+    )
+    .await
+    .unwrap();
+    home.sync(&conn, &mut |_| {}).await.unwrap();
+    conn.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_substituted_colleague_log_makes_share_refuse() {
+    let relay = TestRelay::start().await;
+    let hostile = HostileRelay::start(&relay).await;
+    let dirs: Vec<_> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
+    let mut rivera = init(dirs[0].path(), &hostile, "Dr. Rivera");
+    let mut chen = init(dirs[1].path(), &hostile, "Dr. Chen");
+    let mut mallory = init(dirs[2].path(), &hostile, "Mallory");
+    let case = new_case(&mut rivera, "Jordan Avery");
+    for h in [&mut rivera, &mut chen, &mut mallory] {
+        sync(h).await;
+    }
+    let (_, chen_id, chen_safety, chen_card) = chen.whoami();
+    rivera.add_contact("Dr. Chen", &chen_card).unwrap();
+    rivera.verify_contact("Dr. Chen", &chen_safety).unwrap();
+
+    let conn = mallory.connect().await.unwrap();
+    let log_of = |account: AccountId| {
+        let conn = &conn;
+        async move {
+            match conn
+                .request(&Request::GetAccount { account, from: 0 })
+                .await
+                .unwrap()
+            {
+                Response::Log { entries } => entries,
+                r => panic!("{r:?}"),
+            }
+        }
+    };
+    let chen_log = log_of(chen_id).await;
+    let mallory_log = log_of(mallory.account_id()).await;
+    // A device of the relay's own, added to Dr. Chen's log with a new key
+    // it chose: signed by that device, not by one of Dr. Chen's.
+    let chen_state = AccountState::verify_log(&chen_log).unwrap();
+    let relay_device = DeviceSigner::generate();
+    let planted = account::add_device(
+        &chen_state,
+        &relay_device,
+        &DhSecret::generate(),
+        account::DeviceInfo {
+            id: relay_device.device_id(),
+            dh: DhSecret::generate().public(),
+            kind: account::DeviceKind::Device,
+        },
+        5,
+    )
+    .unwrap();
+    let with_planted: Vec<Signed> = chen_log.iter().cloned().chain([planted]).collect();
+
+    for (what, served) in [
+        ("another account's whole log", mallory_log),
+        ("a device and key the relay planted", with_planted),
+    ] {
+        hostile.set(move |req, resp| match req {
+            Request::GetAccount { account, from } if *account == chen_id => Response::Log {
+                entries: served.iter().skip(*from as usize).cloned().collect(),
+            },
+            _ => resp,
+        });
+        let conn = rivera.connect().await.unwrap();
+        let pending = rivera.pending().unwrap();
+        let r = rivera
+            .share(
+                &conn,
+                &case,
+                "Dr. Chen",
+                Role::Read,
+                "consultation",
+                "signed release",
+                None,
+                false,
+            )
+            .await;
+        conn.close().await;
+        match r {
+            Err(casebook::Error::NotAllowed(m)) => {
+                assert!(m.contains("safety-number mismatch"), "{what}: {m}")
+            }
+            other => panic!("{what}: {other:?}"),
+        }
+        assert!(rivera.shares(&case).unwrap().is_empty(), "{what}");
+        assert_eq!(rivera.pending().unwrap(), pending, "{what}: nothing queued");
+    }
+
+    // The true log again: the share goes through and Dr. Chen reads it.
+    hostile.clear();
+    share(&mut rivera, &case, "Dr. Chen", "read").await;
+    sync(&mut chen).await;
+    assert_eq!(subjective(&mut chen, &case), "Slept better this week.");
+    conn.close().await;
+    drop(hostile);
+    relay.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn what_a_hostile_relay_forges_or_passes_on_is_ignored_by_every_client() {
+    let relay = TestRelay::start().await;
+    let hostile = HostileRelay::start(&relay).await;
+    let dirs: Vec<_> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
+    let mut laptop = init(dirs[0].path(), &hostile, "Dr. Rivera");
+    sync(&mut laptop).await;
+    let mut tablet = pair(&mut laptop, dirs[1].path(), &hostile).await;
+    let mut chen = init(dirs[2].path(), &hostile, "Dr. Chen");
+    sync(&mut chen).await;
+    let rogue = Rogue::register(&relay).await;
+    let (_, chen_id, _, _) = chen.whoami();
+
+    // Three cases: the rogue reads one, writes another; Dr. Chen comments
+    // on the first two.
+    let read_case = new_case(&mut laptop, "Jordan Avery");
+    let write_case = new_case(&mut laptop, "Sam Okafor");
+    let third = new_case(&mut laptop, "Lee Marsh");
+    sync(&mut laptop).await;
+    befriend(&mut laptop, "Dr. Chen", &chen_id);
+    befriend(&mut laptop, "Rogue", &rogue.id);
+    share(&mut laptop, &read_case, "Rogue", "read").await;
+    share(&mut laptop, &write_case, "Rogue", "write").await;
+    for c in [&read_case, &third] {
+        share(&mut laptop, c, "Dr. Chen", "comment").await;
+    }
+
+    // The forging works: a writer's change built this way is taken by the
+    // real relay and shown by the owner.
+    let control = rogue.forge_edit(write_case).await;
+    let Response::Uploaded { results } = rogue
+        .conn
+        .request(&Request::Upload {
+            envelopes: vec![control],
+        })
+        .await
+        .unwrap()
+    else {
+        panic!()
+    };
+    assert!(results[0].is_ok());
+    sync(&mut laptop).await;
+    assert_eq!(subjective(&mut laptop, &write_case), FORGED);
+
+    // The same from a reader: the real relay refuses it.
+    let forged = rogue.forge_edit(read_case).await;
+    let Response::Uploaded { results } = rogue
+        .conn
+        .request(&Request::Upload {
+            envelopes: vec![forged.clone()],
+        })
+        .await
+        .unwrap()
+    else {
+        panic!()
+    };
+    assert_eq!(results[0], Err(ErrorCode::Forbidden));
+
+    // The hostile relay serves it anyway, and adds access entries to the
+    // third case: one signed by the rogue as itself (a device of no owner),
+    // one claiming the owner's account (the relay adding a member).
+    let conn = laptop.connect().await.unwrap();
+    let Response::Log { entries: log } = conn
+        .request(&Request::GetAccess {
+            doc: third,
+            from: 0,
+        })
+        .await
+        .unwrap()
+    else {
+        panic!()
+    };
+    conn.close().await;
+    let forged_access = [
+        rogue.forge_access(third, &log, rogue.id).await,
+        rogue.forge_access(third, &log, laptop.account_id()).await,
+    ];
+    for (round, planted) in forged_access.into_iter().enumerate() {
+        let forged = forged.clone();
+        hostile.set(move |req, resp| match (req, resp) {
+            (Request::ListDocs { .. }, Response::Docs { mut docs, cursor }) => {
+                for h in &mut docs {
+                    if h.doc == read_case {
+                        h.seq = cursor + 1000;
+                    }
+                    if h.doc == third {
+                        h.access_len += 1;
+                    }
+                }
+                Response::Docs { docs, cursor }
+            }
+            (Request::Fetch { docs, .. }, Response::Changes { mut items, more }) => {
+                if let Some((_, after)) = docs.iter().find(|(d, _)| *d == read_case)
+                    && *after < 1_000
+                {
+                    items.push(Stored {
+                        doc: read_case,
+                        seq: items.iter().map(|i| i.seq).max().unwrap_or(*after) + 1_000,
+                        envelope: forged.clone(),
+                    });
+                }
+                Response::Changes { items, more }
+            }
+            (Request::GetAccess { doc, .. }, Response::Log { mut entries }) if *doc == third => {
+                entries.push(planted.clone());
+                Response::Log { entries }
+            }
+            (_, resp) => resp,
+        });
+        for (who, dev) in [
+            ("owner's laptop", &mut laptop),
+            ("owner's tablet", &mut tablet),
+            ("colleague", &mut chen),
+        ] {
+            let before = dev.doc_meta(&third).unwrap().map(|m| m.members);
+            let r = try_sync(dev).await.unwrap_or_else(|e| panic!("{who}: {e}"));
+            if round == 0 {
+                assert!(
+                    r.refused
+                        .iter()
+                        .any(|x| x.doc == read_case && x.reason.contains("may not write")),
+                    "{who}: {:?}",
+                    r.refused
+                );
+                assert_eq!(subjective(dev, &read_case), "Slept better this week.");
+            }
+            assert!(
+                r.refused
+                    .iter()
+                    .any(|x| x.doc == third && x.reason.starts_with("access log")),
+                "{who}: {:?}",
+                r.refused
+            );
+            // A device that first meets the case here keeps the true part
+            // of its log.
+            let after = dev.doc_meta(&third).unwrap().map(|m| m.members);
+            if before.is_some() {
+                assert_eq!(before, after, "{who}: no member added");
+            }
+            assert!(
+                !dev.doc_meta(&third)
+                    .unwrap()
+                    .unwrap()
+                    .members
+                    .iter()
+                    .any(|(a, _, _)| *a == rogue.id),
+                "{who}"
+            );
+        }
+    }
+
+    // The other documents still sync while the third is refused.
+    laptop
+        .edit_case(&write_case, "edit", |c| {
+            Ok(c.edit_note("n1", &[("plan".into(), "Review in two weeks.".into())])?)
+        })
+        .unwrap();
+    sync(&mut laptop).await;
+    sync(&mut tablet).await;
+    let plan = tablet
+        .read_case(&write_case, |c| {
+            c.note("n1").unwrap().field("plan").to_string()
+        })
+        .unwrap();
+    assert_eq!(plan, "Review in two weeks.");
+    drop(hostile);
+    relay.stop().await;
+}
