@@ -11,6 +11,7 @@ pub mod identity;
 pub mod net;
 pub mod notes;
 pub mod pairing;
+pub mod rebase;
 pub mod recovery;
 pub mod sharing;
 pub mod store;

@@ -268,6 +268,15 @@ impl Store {
         Ok(())
     }
 
+    /// Drops a stored log's entries from `len` on.
+    pub fn truncate_log(&self, owner: &[u8], len: u64) -> Result<(), StoreError> {
+        self.conn.execute(
+            "DELETE FROM logs WHERE owner = ?1 AND seq >= ?2",
+            params![owner, len as i64],
+        )?;
+        Ok(())
+    }
+
     /// Reads a stored log in order.
     pub fn log(&self, owner: &[u8]) -> Result<Vec<Zeroizing<Vec<u8>>>, StoreError> {
         let mut stmt = self

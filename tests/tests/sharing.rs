@@ -349,17 +349,19 @@ async fn a_clinic_of_three_shares_cases_among_themselves() {
     relay.stop().await;
 }
 
-/// Shares `case` with the contact "Dr. Chen" and syncs.
-async fn share_with_chen(
+/// Shares `case` with a contact, then syncs if `then_sync`.
+async fn share_case(
     home: &mut casebook::Home,
     case: &casebook_shared::ids::DocId,
+    with: &str,
     role: &str,
+    then_sync: bool,
 ) {
     let conn = home.connect().await.unwrap();
     home.share(
         &conn,
         case,
-        "Dr. Chen",
+        with,
         parse_role(role).unwrap(),
         "consultation",
         "signed release",
@@ -368,7 +370,9 @@ async fn share_with_chen(
     )
     .await
     .unwrap();
-    home.sync(&conn, &mut |_| {}).await.unwrap();
+    if then_sync {
+        home.sync(&conn, &mut |_| {}).await.unwrap();
+    }
     conn.close().await;
 }
 
@@ -389,7 +393,7 @@ async fn past_comments_stay_held_edits_wait_and_a_colleagues_revoked_device_gets
             Ok(c.add_note(note("Hard case."), "n1", "Dr. Rivera")?)
         })
         .unwrap();
-    share_with_chen(&mut rivera, &case, "comment").await;
+    share_case(&mut rivera, &case, "Dr. Chen", "comment", true).await;
 
     // A comment made while the share lasted is kept by a device of the
     // owner's that first syncs after the share ended.
@@ -415,7 +419,7 @@ async fn past_comments_stay_held_edits_wait_and_a_colleagues_revoked_device_gets
     // Shared again to write; the colleague edits offline, the share ends:
     // the edit stays on the colleague's device, reported, and the round
     // still succeeds.
-    share_with_chen(&mut rivera, &case, "write").await;
+    share_case(&mut rivera, &case, "Dr. Chen", "write", true).await;
     sync(&mut chen).await;
     chen.edit_case(&case, "edit", |c| {
         Ok(c.edit_note("n1", &[("plan".into(), "Too late.".into())])?)
@@ -436,7 +440,7 @@ async fn past_comments_stay_held_edits_wait_and_a_colleagues_revoked_device_gets
     // Shared again; the colleague revokes the tablet. The owner's next sync
     // moves the case to a key sealed only to the colleague's new account
     // key, which the tablet never held; the colleague's laptop reads on.
-    share_with_chen(&mut rivera, &case, "read").await;
+    share_case(&mut rivera, &case, "Dr. Chen", "read", true).await;
     sync(&mut chen).await;
     sync(&mut chen_tablet).await;
     let tablet_epochs = chen_tablet.doc_epochs(&case).unwrap();
@@ -481,5 +485,96 @@ async fn past_comments_stay_held_edits_wait_and_a_colleagues_revoked_device_gets
         try_sync(&mut chen_tablet).await,
         Err(casebook::Error::Revoked)
     ));
+    relay.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_owner_devices_changing_one_case_s_shares_at_once_both_count() {
+    let relay = TestRelay::start().await;
+    let dirs: Vec<_> = (0..4).map(|_| tempfile::tempdir().unwrap()).collect();
+    let mut laptop = init(dirs[0].path(), &relay, "Dr. Rivera");
+    let mut chen = init(dirs[1].path(), &relay, "Dr. Chen");
+    let mut okafor = init(dirs[2].path(), &relay, "Dr. Okafor");
+    sync(&mut chen).await;
+    sync(&mut okafor).await;
+    let case = laptop.create_case("Jordan Avery", "2026-11-20").unwrap();
+    laptop
+        .edit_case(&case, "note", |c| {
+            Ok(c.add_note(note("Hard case."), "n1", "Dr. Rivera")?)
+        })
+        .unwrap();
+    sync(&mut laptop).await;
+    let mut tablet = pair(&mut laptop, dirs[3].path(), &relay).await;
+    sync(&mut tablet).await;
+    for dev in [&mut laptop, &mut tablet] {
+        for colleague in [&chen, &okafor] {
+            let (name, _, safety, card) = colleague.whoami();
+            dev.add_contact(&name, &card).unwrap();
+            dev.verify_contact(&name, &safety).unwrap();
+        }
+    }
+    // Each device shares the case with a different colleague before either
+    // has synced: the laptop's entry reaches the relay first.
+    share_case(&mut laptop, &case, "Dr. Chen", "read", false).await;
+    share_case(&mut tablet, &case, "Dr. Okafor", "read", false).await;
+    sync(&mut laptop).await;
+    let r = sync(&mut tablet).await;
+    assert!(r.refused.is_empty(), "{:?}", r.refused);
+    sync(&mut laptop).await;
+    let (chen_id, okafor_id) = (chen.account_id(), okafor.account_id());
+    for (who, dev) in [("laptop", &mut laptop), ("tablet", &mut tablet)] {
+        let members: Vec<_> = dev
+            .doc_meta(&case)
+            .unwrap()
+            .unwrap()
+            .members
+            .iter()
+            .map(|(a, _, _)| *a)
+            .collect();
+        assert!(
+            members.contains(&chen_id) && members.contains(&okafor_id),
+            "{who}: both shares stand"
+        );
+    }
+    for colleague in [&mut chen, &mut okafor] {
+        sync(colleague).await;
+        assert!(
+            colleague
+                .read_case(&case, |c| c.note("n1"))
+                .unwrap()
+                .is_some()
+        );
+    }
+
+    // Each unshares one at once: both are cut off from what comes next.
+    laptop.unshare(&case, "Dr. Chen").unwrap();
+    tablet.unshare(&case, "Dr. Okafor").unwrap();
+    sync(&mut laptop).await;
+    let r = sync(&mut tablet).await;
+    assert!(r.refused.is_empty(), "{:?}", r.refused);
+    sync(&mut laptop).await;
+    let meta = laptop.doc_meta(&case).unwrap().unwrap();
+    assert_eq!(meta.members.len(), 1, "only the owner is left");
+    laptop
+        .edit_case(&case, "note", |c| {
+            Ok(c.add_note(note("After both shares ended."), "n2", "Dr. Rivera")?)
+        })
+        .unwrap();
+    sync(&mut laptop).await;
+    sync(&mut tablet).await;
+    assert!(tablet.read_case(&case, |c| c.note("n2")).unwrap().is_some());
+    for colleague in [&mut chen, &mut okafor] {
+        sync(colleague).await;
+        assert!(
+            colleague
+                .read_case(&case, |c| c.note("n2"))
+                .unwrap()
+                .is_none()
+        );
+        assert!(
+            !colleague.doc_epochs(&case).unwrap().contains(&meta.epoch),
+            "no key for the epoch after"
+        );
+    }
     relay.stop().await;
 }

@@ -531,11 +531,20 @@ impl Home {
             let chunk: Vec<(DocId, Vec<Signed>)> = logs.by_ref().take(APPLY_CHUNK).collect();
             self.atomically(|home| {
                 for (doc, entries) in &chunk {
-                    if let Some(reason) = home.accept_fetched_access(doc, entries, accounts)? {
+                    // Entries signed here but not sent no longer continue the
+                    // relay's log: another device of this account got there
+                    // first. Replay them on top of it.
+                    let confirmed = access_len[doc] - entries.len() as u64;
+                    let refusal = if unsent.contains_key(doc) {
+                        home.rebase_access(doc, confirmed, entries, accounts)?
+                    } else {
+                        home.accept_fetched_access(doc, entries, accounts)?
+                    };
+                    if let Some(reason) = refusal {
                         held_back.insert(*doc);
                         report.refused.push(RefusedEnvelope {
                             doc: *doc,
-                            seq: access_len[doc] - entries.len() as u64,
+                            seq: confirmed,
                             reason: format!("access log: {reason}"),
                         });
                     }
@@ -548,9 +557,11 @@ impl Home {
             .filter(|n| !held_back.contains(&n.doc))
             .collect();
 
-        // Envelopes are checked against their author's account log: fetch
-        // the log of every member not known yet (a colleague's, say).
-        for need in needs.iter().filter(|n| n.changes_after.is_some()) {
+        // Envelopes are checked against their author's account log, and a
+        // rotation seals to every member's account key: fetch the log of
+        // every member not known yet (a colleague's, say, or one another
+        // device of this account shared with).
+        for need in &needs {
             let Some(meta) = self.doc_meta(&need.doc)? else {
                 continue;
             };

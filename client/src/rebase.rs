@@ -1,0 +1,153 @@
+//! Two devices of one owner may change a document's access log before
+//! either has synced: the relay takes whichever arrives first, and the
+//! other's entries no longer continue its log. That device replays what it
+//! meant (add this member, remove that one, move to a new key) on top of the
+//! relay's log, so neither device's decision is lost, and its entries go
+//! out again, re-signed, at the next push.
+
+use std::collections::BTreeMap;
+
+use casebook_shared::access::{self, DocEntry, DocOp, DocState, Role, SIG_LABEL};
+use casebook_shared::account::AccountState;
+use casebook_shared::ids::{AccountId, DocId};
+use casebook_shared::signed::Signed;
+use zeroize::Zeroizing;
+
+use crate::error::{Error, Result};
+use crate::home::Home;
+use crate::store::OutKind;
+
+/// What one unsent entry meant.
+enum Intent {
+    Add {
+        member: AccountId,
+        role: Role,
+        expires: Option<u64>,
+        details: Zeroizing<Vec<u8>>,
+    },
+    Remove(AccountId),
+    Rotate,
+}
+
+impl Home {
+    /// Replaces this device's unsent entries after the first `confirmed`
+    /// with the relay's `fetched` ones, then replays what the unsent ones
+    /// meant. `Ok(Some(reason))` when the relay's entries do not verify:
+    /// then nothing here changes.
+    pub(crate) fn rebase_access(
+        &mut self,
+        doc: &DocId,
+        confirmed: u64,
+        fetched: &[Signed],
+        accounts: &BTreeMap<AccountId, AccountState>,
+    ) -> Result<Option<String>> {
+        let held = self.access_log(doc)?;
+        let confirmed = usize::try_from(confirmed)
+            .ok()
+            .filter(|c| (1..=held.len()).contains(c))
+            .ok_or_else(|| {
+                Error::Inconsistent(format!(
+                    "the relay's access log of {} does not start with this device's",
+                    doc.short()
+                ))
+            })?;
+        let lookup = |a: &AccountId| accounts.get(a);
+        let mut trial = held[..confirmed].to_vec();
+        trial.extend_from_slice(fetched);
+        if let Err(e) = DocState::verify_log(&trial, lookup) {
+            return Ok(Some(format!(
+                "the relay's entries do not verify ({e}); this device's own are kept"
+            )));
+        }
+
+        // What this device meant, with the details it sealed opened again.
+        let old_keys = self.doc_keys(doc)?;
+        let mut epoch = DocState::verify_log(&held[..confirmed], lookup)?.epoch;
+        let mut intents = Vec::new();
+        for e in &held[confirmed..] {
+            let entry: DocEntry = e.open(SIG_LABEL).map_err(access::AccessError::from)?;
+            intents.push(match entry.op {
+                DocOp::Rotate { epoch: next, .. } => {
+                    epoch = next;
+                    Intent::Rotate
+                }
+                DocOp::AddMember {
+                    member,
+                    role,
+                    expires,
+                    details,
+                    ..
+                } => {
+                    let key = old_keys.get(&epoch).ok_or_else(|| {
+                        Error::Inconsistent(format!("no key of epoch {epoch} held"))
+                    })?;
+                    let details = Zeroizing::new(
+                        access::open_details(doc, epoch, key, &details)
+                            .map_err(access::AccessError::from)?,
+                    );
+                    Intent::Add {
+                        member,
+                        role,
+                        expires,
+                        details,
+                    }
+                }
+                DocOp::RemoveMember { member } => Intent::Remove(member),
+                DocOp::Genesis { .. } => {
+                    return Err(Error::Inconsistent("a second genesis entry".into()));
+                }
+            });
+        }
+
+        // The relay's entries in place of the unsent ones.
+        for row in self.store.outbox()? {
+            if row.kind == OutKind::Access && row.doc == *doc {
+                self.store.remove_outbox(row.id)?;
+            }
+        }
+        self.store.truncate_log(&doc.0, confirmed as u64)?;
+        self.accept_access_entries(doc, fetched, accounts)?;
+
+        // Replayed where still needed; a removal or rotation means one new
+        // epoch at the end, sealed to whoever is a member then.
+        let mut rotate = false;
+        for intent in intents {
+            let meta = self
+                .doc_meta(doc)?
+                .ok_or_else(|| Error::Inconsistent(format!("no access log for {}", doc.short())))?;
+            let is_member = |a: &AccountId| meta.members.iter().any(|(m, _, _)| m == a);
+            match intent {
+                Intent::Add {
+                    member,
+                    role,
+                    expires,
+                    details,
+                } if !is_member(&member) => {
+                    let keys = self.doc_keys(doc)?;
+                    let key = keys.get(&meta.epoch).ok_or_else(|| {
+                        Error::Inconsistent(format!("no key of epoch {}", meta.epoch))
+                    })?;
+                    let recipient = AccountState::verify_log(&self.account_log_of(&member)?)?;
+                    let op = DocOp::AddMember {
+                        member,
+                        role,
+                        expires,
+                        details: access::seal_details(doc, meta.epoch, key, &details),
+                        key: access::key_envelope(doc, meta.epoch, key, &recipient)?,
+                    };
+                    self.append_access_entry(doc, op)?;
+                }
+                Intent::Remove(member) if is_member(&member) => {
+                    self.append_access_entry(doc, DocOp::RemoveMember { member })?;
+                    rotate = true;
+                }
+                Intent::Rotate => rotate = true,
+                _ => {}
+            }
+        }
+        if rotate {
+            self.rotate_doc(doc)?;
+        }
+        Ok(None)
+    }
+}
