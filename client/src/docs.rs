@@ -45,10 +45,11 @@ impl DocMeta {
         }
     }
 
-    /// The role an account held while `epoch` was current; expiry is not
-    /// consulted (see [`DocState::role_in_epoch`]).
-    pub fn role_in_epoch(&self, account: &AccountId, epoch: u32) -> Option<Role> {
-        access::role_in_epoch(&self.grants, account, epoch)
+    /// The role an account held while `epoch` was current, for a change
+    /// taken after envelopes up to epoch `fence`; expiry is not consulted
+    /// (see [`access::role_in_epoch`]).
+    pub fn role_in_epoch(&self, account: &AccountId, epoch: u32, fence: u32) -> Option<Role> {
+        access::role_in_epoch(&self.grants, account, epoch, fence)
     }
 
     /// The account-key generation `epoch`'s key was sealed to for `account`.
@@ -161,10 +162,36 @@ fn decode_doc_keys(bytes: &[u8]) -> BTreeMap<u32, SecretKey> {
 impl Home {
     /// The access metadata of a document, if this device holds its log.
     pub fn doc_meta(&self, doc: &DocId) -> Result<Option<DocMeta>> {
+        let Some(bytes) = self.store.get_secret(&meta_name(doc))? else {
+            return Ok(None);
+        };
+        match codec::decode(&bytes) {
+            Ok(meta) => Ok(Some(meta)),
+            // Saved by an older version in another shape: worked out again
+            // from the stored access log and saved in this one.
+            Err(_) => self.rebuild_meta(doc).map(Some),
+        }
+    }
+
+    fn rebuild_meta(&self, doc: &DocId) -> Result<DocMeta> {
+        let log = self.access_log(doc)?;
+        let mut accounts = BTreeMap::new();
+        for e in &log {
+            let entry: DocEntry = e
+                .open(access::SIG_LABEL)
+                .map_err(access::AccessError::from)?;
+            if let std::collections::btree_map::Entry::Vacant(slot) = accounts.entry(entry.account)
+            {
+                slot.insert(AccountState::verify_log(
+                    &self.account_log_of(&entry.account)?,
+                )?);
+            }
+        }
+        let state = DocState::verify_log(&log, |a| accounts.get(a))?;
+        let meta = DocMeta::from_state(&state);
         self.store
-            .get_secret(&meta_name(doc))?
-            .map(|b| codec::decode(&b).map_err(Error::from))
-            .transpose()
+            .put_secret(&meta_name(doc), &codec::encode(&meta))?;
+        Ok(meta)
     }
 
     /// The document keys this device can reach, by epoch.
@@ -300,7 +327,13 @@ impl Home {
     }
 
     /// Saves a loaded document, and queues its new changes, in one transaction.
-    fn store_loaded(&mut self, doc: &DocId, mut loaded: Loaded, changes: &[u8]) -> Result<()> {
+    fn store_loaded(
+        &mut self,
+        doc: &DocId,
+        mut loaded: Loaded,
+        changes: &[u8],
+        kind: OutKind,
+    ) -> Result<()> {
         let body = loaded.save();
         let summary = serde_json_summary(&loaded.summary());
         let rev = self.store.transaction(|s| {
@@ -311,7 +344,7 @@ impl Home {
             let rev = s.put_doc(doc, &body, &summary)?;
             s.set_doc_sync(doc, sync)?;
             if !changes.is_empty() {
-                s.push_outbox(doc, OutKind::Change, changes)?;
+                s.push_outbox(doc, kind, changes)?;
             }
             Ok(rev)
         })?;
@@ -334,9 +367,14 @@ impl Home {
         // The private document first: a case never lists a private document
         // that its devices cannot find.
         self.new_doc(&private_id)?;
-        self.store_loaded(&private_id, Loaded::Private(private), &private_changes)?;
+        self.store_loaded(
+            &private_id,
+            Loaded::Private(private),
+            &private_changes,
+            OutKind::Change,
+        )?;
         self.new_doc(&case_id)?;
-        self.store_loaded(&case_id, Loaded::Case(case), &case_changes)?;
+        self.store_loaded(&case_id, Loaded::Case(case), &case_changes, OutKind::Change)?;
         self.audit("case created", Some(case_id))?;
         Ok(case_id)
     }
@@ -434,14 +472,16 @@ impl Home {
         f: impl FnOnce(&mut CaseDoc) -> Result<T>,
     ) -> Result<T> {
         self.check_write(id)?;
-        self.change_case(id, what, f)
+        self.change_case(id, what, OutKind::Change, f)
     }
 
-    /// Changes a case after the caller has checked the role allows it.
+    /// Changes a case after the caller has checked the role allows it;
+    /// `kind` says whether it was an edit or a comment.
     pub(crate) fn change_case<T>(
         &mut self,
         id: &DocId,
         what: &str,
+        kind: OutKind,
         f: impl FnOnce(&mut CaseDoc) -> Result<T>,
     ) -> Result<T> {
         let mut loaded = self.take_loaded(id)?;
@@ -452,7 +492,7 @@ impl Home {
         let out = f(case)?;
         let changes = case.changes_since(&heads);
         self.atomically(|home| {
-            home.store_loaded(id, loaded, &changes)?;
+            home.store_loaded(id, loaded, &changes, kind)?;
             home.audit(what, Some(*id))
         })?;
         Ok(out)
@@ -476,7 +516,7 @@ impl Home {
         let out = f(p)?;
         let changes = p.changes_since(&heads);
         self.atomically(|home| {
-            home.store_loaded(&private_id, loaded, &changes)?;
+            home.store_loaded(&private_id, loaded, &changes, OutKind::Change)?;
             home.audit("private note added", Some(*case_id))
         })?;
         Ok(out)

@@ -51,6 +51,17 @@ impl Home {
                     doc.short()
                 ))
             })?;
+        // The unsent entries did land, on an attempt whose answer was lost:
+        // they are the relay's next entries. Keep them; take what follows.
+        let mine = &held[confirmed..];
+        if fetched.len() >= mine.len() && fetched[..mine.len()] == *mine {
+            for row in self.store.outbox()? {
+                if row.kind == OutKind::Access && row.doc == *doc {
+                    self.store.remove_outbox(row.id)?;
+                }
+            }
+            return self.accept_fetched_access(doc, &fetched[mine.len()..], accounts);
+        }
         let lookup = |a: &AccountId| accounts.get(a);
         let mut trial = held[..confirmed].to_vec();
         trial.extend_from_slice(fetched);
@@ -99,6 +110,19 @@ impl Home {
             });
         }
 
+        // Whom the other device removed: its removal stands against an
+        // addition replayed from here (ending a share wins over changing it).
+        let mut removed_there = Vec::new();
+        for e in fetched {
+            if let Ok(DocEntry {
+                op: DocOp::RemoveMember { member },
+                ..
+            }) = e.open(SIG_LABEL)
+            {
+                removed_there.push(member);
+            }
+        }
+
         // The relay's entries in place of the unsent ones.
         for row in self.store.outbox()? {
             if row.kind == OutKind::Access && row.doc == *doc {
@@ -117,12 +141,30 @@ impl Home {
                 .ok_or_else(|| Error::Inconsistent(format!("no access log for {}", doc.short())))?;
             let is_member = |a: &AccountId| meta.members.iter().any(|(m, _, _)| m == a);
             match intent {
+                Intent::Add { member, .. } if is_member(&member) => {
+                    self.audit(
+                        &format!(
+                            "share to {} was granted by another device of this account at the same time; its terms stand",
+                            member.short()
+                        ),
+                        Some(*doc),
+                    )?;
+                }
+                Intent::Add { member, .. } if removed_there.contains(&member) => {
+                    self.audit(
+                        &format!(
+                            "share to {} not granted again: another device of this account ended it at the same time",
+                            member.short()
+                        ),
+                        Some(*doc),
+                    )?;
+                }
                 Intent::Add {
                     member,
                     role,
                     expires,
                     details,
-                } if !is_member(&member) => {
+                } => {
                     let keys = self.doc_keys(doc)?;
                     let key = keys.get(&meta.epoch).ok_or_else(|| {
                         Error::Inconsistent(format!("no key of epoch {}", meta.epoch))

@@ -17,6 +17,7 @@ use crate::error::{Error, Result};
 use crate::home::{Disclosure, Home, now};
 use crate::net::Relay;
 use crate::notes::{CaseDoc, Note, Profile};
+use crate::store::OutKind;
 
 const CARD_PREFIX: &str = "casebook-card1";
 const CONTACTS: &str = "contacts";
@@ -508,7 +509,7 @@ impl Home {
             ));
         }
         let by = self.name().to_string();
-        self.change_case(case, "comment added", |c| {
+        self.change_case(case, "comment added", OutKind::Comment, |c| {
             let n = c.resolve_note_id(note)?;
             Ok(c.add_comment(&n, &by, at, text)?)
         })
@@ -564,10 +565,12 @@ impl Home {
     /// since been replaced (a device revoked, by this account or a member's)
     /// moves to a new epoch, so the revoked device holds no key of it. The
     /// second also finishes a revocation whose rotations were cut short.
+    /// Documents whose relay access log did not verify this round wait.
     /// Returns how many documents changed.
     pub(crate) fn maintain_owned_docs(
         &mut self,
         accounts: &BTreeMap<AccountId, AccountState>,
+        held_back: &std::collections::BTreeSet<DocId>,
     ) -> Result<usize> {
         let me = self.account_id();
         let at = now();
@@ -577,7 +580,7 @@ impl Home {
                 let Some(meta) = home.doc_meta(&doc)? else {
                     continue;
                 };
-                if meta.owner != me {
+                if meta.owner != me || held_back.contains(&doc) {
                     continue;
                 }
                 let expired: Vec<AccountId> = meta

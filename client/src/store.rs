@@ -56,6 +56,8 @@ pub struct Outgoing {
 pub enum OutKind {
     Access = 0,
     Change = 1,
+    /// A change made through `comment`: all a commenter may send.
+    Comment = 2,
 }
 
 /// The per-document sync record.
@@ -70,6 +72,9 @@ pub struct DocSync {
     /// Highest relay sequence number the relay gave one of this device's
     /// uploads: a relay showing less has lost an acknowledged change.
     pub acked: u64,
+    /// Highest key epoch of any envelope taken for the document, in relay
+    /// order: a membership that ended before it vouches for nothing more.
+    pub top_epoch: u32,
 }
 
 /// An opened value, wiped from memory when dropped.
@@ -91,7 +96,7 @@ CREATE TABLE IF NOT EXISTS logs(owner BLOB NOT NULL, seq INTEGER NOT NULL, seale
     PRIMARY KEY(owner, seq)) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS docs(doc BLOB PRIMARY KEY, seen INTEGER NOT NULL DEFAULT 0,
     access_len INTEGER NOT NULL DEFAULT 0, since_snapshot INTEGER NOT NULL DEFAULT 0,
-    acked INTEGER NOT NULL DEFAULT 0, body BLOB, summary BLOB, rev INTEGER NOT NULL DEFAULT 0) WITHOUT ROWID;
+    acked INTEGER NOT NULL DEFAULT 0, top_epoch INTEGER NOT NULL DEFAULT 0, body BLOB, summary BLOB, rev INTEGER NOT NULL DEFAULT 0) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS outbox(id INTEGER PRIMARY KEY AUTOINCREMENT, doc BLOB NOT NULL,
     kind INTEGER NOT NULL, env_id BLOB NOT NULL, payload BLOB NOT NULL, envelope BLOB);
 CREATE TABLE IF NOT EXISTS audit(id INTEGER PRIMARY KEY AUTOINCREMENT, sealed BLOB NOT NULL);
@@ -119,7 +124,25 @@ fn open_db(path: &Path) -> Result<Connection, StoreError> {
     conn.pragma_update(None, "temp_store", "MEMORY")?;
     conn.pragma_update(None, "secure_delete", "ON")?;
     conn.execute_batch(SCHEMA)?;
+    migrate(&conn)?;
     Ok(conn)
+}
+
+/// Columns added after the first release, added to a store made before.
+fn migrate(conn: &Connection) -> Result<(), StoreError> {
+    let mut have = Vec::new();
+    let mut stmt = conn.prepare("SELECT name FROM pragma_table_info('docs')")?;
+    for name in stmt.query_map([], |r| r.get::<_, String>(0))? {
+        have.push(name?);
+    }
+    for column in ["acked", "top_epoch"] {
+        if !have.iter().any(|h| h == column) {
+            conn.execute_batch(&format!(
+                "ALTER TABLE docs ADD COLUMN {column} INTEGER NOT NULL DEFAULT 0"
+            ))?;
+        }
+    }
+    Ok(())
 }
 
 fn aad(table: &str, key: &[u8]) -> Vec<u8> {
@@ -322,7 +345,7 @@ impl Store {
         Ok(self
             .conn
             .query_row(
-                "SELECT seen, access_len, since_snapshot, acked FROM docs WHERE doc = ?1",
+                "SELECT seen, access_len, since_snapshot, acked, top_epoch FROM docs WHERE doc = ?1",
                 [&doc.0[..]],
                 |r| {
                     Ok(DocSync {
@@ -330,6 +353,7 @@ impl Store {
                         access_len: r.get::<_, i64>(1)? as u64,
                         since_snapshot: r.get::<_, i64>(2)? as u64,
                         acked: r.get::<_, i64>(3)? as u64,
+                        top_epoch: r.get::<_, i64>(4)? as u32,
                     })
                 },
             )
@@ -339,16 +363,18 @@ impl Store {
     /// Sets a document's sync record (creating the row if needed).
     pub fn set_doc_sync(&self, doc: &DocId, s: DocSync) -> Result<(), StoreError> {
         self.conn.execute(
-            "INSERT INTO docs(doc, seen, access_len, since_snapshot, acked)
-             VALUES (?1, ?2, ?3, ?4, ?5)
+            "INSERT INTO docs(doc, seen, access_len, since_snapshot, acked, top_epoch)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)
              ON CONFLICT(doc) DO UPDATE SET seen = excluded.seen, access_len = excluded.access_len,
-             since_snapshot = excluded.since_snapshot, acked = excluded.acked",
+             since_snapshot = excluded.since_snapshot, acked = excluded.acked,
+             top_epoch = excluded.top_epoch",
             params![
                 &doc.0[..],
                 s.seen as i64,
                 s.access_len as i64,
                 s.since_snapshot as i64,
-                s.acked as i64
+                s.acked as i64,
+                i64::from(s.top_epoch)
             ],
         )?;
         Ok(())
@@ -486,10 +512,11 @@ impl Store {
             out.push(Outgoing {
                 id,
                 doc: DocId(doc.try_into().map_err(|_| bad())?),
-                kind: if kind == 0 {
-                    OutKind::Access
-                } else {
-                    OutKind::Change
+                kind: match kind {
+                    0 => OutKind::Access,
+                    1 => OutKind::Change,
+                    2 => OutKind::Comment,
+                    _ => return Err(bad()),
                 },
                 payload: self.unseal("outbox", &env_id, &payload)?,
                 envelope,

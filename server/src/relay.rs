@@ -447,7 +447,15 @@ impl<S: Storage> Relay<S> {
                 Kind::Change => role.can_upload(),
                 Kind::Snapshot => role >= Role::Write,
             };
-            if !allowed || h.epoch > doc.state.epoch {
+            // Sealed under an epoch of the current membership: a member
+            // whose terms changed (removed, added again as a commenter)
+            // holds the old epochs' keys, and clients judge a change by
+            // the role of its epoch.
+            let since = doc
+                .state
+                .current_grant_from(account)
+                .ok_or(ErrorCode::Forbidden)?;
+            if !allowed || h.epoch > doc.state.epoch || h.epoch < since {
                 return Err(ErrorCode::Forbidden);
             }
             // A snapshot may only cover changes the relay already holds:

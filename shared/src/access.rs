@@ -390,12 +390,22 @@ impl DocState {
     }
 
     /// The role an account held while `epoch` was current, the highest if
-    /// it held several. Expiry is not consulted: the moment a change was
-    /// written is not known here, so an expired share ends at the relay
-    /// (which stops taking its uploads at once) and at the owner's next
-    /// sync (which removes the member and moves to a new epoch).
-    pub fn role_in_epoch(&self, account: &AccountId, epoch: u32) -> Option<Role> {
-        role_in_epoch(&self.grants, account, epoch)
+    /// it held several, for a change taken after envelopes up to epoch
+    /// `fence` (see [`role_in_epoch`]). Expiry is not consulted: the moment
+    /// a change was written is not known here, so an expired share ends at
+    /// the relay (which stops taking its uploads at once) and at the
+    /// owner's next sync (which removes the member and moves to a new epoch).
+    pub fn role_in_epoch(&self, account: &AccountId, epoch: u32, fence: u32) -> Option<Role> {
+        role_in_epoch(&self.grants, account, epoch, fence)
+    }
+
+    /// The first epoch of an account's current membership.
+    pub fn current_grant_from(&self, account: &AccountId) -> Option<u32> {
+        self.grants
+            .iter()
+            .filter(|g| g.account == *account && g.until_epoch.is_none())
+            .map(|g| g.from_epoch)
+            .min()
     }
 
     /// The role an account has at time `now` (expired members have none).
@@ -407,14 +417,24 @@ impl DocState {
     }
 }
 
-/// The highest role `account` held in `epoch` among `grants`.
-pub fn role_in_epoch(grants: &[Grant], account: &AccountId, epoch: u32) -> Option<Role> {
+/// The highest role `account` held in `epoch` among `grants`, counting a
+/// membership that has ended only while `fence` (the highest epoch of any
+/// envelope already taken for the document, in relay order) has not passed
+/// its last epoch. An honest relay serves every change a member made before
+/// any envelope of the epoch that followed their removal, so what comes
+/// after that is not theirs to have made, even under a key they kept.
+pub fn role_in_epoch(
+    grants: &[Grant],
+    account: &AccountId,
+    epoch: u32,
+    fence: u32,
+) -> Option<Role> {
     grants
         .iter()
         .filter(|g| {
             g.account == *account
                 && g.from_epoch <= epoch
-                && g.until_epoch.is_none_or(|u| epoch <= u)
+                && g.until_epoch.is_none_or(|u| epoch <= u && fence <= u)
         })
         .map(|g| g.role)
         .max()

@@ -91,6 +91,11 @@ impl Rogue {
     /// Reads the case as a member does, edits note n1 and seals the change
     /// under the newest epoch: a real change, signed by a real device.
     async fn forge_edit(&self, doc: DocId) -> Vec<u8> {
+        self.forge_edit_at(doc, None).await
+    }
+
+    /// As [`Rogue::forge_edit`], sealed under `epoch` if given.
+    async fn forge_edit_at(&self, doc: DocId, epoch: Option<u32>) -> Vec<u8> {
         let log = self.access_log(doc).await;
         let keys = access::doc_keys(
             &log,
@@ -127,7 +132,7 @@ impl Rogue {
         case.edit_note("n1", &[("subjective".into(), FORGED.into())])
             .unwrap();
         let body = case.changes_since(&heads);
-        let epoch = *keys.keys().max().unwrap();
+        let epoch = epoch.unwrap_or(*keys.keys().max().unwrap());
         let header = Header {
             kind: Kind::Change,
             doc,
@@ -176,6 +181,44 @@ impl Rogue {
             r => panic!("{r:?}"),
         }
     }
+}
+
+/// Makes the hostile relay serve `envelope` as the newest change of `doc`
+/// (once to each device) and, if given, one more access-log entry for a
+/// document, on top of what the real relay has.
+fn pass_on(hostile: &HostileRelay, doc: DocId, envelope: Vec<u8>, plant: Option<(DocId, Signed)>) {
+    hostile.set(move |req, resp| match (req, resp) {
+        (Request::ListDocs { .. }, Response::Docs { mut docs, cursor }) => {
+            for h in &mut docs {
+                if h.doc == doc {
+                    h.seq = cursor + 1000;
+                }
+                if plant.as_ref().is_some_and(|(d, _)| *d == h.doc) {
+                    h.access_len += 1;
+                }
+            }
+            Response::Docs { docs, cursor }
+        }
+        (Request::Fetch { docs, .. }, Response::Changes { mut items, more }) => {
+            if let Some((_, after)) = docs.iter().find(|(d, _)| *d == doc)
+                && *after < 1_000
+            {
+                items.push(Stored {
+                    doc,
+                    seq: items.iter().map(|i| i.seq).max().unwrap_or(*after) + 1_000,
+                    envelope: envelope.clone(),
+                });
+            }
+            Response::Changes { items, more }
+        }
+        (Request::GetAccess { doc: d, .. }, Response::Log { mut entries })
+            if plant.as_ref().is_some_and(|(p, _)| p == d) =>
+        {
+            entries.extend(plant.iter().map(|(_, e)| e.clone()));
+            Response::Log { entries }
+        }
+        (_, resp) => resp,
+    });
 }
 
 /// Makes `name` (holding `account`) a verified contact of `home`.
@@ -375,37 +418,7 @@ async fn what_a_hostile_relay_forges_or_passes_on_is_ignored_by_every_client() {
         rogue.forge_access(third, &log, laptop.account_id()).await,
     ];
     for (round, planted) in forged_access.into_iter().enumerate() {
-        let forged = forged.clone();
-        hostile.set(move |req, resp| match (req, resp) {
-            (Request::ListDocs { .. }, Response::Docs { mut docs, cursor }) => {
-                for h in &mut docs {
-                    if h.doc == read_case {
-                        h.seq = cursor + 1000;
-                    }
-                    if h.doc == third {
-                        h.access_len += 1;
-                    }
-                }
-                Response::Docs { docs, cursor }
-            }
-            (Request::Fetch { docs, .. }, Response::Changes { mut items, more }) => {
-                if let Some((_, after)) = docs.iter().find(|(d, _)| *d == read_case)
-                    && *after < 1_000
-                {
-                    items.push(Stored {
-                        doc: read_case,
-                        seq: items.iter().map(|i| i.seq).max().unwrap_or(*after) + 1_000,
-                        envelope: forged.clone(),
-                    });
-                }
-                Response::Changes { items, more }
-            }
-            (Request::GetAccess { doc, .. }, Response::Log { mut entries }) if *doc == third => {
-                entries.push(planted.clone());
-                Response::Log { entries }
-            }
-            (_, resp) => resp,
-        });
+        pass_on(&hostile, read_case, forged.clone(), Some((third, planted)));
         for (who, dev) in [
             ("owner's laptop", &mut laptop),
             ("owner's tablet", &mut tablet),
@@ -462,6 +475,78 @@ async fn what_a_hostile_relay_forges_or_passes_on_is_ignored_by_every_client() {
         })
         .unwrap();
     assert_eq!(plan, "Review in two weeks.");
+    drop(hostile);
+    relay.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_member_moved_to_comment_cannot_edit_under_an_old_key() {
+    let relay = TestRelay::start().await;
+    let hostile = HostileRelay::start(&relay).await;
+    let dirs: Vec<_> = (0..2).map(|_| tempfile::tempdir().unwrap()).collect();
+    let mut laptop = init(dirs[0].path(), &hostile, "Dr. Rivera");
+    sync(&mut laptop).await;
+    let mut tablet = pair(&mut laptop, dirs[1].path(), &hostile).await;
+    let rogue = Rogue::register(&relay).await;
+    let case = new_case(&mut laptop, "Jordan Avery");
+    sync(&mut laptop).await;
+    befriend(&mut laptop, "Rogue", &rogue.id);
+    share(&mut laptop, &case, "Rogue", "write").await;
+
+    // Its terms change: the write share ends, a comment share begins, and
+    // the owner writes under the new key.
+    laptop.unshare(&case, "Rogue").unwrap();
+    sync(&mut laptop).await;
+    share(&mut laptop, &case, "Rogue", "comment").await;
+    laptop
+        .edit_case(&case, "note", |c| {
+            Ok(c.add_note(note("Under the new key."), "n2", "Dr. Rivera")?)
+        })
+        .unwrap();
+    sync(&mut laptop).await;
+    sync(&mut tablet).await;
+    let epoch = laptop.doc_meta(&case).unwrap().unwrap().epoch;
+    assert!(epoch >= 1);
+
+    // A full edit sealed under the epoch in which it could write: the real
+    // relay refuses it, and so does every client when it is passed on.
+    let forged = rogue.forge_edit_at(case, Some(0)).await;
+    let Response::Uploaded { results } = rogue
+        .conn
+        .request(&Request::Upload {
+            envelopes: vec![forged.clone()],
+        })
+        .await
+        .unwrap()
+    else {
+        panic!()
+    };
+    assert_eq!(results[0], Err(ErrorCode::Forbidden));
+    // Under the current key it is taken (a commenter may upload), but it
+    // changes more than comments.
+    let current = rogue.forge_edit(case).await;
+    let Response::Uploaded { results } = rogue
+        .conn
+        .request(&Request::Upload {
+            envelopes: vec![current],
+        })
+        .await
+        .unwrap()
+    else {
+        panic!()
+    };
+    assert!(results[0].is_ok());
+    pass_on(&hostile, case, forged, None);
+    for (who, dev) in [("laptop", &mut laptop), ("tablet", &mut tablet)] {
+        let r = try_sync(dev).await.unwrap_or_else(|e| panic!("{who}: {e}"));
+        assert_eq!(r.refused.len(), 2, "{who}: {:?}", r.refused);
+        assert!(
+            r.refused.iter().any(|x| x.reason.contains("may not write")),
+            "{who}: {:?}",
+            r.refused
+        );
+        assert_eq!(subjective(dev, &case), "Slept better this week.", "{who}");
+    }
     drop(hostile);
     relay.stop().await;
 }

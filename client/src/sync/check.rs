@@ -39,7 +39,9 @@ pub fn plan(
     let mut needs = Vec::new();
     let mut listed = std::collections::BTreeSet::new();
     for h in heads {
-        listed.insert(h.doc);
+        if !listed.insert(h.doc) {
+            return Err(format!("document {} is listed twice", h.doc.short()));
+        }
         let local = held.get(&h.doc).map(|(s, _)| *s).unwrap_or_default();
         if h.access_len < local.access_len {
             return Err(format!(
@@ -115,17 +117,22 @@ pub struct Admitted {
     /// The author's role allows comments only: the change must be checked
     /// to add comments and nothing else before it is applied.
     pub comments_only: bool,
+    /// The key epoch it was sealed under.
+    pub epoch: u32,
 }
 
 /// Checks a fetched envelope against everything the device knows, trusting
 /// the relay for nothing: the document it was stored under, the author's
 /// signature, the author's place in its signed account log, the account's
 /// role in the document's signed access log, and the key of its epoch.
+/// `fence` is the highest epoch of any envelope already taken for the
+/// document (see [`casebook_shared::access::role_in_epoch`]).
 pub fn admit(
     item: &Stored,
     meta: &DocMeta,
     accounts: &BTreeMap<AccountId, AccountState>,
     keys: &BTreeMap<u32, SecretKey>,
+    fence: u32,
 ) -> Result<Admitted, Refused> {
     let env =
         Envelope::decode(item.envelope.clone()).map_err(|e| Refused::Malformed(e.to_string()))?;
@@ -158,7 +165,7 @@ pub fn admit(
     }
     // The role held in the envelope's epoch, not today's: a colleague's
     // comment written before the share ended is still theirs to have made.
-    let role = meta.role_in_epoch(&h.account, h.epoch);
+    let role = meta.role_in_epoch(&h.account, h.epoch, fence);
     let allowed = match (h.kind, role) {
         (Kind::Change, Some(r)) => r.can_upload(),
         (Kind::Snapshot, Some(r)) => r >= Role::Write,
@@ -179,6 +186,7 @@ pub fn admit(
         kind: h.kind,
         body,
         comments_only: role == Some(Role::Comment),
+        epoch: h.epoch,
     })
 }
 
@@ -203,6 +211,7 @@ mod tests {
                     access_len,
                     since_snapshot: 0,
                     acked: 0,
+                    top_epoch: 0,
                 },
                 owned,
             ),
@@ -312,7 +321,8 @@ mod tests {
                 &sealed_in(&colleague, &k0, 0, Kind::Change, 0, 1),
                 &meta,
                 &accounts,
-                &keys
+                &keys,
+                0
             )
             .is_ok(),
             "written while a member: kept by a device that first sees it now"
@@ -322,11 +332,24 @@ mod tests {
                 &sealed_in(&colleague, &k1, 1, Kind::Change, 0, 2),
                 &meta,
                 &accounts,
-                &keys
+                &keys,
+                0
             )
             .err(),
             Some(Refused::NotAllowed),
             "under the epoch after the removal"
+        );
+        assert_eq!(
+            admit(
+                &sealed_in(&colleague, &k0, 0, Kind::Change, 0, 3),
+                &meta,
+                &accounts,
+                &keys,
+                1
+            )
+            .err(),
+            Some(Refused::NotAllowed),
+            "under its old key, but after the next epoch's first envelope"
         );
 
         // The owner's second device, revoked: the revocation made generation
@@ -357,7 +380,8 @@ mod tests {
                 &sealed_in(&owner2, &k0, 0, Kind::Change, 0, 3),
                 &meta,
                 &accounts,
-                &keys
+                &keys,
+                0
             )
             .is_ok(),
             "the revoked device's change from before"
@@ -367,7 +391,8 @@ mod tests {
                 &sealed_in(&owner2, &k1, 1, Kind::Change, 0, 4),
                 &meta,
                 &accounts,
-                &keys
+                &keys,
+                0
             )
             .err(),
             Some(Refused::RevokedDevice),
@@ -392,7 +417,7 @@ mod tests {
             .iter()
             .map(|a| (a.state.id, a.state.clone()))
             .collect();
-        let admit = |item: &Stored| admit(item, &meta, &accounts, &keys);
+        let admit = |item: &Stored| admit(item, &meta, &accounts, &keys, 0);
 
         let good = sealed(&owner, &key, Kind::Change, 0, 1);
         let a = admit(&good).unwrap();

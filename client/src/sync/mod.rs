@@ -12,7 +12,7 @@
 pub mod check;
 mod watch;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use casebook_shared::access::{DocEntry, Role, SIG_LABEL as ACCESS_SIG};
 use casebook_shared::account::AccountState;
@@ -162,11 +162,20 @@ impl Home {
         // (an expiry handled, a rotation after a revocation) is known before
         // this device decides whether to do it too, and before it seals
         // anything under the newest epoch.
-        self.pull(relay, &mut accounts, &mut report, progress)
+        let held_back = self
+            .pull(relay, &mut accounts, &mut report, progress)
             .await?;
-        self.maintain_owned_docs(&accounts)?;
-        report.pushed = self.push(relay, &mut report.held, progress).await?;
-        self.push_audit(relay).await?;
+        self.maintain_owned_docs(&accounts, &held_back)?;
+        report.pushed = self
+            .push(relay, &held_back, &mut report.held, progress)
+            .await?;
+        if self.push_audit(relay).await? > 0 || report.pushed > 0 {
+            // What was just sent comes back (its echo is skipped unopened),
+            // so the document's seen mark passes it and a snapshot may
+            // cover it; whatever another device sent meanwhile comes too.
+            self.pull(relay, &mut accounts, &mut report, progress)
+                .await?;
+        }
         report.snapshots_out = self.push_snapshots(relay).await?;
         if report.pushed + report.received + report.snapshots_in > 0 {
             self.audit(
@@ -271,6 +280,7 @@ impl Home {
     async fn push(
         &mut self,
         relay: &Relay,
+        held_back: &BTreeSet<DocId>,
         held: &mut Vec<HeldEdits>,
         progress: &mut (dyn FnMut(Progress) + Send),
     ) -> Result<usize> {
@@ -280,9 +290,22 @@ impl Home {
         let mut done = 0;
         let mut batch: Vec<(i64, DocId, Vec<u8>)> = Vec::new();
         let mut batch_bytes = 0usize;
-        let mut writable: BTreeMap<DocId, bool> = BTreeMap::new();
+        let mut metas: BTreeMap<DocId, Option<crate::docs::DocMeta>> = BTreeMap::new();
         let me = self.account_id();
         for row in rows {
+            // Its access log on the relay did not verify this round: what
+            // is queued for it waits rather than be sealed or sent against
+            // a log the two sides disagree on.
+            if held_back.contains(&row.doc) {
+                if row.kind != OutKind::Access {
+                    hold(
+                        held,
+                        row.doc,
+                        "the relay's access log for it does not verify",
+                    );
+                }
+                continue;
+            }
             match row.kind {
                 OutKind::Access => {
                     done += self.upload(relay, std::mem::take(&mut batch), held).await?;
@@ -292,27 +315,43 @@ impl Home {
                     self.store.remove_outbox(row.id)?;
                     done += 1;
                 }
-                OutKind::Change => {
-                    let may = match writable.get(&row.doc) {
-                        Some(may) => *may,
+                OutKind::Change | OutKind::Comment => {
+                    let meta = match metas.get(&row.doc) {
+                        Some(m) => m.clone(),
                         None => {
-                            let may = self.doc_meta(&row.doc)?.is_some_and(|m| {
-                                m.role_of(&me, now()).is_some_and(|r| r.can_upload())
-                            });
-                            writable.insert(row.doc, may);
-                            may
+                            let m = self.doc_meta(&row.doc)?;
+                            metas.insert(row.doc, m.clone());
+                            m
                         }
                     };
+                    let role = meta.as_ref().and_then(|m| m.role_of(&me, now()));
+                    let may = match role {
+                        Some(r) if r >= Role::Write => true,
+                        Some(Role::Comment) => row.kind == OutKind::Comment,
+                        _ => false,
+                    };
                     if !may {
-                        hold(held, row.doc, "this account may no longer write it");
+                        let why = match role {
+                            Some(Role::Comment) => {
+                                "it is an edit, and this account may now only comment"
+                            }
+                            _ => "this account may no longer write it",
+                        };
+                        hold(held, row.doc, why);
                         continue;
                     }
+                    // Sealed at first send and kept, so a retry sends the
+                    // same envelope id and the relay recognises it; sealed
+                    // again (same id) if the document has moved to a new
+                    // epoch since, which the relay would refuse.
+                    let current = meta.as_ref().map_or(0, |m| m.epoch);
+                    let stale = row.envelope.as_ref().is_some_and(|e| {
+                        Envelope::decode(e.clone()).map_or(true, |e| e.header.epoch < current)
+                    });
                     let envelope = match row.envelope {
-                        Some(e) => e,
-                        None => {
+                        Some(e) if !stale => e,
+                        _ => {
                             let e = self.seal_change(&row.doc, row.env_id, &row.payload)?;
-                            // Kept, so that a retry sends these exact bytes and
-                            // the relay recognises it.
                             self.store.set_outbox_envelope(row.id, &e)?;
                             e
                         }
@@ -455,7 +494,7 @@ impl Home {
         accounts: &mut BTreeMap<AccountId, AccountState>,
         report: &mut SyncReport,
         progress: &mut (dyn FnMut(Progress) + Send),
-    ) -> Result<()> {
+    ) -> Result<BTreeSet<DocId>> {
         let mut heads = match relay.request(&Request::ListDocs { since: 0 }).await? {
             Response::Docs { docs, .. } => docs,
             r => return Err(unexpected(r)),
@@ -492,7 +531,7 @@ impl Home {
         // was this round (its changes too, since they may need the entries),
         // and the refusal is reported; the other documents go on.
         let mut fetched_logs = Vec::new();
-        let mut held_back = std::collections::BTreeSet::new();
+        let mut held_back = BTreeSet::new();
         for need in &needs {
             if let Some(from) = need.access_from {
                 let entries = match relay
@@ -613,7 +652,13 @@ impl Home {
                     continue;
                 }
                 after[pos].1 = item.seq;
-                let batch = batches.entry(item.doc).or_default();
+                let batch = match batches.entry(item.doc) {
+                    std::collections::btree_map::Entry::Occupied(b) => b.into_mut(),
+                    std::collections::btree_map::Entry::Vacant(slot) => slot.insert(Batch {
+                        top_epoch: self.sync_record(&item.doc)?.top_epoch,
+                        ..Batch::default()
+                    }),
+                };
                 batch.seen = item.seq;
                 self.take_item(&item, accounts, batch, report)?;
             }
@@ -651,7 +696,7 @@ impl Home {
                 of: total,
             });
         }
-        Ok(())
+        Ok(held_back)
     }
 
     /// Makes sure the account log of every signer of fetched access
@@ -706,13 +751,18 @@ impl Home {
             && env.header.author == self.device_id()
             && env.header.kind == Kind::Change
         {
+            batch.top_epoch = batch.top_epoch.max(env.header.epoch);
             return Ok(());
         }
         let meta = self.doc_meta(&item.doc)?.ok_or_else(|| {
             Error::Inconsistent(format!("no access log for {}", item.doc.short()))
         })?;
         let keys = self.doc_keys(&item.doc)?;
-        match check::admit(item, &meta, accounts, &keys) {
+        let admitted = check::admit(item, &meta, accounts, &keys, batch.top_epoch);
+        if let Ok(a) = &admitted {
+            batch.top_epoch = batch.top_epoch.max(a.epoch);
+        }
+        match admitted {
             Ok(a) if a.kind == Kind::Snapshot => match codec::decode::<SnapshotBody>(&a.body) {
                 Ok(snap) => {
                     // A snapshot holds everything before it.
@@ -816,6 +866,7 @@ impl Home {
             }
         }
         sync.seen = sync.seen.max(batch.seen);
+        sync.top_epoch = sync.top_epoch.max(batch.top_epoch);
         self.store.set_doc_sync(doc, sync)?;
         if changed {
             report.docs_updated += 1;
@@ -899,4 +950,7 @@ struct Batch {
     comments: Vec<(u64, zeroize::Zeroizing<Vec<u8>>)>,
     /// Highest sequence number fetched.
     seen: u64,
+    /// Highest key epoch of the envelopes taken so far (see
+    /// [`crate::store::DocSync::top_epoch`]).
+    top_epoch: u32,
 }

@@ -54,10 +54,13 @@ impl Home {
             }
         });
         let mut quiet = |_: Progress| {};
-        on_event(WatchEvent::Synced(self.sync(relay, &mut quiet).await?));
-        // What the outbox holds after a round (held edits stay there): only
-        // rows beyond it are new edits from another process.
-        let mut settled = self.pending()?;
+        let first = self.sync(relay, &mut quiet).await?;
+        // Edits held back stay in the outbox: only rows beyond them are new
+        // (counted from the round's report, not the outbox after it, so an
+        // edit queued during a round is not mistaken for a held one).
+        let held = |r: &super::SyncReport| r.held.iter().map(|h| h.edits as u64).sum::<u64>();
+        let mut settled = held(&first);
+        on_event(WatchEvent::Synced(first));
         tokio::pin!(stop);
         let mut poll = tokio::time::interval(OUTBOX_POLL);
         let result = loop {
@@ -72,16 +75,14 @@ impl Home {
                     None => break Err(Error::Net(NetError::Io("the push stream ended".into()))),
                 },
                 _ = poll.tick() => {
-                    let pending = self.pending()?;
-                    if pending <= settled {
-                        settled = pending;
+                    if self.pending()? <= settled {
                         continue;
                     }
                 }
             }
             match self.sync(relay, &mut quiet).await {
                 Ok(r) => {
-                    settled = self.pending()?;
+                    settled = held(&r);
                     on_event(WatchEvent::Synced(r));
                 }
                 Err(e) => break Err(e),
