@@ -109,6 +109,43 @@ pub async fn pair(existing: &mut Home, dir: &Path, relay: &impl Reach) -> Home {
     joined.expect("join")
 }
 
+/// Makes `name` (holding `account`) a verified contact of `home`, as
+/// `contact add` and `contact verify` do after the safety numbers matched.
+pub fn befriend(home: &mut Home, name: &str, account: &casebook_shared::ids::AccountId) {
+    home.add_contact(name, &casebook::sharing::card(account, name))
+        .expect("contact add");
+    home.verify_contact(name, &casebook::sharing::safety_number(account))
+        .expect("contact verify");
+}
+
+/// Shares `case` with a verified contact for a consultation, then syncs if
+/// `then_sync`.
+pub async fn share_case(
+    home: &mut Home,
+    case: &casebook_shared::ids::DocId,
+    with: &str,
+    role: &str,
+    then_sync: bool,
+) {
+    let conn = home.connect().await.expect("connect");
+    home.share(
+        &conn,
+        case,
+        with,
+        casebook::sharing::parse_role(role).expect("a role"),
+        "consultation",
+        "signed release",
+        None,
+        false,
+    )
+    .await
+    .expect("share");
+    if then_sync {
+        home.sync(&conn, &mut |_| {}).await.expect("sync");
+    }
+    conn.close().await;
+}
+
 /// One sync round on a fresh connection.
 pub async fn sync(home: &mut Home) -> casebook::sync::SyncReport {
     let conn = home.connect().await.expect("connect");

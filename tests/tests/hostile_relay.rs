@@ -11,7 +11,6 @@
 use casebook::Home;
 use casebook::net::Relay;
 use casebook::notes::{CaseDoc, NoteFormat, NoteInput};
-use casebook::sharing::{card, parse_role, safety_number};
 use casebook_shared::access::{self, DocEntry, DocOp, HASH_LABEL, Role, SIG_LABEL};
 use casebook_shared::account::{self, AccountState};
 use casebook_shared::crypto::{self, DeviceSigner, DhSecret, SecretKey};
@@ -221,30 +220,6 @@ fn pass_on(hostile: &HostileRelay, doc: DocId, envelope: Vec<u8>, plant: Option<
     });
 }
 
-/// Makes `name` (holding `account`) a verified contact of `home`.
-fn befriend(home: &mut Home, name: &str, account: &AccountId) {
-    home.add_contact(name, &card(account, name)).unwrap();
-    home.verify_contact(name, &safety_number(account)).unwrap();
-}
-
-async fn share(home: &mut Home, case: &DocId, with: &str, role: &str) {
-    let conn = home.connect().await.unwrap();
-    home.share(
-        &conn,
-        case,
-        with,
-        parse_role(role).unwrap(),
-        "consultation",
-        "signed release 2026-11-18",
-        None,
-        false,
-    )
-    .await
-    .unwrap();
-    home.sync(&conn, &mut |_| {}).await.unwrap();
-    conn.close().await;
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_substituted_colleague_log_makes_share_refuse() {
     let relay = TestRelay::start().await;
@@ -332,7 +307,7 @@ async fn a_substituted_colleague_log_makes_share_refuse() {
 
     // The true log again: the share goes through and Dr. Chen reads it.
     hostile.clear();
-    share(&mut rivera, &case, "Dr. Chen", "read").await;
+    share_case(&mut rivera, &case, "Dr. Chen", "read", true).await;
     sync(&mut chen).await;
     assert_eq!(subjective(&mut chen, &case), "Slept better this week.");
     conn.close().await;
@@ -361,10 +336,10 @@ async fn what_a_hostile_relay_forges_or_passes_on_is_ignored_by_every_client() {
     sync(&mut laptop).await;
     befriend(&mut laptop, "Dr. Chen", &chen_id);
     befriend(&mut laptop, "Rogue", &rogue.id);
-    share(&mut laptop, &read_case, "Rogue", "read").await;
-    share(&mut laptop, &write_case, "Rogue", "write").await;
+    share_case(&mut laptop, &read_case, "Rogue", "read", true).await;
+    share_case(&mut laptop, &write_case, "Rogue", "write", true).await;
     for c in [&read_case, &third] {
-        share(&mut laptop, c, "Dr. Chen", "comment").await;
+        share_case(&mut laptop, c, "Dr. Chen", "comment", true).await;
     }
 
     // The forging works: a writer's change built this way is taken by the
@@ -491,13 +466,13 @@ async fn a_member_moved_to_comment_cannot_edit_under_an_old_key() {
     let case = new_case(&mut laptop, "Jordan Avery");
     sync(&mut laptop).await;
     befriend(&mut laptop, "Rogue", &rogue.id);
-    share(&mut laptop, &case, "Rogue", "write").await;
+    share_case(&mut laptop, &case, "Rogue", "write", true).await;
 
     // Its terms change: the write share ends, a comment share begins, and
     // the owner writes under the new key.
     laptop.unshare(&case, "Rogue").unwrap();
     sync(&mut laptop).await;
-    share(&mut laptop, &case, "Rogue", "comment").await;
+    share_case(&mut laptop, &case, "Rogue", "comment", true).await;
     laptop
         .edit_case(&case, "note", |c| {
             Ok(c.add_note(note("Under the new key."), "n2", "Dr. Rivera")?)

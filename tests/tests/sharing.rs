@@ -349,33 +349,6 @@ async fn a_clinic_of_three_shares_cases_among_themselves() {
     relay.stop().await;
 }
 
-/// Shares `case` with a contact, then syncs if `then_sync`.
-async fn share_case(
-    home: &mut casebook::Home,
-    case: &casebook_shared::ids::DocId,
-    with: &str,
-    role: &str,
-    then_sync: bool,
-) {
-    let conn = home.connect().await.unwrap();
-    home.share(
-        &conn,
-        case,
-        with,
-        parse_role(role).unwrap(),
-        "consultation",
-        "signed release",
-        None,
-        false,
-    )
-    .await
-    .unwrap();
-    if then_sync {
-        home.sync(&conn, &mut |_| {}).await.unwrap();
-    }
-    conn.close().await;
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn past_comments_stay_held_edits_wait_and_a_colleagues_revoked_device_gets_no_new_key() {
     let relay = TestRelay::start().await;
