@@ -9,6 +9,7 @@ use std::collections::BTreeMap;
 
 use casebook_shared::access::{self, DocEntry, DocOp, DocState, Role, SIG_LABEL};
 use casebook_shared::account::AccountState;
+use casebook_shared::codec;
 use casebook_shared::ids::{AccountId, DocId};
 use casebook_shared::signed::Signed;
 use zeroize::Zeroizing;
@@ -51,16 +52,35 @@ impl Home {
                     doc.short()
                 ))
             })?;
-        // The unsent entries did land, on an attempt whose answer was lost:
-        // they are the relay's next entries. Keep them; take what follows.
-        let mine = &held[confirmed..];
-        if fetched.len() >= mine.len() && fetched[..mine.len()] == *mine {
+        // Some of the unsent entries did land, on an attempt whose answer
+        // was lost: they are the relay's next entries. Those stay, with
+        // their outbox rows gone; the rest is rebased on what follows.
+        let landed = held[confirmed..]
+            .iter()
+            .zip(fetched)
+            .take_while(|(a, b)| a == b)
+            .count();
+        if landed > 0 {
+            let mut left = landed;
             for row in self.store.outbox()? {
-                if row.kind == OutKind::Access && row.doc == *doc {
-                    self.store.remove_outbox(row.id)?;
+                if row.kind != OutKind::Access || row.doc != *doc {
+                    continue;
                 }
+                let n = codec::decode::<Vec<Signed>>(&row.payload)?.len();
+                if n > left {
+                    break;
+                }
+                self.store.remove_outbox(row.id)?;
+                left -= n;
             }
-            return self.accept_fetched_access(doc, &fetched[mine.len()..], accounts);
+        }
+        let confirmed = confirmed + landed;
+        let fetched = &fetched[landed..];
+        if confirmed == held.len() {
+            return self.accept_fetched_access(doc, fetched, accounts);
+        }
+        if fetched.is_empty() {
+            return Ok(None);
         }
         let lookup = |a: &AccountId| accounts.get(a);
         let mut trial = held[..confirmed].to_vec();
@@ -165,6 +185,18 @@ impl Home {
                     expires,
                     details,
                 } => {
+                    // A removal replayed before it is followed by its
+                    // rotation first: a member is added again only under a
+                    // new epoch.
+                    let meta = if rotate {
+                        self.rotate_doc(doc)?;
+                        rotate = false;
+                        self.doc_meta(doc)?.ok_or_else(|| {
+                            Error::Inconsistent(format!("no access log for {}", doc.short()))
+                        })?
+                    } else {
+                        meta
+                    };
                     let keys = self.doc_keys(doc)?;
                     let key = keys.get(&meta.epoch).ok_or_else(|| {
                         Error::Inconsistent(format!("no key of epoch {}", meta.epoch))

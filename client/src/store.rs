@@ -137,9 +137,13 @@ fn migrate(conn: &Connection) -> Result<(), StoreError> {
     }
     for column in ["acked", "top_epoch"] {
         if !have.iter().any(|h| h == column) {
-            conn.execute_batch(&format!(
+            // Another process opening the same old store may add it first.
+            if let Err(e) = conn.execute_batch(&format!(
                 "ALTER TABLE docs ADD COLUMN {column} INTEGER NOT NULL DEFAULT 0"
-            ))?;
+            )) && !e.to_string().contains("duplicate column")
+            {
+                return Err(e.into());
+            }
         }
     }
     Ok(())
@@ -487,6 +491,15 @@ impl Store {
             ],
         )?;
         Ok(self.conn.last_insert_rowid())
+    }
+
+    /// Removes a queued change by its envelope id (it is known to have
+    /// landed); returns whether there was one.
+    pub fn remove_outbox_envelope(&self, env_id: &[u8; 24]) -> Result<bool, StoreError> {
+        Ok(self.conn.execute(
+            "DELETE FROM outbox WHERE env_id = ?1 AND kind != 0",
+            [&env_id[..]],
+        )? > 0)
     }
 
     /// Everything queued, oldest first.

@@ -40,6 +40,13 @@ pub struct Relay<S: Storage> {
     store: Arc<S>,
     state: RwLock<State>,
     log_lock: tokio::sync::Mutex<()>,
+    /// Uploads are checked and queued under the read side; an access-log
+    /// change is checked, written and applied under the write side. So an
+    /// envelope's sequence number falls on the same side of an access
+    /// change as the state its check saw: a member's last upload before a
+    /// removal is stored before anything under the epoch that follows,
+    /// which is what clients rely on to judge a former member's changes.
+    order: tokio::sync::RwLock<()>,
     changes: broadcast::Sender<Change>,
     mailboxes: Mailboxes,
     fingerprint: [u8; 32],
@@ -73,6 +80,7 @@ impl<S: Storage> Relay<S> {
             store,
             state: RwLock::new(state),
             log_lock: tokio::sync::Mutex::new(()),
+            order: tokio::sync::RwLock::new(()),
             changes: broadcast::channel(4096).0,
             mailboxes: Mailboxes::default(),
             fingerprint,
@@ -316,6 +324,7 @@ impl<S: Storage> Relay<S> {
             );
         }
         let _guard = self.log_lock.lock().await;
+        let _order = self.order.write().await;
         let (state, first_seq) = {
             let st = self.read();
             let first_seq = st.docs.get(&doc).map_or(0, |d| d.log.len() as u64);
@@ -367,6 +376,7 @@ impl<S: Storage> Relay<S> {
                 format!("at most {MAX_UPLOAD} envelopes per upload"),
             );
         }
+        let order = self.order.read().await;
         let mut results: Vec<Result<u64, ErrorCode>> = Vec::with_capacity(envelopes.len());
         let mut good = Vec::with_capacity(envelopes.len());
         // Where in `results` each good envelope's answer goes.
@@ -391,7 +401,9 @@ impl<S: Storage> Relay<S> {
             .iter()
             .map(|e| (e.doc, e.snapshot_covers.is_some()))
             .collect();
-        let stored = match self.store.submit(WriteJob::Envelopes(good)).await {
+        let queued = self.store.submit(WriteJob::Envelopes(good));
+        drop(order);
+        let stored = match queued.await {
             Ok(r) => r,
             Err(_) => return store_err(StoreError::Stopped),
         };

@@ -355,6 +355,19 @@ impl DocState {
                 if self.members.contains_key(member) {
                     return Err(AccessError::Invalid(seq, "already a member"));
                 }
+                // Added again only under a new epoch: a removed member keeps
+                // the keys of theirs, and a change under one of them is
+                // judged by the role held then.
+                if self
+                    .grants
+                    .iter()
+                    .any(|g| g.account == *member && g.until_epoch == Some(self.epoch))
+                {
+                    return Err(AccessError::Invalid(
+                        seq,
+                        "a removed member is added again only after a rotation",
+                    ));
+                }
                 self.members.insert(
                     *member,
                     Member {

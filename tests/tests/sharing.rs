@@ -4,6 +4,7 @@
 use casebook::Error;
 use casebook::notes::{NoteFormat, NoteInput};
 use casebook::sharing::parse_role;
+use casebook_shared::access::Role;
 use casebook_shared::envelope::Envelope;
 use casebook_tests::*;
 
@@ -549,5 +550,35 @@ async fn two_owner_devices_changing_one_case_s_shares_at_once_both_count() {
             "no key for the epoch after"
         );
     }
+
+    // Dr. Chen writes again; then the tablet moves Dr. Chen to comment
+    // (unshare, share) while the laptop shares with Dr. Okafor. The tablet's
+    // replay rotates before adding Dr. Chen back: the write membership ends
+    // an epoch before the comment one begins.
+    share_case(&mut laptop, &case, "Dr. Chen", "write", true).await;
+    sync(&mut tablet).await;
+    tablet.unshare(&case, "Dr. Chen").unwrap();
+    share_case(&mut tablet, &case, "Dr. Chen", "comment", false).await;
+    share_case(&mut laptop, &case, "Dr. Okafor", "read", true).await;
+    let r = sync(&mut tablet).await;
+    assert!(r.refused.is_empty(), "{:?}", r.refused);
+    sync(&mut laptop).await;
+    let meta = laptop.doc_meta(&case).unwrap().unwrap();
+    assert_eq!(meta.role_of(&chen_id, 0), Some(Role::Comment));
+    assert_eq!(meta.role_of(&okafor_id, 0), Some(Role::Read));
+    let ended = meta
+        .grants
+        .iter()
+        .filter(|g| g.account == chen_id && g.role == Role::Write)
+        .filter_map(|g| g.until_epoch)
+        .max()
+        .unwrap();
+    let begun = meta
+        .grants
+        .iter()
+        .find(|g| g.account == chen_id && g.until_epoch.is_none())
+        .unwrap()
+        .from_epoch;
+    assert!(begun > ended, "comment from {begun}, write until {ended}");
     relay.stop().await;
 }

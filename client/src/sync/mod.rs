@@ -175,6 +175,11 @@ impl Home {
             // cover it; whatever another device sent meanwhile comes too.
             self.pull(relay, &mut accounts, &mut report, progress)
                 .await?;
+            // A refusal met by both pulls is one refusal.
+            let mut seen = std::collections::HashSet::new();
+            report
+                .refused
+                .retain(|r| seen.insert((r.doc, r.seq, r.reason.clone())));
         }
         report.snapshots_out = self.push_snapshots(relay).await?;
         if report.pushed + report.received + report.snapshots_in > 0 {
@@ -297,13 +302,17 @@ impl Home {
             // is queued for it waits rather than be sealed or sent against
             // a log the two sides disagree on.
             if held_back.contains(&row.doc) {
-                if row.kind != OutKind::Access {
-                    hold(
-                        held,
-                        row.doc,
-                        "the relay's access log for it does not verify",
-                    );
-                }
+                hold(
+                    held,
+                    row.doc,
+                    "the relay's access log for it does not verify",
+                );
+                continue;
+            }
+            // A change held back holds back every later one of its document:
+            // they build on it, and would be refused without it.
+            if row.kind != OutKind::Access && held.iter().any(|h| h.doc == row.doc) {
+                hold(held, row.doc, "an earlier edit to it is held");
                 continue;
             }
             match row.kind {
@@ -745,13 +754,18 @@ impl Home {
         report: &mut SyncReport,
     ) -> Result<()> {
         // Every change this device wrote was saved here before it was
-        // queued, so its echo is skipped unopened. (Skipping is harmless
-        // even if the relay forged the header: nothing is applied.)
+        // queued, so its echo is skipped unopened. If it is really this
+        // device's (the signature says so), it has landed: a queued row of
+        // the same id whose answer was lost is done, and its epoch counts.
+        // (Skipping a forged one is harmless: nothing is applied.)
         if let Ok(env) = Envelope::decode(item.envelope.clone())
             && env.header.author == self.device_id()
             && env.header.kind == Kind::Change
         {
-            batch.top_epoch = batch.top_epoch.max(env.header.epoch);
+            if env.verify().is_ok() {
+                self.store.remove_outbox_envelope(&env.header.id.0)?;
+                batch.top_epoch = batch.top_epoch.max(env.header.epoch);
+            }
             return Ok(());
         }
         let meta = self.doc_meta(&item.doc)?.ok_or_else(|| {
