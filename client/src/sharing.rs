@@ -560,7 +560,9 @@ impl Home {
     }
 
     /// Keeps each document this account owns as its access rules say, at
-    /// the start of every sync: members whose share expired are removed, and
+    /// every sync, after the pull (so what the owner's other devices already
+    /// did is known) and before the push: members whose share expired are
+    /// removed, and
     /// a document whose newest key was sealed to an account key that has
     /// since been replaced (a device revoked, by this account or a member's)
     /// moves to a new epoch, so the revoked device holds no key of it. The

@@ -63,7 +63,8 @@ pub struct SyncReport {
     /// Envelopes refused, with the reason; they changed nothing.
     pub refused: Vec<RefusedEnvelope>,
     /// Edits kept on this device but not sent: this account may no longer
-    /// write the document (a share ended or was made read-only).
+    /// make them (a share ended, or became read-only or comment-only), or
+    /// the document's access log on the relay did not verify this round.
     pub held: Vec<HeldEdits>,
 }
 
@@ -278,7 +279,8 @@ impl Home {
         Ok(state)
     }
 
-    /// Sends every outbox row and removes what the relay acknowledged:
+    /// Sends the outbox rows that may go and removes what the relay
+    /// acknowledged (the others are reported as held):
     /// access-log entries first, in order, then changes in order, because a
     /// change is sealed under the newest epoch when first sent, and the relay
     /// must know that epoch. Returns how many were acknowledged.
