@@ -26,8 +26,8 @@ pub struct DocMeta {
     pub members: Vec<(AccountId, Role, Option<u64>)>,
     /// Every membership, ended ones too (see [`DocState::grants`]).
     pub grants: Vec<Grant>,
-    /// `(epoch, account, generation)`: what each epoch's key was sealed to.
-    pub wraps: Vec<(u32, AccountId, u32)>,
+    /// What each epoch's key was sealed to (see [`DocState::wraps`]).
+    pub wraps: BTreeMap<(u32, AccountId), u32>,
 }
 
 impl DocMeta {
@@ -41,7 +41,7 @@ impl DocMeta {
                 .map(|(a, m)| (*a, m.role, m.expires))
                 .collect(),
             grants: st.grants.clone(),
-            wraps: st.wraps.iter().map(|((e, a), g)| (*e, *a, *g)).collect(),
+            wraps: st.wraps.clone(),
         }
     }
 
@@ -54,10 +54,7 @@ impl DocMeta {
 
     /// The account-key generation `epoch`'s key was sealed to for `account`.
     pub fn wrap_generation(&self, epoch: u32, account: &AccountId) -> Option<u32> {
-        self.wraps
-            .iter()
-            .find(|(e, a, _)| *e == epoch && a == account)
-            .map(|(_, _, g)| *g)
+        self.wraps.get(&(epoch, *account)).copied()
     }
 
     /// The role of an account now.

@@ -16,7 +16,6 @@ use zeroize::Zeroizing;
 
 use crate::error::{Error, Result};
 use crate::home::Home;
-use crate::store::OutKind;
 
 /// What one unsent entry meant.
 enum Intent {
@@ -62,8 +61,8 @@ impl Home {
             .count();
         if landed > 0 {
             let mut left = landed;
-            for row in self.store.outbox()? {
-                if row.kind != OutKind::Access || row.doc != *doc {
+            for row in self.store.access_outbox()? {
+                if row.doc != *doc {
                     continue;
                 }
                 let n = codec::decode::<Vec<Signed>>(&row.payload)?.len();
@@ -144,8 +143,8 @@ impl Home {
         }
 
         // The relay's entries in place of the unsent ones.
-        for row in self.store.outbox()? {
-            if row.kind == OutKind::Access && row.doc == *doc {
+        for row in self.store.access_outbox()? {
+            if row.doc == *doc {
                 self.store.remove_outbox(row.id)?;
             }
         }

@@ -504,9 +504,19 @@ impl Store {
 
     /// Everything queued, oldest first.
     pub fn outbox(&self) -> Result<Vec<Outgoing>, StoreError> {
-        let mut stmt = self.conn.prepare_cached(
-            "SELECT id, doc, kind, env_id, payload, envelope FROM outbox ORDER BY id",
-        )?;
+        self.outbox_where("1")
+    }
+
+    /// The queued access-log entries only, oldest first: what a pull needs
+    /// to know, without opening every queued change.
+    pub fn access_outbox(&self) -> Result<Vec<Outgoing>, StoreError> {
+        self.outbox_where("kind = 0")
+    }
+
+    fn outbox_where(&self, filter: &'static str) -> Result<Vec<Outgoing>, StoreError> {
+        let mut stmt = self.conn.prepare_cached(&format!(
+            "SELECT id, doc, kind, env_id, payload, envelope FROM outbox WHERE {filter} ORDER BY id"
+        ))?;
         let rows = stmt.query_map([], |r| -> rusqlite::Result<OutboxRow> {
             Ok((
                 r.get::<_, i64>(0)?,

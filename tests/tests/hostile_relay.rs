@@ -75,6 +75,21 @@ impl Rogue {
         }
     }
 
+    /// Uploads one envelope to the real relay; its answer.
+    async fn upload(&self, envelope: Vec<u8>) -> Result<u64, ErrorCode> {
+        match self
+            .conn
+            .request(&Request::Upload {
+                envelopes: vec![envelope],
+            })
+            .await
+            .unwrap()
+        {
+            Response::Uploaded { results } => results[0],
+            r => panic!("{r:?}"),
+        }
+    }
+
     async fn access_log(&self, doc: DocId) -> Vec<Signed> {
         match self
             .conn
@@ -345,33 +360,16 @@ async fn what_a_hostile_relay_forges_or_passes_on_is_ignored_by_every_client() {
     // The forging works: a writer's change built this way is taken by the
     // real relay and shown by the owner.
     let control = rogue.forge_edit(write_case).await;
-    let Response::Uploaded { results } = rogue
-        .conn
-        .request(&Request::Upload {
-            envelopes: vec![control],
-        })
-        .await
-        .unwrap()
-    else {
-        panic!()
-    };
-    assert!(results[0].is_ok());
+    assert!(rogue.upload(control).await.is_ok());
     sync(&mut laptop).await;
     assert_eq!(subjective(&mut laptop, &write_case), FORGED);
 
     // The same from a reader: the real relay refuses it.
     let forged = rogue.forge_edit(read_case).await;
-    let Response::Uploaded { results } = rogue
-        .conn
-        .request(&Request::Upload {
-            envelopes: vec![forged.clone()],
-        })
-        .await
-        .unwrap()
-    else {
-        panic!()
-    };
-    assert_eq!(results[0], Err(ErrorCode::Forbidden));
+    assert_eq!(
+        rogue.upload(forged.clone()).await,
+        Err(ErrorCode::Forbidden)
+    );
 
     // The hostile relay serves it anyway, and adds access entries to the
     // third case: one signed by the rogue as itself (a device of no owner),
@@ -486,31 +484,14 @@ async fn a_member_moved_to_comment_cannot_edit_under_an_old_key() {
     // A full edit sealed under the epoch in which it could write: the real
     // relay refuses it, and so does every client when it is passed on.
     let forged = rogue.forge_edit_at(case, Some(0)).await;
-    let Response::Uploaded { results } = rogue
-        .conn
-        .request(&Request::Upload {
-            envelopes: vec![forged.clone()],
-        })
-        .await
-        .unwrap()
-    else {
-        panic!()
-    };
-    assert_eq!(results[0], Err(ErrorCode::Forbidden));
+    assert_eq!(
+        rogue.upload(forged.clone()).await,
+        Err(ErrorCode::Forbidden)
+    );
     // Under the current key it is taken (a commenter may upload), but it
     // changes more than comments.
     let current = rogue.forge_edit(case).await;
-    let Response::Uploaded { results } = rogue
-        .conn
-        .request(&Request::Upload {
-            envelopes: vec![current],
-        })
-        .await
-        .unwrap()
-    else {
-        panic!()
-    };
-    assert!(results[0].is_ok());
+    assert!(rogue.upload(current).await.is_ok());
     pass_on(&hostile, case, forged, None);
     for (who, dev) in [("laptop", &mut laptop), ("tablet", &mut tablet)] {
         let r = try_sync(dev).await.unwrap_or_else(|e| panic!("{who}: {e}"));

@@ -580,5 +580,28 @@ async fn two_owner_devices_changing_one_case_s_shares_at_once_both_count() {
         .unwrap()
         .from_epoch;
     assert!(begun > ended, "comment from {begun}, write until {ended}");
+
+    // The laptop ends Dr. Chen's share while the tablet changes its terms:
+    // ending it wins, and the tablet's audit says its new share was not made.
+    sync(&mut tablet).await;
+    laptop.unshare(&case, "Dr. Chen").unwrap();
+    sync(&mut laptop).await;
+    tablet.unshare(&case, "Dr. Chen").unwrap();
+    share_case(&mut tablet, &case, "Dr. Chen", "write", false).await;
+    let r = sync(&mut tablet).await;
+    assert!(r.refused.is_empty(), "{:?}", r.refused);
+    sync(&mut laptop).await;
+    for dev in [&mut laptop, &mut tablet] {
+        let meta = dev.doc_meta(&case).unwrap().unwrap();
+        assert_eq!(meta.role_of(&chen_id, 0), None, "the share stays ended");
+    }
+    assert!(
+        tablet
+            .audit_trail()
+            .unwrap()
+            .iter()
+            .any(|a| a.what.contains("not granted again")),
+        "recorded"
+    );
     relay.stop().await;
 }

@@ -281,7 +281,7 @@ mod tests {
             })
             .collect();
         let wraps = (0..=epoch)
-            .flat_map(|e| grants.iter().map(move |g| (e, g.account, 0)))
+            .flat_map(|e| grants.iter().map(move |g| ((e, g.account), 0)))
             .collect();
         DocMeta {
             owner: grants[0].account,
@@ -373,7 +373,7 @@ mod tests {
             state: st.clone(),
         };
         let mut meta = meta_of(&[(&owner2, Role::Owner, 0, None)], 1);
-        meta.wraps = vec![(0, st.id, 0), (1, st.id, 1)];
+        meta.wraps = BTreeMap::from([((0, st.id), 0), ((1, st.id), 1)]);
         let accounts = BTreeMap::from([(st.id, st)]);
         assert!(
             admit(

@@ -297,7 +297,8 @@ impl Home {
         let mut done = 0;
         let mut batch: Vec<(i64, DocId, Vec<u8>)> = Vec::new();
         let mut batch_bytes = 0usize;
-        let mut metas: BTreeMap<DocId, Option<crate::docs::DocMeta>> = BTreeMap::new();
+        // This account's role in each document, and its current epoch.
+        let mut terms: BTreeMap<DocId, (Option<Role>, u32)> = BTreeMap::new();
         let me = self.account_id();
         for row in rows {
             // Its access log on the relay did not verify this round: what
@@ -327,15 +328,18 @@ impl Home {
                     done += 1;
                 }
                 OutKind::Change | OutKind::Comment => {
-                    let meta = match metas.get(&row.doc) {
-                        Some(m) => m.clone(),
+                    let (role, current) = match terms.get(&row.doc) {
+                        Some(t) => *t,
                         None => {
-                            let m = self.doc_meta(&row.doc)?;
-                            metas.insert(row.doc, m.clone());
-                            m
+                            let meta = self.doc_meta(&row.doc)?;
+                            let t = (
+                                meta.as_ref().and_then(|m| m.role_of(&me, now())),
+                                meta.as_ref().map_or(0, |m| m.epoch),
+                            );
+                            terms.insert(row.doc, t);
+                            t
                         }
                     };
-                    let role = meta.as_ref().and_then(|m| m.role_of(&me, now()));
                     let may = match role {
                         Some(r) if r >= Role::Write => true,
                         Some(Role::Comment) => row.kind == OutKind::Comment,
@@ -355,7 +359,6 @@ impl Home {
                     // same envelope id and the relay recognises it; sealed
                     // again (same id) if the document has moved to a new
                     // epoch since, which the relay would refuse.
-                    let current = meta.as_ref().map_or(0, |m| m.epoch);
                     let stale = row.envelope.as_ref().is_some_and(|e| {
                         Envelope::decode(e.clone()).map_or(true, |e| e.header.epoch < current)
                     });
@@ -522,11 +525,9 @@ impl Home {
         // Access entries signed here but not sent yet are not on the relay:
         // compare the relay's log with the part of ours it has had.
         let mut unsent: HashMap<DocId, u64> = HashMap::new();
-        for row in self.store.outbox()? {
-            if row.kind == OutKind::Access {
-                let entries: Vec<Signed> = codec::decode(&row.payload)?;
-                *unsent.entry(row.doc).or_default() += entries.len() as u64;
-            }
+        for row in self.store.access_outbox()? {
+            let entries: Vec<Signed> = codec::decode(&row.payload)?;
+            *unsent.entry(row.doc).or_default() += entries.len() as u64;
         }
         let mut held = BTreeMap::new();
         for doc in self.store.doc_ids()? {
