@@ -413,7 +413,7 @@ impl Home {
     }
 
     /// The document loaded, from memory if the copy there is current.
-    fn take_loaded(&mut self, doc: &DocId) -> Result<Loaded> {
+    pub(crate) fn take_loaded(&mut self, doc: &DocId) -> Result<Loaded> {
         let rev = self.store.doc_rev(doc)?;
         if let Some((r, l)) = self.loaded.remove(doc)
             && r == rev
@@ -428,7 +428,7 @@ impl Home {
     }
 
     /// Puts a document read without change back in memory.
-    fn keep_loaded(&mut self, doc: &DocId, loaded: Loaded) -> Result<()> {
+    pub(crate) fn keep_loaded(&mut self, doc: &DocId, loaded: Loaded) -> Result<()> {
         let rev = self.store.doc_rev(doc)?;
         self.loaded.insert(*doc, (rev, loaded));
         Ok(())

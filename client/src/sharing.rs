@@ -13,6 +13,7 @@ use casebook_shared::crypto;
 use casebook_shared::ids::{AccountId, DocId};
 use serde::{Deserialize, Serialize};
 
+use crate::docs::Loaded;
 use crate::error::{Error, Result};
 use crate::home::{Disclosure, Home, now};
 use crate::net::Relay;
@@ -516,6 +517,33 @@ impl Home {
     }
 }
 
+/// Whether a commenter's change, applied where it was written, adds
+/// comments and does nothing else; `Ok(false)` while its base is not here.
+fn judge_comment(case: &mut CaseDoc, body: &[u8]) -> Result<bool> {
+    let Some(before) = case.at_base_of(body)? else {
+        return Ok(false);
+    };
+    let mut after = before.copy();
+    after.apply(body)?;
+    if !after.missing_deps().is_empty() {
+        return Err(Error::NotAllowed(
+            "it depends on changes not held here".into(),
+        ));
+    }
+    if without_comments(&before) != without_comments(&after) {
+        return Err(Error::NotAllowed("it changes the case itself".into()));
+    }
+    let kept = before.notes().iter().all(|b| {
+        after
+            .note(&b.id)
+            .is_some_and(|a| b.comments.iter().all(|c| a.comments.contains(c)))
+    });
+    if !kept {
+        return Err(Error::NotAllowed("it removes comments".into()));
+    }
+    Ok(true)
+}
+
 /// A case without its comments: what a commenter must leave unchanged.
 fn without_comments(c: &CaseDoc) -> (String, Profile, Vec<Note>) {
     let mut notes = c.notes();
@@ -529,34 +557,32 @@ impl Home {
     /// Applies a change from a member whose role is comment, if it adds
     /// comments to a case and changes nothing else (the relay lets such a
     /// member upload; only the content shows what the change does).
-    pub(crate) fn apply_comment_change(&mut self, doc: &DocId, body: &[u8]) -> Result<()> {
-        let saved = self
-            .store
-            .doc_body(doc)?
-            .ok_or_else(|| Error::NotAllowed("a comment on a document not held here".into()))?;
-        let before = CaseDoc::load(&saved, &self.actor)
-            .map_err(|_| Error::NotAllowed("comments belong on case documents only".into()))?;
-        let mut after = CaseDoc::load(&saved, &self.actor)?;
-        after.apply(body)?;
-        // A change whose dependencies are missing would wait inside the
-        // document, unchecked, and apply itself later: refuse it now.
-        if !after.missing_deps().is_empty() {
+    ///
+    /// The change is judged against the case as it stood where the change
+    /// was written (its dependencies), never against what this device holds
+    /// now: a device that first sees the comment after the owner's later
+    /// edits (one paired or recovered since) must decide exactly as the
+    /// devices that saw it first. Returns `Ok(false)`, changing nothing,
+    /// while a change it builds on has not been applied here.
+    pub(crate) fn apply_comment_change(&mut self, doc: &DocId, body: &[u8]) -> Result<bool> {
+        if self.store.doc_body(doc)?.is_none() {
             return Err(Error::NotAllowed(
-                "it depends on changes not held here".into(),
+                "a comment on a document not held here".into(),
             ));
         }
-        if without_comments(&before) != without_comments(&after) {
-            return Err(Error::NotAllowed("it changes the case itself".into()));
+        let mut loaded = self.take_loaded(doc)?;
+        let judged = match &mut loaded {
+            Loaded::Case(case) => judge_comment(case, body),
+            Loaded::Private(_) => Err(Error::NotAllowed(
+                "comments belong on case documents only".into(),
+            )),
+        };
+        self.keep_loaded(doc, loaded)?;
+        if !judged? {
+            return Ok(false);
         }
-        let kept = before.notes().iter().all(|b| {
-            after
-                .note(&b.id)
-                .is_some_and(|a| b.comments.iter().all(|c| a.comments.contains(c)))
-        });
-        if !kept {
-            return Err(Error::NotAllowed("it removes comments".into()));
-        }
-        self.apply_batch(doc, body)
+        self.apply_batch(doc, body)?;
+        Ok(true)
     }
 
     /// Keeps each document this account owns as its access rules say, at
@@ -702,14 +728,27 @@ mod tests {
             .unwrap();
         let edit = theirs.changes_since(&heads);
 
+        // The owner's own later edit, made after the comment merged there.
+        let mut owners = CaseDoc::load(&saved, b"owner-other-actor").unwrap();
+        owners.apply(&comment).unwrap();
+        let heads = owners.heads();
+        owners
+            .edit_note("n1", &[("plan".into(), "Sleep diary; CBT-I.".into())])
+            .unwrap();
+        let owner_edit = owners.changes_since(&heads);
+
         assert!(
-            home.apply_comment_change(&case, &edit).is_err(),
-            "an edit (waiting on the comment)"
+            !home.apply_comment_change(&case, &edit).unwrap(),
+            "an edit built on the comment waits for it"
         );
-        home.apply_comment_change(&case, &comment).unwrap();
+        // A device that gets the owner's later edit first (it waits inside
+        // the document for the comment) judges the comment where it was
+        // written, as the devices that saw it first did.
+        home.apply_batch(&case, &owner_edit).unwrap();
+        assert!(home.apply_comment_change(&case, &comment).unwrap());
         assert!(home.apply_comment_change(&case, &edit).is_err(), "an edit");
         let note = home.read_case(&case, |c| c.note("n1").unwrap()).unwrap();
-        assert_eq!(note.field("plan"), "Sleep diary.");
+        assert_eq!(note.field("plan"), "Sleep diary; CBT-I.");
         assert_eq!(note.comments.len(), 1);
     }
 

@@ -105,6 +105,29 @@ impl CaseDoc {
         self.replica.missing_deps()
     }
 
+    /// The case as it was where a batch of changes begins: at the changes
+    /// the batch was written against. `Ok(None)` while one of those is not
+    /// applied here yet. Judging a colleague's change against this state,
+    /// not against whatever this device happens to hold when the change
+    /// arrives, makes every device judge it alike.
+    pub fn at_base_of(&mut self, batch: &[u8]) -> Result<Option<CaseDoc>> {
+        let base = Replica::base_of(batch)
+            .ok_or_else(|| NoteError::Malformed("a batch that is not changes".into()))?;
+        if !self.replica.has_applied(&base) {
+            return Ok(None);
+        }
+        Ok(Some(CaseDoc {
+            replica: self.replica.fork_at(&base)?,
+        }))
+    }
+
+    /// A copy of this replica, for a trial that may be thrown away.
+    pub fn copy(&self) -> CaseDoc {
+        CaseDoc {
+            replica: self.replica.copy(),
+        }
+    }
+
     fn doc(&self) -> &AutoCommit {
         &self.replica.doc
     }

@@ -78,6 +78,14 @@ impl Replica {
         }
     }
 
+    pub(crate) fn copy(&self) -> Self {
+        Self {
+            doc: self.doc.clone(),
+            kind: self.kind,
+            identity: self.identity,
+        }
+    }
+
     pub(crate) fn save(&mut self) -> Vec<u8> {
         self.doc.save()
     }
@@ -159,6 +167,45 @@ impl Replica {
             Some(h) if !h.is_empty() => self.doc.get_missing_deps(&h).is_empty(),
             _ => false,
         }
+    }
+
+    /// The changes a batch builds on from outside itself: the state it was
+    /// written against. `None` when the bytes are not change chunks.
+    pub(crate) fn base_of(bytes: &[u8]) -> Option<Vec<ChangeHash>> {
+        let changes: Vec<Change> = split_chunks(bytes)?
+            .into_iter()
+            .map(|c| catch_unwind(|| Change::try_from(c)).ok()?.ok())
+            .collect::<Option<_>>()?;
+        let inside: std::collections::HashSet<ChangeHash> =
+            changes.iter().map(Change::hash).collect();
+        let mut base: Vec<ChangeHash> = changes
+            .iter()
+            .flat_map(|c| c.deps().iter().copied())
+            .filter(|d| !inside.contains(d))
+            .collect();
+        base.sort();
+        base.dedup();
+        Some(base)
+    }
+
+    /// Whether every one of `hashes` is applied here (not merely waiting).
+    pub(crate) fn has_applied(&mut self, hashes: &[ChangeHash]) -> bool {
+        hashes
+            .iter()
+            .all(|h| self.doc.get_change_by_hash(h).is_some())
+    }
+
+    /// The document as it was at `heads`, which must all be applied here.
+    /// Replays the history up to them: costly on a long document, so kept
+    /// for the rare judgement that needs it.
+    pub(crate) fn fork_at(&mut self, heads: &[ChangeHash]) -> Result<Self> {
+        let mut doc = guarded("rewinding", || self.doc.fork_at(heads))?;
+        doc.set_actor(self.doc.get_actor().clone());
+        Ok(Self {
+            doc,
+            kind: self.kind,
+            identity: self.identity,
+        })
     }
 
     /// Hashes of changes that arrived changes depend on but that have not

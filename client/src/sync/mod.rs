@@ -869,18 +869,37 @@ impl Home {
             }
             changed = true;
         }
-        for (seq, body) in &batch.comments {
-            match self.apply_comment_change(doc, body) {
-                Ok(()) => {
-                    report.received += 1;
-                    changed = true;
+        // A comment may build on another comment, or on a change that waits
+        // for another comment: apply in passes until nothing more goes in.
+        let mut waiting = batch.comments;
+        loop {
+            let before = waiting.len();
+            let mut next = Vec::new();
+            for (seq, body) in waiting {
+                match self.apply_comment_change(doc, &body) {
+                    Ok(true) => {
+                        report.received += 1;
+                        changed = true;
+                    }
+                    Ok(false) => next.push((seq, body)),
+                    Err(e) => report.refused.push(RefusedEnvelope {
+                        doc: *doc,
+                        seq,
+                        reason: format!("a commenter's change does more than comment: {e}"),
+                    }),
                 }
-                Err(e) => report.refused.push(RefusedEnvelope {
-                    doc: *doc,
-                    seq: *seq,
-                    reason: format!("a commenter's change does more than comment: {e}"),
-                }),
             }
+            waiting = next;
+            if waiting.is_empty() || waiting.len() == before {
+                break;
+            }
+        }
+        for (seq, _) in waiting {
+            report.refused.push(RefusedEnvelope {
+                doc: *doc,
+                seq,
+                reason: "a commenter's change builds on changes not held here".into(),
+            });
         }
         sync.seen = sync.seen.max(batch.seen);
         sync.top_epoch = sync.top_epoch.max(batch.top_epoch);

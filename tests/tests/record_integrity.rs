@@ -1,0 +1,91 @@
+//! Two record-integrity bugs found by trying the CLI as a new user would:
+//! a colleague's comment judged differently by a device added later, and a
+//! signed note shown with text the signer never saw.
+
+use casebook::notes::{NoteFormat, NoteInput};
+use casebook_tests::*;
+
+fn soap(subjective: &str, plan: &str) -> NoteInput {
+    let mut n = NoteInput::new("2026-11-20", NoteFormat::Soap);
+    n.fields = vec![
+        ("subjective".into(), subjective.into()),
+        ("plan".into(), plan.into()),
+    ];
+    n
+}
+
+/// The colleague comments; the owner syncs and then edits the same note,
+/// so the owner's edit depends on the comment. A device paired (or
+/// recovered) afterwards receives the owner's edit before the comment it
+/// builds on, and must judge the comment exactly as the older devices did.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_comment_and_the_owners_later_edit_reach_devices_added_later() {
+    let relay = TestRelay::start().await;
+    let dirs: Vec<_> = (0..4).map(|_| tempfile::tempdir().unwrap()).collect();
+    let (mut rivera, words) = init_with_words(dirs[0].path(), &relay, "Dr. Rivera");
+    let mut chen = init(dirs[1].path(), &relay, "Dr. Chen");
+    sync(&mut chen).await;
+    let case = rivera.create_case("Jordan Avery", "2026-11-20").unwrap();
+    rivera
+        .edit_case(&case, "note added", |c| {
+            Ok(c.add_note(soap("Sleeping badly.", "Sleep diary."), "n1", "Dr. Rivera")?)
+        })
+        .unwrap();
+    sync(&mut rivera).await;
+    let chen_account = chen.account_id();
+    befriend(&mut rivera, "Dr. Chen", &chen_account);
+    share_case(&mut rivera, &case, "Dr. Chen", "comment", true).await;
+
+    let r = sync(&mut chen).await;
+    assert!(r.refused.is_empty(), "{:?}", r.refused);
+    chen.comment_note(&case, "n1", "Consider CBT-I.", "2026-11-21T09:00:00Z")
+        .unwrap();
+    sync(&mut chen).await;
+
+    let r = sync(&mut rivera).await;
+    assert!(r.refused.is_empty(), "{:?}", r.refused);
+    rivera
+        .edit_case(&case, "note edited", |c| {
+            Ok(c.edit_note(
+                "n1",
+                &[("plan".into(), "Sleep diary; CBT-I referral.".into())],
+            )?)
+        })
+        .unwrap();
+    sync(&mut rivera).await;
+
+    let expect = |home: &mut casebook::Home, who: &str| {
+        let n = home
+            .read_case(&case, |c| c.note("n1").unwrap())
+            .unwrap_or_else(|e| panic!("{who}: {e}"));
+        assert_eq!(n.field("plan"), "Sleep diary; CBT-I referral.", "{who}");
+        assert_eq!(n.comments.len(), 1, "{who}: the comment is missing");
+        assert_eq!(n.comments[0].text, "Consider CBT-I.", "{who}");
+    };
+    expect(&mut rivera, "the laptop");
+
+    let mut tablet = pair(&mut rivera, dirs[2].path(), &relay).await;
+    for round in 0..2 {
+        let r = sync(&mut tablet).await;
+        assert!(
+            r.refused.is_empty(),
+            "tablet round {round}: {:?}",
+            r.refused
+        );
+    }
+    expect(&mut tablet, "a device paired later");
+
+    let recovered = casebook::devices::recover(
+        dirs[3].path(),
+        PASSPHRASE,
+        &words,
+        "Dr. Rivera",
+        &relay.addr(),
+        relay.handle.fingerprint,
+    )
+    .await;
+    let mut recovered = recovered.expect("recover");
+    let r = sync(&mut recovered).await;
+    assert!(r.refused.is_empty(), "recovered: {:?}", r.refused);
+    expect(&mut recovered, "a recovered device");
+}
