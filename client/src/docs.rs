@@ -595,8 +595,9 @@ impl Home {
         }))
     }
 
-    /// Searches every case (and its private notes) for a phrase.
-    pub fn search(&mut self, needle: &str) -> Result<Vec<Hit>> {
+    /// Searches every case (and its private notes) for a phrase, without
+    /// recording it: [`Home::search`] is the operation a person runs.
+    pub(crate) fn find(&mut self, needle: &str) -> Result<Vec<Hit>> {
         let mut out = Vec::new();
         for (id, summary) in self.cases()? {
             let hits = self.read_case(&id, |c| c.search(needle))?;

@@ -37,6 +37,8 @@ pub enum Error {
     AmbiguousCase(String),
     #[error("no device matches {0:?}: `casebook device list` shows the ids")]
     UnknownDevice(String),
+    #[error("this device has no practitioner name, and notes are written and signed under one")]
+    NoName,
     #[error("not allowed: {0}")]
     NotAllowed(String),
     #[error("the relay shows less than this device has already seen ({0}); refusing it (rollback)")]

@@ -2,7 +2,9 @@
 //! notes, merged across devices with Automerge and synced through a relay
 //! that only ever holds ciphertext.
 
+pub mod app;
 pub mod audit_sync;
+pub mod clock;
 pub mod devices;
 pub mod docs;
 pub mod error;

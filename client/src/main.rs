@@ -221,6 +221,20 @@ enum NoteCmd {
         #[arg(long)]
         text: String,
     },
+    /// Settle an edit another device made to a signed note before it saw
+    /// the signature (`note show` lists them): keep it as an addendum, or
+    /// discard it. Either way the note reads as signed.
+    #[command(group(clap::ArgGroup::new("choice").required(true).args(["as_addendum", "discard"])))]
+    Late {
+        case: String,
+        note: String,
+        /// The field the late edit changed, as `note show` names it.
+        field: String,
+        #[arg(long)]
+        as_addendum: bool,
+        #[arg(long)]
+        discard: bool,
+    },
 }
 
 #[derive(Subcommand, Debug)]

@@ -89,3 +89,80 @@ async fn a_comment_and_the_owners_later_edit_reach_devices_added_later() {
     assert!(r.refused.is_empty(), "recovered: {:?}", r.refused);
     expect(&mut recovered, "a recovered device");
 }
+
+/// The tablet, offline, edits a note's plan; the laptop signs the note;
+/// both sync. Both show the note as signed, with the plan that was signed,
+/// and the tablet's edit apart; the author keeps it as an addendum, and
+/// both devices then agree on a note that reads as signed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_edit_concurrent_with_signing_is_never_shown_as_signed() {
+    let relay = TestRelay::start().await;
+    let dirs: Vec<_> = (0..2).map(|_| tempfile::tempdir().unwrap()).collect();
+    let mut laptop = init(dirs[0].path(), &relay, "Dr. Rivera");
+    let case = laptop.create_case("Jordan Avery", "2026-11-20").unwrap();
+    let note = laptop
+        .add_note(&case, soap("Sleeping badly.", "Sleep diary."))
+        .unwrap();
+    sync(&mut laptop).await;
+    let mut tablet = pair(&mut laptop, dirs[1].path(), &relay).await;
+    sync(&mut tablet).await;
+
+    tablet
+        .edit_note(
+            &case,
+            &note,
+            &[("plan".into(), "Sleep diary; stop melatonin.".into())],
+        )
+        .unwrap();
+    laptop.sign_note(&case, &note).unwrap();
+    sync(&mut laptop).await;
+    sync(&mut tablet).await;
+    sync(&mut laptop).await;
+
+    let mut seen = Vec::new();
+    for (who, home) in [("laptop", &mut laptop), ("tablet", &mut tablet)] {
+        let n = home.show_note(&case, &note).unwrap();
+        assert_eq!(n.signed_by.as_deref(), Some("Dr. Rivera"), "{who}");
+        assert_eq!(n.field("plan"), "Sleep diary.", "{who}: the signed plan");
+        assert_eq!(n.late_edits.len(), 1, "{who}: {:?}", n.late_edits);
+        assert_eq!(n.late_edits[0].field, "plan");
+        assert_eq!(n.late_edits[0].merged, "Sleep diary; stop melatonin.");
+        assert!(!n.signature_broken, "{who}");
+        seen.push(n);
+    }
+    assert_eq!(seen[0], seen[1], "both devices decide alike");
+
+    laptop
+        .settle_late_edit(
+            &case,
+            &note,
+            "plan",
+            casebook::notes::LateEditChoice::Addendum,
+        )
+        .unwrap();
+    sync(&mut laptop).await;
+    sync(&mut tablet).await;
+    for (who, home) in [("laptop", &mut laptop), ("tablet", &mut tablet)] {
+        let n = home.show_note(&case, &note).unwrap();
+        assert!(n.late_edits.is_empty(), "{who}: {:?}", n.late_edits);
+        assert_eq!(n.field("plan"), "Sleep diary.", "{who}");
+        assert_eq!(n.addenda.len(), 1, "{who}");
+        assert!(n.addenda[0].text.contains("stop melatonin"), "{who}");
+    }
+    let trail = laptop.audit_trail().unwrap();
+    assert!(
+        trail
+            .iter()
+            .any(|a| a.what.contains("late edit to plan kept as an addendum")
+                && a.case == Some(case)),
+        "the audit records the choice"
+    );
+    assert!(
+        tablet
+            .audit_trail()
+            .unwrap()
+            .iter()
+            .any(|a| a.what == format!("note {note} viewed")),
+        "reads of a note are recorded with the note"
+    );
+}

@@ -4,7 +4,8 @@ mod demo;
 mod editor;
 mod print;
 mod secrets;
-mod time;
+
+use casebook::clock as time;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -12,7 +13,7 @@ use std::time::Duration;
 use anyhow::{Context, Result, anyhow, bail};
 use casebook::Home;
 use casebook::notes::{
-    NoteFormat, NoteInput, new_note_id, parse_date, parse_duration, parse_start_time,
+    LateEditChoice, NoteFormat, NoteInput, parse_date, parse_duration, parse_start_time,
 };
 use casebook::sync::Progress;
 use casebook_shared::ids::DocId;
@@ -266,10 +267,8 @@ fn case(cli: &Cli, out: &Out, cmd: &CaseCmd) -> Result<()> {
         CaseCmd::List => out.cases(&home.cases()?),
         CaseCmd::Show { case } => {
             let id = case_id(&home, case)?;
-            let (summary, profile, notes) =
-                home.read_case(&id, |c| (c.summary(), c.profile(), c.notes()))?;
-            home.record_view(&id)?;
-            out.case(&id, &summary, &profile, &notes)
+            let view = home.open_case(&id)?;
+            out.case(&id, &view.summary, &view.profile, &view.notes)
         }
         CaseCmd::Edit { case, fields, name } => {
             let id = case_id(&home, case)?;
@@ -293,7 +292,6 @@ fn case(cli: &Cli, out: &Out, cmd: &CaseCmd) -> Result<()> {
 
 fn note(cli: &Cli, out: &Out, cmd: &NoteCmd) -> Result<()> {
     let mut home = open(cli)?;
-    let by = home.name().to_string();
     match cmd {
         NoteCmd::Add {
             case,
@@ -312,49 +310,40 @@ fn note(cli: &Cli, out: &Out, cmd: &NoteCmd) -> Result<()> {
             input.start_time = start.as_deref().map(parse_start_time).transpose()?;
             input.duration = minutes.as_deref().map(parse_duration).transpose()?;
             input.fields = note_fields(format, &[], fields)?;
-            let note_id = new_note_id();
-            let nid = note_id.clone();
-            home.edit_case(
-                &id,
-                "note added",
-                move |c| Ok(c.add_note(input, &nid, &by)?),
-            )?;
+            let note_id = home.add_note(&id, input)?;
             out.created_note(&note_id)
         }
         NoteCmd::Edit { case, note, fields } => {
             let id = case_id(&home, case)?;
-            let (note_id, current) = home.read_case(&id, |c| {
+            let current = home.read_case(&id, |c| {
                 c.resolve_note_id(note)
-                    .map(|n| (n.clone(), c.note(&n).expect("resolved ids exist")))
+                    .map(|n| c.note(&n).expect("resolved ids exist"))
             })??;
             let changes = note_fields(current.format, &current.editable_fields(), fields)?;
             if changes.is_empty() {
                 bail!("nothing to change: give --field FIELD=VALUE or --edit");
             }
-            home.edit_case(&id, "note edited", |c| Ok(c.edit_note(&note_id, &changes)?))?;
+            home.edit_note(&id, &current.id, &changes)?;
             out.done("note updated")
         }
         NoteCmd::List { case } => {
             let id = case_id(&home, case)?;
-            let summary = home.read_case(&id, |c| c.summary())?;
-            out.note_list(&summary.notes)
+            out.note_list(&home.list_notes(&id)?)
         }
         NoteCmd::Show { case, note } => {
             let id = case_id(&home, case)?;
-            let n = home.read_case(&id, |c| {
-                c.resolve_note_id(note)
-                    .map(|n| c.note(&n).expect("resolved ids exist"))
-            })??;
-            home.record_view(&id)?;
+            let n = home.show_note(&id, note)?;
+            if !n.late_edits.is_empty() {
+                eprintln!(
+                    "Settle each late edit: casebook note late {case} {} FIELD --as-addendum (or --discard)",
+                    n.id
+                );
+            }
             out.note(&n)
         }
         NoteCmd::Sign { case, note } => {
             let id = case_id(&home, case)?;
-            let at = time::now();
-            home.edit_case(&id, "note signed", |c| {
-                let n = c.resolve_note_id(note)?;
-                Ok(c.sign_note(&n, &by, &at)?)
-            })?;
+            home.sign_note(&id, note)?;
             out.done("note signed; later corrections go in `casebook note addendum`")
         }
         NoteCmd::Comment { case, note, text } => {
@@ -364,12 +353,29 @@ fn note(cli: &Cli, out: &Out, cmd: &NoteCmd) -> Result<()> {
         }
         NoteCmd::Addendum { case, note, text } => {
             let id = case_id(&home, case)?;
-            let at = time::now();
-            home.edit_case(&id, "addendum added", |c| {
-                let n = c.resolve_note_id(note)?;
-                Ok(c.add_addendum(&n, &by, &at, text)?)
-            })?;
+            home.add_addendum(&id, note, text)?;
             out.done("addendum added")
+        }
+        NoteCmd::Late {
+            case,
+            note,
+            field,
+            as_addendum,
+            discard: _,
+        } => {
+            let id = case_id(&home, case)?;
+            let choice = if *as_addendum {
+                LateEditChoice::Addendum
+            } else {
+                LateEditChoice::Discard
+            };
+            home.settle_late_edit(&id, note, field, choice)?;
+            out.done(match choice {
+                LateEditChoice::Addendum => {
+                    "late edit kept as an addendum; the note reads as signed"
+                }
+                LateEditChoice::Discard => "late edit discarded; the note reads as signed",
+            })
         }
     }
 }
@@ -434,15 +440,12 @@ fn private(cli: &Cli, out: &Out, cmd: &PrivateCmd) -> Result<()> {
     match cmd {
         PrivateCmd::Add { case, text } => {
             let id = case_id(&home, case)?;
-            let by = home.name().to_string();
-            let at = time::now();
-            let entry = home.edit_private(&id, |p| Ok(p.add(text, &by, &at)?))?;
+            let entry = home.add_private_note(&id, text)?;
             out.created_note(&entry)
         }
         PrivateCmd::List { case } => {
             let id = case_id(&home, case)?;
-            let entries = home.read_private(&id, |p| p.entries())?;
-            out.private(&entries)
+            out.private(&home.private_notes(&id)?)
         }
     }
 }

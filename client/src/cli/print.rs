@@ -12,7 +12,7 @@ use casebook::sync::SyncReport;
 use casebook_shared::ids::DocId;
 use serde_json::{Value, json};
 
-use super::time;
+use casebook::clock as time;
 
 /// Chosen output style.
 pub struct Out {
@@ -140,7 +140,11 @@ impl Out {
         }
         println!();
         for n in notes {
-            let signed = if n.is_signed() { "signed" } else { "draft" };
+            let signed = match (n.is_signed(), n.late_edits.is_empty()) {
+                (false, _) => "draft",
+                (true, true) => "signed",
+                (true, false) => "signed; a late edit to settle",
+            };
             println!("{}  {}  {:<5} {}", n.id, n.date, n.format.as_str(), signed);
         }
         Ok(())
@@ -184,8 +188,19 @@ impl Out {
                 println!("\n## {k}\n{v}");
             }
         }
+        if n.signature_broken {
+            println!(
+                "WARNING: the signature does not match this note's content; do not rely on it"
+            );
+        }
         for a in &n.addenda {
             println!("\n## addendum ({}, {})\n{}", a.by, a.at, a.text);
+        }
+        for l in &n.late_edits {
+            println!(
+                "\n## {} — written on another device before it saw the signature (not part of the signed note)\n{}",
+                l.field, l.merged
+            );
         }
         for c in &n.comments {
             println!("\n## comment ({}, {})\n{}", c.by, c.at, c.text);

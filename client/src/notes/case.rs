@@ -10,7 +10,7 @@ use super::replica::{Replica, child, hydrate_map, push_map, set_text, string};
 use super::search::{Needle, SearchHit};
 use super::{ChangeHash, NoteError, Result};
 use automerge::transaction::Transactable;
-use automerge::{AutoCommit, ObjId, ObjType, ROOT, ReadDoc, Value, hydrate};
+use automerge::{AutoCommit, ObjId, ObjType, ROOT, ReadDoc, hydrate};
 use casebook_shared::ids::DocId;
 
 const KIND: &str = "case";
@@ -24,7 +24,7 @@ const IDENTITY: &[&str] = &["kind", "name", "created", "private_doc", "profile",
 /// of the case's [`PrivateDoc`](super::PrivateDoc)), `profile` (map of text
 /// fields) and `notes` (map from note id to note map).
 pub struct CaseDoc {
-    replica: Replica,
+    pub(super) replica: Replica,
 }
 
 /// One field change in [`CaseDoc::edit_note`], checked before any is made.
@@ -128,7 +128,7 @@ impl CaseDoc {
         }
     }
 
-    fn doc(&self) -> &AutoCommit {
+    pub(super) fn doc(&self) -> &AutoCommit {
         &self.replica.doc
     }
 
@@ -293,69 +293,6 @@ impl CaseDoc {
         })
     }
 
-    /// Signs a note: `by` (device id hex) at `at` (RFC 3339). After this the
-    /// note only takes addenda and comments.
-    ///
-    /// The heads at signing are kept, so [`Self::changed_since_signing`] can
-    /// tell whether an edit made offline on another device, before that
-    /// device learnt of the signature, merged in afterwards.
-    pub fn sign_note(&mut self, note_id: &str, by: &str, at: &str) -> Result<()> {
-        if by.is_empty() || at.is_empty() {
-            return Err(NoteError::Empty("the signer and time"));
-        }
-        let note = self.unsigned_note(note_id)?;
-        let heads = self.replica.heads();
-        let heads = heads
-            .iter()
-            .map(ToString::to_string)
-            .collect::<Vec<_>>()
-            .join(",");
-        self.replica.write(|d| {
-            d.put(&note, "signed_by", by)?;
-            d.put(&note, "signed_at", at)?;
-            d.put(&note, "signed_heads", heads)?;
-            Ok(())
-        })
-    }
-
-    /// The fields of a signed note whose value now differs from the value
-    /// that was signed: empty unless an edit made concurrently with the
-    /// signature merged in later. Addenda and comments do not count.
-    pub fn changed_since_signing(&self, note_id: &str) -> Result<Vec<String>> {
-        let doc = self.doc();
-        let note = self.find_note(note_id)?;
-        if !is_signed(doc, &note) {
-            return Err(NoteError::NotSigned(note_id.to_owned()));
-        }
-        let heads: Vec<ChangeHash> = string(doc, &note, "signed_heads")
-            .unwrap_or_default()
-            .split(',')
-            .filter_map(|h| h.parse().ok())
-            .collect();
-        if heads.is_empty() {
-            return Ok(Vec::new());
-        }
-        let then = |key: &str| match doc.get_at(&note, key, &heads) {
-            Ok(Some((Value::Object(ObjType::Text), id))) => doc.text_at(&id, &heads).ok(),
-            Ok(Some((Value::Scalar(s), _))) => Some(s.to_string()),
-            _ => None,
-        };
-        let now = |key: &str| match doc.get(&note, key) {
-            Ok(Some((Value::Object(ObjType::Text), id))) => doc.text(&id).ok(),
-            Ok(Some((Value::Scalar(s), _))) => Some(s.to_string()),
-            _ => None,
-        };
-        let keys = doc.keys(&note).chain(doc.keys_at(&note, &heads));
-        let mut changed: Vec<String> = keys
-            .filter(|k| !matches!(k.as_str(), "addenda" | "comments"))
-            .filter(|k| !k.starts_with("signed_"))
-            .filter(|k| then(k).unwrap_or_default() != now(k).unwrap_or_default())
-            .collect();
-        changed.sort();
-        changed.dedup();
-        Ok(changed)
-    }
-
     /// Adds an addendum to a signed note; the note itself stays as signed.
     pub fn add_addendum(&mut self, note_id: &str, by: &str, at: &str, text: &str) -> Result<()> {
         let note = self.find_note(note_id)?;
@@ -371,7 +308,7 @@ impl CaseDoc {
         self.append_remark(&note, "comments", "the comment", by, at, text)
     }
 
-    fn append_remark(
+    pub(super) fn append_remark(
         &mut self,
         note: &ObjId,
         list: &str,
@@ -406,6 +343,7 @@ impl CaseDoc {
                 hydrate::Value::Map(note) => Some(read_note(id, note)),
                 _ => None,
             })
+            .map(|note| self.as_signed(note))
             .collect();
         notes.sort_by(|a, b| (&a.date, &a.id).cmp(&(&b.date, &b.id)));
         notes
@@ -413,7 +351,7 @@ impl CaseDoc {
 
     pub fn note(&self, note_id: &str) -> Option<Note> {
         let obj = self.note_obj(note_id)?;
-        Some(read_note(note_id, &hydrate_map(self.doc(), &obj)?))
+        Some(self.as_signed(read_note(note_id, &hydrate_map(self.doc(), &obj)?)))
     }
 
     /// The full id of the one note whose id starts with `prefix`, so people
@@ -501,19 +439,19 @@ impl CaseDoc {
         })
     }
 
-    fn note_obj(&self, note_id: &str) -> Option<ObjId> {
+    pub(super) fn note_obj(&self, note_id: &str) -> Option<ObjId> {
         let doc = self.doc();
         let notes = child(doc, &ROOT, "notes", ObjType::Map)?;
         child(doc, &notes, note_id, ObjType::Map)
     }
 
-    fn find_note(&self, note_id: &str) -> Result<ObjId> {
+    pub(super) fn find_note(&self, note_id: &str) -> Result<ObjId> {
         self.note_obj(note_id)
             .ok_or_else(|| NoteError::NoSuchNote(note_id.to_owned()))
     }
 
     /// A note that may still be edited.
-    fn unsigned_note(&self, note_id: &str) -> Result<ObjId> {
+    pub(super) fn unsigned_note(&self, note_id: &str) -> Result<ObjId> {
         let note = self.find_note(note_id)?;
         if is_signed(self.doc(), &note) {
             return Err(NoteError::Signed(note_id.to_owned()));

@@ -23,6 +23,7 @@ mod private;
 mod proptests;
 mod replica;
 mod search;
+mod signing;
 mod template;
 #[cfg(test)]
 mod tests;
@@ -33,9 +34,10 @@ pub use format::{
     COMMON_FIELDS, NoteFormat, PROFILE_FIELDS, SCALAR_FIELDS, new_note_id, parse_date,
     parse_duration, parse_start_time,
 };
-pub use note::{CaseSummary, Note, NoteInput, NoteSummary, Profile, Remark};
+pub use note::{CaseSummary, LateEdit, Note, NoteInput, NoteSummary, Profile, Remark};
 pub use private::{PrivateDoc, PrivateEntry};
 pub use search::SearchHit;
+pub use signing::LateEditChoice;
 pub use template::{
     markdown_to_fields, markdown_to_profile, note_to_markdown, profile_to_markdown,
 };
@@ -72,6 +74,8 @@ pub enum NoteError {
     Signed(String),
     #[error("note {0} is not signed yet; edit the note itself (addenda are for signed notes)")]
     NotSigned(String),
+    #[error("note {0} has no late edit to {1:?}")]
+    NoLateEdit(String, String),
     #[error("{0} must not be empty")]
     Empty(&'static str),
     #[error("no private entry {0}")]

@@ -62,6 +62,26 @@ pub struct Note {
     pub addenda: Vec<Remark>,
     /// Colleagues' comments, in the order they merged.
     pub comments: Vec<Remark>,
+    /// Edits written on another device before it saw the signature, which
+    /// merged in afterwards: never part of the signed note, shown apart
+    /// until the author keeps them as an addendum or discards them.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub late_edits: Vec<LateEdit>,
+    /// The content at the recorded heads does not hash to what the signer
+    /// recorded: the signature cannot be relied on.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub signature_broken: bool,
+}
+
+/// A field of a signed note whose value changed after signing, by an edit
+/// made concurrently with the signature.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct LateEdit {
+    pub field: String,
+    /// The value that was signed (shown as the note).
+    pub signed: String,
+    /// The value with the late edit merged in.
+    pub merged: String,
 }
 
 impl Note {
@@ -212,6 +232,8 @@ pub(crate) fn read_note(id: &str, note: &hydrate::Map) -> Note {
         fields,
         addenda: read_remarks(note, "addenda"),
         comments: read_remarks(note, "comments"),
+        late_edits: Vec::new(),
+        signature_broken: false,
     }
 }
 

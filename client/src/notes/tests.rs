@@ -2,7 +2,7 @@
 
 use super::*;
 use automerge::transaction::Transactable;
-use automerge::{AutoCommit, ObjType, ROOT, ScalarValue};
+use automerge::{AutoCommit, ObjType, ROOT, ReadDoc, ScalarValue};
 use casebook_shared::ids::DocId;
 
 pub(super) const DEV_A: &[u8] = b"device-a-0000000";
@@ -254,19 +254,73 @@ fn signed_notes_take_addenda_only() {
     assert_eq!(note.addenda.len(), 1);
     assert_eq!(note.addenda[0].text, "Client called: sleep improved.");
     assert_eq!(note.comments[0].by, "bb");
-    assert!(doc.changed_since_signing("n1").unwrap().is_empty());
+    assert!(note.late_edits.is_empty());
+    assert!(!note.signature_broken);
 }
 
 #[test]
-fn edit_concurrent_with_signing_is_flagged() {
+fn edit_concurrent_with_signing_is_shown_apart_alike_everywhere() {
     let mut a = case_with_note();
     let mut b = CaseDoc::load(&a.save(), DEV_B).unwrap();
     let base = a.heads();
+    let signed_plan = a.note("n1").unwrap().field("plan").to_owned();
     a.sign_note("n1", "aa", AT).unwrap();
-    b.edit_note("n1", &pairs(&[("plan", "Continue CBT weekly.")]))
+    b.edit_note(
+        "n1",
+        &pairs(&[("plan", "Continue CBT weekly."), ("duration", "55")]),
+    )
+    .unwrap();
+    let (from_a, from_b) = (a.changes_since(&base), b.changes_since(&base));
+    a.apply(&from_b).unwrap();
+    b.apply(&from_a).unwrap();
+    for doc in [&a, &b] {
+        let n = doc.note("n1").unwrap();
+        assert_eq!(
+            n.field("plan"),
+            signed_plan,
+            "the note shows what was signed"
+        );
+        assert_eq!(n.duration, Some(50));
+        assert!(!n.signature_broken);
+        let late: Vec<_> = n.late_edits.iter().map(|l| l.field.as_str()).collect();
+        assert_eq!(late, ["duration", "plan"]);
+        assert_eq!(n.late_edits[1].merged, "Continue CBT weekly.");
+        // Listings agree with the single-note reader.
+        assert_eq!(doc.notes().into_iter().find(|x| x.id == "n1").unwrap(), n);
+    }
+    assert_eq!(a.note("n1"), b.note("n1"), "both devices decide alike");
+
+    a.settle_late_edit("n1", "plan", LateEditChoice::Addendum, "aa", AT)
         .unwrap();
-    a.apply(&b.changes_since(&base)).unwrap();
-    assert_eq!(a.changed_since_signing("n1").unwrap(), ["plan"]);
+    a.settle_late_edit("n1", "duration", LateEditChoice::Discard, "aa", AT)
+        .unwrap();
+    assert!(matches!(
+        a.settle_late_edit("n1", "plan", LateEditChoice::Discard, "aa", AT),
+        Err(NoteError::NoLateEdit(..))
+    ));
+    let n = a.note("n1").unwrap();
+    assert!(n.late_edits.is_empty(), "{:?}", n.late_edits);
+    assert_eq!(n.field("plan"), signed_plan);
+    assert_eq!(n.addenda.len(), 1);
+    assert!(n.addenda[0].text.contains("Continue CBT weekly."));
+    assert!(n.addenda[0].text.contains("before it saw the signature"));
+    let b_heads = b.heads();
+    b.apply(&a.changes_since(&b_heads)).unwrap();
+    assert_eq!(b.note("n1"), a.note("n1"));
+}
+
+#[test]
+fn a_signature_whose_content_hash_does_not_match_is_broken() {
+    let mut a = case_with_note();
+    a.sign_note("n1", "aa", AT).unwrap();
+    assert!(!a.note("n1").unwrap().signature_broken);
+    // Another client (or a forger with write access) rewrites the hash.
+    let mut raw = AutoCommit::load(&a.save()).unwrap();
+    let notes = raw.get(ROOT, "notes").unwrap().unwrap().1;
+    let note = raw.get(&notes, "n1").unwrap().unwrap().1;
+    raw.put(&note, "signed_hash", "00").unwrap();
+    let doc = CaseDoc::load(&raw.save(), DEV_B).unwrap();
+    assert!(doc.note("n1").unwrap().signature_broken);
 }
 
 #[test]

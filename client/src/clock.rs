@@ -1,5 +1,7 @@
-//! Dates and times for notes and listings, without a calendar crate: the
-//! CLI only needs today's date and an RFC 3339 timestamp in UTC.
+//! The core's clock: dates and times for notes, signatures, audit entries
+//! and listings. Every operation reads the time here, not in a front end,
+//! so the CLI and the web page stamp a note alike. (Still UTC and
+//! hand-written; local time with a time-zone database is the CLI issue's.)
 
 /// Days since 1970-01-01 to a civil date (Howard Hinnant's algorithm).
 fn civil(days: i64) -> (i64, u32, u32) {
@@ -83,12 +85,12 @@ pub fn rfc3339(unix: u64) -> String {
 
 /// Now, as RFC 3339.
 pub fn now() -> String {
-    rfc3339(casebook::home::now())
+    rfc3339(crate::home::now())
 }
 
 /// Today's date.
 pub fn today() -> String {
-    date(casebook::home::now())
+    date(crate::home::now())
 }
 
 #[cfg(test)]

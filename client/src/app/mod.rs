@@ -1,0 +1,8 @@
+//! The operations a person performs, once, for every front end.
+//!
+//! Each operation reads the clock, checks what may be done, does it, and
+//! records its own audit entry, in the words the trail shows. The CLI (and
+//! the web page after it) parse input, call one operation and render what
+//! it returns; they hold no rule of their own and write no audit line.
+
+mod notes;

@@ -1,0 +1,180 @@
+//! Cases and session notes: writing, signing, settling late edits, and
+//! every read of clinical content, each recorded in the audit trail with
+//! its case and note.
+
+use casebook_shared::ids::DocId;
+
+use crate::clock;
+use crate::docs::Hit;
+use crate::error::{Error, Result};
+use crate::home::Home;
+use crate::notes::{
+    CaseSummary, LateEditChoice, Note, NoteInput, NoteSummary, PrivateEntry, Profile, new_note_id,
+};
+
+/// A case as its page shows it.
+#[derive(Clone, Debug)]
+pub struct CaseView {
+    pub id: DocId,
+    pub summary: CaseSummary,
+    pub profile: Profile,
+    /// Every note, by date; signed ones as signed.
+    pub notes: Vec<Note>,
+}
+
+impl Home {
+    /// The name notes are written and signed under; a device without one
+    /// cannot sign (a recovered device before names were asked for).
+    fn author(&self) -> Result<String> {
+        let name = self.name().trim();
+        if name.is_empty() {
+            return Err(Error::NoName);
+        }
+        Ok(name.to_string())
+    }
+
+    /// Opens a case to read: profile and every note. Recorded as a view.
+    pub fn open_case(&mut self, case: &DocId) -> Result<CaseView> {
+        let (summary, profile, notes) =
+            self.read_case(case, |c| (c.summary(), c.profile(), c.notes()))?;
+        self.audit("case viewed", Some(*case))?;
+        Ok(CaseView {
+            id: *case,
+            summary,
+            profile,
+            notes,
+        })
+    }
+
+    /// A case's notes, one line each. Recorded: dates and states of a
+    /// client's sessions are clinical content too.
+    pub fn list_notes(&mut self, case: &DocId) -> Result<Vec<NoteSummary>> {
+        let notes = self.read_case(case, |c| c.summary().notes)?;
+        self.audit("note list viewed", Some(*case))?;
+        Ok(notes)
+    }
+
+    /// One note in full (any unique prefix of its id), recorded with its id.
+    pub fn show_note(&mut self, case: &DocId, note: &str) -> Result<Note> {
+        let n = self.read_case(case, |c| {
+            let id = c.resolve_note_id(note)?;
+            c.note(&id).ok_or(crate::notes::NoteError::NoSuchNote(id))
+        })??;
+        self.audit(&format!("note {} viewed", n.id), Some(*case))?;
+        Ok(n)
+    }
+
+    /// Writes a new session note; returns its id.
+    pub fn add_note(&mut self, case: &DocId, input: NoteInput) -> Result<String> {
+        let by = self.author()?;
+        let id = new_note_id();
+        let nid = id.clone();
+        self.edit_case(case, &format!("note {id} added"), move |c| {
+            Ok(c.add_note(input, &nid, &by)?)
+        })?;
+        Ok(id)
+    }
+
+    /// Changes fields of an unsigned note.
+    pub fn edit_note(
+        &mut self,
+        case: &DocId,
+        note: &str,
+        fields: &[(String, String)],
+    ) -> Result<()> {
+        let id = self.read_case(case, |c| c.resolve_note_id(note))??;
+        self.edit_case(case, &format!("note {id} edited"), |c| {
+            Ok(c.edit_note(&id, fields)?)
+        })
+    }
+
+    /// Signs a note under this device's name, now. The signature covers the
+    /// note as this device holds it; anything that merges in later shows
+    /// apart as a late edit.
+    pub fn sign_note(&mut self, case: &DocId, note: &str) -> Result<()> {
+        let by = self.author()?;
+        let at = clock::now();
+        let id = self.read_case(case, |c| c.resolve_note_id(note))??;
+        self.edit_case(case, &format!("note {id} signed"), |c| {
+            Ok(c.sign_note(&id, &by, &at)?)
+        })
+    }
+
+    /// Adds a dated addendum to a signed note.
+    pub fn add_addendum(&mut self, case: &DocId, note: &str, text: &str) -> Result<()> {
+        let by = self.author()?;
+        let at = clock::now();
+        let id = self.read_case(case, |c| c.resolve_note_id(note))??;
+        self.edit_case(case, &format!("note {id}: addendum added"), |c| {
+            Ok(c.add_addendum(&id, &by, &at, text)?)
+        })
+    }
+
+    /// Settles an edit that another device made to a signed note before it
+    /// saw the signature: kept as an addendum, or discarded. The audit
+    /// records which, with the field.
+    pub fn settle_late_edit(
+        &mut self,
+        case: &DocId,
+        note: &str,
+        field: &str,
+        choice: LateEditChoice,
+    ) -> Result<()> {
+        let by = self.author()?;
+        let at = clock::now();
+        let id = self.read_case(case, |c| c.resolve_note_id(note))??;
+        let what = match choice {
+            LateEditChoice::Addendum => {
+                format!("note {id}: late edit to {field} kept as an addendum")
+            }
+            LateEditChoice::Discard => format!("note {id}: late edit to {field} discarded"),
+        };
+        self.edit_case(case, &what, |c| {
+            Ok(c.settle_late_edit(&id, field, choice, &by, &at)?)
+        })
+    }
+
+    /// Adds a psychotherapy (process) note to the case's private document;
+    /// returns its id.
+    pub fn add_private_note(&mut self, case: &DocId, text: &str) -> Result<String> {
+        let by = self.author()?;
+        let at = clock::now();
+        self.edit_private(case, |p| Ok(p.add(text, &by, &at)?))
+    }
+
+    /// A case's psychotherapy notes, recorded as a view of them.
+    pub fn private_notes(&mut self, case: &DocId) -> Result<Vec<PrivateEntry>> {
+        let entries = self.read_private(case, |p| p.entries())?;
+        self.audit("psychotherapy notes viewed", Some(*case))?;
+        Ok(entries)
+    }
+
+    /// Searches every case and its private notes. Each case with a hit is
+    /// recorded (with the notes it showed), since the snippets are content.
+    pub fn search(&mut self, needle: &str) -> Result<Vec<Hit>> {
+        let hits = self.find(needle)?;
+        let mut cases: Vec<DocId> = hits.iter().map(|h| h.case).collect();
+        cases.dedup();
+        self.atomically(|home| {
+            for case in &cases {
+                let mut notes: Vec<&str> = hits
+                    .iter()
+                    .filter(|h| h.case == *case)
+                    .filter_map(|h| h.note.as_deref())
+                    .collect();
+                notes.dedup();
+                let private = hits.iter().any(|h| h.case == *case && h.private);
+                let mut what = String::from("search results shown");
+                if !notes.is_empty() {
+                    what.push_str(&format!(": notes {}", notes.join(", ")));
+                }
+                if private {
+                    what.push_str(" (psychotherapy notes included)");
+                }
+                home.audit(&what, Some(*case))?;
+            }
+            Ok(())
+        })?;
+        Ok(hits)
+    }
+}

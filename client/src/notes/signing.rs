@@ -1,0 +1,215 @@
+//! Signed notes: what a signature covers, and edits that merged in after it.
+//!
+//! Signing records who and when, the document heads at that moment, and a
+//! hash of the note's content there. A signed note reads as it was at those
+//! heads, whatever merged in later. An edit written on another device that
+//! had not yet seen the signature is concurrent with it: Automerge merges it
+//! like any edit (nothing is dropped), but it is shown apart, as a late
+//! edit, until the author keeps it as an addendum or discards it. Every
+//! device computes all of this from the document alone, so all decide alike.
+
+use automerge::transaction::Transactable;
+use automerge::{ChangeHash, ObjId, ObjType, ReadDoc};
+use std::collections::BTreeMap;
+
+use super::case::CaseDoc;
+use super::note::{LateEdit, Note, read_note};
+use super::replica::{child, push_map, set_text, string};
+use super::{NoteError, Result};
+
+/// Label of the hash that binds a signature to the note's content.
+const CONTENT_LABEL: &str = "casebook/v1/signed-note-content";
+
+/// What the author does with a late edit.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LateEditChoice {
+    /// Keep the merged text as an addendum; the note goes back to what was
+    /// signed.
+    Addendum,
+    /// Drop it; the note goes back to what was signed.
+    Discard,
+}
+
+/// The hash of what a signature covers: the session's date, time and length,
+/// the format and every text field, in the order [`read_note`] gives.
+fn content_hash(note: &Note) -> String {
+    let content = (
+        &note.date,
+        &note.start_time,
+        note.duration,
+        note.format.as_str(),
+        &note.fields,
+    );
+    let bytes = serde_json::to_vec(&content).expect("plain strings always serialize");
+    casebook_shared::crypto::hash(CONTENT_LABEL, &bytes).to_hex()
+}
+
+fn parse_heads(s: &str) -> Vec<ChangeHash> {
+    s.split(',').filter_map(|h| h.trim().parse().ok()).collect()
+}
+
+/// Every field a person can change, by name, missing ones as empty.
+fn editable(note: &Note) -> BTreeMap<String, String> {
+    note.editable_fields().into_iter().collect()
+}
+
+impl CaseDoc {
+    /// Signs a note: `by` (the practitioner) at `at` (RFC 3339). After this
+    /// the note only takes addenda and comments; the signature covers the
+    /// content as it is now, on this device, and nothing that merges later.
+    pub fn sign_note(&mut self, note_id: &str, by: &str, at: &str) -> Result<()> {
+        if by.trim().is_empty() || at.is_empty() {
+            return Err(NoteError::Empty("the signer and time"));
+        }
+        let note = self.unsigned_note(note_id)?;
+        let content = self
+            .note(note_id)
+            .ok_or_else(|| NoteError::NoSuchNote(note_id.to_owned()))?;
+        let hash = content_hash(&content);
+        let heads = self.replica.heads();
+        let heads = heads
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join(",");
+        self.replica.write(|d| {
+            d.put(&note, "signed_by", by)?;
+            d.put(&note, "signed_at", at)?;
+            d.put(&note, "signed_heads", heads)?;
+            d.put(&note, "signed_hash", hash)?;
+            Ok(())
+        })
+    }
+
+    /// A note read from the live document, turned into what a reader sees:
+    /// for a signed note, the content that was signed, with what merged in
+    /// later listed apart. Unsigned notes come back as they are.
+    pub(super) fn as_signed(&self, current: Note) -> Note {
+        if !current.is_signed() {
+            return current;
+        }
+        let doc = self.doc();
+        let Some(obj) = self.note_obj(&current.id) else {
+            return current;
+        };
+        let heads = parse_heads(&string(doc, &obj, "signed_heads").unwrap_or_default());
+        let recorded = string(doc, &obj, "signed_hash");
+        let then = match self.note_at(&current.id, &obj, &heads) {
+            Some(n) => n,
+            // Heads this document does not hold: the signature points
+            // nowhere, so nothing can be shown as signed content.
+            None => {
+                return Note {
+                    signature_broken: true,
+                    ..current
+                };
+            }
+        };
+        let signed = editable(&then);
+        let merged = editable(&current);
+        let mut keys: Vec<&String> = signed.keys().chain(merged.keys()).collect();
+        keys.sort();
+        keys.dedup();
+        let late_edits = keys
+            .into_iter()
+            .filter_map(|k| {
+                let (s, m) = (
+                    signed.get(k).cloned().unwrap_or_default(),
+                    merged.get(k).cloned().unwrap_or_default(),
+                );
+                (s != m).then(|| LateEdit {
+                    field: k.clone(),
+                    signed: s,
+                    merged: m,
+                })
+            })
+            .collect();
+        // Notes signed before the hash was recorded have none to check.
+        let signature_broken = recorded.is_some_and(|h| h != content_hash(&then));
+        Note {
+            late_edits,
+            signature_broken,
+            signed_by: current.signed_by,
+            signed_at: current.signed_at,
+            addenda: current.addenda,
+            comments: current.comments,
+            ..then
+        }
+    }
+
+    /// The note as it was at `heads`; `None` if they are not all here.
+    fn note_at(&self, id: &str, obj: &ObjId, heads: &[ChangeHash]) -> Option<Note> {
+        if heads.is_empty() {
+            return None;
+        }
+        let map = match self.doc().hydrate(obj, Some(heads)).ok()? {
+            automerge::hydrate::Value::Map(m) => m,
+            _ => return None,
+        };
+        Some(read_note(id, &map))
+    }
+
+    /// Settles a late edit to one field of a signed note: kept as an
+    /// addendum (its merged text, marked as written before the signature
+    /// was seen) or discarded. Either way the field goes back to the signed
+    /// value in the same change, so the late edit is no longer shown.
+    pub fn settle_late_edit(
+        &mut self,
+        note_id: &str,
+        field: &str,
+        choice: LateEditChoice,
+        by: &str,
+        at: &str,
+    ) -> Result<()> {
+        let obj = self.find_note(note_id)?;
+        let note = self
+            .note(note_id)
+            .ok_or_else(|| NoteError::NoSuchNote(note_id.to_owned()))?;
+        if !note.is_signed() {
+            return Err(NoteError::NotSigned(note_id.to_owned()));
+        }
+        let late = note
+            .late_edits
+            .iter()
+            .find(|l| l.field == field)
+            .cloned()
+            .ok_or_else(|| NoteError::NoLateEdit(note_id.to_owned(), field.to_owned()))?;
+        let list = child(self.doc(), &obj, "addenda", ObjType::List);
+        self.replica.write(|d| {
+            if choice == LateEditChoice::Addendum {
+                let text = format!(
+                    "{field}, as edited on another device before it saw the signature:\n{}",
+                    late.merged
+                );
+                let list = match list {
+                    Some(l) => l,
+                    None => d.put_object(&obj, "addenda", ObjType::List)?,
+                };
+                push_map(d, &list, &[("at", at), ("by", by), ("text", &text)])?;
+            }
+            restore(d, &obj, field, &late.signed)
+        })
+    }
+}
+
+/// Puts a field back to its signed value.
+fn restore(d: &mut automerge::AutoCommit, obj: &ObjId, field: &str, signed: &str) -> Result<()> {
+    match field {
+        "date" => d.put(obj, "date", signed)?,
+        "start_time" | "duration" if signed.is_empty() => {
+            if d.get(obj, field)?.is_some() {
+                d.delete(obj, field)?;
+            }
+        }
+        "start_time" => d.put(obj, field, signed)?,
+        "duration" => d.put(
+            obj,
+            field,
+            signed
+                .parse::<i64>()
+                .map_err(|_| NoteError::InvalidDuration(signed.to_owned()))?,
+        )?,
+        _ => set_text(d, obj, field, signed)?,
+    }
+    Ok(())
+}
