@@ -76,39 +76,22 @@ impl Home {
     /// moves to a new epoch key sealed to the members' current account keys,
     /// so what is written afterwards is sealed under keys the revoked device
     /// never had. The rotations go out with the next sync.
+    ///
+    /// The recovery key is refused here ([`Error::RecoveryKey`]): revoked on
+    /// its own, it would leave the account with no way back after a lost
+    /// device. [`Home::replace_recovery_words`] revokes it and issues new
+    /// words in one step.
     pub async fn revoke(&mut self, relay: &Relay, device: &DeviceId) -> Result<usize> {
         let mine = self.account_id();
         let state = self.refresh_log(relay, &mine).await?;
-        if *device == self.device_id() {
-            return Err(Error::NotAllowed(
-                "a device cannot revoke itself; revoke it from another device".into(),
-            ));
+        if state
+            .devices
+            .get(device)
+            .is_some_and(|d| d.info.kind == DeviceKind::Paper)
+        {
+            return Err(Error::RecoveryKey);
         }
-        if !state.is_active(device) {
-            return Err(Error::NotAllowed(format!(
-                "device {} is not active",
-                device.short()
-            )));
-        }
-        let key = self.current_account_key(&state)?;
-        let (entry, _new_key) =
-            account::revoke_device(&state, &self.id.signer, key, *device, now())?;
-        relay
-            .request(&Request::AppendAccount {
-                entries: vec![entry.clone()],
-            })
-            .await?;
-        self.extend_account_log(state.len, std::slice::from_ref(&entry))?;
-        let rotated = self.atomically(|home| {
-            let mut rotated = 0;
-            for doc in home.store.doc_ids()? {
-                if home.doc_meta(&doc)?.is_some_and(|m| m.owner == mine) {
-                    home.rotate_doc(&doc)?;
-                    rotated += 1;
-                }
-            }
-            Ok(rotated)
-        })?;
+        let rotated = self.revoke_in(relay, state, &[*device], None).await?;
         self.audit(
             &format!(
                 "device {} revoked; {rotated} documents rotated",
@@ -117,6 +100,98 @@ impl Home {
             None,
         )?;
         Ok(rotated)
+    }
+
+    /// Issues new recovery words and revokes every recovery key the account
+    /// had, in one step: the old words stop working, and documents move to
+    /// keys they never opened. Returns the words, to show once.
+    pub async fn replace_recovery_words(
+        &mut self,
+        relay: &Relay,
+    ) -> Result<(zeroize::Zeroizing<String>, usize)> {
+        let mine = self.account_id();
+        let state = self.refresh_log(relay, &mine).await?;
+        let old: Vec<DeviceId> = state
+            .devices
+            .values()
+            .filter(|d| d.info.kind == DeviceKind::Paper && state.is_active(&d.info.id))
+            .map(|d| d.info.id)
+            .collect();
+        let (words, paper) = recovery::generate();
+        let rotated = self
+            .revoke_in(relay, state, &old, Some(paper.info()))
+            .await?;
+        self.audit(
+            &format!(
+                "recovery words replaced; {} old recovery key(s) revoked; {rotated} documents rotated",
+                old.len()
+            ),
+            None,
+        )?;
+        Ok((words, rotated))
+    }
+
+    /// Adds `add` (if any), then revokes each of `devices`, in one append to
+    /// the account log, and moves every owned document to a new epoch.
+    async fn revoke_in(
+        &mut self,
+        relay: &Relay,
+        state: AccountState,
+        devices: &[DeviceId],
+        add: Option<DeviceInfo>,
+    ) -> Result<usize> {
+        let mine = self.account_id();
+        let first = state.len;
+        let mut state = state;
+        let mut entries = Vec::new();
+        if let Some(info) = add {
+            let key = self.current_account_key(&state)?;
+            let entry = account::add_device(&state, &self.id.signer, key, info, now())?;
+            state.apply(&entry)?;
+            entries.push(entry);
+        }
+        let mut keys = self
+            .account_keys
+            .iter()
+            .map(|k| DhSecret::from_bytes(*k.expose()))
+            .collect::<Vec<_>>();
+        for device in devices {
+            if *device == self.device_id() {
+                return Err(Error::NotAllowed(
+                    "a device cannot revoke itself; revoke it from another device".into(),
+                ));
+            }
+            if !state.is_active(device) {
+                return Err(Error::NotAllowed(format!(
+                    "device {} is not active",
+                    device.short()
+                )));
+            }
+            let key = keys
+                .get(state.key.generation as usize)
+                .ok_or(Error::Revoked)?;
+            let (entry, new_key) =
+                account::revoke_device(&state, &self.id.signer, key, *device, now())?;
+            state.apply(&entry)?;
+            keys.push(new_key);
+            entries.push(entry);
+        }
+        relay
+            .request(&Request::AppendAccount {
+                entries: entries.clone(),
+            })
+            .await?;
+        self.extend_account_log(first, &entries)?;
+        self.atomically(|home| {
+            let mut rotated = 0;
+            for doc in home.store.doc_ids()? {
+                if home.doc_meta(&doc)?.is_some_and(|m| m.owner == mine) {
+                    home.rotate_doc(&doc)?;
+                    rotated += 1;
+                }
+            }
+            Ok(rotated)
+        })
     }
 
     /// Moves a document to a new epoch key, sealed to each member's current
@@ -171,6 +246,9 @@ pub async fn recover(
 ) -> Result<Home> {
     if Home::exists(dir) {
         return Err(Error::Store(crate::store::StoreError::AlreadyInitialised));
+    }
+    if name.trim().is_empty() {
+        return Err(Error::NoName);
     }
     let paper = recovery::from_words(words).map_err(|e| Error::Recovery(e.to_string()))?;
     let relay = Relay::connect(relay_addr, fingerprint).await?;

@@ -37,6 +37,10 @@ pub enum Error {
     AmbiguousCase(String),
     #[error("no device matches {0:?}: `casebook device list` shows the ids")]
     UnknownDevice(String),
+    #[error(
+        "that device is the recovery key; revoking it alone would leave no way to recover the account, so it is replaced with new recovery words instead"
+    )]
+    RecoveryKey,
     #[error("this device has no practitioner name, and notes are written and signed under one")]
     NoName,
     #[error("not allowed: {0}")]

@@ -20,6 +20,9 @@ use crate::store::Store;
 /// The database file inside a home folder.
 pub const DB_FILE: &str = "casebook.db";
 
+/// Seconds without an audit entry after which an unlock is recorded again.
+pub const UNLOCK_SPELL: u64 = 15 * 60;
+
 /// Unix seconds now.
 pub fn now() -> u64 {
     std::time::SystemTime::now()
@@ -144,10 +147,18 @@ impl Home {
     }
 
     /// Opens a home; a wrong passphrase is a clear error. The unlock is
-    /// recorded in the audit trail.
+    /// recorded in the audit trail once per spell of use: when this device
+    /// recorded nothing for [`UNLOCK_SPELL`] seconds. Every operation
+    /// records itself, so a CLI command leaves one line, not two.
     pub fn open(dir: &Path, passphrase: &[u8]) -> Result<Home> {
         let home = Self::open_quietly(dir, passphrase)?;
-        home.audit("store unlocked", None)?;
+        let last = match home.store.last_audit()? {
+            Some(bytes) => Some(codec::decode::<AuditRecord>(&bytes)?.at),
+            None => None,
+        };
+        if last.is_none_or(|at| now().saturating_sub(at) >= UNLOCK_SPELL) {
+            home.audit("store unlocked", None)?;
+        }
         Ok(home)
     }
 
@@ -207,6 +218,18 @@ impl Home {
     /// The practitioner's name as set at `init`.
     pub fn name(&self) -> &str {
         &self.id.record.name
+    }
+
+    /// Sets the name this device writes and signs notes under (a device
+    /// recovered without one could not sign).
+    pub fn set_name(&mut self, name: &str) -> Result<()> {
+        let name = name.trim();
+        if name.is_empty() {
+            return Err(Error::NoName);
+        }
+        self.id.record.name = name.to_string();
+        self.save_identity()?;
+        self.audit(&format!("practitioner name set to {name:?}"), None)
     }
 
     /// The relay address and pinned fingerprint.

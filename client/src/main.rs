@@ -65,9 +65,10 @@ enum Command {
         /// $CASEBOOK_RECOVERY_WORDS, else a prompt).
         #[arg(long, value_name = "FILE")]
         words_file: Option<PathBuf>,
-        /// Your name as it appears on notes you write on this device.
-        #[arg(long, default_value = "")]
-        name: String,
+        /// Your name as it appears on notes you write on this device
+        /// (asked for when not given).
+        #[arg(long)]
+        name: Option<String>,
     },
     /// What this device did, newest first (kept encrypted like everything else).
     Audit {
@@ -91,7 +92,11 @@ enum Command {
         case: Option<String>,
     },
     /// This account's name, safety number and card (for a colleague's `contact add`).
-    Whoami,
+    Whoami {
+        /// Set the name this device writes and signs notes under.
+        #[arg(long, value_name = "NAME")]
+        set_name: Option<String>,
+    },
     /// Colleagues to share with.
     #[command(subcommand)]
     Contact(ContactCmd),
@@ -284,7 +289,16 @@ enum DeviceCmd {
     List,
     /// Revoke a device: the relay refuses it, and later changes are sealed
     /// under keys it never had.
-    Revoke { device: String },
+    Revoke {
+        device: String,
+        /// Required to revoke the recovery key: new recovery words are
+        /// issued in the same step (the old ones stop working).
+        #[arg(long)]
+        recovery_key: bool,
+    },
+    /// Issue new recovery words and revoke the old ones (lost or seen by
+    /// someone else). The new words are shown once.
+    NewRecoveryWords,
 }
 
 fn main() -> ExitCode {

@@ -630,6 +630,20 @@ impl Store {
         Ok(out)
     }
 
+    /// The newest audit record, if any.
+    pub fn last_audit(&self) -> Result<Option<Zeroizing<Vec<u8>>>, StoreError> {
+        let row: Option<(i64, Vec<u8>)> = self
+            .conn
+            .query_row(
+                "SELECT id, sealed FROM audit ORDER BY id DESC LIMIT 1",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()?;
+        row.map(|(id, sealed)| self.unseal("audit", &id.to_be_bytes(), &sealed))
+            .transpose()
+    }
+
     /// Every audit record, oldest first.
     pub fn audit(&self) -> Result<Vec<Zeroizing<Vec<u8>>>, StoreError> {
         let mut stmt = self

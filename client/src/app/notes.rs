@@ -33,6 +33,14 @@ impl Home {
         Ok(name.to_string())
     }
 
+    /// Every case's summary, sorted by name. Recorded: client names are
+    /// clinical content.
+    pub fn list_cases(&self) -> Result<Vec<(DocId, CaseSummary)>> {
+        let cases = self.cases()?;
+        self.audit("case list viewed", None)?;
+        Ok(cases)
+    }
+
     /// Opens a case to read: profile and every note. Recorded as a view.
     pub fn open_case(&mut self, case: &DocId) -> Result<CaseView> {
         let (summary, profile, notes) =

@@ -112,7 +112,7 @@ pub async fn run(cli: Cli) -> Result<()> {
             relay,
             words_file,
             name,
-        } => recover(&cli, &out, relay, words_file.as_deref(), name).await,
+        } => recover(&cli, &out, relay, words_file.as_deref(), name.as_deref()).await,
         Command::Audit {
             action: Some(AuditCmd::Verify),
             ..
@@ -157,8 +157,11 @@ pub async fn run(cli: Cli) -> Result<()> {
             out.disclosures(&trail)
         }
         Command::Demo => demo::run(&out).await,
-        Command::Whoami => {
-            let home = open(&cli)?;
+        Command::Whoami { set_name } => {
+            let mut home = open(&cli)?;
+            if let Some(name) = set_name {
+                home.set_name(name)?;
+            }
             let (name, account, safety, card) = home.whoami();
             out.whoami(&name, &account, &safety, &card)
         }
@@ -264,7 +267,7 @@ fn case(cli: &Cli, out: &Out, cmd: &CaseCmd) -> Result<()> {
             let id = home.create_case(name.trim(), &time::today())?;
             out.created_case(&id)
         }
-        CaseCmd::List => out.cases(&home.cases()?),
+        CaseCmd::List => out.cases(&home.list_cases()?),
         CaseCmd::Show { case } => {
             let id = case_id(&home, case)?;
             let view = home.open_case(&id)?;
@@ -490,9 +493,32 @@ async fn device(cli: &Cli, out: &Out, cmd: &DeviceCmd) -> Result<()> {
             let home = open(cli)?;
             out.devices(&home.devices()?)
         }
-        DeviceCmd::Revoke { device } => {
+        DeviceCmd::NewRecoveryWords => {
+            let mut home = open(cli)?;
+            new_recovery_words(&mut home, out).await
+        }
+        DeviceCmd::Revoke {
+            device,
+            recovery_key,
+        } => {
             let mut home = open(cli)?;
             let id = home.resolve_device(device)?;
+            let is_paper = home
+                .devices()?
+                .iter()
+                .any(|d| d.id == id && d.kind == "recovery");
+            if is_paper && !recovery_key {
+                bail!(
+                    "{} is the recovery key: without it a lost device means a lost account. To revoke it, run `casebook device revoke {device} --recovery-key`, which issues new recovery words in the same step",
+                    id.short()
+                );
+            }
+            if is_paper {
+                return new_recovery_words(&mut home, out).await;
+            }
+            if *recovery_key {
+                bail!("{} is not the recovery key", id.short());
+            }
             let relay = home.connect().await?;
             let rotated = home.revoke(&relay, &id).await?;
             let report = home.sync(&relay, &mut progress_line).await;
@@ -560,12 +586,29 @@ async fn sync(cli: &Cli, out: &Out, watch: bool) -> Result<()> {
     }
 }
 
+/// Replaces the recovery words and shows the new ones once.
+async fn new_recovery_words(home: &mut Home, out: &Out) -> Result<()> {
+    let relay = home.connect().await?;
+    let (words, rotated) = home.replace_recovery_words(&relay).await?;
+    let report = home.sync(&relay, &mut progress_line).await;
+    end_progress();
+    relay.close().await;
+    eprintln!(
+        "The old recovery words no longer work. Your new recovery words (shown once; write them on paper and keep them safe):"
+    );
+    eprintln!();
+    eprintln!("    {}", words.as_str());
+    eprintln!();
+    report.context(format!("the new words are in effect, but {rotated} documents' new keys are not sent yet; run `casebook sync`"))?;
+    out.done("recovery words replaced")
+}
+
 async fn recover(
     cli: &Cli,
     out: &Out,
     relay: &RelayArgs,
     words_file: Option<&Path>,
-    name: &str,
+    name: Option<&str>,
 ) -> Result<()> {
     let dir = home_dir(cli.home.as_deref())?;
     if Home::exists(&dir) {
@@ -575,6 +618,13 @@ async fn recover(
         );
     }
     let fp = parse_fp(&relay.relay_fingerprint)?;
+    let name = match name {
+        Some(n) => n.to_string(),
+        None => secrets::practitioner_name()?,
+    };
+    if name.trim().is_empty() {
+        bail!("your name must not be empty: notes are written and signed under it");
+    }
     let words = secrets::recovery_words(words_file)?;
     let pass = secrets::new_passphrase(cli.passphrase_file.as_deref())?;
     let mut home =

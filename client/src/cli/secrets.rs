@@ -73,3 +73,18 @@ pub fn recovery_words(file: Option<&Path>) -> Result<Zeroizing<String>> {
             .context("cannot read the words: set CASEBOOK_RECOVERY_WORDS or use --words-file")?,
     ))
 }
+
+/// The practitioner's name, asked for at a prompt (a recovered device has
+/// no name of its own; notes are written and signed under it).
+pub fn practitioner_name() -> Result<String> {
+    use std::io::IsTerminal;
+    if !std::io::stdin().is_terminal() {
+        anyhow::bail!("give your name with --name: notes are written and signed under it");
+    }
+    eprint!("your name, as it appears on notes you write: ");
+    let mut line = String::new();
+    std::io::stdin()
+        .read_line(&mut line)
+        .context("cannot read your name; give it with --name")?;
+    Ok(line.trim().to_string())
+}
