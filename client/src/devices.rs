@@ -244,6 +244,28 @@ pub async fn recover(
     relay_addr: &str,
     fingerprint: [u8; 32],
 ) -> Result<Home> {
+    recover_with(
+        dir,
+        passphrase,
+        words,
+        name,
+        relay_addr,
+        fingerprint,
+        &crate::home::Setup::default(),
+    )
+    .await
+}
+
+/// [`recover`] with a [`Setup`](crate::home::Setup) of the caller's.
+pub async fn recover_with(
+    dir: &Path,
+    passphrase: &[u8],
+    words: &str,
+    name: &str,
+    relay_addr: &str,
+    fingerprint: [u8; 32],
+    setup: &crate::home::Setup,
+) -> Result<Home> {
     if Home::exists(dir) {
         return Err(Error::Store(crate::store::StoreError::AlreadyInitialised));
     }
@@ -251,7 +273,7 @@ pub async fn recover(
         return Err(Error::NoName);
     }
     let paper = recovery::from_words(words).map_err(|e| Error::Recovery(e.to_string()))?;
-    let relay = Relay::connect(relay_addr, fingerprint).await?;
+    let relay = setup.reach(relay_addr, fingerprint).await?;
     let account = relay.authenticate(&paper.signer, None).await.map_err(|e| {
         Error::Recovery(format!(
             "the relay does not know these words as an active recovery key ({e})"
@@ -296,7 +318,7 @@ pub async fn recover(
         relay_addr.to_string(),
         fingerprint,
     );
-    let mut home = Home::create_joined(dir, passphrase, id)?;
+    let mut home = Home::create_joined(dir, passphrase, id, setup)?;
     let finish = async {
         let relay = home.connect().await?;
         home.refresh_log(&relay, &account).await?;

@@ -157,6 +157,28 @@ fn decode_doc_keys(bytes: &[u8]) -> BTreeMap<u32, SecretKey> {
 }
 
 impl Home {
+    /// Records that a document shared with this account is no longer
+    /// listed by the relay: the share ended (removed, or expired), and a
+    /// relay serves nothing of a document to a former member, its access
+    /// log included, so the device marks the end itself. What arrived while
+    /// the share lasted stays readable; the document no longer counts as
+    /// shared here, and edits to it are held. A later share arrives as new
+    /// access entries and rebuilds this from the log. Returns whether this
+    /// device thought itself a member until now.
+    pub(crate) fn share_ended(&mut self, doc: &DocId) -> Result<bool> {
+        let Some(mut meta) = self.doc_meta(doc)? else {
+            return Ok(false);
+        };
+        let me = self.account_id();
+        if meta.owner == me || !meta.members.iter().any(|(a, _, _)| *a == me) {
+            return Ok(false);
+        }
+        meta.members.retain(|(a, _, _)| *a != me);
+        self.store
+            .put_secret(&meta_name(doc), &codec::encode(&meta))?;
+        Ok(true)
+    }
+
     /// The access metadata of a document, if this device holds its log.
     pub fn doc_meta(&self, doc: &DocId) -> Result<Option<DocMeta>> {
         let Some(bytes) = self.store.get_secret(&meta_name(doc))? else {

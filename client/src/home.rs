@@ -31,6 +31,30 @@ pub fn now() -> u64 {
         .unwrap_or(0)
 }
 
+/// How a home is made and reaches its relay, beyond its folder and
+/// passphrase. People get the default: a relay over QUIC at the address
+/// the home holds, and the full key-derivation cost. A simulation hands a
+/// relay in this process and a cheap derivation.
+#[derive(Clone, Default)]
+pub struct Setup {
+    pub kdf: crate::store::KdfParams,
+    pub local: Option<std::sync::Arc<dyn crate::net::LocalRelay>>,
+}
+
+impl Setup {
+    /// Opens a connection to the relay at `addr` (or the one in process).
+    pub(crate) async fn reach(
+        &self,
+        addr: &str,
+        fingerprint: [u8; 32],
+    ) -> std::result::Result<crate::net::Relay, crate::net::NetError> {
+        match &self.local {
+            Some(l) => Ok(crate::net::Relay::local(l.as_ref(), fingerprint)),
+            None => crate::net::Relay::connect(addr, fingerprint).await,
+        }
+    }
+}
+
 /// An opened device home.
 pub struct Home {
     pub(crate) store: Store,
@@ -44,6 +68,8 @@ pub struct Home {
     /// random suffix, so two processes on one home never reuse a sequence.
     pub(crate) actor: Vec<u8>,
     dir: PathBuf,
+    /// How it reaches its relay.
+    pub(crate) setup: Setup,
 }
 
 impl std::fmt::Debug for Home {
@@ -77,10 +103,10 @@ impl Home {
         Self::db(dir).exists()
     }
 
-    fn create_store(dir: &Path, passphrase: &[u8]) -> Result<Store> {
+    fn create_store(dir: &Path, passphrase: &[u8], setup: &Setup) -> Result<Store> {
         std::fs::create_dir_all(dir)
             .map_err(|e| Error::Inconsistent(format!("cannot create {}: {e}", dir.display())))?;
-        Ok(Store::create(&Self::db(dir), passphrase)?)
+        Ok(Store::create_with(&Self::db(dir), passphrase, setup.kdf)?)
     }
 
     /// Sets up a new account with this as its first device, and a recovery
@@ -92,7 +118,19 @@ impl Home {
         relay: &str,
         fingerprint: [u8; 32],
     ) -> Result<(Home, Zeroizing<String>)> {
-        let store = Self::create_store(dir, passphrase)?;
+        Self::init_with(dir, passphrase, name, relay, fingerprint, &Setup::default())
+    }
+
+    /// [`Home::init`] with a [`Setup`] of the caller's.
+    pub fn init_with(
+        dir: &Path,
+        passphrase: &[u8],
+        name: &str,
+        relay: &str,
+        fingerprint: [u8; 32],
+        setup: &Setup,
+    ) -> Result<(Home, Zeroizing<String>)> {
+        let store = Self::create_store(dir, passphrase, setup)?;
         let signer = casebook_shared::crypto::DeviceSigner::generate();
         let dh = DhSecret::generate();
         let (genesis, account_key) = account::genesis(&signer, &dh, now());
@@ -115,6 +153,7 @@ impl Home {
             loaded: HashMap::new(),
             actor: Vec::new(),
             dir: dir.to_path_buf(),
+            setup: setup.clone(),
         };
         home.store.transaction(|s| {
             s.append_log(
@@ -131,8 +170,13 @@ impl Home {
 
     /// Makes a home for a device that joins an existing account (pairing or
     /// recovery). Its account log and keys arrive with the first sync.
-    pub(crate) fn create_joined(dir: &Path, passphrase: &[u8], mut id: Identity) -> Result<Home> {
-        let store = Self::create_store(dir, passphrase)?;
+    pub(crate) fn create_joined(
+        dir: &Path,
+        passphrase: &[u8],
+        mut id: Identity,
+        setup: &Setup,
+    ) -> Result<Home> {
+        let store = Self::create_store(dir, passphrase, setup)?;
         id.record.registered = true;
         store.put_secret("identity", &codec::encode(&id.record))?;
         Ok(Home {
@@ -142,6 +186,7 @@ impl Home {
             loaded: HashMap::new(),
             actor: Vec::new(),
             dir: dir.to_path_buf(),
+            setup: setup.clone(),
         }
         .with_actor())
     }
@@ -151,7 +196,13 @@ impl Home {
     /// recorded nothing for [`UNLOCK_SPELL`] seconds. Every operation
     /// records itself, so a CLI command leaves one line, not two.
     pub fn open(dir: &Path, passphrase: &[u8]) -> Result<Home> {
-        let home = Self::open_quietly(dir, passphrase)?;
+        Self::open_with(dir, passphrase, &Setup::default())
+    }
+
+    /// [`Home::open`] with a [`Setup`] of the caller's.
+    pub fn open_with(dir: &Path, passphrase: &[u8], setup: &Setup) -> Result<Home> {
+        let mut home = Self::open_quietly(dir, passphrase)?;
+        home.setup = setup.clone();
         let last = match home.store.last_audit()? {
             Some(bytes) => Some(codec::decode::<AuditRecord>(&bytes)?.at),
             None => None,
@@ -180,6 +231,7 @@ impl Home {
             loaded: HashMap::new(),
             actor: Vec::new(),
             dir: dir.to_path_buf(),
+            setup: Setup::default(),
         }
         .with_actor())
     }

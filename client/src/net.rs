@@ -2,7 +2,9 @@
 //! fingerprint: no certificate authority is trusted, only the fingerprint the
 //! person copied from the relay.
 
+use std::future::Future;
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::Arc;
 
 use casebook_shared::codec::{self, MAX_FRAME};
@@ -96,10 +98,35 @@ impl ServerCertVerifier for Pinned {
     }
 }
 
+/// One request answered by a relay in this process.
+pub type Answer<'a> = Pin<Box<dyn Future<Output = Result<Response, NetError>> + Send + 'a>>;
+
+/// One connection to a relay in this process: a session of its own there.
+/// Whatever stands between (a simulated network that drops or repeats)
+/// answers with [`NetError::Io`] as a lost connection would.
+pub trait Exchange: Send + Sync {
+    fn exchange<'a>(&'a self, req: &'a Request) -> Answer<'a>;
+}
+
+/// A relay in this process, reached without a socket: what a simulation
+/// hands a home in place of an address. Each [`LocalRelay::open`] is a new
+/// connection, with its own authentication.
+pub trait LocalRelay: Send + Sync {
+    fn open(&self) -> Box<dyn Exchange>;
+}
+
+/// How a connection moves its bytes.
+enum Link {
+    Quic {
+        endpoint: quinn::Endpoint,
+        conn: quinn::Connection,
+    },
+    Local(Box<dyn Exchange>),
+}
+
 /// An open connection to a relay.
 pub struct Relay {
-    endpoint: quinn::Endpoint,
-    conn: quinn::Connection,
+    link: Link,
     fingerprint: [u8; 32],
 }
 
@@ -181,17 +208,42 @@ impl Relay {
             .map_err(|_| connect_err("timed out".into()))?
             .map_err(|e| connect_err(e.to_string()))?;
         Ok(Relay {
-            endpoint,
-            conn,
+            link: Link::Quic { endpoint, conn },
             fingerprint,
         })
+    }
+
+    /// A connection to a relay in this process; `fingerprint` is the one
+    /// the relay signs challenges against, as pinned by the home.
+    pub fn local(relay: &dyn LocalRelay, fingerprint: [u8; 32]) -> Relay {
+        Relay {
+            link: Link::Local(relay.open()),
+            fingerprint,
+        }
+    }
+
+    fn quic(&self) -> Result<&quinn::Connection, NetError> {
+        match &self.link {
+            Link::Quic { conn, .. } => Ok(conn),
+            Link::Local(_) => Err(NetError::Protocol(
+                "raw streams exist only over QUIC".into(),
+            )),
+        }
     }
 
     /// Sends one request on its own stream and reads the answer. An error
     /// frame from the relay becomes [`NetError::Relay`].
     pub async fn request(&self, req: &Request) -> Result<Response, NetError> {
-        let (mut send, mut recv) = self
-            .conn
+        let conn = match &self.link {
+            Link::Quic { conn, .. } => conn,
+            Link::Local(x) => {
+                return match x.exchange(req).await? {
+                    Response::Error { code, reason } => Err(NetError::Relay { code, reason }),
+                    r => Ok(r),
+                };
+            }
+        };
+        let (mut send, mut recv) = conn
             .open_bi()
             .await
             .map_err(|e| NetError::Io(e.to_string()))?;
@@ -214,7 +266,7 @@ impl Relay {
     /// well-behaved client never would.
     pub async fn raw_exchange(&self, bytes: &[u8]) -> Result<Vec<u8>, NetError> {
         let (mut send, mut recv) = self
-            .conn
+            .quic()?
             .open_bi()
             .await
             .map_err(|e| NetError::Io(e.to_string()))?;
@@ -255,7 +307,7 @@ impl Relay {
     /// Opens the push stream.
     pub async fn subscribe(&self) -> Result<Subscription, NetError> {
         let (mut send, mut recv) = self
-            .conn
+            .quic()?
             .open_bi()
             .await
             .map_err(|e| NetError::Io(e.to_string()))?;
@@ -274,7 +326,9 @@ impl Relay {
 
     /// Closes the connection politely.
     pub async fn close(self) {
-        self.conn.close(0u32.into(), b"bye");
-        self.endpoint.wait_idle().await;
+        if let Link::Quic { endpoint, conn } = self.link {
+            conn.close(0u32.into(), b"bye");
+            endpoint.wait_idle().await;
+        }
     }
 }

@@ -208,11 +208,31 @@ pub async fn join(
     relay_addr: &str,
     fingerprint: [u8; 32],
 ) -> Result<Home> {
+    join_with(
+        dir,
+        passphrase,
+        code,
+        relay_addr,
+        fingerprint,
+        &crate::home::Setup::default(),
+    )
+    .await
+}
+
+/// [`join`] with a [`Setup`](crate::home::Setup) of the caller's.
+pub async fn join_with(
+    dir: &Path,
+    passphrase: &[u8],
+    code: &str,
+    relay_addr: &str,
+    fingerprint: [u8; 32],
+    setup: &crate::home::Setup,
+) -> Result<Home> {
     if Home::exists(dir) {
         return Err(Error::Store(crate::store::StoreError::AlreadyInitialised));
     }
     let c = parse_code(code)?;
-    let relay = Relay::connect(relay_addr, fingerprint).await?;
+    let relay = setup.reach(relay_addr, fingerprint).await?;
     let msg_a = take(&relay, c.mailbox, 0, Duration::from_secs(30))
         .await
         .map_err(|_| {
@@ -261,7 +281,7 @@ pub async fn join(
         relay_addr.to_string(),
         fingerprint,
     );
-    let mut home = Home::create_joined(dir, passphrase, id)?;
+    let mut home = Home::create_joined(dir, passphrase, id, setup)?;
     match finish_join(&mut home, &welcome).await {
         Ok(()) => Ok(home),
         Err(e) => {

@@ -42,15 +42,19 @@ impl Home {
         accounts: &BTreeMap<AccountId, AccountState>,
     ) -> Result<Option<String>> {
         let held = self.access_log(doc)?;
+        let not_ours = || {
+            Error::Inconsistent(format!(
+                "the relay's access log of {} does not start with this device's",
+                doc.short()
+            ))
+        };
+        // Zero confirmed is a document made here whose genesis landed on an
+        // attempt whose answer was lost: then the relay's log starts with it.
         let confirmed = usize::try_from(confirmed)
             .ok()
-            .filter(|c| (1..=held.len()).contains(c))
-            .ok_or_else(|| {
-                Error::Inconsistent(format!(
-                    "the relay's access log of {} does not start with this device's",
-                    doc.short()
-                ))
-            })?;
+            .filter(|c| *c <= held.len())
+            .filter(|c| *c > 0 || held.first().is_some_and(|g| fetched.first() == Some(g)))
+            .ok_or_else(not_ours)?;
         // Some of the unsent entries did land, on an attempt whose answer
         // was lost: they are the relay's next entries. Those stay, with
         // their outbox rows gone; the rest is rebased on what follows.

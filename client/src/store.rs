@@ -13,10 +13,60 @@ use casebook_shared::ids::DocId;
 use rusqlite::{Connection, OptionalExtension, params};
 use zeroize::Zeroizing;
 
-/// Argon2id memory in KiB (64 MiB), passes and lanes: ~200 ms on a 2-core VM.
-const ARGON_M_KIB: u32 = 64 * 1024;
-const ARGON_T: u32 = 3;
-const ARGON_P: u32 = 1;
+/// The cost of deriving the key that seals the master key from a
+/// passphrase (Argon2id). Chosen when a store is made and kept beside the
+/// salt, so a store opens with the cost it was made with.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct KdfParams {
+    /// Memory in KiB.
+    pub m_kib: u32,
+    /// Passes.
+    pub t: u32,
+    /// Lanes.
+    pub p: u32,
+}
+
+impl Default for KdfParams {
+    /// 64 MiB, three passes, one lane: ~200 ms on a 2-core VM.
+    fn default() -> Self {
+        KdfParams {
+            m_kib: 64 * 1024,
+            t: 3,
+            p: 1,
+        }
+    }
+}
+
+impl KdfParams {
+    /// The cheapest Argon2 allows: for simulations that make hundreds of
+    /// homes. It does nothing to slow a guess at a real passphrase.
+    pub const FOR_SIMULATION: KdfParams = KdfParams {
+        m_kib: 8,
+        t: 1,
+        p: 1,
+    };
+
+    fn encode(self) -> [u8; 12] {
+        let mut out = [0u8; 12];
+        out[..4].copy_from_slice(&self.m_kib.to_be_bytes());
+        out[4..8].copy_from_slice(&self.t.to_be_bytes());
+        out[8..].copy_from_slice(&self.p.to_be_bytes());
+        out
+    }
+
+    fn decode(b: &[u8]) -> Option<Self> {
+        let n = |i: usize| Some(u32::from_be_bytes(b.get(i..i + 4)?.try_into().ok()?));
+        (b.len() == 12).then_some(())?;
+        let k = KdfParams {
+            m_kib: n(0)?,
+            t: n(4)?,
+            p: n(8)?,
+        };
+        // Read from disk: a cost no store of ours was made with (a gigabyte
+        // or more) is damage, not a reason to exhaust memory.
+        (k.m_kib <= 1 << 20 && (1..=64).contains(&k.t) && (1..=16).contains(&k.p)).then_some(k)
+    }
+}
 const MASTER_AAD: &[u8] = b"casebook/v1/local/master-key";
 
 /// A local store failure.
@@ -104,8 +154,8 @@ CREATE TABLE IF NOT EXISTS audit_remote(device BLOB NOT NULL, seq INTEGER NOT NU
     PRIMARY KEY(device, seq)) WITHOUT ROWID;
 ";
 
-fn kek(passphrase: &[u8], salt: &[u8]) -> Result<SecretKey, StoreError> {
-    let params = argon2::Params::new(ARGON_M_KIB, ARGON_T, ARGON_P, Some(32))
+fn kek(passphrase: &[u8], salt: &[u8], kdf: KdfParams) -> Result<SecretKey, StoreError> {
+    let params = argon2::Params::new(kdf.m_kib, kdf.t, kdf.p, Some(32))
         .map_err(|e| StoreError::Kdf(e.to_string()))?;
     let argon = argon2::Argon2::new(argon2::Algorithm::Argon2id, argon2::Version::V0x13, params);
     let mut out = Zeroizing::new([0u8; 32]);
@@ -164,16 +214,26 @@ impl Store {
 
     /// Creates a store with a fresh master key sealed under the passphrase.
     pub fn create(path: &Path, passphrase: &[u8]) -> Result<Store, StoreError> {
+        Self::create_with(path, passphrase, KdfParams::default())
+    }
+
+    /// Creates a store whose passphrase key is derived at the given cost.
+    pub fn create_with(
+        path: &Path,
+        passphrase: &[u8],
+        kdf: KdfParams,
+    ) -> Result<Store, StoreError> {
         if path.exists() {
             return Err(StoreError::AlreadyInitialised);
         }
         let conn = open_db(path)?;
         let salt: [u8; 16] = crypto::random_bytes();
         let master = SecretKey::random();
-        let sealed = crypto::seal_random(&kek(passphrase, &salt)?, MASTER_AAD, master.expose());
+        let sealed =
+            crypto::seal_random(&kek(passphrase, &salt, kdf)?, MASTER_AAD, master.expose());
         conn.execute(
-            "INSERT INTO meta(name, value) VALUES ('salt', ?1), ('master', ?2)",
-            params![&salt[..], sealed],
+            "INSERT INTO meta(name, value) VALUES ('salt', ?1), ('master', ?2), ('kdf', ?3)",
+            params![&salt[..], sealed, &kdf.encode()[..]],
         )?;
         Ok(Store { conn, master })
     }
@@ -193,7 +253,15 @@ impl Store {
         };
         let salt = get("salt")?;
         let sealed = get("master")?;
-        let master = crypto::open_random(&kek(passphrase, &salt)?, MASTER_AAD, &sealed)
+        // Stores made before the cost was kept used the default.
+        let kdf = match get("kdf") {
+            Ok(b) => KdfParams::decode(&b).ok_or_else(|| {
+                StoreError::Damaged("the key-derivation cost is malformed".into())
+            })?,
+            Err(StoreError::NotInitialised) => KdfParams::default(),
+            Err(e) => return Err(e),
+        };
+        let master = crypto::open_random(&kek(passphrase, &salt, kdf)?, MASTER_AAD, &sealed)
             .map_err(|_| StoreError::WrongPassphrase)?;
         let arr: [u8; 32] = master
             .as_slice()

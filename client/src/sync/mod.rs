@@ -14,7 +14,7 @@ mod watch;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
-use casebook_shared::access::{DocEntry, Role, SIG_LABEL as ACCESS_SIG};
+use casebook_shared::access::{DocEntry, DocOp, Role, SIG_LABEL as ACCESS_SIG};
 use casebook_shared::account::AccountState;
 use casebook_shared::codec;
 use casebook_shared::envelope::{Envelope, Header, Kind, MAX_ENVELOPE};
@@ -123,7 +123,7 @@ impl Home {
     /// and authenticates the device.
     pub async fn connect(&mut self) -> Result<Relay> {
         let (addr, fp) = self.relay();
-        let relay = Relay::connect(addr, fp).await?;
+        let relay = self.setup.reach(addr, fp).await?;
         if !self.id.record.registered {
             let entries = self.account_log()?;
             match relay.request(&Request::CreateAccount { entries }).await {
@@ -166,6 +166,7 @@ impl Home {
         let held_back = self
             .pull(relay, &mut accounts, &mut report, progress)
             .await?;
+        self.member_logs(relay, &mut accounts).await?;
         self.maintain_owned_docs(&accounts, &held_back)?;
         report.pushed = self
             .push(relay, &held_back, &mut report.held, progress)
@@ -220,6 +221,33 @@ impl Home {
             }
         }
         Ok(out)
+    }
+
+    /// Makes sure the log of every member of every document this account
+    /// owns is held: a rotation seals the new key to each of them. A round
+    /// that accepted a share's entries and then failed before fetching the
+    /// new member's log would otherwise leave every later rotation unable
+    /// to seal to that member.
+    async fn member_logs(
+        &mut self,
+        relay: &Relay,
+        accounts: &mut BTreeMap<AccountId, AccountState>,
+    ) -> Result<()> {
+        let me = self.account_id();
+        for doc in self.store.doc_ids()? {
+            let Some(meta) = self.doc_meta(&doc)? else {
+                continue;
+            };
+            if meta.owner != me {
+                continue;
+            }
+            for member in meta.members.iter().map(|(a, _, _)| *a) {
+                if let std::collections::btree_map::Entry::Vacant(slot) = accounts.entry(member) {
+                    slot.insert(self.refresh_log(relay, &member).await?);
+                }
+            }
+        }
+        Ok(())
     }
 
     /// Fetches an account log's new entries, checking that the relay's log
@@ -537,6 +565,15 @@ impl Home {
             held.insert(doc, (sync, owned));
         }
         let needs = check::plan(&heads, &held).map_err(Error::Rollback)?;
+        let listed: BTreeSet<DocId> = heads.iter().map(|h| h.doc).collect();
+        for (doc, (_, owned)) in &held {
+            if !owned && !listed.contains(doc) && self.share_ended(doc)? {
+                self.audit(
+                    "share ended: the relay no longer serves it here",
+                    Some(*doc),
+                )?;
+            }
+        }
         let access_len: HashMap<DocId, u64> = heads.iter().map(|h| (h.doc, h.access_len)).collect();
 
         // A document whose new access entries do not verify is left as it
@@ -725,9 +762,21 @@ impl Home {
                 Ok(entry) => entry,
                 Err(err) => return Ok(Err(err.to_string())),
             };
-            if let std::collections::btree_map::Entry::Vacant(slot) = accounts.entry(entry.account)
+            // The signer, to check the entry; a member it adds too, since
+            // replaying this device's own unsent entries on top of it may
+            // seal a new key to that member before this round ends.
+            let added = match entry.op {
+                DocOp::AddMember { member, .. } => Some(member),
+                _ => None,
+            };
+            for (account, what) in
+                std::iter::once((entry.account, "signed for")).chain(added.map(|m| (m, "adds")))
             {
-                match self.refresh_log(relay, &entry.account).await {
+                let std::collections::btree_map::Entry::Vacant(slot) = accounts.entry(account)
+                else {
+                    continue;
+                };
+                match self.refresh_log(relay, &account).await {
                     Ok(st) => {
                         slot.insert(st);
                     }
@@ -736,9 +785,9 @@ impl Home {
                         ..
                     })) => {
                         return Ok(Err(format!(
-                            "entry {} is signed for account {}, which the relay does not have",
+                            "entry {} {what} account {}, which the relay does not have",
                             entry.seq,
-                            entry.account.short()
+                            account.short()
                         )));
                     }
                     Err(err) => return Err(err),

@@ -1,0 +1,167 @@
+//! What must hold once the network heals and every device has synced.
+
+use std::collections::BTreeMap;
+
+use casebook::notes::Note;
+use casebook_shared::ids::DocId;
+
+use super::world::World;
+
+/// What one device shows of one case.
+#[derive(Debug, PartialEq)]
+struct CaseView {
+    name: String,
+    profile: String,
+    notes: Vec<Note>,
+}
+
+/// Everything a device shows: its cases, by id.
+fn view(world: &mut World, d: usize, only_active: bool) -> BTreeMap<DocId, CaseView> {
+    let mut out = BTreeMap::new();
+    for case in world.cases_on(d) {
+        if only_active && world.role(d, &case).is_none() {
+            continue;
+        }
+        let home = world.home(d);
+        if let Ok(v) = home.read_case(&case, |c| CaseView {
+            name: c.name(),
+            profile: format!("{:?}", c.profile()),
+            notes: c.notes(),
+        }) {
+            out.insert(case, v);
+        }
+    }
+    out
+}
+
+/// What differs between two views of one case, briefly.
+fn difference(a: Option<&CaseView>, b: Option<&CaseView>) -> String {
+    let (a, b) = match (a, b) {
+        (Some(a), Some(b)) => (a, b),
+        (a, b) => return format!("held by one only ({} / {})", a.is_some(), b.is_some()),
+    };
+    let mut out = Vec::new();
+    for n in &a.notes {
+        match b.notes.iter().find(|m| m.id == n.id) {
+            None => out.push(format!("note {} on the first only", n.id)),
+            Some(m) if m != n => out.push(format!("note {}: {:?} / {:?}", n.id, n, m)),
+            Some(_) => {}
+        }
+    }
+    for m in &b.notes {
+        if !a.notes.iter().any(|n| n.id == m.id) {
+            out.push(format!("note {} on the second only", m.id));
+        }
+    }
+    if a.name != b.name || a.profile != b.profile {
+        out.push("name or profile".into());
+    }
+    out.join("; ")
+}
+
+/// Every word a note shows, late edits and remarks included.
+fn words(n: &Note) -> String {
+    let mut s = String::new();
+    for (_, v) in &n.fields {
+        s.push_str(v);
+        s.push(' ');
+    }
+    for l in &n.late_edits {
+        s.push_str(&l.merged);
+        s.push(' ');
+    }
+    for r in n.addenda.iter().chain(&n.comments) {
+        s.push_str(&r.text);
+        s.push(' ');
+    }
+    s
+}
+
+/// Checks every invariant; returns what failed.
+pub fn invariants(world: &mut World) -> Vec<String> {
+    let mut failed = std::mem::take(&mut world.violations);
+    // Each account's devices show the same cases and notes, byte for byte.
+    // A colleague's devices are compared on the cases still shared with them.
+    let mut views = BTreeMap::new();
+    for account in 0..world.accounts.len() {
+        let devices = world.live_of(account);
+        let mut first: Option<(String, BTreeMap<DocId, CaseView>)> = None;
+        for d in devices {
+            let v = view(world, d, account != 0);
+            let label = world.devices[d].label.clone();
+            match &first {
+                None => first = Some((label, v)),
+                Some((l0, v0)) => {
+                    if *v0 != v {
+                        let mut keys: Vec<&DocId> = v0.keys().chain(v.keys()).collect();
+                        keys.sort();
+                        keys.dedup();
+                        for k in keys.into_iter().filter(|k| v0.get(k) != v.get(k)) {
+                            failed.push(format!(
+                                "{l0} and {label} differ on case {}: {}",
+                                k.short(),
+                                difference(v0.get(k), v.get(k))
+                            ));
+                        }
+                    }
+                }
+            }
+        }
+        if let Some((_, v)) = first {
+            views.insert(account, v);
+        }
+    }
+    // Every change an owner's device made (and that was never on a revoked
+    // device) is on the owner's devices; so is every colleague's change
+    // the relay acknowledged (its device's outbox is empty).
+    let owner_view = views.remove(&0).unwrap_or_default();
+    let tokens = world.tokens.clone();
+    for t in &tokens {
+        let dev = &world.devices[t.device];
+        if dev.revoked || dev.home.is_none() {
+            continue;
+        }
+        if dev.account != 0 {
+            let pending = world.home(t.device).pending().unwrap_or(1);
+            if pending > 0 {
+                continue;
+            }
+        }
+        let found = owner_view
+            .get(&t.case)
+            .is_some_and(|c| c.notes.iter().any(|n| words(n).contains(&t.text)));
+        if !found {
+            failed.push(format!(
+                "{} wrote {} in case {}; the owner's devices do not show it",
+                world.devices[t.device].label,
+                t.text,
+                t.case.short()
+            ));
+        }
+    }
+    // A signed note shows what was signed, never an edit merged in later.
+    for (case, v) in &owner_view {
+        for n in v.notes.iter().filter(|n| n.is_signed()) {
+            let shown: BTreeMap<String, String> = n.editable_fields().into_iter().collect();
+            if let Some(signed) = world.signed.get(&(*case, n.id.clone()))
+                && !signed.contains(&shown)
+            {
+                failed.push(format!(
+                    "note {} of case {} shows as signed content that was never signed",
+                    n.id,
+                    case.short()
+                ));
+            }
+            if n.signature_broken {
+                failed.push(format!("note {} has a broken signature", n.id));
+            }
+        }
+    }
+    // Every device's audit trail verifies.
+    for d in world.live() {
+        if let Err(e) = world.home(d).verify_audit() {
+            failed.push(format!("{}: audit: {e}", world.devices[d].label));
+        }
+    }
+    failed
+}

@@ -1,0 +1,190 @@
+//! A deterministic, seeded simulation of a small practice.
+//!
+//! Three practitioners (an owner with up to four devices, one paired late
+//! and one recovered from the words; a colleague with two; a third with
+//! one) edit the same notes and fields, sign, add addenda and comments,
+//! share in every role, change and end shares, revoke a device, pair and
+//! recover, while the network between them and the relay (the real relay's
+//! request handling and SQLite store, in process) loses requests, loses
+//! answers after the relay acted, repeats requests, a device's process
+//! crashes mid-round, and the relay restarts. Then the network heals,
+//! every device syncs, and [`check::invariants`] must hold.
+//!
+//! One seed decides the schedule and every fault. Keys and ids still come
+//! from the system's randomness, so a seed replays the same operations and
+//! faults in the same order; a failure prints its seed and the trace.
+
+pub mod check;
+pub mod net;
+mod ops;
+pub mod rng;
+pub mod world;
+
+use net::FaultRates;
+use world::World;
+
+/// What a passing seed did.
+#[derive(Debug, Default)]
+pub struct Outcome {
+    pub steps: usize,
+    pub lost_requests: u64,
+    pub lost_answers: u64,
+    pub repeated: u64,
+}
+
+/// A failing seed: what broke, and what led there.
+#[derive(Debug)]
+pub struct Failure {
+    pub seed: u64,
+    pub failed: Vec<String>,
+    pub trace: Vec<String>,
+}
+
+impl std::fmt::Display for Failure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        writeln!(f, "seed {} failed:", self.seed)?;
+        for x in &self.failed {
+            writeln!(f, "  {x}")?;
+        }
+        writeln!(f, "trace:")?;
+        for t in &self.trace {
+            writeln!(f, "  {t}")?;
+        }
+        write!(
+            f,
+            "replay: SIM_SEED={} cargo test -p casebook-tests --test simulation",
+            self.seed
+        )
+    }
+}
+
+pub const RATES: FaultRates = FaultRates {
+    lose_request: 40,
+    lose_answer: 40,
+    repeat: 40,
+};
+
+/// Runs one seed to the end on its own single-threaded runtime.
+pub fn run(seed: u64, steps: usize) -> Result<Outcome, Failure> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("a runtime");
+    rt.block_on(simulate(seed, steps))
+}
+
+async fn simulate(seed: u64, steps: usize) -> Result<Outcome, Failure> {
+    let mut w = World::new(seed, RATES);
+    let fail = |w: &mut World, failed: Vec<String>| Failure {
+        seed,
+        failed,
+        trace: std::mem::take(&mut w.trace),
+    };
+
+    // The practice as it starts: three accounts, the owner's laptop and
+    // tablet, the colleague's two devices, two cases with a note each.
+    let laptop = w.init(0, "rivera-laptop");
+    let chen = w.init(1, "chen-desk");
+    let okafor = w.init(2, "okafor-laptop");
+    for d in [laptop, chen, okafor] {
+        if let Err(e) = w.sync(d).await {
+            return Err(fail(&mut w, vec![format!("first sync: {e}")]));
+        }
+    }
+    for d in [laptop, chen, okafor] {
+        w.befriend_all(d);
+    }
+    let Some(tablet) = w.pair(laptop, "rivera-tablet").await else {
+        return Err(fail(&mut w, vec!["pairing the tablet failed".into()]));
+    };
+    if w.pair(chen, "chen-phone").await.is_none() {
+        return Err(fail(
+            &mut w,
+            vec!["pairing the colleague's phone failed".into()],
+        ));
+    }
+    for _ in 0..2 {
+        w.new_case(laptop);
+        w.add_note(laptop);
+    }
+
+    let (pair_at, revoke_at, recover_at) = (steps / 4, steps / 2, 3 * steps / 4);
+    for step in 0..steps {
+        if step == pair_at {
+            w.pair(laptop, "rivera-phone").await;
+        }
+        if step == revoke_at {
+            w.revoke(laptop, tablet).await;
+        }
+        if step == recover_at {
+            w.recover(0, "rivera-recovered").await;
+            // A colleague's device that first syncs late, after comments and
+            // the owner's edits on top of them.
+            let chen = w.live_of(1)[0];
+            w.pair(chen, "chen-tablet").await;
+        }
+        let live = w.live();
+        let d = live[w.rng.below(live.len())];
+        let roll = w.rng.below(100);
+        if w.devices[d].account != 0 {
+            // A colleague mostly comments, edits what it may, and syncs.
+            match roll {
+                0..=39 => w.comment(d),
+                40..=59 => w.edit(d),
+                60..=64 => w.add_note(d),
+                _ => w.faulty_sync(d).await,
+            }
+            continue;
+        }
+        match roll {
+            0..=27 => w.edit(d),
+            28..=35 => w.add_note(d),
+            36..=41 => w.sign(d),
+            42..=45 => w.addendum(d),
+            46..=48 => w.comment(d),
+            49..=58 => w.share(d).await,
+            59..=60 => w.new_case(d),
+            61..=63 => {
+                w.relay.restart();
+                w.note("relay restarted");
+            }
+            _ => w.faulty_sync(d).await,
+        }
+    }
+
+    // The network heals; every device syncs until all is sent and seen.
+    let mut refusals = Vec::new();
+    for round in 0..4 {
+        for d in w.live() {
+            match w.sync(d).await {
+                Ok(r) => {
+                    for x in r.refused {
+                        refusals.push(format!(
+                            "{} refused {} seq {} in healing round {round}: {}",
+                            w.devices[d].label,
+                            x.doc.short(),
+                            x.seq,
+                            x.reason
+                        ));
+                    }
+                }
+                Err(e) => refusals.push(format!(
+                    "{} could not sync in healing round {round}: {e}",
+                    w.devices[d].label
+                )),
+            }
+        }
+    }
+    let mut failed = refusals;
+    failed.extend(check::invariants(&mut w));
+    if !failed.is_empty() {
+        return Err(fail(&mut w, failed));
+    }
+    let f = w.relay.faults();
+    Ok(Outcome {
+        steps,
+        lost_requests: f.lost_requests,
+        lost_answers: f.lost_answers,
+        repeated: f.repeated,
+    })
+}

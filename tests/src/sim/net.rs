@@ -1,0 +1,196 @@
+//! The relay in process, behind a network that is hostile to timing: the
+//! real request handling and the real SQLite store of `casebook-relay`,
+//! reached without QUIC, with requests lost before they arrive, answers
+//! lost after the relay acted, requests delivered twice, a device's
+//! process crashing mid-round, and the relay restarting.
+
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+
+use casebook::net::{Answer, Exchange, LocalRelay, NetError};
+use casebook_relay::relay::{Relay, Session};
+use casebook_relay::sqlite::SqliteStore;
+use casebook_shared::frames::{Request, Response};
+
+use super::rng::Rng;
+
+/// The certificate fingerprint the simulated relay signs challenges with.
+pub const FINGERPRINT: [u8; 32] = [0x5a; 32];
+
+/// Per-mille chances of each fault while faults are on.
+#[derive(Clone, Copy, Debug)]
+pub struct FaultRates {
+    pub lose_request: u32,
+    pub lose_answer: u32,
+    pub repeat: u32,
+}
+
+/// What the network does now; the schedule switches it.
+#[derive(Debug)]
+pub struct Faults {
+    pub rng: Rng,
+    pub rates: FaultRates,
+    pub on: bool,
+    /// Exchanges left before the device's process "crashes": from then on
+    /// every exchange fails until the schedule reopens the device.
+    pub crash_in: Option<u32>,
+    pub crashed: bool,
+    /// Counts, for the summary.
+    pub lost_requests: u64,
+    pub lost_answers: u64,
+    pub repeated: u64,
+}
+
+/// The relay in process: its store, its handler, and the faults between.
+pub struct SimRelay {
+    path: PathBuf,
+    relay: Mutex<(Arc<Relay<SqliteStore>>, Arc<SqliteStore>)>,
+    pub faults: Arc<Mutex<Faults>>,
+}
+
+fn start(path: &std::path::Path) -> (Arc<Relay<SqliteStore>>, Arc<SqliteStore>) {
+    let store = Arc::new(SqliteStore::open(path).expect("the relay store opens"));
+    let relay = Relay::new(store.clone(), FINGERPRINT).expect("the relay loads its state");
+    (Arc::new(relay), store)
+}
+
+impl SimRelay {
+    pub fn new(dir: &std::path::Path, rng: Rng, rates: FaultRates) -> SimRelay {
+        let path = dir.join("relay.db");
+        SimRelay {
+            relay: Mutex::new(start(&path)),
+            path,
+            faults: Arc::new(Mutex::new(Faults {
+                rng,
+                rates,
+                on: false,
+                crash_in: None,
+                crashed: false,
+                lost_requests: 0,
+                lost_answers: 0,
+                repeated: 0,
+            })),
+        }
+    }
+
+    /// Stops the relay (what it acknowledged is durable) and starts it
+    /// again on the same store, rebuilding its state from disk.
+    pub fn restart(&self) {
+        let mut slot = self.relay.lock().unwrap();
+        slot.1.close();
+        *slot = start(&self.path);
+    }
+
+    pub fn faults(&self) -> std::sync::MutexGuard<'_, Faults> {
+        self.faults.lock().unwrap()
+    }
+}
+
+impl Drop for SimRelay {
+    fn drop(&mut self) {
+        if let Ok(slot) = self.relay.lock() {
+            slot.1.close();
+        }
+    }
+}
+
+impl LocalRelay for SimRelay {
+    fn open(&self) -> Box<dyn Exchange> {
+        Box::new(Conn {
+            relay: self.relay.lock().unwrap().0.clone(),
+            session: tokio::sync::Mutex::new(Session::default()),
+            faults: self.faults.clone(),
+        })
+    }
+}
+
+/// One connection: a session on the relay, as `casebook-relay`'s QUIC
+/// shell keeps one per connection.
+struct Conn {
+    relay: Arc<Relay<SqliteStore>>,
+    session: tokio::sync::Mutex<Session>,
+    faults: Arc<Mutex<Faults>>,
+}
+
+/// What the network decides for one exchange.
+enum Fate {
+    Deliver,
+    LoseRequest,
+    LoseAnswer,
+    Repeat,
+    Crashed,
+}
+
+impl Conn {
+    fn fate(&self) -> Fate {
+        let mut f = self.faults.lock().unwrap();
+        if f.crashed {
+            return Fate::Crashed;
+        }
+        if let Some(n) = f.crash_in {
+            if n == 0 {
+                f.crashed = true;
+                f.crash_in = None;
+                return Fate::Crashed;
+            }
+            f.crash_in = Some(n - 1);
+        }
+        if !f.on {
+            return Fate::Deliver;
+        }
+        let rates = f.rates;
+        if f.rng.chance(rates.lose_request) {
+            f.lost_requests += 1;
+            Fate::LoseRequest
+        } else if f.rng.chance(rates.lose_answer) {
+            f.lost_answers += 1;
+            Fate::LoseAnswer
+        } else if f.rng.chance(rates.repeat) {
+            f.repeated += 1;
+            Fate::Repeat
+        } else {
+            Fate::Deliver
+        }
+    }
+
+    async fn handle(&self, req: Request) -> Response {
+        // As the QUIC shell does: authentication changes the session; every
+        // other request works on a copy of it.
+        let stateful = matches!(
+            req,
+            Request::Challenge | Request::Auth { .. } | Request::CreateAccount { .. }
+        );
+        if stateful {
+            let mut s = self.session.lock().await;
+            self.relay.handle(&mut s, req).await
+        } else {
+            let mut s = self.session.lock().await.clone();
+            self.relay.handle(&mut s, req).await
+        }
+    }
+}
+
+impl Exchange for Conn {
+    fn exchange<'a>(&'a self, req: &'a Request) -> Answer<'a> {
+        Box::pin(async move {
+            let lost = |what: &str| Err(NetError::Io(format!("simulated: {what}")));
+            match self.fate() {
+                Fate::Crashed => lost("this process crashed"),
+                Fate::LoseRequest => lost("the request was lost"),
+                Fate::LoseAnswer => {
+                    self.handle(req.clone()).await;
+                    lost("the answer was lost")
+                }
+                // A repeat is a retry the network made on its own; a
+                // challenge or an authentication is bound to its session
+                // and never repeats.
+                Fate::Repeat if !matches!(req, Request::Challenge | Request::Auth { .. }) => {
+                    self.handle(req.clone()).await;
+                    Ok(self.handle(req.clone()).await)
+                }
+                Fate::Repeat => Ok(self.handle(req.clone()).await),
+                Fate::Deliver => Ok(self.handle(req.clone()).await),
+            }
+        })
+    }
+}

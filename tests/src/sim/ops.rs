@@ -1,0 +1,315 @@
+//! The operations the schedule chooses from, each as a person would do it
+//! on one device, and the rule each must keep while it runs.
+
+use casebook::Error;
+use casebook::notes::NoteError;
+use casebook_shared::access::Role;
+use casebook_shared::ids::DocId;
+
+use super::world::{FIELDS, Token, World};
+
+/// Whether an error is the core refusing what the role forbids.
+fn refused(e: &Error) -> bool {
+    matches!(
+        e,
+        Error::NotAllowed(_)
+            | Error::Note(NoteError::Signed(_))
+            | Error::Note(NoteError::NotSigned(_))
+    )
+}
+
+impl World {
+    /// A random case device `d` holds, and a random note in it.
+    fn some_note(&mut self, d: usize) -> Option<(DocId, String)> {
+        let cases = self.cases_on(d);
+        let case = *self.rng.pick(&cases)?;
+        let notes = self
+            .home(d)
+            .read_case(&case, |c| {
+                c.notes().into_iter().map(|n| n.id).collect::<Vec<_>>()
+            })
+            .ok()?;
+        let note = self.rng.pick(&notes)?.clone();
+        Some((case, note))
+    }
+
+    /// Inserts a token somewhere in a text field of a note: edits of the
+    /// same field on several devices merge character by character.
+    pub fn edit(&mut self, d: usize) {
+        let Some((case, note)) = self.some_note(d) else {
+            return;
+        };
+        let field = FIELDS[self.rng.below(FIELDS.len())];
+        let role = self.role(d, &case);
+        let tok = self.token();
+        let Ok(Some(current)) = self
+            .home(d)
+            .read_case(&case, |c| c.note(&note).map(|n| n.field(field).to_string()))
+        else {
+            return;
+        };
+        let bounds: Vec<usize> = current
+            .char_indices()
+            .map(|(i, _)| i)
+            .chain(std::iter::once(current.len()))
+            .filter(|&i| current[..i].ends_with(' ') || i == 0 || i == current.len())
+            .collect();
+        let at = bounds[self.rng.below(bounds.len())];
+        let text = format!("{} {tok} {}", &current[..at], &current[at..]);
+        let result = self
+            .home(d)
+            .edit_note(&case, &note, &[(field.to_string(), text)]);
+        let label = self.devices[d].label.clone();
+        match result {
+            Ok(()) => {
+                if role.is_none_or(|r| r < Role::Write) {
+                    self.violations.push(format!(
+                        "{label} edited {} with role {role:?}",
+                        case.short()
+                    ));
+                }
+                self.tokens.push(Token {
+                    device: d,
+                    case,
+                    text: tok.clone(),
+                });
+                self.note(format!(
+                    "{label} edit {} {note} {field} +{tok}",
+                    case.short()
+                ));
+            }
+            Err(e) if refused(&e) => self.note(format!("{label} edit refused: {e}")),
+            Err(e) => self.violations.push(format!("{label} edit failed: {e}")),
+        }
+    }
+
+    pub fn add_note(&mut self, d: usize) {
+        let cases = self.cases_on(d);
+        let Some(&case) = self.rng.pick(&cases) else {
+            return;
+        };
+        let role = self.role(d, &case);
+        let (input, toks) = self.note_input();
+        let label = self.devices[d].label.clone();
+        match self.home(d).add_note(&case, input) {
+            Ok(id) => {
+                if role.is_none_or(|r| r < Role::Write) {
+                    self.violations
+                        .push(format!("{label} added a note with role {role:?}"));
+                }
+                for t in toks {
+                    self.tokens.push(Token {
+                        device: d,
+                        case,
+                        text: t,
+                    });
+                }
+                self.note(format!("{label} note {} {id}", case.short()));
+            }
+            Err(e) if refused(&e) => self.note(format!("{label} note refused: {e}")),
+            Err(e) => self
+                .violations
+                .push(format!("{label} add note failed: {e}")),
+        }
+    }
+
+    pub fn sign(&mut self, d: usize) {
+        let Some((case, note)) = self.some_note(d) else {
+            return;
+        };
+        let label = self.devices[d].label.clone();
+        let before = self
+            .home(d)
+            .read_case(&case, |c| c.note(&note))
+            .ok()
+            .flatten();
+        match self.home(d).sign_note(&case, &note) {
+            Ok(()) => {
+                let content = before
+                    .map(|n| n.editable_fields().into_iter().collect())
+                    .unwrap_or_default();
+                self.signed
+                    .entry((case, note.clone()))
+                    .or_default()
+                    .push(content);
+                self.note(format!("{label} sign {} {note}", case.short()));
+            }
+            Err(e) if refused(&e) => self.note(format!("{label} sign refused: {e}")),
+            Err(e) => self.violations.push(format!("{label} sign failed: {e}")),
+        }
+    }
+
+    pub fn addendum(&mut self, d: usize) {
+        let Some((case, note)) = self.some_note(d) else {
+            return;
+        };
+        let tok = self.token();
+        let label = self.devices[d].label.clone();
+        match self.home(d).add_addendum(&case, &note, &tok) {
+            Ok(()) => {
+                self.tokens.push(Token {
+                    device: d,
+                    case,
+                    text: tok,
+                });
+                self.note(format!("{label} addendum {} {note}", case.short()));
+            }
+            Err(e) if refused(&e) => self.note(format!("{label} addendum refused: {e}")),
+            Err(e) => self
+                .violations
+                .push(format!("{label} addendum failed: {e}")),
+        }
+    }
+
+    pub fn comment(&mut self, d: usize) {
+        let Some((case, note)) = self.some_note(d) else {
+            return;
+        };
+        let role = self.role(d, &case);
+        let tok = self.token();
+        let label = self.devices[d].label.clone();
+        let at = casebook::clock::now();
+        match self.home(d).comment_note(&case, &note, &tok, &at) {
+            Ok(()) => {
+                if !role.is_some_and(Role::can_upload) {
+                    self.violations
+                        .push(format!("{label} commented with role {role:?}"));
+                }
+                self.tokens.push(Token {
+                    device: d,
+                    case,
+                    text: tok,
+                });
+                self.note(format!("{label} comment {} {note}", case.short()));
+            }
+            Err(e) if refused(&e) => self.note(format!("{label} comment refused: {e}")),
+            Err(e) => self.violations.push(format!("{label} comment failed: {e}")),
+        }
+    }
+
+    /// The owner shares a case with a colleague in a random role; sharing
+    /// again is how a role changes (unshare, then share).
+    pub async fn share(&mut self, d: usize) {
+        let cases = self.cases.clone();
+        let Some(&case) = self.rng.pick(&cases) else {
+            return;
+        };
+        let colleague = 1 + self.rng.below(2);
+        let name = self.accounts[colleague].name;
+        let role = [Role::Read, Role::Comment, Role::Write][self.rng.below(3)];
+        let label = self.devices[d].label.clone();
+        let member = self.accounts[colleague].id;
+        let already = self
+            .home(d)
+            .shares(&case)
+            .map(|s| s.iter().any(|r| Some(r.member) == member))
+            .unwrap_or(false);
+        if already {
+            match self.home(d).unshare(&case, name) {
+                Ok(()) => self.note(format!("{label} unshare {} {name}", case.short())),
+                Err(e) => self.note(format!("{label} unshare failed: {e}")),
+            }
+            return;
+        }
+        let home = self.home(d);
+        let result = match home.connect().await {
+            Ok(conn) => {
+                let r = home
+                    .share(
+                        &conn,
+                        &case,
+                        name,
+                        role,
+                        "consultation",
+                        "release",
+                        None,
+                        false,
+                    )
+                    .await;
+                conn.close().await;
+                r
+            }
+            Err(e) => Err(e),
+        };
+        match result {
+            Ok(()) => self.note(format!("{label} share {} {name} {role:?}", case.short())),
+            Err(e) => self.note(format!("{label} share failed: {e}")),
+        }
+    }
+
+    pub fn new_case(&mut self, d: usize) {
+        let n = self.cases.len();
+        let label = self.devices[d].label.clone();
+        match self
+            .home(d)
+            .create_case(&format!("Client {n}"), "2026-11-20")
+        {
+            Ok(id) => {
+                self.cases.push(id);
+                self.note(format!("{label} case {}", id.short()));
+            }
+            Err(e) => self
+                .violations
+                .push(format!("{label} create case failed: {e}")),
+        }
+    }
+
+    /// A sync round with the network's faults on; sometimes the process
+    /// crashes part-way, and opens again from what it wrote.
+    pub async fn faulty_sync(&mut self, d: usize) {
+        let crash = self.rng.chance(150).then(|| self.rng.below(12) as u32);
+        {
+            let mut f = self.relay.faults();
+            f.on = true;
+            f.crash_in = crash;
+            f.crashed = false;
+        }
+        let result = self.sync(d).await;
+        let crashed = {
+            let mut f = self.relay.faults();
+            f.on = false;
+            let c = f.crashed;
+            f.crash_in = None;
+            f.crashed = false;
+            c
+        };
+        let label = self.devices[d].label.clone();
+        match result {
+            Ok(r) => self.note(format!(
+                "{label} sync: sent {} got {} refused {}",
+                r.pushed,
+                r.received,
+                r.refused.len()
+            )),
+            Err(e) => self.note(format!("{label} sync failed: {e}")),
+        }
+        if crashed {
+            self.crash_and_reopen(d);
+        }
+    }
+
+    /// Revokes a device of the owner's from another of its devices.
+    pub async fn revoke(&mut self, by: usize, victim: usize) {
+        let id = self.home(victim).device_id();
+        let home = self.home(by);
+        let result = match home.connect().await {
+            Ok(conn) => {
+                let r = home.revoke(&conn, &id).await;
+                conn.close().await;
+                r
+            }
+            Err(e) => Err(e),
+        };
+        let (a, b) = (
+            self.devices[by].label.clone(),
+            self.devices[victim].label.clone(),
+        );
+        match result {
+            Ok(n) => {
+                self.devices[victim].revoked = true;
+                self.note(format!("{a} revoked {b}; {n} documents rotated"));
+            }
+            Err(e) => self.note(format!("{a} revoke {b} failed: {e}")),
+        }
+    }
+}

@@ -1,0 +1,320 @@
+//! The simulated practice: three practitioners' accounts and their devices,
+//! each a real home in a temporary folder, and the operations a person
+//! performs on them, chosen by the seed.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use casebook::Home;
+use casebook::home::Setup;
+use casebook::net::Relay;
+use casebook::notes::{NoteFormat, NoteInput};
+use casebook::store::KdfParams;
+use casebook_shared::access::Role;
+use casebook_shared::ids::{AccountId, DocId};
+
+use super::net::{FINGERPRINT, SimRelay};
+use super::rng::Rng;
+
+pub const PASSPHRASE: &[u8] = b"simulated passphrase";
+pub const ADDR: &str = "in-process";
+
+/// The text fields edits go into: two, so edits often meet in one.
+pub const FIELDS: [&str; 2] = ["subjective", "plan"];
+
+/// One device: its home (none while "crashed" or before it exists).
+pub struct Device {
+    pub label: String,
+    pub account: usize,
+    pub dir: PathBuf,
+    pub home: Option<Home>,
+    pub revoked: bool,
+}
+
+/// One practitioner.
+pub struct Account {
+    pub name: &'static str,
+    pub id: Option<AccountId>,
+    pub words: Option<String>,
+}
+
+/// A change a device made that must reach every device that may see it.
+#[derive(Clone, Debug)]
+pub struct Token {
+    pub device: usize,
+    pub case: DocId,
+    pub text: String,
+}
+
+/// The whole simulated practice.
+pub struct World {
+    pub rng: Rng,
+    pub relay: Arc<SimRelay>,
+    pub setup: Setup,
+    pub root: tempfile::TempDir,
+    pub accounts: Vec<Account>,
+    pub devices: Vec<Device>,
+    /// Every case the owner made.
+    pub cases: Vec<DocId>,
+    pub tokens: Vec<Token>,
+    /// For each signed note, the content of each signature made on it.
+    pub signed: BTreeMap<(DocId, String), Vec<BTreeMap<String, String>>>,
+    /// What happened, in order, for a failing seed's report.
+    pub trace: Vec<String>,
+    /// Rule breaks seen while running (a forbidden edit accepted).
+    pub violations: Vec<String>,
+    next_token: u64,
+}
+
+/// A fresh folder for simulated homes: in memory where the system has one,
+/// since the simulation is about order, not disks.
+fn scratch() -> tempfile::TempDir {
+    let shm = std::path::Path::new("/dev/shm");
+    if shm.is_dir()
+        && let Ok(d) = tempfile::Builder::new()
+            .prefix("casebook-sim")
+            .tempdir_in(shm)
+    {
+        return d;
+    }
+    tempfile::tempdir().expect("a temporary folder")
+}
+
+impl World {
+    pub fn new(seed: u64, rates: super::net::FaultRates) -> World {
+        let root = scratch();
+        let mut rng = Rng::new(seed);
+        let net_rng = Rng::new(rng.next_u64());
+        let relay = Arc::new(SimRelay::new(root.path(), net_rng, rates));
+        let setup = Setup {
+            kdf: KdfParams::FOR_SIMULATION,
+            local: Some(relay.clone()),
+        };
+        World {
+            rng,
+            relay,
+            setup,
+            root,
+            accounts: ["Dr. Rivera", "Dr. Chen", "Dr. Okafor"]
+                .into_iter()
+                .map(|name| Account {
+                    name,
+                    id: None,
+                    words: None,
+                })
+                .collect(),
+            devices: Vec::new(),
+            cases: Vec::new(),
+            tokens: Vec::new(),
+            signed: BTreeMap::new(),
+            trace: Vec::new(),
+            violations: Vec::new(),
+            next_token: 0,
+        }
+    }
+
+    pub fn note(&mut self, what: impl Into<String>) {
+        self.trace.push(what.into());
+    }
+
+    fn new_dir(&mut self, label: &str) -> PathBuf {
+        self.root
+            .path()
+            .join(format!("{label}-{}", self.devices.len()))
+    }
+
+    pub fn home(&mut self, d: usize) -> &mut Home {
+        self.devices[d].home.as_mut().expect("an open device")
+    }
+
+    /// Devices that are open and not revoked.
+    pub fn live(&self) -> Vec<usize> {
+        (0..self.devices.len())
+            .filter(|&d| self.devices[d].home.is_some() && !self.devices[d].revoked)
+            .collect()
+    }
+
+    pub fn live_of(&self, account: usize) -> Vec<usize> {
+        self.live()
+            .into_iter()
+            .filter(|&d| self.devices[d].account == account)
+            .collect()
+    }
+
+    /// The first device of an account.
+    pub fn init(&mut self, account: usize, label: &str) -> usize {
+        let dir = self.new_dir(label);
+        let name = self.accounts[account].name;
+        let (home, words) =
+            Home::init_with(&dir, PASSPHRASE, name, ADDR, FINGERPRINT, &self.setup).expect("init");
+        self.accounts[account].id = Some(home.account_id());
+        self.accounts[account].words = Some(words.to_string());
+        self.devices.push(Device {
+            label: label.into(),
+            account,
+            dir,
+            home: Some(home),
+            revoked: false,
+        });
+        self.note(format!("init {label}"));
+        self.devices.len() - 1
+    }
+
+    /// Pairs a new device with `existing` over the relay's mailbox.
+    pub async fn pair(&mut self, existing: usize, label: &str) -> Option<usize> {
+        let dir = self.new_dir(label);
+        let account = self.devices[existing].account;
+        let code = casebook::pairing::new_code();
+        let setup = self.setup.clone();
+        let home = self.home(existing);
+        let conn = match home.connect().await {
+            Ok(c) => c,
+            Err(e) => {
+                self.note(format!("pair {label}: connect failed: {e}"));
+                return None;
+            }
+        };
+        let (added, joined) = tokio::join!(
+            home.pair_add(&conn, &code, Duration::from_secs(5)),
+            casebook::pairing::join_with(&dir, PASSPHRASE, &code, ADDR, FINGERPRINT, &setup)
+        );
+        conn.close().await;
+        match (added, joined) {
+            (Ok(_), Ok(home)) => {
+                self.devices.push(Device {
+                    label: label.into(),
+                    account,
+                    dir,
+                    home: Some(home),
+                    revoked: false,
+                });
+                self.note(format!("paired {label}"));
+                let d = self.devices.len() - 1;
+                self.befriend_all(d);
+                Some(d)
+            }
+            (a, j) => {
+                self.note(format!(
+                    "pair {label} failed: {:?} / {:?}",
+                    a.err().map(|e| e.to_string()),
+                    j.err().map(|e| e.to_string())
+                ));
+                None
+            }
+        }
+    }
+
+    /// Restores an account onto a new device from its recovery words.
+    pub async fn recover(&mut self, account: usize, label: &str) -> Option<usize> {
+        let dir = self.new_dir(label);
+        let words = self.accounts[account].words.clone()?;
+        let name = self.accounts[account].name;
+        match casebook::devices::recover_with(
+            &dir,
+            PASSPHRASE,
+            &words,
+            name,
+            ADDR,
+            FINGERPRINT,
+            &self.setup,
+        )
+        .await
+        {
+            Ok(home) => {
+                self.devices.push(Device {
+                    label: label.into(),
+                    account,
+                    dir,
+                    home: Some(home),
+                    revoked: false,
+                });
+                self.note(format!("recovered {label}"));
+                let d = self.devices.len() - 1;
+                self.befriend_all(d);
+                Some(d)
+            }
+            Err(e) => {
+                self.note(format!("recover {label} failed: {e}"));
+                None
+            }
+        }
+    }
+
+    /// Makes every other practitioner a verified contact of device `d`
+    /// (each of an account's devices keeps its own contacts).
+    pub fn befriend_all(&mut self, d: usize) {
+        let me = self.devices[d].account;
+        let others: Vec<(&'static str, AccountId)> = self
+            .accounts
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| *i != me)
+            .filter_map(|(_, a)| Some((a.name, a.id?)))
+            .collect();
+        for (name, id) in others {
+            let home = self.home(d);
+            if home.contact(name).is_err() {
+                home.add_contact(name, &casebook::sharing::card(&id, name))
+                    .expect("contact add");
+                home.verify_contact(name, &casebook::sharing::safety_number(&id))
+                    .expect("contact verify");
+            }
+        }
+    }
+
+    /// A crash: the process ends without warning; what it wrote to disk
+    /// stays, what it held in memory is gone. The device opens again.
+    pub fn crash_and_reopen(&mut self, d: usize) {
+        let dir = self.devices[d].dir.clone();
+        self.devices[d].home = None;
+        let home = Home::open_with(&dir, PASSPHRASE, &self.setup).expect("a crashed home opens");
+        self.devices[d].home = Some(home);
+        self.note(format!("{} crashed and reopened", self.devices[d].label));
+    }
+
+    /// One sync round on a fresh connection.
+    pub async fn sync(&mut self, d: usize) -> casebook::Result<casebook::sync::SyncReport> {
+        let home = self.home(d);
+        let conn: Relay = home.connect().await?;
+        let report = home.sync(&conn, &mut |_| {}).await;
+        conn.close().await;
+        report
+    }
+
+    pub fn token(&mut self) -> String {
+        self.next_token += 1;
+        format!("tok{:04}", self.next_token)
+    }
+
+    /// The role device `d`'s account holds on `case`, as that device knows it.
+    pub fn role(&mut self, d: usize, case: &DocId) -> Option<Role> {
+        let home = self.home(d);
+        let me = home.account_id();
+        home.doc_meta(case)
+            .ok()
+            .flatten()
+            .and_then(|m| m.role_of(&me, casebook::home::now()))
+    }
+
+    /// Cases device `d` holds a body of.
+    pub fn cases_on(&mut self, d: usize) -> Vec<DocId> {
+        self.home(d)
+            .cases()
+            .map(|c| c.into_iter().map(|(id, _)| id).collect())
+            .unwrap_or_default()
+    }
+
+    /// A new note input with a token in each field.
+    pub fn note_input(&mut self) -> (NoteInput, Vec<String>) {
+        let mut n = NoteInput::new("2026-11-20", NoteFormat::Soap);
+        let mut toks = Vec::new();
+        for f in FIELDS {
+            let t = self.token();
+            n.fields.push((f.to_string(), t.clone()));
+            toks.push(t);
+        }
+        (n, toks)
+    }
+}
