@@ -8,7 +8,7 @@ use casebook_tests::sim;
 
 /// Steps per seed: enough for shares, role changes, a late pairing, a
 /// revocation and a recovery to meet edits and faults.
-const STEPS: usize = 60;
+const STEPS: usize = 80;
 
 #[test]
 fn seeds_hold_every_invariant() {

@@ -3,6 +3,7 @@
 use std::collections::BTreeMap;
 
 use casebook::notes::Note;
+use casebook_shared::access::Role;
 use casebook_shared::ids::DocId;
 
 use super::world::World;
@@ -80,6 +81,21 @@ fn words(n: &Note) -> String {
 /// Checks every invariant; returns what failed.
 pub fn invariants(world: &mut World) -> Vec<String> {
     let mut failed = std::mem::take(&mut world.violations);
+    // Edits held back are the device's own, kept because its role no
+    // longer lets it send them; a writer holding edits is a fault.
+    let held = world.held.clone();
+    for (d, docs) in &held {
+        for (doc, reason) in docs {
+            if world.role(*d, doc).is_some_and(|r| r >= Role::Write) {
+                failed.push(format!(
+                    "{} holds edits to {} it may send: {reason}",
+                    world.devices[*d].label,
+                    doc.short()
+                ));
+            }
+        }
+    }
+    let holds = |d: usize, case: &DocId| held.get(&d).is_some_and(|h| h.iter().any(|(x, _)| x == case));
     // Each account's devices show the same cases and notes, byte for byte.
     // A colleague's devices are compared on the cases still shared with them.
     let mut views = BTreeMap::new();
@@ -87,7 +103,13 @@ pub fn invariants(world: &mut World) -> Vec<String> {
         let devices = world.live_of(account);
         let mut first: Option<(String, BTreeMap<DocId, CaseView>)> = None;
         for d in devices {
-            let v = view(world, d, account != 0);
+            let mut v = view(world, d, account != 0);
+            // A colleague's device shows its own held edits; the others
+            // never saw them. Those cases are compared only where none is held.
+            if account != 0 {
+                let all = world.live_of(account);
+                v.retain(|case, _| !all.iter().any(|&x| holds(x, case)));
+            }
             let label = world.devices[d].label.clone();
             match &first {
                 None => first = Some((label, v)),

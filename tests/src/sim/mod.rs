@@ -142,9 +142,9 @@ async fn simulate(seed: u64, steps: usize) -> Result<Outcome, Failure> {
             36..=41 => w.sign(d),
             42..=45 => w.addendum(d),
             46..=48 => w.comment(d),
-            49..=58 => w.share(d).await,
-            59..=60 => w.new_case(d),
-            61..=63 => {
+            49..=63 => w.share(d).await,
+            64..=65 => w.new_case(d),
+            66..=67 => {
                 w.relay.restart();
                 w.note("relay restarted");
             }
@@ -158,6 +158,7 @@ async fn simulate(seed: u64, steps: usize) -> Result<Outcome, Failure> {
         for d in w.live() {
             match w.sync(d).await {
                 Ok(r) => {
+                    w.held.insert(d, r.held.iter().map(|h| (h.doc, h.reason.clone())).collect());
                     for x in r.refused {
                         refusals.push(format!(
                             "{} refused {} seq {} in healing round {round}: {}",
@@ -179,6 +180,11 @@ async fn simulate(seed: u64, steps: usize) -> Result<Outcome, Failure> {
     failed.extend(check::invariants(&mut w));
     if !failed.is_empty() {
         return Err(fail(&mut w, failed));
+    }
+    if std::env::var_os("SIM_TRACE").is_some() {
+        for t in &w.trace {
+            eprintln!("{seed}: {t}");
+        }
     }
     let f = w.relay.faults();
     Ok(Outcome {

@@ -36,7 +36,11 @@ impl World {
     /// Inserts a token somewhere in a text field of a note: edits of the
     /// same field on several devices merge character by character.
     pub fn edit(&mut self, d: usize) {
-        let Some((case, note)) = self.some_note(d) else {
+        let answer = self
+            .last_commented
+            .clone()
+            .filter(|(c, _)| self.rng.chance(500) && self.cases_on(d).contains(c));
+        let Some((case, note)) = answer.or_else(|| self.some_note(d)) else {
             return;
         };
         let field = FIELDS[self.rng.below(FIELDS.len())];
@@ -181,6 +185,9 @@ impl World {
                     text: tok,
                 });
                 self.note(format!("{label} comment {} {note}", case.short()));
+                if self.devices[d].account != 0 {
+                    self.last_commented = Some((case, note));
+                }
             }
             Err(e) if refused(&e) => self.note(format!("{label} comment refused: {e}")),
             Err(e) => self.violations.push(format!("{label} comment failed: {e}")),
@@ -190,7 +197,13 @@ impl World {
     /// The owner shares a case with a colleague in a random role; sharing
     /// again is how a role changes (unshare, then share).
     pub async fn share(&mut self, d: usize) {
-        let cases = self.cases.clone();
+        let held = self.cases_on(d);
+        let cases: Vec<DocId> = self
+            .cases
+            .iter()
+            .filter(|c| held.contains(c))
+            .copied()
+            .collect();
         let Some(&case) = self.rng.pick(&cases) else {
             return;
         };
@@ -232,7 +245,11 @@ impl World {
             Err(e) => Err(e),
         };
         match result {
-            Ok(()) => self.note(format!("{label} share {} {name} {role:?}", case.short())),
+            Ok(()) => {
+                self.note(format!("{label} share {} {name} {role:?}", case.short()));
+                // `casebook share` syncs at once, as a person expects.
+                self.faulty_sync(d).await;
+            }
             Err(e) => self.note(format!("{label} share failed: {e}")),
         }
     }

@@ -61,6 +61,12 @@ pub struct World {
     pub tokens: Vec<Token>,
     /// For each signed note, the content of each signature made on it.
     pub signed: BTreeMap<(DocId, String), Vec<BTreeMap<String, String>>>,
+    /// The note a colleague commented on last: owners often answer a
+    /// comment by editing the note, which builds on the comment.
+    pub last_commented: Option<(DocId, String)>,
+    /// Edits each device holds back after healing (its role no longer
+    /// allows them), by document, with the reason its sync gave.
+    pub held: BTreeMap<usize, Vec<(DocId, String)>>,
     /// What happened, in order, for a failing seed's report.
     pub trace: Vec<String>,
     /// Rule breaks seen while running (a forbidden edit accepted).
@@ -109,6 +115,8 @@ impl World {
             cases: Vec::new(),
             tokens: Vec::new(),
             signed: BTreeMap::new(),
+            last_commented: None,
+            held: BTreeMap::new(),
             trace: Vec::new(),
             violations: Vec::new(),
             next_token: 0,
