@@ -46,8 +46,11 @@ fn main() {
                             f.0 += o.lost_requests;
                             f.1 += o.lost_answers;
                             f.2 += o.repeated;
-                            if n % 500 == 0 {
-                                eprintln!("{n} seeds passed ({:.0} s)", start.elapsed().as_secs_f64());
+                            if n.is_multiple_of(500) {
+                                eprintln!(
+                                    "{n} seeds passed ({:.0} s)",
+                                    start.elapsed().as_secs_f64()
+                                );
                             }
                         }
                         Err(f) => {
@@ -67,7 +70,10 @@ fn main() {
     println!("| seeds run ({STEPS} steps each, first {from}) | {seeds} |");
     println!("| passed | {} |", passed.load(Ordering::Relaxed));
     println!("| failed | {} {:?} |", failed.len(), failed);
-    println!("| time | {took:.0} s ({:.1} seeds/s on {workers} threads) |", seeds as f64 / took);
+    println!(
+        "| time | {took:.0} s ({:.1} seeds/s on {workers} threads) |",
+        seeds as f64 / took
+    );
     println!("| faults injected | {lr} requests lost, {la} answers lost, {rp} requests repeated |");
     if !failed.is_empty() {
         std::process::exit(1);

@@ -95,7 +95,10 @@ pub fn invariants(world: &mut World) -> Vec<String> {
             }
         }
     }
-    let holds = |d: usize, case: &DocId| held.get(&d).is_some_and(|h| h.iter().any(|(x, _)| x == case));
+    let holds = |d: usize, case: &DocId| {
+        held.get(&d)
+            .is_some_and(|h| h.iter().any(|(x, _)| x == case))
+    };
     // Each account's devices show the same cases and notes, byte for byte.
     // A colleague's devices are compared on the cases still shared with them.
     let mut views = BTreeMap::new();

@@ -158,7 +158,10 @@ async fn simulate(seed: u64, steps: usize) -> Result<Outcome, Failure> {
         for d in w.live() {
             match w.sync(d).await {
                 Ok(r) => {
-                    w.held.insert(d, r.held.iter().map(|h| (h.doc, h.reason.clone())).collect());
+                    w.held.insert(
+                        d,
+                        r.held.iter().map(|h| (h.doc, h.reason.clone())).collect(),
+                    );
                     for x in r.refused {
                         refusals.push(format!(
                             "{} refused {} seq {} in healing round {round}: {}",

@@ -35,6 +35,9 @@ pub struct Faults {
     /// every exchange fails until the schedule reopens the device.
     pub crash_in: Option<u32>,
     pub crashed: bool,
+    /// Loses the answer to the next request this matches, once, whether
+    /// or not faults are on: for tests of one precise loss.
+    pub lose_answer_to: Option<fn(&Request) -> bool>,
     /// Counts, for the summary.
     pub lost_requests: u64,
     pub lost_answers: u64,
@@ -66,6 +69,7 @@ impl SimRelay {
                 on: false,
                 crash_in: None,
                 crashed: false,
+                lose_answer_to: None,
                 lost_requests: 0,
                 lost_answers: 0,
                 repeated: 0,
@@ -122,7 +126,7 @@ enum Fate {
 }
 
 impl Conn {
-    fn fate(&self) -> Fate {
+    fn fate(&self, req: &Request) -> Fate {
         let mut f = self.faults.lock().unwrap();
         if f.crashed {
             return Fate::Crashed;
@@ -134,6 +138,11 @@ impl Conn {
                 return Fate::Crashed;
             }
             f.crash_in = Some(n - 1);
+        }
+        if f.lose_answer_to.is_some_and(|m| m(req)) {
+            f.lose_answer_to = None;
+            f.lost_answers += 1;
+            return Fate::LoseAnswer;
         }
         if !f.on {
             return Fate::Deliver;
@@ -174,7 +183,7 @@ impl Exchange for Conn {
     fn exchange<'a>(&'a self, req: &'a Request) -> Answer<'a> {
         Box::pin(async move {
             let lost = |what: &str| Err(NetError::Io(format!("simulated: {what}")));
-            match self.fate() {
+            match self.fate(req) {
                 Fate::Crashed => lost("this process crashed"),
                 Fate::LoseRequest => lost("the request was lost"),
                 Fate::LoseAnswer => {
