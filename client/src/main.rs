@@ -132,6 +132,7 @@ enum Command {
     Shared { case: Option<String> },
     /// Run the main job end to end on loopback: a relay, a laptop and a
     /// tablet, offline edits, sync, and proof the relay holds no plaintext.
+    #[cfg(feature = "demo")]
     Demo,
 }
 

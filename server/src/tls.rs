@@ -120,13 +120,6 @@ impl Identity {
     }
 }
 
-/// `sha256:` and lowercase hex, the form people copy.
-pub fn format_fingerprint(fp: &[u8; 32]) -> String {
-    format!("sha256:{}", hex::encode(fp))
-}
-
-/// Parses `sha256:HEX` (the prefix is optional).
-pub fn parse_fingerprint(s: &str) -> Option<[u8; 32]> {
-    let h = s.trim().strip_prefix("sha256:").unwrap_or(s.trim());
-    hex::decode(h).ok()?.try_into().ok()
-}
+/// `sha256:` and lowercase hex, the form people copy (protocol, so it
+/// lives in `casebook-shared`).
+pub use casebook_shared::fingerprint::{format as format_fingerprint, parse as parse_fingerprint};

@@ -10,6 +10,7 @@ pub mod account;
 pub mod codec;
 pub mod crypto;
 pub mod envelope;
+pub mod fingerprint;
 pub mod frames;
 pub mod ids;
 pub mod signed;

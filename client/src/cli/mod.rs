@@ -1,6 +1,8 @@
 //! The commands behind `casebook`'s subcommands.
 
+#[cfg(feature = "demo")]
 mod demo;
+mod devices;
 mod editor;
 mod print;
 mod secrets;
@@ -19,8 +21,7 @@ use casebook::sync::Progress;
 use casebook_shared::ids::DocId;
 
 use crate::{
-    AuditCmd, CaseCmd, Cli, Command, ContactCmd, DeviceCmd, NoteCmd, NoteFields, PrivateCmd,
-    RelayArgs,
+    AuditCmd, CaseCmd, Cli, Command, ContactCmd, NoteCmd, NoteFields, PrivateCmd, RelayArgs,
 };
 use print::Out;
 
@@ -34,7 +35,7 @@ fn home_dir(cli_home: Option<&Path>) -> Result<PathBuf> {
 }
 
 fn parse_fp(s: &str) -> Result<[u8; 32]> {
-    casebook_relay::parse_fingerprint(s).ok_or_else(|| {
+    casebook_shared::fingerprint::parse(s).ok_or_else(|| {
         anyhow!("--relay-fingerprint {s:?} is not a fingerprint; copy the sha256:... line `casebook-relay serve` printed")
     })
 }
@@ -106,13 +107,13 @@ pub async fn run(cli: Cli) -> Result<()> {
             let hits = home.search(text)?;
             out.search(&hits)
         }
-        Command::Device(d) => device(&cli, &out, d).await,
+        Command::Device(d) => devices::device(&cli, &out, d).await,
         Command::Sync { watch } => sync(&cli, &out, *watch).await,
         Command::Recover {
             relay,
             words_file,
             name,
-        } => recover(&cli, &out, relay, words_file.as_deref(), name.as_deref()).await,
+        } => devices::recover(&cli, &out, relay, words_file.as_deref(), name.as_deref()).await,
         Command::Audit {
             action: Some(AuditCmd::Verify),
             ..
@@ -156,6 +157,7 @@ pub async fn run(cli: Cli) -> Result<()> {
                 .collect();
             out.disclosures(&trail)
         }
+        #[cfg(feature = "demo")]
         Command::Demo => demo::run(&out).await,
         Command::Whoami { set_name } => {
             let mut home = open(&cli)?;
@@ -453,87 +455,6 @@ fn private(cli: &Cli, out: &Out, cmd: &PrivateCmd) -> Result<()> {
     }
 }
 
-async fn device(cli: &Cli, out: &Out, cmd: &DeviceCmd) -> Result<()> {
-    match cmd {
-        DeviceCmd::Add { timeout } => {
-            let mut home = open(cli)?;
-            let relay = home.connect().await?;
-            let code = casebook::pairing::new_code();
-            out.pair_code(&code)?;
-            eprintln!(
-                "On the new device, run: casebook device join {code} --relay ... --relay-fingerprint ..."
-            );
-            eprintln!("Waiting for it (up to {timeout} s)...");
-            let id = home
-                .pair_add(&relay, &code, Duration::from_secs(*timeout))
-                .await?;
-            relay.close().await;
-            eprintln!("Paired device {}.", id.short());
-            out.done("paired")
-        }
-        DeviceCmd::Join { code, relay } => {
-            let dir = home_dir(cli.home.as_deref())?;
-            if Home::exists(&dir) {
-                bail!(
-                    "{} already holds a casebook home; choose another --home",
-                    dir.display()
-                );
-            }
-            let fp = parse_fp(&relay.relay_fingerprint)?;
-            let pass = secrets::new_passphrase(cli.passphrase_file.as_deref())?;
-            let home =
-                casebook::pairing::join(&dir, pass.as_bytes(), code, &relay.relay, fp).await?;
-            eprintln!(
-                "This device has joined {}'s account. Run `casebook sync` to fetch the cases.",
-                home.name()
-            );
-            out.init(&home)
-        }
-        DeviceCmd::List => {
-            let home = open(cli)?;
-            out.devices(&home.devices()?)
-        }
-        DeviceCmd::NewRecoveryWords => {
-            let mut home = open(cli)?;
-            new_recovery_words(&mut home, out).await
-        }
-        DeviceCmd::Revoke {
-            device,
-            recovery_key,
-        } => {
-            let mut home = open(cli)?;
-            let id = home.resolve_device(device)?;
-            let is_paper = home
-                .devices()?
-                .iter()
-                .any(|d| d.id == id && d.kind == "recovery");
-            if is_paper && !recovery_key {
-                bail!(
-                    "{} is the recovery key: without it a lost device means a lost account. To revoke it, run `casebook device revoke {device} --recovery-key`, which issues new recovery words in the same step",
-                    id.short()
-                );
-            }
-            if is_paper {
-                return new_recovery_words(&mut home, out).await;
-            }
-            if *recovery_key {
-                bail!("{} is not the recovery key", id.short());
-            }
-            let relay = home.connect().await?;
-            let rotated = home.revoke(&relay, &id).await?;
-            let report = home.sync(&relay, &mut progress_line).await;
-            end_progress();
-            relay.close().await;
-            report.context("the device is revoked, but the new document keys are not sent yet; run `casebook sync`")?;
-            eprintln!(
-                "Revoked {}; {rotated} documents moved to new keys.",
-                id.short()
-            );
-            out.done("revoked")
-        }
-    }
-}
-
 async fn sync(cli: &Cli, out: &Out, watch: bool) -> Result<()> {
     let mut home = open(cli)?;
     if !watch {
@@ -584,56 +505,4 @@ async fn sync(cli: &Cli, out: &Out, watch: bool) -> Result<()> {
         }
         backoff = (backoff * 2).min(Duration::from_secs(30));
     }
-}
-
-/// Replaces the recovery words and shows the new ones once.
-async fn new_recovery_words(home: &mut Home, out: &Out) -> Result<()> {
-    let relay = home.connect().await?;
-    let (words, rotated) = home.replace_recovery_words(&relay).await?;
-    let report = home.sync(&relay, &mut progress_line).await;
-    end_progress();
-    relay.close().await;
-    eprintln!(
-        "The old recovery words no longer work. Your new recovery words (shown once; write them on paper and keep them safe):"
-    );
-    eprintln!();
-    eprintln!("    {}", words.as_str());
-    eprintln!();
-    report.context(format!("the new words are in effect, but {rotated} documents' new keys are not sent yet; run `casebook sync`"))?;
-    out.done("recovery words replaced")
-}
-
-async fn recover(
-    cli: &Cli,
-    out: &Out,
-    relay: &RelayArgs,
-    words_file: Option<&Path>,
-    name: Option<&str>,
-) -> Result<()> {
-    let dir = home_dir(cli.home.as_deref())?;
-    if Home::exists(&dir) {
-        bail!(
-            "{} already holds a casebook home; recover into a new --home",
-            dir.display()
-        );
-    }
-    let fp = parse_fp(&relay.relay_fingerprint)?;
-    let name = match name {
-        Some(n) => n.to_string(),
-        None => secrets::practitioner_name()?,
-    };
-    if name.trim().is_empty() {
-        bail!("your name must not be empty: notes are written and signed under it");
-    }
-    let words = secrets::recovery_words(words_file)?;
-    let pass = secrets::new_passphrase(cli.passphrase_file.as_deref())?;
-    let mut home =
-        casebook::devices::recover(&dir, pass.as_bytes(), &words, name.trim(), &relay.relay, fp)
-            .await?;
-    eprintln!("Account restored onto this device; fetching its cases...");
-    let conn = home.connect().await?;
-    let report = home.sync(&conn, &mut progress_line).await;
-    end_progress();
-    conn.close().await;
-    out.sync_report(&report?)
 }

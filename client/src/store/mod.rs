@@ -13,60 +13,14 @@ use casebook_shared::ids::DocId;
 use rusqlite::{Connection, OptionalExtension, params};
 use zeroize::Zeroizing;
 
-/// The cost of deriving the key that seals the master key from a
-/// passphrase (Argon2id). Chosen when a store is made and kept beside the
-/// salt, so a store opens with the cost it was made with.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct KdfParams {
-    /// Memory in KiB.
-    pub m_kib: u32,
-    /// Passes.
-    pub t: u32,
-    /// Lanes.
-    pub p: u32,
-}
+mod audit;
+mod kdf;
+mod outbox;
 
-impl Default for KdfParams {
-    /// 64 MiB, three passes, one lane: ~200 ms on a 2-core VM.
-    fn default() -> Self {
-        KdfParams {
-            m_kib: 64 * 1024,
-            t: 3,
-            p: 1,
-        }
-    }
-}
+pub use kdf::KdfParams;
+use kdf::kek;
+pub use outbox::{OutKind, Outgoing};
 
-impl KdfParams {
-    /// The cheapest Argon2 allows: for simulations that make hundreds of
-    /// homes. It does nothing to slow a guess at a real passphrase.
-    pub const FOR_SIMULATION: KdfParams = KdfParams {
-        m_kib: 8,
-        t: 1,
-        p: 1,
-    };
-
-    fn encode(self) -> [u8; 12] {
-        let mut out = [0u8; 12];
-        out[..4].copy_from_slice(&self.m_kib.to_be_bytes());
-        out[4..8].copy_from_slice(&self.t.to_be_bytes());
-        out[8..].copy_from_slice(&self.p.to_be_bytes());
-        out
-    }
-
-    fn decode(b: &[u8]) -> Option<Self> {
-        let n = |i: usize| Some(u32::from_be_bytes(b.get(i..i + 4)?.try_into().ok()?));
-        (b.len() == 12).then_some(())?;
-        let k = KdfParams {
-            m_kib: n(0)?,
-            t: n(4)?,
-            p: n(8)?,
-        };
-        // Read from disk: a cost no store of ours was made with (a gigabyte
-        // or more) is damage, not a reason to exhaust memory.
-        (k.m_kib <= 1 << 20 && (1..=64).contains(&k.t) && (1..=16).contains(&k.p)).then_some(k)
-    }
-}
 const MASTER_AAD: &[u8] = b"casebook/v1/local/master-key";
 
 /// A local store failure.
@@ -85,29 +39,6 @@ pub enum StoreError {
     Damaged(String),
     #[error("key derivation: {0}")]
     Kdf(String),
-}
-
-/// An outbox row: something to send to the relay.
-#[derive(Debug)]
-pub struct Outgoing {
-    pub id: i64,
-    pub doc: DocId,
-    pub kind: OutKind,
-    /// Access-log entries, or a batch of Automerge changes (opened, plaintext).
-    pub payload: Zeroizing<Vec<u8>>,
-    /// The envelope once sealed, kept so a retry sends the same bytes.
-    pub envelope: Option<Vec<u8>>,
-    /// The envelope id, fixed when the row is made.
-    pub env_id: [u8; 24],
-}
-
-/// What an outbox row holds.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum OutKind {
-    Access = 0,
-    Change = 1,
-    /// A change made through `comment`: all a commenter may send.
-    Comment = 2,
 }
 
 /// The per-document sync record.
@@ -130,9 +61,6 @@ pub struct DocSync {
 /// An opened value, wiped from memory when dropped.
 pub type Sealed = Zeroizing<Vec<u8>>;
 
-/// An outbox row as read: id, doc, kind, envelope id, sealed payload, envelope.
-type OutboxRow = (i64, Vec<u8>, i64, Vec<u8>, Vec<u8>, Option<Vec<u8>>);
-
 /// The open store.
 pub struct Store {
     conn: Connection,
@@ -153,17 +81,6 @@ CREATE TABLE IF NOT EXISTS audit(id INTEGER PRIMARY KEY AUTOINCREMENT, sealed BL
 CREATE TABLE IF NOT EXISTS audit_remote(device BLOB NOT NULL, seq INTEGER NOT NULL, sealed BLOB NOT NULL,
     PRIMARY KEY(device, seq)) WITHOUT ROWID;
 ";
-
-fn kek(passphrase: &[u8], salt: &[u8], kdf: KdfParams) -> Result<SecretKey, StoreError> {
-    let params = argon2::Params::new(kdf.m_kib, kdf.t, kdf.p, Some(32))
-        .map_err(|e| StoreError::Kdf(e.to_string()))?;
-    let argon = argon2::Argon2::new(argon2::Algorithm::Argon2id, argon2::Version::V0x13, params);
-    let mut out = Zeroizing::new([0u8; 32]);
-    argon
-        .hash_password_into(passphrase, salt, &mut out[..])
-        .map_err(|e| StoreError::Kdf(e.to_string()))?;
-    Ok(SecretKey::from_bytes(*out))
-}
 
 fn open_db(path: &Path) -> Result<Connection, StoreError> {
     let conn = Connection::open(path)?;
@@ -537,191 +454,6 @@ impl Store {
                     StoreError::Damaged("a document id has the wrong length".into())
                 })?);
             out.push((id, self.unseal("docs.summary", &id.0, &sealed)?));
-        }
-        Ok(out)
-    }
-
-    /// Queues something for the relay.
-    pub fn push_outbox(
-        &self,
-        doc: &DocId,
-        kind: OutKind,
-        payload: &[u8],
-    ) -> Result<i64, StoreError> {
-        let env_id: [u8; 24] = crypto::random_bytes();
-        self.conn.execute(
-            "INSERT INTO outbox(doc, kind, env_id, payload) VALUES (?1, ?2, ?3, ?4)",
-            params![
-                &doc.0[..],
-                kind as i64,
-                &env_id[..],
-                self.seal("outbox", &env_id, payload)
-            ],
-        )?;
-        Ok(self.conn.last_insert_rowid())
-    }
-
-    /// Removes a queued change by its envelope id (it is known to have
-    /// landed); returns whether there was one.
-    pub fn remove_outbox_envelope(&self, env_id: &[u8; 24]) -> Result<bool, StoreError> {
-        Ok(self.conn.execute(
-            "DELETE FROM outbox WHERE env_id = ?1 AND kind != 0",
-            [&env_id[..]],
-        )? > 0)
-    }
-
-    /// Everything queued, oldest first.
-    pub fn outbox(&self) -> Result<Vec<Outgoing>, StoreError> {
-        self.outbox_where("1")
-    }
-
-    /// The queued access-log entries only, oldest first: what a pull needs
-    /// to know, without opening every queued change.
-    pub fn access_outbox(&self) -> Result<Vec<Outgoing>, StoreError> {
-        self.outbox_where("kind = 0")
-    }
-
-    fn outbox_where(&self, filter: &'static str) -> Result<Vec<Outgoing>, StoreError> {
-        let mut stmt = self.conn.prepare_cached(&format!(
-            "SELECT id, doc, kind, env_id, payload, envelope FROM outbox WHERE {filter} ORDER BY id"
-        ))?;
-        let rows = stmt.query_map([], |r| -> rusqlite::Result<OutboxRow> {
-            Ok((
-                r.get::<_, i64>(0)?,
-                r.get::<_, Vec<u8>>(1)?,
-                r.get::<_, i64>(2)?,
-                r.get::<_, Vec<u8>>(3)?,
-                r.get::<_, Vec<u8>>(4)?,
-                r.get::<_, Option<Vec<u8>>>(5)?,
-            ))
-        })?;
-        let mut out = Vec::new();
-        for r in rows {
-            let (id, doc, kind, env_id, payload, envelope) = r?;
-            let bad = || StoreError::Damaged("an outbox row is malformed".into());
-            let env_id: [u8; 24] = env_id.try_into().map_err(|_| bad())?;
-            out.push(Outgoing {
-                id,
-                doc: DocId(doc.try_into().map_err(|_| bad())?),
-                kind: match kind {
-                    0 => OutKind::Access,
-                    1 => OutKind::Change,
-                    2 => OutKind::Comment,
-                    _ => return Err(bad()),
-                },
-                payload: self.unseal("outbox", &env_id, &payload)?,
-                envelope,
-                env_id,
-            });
-        }
-        Ok(out)
-    }
-
-    /// Number of rows waiting to be sent.
-    pub fn outbox_len(&self) -> Result<u64, StoreError> {
-        Ok(self
-            .conn
-            .query_row("SELECT COUNT(*) FROM outbox", [], |r| r.get::<_, i64>(0))?
-            as u64)
-    }
-
-    /// Records the sealed envelope of a row so a retry sends the same bytes.
-    pub fn set_outbox_envelope(&self, id: i64, envelope: &[u8]) -> Result<(), StoreError> {
-        self.conn.execute(
-            "UPDATE outbox SET envelope = ?2 WHERE id = ?1",
-            params![id, envelope],
-        )?;
-        Ok(())
-    }
-
-    /// Removes a row the relay acknowledged.
-    pub fn remove_outbox(&self, id: i64) -> Result<(), StoreError> {
-        self.conn
-            .execute("DELETE FROM outbox WHERE id = ?1", [id])?;
-        Ok(())
-    }
-
-    /// Appends a sealed audit record.
-    pub fn push_audit(&self, record: &[u8]) -> Result<(), StoreError> {
-        let n: i64 =
-            self.conn
-                .query_row("SELECT COALESCE(MAX(id), 0) + 1 FROM audit", [], |r| {
-                    r.get(0)
-                })?;
-        self.conn.execute(
-            "INSERT INTO audit(id, sealed) VALUES (?1, ?2)",
-            params![n, self.seal("audit", &n.to_be_bytes(), record)],
-        )?;
-        Ok(())
-    }
-
-    /// Keeps an audit record another device of the account wrote; a record
-    /// already held (same device and sequence) is left as it is.
-    pub fn put_remote_audit(
-        &self,
-        device: &[u8; 32],
-        seq: u64,
-        record: &[u8],
-    ) -> Result<bool, StoreError> {
-        let mut key = device.to_vec();
-        key.extend_from_slice(&seq.to_be_bytes());
-        let n = self.conn.execute(
-            "INSERT OR IGNORE INTO audit_remote(device, seq, sealed) VALUES (?1, ?2, ?3)",
-            params![
-                &device[..],
-                seq as i64,
-                self.seal("audit_remote", &key, record)
-            ],
-        )?;
-        Ok(n == 1)
-    }
-
-    /// Every record other devices wrote, by device and sequence.
-    pub fn remote_audit(&self) -> Result<Vec<Sealed>, StoreError> {
-        let mut stmt = self
-            .conn
-            .prepare_cached("SELECT device, seq, sealed FROM audit_remote ORDER BY device, seq")?;
-        let rows = stmt.query_map([], |r| {
-            Ok((
-                r.get::<_, Vec<u8>>(0)?,
-                r.get::<_, i64>(1)?,
-                r.get::<_, Vec<u8>>(2)?,
-            ))
-        })?;
-        let mut out = Vec::new();
-        for r in rows {
-            let (device, seq, sealed) = r?;
-            let mut key = device;
-            key.extend_from_slice(&(seq as u64).to_be_bytes());
-            out.push(self.unseal("audit_remote", &key, &sealed)?);
-        }
-        Ok(out)
-    }
-
-    /// The newest audit record, if any.
-    pub fn last_audit(&self) -> Result<Option<Zeroizing<Vec<u8>>>, StoreError> {
-        let row: Option<(i64, Vec<u8>)> = self
-            .conn
-            .query_row(
-                "SELECT id, sealed FROM audit ORDER BY id DESC LIMIT 1",
-                [],
-                |r| Ok((r.get(0)?, r.get(1)?)),
-            )
-            .optional()?;
-        row.map(|(id, sealed)| self.unseal("audit", &id.to_be_bytes(), &sealed))
-            .transpose()
-    }
-
-    /// Every audit record, oldest first.
-    pub fn audit(&self) -> Result<Vec<Zeroizing<Vec<u8>>>, StoreError> {
-        let mut stmt = self
-            .conn
-            .prepare_cached("SELECT id, sealed FROM audit ORDER BY id")?;
-        let rows = stmt.query_map([], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, Vec<u8>>(1)?)))?;
-        let mut out = Vec::new();
-        for r in rows {
-            let (id, sealed) = r?;
-            out.push(self.unseal("audit", &id.to_be_bytes(), &sealed)?);
         }
         Ok(out)
     }

@@ -9,29 +9,17 @@ use std::collections::BTreeMap;
 use casebook_shared::access::{self, DocEntry, DocOp, Role};
 use casebook_shared::account::AccountState;
 use casebook_shared::codec;
-use casebook_shared::crypto;
 use casebook_shared::ids::{AccountId, DocId};
 use serde::{Deserialize, Serialize};
 
-use crate::docs::Loaded;
 use crate::error::{Error, Result};
 use crate::home::{Disclosure, Home, now};
 use crate::net::Relay;
-use crate::notes::{CaseDoc, Note, Profile};
-use crate::store::OutKind;
 
-const CARD_PREFIX: &str = "casebook-card1";
-const CONTACTS: &str = "contacts";
+mod comments;
+mod contacts;
 
-/// Someone this account may share with.
-#[derive(Clone, Debug, Serialize, Deserialize)]
-pub struct Contact {
-    pub name: String,
-    pub account: AccountId,
-    /// The two people compared safety numbers.
-    pub verified: bool,
-    pub added_at: u64,
-}
+pub use contacts::{Contact, card, parse_card, safety_number};
 
 /// Why and on what terms a case was shared: sealed in the access log under
 /// the case key, so the relay cannot read it.
@@ -65,56 +53,6 @@ pub struct ShareRow {
     pub expires: Option<u64>,
 }
 
-/// The safety number of an account: 60 digits in 12 groups of 5, to read
-/// aloud and compare. Both sides compute it from the account id alone.
-pub fn safety_number(account: &AccountId) -> String {
-    let h = crypto::hash("casebook/v1/safety-number", &account.0);
-    (0..12)
-        .map(|i| {
-            let b = &h.0[i * 2..i * 2 + 3];
-            let n = (u32::from(b[0]) << 16 | u32::from(b[1]) << 8 | u32::from(b[2])) % 100_000;
-            format!("{n:05}")
-        })
-        .collect::<Vec<_>>()
-        .join(" ")
-}
-
-/// The one-line card a colleague pastes into `contact add`.
-pub fn card(account: &AccountId, name: &str) -> String {
-    let check = crypto::hash(
-        "casebook/v1/card",
-        &[&account.0[..], name.as_bytes()].concat(),
-    );
-    format!(
-        "{CARD_PREFIX}:{}:{}:{}",
-        account.to_hex(),
-        hex::encode(name.as_bytes()),
-        hex::encode(&check.0[..4])
-    )
-}
-
-/// Parses a card; returns the account and the name it carries.
-pub fn parse_card(text: &str) -> Result<(AccountId, String)> {
-    let bad = || {
-        Error::NotAllowed(format!(
-            "{:?} is not a casebook card: it starts with {CARD_PREFIX}: and is printed by `casebook whoami`",
-            text.chars().take(40).collect::<String>()
-        ))
-    };
-    let parts: Vec<&str> = text.trim().split(':').collect();
-    let [CARD_PREFIX, account, name, check] = parts.as_slice() else {
-        return Err(bad());
-    };
-    let account: AccountId = account.parse().map_err(|_| bad())?;
-    let name = String::from_utf8(hex::decode(name).map_err(|_| bad())?).map_err(|_| bad())?;
-    if card(&account, &name).rsplit(':').next() != Some(*check) {
-        return Err(Error::NotAllowed(
-            "the card's check digits do not match: it was changed or copied wrong".into(),
-        ));
-    }
-    Ok((account, name))
-}
-
 fn role_name(r: Role) -> &'static str {
     match r {
         Role::Read => "read",
@@ -137,98 +75,6 @@ pub fn parse_role(s: &str) -> Result<Role> {
 }
 
 impl Home {
-    /// This account's name, safety number and card.
-    pub fn whoami(&self) -> (String, AccountId, String, String) {
-        let a = self.account_id();
-        (
-            self.name().to_string(),
-            a,
-            safety_number(&a),
-            card(&a, self.name()),
-        )
-    }
-
-    /// Every contact.
-    pub fn contacts(&self) -> Result<Vec<Contact>> {
-        Ok(match self.store.get_secret(CONTACTS)? {
-            Some(b) => codec::decode(&b)?,
-            None => Vec::new(),
-        })
-    }
-
-    fn save_contacts(&self, contacts: &[Contact]) -> Result<()> {
-        Ok(self
-            .store
-            .put_secret(CONTACTS, &codec::encode(&contacts.to_vec()))?)
-    }
-
-    /// A contact by name (case-insensitive).
-    pub fn contact(&self, name: &str) -> Result<Contact> {
-        self.contacts()?
-            .into_iter()
-            .find(|c| c.name.eq_ignore_ascii_case(name.trim()))
-            .ok_or_else(|| {
-                Error::NotAllowed(format!(
-                    "no contact named {name:?}: add one with `casebook contact add NAME CARD`"
-                ))
-            })
-    }
-
-    /// Adds a contact from a card (unverified until safety numbers match).
-    pub fn add_contact(&mut self, name: &str, card_text: &str) -> Result<Contact> {
-        let (account, _card_name) = parse_card(card_text)?;
-        let name = name.trim();
-        if name.is_empty() {
-            return Err(Error::NotAllowed(
-                "the contact's name must not be empty".into(),
-            ));
-        }
-        if account == self.account_id() {
-            return Err(Error::NotAllowed("that card is this account's own".into()));
-        }
-        let mut all = self.contacts()?;
-        if all
-            .iter()
-            .any(|c| c.name.eq_ignore_ascii_case(name) || c.account == account)
-        {
-            return Err(Error::NotAllowed(
-                "a contact with that name or card exists already: see `casebook contact list`"
-                    .into(),
-            ));
-        }
-        let c = Contact {
-            name: name.to_string(),
-            account,
-            verified: false,
-            added_at: now(),
-        };
-        all.push(c.clone());
-        self.save_contacts(&all)?;
-        self.audit(&format!("contact {name} added (unverified)"), None)?;
-        Ok(c)
-    }
-
-    /// Marks a contact verified once the safety number read out matches.
-    pub fn verify_contact(&mut self, name: &str, number: &str) -> Result<()> {
-        let mut all = self.contacts()?;
-        let c = all
-            .iter_mut()
-            .find(|c| c.name.eq_ignore_ascii_case(name.trim()))
-            .ok_or_else(|| Error::NotAllowed(format!("no contact named {name:?}")))?;
-        let digits = |s: &str| s.chars().filter(char::is_ascii_digit).collect::<String>();
-        if digits(number) != digits(&safety_number(&c.account)) {
-            return Err(Error::NotAllowed(format!(
-                "the safety number does not match the one for {}: do not share with this card; ask for it again",
-                c.name
-            )));
-        }
-        c.verified = true;
-        let who = c.name.clone();
-        self.save_contacts(&all)?;
-        self.audit(&format!("contact {who} verified"), None)?;
-        Ok(())
-    }
-
     fn owned_case(&self, case: &DocId) -> Result<Option<DocId>> {
         let meta = self
             .doc_meta(case)?
@@ -496,95 +342,9 @@ impl Home {
         }
         Ok(found)
     }
-
-    /// Adds a comment to a note of a case shared with at least the comment role.
-    pub fn comment_note(&mut self, case: &DocId, note: &str, text: &str, at: &str) -> Result<()> {
-        let meta = self
-            .doc_meta(case)?
-            .ok_or_else(|| Error::UnknownCase(case.to_hex()))?;
-        let me = self.account_id();
-        let allowed = meta.owner == me || meta.role_of(&me, now()).is_some_and(Role::can_upload);
-        if !allowed {
-            return Err(Error::NotAllowed(
-                "your role on this case does not allow comments".into(),
-            ));
-        }
-        let by = self.name().to_string();
-        self.change_case(case, "comment added", OutKind::Comment, |c| {
-            let n = c.resolve_note_id(note)?;
-            Ok(c.add_comment(&n, &by, at, text)?)
-        })
-    }
-}
-
-/// Whether a commenter's change, applied where it was written, adds
-/// comments and does nothing else; `Ok(false)` while its base is not here.
-fn judge_comment(case: &mut CaseDoc, body: &[u8]) -> Result<bool> {
-    let Some(before) = case.at_base_of(body)? else {
-        return Ok(false);
-    };
-    let mut after = before.copy();
-    after.apply(body)?;
-    if !after.missing_deps().is_empty() {
-        return Err(Error::NotAllowed(
-            "it depends on changes not held here".into(),
-        ));
-    }
-    if without_comments(&before) != without_comments(&after) {
-        return Err(Error::NotAllowed("it changes the case itself".into()));
-    }
-    let kept = before.notes().iter().all(|b| {
-        after
-            .note(&b.id)
-            .is_some_and(|a| b.comments.iter().all(|c| a.comments.contains(c)))
-    });
-    if !kept {
-        return Err(Error::NotAllowed("it removes comments".into()));
-    }
-    Ok(true)
-}
-
-/// A case without its comments: what a commenter must leave unchanged.
-fn without_comments(c: &CaseDoc) -> (String, Profile, Vec<Note>) {
-    let mut notes = c.notes();
-    for n in &mut notes {
-        n.comments.clear();
-    }
-    (c.name(), c.profile(), notes)
 }
 
 impl Home {
-    /// Applies a change from a member whose role is comment, if it adds
-    /// comments to a case and changes nothing else (the relay lets such a
-    /// member upload; only the content shows what the change does).
-    ///
-    /// The change is judged against the case as it stood where the change
-    /// was written (its dependencies), never against what this device holds
-    /// now: a device that first sees the comment after the owner's later
-    /// edits (one paired or recovered since) must decide exactly as the
-    /// devices that saw it first. Returns `Ok(false)`, changing nothing,
-    /// while a change it builds on has not been applied here.
-    pub(crate) fn apply_comment_change(&mut self, doc: &DocId, body: &[u8]) -> Result<bool> {
-        if self.store.doc_body(doc)?.is_none() {
-            return Err(Error::NotAllowed(
-                "a comment on a document not held here".into(),
-            ));
-        }
-        let mut loaded = self.take_loaded(doc)?;
-        let judged = match &mut loaded {
-            Loaded::Case(case) => judge_comment(case, body),
-            Loaded::Private(_) => Err(Error::NotAllowed(
-                "comments belong on case documents only".into(),
-            )),
-        };
-        self.keep_loaded(doc, loaded)?;
-        if !judged? {
-            return Ok(false);
-        }
-        self.apply_batch(doc, body)?;
-        Ok(true)
-    }
-
     /// Keeps each document this account owns as its access rules say, at
     /// every sync, after the pull (so what the owner's other devices already
     /// did is known) and before the push: members whose share expired are
@@ -678,84 +438,5 @@ impl Home {
                 }
             })
             .collect()
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn cards_round_trip_and_reject_tampering() {
-        let a = AccountId([7; 32]);
-        let c = card(&a, "Dr. Chen");
-        assert_eq!(parse_card(&c).unwrap(), (a, "Dr. Chen".to_string()));
-        let tampered = c.replace("07", "08");
-        assert!(parse_card(&tampered).is_err());
-        assert!(parse_card("hello").is_err());
-        assert!(parse_card("").is_err());
-    }
-
-    #[test]
-    fn a_commenter_may_add_comments_and_nothing_else() {
-        use crate::notes::{NoteFormat, NoteInput};
-        let dir = tempfile::tempdir().unwrap();
-        let (mut home, _) = Home::init(
-            dir.path(),
-            b"passphrase",
-            "Dr. Rivera",
-            "127.0.0.1:1",
-            [0; 32],
-        )
-        .unwrap();
-        let case = home.create_case("Jordan Avery", "2026-11-20").unwrap();
-        let mut input = NoteInput::new("2026-11-20", NoteFormat::Soap);
-        input.fields = vec![("plan".into(), "Sleep diary.".into())];
-        home.edit_case(&case, "note", |c| {
-            Ok(c.add_note(input, "n1", "Dr. Rivera")?)
-        })
-        .unwrap();
-        let saved = home.store.doc_body(&case).unwrap().unwrap();
-        let mut theirs = CaseDoc::load(&saved, b"colleague-actor").unwrap();
-        let heads = theirs.heads();
-        theirs
-            .add_comment("n1", "Dr. Chen", "2026-11-21T09:00:00Z", "Agree.")
-            .unwrap();
-        let comment = theirs.changes_since(&heads);
-        let heads = theirs.heads();
-        theirs
-            .edit_note("n1", &[("plan".into(), "Stop the diary.".into())])
-            .unwrap();
-        let edit = theirs.changes_since(&heads);
-
-        // The owner's own later edit, made after the comment merged there.
-        let mut owners = CaseDoc::load(&saved, b"owner-other-actor").unwrap();
-        owners.apply(&comment).unwrap();
-        let heads = owners.heads();
-        owners
-            .edit_note("n1", &[("plan".into(), "Sleep diary; CBT-I.".into())])
-            .unwrap();
-        let owner_edit = owners.changes_since(&heads);
-
-        assert!(
-            !home.apply_comment_change(&case, &edit).unwrap(),
-            "an edit built on the comment waits for it"
-        );
-        // A device that gets the owner's later edit first (it waits inside
-        // the document for the comment) judges the comment where it was
-        // written, as the devices that saw it first did.
-        home.apply_batch(&case, &owner_edit).unwrap();
-        assert!(home.apply_comment_change(&case, &comment).unwrap());
-        assert!(home.apply_comment_change(&case, &edit).is_err(), "an edit");
-        let note = home.read_case(&case, |c| c.note("n1").unwrap()).unwrap();
-        assert_eq!(note.field("plan"), "Sleep diary; CBT-I.");
-        assert_eq!(note.comments.len(), 1);
-    }
-
-    #[test]
-    fn safety_numbers_are_sixty_digits() {
-        let n = safety_number(&AccountId([1; 32]));
-        assert_eq!(n.len(), 12 * 5 + 11);
-        assert_ne!(n, safety_number(&AccountId([2; 32])));
     }
 }

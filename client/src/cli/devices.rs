@@ -1,0 +1,145 @@
+//! `device ...` and `recover`: pairing, listing, revoking, new recovery
+//! words, and restoring an account onto a new device.
+
+use std::path::Path;
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+use casebook::Home;
+
+use super::print::Out;
+use super::{end_progress, home_dir, open, parse_fp, progress_line, secrets};
+use crate::{Cli, DeviceCmd, RelayArgs};
+
+pub(super) async fn device(cli: &Cli, out: &Out, cmd: &DeviceCmd) -> Result<()> {
+    match cmd {
+        DeviceCmd::Add { timeout } => {
+            let mut home = open(cli)?;
+            let relay = home.connect().await?;
+            let code = casebook::pairing::new_code();
+            out.pair_code(&code)?;
+            eprintln!(
+                "On the new device, run: casebook device join {code} --relay ... --relay-fingerprint ..."
+            );
+            eprintln!("Waiting for it (up to {timeout} s)...");
+            let id = home
+                .pair_add(&relay, &code, Duration::from_secs(*timeout))
+                .await?;
+            relay.close().await;
+            eprintln!("Paired device {}.", id.short());
+            out.done("paired")
+        }
+        DeviceCmd::Join { code, relay } => {
+            let dir = home_dir(cli.home.as_deref())?;
+            if Home::exists(&dir) {
+                bail!(
+                    "{} already holds a casebook home; choose another --home",
+                    dir.display()
+                );
+            }
+            let fp = parse_fp(&relay.relay_fingerprint)?;
+            let pass = secrets::new_passphrase(cli.passphrase_file.as_deref())?;
+            let home =
+                casebook::pairing::join(&dir, pass.as_bytes(), code, &relay.relay, fp).await?;
+            eprintln!(
+                "This device has joined {}'s account. Run `casebook sync` to fetch the cases.",
+                home.name()
+            );
+            out.init(&home)
+        }
+        DeviceCmd::List => {
+            let home = open(cli)?;
+            out.devices(&home.devices()?)
+        }
+        DeviceCmd::NewRecoveryWords => {
+            let mut home = open(cli)?;
+            new_recovery_words(&mut home, out).await
+        }
+        DeviceCmd::Revoke {
+            device,
+            recovery_key,
+        } => {
+            let mut home = open(cli)?;
+            let id = home.resolve_device(device)?;
+            let is_paper = home
+                .devices()?
+                .iter()
+                .any(|d| d.id == id && d.kind == "recovery");
+            if is_paper && !recovery_key {
+                bail!(
+                    "{} is the recovery key: without it a lost device means a lost account. To revoke it, run `casebook device revoke {device} --recovery-key`, which issues new recovery words in the same step",
+                    id.short()
+                );
+            }
+            if is_paper {
+                return new_recovery_words(&mut home, out).await;
+            }
+            if *recovery_key {
+                bail!("{} is not the recovery key", id.short());
+            }
+            let relay = home.connect().await?;
+            let rotated = home.revoke(&relay, &id).await?;
+            let report = home.sync(&relay, &mut progress_line).await;
+            end_progress();
+            relay.close().await;
+            report.context("the device is revoked, but the new document keys are not sent yet; run `casebook sync`")?;
+            eprintln!(
+                "Revoked {}; {rotated} documents moved to new keys.",
+                id.short()
+            );
+            out.done("revoked")
+        }
+    }
+}
+
+/// Replaces the recovery words and shows the new ones once.
+async fn new_recovery_words(home: &mut Home, out: &Out) -> Result<()> {
+    let relay = home.connect().await?;
+    let (words, rotated) = home.replace_recovery_words(&relay).await?;
+    let report = home.sync(&relay, &mut progress_line).await;
+    end_progress();
+    relay.close().await;
+    eprintln!(
+        "The old recovery words no longer work. Your new recovery words (shown once; write them on paper and keep them safe):"
+    );
+    eprintln!();
+    eprintln!("    {}", words.as_str());
+    eprintln!();
+    report.context(format!("the new words are in effect, but {rotated} documents' new keys are not sent yet; run `casebook sync`"))?;
+    out.done("recovery words replaced")
+}
+
+pub(super) async fn recover(
+    cli: &Cli,
+    out: &Out,
+    relay: &RelayArgs,
+    words_file: Option<&Path>,
+    name: Option<&str>,
+) -> Result<()> {
+    let dir = home_dir(cli.home.as_deref())?;
+    if Home::exists(&dir) {
+        bail!(
+            "{} already holds a casebook home; recover into a new --home",
+            dir.display()
+        );
+    }
+    let fp = parse_fp(&relay.relay_fingerprint)?;
+    let name = match name {
+        Some(n) => n.to_string(),
+        None => secrets::practitioner_name()?,
+    };
+    if name.trim().is_empty() {
+        bail!("your name must not be empty: notes are written and signed under it");
+    }
+    let words = secrets::recovery_words(words_file)?;
+    let pass = secrets::new_passphrase(cli.passphrase_file.as_deref())?;
+    let mut home =
+        casebook::devices::recover(&dir, pass.as_bytes(), &words, name.trim(), &relay.relay, fp)
+            .await?;
+    eprintln!("Account restored onto this device; fetching its cases...");
+    let conn = home.connect().await?;
+    let report = home.sync(&conn, &mut progress_line).await;
+    end_progress();
+    conn.close().await;
+    out.sync_report(&report?)
+}

@@ -1,0 +1,286 @@
+//! A document's access log on this device: the entries held, the state
+//! they verify to (owner, members, roles, epochs), kept sealed beside them,
+//! and the document keys this account can open.
+
+use std::collections::BTreeMap;
+
+use casebook_shared::access::{self, DocEntry, DocOp, DocState, Grant, Role};
+use casebook_shared::account::AccountState;
+use casebook_shared::codec;
+use casebook_shared::crypto::SecretKey;
+use casebook_shared::ids::{AccountId, DocId};
+use casebook_shared::signed::Signed;
+use serde::{Deserialize, Serialize};
+use zeroize::Zeroizing;
+
+use crate::error::{Error, Result};
+use crate::home::{Home, now};
+use crate::store::OutKind;
+
+/// What this device knows of a document's access log, without replaying it.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct DocMeta {
+    pub owner: AccountId,
+    pub epoch: u32,
+    pub members: Vec<(AccountId, Role, Option<u64>)>,
+    /// Every membership, ended ones too (see [`DocState::grants`]).
+    pub grants: Vec<Grant>,
+    /// What each epoch's key was sealed to (see [`DocState::wraps`]).
+    pub wraps: BTreeMap<(u32, AccountId), u32>,
+}
+
+impl DocMeta {
+    fn from_state(st: &DocState) -> DocMeta {
+        DocMeta {
+            owner: st.owner,
+            epoch: st.epoch,
+            members: st
+                .members
+                .iter()
+                .map(|(a, m)| (*a, m.role, m.expires))
+                .collect(),
+            grants: st.grants.clone(),
+            wraps: st.wraps.clone(),
+        }
+    }
+
+    /// The role an account held while `epoch` was current, for a change
+    /// taken after envelopes up to epoch `fence`; expiry is not consulted
+    /// (see [`access::role_in_epoch`]).
+    pub fn role_in_epoch(&self, account: &AccountId, epoch: u32, fence: u32) -> Option<Role> {
+        access::role_in_epoch(&self.grants, account, epoch, fence)
+    }
+
+    /// The account-key generation `epoch`'s key was sealed to for `account`.
+    pub fn wrap_generation(&self, epoch: u32, account: &AccountId) -> Option<u32> {
+        self.wraps.get(&(epoch, *account)).copied()
+    }
+
+    /// The role of an account now.
+    pub fn role_of(&self, account: &AccountId, at: u64) -> Option<Role> {
+        self.members
+            .iter()
+            .find(|(a, _, exp)| a == account && exp.is_none_or(|e| at < e))
+            .map(|(_, r, _)| *r)
+    }
+}
+
+fn meta_name(doc: &DocId) -> String {
+    format!("doc/{}", doc.to_hex())
+}
+
+fn keys_name(doc: &DocId) -> String {
+    format!("dockeys/{}", doc.to_hex())
+}
+
+fn encode_doc_keys(keys: &BTreeMap<u32, SecretKey>) -> Zeroizing<Vec<u8>> {
+    let mut out = Zeroizing::new(Vec::with_capacity(keys.len() * 36));
+    for (e, k) in keys {
+        out.extend_from_slice(&e.to_be_bytes());
+        out.extend_from_slice(k.expose());
+    }
+    out
+}
+
+fn decode_doc_keys(bytes: &[u8]) -> BTreeMap<u32, SecretKey> {
+    bytes
+        .chunks_exact(36)
+        .map(|c| {
+            let (e, k) = c.split_at(4);
+            (
+                u32::from_be_bytes(e.try_into().expect("4-byte split")),
+                SecretKey::from_bytes(k.try_into().expect("32-byte rest")),
+            )
+        })
+        .collect()
+}
+
+impl Home {
+    /// Records that a document shared with this account is no longer
+    /// listed by the relay: the share ended (removed, or expired), and a
+    /// relay serves nothing of a document to a former member, its access
+    /// log included, so the device marks the end itself. What arrived while
+    /// the share lasted stays readable; the document no longer counts as
+    /// shared here, and edits to it are held. A later share arrives as new
+    /// access entries and rebuilds this from the log. Returns whether this
+    /// device thought itself a member until now.
+    pub(crate) fn share_ended(&mut self, doc: &DocId) -> Result<bool> {
+        let Some(mut meta) = self.doc_meta(doc)? else {
+            return Ok(false);
+        };
+        let me = self.account_id();
+        if meta.owner == me || !meta.members.iter().any(|(a, _, _)| *a == me) {
+            return Ok(false);
+        }
+        meta.members.retain(|(a, _, _)| *a != me);
+        self.store
+            .put_secret(&meta_name(doc), &codec::encode(&meta))?;
+        Ok(true)
+    }
+
+    /// The access metadata of a document, if this device holds its log.
+    pub fn doc_meta(&self, doc: &DocId) -> Result<Option<DocMeta>> {
+        let Some(bytes) = self.store.get_secret(&meta_name(doc))? else {
+            return Ok(None);
+        };
+        match codec::decode(&bytes) {
+            Ok(meta) => Ok(Some(meta)),
+            // Saved by an older version in another shape: worked out again
+            // from the stored access log and saved in this one.
+            Err(_) => self.rebuild_meta(doc).map(Some),
+        }
+    }
+
+    fn rebuild_meta(&self, doc: &DocId) -> Result<DocMeta> {
+        let log = self.access_log(doc)?;
+        let mut accounts = BTreeMap::new();
+        for e in &log {
+            let entry: DocEntry = e
+                .open(access::SIG_LABEL)
+                .map_err(access::AccessError::from)?;
+            if let std::collections::btree_map::Entry::Vacant(slot) = accounts.entry(entry.account)
+            {
+                slot.insert(AccountState::verify_log(
+                    &self.account_log_of(&entry.account)?,
+                )?);
+            }
+        }
+        let state = DocState::verify_log(&log, |a| accounts.get(a))?;
+        let meta = DocMeta::from_state(&state);
+        self.store
+            .put_secret(&meta_name(doc), &codec::encode(&meta))?;
+        Ok(meta)
+    }
+
+    /// The document keys this device can reach, by epoch.
+    pub(crate) fn doc_keys(&self, doc: &DocId) -> Result<BTreeMap<u32, SecretKey>> {
+        Ok(self
+            .store
+            .get_secret(&keys_name(doc))?
+            .map(|b| decode_doc_keys(&b))
+            .unwrap_or_default())
+    }
+
+    /// The key epochs of a document this device can open.
+    pub fn doc_epochs(&self, doc: &DocId) -> Result<Vec<u32>> {
+        Ok(self.doc_keys(doc)?.into_keys().collect())
+    }
+
+    /// A document's stored access log.
+    pub(crate) fn access_log(&self, doc: &DocId) -> Result<Vec<Signed>> {
+        self.store
+            .log(&doc.0)?
+            .iter()
+            .map(|b| codec::decode(b).map_err(Error::from))
+            .collect()
+    }
+
+    /// Verifies a document's access log with `new` entries appended, and
+    /// stores the entries, the state and the keys this account can reach.
+    pub(crate) fn accept_access_entries(
+        &mut self,
+        doc: &DocId,
+        new: &[Signed],
+        accounts: &BTreeMap<AccountId, AccountState>,
+    ) -> Result<DocState> {
+        let mut log = self.access_log(doc)?;
+        let first = log.len() as u64;
+        log.extend_from_slice(new);
+        let state = DocState::verify_log(&log, |a| accounts.get(a))?;
+        if state.doc != *doc {
+            // Another document's log served under this id.
+            return Err(Error::Access(access::AccessError::Broken(0)));
+        }
+        let keys =
+            access::doc_keys(&log, &self.account_id(), &self.account_keys).unwrap_or_default();
+        let encoded: Vec<Vec<u8>> = new.iter().map(codec::encode).collect();
+        self.store.append_log(&doc.0, first, &encoded)?;
+        self.store.put_secret(
+            &meta_name(doc),
+            &codec::encode(&DocMeta::from_state(&state)),
+        )?;
+        self.store
+            .put_secret(&keys_name(doc), &encode_doc_keys(&keys))?;
+        let mut sync = self.store.doc_sync(doc)?.unwrap_or_default();
+        sync.access_len = log.len() as u64;
+        self.store.set_doc_sync(doc, sync)?;
+        Ok(state)
+    }
+
+    /// Takes access-log entries fetched from the relay. When some do not
+    /// verify, the ones before the first bad entry are still the owner's and
+    /// are kept; the rest are refused and their reason returned. Nothing is
+    /// written for a log whose held part no longer verifies.
+    pub(crate) fn accept_fetched_access(
+        &mut self,
+        doc: &DocId,
+        new: &[Signed],
+        accounts: &BTreeMap<AccountId, AccountState>,
+    ) -> Result<Option<String>> {
+        let err = match self.accept_access_entries(doc, new, accounts) {
+            Ok(_) => return Ok(None),
+            Err(Error::Access(e)) => e,
+            Err(e) => return Err(e),
+        };
+        let held = self.access_log(doc)?;
+        let lookup = |a: &AccountId| accounts.get(a);
+        let mut state = if held.is_empty() {
+            None
+        } else {
+            Some(DocState::verify_log(&held, lookup)?)
+        };
+        let mut good = 0;
+        for e in new {
+            let step = match state.as_mut() {
+                Some(st) => st.apply(e, &lookup),
+                None => DocState::from_genesis(e, &lookup).map(|st| state = Some(st)),
+            };
+            if step.is_err() || state.as_ref().is_some_and(|st| st.doc != *doc) {
+                break;
+            }
+            good += 1;
+        }
+        if good > 0 {
+            self.accept_access_entries(doc, &new[..good], accounts)?;
+        }
+        Ok(Some(format!(
+            "entry {} and after refused: {err}",
+            held.len() + good
+        )))
+    }
+
+    /// Signs a new access-log entry for a document this account owns, stores
+    /// it and queues it for the relay.
+    pub(crate) fn append_access_entry(&mut self, doc: &DocId, op: DocOp) -> Result<DocState> {
+        let log = self.access_log(doc)?;
+        let me = self.account_state()?;
+        let accounts = BTreeMap::from([(me.id, me.clone())]);
+        let prev = if log.is_empty() {
+            None
+        } else {
+            Some(DocState::verify_log(&log, |a| accounts.get(a))?.head)
+        };
+        let entry = DocEntry {
+            doc: *doc,
+            seq: log.len() as u64,
+            prev,
+            at: now(),
+            account: me.id,
+            account_len: me.len,
+            op,
+        };
+        let signed = Signed::sign(&self.id.signer, access::SIG_LABEL, &entry);
+        let state = self.accept_access_entries(doc, std::slice::from_ref(&signed), &accounts)?;
+        self.store
+            .push_outbox(doc, OutKind::Access, &codec::encode(&vec![signed]))?;
+        Ok(state)
+    }
+
+    pub(crate) fn new_doc(&mut self, doc: &DocId) -> Result<()> {
+        let me = self.account_state()?;
+        let key = SecretKey::random();
+        let envelope = access::key_envelope(doc, 0, &key, &me)?;
+        self.append_access_entry(doc, DocOp::Genesis { key: envelope })?;
+        Ok(())
+    }
+}

@@ -1,0 +1,190 @@
+//! Contacts: a colleague's account named by a card, and trusted only once
+//! the two people have compared safety numbers.
+
+use casebook_shared::codec;
+use casebook_shared::crypto;
+use casebook_shared::ids::AccountId;
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+use crate::home::{Home, now};
+
+const CARD_PREFIX: &str = "casebook-card1";
+const CONTACTS: &str = "contacts";
+
+/// Someone this account may share with.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Contact {
+    pub name: String,
+    pub account: AccountId,
+    /// The two people compared safety numbers.
+    pub verified: bool,
+    pub added_at: u64,
+}
+
+/// The safety number of an account: 60 digits in 12 groups of 5, to read
+/// aloud and compare. Both sides compute it from the account id alone.
+pub fn safety_number(account: &AccountId) -> String {
+    let h = crypto::hash("casebook/v1/safety-number", &account.0);
+    (0..12)
+        .map(|i| {
+            let b = &h.0[i * 2..i * 2 + 3];
+            let n = (u32::from(b[0]) << 16 | u32::from(b[1]) << 8 | u32::from(b[2])) % 100_000;
+            format!("{n:05}")
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// The one-line card a colleague pastes into `contact add`.
+pub fn card(account: &AccountId, name: &str) -> String {
+    let check = crypto::hash(
+        "casebook/v1/card",
+        &[&account.0[..], name.as_bytes()].concat(),
+    );
+    format!(
+        "{CARD_PREFIX}:{}:{}:{}",
+        account.to_hex(),
+        hex::encode(name.as_bytes()),
+        hex::encode(&check.0[..4])
+    )
+}
+
+/// Parses a card; returns the account and the name it carries.
+pub fn parse_card(text: &str) -> Result<(AccountId, String)> {
+    let bad = || {
+        Error::NotAllowed(format!(
+            "{:?} is not a casebook card: it starts with {CARD_PREFIX}: and is printed by `casebook whoami`",
+            text.chars().take(40).collect::<String>()
+        ))
+    };
+    let parts: Vec<&str> = text.trim().split(':').collect();
+    let [CARD_PREFIX, account, name, check] = parts.as_slice() else {
+        return Err(bad());
+    };
+    let account: AccountId = account.parse().map_err(|_| bad())?;
+    let name = String::from_utf8(hex::decode(name).map_err(|_| bad())?).map_err(|_| bad())?;
+    if card(&account, &name).rsplit(':').next() != Some(*check) {
+        return Err(Error::NotAllowed(
+            "the card's check digits do not match: it was changed or copied wrong".into(),
+        ));
+    }
+    Ok((account, name))
+}
+
+impl Home {
+    /// This account's name, safety number and card.
+    pub fn whoami(&self) -> (String, AccountId, String, String) {
+        let a = self.account_id();
+        (
+            self.name().to_string(),
+            a,
+            safety_number(&a),
+            card(&a, self.name()),
+        )
+    }
+
+    /// Every contact.
+    pub fn contacts(&self) -> Result<Vec<Contact>> {
+        Ok(match self.store.get_secret(CONTACTS)? {
+            Some(b) => codec::decode(&b)?,
+            None => Vec::new(),
+        })
+    }
+
+    fn save_contacts(&self, contacts: &[Contact]) -> Result<()> {
+        Ok(self
+            .store
+            .put_secret(CONTACTS, &codec::encode(&contacts.to_vec()))?)
+    }
+
+    /// A contact by name (case-insensitive).
+    pub fn contact(&self, name: &str) -> Result<Contact> {
+        self.contacts()?
+            .into_iter()
+            .find(|c| c.name.eq_ignore_ascii_case(name.trim()))
+            .ok_or_else(|| {
+                Error::NotAllowed(format!(
+                    "no contact named {name:?}: add one with `casebook contact add NAME CARD`"
+                ))
+            })
+    }
+
+    /// Adds a contact from a card (unverified until safety numbers match).
+    pub fn add_contact(&mut self, name: &str, card_text: &str) -> Result<Contact> {
+        let (account, _card_name) = parse_card(card_text)?;
+        let name = name.trim();
+        if name.is_empty() {
+            return Err(Error::NotAllowed(
+                "the contact's name must not be empty".into(),
+            ));
+        }
+        if account == self.account_id() {
+            return Err(Error::NotAllowed("that card is this account's own".into()));
+        }
+        let mut all = self.contacts()?;
+        if all
+            .iter()
+            .any(|c| c.name.eq_ignore_ascii_case(name) || c.account == account)
+        {
+            return Err(Error::NotAllowed(
+                "a contact with that name or card exists already: see `casebook contact list`"
+                    .into(),
+            ));
+        }
+        let c = Contact {
+            name: name.to_string(),
+            account,
+            verified: false,
+            added_at: now(),
+        };
+        all.push(c.clone());
+        self.save_contacts(&all)?;
+        self.audit(&format!("contact {name} added (unverified)"), None)?;
+        Ok(c)
+    }
+
+    /// Marks a contact verified once the safety number read out matches.
+    pub fn verify_contact(&mut self, name: &str, number: &str) -> Result<()> {
+        let mut all = self.contacts()?;
+        let c = all
+            .iter_mut()
+            .find(|c| c.name.eq_ignore_ascii_case(name.trim()))
+            .ok_or_else(|| Error::NotAllowed(format!("no contact named {name:?}")))?;
+        let digits = |s: &str| s.chars().filter(char::is_ascii_digit).collect::<String>();
+        if digits(number) != digits(&safety_number(&c.account)) {
+            return Err(Error::NotAllowed(format!(
+                "the safety number does not match the one for {}: do not share with this card; ask for it again",
+                c.name
+            )));
+        }
+        c.verified = true;
+        let who = c.name.clone();
+        self.save_contacts(&all)?;
+        self.audit(&format!("contact {who} verified"), None)?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cards_round_trip_and_reject_tampering() {
+        let a = AccountId([7; 32]);
+        let c = card(&a, "Dr. Chen");
+        assert_eq!(parse_card(&c).unwrap(), (a, "Dr. Chen".to_string()));
+        let tampered = c.replace("07", "08");
+        assert!(parse_card(&tampered).is_err());
+        assert!(parse_card("hello").is_err());
+        assert!(parse_card("").is_err());
+    }
+
+    #[test]
+    fn safety_numbers_are_sixty_digits() {
+        let n = safety_number(&AccountId([1; 32]));
+        assert_eq!(n.len(), 12 * 5 + 11);
+        assert_ne!(n, safety_number(&AccountId([2; 32])));
+    }
+}

@@ -1,0 +1,125 @@
+//! Applying one document's fetched envelopes: a snapshot, the changes of
+//! its writers in one Automerge call, then commenters' changes, each judged
+//! where it was written.
+
+use casebook_shared::ids::DocId;
+
+use super::{RefusedEnvelope, SyncReport, snapshot_weight};
+use crate::docs::{SnapshotBody, Summary};
+use crate::error::Result;
+use crate::home::Home;
+
+impl Home {
+    /// Applies one document's fetched batch and records how far it has seen.
+    pub(super) fn apply_fetched(
+        &mut self,
+        doc: &DocId,
+        batch: Batch,
+        report: &mut SyncReport,
+    ) -> Result<()> {
+        let mut changed = false;
+        let mut sync = self.sync_record(doc)?;
+        let has_body = self.store.doc_body(doc)?.is_some();
+        if let Some((seq, snap)) = batch.snapshot {
+            let summary_ok = serde_json::from_slice::<Summary>(&snap.summary).is_ok();
+            if !has_body && summary_ok {
+                self.store_snapshot(doc, &snap.doc, &snap.summary)?;
+                report.snapshots_in += 1;
+            } else if let Err(e) = self.apply_batch(doc, &snap.doc) {
+                report.refused.push(RefusedEnvelope {
+                    doc: *doc,
+                    seq,
+                    reason: format!("snapshot does not merge: {e}"),
+                });
+            } else {
+                report.received += 1;
+            }
+            sync.since_snapshot = 0;
+            changed = true;
+        }
+        if !batch.changes.is_empty() {
+            let all: Vec<u8> = batch
+                .changes
+                .iter()
+                .flat_map(|(_, b)| b.iter().copied())
+                .collect();
+            if self.apply_batch(doc, &all).is_ok() {
+                report.received += batch.changes.len();
+                sync.since_snapshot += batch
+                    .changes
+                    .iter()
+                    .map(|(_, b)| snapshot_weight(b.len()))
+                    .sum::<u64>();
+            } else {
+                // One bad change must not hold back the others: find it.
+                for (seq, body) in &batch.changes {
+                    match self.apply_batch(doc, body) {
+                        Ok(()) => {
+                            report.received += 1;
+                            sync.since_snapshot += snapshot_weight(body.len());
+                        }
+                        Err(e) => report.refused.push(RefusedEnvelope {
+                            doc: *doc,
+                            seq: *seq,
+                            reason: format!("does not merge: {e}"),
+                        }),
+                    }
+                }
+            }
+            changed = true;
+        }
+        // A comment may build on another comment, or on a change that waits
+        // for another comment: apply in passes until nothing more goes in.
+        let mut waiting = batch.comments;
+        loop {
+            let before = waiting.len();
+            let mut next = Vec::new();
+            for (seq, body) in waiting {
+                match self.apply_comment_change(doc, &body) {
+                    Ok(true) => {
+                        report.received += 1;
+                        changed = true;
+                    }
+                    Ok(false) => next.push((seq, body)),
+                    Err(e) => report.refused.push(RefusedEnvelope {
+                        doc: *doc,
+                        seq,
+                        reason: format!("a commenter's change does more than comment: {e}"),
+                    }),
+                }
+            }
+            waiting = next;
+            if waiting.is_empty() || waiting.len() == before {
+                break;
+            }
+        }
+        for (seq, _) in waiting {
+            report.refused.push(RefusedEnvelope {
+                doc: *doc,
+                seq,
+                reason: "a commenter's change builds on changes not held here".into(),
+            });
+        }
+        sync.seen = sync.seen.max(batch.seen);
+        sync.top_epoch = sync.top_epoch.max(batch.top_epoch);
+        self.store.set_doc_sync(doc, sync)?;
+        if changed {
+            report.docs_updated += 1;
+        }
+        Ok(())
+    }
+}
+
+/// One document's fetched envelopes, waiting to be applied together.
+#[derive(Default)]
+pub(super) struct Batch {
+    pub(super) snapshot: Option<(u64, SnapshotBody)>,
+    pub(super) changes: Vec<(u64, zeroize::Zeroizing<Vec<u8>>)>,
+    /// Changes from members who may only comment, checked one by one.
+    pub(super) comments: Vec<(u64, zeroize::Zeroizing<Vec<u8>>)>,
+    /// Highest sequence number fetched.
+    pub(super) seen: u64,
+    /// Highest key epoch of the envelopes taken so far (see
+    /// [`crate::store::DocSync::top_epoch`]).
+    pub(super) top_epoch: u32,
+}
