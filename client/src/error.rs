@@ -31,12 +31,18 @@ pub enum Error {
     Crypto(#[from] CryptoError),
     #[error("stored data does not decode: {0}")]
     Codec(#[from] CodecError),
-    #[error("no case matches {0:?}: `casebook case list` shows the ids")]
+    #[error("no case matches {0:?}")]
     UnknownCase(String),
     #[error("{0:?} matches more than one case; give more of the id")]
     AmbiguousCase(String),
-    #[error("no device matches {0:?}: `casebook device list` shows the ids")]
+    #[error("no device matches {0:?}")]
     UnknownDevice(String),
+    #[error("no contact named {0:?}")]
+    UnknownContact(String),
+    #[error("a contact with that name or card exists already")]
+    ContactExists,
+    #[error("{0} is not verified: compare safety numbers with them first")]
+    ContactUnverified(String),
     #[error(
         "that device is the recovery key; revoking it alone would leave no way to recover the account, so it is replaced with new recovery words instead"
     )]
@@ -50,7 +56,7 @@ pub enum Error {
     #[error("this device has been revoked from the account; it can no longer sync")]
     Revoked,
     #[error("pairing failed: {0}")]
-    Pairing(String),
+    Pairing(#[from] crate::pairing::PairingError),
     #[error("recovery: {0}")]
     Recovery(String),
     #[error("local data is inconsistent: {0}")]

@@ -328,6 +328,9 @@ fn main() -> ExitCode {
             for cause in e.chain().skip(1) {
                 eprintln!("  because: {cause}");
             }
+            if let Some(h) = e.downcast_ref::<casebook::Error>().and_then(cli::hint) {
+                eprintln!("hint: {h}");
+            }
             ExitCode::FAILURE
         }
     }

@@ -57,6 +57,30 @@ struct Code {
     password: String,
 }
 
+/// Why pairing a device failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum PairingError {
+    #[error("{0:?} is not a pairing code: it looks like ABCDE-FGHJ-KMNP")]
+    NotACode(String),
+    #[error("the other device did not answer in time")]
+    NoAnswer,
+    #[error("the code did not match (mistyped, or someone else tried it)")]
+    WrongCode,
+    #[error("no device is waiting with that code")]
+    NoDeviceWaiting,
+    #[error("the new device sent a malformed request")]
+    Malformed,
+    #[error("that device is already in the account")]
+    AlreadyInAccount,
+    #[error(
+        "the relay's account log does not reach the head the other device sent (it has {entries} entries)"
+    )]
+    HeadNotReached { entries: u64 },
+    #[error("the relay answered {0}")]
+    Unexpected(String),
+}
+
 fn random_chars(n: usize) -> String {
     let bytes: [u8; 16] = crypto::random_bytes();
     bytes[..n]
@@ -83,9 +107,7 @@ fn parse_code(code: &str) -> Result<Code> {
         })
         .collect();
     if clean.len() != 13 || !clean.bytes().all(|b| ALPHABET.contains(&b)) {
-        return Err(Error::Pairing(format!(
-            "{code:?} is not a pairing code: it looks like ABCDE-FGHJ-KMNP, as `casebook device add` printed it"
-        )));
+        return Err(PairingError::NotACode(code.to_string()).into());
     }
     let h = crypto::hash("casebook/v1/pair/mailbox", &clean.as_bytes()[..5]);
     Ok(Code {
@@ -113,10 +135,7 @@ async fn take(relay: &Relay, mailbox: [u8; 16], slot: u8, within: Duration) -> R
     loop {
         let left = deadline.saturating_duration_since(Instant::now());
         if left.is_zero() {
-            return Err(Error::Pairing(
-                "the other device did not answer in time; start again with `casebook device add`"
-                    .into(),
-            ));
+            return Err(PairingError::NoAnswer.into());
         }
         let wait_ms = left.min(Duration::from_secs(60)).as_millis() as u32;
         match relay
@@ -130,13 +149,11 @@ async fn take(relay: &Relay, mailbox: [u8; 16], slot: u8, within: Duration) -> R
             Response::Mailbox { msg: Some(m) } => return Ok(m),
             Response::Mailbox { msg: None } => continue,
             other => {
-                return Err(Error::Pairing(format!("the relay answered {other:?}")));
+                return Err(PairingError::Unexpected(format!("{other:?}")).into());
             }
         }
     }
 }
-
-const WRONG_CODE: &str = "the code did not match (mistyped, or someone else tried it); start again with `casebook device add`";
 
 impl Home {
     /// The existing device's side: opens the mailbox for `code` (from
@@ -156,26 +173,20 @@ impl Home {
         );
         put(relay, c.mailbox, 0, msg_a).await?;
         let msg_b = take(relay, c.mailbox, 1, within).await?;
-        let shared = zeroize::Zeroizing::new(
-            pake.finish(&msg_b)
-                .map_err(|_| Error::Pairing(WRONG_CODE.into()))?,
-        );
+        let shared =
+            zeroize::Zeroizing::new(pake.finish(&msg_b).map_err(|_| PairingError::WrongCode)?);
         let (k_join, k_welcome) = keys(&shared, &c.mailbox);
         let sealed = take(relay, c.mailbox, 2, within).await?;
         let plain = crypto::open_random(&k_join, &c.mailbox, &sealed)
-            .map_err(|_| Error::Pairing(WRONG_CODE.into()))?;
+            .map_err(|_| PairingError::WrongCode)?;
         let req: JoinRequest = codec::decode(&plain)?;
         if req.device.kind != DeviceKind::Device {
-            return Err(Error::Pairing(
-                "the new device sent a malformed request".into(),
-            ));
+            return Err(PairingError::Malformed.into());
         }
         let mine = self.account_id();
         let state = self.refresh_log(relay, &mine).await?;
         if state.devices.contains_key(&req.device.id) {
-            return Err(Error::Pairing(
-                "that device is already in the account".into(),
-            ));
+            return Err(PairingError::AlreadyInAccount.into());
         }
         let key = self.current_account_key(&state)?;
         let entry = account::add_device(&state, &self.id.signer, key, req.device.clone(), now())?;
@@ -235,21 +246,14 @@ pub async fn join_with(
     let relay = setup.reach(relay_addr, fingerprint).await?;
     let msg_a = take(&relay, c.mailbox, 0, Duration::from_secs(30))
         .await
-        .map_err(|_| {
-            Error::Pairing(
-                "no device is waiting with that code: check it, and that `casebook device add` is still running".into(),
-            )
-        })?;
+        .map_err(|_| PairingError::NoDeviceWaiting)?;
     let (pake, msg_b) = Spake2::<Ed25519Group>::start_b(
         &Password::new(c.password.as_bytes()),
         &PakeId::new(ID_EXISTING),
         &PakeId::new(ID_NEW),
     );
     put(&relay, c.mailbox, 1, msg_b).await?;
-    let shared = zeroize::Zeroizing::new(
-        pake.finish(&msg_a)
-            .map_err(|_| Error::Pairing(WRONG_CODE.into()))?,
-    );
+    let shared = zeroize::Zeroizing::new(pake.finish(&msg_a).map_err(|_| PairingError::WrongCode)?);
     let (k_join, k_welcome) = keys(&shared, &c.mailbox);
     let signer = DeviceSigner::generate();
     let dh = DhSecret::generate();
@@ -269,7 +273,7 @@ pub async fn join_with(
     .await?;
     let sealed = take(&relay, c.mailbox, 3, Duration::from_secs(120)).await?;
     let plain = crypto::open_random(&k_welcome, &c.mailbox, &sealed)
-        .map_err(|_| Error::Pairing(WRONG_CODE.into()))?;
+        .map_err(|_| PairingError::WrongCode)?;
     let welcome: Welcome = codec::decode(&plain)?;
     relay.close().await;
 
@@ -298,10 +302,7 @@ async fn finish_join(home: &mut Home, welcome: &Welcome) -> Result<()> {
     let state = home.refresh_log(&relay, &welcome.account).await?;
     relay.close().await;
     if !home.account_log_reaches(&welcome.head)? {
-        return Err(Error::Pairing(format!(
-            "the relay's account log does not reach the head the other device sent (it has {} entries)",
-            state.len
-        )));
+        return Err(PairingError::HeadNotReached { entries: state.len }.into());
     }
     home.audit("device paired into the account", None)
 }

@@ -252,7 +252,29 @@ async fn bad_input_is_a_clear_error() {
     assert!(!wrong.status.success());
     assert!(String::from_utf8_lossy(&wrong.stderr).contains("wrong passphrase"));
     fails(&home, &["case", "show", "0123abcd"], "no case matches");
+    fails(
+        &home,
+        &["case", "show", "0123abcd"],
+        "hint: `casebook case list` shows the ids",
+    );
+
     let case = ok(&home, &["case", "new", "Sam"]).trim().to_string();
+    fails(
+        &home,
+        &[
+            "share",
+            &case,
+            "--with",
+            "Nobody",
+            "--role",
+            "read",
+            "--purpose",
+            "p",
+            "--consent",
+            "c",
+        ],
+        "hint: add one with `casebook contact add NAME CARD`",
+    );
     fails(
         &home,
         &["note", "add", &case, "--field", "plan"],

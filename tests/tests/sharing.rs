@@ -67,7 +67,7 @@ async fn share_comment_unshare() {
         )
         .await;
     assert!(
-        matches!(unverified, Err(Error::NotAllowed(ref m)) if m.contains("verify")),
+        matches!(unverified, Err(Error::ContactUnverified(ref n)) if n == "Dr. Chen"),
         "{unverified:?}"
     );
     assert!(rivera.verify_contact("Dr. Chen", "12345 67890").is_err());

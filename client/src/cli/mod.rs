@@ -25,6 +25,36 @@ use crate::{
 };
 use print::Out;
 
+/// What to do next, in this CLI's words, for an error of the core (which
+/// names no command of any front end).
+pub fn hint(e: &casebook::Error) -> Option<String> {
+    use casebook::Error as E;
+    use casebook::pairing::PairingError as P;
+    Some(match e {
+        E::UnknownCase(_) | E::AmbiguousCase(_) => "`casebook case list` shows the ids".into(),
+        E::UnknownDevice(_) => "`casebook device list` shows the ids".into(),
+        E::UnknownContact(_) => "add one with `casebook contact add NAME CARD`".into(),
+        E::ContactExists => "`casebook contact list` shows your contacts".into(),
+        E::ContactUnverified(name) => format!(
+            "compare safety numbers (`casebook whoami` on their side), then `casebook contact verify \"{name}\" NUMBER`"
+        ),
+        E::NoName => "set it with `casebook whoami --set-name \"Dr. ...\"`".into(),
+        E::RecoveryKey => {
+            "`casebook device revoke ID --recovery-key` revokes it and shows new words".into()
+        }
+        E::Store(casebook::store::StoreError::NotInitialised) => {
+            "run `casebook init` (first device), `casebook device join` or `casebook recover`"
+                .into()
+        }
+        E::Pairing(P::NotACode(_)) => "type the code `casebook device add` printed".into(),
+        E::Pairing(P::NoAnswer | P::WrongCode) => "start again with `casebook device add`".into(),
+        E::Pairing(P::NoDeviceWaiting) => {
+            "check the code, and that `casebook device add` is still running".into()
+        }
+        _ => return None,
+    })
+}
+
 fn home_dir(cli_home: Option<&Path>) -> Result<PathBuf> {
     if let Some(h) = cli_home {
         return Ok(h.to_path_buf());

@@ -103,11 +103,7 @@ impl Home {
         self.contacts()?
             .into_iter()
             .find(|c| c.name.eq_ignore_ascii_case(name.trim()))
-            .ok_or_else(|| {
-                Error::NotAllowed(format!(
-                    "no contact named {name:?}: add one with `casebook contact add NAME CARD`"
-                ))
-            })
+            .ok_or_else(|| Error::UnknownContact(name.trim().to_string()))
     }
 
     /// Adds a contact from a card (unverified until safety numbers match).
@@ -127,10 +123,7 @@ impl Home {
             .iter()
             .any(|c| c.name.eq_ignore_ascii_case(name) || c.account == account)
         {
-            return Err(Error::NotAllowed(
-                "a contact with that name or card exists already: see `casebook contact list`"
-                    .into(),
-            ));
+            return Err(Error::ContactExists);
         }
         let c = Contact {
             name: name.to_string(),

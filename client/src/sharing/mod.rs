@@ -110,10 +110,7 @@ impl Home {
     ) -> Result<()> {
         let c = self.contact(contact)?;
         if !c.verified {
-            return Err(Error::NotAllowed(format!(
-                "{} is not verified: compare safety numbers (`casebook whoami` on their side), then `casebook contact verify \"{}\" NUMBER`",
-                c.name, c.name
-            )));
+            return Err(Error::ContactUnverified(c.name));
         }
         if role == Role::Owner {
             return Err(Error::NotAllowed(

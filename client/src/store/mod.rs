@@ -29,7 +29,7 @@ const MASTER_AAD: &[u8] = b"casebook/v1/local/master-key";
 pub enum StoreError {
     #[error("wrong passphrase for this casebook home")]
     WrongPassphrase,
-    #[error("no casebook home here yet: run `casebook init` (or `device join`, `recover`)")]
+    #[error("no casebook home here yet")]
     NotInitialised,
     #[error("a casebook home already exists here")]
     AlreadyInitialised,
