@@ -70,6 +70,10 @@ pub struct Home {
     dir: PathBuf,
     /// How it reaches its relay.
     pub(crate) setup: Setup,
+    /// Account logs verified this session, with the last entry they were
+    /// verified up to: a log the relay shows unchanged is not verified
+    /// again, signature by signature, every round.
+    pub(crate) verified_logs: HashMap<AccountId, (Vec<u8>, AccountState)>,
 }
 
 impl std::fmt::Debug for Home {
@@ -154,6 +158,7 @@ impl Home {
             actor: Vec::new(),
             dir: dir.to_path_buf(),
             setup: setup.clone(),
+            verified_logs: HashMap::new(),
         };
         home.store.transaction(|s| {
             s.append_log(
@@ -187,6 +192,7 @@ impl Home {
             actor: Vec::new(),
             dir: dir.to_path_buf(),
             setup: setup.clone(),
+            verified_logs: HashMap::new(),
         }
         .with_actor())
     }
@@ -232,6 +238,7 @@ impl Home {
             actor: Vec::new(),
             dir: dir.to_path_buf(),
             setup: Setup::default(),
+            verified_logs: HashMap::new(),
         }
         .with_actor())
     }

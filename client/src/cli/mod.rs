@@ -114,6 +114,7 @@ fn progress_line(p: Progress) {
             )
         }
         Progress::Applied { docs, of } => format!("merged {docs}/{of} documents"),
+        Progress::Visible { .. } => return,
     };
     let mut err = std::io::stderr();
     let _ = write!(err, "\r\x1b[K{line}");
@@ -504,10 +505,10 @@ async fn sync(cli: &Cli, out: &Out, watch: bool) -> Result<()> {
             Ok(relay) => {
                 backoff = Duration::from_millis(500);
                 let r = home
-                    .watch(&relay, stop, &mut |casebook::sync::WatchEvent::Synced(
-                        report,
-                    )| {
-                        if let Err(e) = out.watch_report(&report) {
+                    .watch(&relay, stop, &mut |event| {
+                        if let casebook::sync::WatchEvent::Synced(report) = event
+                            && let Err(e) = out.watch_report(&report)
+                        {
                             eprintln!("error: {e}");
                         }
                     })

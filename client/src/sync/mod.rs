@@ -98,6 +98,12 @@ pub enum Progress {
         docs: usize,
         of: usize,
     },
+    /// What other devices wrote is applied and saved here: a person can
+    /// see it now. The rest of the round (this device's own uploads, the
+    /// audit, snapshots) follows.
+    Visible {
+        received: usize,
+    },
 }
 
 /// Counts one more held edit of `doc`.
@@ -164,6 +170,10 @@ impl Home {
         let held_back = self
             .pull(relay, &mut accounts, &mut report, progress)
             .await?;
+        let received = report.received + report.snapshots_in;
+        if received > 0 {
+            progress(Progress::Visible { received });
+        }
         self.member_logs(relay, &mut accounts).await?;
         self.maintain_owned_docs(&accounts, &held_back)?;
         report.pushed = self
@@ -182,13 +192,20 @@ impl Home {
                 .retain(|r| seen.insert((r.doc, r.seq, r.reason.clone())));
         }
         report.snapshots_out = self.push_snapshots(relay).await?;
-        if report.pushed + report.received + report.snapshots_in > 0 {
+        // What was sent is in the trail already, as the edits that made
+        // it; what was received is no one's access. A round that refused
+        // something is: the relay, or someone through it, sent what no
+        // device accepts. (A line per round would also make every round on
+        // one device set off another on each of the account's others, as
+        // the audit document carries it.)
+        if !report.refused.is_empty() {
+            let mut docs: Vec<String> = report.refused.iter().map(|r| r.doc.short()).collect();
+            docs.dedup();
             self.audit(
                 &format!(
-                    "synced: {} sent, {} received, {} refused",
-                    report.pushed,
-                    report.received + report.snapshots_in,
-                    report.refused.len()
+                    "sync refused {} envelope(s) of {}",
+                    report.refused.len(),
+                    docs.join(", ")
                 ),
                 None,
             )?;
@@ -285,6 +302,16 @@ impl Home {
                 }
             },
         };
+        // The held log was verified before if its length and last entry
+        // are the ones verified (each entry chains to the one before it).
+        let last = held.last().map(codec::encode);
+        if new.is_empty()
+            && let (Some(last), Some((seen, state))) = (&last, self.verified_logs.get(account))
+            && *seen == *last
+            && state.len == held.len() as u64
+        {
+            return Ok(state.clone());
+        }
         let mut all = held;
         let first_new = all.len() as u64;
         all.extend_from_slice(new);
@@ -301,6 +328,10 @@ impl Home {
                 let encoded: Vec<Vec<u8>> = new.iter().map(codec::encode).collect();
                 self.store.append_log(&account.0, first_new, &encoded)?;
             }
+        }
+        if let Some(last) = all.last() {
+            self.verified_logs
+                .insert(*account, (codec::encode(last), state.clone()));
         }
         Ok(state)
     }

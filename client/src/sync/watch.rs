@@ -13,6 +13,12 @@ use super::{Progress, SyncReport};
 /// What the watcher reports after each round.
 #[derive(Debug)]
 pub enum WatchEvent {
+    /// The relay said a document changed; a round starts.
+    Notified,
+    /// How far the round has got; [`Progress::Visible`] is the moment
+    /// changes from other devices are applied and saved here, before the
+    /// rest of the round: what a page showing the record refreshes on.
+    Progress(Progress),
     /// A round finished.
     Synced(SyncReport),
 }
@@ -53,8 +59,10 @@ impl Home {
                 }
             }
         });
-        let mut quiet = |_: Progress| {};
-        let first = self.sync(relay, &mut quiet).await?;
+        let first = {
+            let mut seen = |p: Progress| on_event(WatchEvent::Progress(p));
+            self.sync(relay, &mut seen).await?
+        };
         // Edits held back stay in the outbox: only rows beyond them are new
         // (counted from the round's report, not the outbox after it, so an
         // edit queued during a round is not mistaken for a held one).
@@ -70,6 +78,7 @@ impl Home {
                     Some(Ok(_)) => {
                         // Many pushes may be waiting; one round covers them all.
                         while let Ok(Ok(_)) = rx.try_recv() {}
+                        on_event(WatchEvent::Notified);
                     }
                     Some(Err(e)) => break Err(Error::Net(e)),
                     None => break Err(Error::Net(NetError::Io("the push stream ended".into()))),
@@ -80,7 +89,11 @@ impl Home {
                     }
                 }
             }
-            match self.sync(relay, &mut quiet).await {
+            let round = {
+                let mut seen = |p: Progress| on_event(WatchEvent::Progress(p));
+                self.sync(relay, &mut seen).await
+            };
+            match round {
                 Ok(r) => {
                     settled = held(&r);
                     on_event(WatchEvent::Synced(r));
