@@ -74,6 +74,10 @@ pub struct Home {
     /// verified up to: a log the relay shows unchanged is not verified
     /// again, signature by signature, every round.
     pub(crate) verified_logs: HashMap<AccountId, (Vec<u8>, AccountState)>,
+    /// Refusals already in the audit this session: one the relay keeps
+    /// sending is recorded once, not every round (each line is synced to
+    /// the account's other devices and would set off rounds there).
+    pub(crate) audited_refusals: std::collections::HashSet<(DocId, u64, String)>,
 }
 
 impl std::fmt::Debug for Home {
@@ -159,6 +163,7 @@ impl Home {
             dir: dir.to_path_buf(),
             setup: setup.clone(),
             verified_logs: HashMap::new(),
+            audited_refusals: Default::default(),
         };
         home.store.transaction(|s| {
             s.append_log(
@@ -193,6 +198,7 @@ impl Home {
             dir: dir.to_path_buf(),
             setup: setup.clone(),
             verified_logs: HashMap::new(),
+            audited_refusals: Default::default(),
         }
         .with_actor())
     }
@@ -239,6 +245,7 @@ impl Home {
             dir: dir.to_path_buf(),
             setup: Setup::default(),
             verified_logs: HashMap::new(),
+            audited_refusals: Default::default(),
         }
         .with_actor())
     }

@@ -95,7 +95,9 @@ pub(super) async fn device(cli: &Cli, out: &Out, cmd: &DeviceCmd) -> Result<()> 
 /// Replaces the recovery words and shows the new ones once.
 async fn new_recovery_words(home: &mut Home, out: &Out) -> Result<()> {
     let relay = home.connect().await?;
-    let (words, rotated) = home.replace_recovery_words(&relay).await?;
+    let (words, rotated) = home.replace_recovery_words(&relay).await.context(
+        "no new recovery words were shown; the old ones may already be revoked: run `casebook device new-recovery-words` again",
+    )?;
     let report = home.sync(&relay, &mut progress_line).await;
     end_progress();
     relay.close().await;

@@ -118,6 +118,22 @@ impl Home {
         Ok(true)
     }
 
+    /// The relay lists again a document this device had marked as no longer
+    /// shared (a listing can leave one out for a while): the membership is
+    /// worked out again from the signed access log held, not taken from
+    /// the listing. Returns whether this account is a member again.
+    pub(crate) fn share_listed(&mut self, doc: &DocId) -> Result<bool> {
+        let me = self.account_id();
+        let Some(meta) = self.doc_meta(doc)? else {
+            return Ok(false);
+        };
+        if meta.owner == me || meta.members.iter().any(|(a, _, _)| *a == me) {
+            return Ok(false);
+        }
+        let meta = self.rebuild_meta(doc)?;
+        Ok(meta.members.iter().any(|(a, _, _)| *a == me))
+    }
+
     /// The access metadata of a document, if this device holds its log.
     pub fn doc_meta(&self, doc: &DocId) -> Result<Option<DocMeta>> {
         let Some(bytes) = self.store.get_secret(&meta_name(doc))? else {

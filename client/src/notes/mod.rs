@@ -21,6 +21,7 @@ mod note;
 mod private;
 #[cfg(test)]
 mod proptests;
+mod remarks;
 mod replica;
 mod search;
 mod signing;
@@ -91,6 +92,8 @@ pub enum NoteError {
         "these changes belong to a different {0} document (they would give it a second {1:?}); nothing was applied"
     )]
     ForeignChanges(&'static str, &'static str),
+    #[error("a commenter's change does more than comment: {0}")]
+    NotOnlyComments(String),
     #[error("malformed document data: {0}")]
     Malformed(String),
     #[error("Automerge: {0}")]

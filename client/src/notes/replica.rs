@@ -243,7 +243,7 @@ fn guarded<T>(what: &str, f: impl FnOnce() -> std::result::Result<T, AutomergeEr
 /// Splits concatenated change chunks, or `None` if the bytes are anything
 /// else. A chunk is the magic bytes, a 4-byte checksum, a type byte
 /// (1 = change, 2 = compressed change), a LEB128 length and the body.
-fn split_chunks(mut bytes: &[u8]) -> Option<Vec<&[u8]>> {
+pub(crate) fn split_chunks(mut bytes: &[u8]) -> Option<Vec<&[u8]>> {
     const MAGIC: [u8; 4] = [0x85, 0x6f, 0x4a, 0x83];
     let mut chunks = Vec::new();
     while !bytes.is_empty() {

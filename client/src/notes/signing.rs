@@ -139,7 +139,14 @@ impl CaseDoc {
 
     /// The note as it was at `heads`; `None` if they are not all here.
     fn note_at(&self, id: &str, obj: &ObjId, heads: &[ChangeHash]) -> Option<Note> {
-        if heads.is_empty() {
+        // Automerge reads past heads it does not hold as if they were not
+        // named: an unknown head must make the signature point nowhere,
+        // not show an older state as the signed one.
+        if heads.is_empty()
+            || heads
+                .iter()
+                .any(|h| ReadDoc::get_change_by_hash(self.doc(), h).is_none())
+        {
             return None;
         }
         let map = match self.doc().hydrate(obj, Some(heads)).ok()? {

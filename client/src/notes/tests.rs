@@ -321,6 +321,16 @@ fn a_signature_whose_content_hash_does_not_match_is_broken() {
     raw.put(&note, "signed_hash", "00").unwrap();
     let doc = CaseDoc::load(&raw.save(), DEV_B).unwrap();
     assert!(doc.note("n1").unwrap().signature_broken);
+
+    // Heads the document does not hold: the signature points nowhere, and
+    // no older state is shown as the signed one.
+    let mut raw = AutoCommit::load(&a.save()).unwrap();
+    let notes = raw.get(ROOT, "notes").unwrap().unwrap().1;
+    let note = raw.get(&notes, "n1").unwrap().unwrap().1;
+    raw.put(&note, "signed_heads", "ab".repeat(32)).unwrap();
+    raw.delete(&note, "signed_hash").unwrap(); // as a note signed before hashes were kept
+    let doc = CaseDoc::load(&raw.save(), DEV_B).unwrap();
+    assert!(doc.note("n1").unwrap().signature_broken);
 }
 
 #[test]

@@ -8,7 +8,7 @@ use casebook_shared::ids::DocId;
 use crate::docs::Loaded;
 use crate::error::{Error, Result};
 use crate::home::{Home, now};
-use crate::notes::{CaseDoc, Note, Profile};
+use crate::notes::CaseDoc;
 use crate::store::OutKind;
 
 impl Home {
@@ -38,6 +38,7 @@ fn judge_comment(case: &mut CaseDoc, body: &[u8]) -> Result<bool> {
     let Some(before) = case.at_base_of(body)? else {
         return Ok(false);
     };
+    before.only_adds_comments(body)?;
     let mut after = before.copy();
     after.apply(body)?;
     if !after.missing_deps().is_empty() {
@@ -45,7 +46,9 @@ fn judge_comment(case: &mut CaseDoc, body: &[u8]) -> Result<bool> {
             "it depends on changes not held here".into(),
         ));
     }
-    if without_comments(&before) != without_comments(&after) {
+    // Read back too, whole (every root key, not only the notes): the rule
+    // on operations is the guard, this is a second look.
+    if before.without_comments() != after.without_comments() {
         return Err(Error::NotAllowed("it changes the case itself".into()));
     }
     let kept = before.notes().iter().all(|b| {
@@ -57,15 +60,6 @@ fn judge_comment(case: &mut CaseDoc, body: &[u8]) -> Result<bool> {
         return Err(Error::NotAllowed("it removes comments".into()));
     }
     Ok(true)
-}
-
-/// A case without its comments: what a commenter must leave unchanged.
-fn without_comments(c: &CaseDoc) -> (String, Profile, Vec<Note>) {
-    let mut notes = c.notes();
-    for n in &mut notes {
-        n.comments.clear();
-    }
-    (c.name(), c.profile(), notes)
 }
 
 impl Home {
@@ -159,5 +153,98 @@ mod tests {
         let note = home.read_case(&case, |c| c.note("n1").unwrap()).unwrap();
         assert_eq!(note.field("plan"), "Sleep diary; CBT-I.");
         assert_eq!(note.comments.len(), 1);
+    }
+
+    /// Changes that read, at their base, like a comment and nothing more,
+    /// but overwrite what the owner wrote once merged: refused.
+    #[test]
+    fn a_commenter_cannot_overwrite_what_reads_the_same() {
+        use automerge::transaction::Transactable;
+        use automerge::{AutoCommit, ObjType, ROOT, ReadDoc};
+        let dir = tempfile::tempdir().unwrap();
+        let (mut home, _) = Home::init(
+            dir.path(),
+            b"passphrase",
+            "Dr. Rivera",
+            "127.0.0.1:1",
+            [0; 32],
+        )
+        .unwrap();
+        let case = home.create_case("Jordan Avery", "2026-11-20").unwrap();
+        home.add_note(&case, {
+            let mut n = crate::notes::NoteInput::new("2026-11-20", crate::notes::NoteFormat::Soap);
+            n.fields = vec![("plan".into(), "Sleep diary.".into())];
+            n
+        })
+        .unwrap();
+        let note = home.read_case(&case, |c| c.notes()[0].id.clone()).unwrap();
+        let saved = home.store.doc_body(&case).unwrap().unwrap();
+        let forge = |f: &dyn Fn(&mut AutoCommit)| {
+            let mut raw = AutoCommit::load(&saved).unwrap();
+            raw.set_actor(automerge::ActorId::from(b"colleague".as_slice()));
+            let heads = raw.get_heads();
+            f(&mut raw);
+            raw.commit();
+            raw.get_changes(&heads)
+                .iter()
+                .flat_map(|c| c.raw_bytes().to_vec())
+                .collect::<Vec<u8>>()
+        };
+        let notes_of = |raw: &AutoCommit| raw.get(ROOT, "notes").unwrap().unwrap().1;
+        // The note put again over itself, a comment added: at its base it
+        // reads the same plus a comment; merged, it replaces the owner's.
+        let copy = forge(&|raw| {
+            use automerge::Value;
+            let notes = notes_of(raw);
+            let old = raw.get(&notes, note.as_str()).unwrap().unwrap().1;
+            let fields: Vec<(String, Value<'static>, automerge::ObjId)> = raw
+                .keys(&old)
+                .map(|k| {
+                    let (v, id) = raw.get(&old, k.as_str()).unwrap().unwrap();
+                    (k, v.into_owned(), id)
+                })
+                .collect();
+            let texts: Vec<String> = fields
+                .iter()
+                .map(|(_, _, id)| raw.text(id).unwrap_or_default())
+                .collect();
+            let n = raw.put_object(&notes, note.as_str(), ObjType::Map).unwrap();
+            for ((k, v, _), text) in fields.iter().zip(texts) {
+                match v {
+                    Value::Scalar(s) => raw.put(&n, k.as_str(), s.as_ref().clone()).unwrap(),
+                    Value::Object(ObjType::Text) => {
+                        let t = raw.put_object(&n, k.as_str(), ObjType::Text).unwrap();
+                        raw.splice_text(&t, 0, 0, &text).unwrap();
+                    }
+                    Value::Object(ty) => {
+                        let l = raw.put_object(&n, k.as_str(), *ty).unwrap();
+                        if k == "comments" {
+                            let c = raw.insert_object(&l, 0, ObjType::Map).unwrap();
+                            raw.put(&c, "text", "Agree.").unwrap();
+                        }
+                    }
+                }
+            }
+        });
+        // A root key redirected: the psychotherapy notes' document.
+        let redirect = forge(&|raw| {
+            raw.put(ROOT, "private_doc", "00".repeat(16)).unwrap();
+        });
+        // A plain comment, as a well-behaved client makes it.
+        let honest = forge(&|raw| {
+            let notes = notes_of(raw);
+            let n = raw.get(&notes, note.as_str()).unwrap().unwrap().1;
+            let l = raw.get(&n, "comments").unwrap().unwrap().1;
+            let c = raw.insert_object(&l, 0, ObjType::Map).unwrap();
+            raw.put(&c, "text", "Agree.").unwrap();
+        });
+        for (what, bad) in [("a copy over the note", &copy), ("a root key", &redirect)] {
+            let r = home.apply_comment_change(&case, bad);
+            assert!(r.is_err(), "{what} was accepted");
+        }
+        assert!(home.apply_comment_change(&case, &honest).unwrap());
+        let n = home.read_case(&case, |c| c.note(&note).unwrap()).unwrap();
+        assert_eq!(n.comments.len(), 1);
+        assert_eq!(n.field("plan"), "Sleep diary.");
     }
 }

@@ -56,7 +56,7 @@ impl KdfParams {
         };
         // Read from disk: a cost no store of ours was made with (a gigabyte
         // or more) is damage, not a reason to exhaust memory.
-        (k.m_kib <= 1 << 20 && (1..=64).contains(&k.t) && (1..=16).contains(&k.p)).then_some(k)
+        (k.m_kib < 1 << 20 && (1..=16).contains(&k.t) && (1..=8).contains(&k.p)).then_some(k)
     }
 }
 pub(super) fn kek(passphrase: &[u8], salt: &[u8], kdf: KdfParams) -> Result<SecretKey, StoreError> {

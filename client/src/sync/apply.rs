@@ -6,7 +6,7 @@ use casebook_shared::ids::DocId;
 
 use super::{RefusedEnvelope, SyncReport, snapshot_weight};
 use crate::docs::{SnapshotBody, Summary};
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::home::Home;
 
 impl Home {
@@ -81,6 +81,9 @@ impl Home {
                         changed = true;
                     }
                     Ok(false) => next.push((seq, body)),
+                    // This device's own store failing is no verdict on
+                    // the change: the round fails and nothing is marked seen.
+                    Err(e @ Error::Store(_)) => return Err(e),
                     Err(e) => report.refused.push(RefusedEnvelope {
                         doc: *doc,
                         seq,
@@ -93,14 +96,18 @@ impl Home {
                 break;
             }
         }
-        for (seq, _) in waiting {
+        // What still waits for the changes it builds on is asked for again
+        // next round: the seen mark stops before the first of it.
+        let mut seen = batch.seen;
+        for (seq, _) in &waiting {
+            seen = seen.min(seq.saturating_sub(1));
             report.refused.push(RefusedEnvelope {
                 doc: *doc,
-                seq,
-                reason: "a commenter's change builds on changes not held here".into(),
+                seq: *seq,
+                reason: "a commenter's change waits for changes it builds on; asked for again next round".into(),
             });
         }
-        sync.seen = sync.seen.max(batch.seen);
+        sync.seen = sync.seen.max(seen);
         sync.top_epoch = sync.top_epoch.max(batch.top_epoch);
         self.store.set_doc_sync(doc, sync)?;
         if changed {

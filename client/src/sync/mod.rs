@@ -198,13 +198,21 @@ impl Home {
         // device accepts. (A line per round would also make every round on
         // one device set off another on each of the account's others, as
         // the audit document carries it.)
-        if !report.refused.is_empty() {
-            let mut docs: Vec<String> = report.refused.iter().map(|r| r.doc.short()).collect();
+        let fresh: Vec<&RefusedEnvelope> = report
+            .refused
+            .iter()
+            .filter(|r| {
+                self.audited_refusals
+                    .insert((r.doc, r.seq, r.reason.clone()))
+            })
+            .collect();
+        if !fresh.is_empty() {
+            let mut docs: Vec<String> = fresh.iter().map(|r| r.doc.short()).collect();
             docs.dedup();
             self.audit(
                 &format!(
                     "sync refused {} envelope(s) of {}",
-                    report.refused.len(),
+                    fresh.len(),
                     docs.join(", ")
                 ),
                 None,

@@ -58,14 +58,22 @@ impl Home {
         }
         let needs = check::plan(&heads, &held).map_err(Error::Rollback)?;
         let listed: BTreeSet<DocId> = heads.iter().map(|h| h.doc).collect();
-        for (doc, (_, owned)) in &held {
-            if !owned && !listed.contains(doc) && self.share_ended(doc)? {
-                self.audit(
-                    "share ended: the relay no longer serves it here",
-                    Some(*doc),
-                )?;
+        self.atomically(|home| {
+            for (doc, (_, owned)) in &held {
+                if *owned {
+                    continue;
+                }
+                if !listed.contains(doc) && home.share_ended(doc)? {
+                    home.audit(
+                        "share ended: the relay no longer serves it here",
+                        Some(*doc),
+                    )?;
+                } else if listed.contains(doc) && home.share_listed(doc)? {
+                    home.audit("shared with this account again", Some(*doc))?;
+                }
             }
-        }
+            Ok(())
+        })?;
         let access_len: HashMap<DocId, u64> = heads.iter().map(|h| (h.doc, h.access_len)).collect();
 
         // A document whose new access entries do not verify is left as it
