@@ -23,6 +23,12 @@ pub const DB_FILE: &str = "casebook.db";
 /// Seconds without an audit entry after which an unlock is recorded again.
 pub const UNLOCK_SPELL: u64 = 15 * 60;
 
+/// Whether an unlock at `now` starts a new spell of use, given when this
+/// device last recorded anything.
+fn unlock_is_recorded(last_entry: Option<u64>, now: u64) -> bool {
+    last_entry.is_none_or(|at| now.saturating_sub(at) >= UNLOCK_SPELL)
+}
+
 /// Unix seconds now.
 pub fn now() -> u64 {
     std::time::SystemTime::now()
@@ -219,7 +225,7 @@ impl Home {
             Some(bytes) => Some(codec::decode::<AuditRecord>(&bytes)?.at),
             None => None,
         };
-        if last.is_none_or(|at| now().saturating_sub(at) >= UNLOCK_SPELL) {
+        if unlock_is_recorded(last, now()) {
             home.audit("store unlocked", None)?;
         }
         Ok(home)
@@ -554,3 +560,17 @@ pub struct Disclosure {
 }
 
 const AUDIT_LABEL: &str = "casebook/v1/hash/audit-entry";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_unlock_is_recorded_once_per_spell_of_use() {
+        let t = 1_800_000_000;
+        assert!(unlock_is_recorded(None, t), "nothing recorded yet");
+        assert!(!unlock_is_recorded(Some(t - 60), t), "within the spell");
+        assert!(!unlock_is_recorded(Some(t + 5), t), "a clock set back");
+        assert!(unlock_is_recorded(Some(t - UNLOCK_SPELL), t), "after it");
+    }
+}

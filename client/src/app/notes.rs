@@ -45,7 +45,7 @@ impl Home {
     pub fn open_case(&mut self, case: &DocId) -> Result<CaseView> {
         let (summary, profile, notes) =
             self.read_case(case, |c| (c.summary(), c.profile(), c.notes()))?;
-        self.audit("case viewed", Some(*case))?;
+        self.record_view(case)?;
         Ok(CaseView {
             id: *case,
             summary,

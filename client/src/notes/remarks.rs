@@ -73,9 +73,11 @@ impl CaseDoc {
             return refuse("it is not a batch of changes");
         };
         let mut changes = Vec::new();
+        // Bytes from another device: decoding and expanding stay inside the
+        // guard, so a bug in Automerge's decoder costs this change only.
         for c in chunks {
-            match catch_unwind(|| Change::try_from(c)) {
-                Ok(Ok(change)) => changes.push(change.decode()),
+            match catch_unwind(|| Change::try_from(c).map(|change| change.decode())) {
+                Ok(Ok(change)) => changes.push(change),
                 _ => return refuse("a change does not decode"),
             }
         }
@@ -84,13 +86,16 @@ impl CaseDoc {
         let mut own: HashSet<OpRef> = HashSet::new();
         for ch in &changes {
             for i in 0..ch.operations.len() as u64 {
-                own.insert((ch.start_op.get() + i, ch.actor_id.clone()));
+                own.insert((ch.start_op.get().saturating_add(i), ch.actor_id.clone()));
             }
         }
         let mut made: HashSet<OpRef> = HashSet::new();
         for ch in &changes {
             for (i, op) in ch.operations.iter().enumerate() {
-                let id = (ch.start_op.get() + i as u64, ch.actor_id.clone());
+                let id = (
+                    ch.start_op.get().saturating_add(i as u64),
+                    ch.actor_id.clone(),
+                );
                 if !op.pred.iter().all(|p| own.contains(&(p.0, p.1.clone()))) {
                     return refuse("it overwrites or deletes what someone else wrote");
                 }

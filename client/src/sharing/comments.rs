@@ -99,8 +99,8 @@ impl Home {
 mod tests {
     use super::*;
 
-    #[test]
-    fn a_commenter_may_add_comments_and_nothing_else() {
+    /// An owner's home with one case holding note `n1`, its plan written.
+    fn owner_with_note() -> (tempfile::TempDir, Home, DocId) {
         use crate::notes::{NoteFormat, NoteInput};
         let dir = tempfile::tempdir().unwrap();
         let (mut home, _) = Home::init(
@@ -118,6 +118,12 @@ mod tests {
             Ok(c.add_note(input, "n1", "Dr. Rivera")?)
         })
         .unwrap();
+        (dir, home, case)
+    }
+
+    #[test]
+    fn a_commenter_may_add_comments_and_nothing_else() {
+        let (_dir, mut home, case) = owner_with_note();
         let saved = home.store.doc_body(&case).unwrap().unwrap();
         let mut theirs = CaseDoc::load(&saved, b"colleague-actor").unwrap();
         let heads = theirs.heads();
@@ -161,23 +167,8 @@ mod tests {
     fn a_commenter_cannot_overwrite_what_reads_the_same() {
         use automerge::transaction::Transactable;
         use automerge::{AutoCommit, ObjType, ROOT, ReadDoc};
-        let dir = tempfile::tempdir().unwrap();
-        let (mut home, _) = Home::init(
-            dir.path(),
-            b"passphrase",
-            "Dr. Rivera",
-            "127.0.0.1:1",
-            [0; 32],
-        )
-        .unwrap();
-        let case = home.create_case("Jordan Avery", "2026-11-20").unwrap();
-        home.add_note(&case, {
-            let mut n = crate::notes::NoteInput::new("2026-11-20", crate::notes::NoteFormat::Soap);
-            n.fields = vec![("plan".into(), "Sleep diary.".into())];
-            n
-        })
-        .unwrap();
-        let note = home.read_case(&case, |c| c.notes()[0].id.clone()).unwrap();
+        let (_dir, mut home, case) = owner_with_note();
+        let note = "n1";
         let saved = home.store.doc_body(&case).unwrap().unwrap();
         let forge = |f: &dyn Fn(&mut AutoCommit)| {
             let mut raw = AutoCommit::load(&saved).unwrap();
@@ -196,7 +187,7 @@ mod tests {
         let copy = forge(&|raw| {
             use automerge::Value;
             let notes = notes_of(raw);
-            let old = raw.get(&notes, note.as_str()).unwrap().unwrap().1;
+            let old = raw.get(&notes, note).unwrap().unwrap().1;
             let fields: Vec<(String, Value<'static>, automerge::ObjId)> = raw
                 .keys(&old)
                 .map(|k| {
@@ -208,7 +199,7 @@ mod tests {
                 .iter()
                 .map(|(_, _, id)| raw.text(id).unwrap_or_default())
                 .collect();
-            let n = raw.put_object(&notes, note.as_str(), ObjType::Map).unwrap();
+            let n = raw.put_object(&notes, note, ObjType::Map).unwrap();
             for ((k, v, _), text) in fields.iter().zip(texts) {
                 match v {
                     Value::Scalar(s) => raw.put(&n, k.as_str(), s.as_ref().clone()).unwrap(),
@@ -233,7 +224,7 @@ mod tests {
         // A plain comment, as a well-behaved client makes it.
         let honest = forge(&|raw| {
             let notes = notes_of(raw);
-            let n = raw.get(&notes, note.as_str()).unwrap().unwrap().1;
+            let n = raw.get(&notes, note).unwrap().unwrap().1;
             let l = raw.get(&n, "comments").unwrap().unwrap().1;
             let c = raw.insert_object(&l, 0, ObjType::Map).unwrap();
             raw.put(&c, "text", "Agree.").unwrap();
@@ -243,7 +234,7 @@ mod tests {
             assert!(r.is_err(), "{what} was accepted");
         }
         assert!(home.apply_comment_change(&case, &honest).unwrap());
-        let n = home.read_case(&case, |c| c.note(&note).unwrap()).unwrap();
+        let n = home.read_case(&case, |c| c.note(note).unwrap()).unwrap();
         assert_eq!(n.comments.len(), 1);
         assert_eq!(n.field("plan"), "Sleep diary.");
     }

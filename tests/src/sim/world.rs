@@ -190,19 +190,7 @@ impl World {
         );
         conn.close().await;
         match (added, joined) {
-            (Ok(_), Ok(home)) => {
-                self.devices.push(Device {
-                    label: label.into(),
-                    account,
-                    dir,
-                    home: Some(home),
-                    revoked: false,
-                });
-                self.note(format!("paired {label}"));
-                let d = self.devices.len() - 1;
-                self.befriend_all(d);
-                Some(d)
-            }
+            (Ok(_), Ok(home)) => Some(self.adopt(label, account, dir, home, "paired")),
             (a, j) => {
                 self.note(format!(
                     "pair {label} failed: {:?} / {:?}",
@@ -212,6 +200,22 @@ impl World {
                 None
             }
         }
+    }
+
+    /// Takes a device that joined an account into the practice, with the
+    /// contacts each of its account's devices keeps.
+    fn adopt(&mut self, label: &str, account: usize, dir: PathBuf, home: Home, how: &str) -> usize {
+        self.devices.push(Device {
+            label: label.into(),
+            account,
+            dir,
+            home: Some(home),
+            revoked: false,
+        });
+        self.note(format!("{how} {label}"));
+        let d = self.devices.len() - 1;
+        self.befriend_all(d);
+        d
     }
 
     /// Restores an account onto a new device from its recovery words.
@@ -230,19 +234,7 @@ impl World {
         )
         .await
         {
-            Ok(home) => {
-                self.devices.push(Device {
-                    label: label.into(),
-                    account,
-                    dir,
-                    home: Some(home),
-                    revoked: false,
-                });
-                self.note(format!("recovered {label}"));
-                let d = self.devices.len() - 1;
-                self.befriend_all(d);
-                Some(d)
-            }
+            Ok(home) => Some(self.adopt(label, account, dir, home, "recovered")),
             Err(e) => {
                 self.note(format!("recover {label} failed: {e}"));
                 None

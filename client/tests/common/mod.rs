@@ -1,0 +1,63 @@
+//! What the CLI tests share: a real relay on a loopback port, and the
+//! `casebook` binary run against a home folder as a person would run it.
+// Each test file uses a different part of this.
+#![allow(dead_code)]
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+pub const PASS: &str = "a long enough passphrase";
+
+pub struct Relay {
+    pub handle: casebook_relay::Handle,
+    _data: tempfile::TempDir,
+}
+
+pub async fn relay() -> Relay {
+    let data = tempfile::tempdir().unwrap();
+    let handle = casebook_relay::start(casebook_relay::Config {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        data: data.path().to_path_buf(),
+        cert: None,
+    })
+    .await
+    .unwrap();
+    Relay {
+        handle,
+        _data: data,
+    }
+}
+
+pub fn casebook(home: &Path) -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_casebook"));
+    c.arg("--home")
+        .arg(home)
+        .env("CASEBOOK_PASSPHRASE", PASS)
+        .env_remove("CASEBOOK_HOME");
+    c
+}
+
+pub fn run(home: &Path, args: &[&str]) -> Output {
+    casebook(home).args(args).output().unwrap()
+}
+
+pub fn ok(home: &Path, args: &[&str]) -> String {
+    let out = run(home, args);
+    assert!(
+        out.status.success(),
+        "casebook {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+pub fn fails(home: &Path, args: &[&str], says: &str) {
+    let out = run(home, args);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "casebook {args:?} should fail");
+    assert!(
+        err.contains(says),
+        "casebook {args:?}: {err:?} does not say {says:?}"
+    );
+    assert!(!err.contains("panicked"), "{err}");
+}

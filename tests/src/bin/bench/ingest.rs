@@ -1,0 +1,160 @@
+//! Relay ingest: fifty devices upload pre-sealed envelopes at once, and the
+//! raw rate of the same inserts into SQLite beside it.
+
+use std::path::Path;
+use std::time::Instant;
+
+use anyhow::{Result, bail};
+use casebook::net::Relay;
+use casebook_shared::access::{self, DocEntry, DocOp};
+use casebook_shared::account::{self, AccountState};
+use casebook_shared::crypto::{DeviceSigner, DhSecret, SecretKey, random_bytes};
+use casebook_shared::envelope::{Envelope, Header, Kind};
+use casebook_shared::frames::{Request, Response};
+use casebook_shared::ids::{DocId, EnvelopeId};
+use casebook_shared::signed::Signed;
+
+use super::RelayProc;
+
+/// A device of its own account with one document, ready to upload.
+struct Uploader {
+    relay: Relay,
+    signer: DeviceSigner,
+    account: casebook_shared::ids::AccountId,
+    doc: DocId,
+    key: SecretKey,
+}
+
+async fn uploader(addr: &str, fp: [u8; 32]) -> Result<Uploader> {
+    let relay = Relay::connect(addr, fp).await?;
+    let signer = DeviceSigner::generate();
+    let dh = DhSecret::generate();
+    let (genesis, _) = account::genesis(&signer, &dh, 0);
+    let state = AccountState::from_genesis(&genesis)?;
+    relay
+        .request(&Request::CreateAccount {
+            entries: vec![genesis],
+        })
+        .await?;
+    relay.authenticate(&signer, Some(state.id)).await?;
+    let doc = DocId::random();
+    let key = SecretKey::random();
+    let entry = DocEntry {
+        doc,
+        seq: 0,
+        prev: None,
+        at: 0,
+        account: state.id,
+        account_len: state.len,
+        op: DocOp::Genesis {
+            key: access::key_envelope(&doc, 0, &key, &state)?,
+        },
+    };
+    relay
+        .request(&Request::AppendAccess {
+            doc,
+            entries: vec![Signed::sign(&signer, access::SIG_LABEL, &entry)],
+        })
+        .await?;
+    Ok(Uploader {
+        relay,
+        signer,
+        account: state.id,
+        doc,
+        key,
+    })
+}
+
+impl Uploader {
+    fn seal(&self, n: usize) -> Vec<Vec<u8>> {
+        (0..n)
+            .map(|_| {
+                let header = Header {
+                    kind: Kind::Change,
+                    doc: self.doc,
+                    epoch: 0,
+                    account: self.account,
+                    author: self.signer.device_id(),
+                    id: EnvelopeId(random_bytes()),
+                    covers: 0,
+                };
+                let body: [u8; 32] = random_bytes();
+                Envelope::seal(header, &self.key, &self.signer, &body.repeat(25)).into_bytes()
+            })
+            .collect()
+    }
+}
+
+/// 2: 50 devices upload concurrently.
+pub(crate) async fn ingest(
+    relay: &RelayProc,
+    devices: usize,
+    per_device: usize,
+    batch: usize,
+) -> Result<(f64, f64, usize, Vec<Vec<u8>>)> {
+    let mut ups = Vec::new();
+    for _ in 0..devices {
+        ups.push(uploader(&relay.addr, relay.fp).await?);
+    }
+    let sealed: Vec<Vec<Vec<u8>>> = ups.iter().map(|u| u.seal(per_device)).collect();
+    let size = sealed[0][0].len();
+    let sample: Vec<Vec<u8>> = sealed.iter().flatten().cloned().collect();
+    let cpu0 = relay.cpu()?;
+    let t0 = Instant::now();
+    let mut tasks = Vec::new();
+    for (u, envs) in ups.into_iter().zip(sealed) {
+        tasks.push(tokio::spawn(async move {
+            let mut acked = 0usize;
+            for chunk in envs.chunks(batch) {
+                match u
+                    .relay
+                    .request(&Request::Upload {
+                        envelopes: chunk.to_vec(),
+                    })
+                    .await?
+                {
+                    Response::Uploaded { results } => {
+                        acked += results.iter().filter(|r| r.is_ok()).count()
+                    }
+                    other => bail!("unexpected {other:?}"),
+                }
+            }
+            u.relay.close().await;
+            Ok(acked)
+        }));
+    }
+    let mut acked = 0;
+    for t in tasks {
+        acked += t.await??;
+    }
+    let secs = t0.elapsed().as_secs_f64();
+    let cpu = relay.cpu()? - cpu0;
+    if acked != devices * per_device {
+        bail!("only {acked} of {} acknowledged", devices * per_device);
+    }
+    Ok((acked as f64 / secs, cpu / acked as f64 * 1e6, size, sample))
+}
+
+/// The raw rate of group-committed inserts of the same blobs, same disk.
+pub(crate) fn raw_sqlite(dir: &Path, blobs: &[Vec<u8>], per_tx: usize) -> Result<f64> {
+    let conn = rusqlite::Connection::open(dir.join("raw.db"))?;
+    conn.pragma_update(None, "journal_mode", "WAL")?;
+    conn.pragma_update(None, "synchronous", "FULL")?;
+    conn.execute_batch(
+        "CREATE TABLE e(seq INTEGER PRIMARY KEY AUTOINCREMENT, doc BLOB NOT NULL, env_id BLOB NOT NULL,
+         bytes BLOB NOT NULL, UNIQUE(doc, env_id))",
+    )?;
+    let t0 = Instant::now();
+    for chunk in blobs.chunks(per_tx) {
+        let tx = conn.unchecked_transaction()?;
+        {
+            let mut st =
+                tx.prepare_cached("INSERT INTO e(doc, env_id, bytes) VALUES (?1, ?2, ?3)")?;
+            for b in chunk {
+                st.execute(rusqlite::params![&b[2..18], &b[86..110], b])?;
+            }
+        }
+        tx.commit()?;
+    }
+    Ok(blobs.len() as f64 / t0.elapsed().as_secs_f64())
+}
