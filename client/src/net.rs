@@ -32,6 +32,13 @@ pub enum NetError {
     Protocol(String),
 }
 
+/// How often an idle connection proves the relay is still there.
+const KEEP_ALIVE: std::time::Duration = std::time::Duration::from_secs(2);
+/// How long without a packet from the relay before it counts as gone: a
+/// relay that died mid-upload is an error in seconds, not the half minute
+/// of QUIC's default, and what was being sent stays queued on the device.
+const IDLE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(6);
+
 impl NetError {
     /// The relay's error code, if the relay answered with an error.
     pub fn code(&self) -> Option<ErrorCode> {
@@ -187,7 +194,12 @@ impl Relay {
             .map_err(|e| NetError::Protocol(e.to_string()))?;
         let mut config = quinn::ClientConfig::new(Arc::new(quic));
         let mut transport = quinn::TransportConfig::default();
-        transport.keep_alive_interval(Some(std::time::Duration::from_secs(10)));
+        transport.keep_alive_interval(Some(KEEP_ALIVE));
+        transport.max_idle_timeout(Some(
+            IDLE_TIMEOUT
+                .try_into()
+                .expect("a few seconds is a valid QUIC idle timeout"),
+        ));
         config.transport_config(Arc::new(transport));
         let bind: SocketAddr = if target.is_ipv6() {
             "[::]:0".parse().expect("a valid literal address")
@@ -203,10 +215,8 @@ impl Relay {
         let connecting = endpoint
             .connect(target, "casebook-relay")
             .map_err(|e| connect_err(e.to_string()))?;
-        let conn = tokio::time::timeout(std::time::Duration::from_secs(10), connecting)
-            .await
-            .map_err(|_| connect_err("timed out".into()))?
-            .map_err(|e| connect_err(e.to_string()))?;
+        // The idle timeout bounds the handshake too.
+        let conn = connecting.await.map_err(|e| connect_err(e.to_string()))?;
         Ok(Relay {
             link: Link::Quic { endpoint, conn },
             fingerprint,

@@ -6,6 +6,7 @@
 //! binary and the tests both use it.
 
 pub mod conn;
+pub mod data_dir;
 pub mod mailbox;
 pub mod relay;
 pub mod sqlite;
@@ -34,8 +35,8 @@ pub struct Config {
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum StartError {
-    #[error("data folder {0}: {1}")]
-    Data(String, std::io::Error),
+    #[error(transparent)]
+    Data(#[from] data_dir::DataDirError),
     #[error(transparent)]
     Tls(#[from] tls::TlsError),
     #[error(transparent)]
@@ -51,6 +52,8 @@ pub struct Handle {
     shutdown: watch::Sender<bool>,
     task: tokio::task::JoinHandle<()>,
     store: Arc<sqlite::SqliteStore>,
+    /// Held until the store is closed, so no second relay opens it meanwhile.
+    _data: data_dir::DataDir,
 }
 
 impl Handle {
@@ -63,16 +66,21 @@ impl Handle {
     }
 }
 
-/// Opens the store, loads the TLS identity and starts serving.
+/// Binds the socket, takes the data folder, opens the store, loads the
+/// TLS identity and starts serving.
+///
+/// The socket comes first: a relay that cannot listen leaves nothing behind
+/// in its data folder (not even a new certificate).
 pub async fn start(config: Config) -> Result<Handle, StartError> {
-    std::fs::create_dir_all(&config.data)
-        .map_err(|e| StartError::Data(config.data.display().to_string(), e))?;
+    let socket =
+        std::net::UdpSocket::bind(config.listen).map_err(|e| StartError::Bind(config.listen, e))?;
+    let data = data_dir::DataDir::lock(&config.data)?;
     let identity = match &config.cert {
         Some((c, k)) => tls::Identity::from_files(c, k)?,
-        None => tls::Identity::load_or_create(&config.data)?,
+        None => tls::Identity::load_or_create(data.path())?,
     };
     let fingerprint = identity.fingerprint();
-    let db = config.data.join("relay.db");
+    let db = data.db();
     let store = Arc::new(
         tokio::task::spawn_blocking(move || sqlite::SqliteStore::open(&db))
             .await
@@ -84,8 +92,16 @@ pub async fn start(config: Config) -> Result<Handle, StartError> {
             .await
             .map_err(|e| storage::StoreError::Damaged(e.to_string()))??
     };
-    let endpoint = quinn::Endpoint::server(identity.server_config()?, config.listen)
-        .map_err(|e| StartError::Bind(config.listen, e))?;
+    let runtime = quinn::default_runtime().ok_or_else(|| {
+        StartError::Bind(config.listen, std::io::Error::other("no async runtime"))
+    })?;
+    let endpoint = quinn::Endpoint::new(
+        quinn::EndpointConfig::default(),
+        Some(identity.server_config()?),
+        socket,
+        runtime,
+    )
+    .map_err(|e| StartError::Bind(config.listen, e))?;
     let addr = endpoint
         .local_addr()
         .map_err(|e| StartError::Bind(config.listen, e))?;
@@ -98,5 +114,6 @@ pub async fn start(config: Config) -> Result<Handle, StartError> {
         shutdown: tx,
         task,
         store,
+        _data: data,
     })
 }

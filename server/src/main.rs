@@ -18,9 +18,9 @@ struct Cli {
 enum Command {
     /// Runs the relay until Ctrl-C or SIGTERM.
     Serve {
-        /// Address and UDP port to listen on.
+        /// Address (or host name) and UDP port to listen on.
         #[arg(long, default_value = "127.0.0.1:4433")]
-        listen: SocketAddr,
+        listen: String,
         /// Folder for the database and the certificate.
         #[arg(long)]
         data: PathBuf,
@@ -65,6 +65,7 @@ async fn main() -> anyhow::Result<()> {
             cert,
             key,
         } => {
+            let listen = resolve(&listen).await?;
             let handle = casebook_relay::start(casebook_relay::Config {
                 listen,
                 data,
@@ -84,6 +85,25 @@ async fn main() -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// `HOST:PORT` to one address to bind: an IPv4 one where the name has
+/// both, as clients are most often given `127.0.0.1`.
+async fn resolve(listen: &str) -> anyhow::Result<SocketAddr> {
+    let addrs: Vec<SocketAddr> = tokio::net::lookup_host(listen)
+        .await
+        .with_context(|| {
+            format!(
+                "--listen {listen:?}: give HOST:PORT, for example 127.0.0.1:4433 or localhost:4433"
+            )
+        })?
+        .collect();
+    addrs
+        .iter()
+        .find(|a| a.is_ipv4())
+        .or(addrs.first())
+        .copied()
+        .with_context(|| format!("--listen {listen:?}: the name has no address"))
 }
 
 async fn shutdown_signal() {

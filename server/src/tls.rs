@@ -111,9 +111,9 @@ impl Identity {
         transport.max_concurrent_bidi_streams(64u32.into());
         transport.max_concurrent_uni_streams(0u32.into());
         transport.max_idle_timeout(Some(
-            std::time::Duration::from_secs(60)
+            std::time::Duration::from_secs(30)
                 .try_into()
-                .expect("60 s is a valid QUIC idle timeout"),
+                .expect("30 s is a valid QUIC idle timeout"),
         ));
         cfg.transport_config(Arc::new(transport));
         Ok(cfg)

@@ -3,6 +3,7 @@
 
 pub mod hostile_relay;
 pub mod sim;
+pub mod udp_proxy;
 
 use std::path::Path;
 use std::time::Duration;

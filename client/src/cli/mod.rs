@@ -29,7 +29,9 @@ use print::Out;
 /// names no command of any front end).
 pub fn hint(e: &casebook::Error) -> Option<String> {
     use casebook::Error as E;
+    use casebook::net::NetError as N;
     use casebook::pairing::PairingError as P;
+    use casebook_shared::frames::ErrorCode;
     Some(match e {
         E::UnknownCase(_) | E::AmbiguousCase(_) => "`casebook case list` shows the ids".into(),
         E::UnknownDevice(_) => "`casebook device list` shows the ids".into(),
@@ -51,6 +53,17 @@ pub fn hint(e: &casebook::Error) -> Option<String> {
         E::Pairing(P::NoDeviceWaiting) => {
             "check the code, and that `casebook device add` is still running".into()
         }
+        E::Net(N::Io(_) | N::Connect { .. }) => {
+            "nothing is lost: what you wrote stays on this device and is sent at the next \
+             `casebook sync`; check that the relay is running and reachable"
+                .into()
+        }
+        E::Net(N::Relay {
+            code: ErrorCode::Limited,
+            ..
+        }) => "nothing is lost: what you wrote stays on this device; try again later, or ask \
+               the relay's operator to raise the limit named above"
+            .into(),
         _ => return None,
     })
 }
