@@ -28,7 +28,8 @@ pub async fn serve<S: Storage>(
             incoming = endpoint.accept() => {
                 let Some(incoming) = incoming else { break };
                 let Ok(permit) = limit.clone().try_acquire_owned() else {
-                    tracing::warn!("connection limit reached; refusing");
+                    tracing::warn!(peer = %incoming.remote_address(), max = MAX_CONNECTIONS, "connection limit reached; refusing");
+                    crate::metrics::connection_refused();
                     incoming.refuse();
                     continue;
                 };
@@ -64,7 +65,9 @@ async fn connection<S: Storage>(
     let conn = incoming.await?;
     let peer = conn.remote_address();
     tracing::debug!(%peer, "connection");
-    let session = Arc::new(Mutex::new(Session::default()));
+    let _counted = crate::metrics::OpenConnection::count();
+    let session = Arc::new(Mutex::new(Session::for_peer(peer)));
+    let in_flight = Arc::new(Semaphore::new(relay.limits().requests_in_flight as usize));
     let mut streams = JoinSet::new();
     loop {
         tokio::select! {
@@ -76,8 +79,9 @@ async fn connection<S: Storage>(
                 let relay = relay.clone();
                 let session = session.clone();
                 let shutdown = shutdown.clone();
+                let in_flight = in_flight.clone();
                 streams.spawn(async move {
-                    if let Err(e) = stream(send, recv, relay, session, shutdown).await {
+                    if let Err(e) = stream(send, recv, relay, session, in_flight, shutdown).await {
                         tracing::debug!(error = %e, "stream ended");
                     }
                 });
@@ -109,16 +113,36 @@ async fn stream<S: Storage>(
     mut recv: quinn::RecvStream,
     relay: Arc<Relay<S>>,
     session: Arc<Mutex<Session>>,
+    in_flight: Arc<Semaphore>,
     mut shutdown: watch::Receiver<bool>,
 ) -> Result<(), StreamError> {
     let req = match recv.read_to_end(MAX_FRAME + 4).await {
-        Ok(bytes) => codec::unframe::<Request>(&bytes).map_err(|e| e.to_string()),
-        Err(quinn::ReadToEndError::TooLong) => Err("frame is over the size limit".to_string()),
-        Err(e) => Err(format!("stream failed: {e}")),
+        Ok(bytes) => {
+            codec::unframe::<Request>(&bytes).map_err(|e| ("malformed", bytes.len(), e.to_string()))
+        }
+        Err(quinn::ReadToEndError::TooLong) => Err((
+            "oversized",
+            MAX_FRAME + 4,
+            "frame is over the size limit".to_string(),
+        )),
+        Err(e) => {
+            tracing::debug!(error = %e, "request stream failed");
+            return Ok(());
+        }
     };
     let req = match req {
         Ok(r) => r,
-        Err(reason) => {
+        Err((what, size, reason)) => {
+            let s = session.lock().await;
+            crate::metrics::bad_frame(what);
+            tracing::warn!(
+                peer = ?s.peer,
+                account = s.identity.map(|(a, _)| a.short()).unwrap_or_default(),
+                bytes = size,
+                reason = %reason,
+                "refused a {what} frame"
+            );
+            drop(s);
             respond(&mut send, &Response::error(ErrorCode::BadRequest, reason)).await?;
             send.finish()?;
             return Ok(());
@@ -144,6 +168,7 @@ async fn stream<S: Storage>(
                 c = changes.recv() => match c {
                     Ok(c) if relay.may_read(&c.doc, &account) => {
                         respond(&mut send, &Response::Notify { doc: c.doc, seq: c.seq }).await?;
+                        crate::metrics::pushed();
                     }
                     Ok(_) => {}
                     // A slow reader missed some: tell it to list everything.
@@ -159,6 +184,18 @@ async fn stream<S: Storage>(
         send.finish()?;
         return Ok(());
     }
+    // A subscription is one long stream per device and is not counted.
+    let Ok(_permit) = in_flight.try_acquire() else {
+        let account = session.lock().await.identity.map(|(a, _)| a);
+        let max = relay.limits().requests_in_flight;
+        let resp = crate::limits::Limit::RequestsInFlight.refuse(
+            account.as_ref(),
+            format!("this connection already has {max} requests waiting; wait for their answers"),
+        );
+        respond(&mut send, &resp).await?;
+        send.finish()?;
+        return Ok(());
+    };
     let stateful = matches!(
         req,
         Request::Challenge | Request::Auth { .. } | Request::CreateAccount { .. }

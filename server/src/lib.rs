@@ -5,9 +5,13 @@
 //! [`start`] runs a relay in the current tokio runtime; the `casebook-relay`
 //! binary and the tests both use it.
 
+pub mod admin;
+pub mod backup;
 pub mod conn;
 pub mod data_dir;
+pub mod limits;
 pub mod mailbox;
+pub mod metrics;
 pub mod relay;
 pub mod sqlite;
 pub mod state;
@@ -29,6 +33,23 @@ pub struct Config {
     pub data: PathBuf,
     /// A DER certificate and PKCS#8 DER key to use instead of the self-signed pair.
     pub cert: Option<(PathBuf, PathBuf)>,
+    /// Where to serve metrics and health probes (loopback only); off if `None`.
+    pub admin: Option<SocketAddr>,
+    pub limits: limits::Limits,
+}
+
+impl Config {
+    /// A relay on `listen` with its data in `data`, a self-signed
+    /// certificate, no admin listener and the default limits.
+    pub fn new(listen: SocketAddr, data: impl Into<PathBuf>) -> Config {
+        Config {
+            listen,
+            data: data.into(),
+            cert: None,
+            admin: None,
+            limits: limits::Limits::default(),
+        }
+    }
 }
 
 /// A relay failed to start.
@@ -43,14 +64,19 @@ pub enum StartError {
     Store(#[from] storage::StoreError),
     #[error("cannot listen on {0}: {1}")]
     Bind(SocketAddr, std::io::Error),
+    #[error(transparent)]
+    Admin(#[from] admin::AdminError),
 }
 
 /// A running relay.
 pub struct Handle {
     pub addr: SocketAddr,
+    /// The admin listener's address, when it runs.
+    pub admin: Option<SocketAddr>,
     pub fingerprint: [u8; 32],
     shutdown: watch::Sender<bool>,
     task: tokio::task::JoinHandle<()>,
+    admin_task: Option<tokio::task::JoinHandle<()>>,
     store: Arc<sqlite::SqliteStore>,
     /// Held until the store is closed, so no second relay opens it meanwhile.
     _data: data_dir::DataDir,
@@ -61,6 +87,9 @@ impl Handle {
     pub async fn shutdown(self) {
         let _ = self.shutdown.send(true);
         let _ = self.task.await;
+        if let Some(t) = self.admin_task {
+            let _ = t.await;
+        }
         let store = self.store;
         let _ = tokio::task::spawn_blocking(move || store.close()).await;
     }
@@ -74,6 +103,7 @@ impl Handle {
 pub async fn start(config: Config) -> Result<Handle, StartError> {
     let socket =
         std::net::UdpSocket::bind(config.listen).map_err(|e| StartError::Bind(config.listen, e))?;
+    let admin_listener = config.admin.map(admin::bind).transpose()?;
     let data = data_dir::DataDir::lock(&config.data)?;
     let identity = match &config.cert {
         Some((c, k)) => tls::Identity::from_files(c, k)?,
@@ -88,7 +118,8 @@ pub async fn start(config: Config) -> Result<Handle, StartError> {
     );
     let relay = {
         let store = store.clone();
-        tokio::task::spawn_blocking(move || relay::Relay::new(store, fingerprint))
+        let limits = config.limits.clone();
+        tokio::task::spawn_blocking(move || relay::Relay::new(store, fingerprint, limits))
             .await
             .map_err(|e| storage::StoreError::Damaged(e.to_string()))??
     };
@@ -106,10 +137,23 @@ pub async fn start(config: Config) -> Result<Handle, StartError> {
         .local_addr()
         .map_err(|e| StartError::Bind(config.listen, e))?;
     let (tx, rx) = watch::channel(false);
-    let task = tokio::spawn(conn::serve(endpoint, Arc::new(relay), rx));
+    let relay = Arc::new(relay);
+    let admin = match admin_listener {
+        Some(listener) => {
+            let bound = listener.local_addr().ok();
+            let r = relay.clone();
+            let ready: admin::ReadyCheck =
+                Arc::new(move || r.store_ready().map_err(|e| e.to_string()));
+            Some((bound, admin::serve(listener, ready, rx.clone())?))
+        }
+        None => None,
+    };
+    let task = tokio::spawn(conn::serve(endpoint, relay, rx));
     tracing::info!(%addr, fingerprint = %format_fingerprint(&fingerprint), "relay listening");
     Ok(Handle {
         addr,
+        admin: admin.as_ref().and_then(|(a, _)| *a),
+        admin_task: admin.map(|(_, t)| t),
         fingerprint,
         shutdown: tx,
         task,

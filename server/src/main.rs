@@ -1,17 +1,38 @@
-//! `casebook-relay`: run a relay, or print its certificate fingerprint.
+//! `casebook-relay`: run a relay, print its certificate fingerprint, back
+//! it up and restore it.
 
+use std::io::IsTerminal;
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::time::Duration;
 
 use anyhow::Context;
-use clap::{Parser, Subcommand};
+use casebook_relay::limits::Limits;
+use clap::{Args, Parser, Subcommand, ValueEnum};
 
 /// The casebook relay: stores end-to-end encrypted changes it cannot read.
 #[derive(Parser)]
 #[command(version)]
 struct Cli {
+    /// How to write the log on stderr.
+    #[arg(
+        long,
+        global = true,
+        value_enum,
+        default_value = "text",
+        env = "CASEBOOK_RELAY_LOG_FORMAT"
+    )]
+    log_format: LogFormat,
     #[command(subcommand)]
     command: Command,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum LogFormat {
+    /// Lines for people (coloured only on a terminal).
+    Text,
+    /// One JSON object per line, for a log collector.
+    Json,
 }
 
 #[derive(Subcommand)]
@@ -19,35 +40,95 @@ enum Command {
     /// Runs the relay until Ctrl-C or SIGTERM.
     Serve {
         /// Address (or host name) and UDP port to listen on.
-        #[arg(long, default_value = "127.0.0.1:4433")]
+        #[arg(long, default_value = "127.0.0.1:4433", env = "CASEBOOK_RELAY_LISTEN")]
         listen: String,
-        /// Folder for the database and the certificate.
-        #[arg(long)]
+        /// Folder for the database and the certificate (the relay's alone).
+        #[arg(long, env = "CASEBOOK_RELAY_DATA")]
         data: PathBuf,
         /// A DER certificate to use instead of the self-signed one (with --key).
-        #[arg(long, requires = "key")]
+        #[arg(long, requires = "key", env = "CASEBOOK_RELAY_CERT")]
         cert: Option<PathBuf>,
         /// The PKCS#8 DER private key of --cert.
-        #[arg(long, requires = "cert")]
+        #[arg(long, requires = "cert", env = "CASEBOOK_RELAY_KEY")]
         key: Option<PathBuf>,
+        /// Serve Prometheus metrics, /healthz and /readyz over HTTP on this
+        /// loopback address (off unless given).
+        #[arg(long, env = "CASEBOOK_RELAY_ADMIN")]
+        admin: Option<SocketAddr>,
+        #[command(flatten)]
+        limits: LimitArgs,
     },
-    /// Prints the fingerprint clients pin (making the certificate if needed).
+    /// Prints the fingerprint clients pin.
     Fingerprint {
+        #[arg(long, env = "CASEBOOK_RELAY_DATA")]
+        data: PathBuf,
+    },
+    /// Copies a relay's database and certificate into one file, while it runs.
+    Backup {
+        /// The relay's data folder.
+        #[arg(long, env = "CASEBOOK_RELAY_DATA")]
+        data: PathBuf,
+        /// The backup file to make (never overwritten; it holds the relay's
+        /// private key, so keep it as safe as the data folder).
         #[arg(long)]
+        to: PathBuf,
+    },
+    /// Puts a backup into an empty or absent data folder.
+    Restore {
+        /// The backup file.
+        #[arg(long)]
+        from: PathBuf,
+        /// The data folder to fill.
+        #[arg(long, env = "CASEBOOK_RELAY_DATA")]
         data: PathBuf,
     },
 }
 
+/// What one account and one connection may use.
+#[derive(Args)]
+struct LimitArgs {
+    /// Connections one account may have open at once, all its devices together.
+    #[arg(long, default_value_t = Limits::default().connections_per_account, env = "CASEBOOK_RELAY_MAX_CONNECTIONS_PER_ACCOUNT")]
+    max_connections_per_account: u32,
+    /// Storage per account, in MiB, for the cases it owns.
+    #[arg(long, default_value_t = Limits::default().quota_bytes >> 20, env = "CASEBOOK_RELAY_QUOTA_MIB")]
+    quota_mib: u64,
+    /// Uploads one account may make per second (twice as many in a burst).
+    #[arg(long, default_value_t = Limits::default().uploads_per_second, env = "CASEBOOK_RELAY_MAX_UPLOADS_PER_SECOND")]
+    max_uploads_per_second: u32,
+    /// Requests one connection may have waiting at once.
+    #[arg(long, default_value_t = Limits::default().requests_in_flight, env = "CASEBOOK_RELAY_MAX_REQUESTS_IN_FLIGHT")]
+    max_requests_in_flight: u32,
+}
+
+impl LimitArgs {
+    fn limits(&self) -> Limits {
+        Limits {
+            connections_per_account: self.max_connections_per_account.max(1),
+            quota_bytes: self.quota_mib.saturating_mul(1 << 20),
+            uploads_per_second: self.max_uploads_per_second.max(1),
+            requests_in_flight: self.max_requests_in_flight.max(1),
+        }
+    }
+}
+
+fn init_logging(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| "casebook_relay=info".into());
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => builder.with_ansi(std::io::stderr().is_terminal()).init(),
+        LogFormat::Json => builder.json().with_current_span(false).init(),
+    }
+}
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| "casebook_relay=info".into()),
-        )
-        .with_writer(std::io::stderr)
-        .init();
-    match Cli::parse().command {
+    let cli = Cli::parse();
+    init_logging(cli.log_format);
+    match cli.command {
         Command::Fingerprint { data } => {
             if !data.join("relay-cert.der").exists() {
                 anyhow::bail!(
@@ -59,17 +140,37 @@ async fn main() -> anyhow::Result<()> {
             let id = casebook_relay::tls::Identity::load_or_create(&data)?;
             println!("{}", casebook_relay::format_fingerprint(&id.fingerprint()));
         }
+        Command::Backup { data, to } => {
+            let summary = tokio::task::spawn_blocking(move || {
+                casebook_relay::backup::backup(&data, &to).map(|s| (s, to))
+            })
+            .await?;
+            let (summary, to) = summary.context("backing up the relay")?;
+            println!("backed up to {}: {summary}", to.display());
+        }
+        Command::Restore { from, data } => {
+            let summary = tokio::task::spawn_blocking(move || {
+                casebook_relay::backup::restore(&from, &data).map(|s| (s, data))
+            })
+            .await?;
+            let (summary, data) = summary.context("restoring the relay")?;
+            println!("restored into {}: {summary}", data.display());
+        }
         Command::Serve {
             listen,
             data,
             cert,
             key,
+            admin,
+            limits,
         } => {
             let listen = resolve(&listen).await?;
             let handle = casebook_relay::start(casebook_relay::Config {
                 listen,
                 data,
                 cert: cert.zip(key),
+                admin,
+                limits: limits.limits(),
             })
             .await
             .context("starting the relay")?;
@@ -78,13 +179,33 @@ async fn main() -> anyhow::Result<()> {
                 "fingerprint {}",
                 casebook_relay::format_fingerprint(&handle.fingerprint)
             );
+            if let Some(a) = handle.admin {
+                println!("admin http://{a}/metrics");
+            }
+            let _ = sd_notify::notify(&[sd_notify::NotifyState::Ready]);
+            let watchdog = sd_notify::watchdog_enabled().map(|every| tokio::spawn(watchdog(every)));
             shutdown_signal().await;
-            eprintln!("stopping: finishing open requests");
+            let _ = sd_notify::notify(&[sd_notify::NotifyState::Stopping]);
+            if let Some(w) = watchdog {
+                w.abort();
+            }
+            tracing::info!("stopping: finishing open requests");
             handle.shutdown().await;
-            eprintln!("stopped");
+            tracing::info!("stopped");
         }
     }
     Ok(())
+}
+
+/// Tells systemd the relay is alive at half its watchdog interval. The
+/// ping comes from the runtime that serves connections, so a relay whose
+/// runtime is stuck misses it and is restarted.
+async fn watchdog(every: Duration) {
+    let mut tick = tokio::time::interval(every / 2);
+    loop {
+        tick.tick().await;
+        let _ = sd_notify::notify(&[sd_notify::NotifyState::Watchdog]);
+    }
 }
 
 /// `HOST:PORT` to one address to bind: an IPv4 one where the name has
@@ -106,14 +227,25 @@ async fn resolve(listen: &str) -> anyhow::Result<SocketAddr> {
         .with_context(|| format!("--listen {listen:?}: the name has no address"))
 }
 
+/// Waits for Ctrl-C or SIGTERM. SIGHUP, which would otherwise end the
+/// process, is logged and ignored: the relay writes its log to stderr
+/// (the journal under systemd) and has no files to reopen.
 async fn shutdown_signal() {
     #[cfg(unix)]
     {
-        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-            .expect("installing a SIGTERM handler works on unix");
-        tokio::select! {
-            _ = tokio::signal::ctrl_c() => {}
-            _ = term.recv() => {}
+        use tokio::signal::unix::{SignalKind, signal};
+        let mut term =
+            signal(SignalKind::terminate()).expect("installing a SIGTERM handler works on unix");
+        let mut hup =
+            signal(SignalKind::hangup()).expect("installing a SIGHUP handler works on unix");
+        loop {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => return,
+                _ = term.recv() => return,
+                _ = hup.recv() => {
+                    tracing::info!("SIGHUP: nothing to reopen (the log goes to stderr); still running");
+                }
+            }
         }
     }
     #[cfg(not(unix))]

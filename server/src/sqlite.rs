@@ -13,7 +13,7 @@ use casebook_shared::signed::Signed;
 use rusqlite::{Connection, OptionalExtension, params};
 use tokio::sync::oneshot;
 
-use crate::storage::{Loaded, NewEnvelope, Storage, StoreError, WriteJob, WriteResult};
+use crate::storage::{Loaded, NewEnvelope, Storage, StoreError, WriteJob, WriteResult, Written};
 
 /// Most jobs one transaction takes; past that the next commit takes the rest.
 const MAX_GROUP: usize = 1024;
@@ -45,6 +45,8 @@ pub struct SqliteStore {
     jobs: Mutex<Option<mpsc::Sender<Queued>>>,
     writer: Mutex<Option<std::thread::JoinHandle<()>>>,
     readers: Mutex<Vec<Connection>>,
+    /// Opened to be read only (to check a backup): no writer, no pragmas.
+    read_only: bool,
 }
 
 fn open(path: &Path) -> Result<Connection, StoreError> {
@@ -76,6 +78,22 @@ impl SqliteStore {
             jobs: Mutex::new(Some(tx)),
             writer: Mutex::new(Some(writer)),
             readers: Mutex::new(Vec::new()),
+            read_only: false,
+        })
+    }
+
+    /// Opens a database to read only, changing nothing in it; writes are
+    /// answered `Stopped`.
+    pub fn open_read_only(path: &Path) -> Result<SqliteStore, StoreError> {
+        let conn = Connection::open_with_flags(path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)?;
+        conn.query_row("SELECT count(*) FROM envelopes", [], |_| Ok(()))
+            .map_err(|e| StoreError::Damaged(format!("not a relay database: {e}")))?;
+        Ok(SqliteStore {
+            path: path.to_path_buf(),
+            jobs: Mutex::new(None),
+            writer: Mutex::new(None),
+            readers: Mutex::new(vec![conn]),
+            read_only: true,
         })
     }
 
@@ -94,6 +112,9 @@ impl SqliteStore {
         let conn = self.readers.lock().unwrap_or_else(|p| p.into_inner()).pop();
         let conn = match conn {
             Some(c) => c,
+            None if self.read_only => {
+                Connection::open_with_flags(&self.path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)?
+            }
             None => open(&self.path)?,
         };
         let out = f(&conn);
@@ -120,7 +141,9 @@ fn writer_loop(mut conn: Connection, rx: mpsc::Receiver<Queued>) {
                 Err(_) => break,
             }
         }
+        let started = std::time::Instant::now();
         let results = commit_batch(&mut conn, &batch);
+        crate::metrics::commit(batch.len(), started.elapsed());
         let pruned = batch.iter().any(|(j, _)| {
             matches!(j, WriteJob::Envelopes(v) if v.iter().any(|e| e.snapshot_covers.is_some()))
         });
@@ -160,7 +183,8 @@ fn commit_batch(conn: &mut Connection, batch: &[Queued]) -> Vec<WriteResult> {
     match attempt() {
         Ok(r) => r,
         Err(e) => {
-            tracing::error!(error = %e, "group commit failed");
+            crate::metrics::storage_error();
+            tracing::error!(error = %e, jobs = batch.len(), "group commit failed");
             batch
                 .iter()
                 .map(|(job, _)| {
@@ -223,7 +247,7 @@ fn append_log(
     key: &[u8],
     first_seq: u64,
     entries: &[Signed],
-) -> Result<Result<u64, StoreError>, rusqlite::Error> {
+) -> Result<Result<Written, StoreError>, rusqlite::Error> {
     let sp = tx.savepoint()?;
     {
         let mut stmt = sp.prepare_cached(&format!(
@@ -243,45 +267,69 @@ fn append_log(
         }
     }
     sp.commit()?;
-    Ok(Ok(0))
+    Ok(Ok(Written::default()))
 }
 
 fn insert_envelope(
     tx: &mut rusqlite::Transaction<'_>,
     e: &NewEnvelope,
-) -> Result<Result<u64, StoreError>, rusqlite::Error> {
+) -> Result<Result<Written, StoreError>, rusqlite::Error> {
+    let doc = &e.doc.0[..];
     if let Some(covers) = e.snapshot_covers {
-        tx.prepare_cached(
-            "INSERT INTO snapshots(doc, covers, bytes) VALUES (?1, ?2, ?3)
-             ON CONFLICT(doc) DO UPDATE SET covers = excluded.covers, bytes = excluded.bytes
-             WHERE excluded.covers > snapshots.covers",
-        )?
-        .execute(params![&e.doc.0[..], covers as i64, &e.bytes])?;
+        let older: Option<i64> = tx
+            .prepare_cached("SELECT length(bytes) FROM snapshots WHERE doc = ?1 AND covers < ?2")?
+            .query_row(params![doc, covers as i64], |r| r.get(0))
+            .optional()?;
+        let replaced = tx
+            .prepare_cached(
+                "INSERT INTO snapshots(doc, covers, bytes) VALUES (?1, ?2, ?3)
+                 ON CONFLICT(doc) DO UPDATE SET covers = excluded.covers, bytes = excluded.bytes
+                 WHERE excluded.covers > snapshots.covers",
+            )?
+            .execute(params![doc, covers as i64, &e.bytes])?;
+        let freed: i64 = tx
+            .prepare_cached(
+                "SELECT COALESCE(SUM(length(bytes)), 0) FROM envelopes
+                 WHERE doc = ?1 AND seq <= ?2 AND length(bytes) > 0",
+            )?
+            .query_row(params![doc, covers as i64], |r| r.get(0))?;
         // The snapshot holds every change it covers: keep their ids (so a
         // retried upload is still recognised) but not their bytes.
         tx.prepare_cached(
             "UPDATE envelopes SET bytes = x'' WHERE doc = ?1 AND seq <= ?2 AND length(bytes) > 0",
         )?
-        .execute(params![&e.doc.0[..], covers as i64])?;
-        return Ok(Ok(covers));
+        .execute(params![doc, covers as i64])?;
+        let stored = if replaced == 1 {
+            e.bytes.len() as i64 - older.unwrap_or(0)
+        } else {
+            0
+        };
+        return Ok(Ok(Written {
+            seq: covers,
+            added: stored - freed,
+        }));
     }
     let inserted = tx
         .prepare_cached(
             "INSERT INTO envelopes(doc, env_id, bytes) VALUES (?1, ?2, ?3)
              ON CONFLICT(doc, env_id) DO NOTHING",
         )?
-        .execute(params![&e.doc.0[..], &e.id.0[..], &e.bytes])?;
+        .execute(params![doc, &e.id.0[..], &e.bytes])?;
     if inserted == 1 {
-        return Ok(Ok(tx.last_insert_rowid() as u64));
+        return Ok(Ok(Written {
+            seq: tx.last_insert_rowid() as u64,
+            added: e.bytes.len() as i64,
+        }));
     }
     let (seq, bytes): (i64, Vec<u8>) = tx
         .prepare_cached("SELECT seq, bytes FROM envelopes WHERE doc = ?1 AND env_id = ?2")?
-        .query_row(params![&e.doc.0[..], &e.id.0[..]], |r| {
-            Ok((r.get(0)?, r.get(1)?))
-        })?;
+        .query_row(params![doc, &e.id.0[..]], |r| Ok((r.get(0)?, r.get(1)?)))?;
     // An empty row is a change a snapshot replaced: the same id was stored.
     Ok(if bytes == e.bytes || bytes.is_empty() {
-        Ok(seq as u64)
+        Ok(Written {
+            seq: seq as u64,
+            added: 0,
+        })
     } else {
         Err(StoreError::Conflict)
     })
@@ -327,12 +375,30 @@ impl Storage for SqliteStore {
                 let seq: i64 = r.get(1)?;
                 loaded.heads.push((DocId(blob(r.get(0)?)?), seq as u64));
             }
+            let mut stmt = conn.prepare(
+                "SELECT doc, SUM(n) FROM (
+                     SELECT doc, length(bytes) AS n FROM envelopes
+                     UNION ALL SELECT doc, length(bytes) FROM snapshots)
+                 GROUP BY doc",
+            )?;
+            let mut rows = stmt.query([])?;
+            while let Some(r) = rows.next()? {
+                let n: i64 = r.get(1)?;
+                loaded.doc_bytes.push((DocId(blob(r.get(0)?)?), n as u64));
+            }
             loaded.cursor = conn
                 .query_row("SELECT MAX(seq) FROM envelopes", [], |r| {
                     r.get::<_, Option<i64>>(0)
                 })?
                 .unwrap_or(0) as u64;
             Ok(loaded)
+        })
+    }
+
+    fn ping(&self) -> Result<(), StoreError> {
+        self.with_reader(|conn| {
+            conn.query_row("SELECT count(*) FROM sqlite_master", [], |_| Ok(()))?;
+            Ok(())
         })
     }
 

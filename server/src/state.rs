@@ -23,6 +23,8 @@ pub struct Doc {
     pub log: Vec<Signed>,
     pub state: DocState,
     pub head: u64,
+    /// Bytes of its envelopes and snapshot stored now.
+    pub bytes: u64,
 }
 
 /// All verified state.
@@ -32,6 +34,10 @@ pub struct State {
     pub docs: HashMap<DocId, Doc>,
     devices: HashMap<DeviceId, AccountId>,
     member_docs: HashMap<AccountId, HashSet<DocId>>,
+    /// Stored bytes of the documents each account owns (its quota's use).
+    usage: HashMap<AccountId, u64>,
+    /// Stored bytes of every document.
+    pub stored: u64,
     pub cursor: u64,
 }
 
@@ -48,11 +54,21 @@ impl State {
             st.commit_account(state, log);
         }
         let heads: HashMap<DocId, u64> = loaded.heads.into_iter().collect();
+        let bytes: HashMap<DocId, u64> = loaded.doc_bytes.into_iter().collect();
         for (id, log) in loaded.docs {
             let state = DocState::verify_log(&log, |a| st.account(a))
                 .map_err(|e| StoreError::Damaged(format!("document {}: {e}", id.short())))?;
             let head = heads.get(&id).copied().unwrap_or(0);
-            st.set_doc(id, Doc { log, state, head });
+            st.set_doc(
+                id,
+                Doc {
+                    log,
+                    state,
+                    head,
+                    bytes: 0,
+                },
+            );
+            st.add_bytes(&id, bytes.get(&id).copied().unwrap_or(0) as i64);
         }
         Ok(st)
     }
@@ -137,19 +153,27 @@ impl State {
     /// Records access entries that were checked and stored.
     pub fn commit_access(&mut self, state: DocState, entries: Vec<Signed>) {
         let id = state.doc;
-        let (mut log, head) = match self.docs.remove(&id) {
+        let (mut log, head, bytes) = match self.docs.remove(&id) {
             Some(d) => {
                 for m in d.state.members.keys() {
                     if let Some(set) = self.member_docs.get_mut(m) {
                         set.remove(&id);
                     }
                 }
-                (d.log, d.head)
+                (d.log, d.head, d.bytes)
             }
-            None => (Vec::new(), 0),
+            None => (Vec::new(), 0, 0),
         };
         log.extend(entries);
-        self.set_doc(id, Doc { log, state, head });
+        self.set_doc(
+            id,
+            Doc {
+                log,
+                state,
+                head,
+                bytes,
+            },
+        );
     }
 
     fn set_doc(&mut self, id: DocId, doc: Doc) {
@@ -185,6 +209,23 @@ impl State {
             .collect();
         out.sort_by_key(|h| (h.seq, h.doc));
         out
+    }
+
+    /// Records a change in a document's stored bytes, charged to its owner.
+    pub fn add_bytes(&mut self, doc: &DocId, delta: i64) {
+        let Some(d) = self.docs.get_mut(doc) else {
+            return;
+        };
+        let apply = |n: u64| n.saturating_add_signed(delta);
+        d.bytes = apply(d.bytes);
+        let owner = self.usage.entry(d.state.owner).or_default();
+        *owner = apply(*owner);
+        self.stored = apply(self.stored);
+    }
+
+    /// Stored bytes of the documents an account owns.
+    pub fn usage(&self, account: &AccountId) -> u64 {
+        self.usage.get(account).copied().unwrap_or(0)
     }
 
     /// Records a stored envelope's sequence number.

@@ -55,9 +55,21 @@ pub enum WriteJob {
     Envelopes(Vec<NewEnvelope>),
 }
 
-/// The answer to a job: for envelopes one result each (its sequence number,
-/// the existing one for a repeat); for log appends a single `Ok(0)`.
-pub type WriteResult = Vec<Result<u64, StoreError>>;
+/// One envelope's (or one log append's) stored outcome.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Written {
+    /// The envelope's sequence number (the existing one for a repeat, what
+    /// it covers for a snapshot); 0 for a log append.
+    pub seq: u64,
+    /// How the document's stored bytes changed: an envelope's size when
+    /// new, nothing for a repeat, and for a snapshot its size less what it
+    /// replaced. The relay keeps each account's usage from these.
+    pub added: i64,
+}
+
+/// The answer to a job: for envelopes one result each; for log appends a
+/// single one.
+pub type WriteResult = Vec<Result<Written, StoreError>>;
 
 /// Everything the relay rebuilds its verified state from at start.
 #[derive(Debug, Default)]
@@ -68,12 +80,17 @@ pub struct Loaded {
     pub heads: Vec<(DocId, u64)>,
     /// Highest sequence number assigned so far.
     pub cursor: u64,
+    /// Bytes of envelopes and snapshots stored per document.
+    pub doc_bytes: Vec<(DocId, u64)>,
 }
 
 /// What the relay needs of a store.
 pub trait Storage: Send + Sync + 'static {
     /// Reads every log and document head (blocking; called once at start).
     fn load(&self) -> Result<Loaded, StoreError>;
+
+    /// Whether the store answers a read (blocking; for a readiness probe).
+    fn ping(&self) -> Result<(), StoreError>;
 
     /// Queues a write; the answer comes after the commit that holds it is durable.
     fn submit(&self, job: WriteJob) -> oneshot::Receiver<WriteResult>;

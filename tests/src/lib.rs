@@ -26,11 +26,10 @@ impl TestRelay {
     /// Starts a relay on port 0.
     pub async fn start() -> TestRelay {
         let data = tempfile::tempdir().expect("a temporary folder");
-        let handle = casebook_relay::start(Config {
-            listen: "127.0.0.1:0".parse().expect("a literal address"),
-            data: data.path().to_path_buf(),
-            cert: None,
-        })
+        let handle = casebook_relay::start(Config::new(
+            "127.0.0.1:0".parse().expect("a literal address"),
+            data.path(),
+        ))
         .await
         .expect("the relay starts");
         TestRelay { handle, data }
@@ -39,13 +38,9 @@ impl TestRelay {
     /// Starts again on the same data folder and address (after
     /// [`TestRelay::stop`]), so the homes that know it reach it again.
     pub async fn restart(data: TempDir, addr: std::net::SocketAddr) -> TestRelay {
-        let handle = casebook_relay::start(Config {
-            listen: addr,
-            data: data.path().to_path_buf(),
-            cert: None,
-        })
-        .await
-        .expect("the relay starts");
+        let handle = casebook_relay::start(Config::new(addr, data.path()))
+            .await
+            .expect("the relay starts");
         TestRelay { handle, data }
     }
 

@@ -78,11 +78,10 @@ pub async fn run(_out: &Out) -> Result<()> {
     let root = tempfile::tempdir().context("cannot make a temporary folder")?;
     let data = root.path().join("relay");
     step("starting a relay on loopback, its SQLite store in a temporary folder");
-    let relay = casebook_relay::start(Config {
-        listen: "127.0.0.1:0".parse().expect("a literal address"),
-        data: data.clone(),
-        cert: None,
-    })
+    let relay = casebook_relay::start(Config::new(
+        "127.0.0.1:0".parse().expect("a literal address"),
+        data.clone(),
+    ))
     .await?;
     let addr = relay.addr.to_string();
     eprintln!(

@@ -14,18 +14,36 @@ pub struct Relay {
 }
 
 pub async fn relay() -> Relay {
+    relay_with(casebook_relay::limits::Limits::default()).await
+}
+
+pub async fn relay_with(limits: casebook_relay::limits::Limits) -> Relay {
     let data = tempfile::tempdir().unwrap();
-    let handle = casebook_relay::start(casebook_relay::Config {
-        listen: "127.0.0.1:0".parse().unwrap(),
-        data: data.path().to_path_buf(),
-        cert: None,
-    })
-    .await
-    .unwrap();
+    let mut config = casebook_relay::Config::new("127.0.0.1:0".parse().unwrap(), data.path());
+    config.limits = limits;
+    let handle = casebook_relay::start(config).await.unwrap();
     Relay {
         handle,
         _data: data,
     }
+}
+
+/// `casebook init` of a first device in `home` against `relay`.
+pub fn init_at(home: &Path, relay: &Relay, name: &str) {
+    let addr = relay.handle.addr.to_string();
+    let fp = casebook_relay::format_fingerprint(&relay.handle.fingerprint);
+    ok(
+        home,
+        &[
+            "init",
+            "--name",
+            name,
+            "--relay",
+            &addr,
+            "--relay-fingerprint",
+            &fp,
+        ],
+    );
 }
 
 pub fn casebook(home: &Path) -> Command {

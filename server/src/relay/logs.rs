@@ -1,0 +1,146 @@
+//! Appends to the signed logs: accounts (devices) and documents' access.
+
+use casebook_shared::access::Role;
+use casebook_shared::frames::{ErrorCode, Response};
+use casebook_shared::ids::DocId;
+
+use super::{Change, MAX_CREATES_PER_CONN, Relay, Session, err, store_err};
+use crate::storage::{Storage, StoreError, WriteJob};
+
+impl<S: Storage> Relay<S> {
+    pub(super) async fn create_account(
+        &self,
+        session: &mut Session,
+        entries: Vec<casebook_shared::signed::Signed>,
+    ) -> Response {
+        if session.creates >= MAX_CREATES_PER_CONN {
+            return err(
+                ErrorCode::Limited,
+                "too many accounts created on this connection",
+            );
+        }
+        session.creates += 1;
+        let _guard = self.log_lock.lock().await;
+        let state = match self.read().check_account(None, &entries) {
+            Ok(s) => s,
+            Err(e) => return err(ErrorCode::Invalid, e.to_string()),
+        };
+        if self.read().accounts.contains_key(&state.id) {
+            return err(ErrorCode::Conflict, "this account already exists");
+        }
+        if let Some(e) = self.read().claimed_device(&state) {
+            return err(ErrorCode::Conflict, e);
+        }
+        self.store_account(state, entries).await
+    }
+
+    pub(super) async fn append_account(
+        &self,
+        session: &Session,
+        entries: Vec<casebook_shared::signed::Signed>,
+    ) -> Response {
+        let (account, device) = match self.identity(session) {
+            Ok(i) => i,
+            Err(r) => return r,
+        };
+        if entries.iter().any(|e| e.signer != device) {
+            return err(
+                ErrorCode::Forbidden,
+                "entries must be signed by this connection's device",
+            );
+        }
+        let _guard = self.log_lock.lock().await;
+        let state = match self.read().check_account(Some(&account), &entries) {
+            Ok(s) => s,
+            Err(e) => return err(ErrorCode::Invalid, e.to_string()),
+        };
+        if let Some(e) = self.read().claimed_device(&state) {
+            return err(ErrorCode::Conflict, e);
+        }
+        self.store_account(state, entries).await
+    }
+
+    pub(super) async fn store_account(
+        &self,
+        state: casebook_shared::account::AccountState,
+        entries: Vec<casebook_shared::signed::Signed>,
+    ) -> Response {
+        let first_seq = state.len - entries.len() as u64;
+        let job = WriteJob::Account {
+            account: state.id,
+            first_seq,
+            entries: entries.clone(),
+        };
+        match self.store.submit(job).await {
+            Ok(mut r) => match r.pop() {
+                Some(Ok(_)) => {
+                    tracing::info!(account = %state.id.short(), entries = entries.len(), "account log appended");
+                    self.write().commit_account(state, entries);
+                    Response::Ok
+                }
+                Some(Err(StoreError::LogConflict)) => {
+                    err(ErrorCode::Conflict, "the log moved on; fetch it and retry")
+                }
+                Some(Err(e)) => store_err(e),
+                None => store_err(StoreError::Stopped),
+            },
+            Err(_) => store_err(StoreError::Stopped),
+        }
+    }
+
+    pub(super) async fn append_access(
+        &self,
+        session: &Session,
+        doc: DocId,
+        entries: Vec<casebook_shared::signed::Signed>,
+    ) -> Response {
+        let (account, device) = match self.identity(session) {
+            Ok(i) => i,
+            Err(r) => return r,
+        };
+        if entries.iter().any(|e| e.signer != device) {
+            return err(
+                ErrorCode::Forbidden,
+                "entries must be signed by this connection's device",
+            );
+        }
+        let _guard = self.log_lock.lock().await;
+        let _order = self.order.write().await;
+        let (state, first_seq) = {
+            let st = self.read();
+            let first_seq = st.docs.get(&doc).map_or(0, |d| d.log.len() as u64);
+            match st.check_access(&doc, &entries) {
+                Ok(s) => (s, first_seq),
+                Err(e) => return err(ErrorCode::Invalid, e.to_string()),
+            }
+        };
+        if state.members.get(&account).map(|m| m.role) != Some(Role::Owner) {
+            return err(
+                ErrorCode::Forbidden,
+                "only an owner changes who may read a document",
+            );
+        }
+        let job = WriteJob::Access {
+            doc,
+            first_seq,
+            entries: entries.clone(),
+        };
+        match self.store.submit(job).await {
+            Ok(mut r) => match r.pop() {
+                Some(Ok(_)) => {
+                    tracing::info!(doc = %doc.short(), entries = entries.len(), "access log appended");
+                    self.write().commit_access(state, entries);
+                    let head = self.read().docs.get(&doc).map_or(0, |d| d.head);
+                    let _ = self.changes.send(Change { doc, seq: head });
+                    Response::Ok
+                }
+                Some(Err(StoreError::LogConflict)) => {
+                    err(ErrorCode::Conflict, "the log moved on; fetch it and retry")
+                }
+                Some(Err(e)) => store_err(e),
+                None => store_err(StoreError::Stopped),
+            },
+            Err(_) => store_err(StoreError::Stopped),
+        }
+    }
+}

@@ -1,0 +1,305 @@
+//! Request handling, apart from QUIC: what each request may do and what the
+//! relay answers. Every check is against verified logs held in [`State`].
+
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use casebook_shared::crypto::{self, random_bytes};
+use casebook_shared::frames::{self, ErrorCode, MAX_MAILBOX_MSG, Request, Response};
+use casebook_shared::ids::{AccountId, DeviceId, DocId};
+use tokio::sync::broadcast;
+
+mod logs;
+mod upload;
+
+use crate::limits::{Limiter, Limits, Slot};
+use crate::mailbox::{MailboxError, Mailboxes};
+use crate::state::State;
+use crate::storage::{Storage, StoreError};
+
+/// Largest page of fetched envelopes.
+pub const MAX_FETCH_BYTES: usize = 8 * 1024 * 1024;
+/// Accounts one connection may create (stops a loop filling the database).
+const MAX_CREATES_PER_CONN: u32 = 4;
+
+/// One connection's standing.
+#[derive(Clone, Debug, Default)]
+pub struct Session {
+    pub identity: Option<(AccountId, DeviceId)>,
+    /// Where the connection comes from, for the log.
+    pub peer: Option<std::net::SocketAddr>,
+    nonce: Option<[u8; 32]>,
+    creates: u32,
+    /// The connection's place under its account's connection limit.
+    slot: Option<Arc<Slot>>,
+}
+
+impl Session {
+    /// A new connection's session.
+    pub fn for_peer(peer: std::net::SocketAddr) -> Session {
+        Session {
+            peer: Some(peer),
+            ..Session::default()
+        }
+    }
+}
+
+/// A document changed: which one and its new head.
+#[derive(Clone, Copy, Debug)]
+pub struct Change {
+    pub doc: DocId,
+    pub seq: u64,
+}
+
+/// The relay's shared core.
+pub struct Relay<S: Storage> {
+    store: Arc<S>,
+    state: RwLock<State>,
+    log_lock: tokio::sync::Mutex<()>,
+    /// Uploads are checked and queued under the read side; an access-log
+    /// change is checked, written and applied under the write side. So an
+    /// envelope's sequence number falls on the same side of an access
+    /// change as the state its check saw: a member's last upload before a
+    /// removal is stored before anything under the epoch that follows,
+    /// which is what clients rely on to judge a former member's changes.
+    order: tokio::sync::RwLock<()>,
+    changes: broadcast::Sender<Change>,
+    mailboxes: Mailboxes,
+    fingerprint: [u8; 32],
+    limiter: Arc<Limiter>,
+}
+
+/// Unix seconds now.
+pub fn now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+fn err(code: ErrorCode, reason: impl Into<String>) -> Response {
+    Response::error(code, reason)
+}
+
+fn store_err(e: StoreError) -> Response {
+    crate::metrics::storage_error();
+    tracing::error!(error = %e, "storage");
+    err(
+        ErrorCode::Internal,
+        "the relay could not store this; nothing was kept",
+    )
+}
+
+impl<S: Storage> Relay<S> {
+    /// Loads and re-verifies every log from the store.
+    pub fn new(store: Arc<S>, fingerprint: [u8; 32], limits: Limits) -> Result<Self, StoreError> {
+        let state = State::rebuild(store.load()?)?;
+        crate::metrics::stored_bytes(state.stored);
+        Ok(Relay {
+            limiter: Limiter::new(limits),
+            store,
+            state: RwLock::new(state),
+            log_lock: tokio::sync::Mutex::new(()),
+            order: tokio::sync::RwLock::new(()),
+            changes: broadcast::channel(4096).0,
+            mailboxes: Mailboxes::default(),
+            fingerprint,
+        })
+    }
+
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, State> {
+        self.state.read().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn write(&self) -> std::sync::RwLockWriteGuard<'_, State> {
+        self.state.write().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Subscribes to document changes (filtered per connection by membership).
+    pub fn subscribe(&self) -> broadcast::Receiver<Change> {
+        self.changes.subscribe()
+    }
+
+    /// Whether `account` may read `doc` now.
+    pub fn may_read(&self, doc: &DocId, account: &AccountId) -> bool {
+        self.read().role(doc, account, now()).is_some()
+    }
+
+    /// The limits this relay enforces.
+    pub fn limits(&self) -> &Limits {
+        &self.limiter.limits
+    }
+
+    /// Whether the store answers (blocking).
+    pub fn store_ready(&self) -> Result<(), StoreError> {
+        self.store.ping()
+    }
+
+    /// The authenticated, still-active identity of a session.
+    pub fn identity(&self, session: &Session) -> Result<(AccountId, DeviceId), Response> {
+        let Some((account, device)) = session.identity else {
+            return Err(err(ErrorCode::Unauthorized, "authenticate first"));
+        };
+        if !self.read().device_active(&account, &device) {
+            tracing::warn!(
+                account = %account.short(),
+                device = %device.short(),
+                peer = ?session.peer,
+                "a revoked device made a request"
+            );
+            crate::metrics::auth_failed("revoked");
+            return Err(err(
+                ErrorCode::Unauthorized,
+                "this device has been revoked from its account",
+            ));
+        }
+        Ok((account, device))
+    }
+
+    /// Refuses an authentication, counted and logged.
+    fn auth_refused(
+        session: &Session,
+        device: &DeviceId,
+        reason: &'static str,
+        code: ErrorCode,
+        says: &str,
+    ) -> Response {
+        crate::metrics::auth_failed(reason);
+        tracing::warn!(device = %device.short(), peer = ?session.peer, reason, "authentication refused");
+        err(code, says)
+    }
+
+    /// Answers one request.
+    pub async fn handle(&self, session: &mut Session, req: Request) -> Response {
+        match req {
+            Request::Challenge => {
+                let nonce = random_bytes();
+                session.nonce = Some(nonce);
+                Response::Challenge { nonce }
+            }
+            Request::Auth {
+                account,
+                device,
+                sig,
+            } => {
+                let Some(nonce) = session.nonce.take() else {
+                    return err(ErrorCode::BadRequest, "ask for a challenge first");
+                };
+                let msg =
+                    frames::auth_message(&self.fingerprint, &nonce, account.as_ref(), &device);
+                if crypto::verify(&device, frames::AUTH_LABEL, &msg, &sig).is_err() {
+                    return Self::auth_refused(
+                        session,
+                        &device,
+                        "bad-signature",
+                        ErrorCode::Unauthorized,
+                        "the challenge signature is wrong",
+                    );
+                }
+                let listed = self.read().device_account(&device);
+                let account = match (account, listed) {
+                    (Some(a), Some(l)) if a == l => a,
+                    (None, Some(l)) => l,
+                    (_, None) => {
+                        return Self::auth_refused(
+                            session,
+                            &device,
+                            "unknown-device",
+                            ErrorCode::NotFound,
+                            "no account lists this device",
+                        );
+                    }
+                    (Some(_), Some(_)) => {
+                        return Self::auth_refused(
+                            session,
+                            &device,
+                            "other-account",
+                            ErrorCode::Unauthorized,
+                            "this device belongs to another account",
+                        );
+                    }
+                };
+                if !self.read().device_active(&account, &device) {
+                    return Self::auth_refused(
+                        session,
+                        &device,
+                        "revoked",
+                        ErrorCode::Unauthorized,
+                        "this device has been revoked from its account",
+                    );
+                }
+                if session.identity.map(|(a, _)| a) != Some(account) {
+                    match self.limiter.connect(account) {
+                        Ok(slot) => session.slot = Some(Arc::new(slot)),
+                        Err(r) => return r,
+                    }
+                }
+                session.identity = Some((account, device));
+                Response::Authenticated { account }
+            }
+            Request::CreateAccount { entries } => self.create_account(session, entries).await,
+            Request::AppendAccount { entries } => self.append_account(session, entries).await,
+            Request::GetAccount { account, from } => {
+                if let Err(r) = self.identity(session) {
+                    return r;
+                }
+                match self.read().accounts.get(&account) {
+                    Some(a) => Response::Log {
+                        entries: a.log.iter().skip(from as usize).cloned().collect(),
+                    },
+                    None => err(ErrorCode::NotFound, "no such account on this relay"),
+                }
+            }
+            Request::AppendAccess { doc, entries } => {
+                self.append_access(session, doc, entries).await
+            }
+            Request::GetAccess { doc, from } => {
+                let (account, _) = match self.identity(session) {
+                    Ok(i) => i,
+                    Err(r) => return r,
+                };
+                let st = self.read();
+                match st.docs.get(&doc) {
+                    Some(d) if d.state.role_of(&account, now()).is_some() => Response::Log {
+                        entries: d.log.iter().skip(from as usize).cloned().collect(),
+                    },
+                    Some(_) => err(ErrorCode::Forbidden, "not a member of this document"),
+                    None => err(ErrorCode::NotFound, "no such document"),
+                }
+            }
+            Request::ListDocs { .. } => match self.identity(session) {
+                Ok((account, _)) => {
+                    let st = self.read();
+                    Response::Docs {
+                        docs: st.docs_for(&account, now()),
+                        cursor: st.cursor,
+                    }
+                }
+                Err(r) => r,
+            },
+            Request::Upload { envelopes } => self.upload(session, envelopes).await,
+            Request::Fetch { docs, max_bytes } => self.fetch(session, docs, max_bytes).await,
+            Request::Subscribe => err(ErrorCode::BadRequest, "subscribe is a stream of its own"),
+            Request::MailboxPut { mailbox, slot, msg } => {
+                if msg.len() > MAX_MAILBOX_MSG {
+                    return err(ErrorCode::BadRequest, "mailbox message too large");
+                }
+                match self.mailboxes.put(mailbox, slot, msg) {
+                    Ok(()) => Response::Ok,
+                    Err(e @ MailboxError::Taken) => err(ErrorCode::Conflict, e.to_string()),
+                    Err(e @ MailboxError::Full) => err(ErrorCode::Limited, e.to_string()),
+                }
+            }
+            Request::MailboxTake {
+                mailbox,
+                slot,
+                wait_ms,
+            } => {
+                let wait = Duration::from_millis(u64::from(wait_ms.min(120_000)));
+                Response::Mailbox {
+                    msg: self.mailboxes.take(mailbox, slot, wait).await,
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,271 @@
+//! Uploads and fetches: every envelope checked before it is stored, every
+//! fetched document checked against the reader's membership.
+
+use std::collections::HashMap;
+
+use casebook_shared::access::Role;
+use casebook_shared::envelope::{Envelope, Kind};
+use casebook_shared::frames::{ErrorCode, MAX_UPLOAD, Response};
+use casebook_shared::ids::{AccountId, DeviceId, DocId};
+
+use super::{Change, MAX_FETCH_BYTES, Relay, Session, err, now, store_err};
+use crate::metrics;
+use crate::storage::{NewEnvelope, Storage, StoreError, WriteJob};
+
+/// Why an envelope was refused: the code the device gets, and a fixed word
+/// for the log and the metrics.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Refusal {
+    Malformed,
+    NotTheUploader,
+    BadSignature,
+    UnknownDocument,
+    NotAMember,
+    RoleForbids,
+    WrongEpoch,
+    SnapshotAhead,
+    Conflict,
+}
+
+impl Refusal {
+    fn code(self) -> ErrorCode {
+        match self {
+            Refusal::Malformed => ErrorCode::BadRequest,
+            Refusal::NotTheUploader | Refusal::NotAMember | Refusal::RoleForbids => {
+                ErrorCode::Forbidden
+            }
+            Refusal::WrongEpoch => ErrorCode::Forbidden,
+            Refusal::BadSignature | Refusal::SnapshotAhead => ErrorCode::Invalid,
+            Refusal::UnknownDocument => ErrorCode::NotFound,
+            Refusal::Conflict => ErrorCode::Conflict,
+        }
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            Refusal::Malformed => "malformed",
+            Refusal::NotTheUploader => "not-the-uploader",
+            Refusal::BadSignature => "bad-signature",
+            Refusal::UnknownDocument => "unknown-document",
+            Refusal::NotAMember => "not-a-member",
+            Refusal::RoleForbids => "role-forbids",
+            Refusal::WrongEpoch => "wrong-epoch",
+            Refusal::SnapshotAhead => "snapshot-ahead",
+            Refusal::Conflict => "conflicting-id",
+        }
+    }
+}
+
+/// Counts and logs a refused envelope (ids and sizes, never content).
+fn refused(
+    r: Refusal,
+    account: &AccountId,
+    device: &DeviceId,
+    doc: Option<&DocId>,
+    size: usize,
+) -> Result<u64, ErrorCode> {
+    metrics::refused(r.name());
+    tracing::warn!(
+        account = %account.short(),
+        device = %device.short(),
+        doc = doc.map(|d| d.short()).unwrap_or_default(),
+        bytes = size,
+        reason = r.name(),
+        "refused an envelope"
+    );
+    Err(r.code())
+}
+
+impl<S: Storage> Relay<S> {
+    /// Checks each envelope (signature, author, membership, role) and stores
+    /// the good ones in one group-committed job.
+    pub(super) async fn upload(&self, session: &Session, envelopes: Vec<Vec<u8>>) -> Response {
+        let (account, device) = match self.identity(session) {
+            Ok(i) => i,
+            Err(r) => return r,
+        };
+        if envelopes.len() > MAX_UPLOAD {
+            return err(
+                ErrorCode::BadRequest,
+                format!("at most {MAX_UPLOAD} envelopes per upload"),
+            );
+        }
+        if let Err(r) = self.limiter.upload(&account) {
+            return r;
+        }
+        let order = self.order.read().await;
+        let mut results: Vec<Result<u64, ErrorCode>> = Vec::with_capacity(envelopes.len());
+        let mut good = Vec::with_capacity(envelopes.len());
+        // Where in `results` each good envelope's answer goes.
+        let mut slots = Vec::with_capacity(envelopes.len());
+        let now = now();
+        for bytes in envelopes {
+            let size = bytes.len();
+            match self.check_envelope(bytes, &account, &device, now) {
+                Ok(e) => {
+                    slots.push(results.len());
+                    results.push(Err(ErrorCode::Internal));
+                    good.push(e);
+                }
+                Err((r, doc)) => results.push(refused(r, &account, &device, doc.as_ref(), size)),
+            }
+        }
+        if good.is_empty() {
+            return Response::Uploaded { results };
+        }
+        if let Err(r) = self.within_quota(&good) {
+            return r;
+        }
+        let docs: Vec<(DocId, bool, usize)> = good
+            .iter()
+            .map(|e| (e.doc, e.snapshot_covers.is_some(), e.bytes.len()))
+            .collect();
+        let queued = self.store.submit(WriteJob::Envelopes(good));
+        drop(order);
+        let stored = match queued.await {
+            Ok(r) => r,
+            Err(_) => return store_err(StoreError::Stopped),
+        };
+        let mut changed = Vec::new();
+        let mut added = Vec::new();
+        for ((i, (doc, snapshot, size)), r) in slots.into_iter().zip(docs).zip(stored) {
+            results[i] = match r {
+                Ok(w) => {
+                    if !snapshot {
+                        changed.push(Change { doc, seq: w.seq });
+                    }
+                    added.push((doc, w.added));
+                    Ok(w.seq)
+                }
+                Err(StoreError::Conflict) => {
+                    refused(Refusal::Conflict, &account, &device, Some(&doc), size)
+                }
+                Err(e) => {
+                    metrics::storage_error();
+                    tracing::error!(error = %e, doc = %doc.short(), bytes = size, "storing an envelope");
+                    Err(ErrorCode::Internal)
+                }
+            };
+        }
+        metrics::accepted(added.len());
+        {
+            let mut st = self.write();
+            for c in &changed {
+                st.advance(&c.doc, c.seq);
+            }
+            for (doc, n) in &added {
+                st.add_bytes(doc, *n);
+            }
+            metrics::stored_bytes(st.stored);
+        }
+        for c in changed {
+            let _ = self.changes.send(c);
+        }
+        Response::Uploaded { results }
+    }
+
+    /// Refuses an upload whose changes would take a document's owner past
+    /// the storage quota. Snapshots always pass: they are how clients make
+    /// room, replacing the changes they cover.
+    fn within_quota(&self, good: &[NewEnvelope]) -> Result<(), Response> {
+        let st = self.read();
+        let mut more: HashMap<AccountId, u64> = HashMap::new();
+        for e in good.iter().filter(|e| e.snapshot_covers.is_none()) {
+            if let Some(d) = st.docs.get(&e.doc) {
+                *more.entry(d.state.owner).or_default() += e.bytes.len() as u64;
+            }
+        }
+        for (owner, more) in more {
+            self.limiter.quota(&owner, st.usage(&owner), more)?;
+        }
+        Ok(())
+    }
+
+    fn check_envelope(
+        &self,
+        bytes: Vec<u8>,
+        account: &AccountId,
+        device: &DeviceId,
+        now: u64,
+    ) -> Result<NewEnvelope, (Refusal, Option<DocId>)> {
+        let env = Envelope::decode(bytes).map_err(|_| (Refusal::Malformed, None))?;
+        let h = &env.header;
+        let fail = |r: Refusal| (r, Some(h.doc));
+        if h.author != *device || h.account != *account {
+            return Err(fail(Refusal::NotTheUploader));
+        }
+        env.verify().map_err(|_| fail(Refusal::BadSignature))?;
+        {
+            let st = self.read();
+            let doc = st.docs.get(&h.doc).ok_or(fail(Refusal::UnknownDocument))?;
+            let role = doc
+                .state
+                .role_of(account, now)
+                .ok_or(fail(Refusal::NotAMember))?;
+            let allowed = match h.kind {
+                Kind::Change => role.can_upload(),
+                Kind::Snapshot => role >= Role::Write,
+            };
+            if !allowed {
+                return Err(fail(Refusal::RoleForbids));
+            }
+            // Sealed under an epoch of the current membership: a member
+            // whose terms changed (removed, added again as a commenter)
+            // holds the old epochs' keys, and clients judge a change by
+            // the role of its epoch.
+            let since = doc
+                .state
+                .current_grant_from(account)
+                .ok_or(fail(Refusal::NotAMember))?;
+            if h.epoch > doc.state.epoch || h.epoch < since {
+                return Err(fail(Refusal::WrongEpoch));
+            }
+            // A snapshot may only cover changes the relay already holds:
+            // covering more would hide changes that land later.
+            if h.kind == Kind::Snapshot && h.covers > doc.head {
+                return Err(fail(Refusal::SnapshotAhead));
+            }
+        }
+        let snapshot_covers = (h.kind == Kind::Snapshot).then_some(h.covers);
+        let (doc, id) = (h.doc, h.id);
+        Ok(NewEnvelope {
+            doc,
+            id,
+            snapshot_covers,
+            bytes: env.into_bytes(),
+        })
+    }
+
+    pub(super) async fn fetch(
+        &self,
+        session: &Session,
+        docs: Vec<(DocId, u64)>,
+        max_bytes: u32,
+    ) -> Response {
+        let (account, _) = match self.identity(session) {
+            Ok(i) => i,
+            Err(r) => return r,
+        };
+        if docs.len() > 10_000 {
+            return err(ErrorCode::BadRequest, "at most 10000 documents per fetch");
+        }
+        for (doc, _) in &docs {
+            if !self.may_read(doc, &account) {
+                return err(
+                    ErrorCode::Forbidden,
+                    format!("not a member of document {}", doc.short()),
+                );
+            }
+        }
+        let max = (max_bytes as usize).clamp(1, MAX_FETCH_BYTES);
+        let store = self.store.clone();
+        match tokio::task::spawn_blocking(move || store.fetch(&docs, max)).await {
+            Ok(Ok((items, more))) => {
+                metrics::fetched(items.len(), items.iter().map(|i| i.envelope.len()).sum());
+                Response::Changes { items, more }
+            }
+            Ok(Err(e)) => store_err(e),
+            Err(_) => store_err(StoreError::Stopped),
+        }
+    }
+}
