@@ -102,7 +102,12 @@ fn local_host(headers: &HeaderMap) -> bool {
         Some((n, port)) if port.chars().all(|c| c.is_ascii_digit()) => n,
         _ => host,
     };
-    matches!(name, "localhost" | "127.0.0.1" | "[::1]")
+    name == "localhost"
+        || name
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
 }
 
 fn refuse_foreign(headers: &HeaderMap) -> Option<Response> {

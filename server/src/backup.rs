@@ -36,6 +36,8 @@ pub enum BackupError {
         "{0} already holds a relay; restore into an empty or absent folder (move the old one aside first)"
     )]
     NotEmpty(String),
+    #[error("the database stayed busy for 5 s; try again")]
+    Busy,
     #[error("{0} is not a casebook relay backup")]
     NotABackup(String),
     #[error("{path}: {source}")]
@@ -94,20 +96,18 @@ pub fn backup(data: &Path, to: &Path) -> Result<Summary, BackupError> {
     if std::fs::metadata(&db).map(|m| m.len()).unwrap_or(0) == 0 {
         return Err(BackupError::NoDatabase(data.display().to_string()));
     }
-    if to.exists() {
-        return Err(BackupError::Exists(to.display().to_string()));
+    // Made 0600 first, as a new file: it holds the relay's private key.
+    if let Err(e) = data_dir::new_private_file(to) {
+        return Err(match to.exists() {
+            true => BackupError::Exists(to.display().to_string()),
+            false => e.into(),
+        });
     }
-    // Made 0600 first: the file holds the relay's private key.
-    data_dir::private_file(to)?;
     let result = (|| {
         let src = Connection::open_with_flags(&db, OpenFlags::SQLITE_OPEN_READ_ONLY)?;
         src.busy_timeout(std::time::Duration::from_secs(30))?;
         let mut dst = Connection::open(to)?;
-        {
-            let copy = rusqlite::backup::Backup::new(&src, &mut dst)?;
-            // -1: every page in one step, so one read snapshot.
-            copy.step(-1)?;
-        }
+        copy_all(&src, &mut dst)?;
         // One self-contained file, not a WAL database.
         dst.pragma_update(None, "journal_mode", "DELETE")?;
         dst.execute_batch(
@@ -151,21 +151,25 @@ pub fn restore(from: &Path, data: &Path) -> Result<Summary, BackupError> {
                 .collect::<Result<_, _>>()
         })
         .map_err(|_| not_a_backup())?;
-    if data.exists() {
-        let mut entries = std::fs::read_dir(data).map_err(io(data))?;
-        if entries.next().is_some() {
-            return Err(BackupError::NotEmpty(data.display().to_string()));
-        }
-    }
-    // Locked for the restore, so no relay starts on it half-written.
+    let made = !data.exists();
+    // Locked for the restore, so no relay starts on it half-written; a
+    // running relay holds the lock, so that is refused here too.
     let dir = DataDir::lock(data)?;
+    let holds_a_relay = std::fs::read_dir(data)
+        .map_err(io(data))?
+        .filter_map(Result::ok)
+        .any(|e| {
+            let name = e.file_name();
+            name != data_dir::LOCK_FILE
+                && !(name == data_dir::DB_FILE && e.metadata().is_ok_and(|m| m.len() == 0))
+        });
+    if holds_a_relay {
+        return Err(BackupError::NotEmpty(data.display().to_string()));
+    }
     let result = (|| {
         {
             let mut dst = Connection::open(dir.db())?;
-            {
-                let copy = rusqlite::backup::Backup::new(&src, &mut dst)?;
-                copy.step(-1)?;
-            }
+            copy_all(&src, &mut dst)?;
             dst.execute_batch("DROP TABLE relay_identity;")?;
             dst.pragma_update(None, "journal_mode", "WAL")?;
         }
@@ -182,11 +186,34 @@ pub fn restore(from: &Path, data: &Path) -> Result<Summary, BackupError> {
         Ok(s)
     })();
     if result.is_err() {
-        for name in [data_dir::DB_FILE, "relay.db-wal", "relay.db-shm", CERT, KEY] {
+        // Back to how it was, so the restore can be tried again.
+        drop(dir);
+        for name in data_dir::RELAY_FILES {
             let _ = std::fs::remove_file(data.join(name));
+        }
+        if made {
+            let _ = std::fs::remove_dir(data);
         }
     }
     result
+}
+
+/// Copies every page in one step, so from one read snapshot of the source
+/// (a copy in several steps starts over whenever the relay commits). A
+/// source busy with a checkpoint is waited for a little.
+fn copy_all(src: &Connection, dst: &mut Connection) -> Result<(), BackupError> {
+    use rusqlite::backup::{Backup, StepResult};
+    let copy = Backup::new(src, dst)?;
+    for _ in 0..100 {
+        match copy.step(-1)? {
+            StepResult::Done => return Ok(()),
+            StepResult::More | StepResult::Busy | StepResult::Locked => {
+                std::thread::sleep(std::time::Duration::from_millis(50));
+            }
+            _ => {}
+        }
+    }
+    Err(BackupError::Busy)
 }
 
 /// Rebuilds the relay's verified state from a database file: every log's

@@ -116,6 +116,19 @@ async fn stream<S: Storage>(
     in_flight: Arc<Semaphore>,
     mut shutdown: watch::Receiver<bool>,
 ) -> Result<(), StreamError> {
+    // Taken before the frame is read, so a connection cannot make the relay
+    // buffer more than this many frames at once.
+    let Ok(permit) = in_flight.try_acquire() else {
+        let account = session.lock().await.identity.map(|(a, _)| a);
+        let max = relay.limits().requests_in_flight;
+        let resp = crate::limits::Limit::RequestsInFlight.refuse(
+            account.as_ref(),
+            format!("this connection already has {max} requests waiting; wait for their answers"),
+        );
+        respond(&mut send, &resp).await?;
+        send.finish()?;
+        return Ok(());
+    };
     let req = match recv.read_to_end(MAX_FRAME + 4).await {
         Ok(bytes) => {
             codec::unframe::<Request>(&bytes).map_err(|e| ("malformed", bytes.len(), e.to_string()))
@@ -149,6 +162,8 @@ async fn stream<S: Storage>(
         }
     };
     if matches!(req, Request::Subscribe) {
+        // A subscription is one long stream per device and is not counted.
+        drop(permit);
         let identity = {
             let s = session.lock().await;
             relay.identity(&s)
@@ -184,18 +199,6 @@ async fn stream<S: Storage>(
         send.finish()?;
         return Ok(());
     }
-    // A subscription is one long stream per device and is not counted.
-    let Ok(_permit) = in_flight.try_acquire() else {
-        let account = session.lock().await.identity.map(|(a, _)| a);
-        let max = relay.limits().requests_in_flight;
-        let resp = crate::limits::Limit::RequestsInFlight.refuse(
-            account.as_ref(),
-            format!("this connection already has {max} requests waiting; wait for their answers"),
-        );
-        respond(&mut send, &resp).await?;
-        send.finish()?;
-        return Ok(());
-    };
     let stateful = matches!(
         req,
         Request::Challenge | Request::Auth { .. } | Request::CreateAccount { .. }

@@ -27,7 +27,21 @@ pub enum DataDirError {
         "another relay is running on the data folder {0} (it holds {LOCK_FILE}); stop it first, or give this one its own --data"
     )]
     InUse(String),
+    #[error(
+        "the data folder {0} holds files that are not the relay's; give the relay a folder of its own (it makes the folder private)"
+    )]
+    NotTheRelays(String),
 }
+
+/// Names a relay keeps in its folder.
+pub const RELAY_FILES: [&str; 6] = [
+    DB_FILE,
+    "relay.db-wal",
+    "relay.db-shm",
+    LOCK_FILE,
+    "relay-cert.der",
+    "relay-key.der",
+];
 
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> DataDirError + '_ {
     move |source| DataDirError::Io {
@@ -84,8 +98,20 @@ impl DataDir {
 }
 
 /// Creates `path` (and its parents) with mode 0700 for the last part, or
-/// tightens an existing folder to 0700.
+/// tightens an existing folder to 0700 if it holds nothing but a relay's
+/// files: a folder with other things in it is someone else's to set.
 pub fn make_private_dir(path: &Path) -> Result<(), DataDirError> {
+    if path.exists() {
+        let foreign = std::fs::read_dir(path)
+            .map_err(io(path))?
+            .filter_map(Result::ok)
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            // A folder that is a mount point of its own has lost+found.
+            .any(|name| !RELAY_FILES.contains(&name.as_str()) && name != "lost+found");
+        if foreign {
+            return Err(DataDirError::NotTheRelays(path.display().to_string()));
+        }
+    }
     let mut b = std::fs::DirBuilder::new();
     b.recursive(true);
     #[cfg(unix)]
@@ -95,6 +121,19 @@ pub fn make_private_dir(path: &Path) -> Result<(), DataDirError> {
     }
     b.create(path).map_err(io(path))?;
     set_mode(path, 0o700)
+}
+
+/// Creates a new file, mode 0600; an existing file (or a symlink planted
+/// in its place) is an error.
+pub fn new_private_file(path: &Path) -> Result<File, DataDirError> {
+    let mut opts = OpenOptions::new();
+    opts.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        opts.mode(0o600);
+    }
+    opts.open(path).map_err(io(path))
 }
 
 /// Opens (creating if absent, mode 0600) a file without truncating it.
@@ -139,6 +178,18 @@ mod tests {
         assert!(matches!(DataDir::lock(&path), Err(DataDirError::InUse(_))));
         drop(held);
         DataDir::lock(&path).expect("free again once the first is gone");
+    }
+
+    #[test]
+    fn a_folder_with_other_things_in_it_is_left_alone() {
+        let tmp = tempfile::tempdir().unwrap();
+        std::fs::set_permissions(tmp.path(), std::fs::Permissions::from_mode(0o750)).unwrap();
+        std::fs::write(tmp.path().join("payroll.xlsx"), b"").unwrap();
+        assert!(matches!(
+            DataDir::lock(tmp.path()),
+            Err(DataDirError::NotTheRelays(_))
+        ));
+        assert_eq!(mode(tmp.path()), 0o750);
     }
 
     #[test]

@@ -116,6 +116,10 @@ pub async fn start(config: Config) -> Result<Handle, StartError> {
             .await
             .map_err(|e| storage::StoreError::Damaged(e.to_string()))??,
     );
+    if config.admin.is_some() {
+        // Before the relay loads, so what it counts at start is recorded.
+        metrics::prometheus().ok_or(admin::AdminError::Recorder)?;
+    }
     let relay = {
         let store = store.clone();
         let limits = config.limits.clone();

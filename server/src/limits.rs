@@ -23,7 +23,8 @@ pub struct Limits {
     pub connections_per_account: u32,
     /// Bytes of envelopes stored for the documents one account owns.
     pub quota_bytes: u64,
-    /// Upload requests one account may make per second (twice as many in a burst).
+    /// Write requests (uploads, log appends) one account may make per
+    /// second (twice as many in a burst).
     pub uploads_per_second: u32,
     /// Requests one connection may have waiting for an answer at once.
     pub requests_in_flight: u32,

@@ -396,6 +396,20 @@ impl Storage for SqliteStore {
     }
 
     fn ping(&self) -> Result<(), StoreError> {
+        let writing = self
+            .jobs
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .is_some()
+            && self
+                .writer
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .as_ref()
+                .is_some_and(|w| !w.is_finished());
+        if !writing {
+            return Err(StoreError::Stopped);
+        }
         self.with_reader(|conn| {
             conn.query_row("SELECT count(*) FROM sqlite_master", [], |_| Ok(()))?;
             Ok(())
@@ -458,5 +472,19 @@ impl Storage for SqliteStore {
             }
             Ok((items, false))
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_store_whose_writer_stopped_is_not_ready() {
+        let tmp = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(&tmp.path().join("relay.db")).unwrap();
+        store.ping().expect("ready");
+        store.close();
+        assert!(matches!(store.ping(), Err(StoreError::Stopped)));
     }
 }

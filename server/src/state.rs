@@ -34,7 +34,8 @@ pub struct State {
     pub docs: HashMap<DocId, Doc>,
     devices: HashMap<DeviceId, AccountId>,
     member_docs: HashMap<AccountId, HashSet<DocId>>,
-    /// Stored bytes of the documents each account owns (its quota's use).
+    /// Stored bytes of the documents each account owns (its quota's use),
+    /// with what uploads being committed now bring.
     usage: HashMap<AccountId, u64>,
     /// Stored bytes of every document.
     pub stored: u64,
@@ -223,7 +224,14 @@ impl State {
         self.stored = apply(self.stored);
     }
 
-    /// Stored bytes of the documents an account owns.
+    /// Counts (or, negative, stops counting) bytes an upload brings until
+    /// it is committed and [`State::add_bytes`] counts what it really added.
+    pub fn reserve(&mut self, account: &AccountId, delta: i64) {
+        let n = self.usage.entry(*account).or_default();
+        *n = n.saturating_add_signed(delta);
+    }
+
+    /// Stored bytes of the documents an account owns, and reserved ones.
     pub fn usage(&self, account: &AccountId) -> u64 {
         self.usage.get(account).copied().unwrap_or(0)
     }

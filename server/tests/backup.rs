@@ -30,7 +30,15 @@ fn a_running_relay_is_backed_up_and_restored_with_its_fingerprint() {
     // Never over an existing file.
     let out = run(&["backup", "--data", s(&data), "--to", s(&file)]);
     assert!(stderr(&out).contains("already exists"), "{}", stderr(&out));
-    // Never into a relay's folder.
+    // Never into a relay's folder, running or not.
+    let out = run(&["restore", "--from", s(&file), "--data", s(&data)]);
+    assert!(
+        stderr(&out).contains("another relay is running"),
+        "{}",
+        stderr(&out)
+    );
+    let fingerprint = relay.fingerprint.clone();
+    relay.stop();
     let out = run(&["restore", "--from", s(&file), "--data", s(&data)]);
     assert!(
         stderr(&out).contains("already holds a relay"),
@@ -38,12 +46,27 @@ fn a_running_relay_is_backed_up_and_restored_with_its_fingerprint() {
         stderr(&out)
     );
 
+    // A backup whose signed log was changed does not verify; the failed
+    // restore leaves the folder as it was, so it can be tried again.
+    let bad = tmp.path().join("bad.backup");
+    std::fs::copy(&file, &bad).unwrap();
+    rusqlite::Connection::open(&bad)
+        .unwrap()
+        .execute_batch(
+            "CREATE TABLE IF NOT EXISTS account_entries(account BLOB, seq INTEGER, entry BLOB);
+             INSERT INTO account_entries VALUES (zeroblob(32), 0, x'00');",
+        )
+        .unwrap();
+    let out = run(&["restore", "--from", s(&bad), "--data", s(&again)]);
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("does not verify"), "{}", stderr(&out));
+    assert!(!again.exists());
+
     let out = run(&["restore", "--from", s(&file), "--data", s(&again)]);
     assert!(out.status.success(), "{}", stderr(&out));
     let restored = RelayProcess::start(&again, &[]);
-    assert_eq!(restored.fingerprint, relay.fingerprint);
+    assert_eq!(restored.fingerprint, fingerprint);
     restored.stop();
-    relay.stop();
 }
 
 #[test]

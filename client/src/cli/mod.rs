@@ -60,10 +60,12 @@ pub fn hint(e: &casebook::Error) -> Option<String> {
         }
         E::Net(N::Relay {
             code: ErrorCode::Limited,
-            ..
-        }) => "nothing is lost: what you wrote stays on this device; try again later, or ask \
+            reason,
+        }) if reason.starts_with("limit ") => {
+            "nothing is lost: what you wrote stays on this device; try again later, or ask \
                the relay's operator to raise the limit named above"
-            .into(),
+                .into()
+        }
         _ => return None,
     })
 }

@@ -43,6 +43,10 @@ impl<S: Storage> Relay<S> {
             Ok(i) => i,
             Err(r) => return r,
         };
+        // Every write counts against the account's rate, new documents too.
+        if let Err(r) = self.limiter.upload(&account) {
+            return r;
+        }
         if entries.iter().any(|e| e.signer != device) {
             return err(
                 ErrorCode::Forbidden,
@@ -98,6 +102,10 @@ impl<S: Storage> Relay<S> {
             Ok(i) => i,
             Err(r) => return r,
         };
+        // Every write counts against the account's rate, new documents too.
+        if let Err(r) = self.limiter.upload(&account) {
+            return r;
+        }
         if entries.iter().any(|e| e.signer != device) {
             return err(
                 ErrorCode::Forbidden,

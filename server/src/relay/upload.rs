@@ -113,18 +113,25 @@ impl<S: Storage> Relay<S> {
         if good.is_empty() {
             return Response::Uploaded { results };
         }
-        if let Err(r) = self.within_quota(&good) {
-            return r;
-        }
+        let reserved = match self.reserve_quota(&good) {
+            Ok(r) => r,
+            Err(r) => return r,
+        };
         let docs: Vec<(DocId, bool, usize)> = good
             .iter()
             .map(|e| (e.doc, e.snapshot_covers.is_some(), e.bytes.len()))
             .collect();
         let queued = self.store.submit(WriteJob::Envelopes(good));
         drop(order);
-        let stored = match queued.await {
-            Ok(r) => r,
-            Err(_) => return store_err(StoreError::Stopped),
+        let stored = queued.await;
+        {
+            let mut st = self.write();
+            for (owner, n) in &reserved {
+                st.reserve(owner, -(*n as i64));
+            }
+        }
+        let Ok(stored) = stored else {
+            return store_err(StoreError::Stopped);
         };
         let mut changed = Vec::new();
         let mut added = Vec::new();
@@ -141,7 +148,7 @@ impl<S: Storage> Relay<S> {
                     refused(Refusal::Conflict, &account, &device, Some(&doc), size)
                 }
                 Err(e) => {
-                    metrics::storage_error();
+                    // Counted where the commit failed.
                     tracing::error!(error = %e, doc = %doc.short(), bytes = size, "storing an envelope");
                     Err(ErrorCode::Internal)
                 }
@@ -164,21 +171,33 @@ impl<S: Storage> Relay<S> {
         Response::Uploaded { results }
     }
 
-    /// Refuses an upload whose changes would take a document's owner past
-    /// the storage quota. Snapshots always pass: they are how clients make
-    /// room, replacing the changes they cover.
-    fn within_quota(&self, good: &[NewEnvelope]) -> Result<(), Response> {
-        let st = self.read();
+    /// Refuses an upload that would take a document's owner past the
+    /// storage quota, and otherwise reserves what it brings until it is
+    /// stored, so concurrent uploads cannot all pass. A snapshot is charged
+    /// only what it is larger than everything the document stores now (it
+    /// replaces most of that), so compacting is free and a snapshot of a
+    /// new document is not.
+    fn reserve_quota(&self, good: &[NewEnvelope]) -> Result<Vec<(AccountId, u64)>, Response> {
+        let mut st = self.write();
         let mut more: HashMap<AccountId, u64> = HashMap::new();
-        for e in good.iter().filter(|e| e.snapshot_covers.is_none()) {
+        for e in good {
             if let Some(d) = st.docs.get(&e.doc) {
-                *more.entry(d.state.owner).or_default() += e.bytes.len() as u64;
+                let size = e.bytes.len() as u64;
+                let charge = match e.snapshot_covers {
+                    Some(_) => size.saturating_sub(d.bytes),
+                    None => size,
+                };
+                *more.entry(d.state.owner).or_default() += charge;
             }
         }
-        for (owner, more) in more {
-            self.limiter.quota(&owner, st.usage(&owner), more)?;
+        for (owner, more) in &more {
+            self.limiter.quota(owner, st.usage(owner), *more)?;
         }
-        Ok(())
+        let more: Vec<_> = more.into_iter().collect();
+        for (owner, n) in &more {
+            st.reserve(owner, *n as i64);
+        }
+        Ok(more)
     }
 
     fn check_envelope(
