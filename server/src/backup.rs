@@ -170,7 +170,9 @@ pub fn restore(from: &Path, data: &Path) -> Result<Summary, BackupError> {
         {
             let mut dst = Connection::open(dir.db())?;
             copy_all(&src, &mut dst)?;
-            dst.execute_batch("DROP TABLE relay_identity;")?;
+            // secure_delete: the key's bytes are overwritten, not left in
+            // free pages of the database.
+            dst.execute_batch("PRAGMA secure_delete = ON; DROP TABLE relay_identity;")?;
             dst.pragma_update(None, "journal_mode", "WAL")?;
         }
         for (name, bytes) in &identity {
