@@ -165,6 +165,7 @@ async fn main() -> anyhow::Result<()> {
             limits,
         } => {
             let listen = resolve(&listen).await?;
+            let mut signals = Signals::install()?;
             let handle = casebook_relay::start(casebook_relay::Config {
                 listen,
                 data,
@@ -184,7 +185,7 @@ async fn main() -> anyhow::Result<()> {
             }
             let _ = sd_notify::notify(&[sd_notify::NotifyState::Ready]);
             let watchdog = sd_notify::watchdog_enabled().map(|every| tokio::spawn(watchdog(every)));
-            shutdown_signal().await;
+            signals.stop_requested().await;
             let _ = sd_notify::notify(&[sd_notify::NotifyState::Stopping]);
             if let Some(w) = watchdog {
                 w.abort();
@@ -227,27 +228,48 @@ async fn resolve(listen: &str) -> anyhow::Result<SocketAddr> {
         .with_context(|| format!("--listen {listen:?}: the name has no address"))
 }
 
-/// Waits for Ctrl-C or SIGTERM. SIGHUP, which would otherwise end the
-/// process, is logged and ignored: the relay writes its log to stderr
-/// (the journal under systemd) and has no files to reopen.
-async fn shutdown_signal() {
+/// Ctrl-C and SIGTERM, listened for from before the relay says it is
+/// listening (a signal that came between would end it without a clean
+/// stop). SIGHUP, which would otherwise end the process too, is logged and
+/// ignored: the relay writes its log to stderr (the journal under
+/// systemd) and has no files to reopen.
+struct Signals {
     #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        let mut term =
-            signal(SignalKind::terminate()).expect("installing a SIGTERM handler works on unix");
-        let mut hup =
-            signal(SignalKind::hangup()).expect("installing a SIGHUP handler works on unix");
+    term: tokio::signal::unix::Signal,
+    #[cfg(unix)]
+    hup: tokio::signal::unix::Signal,
+    #[cfg(unix)]
+    int: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    fn install() -> anyhow::Result<Signals> {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{SignalKind, signal};
+            Ok(Signals {
+                term: signal(SignalKind::terminate()).context("listening for SIGTERM")?,
+                hup: signal(SignalKind::hangup()).context("listening for SIGHUP")?,
+                int: signal(SignalKind::interrupt()).context("listening for SIGINT")?,
+            })
+        }
+        #[cfg(not(unix))]
+        Ok(Signals {})
+    }
+
+    /// Waits for a request to stop.
+    async fn stop_requested(&mut self) {
+        #[cfg(unix)]
         loop {
             tokio::select! {
-                _ = tokio::signal::ctrl_c() => return,
-                _ = term.recv() => return,
-                _ = hup.recv() => {
+                _ = self.int.recv() => return,
+                _ = self.term.recv() => return,
+                _ = self.hup.recv() => {
                     tracing::info!("SIGHUP: nothing to reopen (the log goes to stderr); still running");
                 }
             }
         }
+        #[cfg(not(unix))]
+        let _ = tokio::signal::ctrl_c().await;
     }
-    #[cfg(not(unix))]
-    let _ = tokio::signal::ctrl_c().await;
 }
