@@ -110,6 +110,25 @@ impl Rogue {
 
     /// As [`Rogue::forge_edit`], sealed under `epoch` if given.
     async fn forge_edit_at(&self, doc: DocId, epoch: Option<u32>) -> Vec<u8> {
+        // Written as its own device, as every change must be.
+        let actor = [&self.signer.device_id().0[..], b"-rogue"].concat();
+        self.forge_with(doc, epoch, &actor, |case| {
+            case.edit_note("n1", &[("subjective".into(), FORGED.into())])
+                .unwrap();
+        })
+        .await
+    }
+
+    /// Reads the case as a member does, makes `edit` written as `actor`,
+    /// and seals it as this rogue's device under `epoch` (the newest if
+    /// not given).
+    async fn forge_with(
+        &self,
+        doc: DocId,
+        epoch: Option<u32>,
+        actor: &[u8],
+        edit: impl FnOnce(&mut CaseDoc),
+    ) -> Vec<u8> {
         let log = self.access_log(doc).await;
         let keys = access::doc_keys(
             &log,
@@ -135,7 +154,7 @@ impl Rogue {
             assert_eq!(env.header.kind, Kind::Change, "no snapshot this early");
             let body = env.open(&keys[&env.header.epoch]).unwrap();
             match case.as_mut() {
-                None => case = Some(CaseDoc::load(&body, b"rogue").unwrap()),
+                None => case = Some(CaseDoc::load(&body, actor).unwrap()),
                 Some(c) => {
                     c.apply(&body).unwrap();
                 }
@@ -143,8 +162,7 @@ impl Rogue {
         }
         let mut case = case.unwrap();
         let heads = case.heads();
-        case.edit_note("n1", &[("subjective".into(), FORGED.into())])
-            .unwrap();
+        edit(&mut case);
         let body = case.changes_since(&heads);
         let epoch = epoch.unwrap_or(*keys.keys().max().unwrap());
         let header = Header {
@@ -505,4 +523,58 @@ async fn a_member_moved_to_comment_cannot_edit_under_an_old_key() {
     }
     drop(hostile);
     relay.stop().await;
+}
+
+/// A colleague with write access signs the owner's notes: under its own
+/// device, the signature is shown with the name this device knows the
+/// colleague by, whatever name it typed; written as one of the owner's
+/// devices, the change is refused by every device (the relay cannot tell).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_writer_cannot_sign_in_someone_elses_name() {
+    let relay = TestRelay::start().await;
+    let dirs = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let mut laptop = init(dirs.0.path(), &relay, "Dr. Rivera");
+    let case = new_case(&mut laptop, "Jordan Avery");
+    laptop
+        .edit_case(&case, "note", |c| {
+            Ok(c.add_note(note("Second session."), "n2", "Dr. Rivera")?)
+        })
+        .unwrap();
+    sync(&mut laptop).await;
+    let rogue = Rogue::register(&relay).await;
+    befriend(&mut laptop, "Dr. Chen", &rogue.id);
+    share_case(&mut laptop, &case, "Dr. Chen", "write", true).await;
+    let mut tablet = pair(&mut laptop, dirs.1.path(), &relay).await;
+    sync(&mut tablet).await;
+    let at = "2026-11-21T09:00:00Z";
+
+    // Its own device, the owner's name typed in.
+    let own = [&rogue.signer.device_id().0[..], b"-rogue"].concat();
+    let signed = rogue
+        .forge_with(case, None, &own, |c| {
+            c.sign_note("n1", "Dr. Rivera", at).unwrap()
+        })
+        .await;
+    rogue.upload(signed).await.unwrap();
+    // Written as the owner's laptop.
+    let as_owner = [&laptop.device_id().0[..], b"-forged"].concat();
+    let forged = rogue
+        .forge_with(case, None, &as_owner, |c| {
+            c.sign_note("n2", "Dr. Rivera", at).unwrap()
+        })
+        .await;
+    rogue.upload(forged).await.expect("the relay cannot tell");
+
+    // The laptop knows the colleague as a contact; the tablet, which has
+    // no contacts of its own, names the account.
+    let chen = format!("account {}", rogue.id.short());
+    for (home, name) in [(&mut laptop, "Dr. Chen"), (&mut tablet, chen.as_str())] {
+        let report = sync(home).await;
+        assert_eq!(report.refused.len(), 1, "{:?}", report.refused);
+        let n1 = home.show_note(&case, "n1").unwrap();
+        assert_eq!(n1.signed_by.as_deref(), Some(name));
+        assert!(!n1.signature_broken);
+        let n2 = home.show_note(&case, "n2").unwrap();
+        assert_eq!(n2.signed_by, None, "the forged signature never applied");
+    }
 }

@@ -6,3 +6,4 @@
 //! it returns; they hold no rule of their own and write no audit line.
 
 mod notes;
+mod signers;

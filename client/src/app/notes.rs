@@ -45,6 +45,10 @@ impl Home {
     pub fn open_case(&mut self, case: &DocId) -> Result<CaseView> {
         let (summary, profile, notes) =
             self.read_case(case, |c| (c.summary(), c.profile(), c.notes()))?;
+        let notes = notes
+            .into_iter()
+            .map(|n| self.vouch(case, n))
+            .collect::<Result<Vec<_>>>()?;
         self.record_view(case)?;
         Ok(CaseView {
             id: *case,
@@ -68,6 +72,7 @@ impl Home {
             let id = c.resolve_note_id(note)?;
             c.note(&id).ok_or(crate::notes::NoteError::NoSuchNote(id))
         })??;
+        let n = self.vouch(case, n)?;
         self.audit(&format!("note {} viewed", n.id), Some(*case))?;
         Ok(n)
     }

@@ -37,6 +37,7 @@ pub use format::{
 };
 pub use note::{CaseSummary, LateEdit, Note, NoteInput, NoteSummary, Profile, Remark};
 pub use private::{PrivateDoc, PrivateEntry};
+pub use replica::written_by;
 pub use search::SearchHit;
 pub use signing::LateEditChoice;
 pub use template::{

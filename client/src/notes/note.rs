@@ -53,6 +53,12 @@ pub struct Note {
     pub created_by: String,
     pub signed_by: Option<String>,
     pub signed_at: Option<String>,
+    /// The device that wrote the signature, read off its operations (a
+    /// change can only be written as the device that sealed it), in hex.
+    /// The name in `signed_by` is what that device typed; the caller that
+    /// knows accounts checks the two agree.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub signed_by_device: Option<String>,
     /// Every text field: the format's sections, then the common fields, then
     /// any other text field a newer client wrote. Printed as a JSON object in
     /// this order.
@@ -233,6 +239,7 @@ pub(crate) fn read_note(id: &str, note: &hydrate::Map) -> Note {
         addenda: read_remarks(note, "addenda"),
         comments: read_remarks(note, "comments"),
         late_edits: Vec::new(),
+        signed_by_device: None,
         signature_broken: false,
     }
 }

@@ -243,6 +243,25 @@ fn guarded<T>(what: &str, f: impl FnOnce() -> std::result::Result<T, AutomergeEr
 /// Splits concatenated change chunks, or `None` if the bytes are anything
 /// else. A chunk is the magic bytes, a 4-byte checksum, a type byte
 /// (1 = change, 2 = compressed change), a LEB128 length and the body.
+/// Whether every change in a batch was written by one of `device`'s actors
+/// (the device id, then a per-process suffix). A change sealed by one device
+/// cannot then carry operations that name another device as their author,
+/// so who wrote a value (a signature, a comment) can be read off its
+/// operation's actor. An empty or undecodable batch is not.
+pub fn written_by(batch: &[u8], device: &[u8]) -> bool {
+    let Some(chunks) = split_chunks(batch) else {
+        return false;
+    };
+    !chunks.is_empty()
+        && chunks.into_iter().all(|c| {
+            // Bytes from another device: decoding stays inside the guard.
+            catch_unwind(|| Change::try_from(c).map(|ch| ch.actor_id().to_bytes().to_vec()))
+                .ok()
+                .and_then(Result::ok)
+                .is_some_and(|actor| actor.starts_with(device) && actor.len() > device.len())
+        })
+}
+
 pub(crate) fn split_chunks(mut bytes: &[u8]) -> Option<Vec<&[u8]>> {
     const MAGIC: [u8; 4] = [0x85, 0x6f, 0x4a, 0x83];
     let mut chunks = Vec::new();

@@ -44,6 +44,31 @@ fn content_hash(note: &Note) -> String {
     casebook_shared::crypto::hash(CONTENT_LABEL, &bytes).to_hex()
 }
 
+/// Fields that make up a signature.
+const SIGNATURE_FIELDS: [&str; 4] = ["signed_by", "signed_at", "signed_heads", "signed_hash"];
+
+/// Who wrote the signature: `(one, device)`, where `one` says every
+/// signature field present was written by the same actor (not so when one
+/// device overwrote part of another's signature), and `device` is that
+/// actor's device id in hex, if the actor is a device's (its id, then a
+/// per-process suffix).
+fn signer_device(doc: &impl ReadDoc, note: &ObjId) -> (bool, Option<String>) {
+    let actors: Vec<Option<Vec<u8>>> = SIGNATURE_FIELDS
+        .iter()
+        .filter_map(|f| doc.get(note, *f).ok().flatten())
+        .map(|(_, id)| match id {
+            ObjId::Id(_, actor, _) => Some(actor.to_bytes().to_vec()),
+            ObjId::Root => None,
+        })
+        .collect();
+    let Some(Some(first)) = actors.first() else {
+        return (false, None);
+    };
+    let one = actors.iter().all(|a| a.as_ref() == Some(first));
+    let device = (first.len() > 32).then(|| hex::encode(&first[..32]));
+    (one, device)
+}
+
 fn parse_heads(s: &str) -> Vec<ChangeHash> {
     s.split(',').filter_map(|h| h.trim().parse().ok()).collect()
 }
@@ -92,6 +117,8 @@ impl CaseDoc {
         let Some(obj) = self.note_obj(&current.id) else {
             return current;
         };
+        // Every part of the signature written by one device, in one change.
+        let signer = signer_device(doc, &obj);
         let heads = parse_heads(&string(doc, &obj, "signed_heads").unwrap_or_default());
         let recorded = string(doc, &obj, "signed_hash");
         let then = match self.note_at(&current.id, &obj, &heads) {
@@ -101,6 +128,7 @@ impl CaseDoc {
             None => {
                 return Note {
                     signature_broken: true,
+                    signed_by_device: signer.1,
                     ..current
                 };
             }
@@ -125,10 +153,11 @@ impl CaseDoc {
             })
             .collect();
         // Notes signed before the hash was recorded have none to check.
-        let signature_broken = recorded.is_some_and(|h| h != content_hash(&then));
+        let signature_broken = recorded.is_some_and(|h| h != content_hash(&then)) || !signer.0;
         Note {
             late_edits,
             signature_broken,
+            signed_by_device: signer.1,
             signed_by: current.signed_by,
             signed_at: current.signed_at,
             addenda: current.addenda,

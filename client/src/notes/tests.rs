@@ -561,3 +561,62 @@ fn unicode_text_edits_merge() {
     );
     assert_eq!(a.search("ÇA VA")[0].snippet, "Ça va! — sleep 😴 très poor.");
 }
+
+#[test]
+fn a_signature_names_the_device_that_wrote_it_and_breaks_when_another_rewrites_part() {
+    // Actors as a home makes them: a 32-byte device id, then a suffix.
+    let (laptop, colleague) = ([7u8; 32], [9u8; 32]);
+    let mut a = case_with_note();
+    let mut signer = CaseDoc::load(&a.save(), &[&laptop[..], b"-proc"].concat()).unwrap();
+    signer.sign_note("n1", "Dr. Rivera", AT).unwrap();
+    let n = signer.note("n1").unwrap();
+    assert!(!n.signature_broken);
+    assert_eq!(n.signed_by_device, Some(hex::encode(laptop)));
+
+    // A writer renames the signer: one field now written by another device.
+    let mut forger = CaseDoc::load(&signer.save(), &[&colleague[..], b"-proc"].concat()).unwrap();
+    let note = forger.find_note("n1").unwrap();
+    forger
+        .replica
+        .write(|d| Ok(d.put(&note, "signed_by", "Dr. Chen")?))
+        .unwrap();
+    let n = forger.note("n1").unwrap();
+    assert!(n.signature_broken, "a signature rewritten in part");
+    // Writing a field's same value again is no operation in Automerge, so
+    // no one can take over a signature by copying it either.
+    let heads = a.heads();
+    a.apply(&forger.changes_since(&heads)).unwrap();
+    assert_eq!(a.note("n1"), forger.note("n1"));
+}
+
+#[test]
+fn written_by_needs_every_change_from_the_device() {
+    let device = [5u8; 32];
+    let mut doc = CaseDoc::new(
+        "Jordan",
+        "2026-11-20",
+        DocId([1; 16]),
+        &[&device[..], b"-p"].concat(),
+    )
+    .unwrap();
+    let batch = doc.changes_since(&[]);
+    assert!(super::written_by(&batch, &device));
+    assert!(!super::written_by(&batch, &[6u8; 32]));
+    assert!(!super::written_by(&[], &device));
+    assert!(!super::written_by(b"not changes", &device));
+    // A device id alone, no suffix, is not a device's actor.
+    let mut bare = CaseDoc::new("Jordan", "2026-11-20", DocId([1; 16]), &device).unwrap();
+    assert!(!super::written_by(&bare.changes_since(&[]), &device));
+    doc.add_note(NoteInput::new("2026-11-21", NoteFormat::Free), "n9", "x")
+        .unwrap();
+    let mut other = CaseDoc::load(&doc.save(), &[&[6u8; 32][..], b"-p"].concat()).unwrap();
+    let heads = other.heads();
+    other
+        .add_note(NoteInput::new("2026-11-22", NoteFormat::Free), "n8", "y")
+        .unwrap();
+    let mixed = [doc.changes_since(&[]), other.changes_since(&heads)].concat();
+    assert!(
+        !super::written_by(&mixed, &device),
+        "one change by another device"
+    );
+}

@@ -108,6 +108,8 @@ pub enum Refused {
     NoKey(u32),
     #[error("does not decrypt")]
     Decrypt,
+    #[error("it carries changes written as another device")]
+    ForeignActor,
 }
 
 /// A fetched envelope that passed every check, opened.
@@ -126,13 +128,16 @@ pub struct Admitted {
 /// signature, the author's place in its signed account log, the account's
 /// role in the document's signed access log, and the key of its epoch.
 /// `fence` is the highest epoch of any envelope already taken for the
-/// document (see [`casebook_shared::access::role_in_epoch`]).
+/// document (see [`casebook_shared::access::role_in_epoch`]). `automerge`
+/// says the document's changes are Automerge changes (every document but
+/// the account's audit document, whose entries name their device anyway).
 pub fn admit(
     item: &Stored,
     meta: &DocMeta,
     accounts: &BTreeMap<AccountId, AccountState>,
     keys: &BTreeMap<u32, SecretKey>,
     fence: u32,
+    automerge: bool,
 ) -> Result<Admitted, Refused> {
     let env =
         Envelope::decode(item.envelope.clone()).map_err(|e| Refused::Malformed(e.to_string()))?;
@@ -168,7 +173,9 @@ pub fn admit(
     let role = meta.role_in_epoch(&h.account, h.epoch, fence);
     let allowed = match (h.kind, role) {
         (Kind::Change, Some(r)) => r.can_upload(),
-        (Kind::Snapshot, Some(r)) => r >= Role::Write,
+        // A snapshot holds every change as the author's copy has it, whose
+        // authors nobody can check: only the owner's devices write one.
+        (Kind::Snapshot, Some(r)) => r == Role::Owner,
         (_, None) => false,
     };
     if !allowed {
@@ -182,6 +189,12 @@ pub fn admit(
     }
     let key = keys.get(&h.epoch).ok_or(Refused::NoKey(h.epoch))?;
     let body = env.open(key).map_err(|_| Refused::Decrypt)?;
+    // Who wrote a value is read off its operation's actor (a signature, a
+    // comment): a change must be written as the device that sealed it.
+    if automerge && h.kind == Kind::Change && !crate::notes::written_by(&body, h.author.as_bytes())
+    {
+        return Err(Refused::ForeignActor);
+    }
     Ok(Admitted {
         kind: h.kind,
         body,
@@ -260,11 +273,24 @@ mod tests {
             id: EnvelopeId([seq as u8; 24]),
             covers,
         };
+        let body = match kind {
+            Kind::Change => change_as(&a.signer.device_id().0),
+            Kind::Snapshot => b"a whole document".to_vec(),
+        };
         Stored {
             doc: DOC,
             seq,
-            envelope: Envelope::seal(header, key, &a.signer, b"automerge bytes").into_bytes(),
+            envelope: Envelope::seal(header, key, &a.signer, &body).into_bytes(),
         }
+    }
+
+    /// A real batch of changes, written as an actor of `device`.
+    fn change_as(device: &[u8]) -> Vec<u8> {
+        let actor = [device, b"-process"].concat();
+        let mut case =
+            crate::notes::CaseDoc::new("Jordan Avery", "2026-11-20", DocId([2; 16]), &actor)
+                .unwrap();
+        case.changes_since(&[])
     }
 
     /// A document's state as its access log would leave it: each account's
@@ -322,7 +348,8 @@ mod tests {
                 &meta,
                 &accounts,
                 &keys,
-                0
+                0,
+                true
             )
             .is_ok(),
             "written while a member: kept by a device that first sees it now"
@@ -333,7 +360,8 @@ mod tests {
                 &meta,
                 &accounts,
                 &keys,
-                0
+                0,
+                true
             )
             .err(),
             Some(Refused::NotAllowed),
@@ -345,7 +373,8 @@ mod tests {
                 &meta,
                 &accounts,
                 &keys,
-                1
+                1,
+                true
             )
             .err(),
             Some(Refused::NotAllowed),
@@ -381,7 +410,8 @@ mod tests {
                 &meta,
                 &accounts,
                 &keys,
-                0
+                0,
+                true
             )
             .is_ok(),
             "the revoked device's change from before"
@@ -392,7 +422,8 @@ mod tests {
                 &meta,
                 &accounts,
                 &keys,
-                0
+                0,
+                true
             )
             .err(),
             Some(Refused::RevokedDevice),
@@ -417,11 +448,11 @@ mod tests {
             .iter()
             .map(|a| (a.state.id, a.state.clone()))
             .collect();
-        let admit = |item: &Stored| admit(item, &meta, &accounts, &keys, 0);
+        let admit = |item: &Stored| admit(item, &meta, &accounts, &keys, 0, true);
 
         let good = sealed(&owner, &key, Kind::Change, 0, 1);
         let a = admit(&good).unwrap();
-        assert_eq!(&a.body[..], b"automerge bytes");
+        assert_eq!(&a.body[..], &change_as(&owner.signer.device_id().0)[..]);
         assert!(!a.comments_only);
         assert!(
             admit(&sealed(&commenter, &key, Kind::Change, 0, 2))
@@ -445,6 +476,29 @@ mod tests {
             Err(Refused::SnapshotMismatch { .. })
         ));
         assert!(admit(&sealed(&owner, &key, Kind::Snapshot, 7, 7)).is_ok());
+        // Changes written as another device (here the owner's), sealed and
+        // signed by the commenter: who wrote a value must be who sealed it.
+        let header = Header {
+            kind: Kind::Change,
+            doc: DOC,
+            epoch: 0,
+            account: commenter.state.id,
+            author: commenter.signer.device_id(),
+            id: EnvelopeId([40; 24]),
+            covers: 0,
+        };
+        let forged = Stored {
+            doc: DOC,
+            seq: 40,
+            envelope: Envelope::seal(
+                header,
+                &key,
+                &commenter.signer,
+                &change_as(&owner.signer.device_id().0),
+            )
+            .into_bytes(),
+        };
+        assert_eq!(admit(&forged).err(), Some(Refused::ForeignActor));
         let wrong_key = SecretKey::random();
         assert_eq!(
             admit(&sealed(&owner, &wrong_key, Kind::Change, 0, 8)).err(),

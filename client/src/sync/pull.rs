@@ -324,7 +324,8 @@ impl Home {
             Error::Inconsistent(format!("no access log for {}", item.doc.short()))
         })?;
         let keys = self.doc_keys(&item.doc)?;
-        let admitted = check::admit(item, &meta, accounts, &keys, batch.top_epoch);
+        let automerge = !self.is_audit_doc(&item.doc);
+        let admitted = check::admit(item, &meta, accounts, &keys, batch.top_epoch, automerge);
         if let Ok(a) = &admitted {
             batch.top_epoch = batch.top_epoch.max(a.epoch);
         }

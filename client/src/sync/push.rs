@@ -255,8 +255,8 @@ impl Home {
             let Some(meta) = self.doc_meta(&doc)? else {
                 continue;
             };
-            let allowed =
-                meta.owner == me || meta.role_of(&me, now()).is_some_and(|r| r >= Role::Write);
+            // Only the owner's devices write snapshots (see sync::check).
+            let allowed = meta.owner == me;
             let keys = self.doc_keys(&doc)?;
             let (true, Some(key), Some(body)) =
                 (allowed, keys.get(&meta.epoch), self.snapshot_body(&doc)?)
