@@ -548,11 +548,18 @@ async fn a_writer_cannot_sign_in_someone_elses_name() {
     sync(&mut tablet).await;
     let at = "2026-11-21T09:00:00Z";
 
-    // Its own device, the owner's name typed in.
+    laptop
+        .comment_note(&case, "n1", "Discussed with the supervisor.", at)
+        .unwrap();
+    sync(&mut laptop).await;
+
+    // Its own device, the owner's name typed in, on a signature and a comment.
     let own = [&rogue.signer.device_id().0[..], b"-rogue"].concat();
     let signed = rogue
         .forge_with(case, None, &own, |c| {
-            c.sign_note("n1", "Dr. Rivera", at).unwrap()
+            c.sign_note("n1", "Dr. Rivera", at).unwrap();
+            c.add_comment("n1", "Dr. Rivera", at, "Agreed, stop treatment.")
+                .unwrap();
         })
         .await;
     rogue.upload(signed).await.unwrap();
@@ -574,6 +581,12 @@ async fn a_writer_cannot_sign_in_someone_elses_name() {
         let n1 = home.show_note(&case, "n1").unwrap();
         assert_eq!(n1.signed_by.as_deref(), Some(name));
         assert!(!n1.signature_broken);
+        let by: Vec<_> = n1
+            .comments
+            .iter()
+            .map(|c| (c.by.as_str(), c.unverified))
+            .collect();
+        assert_eq!(by, [("Dr. Rivera", false), (name, false)]);
         let n2 = home.show_note(&case, "n2").unwrap();
         assert_eq!(n2.signed_by, None, "the forged signature never applied");
     }

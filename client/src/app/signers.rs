@@ -1,5 +1,5 @@
-//! Who signed a note, from the signed logs rather than from what the
-//! signing device typed.
+//! Who signed a note (and wrote its comments and addenda), from the signed
+//! logs rather than from what the writing device typed.
 //!
 //! A note's signature names a practitioner in plain text, which any device
 //! allowed to write the case could type. What cannot be typed is which
@@ -38,32 +38,39 @@ impl Home {
         Ok(None)
     }
 
-    /// A note as read from a case, with its signer checked and named.
+    /// A note as read from a case, with its signer and the authors of its
+    /// comments and addenda checked and named.
     pub(crate) fn vouch(&self, case: &DocId, mut note: Note) -> Result<Note> {
-        if note.signed_by.is_none() {
-            return Ok(note);
-        }
-        let device = note
-            .signed_by_device
-            .as_deref()
-            .and_then(|h| DeviceId::from_hex(h).ok());
-        let account = match device {
-            Some(d) => self.account_of_device(&d)?,
-            None => None,
+        let meta = self.doc_meta(case)?;
+        // The account of a device in hex, if it ever held `least` on the case.
+        let author = |device: Option<&str>, least: Role| -> Result<Option<AccountId>> {
+            let Some(d) = device.and_then(|h| DeviceId::from_hex(h).ok()) else {
+                return Ok(None);
+            };
+            let Some(a) = self.account_of_device(&d)? else {
+                return Ok(None);
+            };
+            let held = meta.as_ref().is_some_and(|m| {
+                m.owner == a || m.grants.iter().any(|g| g.account == a && g.role >= least)
+            });
+            Ok(held.then_some(a))
         };
-        let could_write = |a: &AccountId| -> Result<bool> {
-            Ok(self.doc_meta(case)?.is_some_and(|m| {
-                m.owner == *a
-                    || m.grants
-                        .iter()
-                        .any(|g| g.account == *a && g.role >= Role::Write)
-            }))
-        };
-        match account {
-            Some(a) if could_write(&a)? => {
-                note.signed_by = Some(self.name_of(&a)?);
+        if note.signed_by.is_some() {
+            match author(note.signed_by_device.as_deref(), Role::Write)? {
+                Some(a) => note.signed_by = Some(self.name_of(&a)?),
+                None => note.signature_broken = true,
             }
-            _ => note.signature_broken = true,
+        }
+        for (remarks, least) in [
+            (&mut note.comments, Role::Comment),
+            (&mut note.addenda, Role::Write),
+        ] {
+            for r in remarks.iter_mut() {
+                match author(r.device.as_deref(), least)? {
+                    Some(a) => r.by = self.name_of(&a)?,
+                    None => r.unverified = true,
+                }
+            }
         }
         Ok(note)
     }

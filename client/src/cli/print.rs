@@ -194,7 +194,13 @@ impl Out {
             );
         }
         for a in &n.addenda {
-            println!("\n## addendum ({}, {})\n{}", a.by, a.at, a.text);
+            println!(
+                "\n## addendum ({}, {}{})\n{}",
+                a.by,
+                a.at,
+                unverified(a),
+                a.text
+            );
         }
         for l in &n.late_edits {
             println!(
@@ -203,7 +209,13 @@ impl Out {
             );
         }
         for c in &n.comments {
-            println!("\n## comment ({}, {})\n{}", c.by, c.at, c.text);
+            println!(
+                "\n## comment ({}, {}{})\n{}",
+                c.by,
+                c.at,
+                unverified(c),
+                c.text
+            );
         }
         Ok(())
     }
@@ -512,5 +524,14 @@ impl Out {
             );
         }
         Ok(())
+    }
+}
+
+/// A remark whose author this device cannot vouch for says so.
+fn unverified(r: &casebook::notes::Remark) -> &'static str {
+    if r.unverified {
+        "; UNVERIFIED: written or altered by a device this one cannot vouch for"
+    } else {
+        ""
     }
 }

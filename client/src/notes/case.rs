@@ -343,7 +343,7 @@ impl CaseDoc {
                 hydrate::Value::Map(note) => Some(read_note(id, note)),
                 _ => None,
             })
-            .map(|note| self.as_signed(note))
+            .map(|note| self.with_remark_authors(self.as_signed(note)))
             .collect();
         notes.sort_by(|a, b| (&a.date, &a.id).cmp(&(&b.date, &b.id)));
         notes
@@ -351,7 +351,8 @@ impl CaseDoc {
 
     pub fn note(&self, note_id: &str) -> Option<Note> {
         let obj = self.note_obj(note_id)?;
-        Some(self.as_signed(read_note(note_id, &hydrate_map(self.doc(), &obj)?)))
+        let note = self.as_signed(read_note(note_id, &hydrate_map(self.doc(), &obj)?));
+        Some(self.with_remark_authors(note))
     }
 
     /// The full id of the one note whose id starts with `prefix`, so people

@@ -15,6 +15,7 @@
 //! [`CaseDoc::apply`] on the other. A batch is validated before any of it is
 //! applied, and a batch that fails leaves the document as it was.
 
+mod authors;
 mod case;
 mod format;
 mod note;

@@ -126,9 +126,17 @@ impl Note {
 pub struct Remark {
     /// When, as the caller wrote it (RFC 3339).
     pub at: String,
-    /// Who: a device id in hex.
+    /// Who, as the writing device typed it; a caller that knows accounts
+    /// replaces it with the name of `device`'s account.
     pub by: String,
     pub text: String,
+    /// The device that wrote it, read off its operations, in hex.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub device: Option<String>,
+    /// Who wrote it cannot be vouched for: another device altered it, or
+    /// its device is not one this device knows to have the right.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub unverified: bool,
 }
 
 /// A case's profile: the few things that hold across sessions.
@@ -255,6 +263,8 @@ fn read_remarks(note: &hydrate::Map, key: &str) -> Vec<Remark> {
                 at: hydrated_string(m, "at").unwrap_or_default(),
                 by: hydrated_string(m, "by").unwrap_or_default(),
                 text: hydrated_string(m, "text").unwrap_or_default(),
+                device: None,
+                unverified: false,
             }),
             _ => None,
         })

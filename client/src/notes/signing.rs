@@ -65,8 +65,7 @@ fn signer_device(doc: &impl ReadDoc, note: &ObjId) -> (bool, Option<String>) {
         return (false, None);
     };
     let one = actors.iter().all(|a| a.as_ref() == Some(first));
-    let device = (first.len() > 32).then(|| hex::encode(&first[..32]));
-    (one, device)
+    (one, super::authors::device_of(first))
 }
 
 fn parse_heads(s: &str) -> Vec<ChangeHash> {

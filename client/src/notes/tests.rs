@@ -620,3 +620,28 @@ fn written_by_needs_every_change_from_the_device() {
         "one change by another device"
     );
 }
+
+#[test]
+fn a_comment_names_the_device_that_made_it_and_an_alteration_shows() {
+    let (laptop, colleague) = ([7u8; 32], [9u8; 32]);
+    let mut a = case_with_note();
+    let mut chen = CaseDoc::load(&a.save(), &[&colleague[..], b"-proc"].concat()).unwrap();
+    chen.add_comment("n1", "Dr. Rivera", AT, "Consider EMDR.")
+        .unwrap();
+    let c = &chen.note("n1").unwrap().comments[0];
+    assert_eq!(c.device, Some(hex::encode(colleague)));
+    assert!(!c.unverified);
+
+    // The owner's device rewrites the colleague's words.
+    let mut owner = CaseDoc::load(&chen.save(), &[&laptop[..], b"-proc"].concat()).unwrap();
+    let note = owner.find_note("n1").unwrap();
+    let list = replica::child(owner.doc(), &note, "comments", ObjType::List).unwrap();
+    let map = owner.doc().get(&list, 0).unwrap().unwrap().1;
+    owner
+        .replica
+        .write(|d| Ok(d.put(&map, "text", "Stop treatment.")?))
+        .unwrap();
+    let c = &owner.note("n1").unwrap().comments[0];
+    assert_eq!(c.device, Some(hex::encode(colleague)), "still the maker");
+    assert!(c.unverified, "altered by another device");
+}

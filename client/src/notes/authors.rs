@@ -1,0 +1,74 @@
+//! Who wrote what in a note, read off the operations rather than the text.
+//!
+//! Every change is written as the device that sealed it (`sync::check`),
+//! so an operation's actor names its device: the first 32 bytes of the
+//! actor, the device id, before a per-process suffix. A comment or an
+//! addendum is a map its author made and filled; the map's creation names
+//! the author, and a field of it written by another device means someone
+//! altered it.
+
+use automerge::{ObjId, ObjType, ReadDoc, Value};
+
+use super::case::CaseDoc;
+use super::note::Note;
+use super::replica::child;
+
+/// The device (hex) an actor belongs to, if it is a device's.
+pub(super) fn device_of(actor: &[u8]) -> Option<String> {
+    (actor.len() > 32).then(|| hex::encode(&actor[..32]))
+}
+
+/// For each map in the list `key` of a note, in order: the device that
+/// made it, and whether every field in it was written by that device too.
+fn remark_authors(doc: &impl ReadDoc, note: &ObjId, key: &str) -> Vec<(Option<String>, bool)> {
+    let Some(list) = child(doc, note, key, ObjType::List) else {
+        return Vec::new();
+    };
+    (0..doc.length(&list))
+        .filter_map(|i| match doc.get(&list, i).ok().flatten() {
+            Some((Value::Object(ObjType::Map), id)) => Some(id),
+            _ => None,
+        })
+        .map(|map| {
+            let ObjId::Id(_, maker, _) = &map else {
+                return (None, false);
+            };
+            let whole =
+                ["at", "by", "text"]
+                    .iter()
+                    .all(|f| match doc.get(&map, *f).ok().flatten() {
+                        Some((_, ObjId::Id(_, writer, _))) => writer == *maker,
+                        Some((_, ObjId::Root)) => false,
+                        None => true,
+                    });
+            (device_of(maker.to_bytes()), whole)
+        })
+        .collect()
+}
+
+impl CaseDoc {
+    /// Fills in who wrote each comment and addendum of a note read from
+    /// this document.
+    pub(super) fn with_remark_authors(&self, mut note: Note) -> Note {
+        let Some(obj) = self.note_obj(&note.id) else {
+            return note;
+        };
+        let doc = self.doc();
+        for (key, remarks) in [
+            ("comments", &mut note.comments),
+            ("addenda", &mut note.addenda),
+        ] {
+            let authors = remark_authors(doc, &obj, key);
+            // Both read the list's maps in order, so they pair up.
+            if authors.len() != remarks.len() {
+                remarks.iter_mut().for_each(|r| r.unverified = true);
+                continue;
+            }
+            for (r, (device, whole)) in remarks.iter_mut().zip(authors) {
+                r.device = device;
+                r.unverified = !whole;
+            }
+        }
+        note
+    }
+}
