@@ -269,7 +269,7 @@ pub async fn recover_with(
     if Home::exists(dir) {
         return Err(Error::Store(crate::store::StoreError::AlreadyInitialised));
     }
-    if name.trim().is_empty() {
+    if crate::names::check(name)?.is_empty() {
         return Err(Error::NoName);
     }
     let paper = recovery::from_words(words).map_err(|e| Error::Recovery(e.to_string()))?;

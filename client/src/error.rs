@@ -49,6 +49,8 @@ pub enum Error {
     RecoveryKey,
     #[error("this device has no practitioner name, and notes are written and signed under one")]
     NoName,
+    #[error("the name {0} holds control characters; type it as plain text")]
+    BadName(String),
     #[error("not allowed: {0}")]
     NotAllowed(String),
     #[error("the relay shows less than this device has already seen ({0}); refusing it (rollback)")]

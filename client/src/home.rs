@@ -144,6 +144,7 @@ impl Home {
         fingerprint: [u8; 32],
         setup: &Setup,
     ) -> Result<(Home, Zeroizing<String>)> {
+        let name = crate::names::check(name)?;
         let store = Self::create_store(dir, passphrase, setup)?;
         let signer = casebook_shared::crypto::DeviceSigner::generate();
         let dh = DhSecret::generate();
@@ -295,7 +296,7 @@ impl Home {
     /// Sets the name this device writes and signs notes under (a device
     /// recovered without one could not sign).
     pub fn set_name(&mut self, name: &str) -> Result<()> {
-        let name = name.trim();
+        let name = crate::names::check(name)?;
         if name.is_empty() {
             return Err(Error::NoName);
         }

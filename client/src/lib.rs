@@ -10,6 +10,7 @@ pub mod docs;
 pub mod error;
 pub mod home;
 pub mod identity;
+pub mod names;
 pub mod net;
 pub mod notes;
 pub mod pairing;

@@ -324,12 +324,13 @@ fn main() -> ExitCode {
     match runtime.block_on(cli::run(cli)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: {e}");
+            // Reasons can carry a relay's or another device's words.
+            cli::term::err(&format!("error: {e}"));
             for cause in e.chain().skip(1) {
-                eprintln!("  because: {cause}");
+                cli::term::err(&format!("  because: {cause}"));
             }
             if let Some(h) = e.downcast_ref::<casebook::Error>().and_then(cli::hint) {
-                eprintln!("hint: {h}");
+                cli::term::err(&format!("hint: {h}"));
             }
             ExitCode::FAILURE
         }

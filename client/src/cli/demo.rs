@@ -4,6 +4,7 @@
 //! and a scan of every file the relay and the devices wrote for the words of
 //! the note and the client's name.
 
+use crate::cli::term::{say, tell};
 use std::path::Path;
 use std::time::Duration;
 
@@ -19,14 +20,14 @@ const CLIENT: &str = "Jordan Avery";
 const SECRET: &str = "sleep diary";
 
 fn step(s: &str) {
-    eprintln!("\n== {s}");
+    tell!("\n== {s}");
 }
 
 async fn sync(home: &mut Home, who: &str) -> Result<()> {
     let relay = home.connect().await?;
     let r = home.sync(&relay, &mut |_| {}).await?;
     relay.close().await;
-    eprintln!("   {who}: sent {}, received {}", r.pushed, r.received);
+    tell!("   {who}: sent {}, received {}", r.pushed, r.received);
     if !r.refused.is_empty() {
         bail!("{who} refused envelopes: {:?}", r.refused);
     }
@@ -64,10 +65,10 @@ fn show(
     let note = home
         .read_case(case, |c| c.notes().into_iter().next())?
         .context("the note is missing")?;
-    println!("--- the note as the {who} shows it ---");
+    say!("--- the note as the {who} shows it ---");
     for (k, v) in &note.fields {
         if !v.is_empty() {
-            println!("{k}: {v}");
+            say!("{k}: {v}");
         }
     }
     Ok(note.fields)
@@ -84,7 +85,7 @@ pub async fn run(_out: &Out) -> Result<()> {
     ))
     .await?;
     let addr = relay.addr.to_string();
-    eprintln!(
+    tell!(
         "   relay at {addr}, fingerprint {}",
         format_fingerprint(&relay.fingerprint)
     );
@@ -113,13 +114,13 @@ pub async fn run(_out: &Out) -> Result<()> {
     laptop.edit_case(&case, "note added", |c| {
         Ok(c.add_note(input, "n1", "Dr. Rivera")?)
     })?;
-    eprintln!("   case {} opened with one SOAP note", case.short());
+    tell!("   case {} opened with one SOAP note", case.short());
     sync(&mut laptop, "laptop").await?;
 
     step("pairing the tablet with a short code (SPAKE2 through the relay)");
     let conn = laptop.connect().await?;
     let code = casebook::pairing::new_code();
-    eprintln!("   code: {code}");
+    tell!("   code: {code}");
     let tablet_dir = root.path().join("tablet");
     let (added, joined) = tokio::join!(
         laptop.pair_add(&conn, &code, Duration::from_secs(60)),
@@ -140,7 +141,7 @@ pub async fn run(_out: &Out) -> Result<()> {
             )],
         )?)
     })?;
-    eprintln!("   laptop: adds \"in October\" to the subjective field");
+    tell!("   laptop: adds \"in October\" to the subjective field");
     tablet.edit_case(&case, "note edited", |c| {
         Ok(c.edit_note(
             "n1",
@@ -156,7 +157,7 @@ pub async fn run(_out: &Out) -> Result<()> {
             ],
         )?)
     })?;
-    eprintln!("   tablet: prefixes \"Client:\" to the same field and extends the plan");
+    tell!("   tablet: prefixes \"Client:\" to the same field and extends the plan");
 
     step("syncing both");
     sync(&mut laptop, "laptop").await?;
@@ -167,7 +168,7 @@ pub async fn run(_out: &Out) -> Result<()> {
     if a != b {
         bail!("the two devices disagree after sync");
     }
-    println!("both devices show the same note, with every edit.");
+    say!("both devices show the same note, with every edit.");
 
     step("sharing the case with a colleague (Dr. Chen, another account), role comment");
     let chen_dir = root.path().join("chen");
@@ -176,7 +177,7 @@ pub async fn run(_out: &Out) -> Result<()> {
     let (_, _, safety, card) = chen.whoami();
     laptop.add_contact("Dr. Chen", &card)?;
     laptop.verify_contact("Dr. Chen", &safety)?;
-    eprintln!("   safety numbers compared: {safety}");
+    tell!("   safety numbers compared: {safety}");
     let conn = laptop.connect().await?;
     laptop
         .share(
@@ -194,7 +195,7 @@ pub async fn run(_out: &Out) -> Result<()> {
     conn.close().await;
     sync(&mut chen, "Dr. Chen").await?;
     let seen = chen.read_case(&case, |c| c.notes().len())?;
-    eprintln!("   Dr. Chen sees the case ({seen} note), not its psychotherapy notes");
+    tell!("   Dr. Chen sees the case ({seen} note), not its psychotherapy notes");
     chen.comment_note(
         &case,
         "n1",
@@ -204,7 +205,7 @@ pub async fn run(_out: &Out) -> Result<()> {
     sync(&mut chen, "Dr. Chen").await?;
     sync(&mut laptop, "laptop").await?;
     let comments = laptop.read_case(&case, |c| c.note("n1").map(|n| n.comments))?;
-    println!(
+    say!(
         "the laptop shows Dr. Chen's comment: {:?}",
         comments
             .and_then(|c| c.first().map(|r| r.text.clone()))
@@ -225,7 +226,7 @@ pub async fn run(_out: &Out) -> Result<()> {
     if after.as_deref() == Some("Written after the share ended.") {
         bail!("the colleague still received changes after the share ended");
     }
-    println!(
+    say!(
         "after unshare, Dr. Chen's copy stays as it was: {:?}",
         after.unwrap_or_default()
     );
@@ -244,7 +245,7 @@ pub async fn run(_out: &Out) -> Result<()> {
     ] {
         for needle in [SECRET, CLIENT] {
             let (files, bytes, hits) = files_with(dir, needle.as_bytes());
-            println!(
+            say!(
                 "{what}: {files} files, {bytes} bytes; {:?} found in {} of them",
                 needle,
                 hits.len()
@@ -255,6 +256,6 @@ pub async fn run(_out: &Out) -> Result<()> {
     if leaked {
         bail!("plaintext was found on disk");
     }
-    println!("no file holds the note's words or the client's name.");
+    say!("no file holds the note's words or the client's name.");
     Ok(())
 }

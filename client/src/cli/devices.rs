@@ -1,6 +1,7 @@
 //! `device ...` and `recover`: pairing, listing, revoking, new recovery
 //! words, and restoring an account onto a new device.
 
+use crate::cli::term::tell;
 use std::path::Path;
 use std::time::Duration;
 
@@ -18,15 +19,15 @@ pub(super) async fn device(cli: &Cli, out: &Out, cmd: &DeviceCmd) -> Result<()> 
             let relay = home.connect().await?;
             let code = casebook::pairing::new_code();
             out.pair_code(&code)?;
-            eprintln!(
+            tell!(
                 "On the new device, run: casebook device join {code} --relay ... --relay-fingerprint ..."
             );
-            eprintln!("Waiting for it (up to {timeout} s)...");
+            tell!("Waiting for it (up to {timeout} s)...");
             let id = home
                 .pair_add(&relay, &code, Duration::from_secs(*timeout))
                 .await?;
             relay.close().await;
-            eprintln!("Paired device {}.", id.short());
+            tell!("Paired device {}.", id.short());
             out.done("paired")
         }
         DeviceCmd::Join { code, relay } => {
@@ -41,7 +42,7 @@ pub(super) async fn device(cli: &Cli, out: &Out, cmd: &DeviceCmd) -> Result<()> 
             let pass = secrets::new_passphrase(cli.passphrase_file.as_deref())?;
             let home =
                 casebook::pairing::join(&dir, pass.as_bytes(), code, &relay.relay, fp).await?;
-            eprintln!(
+            tell!(
                 "This device has joined {}'s account. Run `casebook sync` to fetch the cases.",
                 home.name()
             );
@@ -83,7 +84,7 @@ pub(super) async fn device(cli: &Cli, out: &Out, cmd: &DeviceCmd) -> Result<()> 
             end_progress();
             relay.close().await;
             report.context("the device is revoked, but the new document keys are not sent yet; run `casebook sync`")?;
-            eprintln!(
+            tell!(
                 "Revoked {}; {rotated} documents moved to new keys.",
                 id.short()
             );
@@ -101,12 +102,12 @@ async fn new_recovery_words(home: &mut Home, out: &Out) -> Result<()> {
     let report = home.sync(&relay, &mut progress_line).await;
     end_progress();
     relay.close().await;
-    eprintln!(
+    tell!(
         "The old recovery words no longer work. Your new recovery words (shown once; write them on paper and keep them safe):"
     );
-    eprintln!();
-    eprintln!("    {}", words.as_str());
-    eprintln!();
+    tell!();
+    tell!("    {}", words.as_str());
+    tell!();
     report.context(format!("the new words are in effect, but {rotated} documents' new keys are not sent yet; run `casebook sync`"))?;
     out.done("recovery words replaced")
 }
@@ -138,7 +139,7 @@ pub(super) async fn recover(
     let mut home =
         casebook::devices::recover(&dir, pass.as_bytes(), &words, name.trim(), &relay.relay, fp)
             .await?;
-    eprintln!("Account restored onto this device; fetching its cases...");
+    tell!("Account restored onto this device; fetching its cases...");
     let conn = home.connect().await?;
     let report = home.sync(&conn, &mut progress_line).await;
     end_progress();

@@ -6,8 +6,10 @@ mod devices;
 mod editor;
 mod print;
 mod secrets;
+pub(crate) mod term;
 
 use casebook::clock as time;
+use term::tell;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -235,9 +237,9 @@ pub async fn run(cli: Cli) -> Result<()> {
                 })
                 .transpose()?;
             if *include_private {
-                eprintln!("Sharing the case AND its psychotherapy (private) notes.");
+                tell!("Sharing the case AND its psychotherapy (private) notes.");
             } else {
-                eprintln!("Sharing the case without its psychotherapy (private) notes.");
+                tell!("Sharing the case without its psychotherapy (private) notes.");
             }
             let relay = home.connect().await?;
             home.share(
@@ -295,13 +297,13 @@ fn init(cli: &Cli, out: &Out, name: &str, relay: &RelayArgs) -> Result<()> {
     let fp = parse_fp(&relay.relay_fingerprint)?;
     let pass = secrets::new_passphrase(cli.passphrase_file.as_deref())?;
     let (home, words) = Home::init(&dir, pass.as_bytes(), name.trim(), &relay.relay, fp)?;
-    eprintln!("Set up {} for {}.", dir.display(), home.name());
-    eprintln!();
-    eprintln!("Your recovery words (shown once; write them on paper and keep them safe):");
-    eprintln!();
-    eprintln!("    {}", words.as_str());
-    eprintln!();
-    eprintln!("With them, `casebook recover` restores this account on a new device.");
+    tell!("Set up {} for {}.", dir.display(), home.name());
+    tell!();
+    tell!("Your recovery words (shown once; write them on paper and keep them safe):");
+    tell!();
+    tell!("    {}", words.as_str());
+    tell!();
+    tell!("With them, `casebook recover` restores this account on a new device.");
     out.init(&home)
 }
 
@@ -385,7 +387,7 @@ fn note(cli: &Cli, out: &Out, cmd: &NoteCmd) -> Result<()> {
             let id = case_id(&home, case)?;
             let n = home.show_note(&id, note)?;
             if !n.late_edits.is_empty() {
-                eprintln!(
+                tell!(
                     "Settle each late edit: casebook note late {case} {} FIELD --as-addendum (or --discard)",
                     n.id
                 );
@@ -469,9 +471,10 @@ fn contact(cli: &Cli, out: &Out, cmd: &ContactCmd) -> Result<()> {
     match cmd {
         ContactCmd::Add { name, card } => {
             let c = home.add_contact(name, card)?;
-            eprintln!(
+            tell!(
                 "Added {}. Compare safety numbers with them (in person or by phone), then run:\n  casebook contact verify \"{}\" NUMBER",
-                c.name, c.name
+                c.name,
+                c.name
             );
             out.contacts(&[c])
         }
@@ -510,7 +513,7 @@ async fn sync(cli: &Cli, out: &Out, watch: bool) -> Result<()> {
         relay.close().await;
         return out.sync_report(&report?);
     }
-    eprintln!("Watching for changes; Ctrl-C to stop.");
+    tell!("Watching for changes; Ctrl-C to stop.");
     let mut backoff = Duration::from_millis(500);
     loop {
         let stop = async {
@@ -524,7 +527,7 @@ async fn sync(cli: &Cli, out: &Out, watch: bool) -> Result<()> {
                         if let casebook::sync::WatchEvent::Synced(report) = event
                             && let Err(e) = out.watch_report(&report)
                         {
-                            eprintln!("error: {e}");
+                            tell!("error: {e}");
                         }
                     })
                     .await;
@@ -540,7 +543,7 @@ async fn sync(cli: &Cli, out: &Out, watch: bool) -> Result<()> {
             casebook::Error::Revoked | casebook::Error::Rollback(_) | casebook::Error::Store(_) => {
                 return Err(result.into());
             }
-            e => eprintln!(
+            e => tell!(
                 "connection lost ({e}); retrying in {:.1} s",
                 backoff.as_secs_f32()
             ),

@@ -1,6 +1,7 @@
 //! What commands print: plain text for people, or JSON with `--json`. Ids
 //! are shown in hex; a unique prefix of one works wherever an id is asked for.
 
+use crate::cli::term::{say, tell};
 use anyhow::Result;
 use casebook::Home;
 use casebook::devices::DeviceRow;
@@ -20,7 +21,7 @@ pub struct Out {
 }
 
 fn print_json(v: &Value) -> Result<()> {
-    println!("{}", serde_json::to_string_pretty(v)?);
+    say!("{}", serde_json::to_string_pretty(v)?);
     Ok(())
 }
 
@@ -59,8 +60,8 @@ impl Out {
                 "relay": relay,
             }));
         }
-        println!("account {}", home.account_id().to_hex());
-        println!("device  {}", home.device_id().to_hex());
+        say!("account {}", home.account_id().to_hex());
+        say!("device  {}", home.device_id().to_hex());
         Ok(())
     }
 
@@ -68,7 +69,7 @@ impl Out {
         if self.json {
             return print_json(&json!({ "ok": true, "what": what }));
         }
-        eprintln!("{what}");
+        tell!("{what}");
         Ok(())
     }
 
@@ -76,7 +77,7 @@ impl Out {
         if self.json {
             return print_json(&json!({ "case": id.to_hex() }));
         }
-        println!("{}", id.to_hex());
+        say!("{}", id.to_hex());
         Ok(())
     }
 
@@ -84,7 +85,7 @@ impl Out {
         if self.json {
             return print_json(&json!({ "note": id }));
         }
-        println!("{id}");
+        say!("{id}");
         Ok(())
     }
 
@@ -104,11 +105,11 @@ impl Out {
             ));
         }
         if cases.is_empty() {
-            eprintln!("no cases yet: `casebook case new NAME` opens one");
+            tell!("no cases yet: `casebook case new NAME` opens one");
         }
         for (id, s) in cases {
             let last = s.notes.iter().map(|n| n.date.as_str()).max().unwrap_or("-");
-            println!(
+            say!(
                 "{}  {:<28}  {:>3} notes  last {}",
                 id.short(),
                 s.name,
@@ -132,20 +133,20 @@ impl Out {
                 "profile": profile, "notes": notes,
             }));
         }
-        println!("{}  (case {}, opened {})", s.name, id.to_hex(), s.created);
+        say!("{}  (case {}, opened {})", s.name, id.to_hex(), s.created);
         for (k, v) in profile.fields() {
             if !v.is_empty() {
-                println!("{k}: {v}");
+                say!("{k}: {v}");
             }
         }
-        println!();
+        say!();
         for n in notes {
             let signed = match (n.is_signed(), n.late_edits.is_empty()) {
                 (false, _) => "draft",
                 (true, true) => "signed",
                 (true, false) => "signed; a late edit to settle",
             };
-            println!("{}  {}  {:<5} {}", n.id, n.date, n.format.as_str(), signed);
+            say!("{}  {}  {:<5} {}", n.id, n.date, n.format.as_str(), signed);
         }
         Ok(())
     }
@@ -156,7 +157,7 @@ impl Out {
         }
         for n in notes {
             let signed = if n.signed { "signed" } else { "draft" };
-            println!(
+            say!(
                 "{}  {} {}  {:<5} {}",
                 n.id,
                 n.date,
@@ -172,29 +173,27 @@ impl Out {
         if self.json {
             return print_json(&serde_json::to_value(n)?);
         }
-        println!("note {}  {}  {}", n.id, n.date, n.format.as_str());
+        say!("note {}  {}  {}", n.id, n.date, n.format.as_str());
         if let Some(t) = &n.start_time {
-            println!("start {t}");
+            say!("start {t}");
         }
         if let Some(d) = n.duration {
-            println!("{d} minutes");
+            say!("{d} minutes");
         }
-        println!("by {}", n.created_by);
+        say!("by {}", n.created_by);
         if let (Some(by), Some(at)) = (&n.signed_by, &n.signed_at) {
-            println!("signed by {by} at {at}");
+            say!("signed by {by} at {at}");
         }
         for (k, v) in &n.fields {
             if !v.is_empty() {
-                println!("\n## {k}\n{v}");
+                say!("\n## {k}\n{v}");
             }
         }
         if n.signature_broken {
-            println!(
-                "WARNING: the signature does not match this note's content; do not rely on it"
-            );
+            say!("WARNING: the signature does not match this note's content; do not rely on it");
         }
         for a in &n.addenda {
-            println!(
+            say!(
                 "\n## addendum ({}, {}{})\n{}",
                 a.by,
                 a.at,
@@ -203,13 +202,14 @@ impl Out {
             );
         }
         for l in &n.late_edits {
-            println!(
+            say!(
                 "\n## {} — written on another device before it saw the signature (not part of the signed note)\n{}",
-                l.field, l.merged
+                l.field,
+                l.merged
             );
         }
         for c in &n.comments {
-            println!(
+            say!(
                 "\n## comment ({}, {}{})\n{}",
                 c.by,
                 c.at,
@@ -225,7 +225,7 @@ impl Out {
             return print_json(&serde_json::to_value(entries)?);
         }
         for e in entries {
-            println!("{}  {}  {}\n{}\n", e.id, e.at, e.by, e.text);
+            say!("{}  {}  {}\n{}\n", e.id, e.at, e.by, e.text);
         }
         Ok(())
     }
@@ -244,7 +244,7 @@ impl Out {
             ));
         }
         if hits.is_empty() {
-            eprintln!("no matches");
+            tell!("no matches");
         }
         for h in hits {
             let place = match (&h.note, h.private) {
@@ -252,7 +252,7 @@ impl Out {
                 (Some(n), true) => format!("private {n}"),
                 (None, _) => h.field.clone(),
             };
-            println!(
+            say!(
                 "{}  {}  {}: {}",
                 h.case.short(),
                 h.case_name,
@@ -267,7 +267,7 @@ impl Out {
         if self.json {
             print_json(&json!({ "code": code }))?;
         } else {
-            println!("{code}");
+            say!("{code}");
         }
         use std::io::Write;
         std::io::stdout().flush()?;
@@ -290,7 +290,7 @@ impl Out {
         for r in rows {
             let state = if r.revoked { "revoked" } else { "active" };
             let me = if r.this_device { "  (this device)" } else { "" };
-            println!(
+            say!(
                 "{}  {:<8}  {:<7}  added {}{me}",
                 r.id.to_hex(),
                 r.kind,
@@ -305,12 +305,15 @@ impl Out {
         if self.json {
             return print_json(&report_json(r));
         }
-        eprintln!(
+        tell!(
             "synced: {} sent, {} received ({} documents updated, {} from snapshots)",
-            r.pushed, r.received, r.docs_updated, r.snapshots_in
+            r.pushed,
+            r.received,
+            r.docs_updated,
+            r.snapshots_in
         );
         for x in &r.refused {
-            eprintln!(
+            tell!(
                 "warning: refused envelope {} of document {}: {} (nothing was changed)",
                 x.seq,
                 x.doc.short(),
@@ -318,7 +321,7 @@ impl Out {
             );
         }
         for x in &r.held {
-            eprintln!(
+            tell!(
                 "warning: {} edit(s) to document {} not sent: {}; they stay on this device",
                 x.edits,
                 x.doc.short(),
@@ -330,7 +333,7 @@ impl Out {
 
     pub fn watch_report(&self, r: &SyncReport) -> Result<()> {
         if self.json {
-            println!("{}", serde_json::to_string(&report_json(r))?);
+            say!("{}", serde_json::to_string(&report_json(r))?);
             return Ok(());
         }
         if r.pushed + r.received + r.snapshots_in > 0 || !r.refused.is_empty() || !r.held.is_empty()
@@ -352,9 +355,9 @@ impl Out {
                 "name": name, "account": account.to_hex(), "safety_number": safety, "card": card,
             }));
         }
-        println!("name           {name}");
-        println!("safety number  {safety}");
-        println!("card           {card}");
+        say!("name           {name}");
+        say!("safety number  {safety}");
+        say!("card           {card}");
         Ok(())
     }
 
@@ -378,7 +381,7 @@ impl Out {
             } else {
                 "NOT verified"
             };
-            println!("{:<20}  {}  {v}", c.name, safety_number(&c.account));
+            say!("{:<20}  {}  {v}", c.name, safety_number(&c.account));
         }
         Ok(())
     }
@@ -398,11 +401,11 @@ impl Out {
             ));
         }
         if rows.is_empty() {
-            eprintln!("not shared with anyone");
+            tell!("not shared with anyone");
         }
         for r in rows {
             let who = r.contact.clone().unwrap_or_else(|| r.member.short());
-            println!(
+            say!(
                 "{who:<20}  {:<7}  until {}",
                 format!("{:?}", r.role).to_lowercase(),
                 expires(r.expires)
@@ -430,7 +433,7 @@ impl Out {
             ));
         }
         if rows.is_empty() {
-            eprintln!("nothing is shared with you (run `casebook sync` to check)");
+            tell!("nothing is shared with you (run `casebook sync` to check)");
         }
         for r in rows {
             let by = r
@@ -444,7 +447,7 @@ impl Out {
                 .as_ref()
                 .map(|d| d.purpose.as_str())
                 .unwrap_or("-");
-            println!(
+            say!(
                 "{}  {:<24}  from {by}  {:<7}  for {purpose:?}  until {}",
                 r.case.short(),
                 r.name.as_deref().unwrap_or("(not synced yet)"),
@@ -478,7 +481,7 @@ impl Out {
             ));
         }
         if items.is_empty() {
-            eprintln!("no disclosures recorded");
+            tell!("no disclosures recorded");
         }
         for (a, d) in items {
             let what = if d.private_included {
@@ -486,7 +489,7 @@ impl Out {
             } else {
                 "case file"
             };
-            println!(
+            say!(
                 "{}  {}  to {} ({})  {what}  purpose {:?}  consent {:?}",
                 time::date(a.at),
                 d.case_name,
@@ -515,7 +518,7 @@ impl Out {
         }
         for a in trail {
             let case = a.case.map(|c| c.short()).unwrap_or_default();
-            println!(
+            say!(
                 "{}  {}  {:<8}  {}",
                 time::rfc3339(a.at),
                 a.device.short(),

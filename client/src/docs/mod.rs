@@ -108,6 +108,7 @@ impl Home {
     }
 
     fn create_case_inner(&mut self, name: &str, created: &str) -> Result<DocId> {
+        let name = crate::names::check(name)?;
         let case_id = DocId::random();
         let private_id = DocId::random();
         let mut case = CaseDoc::new(name, created, private_id, &self.actor)?;

@@ -140,6 +140,9 @@ impl CaseDoc {
         if name.trim().is_empty() {
             return Err(NoteError::Empty("the case name"));
         }
+        if crate::names::has_controls(name) {
+            return Err(NoteError::ControlCharacters("the case name"));
+        }
         self.replica.write(|d| set_text(d, &ROOT, "name", name))
     }
 

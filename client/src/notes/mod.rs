@@ -49,6 +49,8 @@ pub use template::{
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum NoteError {
+    #[error("{0} holds control characters; type it as plain text")]
+    ControlCharacters(&'static str),
     #[error("unknown note format {0:?}; valid formats: soap, dap, birp, free")]
     UnknownFormat(String),
     #[error("invalid date {0:?}: expected a calendar date written YYYY-MM-DD")]

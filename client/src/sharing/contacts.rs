@@ -109,7 +109,7 @@ impl Home {
     /// Adds a contact from a card (unverified until safety numbers match).
     pub fn add_contact(&mut self, name: &str, card_text: &str) -> Result<Contact> {
         let (account, _card_name) = parse_card(card_text)?;
-        let name = name.trim();
+        let name = crate::names::check(name)?;
         if name.is_empty() {
             return Err(Error::NotAllowed(
                 "the contact's name must not be empty".into(),

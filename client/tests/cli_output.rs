@@ -1,0 +1,108 @@
+//! What the CLI prints: text from others cannot act on the terminal, and a
+//! reader that goes away is an ordinary end.
+
+mod common;
+
+use std::process::Stdio;
+
+use common::*;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn control_characters_are_shown_not_obeyed_and_refused_in_names() {
+    let relay = relay().await;
+    let dir = tempfile::tempdir().unwrap();
+    let home = dir.path().join("laptop");
+    // A name that would set the window title: refused, and nothing made.
+    let addr = relay.handle.addr.to_string();
+    let fp = casebook_relay::format_fingerprint(&relay.handle.fingerprint);
+    fails(
+        &home,
+        &[
+            "init",
+            "--name",
+            "Dr. \u{1b}]0;pwned\u{7}",
+            "--relay",
+            &addr,
+            "--relay-fingerprint",
+            &fp,
+        ],
+        "control characters",
+    );
+    assert!(!home.exists());
+    init_at(&home, &relay, "Dr. Rivera");
+    fails(
+        &home,
+        &["case", "new", "Jordan\u{1b}[31m"],
+        "control characters",
+    );
+    fails(
+        &home,
+        &["case", "new", "Jordan \u{202e}yevA"],
+        "control characters",
+    );
+    let case = ok(&home, &["case", "new", "Jordan Avery"])
+        .trim()
+        .to_string();
+    // Note text may hold anything a colleague typed; it is shown escaped.
+    let note = ok(
+        &home,
+        &[
+            "note",
+            "add",
+            &case,
+            "--format",
+            "free",
+            "--date",
+            "2026-11-20",
+            "--field",
+            "text=before\u{1b}[2Jafter\rover",
+        ],
+    )
+    .trim()
+    .to_string();
+    let out = run(&home, &["note", "show", &case, &note]);
+    assert!(out.status.success());
+    assert!(
+        !out.stdout.contains(&0x1b),
+        "an escape reached the terminal"
+    );
+    assert!(!out.stdout.contains(&b'\r'));
+    let shown = String::from_utf8(out.stdout).unwrap();
+    assert!(shown.contains("before\\u{1b}[2Jafter\\u{d}over"), "{shown}");
+    // JSON keeps the text exactly (JSON escapes it itself).
+    let json: serde_json::Value =
+        serde_json::from_str(&ok(&home, &["--json", "note", "show", &case, &note])).unwrap();
+    assert_eq!(json["fields"]["text"], "before\u{1b}[2Jafter\rover");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reader_that_goes_away_is_a_quiet_end() {
+    let relay = relay().await;
+    let dir = tempfile::tempdir().unwrap();
+    let home = dir.path().join("laptop");
+    init_at(&home, &relay, "Dr. Rivera");
+    let case = ok(&home, &["case", "new", "Jordan Avery"])
+        .trim()
+        .to_string();
+    for day in ["2026-11-18", "2026-11-19", "2026-11-20"] {
+        ok(
+            &home,
+            &[
+                "note", "add", &case, "--format", "free", "--date", day, "--field", "text=x",
+            ],
+        );
+    }
+    // As `casebook note list CASE | head -0`: the pipe is closed before
+    // the first line is written.
+    let mut child = casebook(&home)
+        .args(["note", "list", &case])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!err.contains("panicked"), "{err}");
+    assert!(out.status.success(), "{:?}: {err}", out.status);
+}
