@@ -43,6 +43,8 @@ pub enum Error {
     ContactExists,
     #[error("{0} is not verified: compare safety numbers with them first")]
     ContactUnverified(String),
+    #[error("{0}'s account is not on this relay; nothing was shared")]
+    ContactNotOnRelay(String),
     #[error(
         "that device is the recovery key; revoking it alone would leave no way to recover the account, so it is replaced with new recovery words instead"
     )]

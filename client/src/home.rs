@@ -135,6 +135,42 @@ impl Home {
         Self::init_with(dir, passphrase, name, relay, fingerprint, &Setup::default())
     }
 
+    /// [`Home::init`], checked against the relay first: it must answer at
+    /// `relay` with the pinned certificate before anything is written, and
+    /// the account is registered there before this returns. A relay that
+    /// cannot be reached, or that refuses the account, leaves no home
+    /// behind. ([`Home::init`] alone sets up offline and registers at the
+    /// first sync.)
+    pub async fn init_online(
+        dir: &Path,
+        passphrase: &[u8],
+        name: &str,
+        relay: &str,
+        fingerprint: [u8; 32],
+        setup: &Setup,
+    ) -> Result<(Home, Zeroizing<String>)> {
+        if Self::exists(dir) {
+            return Err(Error::Store(crate::store::StoreError::AlreadyInitialised));
+        }
+        crate::names::check(name)?;
+        let made_dir = !dir.exists();
+        setup.reach(relay, fingerprint).await?.close().await;
+        let (mut home, words) = Self::init_with(dir, passphrase, name, relay, fingerprint, setup)?;
+        match home.connect().await {
+            Ok(conn) => {
+                conn.close().await;
+                Ok((home, words))
+            }
+            Err(e) => {
+                home.discard();
+                if made_dir {
+                    let _ = std::fs::remove_dir(dir);
+                }
+                Err(e)
+            }
+        }
+    }
+
     /// [`Home::init`] with a [`Setup`] of the caller's.
     pub fn init_with(
         dir: &Path,

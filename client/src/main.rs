@@ -36,6 +36,11 @@ enum Command {
         name: String,
         #[command(flatten)]
         relay: RelayArgs,
+        /// Set up without reaching the relay (the account is registered at
+        /// the first sync). Otherwise the relay is checked first, and a
+        /// wrong address or fingerprint leaves nothing behind.
+        #[arg(long)]
+        offline: bool,
     },
     /// Case files.
     #[command(subcommand)]

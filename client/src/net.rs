@@ -20,7 +20,7 @@ use sha2::{Digest, Sha256};
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum NetError {
-    #[error("cannot resolve relay address {0}")]
+    #[error("cannot resolve relay address {0:?}: give HOST:PORT, like 127.0.0.1:4433")]
     Resolve(String),
     #[error("cannot reach the relay at {addr}: {reason}")]
     Connect { addr: String, reason: String },

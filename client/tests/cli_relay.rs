@@ -62,3 +62,150 @@ async fn a_full_quota_is_named_and_says_what_to_do() {
     );
     assert!(ok(&home, &["note", "list", &case]).contains("2026-11-20"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn init_checks_the_relay_first_and_leaves_nothing_when_it_is_wrong() {
+    let relay = relay().await;
+    let addr = relay.handle.addr.to_string();
+    let fp = casebook_relay::format_fingerprint(&relay.handle.fingerprint);
+    let wrong_fp = format!("sha256:{}", "0".repeat(64));
+    let dir = tempfile::tempdir().unwrap();
+    let home = dir.path().join("laptop");
+    let init = |relay: &str, fp: &str| {
+        run(
+            &home,
+            &[
+                "init",
+                "--name",
+                "Dr. Rivera",
+                "--relay",
+                relay,
+                "--relay-fingerprint",
+                fp,
+            ],
+        )
+    };
+    for (relay_addr, fingerprint, says) in [
+        (addr.as_str(), wrong_fp.as_str(), "certificate"),
+        ("127.0.0.1:1", fp.as_str(), "cannot reach the relay"),
+        ("localhost", fp.as_str(), "give HOST:PORT"),
+    ] {
+        let out = init(relay_addr, fingerprint);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{relay_addr} {fingerprint}");
+        assert!(err.contains(says), "{relay_addr}: {err}");
+        assert!(err.contains("nothing was set up"), "{err}");
+        assert!(!err.contains("recovery words"), "{err}");
+        assert!(!home.exists(), "{relay_addr} left {}", home.display());
+    }
+    // The right ones: set up, and the account is on the relay already.
+    let out = init(&addr, &fp);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // Offline: no relay needed at all, registered at the first sync.
+    let other = dir.path().join("offline");
+    ok(
+        &other,
+        &[
+            "init",
+            "--offline",
+            "--name",
+            "Dr. Chen",
+            "--relay",
+            "127.0.0.1:1",
+            "--relay-fingerprint",
+            &wrong_fp,
+        ],
+    );
+}
+
+/// The colleague sets up and sends the card at once; the owner adds,
+/// verifies and shares before the colleague ever synced. A colleague who
+/// set up offline is named, with what to ask them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_case_is_shared_with_a_colleague_who_never_synced() {
+    let relay = relay().await;
+    let dir = tempfile::tempdir().unwrap();
+    let (rivera, chen, lee) = (
+        dir.path().join("rivera"),
+        dir.path().join("chen"),
+        dir.path().join("lee"),
+    );
+    init_at(&rivera, &relay, "Dr. Rivera");
+    init_at(&chen, &relay, "Dr. Chen");
+    let addr = relay.handle.addr.to_string();
+    let fp = casebook_relay::format_fingerprint(&relay.handle.fingerprint);
+    ok(
+        &lee,
+        &[
+            "init",
+            "--offline",
+            "--name",
+            "Dr. Lee",
+            "--relay",
+            &addr,
+            "--relay-fingerprint",
+            &fp,
+        ],
+    );
+    let case = ok(&rivera, &["case", "new", "Jordan Avery"])
+        .trim()
+        .to_string();
+    for (home, name) in [(&chen, "Dr. Chen"), (&lee, "Dr. Lee")] {
+        let me: serde_json::Value = serde_json::from_str(&ok(home, &["--json", "whoami"])).unwrap();
+        let (card, safety) = (
+            me["card"].as_str().unwrap(),
+            me["safety_number"].as_str().unwrap(),
+        );
+        ok(&rivera, &["contact", "add", name, card]);
+        ok(&rivera, &["contact", "verify", name, safety]);
+    }
+    let share = |with: &str| {
+        run(
+            &rivera,
+            &[
+                "share",
+                &case,
+                "--with",
+                with,
+                "--role",
+                "read",
+                "--purpose",
+                "consultation",
+                "--consent",
+                "signed release",
+            ],
+        )
+    };
+    let out = share("Dr. Chen");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = share("Dr. Lee");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        err.contains("Dr. Lee's account is not on this relay"),
+        "{err}"
+    );
+    assert!(
+        err.contains("ask Dr. Lee to run `casebook sync` once"),
+        "{err}"
+    );
+    // Once Dr. Lee has synced, it works.
+    ok(&lee, &["sync"]);
+    let out = share("Dr. Lee");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // And Dr. Chen, who never synced before, sees the case at the first sync.
+    ok(&chen, &["sync"]);
+    assert!(ok(&chen, &["case", "list"]).contains("Jordan Avery"));
+}

@@ -42,6 +42,10 @@ pub fn hint(e: &casebook::Error) -> Option<String> {
         E::ContactUnverified(name) => format!(
             "compare safety numbers (`casebook whoami` on their side), then `casebook contact verify \"{name}\" NUMBER`"
         ),
+        E::ContactNotOnRelay(name) => format!(
+            "ask {name} to run `casebook sync` once (an account set up with --offline registers then), \
+             and check that you both use the same relay (`casebook whoami` shows it)"
+        ),
         E::NoName => "set it with `casebook whoami --set-name \"Dr. ...\"`".into(),
         E::RecoveryKey => {
             "`casebook device revoke ID --recovery-key` revokes it and shows new words".into()
@@ -146,7 +150,11 @@ fn end_progress() {
 pub async fn run(cli: Cli) -> Result<()> {
     let out = Out::new(cli.json);
     match &cli.command {
-        Command::Init { name, relay } => init(&cli, &out, name, relay),
+        Command::Init {
+            name,
+            relay,
+            offline,
+        } => init(&cli, &out, name, relay, *offline).await,
         Command::Case(c) => case(&cli, &out, c),
         Command::Note(n) => note(&cli, &out, n),
         Command::Private(p) => private(&cli, &out, p),
@@ -283,7 +291,7 @@ pub async fn run(cli: Cli) -> Result<()> {
     }
 }
 
-fn init(cli: &Cli, out: &Out, name: &str, relay: &RelayArgs) -> Result<()> {
+async fn init(cli: &Cli, out: &Out, name: &str, relay: &RelayArgs, offline: bool) -> Result<()> {
     let dir = home_dir(cli.home.as_deref())?;
     if Home::exists(&dir) {
         bail!(
@@ -296,7 +304,27 @@ fn init(cli: &Cli, out: &Out, name: &str, relay: &RelayArgs) -> Result<()> {
     }
     let fp = parse_fp(&relay.relay_fingerprint)?;
     let pass = secrets::new_passphrase(cli.passphrase_file.as_deref())?;
-    let (home, words) = Home::init(&dir, pass.as_bytes(), name.trim(), &relay.relay, fp)?;
+    let (home, words) = if offline {
+        Home::init(&dir, pass.as_bytes(), name.trim(), &relay.relay, fp)?
+    } else {
+        Home::init_online(
+            &dir,
+            pass.as_bytes(),
+            name.trim(),
+            &relay.relay,
+            fp,
+            &Default::default(),
+        )
+        .await
+        .map_err(|e| match e {
+            // Said plainly: the usual hint about kept edits does not apply.
+            casebook::Error::Net(n) => anyhow!(
+                "{n}\nnothing was set up; check --relay and --relay-fingerprint against what \
+                 `casebook-relay serve` printed (or use --offline to set up without the relay)"
+            ),
+            e => e.into(),
+        })?
+    };
     tell!("Set up {} for {}.", dir.display(), home.name());
     tell!();
     tell!("Your recovery words (shown once; write them on paper and keep them safe):");

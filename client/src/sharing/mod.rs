@@ -9,12 +9,13 @@ use std::collections::BTreeMap;
 use casebook_shared::access::{self, DocEntry, DocOp, Role};
 use casebook_shared::account::AccountState;
 use casebook_shared::codec;
+use casebook_shared::frames::ErrorCode;
 use casebook_shared::ids::{AccountId, DocId};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 use crate::home::{Disclosure, Home, now};
-use crate::net::Relay;
+use crate::net::{NetError, Relay};
 
 mod comments;
 mod contacts;
@@ -137,6 +138,10 @@ impl Home {
             Err(Error::Inconsistent(_) | Error::Rollback(_) | Error::Account(_)) => {
                 return Err(mismatch());
             }
+            Err(Error::Net(NetError::Relay {
+                code: ErrorCode::NotFound,
+                ..
+            })) => return Err(Error::ContactNotOnRelay(c.name.clone())),
             Err(e) => return Err(e),
         };
         if colleague.id != c.account {
