@@ -80,6 +80,18 @@ impl Home {
     /// Writes a new session note; returns its id.
     pub fn add_note(&mut self, case: &DocId, input: NoteInput) -> Result<String> {
         let by = self.author()?;
+        // A person writing a note means to write something; an empty one
+        // is a slip (an editor closed without saving, a missing --field).
+        if input
+            .fields
+            .iter()
+            .all(|(k, v)| crate::notes::SCALAR_FIELDS.contains(&k.as_str()) || v.trim().is_empty())
+        {
+            return Err(crate::notes::NoteError::Empty(
+                "a note's text (write at least one section)",
+            )
+            .into());
+        }
         let id = new_note_id();
         let nid = id.clone();
         self.edit_case(case, &format!("note {id} added"), move |c| {

@@ -215,7 +215,15 @@ impl CaseDoc {
             match field.as_str() {
                 "date" => date.clone_from(value),
                 "start_time" => start_time = Some(value.clone()),
-                "duration" => duration = parse_optional(value, parse_duration)?,
+                "duration" => {
+                    let given = parse_optional(value, parse_duration)?;
+                    if let (Some(a), Some(b)) = (duration, given)
+                        && a != b
+                    {
+                        return Err(NoteError::DurationTwice(a, b));
+                    }
+                    duration = given.or(duration);
+                }
                 _ => texts.push((field.as_str(), value.as_str())),
             }
         }

@@ -77,6 +77,10 @@ pub enum NoteError {
     AmbiguousNoteId(String, String),
     #[error("note {0} is signed and can no longer be edited; add an addendum instead")]
     Signed(String),
+    #[error("note {0} is already signed; later corrections go in an addendum")]
+    AlreadySigned(String),
+    #[error("the session length is given twice and the two disagree ({0} and {1} minutes)")]
+    DurationTwice(u32, u32),
     #[error("note {0} is not signed yet; edit the note itself (addenda are for signed notes)")]
     NotSigned(String),
     #[error("note {0} has no late edit to {1:?}")]

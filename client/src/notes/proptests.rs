@@ -79,7 +79,7 @@ fn run_op(docs: &mut [CaseDoc], sent: &mut [Vec<Vec<u8>>], counter: &mut usize, 
             let at = at % (old.len() + 1);
             let new = format!("{}{text}{}", &old[..at], &old[at..]);
             match docs[*replica].edit_note(&n.id, &[(name.clone(), new)]) {
-                Ok(()) | Err(NoteError::Signed(_)) => {}
+                Ok(()) | Err(NoteError::AlreadySigned(_)) => {}
                 Err(e) => panic!("edit failed: {e}"),
             }
         }
@@ -90,7 +90,7 @@ fn run_op(docs: &mut [CaseDoc], sent: &mut [Vec<Vec<u8>>], counter: &mut usize, 
             }
             let id = &notes[note % notes.len()].id;
             match docs[*replica].sign_note(id, "dev", AT) {
-                Ok(()) | Err(NoteError::Signed(_)) => {}
+                Ok(()) | Err(NoteError::AlreadySigned(_)) => {}
                 Err(e) => panic!("sign failed: {e}"),
             }
         }

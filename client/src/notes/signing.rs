@@ -85,7 +85,10 @@ impl CaseDoc {
         if by.trim().is_empty() || at.is_empty() {
             return Err(NoteError::Empty("the signer and time"));
         }
-        let note = self.unsigned_note(note_id)?;
+        let note = match self.unsigned_note(note_id) {
+            Err(NoteError::Signed(id)) => return Err(NoteError::AlreadySigned(id)),
+            other => other?,
+        };
         let content = self
             .note(note_id)
             .ok_or_else(|| NoteError::NoSuchNote(note_id.to_owned()))?;

@@ -225,10 +225,9 @@ fn signed_notes_take_addenda_only() {
         .unwrap_err();
     assert!(matches!(err, NoteError::Signed(_)));
     assert!(err.to_string().contains("addendum"), "{err}");
-    assert!(matches!(
-        doc.sign_note("n1", "aa", AT),
-        Err(NoteError::Signed(_))
-    ));
+    let twice = doc.sign_note("n1", "aa", AT).unwrap_err();
+    assert!(matches!(twice, NoteError::AlreadySigned(_)));
+    assert!(twice.to_string().contains("already signed"), "{twice}");
 
     doc.add_addendum(
         "n1",

@@ -13,7 +13,7 @@ fn refused(e: &Error) -> bool {
     matches!(
         e,
         Error::NotAllowed(_)
-            | Error::Note(NoteError::Signed(_))
+            | Error::Note(NoteError::Signed(_) | NoteError::AlreadySigned(_))
             | Error::Note(NoteError::NotSigned(_))
     )
 }
