@@ -79,7 +79,7 @@ fn run_op(docs: &mut [CaseDoc], sent: &mut [Vec<Vec<u8>>], counter: &mut usize, 
             let at = at % (old.len() + 1);
             let new = format!("{}{text}{}", &old[..at], &old[at..]);
             match docs[*replica].edit_note(&n.id, &[(name.clone(), new)]) {
-                Ok(()) | Err(NoteError::AlreadySigned(_)) => {}
+                Ok(()) | Err(NoteError::Signed(_)) => {}
                 Err(e) => panic!("edit failed: {e}"),
             }
         }
