@@ -102,6 +102,9 @@ enum Command {
         #[arg(long, value_name = "NAME")]
         set_name: Option<String>,
     },
+    /// The relay this home talks to.
+    #[command(subcommand)]
+    Relay(RelayCmd),
     /// Colleagues to share with.
     #[command(subcommand)]
     Contact(ContactCmd),
@@ -150,6 +153,21 @@ pub struct RelayArgs {
     /// The fingerprint `casebook-relay serve` printed (sha256:...).
     #[arg(long, value_name = "sha256:HEX")]
     relay_fingerprint: String,
+}
+
+#[derive(Subcommand, Debug)]
+enum RelayCmd {
+    /// Prints the relay's address and the fingerprint this home pins.
+    Show,
+    /// Moves this home to its relay's new address or re-issued certificate
+    /// (checked first; nothing queued is lost).
+    Set {
+        /// The relay's address, HOST:PORT.
+        addr: String,
+        /// The fingerprint `casebook-relay serve` printed (sha256:...).
+        #[arg(long, value_name = "sha256:HEX")]
+        fingerprint: String,
+    },
 }
 
 #[derive(Subcommand, Debug)]

@@ -209,3 +209,62 @@ async fn a_case_is_shared_with_a_colleague_who_never_synced() {
     ok(&chen, &["sync"]);
     assert!(ok(&chen, &["case", "list"]).contains("Jordan Avery"));
 }
+
+/// The relay moves to a new address: the home follows with `relay set`,
+/// after checking it, and what was queued goes there.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_home_follows_its_relay_to_a_new_address() {
+    let data = tempfile::tempdir().unwrap();
+    let old = relay_in(data.path()).await;
+    let fp = casebook_relay::format_fingerprint(&old.fingerprint);
+    let dir = tempfile::tempdir().unwrap();
+    let home = dir.path().join("laptop");
+    let old_addr = old.addr.to_string();
+    ok(
+        &home,
+        &[
+            "init",
+            "--name",
+            "Dr. Rivera",
+            "--relay",
+            &old_addr,
+            "--relay-fingerprint",
+            &fp,
+        ],
+    );
+    ok(&home, &["case", "new", "Jordan Avery"]);
+    old.shutdown().await;
+    let new = relay_in(data.path()).await;
+    let new_addr = new.addr.to_string();
+    assert!(ok(&home, &["relay", "show"]).contains(&old_addr));
+
+    let wrong = format!("sha256:{}", "0".repeat(64));
+    fails(
+        &home,
+        &["relay", "set", &new_addr, "--fingerprint", &wrong],
+        "certificate",
+    );
+    let other = relay().await;
+    let other_fp = casebook_relay::format_fingerprint(&other.handle.fingerprint);
+    fails(
+        &home,
+        &[
+            "relay",
+            "set",
+            &other.handle.addr.to_string(),
+            "--fingerprint",
+            &other_fp,
+        ],
+        "does not hold this account",
+    );
+    assert!(
+        ok(&home, &["relay", "show"]).contains(&old_addr),
+        "unchanged"
+    );
+
+    ok(&home, &["relay", "set", &new_addr, "--fingerprint", &fp]);
+    assert!(ok(&home, &["relay", "show"]).contains(&new_addr));
+    let report: serde_json::Value = serde_json::from_str(&ok(&home, &["--json", "sync"])).unwrap();
+    assert!(report["pushed"].as_u64().unwrap() >= 1, "{report}");
+    new.shutdown().await;
+}

@@ -6,4 +6,5 @@
 //! it returns; they hold no rule of their own and write no audit line.
 
 mod notes;
+mod relay;
 mod signers;

@@ -24,6 +24,7 @@ use casebook_shared::ids::DocId;
 
 use crate::{
     AuditCmd, CaseCmd, Cli, Command, ContactCmd, NoteCmd, NoteFields, PrivateCmd, RelayArgs,
+    RelayCmd,
 };
 use print::Out;
 
@@ -222,6 +223,18 @@ pub async fn run(cli: Cli) -> Result<()> {
             }
             let (name, account, safety, card) = home.whoami();
             out.whoami(&name, &account, &safety, &card)
+        }
+        Command::Relay(RelayCmd::Show) => {
+            let home = open(&cli)?;
+            let (addr, fp) = home.relay();
+            out.relay(addr, &fp)
+        }
+        Command::Relay(RelayCmd::Set { addr, fingerprint }) => {
+            let fp = parse_fp(fingerprint)?;
+            let mut home = open(&cli)?;
+            home.set_relay(addr, fp).await?;
+            let (addr, fp) = home.relay();
+            out.relay(addr, &fp)
         }
         Command::Contact(c) => contact(&cli, &out, c),
         Command::Share {

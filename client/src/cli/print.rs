@@ -343,6 +343,16 @@ impl Out {
         Ok(())
     }
 
+    pub fn relay(&self, addr: &str, fingerprint: &[u8; 32]) -> Result<()> {
+        let fingerprint = casebook_shared::fingerprint::format(fingerprint);
+        if self.json {
+            return print_json(&json!({ "relay": addr, "fingerprint": fingerprint }));
+        }
+        say!("relay        {addr}");
+        say!("fingerprint  {fingerprint}");
+        Ok(())
+    }
+
     pub fn whoami(
         &self,
         name: &str,

@@ -17,6 +17,16 @@ pub async fn relay() -> Relay {
     relay_with(casebook_relay::limits::Limits::default()).await
 }
 
+/// A relay on a new port over the data in `data` (kept by the caller).
+pub async fn relay_in(data: &Path) -> casebook_relay::Handle {
+    casebook_relay::start(casebook_relay::Config::new(
+        "127.0.0.1:0".parse().unwrap(),
+        data,
+    ))
+    .await
+    .unwrap()
+}
+
 pub async fn relay_with(limits: casebook_relay::limits::Limits) -> Relay {
     let data = tempfile::tempdir().unwrap();
     let mut config = casebook_relay::Config::new("127.0.0.1:0".parse().unwrap(), data.path());
