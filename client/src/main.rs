@@ -52,7 +52,13 @@ enum Command {
     #[command(subcommand)]
     Private(PrivateCmd),
     /// Find notes by their words.
-    Search { text: String },
+    Search {
+        /// Words to find, in any order.
+        text: String,
+        /// Include psychotherapy (private) notes.
+        #[arg(long)]
+        private: bool,
+    },
     /// This account's devices: pair, list, revoke.
     #[command(subcommand)]
     Device(DeviceCmd),

@@ -67,3 +67,52 @@ async fn empty_notes_two_lengths_and_a_second_signature_are_refused() {
         "already signed",
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn search_finds_words_in_any_order_best_first_and_private_only_when_asked() {
+    let relay = relay().await;
+    let dir = tempfile::tempdir().unwrap();
+    let home = dir.path().join("laptop");
+    init_at(&home, &relay, "Dr. Rivera");
+    let case = ok(&home, &["case", "new", "Jordan Avery"])
+        .trim()
+        .to_string();
+    let add = |fields: &[&str]| {
+        let mut args = vec![
+            "note",
+            "add",
+            &case,
+            "--format",
+            "soap",
+            "--date",
+            "2026-11-20",
+        ];
+        for f in fields {
+            args.extend_from_slice(&["--field", f]);
+        }
+        ok(&home, &args).trim().to_string()
+    };
+    let spread = add(&["subjective=Sleeps badly.", "plan=A diary, maybe."]);
+    let together = add(&["plan=Keep a sleep diary."]);
+    ok(
+        &home,
+        &[
+            "private",
+            "add",
+            &case,
+            "--text",
+            "Sleep diary shows guilt.",
+        ],
+    );
+    let out = ok(&home, &["search", "diary sleep"]);
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines.len(), 2, "{out}");
+    assert!(lines[0].contains(&together), "best first: {out}");
+    assert!(lines[1].contains(&spread), "{out}");
+    assert!(
+        !out.contains("guilt"),
+        "a psychotherapy note without --private"
+    );
+    let out = ok(&home, &["search", "diary sleep", "--private"]);
+    assert!(out.contains("guilt"), "{out}");
+}

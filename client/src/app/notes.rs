@@ -176,9 +176,10 @@ impl Home {
 
     /// Searches every case and its private notes. Each case with a hit is
     /// recorded (with the notes it showed), since the snippets are content.
-    pub fn search(&mut self, needle: &str) -> Result<Vec<Hit>> {
-        let hits = self.find(needle)?;
+    pub fn search(&mut self, needle: &str, include_private: bool) -> Result<Vec<Hit>> {
+        let hits = self.find(needle, include_private)?;
         let mut cases: Vec<DocId> = hits.iter().map(|h| h.case).collect();
+        cases.sort();
         cases.dedup();
         self.atomically(|home| {
             for case in &cases {
@@ -187,6 +188,7 @@ impl Home {
                     .filter(|h| h.case == *case)
                     .filter_map(|h| h.note.as_deref())
                     .collect();
+                notes.sort();
                 notes.dedup();
                 let private = hits.iter().any(|h| h.case == *case && h.private);
                 let mut what = String::from("search results shown");

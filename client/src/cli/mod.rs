@@ -159,9 +159,9 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::Case(c) => case(&cli, &out, c),
         Command::Note(n) => note(&cli, &out, n),
         Command::Private(p) => private(&cli, &out, p),
-        Command::Search { text } => {
+        Command::Search { text, private } => {
             let mut home = open(&cli)?;
-            let hits = home.search(text)?;
+            let hits = home.search(text, *private)?;
             out.search(&hits)
         }
         Command::Device(d) => devices::device(&cli, &out, d).await,

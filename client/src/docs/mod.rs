@@ -351,15 +351,17 @@ impl Home {
 
     /// Searches every case (and its private notes) for a phrase, without
     /// recording it: [`Home::search`] is the operation a person runs.
-    pub(crate) fn find(&mut self, needle: &str) -> Result<Vec<Hit>> {
+    /// Every case's hits for a query, psychotherapy notes only if asked,
+    /// best first.
+    pub(crate) fn find(&mut self, needle: &str, include_private: bool) -> Result<Vec<Hit>> {
         let mut out = Vec::new();
         for (id, summary) in self.cases()? {
             let hits = self.read_case(&id, |c| c.search(needle))?;
             let private = match summary.private_doc {
-                Some(_) => self
+                Some(_) if include_private => self
                     .read_private(&id, |p| p.search(needle))
                     .unwrap_or_default(),
-                None => Vec::new(),
+                _ => Vec::new(),
             };
             for (hit, private) in hits
                 .into_iter()
@@ -373,9 +375,12 @@ impl Home {
                     note: hit.note_id,
                     field: hit.field,
                     snippet: hit.snippet,
+                    score: hit.score,
                 });
             }
         }
+        // Stable: within a score, cases by name and notes by date.
+        out.sort_by_key(|h| std::cmp::Reverse(h.score));
         Ok(out)
     }
 }
@@ -390,6 +395,8 @@ pub struct Hit {
     pub note: Option<String>,
     pub field: String,
     pub snippet: String,
+    /// Higher is better (see [`crate::notes::SearchHit::score`]).
+    pub score: u32,
 }
 
 /// Summaries are JSON inside their seal: readable by any later version.

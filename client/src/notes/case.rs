@@ -7,7 +7,7 @@ use super::note::{
     CaseSummary, Note, NoteInput, Profile, is_signed, read_format, read_note, read_summary,
 };
 use super::replica::{Replica, child, hydrate_map, push_map, set_text, string};
-use super::search::{Needle, SearchHit};
+use super::search::{Query, SearchHit};
 use super::{ChangeHash, NoteError, Result};
 use automerge::transaction::Transactable;
 use automerge::{AutoCommit, ObjId, ObjType, ROOT, ReadDoc, hydrate};
@@ -403,36 +403,44 @@ impl CaseDoc {
         }
     }
 
-    /// Case-insensitive search of the name, the profile, and every note's
-    /// fields, addenda and comments; one hit per field that matches.
-    pub fn search(&self, needle: &str) -> Vec<SearchHit> {
-        let Some(needle) = Needle::new(needle) else {
+    /// Search by words in any order: one hit for the case's name and
+    /// profile, and one per note (its fields, addenda and comments), where
+    /// every word is found.
+    pub fn search(&self, query: &str) -> Vec<SearchHit> {
+        let Some(query) = Query::new(query) else {
             return Vec::new();
         };
         let mut hits = Vec::new();
-        let mut look = |note_id: Option<&str>, field: String, text: &str| {
-            if let Some(snippet) = needle.snippet(text) {
-                hits.push(SearchHit {
-                    note_id: note_id.map(str::to_owned),
-                    field,
-                    snippet,
-                });
-            }
-        };
-        look(None, "name".into(), &self.name());
-        for (field, text) in self.profile().fields() {
-            look(None, format!("profile.{field}"), &text);
+        let mut header = vec![("name".to_string(), self.name())];
+        header.extend(
+            self.profile()
+                .fields()
+                .into_iter()
+                .map(|(f, t)| (format!("profile.{f}"), t)),
+        );
+        if let Some((field, snippet, score)) = query.judge(&header) {
+            hits.push(SearchHit {
+                note_id: None,
+                field,
+                snippet,
+                score,
+            });
         }
         for note in self.notes() {
-            let id = Some(note.id.as_str());
-            for (field, text) in &note.fields {
-                look(id, field.clone(), text);
-            }
+            let mut fields = note.fields.clone();
             for (i, a) in note.addenda.iter().enumerate() {
-                look(id, format!("addendum {}", i + 1), &a.text);
+                fields.push((format!("addendum {}", i + 1), a.text.clone()));
             }
             for (i, c) in note.comments.iter().enumerate() {
-                look(id, format!("comment {}", i + 1), &c.text);
+                fields.push((format!("comment {}", i + 1), c.text.clone()));
+            }
+            if let Some((field, snippet, score)) = query.judge(&fields) {
+                hits.push(SearchHit {
+                    note_id: Some(note.id.clone()),
+                    field,
+                    snippet,
+                    score,
+                });
             }
         }
         hits

@@ -1,7 +1,7 @@
 //! [`PrivateDoc`]: a case's psychotherapy (process) notes.
 
 use super::replica::{Replica, child, list_maps, push_map, set_text, string};
-use super::search::{Needle, SearchHit};
+use super::search::{Query, SearchHit};
 use super::{ChangeHash, NoteError, Result};
 use automerge::transaction::Transactable;
 use automerge::{AutoCommit, ObjId, ObjType, ROOT};
@@ -130,19 +130,21 @@ impl PrivateDoc {
         entries
     }
 
-    /// Case-insensitive search of the entries; `note_id` in each hit is the
-    /// entry id and `field` is `text`.
-    pub fn search(&self, needle: &str) -> Vec<SearchHit> {
-        let Some(needle) = Needle::new(needle) else {
+    /// Search of the entries by words in any order; `note_id` in each hit
+    /// is the entry id and `field` is `text`.
+    pub fn search(&self, query: &str) -> Vec<SearchHit> {
+        let Some(query) = Query::new(query) else {
             return Vec::new();
         };
         self.entries()
             .into_iter()
             .filter_map(|e| {
+                let (field, snippet, score) = query.judge(&[("text".to_string(), e.text)])?;
                 Some(SearchHit {
-                    snippet: needle.snippet(&e.text)?,
                     note_id: Some(e.id),
-                    field: "text".into(),
+                    field,
+                    snippet,
+                    score,
                 })
             })
             .collect()

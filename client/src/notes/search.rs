@@ -1,4 +1,6 @@
-//! Case-insensitive matching with a short snippet around each hit.
+//! Search: the words of a query, in any order, each somewhere in one note
+//! (or in the case's name and profile); case-insensitive, with a short
+//! snippet around the best match and a score to rank by.
 
 use serde::Serialize;
 
@@ -15,6 +17,65 @@ pub struct SearchHit {
     pub field: String,
     /// The match with some context, on one line.
     pub snippet: String,
+    /// Higher is better: the whole query as typed in one field, then every
+    /// word in one field, then how many fields hold a word.
+    pub score: u32,
+}
+
+/// A query: its words, each to be found, and the whole as typed.
+pub(crate) struct Query {
+    words: Vec<Needle>,
+    phrase: Option<Needle>,
+}
+
+impl Query {
+    /// `None` for a query with no words, which would match everything.
+    pub(crate) fn new(query: &str) -> Option<Self> {
+        let words: Vec<Needle> = query.split_whitespace().filter_map(Needle::new).collect();
+        if words.is_empty() {
+            return None;
+        }
+        let phrase = (words.len() > 1)
+            .then(|| Needle::new(&query.split_whitespace().collect::<Vec<_>>().join(" ")))
+            .flatten();
+        Some(Self { words, phrase })
+    }
+
+    /// Judges one unit (a note, or a case's name and profile) given as
+    /// `(field, text)` pairs: `None` unless every word is in one of the
+    /// fields; else the field to show, its snippet and the score.
+    pub(crate) fn judge(&self, fields: &[(String, String)]) -> Option<(String, String, u32)> {
+        let holds = |n: &Needle, t: &str| n.find(t).is_some();
+        if !self
+            .words
+            .iter()
+            .all(|w| fields.iter().any(|(_, t)| holds(w, t)))
+        {
+            return None;
+        }
+        let phrase = self
+            .phrase
+            .as_ref()
+            .and_then(|p| fields.iter().find(|(_, t)| holds(p, t)).map(|f| (f, p)));
+        let together = fields
+            .iter()
+            .find(|(_, t)| self.words.iter().all(|w| holds(w, t)));
+        let touched = fields
+            .iter()
+            .filter(|(_, t)| self.words.iter().any(|w| holds(w, t)))
+            .count() as u32;
+        let score =
+            100 * u32::from(phrase.is_some()) + 10 * u32::from(together.is_some()) + touched.min(9);
+        let (field, needle) = match (phrase, together) {
+            (Some((f, p)), _) => (f, p),
+            (None, Some(f)) => (f, &self.words[0]),
+            (None, None) => {
+                let w = &self.words[0];
+                (fields.iter().find(|(_, t)| holds(w, t))?, w)
+            }
+        };
+        Some((field.0.clone(), needle.snippet(&field.1)?, score))
+    }
 }
 
 /// A lowercased search string.

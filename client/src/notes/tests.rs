@@ -364,13 +364,11 @@ fn summary_search_and_ids() {
         .iter()
         .map(|h| (h.note_id.as_deref(), h.field.as_str()))
         .collect();
+    // One hit per note (and one for the name and profile), at the first
+    // field that holds the word.
     assert_eq!(
         fields,
-        [
-            (None, "profile.goals"),
-            (Some("n1"), "subjective"),
-            (Some("n1"), "comment 1")
-        ]
+        [(None, "profile.goals"), (Some("n1"), "subjective")]
     );
     assert_eq!(hits[0].snippet, "Better SLEEP hygiene.");
     assert!(doc.search("").is_empty());
@@ -643,4 +641,37 @@ fn a_comment_names_the_device_that_made_it_and_an_alteration_shows() {
     let c = &owner.note("n1").unwrap().comments[0];
     assert_eq!(c.device, Some(hex::encode(colleague)), "still the maker");
     assert!(c.unverified, "altered by another device");
+}
+
+#[test]
+fn search_takes_words_in_any_order_and_ranks_the_phrase_first() {
+    let mut doc = CaseDoc::new("R. Client", "2024-01-05", DocId::random(), DEV_A).unwrap();
+    let mut note = |id: &str, fields: &[(&str, &str)]| {
+        let mut input = NoteInput::new("2024-03-01", NoteFormat::Soap);
+        input.fields = pairs(fields);
+        doc.add_note(input, id, "aa").unwrap();
+    };
+    note(
+        "spread",
+        &[("subjective", "Sleep is poor."), ("plan", "Keep a diary.")],
+    );
+    note("together", &[("plan", "A diary of sleep, nightly.")]);
+    note("phrase", &[("plan", "Start a sleep diary.")]);
+    note("half", &[("plan", "Sleep hygiene only.")]);
+    let hits = doc.search("diary SLEEP");
+    let score = |id: &str| {
+        hits.iter()
+            .find(|h| h.note_id.as_deref() == Some(id))
+            .map(|h| h.score)
+    };
+    assert_eq!(hits.len(), 3, "every word must be in the note");
+    assert_eq!(score("half"), None);
+    // Every word in one field beats words spread over two.
+    assert!(score("together") > score("spread"));
+    assert!(score("phrase") > score("spread"));
+    // The query as typed, in one field, beats all.
+    let exact = doc.search("sleep diary");
+    let best = exact.iter().max_by_key(|h| h.score).unwrap();
+    assert_eq!(best.note_id.as_deref(), Some("phrase"));
+    assert_eq!(best.snippet, "Start a sleep diary.");
 }
