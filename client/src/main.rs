@@ -228,6 +228,9 @@ enum NoteCmd {
         minutes: Option<String>,
         #[command(flatten)]
         fields: NoteFields,
+        /// Reopen in $EDITOR the draft kept when a note could not be saved.
+        #[arg(long, conflicts_with = "edit")]
+        resume: bool,
     },
     /// Change fields of an unsigned note (edits merge with other devices' edits).
     Edit {

@@ -116,3 +116,61 @@ async fn search_finds_words_in_any_order_best_first_and_private_only_when_asked(
     let out = ok(&home, &["search", "diary sleep", "--private"]);
     assert!(out.contains("guilt"), "{out}");
 }
+
+/// `note add --edit`: the template holds what is known (the date), and a
+/// draft that does not read is kept, said to be kept, and reopened.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_draft_that_does_not_read_is_kept_and_reopened() {
+    let relay = relay().await;
+    let dir = tempfile::tempdir().unwrap();
+    let home = dir.path().join("laptop");
+    init_at(&home, &relay, "Dr. Rivera");
+    let case = ok(&home, &["case", "new", "Jordan Avery"])
+        .trim()
+        .to_string();
+    // An "editor" that checks the date is filled in, writes the plan, and
+    // leaves a stray line above the first heading.
+    let script = dir.path().join("editor.sh");
+    std::fs::write(
+        &script,
+        "#!/bin/sh\ngrep -qx 2026-11-20 \"$1\" || exit 3\n\
+         sed -i 's/^## plan$/## plan\\nKeep a sleep diary./' \"$1\"\n\
+         sed -i '1i stray words' \"$1\"\n",
+    )
+    .unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o700)).unwrap();
+    let out = casebook(&home)
+        .args(["note", "add", &case, "--date", "2026-11-20", "--edit"])
+        .env("EDITOR", &script)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(err.contains("text before the first"), "{err}");
+    assert!(err.contains("what you typed is kept"), "{err}");
+    assert!(err.contains("--resume"), "{err}");
+    assert!(ok(&home, &["note", "list", &case]).trim().is_empty());
+
+    // Reopened: the person deletes the stray line and saves.
+    let out = casebook(&home)
+        .args(["note", "add", &case, "--resume"])
+        .env("EDITOR", "sed -i /^stray/d")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let note = String::from_utf8(out.stdout).unwrap().trim().to_string();
+    let v: serde_json::Value =
+        serde_json::from_str(&ok(&home, &["--json", "note", "show", &case, &note])).unwrap();
+    assert_eq!(v["fields"]["plan"], "Keep a sleep diary.");
+    assert_eq!(v["date"], "2026-11-20");
+    fails(
+        &home,
+        &["note", "add", &case, "--resume"],
+        "no draft is kept",
+    );
+}

@@ -5,6 +5,9 @@
 //! the web page after it) parse input, call one operation and render what
 //! it returns; they hold no rule of their own and write no audit line.
 
+mod drafts;
+
+pub use drafts::Draft;
 mod notes;
 mod relay;
 mod signers;

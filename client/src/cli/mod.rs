@@ -4,6 +4,7 @@
 mod demo;
 mod devices;
 mod editor;
+mod notes;
 mod print;
 mod secrets;
 pub(crate) mod term;
@@ -16,16 +17,10 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, anyhow, bail};
 use casebook::Home;
-use casebook::notes::{
-    LateEditChoice, NoteFormat, NoteInput, parse_date, parse_duration, parse_start_time,
-};
 use casebook::sync::Progress;
 use casebook_shared::ids::DocId;
 
-use crate::{
-    AuditCmd, CaseCmd, Cli, Command, ContactCmd, NoteCmd, NoteFields, PrivateCmd, RelayArgs,
-    RelayCmd,
-};
+use crate::{AuditCmd, CaseCmd, Cli, Command, ContactCmd, PrivateCmd, RelayArgs, RelayCmd};
 use print::Out;
 
 /// What to do next, in this CLI's words, for an error of the core (which
@@ -157,7 +152,7 @@ pub async fn run(cli: Cli) -> Result<()> {
             offline,
         } => init(&cli, &out, name, relay, *offline).await,
         Command::Case(c) => case(&cli, &out, c),
-        Command::Note(n) => note(&cli, &out, n),
+        Command::Note(n) => notes::note(&cli, &out, n),
         Command::Private(p) => private(&cli, &out, p),
         Command::Search { text, private } => {
             let mut home = open(&cli)?;
@@ -382,129 +377,6 @@ fn case(cli: &Cli, out: &Out, cmd: &CaseCmd) -> Result<()> {
             out.done("case updated")
         }
     }
-}
-
-fn note(cli: &Cli, out: &Out, cmd: &NoteCmd) -> Result<()> {
-    let mut home = open(cli)?;
-    match cmd {
-        NoteCmd::Add {
-            case,
-            format,
-            date,
-            start,
-            minutes,
-            fields,
-        } => {
-            let id = case_id(&home, case)?;
-            let format = NoteFormat::parse(format)?;
-            let mut input = NoteInput::new(
-                parse_date(date.as_deref().unwrap_or(&time::today()))?,
-                format,
-            );
-            input.start_time = start.as_deref().map(parse_start_time).transpose()?;
-            input.duration = minutes.as_deref().map(parse_duration).transpose()?;
-            input.fields = note_fields(format, &[], fields)?;
-            let note_id = home.add_note(&id, input)?;
-            out.created_note(&note_id)
-        }
-        NoteCmd::Edit { case, note, fields } => {
-            let id = case_id(&home, case)?;
-            let current = home.read_case(&id, |c| {
-                c.resolve_note_id(note)
-                    .map(|n| c.note(&n).expect("resolved ids exist"))
-            })??;
-            let changes = note_fields(current.format, &current.editable_fields(), fields)?;
-            if changes.is_empty() {
-                bail!("nothing to change: give --field FIELD=VALUE or --edit");
-            }
-            home.edit_note(&id, &current.id, &changes)?;
-            out.done("note updated")
-        }
-        NoteCmd::List { case } => {
-            let id = case_id(&home, case)?;
-            out.note_list(&home.list_notes(&id)?)
-        }
-        NoteCmd::Show { case, note } => {
-            let id = case_id(&home, case)?;
-            let n = home.show_note(&id, note)?;
-            if !n.late_edits.is_empty() {
-                tell!(
-                    "Settle each late edit: casebook note late {case} {} FIELD --as-addendum (or --discard)",
-                    n.id
-                );
-            }
-            out.note(&n)
-        }
-        NoteCmd::Sign { case, note } => {
-            let id = case_id(&home, case)?;
-            home.sign_note(&id, note)?;
-            out.done("note signed; later corrections go in `casebook note addendum`")
-        }
-        NoteCmd::Comment { case, note, text } => {
-            let id = case_id(&home, case)?;
-            home.comment_note(&id, note, text, &time::now())?;
-            out.done("comment added")
-        }
-        NoteCmd::Addendum { case, note, text } => {
-            let id = case_id(&home, case)?;
-            home.add_addendum(&id, note, text)?;
-            out.done("addendum added")
-        }
-        NoteCmd::Late {
-            case,
-            note,
-            field,
-            as_addendum,
-            discard: _,
-        } => {
-            let id = case_id(&home, case)?;
-            let choice = if *as_addendum {
-                LateEditChoice::Addendum
-            } else {
-                LateEditChoice::Discard
-            };
-            home.settle_late_edit(&id, note, field, choice)?;
-            out.done(match choice {
-                LateEditChoice::Addendum => {
-                    "late edit kept as an addendum; the note reads as signed"
-                }
-                LateEditChoice::Discard => "late edit discarded; the note reads as signed",
-            })
-        }
-    }
-}
-
-/// The fields to write: from `--field`, or from `$EDITOR` on a template
-/// filled with `current` (and any `--field` values).
-fn note_fields(
-    format: NoteFormat,
-    current: &[(String, String)],
-    args: &NoteFields,
-) -> Result<Vec<(String, String)>> {
-    let given = parse_fields(&args.fields)?;
-    if !args.edit {
-        return Ok(given);
-    }
-    let mut start: Vec<(String, String)> = current.to_vec();
-    for (k, v) in &given {
-        match start.iter_mut().find(|(f, _)| f == k) {
-            Some(slot) => slot.1 = v.clone(),
-            None => start.push((k.clone(), v.clone())),
-        }
-    }
-    let template = casebook::notes::note_to_markdown(format, &start);
-    let edited = editor::edit(&template)?;
-    let fields = casebook::notes::markdown_to_fields(format, &edited)?;
-    // Only what changed is written, so unchanged fields merge untouched.
-    Ok(fields
-        .into_iter()
-        .filter(|(k, v)| {
-            current
-                .iter()
-                .find(|(f, _)| f == k)
-                .is_none_or(|(_, old)| old != v)
-        })
-        .collect())
 }
 
 fn contact(cli: &Cli, out: &Out, cmd: &ContactCmd) -> Result<()> {

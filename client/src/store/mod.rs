@@ -248,6 +248,13 @@ impl Store {
         Ok(())
     }
 
+    /// Forgets a named secret or setting.
+    pub fn delete_secret(&self, name: &str) -> Result<(), StoreError> {
+        self.conn
+            .execute("DELETE FROM secrets WHERE name = ?1", [name])?;
+        Ok(())
+    }
+
     /// Reads a named secret or setting.
     pub fn get_secret(&self, name: &str) -> Result<Option<Zeroizing<Vec<u8>>>, StoreError> {
         let sealed: Option<Vec<u8>> = self

@@ -1,0 +1,182 @@
+//! `casebook note`: writing, reading, signing and settling session notes,
+//! in flags or in `$EDITOR`.
+
+use anyhow::{Result, anyhow, bail};
+use casebook::notes::{
+    LateEditChoice, NoteFormat, NoteInput, parse_date, parse_duration, parse_start_time,
+};
+
+use super::print::Out;
+use super::term::tell;
+use super::{case_id, editor, open, parse_fields, time};
+use crate::{Cli, NoteCmd, NoteFields};
+
+pub(super) fn note(cli: &Cli, out: &Out, cmd: &NoteCmd) -> Result<()> {
+    let mut home = open(cli)?;
+    match cmd {
+        NoteCmd::Add {
+            case,
+            format,
+            date,
+            start,
+            minutes,
+            fields,
+            resume,
+        } => {
+            let id = case_id(&home, case)?;
+            let date = parse_date(date.as_deref().unwrap_or(&time::today()))?;
+            let start_time = start.as_deref().map(parse_start_time).transpose()?;
+            let duration = minutes.as_deref().map(parse_duration).transpose()?;
+            let given = parse_fields(&fields.fields)?;
+            if !fields.edit && !*resume {
+                let mut input = NoteInput::new(date, NoteFormat::parse(format)?);
+                input.start_time = start_time;
+                input.duration = duration;
+                input.fields = given;
+                let note_id = home.add_note(&id, input)?;
+                return out.created_note(&note_id);
+            }
+            // In the editor, the template holds all that is known, and what
+            // it says when saved is the note.
+            let (format, template) = if *resume {
+                let kept = home.draft()?.ok_or_else(|| {
+                    anyhow!("no draft is kept; start one with `casebook note add {case} --edit`")
+                })?;
+                (NoteFormat::parse(&kept.format)?, kept.text.clone())
+            } else {
+                let format = NoteFormat::parse(format)?;
+                let mut known = vec![("date".to_string(), date.clone())];
+                known.extend(start_time.map(|t| ("start_time".to_string(), t)));
+                known.extend(duration.map(|m| ("duration".to_string(), m.to_string())));
+                for (k, v) in given {
+                    match known.iter_mut().find(|(f, _)| *f == k) {
+                        Some(slot) => slot.1 = v,
+                        None => known.push((k, v)),
+                    }
+                }
+                (format, casebook::notes::note_to_markdown(format, &known))
+            };
+            let edited = editor::edit(&template)?;
+            let saved = casebook::notes::markdown_to_fields(format, &edited)
+                .map_err(casebook::Error::from)
+                .and_then(|fields| {
+                    let mut input = NoteInput::new(date, format);
+                    input.fields = fields;
+                    home.add_note(&id, input)
+                });
+            match saved {
+                Ok(note_id) => {
+                    home.drop_draft()?;
+                    out.created_note(&note_id)
+                }
+                Err(e) => {
+                    home.keep_draft(&casebook::app::Draft {
+                        format: format.as_str().to_string(),
+                        text: edited,
+                    })?;
+                    bail!(
+                        "{e}\nnothing is lost: what you typed is kept (sealed in this home); \
+                         reopen it with `casebook note add {case} --resume`"
+                    )
+                }
+            }
+        }
+        NoteCmd::Edit { case, note, fields } => {
+            let id = case_id(&home, case)?;
+            let current = home.read_case(&id, |c| {
+                c.resolve_note_id(note)
+                    .map(|n| c.note(&n).expect("resolved ids exist"))
+            })??;
+            let changes = note_fields(current.format, &current.editable_fields(), fields)?;
+            if changes.is_empty() {
+                bail!("nothing to change: give --field FIELD=VALUE or --edit");
+            }
+            home.edit_note(&id, &current.id, &changes)?;
+            out.done("note updated")
+        }
+        NoteCmd::List { case } => {
+            let id = case_id(&home, case)?;
+            out.note_list(&home.list_notes(&id)?)
+        }
+        NoteCmd::Show { case, note } => {
+            let id = case_id(&home, case)?;
+            let n = home.show_note(&id, note)?;
+            if !n.late_edits.is_empty() {
+                tell!(
+                    "Settle each late edit: casebook note late {case} {} FIELD --as-addendum (or --discard)",
+                    n.id
+                );
+            }
+            out.note(&n)
+        }
+        NoteCmd::Sign { case, note } => {
+            let id = case_id(&home, case)?;
+            home.sign_note(&id, note)?;
+            out.done("note signed; later corrections go in `casebook note addendum`")
+        }
+        NoteCmd::Comment { case, note, text } => {
+            let id = case_id(&home, case)?;
+            home.comment_note(&id, note, text, &time::now())?;
+            out.done("comment added")
+        }
+        NoteCmd::Addendum { case, note, text } => {
+            let id = case_id(&home, case)?;
+            home.add_addendum(&id, note, text)?;
+            out.done("addendum added")
+        }
+        NoteCmd::Late {
+            case,
+            note,
+            field,
+            as_addendum,
+            discard: _,
+        } => {
+            let id = case_id(&home, case)?;
+            let choice = if *as_addendum {
+                LateEditChoice::Addendum
+            } else {
+                LateEditChoice::Discard
+            };
+            home.settle_late_edit(&id, note, field, choice)?;
+            out.done(match choice {
+                LateEditChoice::Addendum => {
+                    "late edit kept as an addendum; the note reads as signed"
+                }
+                LateEditChoice::Discard => "late edit discarded; the note reads as signed",
+            })
+        }
+    }
+}
+
+/// The fields to write: from `--field`, or from `$EDITOR` on a template
+/// filled with `current` (and any `--field` values).
+fn note_fields(
+    format: NoteFormat,
+    current: &[(String, String)],
+    args: &NoteFields,
+) -> Result<Vec<(String, String)>> {
+    let given = parse_fields(&args.fields)?;
+    if !args.edit {
+        return Ok(given);
+    }
+    let mut start: Vec<(String, String)> = current.to_vec();
+    for (k, v) in &given {
+        match start.iter_mut().find(|(f, _)| f == k) {
+            Some(slot) => slot.1 = v.clone(),
+            None => start.push((k.clone(), v.clone())),
+        }
+    }
+    let template = casebook::notes::note_to_markdown(format, &start);
+    let edited = editor::edit(&template)?;
+    let fields = casebook::notes::markdown_to_fields(format, &edited)?;
+    // Only what changed is written, so unchanged fields merge untouched.
+    Ok(fields
+        .into_iter()
+        .filter(|(k, v)| {
+            current
+                .iter()
+                .find(|(f, _)| f == k)
+                .is_none_or(|(_, old)| old != v)
+        })
+        .collect())
+}
