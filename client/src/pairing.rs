@@ -116,6 +116,13 @@ fn parse_code(code: &str) -> Result<Code> {
     })
 }
 
+/// What the existing device leaves in the last slot when the new device's
+/// request does not open (the code was mistyped), so the new device fails
+/// at once instead of waiting out its time. Not secret and not
+/// authenticated: a relay could forge it, but a relay can always withhold
+/// the answer, which ends the pairing the same way.
+const WRONG_CODE: &[u8] = b"casebook/v1/pair/wrong-code";
+
 fn keys(shared: &[u8], mailbox: &[u8; 16]) -> (SecretKey, SecretKey) {
     (
         crypto::derive(shared, "casebook/v1/pair/join", mailbox),
@@ -177,8 +184,10 @@ impl Home {
             zeroize::Zeroizing::new(pake.finish(&msg_b).map_err(|_| PairingError::WrongCode)?);
         let (k_join, k_welcome) = keys(&shared, &c.mailbox);
         let sealed = take(relay, c.mailbox, 2, within).await?;
-        let plain = crypto::open_random(&k_join, &c.mailbox, &sealed)
-            .map_err(|_| PairingError::WrongCode)?;
+        let Ok(plain) = crypto::open_random(&k_join, &c.mailbox, &sealed) else {
+            put(relay, c.mailbox, 3, WRONG_CODE.to_vec()).await?;
+            return Err(PairingError::WrongCode.into());
+        };
         let req: JoinRequest = codec::decode(&plain)?;
         if req.device.kind != DeviceKind::Device {
             return Err(PairingError::Malformed.into());
@@ -272,6 +281,9 @@ pub async fn join_with(
     )
     .await?;
     let sealed = take(&relay, c.mailbox, 3, Duration::from_secs(120)).await?;
+    if sealed == WRONG_CODE {
+        return Err(PairingError::WrongCode.into());
+    }
     let plain = crypto::open_random(&k_welcome, &c.mailbox, &sealed)
         .map_err(|_| PairingError::WrongCode)?;
     let welcome: Welcome = codec::decode(&plain)?;
