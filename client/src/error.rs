@@ -33,8 +33,8 @@ pub enum Error {
     Codec(#[from] CodecError),
     #[error("no case matches {0:?}")]
     UnknownCase(String),
-    #[error("{0:?} matches more than one case; give more of the id")]
-    AmbiguousCase(String),
+    #[error("{0:?} matches more than one case: {cases}; give more of the id or the name", cases = .1.join(", "))]
+    AmbiguousCase(String, Vec<String>),
     #[error("no device matches {0:?}")]
     UnknownDevice(String),
     #[error("no contact named {0:?}")]

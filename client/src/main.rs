@@ -183,9 +183,17 @@ enum CaseCmd {
         /// The client's name.
         name: String,
     },
-    /// Every case on this device.
-    List,
-    /// A case's profile and notes.
+    /// The open cases on this device.
+    List {
+        /// Closed cases too.
+        #[arg(long)]
+        all: bool,
+    },
+    /// Close (archive) a case: kept and synced, left out of lists.
+    Close { case: String },
+    /// Open a closed case again.
+    Reopen { case: String },
+    /// A case's profile and notes (CASE: a unique part of its id or its client's name).
     Show { case: String },
     /// Set a case's profile fields (presenting_concerns, treatment_plan, goals) or name.
     Edit {

@@ -174,3 +174,46 @@ async fn a_draft_that_does_not_read_is_kept_and_reopened() {
         "no draft is kept",
     );
 }
+
+/// Cases found by their client's name, candidates named when ambiguous, a
+/// second case for one name flagged, and closed cases left out of lists.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cases_by_name_candidates_and_closing() {
+    let relay = relay().await;
+    let dir = tempfile::tempdir().unwrap();
+    let home = dir.path().join("laptop");
+    init_at(&home, &relay, "Dr. Rivera");
+    let jordan = ok(&home, &["case", "new", "Jordan Avery"])
+        .trim()
+        .to_string();
+    let sam = ok(&home, &["case", "new", "Sam Avery"]).trim().to_string();
+    let out = run(&home, &["case", "new", "jordan avery"]);
+    assert!(out.status.success());
+    let again = String::from_utf8(out.stdout).unwrap().trim().to_string();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("another case is named"), "{err}");
+    assert!(err.contains(&jordan[..8]), "{err}");
+
+    // A unique part of the name finds the case.
+    assert!(ok(&home, &["case", "show", "Sam"]).contains("Sam Avery"));
+    // Two share "Avery", three "Jordan": the candidates are named.
+    let out = run(&home, &["case", "show", "avery"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    for id in [&jordan, &sam, &again] {
+        assert!(err.contains(&id[..8]), "{err}");
+    }
+
+    ok(&home, &["case", "close", &again]);
+    let list = ok(&home, &["case", "list"]);
+    assert!(!list.contains(&again[..8]), "{list}");
+    assert!(list.contains(&jordan[..8]));
+    let all = ok(&home, &["case", "list", "--all"]);
+    assert!(
+        all.contains(&again[..8]) && all.contains("(closed)"),
+        "{all}"
+    );
+    // Closed is kept: it can be named, and opened again.
+    ok(&home, &["case", "reopen", &again[..8]]);
+    assert!(ok(&home, &["case", "list"]).contains(&again[..8]));
+}

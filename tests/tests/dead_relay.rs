@@ -34,7 +34,7 @@ async fn a_relay_gone_silent_is_an_error_in_seconds_and_the_edit_waits() {
     sync(&mut tablet).await;
     assert!(
         tablet
-            .list_cases()
+            .list_cases(false)
             .unwrap()
             .iter()
             .any(|(id, _)| *id == case),

@@ -33,12 +33,24 @@ impl Home {
         Ok(name.to_string())
     }
 
-    /// Every case's summary, sorted by name. Recorded: client names are
-    /// clinical content.
-    pub fn list_cases(&self) -> Result<Vec<(DocId, CaseSummary)>> {
-        let cases = self.cases()?;
+    /// Every open case's summary (closed ones too if `closed`), sorted by
+    /// name. Recorded: client names are clinical content.
+    pub fn list_cases(&self, closed: bool) -> Result<Vec<(DocId, CaseSummary)>> {
+        let mut cases = self.cases()?;
+        cases.retain(|(_, s)| closed || !s.closed);
         self.audit("case list viewed", None)?;
         Ok(cases)
+    }
+
+    /// Closes a case (it is kept and synced, and left out of lists), or
+    /// opens it again.
+    pub fn close_case(&mut self, case: &DocId, closed: bool) -> Result<()> {
+        let what = if closed {
+            "case closed"
+        } else {
+            "case reopened"
+        };
+        self.edit_case(case, what, |c| Ok(c.set_closed(closed)?))
     }
 
     /// Opens a case to read: profile and every note. Recorded as a view.

@@ -31,7 +31,7 @@ pub fn hint(e: &casebook::Error) -> Option<String> {
     use casebook::pairing::PairingError as P;
     use casebook_shared::frames::ErrorCode;
     Some(match e {
-        E::UnknownCase(_) | E::AmbiguousCase(_) => "`casebook case list` shows the ids".into(),
+        E::UnknownCase(_) | E::AmbiguousCase(..) => "`casebook case list` shows the ids".into(),
         E::UnknownDevice(_) => "`casebook device list` shows the ids".into(),
         E::UnknownContact(_) => "add one with `casebook contact add NAME CARD`".into(),
         E::ContactExists => "`casebook contact list` shows your contacts".into(),
@@ -350,10 +350,29 @@ fn case(cli: &Cli, out: &Out, cmd: &CaseCmd) -> Result<()> {
             if name.trim().is_empty() {
                 bail!("the case name must not be empty");
             }
+            let same = home.cases_named(name)?;
             let id = home.create_case(name.trim(), &time::today())?;
+            if !same.is_empty() {
+                let ids: Vec<String> = same.iter().map(|d| d.short()).collect();
+                tell!(
+                    "note: another case is named {:?} ({}); both are kept, told apart by their ids",
+                    name.trim(),
+                    ids.join(", ")
+                );
+            }
             out.created_case(&id)
         }
-        CaseCmd::List => out.cases(&home.list_cases()?),
+        CaseCmd::List { all } => out.cases(&home.list_cases(*all)?),
+        CaseCmd::Close { case } => {
+            let id = case_id(&home, case)?;
+            home.close_case(&id, true)?;
+            out.done("case closed: kept and synced, left out of `case list` (see --all)")
+        }
+        CaseCmd::Reopen { case } => {
+            let id = case_id(&home, case)?;
+            home.close_case(&id, false)?;
+            out.done("case reopened")
+        }
         CaseCmd::Show { case } => {
             let id = case_id(&home, case)?;
             let view = home.open_case(&id)?;

@@ -97,7 +97,7 @@ impl Out {
                     .map(|(id, s)| {
                         json!({
                             "id": id.to_hex(), "name": s.name, "created": s.created,
-                            "notes": s.notes.len(),
+                            "closed": s.closed, "notes": s.notes.len(),
                             "last_session": s.notes.iter().map(|n| n.date.clone()).max(),
                         })
                     })
@@ -110,11 +110,12 @@ impl Out {
         for (id, s) in cases {
             let last = s.notes.iter().map(|n| n.date.as_str()).max().unwrap_or("-");
             say!(
-                "{}  {:<28}  {:>3} notes  last {}",
+                "{}  {:<28}  {:>3} notes  last {}{}",
                 id.short(),
                 s.name,
                 s.notes.len(),
-                last
+                last,
+                if s.closed { "  (closed)" } else { "" }
             );
         }
         Ok(())

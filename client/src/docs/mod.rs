@@ -147,23 +147,54 @@ impl Home {
         Ok(out)
     }
 
-    /// Finds a case by its id or a unique prefix of it.
-    pub fn resolve_case(&self, id: &str) -> Result<DocId> {
-        let needle = id.trim().to_lowercase();
+    /// The case a person means: a unique prefix of its id, else its
+    /// client's name (whole, or a unique part of it), case-insensitive.
+    /// Ambiguous input names the candidates.
+    pub fn resolve_case(&self, input: &str) -> Result<DocId> {
+        let needle = input.trim().to_lowercase();
         if needle.is_empty() {
-            return Err(Error::UnknownCase(id.to_string()));
+            return Err(Error::UnknownCase(input.to_string()));
         }
-        let matches: Vec<DocId> = self
+        let cases = self.cases()?;
+        let by_id: Vec<&(DocId, CaseSummary)> = cases
+            .iter()
+            .filter(|(d, _)| d.to_hex().starts_with(&needle))
+            .collect();
+        let by_whole_name: Vec<&(DocId, CaseSummary)> = cases
+            .iter()
+            .filter(|(_, s)| s.name.to_lowercase() == needle)
+            .collect();
+        let by_part: Vec<&(DocId, CaseSummary)> = cases
+            .iter()
+            .filter(|(_, s)| s.name.to_lowercase().contains(&needle))
+            .collect();
+        for found in [by_id, by_whole_name, by_part] {
+            match found.as_slice() {
+                [] => continue,
+                [(id, _)] => return Ok(*id),
+                many => {
+                    return Err(Error::AmbiguousCase(
+                        input.to_string(),
+                        many.iter()
+                            .map(|(id, s)| format!("{} {}", id.short(), s.name))
+                            .collect(),
+                    ));
+                }
+            }
+        }
+        Err(Error::UnknownCase(input.to_string()))
+    }
+
+    /// Cases whose client has this name (case-insensitive), to warn
+    /// before a second case for one client is opened.
+    pub fn cases_named(&self, name: &str) -> Result<Vec<DocId>> {
+        let name = name.trim().to_lowercase();
+        Ok(self
             .cases()?
             .into_iter()
-            .map(|(d, _)| d)
-            .filter(|d| d.to_hex().starts_with(&needle))
-            .collect();
-        match matches.as_slice() {
-            [one] => Ok(*one),
-            [] => Err(Error::UnknownCase(id.to_string())),
-            _ => Err(Error::AmbiguousCase(id.to_string())),
-        }
+            .filter(|(_, s)| s.name.to_lowercase() == name)
+            .map(|(id, _)| id)
+            .collect())
     }
 
     /// The document loaded, from memory if the copy there is current.

@@ -146,6 +146,19 @@ impl CaseDoc {
         self.replica.write(|d| set_text(d, &ROOT, "name", name))
     }
 
+    /// Whether the case is closed (archived).
+    pub fn closed(&self) -> bool {
+        matches!(
+            self.doc().get(&ROOT, "closed"),
+            Ok(Some((automerge::Value::Scalar(v), _))) if matches!(v.as_ref(), automerge::ScalarValue::Boolean(true))
+        )
+    }
+
+    /// Closes (archives) the case or opens it again; every device follows.
+    pub fn set_closed(&mut self, closed: bool) -> Result<()> {
+        self.replica.write(|d| Ok(d.put(&ROOT, "closed", closed)?))
+    }
+
     /// When the case was created, as its creator wrote it.
     pub fn created(&self) -> String {
         string(self.doc(), &ROOT, "created").unwrap_or_default()
@@ -398,6 +411,7 @@ impl CaseDoc {
         CaseSummary {
             name: self.name(),
             created: self.created(),
+            closed: self.closed(),
             private_doc: self.private_doc(),
             notes,
         }

@@ -167,6 +167,9 @@ impl Profile {
 pub struct CaseSummary {
     pub name: String,
     pub created: String,
+    /// Closed (archived): kept and synced, left out of lists by default.
+    #[serde(default)]
+    pub closed: bool,
     pub private_doc: Option<DocId>,
     /// Sorted by date, then id.
     pub notes: Vec<NoteSummary>,
