@@ -329,6 +329,14 @@ impl Home {
         &self.id.record.name
     }
 
+    /// Changes the passphrase that unlocks this device's home.
+    pub fn change_passphrase(&mut self, new: &[u8]) -> Result<()> {
+        self.atomically(|home| {
+            home.store.change_passphrase(new)?;
+            home.audit("passphrase changed", None)
+        })
+    }
+
     /// Sets the name this device writes and signs notes under (a device
     /// recovered without one could not sign).
     pub fn set_name(&mut self, name: &str) -> Result<()> {

@@ -102,6 +102,16 @@ enum Command {
         #[arg(long)]
         case: Option<String>,
     },
+    /// The passphrase that unlocks this device.
+    #[command(subcommand)]
+    Passphrase(PassphraseCmd),
+    /// Prints a shell completion script: `casebook completions bash > ...`.
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Prints the manual page (roff): `casebook man | man -l -`.
+    Man,
     /// This account's name, safety number and card (for a colleague's `contact add`).
     Whoami {
         /// Set the name this device writes and signs notes under.
@@ -159,6 +169,17 @@ pub struct RelayArgs {
     /// The fingerprint `casebook-relay serve` printed (sha256:...).
     #[arg(long, value_name = "sha256:HEX")]
     relay_fingerprint: String,
+}
+
+#[derive(Subcommand, Debug)]
+enum PassphraseCmd {
+    /// Unlocks with the current passphrase, then seals this device's home
+    /// under a new one (prompted twice, or from CASEBOOK_NEW_PASSPHRASE or
+    /// --new-passphrase-file).
+    Change {
+        #[arg(long, value_name = "FILE")]
+        new_passphrase_file: Option<PathBuf>,
+    },
 }
 
 #[derive(Subcommand, Debug)]

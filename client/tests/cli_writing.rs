@@ -217,3 +217,52 @@ async fn cases_by_name_candidates_and_closing() {
     ok(&home, &["case", "reopen", &again[..8]]);
     assert!(ok(&home, &["case", "list"]).contains(&again[..8]));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_passphrase_changes_and_the_old_one_stops_working() {
+    let relay = relay().await;
+    let dir = tempfile::tempdir().unwrap();
+    let home = dir.path().join("laptop");
+    init_at(&home, &relay, "Dr. Rivera");
+    ok(&home, &["case", "new", "Jordan Avery"]);
+    let short = casebook(&home)
+        .args(["passphrase", "change"])
+        .env("CASEBOOK_NEW_PASSPHRASE", "short")
+        .output()
+        .unwrap();
+    assert!(!short.status.success());
+    assert!(String::from_utf8_lossy(&short.stderr).contains("the old one still unlocks"));
+    let out = casebook(&home)
+        .args(["passphrase", "change"])
+        .env("CASEBOOK_NEW_PASSPHRASE", "a different long passphrase")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    fails(&home, &["case", "list"], "passphrase");
+    let list = casebook(&home)
+        .args(["case", "list"])
+        .env("CASEBOOK_PASSPHRASE", "a different long passphrase")
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&list.stdout).contains("Jordan Avery"));
+}
+
+#[test]
+fn completions_and_a_manual_page_come_from_the_commands() {
+    let dir = tempfile::tempdir().unwrap();
+    let home = dir.path().join("none");
+    let bash = ok(&home, &["completions", "bash"]);
+    assert!(
+        bash.contains("_casebook()") && bash.contains("relay"),
+        "{bash:.200}"
+    );
+    let zsh = ok(&home, &["completions", "zsh"]);
+    assert!(zsh.starts_with("#compdef casebook"), "{zsh:.80}");
+    let man = ok(&home, &["man"]);
+    assert!(man.contains(".TH casebook"), "{man:.200}");
+    assert!(!home.exists(), "no home is needed or made");
+}

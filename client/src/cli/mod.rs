@@ -20,7 +20,9 @@ use casebook::Home;
 use casebook::sync::Progress;
 use casebook_shared::ids::DocId;
 
-use crate::{AuditCmd, CaseCmd, Cli, Command, ContactCmd, PrivateCmd, RelayArgs, RelayCmd};
+use crate::{
+    AuditCmd, CaseCmd, Cli, Command, ContactCmd, PassphraseCmd, PrivateCmd, RelayArgs, RelayCmd,
+};
 use print::Out;
 
 /// What to do next, in this CLI's words, for an error of the core (which
@@ -218,6 +220,27 @@ pub async fn run(cli: Cli) -> Result<()> {
             }
             let (name, account, safety, card) = home.whoami();
             out.whoami(&name, &account, &safety, &card)
+        }
+        Command::Passphrase(PassphraseCmd::Change {
+            new_passphrase_file,
+        }) => {
+            let mut home = open(&cli)?;
+            let new = secrets::changed_passphrase(new_passphrase_file.as_deref())?;
+            home.change_passphrase(new.as_bytes())?;
+            out.done("passphrase changed; the old one no longer unlocks this device")
+        }
+        Command::Completions { shell } => {
+            let mut cmd = <Cli as clap::CommandFactory>::command();
+            let mut buf = Vec::new();
+            clap_complete::generate(*shell, &mut cmd, "casebook", &mut buf);
+            std::io::Write::write_all(&mut std::io::stdout(), &buf)?;
+            Ok(())
+        }
+        Command::Man => {
+            let mut buf = Vec::new();
+            clap_mangen::Man::new(<Cli as clap::CommandFactory>::command()).render(&mut buf)?;
+            std::io::Write::write_all(&mut std::io::stdout(), &buf)?;
+            Ok(())
         }
         Command::Relay(RelayCmd::Show) => {
             let home = open(&cli)?;

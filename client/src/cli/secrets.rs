@@ -58,6 +58,31 @@ pub fn new_passphrase(file: Option<&Path>) -> Result<Zeroizing<String>> {
     Ok(p)
 }
 
+/// The new passphrase for `passphrase change`: from a file,
+/// `CASEBOOK_NEW_PASSPHRASE`, or prompted twice; at least 8 characters.
+pub fn changed_passphrase(file: Option<&Path>) -> Result<Zeroizing<String>> {
+    let p = if let Some(f) = file {
+        from_file(f)?
+    } else if let Ok(p) = std::env::var("CASEBOOK_NEW_PASSPHRASE") {
+        Zeroizing::new(p)
+    } else {
+        let a = Zeroizing::new(rpassword::prompt_password("new passphrase: ").context(
+            "cannot read a passphrase: set CASEBOOK_NEW_PASSPHRASE or use --new-passphrase-file",
+        )?);
+        let b = Zeroizing::new(rpassword::prompt_password("type it again: ")?);
+        if a != b {
+            bail!("the two passphrases differ; the old one still unlocks this device");
+        }
+        a
+    };
+    if p.chars().count() < 8 {
+        bail!(
+            "the passphrase must be at least 8 characters; the old one still unlocks this device"
+        );
+    }
+    Ok(p)
+}
+
 /// The recovery words: from a file, `CASEBOOK_RECOVERY_WORDS`, or a prompt.
 pub fn recovery_words(file: Option<&Path>) -> Result<Zeroizing<String>> {
     if let Some(f) = file {

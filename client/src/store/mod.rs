@@ -155,6 +155,35 @@ impl Store {
         Ok(Store { conn, master })
     }
 
+    /// Seals the master key under a new passphrase (a new salt, the same
+    /// cost). Nothing else changes: every value stays sealed under the
+    /// master key, so this is one small write, all or nothing.
+    pub fn change_passphrase(&self, passphrase: &[u8]) -> Result<(), StoreError> {
+        let kdf = match self
+            .conn
+            .query_row("SELECT value FROM meta WHERE name = 'kdf'", [], |r| {
+                r.get::<_, Vec<u8>>(0)
+            }) {
+            Ok(b) => KdfParams::decode(&b).ok_or_else(|| {
+                StoreError::Damaged("the key-derivation cost is malformed".into())
+            })?,
+            Err(rusqlite::Error::QueryReturnedNoRows) => KdfParams::default(),
+            Err(e) => return Err(e.into()),
+        };
+        let salt: [u8; 16] = crypto::random_bytes();
+        let sealed = crypto::seal_random(
+            &kek(passphrase, &salt, kdf)?,
+            MASTER_AAD,
+            self.master.expose(),
+        );
+        self.conn.execute(
+            "INSERT INTO meta(name, value) VALUES ('salt', ?1), ('master', ?2), ('kdf', ?3)
+             ON CONFLICT(name) DO UPDATE SET value = excluded.value",
+            params![&salt[..], sealed, &kdf.encode()[..]],
+        )?;
+        Ok(())
+    }
+
     /// Opens a store; a wrong passphrase is [`StoreError::WrongPassphrase`].
     pub fn open(path: &Path, passphrase: &[u8]) -> Result<Store, StoreError> {
         if !path.exists() {
