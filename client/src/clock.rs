@@ -1,109 +1,137 @@
 //! The core's clock: dates and times for notes, signatures, audit entries
 //! and listings. Every operation reads the time here, not in a front end,
-//! so the CLI and the web page stamp a note alike. (Still UTC and
-//! hand-written; local time with a time-zone database is the CLI issue's.)
+//! so the CLI and the web page stamp a note alike.
+//!
+//! Instants are kept in UTC (Unix seconds, or RFC 3339 with `Z` where text
+//! is stored), so every device agrees on them. What a person types and
+//! reads is their local time, from the system's time-zone database (`TZ`,
+//! else the system's zone): a session date defaults to today where they
+//! are, `2026-12-31` as an expiry means the end of that local day, and
+//! times print in local time with the zone's name.
 
-/// Days since 1970-01-01 to a civil date (Howard Hinnant's algorithm).
-fn civil(days: i64) -> (i64, u32, u32) {
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let y = yoe + era * 400;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    (if m <= 2 { y + 1 } else { y }, m, d)
+use jiff::civil::Date;
+use jiff::tz::TimeZone;
+use jiff::{Timestamp, ZonedDateTime};
+
+fn instant(unix: u64) -> Timestamp {
+    Timestamp::from_second(i64::try_from(unix).unwrap_or(i64::MAX)).unwrap_or(Timestamp::MAX)
 }
 
-/// Days since 1970-01-01 of a civil date (the inverse of `civil`).
-fn days(y: i64, m: u32, d: u32) -> i64 {
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y.rem_euclid(400);
-    let mp = i64::from(if m > 2 { m - 3 } else { m + 9 });
-    let doy = (153 * mp + 2) / 5 + i64::from(d) - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
+fn unix(ts: Timestamp) -> Option<u64> {
+    u64::try_from(ts.as_second()).ok()
 }
 
-/// Parses `YYYY-MM-DD` or `YYYY-MM-DDTHH:MM:SSZ` (UTC) to Unix seconds.
-pub fn parse_instant(s: &str) -> Option<u64> {
-    let s = s.trim();
-    let (date, clock) = match s.split_once('T') {
-        Some((d, t)) => (d, Some(t.strip_suffix('Z')?)),
-        None => (s, None),
-    };
-    let mut it = date.split('-');
-    let (y, m, d): (i64, u32, u32) = (
-        it.next()?.parse().ok()?,
-        it.next()?.parse().ok()?,
-        it.next()?.parse().ok()?,
-    );
-    if it.next().is_some() || !(1..=12).contains(&m) || d == 0 || d > 31 {
-        return None;
-    }
-    let day = days(y, m, d);
-    if civil(day) != (y, m, d) {
-        return None;
-    }
-    let secs = match clock {
-        None => 0,
-        Some(t) => {
-            let p: Vec<u64> = t
-                .split(':')
-                .map(|x| x.parse().ok())
-                .collect::<Option<_>>()?;
-            match p.as_slice() {
-                [h, mi, se] if *h < 24 && *mi < 60 && *se < 60 => h * 3600 + mi * 60 + se,
-                [h, mi] if *h < 24 && *mi < 60 => h * 3600 + mi * 60,
-                _ => return None,
-            }
-        }
-    };
-    u64::try_from(day).ok().map(|d| d * 86_400 + secs)
-}
-
-/// `YYYY-MM-DD` of a Unix time, UTC.
-pub fn date(unix: u64) -> String {
-    let (y, m, d) = civil((unix / 86_400) as i64);
-    format!("{y:04}-{m:02}-{d:02}")
-}
-
-/// `YYYY-MM-DDTHH:MM:SSZ` of a Unix time.
+/// `YYYY-MM-DDTHH:MM:SSZ` of a Unix time: what is stored and what JSON
+/// output carries.
 pub fn rfc3339(unix: u64) -> String {
-    let s = unix % 86_400;
-    format!(
-        "{}T{:02}:{:02}:{:02}Z",
-        date(unix),
-        s / 3600,
-        s % 3600 / 60,
-        s % 60
-    )
+    instant(unix).strftime("%Y-%m-%dT%H:%M:%SZ").to_string()
 }
 
-/// Now, as RFC 3339.
+/// Now, as RFC 3339 in UTC.
 pub fn now() -> String {
     rfc3339(crate::home::now())
 }
 
-/// Today's date.
+/// Today's date where the person is.
 pub fn today() -> String {
     date(crate::home::now())
+}
+
+/// The local date of an instant.
+pub fn date(unix: u64) -> String {
+    date_in(unix, &TimeZone::system())
+}
+
+fn date_in(unix: u64, tz: &TimeZone) -> String {
+    instant(unix)
+        .to_zoned_datetime(tz.clone())
+        .date()
+        .to_string()
+}
+
+/// An instant in local time with the zone, for people to read:
+/// `2026-12-01 18:05 CET`.
+pub fn local(unix: u64) -> String {
+    local_in(unix, &TimeZone::system())
+}
+
+fn local_in(unix: u64, tz: &TimeZone) -> String {
+    instant(unix)
+        .to_zoned_datetime(tz.clone())
+        .strftime("%Y-%m-%d %H:%M %Z")
+        .to_string()
+}
+
+/// A stored RFC 3339 instant (a signature's, an addendum's) in local time;
+/// text that is not one is shown as it is.
+pub fn local_text(stored: &str) -> String {
+    match stored.parse::<Timestamp>().ok().and_then(unix) {
+        Some(u) => local(u),
+        None => stored.to_string(),
+    }
+}
+
+/// The start of a local day, `YYYY-MM-DD`; or an RFC 3339 instant.
+pub fn parse_instant(s: &str) -> Option<u64> {
+    parse_in(s, &TimeZone::system(), false)
+}
+
+/// The end of a local day, `YYYY-MM-DD` (the first second of the next
+/// day: "until 2026-12-31" includes all of it); or an RFC 3339 instant.
+pub fn parse_until(s: &str) -> Option<u64> {
+    parse_in(s, &TimeZone::system(), true)
+}
+
+fn parse_in(s: &str, tz: &TimeZone, end_of_day: bool) -> Option<u64> {
+    let s = s.trim();
+    if s.contains('T') {
+        // An instant must say its offset: a bare local time is ambiguous
+        // across devices in different zones.
+        return s.parse::<Timestamp>().ok().and_then(unix);
+    }
+    let day: Date = s.parse().ok()?;
+    let day = if end_of_day {
+        day.tomorrow().ok()?
+    } else {
+        day
+    };
+    let start: ZonedDateTime = day
+        .to_zoned_datetime(tz.clone())
+        .ok()?
+        .start_of_day()
+        .ok()?;
+    unix(start.timestamp())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    fn zone(name: &str) -> TimeZone {
+        TimeZone::get(name).expect("the system's time-zone database has it")
+    }
+
     #[test]
-    fn known_dates() {
+    fn instants_are_utc_and_days_are_local() {
         assert_eq!(rfc3339(0), "1970-01-01T00:00:00Z");
         assert_eq!(rfc3339(951_782_400), "2000-02-29T00:00:00Z");
         assert_eq!(rfc3339(1_795_000_000), "2026-11-18T11:06:40Z");
-        assert_eq!(parse_instant("2026-11-18T11:06:40Z"), Some(1_795_000_000));
-        assert_eq!(parse_instant("2000-02-29"), Some(951_782_400));
+        let utc = TimeZone::UTC;
+        assert_eq!(
+            parse_in("2026-11-18T11:06:40Z", &utc, false),
+            Some(1_795_000_000)
+        );
+        assert_eq!(parse_in("2000-02-29", &utc, false), Some(951_782_400));
+        // The end of 2026-12-31 in Auckland (UTC+13 in summer) is
+        // 2026-12-31T11:00:00Z.
+        let nz = zone("Pacific/Auckland");
+        let end = parse_in("2026-12-31", &nz, true).unwrap();
+        assert_eq!(rfc3339(end), "2026-12-31T11:00:00Z");
+        assert_eq!(local_in(end, &nz), "2027-01-01 00:00 NZDT");
+        // Late evening in New York is the next day in UTC, not locally.
+        let ny = zone("America/New_York");
+        let evening = parse_in("2026-12-01T03:30:00Z", &ny, false).unwrap();
+        assert_eq!(date_in(evening, &ny), "2026-11-30");
         for bad in [
             "2026-02-30",
             "2026-13-01",
@@ -111,7 +139,7 @@ mod tests {
             "2026-11-18T25:00:00Z",
             "2026-11-18T10:00:00",
         ] {
-            assert_eq!(parse_instant(bad), None, "{bad}");
+            assert_eq!(parse_in(bad, &utc, false), None, "{bad}");
         }
     }
 }

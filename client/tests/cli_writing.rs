@@ -266,3 +266,89 @@ fn completions_and_a_manual_page_come_from_the_commands() {
     assert!(man.contains(".TH casebook"), "{man:.200}");
     assert!(!home.exists(), "no home is needed or made");
 }
+
+/// Dates and times are the person's: a note's date defaults to today where
+/// they are, an expiry date is the end of that local day, and times print
+/// in their zone. Instants are stored in UTC as before.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dates_and_times_are_the_persons_local_time() {
+    use jiff::tz::TimeZone;
+    // A zone whose date differs from UTC's right now, whatever the hour.
+    let now = jiff::Timestamp::now();
+    let utc_hour = now.to_zoned_datetime(TimeZone::UTC).hour();
+    let zone = if utc_hour >= 10 {
+        "Pacific/Kiritimati"
+    } else {
+        "Etc/GMT+12"
+    };
+    let tz = TimeZone::get(zone).unwrap();
+    let local_today = now.to_zoned_datetime(tz.clone()).date().to_string();
+    assert_ne!(
+        local_today,
+        now.to_zoned_datetime(TimeZone::UTC).date().to_string()
+    );
+    let relay = relay().await;
+    let dir = tempfile::tempdir().unwrap();
+    let (home, chen) = (dir.path().join("laptop"), dir.path().join("chen"));
+    init_at(&home, &relay, "Dr. Rivera");
+    init_at(&chen, &relay, "Dr. Chen");
+    let local = |args: &[&str]| {
+        let out = casebook(&home).args(args).env("TZ", zone).output().unwrap();
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let case = local(&["case", "new", "Jordan Avery"]).trim().to_string();
+    let note = local(&["note", "add", &case, "--field", "plan=Diary."])
+        .trim()
+        .to_string();
+    let v: serde_json::Value =
+        serde_json::from_str(&local(&["--json", "note", "show", &case, &note])).unwrap();
+    assert_eq!(
+        v["date"],
+        local_today.as_str(),
+        "the session date is today, locally"
+    );
+
+    local(&["note", "sign", &case, &note]);
+    let shown = local(&["note", "show", &case, &note]);
+    let signed = shown.lines().find(|l| l.starts_with("signed by")).unwrap();
+    assert!(signed.contains(&local_today), "{signed}");
+    assert!(!signed.ends_with('Z'), "a UTC instant shown raw: {signed}");
+
+    // Until 2026-12-31 means all of that day where the person is.
+    let me: serde_json::Value = serde_json::from_str(&ok(&chen, &["--json", "whoami"])).unwrap();
+    local(&["contact", "add", "Dr. Chen", me["card"].as_str().unwrap()]);
+    local(&[
+        "contact",
+        "verify",
+        "Dr. Chen",
+        me["safety_number"].as_str().unwrap(),
+    ]);
+    local(&[
+        "share",
+        &case,
+        "--with",
+        "Dr. Chen",
+        "--role",
+        "read",
+        "--purpose",
+        "consultation",
+        "--consent",
+        "signed release",
+        "--expires",
+        "2026-12-31",
+    ]);
+    let end = jiff::civil::date(2027, 1, 1)
+        .to_zoned_datetime(tz)
+        .unwrap()
+        .timestamp()
+        .strftime("%Y-%m-%dT%H:%M:%SZ")
+        .to_string();
+    let shared: serde_json::Value =
+        serde_json::from_str(&local(&["--json", "shared", &case])).unwrap();
+    assert_eq!(shared[0]["expires"], end.as_str(), "{shared}");
+}

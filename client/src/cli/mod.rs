@@ -270,8 +270,11 @@ pub async fn run(cli: Cli) -> Result<()> {
             let expires = expires
                 .as_deref()
                 .map(|e| {
-                    time::parse_instant(e).ok_or_else(|| {
-                        anyhow!("--expires {e:?}: write YYYY-MM-DD or YYYY-MM-DDTHH:MM:SSZ (UTC)")
+                    time::parse_until(e).ok_or_else(|| {
+                        anyhow!(
+                            "--expires {e:?}: write YYYY-MM-DD (the end of that day, your time) \
+                             or an instant such as 2026-12-31T17:00:00Z"
+                        )
                     })
                 })
                 .transpose()?;

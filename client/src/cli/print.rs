@@ -183,7 +183,7 @@ impl Out {
         }
         say!("by {}", n.created_by);
         if let (Some(by), Some(at)) = (&n.signed_by, &n.signed_at) {
-            say!("signed by {by} at {at}");
+            say!("signed by {by} at {}", time::local_text(at));
         }
         for (k, v) in &n.fields {
             if !v.is_empty() {
@@ -197,7 +197,7 @@ impl Out {
             say!(
                 "\n## addendum ({}, {}{})\n{}",
                 a.by,
-                a.at,
+                time::local_text(&a.at),
                 unverified(a),
                 a.text
             );
@@ -213,7 +213,7 @@ impl Out {
             say!(
                 "\n## comment ({}, {}{})\n{}",
                 c.by,
-                c.at,
+                time::local_text(&c.at),
                 unverified(c),
                 c.text
             );
@@ -296,7 +296,7 @@ impl Out {
                 r.id.to_hex(),
                 r.kind,
                 state,
-                time::rfc3339(r.added_at)
+                time::local(r.added_at)
             );
         }
         Ok(())
@@ -398,7 +398,7 @@ impl Out {
     }
 
     pub fn shares(&self, rows: &[ShareRow]) -> Result<()> {
-        let expires = |e: Option<u64>| e.map_or("never".to_string(), time::rfc3339);
+        let expires = |e: Option<u64>| e.map_or("never".to_string(), time::local);
         if self.json {
             return print_json(&Value::Array(
                 rows.iter()
@@ -463,7 +463,7 @@ impl Out {
                 r.case.short(),
                 r.name.as_deref().unwrap_or("(not synced yet)"),
                 format!("{:?}", r.role).to_lowercase(),
-                r.expires.map_or("never".to_string(), time::rfc3339)
+                r.expires.map_or("never".to_string(), time::local)
             );
         }
         Ok(())
@@ -531,7 +531,7 @@ impl Out {
             let case = a.case.map(|c| c.short()).unwrap_or_default();
             say!(
                 "{}  {}  {:<8}  {}",
-                time::rfc3339(a.at),
+                time::local(a.at),
                 a.device.short(),
                 case,
                 a.what
