@@ -106,3 +106,38 @@ async fn a_reader_that_goes_away_is_a_quiet_end() {
     assert!(!err.contains("panicked"), "{err}");
     assert!(out.status.success(), "{:?}: {err}", out.status);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn progress_captured_from_a_pipe_is_plain_lines() {
+    let relay = relay().await;
+    let dir = tempfile::tempdir().unwrap();
+    let home = dir.path().join("laptop");
+    init_at(&home, &relay, "Dr. Rivera");
+    let case = ok(&home, &["case", "new", "Jordan Avery"])
+        .trim()
+        .to_string();
+    ok(
+        &home,
+        &[
+            "note",
+            "add",
+            &case,
+            "--date",
+            "2026-11-20",
+            "--field",
+            "plan=Diary.",
+        ],
+    );
+    let out = casebook(&home).args(["sync"]).output().unwrap();
+    assert!(out.status.success());
+    assert!(
+        !out.stderr.contains(&b'\r'),
+        "a carriage return in captured output"
+    );
+    assert!(
+        !out.stderr.contains(&0x1b),
+        "an escape sequence in captured output"
+    );
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert!(err.lines().any(|l| l.starts_with("sent ")), "{err}");
+}

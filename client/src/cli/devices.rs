@@ -9,7 +9,7 @@ use anyhow::{Context, Result, bail};
 use casebook::Home;
 
 use super::print::Out;
-use super::{end_progress, home_dir, open, parse_fp, progress_line, secrets};
+use super::{home_dir, open, parse_fp, progress, secrets};
 use crate::{Cli, DeviceCmd, RelayArgs};
 
 pub(super) async fn device(cli: &Cli, out: &Out, cmd: &DeviceCmd) -> Result<()> {
@@ -80,8 +80,9 @@ pub(super) async fn device(cli: &Cli, out: &Out, cmd: &DeviceCmd) -> Result<()> 
             }
             let relay = home.connect().await?;
             let rotated = home.revoke(&relay, &id).await?;
-            let report = home.sync(&relay, &mut progress_line).await;
-            end_progress();
+            let mut progress = progress::Reporter::new();
+            let report = home.sync(&relay, &mut |p| progress.step(p)).await;
+            progress.finish();
             relay.close().await;
             report.context("the device is revoked, but the new document keys are not sent yet; run `casebook sync`")?;
             tell!(
@@ -99,8 +100,9 @@ async fn new_recovery_words(home: &mut Home, out: &Out) -> Result<()> {
     let (words, rotated) = home.replace_recovery_words(&relay).await.context(
         "no new recovery words were shown; the old ones may already be revoked: run `casebook device new-recovery-words` again",
     )?;
-    let report = home.sync(&relay, &mut progress_line).await;
-    end_progress();
+    let mut progress = progress::Reporter::new();
+    let report = home.sync(&relay, &mut |p| progress.step(p)).await;
+    progress.finish();
     relay.close().await;
     tell!(
         "The old recovery words no longer work. Your new recovery words (shown once; write them on paper and keep them safe):"
@@ -141,8 +143,9 @@ pub(super) async fn recover(
             .await?;
     tell!("Account restored onto this device; fetching its cases...");
     let conn = home.connect().await?;
-    let report = home.sync(&conn, &mut progress_line).await;
-    end_progress();
+    let mut progress = progress::Reporter::new();
+    let report = home.sync(&conn, &mut |p| progress.step(p)).await;
+    progress.finish();
     conn.close().await;
     out.sync_report(&report?)
 }

@@ -6,6 +6,7 @@ mod devices;
 mod editor;
 mod notes;
 mod print;
+mod progress;
 mod secrets;
 pub(crate) mod term;
 
@@ -17,7 +18,6 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, anyhow, bail};
 use casebook::Home;
-use casebook::sync::Progress;
 use casebook_shared::ids::DocId;
 
 use crate::{
@@ -119,29 +119,6 @@ fn open(cli: &Cli) -> Result<Home> {
 
 fn case_id(home: &Home, case: &str) -> Result<DocId> {
     Ok(home.resolve_case(case)?)
-}
-
-/// Prints sync progress on one stderr line.
-fn progress_line(p: Progress) {
-    use std::io::Write;
-    let line = match p {
-        Progress::Pushed { done, total } => format!("sent {done}/{total} changes"),
-        Progress::Fetched { docs, of, bytes } => {
-            format!(
-                "fetched {docs}/{of} documents ({:.1} MB)",
-                bytes as f64 / 1e6
-            )
-        }
-        Progress::Applied { docs, of } => format!("merged {docs}/{of} documents"),
-        Progress::Visible { .. } => return,
-    };
-    let mut err = std::io::stderr();
-    let _ = write!(err, "\r\x1b[K{line}");
-    let _ = err.flush();
-}
-
-fn end_progress() {
-    eprint!("\r\x1b[K");
 }
 
 /// Runs one parsed command line.
@@ -295,8 +272,9 @@ pub async fn run(cli: Cli) -> Result<()> {
                 *include_private,
             )
             .await?;
-            let report = home.sync(&relay, &mut progress_line).await;
-            end_progress();
+            let mut progress = progress::Reporter::new();
+            let report = home.sync(&relay, &mut |p| progress.step(p)).await;
+            progress.finish();
             relay.close().await;
             report.context("the share is recorded here but not sent yet; run `casebook sync`")?;
             out.done("shared")
@@ -306,8 +284,9 @@ pub async fn run(cli: Cli) -> Result<()> {
             let id = case_id(&home, case)?;
             home.unshare(&id, with)?;
             let relay = home.connect().await?;
-            let report = home.sync(&relay, &mut progress_line).await;
-            end_progress();
+            let mut progress = progress::Reporter::new();
+            let report = home.sync(&relay, &mut |p| progress.step(p)).await;
+            progress.finish();
             relay.close().await;
             report.context("the share is revoked here but not sent yet; run `casebook sync`")?;
             out.done("unshared; the case moved to a new key")
@@ -466,8 +445,9 @@ async fn sync(cli: &Cli, out: &Out, watch: bool) -> Result<()> {
     let mut home = open(cli)?;
     if !watch {
         let relay = home.connect().await?;
-        let report = home.sync(&relay, &mut progress_line).await;
-        end_progress();
+        let mut progress = progress::Reporter::new();
+        let report = home.sync(&relay, &mut |p| progress.step(p)).await;
+        progress.finish();
         relay.close().await;
         return out.sync_report(&report?);
     }
