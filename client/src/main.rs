@@ -102,6 +102,9 @@ enum Command {
         #[arg(long)]
         case: Option<String>,
     },
+    /// This device at a glance: unsent and held edits, the last sync, the
+    /// relay, shares that end within a week.
+    Status,
     /// The passphrase that unlocks this device.
     #[command(subcommand)]
     Passphrase(PassphraseCmd),

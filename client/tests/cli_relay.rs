@@ -268,3 +268,78 @@ async fn a_home_follows_its_relay_to_a_new_address() {
     assert!(report["pushed"].as_u64().unwrap() >= 1, "{report}");
     new.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn status_shows_what_is_unsent_the_last_sync_the_relay_and_what_ends_soon() {
+    let relay = relay().await;
+    let dir = tempfile::tempdir().unwrap();
+    let (home, chen) = (dir.path().join("laptop"), dir.path().join("chen"));
+    init_at(&home, &relay, "Dr. Rivera");
+    init_at(&chen, &relay, "Dr. Chen");
+    let status = |home: &std::path::Path| -> serde_json::Value {
+        serde_json::from_str(&ok(home, &["--json", "status"])).unwrap()
+    };
+    let s = status(&home);
+    assert_eq!(s["relay_reachable"], true, "{s}");
+    assert!(s["last_sync"].is_null(), "{s}");
+
+    let case = ok(&home, &["case", "new", "Jordan Avery"])
+        .trim()
+        .to_string();
+    let s = status(&home);
+    assert!(s["unsent"].as_u64().unwrap() > 0, "{s}");
+    let me: serde_json::Value = serde_json::from_str(&ok(&chen, &["--json", "whoami"])).unwrap();
+    ok(
+        &home,
+        &["contact", "add", "Dr. Chen", me["card"].as_str().unwrap()],
+    );
+    ok(
+        &home,
+        &[
+            "contact",
+            "verify",
+            "Dr. Chen",
+            me["safety_number"].as_str().unwrap(),
+        ],
+    );
+    let in_three_days = jiff::ZonedDateTime::now()
+        .date()
+        .checked_add(jiff::Span::new().days(3))
+        .unwrap()
+        .to_string();
+    ok(
+        &home,
+        &[
+            "share",
+            &case,
+            "--with",
+            "Dr. Chen",
+            "--role",
+            "read",
+            "--purpose",
+            "consultation",
+            "--consent",
+            "signed release",
+            "--expires",
+            &in_three_days,
+        ],
+    );
+    let s = status(&home);
+    assert_eq!(s["ending"][0]["contact"], "Dr. Chen", "{s}");
+    assert_eq!(s["ending"][0]["case"], case.as_str(), "{s}");
+    let text = ok(&home, &["status"]);
+    assert!(
+        text.contains("ends soon") && text.contains("Jordan Avery"),
+        "{text}"
+    );
+
+    ok(&home, &["sync"]);
+    let s = status(&home);
+    assert_eq!(s["unsent"], 0, "{s}");
+    assert!(s["last_sync"].is_string(), "{s}");
+
+    relay.handle.shutdown().await;
+    let s = status(&home);
+    assert_eq!(s["relay_reachable"], false, "{s}");
+    assert!(s["relay_error"].is_string(), "{s}");
+}

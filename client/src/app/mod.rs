@@ -10,4 +10,7 @@ mod drafts;
 pub use drafts::Draft;
 mod notes;
 mod relay;
+mod status;
+
+pub use status::{EndingShare, Status};
 mod signers;

@@ -206,6 +206,19 @@ pub async fn run(cli: Cli) -> Result<()> {
             home.change_passphrase(new.as_bytes())?;
             out.done("passphrase changed; the old one no longer unlocks this device")
         }
+        Command::Status => {
+            let mut home = open(&cli)?;
+            let status = home.status()?;
+            let reach = match tokio::time::timeout(Duration::from_secs(10), home.connect()).await {
+                Ok(Ok(conn)) => {
+                    conn.close().await;
+                    Ok(())
+                }
+                Ok(Err(e)) => Err(e.to_string()),
+                Err(_) => Err("no answer within 10 s".to_string()),
+            };
+            out.status(&status, &reach)
+        }
         Command::Completions { shell } => {
             let mut cmd = <Cli as clap::CommandFactory>::command();
             let mut buf = Vec::new();

@@ -344,6 +344,67 @@ impl Out {
         Ok(())
     }
 
+    pub fn status(
+        &self,
+        s: &casebook::app::Status,
+        reach: &std::result::Result<(), String>,
+    ) -> Result<()> {
+        if self.json {
+            return print_json(&json!({
+                "name": s.name, "account": s.account.to_hex(), "device": s.device.to_hex(),
+                "relay": s.relay, "relay_reachable": reach.is_ok(),
+                "relay_error": reach.as_ref().err(),
+                "last_sync": s.last_sync.map(time::rfc3339), "unsent": s.unsent,
+                "held": s.held.iter().map(|h| json!({
+                    "doc": h.doc.to_hex(), "edits": h.edits, "reason": h.reason,
+                })).collect::<Vec<_>>(),
+                "ending": s.ending.iter().map(|e| json!({
+                    "case": e.case.to_hex(), "case_name": e.case_name,
+                    "member": e.member.to_hex(), "contact": e.contact,
+                    "role": format!("{:?}", e.role).to_lowercase(),
+                    "expires": time::rfc3339(e.expires),
+                })).collect::<Vec<_>>(),
+            }));
+        }
+        say!(
+            "{} (account {}, this device {})",
+            s.name,
+            s.account.short(),
+            s.device.short()
+        );
+        match reach {
+            Ok(()) => say!("relay        {} (reachable)", s.relay),
+            Err(e) => say!("relay        {} (NOT reachable: {e})", s.relay),
+        }
+        say!(
+            "last sync    {}",
+            s.last_sync.map_or("never".to_string(), time::local)
+        );
+        say!("unsent       {} change(s) waiting for the relay", s.unsent);
+        for h in &s.held {
+            say!(
+                "  held       {} edit(s) to {}: {}",
+                h.edits,
+                h.doc.short(),
+                h.reason
+            );
+        }
+        if s.ending.is_empty() {
+            say!("shares       none end within a week");
+        }
+        for e in &s.ending {
+            say!(
+                "ends soon    {} {} with {} ({}) on {}",
+                e.case.short(),
+                e.case_name,
+                e.contact.clone().unwrap_or_else(|| e.member.short()),
+                format!("{:?}", e.role).to_lowercase(),
+                time::local(e.expires)
+            );
+        }
+        Ok(())
+    }
+
     pub fn relay(&self, addr: &str, fingerprint: &[u8; 32]) -> Result<()> {
         let fingerprint = casebook_shared::fingerprint::format(fingerprint);
         if self.json {

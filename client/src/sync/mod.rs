@@ -66,8 +66,19 @@ pub struct SyncReport {
     pub held: Vec<HeldEdits>,
 }
 
+/// The setting that keeps [`LastRound`].
+const LAST_ROUND: &str = "last_sync_round";
+
+/// What a person asks of the last sync: when, and what stayed behind.
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
+pub struct LastRound {
+    /// Unix seconds at which it finished.
+    pub at: u64,
+    pub held: Vec<HeldEdits>,
+}
+
 /// Edits to one document that stay in the outbox because they cannot land.
-#[derive(Clone, Debug, serde::Serialize)]
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 pub struct HeldEdits {
     pub doc: DocId,
     pub edits: usize,
@@ -218,7 +229,23 @@ impl Home {
                 None,
             )?;
         }
+        self.store.put_secret(
+            LAST_ROUND,
+            &serde_json::to_vec(&LastRound {
+                at: crate::home::now(),
+                held: report.held.clone(),
+            })
+            .expect("plain data always serializes"),
+        )?;
         Ok(report)
+    }
+
+    /// When the last sync round finished, and what it held back.
+    pub fn last_round(&self) -> Result<Option<LastRound>> {
+        Ok(match self.store.get_secret(LAST_ROUND)? {
+            Some(b) => serde_json::from_slice(&b).ok(),
+            None => None,
+        })
     }
 
     /// Brings every account log held up to date; returns their states.
