@@ -22,6 +22,11 @@ use crate::recovery;
 #[derive(Clone, Debug, Serialize)]
 pub struct DeviceRow {
     pub id: DeviceId,
+    /// The name a device of the account last gave it, if any.
+    pub name: Option<String>,
+    /// When it last wrote to the account's audit trail, as far as this
+    /// device has synced.
+    pub last_seen: Option<u64>,
     /// `device` or `recovery` (the paper key).
     pub kind: &'static str,
     pub added_at: u64,
@@ -34,11 +39,24 @@ impl Home {
     pub fn devices(&self) -> Result<Vec<DeviceRow>> {
         let state = self.account_state()?;
         let me = self.device_id();
+        // Names and sightings travel in the audit trail the account's
+        // devices share (newest first), so every device knows them.
+        let trail = self.audit_trail()?;
+        let name_of = |id: &DeviceId| {
+            trail.iter().find_map(|r| {
+                let rest = r.what.strip_prefix("device ")?;
+                let (who, name) = rest.split_once(" named ")?;
+                (who == id.to_hex()).then(|| name.to_string())
+            })
+        };
+        let seen = |id: &DeviceId| trail.iter().find(|r| r.device == *id).map(|r| r.at);
         let mut rows: Vec<DeviceRow> = state
             .devices
             .values()
             .map(|d| DeviceRow {
                 id: d.info.id,
+                name: name_of(&d.info.id),
+                last_seen: seen(&d.info.id),
                 kind: match d.info.kind {
                     DeviceKind::Device => "device",
                     DeviceKind::Paper => "recovery",
@@ -50,6 +68,19 @@ impl Home {
             .collect();
         rows.sort_by_key(|r| (r.added_at, r.id));
         Ok(rows)
+    }
+
+    /// Names a device of this account (this one or another), for every
+    /// device of the account to show; recorded in the shared audit trail.
+    pub fn name_device(&mut self, device: &DeviceId, name: &str) -> Result<()> {
+        let name = crate::names::check(name)?;
+        if name.is_empty() {
+            return Err(Error::NoName);
+        }
+        if !self.account_state()?.devices.contains_key(device) {
+            return Err(Error::UnknownDevice(device.short()));
+        }
+        self.audit(&format!("device {} named {name}", device.to_hex()), None)
     }
 
     /// Finds a device by id or unique prefix.

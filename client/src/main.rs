@@ -166,6 +166,10 @@ enum Command {
 /// Where the relay is.
 #[derive(Args, Debug, Clone)]
 pub struct RelayArgs {
+    /// A name for this device, shown in `device list` on every device of
+    /// the account (default: this machine's host name).
+    #[arg(long)]
+    device_name: Option<String>,
     /// The relay's address, HOST:PORT.
     #[arg(long)]
     relay: String,
@@ -350,8 +354,10 @@ enum DeviceCmd {
         #[command(flatten)]
         relay: RelayArgs,
     },
-    /// The account's devices.
+    /// The account's devices: name, kind, when added, when last seen.
     List,
+    /// Give a device of this account a name every device shows.
+    Rename { device: String, name: String },
     /// Revoke a device: the relay refuses it, and later changes are sealed
     /// under keys it never had.
     Revoke {

@@ -352,3 +352,65 @@ async fn dates_and_times_are_the_persons_local_time() {
         serde_json::from_str(&local(&["--json", "shared", &case])).unwrap();
     assert_eq!(shared[0]["expires"], end.as_str(), "{shared}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn devices_have_names_kinds_and_when_they_were_last_seen() {
+    let relay = relay().await;
+    let dir = tempfile::tempdir().unwrap();
+    let home = dir.path().join("laptop");
+    let addr = relay.handle.addr.to_string();
+    let fp = casebook_relay::format_fingerprint(&relay.handle.fingerprint);
+    fails(
+        &home,
+        &[
+            "init",
+            "--name",
+            "Dr. Rivera",
+            "--device-name",
+            "Lap\u{1b}top",
+            "--relay",
+            &addr,
+            "--relay-fingerprint",
+            &fp,
+        ],
+        "control characters",
+    );
+    assert!(
+        !home.exists(),
+        "a bad device name is refused before anything is made"
+    );
+    ok(
+        &home,
+        &[
+            "init",
+            "--name",
+            "Dr. Rivera",
+            "--device-name",
+            "Office laptop",
+            "--relay",
+            &addr,
+            "--relay-fingerprint",
+            &fp,
+        ],
+    );
+    let list = ok(&home, &["device", "list"]);
+    let mine = list.lines().find(|l| l.contains("this device")).unwrap();
+    assert!(
+        mine.contains("Office laptop") && mine.contains("last seen 20"),
+        "{list}"
+    );
+    assert!(list.lines().any(|l| l.contains("recovery key")), "{list}");
+    let rows: serde_json::Value =
+        serde_json::from_str(&ok(&home, &["--json", "device", "list"])).unwrap();
+    let me = rows
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["this_device"] == true)
+        .unwrap();
+    let id = me["id"].as_str().unwrap().to_string();
+    assert_eq!(me["name"], "Office laptop");
+    assert!(me["last_seen"].is_string());
+    ok(&home, &["device", "rename", &id[..8], "Laptop at home"]);
+    assert!(ok(&home, &["device", "list"]).contains("Laptop at home"));
+}

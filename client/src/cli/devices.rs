@@ -9,7 +9,7 @@ use anyhow::{Context, Result, bail};
 use casebook::Home;
 
 use super::print::Out;
-use super::{home_dir, open, parse_fp, progress, secrets};
+use super::{device_name, home_dir, name_new_device, open, parse_fp, progress, secrets};
 use crate::{Cli, DeviceCmd, RelayArgs};
 
 pub(super) async fn device(cli: &Cli, out: &Out, cmd: &DeviceCmd) -> Result<()> {
@@ -39,9 +39,11 @@ pub(super) async fn device(cli: &Cli, out: &Out, cmd: &DeviceCmd) -> Result<()> 
                 );
             }
             let fp = parse_fp(&relay.relay_fingerprint)?;
+            let device = device_name(relay)?;
             let pass = secrets::new_passphrase(cli.passphrase_file.as_deref())?;
-            let home =
+            let mut home =
                 casebook::pairing::join(&dir, pass.as_bytes(), code, &relay.relay, fp).await?;
+            name_new_device(&mut home, device)?;
             tell!(
                 "This device has joined {}'s account. Run `casebook sync` to fetch the cases.",
                 home.name()
@@ -51,6 +53,12 @@ pub(super) async fn device(cli: &Cli, out: &Out, cmd: &DeviceCmd) -> Result<()> 
         DeviceCmd::List => {
             let home = open(cli)?;
             out.devices(&home.devices()?)
+        }
+        DeviceCmd::Rename { device, name } => {
+            let mut home = open(cli)?;
+            let id = home.resolve_device(device)?;
+            home.name_device(&id, name)?;
+            out.done("device renamed; other devices show it after their next sync")
         }
         DeviceCmd::NewRecoveryWords => {
             let mut home = open(cli)?;
@@ -129,6 +137,7 @@ pub(super) async fn recover(
         );
     }
     let fp = parse_fp(&relay.relay_fingerprint)?;
+    let device = device_name(relay)?;
     let name = match name {
         Some(n) => n.to_string(),
         None => secrets::practitioner_name()?,
@@ -141,6 +150,7 @@ pub(super) async fn recover(
     let mut home =
         casebook::devices::recover(&dir, pass.as_bytes(), &words, name.trim(), &relay.relay, fp)
             .await?;
+    name_new_device(&mut home, device)?;
     tell!("Account restored onto this device; fetching its cases...");
     let conn = home.connect().await?;
     let mut progress = progress::Reporter::new();

@@ -117,6 +117,34 @@ fn open(cli: &Cli) -> Result<Home> {
     Ok(Home::open(&dir, pass.as_bytes())?)
 }
 
+/// The name a new device takes: `--device-name`, else the host name.
+/// Checked before anything is set up.
+fn device_name(relay: &RelayArgs) -> Result<Option<String>> {
+    if let Some(n) = &relay.device_name {
+        let n = casebook::names::check(n)?;
+        if n.is_empty() {
+            bail!("--device-name must not be empty");
+        }
+        return Ok(Some(n.to_string()));
+    }
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .or_else(|_| std::fs::read_to_string("/etc/hostname"))
+        .unwrap_or_default();
+    Ok(casebook::names::check(&host)
+        .ok()
+        .filter(|h| !h.is_empty())
+        .map(str::to_string))
+}
+
+/// Names a device just set up, for the account's other devices to show.
+fn name_new_device(home: &mut Home, name: Option<String>) -> Result<()> {
+    if let Some(n) = name {
+        let me = home.device_id();
+        home.name_device(&me, &n)?;
+    }
+    Ok(())
+}
+
 fn case_id(home: &Home, case: &str) -> Result<DocId> {
     Ok(home.resolve_case(case)?)
 }
@@ -329,8 +357,9 @@ async fn init(cli: &Cli, out: &Out, name: &str, relay: &RelayArgs, offline: bool
         bail!("--name must not be empty");
     }
     let fp = parse_fp(&relay.relay_fingerprint)?;
+    let device = device_name(relay)?;
     let pass = secrets::new_passphrase(cli.passphrase_file.as_deref())?;
-    let (home, words) = if offline {
+    let (mut home, words) = if offline {
         Home::init(&dir, pass.as_bytes(), name.trim(), &relay.relay, fp)?
     } else {
         Home::init_online(
@@ -351,6 +380,7 @@ async fn init(cli: &Cli, out: &Out, name: &str, relay: &RelayArgs, offline: bool
             e => e.into(),
         })?
     };
+    name_new_device(&mut home, device)?;
     tell!("Set up {} for {}.", dir.display(), home.name());
     tell!();
     tell!("Your recovery words (shown once; write them on paper and keep them safe):");

@@ -281,7 +281,9 @@ impl Out {
                 rows.iter()
                     .map(|r| {
                         json!({
-                            "id": r.id.to_hex(), "kind": r.kind, "added": time::rfc3339(r.added_at),
+                            "id": r.id.to_hex(), "name": r.name, "kind": r.kind,
+                            "added": time::rfc3339(r.added_at),
+                            "last_seen": r.last_seen.map(time::rfc3339),
                             "revoked": r.revoked, "this_device": r.this_device,
                         })
                     })
@@ -290,13 +292,19 @@ impl Out {
         }
         for r in rows {
             let state = if r.revoked { "revoked" } else { "active" };
-            let me = if r.this_device { "  (this device)" } else { "" };
+            let kind = match (r.kind, r.this_device) {
+                ("recovery", _) => "recovery key",
+                (_, true) => "this device",
+                _ => "another device",
+            };
             say!(
-                "{}  {:<8}  {:<7}  added {}{me}",
-                r.id.to_hex(),
-                r.kind,
+                "{}  {:<20}  {:<14}  {:<7}  added {}  last seen {}",
+                r.id.short(),
+                r.name.as_deref().unwrap_or("(no name)"),
+                kind,
                 state,
-                time::local(r.added_at)
+                time::local(r.added_at),
+                r.last_seen.map_or("never".to_string(), time::local)
             );
         }
         Ok(())
