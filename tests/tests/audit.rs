@@ -114,3 +114,66 @@ async fn the_trail_is_shared_by_the_accounts_devices_once_each() {
     laptop.verify_audit().unwrap();
     relay.stop().await;
 }
+
+/// A colleague's edits and comments are on the owner's record: the
+/// owner's devices audit who changed a shared case.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_colleagues_edits_and_comments_are_in_the_owners_trail() {
+    use casebook_tests::*;
+    let relay = TestRelay::start().await;
+    let dirs = (
+        tempfile::tempdir().unwrap(),
+        tempfile::tempdir().unwrap(),
+        tempfile::tempdir().unwrap(),
+    );
+    let mut rivera = init(dirs.0.path(), &relay, "Dr. Rivera");
+    let mut chen = init(dirs.1.path(), &relay, "Dr. Chen");
+    let mut lee = init(dirs.2.path(), &relay, "Dr. Lee");
+    sync(&mut chen).await;
+    sync(&mut lee).await;
+    let (reviewed, cotreated) = (
+        rivera.create_case("Jordan Avery", "2026-11-20").unwrap(),
+        rivera.create_case("Sam Okafor", "2026-11-20").unwrap(),
+    );
+    for case in [&reviewed, &cotreated] {
+        let mut n = casebook::notes::NoteInput::new(
+            "2026-11-20",
+            casebook::notes::NoteFormat::parse("free").unwrap(),
+        );
+        n.fields = vec![("text".into(), "First session.".into())];
+        rivera.add_note(case, n).unwrap();
+    }
+    sync(&mut rivera).await;
+    befriend(&mut rivera, "Dr. Chen", &chen.account_id());
+    befriend(&mut rivera, "Dr. Lee", &lee.account_id());
+    share_case(&mut rivera, &reviewed, "Dr. Chen", "comment", true).await;
+    share_case(&mut rivera, &cotreated, "Dr. Lee", "write", true).await;
+    sync(&mut chen).await;
+    sync(&mut lee).await;
+    let note = chen.list_notes(&reviewed).unwrap()[0].id.clone();
+    chen.comment_note(&reviewed, &note, "Consider CBT-I.", "2026-11-21T09:00:00Z")
+        .unwrap();
+    sync(&mut chen).await;
+    let note = lee.list_notes(&cotreated).unwrap()[0].id.clone();
+    lee.edit_note(
+        &cotreated,
+        &note,
+        &[("text".into(), "First session, long.".into())],
+    )
+    .unwrap();
+    sync(&mut lee).await;
+    sync(&mut rivera).await;
+
+    let trail = rivera.audit_trail().unwrap();
+    let said = |case: &casebook_shared::ids::DocId, what: &str| {
+        trail
+            .iter()
+            .any(|r| r.case == Some(*case) && r.what == what)
+    };
+    assert!(
+        said(&reviewed, "Dr. Chen commented on the case"),
+        "{trail:#?}"
+    );
+    assert!(said(&cotreated, "Dr. Lee edited the case"), "{trail:#?}");
+    rivera.verify_audit().unwrap();
+}

@@ -76,7 +76,7 @@ impl Home {
     }
 
     /// The name this device knows an account by.
-    fn name_of(&self, account: &AccountId) -> Result<String> {
+    pub(crate) fn name_of(&self, account: &AccountId) -> Result<String> {
         if *account == self.account_id() {
             return Ok(self.name().to_string());
         }

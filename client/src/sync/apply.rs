@@ -111,6 +111,19 @@ impl Home {
         sync.top_epoch = sync.top_epoch.max(batch.top_epoch);
         self.store.set_doc_sync(doc, sync)?;
         if changed {
+            // A colleague's edits and comments are on the owner's record:
+            // who changed the case, as this device received it.
+            for (who, did) in batch
+                .editors
+                .iter()
+                .map(|a| (a, "edited"))
+                .chain(batch.commenters.iter().map(|a| (a, "commented on")))
+            {
+                let name = self.name_of(who)?;
+                self.audit(&format!("{name} {did} the case"), Some(*doc))?;
+            }
+        }
+        if changed {
             report.docs_updated += 1;
         }
         Ok(())
@@ -129,4 +142,8 @@ pub(super) struct Batch {
     /// Highest key epoch of the envelopes taken so far (see
     /// [`crate::store::DocSync::top_epoch`]).
     pub(super) top_epoch: u32,
+    /// Other accounts whose changes, or comments, are in the batch: what
+    /// they did is recorded in this account's audit trail.
+    pub(super) editors: std::collections::BTreeSet<casebook_shared::ids::AccountId>,
+    pub(super) commenters: std::collections::BTreeSet<casebook_shared::ids::AccountId>,
 }

@@ -121,6 +121,8 @@ pub struct Admitted {
     pub comments_only: bool,
     /// The key epoch it was sealed under.
     pub epoch: u32,
+    /// The account that wrote it.
+    pub account: AccountId,
 }
 
 /// Checks a fetched envelope against everything the device knows, trusting
@@ -200,6 +202,7 @@ pub fn admit(
         body,
         comments_only: role == Some(Role::Comment),
         epoch: h.epoch,
+        account: h.account,
     })
 }
 
