@@ -1,0 +1,276 @@
+//! What commands print: plain text for people, or JSON with `--json`. Ids
+//! are shown in hex; a unique prefix of one works wherever an id is asked for.
+//! Cases, notes and search here; the account, devices, sharing and the
+//! audit trail in [`account`].
+
+mod account;
+
+use crate::cli::term::{say, tell};
+use anyhow::Result;
+use casebook::Home;
+use casebook::docs::Hit;
+use casebook::notes::{CaseSummary, Note, NoteSummary, PrivateEntry, Profile};
+use casebook::sync::SyncReport;
+use casebook_shared::ids::DocId;
+use serde_json::{Value, json};
+
+use casebook::clock as time;
+
+/// Chosen output style.
+pub struct Out {
+    json: bool,
+}
+
+pub(super) fn print_json(v: &Value) -> Result<()> {
+    say!("{}", serde_json::to_string_pretty(v)?);
+    Ok(())
+}
+
+fn note_summary_json(n: &NoteSummary) -> Value {
+    json!({
+        "id": n.id, "date": n.date, "start_time": n.start_time,
+        "format": n.format.as_str(), "signed": n.signed,
+    })
+}
+
+pub(super) fn report_json(r: &SyncReport) -> Value {
+    json!({
+        "pushed": r.pushed, "received": r.received, "docs_updated": r.docs_updated,
+        "snapshots_in": r.snapshots_in, "snapshots_out": r.snapshots_out,
+        "refused": r.refused.iter().map(|x| json!({
+            "doc": x.doc.to_hex(), "seq": x.seq, "reason": x.reason,
+        })).collect::<Vec<_>>(),
+        "held": r.held.iter().map(|x| json!({
+            "doc": x.doc.to_hex(), "edits": x.edits, "reason": x.reason,
+        })).collect::<Vec<_>>(),
+    })
+}
+
+impl Out {
+    pub fn new(json: bool) -> Out {
+        Out { json }
+    }
+
+    pub fn init(&self, home: &Home) -> Result<()> {
+        let (relay, _) = home.relay();
+        if self.json {
+            return print_json(&json!({
+                "home": home.dir().display().to_string(),
+                "account": home.account_id().to_hex(),
+                "device": home.device_id().to_hex(),
+                "relay": relay,
+            }));
+        }
+        say!("account {}", home.account_id().to_hex());
+        say!("device  {}", home.device_id().to_hex());
+        Ok(())
+    }
+
+    pub fn done(&self, what: &str) -> Result<()> {
+        if self.json {
+            return print_json(&json!({ "ok": true, "what": what }));
+        }
+        tell!("{what}");
+        Ok(())
+    }
+
+    pub fn created_case(&self, id: &DocId) -> Result<()> {
+        if self.json {
+            return print_json(&json!({ "case": id.to_hex() }));
+        }
+        say!("{}", id.to_hex());
+        Ok(())
+    }
+
+    pub fn created_note(&self, id: &str) -> Result<()> {
+        if self.json {
+            return print_json(&json!({ "note": id }));
+        }
+        say!("{id}");
+        Ok(())
+    }
+
+    pub fn cases(&self, cases: &[(DocId, CaseSummary)]) -> Result<()> {
+        if self.json {
+            return print_json(&Value::Array(
+                cases
+                    .iter()
+                    .map(|(id, s)| {
+                        json!({
+                            "id": id.to_hex(), "name": s.name, "created": s.created,
+                            "closed": s.closed, "notes": s.notes.len(),
+                            "last_session": s.notes.iter().map(|n| n.date.clone()).max(),
+                        })
+                    })
+                    .collect(),
+            ));
+        }
+        if cases.is_empty() {
+            tell!("no cases yet: `casebook case new NAME` opens one");
+        }
+        for (id, s) in cases {
+            let last = s.notes.iter().map(|n| n.date.as_str()).max().unwrap_or("-");
+            say!(
+                "{}  {:<28}  {:>3} notes  last {}{}",
+                id.short(),
+                s.name,
+                s.notes.len(),
+                last,
+                if s.closed { "  (closed)" } else { "" }
+            );
+        }
+        Ok(())
+    }
+
+    pub fn case(
+        &self,
+        id: &DocId,
+        s: &CaseSummary,
+        profile: &Profile,
+        notes: &[Note],
+    ) -> Result<()> {
+        if self.json {
+            return print_json(&json!({
+                "id": id.to_hex(), "name": s.name, "created": s.created,
+                "profile": profile, "notes": notes,
+            }));
+        }
+        say!("{}  (case {}, opened {})", s.name, id.to_hex(), s.created);
+        for (k, v) in profile.fields() {
+            if !v.is_empty() {
+                say!("{k}: {v}");
+            }
+        }
+        say!();
+        for n in notes {
+            let signed = match (n.is_signed(), n.late_edits.is_empty()) {
+                (false, _) => "draft",
+                (true, true) => "signed",
+                (true, false) => "signed; a late edit to settle",
+            };
+            say!("{}  {}  {:<5} {}", n.id, n.date, n.format.as_str(), signed);
+        }
+        Ok(())
+    }
+
+    pub fn note_list(&self, notes: &[NoteSummary]) -> Result<()> {
+        if self.json {
+            return print_json(&Value::Array(notes.iter().map(note_summary_json).collect()));
+        }
+        for n in notes {
+            let signed = if n.signed { "signed" } else { "draft" };
+            say!(
+                "{}  {} {}  {:<5} {}",
+                n.id,
+                n.date,
+                n.start_time.as_deref().unwrap_or("     "),
+                n.format.as_str(),
+                signed
+            );
+        }
+        Ok(())
+    }
+
+    pub fn note(&self, n: &Note) -> Result<()> {
+        if self.json {
+            return print_json(&serde_json::to_value(n)?);
+        }
+        say!("note {}  {}  {}", n.id, n.date, n.format.as_str());
+        if let Some(t) = &n.start_time {
+            say!("start {t}");
+        }
+        if let Some(d) = n.duration {
+            say!("{d} minutes");
+        }
+        say!("by {}", n.created_by);
+        if let (Some(by), Some(at)) = (&n.signed_by, &n.signed_at) {
+            say!("signed by {by} at {}", time::local_text(at));
+        }
+        for (k, v) in &n.fields {
+            if !v.is_empty() {
+                say!("\n## {k}\n{v}");
+            }
+        }
+        if n.signature_broken {
+            say!("WARNING: the signature does not match this note's content; do not rely on it");
+        }
+        for a in &n.addenda {
+            say!(
+                "\n## addendum ({}, {}{})\n{}",
+                a.by,
+                time::local_text(&a.at),
+                unverified(a),
+                a.text
+            );
+        }
+        for l in &n.late_edits {
+            say!(
+                "\n## {} — written on another device before it saw the signature (not part of the signed note)\n{}",
+                l.field,
+                l.merged
+            );
+        }
+        for c in &n.comments {
+            say!(
+                "\n## comment ({}, {}{})\n{}",
+                c.by,
+                time::local_text(&c.at),
+                unverified(c),
+                c.text
+            );
+        }
+        Ok(())
+    }
+
+    pub fn private(&self, entries: &[PrivateEntry]) -> Result<()> {
+        if self.json {
+            return print_json(&serde_json::to_value(entries)?);
+        }
+        for e in entries {
+            say!("{}  {}  {}\n{}\n", e.id, e.at, e.by, e.text);
+        }
+        Ok(())
+    }
+
+    pub fn search(&self, hits: &[Hit]) -> Result<()> {
+        if self.json {
+            return print_json(&Value::Array(
+                hits.iter()
+                    .map(|h| {
+                        json!({
+                            "case": h.case.to_hex(), "case_name": h.case_name, "private": h.private,
+                            "note": h.note, "field": h.field, "snippet": h.snippet,
+                        })
+                    })
+                    .collect(),
+            ));
+        }
+        if hits.is_empty() {
+            tell!("no matches");
+        }
+        for h in hits {
+            let place = match (&h.note, h.private) {
+                (Some(n), false) => format!("note {n} {}", h.field),
+                (Some(n), true) => format!("private {n}"),
+                (None, _) => h.field.clone(),
+            };
+            say!(
+                "{}  {}  {}: {}",
+                h.case.short(),
+                h.case_name,
+                place,
+                h.snippet
+            );
+        }
+        Ok(())
+    }
+}
+
+/// A remark whose author this device cannot vouch for says so.
+fn unverified(r: &casebook::notes::Remark) -> &'static str {
+    if r.unverified {
+        "; UNVERIFIED: written or altered by a device this one cannot vouch for"
+    } else {
+        ""
+    }
+}
