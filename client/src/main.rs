@@ -105,6 +105,10 @@ enum Command {
     /// This device at a glance: unsent and held edits, the last sync, the
     /// relay, shares that end within a week.
     Status,
+    /// Edits held back because this account may no longer write their case
+    /// (`status` lists them): save them to a file, or discard them.
+    #[command(subcommand)]
+    Held(HeldCmd),
     /// The passphrase that unlocks this device.
     #[command(subcommand)]
     Passphrase(PassphraseCmd),
@@ -156,7 +160,12 @@ enum Command {
         with: String,
     },
     /// Cases other practitioners shared with you; with CASE, who one of yours is shared with.
-    Shared { case: Option<String> },
+    Shared {
+        case: Option<String>,
+        /// Shares that ended or expired too.
+        #[arg(long)]
+        all: bool,
+    },
     /// Run the main job end to end on loopback: a relay, a laptop and a
     /// tablet, offline edits, sync, and proof the relay holds no plaintext.
     #[cfg(feature = "demo")]
@@ -176,6 +185,15 @@ pub struct RelayArgs {
     /// The fingerprint `casebook-relay serve` printed (sha256:...).
     #[arg(long, value_name = "sha256:HEX")]
     relay_fingerprint: String,
+}
+
+#[derive(Subcommand, Debug)]
+enum HeldCmd {
+    /// Write the case as this device holds it, held edits included, to a
+    /// new Markdown file (readable by you only), then stop holding them.
+    Save { case: String, file: PathBuf },
+    /// Drop the held edits.
+    Discard { case: String },
 }
 
 #[derive(Subcommand, Debug)]

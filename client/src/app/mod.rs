@@ -6,6 +6,7 @@
 //! it returns; they hold no rule of their own and write no audit line.
 
 mod drafts;
+mod held;
 
 pub use drafts::Draft;
 mod notes;

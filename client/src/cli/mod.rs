@@ -21,7 +21,8 @@ use casebook::Home;
 use casebook_shared::ids::DocId;
 
 use crate::{
-    AuditCmd, CaseCmd, Cli, Command, ContactCmd, PassphraseCmd, PrivateCmd, RelayArgs, RelayCmd,
+    AuditCmd, CaseCmd, Cli, Command, ContactCmd, HeldCmd, PassphraseCmd, PrivateCmd, RelayArgs,
+    RelayCmd,
 };
 use print::Out;
 
@@ -234,6 +235,22 @@ pub async fn run(cli: Cli) -> Result<()> {
             home.change_passphrase(new.as_bytes())?;
             out.done("passphrase changed; the old one no longer unlocks this device")
         }
+        Command::Held(cmd) => {
+            let mut home = open(&cli)?;
+            let (case, file) = match cmd {
+                HeldCmd::Save { case, file } => (case, Some(file.as_path())),
+                HeldCmd::Discard { case } => (case, None),
+            };
+            let id = case_id(&home, case)?;
+            let n = home.settle_held(&id, file)?;
+            out.done(&match file {
+                Some(f) => format!(
+                    "{n} held edit(s) saved to {} and no longer held",
+                    f.display()
+                ),
+                None => format!("{n} held edit(s) discarded"),
+            })
+        }
         Command::Status => {
             let mut home = open(&cli)?;
             let status = home.status()?;
@@ -332,14 +349,21 @@ pub async fn run(cli: Cli) -> Result<()> {
             report.context("the share is revoked here but not sent yet; run `casebook sync`")?;
             out.done("unshared; the case moved to a new key")
         }
-        Command::Shared { case } => {
+        Command::Shared { case, all } => {
+            use casebook::sharing::ShareState;
             let home = open(&cli)?;
             match case {
                 Some(c) => {
                     let id = case_id(&home, c)?;
-                    out.shares(&home.shares(&id)?)
+                    let mut rows = home.shares(&id)?;
+                    rows.retain(|r| *all || r.state == ShareState::Active);
+                    out.shares(&rows)
                 }
-                None => out.shared_with_me(&home.shared_with_me()?),
+                None => {
+                    let mut rows = home.shared_with_me()?;
+                    rows.retain(|r| *all || r.state == ShareState::Active);
+                    out.shared_with_me(&rows)
+                }
             }
         }
     }

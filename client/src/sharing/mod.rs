@@ -43,6 +43,28 @@ pub struct SharedWithMe {
     pub role: Role,
     pub expires: Option<u64>,
     pub details: Option<ShareDetails>,
+    pub state: ShareState,
+}
+
+/// Whether a share still gives access.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ShareState {
+    Active,
+    /// Its expiry has passed.
+    Expired,
+    /// The owner ended it.
+    Ended,
+}
+
+impl ShareState {
+    fn of(expires: Option<u64>, now: u64) -> ShareState {
+        if expires.is_some_and(|e| e <= now) {
+            ShareState::Expired
+        } else {
+            ShareState::Active
+        }
+    }
 }
 
 /// A share of one of this account's cases.
@@ -52,6 +74,7 @@ pub struct ShareRow {
     pub contact: Option<String>,
     pub role: Role,
     pub expires: Option<u64>,
+    pub state: ShareState,
 }
 
 fn role_name(r: Role) -> &'static str {
@@ -264,20 +287,38 @@ impl Home {
             .doc_meta(case)?
             .ok_or_else(|| Error::UnknownCase(case.to_hex()))?;
         let contacts = self.contacts()?;
-        Ok(meta
+        let contact = |a: &AccountId| {
+            contacts
+                .iter()
+                .find(|c| c.account == *a)
+                .map(|c| c.name.clone())
+        };
+        let now = now();
+        let mut rows: Vec<ShareRow> = meta
             .members
             .iter()
             .filter(|(a, _, _)| *a != meta.owner)
             .map(|(a, r, e)| ShareRow {
                 member: *a,
-                contact: contacts
-                    .iter()
-                    .find(|c| c.account == *a)
-                    .map(|c| c.name.clone()),
+                contact: contact(a),
                 role: *r,
                 expires: *e,
+                state: ShareState::of(*e, now),
             })
-            .collect())
+            .collect();
+        // Shares the owner ended: members no more, their grants closed.
+        for g in meta.grants.iter().rev() {
+            if g.account != meta.owner && !rows.iter().any(|r| r.member == g.account) {
+                rows.push(ShareRow {
+                    member: g.account,
+                    contact: contact(&g.account),
+                    role: g.role,
+                    expires: None,
+                    state: ShareState::Ended,
+                });
+            }
+        }
+        Ok(rows)
     }
 
     /// Cases other accounts shared with this one.
@@ -293,10 +334,14 @@ impl Home {
             if meta.owner == me {
                 continue;
             }
-            let Some((_, role, expires)) = meta.members.iter().find(|(a, _, _)| *a == me).copied()
-            else {
-                continue;
-            };
+            let (role, expires, state) =
+                match meta.members.iter().find(|(a, _, _)| *a == me).copied() {
+                    Some((_, role, expires)) => (role, expires, ShareState::of(expires, now())),
+                    None => match meta.grants.iter().rev().find(|g| g.account == me) {
+                        Some(g) => (g.role, None, ShareState::Ended),
+                        None => continue,
+                    },
+                };
             let name = cases
                 .iter()
                 .find(|(d, _)| *d == doc)
@@ -315,6 +360,7 @@ impl Home {
                 role,
                 expires,
                 details: self.share_details(&doc, &me)?,
+                state,
             });
         }
         Ok(out)

@@ -128,6 +128,15 @@ impl Store {
         Ok(())
     }
 
+    /// Removes every queued change and comment of a document (its held
+    /// edits, once settled); returns how many.
+    pub fn remove_outbox_changes(&self, doc: &DocId) -> Result<usize, StoreError> {
+        Ok(self.conn.execute(
+            "DELETE FROM outbox WHERE doc = ?1 AND kind != 0",
+            [&doc.0[..]],
+        )?)
+    }
+
     /// Removes a row the relay acknowledged.
     pub fn remove_outbox(&self, id: i64) -> Result<(), StoreError> {
         self.conn

@@ -13,6 +13,15 @@ use casebook::clock as time;
 
 use super::{Out, print_json, report_json};
 
+/// How a share that no longer gives access is marked.
+fn state_mark(s: casebook::sharing::ShareState) -> &'static str {
+    match s {
+        casebook::sharing::ShareState::Active => "",
+        casebook::sharing::ShareState::Expired => "  (EXPIRED)",
+        casebook::sharing::ShareState::Ended => "  (ENDED)",
+    }
+}
+
 impl Out {
     pub fn pair_code(&self, code: &str) -> Result<()> {
         if self.json {
@@ -225,6 +234,7 @@ impl Out {
                         json!({
                             "account": r.member.to_hex(), "contact": r.contact,
                             "role": format!("{:?}", r.role).to_lowercase(), "expires": r.expires.map(time::rfc3339),
+                            "state": r.state,
                         })
                     })
                     .collect(),
@@ -236,9 +246,10 @@ impl Out {
         for r in rows {
             let who = r.contact.clone().unwrap_or_else(|| r.member.short());
             say!(
-                "{who:<20}  {:<7}  until {}",
+                "{who:<20}  {:<7}  until {}{}",
                 format!("{:?}", r.role).to_lowercase(),
-                expires(r.expires)
+                expires(r.expires),
+                state_mark(r.state)
             );
         }
         Ok(())
@@ -257,6 +268,7 @@ impl Out {
                             "purpose": r.details.as_ref().map(|d| d.purpose.clone()),
                             "consent": r.details.as_ref().map(|d| d.consent.clone()),
                             "shared_by": r.details.as_ref().map(|d| d.shared_by.clone()),
+                            "state": r.state,
                         })
                     })
                     .collect(),
@@ -278,11 +290,12 @@ impl Out {
                 .map(|d| d.purpose.as_str())
                 .unwrap_or("-");
             say!(
-                "{}  {:<24}  from {by}  {:<7}  for {purpose:?}  until {}",
+                "{}  {:<24}  from {by}  {:<7}  for {purpose:?}  until {}{}",
                 r.case.short(),
                 r.name.as_deref().unwrap_or("(not synced yet)"),
                 format!("{:?}", r.role).to_lowercase(),
-                r.expires.map_or("never".to_string(), time::local)
+                r.expires.map_or("never".to_string(), time::local),
+                state_mark(r.state)
             );
         }
         Ok(())

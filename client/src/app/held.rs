@@ -1,0 +1,82 @@
+//! Held edits: written here to a case this account may no longer write (a
+//! share ended or became read-only while the device was offline). They
+//! cannot be sent; instead of a warning at every sync, the person saves
+//! them to a file or discards them, and the trail records which.
+
+use std::path::Path;
+
+use casebook_shared::access::Role;
+use casebook_shared::ids::DocId;
+
+use crate::home::now;
+use crate::{Error, Home, Result};
+
+impl Home {
+    /// Settles the edits held for `case`: if `save_to` is given, first
+    /// writes the case as this device holds it (held edits included) there
+    /// as Markdown, in a new file only this user can read; then removes them
+    /// from what waits to be sent. Returns how many were held.
+    pub fn settle_held(&mut self, case: &DocId, save_to: Option<&Path>) -> Result<usize> {
+        let meta = self
+            .doc_meta(case)?
+            .ok_or_else(|| Error::UnknownCase(case.to_hex()))?;
+        if meta
+            .role_of(&self.account_id(), now())
+            .is_some_and(|r| r >= Role::Write)
+        {
+            return Err(Error::NotAllowed(
+                "this account may still write the case: its edits are sent at the next sync".into(),
+            ));
+        }
+        let held = self
+            .store
+            .outbox()?
+            .iter()
+            .filter(|r| r.doc == *case && r.kind != crate::store::OutKind::Access)
+            .count();
+        if held == 0 {
+            return Err(Error::NotAllowed("no edits are held for this case".into()));
+        }
+        if let Some(path) = save_to {
+            let text = self.read_case(case, |c| {
+                let mut out = format!("# {}\n\n", c.name());
+                for n in c.notes() {
+                    out.push_str(&format!(
+                        "# note {} ({})\n\n{}\n",
+                        n.id,
+                        n.date,
+                        n.to_markdown()
+                    ));
+                }
+                out
+            })?;
+            write_new_private(path, text.as_bytes())?;
+        }
+        self.atomically(|home| {
+            home.store.remove_outbox_changes(case)?;
+            let what = match save_to {
+                Some(p) => format!("{held} held edit(s) saved to {} and removed", p.display()),
+                None => format!("{held} held edit(s) discarded"),
+            };
+            home.audit(&what, Some(*case))
+        })?;
+        Ok(held)
+    }
+}
+
+/// Writes a new file (never over one) that only this user can read: it
+/// holds clinical text in the clear, by the person's choice.
+fn write_new_private(path: &Path, bytes: &[u8]) -> Result<()> {
+    use std::io::Write;
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        opts.mode(0o600);
+    }
+    let io = |e: std::io::Error| Error::NotAllowed(format!("cannot write {}: {e}", path.display()));
+    let mut f = opts.open(path).map_err(io)?;
+    f.write_all(bytes).map_err(io)?;
+    f.sync_all().map_err(io)
+}
