@@ -638,10 +638,12 @@ async fn held_edits_are_saved_or_discarded_and_ended_shares_marked() {
     assert_eq!(report.held.len(), 1, "{:?}", report.held);
     assert_eq!(chen.status().unwrap().held.len(), 1);
 
-    let mine = rivera.shares(&case).unwrap();
+    assert!(rivera.shares(&case).unwrap().is_empty());
+    let mine = rivera.shares_ever(&case).unwrap();
     assert_eq!(mine.len(), 1);
     assert_eq!(mine[0].state, ShareState::Ended);
-    let theirs = chen.shared_with_me().unwrap();
+    assert!(chen.shared_with_me().unwrap().is_empty());
+    let theirs = chen.shared_with_me_ever().unwrap();
     assert_eq!(theirs[0].state, ShareState::Ended);
 
     let file = dirs.1.path().join("held.md");
@@ -663,5 +665,25 @@ async fn held_edits_are_saved_or_discarded_and_ended_shares_marked() {
     assert!(
         chen.settle_held(&case, None).is_err(),
         "nothing left to settle"
+    );
+
+    // Shared again: Dr. Chen's copy comes fresh from the relay (without the
+    // held edit), and a new edit reaches the owner.
+    share_case(&mut rivera, &case, "Dr. Chen", "write", true).await;
+    sync(&mut chen).await;
+    let n = chen.show_note(&case, &note).unwrap();
+    assert_eq!(n.field("text"), "First session.");
+    chen.edit_note(
+        &case,
+        &note,
+        &[("text".into(), "First session; seen again.".into())],
+    )
+    .unwrap();
+    let report = sync(&mut chen).await;
+    assert!(report.held.is_empty(), "{:?}", report.held);
+    sync(&mut rivera).await;
+    assert_eq!(
+        rivera.show_note(&case, &note).unwrap().field("text"),
+        "First session; seen again."
     );
 }

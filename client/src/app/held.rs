@@ -15,7 +15,9 @@ impl Home {
     /// Settles the edits held for `case`: if `save_to` is given, first
     /// writes the case as this device holds it (held edits included) there
     /// as Markdown, in a new file only this user can read; then removes them
-    /// from what waits to be sent. Returns how many were held.
+    /// from what waits to be sent, with this device's copy of the case that
+    /// holds them (fetched again at the next sync while the case is still
+    /// shared). Returns how many were held.
     pub fn settle_held(&mut self, case: &DocId, save_to: Option<&Path>) -> Result<usize> {
         let meta = self
             .doc_meta(case)?
@@ -39,7 +41,11 @@ impl Home {
         }
         if let Some(path) = save_to {
             let text = self.read_case(case, |c| {
-                let mut out = format!("# {}\n\n", c.name());
+                let mut out = format!(
+                    "# {}\n\n{}\n",
+                    c.name(),
+                    crate::notes::profile_to_markdown(&c.profile())
+                );
                 for n in c.notes() {
                     out.push_str(&format!(
                         "# note {} ({})\n\n{}\n",
@@ -47,6 +53,17 @@ impl Home {
                         n.date,
                         n.to_markdown()
                     ));
+                    // A signed note reads as signed; what was written here
+                    // after it is kept apart, and is part of what was held.
+                    for l in &n.late_edits {
+                        out.push_str(&format!(
+                            "## {} (written on this device, not part of the signed note)\n{}\n\n",
+                            l.field, l.merged
+                        ));
+                    }
+                    for r in n.addenda.iter().chain(&n.comments) {
+                        out.push_str(&format!("## remark ({}, {})\n{}\n\n", r.by, r.at, r.text));
+                    }
                 }
                 out
             })?;
@@ -54,6 +71,12 @@ impl Home {
         }
         self.atomically(|home| {
             home.store.remove_outbox_changes(case)?;
+            // The held changes are in this device's copy too, and anything
+            // written later would build on them, which no other device
+            // ever receives. The copy goes; the next sync fetches the case
+            // again from the relay if this account may still read it.
+            home.store.forget_doc_content(case)?;
+            home.loaded.remove(case);
             let what = match save_to {
                 Some(p) => format!("{held} held edit(s) saved to {} and removed", p.display()),
                 None => format!("{held} held edit(s) discarded"),

@@ -355,12 +355,12 @@ pub async fn run(cli: Cli) -> Result<()> {
             match case {
                 Some(c) => {
                     let id = case_id(&home, c)?;
-                    let mut rows = home.shares(&id)?;
+                    let mut rows = home.shares_ever(&id)?;
                     rows.retain(|r| *all || r.state == ShareState::Active);
                     out.shares(&rows)
                 }
                 None => {
-                    let mut rows = home.shared_with_me()?;
+                    let mut rows = home.shared_with_me_ever()?;
                     rows.retain(|r| *all || r.state == ShareState::Active);
                     out.shared_with_me(&rows)
                 }

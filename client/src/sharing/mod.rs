@@ -281,8 +281,17 @@ impl Home {
         })
     }
 
-    /// Who a case of this account is shared with.
+    /// Who a case of this account is shared with now (expired shares
+    /// included, marked; ended ones left out).
     pub fn shares(&self, case: &DocId) -> Result<Vec<ShareRow>> {
+        let mut rows = self.shares_ever(case)?;
+        rows.retain(|r| r.state != ShareState::Ended);
+        Ok(rows)
+    }
+
+    /// Everyone a case of this account was ever shared with, ended shares
+    /// marked.
+    pub fn shares_ever(&self, case: &DocId) -> Result<Vec<ShareRow>> {
         let meta = self
             .doc_meta(case)?
             .ok_or_else(|| Error::UnknownCase(case.to_hex()))?;
@@ -321,8 +330,16 @@ impl Home {
         Ok(rows)
     }
 
-    /// Cases other accounts shared with this one.
+    /// Cases other accounts share with this one now (expired shares
+    /// included, marked; ended ones left out).
     pub fn shared_with_me(&self) -> Result<Vec<SharedWithMe>> {
+        let mut rows = self.shared_with_me_ever()?;
+        rows.retain(|r| r.state != ShareState::Ended);
+        Ok(rows)
+    }
+
+    /// Cases other accounts ever shared with this one, ended shares marked.
+    pub fn shared_with_me_ever(&self) -> Result<Vec<SharedWithMe>> {
         let me = self.account_id();
         let contacts = self.contacts()?;
         let cases = self.cases()?;

@@ -386,6 +386,18 @@ impl Store {
     }
 
     /// Sets a document's sync record (creating the row if needed).
+    /// Forgets a document's content and what was fetched of it, keeping its
+    /// access log: the next sync fetches it again from the start, as a new
+    /// device would, if this account may still read it.
+    pub fn forget_doc_content(&self, doc: &DocId) -> Result<(), StoreError> {
+        self.conn.execute(
+            "UPDATE docs SET body = NULL, summary = NULL, seen = 0, since_snapshot = 0,
+             acked = 0, top_epoch = 0, rev = rev + 1 WHERE doc = ?1",
+            [&doc.0[..]],
+        )?;
+        Ok(())
+    }
+
     pub fn set_doc_sync(&self, doc: &DocId, s: DocSync) -> Result<(), StoreError> {
         self.conn.execute(
             "INSERT INTO docs(doc, seen, access_len, since_snapshot, acked, top_epoch)
