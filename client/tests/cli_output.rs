@@ -69,7 +69,31 @@ async fn control_characters_are_shown_not_obeyed_and_refused_in_names() {
     assert!(!out.stdout.contains(&b'\r'));
     let shown = String::from_utf8(out.stdout).unwrap();
     assert!(shown.contains("before\\u{1b}[2Jafter\\u{d}over"), "{shown}");
-    // JSON keeps the text exactly (JSON escapes it itself).
+    // JSON keeps the text exactly, with every acting character escaped.
+    let odd = ok(
+        &home,
+        &[
+            "note",
+            "add",
+            &case,
+            "--format",
+            "free",
+            "--date",
+            "2026-11-20",
+            "--field",
+            "text=safe \u{202e}txet desrever\u{7f}\u{9b}",
+        ],
+    )
+    .trim()
+    .to_string();
+    let out = run(&home, &["--json", "note", "show", &case, &odd]);
+    let raw = String::from_utf8(out.stdout).unwrap();
+    assert!(!raw.contains('\u{202e}') && !raw.contains('\u{7f}') && !raw.contains('\u{9b}'));
+    let json: serde_json::Value = serde_json::from_str(&raw).expect("still JSON");
+    assert_eq!(
+        json["fields"]["text"],
+        "safe \u{202e}txet desrever\u{7f}\u{9b}"
+    );
     let json: serde_json::Value =
         serde_json::from_str(&ok(&home, &["--json", "note", "show", &case, &note])).unwrap();
     assert_eq!(json["fields"]["text"], "before\u{1b}[2Jafter\rover");

@@ -319,7 +319,13 @@ async fn dates_and_times_are_the_persons_local_time() {
     assert!(signed.contains(&local_today), "{signed}");
     assert!(!signed.ends_with('Z'), "a UTC instant shown raw: {signed}");
 
-    // Until 2026-12-31 means all of that day where the person is.
+    // Until a date means all of that day where the person is.
+    let until_day = now
+        .to_zoned_datetime(tz.clone())
+        .date()
+        .checked_add(jiff::Span::new().days(30))
+        .unwrap();
+    let until = until_day.to_string();
     let me: serde_json::Value = serde_json::from_str(&ok(&chen, &["--json", "whoami"])).unwrap();
     local(&["contact", "add", "Dr. Chen", me["card"].as_str().unwrap()]);
     local(&[
@@ -340,9 +346,11 @@ async fn dates_and_times_are_the_persons_local_time() {
         "--consent",
         "signed release",
         "--expires",
-        "2026-12-31",
+        &until,
     ]);
-    let end = jiff::civil::date(2027, 1, 1)
+    let end = until_day
+        .tomorrow()
+        .unwrap()
         .to_zoned_datetime(tz)
         .unwrap()
         .timestamp()

@@ -18,7 +18,16 @@ fn acts(c: char) -> bool {
     (c.is_control() && c != '\n' && c != '\t')
         // Bidirectional overrides and isolates: text that reads one way
         // and is stored another.
-        || matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+        || matches!(
+            c,
+            '\u{202a}'..='\u{202e}'
+                | '\u{2066}'..='\u{2069}'
+                | '\u{200e}'
+                | '\u{200f}'
+                | '\u{061c}'
+                | '\u{2028}'
+                | '\u{2029}'
+        )
 }
 
 /// Text with every acting character shown as `\u{..}`.
@@ -47,6 +56,30 @@ pub fn out(line: &str) {
             std::process::exit(0);
         }
         // Nothing sensible is left to say it on.
+        std::process::exit(1);
+    }
+}
+
+/// JSON with every acting character inside its strings written as a
+/// `\uXXXX` escape (serde_json escapes only C0 controls): still valid JSON,
+/// the same text once parsed, and nothing a terminal obeys. Outside strings
+/// JSON holds only spaces and newlines, which do not act.
+pub fn json_out(text: &str) {
+    let mut safe = String::with_capacity(text.len());
+    for c in text.chars() {
+        if acts(c) {
+            // Every acting character is in the Basic Multilingual Plane.
+            safe.push_str(&format!("\\u{:04x}", c as u32));
+        } else {
+            safe.push(c);
+        }
+    }
+    let mut stdout = std::io::stdout().lock();
+    let written = writeln!(stdout, "{safe}").and_then(|()| stdout.flush());
+    if let Err(e) = written {
+        if e.kind() == std::io::ErrorKind::BrokenPipe {
+            std::process::exit(0);
+        }
         std::process::exit(1);
     }
 }
@@ -82,5 +115,6 @@ mod tests {
         assert_eq!(harmless("\u{9b}31m"), "\\u{9b}31m");
         assert_eq!(harmless("abc\u{202e}fed"), "abc\\u{202e}fed");
         assert_eq!(harmless("Dr. Müller"), "Dr. Müller");
+        assert_eq!(harmless("a\u{2028}b\u{200f}"), "a\\u{2028}b\\u{200f}");
     }
 }

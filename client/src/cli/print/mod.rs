@@ -22,7 +22,7 @@ pub struct Out {
 }
 
 pub(super) fn print_json(v: &Value) -> Result<()> {
-    say!("{}", serde_json::to_string_pretty(v)?);
+    crate::cli::term::json_out(&serde_json::to_string_pretty(v)?);
     Ok(())
 }
 
@@ -188,11 +188,13 @@ impl Out {
         }
         for (k, v) in &n.fields {
             if !v.is_empty() {
-                say!("\n## {k}\n{v}");
+                say!("\n## {k}\n{}", body(v));
             }
         }
         if n.signature_broken {
-            say!("WARNING: the signature does not match this note's content; do not rely on it");
+            say!(
+                "WARNING: this signature cannot be relied on: the content does not match what was signed, or its signer is not one this device can vouch for"
+            );
         }
         for a in &n.addenda {
             say!(
@@ -200,14 +202,14 @@ impl Out {
                 a.by,
                 time::local_text(&a.at),
                 unverified(a),
-                a.text
+                body(&a.text)
             );
         }
         for l in &n.late_edits {
             say!(
                 "\n## {} — written on another device before it saw the signature (not part of the signed note)\n{}",
                 l.field,
-                l.merged
+                body(&l.merged)
             );
         }
         for c in &n.comments {
@@ -216,7 +218,7 @@ impl Out {
                 c.by,
                 time::local_text(&c.at),
                 unverified(c),
-                c.text
+                body(&c.text)
             );
         }
         Ok(())
@@ -264,6 +266,15 @@ impl Out {
         }
         Ok(())
     }
+}
+
+/// Text someone wrote, indented: a line in it that reads like a heading
+/// ("## comment (Dr. Rivera, ...)") cannot pass for one of ours.
+fn body(text: &str) -> String {
+    text.lines()
+        .map(|l| format!("  {l}"))
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 /// A remark whose author this device cannot vouch for says so.
