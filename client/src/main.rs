@@ -292,6 +292,9 @@ enum NoteCmd {
         note: String,
         #[command(flatten)]
         fields: NoteFields,
+        /// Reopen in $EDITOR the draft kept when an edit could not be saved.
+        #[arg(long, conflicts_with = "edit")]
+        resume: bool,
     },
     /// A case's notes.
     List { case: String },

@@ -152,6 +152,15 @@ async fn a_draft_that_does_not_read_is_kept_and_reopened() {
     assert!(err.contains("--resume"), "{err}");
     assert!(ok(&home, &["note", "list", &case]).trim().is_empty());
 
+    // A second failed draft, for another case, does not replace the first.
+    let other = ok(&home, &["case", "new", "Sam Okafor"]).trim().to_string();
+    let out = casebook(&home)
+        .args(["note", "add", &other, "--date", "2026-11-20", "--edit"])
+        .env("EDITOR", &script)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+
     // Reopened: the person deletes the stray line and saves.
     let out = casebook(&home)
         .args(["note", "add", &case, "--resume"])
@@ -168,11 +177,40 @@ async fn a_draft_that_does_not_read_is_kept_and_reopened() {
         serde_json::from_str(&ok(&home, &["--json", "note", "show", &case, &note])).unwrap();
     assert_eq!(v["fields"]["plan"], "Keep a sleep diary.");
     assert_eq!(v["date"], "2026-11-20");
-    fails(
-        &home,
-        &["note", "add", &case, "--resume"],
-        "no draft is kept",
+    fails(&home, &["note", "add", &case, "--resume"], "no draft");
+    // The other case's draft is still there.
+    let out = casebook(&home)
+        .args(["note", "add", &other, "--resume"])
+        .env("EDITOR", "sed -i /^stray/d")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
     );
+
+    // An edit that does not read is kept too, and reopened.
+    let out = casebook(&home)
+        .args(["note", "edit", &case, &note, "--edit"])
+        .env("EDITOR", "sed -i 1istray")
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && err.contains("--resume"), "{err}");
+    let out = casebook(&home)
+        .args(["note", "edit", &case, &note, "--resume"])
+        .env("EDITOR", "sed -i -e /^stray/d -e s/sleep/SLEEP/")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value =
+        serde_json::from_str(&ok(&home, &["--json", "note", "show", &case, &note])).unwrap();
+    assert_eq!(v["fields"]["plan"], "Keep a SLEEP diary.");
 }
 
 /// Cases found by their client's name, candidates named when ambiguous, a

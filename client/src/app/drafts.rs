@@ -1,43 +1,66 @@
 //! Text a person typed that could not be saved yet: kept, sealed in the
 //! home like everything else, until they open it again. Typed text is
-//! never thrown away on an error.
+//! never thrown away on an error, and one draft never replaces another.
 
+use casebook_shared::ids::DocId;
 use serde::{Deserialize, Serialize};
 use zeroize::{Zeroize, ZeroizeOnDrop};
 
 use crate::{Error, Home, Result};
 
-/// The one kept draft of a note.
-const DRAFT: &str = "note_draft";
+/// The kept drafts.
+const DRAFTS: &str = "note_drafts";
 
-/// A note's draft: its format, and the text as typed in the editor.
+/// A draft: which case (and, for an edit, which note), its format, and the
+/// text as typed in the editor.
 #[derive(Clone, Debug, Serialize, Deserialize, Zeroize, ZeroizeOnDrop)]
 pub struct Draft {
+    /// The case's id, in hex.
+    pub case: String,
+    /// The note being edited; `None` for a new note.
+    pub note: Option<String>,
     pub format: String,
     pub text: String,
 }
 
 impl Home {
-    /// Keeps a note's draft (replacing an older one).
-    pub fn keep_draft(&self, draft: &Draft) -> Result<()> {
+    fn save_drafts(&self, all: &[Draft]) -> Result<()> {
         let bytes = zeroize::Zeroizing::new(
-            serde_json::to_vec(draft).expect("two strings always serialize"),
+            serde_json::to_vec(all).expect("plain strings always serialize"),
         );
-        Ok(self.store.put_secret(DRAFT, &bytes)?)
+        Ok(self.store.put_secret(DRAFTS, &bytes)?)
     }
 
-    /// The kept draft, if any.
-    pub fn draft(&self) -> Result<Option<Draft>> {
-        match self.store.get_secret(DRAFT)? {
+    /// Every kept draft, oldest first.
+    pub fn drafts(&self) -> Result<Vec<Draft>> {
+        match self.store.get_secret(DRAFTS)? {
             Some(b) => serde_json::from_slice(&b)
-                .map(Some)
-                .map_err(|_| Error::Inconsistent("the kept draft does not read".into())),
-            None => Ok(None),
+                .map_err(|_| Error::Inconsistent("the kept drafts do not read".into())),
+            None => Ok(Vec::new()),
         }
     }
 
-    /// Forgets the kept draft, once it was saved as a note.
-    pub fn drop_draft(&self) -> Result<()> {
-        Ok(self.store.delete_secret(DRAFT)?)
+    /// Keeps a draft beside any others.
+    pub fn keep_draft(&self, draft: Draft) -> Result<()> {
+        let mut all = self.drafts()?;
+        all.push(draft);
+        self.save_drafts(&all)
+    }
+
+    /// Takes out the newest draft of a new note (`note` `None`) or of an
+    /// edit to `note`, for `case`. The caller keeps it again if it still
+    /// cannot be saved.
+    pub fn take_draft(&self, case: &DocId, note: Option<&str>) -> Result<Option<Draft>> {
+        let mut all = self.drafts()?;
+        let hex = case.to_hex();
+        let Some(i) = all
+            .iter()
+            .rposition(|d| d.case == hex && d.note.as_deref() == note)
+        else {
+            return Ok(None);
+        };
+        let d = all.remove(i);
+        self.save_drafts(&all)?;
+        Ok(Some(d))
     }
 }

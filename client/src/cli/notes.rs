@@ -39,8 +39,8 @@ pub(super) fn note(cli: &Cli, out: &Out, cmd: &NoteCmd) -> Result<()> {
             // In the editor, the template holds all that is known, and what
             // it says when saved is the note.
             let (format, template) = if *resume {
-                let kept = home.draft()?.ok_or_else(|| {
-                    anyhow!("no draft is kept; start one with `casebook note add {case} --edit`")
+                let kept = home.take_draft(&id, None)?.ok_or_else(|| {
+                    anyhow!("no draft of a new note is kept for this case; start one with `casebook note add {case} --edit`")
                 })?;
                 (NoteFormat::parse(&kept.format)?, kept.text.clone())
             } else {
@@ -56,7 +56,22 @@ pub(super) fn note(cli: &Cli, out: &Out, cmd: &NoteCmd) -> Result<()> {
                 }
                 (format, casebook::notes::note_to_markdown(format, &known))
             };
-            let edited = editor::edit(&template)?;
+            let keep = |text: String| casebook::app::Draft {
+                case: id.to_hex(),
+                note: None,
+                format: format.as_str().to_string(),
+                text,
+            };
+            let edited = match editor::edit(&template) {
+                Ok(t) => t,
+                Err(e) => {
+                    // A resumed draft goes back where it was.
+                    if *resume {
+                        home.keep_draft(keep(template))?;
+                    }
+                    return Err(e);
+                }
+            };
             let saved = casebook::notes::markdown_to_fields(format, &edited)
                 .map_err(casebook::Error::from)
                 .and_then(|fields| {
@@ -65,15 +80,9 @@ pub(super) fn note(cli: &Cli, out: &Out, cmd: &NoteCmd) -> Result<()> {
                     home.add_note(&id, input)
                 });
             match saved {
-                Ok(note_id) => {
-                    home.drop_draft()?;
-                    out.created_note(&note_id)
-                }
+                Ok(note_id) => out.created_note(&note_id),
                 Err(e) => {
-                    home.keep_draft(&casebook::app::Draft {
-                        format: format.as_str().to_string(),
-                        text: edited,
-                    })?;
+                    home.keep_draft(keep(edited))?;
                     bail!(
                         "{e}\nnothing is lost: what you typed is kept (sealed in this home); \
                          reopen it with `casebook note add {case} --resume`"
@@ -81,18 +90,79 @@ pub(super) fn note(cli: &Cli, out: &Out, cmd: &NoteCmd) -> Result<()> {
                 }
             }
         }
-        NoteCmd::Edit { case, note, fields } => {
+        NoteCmd::Edit {
+            case,
+            note,
+            fields,
+            resume,
+        } => {
             let id = case_id(&home, case)?;
             let current = home.read_case(&id, |c| {
                 c.resolve_note_id(note)
                     .map(|n| c.note(&n).expect("resolved ids exist"))
             })??;
-            let changes = note_fields(current.format, &current.editable_fields(), fields)?;
-            if changes.is_empty() {
-                bail!("nothing to change: give --field FIELD=VALUE or --edit");
+            if !fields.edit && !*resume {
+                let changes = note_fields(current.format, &current.editable_fields(), fields)?;
+                if changes.is_empty() {
+                    bail!("nothing to change: give --field FIELD=VALUE or --edit");
+                }
+                home.edit_note(&id, &current.id, &changes)?;
+                return out.done("note updated");
             }
-            home.edit_note(&id, &current.id, &changes)?;
-            out.done("note updated")
+            let template = if *resume {
+                home.take_draft(&id, Some(&current.id))?
+                    .ok_or_else(|| anyhow!("no draft of an edit to this note is kept"))?
+                    .text
+                    .clone()
+            } else {
+                let mut start = current.editable_fields();
+                for (k, v) in parse_fields(&fields.fields)? {
+                    match start.iter_mut().find(|(f, _)| *f == k) {
+                        Some(slot) => slot.1 = v,
+                        None => start.push((k, v)),
+                    }
+                }
+                casebook::notes::note_to_markdown(current.format, &start)
+            };
+            let keep = |text: String| casebook::app::Draft {
+                case: id.to_hex(),
+                note: Some(current.id.clone()),
+                format: current.format.as_str().to_string(),
+                text,
+            };
+            let edited = match editor::edit(&template) {
+                Ok(t) => t,
+                Err(e) => {
+                    if *resume {
+                        home.keep_draft(keep(template))?;
+                    }
+                    return Err(e);
+                }
+            };
+            let old = current.editable_fields();
+            let saved = casebook::notes::markdown_to_fields(current.format, &edited)
+                .map_err(casebook::Error::from)
+                .and_then(|fields| {
+                    // Only what changed is written, so unchanged fields merge untouched.
+                    let changes: Vec<_> = fields
+                        .into_iter()
+                        .filter(|(k, v)| {
+                            old.iter().find(|(f, _)| f == k).is_none_or(|(_, o)| o != v)
+                        })
+                        .collect();
+                    home.edit_note(&id, &current.id, &changes)
+                });
+            match saved {
+                Ok(()) => out.done("note updated"),
+                Err(e) => {
+                    home.keep_draft(keep(edited))?;
+                    bail!(
+                        "{e}\nnothing is lost: what you typed is kept (sealed in this home); \
+                         reopen it with `casebook note edit {case} {} --resume`",
+                        current.id
+                    )
+                }
+            }
         }
         NoteCmd::List { case } => {
             let id = case_id(&home, case)?;
