@@ -77,6 +77,7 @@ impl Home {
             // again from the relay if this account may still read it.
             home.store.forget_doc_content(case)?;
             home.loaded.remove(case);
+            home.forget_held(case)?;
             let what = match save_to {
                 Some(p) => format!("{held} held edit(s) saved to {} and removed", p.display()),
                 None => format!("{held} held edit(s) discarded"),

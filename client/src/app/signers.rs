@@ -21,21 +21,27 @@ use crate::{Home, Result};
 
 impl Home {
     /// The account that lists `device`, among the logs this device holds.
+    /// A device listed by two accounts vouches for neither: only an honest
+    /// relay keeps a log from claiming another account's device.
     fn account_of_device(&self, device: &DeviceId) -> Result<Option<AccountId>> {
-        let me = self.account_state()?;
-        if me.devices.contains_key(device) {
-            return Ok(Some(me.id));
-        }
+        let mut found = Vec::new();
         for owner in self.store.log_owners(32)? {
             let Ok(id) = <[u8; 32]>::try_from(owner.as_slice()).map(AccountId) else {
                 continue;
             };
             let log = self.account_log_of(&id)?;
             if AccountState::verify_log(&log).is_ok_and(|st| st.devices.contains_key(device)) {
-                return Ok(Some(id));
+                found.push(id);
             }
         }
-        Ok(None)
+        let me = self.account_state()?;
+        if me.devices.contains_key(device) && !found.contains(&me.id) {
+            found.push(me.id);
+        }
+        Ok(match found.as_slice() {
+            [one] => Some(*one),
+            _ => None,
+        })
     }
 
     /// A note as read from a case, with its signer and the authors of its

@@ -2,7 +2,9 @@
 //! its writers in one Automerge call, then commenters' changes, each judged
 //! where it was written.
 
-use casebook_shared::ids::DocId;
+use std::collections::BTreeSet;
+
+use casebook_shared::ids::{AccountId, DocId};
 
 use super::{RefusedEnvelope, SyncReport, snapshot_weight};
 use crate::docs::{SnapshotBody, Summary};
@@ -18,6 +20,10 @@ impl Home {
         report: &mut SyncReport,
     ) -> Result<()> {
         let mut changed = false;
+        // Other accounts whose changes or comments went in: what they did
+        // is recorded in this account's trail.
+        let mut edited_by = BTreeSet::new();
+        let mut commented_by = BTreeSet::new();
         let mut sync = self.sync_record(doc)?;
         let has_body = self.store.doc_body(doc)?.is_some();
         if let Some((seq, snap)) = batch.snapshot {
@@ -41,22 +47,24 @@ impl Home {
             let all: Vec<u8> = batch
                 .changes
                 .iter()
-                .flat_map(|(_, b)| b.iter().copied())
+                .flat_map(|(_, b, _)| b.iter().copied())
                 .collect();
             if self.apply_batch(doc, &all).is_ok() {
                 report.received += batch.changes.len();
                 sync.since_snapshot += batch
                     .changes
                     .iter()
-                    .map(|(_, b)| snapshot_weight(b.len()))
+                    .map(|(_, b, _)| snapshot_weight(b.len()))
                     .sum::<u64>();
+                edited_by.extend(batch.changes.iter().map(|(_, _, a)| *a));
             } else {
                 // One bad change must not hold back the others: find it.
-                for (seq, body) in &batch.changes {
+                for (seq, body, author) in &batch.changes {
                     match self.apply_batch(doc, body) {
                         Ok(()) => {
                             report.received += 1;
                             sync.since_snapshot += snapshot_weight(body.len());
+                            edited_by.insert(*author);
                         }
                         Err(e) => report.refused.push(RefusedEnvelope {
                             doc: *doc,
@@ -74,13 +82,14 @@ impl Home {
         loop {
             let before = waiting.len();
             let mut next = Vec::new();
-            for (seq, body) in waiting {
+            for (seq, body, author) in waiting {
                 match self.apply_comment_change(doc, &body) {
                     Ok(true) => {
                         report.received += 1;
                         changed = true;
+                        commented_by.insert(author);
                     }
-                    Ok(false) => next.push((seq, body)),
+                    Ok(false) => next.push((seq, body, author)),
                     // This device's own store failing is no verdict on
                     // the change: the round fails and nothing is marked seen.
                     Err(e @ Error::Store(_)) => return Err(e),
@@ -99,7 +108,7 @@ impl Home {
         // What still waits for the changes it builds on is asked for again
         // next round: the seen mark stops before the first of it.
         let mut seen = batch.seen;
-        for (seq, _) in &waiting {
+        for (seq, _, _) in &waiting {
             seen = seen.min(seq.saturating_sub(1));
             report.refused.push(RefusedEnvelope {
                 doc: *doc,
@@ -110,18 +119,18 @@ impl Home {
         sync.seen = sync.seen.max(seen);
         sync.top_epoch = sync.top_epoch.max(batch.top_epoch);
         self.store.set_doc_sync(doc, sync)?;
-        if changed {
-            // A colleague's edits and comments are on the owner's record:
-            // who changed the case, as this device received it.
-            for (who, did) in batch
-                .editors
-                .iter()
-                .map(|a| (a, "edited"))
-                .chain(batch.commenters.iter().map(|a| (a, "commented on")))
-            {
-                let name = self.name_of(who)?;
-                self.audit(&format!("{name} {did} the case"), Some(*doc))?;
-            }
+        let me = self.account_id();
+        edited_by.remove(&me);
+        commented_by.remove(&me);
+        // A colleague's edits and comments are on the owner's record:
+        // who changed the case, as this device received it.
+        for (who, did) in edited_by
+            .iter()
+            .map(|a| (a, "edited"))
+            .chain(commented_by.iter().map(|a| (a, "commented on")))
+        {
+            let name = self.name_of(who)?;
+            self.audit(&format!("{name} {did} the case"), Some(*doc))?;
         }
         if changed {
             report.docs_updated += 1;
@@ -134,16 +143,13 @@ impl Home {
 #[derive(Default)]
 pub(super) struct Batch {
     pub(super) snapshot: Option<(u64, SnapshotBody)>,
-    pub(super) changes: Vec<(u64, zeroize::Zeroizing<Vec<u8>>)>,
+    /// Writers' changes: sequence number, body, and the account that wrote it.
+    pub(super) changes: Vec<(u64, zeroize::Zeroizing<Vec<u8>>, AccountId)>,
     /// Changes from members who may only comment, checked one by one.
-    pub(super) comments: Vec<(u64, zeroize::Zeroizing<Vec<u8>>)>,
+    pub(super) comments: Vec<(u64, zeroize::Zeroizing<Vec<u8>>, AccountId)>,
     /// Highest sequence number fetched.
     pub(super) seen: u64,
     /// Highest key epoch of the envelopes taken so far (see
     /// [`crate::store::DocSync::top_epoch`]).
     pub(super) top_epoch: u32,
-    /// Other accounts whose changes, or comments, are in the batch: what
-    /// they did is recorded in this account's audit trail.
-    pub(super) editors: std::collections::BTreeSet<casebook_shared::ids::AccountId>,
-    pub(super) commenters: std::collections::BTreeSet<casebook_shared::ids::AccountId>,
 }

@@ -240,6 +240,19 @@ impl Home {
         Ok(report)
     }
 
+    /// Drops a settled document from what the last round held back, so
+    /// `status` does not list it until the next round.
+    pub(crate) fn forget_held(&self, doc: &DocId) -> Result<()> {
+        if let Some(mut last) = self.last_round()? {
+            last.held.retain(|h| h.doc != *doc);
+            self.store.put_secret(
+                LAST_ROUND,
+                &serde_json::to_vec(&last).expect("plain data always serializes"),
+            )?;
+        }
+        Ok(())
+    }
+
     /// When the last sync round finished, and what it held back.
     pub fn last_round(&self) -> Result<Option<LastRound>> {
         Ok(match self.store.get_secret(LAST_ROUND)? {

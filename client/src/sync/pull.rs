@@ -355,18 +355,8 @@ impl Home {
                     });
                 }
             }
-            Ok(a) if a.comments_only => {
-                if a.account != self.account_id() {
-                    batch.commenters.insert(a.account);
-                }
-                batch.comments.push((item.seq, a.body));
-            }
-            Ok(a) => {
-                if a.account != self.account_id() {
-                    batch.editors.insert(a.account);
-                }
-                batch.changes.push((item.seq, a.body));
-            }
+            Ok(a) if a.comments_only => batch.comments.push((item.seq, a.body, a.account)),
+            Ok(a) => batch.changes.push((item.seq, a.body, a.account)),
             Err(reason) => report.refused.push(RefusedEnvelope {
                 doc: item.doc,
                 seq: item.seq,
