@@ -268,13 +268,13 @@ pub async fn run(cli: Cli) -> Result<()> {
             let mut cmd = <Cli as clap::CommandFactory>::command();
             let mut buf = Vec::new();
             clap_complete::generate(*shell, &mut cmd, "casebook", &mut buf);
-            std::io::Write::write_all(&mut std::io::stdout(), &buf)?;
+            term::raw_out(&buf);
             Ok(())
         }
         Command::Man => {
             let mut buf = Vec::new();
             clap_mangen::Man::new(<Cli as clap::CommandFactory>::command()).render(&mut buf)?;
-            std::io::Write::write_all(&mut std::io::stdout(), &buf)?;
+            term::raw_out(&buf);
             Ok(())
         }
         Command::Relay(RelayCmd::Show) => {

@@ -84,6 +84,19 @@ pub fn json_out(text: &str) {
     }
 }
 
+/// Writes generated text (completions, a manual page) to stdout as it is,
+/// ending quietly if the reader went away.
+pub fn raw_out(bytes: &[u8]) {
+    let mut stdout = std::io::stdout().lock();
+    if let Err(e) = stdout.write_all(bytes).and_then(|()| stdout.flush()) {
+        std::process::exit(if e.kind() == std::io::ErrorKind::BrokenPipe {
+            0
+        } else {
+            1
+        });
+    }
+}
+
 /// Writes a line to stderr (nowhere to report a failure to).
 pub fn err(line: &str) {
     let _ = writeln!(std::io::stderr().lock(), "{}", harmless(line));
