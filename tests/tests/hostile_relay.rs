@@ -560,6 +560,8 @@ async fn a_writer_cannot_sign_in_someone_elses_name() {
             c.sign_note("n1", "Dr. Rivera", at).unwrap();
             c.add_comment("n1", "Dr. Rivera", at, "Agreed, stop treatment.")
                 .unwrap();
+            c.add_note(note("Written by the colleague."), "n3", "Dr. Rivera")
+                .unwrap();
         })
         .await;
     rogue.upload(signed).await.unwrap();
@@ -589,5 +591,9 @@ async fn a_writer_cannot_sign_in_someone_elses_name() {
         assert_eq!(by, [("Dr. Rivera", false), (name, false)]);
         let n2 = home.show_note(&case, "n2").unwrap();
         assert_eq!(n2.signed_by, None, "the forged signature never applied");
+        assert_eq!(n2.created_by, "Dr. Rivera", "the owner's own note");
+        let n3 = home.show_note(&case, "n3").unwrap();
+        assert_eq!(n3.created_by, name, "a note is by the account that made it");
+        assert!(!n3.creator_unverified);
     }
 }

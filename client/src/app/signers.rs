@@ -61,6 +61,10 @@ impl Home {
             });
             Ok(held.then_some(a))
         };
+        match author(note.created_by_device.as_deref(), Role::Write)? {
+            Some(a) if !note.creator_unverified => note.created_by = self.name_of(&a)?,
+            _ => note.creator_unverified = true,
+        }
         if note.signed_by.is_some() {
             match author(note.signed_by_device.as_deref(), Role::Write)? {
                 Some(a) => note.signed_by = Some(self.name_of(&a)?),

@@ -54,6 +54,15 @@ impl CaseDoc {
             return note;
         };
         let doc = self.doc();
+        // The note map's maker made the note; its author's name must be
+        // that device's writing too.
+        if let ObjId::Id(_, maker, _) = &obj {
+            note.created_by_device = device_of(maker.to_bytes());
+            note.creator_unverified = match doc.get(&obj, "created_by").ok().flatten() {
+                Some((_, ObjId::Id(_, writer, _))) => writer != *maker,
+                _ => false,
+            };
+        }
         for (key, remarks) in [
             ("comments", &mut note.comments),
             ("addenda", &mut note.addenda),

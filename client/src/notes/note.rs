@@ -51,6 +51,13 @@ pub struct Note {
     pub duration: Option<u32>,
     pub format: NoteFormat,
     pub created_by: String,
+    /// The device that made the note (and wrote its author's name), read
+    /// off its operations, in hex; the caller that knows accounts names it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub created_by_device: Option<String>,
+    /// Who made the note cannot be vouched for (see `Remark::unverified`).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub creator_unverified: bool,
     pub signed_by: Option<String>,
     pub signed_at: Option<String>,
     /// The device that wrote the signature, read off its operations (a
@@ -244,6 +251,8 @@ pub(crate) fn read_note(id: &str, note: &hydrate::Map) -> Note {
         duration: get("duration").and_then(|d| d.trim().parse().ok()),
         format,
         created_by: get("created_by").unwrap_or_default(),
+        created_by_device: None,
+        creator_unverified: false,
         signed_by: optional("signed_by"),
         signed_at: optional("signed_at"),
         fields,

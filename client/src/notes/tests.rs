@@ -675,3 +675,41 @@ fn search_takes_words_in_any_order_and_ranks_the_phrase_first() {
     assert_eq!(best.note_id.as_deref(), Some("phrase"));
     assert_eq!(best.snippet, "Start a sleep diary.");
 }
+
+#[test]
+fn a_notes_maker_is_read_off_its_operations_and_a_renamed_author_shows() {
+    let (laptop, colleague) = ([7u8; 32], [9u8; 32]);
+    let mut owner = CaseDoc::new(
+        "R. Client",
+        "2024-01-05",
+        DocId::random(),
+        &[&laptop[..], b"-p"].concat(),
+    )
+    .unwrap();
+    owner
+        .add_note(
+            NoteInput::new("2024-03-01", NoteFormat::Free),
+            "n1",
+            "Dr. Rivera",
+        )
+        .unwrap();
+    let n = owner.note("n1").unwrap();
+    assert_eq!(n.created_by_device, Some(hex::encode(laptop)));
+    assert!(!n.creator_unverified);
+    let mut writer = CaseDoc::load(&owner.save(), &[&colleague[..], b"-p"].concat()).unwrap();
+    let note = writer.find_note("n1").unwrap();
+    writer
+        .replica
+        .write(|d| Ok(d.put(&note, "created_by", "Dr. Chen")?))
+        .unwrap();
+    let n = writer.note("n1").unwrap();
+    assert_eq!(
+        n.created_by_device,
+        Some(hex::encode(laptop)),
+        "still the maker"
+    );
+    assert!(
+        n.creator_unverified,
+        "the name was rewritten by another device"
+    );
+}

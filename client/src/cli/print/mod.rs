@@ -182,7 +182,15 @@ impl Out {
         if let Some(d) = n.duration {
             say!("{d} minutes");
         }
-        say!("by {}", n.created_by);
+        say!(
+            "by {}{}",
+            n.created_by,
+            if n.creator_unverified {
+                " (UNVERIFIED: written or altered by a device this one cannot vouch for)"
+            } else {
+                ""
+            }
+        );
         if let (Some(by), Some(at)) = (&n.signed_by, &n.signed_at) {
             say!("signed by {by} at {}", time::local_text(at));
         }
