@@ -416,8 +416,20 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    let json = cli.json;
     match runtime.block_on(cli::run(cli)) {
         Ok(()) => ExitCode::SUCCESS,
+        Err(e) if json => {
+            let core = e.downcast_ref::<casebook::Error>();
+            let v = serde_json::json!({ "error": {
+                "code": cli::error_code(core),
+                "message": e.to_string(),
+                "causes": e.chain().skip(1).map(|c| c.to_string()).collect::<Vec<_>>(),
+                "hint": core.and_then(cli::hint),
+            }});
+            cli::term::json_err(&v.to_string());
+            ExitCode::FAILURE
+        }
         Err(e) => {
             // Reasons can carry a relay's or another device's words.
             cli::term::err(&format!("error: {e}"));

@@ -165,3 +165,34 @@ async fn progress_captured_from_a_pipe_is_plain_lines() {
     let err = String::from_utf8(out.stderr).unwrap();
     assert!(err.lines().any(|l| l.starts_with("sent ")), "{err}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_json_errors_are_json_on_stderr_with_a_stable_code() {
+    let relay = relay().await;
+    let dir = tempfile::tempdir().unwrap();
+    let home = dir.path().join("laptop");
+    init_at(&home, &relay, "Dr. Rivera");
+    for (args, code) in [
+        (vec!["--json", "case", "show", "nobody"], "unknown_case"),
+        (vec!["--json", "note", "list", "nobody"], "unknown_case"),
+        (vec!["--json", "case", "new", "Bad\u{1b}Name"], "bad_name"),
+    ] {
+        let out = run(&home, &args);
+        assert!(!out.status.success());
+        assert!(out.stdout.is_empty());
+        let err: serde_json::Value = serde_json::from_slice(&out.stderr)
+            .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stderr)));
+        assert_eq!(err["error"]["code"], code, "{err}");
+        assert!(err["error"]["message"].is_string());
+    }
+    let other = dir.path().join("none");
+    let out = run(&other, &["--json", "case", "list"]);
+    let err: serde_json::Value = serde_json::from_slice(&out.stderr).unwrap();
+    assert_eq!(err["error"]["code"], "no_home");
+    assert!(
+        err["error"]["hint"]
+            .as_str()
+            .unwrap()
+            .contains("casebook init")
+    );
+}

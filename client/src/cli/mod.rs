@@ -26,6 +26,46 @@ use crate::{
 };
 use print::Out;
 
+/// A stable code for an error, for scripts reading `--json` errors: it
+/// names the kind of failure, never its wording, which may change.
+pub fn error_code(e: Option<&casebook::Error>) -> &'static str {
+    use casebook::Error as E;
+    use casebook::net::NetError as N;
+    use casebook_shared::frames::ErrorCode as C;
+    let Some(e) = e else {
+        return "usage";
+    };
+    match e {
+        E::Store(casebook::store::StoreError::WrongPassphrase) => "wrong_passphrase",
+        E::Store(casebook::store::StoreError::NotInitialised) => "no_home",
+        E::Store(_) => "store",
+        E::Net(N::Relay {
+            code: C::Limited, ..
+        }) => "relay_limited",
+        E::Net(N::Relay { .. }) => "relay_refused",
+        E::Net(N::Resolve(_) | N::Connect { .. } | N::Io(_)) => "relay_unreachable",
+        E::Net(N::Protocol(_)) => "relay_protocol",
+        E::Note(_) => "invalid_note",
+        E::UnknownCase(_) => "unknown_case",
+        E::AmbiguousCase(..) => "ambiguous_case",
+        E::UnknownDevice(_) => "unknown_device",
+        E::UnknownContact(_) => "unknown_contact",
+        E::ContactExists => "contact_exists",
+        E::ContactUnverified(_) => "contact_unverified",
+        E::ContactNotOnRelay(_) => "contact_not_on_relay",
+        E::NotThisRelay(_) => "not_this_relay",
+        E::RecoveryKey => "recovery_key",
+        E::NoName => "no_name",
+        E::BadName(_) => "bad_name",
+        E::NotAllowed(_) => "not_allowed",
+        E::Rollback(_) => "rollback",
+        E::Revoked => "revoked",
+        E::Pairing(_) => "pairing",
+        E::Recovery(_) => "recovery",
+        _ => "internal",
+    }
+}
+
 /// What to do next, in this CLI's words, for an error of the core (which
 /// names no command of any front end).
 pub fn hint(e: &casebook::Error) -> Option<String> {
@@ -109,10 +149,11 @@ fn parse_fields(raw: &[String]) -> Result<Vec<(String, String)>> {
 fn open(cli: &Cli) -> Result<Home> {
     let dir = home_dir(cli.home.as_deref())?;
     if !Home::exists(&dir) {
-        bail!(
-            "no casebook home at {}: run `casebook init` (first device), `casebook device join` (another device) or `casebook recover`",
-            dir.display()
-        );
+        // The core's error, so --json names it and the hint says what to run.
+        return Err(anyhow::Error::new(casebook::Error::Store(
+            casebook::store::StoreError::NotInitialised,
+        ))
+        .context(format!("no casebook home at {}", dir.display())));
     }
     let pass = secrets::passphrase(cli.passphrase_file.as_deref())?;
     Ok(Home::open(&dir, pass.as_bytes())?)

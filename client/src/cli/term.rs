@@ -65,6 +65,18 @@ pub fn out(line: &str) {
 /// the same text once parsed, and nothing a terminal obeys. Outside strings
 /// JSON holds only spaces and newlines, which do not act.
 pub fn json_out(text: &str) {
+    let safe = json_safe(text);
+    let mut stdout = std::io::stdout().lock();
+    let written = writeln!(stdout, "{safe}").and_then(|()| stdout.flush());
+    if let Err(e) = written {
+        if e.kind() == std::io::ErrorKind::BrokenPipe {
+            std::process::exit(0);
+        }
+        std::process::exit(1);
+    }
+}
+
+fn json_safe(text: &str) -> String {
     let mut safe = String::with_capacity(text.len());
     for c in text.chars() {
         if acts(c) {
@@ -74,14 +86,12 @@ pub fn json_out(text: &str) {
             safe.push(c);
         }
     }
-    let mut stdout = std::io::stdout().lock();
-    let written = writeln!(stdout, "{safe}").and_then(|()| stdout.flush());
-    if let Err(e) = written {
-        if e.kind() == std::io::ErrorKind::BrokenPipe {
-            std::process::exit(0);
-        }
-        std::process::exit(1);
-    }
+    safe
+}
+
+/// [`json_out`], to stderr: an error for a script that asked for JSON.
+pub fn json_err(text: &str) {
+    let _ = writeln!(std::io::stderr().lock(), "{}", json_safe(text));
 }
 
 /// Writes generated text (completions, a manual page) to stdout as it is,
