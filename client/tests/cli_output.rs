@@ -40,9 +40,7 @@ async fn control_characters_are_shown_not_obeyed_and_refused_in_names() {
         &["case", "new", "Jordan \u{202e}yevA"],
         "control characters",
     );
-    let case = ok(&home, &["case", "new", "Jordan Avery"])
-        .trim()
-        .to_string();
+    let case = new_case(&home, "Jordan Avery");
     // Note text may hold anything a colleague typed; it is shown escaped.
     let note = ok(
         &home,
@@ -105,9 +103,7 @@ async fn a_reader_that_goes_away_is_a_quiet_end() {
     let dir = tempfile::tempdir().unwrap();
     let home = dir.path().join("laptop");
     init_at(&home, &relay, "Dr. Rivera");
-    let case = ok(&home, &["case", "new", "Jordan Avery"])
-        .trim()
-        .to_string();
+    let case = new_case(&home, "Jordan Avery");
     for day in ["2026-11-18", "2026-11-19", "2026-11-20"] {
         ok(
             &home,
@@ -137,9 +133,7 @@ async fn progress_captured_from_a_pipe_is_plain_lines() {
     let dir = tempfile::tempdir().unwrap();
     let home = dir.path().join("laptop");
     init_at(&home, &relay, "Dr. Rivera");
-    let case = ok(&home, &["case", "new", "Jordan Avery"])
-        .trim()
-        .to_string();
+    let case = new_case(&home, "Jordan Avery");
     ok(
         &home,
         &[

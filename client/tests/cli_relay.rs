@@ -28,9 +28,7 @@ async fn a_full_quota_is_named_and_says_what_to_do() {
     let dir = tempfile::tempdir().unwrap();
     let home = dir.path().join("laptop");
     init_at(&home, &relay, "Dr. Rivera");
-    let case = ok(&home, &["case", "new", "Jordan Avery"])
-        .trim()
-        .to_string();
+    let case = new_case(&home, "Jordan Avery");
     // Digits of a hash chain: text that does not compress.
     let mut text = String::new();
     let mut x: u64 = 1;
@@ -151,35 +149,10 @@ async fn a_case_is_shared_with_a_colleague_who_never_synced() {
             &fp,
         ],
     );
-    let case = ok(&rivera, &["case", "new", "Jordan Avery"])
-        .trim()
-        .to_string();
-    for (home, name) in [(&chen, "Dr. Chen"), (&lee, "Dr. Lee")] {
-        let me: serde_json::Value = serde_json::from_str(&ok(home, &["--json", "whoami"])).unwrap();
-        let (card, safety) = (
-            me["card"].as_str().unwrap(),
-            me["safety_number"].as_str().unwrap(),
-        );
-        ok(&rivera, &["contact", "add", name, card]);
-        ok(&rivera, &["contact", "verify", name, safety]);
-    }
-    let share = |with: &str| {
-        run(
-            &rivera,
-            &[
-                "share",
-                &case,
-                "--with",
-                with,
-                "--role",
-                "read",
-                "--purpose",
-                "consultation",
-                "--consent",
-                "signed release",
-            ],
-        )
-    };
+    let case = new_case(&rivera, "Jordan Avery");
+    befriend(&rivera, &chen, "Dr. Chen");
+    befriend(&rivera, &lee, "Dr. Lee");
+    let share = |with: &str| run(&rivera, &share_args(&case, with, "read", &[]));
     let out = share("Dr. Chen");
     assert!(
         out.status.success(),
@@ -283,25 +256,10 @@ async fn status_shows_what_is_unsent_the_last_sync_the_relay_and_what_ends_soon(
     assert_eq!(s["relay_reachable"], true, "{s}");
     assert!(s["last_sync"].is_null(), "{s}");
 
-    let case = ok(&home, &["case", "new", "Jordan Avery"])
-        .trim()
-        .to_string();
+    let case = new_case(&home, "Jordan Avery");
     let s = status(&home);
     assert!(s["unsent"].as_u64().unwrap() > 0, "{s}");
-    let me: serde_json::Value = serde_json::from_str(&ok(&chen, &["--json", "whoami"])).unwrap();
-    ok(
-        &home,
-        &["contact", "add", "Dr. Chen", me["card"].as_str().unwrap()],
-    );
-    ok(
-        &home,
-        &[
-            "contact",
-            "verify",
-            "Dr. Chen",
-            me["safety_number"].as_str().unwrap(),
-        ],
-    );
+    befriend(&home, &chen, "Dr. Chen");
     let in_three_days = jiff::ZonedDateTime::now()
         .date()
         .checked_add(jiff::Span::new().days(3))
@@ -309,20 +267,7 @@ async fn status_shows_what_is_unsent_the_last_sync_the_relay_and_what_ends_soon(
         .to_string();
     ok(
         &home,
-        &[
-            "share",
-            &case,
-            "--with",
-            "Dr. Chen",
-            "--role",
-            "read",
-            "--purpose",
-            "consultation",
-            "--consent",
-            "signed release",
-            "--expires",
-            &in_three_days,
-        ],
+        &share_args(&case, "Dr. Chen", "read", &["--expires", &in_three_days]),
     );
     let s = status(&home);
     assert_eq!(s["ending"][0]["contact"], "Dr. Chen", "{s}");

@@ -10,9 +10,7 @@ async fn empty_notes_two_lengths_and_a_second_signature_are_refused() {
     let dir = tempfile::tempdir().unwrap();
     let home = dir.path().join("laptop");
     init_at(&home, &relay, "Dr. Rivera");
-    let case = ok(&home, &["case", "new", "Jordan Avery"])
-        .trim()
-        .to_string();
+    let case = new_case(&home, "Jordan Avery");
     let add = |extra: &[&str]| {
         let mut args = vec![
             "note",
@@ -74,9 +72,7 @@ async fn search_finds_words_in_any_order_best_first_and_private_only_when_asked(
     let dir = tempfile::tempdir().unwrap();
     let home = dir.path().join("laptop");
     init_at(&home, &relay, "Dr. Rivera");
-    let case = ok(&home, &["case", "new", "Jordan Avery"])
-        .trim()
-        .to_string();
+    let case = new_case(&home, "Jordan Avery");
     let add = |fields: &[&str]| {
         let mut args = vec![
             "note",
@@ -125,9 +121,7 @@ async fn a_draft_that_does_not_read_is_kept_and_reopened() {
     let dir = tempfile::tempdir().unwrap();
     let home = dir.path().join("laptop");
     init_at(&home, &relay, "Dr. Rivera");
-    let case = ok(&home, &["case", "new", "Jordan Avery"])
-        .trim()
-        .to_string();
+    let case = new_case(&home, "Jordan Avery");
     // An "editor" that checks the date is filled in, writes the plan, and
     // leaves a stray line above the first heading.
     let script = dir.path().join("editor.sh");
@@ -153,7 +147,7 @@ async fn a_draft_that_does_not_read_is_kept_and_reopened() {
     assert!(ok(&home, &["note", "list", &case]).trim().is_empty());
 
     // A second failed draft, for another case, does not replace the first.
-    let other = ok(&home, &["case", "new", "Sam Okafor"]).trim().to_string();
+    let other = new_case(&home, "Sam Okafor");
     let out = casebook(&home)
         .args(["note", "add", &other, "--date", "2026-11-20", "--edit"])
         .env("EDITOR", &script)
@@ -221,10 +215,8 @@ async fn cases_by_name_candidates_and_closing() {
     let dir = tempfile::tempdir().unwrap();
     let home = dir.path().join("laptop");
     init_at(&home, &relay, "Dr. Rivera");
-    let jordan = ok(&home, &["case", "new", "Jordan Avery"])
-        .trim()
-        .to_string();
-    let sam = ok(&home, &["case", "new", "Sam Avery"]).trim().to_string();
+    let jordan = new_case(&home, "Jordan Avery");
+    let sam = new_case(&home, "Sam Avery");
     let out = run(&home, &["case", "new", "jordan avery"]);
     assert!(out.status.success());
     let again = String::from_utf8(out.stdout).unwrap().trim().to_string();
@@ -364,28 +356,13 @@ async fn dates_and_times_are_the_persons_local_time() {
         .checked_add(jiff::Span::new().days(30))
         .unwrap();
     let until = until_day.to_string();
-    let me: serde_json::Value = serde_json::from_str(&ok(&chen, &["--json", "whoami"])).unwrap();
-    local(&["contact", "add", "Dr. Chen", me["card"].as_str().unwrap()]);
-    local(&[
-        "contact",
-        "verify",
-        "Dr. Chen",
-        me["safety_number"].as_str().unwrap(),
-    ]);
-    local(&[
-        "share",
+    befriend(&home, &chen, "Dr. Chen");
+    local(&share_args(
         &case,
-        "--with",
         "Dr. Chen",
-        "--role",
         "read",
-        "--purpose",
-        "consultation",
-        "--consent",
-        "signed release",
-        "--expires",
-        &until,
-    ]);
+        &["--expires", &until],
+    ));
     let end = until_day
         .tomorrow()
         .unwrap()

@@ -6,10 +6,12 @@ use casebook::notes::{
     LateEditChoice, NoteFormat, NoteInput, parse_date, parse_duration, parse_start_time,
 };
 
+use casebook::Home;
+
 use super::print::Out;
 use super::term::tell;
 use super::{case_id, editor, open, parse_fields, time};
-use crate::{Cli, NoteCmd, NoteFields};
+use crate::{Cli, NoteCmd};
 
 pub(super) fn note(cli: &Cli, out: &Out, cmd: &NoteCmd) -> Result<()> {
     let mut home = open(cli)?;
@@ -56,39 +58,19 @@ pub(super) fn note(cli: &Cli, out: &Out, cmd: &NoteCmd) -> Result<()> {
                 }
                 (format, casebook::notes::note_to_markdown(format, &known))
             };
-            let keep = |text: String| casebook::app::Draft {
+            let draft = casebook::app::Draft {
                 case: id.to_hex(),
                 note: None,
                 format: format.as_str().to_string(),
-                text,
+                text: template,
             };
-            let edited = match editor::edit(&template) {
-                Ok(t) => t,
-                Err(e) => {
-                    // A resumed draft goes back where it was.
-                    if *resume {
-                        home.keep_draft(keep(template))?;
-                    }
-                    return Err(e);
-                }
-            };
-            let saved = casebook::notes::markdown_to_fields(format, &edited)
-                .map_err(casebook::Error::from)
-                .and_then(|fields| {
-                    let mut input = NoteInput::new(date, format);
-                    input.fields = fields;
-                    home.add_note(&id, input)
-                });
-            match saved {
-                Ok(note_id) => out.created_note(&note_id),
-                Err(e) => {
-                    home.keep_draft(keep(edited))?;
-                    bail!(
-                        "{e}\nnothing is lost: what you typed is kept (sealed in this home); \
-                         reopen it with `casebook note add {case} --resume`"
-                    )
-                }
-            }
+            let reopen = format!("casebook note add {case} --resume");
+            let note_id = write_in_editor(&mut home, draft, *resume, &reopen, |home, text| {
+                let mut input = NoteInput::new(date, format);
+                input.fields = casebook::notes::markdown_to_fields(format, text)?;
+                home.add_note(&id, input)
+            })?;
+            out.created_note(&note_id)
         }
         NoteCmd::Edit {
             case,
@@ -102,7 +84,7 @@ pub(super) fn note(cli: &Cli, out: &Out, cmd: &NoteCmd) -> Result<()> {
                     .map(|n| c.note(&n).expect("resolved ids exist"))
             })??;
             if !fields.edit && !*resume {
-                let changes = note_fields(current.format, &current.editable_fields(), fields)?;
+                let changes = parse_fields(&fields.fields)?;
                 if changes.is_empty() {
                     bail!("nothing to change: give --field FIELD=VALUE or --edit");
                 }
@@ -124,45 +106,24 @@ pub(super) fn note(cli: &Cli, out: &Out, cmd: &NoteCmd) -> Result<()> {
                 }
                 casebook::notes::note_to_markdown(current.format, &start)
             };
-            let keep = |text: String| casebook::app::Draft {
+            let draft = casebook::app::Draft {
                 case: id.to_hex(),
                 note: Some(current.id.clone()),
                 format: current.format.as_str().to_string(),
-                text,
+                text: template,
             };
-            let edited = match editor::edit(&template) {
-                Ok(t) => t,
-                Err(e) => {
-                    if *resume {
-                        home.keep_draft(keep(template))?;
-                    }
-                    return Err(e);
-                }
-            };
+            let reopen = format!("casebook note edit {case} {} --resume", current.id);
             let old = current.editable_fields();
-            let saved = casebook::notes::markdown_to_fields(current.format, &edited)
-                .map_err(casebook::Error::from)
-                .and_then(|fields| {
-                    // Only what changed is written, so unchanged fields merge untouched.
-                    let changes: Vec<_> = fields
-                        .into_iter()
-                        .filter(|(k, v)| {
-                            old.iter().find(|(f, _)| f == k).is_none_or(|(_, o)| o != v)
-                        })
-                        .collect();
-                    home.edit_note(&id, &current.id, &changes)
-                });
-            match saved {
-                Ok(()) => out.done("note updated"),
-                Err(e) => {
-                    home.keep_draft(keep(edited))?;
-                    bail!(
-                        "{e}\nnothing is lost: what you typed is kept (sealed in this home); \
-                         reopen it with `casebook note edit {case} {} --resume`",
-                        current.id
-                    )
-                }
-            }
+            write_in_editor(&mut home, draft, *resume, &reopen, |home, text| {
+                let fields = casebook::notes::markdown_to_fields(current.format, text)?;
+                // Only what changed is written, so unchanged fields merge untouched.
+                let changes: Vec<_> = fields
+                    .into_iter()
+                    .filter(|(k, v)| old.iter().find(|(f, _)| f == k).is_none_or(|(_, o)| o != v))
+                    .collect();
+                home.edit_note(&id, &current.id, &changes)
+            })?;
+            out.done("note updated")
         }
         NoteCmd::List { case } => {
             let id = case_id(&home, case)?;
@@ -218,35 +179,35 @@ pub(super) fn note(cli: &Cli, out: &Out, cmd: &NoteCmd) -> Result<()> {
     }
 }
 
-/// The fields to write: from `--field`, or from `$EDITOR` on a template
-/// filled with `current` (and any `--field` values).
-fn note_fields(
-    format: NoteFormat,
-    current: &[(String, String)],
-    args: &NoteFields,
-) -> Result<Vec<(String, String)>> {
-    let given = parse_fields(&args.fields)?;
-    if !args.edit {
-        return Ok(given);
-    }
-    let mut start: Vec<(String, String)> = current.to_vec();
-    for (k, v) in &given {
-        match start.iter_mut().find(|(f, _)| f == k) {
-            Some(slot) => slot.1 = v.clone(),
-            None => start.push((k.clone(), v.clone())),
+/// Opens a draft's text in the editor and saves what comes back with
+/// `save`. Typed text is never lost: what cannot be saved is kept as a
+/// draft, with how to reopen it in the error, and a resumed draft whose
+/// editor fails is put back as it was.
+fn write_in_editor<T>(
+    home: &mut Home,
+    mut draft: casebook::app::Draft,
+    resumed: bool,
+    reopen: &str,
+    save: impl FnOnce(&mut Home, &str) -> casebook::Result<T>,
+) -> Result<T> {
+    let edited = match editor::edit(&draft.text) {
+        Ok(t) => t,
+        Err(e) => {
+            if resumed {
+                home.keep_draft(draft)?;
+            }
+            return Err(e);
+        }
+    };
+    match save(home, &edited) {
+        Ok(v) => Ok(v),
+        Err(e) => {
+            draft.text = edited;
+            home.keep_draft(draft)?;
+            bail!(
+                "{e}\nnothing is lost: what you typed is kept (sealed in this home); \
+                 reopen it with `{reopen}`"
+            )
         }
     }
-    let template = casebook::notes::note_to_markdown(format, &start);
-    let edited = editor::edit(&template)?;
-    let fields = casebook::notes::markdown_to_fields(format, &edited)?;
-    // Only what changed is written, so unchanged fields merge untouched.
-    Ok(fields
-        .into_iter()
-        .filter(|(k, v)| {
-            current
-                .iter()
-                .find(|(f, _)| f == k)
-                .is_none_or(|(_, old)| old != v)
-        })
-        .collect())
 }

@@ -56,6 +56,54 @@ pub fn init_at(home: &Path, relay: &Relay, name: &str) {
     );
 }
 
+/// `case new NAME`; the new case's id.
+pub fn new_case(home: &Path, name: &str) -> String {
+    ok(home, &["case", "new", name]).trim().to_string()
+}
+
+/// Makes `other` (known as `name`) a verified contact of `home`, from the
+/// card and safety number `other`'s `whoami` prints, as two people would.
+pub fn befriend(home: &Path, other: &Path, name: &str) {
+    let me: serde_json::Value = serde_json::from_str(&ok(other, &["--json", "whoami"])).unwrap();
+    ok(
+        home,
+        &["contact", "add", name, me["card"].as_str().unwrap()],
+    );
+    ok(
+        home,
+        &[
+            "contact",
+            "verify",
+            name,
+            me["safety_number"].as_str().unwrap(),
+        ],
+    );
+}
+
+/// `share CASE --with WITH --role ROLE` for a consultation on a signed
+/// release, then `extra`.
+pub fn share_args<'a>(
+    case: &'a str,
+    with: &'a str,
+    role: &'a str,
+    extra: &[&'a str],
+) -> Vec<&'a str> {
+    let mut args = vec![
+        "share",
+        case,
+        "--with",
+        with,
+        "--role",
+        role,
+        "--purpose",
+        "consultation",
+        "--consent",
+        "signed release",
+    ];
+    args.extend_from_slice(extra);
+    args
+}
+
 pub fn casebook(home: &Path) -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_casebook"));
     c.arg("--home")

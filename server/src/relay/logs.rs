@@ -2,12 +2,27 @@
 
 use casebook_shared::access::Role;
 use casebook_shared::frames::{ErrorCode, Response};
-use casebook_shared::ids::DocId;
+use casebook_shared::ids::{AccountId, DocId};
+use casebook_shared::signed::Signed;
 
 use super::{Change, MAX_CREATES_PER_CONN, Relay, Session, err, store_err};
 use crate::storage::{Storage, StoreError, WriteJob};
 
 impl<S: Storage> Relay<S> {
+    /// The account appending `entries` to a log: authenticated, within its
+    /// write rate (new documents count too), and the signer of every entry.
+    fn log_writer(&self, session: &Session, entries: &[Signed]) -> Result<AccountId, Response> {
+        let (account, device) = self.identity(session)?;
+        self.limiter.upload(&account)?;
+        if entries.iter().any(|e| e.signer != device) {
+            return Err(err(
+                ErrorCode::Forbidden,
+                "entries must be signed by this connection's device",
+            ));
+        }
+        Ok(account)
+    }
+
     pub(super) async fn create_account(
         &self,
         session: &mut Session,
@@ -39,20 +54,10 @@ impl<S: Storage> Relay<S> {
         session: &Session,
         entries: Vec<casebook_shared::signed::Signed>,
     ) -> Response {
-        let (account, device) = match self.identity(session) {
-            Ok(i) => i,
+        let account = match self.log_writer(session, &entries) {
+            Ok(a) => a,
             Err(r) => return r,
         };
-        // Every write counts against the account's rate, new documents too.
-        if let Err(r) = self.limiter.upload(&account) {
-            return r;
-        }
-        if entries.iter().any(|e| e.signer != device) {
-            return err(
-                ErrorCode::Forbidden,
-                "entries must be signed by this connection's device",
-            );
-        }
         let _guard = self.log_lock.lock().await;
         let state = match self.read().check_account(Some(&account), &entries) {
             Ok(s) => s,
@@ -98,20 +103,10 @@ impl<S: Storage> Relay<S> {
         doc: DocId,
         entries: Vec<casebook_shared::signed::Signed>,
     ) -> Response {
-        let (account, device) = match self.identity(session) {
-            Ok(i) => i,
+        let account = match self.log_writer(session, &entries) {
+            Ok(a) => a,
             Err(r) => return r,
         };
-        // Every write counts against the account's rate, new documents too.
-        if let Err(r) = self.limiter.upload(&account) {
-            return r;
-        }
-        if entries.iter().any(|e| e.signer != device) {
-            return err(
-                ErrorCode::Forbidden,
-                "entries must be signed by this connection's device",
-            );
-        }
         let _guard = self.log_lock.lock().await;
         let _order = self.order.write().await;
         let (state, first_seq) = {
