@@ -3,6 +3,7 @@
 //! that only ever holds ciphertext.
 
 pub mod app;
+pub mod audit;
 pub mod audit_sync;
 pub mod clock;
 pub mod devices;

@@ -28,6 +28,8 @@ mod search;
 mod signing;
 mod template;
 #[cfg(test)]
+mod attribution_tests;
+#[cfg(test)]
 mod tests;
 
 pub use automerge::ChangeHash;

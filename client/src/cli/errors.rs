@@ -1,0 +1,91 @@
+//! What the CLI adds to an error of the core: a stable code for scripts
+//! (`--json`), and what to do next, in this CLI's words.
+
+/// A stable code for an error, for scripts reading `--json` errors: it
+/// names the kind of failure, never its wording, which may change.
+pub fn error_code(e: Option<&casebook::Error>) -> &'static str {
+    use casebook::Error as E;
+    use casebook::net::NetError as N;
+    use casebook_shared::frames::ErrorCode as C;
+    let Some(e) = e else {
+        return "usage";
+    };
+    match e {
+        E::Store(casebook::store::StoreError::WrongPassphrase) => "wrong_passphrase",
+        E::Store(casebook::store::StoreError::NotInitialised) => "no_home",
+        E::Store(_) => "store",
+        E::Net(N::Relay {
+            code: C::Limited, ..
+        }) => "relay_limited",
+        E::Net(N::Relay { .. }) => "relay_refused",
+        E::Net(N::Resolve(_) | N::Connect { .. } | N::Io(_)) => "relay_unreachable",
+        E::Net(N::Protocol(_)) => "relay_protocol",
+        E::Note(_) => "invalid_note",
+        E::UnknownCase(_) => "unknown_case",
+        E::AmbiguousCase(..) => "ambiguous_case",
+        E::UnknownDevice(_) => "unknown_device",
+        E::UnknownContact(_) => "unknown_contact",
+        E::ContactExists => "contact_exists",
+        E::ContactUnverified(_) => "contact_unverified",
+        E::ContactNotOnRelay(_) => "contact_not_on_relay",
+        E::NotThisRelay(_) => "not_this_relay",
+        E::RecoveryKey => "recovery_key",
+        E::NoName => "no_name",
+        E::BadName(_) => "bad_name",
+        E::NotAllowed(_) => "not_allowed",
+        E::Rollback(_) => "rollback",
+        E::Revoked => "revoked",
+        E::Pairing(_) => "pairing",
+        E::Recovery(_) => "recovery",
+        _ => "internal",
+    }
+}
+
+/// What to do next, in this CLI's words, for an error of the core (which
+/// names no command of any front end).
+pub fn hint(e: &casebook::Error) -> Option<String> {
+    use casebook::Error as E;
+    use casebook::net::NetError as N;
+    use casebook::pairing::PairingError as P;
+    use casebook_shared::frames::ErrorCode;
+    Some(match e {
+        E::UnknownCase(_) | E::AmbiguousCase(..) => "`casebook case list` shows the ids".into(),
+        E::UnknownDevice(_) => "`casebook device list` shows the ids".into(),
+        E::UnknownContact(_) => "add one with `casebook contact add NAME CARD`".into(),
+        E::ContactExists => "`casebook contact list` shows your contacts".into(),
+        E::ContactUnverified(name) => format!(
+            "compare safety numbers (`casebook whoami` on their side), then `casebook contact verify \"{name}\" NUMBER`"
+        ),
+        E::ContactNotOnRelay(name) => format!(
+            "ask {name} to run `casebook sync` once (an account set up with --offline registers then), \
+             and check that you both use the same relay (`casebook whoami` shows it)"
+        ),
+        E::NoName => "set it with `casebook whoami --set-name \"Dr. ...\"`".into(),
+        E::RecoveryKey => {
+            "`casebook device revoke ID --recovery-key` revokes it and shows new words".into()
+        }
+        E::Store(casebook::store::StoreError::NotInitialised) => {
+            "run `casebook init` (first device), `casebook device join` or `casebook recover`"
+                .into()
+        }
+        E::Pairing(P::NotACode(_)) => "type the code `casebook device add` printed".into(),
+        E::Pairing(P::NoAnswer | P::WrongCode) => "start again with `casebook device add`".into(),
+        E::Pairing(P::NoDeviceWaiting) => {
+            "check the code, and that `casebook device add` is still running".into()
+        }
+        E::Net(N::Io(_) | N::Connect { .. }) => {
+            "nothing is lost: what you wrote stays on this device and is sent at the next \
+             `casebook sync`; check that the relay is running and reachable"
+                .into()
+        }
+        E::Net(N::Relay {
+            code: ErrorCode::Limited,
+            reason,
+        }) if reason.starts_with("limit ") => {
+            "nothing is lost: what you wrote stays on this device; try again later, or ask \
+               the relay's operator to raise the limit named above"
+                .into()
+        }
+        _ => return None,
+    })
+}
