@@ -57,10 +57,11 @@ impl Home {
     pub fn open_case(&mut self, case: &DocId) -> Result<CaseView> {
         let (summary, profile, notes) =
             self.read_case(case, |c| (c.summary(), c.profile(), c.notes()))?;
+        let (authors, meta) = (self.authors()?, self.doc_meta(case)?);
         let notes = notes
             .into_iter()
-            .map(|n| self.vouch(case, n))
-            .collect::<Result<Vec<_>>>()?;
+            .map(|n| self.vouch(&authors, meta.as_ref(), n))
+            .collect();
         self.record_view(case)?;
         Ok(CaseView {
             id: *case,
@@ -84,7 +85,7 @@ impl Home {
             let id = c.resolve_note_id(note)?;
             c.note(&id).ok_or(crate::notes::NoteError::NoSuchNote(id))
         })??;
-        let n = self.vouch(case, n)?;
+        let n = self.vouch(&self.authors()?, self.doc_meta(case)?.as_ref(), n);
         self.audit(&format!("note {} viewed", n.id), Some(*case))?;
         Ok(n)
     }

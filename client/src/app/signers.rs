@@ -12,62 +12,95 @@
 //! held log lists, or by an account that could never write the case, is
 //! shown as broken.
 
+use std::collections::HashMap;
+
 use casebook_shared::access::Role;
 use casebook_shared::account::AccountState;
-use casebook_shared::ids::{AccountId, DeviceId, DocId};
+use casebook_shared::ids::{AccountId, DeviceId};
+
+use crate::docs::DocMeta;
 
 use crate::notes::Note;
 use crate::{Home, Result};
 
+/// Who the account logs held here say each device belongs to, and the
+/// names this device knows accounts by: built once per read, as verifying
+/// every log is signature checks, not lookups.
+pub(crate) struct Authors {
+    devices: HashMap<DeviceId, Vec<AccountId>>,
+    names: HashMap<AccountId, String>,
+}
+
+impl Authors {
+    /// The account that lists `device`. A device listed by two accounts
+    /// vouches for neither: only an honest relay keeps a log from claiming
+    /// another account's device.
+    fn account_of(&self, device: &DeviceId) -> Option<AccountId> {
+        match self.devices.get(device).map(Vec::as_slice) {
+            Some([one]) => Some(*one),
+            _ => None,
+        }
+    }
+
+    /// The name this device knows an account by.
+    fn name(&self, account: &AccountId) -> String {
+        self.names
+            .get(account)
+            .cloned()
+            .unwrap_or_else(|| format!("account {}", account.short()))
+    }
+}
+
 impl Home {
-    /// The account that lists `device`, among the logs this device holds.
-    /// A device listed by two accounts vouches for neither: only an honest
-    /// relay keeps a log from claiming another account's device.
-    fn account_of_device(&self, device: &DeviceId) -> Result<Option<AccountId>> {
-        let mut found = Vec::new();
+    /// The device-to-account map and the names, for [`Home::vouch`].
+    pub(crate) fn authors(&self) -> Result<Authors> {
+        let mut devices: HashMap<DeviceId, Vec<AccountId>> = HashMap::new();
+        let mut states = vec![self.account_state()?];
         for owner in self.store.log_owners(32)? {
             let Ok(id) = <[u8; 32]>::try_from(owner.as_slice()).map(AccountId) else {
                 continue;
             };
-            let log = self.account_log_of(&id)?;
-            if AccountState::verify_log(&log).is_ok_and(|st| st.devices.contains_key(device)) {
-                found.push(id);
+            if id == states[0].id {
+                continue;
+            }
+            if let Ok(st) = AccountState::verify_log(&self.account_log_of(&id)?) {
+                states.push(st);
             }
         }
-        let me = self.account_state()?;
-        if me.devices.contains_key(device) && !found.contains(&me.id) {
-            found.push(me.id);
+        for st in &states {
+            for d in st.devices.keys() {
+                devices.entry(*d).or_default().push(st.id);
+            }
         }
-        Ok(match found.as_slice() {
-            [one] => Some(*one),
-            _ => None,
-        })
+        let mut names: HashMap<AccountId, String> = self
+            .contacts()?
+            .into_iter()
+            .map(|c| (c.account, c.name))
+            .collect();
+        names.insert(self.account_id(), self.name().to_string());
+        Ok(Authors { devices, names })
     }
 
-    /// A note as read from a case, with its signer and the authors of its
-    /// comments and addenda checked and named.
-    pub(crate) fn vouch(&self, case: &DocId, mut note: Note) -> Result<Note> {
-        let meta = self.doc_meta(case)?;
+    /// A note as read from a case, with its author, signer and the authors
+    /// of its comments and addenda checked and named.
+    /// `meta` is the case's access state, read once by the caller.
+    pub(crate) fn vouch(&self, authors: &Authors, meta: Option<&DocMeta>, mut note: Note) -> Note {
         // The account of a device in hex, if it ever held `least` on the case.
-        let author = |device: Option<&str>, least: Role| -> Result<Option<AccountId>> {
-            let Some(d) = device.and_then(|h| DeviceId::from_hex(h).ok()) else {
-                return Ok(None);
-            };
-            let Some(a) = self.account_of_device(&d)? else {
-                return Ok(None);
-            };
-            let held = meta.as_ref().is_some_and(|m| {
+        let author = |device: Option<&str>, least: Role| -> Option<AccountId> {
+            let d = DeviceId::from_hex(device?).ok()?;
+            let a = authors.account_of(&d)?;
+            meta.is_some_and(|m| {
                 m.owner == a || m.grants.iter().any(|g| g.account == a && g.role >= least)
-            });
-            Ok(held.then_some(a))
+            })
+            .then_some(a)
         };
-        match author(note.created_by_device.as_deref(), Role::Write)? {
-            Some(a) if !note.creator_unverified => note.created_by = self.name_of(&a)?,
+        match author(note.created_by_device.as_deref(), Role::Write) {
+            Some(a) if !note.creator_unverified => note.created_by = authors.name(&a),
             _ => note.creator_unverified = true,
         }
         if note.signed_by.is_some() {
-            match author(note.signed_by_device.as_deref(), Role::Write)? {
-                Some(a) => note.signed_by = Some(self.name_of(&a)?),
+            match author(note.signed_by_device.as_deref(), Role::Write) {
+                Some(a) => note.signed_by = Some(authors.name(&a)),
                 None => note.signature_broken = true,
             }
         }
@@ -76,13 +109,13 @@ impl Home {
             (&mut note.addenda, Role::Write),
         ] {
             for r in remarks.iter_mut() {
-                match author(r.device.as_deref(), least)? {
-                    Some(a) => r.by = self.name_of(&a)?,
+                match author(r.device.as_deref(), least) {
+                    Some(a) => r.by = authors.name(&a),
                     None => r.unverified = true,
                 }
             }
         }
-        Ok(note)
+        note
     }
 
     /// The name this device knows an account by.

@@ -4,8 +4,8 @@
 
 use super::tests::{AT, case_with_note};
 use super::*;
-use automerge::{ObjType, ReadDoc};
 use automerge::transaction::Transactable;
+use automerge::{ObjType, ReadDoc};
 use casebook_shared::ids::DocId;
 
 #[test]

@@ -15,6 +15,8 @@
 //! [`CaseDoc::apply`] on the other. A batch is validated before any of it is
 //! applied, and a batch that fails leaves the document as it was.
 
+#[cfg(test)]
+mod attribution_tests;
 mod authors;
 mod case;
 mod format;
@@ -27,8 +29,6 @@ mod replica;
 mod search;
 mod signing;
 mod template;
-#[cfg(test)]
-mod attribution_tests;
 #[cfg(test)]
 mod tests;
 
