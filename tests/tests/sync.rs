@@ -90,3 +90,22 @@ async fn offline_edits_on_two_devices_merge() {
     );
     relay.stop().await;
 }
+
+/// A device's name travels to the account's other devices with the shared
+/// audit trail, and so does when it was last seen.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn device_names_reach_the_accounts_other_devices() {
+    let relay = TestRelay::start().await;
+    let dirs = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let mut laptop = init(dirs.0.path(), &relay, "Dr. Rivera");
+    sync(&mut laptop).await;
+    let mut tablet = pair(&mut laptop, dirs.1.path(), &relay).await;
+    let me = laptop.device_id();
+    laptop.name_device(&me, "Office laptop").unwrap();
+    sync(&mut laptop).await;
+    sync(&mut tablet).await;
+    let rows = tablet.devices().unwrap();
+    let row = rows.iter().find(|r| r.id == me).unwrap();
+    assert_eq!(row.name.as_deref(), Some("Office laptop"));
+    assert!(row.last_seen.is_some());
+}
