@@ -385,7 +385,7 @@ async fn two_practitioners_share_a_case_from_the_cli() {
     ok(&chen, &["sync"]);
     let shared: serde_json::Value =
         serde_json::from_str(&ok(&chen, &["--json", "shared"])).unwrap();
-    assert_eq!(shared[0]["name"], "Jordan Avery");
+    assert_eq!(shared[0]["case_name"], "Jordan Avery");
     assert_eq!(shared[0]["purpose"], "consultation");
     assert_eq!(shared[0]["role"], "comment");
     fails(
@@ -430,7 +430,7 @@ async fn two_practitioners_share_a_case_from_the_cli() {
     let disclosures: serde_json::Value =
         serde_json::from_str(&ok(&rivera, &["--json", "disclosures"])).unwrap();
     assert_eq!(disclosures.as_array().unwrap().len(), 1);
-    assert_eq!(disclosures[0]["recipient"], "Dr. Chen");
+    assert_eq!(disclosures[0]["account_name"], "Dr. Chen");
     assert!(ok(&rivera, &["audit", "--case", &case]).contains("share revoked"));
     ok(&rivera, &["audit", "verify"]);
     relay.handle.shutdown().await;

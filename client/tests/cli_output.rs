@@ -190,3 +190,117 @@ async fn with_json_errors_are_json_on_stderr_with_a_stable_code() {
             .contains("casebook init")
     );
 }
+
+/// `casebook --json ARGS`, parsed.
+fn json(home: &std::path::Path, args: &[&str]) -> serde_json::Value {
+    let mut all = vec!["--json"];
+    all.extend_from_slice(args);
+    let text = ok(home, &all);
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{args:?}: {e}: {text}"))
+}
+
+/// Every object a listing prints names itself under `id`.
+fn all_have_ids(rows: &serde_json::Value) {
+    let rows = rows.as_array().expect("a listing is an array");
+    assert!(!rows.is_empty());
+    for r in rows {
+        assert!(r["id"].as_str().is_some_and(|s| !s.is_empty()), "{r}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_json_things_are_named_one_way_and_changes_return_ids() {
+    let relay = relay().await;
+    let dir = tempfile::tempdir().unwrap();
+    let (home, chen) = (dir.path().join("laptop"), dir.path().join("chen"));
+    init_at(&chen, &relay, "Dr. Chen");
+    let init = init_args(&relay, "Dr. Rivera");
+    let made = json(&home, &init.iter().map(String::as_str).collect::<Vec<_>>());
+    assert_eq!(made["action"], "account.created", "{made}");
+    let me = made["account"].as_str().unwrap().to_string();
+
+    // Changing commands answer with what they made or touched, not prose.
+    let case = json(&home, &["case", "new", "Jordan Avery"]);
+    assert_eq!(case["action"], "case.created", "{case}");
+    let case = case["id"].as_str().unwrap().to_string();
+    let note = json(
+        &home,
+        &["note", "add", &case, "--field", "plan=Sleep diary."],
+    );
+    assert_eq!(
+        (&note["action"], &note["case"]),
+        (&"note.added".into(), &case.clone().into())
+    );
+    let note = note["id"].as_str().unwrap().to_string();
+    let signed = json(&home, &["note", "sign", &case, &note[..6]]);
+    assert_eq!(signed["action"], "note.signed", "{signed}");
+    assert_eq!(
+        signed["id"],
+        note.as_str(),
+        "a prefix answers with the whole id"
+    );
+    assert_eq!(signed["case"], case.as_str());
+    assert!(signed.get("what").is_none(), "{signed}");
+    let closed = json(&home, &["case", "close", "Jordan"]);
+    assert_eq!(
+        (&closed["action"], &closed["id"]),
+        (&"case.closed".into(), &case.clone().into())
+    );
+    json(&home, &["case", "reopen", &case]);
+
+    // A case, its notes and a colleague, each under one name everywhere.
+    befriend(&home, &chen, "Dr. Chen");
+    let contacts = json(&home, &["contact", "list"]);
+    all_have_ids(&contacts);
+    let chen_id = contacts[0]["id"].as_str().unwrap().to_string();
+    let shared = json(&home, &share_args(&case, "Dr. Chen", "read", &[]));
+    assert_eq!(shared["action"], "share.granted", "{shared}");
+    assert_eq!(
+        (&shared["case"], &shared["account"]),
+        (&case.clone().into(), &chen_id.clone().into())
+    );
+    let shares = json(&home, &["shared", &case]);
+    let disclosures = json(&home, &["disclosures"]);
+    ok(&chen, &["sync"]);
+    let with_chen = json(&chen, &["shared"]);
+    for rows in [&shares, &disclosures, &with_chen] {
+        all_have_ids(rows);
+        assert_eq!(rows[0]["case"], case.as_str(), "{rows}");
+    }
+    assert_eq!(shares[0]["id"], with_chen[0]["id"], "one share, one id");
+    assert_eq!(shares[0]["account"], chen_id.as_str());
+    assert_eq!(disclosures[0]["account"], chen_id.as_str());
+    assert_eq!(shares[0]["account_name"], "Dr. Chen");
+    assert_eq!(disclosures[0]["account_name"], "Dr. Chen");
+    assert_eq!(with_chen[0]["owner"], me.as_str());
+    assert_eq!(with_chen[0]["case_name"], "Jordan Avery");
+
+    let cases = json(&home, &["case", "list"]);
+    all_have_ids(&cases);
+    assert_eq!(cases[0]["id"], case.as_str());
+    let notes = json(&home, &["note", "list", &case]);
+    all_have_ids(&notes);
+    assert_eq!(
+        (&notes[0]["id"], &notes[0]["case"]),
+        (&note.clone().into(), &case.clone().into())
+    );
+    let shown = json(&home, &["note", "show", &case, &note]);
+    assert_eq!(
+        (&shown["id"], &shown["case"]),
+        (&note.clone().into(), &case.clone().into())
+    );
+    let private = json(
+        &home,
+        &["private", "add", &case, "--text", "Countertransference."],
+    );
+    assert_eq!(private["action"], "private.added");
+    all_have_ids(&json(&home, &["private", "list", &case]));
+    all_have_ids(&json(&home, &["device", "list"]));
+    all_have_ids(&json(&home, &["audit"]));
+    assert_eq!(json(&home, &["whoami"])["id"], me.as_str());
+    let unshared = json(&home, &["unshare", &case, "--with", "Dr. Chen"]);
+    assert_eq!(
+        (&unshared["action"], &unshared["id"]),
+        (&"share.ended".into(), &shares[0]["id"])
+    );
+}

@@ -254,7 +254,7 @@ async fn status_shows_what_is_unsent_the_last_sync_the_relay_and_what_ends_soon(
     };
     let s = status(&home);
     assert_eq!(s["relay_reachable"], true, "{s}");
-    assert!(s["last_sync"].is_null(), "{s}");
+    assert!(s["last_sync_at"].is_null(), "{s}");
 
     let case = new_case(&home, "Jordan Avery");
     let s = status(&home);
@@ -270,7 +270,7 @@ async fn status_shows_what_is_unsent_the_last_sync_the_relay_and_what_ends_soon(
         &share_args(&case, "Dr. Chen", "read", &["--expires", &in_three_days]),
     );
     let s = status(&home);
-    assert_eq!(s["ending"][0]["contact"], "Dr. Chen", "{s}");
+    assert_eq!(s["ending"][0]["account_name"], "Dr. Chen", "{s}");
     assert_eq!(s["ending"][0]["case"], case.as_str(), "{s}");
     let text = ok(&home, &["status"]);
     assert!(
@@ -281,7 +281,7 @@ async fn status_shows_what_is_unsent_the_last_sync_the_relay_and_what_ends_soon(
     ok(&home, &["sync"]);
     let s = status(&home);
     assert_eq!(s["unsent"], 0, "{s}");
-    assert!(s["last_sync"].is_string(), "{s}");
+    assert!(s["last_sync_at"].is_string(), "{s}");
 
     relay.handle.shutdown().await;
     let s = status(&home);

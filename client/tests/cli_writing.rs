@@ -373,7 +373,7 @@ async fn dates_and_times_are_the_persons_local_time() {
         .to_string();
     let shared: serde_json::Value =
         serde_json::from_str(&local(&["--json", "shared", &case])).unwrap();
-    assert_eq!(shared[0]["expires"], end.as_str(), "{shared}");
+    assert_eq!(shared[0]["expires_at"], end.as_str(), "{shared}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -433,7 +433,7 @@ async fn devices_have_names_kinds_and_when_they_were_last_seen() {
         .unwrap();
     let id = me["id"].as_str().unwrap().to_string();
     assert_eq!(me["name"], "Office laptop");
-    assert!(me["last_seen"].is_string());
+    assert!(me["last_seen_at"].is_string());
     ok(&home, &["device", "rename", &id[..8], "Laptop at home"]);
     assert!(ok(&home, &["device", "list"]).contains("Laptop at home"));
 }

@@ -113,39 +113,43 @@ impl Home {
         Ok(id)
     }
 
-    /// Changes fields of an unsigned note.
+    /// Changes fields of an unsigned note; returns the note's whole id (the
+    /// caller may have named it by a prefix), as the other note operations do.
     pub fn edit_note(
         &mut self,
         case: &DocId,
         note: &str,
         fields: &[(String, String)],
-    ) -> Result<()> {
+    ) -> Result<String> {
         let id = self.read_case(case, |c| c.resolve_note_id(note))??;
         self.edit_case(case, &format!("note {id} edited"), |c| {
             Ok(c.edit_note(&id, fields)?)
-        })
+        })?;
+        Ok(id)
     }
 
     /// Signs a note under this device's name, now. The signature covers the
     /// note as this device holds it; anything that merges in later shows
     /// apart as a late edit.
-    pub fn sign_note(&mut self, case: &DocId, note: &str) -> Result<()> {
+    pub fn sign_note(&mut self, case: &DocId, note: &str) -> Result<String> {
         let by = self.author()?;
         let at = clock::now();
         let id = self.read_case(case, |c| c.resolve_note_id(note))??;
         self.edit_case(case, &format!("note {id} signed"), |c| {
             Ok(c.sign_note(&id, &by, &at)?)
-        })
+        })?;
+        Ok(id)
     }
 
     /// Adds a dated addendum to a signed note.
-    pub fn add_addendum(&mut self, case: &DocId, note: &str, text: &str) -> Result<()> {
+    pub fn add_addendum(&mut self, case: &DocId, note: &str, text: &str) -> Result<String> {
         let by = self.author()?;
         let at = clock::now();
         let id = self.read_case(case, |c| c.resolve_note_id(note))??;
         self.edit_case(case, &format!("note {id}: addendum added"), |c| {
             Ok(c.add_addendum(&id, &by, &at, text)?)
-        })
+        })?;
+        Ok(id)
     }
 
     /// Settles an edit that another device made to a signed note before it
@@ -157,7 +161,7 @@ impl Home {
         note: &str,
         field: &str,
         choice: LateEditChoice,
-    ) -> Result<()> {
+    ) -> Result<String> {
         let by = self.author()?;
         let at = clock::now();
         let id = self.read_case(case, |c| c.resolve_note_id(note))??;
@@ -169,7 +173,8 @@ impl Home {
         };
         self.edit_case(case, &what, |c| {
             Ok(c.settle_late_edit(&id, field, choice, &by, &at)?)
-        })
+        })?;
+        Ok(id)
     }
 
     /// Adds a psychotherapy (process) note to the case's private document;

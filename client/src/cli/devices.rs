@@ -27,8 +27,8 @@ pub(super) async fn device(cli: &Cli, out: &Out, cmd: &DeviceCmd) -> Result<()> 
                 .pair_add(&relay, &code, Duration::from_secs(*timeout))
                 .await?;
             relay.close().await;
-            tell!("Paired device {}.", id.short());
-            out.done("paired")
+            out.changed("device.paired", id.to_hex())
+                .done(&format!("Paired device {}.", id.short()))
         }
         DeviceCmd::Join { code, relay } => {
             let dir = home_dir(cli.home.as_deref())?;
@@ -48,7 +48,7 @@ pub(super) async fn device(cli: &Cli, out: &Out, cmd: &DeviceCmd) -> Result<()> 
                 "This device has joined {}'s account. Run `casebook sync` to fetch the cases.",
                 home.name()
             );
-            out.init(&home)
+            out.init(&home, "device.joined")
         }
         DeviceCmd::List => {
             let home = open(cli)?;
@@ -58,7 +58,9 @@ pub(super) async fn device(cli: &Cli, out: &Out, cmd: &DeviceCmd) -> Result<()> 
             let mut home = open(cli)?;
             let id = home.resolve_device(device)?;
             home.name_device(&id, name)?;
-            out.done("device renamed; other devices show it after their next sync")
+            out.changed("device.renamed", id.to_hex())
+                .with("name", name.trim())
+                .done("device renamed; other devices show it after their next sync")
         }
         DeviceCmd::NewRecoveryWords => {
             let mut home = open(cli)?;
@@ -93,11 +95,12 @@ pub(super) async fn device(cli: &Cli, out: &Out, cmd: &DeviceCmd) -> Result<()> 
             progress.finish();
             relay.close().await;
             report.context("the device is revoked, but the new document keys are not sent yet; run `casebook sync`")?;
-            tell!(
-                "Revoked {}; {rotated} documents moved to new keys.",
-                id.short()
-            );
-            out.done("revoked")
+            out.changed("device.revoked", id.to_hex())
+                .with("rotated_docs", rotated)
+                .done(&format!(
+                    "Revoked {}; {rotated} documents moved to new keys.",
+                    id.short()
+                ))
         }
     }
 }
@@ -119,7 +122,15 @@ async fn new_recovery_words(home: &mut Home, out: &Out) -> Result<()> {
     tell!("    {}", words.as_str());
     tell!();
     report.context(format!("the new words are in effect, but {rotated} documents' new keys are not sent yet; run `casebook sync`"))?;
-    out.done("recovery words replaced")
+    let paper = home
+        .devices()?
+        .into_iter()
+        .find(|d| d.kind == "recovery" && !d.revoked)
+        .map(|d| d.id.to_hex())
+        .unwrap_or_default();
+    out.changed("recovery_words.replaced", paper)
+        .with("rotated_docs", rotated)
+        .done("recovery words replaced")
 }
 
 pub(super) async fn recover(
@@ -157,5 +168,5 @@ pub(super) async fn recover(
     let report = home.sync(&conn, &mut |p| progress.step(p)).await;
     progress.finish();
     conn.close().await;
-    out.sync_report(&report?)
+    out.recovered(&home, &report?)
 }

@@ -135,9 +135,11 @@ pub async fn run(cli: Cli) -> Result<()> {
         } => {
             let home = open(&cli)?;
             let n = home.verify_audit()?;
-            out.done(&format!(
-                "audit trail intact: {n} entries, each chained to the one before"
-            ))
+            out.changed("audit.verified", home.device_id().to_hex())
+                .with("entries", n)
+                .done(&format!(
+                    "audit trail intact: {n} entries, each chained to the one before"
+                ))
         }
         Command::Audit {
             action: None,
@@ -188,7 +190,8 @@ pub async fn run(cli: Cli) -> Result<()> {
             let mut home = open(&cli)?;
             let new = secrets::changed_passphrase(new_passphrase_file.as_deref())?;
             home.change_passphrase(new.as_bytes())?;
-            out.done("passphrase changed; the old one no longer unlocks this device")
+            out.changed("passphrase.changed", home.device_id().to_hex())
+                .done("passphrase changed; the old one no longer unlocks this device")
         }
         Command::Held(cmd) => {
             let mut home = open(&cli)?;
@@ -198,13 +201,19 @@ pub async fn run(cli: Cli) -> Result<()> {
             };
             let id = case_id(&home, case)?;
             let n = home.settle_held(&id, file)?;
-            out.done(&match file {
-                Some(f) => format!(
+            let action = if file.is_some() {
+                "held.saved"
+            } else {
+                "held.discarded"
+            };
+            let changed = out.changed(action, id.to_hex()).with("edits", n);
+            match file {
+                Some(f) => changed.with("file", f.display().to_string()).done(&format!(
                     "{n} held edit(s) saved to {} and no longer held",
                     f.display()
-                ),
-                None => format!("{n} held edit(s) discarded"),
-            })
+                )),
+                None => changed.done(&format!("{n} held edit(s) discarded")),
+            }
         }
         Command::Status => {
             let mut home = open(&cli)?;
@@ -274,35 +283,48 @@ pub async fn run(cli: Cli) -> Result<()> {
                 tell!("Sharing the case without its psychotherapy (private) notes.");
             }
             let relay = home.connect().await?;
-            home.share(
-                &relay,
-                &id,
-                with,
-                role,
-                purpose,
-                consent,
-                expires,
-                *include_private,
-            )
-            .await?;
+            let colleague = home
+                .share(
+                    &relay,
+                    &id,
+                    with,
+                    role,
+                    purpose,
+                    consent,
+                    expires,
+                    *include_private,
+                )
+                .await?;
             let mut progress = progress::Reporter::new();
             let report = home.sync(&relay, &mut |p| progress.step(p)).await;
             progress.finish();
             relay.close().await;
             report.context("the share is recorded here but not sent yet; run `casebook sync`")?;
-            out.done("shared")
+            out.changed(
+                "share.granted",
+                format!("{}:{}", id.to_hex(), colleague.to_hex()),
+            )
+            .with("case", id.to_hex())
+            .with("account", colleague.to_hex())
+            .done("shared")
         }
         Command::Unshare { case, with } => {
             let mut home = open(&cli)?;
             let id = case_id(&home, case)?;
-            home.unshare(&id, with)?;
+            let colleague = home.unshare(&id, with)?;
             let relay = home.connect().await?;
             let mut progress = progress::Reporter::new();
             let report = home.sync(&relay, &mut |p| progress.step(p)).await;
             progress.finish();
             relay.close().await;
             report.context("the share is revoked here but not sent yet; run `casebook sync`")?;
-            out.done("unshared; the case moved to a new key")
+            out.changed(
+                "share.ended",
+                format!("{}:{}", id.to_hex(), colleague.to_hex()),
+            )
+            .with("case", id.to_hex())
+            .with("account", colleague.to_hex())
+            .done("unshared; the case moved to a new key")
         }
         Command::Shared { case, all } => {
             use casebook::sharing::ShareState;
@@ -312,12 +334,12 @@ pub async fn run(cli: Cli) -> Result<()> {
                     let id = case_id(&home, c)?;
                     let mut rows = home.shares_ever(&id)?;
                     rows.retain(|r| *all || r.state == ShareState::Active);
-                    out.shares(&rows)
+                    out.shares(&id, &rows)
                 }
                 None => {
                     let mut rows = home.shared_with_me_ever()?;
                     rows.retain(|r| *all || r.state == ShareState::Active);
-                    out.shared_with_me(&rows)
+                    out.shared_with_me(&home.account_id(), &rows)
                 }
             }
         }
@@ -367,7 +389,7 @@ async fn init(cli: &Cli, out: &Out, name: &str, relay: &RelayArgs, offline: bool
     tell!("    {}", words.as_str());
     tell!();
     tell!("With them, `casebook recover` restores this account on a new device.");
-    out.init(&home)
+    out.init(&home, "account.created")
 }
 
 fn case(cli: &Cli, out: &Out, cmd: &CaseCmd) -> Result<()> {
@@ -387,18 +409,20 @@ fn case(cli: &Cli, out: &Out, cmd: &CaseCmd) -> Result<()> {
                     ids.join(", ")
                 );
             }
-            out.created_case(&id)
+            out.changed("case.created", id.to_hex()).created()
         }
         CaseCmd::List { all } => out.cases(&home.list_cases(*all)?),
         CaseCmd::Close { case } => {
             let id = case_id(&home, case)?;
             home.close_case(&id, true)?;
-            out.done("case closed: kept and synced, left out of `case list` (see --all)")
+            out.changed("case.closed", id.to_hex())
+                .done("case closed: kept and synced, left out of `case list` (see --all)")
         }
         CaseCmd::Reopen { case } => {
             let id = case_id(&home, case)?;
             home.close_case(&id, false)?;
-            out.done("case reopened")
+            out.changed("case.reopened", id.to_hex())
+                .done("case reopened")
         }
         CaseCmd::Show { case } => {
             let id = case_id(&home, case)?;
@@ -420,7 +444,7 @@ fn case(cli: &Cli, out: &Out, cmd: &CaseCmd) -> Result<()> {
                 }
                 Ok(())
             })?;
-            out.done("case updated")
+            out.changed("case.edited", id.to_hex()).done("case updated")
         }
     }
 }
@@ -435,15 +459,16 @@ fn contact(cli: &Cli, out: &Out, cmd: &ContactCmd) -> Result<()> {
                 c.name,
                 c.name
             );
-            out.contacts(&[c])
+            out.contact_added(&c)
         }
         ContactCmd::List => out.contacts(&home.contacts()?),
         ContactCmd::Verify {
             name,
             safety_number,
         } => {
-            home.verify_contact(name, safety_number)?;
-            out.done("verified")
+            let account = home.verify_contact(name, safety_number)?;
+            out.changed("contact.verified", account.to_hex())
+                .done("verified")
         }
     }
 }
@@ -454,11 +479,13 @@ fn private(cli: &Cli, out: &Out, cmd: &PrivateCmd) -> Result<()> {
         PrivateCmd::Add { case, text } => {
             let id = case_id(&home, case)?;
             let entry = home.add_private_note(&id, text)?;
-            out.created_note(&entry)
+            out.changed("private.added", entry)
+                .with("case", id.to_hex())
+                .created()
         }
         PrivateCmd::List { case } => {
             let id = case_id(&home, case)?;
-            out.private(&home.private_notes(&id)?)
+            out.private(&id, &home.private_notes(&id)?)
         }
     }
 }

@@ -36,7 +36,10 @@ pub(super) fn note(cli: &Cli, out: &Out, cmd: &NoteCmd) -> Result<()> {
                 input.duration = duration;
                 input.fields = given;
                 let note_id = home.add_note(&id, input)?;
-                return out.created_note(&note_id);
+                return out
+                    .changed("note.added", note_id)
+                    .with("case", id.to_hex())
+                    .created();
             }
             // In the editor, the template holds all that is known, and what
             // it says when saved is the note.
@@ -70,7 +73,9 @@ pub(super) fn note(cli: &Cli, out: &Out, cmd: &NoteCmd) -> Result<()> {
                 input.fields = casebook::notes::markdown_to_fields(format, text)?;
                 home.add_note(&id, input)
             })?;
-            out.created_note(&note_id)
+            out.changed("note.added", note_id)
+                .with("case", id.to_hex())
+                .created()
         }
         NoteCmd::Edit {
             case,
@@ -89,7 +94,10 @@ pub(super) fn note(cli: &Cli, out: &Out, cmd: &NoteCmd) -> Result<()> {
                     bail!("nothing to change: give --field FIELD=VALUE or --edit");
                 }
                 home.edit_note(&id, &current.id, &changes)?;
-                return out.done("note updated");
+                return out
+                    .changed("note.edited", &current.id)
+                    .with("case", id.to_hex())
+                    .done("note updated");
             }
             let template = if *resume {
                 home.take_draft(&id, Some(&current.id))?
@@ -123,11 +131,13 @@ pub(super) fn note(cli: &Cli, out: &Out, cmd: &NoteCmd) -> Result<()> {
                     .collect();
                 home.edit_note(&id, &current.id, &changes)
             })?;
-            out.done("note updated")
+            out.changed("note.edited", &current.id)
+                .with("case", id.to_hex())
+                .done("note updated")
         }
         NoteCmd::List { case } => {
             let id = case_id(&home, case)?;
-            out.note_list(&home.list_notes(&id)?)
+            out.note_list(&id, &home.list_notes(&id)?)
         }
         NoteCmd::Show { case, note } => {
             let id = case_id(&home, case)?;
@@ -138,22 +148,28 @@ pub(super) fn note(cli: &Cli, out: &Out, cmd: &NoteCmd) -> Result<()> {
                     n.id
                 );
             }
-            out.note(&n)
+            out.note(&id, &n)
         }
         NoteCmd::Sign { case, note } => {
             let id = case_id(&home, case)?;
-            home.sign_note(&id, note)?;
-            out.done("note signed; later corrections go in `casebook note addendum`")
+            let note = home.sign_note(&id, note)?;
+            out.changed("note.signed", note)
+                .with("case", id.to_hex())
+                .done("note signed; later corrections go in `casebook note addendum`")
         }
         NoteCmd::Comment { case, note, text } => {
             let id = case_id(&home, case)?;
-            home.comment_note(&id, note, text, &time::now())?;
-            out.done("comment added")
+            let note = home.comment_note(&id, note, text, &time::now())?;
+            out.changed("note.commented", note)
+                .with("case", id.to_hex())
+                .done("comment added")
         }
         NoteCmd::Addendum { case, note, text } => {
             let id = case_id(&home, case)?;
-            home.add_addendum(&id, note, text)?;
-            out.done("addendum added")
+            let note = home.add_addendum(&id, note, text)?;
+            out.changed("note.addendum_added", note)
+                .with("case", id.to_hex())
+                .done("addendum added")
         }
         NoteCmd::Late {
             case,
@@ -168,13 +184,20 @@ pub(super) fn note(cli: &Cli, out: &Out, cmd: &NoteCmd) -> Result<()> {
             } else {
                 LateEditChoice::Discard
             };
-            home.settle_late_edit(&id, note, field, choice)?;
-            out.done(match choice {
-                LateEditChoice::Addendum => {
-                    "late edit kept as an addendum; the note reads as signed"
-                }
-                LateEditChoice::Discard => "late edit discarded; the note reads as signed",
-            })
+            let note = home.settle_late_edit(&id, note, field, choice)?;
+            let action = match choice {
+                LateEditChoice::Addendum => "note.late_edit_kept",
+                LateEditChoice::Discard => "note.late_edit_discarded",
+            };
+            out.changed(action, note)
+                .with("case", id.to_hex())
+                .with("field", field.as_str())
+                .done(match choice {
+                    LateEditChoice::Addendum => {
+                        "late edit kept as an addendum; the note reads as signed"
+                    }
+                    LateEditChoice::Discard => "late edit discarded; the note reads as signed",
+                })
         }
     }
 }

@@ -27,7 +27,8 @@ pub struct PrivateEntry {
     pub id: String,
     /// When, as the caller wrote it (RFC 3339).
     pub at: String,
-    /// Who: a device id in hex.
+    /// Who: the name the writer gave (psychotherapy notes are the owner's alone,
+    /// so no other account's device writes here).
     pub by: String,
     pub text: String,
 }

@@ -13,7 +13,14 @@ use crate::store::OutKind;
 
 impl Home {
     /// Adds a comment to a note of a case shared with at least the comment role.
-    pub fn comment_note(&mut self, case: &DocId, note: &str, text: &str, at: &str) -> Result<()> {
+    /// Returns the note's whole id.
+    pub fn comment_note(
+        &mut self,
+        case: &DocId,
+        note: &str,
+        text: &str,
+        at: &str,
+    ) -> Result<String> {
         let meta = self
             .doc_meta(case)?
             .ok_or_else(|| Error::UnknownCase(case.to_hex()))?;
@@ -25,10 +32,11 @@ impl Home {
             ));
         }
         let by = self.name().to_string();
+        let n = self.read_case(case, |c| c.resolve_note_id(note))??;
         self.change_case(case, "comment added", OutKind::Comment, |c| {
-            let n = c.resolve_note_id(note)?;
             Ok(c.add_comment(&n, &by, at, text)?)
-        })
+        })?;
+        Ok(n)
     }
 }
 

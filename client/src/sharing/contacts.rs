@@ -138,7 +138,8 @@ impl Home {
     }
 
     /// Marks a contact verified once the safety number read out matches.
-    pub fn verify_contact(&mut self, name: &str, number: &str) -> Result<()> {
+    /// Returns the contact's account.
+    pub fn verify_contact(&mut self, name: &str, number: &str) -> Result<AccountId> {
         let mut all = self.contacts()?;
         let c = all
             .iter_mut()
@@ -152,10 +153,10 @@ impl Home {
             )));
         }
         c.verified = true;
-        let who = c.name.clone();
+        let (who, account) = (c.name.clone(), c.account);
         self.save_contacts(&all)?;
         self.audit(&format!("contact {who} verified"), None)?;
-        Ok(())
+        Ok(account)
     }
 }
 

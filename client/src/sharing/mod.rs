@@ -77,7 +77,8 @@ pub struct ShareRow {
     pub state: ShareState,
 }
 
-fn role_name(r: Role) -> &'static str {
+/// A role as people and scripts read it.
+pub fn role_name(r: Role) -> &'static str {
     match r {
         Role::Read => "read",
         Role::Comment => "comment",
@@ -119,7 +120,7 @@ impl Home {
     /// fetched and checked against the contact's account id (a relay cannot
     /// substitute another key: the id is the hash of the log's first entry).
     /// The private document goes too only with `include_private`. The new
-    /// access entries go out with the next sync.
+    /// access entries go out with the next sync. Returns the colleague's account.
     #[allow(clippy::too_many_arguments)]
     pub async fn share(
         &mut self,
@@ -131,7 +132,7 @@ impl Home {
         consent: &str,
         expires: Option<u64>,
         include_private: bool,
-    ) -> Result<()> {
+    ) -> Result<AccountId> {
         let c = self.contact(contact)?;
         if !c.verified {
             return Err(Error::ContactUnverified(c.name));
@@ -242,13 +243,15 @@ impl Home {
                     private_included: include_private,
                 }),
             )
-        })
+        })?;
+        Ok(c.account)
     }
 
     /// Takes a share back: the member is removed and the case (and its
     /// private document, if shared) moves to a new epoch sealed only to the
     /// remaining members. Goes out with the next sync.
-    pub fn unshare(&mut self, case: &DocId, contact: &str) -> Result<()> {
+    /// Returns the account the case was taken back from.
+    pub fn unshare(&mut self, case: &DocId, contact: &str) -> Result<AccountId> {
         let c = self.contact(contact)?;
         let private = self.owned_case(case)?;
         let docs: Vec<DocId> = std::iter::once(*case).chain(private).collect();
@@ -278,7 +281,8 @@ impl Home {
                 ),
                 Some(*case),
             )
-        })
+        })?;
+        Ok(c.account)
     }
 
     /// Who a case of this account is shared with now (expired shares

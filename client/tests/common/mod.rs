@@ -39,24 +39,28 @@ pub async fn relay_with(limits: casebook_relay::limits::Limits) -> Relay {
 }
 
 /// `casebook init` of a first device in `home` against `relay`.
-pub fn init_at(home: &Path, relay: &Relay, name: &str) {
+/// `init --name NAME --relay ... --relay-fingerprint ...` against `relay`.
+pub fn init_args(relay: &Relay, name: &str) -> Vec<String> {
     let addr = relay.handle.addr.to_string();
     let fp = casebook_relay::format_fingerprint(&relay.handle.fingerprint);
-    ok(
-        home,
-        &[
-            "init",
-            "--name",
-            name,
-            "--relay",
-            &addr,
-            "--relay-fingerprint",
-            &fp,
-        ],
-    );
+    [
+        "init",
+        "--name",
+        name,
+        "--relay",
+        &addr,
+        "--relay-fingerprint",
+        &fp,
+    ]
+    .map(String::from)
+    .to_vec()
 }
 
-/// `case new NAME`; the new case's id.
+pub fn init_at(home: &Path, relay: &Relay, name: &str) {
+    let args = init_args(relay, name);
+    ok(home, &args.iter().map(String::as_str).collect::<Vec<_>>());
+}
+
 pub fn new_case(home: &Path, name: &str) -> String {
     ok(home, &["case", "new", name]).trim().to_string()
 }

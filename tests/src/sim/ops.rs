@@ -65,7 +65,7 @@ impl World {
             .edit_note(&case, &note, &[(field.to_string(), text)]);
         let label = self.devices[d].label.clone();
         match result {
-            Ok(()) => {
+            Ok(_) => {
                 if role.is_none_or(|r| r < Role::Write) {
                     self.violations.push(format!(
                         "{label} edited {} with role {role:?}",
@@ -128,7 +128,7 @@ impl World {
             .ok()
             .flatten();
         match self.home(d).sign_note(&case, &note) {
-            Ok(()) => {
+            Ok(_) => {
                 let content = before
                     .map(|n| n.editable_fields().into_iter().collect())
                     .unwrap_or_default();
@@ -150,7 +150,7 @@ impl World {
         let tok = self.token();
         let label = self.devices[d].label.clone();
         match self.home(d).add_addendum(&case, &note, &tok) {
-            Ok(()) => {
+            Ok(_) => {
                 self.tokens.push(Token {
                     device: d,
                     case,
@@ -174,7 +174,7 @@ impl World {
         let label = self.devices[d].label.clone();
         let at = casebook::clock::now();
         match self.home(d).comment_note(&case, &note, &tok, &at) {
-            Ok(()) => {
+            Ok(_) => {
                 if !role.is_some_and(Role::can_upload) {
                     self.violations
                         .push(format!("{label} commented with role {role:?}"));
@@ -219,7 +219,7 @@ impl World {
             .unwrap_or(false);
         if already {
             match self.home(d).unshare(&case, name) {
-                Ok(()) => self.note(format!("{label} unshare {} {name}", case.short())),
+                Ok(_) => self.note(format!("{label} unshare {} {name}", case.short())),
                 Err(e) => self.note(format!("{label} unshare failed: {e}")),
             }
             return;
@@ -245,7 +245,7 @@ impl World {
             Err(e) => Err(e),
         };
         match result {
-            Ok(()) => {
+            Ok(_) => {
                 self.note(format!("{label} share {} {name} {role:?}", case.short()));
                 // `casebook share` syncs at once, as a person expects.
                 self.faulty_sync(d).await;

@@ -5,13 +5,26 @@ use crate::cli::term::{say, tell};
 use anyhow::Result;
 use casebook::devices::DeviceRow;
 use casebook::home::AuditRecord;
-use casebook::sharing::{Contact, ShareRow, SharedWithMe, safety_number};
+use casebook::sharing::{Contact, ShareRow, SharedWithMe, role_name as role, safety_number};
 use casebook::sync::SyncReport;
+use casebook_shared::ids::{AccountId, DocId};
 use serde_json::{Value, json};
 
 use casebook::clock as time;
 
 use super::{Out, print_json, report_json};
+
+/// A share's id for a script: its case and the colleague's account, the pair
+/// that names it (`unshare CASE --with ...` takes the same two).
+fn share_id(case: &DocId, member: &AccountId) -> String {
+    format!("{}:{}", case.to_hex(), member.to_hex())
+}
+
+/// An audit entry's id: the device that recorded it and its place in that
+/// device's chain.
+fn entry_id(a: &AuditRecord) -> String {
+    format!("{}:{}", a.device.to_hex(), a.seq)
+}
 
 /// How a share that no longer gives access is marked.
 fn state_mark(s: casebook::sharing::ShareState) -> &'static str {
@@ -41,8 +54,8 @@ impl Out {
                     .map(|r| {
                         json!({
                             "id": r.id.to_hex(), "name": r.name, "kind": r.kind,
-                            "added": time::rfc3339(r.added_at),
-                            "last_seen": r.last_seen.map(time::rfc3339),
+                            "added_at": time::rfc3339(r.added_at),
+                            "last_seen_at": r.last_seen.map(time::rfc3339),
                             "revoked": r.revoked, "this_device": r.this_device,
                         })
                     })
@@ -67,6 +80,18 @@ impl Out {
             );
         }
         Ok(())
+    }
+
+    /// An account restored onto this device, and the first sync's report.
+    pub fn recovered(&self, home: &casebook::Home, r: &SyncReport) -> Result<()> {
+        if self.json {
+            return self
+                .changed("device.recovered", home.device_id().to_hex())
+                .with("account", home.account_id().to_hex())
+                .with("sync", report_json(r))
+                .done("");
+        }
+        self.sync_report(r)
     }
 
     pub fn sync_report(&self, r: &SyncReport) -> Result<()> {
@@ -121,15 +146,15 @@ impl Out {
                 "name": s.name, "account": s.account.to_hex(), "device": s.device.to_hex(),
                 "relay": s.relay, "relay_reachable": reach.is_ok(),
                 "relay_error": reach.as_ref().err(),
-                "last_sync": s.last_sync.map(time::rfc3339), "unsent": s.unsent,
+                "last_sync_at": s.last_sync.map(time::rfc3339), "unsent": s.unsent,
                 "held": s.held.iter().map(|h| json!({
                     "doc": h.doc.to_hex(), "edits": h.edits, "reason": h.reason,
                 })).collect::<Vec<_>>(),
                 "ending": s.ending.iter().map(|e| json!({
+                    "id": share_id(&e.case, &e.member),
                     "case": e.case.to_hex(), "case_name": e.case_name,
-                    "member": e.member.to_hex(), "contact": e.contact,
-                    "role": format!("{:?}", e.role).to_lowercase(),
-                    "expires": time::rfc3339(e.expires),
+                    "account": e.member.to_hex(), "account_name": e.contact,
+                    "role": role(e.role), "expires_at": time::rfc3339(e.expires),
                 })).collect::<Vec<_>>(),
             }));
         }
@@ -165,7 +190,7 @@ impl Out {
                 e.case.short(),
                 e.case_name,
                 e.contact.clone().unwrap_or_else(|| e.member.short()),
-                format!("{:?}", e.role).to_lowercase(),
+                role(e.role),
                 time::local(e.expires)
             );
         }
@@ -191,13 +216,25 @@ impl Out {
     ) -> Result<()> {
         if self.json {
             return print_json(&json!({
-                "name": name, "account": account.to_hex(), "safety_number": safety, "card": card,
+                "id": account.to_hex(), "name": name, "safety_number": safety, "card": card,
             }));
         }
         say!("name           {name}");
         say!("safety number  {safety}");
         say!("card           {card}");
         Ok(())
+    }
+
+    pub fn contact_added(&self, c: &Contact) -> Result<()> {
+        if self.json {
+            return self
+                .changed("contact.added", c.account.to_hex())
+                .with("name", c.name.clone())
+                .with("verified", c.verified)
+                .with("safety_number", safety_number(&c.account))
+                .done("");
+        }
+        self.contacts(std::slice::from_ref(c))
     }
 
     pub fn contacts(&self, contacts: &[Contact]) -> Result<()> {
@@ -207,8 +244,9 @@ impl Out {
                     .iter()
                     .map(|c| {
                         json!({
-                            "name": c.name, "account": c.account.to_hex(), "verified": c.verified,
+                            "id": c.account.to_hex(), "name": c.name, "verified": c.verified,
                             "safety_number": safety_number(&c.account),
+                            "added_at": time::rfc3339(c.added_at),
                         })
                     })
                     .collect(),
@@ -225,15 +263,16 @@ impl Out {
         Ok(())
     }
 
-    pub fn shares(&self, rows: &[ShareRow]) -> Result<()> {
+    pub fn shares(&self, case: &DocId, rows: &[ShareRow]) -> Result<()> {
         let expires = |e: Option<u64>| e.map_or("never".to_string(), time::local);
         if self.json {
             return print_json(&Value::Array(
                 rows.iter()
                     .map(|r| {
                         json!({
-                            "account": r.member.to_hex(), "contact": r.contact,
-                            "role": format!("{:?}", r.role).to_lowercase(), "expires": r.expires.map(time::rfc3339),
+                            "id": share_id(case, &r.member), "case": case.to_hex(),
+                            "account": r.member.to_hex(), "account_name": r.contact,
+                            "role": role(r.role), "expires_at": r.expires.map(time::rfc3339),
                             "state": r.state,
                         })
                     })
@@ -247,7 +286,7 @@ impl Out {
             let who = r.contact.clone().unwrap_or_else(|| r.member.short());
             say!(
                 "{who:<20}  {:<7}  until {}{}",
-                format!("{:?}", r.role).to_lowercase(),
+                role(r.role),
                 expires(r.expires),
                 state_mark(r.state)
             );
@@ -255,16 +294,16 @@ impl Out {
         Ok(())
     }
 
-    pub fn shared_with_me(&self, rows: &[SharedWithMe]) -> Result<()> {
+    pub fn shared_with_me(&self, me: &AccountId, rows: &[SharedWithMe]) -> Result<()> {
         if self.json {
             return print_json(&Value::Array(
                 rows.iter()
                     .map(|r| {
                         json!({
-                            "case": r.case.to_hex(), "name": r.name, "owner": r.owner.to_hex(),
-                            "owner_contact": r.owner_contact,
-                            "role": format!("{:?}", r.role).to_lowercase(),
-                            "expires": r.expires.map(time::rfc3339),
+                            "id": share_id(&r.case, me), "case": r.case.to_hex(),
+                            "case_name": r.name, "account": me.to_hex(),
+                            "owner": r.owner.to_hex(), "owner_name": r.owner_contact,
+                            "role": role(r.role), "expires_at": r.expires.map(time::rfc3339),
                             "purpose": r.details.as_ref().map(|d| d.purpose.clone()),
                             "consent": r.details.as_ref().map(|d| d.consent.clone()),
                             "shared_by": r.details.as_ref().map(|d| d.shared_by.clone()),
@@ -293,7 +332,7 @@ impl Out {
                 "{}  {:<24}  from {by}  {:<7}  for {purpose:?}  until {}{}",
                 r.case.short(),
                 r.name.as_deref().unwrap_or("(not synced yet)"),
-                format!("{:?}", r.role).to_lowercase(),
+                role(r.role),
                 r.expires.map_or("never".to_string(), time::local),
                 state_mark(r.state)
             );
@@ -312,12 +351,13 @@ impl Out {
                     .iter()
                     .map(|(a, d)| {
                         json!({
-                            "date": time::rfc3339(a.at), "case": a.case.map(|c| c.to_hex()),
-                            "case_name": d.case_name, "recipient": d.recipient,
-                            "recipient_account": d.recipient_account.to_hex(), "role": d.role,
+                            "id": entry_id(a), "at": time::rfc3339(a.at),
+                            "case": a.case.map(|c| c.to_hex()), "case_name": d.case_name,
+                            "account": d.recipient_account.to_hex(), "account_name": d.recipient,
+                            "role": d.role,
                             "what": if d.private_included { "case file and psychotherapy notes" } else { "case file" },
                             "purpose": d.purpose, "consent": d.consent,
-                            "expires": d.expires.map(time::rfc3339),
+                            "expires_at": d.expires.map(time::rfc3339),
                         })
                     })
                     .collect(),
@@ -352,7 +392,7 @@ impl Out {
                     .iter()
                     .map(|a| {
                         json!({
-                            "at": time::rfc3339(a.at), "device": a.device.to_hex(),
+                            "id": entry_id(a), "at": time::rfc3339(a.at), "device": a.device.to_hex(),
                             "case": a.case.map(|c| c.to_hex()), "what": a.what,
                         })
                     })

@@ -4,6 +4,7 @@
 //! audit trail in [`account`].
 
 mod account;
+mod changed;
 
 use crate::cli::term::{say, tell};
 use anyhow::Result;
@@ -26,9 +27,9 @@ pub(super) fn print_json(v: &Value) -> Result<()> {
     Ok(())
 }
 
-fn note_summary_json(n: &NoteSummary) -> Value {
+fn note_summary_json(case: &DocId, n: &NoteSummary) -> Value {
     json!({
-        "id": n.id, "date": n.date, "start_time": n.start_time,
+        "id": n.id, "case": case.to_hex(), "date": n.date, "start_time": n.start_time,
         "format": n.format.as_str(), "signed": n.signed,
     })
 }
@@ -51,42 +52,20 @@ impl Out {
         Out { json }
     }
 
-    pub fn init(&self, home: &Home) -> Result<()> {
+    /// A new home: this device, in an account that `action` made
+    /// ("account.created") or joined ("device.joined", "device.recovered").
+    pub fn init(&self, home: &Home, action: &str) -> Result<()> {
         let (relay, _) = home.relay();
         if self.json {
-            return print_json(&json!({
-                "home": home.dir().display().to_string(),
-                "account": home.account_id().to_hex(),
-                "device": home.device_id().to_hex(),
-                "relay": relay,
-            }));
+            return self
+                .changed(action, home.device_id().to_hex())
+                .with("account", home.account_id().to_hex())
+                .with("home", home.dir().display().to_string())
+                .with("relay", relay)
+                .done("");
         }
         say!("account {}", home.account_id().to_hex());
         say!("device  {}", home.device_id().to_hex());
-        Ok(())
-    }
-
-    pub fn done(&self, what: &str) -> Result<()> {
-        if self.json {
-            return print_json(&json!({ "ok": true, "what": what }));
-        }
-        tell!("{what}");
-        Ok(())
-    }
-
-    pub fn created_case(&self, id: &DocId) -> Result<()> {
-        if self.json {
-            return print_json(&json!({ "case": id.to_hex() }));
-        }
-        say!("{}", id.to_hex());
-        Ok(())
-    }
-
-    pub fn created_note(&self, id: &str) -> Result<()> {
-        if self.json {
-            return print_json(&json!({ "note": id }));
-        }
-        say!("{id}");
         Ok(())
     }
 
@@ -97,9 +76,9 @@ impl Out {
                     .iter()
                     .map(|(id, s)| {
                         json!({
-                            "id": id.to_hex(), "name": s.name, "created": s.created,
+                            "id": id.to_hex(), "name": s.name, "created_date": s.created,
                             "closed": s.closed, "notes": s.notes.len(),
-                            "last_session": s.notes.iter().map(|n| n.date.clone()).max(),
+                            "last_session_date": s.notes.iter().map(|n| n.date.clone()).max(),
                         })
                     })
                     .collect(),
@@ -131,8 +110,8 @@ impl Out {
     ) -> Result<()> {
         if self.json {
             return print_json(&json!({
-                "id": id.to_hex(), "name": s.name, "created": s.created,
-                "profile": profile, "notes": notes,
+                "id": id.to_hex(), "name": s.name, "created_date": s.created,
+                "closed": s.closed, "profile": profile, "notes": notes,
             }));
         }
         say!("{}  (case {}, opened {})", s.name, id.to_hex(), s.created);
@@ -153,9 +132,11 @@ impl Out {
         Ok(())
     }
 
-    pub fn note_list(&self, notes: &[NoteSummary]) -> Result<()> {
+    pub fn note_list(&self, case: &DocId, notes: &[NoteSummary]) -> Result<()> {
         if self.json {
-            return print_json(&Value::Array(notes.iter().map(note_summary_json).collect()));
+            return print_json(&Value::Array(
+                notes.iter().map(|n| note_summary_json(case, n)).collect(),
+            ));
         }
         for n in notes {
             let signed = if n.signed { "signed" } else { "draft" };
@@ -171,9 +152,11 @@ impl Out {
         Ok(())
     }
 
-    pub fn note(&self, n: &Note) -> Result<()> {
+    pub fn note(&self, case: &DocId, n: &Note) -> Result<()> {
         if self.json {
-            return print_json(&serde_json::to_value(n)?);
+            let mut v = serde_json::to_value(n)?;
+            v["case"] = case.to_hex().into();
+            return print_json(&v);
         }
         say!("note {}  {}  {}", n.id, n.date, n.format.as_str());
         if let Some(t) = &n.start_time {
@@ -232,9 +215,19 @@ impl Out {
         Ok(())
     }
 
-    pub fn private(&self, entries: &[PrivateEntry]) -> Result<()> {
+    pub fn private(&self, case: &DocId, entries: &[PrivateEntry]) -> Result<()> {
         if self.json {
-            return print_json(&serde_json::to_value(entries)?);
+            return print_json(&Value::Array(
+                entries
+                    .iter()
+                    .map(|e| {
+                        json!({
+                            "id": e.id, "case": case.to_hex(), "private": true,
+                            "at": e.at, "by": e.by, "text": e.text,
+                        })
+                    })
+                    .collect(),
+            ));
         }
         for e in entries {
             say!("{}  {}  {}\n{}\n", e.id, e.at, e.by, e.text);
