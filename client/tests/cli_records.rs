@@ -1,5 +1,6 @@
 //! The record's trail from the command line: every read of clinical
-//! content audited, and the recovery key never lost by a slip.
+//! content audited, a colleague's edits named, shares that ended kept in
+//! view on request, and the recovery key never lost by a slip.
 
 mod common;
 
@@ -169,4 +170,69 @@ async fn reads_are_audited_and_the_recovery_key_is_not_lost_by_a_slip() {
         serde_json::from_str(&ok(&spare, &["--json", "note", "show", &case, &note])).unwrap();
     assert_eq!(shown["signed_by"], "Dr. Rivera");
     relay.handle.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_colleagues_edit_is_named_and_an_ended_share_shows_with_all() {
+    let relay = relay().await;
+    let dir = tempfile::tempdir().unwrap();
+    let (rivera, chen) = (dir.path().join("rivera"), dir.path().join("chen"));
+    init_at(&rivera, &relay, "Dr. Rivera");
+    init_at(&chen, &relay, "Dr. Chen");
+    let case = new_case(&rivera, "Jordan Avery");
+    let note = ok(
+        &rivera,
+        &[
+            "note",
+            "add",
+            &case,
+            "--format",
+            "free",
+            "--field",
+            "text=First session.",
+        ],
+    )
+    .trim()
+    .to_string();
+    befriend(&rivera, &chen, "Dr. Chen");
+    ok(&rivera, &share_args(&case, "Dr. Chen", "write", &[]));
+    ok(&chen, &["sync"]);
+    ok(
+        &chen,
+        &[
+            "note",
+            "edit",
+            &case,
+            &note,
+            "--field",
+            "text=First session, long.",
+        ],
+    );
+    ok(&chen, &["sync"]);
+    ok(&rivera, &["sync"]);
+    let shown = ok(&rivera, &["note", "show", &case, &note]);
+    assert!(shown.contains("by Dr. Rivera"), "{shown}");
+    assert!(shown.contains("edited by Dr. Chen"), "{shown}");
+    let trail = ok(&rivera, &["audit", "--case", &case]);
+    assert!(trail.contains("Dr. Chen edited the case"), "{trail}");
+
+    // Once ended, a share leaves the lists unless asked for, marked.
+    ok(&rivera, &["unshare", &case, "--with", "Dr. Chen"]);
+    ok(&chen, &["sync"]);
+    for (home, args) in [
+        (&rivera, vec!["shared", case.as_str()]),
+        (&chen, vec!["shared"]),
+    ] {
+        let out = run(home, &args);
+        assert!(out.status.success());
+        assert!(
+            out.stdout.is_empty(),
+            "{}",
+            String::from_utf8_lossy(&out.stdout)
+        );
+        let mut all = args.clone();
+        all.push("--all");
+        let listed = ok(home, &all);
+        assert!(listed.contains("(ENDED)"), "{listed}");
+    }
 }

@@ -176,4 +176,15 @@ async fn a_colleagues_edits_and_comments_are_in_the_owners_trail() {
     );
     assert!(said(&cotreated, "Dr. Lee edited the case"), "{trail:#?}");
     rivera.verify_audit().unwrap();
+
+    // And each note says who wrote into it besides its maker.
+    let edited = rivera.show_note(&cotreated, &note).unwrap();
+    assert_eq!(edited.edited_by, ["Dr. Lee"]);
+    assert_eq!(edited.created_by, "Dr. Rivera");
+    let on_lee = lee.show_note(&cotreated, &note).unwrap();
+    assert_eq!(on_lee.edited_by, ["Dr. Lee"], "every device decides alike");
+    let commented = rivera.list_notes(&reviewed).unwrap()[0].id.clone();
+    let commented = rivera.show_note(&reviewed, &commented).unwrap();
+    assert!(commented.edited_by.is_empty(), "a comment is not an edit");
+    assert_eq!(commented.comments[0].by, "Dr. Chen");
 }

@@ -94,10 +94,23 @@ impl Home {
             })
             .then_some(a)
         };
-        match author(note.created_by_device.as_deref(), Role::Write) {
+        let maker = author(note.created_by_device.as_deref(), Role::Write);
+        match maker {
             Some(a) if !note.creator_unverified => note.created_by = authors.name(&a),
             _ => note.creator_unverified = true,
         }
+        let mut editors: Vec<String> = Vec::new();
+        for d in std::mem::take(&mut note.content_devices) {
+            let name = match author(Some(&d), Role::Write) {
+                Some(a) if Some(a) == maker => continue,
+                Some(a) => authors.name(&a),
+                None => format!("UNVERIFIED device {}", &d[..d.len().min(8)]),
+            };
+            if !editors.contains(&name) {
+                editors.push(name);
+            }
+        }
+        note.edited_by = editors;
         if note.signed_by.is_some() {
             match author(note.signed_by_device.as_deref(), Role::Write) {
                 Some(a) => note.signed_by = Some(authors.name(&a)),

@@ -7,6 +7,8 @@
 //! the author, and a field of it written by another device means someone
 //! altered it.
 
+use std::collections::BTreeSet;
+
 use automerge::{ObjId, ObjType, ReadDoc, Value};
 
 use super::case::CaseDoc;
@@ -46,6 +48,44 @@ fn remark_authors(doc: &impl ReadDoc, note: &ObjId, key: &str) -> Vec<(Option<St
         .collect()
 }
 
+/// Keys of a note map that are not its content: who made and signed it,
+/// and the remarks, which carry their own authors.
+const NOT_CONTENT: [&str; 7] = [
+    "created_by",
+    "signed_by",
+    "signed_at",
+    "signed_heads",
+    "signed_hash",
+    "comments",
+    "addenda",
+];
+
+/// Every device that wrote what a note's content says now: each character
+/// of its text fields as it stands, and its date, start, duration and
+/// format. (Text another device deleted leaves no mark here; the audit
+/// trail records the edit.)
+fn content_writers(doc: &impl ReadDoc, note: &ObjId) -> BTreeSet<String> {
+    let mut writers = BTreeSet::new();
+    let mut add = |id: &ObjId| {
+        if let ObjId::Id(_, actor, _) = id {
+            writers.extend(device_of(actor.to_bytes()));
+        }
+    };
+    for item in doc.map_range(note, ..) {
+        if NOT_CONTENT.contains(&item.key.as_ref()) {
+            continue;
+        }
+        let id = item.id();
+        add(&id);
+        if matches!(item.value, automerge::ValueRef::Object(ObjType::Text)) {
+            for ch in doc.list_range(&id, ..) {
+                add(&ch.id());
+            }
+        }
+    }
+    writers
+}
+
 impl CaseDoc {
     /// Fills in who wrote each comment and addendum of a note read from
     /// this document.
@@ -63,6 +103,7 @@ impl CaseDoc {
                 _ => false,
             };
         }
+        note.content_devices = content_writers(doc, &obj).into_iter().collect();
         for (key, remarks) in [
             ("comments", &mut note.comments),
             ("addenda", &mut note.addenda),

@@ -66,6 +66,17 @@ pub struct Note {
     /// knows accounts checks the two agree.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub signed_by_device: Option<String>,
+    /// The devices (hex) whose writing the content shows now, read off its
+    /// operations; the caller that knows accounts turns them into
+    /// `edited_by`.
+    #[serde(skip)]
+    pub content_devices: Vec<String>,
+    /// Everyone besides the note's maker whose writing its content shows
+    /// now: a colleague with the write role who edited it, by the name this
+    /// device knows them by; a device this one cannot vouch for is named as
+    /// such.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub edited_by: Vec<String>,
     /// Every text field: the format's sections, then the common fields, then
     /// any other text field a newer client wrote. Printed as a JSON object in
     /// this order.
@@ -260,6 +271,8 @@ pub(crate) fn read_note(id: &str, note: &hydrate::Map) -> Note {
         comments: read_remarks(note, "comments"),
         late_edits: Vec::new(),
         signed_by_device: None,
+        content_devices: Vec::new(),
+        edited_by: Vec::new(),
         signature_broken: false,
     }
 }

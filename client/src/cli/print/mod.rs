@@ -174,6 +174,9 @@ impl Out {
                 ""
             }
         );
+        if !n.edited_by.is_empty() {
+            say!("edited by {}", n.edited_by.join(", "));
+        }
         if let (Some(by), Some(at)) = (&n.signed_by, &n.signed_at) {
             say!("signed by {by} at {}", time::local_text(at));
         }
