@@ -19,9 +19,28 @@ async fn held_edits_are_saved_or_discarded_and_ended_shares_marked() {
     let mut n = casebook::notes::NoteInput::new("2026-11-20", casebook::notes::NoteFormat::Free);
     n.fields = vec![("text".into(), "First session.".into())];
     let note = rivera.add_note(&case, n).unwrap();
+    rivera
+        .add_private_note(&case, "Process: guarded today.")
+        .unwrap();
     sync(&mut rivera).await;
     befriend(&mut rivera, "Dr. Chen", &chen.account_id());
-    share_case(&mut rivera, &case, "Dr. Chen", "write", true).await;
+    // Shared with the psychotherapy notes, which Dr. Chen may write too.
+    let conn = rivera.connect().await.unwrap();
+    rivera
+        .share(
+            &conn,
+            &case,
+            "Dr. Chen",
+            casebook_shared::access::Role::Write,
+            "co-therapy",
+            "signed release",
+            None,
+            true,
+        )
+        .await
+        .unwrap();
+    rivera.sync(&conn, &mut |_| {}).await.unwrap();
+    conn.close().await;
     sync(&mut chen).await;
     // Dr. Chen writes offline; the share ends meanwhile.
     chen.edit_note(
@@ -30,11 +49,13 @@ async fn held_edits_are_saved_or_discarded_and_ended_shares_marked() {
         &[("text".into(), "First session; risk discussed.".into())],
     )
     .unwrap();
+    chen.add_private_note(&case, "Process: my own unease at the risk talk.")
+        .unwrap();
     rivera.unshare(&case, "Dr. Chen").unwrap();
     sync(&mut rivera).await;
     let report = sync(&mut chen).await;
-    assert_eq!(report.held.len(), 1, "{:?}", report.held);
-    assert_eq!(chen.status().unwrap().held.len(), 1);
+    assert_eq!(report.held.len(), 2, "case and private: {:?}", report.held);
+    assert_eq!(chen.status().unwrap().held.len(), 2);
 
     assert!(rivera.shares(&case).unwrap().is_empty());
     let mine = rivera.shares_ever(&case).unwrap();
@@ -45,9 +66,10 @@ async fn held_edits_are_saved_or_discarded_and_ended_shares_marked() {
     assert_eq!(theirs[0].state, ShareState::Ended);
 
     let file = dirs.1.path().join("held.md");
-    assert_eq!(chen.settle_held(&case, Some(&file)).unwrap(), 1);
+    assert_eq!(chen.settle_held(&case, Some(&file)).unwrap(), 2);
     let saved = std::fs::read_to_string(&file).unwrap();
     assert!(saved.contains("risk discussed"), "{saved}");
+    assert!(saved.contains("my own unease"), "{saved}");
     use std::os::unix::fs::PermissionsExt;
     assert_eq!(
         std::fs::metadata(&file).unwrap().permissions().mode() & 0o777,
@@ -58,7 +80,7 @@ async fn held_edits_are_saved_or_discarded_and_ended_shares_marked() {
         chen.audit_trail()
             .unwrap()
             .iter()
-            .any(|r| r.case == Some(case) && r.what.starts_with("1 held edit(s) saved to"))
+            .any(|r| r.case == Some(case) && r.what.starts_with("2 held edit(s) saved to"))
     );
     assert!(
         chen.settle_held(&case, None).is_err(),

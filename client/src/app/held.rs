@@ -12,80 +12,107 @@ use crate::home::now;
 use crate::{Error, Home, Result};
 
 impl Home {
-    /// Settles the edits held for `case`: if `save_to` is given, first
-    /// writes the case as this device holds it (held edits included) there
-    /// as Markdown, in a new file only this user can read; then removes them
-    /// from what waits to be sent, with this device's copy of the case that
-    /// holds them (fetched again at the next sync while the case is still
-    /// shared). Returns how many were held.
+    /// Settles the edits held for `case` and its psychotherapy notes: if
+    /// `save_to` is given, first writes the case as this device holds it
+    /// (held edits included) there as Markdown, in a new file only this user
+    /// can read; then removes them from what waits to be sent, with this
+    /// device's copy of each document that holds them (fetched again at the
+    /// next sync while it is still shared). Returns how many were held.
     pub fn settle_held(&mut self, case: &DocId, save_to: Option<&Path>) -> Result<usize> {
-        let meta = self
-            .doc_meta(case)?
-            .ok_or_else(|| Error::UnknownCase(case.to_hex()))?;
-        if meta
-            .role_of(&self.account_id(), now())
-            .is_some_and(|r| r >= Role::Write)
-        {
-            return Err(Error::NotAllowed(
-                "this account may still write the case: its edits are sent at the next sync".into(),
-            ));
+        let private = self
+            .cases()?
+            .into_iter()
+            .find(|(d, _)| d == case)
+            .and_then(|(_, s)| s.private_doc);
+        let me = self.account_id();
+        let outbox = self.store.outbox()?;
+        let mut held: Vec<(DocId, usize)> = Vec::new();
+        let mut writable = false;
+        for doc in std::iter::once(*case).chain(private) {
+            let Some(meta) = self.doc_meta(&doc)? else {
+                continue;
+            };
+            let n = outbox
+                .iter()
+                .filter(|r| r.doc == doc && r.kind != crate::store::OutKind::Access)
+                .count();
+            if meta.role_of(&me, now()).is_some_and(|r| r >= Role::Write) {
+                writable |= n > 0;
+            } else if n > 0 {
+                held.push((doc, n));
+            }
         }
-        let held = self
-            .store
-            .outbox()?
-            .iter()
-            .filter(|r| r.doc == *case && r.kind != crate::store::OutKind::Access)
-            .count();
-        if held == 0 {
-            return Err(Error::NotAllowed("no edits are held for this case".into()));
+        if held.is_empty() && self.doc_meta(case)?.is_none() {
+            return Err(Error::UnknownCase(case.to_hex()));
+        }
+        if held.is_empty() {
+            return Err(Error::NotAllowed(if writable {
+                "this account may still write the case: its edits are sent at the next sync".into()
+            } else {
+                "no edits are held for this case".into()
+            }));
         }
         if let Some(path) = save_to {
-            let text = self.read_case(case, |c| {
-                let mut out = format!(
-                    "# {}\n\n{}\n",
-                    c.name(),
-                    crate::notes::profile_to_markdown(&c.profile())
-                );
-                for n in c.notes() {
-                    out.push_str(&format!(
-                        "# note {} ({})\n\n{}\n",
-                        n.id,
-                        n.date,
-                        n.to_markdown()
-                    ));
-                    // A signed note reads as signed; what was written here
-                    // after it is kept apart, and is part of what was held.
-                    for l in &n.late_edits {
-                        out.push_str(&format!(
-                            "## {} (written on this device, not part of the signed note)\n{}\n\n",
-                            l.field, l.merged
-                        ));
-                    }
-                    for r in n.addenda.iter().chain(&n.comments) {
-                        out.push_str(&format!("## remark ({}, {})\n{}\n\n", r.by, r.at, r.text));
-                    }
+            let mut text = self.read_case(case, case_markdown)?;
+            if held.iter().any(|(d, _)| Some(*d) == private) {
+                text.push_str("# psychotherapy notes\n\n");
+                for e in self.read_private(case, |p| p.entries())? {
+                    text.push_str(&format!("## {} ({}, {})\n{}\n\n", e.id, e.by, e.at, e.text));
                 }
-                out
-            })?;
+            }
             write_new_private(path, text.as_bytes())?;
         }
+        let total = held.iter().map(|(_, n)| n).sum();
         self.atomically(|home| {
-            home.store.remove_outbox_changes(case)?;
-            // The held changes are in this device's copy too, and anything
-            // written later would build on them, which no other device
-            // ever receives. The copy goes; the next sync fetches the case
-            // again from the relay if this account may still read it.
-            home.store.forget_doc_content(case)?;
-            home.loaded.remove(case);
-            home.forget_held(case)?;
+            for (doc, _) in &held {
+                home.store.remove_outbox_changes(doc)?;
+                // The held changes are in this device's copy too, and
+                // anything written later would build on them, which no
+                // other device ever receives. The copy goes; the next sync
+                // fetches it again from the relay if this account may
+                // still read it.
+                home.store.forget_doc_content(doc)?;
+                home.loaded.remove(doc);
+                home.forget_held(doc)?;
+            }
             let what = match save_to {
-                Some(p) => format!("{held} held edit(s) saved to {} and removed", p.display()),
-                None => format!("{held} held edit(s) discarded"),
+                Some(p) => format!("{total} held edit(s) saved to {} and removed", p.display()),
+                None => format!("{total} held edit(s) discarded"),
             };
             home.audit(&what, Some(*case))
         })?;
-        Ok(held)
+        Ok(total)
     }
+}
+
+/// The case as Markdown: profile, then each note as it reads here, with
+/// what was written here after a signature kept apart.
+fn case_markdown(c: &crate::notes::CaseDoc) -> String {
+    let mut out = format!(
+        "# {}\n\n{}\n",
+        c.name(),
+        crate::notes::profile_to_markdown(&c.profile())
+    );
+    for n in c.notes() {
+        out.push_str(&format!(
+            "# note {} ({})\n\n{}\n",
+            n.id,
+            n.date,
+            n.to_markdown()
+        ));
+        // A signed note reads as signed; what was written here after it
+        // is kept apart, and is part of what was held.
+        for l in &n.late_edits {
+            out.push_str(&format!(
+                "## {} (written on this device, not part of the signed note)\n{}\n\n",
+                l.field, l.merged
+            ));
+        }
+        for r in n.addenda.iter().chain(&n.comments) {
+            out.push_str(&format!("## remark ({}, {})\n{}\n\n", r.by, r.at, r.text));
+        }
+    }
+    out
 }
 
 /// Writes a new file (never over one) that only this user can read: it
