@@ -297,6 +297,8 @@ async fn with_json_things_are_named_one_way_and_changes_return_ids() {
     all_have_ids(&json(&home, &["private", "list", &case]));
     all_have_ids(&json(&home, &["device", "list"]));
     all_have_ids(&json(&home, &["audit"]));
+    all_have_ids(&json(&home, &["search", "diary"]));
+    assert!(json(&home, &["status"])["id"].is_string());
     assert_eq!(json(&home, &["whoami"])["id"], me.as_str());
     let unshared = json(&home, &["unshare", &case, "--with", "Dr. Chen"]);
     assert_eq!(

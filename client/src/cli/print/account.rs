@@ -143,7 +143,8 @@ impl Out {
     ) -> Result<()> {
         if self.json {
             return print_json(&json!({
-                "name": s.name, "account": s.account.to_hex(), "device": s.device.to_hex(),
+                "id": s.device.to_hex(), "name": s.name, "account": s.account.to_hex(),
+                "device": s.device.to_hex(),
                 "relay": s.relay, "relay_reachable": reach.is_ok(),
                 "relay_error": reach.as_ref().err(),
                 "last_sync_at": s.last_sync.map(time::rfc3339), "unsent": s.unsent,

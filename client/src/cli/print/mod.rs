@@ -243,8 +243,11 @@ impl Out {
             return print_json(&Value::Array(
                 hits.iter()
                     .map(|h| {
+                        // A hit is about a note (or psychotherapy note), or
+                        // about the case when it is in its name or profile.
+                        let id = h.note.clone().unwrap_or_else(|| h.case.to_hex());
                         json!({
-                            "case": h.case.to_hex(), "case_name": h.case_name, "private": h.private,
+                            "id": id, "case": h.case.to_hex(), "case_name": h.case_name, "private": h.private,
                             "note": h.note, "field": h.field, "snippet": h.snippet,
                         })
                     })
