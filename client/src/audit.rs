@@ -12,7 +12,7 @@ use crate::home::{Home, now};
 impl Home {
     /// Records an audit entry (sealed like everything else).
     pub(crate) fn audit(&self, what: &str, case: Option<DocId>) -> Result<()> {
-        self.audit_with(what, case, None)
+        self.audit_with(what, case, Disclosed::Nothing)
     }
 
     /// Records that a case was opened for reading (the audit trail lists views).
@@ -28,7 +28,7 @@ impl Home {
         &self,
         what: &str,
         case: Option<DocId>,
-        disclosure: Option<Disclosure>,
+        disclosure: Disclosed,
     ) -> Result<()> {
         let started = self.store.begin()?;
         let out = (|| -> Result<()> {
@@ -153,8 +153,42 @@ pub struct AuditRecord {
     pub device: DeviceId,
     pub case: Option<DocId>,
     pub what: String,
-    /// Set for a disclosure (a share granted).
-    pub disclosure: Option<Disclosure>,
+    /// Set for a disclosure: a share granted, or an export to someone.
+    pub disclosure: Disclosed,
+}
+
+/// What an audit entry disclosed, for the accounting of disclosures.
+///
+/// It replaced an `Option<Disclosure>` and is written exactly as that was:
+/// postcard writes an `Option`'s tag and an enum's variant index as the same
+/// single byte for 0 and 1, so entries written before exports existed (kept
+/// here and on the account's other devices, and hashed into the chain)
+/// decode and re-encode byte for byte.
+#[derive(Clone, Debug, Default, serde::Serialize, serde::Deserialize)]
+pub enum Disclosed {
+    #[default]
+    Nothing,
+    Share(Disclosure),
+    Export(ExportDisclosure),
+}
+
+impl Disclosed {
+    pub fn is_some(&self) -> bool {
+        !matches!(self, Disclosed::Nothing)
+    }
+}
+
+/// A case (or part of it) exported to someone outside casebook.
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
+pub struct ExportDisclosure {
+    pub to: crate::export::Recipient,
+    pub case_name: String,
+    /// The session notes disclosed.
+    pub notes: Vec<String>,
+    /// The psychotherapy notes disclosed (none unless asked for).
+    pub private: Vec<String>,
+    /// The parts kept when narrowed by section; empty for every part.
+    pub sections: Vec<String>,
 }
 
 /// A disclosure of a case to another practitioner, for the accounting of
@@ -172,3 +206,48 @@ pub struct Disclosure {
 }
 
 const AUDIT_LABEL: &str = "casebook/v1/hash/audit-entry";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An audit entry as written before exports existed.
+    #[derive(serde::Serialize)]
+    struct Before {
+        seq: u64,
+        prev: Hash,
+        at: u64,
+        device: DeviceId,
+        case: Option<DocId>,
+        what: String,
+        disclosure: Option<Disclosure>,
+    }
+
+    #[test]
+    fn entries_written_before_exports_read_and_hash_alike() {
+        let share = Disclosure {
+            recipient: "Dr. Chen".into(),
+            recipient_account: AccountId([3; 32]),
+            case_name: "Jordan Avery".into(),
+            role: "comment".into(),
+            purpose: "consultation".into(),
+            consent: "signed release".into(),
+            expires: Some(1_800_000_000),
+            private_included: false,
+        };
+        for disclosure in [None, Some(share)] {
+            let old = codec::encode(&Before {
+                seq: 7,
+                prev: Hash([1; 32]),
+                at: 1_790_000_000,
+                device: DeviceId([2; 32]),
+                case: Some(DocId([4; 16])),
+                what: "share granted".into(),
+                disclosure: disclosure.clone(),
+            });
+            let rec: AuditRecord = codec::decode(&old).unwrap();
+            assert_eq!(rec.disclosure.is_some(), disclosure.is_some());
+            assert_eq!(codec::encode(&rec), old, "the chain's hashes hold");
+        }
+    }
+}

@@ -69,6 +69,8 @@ pub enum Error {
     Recovery(String),
     #[error("local data is inconsistent: {0}")]
     Inconsistent(String),
+    #[error("the export could not be drawn: {0}")]
+    Export(String),
 }
 
 /// Shorthand.

@@ -9,6 +9,8 @@ pub mod clock;
 pub mod devices;
 pub mod docs;
 pub mod error;
+pub mod export;
+pub mod files;
 pub mod home;
 pub mod identity;
 pub mod names;

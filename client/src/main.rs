@@ -93,7 +93,12 @@ enum Command {
         #[arg(long, default_value_t = 50)]
         limit: usize,
     },
-    /// The accounting of disclosures: every share granted, newest first.
+    /// Writes a case out for a records request or a disclosure: a PDF to
+    /// read, a FHIR R4 document to import elsewhere, or both. Psychotherapy
+    /// notes are left out unless asked for; every export is audited.
+    Export(ExportArgs),
+    /// The accounting of disclosures: every share granted and every export
+    /// made to someone, newest first.
     Disclosures {
         /// Only disclosures on or after this date (YYYY-MM-DD).
         #[arg(long)]
@@ -442,4 +447,45 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// `casebook export CASE ...`.
+#[derive(clap::Args, Debug)]
+#[command(group(clap::ArgGroup::new("output").required(true).multiple(true).args(["pdf", "fhir"])))]
+pub struct ExportArgs {
+    /// Case id (or prefix) or client name.
+    pub case: String,
+    /// Write a PDF here (a new file).
+    #[arg(long, value_name = "FILE")]
+    pub pdf: Option<PathBuf>,
+    /// Write a FHIR R4 document bundle (JSON) here (a new file).
+    #[arg(long, value_name = "FILE")]
+    pub fhir: Option<PathBuf>,
+    /// Include the psychotherapy notes (left out of a records request
+    /// unless you mean to include them).
+    #[arg(long)]
+    pub include_private: bool,
+    /// Only these notes: ids or prefixes, comma-separated.
+    #[arg(long, value_delimiter = ',', value_name = "ID,ID")]
+    pub notes: Vec<String>,
+    /// Only notes on or after this date (YYYY-MM-DD).
+    #[arg(long, value_name = "DATE")]
+    pub since: Option<String>,
+    /// Only notes on or before this date (YYYY-MM-DD).
+    #[arg(long, value_name = "DATE")]
+    pub until: Option<String>,
+    /// Only these parts: note sections (subjective, plan, risk, ...) and
+    /// profile, addenda, comments; comma-separated.
+    #[arg(long, value_delimiter = ',', value_name = "SECTION,SECTION")]
+    pub sections: Vec<String>,
+    /// Disclose to this person or organisation: the export goes into the
+    /// accounting of disclosures (needs --purpose and --consent).
+    #[arg(long, value_name = "RECIPIENT", requires_all = ["purpose", "consent"])]
+    pub to: Option<String>,
+    /// Why it is disclosed (with --to).
+    #[arg(long, requires = "to")]
+    pub purpose: Option<String>,
+    /// The consent or authority it rests on (with --to).
+    #[arg(long, requires = "to")]
+    pub consent: Option<String>,
 }

@@ -115,19 +115,8 @@ fn case_markdown(c: &crate::notes::CaseDoc) -> String {
     out
 }
 
-/// Writes a new file (never over one) that only this user can read: it
-/// holds clinical text in the clear, by the person's choice.
+/// [`crate::files::write_new_private`], its failure in the core's terms.
 fn write_new_private(path: &Path, bytes: &[u8]) -> Result<()> {
-    use std::io::Write;
-    let mut opts = std::fs::OpenOptions::new();
-    opts.write(true).create_new(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        opts.mode(0o600);
-    }
-    let io = |e: std::io::Error| Error::NotAllowed(format!("cannot write {}: {e}", path.display()));
-    let mut f = opts.open(path).map_err(io)?;
-    f.write_all(bytes).map_err(io)?;
-    f.sync_all().map_err(io)
+    crate::files::write_new_private(path, bytes)
+        .map_err(|e| Error::NotAllowed(format!("cannot write {}: {e}", path.display())))
 }

@@ -33,6 +33,7 @@ pub fn error_code(e: Option<&casebook::Error>) -> &'static str {
         E::NoName => "no_name",
         E::BadName(_) => "bad_name",
         E::NotAllowed(_) => "not_allowed",
+        E::Export(_) => "export_failed",
         E::Rollback(_) => "rollback",
         E::Revoked => "revoked",
         E::Pairing(_) => "pairing",

@@ -5,6 +5,7 @@ mod demo;
 mod devices;
 mod editor;
 mod errors;
+mod export;
 mod notes;
 mod print;
 mod progress;
@@ -156,6 +157,7 @@ pub async fn run(cli: Cli) -> Result<()> {
                 .collect();
             out.audit(&trail)
         }
+        Command::Export(args) => export::export(&cli, &out, args),
         Command::Disclosures { since, case } => {
             let home = open(&cli)?;
             let since = since

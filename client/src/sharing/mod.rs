@@ -13,8 +13,9 @@ use casebook_shared::frames::ErrorCode;
 use casebook_shared::ids::{AccountId, DocId};
 use serde::{Deserialize, Serialize};
 
+use crate::audit::{Disclosed, Disclosure};
 use crate::error::{Error, Result};
-use crate::home::{Disclosure, Home, now};
+use crate::home::{Home, now};
 use crate::net::{NetError, Relay};
 
 mod comments;
@@ -232,7 +233,7 @@ impl Home {
                     }
                 ),
                 Some(*case),
-                Some(Disclosure {
+                Disclosed::Share(Disclosure {
                     recipient: c.name.clone(),
                     recipient_account: c.account,
                     case_name,

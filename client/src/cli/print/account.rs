@@ -22,7 +22,7 @@ fn share_id(case: &DocId, member: &AccountId) -> String {
 
 /// An audit entry's id: the device that recorded it and its place in that
 /// device's chain.
-fn entry_id(a: &AuditRecord) -> String {
+pub(super) fn entry_id(a: &AuditRecord) -> String {
     format!("{}:{}", a.device.to_hex(), a.seq)
 }
 
@@ -336,51 +336,6 @@ impl Out {
                 role(r.role),
                 r.expires.map_or("never".to_string(), time::local),
                 state_mark(r.state)
-            );
-        }
-        Ok(())
-    }
-
-    pub fn disclosures(&self, trail: &[AuditRecord]) -> Result<()> {
-        let items: Vec<(&AuditRecord, &casebook::home::Disclosure)> = trail
-            .iter()
-            .filter_map(|a| a.disclosure.as_ref().map(|d| (a, d)))
-            .collect();
-        if self.json {
-            return print_json(&Value::Array(
-                items
-                    .iter()
-                    .map(|(a, d)| {
-                        json!({
-                            "id": entry_id(a), "at": time::rfc3339(a.at),
-                            "case": a.case.map(|c| c.to_hex()), "case_name": d.case_name,
-                            "account": d.recipient_account.to_hex(), "account_name": d.recipient,
-                            "role": d.role,
-                            "what": if d.private_included { "case file and psychotherapy notes" } else { "case file" },
-                            "purpose": d.purpose, "consent": d.consent,
-                            "expires_at": d.expires.map(time::rfc3339),
-                        })
-                    })
-                    .collect(),
-            ));
-        }
-        if items.is_empty() {
-            tell!("no disclosures recorded");
-        }
-        for (a, d) in items {
-            let what = if d.private_included {
-                "case file + psychotherapy notes"
-            } else {
-                "case file"
-            };
-            say!(
-                "{}  {}  to {} ({})  {what}  purpose {:?}  consent {:?}",
-                time::date(a.at),
-                d.case_name,
-                d.recipient,
-                d.role,
-                d.purpose,
-                d.consent
             );
         }
         Ok(())

@@ -5,6 +5,7 @@
 
 mod account;
 mod changed;
+mod disclosures;
 
 use crate::cli::term::{say, tell};
 use anyhow::Result;

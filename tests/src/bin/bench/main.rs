@@ -1,7 +1,7 @@
 //! The casebook benchmark: a relay in its own process on loopback, clients
 //! in this one, and a table of what was measured.
 //!
-//! `cargo run --release -p casebook-tests --bin bench [-- --cases N --quick]`
+//! `cargo run --release -p casebook-tests --bin bench [-- --cases N --quick --export-only]`
 //!
 //! 1. edit-to-visible latency: one device edits and syncs, the other runs
 //!    `watch` and sees the change;
@@ -10,7 +10,8 @@
 //!    SQLite insert rate of the same blobs on the same disk;
 //! 3. a fresh device's first sync of N cases of 20 notes (default 1,000), in
 //!    its own process so its peak memory is its own;
-//! 4. bytes the relay stores over the plaintext bytes of those notes.
+//! 4. bytes the relay stores over the plaintext bytes of those notes;
+//! 5. exporting a case of 100 notes to PDF and to FHIR.
 
 use std::io::{BufRead, BufReader, Write};
 use std::path::Path;
@@ -21,6 +22,7 @@ use anyhow::{Context, Result, bail};
 use casebook::Home;
 use casebook::notes::{NoteFormat, NoteInput};
 
+mod export;
 mod ingest;
 mod latency;
 
@@ -445,6 +447,25 @@ fn main() -> Result<()> {
     let tmp = tempfile::tempdir()?;
     let mut rows: Vec<(String, String, String)> = Vec::new();
 
+    eprintln!("== export");
+    let (pdf, fhir, read, size) = export::export(tmp.path(), 100)?;
+    rows.push((
+        "export a case of 100 SOAP notes (1.9 kB of text each), median of 5".into(),
+        format!(
+            "PDF {:.0} ms ({:.0} kB), FHIR {:.0} ms; reading the case in full {:.0} ms (PDF {:.1}× that)",
+            pdf * 1e3,
+            size as f64 / 1e3,
+            fhir * 1e3,
+            read * 1e3,
+            pdf / read
+        ),
+        "PDF ≤ 1 s".into(),
+    ));
+
+    if args.iter().any(|a| a == "--export-only") {
+        return print_table(rows);
+    }
+
     eprintln!("== latency");
     let data = tmp.path().join("relay-latency");
     let relay = RelayProc::start(&data)?;
@@ -545,6 +566,10 @@ fn main() -> Result<()> {
         "≤ 1.25".into(),
     ));
 
+    print_table(rows)
+}
+
+fn print_table(rows: Vec<(String, String, String)>) -> Result<()> {
     println!("| measure | result | target |");
     println!("|---|---|---|");
     for (a, b, c) in rows {
