@@ -44,7 +44,7 @@ impl Home {
             };
             let bytes = codec::encode(&rec);
             self.store.push_audit(&bytes)?;
-            let head = casebook_shared::crypto::hash(AUDIT_LABEL, &bytes);
+            let head = entry_hash(&bytes);
             let mut sealed = (seq + 1).to_be_bytes().to_vec();
             sealed.extend_from_slice(&head.0);
             self.store.put_secret("audit_head", &sealed)?;
@@ -88,7 +88,7 @@ impl Home {
             if rec.prev != prev {
                 return Err(broken(n, "it does not follow the entry before it"));
             }
-            prev = casebook_shared::crypto::hash(AUDIT_LABEL, &bytes);
+            prev = entry_hash(&bytes);
         }
         let (seq, head) = self.audit_head()?;
         if seq != n || head != prev {
@@ -108,7 +108,7 @@ impl Home {
                     rec.seq
                 )));
             }
-            let h = casebook_shared::crypto::hash(AUDIT_LABEL, &codec::encode(&rec));
+            let h = entry_hash(&codec::encode(&rec));
             expect = Some((rec.device, rec.seq, h));
             n += 1;
         }
@@ -206,6 +206,11 @@ pub struct Disclosure {
 }
 
 const AUDIT_LABEL: &str = "casebook/v1/hash/audit-entry";
+
+/// The hash an entry's successor carries in `prev`.
+pub(crate) fn entry_hash(encoded: &[u8]) -> Hash {
+    casebook_shared::crypto::hash(AUDIT_LABEL, encoded)
+}
 
 #[cfg(test)]
 mod tests {

@@ -19,7 +19,8 @@ use crate::error::{Error, Result};
 use crate::home::{AuditRecord, Home, now};
 use crate::net::{NetError, Relay};
 
-const SENT: &str = "audit_sent";
+/// How far this device's own entries have gone out.
+pub(crate) const SENT: &str = "audit_sent";
 
 /// The audit document of an account: derived from its id, so every device
 /// finds the same one.

@@ -71,6 +71,8 @@ pub enum Error {
     Inconsistent(String),
     #[error("the export could not be drawn: {0}")]
     Export(String),
+    #[error(transparent)]
+    Backup(#[from] crate::backup::BackupError),
 }
 
 /// Shorthand.

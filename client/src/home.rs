@@ -110,7 +110,7 @@ fn decode_keys(bytes: &[u8]) -> Vec<DhSecret> {
 }
 
 impl Home {
-    fn db(dir: &Path) -> PathBuf {
+    pub(crate) fn db(dir: &Path) -> PathBuf {
         dir.join(DB_FILE)
     }
 

@@ -93,6 +93,10 @@ enum Command {
         #[arg(long, default_value_t = 50)]
         limit: usize,
     },
+    /// Backs this device up to one sealed file, checks a backup, or
+    /// restores one into a new home.
+    #[command(subcommand)]
+    Backup(BackupCmd),
     /// Writes a case out for a records request or a disclosure: a PDF to
     /// read, a FHIR R4 document to import elsewhere, or both. Psychotherapy
     /// notes are left out unless asked for; every export is audited.
@@ -190,6 +194,49 @@ pub struct RelayArgs {
     /// The fingerprint `casebook-relay serve` printed (sha256:...).
     #[arg(long, value_name = "sha256:HEX")]
     relay_fingerprint: String,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum BackupCmd {
+    /// Writes a backup of this device's home to a new FILE, sealed under a
+    /// backup passphrase (or, with --with-recovery-words, the account's
+    /// recovery words). Keep it away from the device.
+    Create {
+        file: PathBuf,
+        #[command(flatten)]
+        secret: BackupSecretArgs,
+        /// Seal it under the account's recovery words instead of a backup
+        /// passphrase.
+        #[arg(long)]
+        with_recovery_words: bool,
+    },
+    /// Opens and checks a backup, every byte of it, without restoring it.
+    Verify {
+        file: PathBuf,
+        #[command(flatten)]
+        secret: BackupSecretArgs,
+    },
+    /// Restores a backup into --home, which must not hold a home yet; the
+    /// home then opens with this device's passphrase as it was at the
+    /// backup. Sync afterwards: it takes back what it had sent since.
+    Restore {
+        file: PathBuf,
+        #[command(flatten)]
+        secret: BackupSecretArgs,
+    },
+}
+
+/// Where a backup's secret comes from when not typed at a prompt.
+#[derive(Args, Debug)]
+pub struct BackupSecretArgs {
+    /// Read the backup passphrase from this file (else
+    /// CASEBOOK_BACKUP_PASSPHRASE, else a prompt).
+    #[arg(long, value_name = "FILE")]
+    pub backup_passphrase_file: Option<PathBuf>,
+    /// Read the recovery words from this file (else
+    /// CASEBOOK_RECOVERY_WORDS, else a prompt).
+    #[arg(long, value_name = "FILE")]
+    pub words_file: Option<PathBuf>,
 }
 
 #[derive(Subcommand, Debug)]

@@ -1,6 +1,8 @@
-//! `casebook export`: a records request and a narrowed disclosure, read
-//! back as a person and another system would (the PDF through `pdftotext`,
-//! the FHIR bundle as JSON), and each export audited once.
+//! The record leaving the device. `casebook export`: a records request and
+//! a narrowed disclosure, read back as a person and another system would
+//! (the PDF through `pdftotext`, the FHIR bundle as JSON), each export
+//! audited once. `casebook backup`: made, checked, refused when damaged,
+//! restored.
 
 mod common;
 
@@ -310,4 +312,69 @@ async fn a_record_exports_whole_or_narrowed_audited_and_disclosed() {
     );
     assert!(!dir.path().join("x.json").exists());
     assert_eq!(exports_audited(&home), 3);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_backup_is_made_checked_and_restored_from_the_command_line() {
+    let relay = relay().await;
+    let dir = tempfile::tempdir().unwrap();
+    let home = dir.path().join("laptop");
+    init_at(&home, &relay, "Dr. Rivera");
+    let case = new_case(&home, "Jordan Avery");
+    ok(
+        &home,
+        &["note", "add", &case, "--field", "plan=Sleep diary."],
+    );
+    let file = dir.path().join("laptop.backup");
+    let with_secret = |args: &[&str]| {
+        casebook(&home)
+            .env("CASEBOOK_BACKUP_PASSPHRASE", "kept in the safe")
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let out = with_secret(&["backup", "create", file.to_str().unwrap()]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let again = with_secret(&["backup", "create", file.to_str().unwrap()]);
+    assert!(String::from_utf8_lossy(&again.stderr).contains("never writes over"));
+    let out = with_secret(&["backup", "verify", file.to_str().unwrap()]);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("whole and opens"));
+
+    // Damaged: refused, with a code a script can read, and nothing restored.
+    let mut bytes = std::fs::read(&file).unwrap();
+    let at = bytes.len() / 2;
+    bytes[at] ^= 0x40;
+    let bad = dir.path().join("bad.backup");
+    std::fs::write(&bad, &bytes).unwrap();
+    let out = with_secret(&["--json", "backup", "verify", bad.to_str().unwrap()]);
+    assert!(!out.status.success());
+    let err: Value = serde_json::from_slice(&out.stderr).unwrap();
+    assert_eq!(err["error"]["code"], "backup_failed", "{err}");
+    let out = casebook(&home)
+        .env("CASEBOOK_BACKUP_PASSPHRASE", "a wrong guess")
+        .args(["--json", "backup", "verify", file.to_str().unwrap()])
+        .output()
+        .unwrap();
+    let err: Value = serde_json::from_slice(&out.stderr).unwrap();
+    assert_eq!(err["error"]["code"], "wrong_backup_secret", "{err}");
+
+    let fresh = dir.path().join("fresh");
+    let out = casebook(&fresh)
+        .env("CASEBOOK_BACKUP_PASSPHRASE", "kept in the safe")
+        .args(["backup", "restore", file.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(ok(&fresh, &["case", "list"]).contains("Jordan Avery"));
+    ok(&fresh, &["sync"]);
+    let trail = ok(&fresh, &["audit", "--limit", "100"]);
+    assert!(trail.contains("backup made"), "{trail}");
 }

@@ -10,9 +10,9 @@
 use std::io::{Read, Write};
 
 use aead_stream::{DecryptorBE32, EncryptorBE32};
+use casebook_shared::crypto::{self, SecretKey};
 use chacha20poly1305::XChaCha20Poly1305;
 use chacha20poly1305::aead::{KeyInit, Payload};
-use casebook_shared::crypto::{self, SecretKey};
 
 use crate::store::KdfParams;
 
@@ -187,27 +187,23 @@ pub(super) fn open(
         } else {
             0
         };
-        let opened = if more == 0 {
-            stream.decrypt_last(Payload {
-                msg: &buf[..have],
-                aad: &head,
-            })
-        } else {
-            stream.decrypt_next(Payload {
-                msg: &buf[..have],
-                aad: &head,
-            })
-        };
-        let plain = opened.map_err(|_| {
+        let damaged = |_| {
             BackupError::Damaged(format!(
                 "the chunk at {written} bytes in does not open: changed, moved, dropped or cut short"
             ))
-        })?;
+        };
+        let payload = Payload {
+            msg: &buf[..have],
+            aad: &head,
+        };
+        if more == 0 {
+            let plain = stream.decrypt_last(payload).map_err(damaged)?;
+            out.write_all(&plain)?;
+            return Ok(written + plain.len() as u64);
+        }
+        let plain = stream.decrypt_next(payload).map_err(damaged)?;
         out.write_all(&plain)?;
         written += plain.len() as u64;
-        if more == 0 {
-            return Ok(written);
-        }
         std::mem::swap(&mut buf, &mut next);
         have = more;
     }

@@ -34,6 +34,8 @@ pub fn error_code(e: Option<&casebook::Error>) -> &'static str {
         E::BadName(_) => "bad_name",
         E::NotAllowed(_) => "not_allowed",
         E::Export(_) => "export_failed",
+        E::Backup(casebook::backup::BackupError::WrongSecret) => "wrong_backup_secret",
+        E::Backup(_) => "backup_failed",
         E::Rollback(_) => "rollback",
         E::Revoked => "revoked",
         E::Pairing(_) => "pairing",

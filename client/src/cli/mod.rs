@@ -1,6 +1,7 @@
 //! The commands behind `casebook`'s subcommands.
 
 #[cfg(feature = "demo")]
+mod backup;
 mod demo;
 mod devices;
 mod editor;
@@ -158,6 +159,7 @@ pub async fn run(cli: Cli) -> Result<()> {
             out.audit(&trail)
         }
         Command::Export(args) => export::export(&cli, &out, args),
+        Command::Backup(cmd) => backup::backup(&cli, &out, cmd),
         Command::Disclosures { since, case } => {
             let home = open(&cli)?;
             let since = since

@@ -99,6 +99,26 @@ pub fn recovery_words(file: Option<&Path>) -> Result<Zeroizing<String>> {
     ))
 }
 
+/// A backup's passphrase: from a file, `CASEBOOK_BACKUP_PASSPHRASE`, or a
+/// prompt (twice when choosing one).
+pub fn backup_passphrase(file: Option<&Path>, choosing: bool) -> Result<Zeroizing<String>> {
+    if let Some(f) = file {
+        return from_file(f);
+    }
+    if let Ok(p) = std::env::var("CASEBOOK_BACKUP_PASSPHRASE") {
+        return Ok(Zeroizing::new(p));
+    }
+    let ask = "cannot read a backup passphrase: set CASEBOOK_BACKUP_PASSPHRASE or use --backup-passphrase-file";
+    let a = Zeroizing::new(rpassword::prompt_password("backup passphrase: ").context(ask)?);
+    if choosing {
+        let b = Zeroizing::new(rpassword::prompt_password("type it again: ").context(ask)?);
+        if a != b {
+            bail!("the two passphrases differ; no backup was made");
+        }
+    }
+    Ok(a)
+}
+
 /// The practitioner's name, asked for at a prompt (a recovered device has
 /// no name of its own; notes are written and signed under it).
 pub fn practitioner_name() -> Result<String> {

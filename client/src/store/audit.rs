@@ -91,4 +91,14 @@ impl Store {
         }
         Ok(out)
     }
+
+    /// Drops this device's own entries after position `n` (to write them
+    /// again after entries a restored device learns it had written).
+    pub fn truncate_audit_after(&self, n: u64) -> Result<(), StoreError> {
+        self.conn.execute(
+            "DELETE FROM audit WHERE id > ?1",
+            [i64::try_from(n).unwrap_or(i64::MAX)],
+        )?;
+        Ok(())
+    }
 }

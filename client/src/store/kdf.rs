@@ -38,7 +38,7 @@ impl KdfParams {
         p: 1,
     };
 
-    pub(super) fn encode(self) -> [u8; 12] {
+    pub(crate) fn encode(self) -> [u8; 12] {
         let mut out = [0u8; 12];
         out[..4].copy_from_slice(&self.m_kib.to_be_bytes());
         out[4..8].copy_from_slice(&self.t.to_be_bytes());
@@ -46,7 +46,7 @@ impl KdfParams {
         out
     }
 
-    pub(super) fn decode(b: &[u8]) -> Option<Self> {
+    pub(crate) fn decode(b: &[u8]) -> Option<Self> {
         let n = |i: usize| Some(u32::from_be_bytes(b.get(i..i + 4)?.try_into().ok()?));
         (b.len() == 12).then_some(())?;
         let k = KdfParams {
@@ -59,7 +59,7 @@ impl KdfParams {
         (k.m_kib < 1 << 20 && (1..=16).contains(&k.t) && (1..=8).contains(&k.p)).then_some(k)
     }
 }
-pub(super) fn kek(passphrase: &[u8], salt: &[u8], kdf: KdfParams) -> Result<SecretKey, StoreError> {
+pub(crate) fn kek(passphrase: &[u8], salt: &[u8], kdf: KdfParams) -> Result<SecretKey, StoreError> {
     let params = argon2::Params::new(kdf.m_kib, kdf.t, kdf.p, Some(32))
         .map_err(|e| StoreError::Kdf(e.to_string()))?;
     let argon = argon2::Argon2::new(argon2::Algorithm::Argon2id, argon2::Version::V0x13, params);

@@ -18,7 +18,7 @@ mod kdf;
 mod outbox;
 
 pub use kdf::KdfParams;
-use kdf::kek;
+pub(crate) use kdf::kek;
 pub use outbox::{OutKind, Outgoing};
 
 const MASTER_AAD: &[u8] = b"casebook/v1/local/master-key";
@@ -264,6 +264,45 @@ impl Store {
         } else {
             let _ = self.conn.execute_batch("ROLLBACK");
         }
+        Ok(())
+    }
+
+    /// Writes a consistent copy of the whole store to a new file at `path`
+    /// (SQLite's `VACUUM INTO`: one read transaction, so writes that go on
+    /// meanwhile are either wholly in it or not at all). Every value in it
+    /// is sealed as it is here.
+    pub fn snapshot_into(&self, path: &Path) -> Result<(), StoreError> {
+        let path = path
+            .to_str()
+            .ok_or_else(|| StoreError::Damaged("the snapshot path is not UTF-8".into()))?;
+        self.conn.execute("VACUUM INTO ?1", [path])?;
+        Ok(())
+    }
+
+    /// A setting kept in the clear (no secret: a flag, a number).
+    pub fn meta(&self, name: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(self
+            .conn
+            .query_row("SELECT value FROM meta WHERE name = ?1", [name], |r| {
+                r.get(0)
+            })
+            .optional()?)
+    }
+
+    /// Stores a setting kept in the clear.
+    pub fn put_meta(&self, name: &str, value: &[u8]) -> Result<(), StoreError> {
+        self.conn.execute(
+            "INSERT INTO meta(name, value) VALUES (?1, ?2)
+             ON CONFLICT(name) DO UPDATE SET value = excluded.value",
+            params![name, value],
+        )?;
+        Ok(())
+    }
+
+    /// Forgets a setting kept in the clear.
+    pub fn delete_meta(&self, name: &str) -> Result<(), StoreError> {
+        self.conn
+            .execute("DELETE FROM meta WHERE name = ?1", [name])?;
         Ok(())
     }
 

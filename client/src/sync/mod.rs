@@ -203,6 +203,10 @@ impl Home {
                 .retain(|r| seen.insert((r.doc, r.seq, r.reason.clone())));
         }
         report.snapshots_out = self.push_snapshots(relay).await?;
+        // A restored device has now taken back all it had sent.
+        if self.restored_at()?.is_some() {
+            self.store.delete_meta(crate::backup::RESTORED)?;
+        }
         // What was sent is in the trail already, as the edits that made
         // it; what was received is no one's access. A round that refused
         // something is: the relay, or someone through it, sent what no

@@ -309,7 +309,10 @@ impl Home {
         // queued, so its echo is skipped unopened. If it is really this
         // device's (the signature says so), it has landed: a queued row of
         // the same id whose answer was lost is done, and its epoch counts.
-        // (Skipping a forged one is harmless: nothing is applied.)
+        // (Skipping a forged one is harmless: nothing is applied.) A device
+        // restored from a backup may lack what it wrote after the backup:
+        // until its first complete sync it takes its own echoes like
+        // anyone's (applying a change twice is no change).
         if let Ok(env) = Envelope::decode(item.envelope.clone())
             && env.header.author == self.device_id()
             && env.header.kind == Kind::Change
@@ -318,7 +321,9 @@ impl Home {
                 self.store.remove_outbox_envelope(&env.header.id.0)?;
                 batch.top_epoch = batch.top_epoch.max(env.header.epoch);
             }
-            return Ok(());
+            if self.restored_at()?.is_none() {
+                return Ok(());
+            }
         }
         let meta = self.doc_meta(&item.doc)?.ok_or_else(|| {
             Error::Inconsistent(format!("no access log for {}", item.doc.short()))
@@ -347,7 +352,12 @@ impl Home {
                 let author = Envelope::decode(item.envelope.clone())
                     .map(|e| e.header.author)
                     .map_err(|e| Error::Inconsistent(e.to_string()))?;
-                if let Err(e) = self.take_audit(&author, &a.body) {
+                let taken = if author == self.device_id() {
+                    self.restored_audit(&a.body).map(|_| 0)
+                } else {
+                    self.take_audit(&author, &a.body)
+                };
+                if let Err(e) = taken {
                     report.refused.push(RefusedEnvelope {
                         doc: item.doc,
                         seq: item.seq,
