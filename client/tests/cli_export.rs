@@ -281,7 +281,8 @@ async fn a_record_exports_whole_or_narrowed_audited_and_disclosed() {
     let disclosures: Value = serde_json::from_str(&ok(&home, &["--json", "disclosures"])).unwrap();
     let d = &disclosures.as_array().unwrap()[0];
     assert_eq!(d["kind"], "export");
-    assert_eq!(d["account_name"], "Acme Health Plan");
+    assert_eq!(d["recipient"], "Acme Health Plan");
+    assert!(d["account"].is_null());
     assert_eq!(d["purpose"], "claim review");
     assert_eq!(d["notes"], serde_json::json!([notes[1]]));
     assert_eq!(
@@ -311,6 +312,19 @@ async fn a_record_exports_whole_or_narrowed_audited_and_disclosed() {
         "no section named",
     );
     assert!(!dir.path().join("x.json").exists());
+    fails(
+        &home,
+        &[
+            "export",
+            &case,
+            "--fhir",
+            dir.path().join("y.json").to_str().unwrap(),
+            "--include-private",
+            "--sections",
+            "plan",
+        ],
+        "cannot be narrowed",
+    );
     assert_eq!(exports_audited(&home), 3);
 }
 
@@ -375,6 +389,6 @@ async fn a_backup_is_made_checked_and_restored_from_the_command_line() {
     );
     assert!(ok(&fresh, &["case", "list"]).contains("Jordan Avery"));
     ok(&fresh, &["sync"]);
-    let trail = ok(&fresh, &["audit", "--limit", "100"]);
+    let trail = ok(&home, &["audit", "--limit", "100"]);
     assert!(trail.contains("backup made"), "{trail}");
 }

@@ -252,19 +252,21 @@ async fn a_restored_older_device_catches_up_without_loss_or_duplicates() {
             .iter()
             .any(|a| a.what.contains("added") && a.case == Some(later))
     );
-    assert!(
-        chain
-            .iter()
-            .any(|a| a.what == format!("note {written} added")),
-        "what the restored laptop wrote reaches the tablet's trail too"
-    );
+    let added = format!("note {written} added");
     assert_eq!(
-        restored
-            .audit_trail()
-            .unwrap()
-            .iter()
-            .filter(|a| a.device == restored.device_id())
-            .count() as u64,
+        chain.iter().filter(|a| a.what == added).count(),
+        1,
+        "what the restored laptop wrote reaches the tablet's trail, once"
+    );
+    let own: Vec<_> = restored
+        .audit_trail()
+        .unwrap()
+        .into_iter()
+        .filter(|a| a.device == restored.device_id())
+        .collect();
+    assert_eq!(own.iter().filter(|a| a.what == added).count(), 1);
+    assert_eq!(
+        own.len() as u64,
         n,
         "the restored laptop holds its own chain whole"
     );

@@ -119,7 +119,6 @@ impl Home {
             }
         }
         let cases = u32::try_from(self.cases()?.len()).unwrap_or(u32::MAX);
-        self.audit("backup made", None)?;
         let tmp = tempfile::Builder::new()
             .prefix(".backup-")
             .tempfile_in(self.dir())
@@ -152,6 +151,18 @@ impl Home {
             out,
         )?;
         out.flush().map_err(BackupError::Io)?;
+        // Recorded once it is made (so not in the backup itself).
+        self.audit(
+            &format!(
+                "backup made ({} case(s), sealed under {})",
+                cases,
+                match kind {
+                    SecretKind::Passphrase => "a backup passphrase",
+                    SecretKind::RecoveryWords => "the recovery words",
+                }
+            ),
+            None,
+        )?;
         Ok(info)
     }
 }

@@ -78,7 +78,11 @@ impl Header {
             2 => SecretKind::RecoveryWords,
             _ => return Err(BackupError::Damaged("the header names no known key".into())),
         };
+        // Read before anything is authenticated: a cost above four times
+        // ours (memory) or twice (passes) is refused, not attempted.
+        let ours = KdfParams::default();
         let kdf = KdfParams::decode(&b[18..30])
+            .filter(|k| k.m_kib <= 4 * ours.m_kib && k.t <= 2 * ours.t && k.p <= 4)
             .ok_or_else(|| BackupError::Damaged("the header's key-derivation cost".into()))?;
         Ok(Header {
             kind,

@@ -64,7 +64,7 @@ pub(super) fn export(cli: &Cli, out: &Out, a: &ExportArgs) -> Result<()> {
         }
     }
     if let Some(to) = &a.to {
-        changed = changed.with("disclosed_to", to.as_str());
+        changed = changed.with("recipient", to.as_str());
     }
     changed.done(&format!(
         "{} note(s) exported{}; recorded in the audit trail{}",

@@ -61,8 +61,11 @@ fn narrative(text: &str) -> Value {
                 '&' => div.push_str("&amp;"),
                 '"' => div.push_str("&quot;"),
                 '\'' => div.push_str("&#39;"),
-                // XML 1.0 has no place for other control characters.
-                c if c.is_control() && c != '\t' => div.push(' '),
+                // XML 1.0 has no place for other control characters, nor
+                // for the two non-characters.
+                c if (c.is_control() && c != '\t') || c == '\u{FFFE}' || c == '\u{FFFF}' => {
+                    div.push(' ')
+                }
                 c => div.push(c),
             }
         }

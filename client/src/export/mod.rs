@@ -124,6 +124,12 @@ impl Request {
                 ));
             }
         }
+        if self.include_private && (!self.notes.is_empty() || !self.sections.is_empty()) {
+            return bad(
+                "psychotherapy notes cannot be narrowed by --notes or --sections: export them apart, with --include-private and dates only, or leave them out"
+                    .into(),
+            );
+        }
         if let Some(r) = &self.to
             && [&r.name, &r.purpose, &r.consent]
                 .iter()
@@ -201,9 +207,13 @@ impl Home {
             .collect();
         let private = match (req.include_private, summary.private_doc) {
             (true, Some(_)) => {
-                // Entries carry an instant; its day is its first ten
-                // characters (RFC 3339), compared as the dates are.
-                let day = |e: &PrivateEntry| e.at.get(..10).unwrap_or(&e.at).to_string();
+                // Entries carry an instant; its day is the local day, as
+                // --since and --until are.
+                let day = |e: &PrivateEntry| {
+                    crate::clock::parse_instant(&e.at)
+                        .map(crate::clock::date)
+                        .unwrap_or_else(|| e.at.get(..10).unwrap_or(&e.at).to_string())
+                };
                 let mut p = self.read_private(case, |p| p.entries())?;
                 p.retain(|e| req.since.as_ref().is_none_or(|s| day(e) >= *s));
                 p.retain(|e| req.until.as_ref().is_none_or(|u| day(e) <= *u));

@@ -181,6 +181,13 @@ impl Home {
         let held_back = self
             .pull(relay, &mut accounts, &mut report, progress)
             .await?;
+        // A restored device has taken back all it had sent once a whole
+        // pull went through: nothing held back, nothing refused. Only then
+        // does it skip its own echoes again, before it sends anything new
+        // (whose echo it must not take as news).
+        if held_back.is_empty() && report.refused.is_empty() && self.restored_at()?.is_some() {
+            self.store.delete_meta(crate::backup::RESTORED)?;
+        }
         let received = report.received + report.snapshots_in;
         if received > 0 {
             progress(Progress::Visible { received });
@@ -203,10 +210,6 @@ impl Home {
                 .retain(|r| seen.insert((r.doc, r.seq, r.reason.clone())));
         }
         report.snapshots_out = self.push_snapshots(relay).await?;
-        // A restored device has now taken back all it had sent.
-        if self.restored_at()?.is_some() {
-            self.store.delete_meta(crate::backup::RESTORED)?;
-        }
         // What was sent is in the trail already, as the edits that made
         // it; what was received is no one's access. A round that refused
         // something is: the relay, or someone through it, sent what no

@@ -22,6 +22,7 @@ struct Row<'a> {
     role: Option<&'a str>,
     what: String,
     notes: Option<&'a [String]>,
+    private_notes: Option<&'a [String]>,
     purpose: &'a str,
     consent: &'a str,
     expires: Option<u64>,
@@ -43,6 +44,7 @@ fn row(a: &AuditRecord) -> Option<Row<'_>> {
                 "case file".into()
             },
             notes: None,
+            private_notes: None,
             purpose: &d.purpose,
             consent: &d.consent,
             expires: d.expires,
@@ -69,6 +71,7 @@ fn row(a: &AuditRecord) -> Option<Row<'_>> {
                 }
             ),
             notes: Some(&d.notes),
+            private_notes: Some(&d.private),
             purpose: &d.to.purpose,
             consent: &d.to.consent,
             expires: None,
@@ -87,8 +90,10 @@ impl Out {
                             "id": entry_id(r.entry), "at": time::rfc3339(r.entry.at),
                             "kind": r.kind,
                             "case": r.entry.case.map(|c| c.to_hex()), "case_name": r.case_name,
-                            "account": r.account, "account_name": r.recipient,
+                            "recipient": r.recipient, "account": r.account,
+                            "account_name": r.account.as_ref().map(|_| r.recipient),
                             "role": r.role, "what": r.what, "notes": r.notes,
+                            "private_notes": r.private_notes,
                             "purpose": r.purpose, "consent": r.consent,
                             "expires_at": r.expires.map(time::rfc3339),
                         })
