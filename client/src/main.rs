@@ -97,6 +97,17 @@ enum Command {
     /// restores one into a new home.
     #[command(subcommand)]
     Backup(BackupCmd),
+    /// Cases due for disposal under their retention period (--all: every
+    /// case with its due date); --set-default sets the account's period.
+    Retention {
+        /// Every case this account owns, not only those due.
+        #[arg(long)]
+        all: bool,
+        /// Set the account's retention period, in years after the last
+        /// session (7 until set).
+        #[arg(long, value_name = "YEARS")]
+        set_default: Option<u32>,
+    },
     /// Writes a case out for a records request or a disclosure: a PDF to
     /// read, a FHIR R4 document to import elsewhere, or both. Psychotherapy
     /// notes are left out unless asked for; every export is audited.
@@ -291,6 +302,31 @@ enum CaseCmd {
     Close { case: String },
     /// Open a closed case again.
     Reopen { case: String },
+    /// Keep this case for a period of its own after its last session (or,
+    /// with --account-default, for the account's period again).
+    Retention {
+        case: String,
+        /// Years after the last session.
+        #[arg(
+            long,
+            conflicts_with = "account_default",
+            required_unless_present = "account_default"
+        )]
+        years: Option<u32>,
+        /// Go back to the account's period.
+        #[arg(long)]
+        account_default: bool,
+    },
+    /// Place a case under a legal hold: never disposed of, whatever its
+    /// retention period says, until released.
+    Hold {
+        case: String,
+        /// Why (a subpoena, a complaint, a request to keep it).
+        #[arg(long)]
+        reason: String,
+    },
+    /// Lift a case's legal hold.
+    Release { case: String },
     /// A case's profile and notes (CASE: a unique part of its id or its client's name).
     Show { case: String },
     /// Set a case's profile fields (presenting_concerns, treatment_plan, goals) or name.

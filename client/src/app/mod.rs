@@ -11,6 +11,7 @@ mod held;
 pub use drafts::Draft;
 mod notes;
 mod relay;
+pub mod retention;
 mod status;
 
 pub use status::{EndingShare, Status};

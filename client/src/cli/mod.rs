@@ -159,6 +159,15 @@ pub async fn run(cli: Cli) -> Result<()> {
             out.audit(&trail)
         }
         Command::Export(args) => export::export(&cli, &out, args),
+        Command::Retention { all, set_default } => {
+            let mut home = open(&cli)?;
+            if let Some(y) = set_default {
+                home.set_retention_default(*y)?;
+            }
+            let mut rows = home.retention()?;
+            rows.retain(|r| *all || r.is_due);
+            out.retention(home.retention_default()?, &rows)
+        }
         Command::Backup(cmd) => backup::backup(&cli, &out, cmd),
         Command::Disclosures { since, case } => {
             let home = open(&cli)?;
@@ -421,6 +430,32 @@ fn case(cli: &Cli, out: &Out, cmd: &CaseCmd) -> Result<()> {
             home.close_case(&id, true)?;
             out.changed("case.closed", id.to_hex())
                 .done("case closed: kept and synced, left out of `case list` (see --all)")
+        }
+        CaseCmd::Retention {
+            case,
+            years,
+            account_default: _,
+        } => {
+            let id = case_id(&home, case)?;
+            home.set_case_retention(&id, *years)?;
+            out.changed("case.retention_set", id.to_hex())
+                .with("years", *years)
+                .done(&match years {
+                    Some(y) => format!("kept {y} years after its last session"),
+                    None => "kept for the account's period".to_string(),
+                })
+        }
+        CaseCmd::Hold { case, reason } => {
+            let id = case_id(&home, case)?;
+            home.set_legal_hold(&id, Some(reason))?;
+            out.changed("case.held", id.to_hex())
+                .done("under a legal hold: it is not disposed of until released")
+        }
+        CaseCmd::Release { case } => {
+            let id = case_id(&home, case)?;
+            home.set_legal_hold(&id, None)?;
+            out.changed("case.released", id.to_hex())
+                .done("legal hold lifted; its retention period applies again")
         }
         CaseCmd::Reopen { case } => {
             let id = case_id(&home, case)?;

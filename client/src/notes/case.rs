@@ -412,6 +412,8 @@ impl CaseDoc {
             name: self.name(),
             created: self.created(),
             closed: self.closed(),
+            retention_years: self.retention_years(),
+            legal_hold: self.legal_hold(),
             private_doc: self.private_doc(),
             notes,
         }

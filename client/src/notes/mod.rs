@@ -26,6 +26,7 @@ mod private;
 mod proptests;
 mod remarks;
 mod replica;
+mod retention;
 mod search;
 mod signing;
 mod template;

@@ -188,6 +188,12 @@ pub struct CaseSummary {
     /// Closed (archived): kept and synced, left out of lists by default.
     #[serde(default)]
     pub closed: bool,
+    /// Years kept after the last session, when not the account's period.
+    #[serde(default)]
+    pub retention_years: Option<u32>,
+    /// Why the case is under a legal hold, if it is.
+    #[serde(default)]
+    pub legal_hold: Option<String>,
     pub private_doc: Option<DocId>,
     /// Sorted by date, then id.
     pub notes: Vec<NoteSummary>,

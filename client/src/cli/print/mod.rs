@@ -6,6 +6,7 @@
 mod account;
 mod changed;
 mod disclosures;
+mod retention;
 
 use crate::cli::term::{say, tell};
 use anyhow::Result;

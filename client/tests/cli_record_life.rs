@@ -392,3 +392,88 @@ async fn a_backup_is_made_checked_and_restored_from_the_command_line() {
     let trail = ok(&home, &["audit", "--limit", "100"]);
     assert!(trail.contains("backup made"), "{trail}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retention_lists_what_is_due_and_a_legal_hold_keeps_a_case() {
+    let relay = relay().await;
+    let dir = tempfile::tempdir().unwrap();
+    let home = dir.path().join("laptop");
+    init_at(&home, &relay, "Dr. Rivera");
+    let old = new_case(&home, "Avery Old");
+    let held = new_case(&home, "Blake Held");
+    let recent = new_case(&home, "Casey Recent");
+    for (case, date) in [
+        (&old, "2015-03-01"),
+        (&held, "2014-06-01"),
+        (&recent, "2026-11-02"),
+    ] {
+        ok(
+            &home,
+            &["note", "add", case, "--date", date, "--field", "plan=Seen."],
+        );
+    }
+    ok(
+        &home,
+        &[
+            "case",
+            "hold",
+            "Blake",
+            "--reason",
+            "records subpoena 2026-118",
+        ],
+    );
+    let listed = ok(&home, &["retention"]);
+    assert!(
+        listed.contains("Avery Old") && listed.contains("DUE"),
+        "{listed}"
+    );
+    assert!(
+        listed.contains("LEGAL HOLD (records subpoena 2026-118)"),
+        "{listed}"
+    );
+    assert!(!listed.contains("Casey Recent"), "{listed}");
+    let all: Value = serde_json::from_str(&ok(&home, &["--json", "retention", "--all"])).unwrap();
+    assert_eq!(all.as_array().unwrap().len(), 3);
+    let row = |name: &str| {
+        all.as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["name"] == name)
+            .unwrap()
+            .clone()
+    };
+    assert_eq!(row("Avery Old")["due_date"], "2022-03-01");
+    assert_eq!(row("Avery Old")["due"], true);
+    assert_eq!(row("Casey Recent")["due"], false);
+
+    // Released, the held case is plainly due; a period of the case's own,
+    // then the account's changed: nothing is.
+    ok(&home, &["case", "release", "Blake"]);
+    let listed = ok(&home, &["retention"]);
+    assert!(
+        listed.contains("Blake Held") && !listed.contains("LEGAL HOLD"),
+        "{listed}"
+    );
+    ok(&home, &["case", "retention", &old, "--years", "20"]);
+    ok(&home, &["retention", "--set-default", "30"]);
+    let listed = ok(&home, &["retention"]);
+    assert!(listed.is_empty(), "{listed}");
+    let all = ok(&home, &["retention", "--all"]);
+    assert!(
+        all.contains("20 years (its own)") && all.contains("due 2035-03-01"),
+        "{all}"
+    );
+    fails(
+        &home,
+        &["retention", "--set-default", "0"],
+        "between 1 and 100",
+    );
+    let trail = ok(&home, &["audit", "--limit", "100"]);
+    for said in [
+        "legal hold placed: records subpoena 2026-118",
+        "legal hold lifted",
+        "retention period set to 30 years",
+    ] {
+        assert!(trail.contains(said), "{said}: {trail}");
+    }
+}
