@@ -187,7 +187,7 @@ impl Home {
 
     /// A case's psychotherapy notes, recorded as a view of them.
     pub fn private_notes(&mut self, case: &DocId) -> Result<Vec<PrivateEntry>> {
-        let entries = self.read_private(case, |p| p.entries())?;
+        let entries = self.read_private_vouched(case)?;
         self.audit("psychotherapy notes viewed", Some(*case))?;
         Ok(entries)
     }

@@ -16,11 +16,11 @@ use std::collections::HashMap;
 
 use casebook_shared::access::Role;
 use casebook_shared::account::AccountState;
-use casebook_shared::ids::{AccountId, DeviceId};
+use casebook_shared::ids::{AccountId, DeviceId, DocId};
 
 use crate::docs::DocMeta;
 
-use crate::notes::Note;
+use crate::notes::{Note, PrivateEntry};
 use crate::{Home, Result};
 
 /// Who the account logs held here say each device belongs to, and the
@@ -81,19 +81,31 @@ impl Home {
         Ok(Authors { devices, names })
     }
 
+    /// A case's psychotherapy notes, each one's writer read off its
+    /// operations and named as this device knows that account; an entry
+    /// written or altered by a device it cannot vouch for is marked.
+    pub(crate) fn read_private_vouched(&mut self, case: &DocId) -> Result<Vec<PrivateEntry>> {
+        let entries = self.read_private(case, |p| p.entries())?;
+        let meta = self.doc_meta(&self.private_of(case)?)?;
+        let authors = self.authors()?;
+        Ok(entries
+            .into_iter()
+            .map(|mut e| {
+                let who = author_of(&authors, meta.as_ref(), e.device.as_deref(), Role::Write);
+                match who {
+                    Some(a) if !e.unverified => e.by = authors.name(&a),
+                    _ => e.unverified = true,
+                }
+                e
+            })
+            .collect())
+    }
+
     /// A note as read from a case, with its author, signer and the authors
     /// of its comments and addenda checked and named.
     /// `meta` is the case's access state, read once by the caller.
     pub(crate) fn vouch(&self, authors: &Authors, meta: Option<&DocMeta>, mut note: Note) -> Note {
-        // The account of a device in hex, if it ever held `least` on the case.
-        let author = |device: Option<&str>, least: Role| -> Option<AccountId> {
-            let d = DeviceId::from_hex(device?).ok()?;
-            let a = authors.account_of(&d)?;
-            meta.is_some_and(|m| {
-                m.owner == a || m.grants.iter().any(|g| g.account == a && g.role >= least)
-            })
-            .then_some(a)
-        };
+        let author = |device: Option<&str>, least: Role| author_of(authors, meta, device, least);
         let maker = author(note.created_by_device.as_deref(), Role::Write);
         match maker {
             Some(a) if !note.creator_unverified => note.created_by = authors.name(&a),
@@ -143,4 +155,18 @@ impl Home {
             .map(|c| c.name)
             .unwrap_or_else(|| format!("account {}", account.short())))
     }
+}
+
+/// The account of a device (hex), if that account ever held `least` on
+/// the document whose access state is `meta`.
+fn author_of(
+    authors: &Authors,
+    meta: Option<&DocMeta>,
+    device: Option<&str>,
+    least: Role,
+) -> Option<AccountId> {
+    let d = DeviceId::from_hex(device?).ok()?;
+    let a = authors.account_of(&d)?;
+    meta.is_some_and(|m| m.owner == a || m.grants.iter().any(|g| g.account == a && g.role >= least))
+        .then_some(a)
 }

@@ -322,7 +322,7 @@ impl Home {
         out
     }
 
-    fn private_of(&self, case_id: &DocId) -> Result<DocId> {
+    pub(crate) fn private_of(&self, case_id: &DocId) -> Result<DocId> {
         self.cases()?
             .into_iter()
             .find(|(d, _)| d == case_id)

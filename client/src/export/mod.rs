@@ -214,7 +214,7 @@ impl Home {
                         .map(crate::clock::date)
                         .unwrap_or_else(|| e.at.get(..10).unwrap_or(&e.at).to_string())
                 };
-                let mut p = self.read_private(case, |p| p.entries())?;
+                let mut p = self.read_private_vouched(case)?;
                 p.retain(|e| req.since.as_ref().is_none_or(|s| day(e) >= *s));
                 p.retain(|e| req.until.as_ref().is_none_or(|u| day(e) <= *u));
                 p

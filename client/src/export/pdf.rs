@@ -97,7 +97,12 @@ fn blocks(r: &Record) -> Vec<Block> {
         for e in &r.private {
             out.push(block(
                 Style::Label,
-                format!("{} · {}", clock::local_text(&e.at), e.by),
+                format!(
+                    "{} · {}{}",
+                    clock::local_text(&e.at),
+                    e.by,
+                    if e.unverified { " (UNVERIFIED)" } else { "" }
+                ),
             ));
             out.push(block(Style::Body, e.text.clone()));
         }

@@ -31,21 +31,24 @@ fn remark_authors(doc: &impl ReadDoc, note: &ObjId, key: &str) -> Vec<(Option<St
             Some((Value::Object(ObjType::Map), id)) => Some(id),
             _ => None,
         })
-        .map(|map| {
-            let ObjId::Id(_, maker, _) = &map else {
-                return (None, false);
-            };
-            let whole =
-                ["at", "by", "text"]
-                    .iter()
-                    .all(|f| match doc.get(&map, *f).ok().flatten() {
-                        Some((_, ObjId::Id(_, writer, _))) => writer == *maker,
-                        Some((_, ObjId::Root)) => false,
-                        None => true,
-                    });
-            (device_of(maker.to_bytes()), whole)
-        })
+        .map(|map| map_author(doc, &map))
         .collect()
+}
+
+/// The device that made a `{at, by, text}` map (a remark, a psychotherapy
+/// note), and whether every field in it was written by that device too.
+pub(super) fn map_author(doc: &impl ReadDoc, map: &ObjId) -> (Option<String>, bool) {
+    let ObjId::Id(_, maker, _) = map else {
+        return (None, false);
+    };
+    let whole = ["at", "by", "text"]
+        .iter()
+        .all(|f| match doc.get(map, *f).ok().flatten() {
+            Some((_, ObjId::Id(_, writer, _))) => writer == *maker,
+            Some((_, ObjId::Root)) => false,
+            None => true,
+        });
+    (device_of(maker.to_bytes()), whole)
 }
 
 /// Keys of a note map that are not its content: who made and signed it,

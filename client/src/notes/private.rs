@@ -27,10 +27,16 @@ pub struct PrivateEntry {
     pub id: String,
     /// When, as the caller wrote it (RFC 3339).
     pub at: String,
-    /// Who: the name the writer gave (psychotherapy notes are the owner's alone,
-    /// so no other account's device writes here).
+    /// Who: the name the writer typed, until the caller that knows
+    /// accounts names the device that wrote it (`device`).
     pub by: String,
     pub text: String,
+    /// The device (hex) that made the entry, read off its operations.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub device: Option<String>,
+    /// Written or altered by a device this one cannot vouch for.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub unverified: bool,
 }
 
 impl PrivateDoc {
@@ -120,11 +126,16 @@ impl PrivateDoc {
         let mut entries: Vec<PrivateEntry> = self
             .entry_objs()
             .into_iter()
-            .map(|(id, obj)| PrivateEntry {
-                id,
-                at: string(doc, &obj, "at").unwrap_or_default(),
-                by: string(doc, &obj, "by").unwrap_or_default(),
-                text: string(doc, &obj, "text").unwrap_or_default(),
+            .map(|(id, obj)| {
+                let (device, whole) = super::authors::map_author(doc, &obj);
+                PrivateEntry {
+                    id,
+                    at: string(doc, &obj, "at").unwrap_or_default(),
+                    by: string(doc, &obj, "by").unwrap_or_default(),
+                    text: string(doc, &obj, "text").unwrap_or_default(),
+                    device,
+                    unverified: !whole,
+                }
             })
             .collect();
         entries.sort_by(|a, b| (&a.at, &a.id).cmp(&(&b.at, &b.id)));

@@ -229,13 +229,25 @@ impl Out {
                         json!({
                             "id": e.id, "case": case.to_hex(), "private": true,
                             "at": e.at, "by": e.by, "text": e.text,
+                            "device": e.device, "unverified": e.unverified,
                         })
                     })
                     .collect(),
             ));
         }
         for e in entries {
-            say!("{}  {}  {}\n{}\n", e.id, e.at, e.by, e.text);
+            say!(
+                "{}  {}  {}{}\n{}\n",
+                e.id,
+                time::local_text(&e.at),
+                e.by,
+                if e.unverified {
+                    " (UNVERIFIED: written or altered by a device this one cannot vouch for)"
+                } else {
+                    ""
+                },
+                body(&e.text)
+            );
         }
         Ok(())
     }
