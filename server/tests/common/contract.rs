@@ -1,0 +1,259 @@
+//! The storage contract, once for every backend: each check takes a store
+//! made fresh by the backend's own test file (SQLite now; PostgreSQL runs
+//! the same checks when its backend lands). What a relay relies on:
+//!
+//! - a repeated envelope id is recognised and acknowledged once (its first
+//!   sequence number, nothing added); the same id with other bytes is
+//!   refused;
+//! - a snapshot replaces the changes it covers, and what it covers only
+//!   rises (an older snapshot changes nothing); a change it replaced is
+//!   still recognised when retried;
+//! - a log append at a position already taken is refused, whole;
+//! - a fetch pages, never splits an envelope, always makes progress, and
+//!   pages end to end to exactly what was stored, in order;
+//! - what was acknowledged is there after the store is closed and opened
+//!   again, with its heads, cursor and sizes.
+
+#![allow(dead_code)]
+
+use casebook_relay::storage::{NewEnvelope, Storage, StoreError, WriteJob, Written};
+use casebook_shared::crypto::Sig;
+use casebook_shared::frames::Stored;
+use casebook_shared::ids::{AccountId, DeviceId, DocId, EnvelopeId};
+use casebook_shared::signed::Signed;
+
+fn doc(n: u8) -> DocId {
+    DocId([n; 16])
+}
+
+fn env_id(n: u8) -> EnvelopeId {
+    EnvelopeId([n; 24])
+}
+
+fn change(d: u8, id: u8, bytes: &[u8]) -> NewEnvelope {
+    NewEnvelope {
+        doc: doc(d),
+        id: env_id(id),
+        snapshot_covers: None,
+        bytes: bytes.to_vec(),
+    }
+}
+
+fn entry(n: u8) -> Signed {
+    Signed {
+        body: vec![n; 40],
+        signer: DeviceId([n; 32]),
+        sig: Sig([n; 64]),
+    }
+}
+
+async fn write(s: &impl Storage, job: WriteJob) -> Vec<Result<Written, StoreError>> {
+    s.submit(job).await.expect("the writer answers")
+}
+
+async fn put(s: &impl Storage, envs: Vec<NewEnvelope>) -> Vec<Result<Written, StoreError>> {
+    write(s, WriteJob::Envelopes(envs)).await
+}
+
+fn all(s: &impl Storage, d: u8) -> Vec<Stored> {
+    s.fetch(&[(doc(d), 0)], usize::MAX).expect("fetch").0
+}
+
+pub async fn a_repeated_envelope_is_acknowledged_once(s: &impl Storage) {
+    let first = put(s, vec![change(1, 1, b"one")]).await;
+    let Ok(w) = first[0] else { panic!("{first:?}") };
+    assert!(w.seq > 0);
+    assert_eq!(w.added, 3);
+    // Again, alone and within a batch: the same number, nothing added.
+    let again = put(s, vec![change(1, 2, b"two"), change(1, 1, b"one")]).await;
+    assert!(
+        matches!(again[1], Ok(Written { seq, added: 0 }) if seq == w.seq),
+        "{again:?}"
+    );
+    assert!(again[0].as_ref().is_ok_and(|x| x.seq > w.seq));
+    // The same id with other bytes: refused, the first kept.
+    let other = put(s, vec![change(1, 1, b"forged")]).await;
+    assert!(matches!(other[0], Err(StoreError::Conflict)), "{other:?}");
+    let stored = all(s, 1);
+    assert_eq!(stored.len(), 2);
+    assert_eq!(stored[0].envelope, b"one");
+    // An id is a document's own: another document may use it.
+    assert!(put(s, vec![change(2, 1, b"elsewhere")]).await[0].is_ok());
+}
+
+pub async fn a_snapshot_replaces_what_it_covers_and_covers_only_rise(s: &impl Storage) {
+    let mut seqs = Vec::new();
+    for i in 1..=4u8 {
+        let r = put(s, vec![change(3, i, &[i; 10])]).await;
+        seqs.push(r[0].as_ref().expect("stored").seq);
+    }
+    let snap = |covers: u64, bytes: &[u8], id: u8| NewEnvelope {
+        doc: doc(3),
+        id: env_id(100 + id),
+        snapshot_covers: Some(covers),
+        bytes: bytes.to_vec(),
+    };
+    let r = put(s, vec![snap(seqs[2], b"snapshot-upto-3", 1)]).await;
+    let w = r[0].as_ref().expect("stored");
+    assert_eq!(w.seq, seqs[2]);
+    assert_eq!(
+        w.added,
+        15 - 30,
+        "the snapshot's size less the changes it freed"
+    );
+    let got = all(s, 3);
+    assert_eq!(got.len(), 2, "{got:?}");
+    assert_eq!(
+        (got[0].seq, got[0].envelope.as_slice()),
+        (seqs[2], &b"snapshot-upto-3"[..])
+    );
+    assert_eq!(got[1].seq, seqs[3]);
+    // An older snapshot changes nothing.
+    let older = put(s, vec![snap(seqs[1], b"older", 2)]).await;
+    assert!(older[0].as_ref().is_ok_and(|w| w.added == 0), "{older:?}");
+    assert_eq!(all(s, 3)[0].envelope, b"snapshot-upto-3");
+    // A change it replaced, retried: recognised, not stored again.
+    let retried = put(s, vec![change(3, 1, &[1; 10])]).await;
+    assert!(
+        matches!(retried[0], Ok(Written { seq, added: 0 }) if seq == seqs[0]),
+        "{retried:?}"
+    );
+    // Fetching from past the snapshot skips it.
+    let after = s.fetch(&[(doc(3), seqs[2])], usize::MAX).unwrap().0;
+    assert_eq!(after.len(), 1);
+    assert_eq!(after[0].seq, seqs[3]);
+}
+
+pub async fn a_log_append_at_a_taken_position_is_refused_whole(s: &impl Storage) {
+    let account = AccountId([9; 32]);
+    let job = |first_seq, entries| WriteJob::Account {
+        account,
+        first_seq,
+        entries,
+    };
+    assert!(write(s, job(0, vec![entry(1), entry(2)])).await[0].is_ok());
+    let taken = write(s, job(1, vec![entry(7), entry(8)])).await;
+    assert!(
+        matches!(taken[0], Err(StoreError::LogConflict)),
+        "{taken:?}"
+    );
+    assert!(write(s, job(2, vec![entry(3)])).await[0].is_ok());
+    let access = |first_seq, entries| WriteJob::Access {
+        doc: doc(4),
+        first_seq,
+        entries,
+    };
+    assert!(write(s, access(0, vec![entry(5)])).await[0].is_ok());
+    let taken = write(s, access(0, vec![entry(6)])).await;
+    assert!(
+        matches!(taken[0], Err(StoreError::LogConflict)),
+        "{taken:?}"
+    );
+    let loaded = s.load().unwrap();
+    let log = &loaded
+        .accounts
+        .iter()
+        .find(|(a, _)| *a == account)
+        .unwrap()
+        .1;
+    assert_eq!(
+        log,
+        &vec![entry(1), entry(2), entry(3)],
+        "nothing of the refused append"
+    );
+    let log = &loaded.docs.iter().find(|(d, _)| *d == doc(4)).unwrap().1;
+    assert_eq!(log, &vec![entry(5)]);
+}
+
+pub async fn a_fetch_pages_end_to_end(s: &impl Storage) {
+    let mut want = Vec::new();
+    for i in 0..40u8 {
+        let d = 10 + i % 3;
+        let bytes = vec![i; 100 + usize::from(i)];
+        let r = put(s, vec![change(d, i, &bytes)]).await;
+        want.push((doc(d), r[0].as_ref().unwrap().seq, bytes));
+    }
+    let docs: Vec<DocId> = (10..13).map(doc).collect();
+    let mut marks: Vec<(DocId, u64)> = docs.iter().map(|d| (*d, 0)).collect();
+    let mut got: Vec<(DocId, u64, Vec<u8>)> = Vec::new();
+    let mut pages = 0;
+    loop {
+        let (items, more) = s.fetch(&marks, 450).unwrap();
+        pages += 1;
+        assert!(
+            !items.is_empty() || !more,
+            "a page that promises more holds something"
+        );
+        assert!(items.len() <= 4, "about max_bytes a page");
+        for it in items {
+            let m = marks.iter_mut().find(|(d, _)| *d == it.doc).unwrap();
+            assert!(it.seq > m.1, "in order, after the mark");
+            m.1 = it.seq;
+            got.push((it.doc, it.seq, it.envelope));
+        }
+        if !more {
+            break;
+        }
+        assert!(pages < 100);
+    }
+    assert!(pages > 5);
+    got.sort_by_key(|(_, seq, _)| *seq);
+    want.sort_by_key(|(_, seq, _)| *seq);
+    assert_eq!(got, want);
+    // One envelope larger than a page still comes, alone.
+    put(s, vec![change(13, 1, &[1; 5000])]).await;
+    let (items, _) = s.fetch(&[(doc(13), 0)], 10).unwrap();
+    assert_eq!(items.len(), 1);
+}
+
+/// Writes, then hands the store back to be closed and opened again by
+/// `reopen`, and checks what was acknowledged is all there.
+pub async fn acknowledged_writes_survive_a_reopen<S: Storage>(s: S, reopen: impl FnOnce(S) -> S) {
+    let a = put(
+        &s,
+        vec![change(20, 1, b"kept"), change(20, 2, b"also kept")],
+    )
+    .await;
+    let top = a[1].as_ref().unwrap().seq;
+    write(
+        &s,
+        WriteJob::Account {
+            account: AccountId([20; 32]),
+            first_seq: 0,
+            entries: vec![entry(20)],
+        },
+    )
+    .await[0]
+        .as_ref()
+        .unwrap();
+    let s = reopen(s);
+    let loaded = s.load().unwrap();
+    assert!(loaded.cursor >= top);
+    assert_eq!(
+        loaded
+            .heads
+            .iter()
+            .find(|(d, _)| *d == doc(20))
+            .map(|h| h.1),
+        Some(top)
+    );
+    assert_eq!(
+        loaded
+            .doc_bytes
+            .iter()
+            .find(|(d, _)| *d == doc(20))
+            .map(|h| h.1),
+        Some(4 + 9)
+    );
+    assert!(
+        loaded
+            .accounts
+            .iter()
+            .any(|(a, log)| *a == AccountId([20; 32]) && log.len() == 1)
+    );
+    let got = all(&s, 20);
+    assert_eq!(got.len(), 2);
+    // Numbers keep rising after a reopen.
+    let next = put(&s, vec![change(20, 3, b"after")]).await;
+    assert!(next[0].as_ref().unwrap().seq > top);
+}
