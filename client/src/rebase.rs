@@ -27,6 +27,8 @@ enum Intent {
     },
     Remove(AccountId),
     Rotate,
+    /// The case disposed of: replayed last, and nothing after it matters.
+    Dispose,
 }
 
 impl Home {
@@ -127,6 +129,7 @@ impl Home {
                     }
                 }
                 DocOp::RemoveMember { member } => Intent::Remove(member),
+                DocOp::Dispose => Intent::Dispose,
                 DocOp::Genesis { .. } => {
                     return Err(Error::Inconsistent("a second genesis entry".into()));
                 }
@@ -158,6 +161,10 @@ impl Home {
         // Replayed where still needed; a removal or rotation means one new
         // epoch at the end, sealed to whoever is a member then.
         let mut rotate = false;
+        if intents.iter().any(|i| matches!(i, Intent::Dispose)) {
+            self.append_access_entry(doc, DocOp::Dispose)?;
+            return Ok(None);
+        }
         for intent in intents {
             let meta = self
                 .doc_meta(doc)?

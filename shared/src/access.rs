@@ -70,6 +70,12 @@ pub enum DocOp {
     },
     /// A member removed; a rotation should follow in the same upload.
     RemoveMember { member: AccountId },
+    /// The document is disposed of (its retention ran out): the last entry.
+    /// The relay then deletes its envelopes, snapshots and every earlier
+    /// entry of this log (the key envelopes with them) and keeps this one
+    /// alone, so every device that held it deletes it too, and no key that
+    /// opened it is left to recover.
+    Dispose,
 }
 
 /// One entry of the chain, before signing.
@@ -138,6 +144,8 @@ pub struct DocState {
     /// The account-key generation each epoch's key was sealed to, per
     /// account: a device revoked before that generation never held it.
     pub wraps: BTreeMap<(u32, AccountId), u32>,
+    /// The log ends in a disposal: nothing may follow it.
+    pub disposed: bool,
 }
 
 /// A role an account held from one epoch to another (inclusive).
@@ -261,6 +269,25 @@ impl DocState {
         Ok(())
     }
 
+    /// Checks a disposal entry on its own, as it is kept once the log
+    /// before it is gone: a `Dispose` of `doc`, signed by a device of its
+    /// owner's account that was active when it signed. Returns its position.
+    pub fn verify_disposal(
+        signed: &Signed,
+        doc: &DocId,
+        owner: &AccountState,
+    ) -> Result<u64, AccessError> {
+        let entry: DocEntry = signed.open(SIG_LABEL)?;
+        if !matches!(entry.op, DocOp::Dispose) || entry.doc != *doc || entry.seq == 0 {
+            return Err(AccessError::Invalid(entry.seq, "not a disposal of this document"));
+        }
+        if entry.account != owner.id {
+            return Err(AccessError::NotOwner(entry.seq));
+        }
+        Self::check_signer(signed, &entry, &|a: &AccountId| (*a == owner.id).then_some(owner), 0)?;
+        Ok(entry.seq)
+    }
+
     /// Checks a genesis entry.
     pub fn from_genesis<'a>(
         signed: &Signed,
@@ -301,6 +328,7 @@ impl DocState {
                 until_epoch: None,
             }],
             wraps: BTreeMap::from([((0, entry.account), key.generation)]),
+            disposed: false,
         })
     }
 
@@ -314,6 +342,9 @@ impl DocState {
         let seq = entry.seq;
         if seq != self.len || entry.prev != Some(self.head) || entry.doc != self.doc {
             return Err(AccessError::Broken(seq));
+        }
+        if self.disposed {
+            return Err(AccessError::Invalid(seq, "the document was disposed of"));
         }
         if self.members.get(&entry.account).map(|m| m.role) != Some(Role::Owner) {
             return Err(AccessError::NotOwner(seq));
@@ -384,6 +415,7 @@ impl DocState {
                 });
                 self.wraps.insert((self.epoch, *member), key.generation);
             }
+            DocOp::Dispose => self.disposed = true,
             DocOp::RemoveMember { member } => {
                 if *member == self.owner || self.members.remove(member).is_none() {
                     return Err(AccessError::Invalid(seq, "not a removable member"));
@@ -482,7 +514,7 @@ pub fn doc_keys(
                 previous.insert(*ep, p);
                 keys.iter().find(|k| k.recipient == *account)
             }
-            DocOp::RemoveMember { .. } => None,
+            DocOp::RemoveMember { .. } | DocOp::Dispose => None,
         };
         if let Some(k) = found.filter(|k| k.recipient == *account)
             && let Some(ak) = account_keys.get(k.generation as usize)
@@ -570,6 +602,66 @@ mod tests {
         assert!(matches!(
             DocState::from_genesis(&forged, &lookup),
             Err(AccessError::NotOwner(0))
+        ));
+    }
+
+    #[test]
+    fn a_disposal_ends_the_log_and_verifies_alone() {
+        let s = DeviceSigner::generate();
+        let d = DhSecret::generate();
+        let (g, _) = account::genesis(&s, &d, 0);
+        let acct = AccountState::from_genesis(&g).unwrap();
+        let doc = DocId::random();
+        let k0 = SecretKey::random();
+        let entry = |seq: u64, prev: Option<Hash>, op: DocOp| {
+            Signed::sign(
+                &s,
+                SIG_LABEL,
+                &DocEntry {
+                    doc,
+                    seq,
+                    prev,
+                    at: 0,
+                    account: acct.id,
+                    account_len: acct.len,
+                    op,
+                },
+            )
+        };
+        let e0 = entry(
+            0,
+            None,
+            DocOp::Genesis {
+                key: key_envelope(&doc, 0, &k0, &acct).unwrap(),
+            },
+        );
+        let lookup = |a: &AccountId| (*a == acct.id).then_some(&acct);
+        let mut st = DocState::from_genesis(&e0, &lookup).unwrap();
+        let gone = entry(1, Some(st.head), DocOp::Dispose);
+        st.apply(&gone, &lookup).unwrap();
+        assert!(st.disposed);
+        let after = entry(2, Some(st.head), DocOp::RemoveMember { member: acct.id });
+        assert!(matches!(
+            st.apply(&after, &lookup),
+            Err(AccessError::Invalid(2, _))
+        ));
+        // Alone, once the log before it is gone: for this document only,
+        // from its owner only, and only a disposal.
+        assert_eq!(DocState::verify_disposal(&gone, &doc, &acct).unwrap(), 1);
+        assert!(DocState::verify_disposal(&gone, &DocId::random(), &acct).is_err());
+        assert!(DocState::verify_disposal(&e0, &doc, &acct).is_err());
+        let m = DeviceSigner::generate();
+        let forged = Signed {
+            signer: m.device_id(),
+            sig: m.sign(SIG_LABEL, &gone.body),
+            body: gone.body.clone(),
+        };
+        assert!(DocState::verify_disposal(&forged, &doc, &acct).is_err());
+        let (g2, _) = account::genesis(&m, &DhSecret::generate(), 0);
+        let other = AccountState::from_genesis(&g2).unwrap();
+        assert!(matches!(
+            DocState::verify_disposal(&gone, &doc, &other),
+            Err(AccessError::NotOwner(1))
         ));
     }
 }
