@@ -327,6 +327,18 @@ enum CaseCmd {
     },
     /// Lift a case's legal hold.
     Release { case: String },
+    /// Dispose of a case whose retention has run out: it is destroyed on
+    /// every device, the relay and a colleague's, with every key that
+    /// opened it. Asks you to type the client's name (or give --yes).
+    Dispose {
+        case: String,
+        /// Before its retention period has run out.
+        #[arg(long)]
+        early: bool,
+        /// Do not ask (for scripts).
+        #[arg(long)]
+        yes: bool,
+    },
     /// A case's profile and notes (CASE: a unique part of its id or its client's name).
     Show { case: String },
     /// Set a case's profile fields (presenting_concerns, treatment_plan, goals) or name.

@@ -477,3 +477,50 @@ async fn retention_lists_what_is_due_and_a_legal_hold_keeps_a_case() {
         assert!(trail.contains(said), "{said}: {trail}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_due_case_is_disposed_of_and_older_backups_are_to_be_replaced() {
+    let relay = relay().await;
+    let dir = tempfile::tempdir().unwrap();
+    let home = dir.path().join("laptop");
+    init_at(&home, &relay, "Dr. Rivera");
+    let case = new_case(&home, "Avery Old");
+    ok(
+        &home,
+        &[
+            "note",
+            "add",
+            &case,
+            "--date",
+            "2015-03-01",
+            "--field",
+            "plan=Seen.",
+        ],
+    );
+    let recent = new_case(&home, "Casey Recent");
+    ok(&home, &["note", "add", &recent, "--field", "plan=Seen."]);
+    let out = casebook(&home)
+        .env("CASEBOOK_BACKUP_PASSPHRASE", "kept in the safe")
+        .args(["backup", "create", dir.path().join("b").to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+
+    fails(&home, &["case", "dispose", "Avery"], "--yes");
+    fails(&home, &["case", "dispose", "Casey", "--yes"], "kept until");
+    ok(&home, &["case", "dispose", "Avery", "--yes"]);
+    let all = ok(&home, &["case", "list", "--all"]);
+    assert!(
+        !all.contains("Avery Old") && all.contains("Casey Recent"),
+        "{all}"
+    );
+    let out = run(&home, &["retention"]);
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(said.contains("since this device's last backup"), "{said}");
+    let trail = ok(&home, &["audit", "--limit", "100"]);
+    assert!(trail.contains("disposed of by Dr. Rivera"), "{trail}");
+    assert!(
+        !trail.contains("Avery Old"),
+        "the trail keeps no client name: {trail}"
+    );
+}

@@ -32,6 +32,8 @@ CREATE TABLE IF NOT EXISTS envelopes(
 CREATE INDEX IF NOT EXISTS envelopes_by_doc ON envelopes(doc, seq);
 CREATE TABLE IF NOT EXISTS snapshots(
     doc BLOB PRIMARY KEY, covers INTEGER NOT NULL, bytes BLOB NOT NULL) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS disposed(
+    doc BLOB PRIMARY KEY, readers BLOB NOT NULL) WITHOUT ROWID;
 ";
 
 type Queued = (WriteJob, oneshot::Sender<WriteResult>);
@@ -56,6 +58,9 @@ fn open(path: &Path) -> Result<Connection, StoreError> {
     // gives it back to the disk. This must come before anything else touches
     // a new database, and does nothing to an existing one.
     conn.pragma_update(None, "auto_vacuum", "INCREMENTAL")?;
+    // What is deleted (a disposed document above all) is overwritten in
+    // the file, not only unlinked.
+    conn.pragma_update(None, "secure_delete", "ON")?;
     conn.pragma_update(None, "journal_mode", "WAL")?;
     conn.pragma_update(None, "synchronous", "FULL")?;
     // A large group commit grows the WAL; give the space back after it.
@@ -147,13 +152,24 @@ fn writer_loop(mut conn: Connection, rx: mpsc::Receiver<Queued>) {
         let pruned = batch.iter().any(|(j, _)| {
             matches!(j, WriteJob::Envelopes(v) if v.iter().any(|e| e.snapshot_covers.is_some()))
         });
+        let disposed = batch
+            .iter()
+            .any(|(j, _)| matches!(j, WriteJob::Dispose { .. }));
         for ((_, reply), result) in batch.into_iter().zip(results) {
             let _ = reply.send(result);
         }
-        if pruned {
+        if pruned || disposed {
             // After the replies, so nobody waits on it; it frees what was just pruned.
             if let Err(e) = incremental_vacuum(&conn) {
                 tracing::warn!(error = %e, "incremental vacuum");
+            }
+        }
+        if disposed {
+            // A disposed document's pages are zeroed in the database
+            // (secure_delete); their earlier versions may still sit in the
+            // write-ahead log until it is checkpointed and emptied.
+            if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(())) {
+                tracing::warn!(error = %e, "checkpoint after a disposal");
             }
         }
     }
@@ -230,6 +246,23 @@ fn run_job(
             *first_seq,
             entries,
         )?]),
+        WriteJob::Dispose {
+            doc,
+            first_seq,
+            entries,
+            readers,
+        } => {
+            let appended = append_log(tx, "access_entries", "doc", &doc.0, *first_seq, entries)?;
+            if appended.is_err() {
+                return Ok(vec![appended]);
+            }
+            Ok(vec![dispose(
+                tx,
+                doc,
+                *first_seq + entries.len() as u64 - 1,
+                readers,
+            )?])
+        }
         WriteJob::Envelopes(envs) => {
             let mut out = Vec::with_capacity(envs.len());
             for e in envs {
@@ -268,6 +301,37 @@ fn append_log(
     }
     sp.commit()?;
     Ok(Ok(Written::default()))
+}
+
+/// Deletes what a disposed document held (secure_delete zeroes it in the
+/// file) but for its disposal entry, at `last`.
+fn dispose(
+    tx: &mut rusqlite::Transaction<'_>,
+    doc: &DocId,
+    last: u64,
+    readers: &[AccountId],
+) -> Result<Result<Written, StoreError>, rusqlite::Error> {
+    let d = &doc.0[..];
+    let freed: i64 = tx.query_row(
+        "SELECT COALESCE((SELECT SUM(length(bytes)) FROM envelopes WHERE doc = ?1), 0)
+              + COALESCE((SELECT SUM(length(bytes)) FROM snapshots WHERE doc = ?1), 0)",
+        [d],
+        |r| r.get(0),
+    )?;
+    tx.execute("DELETE FROM envelopes WHERE doc = ?1", [d])?;
+    tx.execute("DELETE FROM snapshots WHERE doc = ?1", [d])?;
+    tx.execute(
+        "DELETE FROM access_entries WHERE doc = ?1 AND seq < ?2",
+        params![d, last as i64],
+    )?;
+    tx.execute(
+        "INSERT OR REPLACE INTO disposed(doc, readers) VALUES (?1, ?2)",
+        params![d, codec::encode(&readers.to_vec())],
+    )?;
+    Ok(Ok(Written {
+        seq: 0,
+        added: -freed,
+    }))
 }
 
 fn insert_envelope(
@@ -386,11 +450,24 @@ impl Storage for SqliteStore {
                 let n: i64 = r.get(1)?;
                 loaded.doc_bytes.push((DocId(blob(r.get(0)?)?), n as u64));
             }
+            // Numbers handed out only rise, even past envelopes since
+            // deleted with a disposed document (AUTOINCREMENT keeps the
+            // highest in sqlite_sequence).
             loaded.cursor = conn
-                .query_row("SELECT MAX(seq) FROM envelopes", [], |r| {
-                    r.get::<_, Option<i64>>(0)
-                })?
+                .query_row(
+                    "SELECT MAX(n) FROM (SELECT MAX(seq) AS n FROM envelopes
+                     UNION ALL SELECT seq FROM sqlite_sequence WHERE name = 'envelopes')",
+                    [],
+                    |r| r.get::<_, Option<i64>>(0),
+                )?
                 .unwrap_or(0) as u64;
+            let mut stmt = conn.prepare("SELECT doc, readers FROM disposed")?;
+            let mut rows = stmt.query([])?;
+            while let Some(r) = rows.next()? {
+                let readers: Vec<AccountId> = codec::decode(&r.get::<_, Vec<u8>>(1)?)
+                    .map_err(|e| StoreError::Damaged(format!("disposed: {e}")))?;
+                loaded.disposed.push((DocId(blob(r.get(0)?)?), readers));
+            }
             Ok(loaded)
         })
     }

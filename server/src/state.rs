@@ -20,11 +20,28 @@ pub struct Account {
 
 /// A document as verified, with its access log and its newest envelope.
 pub struct Doc {
+    /// The access log from entry `log_start` on: all of it, or for a
+    /// disposed document its disposal alone.
     pub log: Vec<Signed>,
+    pub log_start: u64,
     pub state: DocState,
     pub head: u64,
     /// Bytes of its envelopes and snapshot stored now.
     pub bytes: u64,
+}
+
+impl Doc {
+    /// Entries in the access log, counting those a disposal deleted.
+    pub fn access_len(&self) -> u64 {
+        self.log_start + self.log.len() as u64
+    }
+
+    /// The access log from entry `from` on, as far as it is kept: of a
+    /// disposed document, its disposal whatever came before `from`.
+    pub fn entries_from(&self, from: u64) -> Vec<Signed> {
+        let skip = from.saturating_sub(self.log_start) as usize;
+        self.log.iter().skip(skip).cloned().collect()
+    }
 }
 
 /// All verified state.
@@ -56,14 +73,32 @@ impl State {
         }
         let heads: HashMap<DocId, u64> = loaded.heads.into_iter().collect();
         let bytes: HashMap<DocId, u64> = loaded.doc_bytes.into_iter().collect();
+        let disposed: HashMap<DocId, Vec<AccountId>> = loaded.disposed.into_iter().collect();
         for (id, log) in loaded.docs {
-            let state = DocState::verify_log(&log, |a| st.account(a))
-                .map_err(|e| StoreError::Damaged(format!("document {}: {e}", id.short())))?;
+            let damaged =
+                |e: AccessError| StoreError::Damaged(format!("document {}: {e}", id.short()));
+            let (state, log_start) = match (disposed.get(&id), log.as_slice()) {
+                (Some(readers), [gone]) => {
+                    let entry: casebook_shared::access::DocEntry = gone
+                        .open(casebook_shared::access::SIG_LABEL)
+                        .map_err(|e| damaged(e.into()))?;
+                    let owner = st
+                        .account(&entry.account)
+                        .ok_or_else(|| damaged(AccessError::UnknownAccount(entry.seq)))?;
+                    let state = DocState::tombstone(gone, &id, owner, readers).map_err(damaged)?;
+                    (state, entry.seq)
+                }
+                _ => (
+                    DocState::verify_log(&log, |a| st.account(a)).map_err(damaged)?,
+                    0,
+                ),
+            };
             let head = heads.get(&id).copied().unwrap_or(0);
             st.set_doc(
                 id,
                 Doc {
                     log,
+                    log_start,
                     state,
                     head,
                     bytes: 0,
@@ -154,27 +189,42 @@ impl State {
     /// Records access entries that were checked and stored.
     pub fn commit_access(&mut self, state: DocState, entries: Vec<Signed>) {
         let id = state.doc;
-        let (mut log, head, bytes) = match self.docs.remove(&id) {
+        let (mut log, log_start, head, bytes) = match self.docs.remove(&id) {
             Some(d) => {
                 for m in d.state.members.keys() {
                     if let Some(set) = self.member_docs.get_mut(m) {
                         set.remove(&id);
                     }
                 }
-                (d.log, d.head, d.bytes)
+                (d.log, d.log_start, d.head, d.bytes)
             }
-            None => (Vec::new(), 0, 0),
+            None => (Vec::new(), 0, 0, 0),
         };
         log.extend(entries);
         self.set_doc(
             id,
             Doc {
                 log,
+                log_start,
                 state,
                 head,
                 bytes,
             },
         );
+    }
+
+    /// Records a disposal that was stored: the log is its last entry
+    /// alone, and the bytes freed leave the owner's usage.
+    pub fn commit_disposal(&mut self, state: DocState, entries: Vec<Signed>, freed: i64) {
+        let id = state.doc;
+        let last = state.len - 1;
+        self.commit_access(state, entries);
+        self.add_bytes(&id, freed);
+        if let Some(d) = self.docs.get_mut(&id) {
+            let gone = d.log.pop().expect("a disposal was just appended");
+            d.log = vec![gone];
+            d.log_start = last;
+        }
     }
 
     fn set_doc(&mut self, id: DocId, doc: Doc) {
@@ -200,10 +250,14 @@ impl State {
             .iter()
             .filter_map(|id| {
                 let d = self.docs.get(id)?;
-                d.state.role_of(account, now)?;
+                // A disposal reaches everyone who could read the document
+                // then, an expired share too: their devices delete it.
+                if !d.state.disposed {
+                    d.state.role_of(account, now)?;
+                }
                 Some(DocHead {
                     doc: *id,
-                    access_len: d.log.len() as u64,
+                    access_len: d.access_len(),
                     seq: d.head,
                 })
             })

@@ -53,6 +53,18 @@ pub enum WriteJob {
     },
     /// Envelopes; each gets its own answer.
     Envelopes(Vec<NewEnvelope>),
+    /// Access entries ending in a disposal, appended at `first_seq`; then,
+    /// in the same transaction, every envelope and snapshot of the
+    /// document and every earlier entry of its log (its key envelopes)
+    /// deleted, and the disposal kept alone with the accounts that could
+    /// read it (`readers`), so their devices learn of it. `added` in the
+    /// answer is minus the bytes freed.
+    Dispose {
+        doc: DocId,
+        first_seq: u64,
+        entries: Vec<Signed>,
+        readers: Vec<AccountId>,
+    },
 }
 
 /// One envelope's (or one log append's) stored outcome.
@@ -82,6 +94,9 @@ pub struct Loaded {
     pub cursor: u64,
     /// Bytes of envelopes and snapshots stored per document.
     pub doc_bytes: Vec<(DocId, u64)>,
+    /// Documents disposed of, with the accounts that could read them; their
+    /// access log in `docs` is the disposal entry alone.
+    pub disposed: Vec<(DocId, Vec<AccountId>)>,
 }
 
 /// What the relay needs of a store.

@@ -279,13 +279,65 @@ impl DocState {
     ) -> Result<u64, AccessError> {
         let entry: DocEntry = signed.open(SIG_LABEL)?;
         if !matches!(entry.op, DocOp::Dispose) || entry.doc != *doc || entry.seq == 0 {
-            return Err(AccessError::Invalid(entry.seq, "not a disposal of this document"));
+            return Err(AccessError::Invalid(
+                entry.seq,
+                "not a disposal of this document",
+            ));
         }
         if entry.account != owner.id {
             return Err(AccessError::NotOwner(entry.seq));
         }
-        Self::check_signer(signed, &entry, &|a: &AccountId| (*a == owner.id).then_some(owner), 0)?;
+        Self::check_signer(
+            signed,
+            &entry,
+            &|a: &AccountId| (*a == owner.id).then_some(owner),
+            0,
+        )?;
         Ok(entry.seq)
+    }
+
+    /// The state of a disposed document whose log is its disposal alone
+    /// (checked by [`Self::verify_disposal`]), read by `readers` until their
+    /// devices have deleted it.
+    pub fn tombstone(
+        signed: &Signed,
+        doc: &DocId,
+        owner: &AccountState,
+        readers: &[AccountId],
+    ) -> Result<Self, AccessError> {
+        let seq = Self::verify_disposal(signed, doc, owner)?;
+        let entry: DocEntry = signed.open(SIG_LABEL)?;
+        let members = readers
+            .iter()
+            .chain(std::iter::once(&owner.id))
+            .map(|a| {
+                let role = if *a == owner.id {
+                    Role::Owner
+                } else {
+                    Role::Read
+                };
+                (
+                    *a,
+                    Member {
+                        role,
+                        expires: None,
+                        added_seq: 0,
+                    },
+                )
+            })
+            .collect();
+        Ok(DocState {
+            doc: *doc,
+            owner: owner.id,
+            len: seq + 1,
+            head: signed.hash(HASH_LABEL),
+            epoch: 0,
+            members,
+            account_len: entry.account_len,
+            grants: Vec::new(),
+            wraps: BTreeMap::new(),
+            disposed: true,
+        })
     }
 
     /// Checks a genesis entry.
@@ -539,129 +591,5 @@ pub fn doc_keys(
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::account;
-    use crate::crypto::DeviceSigner;
-
-    #[test]
-    fn genesis_rotate_and_history() {
-        let s = DeviceSigner::generate();
-        let d = DhSecret::generate();
-        let (g, ak) = account::genesis(&s, &d, 0);
-        let acct = AccountState::from_genesis(&g).unwrap();
-        let doc = DocId::random();
-        let k0 = SecretKey::random();
-        let e0 = Signed::sign(
-            &s,
-            SIG_LABEL,
-            &DocEntry {
-                doc,
-                seq: 0,
-                prev: None,
-                at: 0,
-                account: acct.id,
-                account_len: acct.len,
-                op: DocOp::Genesis {
-                    key: key_envelope(&doc, 0, &k0, &acct).unwrap(),
-                },
-            },
-        );
-        let lookup = |a: &AccountId| (*a == acct.id).then_some(&acct);
-        let mut st = DocState::from_genesis(&e0, &lookup).unwrap();
-        let k1 = SecretKey::random();
-        let e1 = Signed::sign(
-            &s,
-            SIG_LABEL,
-            &DocEntry {
-                doc,
-                seq: 1,
-                prev: Some(st.head),
-                at: 0,
-                account: acct.id,
-                account_len: acct.len,
-                op: DocOp::Rotate {
-                    epoch: 1,
-                    keys: vec![key_envelope(&doc, 1, &k1, &acct).unwrap()],
-                    previous: seal_previous(&doc, 1, &k1, &k0),
-                },
-            },
-        );
-        st.apply(&e1, &lookup).unwrap();
-        assert_eq!(st.epoch, 1);
-        let keys = doc_keys(&[e0.clone(), e1], &acct.id, &[ak]).unwrap();
-        assert_eq!(keys[&0].expose(), k0.expose());
-        assert_eq!(keys[&1].expose(), k1.expose());
-        // A stranger's device cannot sign for the owner.
-        let m = DeviceSigner::generate();
-        let forged = Signed {
-            signer: m.device_id(),
-            sig: m.sign(SIG_LABEL, &e0.body),
-            body: e0.body.clone(),
-        };
-        assert!(matches!(
-            DocState::from_genesis(&forged, &lookup),
-            Err(AccessError::NotOwner(0))
-        ));
-    }
-
-    #[test]
-    fn a_disposal_ends_the_log_and_verifies_alone() {
-        let s = DeviceSigner::generate();
-        let d = DhSecret::generate();
-        let (g, _) = account::genesis(&s, &d, 0);
-        let acct = AccountState::from_genesis(&g).unwrap();
-        let doc = DocId::random();
-        let k0 = SecretKey::random();
-        let entry = |seq: u64, prev: Option<Hash>, op: DocOp| {
-            Signed::sign(
-                &s,
-                SIG_LABEL,
-                &DocEntry {
-                    doc,
-                    seq,
-                    prev,
-                    at: 0,
-                    account: acct.id,
-                    account_len: acct.len,
-                    op,
-                },
-            )
-        };
-        let e0 = entry(
-            0,
-            None,
-            DocOp::Genesis {
-                key: key_envelope(&doc, 0, &k0, &acct).unwrap(),
-            },
-        );
-        let lookup = |a: &AccountId| (*a == acct.id).then_some(&acct);
-        let mut st = DocState::from_genesis(&e0, &lookup).unwrap();
-        let gone = entry(1, Some(st.head), DocOp::Dispose);
-        st.apply(&gone, &lookup).unwrap();
-        assert!(st.disposed);
-        let after = entry(2, Some(st.head), DocOp::RemoveMember { member: acct.id });
-        assert!(matches!(
-            st.apply(&after, &lookup),
-            Err(AccessError::Invalid(2, _))
-        ));
-        // Alone, once the log before it is gone: for this document only,
-        // from its owner only, and only a disposal.
-        assert_eq!(DocState::verify_disposal(&gone, &doc, &acct).unwrap(), 1);
-        assert!(DocState::verify_disposal(&gone, &DocId::random(), &acct).is_err());
-        assert!(DocState::verify_disposal(&e0, &doc, &acct).is_err());
-        let m = DeviceSigner::generate();
-        let forged = Signed {
-            signer: m.device_id(),
-            sig: m.sign(SIG_LABEL, &gone.body),
-            body: gone.body.clone(),
-        };
-        assert!(DocState::verify_disposal(&forged, &doc, &acct).is_err());
-        let (g2, _) = account::genesis(&m, &DhSecret::generate(), 0);
-        let other = AccountState::from_genesis(&g2).unwrap();
-        assert!(matches!(
-            DocState::verify_disposal(&gone, &doc, &other),
-            Err(AccessError::NotOwner(1))
-        ));
-    }
-}
+#[path = "access_tests.rs"]
+mod tests;

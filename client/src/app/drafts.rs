@@ -24,6 +24,13 @@ pub struct Draft {
 }
 
 impl Home {
+    /// Forgets every draft of a case (it was disposed of).
+    pub(crate) fn drop_drafts(&self, case: &DocId) -> Result<()> {
+        let mut all = self.drafts()?;
+        all.retain(|d| d.case != case.to_hex());
+        self.save_drafts(&all)
+    }
+
     fn save_drafts(&self, all: &[Draft]) -> Result<()> {
         let bytes = zeroize::Zeroizing::new(
             serde_json::to_vec(all).expect("plain strings always serialize"),

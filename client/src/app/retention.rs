@@ -107,6 +107,25 @@ impl Home {
         self.edit_case(case, &what, |c| Ok(c.set_legal_hold(reason)?))
     }
 
+    /// Whether this device's newest backup still holds cases disposed of
+    /// since it was made: (when it was made, how many). Older backups
+    /// cannot be reached to delete from, so they are to be replaced.
+    pub fn backups_to_replace(&self) -> Result<Option<(u64, usize)>> {
+        let trail = self.own_audit()?;
+        let Some(last) = trail
+            .iter()
+            .rev()
+            .find(|a| a.what.starts_with("backup made"))
+        else {
+            return Ok(None);
+        };
+        let since = trail
+            .iter()
+            .filter(|a| a.at >= last.at && a.what.contains(" disposed of by "))
+            .count();
+        Ok((since > 0).then_some((last.at, since)))
+    }
+
     /// Every case this account owns, with when it falls due, soonest first.
     pub fn retention(&self) -> Result<Vec<RetentionRow>> {
         let default = self.retention_default()?;

@@ -2,6 +2,7 @@
 
 #[cfg(feature = "demo")]
 mod backup;
+mod cases;
 mod demo;
 mod devices;
 mod editor;
@@ -24,8 +25,7 @@ use casebook::Home;
 use casebook_shared::ids::DocId;
 
 use crate::{
-    AuditCmd, CaseCmd, Cli, Command, ContactCmd, HeldCmd, PassphraseCmd, PrivateCmd, RelayArgs,
-    RelayCmd,
+    AuditCmd, Cli, Command, ContactCmd, HeldCmd, PassphraseCmd, PrivateCmd, RelayArgs, RelayCmd,
 };
 use print::Out;
 
@@ -116,7 +116,7 @@ pub async fn run(cli: Cli) -> Result<()> {
             relay,
             offline,
         } => init(&cli, &out, name, relay, *offline).await,
-        Command::Case(c) => case(&cli, &out, c),
+        Command::Case(c) => cases::case(&cli, &out, c).await,
         Command::Note(n) => notes::note(&cli, &out, n),
         Command::Private(p) => private(&cli, &out, p),
         Command::Search { text, private } => {
@@ -166,6 +166,12 @@ pub async fn run(cli: Cli) -> Result<()> {
             }
             let mut rows = home.retention()?;
             rows.retain(|r| *all || r.is_due);
+            if let Some((at, n)) = home.backups_to_replace()? {
+                tell!(
+                    "{n} document(s) were disposed of since this device's last backup ({}): backups made before hold them still. Make a new backup and destroy the older ones.",
+                    time::local(at)
+                );
+            }
             out.retention(home.retention_default()?, &rows)
         }
         Command::Backup(cmd) => backup::backup(&cli, &out, cmd),
@@ -403,89 +409,6 @@ async fn init(cli: &Cli, out: &Out, name: &str, relay: &RelayArgs, offline: bool
     tell!();
     tell!("With them, `casebook recover` restores this account on a new device.");
     out.init(&home, "account.created")
-}
-
-fn case(cli: &Cli, out: &Out, cmd: &CaseCmd) -> Result<()> {
-    let mut home = open(cli)?;
-    match cmd {
-        CaseCmd::New { name } => {
-            if name.trim().is_empty() {
-                bail!("the case name must not be empty");
-            }
-            let same = home.cases_named(name)?;
-            let id = home.create_case(name.trim(), &time::today())?;
-            if !same.is_empty() {
-                let ids: Vec<String> = same.iter().map(|d| d.short()).collect();
-                tell!(
-                    "note: another case is named {:?} ({}); both are kept, told apart by their ids",
-                    name.trim(),
-                    ids.join(", ")
-                );
-            }
-            out.changed("case.created", id.to_hex()).created()
-        }
-        CaseCmd::List { all } => out.cases(&home.list_cases(*all)?),
-        CaseCmd::Close { case } => {
-            let id = case_id(&home, case)?;
-            home.close_case(&id, true)?;
-            out.changed("case.closed", id.to_hex())
-                .done("case closed: kept and synced, left out of `case list` (see --all)")
-        }
-        CaseCmd::Retention {
-            case,
-            years,
-            account_default: _,
-        } => {
-            let id = case_id(&home, case)?;
-            home.set_case_retention(&id, *years)?;
-            out.changed("case.retention_set", id.to_hex())
-                .with("years", *years)
-                .done(&match years {
-                    Some(y) => format!("kept {y} years after its last session"),
-                    None => "kept for the account's period".to_string(),
-                })
-        }
-        CaseCmd::Hold { case, reason } => {
-            let id = case_id(&home, case)?;
-            home.set_legal_hold(&id, Some(reason))?;
-            out.changed("case.held", id.to_hex())
-                .done("under a legal hold: it is not disposed of until released")
-        }
-        CaseCmd::Release { case } => {
-            let id = case_id(&home, case)?;
-            home.set_legal_hold(&id, None)?;
-            out.changed("case.released", id.to_hex())
-                .done("legal hold lifted; its retention period applies again")
-        }
-        CaseCmd::Reopen { case } => {
-            let id = case_id(&home, case)?;
-            home.close_case(&id, false)?;
-            out.changed("case.reopened", id.to_hex())
-                .done("case reopened")
-        }
-        CaseCmd::Show { case } => {
-            let id = case_id(&home, case)?;
-            let view = home.open_case(&id)?;
-            out.case(&id, &view.summary, &view.profile, &view.notes)
-        }
-        CaseCmd::Edit { case, fields, name } => {
-            let id = case_id(&home, case)?;
-            let fields = parse_fields(fields)?;
-            if fields.is_empty() && name.is_none() {
-                bail!("nothing to change: give --field FIELD=VALUE or --name");
-            }
-            home.edit_case(&id, "case edited", |c| {
-                if let Some(n) = name {
-                    c.set_name(n.trim())?;
-                }
-                if !fields.is_empty() {
-                    c.set_profile(&fields)?;
-                }
-                Ok(())
-            })?;
-            out.changed("case.edited", id.to_hex()).done("case updated")
-        }
-    }
 }
 
 fn contact(cli: &Cli, out: &Out, cmd: &ContactCmd) -> Result<()> {

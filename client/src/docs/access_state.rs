@@ -27,6 +27,9 @@ pub struct DocMeta {
     pub grants: Vec<Grant>,
     /// What each epoch's key was sealed to (see [`DocState::wraps`]).
     pub wraps: BTreeMap<(u32, AccountId), u32>,
+    /// The log ends in a disposal (kept last, so a meta saved before
+    /// disposals existed fails to decode and is worked out again).
+    pub disposed: bool,
 }
 
 impl DocMeta {
@@ -41,6 +44,7 @@ impl DocMeta {
                 .collect(),
             grants: st.grants.clone(),
             wraps: st.wraps.clone(),
+            disposed: st.disposed,
         }
     }
 
@@ -65,11 +69,11 @@ impl DocMeta {
     }
 }
 
-fn meta_name(doc: &DocId) -> String {
+pub(crate) fn meta_name(doc: &DocId) -> String {
     format!("doc/{}", doc.to_hex())
 }
 
-fn keys_name(doc: &DocId) -> String {
+pub(crate) fn keys_name(doc: &DocId) -> String {
     format!("dockeys/{}", doc.to_hex())
 }
 

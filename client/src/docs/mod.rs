@@ -11,7 +11,7 @@ use crate::home::{Home, now};
 use crate::notes::{CaseDoc, CaseSummary, PrivateDoc};
 use crate::store::{DocSync, OutKind};
 
-mod access_state;
+pub(crate) mod access_state;
 
 pub use access_state::DocMeta;
 

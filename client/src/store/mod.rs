@@ -428,6 +428,28 @@ impl Store {
     /// Forgets a document's content and what was fetched of it, keeping its
     /// access log: the next sync fetches it again from the start, as a new
     /// device would, if this account may still read it.
+    /// Deletes everything stored of a document: its row, its access log,
+    /// and what waits to be sent for it. (Its sealed settings are the
+    /// caller's to delete.)
+    pub fn delete_doc(&self, doc: &DocId) -> Result<(), StoreError> {
+        self.conn
+            .execute("DELETE FROM docs WHERE doc = ?1", [&doc.0[..]])?;
+        self.conn
+            .execute("DELETE FROM logs WHERE owner = ?1", [&doc.0[..]])?;
+        self.conn
+            .execute("DELETE FROM outbox WHERE doc = ?1", [&doc.0[..]])?;
+        Ok(())
+    }
+
+    /// Moves what the write-ahead log holds into the database file and
+    /// empties it: after a deletion, so no earlier version of a deleted
+    /// page stays behind in it (secure_delete zeroes them in the file).
+    pub fn checkpoint(&self) -> Result<(), StoreError> {
+        self.conn
+            .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))?;
+        Ok(())
+    }
+
     pub fn forget_doc_content(&self, doc: &DocId) -> Result<(), StoreError> {
         self.conn.execute(
             "UPDATE docs SET body = NULL, summary = NULL, seen = 0, since_snapshot = 0,

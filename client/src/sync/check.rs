@@ -313,6 +313,7 @@ mod tests {
             .flat_map(|e| grants.iter().map(move |g| ((e, g.account), 0)))
             .collect();
         DocMeta {
+            disposed: false,
             owner: grants[0].account,
             epoch,
             members: grants

@@ -49,6 +49,14 @@ impl Home {
             let entries: Vec<Signed> = codec::decode(&row.payload)?;
             *unsent.entry(row.doc).or_default() += entries.len() as u64;
         }
+        // This device's own disposal, once the relay has it (nothing of it
+        // waits to be sent), is carried out here as on every other device.
+        for doc in self.store.doc_ids()? {
+            if !unsent.contains_key(&doc) && self.doc_meta(&doc)?.is_some_and(|m| m.disposed) {
+                let me = self.name().to_string();
+                self.purge_doc(&doc, &me)?;
+            }
+        }
         let mut held = BTreeMap::new();
         for doc in self.store.doc_ids()? {
             let mut sync = self.sync_record(&doc)?;
@@ -56,7 +64,10 @@ impl Home {
             let owned = self.doc_meta(&doc)?.is_some_and(|m| m.owner == me);
             held.insert(doc, (sync, owned));
         }
-        let needs = check::plan(&heads, &held).map_err(Error::Rollback)?;
+        let mut needs = check::plan(&heads, &held).map_err(Error::Rollback)?;
+        // A disposal stays listed; once taken it is no news.
+        let disposed = self.disposed_docs()?;
+        needs.retain(|n| !disposed.contains(&n.doc));
         let listed: BTreeSet<DocId> = heads.iter().map(|h| h.doc).collect();
         self.atomically(|home| {
             for (doc, (_, owned)) in &held {
@@ -81,6 +92,7 @@ impl Home {
         // and the refusal is reported; the other documents go on.
         let mut fetched_logs = Vec::new();
         let mut held_back = BTreeSet::new();
+        let mut purged = BTreeSet::new();
         for need in &needs {
             if let Some(from) = need.access_from {
                 let entries = match relay
@@ -93,6 +105,27 @@ impl Home {
                     Response::Log { entries } => entries,
                     r => return Err(unexpected(r)),
                 };
+                // A disposal is kept alone (the log before it is gone) and
+                // checked alone; the document is then deleted here.
+                if let Some(gone) = entries
+                    .last()
+                    .filter(|e| crate::app::disposal::is_disposal(e))
+                {
+                    match self.take_disposal(relay, &need.doc, gone, accounts).await? {
+                        Ok(()) => {
+                            purged.insert(need.doc);
+                        }
+                        Err(reason) => {
+                            held_back.insert(need.doc);
+                            report.refused.push(RefusedEnvelope {
+                                doc: need.doc,
+                                seq: from,
+                                reason: format!("access log: {reason}"),
+                            });
+                        }
+                    }
+                    continue;
+                }
                 if from + entries.len() as u64 != access_len[&need.doc] {
                     return Err(Error::Rollback(format!(
                         "document {} listed {} access entries but sent {}",
@@ -142,7 +175,7 @@ impl Home {
         }
         let needs: Vec<check::Need> = needs
             .into_iter()
-            .filter(|n| !held_back.contains(&n.doc))
+            .filter(|n| !held_back.contains(&n.doc) && !purged.contains(&n.doc))
             .collect();
 
         // Envelopes are checked against their author's account log, and a

@@ -38,6 +38,7 @@ impl Home {
         let mut batch_bytes = 0usize;
         // This account's role in each document, and its current epoch.
         let mut terms: BTreeMap<DocId, (Option<Role>, u32)> = BTreeMap::new();
+        let mut gone: BTreeMap<DocId, bool> = BTreeMap::new();
         let me = self.account_id();
         for row in rows {
             // Its access log on the relay did not verify this round: what
@@ -49,6 +50,20 @@ impl Home {
                     row.doc,
                     "the relay's access log for it does not verify",
                 );
+                continue;
+            }
+            // A document disposed of here takes no more changes: they are
+            // deleted with it once the relay has its disposal.
+            let disposed = match gone.get(&row.doc) {
+                Some(g) => *g,
+                None => {
+                    let g = self.doc_meta(&row.doc)?.is_some_and(|m| m.disposed);
+                    gone.insert(row.doc, g);
+                    g
+                }
+            };
+            if row.kind != OutKind::Access && disposed {
+                self.store.remove_outbox(row.id)?;
                 continue;
             }
             // A change held back holds back every later one of its document:
@@ -255,8 +270,9 @@ impl Home {
             let Some(meta) = self.doc_meta(&doc)? else {
                 continue;
             };
-            // Only the owner's devices write snapshots (see sync::check).
-            let allowed = meta.owner == me;
+            // Only the owner's devices write snapshots (see sync::check),
+            // and none of a document disposed of.
+            let allowed = meta.owner == me && !meta.disposed;
             let keys = self.doc_keys(&doc)?;
             let (true, Some(key), Some(body)) =
                 (allowed, keys.get(&meta.epoch), self.snapshot_body(&doc)?)

@@ -111,7 +111,7 @@ impl<S: Storage> Relay<S> {
         let _order = self.order.write().await;
         let (state, first_seq) = {
             let st = self.read();
-            let first_seq = st.docs.get(&doc).map_or(0, |d| d.log.len() as u64);
+            let first_seq = st.docs.get(&doc).map_or(0, |d| d.access_len());
             match st.check_access(&doc, &entries) {
                 Ok(s) => (s, first_seq),
                 Err(e) => return err(ErrorCode::Invalid, e.to_string()),
@@ -123,13 +123,29 @@ impl<S: Storage> Relay<S> {
                 "only an owner changes who may read a document",
             );
         }
-        let job = WriteJob::Access {
-            doc,
-            first_seq,
-            entries: entries.clone(),
+        let job = if state.disposed {
+            WriteJob::Dispose {
+                doc,
+                first_seq,
+                entries: entries.clone(),
+                readers: state.members.keys().copied().collect(),
+            }
+        } else {
+            WriteJob::Access {
+                doc,
+                first_seq,
+                entries: entries.clone(),
+            }
         };
         match self.store.submit(job).await {
             Ok(mut r) => match r.pop() {
+                Some(Ok(w)) if state.disposed => {
+                    tracing::info!(doc = %doc.short(), freed = -w.added, "document disposed of");
+                    self.write().commit_disposal(state, entries, w.added);
+                    let head = self.read().docs.get(&doc).map_or(0, |d| d.head);
+                    let _ = self.changes.send(Change { doc, seq: head });
+                    Response::Ok
+                }
                 Some(Ok(_)) => {
                     tracing::info!(doc = %doc.short(), entries = entries.len(), "access log appended");
                     self.write().commit_access(state, entries);

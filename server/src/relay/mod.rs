@@ -260,9 +260,14 @@ impl<S: Storage> Relay<S> {
                 };
                 let st = self.read();
                 match st.docs.get(&doc) {
-                    Some(d) if d.state.role_of(&account, now()).is_some() => Response::Log {
-                        entries: d.log.iter().skip(from as usize).cloned().collect(),
-                    },
+                    Some(d)
+                        if d.state.role_of(&account, now()).is_some()
+                            || (d.state.disposed && d.state.members.contains_key(&account)) =>
+                    {
+                        Response::Log {
+                            entries: d.entries_from(from),
+                        }
+                    }
                     Some(_) => err(ErrorCode::Forbidden, "not a member of this document"),
                     None => err(ErrorCode::NotFound, "no such document"),
                 }

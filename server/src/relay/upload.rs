@@ -25,6 +25,7 @@ enum Refusal {
     WrongEpoch,
     SnapshotAhead,
     Conflict,
+    Disposed,
 }
 
 impl Refusal {
@@ -36,7 +37,7 @@ impl Refusal {
             }
             Refusal::WrongEpoch => ErrorCode::Forbidden,
             Refusal::BadSignature | Refusal::SnapshotAhead => ErrorCode::Invalid,
-            Refusal::UnknownDocument => ErrorCode::NotFound,
+            Refusal::UnknownDocument | Refusal::Disposed => ErrorCode::NotFound,
             Refusal::Conflict => ErrorCode::Conflict,
         }
     }
@@ -52,6 +53,7 @@ impl Refusal {
             Refusal::WrongEpoch => "wrong-epoch",
             Refusal::SnapshotAhead => "snapshot-ahead",
             Refusal::Conflict => "conflicting-id",
+            Refusal::Disposed => "disposed",
         }
     }
 }
@@ -217,6 +219,9 @@ impl<S: Storage> Relay<S> {
         {
             let st = self.read();
             let doc = st.docs.get(&h.doc).ok_or(fail(Refusal::UnknownDocument))?;
+            if doc.state.disposed {
+                return Err(fail(Refusal::Disposed));
+            }
             let role = doc
                 .state
                 .role_of(account, now)

@@ -1,0 +1,156 @@
+//! Disposing of a case when its retention has run out: by destroying it,
+//! not hiding it. The owner appends a disposal to the access log of the
+//! case and of its psychotherapy notes; the relay then deletes their
+//! envelopes, snapshots and every key envelope, and keeps the signed
+//! disposal alone, so every device that held the case (the owner's other
+//! devices, a colleague's, one offline until later) learns of it, checks
+//! its signature against the owner's account, and deletes the case with
+//! every key that opened it. The audit keeps that the case existed and was
+//! disposed of, when and by whom; not what it said.
+
+use std::collections::BTreeMap;
+
+use casebook_shared::access::{DocEntry, DocOp, DocState, SIG_LABEL};
+use casebook_shared::account::AccountState;
+use casebook_shared::codec;
+use casebook_shared::ids::{AccountId, DocId};
+use casebook_shared::signed::Signed;
+
+use crate::docs::access_state::{keys_name, meta_name};
+use crate::net::Relay;
+use crate::{Error, Home, Result};
+
+/// The documents this device knows were disposed of (kept so a listing
+/// that still shows their disposal is not taken up again every round).
+const DISPOSED: &str = "disposed_docs";
+
+/// Whether a signed access entry is a disposal.
+pub(crate) fn is_disposal(entry: &Signed) -> bool {
+    entry
+        .open::<DocEntry>(SIG_LABEL)
+        .is_ok_and(|e| matches!(e.op, DocOp::Dispose))
+}
+
+impl Home {
+    /// Disposes of a case this account owns: refused under a legal hold,
+    /// and before its retention period has run out unless `early`. The
+    /// disposal goes out with the next sync; this device, like every
+    /// other, deletes the case when the relay shows it.
+    pub fn dispose_case(&mut self, case: &DocId, early: bool) -> Result<()> {
+        let row = self
+            .retention()?
+            .into_iter()
+            .find(|r| r.case == *case)
+            .ok_or_else(|| Error::NotAllowed("only the case's owner can dispose of it".into()))?;
+        if let Some(why) = &row.legal_hold {
+            return Err(Error::NotAllowed(format!(
+                "the case is under a legal hold ({why}); release it first"
+            )));
+        }
+        if !row.is_due && !early {
+            return Err(Error::NotAllowed(format!(
+                "the case is kept until {} ({} years after its last session); dispose of it earlier only deliberately",
+                row.due, row.years
+            )));
+        }
+        let private = self
+            .cases()?
+            .into_iter()
+            .find(|(d, _)| d == case)
+            .and_then(|(_, s)| s.private_doc);
+        self.atomically(|home| {
+            for doc in std::iter::once(*case).chain(private) {
+                if home.doc_meta(&doc)?.is_some() {
+                    home.append_access_entry(&doc, DocOp::Dispose)?;
+                }
+            }
+            home.audit(
+                &format!(
+                    "case disposal signed{}; it goes out with the next sync",
+                    if row.is_due {
+                        ""
+                    } else {
+                        " before its retention ran out"
+                    }
+                ),
+                Some(*case),
+            )
+        })
+    }
+
+    /// The documents known to be disposed of.
+    pub(crate) fn disposed_docs(&self) -> Result<Vec<DocId>> {
+        Ok(match self.store.get_secret(DISPOSED)? {
+            Some(b) => codec::decode(&b)?,
+            None => Vec::new(),
+        })
+    }
+
+    /// Takes a disposal the relay shows for `doc`: checked alone against
+    /// the owner's account (the log before it is gone), then everything
+    /// held of the document deleted. `Ok(Err(reason))` when it does not
+    /// check out: nothing is deleted.
+    pub(crate) async fn take_disposal(
+        &mut self,
+        relay: &Relay,
+        doc: &DocId,
+        gone: &Signed,
+        accounts: &mut BTreeMap<AccountId, AccountState>,
+    ) -> Result<std::result::Result<(), String>> {
+        let entry: DocEntry = gone
+            .open(SIG_LABEL)
+            .map_err(|e| Error::Inconsistent(e.to_string()))?;
+        if let Some(meta) = self.doc_meta(doc)?
+            && meta.owner != entry.account
+        {
+            return Ok(Err(
+                "a disposal signed by someone other than the owner".into()
+            ));
+        }
+        if let std::collections::btree_map::Entry::Vacant(slot) = accounts.entry(entry.account) {
+            slot.insert(self.refresh_log(relay, &entry.account).await?);
+        }
+        let owner = &accounts[&entry.account];
+        if let Err(e) = DocState::verify_disposal(gone, doc, owner) {
+            return Ok(Err(format!("a disposal that does not verify: {e}")));
+        }
+        let by = self.name_of(&entry.account)?;
+        self.purge_doc(doc, &by)?;
+        Ok(Ok(()))
+    }
+
+    /// Deletes everything this device holds of a disposed document: its
+    /// content, summary, access log (the key envelopes in it), keys, what
+    /// waits to be sent, drafts; then empties the write-ahead log, so no
+    /// earlier page of it stays on disk.
+    pub(crate) fn purge_doc(&mut self, doc: &DocId, by: &str) -> Result<()> {
+        let held = self.store.doc_ids()?.contains(doc);
+        self.atomically(|home| {
+            let mut known = home.disposed_docs()?;
+            if !known.contains(doc) {
+                known.push(*doc);
+                home.store.put_secret(DISPOSED, &codec::encode(&known))?;
+            }
+            if !held {
+                return Ok(());
+            }
+            home.store.delete_doc(doc)?;
+            home.store.delete_secret(&meta_name(doc))?;
+            home.store.delete_secret(&keys_name(doc))?;
+            home.loaded.remove(doc);
+            home.forget_held(doc)?;
+            home.drop_drafts(doc)?;
+            home.audit(
+                &format!(
+                    "document {} disposed of by {by}: deleted from this device with every key that opened it",
+                    doc.short()
+                ),
+                Some(*doc),
+            )
+        })?;
+        if held {
+            self.store.checkpoint()?;
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,125 @@
+//! Tests of the access log: rotation and history, disposal.
+use super::*;
+use crate::account;
+use crate::crypto::DeviceSigner;
+
+#[test]
+fn genesis_rotate_and_history() {
+    let s = DeviceSigner::generate();
+    let d = DhSecret::generate();
+    let (g, ak) = account::genesis(&s, &d, 0);
+    let acct = AccountState::from_genesis(&g).unwrap();
+    let doc = DocId::random();
+    let k0 = SecretKey::random();
+    let e0 = Signed::sign(
+        &s,
+        SIG_LABEL,
+        &DocEntry {
+            doc,
+            seq: 0,
+            prev: None,
+            at: 0,
+            account: acct.id,
+            account_len: acct.len,
+            op: DocOp::Genesis {
+                key: key_envelope(&doc, 0, &k0, &acct).unwrap(),
+            },
+        },
+    );
+    let lookup = |a: &AccountId| (*a == acct.id).then_some(&acct);
+    let mut st = DocState::from_genesis(&e0, &lookup).unwrap();
+    let k1 = SecretKey::random();
+    let e1 = Signed::sign(
+        &s,
+        SIG_LABEL,
+        &DocEntry {
+            doc,
+            seq: 1,
+            prev: Some(st.head),
+            at: 0,
+            account: acct.id,
+            account_len: acct.len,
+            op: DocOp::Rotate {
+                epoch: 1,
+                keys: vec![key_envelope(&doc, 1, &k1, &acct).unwrap()],
+                previous: seal_previous(&doc, 1, &k1, &k0),
+            },
+        },
+    );
+    st.apply(&e1, &lookup).unwrap();
+    assert_eq!(st.epoch, 1);
+    let keys = doc_keys(&[e0.clone(), e1], &acct.id, &[ak]).unwrap();
+    assert_eq!(keys[&0].expose(), k0.expose());
+    assert_eq!(keys[&1].expose(), k1.expose());
+    // A stranger's device cannot sign for the owner.
+    let m = DeviceSigner::generate();
+    let forged = Signed {
+        signer: m.device_id(),
+        sig: m.sign(SIG_LABEL, &e0.body),
+        body: e0.body.clone(),
+    };
+    assert!(matches!(
+        DocState::from_genesis(&forged, &lookup),
+        Err(AccessError::NotOwner(0))
+    ));
+}
+
+#[test]
+fn a_disposal_ends_the_log_and_verifies_alone() {
+    let s = DeviceSigner::generate();
+    let d = DhSecret::generate();
+    let (g, _) = account::genesis(&s, &d, 0);
+    let acct = AccountState::from_genesis(&g).unwrap();
+    let doc = DocId::random();
+    let k0 = SecretKey::random();
+    let entry = |seq: u64, prev: Option<Hash>, op: DocOp| {
+        Signed::sign(
+            &s,
+            SIG_LABEL,
+            &DocEntry {
+                doc,
+                seq,
+                prev,
+                at: 0,
+                account: acct.id,
+                account_len: acct.len,
+                op,
+            },
+        )
+    };
+    let e0 = entry(
+        0,
+        None,
+        DocOp::Genesis {
+            key: key_envelope(&doc, 0, &k0, &acct).unwrap(),
+        },
+    );
+    let lookup = |a: &AccountId| (*a == acct.id).then_some(&acct);
+    let mut st = DocState::from_genesis(&e0, &lookup).unwrap();
+    let gone = entry(1, Some(st.head), DocOp::Dispose);
+    st.apply(&gone, &lookup).unwrap();
+    assert!(st.disposed);
+    let after = entry(2, Some(st.head), DocOp::RemoveMember { member: acct.id });
+    assert!(matches!(
+        st.apply(&after, &lookup),
+        Err(AccessError::Invalid(2, _))
+    ));
+    // Alone, once the log before it is gone: for this document only,
+    // from its owner only, and only a disposal.
+    assert_eq!(DocState::verify_disposal(&gone, &doc, &acct).unwrap(), 1);
+    assert!(DocState::verify_disposal(&gone, &DocId::random(), &acct).is_err());
+    assert!(DocState::verify_disposal(&e0, &doc, &acct).is_err());
+    let m = DeviceSigner::generate();
+    let forged = Signed {
+        signer: m.device_id(),
+        sig: m.sign(SIG_LABEL, &gone.body),
+        body: gone.body.clone(),
+    };
+    assert!(DocState::verify_disposal(&forged, &doc, &acct).is_err());
+    let (g2, _) = account::genesis(&m, &DhSecret::generate(), 0);
+    let other = AccountState::from_genesis(&g2).unwrap();
+    assert!(matches!(
+        DocState::verify_disposal(&gone, &doc, &other),
+        Err(AccessError::NotOwner(1))
+    ));
+}
