@@ -115,6 +115,31 @@ pub fn befriend(home: &mut Home, name: &str, account: &casebook_shared::ids::Acc
         .expect("contact verify");
 }
 
+/// Shares `case` with the contact `with` in `role`, its psychotherapy
+/// notes included, and syncs: a co-therapist's terms.
+pub async fn share_with_private(
+    home: &mut Home,
+    case: &casebook_shared::ids::DocId,
+    with: &str,
+    role: casebook_shared::access::Role,
+) {
+    let conn = home.connect().await.expect("connect");
+    home.share(
+        &conn,
+        case,
+        with,
+        role,
+        "co-therapy",
+        "signed release",
+        None,
+        true,
+    )
+    .await
+    .expect("share");
+    home.sync(&conn, &mut |_| {}).await.expect("sync");
+    conn.close().await;
+}
+
 /// Shares `case` with a verified contact for a consultation, then syncs if
 /// `then_sync`.
 pub async fn share_case(

@@ -18,22 +18,7 @@ async fn a_psychotherapy_note_is_named_for_the_account_that_wrote_it() {
         .unwrap();
     sync(&mut rivera).await;
     befriend(&mut rivera, "Dr. Chen", &chen.account_id());
-    let conn = rivera.connect().await.unwrap();
-    rivera
-        .share(
-            &conn,
-            &case,
-            "Dr. Chen",
-            Role::Write,
-            "co-therapy",
-            "signed release",
-            None,
-            true,
-        )
-        .await
-        .unwrap();
-    rivera.sync(&conn, &mut |_| {}).await.unwrap();
-    conn.close().await;
+    share_with_private(&mut rivera, &case, "Dr. Chen", Role::Write).await;
     sync(&mut chen).await;
 
     // Dr. Chen's device types Dr. Rivera's name under its entry.

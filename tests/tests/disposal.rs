@@ -93,22 +93,7 @@ async fn a_disposed_case_is_gone_everywhere_with_every_key() {
         .unwrap();
     sync(&mut laptop).await;
     befriend(&mut laptop, "Dr. Chen", &chen.account_id());
-    let conn = laptop.connect().await.unwrap();
-    laptop
-        .share(
-            &conn,
-            &case,
-            "Dr. Chen",
-            Role::Comment,
-            "consultation",
-            "signed release",
-            None,
-            true,
-        )
-        .await
-        .unwrap();
-    laptop.sync(&conn, &mut |_| {}).await.unwrap();
-    conn.close().await;
+    share_with_private(&mut laptop, &case, "Dr. Chen", Role::Comment).await;
     for dev in [&mut tablet, &mut spare, &mut chen] {
         sync(dev).await;
         assert!(

@@ -25,22 +25,13 @@ async fn held_edits_are_saved_or_discarded_and_ended_shares_marked() {
     sync(&mut rivera).await;
     befriend(&mut rivera, "Dr. Chen", &chen.account_id());
     // Shared with the psychotherapy notes, which Dr. Chen may write too.
-    let conn = rivera.connect().await.unwrap();
-    rivera
-        .share(
-            &conn,
-            &case,
-            "Dr. Chen",
-            casebook_shared::access::Role::Write,
-            "co-therapy",
-            "signed release",
-            None,
-            true,
-        )
-        .await
-        .unwrap();
-    rivera.sync(&conn, &mut |_| {}).await.unwrap();
-    conn.close().await;
+    share_with_private(
+        &mut rivera,
+        &case,
+        "Dr. Chen",
+        casebook_shared::access::Role::Write,
+    )
+    .await;
     sync(&mut chen).await;
     // Dr. Chen writes offline; the share ends meanwhile.
     chen.edit_note(
