@@ -334,7 +334,7 @@ enum CaseCmd {
         case: String,
         /// Before its retention period has run out.
         #[arg(long)]
-        early: bool,
+        now: bool,
         /// Do not ask (for scripts).
         #[arg(long)]
         yes: bool,

@@ -36,6 +36,36 @@ fn pdf_text(path: &Path) -> Option<String> {
     }
 }
 
+/// Checks a bundle with a FHIR validator (the `fhir.resources` R4B models;
+/// CI installs them where `CASEBOOK_FHIR_PYTHONPATH` says). Skipped, said
+/// loudly, where they are not installed outside CI.
+fn fhir_validates(path: &Path) {
+    let mut cmd = std::process::Command::new("python3");
+    cmd.args([
+        "-c",
+        "import sys\nfrom fhir.resources.R4B.bundle import Bundle\nBundle.model_validate_json(open(sys.argv[1]).read())",
+    ])
+    .arg(path);
+    if let Ok(p) = std::env::var("CASEBOOK_FHIR_PYTHONPATH") {
+        cmd.env("PYTHONPATH", p);
+    }
+    let out = cmd.output();
+    let said = out
+        .as_ref()
+        .map(|o| String::from_utf8_lossy(&o.stderr).to_string())
+        .unwrap_or_default();
+    match out {
+        Ok(o) if o.status.success() => {}
+        Ok(_) if !said.contains("ModuleNotFoundError") => {
+            panic!("the FHIR validator refuses {}: {said}", path.display())
+        }
+        _ if std::env::var("CI").as_deref() == Ok("true") => {
+            panic!("the FHIR validator is missing in CI: .ci/run installs fhir.resources")
+        }
+        _ => eprintln!("SKIPPED: fhir.resources is not installed; the bundle was not validated"),
+    }
+}
+
 /// Every `reference` in the bundle names an entry's `fullUrl`.
 fn references_resolve(bundle: &Value) {
     let urls: Vec<&str> = bundle["entry"]
@@ -200,6 +230,7 @@ async fn a_record_exports_whole_or_narrowed_audited_and_disclosed() {
         "Composition"
     );
     references_resolve(&bundle);
+    fhir_validates(&fhir);
     let composed = note_compositions(&bundle);
     assert_eq!(composed.len(), 3);
     let first = composed.iter().find(|c| c["date"] == "2026-10-02").unwrap();
@@ -267,6 +298,7 @@ async fn a_record_exports_whole_or_narrowed_audited_and_disclosed() {
     assert_eq!(answer["action"], "case.exported");
     assert_eq!(answer["notes"], serde_json::json!([notes[1]]));
     let narrowed: Value = serde_json::from_slice(&std::fs::read(&part).unwrap()).unwrap();
+    fhir_validates(&part);
     let composed = note_compositions(&narrowed);
     assert_eq!(composed.len(), 1);
     let text = narrowed.to_string();

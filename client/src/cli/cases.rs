@@ -48,7 +48,7 @@ pub(super) async fn case(cli: &Cli, out: &Out, cmd: &CaseCmd) -> Result<()> {
                     None => "kept for the account's period".to_string(),
                 })
         }
-        CaseCmd::Dispose { case, early, yes } => {
+        CaseCmd::Dispose { case, now, yes } => {
             let id = case_id(&home, case)?;
             let name = home
                 .list_cases(true)?
@@ -61,7 +61,7 @@ pub(super) async fn case(cli: &Cli, out: &Out, cmd: &CaseCmd) -> Result<()> {
             }
             // The relay first: a disposal signed but not sent would wait.
             let relay = home.connect().await?;
-            home.dispose_case(&id, *early)?;
+            home.dispose_case(&id, *now)?;
             let mut progress = progress::Reporter::new();
             // Sent, then carried out here as on every device.
             let first = home.sync(&relay, &mut |p| progress.step(p)).await;
