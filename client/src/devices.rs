@@ -216,7 +216,10 @@ impl Home {
         self.atomically(|home| {
             let mut rotated = 0;
             for doc in home.store.doc_ids()? {
-                if home.doc_meta(&doc)?.is_some_and(|m| m.owner == mine) {
+                if home
+                    .doc_meta(&doc)?
+                    .is_some_and(|m| m.owner == mine && !m.disposed)
+                {
                     home.rotate_doc(&doc)?;
                     rotated += 1;
                 }

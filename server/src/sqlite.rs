@@ -33,7 +33,7 @@ CREATE INDEX IF NOT EXISTS envelopes_by_doc ON envelopes(doc, seq);
 CREATE TABLE IF NOT EXISTS snapshots(
     doc BLOB PRIMARY KEY, covers INTEGER NOT NULL, bytes BLOB NOT NULL) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS disposed(
-    doc BLOB PRIMARY KEY, readers BLOB NOT NULL) WITHOUT ROWID;
+    doc BLOB PRIMARY KEY, readers BLOB NOT NULL, head INTEGER NOT NULL) WITHOUT ROWID;
 ";
 
 type Queued = (WriteJob, oneshot::Sender<WriteResult>);
@@ -168,11 +168,25 @@ fn writer_loop(mut conn: Connection, rx: mpsc::Receiver<Queued>) {
             // A disposed document's pages are zeroed in the database
             // (secure_delete); their earlier versions may still sit in the
             // write-ahead log until it is checkpointed and emptied.
-            if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(())) {
+            if let Err(e) = checkpoint(&conn) {
                 tracing::warn!(error = %e, "checkpoint after a disposal");
             }
         }
     }
+}
+
+/// Checkpoints the WAL into the database and empties it, waiting a little
+/// for readers that hold an older snapshot (the pragma says "busy" then).
+fn checkpoint(conn: &Connection) -> Result<(), rusqlite::Error> {
+    for _ in 0..50 {
+        let busy: i64 = conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| r.get(0))?;
+        if busy == 0 {
+            return Ok(());
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    tracing::warn!("the write-ahead log stayed busy; it is emptied at a later checkpoint");
+    Ok(())
 }
 
 /// Frees the pages of pruned changes. The pragma frees one page per step,
@@ -251,17 +265,14 @@ fn run_job(
             first_seq,
             entries,
             readers,
+            head,
         } => {
             let appended = append_log(tx, "access_entries", "doc", &doc.0, *first_seq, entries)?;
             if appended.is_err() {
                 return Ok(vec![appended]);
             }
-            Ok(vec![dispose(
-                tx,
-                doc,
-                *first_seq + entries.len() as u64 - 1,
-                readers,
-            )?])
+            let last = *first_seq + entries.len() as u64 - 1;
+            Ok(vec![dispose(tx, doc, last, readers, *head)?])
         }
         WriteJob::Envelopes(envs) => {
             let mut out = Vec::with_capacity(envs.len());
@@ -310,6 +321,7 @@ fn dispose(
     doc: &DocId,
     last: u64,
     readers: &[AccountId],
+    head: u64,
 ) -> Result<Result<Written, StoreError>, rusqlite::Error> {
     let d = &doc.0[..];
     let freed: i64 = tx.query_row(
@@ -325,8 +337,8 @@ fn dispose(
         params![d, last as i64],
     )?;
     tx.execute(
-        "INSERT OR REPLACE INTO disposed(doc, readers) VALUES (?1, ?2)",
-        params![d, codec::encode(&readers.to_vec())],
+        "INSERT OR REPLACE INTO disposed(doc, readers, head) VALUES (?1, ?2, ?3)",
+        params![d, codec::encode(&readers.to_vec()), head as i64],
     )?;
     Ok(Ok(Written {
         seq: 0,
@@ -372,6 +384,13 @@ fn insert_envelope(
             seq: covers,
             added: stored - freed,
         }));
+    }
+    let disposed: Option<i64> = tx
+        .prepare_cached("SELECT 1 FROM disposed WHERE doc = ?1")?
+        .query_row([doc], |r| r.get(0))
+        .optional()?;
+    if disposed.is_some() {
+        return Ok(Err(StoreError::Disposed));
     }
     let inserted = tx
         .prepare_cached(
@@ -461,12 +480,23 @@ impl Storage for SqliteStore {
                     |r| r.get::<_, Option<i64>>(0),
                 )?
                 .unwrap_or(0) as u64;
-            let mut stmt = conn.prepare("SELECT doc, readers FROM disposed")?;
-            let mut rows = stmt.query([])?;
-            while let Some(r) = rows.next()? {
-                let readers: Vec<AccountId> = codec::decode(&r.get::<_, Vec<u8>>(1)?)
-                    .map_err(|e| StoreError::Damaged(format!("disposed: {e}")))?;
-                loaded.disposed.push((DocId(blob(r.get(0)?)?), readers));
+            // A database from before disposals (a backup being checked,
+            // opened read-only without the schema) has no such table.
+            let has_disposed: bool = conn.query_row(
+                "SELECT EXISTS(SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'disposed')",
+                [],
+                |r| r.get(0),
+            )?;
+            if has_disposed {
+                let mut stmt = conn.prepare("SELECT doc, readers, head FROM disposed")?;
+                let mut rows = stmt.query([])?;
+                while let Some(r) = rows.next()? {
+                    let doc = DocId(blob(r.get(0)?)?);
+                    let readers: Vec<AccountId> = codec::decode(&r.get::<_, Vec<u8>>(1)?)
+                        .map_err(|e| StoreError::Damaged(format!("disposed: {e}")))?;
+                    loaded.heads.push((doc, r.get::<_, i64>(2)? as u64));
+                    loaded.disposed.push((doc, readers));
+                }
             }
             Ok(loaded)
         })

@@ -20,6 +20,8 @@ pub enum StoreError {
     Conflict,
     #[error("a log entry at this position is already stored")]
     LogConflict,
+    #[error("the document was disposed of")]
+    Disposed,
     #[error("stored data is damaged: {0}")]
     Damaged(String),
     #[error("the storage writer has stopped")]
@@ -64,6 +66,9 @@ pub enum WriteJob {
         first_seq: u64,
         entries: Vec<Signed>,
         readers: Vec<AccountId>,
+        /// The document's highest sequence number, kept: devices compare
+        /// what they saw with it, and the number never goes back.
+        head: u64,
     },
 }
 

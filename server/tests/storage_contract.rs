@@ -47,3 +47,9 @@ async fn acknowledged_writes_survive_a_reopen() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn a_disposal_keeps_itself_alone() {
+    let (_dir, s) = fresh();
+    contract::a_disposal_keeps_itself_alone(&s).await;
+}

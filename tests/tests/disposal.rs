@@ -79,6 +79,8 @@ async fn a_disposed_case_is_gone_everywhere_with_every_key() {
     let mut spare = pair(&mut laptop, &dir.path().join("spare"), &relay).await;
     let mut chen = init(&dir.path().join("chen"), &relay, "Dr. Chen");
     sync(&mut chen).await;
+    let mut lee = init(&dir.path().join("lee"), &relay, "Dr. Lee");
+    sync(&mut lee).await;
 
     let case = laptop.create_case("Jordan Avery", "2015-01-05").unwrap();
     laptop
@@ -94,6 +96,19 @@ async fn a_disposed_case_is_gone_everywhere_with_every_key() {
     sync(&mut laptop).await;
     befriend(&mut laptop, "Dr. Chen", &chen.account_id());
     share_with_private(&mut laptop, &case, "Dr. Chen", Role::Comment).await;
+    // Dr. Lee consulted once; the share has ended, their copy stays theirs.
+    befriend(&mut laptop, "Dr. Lee", &lee.account_id());
+    share_with_private(&mut laptop, &case, "Dr. Lee", Role::Read).await;
+    sync(&mut lee).await;
+    laptop.unshare(&case, "Dr. Lee").unwrap();
+    sync(&mut laptop).await;
+    sync(&mut lee).await;
+    assert!(
+        lee.list_cases(true)
+            .unwrap()
+            .iter()
+            .any(|(d, _)| *d == case)
+    );
     for dev in [&mut tablet, &mut spare, &mut chen] {
         sync(dev).await;
         assert!(
@@ -127,7 +142,7 @@ async fn a_disposed_case_is_gone_everywhere_with_every_key() {
     sync(&mut chen).await;
 
     // What each place stores of the case now, to look for afterwards.
-    let homes: Vec<std::path::PathBuf> = [&laptop, &tablet, &spare, &chen]
+    let homes: Vec<std::path::PathBuf> = [&laptop, &tablet, &spare, &chen, &lee]
         .iter()
         .map(|h| h.dir().to_path_buf())
         .collect();
@@ -145,18 +160,25 @@ async fn a_disposed_case_is_gone_everywhere_with_every_key() {
     sync(&mut laptop).await;
     sync(&mut tablet).await;
     sync(&mut chen).await;
+    sync(&mut lee).await;
     let gone = |h: &Home| !h.list_cases(true).unwrap().iter().any(|(d, _)| *d == case);
     assert!(gone(&laptop), "laptop");
     assert!(gone(&tablet), "tablet");
     assert!(gone(&chen), "chen");
+    assert!(gone(&lee), "a colleague whose share had ended");
     assert!(!gone(&spare), "offline, it still holds the case");
+
+    // The relay restarts meanwhile: it rebuilds the disposal from what it
+    // kept (checked against the owner's account again), with its numbers.
+    let addr = relay.handle.addr;
+    let relay = TestRelay::restart(relay.stop().await, addr).await;
     sync(&mut spare).await;
     assert!(gone(&spare), "and deletes it at its next sync");
     for h in [&laptop, &tablet, &spare] {
         assert!(h.list_cases(true).unwrap().iter().any(|(d, _)| *d == kept));
     }
     // Further rounds take the disposal as no news.
-    for dev in [&mut laptop, &mut tablet, &mut spare, &mut chen] {
+    for dev in [&mut laptop, &mut tablet, &mut spare, &mut chen, &mut lee] {
         let r = sync(dev).await;
         assert!(r.refused.is_empty(), "{:?}", r.refused);
     }
@@ -175,16 +197,6 @@ async fn a_disposed_case_is_gone_everywhere_with_every_key() {
             .iter()
             .any(|a| a.case == Some(case) && a.what.contains("disposed of by account"))
     );
-
-    // The relay, restarted, rebuilds the disposal from what it kept
-    // (checked against the owner's account again) and serves it as before.
-    let addr = relay.handle.addr;
-    let relay = TestRelay::restart(relay.stop().await, addr).await;
-    for dev in [&mut laptop, &mut chen] {
-        let r = sync(dev).await;
-        assert!(r.refused.is_empty(), "{:?}", r.refused);
-    }
-    assert!(gone(&laptop) && gone(&chen));
 
     // A device recovered afterwards never sees it.
     let mut recovered = casebook::devices::recover(
@@ -210,7 +222,7 @@ async fn a_disposed_case_is_gone_everywhere_with_every_key() {
 
     // Nothing stored of it is left anywhere: not in a home, not in the
     // relay's files (the WAL and free pages are in the files searched).
-    for h in [&laptop, &tablet, &spare, &chen, &recovered] {
+    for h in [&laptop, &tablet, &spare, &chen, &lee, &recovered] {
         for doc in [case, private] {
             assert!(home_blobs(h.dir(), &doc).is_empty());
         }

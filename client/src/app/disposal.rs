@@ -58,11 +58,17 @@ impl Home {
             .into_iter()
             .find(|(d, _)| d == case)
             .and_then(|(_, s)| s.private_doc);
+        for doc in std::iter::once(*case).chain(private) {
+            if self.doc_meta(&doc)?.is_none() {
+                return Err(Error::NotAllowed(format!(
+                    "document {} of the case is not on this device yet; sync, then dispose of it",
+                    doc.short()
+                )));
+            }
+        }
         self.atomically(|home| {
             for doc in std::iter::once(*case).chain(private) {
-                if home.doc_meta(&doc)?.is_some() {
-                    home.append_access_entry(&doc, DocOp::Dispose)?;
-                }
+                home.append_access_entry(&doc, DocOp::Dispose)?;
             }
             home.audit(
                 &format!(
@@ -113,6 +119,18 @@ impl Home {
         let owner = &accounts[&entry.account];
         if let Err(e) = DocState::verify_disposal(gone, doc, owner) {
             return Ok(Err(format!("a disposal that does not verify: {e}")));
+        }
+        // Deleting is for good: a device revoked since (a stolen laptop,
+        // say) could sign a disposal dated back to when it was active. A
+        // disposal counts here only from a device the owner has not revoked.
+        if owner
+            .devices
+            .get(&gone.signer)
+            .is_none_or(|d| d.revoked_seq.is_some())
+        {
+            return Ok(Err(
+                "a disposal signed by a device its owner has revoked; the case is kept".into(),
+            ));
         }
         let by = self.name_of(&entry.account)?;
         self.purge_doc(doc, &by)?;

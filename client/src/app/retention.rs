@@ -55,6 +55,7 @@ impl Home {
                     .strip_suffix(" years")?
                     .parse()
                     .ok()
+                    .filter(|y: &u32| check_years(*y).is_ok())
             })
             .unwrap_or(DEFAULT_YEARS))
     }

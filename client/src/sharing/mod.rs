@@ -438,7 +438,9 @@ impl Home {
                 let Some(meta) = home.doc_meta(&doc)? else {
                     continue;
                 };
-                if meta.owner != me || held_back.contains(&doc) {
+                // A document disposed of (its disposal maybe not sent yet)
+                // takes no more entries.
+                if meta.owner != me || meta.disposed || held_back.contains(&doc) {
                     continue;
                 }
                 let expired: Vec<AccountId> = meta

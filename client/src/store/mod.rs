@@ -445,9 +445,20 @@ impl Store {
     /// empties it: after a deletion, so no earlier version of a deleted
     /// page stays behind in it (secure_delete zeroes them in the file).
     pub fn checkpoint(&self) -> Result<(), StoreError> {
-        self.conn
-            .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))?;
-        Ok(())
+        // Another process on this home (a `sync --watch`) may hold an older
+        // snapshot for a moment: the pragma then says "busy".
+        for _ in 0..50 {
+            let busy: i64 = self
+                .conn
+                .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| r.get(0))?;
+            if busy == 0 {
+                return Ok(());
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        Err(StoreError::Damaged(
+            "the write-ahead log stayed in use; run `casebook sync` again to empty it".into(),
+        ))
     }
 
     pub fn forget_doc_content(&self, doc: &DocId) -> Result<(), StoreError> {

@@ -1,6 +1,6 @@
 //! Appends to the signed logs: accounts (devices) and documents' access.
 
-use casebook_shared::access::Role;
+use casebook_shared::access::{Member, Role};
 use casebook_shared::frames::{ErrorCode, Response};
 use casebook_shared::ids::{AccountId, DocId};
 use casebook_shared::signed::Signed;
@@ -109,7 +109,7 @@ impl<S: Storage> Relay<S> {
         };
         let _guard = self.log_lock.lock().await;
         let _order = self.order.write().await;
-        let (state, first_seq) = {
+        let (mut state, first_seq) = {
             let st = self.read();
             let first_seq = st.docs.get(&doc).map_or(0, |d| d.access_len());
             match st.check_access(&doc, &entries) {
@@ -124,11 +124,25 @@ impl<S: Storage> Relay<S> {
             );
         }
         let job = if state.disposed {
+            // Everyone who ever could read it: a colleague whose share
+            // ended still holds their copy, and deletes it too.
+            let mut readers: Vec<AccountId> = state.grants.iter().map(|g| g.account).collect();
+            readers.extend(state.members.keys());
+            readers.sort();
+            readers.dedup();
+            for r in &readers {
+                state.members.entry(*r).or_insert(Member {
+                    role: Role::Read,
+                    expires: None,
+                    added_seq: 0,
+                });
+            }
             WriteJob::Dispose {
                 doc,
                 first_seq,
                 entries: entries.clone(),
-                readers: state.members.keys().copied().collect(),
+                readers,
+                head: self.read().docs.get(&doc).map_or(0, |d| d.head),
             }
         } else {
             WriteJob::Access {

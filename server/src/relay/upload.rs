@@ -149,6 +149,11 @@ impl<S: Storage> Relay<S> {
                 Err(StoreError::Conflict) => {
                     refused(Refusal::Conflict, &account, &device, Some(&doc), size)
                 }
+                // Checked before a disposal, stored after it: refused, and
+                // nothing of it kept.
+                Err(StoreError::Disposed) => {
+                    refused(Refusal::Disposed, &account, &device, Some(&doc), size)
+                }
                 Err(e) => {
                     // Counted where the commit failed.
                     tracing::error!(error = %e, doc = %doc.short(), bytes = size, "storing an envelope");

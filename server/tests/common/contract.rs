@@ -12,7 +12,10 @@
 //! - a fetch pages, never splits an envelope, always makes progress, and
 //!   pages end to end to exactly what was stored, in order;
 //! - what was acknowledged is there after the store is closed and opened
-//!   again, with its heads, cursor and sizes.
+//!   again, with its heads, cursor and sizes;
+//! - a disposal deletes every envelope, snapshot and earlier access entry
+//!   of its document, keeps itself with its readers and the document's
+//!   head, and refuses anything stored for the document afterwards.
 
 #![allow(dead_code)]
 
@@ -256,4 +259,49 @@ pub async fn acknowledged_writes_survive_a_reopen<S: Storage>(s: S, reopen: impl
     // Numbers keep rising after a reopen.
     let next = put(&s, vec![change(20, 3, b"after")]).await;
     assert!(next[0].as_ref().unwrap().seq > top);
+}
+
+pub async fn a_disposal_keeps_itself_alone(s: &impl Storage) {
+    for i in 1..=3u8 {
+        put(s, vec![change(30, i, &[i; 50])]).await;
+    }
+    let head = all(s, 30).last().unwrap().seq;
+    let access = WriteJob::Access {
+        doc: doc(30),
+        first_seq: 0,
+        entries: vec![entry(1), entry(2)],
+    };
+    assert!(write(s, access).await[0].is_ok());
+    let readers = vec![AccountId([1; 32]), AccountId([2; 32])];
+    let done = write(
+        s,
+        WriteJob::Dispose {
+            doc: doc(30),
+            first_seq: 2,
+            entries: vec![entry(3)],
+            readers: readers.clone(),
+            head,
+        },
+    )
+    .await;
+    assert!(
+        matches!(done[0], Ok(Written { added: -150, .. })),
+        "{done:?}"
+    );
+    assert!(all(s, 30).is_empty());
+    let late = put(s, vec![change(30, 9, b"too late")]).await;
+    assert!(matches!(late[0], Err(StoreError::Disposed)), "{late:?}");
+    let loaded = s.load().unwrap();
+    let log = &loaded.docs.iter().find(|(d, _)| *d == doc(30)).unwrap().1;
+    assert_eq!(log, &vec![entry(3)], "the disposal alone");
+    assert_eq!(
+        loaded
+            .disposed
+            .iter()
+            .find(|(d, _)| *d == doc(30))
+            .map(|d| &d.1),
+        Some(&readers)
+    );
+    assert!(loaded.heads.contains(&(doc(30), head)));
+    assert!(loaded.cursor >= head);
 }
