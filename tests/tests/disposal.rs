@@ -241,3 +241,51 @@ async fn a_disposed_case_is_gone_everywhere_with_every_key() {
     }
     relay.stop().await;
 }
+
+/// A hold placed on another device of the account wins over a disposal
+/// signed here but not sent yet: the disposal is withdrawn, never sent.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_legal_hold_placed_elsewhere_withdraws_an_unsent_disposal() {
+    let relay = TestRelay::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut laptop = init(&dir.path().join("laptop"), &relay, "Dr. Rivera");
+    let mut tablet = pair(&mut laptop, &dir.path().join("tablet"), &relay).await;
+    let case = laptop.create_case("Jordan Avery", "2015-01-05").unwrap();
+    laptop
+        .add_note(&case, note("2015-03-02", "Sleep diary begun."))
+        .unwrap();
+    sync(&mut laptop).await;
+    sync(&mut tablet).await;
+
+    laptop.dispose_case(&case, false).unwrap();
+    tablet
+        .set_legal_hold(&case, Some("records subpoena 2026-118"))
+        .unwrap();
+    sync(&mut tablet).await;
+    let r = sync(&mut laptop).await;
+    assert!(r.refused.is_empty(), "{:?}", r.refused);
+    sync(&mut tablet).await;
+    for dev in [&mut laptop, &mut tablet] {
+        let view = dev.open_case(&case).unwrap();
+        assert_eq!(view.notes.len(), 1);
+        assert_eq!(
+            view.summary.legal_hold.as_deref(),
+            Some("records subpoena 2026-118")
+        );
+    }
+    assert!(
+        laptop
+            .audit_trail()
+            .unwrap()
+            .iter()
+            .any(|a| a.what.starts_with("disposal withdrawn"))
+    );
+    // The case goes on as before.
+    laptop
+        .add_note(&case, note("2026-11-30", "Seen again."))
+        .unwrap();
+    sync(&mut laptop).await;
+    sync(&mut tablet).await;
+    assert_eq!(tablet.open_case(&case).unwrap().notes.len(), 2);
+    relay.stop().await;
+}

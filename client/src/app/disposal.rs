@@ -84,6 +84,37 @@ impl Home {
         })
     }
 
+    /// Withdraws a disposal signed here but not yet sent if the case was
+    /// placed under a legal hold since (by another device of the account):
+    /// its unsent entries leave this device's copy of the log, and the
+    /// audit says why. Says whether it did.
+    pub(crate) fn disposal_withdrawn(&mut self, doc: &DocId, unsent: &[Signed]) -> Result<bool> {
+        let Some((case, why)) = self
+            .cases()?
+            .into_iter()
+            .find(|(d, s)| d == doc || s.private_doc == Some(*doc))
+            .and_then(|(d, s)| Some((d, s.legal_hold?)))
+        else {
+            return Ok(false);
+        };
+        self.atomically(|home| {
+            let len = home.store.log(&doc.0)?.len() as u64;
+            let kept = len.saturating_sub(unsent.len() as u64);
+            home.store.truncate_log(&doc.0, kept)?;
+            let mut sync = home.sync_record(doc)?;
+            sync.access_len = kept;
+            home.store.set_doc_sync(doc, sync)?;
+            home.rebuild_meta(doc)?;
+            home.audit(
+                &format!(
+                    "disposal withdrawn before it was sent: the case is under a legal hold ({why})"
+                ),
+                Some(case),
+            )
+        })?;
+        Ok(true)
+    }
+
     /// The documents known to be disposed of.
     pub(crate) fn disposed_docs(&self) -> Result<Vec<DocId>> {
         Ok(match self.store.get_secret(DISPOSED)? {

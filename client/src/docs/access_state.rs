@@ -151,7 +151,7 @@ impl Home {
         }
     }
 
-    fn rebuild_meta(&self, doc: &DocId) -> Result<DocMeta> {
+    pub(crate) fn rebuild_meta(&self, doc: &DocId) -> Result<DocMeta> {
         let log = self.access_log(doc)?;
         let mut accounts = BTreeMap::new();
         for e in &log {

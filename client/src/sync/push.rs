@@ -77,6 +77,13 @@ impl Home {
                     done += self.upload(relay, std::mem::take(&mut batch), held).await?;
                     batch_bytes = 0;
                     let entries: Vec<Signed> = codec::decode(&row.payload)?;
+                    if entries.iter().any(crate::app::disposal::is_disposal)
+                        && self.disposal_withdrawn(&row.doc, &entries)?
+                    {
+                        self.store.remove_outbox(row.id)?;
+                        gone.insert(row.doc, false);
+                        continue;
+                    }
                     self.push_access(relay, &row.doc, entries).await?;
                     self.store.remove_outbox(row.id)?;
                     done += 1;
