@@ -176,6 +176,14 @@ impl Disclosed {
     pub fn is_some(&self) -> bool {
         !matches!(self, Disclosed::Nothing)
     }
+
+    /// The share it records, if it is one.
+    pub fn share(&self) -> Option<&Disclosure> {
+        match self {
+            Disclosed::Share(d) => Some(d),
+            _ => None,
+        }
+    }
 }
 
 /// A case (or part of it) exported to someone outside casebook.

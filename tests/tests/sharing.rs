@@ -106,10 +106,7 @@ async fn share_comment_unshare() {
         .audit_trail()
         .unwrap()
         .into_iter()
-        .filter_map(|a| match a.disclosure {
-            casebook::audit::Disclosed::Share(d) => Some(d),
-            _ => None,
-        })
+        .filter_map(|a| a.disclosure.share().cloned())
         .collect();
     assert_eq!(disclosures.len(), 1, "the share is recorded once");
     assert_eq!(disclosures[0].purpose, "consultation");

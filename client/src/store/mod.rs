@@ -16,6 +16,7 @@ use zeroize::Zeroizing;
 mod audit;
 mod kdf;
 mod outbox;
+mod upkeep;
 
 pub use kdf::KdfParams;
 pub(crate) use kdf::kek;
@@ -267,45 +268,6 @@ impl Store {
         Ok(())
     }
 
-    /// Writes a consistent copy of the whole store to a new file at `path`
-    /// (SQLite's `VACUUM INTO`: one read transaction, so writes that go on
-    /// meanwhile are either wholly in it or not at all). Every value in it
-    /// is sealed as it is here.
-    pub fn snapshot_into(&self, path: &Path) -> Result<(), StoreError> {
-        let path = path
-            .to_str()
-            .ok_or_else(|| StoreError::Damaged("the snapshot path is not UTF-8".into()))?;
-        self.conn.execute("VACUUM INTO ?1", [path])?;
-        Ok(())
-    }
-
-    /// A setting kept in the clear (no secret: a flag, a number).
-    pub fn meta(&self, name: &str) -> Result<Option<Vec<u8>>, StoreError> {
-        Ok(self
-            .conn
-            .query_row("SELECT value FROM meta WHERE name = ?1", [name], |r| {
-                r.get(0)
-            })
-            .optional()?)
-    }
-
-    /// Stores a setting kept in the clear.
-    pub fn put_meta(&self, name: &str, value: &[u8]) -> Result<(), StoreError> {
-        self.conn.execute(
-            "INSERT INTO meta(name, value) VALUES (?1, ?2)
-             ON CONFLICT(name) DO UPDATE SET value = excluded.value",
-            params![name, value],
-        )?;
-        Ok(())
-    }
-
-    /// Forgets a setting kept in the clear.
-    pub fn delete_meta(&self, name: &str) -> Result<(), StoreError> {
-        self.conn
-            .execute("DELETE FROM meta WHERE name = ?1", [name])?;
-        Ok(())
-    }
-
     /// Stores a named secret or setting, sealed.
     pub fn put_secret(&self, name: &str, value: &[u8]) -> Result<(), StoreError> {
         self.conn.execute(
@@ -428,39 +390,6 @@ impl Store {
     /// Forgets a document's content and what was fetched of it, keeping its
     /// access log: the next sync fetches it again from the start, as a new
     /// device would, if this account may still read it.
-    /// Deletes everything stored of a document: its row, its access log,
-    /// and what waits to be sent for it. (Its sealed settings are the
-    /// caller's to delete.)
-    pub fn delete_doc(&self, doc: &DocId) -> Result<(), StoreError> {
-        self.conn
-            .execute("DELETE FROM docs WHERE doc = ?1", [&doc.0[..]])?;
-        self.conn
-            .execute("DELETE FROM logs WHERE owner = ?1", [&doc.0[..]])?;
-        self.conn
-            .execute("DELETE FROM outbox WHERE doc = ?1", [&doc.0[..]])?;
-        Ok(())
-    }
-
-    /// Moves what the write-ahead log holds into the database file and
-    /// empties it: after a deletion, so no earlier version of a deleted
-    /// page stays behind in it (secure_delete zeroes them in the file).
-    pub fn checkpoint(&self) -> Result<(), StoreError> {
-        // Another process on this home (a `sync --watch`) may hold an older
-        // snapshot for a moment: the pragma then says "busy".
-        for _ in 0..50 {
-            let busy: i64 = self
-                .conn
-                .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| r.get(0))?;
-            if busy == 0 {
-                return Ok(());
-            }
-            std::thread::sleep(std::time::Duration::from_millis(20));
-        }
-        Err(StoreError::Damaged(
-            "the write-ahead log stayed in use; run `casebook sync` again to empty it".into(),
-        ))
-    }
-
     pub fn forget_doc_content(&self, doc: &DocId) -> Result<(), StoreError> {
         self.conn.execute(
             "UPDATE docs SET body = NULL, summary = NULL, seen = 0, since_snapshot = 0,

@@ -49,19 +49,19 @@ impl Home {
             let entries: Vec<Signed> = codec::decode(&row.payload)?;
             *unsent.entry(row.doc).or_default() += entries.len() as u64;
         }
-        // This device's own disposal, once the relay has it (nothing of it
-        // waits to be sent), is carried out here as on every other device.
-        for doc in self.store.doc_ids()? {
-            if !unsent.contains_key(&doc) && self.doc_meta(&doc)?.is_some_and(|m| m.disposed) {
-                let me = self.name().to_string();
-                self.purge_doc(&doc, &me)?;
-            }
-        }
         let mut held = BTreeMap::new();
         for doc in self.store.doc_ids()? {
+            let meta = self.doc_meta(&doc)?;
+            // This device's own disposal, once the relay has it (nothing of
+            // it waits to be sent), is carried out here as on every other.
+            if !unsent.contains_key(&doc) && meta.as_ref().is_some_and(|m| m.disposed) {
+                let by = self.name().to_string();
+                self.purge_doc(&doc, &by)?;
+                continue;
+            }
             let mut sync = self.sync_record(&doc)?;
             sync.access_len -= unsent.get(&doc).copied().unwrap_or(0).min(sync.access_len);
-            let owned = self.doc_meta(&doc)?.is_some_and(|m| m.owner == me);
+            let owned = meta.is_some_and(|m| m.owner == me);
             held.insert(doc, (sync, owned));
         }
         let mut needs = check::plan(&heads, &held).map_err(Error::Rollback)?;
