@@ -6,7 +6,7 @@
 use casebook_shared::codec;
 use casebook_shared::ids::{AccountId, DeviceId, DocId, Hash};
 
-use crate::error::{Error, Result};
+use crate::error::{Error, Inconsistent, Result};
 use crate::home::{Home, now};
 
 impl Home {
@@ -60,22 +60,16 @@ impl Home {
                 u64::from_be_bytes(b[..8].try_into().expect("8 bytes")),
                 Hash(b[8..].try_into().expect("32 bytes")),
             ),
-            Some(_) => return Err(Error::Inconsistent("the audit head is malformed".into())),
+            Some(_) => return Err(Inconsistent::AuditHead.into()),
             None => (0, Hash([0; 32])),
         })
     }
 
     /// Checks the audit chain end to end; returns the number of entries.
     pub fn verify_audit(&self) -> Result<u64> {
-        let broken = |n: u64, why: &str| {
-            Error::Inconsistent(format!("the audit trail is broken at entry {n}: {why}"))
-        };
-        let rows = self.store.audit().map_err(|e| {
-            broken(
-                0,
-                &format!("an entry does not open ({e}): changed or moved"),
-            )
-        })?;
+        let broken =
+            |entry: u64, why: &'static str| Error::from(Inconsistent::AuditBroken { entry, why });
+        let rows = self.store.audit().map_err(Inconsistent::AuditUnreadable)?;
         let mut prev = Hash([0; 32]);
         let mut n = 0u64;
         for bytes in rows {
@@ -102,11 +96,11 @@ impl Home {
                 _ => (1, Hash([0; 32])),
             };
             if rec.seq != next || rec.prev != prev {
-                return Err(Error::Inconsistent(format!(
-                    "the audit trail of device {} is broken at entry {}",
-                    rec.device.short(),
-                    rec.seq
-                )));
+                return Err(Inconsistent::DeviceAuditBroken {
+                    device: rec.device,
+                    entry: rec.seq,
+                }
+                .into());
             }
             let h = entry_hash(&codec::encode(&rec));
             expect = Some((rec.device, rec.seq, h));

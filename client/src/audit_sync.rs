@@ -97,9 +97,7 @@ impl Home {
             return Ok(0);
         };
         let keys = self.doc_keys(&doc)?;
-        let key = keys
-            .get(&meta.epoch)
-            .ok_or_else(|| Error::NotAllowed("no key for the audit document".into()))?;
+        let key = keys.get(&meta.epoch).ok_or(Error::NoKey(doc))?;
         let mut sent_now = 0;
         // Bounded envelopes: a long offline stretch goes out in parts.
         for chunk in mine.chunks(2000) {

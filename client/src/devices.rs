@@ -12,11 +12,22 @@ use casebook_shared::frames::{Request, Response};
 use casebook_shared::ids::{AccountId, DeviceId, DocId};
 use serde::Serialize;
 
-use crate::error::{Error, Result};
+use crate::error::{Error, Inconsistent, Result};
 use crate::home::{Home, now};
 use crate::identity::Identity;
 use crate::net::Relay;
-use crate::recovery;
+use crate::recovery::{self, RecoveryError};
+
+/// Why a device was not revoked as asked.
+#[derive(Debug, thiserror::Error)]
+pub enum DeviceError {
+    /// A device would lose the key it needs to finish the revocation; it
+    /// is revoked from another device of the account.
+    #[error("not allowed: a device cannot revoke itself; revoke it from another device")]
+    RevokeSelf,
+    #[error("not allowed: device {} is not active", .0.short())]
+    NotActive(DeviceId),
+}
 
 /// One device of the account, as `device list` shows it.
 #[derive(Clone, Debug, Serialize)]
@@ -188,15 +199,10 @@ impl Home {
             .collect::<Vec<_>>();
         for device in devices {
             if *device == self.device_id() {
-                return Err(Error::NotAllowed(
-                    "a device cannot revoke itself; revoke it from another device".into(),
-                ));
+                return Err(DeviceError::RevokeSelf.into());
             }
             if !state.is_active(device) {
-                return Err(Error::NotAllowed(format!(
-                    "device {} is not active",
-                    device.short()
-                )));
+                return Err(DeviceError::NotActive(*device).into());
             }
             let key = keys
                 .get(state.key.generation as usize)
@@ -232,13 +238,9 @@ impl Home {
     /// account key, with the old key sealed under the new one so members keep
     /// reading the history.
     pub(crate) fn rotate_doc(&mut self, doc: &DocId) -> Result<()> {
-        let meta = self
-            .doc_meta(doc)?
-            .ok_or_else(|| Error::Inconsistent(format!("no access log for {}", doc.short())))?;
+        let meta = self.doc_meta(doc)?.ok_or(Inconsistent::NoAccessLog(*doc))?;
         let keys = self.doc_keys(doc)?;
-        let old = keys
-            .get(&meta.epoch)
-            .ok_or_else(|| Error::NotAllowed(format!("no key for document {}", doc.short())))?;
+        let old = keys.get(&meta.epoch).ok_or(Error::NoKey(*doc))?;
         let epoch = meta.epoch + 1;
         let new = SecretKey::random();
         let mut recipients: BTreeMap<AccountId, AccountState> = BTreeMap::new();
@@ -306,30 +308,27 @@ pub async fn recover_with(
     if crate::names::check(name)?.is_empty() {
         return Err(Error::NoName);
     }
-    let paper = recovery::from_words(words).map_err(|e| Error::Recovery(e.to_string()))?;
+    let paper = recovery::from_words(words)?;
     let relay = setup.reach(relay_addr, fingerprint).await?;
-    let account = relay.authenticate(&paper.signer, None).await.map_err(|e| {
-        Error::Recovery(format!(
-            "the relay does not know these words as an active recovery key ({e})"
-        ))
-    })?;
+    let account = relay
+        .authenticate(&paper.signer, None)
+        .await
+        .map_err(RecoveryError::UnknownToRelay)?;
     let entries = match relay
         .request(&Request::GetAccount { account, from: 0 })
         .await?
     {
         Response::Log { entries } => entries,
-        other => return Err(Error::Recovery(format!("unexpected answer {other:?}"))),
+        other => return Err(RecoveryError::UnexpectedAnswer(Box::new(other)).into()),
     };
     let state = AccountState::verify_log(&entries)?;
     if state.id != account || !state.is_active(&paper.signer.device_id()) {
-        return Err(Error::Recovery(
-            "the account log does not list this recovery key".into(),
-        ));
+        return Err(RecoveryError::NotListed.into());
     }
     let keys = account::account_keys(&entries, &account, &paper.signer.device_id(), &paper.dh)?;
-    let current = keys.get(state.key.generation as usize).ok_or_else(|| {
-        Error::Recovery("the recovery key does not hold the current account key".into())
-    })?;
+    let current = keys
+        .get(state.key.generation as usize)
+        .ok_or(RecoveryError::NotCurrent)?;
     let signer = DeviceSigner::generate();
     let dh = DhSecret::generate();
     let info = DeviceInfo {

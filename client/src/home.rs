@@ -12,7 +12,7 @@ use casebook_shared::signed::Signed;
 use zeroize::Zeroizing;
 
 use crate::docs::Loaded;
-use crate::error::{Error, Result};
+use crate::error::{Error, Inconsistent, Result};
 use crate::identity::{Identity, IdentityRecord};
 use crate::recovery;
 use crate::store::Store;
@@ -120,8 +120,10 @@ impl Home {
     }
 
     fn create_store(dir: &Path, passphrase: &[u8], setup: &Setup) -> Result<Store> {
-        std::fs::create_dir_all(dir)
-            .map_err(|e| Error::Inconsistent(format!("cannot create {}: {e}", dir.display())))?;
+        std::fs::create_dir_all(dir).map_err(|source| Error::CreateDir {
+            path: dir.to_path_buf(),
+            source,
+        })?;
         Ok(Store::create_with(&Self::db(dir), passphrase, setup.kdf)?)
     }
 
@@ -275,7 +277,7 @@ impl Home {
         let record: IdentityRecord = codec::decode(
             &store
                 .get_secret("identity")?
-                .ok_or_else(|| Error::Inconsistent("the identity record is missing".into()))?,
+                .ok_or(Inconsistent::IdentityMissing)?,
         )?;
         let account_keys = store
             .get_secret("account_keys")?

@@ -14,7 +14,7 @@ use casebook_shared::ids::{AccountId, DocId};
 use casebook_shared::signed::Signed;
 use zeroize::Zeroizing;
 
-use crate::error::{Error, Result};
+use crate::error::{Inconsistent, Result};
 use crate::home::Home;
 
 /// What one unsent entry meant.
@@ -44,12 +44,7 @@ impl Home {
         accounts: &BTreeMap<AccountId, AccountState>,
     ) -> Result<Option<String>> {
         let held = self.access_log(doc)?;
-        let not_ours = || {
-            Error::Inconsistent(format!(
-                "the relay's access log of {} does not start with this device's",
-                doc.short()
-            ))
-        };
+        let not_ours = || Inconsistent::AccessLogNotOurs(*doc);
         // Zero confirmed is a document made here whose genesis landed on an
         // attempt whose answer was lost: then the relay's log starts with it.
         let confirmed = usize::try_from(confirmed)
@@ -114,9 +109,9 @@ impl Home {
                     details,
                     ..
                 } => {
-                    let key = old_keys.get(&epoch).ok_or_else(|| {
-                        Error::Inconsistent(format!("no key of epoch {epoch} held"))
-                    })?;
+                    let key = old_keys
+                        .get(&epoch)
+                        .ok_or(Inconsistent::NoEpochKey(epoch))?;
                     let details = Zeroizing::new(
                         access::open_details(doc, epoch, key, &details)
                             .map_err(access::AccessError::from)?,
@@ -131,7 +126,7 @@ impl Home {
                 DocOp::RemoveMember { member } => Intent::Remove(member),
                 DocOp::Dispose => Intent::Dispose,
                 DocOp::Genesis { .. } => {
-                    return Err(Error::Inconsistent("a second genesis entry".into()));
+                    return Err(Inconsistent::SecondGenesis.into());
                 }
             });
         }
@@ -166,9 +161,7 @@ impl Home {
             return Ok(None);
         }
         for intent in intents {
-            let meta = self
-                .doc_meta(doc)?
-                .ok_or_else(|| Error::Inconsistent(format!("no access log for {}", doc.short())))?;
+            let meta = self.doc_meta(doc)?.ok_or(Inconsistent::NoAccessLog(*doc))?;
             let is_member = |a: &AccountId| meta.members.iter().any(|(m, _, _)| m == a);
             match intent {
                 Intent::Add { member, .. } if is_member(&member) => {
@@ -201,16 +194,14 @@ impl Home {
                     let meta = if rotate {
                         self.rotate_doc(doc)?;
                         rotate = false;
-                        self.doc_meta(doc)?.ok_or_else(|| {
-                            Error::Inconsistent(format!("no access log for {}", doc.short()))
-                        })?
+                        self.doc_meta(doc)?.ok_or(Inconsistent::NoAccessLog(*doc))?
                     } else {
                         meta
                     };
                     let keys = self.doc_keys(doc)?;
-                    let key = keys.get(&meta.epoch).ok_or_else(|| {
-                        Error::Inconsistent(format!("no key of epoch {}", meta.epoch))
-                    })?;
+                    let key = keys
+                        .get(&meta.epoch)
+                        .ok_or(Inconsistent::NoEpochKey(meta.epoch))?;
                     let recipient = AccountState::verify_log(&self.account_log_of(&member)?)?;
                     let op = DocOp::AddMember {
                         member,

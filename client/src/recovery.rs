@@ -8,10 +8,28 @@ use casebook_shared::account::{DeviceInfo, DeviceKind};
 use casebook_shared::crypto::{self, DeviceSigner, DhSecret};
 use zeroize::Zeroizing;
 
-/// Bad recovery words.
+/// Why the recovery words did not restore the account, or could not seal
+/// or open a backup.
 #[derive(Debug, thiserror::Error)]
-#[error("these are not valid recovery words: {0}")]
-pub struct RecoveryError(String);
+pub enum RecoveryError {
+    /// Not a BIP-39 phrase (a word misspelt, one missing, a wrong checksum).
+    #[error("recovery: these are not valid recovery words: {0}")]
+    BadWords(bip39::Error),
+    /// A valid phrase, but of another length than the 12 words casebook shows.
+    #[error("recovery: these are not valid recovery words: expected 12 words")]
+    NotTwelveWords,
+    /// Signing in as the paper device failed: the words were replaced, or
+    /// belong to no account on this relay.
+    #[error("recovery: the relay does not know these words as an active recovery key")]
+    UnknownToRelay(#[source] crate::net::NetError),
+    #[error("recovery: unexpected answer {0:?}")]
+    UnexpectedAnswer(Box<casebook_shared::frames::Response>),
+    #[error("recovery: the account log does not list this recovery key")]
+    NotListed,
+    /// The account key moved on without being sealed to the paper device.
+    #[error("recovery: the recovery key does not hold the current account key")]
+    NotCurrent,
+}
 
 /// The paper device's keys.
 pub struct PaperDevice {
@@ -56,13 +74,12 @@ pub fn from_words(words: &str) -> Result<PaperDevice, RecoveryError> {
         .map(str::to_lowercase)
         .collect::<Vec<_>>()
         .join(" ");
-    let m =
-        bip39::Mnemonic::parse_normalized(&normalized).map_err(|e| RecoveryError(e.to_string()))?;
+    let m = bip39::Mnemonic::parse_normalized(&normalized).map_err(RecoveryError::BadWords)?;
     let entropy = Zeroizing::new(m.to_entropy());
     let arr: [u8; 16] = entropy
         .as_slice()
         .try_into()
-        .map_err(|_| RecoveryError("expected 12 words".into()))?;
+        .map_err(|_| RecoveryError::NotTwelveWords)?;
     Ok(PaperDevice::from_entropy(&arr))
 }
 

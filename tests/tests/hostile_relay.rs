@@ -11,6 +11,7 @@
 use casebook::Home;
 use casebook::net::Relay;
 use casebook::notes::{CaseDoc, NoteFormat, NoteInput};
+use casebook::sharing::ShareError;
 use casebook_shared::access::{self, DocEntry, DocOp, HASH_LABEL, Role, SIG_LABEL};
 use casebook_shared::account::{self, AccountState};
 use casebook_shared::crypto::{self, DeviceSigner, DhSecret, SecretKey};
@@ -329,8 +330,11 @@ async fn a_substituted_colleague_log_makes_share_refuse() {
             .await;
         conn.close().await;
         match r {
-            Err(casebook::Error::NotAllowed(m)) => {
-                assert!(m.contains("safety-number mismatch"), "{what}: {m}")
+            Err(e @ casebook::Error::Share(ShareError::CardMismatch { .. })) => {
+                assert!(
+                    e.to_string().contains("safety-number mismatch"),
+                    "{what}: {e}"
+                )
             }
             other => panic!("{what}: {other:?}"),
         }

@@ -2,8 +2,9 @@
 //! enforced, private notes left out, and unsharing cutting off later changes.
 
 use casebook::Error;
+use casebook::docs::RoleError;
 use casebook::notes::{NoteFormat, NoteInput};
-use casebook::sharing::parse_role;
+use casebook::sharing::{ShareError, parse_role};
 use casebook_shared::access::Role;
 use casebook_shared::envelope::Envelope;
 use casebook_tests::*;
@@ -132,7 +133,13 @@ async fn share_comment_unshare() {
         let edit = dev.edit_case(&case, "edit", |c| {
             Ok(c.edit_note("n1", &[("plan".into(), "x".into())])?)
         });
-        assert!(matches!(edit, Err(Error::NotAllowed(_))), "{edit:?}");
+        assert!(
+            matches!(
+                edit,
+                Err(Error::Role(RoleError::CannotWrite(Role::Comment)))
+            ),
+            "{edit:?}"
+        );
     }
     chen.comment_note(
         &case,
@@ -330,7 +337,10 @@ async fn a_clinic_of_three_shares_cases_among_themselves() {
     let denied = team[2].edit_case(&case, "edit", |c| {
         Ok(c.edit_note("n1", &[("plan".into(), "x".into())])?)
     });
-    assert!(matches!(denied, Err(Error::NotAllowed(_))));
+    assert!(
+        matches!(denied, Err(Error::Role(RoleError::CannotWrite(_)))),
+        "{denied:?}"
+    );
     // Chen cannot re-share a case Rivera owns.
     let conn = team[1].connect().await.unwrap();
     let reshare = team[1]
@@ -345,7 +355,10 @@ async fn a_clinic_of_three_shares_cases_among_themselves() {
             false,
         )
         .await;
-    assert!(matches!(reshare, Err(Error::NotAllowed(_))), "{reshare:?}");
+    assert!(
+        matches!(reshare, Err(Error::Share(ShareError::NotOwner))),
+        "{reshare:?}"
+    );
     conn.close().await;
     relay.stop().await;
 }

@@ -16,9 +16,11 @@ use casebook_shared::codec;
 use casebook_shared::ids::{AccountId, DocId};
 use casebook_shared::signed::Signed;
 
+use crate::app::retention::RecordLifeError;
 use crate::docs::access_state::{keys_name, meta_name};
+use crate::error::Inconsistent;
 use crate::net::Relay;
-use crate::{Error, Home, Result};
+use crate::{Home, Result};
 
 /// The documents this device knows were disposed of (kept so a listing
 /// that still shows their disposal is not taken up again every round).
@@ -41,17 +43,19 @@ impl Home {
             .retention()?
             .into_iter()
             .find(|r| r.case == *case)
-            .ok_or_else(|| Error::NotAllowed("only the case's owner can dispose of it".into()))?;
-        if let Some(why) = &row.legal_hold {
-            return Err(Error::NotAllowed(format!(
-                "the case is under a legal hold ({why}); release it first"
-            )));
+            .ok_or(RecordLifeError::NotOwnerDispose)?;
+        if let Some(reason) = &row.legal_hold {
+            return Err(RecordLifeError::LegalHold {
+                reason: reason.clone(),
+            }
+            .into());
         }
         if !row.is_due && !early {
-            return Err(Error::NotAllowed(format!(
-                "the case is kept until {} ({} years after its last session); dispose of it earlier only deliberately",
-                row.due, row.years
-            )));
+            return Err(RecordLifeError::NotDue {
+                due: row.due,
+                years: row.years,
+            }
+            .into());
         }
         let private = self
             .cases()?
@@ -60,10 +64,7 @@ impl Home {
             .and_then(|(_, s)| s.private_doc);
         for doc in std::iter::once(*case).chain(private) {
             if self.doc_meta(&doc)?.is_none() {
-                return Err(Error::NotAllowed(format!(
-                    "document {} of the case is not on this device yet; sync, then dispose of it",
-                    doc.short()
-                )));
+                return Err(RecordLifeError::DocumentMissing(doc).into());
             }
         }
         self.atomically(|home| {
@@ -136,7 +137,7 @@ impl Home {
     ) -> Result<std::result::Result<(), String>> {
         let entry: DocEntry = gone
             .open(SIG_LABEL)
-            .map_err(|e| Error::Inconsistent(e.to_string()))?;
+            .map_err(Inconsistent::EntryDoesNotOpen)?;
         if let Some(meta) = self.doc_meta(doc)?
             && meta.owner != entry.account
         {

@@ -6,7 +6,8 @@ use casebook_shared::ids::DocId;
 use serde::{Deserialize, Serialize};
 use zeroize::{Zeroize, ZeroizeOnDrop};
 
-use crate::{Error, Home, Result};
+use crate::error::Inconsistent;
+use crate::{Home, Result};
 
 /// The kept drafts.
 const DRAFTS: &str = "note_drafts";
@@ -41,8 +42,7 @@ impl Home {
     /// Every kept draft, oldest first.
     pub fn drafts(&self) -> Result<Vec<Draft>> {
         match self.store.get_secret(DRAFTS)? {
-            Some(b) => serde_json::from_slice(&b)
-                .map_err(|_| Error::Inconsistent("the kept drafts do not read".into())),
+            Some(b) => serde_json::from_slice(&b).map_err(|e| Inconsistent::Drafts(e).into()),
             None => Ok(Vec::new()),
         }
     }

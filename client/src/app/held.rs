@@ -11,6 +11,19 @@ use casebook_shared::ids::DocId;
 use crate::home::now;
 use crate::{Error, Home, Result};
 
+/// Why held edits were not settled: there are none to settle.
+#[derive(Debug, thiserror::Error)]
+pub enum HeldError {
+    /// Edits waiting for a case this account may still write are not held:
+    /// they go out at the next sync, and settling them would lose them.
+    #[error(
+        "not allowed: this account may still write the case: its edits are sent at the next sync"
+    )]
+    StillWritable,
+    #[error("not allowed: no edits are held for this case")]
+    NothingHeld,
+}
+
 impl Home {
     /// Settles the edits held for `case` and its psychotherapy notes: if
     /// `save_to` is given, first writes the case as this device holds it
@@ -46,11 +59,12 @@ impl Home {
             return Err(Error::UnknownCase(case.to_hex()));
         }
         if held.is_empty() {
-            return Err(Error::NotAllowed(if writable {
-                "this account may still write the case: its edits are sent at the next sync".into()
+            return Err(if writable {
+                HeldError::StillWritable
             } else {
-                "no edits are held for this case".into()
-            }));
+                HeldError::NothingHeld
+            }
+            .into());
         }
         if let Some(path) = save_to {
             let mut text = self.read_case(case, case_markdown)?;
@@ -117,6 +131,8 @@ fn case_markdown(c: &crate::notes::CaseDoc) -> String {
 
 /// [`crate::files::write_new_private`], its failure in the core's terms.
 fn write_new_private(path: &Path, bytes: &[u8]) -> Result<()> {
-    crate::files::write_new_private(path, bytes)
-        .map_err(|e| Error::NotAllowed(format!("cannot write {}: {e}", path.display())))
+    crate::files::write_new_private(path, bytes).map_err(|source| Error::WriteFile {
+        path: path.to_path_buf(),
+        source,
+    })
 }

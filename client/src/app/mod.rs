@@ -10,6 +10,7 @@ mod drafts;
 mod held;
 
 pub use drafts::Draft;
+pub use held::HeldError;
 mod notes;
 mod relay;
 pub mod retention;

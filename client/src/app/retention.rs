@@ -10,6 +10,7 @@ use casebook_shared::ids::DocId;
 use jiff::ToSpan;
 use jiff::civil::Date;
 
+use crate::error::Inconsistent;
 use crate::{Error, Home, Result};
 
 /// The period when none was set: seven years after the last session, a
@@ -34,11 +35,40 @@ pub struct RetentionRow {
     pub legal_hold: Option<String>,
 }
 
+/// Why a retention period, legal hold or disposal was refused: how long a
+/// record is kept, and when it goes, is its owner's decision within the
+/// rules a record keeper is held to.
+#[derive(Debug, thiserror::Error)]
+pub enum RecordLifeError {
+    #[error("not allowed: a retention period is between 1 and 100 years")]
+    RetentionOutOfRange,
+    #[error("not allowed: only the case's owner decides how long it is kept")]
+    NotOwnerRetention,
+    /// A hold is recorded with why, so whoever lifts it knows what it waits for.
+    #[error("not allowed: a legal hold needs its reason")]
+    HoldNeedsReason,
+    #[error("not allowed: only the case's owner can dispose of it")]
+    NotOwnerDispose,
+    #[error("not allowed: the case is under a legal hold ({reason}); release it first")]
+    LegalHold { reason: String },
+    /// Its retention has not run out: `due` is the first day it may go,
+    /// `years` the period after the last session.
+    #[error(
+        "not allowed: the case is kept until {due} ({years} years after its last session); dispose of it earlier only deliberately"
+    )]
+    NotDue { due: String, years: u32 },
+    /// Every device deletes what the disposal names, so the device signing
+    /// it must hold each document of the case.
+    #[error(
+        "not allowed: document {} of the case is not on this device yet; sync, then dispose of it",
+        .0.short()
+    )]
+    DocumentMissing(DocId),
+}
+
 fn check_years(years: u32) -> Result<()> {
     if !(1..=100).contains(&years) {
-        return Err(Error::NotAllowed(
-            "a retention period is between 1 and 100 years".into(),
-        ));
+        return Err(RecordLifeError::RetentionOutOfRange.into());
     }
     Ok(())
 }
@@ -73,9 +103,7 @@ impl Home {
             .doc_meta(case)?
             .ok_or_else(|| Error::UnknownCase(case.to_hex()))?;
         if meta.owner != self.account_id() {
-            return Err(Error::NotAllowed(
-                "only the case's owner decides how long it is kept".into(),
-            ));
+            return Err(RecordLifeError::NotOwnerRetention.into());
         }
         Ok(())
     }
@@ -99,7 +127,7 @@ impl Home {
         self.owner_only(case)?;
         let reason = reason.map(crate::names::check).transpose()?;
         if reason.is_some_and(str::is_empty) {
-            return Err(Error::NotAllowed("a legal hold needs its reason".into()));
+            return Err(RecordLifeError::HoldNeedsReason.into());
         }
         let what = match &reason {
             Some(r) => format!("legal hold placed: {r}"),
@@ -131,9 +159,7 @@ impl Home {
     pub fn retention(&self) -> Result<Vec<RetentionRow>> {
         let default = self.retention_default()?;
         let me = self.account_id();
-        let today: Date = crate::clock::today()
-            .parse()
-            .map_err(|e| Error::Inconsistent(format!("today's date: {e}")))?;
+        let today: Date = crate::clock::today().parse().map_err(Inconsistent::Today)?;
         let mut rows = Vec::new();
         for (id, s) in self.cases()? {
             if self.doc_meta(&id)?.is_none_or(|m| m.owner != me) {

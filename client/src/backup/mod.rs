@@ -50,6 +50,13 @@ pub enum BackupError {
     HomeExists(String),
     #[error("these are not this account's current recovery words")]
     NotTheseWords,
+    /// The caller could not supply the backup's secret (a prompt closed,
+    /// a file unreadable); its own error says why.
+    #[error("no secret was given to open the backup")]
+    NoSecret,
+    /// Too short to resist guessing once the file is out of hand.
+    #[error("not allowed: a backup passphrase must be at least 8 characters")]
+    PassphraseTooShort,
     #[error("{0}")]
     Io(#[from] std::io::Error),
 }
@@ -74,14 +81,12 @@ pub fn secret_bytes(kind: SecretKind, typed: &str) -> Result<Zeroizing<Vec<u8>>>
     Ok(Zeroizing::new(match kind {
         SecretKind::Passphrase => {
             if typed.chars().count() < 8 {
-                return Err(Error::NotAllowed(
-                    "a backup passphrase must be at least 8 characters".into(),
-                ));
+                return Err(BackupError::PassphraseTooShort.into());
             }
             typed.as_bytes().to_vec()
         }
         SecretKind::RecoveryWords => {
-            crate::recovery::from_words(typed).map_err(|e| Error::Recovery(e.to_string()))?;
+            crate::recovery::from_words(typed)?;
             typed
                 .split_whitespace()
                 .map(str::to_lowercase)
@@ -106,10 +111,7 @@ impl Home {
     ) -> Result<BackupInfo> {
         if kind == SecretKind::RecoveryWords {
             let words = std::str::from_utf8(secret).map_err(|_| BackupError::NotTheseWords)?;
-            let paper = crate::recovery::from_words(words)
-                .map_err(|e| Error::Recovery(e.to_string()))?
-                .info()
-                .id;
+            let paper = crate::recovery::from_words(words)?.info().id;
             let current = self
                 .devices()?
                 .iter()

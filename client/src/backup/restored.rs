@@ -9,7 +9,8 @@ use casebook_shared::ids::Hash;
 
 use super::RESTORED;
 use crate::audit::AuditRecord;
-use crate::{Error, Home, Result};
+use crate::error::Inconsistent;
+use crate::{Home, Result};
 
 impl Home {
     /// Where this device's audit chain ended in the backup it was restored
@@ -52,10 +53,7 @@ impl Home {
                 continue;
             }
             if r.seq != base + back.len() as u64 + 1 || r.prev != prev {
-                return Err(Error::Inconsistent(format!(
-                    "this device's audit entry {} from the relay does not follow on from its chain",
-                    r.seq
-                )));
+                return Err(Inconsistent::OwnAuditGap(r.seq).into());
             }
             prev = crate::audit::entry_hash(&codec::encode(&r));
             back.push(r);

@@ -3,7 +3,7 @@
 use std::path::Path;
 
 use anyhow::{Context, Result, bail};
-use casebook::backup::{self, BackupInfo, SecretKind};
+use casebook::backup::{self, BackupError, BackupInfo, SecretKind};
 use casebook::store::KdfParams;
 use zeroize::Zeroizing;
 
@@ -13,19 +13,40 @@ use super::{home_dir, open, secrets};
 use crate::{BackupCmd, BackupSecretArgs, Cli};
 
 /// The secret of `kind`, read as `args` say, normalised by the core.
-fn secret(
-    kind: SecretKind,
-    args: &BackupSecretArgs,
-    choosing: bool,
-) -> casebook::Result<Zeroizing<Vec<u8>>> {
+fn secret(kind: SecretKind, args: &BackupSecretArgs, choosing: bool) -> Result<Zeroizing<Vec<u8>>> {
     let typed = match kind {
         SecretKind::Passphrase => {
             secrets::backup_passphrase(args.backup_passphrase_file.as_deref(), choosing)
         }
         SecretKind::RecoveryWords => secrets::recovery_words(args.words_file.as_deref()),
+    }?;
+    Ok(backup::secret_bytes(kind, &typed)?)
+}
+
+/// [`secret`] as the core asks for it while opening a backup (once the
+/// file says which kind it is sealed under). A secret this CLI could not
+/// read is no failure of the backup: its error is kept in `unread`, and
+/// the core only told that none came.
+fn secret_to_open(
+    kind: SecretKind,
+    args: &BackupSecretArgs,
+    unread: &mut Option<anyhow::Error>,
+) -> casebook::Result<Zeroizing<Vec<u8>>> {
+    secret(kind, args, false).map_err(|e| match e.downcast::<casebook::Error>() {
+        Ok(core) => core,
+        Err(e) => {
+            *unread = Some(e);
+            BackupError::NoSecret.into()
+        }
+    })
+}
+
+/// What opening a backup came to, with this CLI's own error first.
+fn opened<T>(r: casebook::Result<T>, unread: Option<anyhow::Error>) -> Result<T> {
+    match (r, unread) {
+        (Err(_), Some(e)) => Err(e),
+        (r, _) => Ok(r?),
     }
-    .map_err(|e| casebook::Error::NotAllowed(format!("{e:#}")))?;
-    backup::secret_bytes(kind, &typed)
 }
 
 fn describe(info: &BackupInfo) -> String {
@@ -73,9 +94,11 @@ pub(super) fn backup(cli: &Cli, out: &Out, cmd: &BackupCmd) -> Result<()> {
         BackupCmd::Verify { file, secret: args } => {
             let mut f = std::fs::File::open(file)
                 .with_context(|| format!("cannot read {}", file.display()))?;
+            let mut unread = None;
             let info = backup::verify(&mut std::io::BufReader::new(&mut f), |k| {
-                secret(k, args, false)
-            })?;
+                secret_to_open(k, args, &mut unread)
+            });
+            let info = opened(info, unread)?;
             out.changed("backup.verified", info.device.to_hex())
                 .with("cases", info.cases)
                 .done(&format!(
@@ -87,9 +110,11 @@ pub(super) fn backup(cli: &Cli, out: &Out, cmd: &BackupCmd) -> Result<()> {
             let dir = home_dir(cli.home.as_deref())?;
             let mut f = std::fs::File::open(file)
                 .with_context(|| format!("cannot read {}", file.display()))?;
+            let mut unread = None;
             let info = backup::restore(&dir, &mut std::io::BufReader::new(&mut f), |k| {
-                secret(k, args, false)
-            })?;
+                secret_to_open(k, args, &mut unread)
+            });
+            let info = opened(info, unread)?;
             tell!(
                 "Restored into {}. It opens with this device's passphrase as it was when the backup was made. Run `casebook sync` next: it takes back what the device sent after the backup.",
                 dir.display()

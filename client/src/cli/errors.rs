@@ -5,6 +5,8 @@
 /// names the kind of failure, never its wording, which may change.
 pub fn error_code(e: Option<&casebook::Error>) -> &'static str {
     use casebook::Error as E;
+    use casebook::backup::BackupError as B;
+    use casebook::export::ExportError as X;
     use casebook::net::NetError as N;
     use casebook_shared::frames::ErrorCode as C;
     let Some(e) = e else {
@@ -32,10 +34,21 @@ pub fn error_code(e: Option<&casebook::Error>) -> &'static str {
         E::RecoveryKey => "recovery_key",
         E::NoName => "no_name",
         E::BadName(_) => "bad_name",
-        E::NotAllowed(_) => "not_allowed",
-        E::Export(_) => "export_failed",
-        E::Backup(casebook::backup::BackupError::WrongSecret) => "wrong_backup_secret",
+        E::Export(X::FontBroken(_) | X::Pdf(_)) => "export_failed",
+        E::Share(_)
+        | E::Contact(_)
+        | E::Comment(_)
+        | E::Role(_)
+        | E::RecordLife(_)
+        | E::Held(_)
+        | E::Device(_)
+        | E::NoKey(_)
+        | E::EditTooLarge { .. }
+        | E::Export(_)
+        | E::Backup(B::PassphraseTooShort) => "not_allowed",
+        E::Backup(B::WrongSecret) => "wrong_backup_secret",
         E::Backup(_) => "backup_failed",
+        E::CreateDir { .. } | E::WriteFile { .. } => "io",
         E::Rollback(_) => "rollback",
         E::Revoked => "revoked",
         E::Pairing(_) => "pairing",
@@ -64,6 +77,9 @@ pub fn hint(e: &casebook::Error) -> Option<String> {
              and check that you both use the same relay (`casebook whoami` shows it)"
         ),
         E::NoName => "set it with `casebook whoami --set-name \"Dr. ...\"`".into(),
+        E::Contact(casebook::sharing::ContactError::NotACard { .. }) => {
+            "a card is the line `casebook whoami` prints on their side".into()
+        }
         E::RecoveryKey => {
             "`casebook device revoke ID --recovery-key` revokes it and shows new words".into()
         }

@@ -6,7 +6,7 @@ use casebook_shared::access::Role;
 use casebook_shared::ids::DocId;
 use serde::{Deserialize, Serialize};
 
-use crate::error::{Error, Result};
+use crate::error::{Error, Inconsistent, Result};
 use crate::home::{Home, now};
 use crate::notes::{CaseDoc, CaseSummary, PrivateDoc};
 use crate::store::{DocSync, OutKind};
@@ -14,6 +14,21 @@ use crate::store::{DocSync, OutKind};
 pub(crate) mod access_state;
 
 pub use access_state::DocMeta;
+
+/// What this account's role on a document does not allow. A member's
+/// role can shrink or end while a device is offline, so these come up in
+/// ordinary use, not only from a misbehaving front end.
+#[derive(Debug, thiserror::Error)]
+pub enum RoleError {
+    /// Writing takes the write role (or ownership); the role held is this.
+    #[error("not allowed: your role on this case is {0:?}")]
+    CannotWrite(Role),
+    #[error("not allowed: your role on this case does not allow comments")]
+    NoComments,
+    /// The share expired or its owner ended it.
+    #[error("not allowed: this case is no longer shared with you")]
+    NoLongerShared,
+}
 
 /// A listing entry: what `case list` shows, read without loading Automerge.
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -231,17 +246,11 @@ impl Home {
     }
 
     fn check_write(&self, doc: &DocId) -> Result<()> {
-        let meta = self
-            .doc_meta(doc)?
-            .ok_or_else(|| Error::Inconsistent(format!("no access log for {}", doc.short())))?;
+        let meta = self.doc_meta(doc)?.ok_or(Inconsistent::NoAccessLog(*doc))?;
         match meta.role_of(&self.account_id(), now()) {
             Some(r) if r >= Role::Write => Ok(()),
-            Some(r) => Err(Error::NotAllowed(format!(
-                "your role on this case is {r:?}"
-            ))),
-            None => Err(Error::NotAllowed(
-                "this case is no longer shared with you".into(),
-            )),
+            Some(r) => Err(RoleError::CannotWrite(r).into()),
+            None => Err(RoleError::NoLongerShared.into()),
         }
     }
 
@@ -290,9 +299,7 @@ impl Home {
         self.check_write(&private_id)?;
         let mut loaded = self.take_loaded(&private_id)?;
         let Loaded::Private(p) = &mut loaded else {
-            return Err(Error::Inconsistent(
-                "the private document is not one".into(),
-            ));
+            return Err(Inconsistent::NotPrivateDoc.into());
         };
         let heads = p.heads();
         let out = f(p)?;
@@ -314,9 +321,7 @@ impl Home {
         let loaded = self.take_loaded(&private_id)?;
         let out = match &loaded {
             Loaded::Private(p) => Ok(f(p)),
-            Loaded::Case(_) => Err(Error::Inconsistent(
-                "the private document is not one".into(),
-            )),
+            Loaded::Case(_) => Err(Inconsistent::NotPrivateDoc.into()),
         };
         self.keep_loaded(&private_id, loaded)?;
         out

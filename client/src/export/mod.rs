@@ -18,6 +18,35 @@ use crate::audit::Disclosed;
 use crate::notes::{Note, PrivateEntry, parse_date};
 use crate::{Error, Home, Result};
 
+/// Why an export was refused before anything was read, or could not be
+/// drawn. Nothing is written or recorded in either case.
+#[derive(Debug, thiserror::Error)]
+pub enum ExportError {
+    #[error("not allowed: --since {since} is after --until {until}")]
+    SinceAfterUntil { since: String, until: String },
+    #[error(
+        "not allowed: no section named {0:?}: name note sections (subjective, plan, risk, ...) or {parts}",
+        parts = PARTS.join(", ")
+    )]
+    UnknownSection(String),
+    /// Psychotherapy notes go whole or not at all: a narrowed part of them
+    /// would read as the whole.
+    #[error(
+        "not allowed: psychotherapy notes cannot be narrowed by --notes or --sections: export them apart, with --include-private and dates only, or leave them out"
+    )]
+    PrivateNarrowed,
+    /// A disclosure is recorded with who received it, why, and on what consent.
+    #[error("not allowed: a disclosure needs a recipient, a purpose and the consent it rests on")]
+    NoRecipient,
+    #[error("not allowed: an export needs a format: PDF, FHIR or both")]
+    NoFormat,
+    /// The font built into casebook does not load: a broken build.
+    #[error("the export could not be drawn: the embedded font does not load ({0})")]
+    FontBroken(&'static str),
+    #[error("the export could not be drawn")]
+    Pdf(#[source] krilla::error::KrillaError),
+}
+
 /// What to export, and to whom.
 #[derive(Clone, Debug, Default)]
 pub struct Request {
@@ -103,14 +132,17 @@ impl Request {
 
     /// Refuses what cannot be honoured before anything is read.
     fn check(&self) -> Result<()> {
-        let bad = |m: String| Err(Error::NotAllowed(m));
         for d in self.since.iter().chain(&self.until) {
             parse_date(d)?;
         }
         if let (Some(s), Some(u)) = (&self.since, &self.until)
             && s > u
         {
-            return bad(format!("--since {s} is after --until {u}"));
+            return Err(ExportError::SinceAfterUntil {
+                since: s.clone(),
+                until: u.clone(),
+            }
+            .into());
         }
         for s in &self.sections {
             let known = PARTS.contains(&s.as_str())
@@ -118,26 +150,18 @@ impl Request {
                     .iter()
                     .any(|f| f.has_text_field(s));
             if !known {
-                return bad(format!(
-                    "no section named {s:?}: name note sections (subjective, plan, risk, ...) or {}",
-                    PARTS.join(", ")
-                ));
+                return Err(ExportError::UnknownSection(s.clone()).into());
             }
         }
         if self.include_private && (!self.notes.is_empty() || !self.sections.is_empty()) {
-            return bad(
-                "psychotherapy notes cannot be narrowed by --notes or --sections: export them apart, with --include-private and dates only, or leave them out"
-                    .into(),
-            );
+            return Err(ExportError::PrivateNarrowed.into());
         }
         if let Some(r) = &self.to
             && [&r.name, &r.purpose, &r.consent]
                 .iter()
                 .any(|s| s.trim().is_empty())
         {
-            return bad(
-                "a disclosure needs a recipient, a purpose and the consent it rests on".into(),
-            );
+            return Err(ExportError::NoRecipient.into());
         }
         Ok(())
     }
@@ -150,9 +174,7 @@ impl Home {
     pub fn export(&mut self, case: &DocId, req: &Request) -> Result<Exported> {
         req.check()?;
         if !req.pdf && !req.fhir {
-            return Err(Error::NotAllowed(
-                "an export needs a format: PDF, FHIR or both".into(),
-            ));
+            return Err(ExportError::NoFormat.into());
         }
         let record = self.gather(case, req)?;
         let pdf = req.pdf.then(|| pdf::render(&record)).transpose()?;

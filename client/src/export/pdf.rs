@@ -13,10 +13,10 @@ use krilla::page::PageSettings;
 use krilla::text::{Font, TextDirection};
 
 use super::layout::{Block, MARGIN, Measure, PAGE_H, PAGE_W, Style, paginate};
-use super::{Record, title_case};
+use super::{ExportError, Record, title_case};
+use crate::Result;
 use crate::clock;
 use crate::notes::Note;
-use crate::{Error, Result};
 
 /// DejaVu Sans (free license: `client/assets/fonts/LICENSE`).
 pub(super) const REGULAR: &[u8] = include_bytes!("../../assets/fonts/DejaVuSans.ttf");
@@ -174,7 +174,7 @@ fn note_blocks(n: &Note, out: &mut Vec<Block>) {
 
 /// Draws the record as a PDF.
 pub fn render(r: &Record) -> Result<Vec<u8>> {
-    let broken = |what: &str| Error::Export(format!("the embedded font does not load ({what})"));
+    let broken = ExportError::FontBroken;
     let measure = Measure::new(REGULAR, BOLD).ok_or_else(|| broken("measure"))?;
     let regular = Font::new(REGULAR.into(), 0).ok_or_else(|| broken("regular"))?;
     let bold = Font::new(BOLD.into(), 0).ok_or_else(|| broken("bold"))?;
@@ -220,5 +220,5 @@ pub fn render(r: &Record) -> Result<Vec<u8>> {
         surface.finish();
         page.finish();
     }
-    doc.finish().map_err(|e| Error::Export(format!("{e:?}")))
+    Ok(doc.finish().map_err(ExportError::Pdf)?)
 }

@@ -5,11 +5,31 @@
 use casebook_shared::access::Role;
 use casebook_shared::ids::DocId;
 
-use crate::docs::Loaded;
+use crate::docs::{Loaded, RoleError};
 use crate::error::{Error, Result};
 use crate::home::{Home, now};
 use crate::notes::CaseDoc;
 use crate::store::OutKind;
+
+/// Why a commenter's change was not applied. Each device judges the change
+/// itself (the relay cannot read it); sync reports the refusal as "a
+/// commenter's change does more than comment: " followed by this.
+#[derive(Debug, thiserror::Error)]
+pub enum CommentRefusal {
+    /// Judged where it was written, it still needs changes not held here.
+    #[error("not allowed: it depends on changes not held here")]
+    MissingDependencies,
+    /// Read back whole, the case differs in more than its comments.
+    #[error("not allowed: it changes the case itself")]
+    ChangesCase,
+    #[error("not allowed: it removes comments")]
+    RemovesComments,
+    #[error("not allowed: a comment on a document not held here")]
+    DocNotHeld,
+    /// Psychotherapy notes take no comments.
+    #[error("not allowed: comments belong on case documents only")]
+    NotACaseDoc,
+}
 
 impl Home {
     /// Adds a comment to a note of a case shared with at least the comment role.
@@ -27,9 +47,7 @@ impl Home {
         let me = self.account_id();
         let allowed = meta.owner == me || meta.role_of(&me, now()).is_some_and(Role::can_upload);
         if !allowed {
-            return Err(Error::NotAllowed(
-                "your role on this case does not allow comments".into(),
-            ));
+            return Err(RoleError::NoComments.into());
         }
         let by = self.name().to_string();
         let n = self.read_case(case, |c| c.resolve_note_id(note))??;
@@ -50,14 +68,12 @@ fn judge_comment(case: &mut CaseDoc, body: &[u8]) -> Result<bool> {
     let mut after = before.copy();
     after.apply(body)?;
     if !after.missing_deps().is_empty() {
-        return Err(Error::NotAllowed(
-            "it depends on changes not held here".into(),
-        ));
+        return Err(CommentRefusal::MissingDependencies.into());
     }
     // Read back too, whole (every root key, not only the notes): the rule
     // on operations is the guard, this is a second look.
     if before.without_comments() != after.without_comments() {
-        return Err(Error::NotAllowed("it changes the case itself".into()));
+        return Err(CommentRefusal::ChangesCase.into());
     }
     let kept = before.notes().iter().all(|b| {
         after
@@ -65,7 +81,7 @@ fn judge_comment(case: &mut CaseDoc, body: &[u8]) -> Result<bool> {
             .is_some_and(|a| b.comments.iter().all(|c| a.comments.contains(c)))
     });
     if !kept {
-        return Err(Error::NotAllowed("it removes comments".into()));
+        return Err(CommentRefusal::RemovesComments.into());
     }
     Ok(true)
 }
@@ -83,16 +99,12 @@ impl Home {
     /// while a change it builds on has not been applied here.
     pub(crate) fn apply_comment_change(&mut self, doc: &DocId, body: &[u8]) -> Result<bool> {
         if self.store.doc_body(doc)?.is_none() {
-            return Err(Error::NotAllowed(
-                "a comment on a document not held here".into(),
-            ));
+            return Err(CommentRefusal::DocNotHeld.into());
         }
         let mut loaded = self.take_loaded(doc)?;
         let judged = match &mut loaded {
             Loaded::Case(case) => judge_comment(case, body),
-            Loaded::Private(_) => Err(Error::NotAllowed(
-                "comments belong on case documents only".into(),
-            )),
+            Loaded::Private(_) => Err(CommentRefusal::NotACaseDoc.into()),
         };
         self.keep_loaded(doc, loaded)?;
         if !judged? {

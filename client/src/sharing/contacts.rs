@@ -12,6 +12,27 @@ use crate::home::{Home, now};
 const CARD_PREFIX: &str = "casebook-card1";
 const CONTACTS: &str = "contacts";
 
+/// A card, contact name or safety number that does not check out. Where
+/// to find a card is the front end's to say.
+#[derive(Debug, thiserror::Error)]
+pub enum ContactError {
+    /// `start` is the beginning of what was given, to recognise it by.
+    #[error("not allowed: {start:?} is not a casebook card: it starts with {CARD_PREFIX}:")]
+    NotACard { start: String },
+    #[error("not allowed: the card's check digits do not match: it was changed or copied wrong")]
+    CheckDigits,
+    #[error("not allowed: the contact's name must not be empty")]
+    EmptyName,
+    #[error("not allowed: that card is this account's own")]
+    OwnCard,
+    /// The number read out is not this contact's: the card may not be
+    /// theirs, so nothing may be shared with it.
+    #[error(
+        "not allowed: the safety number does not match the one for {name}: do not share with this card; ask for it again"
+    )]
+    SafetyNumberMismatch { name: String },
+}
+
 /// Someone this account may share with.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Contact {
@@ -52,22 +73,17 @@ pub fn card(account: &AccountId, name: &str) -> String {
 
 /// Parses a card; returns the account and the name it carries.
 pub fn parse_card(text: &str) -> Result<(AccountId, String)> {
-    let bad = || {
-        Error::NotAllowed(format!(
-            "{:?} is not a casebook card: it starts with {CARD_PREFIX}: and is printed by `casebook whoami`",
-            text.chars().take(40).collect::<String>()
-        ))
+    let bad = || ContactError::NotACard {
+        start: text.chars().take(40).collect(),
     };
     let parts: Vec<&str> = text.trim().split(':').collect();
     let [CARD_PREFIX, account, name, check] = parts.as_slice() else {
-        return Err(bad());
+        return Err(bad().into());
     };
     let account: AccountId = account.parse().map_err(|_| bad())?;
     let name = String::from_utf8(hex::decode(name).map_err(|_| bad())?).map_err(|_| bad())?;
     if card(&account, &name).rsplit(':').next() != Some(*check) {
-        return Err(Error::NotAllowed(
-            "the card's check digits do not match: it was changed or copied wrong".into(),
-        ));
+        return Err(ContactError::CheckDigits.into());
     }
     Ok((account, name))
 }
@@ -111,12 +127,10 @@ impl Home {
         let (account, _card_name) = parse_card(card_text)?;
         let name = crate::names::check(name)?;
         if name.is_empty() {
-            return Err(Error::NotAllowed(
-                "the contact's name must not be empty".into(),
-            ));
+            return Err(ContactError::EmptyName.into());
         }
         if account == self.account_id() {
-            return Err(Error::NotAllowed("that card is this account's own".into()));
+            return Err(ContactError::OwnCard.into());
         }
         let mut all = self.contacts()?;
         if all
@@ -144,13 +158,13 @@ impl Home {
         let c = all
             .iter_mut()
             .find(|c| c.name.eq_ignore_ascii_case(name.trim()))
-            .ok_or_else(|| Error::NotAllowed(format!("no contact named {name:?}")))?;
+            .ok_or_else(|| Error::UnknownContact(name.trim().to_string()))?;
         let digits = |s: &str| s.chars().filter(char::is_ascii_digit).collect::<String>();
         if digits(number) != digits(&safety_number(&c.account)) {
-            return Err(Error::NotAllowed(format!(
-                "the safety number does not match the one for {}: do not share with this card; ask for it again",
-                c.name
-            )));
+            return Err(ContactError::SafetyNumberMismatch {
+                name: c.name.clone(),
+            }
+            .into());
         }
         c.verified = true;
         let (who, account) = (c.name.clone(), c.account);

@@ -14,14 +14,47 @@ use casebook_shared::ids::{AccountId, DocId};
 use serde::{Deserialize, Serialize};
 
 use crate::audit::{Disclosed, Disclosure};
-use crate::error::{Error, Result};
+use crate::error::{Error, Inconsistent, Result};
 use crate::home::{Home, now};
 use crate::net::{NetError, Relay};
 
 mod comments;
 mod contacts;
 
-pub use contacts::{Contact, card, parse_card, safety_number};
+pub use comments::CommentRefusal;
+pub use contacts::{Contact, ContactError, card, parse_card, safety_number};
+
+/// Why a case was not shared or unshared as asked. Each refusal names the
+/// rule: sharing is the owner's, and a share states its terms.
+#[derive(Debug, thiserror::Error)]
+pub enum ShareError {
+    #[error("not allowed: invalid role {0:?}: use read, comment or write")]
+    InvalidRole(String),
+    #[error("not allowed: only the case's owner can share it")]
+    NotOwner,
+    /// A case has one owner; sharing gives a colleague a lesser role.
+    #[error("not allowed: a colleague cannot be made an owner")]
+    OwnerRole,
+    #[error("not allowed: the expiry is in the past")]
+    ExpiryPast,
+    /// A disclosure is recorded with why it was made and on what consent.
+    #[error("not allowed: a share needs a purpose and the consent it rests on")]
+    NoPurposeOrConsent,
+    /// The relay served an account log that is not the one the verified
+    /// card names: the relay, or someone in between, substituted a key.
+    #[error(
+        "not allowed: the relay served an account log for {name} that does not match the verified card (safety-number mismatch); nothing was shared"
+    )]
+    CardMismatch { name: String },
+    /// Terms change by ending a share and granting it again, so each
+    /// grant's terms stay as they were recorded.
+    #[error(
+        "not allowed: this case is already shared with {name}; unshare it first to change the terms"
+    )]
+    AlreadyShared { name: String },
+    #[error("not allowed: this case is not shared with {name}")]
+    NotShared { name: String },
+}
 
 /// Why and on what terms a case was shared: sealed in the access log under
 /// the case key, so the relay cannot read it.
@@ -94,9 +127,7 @@ pub fn parse_role(s: &str) -> Result<Role> {
         "read" => Ok(Role::Read),
         "comment" => Ok(Role::Comment),
         "write" => Ok(Role::Write),
-        _ => Err(Error::NotAllowed(format!(
-            "invalid role {s:?}: use read, comment or write"
-        ))),
+        _ => Err(ShareError::InvalidRole(s.to_string()).into()),
     }
 }
 
@@ -106,9 +137,7 @@ impl Home {
             .doc_meta(case)?
             .ok_or_else(|| Error::UnknownCase(case.to_hex()))?;
         if meta.owner != self.account_id() {
-            return Err(Error::NotAllowed(
-                "only the case's owner can share it".into(),
-            ));
+            return Err(ShareError::NotOwner.into());
         }
         Ok(self
             .cases()?
@@ -139,24 +168,20 @@ impl Home {
             return Err(Error::ContactUnverified(c.name));
         }
         if role == Role::Owner {
-            return Err(Error::NotAllowed(
-                "a colleague cannot be made an owner".into(),
-            ));
+            return Err(ShareError::OwnerRole.into());
         }
         if expires.is_some_and(|e| e <= now()) {
-            return Err(Error::NotAllowed("the expiry is in the past".into()));
+            return Err(ShareError::ExpiryPast.into());
         }
         if purpose.trim().is_empty() || consent.trim().is_empty() {
-            return Err(Error::NotAllowed(
-                "a share needs a purpose and the consent it rests on".into(),
-            ));
+            return Err(ShareError::NoPurposeOrConsent.into());
         }
         let private = self.owned_case(case)?;
-        let mismatch = || {
-            Error::NotAllowed(format!(
-                "the relay served an account log for {} that does not match the verified card (safety-number mismatch); nothing was shared",
-                c.name
-            ))
+        let mismatch = || -> Error {
+            ShareError::CardMismatch {
+                name: c.name.clone(),
+            }
+            .into()
         };
         let colleague: AccountState = match self.refresh_log(relay, &c.account).await {
             Ok(s) => s,
@@ -181,10 +206,10 @@ impl Home {
                 .doc_meta(d)?
                 .is_some_and(|m| m.members.iter().any(|(a, _, _)| *a == c.account))
             {
-                return Err(Error::NotAllowed(format!(
-                    "this case is already shared with {}; unshare it first to change the terms",
-                    c.name
-                )));
+                return Err(ShareError::AlreadyShared {
+                    name: c.name.clone(),
+                }
+                .into());
             }
         }
         let details = ShareDetails {
@@ -199,9 +224,7 @@ impl Home {
                     .doc_meta(d)?
                     .ok_or_else(|| Error::UnknownCase(d.to_hex()))?;
                 let keys = home.doc_keys(d)?;
-                let key = keys
-                    .get(&meta.epoch)
-                    .ok_or_else(|| Error::NotAllowed("no key for this case".into()))?;
+                let key = keys.get(&meta.epoch).ok_or(Error::NoKey(*d))?;
                 let op = DocOp::AddMember {
                     member: c.account,
                     role,
@@ -269,10 +292,10 @@ impl Home {
                 }
             }
             if removed == 0 {
-                return Err(Error::NotAllowed(format!(
-                    "this case is not shared with {}",
-                    c.name
-                )));
+                return Err(ShareError::NotShared {
+                    name: c.name.clone(),
+                }
+                .into());
             }
             home.audit(
                 &format!(
@@ -396,7 +419,7 @@ impl Home {
         for e in self.access_log(doc)? {
             let entry: DocEntry = e
                 .open(access::SIG_LABEL)
-                .map_err(|err| Error::Inconsistent(err.to_string()))?;
+                .map_err(Inconsistent::EntryDoesNotOpen)?;
             match entry.op {
                 DocOp::Rotate { epoch: ep, .. } => epoch = ep,
                 DocOp::AddMember {

@@ -15,6 +15,7 @@ use zeroize::Zeroizing;
 
 use crate::docs::DocMeta;
 use crate::store::DocSync;
+use crate::sync::RollbackError;
 
 /// What one document needs this round.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -35,37 +36,34 @@ pub struct Need {
 pub fn plan(
     heads: &[DocHead],
     held: &BTreeMap<DocId, (DocSync, bool)>,
-) -> Result<Vec<Need>, String> {
+) -> Result<Vec<Need>, RollbackError> {
     let mut needs = Vec::new();
     let mut listed = std::collections::BTreeSet::new();
     for h in heads {
         if !listed.insert(h.doc) {
-            return Err(format!("document {} is listed twice", h.doc.short()));
+            return Err(RollbackError::ListedTwice(h.doc));
         }
         let local = held.get(&h.doc).map(|(s, _)| *s).unwrap_or_default();
         if h.access_len < local.access_len {
-            return Err(format!(
-                "document {} has {} access entries on the relay, {} here",
-                h.doc.short(),
-                h.access_len,
-                local.access_len
-            ));
+            return Err(RollbackError::FewerAccessEntries {
+                doc: h.doc,
+                relay: h.access_len,
+                here: local.access_len,
+            });
         }
         if h.seq < local.seen {
-            return Err(format!(
-                "document {} is at {} on the relay, {} seen here",
-                h.doc.short(),
-                h.seq,
-                local.seen
-            ));
+            return Err(RollbackError::BehindSeen {
+                doc: h.doc,
+                relay: h.seq,
+                seen: local.seen,
+            });
         }
         if h.seq < local.acked {
-            return Err(format!(
-                "document {} is at {} on the relay, which acknowledged a change here at {}",
-                h.doc.short(),
-                h.seq,
-                local.acked
-            ));
+            return Err(RollbackError::BehindAcked {
+                doc: h.doc,
+                relay: h.seq,
+                acked: local.acked,
+            });
         }
         let need = Need {
             doc: h.doc,
@@ -78,10 +76,7 @@ pub fn plan(
     }
     for (doc, (sync, owned)) in held {
         if *owned && (sync.access_len > 0 || sync.acked > 0) && !listed.contains(doc) {
-            return Err(format!(
-                "document {} is missing from the relay",
-                doc.short()
-            ));
+            return Err(RollbackError::Missing(*doc));
         }
     }
     Ok(needs)

@@ -22,7 +22,7 @@ use casebook_shared::codec;
 use casebook_shared::frames::{ErrorCode, Request, Response};
 use casebook_shared::ids::{AccountId, DocId};
 
-use crate::error::{Error, Result};
+use crate::error::{Error, Inconsistent, Result};
 use crate::home::Home;
 use crate::net::{NetError, Relay};
 
@@ -127,6 +127,57 @@ fn hold(held: &mut Vec<HeldEdits>, doc: DocId, reason: &str) {
             reason: reason.into(),
         }),
     }
+}
+
+/// What the relay showed that is less than this device has already seen:
+/// a relay rolled back (restored from an old backup, or lying), refused so
+/// that no device takes an older state for the newest.
+#[derive(Debug, thiserror::Error)]
+pub enum RollbackError {
+    /// The last entry held of the account's log is not the relay's.
+    #[error(
+        "the relay shows less than this device has already seen (the relay's log of account {} differs from the one held); refusing it (rollback)",
+        .0.short()
+    )]
+    AccountLogDiffers(AccountId),
+    #[error(
+        "the relay shows less than this device has already seen (the relay's log of account {} is shorter than the one held); refusing it (rollback)",
+        .0.short()
+    )]
+    AccountLogShorter(AccountId),
+    /// The relay's listing gave the access log's length as `listed`; the
+    /// entries it then sent end at `sent`.
+    #[error(
+        "the relay shows less than this device has already seen (document {} listed {listed} access entries but sent {sent}); refusing it (rollback)",
+        doc.short()
+    )]
+    AccessEntries { doc: DocId, listed: u64, sent: u64 },
+    #[error(
+        "the relay shows less than this device has already seen (document {} is listed twice); refusing it (rollback)",
+        .0.short()
+    )]
+    ListedTwice(DocId),
+    #[error(
+        "the relay shows less than this device has already seen (document {} has {relay} access entries on the relay, {here} here); refusing it (rollback)",
+        doc.short()
+    )]
+    FewerAccessEntries { doc: DocId, relay: u64, here: u64 },
+    #[error(
+        "the relay shows less than this device has already seen (document {} is at {relay} on the relay, {seen} seen here); refusing it (rollback)",
+        doc.short()
+    )]
+    BehindSeen { doc: DocId, relay: u64, seen: u64 },
+    #[error(
+        "the relay shows less than this device has already seen (document {} is at {relay} on the relay, which acknowledged a change here at {acked}); refusing it (rollback)",
+        doc.short()
+    )]
+    BehindAcked { doc: DocId, relay: u64, acked: u64 },
+    /// A relay cannot make an owner's document vanish.
+    #[error(
+        "the relay shows less than this device has already seen (document {} is missing from the relay); refusing it (rollback)",
+        .0.short()
+    )]
+    Missing(DocId),
 }
 
 fn unexpected(r: Response) -> Error {
@@ -281,10 +332,11 @@ impl Home {
         }
         out.insert(mine, me);
         for other in self.store.log_owners(32)? {
-            let id =
-                AccountId(other.try_into().map_err(|_| {
-                    Error::Inconsistent("an account id has the wrong length".into())
-                })?);
+            let id = AccountId(
+                other
+                    .try_into()
+                    .map_err(|_| Inconsistent::AccountIdLength)?,
+            );
             if id != mine {
                 let st = self.refresh_log(relay, &id).await?;
                 out.insert(id, st);
@@ -344,16 +396,10 @@ impl Home {
             Some(last) => match entries.split_first() {
                 Some((first, rest)) if first == last => rest,
                 Some(_) => {
-                    return Err(Error::Rollback(format!(
-                        "the relay's log of account {} differs from the one held",
-                        account.short()
-                    )));
+                    return Err(RollbackError::AccountLogDiffers(*account).into());
                 }
                 None => {
-                    return Err(Error::Rollback(format!(
-                        "the relay's log of account {} is shorter than the one held",
-                        account.short()
-                    )));
+                    return Err(RollbackError::AccountLogShorter(*account).into());
                 }
             },
         };
@@ -372,9 +418,7 @@ impl Home {
         all.extend_from_slice(new);
         let state = AccountState::verify_log(&all)?;
         if state.id != *account {
-            return Err(Error::Inconsistent(
-                "the relay sent another account's log".into(),
-            ));
+            return Err(Inconsistent::AnotherAccountsLog.into());
         }
         if !new.is_empty() {
             if *account == self.account_id() {

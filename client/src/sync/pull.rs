@@ -14,9 +14,12 @@ use casebook_shared::ids::{AccountId, DocId};
 use casebook_shared::signed::Signed;
 
 use super::apply::Batch;
-use super::{APPLY_CHUNK, PAGE_BYTES, Progress, RefusedEnvelope, SyncReport, check, unexpected};
+use super::{
+    APPLY_CHUNK, PAGE_BYTES, Progress, RefusedEnvelope, RollbackError, SyncReport, check,
+    unexpected,
+};
 use crate::docs::SnapshotBody;
-use crate::error::{Error, Result};
+use crate::error::{Error, Inconsistent, Result};
 use crate::home::Home;
 use crate::net::{NetError, Relay};
 
@@ -64,7 +67,7 @@ impl Home {
             let owned = meta.is_some_and(|m| m.owner == me);
             held.insert(doc, (sync, owned));
         }
-        let mut needs = check::plan(&heads, &held).map_err(Error::Rollback)?;
+        let mut needs = check::plan(&heads, &held)?;
         // A disposal stays listed; once taken it is no news.
         let disposed = self.disposed_docs()?;
         needs.retain(|n| !disposed.contains(&n.doc));
@@ -127,12 +130,12 @@ impl Home {
                     continue;
                 }
                 if from + entries.len() as u64 != access_len[&need.doc] {
-                    return Err(Error::Rollback(format!(
-                        "document {} listed {} access entries but sent {}",
-                        need.doc.short(),
-                        access_len[&need.doc],
-                        from + entries.len() as u64
-                    )));
+                    return Err(RollbackError::AccessEntries {
+                        doc: need.doc,
+                        listed: access_len[&need.doc],
+                        sent: from + entries.len() as u64,
+                    }
+                    .into());
                 }
                 match self.signers_known(relay, &entries, accounts).await? {
                     Ok(()) => fetched_logs.push((need.doc, entries)),
@@ -358,9 +361,9 @@ impl Home {
                 return Ok(());
             }
         }
-        let meta = self.doc_meta(&item.doc)?.ok_or_else(|| {
-            Error::Inconsistent(format!("no access log for {}", item.doc.short()))
-        })?;
+        let meta = self
+            .doc_meta(&item.doc)?
+            .ok_or(Inconsistent::NoAccessLog(item.doc))?;
         let keys = self.doc_keys(&item.doc)?;
         let automerge = !self.is_audit_doc(&item.doc);
         let admitted = check::admit(item, &meta, accounts, &keys, batch.top_epoch, automerge);
@@ -384,7 +387,7 @@ impl Home {
             Ok(a) if self.is_audit_doc(&item.doc) => {
                 let author = Envelope::decode(item.envelope.clone())
                     .map(|e| e.header.author)
-                    .map_err(|e| Error::Inconsistent(e.to_string()))?;
+                    .map_err(Inconsistent::EnvelopeDoesNotDecode)?;
                 let taken = if author == self.device_id() {
                     self.restored_audit(&a.body).map(|_| 0)
                 } else {

@@ -12,7 +12,7 @@ use casebook_shared::ids::{DocId, EnvelopeId};
 use casebook_shared::signed::Signed;
 
 use super::{HeldEdits, PAGE_BYTES, Progress, SNAPSHOT_EVERY, hold, unexpected};
-use crate::error::{Error, Result};
+use crate::error::{Error, Inconsistent, Result};
 use crate::home::{Home, now};
 use crate::net::{NetError, Relay};
 use crate::store::OutKind;
@@ -149,18 +149,11 @@ impl Home {
     }
 
     pub(super) fn seal_change(&self, doc: &DocId, id: [u8; 24], body: &[u8]) -> Result<Vec<u8>> {
-        let meta = self
-            .doc_meta(doc)?
-            .ok_or_else(|| Error::Inconsistent(format!("no access log for {}", doc.short())))?;
+        let meta = self.doc_meta(doc)?.ok_or(Inconsistent::NoAccessLog(*doc))?;
         let keys = self.doc_keys(doc)?;
-        let key = keys
-            .get(&meta.epoch)
-            .ok_or_else(|| Error::NotAllowed(format!("no key for document {}", doc.short())))?;
+        let key = keys.get(&meta.epoch).ok_or(Error::NoKey(*doc))?;
         if body.len() > MAX_ENVELOPE - 1024 {
-            return Err(Error::NotAllowed(format!(
-                "one edit of {} bytes is larger than an envelope may be",
-                body.len()
-            )));
+            return Err(Error::EditTooLarge { bytes: body.len() });
         }
         let header = Header {
             kind: Kind::Change,
@@ -231,9 +224,9 @@ impl Home {
     ) -> Result<()> {
         let first: DocEntry = entries
             .first()
-            .ok_or_else(|| Error::Inconsistent("an empty access outbox row".into()))?
+            .ok_or(Inconsistent::EmptyOutboxRow)?
             .open(ACCESS_SIG)
-            .map_err(|e| Error::Inconsistent(e.to_string()))?;
+            .map_err(Inconsistent::EntryDoesNotOpen)?;
         match relay
             .request(&Request::AppendAccess {
                 doc: *doc,
@@ -253,10 +246,7 @@ impl Home {
                 .await?
             {
                 Response::Log { entries: theirs } if theirs.starts_with(&entries) => Ok(()),
-                _ => Err(Error::Inconsistent(format!(
-                    "the access log of {} changed elsewhere: {reason}",
-                    doc.short()
-                ))),
+                _ => Err(Inconsistent::AccessLogChanged { doc: *doc, reason }.into()),
             },
             Err(e) => Err(e.into()),
         }

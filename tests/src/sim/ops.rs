@@ -12,7 +12,7 @@ use super::world::{FIELDS, Token, World};
 fn refused(e: &Error) -> bool {
     matches!(
         e,
-        Error::NotAllowed(_)
+        Error::Role(_)
             | Error::Note(NoteError::Signed(_) | NoteError::AlreadySigned(_))
             | Error::Note(NoteError::NotSigned(_))
     )
