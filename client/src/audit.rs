@@ -7,7 +7,7 @@ use casebook_shared::codec;
 use casebook_shared::ids::{AccountId, DeviceId, DocId, Hash};
 
 use crate::error::{Error, Inconsistent, Result};
-use crate::home::{Home, now};
+use crate::home::Home;
 
 impl Home {
     /// Records an audit entry (sealed like everything else).
@@ -36,7 +36,7 @@ impl Home {
             let rec = AuditRecord {
                 seq: seq + 1,
                 prev,
-                at: now(),
+                at: self.now(),
                 device: self.device_id(),
                 case,
                 what: what.to_string(),

@@ -16,7 +16,7 @@ use casebook_shared::ids::{AccountId, DocId, EnvelopeId};
 use casebook_shared::signed::Signed;
 
 use crate::error::{Error, Result};
-use crate::home::{AuditRecord, Home, now};
+use crate::home::{AuditRecord, Home};
 use crate::net::{NetError, Relay};
 
 /// How far this device's own entries have gone out.
@@ -50,7 +50,7 @@ impl Home {
             doc,
             seq: 0,
             prev: None,
-            at: now(),
+            at: self.now(),
             account: me.id,
             account_len: me.len,
             op: DocOp::Genesis {

@@ -9,6 +9,7 @@
 //! are, `2026-12-31` as an expiry means the end of that local day, and
 //! times print in local time with the zone's name.
 
+use casebook_shared::clock::Clock;
 use jiff::civil::Date;
 use jiff::tz::TimeZone;
 use jiff::{Timestamp, ZonedDateTime};
@@ -27,14 +28,15 @@ pub fn rfc3339(unix: u64) -> String {
     instant(unix).strftime("%Y-%m-%dT%H:%M:%SZ").to_string()
 }
 
-/// Now, as RFC 3339 in UTC.
+/// Now by the system clock, as RFC 3339 in UTC (for a front end; the
+/// core reads its home's clock).
 pub fn now() -> String {
-    rfc3339(crate::home::now())
+    rfc3339(Clock::system().now())
 }
 
-/// Today's date where the person is.
+/// Today's date where the person is, by the system clock.
 pub fn today() -> String {
-    date(crate::home::now())
+    date(Clock::system().now())
 }
 
 /// The local date of an instant.

@@ -13,7 +13,7 @@ use casebook_shared::ids::{AccountId, DeviceId, DocId};
 use serde::Serialize;
 
 use crate::error::{Error, Inconsistent, Result};
-use crate::home::{Home, now};
+use crate::home::Home;
 use crate::identity::Identity;
 use crate::net::Relay;
 use crate::recovery::{self, RecoveryError};
@@ -188,7 +188,7 @@ impl Home {
         let mut entries = Vec::new();
         if let Some(info) = add {
             let key = self.current_account_key(&state)?;
-            let entry = account::add_device(&state, &self.id.signer, key, info, now())?;
+            let entry = account::add_device(&state, &self.id.signer, key, info, self.now())?;
             state.apply(&entry)?;
             entries.push(entry);
         }
@@ -208,7 +208,7 @@ impl Home {
                 .get(state.key.generation as usize)
                 .ok_or(Error::Revoked)?;
             let (entry, new_key) =
-                account::revoke_device(&state, &self.id.signer, key, *device, now())?;
+                account::revoke_device(&state, &self.id.signer, key, *device, self.now())?;
             state.apply(&entry)?;
             keys.push(new_key);
             entries.push(entry);
@@ -336,7 +336,7 @@ pub async fn recover_with(
         dh: dh.public(),
         kind: DeviceKind::Device,
     };
-    let entry = account::add_device(&state, &paper.signer, current, info, now())?;
+    let entry = account::add_device(&state, &paper.signer, current, info, setup.clock.now())?;
     relay
         .request(&Request::AppendAccount {
             entries: vec![entry],

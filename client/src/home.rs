@@ -31,14 +31,6 @@ fn unlock_is_recorded(last_entry: Option<u64>, now: u64) -> bool {
     last_entry.is_none_or(|at| now.saturating_sub(at) >= UNLOCK_SPELL)
 }
 
-/// Unix seconds now.
-pub fn now() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
-}
-
 /// How a home is made and reaches its relay, beyond its folder and
 /// passphrase. People get the default: a relay over QUIC at the address
 /// the home holds, and the full key-derivation cost. A simulation hands a
@@ -47,6 +39,9 @@ pub fn now() -> u64 {
 pub struct Setup {
     pub kdf: crate::store::KdfParams,
     pub local: Option<std::sync::Arc<dyn crate::net::LocalRelay>>,
+    /// What every instant the core records and every expiry it judges is
+    /// read from: the system's, or a simulation's that lets days pass.
+    pub clock: casebook_shared::clock::Clock,
 }
 
 impl Setup {
@@ -110,6 +105,11 @@ fn decode_keys(bytes: &[u8]) -> Vec<DhSecret> {
 }
 
 impl Home {
+    /// Unix seconds now, by this home's clock.
+    pub fn now(&self) -> u64 {
+        self.setup.clock.now()
+    }
+
     pub(crate) fn db(dir: &Path) -> PathBuf {
         dir.join(DB_FILE)
     }
@@ -188,10 +188,16 @@ impl Home {
         let store = Self::create_store(dir, passphrase, setup)?;
         let signer = casebook_shared::crypto::DeviceSigner::generate();
         let dh = DhSecret::generate();
-        let (genesis, account_key) = account::genesis(&signer, &dh, now());
+        let (genesis, account_key) = account::genesis(&signer, &dh, setup.clock.now());
         let mut state = AccountState::from_genesis(&genesis)?;
         let (words, paper) = recovery::generate();
-        let add_paper = account::add_device(&state, &signer, &account_key, paper.info(), now())?;
+        let add_paper = account::add_device(
+            &state,
+            &signer,
+            &account_key,
+            paper.info(),
+            setup.clock.now(),
+        )?;
         state.apply(&add_paper)?;
         let id = Identity::new(
             signer,
@@ -266,7 +272,7 @@ impl Home {
             Some(bytes) => Some(codec::decode::<AuditRecord>(&bytes)?.at),
             None => None,
         };
-        if unlock_is_recorded(last, now()) {
+        if unlock_is_recorded(last, setup.clock.now()) {
             home.audit("store unlocked", None)?;
         }
         Ok(home)

@@ -23,7 +23,7 @@ use serde::{Deserialize, Serialize};
 use spake2::{Ed25519Group, Identity as PakeId, Password, Spake2};
 
 use crate::error::{Error, Result};
-use crate::home::{Home, now};
+use crate::home::Home;
 use crate::identity::Identity;
 use crate::net::Relay;
 
@@ -200,7 +200,8 @@ impl Home {
             return Err(PairingError::AlreadyInAccount.into());
         }
         let key = self.current_account_key(&state)?;
-        let entry = account::add_device(&state, &self.id.signer, key, req.device.clone(), now())?;
+        let entry =
+            account::add_device(&state, &self.id.signer, key, req.device.clone(), self.now())?;
         relay
             .request(&Request::AppendAccount {
                 entries: vec![entry.clone()],

@@ -7,6 +7,7 @@
 
 pub mod access;
 pub mod account;
+pub mod clock;
 pub mod codec;
 pub mod crypto;
 pub mod envelope;

@@ -151,7 +151,7 @@ async fn a_colleagues_edits_and_comments_are_in_the_owners_trail() {
     sync(&mut chen).await;
     sync(&mut lee).await;
     let note = chen.list_notes(&reviewed).unwrap()[0].id.clone();
-    chen.comment_note(&reviewed, &note, "Consider CBT-I.", "2026-11-21T09:00:00Z")
+    chen.comment_note(&reviewed, &note, "Consider CBT-I.")
         .unwrap();
     sync(&mut chen).await;
     let note = lee.list_notes(&cotreated).unwrap()[0].id.clone();

@@ -17,10 +17,16 @@ use std::sync::Arc;
 #[tokio::test(flavor = "current_thread")]
 async fn a_lost_answer_to_a_new_cases_first_entries_does_not_wedge_sync() {
     let dir = tempfile::tempdir().unwrap();
-    let relay = Arc::new(SimRelay::new(dir.path(), Rng::new(1), RATES));
+    let relay = Arc::new(SimRelay::new(
+        dir.path(),
+        Rng::new(1),
+        RATES,
+        casebook_shared::clock::Clock::system(),
+    ));
     let setup = Setup {
         kdf: KdfParams::FOR_SIMULATION,
         local: Some(relay.clone()),
+        ..Setup::default()
     };
     let (mut home, _) = Home::init_with(
         &dir.path().join("laptop"),
@@ -117,7 +123,7 @@ async fn a_removed_colleagues_device_learns_the_share_ended() {
     let role = chen
         .doc_meta(&case)
         .unwrap()
-        .and_then(|m| m.role_of(&me, casebook::home::now()));
+        .and_then(|m| m.role_of(&me, casebook_shared::clock::Clock::system().now()));
     assert_eq!(role, None::<Role>);
     assert!(
         chen.edit_note(&case, "", &[]).is_err(),

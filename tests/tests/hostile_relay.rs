@@ -553,7 +553,7 @@ async fn a_writer_cannot_sign_in_someone_elses_name() {
     let at = "2026-11-21T09:00:00Z";
 
     laptop
-        .comment_note(&case, "n1", "Discussed with the supervisor.", at)
+        .comment_note(&case, "n1", "Discussed with the supervisor.")
         .unwrap();
     sync(&mut laptop).await;
 

@@ -38,8 +38,7 @@ async fn a_comment_and_the_owners_later_edit_reach_devices_added_later() {
 
     let r = sync(&mut chen).await;
     assert!(r.refused.is_empty(), "{:?}", r.refused);
-    chen.comment_note(&case, "n1", "Consider CBT-I.", "2026-11-21T09:00:00Z")
-        .unwrap();
+    chen.comment_note(&case, "n1", "Consider CBT-I.").unwrap();
     sync(&mut chen).await;
 
     let r = sync(&mut rivera).await;

@@ -141,13 +141,8 @@ async fn share_comment_unshare() {
             "{edit:?}"
         );
     }
-    chen.comment_note(
-        &case,
-        "n1",
-        "Consider a sleep referral.",
-        "2026-11-21T09:00:00Z",
-    )
-    .unwrap();
+    chen.comment_note(&case, "n1", "Consider a sleep referral.")
+        .unwrap();
     sync(&mut chen).await;
     let r = sync(&mut rivera).await;
     assert!(r.refused.is_empty(), "{:?}", r.refused);
@@ -222,7 +217,7 @@ async fn an_expired_share_ends_at_the_owners_next_sync() {
     rivera.add_contact("Dr. Chen", &card).unwrap();
     rivera.verify_contact("Dr. Chen", &safety).unwrap();
     let conn = rivera.connect().await.unwrap();
-    let expires = casebook::home::now() + 2;
+    let expires = casebook_shared::clock::Clock::system().now() + 2;
     rivera
         .share(
             &conn,
@@ -243,7 +238,7 @@ async fn an_expired_share_ends_at_the_owners_next_sync() {
     let before = chen.doc_epochs(&case).unwrap();
 
     // Wait until the relay's clock passes the expiry.
-    while casebook::home::now() <= expires {
+    while casebook_shared::clock::Clock::system().now() <= expires {
         tokio::time::sleep(std::time::Duration::from_millis(200)).await;
     }
     rivera
@@ -385,13 +380,8 @@ async fn past_comments_stay_held_edits_wait_and_a_colleagues_revoked_device_gets
     // A comment made while the share lasted is kept by a device of the
     // owner's that first syncs after the share ended.
     sync(&mut chen).await;
-    chen.comment_note(
-        &case,
-        "n1",
-        "Consider a sleep referral.",
-        "2026-11-21T09:00:00Z",
-    )
-    .unwrap();
+    chen.comment_note(&case, "n1", "Consider a sleep referral.")
+        .unwrap();
     sync(&mut chen).await;
     rivera.unshare(&case, "Dr. Chen").unwrap();
     sync(&mut rivera).await;

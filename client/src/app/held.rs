@@ -8,7 +8,6 @@ use std::path::Path;
 use casebook_shared::access::Role;
 use casebook_shared::ids::DocId;
 
-use crate::home::now;
 use crate::{Error, Home, Result};
 
 /// Why held edits were not settled: there are none to settle.
@@ -49,7 +48,10 @@ impl Home {
                 .iter()
                 .filter(|r| r.doc == doc && r.kind != crate::store::OutKind::Access)
                 .count();
-            if meta.role_of(&me, now()).is_some_and(|r| r >= Role::Write) {
+            if meta
+                .role_of(&me, self.now())
+                .is_some_and(|r| r >= Role::Write)
+            {
                 writable |= n > 0;
             } else if n > 0 {
                 held.push((doc, n));

@@ -133,7 +133,7 @@ impl Home {
     /// apart as a late edit.
     pub fn sign_note(&mut self, case: &DocId, note: &str) -> Result<String> {
         let by = self.author()?;
-        let at = clock::now();
+        let at = clock::rfc3339(self.now());
         let id = self.read_case(case, |c| c.resolve_note_id(note))??;
         self.edit_case(case, &format!("note {id} signed"), |c| {
             Ok(c.sign_note(&id, &by, &at)?)
@@ -144,7 +144,7 @@ impl Home {
     /// Adds a dated addendum to a signed note.
     pub fn add_addendum(&mut self, case: &DocId, note: &str, text: &str) -> Result<String> {
         let by = self.author()?;
-        let at = clock::now();
+        let at = clock::rfc3339(self.now());
         let id = self.read_case(case, |c| c.resolve_note_id(note))??;
         self.edit_case(case, &format!("note {id}: addendum added"), |c| {
             Ok(c.add_addendum(&id, &by, &at, text)?)
@@ -163,7 +163,7 @@ impl Home {
         choice: LateEditChoice,
     ) -> Result<String> {
         let by = self.author()?;
-        let at = clock::now();
+        let at = clock::rfc3339(self.now());
         let id = self.read_case(case, |c| c.resolve_note_id(note))??;
         let what = match choice {
             LateEditChoice::Addendum => {
@@ -181,7 +181,7 @@ impl Home {
     /// returns its id.
     pub fn add_private_note(&mut self, case: &DocId, text: &str) -> Result<String> {
         let by = self.author()?;
-        let at = clock::now();
+        let at = clock::rfc3339(self.now());
         self.edit_private(case, |p| Ok(p.add(text, &by, &at)?))
     }
 

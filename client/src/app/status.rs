@@ -45,7 +45,7 @@ impl Home {
     /// This device's state, from what it holds (no relay needed).
     pub fn status(&self) -> Result<Status> {
         let last = self.last_round()?;
-        let now = crate::home::now();
+        let now = self.now();
         let mut ending = Vec::new();
         for (case, summary) in self.cases()? {
             let owned = self

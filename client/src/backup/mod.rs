@@ -134,7 +134,7 @@ impl Home {
             account: self.account_id(),
             device: self.device_id(),
             name: self.name().to_string(),
-            taken_at: crate::home::now(),
+            taken_at: self.now(),
             cases,
             store_bytes,
         };

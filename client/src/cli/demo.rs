@@ -196,12 +196,7 @@ pub async fn run(_out: &Out) -> Result<()> {
     sync(&mut chen, "Dr. Chen").await?;
     let seen = chen.read_case(&case, |c| c.notes().len())?;
     tell!("   Dr. Chen sees the case ({seen} note), not its psychotherapy notes");
-    chen.comment_note(
-        &case,
-        "n1",
-        "Consider a sleep-hygiene handout.",
-        "2026-11-21T09:00:00Z",
-    )?;
+    chen.comment_note(&case, "n1", "Consider a sleep-hygiene handout.")?;
     sync(&mut chen, "Dr. Chen").await?;
     sync(&mut laptop, "laptop").await?;
     let comments = laptop.read_case(&case, |c| c.note("n1").map(|n| n.comments))?;

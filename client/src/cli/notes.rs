@@ -159,7 +159,7 @@ pub(super) fn note(cli: &Cli, out: &Out, cmd: &NoteCmd) -> Result<()> {
         }
         NoteCmd::Comment { case, note, text } => {
             let id = case_id(&home, case)?;
-            let note = home.comment_note(&id, note, text, &time::now())?;
+            let note = home.comment_note(&id, note, text)?;
             out.changed("note.commented", note)
                 .with("case", id.to_hex())
                 .done("comment added")

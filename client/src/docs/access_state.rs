@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
 
 use crate::error::{Error, Result};
-use crate::home::{Home, now};
+use crate::home::Home;
 use crate::store::OutKind;
 
 /// What this device knows of a document's access log, without replaying it.
@@ -284,7 +284,7 @@ impl Home {
             doc: *doc,
             seq: log.len() as u64,
             prev,
-            at: now(),
+            at: self.now(),
             account: me.id,
             account_len: me.len,
             op,

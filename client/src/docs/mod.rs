@@ -7,7 +7,7 @@ use casebook_shared::ids::DocId;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Inconsistent, Result};
-use crate::home::{Home, now};
+use crate::home::Home;
 use crate::notes::{CaseDoc, CaseSummary, PrivateDoc};
 use crate::store::{DocSync, OutKind};
 
@@ -247,7 +247,7 @@ impl Home {
 
     fn check_write(&self, doc: &DocId) -> Result<()> {
         let meta = self.doc_meta(doc)?.ok_or(Inconsistent::NoAccessLog(*doc))?;
-        match meta.role_of(&self.account_id(), now()) {
+        match meta.role_of(&self.account_id(), self.now()) {
             Some(r) if r >= Role::Write => Ok(()),
             Some(r) => Err(RoleError::CannotWrite(r).into()),
             None => Err(RoleError::NoLongerShared.into()),

@@ -264,7 +264,7 @@ impl Home {
                 || req.until.is_some()
                 || !req.sections.is_empty(),
             sections: req.sections.clone(),
-            exported_at: crate::home::now(),
+            exported_at: self.now(),
             exported_by,
             to: req.to.clone(),
         };

@@ -7,7 +7,7 @@ use casebook_shared::ids::DocId;
 
 use crate::docs::{Loaded, RoleError};
 use crate::error::{Error, Result};
-use crate::home::{Home, now};
+use crate::home::Home;
 use crate::notes::CaseDoc;
 use crate::store::OutKind;
 
@@ -34,22 +34,18 @@ pub enum CommentRefusal {
 impl Home {
     /// Adds a comment to a note of a case shared with at least the comment role.
     /// Returns the note's whole id.
-    pub fn comment_note(
-        &mut self,
-        case: &DocId,
-        note: &str,
-        text: &str,
-        at: &str,
-    ) -> Result<String> {
+    pub fn comment_note(&mut self, case: &DocId, note: &str, text: &str) -> Result<String> {
         let meta = self
             .doc_meta(case)?
             .ok_or_else(|| Error::UnknownCase(case.to_hex()))?;
         let me = self.account_id();
-        let allowed = meta.owner == me || meta.role_of(&me, now()).is_some_and(Role::can_upload);
+        let allowed =
+            meta.owner == me || meta.role_of(&me, self.now()).is_some_and(Role::can_upload);
         if !allowed {
             return Err(RoleError::NoComments.into());
         }
         let by = self.name().to_string();
+        let at = &crate::clock::rfc3339(self.now());
         let n = self.read_case(case, |c| c.resolve_note_id(note))??;
         self.change_case(case, "comment added", OutKind::Comment, |c| {
             Ok(c.add_comment(&n, &by, at, text)?)

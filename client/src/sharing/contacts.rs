@@ -7,7 +7,7 @@ use casebook_shared::ids::AccountId;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
-use crate::home::{Home, now};
+use crate::home::Home;
 
 const CARD_PREFIX: &str = "casebook-card1";
 const CONTACTS: &str = "contacts";
@@ -143,7 +143,7 @@ impl Home {
             name: name.to_string(),
             account,
             verified: false,
-            added_at: now(),
+            added_at: self.now(),
         };
         all.push(c.clone());
         self.save_contacts(&all)?;

@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::audit::{Disclosed, Disclosure};
 use crate::error::{Error, Inconsistent, Result};
-use crate::home::{Home, now};
+use crate::home::Home;
 use crate::net::{NetError, Relay};
 
 mod comments;
@@ -170,7 +170,7 @@ impl Home {
         if role == Role::Owner {
             return Err(ShareError::OwnerRole.into());
         }
-        if expires.is_some_and(|e| e <= now()) {
+        if expires.is_some_and(|e| e <= self.now()) {
             return Err(ShareError::ExpiryPast.into());
         }
         if purpose.trim().is_empty() || consent.trim().is_empty() {
@@ -330,7 +330,7 @@ impl Home {
                 .find(|c| c.account == *a)
                 .map(|c| c.name.clone())
         };
-        let now = now();
+        let now = self.now();
         let mut rows: Vec<ShareRow> = meta
             .members
             .iter()
@@ -381,7 +381,9 @@ impl Home {
             }
             let (role, expires, state) =
                 match meta.members.iter().find(|(a, _, _)| *a == me).copied() {
-                    Some((_, role, expires)) => (role, expires, ShareState::of(expires, now())),
+                    Some((_, role, expires)) => {
+                        (role, expires, ShareState::of(expires, self.now()))
+                    }
                     None => match meta.grants.iter().rev().find(|g| g.account == me) {
                         Some(g) => (g.role, None, ShareState::Ended),
                         None => continue,
@@ -454,7 +456,7 @@ impl Home {
         held_back: &std::collections::BTreeSet<DocId>,
     ) -> Result<usize> {
         let me = self.account_id();
-        let at = now();
+        let at = self.now();
         self.atomically(|home| {
             let mut changed = 0;
             for doc in home.store.doc_ids()? {

@@ -290,7 +290,7 @@ impl Home {
         self.store.put_secret(
             LAST_ROUND,
             &serde_json::to_vec(&LastRound {
-                at: crate::home::now(),
+                at: self.now(),
                 held: report.held.clone(),
             })
             .expect("plain data always serializes"),

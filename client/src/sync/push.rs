@@ -13,7 +13,7 @@ use casebook_shared::signed::Signed;
 
 use super::{HeldEdits, PAGE_BYTES, Progress, SNAPSHOT_EVERY, hold, unexpected};
 use crate::error::{Error, Inconsistent, Result};
-use crate::home::{Home, now};
+use crate::home::Home;
 use crate::net::{NetError, Relay};
 use crate::store::OutKind;
 
@@ -94,7 +94,7 @@ impl Home {
                         None => {
                             let meta = self.doc_meta(&row.doc)?;
                             let t = (
-                                meta.as_ref().and_then(|m| m.role_of(&me, now())),
+                                meta.as_ref().and_then(|m| m.role_of(&me, self.now())),
                                 meta.as_ref().map_or(0, |m| m.epoch),
                             );
                             terms.insert(row.doc, t);

@@ -4,6 +4,7 @@
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
+use casebook_shared::clock::Clock;
 use casebook_shared::crypto::{self, random_bytes};
 use casebook_shared::frames::{self, ErrorCode, MAX_MAILBOX_MSG, Request, Response};
 use casebook_shared::ids::{AccountId, DeviceId, DocId};
@@ -67,14 +68,9 @@ pub struct Relay<S: Storage> {
     mailboxes: Mailboxes,
     fingerprint: [u8; 32],
     limiter: Arc<Limiter>,
-}
-
-/// Unix seconds now.
-pub fn now() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
+    /// What a share's expiry is judged against: the system's, or a
+    /// simulation's that lets days pass.
+    clock: Clock,
 }
 
 fn err(code: ErrorCode, reason: impl Into<String>) -> Response {
@@ -104,7 +100,19 @@ impl<S: Storage> Relay<S> {
             changes: broadcast::channel(4096).0,
             mailboxes: Mailboxes::default(),
             fingerprint,
+            clock: Clock::system(),
         })
+    }
+
+    /// The same relay, judging time by `clock`.
+    pub fn with_clock(mut self, clock: Clock) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// Unix seconds now, by this relay's clock.
+    pub(crate) fn now(&self) -> u64 {
+        self.clock.now()
     }
 
     fn read(&self) -> std::sync::RwLockReadGuard<'_, State> {
@@ -122,7 +130,7 @@ impl<S: Storage> Relay<S> {
 
     /// Whether `account` may read `doc` now.
     pub fn may_read(&self, doc: &DocId, account: &AccountId) -> bool {
-        self.read().role(doc, account, now()).is_some()
+        self.read().role(doc, account, self.now()).is_some()
     }
 
     /// The limits this relay enforces.
@@ -261,7 +269,7 @@ impl<S: Storage> Relay<S> {
                 let st = self.read();
                 match st.docs.get(&doc) {
                     Some(d)
-                        if d.state.role_of(&account, now()).is_some()
+                        if d.state.role_of(&account, self.now()).is_some()
                             || (d.state.disposed && d.state.members.contains_key(&account)) =>
                     {
                         Response::Log {
@@ -276,7 +284,7 @@ impl<S: Storage> Relay<S> {
                 Ok((account, _)) => {
                     let st = self.read();
                     Response::Docs {
-                        docs: st.docs_for(&account, now()),
+                        docs: st.docs_for(&account, self.now()),
                         cursor: st.cursor,
                     }
                 }

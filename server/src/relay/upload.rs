@@ -8,7 +8,7 @@ use casebook_shared::envelope::{Envelope, Kind};
 use casebook_shared::frames::{ErrorCode, MAX_UPLOAD, Response};
 use casebook_shared::ids::{AccountId, DeviceId, DocId};
 
-use super::{Change, MAX_FETCH_BYTES, Relay, Session, err, now, store_err};
+use super::{Change, MAX_FETCH_BYTES, Relay, Session, err, store_err};
 use crate::metrics;
 use crate::storage::{NewEnvelope, Storage, StoreError, WriteJob};
 
@@ -100,7 +100,7 @@ impl<S: Storage> Relay<S> {
         let mut good = Vec::with_capacity(envelopes.len());
         // Where in `results` each good envelope's answer goes.
         let mut slots = Vec::with_capacity(envelopes.len());
-        let now = now();
+        let now = self.now();
         for bytes in envelopes {
             let size = bytes.len();
             match self.check_envelope(bytes, &account, &device, now) {

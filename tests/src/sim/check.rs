@@ -182,6 +182,27 @@ pub fn invariants(world: &mut World) -> Vec<String> {
             }
         }
     }
+    // A share that ran out has ended: once the owner's devices have synced,
+    // no access log they hold still lists a member past their expiry (the
+    // member was removed and the keys rotated), so it cuts off for real.
+    for d in world.live_of(0) {
+        let now = world.home(d).now();
+        for case in world.cases.clone() {
+            let Ok(Some(meta)) = world.home(d).doc_meta(&case) else {
+                continue;
+            };
+            for (member, _, expires) in &meta.members {
+                if expires.is_some_and(|e| e <= now) {
+                    failed.push(format!(
+                        "{}: the share of {} with {} expired and is still in its access log",
+                        world.devices[d].label,
+                        case.short(),
+                        member.short()
+                    ));
+                }
+            }
+        }
+    }
     // Every device's audit trail verifies.
     for d in world.live() {
         if let Err(e) = world.home(d).verify_audit() {

@@ -7,7 +7,8 @@
 //! recover, while the network between them and the relay (the real relay's
 //! request handling and SQLite store, in process) loses requests, loses
 //! answers after the relay acted, repeats requests, a device's process
-//! crashes mid-round, and the relay restarts. Then the network heals,
+//! crashes mid-round, the relay restarts, and hours pass on the one clock
+//! the relay and every device read, so shares run out. Then the network heals,
 //! every device syncs, and [`check::invariants`] must hold.
 //!
 //! One seed decides the schedule and every fault. Keys and ids still come
@@ -148,6 +149,7 @@ async fn simulate(seed: u64, steps: usize) -> Result<Outcome, Failure> {
                 w.relay.restart();
                 w.note("relay restarted");
             }
+            68..=73 => w.time_passes(),
             _ => w.faulty_sync(d).await,
         }
     }

@@ -10,6 +10,7 @@ use std::sync::{Arc, Mutex};
 use casebook::net::{Answer, Exchange, LocalRelay, NetError};
 use casebook_relay::relay::{Relay, Session};
 use casebook_relay::sqlite::SqliteStore;
+use casebook_shared::clock::Clock;
 use casebook_shared::frames::{Request, Response};
 
 use super::rng::Rng;
@@ -47,11 +48,12 @@ pub struct Faults {
 /// The relay in process: its store, its handler, and the faults between.
 pub struct SimRelay {
     path: PathBuf,
+    clock: Clock,
     relay: Mutex<(Arc<Relay<SqliteStore>>, Arc<SqliteStore>)>,
     pub faults: Arc<Mutex<Faults>>,
 }
 
-fn start(path: &std::path::Path) -> (Arc<Relay<SqliteStore>>, Arc<SqliteStore>) {
+fn start(path: &std::path::Path, clock: &Clock) -> (Arc<Relay<SqliteStore>>, Arc<SqliteStore>) {
     let store = Arc::new(SqliteStore::open(path).expect("the relay store opens"));
     let relay = Relay::new(
         store.clone(),
@@ -62,16 +64,19 @@ fn start(path: &std::path::Path) -> (Arc<Relay<SqliteStore>>, Arc<SqliteStore>) 
             ..Default::default()
         },
     )
-    .expect("the relay loads its state");
+    .expect("the relay loads its state")
+    .with_clock(clock.clone());
     (Arc::new(relay), store)
 }
 
 impl SimRelay {
-    pub fn new(dir: &std::path::Path, rng: Rng, rates: FaultRates) -> SimRelay {
+    /// A relay whose expiries are judged by `clock`, the devices' clock.
+    pub fn new(dir: &std::path::Path, rng: Rng, rates: FaultRates, clock: Clock) -> SimRelay {
         let path = dir.join("relay.db");
         SimRelay {
-            relay: Mutex::new(start(&path)),
+            relay: Mutex::new(start(&path, &clock)),
             path,
+            clock,
             faults: Arc::new(Mutex::new(Faults {
                 rng,
                 rates,
@@ -91,7 +96,7 @@ impl SimRelay {
     pub fn restart(&self) {
         let mut slot = self.relay.lock().unwrap();
         slot.1.close();
-        *slot = start(&self.path);
+        *slot = start(&self.path, &self.clock);
     }
 
     pub fn faults(&self) -> std::sync::MutexGuard<'_, Faults> {

@@ -172,8 +172,7 @@ impl World {
         let role = self.role(d, &case);
         let tok = self.token();
         let label = self.devices[d].label.clone();
-        let at = casebook::clock::now();
-        match self.home(d).comment_note(&case, &note, &tok, &at) {
+        match self.home(d).comment_note(&case, &note, &tok) {
             Ok(_) => {
                 if !role.is_some_and(Role::can_upload) {
                     self.violations
@@ -224,6 +223,11 @@ impl World {
             }
             return;
         }
+        // A third of shares run out by themselves, a few hours on.
+        let expires = self
+            .rng
+            .chance(333)
+            .then(|| self.setup.clock.now() + 3600 * (1 + self.rng.below(6) as u64));
         let home = self.home(d);
         let result = match home.connect().await {
             Ok(conn) => {
@@ -235,7 +239,7 @@ impl World {
                         role,
                         "consultation",
                         "release",
-                        None,
+                        expires,
                         false,
                     )
                     .await;
@@ -246,12 +250,24 @@ impl World {
         };
         match result {
             Ok(_) => {
-                self.note(format!("{label} share {} {name} {role:?}", case.short()));
+                let until = expires.map_or(String::new(), |e| format!(" until {e}"));
+                self.note(format!(
+                    "{label} share {} {name} {role:?}{until}",
+                    case.short()
+                ));
                 // `casebook share` syncs at once, as a person expects.
                 self.faulty_sync(d).await;
             }
             Err(e) => self.note(format!("{label} share failed: {e}")),
         }
+    }
+
+    /// Hours pass for everyone at once (the relay too): shares given an
+    /// expiry run out, and their owners' devices act on it when they sync.
+    pub fn time_passes(&mut self) {
+        let hours = 2 + self.rng.below(7) as u64;
+        self.setup.clock.advance(3600 * hours);
+        self.note(format!("{hours} hours pass"));
     }
 
     pub fn new_case(&mut self, d: usize) {

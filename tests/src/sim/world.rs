@@ -13,6 +13,7 @@ use casebook::net::Relay;
 use casebook::notes::{NoteFormat, NoteInput};
 use casebook::store::KdfParams;
 use casebook_shared::access::Role;
+use casebook_shared::clock::Clock;
 use casebook_shared::ids::{AccountId, DocId};
 
 use super::net::{FINGERPRINT, SimRelay};
@@ -93,10 +94,14 @@ impl World {
         let root = scratch();
         let mut rng = Rng::new(seed);
         let net_rng = Rng::new(rng.next_u64());
-        let relay = Arc::new(SimRelay::new(root.path(), net_rng, rates));
+        // One clock for the relay and every device, moved ahead by the
+        // schedule: shares expire while the practice works.
+        let clock = Clock::adjustable();
+        let relay = Arc::new(SimRelay::new(root.path(), net_rng, rates, clock.clone()));
         let setup = Setup {
             kdf: KdfParams::FOR_SIMULATION,
             local: Some(relay.clone()),
+            clock,
         };
         World {
             rng,
@@ -292,10 +297,11 @@ impl World {
     pub fn role(&mut self, d: usize, case: &DocId) -> Option<Role> {
         let home = self.home(d);
         let me = home.account_id();
+        let now = home.now();
         home.doc_meta(case)
             .ok()
             .flatten()
-            .and_then(|m| m.role_of(&me, casebook::home::now()))
+            .and_then(|m| m.role_of(&me, now))
     }
 
     /// Cases device `d` holds a body of.
