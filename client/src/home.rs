@@ -42,6 +42,8 @@ pub struct Setup {
     /// What every instant the core records and every expiry it judges is
     /// read from: the system's, or a simulation's that lets days pass.
     pub clock: casebook_shared::clock::Clock,
+    /// Where a simulated process stops writing: none for people.
+    pub crash: Option<crate::store::CrashPoint>,
 }
 
 impl Setup {
@@ -124,7 +126,11 @@ impl Home {
             path: dir.to_path_buf(),
             source,
         })?;
-        Ok(Store::create_with(&Self::db(dir), passphrase, setup.kdf)?)
+        let mut store = Store::create_with(&Self::db(dir), passphrase, setup.kdf)?;
+        if let Some(point) = &setup.crash {
+            store.crash_at(point)?;
+        }
+        Ok(store)
     }
 
     /// Sets up a new account with this as its first device, and a recovery
@@ -268,6 +274,9 @@ impl Home {
     pub fn open_with(dir: &Path, passphrase: &[u8], setup: &Setup) -> Result<Home> {
         let mut home = Self::open_quietly(dir, passphrase)?;
         home.setup = setup.clone();
+        if let Some(point) = &setup.crash {
+            home.store.crash_at(point)?;
+        }
         let last = match home.store.last_audit()? {
             Some(bytes) => Some(codec::decode::<AuditRecord>(&bytes)?.at),
             None => None,

@@ -14,9 +14,12 @@ use rusqlite::{Connection, OptionalExtension, params};
 use zeroize::Zeroizing;
 
 mod audit;
+mod crash;
 mod kdf;
 mod outbox;
 mod upkeep;
+
+pub use crash::CrashPoint;
 
 pub use kdf::KdfParams;
 pub(crate) use kdf::kek;

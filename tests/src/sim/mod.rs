@@ -7,9 +7,10 @@
 //! recover, while the network between them and the relay (the real relay's
 //! request handling and SQLite store, in process) loses requests, loses
 //! answers after the relay acted, repeats requests, a device's process
-//! crashes mid-round, the relay restarts, and hours pass on the one clock
-//! the relay and every device read, so shares run out. Then the network heals,
-//! every device syncs, and [`check::invariants`] must hold.
+//! crashes between two requests or between two writes of its store
+//! (mid-round, mid-edit), the relay restarts, and hours pass on the one
+//! clock the relay and every device read, so shares run out. Then the
+//! network heals, every device syncs, and [`check::invariants`] must hold.
 //!
 //! One seed decides the schedule and every fault. Keys and ids still come
 //! from the system's randomness, so a seed replays the same operations and

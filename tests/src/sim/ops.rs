@@ -3,6 +3,7 @@
 
 use casebook::Error;
 use casebook::notes::NoteError;
+use casebook::store::CrashPoint;
 use casebook_shared::access::Role;
 use casebook_shared::ids::DocId;
 
@@ -60,9 +61,11 @@ impl World {
             .collect();
         let at = bounds[self.rng.below(bounds.len())];
         let text = format!("{} {tok} {}", &current[..at], &current[at..]);
+        self.maybe_crash(60, 4);
         let result = self
             .home(d)
             .edit_note(&case, &note, &[(field.to_string(), text)]);
+        let crashed = self.crashed(d);
         let label = self.devices[d].label.clone();
         match result {
             Ok(_) => {
@@ -82,6 +85,7 @@ impl World {
                     case.short()
                 ));
             }
+            Err(e) if crashed => self.note(format!("{label} crashed in an edit: {e}")),
             Err(e) if refused(&e) => self.note(format!("{label} edit refused: {e}")),
             Err(e) => self.violations.push(format!("{label} edit failed: {e}")),
         }
@@ -95,7 +99,10 @@ impl World {
         let role = self.role(d, &case);
         let (input, toks) = self.note_input();
         let label = self.devices[d].label.clone();
-        match self.home(d).add_note(&case, input) {
+        self.maybe_crash(60, 4);
+        let result = self.home(d).add_note(&case, input);
+        let crashed = self.crashed(d);
+        match result {
             Ok(id) => {
                 if role.is_none_or(|r| r < Role::Write) {
                     self.violations
@@ -110,6 +117,7 @@ impl World {
                 }
                 self.note(format!("{label} note {} {id}", case.short()));
             }
+            Err(e) if crashed => self.note(format!("{label} crashed adding a note: {e}")),
             Err(e) if refused(&e) => self.note(format!("{label} note refused: {e}")),
             Err(e) => self
                 .violations
@@ -297,7 +305,11 @@ impl World {
             f.crash_in = crash;
             f.crashed = false;
         }
+        if crash.is_none() {
+            self.maybe_crash(100, 16);
+        }
         let result = self.sync(d).await;
+        let stopped_writing = self.setup.crash.as_ref().is_some_and(CrashPoint::disarm);
         let crashed = {
             let mut f = self.relay.faults();
             f.on = false;
@@ -305,7 +317,7 @@ impl World {
             f.crash_in = None;
             f.crashed = false;
             c
-        };
+        } || stopped_writing;
         let label = self.devices[d].label.clone();
         match result {
             Ok(r) => self.note(format!(

@@ -11,6 +11,7 @@ use casebook::Home;
 use casebook::home::Setup;
 use casebook::net::Relay;
 use casebook::notes::{NoteFormat, NoteInput};
+use casebook::store::CrashPoint;
 use casebook::store::KdfParams;
 use casebook_shared::access::Role;
 use casebook_shared::clock::Clock;
@@ -102,6 +103,7 @@ impl World {
             kdf: KdfParams::FOR_SIMULATION,
             local: Some(relay.clone()),
             clock,
+            crash: Some(CrashPoint::default()),
         };
         World {
             rng,
@@ -277,6 +279,27 @@ impl World {
         let home = Home::open_with(&dir, PASSPHRASE, &self.setup).expect("a crashed home opens");
         self.devices[d].home = Some(home);
         self.note(format!("{} crashed and reopened", self.devices[d].label));
+    }
+
+    /// Now and then, arms a crash of the next operation's process at one
+    /// of its next `within` store writes.
+    pub fn maybe_crash(&mut self, per_mille: u32, within: usize) {
+        if self.rng.chance(per_mille) {
+            let writes = self.rng.below(within) as u32;
+            if let Some(p) = &self.setup.crash {
+                p.arm(writes);
+            }
+        }
+    }
+
+    /// After an operation: whether its process stopped between two store
+    /// writes; if so it starts again from what its files hold.
+    pub fn crashed(&mut self, d: usize) -> bool {
+        let fired = self.setup.crash.as_ref().is_some_and(CrashPoint::disarm);
+        if fired {
+            self.crash_and_reopen(d);
+        }
+        fired
     }
 
     /// One sync round on a fresh connection.
