@@ -10,24 +10,29 @@
 
 use casebook::Home;
 use casebook::net::Relay;
-use casebook::notes::{CaseDoc, NoteFormat, NoteInput};
+use casebook::notes::{NoteFormat, NoteInput};
 use casebook::sharing::ShareError;
-use casebook_shared::access::{self, DocEntry, DocOp, HASH_LABEL, Role, SIG_LABEL};
+use casebook_shared::access::Role;
 use casebook_shared::account::{self, AccountState};
-use casebook_shared::crypto::{self, DeviceSigner, DhSecret, SecretKey};
-use casebook_shared::envelope::{Envelope, Header, Kind};
+use casebook_shared::crypto::{DeviceSigner, DhSecret};
 use casebook_shared::frames::{ErrorCode, Request, Response, Stored};
-use casebook_shared::ids::{AccountId, DocId, EnvelopeId};
+use casebook_shared::ids::{AccountId, DocId};
 use casebook_shared::signed::Signed;
 use casebook_tests::hostile_relay::HostileRelay;
+use casebook_tests::rogue::{FORGED, Rogue};
 use casebook_tests::*;
-
-const FORGED: &str = "FORGED: the client asked to stop treatment";
 
 fn note(text: &str) -> NoteInput {
     let mut n = NoteInput::new("2026-11-20", NoteFormat::Soap);
     n.fields = vec![("subjective".into(), text.into())];
     n
+}
+
+/// A connection to the real relay, for the rogue.
+async fn rogue_conn(relay: &TestRelay) -> Relay {
+    Relay::connect(&relay.addr(), relay.handle.fingerprint)
+        .await
+        .unwrap()
 }
 
 fn new_case(home: &mut Home, name: &str) -> DocId {
@@ -44,176 +49,6 @@ fn subjective(home: &mut Home, case: &DocId) -> String {
         c.note("n1").unwrap().field("subjective").to_string()
     })
     .unwrap()
-}
-
-/// An account whose device keys the test holds: it signs what it likes.
-struct Rogue {
-    signer: DeviceSigner,
-    account_key: DhSecret,
-    id: AccountId,
-    conn: Relay,
-}
-
-impl Rogue {
-    async fn register(relay: &TestRelay) -> Rogue {
-        let signer = DeviceSigner::generate();
-        let (genesis, account_key) = account::genesis(&signer, &DhSecret::generate(), 1);
-        let id = AccountState::from_genesis(&genesis).unwrap().id;
-        let conn = Relay::connect(&relay.addr(), relay.handle.fingerprint)
-            .await
-            .unwrap();
-        conn.request(&Request::CreateAccount {
-            entries: vec![genesis],
-        })
-        .await
-        .unwrap();
-        conn.authenticate(&signer, Some(id)).await.unwrap();
-        Rogue {
-            signer,
-            account_key,
-            id,
-            conn,
-        }
-    }
-
-    /// Uploads one envelope to the real relay; its answer.
-    async fn upload(&self, envelope: Vec<u8>) -> Result<u64, ErrorCode> {
-        match self
-            .conn
-            .request(&Request::Upload {
-                envelopes: vec![envelope],
-            })
-            .await
-            .unwrap()
-        {
-            Response::Uploaded { results } => results[0],
-            r => panic!("{r:?}"),
-        }
-    }
-
-    async fn access_log(&self, doc: DocId) -> Vec<Signed> {
-        match self
-            .conn
-            .request(&Request::GetAccess { doc, from: 0 })
-            .await
-            .unwrap()
-        {
-            Response::Log { entries } => entries,
-            r => panic!("{r:?}"),
-        }
-    }
-
-    /// Reads the case as a member does, edits note n1 and seals the change
-    /// under the newest epoch: a real change, signed by a real device.
-    async fn forge_edit(&self, doc: DocId) -> Vec<u8> {
-        self.forge_edit_at(doc, None).await
-    }
-
-    /// As [`Rogue::forge_edit`], sealed under `epoch` if given.
-    async fn forge_edit_at(&self, doc: DocId, epoch: Option<u32>) -> Vec<u8> {
-        // Written as its own device, as every change must be.
-        let actor = [&self.signer.device_id().0[..], b"-rogue"].concat();
-        self.forge_with(doc, epoch, &actor, |case| {
-            case.edit_note("n1", &[("subjective".into(), FORGED.into())])
-                .unwrap();
-        })
-        .await
-    }
-
-    /// Reads the case as a member does, makes `edit` written as `actor`,
-    /// and seals it as this rogue's device under `epoch` (the newest if
-    /// not given).
-    async fn forge_with(
-        &self,
-        doc: DocId,
-        epoch: Option<u32>,
-        actor: &[u8],
-        edit: impl FnOnce(&mut CaseDoc),
-    ) -> Vec<u8> {
-        let log = self.access_log(doc).await;
-        let keys = access::doc_keys(
-            &log,
-            &self.id,
-            &[DhSecret::from_bytes(*self.account_key.expose())],
-        )
-        .unwrap();
-        let items = match self
-            .conn
-            .request(&Request::Fetch {
-                docs: vec![(doc, 0)],
-                max_bytes: 1 << 22,
-            })
-            .await
-            .unwrap()
-        {
-            Response::Changes { items, .. } => items,
-            r => panic!("{r:?}"),
-        };
-        let mut case: Option<CaseDoc> = None;
-        for item in items {
-            let env = Envelope::decode(item.envelope).unwrap();
-            assert_eq!(env.header.kind, Kind::Change, "no snapshot this early");
-            let body = env.open(&keys[&env.header.epoch]).unwrap();
-            match case.as_mut() {
-                None => case = Some(CaseDoc::load(&body, actor).unwrap()),
-                Some(c) => {
-                    c.apply(&body).unwrap();
-                }
-            }
-        }
-        let mut case = case.unwrap();
-        let heads = case.heads();
-        edit(&mut case);
-        let body = case.changes_since(&heads);
-        let epoch = epoch.unwrap_or(*keys.keys().max().unwrap());
-        let header = Header {
-            kind: Kind::Change,
-            doc,
-            epoch,
-            account: self.id,
-            author: self.signer.device_id(),
-            id: EnvelopeId(crypto::random_bytes()),
-            covers: 0,
-        };
-        Envelope::seal(header, &keys[&epoch], &self.signer, &body).into_bytes()
-    }
-
-    /// An access-log entry continuing `log` (of `doc`), claiming `account`
-    /// signed it, signed by this rogue device: it adds the rogue as a writer.
-    async fn forge_access(&self, doc: DocId, log: &[Signed], account: AccountId) -> Signed {
-        let st = AccountState::from_genesis(&self.genesis().await).unwrap();
-        let entry = DocEntry {
-            doc,
-            seq: log.len() as u64,
-            prev: Some(log.last().unwrap().hash(HASH_LABEL)),
-            at: 2,
-            account,
-            account_len: 1,
-            op: DocOp::AddMember {
-                member: self.id,
-                role: Role::Write,
-                expires: None,
-                details: Vec::new(),
-                key: access::key_envelope(&doc, 0, &SecretKey::random(), &st).unwrap(),
-            },
-        };
-        Signed::sign(&self.signer, SIG_LABEL, &entry)
-    }
-
-    async fn genesis(&self) -> Signed {
-        match self
-            .conn
-            .request(&Request::GetAccount {
-                account: self.id,
-                from: 0,
-            })
-            .await
-            .unwrap()
-        {
-            Response::Log { entries } => entries[0].clone(),
-            r => panic!("{r:?}"),
-        }
-    }
 }
 
 /// Makes the hostile relay serve `envelope` as the newest change of `doc`
@@ -362,7 +197,7 @@ async fn what_a_hostile_relay_forges_or_passes_on_is_ignored_by_every_client() {
     let mut tablet = pair(&mut laptop, dirs[1].path(), &hostile).await;
     let mut chen = init(dirs[2].path(), &hostile, "Dr. Chen");
     sync(&mut chen).await;
-    let rogue = Rogue::register(&relay).await;
+    let rogue = Rogue::register(rogue_conn(&relay).await).await;
     let (_, chen_id, _, _) = chen.whoami();
 
     // Three cases: the rogue reads one, writes another; Dr. Chen comments
@@ -482,7 +317,7 @@ async fn a_member_moved_to_comment_cannot_edit_under_an_old_key() {
     let mut laptop = init(dirs[0].path(), &hostile, "Dr. Rivera");
     sync(&mut laptop).await;
     let mut tablet = pair(&mut laptop, dirs[1].path(), &hostile).await;
-    let rogue = Rogue::register(&relay).await;
+    let rogue = Rogue::register(rogue_conn(&relay).await).await;
     let case = new_case(&mut laptop, "Jordan Avery");
     sync(&mut laptop).await;
     befriend(&mut laptop, "Rogue", &rogue.id);
@@ -545,7 +380,7 @@ async fn a_writer_cannot_sign_in_someone_elses_name() {
         })
         .unwrap();
     sync(&mut laptop).await;
-    let rogue = Rogue::register(&relay).await;
+    let rogue = Rogue::register(rogue_conn(&relay).await).await;
     befriend(&mut laptop, "Dr. Chen", &rogue.id);
     share_case(&mut laptop, &case, "Dr. Chen", "write", true).await;
     let mut tablet = pair(&mut laptop, dirs.1.path(), &relay).await;
@@ -558,7 +393,7 @@ async fn a_writer_cannot_sign_in_someone_elses_name() {
     sync(&mut laptop).await;
 
     // Its own device, the owner's name typed in, on a signature and a comment.
-    let own = [&rogue.signer.device_id().0[..], b"-rogue"].concat();
+    let own = rogue.actor();
     let signed = rogue
         .forge_with(case, None, &own, |c| {
             c.sign_note("n1", "Dr. Rivera", at).unwrap();

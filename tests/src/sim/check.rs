@@ -164,6 +164,39 @@ pub fn invariants(world: &mut World) -> Vec<String> {
             ));
         }
     }
+    // What the hostile colleague's role permitted is on the owner's devices;
+    // what it forbade is on no device at all.
+    let shows = |v: &BTreeMap<DocId, CaseView>, case: &DocId, token: &str| {
+        v.get(case)
+            .is_some_and(|c| c.notes.iter().any(|n| words(n).contains(token)))
+    };
+    let everyone: Vec<(String, BTreeMap<DocId, CaseView>)> = world
+        .live()
+        .into_iter()
+        .map(|d| (world.devices[d].label.clone(), view(world, d, false)))
+        .collect();
+    for r in &world.rogue_changes {
+        if r.permitted && !shows(&owner_view, &r.case, &r.token) {
+            failed.push(format!(
+                "the rogue's permitted change {} (seq {} of {}) is not on the owner's devices",
+                r.token,
+                r.seq,
+                r.case.short()
+            ));
+        }
+        if !r.permitted {
+            for (label, v) in &everyone {
+                if shows(v, &r.case, &r.token) {
+                    failed.push(format!(
+                        "{label} shows the rogue's forbidden change {} (seq {} of {})",
+                        r.token,
+                        r.seq,
+                        r.case.short()
+                    ));
+                }
+            }
+        }
+    }
     // A signed note shows what was signed, never an edit merged in later.
     for (case, v) in &owner_view {
         for n in v.notes.iter().filter(|n| n.is_signed()) {

@@ -2,7 +2,7 @@
 //!
 //! Three practitioners (an owner with up to four devices, one paired late
 //! and one recovered from the words; a colleague with two; a third with
-//! one) edit the same notes and fields, sign, add addenda and comments,
+//! one) and a hostile colleague who signs what it likes ([`hostile`]) edit the same notes and fields, sign, add addenda and comments,
 //! share in every role, change and end shares, revoke a device, pair and
 //! recover, while the network between them and the relay (the real relay's
 //! request handling and SQLite store, in process) loses requests, loses
@@ -17,6 +17,7 @@
 //! faults in the same order; a failure prints its seed and the trace.
 
 pub mod check;
+pub mod hostile;
 pub mod net;
 mod ops;
 pub mod rng;
@@ -93,6 +94,7 @@ async fn simulate(seed: u64, steps: usize) -> Result<Outcome, Failure> {
             return Err(fail(&mut w, vec![format!("first sync: {e}")]));
         }
     }
+    w.add_rogue().await;
     for d in [laptop, chen, okafor] {
         w.befriend_all(d);
     }
@@ -109,6 +111,9 @@ async fn simulate(seed: u64, steps: usize) -> Result<Outcome, Failure> {
         w.new_case(laptop);
         w.add_note(laptop);
     }
+    // The hostile colleague is in the practice from the start.
+    let first = w.cases[0];
+    w.share_with(laptop, first, 3).await;
 
     let (pair_at, revoke_at, recover_at) = (steps / 4, steps / 2, 3 * steps / 4);
     for step in 0..steps {
@@ -151,6 +156,7 @@ async fn simulate(seed: u64, steps: usize) -> Result<Outcome, Failure> {
                 w.note("relay restarted");
             }
             68..=73 => w.time_passes(),
+            74..=85 => w.rogue_acts().await,
             _ => w.faulty_sync(d).await,
         }
     }
@@ -166,6 +172,9 @@ async fn simulate(seed: u64, steps: usize) -> Result<Outcome, Failure> {
                         r.held.iter().map(|h| (h.doc, h.reason.clone())).collect(),
                     );
                     for x in r.refused {
+                        if w.expected_refusal(&x.doc, x.seq) {
+                            continue;
+                        }
                         refusals.push(format!(
                             "{} refused {} seq {} in healing round {round}: {}",
                             w.devices[d].label,

@@ -214,7 +214,14 @@ impl World {
         let Some(&case) = self.rng.pick(&cases) else {
             return;
         };
-        let colleague = 1 + self.rng.below(2);
+        // Either colleague, or the hostile one.
+        let colleague = 1 + self.rng.below(self.accounts.len() - 1);
+        self.share_with(d, case, colleague).await;
+    }
+
+    /// Device `d` shares `case` with account `colleague` in a random role,
+    /// or ends the share if there is one.
+    pub async fn share_with(&mut self, d: usize, case: DocId, colleague: usize) {
         let name = self.accounts[colleague].name;
         let role = [Role::Read, Role::Comment, Role::Write][self.rng.below(3)];
         let label = self.devices[d].label.clone();

@@ -74,6 +74,9 @@ pub struct World {
     /// Rule breaks seen while running (a forbidden edit accepted).
     pub violations: Vec<String>,
     next_token: u64,
+    /// The hostile colleague, and what of its the relay took.
+    pub rogue: Option<crate::rogue::Rogue>,
+    pub rogue_changes: Vec<super::hostile::RogueChange>,
 }
 
 /// A fresh folder for simulated homes: in memory where the system has one,
@@ -127,6 +130,8 @@ impl World {
             trace: Vec::new(),
             violations: Vec::new(),
             next_token: 0,
+            rogue: None,
+            rogue_changes: Vec::new(),
         }
     }
 
