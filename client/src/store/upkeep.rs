@@ -80,4 +80,16 @@ impl Store {
             "the write-ahead log stayed in use; run `casebook sync` again to empty it".into(),
         ))
     }
+
+    /// Whether commits wait for the disk. They do, but for what can be
+    /// had again: a commit that does not wait survives a crash of the
+    /// process, and after a power cut may be gone, all of it or none, with
+    /// the store as it was before. Changes fetched from the relay and the
+    /// seen mark that says so are lost together, and fetched again; the
+    /// next commit that waits (any edit here) makes them durable too.
+    pub(crate) fn wait_for_disk(&self, wait: bool) -> Result<(), StoreError> {
+        let mode = if wait { "FULL" } else { "NORMAL" };
+        self.conn.pragma_update(None, "synchronous", mode)?;
+        Ok(())
+    }
 }

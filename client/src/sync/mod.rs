@@ -13,6 +13,7 @@ mod apply;
 pub mod check;
 mod pull;
 mod push;
+mod told;
 mod watch;
 
 use std::collections::BTreeMap;

@@ -269,12 +269,17 @@ impl Home {
         let mut done = 0;
         while batches.peek().is_some() {
             let chunk: Vec<(DocId, Batch)> = batches.by_ref().take(APPLY_CHUNK).collect();
-            self.atomically(|home| {
+            // What was fetched can be fetched again: its commit need not
+            // wait for the disk (see `Store::wait_for_disk`).
+            self.store.wait_for_disk(false)?;
+            let applied = self.atomically(|home| {
                 for (doc, batch) in chunk {
                     home.apply_fetched(&doc, batch, report)?;
                 }
                 Ok(())
-            })?;
+            });
+            self.store.wait_for_disk(true)?;
+            applied?;
             done = (done + APPLY_CHUNK).min(total);
             progress(Progress::Applied {
                 docs: done,

@@ -71,13 +71,17 @@ impl Home {
         on_event(WatchEvent::Synced(first));
         tokio::pin!(stop);
         let mut poll = tokio::time::interval(OUTBOX_POLL);
+        let mut told = Vec::new();
         let result = loop {
             tokio::select! {
                 _ = &mut stop => break Ok(()),
                 n = rx.recv() => match n {
-                    Some(Ok(_)) => {
+                    Some(Ok(first)) => {
                         // Many pushes may be waiting; one round covers them all.
-                        while let Ok(Ok(_)) = rx.try_recv() {}
+                        told.push(first);
+                        while let Ok(Ok(n)) = rx.try_recv() {
+                            told.push(n);
+                        }
                         on_event(WatchEvent::Notified);
                     }
                     Some(Err(e)) => break Err(Error::Net(e)),
@@ -91,7 +95,19 @@ impl Home {
             }
             let round = {
                 let mut seen = |p: Progress| on_event(WatchEvent::Progress(p));
-                self.sync(relay, &mut seen).await
+                // What the relay said changed is fetched first; if that
+                // fails, the round does it (and says why, if it fails too).
+                let early = self
+                    .pull_told(relay, &std::mem::take(&mut told), &mut seen)
+                    .await
+                    .unwrap_or_default();
+                self.sync(relay, &mut seen).await.map(|mut r| {
+                    r.received += early.received;
+                    r.snapshots_in += early.snapshots_in;
+                    r.docs_updated += early.docs_updated;
+                    r.refused.extend(early.refused);
+                    r
+                })
             };
             match round {
                 Ok(r) => {

@@ -1,7 +1,7 @@
 //! The casebook benchmark: a relay in its own process on loopback, clients
 //! in this one, and a table of what was measured.
 //!
-//! `cargo run --release -p casebook-tests --bin bench [-- --cases N --quick --export-only --backup-only]`
+//! `cargo run --release -p casebook-tests --bin bench [-- --cases N --quick --export-only --backup-only --latency-only]`
 //!
 //! 1. edit-to-visible latency: one device edits and syncs, the other runs
 //!    `watch` and sees the change;
@@ -449,37 +449,41 @@ fn main() -> Result<()> {
     let tmp = tempfile::tempdir()?;
     let mut rows: Vec<(String, String, String)> = Vec::new();
 
-    eprintln!("== export");
-    let (pdf, fhir, read, size) = export::export(tmp.path(), 100)?;
-    rows.push((
-        "export a case of 100 SOAP notes (1.9 kB of text each), median of 5".into(),
-        format!(
-            "PDF {:.0} ms ({:.0} kB), FHIR {:.0} ms; reading the case in full {:.0} ms (PDF {:.1}× that)",
-            pdf * 1e3,
-            size as f64 / 1e3,
-            fhir * 1e3,
-            read * 1e3,
-            pdf / read
-        ),
-        "PDF ≤ 1 s".into(),
-    ));
+    // `--latency-only`: edit to visible alone, for working on it.
+    let latency_only = args.iter().any(|a| a == "--latency-only");
+    if !latency_only {
+        eprintln!("== export");
+        let (pdf, fhir, read, size) = export::export(tmp.path(), 100)?;
+        rows.push((
+            "export a case of 100 SOAP notes (1.9 kB of text each), median of 5".into(),
+            format!(
+                "PDF {:.0} ms ({:.0} kB), FHIR {:.0} ms; reading the case in full {:.0} ms (PDF {:.1}× that)",
+                pdf * 1e3,
+                size as f64 / 1e3,
+                fhir * 1e3,
+                read * 1e3,
+                pdf / read
+            ),
+            "PDF ≤ 1 s".into(),
+        ));
 
-    if args.iter().any(|a| a == "--export-only") {
-        return print_table(rows);
-    }
+        if args.iter().any(|a| a == "--export-only") {
+            return print_table(rows);
+        }
 
-    eprintln!("== backup of {cases} cases");
-    let b = backup::backup_restore(&tmp.path().join("backup"), cases)?;
-    rows.push((
-        format!("backup, then restore, of a home of {cases} cases × 20 notes ({:.1} MB store)", b.store_mb),
-        format!(
-            "backup {:.2} s ({:.1} MB file), restore {:.2} s, each with one Argon2id; copying the store file {:.2} s",
-            b.backup_s, b.file_mb, b.restore_s, b.copy_s
-        ),
-        "≤ 5 s each".into(),
-    ));
-    if args.iter().any(|a| a == "--backup-only") {
-        return print_table(rows);
+        eprintln!("== backup of {cases} cases");
+        let b = backup::backup_restore(&tmp.path().join("backup"), cases)?;
+        rows.push((
+            format!("backup, then restore, of a home of {cases} cases × 20 notes ({:.1} MB store)", b.store_mb),
+            format!(
+                "backup {:.2} s ({:.1} MB file), restore {:.2} s, each with one Argon2id; copying the store file {:.2} s",
+                b.backup_s, b.file_mb, b.restore_s, b.copy_s
+            ),
+            "≤ 5 s each".into(),
+        ));
+        if args.iter().any(|a| a == "--backup-only") {
+            return print_table(rows);
+        }
     }
 
     eprintln!("== latency");
@@ -504,6 +508,10 @@ fn main() -> Result<()> {
         ),
         String::new(),
     ));
+
+    if latency_only {
+        return print_table(rows);
+    }
 
     eprintln!("== sharing");
     let data = tmp.path().join("relay-sharing");

@@ -1,0 +1,111 @@
+//! A watcher told that a document changed fetches that document at once,
+//! before the rest of its round: a change typed on one device shows on
+//! another without waiting for account logs and the relay's whole listing.
+//!
+//! Only what it can judge exactly as the full round would is taken here:
+//! changes and snapshots of documents this device holds, under key epochs
+//! and from devices it already knows, in one page. Anything else (an
+//! unknown epoch or device, a refusal, more than a page, the audit
+//! document) leaves everything as it was, and the round that follows
+//! fetches and judges it with the newest logs.
+
+use std::collections::BTreeMap;
+
+use casebook_shared::account::AccountState;
+use casebook_shared::frames::{Request, Response};
+use casebook_shared::ids::{AccountId, DocId};
+
+use super::apply::Batch;
+use super::{PAGE_BYTES, Progress, SyncReport, unexpected};
+use crate::error::Result;
+use crate::home::Home;
+use crate::net::Relay;
+
+impl Home {
+    /// Fetches, checks and applies what the relay said changed in `told`
+    /// (documents and their newest sequence numbers); what it took, or an
+    /// empty report when it left it all to the next round.
+    pub(super) async fn pull_told(
+        &mut self,
+        relay: &Relay,
+        told: &[(DocId, u64)],
+        progress: &mut (dyn FnMut(Progress) + Send),
+    ) -> Result<SyncReport> {
+        let mut report = SyncReport::default();
+        // The account logs this session verified; a device not among them
+        // is left to the round, which fetches its account's log first.
+        let accounts: BTreeMap<AccountId, AccountState> = self
+            .verified_logs
+            .iter()
+            .map(|(a, (_, st))| (*a, st.clone()))
+            .collect();
+        let mut after: Vec<(DocId, u64)> = Vec::new();
+        for (doc, seq) in told {
+            if after.iter().any(|(d, _)| d == doc) || self.is_audit_doc(doc) {
+                continue;
+            }
+            match self.doc_meta(doc)? {
+                Some(meta) if !meta.disposed => {}
+                _ => continue,
+            }
+            let seen = self.sync_record(doc)?.seen;
+            if *seq > seen {
+                after.push((*doc, seen));
+            }
+        }
+        if after.is_empty() || accounts.is_empty() {
+            return Ok(report);
+        }
+        let (items, more) = match relay
+            .request(&Request::Fetch {
+                docs: after.clone(),
+                max_bytes: PAGE_BYTES,
+            })
+            .await?
+        {
+            Response::Changes { items, more } => (items, more),
+            r => return Err(unexpected(r)),
+        };
+        if more {
+            return Ok(report);
+        }
+        let mut batches: BTreeMap<DocId, Batch> = BTreeMap::new();
+        for item in items {
+            let Some(pos) = after.iter().position(|(d, _)| *d == item.doc) else {
+                return Ok(report);
+            };
+            if item.seq <= after[pos].1 {
+                return Ok(report);
+            }
+            after[pos].1 = item.seq;
+            let batch = match batches.entry(item.doc) {
+                std::collections::btree_map::Entry::Occupied(b) => b.into_mut(),
+                std::collections::btree_map::Entry::Vacant(slot) => slot.insert(Batch {
+                    top_epoch: self.sync_record(&item.doc)?.top_epoch,
+                    ..Batch::default()
+                }),
+            };
+            batch.seen = item.seq;
+            self.take_item(&item, &accounts, batch, &mut report)?;
+            if !report.refused.is_empty() {
+                return Ok(SyncReport::default());
+            }
+        }
+        // What was fetched can be fetched again: its commit need not wait
+        // for the disk (see `Store::wait_for_disk`).
+        self.store.wait_for_disk(false)?;
+        let applied = self.atomically(|home| {
+            for (doc, batch) in batches {
+                home.apply_fetched(&doc, batch, &mut report)?;
+            }
+            Ok(())
+        });
+        self.store.wait_for_disk(true)?;
+        applied?;
+        let received = report.received + report.snapshots_in;
+        if received > 0 {
+            progress(Progress::Visible { received });
+        }
+        Ok(report)
+    }
+}

@@ -1,0 +1,130 @@
+//! A watching device told of a change fetches that document before the
+//! rest of its round; a change from a device paired while it watches
+//! arrives all the same.
+
+use std::time::Duration;
+
+use casebook::notes::{NoteFormat, NoteInput};
+use casebook::sync::{Progress, WatchEvent};
+use casebook_tests::*;
+
+/// What the watcher reported, in the order it did.
+#[derive(Debug, PartialEq)]
+enum Seen {
+    Notified,
+    Fetched,
+    Applied,
+    Visible,
+    Synced(usize),
+    Other,
+}
+
+fn plan_of(home: &mut casebook::Home, case: &casebook_shared::ids::DocId) -> String {
+    home.read_case(case, |c| c.note("n1").unwrap().field("plan").to_string())
+        .unwrap()
+}
+
+/// Waits for the next round to finish; what was reported since.
+async fn next_round(rx: &mut tokio::sync::mpsc::UnboundedReceiver<Seen>) -> Vec<Seen> {
+    let mut out = Vec::new();
+    loop {
+        let e = tokio::time::timeout(Duration::from_secs(30), rx.recv())
+            .await
+            .expect("the watcher reports within 30 s")
+            .expect("the watcher runs");
+        let done = matches!(e, Seen::Synced(_));
+        out.push(e);
+        if done {
+            return out;
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_watcher_shows_a_change_before_the_rest_of_its_round() {
+    let relay = TestRelay::start().await;
+    let dirs: Vec<_> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
+    let mut laptop = init(dirs[0].path(), &relay, "Dr. Rivera");
+    let case = laptop.create_case("Jordan Avery", "2026-11-20").unwrap();
+    let mut n = NoteInput::new("2026-11-20", NoteFormat::Soap);
+    n.fields = vec![("plan".into(), "walk daily".into())];
+    laptop
+        .edit_case(&case, "note", |c| Ok(c.add_note(n, "n1", "Dr. Rivera")?))
+        .unwrap();
+    sync(&mut laptop).await;
+    let mut tablet = pair(&mut laptop, dirs[1].path(), &relay).await;
+    sync(&mut tablet).await;
+
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let watcher = tokio::spawn(async move {
+        let conn = tablet.connect().await.unwrap();
+        tablet
+            .watch(
+                &conn,
+                async {
+                    let _ = stop_rx.await;
+                },
+                &mut |e| {
+                    let _ = tx.send(match e {
+                        WatchEvent::Notified => Seen::Notified,
+                        WatchEvent::Progress(Progress::Fetched { .. }) => Seen::Fetched,
+                        WatchEvent::Progress(Progress::Applied { .. }) => Seen::Applied,
+                        WatchEvent::Progress(Progress::Visible { .. }) => Seen::Visible,
+                        WatchEvent::Synced(r) => Seen::Synced(r.received),
+                        _ => Seen::Other,
+                    });
+                },
+            )
+            .await
+            .unwrap();
+        tablet
+    });
+    next_round(&mut rx).await;
+
+    // An edit from a device the watcher knows: shown straight after the
+    // push, before the round fetches anything.
+    laptop
+        .edit_note(
+            &case,
+            "n1",
+            &[("plan".into(), "walk daily, sleep log".into())],
+        )
+        .unwrap();
+    sync(&mut laptop).await;
+    let round = next_round(&mut rx).await;
+    let notified = round.iter().position(|e| *e == Seen::Notified).unwrap();
+    assert_eq!(
+        round.get(notified + 1),
+        Some(&Seen::Visible),
+        "the told document is applied first: {round:?}"
+    );
+    assert!(
+        matches!(round.last(), Some(Seen::Synced(n)) if *n >= 1),
+        "{round:?}"
+    );
+
+    // An edit from a device paired while the tablet watches.
+    let mut phone = pair(&mut laptop, dirs[2].path(), &relay).await;
+    sync(&mut phone).await;
+    phone
+        .edit_note(
+            &case,
+            "n1",
+            &[("plan".into(), "walk daily, sleep log, journal".into())],
+        )
+        .unwrap();
+    sync(&mut phone).await;
+    let mut tablet = loop {
+        let round = next_round(&mut rx).await;
+        if round.contains(&Seen::Visible) {
+            let _ = stop_tx.send(());
+            break watcher.await.unwrap();
+        }
+    };
+    assert_eq!(
+        plan_of(&mut tablet, &case),
+        "walk daily, sleep log, journal"
+    );
+    relay.stop().await;
+}
