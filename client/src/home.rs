@@ -400,20 +400,46 @@ impl Home {
 
     /// Stores new entries of this account's log (already verified by the
     /// caller against the whole chain) and recomputes the reachable keys.
+    ///
+    /// The entries and the keys they make reachable are written in one
+    /// transaction: a process stopped between the two would hold a log
+    /// that says a new account key exists and no key to open it with, and
+    /// would never look again (the log is no longer news).
     pub(crate) fn extend_account_log(&mut self, first_seq: u64, entries: &[Signed]) -> Result<()> {
         let encoded: Vec<Vec<u8>> = entries.iter().map(codec::encode).collect();
-        self.store
-            .append_log(&self.account_id().0, first_seq, &encoded)?;
-        let log = self.account_log()?;
-        match account::account_keys(&log, &self.account_id(), &self.device_id(), &self.id.dh) {
-            Ok(keys) => {
-                self.account_keys = keys;
-                self.store
-                    .put_secret("account_keys", &encode_keys(&self.account_keys))?;
+        let mut log = self.account_log()?;
+        log.truncate(first_seq as usize);
+        log.extend_from_slice(entries);
+        let keys =
+            match account::account_keys(&log, &self.account_id(), &self.device_id(), &self.id.dh) {
+                Ok(keys) => Some(keys),
+                // Revoked devices get no new generation; keep what we had.
+                Err(e) if self.account_keys.is_empty() => return Err(e.into()),
+                Err(_) => None,
+            };
+        let account = self.account_id();
+        self.store.transaction(|s| {
+            s.append_log(&account.0, first_seq, &encoded)?;
+            if let Some(keys) = &keys {
+                s.put_secret("account_keys", &encode_keys(keys))?;
             }
-            // Revoked devices get no new generation; keep what we had.
-            Err(e) if self.account_keys.is_empty() => return Err(e.into()),
-            Err(_) => {}
+            Ok(())
+        })?;
+        if let Some(keys) = keys {
+            self.account_keys = keys;
+        }
+        Ok(())
+    }
+
+    /// Stores the account keys `log` makes reachable if they are more than
+    /// this device holds.
+    pub(crate) fn heal_account_keys(&mut self, log: &[Signed]) -> Result<()> {
+        if let Ok(keys) =
+            account::account_keys(log, &self.account_id(), &self.device_id(), &self.id.dh)
+            && keys.len() > self.account_keys.len()
+        {
+            self.store.put_secret("account_keys", &encode_keys(&keys))?;
+            self.account_keys = keys;
         }
         Ok(())
     }
