@@ -4,6 +4,7 @@
 //! the real relay. The hostile-relay tests and the simulation's hostile
 //! colleague are one.
 
+use casebook::docs::SnapshotBody;
 use casebook::net::{NetError, Relay};
 use casebook::notes::CaseDoc;
 use casebook_shared::access::{self, DocEntry, DocOp, HASH_LABEL, Role, SIG_LABEL};
@@ -171,8 +172,13 @@ impl Rogue {
                 (Some(c), Kind::Change) => {
                     c.apply(&body).unwrap();
                 }
-                // A snapshot holds all before it.
-                _ => case = Some(CaseDoc::load(&body, actor).unwrap()),
+                // A snapshot holds all before it: the saved document, with
+                // the listing's summary beside it.
+                (_, Kind::Snapshot) => {
+                    let snap: SnapshotBody = casebook_shared::codec::decode(&body).ok()?;
+                    case = Some(CaseDoc::load(&snap.doc, actor).ok()?);
+                }
+                (None, _) => case = Some(CaseDoc::load(&body, actor).ok()?),
             }
         }
         let mut case = case?;

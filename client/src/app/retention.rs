@@ -159,7 +159,9 @@ impl Home {
     pub fn retention(&self) -> Result<Vec<RetentionRow>> {
         let default = self.retention_default()?;
         let me = self.account_id();
-        let today: Date = crate::clock::today().parse().map_err(Inconsistent::Today)?;
+        let today: Date = crate::clock::date(self.now())
+            .parse()
+            .map_err(Inconsistent::Today)?;
         let mut rows = Vec::new();
         for (id, s) in self.cases()? {
             if self.doc_meta(&id)?.is_none_or(|m| m.owner != me) {

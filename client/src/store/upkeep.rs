@@ -92,4 +92,21 @@ impl Store {
         self.conn.pragma_update(None, "synchronous", mode)?;
         Ok(())
     }
+
+    /// Makes every commit before it durable, those that did not wait for
+    /// the disk included: one small write that does (a commit waiting for
+    /// the disk syncs the whole write-ahead log). Before anything made from
+    /// them leaves the device (an audit entry about a fetched change, say).
+    pub(crate) fn durable_barrier(&self) -> Result<(), StoreError> {
+        self.wait_for_disk(true)?;
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos() as i64);
+        self.conn.execute(
+            "INSERT INTO meta(name, value) VALUES ('durable_mark', ?1)
+             ON CONFLICT(name) DO UPDATE SET value = excluded.value",
+            [nanos.to_le_bytes().to_vec()],
+        )?;
+        Ok(())
+    }
 }

@@ -278,13 +278,20 @@ impl Home {
                 }
                 Ok(())
             });
-            self.store.wait_for_disk(true)?;
+            let restored = self.store.wait_for_disk(true);
             applied?;
+            restored?;
             done = (done + APPLY_CHUNK).min(total);
             progress(Progress::Applied {
                 docs: done,
                 of: total,
             });
+        }
+        // The round goes on to send what this device wrote, audit entries
+        // about what it just applied among them: those must not outlive a
+        // power cut on the relay alone.
+        if total > 0 {
+            self.store.durable_barrier()?;
         }
         Ok(held_back)
     }

@@ -92,19 +92,36 @@ impl Home {
             }
         }
         // What was fetched can be fetched again: its commit need not wait
-        // for the disk (see `Store::wait_for_disk`).
+        // for the disk (see `Store::wait_for_disk`). A change refused while
+        // it is applied (a commenter's that does more than comment, one
+        // that waits for another) is the round's to judge and record: then
+        // nothing of this is kept.
         self.store.wait_for_disk(false)?;
-        let applied = self.atomically(|home| {
-            for (doc, batch) in batches {
-                home.apply_fetched(&doc, batch, &mut report)?;
+        let started = self.store.begin()?;
+        let mut applied = Ok(());
+        for (doc, batch) in batches {
+            applied = self.apply_fetched(&doc, batch, &mut report);
+            if applied.is_err() {
+                break;
             }
-            Ok(())
-        });
-        self.store.wait_for_disk(true)?;
+        }
+        let keep = applied.is_ok() && report.refused.is_empty();
+        if !keep {
+            self.loaded.clear();
+        }
+        let ended = self.store.end(started, keep);
+        let restored = self.store.wait_for_disk(true);
         applied?;
+        ended?;
+        restored?;
+        if !keep {
+            return Ok(SyncReport::default());
+        }
         let received = report.received + report.snapshots_in;
         if received > 0 {
             progress(Progress::Visible { received });
+            // Durable before the round sends anything made from it.
+            self.store.durable_barrier()?;
         }
         Ok(report)
     }

@@ -100,7 +100,10 @@ impl Home {
                 let early = self
                     .pull_told(relay, &std::mem::take(&mut told), &mut seen)
                     .await
-                    .unwrap_or_default();
+                    .unwrap_or_else(|e| {
+                        tracing::warn!(error = %e, "fetching the told documents first failed; the round fetches them");
+                        super::SyncReport::default()
+                    });
                 self.sync(relay, &mut seen).await.map(|mut r| {
                     r.received += early.received;
                     r.snapshots_in += early.snapshots_in;
