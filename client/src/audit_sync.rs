@@ -96,6 +96,10 @@ impl Home {
         let Some(last) = mine.last().map(|r| r.seq) else {
             return Ok(0);
         };
+        // Entries about changes just fetched were written by commits that
+        // did not wait for the disk; once on the relay they must not be
+        // lost here (this device would write others under their numbers).
+        self.store.durable_barrier()?;
         let keys = self.doc_keys(&doc)?;
         let key = keys.get(&meta.epoch).ok_or(Error::NoKey(doc))?;
         let mut sent_now = 0;

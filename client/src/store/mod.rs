@@ -68,6 +68,9 @@ pub type Sealed = Zeroizing<Vec<u8>>;
 /// The open store.
 pub struct Store {
     conn: Connection,
+    /// Commits may have been made that did not wait for the disk (see
+    /// [`Store::wait_for_disk`]) and no commit that waits has followed.
+    relaxed: std::sync::atomic::AtomicBool,
     master: SecretKey,
 }
 
@@ -156,7 +159,11 @@ impl Store {
             "INSERT INTO meta(name, value) VALUES ('salt', ?1), ('master', ?2), ('kdf', ?3)",
             params![&salt[..], sealed, &kdf.encode()[..]],
         )?;
-        Ok(Store { conn, master })
+        Ok(Store {
+            conn,
+            master,
+            relaxed: Default::default(),
+        })
     }
 
     /// Seals the master key under a new passphrase (a new salt, the same
@@ -219,6 +226,7 @@ impl Store {
             .map_err(|_| StoreError::Damaged("master key has the wrong length".into()))?;
         Ok(Store {
             conn,
+            relaxed: Default::default(),
             master: SecretKey::from_bytes(arr),
         })
     }

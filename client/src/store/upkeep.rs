@@ -89,15 +89,26 @@ impl Store {
     /// next commit that waits (any edit here) makes them durable too.
     pub(crate) fn wait_for_disk(&self, wait: bool) -> Result<(), StoreError> {
         let mode = if wait { "FULL" } else { "NORMAL" };
+        if !wait {
+            self.relaxed
+                .store(true, std::sync::atomic::Ordering::SeqCst);
+        }
         self.conn.pragma_update(None, "synchronous", mode)?;
         Ok(())
     }
 
     /// Makes every commit before it durable, those that did not wait for
     /// the disk included: one small write that does (a commit waiting for
-    /// the disk syncs the whole write-ahead log). Before anything made from
-    /// them leaves the device (an audit entry about a fetched change, say).
+    /// the disk syncs the whole write-ahead log), and nothing if every
+    /// commit since the last barrier waited. Called before anything made
+    /// from them leaves the device (an audit entry about a fetched change).
     pub(crate) fn durable_barrier(&self) -> Result<(), StoreError> {
+        if !self
+            .relaxed
+            .swap(false, std::sync::atomic::Ordering::SeqCst)
+        {
+            return Ok(());
+        }
         self.wait_for_disk(true)?;
         let nanos = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)

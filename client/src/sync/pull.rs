@@ -287,12 +287,6 @@ impl Home {
                 of: total,
             });
         }
-        // The round goes on to send what this device wrote, audit entries
-        // about what it just applied among them: those must not outlive a
-        // power cut on the relay alone.
-        if total > 0 {
-            self.store.durable_barrier()?;
-        }
         Ok(held_back)
     }
 
