@@ -205,16 +205,7 @@ impl Home {
         let mut batches: BTreeMap<DocId, Batch> = BTreeMap::new();
         let mut fetched_bytes = 0usize;
         while !after.is_empty() {
-            let (items, more) = match relay
-                .request(&Request::Fetch {
-                    docs: after.clone(),
-                    max_bytes: PAGE_BYTES,
-                })
-                .await?
-            {
-                Response::Changes { items, more } => (items, more),
-                r => return Err(unexpected(r)),
-            };
+            let (items, more) = fetch_page(relay, &after).await?;
             if more && items.is_empty() {
                 return Err(unexpected(Response::Changes { items, more }));
             }
@@ -237,15 +228,7 @@ impl Home {
                     continue;
                 }
                 after[pos].1 = item.seq;
-                let batch = match batches.entry(item.doc) {
-                    std::collections::btree_map::Entry::Occupied(b) => b.into_mut(),
-                    std::collections::btree_map::Entry::Vacant(slot) => slot.insert(Batch {
-                        top_epoch: self.sync_record(&item.doc)?.top_epoch,
-                        ..Batch::default()
-                    }),
-                };
-                batch.seen = item.seq;
-                self.take_item(&item, accounts, batch, report)?;
+                self.take_into(&mut batches, &item, accounts, report)?;
             }
             // Documents before the last one in this page are complete.
             after = match (more, last_doc) {
@@ -340,6 +323,26 @@ impl Home {
     }
 
     /// Checks one fetched envelope and adds it to its document's batch.
+    /// Checks a fetched envelope into its document's batch (started
+    /// from the document's sync record), which it moves the seen mark of.
+    pub(super) fn take_into(
+        &mut self,
+        batches: &mut BTreeMap<DocId, Batch>,
+        item: &Stored,
+        accounts: &BTreeMap<AccountId, AccountState>,
+        report: &mut SyncReport,
+    ) -> Result<()> {
+        let batch = match batches.entry(item.doc) {
+            std::collections::btree_map::Entry::Occupied(b) => b.into_mut(),
+            std::collections::btree_map::Entry::Vacant(slot) => slot.insert(Batch {
+                top_epoch: self.sync_record(&item.doc)?.top_epoch,
+                ..Batch::default()
+            }),
+        };
+        batch.seen = item.seq;
+        self.take_item(item, accounts, batch, report)
+    }
+
     pub(super) fn take_item(
         &mut self,
         item: &Stored,
@@ -416,5 +419,23 @@ impl Home {
             }),
         }
         Ok(())
+    }
+}
+
+/// One page of envelopes after the given sequence numbers, and whether
+/// more follow.
+pub(super) async fn fetch_page(
+    relay: &Relay,
+    after: &[(DocId, u64)],
+) -> Result<(Vec<Stored>, bool)> {
+    match relay
+        .request(&Request::Fetch {
+            docs: after.to_vec(),
+            max_bytes: PAGE_BYTES,
+        })
+        .await?
+    {
+        Response::Changes { items, more } => Ok((items, more)),
+        r => Err(unexpected(r)),
     }
 }

@@ -12,11 +12,10 @@
 use std::collections::BTreeMap;
 
 use casebook_shared::account::AccountState;
-use casebook_shared::frames::{Request, Response};
 use casebook_shared::ids::{AccountId, DocId};
 
 use super::apply::Batch;
-use super::{PAGE_BYTES, Progress, SyncReport, unexpected};
+use super::{Progress, SyncReport};
 use crate::error::Result;
 use crate::home::Home;
 use crate::net::Relay;
@@ -56,16 +55,7 @@ impl Home {
         if after.is_empty() || accounts.is_empty() {
             return Ok(report);
         }
-        let (items, more) = match relay
-            .request(&Request::Fetch {
-                docs: after.clone(),
-                max_bytes: PAGE_BYTES,
-            })
-            .await?
-        {
-            Response::Changes { items, more } => (items, more),
-            r => return Err(unexpected(r)),
-        };
+        let (items, more) = super::pull::fetch_page(relay, &after).await?;
         if more {
             return Ok(report);
         }
@@ -78,15 +68,7 @@ impl Home {
                 return Ok(report);
             }
             after[pos].1 = item.seq;
-            let batch = match batches.entry(item.doc) {
-                std::collections::btree_map::Entry::Occupied(b) => b.into_mut(),
-                std::collections::btree_map::Entry::Vacant(slot) => slot.insert(Batch {
-                    top_epoch: self.sync_record(&item.doc)?.top_epoch,
-                    ..Batch::default()
-                }),
-            };
-            batch.seen = item.seq;
-            self.take_item(&item, &accounts, batch, &mut report)?;
+            self.take_into(&mut batches, &item, &accounts, &mut report)?;
             if !report.refused.is_empty() {
                 return Ok(SyncReport::default());
             }

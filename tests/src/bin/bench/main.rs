@@ -491,23 +491,7 @@ fn main() -> Result<()> {
     let relay = RelayProc::start(&data)?;
     let l = rt.block_on(latency(&relay.addr, relay.fp, if quick { 50 } else { 300 }))?;
     relay.stop()?;
-    rows.push((
-        "edit to visible, p50 / p99".into(),
-        format!(
-            "{:.1} / {:.1} ms ({} edits; QUIC round trip p50 {:.2} ms)",
-            l.p50, l.p99, l.n, l.round_trip
-        ),
-        "≤ 3 / ≤ 15 ms".into(),
-    ));
-    let s = l.stages;
-    rows.push((
-        "where it goes (p50 of each stage's end, from the edit)".into(),
-        format!(
-            "saved {:.1}, relay acknowledged {:.1}, watcher told {:.1}, fetched {:.1}, applied and saved {:.1} ms",
-            s[0], s[1], s[2], s[3], s[4]
-        ),
-        String::new(),
-    ));
+    rows.extend(l.rows());
 
     if latency_only {
         return print_table(rows);
