@@ -16,7 +16,11 @@ use axum::routing::get;
 use tokio::sync::watch;
 
 /// Whether the store answers; run on a blocking thread.
-pub type ReadyCheck = Arc<dyn Fn() -> Result<(), String> + Send + Sync>;
+pub type ReadyCheck = Arc<
+    dyn Fn() -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), String>> + Send>>
+        + Send
+        + Sync,
+>;
 
 /// An admin listener failed to start.
 #[derive(Debug, thiserror::Error)]
@@ -145,10 +149,8 @@ async fn readyz(
     if let Some(r) = refuse_foreign(&headers) {
         return r;
     }
-    let check = st.ready.clone();
-    match tokio::task::spawn_blocking(move || check()).await {
-        Ok(Ok(())) => "ready\n".into_response(),
-        Ok(Err(e)) => (StatusCode::SERVICE_UNAVAILABLE, format!("store: {e}\n")).into_response(),
+    match (st.ready)().await {
+        Ok(()) => "ready\n".into_response(),
         Err(e) => (StatusCode::SERVICE_UNAVAILABLE, format!("store: {e}\n")).into_response(),
     }
 }

@@ -19,7 +19,7 @@ use rusqlite::{Connection, OpenFlags};
 use crate::data_dir::{self, DataDir, DataDirError};
 use crate::sqlite::SqliteStore;
 use crate::state::State;
-use crate::storage::{Storage, StoreError};
+use crate::storage::StoreError;
 
 const CERT: &str = "relay-cert.der";
 const KEY: &str = "relay-key.der";
@@ -154,7 +154,7 @@ pub fn restore(from: &Path, data: &Path) -> Result<Summary, BackupError> {
     let made = !data.exists();
     // Locked for the restore, so no relay starts on it half-written; a
     // running relay holds the lock, so that is refused here too.
-    let dir = DataDir::lock(data)?;
+    let dir = DataDir::lock_with_db(data)?;
     let holds_a_relay = std::fs::read_dir(data)
         .map_err(io(data))?
         .filter_map(Result::ok)
@@ -233,7 +233,7 @@ fn verify(db: &Path) -> Result<Summary, BackupError> {
             |r| r.get::<_, i64>(0),
         )? == 2;
     let store = SqliteStore::open_read_only(db)?;
-    let state = State::rebuild(store.load()?)?;
+    let state = State::rebuild(store.load_now()?)?;
     Ok(Summary {
         accounts: state.accounts.len(),
         documents: state.docs.len(),

@@ -70,6 +70,16 @@ impl DataDir {
             }
             Err(std::fs::TryLockError::Error(e)) => return Err(io(&lock_path)(e)),
         }
+        Ok(DataDir {
+            path: path.to_path_buf(),
+            _lock: lock,
+        })
+    }
+
+    /// The folder locked, with its SQLite database file made private: a
+    /// relay that keeps its data here rather than in PostgreSQL.
+    pub fn lock_with_db(path: &Path) -> Result<DataDir, DataDirError> {
+        let dir = DataDir::lock(path)?;
         // Files an older relay made with the default umask.
         for name in [DB_FILE, "relay.db-wal", "relay.db-shm"] {
             let p = path.join(name);
@@ -80,10 +90,7 @@ impl DataDir {
         // SQLite gives its -wal and -shm files the mode of the database
         // file, so making that one first with 0600 covers all three.
         private_file(&path.join(DB_FILE))?;
-        Ok(DataDir {
-            path: path.to_path_buf(),
-            _lock: lock,
-        })
+        Ok(dir)
     }
 
     /// The folder.
@@ -172,7 +179,7 @@ mod tests {
     fn a_new_folder_is_private_and_locked_once() {
         let tmp = tempfile::tempdir().unwrap();
         let path = tmp.path().join("relay");
-        let held = DataDir::lock(&path).unwrap();
+        let held = DataDir::lock_with_db(&path).unwrap();
         assert_eq!(mode(&path), 0o700);
         assert_eq!(mode(&held.db()), 0o600);
         assert!(matches!(DataDir::lock(&path), Err(DataDirError::InUse(_))));
@@ -199,7 +206,7 @@ mod tests {
         let db = tmp.path().join(DB_FILE);
         std::fs::write(&db, b"").unwrap();
         std::fs::set_permissions(&db, std::fs::Permissions::from_mode(0o644)).unwrap();
-        let _held = DataDir::lock(tmp.path()).unwrap();
+        let _held = DataDir::lock_with_db(tmp.path()).unwrap();
         assert_eq!(mode(tmp.path()), 0o700);
         assert_eq!(mode(&db), 0o600);
     }

@@ -6,12 +6,14 @@
 //! binary and the tests both use it.
 
 pub mod admin;
+pub mod any_store;
 pub mod backup;
 pub mod conn;
 pub mod data_dir;
 pub mod limits;
 pub mod mailbox;
 pub mod metrics;
+pub mod postgres;
 pub mod relay;
 pub mod sqlite;
 pub mod state;
@@ -30,7 +32,12 @@ pub use tls::{format_fingerprint, parse_fingerprint};
 #[derive(Clone, Debug)]
 pub struct Config {
     pub listen: SocketAddr,
+    /// The relay's own folder: its certificate, and its SQLite database
+    /// unless `store` names another.
     pub data: PathBuf,
+    /// A PostgreSQL database (`postgres://…`) to keep the data in instead
+    /// of SQLite in `data`; made ready by `casebook-relay migrate`.
+    pub store: Option<String>,
     /// A DER certificate and PKCS#8 DER key to use instead of the self-signed pair.
     pub cert: Option<(PathBuf, PathBuf)>,
     /// Where to serve metrics and health probes (loopback only); off if `None`.
@@ -45,6 +52,7 @@ impl Config {
         Config {
             listen,
             data: data.into(),
+            store: None,
             cert: None,
             admin: None,
             limits: limits::Limits::default(),
@@ -77,7 +85,7 @@ pub struct Handle {
     shutdown: watch::Sender<bool>,
     task: tokio::task::JoinHandle<()>,
     admin_task: Option<tokio::task::JoinHandle<()>>,
-    store: Arc<sqlite::SqliteStore>,
+    store: Arc<any_store::AnyStore>,
     /// Held until the store is closed, so no second relay opens it meanwhile.
     _data: data_dir::DataDir,
 }
@@ -90,8 +98,7 @@ impl Handle {
         if let Some(t) = self.admin_task {
             let _ = t.await;
         }
-        let store = self.store;
-        let _ = tokio::task::spawn_blocking(move || store.close()).await;
+        storage::Storage::close(&*self.store).await;
     }
 }
 
@@ -104,29 +111,32 @@ pub async fn start(config: Config) -> Result<Handle, StartError> {
     let socket =
         std::net::UdpSocket::bind(config.listen).map_err(|e| StartError::Bind(config.listen, e))?;
     let admin_listener = config.admin.map(admin::bind).transpose()?;
-    let data = data_dir::DataDir::lock(&config.data)?;
+    // With PostgreSQL the folder holds only the certificate (and the lock).
+    let data = match config.store {
+        Some(_) => data_dir::DataDir::lock(&config.data)?,
+        None => data_dir::DataDir::lock_with_db(&config.data)?,
+    };
     let identity = match &config.cert {
         Some((c, k)) => tls::Identity::from_files(c, k)?,
         None => tls::Identity::load_or_create(data.path())?,
     };
     let fingerprint = identity.fingerprint();
-    let db = data.db();
-    let store = Arc::new(
-        tokio::task::spawn_blocking(move || sqlite::SqliteStore::open(&db))
-            .await
-            .map_err(|e| storage::StoreError::Damaged(e.to_string()))??,
-    );
+    let store = Arc::new(match &config.store {
+        Some(url) => any_store::AnyStore::Postgres(postgres::PgStore::open(url).await?),
+        None => {
+            let db = data.db();
+            any_store::AnyStore::Sqlite(
+                tokio::task::spawn_blocking(move || sqlite::SqliteStore::open(&db))
+                    .await
+                    .map_err(|e| storage::StoreError::Damaged(e.to_string()))??,
+            )
+        }
+    });
     if config.admin.is_some() {
         // Before the relay loads, so what it counts at start is recorded.
         metrics::prometheus().ok_or(admin::AdminError::Recorder)?;
     }
-    let relay = {
-        let store = store.clone();
-        let limits = config.limits.clone();
-        tokio::task::spawn_blocking(move || relay::Relay::new(store, fingerprint, limits))
-            .await
-            .map_err(|e| storage::StoreError::Damaged(e.to_string()))??
-    };
+    let relay = relay::Relay::load(store.clone(), fingerprint, config.limits.clone()).await?;
     let runtime = quinn::default_runtime().ok_or_else(|| {
         StartError::Bind(config.listen, std::io::Error::other("no async runtime"))
     })?;
@@ -146,8 +156,10 @@ pub async fn start(config: Config) -> Result<Handle, StartError> {
         Some(listener) => {
             let bound = listener.local_addr().ok();
             let r = relay.clone();
-            let ready: admin::ReadyCheck =
-                Arc::new(move || r.store_ready().map_err(|e| e.to_string()));
+            let ready: admin::ReadyCheck = Arc::new(move || {
+                let r = r.clone();
+                Box::pin(async move { r.store_ready().await.map_err(|e| e.to_string()) })
+            });
             Some((bound, admin::serve(listener, ready, rx.clone())?))
         }
         None => None,

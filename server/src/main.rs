@@ -45,6 +45,12 @@ enum Command {
         /// Folder for the database and the certificate (the relay's alone).
         #[arg(long, env = "CASEBOOK_RELAY_DATA")]
         data: PathBuf,
+        /// Keep the data in this PostgreSQL database instead of SQLite in
+        /// --data (which then holds only the certificate), for example
+        /// postgres://casebook@localhost/casebook. Give it in the
+        /// environment, not on the command line, if it holds a password.
+        #[arg(long, env = "CASEBOOK_RELAY_STORE", value_name = "POSTGRES_URL")]
+        store: Option<String>,
         /// A DER certificate to use instead of the self-signed one (with --key).
         #[arg(long, requires = "key", env = "CASEBOOK_RELAY_CERT")]
         cert: Option<PathBuf>,
@@ -57,6 +63,13 @@ enum Command {
         admin: Option<SocketAddr>,
         #[command(flatten)]
         limits: LimitArgs,
+    },
+    /// Creates or upgrades the relay's tables in a PostgreSQL database
+    /// (before the first `serve --store`, and after each upgrade of the relay).
+    Migrate {
+        /// The database, as for `serve --store`.
+        #[arg(long, env = "CASEBOOK_RELAY_STORE", value_name = "POSTGRES_URL")]
+        store: String,
     },
     /// Prints the fingerprint clients pin.
     Fingerprint {
@@ -156,9 +169,23 @@ async fn main() -> anyhow::Result<()> {
             let (summary, data) = summary.context("restoring the relay")?;
             println!("restored into {}: {summary}", data.display());
         }
+        Command::Migrate { store } => {
+            let m = casebook_relay::postgres::migrate(&store)
+                .await
+                .context("migrating the relay's database")?;
+            if m.from == m.to {
+                println!("the relay's schema is at version {}: nothing to do", m.to);
+            } else {
+                println!(
+                    "the relay's schema went from version {} to {}",
+                    m.from, m.to
+                );
+            }
+        }
         Command::Serve {
             listen,
             data,
+            store,
             cert,
             key,
             admin,
@@ -169,6 +196,7 @@ async fn main() -> anyhow::Result<()> {
             let handle = casebook_relay::start(casebook_relay::Config {
                 listen,
                 data,
+                store,
                 cert: cert.zip(key),
                 admin,
                 limits: limits.limits(),

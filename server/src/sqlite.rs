@@ -3,20 +3,19 @@
 //! the writer writes).
 
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
-use std::sync::mpsc;
+use std::sync::{Arc, Mutex};
 
 use casebook_shared::codec;
 use casebook_shared::frames::Stored;
 use casebook_shared::ids::{AccountId, DocId};
 use casebook_shared::signed::Signed;
 use rusqlite::{Connection, OptionalExtension, params};
-use tokio::sync::oneshot;
+use tokio::sync::{mpsc, oneshot};
 
-use crate::storage::{Loaded, NewEnvelope, Storage, StoreError, WriteJob, WriteResult, Written};
-
-/// Most jobs one transaction takes; past that the next commit takes the rest.
-const MAX_GROUP: usize = 1024;
+use crate::storage::{
+    Jobs, Loaded, MAX_GROUP, NewEnvelope, Queued, Storage, StoreError, WriteJob, WriteResult,
+    Written, all_failed, repeated, snapshot_written,
+};
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS account_entries(
@@ -36,17 +35,21 @@ CREATE TABLE IF NOT EXISTS disposed(
     doc BLOB PRIMARY KEY, readers BLOB NOT NULL, head INTEGER NOT NULL) WITHOUT ROWID;
 ";
 
-type Queued = (WriteJob, oneshot::Sender<WriteResult>);
-
 /// A stored log: its owner's id (account or document) and its entries.
 type OwnedLog = (Vec<u8>, Vec<Signed>);
 
 /// The SQLite store.
 pub struct SqliteStore {
-    path: PathBuf,
-    jobs: Mutex<Option<mpsc::Sender<Queued>>>,
+    jobs: Jobs,
     writer: Mutex<Option<std::thread::JoinHandle<()>>>,
-    readers: Mutex<Vec<Connection>>,
+    readers: Arc<Readers>,
+}
+
+/// A small pool of reader connections, shared with the blocking threads
+/// that run reads.
+struct Readers {
+    path: PathBuf,
+    pool: Mutex<Vec<Connection>>,
     /// Opened to be read only (to check a backup): no writer, no pragmas.
     read_only: bool,
 }
@@ -73,17 +76,19 @@ impl SqliteStore {
     pub fn open(path: &Path) -> Result<SqliteStore, StoreError> {
         let conn = open(path)?;
         conn.execute_batch(SCHEMA)?;
-        let (tx, rx) = mpsc::channel::<Queued>();
+        let (jobs, rx) = Jobs::new();
         let writer = std::thread::Builder::new()
             .name("casebook-relay-writer".into())
             .spawn(move || writer_loop(conn, rx))
             .map_err(|e| StoreError::Damaged(format!("cannot start the writer thread: {e}")))?;
         Ok(SqliteStore {
-            path: path.to_path_buf(),
-            jobs: Mutex::new(Some(tx)),
+            jobs,
             writer: Mutex::new(Some(writer)),
-            readers: Mutex::new(Vec::new()),
-            read_only: false,
+            readers: Arc::new(Readers {
+                path: path.to_path_buf(),
+                pool: Mutex::new(Vec::new()),
+                read_only: false,
+            }),
         })
     }
 
@@ -94,27 +99,59 @@ impl SqliteStore {
         conn.query_row("SELECT count(*) FROM envelopes", [], |_| Ok(()))
             .map_err(|e| StoreError::Damaged(format!("not a relay database: {e}")))?;
         Ok(SqliteStore {
-            path: path.to_path_buf(),
-            jobs: Mutex::new(None),
+            jobs: Jobs::closed(),
             writer: Mutex::new(None),
-            readers: Mutex::new(vec![conn]),
-            read_only: true,
+            readers: Arc::new(Readers {
+                path: path.to_path_buf(),
+                pool: Mutex::new(vec![conn]),
+                read_only: true,
+            }),
         })
+    }
+
+    /// Every log and document head, read now on this thread (for a backup
+    /// check and a simulation, which have no runtime to wait in).
+    pub fn load_now(&self) -> Result<Loaded, StoreError> {
+        self.readers.load()
+    }
+
+    /// Runs a blocking read of the pool on tokio's blocking threads.
+    async fn read<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Readers) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, StoreError> {
+        let readers = self.readers.clone();
+        tokio::task::spawn_blocking(move || f(&readers))
+            .await
+            .unwrap_or(Err(StoreError::Stopped))
+    }
+
+    /// Whether the writer thread is alive and takes jobs.
+    fn writing(&self) -> bool {
+        self.jobs.is_open()
+            && self
+                .writer
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .as_ref()
+                .is_some_and(|w| !w.is_finished())
     }
 
     /// Stops taking jobs, lets the writer commit what is queued, and waits for it.
     pub fn close(&self) {
-        drop(self.jobs.lock().unwrap_or_else(|p| p.into_inner()).take());
+        self.jobs.close();
         if let Some(w) = self.writer.lock().unwrap_or_else(|p| p.into_inner()).take() {
             let _ = w.join();
         }
     }
+}
 
+impl Readers {
     fn with_reader<T>(
         &self,
         f: impl FnOnce(&Connection) -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
-        let conn = self.readers.lock().unwrap_or_else(|p| p.into_inner()).pop();
+        let conn = self.pool.lock().unwrap_or_else(|p| p.into_inner()).pop();
         let conn = match conn {
             Some(c) => c,
             None if self.read_only => {
@@ -123,7 +160,7 @@ impl SqliteStore {
             None => open(&self.path)?,
         };
         let out = f(&conn);
-        let mut pool = self.readers.lock().unwrap_or_else(|p| p.into_inner());
+        let mut pool = self.pool.lock().unwrap_or_else(|p| p.into_inner());
         if pool.len() < 8 {
             pool.push(conn);
         }
@@ -137,8 +174,8 @@ impl Drop for SqliteStore {
     }
 }
 
-fn writer_loop(mut conn: Connection, rx: mpsc::Receiver<Queued>) {
-    while let Ok(first) = rx.recv() {
+fn writer_loop(mut conn: Connection, mut rx: mpsc::UnboundedReceiver<Queued>) {
+    while let Some(first) = rx.blocking_recv() {
         let mut batch = vec![first];
         while batch.len() < MAX_GROUP {
             match rx.try_recv() {
@@ -215,18 +252,7 @@ fn commit_batch(conn: &mut Connection, batch: &[Queued]) -> Vec<WriteResult> {
         Err(e) => {
             crate::metrics::storage_error();
             tracing::error!(error = %e, jobs = batch.len(), "group commit failed");
-            batch
-                .iter()
-                .map(|(job, _)| {
-                    let n = match job {
-                        WriteJob::Envelopes(v) => v.len(),
-                        _ => 1,
-                    };
-                    (0..n)
-                        .map(|_| Err(StoreError::Damaged("commit failed".into())))
-                        .collect()
-                })
-                .collect()
+            all_failed(batch.iter().map(|(job, _)| job))
         }
     }
 }
@@ -375,15 +401,13 @@ fn insert_envelope(
             "UPDATE envelopes SET bytes = x'' WHERE doc = ?1 AND seq <= ?2 AND length(bytes) > 0",
         )?
         .execute(params![doc, covers as i64])?;
-        let stored = if replaced == 1 {
-            e.bytes.len() as i64 - older.unwrap_or(0)
-        } else {
-            0
-        };
-        return Ok(Ok(Written {
-            seq: covers,
-            added: stored - freed,
-        }));
+        return Ok(Ok(snapshot_written(
+            covers,
+            replaced == 1,
+            e.bytes.len(),
+            older,
+            freed,
+        )));
     }
     let disposed: Option<i64> = tx
         .prepare_cached("SELECT 1 FROM disposed WHERE doc = ?1")?
@@ -407,15 +431,7 @@ fn insert_envelope(
     let (seq, bytes): (i64, Vec<u8>) = tx
         .prepare_cached("SELECT seq, bytes FROM envelopes WHERE doc = ?1 AND env_id = ?2")?
         .query_row(params![doc, &e.id.0[..]], |r| Ok((r.get(0)?, r.get(1)?)))?;
-    // An empty row is a change a snapshot replaced: the same id was stored.
-    Ok(if bytes == e.bytes || bytes.is_empty() {
-        Ok(Written {
-            seq: seq as u64,
-            added: 0,
-        })
-    } else {
-        Err(StoreError::Conflict)
-    })
+    Ok(repeated(seq, &bytes, &e.bytes))
 }
 
 fn blob<const N: usize>(v: Vec<u8>) -> Result<[u8; N], StoreError> {
@@ -442,7 +458,7 @@ fn load_logs(conn: &Connection, table: &str, key_col: &str) -> Result<Vec<OwnedL
     Ok(out)
 }
 
-impl Storage for SqliteStore {
+impl Readers {
     fn load(&self) -> Result<Loaded, StoreError> {
         self.with_reader(|conn| {
             let mut loaded = Loaded::default();
@@ -502,36 +518,6 @@ impl Storage for SqliteStore {
         })
     }
 
-    fn ping(&self) -> Result<(), StoreError> {
-        let writing = self
-            .jobs
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .is_some()
-            && self
-                .writer
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .as_ref()
-                .is_some_and(|w| !w.is_finished());
-        if !writing {
-            return Err(StoreError::Stopped);
-        }
-        self.with_reader(|conn| {
-            conn.query_row("SELECT count(*) FROM sqlite_master", [], |_| Ok(()))?;
-            Ok(())
-        })
-    }
-
-    fn submit(&self, job: WriteJob) -> oneshot::Receiver<WriteResult> {
-        let (tx, rx) = oneshot::channel();
-        if let Some(jobs) = self.jobs.lock().unwrap_or_else(|p| p.into_inner()).as_ref() {
-            // A closed channel drops the reply sender: the caller sees `Stopped`.
-            let _ = jobs.send((job, tx));
-        }
-        rx
-    }
-
     fn fetch(
         &self,
         docs: &[(DocId, u64)],
@@ -582,16 +568,59 @@ impl Storage for SqliteStore {
     }
 }
 
+impl Storage for SqliteStore {
+    async fn load(&self) -> Result<Loaded, StoreError> {
+        self.read(|r| r.load()).await
+    }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        if !self.writing() {
+            return Err(StoreError::Stopped);
+        }
+        self.read(|r| {
+            r.with_reader(|conn| {
+                conn.query_row("SELECT count(*) FROM sqlite_master", [], |_| Ok(()))?;
+                Ok(())
+            })
+        })
+        .await
+    }
+
+    fn submit(&self, job: WriteJob) -> oneshot::Receiver<WriteResult> {
+        self.jobs.submit(job)
+    }
+
+    async fn fetch(
+        &self,
+        docs: Vec<(DocId, u64)>,
+        max_bytes: usize,
+    ) -> Result<(Vec<Stored>, bool), StoreError> {
+        self.read(move |r| r.fetch(&docs, max_bytes)).await
+    }
+
+    async fn close(&self) {
+        // The writer thread is joined on a blocking thread, not the runtime's.
+        self.jobs.close();
+        let writer = self.writer.lock().unwrap_or_else(|p| p.into_inner()).take();
+        let _ = tokio::task::spawn_blocking(move || {
+            if let Some(w) = writer {
+                let _ = w.join();
+            }
+        })
+        .await;
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    #[test]
-    fn a_store_whose_writer_stopped_is_not_ready() {
+    #[tokio::test]
+    async fn a_store_whose_writer_stopped_is_not_ready() {
         let tmp = tempfile::tempdir().unwrap();
         let store = SqliteStore::open(&tmp.path().join("relay.db")).unwrap();
-        store.ping().expect("ready");
-        store.close();
-        assert!(matches!(store.ping(), Err(StoreError::Stopped)));
+        store.ping().await.expect("ready");
+        Storage::close(&store).await;
+        assert!(matches!(store.ping().await, Err(StoreError::Stopped)));
     }
 }

@@ -2,13 +2,17 @@
 //!
 //! Writes are jobs handed to one writer that commits whatever has queued up in
 //! one transaction (group commit) and answers each job only after that commit
-//! is durable. SQLite is the default backend ([`crate::sqlite`]); a PostgreSQL
-//! backend for relays that outgrow one machine implements the same trait.
+//! is durable. SQLite is the default backend ([`crate::sqlite`]); PostgreSQL
+//! ([`crate::postgres`]), for relays that outgrow one machine, implements the
+//! same trait and passes the same contract tests.
 
 use casebook_shared::frames::Stored;
 use casebook_shared::ids::{AccountId, DocId, EnvelopeId};
 use casebook_shared::signed::Signed;
-use tokio::sync::oneshot;
+use std::future::Future;
+use std::sync::Mutex;
+
+use tokio::sync::{mpsc, oneshot};
 
 /// A storage failure.
 #[derive(Debug, thiserror::Error)]
@@ -16,6 +20,13 @@ use tokio::sync::oneshot;
 pub enum StoreError {
     #[error("database: {0}")]
     Db(#[from] rusqlite::Error),
+    #[error("database: {0}")]
+    Postgres(#[from] tokio_postgres::Error),
+    #[error("database: no connection: {0}")]
+    Pool(#[from] deadpool_postgres::PoolError),
+    /// The database's schema is not one this relay knows.
+    #[error("{0}")]
+    Schema(String),
     #[error("an envelope with this id but other bytes is already stored")]
     Conflict,
     #[error("a log entry at this position is already stored")]
@@ -104,13 +115,15 @@ pub struct Loaded {
     pub disposed: Vec<(DocId, Vec<AccountId>)>,
 }
 
-/// What the relay needs of a store.
+/// What the relay needs of a store. Reads are async so a backend over the
+/// network (PostgreSQL) waits without a thread; SQLite's reads run on the
+/// blocking pool.
 pub trait Storage: Send + Sync + 'static {
-    /// Reads every log and document head (blocking; called once at start).
-    fn load(&self) -> Result<Loaded, StoreError>;
+    /// Reads every log and document head (once, at start).
+    fn load(&self) -> impl Future<Output = Result<Loaded, StoreError>> + Send;
 
-    /// Whether the store answers a read (blocking; for a readiness probe).
-    fn ping(&self) -> Result<(), StoreError>;
+    /// Whether the store answers a read and takes writes (a readiness probe).
+    fn ping(&self) -> impl Future<Output = Result<(), StoreError>> + Send;
 
     /// Queues a write; the answer comes after the commit that holds it is durable.
     fn submit(&self, job: WriteJob) -> oneshot::Receiver<WriteResult>;
@@ -118,10 +131,111 @@ pub trait Storage: Send + Sync + 'static {
     /// Envelopes of each document after its sequence number, up to about
     /// `max_bytes` in all (always at least one). A stored snapshot that
     /// covers more than asked for comes first, in place of the changes it
-    /// covers (which the store no longer keeps). Blocking.
+    /// covers (which the store no longer keeps).
     fn fetch(
         &self,
-        docs: &[(DocId, u64)],
+        docs: Vec<(DocId, u64)>,
         max_bytes: usize,
-    ) -> Result<(Vec<Stored>, bool), StoreError>;
+    ) -> impl Future<Output = Result<(Vec<Stored>, bool), StoreError>> + Send;
+
+    /// Stops taking jobs and waits until what was queued is committed.
+    fn close(&self) -> impl Future<Output = ()> + Send;
+}
+
+/// Most jobs one transaction takes; past that the next commit takes the rest.
+pub const MAX_GROUP: usize = 1024;
+
+/// The answers to a batch whose commit failed: every job fails, each of its
+/// envelopes with its own error, so no caller takes silence for success.
+pub fn all_failed<'a>(jobs: impl Iterator<Item = &'a WriteJob>) -> Vec<WriteResult> {
+    jobs.map(|job| {
+        let n = match job {
+            WriteJob::Envelopes(v) => v.len(),
+            _ => 1,
+        };
+        (0..n)
+            .map(|_| Err(StoreError::Damaged("commit failed".into())))
+            .collect()
+    })
+    .collect()
+}
+
+/// A job and where its answer goes.
+pub type Queued = (WriteJob, oneshot::Sender<WriteResult>);
+
+/// The queue into a store's one writer (a thread for SQLite, a task for
+/// PostgreSQL).
+pub struct Jobs(Mutex<Option<mpsc::UnboundedSender<Queued>>>);
+
+impl Jobs {
+    /// A queue and the writer's end of it.
+    pub fn new() -> (Jobs, mpsc::UnboundedReceiver<Queued>) {
+        let (tx, rx) = mpsc::unbounded_channel();
+        (Jobs(Mutex::new(Some(tx))), rx)
+    }
+
+    /// A queue that takes nothing (a store opened to be read only).
+    pub fn closed() -> Jobs {
+        Jobs(Mutex::new(None))
+    }
+
+    fn sender(&self) -> std::sync::MutexGuard<'_, Option<mpsc::UnboundedSender<Queued>>> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Queues a job; once the queue is closed the answer is a dropped
+    /// sender, which the caller sees as `Stopped`.
+    pub fn submit(&self, job: WriteJob) -> oneshot::Receiver<WriteResult> {
+        let (tx, rx) = oneshot::channel();
+        if let Some(jobs) = self.sender().as_ref() {
+            let _ = jobs.send((job, tx));
+        }
+        rx
+    }
+
+    /// Whether jobs are still taken.
+    pub fn is_open(&self) -> bool {
+        self.sender().is_some()
+    }
+
+    /// Stops taking jobs: the writer ends once it has committed what was queued.
+    pub fn close(&self) {
+        drop(self.sender().take());
+    }
+}
+
+/// The outcome of storing an envelope whose id the document already has,
+/// with `stored` the bytes kept under it: the same envelope again (or one a
+/// snapshot replaced, kept empty) is acknowledged with its number and
+/// nothing added; other bytes under the same id are refused.
+pub fn repeated(seq: i64, stored: &[u8], new: &[u8]) -> Result<Written, StoreError> {
+    if stored == new || stored.is_empty() {
+        Ok(Written {
+            seq: seq as u64,
+            added: 0,
+        })
+    } else {
+        Err(StoreError::Conflict)
+    }
+}
+
+/// The outcome of storing a snapshot that covers up to `covers`: its size
+/// less the one it `replaced` (`older` bytes, if it replaced one at all),
+/// less the changes it `freed`.
+pub fn snapshot_written(
+    covers: u64,
+    replaced: bool,
+    size: usize,
+    older: Option<i64>,
+    freed: i64,
+) -> Written {
+    let stored = if replaced {
+        size as i64 - older.unwrap_or(0)
+    } else {
+        0
+    };
+    Written {
+        seq: covers,
+        added: stored - freed,
+    }
 }

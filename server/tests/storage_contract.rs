@@ -1,55 +1,136 @@
-//! The storage contract (`common/contract.rs`) against the SQLite backend,
-//! each check on a fresh database in a temporary folder.
+//! The storage contract (`common/contract.rs`) against both backends: each
+//! check on a fresh SQLite database in a temporary folder, and on a fresh
+//! database of a PostgreSQL server the test starts itself.
 
 #[path = "common/contract.rs"]
 mod contract;
+#[path = "common/postgres.rs"]
+mod pg;
 
-use casebook_relay::sqlite::SqliteStore;
+mod sqlite {
+    use super::contract;
+    use casebook_relay::sqlite::SqliteStore;
 
-fn fresh() -> (tempfile::TempDir, SqliteStore) {
-    let dir = tempfile::tempdir().unwrap();
-    let store = SqliteStore::open(&dir.path().join("relay.db")).unwrap();
-    (dir, store)
+    fn fresh() -> (tempfile::TempDir, SqliteStore) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(&dir.path().join("relay.db")).unwrap();
+        (dir, store)
+    }
+
+    #[tokio::test]
+    async fn a_repeated_envelope_is_acknowledged_once() {
+        let (_dir, s) = fresh();
+        contract::a_repeated_envelope_is_acknowledged_once(&s).await;
+    }
+
+    #[tokio::test]
+    async fn a_snapshot_replaces_what_it_covers_and_covers_only_rise() {
+        let (_dir, s) = fresh();
+        contract::a_snapshot_replaces_what_it_covers_and_covers_only_rise(&s).await;
+    }
+
+    #[tokio::test]
+    async fn a_log_append_at_a_taken_position_is_refused_whole() {
+        let (_dir, s) = fresh();
+        contract::a_log_append_at_a_taken_position_is_refused_whole(&s).await;
+    }
+
+    #[tokio::test]
+    async fn a_fetch_pages_end_to_end() {
+        let (_dir, s) = fresh();
+        contract::a_fetch_pages_end_to_end(&s).await;
+    }
+
+    #[tokio::test]
+    async fn acknowledged_writes_survive_a_reopen() {
+        let (dir, s) = fresh();
+        let path = dir.path().join("relay.db");
+        contract::acknowledged_writes_survive_a_reopen(s, |s| async move {
+            s.close();
+            drop(s);
+            SqliteStore::open(&path).unwrap()
+        })
+        .await;
+    }
+
+    #[tokio::test]
+    async fn a_disposal_keeps_itself_alone() {
+        let (_dir, s) = fresh();
+        contract::a_disposal_keeps_itself_alone(&s).await;
+    }
 }
 
-#[tokio::test]
-async fn a_repeated_envelope_is_acknowledged_once() {
-    let (_dir, s) = fresh();
-    contract::a_repeated_envelope_is_acknowledged_once(&s).await;
-}
+mod postgres {
+    use super::contract;
+    use super::pg::TestPostgres;
+    use casebook_relay::postgres::{PgStore, migrate};
+    use casebook_relay::storage::Storage;
 
-#[tokio::test]
-async fn a_snapshot_replaces_what_it_covers_and_covers_only_rise() {
-    let (_dir, s) = fresh();
-    contract::a_snapshot_replaces_what_it_covers_and_covers_only_rise(&s).await;
-}
+    /// A server with one migrated database, and a store open on it; `None`
+    /// where PostgreSQL is not installed (outside CI).
+    async fn fresh() -> Option<(TestPostgres, PgStore)> {
+        let server = TestPostgres::start()?;
+        let url = server.create_db("relay").await;
+        migrate(&url).await.expect("migrate");
+        let store = PgStore::open(&url).await.expect("open");
+        Some((server, store))
+    }
 
-#[tokio::test]
-async fn a_log_append_at_a_taken_position_is_refused_whole() {
-    let (_dir, s) = fresh();
-    contract::a_log_append_at_a_taken_position_is_refused_whole(&s).await;
-}
+    #[tokio::test]
+    async fn a_repeated_envelope_is_acknowledged_once() {
+        let Some((_pg, s)) = fresh().await else {
+            return;
+        };
+        contract::a_repeated_envelope_is_acknowledged_once(&s).await;
+    }
 
-#[tokio::test]
-async fn a_fetch_pages_end_to_end() {
-    let (_dir, s) = fresh();
-    contract::a_fetch_pages_end_to_end(&s).await;
-}
+    #[tokio::test]
+    async fn a_snapshot_replaces_what_it_covers_and_covers_only_rise() {
+        let Some((_pg, s)) = fresh().await else {
+            return;
+        };
+        contract::a_snapshot_replaces_what_it_covers_and_covers_only_rise(&s).await;
+    }
 
-#[tokio::test]
-async fn acknowledged_writes_survive_a_reopen() {
-    let (dir, s) = fresh();
-    let path = dir.path().join("relay.db");
-    contract::acknowledged_writes_survive_a_reopen(s, |s| {
-        s.close();
-        drop(s);
-        SqliteStore::open(&path).unwrap()
-    })
-    .await;
-}
+    #[tokio::test]
+    async fn a_log_append_at_a_taken_position_is_refused_whole() {
+        let Some((_pg, s)) = fresh().await else {
+            return;
+        };
+        contract::a_log_append_at_a_taken_position_is_refused_whole(&s).await;
+    }
 
-#[tokio::test]
-async fn a_disposal_keeps_itself_alone() {
-    let (_dir, s) = fresh();
-    contract::a_disposal_keeps_itself_alone(&s).await;
+    #[tokio::test]
+    async fn a_fetch_pages_end_to_end() {
+        let Some((_pg, s)) = fresh().await else {
+            return;
+        };
+        contract::a_fetch_pages_end_to_end(&s).await;
+    }
+
+    /// Reopened after the server itself crashed (an immediate stop, no
+    /// shutdown checkpoint): what was acknowledged comes back from the WAL.
+    #[tokio::test]
+    async fn acknowledged_writes_survive_a_server_crash() {
+        let Some((mut pg, s)) = fresh().await else {
+            return;
+        };
+        let url = pg.url("relay");
+        let server = &mut pg;
+        contract::acknowledged_writes_survive_a_reopen(s, move |s| async move {
+            s.close().await;
+            drop(s);
+            server.crash_and_restart();
+            PgStore::open(&url).await.expect("open after the crash")
+        })
+        .await;
+    }
+
+    #[tokio::test]
+    async fn a_disposal_keeps_itself_alone() {
+        let Some((_pg, s)) = fresh().await else {
+            return;
+        };
+        contract::a_disposal_keeps_itself_alone(&s).await;
+    }
 }

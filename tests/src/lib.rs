@@ -36,10 +36,34 @@ impl TestRelay {
         TestRelay { handle, data }
     }
 
+    /// Starts a relay on port 0 that keeps its data in the PostgreSQL
+    /// database at `url` (migrated); its data folder holds its certificate.
+    pub async fn start_on_postgres(url: &str) -> TestRelay {
+        let data = tempfile::tempdir().expect("a temporary folder");
+        Self::start_with(
+            data,
+            "127.0.0.1:0".parse().expect("a literal address"),
+            Some(url),
+        )
+        .await
+    }
+
     /// Starts again on the same data folder and address (after
     /// [`TestRelay::stop`]), so the homes that know it reach it again.
     pub async fn restart(data: TempDir, addr: std::net::SocketAddr) -> TestRelay {
-        let handle = casebook_relay::start(Config::new(addr, data.path()))
+        Self::start_with(data, addr, None).await
+    }
+
+    /// Starts on `data` and `addr`, over SQLite in `data` or the
+    /// PostgreSQL database at `store`.
+    pub async fn start_with(
+        data: TempDir,
+        addr: std::net::SocketAddr,
+        store: Option<&str>,
+    ) -> TestRelay {
+        let mut config = Config::new(addr, data.path());
+        config.store = store.map(str::to_string);
+        let handle = casebook_relay::start(config)
             .await
             .expect("the relay starts");
         TestRelay { handle, data }

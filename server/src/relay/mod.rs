@@ -88,8 +88,24 @@ fn store_err(e: StoreError) -> Response {
 
 impl<S: Storage> Relay<S> {
     /// Loads and re-verifies every log from the store.
-    pub fn new(store: Arc<S>, fingerprint: [u8; 32], limits: Limits) -> Result<Self, StoreError> {
-        let state = State::rebuild(store.load()?)?;
+    pub async fn load(
+        store: Arc<S>,
+        fingerprint: [u8; 32],
+        limits: Limits,
+    ) -> Result<Self, StoreError> {
+        let loaded = store.load().await?;
+        Self::new(store, loaded, fingerprint, limits)
+    }
+
+    /// A relay over `store`, whose logs and heads were read as `loaded`
+    /// (verified again here).
+    pub fn new(
+        store: Arc<S>,
+        loaded: crate::storage::Loaded,
+        fingerprint: [u8; 32],
+        limits: Limits,
+    ) -> Result<Self, StoreError> {
+        let state = State::rebuild(loaded)?;
         crate::metrics::stored_bytes(state.stored);
         Ok(Relay {
             limiter: Limiter::new(limits),
@@ -138,9 +154,9 @@ impl<S: Storage> Relay<S> {
         &self.limiter.limits
     }
 
-    /// Whether the store answers (blocking).
-    pub fn store_ready(&self) -> Result<(), StoreError> {
-        self.store.ping()
+    /// Whether the store answers.
+    pub async fn store_ready(&self) -> Result<(), StoreError> {
+        self.store.ping().await
     }
 
     /// The authenticated, still-active identity of a session.

@@ -289,14 +289,12 @@ impl<S: Storage> Relay<S> {
             }
         }
         let max = (max_bytes as usize).clamp(1, MAX_FETCH_BYTES);
-        let store = self.store.clone();
-        match tokio::task::spawn_blocking(move || store.fetch(&docs, max)).await {
-            Ok(Ok((items, more))) => {
+        match self.store.fetch(docs, max).await {
+            Ok((items, more)) => {
                 metrics::fetched(items.len(), items.iter().map(|i| i.envelope.len()).sum());
                 Response::Changes { items, more }
             }
-            Ok(Err(e)) => store_err(e),
-            Err(_) => store_err(StoreError::Stopped),
+            Err(e) => store_err(e),
         }
     }
 }

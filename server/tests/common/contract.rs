@@ -1,6 +1,6 @@
 //! The storage contract, once for every backend: each check takes a store
-//! made fresh by the backend's own test file (SQLite now; PostgreSQL runs
-//! the same checks when its backend lands). What a relay relies on:
+//! made fresh by the backend's own test file (SQLite; PostgreSQL runs
+//! the same checks against a server of its own). What a relay relies on:
 //!
 //! - a repeated envelope id is recognised and acknowledged once (its first
 //!   sequence number, nothing added); the same id with other bytes is
@@ -58,8 +58,11 @@ async fn put(s: &impl Storage, envs: Vec<NewEnvelope>) -> Vec<Result<Written, St
     write(s, WriteJob::Envelopes(envs)).await
 }
 
-fn all(s: &impl Storage, d: u8) -> Vec<Stored> {
-    s.fetch(&[(doc(d), 0)], usize::MAX).expect("fetch").0
+async fn all(s: &impl Storage, d: u8) -> Vec<Stored> {
+    s.fetch(vec![(doc(d), 0)], usize::MAX)
+        .await
+        .expect("fetch")
+        .0
 }
 
 pub async fn a_repeated_envelope_is_acknowledged_once(s: &impl Storage) {
@@ -77,7 +80,7 @@ pub async fn a_repeated_envelope_is_acknowledged_once(s: &impl Storage) {
     // The same id with other bytes: refused, the first kept.
     let other = put(s, vec![change(1, 1, b"forged")]).await;
     assert!(matches!(other[0], Err(StoreError::Conflict)), "{other:?}");
-    let stored = all(s, 1);
+    let stored = all(s, 1).await;
     assert_eq!(stored.len(), 2);
     assert_eq!(stored[0].envelope, b"one");
     // An id is a document's own: another document may use it.
@@ -104,7 +107,7 @@ pub async fn a_snapshot_replaces_what_it_covers_and_covers_only_rise(s: &impl St
         15 - 30,
         "the snapshot's size less the changes it freed"
     );
-    let got = all(s, 3);
+    let got = all(s, 3).await;
     assert_eq!(got.len(), 2, "{got:?}");
     assert_eq!(
         (got[0].seq, got[0].envelope.as_slice()),
@@ -114,7 +117,7 @@ pub async fn a_snapshot_replaces_what_it_covers_and_covers_only_rise(s: &impl St
     // An older snapshot changes nothing.
     let older = put(s, vec![snap(seqs[1], b"older", 2)]).await;
     assert!(older[0].as_ref().is_ok_and(|w| w.added == 0), "{older:?}");
-    assert_eq!(all(s, 3)[0].envelope, b"snapshot-upto-3");
+    assert_eq!(all(s, 3).await[0].envelope, b"snapshot-upto-3");
     // A change it replaced, retried: recognised, not stored again.
     let retried = put(s, vec![change(3, 1, &[1; 10])]).await;
     assert!(
@@ -122,7 +125,11 @@ pub async fn a_snapshot_replaces_what_it_covers_and_covers_only_rise(s: &impl St
         "{retried:?}"
     );
     // Fetching from past the snapshot skips it.
-    let after = s.fetch(&[(doc(3), seqs[2])], usize::MAX).unwrap().0;
+    let after = s
+        .fetch(vec![(doc(3), seqs[2])], usize::MAX)
+        .await
+        .unwrap()
+        .0;
     assert_eq!(after.len(), 1);
     assert_eq!(after[0].seq, seqs[3]);
 }
@@ -152,7 +159,7 @@ pub async fn a_log_append_at_a_taken_position_is_refused_whole(s: &impl Storage)
         matches!(taken[0], Err(StoreError::LogConflict)),
         "{taken:?}"
     );
-    let loaded = s.load().unwrap();
+    let loaded = s.load().await.unwrap();
     let log = &loaded
         .accounts
         .iter()
@@ -181,7 +188,7 @@ pub async fn a_fetch_pages_end_to_end(s: &impl Storage) {
     let mut got: Vec<(DocId, u64, Vec<u8>)> = Vec::new();
     let mut pages = 0;
     loop {
-        let (items, more) = s.fetch(&marks, 450).unwrap();
+        let (items, more) = s.fetch(marks.clone(), 450).await.unwrap();
         pages += 1;
         assert!(
             !items.is_empty() || !more,
@@ -205,13 +212,17 @@ pub async fn a_fetch_pages_end_to_end(s: &impl Storage) {
     assert_eq!(got, want);
     // One envelope larger than a page still comes, alone.
     put(s, vec![change(13, 1, &[1; 5000])]).await;
-    let (items, _) = s.fetch(&[(doc(13), 0)], 10).unwrap();
+    let (items, _) = s.fetch(vec![(doc(13), 0)], 10).await.unwrap();
     assert_eq!(items.len(), 1);
 }
 
 /// Writes, then hands the store back to be closed and opened again by
 /// `reopen`, and checks what was acknowledged is all there.
-pub async fn acknowledged_writes_survive_a_reopen<S: Storage>(s: S, reopen: impl FnOnce(S) -> S) {
+pub async fn acknowledged_writes_survive_a_reopen<S, Fut>(s: S, reopen: impl FnOnce(S) -> Fut)
+where
+    S: Storage,
+    Fut: std::future::Future<Output = S>,
+{
     let a = put(
         &s,
         vec![change(20, 1, b"kept"), change(20, 2, b"also kept")],
@@ -229,8 +240,8 @@ pub async fn acknowledged_writes_survive_a_reopen<S: Storage>(s: S, reopen: impl
     .await[0]
         .as_ref()
         .unwrap();
-    let s = reopen(s);
-    let loaded = s.load().unwrap();
+    let s = reopen(s).await;
+    let loaded = s.load().await.unwrap();
     assert!(loaded.cursor >= top);
     assert_eq!(
         loaded
@@ -254,7 +265,7 @@ pub async fn acknowledged_writes_survive_a_reopen<S: Storage>(s: S, reopen: impl
             .iter()
             .any(|(a, log)| *a == AccountId([20; 32]) && log.len() == 1)
     );
-    let got = all(&s, 20);
+    let got = all(&s, 20).await;
     assert_eq!(got.len(), 2);
     // Numbers keep rising after a reopen.
     let next = put(&s, vec![change(20, 3, b"after")]).await;
@@ -265,7 +276,7 @@ pub async fn a_disposal_keeps_itself_alone(s: &impl Storage) {
     for i in 1..=3u8 {
         put(s, vec![change(30, i, &[i; 50])]).await;
     }
-    let head = all(s, 30).last().unwrap().seq;
+    let head = all(s, 30).await.last().unwrap().seq;
     let access = WriteJob::Access {
         doc: doc(30),
         first_seq: 0,
@@ -288,10 +299,10 @@ pub async fn a_disposal_keeps_itself_alone(s: &impl Storage) {
         matches!(done[0], Ok(Written { added: -150, .. })),
         "{done:?}"
     );
-    assert!(all(s, 30).is_empty());
+    assert!(all(s, 30).await.is_empty());
     let late = put(s, vec![change(30, 9, b"too late")]).await;
     assert!(matches!(late[0], Err(StoreError::Disposed)), "{late:?}");
-    let loaded = s.load().unwrap();
+    let loaded = s.load().await.unwrap();
     let log = &loaded.docs.iter().find(|(d, _)| *d == doc(30)).unwrap().1;
     assert_eq!(log, &vec![entry(3)], "the disposal alone");
     assert_eq!(

@@ -55,8 +55,10 @@ pub struct SimRelay {
 
 fn start(path: &std::path::Path, clock: &Clock) -> (Arc<Relay<SqliteStore>>, Arc<SqliteStore>) {
     let store = Arc::new(SqliteStore::open(path).expect("the relay store opens"));
+    let loaded = store.load_now().expect("the relay store reads");
     let relay = Relay::new(
         store.clone(),
+        loaded,
         FINGERPRINT,
         // Simulated time runs far faster than a person: no rate limits.
         casebook_relay::limits::Limits {

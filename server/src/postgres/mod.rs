@@ -1,0 +1,256 @@
+//! The PostgreSQL backend, for a relay that outgrows one machine: the same
+//! tables and the same contract as SQLite ([`crate::sqlite`]), reads from a
+//! small connection pool, writes through one group-committing writer
+//! ([`write`]), the schema made and upgraded only by `casebook-relay
+//! migrate` ([`schema`]).
+//!
+//! The connection goes without TLS: run the database on the same machine
+//! or a private network, or reach it over a Unix socket
+//! (`postgres://user@%2Frun%2Fpostgresql/db`).
+
+pub mod schema;
+mod write;
+
+use std::sync::Mutex;
+
+use casebook_shared::codec;
+use casebook_shared::frames::Stored;
+use casebook_shared::ids::{AccountId, DocId};
+use casebook_shared::signed::Signed;
+use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
+use tokio::sync::oneshot;
+
+use crate::storage::{Jobs, Loaded, Storage, StoreError, WriteJob, WriteResult};
+pub use schema::Migrated;
+use write::Writer;
+
+/// Connections kept for reads (fetches, readiness probes).
+const READ_POOL: usize = 8;
+
+/// The PostgreSQL store.
+pub struct PgStore {
+    pool: Pool,
+    jobs: Jobs,
+    writer: Mutex<Option<tokio::task::JoinHandle<()>>>,
+}
+
+fn parse(url: &str) -> Result<tokio_postgres::Config, StoreError> {
+    url.parse::<tokio_postgres::Config>()
+        .map_err(|e| StoreError::Schema(format!("not a PostgreSQL address ({e})")))
+}
+
+async fn connect(config: &tokio_postgres::Config) -> Result<tokio_postgres::Client, StoreError> {
+    let (client, connection) = config.connect(tokio_postgres::NoTls).await?;
+    tokio::spawn(async move {
+        let _ = connection.await;
+    });
+    Ok(client)
+}
+
+/// Creates the relay's schema in the database at `url`, or upgrades it.
+pub async fn migrate(url: &str) -> Result<Migrated, StoreError> {
+    let mut client = connect(&parse(url)?).await?;
+    schema::migrate(&mut client).await
+}
+
+impl PgStore {
+    /// Connects to the database at `url` (a `postgres://` address), checks
+    /// that its schema is this relay's, and starts the writer.
+    pub async fn open(url: &str) -> Result<PgStore, StoreError> {
+        let config = parse(url)?;
+        schema::check(&connect(&config).await?).await?;
+        let writer = Writer::open(config.clone()).await?;
+        let manager = Manager::from_config(
+            config,
+            tokio_postgres::NoTls,
+            ManagerConfig {
+                recycling_method: RecyclingMethod::Fast,
+            },
+        );
+        let pool = Pool::builder(manager)
+            .max_size(READ_POOL)
+            .build()
+            .map_err(|e| StoreError::Schema(format!("connection pool: {e}")))?;
+        let (jobs, rx) = Jobs::new();
+        let task = tokio::spawn(writer.run(rx));
+        Ok(PgStore {
+            pool,
+            jobs,
+            writer: Mutex::new(Some(task)),
+        })
+    }
+
+    fn writing(&self) -> bool {
+        self.jobs.is_open()
+            && self
+                .writer
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .as_ref()
+                .is_some_and(|w| !w.is_finished())
+    }
+}
+
+fn blob<const N: usize>(v: Vec<u8>) -> Result<[u8; N], StoreError> {
+    v.try_into()
+        .map_err(|_| StoreError::Damaged("an id column has the wrong length".into()))
+}
+
+/// A stored log: its owner's id (account or document) and its entries.
+type OwnedLog = (Vec<u8>, Vec<Signed>);
+
+async fn load_logs(
+    client: &deadpool_postgres::Client,
+    sql: &str,
+    table: &str,
+) -> Result<Vec<OwnedLog>, StoreError> {
+    let mut out: Vec<OwnedLog> = Vec::new();
+    for row in client.query(sql, &[]).await? {
+        let key: Vec<u8> = row.get(0);
+        let entry: &[u8] = row.get(1);
+        let signed: Signed =
+            codec::decode(entry).map_err(|e| StoreError::Damaged(format!("{table}: {e}")))?;
+        match out.last_mut() {
+            Some((k, v)) if *k == key => v.push(signed),
+            _ => out.push((key, vec![signed])),
+        }
+    }
+    Ok(out)
+}
+
+impl Storage for PgStore {
+    async fn load(&self) -> Result<Loaded, StoreError> {
+        let c = self.pool.get().await?;
+        let mut loaded = Loaded::default();
+        let accounts = "SELECT account, entry FROM account_entries ORDER BY account, seq";
+        for (k, v) in load_logs(&c, accounts, "account_entries").await? {
+            loaded.accounts.push((AccountId(blob(k)?), v));
+        }
+        let docs = "SELECT doc, entry FROM access_entries ORDER BY doc, seq";
+        for (k, v) in load_logs(&c, docs, "access_entries").await? {
+            loaded.docs.push((DocId(blob(k)?), v));
+        }
+        for r in c
+            .query("SELECT doc, MAX(seq) FROM envelopes GROUP BY doc", &[])
+            .await?
+        {
+            loaded
+                .heads
+                .push((DocId(blob(r.get(0))?), r.get::<_, i64>(1) as u64));
+        }
+        for r in c
+            .query(
+                "SELECT doc, SUM(n)::BIGINT FROM (
+                     SELECT doc, octet_length(bytes) AS n FROM envelopes
+                     UNION ALL SELECT doc, octet_length(bytes) FROM snapshots) AS sizes
+                 GROUP BY doc",
+                &[],
+            )
+            .await?
+        {
+            loaded
+                .doc_bytes
+                .push((DocId(blob(r.get(0))?), r.get::<_, i64>(1) as u64));
+        }
+        // Numbers handed out only rise: the sequence remembers the highest.
+        let cursor: i64 = c
+            .query_one(
+                "SELECT CASE WHEN is_called THEN last_value ELSE 0 END FROM envelope_seq",
+                &[],
+            )
+            .await?
+            .get(0);
+        loaded.cursor = cursor as u64;
+        for r in c
+            .query("SELECT doc, readers, head FROM disposed", &[])
+            .await?
+        {
+            let doc = DocId(blob(r.get(0))?);
+            let readers: Vec<AccountId> = codec::decode(r.get::<_, &[u8]>(1))
+                .map_err(|e| StoreError::Damaged(format!("disposed: {e}")))?;
+            loaded.heads.push((doc, r.get::<_, i64>(2) as u64));
+            loaded.disposed.push((doc, readers));
+        }
+        Ok(loaded)
+    }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        if !self.writing() {
+            return Err(StoreError::Stopped);
+        }
+        self.pool.get().await?.query_one("SELECT 1", &[]).await?;
+        Ok(())
+    }
+
+    fn submit(&self, job: WriteJob) -> oneshot::Receiver<WriteResult> {
+        self.jobs.submit(job)
+    }
+
+    async fn fetch(
+        &self,
+        docs: Vec<(DocId, u64)>,
+        max_bytes: usize,
+    ) -> Result<(Vec<Stored>, bool), StoreError> {
+        let c = self.pool.get().await?;
+        let snapshot = c
+            .prepare_cached("SELECT covers, bytes FROM snapshots WHERE doc = $1")
+            .await?;
+        // Only the rows that start within what is left of the page (`$3`),
+        // and the first that does not, which tells the page is full: a long
+        // history is not read whole for one page of it.
+        let envelopes = c
+            .prepare_cached(
+                "SELECT seq, bytes FROM (
+                     SELECT seq, bytes, SUM(octet_length(bytes)) OVER (ORDER BY seq)
+                                        - octet_length(bytes) AS before
+                     FROM envelopes WHERE doc = $1 AND seq > $2 AND octet_length(bytes) > 0
+                 ) AS page WHERE before <= $3 ORDER BY seq",
+            )
+            .await?;
+        let mut items = Vec::new();
+        let mut size = 0usize;
+        for (doc, since) in docs {
+            let d = &doc.0[..];
+            let mut since = since;
+            if let Some(r) = c.query_opt(&snapshot, &[&d]).await? {
+                let covers = r.get::<_, i64>(0) as u64;
+                if covers > since {
+                    let bytes: Vec<u8> = r.get(1);
+                    if size > 0 && size + bytes.len() > max_bytes {
+                        return Ok((items, true));
+                    }
+                    size += bytes.len();
+                    since = covers;
+                    items.push(Stored {
+                        doc,
+                        seq: covers,
+                        envelope: bytes,
+                    });
+                }
+            }
+            let left = i64::try_from(max_bytes.saturating_sub(size)).unwrap_or(i64::MAX);
+            for r in c.query(&envelopes, &[&d, &(since as i64), &left]).await? {
+                let bytes: Vec<u8> = r.get(1);
+                if size > 0 && size + bytes.len() > max_bytes {
+                    return Ok((items, true));
+                }
+                size += bytes.len();
+                items.push(Stored {
+                    doc,
+                    seq: r.get::<_, i64>(0) as u64,
+                    envelope: bytes,
+                });
+            }
+        }
+        Ok((items, false))
+    }
+
+    async fn close(&self) {
+        self.jobs.close();
+        let task = self.writer.lock().unwrap_or_else(|p| p.into_inner()).take();
+        if let Some(t) = task {
+            let _ = t.await;
+        }
+        self.pool.close();
+    }
+}

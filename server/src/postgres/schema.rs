@@ -1,0 +1,105 @@
+//! The relay's tables in PostgreSQL, and the one way they are made and
+//! upgraded: `casebook-relay migrate`. `serve` only checks the version, so
+//! several nodes starting at once never race to change the schema, and a
+//! node older than its database refuses to run on it rather than
+//! misreading it.
+
+use tokio_postgres::Client;
+
+use crate::storage::StoreError;
+
+/// The schema version this relay reads and writes.
+pub const VERSION: i32 = 1;
+
+/// Taken (for the transaction) by a migration, so two at once queue.
+const MIGRATION_LOCK: i64 = 0x6361_7365_626f_6f6b; // "casebook"
+
+/// Each version's changes, applied in order from the database's version.
+const STEPS: &[&str] = &[
+    // 1: the SQLite schema's tables, in PostgreSQL's types. Envelope numbers
+    // come from a sequence, so they rise across nodes and never return,
+    // even past envelopes since deleted with a disposed document.
+    "CREATE TABLE account_entries(
+        account BYTEA NOT NULL, seq BIGINT NOT NULL, entry BYTEA NOT NULL,
+        PRIMARY KEY(account, seq));
+     CREATE TABLE access_entries(
+        doc BYTEA NOT NULL, seq BIGINT NOT NULL, entry BYTEA NOT NULL,
+        PRIMARY KEY(doc, seq));
+     CREATE SEQUENCE envelope_seq;
+     CREATE TABLE envelopes(
+        seq BIGINT PRIMARY KEY DEFAULT nextval('envelope_seq'),
+        doc BYTEA NOT NULL, env_id BYTEA NOT NULL, bytes BYTEA NOT NULL,
+        UNIQUE(doc, env_id));
+     ALTER SEQUENCE envelope_seq OWNED BY envelopes.seq;
+     CREATE INDEX envelopes_by_doc ON envelopes(doc, seq);
+     CREATE TABLE snapshots(
+        doc BYTEA PRIMARY KEY, covers BIGINT NOT NULL, bytes BYTEA NOT NULL);
+     CREATE TABLE disposed(
+        doc BYTEA PRIMARY KEY, readers BYTEA NOT NULL, head BIGINT NOT NULL);",
+];
+
+/// What a migration did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Migrated {
+    pub from: i32,
+    pub to: i32,
+}
+
+/// The database's schema version: 0 where no relay schema was made yet.
+async fn version(client: &impl tokio_postgres::GenericClient) -> Result<i32, StoreError> {
+    let exists: bool = client
+        .query_one("SELECT to_regclass('casebook_schema') IS NOT NULL", &[])
+        .await?
+        .get(0);
+    if !exists {
+        return Ok(0);
+    }
+    let row = client
+        .query_opt("SELECT version FROM casebook_schema", &[])
+        .await?;
+    Ok(row.map(|r| r.get(0)).unwrap_or(0))
+}
+
+/// Creates the schema or brings it up to [`VERSION`], in one transaction.
+pub async fn migrate(client: &mut Client) -> Result<Migrated, StoreError> {
+    let tx = client.transaction().await?;
+    tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])
+        .await?;
+    tx.batch_execute("CREATE TABLE IF NOT EXISTS casebook_schema(version INTEGER NOT NULL)")
+        .await?;
+    let from = version(&tx).await?;
+    if from > VERSION {
+        return Err(newer(from));
+    }
+    for step in &STEPS[from as usize..] {
+        tx.batch_execute(step).await?;
+    }
+    tx.execute("DELETE FROM casebook_schema", &[]).await?;
+    tx.execute(
+        "INSERT INTO casebook_schema(version) VALUES ($1)",
+        &[&VERSION],
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(Migrated { from, to: VERSION })
+}
+
+/// Refuses a database whose schema is not exactly [`VERSION`].
+pub async fn check(client: &Client) -> Result<(), StoreError> {
+    match version(client).await? {
+        VERSION => Ok(()),
+        0 => Err(StoreError::Schema(
+            "the database has no relay schema yet: run `casebook-relay migrate` with the same --store first".into(),
+        )),
+        v if v > VERSION => Err(newer(v)),
+        v => Err(StoreError::Schema(format!(
+            "the database's schema is version {v}, older than this relay's {VERSION}: run `casebook-relay migrate` with the same --store"
+        ))),
+    }
+}
+
+fn newer(v: i32) -> StoreError {
+    StoreError::Schema(format!(
+        "the database's schema is version {v}, newer than this relay knows ({VERSION}): run a relay as new as the one that migrated it"
+    ))
+}

@@ -1,0 +1,346 @@
+//! The PostgreSQL writer: one connection of its own (outside the read
+//! pool), a task that takes every job queued while the last commit ran and
+//! commits them in one transaction, answering each only after the commit
+//! returns (with `synchronous_commit` on, after the WAL is flushed).
+//!
+//! Each transaction first takes a transaction-scoped advisory lock on every
+//! document and account it writes, in one global order: relays on several
+//! nodes then write one document one at a time, so its envelope numbers
+//! become visible in the order they were drawn, and two nodes never
+//! deadlock on each other.
+
+use casebook_shared::codec;
+use casebook_shared::ids::{AccountId, DocId};
+use casebook_shared::signed::Signed;
+use tokio::sync::mpsc;
+use tokio_postgres::{Client, Statement, Transaction};
+
+use crate::storage::{
+    MAX_GROUP, NewEnvelope, Queued, StoreError, WriteJob, WriteResult, Written, all_failed,
+    repeated, snapshot_written,
+};
+
+/// The statements the writer runs, prepared once per connection.
+struct Statements {
+    lock: Statement,
+    append_account: Statement,
+    append_access: Statement,
+    older_snapshot: Statement,
+    put_snapshot: Statement,
+    covered_bytes: Statement,
+    prune_covered: Statement,
+    is_disposed: Statement,
+    insert_envelope: Statement,
+    stored_envelope: Statement,
+}
+
+impl Statements {
+    async fn prepare(c: &Client) -> Result<Statements, tokio_postgres::Error> {
+        Ok(Statements {
+            lock: c.prepare("SELECT pg_advisory_xact_lock($1)").await?,
+            append_account: c
+                .prepare(
+                    "INSERT INTO account_entries(account, seq, entry) VALUES ($1, $2, $3)
+                     ON CONFLICT DO NOTHING",
+                )
+                .await?,
+            append_access: c
+                .prepare(
+                    "INSERT INTO access_entries(doc, seq, entry) VALUES ($1, $2, $3)
+                     ON CONFLICT DO NOTHING",
+                )
+                .await?,
+            older_snapshot: c
+                .prepare("SELECT octet_length(bytes)::BIGINT FROM snapshots WHERE doc = $1 AND covers < $2")
+                .await?,
+            put_snapshot: c
+                .prepare(
+                    "INSERT INTO snapshots(doc, covers, bytes) VALUES ($1, $2, $3)
+                     ON CONFLICT(doc) DO UPDATE SET covers = excluded.covers, bytes = excluded.bytes
+                     WHERE excluded.covers > snapshots.covers",
+                )
+                .await?,
+            covered_bytes: c
+                .prepare(
+                    "SELECT COALESCE(SUM(octet_length(bytes)), 0)::BIGINT FROM envelopes
+                     WHERE doc = $1 AND seq <= $2 AND octet_length(bytes) > 0",
+                )
+                .await?,
+            prune_covered: c
+                .prepare(
+                    "UPDATE envelopes SET bytes = ''::bytea
+                     WHERE doc = $1 AND seq <= $2 AND octet_length(bytes) > 0",
+                )
+                .await?,
+            is_disposed: c
+                .prepare("SELECT 1 FROM disposed WHERE doc = $1")
+                .await?,
+            insert_envelope: c
+                .prepare(
+                    "INSERT INTO envelopes(doc, env_id, bytes) VALUES ($1, $2, $3)
+                     ON CONFLICT(doc, env_id) DO NOTHING RETURNING seq",
+                )
+                .await?,
+            stored_envelope: c
+                .prepare("SELECT seq, bytes FROM envelopes WHERE doc = $1 AND env_id = $2")
+                .await?,
+        })
+    }
+}
+
+/// Connects the writer's own connection.
+async fn connect(config: &tokio_postgres::Config) -> Result<Client, tokio_postgres::Error> {
+    let (client, connection) = config.connect(tokio_postgres::NoTls).await?;
+    tokio::spawn(async move {
+        if let Err(e) = connection.await {
+            tracing::warn!(error = %e, "the PostgreSQL writer's connection ended");
+        }
+    });
+    Ok(client)
+}
+
+/// The writer's connection, ready to commit.
+pub(super) struct Writer {
+    config: tokio_postgres::Config,
+    client: Client,
+    stmts: Statements,
+}
+
+impl Writer {
+    pub(super) async fn open(config: tokio_postgres::Config) -> Result<Writer, StoreError> {
+        let client = connect(&config).await?;
+        let stmts = Statements::prepare(&client).await?;
+        Ok(Writer {
+            config,
+            client,
+            stmts,
+        })
+    }
+
+    /// Takes jobs until every sender is gone, then returns (the queue is
+    /// empty: what was sent was committed or failed).
+    pub(super) async fn run(mut self, mut rx: mpsc::UnboundedReceiver<Queued>) {
+        while let Some(first) = rx.recv().await {
+            let mut batch = vec![first];
+            while batch.len() < MAX_GROUP {
+                match rx.try_recv() {
+                    Ok(j) => batch.push(j),
+                    Err(_) => break,
+                }
+            }
+            if self.client.is_closed() {
+                self.reconnect().await;
+            }
+            let started = std::time::Instant::now();
+            let results = match self.commit_batch(&batch).await {
+                Ok(r) => r,
+                Err(e) => {
+                    crate::metrics::storage_error();
+                    tracing::error!(error = %e, jobs = batch.len(), "group commit failed");
+                    all_failed(batch.iter().map(|(job, _)| job))
+                }
+            };
+            crate::metrics::commit(batch.len(), started.elapsed());
+            for ((_, reply), result) in batch.into_iter().zip(results) {
+                let _ = reply.send(result);
+            }
+        }
+    }
+
+    /// A new connection after the last one broke; on failure the next batch
+    /// fails and tries again (the relay answers those uploads with an error
+    /// the device retries).
+    async fn reconnect(&mut self) {
+        match Writer::open(self.config.clone()).await {
+            Ok(w) => {
+                tracing::info!("the PostgreSQL writer reconnected");
+                *self = w;
+            }
+            Err(e) => tracing::error!(error = %e, "the PostgreSQL writer cannot reconnect"),
+        }
+    }
+
+    async fn commit_batch(&mut self, batch: &[Queued]) -> Result<Vec<WriteResult>, StoreError> {
+        let stmts = &self.stmts;
+        let mut tx = self.client.transaction().await?;
+        for key in lock_keys(batch.iter().map(|(job, _)| job)) {
+            tx.execute(&stmts.lock, &[&key]).await?;
+        }
+        let mut out = Vec::with_capacity(batch.len());
+        for (job, _) in batch {
+            out.push(run_job(&mut tx, stmts, job).await?);
+        }
+        tx.commit().await?;
+        Ok(out)
+    }
+}
+
+/// The advisory lock keys of what the jobs write, sorted and without
+/// repeats: the first eight bytes of each document or account id (a
+/// collision only makes two writers wait for each other).
+fn lock_keys<'a>(jobs: impl Iterator<Item = &'a WriteJob>) -> Vec<i64> {
+    let key = |b: &[u8]| i64::from_be_bytes(b[..8].try_into().unwrap_or([0; 8]));
+    let mut keys: Vec<i64> = jobs
+        .flat_map(|job| match job {
+            WriteJob::Account { account, .. } => vec![key(&account.0)],
+            WriteJob::Access { doc, .. } | WriteJob::Dispose { doc, .. } => vec![key(&doc.0)],
+            WriteJob::Envelopes(v) => v.iter().map(|e| key(&e.doc.0)).collect(),
+        })
+        .collect();
+    keys.sort_unstable();
+    keys.dedup();
+    keys
+}
+
+async fn run_job(
+    tx: &mut Transaction<'_>,
+    stmts: &Statements,
+    job: &WriteJob,
+) -> Result<WriteResult, StoreError> {
+    match job {
+        WriteJob::Account {
+            account,
+            first_seq,
+            entries,
+        } => Ok(vec![
+            append_log(tx, &stmts.append_account, &account.0, *first_seq, entries).await?,
+        ]),
+        WriteJob::Access {
+            doc,
+            first_seq,
+            entries,
+        } => Ok(vec![
+            append_log(tx, &stmts.append_access, &doc.0, *first_seq, entries).await?,
+        ]),
+        WriteJob::Dispose {
+            doc,
+            first_seq,
+            entries,
+            readers,
+            head,
+        } => {
+            let appended =
+                append_log(tx, &stmts.append_access, &doc.0, *first_seq, entries).await?;
+            if appended.is_err() {
+                return Ok(vec![appended]);
+            }
+            let last = *first_seq + entries.len() as u64 - 1;
+            Ok(vec![dispose(tx, doc, last, readers, *head).await?])
+        }
+        WriteJob::Envelopes(envs) => {
+            let mut out = Vec::with_capacity(envs.len());
+            for e in envs {
+                out.push(insert_envelope(tx, stmts, e).await?);
+            }
+            Ok(out)
+        }
+    }
+}
+
+/// Appends log entries from `first_seq`, or nothing if any position is taken.
+async fn append_log(
+    tx: &mut Transaction<'_>,
+    insert: &Statement,
+    key: &[u8],
+    first_seq: u64,
+    entries: &[Signed],
+) -> Result<Result<Written, StoreError>, StoreError> {
+    let sp = tx.savepoint("append").await?;
+    for (i, e) in entries.iter().enumerate() {
+        let seq = (first_seq + i as u64) as i64;
+        if sp.execute(insert, &[&key, &seq, &codec::encode(e)]).await? == 0 {
+            sp.rollback().await?;
+            return Ok(Err(StoreError::LogConflict));
+        }
+    }
+    sp.commit().await?;
+    Ok(Ok(Written::default()))
+}
+
+/// Deletes what a disposed document held but for its disposal entry, at
+/// `last`. PostgreSQL does not overwrite deleted rows in place: what was
+/// deleted stays in the table's files until vacuum reuses the space, which
+/// is why the relay only ever holds ciphertext.
+async fn dispose(
+    tx: &mut Transaction<'_>,
+    doc: &DocId,
+    last: u64,
+    readers: &[AccountId],
+    head: u64,
+) -> Result<Result<Written, StoreError>, StoreError> {
+    let d = &doc.0[..];
+    let freed: i64 = tx
+        .query_one(
+            "SELECT (COALESCE((SELECT SUM(octet_length(bytes)) FROM envelopes WHERE doc = $1), 0)
+                   + COALESCE((SELECT SUM(octet_length(bytes)) FROM snapshots WHERE doc = $1), 0))::BIGINT",
+            &[&d],
+        )
+        .await?
+        .get(0);
+    tx.execute("DELETE FROM envelopes WHERE doc = $1", &[&d])
+        .await?;
+    tx.execute("DELETE FROM snapshots WHERE doc = $1", &[&d])
+        .await?;
+    tx.execute(
+        "DELETE FROM access_entries WHERE doc = $1 AND seq < $2",
+        &[&d, &(last as i64)],
+    )
+    .await?;
+    tx.execute(
+        "INSERT INTO disposed(doc, readers, head) VALUES ($1, $2, $3)
+         ON CONFLICT(doc) DO UPDATE SET readers = excluded.readers, head = excluded.head",
+        &[&d, &codec::encode(&readers.to_vec()), &(head as i64)],
+    )
+    .await?;
+    Ok(Ok(Written {
+        seq: 0,
+        added: -freed,
+    }))
+}
+
+async fn insert_envelope(
+    tx: &mut Transaction<'_>,
+    stmts: &Statements,
+    e: &NewEnvelope,
+) -> Result<Result<Written, StoreError>, StoreError> {
+    let doc = &e.doc.0[..];
+    if let Some(covers) = e.snapshot_covers {
+        let covers_i = covers as i64;
+        let older: Option<i64> = tx
+            .query_opt(&stmts.older_snapshot, &[&doc, &covers_i])
+            .await?
+            .map(|r| r.get(0));
+        let replaced = tx
+            .execute(&stmts.put_snapshot, &[&doc, &covers_i, &e.bytes])
+            .await?;
+        let freed: i64 = tx
+            .query_one(&stmts.covered_bytes, &[&doc, &covers_i])
+            .await?
+            .get(0);
+        // The snapshot holds every change it covers: keep their ids (so a
+        // retried upload is still recognised) but not their bytes.
+        tx.execute(&stmts.prune_covered, &[&doc, &covers_i]).await?;
+        return Ok(Ok(snapshot_written(
+            covers,
+            replaced == 1,
+            e.bytes.len(),
+            older,
+            freed,
+        )));
+    }
+    if tx.query_opt(&stmts.is_disposed, &[&doc]).await?.is_some() {
+        return Ok(Err(StoreError::Disposed));
+    }
+    let id = &e.id.0[..];
+    if let Some(row) = tx
+        .query_opt(&stmts.insert_envelope, &[&doc, &id, &e.bytes])
+        .await?
+    {
+        return Ok(Ok(Written {
+            seq: row.get::<_, i64>(0) as u64,
+            added: e.bytes.len() as i64,
+        }));
+    }
+    let row = tx.query_one(&stmts.stored_envelope, &[&doc, &id]).await?;
+    Ok(repeated(row.get(0), row.get::<_, &[u8]>(1), &e.bytes))
+}
