@@ -3,12 +3,15 @@
 //! are built once for both.
 
 use casebook_shared::frames::Stored;
-use casebook_shared::ids::DocId;
-use tokio::sync::oneshot;
+use casebook_shared::ids::{AccountId, DocId};
+use casebook_shared::signed::Signed;
+use tokio::sync::{broadcast, oneshot};
 
 use crate::postgres::PgStore;
 use crate::sqlite::SqliteStore;
-use crate::storage::{Loaded, Storage, StoreError, WriteJob, WriteResult};
+use crate::storage::{
+    DocRecord, Loaded, LogChange, Storage, StoreError, StoreEvent, WriteJob, WriteResult,
+};
 
 /// SQLite or PostgreSQL.
 pub enum AnyStore {
@@ -53,6 +56,48 @@ impl Storage for AnyStore {
         match self {
             AnyStore::Sqlite(s) => Storage::close(s).await,
             AnyStore::Postgres(s) => s.close().await,
+        }
+    }
+
+    async fn account_log(&self, account: AccountId) -> Result<Vec<Signed>, StoreError> {
+        match self {
+            AnyStore::Sqlite(s) => s.account_log(account).await,
+            AnyStore::Postgres(s) => s.account_log(account).await,
+        }
+    }
+
+    async fn doc_record(&self, doc: DocId) -> Result<Option<DocRecord>, StoreError> {
+        match self {
+            AnyStore::Sqlite(s) => s.doc_record(doc).await,
+            AnyStore::Postgres(s) => s.doc_record(doc).await,
+        }
+    }
+
+    fn events(&self) -> Option<broadcast::Receiver<StoreEvent>> {
+        match self {
+            AnyStore::Sqlite(s) => s.events(),
+            AnyStore::Postgres(s) => s.events(),
+        }
+    }
+
+    async fn log_version(&self) -> Result<u64, StoreError> {
+        match self {
+            AnyStore::Sqlite(s) => s.log_version().await,
+            AnyStore::Postgres(s) => s.log_version().await,
+        }
+    }
+
+    async fn log_changes(&self, version: u64) -> Result<(Vec<LogChange>, u64), StoreError> {
+        match self {
+            AnyStore::Sqlite(s) => s.log_changes(version).await,
+            AnyStore::Postgres(s) => s.log_changes(version).await,
+        }
+    }
+
+    async fn heads(&self, docs: Vec<DocId>) -> Result<Vec<(DocId, u64)>, StoreError> {
+        match self {
+            AnyStore::Sqlite(s) => s.heads(docs).await,
+            AnyStore::Postgres(s) => s.heads(docs).await,
         }
     }
 }

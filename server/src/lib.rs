@@ -38,6 +38,10 @@ pub struct Config {
     /// A PostgreSQL database (`postgres://…`) to keep the data in instead
     /// of SQLite in `data`; made ready by `casebook-relay migrate`.
     pub store: Option<String>,
+    /// Whether to follow what other relay nodes over the same store write
+    /// (always, but in tests that prove the store's fences alone keep a
+    /// node that heard nothing from accepting what it should not).
+    pub follow: bool,
     /// A DER certificate and PKCS#8 DER key to use instead of the self-signed pair.
     pub cert: Option<(PathBuf, PathBuf)>,
     /// Where to serve metrics and health probes (loopback only); off if `None`.
@@ -53,6 +57,7 @@ impl Config {
             listen,
             data: data.into(),
             store: None,
+            follow: true,
             cert: None,
             admin: None,
             limits: limits::Limits::default(),
@@ -84,6 +89,7 @@ pub struct Handle {
     pub fingerprint: [u8; 32],
     shutdown: watch::Sender<bool>,
     task: tokio::task::JoinHandle<()>,
+    follower: Option<tokio::task::JoinHandle<()>>,
     admin_task: Option<tokio::task::JoinHandle<()>>,
     store: Arc<any_store::AnyStore>,
     /// Held until the store is closed, so no second relay opens it meanwhile.
@@ -95,6 +101,9 @@ impl Handle {
     pub async fn shutdown(self) {
         let _ = self.shutdown.send(true);
         let _ = self.task.await;
+        if let Some(f) = self.follower {
+            f.abort();
+        }
         if let Some(t) = self.admin_task {
             let _ = t.await;
         }
@@ -164,6 +173,9 @@ pub async fn start(config: Config) -> Result<Handle, StartError> {
         }
         None => None,
     };
+    // Where other nodes write the same store, what they write reaches this
+    // one's memory and watchers (returns at once over SQLite).
+    let follower = config.follow.then(|| tokio::spawn(relay.clone().follow()));
     let task = tokio::spawn(conn::serve(endpoint, relay, rx));
     tracing::info!(%addr, fingerprint = %format_fingerprint(&fingerprint), "relay listening");
     Ok(Handle {
@@ -173,6 +185,7 @@ pub async fn start(config: Config) -> Result<Handle, StartError> {
         fingerprint,
         shutdown: tx,
         task,
+        follower,
         store,
         _data: data,
     })

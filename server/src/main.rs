@@ -197,6 +197,7 @@ async fn main() -> anyhow::Result<()> {
                 listen,
                 data,
                 store,
+                follow: true,
                 cert: cert.zip(key),
                 admin,
                 limits: limits.limits(),

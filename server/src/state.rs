@@ -10,7 +10,7 @@ use casebook_shared::frames::DocHead;
 use casebook_shared::ids::{AccountId, DeviceId, DocId};
 use casebook_shared::signed::Signed;
 
-use crate::storage::{Loaded, StoreError};
+use crate::storage::{DocRecord, Loaded, StoreError};
 
 /// An account as verified, with its log to serve.
 pub struct Account {
@@ -73,40 +73,77 @@ impl State {
         }
         let heads: HashMap<DocId, u64> = loaded.heads.into_iter().collect();
         let bytes: HashMap<DocId, u64> = loaded.doc_bytes.into_iter().collect();
-        let disposed: HashMap<DocId, Vec<AccountId>> = loaded.disposed.into_iter().collect();
+        let mut disposed: HashMap<DocId, Vec<AccountId>> = loaded.disposed.into_iter().collect();
         for (id, log) in loaded.docs {
-            let damaged =
-                |e: AccessError| StoreError::Damaged(format!("document {}: {e}", id.short()));
-            let (state, log_start) = match (disposed.get(&id), log.as_slice()) {
-                (Some(readers), [gone]) => {
-                    let entry: casebook_shared::access::DocEntry = gone
-                        .open(casebook_shared::access::SIG_LABEL)
-                        .map_err(|e| damaged(e.into()))?;
-                    let owner = st
-                        .account(&entry.account)
-                        .ok_or_else(|| damaged(AccessError::UnknownAccount(entry.seq)))?;
-                    let state = DocState::tombstone(gone, &id, owner, readers).map_err(damaged)?;
-                    (state, entry.seq)
-                }
-                _ => (
-                    DocState::verify_log(&log, |a| st.account(a)).map_err(damaged)?,
-                    0,
-                ),
+            let record = DocRecord {
+                log,
+                disposed: disposed.remove(&id),
+                head: heads.get(&id).copied().unwrap_or(0),
+                bytes: bytes.get(&id).copied().unwrap_or(0),
             };
-            let head = heads.get(&id).copied().unwrap_or(0);
-            st.set_doc(
-                id,
-                Doc {
-                    log,
-                    log_start,
-                    state,
-                    head,
-                    bytes: 0,
-                },
-            );
-            st.add_bytes(&id, bytes.get(&id).copied().unwrap_or(0) as i64);
+            st.refresh_doc(id, record)?;
         }
         Ok(st)
+    }
+
+    /// Holds an account's log as stored, verified again, in place of what
+    /// was held: another relay node may have appended to it.
+    pub fn refresh_account(&mut self, id: AccountId, log: Vec<Signed>) -> Result<(), StoreError> {
+        if log.is_empty() {
+            return Ok(());
+        }
+        let state = AccountState::verify_log(&log)
+            .map_err(|e| StoreError::Damaged(format!("account {}: {e}", id.short())))?;
+        self.accounts.remove(&id);
+        self.commit_account(state, log);
+        Ok(())
+    }
+
+    /// Holds a document as stored, its access log verified again, in place
+    /// of what was held: another relay node may have changed its access or
+    /// disposed of it. Its head never goes back.
+    pub fn refresh_doc(&mut self, id: DocId, record: DocRecord) -> Result<(), StoreError> {
+        let damaged = |e: AccessError| StoreError::Damaged(format!("document {}: {e}", id.short()));
+        let (state, log_start) = match (&record.disposed, record.log.as_slice()) {
+            (Some(readers), [gone]) => {
+                let entry: casebook_shared::access::DocEntry = gone
+                    .open(casebook_shared::access::SIG_LABEL)
+                    .map_err(|e| damaged(e.into()))?;
+                let owner = self
+                    .account(&entry.account)
+                    .ok_or_else(|| damaged(AccessError::UnknownAccount(entry.seq)))?;
+                let state = DocState::tombstone(gone, &id, owner, readers).map_err(damaged)?;
+                (state, entry.seq)
+            }
+            _ => (
+                DocState::verify_log(&record.log, |a| self.account(a)).map_err(damaged)?,
+                0,
+            ),
+        };
+        let (head, held_bytes) = match self.docs.remove(&id) {
+            Some(old) => {
+                for m in old.state.members.keys() {
+                    if let Some(set) = self.member_docs.get_mut(m) {
+                        set.remove(&id);
+                    }
+                }
+                (old.head.max(record.head), old.bytes)
+            }
+            None => (record.head, 0),
+        };
+        self.set_doc(
+            id,
+            Doc {
+                log: record.log,
+                log_start,
+                state,
+                head,
+                bytes: held_bytes,
+            },
+        );
+        self.add_bytes(&id, record.bytes as i64 - held_bytes as i64);
+        self.cursor = self.cursor.max(head);
+        Ok(())
     }
 
     /// The verified state of an account.
@@ -237,6 +274,14 @@ impl State {
     /// The role an account has in a document now (none once expired).
     pub fn role(&self, doc: &DocId, account: &AccountId, now: u64) -> Option<Role> {
         self.docs.get(doc)?.state.role_of(account, now)
+    }
+
+    /// The documents an account is or was a member of.
+    pub fn member_docs(&self, account: &AccountId) -> Vec<DocId> {
+        self.member_docs
+            .get(account)
+            .map(|s| s.iter().copied().collect())
+            .unwrap_or_default()
     }
 
     /// Every document an account may read now, with its heads; the client

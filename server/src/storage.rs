@@ -33,6 +33,11 @@ pub enum StoreError {
     LogConflict,
     #[error("the document was disposed of")]
     Disposed,
+    /// The access log or account log an envelope was checked against grew
+    /// before it was stored (another relay node appended to it): check it
+    /// again against the logs as stored.
+    #[error("the logs this was checked against have changed")]
+    Stale,
     #[error("stored data is damaged: {0}")]
     Damaged(String),
     #[error("the storage writer has stopped")]
@@ -47,6 +52,55 @@ pub struct NewEnvelope {
     /// `Some(covers)` for a snapshot, which replaces an older one of the document.
     pub snapshot_covers: Option<u64>,
     pub bytes: Vec<u8>,
+    /// The logs the author's right was checked against.
+    pub fence: Fence,
+}
+
+/// The lengths of the logs an envelope was checked against. The store
+/// refuses it as [`StoreError::Stale`] if either log is longer when it
+/// comes to be written: so an access change or a device's revocation made
+/// through another relay node over the same database is ordered with the
+/// upload exactly as on one node.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Fence {
+    /// Entries in the document's access log (counting any a disposal deleted).
+    pub access_len: u64,
+    /// The author's account, and the entries in its log.
+    pub account: AccountId,
+    pub account_len: u64,
+}
+
+/// One document as stored: its access log (of a disposed document, its
+/// disposal alone), its newest envelope, its size.
+#[derive(Clone, Debug, Default)]
+pub struct DocRecord {
+    pub log: Vec<Signed>,
+    /// For a disposed document, the accounts that could read it.
+    pub disposed: Option<Vec<AccountId>>,
+    pub head: u64,
+    pub bytes: u64,
+}
+
+/// A log that changed: an account's or a document's.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LogChange {
+    Account(AccountId),
+    Access(DocId),
+}
+
+/// What another relay node over the same database wrote, as the store
+/// reports it (PostgreSQL's notifications; SQLite has no other node).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StoreEvent {
+    /// Account or access logs grew: read what changed since the version
+    /// held ([`Storage::log_changes`]).
+    Logs,
+    /// Envelopes were stored, the newest at `seq`, changing the
+    /// document's stored bytes by `added`.
+    Stored { doc: DocId, seq: u64, added: i64 },
+    /// Events may have been missed (the listening connection was lost):
+    /// catch up on the logs and read every head again.
+    Resync,
 }
 
 /// One durable write.
@@ -64,8 +118,9 @@ pub enum WriteJob {
         first_seq: u64,
         entries: Vec<Signed>,
     },
-    /// Envelopes; each gets its own answer.
-    Envelopes(Vec<NewEnvelope>),
+    /// Envelopes; each gets its own answer. Shared, so the relay still has
+    /// them to check again if the store finds one [`StoreError::Stale`].
+    Envelopes(std::sync::Arc<[NewEnvelope]>),
     /// Access entries ending in a disposal, appended at `first_seq`; then,
     /// in the same transaction, every envelope and snapshot of the
     /// document and every earlier entry of its log (its key envelopes)
@@ -140,6 +195,38 @@ pub trait Storage: Send + Sync + 'static {
 
     /// Stops taking jobs and waits until what was queued is committed.
     fn close(&self) -> impl Future<Output = ()> + Send;
+
+    /// One account's log as stored (empty if there is none).
+    fn account_log(
+        &self,
+        account: AccountId,
+    ) -> impl Future<Output = Result<Vec<Signed>, StoreError>> + Send;
+
+    /// One document as stored (`None` if there is none).
+    fn doc_record(
+        &self,
+        doc: DocId,
+    ) -> impl Future<Output = Result<Option<DocRecord>, StoreError>> + Send;
+
+    /// What other relay nodes over the same store write, for a store that
+    /// can be shared; `None` for one that cannot.
+    fn events(&self) -> Option<tokio::sync::broadcast::Receiver<StoreEvent>>;
+
+    /// Where a shared store's log changes stand: every append to an
+    /// account or access log raises it (always 0 where nothing is shared).
+    fn log_version(&self) -> impl Future<Output = Result<u64, StoreError>> + Send;
+
+    /// The logs that changed after `version`, and the version they reach.
+    fn log_changes(
+        &self,
+        version: u64,
+    ) -> impl Future<Output = Result<(Vec<LogChange>, u64), StoreError>> + Send;
+
+    /// The newest envelope of each document, as stored now.
+    fn heads(
+        &self,
+        docs: Vec<DocId>,
+    ) -> impl Future<Output = Result<Vec<(DocId, u64)>, StoreError>> + Send;
 }
 
 /// Most jobs one transaction takes; past that the next commit takes the rest.

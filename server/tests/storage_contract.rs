@@ -58,6 +58,18 @@ mod sqlite {
         let (_dir, s) = fresh();
         contract::a_disposal_keeps_itself_alone(&s).await;
     }
+
+    #[tokio::test]
+    async fn an_envelope_whose_logs_moved_is_refused_as_stale() {
+        let (_dir, s) = fresh();
+        contract::an_envelope_whose_logs_moved_is_refused_as_stale(&s).await;
+    }
+
+    #[tokio::test]
+    async fn a_log_and_a_document_read_back_as_stored() {
+        let (_dir, s) = fresh();
+        contract::a_log_and_a_document_read_back_as_stored(&s).await;
+    }
 }
 
 mod postgres {
@@ -132,5 +144,21 @@ mod postgres {
             return;
         };
         contract::a_disposal_keeps_itself_alone(&s).await;
+    }
+
+    #[tokio::test]
+    async fn an_envelope_whose_logs_moved_is_refused_as_stale() {
+        let Some((_pg, s)) = fresh().await else {
+            return;
+        };
+        contract::an_envelope_whose_logs_moved_is_refused_as_stale(&s).await;
+    }
+
+    #[tokio::test]
+    async fn a_log_and_a_document_read_back_as_stored() {
+        let Some((_pg, s)) = fresh().await else {
+            return;
+        };
+        contract::a_log_and_a_document_read_back_as_stored(&s).await;
     }
 }

@@ -48,6 +48,28 @@ impl TestRelay {
         .await
     }
 
+    /// A second relay node over the same PostgreSQL database, with this
+    /// one's certificate (so devices pin one fingerprint) and a data
+    /// folder of its own. With `follow` off it hears nothing of what other
+    /// nodes write, so only the store's fences keep it right.
+    pub async fn another_node(&self, url: &str, follow: bool) -> TestRelay {
+        let data = tempfile::tempdir().expect("a temporary folder");
+        let mut config = Config::new(
+            "127.0.0.1:0".parse().expect("a literal address"),
+            data.path(),
+        );
+        config.store = Some(url.to_string());
+        config.follow = follow;
+        config.cert = Some((
+            self.data.path().join("relay-cert.der"),
+            self.data.path().join("relay-key.der"),
+        ));
+        let handle = casebook_relay::start(config)
+            .await
+            .expect("the second node starts");
+        TestRelay { handle, data }
+    }
+
     /// Starts again on the same data folder and address (after
     /// [`TestRelay::stop`]), so the homes that know it reach it again.
     pub async fn restart(data: TempDir, addr: std::net::SocketAddr) -> TestRelay {
@@ -191,6 +213,35 @@ pub async fn share_case(
         home.sync(&conn, &mut |_| {}).await.expect("sync");
     }
     conn.close().await;
+}
+
+/// A case for "Jordan Avery" with one SOAP note, `n1`, whose plan is
+/// `plan`, written (not yet synced) on `home`.
+pub fn case_with_a_plan(home: &mut Home, plan: &str) -> casebook_shared::ids::DocId {
+    let case = home
+        .create_case("Jordan Avery", "2026-11-20")
+        .expect("a case");
+    let mut n = casebook::notes::NoteInput::new("2026-11-20", casebook::notes::NoteFormat::Soap);
+    n.fields = vec![("plan".into(), plan.into())];
+    home.edit_case(&case, "note", |c| Ok(c.add_note(n, "n1", "Dr. Rivera")?))
+        .expect("a note");
+    case
+}
+
+/// The plan of note `n1` of `case`, as `home` shows it.
+pub fn plan_of(home: &mut Home, case: &casebook_shared::ids::DocId) -> String {
+    home.read_case(case, |c| {
+        c.note("n1").expect("note n1").field("plan").to_string()
+    })
+    .expect("the case reads")
+}
+
+/// Sets the plan of note `n1` of `case` on `home` (not yet synced).
+pub fn set_plan(home: &mut Home, case: &casebook_shared::ids::DocId, plan: &str) {
+    home.edit_case(case, "note", |c| {
+        Ok(c.edit_note("n1", &[("plan".into(), plan.into())])?)
+    })
+    .expect("the plan is edited");
 }
 
 /// One sync round on a fresh connection.

@@ -6,13 +6,7 @@
 #[path = "../../server/tests/common/postgres.rs"]
 mod pg;
 
-use casebook::notes::{NoteFormat, NoteInput};
 use casebook_tests::*;
-
-fn plan_of(home: &mut casebook::Home, case: &casebook_shared::ids::DocId) -> String {
-    home.read_case(case, |c| c.note("n1").unwrap().field("plan").to_string())
-        .unwrap()
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_practice_syncs_through_a_relay_on_postgresql() {
@@ -28,12 +22,7 @@ async fn a_practice_syncs_through_a_relay_on_postgresql() {
     let dirs: Vec<_> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
 
     let mut laptop = init(dirs[0].path(), &relay, "Dr. Rivera");
-    let case = laptop.create_case("Jordan Avery", "2026-11-20").unwrap();
-    let mut n = NoteInput::new("2026-11-20", NoteFormat::Soap);
-    n.fields = vec![("plan".into(), "walk daily".into())];
-    laptop
-        .edit_case(&case, "note", |c| Ok(c.add_note(n, "n1", "Dr. Rivera")?))
-        .unwrap();
+    let case = case_with_a_plan(&mut laptop, "walk daily");
     sync(&mut laptop).await;
     let mut tablet = pair(&mut laptop, dirs[1].path(), &relay).await;
     sync(&mut tablet).await;
@@ -43,11 +32,7 @@ async fn a_practice_syncs_through_a_relay_on_postgresql() {
     // database server itself crashes and comes back.
     let data = relay.stop().await;
     let relay = TestRelay::start_with(data, addr, Some(&url)).await;
-    tablet
-        .edit_case(&case, "note", |c| {
-            Ok(c.edit_note("n1", &[("plan".into(), "walk daily, sleep log".into())])?)
-        })
-        .unwrap();
+    set_plan(&mut tablet, &case, "walk daily, sleep log");
     let sent = sync(&mut tablet).await;
     assert!(sent.pushed > 0, "{sent:?}");
     let data = relay.stop().await;
@@ -60,11 +45,7 @@ async fn a_practice_syncs_through_a_relay_on_postgresql() {
     // changes it covers, and a device paired now starts from it.
     let mut snapshots = 0;
     for i in 0..casebook::sync::SNAPSHOT_EVERY + 2 {
-        laptop
-            .edit_case(&case, "note", |c| {
-                Ok(c.edit_note("n1", &[("plan".into(), format!("week {i}"))])?)
-            })
-            .unwrap();
+        set_plan(&mut laptop, &case, &format!("week {i}"));
         snapshots += sync(&mut laptop).await.snapshots_out;
     }
     assert!(snapshots > 0, "the laptop uploaded a snapshot");
@@ -94,4 +75,142 @@ async fn a_practice_syncs_through_a_relay_on_postgresql() {
     assert!(count("SELECT count(*) FROM envelopes").await > 0);
     assert_eq!(count("SELECT count(*) FROM snapshots").await, 1);
     assert!(count("SELECT count(*) FROM account_entries").await >= 2);
+}
+
+/// A fresh database on a server of the test's own, migrated.
+async fn database() -> Option<(pg::TestPostgres, String)> {
+    let server = pg::TestPostgres::start()?;
+    let url = server.create_db("relay").await;
+    casebook_relay::postgres::migrate(&url)
+        .await
+        .expect("migrate");
+    Some((server, url))
+}
+
+/// Node B hears nothing of what node A writes: only the store's fences
+/// and B's reading the store before it refuses keep it right. A device
+/// paired through A is let in at B; a case made through A takes edits
+/// through B; a device revoked through A is refused by B at its next
+/// upload, and nothing it sent after the revocation is kept.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_that_heard_nothing_still_keeps_to_the_logs() {
+    let Some((_server, url)) = database().await else {
+        return;
+    };
+    let a = TestRelay::start_on_postgres(&url).await;
+    let b = a.another_node(&url, false).await;
+    assert_eq!(a.handle.fingerprint, b.handle.fingerprint);
+    let dirs: Vec<_> = (0..2).map(|_| tempfile::tempdir().unwrap()).collect();
+
+    let mut laptop = init(dirs[0].path(), &a, "Dr. Rivera");
+    let case = case_with_a_plan(&mut laptop, "walk daily");
+    sync(&mut laptop).await;
+    let mut tablet = pair(&mut laptop, dirs[1].path(), &a).await;
+    sync(&mut tablet).await;
+    tablet
+        .set_relay(&b.addr(), b.handle.fingerprint)
+        .await
+        .expect("node B lets in a device paired through node A");
+
+    set_plan(&mut tablet, &case, "walk daily, sleep log");
+    let sent = sync(&mut tablet).await;
+    assert!(sent.pushed > 0 && sent.refused.is_empty(), "{sent:?}");
+    sync(&mut laptop).await;
+    assert_eq!(plan_of(&mut laptop, &case), "walk daily, sleep log");
+
+    let tablet_id = tablet.device_id();
+    let conn = laptop.connect().await.unwrap();
+    laptop.revoke(&conn, &tablet_id).await.unwrap();
+    conn.close().await;
+    set_plan(&mut tablet, &case, "written after the revocation");
+    let refused = try_sync(&mut tablet).await;
+    assert!(
+        refused.is_err(),
+        "node B took an upload from a revoked device: {refused:?}"
+    );
+    let got = sync(&mut laptop).await;
+    assert_eq!(got.received, 0, "{got:?}");
+    assert_eq!(plan_of(&mut laptop, &case), "walk daily, sleep log");
+    b.stop().await;
+    a.stop().await;
+}
+
+/// Two nodes that follow each other: a tablet watching on node B sees the
+/// laptop's edit made through node A without asking; a colleague on node
+/// B is given a case through A, and after the share ends through A, B
+/// keeps nothing the colleague sends.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_nodes_over_one_database_act_as_one_relay() {
+    let Some((_server, url)) = database().await else {
+        return;
+    };
+    let a = TestRelay::start_on_postgres(&url).await;
+    let b = a.another_node(&url, true).await;
+    let dirs: Vec<_> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
+    let mut laptop = init(dirs[0].path(), &a, "Dr. Rivera");
+    let case = case_with_a_plan(&mut laptop, "walk daily");
+    sync(&mut laptop).await;
+    let mut tablet = pair(&mut laptop, dirs[1].path(), &a).await;
+    tablet
+        .set_relay(&b.addr(), b.handle.fingerprint)
+        .await
+        .unwrap();
+    sync(&mut tablet).await;
+    assert_eq!(plan_of(&mut tablet, &case), "walk daily");
+
+    // Live: the watcher on B is told of what was stored through A.
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let watcher = tokio::spawn(async move {
+        let conn = tablet.connect().await.unwrap();
+        tablet
+            .watch(
+                &conn,
+                async {
+                    let _ = stop_rx.await;
+                },
+                &mut |e| {
+                    if let casebook::sync::WatchEvent::Synced(r) = e {
+                        let _ = tx.send(r.received);
+                    }
+                },
+            )
+            .await
+            .unwrap();
+        tablet
+    });
+    let first = tokio::time::timeout(std::time::Duration::from_secs(30), rx.recv()).await;
+    assert!(first.is_ok(), "the watcher's first round");
+    set_plan(&mut laptop, &case, "walk daily, sleep log");
+    sync(&mut laptop).await;
+    loop {
+        let got = tokio::time::timeout(std::time::Duration::from_secs(30), rx.recv())
+            .await
+            .expect("the watcher on node B is told within 30 s of an edit through node A")
+            .unwrap();
+        if got > 0 {
+            break;
+        }
+    }
+    let _ = stop_tx.send(());
+    let mut tablet = watcher.await.unwrap();
+    assert_eq!(plan_of(&mut tablet, &case), "walk daily, sleep log");
+
+    // A colleague on node B, given the case through node A.
+    let mut chen = init(dirs[2].path(), &b, "Dr. Chen");
+    sync(&mut chen).await;
+    let (_, chen_account, _, _) = chen.whoami();
+    befriend(&mut laptop, "Dr. Chen", &chen_account);
+    share_case(&mut laptop, &case, "Dr. Chen", "write", true).await;
+    let got = sync(&mut chen).await;
+    assert!(got.received > 0, "{got:?}");
+    assert_eq!(plan_of(&mut chen, &case), "walk daily, sleep log");
+    laptop.unshare(&case, "Dr. Chen").unwrap();
+    sync(&mut laptop).await;
+    set_plan(&mut chen, &case, "after the share ended");
+    let _ = try_sync(&mut chen).await;
+    sync(&mut laptop).await;
+    assert_eq!(plan_of(&mut laptop, &case), "walk daily, sleep log");
+    b.stop().await;
+    a.stop().await;
 }

@@ -4,7 +4,6 @@
 
 use std::time::Duration;
 
-use casebook::notes::{NoteFormat, NoteInput};
 use casebook::sync::{Progress, WatchEvent};
 use casebook_tests::*;
 
@@ -17,11 +16,6 @@ enum Seen {
     Visible,
     Synced(usize),
     Other,
-}
-
-fn plan_of(home: &mut casebook::Home, case: &casebook_shared::ids::DocId) -> String {
-    home.read_case(case, |c| c.note("n1").unwrap().field("plan").to_string())
-        .unwrap()
 }
 
 /// Waits for the next round to finish; what was reported since.
@@ -45,12 +39,7 @@ async fn a_watcher_shows_a_change_before_the_rest_of_its_round() {
     let relay = TestRelay::start().await;
     let dirs: Vec<_> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
     let mut laptop = init(dirs[0].path(), &relay, "Dr. Rivera");
-    let case = laptop.create_case("Jordan Avery", "2026-11-20").unwrap();
-    let mut n = NoteInput::new("2026-11-20", NoteFormat::Soap);
-    n.fields = vec![("plan".into(), "walk daily".into())];
-    laptop
-        .edit_case(&case, "note", |c| Ok(c.add_note(n, "n1", "Dr. Rivera")?))
-        .unwrap();
+    let case = case_with_a_plan(&mut laptop, "walk daily");
     sync(&mut laptop).await;
     let mut tablet = pair(&mut laptop, dirs[1].path(), &relay).await;
     sync(&mut tablet).await;

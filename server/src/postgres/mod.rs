@@ -8,6 +8,7 @@
 //! or a private network, or reach it over a Unix socket
 //! (`postgres://user@%2Frun%2Fpostgresql/db`).
 
+mod listen;
 pub mod schema;
 mod write;
 
@@ -18,9 +19,11 @@ use casebook_shared::frames::Stored;
 use casebook_shared::ids::{AccountId, DocId};
 use casebook_shared::signed::Signed;
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
-use tokio::sync::oneshot;
+use tokio::sync::{broadcast, oneshot};
 
-use crate::storage::{Jobs, Loaded, Storage, StoreError, WriteJob, WriteResult};
+use crate::storage::{
+    DocRecord, Jobs, Loaded, LogChange, Storage, StoreError, StoreEvent, WriteJob, WriteResult,
+};
 pub use schema::Migrated;
 use write::Writer;
 
@@ -32,6 +35,9 @@ pub struct PgStore {
     pool: Pool,
     jobs: Jobs,
     writer: Mutex<Option<tokio::task::JoinHandle<()>>>,
+    /// What other nodes wrote, heard by the listening task.
+    events: broadcast::Sender<StoreEvent>,
+    listener: tokio::task::JoinHandle<()>,
 }
 
 fn parse(url: &str) -> Result<tokio_postgres::Config, StoreError> {
@@ -59,7 +65,18 @@ impl PgStore {
     pub async fn open(url: &str) -> Result<PgStore, StoreError> {
         let config = parse(url)?;
         schema::check(&connect(&config).await?).await?;
-        let writer = Writer::open(config.clone()).await?;
+        let node = u64::from_be_bytes(casebook_shared::crypto::random_bytes());
+        // Listening before anything is read, so nothing written by another
+        // node between the read and the first notice is missed.
+        let (events, _) = broadcast::channel(4096);
+        let (ready, listening) = oneshot::channel();
+        let listener = tokio::spawn(listen::run(config.clone(), node, events.clone(), ready));
+        match listening.await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => return Err(e.into()),
+            Err(_) => return Err(StoreError::Stopped),
+        }
+        let writer = Writer::open(config.clone(), node).await?;
         let manager = Manager::from_config(
             config,
             tokio_postgres::NoTls,
@@ -77,6 +94,8 @@ impl PgStore {
             pool,
             jobs,
             writer: Mutex::new(Some(task)),
+            events,
+            listener,
         })
     }
 
@@ -251,6 +270,126 @@ impl Storage for PgStore {
         if let Some(t) = task {
             let _ = t.await;
         }
+        self.listener.abort();
         self.pool.close();
+    }
+
+    async fn account_log(&self, account: AccountId) -> Result<Vec<Signed>, StoreError> {
+        let c = self.pool.get().await?;
+        let rows = c
+            .query(
+                "SELECT entry FROM account_entries WHERE account = $1 ORDER BY seq",
+                &[&&account.0[..]],
+            )
+            .await?;
+        rows.iter()
+            .map(|r| {
+                codec::decode(r.get::<_, &[u8]>(0))
+                    .map_err(|e| StoreError::Damaged(format!("account_entries: {e}")))
+            })
+            .collect()
+    }
+
+    async fn doc_record(&self, doc: DocId) -> Result<Option<DocRecord>, StoreError> {
+        let c = self.pool.get().await?;
+        let d = &doc.0[..];
+        let rows = c
+            .query(
+                "SELECT entry FROM access_entries WHERE doc = $1 ORDER BY seq",
+                &[&d],
+            )
+            .await?;
+        if rows.is_empty() {
+            return Ok(None);
+        }
+        let mut rec = DocRecord::default();
+        for r in &rows {
+            rec.log.push(
+                codec::decode(r.get::<_, &[u8]>(0))
+                    .map_err(|e| StoreError::Damaged(format!("access_entries: {e}")))?,
+            );
+        }
+        let r = c
+            .query_one(
+                "SELECT COALESCE((SELECT MAX(seq) FROM envelopes WHERE doc = $1), 0),
+                        (COALESCE((SELECT SUM(octet_length(bytes)) FROM envelopes WHERE doc = $1), 0)
+                       + COALESCE((SELECT SUM(octet_length(bytes)) FROM snapshots WHERE doc = $1), 0))::BIGINT",
+                &[&d],
+            )
+            .await?;
+        rec.head = r.get::<_, i64>(0) as u64;
+        rec.bytes = r.get::<_, i64>(1) as u64;
+        if let Some(r) = c
+            .query_opt("SELECT readers, head FROM disposed WHERE doc = $1", &[&d])
+            .await?
+        {
+            rec.disposed = Some(
+                codec::decode(r.get::<_, &[u8]>(0))
+                    .map_err(|e| StoreError::Damaged(format!("disposed: {e}")))?,
+            );
+            rec.head = rec.head.max(r.get::<_, i64>(1) as u64);
+        }
+        Ok(Some(rec))
+    }
+
+    fn events(&self) -> Option<broadcast::Receiver<StoreEvent>> {
+        Some(self.events.subscribe())
+    }
+
+    async fn log_version(&self) -> Result<u64, StoreError> {
+        let v: i64 = self
+            .pool
+            .get()
+            .await?
+            .query_one("SELECT COALESCE(MAX(version), 0) FROM log_changes", &[])
+            .await?
+            .get(0);
+        Ok(v as u64)
+    }
+
+    async fn log_changes(&self, version: u64) -> Result<(Vec<LogChange>, u64), StoreError> {
+        let rows = self
+            .pool
+            .get()
+            .await?
+            .query(
+                "SELECT version, account, doc FROM log_changes WHERE version > $1 ORDER BY version",
+                &[&(version as i64)],
+            )
+            .await?;
+        let mut out = Vec::with_capacity(rows.len());
+        let mut upto = version;
+        for r in rows {
+            upto = upto.max(r.get::<_, i64>(0) as u64);
+            match (
+                r.get::<_, Option<Vec<u8>>>(1),
+                r.get::<_, Option<Vec<u8>>>(2),
+            ) {
+                (Some(a), None) => out.push(LogChange::Account(AccountId(blob(a)?))),
+                (None, Some(d)) => out.push(LogChange::Access(DocId(blob(d)?))),
+                _ => {
+                    return Err(StoreError::Damaged(
+                        "a log_changes row names no one log".into(),
+                    ));
+                }
+            }
+        }
+        Ok((out, upto))
+    }
+
+    async fn heads(&self, docs: Vec<DocId>) -> Result<Vec<(DocId, u64)>, StoreError> {
+        let ids: Vec<&[u8]> = docs.iter().map(|d| &d.0[..]).collect();
+        let rows = self
+            .pool
+            .get()
+            .await?
+            .query(
+                "SELECT doc, MAX(seq) FROM envelopes WHERE doc = ANY($1) GROUP BY doc",
+                &[&ids],
+            )
+            .await?;
+        rows.into_iter()
+            .map(|r| Ok((DocId(blob(r.get(0))?), r.get::<_, i64>(1) as u64)))
+            .collect()
     }
 }

@@ -18,7 +18,10 @@ const MIGRATION_LOCK: i64 = 0x6361_7365_626f_6f6b; // "casebook"
 const STEPS: &[&str] = &[
     // 1: the SQLite schema's tables, in PostgreSQL's types. Envelope numbers
     // come from a sequence, so they rise across nodes and never return,
-    // even past envelopes since deleted with a disposed document.
+    // even past envelopes since deleted with a disposed document. Every log
+    // append is also a row of `log_changes`, in the same transaction: a
+    // node reads what changed since the version it holds before it answers
+    // from memory, so no node serves logs older than another acknowledged.
     "CREATE TABLE account_entries(
         account BYTEA NOT NULL, seq BIGINT NOT NULL, entry BYTEA NOT NULL,
         PRIMARY KEY(account, seq));
@@ -35,7 +38,9 @@ const STEPS: &[&str] = &[
      CREATE TABLE snapshots(
         doc BYTEA PRIMARY KEY, covers BIGINT NOT NULL, bytes BYTEA NOT NULL);
      CREATE TABLE disposed(
-        doc BYTEA PRIMARY KEY, readers BYTEA NOT NULL, head BIGINT NOT NULL);",
+        doc BYTEA PRIMARY KEY, readers BYTEA NOT NULL, head BIGINT NOT NULL);
+     CREATE TABLE log_changes(
+        version BIGSERIAL PRIMARY KEY, account BYTEA, doc BYTEA);",
 ];
 
 /// What a migration did.

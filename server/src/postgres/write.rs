@@ -4,10 +4,16 @@
 //! returns (with `synchronous_commit` on, after the WAL is flushed).
 //!
 //! Each transaction first takes a transaction-scoped advisory lock on every
-//! document and account it writes, in one global order: relays on several
-//! nodes then write one document one at a time, so its envelope numbers
-//! become visible in the order they were drawn, and two nodes never
-//! deadlock on each other.
+//! document and account it writes or fences on, in one global order: relays
+//! on several nodes then write one document one at a time, so its envelope
+//! numbers become visible in the order they were drawn, an envelope's fence
+//! (the log lengths its check saw) is compared with logs no other node is
+//! changing, and two nodes never deadlock on each other.
+//!
+//! What a transaction wrote is announced with `pg_notify` in the same
+//! transaction (so only on commit), for the other nodes ([`super::listen`]).
+
+use std::collections::BTreeMap;
 
 use casebook_shared::codec;
 use casebook_shared::ids::{AccountId, DocId};
@@ -15,6 +21,7 @@ use casebook_shared::signed::Signed;
 use tokio::sync::mpsc;
 use tokio_postgres::{Client, Statement, Transaction};
 
+use super::listen::{self, Announce};
 use crate::storage::{
     MAX_GROUP, NewEnvelope, Queued, StoreError, WriteJob, WriteResult, Written, all_failed,
     repeated, snapshot_written,
@@ -23,6 +30,11 @@ use crate::storage::{
 /// The statements the writer runs, prepared once per connection.
 struct Statements {
     lock: Statement,
+    notify: Statement,
+    access_len: Statement,
+    account_len: Statement,
+    account_changed: Statement,
+    doc_changed: Statement,
     append_account: Statement,
     append_access: Statement,
     older_snapshot: Statement,
@@ -38,6 +50,23 @@ impl Statements {
     async fn prepare(c: &Client) -> Result<Statements, tokio_postgres::Error> {
         Ok(Statements {
             lock: c.prepare("SELECT pg_advisory_xact_lock($1)").await?,
+            notify: c
+                .prepare(&format!("SELECT pg_notify('{}', $1)", listen::CHANNEL))
+                .await?,
+            account_changed: c
+                .prepare("INSERT INTO log_changes(account) VALUES ($1)")
+                .await?,
+            doc_changed: c
+                .prepare("INSERT INTO log_changes(doc) VALUES ($1)")
+                .await?,
+            access_len: c
+                .prepare("SELECT COALESCE(MAX(seq) + 1, 0) FROM access_entries WHERE doc = $1")
+                .await?,
+            account_len: c
+                .prepare(
+                    "SELECT COALESCE(MAX(seq) + 1, 0) FROM account_entries WHERE account = $1",
+                )
+                .await?,
             append_account: c
                 .prepare(
                     "INSERT INTO account_entries(account, seq, entry) VALUES ($1, $2, $3)
@@ -104,16 +133,22 @@ pub(super) struct Writer {
     config: tokio_postgres::Config,
     client: Client,
     stmts: Statements,
+    /// This node's mark on what it announces, so it ignores its own.
+    node: u64,
 }
 
 impl Writer {
-    pub(super) async fn open(config: tokio_postgres::Config) -> Result<Writer, StoreError> {
+    pub(super) async fn open(
+        config: tokio_postgres::Config,
+        node: u64,
+    ) -> Result<Writer, StoreError> {
         let client = connect(&config).await?;
         let stmts = Statements::prepare(&client).await?;
         Ok(Writer {
             config,
             client,
             stmts,
+            node,
         })
     }
 
@@ -151,7 +186,7 @@ impl Writer {
     /// fails and tries again (the relay answers those uploads with an error
     /// the device retries).
     async fn reconnect(&mut self) {
-        match Writer::open(self.config.clone()).await {
+        match Writer::open(self.config.clone(), self.node).await {
             Ok(w) => {
                 tracing::info!("the PostgreSQL writer reconnected");
                 *self = w;
@@ -170,21 +205,74 @@ impl Writer {
         for (job, _) in batch {
             out.push(run_job(&mut tx, stmts, job).await?);
         }
+        for a in announcements(batch.iter().map(|(job, _)| job), &out) {
+            tx.execute(&stmts.notify, &[&a.payload(self.node)]).await?;
+        }
         tx.commit().await?;
         Ok(out)
     }
 }
 
+/// What a batch changed that other nodes hold in memory: each log that
+/// grew, and each document's newest envelope (one notice per document, so
+/// a large batch stays a few notices).
+fn announcements<'a>(
+    jobs: impl Iterator<Item = &'a WriteJob>,
+    results: &[WriteResult],
+) -> Vec<Announce> {
+    let mut out = Vec::new();
+    let mut heads: BTreeMap<DocId, (u64, i64)> = BTreeMap::new();
+    for (job, result) in jobs.zip(results) {
+        match job {
+            WriteJob::Account { .. } | WriteJob::Access { .. } | WriteJob::Dispose { .. } => {
+                if result.iter().all(Result::is_ok) && !out.contains(&Announce::Logs) {
+                    out.push(Announce::Logs);
+                }
+            }
+            WriteJob::Envelopes(envs) => {
+                for (e, r) in envs.iter().zip(result) {
+                    if let Ok(w) = r {
+                        let (head, added) = heads.entry(e.doc).or_default();
+                        if e.snapshot_covers.is_none() {
+                            *head = (*head).max(w.seq);
+                        }
+                        *added += w.added;
+                    }
+                }
+            }
+        }
+    }
+    out.extend(
+        heads
+            .into_iter()
+            .map(|(doc, (seq, added))| Announce::Stored { doc, seq, added }),
+    );
+    out
+}
+
+/// Held by every transaction that appends to a log, so the versions of
+/// `log_changes` become visible in the order they were drawn (a node that
+/// read up to version N has missed nothing below it). Log appends are
+/// rare next to uploads, which do not take it.
+const LOG_CHANGES_LOCK: i64 = i64::MIN;
+
 /// The advisory lock keys of what the jobs write, sorted and without
 /// repeats: the first eight bytes of each document or account id (a
-/// collision only makes two writers wait for each other).
+/// collision only makes two writers wait for each other), and
+/// [`LOG_CHANGES_LOCK`] where a log grows. Every transaction takes its
+/// keys in this one order, so none waits in a circle.
 fn lock_keys<'a>(jobs: impl Iterator<Item = &'a WriteJob>) -> Vec<i64> {
     let key = |b: &[u8]| i64::from_be_bytes(b[..8].try_into().unwrap_or([0; 8]));
     let mut keys: Vec<i64> = jobs
         .flat_map(|job| match job {
-            WriteJob::Account { account, .. } => vec![key(&account.0)],
-            WriteJob::Access { doc, .. } | WriteJob::Dispose { doc, .. } => vec![key(&doc.0)],
-            WriteJob::Envelopes(v) => v.iter().map(|e| key(&e.doc.0)).collect(),
+            WriteJob::Account { account, .. } => vec![LOG_CHANGES_LOCK, key(&account.0)],
+            WriteJob::Access { doc, .. } | WriteJob::Dispose { doc, .. } => {
+                vec![LOG_CHANGES_LOCK, key(&doc.0)]
+            }
+            WriteJob::Envelopes(v) => v
+                .iter()
+                .flat_map(|e| [key(&e.doc.0), key(&e.fence.account.0)])
+                .collect(),
         })
         .collect();
     keys.sort_unstable();
@@ -202,16 +290,25 @@ async fn run_job(
             account,
             first_seq,
             entries,
-        } => Ok(vec![
-            append_log(tx, &stmts.append_account, &account.0, *first_seq, entries).await?,
-        ]),
+        } => {
+            let r = append_log(tx, &stmts.append_account, &account.0, *first_seq, entries).await?;
+            if r.is_ok() {
+                tx.execute(&stmts.account_changed, &[&&account.0[..]])
+                    .await?;
+            }
+            Ok(vec![r])
+        }
         WriteJob::Access {
             doc,
             first_seq,
             entries,
-        } => Ok(vec![
-            append_log(tx, &stmts.append_access, &doc.0, *first_seq, entries).await?,
-        ]),
+        } => {
+            let r = append_log(tx, &stmts.append_access, &doc.0, *first_seq, entries).await?;
+            if r.is_ok() {
+                tx.execute(&stmts.doc_changed, &[&&doc.0[..]]).await?;
+            }
+            Ok(vec![r])
+        }
         WriteJob::Dispose {
             doc,
             first_seq,
@@ -225,11 +322,12 @@ async fn run_job(
                 return Ok(vec![appended]);
             }
             let last = *first_seq + entries.len() as u64 - 1;
+            tx.execute(&stmts.doc_changed, &[&&doc.0[..]]).await?;
             Ok(vec![dispose(tx, doc, last, readers, *head).await?])
         }
         WriteJob::Envelopes(envs) => {
             let mut out = Vec::with_capacity(envs.len());
-            for e in envs {
+            for e in envs.iter() {
                 out.push(insert_envelope(tx, stmts, e).await?);
             }
             Ok(out)
@@ -304,6 +402,14 @@ async fn insert_envelope(
     e: &NewEnvelope,
 ) -> Result<Result<Written, StoreError>, StoreError> {
     let doc = &e.doc.0[..];
+    let access: i64 = tx.query_one(&stmts.access_len, &[&doc]).await?.get(0);
+    let account: i64 = tx
+        .query_one(&stmts.account_len, &[&&e.fence.account.0[..]])
+        .await?
+        .get(0);
+    if access as u64 != e.fence.access_len || account as u64 != e.fence.account_len {
+        return Ok(Err(StoreError::Stale));
+    }
     if let Some(covers) = e.snapshot_covers {
         let covers_i = covers as i64;
         let older: Option<i64> = tx

@@ -8,6 +8,14 @@ use casebook_shared::signed::Signed;
 use super::{Change, MAX_CREATES_PER_CONN, Relay, Session, err, store_err};
 use crate::storage::{Storage, StoreError, WriteJob};
 
+/// Whether an append was refused because its position was taken: another
+/// device (or, over a shared store, another relay node) appended first.
+fn moved_on(r: &Response) -> bool {
+    matches!(r, Response::Error { code: ErrorCode::Conflict, reason } if reason == MOVED_ON)
+}
+
+const MOVED_ON: &str = "the log moved on; fetch it and retry";
+
 impl<S: Storage> Relay<S> {
     /// The account appending `entries` to a log: authenticated, within its
     /// write rate (new documents count too), and the signer of every entry.
@@ -35,6 +43,9 @@ impl<S: Storage> Relay<S> {
             );
         }
         session.creates += 1;
+        if let Err(e) = self.catch_up().await {
+            return store_err(e);
+        }
         let _guard = self.log_lock.lock().await;
         let state = match self.read().check_account(None, &entries) {
             Ok(s) => s,
@@ -58,15 +69,30 @@ impl<S: Storage> Relay<S> {
             Ok(a) => a,
             Err(r) => return r,
         };
-        let _guard = self.log_lock.lock().await;
-        let state = match self.read().check_account(Some(&account), &entries) {
-            Ok(s) => s,
-            Err(e) => return err(ErrorCode::Invalid, e.to_string()),
-        };
-        if let Some(e) = self.read().claimed_device(&state) {
-            return err(ErrorCode::Conflict, e);
+        if let Err(e) = self.catch_up().await {
+            return store_err(e);
         }
-        self.store_account(state, entries).await
+        let answer = {
+            let _guard = self.log_lock.lock().await;
+            let checked = self.read().check_account(Some(&account), &entries);
+            let claimed = checked
+                .as_ref()
+                .ok()
+                .and_then(|s| self.read().claimed_device(s));
+            match (checked, claimed) {
+                (Err(e), _) => err(ErrorCode::Invalid, e.to_string()),
+                (Ok(_), Some(e)) => err(ErrorCode::Conflict, e),
+                (Ok(state), None) => self.store_account(state, entries).await,
+            }
+        };
+        // Another node appended first: hold the log as stored, so the
+        // device's retry is checked against it.
+        if moved_on(&answer)
+            && let Err(e) = self.catch_up().await
+        {
+            return store_err(e);
+        }
+        answer
     }
 
     pub(super) async fn store_account(
@@ -87,9 +113,7 @@ impl<S: Storage> Relay<S> {
                     self.write().commit_account(state, entries);
                     Response::Ok
                 }
-                Some(Err(StoreError::LogConflict)) => {
-                    err(ErrorCode::Conflict, "the log moved on; fetch it and retry")
-                }
+                Some(Err(StoreError::LogConflict)) => err(ErrorCode::Conflict, MOVED_ON),
                 Some(Err(e)) => store_err(e),
                 None => store_err(StoreError::Stopped),
             },
@@ -107,6 +131,24 @@ impl<S: Storage> Relay<S> {
             Ok(a) => a,
             Err(r) => return r,
         };
+        if let Err(e) = self.catch_up().await {
+            return store_err(e);
+        }
+        let answer = self.append_access_locked(account, doc, entries).await;
+        if moved_on(&answer)
+            && let Err(e) = self.catch_up().await
+        {
+            return store_err(e);
+        }
+        answer
+    }
+
+    async fn append_access_locked(
+        &self,
+        account: AccountId,
+        doc: DocId,
+        entries: Vec<casebook_shared::signed::Signed>,
+    ) -> Response {
         let _guard = self.log_lock.lock().await;
         let _order = self.order.write().await;
         let (mut state, first_seq) = {
@@ -167,9 +209,7 @@ impl<S: Storage> Relay<S> {
                     let _ = self.changes.send(Change { doc, seq: head });
                     Response::Ok
                 }
-                Some(Err(StoreError::LogConflict)) => {
-                    err(ErrorCode::Conflict, "the log moved on; fetch it and retry")
-                }
+                Some(Err(StoreError::LogConflict)) => err(ErrorCode::Conflict, MOVED_ON),
                 Some(Err(e)) => store_err(e),
                 None => store_err(StoreError::Stopped),
             },

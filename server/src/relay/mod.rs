@@ -10,6 +10,7 @@ use casebook_shared::frames::{self, ErrorCode, MAX_MAILBOX_MSG, Request, Respons
 use casebook_shared::ids::{AccountId, DeviceId, DocId};
 use tokio::sync::broadcast;
 
+mod follow;
 mod logs;
 mod upload;
 
@@ -56,7 +57,10 @@ pub struct Change {
 pub struct Relay<S: Storage> {
     store: Arc<S>,
     state: RwLock<State>,
-    log_lock: tokio::sync::Mutex<()>,
+    /// Held while a log is appended to or read again from the store; it
+    /// keeps the version of the store's log changes memory holds (see
+    /// [`follow`]; always 0 over SQLite).
+    log_lock: tokio::sync::Mutex<u64>,
     /// Uploads are checked and queued under the read side; an access-log
     /// change is checked, written and applied under the write side. So an
     /// envelope's sequence number falls on the same side of an access
@@ -71,6 +75,9 @@ pub struct Relay<S: Storage> {
     /// What a share's expiry is judged against: the system's, or a
     /// simulation's that lets days pass.
     clock: Clock,
+    /// Whether other relay nodes write to the same store, so memory may be
+    /// behind it (see [`follow`]).
+    shared: bool,
 }
 
 fn err(code: ErrorCode, reason: impl Into<String>) -> Response {
@@ -93,8 +100,13 @@ impl<S: Storage> Relay<S> {
         fingerprint: [u8; 32],
         limits: Limits,
     ) -> Result<Self, StoreError> {
+        // The version first: what changes between it and the load is read
+        // again at the first catch-up, never missed.
+        let version = store.log_version().await?;
         let loaded = store.load().await?;
-        Self::new(store, loaded, fingerprint, limits)
+        let mut relay = Self::new(store, loaded, fingerprint, limits)?;
+        *relay.log_lock.get_mut() = version;
+        Ok(relay)
     }
 
     /// A relay over `store`, whose logs and heads were read as `loaded`
@@ -107,16 +119,18 @@ impl<S: Storage> Relay<S> {
     ) -> Result<Self, StoreError> {
         let state = State::rebuild(loaded)?;
         crate::metrics::stored_bytes(state.stored);
+        let shared = store.events().is_some();
         Ok(Relay {
             limiter: Limiter::new(limits),
             store,
             state: RwLock::new(state),
-            log_lock: tokio::sync::Mutex::new(()),
+            log_lock: tokio::sync::Mutex::new(0),
             order: tokio::sync::RwLock::new(()),
             changes: broadcast::channel(4096).0,
             mailboxes: Mailboxes::default(),
             fingerprint,
             clock: Clock::system(),
+            shared,
         })
     }
 
@@ -220,6 +234,10 @@ impl<S: Storage> Relay<S> {
                         "the challenge signature is wrong",
                     );
                 }
+                // A device paired (or revoked) through another relay node.
+                if let Err(e) = self.catch_up().await {
+                    return store_err(e);
+                }
                 let listed = self.read().device_account(&device);
                 let account = match (account, listed) {
                     (Some(a), Some(l)) if a == l => a,
@@ -264,6 +282,9 @@ impl<S: Storage> Relay<S> {
             Request::CreateAccount { entries } => self.create_account(session, entries).await,
             Request::AppendAccount { entries } => self.append_account(session, entries).await,
             Request::GetAccount { account, from } => {
+                if let Err(e) = self.catch_up().await {
+                    return store_err(e);
+                }
                 if let Err(r) = self.identity(session) {
                     return r;
                 }
@@ -278,6 +299,9 @@ impl<S: Storage> Relay<S> {
                 self.append_access(session, doc, entries).await
             }
             Request::GetAccess { doc, from } => {
+                if let Err(e) = self.catch_up().await {
+                    return store_err(e);
+                }
                 let (account, _) = match self.identity(session) {
                     Ok(i) => i,
                     Err(r) => return r,
@@ -296,16 +320,27 @@ impl<S: Storage> Relay<S> {
                     None => err(ErrorCode::NotFound, "no such document"),
                 }
             }
-            Request::ListDocs { .. } => match self.identity(session) {
-                Ok((account, _)) => {
-                    let st = self.read();
-                    Response::Docs {
-                        docs: st.docs_for(&account, self.now()),
-                        cursor: st.cursor,
+            Request::ListDocs { .. } => {
+                if let Err(e) = self.catch_up().await {
+                    return store_err(e);
+                }
+                let account = match self.identity(session) {
+                    Ok((account, _)) => account,
+                    Err(r) => return r,
+                };
+                if self.shared {
+                    // Heads another node moved, not yet announced here.
+                    let docs = self.read().member_docs(&account);
+                    if let Err(e) = self.refresh_heads(docs).await {
+                        return store_err(e);
                     }
                 }
-                Err(r) => r,
-            },
+                let st = self.read();
+                Response::Docs {
+                    docs: st.docs_for(&account, self.now()),
+                    cursor: st.cursor,
+                }
+            }
             Request::Upload { envelopes } => self.upload(session, envelopes).await,
             Request::Fetch { docs, max_bytes } => self.fetch(session, docs, max_bytes).await,
             Request::Subscribe => err(ErrorCode::BadRequest, "subscribe is a stream of its own"),

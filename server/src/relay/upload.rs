@@ -10,7 +10,7 @@ use casebook_shared::ids::{AccountId, DeviceId, DocId};
 
 use super::{Change, MAX_FETCH_BYTES, Relay, Session, err, store_err};
 use crate::metrics;
-use crate::storage::{NewEnvelope, Storage, StoreError, WriteJob};
+use crate::storage::{Fence, NewEnvelope, Storage, StoreError, WriteJob};
 
 /// Why an envelope was refused: the code the device gets, and a fixed word
 /// for the log and the metrics.
@@ -78,9 +78,30 @@ fn refused(
     Err(r.code())
 }
 
+impl Refusal {
+    /// Whether memory may have been behind the store when this was
+    /// decided: another relay node may have made the document, changed
+    /// its access, or stored the changes a snapshot covers.
+    fn may_be_stale(self) -> bool {
+        matches!(
+            self,
+            Refusal::UnknownDocument
+                | Refusal::NotAMember
+                | Refusal::RoleForbids
+                | Refusal::WrongEpoch
+                | Refusal::SnapshotAhead
+        )
+    }
+}
+
 impl<S: Storage> Relay<S> {
     /// Checks each envelope (signature, author, membership, role) and stores
     /// the good ones in one group-committed job.
+    ///
+    /// Where other relay nodes share the store, memory may be behind it:
+    /// an envelope the store finds stale (its fence moved), or one memory
+    /// would refuse for want of what another node wrote, is checked once
+    /// more against its document and account as stored.
     pub(super) async fn upload(&self, session: &Session, envelopes: Vec<Vec<u8>>) -> Response {
         let (account, device) = match self.identity(session) {
             Ok(i) => i,
@@ -95,35 +116,75 @@ impl<S: Storage> Relay<S> {
         if let Err(r) = self.limiter.upload(&account) {
             return r;
         }
+        let mut results: Vec<Result<u64, ErrorCode>> =
+            vec![Err(ErrorCode::Internal); envelopes.len()];
+        let mut pending: Vec<(usize, Vec<u8>)> = envelopes.into_iter().enumerate().collect();
+        for last in [false, true] {
+            let again = match self
+                .store_checked(&account, &device, pending, &mut results, last)
+                .await
+            {
+                Ok(again) => again,
+                Err(r) => return r,
+            };
+            if again.is_empty() {
+                break;
+            }
+            let mut docs: Vec<DocId> = again.iter().filter_map(|(_, d, _)| *d).collect();
+            docs.sort();
+            docs.dedup();
+            if let Err(e) = self.refresh(docs).await {
+                return store_err(e);
+            }
+            // The account's log as stored may revoke this device.
+            if let Err(r) = self.identity(session) {
+                return r;
+            }
+            pending = again.into_iter().map(|(i, _, b)| (i, b)).collect();
+        }
+        Response::Uploaded { results }
+    }
+
+    /// One pass of [`Relay::upload`] over `pending` (each with its place in
+    /// `results`). Returns what should be checked again after a refresh
+    /// (with its document, where known), unless this is the `last` pass:
+    /// then what the store found stale is answered `Internal`, which the
+    /// device retries.
+    async fn store_checked(
+        &self,
+        account: &AccountId,
+        device: &DeviceId,
+        pending: Vec<(usize, Vec<u8>)>,
+        results: &mut [Result<u64, ErrorCode>],
+        last: bool,
+    ) -> Result<Vec<(usize, Option<DocId>, Vec<u8>)>, Response> {
+        let mut again = Vec::new();
         let order = self.order.read().await;
-        let mut results: Vec<Result<u64, ErrorCode>> = Vec::with_capacity(envelopes.len());
-        let mut good = Vec::with_capacity(envelopes.len());
+        let mut good = Vec::with_capacity(pending.len());
         // Where in `results` each good envelope's answer goes.
-        let mut slots = Vec::with_capacity(envelopes.len());
+        let mut slots = Vec::with_capacity(pending.len());
         let now = self.now();
-        for bytes in envelopes {
+        for (i, bytes) in pending {
             let size = bytes.len();
-            match self.check_envelope(bytes, &account, &device, now) {
+            // Kept only where it may be checked again.
+            let keep = (!last && self.shared).then(|| bytes.clone());
+            match self.check_envelope(bytes, account, device, now) {
                 Ok(e) => {
-                    slots.push(results.len());
-                    results.push(Err(ErrorCode::Internal));
+                    slots.push(i);
                     good.push(e);
                 }
-                Err((r, doc)) => results.push(refused(r, &account, &device, doc.as_ref(), size)),
+                Err((r, doc)) => match keep {
+                    Some(b) if r.may_be_stale() => again.push((i, doc, b)),
+                    _ => results[i] = refused(r, account, device, doc.as_ref(), size),
+                },
             }
         }
         if good.is_empty() {
-            return Response::Uploaded { results };
+            return Ok(again);
         }
-        let reserved = match self.reserve_quota(&good) {
-            Ok(r) => r,
-            Err(r) => return r,
-        };
-        let docs: Vec<(DocId, bool, usize)> = good
-            .iter()
-            .map(|e| (e.doc, e.snapshot_covers.is_some(), e.bytes.len()))
-            .collect();
-        let queued = self.store.submit(WriteJob::Envelopes(good));
+        let reserved = self.reserve_quota(&good)?;
+        let envs: std::sync::Arc<[NewEnvelope]> = good.into();
+        let queued = self.store.submit(WriteJob::Envelopes(envs.clone()));
         drop(order);
         let stored = queued.await;
         {
@@ -133,26 +194,31 @@ impl<S: Storage> Relay<S> {
             }
         }
         let Ok(stored) = stored else {
-            return store_err(StoreError::Stopped);
+            return Err(store_err(StoreError::Stopped));
         };
         let mut changed = Vec::new();
         let mut added = Vec::new();
-        for ((i, (doc, snapshot, size)), r) in slots.into_iter().zip(docs).zip(stored) {
+        for ((i, e), r) in slots.into_iter().zip(envs.iter()).zip(stored) {
+            let (doc, size) = (e.doc, e.bytes.len());
             results[i] = match r {
                 Ok(w) => {
-                    if !snapshot {
+                    if e.snapshot_covers.is_none() {
                         changed.push(Change { doc, seq: w.seq });
                     }
                     added.push((doc, w.added));
                     Ok(w.seq)
                 }
                 Err(StoreError::Conflict) => {
-                    refused(Refusal::Conflict, &account, &device, Some(&doc), size)
+                    refused(Refusal::Conflict, account, device, Some(&doc), size)
                 }
                 // Checked before a disposal, stored after it: refused, and
                 // nothing of it kept.
                 Err(StoreError::Disposed) => {
-                    refused(Refusal::Disposed, &account, &device, Some(&doc), size)
+                    refused(Refusal::Disposed, account, device, Some(&doc), size)
+                }
+                Err(StoreError::Stale) if !last => {
+                    again.push((i, Some(doc), e.bytes.clone()));
+                    Err(ErrorCode::Internal)
                 }
                 Err(e) => {
                     // Counted where the commit failed.
@@ -175,7 +241,7 @@ impl<S: Storage> Relay<S> {
         for c in changed {
             let _ = self.changes.send(c);
         }
-        Response::Uploaded { results }
+        Ok(again)
     }
 
     /// Refuses an upload that would take a document's owner past the
@@ -221,7 +287,7 @@ impl<S: Storage> Relay<S> {
             return Err(fail(Refusal::NotTheUploader));
         }
         env.verify().map_err(|_| fail(Refusal::BadSignature))?;
-        {
+        let fence = {
             let st = self.read();
             let doc = st.docs.get(&h.doc).ok_or(fail(Refusal::UnknownDocument))?;
             if doc.state.disposed {
@@ -256,7 +322,12 @@ impl<S: Storage> Relay<S> {
             if h.kind == Kind::Snapshot && h.covers > doc.head {
                 return Err(fail(Refusal::SnapshotAhead));
             }
-        }
+            Fence {
+                access_len: doc.access_len(),
+                account: *account,
+                account_len: st.accounts.get(account).map_or(0, |a| a.log.len() as u64),
+            }
+        };
         let snapshot_covers = (h.kind == Kind::Snapshot).then_some(h.covers);
         let (doc, id) = (h.doc, h.id);
         Ok(NewEnvelope {
@@ -264,6 +335,7 @@ impl<S: Storage> Relay<S> {
             id,
             snapshot_covers,
             bytes: env.into_bytes(),
+            fence,
         })
     }
 

@@ -15,11 +15,15 @@
 //!   again, with its heads, cursor and sizes;
 //! - a disposal deletes every envelope, snapshot and earlier access entry
 //!   of its document, keeps itself with its readers and the document's
-//!   head, and refuses anything stored for the document afterwards.
+//!   head, and refuses anything stored for the document afterwards;
+//! - an envelope is stored only if the access log and the author's account
+//!   log are as long as when it was checked (its fence), so an access
+//!   change or a revocation that another node stored first wins;
+//! - one account's log and one document's record read back as stored.
 
 #![allow(dead_code)]
 
-use casebook_relay::storage::{NewEnvelope, Storage, StoreError, WriteJob, Written};
+use casebook_relay::storage::{Fence, NewEnvelope, Storage, StoreError, WriteJob, Written};
 use casebook_shared::crypto::Sig;
 use casebook_shared::frames::Stored;
 use casebook_shared::ids::{AccountId, DeviceId, DocId, EnvelopeId};
@@ -33,13 +37,33 @@ fn env_id(n: u8) -> EnvelopeId {
     EnvelopeId([n; 24])
 }
 
+/// The author of every envelope here, whose account log is empty unless a
+/// check writes one.
+const AUTHOR: AccountId = AccountId([0xaa; 32]);
+
+/// Checked against an empty access log and an empty account log.
+fn unfenced() -> Fence {
+    Fence {
+        access_len: 0,
+        account: AUTHOR,
+        account_len: 0,
+    }
+}
+
 fn change(d: u8, id: u8, bytes: &[u8]) -> NewEnvelope {
     NewEnvelope {
         doc: doc(d),
         id: env_id(id),
         snapshot_covers: None,
         bytes: bytes.to_vec(),
+        fence: unfenced(),
     }
+}
+
+fn fenced(mut e: NewEnvelope, access_len: u64, account_len: u64) -> NewEnvelope {
+    e.fence.access_len = access_len;
+    e.fence.account_len = account_len;
+    e
 }
 
 fn entry(n: u8) -> Signed {
@@ -55,7 +79,7 @@ async fn write(s: &impl Storage, job: WriteJob) -> Vec<Result<Written, StoreErro
 }
 
 async fn put(s: &impl Storage, envs: Vec<NewEnvelope>) -> Vec<Result<Written, StoreError>> {
-    write(s, WriteJob::Envelopes(envs)).await
+    write(s, WriteJob::Envelopes(envs.into())).await
 }
 
 async fn all(s: &impl Storage, d: u8) -> Vec<Stored> {
@@ -98,6 +122,7 @@ pub async fn a_snapshot_replaces_what_it_covers_and_covers_only_rise(s: &impl St
         id: env_id(100 + id),
         snapshot_covers: Some(covers),
         bytes: bytes.to_vec(),
+        fence: unfenced(),
     };
     let r = put(s, vec![snap(seqs[2], b"snapshot-upto-3", 1)]).await;
     let w = r[0].as_ref().expect("stored");
@@ -300,7 +325,7 @@ pub async fn a_disposal_keeps_itself_alone(s: &impl Storage) {
         "{done:?}"
     );
     assert!(all(s, 30).await.is_empty());
-    let late = put(s, vec![change(30, 9, b"too late")]).await;
+    let late = put(s, vec![fenced(change(30, 9, b"too late"), 3, 0)]).await;
     assert!(matches!(late[0], Err(StoreError::Disposed)), "{late:?}");
     let loaded = s.load().await.unwrap();
     let log = &loaded.docs.iter().find(|(d, _)| *d == doc(30)).unwrap().1;
@@ -315,4 +340,95 @@ pub async fn a_disposal_keeps_itself_alone(s: &impl Storage) {
     );
     assert!(loaded.heads.contains(&(doc(30), head)));
     assert!(loaded.cursor >= head);
+}
+
+pub async fn an_envelope_whose_logs_moved_is_refused_as_stale(s: &impl Storage) {
+    let access = |first_seq, entries| WriteJob::Access {
+        doc: doc(40),
+        first_seq,
+        entries,
+    };
+    assert!(write(s, access(0, vec![entry(1), entry(2)])).await[0].is_ok());
+    // Checked when the access log had one entry: another node added one.
+    let r = put(s, vec![fenced(change(40, 1, b"behind"), 1, 0)]).await;
+    assert!(matches!(r[0], Err(StoreError::Stale)), "{r:?}");
+    let r = put(s, vec![fenced(change(40, 1, b"current"), 2, 0)]).await;
+    assert!(r[0].is_ok(), "{r:?}");
+    // The author's account log grew (a revocation, say) after the check.
+    let grew = WriteJob::Account {
+        account: AUTHOR,
+        first_seq: 0,
+        entries: vec![entry(9)],
+    };
+    assert!(write(s, grew).await[0].is_ok());
+    let r = put(
+        s,
+        vec![
+            fenced(change(40, 2, b"before the revocation"), 2, 0),
+            fenced(change(40, 3, b"after it"), 2, 1),
+        ],
+    )
+    .await;
+    assert!(matches!(r[0], Err(StoreError::Stale)), "{r:?}");
+    assert!(r[1].is_ok(), "{r:?}");
+    // A snapshot is fenced too, and a stale one replaces nothing.
+    let head = r[1].as_ref().unwrap().seq;
+    let mut snap = fenced(change(40, 4, b"snapshot"), 1, 1);
+    snap.snapshot_covers = Some(head);
+    let r = put(s, vec![snap]).await;
+    assert!(matches!(r[0], Err(StoreError::Stale)), "{r:?}");
+    let got = all(s, 40).await;
+    assert_eq!(
+        got.iter()
+            .map(|g| g.envelope.as_slice())
+            .collect::<Vec<_>>(),
+        vec![&b"current"[..], b"after it"]
+    );
+}
+
+pub async fn a_log_and_a_document_read_back_as_stored(s: &impl Storage) {
+    assert!(s.account_log(AUTHOR).await.unwrap().is_empty());
+    assert!(s.doc_record(doc(50)).await.unwrap().is_none());
+    let log = WriteJob::Account {
+        account: AUTHOR,
+        first_seq: 0,
+        entries: vec![entry(1), entry(2)],
+    };
+    assert!(write(s, log).await[0].is_ok());
+    assert_eq!(
+        s.account_log(AUTHOR).await.unwrap(),
+        vec![entry(1), entry(2)]
+    );
+    let access = WriteJob::Access {
+        doc: doc(50),
+        first_seq: 0,
+        entries: vec![entry(3)],
+    };
+    assert!(write(s, access).await[0].is_ok());
+    let r = put(
+        s,
+        vec![
+            fenced(change(50, 1, &[1; 30]), 1, 2),
+            fenced(change(50, 2, &[2; 12]), 1, 2),
+        ],
+    )
+    .await;
+    let rec = s.doc_record(doc(50)).await.unwrap().expect("stored");
+    assert_eq!(rec.log, vec![entry(3)]);
+    assert_eq!(rec.head, r[1].as_ref().unwrap().seq);
+    assert_eq!(rec.bytes, 42);
+    assert!(rec.disposed.is_none());
+    // Disposed of: the disposal alone, its readers, the head kept.
+    let gone = WriteJob::Dispose {
+        doc: doc(50),
+        first_seq: 1,
+        entries: vec![entry(4)],
+        readers: vec![AUTHOR],
+        head: rec.head,
+    };
+    assert!(write(s, gone).await[0].is_ok());
+    let rec2 = s.doc_record(doc(50)).await.unwrap().expect("kept");
+    assert_eq!(rec2.log, vec![entry(4)]);
+    assert_eq!(rec2.disposed, Some(vec![AUTHOR]));
+    assert_eq!((rec2.head, rec2.bytes), (rec.head, 0));
 }

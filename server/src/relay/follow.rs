@@ -1,0 +1,146 @@
+//! Several relay nodes over one store: what the others wrote reaches this
+//! node's memory and its watching devices.
+//!
+//! Memory is a cache of the store's verified logs. The store's fences keep
+//! writes ordered whatever memory holds ([`crate::storage::Fence`], log
+//! positions). Reads are kept current by the store's log version: every
+//! log append raises it in the same transaction, so before a node answers
+//! from memory (a listing, a log, an authentication) it reads what changed
+//! since the version it holds ([`Relay::catch_up`], one indexed query when
+//! nothing did). No node then serves logs older than what another node
+//! acknowledged, which a device would take for a relay rolled back.
+//! Notices from the other nodes ([`crate::storage::StoreEvent`]) move
+//! heads and wake watching devices; after one was missed, a node catches
+//! up and reads every head again.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+
+use casebook_shared::ids::{AccountId, DocId};
+use tokio::sync::broadcast::error::RecvError;
+
+use super::{Change, Relay};
+use crate::storage::{LogChange, Storage, StoreError, StoreEvent};
+
+/// Documents whose heads one query reads.
+const HEADS_PER_QUERY: usize = 10_000;
+
+impl<S: Storage> Relay<S> {
+    /// Reads again every log another node changed since memory's version.
+    /// Does nothing where no other node writes the store.
+    pub(super) async fn catch_up(&self) -> Result<(), StoreError> {
+        if !self.shared {
+            return Ok(());
+        }
+        // No local log append lands between the read and the swap (it
+        // would be held twice).
+        let mut applied = self.log_lock.lock().await;
+        let (changes, upto) = self.store.log_changes(*applied).await?;
+        if !changes.is_empty() {
+            let mut accounts: Vec<AccountId> = Vec::new();
+            let mut docs: Vec<DocId> = Vec::new();
+            for c in changes {
+                match c {
+                    LogChange::Account(a) if !accounts.contains(&a) => accounts.push(a),
+                    LogChange::Access(d) if !docs.contains(&d) => docs.push(d),
+                    _ => {}
+                }
+            }
+            self.reread(&accounts, &docs).await?;
+        }
+        *applied = upto;
+        Ok(())
+    }
+
+    /// Holds these accounts' and documents' logs as stored (accounts first:
+    /// a document's log is verified against them), and tells the devices
+    /// watching each document.
+    async fn reread(&self, accounts: &[AccountId], docs: &[DocId]) -> Result<(), StoreError> {
+        // No upload is checked against half of it.
+        let _order = self.order.write().await;
+        for a in accounts {
+            let log = self.store.account_log(*a).await?;
+            self.write().refresh_account(*a, log)?;
+        }
+        for doc in docs {
+            if let Some(record) = self.store.doc_record(*doc).await? {
+                let head = {
+                    let mut st = self.write();
+                    st.refresh_doc(*doc, record)?;
+                    st.docs.get(doc).map_or(0, |d| d.head)
+                };
+                let _ = self.changes.send(Change {
+                    doc: *doc,
+                    seq: head,
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// Before refusing on memory's word: the logs and these documents'
+    /// heads as stored.
+    pub(super) async fn refresh(&self, docs: Vec<DocId>) -> Result<(), StoreError> {
+        if !self.shared {
+            return Ok(());
+        }
+        self.catch_up().await?;
+        self.refresh_heads(docs).await
+    }
+
+    /// Moves these documents' heads up to the store's.
+    pub(super) async fn refresh_heads(&self, docs: Vec<DocId>) -> Result<(), StoreError> {
+        for chunk in docs.chunks(HEADS_PER_QUERY) {
+            let heads = self.store.heads(chunk.to_vec()).await?;
+            let mut moved = Vec::new();
+            {
+                let mut st = self.write();
+                for (doc, seq) in heads {
+                    if st.docs.get(&doc).is_some_and(|d| d.head < seq) {
+                        st.advance(&doc, seq);
+                        moved.push(Change { doc, seq });
+                    }
+                }
+            }
+            for c in moved {
+                let _ = self.changes.send(c);
+            }
+        }
+        Ok(())
+    }
+
+    /// Follows what other nodes write until the store stops announcing it;
+    /// returns at once for a store no other node writes.
+    pub async fn follow(self: Arc<Self>) {
+        let Some(mut events) = self.store.events() else {
+            return;
+        };
+        loop {
+            let done = match events.recv().await {
+                Ok(StoreEvent::Logs) => self.catch_up().await,
+                Ok(StoreEvent::Stored { doc, seq, added }) => {
+                    {
+                        let mut st = self.write();
+                        st.advance(&doc, seq);
+                        st.add_bytes(&doc, added);
+                        crate::metrics::stored_bytes(st.stored);
+                    }
+                    let _ = self.changes.send(Change { doc, seq });
+                    Ok(())
+                }
+                Ok(StoreEvent::Resync) | Err(RecvError::Lagged(_)) => {
+                    let docs: HashSet<DocId> = self.read().docs.keys().copied().collect();
+                    match self.catch_up().await {
+                        Ok(()) => self.refresh_heads(docs.into_iter().collect()).await,
+                        Err(e) => Err(e),
+                    }
+                }
+                Err(RecvError::Closed) => return,
+            };
+            if let Err(e) = done {
+                crate::metrics::storage_error();
+                tracing::error!(error = %e, "reading what another relay node wrote");
+            }
+        }
+    }
+}
