@@ -7,6 +7,7 @@ use casebook_shared::ids::{AccountId, DocId};
 use casebook_shared::signed::Signed;
 use tokio::sync::{broadcast, oneshot};
 
+use crate::mailbox::MailboxError;
 use crate::postgres::PgStore;
 use crate::sqlite::SqliteStore;
 use crate::storage::{
@@ -91,6 +92,36 @@ impl Storage for AnyStore {
         match self {
             AnyStore::Sqlite(s) => s.log_changes(version).await,
             AnyStore::Postgres(s) => s.log_changes(version).await,
+        }
+    }
+
+    async fn mailbox_put(
+        &self,
+        mailbox: [u8; 16],
+        slot: u8,
+        msg: Vec<u8>,
+    ) -> Result<(), MailboxError> {
+        match self {
+            AnyStore::Sqlite(s) => s.mailbox_put(mailbox, slot, msg).await,
+            AnyStore::Postgres(s) => s.mailbox_put(mailbox, slot, msg).await,
+        }
+    }
+
+    async fn mailbox_take(
+        &self,
+        mailbox: [u8; 16],
+        slot: u8,
+    ) -> Result<Option<Vec<u8>>, StoreError> {
+        match self {
+            AnyStore::Sqlite(s) => s.mailbox_take(mailbox, slot).await,
+            AnyStore::Postgres(s) => s.mailbox_take(mailbox, slot).await,
+        }
+    }
+
+    fn mailbox_changed(&self) -> &tokio::sync::Notify {
+        match self {
+            AnyStore::Sqlite(s) => s.mailbox_changed(),
+            AnyStore::Postgres(s) => s.mailbox_changed(),
         }
     }
 

@@ -3,6 +3,10 @@
 //! The two devices of a pairing exchange SPAKE2 messages and sealed payloads
 //! through it; the relay sees only opaque bytes. A slot takes one message ever
 //! (until the mailbox expires), so a guessed code gets one try.
+//!
+//! The store keeps them: a SQLite relay in memory ([`Mailboxes`]), a
+//! PostgreSQL one in a table, so two devices pairing through different
+//! relay nodes meet. [`take`] waits the same way over either.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -10,18 +14,22 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::Notify;
 
+use crate::storage::{Storage, StoreError};
+
 /// How long a mailbox lives after its first message.
 pub const TTL: Duration = Duration::from_secs(600);
 /// Most live mailboxes on one relay.
 pub const MAX_MAILBOXES: usize = 10_000;
 
 /// Why a put was refused.
-#[derive(Debug, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, thiserror::Error)]
 pub enum MailboxError {
     #[error("this slot already took its one message")]
     Taken,
     #[error("too many pairings are in progress; try again in a few minutes")]
     Full,
+    #[error(transparent)]
+    Store(#[from] StoreError),
 }
 
 #[derive(Default)]
@@ -69,24 +77,37 @@ impl Mailboxes {
         Ok(())
     }
 
-    /// Takes a slot's message, waiting up to `wait` for it to arrive.
-    pub async fn take(&self, mailbox: [u8; 16], slot: u8, wait: Duration) -> Option<Vec<u8>> {
-        let deadline = tokio::time::Instant::now() + wait.min(TTL);
-        loop {
-            let notified = self.changed.notified();
-            {
-                let mut boxes = self.boxes.lock().unwrap_or_else(|p| p.into_inner());
-                if let Some(msg) = boxes
-                    .get_mut(&mailbox)
-                    .and_then(|b| b.slots.get_mut(&slot))
-                    .and_then(|s| s.msg.take())
-                {
-                    return Some(msg);
-                }
-            }
-            if tokio::time::timeout_at(deadline, notified).await.is_err() {
-                return None;
-            }
+    /// Takes a slot's message if it is there.
+    pub fn try_take(&self, mailbox: [u8; 16], slot: u8) -> Option<Vec<u8>> {
+        let mut boxes = self.boxes.lock().unwrap_or_else(|p| p.into_inner());
+        boxes
+            .get_mut(&mailbox)
+            .and_then(|b| b.slots.get_mut(&slot))
+            .and_then(|s| s.msg.take())
+    }
+
+    /// Woken at every put.
+    pub fn changed(&self) -> &Notify {
+        &self.changed
+    }
+}
+
+/// Takes a slot's message from the store, waiting up to `wait` for it to
+/// arrive (the store wakes waiters at every put, another node's included).
+pub async fn take<S: Storage>(
+    store: &S,
+    mailbox: [u8; 16],
+    slot: u8,
+    wait: Duration,
+) -> Result<Option<Vec<u8>>, StoreError> {
+    let deadline = tokio::time::Instant::now() + wait.min(TTL);
+    loop {
+        let notified = store.mailbox_changed().notified();
+        if let Some(msg) = store.mailbox_take(mailbox, slot).await? {
+            return Ok(Some(msg));
+        }
+        if tokio::time::timeout_at(deadline, notified).await.is_err() {
+            return Ok(None);
         }
     }
 }
@@ -95,16 +116,19 @@ impl Mailboxes {
 mod tests {
     use super::*;
 
-    #[tokio::test]
-    async fn one_message_per_slot() {
+    #[test]
+    fn one_message_per_slot() {
         let m = Mailboxes::default();
         m.put([1; 16], 0, b"a".to_vec()).unwrap();
-        assert_eq!(m.put([1; 16], 0, b"b".to_vec()), Err(MailboxError::Taken));
-        assert_eq!(
-            m.take([1; 16], 0, Duration::ZERO).await,
-            Some(b"a".to_vec())
-        );
-        assert_eq!(m.take([1; 16], 0, Duration::ZERO).await, None);
-        assert_eq!(m.put([1; 16], 0, b"c".to_vec()), Err(MailboxError::Taken));
+        assert!(matches!(
+            m.put([1; 16], 0, b"b".to_vec()),
+            Err(MailboxError::Taken)
+        ));
+        assert_eq!(m.try_take([1; 16], 0), Some(b"a".to_vec()));
+        assert_eq!(m.try_take([1; 16], 0), None);
+        assert!(matches!(
+            m.put([1; 16], 0, b"c".to_vec()),
+            Err(MailboxError::Taken)
+        ));
     }
 }

@@ -98,6 +98,9 @@ pub enum StoreEvent {
     /// Envelopes were stored, the newest at `seq`, changing the
     /// document's stored bytes by `added`.
     Stored { doc: DocId, seq: u64, added: i64 },
+    /// A pairing mailbox took a message (the store wakes its waiters; the
+    /// relay has nothing to do).
+    Mailbox,
     /// Events may have been missed (the listening connection was lost):
     /// catch up on the logs and read every head again.
     Resync,
@@ -221,6 +224,25 @@ pub trait Storage: Send + Sync + 'static {
         &self,
         version: u64,
     ) -> impl Future<Output = Result<(Vec<LogChange>, u64), StoreError>> + Send;
+
+    /// Puts the one message of a pairing mailbox's slot
+    /// ([`crate::mailbox`]), waking whoever waits for it on any node.
+    fn mailbox_put(
+        &self,
+        mailbox: [u8; 16],
+        slot: u8,
+        msg: Vec<u8>,
+    ) -> impl Future<Output = Result<(), crate::mailbox::MailboxError>> + Send;
+
+    /// Takes a slot's message if it is there.
+    fn mailbox_take(
+        &self,
+        mailbox: [u8; 16],
+        slot: u8,
+    ) -> impl Future<Output = Result<Option<Vec<u8>>, StoreError>> + Send;
+
+    /// Woken whenever a mailbox message is put (through any node).
+    fn mailbox_changed(&self) -> &tokio::sync::Notify;
 
     /// The newest envelope of each document, as stored now.
     fn heads(

@@ -70,6 +70,12 @@ mod sqlite {
         let (_dir, s) = fresh();
         contract::a_log_and_a_document_read_back_as_stored(&s).await;
     }
+
+    #[tokio::test]
+    async fn a_mailbox_slot_takes_one_message() {
+        let (_dir, s) = fresh();
+        contract::a_mailbox_slot_takes_one_message(&s).await;
+    }
 }
 
 mod postgres {
@@ -160,5 +166,33 @@ mod postgres {
             return;
         };
         contract::a_log_and_a_document_read_back_as_stored(&s).await;
+    }
+
+    #[tokio::test]
+    async fn a_mailbox_slot_takes_one_message() {
+        let Some((_pg, s)) = fresh().await else {
+            return;
+        };
+        contract::a_mailbox_slot_takes_one_message(&s).await;
+    }
+
+    /// Two nodes: a device waiting on one is handed what another device
+    /// put through the other, and the slot is then spent on both.
+    #[tokio::test]
+    async fn a_pairing_message_crosses_nodes() {
+        let Some((pg, a)) = fresh().await else {
+            return;
+        };
+        let b = PgStore::open(&pg.url("relay")).await.expect("a second node");
+        let (got, ()) = tokio::join!(
+            casebook_relay::mailbox::take(&b, [7; 16], 2, std::time::Duration::from_secs(20)),
+            async {
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                a.mailbox_put([7; 16], 2, b"spake2".to_vec()).await.unwrap();
+            }
+        );
+        assert_eq!(got.unwrap(), Some(b"spake2".to_vec()));
+        assert_eq!(a.mailbox_take([7; 16], 2).await.unwrap(), None);
+        assert!(b.mailbox_put([7; 16], 2, b"again".to_vec()).await.is_err());
     }
 }

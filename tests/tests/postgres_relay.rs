@@ -135,7 +135,8 @@ async fn a_node_that_heard_nothing_still_keeps_to_the_logs() {
     a.stop().await;
 }
 
-/// Two nodes that follow each other: a tablet watching on node B sees the
+/// Two nodes that follow each other: a tablet joins the laptop's account
+/// through node B while the laptop waits on node A; watching on B, it sees the
 /// laptop's edit made through node A without asking; a colleague on node
 /// B is given a case through A, and after the share ends through A, B
 /// keeps nothing the colleague sends.
@@ -150,11 +151,9 @@ async fn two_nodes_over_one_database_act_as_one_relay() {
     let mut laptop = init(dirs[0].path(), &a, "Dr. Rivera");
     let case = case_with_a_plan(&mut laptop, "walk daily");
     sync(&mut laptop).await;
-    let mut tablet = pair(&mut laptop, dirs[1].path(), &a).await;
-    tablet
-        .set_relay(&b.addr(), b.handle.fingerprint)
-        .await
-        .unwrap();
+    // Paired across nodes: the laptop on A, the tablet joining through B.
+    let mut tablet = pair(&mut laptop, dirs[1].path(), &b).await;
+    assert_eq!(tablet.relay().0, b.addr());
     sync(&mut tablet).await;
     assert_eq!(plan_of(&mut tablet, &case), "walk daily");
 

@@ -4,10 +4,11 @@
 //! ours are under 100). A lost connection is made again, and then the relay
 //! is told to read everything again, since notices sent meanwhile are gone.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use casebook_shared::ids::DocId;
-use tokio::sync::{broadcast, mpsc, oneshot};
+use tokio::sync::{Notify, broadcast, mpsc, oneshot};
 use tokio_postgres::AsyncMessage;
 
 use crate::storage::StoreEvent;
@@ -19,7 +20,13 @@ pub const CHANNEL: &str = "casebook_relay";
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Announce {
     Logs,
-    Stored { doc: DocId, seq: u64, added: i64 },
+    /// A pairing mailbox took a message.
+    Mailbox,
+    Stored {
+        doc: DocId,
+        seq: u64,
+        added: i64,
+    },
 }
 
 impl Announce {
@@ -27,6 +34,7 @@ impl Announce {
     pub fn payload(&self, node: u64) -> String {
         match self {
             Announce::Logs => format!("{node:016x} l"),
+            Announce::Mailbox => format!("{node:016x} m"),
             Announce::Stored { doc, seq, added } => {
                 format!("{node:016x} e {} {seq} {added}", hex::encode(doc.0))
             }
@@ -39,6 +47,7 @@ impl Announce {
         let node = u64::from_str_radix(parts.next()?, 16).ok()?;
         let event = match parts.next()? {
             "l" => StoreEvent::Logs,
+            "m" => StoreEvent::Mailbox,
             "e" => StoreEvent::Stored {
                 doc: DocId(hex::decode(parts.next()?).ok()?.try_into().ok()?),
                 seq: parts.next()?.parse().ok()?,
@@ -57,12 +66,13 @@ pub async fn run(
     config: tokio_postgres::Config,
     node: u64,
     events: broadcast::Sender<StoreEvent>,
+    mailbox: Arc<Notify>,
     ready: oneshot::Sender<Result<(), tokio_postgres::Error>>,
 ) {
     let mut ready = Some(ready);
     let mut wait = Duration::from_millis(100);
     loop {
-        match listen_once(&config, node, &events, &mut ready).await {
+        match listen_once(&config, node, &events, &mailbox, &mut ready).await {
             Ok(()) => wait = Duration::from_millis(100),
             Err(e) => {
                 if let Some(r) = ready.take() {
@@ -83,6 +93,7 @@ async fn listen_once(
     config: &tokio_postgres::Config,
     node: u64,
     events: &broadcast::Sender<StoreEvent>,
+    mailbox: &Notify,
     ready: &mut Option<oneshot::Sender<Result<(), tokio_postgres::Error>>>,
 ) -> Result<(), tokio_postgres::Error> {
     let (client, mut connection) = config.connect(tokio_postgres::NoTls).await?;
@@ -114,11 +125,13 @@ async fn listen_once(
         None => {
             tracing::info!("listening to the other relay nodes again");
             let _ = events.send(StoreEvent::Resync);
+            mailbox.notify_waiters();
         }
     }
     while let Some(payload) = rx.recv().await {
         match Announce::parse(&payload) {
             Some((from, _)) if from == node => {}
+            Some((_, StoreEvent::Mailbox)) => mailbox.notify_waiters(),
             Some((_, event)) => {
                 let _ = events.send(event);
             }
@@ -139,6 +152,7 @@ mod tests {
         let node = 0x0123_4567_89ab_cdef;
         for a in [
             Announce::Logs,
+            Announce::Mailbox,
             Announce::Stored {
                 doc: DocId([9; 16]),
                 seq: 42,
@@ -151,6 +165,7 @@ mod tests {
             assert_eq!(n, node);
             let want = match a {
                 Announce::Logs => StoreEvent::Logs,
+                Announce::Mailbox => StoreEvent::Mailbox,
                 Announce::Stored { doc, seq, added } => StoreEvent::Stored { doc, seq, added },
             };
             assert_eq!(e, want);

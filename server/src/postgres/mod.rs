@@ -12,15 +12,16 @@ mod listen;
 pub mod schema;
 mod write;
 
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use casebook_shared::codec;
 use casebook_shared::frames::Stored;
 use casebook_shared::ids::{AccountId, DocId};
 use casebook_shared::signed::Signed;
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
-use tokio::sync::{broadcast, oneshot};
+use tokio::sync::{Notify, broadcast, oneshot};
 
+use crate::mailbox::{self, MailboxError};
 use crate::storage::{
     DocRecord, Jobs, Loaded, LogChange, Storage, StoreError, StoreEvent, WriteJob, WriteResult,
 };
@@ -30,6 +31,9 @@ use write::Writer;
 /// Connections kept for reads (fetches, readiness probes).
 const READ_POOL: usize = 8;
 
+/// Taken by a pairing mailbox put, so two nodes count live mailboxes alike.
+const MAILBOX_LOCK: i64 = 0x6d61_696c_626f_7865; // "mailboxe"
+
 /// The PostgreSQL store.
 pub struct PgStore {
     pool: Pool,
@@ -38,6 +42,9 @@ pub struct PgStore {
     /// What other nodes wrote, heard by the listening task.
     events: broadcast::Sender<StoreEvent>,
     listener: tokio::task::JoinHandle<()>,
+    /// Woken by a pairing message put through this node or another.
+    mailbox: Arc<Notify>,
+    node: u64,
 }
 
 fn parse(url: &str) -> Result<tokio_postgres::Config, StoreError> {
@@ -70,7 +77,14 @@ impl PgStore {
         // node between the read and the first notice is missed.
         let (events, _) = broadcast::channel(4096);
         let (ready, listening) = oneshot::channel();
-        let listener = tokio::spawn(listen::run(config.clone(), node, events.clone(), ready));
+        let mailbox = Arc::new(Notify::new());
+        let listener = tokio::spawn(listen::run(
+            config.clone(),
+            node,
+            events.clone(),
+            mailbox.clone(),
+            ready,
+        ));
         match listening.await {
             Ok(Ok(())) => {}
             Ok(Err(e)) => return Err(e.into()),
@@ -96,6 +110,8 @@ impl PgStore {
             writer: Mutex::new(Some(task)),
             events,
             listener,
+            mailbox,
+            node,
         })
     }
 
@@ -375,6 +391,93 @@ impl Storage for PgStore {
             }
         }
         Ok((out, upto))
+    }
+
+    async fn mailbox_put(
+        &self,
+        mailbox: [u8; 16],
+        slot: u8,
+        msg: Vec<u8>,
+    ) -> Result<(), MailboxError> {
+        let mut c = self.pool.get().await.map_err(StoreError::from)?;
+        let put = async {
+            let tx = c.transaction().await?;
+            // One put at a time, so the count of live mailboxes holds.
+            tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MAILBOX_LOCK])
+                .await?;
+            tx.execute(
+                "DELETE FROM mailbox_slots WHERE created < now() - make_interval(secs => $1)",
+                &[&(mailbox::TTL.as_secs_f64())],
+            )
+            .await?;
+            let id = &mailbox[..];
+            let known: bool = tx
+                .query_one(
+                    "SELECT EXISTS(SELECT 1 FROM mailbox_slots WHERE mailbox = $1)",
+                    &[&id],
+                )
+                .await?
+                .get(0);
+            if !known {
+                let live: i64 = tx
+                    .query_one("SELECT count(DISTINCT mailbox) FROM mailbox_slots", &[])
+                    .await?
+                    .get(0);
+                if live as usize >= mailbox::MAX_MAILBOXES {
+                    return Ok(Err(MailboxError::Full));
+                }
+            }
+            // A mailbox lives from its first message, whichever slot.
+            let put = tx
+                .execute(
+                    "INSERT INTO mailbox_slots(mailbox, slot, msg, created)
+                     SELECT $1, $2, $3,
+                            COALESCE((SELECT MIN(created) FROM mailbox_slots WHERE mailbox = $1), now())
+                     ON CONFLICT DO NOTHING",
+                    &[&id, &i16::from(slot), &msg],
+                )
+                .await?;
+            if put == 0 {
+                return Ok(Err(MailboxError::Taken));
+            }
+            let notice = format!("SELECT pg_notify('{}', $1)", listen::CHANNEL);
+            tx.execute(&notice, &[&listen::Announce::Mailbox.payload(self.node)])
+                .await?;
+            tx.commit().await?;
+            Ok::<_, tokio_postgres::Error>(Ok(()))
+        };
+        let r = put.await.map_err(StoreError::from)?;
+        if r.is_ok() {
+            self.mailbox.notify_waiters();
+        }
+        r
+    }
+
+    async fn mailbox_take(
+        &self,
+        mailbox: [u8; 16],
+        slot: u8,
+    ) -> Result<Option<Vec<u8>>, StoreError> {
+        let row = self
+            .pool
+            .get()
+            .await?
+            .query_opt(
+                "UPDATE mailbox_slots s SET msg = NULL
+                 FROM (SELECT mailbox, slot, msg FROM mailbox_slots
+                       WHERE mailbox = $1 AND slot = $2 AND msg IS NOT NULL
+                         AND created >= now() - make_interval(secs => $3)
+                       FOR UPDATE) AS old
+                 WHERE s.mailbox = old.mailbox AND s.slot = old.slot
+                 RETURNING old.msg",
+                &[&&mailbox[..], &i16::from(slot), &mailbox::TTL.as_secs_f64()],
+            )
+            .await?;
+        Ok(row.map(|r| r.get(0)))
+    }
+
+    fn mailbox_changed(&self) -> &Notify {
+        &self.mailbox
     }
 
     async fn heads(&self, docs: Vec<DocId>) -> Result<Vec<(DocId, u64)>, StoreError> {

@@ -40,7 +40,10 @@ const STEPS: &[&str] = &[
      CREATE TABLE disposed(
         doc BYTEA PRIMARY KEY, readers BYTEA NOT NULL, head BIGINT NOT NULL);
      CREATE TABLE log_changes(
-        version BIGSERIAL PRIMARY KEY, account BYTEA, doc BYTEA);",
+        version BIGSERIAL PRIMARY KEY, account BYTEA, doc BYTEA);
+     CREATE TABLE mailbox_slots(
+        mailbox BYTEA NOT NULL, slot SMALLINT NOT NULL, msg BYTEA,
+        created TIMESTAMPTZ NOT NULL, PRIMARY KEY(mailbox, slot));",
 ];
 
 /// What a migration did.

@@ -135,6 +135,7 @@ impl<S: Storage> Relay<S> {
                         Err(e) => Err(e),
                     }
                 }
+                Ok(StoreEvent::Mailbox) => Ok(()),
                 Err(RecvError::Closed) => return,
             };
             if let Err(e) = done {

@@ -15,7 +15,7 @@ mod logs;
 mod upload;
 
 use crate::limits::{Limiter, Limits, Slot};
-use crate::mailbox::{MailboxError, Mailboxes};
+use crate::mailbox::MailboxError;
 use crate::state::State;
 use crate::storage::{Storage, StoreError};
 
@@ -69,7 +69,6 @@ pub struct Relay<S: Storage> {
     /// which is what clients rely on to judge a former member's changes.
     order: tokio::sync::RwLock<()>,
     changes: broadcast::Sender<Change>,
-    mailboxes: Mailboxes,
     fingerprint: [u8; 32],
     limiter: Arc<Limiter>,
     /// What a share's expiry is judged against: the system's, or a
@@ -127,7 +126,6 @@ impl<S: Storage> Relay<S> {
             log_lock: tokio::sync::Mutex::new(0),
             order: tokio::sync::RwLock::new(()),
             changes: broadcast::channel(4096).0,
-            mailboxes: Mailboxes::default(),
             fingerprint,
             clock: Clock::system(),
             shared,
@@ -348,10 +346,11 @@ impl<S: Storage> Relay<S> {
                 if msg.len() > MAX_MAILBOX_MSG {
                     return err(ErrorCode::BadRequest, "mailbox message too large");
                 }
-                match self.mailboxes.put(mailbox, slot, msg) {
+                match self.store.mailbox_put(mailbox, slot, msg).await {
                     Ok(()) => Response::Ok,
                     Err(e @ MailboxError::Taken) => err(ErrorCode::Conflict, e.to_string()),
                     Err(e @ MailboxError::Full) => err(ErrorCode::Limited, e.to_string()),
+                    Err(MailboxError::Store(e)) => store_err(e),
                 }
             }
             Request::MailboxTake {
@@ -360,8 +359,9 @@ impl<S: Storage> Relay<S> {
                 wait_ms,
             } => {
                 let wait = Duration::from_millis(u64::from(wait_ms.min(120_000)));
-                Response::Mailbox {
-                    msg: self.mailboxes.take(mailbox, slot, wait).await,
+                match crate::mailbox::take(&*self.store, mailbox, slot, wait).await {
+                    Ok(msg) => Response::Mailbox { msg },
+                    Err(e) => store_err(e),
                 }
             }
         }

@@ -14,6 +14,7 @@ use casebook_shared::signed::Signed;
 use rusqlite::Connection;
 use tokio::sync::oneshot;
 
+use crate::mailbox::{MailboxError, Mailboxes};
 use crate::storage::{
     DocRecord, Jobs, Loaded, LogChange, Storage, StoreError, StoreEvent, WriteJob, WriteResult,
 };
@@ -40,6 +41,8 @@ CREATE TABLE IF NOT EXISTS disposed(
 /// The SQLite store.
 pub struct SqliteStore {
     jobs: Jobs,
+    /// Pairing mailboxes: one process, so memory.
+    mailboxes: Mailboxes,
     writer: Mutex<Option<std::thread::JoinHandle<()>>>,
     readers: Arc<Readers>,
 }
@@ -73,6 +76,7 @@ impl SqliteStore {
             .map_err(|e| StoreError::Damaged(format!("cannot start the writer thread: {e}")))?;
         Ok(SqliteStore {
             jobs,
+            mailboxes: Mailboxes::default(),
             writer: Mutex::new(Some(writer)),
             readers: Arc::new(Readers {
                 path: path.to_path_buf(),
@@ -90,6 +94,7 @@ impl SqliteStore {
             .map_err(|e| StoreError::Damaged(format!("not a relay database: {e}")))?;
         Ok(SqliteStore {
             jobs: Jobs::closed(),
+            mailboxes: Mailboxes::default(),
             writer: Mutex::new(None),
             readers: Arc::new(Readers {
                 path: path.to_path_buf(),
@@ -187,6 +192,27 @@ impl Storage for SqliteStore {
 
     async fn log_version(&self) -> Result<u64, StoreError> {
         Ok(0)
+    }
+
+    async fn mailbox_put(
+        &self,
+        mailbox: [u8; 16],
+        slot: u8,
+        msg: Vec<u8>,
+    ) -> Result<(), MailboxError> {
+        self.mailboxes.put(mailbox, slot, msg)
+    }
+
+    async fn mailbox_take(
+        &self,
+        mailbox: [u8; 16],
+        slot: u8,
+    ) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(self.mailboxes.try_take(mailbox, slot))
+    }
+
+    fn mailbox_changed(&self) -> &tokio::sync::Notify {
+        self.mailboxes.changed()
     }
 
     async fn log_changes(&self, version: u64) -> Result<(Vec<LogChange>, u64), StoreError> {

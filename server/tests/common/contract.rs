@@ -432,3 +432,26 @@ pub async fn a_log_and_a_document_read_back_as_stored(s: &impl Storage) {
     assert_eq!(rec2.disposed, Some(vec![AUTHOR]));
     assert_eq!((rec2.head, rec2.bytes), (rec.head, 0));
 }
+
+pub async fn a_mailbox_slot_takes_one_message(s: &impl Storage) {
+    use casebook_relay::mailbox::{self, MailboxError};
+    use std::time::Duration;
+    s.mailbox_put([1; 16], 0, b"a".to_vec()).await.unwrap();
+    let again = s.mailbox_put([1; 16], 0, b"b".to_vec()).await;
+    assert!(matches!(again, Err(MailboxError::Taken)), "{again:?}");
+    assert_eq!(s.mailbox_take([1; 16], 0).await.unwrap(), Some(b"a".to_vec()));
+    assert_eq!(s.mailbox_take([1; 16], 0).await.unwrap(), None);
+    let after = s.mailbox_put([1; 16], 0, b"c".to_vec()).await;
+    assert!(matches!(after, Err(MailboxError::Taken)), "one message ever");
+    // A waiter is woken by the put it waits for.
+    let (got, ()) = tokio::join!(
+        mailbox::take(s, [2; 16], 1, Duration::from_secs(20)),
+        async {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            s.mailbox_put([2; 16], 1, b"late".to_vec()).await.unwrap();
+        }
+    );
+    assert_eq!(got.unwrap(), Some(b"late".to_vec()));
+    let none = mailbox::take(s, [3; 16], 0, Duration::from_millis(20)).await;
+    assert_eq!(none.unwrap(), None, "nothing comes: the wait ends empty");
+}
