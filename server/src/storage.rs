@@ -348,3 +348,29 @@ pub fn snapshot_written(
         added: stored - freed,
     }
 }
+
+/// What this transaction has read of the logs and disposals it holds
+/// locked: no other writer changes them before it commits, so each is read
+/// once per batch (a round trip each), and forgotten when a job of the
+/// batch changes it.
+#[derive(Default)]
+pub struct Known {
+    pub access_len: std::collections::HashMap<DocId, i64>,
+    pub account_len: std::collections::HashMap<AccountId, i64>,
+    pub disposed: std::collections::HashMap<DocId, bool>,
+}
+
+impl Known {
+    pub fn forget(&mut self, job: &WriteJob) {
+        match job {
+            WriteJob::Account { account, .. } => {
+                self.account_len.remove(account);
+            }
+            WriteJob::Access { doc, .. } | WriteJob::Dispose { doc, .. } => {
+                self.access_len.remove(doc);
+                self.disposed.remove(doc);
+            }
+            WriteJob::Envelopes(_) => {}
+        }
+    }
+}

@@ -183,7 +183,9 @@ mod postgres {
         let Some((pg, a)) = fresh().await else {
             return;
         };
-        let b = PgStore::open(&pg.url("relay")).await.expect("a second node");
+        let b = PgStore::open(&pg.url("relay"))
+            .await
+            .expect("a second node");
         let (got, ()) = tokio::join!(
             casebook_relay::mailbox::take(&b, [7; 16], 2, std::time::Duration::from_secs(20)),
             async {

@@ -23,7 +23,7 @@ use tokio_postgres::{Client, Statement, Transaction};
 
 use super::listen::{self, Announce};
 use crate::storage::{
-    MAX_GROUP, NewEnvelope, Queued, StoreError, WriteJob, WriteResult, Written, all_failed,
+    Known, MAX_GROUP, NewEnvelope, Queued, StoreError, WriteJob, WriteResult, Written, all_failed,
     repeated, snapshot_written,
 };
 
@@ -202,8 +202,9 @@ impl Writer {
             tx.execute(&stmts.lock, &[&key]).await?;
         }
         let mut out = Vec::with_capacity(batch.len());
+        let mut known = Known::default();
         for (job, _) in batch {
-            out.push(run_job(&mut tx, stmts, job).await?);
+            out.push(run_job(&mut tx, stmts, &mut known, job).await?);
         }
         for a in announcements(batch.iter().map(|(job, _)| job), &out) {
             tx.execute(&stmts.notify, &[&a.payload(self.node)]).await?;
@@ -283,8 +284,10 @@ fn lock_keys<'a>(jobs: impl Iterator<Item = &'a WriteJob>) -> Vec<i64> {
 async fn run_job(
     tx: &mut Transaction<'_>,
     stmts: &Statements,
+    known: &mut Known,
     job: &WriteJob,
 ) -> Result<WriteResult, StoreError> {
+    known.forget(job);
     match job {
         WriteJob::Account {
             account,
@@ -325,13 +328,7 @@ async fn run_job(
             tx.execute(&stmts.doc_changed, &[&&doc.0[..]]).await?;
             Ok(vec![dispose(tx, doc, last, readers, *head).await?])
         }
-        WriteJob::Envelopes(envs) => {
-            let mut out = Vec::with_capacity(envs.len());
-            for e in envs.iter() {
-                out.push(insert_envelope(tx, stmts, e).await?);
-            }
-            Ok(out)
-        }
+        WriteJob::Envelopes(envs) => insert_envelopes(tx, stmts, known, envs).await,
     }
 }
 
@@ -396,57 +393,143 @@ async fn dispose(
     }))
 }
 
-async fn insert_envelope(
+/// Why an envelope may not be stored, judged from the logs and disposals
+/// as this transaction holds them: `None` if it may.
+async fn refusal(
+    tx: &Transaction<'_>,
+    stmts: &Statements,
+    known: &mut Known,
+    e: &NewEnvelope,
+) -> Result<Option<StoreError>, StoreError> {
+    let doc = &e.doc.0[..];
+    let access = match known.access_len.get(&e.doc) {
+        Some(n) => *n,
+        None => {
+            let n: i64 = tx.query_one(&stmts.access_len, &[&doc]).await?.get(0);
+            *known.access_len.entry(e.doc).or_insert(n)
+        }
+    };
+    let account = match known.account_len.get(&e.fence.account) {
+        Some(n) => *n,
+        None => {
+            let a = &e.fence.account.0[..];
+            let n: i64 = tx.query_one(&stmts.account_len, &[&a]).await?.get(0);
+            *known.account_len.entry(e.fence.account).or_insert(n)
+        }
+    };
+    if access as u64 != e.fence.access_len || account as u64 != e.fence.account_len {
+        return Ok(Some(StoreError::Stale));
+    }
+    // A snapshot of a disposed document is refused with its access log.
+    if e.snapshot_covers.is_some() {
+        return Ok(None);
+    }
+    let disposed = match known.disposed.get(&e.doc) {
+        Some(d) => *d,
+        None => {
+            let d = tx.query_opt(&stmts.is_disposed, &[&doc]).await?.is_some();
+            *known.disposed.entry(e.doc).or_insert(d)
+        }
+    };
+    Ok(disposed.then_some(StoreError::Disposed))
+}
+
+/// Stores a job's envelopes in order. Each run of plain changes goes to
+/// the server as one pipeline of inserts, all sent before the first answer
+/// is read (a round trip per run, not per envelope); the server runs them
+/// in the order sent, so their numbers are drawn in that order. A snapshot
+/// is stored alone, after the run before it.
+async fn insert_envelopes(
     tx: &mut Transaction<'_>,
     stmts: &Statements,
+    known: &mut Known,
+    envs: &[NewEnvelope],
+) -> Result<WriteResult, StoreError> {
+    let mut out = Vec::with_capacity(envs.len());
+    let mut rest = envs;
+    while let Some(first) = rest.first() {
+        if first.snapshot_covers.is_some() {
+            out.push(match refusal(tx, stmts, known, first).await? {
+                Some(r) => Err(r),
+                None => Ok(store_snapshot(tx, stmts, first).await?),
+            });
+            rest = &rest[1..];
+            continue;
+        }
+        let end = rest
+            .iter()
+            .position(|e| e.snapshot_covers.is_some())
+            .unwrap_or(rest.len());
+        let (run, after) = rest.split_at(end);
+        let mut refused = Vec::with_capacity(run.len());
+        for e in run {
+            refused.push(refusal(tx, stmts, known, e).await?);
+        }
+        let shared: &Transaction<'_> = tx;
+        let inserts =
+            run.iter()
+                .zip(&refused)
+                .filter(|(_, r)| r.is_none())
+                .map(|(e, _)| async move {
+                    let (doc, id) = (&e.doc.0[..], &e.id.0[..]);
+                    shared
+                        .query_opt(&stmts.insert_envelope, &[&doc, &id, &e.bytes])
+                        .await
+                });
+        let mut rows = futures_util::future::try_join_all(inserts)
+            .await?
+            .into_iter();
+        for (e, r) in run.iter().zip(refused) {
+            out.push(match r {
+                Some(r) => Err(r),
+                None => match rows.next().flatten() {
+                    Some(row) => Ok(Written {
+                        seq: row.get::<_, i64>(0) as u64,
+                        added: e.bytes.len() as i64,
+                    }),
+                    // The id was stored before.
+                    None => {
+                        let row = tx
+                            .query_one(&stmts.stored_envelope, &[&&e.doc.0[..], &&e.id.0[..]])
+                            .await?;
+                        repeated(row.get(0), row.get::<_, &[u8]>(1), &e.bytes)
+                    }
+                },
+            });
+        }
+        rest = after;
+    }
+    Ok(out)
+}
+
+/// Stores a snapshot in place of an older one and of the changes it covers.
+async fn store_snapshot(
+    tx: &Transaction<'_>,
+    stmts: &Statements,
     e: &NewEnvelope,
-) -> Result<Result<Written, StoreError>, StoreError> {
+) -> Result<Written, StoreError> {
     let doc = &e.doc.0[..];
-    let access: i64 = tx.query_one(&stmts.access_len, &[&doc]).await?.get(0);
-    let account: i64 = tx
-        .query_one(&stmts.account_len, &[&&e.fence.account.0[..]])
+    let covers = e.snapshot_covers.unwrap_or(0);
+    let covers_i = covers as i64;
+    let older: Option<i64> = tx
+        .query_opt(&stmts.older_snapshot, &[&doc, &covers_i])
+        .await?
+        .map(|r| r.get(0));
+    let replaced = tx
+        .execute(&stmts.put_snapshot, &[&doc, &covers_i, &e.bytes])
+        .await?;
+    let freed: i64 = tx
+        .query_one(&stmts.covered_bytes, &[&doc, &covers_i])
         .await?
         .get(0);
-    if access as u64 != e.fence.access_len || account as u64 != e.fence.account_len {
-        return Ok(Err(StoreError::Stale));
-    }
-    if let Some(covers) = e.snapshot_covers {
-        let covers_i = covers as i64;
-        let older: Option<i64> = tx
-            .query_opt(&stmts.older_snapshot, &[&doc, &covers_i])
-            .await?
-            .map(|r| r.get(0));
-        let replaced = tx
-            .execute(&stmts.put_snapshot, &[&doc, &covers_i, &e.bytes])
-            .await?;
-        let freed: i64 = tx
-            .query_one(&stmts.covered_bytes, &[&doc, &covers_i])
-            .await?
-            .get(0);
-        // The snapshot holds every change it covers: keep their ids (so a
-        // retried upload is still recognised) but not their bytes.
-        tx.execute(&stmts.prune_covered, &[&doc, &covers_i]).await?;
-        return Ok(Ok(snapshot_written(
-            covers,
-            replaced == 1,
-            e.bytes.len(),
-            older,
-            freed,
-        )));
-    }
-    if tx.query_opt(&stmts.is_disposed, &[&doc]).await?.is_some() {
-        return Ok(Err(StoreError::Disposed));
-    }
-    let id = &e.id.0[..];
-    if let Some(row) = tx
-        .query_opt(&stmts.insert_envelope, &[&doc, &id, &e.bytes])
-        .await?
-    {
-        return Ok(Ok(Written {
-            seq: row.get::<_, i64>(0) as u64,
-            added: e.bytes.len() as i64,
-        }));
-    }
-    let row = tx.query_one(&stmts.stored_envelope, &[&doc, &id]).await?;
-    Ok(repeated(row.get(0), row.get::<_, &[u8]>(1), &e.bytes))
+    // The snapshot holds every change it covers: keep their ids (so a
+    // retried upload is still recognised) but not their bytes.
+    tx.execute(&stmts.prune_covered, &[&doc, &covers_i]).await?;
+    Ok(snapshot_written(
+        covers,
+        replaced == 1,
+        e.bytes.len(),
+        older,
+        freed,
+    ))
 }

@@ -8,8 +8,8 @@ use rusqlite::{Connection, OptionalExtension, params};
 use tokio::sync::mpsc;
 
 use crate::storage::{
-    Fence, MAX_GROUP, NewEnvelope, Queued, StoreError, WriteJob, WriteResult, Written, all_failed,
-    repeated, snapshot_written,
+    Fence, Known, MAX_GROUP, NewEnvelope, Queued, StoreError, WriteJob, WriteResult, Written,
+    all_failed, repeated, snapshot_written,
 };
 
 pub(super) fn writer_loop(mut conn: Connection, mut rx: mpsc::UnboundedReceiver<Queued>) {
@@ -79,8 +79,9 @@ fn commit_batch(conn: &mut Connection, batch: &[Queued]) -> Vec<WriteResult> {
     let mut attempt = || -> Result<Vec<WriteResult>, rusqlite::Error> {
         let mut tx = conn.transaction()?;
         let mut out = Vec::with_capacity(batch.len());
+        let mut known = Known::default();
         for (job, _) in batch {
-            out.push(run_job(&mut tx, job)?);
+            out.push(run_job(&mut tx, &mut known, job)?);
         }
         tx.commit()?;
         Ok(out)
@@ -97,8 +98,10 @@ fn commit_batch(conn: &mut Connection, batch: &[Queued]) -> Vec<WriteResult> {
 
 fn run_job(
     tx: &mut rusqlite::Transaction<'_>,
+    known: &mut Known,
     job: &WriteJob,
 ) -> Result<WriteResult, rusqlite::Error> {
+    known.forget(job);
     match job {
         WriteJob::Account {
             account,
@@ -141,7 +144,7 @@ fn run_job(
         WriteJob::Envelopes(envs) => {
             let mut out = Vec::with_capacity(envs.len());
             for e in envs.iter() {
-                out.push(insert_envelope(tx, e)?);
+                out.push(insert_envelope(tx, known, e)?);
             }
             Ok(out)
         }
@@ -213,22 +216,44 @@ fn dispose(
 /// Whether the logs an envelope was checked against are as long as its
 /// fence says (one node never fails this; it is the same check as
 /// PostgreSQL's, where several nodes write).
-fn fence_holds(tx: &rusqlite::Transaction<'_>, f: &Fence, doc: &[u8]) -> rusqlite::Result<bool> {
-    let access: i64 = tx
-        .prepare_cached("SELECT COALESCE(MAX(seq) + 1, 0) FROM access_entries WHERE doc = ?1")?
-        .query_row([doc], |r| r.get(0))?;
-    let account: i64 = tx
-        .prepare_cached("SELECT COALESCE(MAX(seq) + 1, 0) FROM account_entries WHERE account = ?1")?
-        .query_row([&f.account.0[..]], |r| r.get(0))?;
+fn fence_holds(
+    tx: &rusqlite::Transaction<'_>,
+    known: &mut Known,
+    e: &NewEnvelope,
+) -> rusqlite::Result<bool> {
+    let f: &Fence = &e.fence;
+    let access = match known.access_len.get(&e.doc) {
+        Some(n) => *n,
+        None => {
+            let n: i64 = tx
+                .prepare_cached(
+                    "SELECT COALESCE(MAX(seq) + 1, 0) FROM access_entries WHERE doc = ?1",
+                )?
+                .query_row([&e.doc.0[..]], |r| r.get(0))?;
+            *known.access_len.entry(e.doc).or_insert(n)
+        }
+    };
+    let account = match known.account_len.get(&f.account) {
+        Some(n) => *n,
+        None => {
+            let n: i64 = tx
+                .prepare_cached(
+                    "SELECT COALESCE(MAX(seq) + 1, 0) FROM account_entries WHERE account = ?1",
+                )?
+                .query_row([&f.account.0[..]], |r| r.get(0))?;
+            *known.account_len.entry(f.account).or_insert(n)
+        }
+    };
     Ok(access as u64 == f.access_len && account as u64 == f.account_len)
 }
 
 fn insert_envelope(
     tx: &mut rusqlite::Transaction<'_>,
+    known: &mut Known,
     e: &NewEnvelope,
 ) -> Result<Result<Written, StoreError>, rusqlite::Error> {
     let doc = &e.doc.0[..];
-    if !fence_holds(tx, &e.fence, doc)? {
+    if !fence_holds(tx, known, e)? {
         return Ok(Err(StoreError::Stale));
     }
     if let Some(covers) = e.snapshot_covers {
@@ -263,11 +288,18 @@ fn insert_envelope(
             freed,
         )));
     }
-    let disposed: Option<i64> = tx
-        .prepare_cached("SELECT 1 FROM disposed WHERE doc = ?1")?
-        .query_row([doc], |r| r.get(0))
-        .optional()?;
-    if disposed.is_some() {
+    let disposed = match known.disposed.get(&e.doc) {
+        Some(d) => *d,
+        None => {
+            let d = tx
+                .prepare_cached("SELECT 1 FROM disposed WHERE doc = ?1")?
+                .query_row([doc], |r| r.get::<_, i64>(0))
+                .optional()?
+                .is_some();
+            *known.disposed.entry(e.doc).or_insert(d)
+        }
+    };
+    if disposed {
         return Ok(Err(StoreError::Disposed));
     }
     let inserted = tx

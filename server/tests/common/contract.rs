@@ -439,10 +439,16 @@ pub async fn a_mailbox_slot_takes_one_message(s: &impl Storage) {
     s.mailbox_put([1; 16], 0, b"a".to_vec()).await.unwrap();
     let again = s.mailbox_put([1; 16], 0, b"b".to_vec()).await;
     assert!(matches!(again, Err(MailboxError::Taken)), "{again:?}");
-    assert_eq!(s.mailbox_take([1; 16], 0).await.unwrap(), Some(b"a".to_vec()));
+    assert_eq!(
+        s.mailbox_take([1; 16], 0).await.unwrap(),
+        Some(b"a".to_vec())
+    );
     assert_eq!(s.mailbox_take([1; 16], 0).await.unwrap(), None);
     let after = s.mailbox_put([1; 16], 0, b"c".to_vec()).await;
-    assert!(matches!(after, Err(MailboxError::Taken)), "one message ever");
+    assert!(
+        matches!(after, Err(MailboxError::Taken)),
+        "one message ever"
+    );
     // A waiter is woken by the put it waits for.
     let (got, ()) = tokio::join!(
         mailbox::take(s, [2; 16], 1, Duration::from_secs(20)),

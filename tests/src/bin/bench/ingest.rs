@@ -85,21 +85,24 @@ impl Uploader {
     }
 }
 
-/// 2: 50 devices upload concurrently.
+/// 2: 50 devices upload concurrently, spread over the relay's nodes;
+/// the CPU per envelope is all nodes' together.
 pub(crate) async fn ingest(
-    relay: &RelayProc,
+    nodes: &[&RelayProc],
     devices: usize,
     per_device: usize,
     batch: usize,
 ) -> Result<(f64, f64, usize, Vec<Vec<u8>>)> {
     let mut ups = Vec::new();
-    for _ in 0..devices {
-        ups.push(uploader(&relay.addr, relay.fp).await?);
+    for i in 0..devices {
+        let node = nodes[i % nodes.len()];
+        ups.push(uploader(&node.addr, node.fp).await?);
     }
+    let cpu = || -> Result<f64> { nodes.iter().map(|n| n.cpu()).sum() };
     let sealed: Vec<Vec<Vec<u8>>> = ups.iter().map(|u| u.seal(per_device)).collect();
     let size = sealed[0][0].len();
     let sample: Vec<Vec<u8>> = sealed.iter().flatten().cloned().collect();
-    let cpu0 = relay.cpu()?;
+    let cpu0 = cpu()?;
     let t0 = Instant::now();
     let mut tasks = Vec::new();
     for (u, envs) in ups.into_iter().zip(sealed) {
@@ -128,7 +131,7 @@ pub(crate) async fn ingest(
         acked += t.await??;
     }
     let secs = t0.elapsed().as_secs_f64();
-    let cpu = relay.cpu()? - cpu0;
+    let cpu = cpu()? - cpu0;
     if acked != devices * per_device {
         bail!("only {acked} of {} acknowledged", devices * per_device);
     }

@@ -1,7 +1,7 @@
 //! The casebook benchmark: a relay in its own process on loopback, clients
 //! in this one, and a table of what was measured.
 //!
-//! `cargo run --release -p casebook-tests --bin bench [-- --cases N --quick --export-only --backup-only --latency-only]`
+//! `cargo run --release -p casebook-tests --bin bench [-- --cases N --quick --export-only --backup-only --latency-only --postgres --postgres-only]`
 //!
 //! 1. edit-to-visible latency: one device edits and syncs, the other runs
 //!    `watch` and sees the change;
@@ -12,7 +12,10 @@
 //!    its own process so its peak memory is its own;
 //! 4. bytes the relay stores over the plaintext bytes of those notes;
 //! 5. exporting a case of 100 notes to PDF and to FHIR;
-//! 6. backing up and restoring a home of N cases.
+//! 6. backing up and restoring a home of N cases;
+//! 7. with `--postgres` (or `--postgres-only`): the ingest on a relay over
+//!    PostgreSQL, on one node and on two, beside PostgreSQL's own rate for
+//!    the same rows (a server this benchmark starts itself).
 
 use std::io::{BufRead, BufReader, Write};
 use std::path::Path;
@@ -27,6 +30,7 @@ mod backup;
 mod export;
 mod ingest;
 mod latency;
+mod postgres;
 
 use ingest::{ingest, raw_sqlite};
 use latency::latency;
@@ -42,12 +46,22 @@ struct RelayProc {
 
 impl RelayProc {
     fn start(data: &Path) -> Result<RelayProc> {
-        let mut child = Command::new(std::env::current_exe()?)
-            .arg("__relay")
-            .arg(data)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .spawn()?;
+        Self::start_on(data, None, None)
+    }
+
+    /// A relay over the PostgreSQL database `store` (or SQLite in `data`),
+    /// with the certificate in `cert_from`'s data folder if given (another
+    /// node of the same relay).
+    fn start_on(data: &Path, store: Option<&str>, cert_from: Option<&Path>) -> Result<RelayProc> {
+        let mut cmd = Command::new(std::env::current_exe()?);
+        cmd.arg("__relay").arg(data);
+        if let Some(url) = store {
+            cmd.arg(url);
+            if let Some(dir) = cert_from {
+                cmd.arg(dir);
+            }
+        }
+        let mut child = cmd.stdin(Stdio::piped()).stdout(Stdio::piped()).spawn()?;
         let mut line = String::new();
         BufReader::new(child.stdout.take().context("relay stdout")?).read_line(&mut line)?;
         let (addr, fp) = line.trim().split_once(' ').context("relay did not start")?;
@@ -101,7 +115,7 @@ fn peak_rss_mb() -> f64 {
         .map_or(0.0, |kb| kb / 1024.0)
 }
 
-fn relay_child(data: &str) -> Result<()> {
+fn relay_child(data: &str, store: Option<&String>, cert_from: Option<&String>) -> Result<()> {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -110,6 +124,11 @@ fn relay_child(data: &str) -> Result<()> {
         // The benchmark uploads far faster than a person; no rate limit.
         let mut config = casebook_relay::Config::new("127.0.0.1:0".parse()?, data);
         config.limits.uploads_per_second = u32::MAX;
+        config.store = store.cloned();
+        config.cert = cert_from.map(|d| {
+            let d = Path::new(d);
+            (d.join("relay-cert.der"), d.join("relay-key.der"))
+        });
         let h = casebook_relay::start(config).await?;
         println!("{} {}", h.addr, hex::encode(h.fingerprint));
         std::io::stdout().flush()?;
@@ -432,7 +451,7 @@ fn relay_bytes(data: &Path) -> Result<(u64, u64)> {
 fn main() -> Result<()> {
     let args: Vec<String> = std::env::args().collect();
     match args.get(1).map(String::as_str) {
-        Some("__relay") => return relay_child(&args[2]),
+        Some("__relay") => return relay_child(&args[2], args.get(3), args.get(4)),
         Some("__first-sync") => return first_sync_child(&args[2], &args[3], &args[4], &args[5]),
         _ => {}
     }
@@ -449,9 +468,21 @@ fn main() -> Result<()> {
     let tmp = tempfile::tempdir()?;
     let mut rows: Vec<(String, String, String)> = Vec::new();
 
-    // `--latency-only`: edit to visible alone, for working on it.
+    if args.iter().any(|a| a == "--postgres-only") {
+        rows.extend(postgres::ingest_rows(
+            &rt,
+            tmp.path(),
+            if quick { 100 } else { 400 },
+        )?);
+        return print_table(rows);
+    }
+
+    // `--latency-only`: edit to visible alone, for working on it;
+    // `--ingest-only`: the relay's ingest alone (with `--postgres`, on
+    // both backends).
     let latency_only = args.iter().any(|a| a == "--latency-only");
-    if !latency_only {
+    let ingest_only = args.iter().any(|a| a == "--ingest-only");
+    if !latency_only && !ingest_only {
         eprintln!("== export");
         let (pdf, fhir, read, size) = export::export(tmp.path(), 100)?;
         rows.push((
@@ -486,39 +517,24 @@ fn main() -> Result<()> {
         }
     }
 
-    eprintln!("== latency");
-    let data = tmp.path().join("relay-latency");
-    let relay = RelayProc::start(&data)?;
-    let l = rt.block_on(latency(&relay.addr, relay.fp, if quick { 50 } else { 300 }))?;
-    relay.stop()?;
-    rows.extend(l.rows());
-
-    if latency_only {
-        return print_table(rows);
+    if !ingest_only {
+        eprintln!("== latency");
+        let data = tmp.path().join("relay-latency");
+        let relay = RelayProc::start(&data)?;
+        let l = rt.block_on(latency(&relay.addr, relay.fp, if quick { 50 } else { 300 }))?;
+        relay.stop()?;
+        rows.extend(l.rows());
+        if latency_only {
+            return print_table(rows);
+        }
+        rows.extend(sharing_rows(&rt, tmp.path(), quick)?);
     }
-
-    eprintln!("== sharing");
-    let data = tmp.path().join("relay-sharing");
-    let relay = RelayProc::start(&data)?;
-    let (sp50, sp99, revoke) =
-        rt.block_on(sharing(&relay.addr, relay.fp, if quick { 10 } else { 40 }))?;
-    relay.stop()?;
-    rows.push((
-        "share to the colleague's case show, p50 / p99".into(),
-        format!("{sp50:.1} / {sp99:.1} ms"),
-        "p50 ≤ 200 ms".into(),
-    ));
-    rows.push((
-        "revoke a case shared with 20 members (one rotation, 19 key envelopes)".into(),
-        format!("{revoke:.1} ms"),
-        "≤ 100 ms".into(),
-    ));
 
     eprintln!("== ingest");
     let data = tmp.path().join("relay-ingest");
     let relay = RelayProc::start(&data)?;
     let per = if quick { 100 } else { 400 };
-    let (rate, cpu_us, size, blobs) = rt.block_on(ingest(&relay, 50, per, 32))?;
+    let (rate, cpu_us, size, blobs) = rt.block_on(ingest(&[&relay], 50, per, 32))?;
     relay.stop()?;
     rows.push((
         format!("ingest, 50 devices, {size}-byte envelopes"),
@@ -531,6 +547,12 @@ fn main() -> Result<()> {
         format!("{raw:.0} /s"),
         "the limit".into(),
     ));
+    if args.iter().any(|a| a == "--postgres") {
+        rows.extend(postgres::ingest_rows(&rt, tmp.path(), per)?);
+    }
+    if ingest_only {
+        return print_table(rows);
+    }
 
     eprintln!("== first sync of {cases} cases");
     let data = tmp.path().join("relay-big");
@@ -575,6 +597,31 @@ fn main() -> Result<()> {
     ));
 
     print_table(rows)
+}
+
+/// The sharing rows: share to visible, and revoking a case of 20 members.
+fn sharing_rows(
+    rt: &tokio::runtime::Runtime,
+    tmp: &Path,
+    quick: bool,
+) -> Result<Vec<(String, String, String)>> {
+    eprintln!("== sharing");
+    let relay = RelayProc::start(&tmp.join("relay-sharing"))?;
+    let (sp50, sp99, revoke) =
+        rt.block_on(sharing(&relay.addr, relay.fp, if quick { 10 } else { 40 }))?;
+    relay.stop()?;
+    Ok(vec![
+        (
+            "share to the colleague's case show, p50 / p99".into(),
+            format!("{sp50:.1} / {sp99:.1} ms"),
+            "p50 ≤ 200 ms".into(),
+        ),
+        (
+            "revoke a case shared with 20 members (one rotation, 19 key envelopes)".into(),
+            format!("{revoke:.1} ms"),
+            "≤ 100 ms".into(),
+        ),
+    ])
 }
 
 fn print_table(rows: Vec<(String, String, String)>) -> Result<()> {
