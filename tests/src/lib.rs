@@ -5,6 +5,7 @@ pub mod hostile_relay;
 pub mod rogue;
 pub mod sim;
 pub mod udp_proxy;
+pub mod uploader;
 
 use std::path::Path;
 use std::time::Duration;

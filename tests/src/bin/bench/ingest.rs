@@ -5,85 +5,10 @@ use std::path::Path;
 use std::time::Instant;
 
 use anyhow::{Result, bail};
-use casebook::net::Relay;
-use casebook_shared::access::{self, DocEntry, DocOp};
-use casebook_shared::account::{self, AccountState};
-use casebook_shared::crypto::{DeviceSigner, DhSecret, SecretKey, random_bytes};
-use casebook_shared::envelope::{Envelope, Header, Kind};
 use casebook_shared::frames::{Request, Response};
-use casebook_shared::ids::{DocId, EnvelopeId};
-use casebook_shared::signed::Signed;
+use casebook_tests::uploader::uploader;
 
 use super::RelayProc;
-
-/// A device of its own account with one document, ready to upload.
-struct Uploader {
-    relay: Relay,
-    signer: DeviceSigner,
-    account: casebook_shared::ids::AccountId,
-    doc: DocId,
-    key: SecretKey,
-}
-
-async fn uploader(addr: &str, fp: [u8; 32]) -> Result<Uploader> {
-    let relay = Relay::connect(addr, fp).await?;
-    let signer = DeviceSigner::generate();
-    let dh = DhSecret::generate();
-    let (genesis, _) = account::genesis(&signer, &dh, 0);
-    let state = AccountState::from_genesis(&genesis)?;
-    relay
-        .request(&Request::CreateAccount {
-            entries: vec![genesis],
-        })
-        .await?;
-    relay.authenticate(&signer, Some(state.id)).await?;
-    let doc = DocId::random();
-    let key = SecretKey::random();
-    let entry = DocEntry {
-        doc,
-        seq: 0,
-        prev: None,
-        at: 0,
-        account: state.id,
-        account_len: state.len,
-        op: DocOp::Genesis {
-            key: access::key_envelope(&doc, 0, &key, &state)?,
-        },
-    };
-    relay
-        .request(&Request::AppendAccess {
-            doc,
-            entries: vec![Signed::sign(&signer, access::SIG_LABEL, &entry)],
-        })
-        .await?;
-    Ok(Uploader {
-        relay,
-        signer,
-        account: state.id,
-        doc,
-        key,
-    })
-}
-
-impl Uploader {
-    fn seal(&self, n: usize) -> Vec<Vec<u8>> {
-        (0..n)
-            .map(|_| {
-                let header = Header {
-                    kind: Kind::Change,
-                    doc: self.doc,
-                    epoch: 0,
-                    account: self.account,
-                    author: self.signer.device_id(),
-                    id: EnvelopeId(random_bytes()),
-                    covers: 0,
-                };
-                let body: [u8; 32] = random_bytes();
-                Envelope::seal(header, &self.key, &self.signer, &body.repeat(25)).into_bytes()
-            })
-            .collect()
-    }
-}
 
 /// 2: 50 devices upload concurrently, spread over the relay's nodes;
 /// the CPU per envelope is all nodes' together.
