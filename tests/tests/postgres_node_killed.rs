@@ -67,8 +67,11 @@ impl Drop for Node {
     }
 }
 
+/// An envelope as the relay numbered it.
+type Stored = (u64, Vec<u8>);
+
 /// Every envelope of `doc` the relay serves, by sequence number.
-async fn everything(relay: &Relay, doc: casebook_shared::ids::DocId) -> Vec<(u64, Vec<u8>)> {
+async fn everything(relay: &Relay, doc: casebook_shared::ids::DocId) -> Vec<Stored> {
     let mut out = Vec::new();
     let mut since = 0;
     loop {
@@ -107,7 +110,7 @@ async fn a_node_killed_mid_upload_loses_nothing_it_acknowledged() {
     // A device on node A streams uploads; what node A acknowledges is kept.
     let up = uploader(&a.addr, a.fp).await.unwrap();
     let sealed = up.seal(2_000);
-    let acked: Arc<Mutex<Vec<(u64, Vec<u8>)>>> = Arc::default();
+    let acked: Arc<Mutex<Vec<Stored>>> = Arc::default();
     let streaming = {
         let acked = acked.clone();
         tokio::spawn(async move {
