@@ -213,3 +213,77 @@ async fn two_nodes_over_one_database_act_as_one_relay() {
     b.stop().await;
     a.stop().await;
 }
+
+/// The store's fence at work, one request at a time: a colleague's
+/// connection to node B was let in while they were a member; the owner
+/// then removes them through node A, which B does not hear. B's memory
+/// still says "member" when the colleague's next upload comes; the store
+/// finds the access log longer than B checked, B reads it again, and
+/// refuses the upload. Nothing of it is kept.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_upload_checked_against_an_old_access_log_is_refused_at_the_store() {
+    use casebook_shared::access::DocOp;
+    use casebook_shared::frames::{ErrorCode, Request, Response};
+    use casebook_tests::uploader::uploader;
+
+    let Some((_server, url)) = database().await else {
+        return;
+    };
+    let a = TestRelay::start_on_postgres(&url).await;
+    let b = a.another_node(&url, false).await;
+    let fp = a.handle.fingerprint;
+    let mut owner = uploader(&a.addr(), fp).await.unwrap();
+    let colleague = uploader(&b.addr(), fp).await.unwrap();
+    let colleague_state = colleague.state.clone();
+    let added = owner.add_writer(&colleague_state).await.unwrap();
+    assert!(matches!(added, Response::Ok), "{added:?}");
+
+    // Node B learns of the share when the colleague authenticates again.
+    colleague
+        .relay
+        .authenticate(&colleague.signer, Some(colleague.account))
+        .await
+        .unwrap();
+    let (doc, key) = (owner.doc, owner.key.clone());
+    let upload = |n| Request::Upload {
+        envelopes: colleague.seal_into(doc, &key, n),
+    };
+    let first = colleague.relay.request(&upload(1)).await.unwrap();
+    assert!(
+        matches!(&first, Response::Uploaded { results } if results.iter().all(Result::is_ok)),
+        "{first:?}"
+    );
+
+    let removed = owner
+        .change_access(
+            DocOp::RemoveMember {
+                member: colleague.account,
+            },
+            &[&colleague_state],
+        )
+        .await
+        .unwrap();
+    assert!(matches!(removed, Response::Ok), "{removed:?}");
+    let late = colleague.relay.request(&upload(3)).await.unwrap();
+    let Response::Uploaded { results } = &late else {
+        panic!("{late:?}")
+    };
+    assert!(
+        results.iter().all(|r| *r == Err(ErrorCode::Forbidden)),
+        "node B stored an upload from a removed member: {late:?}"
+    );
+    let Response::Changes { items, .. } = owner
+        .relay
+        .request(&Request::Fetch {
+            docs: vec![(owner.doc, 0)],
+            max_bytes: 1 << 20,
+        })
+        .await
+        .unwrap()
+    else {
+        panic!("the owner fetches")
+    };
+    assert_eq!(items.len(), 1, "only the upload made while a member");
+    b.stop().await;
+    a.stop().await;
+}
