@@ -38,6 +38,9 @@ pub struct Config {
     /// A PostgreSQL database (`postgres://…`) to keep the data in instead
     /// of SQLite in `data`; made ready by `casebook-relay migrate`.
     pub store: Option<String>,
+    /// The PEM certificate of the authority that signed the database
+    /// server's certificate: with it, the connection to `store` is TLS.
+    pub store_ca: Option<PathBuf>,
     /// Whether to follow what other relay nodes over the same store write
     /// (always, but in tests that prove the store's fences alone keep a
     /// node that heard nothing from accepting what it should not).
@@ -57,6 +60,7 @@ impl Config {
             listen,
             data: data.into(),
             store: None,
+            store_ca: None,
             follow: true,
             cert: None,
             admin: None,
@@ -131,7 +135,9 @@ pub async fn start(config: Config) -> Result<Handle, StartError> {
     };
     let fingerprint = identity.fingerprint();
     let store = Arc::new(match &config.store {
-        Some(url) => any_store::AnyStore::Postgres(postgres::PgStore::open(url).await?),
+        Some(url) => any_store::AnyStore::Postgres(
+            postgres::PgStore::open(url, config.store_ca.as_deref()).await?,
+        ),
         None => {
             let db = data.db();
             any_store::AnyStore::Sqlite(

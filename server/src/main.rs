@@ -51,6 +51,15 @@ enum Command {
         /// environment, not on the command line, if it holds a password.
         #[arg(long, env = "CASEBOOK_RELAY_STORE", value_name = "POSTGRES_URL")]
         store: Option<String>,
+        /// Reach the database over TLS, trusting this PEM certificate (the
+        /// authority that signed the database server's certificate).
+        #[arg(
+            long,
+            requires = "store",
+            env = "CASEBOOK_RELAY_STORE_CA",
+            value_name = "PEM_FILE"
+        )]
+        store_ca: Option<PathBuf>,
         /// A DER certificate to use instead of the self-signed one (with --key).
         #[arg(long, requires = "key", env = "CASEBOOK_RELAY_CERT")]
         cert: Option<PathBuf>,
@@ -70,6 +79,9 @@ enum Command {
         /// The database, as for `serve --store`.
         #[arg(long, env = "CASEBOOK_RELAY_STORE", value_name = "POSTGRES_URL")]
         store: String,
+        /// As for `serve --store-ca`.
+        #[arg(long, env = "CASEBOOK_RELAY_STORE_CA", value_name = "PEM_FILE")]
+        store_ca: Option<PathBuf>,
     },
     /// Prints the fingerprint clients pin.
     Fingerprint {
@@ -169,8 +181,8 @@ async fn main() -> anyhow::Result<()> {
             let (summary, data) = summary.context("restoring the relay")?;
             println!("restored into {}: {summary}", data.display());
         }
-        Command::Migrate { store } => {
-            let m = casebook_relay::postgres::migrate(&store)
+        Command::Migrate { store, store_ca } => {
+            let m = casebook_relay::postgres::migrate(&store, store_ca.as_deref())
                 .await
                 .context("migrating the relay's database")?;
             if m.from == m.to {
@@ -186,6 +198,7 @@ async fn main() -> anyhow::Result<()> {
             listen,
             data,
             store,
+            store_ca,
             cert,
             key,
             admin,
@@ -197,6 +210,7 @@ async fn main() -> anyhow::Result<()> {
                 listen,
                 data,
                 store,
+                store_ca,
                 follow: true,
                 cert: cert.zip(key),
                 admin,

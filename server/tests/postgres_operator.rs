@@ -110,3 +110,78 @@ async fn migrate_then_serve_and_refuse_what_is_not_ours() {
         stderr(&bad)
     );
 }
+
+/// A database server that takes TCP clients over TLS only: the relay
+/// reaches it with the authority's certificate (`--store-ca`), verifying
+/// the server; without it, or trusting another authority, it cannot; an
+/// address that asks for TLS without saying whom to trust is refused with
+/// a message that says what to give.
+#[tokio::test]
+async fn the_database_over_tls() {
+    use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair};
+    let ca_key = KeyPair::generate().unwrap();
+    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let ca_cert = ca_params.self_signed(&ca_key).unwrap();
+    let issuer = Issuer::new(ca_params, ca_key);
+    let server_key = KeyPair::generate().unwrap();
+    let server_cert = CertificateParams::new(vec!["127.0.0.1".to_string()])
+        .unwrap()
+        .signed_by(&server_key, &issuer)
+        .unwrap();
+    let Some(server) = pg::TestPostgres::start_tls(&server_cert.pem(), &server_key.serialize_pem())
+    else {
+        return;
+    };
+    server.create_db("relay").await;
+    let files = tempfile::tempdir().unwrap();
+    let ca = files.path().join("ca.pem");
+    std::fs::write(&ca, ca_cert.pem()).unwrap();
+    let stranger = files.path().join("stranger.pem");
+    let other = rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_string()]).unwrap();
+    std::fs::write(&stranger, other.cert.pem()).unwrap();
+    let url = server.url("relay");
+    let ca_arg = ca.to_str().unwrap();
+
+    let plain = run(&["migrate", "--store", &url]);
+    assert!(
+        !plain.status.success(),
+        "a TLS-only server took a plain connection"
+    );
+    let wants_tls = run(&["migrate", "--store", &format!("{url}?sslmode=require")]);
+    assert!(!wants_tls.status.success());
+    assert!(
+        stderr(&wants_tls).contains("--store-ca"),
+        "{}",
+        stderr(&wants_tls)
+    );
+    let wrong = run(&[
+        "migrate",
+        "--store",
+        &url,
+        "--store-ca",
+        stranger.to_str().unwrap(),
+    ]);
+    assert!(
+        !wrong.status.success(),
+        "a server the given authority did not sign was trusted"
+    );
+    let not_pem = run(&["migrate", "--store", &url, "--store-ca", BIN]);
+    assert!(!not_pem.status.success());
+    assert!(
+        stderr(&not_pem).contains("--store-ca"),
+        "{}",
+        stderr(&not_pem)
+    );
+
+    let made = run(&["migrate", "--store", &url, "--store-ca", ca_arg]);
+    assert!(made.status.success(), "{}", stderr(&made));
+    let data = tempfile::tempdir().unwrap();
+    let mut cmd = std::process::Command::new(BIN);
+    cmd.args(["serve", "--listen", "127.0.0.1:0", "--data"])
+        .arg(data.path())
+        .args(["--store", &url, "--store-ca", ca_arg]);
+    let relay = RelayProcess::spawn(&mut cmd);
+    let out = relay.stop();
+    assert!(out.status.success(), "{}", stderr(&out));
+}

@@ -89,8 +89,8 @@ mod postgres {
     async fn fresh() -> Option<(TestPostgres, PgStore)> {
         let server = TestPostgres::start()?;
         let url = server.create_db("relay").await;
-        migrate(&url).await.expect("migrate");
-        let store = PgStore::open(&url).await.expect("open");
+        migrate(&url, None).await.expect("migrate");
+        let store = PgStore::open(&url, None).await.expect("open");
         Some((server, store))
     }
 
@@ -139,7 +139,9 @@ mod postgres {
             s.close().await;
             drop(s);
             server.crash_and_restart();
-            PgStore::open(&url).await.expect("open after the crash")
+            PgStore::open(&url, None)
+                .await
+                .expect("open after the crash")
         })
         .await;
     }
@@ -183,7 +185,7 @@ mod postgres {
         let Some((pg, a)) = fresh().await else {
             return;
         };
-        let b = PgStore::open(&pg.url("relay"))
+        let b = PgStore::open(&pg.url("relay"), None)
             .await
             .expect("a second node");
         let (got, ()) = tokio::join!(

@@ -101,7 +101,7 @@ async fn a_node_killed_mid_upload_loses_nothing_it_acknowledged() {
         return;
     };
     let url = server.create_db("relay").await;
-    casebook_relay::postgres::migrate(&url).await.unwrap();
+    casebook_relay::postgres::migrate(&url, None).await.unwrap();
     let dirs: Vec<_> = (0..2).map(|_| tempfile::tempdir().unwrap()).collect();
     let a = Node::start(dirs[0].path(), &url, None);
     let b = Node::start(dirs[1].path(), &url, Some(dirs[0].path()));

@@ -14,7 +14,7 @@ async fn a_practice_syncs_through_a_relay_on_postgresql() {
         return;
     };
     let url = server.create_db("relay").await;
-    casebook_relay::postgres::migrate(&url)
+    casebook_relay::postgres::migrate(&url, None)
         .await
         .expect("migrate");
     let relay = TestRelay::start_on_postgres(&url).await;
@@ -81,7 +81,7 @@ async fn a_practice_syncs_through_a_relay_on_postgresql() {
 async fn database() -> Option<(pg::TestPostgres, String)> {
     let server = pg::TestPostgres::start()?;
     let url = server.create_db("relay").await;
-    casebook_relay::postgres::migrate(&url)
+    casebook_relay::postgres::migrate(&url, None)
         .await
         .expect("migrate");
     Some((server, url))

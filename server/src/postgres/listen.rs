@@ -63,7 +63,7 @@ impl Announce {
 /// `LISTEN` is in place (or the first attempt failed), so a relay that
 /// loads its state after it misses nothing written meanwhile.
 pub async fn run(
-    config: tokio_postgres::Config,
+    db: super::Db,
     node: u64,
     events: broadcast::Sender<StoreEvent>,
     mailbox: Arc<Notify>,
@@ -72,7 +72,7 @@ pub async fn run(
     let mut ready = Some(ready);
     let mut wait = Duration::from_millis(100);
     loop {
-        match listen_once(&config, node, &events, &mailbox, &mut ready).await {
+        match listen_once(&db, node, &events, &mailbox, &mut ready).await {
             Ok(()) => wait = Duration::from_millis(100),
             Err(e) => {
                 if let Some(r) = ready.take() {
@@ -90,13 +90,13 @@ pub async fn run(
 /// One connection's life: `LISTEN`, then pass on every notice of another
 /// node until the connection ends.
 async fn listen_once(
-    config: &tokio_postgres::Config,
+    db: &super::Db,
     node: u64,
     events: &broadcast::Sender<StoreEvent>,
     mailbox: &Notify,
     ready: &mut Option<oneshot::Sender<Result<(), tokio_postgres::Error>>>,
 ) -> Result<(), tokio_postgres::Error> {
-    let (client, mut connection) = config.connect(tokio_postgres::NoTls).await?;
+    let (client, mut connection) = db.config.connect(db.tls.clone()).await?;
     let (tx, mut rx) = mpsc::unbounded_channel();
     let driver = tokio::spawn(async move {
         while let Some(m) = std::future::poll_fn(|cx| connection.poll_message(cx)).await {

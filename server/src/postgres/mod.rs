@@ -4,14 +4,17 @@
 //! ([`write`]), the schema made and upgraded only by `casebook-relay
 //! migrate` ([`schema`]).
 //!
-//! The connection goes without TLS: run the database on the same machine
-//! or a private network, or reach it over a Unix socket
-//! (`postgres://user@%2Frun%2Fpostgresql/db`).
+//! The connection is TLS when the relay is given the database's certificate
+//! authority ([`db`]); otherwise plain, for a database on the same machine
+//! (a Unix socket: `postgres://user@%2Frun%2Fpostgresql/db`) or a private
+//! network.
 
+mod db;
 mod listen;
 pub mod schema;
 mod write;
 
+use std::path::Path;
 use std::sync::{Arc, Mutex};
 
 use casebook_shared::codec;
@@ -25,6 +28,7 @@ use crate::mailbox::{self, MailboxError};
 use crate::storage::{
     DocRecord, Jobs, Loaded, LogChange, Storage, StoreError, StoreEvent, WriteJob, WriteResult,
 };
+pub use db::Db;
 pub use schema::Migrated;
 use write::Writer;
 
@@ -47,31 +51,19 @@ pub struct PgStore {
     node: u64,
 }
 
-fn parse(url: &str) -> Result<tokio_postgres::Config, StoreError> {
-    url.parse::<tokio_postgres::Config>()
-        .map_err(|e| StoreError::Schema(format!("not a PostgreSQL address ({e})")))
-}
-
-async fn connect(config: &tokio_postgres::Config) -> Result<tokio_postgres::Client, StoreError> {
-    let (client, connection) = config.connect(tokio_postgres::NoTls).await?;
-    tokio::spawn(async move {
-        let _ = connection.await;
-    });
-    Ok(client)
-}
-
 /// Creates the relay's schema in the database at `url`, or upgrades it.
-pub async fn migrate(url: &str) -> Result<Migrated, StoreError> {
-    let mut client = connect(&parse(url)?).await?;
+pub async fn migrate(url: &str, ca: Option<&Path>) -> Result<Migrated, StoreError> {
+    let mut client = Db::new(url, ca)?.client().await?;
     schema::migrate(&mut client).await
 }
 
 impl PgStore {
-    /// Connects to the database at `url` (a `postgres://` address), checks
-    /// that its schema is this relay's, and starts the writer.
-    pub async fn open(url: &str) -> Result<PgStore, StoreError> {
-        let config = parse(url)?;
-        schema::check(&connect(&config).await?).await?;
+    /// Connects to the database at `url` (a `postgres://` address; over
+    /// TLS verified against `ca` if given), checks that its schema is this
+    /// relay's, and starts the writer.
+    pub async fn open(url: &str, ca: Option<&Path>) -> Result<PgStore, StoreError> {
+        let db = Db::new(url, ca)?;
+        schema::check(&db.client().await?).await?;
         let node = u64::from_be_bytes(casebook_shared::crypto::random_bytes());
         // Listening before anything is read, so nothing written by another
         // node between the read and the first notice is missed.
@@ -79,7 +71,7 @@ impl PgStore {
         let (ready, listening) = oneshot::channel();
         let mailbox = Arc::new(Notify::new());
         let listener = tokio::spawn(listen::run(
-            config.clone(),
+            db.clone(),
             node,
             events.clone(),
             mailbox.clone(),
@@ -90,10 +82,10 @@ impl PgStore {
             Ok(Err(e)) => return Err(e.into()),
             Err(_) => return Err(StoreError::Stopped),
         }
-        let writer = Writer::open(config.clone(), node).await?;
+        let writer = Writer::open(db.clone(), node).await?;
         let manager = Manager::from_config(
-            config,
-            tokio_postgres::NoTls,
+            db.config,
+            db.tls,
             ManagerConfig {
                 recycling_method: RecyclingMethod::Fast,
             },

@@ -117,20 +117,9 @@ impl Statements {
     }
 }
 
-/// Connects the writer's own connection.
-async fn connect(config: &tokio_postgres::Config) -> Result<Client, tokio_postgres::Error> {
-    let (client, connection) = config.connect(tokio_postgres::NoTls).await?;
-    tokio::spawn(async move {
-        if let Err(e) = connection.await {
-            tracing::warn!(error = %e, "the PostgreSQL writer's connection ended");
-        }
-    });
-    Ok(client)
-}
-
 /// The writer's connection, ready to commit.
 pub(super) struct Writer {
-    config: tokio_postgres::Config,
+    db: super::Db,
     client: Client,
     stmts: Statements,
     /// This node's mark on what it announces, so it ignores its own.
@@ -138,14 +127,11 @@ pub(super) struct Writer {
 }
 
 impl Writer {
-    pub(super) async fn open(
-        config: tokio_postgres::Config,
-        node: u64,
-    ) -> Result<Writer, StoreError> {
-        let client = connect(&config).await?;
+    pub(super) async fn open(db: super::Db, node: u64) -> Result<Writer, StoreError> {
+        let client = db.client().await?;
         let stmts = Statements::prepare(&client).await?;
         Ok(Writer {
-            config,
+            db,
             client,
             stmts,
             node,
@@ -186,7 +172,7 @@ impl Writer {
     /// fails and tries again (the relay answers those uploads with an error
     /// the device retries).
     async fn reconnect(&mut self) {
-        match Writer::open(self.config.clone(), self.node).await {
+        match Writer::open(self.db.clone(), self.node).await {
             Ok(w) => {
                 tracing::info!("the PostgreSQL writer reconnected");
                 *self = w;

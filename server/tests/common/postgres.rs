@@ -16,6 +16,8 @@ pub struct TestPostgres {
     dir: tempfile::TempDir,
     pub port: u16,
     as_postgres: bool,
+    /// Server settings beyond the port and socket (TLS).
+    extra: String,
 }
 
 /// The folder holding `initdb` and `pg_ctl`: on the PATH, or Debian's
@@ -55,6 +57,16 @@ impl TestPostgres {
     /// Starts a server, or returns `None` (having said why) where
     /// PostgreSQL is not installed outside CI.
     pub fn start() -> Option<TestPostgres> {
+        Self::start_with(None)
+    }
+
+    /// A server that takes TCP connections only over TLS, with this
+    /// certificate and key (PEM).
+    pub fn start_tls(cert_pem: &str, key_pem: &str) -> Option<TestPostgres> {
+        Self::start_with(Some((cert_pem, key_pem)))
+    }
+
+    fn start_with(tls: Option<(&str, &str)>) -> Option<TestPostgres> {
         let Some(bin) = bin_dir() else {
             if std::env::var("CI").as_deref() == Ok("true") {
                 panic!("PostgreSQL is missing in CI: .ci/run installs postgresql");
@@ -80,6 +92,7 @@ impl TestPostgres {
             dir,
             port: 0,
             as_postgres,
+            extra: String::new(),
         };
         let data = pg.data();
         pg.run(
@@ -96,8 +109,42 @@ impl TestPostgres {
                 "--no-sync",
             ],
         );
+        if let Some((cert, key)) = tls {
+            pg.use_tls(cert, key);
+        }
         pg.start_server();
         Some(pg)
+    }
+
+    /// Writes the certificate and key into the data folder (the key
+    /// private to the server's user, as PostgreSQL demands) and lets TCP
+    /// clients in over TLS only.
+    fn use_tls(&mut self, cert: &str, key: &str) {
+        let data = self.data();
+        std::fs::write(data.join("server.crt"), cert).unwrap();
+        std::fs::write(data.join("server.key"), key).unwrap();
+        let hba = data.join("pg_hba.conf");
+        let rules = std::fs::read_to_string(&hba).unwrap();
+        let ssl_only: String = rules
+            .lines()
+            .map(|l| match l.strip_prefix("host ") {
+                Some(rest) => format!("hostssl {rest}\n"),
+                None => format!("{l}\n"),
+            })
+            .collect();
+        std::fs::write(&hba, ssl_only).unwrap();
+        let mut perms = Command::new("chmod");
+        perms.arg("600").arg(data.join("server.key"));
+        assert!(perms.status().unwrap().success());
+        if self.as_postgres {
+            let status = Command::new("chown")
+                .args(["-R", "postgres:postgres"])
+                .arg(&data)
+                .status()
+                .unwrap();
+            assert!(status.success());
+        }
+        self.extra = "-c ssl=on -c ssl_cert_file=server.crt -c ssl_key_file=server.key".to_string();
     }
 
     fn data(&self) -> PathBuf {
@@ -140,9 +187,10 @@ impl TestPostgres {
                 self.port = free_port();
             }
             let opts = format!(
-                "-p {} -k {} -c listen_addresses=127.0.0.1 -c fsync=on -c synchronous_commit=on",
+                "-p {} -k {} -c listen_addresses=127.0.0.1 -c fsync=on -c synchronous_commit=on {}",
                 self.port,
-                self.dir.path().display()
+                self.dir.path().display(),
+                self.extra
             );
             let data = self.data();
             let log = self.dir.path().join("server.log");
@@ -189,7 +237,13 @@ impl TestPostgres {
 
     /// Makes a new empty database and returns its address.
     pub async fn create_db(&self, db: &str) -> String {
-        let (client, conn) = tokio_postgres::connect(&self.url("postgres"), tokio_postgres::NoTls)
+        // Over the Unix socket, which a TLS-only server still takes plain.
+        let admin = format!(
+            "host={} port={} user=casebook dbname=postgres",
+            self.dir.path().display(),
+            self.port
+        );
+        let (client, conn) = tokio_postgres::connect(&admin, tokio_postgres::NoTls)
             .await
             .expect("connect to the test server");
         tokio::spawn(conn);

@@ -25,7 +25,7 @@ pub(crate) fn ingest_rows(
 
     eprintln!("== ingest on PostgreSQL, one node");
     let url = rt.block_on(server.create_db("one_node"));
-    rt.block_on(casebook_relay::postgres::migrate(&url))?;
+    rt.block_on(casebook_relay::postgres::migrate(&url, None))?;
     let relay = RelayProc::start_on(&tmp.join("pg-one"), Some(&url), None)?;
     let (rate, cpu_us, size, blobs) = rt.block_on(ingest(&[&relay], 50, per, 32))?;
     relay.stop()?;
@@ -37,7 +37,7 @@ pub(crate) fn ingest_rows(
 
     eprintln!("== ingest on PostgreSQL, two nodes");
     let url = rt.block_on(server.create_db("two_nodes"));
-    rt.block_on(casebook_relay::postgres::migrate(&url))?;
+    rt.block_on(casebook_relay::postgres::migrate(&url, None))?;
     let first = tmp.join("pg-a");
     let a = RelayProc::start_on(&first, Some(&url), None)?;
     let b = RelayProc::start_on(&tmp.join("pg-b"), Some(&url), Some(&first))?;
