@@ -47,9 +47,7 @@ pub enum Error {
     ContactExists,
     #[error("{0} is not verified: compare safety numbers with them first")]
     ContactUnverified(String),
-    #[error(
-        "the relay at {0} does not hold this account; `relay set` moves a home to the same relay at a new address or with a new certificate"
-    )]
+    #[error("the relay at {0} does not hold this account")]
     NotThisRelay(String),
     #[error("{0}'s account is not on this relay; nothing was shared")]
     ContactNotOnRelay(String),

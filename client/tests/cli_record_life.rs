@@ -357,6 +357,34 @@ async fn a_record_exports_whole_or_narrowed_audited_and_disclosed() {
         ],
         "cannot be narrowed",
     );
+    // The words of the command line are the CLI's hint, not the library's.
+    fails(
+        &home,
+        &[
+            "export",
+            &case,
+            "--fhir",
+            dir.path().join("y.json").to_str().unwrap(),
+            "--include-private",
+            "--notes",
+            "1",
+        ],
+        "another with --include-private and dates only",
+    );
+    fails(
+        &home,
+        &[
+            "export",
+            &case,
+            "--fhir",
+            dir.path().join("z.json").to_str().unwrap(),
+            "--since",
+            "2026-12-01",
+            "--until",
+            "2026-01-01",
+        ],
+        "give --since a date on or before --until",
+    );
     assert_eq!(exports_audited(&home), 3);
 }
 

@@ -228,7 +228,7 @@ async fn a_home_follows_its_relay_to_a_new_address() {
             "--fingerprint",
             &other_fp,
         ],
-        "does not hold this account",
+        "relay show` shows the ones in use",
     );
     assert!(
         ok(&home, &["relay", "show"]).contains(&old_addr),

@@ -89,6 +89,19 @@ pub fn hint(e: &casebook::Error) -> Option<String> {
         }
         E::Pairing(P::NotACode(_)) => "type the code `casebook device add` printed".into(),
         E::Pairing(P::NoAnswer | P::WrongCode) => "start again with `casebook device add`".into(),
+        E::NotThisRelay(_) => {
+            "`relay set` follows this account's relay to a new address or certificate; check \
+             the address and fingerprint you gave (`casebook relay show` shows the ones in use)"
+                .into()
+        }
+        E::Export(casebook::export::ExportError::SinceAfterUntil { .. }) => {
+            "give --since a date on or before --until".into()
+        }
+        E::Export(casebook::export::ExportError::PrivateNarrowed) => {
+            "run one export with --notes or --sections and without --include-private, and \
+             another with --include-private and dates only"
+                .into()
+        }
         E::Pairing(P::NoDeviceWaiting) => {
             "check the code, and that `casebook device add` is still running".into()
         }

@@ -22,7 +22,7 @@ use crate::{Error, Home, Result};
 /// drawn. Nothing is written or recorded in either case.
 #[derive(Debug, thiserror::Error)]
 pub enum ExportError {
-    #[error("not allowed: --since {since} is after --until {until}")]
+    #[error("not allowed: the first date, {since}, is after the last, {until}")]
     SinceAfterUntil { since: String, until: String },
     #[error(
         "not allowed: no section named {0:?}: name note sections (subjective, plan, risk, ...) or {parts}",
@@ -32,7 +32,7 @@ pub enum ExportError {
     /// Psychotherapy notes go whole or not at all: a narrowed part of them
     /// would read as the whole.
     #[error(
-        "not allowed: psychotherapy notes cannot be narrowed by --notes or --sections: export them apart, with --include-private and dates only, or leave them out"
+        "not allowed: psychotherapy notes cannot be narrowed to some notes or sections: export them apart, whole within dates, or leave them out"
     )]
     PrivateNarrowed,
     /// A disclosure is recorded with who received it, why, and on what consent.
