@@ -214,21 +214,23 @@ async fn two_nodes_over_one_database_act_as_one_relay() {
     a.stop().await;
 }
 
-/// The store's fence at work, one request at a time: a colleague's
-/// connection to node B was let in while they were a member; the owner
-/// then removes them through node A, which B does not hear. B's memory
-/// still says "member" when the colleague's next upload comes; the store
-/// finds the access log longer than B checked, B reads it again, and
-/// refuses the upload. Nothing of it is kept.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_upload_checked_against_an_old_access_log_is_refused_at_the_store() {
+/// Node B let a colleague's connection in while they were a member and
+/// took one upload from it; then the owner removed them through node A,
+/// which node B (following nothing) has not heard.
+struct RemovedBehindB {
+    _server: pg::TestPostgres,
+    a: TestRelay,
+    b: TestRelay,
+    owner: casebook_tests::uploader::Uploader,
+    colleague: casebook_tests::uploader::Uploader,
+}
+
+async fn removed_behind_b() -> Option<RemovedBehindB> {
     use casebook_shared::access::DocOp;
-    use casebook_shared::frames::{ErrorCode, Request, Response};
+    use casebook_shared::frames::Response;
     use casebook_tests::uploader::uploader;
 
-    let Some((_server, url)) = database().await else {
-        return;
-    };
+    let (server, url) = database().await?;
     let a = TestRelay::start_on_postgres(&url).await;
     let b = a.another_node(&url, false).await;
     let fp = a.handle.fingerprint;
@@ -237,23 +239,23 @@ async fn an_upload_checked_against_an_old_access_log_is_refused_at_the_store() {
     let colleague_state = colleague.state.clone();
     let added = owner.add_writer(&colleague_state).await.unwrap();
     assert!(matches!(added, Response::Ok), "{added:?}");
-
     // Node B learns of the share when the colleague authenticates again.
     colleague
         .relay
         .authenticate(&colleague.signer, Some(colleague.account))
         .await
         .unwrap();
-    let (doc, key) = (owner.doc, owner.key.clone());
-    let upload = |n| Request::Upload {
-        envelopes: colleague.seal_into(doc, &key, n),
-    };
-    let first = colleague.relay.request(&upload(1)).await.unwrap();
+    let first = colleague
+        .relay
+        .request(&casebook_shared::frames::Request::Upload {
+            envelopes: colleague.seal_into(owner.doc, &owner.key, 1),
+        })
+        .await
+        .unwrap();
     assert!(
         matches!(&first, Response::Uploaded { results } if results.iter().all(Result::is_ok)),
         "{first:?}"
     );
-
     let removed = owner
         .change_access(
             DocOp::RemoveMember {
@@ -264,7 +266,33 @@ async fn an_upload_checked_against_an_old_access_log_is_refused_at_the_store() {
         .await
         .unwrap();
     assert!(matches!(removed, Response::Ok), "{removed:?}");
-    let late = colleague.relay.request(&upload(3)).await.unwrap();
+    Some(RemovedBehindB {
+        _server: server,
+        a,
+        b,
+        owner,
+        colleague,
+    })
+}
+
+/// The store's fence at work: node B's memory still says "member" when the
+/// removed colleague's next upload comes; the store finds the access log
+/// longer than B checked, B reads it again, and refuses the upload.
+/// Nothing of it is kept.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_upload_checked_against_an_old_access_log_is_refused_at_the_store() {
+    use casebook_shared::frames::{ErrorCode, Request, Response};
+    let Some(t) = removed_behind_b().await else {
+        return;
+    };
+    let late = t
+        .colleague
+        .relay
+        .request(&Request::Upload {
+            envelopes: t.colleague.seal_into(t.owner.doc, &t.owner.key, 3),
+        })
+        .await
+        .unwrap();
     let Response::Uploaded { results } = &late else {
         panic!("{late:?}")
     };
@@ -272,10 +300,11 @@ async fn an_upload_checked_against_an_old_access_log_is_refused_at_the_store() {
         results.iter().all(|r| *r == Err(ErrorCode::Forbidden)),
         "node B stored an upload from a removed member: {late:?}"
     );
-    let Response::Changes { items, .. } = owner
+    let Response::Changes { items, .. } = t
+        .owner
         .relay
         .request(&Request::Fetch {
-            docs: vec![(owner.doc, 0)],
+            docs: vec![(t.owner.doc, 0)],
             max_bytes: 1 << 20,
         })
         .await
@@ -284,6 +313,37 @@ async fn an_upload_checked_against_an_old_access_log_is_refused_at_the_store() {
         panic!("the owner fetches")
     };
     assert_eq!(items.len(), 1, "only the upload made while a member");
-    b.stop().await;
-    a.stop().await;
+    t.b.stop().await;
+    t.a.stop().await;
+}
+
+/// Reads too: the removed colleague's next fetch through node B, on the
+/// connection B let in before, is refused; B reads the logs that changed
+/// before it answers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fetch_through_a_node_that_heard_nothing_of_a_removal_is_refused() {
+    use casebook_shared::frames::{ErrorCode, Request};
+    let Some(t) = removed_behind_b().await else {
+        return;
+    };
+    let read = t
+        .colleague
+        .relay
+        .request(&Request::Fetch {
+            docs: vec![(t.owner.doc, 0)],
+            max_bytes: 1 << 20,
+        })
+        .await;
+    assert!(
+        matches!(
+            read,
+            Err(casebook::net::NetError::Relay {
+                code: ErrorCode::Forbidden,
+                ..
+            })
+        ),
+        "a removed member read through node B: {read:?}"
+    );
+    t.b.stop().await;
+    t.a.stop().await;
 }

@@ -345,6 +345,11 @@ impl<S: Storage> Relay<S> {
         docs: Vec<(DocId, u64)>,
         max_bytes: u32,
     ) -> Response {
+        // A device revoked, or a share ended, through another node reads
+        // nothing more here either.
+        if let Err(e) = self.catch_up().await {
+            return store_err(e);
+        }
         let (account, _) = match self.identity(session) {
             Ok(i) => i,
             Err(r) => return r,
