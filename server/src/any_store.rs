@@ -81,6 +81,13 @@ impl Storage for AnyStore {
         }
     }
 
+    fn is_shared(&self) -> bool {
+        match self {
+            AnyStore::Sqlite(s) => s.is_shared(),
+            AnyStore::Postgres(s) => s.is_shared(),
+        }
+    }
+
     async fn log_version(&self) -> Result<u64, StoreError> {
         match self {
             AnyStore::Sqlite(s) => s.log_version().await,

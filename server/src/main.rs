@@ -49,7 +49,12 @@ enum Command {
         /// --data (which then holds only the certificate), for example
         /// postgres://casebook@localhost/casebook. Give it in the
         /// environment, not on the command line, if it holds a password.
-        #[arg(long, env = "CASEBOOK_RELAY_STORE", value_name = "POSTGRES_URL")]
+        #[arg(
+            long,
+            env = "CASEBOOK_RELAY_STORE",
+            hide_env_values = true,
+            value_name = "POSTGRES_URL"
+        )]
         store: Option<String>,
         /// Reach the database over TLS, trusting this PEM certificate (the
         /// authority that signed the database server's certificate).
@@ -77,7 +82,12 @@ enum Command {
     /// (before the first `serve --store`, and after each upgrade of the relay).
     Migrate {
         /// The database, as for `serve --store`.
-        #[arg(long, env = "CASEBOOK_RELAY_STORE", value_name = "POSTGRES_URL")]
+        #[arg(
+            long,
+            env = "CASEBOOK_RELAY_STORE",
+            hide_env_values = true,
+            value_name = "POSTGRES_URL"
+        )]
         store: String,
         /// As for `serve --store-ca`.
         #[arg(long, env = "CASEBOOK_RELAY_STORE_CA", value_name = "PEM_FILE")]

@@ -120,6 +120,10 @@ pub enum WriteJob {
         doc: DocId,
         first_seq: u64,
         entries: Vec<Signed>,
+        /// The signer's account and the length of its log when the entries
+        /// were checked: refused as [`StoreError::Stale`] if it grew (a
+        /// revocation through another node).
+        signer: (AccountId, u64),
     },
     /// Envelopes; each gets its own answer. Shared, so the relay still has
     /// them to check again if the store finds one [`StoreError::Stale`].
@@ -135,9 +139,12 @@ pub enum WriteJob {
         first_seq: u64,
         entries: Vec<Signed>,
         readers: Vec<AccountId>,
-        /// The document's highest sequence number, kept: devices compare
-        /// what they saw with it, and the number never goes back.
+        /// The document's highest sequence number as the relay knows it;
+        /// the store keeps the higher of it and what it holds, and answers
+        /// with that (`Written::seq`): devices compare what they saw with
+        /// it, and the number never goes back.
         head: u64,
+        signer: (AccountId, u64),
     },
 }
 
@@ -212,8 +219,12 @@ pub trait Storage: Send + Sync + 'static {
     ) -> impl Future<Output = Result<Option<DocRecord>, StoreError>> + Send;
 
     /// What other relay nodes over the same store write, for a store that
-    /// can be shared; `None` for one that cannot.
+    /// can be shared; `None` for one that cannot. The first call gets
+    /// everything announced since the store was opened.
     fn events(&self) -> Option<tokio::sync::broadcast::Receiver<StoreEvent>>;
+
+    /// Whether other relay nodes may write the same store.
+    fn is_shared(&self) -> bool;
 
     /// Where a shared store's log changes stand: every append to an
     /// account or access log raises it (always 0 where nothing is shared).
@@ -366,7 +377,8 @@ impl Known {
             WriteJob::Account { account, .. } => {
                 self.account_len.remove(account);
             }
-            WriteJob::Access { doc, .. } | WriteJob::Dispose { doc, .. } => {
+            WriteJob::Access { doc, signer, .. } | WriteJob::Dispose { doc, signer, .. } => {
+                self.account_len.remove(&signer.0);
                 self.access_len.remove(doc);
                 self.disposed.remove(doc);
             }

@@ -102,6 +102,15 @@ async fn migrate_then_serve_and_refuse_what_is_not_ours() {
         .get(0);
     assert_eq!(version, 99, "a refused migration changes nothing");
 
+    // Nor does `--help` show it from the environment.
+    let help = std::process::Command::new(BIN)
+        .args(["serve", "--help"])
+        .env("CASEBOOK_RELAY_STORE", &url)
+        .output()
+        .unwrap();
+    assert!(help.status.success());
+    assert!(!stdout(&help).contains("s3cret-pw"), "{}", stdout(&help));
+
     let bad = run(&serve(&["--store", "mysql://nope"]));
     assert!(!bad.status.success());
     assert!(

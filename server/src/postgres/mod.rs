@@ -45,6 +45,9 @@ pub struct PgStore {
     writer: Mutex<Option<tokio::task::JoinHandle<()>>>,
     /// What other nodes wrote, heard by the listening task.
     events: broadcast::Sender<StoreEvent>,
+    /// The receiver made before the first `LISTEN`, for the first caller
+    /// of `events`: nothing announced while the relay loads is lost.
+    first_events: Mutex<Option<broadcast::Receiver<StoreEvent>>>,
     listener: tokio::task::JoinHandle<()>,
     /// Woken by a pairing message put through this node or another.
     mailbox: Arc<Notify>,
@@ -67,7 +70,7 @@ impl PgStore {
         let node = u64::from_be_bytes(casebook_shared::crypto::random_bytes());
         // Listening before anything is read, so nothing written by another
         // node between the read and the first notice is missed.
-        let (events, _) = broadcast::channel(4096);
+        let (events, first_events) = broadcast::channel(4096);
         let (ready, listening) = oneshot::channel();
         let mailbox = Arc::new(Notify::new());
         let listener = tokio::spawn(listen::run(
@@ -101,6 +104,7 @@ impl PgStore {
             jobs,
             writer: Mutex::new(Some(task)),
             events,
+            first_events: Mutex::new(Some(first_events)),
             listener,
             mailbox,
             node,
@@ -118,6 +122,19 @@ impl PgStore {
     }
 }
 
+/// A read-only transaction that sees one snapshot of the database: what
+/// several statements read belongs together (a log and the logs it names,
+/// a snapshot and the changes it did not replace).
+async fn snapshot(
+    c: &mut deadpool_postgres::Client,
+) -> Result<deadpool_postgres::Transaction<'_>, StoreError> {
+    Ok(c.build_transaction()
+        .isolation_level(tokio_postgres::IsolationLevel::RepeatableRead)
+        .read_only(true)
+        .start()
+        .await?)
+}
+
 fn blob<const N: usize>(v: Vec<u8>) -> Result<[u8; N], StoreError> {
     v.try_into()
         .map_err(|_| StoreError::Damaged("an id column has the wrong length".into()))
@@ -127,7 +144,7 @@ fn blob<const N: usize>(v: Vec<u8>) -> Result<[u8; N], StoreError> {
 type OwnedLog = (Vec<u8>, Vec<Signed>);
 
 async fn load_logs(
-    client: &deadpool_postgres::Client,
+    client: &tokio_postgres::Transaction<'_>,
     sql: &str,
     table: &str,
 ) -> Result<Vec<OwnedLog>, StoreError> {
@@ -147,7 +164,8 @@ async fn load_logs(
 
 impl Storage for PgStore {
     async fn load(&self) -> Result<Loaded, StoreError> {
-        let c = self.pool.get().await?;
+        let mut client = self.pool.get().await?;
+        let c = snapshot(&mut client).await?;
         let mut loaded = Loaded::default();
         let accounts = "SELECT account, entry FROM account_entries ORDER BY account, seq";
         for (k, v) in load_logs(&c, accounts, "account_entries").await? {
@@ -218,20 +236,24 @@ impl Storage for PgStore {
         docs: Vec<(DocId, u64)>,
         max_bytes: usize,
     ) -> Result<(Vec<Stored>, bool), StoreError> {
-        let c = self.pool.get().await?;
+        let mut client = self.pool.get().await?;
+        let c = snapshot(&mut client).await?;
         let snapshot = c
             .prepare_cached("SELECT covers, bytes FROM snapshots WHERE doc = $1")
             .await?;
         // Only the rows that start within what is left of the page (`$3`),
-        // and the first that does not, which tells the page is full: a long
-        // history is not read whole for one page of it.
+        // and the first that does not, which tells the page is full (the
+        // first two at least: a first row larger than the page still comes
+        // alone, and the second then says there is more). The server still
+        // sums the sizes of the rest of the history; it sends only these.
         let envelopes = c
             .prepare_cached(
                 "SELECT seq, bytes FROM (
                      SELECT seq, bytes, SUM(octet_length(bytes)) OVER (ORDER BY seq)
-                                        - octet_length(bytes) AS before
+                                        - octet_length(bytes) AS before,
+                            ROW_NUMBER() OVER (ORDER BY seq) AS n
                      FROM envelopes WHERE doc = $1 AND seq > $2 AND octet_length(bytes) > 0
-                 ) AS page WHERE before <= $3 ORDER BY seq",
+                 ) AS page WHERE before <= $3 OR n <= 2 ORDER BY seq",
             )
             .await?;
         let mut items = Vec::new();
@@ -299,7 +321,8 @@ impl Storage for PgStore {
     }
 
     async fn doc_record(&self, doc: DocId) -> Result<Option<DocRecord>, StoreError> {
-        let c = self.pool.get().await?;
+        let mut client = self.pool.get().await?;
+        let c = snapshot(&mut client).await?;
         let d = &doc.0[..];
         let rows = c
             .query(
@@ -341,7 +364,16 @@ impl Storage for PgStore {
     }
 
     fn events(&self) -> Option<broadcast::Receiver<StoreEvent>> {
-        Some(self.events.subscribe())
+        let first = self
+            .first_events
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take();
+        Some(first.unwrap_or_else(|| self.events.subscribe()))
+    }
+
+    fn is_shared(&self) -> bool {
+        true
     }
 
     async fn log_version(&self) -> Result<u64, StoreError> {
@@ -479,7 +511,10 @@ impl Storage for PgStore {
             .get()
             .await?
             .query(
-                "SELECT doc, MAX(seq) FROM envelopes WHERE doc = ANY($1) GROUP BY doc",
+                "SELECT doc, MAX(seq) FROM (
+                     SELECT doc, seq FROM envelopes WHERE doc = ANY($1)
+                     UNION ALL SELECT doc, head FROM disposed WHERE doc = ANY($1)) AS h
+                 GROUP BY doc",
                 &[&ids],
             )
             .await?;

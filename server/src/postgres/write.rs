@@ -253,8 +253,8 @@ fn lock_keys<'a>(jobs: impl Iterator<Item = &'a WriteJob>) -> Vec<i64> {
     let mut keys: Vec<i64> = jobs
         .flat_map(|job| match job {
             WriteJob::Account { account, .. } => vec![LOG_CHANGES_LOCK, key(&account.0)],
-            WriteJob::Access { doc, .. } | WriteJob::Dispose { doc, .. } => {
-                vec![LOG_CHANGES_LOCK, key(&doc.0)]
+            WriteJob::Access { doc, signer, .. } | WriteJob::Dispose { doc, signer, .. } => {
+                vec![LOG_CHANGES_LOCK, key(&doc.0), key(&signer.0.0)]
             }
             WriteJob::Envelopes(v) => v
                 .iter()
@@ -291,7 +291,11 @@ async fn run_job(
             doc,
             first_seq,
             entries,
+            signer,
         } => {
+            if !signer_holds(tx, stmts, signer).await? {
+                return Ok(vec![Err(StoreError::Stale)]);
+            }
             let r = append_log(tx, &stmts.append_access, &doc.0, *first_seq, entries).await?;
             if r.is_ok() {
                 tx.execute(&stmts.doc_changed, &[&&doc.0[..]]).await?;
@@ -304,7 +308,11 @@ async fn run_job(
             entries,
             readers,
             head,
+            signer,
         } => {
+            if !signer_holds(tx, stmts, signer).await? {
+                return Ok(vec![Err(StoreError::Stale)]);
+            }
             let appended =
                 append_log(tx, &stmts.append_access, &doc.0, *first_seq, entries).await?;
             if appended.is_err() {
@@ -316,6 +324,19 @@ async fn run_job(
         }
         WriteJob::Envelopes(envs) => insert_envelopes(tx, stmts, known, envs).await,
     }
+}
+
+/// Whether the account that signs access entries still has the log length
+/// it was checked against (a revocation through another node would have
+/// grown it).
+async fn signer_holds(
+    tx: &Transaction<'_>,
+    stmts: &Statements,
+    (account, len): &(AccountId, u64),
+) -> Result<bool, StoreError> {
+    let a = &account.0[..];
+    let n: i64 = tx.query_one(&stmts.account_len, &[&a]).await?.get(0);
+    Ok(n as u64 == *len)
 }
 
 /// Appends log entries from `first_seq`, or nothing if any position is taken.
@@ -358,6 +379,17 @@ async fn dispose(
         )
         .await?
         .get(0);
+    // The head kept is the highest number ever given in the document,
+    // whatever the disposing node had heard of: it never goes back.
+    let head: i64 = tx
+        .query_one(
+            "SELECT GREATEST($2::BIGINT,
+                    COALESCE((SELECT MAX(seq) FROM envelopes WHERE doc = $1), 0),
+                    COALESCE((SELECT head FROM disposed WHERE doc = $1), 0))",
+            &[&d, &(head as i64)],
+        )
+        .await?
+        .get(0);
     tx.execute("DELETE FROM envelopes WHERE doc = $1", &[&d])
         .await?;
     tx.execute("DELETE FROM snapshots WHERE doc = $1", &[&d])
@@ -370,11 +402,11 @@ async fn dispose(
     tx.execute(
         "INSERT INTO disposed(doc, readers, head) VALUES ($1, $2, $3)
          ON CONFLICT(doc) DO UPDATE SET readers = excluded.readers, head = excluded.head",
-        &[&d, &codec::encode(&readers.to_vec()), &(head as i64)],
+        &[&d, &codec::encode(&readers.to_vec()), &head],
     )
     .await?;
     Ok(Ok(Written {
-        seq: 0,
+        seq: head as u64,
         added: -freed,
     }))
 }

@@ -15,6 +15,7 @@
 
 use std::collections::HashSet;
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 
 use casebook_shared::ids::{AccountId, DocId};
 use tokio::sync::broadcast::error::RecvError;
@@ -30,6 +31,12 @@ impl<S: Storage> Relay<S> {
     /// Does nothing where no other node writes the store.
     pub(super) async fn catch_up(&self) -> Result<(), StoreError> {
         if !self.shared {
+            return Ok(());
+        }
+        // Nothing changed (the usual case): one indexed read, no waiting
+        // behind another request's catch-up or a log append.
+        let version = self.store.log_version().await?;
+        if version <= self.log_seen.load(Ordering::Acquire) {
             return Ok(());
         }
         // No local log append lands between the read and the swap (it
@@ -49,6 +56,7 @@ impl<S: Storage> Relay<S> {
             self.reread(&accounts, &docs).await?;
         }
         *applied = upto;
+        self.log_seen.store(upto, Ordering::Release);
         Ok(())
     }
 

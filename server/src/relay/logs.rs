@@ -20,6 +20,9 @@ impl<S: Storage> Relay<S> {
     /// The account appending `entries` to a log: authenticated, within its
     /// write rate (new documents count too), and the signer of every entry.
     fn log_writer(&self, session: &Session, entries: &[Signed]) -> Result<AccountId, Response> {
+        if entries.is_empty() {
+            return Err(err(ErrorCode::BadRequest, "an append needs entries"));
+        }
         let (account, device) = self.identity(session)?;
         self.limiter.upload(&account)?;
         if entries.iter().any(|e| e.signer != device) {
@@ -65,13 +68,14 @@ impl<S: Storage> Relay<S> {
         session: &Session,
         entries: Vec<casebook_shared::signed::Signed>,
     ) -> Response {
+        // First, so a device revoked through another node is refused here.
+        if let Err(e) = self.catch_up().await {
+            return store_err(e);
+        }
         let account = match self.log_writer(session, &entries) {
             Ok(a) => a,
             Err(r) => return r,
         };
-        if let Err(e) = self.catch_up().await {
-            return store_err(e);
-        }
         let answer = {
             let _guard = self.log_lock.lock().await;
             let checked = self.read().check_account(Some(&account), &entries);
@@ -127,13 +131,14 @@ impl<S: Storage> Relay<S> {
         doc: DocId,
         entries: Vec<casebook_shared::signed::Signed>,
     ) -> Response {
+        // First, so a device revoked through another node is refused here.
+        if let Err(e) = self.catch_up().await {
+            return store_err(e);
+        }
         let account = match self.log_writer(session, &entries) {
             Ok(a) => a,
             Err(r) => return r,
         };
-        if let Err(e) = self.catch_up().await {
-            return store_err(e);
-        }
         let answer = self.append_access_locked(account, doc, entries).await;
         if moved_on(&answer)
             && let Err(e) = self.catch_up().await
@@ -151,11 +156,12 @@ impl<S: Storage> Relay<S> {
     ) -> Response {
         let _guard = self.log_lock.lock().await;
         let _order = self.order.write().await;
-        let (mut state, first_seq) = {
+        let (mut state, first_seq, signer) = {
             let st = self.read();
             let first_seq = st.docs.get(&doc).map_or(0, |d| d.access_len());
+            let signer_len = st.accounts.get(&account).map_or(0, |a| a.log.len() as u64);
             match st.check_access(&doc, &entries) {
-                Ok(s) => (s, first_seq),
+                Ok(s) => (s, first_seq, (account, signer_len)),
                 Err(e) => return err(ErrorCode::Invalid, e.to_string()),
             }
         };
@@ -185,20 +191,28 @@ impl<S: Storage> Relay<S> {
                 entries: entries.clone(),
                 readers,
                 head: self.read().docs.get(&doc).map_or(0, |d| d.head),
+                signer,
             }
         } else {
             WriteJob::Access {
                 doc,
                 first_seq,
                 entries: entries.clone(),
+                signer,
             }
         };
         match self.store.submit(job).await {
             Ok(mut r) => match r.pop() {
                 Some(Ok(w)) if state.disposed => {
                     tracing::info!(doc = %doc.short(), freed = -w.added, "document disposed of");
-                    self.write().commit_disposal(state, entries, w.added);
-                    let head = self.read().docs.get(&doc).map_or(0, |d| d.head);
+                    let head = {
+                        let mut st = self.write();
+                        st.commit_disposal(state, entries, w.added);
+                        // The head as the store kept it, which may be
+                        // higher than this node had heard of.
+                        st.advance(&doc, w.seq);
+                        st.docs.get(&doc).map_or(0, |d| d.head)
+                    };
                     let _ = self.changes.send(Change { doc, seq: head });
                     Response::Ok
                 }
@@ -209,7 +223,11 @@ impl<S: Storage> Relay<S> {
                     let _ = self.changes.send(Change { doc, seq: head });
                     Response::Ok
                 }
-                Some(Err(StoreError::LogConflict)) => err(ErrorCode::Conflict, MOVED_ON),
+                // The log, or the signer's account log, grew through
+                // another node: the caller reads them again.
+                Some(Err(StoreError::LogConflict | StoreError::Stale)) => {
+                    err(ErrorCode::Conflict, MOVED_ON)
+                }
                 Some(Err(e)) => store_err(e),
                 None => store_err(StoreError::Stopped),
             },

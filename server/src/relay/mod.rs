@@ -61,6 +61,8 @@ pub struct Relay<S: Storage> {
     /// keeps the version of the store's log changes memory holds (see
     /// [`follow`]; always 0 over SQLite).
     log_lock: tokio::sync::Mutex<u64>,
+    /// The version `log_lock` holds, readable without waiting for it.
+    log_seen: std::sync::atomic::AtomicU64,
     /// Uploads are checked and queued under the read side; an access-log
     /// change is checked, written and applied under the write side. So an
     /// envelope's sequence number falls on the same side of an access
@@ -105,6 +107,7 @@ impl<S: Storage> Relay<S> {
         let loaded = store.load().await?;
         let mut relay = Self::new(store, loaded, fingerprint, limits)?;
         *relay.log_lock.get_mut() = version;
+        *relay.log_seen.get_mut() = version;
         Ok(relay)
     }
 
@@ -118,12 +121,13 @@ impl<S: Storage> Relay<S> {
     ) -> Result<Self, StoreError> {
         let state = State::rebuild(loaded)?;
         crate::metrics::stored_bytes(state.stored);
-        let shared = store.events().is_some();
+        let shared = store.is_shared();
         Ok(Relay {
             limiter: Limiter::new(limits),
             store,
             state: RwLock::new(state),
             log_lock: tokio::sync::Mutex::new(0),
+            log_seen: std::sync::atomic::AtomicU64::new(0),
             order: tokio::sync::RwLock::new(()),
             changes: broadcast::channel(4096).0,
             fingerprint,

@@ -190,6 +190,10 @@ impl Storage for SqliteStore {
         None
     }
 
+    fn is_shared(&self) -> bool {
+        false
+    }
+
     async fn log_version(&self) -> Result<u64, StoreError> {
         Ok(0)
     }

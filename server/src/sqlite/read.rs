@@ -136,6 +136,10 @@ impl Readers {
         max_bytes: usize,
     ) -> Result<(Vec<Stored>, bool), StoreError> {
         self.with_reader(|conn| {
+            // One read transaction: a snapshot and the changes it did not
+            // replace are read from the same state of the file.
+            let tx = conn.unchecked_transaction()?;
+            let conn: &Connection = &tx;
             let mut items = Vec::new();
             let mut size = 0usize;
             for (doc, since) in docs {
@@ -196,6 +200,10 @@ impl Readers {
 
     pub(super) fn doc_record(&self, doc: &DocId) -> Result<Option<DocRecord>, StoreError> {
         self.with_reader(|conn| {
+            // One read transaction: a snapshot and the changes it did not
+            // replace are read from the same state of the file.
+            let tx = conn.unchecked_transaction()?;
+            let conn: &Connection = &tx;
             let d = &doc.0[..];
             let mut rec = DocRecord::default();
             let mut stmt = conn

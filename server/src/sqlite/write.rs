@@ -119,21 +119,31 @@ fn run_job(
             doc,
             first_seq,
             entries,
-        } => Ok(vec![append_log(
-            tx,
-            "access_entries",
-            "doc",
-            &doc.0,
-            *first_seq,
-            entries,
-        )?]),
+            signer,
+        } => {
+            if !signer_holds(tx, signer)? {
+                return Ok(vec![Err(StoreError::Stale)]);
+            }
+            Ok(vec![append_log(
+                tx,
+                "access_entries",
+                "doc",
+                &doc.0,
+                *first_seq,
+                entries,
+            )?])
+        }
         WriteJob::Dispose {
             doc,
             first_seq,
             entries,
             readers,
             head,
+            signer,
         } => {
+            if !signer_holds(tx, signer)? {
+                return Ok(vec![Err(StoreError::Stale)]);
+            }
             let appended = append_log(tx, "access_entries", "doc", &doc.0, *first_seq, entries)?;
             if appended.is_err() {
                 return Ok(vec![appended]);
@@ -197,6 +207,14 @@ fn dispose(
         [d],
         |r| r.get(0),
     )?;
+    // The head kept is the highest number ever given in the document: it
+    // never goes back.
+    let head: i64 = tx.query_row(
+        "SELECT MAX(?2, COALESCE((SELECT MAX(seq) FROM envelopes WHERE doc = ?1), 0),
+                        COALESCE((SELECT head FROM disposed WHERE doc = ?1), 0))",
+        params![d, head as i64],
+        |r| r.get(0),
+    )?;
     tx.execute("DELETE FROM envelopes WHERE doc = ?1", [d])?;
     tx.execute("DELETE FROM snapshots WHERE doc = ?1", [d])?;
     tx.execute(
@@ -205,12 +223,24 @@ fn dispose(
     )?;
     tx.execute(
         "INSERT OR REPLACE INTO disposed(doc, readers, head) VALUES (?1, ?2, ?3)",
-        params![d, codec::encode(&readers.to_vec()), head as i64],
+        params![d, codec::encode(&readers.to_vec()), head],
     )?;
     Ok(Ok(Written {
-        seq: 0,
+        seq: head as u64,
         added: -freed,
     }))
+}
+
+/// Whether the account that signs access entries still has the log length
+/// it was checked against.
+fn signer_holds(
+    tx: &rusqlite::Transaction<'_>,
+    (account, len): &(AccountId, u64),
+) -> rusqlite::Result<bool> {
+    let n: i64 = tx
+        .prepare_cached("SELECT COALESCE(MAX(seq) + 1, 0) FROM account_entries WHERE account = ?1")?
+        .query_row([&account.0[..]], |r| r.get(0))?;
+    Ok(n as u64 == *len)
 }
 
 /// Whether the logs an envelope was checked against are as long as its

@@ -41,6 +41,10 @@ fn env_id(n: u8) -> EnvelopeId {
 /// check writes one.
 const AUTHOR: AccountId = AccountId([0xaa; 32]);
 
+/// The owner who signs access entries here, whose account log is empty
+/// unless a check writes one.
+const OWNER: AccountId = AccountId([0xbb; 32]);
+
 /// Checked against an empty access log and an empty account log.
 fn unfenced() -> Fence {
     Fence {
@@ -177,6 +181,7 @@ pub async fn a_log_append_at_a_taken_position_is_refused_whole(s: &impl Storage)
         doc: doc(4),
         first_seq,
         entries,
+        signer: (OWNER, 0),
     };
     assert!(write(s, access(0, vec![entry(5)])).await[0].is_ok());
     let taken = write(s, access(0, vec![entry(6)])).await;
@@ -235,10 +240,14 @@ pub async fn a_fetch_pages_end_to_end(s: &impl Storage) {
     got.sort_by_key(|(_, seq, _)| *seq);
     want.sort_by_key(|(_, seq, _)| *seq);
     assert_eq!(got, want);
-    // One envelope larger than a page still comes, alone.
+    // One envelope larger than a page still comes, alone, and the page
+    // says more follows when it does.
     put(s, vec![change(13, 1, &[1; 5000])]).await;
-    let (items, _) = s.fetch(vec![(doc(13), 0)], 10).await.unwrap();
-    assert_eq!(items.len(), 1);
+    let (items, more) = s.fetch(vec![(doc(13), 0)], 10).await.unwrap();
+    assert_eq!((items.len(), more), (1, false));
+    put(s, vec![change(13, 2, &[2; 20])]).await;
+    let (items, more) = s.fetch(vec![(doc(13), 0)], 10).await.unwrap();
+    assert_eq!((items.len(), more), (1, true), "a full page promises more");
 }
 
 /// Writes, then hands the store back to be closed and opened again by
@@ -306,6 +315,7 @@ pub async fn a_disposal_keeps_itself_alone(s: &impl Storage) {
         doc: doc(30),
         first_seq: 0,
         entries: vec![entry(1), entry(2)],
+        signer: (OWNER, 0),
     };
     assert!(write(s, access).await[0].is_ok());
     let readers = vec![AccountId([1; 32]), AccountId([2; 32])];
@@ -316,12 +326,14 @@ pub async fn a_disposal_keeps_itself_alone(s: &impl Storage) {
             first_seq: 2,
             entries: vec![entry(3)],
             readers: readers.clone(),
-            head,
+            // Lower than the document's: the store keeps the higher.
+            head: 0,
+            signer: (OWNER, 0),
         },
     )
     .await;
     assert!(
-        matches!(done[0], Ok(Written { added: -150, .. })),
+        matches!(done[0], Ok(Written { added: -150, seq }) if seq == head),
         "{done:?}"
     );
     assert!(all(s, 30).await.is_empty());
@@ -347,6 +359,7 @@ pub async fn an_envelope_whose_logs_moved_is_refused_as_stale(s: &impl Storage) 
         doc: doc(40),
         first_seq,
         entries,
+        signer: (OWNER, 0),
     };
     assert!(write(s, access(0, vec![entry(1), entry(2)])).await[0].is_ok());
     // Checked when the access log had one entry: another node added one.
@@ -403,6 +416,7 @@ pub async fn a_log_and_a_document_read_back_as_stored(s: &impl Storage) {
         doc: doc(50),
         first_seq: 0,
         entries: vec![entry(3)],
+        signer: (OWNER, 0),
     };
     assert!(write(s, access).await[0].is_ok());
     let r = put(
@@ -425,6 +439,7 @@ pub async fn a_log_and_a_document_read_back_as_stored(s: &impl Storage) {
         entries: vec![entry(4)],
         readers: vec![AUTHOR],
         head: rec.head,
+        signer: (OWNER, 0),
     };
     assert!(write(s, gone).await[0].is_ok());
     let rec2 = s.doc_record(doc(50)).await.unwrap().expect("kept");
