@@ -32,6 +32,10 @@ impl Db {
         let mut config = url
             .parse::<tokio_postgres::Config>()
             .map_err(|e| StoreError::Schema(format!("not a PostgreSQL address ({e})")))?;
+        // A connection that died without a word (the listening one above
+        // all, which only ever reads) is noticed within about a minute,
+        // not the system's two hours.
+        config.keepalives_idle(std::time::Duration::from_secs(30));
         let mut roots = rustls::RootCertStore::empty();
         match ca {
             Some(path) => {
