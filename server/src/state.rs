@@ -120,16 +120,24 @@ impl State {
                 0,
             ),
         };
-        let (head, held_bytes) = match self.docs.remove(&id) {
+        // Stored bytes: a document already held keeps the count that its
+        // uploads and the other nodes' notices keep up to date (taking the
+        // store's figure too would count those twice); a new one, or one
+        // disposed of, takes the store's.
+        let (head, held_bytes, recount) = match self.docs.remove(&id) {
             Some(old) => {
                 for m in old.state.members.keys() {
                     if let Some(set) = self.member_docs.get_mut(m) {
                         set.remove(&id);
                     }
                 }
-                (old.head.max(record.head), old.bytes)
+                (
+                    old.head.max(record.head),
+                    old.bytes,
+                    record.disposed.is_some(),
+                )
             }
-            None => (record.head, 0),
+            None => (record.head, 0, true),
         };
         self.set_doc(
             id,
@@ -141,7 +149,9 @@ impl State {
                 bytes: held_bytes,
             },
         );
-        self.add_bytes(&id, record.bytes as i64 - held_bytes as i64);
+        if recount {
+            self.add_bytes(&id, record.bytes as i64 - held_bytes as i64);
+        }
         self.cursor = self.cursor.max(head);
         Ok(())
     }

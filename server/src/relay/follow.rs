@@ -42,8 +42,11 @@ impl<S: Storage> Relay<S> {
         // No local log append lands between the read and the swap (it
         // would be held twice).
         let mut applied = self.log_lock.lock().await;
-        let (changes, upto) = self.store.log_changes(*applied).await?;
-        if !changes.is_empty() {
+        // A document read now may hold an entry newer than the changes just
+        // listed, signed at an account-log length that is newer too; that
+        // account change was committed first, so a second listing has it.
+        for attempt in 0..2 {
+            let (changes, upto) = self.store.log_changes(*applied).await?;
             let mut accounts: Vec<AccountId> = Vec::new();
             let mut docs: Vec<DocId> = Vec::new();
             for c in changes {
@@ -53,10 +56,16 @@ impl<S: Storage> Relay<S> {
                     _ => {}
                 }
             }
-            self.reread(&accounts, &docs).await?;
+            match self.reread(&accounts, &docs).await {
+                Ok(()) => {
+                    *applied = upto;
+                    self.log_seen.store(upto, Ordering::Release);
+                    return Ok(());
+                }
+                Err(StoreError::Damaged(_)) if attempt == 0 => continue,
+                Err(e) => return Err(e),
+            }
         }
-        *applied = upto;
-        self.log_seen.store(upto, Ordering::Release);
         Ok(())
     }
 
@@ -64,24 +73,34 @@ impl<S: Storage> Relay<S> {
     /// a document's log is verified against them), and tells the devices
     /// watching each document.
     async fn reread(&self, accounts: &[AccountId], docs: &[DocId]) -> Result<(), StoreError> {
-        // No upload is checked against half of it.
-        let _order = self.order.write().await;
+        // Read first (the caller holds the log lock, so no local append
+        // lands meanwhile); uploads wait only for the swap.
+        let mut logs = Vec::with_capacity(accounts.len());
         for a in accounts {
-            let log = self.store.account_log(*a).await?;
-            self.write().refresh_account(*a, log)?;
+            logs.push((*a, self.store.account_log(*a).await?));
         }
+        let mut records = Vec::with_capacity(docs.len());
         for doc in docs {
             if let Some(record) = self.store.doc_record(*doc).await? {
-                let head = {
-                    let mut st = self.write();
-                    st.refresh_doc(*doc, record)?;
-                    st.docs.get(doc).map_or(0, |d| d.head)
-                };
-                let _ = self.changes.send(Change {
-                    doc: *doc,
-                    seq: head,
-                });
+                records.push((*doc, record));
             }
+        }
+        // No upload is checked against half of it.
+        let _order = self.order.write().await;
+        let mut moved = Vec::with_capacity(records.len());
+        {
+            let mut st = self.write();
+            for (a, log) in logs {
+                st.refresh_account(a, log)?;
+            }
+            for (doc, record) in records {
+                st.refresh_doc(doc, record)?;
+                let seq = st.docs.get(&doc).map_or(0, |d| d.head);
+                moved.push(Change { doc, seq });
+            }
+        }
+        for c in moved {
+            let _ = self.changes.send(c);
         }
         Ok(())
     }
