@@ -28,8 +28,9 @@ use tokio::sync::watch;
 
 pub use tls::{format_fingerprint, parse_fingerprint};
 
-/// How to run a relay.
-#[derive(Clone, Debug)]
+/// How to run a relay. Its `Debug` leaves out the database address, which
+/// may carry a password.
+#[derive(Clone)]
 pub struct Config {
     pub listen: SocketAddr,
     /// The relay's own folder: its certificate, and its SQLite database
@@ -50,6 +51,24 @@ pub struct Config {
     /// Where to serve metrics and health probes (loopback only); off if `None`.
     pub admin: Option<SocketAddr>,
     pub limits: limits::Limits,
+}
+
+impl std::fmt::Debug for Config {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Config")
+            .field("listen", &self.listen)
+            .field("data", &self.data)
+            .field(
+                "store",
+                &self.store.as_ref().map(|_| "postgres (address hidden)"),
+            )
+            .field("store_ca", &self.store_ca)
+            .field("follow", &self.follow)
+            .field("cert", &self.cert)
+            .field("admin", &self.admin)
+            .field("limits", &self.limits)
+            .finish()
+    }
 }
 
 impl Config {
@@ -195,4 +214,18 @@ pub async fn start(config: Config) -> Result<Handle, StartError> {
         store,
         _data: data,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_config_never_prints_the_database_password() {
+        let mut c = Config::new("127.0.0.1:0".parse().unwrap(), "/tmp/x");
+        c.store = Some("postgres://casebook:s3cret-pw@db/relay".into());
+        let shown = format!("{c:?}");
+        assert!(!shown.contains("s3cret-pw"), "{shown}");
+        assert!(shown.contains("address hidden"), "{shown}");
+    }
 }

@@ -377,8 +377,7 @@ impl Known {
             WriteJob::Account { account, .. } => {
                 self.account_len.remove(account);
             }
-            WriteJob::Access { doc, signer, .. } | WriteJob::Dispose { doc, signer, .. } => {
-                self.account_len.remove(&signer.0);
+            WriteJob::Access { doc, .. } | WriteJob::Dispose { doc, .. } => {
                 self.access_len.remove(doc);
                 self.disposed.remove(doc);
             }

@@ -293,7 +293,7 @@ async fn run_job(
             entries,
             signer,
         } => {
-            if !signer_holds(tx, stmts, signer).await? {
+            if !signer_holds(tx, stmts, known, signer).await? {
                 return Ok(vec![Err(StoreError::Stale)]);
             }
             let r = append_log(tx, &stmts.append_access, &doc.0, *first_seq, entries).await?;
@@ -310,7 +310,7 @@ async fn run_job(
             head,
             signer,
         } => {
-            if !signer_holds(tx, stmts, signer).await? {
+            if !signer_holds(tx, stmts, known, signer).await? {
                 return Ok(vec![Err(StoreError::Stale)]);
             }
             let appended =
@@ -332,11 +332,28 @@ async fn run_job(
 async fn signer_holds(
     tx: &Transaction<'_>,
     stmts: &Statements,
+    known: &mut Known,
     (account, len): &(AccountId, u64),
 ) -> Result<bool, StoreError> {
-    let a = &account.0[..];
-    let n: i64 = tx.query_one(&stmts.account_len, &[&a]).await?.get(0);
-    Ok(n as u64 == *len)
+    Ok(account_len(tx, stmts, known, account).await? as u64 == *len)
+}
+
+/// An account log's length as this transaction holds it, read once per batch.
+async fn account_len(
+    tx: &Transaction<'_>,
+    stmts: &Statements,
+    known: &mut Known,
+    account: &AccountId,
+) -> Result<i64, StoreError> {
+    if let Some(n) = known.account_len.get(account) {
+        return Ok(*n);
+    }
+    let n: i64 = tx
+        .query_one(&stmts.account_len, &[&&account.0[..]])
+        .await?
+        .get(0);
+    known.account_len.insert(*account, n);
+    Ok(n)
 }
 
 /// Appends log entries from `first_seq`, or nothing if any position is taken.
@@ -427,14 +444,7 @@ async fn refusal(
             *known.access_len.entry(e.doc).or_insert(n)
         }
     };
-    let account = match known.account_len.get(&e.fence.account) {
-        Some(n) => *n,
-        None => {
-            let a = &e.fence.account.0[..];
-            let n: i64 = tx.query_one(&stmts.account_len, &[&a]).await?.get(0);
-            *known.account_len.entry(e.fence.account).or_insert(n)
-        }
-    };
+    let account = account_len(tx, stmts, known, &e.fence.account).await?;
     if access as u64 != e.fence.access_len || account as u64 != e.fence.account_len {
         return Ok(Some(StoreError::Stale));
     }

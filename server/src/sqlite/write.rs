@@ -121,7 +121,7 @@ fn run_job(
             entries,
             signer,
         } => {
-            if !signer_holds(tx, signer)? {
+            if !signer_holds(tx, known, signer)? {
                 return Ok(vec![Err(StoreError::Stale)]);
             }
             Ok(vec![append_log(
@@ -141,7 +141,7 @@ fn run_job(
             head,
             signer,
         } => {
-            if !signer_holds(tx, signer)? {
+            if !signer_holds(tx, known, signer)? {
                 return Ok(vec![Err(StoreError::Stale)]);
             }
             let appended = append_log(tx, "access_entries", "doc", &doc.0, *first_seq, entries)?;
@@ -235,12 +235,26 @@ fn dispose(
 /// it was checked against.
 fn signer_holds(
     tx: &rusqlite::Transaction<'_>,
+    known: &mut Known,
     (account, len): &(AccountId, u64),
 ) -> rusqlite::Result<bool> {
+    Ok(account_len(tx, known, account)? as u64 == *len)
+}
+
+/// An account log's length as this transaction holds it, read once per batch.
+fn account_len(
+    tx: &rusqlite::Transaction<'_>,
+    known: &mut Known,
+    account: &AccountId,
+) -> rusqlite::Result<i64> {
+    if let Some(n) = known.account_len.get(account) {
+        return Ok(*n);
+    }
     let n: i64 = tx
         .prepare_cached("SELECT COALESCE(MAX(seq) + 1, 0) FROM account_entries WHERE account = ?1")?
         .query_row([&account.0[..]], |r| r.get(0))?;
-    Ok(n as u64 == *len)
+    known.account_len.insert(*account, n);
+    Ok(n)
 }
 
 /// Whether the logs an envelope was checked against are as long as its
@@ -263,17 +277,7 @@ fn fence_holds(
             *known.access_len.entry(e.doc).or_insert(n)
         }
     };
-    let account = match known.account_len.get(&f.account) {
-        Some(n) => *n,
-        None => {
-            let n: i64 = tx
-                .prepare_cached(
-                    "SELECT COALESCE(MAX(seq) + 1, 0) FROM account_entries WHERE account = ?1",
-                )?
-                .query_row([&f.account.0[..]], |r| r.get(0))?;
-            *known.account_len.entry(f.account).or_insert(n)
-        }
-    };
+    let account = account_len(tx, known, &f.account)?;
     Ok(access as u64 == f.access_len && account as u64 == f.account_len)
 }
 
