@@ -174,10 +174,40 @@ impl Envelope {
 
     /// Checks the author's signature over the exact bytes received.
     pub fn verify(&self) -> Result<(), EnvelopeError> {
-        let (signed, sig) = self.bytes.split_at(self.bytes.len() - 64);
-        let sig = Sig(sig.try_into().expect("split leaves 64 bytes"));
+        let (signed, sig) = self.signed_part();
         crypto::verify(&self.header.author, SIG_LABEL, signed, &sig)?;
         Ok(())
+    }
+
+    /// Checks the signatures of many envelopes, in one batch per author
+    /// (see [`crypto::verify_batch`]): which of them verify, in order.
+    /// Where a batch fails, its envelopes are checked one by one, so a bad
+    /// one never takes good ones down with it.
+    pub fn verify_all(envs: &[&Envelope]) -> Vec<bool> {
+        let mut ok = vec![false; envs.len()];
+        let mut authors: Vec<&DeviceId> = envs.iter().map(|e| &e.header.author).collect();
+        authors.sort();
+        authors.dedup();
+        for author in authors {
+            let mine: Vec<usize> = (0..envs.len())
+                .filter(|&i| envs[i].header.author == *author)
+                .collect();
+            let parts: Vec<(&[u8], Sig)> = mine.iter().map(|&i| envs[i].signed_part()).collect();
+            let msgs: Vec<&[u8]> = parts.iter().map(|(m, _)| *m).collect();
+            let sigs: Vec<Sig> = parts.iter().map(|(_, s)| *s).collect();
+            let all =
+                mine.len() > 1 && crypto::verify_batch(author, SIG_LABEL, &msgs, &sigs).is_ok();
+            for (&i, (msg, sig)) in mine.iter().zip(&parts) {
+                ok[i] = all || crypto::verify(author, SIG_LABEL, msg, sig).is_ok();
+            }
+        }
+        ok
+    }
+
+    /// The signed bytes and the signature after them.
+    fn signed_part(&self) -> (&[u8], Sig) {
+        let (signed, sig) = self.bytes.split_at(self.bytes.len() - 64);
+        (signed, Sig(sig.try_into().expect("split leaves 64 bytes")))
     }
 
     /// Decrypts the body with the epoch's document key and strips the padding.
@@ -236,6 +266,34 @@ mod tests {
         assert_eq!(back.header, h);
         back.verify().unwrap();
         assert_eq!(&back.open(&key).unwrap()[..], b"changes");
+    }
+
+    #[test]
+    fn a_batch_names_each_bad_signature() {
+        let (a, b) = (DeviceSigner::generate(), DeviceSigner::generate());
+        let key = SecretKey::random();
+        let seal = |s: &DeviceSigner, n: u8| {
+            let mut h = header(Kind::Change);
+            h.author = s.device_id();
+            h.id = EnvelopeId([n; 24]);
+            Envelope::seal(h, &key, s, &[n; 40])
+        };
+        let mut envs: Vec<Envelope> = (0..6)
+            .map(|n| seal(if n % 2 == 0 { &a } else { &b }, n))
+            .collect();
+        assert_eq!(
+            Envelope::verify_all(&envs.iter().collect::<Vec<_>>()),
+            vec![true; 6]
+        );
+        // A signature byte of one, and the signed body of another.
+        let last = envs[2].bytes.len() - 1;
+        envs[2].bytes[last] ^= 1;
+        envs[5].bytes[HEADER_LEN + 8] ^= 1;
+        let ok = Envelope::verify_all(&envs.iter().collect::<Vec<_>>());
+        assert_eq!(ok, vec![true, true, false, true, true, false]);
+        // One alone takes the single path.
+        assert_eq!(Envelope::verify_all(&[&envs[2]]), vec![false]);
+        assert_eq!(Envelope::verify_all(&[]), Vec::<bool>::new());
     }
 
     #[test]

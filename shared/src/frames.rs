@@ -62,7 +62,10 @@ pub enum Request {
     /// carry no sequence number) and its own cursor.
     ListDocs { since: u64 },
     /// Stores envelopes; each answer says its sequence number or why not.
-    Upload { envelopes: Vec<Vec<u8>> },
+    Upload {
+        #[serde(with = "crate::codec::byte_strings")]
+        envelopes: Vec<Vec<u8>>,
+    },
     /// Fetches envelopes of documents after the given sequence numbers, up to
     /// about `max_bytes`. When a document's latest snapshot covers more than
     /// asked for, it comes first: the relay keeps no change a snapshot covers.
@@ -76,6 +79,7 @@ pub enum Request {
     MailboxPut {
         mailbox: [u8; 16],
         slot: u8,
+        #[serde(with = "serde_bytes")]
         msg: Vec<u8>,
     },
     /// Takes the message of a slot, waiting up to `wait_ms` for it.
@@ -101,6 +105,7 @@ pub struct DocHead {
 pub struct Stored {
     pub doc: DocId,
     pub seq: u64,
+    #[serde(with = "serde_bytes")]
     pub envelope: Vec<u8>,
 }
 
@@ -158,6 +163,7 @@ pub enum Response {
         seq: u64,
     },
     Mailbox {
+        #[serde(with = "serde_bytes")]
         msg: Option<Vec<u8>>,
     },
     Error {

@@ -12,6 +12,7 @@ use crate::ids::{DeviceId, Hash};
 /// A body signed by one device under a purpose label.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Signed {
+    #[serde(with = "serde_bytes")]
     pub body: Vec<u8>,
     pub signer: DeviceId,
     pub sig: Sig,

@@ -284,3 +284,39 @@ async fn bad_frames_get_an_error_and_the_relay_keeps_serving() {
     assert_eq!(sync(&mut home).await.pushed, 4, "the relay still serves");
     relay.stop().await;
 }
+
+/// The relay checks an upload's signatures in one batch; one bad envelope
+/// among good ones is refused alone, and the good ones around it are
+/// stored, whatever its place.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_forged_envelope_in_a_batch_is_refused_alone() {
+    use casebook_shared::frames::ErrorCode;
+    let relay = TestRelay::start().await;
+    let up = casebook_tests::uploader::uploader(&relay.addr(), relay.fingerprint())
+        .await
+        .unwrap();
+    for bad_at in [0usize, 13, 31] {
+        let mut envelopes = up.seal(32);
+        let n = envelopes[bad_at].len();
+        envelopes[bad_at][n - 70] ^= 0x40;
+        let Response::Uploaded { results } = up
+            .relay
+            .request(&Request::Upload { envelopes })
+            .await
+            .unwrap()
+        else {
+            panic!("no upload answer");
+        };
+        for (i, r) in results.iter().enumerate() {
+            if i == bad_at {
+                assert_eq!(*r, Err(ErrorCode::Invalid), "the forged one, at {i}");
+            } else {
+                assert!(
+                    r.is_ok(),
+                    "envelope {i} beside a forged one at {bad_at}: {r:?}"
+                );
+            }
+        }
+    }
+    relay.stop().await;
+}

@@ -159,25 +159,33 @@ impl<S: Storage> Relay<S> {
         last: bool,
     ) -> Result<Vec<(usize, Option<DocId>, Vec<u8>)>, Response> {
         let mut again = Vec::new();
+        // Decoded and their signatures checked (in one batch) before the
+        // order lock, so that costly part never holds up an access change.
+        let checked = decode_and_verify(pending, account, device);
         let order = self.order.read().await;
-        let mut good = Vec::with_capacity(pending.len());
+        let mut good = Vec::with_capacity(checked.len());
         // Where in `results` each good envelope's answer goes.
-        let mut slots = Vec::with_capacity(pending.len());
+        let mut slots = Vec::with_capacity(checked.len());
         let now = self.now();
-        for (i, bytes) in pending {
-            let size = bytes.len();
-            // Kept only where it may be checked again.
-            let keep = (!last && self.shared).then(|| bytes.clone());
-            match self.check_envelope(bytes, account, device, now) {
-                Ok(e) => {
-                    slots.push(i);
-                    good.push(e);
-                }
-                Err((r, doc)) => match keep {
-                    Some(b) if r.may_be_stale() => again.push((i, doc, b)),
-                    _ => results[i] = refused(r, account, device, doc.as_ref(), size),
+        for (i, size, env) in checked {
+            let refusal = match env {
+                Ok(env) => match self.check_member(&env, account, now) {
+                    Ok(fence) => {
+                        slots.push(i);
+                        good.push(new_envelope(env, fence));
+                        continue;
+                    }
+                    // Kept only where it may be checked again.
+                    Err(r) if !last && self.shared && r.may_be_stale() => {
+                        again.push((i, Some(env.header.doc), env.into_bytes()));
+                        continue;
+                    }
+                    Err(r) => (r, Some(env.header.doc)),
                 },
-            }
+                Err(r) => r,
+            };
+            let (r, doc) = refusal;
+            results[i] = refused(r, account, device, doc.as_ref(), size);
         }
         if good.is_empty() {
             return Ok(again);
@@ -273,69 +281,51 @@ impl<S: Storage> Relay<S> {
         Ok(more)
     }
 
-    fn check_envelope(
+    /// Checks a well-signed envelope of the uploader against its
+    /// document's access log as held: membership, role, epoch, and a
+    /// snapshot's reach. Returns the fence its store must still match.
+    fn check_member(
         &self,
-        bytes: Vec<u8>,
+        env: &Envelope,
         account: &AccountId,
-        device: &DeviceId,
         now: u64,
-    ) -> Result<NewEnvelope, (Refusal, Option<DocId>)> {
-        let env = Envelope::decode(bytes).map_err(|_| (Refusal::Malformed, None))?;
+    ) -> Result<Fence, Refusal> {
         let h = &env.header;
-        let fail = |r: Refusal| (r, Some(h.doc));
-        if h.author != *device || h.account != *account {
-            return Err(fail(Refusal::NotTheUploader));
+        let st = self.read();
+        let doc = st.docs.get(&h.doc).ok_or(Refusal::UnknownDocument)?;
+        if doc.state.disposed {
+            return Err(Refusal::Disposed);
         }
-        env.verify().map_err(|_| fail(Refusal::BadSignature))?;
-        let fence = {
-            let st = self.read();
-            let doc = st.docs.get(&h.doc).ok_or(fail(Refusal::UnknownDocument))?;
-            if doc.state.disposed {
-                return Err(fail(Refusal::Disposed));
-            }
-            let role = doc
-                .state
-                .role_of(account, now)
-                .ok_or(fail(Refusal::NotAMember))?;
-            let allowed = match h.kind {
-                Kind::Change => role.can_upload(),
-                // A snapshot's changes cannot be checked for who wrote
-                // them, so clients take one only from the owner.
-                Kind::Snapshot => role == Role::Owner,
-            };
-            if !allowed {
-                return Err(fail(Refusal::RoleForbids));
-            }
-            // Sealed under an epoch of the current membership: a member
-            // whose terms changed (removed, added again as a commenter)
-            // holds the old epochs' keys, and clients judge a change by
-            // the role of its epoch.
-            let since = doc
-                .state
-                .current_grant_from(account)
-                .ok_or(fail(Refusal::NotAMember))?;
-            if h.epoch > doc.state.epoch || h.epoch < since {
-                return Err(fail(Refusal::WrongEpoch));
-            }
-            // A snapshot may only cover changes the relay already holds:
-            // covering more would hide changes that land later.
-            if h.kind == Kind::Snapshot && h.covers > doc.head {
-                return Err(fail(Refusal::SnapshotAhead));
-            }
-            Fence {
-                access_len: doc.access_len(),
-                account: *account,
-                account_len: st.accounts.get(account).map_or(0, |a| a.log.len() as u64),
-            }
+        let role = doc.state.role_of(account, now).ok_or(Refusal::NotAMember)?;
+        let allowed = match h.kind {
+            Kind::Change => role.can_upload(),
+            // A snapshot's changes cannot be checked for who wrote them,
+            // so clients take one only from the owner.
+            Kind::Snapshot => role == Role::Owner,
         };
-        let snapshot_covers = (h.kind == Kind::Snapshot).then_some(h.covers);
-        let (doc, id) = (h.doc, h.id);
-        Ok(NewEnvelope {
-            doc,
-            id,
-            snapshot_covers,
-            bytes: env.into_bytes(),
-            fence,
+        if !allowed {
+            return Err(Refusal::RoleForbids);
+        }
+        // Sealed under an epoch of the current membership: a member whose
+        // terms changed (removed, added again as a commenter) holds the
+        // old epochs' keys, and clients judge a change by the role of its
+        // epoch.
+        let since = doc
+            .state
+            .current_grant_from(account)
+            .ok_or(Refusal::NotAMember)?;
+        if h.epoch > doc.state.epoch || h.epoch < since {
+            return Err(Refusal::WrongEpoch);
+        }
+        // A snapshot may only cover changes the relay already holds:
+        // covering more would hide changes that land later.
+        if h.kind == Kind::Snapshot && h.covers > doc.head {
+            return Err(Refusal::SnapshotAhead);
+        }
+        Ok(Fence {
+            access_len: doc.access_len(),
+            account: *account,
+            account_len: st.accounts.get(account).map_or(0, |a| a.log.len() as u64),
         })
     }
 
@@ -373,5 +363,58 @@ impl<S: Storage> Relay<S> {
             }
             Err(e) => store_err(e),
         }
+    }
+}
+
+/// A decoded envelope, or why it was refused (with its document where known).
+type Decoded = Result<Envelope, (Refusal, Option<DocId>)>;
+
+/// Decodes each upload and checks that the uploading device wrote it and
+/// signed it, the signatures in one batch: `(place, size, envelope)`.
+fn decode_and_verify(
+    pending: Vec<(usize, Vec<u8>)>,
+    account: &AccountId,
+    device: &DeviceId,
+) -> Vec<(usize, usize, Decoded)> {
+    let mut out: Vec<(usize, usize, Decoded)> = pending
+        .into_iter()
+        .map(|(i, bytes)| {
+            let size = bytes.len();
+            let env = Envelope::decode(bytes)
+                .map_err(|_| (Refusal::Malformed, None))
+                .and_then(|env| {
+                    let h = &env.header;
+                    if h.author != *device || h.account != *account {
+                        return Err((Refusal::NotTheUploader, Some(h.doc)));
+                    }
+                    Ok(env)
+                });
+            (i, size, env)
+        })
+        .collect();
+    let decoded: Vec<&Envelope> = out.iter().filter_map(|(_, _, e)| e.as_ref().ok()).collect();
+    let verified = Envelope::verify_all(&decoded);
+    let mut verified = verified.into_iter();
+    for (_, _, env) in &mut out {
+        if let Ok(e) = env
+            && !verified.next().unwrap_or(false)
+        {
+            *env = Err((Refusal::BadSignature, Some(e.header.doc)));
+        }
+    }
+    out
+}
+
+/// What the store is handed for a checked envelope.
+fn new_envelope(env: Envelope, fence: Fence) -> NewEnvelope {
+    let h = &env.header;
+    let snapshot_covers = (h.kind == Kind::Snapshot).then_some(h.covers);
+    let (doc, id) = (h.doc, h.id);
+    NewEnvelope {
+        doc,
+        id,
+        snapshot_covers,
+        bytes: env.into_bytes(),
+        fence,
     }
 }
