@@ -171,14 +171,42 @@ impl Subscription {
     }
 }
 
+/// The first address `addr` names.
+async fn resolve(addr: &str) -> Result<SocketAddr, NetError> {
+    tokio::net::lookup_host(addr)
+        .await
+        .map_err(|_| NetError::Resolve(addr.to_string()))?
+        .next()
+        .ok_or_else(|| NetError::Resolve(addr.to_string()))
+}
+
 impl Relay {
     /// Connects over QUIC, accepting only the certificate with this fingerprint.
     pub async fn connect(addr: &str, fingerprint: [u8; 32]) -> Result<Relay, NetError> {
-        let target: SocketAddr = tokio::net::lookup_host(addr)
-            .await
-            .map_err(|_| NetError::Resolve(addr.to_string()))?
-            .next()
-            .ok_or_else(|| NetError::Resolve(addr.to_string()))?;
+        let target = resolve(addr).await?;
+        let bind: SocketAddr = if target.is_ipv6() {
+            "[::]:0".parse().expect("a valid literal address")
+        } else {
+            "0.0.0.0:0".parse().expect("a valid literal address")
+        };
+        let endpoint = quinn::Endpoint::client(bind).map_err(|e| NetError::Connect {
+            addr: addr.to_string(),
+            reason: e.to_string(),
+        })?;
+        Self::connect_on(endpoint, addr, fingerprint).await
+    }
+
+    /// Connects over a client endpoint (one UDP socket) that other
+    /// connections share: a load generator's thousands of devices, which
+    /// would otherwise hold a socket and its buffers each. Closing such a
+    /// connection waits until the endpoint's other connections are closed
+    /// too; drop it instead.
+    pub async fn connect_on(
+        endpoint: quinn::Endpoint,
+        addr: &str,
+        fingerprint: [u8; 32],
+    ) -> Result<Relay, NetError> {
+        let target = resolve(addr).await?;
         let provider = Arc::new(rustls::crypto::ring::default_provider());
         let mut tls = rustls::ClientConfig::builder_with_provider(provider.clone())
             .with_protocol_versions(&[&rustls::version::TLS13])
@@ -201,19 +229,12 @@ impl Relay {
                 .expect("a few seconds is a valid QUIC idle timeout"),
         ));
         config.transport_config(Arc::new(transport));
-        let bind: SocketAddr = if target.is_ipv6() {
-            "[::]:0".parse().expect("a valid literal address")
-        } else {
-            "0.0.0.0:0".parse().expect("a valid literal address")
-        };
         let connect_err = |reason: String| NetError::Connect {
             addr: addr.to_string(),
             reason,
         };
-        let mut endpoint = quinn::Endpoint::client(bind).map_err(|e| connect_err(e.to_string()))?;
-        endpoint.set_default_client_config(config);
         let connecting = endpoint
-            .connect(target, "casebook-relay")
+            .connect_with(config, target, "casebook-relay")
             .map_err(|e| connect_err(e.to_string()))?;
         // The idle timeout bounds the handshake too.
         let conn = connecting.await.map_err(|e| connect_err(e.to_string()))?;

@@ -11,9 +11,6 @@ use tokio::task::JoinSet;
 use crate::relay::{Relay, Session};
 use crate::storage::Storage;
 
-/// Most connections served at once; more are refused until one ends.
-pub const MAX_CONNECTIONS: usize = 4096;
-
 /// Accepts connections until `shutdown` turns true, then lets every open
 /// request finish (what was acknowledged is already durable) and closes.
 pub async fn serve<S: Storage>(
@@ -21,14 +18,15 @@ pub async fn serve<S: Storage>(
     relay: Arc<Relay<S>>,
     mut shutdown: watch::Receiver<bool>,
 ) {
-    let limit = Arc::new(Semaphore::new(MAX_CONNECTIONS));
+    let max = relay.limits().connections as usize;
+    let limit = Arc::new(Semaphore::new(max));
     let mut tasks = JoinSet::new();
     loop {
         tokio::select! {
             incoming = endpoint.accept() => {
                 let Some(incoming) = incoming else { break };
                 let Ok(permit) = limit.clone().try_acquire_owned() else {
-                    tracing::warn!(peer = %incoming.remote_address(), max = MAX_CONNECTIONS, "connection limit reached; refusing");
+                    tracing::warn!(peer = %incoming.remote_address(), max, "connection limit reached; refusing");
                     crate::metrics::connection_refused();
                     incoming.refuse();
                     continue;
@@ -176,16 +174,15 @@ async fn stream<S: Storage>(
                 return Ok(());
             }
         };
-        let mut changes = relay.subscribe();
+        let mut changes = relay.watch(account);
         respond(&mut send, &Response::Ok).await?;
         loop {
             tokio::select! {
                 c = changes.recv() => match c {
-                    Ok(c) if relay.may_read(&c.doc, &account) => {
+                    Ok(c) => {
                         respond(&mut send, &Response::Notify { doc: c.doc, seq: c.seq }).await?;
                         crate::metrics::pushed();
                     }
-                    Ok(_) => {}
                     // A slow reader missed some: tell it to list everything.
                     Err(broadcast::error::RecvError::Lagged(_)) => {
                         respond(&mut send, &Response::Notify { doc: casebook_shared::ids::DocId([0; 16]), seq: 0 }).await?;

@@ -19,6 +19,10 @@ use crate::metrics;
 /// practitioners, each with a few devices, writing text.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Limits {
+    /// Connections this relay node serves at once, all accounts together;
+    /// more are refused until one ends. Each idle watching device holds
+    /// about 60 KiB of the node's memory (BENCHMARKS.md).
+    pub connections: u32,
     /// Connections one account may have open at once (all its devices).
     pub connections_per_account: u32,
     /// Bytes of envelopes stored for the documents one account owns.
@@ -33,6 +37,7 @@ pub struct Limits {
 impl Default for Limits {
     fn default() -> Self {
         Limits {
+            connections: 16_384,
             connections_per_account: 32,
             quota_bytes: 5 * 1024 * 1024 * 1024,
             uploads_per_second: 50,

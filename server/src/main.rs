@@ -122,6 +122,9 @@ enum Command {
 /// What one account and one connection may use.
 #[derive(Args)]
 struct LimitArgs {
+    /// Connections this relay node serves at once, all accounts together.
+    #[arg(long, default_value_t = Limits::default().connections, env = "CASEBOOK_RELAY_MAX_CONNECTIONS")]
+    max_connections: u32,
     /// Connections one account may have open at once, all its devices together.
     #[arg(long, default_value_t = Limits::default().connections_per_account, env = "CASEBOOK_RELAY_MAX_CONNECTIONS_PER_ACCOUNT")]
     max_connections_per_account: u32,
@@ -139,6 +142,7 @@ struct LimitArgs {
 impl LimitArgs {
     fn limits(&self) -> Limits {
         Limits {
+            connections: self.max_connections.max(1),
             connections_per_account: self.max_connections_per_account.max(1),
             quota_bytes: self.quota_mib.saturating_mul(1 << 20),
             uploads_per_second: self.max_uploads_per_second.max(1),

@@ -99,9 +99,7 @@ impl<S: Storage> Relay<S> {
                 moved.push(Change { doc, seq });
             }
         }
-        for c in moved {
-            let _ = self.changes.send(c);
-        }
+        self.announce(&moved);
         Ok(())
     }
 
@@ -129,9 +127,7 @@ impl<S: Storage> Relay<S> {
                     }
                 }
             }
-            for c in moved {
-                let _ = self.changes.send(c);
-            }
+            self.announce(&moved);
         }
         Ok(())
     }
@@ -152,7 +148,7 @@ impl<S: Storage> Relay<S> {
                         st.add_bytes(&doc, added);
                         crate::metrics::stored_bytes(st.stored);
                     }
-                    let _ = self.changes.send(Change { doc, seq });
+                    self.announce(&[Change { doc, seq }]);
                     Ok(())
                 }
                 Ok(StoreEvent::Resync) | Err(RecvError::Lagged(_)) => {

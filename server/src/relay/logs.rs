@@ -213,14 +213,14 @@ impl<S: Storage> Relay<S> {
                         st.advance(&doc, w.seq);
                         st.docs.get(&doc).map_or(0, |d| d.head)
                     };
-                    let _ = self.changes.send(Change { doc, seq: head });
+                    self.announce(&[Change { doc, seq: head }]);
                     Response::Ok
                 }
                 Some(Ok(_)) => {
                     tracing::info!(doc = %doc.short(), entries = entries.len(), "access log appended");
                     self.write().commit_access(state, entries);
                     let head = self.read().docs.get(&doc).map_or(0, |d| d.head);
-                    let _ = self.changes.send(Change { doc, seq: head });
+                    self.announce(&[Change { doc, seq: head }]);
                     Response::Ok
                 }
                 // The log, or the signer's account log, grew through

@@ -8,11 +8,13 @@ use casebook_shared::clock::Clock;
 use casebook_shared::crypto::{self, random_bytes};
 use casebook_shared::frames::{self, ErrorCode, MAX_MAILBOX_MSG, Request, Response};
 use casebook_shared::ids::{AccountId, DeviceId, DocId};
-use tokio::sync::broadcast;
 
 mod follow;
+mod hub;
 mod logs;
 mod upload;
+
+pub use hub::Watch;
 
 use crate::limits::{Limiter, Limits, Slot};
 use crate::mailbox::MailboxError;
@@ -70,7 +72,7 @@ pub struct Relay<S: Storage> {
     /// removal is stored before anything under the epoch that follows,
     /// which is what clients rely on to judge a former member's changes.
     order: tokio::sync::RwLock<()>,
-    changes: broadcast::Sender<Change>,
+    hub: hub::Hub,
     fingerprint: [u8; 32],
     limiter: Arc<Limiter>,
     /// What a share's expiry is judged against: the system's, or a
@@ -129,7 +131,7 @@ impl<S: Storage> Relay<S> {
             log_lock: tokio::sync::Mutex::new(0),
             log_seen: std::sync::atomic::AtomicU64::new(0),
             order: tokio::sync::RwLock::new(()),
-            changes: broadcast::channel(4096).0,
+            hub: hub::Hub::default(),
             fingerprint,
             clock: Clock::system(),
             shared,
@@ -155,9 +157,25 @@ impl<S: Storage> Relay<S> {
         self.state.write().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Subscribes to document changes (filtered per connection by membership).
-    pub fn subscribe(&self) -> broadcast::Receiver<Change> {
-        self.changes.subscribe()
+    /// Watches the changes to documents `account` may read.
+    pub fn watch(&self, account: AccountId) -> Watch<'_> {
+        self.hub.watch(account)
+    }
+
+    /// Tells the devices watching each document's readers that it changed.
+    fn announce(&self, changes: &[Change]) {
+        if changes.is_empty() {
+            return;
+        }
+        let now = self.now();
+        let st = self.read();
+        for c in changes {
+            if let Some(d) = st.docs.get(&c.doc) {
+                let readers = d.state.members.keys();
+                self.hub
+                    .tell(readers.filter(|a| d.state.role_of(a, now).is_some()), *c);
+            }
+        }
     }
 
     /// Whether `account` may read `doc` now.

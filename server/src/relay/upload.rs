@@ -246,9 +246,7 @@ impl<S: Storage> Relay<S> {
             }
             metrics::stored_bytes(st.stored);
         }
-        for c in changed {
-            let _ = self.changes.send(c);
-        }
+        self.announce(&changed);
         Ok(again)
     }
 

@@ -32,6 +32,7 @@ mod ingest;
 mod latency;
 mod postgres;
 mod sharing;
+mod watchers;
 
 use ingest::{ingest, raw_sqlite};
 use latency::latency;
@@ -126,6 +127,8 @@ fn relay_child(data: &str, store: Option<&String>, cert_from: Option<&String>) -
         // The benchmark uploads far faster than a person; no rate limit.
         let mut config = casebook_relay::Config::new("127.0.0.1:0".parse()?, data);
         config.limits.uploads_per_second = u32::MAX;
+        // Room for the many-devices run's watchers.
+        config.limits.connections = 20_000;
         config.store = store.cloned();
         config.cert = cert_from.map(|d| {
             let d = Path::new(d);
@@ -346,6 +349,21 @@ fn main() -> Result<()> {
     let tmp = tempfile::tempdir()?;
     let mut rows: Vec<(String, String, String)> = Vec::new();
 
+    // `--watchers-only [N]`: N devices (10,000 unless given) watching one node.
+    if let Some(i) = args.iter().position(|a| a == "--watchers-only") {
+        let n = args
+            .get(i + 1)
+            .and_then(|a| a.parse().ok())
+            .unwrap_or(10_000);
+        rows.extend(watcher_rows(
+            &rt,
+            tmp.path(),
+            n,
+            if quick { 50 } else { 300 },
+        )?);
+        return print_table(rows);
+    }
+
     if args.iter().any(|a| a == "--postgres-only") {
         rows.extend(postgres::ingest_rows(
             &rt,
@@ -475,6 +493,20 @@ fn main() -> Result<()> {
     ));
 
     print_table(rows)
+}
+
+/// Many devices watching one relay node.
+fn watcher_rows(
+    rt: &tokio::runtime::Runtime,
+    dir: &Path,
+    devices: usize,
+    edits: usize,
+) -> Result<Vec<(String, String, String)>> {
+    eprintln!("== {devices} devices watching one node");
+    let relay = RelayProc::start(&dir.join("relay-watchers"))?;
+    let w = rt.block_on(watchers::watchers(&relay, devices, edits))?;
+    relay.stop()?;
+    Ok(w.rows())
 }
 
 fn print_table(rows: Vec<(String, String, String)>) -> Result<()> {
