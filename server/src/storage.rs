@@ -7,7 +7,7 @@
 //! same trait and passes the same contract tests.
 
 use casebook_shared::frames::Stored;
-use casebook_shared::ids::{AccountId, DocId, EnvelopeId};
+use casebook_shared::ids::{AccountId, DeviceId, DocId, EnvelopeId};
 use casebook_shared::signed::Signed;
 use std::future::Future;
 use std::sync::Mutex;
@@ -33,6 +33,9 @@ pub enum StoreError {
     LogConflict,
     #[error("the document was disposed of")]
     Disposed,
+    /// A device the account log lists is listed by another account's.
+    #[error("device {} belongs to another account", .0.short())]
+    DeviceClaimed(DeviceId),
     /// The access log or account log an envelope was checked against grew
     /// before it was stored (another relay node appended to it): check it
     /// again against the logs as stored.
@@ -114,6 +117,11 @@ pub enum WriteJob {
         account: AccountId,
         first_seq: u64,
         entries: Vec<Signed>,
+        /// Every device the log lists with these entries. The store keeps
+        /// which account lists each device, and refuses the append whole
+        /// as [`StoreError::DeviceClaimed`] if another account lists one:
+        /// two relay nodes cannot both hand one device to two accounts.
+        devices: Vec<DeviceId>,
     },
     /// Entries appended to a document's access log, starting at `first_seq`.
     Access {
@@ -358,6 +366,34 @@ pub fn snapshot_written(
         seq: covers,
         added: stored - freed,
     }
+}
+
+/// The device index of stored account logs, each verified again: which
+/// account lists each device, for a store made before it kept one. A
+/// device two accounts list (which the relay refused before the store
+/// kept the index, on one node) stays with the first; it is logged.
+pub fn listed_devices(
+    accounts: Vec<(AccountId, Vec<Signed>)>,
+) -> Result<Vec<(DeviceId, AccountId)>, StoreError> {
+    let mut owner: std::collections::HashMap<DeviceId, AccountId> = Default::default();
+    for (id, log) in accounts {
+        let state = casebook_shared::account::AccountState::verify_log(&log)
+            .map_err(|e| StoreError::Damaged(format!("account {}: {e}", id.short())))?;
+        for d in state.devices.keys() {
+            match owner.get(d) {
+                Some(first) if *first != id => tracing::warn!(
+                    device = %d.short(),
+                    kept = %first.short(),
+                    dropped = %id.short(),
+                    "two accounts list one device; the index keeps the first"
+                ),
+                _ => {
+                    owner.insert(*d, id);
+                }
+            }
+        }
+    }
+    Ok(owner.into_iter().collect())
 }
 
 /// What this transaction has read of the logs and disposals it holds

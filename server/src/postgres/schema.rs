@@ -4,12 +4,15 @@
 //! node older than its database refuses to run on it rather than
 //! misreading it.
 
+use casebook_shared::codec;
+use casebook_shared::ids::AccountId;
+use casebook_shared::signed::Signed;
 use tokio_postgres::Client;
 
 use crate::storage::StoreError;
 
 /// The schema version this relay reads and writes.
-pub const VERSION: i32 = 1;
+pub const VERSION: i32 = 2;
 
 /// Taken (for the transaction) by a migration, so two at once queue.
 const MIGRATION_LOCK: i64 = 0x6361_7365_626f_6f6b; // "casebook"
@@ -44,6 +47,10 @@ const STEPS: &[&str] = &[
      CREATE TABLE mailbox_slots(
         mailbox BYTEA NOT NULL, slot SMALLINT NOT NULL, msg BYTEA,
         created TIMESTAMPTZ NOT NULL, PRIMARY KEY(mailbox, slot));",
+    // 2: which account lists each device, so that two nodes cannot give
+    // one device to two accounts. Filled from the account logs as stored
+    // (verified again) by [`migrate`].
+    "CREATE TABLE devices(device BYTEA PRIMARY KEY, account BYTEA NOT NULL);",
 ];
 
 /// What a migration did.
@@ -82,6 +89,9 @@ pub async fn migrate(client: &mut Client) -> Result<Migrated, StoreError> {
     for step in &STEPS[from as usize..] {
         tx.batch_execute(step).await?;
     }
+    if (1..2).contains(&from) {
+        index_devices(&tx).await?;
+    }
     tx.execute("DELETE FROM casebook_schema", &[]).await?;
     tx.execute(
         "INSERT INTO casebook_schema(version) VALUES ($1)",
@@ -90,6 +100,40 @@ pub async fn migrate(client: &mut Client) -> Result<Migrated, StoreError> {
     .await?;
     tx.commit().await?;
     Ok(Migrated { from, to: VERSION })
+}
+
+/// Fills the device index of a database from before it (version 1).
+async fn index_devices(tx: &tokio_postgres::Transaction<'_>) -> Result<(), StoreError> {
+    let mut logs: std::collections::BTreeMap<Vec<u8>, Vec<Signed>> = Default::default();
+    for row in tx
+        .query(
+            "SELECT account, entry FROM account_entries ORDER BY account, seq",
+            &[],
+        )
+        .await?
+    {
+        let entry = codec::decode(row.get::<_, &[u8]>(1))
+            .map_err(|e| StoreError::Damaged(format!("an account entry: {e}")))?;
+        logs.entry(row.get(0)).or_default().push(entry);
+    }
+    let accounts = logs
+        .into_iter()
+        .map(|(id, log)| {
+            let id = AccountId(
+                id.try_into()
+                    .map_err(|_| StoreError::Damaged("an account id".into()))?,
+            );
+            Ok((id, log))
+        })
+        .collect::<Result<Vec<_>, StoreError>>()?;
+    for (device, account) in crate::storage::listed_devices(accounts)? {
+        tx.execute(
+            "INSERT INTO devices(device, account) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+            &[&&device.0[..], &&account.0[..]],
+        )
+        .await?;
+    }
+    Ok(())
 }
 
 /// Refuses a database whose schema is not exactly [`VERSION`].

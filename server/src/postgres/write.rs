@@ -44,6 +44,8 @@ struct Statements {
     is_disposed: Statement,
     insert_envelope: Statement,
     stored_envelope: Statement,
+    device_owner: Statement,
+    add_device: Statement,
 }
 
 impl Statements {
@@ -112,6 +114,14 @@ impl Statements {
                 .await?,
             stored_envelope: c
                 .prepare("SELECT seq, bytes FROM envelopes WHERE doc = $1 AND env_id = $2")
+                .await?,
+            device_owner: c
+                .prepare("SELECT account FROM devices WHERE device = $1")
+                .await?,
+            add_device: c
+                .prepare(
+                    "INSERT INTO devices(device, account) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+                )
                 .await?,
         })
     }
@@ -279,11 +289,24 @@ async fn run_job(
             account,
             first_seq,
             entries,
+            devices,
         } => {
+            // Every account append holds the log-changes lock, so no other
+            // node lists a device between this check and the insert.
+            for d in devices {
+                let owner = tx.query_opt(&stmts.device_owner, &[&&d.0[..]]).await?;
+                if owner.is_some_and(|r| r.get::<_, &[u8]>(0) != account.0) {
+                    return Ok(vec![Err(StoreError::DeviceClaimed(*d))]);
+                }
+            }
             let r = append_log(tx, &stmts.append_account, &account.0, *first_seq, entries).await?;
             if r.is_ok() {
                 tx.execute(&stmts.account_changed, &[&&account.0[..]])
                     .await?;
+                for d in devices {
+                    tx.execute(&stmts.add_device, &[&&d.0[..], &&account.0[..]])
+                        .await?;
+                }
             }
             Ok(vec![r])
         }

@@ -109,6 +109,7 @@ impl<S: Storage> Relay<S> {
             account: state.id,
             first_seq,
             entries: entries.clone(),
+            devices: state.devices.keys().copied().collect(),
         };
         match self.store.submit(job).await {
             Ok(mut r) => match r.pop() {
@@ -118,6 +119,10 @@ impl<S: Storage> Relay<S> {
                     Response::Ok
                 }
                 Some(Err(StoreError::LogConflict)) => err(ErrorCode::Conflict, MOVED_ON),
+                // Another node gave it to another account first.
+                Some(Err(e @ StoreError::DeviceClaimed(_))) => {
+                    err(ErrorCode::Conflict, e.to_string())
+                }
                 Some(Err(e)) => store_err(e),
                 None => store_err(StoreError::Stopped),
             },

@@ -36,7 +36,12 @@ CREATE TABLE IF NOT EXISTS snapshots(
     doc BLOB PRIMARY KEY, covers INTEGER NOT NULL, bytes BLOB NOT NULL) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS disposed(
     doc BLOB PRIMARY KEY, readers BLOB NOT NULL, head INTEGER NOT NULL) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS devices(
+    device BLOB PRIMARY KEY, account BLOB NOT NULL) WITHOUT ROWID;
 ";
+
+/// The layout version in `PRAGMA user_version`: 1 since the device index.
+const LAYOUT: i64 = 1;
 
 /// The SQLite store.
 pub struct SqliteStore {
@@ -64,11 +69,52 @@ pub(super) fn open(path: &Path) -> Result<Connection, StoreError> {
     Ok(conn)
 }
 
+/// Makes the tables, and brings a database of an older layout up to
+/// [`LAYOUT`]: a database from before the device index gets it from its
+/// account logs, verified again.
+fn upgrade(conn: &Connection, path: &Path) -> Result<(), StoreError> {
+    let layout: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+    if layout > LAYOUT {
+        return Err(StoreError::Schema(format!(
+            "the database's layout is version {layout}, newer than this relay knows ({LAYOUT}): run a relay as new as the one that wrote it"
+        )));
+    }
+    let existed: i64 = conn.query_row(
+        "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'account_entries'",
+        [],
+        |r| r.get(0),
+    )?;
+    conn.execute_batch(SCHEMA)?;
+    if layout < 1 && existed > 0 {
+        let readers = Readers {
+            path: path.to_path_buf(),
+            pool: Mutex::new(Vec::new()),
+            read_only: false,
+        };
+        let rows = crate::storage::listed_devices(readers.load()?.accounts)?;
+        let tx = conn.unchecked_transaction()?;
+        {
+            let mut ins =
+                tx.prepare("INSERT OR IGNORE INTO devices(device, account) VALUES (?1, ?2)")?;
+            for (d, a) in &rows {
+                ins.execute(rusqlite::params![&d.0[..], &a.0[..]])?;
+            }
+        }
+        tx.commit()?;
+        tracing::info!(
+            devices = rows.len(),
+            "indexed the devices of every account log"
+        );
+    }
+    conn.pragma_update(None, "user_version", LAYOUT)?;
+    Ok(())
+}
+
 impl SqliteStore {
     /// Opens (or creates) the database and starts the writer thread.
     pub fn open(path: &Path) -> Result<SqliteStore, StoreError> {
         let conn = open(path)?;
-        conn.execute_batch(SCHEMA)?;
+        upgrade(&conn, path)?;
         let (jobs, rx) = Jobs::new();
         let writer = std::thread::Builder::new()
             .name("casebook-relay-writer".into())

@@ -2,7 +2,7 @@
 //! last commit ran in one transaction, and answers each job only after it.
 
 use casebook_shared::codec;
-use casebook_shared::ids::{AccountId, DocId};
+use casebook_shared::ids::{AccountId, DeviceId, DocId};
 use casebook_shared::signed::Signed;
 use rusqlite::{Connection, OptionalExtension, params};
 use tokio::sync::mpsc;
@@ -107,14 +107,29 @@ fn run_job(
             account,
             first_seq,
             entries,
-        } => Ok(vec![append_log(
-            tx,
-            "account_entries",
-            "account",
-            &account.0,
-            *first_seq,
-            entries,
-        )?]),
+            devices,
+        } => {
+            if let Some(d) = claimed(tx, account, devices)? {
+                return Ok(vec![Err(StoreError::DeviceClaimed(d))]);
+            }
+            let r = append_log(
+                tx,
+                "account_entries",
+                "account",
+                &account.0,
+                *first_seq,
+                entries,
+            )?;
+            if r.is_ok() {
+                let mut ins = tx.prepare_cached(
+                    "INSERT OR IGNORE INTO devices(device, account) VALUES (?1, ?2)",
+                )?;
+                for d in devices {
+                    ins.execute(params![&d.0[..], &account.0[..]])?;
+                }
+            }
+            Ok(vec![r])
+        }
         WriteJob::Access {
             doc,
             first_seq,
@@ -229,6 +244,22 @@ fn dispose(
         seq: head as u64,
         added: -freed,
     }))
+}
+
+/// The first of `devices` that another account's log lists.
+fn claimed(
+    tx: &rusqlite::Transaction<'_>,
+    account: &AccountId,
+    devices: &[DeviceId],
+) -> rusqlite::Result<Option<DeviceId>> {
+    let mut stmt = tx.prepare_cached("SELECT account FROM devices WHERE device = ?1")?;
+    for d in devices {
+        let owner: Option<Vec<u8>> = stmt.query_row([&d.0[..]], |r| r.get(0)).optional()?;
+        if owner.is_some_and(|o| o != account.0) {
+            return Ok(Some(*d));
+        }
+    }
+    Ok(None)
 }
 
 /// Whether the account that signs access entries still has the log length

@@ -169,6 +169,7 @@ pub async fn a_log_append_at_a_taken_position_is_refused_whole(s: &impl Storage)
         account,
         first_seq,
         entries,
+        devices: Vec::new(),
     };
     assert!(write(s, job(0, vec![entry(1), entry(2)])).await[0].is_ok());
     let taken = write(s, job(1, vec![entry(7), entry(8)])).await;
@@ -269,6 +270,7 @@ where
             account: AccountId([20; 32]),
             first_seq: 0,
             entries: vec![entry(20)],
+            devices: Vec::new(),
         },
     )
     .await[0]
@@ -372,6 +374,7 @@ pub async fn an_envelope_whose_logs_moved_is_refused_as_stale(s: &impl Storage) 
         account: AUTHOR,
         first_seq: 0,
         entries: vec![entry(9)],
+        devices: Vec::new(),
     };
     assert!(write(s, grew).await[0].is_ok());
     let r = put(
@@ -406,6 +409,7 @@ pub async fn a_log_and_a_document_read_back_as_stored(s: &impl Storage) {
         account: AUTHOR,
         first_seq: 0,
         entries: vec![entry(1), entry(2)],
+        devices: Vec::new(),
     };
     assert!(write(s, log).await[0].is_ok());
     assert_eq!(
@@ -475,4 +479,31 @@ pub async fn a_mailbox_slot_takes_one_message(s: &impl Storage) {
     assert_eq!(got.unwrap(), Some(b"late".to_vec()));
     let none = mailbox::take(s, [3; 16], 0, Duration::from_millis(20)).await;
     assert_eq!(none.unwrap(), None, "nothing comes: the wait ends empty");
+}
+
+/// An account append that lists a device another account's log lists is
+/// refused whole; the same account listing it again is not.
+pub async fn a_device_is_listed_by_one_account_only(s: &impl Storage) {
+    let (first, second) = (AccountId([60; 32]), AccountId([61; 32]));
+    let (d1, d2) = (DeviceId([0x61; 32]), DeviceId([0x62; 32]));
+    let job = |account, first_seq, devices| WriteJob::Account {
+        account,
+        first_seq,
+        entries: vec![entry(first_seq as u8 + 1)],
+        devices,
+    };
+    assert!(write(s, job(first, 0, vec![d1])).await[0].is_ok());
+    let r = write(s, job(second, 0, vec![d2, d1])).await;
+    assert!(
+        matches!(r[0], Err(StoreError::DeviceClaimed(d)) if d == d1),
+        "{r:?}"
+    );
+    assert!(
+        s.account_log(second).await.unwrap().is_empty(),
+        "nothing of a refused append is kept"
+    );
+    assert!(write(s, job(first, 1, vec![d1, d2])).await[0].is_ok());
+    let r = write(s, job(second, 0, vec![d2])).await;
+    assert!(matches!(r[0], Err(StoreError::DeviceClaimed(_))), "{r:?}");
+    assert!(write(s, job(second, 0, vec![DeviceId([0x63; 32])])).await[0].is_ok());
 }
