@@ -3,7 +3,7 @@
 //! are built once for both.
 
 use casebook_shared::frames::Stored;
-use casebook_shared::ids::{AccountId, DocId};
+use casebook_shared::ids::{AccountId, DeviceId, DocId};
 use casebook_shared::signed::Signed;
 use tokio::sync::{broadcast, oneshot};
 
@@ -136,6 +136,27 @@ impl Storage for AnyStore {
         match self {
             AnyStore::Sqlite(s) => s.heads(docs).await,
             AnyStore::Postgres(s) => s.heads(docs).await,
+        }
+    }
+
+    async fn device_account(&self, device: DeviceId) -> Result<Option<AccountId>, StoreError> {
+        match self {
+            AnyStore::Sqlite(s) => s.device_account(device).await,
+            AnyStore::Postgres(s) => s.device_account(device).await,
+        }
+    }
+
+    async fn member_docs(&self, account: AccountId) -> Result<Vec<DocId>, StoreError> {
+        match self {
+            AnyStore::Sqlite(s) => s.member_docs(account).await,
+            AnyStore::Postgres(s) => s.member_docs(account).await,
+        }
+    }
+
+    async fn owner_usage(&self, owner: AccountId) -> Result<u64, StoreError> {
+        match self {
+            AnyStore::Sqlite(s) => s.owner_usage(owner).await,
+            AnyStore::Postgres(s) => s.owner_usage(owner).await,
         }
     }
 }

@@ -128,6 +128,12 @@ pub enum WriteJob {
         doc: DocId,
         first_seq: u64,
         entries: Vec<Signed>,
+        /// The document's owner and every account its log names after
+        /// these entries: the store keeps, for each account, the documents
+        /// it is or was a member of, and for each owner what it owns (its
+        /// quota's use), so neither needs every log in memory.
+        owner: AccountId,
+        members: Vec<AccountId>,
         /// The signer's account and the length of its log when the entries
         /// were checked: refused as [`StoreError::Stale`] if it grew (a
         /// revocation through another node).
@@ -268,6 +274,24 @@ pub trait Storage: Send + Sync + 'static {
         &self,
         docs: Vec<DocId>,
     ) -> impl Future<Output = Result<Vec<(DocId, u64)>, StoreError>> + Send;
+
+    /// The account whose log lists `device`, if one does.
+    fn device_account(
+        &self,
+        device: DeviceId,
+    ) -> impl Future<Output = Result<Option<AccountId>, StoreError>> + Send;
+
+    /// Every document `account` is or was a member of (a disposed one
+    /// too, so its readers learn of the disposal).
+    fn member_docs(
+        &self,
+        account: AccountId,
+    ) -> impl Future<Output = Result<Vec<DocId>, StoreError>> + Send;
+
+    /// Bytes of envelopes and snapshots stored now for the documents
+    /// `owner` owns: its quota's use.
+    fn owner_usage(&self, owner: AccountId)
+    -> impl Future<Output = Result<u64, StoreError>> + Send;
 }
 
 /// Most jobs one transaction takes; past that the next commit takes the rest.
@@ -368,32 +392,54 @@ pub fn snapshot_written(
     }
 }
 
-/// The device index of stored account logs, each verified again: which
-/// account lists each device, for a store made before it kept one. A
-/// device two accounts list (which the relay refused before the store
-/// kept the index, on one node) stays with the first; it is logged.
-pub fn listed_devices(
-    accounts: Vec<(AccountId, Vec<Signed>)>,
-) -> Result<Vec<(DeviceId, AccountId)>, StoreError> {
-    let mut owner: std::collections::HashMap<DeviceId, AccountId> = Default::default();
-    for (id, log) in accounts {
-        let state = casebook_shared::account::AccountState::verify_log(&log)
-            .map_err(|e| StoreError::Damaged(format!("account {}: {e}", id.short())))?;
-        for d in state.devices.keys() {
-            match owner.get(d) {
-                Some(first) if *first != id => tracing::warn!(
-                    device = %d.short(),
-                    kept = %first.short(),
-                    dropped = %id.short(),
-                    "two accounts list one device; the index keeps the first"
-                ),
-                _ => {
-                    owner.insert(*d, id);
+/// What a store indexes of its logs, for a store made before it kept
+/// the indexes: read from every log as stored, verified again.
+#[derive(Debug, Default)]
+pub struct Index {
+    /// Which account lists each device. A device two accounts list (which
+    /// the relay refused on one node before the store kept the index)
+    /// stays with one of them; it is logged.
+    pub devices: Vec<(DeviceId, AccountId)>,
+    /// Each document's owner and every account its log names (for a
+    /// disposed document, everyone who could read it).
+    pub docs: Vec<(DocId, AccountId, Vec<AccountId>)>,
+}
+
+impl Index {
+    pub fn of(loaded: Loaded) -> Result<Index, StoreError> {
+        let state = crate::state::State::rebuild(loaded)?;
+        let mut owner: std::collections::HashMap<DeviceId, AccountId> = Default::default();
+        for (id, a) in &state.accounts {
+            for d in a.state.devices.keys() {
+                match owner.get(d) {
+                    Some(first) if first != id => tracing::warn!(
+                        device = %d.short(),
+                        kept = %first.short(),
+                        dropped = %id.short(),
+                        "two accounts list one device; the index keeps one"
+                    ),
+                    _ => {
+                        owner.insert(*d, *id);
+                    }
                 }
             }
         }
+        let docs = state
+            .docs
+            .iter()
+            .map(|(id, d)| {
+                (
+                    *id,
+                    d.state.owner,
+                    d.state.members.keys().copied().collect(),
+                )
+            })
+            .collect();
+        Ok(Index {
+            devices: owner.into_iter().collect(),
+            docs,
+        })
     }
-    Ok(owner.into_iter().collect())
 }
 
 /// What this transaction has read of the logs and disposals it holds

@@ -1,7 +1,8 @@
 //! Which account lists each device, kept by the store: an append that
 //! gives a device to a second account is refused whole on either backend,
 //! also when two relay nodes take the two appends at once; and a database
-//! made before the store kept it is indexed from its account logs.
+//! made before the store kept its indexes (devices, documents' owners and
+//! members) is indexed from its logs.
 
 #[path = "common/contract.rs"]
 mod contract;
@@ -9,12 +10,19 @@ mod contract;
 mod pg;
 
 use casebook_relay::storage::{Storage, StoreError, WriteJob};
+use casebook_shared::access::{self, DocEntry, DocOp};
 use casebook_shared::account::{self, AccountState};
-use casebook_shared::crypto::{DeviceSigner, DhSecret};
-use casebook_shared::ids::{AccountId, DeviceId};
+use casebook_shared::crypto::{DeviceSigner, DhSecret, SecretKey};
+use casebook_shared::ids::{AccountId, DeviceId, DocId};
+use casebook_shared::signed::Signed;
 
 /// A real account with one device: its id, its genesis and the device.
 fn an_account() -> (AccountId, WriteJob, DeviceId) {
+    let (id, job, signer) = an_account_and_signer();
+    (id, job, signer.device_id())
+}
+
+fn an_account_and_signer() -> (AccountId, WriteJob, DeviceSigner) {
     let signer = DeviceSigner::generate();
     let (genesis, _) = account::genesis(&signer, &DhSecret::generate(), 0);
     let state = AccountState::from_genesis(&genesis).unwrap();
@@ -24,7 +32,37 @@ fn an_account() -> (AccountId, WriteJob, DeviceId) {
         entries: vec![genesis],
         devices: state.devices.keys().copied().collect(),
     };
-    (state.id, job, signer.device_id())
+    (state.id, job, signer)
+}
+
+/// A real document of the account that `job` (its genesis) makes, as its
+/// device creates it: its id and its access genesis.
+fn a_document(job: &WriteJob, signer: &DeviceSigner) -> (DocId, WriteJob) {
+    let WriteJob::Account { entries, .. } = job else {
+        unreachable!()
+    };
+    let state = AccountState::from_genesis(&entries[0]).unwrap();
+    let doc = DocId::random();
+    let entry = DocEntry {
+        doc,
+        seq: 0,
+        prev: None,
+        at: 0,
+        account: state.id,
+        account_len: state.len,
+        op: DocOp::Genesis {
+            key: access::key_envelope(&doc, 0, &SecretKey::random(), &state).unwrap(),
+        },
+    };
+    let job = WriteJob::Access {
+        doc,
+        first_seq: 0,
+        entries: vec![Signed::sign(signer, access::SIG_LABEL, &entry)],
+        owner: state.id,
+        members: vec![state.id],
+        signer: (state.id, state.len),
+    };
+    (doc, job)
 }
 
 /// Another account's genesis that also lists `device`.
@@ -61,16 +99,22 @@ mod sqlite {
     async fn a_database_from_before_the_index_is_indexed_when_opened() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("relay.db");
-        let (_, job, device) = an_account();
+        let (account, job, signer) = an_account_and_signer();
+        let device = signer.device_id();
+        let (doc, genesis) = a_document(&job, &signer);
         {
             let s = SqliteStore::open(&path).unwrap();
             write(&s, job).await.unwrap();
+            write(&s, genesis).await.unwrap();
             Storage::close(&s).await;
         }
         // As a relay before the index left it.
         let conn = rusqlite::Connection::open(&path).unwrap();
-        conn.execute_batch("DROP TABLE devices; PRAGMA user_version = 0;")
-            .unwrap();
+        conn.execute_batch(
+            "DROP TABLE devices; DROP TABLE doc_owners; DROP TABLE doc_members;
+             PRAGMA user_version = 0;",
+        )
+        .unwrap();
         drop(conn);
         let s = SqliteStore::open(&path).unwrap();
         let r = write(&s, claiming(device)).await;
@@ -78,6 +122,8 @@ mod sqlite {
             matches!(r, Err(StoreError::DeviceClaimed(d)) if d == device),
             "{r:?}"
         );
+        assert_eq!(s.member_docs(account).await.unwrap(), vec![doc]);
+        assert_eq!(s.device_account(device).await.unwrap(), Some(account));
         Storage::close(&s).await;
         // A layout newer than this relay's is refused, not misread.
         let conn = rusqlite::Connection::open(&path).unwrap();
@@ -134,15 +180,21 @@ mod postgres {
         let Some((pg, url, s)) = fresh().await else {
             return;
         };
-        let (_, job, device) = an_account();
+        let (account, job, signer) = an_account_and_signer();
+        let device = signer.device_id();
+        let (doc, genesis) = a_document(&job, &signer);
         write(&s, job).await.unwrap();
+        write(&s, genesis).await.unwrap();
         Storage::close(&s).await;
         let (client, conn) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
             .await
             .unwrap();
         tokio::spawn(conn);
         client
-            .batch_execute("DROP TABLE devices; UPDATE casebook_schema SET version = 1;")
+            .batch_execute(
+                "DROP TABLE devices; DROP TABLE doc_owners; DROP TABLE doc_members;
+                 UPDATE casebook_schema SET version = 1;",
+            )
             .await
             .unwrap();
         let refused = PgStore::open(&url, None)
@@ -154,13 +206,14 @@ mod postgres {
             "{refused}"
         );
         let m = migrate(&url, None).await.unwrap();
-        assert_eq!((m.from, m.to), (1, 2));
+        assert_eq!((m.from, m.to), (1, 3));
         let s = PgStore::open(&url, None).await.unwrap();
         let r = write(&s, claiming(device)).await;
         assert!(
             matches!(r, Err(StoreError::DeviceClaimed(d)) if d == device),
             "{r:?}"
         );
+        assert_eq!(s.member_docs(account).await.unwrap(), vec![doc]);
         drop(pg);
     }
 }

@@ -55,7 +55,7 @@ async fn migrate_then_serve_and_refuse_what_is_not_ours() {
         .unwrap();
     assert!(made.status.success(), "{}", stderr(&made));
     assert!(
-        stdout(&made).contains("from version 0 to 2"),
+        stdout(&made).contains("from version 0 to 3"),
         "{}",
         stdout(&made)
     );

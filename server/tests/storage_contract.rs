@@ -76,6 +76,12 @@ mod sqlite {
         let (_dir, s) = fresh();
         contract::a_mailbox_slot_takes_one_message(&s).await;
     }
+
+    #[tokio::test]
+    async fn the_indexes_answer_from_the_logs() {
+        let (_dir, s) = fresh();
+        contract::the_indexes_answer_from_the_logs(&s).await;
+    }
 }
 
 mod postgres {
@@ -176,6 +182,14 @@ mod postgres {
             return;
         };
         contract::a_mailbox_slot_takes_one_message(&s).await;
+    }
+
+    #[tokio::test]
+    async fn the_indexes_answer_from_the_logs() {
+        let Some((_pg, s)) = fresh().await else {
+            return;
+        };
+        contract::the_indexes_answer_from_the_logs(&s).await;
     }
 
     /// Two nodes: a device waiting on one is handed what another device

@@ -12,6 +12,7 @@
 mod db;
 mod listen;
 pub mod schema;
+mod statements;
 mod write;
 
 use std::path::Path;
@@ -19,7 +20,7 @@ use std::sync::{Arc, Mutex};
 
 use casebook_shared::codec;
 use casebook_shared::frames::Stored;
-use casebook_shared::ids::{AccountId, DocId};
+use casebook_shared::ids::{AccountId, DeviceId, DocId};
 use casebook_shared::signed::Signed;
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
 use tokio::sync::{Notify, broadcast, oneshot};
@@ -162,61 +163,67 @@ async fn load_logs(
     Ok(out)
 }
 
+/// Every log and head, read in one snapshot `c` (at start, and by a
+/// migration that indexes what an older schema did not).
+pub(crate) async fn load_in(c: &tokio_postgres::Transaction<'_>) -> Result<Loaded, StoreError> {
+    let mut loaded = Loaded::default();
+    let accounts = "SELECT account, entry FROM account_entries ORDER BY account, seq";
+    for (k, v) in load_logs(c, accounts, "account_entries").await? {
+        loaded.accounts.push((AccountId(blob(k)?), v));
+    }
+    let docs = "SELECT doc, entry FROM access_entries ORDER BY doc, seq";
+    for (k, v) in load_logs(c, docs, "access_entries").await? {
+        loaded.docs.push((DocId(blob(k)?), v));
+    }
+    for r in c
+        .query("SELECT doc, MAX(seq) FROM envelopes GROUP BY doc", &[])
+        .await?
+    {
+        loaded
+            .heads
+            .push((DocId(blob(r.get(0))?), r.get::<_, i64>(1) as u64));
+    }
+    for r in c
+        .query(
+            "SELECT doc, SUM(n)::BIGINT FROM (
+                 SELECT doc, octet_length(bytes) AS n FROM envelopes
+                 UNION ALL SELECT doc, octet_length(bytes) FROM snapshots) AS sizes
+             GROUP BY doc",
+            &[],
+        )
+        .await?
+    {
+        loaded
+            .doc_bytes
+            .push((DocId(blob(r.get(0))?), r.get::<_, i64>(1) as u64));
+    }
+    // Numbers handed out only rise: the sequence remembers the highest.
+    let cursor: i64 = c
+        .query_one(
+            "SELECT CASE WHEN is_called THEN last_value ELSE 0 END FROM envelope_seq",
+            &[],
+        )
+        .await?
+        .get(0);
+    loaded.cursor = cursor as u64;
+    for r in c
+        .query("SELECT doc, readers, head FROM disposed", &[])
+        .await?
+    {
+        let doc = DocId(blob(r.get(0))?);
+        let readers: Vec<AccountId> = codec::decode(r.get::<_, &[u8]>(1))
+            .map_err(|e| StoreError::Damaged(format!("disposed: {e}")))?;
+        loaded.heads.push((doc, r.get::<_, i64>(2) as u64));
+        loaded.disposed.push((doc, readers));
+    }
+    Ok(loaded)
+}
+
 impl Storage for PgStore {
     async fn load(&self) -> Result<Loaded, StoreError> {
         let mut client = self.pool.get().await?;
         let c = snapshot(&mut client).await?;
-        let mut loaded = Loaded::default();
-        let accounts = "SELECT account, entry FROM account_entries ORDER BY account, seq";
-        for (k, v) in load_logs(&c, accounts, "account_entries").await? {
-            loaded.accounts.push((AccountId(blob(k)?), v));
-        }
-        let docs = "SELECT doc, entry FROM access_entries ORDER BY doc, seq";
-        for (k, v) in load_logs(&c, docs, "access_entries").await? {
-            loaded.docs.push((DocId(blob(k)?), v));
-        }
-        for r in c
-            .query("SELECT doc, MAX(seq) FROM envelopes GROUP BY doc", &[])
-            .await?
-        {
-            loaded
-                .heads
-                .push((DocId(blob(r.get(0))?), r.get::<_, i64>(1) as u64));
-        }
-        for r in c
-            .query(
-                "SELECT doc, SUM(n)::BIGINT FROM (
-                     SELECT doc, octet_length(bytes) AS n FROM envelopes
-                     UNION ALL SELECT doc, octet_length(bytes) FROM snapshots) AS sizes
-                 GROUP BY doc",
-                &[],
-            )
-            .await?
-        {
-            loaded
-                .doc_bytes
-                .push((DocId(blob(r.get(0))?), r.get::<_, i64>(1) as u64));
-        }
-        // Numbers handed out only rise: the sequence remembers the highest.
-        let cursor: i64 = c
-            .query_one(
-                "SELECT CASE WHEN is_called THEN last_value ELSE 0 END FROM envelope_seq",
-                &[],
-            )
-            .await?
-            .get(0);
-        loaded.cursor = cursor as u64;
-        for r in c
-            .query("SELECT doc, readers, head FROM disposed", &[])
-            .await?
-        {
-            let doc = DocId(blob(r.get(0))?);
-            let readers: Vec<AccountId> = codec::decode(r.get::<_, &[u8]>(1))
-                .map_err(|e| StoreError::Damaged(format!("disposed: {e}")))?;
-            loaded.heads.push((doc, r.get::<_, i64>(2) as u64));
-            loaded.disposed.push((doc, readers));
-        }
-        Ok(loaded)
+        load_in(&c).await
     }
 
     async fn ping(&self) -> Result<(), StoreError> {
@@ -502,6 +509,51 @@ impl Storage for PgStore {
 
     fn mailbox_changed(&self) -> &Notify {
         &self.mailbox
+    }
+
+    async fn device_account(&self, device: DeviceId) -> Result<Option<AccountId>, StoreError> {
+        let row = self
+            .pool
+            .get()
+            .await?
+            .query_opt(
+                "SELECT account FROM devices WHERE device = $1",
+                &[&&device.0[..]],
+            )
+            .await?;
+        row.map(|r| Ok(AccountId(blob(r.get(0))?))).transpose()
+    }
+
+    async fn member_docs(&self, account: AccountId) -> Result<Vec<DocId>, StoreError> {
+        let rows = self
+            .pool
+            .get()
+            .await?
+            .query(
+                "SELECT doc FROM doc_members WHERE account = $1",
+                &[&&account.0[..]],
+            )
+            .await?;
+        rows.into_iter()
+            .map(|r| Ok(DocId(blob(r.get(0))?)))
+            .collect()
+    }
+
+    async fn owner_usage(&self, owner: AccountId) -> Result<u64, StoreError> {
+        let n: i64 = self
+            .pool
+            .get()
+            .await?
+            .query_one(
+                "SELECT (COALESCE((SELECT SUM(octet_length(e.bytes)) FROM doc_owners o
+                                   JOIN envelopes e ON e.doc = o.doc WHERE o.owner = $1), 0)
+                       + COALESCE((SELECT SUM(octet_length(s.bytes)) FROM doc_owners o
+                                   JOIN snapshots s ON s.doc = o.doc WHERE o.owner = $1), 0))::BIGINT",
+                &[&&owner.0[..]],
+            )
+            .await?
+            .get(0);
+        Ok(n as u64)
     }
 
     async fn heads(&self, docs: Vec<DocId>) -> Result<Vec<(DocId, u64)>, StoreError> {

@@ -4,15 +4,12 @@
 //! node older than its database refuses to run on it rather than
 //! misreading it.
 
-use casebook_shared::codec;
-use casebook_shared::ids::AccountId;
-use casebook_shared::signed::Signed;
 use tokio_postgres::Client;
 
-use crate::storage::StoreError;
+use crate::storage::{Index, StoreError};
 
 /// The schema version this relay reads and writes.
-pub const VERSION: i32 = 2;
+pub const VERSION: i32 = 3;
 
 /// Taken (for the transaction) by a migration, so two at once queue.
 const MIGRATION_LOCK: i64 = 0x6361_7365_626f_6f6b; // "casebook"
@@ -51,6 +48,13 @@ const STEPS: &[&str] = &[
     // one device to two accounts. Filled from the account logs as stored
     // (verified again) by [`migrate`].
     "CREATE TABLE devices(device BYTEA PRIMARY KEY, account BYTEA NOT NULL);",
+    // 3: each document's owner (its quota's use) and, for each account,
+    // the documents it is or was a member of, so a node reads them from
+    // the store rather than holding every log in memory.
+    "CREATE TABLE doc_owners(doc BYTEA PRIMARY KEY, owner BYTEA NOT NULL);
+     CREATE INDEX doc_owners_by_owner ON doc_owners(owner);
+     CREATE TABLE doc_members(
+        account BYTEA NOT NULL, doc BYTEA NOT NULL, PRIMARY KEY(account, doc));",
 ];
 
 /// What a migration did.
@@ -89,8 +93,8 @@ pub async fn migrate(client: &mut Client) -> Result<Migrated, StoreError> {
     for step in &STEPS[from as usize..] {
         tx.batch_execute(step).await?;
     }
-    if (1..2).contains(&from) {
-        index_devices(&tx).await?;
+    if (1..VERSION).contains(&from) {
+        index_all(&tx).await?;
     }
     tx.execute("DELETE FROM casebook_schema", &[]).await?;
     tx.execute(
@@ -102,37 +106,36 @@ pub async fn migrate(client: &mut Client) -> Result<Migrated, StoreError> {
     Ok(Migrated { from, to: VERSION })
 }
 
-/// Fills the device index of a database from before it (version 1).
-async fn index_devices(tx: &tokio_postgres::Transaction<'_>) -> Result<(), StoreError> {
-    let mut logs: std::collections::BTreeMap<Vec<u8>, Vec<Signed>> = Default::default();
-    for row in tx
-        .query(
-            "SELECT account, entry FROM account_entries ORDER BY account, seq",
-            &[],
-        )
-        .await?
-    {
-        let entry = codec::decode(row.get::<_, &[u8]>(1))
-            .map_err(|e| StoreError::Damaged(format!("an account entry: {e}")))?;
-        logs.entry(row.get(0)).or_default().push(entry);
-    }
-    let accounts = logs
-        .into_iter()
-        .map(|(id, log)| {
-            let id = AccountId(
-                id.try_into()
-                    .map_err(|_| StoreError::Damaged("an account id".into()))?,
-            );
-            Ok((id, log))
-        })
-        .collect::<Result<Vec<_>, StoreError>>()?;
-    for (device, account) in crate::storage::listed_devices(accounts)? {
+/// Fills the indexes a database from before them lacks, from its logs as
+/// stored, verified again.
+async fn index_all(tx: &tokio_postgres::Transaction<'_>) -> Result<(), StoreError> {
+    let index = Index::of(super::load_in(tx).await?)?;
+    for (device, account) in &index.devices {
         tx.execute(
             "INSERT INTO devices(device, account) VALUES ($1, $2) ON CONFLICT DO NOTHING",
             &[&&device.0[..], &&account.0[..]],
         )
         .await?;
     }
+    for (doc, owner, members) in &index.docs {
+        tx.execute(
+            "INSERT INTO doc_owners(doc, owner) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+            &[&&doc.0[..], &&owner.0[..]],
+        )
+        .await?;
+        for m in members {
+            tx.execute(
+                "INSERT INTO doc_members(account, doc) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+                &[&&m.0[..], &&doc.0[..]],
+            )
+            .await?;
+        }
+    }
+    tracing::info!(
+        devices = index.devices.len(),
+        docs = index.docs.len(),
+        "indexed the devices, owners and members of every stored log"
+    );
     Ok(())
 }
 

@@ -21,111 +21,12 @@ use casebook_shared::signed::Signed;
 use tokio::sync::mpsc;
 use tokio_postgres::{Client, Statement, Transaction};
 
-use super::listen::{self, Announce};
+use super::listen::Announce;
+use super::statements::Statements;
 use crate::storage::{
     Known, MAX_GROUP, NewEnvelope, Queued, StoreError, WriteJob, WriteResult, Written, all_failed,
     repeated, snapshot_written,
 };
-
-/// The statements the writer runs, prepared once per connection.
-struct Statements {
-    lock: Statement,
-    notify: Statement,
-    access_len: Statement,
-    account_len: Statement,
-    account_changed: Statement,
-    doc_changed: Statement,
-    append_account: Statement,
-    append_access: Statement,
-    older_snapshot: Statement,
-    put_snapshot: Statement,
-    covered_bytes: Statement,
-    prune_covered: Statement,
-    is_disposed: Statement,
-    insert_envelope: Statement,
-    stored_envelope: Statement,
-    device_owner: Statement,
-    add_device: Statement,
-}
-
-impl Statements {
-    async fn prepare(c: &Client) -> Result<Statements, tokio_postgres::Error> {
-        Ok(Statements {
-            lock: c.prepare("SELECT pg_advisory_xact_lock($1)").await?,
-            notify: c
-                .prepare(&format!("SELECT pg_notify('{}', $1)", listen::CHANNEL))
-                .await?,
-            account_changed: c
-                .prepare("INSERT INTO log_changes(account) VALUES ($1)")
-                .await?,
-            doc_changed: c
-                .prepare("INSERT INTO log_changes(doc) VALUES ($1)")
-                .await?,
-            access_len: c
-                .prepare("SELECT COALESCE(MAX(seq) + 1, 0) FROM access_entries WHERE doc = $1")
-                .await?,
-            account_len: c
-                .prepare(
-                    "SELECT COALESCE(MAX(seq) + 1, 0) FROM account_entries WHERE account = $1",
-                )
-                .await?,
-            append_account: c
-                .prepare(
-                    "INSERT INTO account_entries(account, seq, entry) VALUES ($1, $2, $3)
-                     ON CONFLICT DO NOTHING",
-                )
-                .await?,
-            append_access: c
-                .prepare(
-                    "INSERT INTO access_entries(doc, seq, entry) VALUES ($1, $2, $3)
-                     ON CONFLICT DO NOTHING",
-                )
-                .await?,
-            older_snapshot: c
-                .prepare("SELECT octet_length(bytes)::BIGINT FROM snapshots WHERE doc = $1 AND covers < $2")
-                .await?,
-            put_snapshot: c
-                .prepare(
-                    "INSERT INTO snapshots(doc, covers, bytes) VALUES ($1, $2, $3)
-                     ON CONFLICT(doc) DO UPDATE SET covers = excluded.covers, bytes = excluded.bytes
-                     WHERE excluded.covers > snapshots.covers",
-                )
-                .await?,
-            covered_bytes: c
-                .prepare(
-                    "SELECT COALESCE(SUM(octet_length(bytes)), 0)::BIGINT FROM envelopes
-                     WHERE doc = $1 AND seq <= $2 AND octet_length(bytes) > 0",
-                )
-                .await?,
-            prune_covered: c
-                .prepare(
-                    "UPDATE envelopes SET bytes = ''::bytea
-                     WHERE doc = $1 AND seq <= $2 AND octet_length(bytes) > 0",
-                )
-                .await?,
-            is_disposed: c
-                .prepare("SELECT 1 FROM disposed WHERE doc = $1")
-                .await?,
-            insert_envelope: c
-                .prepare(
-                    "INSERT INTO envelopes(doc, env_id, bytes) VALUES ($1, $2, $3)
-                     ON CONFLICT(doc, env_id) DO NOTHING RETURNING seq",
-                )
-                .await?,
-            stored_envelope: c
-                .prepare("SELECT seq, bytes FROM envelopes WHERE doc = $1 AND env_id = $2")
-                .await?,
-            device_owner: c
-                .prepare("SELECT account FROM devices WHERE device = $1")
-                .await?,
-            add_device: c
-                .prepare(
-                    "INSERT INTO devices(device, account) VALUES ($1, $2) ON CONFLICT DO NOTHING",
-                )
-                .await?,
-        })
-    }
-}
 
 /// The writer's connection, ready to commit.
 pub(super) struct Writer {
@@ -314,6 +215,8 @@ async fn run_job(
             doc,
             first_seq,
             entries,
+            owner,
+            members,
             signer,
         } => {
             if !signer_holds(tx, stmts, known, signer).await? {
@@ -321,7 +224,12 @@ async fn run_job(
             }
             let r = append_log(tx, &stmts.append_access, &doc.0, *first_seq, entries).await?;
             if r.is_ok() {
-                tx.execute(&stmts.doc_changed, &[&&doc.0[..]]).await?;
+                let d = &doc.0[..];
+                tx.execute(&stmts.doc_changed, &[&d]).await?;
+                tx.execute(&stmts.add_owner, &[&d, &&owner.0[..]]).await?;
+                for m in members {
+                    tx.execute(&stmts.add_member, &[&&m.0[..], &d]).await?;
+                }
             }
             Ok(vec![r])
         }

@@ -203,6 +203,8 @@ impl<S: Storage> Relay<S> {
                 doc,
                 first_seq,
                 entries: entries.clone(),
+                owner: state.owner,
+                members: state.members.keys().copied().collect(),
                 signer,
             }
         };

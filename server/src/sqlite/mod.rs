@@ -9,7 +9,7 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 
 use casebook_shared::frames::Stored;
-use casebook_shared::ids::{AccountId, DocId};
+use casebook_shared::ids::{AccountId, DeviceId, DocId};
 use casebook_shared::signed::Signed;
 use rusqlite::Connection;
 use tokio::sync::oneshot;
@@ -38,10 +38,16 @@ CREATE TABLE IF NOT EXISTS disposed(
     doc BLOB PRIMARY KEY, readers BLOB NOT NULL, head INTEGER NOT NULL) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS devices(
     device BLOB PRIMARY KEY, account BLOB NOT NULL) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS doc_owners(
+    doc BLOB PRIMARY KEY, owner BLOB NOT NULL) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS doc_owners_by_owner ON doc_owners(owner);
+CREATE TABLE IF NOT EXISTS doc_members(
+    account BLOB NOT NULL, doc BLOB NOT NULL, PRIMARY KEY(account, doc)) WITHOUT ROWID;
 ";
 
-/// The layout version in `PRAGMA user_version`: 1 since the device index.
-const LAYOUT: i64 = 1;
+/// The layout version in `PRAGMA user_version`: 1 added the device index,
+/// 2 the documents' owners and members.
+const LAYOUT: i64 = 2;
 
 /// The SQLite store.
 pub struct SqliteStore {
@@ -85,25 +91,29 @@ fn upgrade(conn: &Connection, path: &Path) -> Result<(), StoreError> {
         |r| r.get(0),
     )?;
     conn.execute_batch(SCHEMA)?;
-    if layout < 1 && existed > 0 {
+    if layout < LAYOUT && existed > 0 {
         let readers = Readers {
             path: path.to_path_buf(),
             pool: Mutex::new(Vec::new()),
             read_only: false,
         };
-        let rows = crate::storage::listed_devices(readers.load()?.accounts)?;
+        let index = crate::storage::Index::of(readers.load()?)?;
         let tx = conn.unchecked_transaction()?;
         {
             let mut ins =
                 tx.prepare("INSERT OR IGNORE INTO devices(device, account) VALUES (?1, ?2)")?;
-            for (d, a) in &rows {
+            for (d, a) in &index.devices {
                 ins.execute(rusqlite::params![&d.0[..], &a.0[..]])?;
             }
         }
+        for (doc, owner, members) in &index.docs {
+            write::index_doc(&tx, doc, owner, members)?;
+        }
         tx.commit()?;
         tracing::info!(
-            devices = rows.len(),
-            "indexed the devices of every account log"
+            devices = index.devices.len(),
+            docs = index.docs.len(),
+            "indexed the devices, owners and members of every stored log"
         );
     }
     conn.pragma_update(None, "user_version", LAYOUT)?;
@@ -283,6 +293,18 @@ impl Storage for SqliteStore {
             })
         })
         .await
+    }
+
+    async fn device_account(&self, device: DeviceId) -> Result<Option<AccountId>, StoreError> {
+        self.read(move |r| r.device_account(&device)).await
+    }
+
+    async fn member_docs(&self, account: AccountId) -> Result<Vec<DocId>, StoreError> {
+        self.read(move |r| r.member_docs(&account)).await
+    }
+
+    async fn owner_usage(&self, owner: AccountId) -> Result<u64, StoreError> {
+        self.read(move |r| r.owner_usage(&owner)).await
     }
 
     async fn close(&self) {

@@ -6,7 +6,7 @@ use std::sync::Mutex;
 
 use casebook_shared::codec;
 use casebook_shared::frames::Stored;
-use casebook_shared::ids::{AccountId, DocId};
+use casebook_shared::ids::{AccountId, DeviceId, DocId};
 use casebook_shared::signed::Signed;
 use rusqlite::{Connection, OptionalExtension, params};
 
@@ -240,6 +240,43 @@ impl Readers {
                 rec.head = rec.head.max(head as u64);
             }
             Ok(Some(rec))
+        })
+    }
+}
+
+impl Readers {
+    pub(super) fn device_account(
+        &self,
+        device: &DeviceId,
+    ) -> Result<Option<AccountId>, StoreError> {
+        self.with_reader(|conn| {
+            let a: Option<Vec<u8>> = conn
+                .prepare_cached("SELECT account FROM devices WHERE device = ?1")?
+                .query_row([&device.0[..]], |r| r.get(0))
+                .optional()?;
+            a.map(|a| Ok(AccountId(blob(a)?))).transpose()
+        })
+    }
+
+    pub(super) fn member_docs(&self, account: &AccountId) -> Result<Vec<DocId>, StoreError> {
+        self.with_reader(|conn| {
+            let mut stmt = conn.prepare_cached("SELECT doc FROM doc_members WHERE account = ?1")?;
+            let rows = stmt.query_map([&account.0[..]], |r| r.get::<_, Vec<u8>>(0))?;
+            rows.map(|d| Ok(DocId(blob(d?)?))).collect()
+        })
+    }
+
+    pub(super) fn owner_usage(&self, owner: &AccountId) -> Result<u64, StoreError> {
+        self.with_reader(|conn| {
+            let n: i64 = conn
+                .prepare_cached(
+                    "SELECT COALESCE((SELECT SUM(length(e.bytes)) FROM doc_owners o
+                                      JOIN envelopes e ON e.doc = o.doc WHERE o.owner = ?1), 0)
+                          + COALESCE((SELECT SUM(length(s.bytes)) FROM doc_owners o
+                                      JOIN snapshots s ON s.doc = o.doc WHERE o.owner = ?1), 0)",
+                )?
+                .query_row([&owner.0[..]], |r| r.get(0))?;
+            Ok(n as u64)
         })
     }
 }

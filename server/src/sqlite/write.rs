@@ -134,19 +134,18 @@ fn run_job(
             doc,
             first_seq,
             entries,
+            owner,
+            members,
             signer,
         } => {
             if !signer_holds(tx, known, signer)? {
                 return Ok(vec![Err(StoreError::Stale)]);
             }
-            Ok(vec![append_log(
-                tx,
-                "access_entries",
-                "doc",
-                &doc.0,
-                *first_seq,
-                entries,
-            )?])
+            let r = append_log(tx, "access_entries", "doc", &doc.0, *first_seq, entries)?;
+            if r.is_ok() {
+                index_doc(tx, doc, owner, members)?;
+            }
+            Ok(vec![r])
         }
         WriteJob::Dispose {
             doc,
@@ -244,6 +243,23 @@ fn dispose(
         seq: head as u64,
         added: -freed,
     }))
+}
+
+/// Records a document's owner and the accounts its log names.
+pub(super) fn index_doc(
+    tx: &rusqlite::Transaction<'_>,
+    doc: &DocId,
+    owner: &AccountId,
+    members: &[AccountId],
+) -> rusqlite::Result<()> {
+    tx.prepare_cached("INSERT OR IGNORE INTO doc_owners(doc, owner) VALUES (?1, ?2)")?
+        .execute(params![&doc.0[..], &owner.0[..]])?;
+    let mut ins =
+        tx.prepare_cached("INSERT OR IGNORE INTO doc_members(account, doc) VALUES (?1, ?2)")?;
+    for m in members {
+        ins.execute(params![&m.0[..], &doc.0[..]])?;
+    }
+    Ok(())
 }
 
 /// The first of `devices` that another account's log lists.

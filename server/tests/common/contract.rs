@@ -182,6 +182,8 @@ pub async fn a_log_append_at_a_taken_position_is_refused_whole(s: &impl Storage)
         doc: doc(4),
         first_seq,
         entries,
+        owner: OWNER,
+        members: vec![OWNER],
         signer: (OWNER, 0),
     };
     assert!(write(s, access(0, vec![entry(5)])).await[0].is_ok());
@@ -317,6 +319,8 @@ pub async fn a_disposal_keeps_itself_alone(s: &impl Storage) {
         doc: doc(30),
         first_seq: 0,
         entries: vec![entry(1), entry(2)],
+        owner: OWNER,
+        members: vec![OWNER],
         signer: (OWNER, 0),
     };
     assert!(write(s, access).await[0].is_ok());
@@ -361,6 +365,8 @@ pub async fn an_envelope_whose_logs_moved_is_refused_as_stale(s: &impl Storage) 
         doc: doc(40),
         first_seq,
         entries,
+        owner: OWNER,
+        members: vec![OWNER],
         signer: (OWNER, 0),
     };
     assert!(write(s, access(0, vec![entry(1), entry(2)])).await[0].is_ok());
@@ -420,6 +426,8 @@ pub async fn a_log_and_a_document_read_back_as_stored(s: &impl Storage) {
         doc: doc(50),
         first_seq: 0,
         entries: vec![entry(3)],
+        owner: OWNER,
+        members: vec![OWNER],
         signer: (OWNER, 0),
     };
     assert!(write(s, access).await[0].is_ok());
@@ -506,4 +514,61 @@ pub async fn a_device_is_listed_by_one_account_only(s: &impl Storage) {
     let r = write(s, job(second, 0, vec![d2])).await;
     assert!(matches!(r[0], Err(StoreError::DeviceClaimed(_))), "{r:?}");
     assert!(write(s, job(second, 0, vec![DeviceId([0x63; 32])])).await[0].is_ok());
+}
+
+/// What the store indexes of the logs: who owns each document and what it
+/// stores for its owner, which documents each account is or was a member
+/// of, and which account lists each device.
+pub async fn the_indexes_answer_from_the_logs(s: &impl Storage) {
+    let (owner, member) = (AccountId([70; 32]), AccountId([71; 32]));
+    let access = |d: u8, owner: AccountId, members: Vec<AccountId>| WriteJob::Access {
+        doc: doc(d),
+        first_seq: 0,
+        entries: vec![entry(d)],
+        owner,
+        members,
+        signer: (OWNER, 0),
+    };
+    assert!(write(s, access(70, owner, vec![owner, member])).await[0].is_ok());
+    assert!(write(s, access(71, member, vec![member])).await[0].is_ok());
+    assert_eq!(s.owner_usage(owner).await.unwrap(), 0);
+    // Checked against the one access entry each document has.
+    let stored = put(
+        s,
+        vec![
+            fenced(change(70, 1, &[1; 10]), 1, 0),
+            fenced(change(70, 2, &[2; 20]), 1, 0),
+            fenced(change(71, 1, &[3; 5]), 1, 0),
+        ],
+    )
+    .await;
+    assert!(stored.iter().all(Result::is_ok), "{stored:?}");
+    assert_eq!(s.owner_usage(owner).await.unwrap(), 30);
+    assert_eq!(s.owner_usage(member).await.unwrap(), 5);
+    assert_eq!(s.owner_usage(AccountId([72; 32])).await.unwrap(), 0);
+    let mut docs = s.member_docs(member).await.unwrap();
+    docs.sort();
+    assert_eq!(docs, vec![doc(70), doc(71)]);
+    assert_eq!(s.member_docs(owner).await.unwrap(), vec![doc(70)]);
+    // A member removed later stays listed: it learns of what follows.
+    let removed = WriteJob::Access {
+        doc: doc(70),
+        first_seq: 1,
+        entries: vec![entry(99)],
+        owner,
+        members: vec![owner],
+        signer: (OWNER, 0),
+    };
+    assert!(write(s, removed).await[0].is_ok());
+    assert_eq!(s.member_docs(member).await.unwrap().len(), 2);
+    let device = DeviceId([73; 32]);
+    assert_eq!(s.device_account(device).await.unwrap(), None);
+    let job = WriteJob::Account {
+        account: member,
+        first_seq: 0,
+        entries: vec![entry(1)],
+        devices: vec![device],
+    };
+    assert!(write(s, job).await[0].is_ok());
+    assert_eq!(s.device_account(device).await.unwrap(), Some(member));
 }
