@@ -159,4 +159,18 @@ impl Storage for AnyStore {
             AnyStore::Postgres(s) => s.owner_usage(owner).await,
         }
     }
+
+    async fn cursor(&self) -> Result<u64, StoreError> {
+        match self {
+            AnyStore::Sqlite(s) => s.cursor().await,
+            AnyStore::Postgres(s) => s.cursor().await,
+        }
+    }
+
+    async fn stored_bytes(&self) -> Result<u64, StoreError> {
+        match self {
+            AnyStore::Sqlite(s) => s.stored_bytes().await,
+            AnyStore::Postgres(s) => s.stored_bytes().await,
+        }
+    }
 }

@@ -235,8 +235,8 @@ fn verify(db: &Path) -> Result<Summary, BackupError> {
     let store = SqliteStore::open_read_only(db)?;
     let state = State::rebuild(store.load_now()?)?;
     Ok(Summary {
-        accounts: state.accounts.len(),
-        documents: state.docs.len(),
+        accounts: state.held().0,
+        documents: state.held().1,
         cursor: state.cursor,
         stored_bytes: state.stored,
         identity: has_key,

@@ -163,8 +163,8 @@ async fn stream<S: Storage>(
         // A subscription is one long stream per device and is not counted.
         drop(permit);
         let identity = {
-            let s = session.lock().await;
-            relay.identity(&s)
+            let s = session.lock().await.clone();
+            relay.identity(&s).await
         };
         let (account, _) = match identity {
             Ok(i) => i,

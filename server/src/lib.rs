@@ -16,6 +16,7 @@ pub mod metrics;
 pub mod postgres;
 pub mod relay;
 pub mod sqlite;
+pub mod cache;
 pub mod state;
 pub mod storage;
 pub mod tls;
@@ -51,6 +52,8 @@ pub struct Config {
     /// Where to serve metrics and health probes (loopback only); off if `None`.
     pub admin: Option<SocketAddr>,
     pub limits: limits::Limits,
+    /// How many verified account and access logs to hold in memory.
+    pub cache: state::Capacity,
 }
 
 impl std::fmt::Debug for Config {
@@ -67,6 +70,7 @@ impl std::fmt::Debug for Config {
             .field("cert", &self.cert)
             .field("admin", &self.admin)
             .field("limits", &self.limits)
+            .field("cache", &self.cache)
             .finish()
     }
 }
@@ -84,6 +88,7 @@ impl Config {
             cert: None,
             admin: None,
             limits: limits::Limits::default(),
+            cache: state::Capacity::default(),
         }
     }
 }
@@ -170,7 +175,8 @@ pub async fn start(config: Config) -> Result<Handle, StartError> {
         // Before the relay loads, so what it counts at start is recorded.
         metrics::prometheus().ok_or(admin::AdminError::Recorder)?;
     }
-    let relay = relay::Relay::load(store.clone(), fingerprint, config.limits.clone()).await?;
+    let relay =
+        relay::Relay::load(store.clone(), fingerprint, config.limits.clone(), config.cache).await?;
     let runtime = quinn::default_runtime().ok_or_else(|| {
         StartError::Bind(config.listen, std::io::Error::other("no async runtime"))
     })?;
@@ -201,6 +207,13 @@ pub async fn start(config: Config) -> Result<Handle, StartError> {
     // Where other nodes write the same store, what they write reaches this
     // one's memory and watchers (returns at once over SQLite).
     let follower = config.follow.then(|| tokio::spawn(relay.clone().follow()));
+    // The stored-bytes gauge, counted once without holding up the start.
+    let counting = relay.clone();
+    tokio::spawn(async move {
+        if let Err(e) = counting.count_stored().await {
+            tracing::warn!(error = %e, "counting the stored bytes");
+        }
+    });
     let task = tokio::spawn(conn::serve(endpoint, relay, rx));
     tracing::info!(%addr, fingerprint = %format_fingerprint(&fingerprint), "relay listening");
     Ok(Handle {

@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use casebook_relay::limits::Limits;
+use casebook_relay::state::Capacity;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 /// The casebook relay: stores end-to-end encrypted changes it cannot read.
@@ -77,6 +78,13 @@ enum Command {
         admin: Option<SocketAddr>,
         #[command(flatten)]
         limits: LimitArgs,
+        /// Accounts whose verified logs the relay holds in memory at most
+        /// (others are read from the store when needed).
+        #[arg(long, default_value_t = Capacity::default().accounts, env = "CASEBOOK_RELAY_CACHE_ACCOUNTS")]
+        cache_accounts: usize,
+        /// Documents whose verified access logs the relay holds in memory at most.
+        #[arg(long, default_value_t = Capacity::default().docs, env = "CASEBOOK_RELAY_CACHE_DOCUMENTS")]
+        cache_documents: usize,
     },
     /// Creates or upgrades the relay's tables in a PostgreSQL database
     /// (before the first `serve --store`, and after each upgrade of the relay).
@@ -217,6 +225,8 @@ async fn main() -> anyhow::Result<()> {
             key,
             admin,
             limits,
+            cache_accounts,
+            cache_documents,
         } => {
             let listen = resolve(&listen).await?;
             let mut signals = Signals::install()?;
@@ -229,6 +239,10 @@ async fn main() -> anyhow::Result<()> {
                 cert: cert.zip(key),
                 admin,
                 limits: limits.limits(),
+                cache: Capacity {
+                    accounts: cache_accounts,
+                    docs: cache_documents,
+                },
             })
             .await
             .context("starting the relay")?;

@@ -1,16 +1,56 @@
-//! The relay's verified view of every account log and access log, kept in
-//! memory: every request checks a device or a membership against it, so it
-//! must cost a hash lookup, not a query.
+//! The relay's verified view of the account logs and access logs in use.
+//! Every request checks a device or a membership against it, so a check
+//! costs a hash lookup, not a query. It holds a bounded number of each
+//! ([`Capacity`]): the store is the record, and what is not held is read
+//! from it and verified again when a request needs it (`relay::held`), so
+//! the relay's memory and start-up do not grow with what it stores.
+//!
+//! Held entries are shared (`Arc`): a request checks against what it was
+//! handed even if the entry is dropped meanwhile. Logs only grow, so an
+//! entry read from the store replaces a held one only when it is longer,
+//! and a head only rises.
 
-use std::collections::{HashMap, HashSet};
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
-use casebook_shared::access::{AccessError, DocState, Role};
+use casebook_shared::access::{AccessError, DocEntry, DocState, SIG_LABEL};
 use casebook_shared::account::{AccountError, AccountState};
 use casebook_shared::frames::DocHead;
-use casebook_shared::ids::{AccountId, DeviceId, DocId};
+use casebook_shared::ids::{AccountId, DocId};
 use casebook_shared::signed::Signed;
 
+use crate::cache::Bounded;
 use crate::storage::{DocRecord, Loaded, StoreError};
+
+/// How many of each the relay holds in memory at most.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Capacity {
+    pub accounts: usize,
+    pub docs: usize,
+}
+
+impl Default for Capacity {
+    /// About 100 MB at most for the logs of a busy hosted relay
+    /// (BENCHMARKS.md); a clinic's relay holds everything it has.
+    fn default() -> Self {
+        Capacity {
+            accounts: 10_000,
+            docs: 20_000,
+        }
+    }
+}
+
+impl Capacity {
+    /// Everything (for checking a whole store once).
+    pub fn unbounded() -> Self {
+        Capacity {
+            accounts: usize::MAX,
+            docs: usize::MAX,
+        }
+    }
+}
 
 /// An account as verified, with its log to serve.
 pub struct Account {
@@ -25,9 +65,9 @@ pub struct Doc {
     pub log: Vec<Signed>,
     pub log_start: u64,
     pub state: DocState,
-    pub head: u64,
+    head: AtomicU64,
     /// Bytes of its envelopes and snapshot stored now.
-    pub bytes: u64,
+    bytes: AtomicU64,
 }
 
 impl Doc {
@@ -42,38 +82,93 @@ impl Doc {
         let skip = from.saturating_sub(self.log_start) as usize;
         self.log.iter().skip(skip).cloned().collect()
     }
+
+    /// Its highest envelope sequence number.
+    pub fn head(&self) -> u64 {
+        self.head.load(Ordering::Acquire)
+    }
+
+    /// Bytes of its envelopes and snapshot stored now.
+    pub fn bytes(&self) -> u64 {
+        self.bytes.load(Ordering::Acquire)
+    }
+
+    fn raise_head(&self, seq: u64) {
+        self.head.fetch_max(seq, Ordering::AcqRel);
+    }
+
+    fn add_bytes(&self, delta: i64) {
+        let _ = self
+            .bytes
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                Some(n.saturating_add_signed(delta))
+            });
+    }
+
+    /// The accounts that may read it now.
+    pub fn readers(&self, now: u64) -> impl Iterator<Item = &AccountId> {
+        self.state
+            .members
+            .keys()
+            .filter(move |a| self.state.role_of(a, now).is_some())
+    }
+
+    /// Its place in a listing for `account`: `None` if that account may
+    /// not read it now. A disposal reaches everyone who could read the
+    /// document then, an expired share too: their devices delete it.
+    pub fn head_for(&self, id: DocId, account: &AccountId, now: u64) -> Option<DocHead> {
+        if !self.state.disposed {
+            self.state.role_of(account, now)?;
+        }
+        Some(DocHead {
+            doc: id,
+            access_len: self.access_len(),
+            seq: self.head(),
+        })
+    }
 }
 
-/// All verified state.
-#[derive(Default)]
+/// Accounts read for one check but not (or no longer) held.
+pub type Fetched = HashMap<AccountId, Arc<Account>>;
+
+/// What is held.
 pub struct State {
-    pub accounts: HashMap<AccountId, Account>,
-    pub docs: HashMap<DocId, Doc>,
-    devices: HashMap<DeviceId, AccountId>,
-    member_docs: HashMap<AccountId, HashSet<DocId>>,
-    /// Stored bytes of the documents each account owns (its quota's use),
-    /// with what uploads being committed now bring.
-    usage: HashMap<AccountId, u64>,
-    /// Stored bytes of every document.
+    accounts: Bounded<AccountId, Arc<Account>>,
+    docs: Bounded<DocId, Arc<Doc>>,
+    /// Stored bytes of the documents each account owns, as the store last
+    /// said and as this node stored since.
+    usage: Bounded<AccountId, u64>,
+    /// What uploads being committed now bring, by owner.
+    reserved: HashMap<AccountId, u64>,
+    /// Stored bytes of every document (for the metrics).
     pub stored: u64,
+    /// The highest sequence number handed out.
     pub cursor: u64,
 }
 
 impl State {
-    /// Rebuilds from storage, verifying every log again.
+    pub fn new(cap: Capacity) -> State {
+        State {
+            accounts: Bounded::new(cap.accounts),
+            docs: Bounded::new(cap.docs),
+            usage: Bounded::new(cap.accounts),
+            reserved: HashMap::new(),
+            stored: 0,
+            cursor: 0,
+        }
+    }
+
+    /// Everything in `loaded`, verified (to check a whole store).
     pub fn rebuild(loaded: Loaded) -> Result<State, StoreError> {
-        let mut st = State {
-            cursor: loaded.cursor,
-            ..State::default()
-        };
+        let mut st = State::new(Capacity::unbounded());
+        st.cursor = loaded.cursor;
         for (id, log) in loaded.accounts {
-            let state = AccountState::verify_log(&log)
-                .map_err(|e| StoreError::Damaged(format!("account {}: {e}", id.short())))?;
-            st.commit_account(state, log);
+            st.hold_account(id, log)?;
         }
         let heads: HashMap<DocId, u64> = loaded.heads.into_iter().collect();
         let bytes: HashMap<DocId, u64> = loaded.doc_bytes.into_iter().collect();
         let mut disposed: HashMap<DocId, Vec<AccountId>> = loaded.disposed.into_iter().collect();
+        let mut usage: HashMap<AccountId, u64> = HashMap::new();
         for (id, log) in loaded.docs {
             let record = DocRecord {
                 log,
@@ -81,275 +176,349 @@ impl State {
                 head: heads.get(&id).copied().unwrap_or(0),
                 bytes: bytes.get(&id).copied().unwrap_or(0),
             };
-            st.refresh_doc(id, record)?;
+            let doc = st.hold_doc(id, &record, &Fetched::new())?.map_err(|a| {
+                StoreError::Damaged(format!(
+                    "document {} names account {}, which has no log",
+                    id.short(),
+                    a[0].short()
+                ))
+            })?;
+            *usage.entry(doc.state.owner).or_default() += doc.bytes();
+            st.stored += doc.bytes();
+        }
+        for (owner, n) in usage {
+            st.usage.insert(owner, n);
         }
         Ok(st)
     }
 
-    /// Holds an account's log as stored, verified again, in place of what
-    /// was held: another relay node may have appended to it.
-    pub fn refresh_account(&mut self, id: AccountId, log: Vec<Signed>) -> Result<(), StoreError> {
-        if log.is_empty() {
-            return Ok(());
+    /// Accounts and documents held.
+    pub fn held(&self) -> (usize, usize) {
+        (self.accounts.len(), self.docs.len())
+    }
+
+    /// The verified state of a held account.
+    pub fn account(&self, id: &AccountId) -> Option<&AccountState> {
+        self.accounts.get(id).map(|a| &a.state)
+    }
+
+    /// A held account.
+    pub fn account_entry(&self, id: &AccountId) -> Option<Arc<Account>> {
+        self.accounts.get(id).cloned()
+    }
+
+    /// A held document.
+    pub fn doc(&self, id: &DocId) -> Option<Arc<Doc>> {
+        self.docs.get(id).cloned()
+    }
+
+    /// Every document held.
+    pub fn held_docs(&self) -> Vec<DocId> {
+        self.docs.keys().copied().collect()
+    }
+
+    /// Every account held, with its log.
+    pub fn held_accounts(&self) -> impl Iterator<Item = (&AccountId, &Arc<Account>)> {
+        self.accounts.iter()
+    }
+
+    /// Every document held.
+    pub fn held_doc_entries(&self) -> impl Iterator<Item = (&DocId, &Arc<Doc>)> {
+        self.docs.iter()
+    }
+
+    /// Holds an account's log as stored, verified again, unless what is
+    /// held is as long: another relay node may have appended to it.
+    pub fn hold_account(
+        &mut self,
+        id: AccountId,
+        log: Vec<Signed>,
+    ) -> Result<Arc<Account>, StoreError> {
+        if let Some(held) = self.accounts.get(&id)
+            && held.log.len() >= log.len()
+        {
+            return Ok(held.clone());
         }
         let state = AccountState::verify_log(&log)
             .map_err(|e| StoreError::Damaged(format!("account {}: {e}", id.short())))?;
-        self.accounts.remove(&id);
-        self.commit_account(state, log);
-        Ok(())
+        let a = Arc::new(Account { log, state });
+        self.accounts.insert(id, a.clone());
+        Ok(a)
     }
 
-    /// Holds a document as stored, its access log verified again, in place
-    /// of what was held: another relay node may have changed its access or
-    /// disposed of it. Its head never goes back.
-    pub fn refresh_doc(&mut self, id: DocId, record: DocRecord) -> Result<(), StoreError> {
-        let damaged = |e: AccessError| StoreError::Damaged(format!("document {}: {e}", id.short()));
-        let (state, log_start) = match (&record.disposed, record.log.as_slice()) {
-            (Some(readers), [gone]) => {
-                let entry: casebook_shared::access::DocEntry = gone
-                    .open(casebook_shared::access::SIG_LABEL)
-                    .map_err(|e| damaged(e.into()))?;
-                let owner = self
-                    .account(&entry.account)
-                    .ok_or_else(|| damaged(AccessError::UnknownAccount(entry.seq)))?;
-                let state = DocState::tombstone(gone, &id, owner, readers).map_err(damaged)?;
-                (state, entry.seq)
+    /// Holds a document as stored, its access log verified again, unless
+    /// what is held is as long (another relay node may have changed its
+    /// access or disposed of it); its head never goes back. Verifying needs
+    /// the accounts its log names: those neither held nor in `fetched` are
+    /// answered, to be read and the call made again.
+    pub fn hold_doc(
+        &mut self,
+        id: DocId,
+        record: &DocRecord,
+        fetched: &Fetched,
+    ) -> Result<Result<Arc<Doc>, Vec<AccountId>>, StoreError> {
+        let held = self.docs.get(&id).cloned();
+        let log_len = match &record.disposed {
+            Some(_) => self.disposal_seq(id, record)? + 1,
+            None => record.log.len() as u64,
+        };
+        if let Some(h) = &held
+            && h.access_len() >= log_len
+        {
+            h.raise_head(record.head);
+            self.cursor = self.cursor.max(record.head);
+            return Ok(Ok(h.clone()));
+        }
+        let missing = RefCell::new(Vec::new());
+        let lookup = |a: &AccountId| {
+            let found = self
+                .accounts
+                .get(a)
+                .or_else(|| fetched.get(a))
+                .map(|x| &x.state);
+            if found.is_none() {
+                missing.borrow_mut().push(*a);
             }
-            _ => (
-                DocState::verify_log(&record.log, |a| self.account(a)).map_err(damaged)?,
-                0,
-            ),
+            found
+        };
+        let verified = match (&record.disposed, record.log.as_slice()) {
+            (Some(readers), [gone]) => {
+                let entry: DocEntry = gone.open(SIG_LABEL).map_err(|e| damaged(id, e.into()))?;
+                lookup(&entry.account)
+                    .ok_or(AccessError::UnknownAccount(entry.seq))
+                    .and_then(|owner| DocState::tombstone(gone, &id, owner, readers))
+                    .map(|s| (s, entry.seq))
+            }
+            _ => DocState::verify_log(&record.log, lookup).map(|s| (s, 0)),
+        };
+        let (state, log_start) = match verified {
+            Ok(v) => v,
+            Err(_) if !missing.borrow().is_empty() => return Ok(Err(missing.into_inner())),
+            Err(e) => return Err(damaged(id, e)),
         };
         // Stored bytes: a document already held keeps the count that its
         // uploads and the other nodes' notices keep up to date (taking the
         // store's figure too would count those twice); a new one, or one
         // disposed of, takes the store's.
-        let (head, held_bytes, recount) = match self.docs.remove(&id) {
-            Some(old) => {
-                for m in old.state.members.keys() {
-                    if let Some(set) = self.member_docs.get_mut(m) {
-                        set.remove(&id);
-                    }
-                }
-                (
-                    old.head.max(record.head),
-                    old.bytes,
-                    record.disposed.is_some(),
-                )
+        let (head, bytes) = match &held {
+            Some(h) if record.disposed.is_none() => (h.head().max(record.head), h.bytes()),
+            Some(h) => {
+                self.count_bytes(&h.state.owner, record.bytes as i64 - h.bytes() as i64);
+                (h.head().max(record.head), record.bytes)
             }
-            None => (record.head, 0, true),
+            None => (record.head, record.bytes),
         };
-        self.set_doc(
-            id,
-            Doc {
-                log: record.log,
-                log_start,
-                state,
-                head,
-                bytes: held_bytes,
-            },
-        );
-        if recount {
-            self.add_bytes(&id, record.bytes as i64 - held_bytes as i64);
-        }
+        let doc = Arc::new(Doc {
+            log: record.log.clone(),
+            log_start,
+            state,
+            head: AtomicU64::new(head),
+            bytes: AtomicU64::new(bytes),
+        });
+        self.docs.insert(id, doc.clone());
         self.cursor = self.cursor.max(head);
-        Ok(())
+        Ok(Ok(doc))
     }
 
-    /// The verified state of an account.
-    pub fn account(&self, id: &AccountId) -> Option<&AccountState> {
-        self.accounts.get(id).map(|a| &a.state)
+    /// Where the disposal of a disposed document's record stands.
+    fn disposal_seq(&self, id: DocId, record: &DocRecord) -> Result<u64, StoreError> {
+        let [gone] = record.log.as_slice() else {
+            return Err(damaged(id, AccessError::Empty));
+        };
+        let entry: DocEntry = gone.open(SIG_LABEL).map_err(|e| damaged(id, e.into()))?;
+        Ok(entry.seq)
     }
 
-    /// The account that lists a device.
-    pub fn device_account(&self, device: &DeviceId) -> Option<AccountId> {
-        self.devices.get(device).copied()
-    }
-
-    /// A device of `state` that another account already lists, as a reason to refuse.
-    pub fn claimed_device(&self, state: &AccountState) -> Option<String> {
-        state.devices.keys().find_map(|d| {
-            self.devices
-                .get(d)
-                .filter(|a| **a != state.id)
-                .map(|_| format!("device {} belongs to another account", d.short()))
-        })
-    }
-
-    /// Whether `device` is an active device of `account`.
-    pub fn device_active(&self, account: &AccountId, device: &DeviceId) -> bool {
-        self.account(account).is_some_and(|a| a.is_active(device))
-    }
-
-    /// Checks new entries for an account log (a new account when it has none).
+    /// Checks new entries for an account log: appended to `held`, or a new
+    /// account when there is none.
     pub fn check_account(
-        &self,
-        id: Option<&AccountId>,
+        held: Option<&AccountState>,
         entries: &[Signed],
     ) -> Result<AccountState, AccountError> {
-        let mut state = match id.and_then(|i| self.account(i)) {
-            Some(a) => a.clone(),
+        let (mut state, rest) = match held {
+            Some(a) => (a.clone(), entries),
             None => {
-                let (first, _) = entries.split_first().ok_or(AccountError::Empty)?;
-                AccountState::from_genesis(first)?
+                let (first, rest) = entries.split_first().ok_or(AccountError::Empty)?;
+                (AccountState::from_genesis(first)?, rest)
             }
         };
-        let skip = usize::from(id.and_then(|i| self.account(i)).is_none());
-        for e in &entries[skip..] {
+        for e in rest {
             state.apply(e)?;
         }
         Ok(state)
     }
 
-    /// Records entries that were checked and stored.
-    pub fn commit_account(&mut self, state: AccountState, entries: Vec<Signed>) {
-        let acct = self.accounts.entry(state.id).or_insert_with(|| Account {
-            log: Vec::new(),
-            state: state.clone(),
-        });
-        acct.log.extend(entries);
-        for d in state.devices.keys() {
-            self.devices.insert(*d, state.id);
+    /// Records entries that were checked against `prev` (none for a new
+    /// account) and stored.
+    pub fn commit_account(
+        &mut self,
+        prev: Option<&Account>,
+        state: AccountState,
+        entries: Vec<Signed>,
+    ) {
+        let mut log = prev.map(|a| a.log.clone()).unwrap_or_default();
+        log.extend(entries);
+        let longer = self
+            .accounts
+            .get(&state.id)
+            .is_none_or(|a| a.log.len() < log.len());
+        if longer {
+            self.accounts
+                .insert(state.id, Arc::new(Account { log, state }));
         }
-        acct.state = state;
     }
 
-    /// Checks new entries for a document's access log (a new document when it has none).
-    pub fn check_access(&self, doc: &DocId, entries: &[Signed]) -> Result<DocState, AccessError> {
-        let lookup = |a: &AccountId| self.account(a);
-        let (mut state, skip) = match self.docs.get(doc) {
-            Some(d) => (d.state.clone(), 0),
-            None => {
-                let (first, _) = entries.split_first().ok_or(AccessError::Empty)?;
-                (DocState::from_genesis(first, &lookup)?, 1)
+    /// Checks new entries for a document's access log, appended to `held`
+    /// or a new document when there is none; with the accounts the entries
+    /// name that are neither held nor in `fetched` (when the check failed
+    /// for want of them, read them and check again).
+    pub fn check_access(
+        &self,
+        doc: &DocId,
+        held: Option<&Doc>,
+        entries: &[Signed],
+        fetched: &Fetched,
+    ) -> (Result<DocState, AccessError>, Vec<AccountId>) {
+        let missing = RefCell::new(Vec::new());
+        let lookup = |a: &AccountId| {
+            let found = self
+                .accounts
+                .get(a)
+                .or_else(|| fetched.get(a))
+                .map(|x| &x.state);
+            if found.is_none() {
+                missing.borrow_mut().push(*a);
             }
+            found
         };
-        if state.doc != *doc {
-            return Err(AccessError::Broken(0));
-        }
-        for e in &entries[skip..] {
-            state.apply(e, &lookup)?;
-        }
-        Ok(state)
+        let run = || {
+            let (mut state, rest) = match held {
+                Some(d) => (d.state.clone(), entries),
+                None => {
+                    let (first, rest) = entries.split_first().ok_or(AccessError::Empty)?;
+                    (DocState::from_genesis(first, &lookup)?, rest)
+                }
+            };
+            if state.doc != *doc {
+                return Err(AccessError::Broken(0));
+            }
+            for e in rest {
+                state.apply(e, &lookup)?;
+            }
+            Ok(state)
+        };
+        let checked = run();
+        (checked, missing.into_inner())
     }
 
-    /// Records access entries that were checked and stored.
-    pub fn commit_access(&mut self, state: DocState, entries: Vec<Signed>) {
+    /// Records access entries that were checked against `prev` (none for
+    /// a new document) and stored.
+    pub fn commit_access(
+        &mut self,
+        prev: Option<&Doc>,
+        state: DocState,
+        entries: Vec<Signed>,
+    ) -> Arc<Doc> {
         let id = state.doc;
-        let (mut log, log_start, head, bytes) = match self.docs.remove(&id) {
-            Some(d) => {
-                for m in d.state.members.keys() {
-                    if let Some(set) = self.member_docs.get_mut(m) {
-                        set.remove(&id);
-                    }
-                }
-                (d.log, d.log_start, d.head, d.bytes)
-            }
+        let (mut log, log_start, head, bytes) = match prev {
+            Some(d) => (d.log.clone(), d.log_start, d.head(), d.bytes()),
             None => (Vec::new(), 0, 0, 0),
         };
         log.extend(entries);
-        self.set_doc(
-            id,
-            Doc {
-                log,
-                log_start,
-                state,
-                head,
-                bytes,
-            },
-        );
+        let doc = Doc {
+            log,
+            log_start,
+            state,
+            head: AtomicU64::new(head),
+            bytes: AtomicU64::new(bytes),
+        };
+        match self.docs.get(&id) {
+            Some(held) if held.access_len() >= doc.access_len() => held.clone(),
+            _ => {
+                let doc = Arc::new(doc);
+                self.docs.insert(id, doc.clone());
+                doc
+            }
+        }
     }
 
-    /// Records a disposal that was stored: the log is its last entry
-    /// alone, and the bytes freed leave the owner's usage.
-    pub fn commit_disposal(&mut self, state: DocState, entries: Vec<Signed>, freed: i64) {
+    /// Records a disposal that was stored, at `head`: the log is its last
+    /// entry alone, and the bytes freed leave the owner's usage.
+    pub fn commit_disposal(
+        &mut self,
+        prev: Option<&Doc>,
+        state: DocState,
+        mut entries: Vec<Signed>,
+        head: u64,
+        freed: i64,
+    ) -> Arc<Doc> {
         let id = state.doc;
         let last = state.len - 1;
-        self.commit_access(state, entries);
-        self.add_bytes(&id, freed);
-        if let Some(d) = self.docs.get_mut(&id) {
-            let gone = d.log.pop().expect("a disposal was just appended");
-            d.log = vec![gone];
-            d.log_start = last;
-        }
-    }
-
-    fn set_doc(&mut self, id: DocId, doc: Doc) {
-        for m in doc.state.members.keys() {
-            self.member_docs.entry(*m).or_default().insert(id);
-        }
-        self.docs.insert(id, doc);
-    }
-
-    /// The role an account has in a document now (none once expired).
-    pub fn role(&self, doc: &DocId, account: &AccountId, now: u64) -> Option<Role> {
-        self.docs.get(doc)?.state.role_of(account, now)
-    }
-
-    /// The documents an account is or was a member of.
-    pub fn member_docs(&self, account: &AccountId) -> Vec<DocId> {
-        self.member_docs
-            .get(account)
-            .map(|s| s.iter().copied().collect())
-            .unwrap_or_default()
-    }
-
-    /// Every document an account may read now, with its heads; the client
-    /// compares them with what it holds (access-log changes have no sequence
-    /// number, so a `since` filter would hide them).
-    pub fn docs_for(&self, account: &AccountId, now: u64) -> Vec<DocHead> {
-        let Some(set) = self.member_docs.get(account) else {
-            return Vec::new();
+        let owner = state.owner;
+        let gone = entries.pop().expect("a disposal has its entry");
+        let bytes = prev.map_or(0, |d| d.bytes());
+        self.count_bytes(&owner, freed);
+        let doc = Doc {
+            log: vec![gone],
+            log_start: last,
+            state,
+            head: AtomicU64::new(prev.map_or(0, |d| d.head()).max(head)),
+            bytes: AtomicU64::new(bytes.saturating_add_signed(freed)),
         };
-        let mut out: Vec<DocHead> = set
-            .iter()
-            .filter_map(|id| {
-                let d = self.docs.get(id)?;
-                // A disposal reaches everyone who could read the document
-                // then, an expired share too: their devices delete it.
-                if !d.state.disposed {
-                    d.state.role_of(account, now)?;
-                }
-                Some(DocHead {
-                    doc: *id,
-                    access_len: d.access_len(),
-                    seq: d.head,
-                })
-            })
-            .collect();
-        out.sort_by_key(|h| (h.seq, h.doc));
-        out
+        let doc = Arc::new(doc);
+        self.docs.insert(id, doc.clone());
+        self.cursor = self.cursor.max(head);
+        doc
     }
 
-    /// Records a change in a document's stored bytes, charged to its owner.
-    pub fn add_bytes(&mut self, doc: &DocId, delta: i64) {
-        let Some(d) = self.docs.get_mut(doc) else {
-            return;
-        };
+    /// Records a change in a held document's stored bytes, charged to its
+    /// owner.
+    pub fn add_bytes(&mut self, doc: &Doc, delta: i64) {
+        doc.add_bytes(delta);
+        self.count_bytes(&doc.state.owner, delta);
+    }
+
+    fn count_bytes(&mut self, owner: &AccountId, delta: i64) {
         let apply = |n: u64| n.saturating_add_signed(delta);
-        d.bytes = apply(d.bytes);
-        let owner = self.usage.entry(d.state.owner).or_default();
-        *owner = apply(*owner);
+        if let Some(n) = self.usage.get(owner).copied() {
+            self.usage.insert(*owner, apply(n));
+        }
         self.stored = apply(self.stored);
     }
 
     /// Counts (or, negative, stops counting) bytes an upload brings until
     /// it is committed and [`State::add_bytes`] counts what it really added.
     pub fn reserve(&mut self, account: &AccountId, delta: i64) {
-        let n = self.usage.entry(*account).or_default();
+        let n = self.reserved.entry(*account).or_default();
         *n = n.saturating_add_signed(delta);
+        if *n == 0 {
+            self.reserved.remove(account);
+        }
     }
 
-    /// Stored bytes of the documents an account owns, and reserved ones.
-    pub fn usage(&self, account: &AccountId) -> u64 {
-        self.usage.get(account).copied().unwrap_or(0)
+    /// Stored bytes of the documents an account owns, and reserved ones;
+    /// `None` when the stored figure is not held.
+    pub fn usage(&self, account: &AccountId) -> Option<u64> {
+        let stored = self.usage.get(account)?;
+        Some(stored + self.reserved.get(account).copied().unwrap_or(0))
+    }
+
+    /// Holds what the store says an account's documents take.
+    pub fn hold_usage(&mut self, account: AccountId, stored: u64) {
+        if self.usage.get(&account).is_none() {
+            self.usage.insert(account, stored);
+        }
     }
 
     /// Records a stored envelope's sequence number.
-    pub fn advance(&mut self, doc: &DocId, seq: u64) {
-        if let Some(d) = self.docs.get_mut(doc) {
-            d.head = d.head.max(seq);
+    pub fn advance(&mut self, doc: Option<&Doc>, seq: u64) {
+        if let Some(d) = doc {
+            d.raise_head(seq);
         }
         self.cursor = self.cursor.max(seq);
     }
+}
+
+fn damaged(id: DocId, e: AccessError) -> StoreError {
+    StoreError::Damaged(format!("document {}: {e}", id.short()))
 }

@@ -292,6 +292,14 @@ pub trait Storage: Send + Sync + 'static {
     /// `owner` owns: its quota's use.
     fn owner_usage(&self, owner: AccountId)
     -> impl Future<Output = Result<u64, StoreError>> + Send;
+
+    /// The highest envelope sequence number handed out (numbers only rise,
+    /// even past envelopes since deleted).
+    fn cursor(&self) -> impl Future<Output = Result<u64, StoreError>> + Send;
+
+    /// Bytes of every envelope and snapshot stored (reads every size: for
+    /// the metrics, once, in the background).
+    fn stored_bytes(&self) -> impl Future<Output = Result<u64, StoreError>> + Send;
 }
 
 /// Most jobs one transaction takes; past that the next commit takes the rest.
@@ -409,7 +417,7 @@ impl Index {
     pub fn of(loaded: Loaded) -> Result<Index, StoreError> {
         let state = crate::state::State::rebuild(loaded)?;
         let mut owner: std::collections::HashMap<DeviceId, AccountId> = Default::default();
-        for (id, a) in &state.accounts {
+        for (id, a) in state.held_accounts() {
             for d in a.state.devices.keys() {
                 match owner.get(d) {
                     Some(first) if first != id => tracing::warn!(
@@ -425,8 +433,7 @@ impl Index {
             }
         }
         let docs = state
-            .docs
-            .iter()
+            .held_doc_entries()
             .map(|(id, d)| {
                 (
                     *id,

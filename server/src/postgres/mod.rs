@@ -163,6 +163,18 @@ async fn load_logs(
     Ok(out)
 }
 
+/// Numbers handed out only rise: the sequence remembers the highest.
+async fn cursor(c: &impl tokio_postgres::GenericClient) -> Result<u64, StoreError> {
+    let n: i64 = c
+        .query_one(
+            "SELECT CASE WHEN is_called THEN last_value ELSE 0 END FROM envelope_seq",
+            &[],
+        )
+        .await?
+        .get(0);
+    Ok(n as u64)
+}
+
 /// Every log and head, read in one snapshot `c` (at start, and by a
 /// migration that indexes what an older schema did not).
 pub(crate) async fn load_in(c: &tokio_postgres::Transaction<'_>) -> Result<Loaded, StoreError> {
@@ -197,15 +209,7 @@ pub(crate) async fn load_in(c: &tokio_postgres::Transaction<'_>) -> Result<Loade
             .doc_bytes
             .push((DocId(blob(r.get(0))?), r.get::<_, i64>(1) as u64));
     }
-    // Numbers handed out only rise: the sequence remembers the highest.
-    let cursor: i64 = c
-        .query_one(
-            "SELECT CASE WHEN is_called THEN last_value ELSE 0 END FROM envelope_seq",
-            &[],
-        )
-        .await?
-        .get(0);
-    loaded.cursor = cursor as u64;
+    loaded.cursor = cursor(c).await?;
     for r in c
         .query("SELECT doc, readers, head FROM disposed", &[])
         .await?
@@ -550,6 +554,25 @@ impl Storage for PgStore {
                        + COALESCE((SELECT SUM(octet_length(s.bytes)) FROM doc_owners o
                                    JOIN snapshots s ON s.doc = o.doc WHERE o.owner = $1), 0))::BIGINT",
                 &[&&owner.0[..]],
+            )
+            .await?
+            .get(0);
+        Ok(n as u64)
+    }
+
+    async fn cursor(&self) -> Result<u64, StoreError> {
+        cursor(&**self.pool.get().await?).await
+    }
+
+    async fn stored_bytes(&self) -> Result<u64, StoreError> {
+        let n: i64 = self
+            .pool
+            .get()
+            .await?
+            .query_one(
+                "SELECT (COALESCE((SELECT SUM(octet_length(bytes)) FROM envelopes), 0)
+                       + COALESCE((SELECT SUM(octet_length(bytes)) FROM snapshots), 0))::BIGINT",
+                &[],
             )
             .await?
             .get(0);

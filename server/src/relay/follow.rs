@@ -13,7 +13,6 @@
 //! heads and wake watching devices; after one was missed, a node catches
 //! up and reads every head again.
 
-use std::collections::HashSet;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
@@ -71,13 +70,17 @@ impl<S: Storage> Relay<S> {
 
     /// Holds these accounts' and documents' logs as stored (accounts first:
     /// a document's log is verified against them), and tells the devices
-    /// watching each document.
+    /// watching each document. An account not held is left to be read
+    /// when it is needed; every changed document is read, to tell its
+    /// readers.
     async fn reread(&self, accounts: &[AccountId], docs: &[DocId]) -> Result<(), StoreError> {
         // Read first (the caller holds the log lock, so no local append
         // lands meanwhile); uploads wait only for the swap.
         let mut logs = Vec::with_capacity(accounts.len());
         for a in accounts {
-            logs.push((*a, self.store.account_log(*a).await?));
+            if self.read().account_entry(a).is_some() {
+                logs.push((*a, self.store.account_log(*a).await?));
+            }
         }
         let mut records = Vec::with_capacity(docs.len());
         for doc in docs {
@@ -87,17 +90,18 @@ impl<S: Storage> Relay<S> {
         }
         // No upload is checked against half of it.
         let _order = self.order.write().await;
-        let mut moved = Vec::with_capacity(records.len());
         {
             let mut st = self.write();
             for (a, log) in logs {
-                st.refresh_account(a, log)?;
+                if !log.is_empty() {
+                    st.hold_account(a, log)?;
+                }
             }
-            for (doc, record) in records {
-                st.refresh_doc(doc, record)?;
-                let seq = st.docs.get(&doc).map_or(0, |d| d.head);
-                moved.push(Change { doc, seq });
-            }
+        }
+        let mut moved = Vec::with_capacity(records.len());
+        for (doc, record) in records {
+            let d = self.hold_record(doc, &record).await?;
+            moved.push((Change { doc, seq: d.head() }, d));
         }
         self.announce(&moved);
         Ok(())
@@ -113,17 +117,22 @@ impl<S: Storage> Relay<S> {
         self.refresh_heads(docs).await
     }
 
-    /// Moves these documents' heads up to the store's.
+    /// Moves these documents' heads up to the store's (those held; one not
+    /// held is read with its head when needed).
     pub(super) async fn refresh_heads(&self, docs: Vec<DocId>) -> Result<(), StoreError> {
+        let docs: Vec<DocId> = {
+            let st = self.read();
+            docs.into_iter().filter(|d| st.doc(d).is_some()).collect()
+        };
         for chunk in docs.chunks(HEADS_PER_QUERY) {
             let heads = self.store.heads(chunk.to_vec()).await?;
             let mut moved = Vec::new();
             {
                 let mut st = self.write();
                 for (doc, seq) in heads {
-                    if st.docs.get(&doc).is_some_and(|d| d.head < seq) {
-                        st.advance(&doc, seq);
-                        moved.push(Change { doc, seq });
+                    if let Some(d) = st.doc(&doc).filter(|d| d.head() < seq) {
+                        st.advance(Some(&d), seq);
+                        moved.push((Change { doc, seq }, d));
                     }
                 }
             }
@@ -141,20 +150,11 @@ impl<S: Storage> Relay<S> {
         loop {
             let done = match events.recv().await {
                 Ok(StoreEvent::Logs) => self.catch_up().await,
-                Ok(StoreEvent::Stored { doc, seq, added }) => {
-                    {
-                        let mut st = self.write();
-                        st.advance(&doc, seq);
-                        st.add_bytes(&doc, added);
-                        crate::metrics::stored_bytes(st.stored);
-                    }
-                    self.announce(&[Change { doc, seq }]);
-                    Ok(())
-                }
+                Ok(StoreEvent::Stored { doc, seq, added }) => self.stored_elsewhere(doc, seq, added).await,
                 Ok(StoreEvent::Resync) | Err(RecvError::Lagged(_)) => {
-                    let docs: HashSet<DocId> = self.read().docs.keys().copied().collect();
+                    let docs = self.read().held_docs();
                     match self.catch_up().await {
-                        Ok(()) => self.refresh_heads(docs.into_iter().collect()).await,
+                        Ok(()) => self.refresh_heads(docs).await,
                         Err(e) => Err(e),
                     }
                 }
@@ -166,5 +166,27 @@ impl<S: Storage> Relay<S> {
                 tracing::error!(error = %e, "reading what another relay node wrote");
             }
         }
+    }
+
+    /// Another node stored changes of `doc`: its head and bytes move, and
+    /// its readers watching here are told. A document not held is read
+    /// (with the head and bytes the store has, this change included).
+    async fn stored_elsewhere(&self, doc: DocId, seq: u64, added: i64) -> Result<(), StoreError> {
+        let held = self.read().doc(&doc);
+        let d = match held {
+            Some(d) => {
+                let mut st = self.write();
+                st.advance(Some(&d), seq);
+                st.add_bytes(&d, added);
+                crate::metrics::stored_bytes(st.stored);
+                d
+            }
+            None => match self.doc(&doc).await? {
+                Some(d) => d,
+                None => return Ok(()),
+            },
+        };
+        self.announce(&[(Change { doc, seq }, d)]);
+        Ok(())
     }
 }

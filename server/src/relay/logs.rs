@@ -6,6 +6,7 @@ use casebook_shared::ids::{AccountId, DocId};
 use casebook_shared::signed::Signed;
 
 use super::{Change, MAX_CREATES_PER_CONN, Relay, Session, err, store_err};
+use crate::state::{Account, State};
 use crate::storage::{Storage, StoreError, WriteJob};
 
 /// Whether an append was refused because its position was taken: another
@@ -19,11 +20,15 @@ const MOVED_ON: &str = "the log moved on; fetch it and retry";
 impl<S: Storage> Relay<S> {
     /// The account appending `entries` to a log: authenticated, within its
     /// write rate (new documents count too), and the signer of every entry.
-    fn log_writer(&self, session: &Session, entries: &[Signed]) -> Result<AccountId, Response> {
+    async fn log_writer(
+        &self,
+        session: &Session,
+        entries: &[Signed],
+    ) -> Result<AccountId, Response> {
         if entries.is_empty() {
             return Err(err(ErrorCode::BadRequest, "an append needs entries"));
         }
-        let (account, device) = self.identity(session)?;
+        let (account, device) = self.identity(session).await?;
         self.limiter.upload(&account)?;
         if entries.iter().any(|e| e.signer != device) {
             return Err(err(
@@ -50,17 +55,17 @@ impl<S: Storage> Relay<S> {
             return store_err(e);
         }
         let _guard = self.log_lock.lock().await;
-        let state = match self.read().check_account(None, &entries) {
+        let state = match State::check_account(None, &entries) {
             Ok(s) => s,
             Err(e) => return err(ErrorCode::Invalid, e.to_string()),
         };
-        if self.read().accounts.contains_key(&state.id) {
-            return err(ErrorCode::Conflict, "this account already exists");
+        match self.account(&state.id).await {
+            Ok(Some(_)) => return err(ErrorCode::Conflict, "this account already exists"),
+            Ok(None) => {}
+            Err(e) => return store_err(e),
         }
-        if let Some(e) = self.read().claimed_device(&state) {
-            return err(ErrorCode::Conflict, e);
-        }
-        self.store_account(state, entries).await
+        // A device another account lists is refused by the store.
+        self.store_account(None, state, entries).await
     }
 
     pub(super) async fn append_account(
@@ -72,21 +77,21 @@ impl<S: Storage> Relay<S> {
         if let Err(e) = self.catch_up().await {
             return store_err(e);
         }
-        let account = match self.log_writer(session, &entries) {
+        let account = match self.log_writer(session, &entries).await {
             Ok(a) => a,
             Err(r) => return r,
         };
         let answer = {
             let _guard = self.log_lock.lock().await;
-            let checked = self.read().check_account(Some(&account), &entries);
-            let claimed = checked
-                .as_ref()
-                .ok()
-                .and_then(|s| self.read().claimed_device(s));
-            match (checked, claimed) {
-                (Err(e), _) => err(ErrorCode::Invalid, e.to_string()),
-                (Ok(_), Some(e)) => err(ErrorCode::Conflict, e),
-                (Ok(state), None) => self.store_account(state, entries).await,
+            let held = match self.account(&account).await {
+                Ok(Some(a)) => a,
+                Ok(None) => return err(ErrorCode::NotFound, "no such account on this relay"),
+                Err(e) => return store_err(e),
+            };
+            match State::check_account(Some(&held.state), &entries) {
+                Err(e) => err(ErrorCode::Invalid, e.to_string()),
+                // A device another account lists is refused by the store.
+                Ok(state) => self.store_account(Some(&held), state, entries).await,
             }
         };
         // Another node appended first: hold the log as stored, so the
@@ -101,6 +106,7 @@ impl<S: Storage> Relay<S> {
 
     pub(super) async fn store_account(
         &self,
+        prev: Option<&Account>,
         state: casebook_shared::account::AccountState,
         entries: Vec<casebook_shared::signed::Signed>,
     ) -> Response {
@@ -115,7 +121,7 @@ impl<S: Storage> Relay<S> {
             Ok(mut r) => match r.pop() {
                 Some(Ok(_)) => {
                     tracing::info!(account = %state.id.short(), entries = entries.len(), "account log appended");
-                    self.write().commit_account(state, entries);
+                    self.write().commit_account(prev, state, entries);
                     Response::Ok
                 }
                 Some(Err(StoreError::LogConflict)) => err(ErrorCode::Conflict, MOVED_ON),
@@ -140,7 +146,7 @@ impl<S: Storage> Relay<S> {
         if let Err(e) = self.catch_up().await {
             return store_err(e);
         }
-        let account = match self.log_writer(session, &entries) {
+        let account = match self.log_writer(session, &entries).await {
             Ok(a) => a,
             Err(r) => return r,
         };
@@ -161,14 +167,20 @@ impl<S: Storage> Relay<S> {
     ) -> Response {
         let _guard = self.log_lock.lock().await;
         let _order = self.order.write().await;
-        let (mut state, first_seq, signer) = {
-            let st = self.read();
-            let first_seq = st.docs.get(&doc).map_or(0, |d| d.access_len());
-            let signer_len = st.accounts.get(&account).map_or(0, |a| a.log.len() as u64);
-            match st.check_access(&doc, &entries) {
-                Ok(s) => (s, first_seq, (account, signer_len)),
-                Err(e) => return err(ErrorCode::Invalid, e.to_string()),
-            }
+        let held = match self.doc(&doc).await {
+            Ok(d) => d,
+            Err(e) => return store_err(e),
+        };
+        let signer_len = match self.account(&account).await {
+            Ok(a) => a.map_or(0, |a| a.log.len() as u64),
+            Err(e) => return store_err(e),
+        };
+        let first_seq = held.as_ref().map_or(0, |d| d.access_len());
+        let signer = (account, signer_len);
+        let mut state = match self.check_access(&doc, held.as_deref(), &entries).await {
+            Ok(Ok(s)) => s,
+            Ok(Err(e)) => return err(ErrorCode::Invalid, e.to_string()),
+            Err(e) => return store_err(e),
         };
         if state.members.get(&account).map(|m| m.role) != Some(Role::Owner) {
             return err(
@@ -195,7 +207,7 @@ impl<S: Storage> Relay<S> {
                 first_seq,
                 entries: entries.clone(),
                 readers,
-                head: self.read().docs.get(&doc).map_or(0, |d| d.head),
+                head: held.as_ref().map_or(0, |d| d.head()),
                 signer,
             }
         } else {
@@ -212,22 +224,18 @@ impl<S: Storage> Relay<S> {
             Ok(mut r) => match r.pop() {
                 Some(Ok(w)) if state.disposed => {
                     tracing::info!(doc = %doc.short(), freed = -w.added, "document disposed of");
-                    let head = {
-                        let mut st = self.write();
-                        st.commit_disposal(state, entries, w.added);
-                        // The head as the store kept it, which may be
-                        // higher than this node had heard of.
-                        st.advance(&doc, w.seq);
-                        st.docs.get(&doc).map_or(0, |d| d.head)
-                    };
-                    self.announce(&[Change { doc, seq: head }]);
+                    // At the head as the store kept it, which may be
+                    // higher than this node had heard of.
+                    let d = self
+                        .write()
+                        .commit_disposal(held.as_deref(), state, entries, w.seq, w.added);
+                    self.announce(&[(Change { doc, seq: d.head() }, d)]);
                     Response::Ok
                 }
                 Some(Ok(_)) => {
                     tracing::info!(doc = %doc.short(), entries = entries.len(), "access log appended");
-                    self.write().commit_access(state, entries);
-                    let head = self.read().docs.get(&doc).map_or(0, |d| d.head);
-                    self.announce(&[Change { doc, seq: head }]);
+                    let d = self.write().commit_access(held.as_deref(), state, entries);
+                    self.announce(&[(Change { doc, seq: d.head() }, d)]);
                     Response::Ok
                 }
                 // The log, or the signer's account log, grew through

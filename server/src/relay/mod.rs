@@ -1,15 +1,17 @@
 //! Request handling, apart from QUIC: what each request may do and what the
-//! relay answers. Every check is against verified logs held in [`State`].
+//! relay answers. Every check is against verified logs held in [`State`]
+//! (read from the store when not held, [`held`]).
 
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use casebook_shared::clock::Clock;
 use casebook_shared::crypto::{self, random_bytes};
-use casebook_shared::frames::{self, ErrorCode, MAX_MAILBOX_MSG, Request, Response};
+use casebook_shared::frames::{self, DocHead, ErrorCode, MAX_MAILBOX_MSG, Request, Response};
 use casebook_shared::ids::{AccountId, DeviceId, DocId};
 
 mod follow;
+mod held;
 mod hub;
 mod logs;
 mod upload;
@@ -18,7 +20,7 @@ pub use hub::Watch;
 
 use crate::limits::{Limiter, Limits, Slot};
 use crate::mailbox::MailboxError;
-use crate::state::State;
+use crate::state::{Capacity, Doc, State};
 use crate::storage::{Storage, StoreError};
 
 /// Largest page of fetched envelopes.
@@ -97,37 +99,33 @@ fn store_err(e: StoreError) -> Response {
 }
 
 impl<S: Storage> Relay<S> {
-    /// Loads and re-verifies every log from the store.
+    /// A relay over `store`. It reads nothing of the logs now: each is
+    /// read and verified when first needed, and at most `cap` of them are
+    /// held, so start-up and memory do not grow with what is stored.
     pub async fn load(
         store: Arc<S>,
         fingerprint: [u8; 32],
         limits: Limits,
+        cap: Capacity,
     ) -> Result<Self, StoreError> {
-        // The version first: what changes between it and the load is read
-        // again at the first catch-up, never missed.
+        // The version first: what changes after it is read at the first
+        // catch-up, never missed.
         let version = store.log_version().await?;
-        let loaded = store.load().await?;
-        let mut relay = Self::new(store, loaded, fingerprint, limits)?;
+        let cursor = store.cursor().await?;
+        let mut relay = Self::new(store, fingerprint, limits, cap).with_cursor(cursor);
         *relay.log_lock.get_mut() = version;
         *relay.log_seen.get_mut() = version;
         Ok(relay)
     }
 
-    /// A relay over `store`, whose logs and heads were read as `loaded`
-    /// (verified again here).
-    pub fn new(
-        store: Arc<S>,
-        loaded: crate::storage::Loaded,
-        fingerprint: [u8; 32],
-        limits: Limits,
-    ) -> Result<Self, StoreError> {
-        let state = State::rebuild(loaded)?;
-        crate::metrics::stored_bytes(state.stored);
+    /// A relay over `store` holding nothing yet (and with no cursor: see
+    /// [`Relay::load`]).
+    pub fn new(store: Arc<S>, fingerprint: [u8; 32], limits: Limits, cap: Capacity) -> Self {
         let shared = store.is_shared();
-        Ok(Relay {
+        Relay {
             limiter: Limiter::new(limits),
             store,
-            state: RwLock::new(state),
+            state: RwLock::new(State::new(cap)),
             log_lock: tokio::sync::Mutex::new(0),
             log_seen: std::sync::atomic::AtomicU64::new(0),
             order: tokio::sync::RwLock::new(()),
@@ -135,7 +133,24 @@ impl<S: Storage> Relay<S> {
             fingerprint,
             clock: Clock::system(),
             shared,
-        })
+        }
+    }
+
+    /// Counts what the store holds for the metrics, once; in the
+    /// background, since it reads every stored size.
+    pub async fn count_stored(&self) -> Result<(), StoreError> {
+        let total = self.store.stored_bytes().await?;
+        let mut st = self.write();
+        st.stored = st.stored.saturating_add(total);
+        crate::metrics::stored_bytes(st.stored);
+        Ok(())
+    }
+
+    /// The same relay, knowing `cursor` as the highest number handed out
+    /// ([`Relay::load`] reads it from the store).
+    pub fn with_cursor(self, cursor: u64) -> Self {
+        self.write().cursor = cursor;
+        self
     }
 
     /// The same relay, judging time by `clock`.
@@ -163,24 +178,20 @@ impl<S: Storage> Relay<S> {
     }
 
     /// Tells the devices watching each document's readers that it changed.
-    fn announce(&self, changes: &[Change]) {
-        if changes.is_empty() {
-            return;
-        }
+    fn announce(&self, changes: &[(Change, Arc<Doc>)]) {
         let now = self.now();
-        let st = self.read();
-        for c in changes {
-            if let Some(d) = st.docs.get(&c.doc) {
-                let readers = d.state.members.keys();
-                self.hub
-                    .tell(readers.filter(|a| d.state.role_of(a, now).is_some()), *c);
-            }
+        for (c, d) in changes {
+            self.hub.tell(d.readers(now), *c);
         }
     }
 
     /// Whether `account` may read `doc` now.
-    pub fn may_read(&self, doc: &DocId, account: &AccountId) -> bool {
-        self.read().role(doc, account, self.now()).is_some()
+    pub async fn may_read(&self, doc: &DocId, account: &AccountId) -> Result<bool, StoreError> {
+        let now = self.now();
+        Ok(self
+            .doc(doc)
+            .await?
+            .is_some_and(|d| d.state.role_of(account, now).is_some()))
     }
 
     /// The limits this relay enforces.
@@ -194,11 +205,15 @@ impl<S: Storage> Relay<S> {
     }
 
     /// The authenticated, still-active identity of a session.
-    pub fn identity(&self, session: &Session) -> Result<(AccountId, DeviceId), Response> {
+    pub async fn identity(&self, session: &Session) -> Result<(AccountId, DeviceId), Response> {
         let Some((account, device)) = session.identity else {
             return Err(err(ErrorCode::Unauthorized, "authenticate first"));
         };
-        if !self.read().device_active(&account, &device) {
+        let active = match self.account(&account).await {
+            Ok(a) => a.is_some_and(|a| a.state.is_active(&device)),
+            Err(e) => return Err(store_err(e)),
+        };
+        if !active {
             tracing::warn!(
                 account = %account.short(),
                 device = %device.short(),
@@ -212,6 +227,26 @@ impl<S: Storage> Relay<S> {
             ));
         }
         Ok((account, device))
+    }
+
+    /// Every document `account` may read now, with its heads; the client
+    /// compares them with what it holds (access-log changes have no
+    /// sequence number, so a `since` filter would hide them).
+    async fn list(&self, account: &AccountId) -> Result<Vec<DocHead>, StoreError> {
+        let ids = self.store.member_docs(*account).await?;
+        if self.shared {
+            // Heads another node moved, not yet announced here.
+            self.refresh_heads(ids.clone()).await?;
+        }
+        let now = self.now();
+        let mut out: Vec<DocHead> = self
+            .docs(&ids)
+            .await?
+            .into_iter()
+            .filter_map(|(id, d)| d.head_for(id, account, now))
+            .collect();
+        out.sort_by_key(|h| (h.seq, h.doc));
+        Ok(out)
     }
 
     /// Refuses an authentication, counted and logged.
@@ -258,7 +293,10 @@ impl<S: Storage> Relay<S> {
                 if let Err(e) = self.catch_up().await {
                     return store_err(e);
                 }
-                let listed = self.read().device_account(&device);
+                let listed = match self.store.device_account(device).await {
+                    Ok(l) => l,
+                    Err(e) => return store_err(e),
+                };
                 let account = match (account, listed) {
                     (Some(a), Some(l)) if a == l => a,
                     (None, Some(l)) => l,
@@ -281,7 +319,11 @@ impl<S: Storage> Relay<S> {
                         );
                     }
                 };
-                if !self.read().device_active(&account, &device) {
+                let active = match self.account(&account).await {
+                    Ok(a) => a.is_some_and(|a| a.state.is_active(&device)),
+                    Err(e) => return store_err(e),
+                };
+                if !active {
                     return Self::auth_refused(
                         session,
                         &device,
@@ -305,14 +347,15 @@ impl<S: Storage> Relay<S> {
                 if let Err(e) = self.catch_up().await {
                     return store_err(e);
                 }
-                if let Err(r) = self.identity(session) {
+                if let Err(r) = self.identity(session).await {
                     return r;
                 }
-                match self.read().accounts.get(&account) {
-                    Some(a) => Response::Log {
+                match self.account(&account).await {
+                    Ok(Some(a)) => Response::Log {
                         entries: a.log.iter().skip(from as usize).cloned().collect(),
                     },
-                    None => err(ErrorCode::NotFound, "no such account on this relay"),
+                    Ok(None) => err(ErrorCode::NotFound, "no such account on this relay"),
+                    Err(e) => store_err(e),
                 }
             }
             Request::AppendAccess { doc, entries } => {
@@ -322,13 +365,12 @@ impl<S: Storage> Relay<S> {
                 if let Err(e) = self.catch_up().await {
                     return store_err(e);
                 }
-                let (account, _) = match self.identity(session) {
+                let (account, _) = match self.identity(session).await {
                     Ok(i) => i,
                     Err(r) => return r,
                 };
-                let st = self.read();
-                match st.docs.get(&doc) {
-                    Some(d)
+                match self.doc(&doc).await {
+                    Ok(Some(d))
                         if d.state.role_of(&account, self.now()).is_some()
                             || (d.state.disposed && d.state.members.contains_key(&account)) =>
                     {
@@ -336,29 +378,25 @@ impl<S: Storage> Relay<S> {
                             entries: d.entries_from(from),
                         }
                     }
-                    Some(_) => err(ErrorCode::Forbidden, "not a member of this document"),
-                    None => err(ErrorCode::NotFound, "no such document"),
+                    Ok(Some(_)) => err(ErrorCode::Forbidden, "not a member of this document"),
+                    Ok(None) => err(ErrorCode::NotFound, "no such document"),
+                    Err(e) => store_err(e),
                 }
             }
             Request::ListDocs { .. } => {
                 if let Err(e) = self.catch_up().await {
                     return store_err(e);
                 }
-                let account = match self.identity(session) {
+                let account = match self.identity(session).await {
                     Ok((account, _)) => account,
                     Err(r) => return r,
                 };
-                if self.shared {
-                    // Heads another node moved, not yet announced here.
-                    let docs = self.read().member_docs(&account);
-                    if let Err(e) = self.refresh_heads(docs).await {
-                        return store_err(e);
-                    }
-                }
-                let st = self.read();
-                Response::Docs {
-                    docs: st.docs_for(&account, self.now()),
-                    cursor: st.cursor,
+                match self.list(&account).await {
+                    Ok(docs) => Response::Docs {
+                        docs,
+                        cursor: self.read().cursor,
+                    },
+                    Err(e) => store_err(e),
                 }
             }
             Request::Upload { envelopes } => self.upload(session, envelopes).await,

@@ -2,6 +2,7 @@
 //! fetched document checked against the reader's membership.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use casebook_shared::access::Role;
 use casebook_shared::envelope::{Envelope, Kind};
@@ -10,6 +11,7 @@ use casebook_shared::ids::{AccountId, DeviceId, DocId};
 
 use super::{Change, MAX_FETCH_BYTES, Relay, Session, err, store_err};
 use crate::metrics;
+use crate::state::Doc;
 use crate::storage::{Fence, NewEnvelope, Storage, StoreError, WriteJob};
 
 /// Why an envelope was refused: the code the device gets, and a fixed word
@@ -103,7 +105,7 @@ impl<S: Storage> Relay<S> {
     /// would refuse for want of what another node wrote, is checked once
     /// more against its document and account as stored.
     pub(super) async fn upload(&self, session: &Session, envelopes: Vec<Vec<u8>>) -> Response {
-        let (account, device) = match self.identity(session) {
+        let (account, device) = match self.identity(session).await {
             Ok(i) => i,
             Err(r) => return r,
         };
@@ -137,7 +139,7 @@ impl<S: Storage> Relay<S> {
                 return store_err(e);
             }
             // The account's log as stored may revoke this device.
-            if let Err(r) = self.identity(session) {
+            if let Err(r) = self.identity(session).await {
                 return r;
             }
             pending = again.into_iter().map(|(i, _, b)| (i, b)).collect();
@@ -163,13 +165,32 @@ impl<S: Storage> Relay<S> {
         // order lock, so that costly part never holds up an access change.
         let checked = decode_and_verify(pending, account, device);
         let order = self.order.read().await;
+        // What the checks need, read under the order lock: no access
+        // change lands between reading it and queueing what it allowed.
+        let mut ids: Vec<DocId> = checked
+            .iter()
+            .filter_map(|(_, _, e)| e.as_ref().ok().map(|e| e.header.doc))
+            .collect();
+        ids.sort();
+        ids.dedup();
+        let docs: HashMap<DocId, Arc<Doc>> = self
+            .docs(&ids)
+            .await
+            .map_err(store_err)?
+            .into_iter()
+            .collect();
+        let account_len = self
+            .account(account)
+            .await
+            .map_err(store_err)?
+            .map_or(0, |a| a.log.len() as u64);
         let mut good = Vec::with_capacity(checked.len());
         // Where in `results` each good envelope's answer goes.
         let mut slots = Vec::with_capacity(checked.len());
         let now = self.now();
         for (i, size, env) in checked {
             let refusal = match env {
-                Ok(env) => match self.check_member(&env, account, now) {
+                Ok(env) => match check_member(&env, docs.get(&env.header.doc), account, account_len, now) {
                     Ok(fence) => {
                         slots.push(i);
                         good.push(new_envelope(env, fence));
@@ -190,7 +211,7 @@ impl<S: Storage> Relay<S> {
         if good.is_empty() {
             return Ok(again);
         }
-        let reserved = self.reserve_quota(&good)?;
+        let reserved = self.reserve_quota(&good, &docs).await?;
         let envs: std::sync::Arc<[NewEnvelope]> = good.into();
         let queued = self.store.submit(WriteJob::Envelopes(envs.clone()));
         drop(order);
@@ -204,16 +225,18 @@ impl<S: Storage> Relay<S> {
         let Ok(stored) = stored else {
             return Err(store_err(StoreError::Stopped));
         };
-        let mut changed = Vec::new();
+        let mut changed: Vec<(Change, Arc<Doc>)> = Vec::new();
         let mut added = Vec::new();
         for ((i, e), r) in slots.into_iter().zip(envs.iter()).zip(stored) {
             let (doc, size) = (e.doc, e.bytes.len());
             results[i] = match r {
                 Ok(w) => {
-                    if e.snapshot_covers.is_none() {
-                        changed.push(Change { doc, seq: w.seq });
+                    if let Some(d) = docs.get(&doc) {
+                        if e.snapshot_covers.is_none() {
+                            changed.push((Change { doc, seq: w.seq }, d.clone()));
+                        }
+                        added.push((d.clone(), w.added));
                     }
-                    added.push((doc, w.added));
                     Ok(w.seq)
                 }
                 Err(StoreError::Conflict) => {
@@ -238,11 +261,11 @@ impl<S: Storage> Relay<S> {
         metrics::accepted(added.len());
         {
             let mut st = self.write();
-            for c in &changed {
-                st.advance(&c.doc, c.seq);
+            for (c, d) in &changed {
+                st.advance(Some(d), c.seq);
             }
-            for (doc, n) in &added {
-                st.add_bytes(doc, *n);
+            for (d, n) in &added {
+                st.add_bytes(d, *n);
             }
             metrics::stored_bytes(st.stored);
         }
@@ -256,75 +279,40 @@ impl<S: Storage> Relay<S> {
     /// only what it is larger than everything the document stores now (it
     /// replaces most of that), so compacting is free and a snapshot of a
     /// new document is not.
-    fn reserve_quota(&self, good: &[NewEnvelope]) -> Result<Vec<(AccountId, u64)>, Response> {
-        let mut st = self.write();
+    async fn reserve_quota(
+        &self,
+        good: &[NewEnvelope],
+        docs: &HashMap<DocId, Arc<Doc>>,
+    ) -> Result<Vec<(AccountId, u64)>, Response> {
         let mut more: HashMap<AccountId, u64> = HashMap::new();
         for e in good {
-            if let Some(d) = st.docs.get(&e.doc) {
+            if let Some(d) = docs.get(&e.doc) {
                 let size = e.bytes.len() as u64;
                 let charge = match e.snapshot_covers {
-                    Some(_) => size.saturating_sub(d.bytes),
+                    Some(_) => size.saturating_sub(d.bytes()),
                     None => size,
                 };
                 *more.entry(d.state.owner).or_default() += charge;
             }
         }
+        // Each owner's stored figure, read from the store when not held.
+        let mut stored = HashMap::with_capacity(more.len());
+        for owner in more.keys() {
+            stored.insert(*owner, self.usage(owner).await.map_err(store_err)?);
+        }
+        // Checked and reserved under one lock, so concurrent uploads cannot
+        // all pass.
+        let mut st = self.write();
         for (owner, more) in &more {
-            self.limiter.quota(owner, st.usage(owner), *more)?;
+            st.hold_usage(*owner, stored[owner]);
+            let now = st.usage(owner).unwrap_or(stored[owner]);
+            self.limiter.quota(owner, now, *more)?;
         }
         let more: Vec<_> = more.into_iter().collect();
         for (owner, n) in &more {
             st.reserve(owner, *n as i64);
         }
         Ok(more)
-    }
-
-    /// Checks a well-signed envelope of the uploader against its
-    /// document's access log as held: membership, role, epoch, and a
-    /// snapshot's reach. Returns the fence its store must still match.
-    fn check_member(
-        &self,
-        env: &Envelope,
-        account: &AccountId,
-        now: u64,
-    ) -> Result<Fence, Refusal> {
-        let h = &env.header;
-        let st = self.read();
-        let doc = st.docs.get(&h.doc).ok_or(Refusal::UnknownDocument)?;
-        if doc.state.disposed {
-            return Err(Refusal::Disposed);
-        }
-        let role = doc.state.role_of(account, now).ok_or(Refusal::NotAMember)?;
-        let allowed = match h.kind {
-            Kind::Change => role.can_upload(),
-            // A snapshot's changes cannot be checked for who wrote them,
-            // so clients take one only from the owner.
-            Kind::Snapshot => role == Role::Owner,
-        };
-        if !allowed {
-            return Err(Refusal::RoleForbids);
-        }
-        // Sealed under an epoch of the current membership: a member whose
-        // terms changed (removed, added again as a commenter) holds the
-        // old epochs' keys, and clients judge a change by the role of its
-        // epoch.
-        let since = doc
-            .state
-            .current_grant_from(account)
-            .ok_or(Refusal::NotAMember)?;
-        if h.epoch > doc.state.epoch || h.epoch < since {
-            return Err(Refusal::WrongEpoch);
-        }
-        // A snapshot may only cover changes the relay already holds:
-        // covering more would hide changes that land later.
-        if h.kind == Kind::Snapshot && h.covers > doc.head {
-            return Err(Refusal::SnapshotAhead);
-        }
-        Ok(Fence {
-            access_len: doc.access_len(),
-            account: *account,
-            account_len: st.accounts.get(account).map_or(0, |a| a.log.len() as u64),
-        })
     }
 
     pub(super) async fn fetch(
@@ -338,7 +326,7 @@ impl<S: Storage> Relay<S> {
         if let Err(e) = self.catch_up().await {
             return store_err(e);
         }
-        let (account, _) = match self.identity(session) {
+        let (account, _) = match self.identity(session).await {
             Ok(i) => i,
             Err(r) => return r,
         };
@@ -346,7 +334,11 @@ impl<S: Storage> Relay<S> {
             return err(ErrorCode::BadRequest, "at most 10000 documents per fetch");
         }
         for (doc, _) in &docs {
-            if !self.may_read(doc, &account) {
+            let may = match self.may_read(doc, &account).await {
+                Ok(may) => may,
+                Err(e) => return store_err(e),
+            };
+            if !may {
                 return err(
                     ErrorCode::Forbidden,
                     format!("not a member of document {}", doc.short()),
@@ -415,4 +407,56 @@ fn new_envelope(env: Envelope, fence: Fence) -> NewEnvelope {
         bytes: env.into_bytes(),
         fence,
     }
+}
+
+/// Checks a well-signed envelope of the uploader against its document's
+/// access log as held (`doc`, none if the store has no such document):
+/// membership, role, epoch, and a snapshot's reach. Returns the fence its
+/// store must still match (`account_len`: the uploader's account log as
+/// the check saw it).
+fn check_member(
+    env: &Envelope,
+    doc: Option<&Arc<Doc>>,
+    account: &AccountId,
+    account_len: u64,
+    now: u64,
+) -> Result<Fence, Refusal> {
+    let h = &env.header;
+    let doc = doc.ok_or(Refusal::UnknownDocument)?;
+    if doc.state.disposed {
+        return Err(Refusal::Disposed);
+    }
+    let role = doc
+        .state
+        .role_of(account, now)
+        .ok_or(Refusal::NotAMember)?;
+    let allowed = match h.kind {
+        Kind::Change => role.can_upload(),
+        // A snapshot's changes cannot be checked for who wrote them, so
+        // clients take one only from the owner.
+        Kind::Snapshot => role == Role::Owner,
+    };
+    if !allowed {
+        return Err(Refusal::RoleForbids);
+    }
+    // Sealed under an epoch of the current membership: a member whose
+    // terms changed (removed, added again as a commenter) holds the old
+    // epochs' keys, and clients judge a change by the role of its epoch.
+    let since = doc
+        .state
+        .current_grant_from(account)
+        .ok_or(Refusal::NotAMember)?;
+    if h.epoch > doc.state.epoch || h.epoch < since {
+        return Err(Refusal::WrongEpoch);
+    }
+    // A snapshot may only cover changes the relay already holds: covering
+    // more would hide changes that land later.
+    if h.kind == Kind::Snapshot && h.covers > doc.head() {
+        return Err(Refusal::SnapshotAhead);
+    }
+    Ok(Fence {
+        access_len: doc.access_len(),
+        account: *account,
+        account_len,
+    })
 }

@@ -307,6 +307,25 @@ impl Storage for SqliteStore {
         self.read(move |r| r.owner_usage(&owner)).await
     }
 
+    async fn cursor(&self) -> Result<u64, StoreError> {
+        self.read(|r| r.with_reader(read::cursor)).await
+    }
+
+    async fn stored_bytes(&self) -> Result<u64, StoreError> {
+        self.read(|r| {
+            r.with_reader(|conn| {
+                let n: i64 = conn.query_row(
+                    "SELECT COALESCE((SELECT SUM(length(bytes)) FROM envelopes), 0)
+                          + COALESCE((SELECT SUM(length(bytes)) FROM snapshots), 0)",
+                    [],
+                    |r| r.get(0),
+                )?;
+                Ok(n as u64)
+            })
+        })
+        .await
+    }
+
     async fn close(&self) {
         // The writer thread is joined on a blocking thread, not the runtime's.
         self.jobs.close();

@@ -97,17 +97,7 @@ impl Readers {
                 let n: i64 = r.get(1)?;
                 loaded.doc_bytes.push((DocId(blob(r.get(0)?)?), n as u64));
             }
-            // Numbers handed out only rise, even past envelopes since
-            // deleted with a disposed document (AUTOINCREMENT keeps the
-            // highest in sqlite_sequence).
-            loaded.cursor = conn
-                .query_row(
-                    "SELECT MAX(n) FROM (SELECT MAX(seq) AS n FROM envelopes
-                     UNION ALL SELECT seq FROM sqlite_sequence WHERE name = 'envelopes')",
-                    [],
-                    |r| r.get::<_, Option<i64>>(0),
-                )?
-                .unwrap_or(0) as u64;
+            loaded.cursor = cursor(conn)?;
             // A database from before disposals (a backup being checked,
             // opened read-only without the schema) has no such table.
             let has_disposed: bool = conn.query_row(
@@ -242,6 +232,19 @@ impl Readers {
             Ok(Some(rec))
         })
     }
+}
+
+/// Numbers handed out only rise, even past envelopes since deleted with a
+/// disposed document (AUTOINCREMENT keeps the highest in sqlite_sequence).
+pub(super) fn cursor(conn: &Connection) -> Result<u64, StoreError> {
+    Ok(conn
+        .query_row(
+            "SELECT MAX(n) FROM (SELECT MAX(seq) AS n FROM envelopes
+             UNION ALL SELECT seq FROM sqlite_sequence WHERE name = 'envelopes')",
+            [],
+            |r| r.get::<_, Option<i64>>(0),
+        )?
+        .unwrap_or(0) as u64)
 }
 
 impl Readers {

@@ -55,18 +55,23 @@ pub struct SimRelay {
 
 fn start(path: &std::path::Path, clock: &Clock) -> (Arc<Relay<SqliteStore>>, Arc<SqliteStore>) {
     let store = Arc::new(SqliteStore::open(path).expect("the relay store opens"));
-    let loaded = store.load_now().expect("the relay store reads");
+    let cursor = store.load_now().expect("the relay store reads").cursor;
     let relay = Relay::new(
         store.clone(),
-        loaded,
         FINGERPRINT,
         // Simulated time runs far faster than a person: no rate limits.
         casebook_relay::limits::Limits {
             uploads_per_second: u32::MAX,
             ..Default::default()
         },
+        // Fewer than the simulation has: every seed reads logs back from
+        // the store as a large relay does.
+        casebook_relay::state::Capacity {
+            accounts: 2,
+            docs: 3,
+        },
     )
-    .expect("the relay loads its state")
+    .with_cursor(cursor)
     .with_clock(clock.clone());
     (Arc::new(relay), store)
 }
