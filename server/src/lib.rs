@@ -8,6 +8,7 @@
 pub mod admin;
 pub mod any_store;
 pub mod backup;
+pub mod cache;
 pub mod conn;
 pub mod data_dir;
 pub mod limits;
@@ -16,7 +17,6 @@ pub mod metrics;
 pub mod postgres;
 pub mod relay;
 pub mod sqlite;
-pub mod cache;
 pub mod state;
 pub mod storage;
 pub mod tls;
@@ -175,8 +175,13 @@ pub async fn start(config: Config) -> Result<Handle, StartError> {
         // Before the relay loads, so what it counts at start is recorded.
         metrics::prometheus().ok_or(admin::AdminError::Recorder)?;
     }
-    let relay =
-        relay::Relay::load(store.clone(), fingerprint, config.limits.clone(), config.cache).await?;
+    let relay = relay::Relay::load(
+        store.clone(),
+        fingerprint,
+        config.limits.clone(),
+        config.cache,
+    )
+    .await?;
     let runtime = quinn::default_runtime().ok_or_else(|| {
         StartError::Bind(config.listen, std::io::Error::other("no async runtime"))
     })?;

@@ -32,8 +32,9 @@ pub struct Capacity {
 }
 
 impl Default for Capacity {
-    /// About 100 MB at most for the logs of a busy hosted relay
-    /// (BENCHMARKS.md); a clinic's relay holds everything it has.
+    /// About 2 KB a document with its owner's account (BENCHMARKS.md):
+    /// some 50 MB at most for a busy hosted relay; a clinic's relay holds
+    /// everything it has.
     fn default() -> Self {
         Capacity {
             accounts: 10_000,

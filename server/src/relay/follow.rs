@@ -150,7 +150,9 @@ impl<S: Storage> Relay<S> {
         loop {
             let done = match events.recv().await {
                 Ok(StoreEvent::Logs) => self.catch_up().await,
-                Ok(StoreEvent::Stored { doc, seq, added }) => self.stored_elsewhere(doc, seq, added).await,
+                Ok(StoreEvent::Stored { doc, seq, added }) => {
+                    self.stored_elsewhere(doc, seq, added).await
+                }
                 Ok(StoreEvent::Resync) | Err(RecvError::Lagged(_)) => {
                     let docs = self.read().held_docs();
                     match self.catch_up().await {

@@ -52,7 +52,11 @@ impl<S: Storage> Relay<S> {
 
     /// Verifies and holds a document as stored, reading the accounts its
     /// log names first.
-    pub(super) async fn hold_record(&self, id: DocId, record: &DocRecord) -> Result<Arc<Doc>, StoreError> {
+    pub(super) async fn hold_record(
+        &self,
+        id: DocId,
+        record: &DocRecord,
+    ) -> Result<Arc<Doc>, StoreError> {
         let mut fetched = Fetched::new();
         for _ in 0..ROUNDS {
             let missing = match self.write().hold_doc(id, record, &fetched)? {
@@ -92,7 +96,11 @@ impl<S: Storage> Relay<S> {
     }
 
     /// Reads accounts into `fetched` (and holds them).
-    async fn fetch_accounts(&self, ids: Vec<AccountId>, fetched: &mut Fetched) -> Result<(), StoreError> {
+    async fn fetch_accounts(
+        &self,
+        ids: Vec<AccountId>,
+        fetched: &mut Fetched,
+    ) -> Result<(), StoreError> {
         for a in ids {
             if let Some(acct) = self.account(&a).await? {
                 fetched.insert(a, acct);

@@ -226,9 +226,13 @@ impl<S: Storage> Relay<S> {
                     tracing::info!(doc = %doc.short(), freed = -w.added, "document disposed of");
                     // At the head as the store kept it, which may be
                     // higher than this node had heard of.
-                    let d = self
-                        .write()
-                        .commit_disposal(held.as_deref(), state, entries, w.seq, w.added);
+                    let d = self.write().commit_disposal(
+                        held.as_deref(),
+                        state,
+                        entries,
+                        w.seq,
+                        w.added,
+                    );
                     self.announce(&[(Change { doc, seq: d.head() }, d)]);
                     Response::Ok
                 }

@@ -194,6 +194,11 @@ impl<S: Storage> Relay<S> {
             .is_some_and(|d| d.state.role_of(account, now).is_some()))
     }
 
+    /// How many accounts and documents it holds verified in memory now.
+    pub fn held(&self) -> (usize, usize) {
+        self.read().held()
+    }
+
     /// The limits this relay enforces.
     pub fn limits(&self) -> &Limits {
         &self.limiter.limits

@@ -190,19 +190,21 @@ impl<S: Storage> Relay<S> {
         let now = self.now();
         for (i, size, env) in checked {
             let refusal = match env {
-                Ok(env) => match check_member(&env, docs.get(&env.header.doc), account, account_len, now) {
-                    Ok(fence) => {
-                        slots.push(i);
-                        good.push(new_envelope(env, fence));
-                        continue;
+                Ok(env) => {
+                    match check_member(&env, docs.get(&env.header.doc), account, account_len, now) {
+                        Ok(fence) => {
+                            slots.push(i);
+                            good.push(new_envelope(env, fence));
+                            continue;
+                        }
+                        // Kept only where it may be checked again.
+                        Err(r) if !last && self.shared && r.may_be_stale() => {
+                            again.push((i, Some(env.header.doc), env.into_bytes()));
+                            continue;
+                        }
+                        Err(r) => (r, Some(env.header.doc)),
                     }
-                    // Kept only where it may be checked again.
-                    Err(r) if !last && self.shared && r.may_be_stale() => {
-                        again.push((i, Some(env.header.doc), env.into_bytes()));
-                        continue;
-                    }
-                    Err(r) => (r, Some(env.header.doc)),
-                },
+                }
                 Err(r) => r,
             };
             let (r, doc) = refusal;
@@ -426,10 +428,7 @@ fn check_member(
     if doc.state.disposed {
         return Err(Refusal::Disposed);
     }
-    let role = doc
-        .state
-        .role_of(account, now)
-        .ok_or(Refusal::NotAMember)?;
+    let role = doc.state.role_of(account, now).ok_or(Refusal::NotAMember)?;
     let allowed = match h.kind {
         Kind::Change => role.can_upload(),
         // A snapshot's changes cannot be checked for who wrote them, so

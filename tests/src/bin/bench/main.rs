@@ -1,7 +1,7 @@
 //! The casebook benchmark: a relay in its own process on loopback, clients
 //! in this one, and a table of what was measured.
 //!
-//! `cargo run --release -p casebook-tests --bin bench [-- --cases N --quick --export-only --backup-only --latency-only --postgres --postgres-only]`
+//! `cargo run --release -p casebook-tests --bin bench [-- --cases N --quick --export-only --backup-only --latency-only --postgres --postgres-only --watchers-only [N] --scale-only]`
 //!
 //! 1. edit-to-visible latency: one device edits and syncs, the other runs
 //!    `watch` and sees the change;
@@ -31,6 +31,7 @@ mod export;
 mod ingest;
 mod latency;
 mod postgres;
+mod scale;
 mod sharing;
 mod watchers;
 
@@ -348,6 +349,15 @@ fn main() -> Result<()> {
         .build()?;
     let tmp = tempfile::tempdir()?;
     let mut rows: Vec<(String, String, String)> = Vec::new();
+
+    // `--scale-only`: start-up and memory over 100 and 100,000 documents.
+    if args.iter().any(|a| a == "--scale-only") {
+        eprintln!("== relay start-up over 100 documents, then 100,000");
+        let small = scale::scale(&rt, &tmp.path().join("relay-small"), 10, 10)?;
+        let large = scale::scale(&rt, &tmp.path().join("relay-large"), 10_000, 10)?;
+        rows.extend(scale::rows(&small, &large));
+        return print_table(rows);
+    }
 
     // `--watchers-only [N]`: N devices (10,000 unless given) watching one node.
     if let Some(i) = args.iter().position(|a| a == "--watchers-only") {
