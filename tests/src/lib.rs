@@ -18,6 +18,13 @@ use tempfile::TempDir;
 /// The passphrase test homes use.
 pub const PASSPHRASE: &[u8] = b"correct horse battery staple";
 
+/// What a test relay holds in memory: less than most tests write, so they
+/// run against logs read back from the store as a large relay's are.
+pub const SMALL_CACHE: casebook_relay::state::Capacity = casebook_relay::state::Capacity {
+    accounts: 3,
+    docs: 4,
+};
+
 /// A relay running on 127.0.0.1 with its data in a temporary folder.
 pub struct TestRelay {
     pub handle: Handle,
@@ -28,13 +35,12 @@ impl TestRelay {
     /// Starts a relay on port 0.
     pub async fn start() -> TestRelay {
         let data = tempfile::tempdir().expect("a temporary folder");
-        let handle = casebook_relay::start(Config::new(
+        Self::start_with(
+            data,
             "127.0.0.1:0".parse().expect("a literal address"),
-            data.path(),
-        ))
+            None,
+        )
         .await
-        .expect("the relay starts");
-        TestRelay { handle, data }
     }
 
     /// Starts a relay on port 0 that keeps its data in the PostgreSQL
@@ -61,6 +67,7 @@ impl TestRelay {
         );
         config.store = Some(url.to_string());
         config.follow = follow;
+        config.cache = SMALL_CACHE;
         config.cert = Some((
             self.data.path().join("relay-cert.der"),
             self.data.path().join("relay-key.der"),
@@ -86,9 +93,23 @@ impl TestRelay {
     ) -> TestRelay {
         let mut config = Config::new(addr, data.path());
         config.store = store.map(str::to_string);
-        let handle = casebook_relay::start(config)
-            .await
-            .expect("the relay starts");
+        config.cache = SMALL_CACHE;
+        // Starting again on the port it had: a test running beside this
+        // one may hold that port for a moment (a client's socket).
+        let mut tries = 0;
+        let handle = loop {
+            match casebook_relay::start(config.clone()).await {
+                Err(casebook_relay::StartError::Bind(_, e))
+                    if e.kind() == std::io::ErrorKind::AddrInUse
+                        && addr.port() != 0
+                        && tries < 100 =>
+                {
+                    tries += 1;
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+                r => break r.expect("the relay starts"),
+            }
+        };
         TestRelay { handle, data }
     }
 
