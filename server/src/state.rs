@@ -14,6 +14,7 @@ use std::cell::RefCell;
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
 
 use casebook_shared::access::{AccessError, DocEntry, DocState, SIG_LABEL};
 use casebook_shared::account::{AccountError, AccountState};
@@ -23,6 +24,10 @@ use casebook_shared::signed::Signed;
 
 use crate::cache::Bounded;
 use crate::storage::{DocRecord, Loaded, StoreError};
+
+/// How long an owner's stored bytes are trusted before they are read
+/// again: the quota may be off by what other relay nodes stored within it.
+pub const USAGE_FRESH: Duration = Duration::from_secs(10);
 
 /// How many of each the relay holds in memory at most.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -66,9 +71,26 @@ pub struct Doc {
     pub log: Vec<Signed>,
     pub log_start: u64,
     pub state: DocState,
+    /// Its head and stored bytes, shared by each version of it held in
+    /// turn (an access change makes a new version): an upload in flight
+    /// counts into whichever is held when it lands.
+    counters: Arc<Counters>,
+}
+
+#[derive(Default)]
+struct Counters {
     head: AtomicU64,
     /// Bytes of its envelopes and snapshot stored now.
     bytes: AtomicU64,
+}
+
+impl Counters {
+    fn new(head: u64, bytes: u64) -> Arc<Counters> {
+        Arc::new(Counters {
+            head: AtomicU64::new(head),
+            bytes: AtomicU64::new(bytes),
+        })
+    }
 }
 
 impl Doc {
@@ -86,20 +108,21 @@ impl Doc {
 
     /// Its highest envelope sequence number.
     pub fn head(&self) -> u64 {
-        self.head.load(Ordering::Acquire)
+        self.counters.head.load(Ordering::Acquire)
     }
 
     /// Bytes of its envelopes and snapshot stored now.
     pub fn bytes(&self) -> u64 {
-        self.bytes.load(Ordering::Acquire)
+        self.counters.bytes.load(Ordering::Acquire)
     }
 
     fn raise_head(&self, seq: u64) {
-        self.head.fetch_max(seq, Ordering::AcqRel);
+        self.counters.head.fetch_max(seq, Ordering::AcqRel);
     }
 
     fn add_bytes(&self, delta: i64) {
         let _ = self
+            .counters
             .bytes
             .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
                 Some(n.saturating_add_signed(delta))
@@ -136,15 +159,19 @@ pub type Fetched = HashMap<AccountId, Arc<Account>>;
 pub struct State {
     accounts: Bounded<AccountId, Arc<Account>>,
     docs: Bounded<DocId, Arc<Doc>>,
-    /// Stored bytes of the documents each account owns, as the store last
-    /// said and as this node stored since.
-    usage: Bounded<AccountId, u64>,
+    /// Stored bytes of the documents each account owns, as the store said
+    /// at the time given and as this node stored since; read again after
+    /// [`USAGE_FRESH`], since other nodes store too and a document not held
+    /// here counts nowhere here.
+    usage: Bounded<AccountId, (u64, Instant)>,
     /// What uploads being committed now bring, by owner.
     reserved: HashMap<AccountId, u64>,
     /// Stored bytes of every document (for the metrics).
     pub stored: u64,
     /// The highest sequence number handed out.
     pub cursor: u64,
+    /// See [`State::generation`].
+    generation: u64,
 }
 
 impl State {
@@ -156,6 +183,7 @@ impl State {
             reserved: HashMap::new(),
             stored: 0,
             cursor: 0,
+            generation: 0,
         }
     }
 
@@ -164,7 +192,7 @@ impl State {
         let mut st = State::new(Capacity::unbounded());
         st.cursor = loaded.cursor;
         for (id, log) in loaded.accounts {
-            st.hold_account(id, log)?;
+            st.hold_account(id, log, None)?;
         }
         let heads: HashMap<DocId, u64> = loaded.heads.into_iter().collect();
         let bytes: HashMap<DocId, u64> = loaded.doc_bytes.into_iter().collect();
@@ -177,18 +205,29 @@ impl State {
                 head: heads.get(&id).copied().unwrap_or(0),
                 bytes: bytes.get(&id).copied().unwrap_or(0),
             };
-            let doc = st.hold_doc(id, &record, &Fetched::new())?.map_err(|a| {
-                StoreError::Damaged(format!(
-                    "document {} names account {}, which has no log",
-                    id.short(),
-                    a[0].short()
-                ))
-            })?;
+            // Every account is held: a second call names the damage.
+            let doc = match st.hold_doc(id, &record, &Fetched::new(), None)? {
+                Ok(d) => d,
+                Err(named) => {
+                    let fetched: Fetched = named
+                        .iter()
+                        .filter_map(|a| Some((*a, st.account_entry(a)?)))
+                        .collect();
+                    st.hold_doc(id, &record, &fetched, None)?.map_err(|_| {
+                        StoreError::Damaged(format!(
+                            "document {} names account {}, which has no log",
+                            id.short(),
+                            named[0].short()
+                        ))
+                    })?
+                }
+            };
             *usage.entry(doc.state.owner).or_default() += doc.bytes();
             st.stored += doc.bytes();
         }
+        let now = Instant::now();
         for (owner, n) in usage {
-            st.usage.insert(owner, n);
+            st.usage.insert(owner, (n, now));
         }
         Ok(st)
     }
@@ -230,10 +269,15 @@ impl State {
 
     /// Holds an account's log as stored, verified again, unless what is
     /// held is as long: another relay node may have appended to it.
+    ///
+    /// `seen` is [`State::generation`] from before the log was read: if a
+    /// log was committed or read again since, this one may be older than
+    /// what was dropped meanwhile, so it is answered but not held.
     pub fn hold_account(
         &mut self,
         id: AccountId,
         log: Vec<Signed>,
+        seen: Option<u64>,
     ) -> Result<Arc<Account>, StoreError> {
         if let Some(held) = self.accounts.get(&id)
             && held.log.len() >= log.len()
@@ -243,8 +287,22 @@ impl State {
         let state = AccountState::verify_log(&log)
             .map_err(|e| StoreError::Damaged(format!("account {}: {e}", id.short())))?;
         let a = Arc::new(Account { log, state });
-        self.accounts.insert(id, a.clone());
+        if seen.is_none_or(|g| g == self.generation) {
+            self.accounts.insert(id, a.clone());
+        }
         Ok(a)
+    }
+
+    /// Counts commits and rereads: a log read from the store before the
+    /// count moved may be older than one held and dropped since.
+    pub fn generation(&self) -> u64 {
+        self.generation
+    }
+
+    /// Marks that logs changed in the store (another node wrote them):
+    /// what was read before is not held.
+    pub fn bump(&mut self) {
+        self.generation += 1;
     }
 
     /// Holds a document as stored, its access log verified again, unless
@@ -257,6 +315,7 @@ impl State {
         id: DocId,
         record: &DocRecord,
         fetched: &Fetched,
+        seen: Option<u64>,
     ) -> Result<Result<Arc<Doc>, Vec<AccountId>>, StoreError> {
         let held = self.docs.get(&id).cloned();
         let log_len = match &record.disposed {
@@ -270,17 +329,15 @@ impl State {
             self.cursor = self.cursor.max(record.head);
             return Ok(Ok(h.clone()));
         }
-        let missing = RefCell::new(Vec::new());
+        // Accounts read for this call come first: one held may be older
+        // than an entry of the record (another node appended to it).
+        let named = RefCell::new(Vec::new());
         let lookup = |a: &AccountId| {
-            let found = self
-                .accounts
+            named.borrow_mut().push(*a);
+            fetched
                 .get(a)
-                .or_else(|| fetched.get(a))
-                .map(|x| &x.state);
-            if found.is_none() {
-                missing.borrow_mut().push(*a);
-            }
-            found
+                .or_else(|| self.accounts.get(a))
+                .map(|x| &x.state)
         };
         let verified = match (&record.disposed, record.log.as_slice()) {
             (Some(readers), [gone]) => {
@@ -294,30 +351,49 @@ impl State {
         };
         let (state, log_start) = match verified {
             Ok(v) => v,
-            Err(_) if !missing.borrow().is_empty() => return Ok(Err(missing.into_inner())),
-            Err(e) => return Err(damaged(id, e)),
+            Err(e) => {
+                // Missing, or perhaps held older than the entries: read
+                // every account it named that was not read for this call.
+                let mut unread: Vec<AccountId> = named
+                    .into_inner()
+                    .into_iter()
+                    .filter(|a| !fetched.contains_key(a))
+                    .collect();
+                unread.sort();
+                unread.dedup();
+                if unread.is_empty() {
+                    return Err(damaged(id, e));
+                }
+                return Ok(Err(unread));
+            }
         };
         // Stored bytes: a document already held keeps the count that its
         // uploads and the other nodes' notices keep up to date (taking the
         // store's figure too would count those twice); a new one, or one
         // disposed of, takes the store's.
-        let (head, bytes) = match &held {
-            Some(h) if record.disposed.is_none() => (h.head().max(record.head), h.bytes()),
+        let counters = match &held {
             Some(h) => {
-                self.count_bytes(&h.state.owner, record.bytes as i64 - h.bytes() as i64);
-                (h.head().max(record.head), record.bytes)
+                if record.disposed.is_some() {
+                    let delta = record.bytes as i64 - h.bytes() as i64;
+                    self.count_bytes(&h.state.owner, delta);
+                    h.add_bytes(delta);
+                }
+                h.raise_head(record.head);
+                h.counters.clone()
             }
-            None => (record.head, record.bytes),
+            None => Counters::new(record.head, record.bytes),
         };
         let doc = Arc::new(Doc {
             log: record.log.clone(),
             log_start,
             state,
-            head: AtomicU64::new(head),
-            bytes: AtomicU64::new(bytes),
+            counters,
         });
-        self.docs.insert(id, doc.clone());
-        self.cursor = self.cursor.max(head);
+        self.cursor = self.cursor.max(doc.head());
+        // Read before something newer was held (or dropped): answered, not held.
+        if seen.is_none_or(|g| g == self.generation) {
+            self.docs.insert(id, doc.clone());
+        }
         Ok(Ok(doc))
     }
 
@@ -359,6 +435,7 @@ impl State {
     ) {
         let mut log = prev.map(|a| a.log.clone()).unwrap_or_default();
         log.extend(entries);
+        self.generation += 1;
         let longer = self
             .accounts
             .get(&state.id)
@@ -382,10 +459,9 @@ impl State {
     ) -> (Result<DocState, AccessError>, Vec<AccountId>) {
         let missing = RefCell::new(Vec::new());
         let lookup = |a: &AccountId| {
-            let found = self
-                .accounts
+            let found = fetched
                 .get(a)
-                .or_else(|| fetched.get(a))
+                .or_else(|| self.accounts.get(a))
                 .map(|x| &x.state);
             if found.is_none() {
                 missing.borrow_mut().push(*a);
@@ -421,18 +497,18 @@ impl State {
         entries: Vec<Signed>,
     ) -> Arc<Doc> {
         let id = state.doc;
-        let (mut log, log_start, head, bytes) = match prev {
-            Some(d) => (d.log.clone(), d.log_start, d.head(), d.bytes()),
-            None => (Vec::new(), 0, 0, 0),
+        let (mut log, log_start, counters) = match prev {
+            Some(d) => (d.log.clone(), d.log_start, d.counters.clone()),
+            None => (Vec::new(), 0, Arc::default()),
         };
         log.extend(entries);
         let doc = Doc {
             log,
             log_start,
             state,
-            head: AtomicU64::new(head),
-            bytes: AtomicU64::new(bytes),
+            counters,
         };
+        self.generation += 1;
         match self.docs.get(&id) {
             Some(held) if held.access_len() >= doc.access_len() => held.clone(),
             _ => {
@@ -457,15 +533,17 @@ impl State {
         let last = state.len - 1;
         let owner = state.owner;
         let gone = entries.pop().expect("a disposal has its entry");
-        let bytes = prev.map_or(0, |d| d.bytes());
         self.count_bytes(&owner, freed);
+        let counters = prev.map(|d| d.counters.clone()).unwrap_or_default();
         let doc = Doc {
             log: vec![gone],
             log_start: last,
             state,
-            head: AtomicU64::new(prev.map_or(0, |d| d.head()).max(head)),
-            bytes: AtomicU64::new(bytes.saturating_add_signed(freed)),
+            counters,
         };
+        doc.add_bytes(freed);
+        doc.raise_head(head);
+        self.generation += 1;
         let doc = Arc::new(doc);
         self.docs.insert(id, doc.clone());
         self.cursor = self.cursor.max(head);
@@ -481,8 +559,8 @@ impl State {
 
     fn count_bytes(&mut self, owner: &AccountId, delta: i64) {
         let apply = |n: u64| n.saturating_add_signed(delta);
-        if let Some(n) = self.usage.get(owner).copied() {
-            self.usage.insert(*owner, apply(n));
+        if let Some((n, at)) = self.usage.get(owner).copied() {
+            self.usage.insert(*owner, (apply(n), at));
         }
         self.stored = apply(self.stored);
     }
@@ -500,14 +578,18 @@ impl State {
     /// Stored bytes of the documents an account owns, and reserved ones;
     /// `None` when the stored figure is not held.
     pub fn usage(&self, account: &AccountId) -> Option<u64> {
-        let stored = self.usage.get(account)?;
+        let (stored, at) = self.usage.get(account)?;
+        if at.elapsed() > USAGE_FRESH {
+            return None;
+        }
         Some(stored + self.reserved.get(account).copied().unwrap_or(0))
     }
 
-    /// Holds what the store says an account's documents take.
-    pub fn hold_usage(&mut self, account: AccountId, stored: u64) {
-        if self.usage.get(&account).is_none() {
-            self.usage.insert(account, stored);
+    /// Holds what the store says an account's documents take (read at
+    /// `at`), unless a figure read later is held.
+    pub fn hold_usage(&mut self, account: AccountId, stored: u64, at: Instant) {
+        if self.usage.get(&account).is_none_or(|(_, held)| *held < at) {
+            self.usage.insert(account, (stored, at));
         }
     }
 
@@ -523,3 +605,7 @@ impl State {
 fn damaged(id: DocId, e: AccessError) -> StoreError {
     StoreError::Damaged(format!("document {}: {e}", id.short()))
 }
+
+#[cfg(test)]
+#[path = "state_tests.rs"]
+mod tests;

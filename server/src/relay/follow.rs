@@ -90,17 +90,21 @@ impl<S: Storage> Relay<S> {
         }
         // No upload is checked against half of it.
         let _order = self.order.write().await;
-        {
+        let seen = {
             let mut st = self.write();
+            // What a request read before this (of an account not held,
+            // above all) may be older than what was just read: not held.
+            st.bump();
             for (a, log) in logs {
                 if !log.is_empty() {
-                    st.hold_account(a, log)?;
+                    st.hold_account(a, log, None)?;
                 }
             }
-        }
+            st.generation()
+        };
         let mut moved = Vec::with_capacity(records.len());
         for (doc, record) in records {
-            let d = self.hold_record(doc, &record).await?;
+            let d = self.hold_record(doc, &record, Some(seen)).await?;
             moved.push((Change { doc, seq: d.head() }, d));
         }
         self.announce(&moved);

@@ -18,23 +18,31 @@ const ROUNDS: usize = 8;
 impl<S: Storage> Relay<S> {
     /// An account, verified; `None` if the store has no log of it.
     pub(super) async fn account(&self, id: &AccountId) -> Result<Option<Arc<Account>>, StoreError> {
-        if let Some(a) = self.read().account_entry(id) {
-            return Ok(Some(a));
-        }
+        let seen = {
+            let st = self.read();
+            if let Some(a) = st.account_entry(id) {
+                return Ok(Some(a));
+            }
+            st.generation()
+        };
         let log = self.store.account_log(*id).await?;
         if log.is_empty() {
             return Ok(None);
         }
-        self.write().hold_account(*id, log).map(Some)
+        self.write().hold_account(*id, log, Some(seen)).map(Some)
     }
 
     /// A document, verified; `None` if the store has none.
     pub(super) async fn doc(&self, id: &DocId) -> Result<Option<Arc<Doc>>, StoreError> {
-        if let Some(d) = self.read().doc(id) {
-            return Ok(Some(d));
-        }
+        let seen = {
+            let st = self.read();
+            if let Some(d) = st.doc(id) {
+                return Ok(Some(d));
+            }
+            st.generation()
+        };
         match self.store.doc_record(*id).await? {
-            Some(record) => self.hold_record(*id, &record).await.map(Some),
+            Some(record) => self.hold_record(*id, &record, Some(seen)).await.map(Some),
             None => Ok(None),
         }
     }
@@ -50,16 +58,18 @@ impl<S: Storage> Relay<S> {
         Ok(out)
     }
 
-    /// Verifies and holds a document as stored, reading the accounts its
-    /// log names first.
+    /// Verifies and holds a document as stored (read after `seen`, see
+    /// [`crate::state::State::hold_account`]), reading the accounts its log
+    /// names first.
     pub(super) async fn hold_record(
         &self,
         id: DocId,
         record: &DocRecord,
+        seen: Option<u64>,
     ) -> Result<Arc<Doc>, StoreError> {
         let mut fetched = Fetched::new();
         for _ in 0..ROUNDS {
-            let missing = match self.write().hold_doc(id, record, &fetched)? {
+            let missing = match self.write().hold_doc(id, record, &fetched, seen)? {
                 Ok(d) => return Ok(d),
                 Err(missing) => missing,
             };
@@ -101,8 +111,13 @@ impl<S: Storage> Relay<S> {
         ids: Vec<AccountId>,
         fetched: &mut Fetched,
     ) -> Result<(), StoreError> {
+        // From the store whatever is held: a log held may be older than
+        // an entry that names it (another node appended to it).
         for a in ids {
-            if let Some(acct) = self.account(&a).await? {
+            let seen = self.read().generation();
+            let log = self.store.account_log(a).await?;
+            if !log.is_empty() {
+                let acct = self.write().hold_account(a, log, Some(seen))?;
                 fetched.insert(a, acct);
             }
         }
@@ -114,9 +129,10 @@ impl<S: Storage> Relay<S> {
         if let Some(n) = self.read().usage(owner) {
             return Ok(n);
         }
+        let at = std::time::Instant::now();
         let stored = self.store.owner_usage(*owner).await?;
         let mut st = self.write();
-        st.hold_usage(*owner, stored);
+        st.hold_usage(*owner, stored, at);
         Ok(st.usage(owner).unwrap_or(stored))
     }
 }

@@ -263,8 +263,13 @@ impl<S: Storage> Relay<S> {
         metrics::accepted(added.len());
         {
             let mut st = self.write();
-            for (c, d) in &changed {
+            for (c, d) in &mut changed {
                 st.advance(Some(d), c.seq);
+                // Its readers as held now: an access change may have
+                // landed since the check.
+                if let Some(now) = st.doc(&c.doc) {
+                    *d = now;
+                }
             }
             for (d, n) in &added {
                 st.add_bytes(d, *n);
@@ -306,7 +311,6 @@ impl<S: Storage> Relay<S> {
         // all pass.
         let mut st = self.write();
         for (owner, more) in &more {
-            st.hold_usage(*owner, stored[owner]);
             let now = st.usage(owner).unwrap_or(stored[owner]);
             self.limiter.quota(owner, now, *more)?;
         }
