@@ -89,6 +89,9 @@ pub struct DocRecord {
 pub enum LogChange {
     Account(AccountId),
     Access(DocId),
+    /// Changes after the version asked for are no longer listed (the list
+    /// is pruned to its newest rows): read every log again.
+    Lost,
 }
 
 /// What another relay node over the same database wrote, as the store

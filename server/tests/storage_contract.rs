@@ -192,6 +192,44 @@ mod postgres {
         contract::the_indexes_answer_from_the_logs(&s).await;
     }
 
+    /// The list of log changes is pruned to its newest rows; a node asking
+    /// from before them is told it lost track, one asking from within them
+    /// is not.
+    #[tokio::test]
+    async fn pruned_log_changes_say_so() {
+        use casebook_relay::storage::{LogChange, WriteJob};
+        use casebook_shared::crypto::Sig;
+        use casebook_shared::ids::{AccountId, DeviceId};
+        use casebook_shared::signed::Signed;
+        let Some((_pg, s)) = fresh().await else {
+            return;
+        };
+        let start = s.log_version().await.unwrap();
+        for n in 0..5u8 {
+            let job = WriteJob::Account {
+                account: AccountId([n + 1; 32]),
+                first_seq: 0,
+                entries: vec![Signed {
+                    body: vec![n; 8],
+                    signer: DeviceId([n; 32]),
+                    sig: Sig([n; 64]),
+                }],
+                devices: Vec::new(),
+            };
+            assert!(s.submit(job).await.unwrap()[0].is_ok());
+        }
+        let now = s.log_version().await.unwrap();
+        let (all, upto) = s.log_changes(start).await.unwrap();
+        assert_eq!((all.len(), upto), (5, now));
+        assert_eq!(s.prune_log_changes(2).await.unwrap(), 3);
+        let (behind, upto) = s.log_changes(start).await.unwrap();
+        assert!(behind.contains(&LogChange::Lost), "{behind:?}");
+        assert_eq!(upto, now);
+        let (recent, _) = s.log_changes(now - 2).await.unwrap();
+        assert!(!recent.contains(&LogChange::Lost), "{recent:?}");
+        assert_eq!(recent.len(), 2);
+    }
+
     /// Two nodes: a device waiting on one is handed what another device
     /// put through the other, and the slot is then spent on both.
     #[tokio::test]

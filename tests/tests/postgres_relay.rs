@@ -135,6 +135,48 @@ async fn a_node_that_heard_nothing_still_keeps_to_the_logs() {
     a.stop().await;
 }
 
+/// A node so far behind that the changes it missed were pruned from the
+/// list reads every log again: a device revoked through the other node is
+/// refused by it at once, although the revocation is no longer listed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_behind_the_pruned_log_changes_reads_every_log_again() {
+    let Some((_server, url)) = database().await else {
+        return;
+    };
+    let a = TestRelay::start_on_postgres(&url).await;
+    let b = a.another_node(&url, false).await;
+    let dirs: Vec<_> = (0..2).map(|_| tempfile::tempdir().unwrap()).collect();
+    let mut laptop = init(dirs[0].path(), &a, "Dr. Rivera");
+    case_with_a_plan(&mut laptop, "walk daily");
+    sync(&mut laptop).await;
+    let mut tablet = pair(&mut laptop, dirs[1].path(), &a).await;
+    tablet
+        .set_relay(&b.addr(), b.handle.fingerprint)
+        .await
+        .expect("node B lets the tablet in, and holds its account");
+    sync(&mut tablet).await;
+
+    // Through A: the revocation, then another practitioner's new account
+    // (nothing of the laptop's); then the list keeps only the newest.
+    let conn = laptop.connect().await.unwrap();
+    laptop.revoke(&conn, &tablet.device_id()).await.unwrap();
+    conn.close().await;
+    let other = tempfile::tempdir().unwrap();
+    let mut colleague = init(other.path(), &a, "Dr. Okafor");
+    sync(&mut colleague).await;
+    let store = casebook_relay::postgres::PgStore::open(&url, None)
+        .await
+        .unwrap();
+    assert!(store.prune_log_changes(1).await.unwrap() > 0);
+
+    assert!(
+        tablet.connect().await.is_err(),
+        "node B let a device in that was revoked through node A"
+    );
+    b.stop().await;
+    a.stop().await;
+}
+
 /// Two nodes that follow each other: a tablet joins the laptop's account
 /// through node B while the laptop waits on node A; watching on B, it sees the
 /// laptop's edit made through node A without asking; a colleague on node

@@ -10,6 +10,7 @@
 //! network.
 
 mod db;
+mod index;
 mod listen;
 pub mod schema;
 mod statements;
@@ -223,6 +224,14 @@ pub(crate) async fn load_in(c: &tokio_postgres::Transaction<'_>) -> Result<Loade
     Ok(loaded)
 }
 
+impl PgStore {
+    /// Deletes all but the newest `keep` rows of the log-change list (the
+    /// writer does so every so often with `write::KEEP_LOG_CHANGES`).
+    pub async fn prune_log_changes(&self, keep: u64) -> Result<u64, StoreError> {
+        write::prune(&**self.pool.get().await?, keep).await
+    }
+}
+
 impl Storage for PgStore {
     async fn load(&self) -> Result<Loaded, StoreError> {
         let mut client = self.pool.get().await?;
@@ -399,10 +408,8 @@ impl Storage for PgStore {
     }
 
     async fn log_changes(&self, version: u64) -> Result<(Vec<LogChange>, u64), StoreError> {
-        let rows = self
-            .pool
-            .get()
-            .await?
+        let client = self.pool.get().await?;
+        let rows = client
             .query(
                 "SELECT version, account, doc FROM log_changes WHERE version > $1 ORDER BY version",
                 &[&(version as i64)],
@@ -410,6 +417,15 @@ impl Storage for PgStore {
             .await?;
         let mut out = Vec::with_capacity(rows.len());
         let mut upto = version;
+        // Pruned past the version asked for: what changed in between is
+        // not listed any more.
+        let oldest: Option<i64> = client
+            .query_one("SELECT MIN(version) FROM log_changes", &[])
+            .await?
+            .get(0);
+        if oldest.is_some_and(|o| o as u64 > version + 1) {
+            out.push(LogChange::Lost);
+        }
         for r in rows {
             upto = upto.max(r.get::<_, i64>(0) as u64);
             match (
@@ -516,48 +532,15 @@ impl Storage for PgStore {
     }
 
     async fn device_account(&self, device: DeviceId) -> Result<Option<AccountId>, StoreError> {
-        let row = self
-            .pool
-            .get()
-            .await?
-            .query_opt(
-                "SELECT account FROM devices WHERE device = $1",
-                &[&&device.0[..]],
-            )
-            .await?;
-        row.map(|r| Ok(AccountId(blob(r.get(0))?))).transpose()
+        index::device_account(&**self.pool.get().await?, device).await
     }
 
     async fn member_docs(&self, account: AccountId) -> Result<Vec<DocId>, StoreError> {
-        let rows = self
-            .pool
-            .get()
-            .await?
-            .query(
-                "SELECT doc FROM doc_members WHERE account = $1",
-                &[&&account.0[..]],
-            )
-            .await?;
-        rows.into_iter()
-            .map(|r| Ok(DocId(blob(r.get(0))?)))
-            .collect()
+        index::member_docs(&**self.pool.get().await?, account).await
     }
 
     async fn owner_usage(&self, owner: AccountId) -> Result<u64, StoreError> {
-        let n: i64 = self
-            .pool
-            .get()
-            .await?
-            .query_one(
-                "SELECT (COALESCE((SELECT SUM(octet_length(e.bytes)) FROM doc_owners o
-                                   JOIN envelopes e ON e.doc = o.doc WHERE o.owner = $1), 0)
-                       + COALESCE((SELECT SUM(octet_length(s.bytes)) FROM doc_owners o
-                                   JOIN snapshots s ON s.doc = o.doc WHERE o.owner = $1), 0))::BIGINT",
-                &[&&owner.0[..]],
-            )
-            .await?
-            .get(0);
-        Ok(n as u64)
+        index::owner_usage(&**self.pool.get().await?, owner).await
     }
 
     async fn cursor(&self) -> Result<u64, StoreError> {
@@ -565,18 +548,7 @@ impl Storage for PgStore {
     }
 
     async fn stored_bytes(&self) -> Result<u64, StoreError> {
-        let n: i64 = self
-            .pool
-            .get()
-            .await?
-            .query_one(
-                "SELECT (COALESCE((SELECT SUM(octet_length(bytes)) FROM envelopes), 0)
-                       + COALESCE((SELECT SUM(octet_length(bytes)) FROM snapshots), 0))::BIGINT",
-                &[],
-            )
-            .await?
-            .get(0);
-        Ok(n as u64)
+        index::stored_bytes(&**self.pool.get().await?).await
     }
 
     async fn heads(&self, docs: Vec<DocId>) -> Result<Vec<(DocId, u64)>, StoreError> {

@@ -35,6 +35,28 @@ pub(super) struct Writer {
     stmts: Statements,
     /// This node's mark on what it announces, so it ignores its own.
     node: u64,
+    /// Batches that appended to a log since `log_changes` was last pruned.
+    appends: u64,
+}
+
+/// Rows of `log_changes` kept: a node further behind than this reads
+/// every log again (`LogChange::Lost`).
+pub const KEEP_LOG_CHANGES: u64 = 100_000;
+
+/// Log-appending batches between two prunings of `log_changes`.
+const PRUNE_EVERY: u64 = 1_000;
+
+/// Deletes all but the newest `keep` rows of `log_changes`.
+pub(super) async fn prune(
+    client: &impl tokio_postgres::GenericClient,
+    keep: u64,
+) -> Result<u64, StoreError> {
+    Ok(client
+        .execute(
+            "DELETE FROM log_changes WHERE version <= (SELECT MAX(version) FROM log_changes) - $1",
+            &[&(keep as i64)],
+        )
+        .await?)
 }
 
 impl Writer {
@@ -46,6 +68,7 @@ impl Writer {
             client,
             stmts,
             node,
+            appends: 0,
         })
     }
 
@@ -73,8 +96,21 @@ impl Writer {
                 }
             };
             crate::metrics::commit(batch.len(), started.elapsed());
+            let appended = batch
+                .iter()
+                .any(|(job, _)| !matches!(job, WriteJob::Envelopes(_)));
             for ((_, reply), result) in batch.into_iter().zip(results) {
                 let _ = reply.send(result);
+            }
+            if appended {
+                self.appends += 1;
+                if self.appends >= PRUNE_EVERY {
+                    self.appends = 0;
+                    // After the replies, so nobody waits on it.
+                    if let Err(e) = prune(&self.client, KEEP_LOG_CHANGES).await {
+                        tracing::warn!(error = %e, "pruning log_changes");
+                    }
+                }
             }
         }
     }

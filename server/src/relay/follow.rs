@@ -48,12 +48,29 @@ impl<S: Storage> Relay<S> {
             let (changes, upto) = self.store.log_changes(*applied).await?;
             let mut accounts: Vec<AccountId> = Vec::new();
             let mut docs: Vec<DocId> = Vec::new();
+            let mut lost = false;
             for c in changes {
                 match c {
                     LogChange::Account(a) if !accounts.contains(&a) => accounts.push(a),
                     LogChange::Access(d) if !docs.contains(&d) => docs.push(d),
+                    LogChange::Lost => lost = true,
                     _ => {}
                 }
+            }
+            if lost {
+                // Too far behind to know what changed: hold nothing, and
+                // have every watching device list everything.
+                {
+                    let _order = self.order.write().await;
+                    self.write().forget_all();
+                }
+                self.hub.tell_everyone(Change {
+                    doc: DocId([0; 16]),
+                    seq: 0,
+                });
+                tracing::warn!(
+                    "this node fell behind the pruned log changes; it reads every log again"
+                );
             }
             match self.reread(&accounts, &docs).await {
                 Ok(()) => {

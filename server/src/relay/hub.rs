@@ -61,6 +61,14 @@ impl Hub {
         }
     }
 
+    /// Tells every watching device `change` (one that says "list
+    /// everything" after this node lost track of what changed).
+    pub fn tell_everyone(&self, change: Change) {
+        for tx in self.lock().values() {
+            let _ = tx.send(change);
+        }
+    }
+
     /// Accounts with a device watching now.
     #[cfg(test)]
     fn accounts(&self) -> usize {
