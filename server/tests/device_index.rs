@@ -6,63 +6,18 @@
 
 #[path = "common/contract.rs"]
 mod contract;
+#[path = "common/logs.rs"]
+mod logs;
 #[path = "common/postgres.rs"]
 mod pg;
 
 use casebook_relay::storage::{Storage, StoreError, WriteJob};
-use casebook_shared::access::{self, DocEntry, DocOp};
-use casebook_shared::account::{self, AccountState};
-use casebook_shared::crypto::{DeviceSigner, DhSecret, SecretKey};
-use casebook_shared::ids::{AccountId, DeviceId, DocId};
-use casebook_shared::signed::Signed;
+use casebook_shared::ids::{AccountId, DeviceId};
 
 /// A real account with one device: its id, its genesis and the device.
 fn an_account() -> (AccountId, WriteJob, DeviceId) {
-    let (id, job, signer) = an_account_and_signer();
-    (id, job, signer.device_id())
-}
-
-fn an_account_and_signer() -> (AccountId, WriteJob, DeviceSigner) {
-    let signer = DeviceSigner::generate();
-    let (genesis, _) = account::genesis(&signer, &DhSecret::generate(), 0);
-    let state = AccountState::from_genesis(&genesis).unwrap();
-    let job = WriteJob::Account {
-        account: state.id,
-        first_seq: 0,
-        entries: vec![genesis],
-        devices: state.devices.keys().copied().collect(),
-    };
-    (state.id, job, signer)
-}
-
-/// A real document of the account that `job` (its genesis) makes, as its
-/// device creates it: its id and its access genesis.
-fn a_document(job: &WriteJob, signer: &DeviceSigner) -> (DocId, WriteJob) {
-    let WriteJob::Account { entries, .. } = job else {
-        unreachable!()
-    };
-    let state = AccountState::from_genesis(&entries[0]).unwrap();
-    let doc = DocId::random();
-    let entry = DocEntry {
-        doc,
-        seq: 0,
-        prev: None,
-        at: 0,
-        account: state.id,
-        account_len: state.len,
-        op: DocOp::Genesis {
-            key: access::key_envelope(&doc, 0, &SecretKey::random(), &state).unwrap(),
-        },
-    };
-    let job = WriteJob::Access {
-        doc,
-        first_seq: 0,
-        entries: vec![Signed::sign(signer, access::SIG_LABEL, &entry)],
-        owner: state.id,
-        members: vec![state.id],
-        signer: (state.id, state.len),
-    };
-    (doc, job)
+    let (signer, state, job) = logs::an_account();
+    (state.id, job, signer.device_id())
 }
 
 /// Another account's genesis that also lists `device`.
@@ -99,9 +54,9 @@ mod sqlite {
     async fn a_database_from_before_the_index_is_indexed_when_opened() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("relay.db");
-        let (account, job, signer) = an_account_and_signer();
-        let device = signer.device_id();
-        let (doc, genesis) = a_document(&job, &signer);
+        let (signer, state, job) = logs::an_account();
+        let (account, device) = (state.id, signer.device_id());
+        let (doc, genesis) = logs::a_document(&signer, &state);
         {
             let s = SqliteStore::open(&path).unwrap();
             write(&s, job).await.unwrap();
@@ -180,9 +135,9 @@ mod postgres {
         let Some((pg, url, s)) = fresh().await else {
             return;
         };
-        let (account, job, signer) = an_account_and_signer();
-        let device = signer.device_id();
-        let (doc, genesis) = a_document(&job, &signer);
+        let (signer, state, job) = logs::an_account();
+        let (account, device) = (state.id, signer.device_id());
+        let (doc, genesis) = logs::a_document(&signer, &state);
         write(&s, job).await.unwrap();
         write(&s, genesis).await.unwrap();
         Storage::close(&s).await;

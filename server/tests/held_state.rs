@@ -3,57 +3,31 @@
 //! and its documents when a device of it asks, and never holds more than
 //! its bound while it serves more accounts than that.
 
+#[path = "common/logs.rs"]
+mod logs;
+
 use std::sync::Arc;
 
 use casebook_relay::limits::Limits;
 use casebook_relay::relay::{Relay, Session};
 use casebook_relay::sqlite::SqliteStore;
 use casebook_relay::state::Capacity;
-use casebook_relay::storage::{Storage, WriteJob};
-use casebook_shared::access::{self, DocEntry, DocOp};
-use casebook_shared::account::{self, AccountState};
-use casebook_shared::crypto::{DeviceSigner, DhSecret, SecretKey};
+use casebook_relay::storage::Storage;
+use casebook_shared::account::AccountState;
+use casebook_shared::crypto::DeviceSigner;
 use casebook_shared::frames::{self, Request, Response};
 use casebook_shared::ids::DocId;
-use casebook_shared::signed::Signed;
 
 const FINGERPRINT: [u8; 32] = [7; 32];
 
 /// An account with one device and `docs` documents, written straight to
 /// the store: its device and the documents' ids.
 async fn practice(store: &SqliteStore, docs: usize) -> (DeviceSigner, AccountState, Vec<DocId>) {
-    let signer = DeviceSigner::generate();
-    let (genesis, _) = account::genesis(&signer, &DhSecret::generate(), 0);
-    let state = AccountState::from_genesis(&genesis).unwrap();
-    let job = WriteJob::Account {
-        account: state.id,
-        first_seq: 0,
-        entries: vec![genesis],
-        devices: state.devices.keys().copied().collect(),
-    };
+    let (signer, state, job) = logs::an_account();
     assert!(store.submit(job).await.unwrap()[0].is_ok());
     let mut ids = Vec::new();
     for _ in 0..docs {
-        let doc = DocId::random();
-        let entry = DocEntry {
-            doc,
-            seq: 0,
-            prev: None,
-            at: 0,
-            account: state.id,
-            account_len: state.len,
-            op: DocOp::Genesis {
-                key: access::key_envelope(&doc, 0, &SecretKey::random(), &state).unwrap(),
-            },
-        };
-        let job = WriteJob::Access {
-            doc,
-            first_seq: 0,
-            entries: vec![Signed::sign(&signer, access::SIG_LABEL, &entry)],
-            owner: state.id,
-            members: vec![state.id],
-            signer: (state.id, state.len),
-        };
+        let (doc, job) = logs::a_document(&signer, &state);
         assert!(store.submit(job).await.unwrap()[0].is_ok());
         ids.push(doc);
     }

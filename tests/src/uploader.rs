@@ -25,6 +25,28 @@ pub struct Uploader {
     pub access: Vec<Signed>,
 }
 
+/// The first entry of a new document's access log: `state`'s device
+/// `signer` makes `doc`, its epoch-0 `key` sealed to the account.
+pub fn doc_genesis(
+    signer: &DeviceSigner,
+    state: &AccountState,
+    doc: DocId,
+    key: &SecretKey,
+) -> anyhow::Result<Signed> {
+    let entry = DocEntry {
+        doc,
+        seq: 0,
+        prev: None,
+        at: 0,
+        account: state.id,
+        account_len: state.len,
+        op: DocOp::Genesis {
+            key: access::key_envelope(&doc, 0, key, state)?,
+        },
+    };
+    Ok(Signed::sign(signer, access::SIG_LABEL, &entry))
+}
+
 /// A new account with one device and one document, on the relay at `addr`.
 pub async fn uploader(addr: &str, fp: [u8; 32]) -> anyhow::Result<Uploader> {
     let relay = Relay::connect(addr, fp).await?;
@@ -40,18 +62,7 @@ pub async fn uploader(addr: &str, fp: [u8; 32]) -> anyhow::Result<Uploader> {
     relay.authenticate(&signer, Some(state.id)).await?;
     let doc = DocId::random();
     let key = SecretKey::random();
-    let entry = DocEntry {
-        doc,
-        seq: 0,
-        prev: None,
-        at: 0,
-        account: state.id,
-        account_len: state.len,
-        op: DocOp::Genesis {
-            key: access::key_envelope(&doc, 0, &key, &state)?,
-        },
-    };
-    let genesis = Signed::sign(&signer, access::SIG_LABEL, &entry);
+    let genesis = doc_genesis(&signer, &state, doc, &key)?;
     relay
         .request(&Request::AppendAccess {
             doc,

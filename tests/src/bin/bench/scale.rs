@@ -10,11 +10,10 @@ use std::time::Instant;
 use anyhow::{Result, bail};
 use casebook_relay::sqlite::SqliteStore;
 use casebook_relay::storage::{Storage, WriteJob};
-use casebook_shared::access::{self, DocEntry, DocOp};
 use casebook_shared::account::{self, AccountState};
 use casebook_shared::crypto::{DeviceSigner, DhSecret, SecretKey};
 use casebook_shared::ids::DocId;
-use casebook_shared::signed::Signed;
+use casebook_tests::uploader::doc_genesis;
 
 use super::RelayProc;
 
@@ -49,21 +48,11 @@ async fn fill(dir: &Path, accounts: usize, per: usize) -> Result<()> {
         }));
         for _ in 0..per {
             let doc = DocId::random();
-            let entry = DocEntry {
-                doc,
-                seq: 0,
-                prev: None,
-                at: 0,
-                account: state.id,
-                account_len: state.len,
-                op: DocOp::Genesis {
-                    key: access::key_envelope(&doc, 0, &SecretKey::random(), &state)?,
-                },
-            };
+            let genesis = doc_genesis(&signer, &state, doc, &SecretKey::random())?;
             pending.push(store.submit(WriteJob::Access {
                 doc,
                 first_seq: 0,
-                entries: vec![Signed::sign(&signer, access::SIG_LABEL, &entry)],
+                entries: vec![genesis],
                 owner: state.id,
                 members: vec![state.id],
                 signer: (state.id, state.len),
