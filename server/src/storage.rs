@@ -181,7 +181,8 @@ pub struct Written {
 /// single one.
 pub type WriteResult = Vec<Result<Written, StoreError>>;
 
-/// Everything the relay rebuilds its verified state from at start.
+/// Every log and head of a store, read whole: to index or check a whole
+/// store (a relay serving requests reads only what they need).
 #[derive(Debug, Default)]
 pub struct Loaded {
     pub accounts: Vec<(AccountId, Vec<Signed>)>,
@@ -201,7 +202,7 @@ pub struct Loaded {
 /// network (PostgreSQL) waits without a thread; SQLite's reads run on the
 /// blocking pool.
 pub trait Storage: Send + Sync + 'static {
-    /// Reads every log and document head (once, at start).
+    /// Reads every log and document head (a relay does not, to serve).
     fn load(&self) -> impl Future<Output = Result<Loaded, StoreError>> + Send;
 
     /// Whether the store answers a read and takes writes (a readiness probe).
