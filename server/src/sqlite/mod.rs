@@ -75,6 +75,18 @@ pub(super) fn open(path: &Path) -> Result<Connection, StoreError> {
     Ok(conn)
 }
 
+/// A connection that only reads, beside the writer's. It sets none of
+/// [`open`]'s pragmas: the database already has them, and setting
+/// `auto_vacuum` takes a write transaction, which made a group commit
+/// in flight fail with "database is locked" when a reader was opened
+/// under load.
+pub(super) fn open_reader(path: &Path) -> Result<Connection, StoreError> {
+    let conn = Connection::open(path)?;
+    conn.busy_timeout(std::time::Duration::from_secs(10))?;
+    conn.pragma_update(None, "query_only", true)?;
+    Ok(conn)
+}
+
 /// Makes the tables, and brings a database of an older layout up to
 /// [`LAYOUT`]: a database from before the device index gets it from its
 /// account logs, verified again.
@@ -350,5 +362,32 @@ mod tests {
         store.ping().await.expect("ready");
         Storage::close(&store).await;
         assert!(matches!(store.ping().await, Err(StoreError::Stopped)));
+    }
+
+    /// A reader opened while a write transaction holds the database reads
+    /// and writes nothing. It used to set `auto_vacuum`, a write: here it
+    /// waited out the busy timeout and failed; under load it failed the
+    /// writer's group commit instead.
+    #[tokio::test]
+    async fn a_reader_opened_during_a_write_takes_no_write_lock() {
+        let tmp = tempfile::tempdir().unwrap();
+        let path = tmp.path().join("relay.db");
+        let store = SqliteStore::open(&path).unwrap();
+        let other = open(&path).unwrap();
+        other.busy_timeout(std::time::Duration::ZERO).unwrap();
+        other.execute_batch("BEGIN IMMEDIATE").unwrap();
+        let readers = Readers {
+            path: path.clone(),
+            pool: Mutex::new(Vec::new()),
+            read_only: false,
+        };
+        let n = readers
+            .with_reader(|c| {
+                Ok(c.query_row("SELECT count(*) FROM envelopes", [], |r| r.get::<_, i64>(0))?)
+            })
+            .expect("a reader beside a writer");
+        assert_eq!(n, 0);
+        other.execute_batch("COMMIT").unwrap();
+        Storage::close(&store).await;
     }
 }

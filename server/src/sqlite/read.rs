@@ -35,7 +35,7 @@ impl Readers {
             None if self.read_only => {
                 Connection::open_with_flags(&self.path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)?
             }
-            None => super::open(&self.path)?,
+            None => super::open_reader(&self.path)?,
         };
         let out = f(&conn);
         let mut pool = self.pool.lock().unwrap_or_else(|p| p.into_inner());

@@ -77,7 +77,10 @@ fn incremental_vacuum(conn: &Connection) -> Result<(), rusqlite::Error> {
 /// refused job does not undo the others. If the commit fails, every job fails.
 fn commit_batch(conn: &mut Connection, batch: &[Queued]) -> Vec<WriteResult> {
     let mut attempt = || -> Result<Vec<WriteResult>, rusqlite::Error> {
-        let mut tx = conn.transaction()?;
+        // The write lock is taken first: a transaction that read before it
+        // asked to write would fail at once, busy timeout or not, if
+        // anything else had written in between.
+        let mut tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         let mut out = Vec::with_capacity(batch.len());
         let mut known = Known::default();
         for (job, _) in batch {

@@ -42,7 +42,12 @@ pub(crate) async fn ingest(
                     .await?
                 {
                     Response::Uploaded { results } => {
-                        acked += results.iter().filter(|r| r.is_ok()).count()
+                        for r in &results {
+                            match r {
+                                Ok(_) => acked += 1,
+                                Err(e) => bail!("an envelope was refused: {e:?}"),
+                            }
+                        }
                     }
                     other => bail!("unexpected {other:?}"),
                 }

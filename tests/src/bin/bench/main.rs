@@ -120,6 +120,14 @@ fn peak_rss_mb() -> f64 {
 }
 
 fn relay_child(data: &str, store: Option<&String>, cert_from: Option<&String>) -> Result<()> {
+    // The relay's warnings and errors reach the benchmark's stderr.
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
