@@ -91,3 +91,28 @@ pub(crate) fn raw_sqlite(dir: &Path, blobs: &[Vec<u8>], per_tx: usize) -> Result
     }
     Ok(blobs.len() as f64 / t0.elapsed().as_secs_f64())
 }
+
+/// The relay's signature check alone, per signature: one device's 32
+/// signatures over 1 KiB, checked one by one (strictly) and as one batch.
+pub(crate) fn signature_check() -> (f64, f64) {
+    use casebook_shared::crypto::{DeviceSigner, verify, verify_batch};
+    let signer = DeviceSigner::generate();
+    let device = signer.device_id();
+    let msgs: Vec<Vec<u8>> = (0..32u8).map(|i| vec![i; 1024]).collect();
+    let sigs: Vec<_> = msgs.iter().map(|m| signer.sign("bench", m)).collect();
+    let refs: Vec<&[u8]> = msgs.iter().map(Vec::as_slice).collect();
+    let rounds = 200;
+    let t = Instant::now();
+    for _ in 0..rounds {
+        for (m, s) in msgs.iter().zip(&sigs) {
+            verify(&device, "bench", m, s).expect("a good signature");
+        }
+    }
+    let one = t.elapsed().as_secs_f64() * 1e6 / (rounds * 32) as f64;
+    let t = Instant::now();
+    for _ in 0..rounds {
+        verify_batch(&device, "bench", &refs, &sigs).expect("good signatures");
+    }
+    let batch = t.elapsed().as_secs_f64() * 1e6 / (rounds * 32) as f64;
+    (one, batch)
+}

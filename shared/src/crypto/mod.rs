@@ -16,6 +16,9 @@ use zeroize::{Zeroize, ZeroizeOnDrop, Zeroizing};
 
 use crate::ids::{DeviceId, Hash};
 
+mod batch;
+pub use batch::verify_batch;
+
 type HpkeKem = hpke::kem::X25519HkdfSha256;
 type HpkeKdf = hpke::kdf::HkdfSha256;
 type HpkeAead = hpke::aead::ChaCha20Poly1305;
@@ -251,43 +254,6 @@ pub fn verify(device: &DeviceId, label: &str, msg: &[u8], sig: &Sig) -> Result<(
     let sig = ed25519_dalek::Signature::from_bytes(&sig.0);
     key.verify_strict(&signed_message(label, msg), &sig)
         .map_err(|_| CryptoError::BadSignature)
-}
-
-/// Checks many signatures of one device under one label at once, about
-/// twice as fast per signature as [`verify`] from a few dozen on.
-///
-/// Ed25519 batch verification (random linear combination, weights drawn
-/// from a transcript of every input) accepts exactly what [`verify`]
-/// accepts from an honest signer. It differs only on signatures made to
-/// differ: one whose `R` carries a small-order component may pass here and
-/// fail strictly. Only the holder of the device's key can make such a
-/// signature, and every reader checks strictly, so a lenient pass here
-/// gives the signer nothing it could not do with a well-signed envelope
-/// of garbage. A weak (small-order) key is refused as in [`verify`].
-///
-/// On failure it says only that some signature is bad: check each with
-/// [`verify`] to find which.
-pub fn verify_batch(
-    device: &DeviceId,
-    label: &str,
-    msgs: &[&[u8]],
-    sigs: &[Sig],
-) -> Result<(), CryptoError> {
-    if msgs.len() != sigs.len() {
-        return Err(CryptoError::BadSignature);
-    }
-    let key = VerifyingKey::from_bytes(&device.0).map_err(|_| CryptoError::BadPublicKey)?;
-    if key.is_weak() {
-        return Err(CryptoError::BadPublicKey);
-    }
-    let owned: Vec<Vec<u8>> = msgs.iter().map(|m| signed_message(label, m)).collect();
-    let msgs: Vec<&[u8]> = owned.iter().map(Vec::as_slice).collect();
-    let sigs: Vec<ed25519_dalek::Signature> = sigs
-        .iter()
-        .map(|s| ed25519_dalek::Signature::from_bytes(&s.0))
-        .collect();
-    let keys = vec![key; sigs.len()];
-    ed25519_dalek::verify_batch(&msgs, &sigs, &keys).map_err(|_| CryptoError::BadSignature)
 }
 
 /// An X25519 secret: a device's key-agreement key or an account key.
