@@ -3,10 +3,12 @@
 //! `ed25519-dalek`'s own `verify_batch` takes a key per signature and so
 //! multiplies the same key once per signature. A relay upload is one
 //! device's envelopes, so here the key's terms are summed first: the
-//! multiscalar multiplication shrinks from `2n + 1` points to `n + 2`, about
-//! a third less time per signature (BENCHMARKS.md). The equation is
-//! dalek's, the arithmetic is `curve25519-dalek`'s; only the grouping is
-//! ours.
+//! multiscalar multiplication shrinks from `2n + 1` points to `n + 2`
+//! (BENCHMARKS.md has the time per signature beside a strict check of
+//! each). The equation is dalek's and the arithmetic `curve25519-dalek`'s;
+//! ours are the grouping, the weights (SHA-512 over fresh randomness and
+//! every input, where dalek uses a Merlin transcript) and the refusal of a
+//! small-order `R`, which dalek's batch lets through.
 
 use curve25519_dalek::constants::ED25519_BASEPOINT_POINT;
 use curve25519_dalek::edwards::{CompressedEdwardsY, EdwardsPoint};
@@ -19,23 +21,26 @@ use super::{CryptoError, Sig, random_bytes};
 use crate::ids::DeviceId;
 
 /// Checks many signatures of one device under one label at once, from a
-/// few on in about a third of the time per signature of [`super::verify`]
+/// few on in well under half the time per signature of [`super::verify`]
 /// (BENCHMARKS.md).
 ///
 /// It checks `[Σ zᵢsᵢ]B = Σ [zᵢ]Rᵢ + [Σ zᵢhᵢ]A` with 128-bit weights `zᵢ`
 /// drawn from the operating system's generator and a hash of every input,
-/// so no signer can choose signatures that cancel out. Each `s` must be
-/// canonical and each `R` a point of more than small order, as
-/// [`super::verify`] demands; a weak (small-order) key is refused.
+/// so signatures whose errors lie in the prime-order group cannot be made
+/// to cancel out. Each `s` must be canonical and each `R` a point of more
+/// than small order, as [`super::verify`] demands; a weak (small-order)
+/// key is refused.
 ///
-/// It accepts exactly what [`super::verify`] accepts from an honest signer,
-/// and differs only on signatures made to differ (an `R` whose encoding is
-/// not canonical, or with a small-order component added), which only the
-/// holder of the device's key can make. Every reader checks strictly, so a
-/// lenient pass here gives the signer nothing it could not do with a
-/// well-signed envelope of garbage.
+/// Everything [`super::verify`] accepts passes here. The converse holds
+/// for every signer without the device's key; its holder alone can make
+/// a signature that is wrong only by a small-order point (an `R`, or the
+/// key itself, with a small-order component), and such a batch passes
+/// with probability ½ to ⅛, depending on the weights. Every reader checks
+/// strictly and refuses it, so the holder gains nothing it could not do by
+/// signing an envelope of garbage properly.
 ///
-/// On failure it says only that some signature is bad: check each with
+/// On failure it says only that some signature is bad (`BadSignature`),
+/// or that the key is not one (`BadPublicKey`): check each signature with
 /// [`super::verify`] to find which.
 pub fn verify_batch(
     device: &DeviceId,
