@@ -26,6 +26,10 @@ use crate::{Home, Result};
 /// that still shows their disposal is not taken up again every round).
 const DISPOSED: &str = "disposed_docs";
 
+/// Set (in the clear: it says only that a rebuild is due) when a disposal
+/// deleted rows the file has not been rebuilt since.
+const REWRITE_DUE: &str = "rewrite_due";
+
 /// Whether a signed access entry is a disposal.
 pub(crate) fn is_disposal(entry: &Signed) -> bool {
     entry
@@ -171,8 +175,10 @@ impl Home {
 
     /// Deletes everything this device holds of a disposed document: its
     /// content, summary, access log (the key envelopes in it), keys, what
-    /// waits to be sent, drafts; then empties the write-ahead log, so no
-    /// earlier page of it stays on disk.
+    /// waits to be sent, drafts. The file is rebuilt afterwards, once for
+    /// all of a round's disposals ([`Home::rewrite_if_due`]), so no copy of
+    /// them stays on disk; the mark that it is due is written with the
+    /// deletion, so a crash before the rebuild leaves it due.
     pub(crate) fn purge_doc(&mut self, doc: &DocId, by: &str) -> Result<()> {
         let held = self.store.doc_ids()?.contains(doc);
         self.atomically(|home| {
@@ -185,6 +191,7 @@ impl Home {
                 return Ok(());
             }
             home.store.delete_doc(doc)?;
+            home.store.put_meta(REWRITE_DUE, &[1])?;
             home.store.delete_secret(&meta_name(doc))?;
             home.store.delete_secret(&keys_name(doc))?;
             home.loaded.remove(doc);
@@ -198,7 +205,16 @@ impl Home {
                 Some(*doc),
             )
         })?;
-        if held {
+        Ok(())
+    }
+
+    /// Rebuilds the store's file if a disposal deleted anything since the
+    /// last rebuild (see [`crate::store::Store::rewrite`]).
+    pub(crate) fn rewrite_if_due(&mut self) -> Result<()> {
+        if self.store.meta(REWRITE_DUE)?.is_some() {
+            self.store.rewrite()?;
+            self.store.delete_meta(REWRITE_DUE)?;
+            // The mark's own deletion is the last write; empty the log of it.
             self.store.checkpoint()?;
         }
         Ok(())

@@ -61,6 +61,19 @@ impl Store {
         Ok(())
     }
 
+    /// Rebuilds the database file from its live rows (`VACUUM`, through
+    /// memory, as `temp_store` says), then empties the write-ahead log.
+    ///
+    /// `secure_delete` zeroes a deleted row where it lies, but when SQLite
+    /// moves rows between pages (a page splits, or is rebuilt) it leaves
+    /// the old copies in the pages' unused space, where they outlive the
+    /// row. A disposed case's sealed rows were found there, now and then,
+    /// after their deletion; only a rebuild writes every page afresh.
+    pub fn rewrite(&self) -> Result<(), StoreError> {
+        self.conn.execute_batch("VACUUM")?;
+        self.checkpoint()
+    }
+
     /// Moves what the write-ahead log holds into the database file and
     /// empties it: after a deletion, so no earlier version of a deleted
     /// page stays behind in it (secure_delete zeroes them in the file).

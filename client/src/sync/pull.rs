@@ -270,6 +270,8 @@ impl Home {
                 of: total,
             });
         }
+        // After every disposal this pull carried out, one rebuild.
+        self.rewrite_if_due()?;
         Ok(held_back)
     }
 
