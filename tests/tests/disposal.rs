@@ -220,6 +220,21 @@ async fn a_disposed_case_is_gone_everywhere_with_every_key() {
             .any(|(d, _)| *d == kept)
     );
 
+    // Each home that deleted the case rebuilt its file after: no free
+    // page is left in it (a deletion leaves some; a rebuild none), where
+    // copies of moved rows could outlive them.
+    for h in [&laptop, &tablet, &spare, &chen, &lee] {
+        let conn = Connection::open_with_flags(
+            h.dir().join("casebook.db"),
+            OpenFlags::SQLITE_OPEN_READ_ONLY,
+        )
+        .unwrap();
+        let free: i64 = conn
+            .query_row("PRAGMA freelist_count", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(free, 0, "{:?} was not rebuilt", h.dir());
+    }
+
     // Nothing stored of it is left anywhere: not in a home, not in the
     // relay's files (the WAL and free pages are in the files searched).
     for h in [&laptop, &tablet, &spare, &chen, &lee, &recovered] {
