@@ -83,6 +83,10 @@ pub struct Home {
     /// sending is recorded once, not every round (each line is synced to
     /// the account's other devices and would set off rounds there).
     pub(crate) audited_refusals: std::collections::HashSet<(DocId, u64, String)>,
+    /// When (by the home's clock) a full sync round last finished in this
+    /// session: within a short while of it, an edit may be sent before the
+    /// next round catches up (see `sync::push_early`).
+    pub(crate) caught_up_at: Option<u64>,
 }
 
 impl std::fmt::Debug for Home {
@@ -223,6 +227,7 @@ impl Home {
             setup: setup.clone(),
             verified_logs: HashMap::new(),
             audited_refusals: Default::default(),
+            caught_up_at: None,
         };
         home.store.transaction(|s| {
             s.append_log(
@@ -258,6 +263,7 @@ impl Home {
             setup: setup.clone(),
             verified_logs: HashMap::new(),
             audited_refusals: Default::default(),
+            caught_up_at: None,
         }
         .with_actor())
     }
@@ -308,6 +314,7 @@ impl Home {
             setup: Setup::default(),
             verified_logs: HashMap::new(),
             audited_refusals: Default::default(),
+            caught_up_at: None,
         }
         .with_actor())
     }

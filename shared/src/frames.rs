@@ -88,6 +88,16 @@ pub enum Request {
         slot: u8,
         wait_ms: u32,
     },
+    /// As [`Request::Upload`], but each envelope must be sealed under its
+    /// document's newest epoch; one sealed under an earlier epoch is
+    /// refused [`ErrorCode::AccessMoved`] and stored nowhere. A device sends
+    /// what it queued this way before it has caught up on access changes,
+    /// so an edit reaches other devices at once without ever going out
+    /// under a key that a member removed since holds.
+    UploadLatest {
+        #[serde(with = "crate::codec::byte_strings")]
+        envelopes: Vec<Vec<u8>>,
+    },
 }
 
 /// A document's position as the relay holds it.
@@ -128,6 +138,9 @@ pub enum ErrorCode {
     Limited,
     /// The relay failed; nothing was stored.
     Internal,
+    /// The document's access log moved on (a new epoch) since the device
+    /// last read it; nothing was stored. Catch up, seal again, resend.
+    AccessMoved,
 }
 
 /// What the relay answers.
@@ -195,6 +208,9 @@ mod tests {
             Request::ListDocs { since: 7 },
             Request::Upload {
                 envelopes: vec![vec![1, 2, 3]],
+            },
+            Request::UploadLatest {
+                envelopes: vec![vec![4, 5]],
             },
             Request::Fetch {
                 docs: vec![(DocId([9; 16]), 3)],

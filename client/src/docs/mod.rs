@@ -101,6 +101,16 @@ impl Home {
     ) -> Result<()> {
         let body = loaded.save();
         let summary = serde_json_summary(&loaded.summary());
+        // Sealed now, under the epoch known now, so the envelope is written
+        // with the edit and sending it needs no write of its own. One that
+        // cannot be sealed yet (no key here, too large) is sealed, or
+        // refused, when it is sent; one whose epoch has passed by then is
+        // sealed again under the same id.
+        let env_id: [u8; 24] = casebook_shared::crypto::random_bytes();
+        let envelope = match changes.is_empty() {
+            true => None,
+            false => self.seal_change(doc, env_id, changes).ok(),
+        };
         let rev = self.store.transaction(|s| {
             let mut sync = s.doc_sync(doc)?.unwrap_or_default();
             if !changes.is_empty() {
@@ -109,7 +119,7 @@ impl Home {
             let rev = s.put_doc(doc, &body, &summary)?;
             s.set_doc_sync(doc, sync)?;
             if !changes.is_empty() {
-                s.push_outbox(doc, kind, changes)?;
+                s.push_outbox_sealed(doc, kind, &env_id, changes, envelope.as_deref())?;
             }
             Ok(rev)
         })?;

@@ -42,14 +42,28 @@ impl Store {
         kind: OutKind,
         payload: &[u8],
     ) -> Result<i64, StoreError> {
-        let env_id: [u8; 24] = crypto::random_bytes();
+        self.push_outbox_sealed(doc, kind, &crypto::random_bytes(), payload, None)
+    }
+
+    /// Queues a change with its envelope id and, where it could be sealed
+    /// already, its envelope: written with the edit, so sending it takes
+    /// no write of its own.
+    pub fn push_outbox_sealed(
+        &self,
+        doc: &DocId,
+        kind: OutKind,
+        env_id: &[u8; 24],
+        payload: &[u8],
+        envelope: Option<&[u8]>,
+    ) -> Result<i64, StoreError> {
         self.conn.execute(
-            "INSERT INTO outbox(doc, kind, env_id, payload) VALUES (?1, ?2, ?3, ?4)",
+            "INSERT INTO outbox(doc, kind, env_id, payload, envelope) VALUES (?1, ?2, ?3, ?4, ?5)",
             params![
                 &doc.0[..],
                 kind as i64,
                 &env_id[..],
-                self.seal("outbox", &env_id, payload)
+                self.seal("outbox", env_id, payload),
+                envelope
             ],
         )?;
         Ok(self.conn.last_insert_rowid())

@@ -13,6 +13,7 @@ mod apply;
 pub mod check;
 mod pull;
 mod push;
+mod push_early;
 mod told;
 mod watch;
 
@@ -225,6 +226,15 @@ impl Home {
         progress: &mut (dyn FnMut(Progress) + Send),
     ) -> Result<SyncReport> {
         let mut report = SyncReport::default();
+        // What was just edited goes out before the round catches up, if
+        // the last round is recent enough to seal it (see push_early).
+        let early = self.push_early(relay).await?;
+        if early > 0 {
+            progress(Progress::Pushed {
+                done: early,
+                total: early,
+            });
+        }
         let mut accounts = self.refresh_accounts(relay).await?;
         // Pull first: what the owner's other devices did to an access log
         // (an expiry handled, a rotation after a revocation) is known before
@@ -246,9 +256,10 @@ impl Home {
         }
         self.member_logs(relay, &mut accounts).await?;
         self.maintain_owned_docs(&accounts, &held_back)?;
-        report.pushed = self
-            .push(relay, &held_back, &mut report.held, progress)
-            .await?;
+        report.pushed = early
+            + self
+                .push(relay, &held_back, &mut report.held, progress)
+                .await?;
         if self.push_audit(relay).await? > 0 || report.pushed > 0 {
             // What was just sent comes back (its echo is skipped unopened),
             // so the document's seen mark passes it and a snapshot may
@@ -296,6 +307,7 @@ impl Home {
             })
             .expect("plain data always serializes"),
         )?;
+        self.caught_up_at = Some(self.now());
         Ok(report)
     }
 

@@ -15,7 +15,7 @@ use super::{HeldEdits, PAGE_BYTES, Progress, SNAPSHOT_EVERY, hold, unexpected};
 use crate::error::{Error, Inconsistent, Result};
 use crate::home::Home;
 use crate::net::{NetError, Relay};
-use crate::store::OutKind;
+use crate::store::{OutKind, Outgoing};
 
 impl Home {
     /// Sends the outbox rows that may go and removes what the relay
@@ -116,21 +116,7 @@ impl Home {
                         hold(held, row.doc, why);
                         continue;
                     }
-                    // Sealed at first send and kept, so a retry sends the
-                    // same envelope id and the relay recognises it; sealed
-                    // again (same id) if the document has moved to a new
-                    // epoch since, which the relay would refuse.
-                    let stale = row.envelope.as_ref().is_some_and(|e| {
-                        Envelope::decode(e.clone()).map_or(true, |e| e.header.epoch < current)
-                    });
-                    let envelope = match row.envelope {
-                        Some(e) if !stale => e,
-                        _ => {
-                            let e = self.seal_change(&row.doc, row.env_id, &row.payload)?;
-                            self.store.set_outbox_envelope(row.id, &e)?;
-                            e
-                        }
-                    };
+                    let envelope = self.envelope_for(&row, current)?;
                     batch_bytes += envelope.len();
                     batch.push((row.id, row.doc, envelope));
                     if batch.len() >= MAX_UPLOAD || batch_bytes >= PAGE_BYTES as usize {
@@ -148,7 +134,28 @@ impl Home {
         Ok(done)
     }
 
-    pub(super) fn seal_change(&self, doc: &DocId, id: [u8; 24], body: &[u8]) -> Result<Vec<u8>> {
+    /// The envelope to send for a queued change. It is sealed with the
+    /// edit and kept, so a retry sends the same bytes under the same id and
+    /// the relay recognises it. It is sealed again (same id) unless it was
+    /// sealed under `epoch`, the document's newest, with the key held for
+    /// that epoch now: a rebase of this device's access entries onto
+    /// another device's can give an epoch number a new key, and what was
+    /// sealed under the old one would be stored and opened by no one.
+    pub(super) fn envelope_for(&self, row: &Outgoing, epoch: u32) -> Result<Vec<u8>> {
+        if let Some(kept) = &row.envelope
+            && let Ok(env) = Envelope::decode(kept.clone())
+            && env.header.epoch == epoch
+            && let Some(key) = self.doc_keys(&row.doc)?.get(&epoch)
+            && env.open(key).is_ok()
+        {
+            return Ok(env.into_bytes());
+        }
+        let e = self.seal_change(&row.doc, row.env_id, &row.payload)?;
+        self.store.set_outbox_envelope(row.id, &e)?;
+        Ok(e)
+    }
+
+    pub(crate) fn seal_change(&self, doc: &DocId, id: [u8; 24], body: &[u8]) -> Result<Vec<u8>> {
         let meta = self.doc_meta(doc)?.ok_or(Inconsistent::NoAccessLog(*doc))?;
         let keys = self.doc_keys(doc)?;
         let key = keys.get(&meta.epoch).ok_or(Error::NoKey(*doc))?;

@@ -405,7 +405,8 @@ impl<S: Storage> Relay<S> {
                     Err(e) => store_err(e),
                 }
             }
-            Request::Upload { envelopes } => self.upload(session, envelopes).await,
+            Request::Upload { envelopes } => self.upload(session, envelopes, false).await,
+            Request::UploadLatest { envelopes } => self.upload(session, envelopes, true).await,
             Request::Fetch { docs, max_bytes } => self.fetch(session, docs, max_bytes).await,
             Request::Subscribe => err(ErrorCode::BadRequest, "subscribe is a stream of its own"),
             Request::MailboxPut { mailbox, slot, msg } => {

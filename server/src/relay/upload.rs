@@ -25,6 +25,8 @@ enum Refusal {
     NotAMember,
     RoleForbids,
     WrongEpoch,
+    /// Sent as sealed under the newest epoch, and it is not.
+    EpochBehind,
     SnapshotAhead,
     Conflict,
     Disposed,
@@ -41,6 +43,7 @@ impl Refusal {
             Refusal::BadSignature | Refusal::SnapshotAhead => ErrorCode::Invalid,
             Refusal::UnknownDocument | Refusal::Disposed => ErrorCode::NotFound,
             Refusal::Conflict => ErrorCode::Conflict,
+            Refusal::EpochBehind => ErrorCode::AccessMoved,
         }
     }
 
@@ -53,6 +56,7 @@ impl Refusal {
             Refusal::NotAMember => "not-a-member",
             Refusal::RoleForbids => "role-forbids",
             Refusal::WrongEpoch => "wrong-epoch",
+            Refusal::EpochBehind => "epoch-behind",
             Refusal::SnapshotAhead => "snapshot-ahead",
             Refusal::Conflict => "conflicting-id",
             Refusal::Disposed => "disposed",
@@ -104,7 +108,17 @@ impl<S: Storage> Relay<S> {
     /// an envelope the store finds stale (its fence moved), or one memory
     /// would refuse for want of what another node wrote, is checked once
     /// more against its document and account as stored.
-    pub(super) async fn upload(&self, session: &Session, envelopes: Vec<Vec<u8>>) -> Response {
+    ///
+    /// With `latest`, each envelope must be sealed under its document's
+    /// newest epoch ([`Request::UploadLatest`]).
+    ///
+    /// [`Request::UploadLatest`]: casebook_shared::frames::Request::UploadLatest
+    pub(super) async fn upload(
+        &self,
+        session: &Session,
+        envelopes: Vec<Vec<u8>>,
+        latest: bool,
+    ) -> Response {
         let (account, device) = match self.identity(session).await {
             Ok(i) => i,
             Err(r) => return r,
@@ -123,7 +137,7 @@ impl<S: Storage> Relay<S> {
         let mut pending: Vec<(usize, Vec<u8>)> = envelopes.into_iter().enumerate().collect();
         for last in [false, true] {
             let again = match self
-                .store_checked(&account, &device, pending, &mut results, last)
+                .store_checked(&account, &device, pending, &mut results, last, latest)
                 .await
             {
                 Ok(again) => again,
@@ -159,6 +173,7 @@ impl<S: Storage> Relay<S> {
         pending: Vec<(usize, Vec<u8>)>,
         results: &mut [Result<u64, ErrorCode>],
         last: bool,
+        latest: bool,
     ) -> Result<Vec<(usize, Option<DocId>, Vec<u8>)>, Response> {
         let mut again = Vec::new();
         // Decoded and their signatures checked (in one batch) before the
@@ -191,7 +206,8 @@ impl<S: Storage> Relay<S> {
         for (i, size, env) in checked {
             let refusal = match env {
                 Ok(env) => {
-                    match check_member(&env, docs.get(&env.header.doc), account, account_len, now) {
+                    let doc = docs.get(&env.header.doc);
+                    match check_member(&env, doc, account, account_len, now, latest) {
                         Ok(fence) => {
                             slots.push(i);
                             good.push(new_envelope(env, fence));
@@ -419,13 +435,16 @@ fn new_envelope(env: Envelope, fence: Fence) -> NewEnvelope {
 /// access log as held (`doc`, none if the store has no such document):
 /// membership, role, epoch, and a snapshot's reach. Returns the fence its
 /// store must still match (`account_len`: the uploader's account log as
-/// the check saw it).
+/// the check saw it). With `latest`, only the newest epoch will do: the
+/// fence then also keeps a new epoch from landing between this check and
+/// the envelope's commit.
 fn check_member(
     env: &Envelope,
     doc: Option<&Arc<Doc>>,
     account: &AccountId,
     account_len: u64,
     now: u64,
+    latest: bool,
 ) -> Result<Fence, Refusal> {
     let h = &env.header;
     let doc = doc.ok_or(Refusal::UnknownDocument)?;
@@ -451,6 +470,9 @@ fn check_member(
         .ok_or(Refusal::NotAMember)?;
     if h.epoch > doc.state.epoch || h.epoch < since {
         return Err(Refusal::WrongEpoch);
+    }
+    if latest && h.epoch < doc.state.epoch {
+        return Err(Refusal::EpochBehind);
     }
     // A snapshot may only cover changes the relay already holds: covering
     // more would hide changes that land later.

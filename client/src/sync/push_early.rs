@@ -1,0 +1,155 @@
+//! An edit sent before the round catches up. The round refreshes every
+//! account log and pulls every document before it seals anything, so a
+//! change never goes out under a key that a member removed meanwhile
+//! holds; that costs several round trips between a save and the moment
+//! another device can see it. Here what the outbox holds goes out first,
+//! as [`Request::UploadLatest`]: the relay stores only what is sealed
+//! under its document's newest epoch (fenced against an access change
+//! landing meanwhile), and refuses the rest, which stays queued for the
+//! round to seal again and send.
+//!
+//! What the relay cannot know stays this device's to judge, from what its
+//! last round learnt: whether a share has expired, and whether a member's
+//! account key was replaced (both call for a rotation that only the
+//! owner's devices make, in the round). So this path runs only within
+//! [`FRESH_FOR`] of a full round in this session, and leaves to the round
+//! every document for which that round's knowledge is not enough.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use casebook_shared::access::Role;
+use casebook_shared::frames::{MAX_UPLOAD, Request, Response};
+use casebook_shared::ids::{AccountId, DocId};
+
+use super::{PAGE_BYTES, unexpected};
+use crate::error::Result;
+use crate::home::Home;
+use crate::net::Relay;
+use crate::store::OutKind;
+
+/// Seconds after a full round in which its knowledge of members' account
+/// keys is trusted to seal an edit before catching up. A person typing
+/// saves every second or two, and each save's round renews it; after a
+/// pause the first edit takes the round's way. A colleague's device
+/// revoked within this window may thus be sent one more edit under the
+/// key it held, as it may be under the round's way by an edit sealed while
+/// the revocation was under way: the window is of the same order.
+pub(crate) const FRESH_FOR: u64 = 10;
+
+impl Home {
+    /// Sends the queued changes that may go before the round catches up;
+    /// returns how many the relay acknowledged. Anything it refuses, and
+    /// any failure to reach it, leaves the rows queued for the round.
+    pub(super) async fn push_early(&mut self, relay: &Relay) -> Result<usize> {
+        let now = self.now();
+        let fresh = self
+            .caught_up_at
+            .is_some_and(|at| now.saturating_sub(at) <= FRESH_FOR);
+        if !fresh || self.restored_at()?.is_some() {
+            return Ok(0);
+        }
+        let rows = self.store.outbox()?;
+        // Access entries go first and are checked against the relay's log:
+        // the round's work.
+        if rows.iter().any(|r| r.kind == OutKind::Access) {
+            return Ok(0);
+        }
+        let held: BTreeSet<DocId> = self
+            .last_round()?
+            .map(|l| l.held.into_iter().map(|h| h.doc).collect())
+            .unwrap_or_default();
+        let mut terms: BTreeMap<DocId, Option<(Role, u32)>> = BTreeMap::new();
+        let mut skipped: BTreeSet<DocId> = held;
+        let mut batch: Vec<(i64, DocId, Vec<u8>)> = Vec::new();
+        let mut bytes = 0usize;
+        for row in rows {
+            if skipped.contains(&row.doc) {
+                continue;
+            }
+            let term = match terms.get(&row.doc) {
+                Some(t) => *t,
+                None => {
+                    let t = self.early_terms(&row.doc, now)?;
+                    terms.insert(row.doc, t);
+                    t
+                }
+            };
+            let may = match term {
+                Some((r, _)) if r >= Role::Write => true,
+                Some((Role::Comment, _)) => row.kind == OutKind::Comment,
+                _ => false,
+            };
+            let envelope = match (may, term) {
+                (true, Some((_, epoch))) => Some(self.envelope_for(&row, epoch)?),
+                _ => None,
+            };
+            // A row that cannot go holds back every later one of its
+            // document: they build on it.
+            let Some(envelope) = envelope else {
+                skipped.insert(row.doc);
+                continue;
+            };
+            if batch.len() == MAX_UPLOAD || bytes + envelope.len() > PAGE_BYTES as usize {
+                break;
+            }
+            bytes += envelope.len();
+            batch.push((row.id, row.doc, envelope));
+        }
+        if batch.is_empty() {
+            return Ok(0);
+        }
+        let (rows, envelopes): (Vec<(i64, DocId)>, Vec<Vec<u8>>) =
+            batch.into_iter().map(|(id, doc, e)| ((id, doc), e)).unzip();
+        let results = match relay.request(&Request::UploadLatest { envelopes }).await {
+            Ok(Response::Uploaded { results }) if results.len() == rows.len() => results,
+            Ok(r) => return Err(unexpected(r)),
+            Err(e) => {
+                tracing::debug!(error = %e, "sending edits before the round failed; the round sends them");
+                return Ok(0);
+            }
+        };
+        let mut acked = 0;
+        self.store.transaction(|s| {
+            for ((id, doc), r) in rows.iter().zip(&results) {
+                if let Ok(seq) = r {
+                    s.remove_outbox(*id)?;
+                    s.note_acked(doc, *seq)?;
+                    acked += 1;
+                }
+            }
+            Ok(())
+        })?;
+        Ok(acked)
+    }
+
+    /// This account's role in `doc` and the epoch to seal under, if what
+    /// the last round learnt is enough to seal an edit to it now: not an
+    /// owned document with a share expired or a member whose account key
+    /// changed since the newest epoch's keys were sealed (its rotation is
+    /// due), nor one disposed of.
+    fn early_terms(&self, doc: &DocId, now: u64) -> Result<Option<(Role, u32)>> {
+        let Some(meta) = self.doc_meta(doc)? else {
+            return Ok(None);
+        };
+        let me = self.account_id();
+        let Some(role) = meta.role_of(&me, now).filter(|_| !meta.disposed) else {
+            return Ok(None);
+        };
+        if meta.owner == me {
+            let expired = meta
+                .members
+                .iter()
+                .any(|(a, _, e)| *a != me && e.is_some_and(|e| e <= now));
+            let unsure = |a: &AccountId| match self.verified_logs.get(a) {
+                Some((_, st)) => meta
+                    .wrap_generation(meta.epoch, a)
+                    .is_none_or(|g| g < st.key.generation),
+                None => true,
+            };
+            if expired || meta.members.iter().any(|(a, _, _)| unsure(a)) {
+                return Ok(None);
+            }
+        }
+        Ok(Some((role, meta.epoch)))
+    }
+}

@@ -1,0 +1,153 @@
+//! An edit sent before its round catches up (`sync::push_early`): it goes
+//! out first, so another device sees it sooner, and never under a key that
+//! a member removed or expired meanwhile still holds.
+
+use casebook::sync::Progress;
+use casebook_shared::envelope::{Envelope, Kind};
+use casebook_shared::ids::DocId;
+use casebook_tests::*;
+
+/// Changes of `doc` the relay stores sealed under one of `epochs`: what a
+/// colleague holding those keys could read, handed the relay's bytes.
+fn readable_with(relay: &TestRelay, doc: &DocId, epochs: &[u32]) -> usize {
+    let db = rusqlite::Connection::open(relay.data.path().join("relay.db")).unwrap();
+    let mut stmt = db
+        .prepare("SELECT bytes FROM envelopes WHERE doc = ?1 AND length(bytes) > 0")
+        .unwrap();
+    stmt.query_map([&doc.0[..]], |r| r.get::<_, Vec<u8>>(0))
+        .unwrap()
+        .map(Result::unwrap)
+        .filter_map(|b| Envelope::decode(b).ok())
+        .filter(|e| e.header.kind == Kind::Change && epochs.contains(&e.header.epoch))
+        .count()
+}
+
+/// Rivera's laptop, caught up with a case shared with Dr. Chen (`role`,
+/// ending at `expires`), and Dr. Chen holding its key.
+async fn shared_case(
+    relay: &TestRelay,
+    dirs: &[tempfile::TempDir],
+    role: &str,
+    expires: Option<u64>,
+) -> (casebook::Home, casebook::Home, DocId) {
+    let mut rivera = init(dirs[0].path(), relay, "Dr. Rivera");
+    let mut chen = init(dirs[1].path(), relay, "Dr. Chen");
+    sync(&mut chen).await;
+    let case = case_with_a_plan(&mut rivera, "walk daily");
+    let (_, _, safety, card) = chen.whoami();
+    rivera.add_contact("Dr. Chen", &card).unwrap();
+    rivera.verify_contact("Dr. Chen", &safety).unwrap();
+    let conn = rivera.connect().await.unwrap();
+    rivera
+        .share(
+            &conn,
+            &case,
+            "Dr. Chen",
+            casebook::sharing::parse_role(role).unwrap(),
+            "consultation",
+            "signed release",
+            expires,
+            false,
+        )
+        .await
+        .unwrap();
+    rivera.sync(&conn, &mut |_| {}).await.unwrap();
+    conn.close().await;
+    sync(&mut chen).await;
+    assert_eq!(plan_of(&mut chen, &case), "walk daily");
+    (rivera, chen, case)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_edit_sent_first_never_goes_out_under_a_removed_members_key() {
+    let relay = TestRelay::start().await;
+    let dirs: Vec<_> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
+    let (mut laptop, chen, case) = shared_case(&relay, &dirs, "write", None).await;
+    let mut tablet = pair(&mut laptop, dirs[2].path(), &relay).await;
+    sync(&mut tablet).await;
+    let held = chen.doc_epochs(&case).unwrap();
+    let (_, _, safety, card) = chen.whoami();
+    tablet.add_contact("Dr. Chen", &card).unwrap();
+    tablet.verify_contact("Dr. Chen", &safety).unwrap();
+
+    // The tablet ends the share (a new epoch) while the laptop, which
+    // caught up just before, knows nothing of it and edits.
+    tablet.unshare(&case, "Dr. Chen").unwrap();
+    sync(&mut tablet).await;
+    let before = readable_with(&relay, &case, &held);
+    set_plan(&mut laptop, &case, "written after the share ended");
+    let report = sync(&mut laptop).await;
+    assert!(report.refused.is_empty(), "{:?}", report.refused);
+    assert!(report.held.is_empty(), "{:?}", report.held);
+    assert_eq!(
+        readable_with(&relay, &case, &held),
+        before,
+        "no change after the removal is sealed under a key the colleague holds"
+    );
+    sync(&mut tablet).await;
+    assert_eq!(plan_of(&mut tablet, &case), "written after the share ended");
+    relay.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_edit_after_a_share_expired_waits_for_the_new_key() {
+    let relay = TestRelay::start().await;
+    let dirs: Vec<_> = (0..2).map(|_| tempfile::tempdir().unwrap()).collect();
+    let expires = casebook_shared::clock::Clock::system().now() + 2;
+    let (mut rivera, chen, case) = shared_case(&relay, &dirs, "read", Some(expires)).await;
+    let held = chen.doc_epochs(&case).unwrap();
+    let before = readable_with(&relay, &case, &held);
+    // Rivera caught up before the expiry; the relay's epoch has not moved
+    // (only the owner's devices rotate), so only Rivera can tell.
+    while casebook_shared::clock::Clock::system().now() <= expires {
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    set_plan(&mut rivera, &case, "written after the share expired");
+    sync(&mut rivera).await;
+    assert!(rivera.shares(&case).unwrap().is_empty(), "the share ended");
+    assert_eq!(
+        readable_with(&relay, &case, &held),
+        before,
+        "no change after the expiry is sealed under a key the colleague holds"
+    );
+    relay.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_edit_goes_out_before_the_round_fetches() {
+    let relay = TestRelay::start().await;
+    let dirs: Vec<_> = (0..2).map(|_| tempfile::tempdir().unwrap()).collect();
+    let mut laptop = init(dirs[0].path(), &relay, "Dr. Rivera");
+    let case = case_with_a_plan(&mut laptop, "walk daily");
+    sync(&mut laptop).await;
+    let mut tablet = pair(&mut laptop, dirs[1].path(), &relay).await;
+    sync(&mut tablet).await;
+    sync(&mut laptop).await;
+
+    // Something for the laptop's round to fetch, and an edit of its own.
+    let other = case_with_a_plan(&mut tablet, "sleep log");
+    sync(&mut tablet).await;
+    set_plan(&mut laptop, &case, "walk twice daily");
+    let conn = laptop.connect().await.unwrap();
+    let mut events = Vec::new();
+    laptop
+        .sync(&conn, &mut |p| {
+            events.push(match p {
+                Progress::Pushed { .. } => "pushed",
+                Progress::Fetched { .. } => "fetched",
+                _ => "other",
+            })
+        })
+        .await
+        .unwrap();
+    conn.close().await;
+    let first = |what: &str| events.iter().position(|e| *e == what);
+    assert!(
+        matches!((first("pushed"), first("fetched")), (Some(p), Some(f)) if p < f),
+        "the edit went out before anything was fetched: {events:?}"
+    );
+    assert_eq!(plan_of(&mut laptop, &other), "sleep log");
+    sync(&mut tablet).await;
+    assert_eq!(plan_of(&mut tablet, &case), "walk twice daily");
+    relay.stop().await;
+}
