@@ -71,6 +71,9 @@ pub struct Store {
     /// Commits may have been made that did not wait for the disk (see
     /// [`Store::wait_for_disk`]) and no commit that waits has followed.
     relaxed: std::sync::atomic::AtomicBool,
+    /// Whether commits wait for the disk now: shared with a simulated
+    /// power cut's hook, which keeps the files as of each commit that does.
+    waits: std::sync::Arc<std::sync::atomic::AtomicBool>,
     master: SecretKey,
 }
 
@@ -163,6 +166,7 @@ impl Store {
             conn,
             master,
             relaxed: Default::default(),
+            waits: std::sync::Arc::new(true.into()),
         })
     }
 
@@ -227,6 +231,7 @@ impl Store {
         Ok(Store {
             conn,
             relaxed: Default::default(),
+            waits: std::sync::Arc::new(true.into()),
             master: SecretKey::from_bytes(arr),
         })
     }

@@ -107,6 +107,7 @@ impl Store {
                 .store(true, std::sync::atomic::Ordering::SeqCst);
         }
         self.conn.pragma_update(None, "synchronous", mode)?;
+        self.waits.store(wait, std::sync::atomic::Ordering::SeqCst);
         Ok(())
     }
 

@@ -28,7 +28,7 @@ fn main() {
     let workers = std::thread::available_parallelism().map_or(1, |n| n.get());
     let next = AtomicU64::new(0);
     let passed = AtomicU64::new(0);
-    let faults = Mutex::new((0u64, 0u64, 0u64));
+    let faults = Mutex::new((0u64, 0u64, 0u64, 0u64));
     let failed = Mutex::new(Vec::new());
     let start = Instant::now();
     std::thread::scope(|s| {
@@ -46,6 +46,7 @@ fn main() {
                             f.0 += o.lost_requests;
                             f.1 += o.lost_answers;
                             f.2 += o.repeated;
+                            f.3 += o.power_cuts;
                             if n.is_multiple_of(500) {
                                 eprintln!(
                                     "{n} seeds passed ({:.0} s)",
@@ -64,7 +65,7 @@ fn main() {
     });
     let took = start.elapsed().as_secs_f64();
     let failed = failed.into_inner().unwrap();
-    let (lr, la, rp) = faults.into_inner().unwrap();
+    let (lr, la, rp, pc) = faults.into_inner().unwrap();
     println!("| measure | result |");
     println!("|---|---|");
     println!("| seeds run ({STEPS} steps each, first {from}) | {seeds} |");
@@ -74,7 +75,9 @@ fn main() {
         "| time | {took:.0} s ({:.1} seeds/s on {workers} threads) |",
         seeds as f64 / took
     );
-    println!("| faults injected | {lr} requests lost, {la} answers lost, {rp} requests repeated |");
+    println!(
+        "| faults injected | {lr} requests lost, {la} answers lost, {rp} requests repeated, {pc} power cuts |"
+    );
     if !failed.is_empty() {
         std::process::exit(1);
     }

@@ -8,7 +8,9 @@
 //! request handling and SQLite store, in process) loses requests, loses
 //! answers after the relay acted, repeats requests, a device's process
 //! crashes between two requests or between two writes of its store
-//! (mid-round, mid-edit), the relay restarts, and hours pass on the one
+//! (mid-round, mid-edit), a device's machine loses power after a round (so
+//! what its store committed without waiting for the disk is gone, see
+//! `casebook::store::CrashPoint`), the relay restarts, and hours pass on the one
 //! clock the relay and every device read, so shares run out. Then the
 //! network heals, every device syncs, and [`check::invariants`] must hold.
 //!
@@ -33,6 +35,8 @@ pub struct Outcome {
     pub lost_requests: u64,
     pub lost_answers: u64,
     pub repeated: u64,
+    /// Devices that lost power after a round.
+    pub power_cuts: u64,
 }
 
 /// A failing seed: what broke, and what led there.
@@ -67,17 +71,25 @@ pub const RATES: FaultRates = FaultRates {
     repeat: 40,
 };
 
-/// Runs one seed to the end on its own single-threaded runtime.
+/// Runs one seed to the end on its own single-threaded runtime, with
+/// power cuts.
 pub fn run(seed: u64, steps: usize) -> Result<Outcome, Failure> {
+    run_with(seed, steps, true)
+}
+
+/// Runs one seed, with or without power cuts (seeds found before there
+/// were any replay as they were found without them).
+pub fn run_with(seed: u64, steps: usize, power_cuts: bool) -> Result<Outcome, Failure> {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .expect("a runtime");
-    rt.block_on(simulate(seed, steps))
+    rt.block_on(simulate(seed, steps, power_cuts))
 }
 
-async fn simulate(seed: u64, steps: usize) -> Result<Outcome, Failure> {
+async fn simulate(seed: u64, steps: usize, power_cuts: bool) -> Result<Outcome, Failure> {
     let mut w = World::new(seed, RATES);
+    w.power = power_cuts.then(|| rng::Rng::new(seed ^ 0x3c6e_f372_fe94_f82b));
     let fail = |w: &mut World, failed: Vec<String>| Failure {
         seed,
         failed,
@@ -207,5 +219,6 @@ async fn simulate(seed: u64, steps: usize) -> Result<Outcome, Failure> {
         lost_requests: f.lost_requests,
         lost_answers: f.lost_answers,
         repeated: f.repeated,
+        power_cuts: w.power_cuts,
     })
 }

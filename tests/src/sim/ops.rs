@@ -335,7 +335,11 @@ impl World {
             )),
             Err(e) => self.note(format!("{label} sync failed: {e}")),
         }
-        if crashed {
+        // Now and then the power fails just after a round, when what it
+        // fetched may not have reached the disk yet.
+        if self.power.as_mut().is_some_and(|p| p.chance(120)) {
+            self.power_cut(d);
+        } else if crashed {
             self.crash_and_reopen(d);
         }
     }

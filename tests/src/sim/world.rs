@@ -77,6 +77,11 @@ pub struct World {
     /// The hostile colleague, and what of its the relay took.
     pub rogue: Option<crate::rogue::Rogue>,
     pub rogue_changes: Vec<super::hostile::RogueChange>,
+    /// Where power cuts are drawn from, apart from the schedule's choices
+    /// (so seeds found before power cuts replay as they did without them);
+    /// none: no power cuts.
+    pub power: Option<Rng>,
+    pub power_cuts: u64,
 }
 
 /// A fresh folder for simulated homes: in memory where the system has one,
@@ -132,6 +137,8 @@ impl World {
             next_token: 0,
             rogue: None,
             rogue_changes: Vec::new(),
+            power: None,
+            power_cuts: 0,
         }
     }
 
@@ -274,6 +281,30 @@ impl World {
                     .expect("contact verify");
             }
         }
+    }
+
+    /// The machine of device `d` loses power: what its store committed
+    /// without waiting for the disk since its last commit that did is
+    /// lost, and it starts again from what is left.
+    pub fn power_cut(&mut self, d: usize) {
+        let dir = self.devices[d].dir.clone();
+        self.devices[d].home = None;
+        let point = self
+            .setup
+            .crash
+            .as_ref()
+            .expect("the simulation's crash point");
+        point
+            .power_cut(&dir.join(casebook::home::DB_FILE))
+            .expect("the store's files are put back");
+        let home =
+            Home::open_with(&dir, PASSPHRASE, &self.setup).expect("a home opens after a power cut");
+        self.devices[d].home = Some(home);
+        self.power_cuts += 1;
+        self.note(format!(
+            "{} lost power and started again",
+            self.devices[d].label
+        ));
     }
 
     /// A crash: the process ends without warning; what it wrote to disk
