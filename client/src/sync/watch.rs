@@ -4,6 +4,8 @@
 use std::future::Future;
 use std::time::Duration;
 
+use casebook_shared::ids::DocId;
+
 use crate::error::{Error, Result};
 use crate::home::Home;
 use crate::net::{NetError, Relay};
@@ -27,6 +29,33 @@ pub enum WatchEvent {
 const OUTBOX_POLL: Duration = Duration::from_millis(100);
 
 impl Home {
+    /// What a watcher does when the relay says documents changed (`told`:
+    /// each with its newest sequence number, none when only the outbox
+    /// filled): it fetches those documents at once, where it can judge
+    /// them exactly as the round would, and then runs the round. If the
+    /// early fetch fails, the round fetches them (and says why, if it
+    /// fails too).
+    pub async fn sync_told(
+        &mut self,
+        relay: &Relay,
+        told: &[(DocId, u64)],
+        progress: &mut (dyn FnMut(Progress) + Send),
+    ) -> Result<SyncReport> {
+        let early = self
+            .pull_told(relay, told, progress)
+            .await
+            .unwrap_or_else(|e| {
+                tracing::warn!(error = %e, "fetching the told documents first failed; the round fetches them");
+                SyncReport::default()
+            });
+        let mut r = self.sync(relay, progress).await?;
+        r.received += early.received;
+        r.snapshots_in += early.snapshots_in;
+        r.docs_updated += early.docs_updated;
+        r.refused.extend(early.refused);
+        Ok(r)
+    }
+
     /// Syncs now, then again on every push from the relay and whenever the
     /// outbox fills, until `stop` completes or the connection fails.
     pub async fn watch(
@@ -95,22 +124,8 @@ impl Home {
             }
             let round = {
                 let mut seen = |p: Progress| on_event(WatchEvent::Progress(p));
-                // What the relay said changed is fetched first; if that
-                // fails, the round does it (and says why, if it fails too).
-                let early = self
-                    .pull_told(relay, &std::mem::take(&mut told), &mut seen)
+                self.sync_told(relay, &std::mem::take(&mut told), &mut seen)
                     .await
-                    .unwrap_or_else(|e| {
-                        tracing::warn!(error = %e, "fetching the told documents first failed; the round fetches them");
-                        super::SyncReport::default()
-                    });
-                self.sync(relay, &mut seen).await.map(|mut r| {
-                    r.received += early.received;
-                    r.snapshots_in += early.snapshots_in;
-                    r.docs_updated += early.docs_updated;
-                    r.refused.extend(early.refused);
-                    r
-                })
             };
             match round {
                 Ok(r) => {

@@ -8,7 +8,9 @@
 //! request handling and SQLite store, in process) loses requests, loses
 //! answers after the relay acted, repeats requests, a device's process
 //! crashes between two requests or between two writes of its store
-//! (mid-round, mid-edit), a device's machine loses power after a round (so
+//! (mid-round, mid-edit), a device runs its round as a watcher told of
+//! changes does (fetching those first), a device's machine loses power
+//! after a round (so
 //! what its store committed without waiting for the disk is gone, see
 //! `casebook::store::CrashPoint`), the relay restarts, and hours pass on the one
 //! clock the relay and every device read, so shares run out. Then the
@@ -72,24 +74,25 @@ pub const RATES: FaultRates = FaultRates {
 };
 
 /// Runs one seed to the end on its own single-threaded runtime, with
-/// power cuts.
+/// power cuts and watchers.
 pub fn run(seed: u64, steps: usize) -> Result<Outcome, Failure> {
     run_with(seed, steps, true)
 }
 
-/// Runs one seed, with or without power cuts (seeds found before there
-/// were any replay as they were found without them).
-pub fn run_with(seed: u64, steps: usize, power_cuts: bool) -> Result<Outcome, Failure> {
+/// Runs one seed, with or without the choices added after the seeds in
+/// the tests' `FOUND` were found (power cuts, watchers told of changes),
+/// so those seeds replay as they were found.
+pub fn run_with(seed: u64, steps: usize, extra: bool) -> Result<Outcome, Failure> {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .expect("a runtime");
-    rt.block_on(simulate(seed, steps, power_cuts))
+    rt.block_on(simulate(seed, steps, extra))
 }
 
-async fn simulate(seed: u64, steps: usize, power_cuts: bool) -> Result<Outcome, Failure> {
+async fn simulate(seed: u64, steps: usize, extra: bool) -> Result<Outcome, Failure> {
     let mut w = World::new(seed, RATES);
-    w.power = power_cuts.then(|| rng::Rng::new(seed ^ 0x3c6e_f372_fe94_f82b));
+    w.extra = extra.then(|| rng::Rng::new(seed ^ 0x3c6e_f372_fe94_f82b));
     let fail = |w: &mut World, failed: Vec<String>| Failure {
         seed,
         failed,

@@ -305,6 +305,12 @@ impl World {
     /// A sync round with the network's faults on; sometimes the process
     /// crashes part-way, and opens again from what it wrote.
     pub async fn faulty_sync(&mut self, d: usize) {
+        // Now and then as a watcher runs it: told by the relay that some
+        // documents changed, it fetches those first (`Home::sync_told`).
+        let told = match self.extra.as_mut().is_some_and(|r| r.chance(300)) {
+            true => Some(self.told_of(d).await),
+            false => None,
+        };
         let crash = self.rng.chance(150).then(|| self.rng.below(12) as u32);
         {
             let mut f = self.relay.faults();
@@ -315,7 +321,10 @@ impl World {
         if crash.is_none() {
             self.maybe_crash(100, 16);
         }
-        let result = self.sync(d).await;
+        let result = match &told {
+            Some(told) => self.sync_told(d, told).await,
+            None => self.sync(d).await,
+        };
         let stopped_writing = self.setup.crash.as_ref().is_some_and(CrashPoint::disarm);
         let crashed = {
             let mut f = self.relay.faults();
@@ -337,7 +346,7 @@ impl World {
         }
         // Now and then the power fails just after a round, when what it
         // fetched may not have reached the disk yet.
-        if self.power.as_mut().is_some_and(|p| p.chance(120)) {
+        if self.extra.as_mut().is_some_and(|p| p.chance(120)) {
             self.power_cut(d);
         } else if crashed {
             self.crash_and_reopen(d);

@@ -77,10 +77,11 @@ pub struct World {
     /// The hostile colleague, and what of its the relay took.
     pub rogue: Option<crate::rogue::Rogue>,
     pub rogue_changes: Vec<super::hostile::RogueChange>,
-    /// Where power cuts are drawn from, apart from the schedule's choices
-    /// (so seeds found before power cuts replay as they did without them);
-    /// none: no power cuts.
-    pub power: Option<Rng>,
+    /// Where the choices added after the seeds of `FOUND` (in the tests)
+    /// were found are drawn from, apart from the schedule's, so those seeds
+    /// replay as they were found: power cuts, and rounds run as a watcher
+    /// told of changes runs them. None: neither.
+    pub extra: Option<Rng>,
     pub power_cuts: u64,
 }
 
@@ -137,7 +138,7 @@ impl World {
             next_token: 0,
             rogue: None,
             rogue_changes: Vec::new(),
-            power: None,
+            extra: None,
             power_cuts: 0,
         }
     }
@@ -345,6 +346,43 @@ impl World {
         let report = home.sync(&conn, &mut |_| {}).await;
         conn.close().await;
         report
+    }
+
+    /// One round on a fresh connection as a watcher runs it, told that
+    /// the documents in `told` changed.
+    pub async fn sync_told(
+        &mut self,
+        d: usize,
+        told: &[(DocId, u64)],
+    ) -> casebook::Result<casebook::sync::SyncReport> {
+        let home = self.home(d);
+        let conn: Relay = home.connect().await?;
+        let report = home.sync_told(&conn, told, &mut |_| {}).await;
+        conn.close().await;
+        report
+    }
+
+    /// What the relay would push to device `d` if it watched: some of the
+    /// documents it may read, each with its newest sequence number. Asked
+    /// before the network's faults are turned on.
+    pub async fn told_of(&mut self, d: usize) -> Vec<(DocId, u64)> {
+        let home = self.home(d);
+        let Ok(conn) = home.connect().await else {
+            return Vec::new();
+        };
+        let listed = conn
+            .request(&casebook_shared::frames::Request::ListDocs { since: 0 })
+            .await;
+        conn.close().await;
+        let (Ok(casebook_shared::frames::Response::Docs { docs, .. }), Some(r)) =
+            (listed, self.extra.as_mut())
+        else {
+            return Vec::new();
+        };
+        docs.into_iter()
+            .filter(|h| h.seq > 0 && r.chance(500))
+            .map(|h| (h.doc, h.seq))
+            .collect()
     }
 
     pub fn token(&mut self) -> String {
