@@ -83,9 +83,10 @@ pub struct Home {
     /// sending is recorded once, not every round (each line is synced to
     /// the account's other devices and would set off rounds there).
     pub(crate) audited_refusals: std::collections::HashSet<(DocId, u64, String)>,
-    /// When (by the home's clock) a full sync round last finished in this
-    /// session: within a short while of it, an edit may be sent before the
-    /// next round catches up (see `sync::push_early`).
+    /// When (by the home's clock) the last full sync round of this session
+    /// that finished began to read the account logs: for a short while
+    /// after, an edit may be sent before the next round catches up (see
+    /// `sync::push_early`).
     pub(crate) caught_up_at: Option<u64>,
 }
 

@@ -282,6 +282,24 @@ pub async fn try_sync(home: &mut Home) -> casebook::Result<casebook::sync::SyncR
     report
 }
 
+/// Every envelope of `doc` the SQLite relay stores (those a snapshot
+/// replaced, kept as empty rows, left out), as a hostile operator would
+/// hand them to a colleague.
+pub fn stored_envelopes(
+    relay: &TestRelay,
+    doc: &casebook_shared::ids::DocId,
+) -> Vec<casebook_shared::envelope::Envelope> {
+    let db = rusqlite::Connection::open(relay.data.path().join("relay.db")).expect("relay.db");
+    let mut stmt = db
+        .prepare("SELECT bytes FROM envelopes WHERE doc = ?1 AND length(bytes) > 0")
+        .expect("the envelopes table");
+    stmt.query_map([&doc.0[..]], |r| r.get::<_, Vec<u8>>(0))
+        .expect("a query")
+        .map(|b| b.expect("a row"))
+        .filter_map(|b| casebook_shared::envelope::Envelope::decode(b).ok())
+        .collect()
+}
+
 /// Every byte of every file under `dir`.
 pub fn all_bytes(dir: &Path) -> Vec<(String, Vec<u8>)> {
     let mut out = Vec::new();

@@ -3,32 +3,27 @@
 //! a member removed or expired meanwhile still holds.
 
 use casebook::sync::Progress;
-use casebook_shared::envelope::{Envelope, Kind};
+use casebook_shared::envelope::Kind;
 use casebook_shared::ids::DocId;
 use casebook_tests::*;
 
 /// Changes of `doc` the relay stores sealed under one of `epochs`: what a
 /// colleague holding those keys could read, handed the relay's bytes.
 fn readable_with(relay: &TestRelay, doc: &DocId, epochs: &[u32]) -> usize {
-    let db = rusqlite::Connection::open(relay.data.path().join("relay.db")).unwrap();
-    let mut stmt = db
-        .prepare("SELECT bytes FROM envelopes WHERE doc = ?1 AND length(bytes) > 0")
-        .unwrap();
-    stmt.query_map([&doc.0[..]], |r| r.get::<_, Vec<u8>>(0))
-        .unwrap()
-        .map(Result::unwrap)
-        .filter_map(|b| Envelope::decode(b).ok())
+    stored_envelopes(relay, doc)
+        .iter()
         .filter(|e| e.header.kind == Kind::Change && epochs.contains(&e.header.epoch))
         .count()
 }
 
 /// Rivera's laptop, caught up with a case shared with Dr. Chen (`role`,
-/// ending at `expires`), and Dr. Chen holding its key.
+/// ending `expires_in` seconds after it is shared), and Dr. Chen holding
+/// its key.
 async fn shared_case(
     relay: &TestRelay,
     dirs: &[tempfile::TempDir],
     role: &str,
-    expires: Option<u64>,
+    expires_in: Option<u64>,
 ) -> (casebook::Home, casebook::Home, DocId) {
     let mut rivera = init(dirs[0].path(), relay, "Dr. Rivera");
     let mut chen = init(dirs[1].path(), relay, "Dr. Chen");
@@ -38,6 +33,7 @@ async fn shared_case(
     rivera.add_contact("Dr. Chen", &card).unwrap();
     rivera.verify_contact("Dr. Chen", &safety).unwrap();
     let conn = rivera.connect().await.unwrap();
+    let expires = expires_in.map(|s| casebook_shared::clock::Clock::system().now() + s);
     rivera
         .share(
             &conn,
@@ -69,6 +65,7 @@ async fn an_edit_sent_first_never_goes_out_under_a_removed_members_key() {
     let (_, _, safety, card) = chen.whoami();
     tablet.add_contact("Dr. Chen", &card).unwrap();
     tablet.verify_contact("Dr. Chen", &safety).unwrap();
+    sync(&mut laptop).await;
 
     // The tablet ends the share (a new epoch) while the laptop, which
     // caught up just before, knows nothing of it and edits.
@@ -80,6 +77,11 @@ async fn an_edit_sent_first_never_goes_out_under_a_removed_members_key() {
     assert!(report.refused.is_empty(), "{:?}", report.refused);
     assert!(report.held.is_empty(), "{:?}", report.held);
     assert_eq!(
+        (report.pushed_first, report.access_moved),
+        (0, 1),
+        "the edit was sent first, and the relay refused it as sealed under an old epoch"
+    );
+    assert_eq!(
         readable_with(&relay, &case, &held),
         before,
         "no change after the removal is sealed under a key the colleague holds"
@@ -90,20 +92,59 @@ async fn an_edit_sent_first_never_goes_out_under_a_removed_members_key() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_edit_sent_first_never_goes_out_under_a_revoked_devices_key() {
+    let relay = TestRelay::start().await;
+    let dirs: Vec<_> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
+    let (mut laptop, mut chen, case) = shared_case(&relay, &dirs, "write", None).await;
+    let mut phone = pair(&mut chen, dirs[2].path(), &relay).await;
+    sync(&mut phone).await;
+    assert_eq!(plan_of(&mut phone, &case), "walk daily");
+    let held = phone.doc_epochs(&case).unwrap();
+    sync(&mut laptop).await;
+
+    // Dr. Chen revokes his phone (his account key moves on) while Rivera's
+    // laptop, which caught up just before, knows nothing of it and edits.
+    let conn = chen.connect().await.unwrap();
+    chen.revoke(&conn, &phone.device_id()).await.unwrap();
+    conn.close().await;
+    let before = readable_with(&relay, &case, &held);
+    set_plan(&mut laptop, &case, "written after the phone was revoked");
+    let report = sync(&mut laptop).await;
+    assert_eq!(
+        (report.pushed_first, report.access_moved),
+        (0, 1),
+        "the edit was sent first, and the relay refused it: a rotation is owed"
+    );
+    assert_eq!(
+        readable_with(&relay, &case, &held),
+        before,
+        "no change after the revocation is sealed under a key the phone holds"
+    );
+    sync(&mut chen).await;
+    assert_eq!(
+        plan_of(&mut chen, &case),
+        "written after the phone was revoked"
+    );
+    relay.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_edit_after_a_share_expired_waits_for_the_new_key() {
     let relay = TestRelay::start().await;
     let dirs: Vec<_> = (0..2).map(|_| tempfile::tempdir().unwrap()).collect();
-    let expires = casebook_shared::clock::Clock::system().now() + 2;
-    let (mut rivera, chen, case) = shared_case(&relay, &dirs, "read", Some(expires)).await;
+    let (mut rivera, chen, case) = shared_case(&relay, &dirs, "read", Some(3)).await;
+    let expires = rivera.shares(&case).unwrap()[0].expires.unwrap();
     let held = chen.doc_epochs(&case).unwrap();
     let before = readable_with(&relay, &case, &held);
     // Rivera caught up before the expiry; the relay's epoch has not moved
     // (only the owner's devices rotate), so only Rivera can tell.
+    sync(&mut rivera).await;
     while casebook_shared::clock::Clock::system().now() <= expires {
         tokio::time::sleep(std::time::Duration::from_millis(200)).await;
     }
     set_plan(&mut rivera, &case, "written after the share expired");
-    sync(&mut rivera).await;
+    let report = sync(&mut rivera).await;
+    assert_eq!((report.pushed_first, report.access_moved), (0, 0));
     assert!(rivera.shares(&case).unwrap().is_empty(), "the share ended");
     assert_eq!(
         readable_with(&relay, &case, &held),
@@ -130,7 +171,7 @@ async fn an_edit_goes_out_before_the_round_fetches() {
     set_plan(&mut laptop, &case, "walk twice daily");
     let conn = laptop.connect().await.unwrap();
     let mut events = Vec::new();
-    laptop
+    let report = laptop
         .sync(&conn, &mut |p| {
             events.push(match p {
                 Progress::Pushed { .. } => "pushed",
@@ -141,6 +182,7 @@ async fn an_edit_goes_out_before_the_round_fetches() {
         .await
         .unwrap();
     conn.close().await;
+    assert_eq!(report.pushed_first, 1);
     let first = |what: &str| events.iter().position(|e| *e == what);
     assert!(
         matches!((first("pushed"), first("fetched")), (Some(p), Some(f)) if p < f),

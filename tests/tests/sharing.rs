@@ -6,7 +6,6 @@ use casebook::docs::RoleError;
 use casebook::notes::{NoteFormat, NoteInput};
 use casebook::sharing::parse_role;
 use casebook_shared::access::Role;
-use casebook_shared::envelope::Envelope;
 use casebook_tests::*;
 
 fn note(text: &str) -> NoteInput {
@@ -178,18 +177,8 @@ async fn share_comment_unshare() {
     );
     // Hand the colleague every envelope of the case directly: the new ones
     // are sealed under an epoch it has no key for.
-    let db = rusqlite::Connection::open(relay.data.path().join("relay.db")).unwrap();
-    let mut stmt = db
-        .prepare("SELECT bytes FROM envelopes WHERE doc = ?1 AND length(bytes) > 0")
-        .unwrap();
-    let envs: Vec<Vec<u8>> = stmt
-        .query_map([&case.0[..]], |r| r.get(0))
-        .unwrap()
-        .map(Result::unwrap)
-        .collect();
-    let newest = envs
+    let newest = stored_envelopes(&relay, &case)
         .iter()
-        .filter_map(|b| Envelope::decode(b.clone()).ok())
         .map(|e| e.header.epoch)
         .max()
         .unwrap();

@@ -60,6 +60,11 @@ pub struct SyncReport {
     pub snapshots_in: usize,
     /// Snapshots uploaded.
     pub snapshots_out: usize,
+    /// Of `pushed`, those sent before the round caught up (see
+    /// `push_early`), and those it tried so but the relay refused because
+    /// their document's access had moved on (the round sealed them again).
+    pub pushed_first: usize,
+    pub access_moved: usize,
     /// Envelopes refused, with the reason; they changed nothing.
     pub refused: Vec<RefusedEnvelope>,
     /// Edits kept on this device but not sent: this account may no longer
@@ -228,13 +233,17 @@ impl Home {
         let mut report = SyncReport::default();
         // What was just edited goes out before the round catches up, if
         // the last round is recent enough to seal it (see push_early).
-        let early = self.push_early(relay).await?;
+        let (early, moved) = self.push_early(relay).await?;
+        report.pushed_first = early;
+        report.access_moved = moved;
         if early > 0 {
             progress(Progress::Pushed {
                 done: early,
                 total: early,
             });
         }
+        // What this round learns of members' keys and shares is as of now.
+        let learnt_at = self.now();
         let mut accounts = self.refresh_accounts(relay).await?;
         // Pull first: what the owner's other devices did to an access log
         // (an expiry handled, a rotation after a revocation) is known before
@@ -307,7 +316,7 @@ impl Home {
             })
             .expect("plain data always serializes"),
         )?;
-        self.caught_up_at = Some(self.now());
+        self.caught_up_at = Some(learnt_at);
         Ok(report)
     }
 

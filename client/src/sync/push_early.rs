@@ -8,17 +8,19 @@
 //! landing meanwhile), and refuses the rest, which stays queued for the
 //! round to seal again and send.
 //!
-//! What the relay cannot know stays this device's to judge, from what its
-//! last round learnt: whether a share has expired, and whether a member's
-//! account key was replaced (both call for a rotation that only the
-//! owner's devices make, in the round). So this path runs only within
-//! [`FRESH_FOR`] of a full round in this session, and leaves to the round
-//! every document for which that round's knowledge is not enough.
+//! A share that expired, or a member's account key replaced (a device of
+//! theirs revoked), calls for a rotation that only the owner's devices
+//! make, in the round; until it lands the newest epoch is not safe to seal
+//! under. The relay refuses an early edit to such a document by the logs
+//! it holds, and this device leaves it to the round by what its last round
+//! learnt. So this path runs only within [`FRESH_FOR`] of a full round in
+//! this session, and leaves to the round every document for which that
+//! round's knowledge is not enough.
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use casebook_shared::access::Role;
-use casebook_shared::frames::{MAX_UPLOAD, Request, Response};
+use casebook_shared::frames::{ErrorCode, MAX_UPLOAD, Request, Response};
 use casebook_shared::ids::{AccountId, DocId};
 
 use super::{PAGE_BYTES, unexpected};
@@ -27,32 +29,41 @@ use crate::home::Home;
 use crate::net::Relay;
 use crate::store::OutKind;
 
-/// Seconds after a full round in which its knowledge of members' account
-/// keys is trusted to seal an edit before catching up. A person typing
-/// saves every second or two, and each save's round renews it; after a
-/// pause the first edit takes the round's way. A colleague's device
-/// revoked within this window may thus be sent one more edit under the
-/// key it held, as it may be under the round's way by an edit sealed while
-/// the revocation was under way: the window is of the same order.
+/// Seconds after a full round began to read the account logs in which
+/// what it learnt of members' account keys is trusted to seal an edit
+/// before catching up. A person typing saves every second or two, and each
+/// save's round renews it; after a pause the first edit takes the round's
+/// way. Trusted alone, it would cost this: a member's device revoked within
+/// the window (its account key replaced, the rotation not yet made by the
+/// owner's devices) could be sent edits under the key it held, readable by
+/// whoever holds that device and the relay's bytes; the round's way has
+/// such a window too, between its refresh and its upload, only shorter. So
+/// the relay judges it as well: it refuses an early edit to a document
+/// whose rotation is owed by the logs it holds (`rotation_due` in the
+/// relay), and the window left is one account-log append racing one
+/// upload, as on the round's way.
 pub(crate) const FRESH_FOR: u64 = 10;
 
 impl Home {
     /// Sends the queued changes that may go before the round catches up;
-    /// returns how many the relay acknowledged. Anything it refuses, and
+    /// returns how many the relay acknowledged, and how many it refused
+    /// because their document's access moved on. Anything it refuses, and
     /// any failure to reach it, leaves the rows queued for the round.
-    pub(super) async fn push_early(&mut self, relay: &Relay) -> Result<usize> {
+    pub(super) async fn push_early(&mut self, relay: &Relay) -> Result<(usize, usize)> {
         let now = self.now();
+        // Counted from when the last full round began to read the account
+        // logs, and never from a time ahead of the clock (one set back).
         let fresh = self
             .caught_up_at
-            .is_some_and(|at| now.saturating_sub(at) <= FRESH_FOR);
+            .is_some_and(|at| at <= now && now - at <= FRESH_FOR);
         if !fresh || self.restored_at()?.is_some() {
-            return Ok(0);
+            return Ok((0, 0));
         }
         let rows = self.store.outbox()?;
         // Access entries go first and are checked against the relay's log:
         // the round's work.
         if rows.iter().any(|r| r.kind == OutKind::Access) {
-            return Ok(0);
+            return Ok((0, 0));
         }
         let held: BTreeSet<DocId> = self
             .last_round()?
@@ -79,8 +90,10 @@ impl Home {
                 Some((Role::Comment, _)) => row.kind == OutKind::Comment,
                 _ => false,
             };
+            // One that cannot be sealed here (no key, too large) is the
+            // round's to report, after it has caught up.
             let envelope = match (may, term) {
-                (true, Some((_, epoch))) => Some(self.envelope_for(&row, epoch)?),
+                (true, Some((_, epoch))) => self.envelope_for(&row, epoch).ok(),
                 _ => None,
             };
             // A row that cannot go holds back every later one of its
@@ -96,7 +109,7 @@ impl Home {
             batch.push((row.id, row.doc, envelope));
         }
         if batch.is_empty() {
-            return Ok(0);
+            return Ok((0, 0));
         }
         let (rows, envelopes): (Vec<(i64, DocId)>, Vec<Vec<u8>>) =
             batch.into_iter().map(|(id, doc, e)| ((id, doc), e)).unzip();
@@ -105,9 +118,13 @@ impl Home {
             Ok(r) => return Err(unexpected(r)),
             Err(e) => {
                 tracing::debug!(error = %e, "sending edits before the round failed; the round sends them");
-                return Ok(0);
+                return Ok((0, 0));
             }
         };
+        let moved = results
+            .iter()
+            .filter(|r| **r == Err(ErrorCode::AccessMoved))
+            .count();
         let mut acked = 0;
         self.store.transaction(|s| {
             for ((id, doc), r) in rows.iter().zip(&results) {
@@ -119,7 +136,7 @@ impl Home {
             }
             Ok(())
         })?;
-        Ok(acked)
+        Ok((acked, moved))
     }
 
     /// This account's role in `doc` and the epoch to seal under, if what

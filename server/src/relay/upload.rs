@@ -1,7 +1,7 @@
 //! Uploads and fetches: every envelope checked before it is stored, every
 //! fetched document checked against the reader's membership.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use casebook_shared::access::Role;
@@ -25,7 +25,8 @@ enum Refusal {
     NotAMember,
     RoleForbids,
     WrongEpoch,
-    /// Sent as sealed under the newest epoch, and it is not.
+    /// Sent as sealed under the newest epoch, and it is not, or a
+    /// rotation is owed (see `rotation_due`).
     EpochBehind,
     SnapshotAhead,
     Conflict,
@@ -203,10 +204,15 @@ impl<S: Storage> Relay<S> {
         // Where in `results` each good envelope's answer goes.
         let mut slots = Vec::with_capacity(checked.len());
         let now = self.now();
+        let due = match latest {
+            true => self.rotation_due(&docs, now).await.map_err(store_err)?,
+            false => HashSet::new(),
+        };
         for (i, size, env) in checked {
             let refusal = match env {
                 Ok(env) => {
                     let doc = docs.get(&env.header.doc);
+                    let latest = latest.then(|| due.contains(&env.header.doc));
                     match check_member(&env, doc, account, account_len, now, latest) {
                         Ok(fence) => {
                             slots.push(i);
@@ -294,6 +300,39 @@ impl<S: Storage> Relay<S> {
         }
         self.announce(&changed);
         Ok(again)
+    }
+
+    /// Documents whose owner's devices owe a rotation: a member's share
+    /// has expired, or a member's account key is newer than the one its
+    /// newest epoch's key was sealed to (a device of theirs was revoked).
+    /// Until the rotation lands, what is sealed under that epoch could be
+    /// read by the expired member or the revoked device; an upload that
+    /// asks for the newest epoch only ([`Relay::upload`] with `latest`) is
+    /// refused, and the device catches up and rotates first.
+    async fn rotation_due(
+        &self,
+        docs: &HashMap<DocId, Arc<Doc>>,
+        now: u64,
+    ) -> Result<HashSet<DocId>, StoreError> {
+        let mut due = HashSet::new();
+        for (id, doc) in docs {
+            let st = &doc.state;
+            for (member, terms) in &st.members {
+                let expired = terms.expires.is_some_and(|e| e <= now);
+                let replaced = match self.account(member).await? {
+                    Some(a) => st
+                        .wraps
+                        .get(&(st.epoch, *member))
+                        .is_none_or(|g| *g < a.state.key.generation),
+                    None => false,
+                };
+                if expired || replaced {
+                    due.insert(*id);
+                    break;
+                }
+            }
+        }
+        Ok(due)
     }
 
     /// Refuses an upload that would take a document's owner past the
@@ -435,16 +474,17 @@ fn new_envelope(env: Envelope, fence: Fence) -> NewEnvelope {
 /// access log as held (`doc`, none if the store has no such document):
 /// membership, role, epoch, and a snapshot's reach. Returns the fence its
 /// store must still match (`account_len`: the uploader's account log as
-/// the check saw it). With `latest`, only the newest epoch will do: the
-/// fence then also keeps a new epoch from landing between this check and
-/// the envelope's commit.
+/// the check saw it). With `latest` (`Some`, holding whether the document
+/// owes a rotation), only the newest epoch will do, and none while a
+/// rotation is owed: the fence then also keeps a new epoch from landing
+/// between this check and the envelope's commit.
 fn check_member(
     env: &Envelope,
     doc: Option<&Arc<Doc>>,
     account: &AccountId,
     account_len: u64,
     now: u64,
-    latest: bool,
+    latest: Option<bool>,
 ) -> Result<Fence, Refusal> {
     let h = &env.header;
     let doc = doc.ok_or(Refusal::UnknownDocument)?;
@@ -471,7 +511,9 @@ fn check_member(
     if h.epoch > doc.state.epoch || h.epoch < since {
         return Err(Refusal::WrongEpoch);
     }
-    if latest && h.epoch < doc.state.epoch {
+    if let Some(rotation_due) = latest
+        && (h.epoch < doc.state.epoch || rotation_due)
+    {
         return Err(Refusal::EpochBehind);
     }
     // A snapshot may only cover changes the relay already holds: covering
