@@ -362,9 +362,9 @@ impl Home {
     /// Merges a batch of incoming changes (and saved documents) into a
     /// document in one Automerge call, and stores the result.
     pub(crate) fn apply_batch(&mut self, doc: &DocId, batch: &[u8]) -> Result<()> {
-        let mut loaded = match self.store.doc_body(doc)? {
-            Some(_) => self.take_loaded(doc)?,
-            None => Loaded::load(batch, &self.actor)?,
+        let mut loaded = match self.store.has_body(doc)? {
+            true => self.take_loaded(doc)?,
+            false => Loaded::load(batch, &self.actor)?,
         };
         loaded.apply(batch)?;
         let body = loaded.save();

@@ -94,7 +94,7 @@ impl Home {
     /// devices that saw it first. Returns `Ok(false)`, changing nothing,
     /// while a change it builds on has not been applied here.
     pub(crate) fn apply_comment_change(&mut self, doc: &DocId, body: &[u8]) -> Result<bool> {
-        if self.store.doc_body(doc)?.is_none() {
+        if !self.store.has_body(doc)? {
             return Err(CommentRefusal::DocNotHeld.into());
         }
         let mut loaded = self.take_loaded(doc)?;

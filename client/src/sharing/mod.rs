@@ -393,7 +393,7 @@ impl Home {
                 .iter()
                 .find(|(d, _)| *d == doc)
                 .map(|(_, s)| s.name.clone());
-            if name.is_none() && self.store.doc_body(&doc)?.is_some() {
+            if name.is_none() && self.store.has_body(&doc)? {
                 continue; // the private document of a shared case
             }
             out.push(SharedWithMe {

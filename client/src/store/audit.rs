@@ -9,12 +9,10 @@ use super::{Sealed, Store, StoreError};
 impl Store {
     /// Appends a sealed audit record.
     pub fn push_audit(&self, record: &[u8]) -> Result<(), StoreError> {
-        let n: i64 =
-            self.conn
-                .query_row("SELECT COALESCE(MAX(id), 0) + 1 FROM audit", [], |r| {
-                    r.get(0)
-                })?;
-        self.conn.execute(
+        let n: i64 = self.query_row("SELECT COALESCE(MAX(id), 0) + 1 FROM audit", [], |r| {
+            r.get(0)
+        })?;
+        self.execute(
             "INSERT INTO audit(id, sealed) VALUES (?1, ?2)",
             params![n, self.seal("audit", &n.to_be_bytes(), record)],
         )?;
@@ -31,7 +29,7 @@ impl Store {
     ) -> Result<bool, StoreError> {
         let mut key = device.to_vec();
         key.extend_from_slice(&seq.to_be_bytes());
-        let n = self.conn.execute(
+        let n = self.execute(
             "INSERT OR IGNORE INTO audit_remote(device, seq, sealed) VALUES (?1, ?2, ?3)",
             params![
                 &device[..],
@@ -67,7 +65,6 @@ impl Store {
     /// The newest audit record, if any.
     pub fn last_audit(&self) -> Result<Option<Zeroizing<Vec<u8>>>, StoreError> {
         let row: Option<(i64, Vec<u8>)> = self
-            .conn
             .query_row(
                 "SELECT id, sealed FROM audit ORDER BY id DESC LIMIT 1",
                 [],
@@ -95,7 +92,7 @@ impl Store {
     /// Drops this device's own entries after position `n` (to write them
     /// again after entries a restored device learns it had written).
     pub fn truncate_audit_after(&self, n: u64) -> Result<(), StoreError> {
-        self.conn.execute(
+        self.execute(
             "DELETE FROM audit WHERE id > ?1",
             [i64::try_from(n).unwrap_or(i64::MAX)],
         )?;

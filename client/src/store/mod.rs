@@ -100,6 +100,7 @@ fn open_db(path: &Path) -> Result<Connection, StoreError> {
     // Temporary tables and sort spills stay in memory, never in plaintext files.
     conn.pragma_update(None, "temp_store", "MEMORY")?;
     conn.pragma_update(None, "secure_delete", "ON")?;
+    conn.set_prepared_statement_cache_capacity(64);
     conn.execute_batch(SCHEMA)?;
     migrate(&conn)?;
     Ok(conn)
@@ -174,11 +175,9 @@ impl Store {
     /// cost). Nothing else changes: every value stays sealed under the
     /// master key, so this is one small write, all or nothing.
     pub fn change_passphrase(&self, passphrase: &[u8]) -> Result<(), StoreError> {
-        let kdf = match self
-            .conn
-            .query_row("SELECT value FROM meta WHERE name = 'kdf'", [], |r| {
-                r.get::<_, Vec<u8>>(0)
-            }) {
+        let kdf = match self.query_row("SELECT value FROM meta WHERE name = 'kdf'", [], |r| {
+            r.get::<_, Vec<u8>>(0)
+        }) {
             Ok(b) => KdfParams::decode(&b).ok_or_else(|| {
                 StoreError::Damaged("the key-derivation cost is malformed".into())
             })?,
@@ -191,7 +190,7 @@ impl Store {
             MASTER_AAD,
             self.master.expose(),
         );
-        self.conn.execute(
+        self.execute(
             "INSERT INTO meta(name, value) VALUES ('salt', ?1), ('master', ?2), ('kdf', ?3)
              ON CONFLICT(name) DO UPDATE SET value = excluded.value",
             params![&salt[..], sealed, &kdf.encode()[..]],
@@ -234,6 +233,23 @@ impl Store {
             waits: std::sync::Arc::new(true.into()),
             master: SecretKey::from_bytes(arr),
         })
+    }
+
+    /// Runs one statement, prepared once per connection: most calls are
+    /// the same few statements (an edit runs about ten), and preparing
+    /// each anew cost more than running it.
+    fn execute(&self, sql: &str, params: impl rusqlite::Params) -> rusqlite::Result<usize> {
+        self.conn.prepare_cached(sql)?.execute(params)
+    }
+
+    /// Reads one row with a statement prepared once per connection.
+    fn query_row<T>(
+        &self,
+        sql: &str,
+        params: impl rusqlite::Params,
+        f: impl FnOnce(&rusqlite::Row<'_>) -> rusqlite::Result<T>,
+    ) -> rusqlite::Result<T> {
+        self.conn.prepare_cached(sql)?.query_row(params, f)
     }
 
     fn seal(&self, table: &str, key: &[u8], data: &[u8]) -> Vec<u8> {
@@ -286,7 +302,7 @@ impl Store {
 
     /// Stores a named secret or setting, sealed.
     pub fn put_secret(&self, name: &str, value: &[u8]) -> Result<(), StoreError> {
-        self.conn.execute(
+        self.execute(
             "INSERT INTO secrets(name, sealed) VALUES (?1, ?2)
              ON CONFLICT(name) DO UPDATE SET sealed = excluded.sealed",
             params![name, self.seal("secrets", name.as_bytes(), value)],
@@ -296,15 +312,13 @@ impl Store {
 
     /// Forgets a named secret or setting.
     pub fn delete_secret(&self, name: &str) -> Result<(), StoreError> {
-        self.conn
-            .execute("DELETE FROM secrets WHERE name = ?1", [name])?;
+        self.execute("DELETE FROM secrets WHERE name = ?1", [name])?;
         Ok(())
     }
 
     /// Reads a named secret or setting.
     pub fn get_secret(&self, name: &str) -> Result<Option<Zeroizing<Vec<u8>>>, StoreError> {
         let sealed: Option<Vec<u8>> = self
-            .conn
             .query_row("SELECT sealed FROM secrets WHERE name = ?1", [name], |r| {
                 r.get(0)
             })
@@ -335,7 +349,7 @@ impl Store {
 
     /// Drops a stored log's entries from `len` on.
     pub fn truncate_log(&self, owner: &[u8], len: u64) -> Result<(), StoreError> {
-        self.conn.execute(
+        self.execute(
             "DELETE FROM logs WHERE owner = ?1 AND seq >= ?2",
             params![owner, len as i64],
         )?;
@@ -385,7 +399,6 @@ impl Store {
     /// A document's sync record (default when unknown).
     pub fn doc_sync(&self, doc: &DocId) -> Result<Option<DocSync>, StoreError> {
         Ok(self
-            .conn
             .query_row(
                 "SELECT seen, access_len, since_snapshot, acked, top_epoch FROM docs WHERE doc = ?1",
                 [&doc.0[..]],
@@ -407,7 +420,7 @@ impl Store {
     /// access log: the next sync fetches it again from the start, as a new
     /// device would, if this account may still read it.
     pub fn forget_doc_content(&self, doc: &DocId) -> Result<(), StoreError> {
-        self.conn.execute(
+        self.execute(
             "UPDATE docs SET body = NULL, summary = NULL, seen = 0, since_snapshot = 0,
              acked = 0, top_epoch = 0, rev = rev + 1 WHERE doc = ?1",
             [&doc.0[..]],
@@ -416,7 +429,7 @@ impl Store {
     }
 
     pub fn set_doc_sync(&self, doc: &DocId, s: DocSync) -> Result<(), StoreError> {
-        self.conn.execute(
+        self.execute(
             "INSERT INTO docs(doc, seen, access_len, since_snapshot, acked, top_epoch)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6)
              ON CONFLICT(doc) DO UPDATE SET seen = excluded.seen, access_len = excluded.access_len,
@@ -436,7 +449,7 @@ impl Store {
 
     /// Records that the relay stored one of this device's uploads at `seq`.
     pub fn note_acked(&self, doc: &DocId, seq: u64) -> Result<(), StoreError> {
-        self.conn.execute(
+        self.execute(
             "INSERT INTO docs(doc, acked) VALUES (?1, ?2)
              ON CONFLICT(doc) DO UPDATE SET acked = MAX(acked, excluded.acked)",
             params![&doc.0[..], seq as i64],
@@ -448,7 +461,7 @@ impl Store {
     /// returns the row's new revision, which tells a copy held in memory
     /// whether another process has written the document since.
     pub fn put_doc(&self, doc: &DocId, body: &[u8], summary: &[u8]) -> Result<i64, StoreError> {
-        Ok(self.conn.query_row(
+        Ok(self.query_row(
             "INSERT INTO docs(doc, body, summary, rev) VALUES (?1, ?2, ?3, 1)
              ON CONFLICT(doc) DO UPDATE SET body = excluded.body, summary = excluded.summary,
              rev = docs.rev + 1
@@ -465,7 +478,6 @@ impl Store {
     /// A document's revision (0 when it has no body yet).
     pub fn doc_rev(&self, doc: &DocId) -> Result<i64, StoreError> {
         Ok(self
-            .conn
             .query_row("SELECT rev FROM docs WHERE doc = ?1", [&doc.0[..]], |r| {
                 r.get(0)
             })
@@ -476,7 +488,6 @@ impl Store {
     /// A document's summary, if any.
     pub fn doc_summary(&self, doc: &DocId) -> Result<Option<Zeroizing<Vec<u8>>>, StoreError> {
         let sealed: Option<Option<Vec<u8>>> = self
-            .conn
             .query_row(
                 "SELECT summary FROM docs WHERE doc = ?1",
                 [&doc.0[..]],
@@ -489,10 +500,21 @@ impl Store {
             .transpose()
     }
 
+    /// Whether a document has saved bytes, without reading or opening them.
+    pub fn has_body(&self, doc: &DocId) -> Result<bool, StoreError> {
+        Ok(self
+            .query_row(
+                "SELECT body IS NOT NULL FROM docs WHERE doc = ?1",
+                [&doc.0[..]],
+                |r| r.get(0),
+            )
+            .optional()?
+            .unwrap_or(false))
+    }
+
     /// A document's saved bytes, if any.
     pub fn doc_body(&self, doc: &DocId) -> Result<Option<Zeroizing<Vec<u8>>>, StoreError> {
         let sealed: Option<Option<Vec<u8>>> = self
-            .conn
             .query_row("SELECT body FROM docs WHERE doc = ?1", [&doc.0[..]], |r| {
                 r.get(0)
             })

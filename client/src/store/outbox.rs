@@ -56,7 +56,7 @@ impl Store {
         payload: &[u8],
         envelope: Option<&[u8]>,
     ) -> Result<i64, StoreError> {
-        self.conn.execute(
+        self.execute(
             "INSERT INTO outbox(doc, kind, env_id, payload, envelope) VALUES (?1, ?2, ?3, ?4, ?5)",
             params![
                 &doc.0[..],
@@ -72,7 +72,7 @@ impl Store {
     /// Removes a queued change by its envelope id (it is known to have
     /// landed); returns whether there was one.
     pub fn remove_outbox_envelope(&self, env_id: &[u8; 24]) -> Result<bool, StoreError> {
-        Ok(self.conn.execute(
+        Ok(self.execute(
             "DELETE FROM outbox WHERE env_id = ?1 AND kind != 0",
             [&env_id[..]],
         )? > 0)
@@ -127,15 +127,12 @@ impl Store {
 
     /// Number of rows waiting to be sent.
     pub fn outbox_len(&self) -> Result<u64, StoreError> {
-        Ok(self
-            .conn
-            .query_row("SELECT COUNT(*) FROM outbox", [], |r| r.get::<_, i64>(0))?
-            as u64)
+        Ok(self.query_row("SELECT COUNT(*) FROM outbox", [], |r| r.get::<_, i64>(0))? as u64)
     }
 
     /// Records the sealed envelope of a row so a retry sends the same bytes.
     pub fn set_outbox_envelope(&self, id: i64, envelope: &[u8]) -> Result<(), StoreError> {
-        self.conn.execute(
+        self.execute(
             "UPDATE outbox SET envelope = ?2 WHERE id = ?1",
             params![id, envelope],
         )?;
@@ -145,7 +142,7 @@ impl Store {
     /// Removes every queued change and comment of a document (its held
     /// edits, once settled); returns how many.
     pub fn remove_outbox_changes(&self, doc: &DocId) -> Result<usize, StoreError> {
-        Ok(self.conn.execute(
+        Ok(self.execute(
             "DELETE FROM outbox WHERE doc = ?1 AND kind != 0",
             [&doc.0[..]],
         )?)
@@ -153,8 +150,7 @@ impl Store {
 
     /// Removes a row the relay acknowledged.
     pub fn remove_outbox(&self, id: i64) -> Result<(), StoreError> {
-        self.conn
-            .execute("DELETE FROM outbox WHERE id = ?1", [id])?;
+        self.execute("DELETE FROM outbox WHERE id = ?1", [id])?;
         Ok(())
     }
 }

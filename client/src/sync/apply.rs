@@ -25,7 +25,7 @@ impl Home {
         let mut edited_by = BTreeSet::new();
         let mut commented_by = BTreeSet::new();
         let mut sync = self.sync_record(doc)?;
-        let has_body = self.store.doc_body(doc)?.is_some();
+        let has_body = self.store.has_body(doc)?;
         if let Some((seq, snap)) = batch.snapshot {
             let summary_ok = serde_json::from_slice::<Summary>(&snap.summary).is_ok();
             if !has_body && summary_ok {
