@@ -131,6 +131,14 @@ impl Home {
                         self.store.note_acked(&doc, *seq)?;
                     }
                 }
+                // Another device of the account rotated the trail's key
+                // after this round read it: the rest goes next round,
+                // sealed under the new key.
+                Response::Uploaded { results }
+                    if results.first() == Some(&Err(ErrorCode::AccessMoved)) =>
+                {
+                    break;
+                }
                 other => {
                     return Err(Error::Net(NetError::Protocol(format!(
                         "the relay did not take the audit entries: {other:?}"

@@ -62,6 +62,9 @@ pub enum Request {
     /// carry no sequence number) and its own cursor.
     ListDocs { since: u64 },
     /// Stores envelopes; each answer says its sequence number or why not.
+    /// Each must be sealed under its document's newest epoch (one sealed
+    /// under an earlier one is refused [`ErrorCode::AccessMoved`]): a
+    /// member removed since holds the earlier keys.
     Upload {
         #[serde(with = "crate::codec::byte_strings")]
         envelopes: Vec<Vec<u8>>,
@@ -88,12 +91,12 @@ pub enum Request {
         slot: u8,
         wait_ms: u32,
     },
-    /// As [`Request::Upload`], but each envelope must be sealed under its
-    /// document's newest epoch; one sealed under an earlier epoch is
-    /// refused [`ErrorCode::AccessMoved`] and stored nowhere. A device sends
-    /// what it queued this way before it has caught up on access changes,
-    /// so an edit reaches other devices at once without ever going out
-    /// under a key that a member removed since holds.
+    /// As [`Request::Upload`], and refused [`ErrorCode::AccessMoved`] too
+    /// while the document owes a rotation (a member's share expired, or a
+    /// member's account key is newer than the newest epoch was sealed to).
+    /// A device sends what it queued this way before it has caught up on
+    /// access changes, so an edit reaches other devices at once without
+    /// ever going out under a key that a member removed since holds.
     UploadLatest {
         #[serde(with = "crate::codec::byte_strings")]
         envelopes: Vec<Vec<u8>>,

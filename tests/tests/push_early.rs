@@ -92,6 +92,66 @@ async fn an_edit_sent_first_never_goes_out_under_a_removed_members_key() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_edit_sent_by_a_round_that_pulled_before_a_new_epoch_is_sealed_again() {
+    let relay = TestRelay::start().await;
+    let dirs: Vec<_> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
+    let (mut laptop, chen, case) = shared_case(&relay, &dirs, "write", None).await;
+    let mut tablet = pair(&mut laptop, dirs[2].path(), &relay).await;
+    sync(&mut tablet).await;
+    let held = chen.doc_epochs(&case).unwrap();
+    let (_, _, safety, card) = chen.whoami();
+    tablet.add_contact("Dr. Chen", &card).unwrap();
+    tablet.verify_contact("Dr. Chen", &safety).unwrap();
+    sync(&mut laptop).await;
+    // A new session, so nothing goes out before the round has pulled; and
+    // something new for that pull to take.
+    drop(laptop);
+    let mut laptop = casebook::Home::open(dirs[0].path(), PASSPHRASE).unwrap();
+    case_with_a_plan(&mut tablet, "another case");
+    sync(&mut tablet).await;
+    set_plan(&mut laptop, &case, "written as the share ended");
+    let before = readable_with(&relay, &case, &held);
+
+    // The tablet ends the share after the laptop's round has pulled and
+    // before it pushes: the edit was sealed under the epoch Dr. Chen holds.
+    let conn = laptop.connect().await.unwrap();
+    let mut ended = false;
+    let report = laptop
+        .sync(&conn, &mut |p| {
+            if matches!(p, Progress::Visible { .. }) && !ended {
+                ended = true;
+                tokio::task::block_in_place(|| {
+                    tokio::runtime::Handle::current().block_on(async {
+                        tablet.unshare(&case, "Dr. Chen").unwrap();
+                        sync(&mut tablet).await;
+                    })
+                });
+            }
+        })
+        .await
+        .unwrap();
+    conn.close().await;
+    assert!(
+        ended,
+        "the share ended between the round's pull and its push"
+    );
+    assert!(report.refused.is_empty(), "{:?}", report.refused);
+    assert!(report.held.is_empty(), "{:?}", report.held);
+    assert_eq!(
+        report.access_moved, 1,
+        "the relay refused the edit as sealed under an old epoch; the round sealed it again"
+    );
+    assert_eq!(
+        readable_with(&relay, &case, &held),
+        before,
+        "no change after the removal is sealed under a key the colleague holds"
+    );
+    sync(&mut tablet).await;
+    assert_eq!(plan_of(&mut tablet, &case), "written as the share ended");
+    relay.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_edit_sent_first_never_goes_out_under_a_revoked_devices_key() {
     let relay = TestRelay::start().await;
     let dirs: Vec<_> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();

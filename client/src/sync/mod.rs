@@ -14,6 +14,8 @@ pub mod check;
 mod pull;
 mod push;
 mod push_early;
+mod sending;
+mod snapshot;
 mod told;
 mod watch;
 
@@ -41,6 +43,11 @@ pub fn snapshot_weight(change_len: usize) -> u64 {
     1 + change_len as u64 / 512
 }
 
+/// Times a round catches up and sends again what the relay refused
+/// because a new epoch of its document landed after the round's pull; what
+/// is still refused after that stays queued for the next round.
+const MOVED_TRIES: usize = 2;
+
 /// Documents applied per local transaction.
 const APPLY_CHUNK: usize = 64;
 
@@ -61,8 +68,9 @@ pub struct SyncReport {
     /// Snapshots uploaded.
     pub snapshots_out: usize,
     /// Of `pushed`, those sent before the round caught up (see
-    /// `push_early`), and those it tried so but the relay refused because
-    /// their document's access had moved on (the round sealed them again).
+    /// `push_early`); and the uploads the relay refused because their
+    /// document's access had moved on since they were sealed (a new epoch),
+    /// which the round sealed again after catching up.
     pub pushed_first: usize,
     pub access_moved: usize,
     /// Envelopes refused, with the reason; they changed nothing.
@@ -265,22 +273,43 @@ impl Home {
         }
         self.member_logs(relay, &mut accounts).await?;
         self.maintain_owned_docs(&accounts, &held_back)?;
-        report.pushed = early
-            + self
+        let (acked, mut moved) = self
+            .push(relay, &held_back, &mut report.held, progress)
+            .await?;
+        report.pushed = early + acked;
+        report.access_moved += moved;
+        // A new epoch of a document landed between this round's pull and
+        // its push (another device's access change): what the relay
+        // refused for it is sealed again once the round has read it.
+        for _ in 0..MOVED_TRIES {
+            if moved == 0 {
+                break;
+            }
+            let held_back = self
+                .pull(relay, &mut accounts, &mut report, progress)
+                .await?;
+            self.member_logs(relay, &mut accounts).await?;
+            self.maintain_owned_docs(&accounts, &held_back)?;
+            report.held.clear();
+            let (acked, again) = self
                 .push(relay, &held_back, &mut report.held, progress)
                 .await?;
+            report.pushed += acked;
+            report.access_moved += again;
+            moved = again;
+        }
         if self.push_audit(relay).await? > 0 || report.pushed > 0 {
             // What was just sent comes back (its echo is skipped unopened),
             // so the document's seen mark passes it and a snapshot may
             // cover it; whatever another device sent meanwhile comes too.
             self.pull(relay, &mut accounts, &mut report, progress)
                 .await?;
-            // A refusal met by both pulls is one refusal.
-            let mut seen = std::collections::HashSet::new();
-            report
-                .refused
-                .retain(|r| seen.insert((r.doc, r.seq, r.reason.clone())));
         }
+        // A refusal met by more than one pull is one refusal.
+        let mut seen = std::collections::HashSet::new();
+        report
+            .refused
+            .retain(|r| seen.insert((r.doc, r.seq, r.reason.clone())));
         report.snapshots_out = self.push_snapshots(relay).await?;
         // What was sent is in the trail already, as the edits that made
         // it; what was received is no one's access. A round that refused

@@ -17,17 +17,16 @@
 //! this session, and leaves to the round every document for which that
 //! round's knowledge is not enough.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 
-use casebook_shared::access::Role;
-use casebook_shared::frames::{ErrorCode, MAX_UPLOAD, Request, Response};
+use casebook_shared::frames::{Request, Response};
 use casebook_shared::ids::{AccountId, DocId};
 
-use super::{PAGE_BYTES, unexpected};
+use super::sending::{DocTerms, Mode, Sending, Step};
+use super::unexpected;
 use crate::error::Result;
 use crate::home::Home;
 use crate::net::Relay;
-use crate::store::OutKind;
 
 /// Seconds after a full round began to read the account logs in which
 /// what it learnt of members' account keys is trusted to seal an edit
@@ -59,84 +58,46 @@ impl Home {
         if !fresh || self.restored_at()?.is_some() {
             return Ok((0, 0));
         }
-        let rows = self.store.outbox()?;
-        // Access entries go first and are checked against the relay's log:
-        // the round's work.
-        if rows.iter().any(|r| r.kind == OutKind::Access) {
-            return Ok((0, 0));
-        }
-        let held: BTreeSet<DocId> = self
+        let held: Vec<DocId> = self
             .last_round()?
             .map(|l| l.held.into_iter().map(|h| h.doc).collect())
             .unwrap_or_default();
-        let mut terms: BTreeMap<DocId, Option<(Role, u32)>> = BTreeMap::new();
-        let mut skipped: BTreeSet<DocId> = held;
-        let mut batch: Vec<(i64, DocId, Vec<u8>)> = Vec::new();
-        let mut bytes = 0usize;
-        for row in rows {
-            if skipped.contains(&row.doc) {
-                continue;
-            }
-            let term = match terms.get(&row.doc) {
-                Some(t) => *t,
-                None => {
-                    let t = self.early_terms(&row.doc, now)?;
-                    terms.insert(row.doc, t);
-                    t
+        let mut sending =
+            Sending::new(Mode::Early, self.store.outbox()?, BTreeSet::new()).skip(held);
+        let mut moved = 0;
+        loop {
+            match sending.poll() {
+                Step::Terms(doc) => {
+                    let terms = self.early_terms(&doc, now)?;
+                    sending.terms(doc, terms);
                 }
-            };
-            let may = match term {
-                Some((r, _)) if r >= Role::Write => true,
-                Some((Role::Comment, _)) => row.kind == OutKind::Comment,
-                _ => false,
-            };
-            // One that cannot be sealed here (no key, too large) is the
-            // round's to report, after it has caught up.
-            let envelope = match (may, term) {
-                (true, Some((_, epoch))) => self.envelope_for(&row, epoch).ok(),
-                _ => None,
-            };
-            // A row that cannot go holds back every later one of its
-            // document: they build on it.
-            let Some(envelope) = envelope else {
-                skipped.insert(row.doc);
-                continue;
-            };
-            if batch.len() == MAX_UPLOAD || bytes + envelope.len() > PAGE_BYTES as usize {
-                break;
-            }
-            bytes += envelope.len();
-            batch.push((row.id, row.doc, envelope));
-        }
-        if batch.is_empty() {
-            return Ok((0, 0));
-        }
-        let (rows, envelopes): (Vec<(i64, DocId)>, Vec<Vec<u8>>) =
-            batch.into_iter().map(|(id, doc, e)| ((id, doc), e)).unzip();
-        let results = match relay.request(&Request::UploadLatest { envelopes }).await {
-            Ok(Response::Uploaded { results }) if results.len() == rows.len() => results,
-            Ok(r) => return Err(unexpected(r)),
-            Err(e) => {
-                tracing::debug!(error = %e, "sending edits before the round failed; the round sends them");
-                return Ok((0, 0));
-            }
-        };
-        let moved = results
-            .iter()
-            .filter(|r| **r == Err(ErrorCode::AccessMoved))
-            .count();
-        let mut acked = 0;
-        self.store.transaction(|s| {
-            for ((id, doc), r) in rows.iter().zip(&results) {
-                if let Ok(seq) = r {
-                    s.remove_outbox(*id)?;
-                    s.note_acked(doc, *seq)?;
-                    acked += 1;
+                // One that cannot be sealed here (no key, too large) is the
+                // round's to report, after it has caught up.
+                Step::Seal(row, epoch) => match self.envelope_for(&row, epoch) {
+                    Ok(envelope) => sending.sealed(row.id, row.doc, envelope),
+                    Err(_) => sending.unsealable(row.doc),
+                },
+                Step::Upload(envelopes) => {
+                    let n = envelopes.len();
+                    let results = match relay.request(&Request::UploadLatest { envelopes }).await {
+                        Ok(Response::Uploaded { results }) if results.len() == n => results,
+                        Ok(r) => return Err(unexpected(r)),
+                        Err(e) => {
+                            tracing::debug!(error = %e, "sending edits before the round failed; the round sends them");
+                            return Ok((0, 0));
+                        }
+                    };
+                    let uploaded = sending.uploaded(&results);
+                    self.store_acks(&uploaded.acked)?;
+                    moved += uploaded.moved;
                 }
+                // Not in this mode: access rows are left to the round, and
+                // a document disposed of has no early terms.
+                Step::Access(_) | Step::Retire(_) | Step::Progress { .. } => {}
+                Step::Done => break,
             }
-            Ok(())
-        })?;
-        Ok((acked, moved))
+        }
+        Ok((sending.acknowledged(), moved))
     }
 
     /// This account's role in `doc` and the epoch to seal under, if what
@@ -144,7 +105,7 @@ impl Home {
     /// owned document with a share expired or a member whose account key
     /// changed since the newest epoch's keys were sealed (its rotation is
     /// due), nor one disposed of.
-    fn early_terms(&self, doc: &DocId, now: u64) -> Result<Option<(Role, u32)>> {
+    fn early_terms(&self, doc: &DocId, now: u64) -> Result<Option<DocTerms>> {
         let Some(meta) = self.doc_meta(doc)? else {
             return Ok(None);
         };
@@ -167,6 +128,10 @@ impl Home {
                 return Ok(None);
             }
         }
-        Ok(Some((role, meta.epoch)))
+        Ok(Some(DocTerms {
+            role: Some(role),
+            epoch: meta.epoch,
+            disposed: false,
+        }))
     }
 }

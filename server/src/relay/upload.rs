@@ -25,8 +25,8 @@ enum Refusal {
     NotAMember,
     RoleForbids,
     WrongEpoch,
-    /// Sent as sealed under the newest epoch, and it is not, or a
-    /// rotation is owed (see `rotation_due`).
+    /// Not sealed under the newest epoch, or sent as `UploadLatest`
+    /// while a rotation is owed (see `rotation_due`).
     EpochBehind,
     SnapshotAhead,
     Conflict,
@@ -474,10 +474,10 @@ fn new_envelope(env: Envelope, fence: Fence) -> NewEnvelope {
 /// access log as held (`doc`, none if the store has no such document):
 /// membership, role, epoch, and a snapshot's reach. Returns the fence its
 /// store must still match (`account_len`: the uploader's account log as
-/// the check saw it). With `latest` (`Some`, holding whether the document
-/// owes a rotation), only the newest epoch will do, and none while a
-/// rotation is owed: the fence then also keeps a new epoch from landing
-/// between this check and the envelope's commit.
+/// the check saw it). Only the newest epoch will do, and the fence keeps
+/// a new epoch from landing between this check and the envelope's commit.
+/// With `latest` (`Some`, holding whether the document owes a rotation),
+/// none will do while a rotation is owed.
 fn check_member(
     env: &Envelope,
     doc: Option<&Arc<Doc>>,
@@ -511,9 +511,11 @@ fn check_member(
     if h.epoch > doc.state.epoch || h.epoch < since {
         return Err(Refusal::WrongEpoch);
     }
-    if let Some(rotation_due) = latest
-        && (h.epoch < doc.state.epoch || rotation_due)
-    {
+    // Only under the newest epoch: a member removed since the epoch it was
+    // sealed under holds that key. A device that sealed it before it
+    // learnt of the rotation (another device's, landing between its pull
+    // and its push) is told so, catches up, and seals it again.
+    if h.epoch < doc.state.epoch || latest == Some(true) {
         return Err(Refusal::EpochBehind);
     }
     // A snapshot may only cover changes the relay already holds: covering

@@ -1,0 +1,136 @@
+//! Snapshots: a document that has gathered many changes is uploaded whole,
+//! so a new device loads one envelope instead of replaying its history,
+//! and the relay drops the changes it covers.
+
+use casebook_shared::codec;
+use casebook_shared::envelope::{Envelope, Header, Kind, MAX_ENVELOPE};
+use casebook_shared::frames::{Request, Response};
+use casebook_shared::ids::{AccountId, EnvelopeId};
+
+use super::{SNAPSHOT_EVERY, unexpected};
+use crate::docs::DocMeta;
+use crate::error::Result;
+use crate::home::Home;
+use crate::net::Relay;
+use crate::store::DocSync;
+
+/// Whether this account's device should snapshot a document now: it has
+/// gathered changes of weight [`SNAPSHOT_EVERY`] since the last snapshot
+/// and has fetched something (a snapshot's `covers` is the highest
+/// sequence number fetched, so it never claims a change it lacks); only
+/// the owner's devices write snapshots (see `sync::check`), and none of a
+/// document disposed of.
+pub(crate) fn due(sync: &DocSync, meta: &DocMeta, me: &AccountId) -> bool {
+    gathered(sync) && meta.owner == *me && !meta.disposed
+}
+
+/// The part of [`due`] that needs only the sync record, to skip reading
+/// the access state of every document that has not gathered enough.
+fn gathered(sync: &DocSync) -> bool {
+    sync.since_snapshot >= SNAPSHOT_EVERY && sync.seen > 0
+}
+
+impl Home {
+    /// Uploads a snapshot of each document that has gathered many changes
+    /// and that this account may snapshot. Its `covers` is the highest
+    /// sequence number fetched, so it never claims a change it lacks.
+    pub(super) async fn push_snapshots(&mut self, relay: &Relay) -> Result<usize> {
+        let me = self.account_id();
+        let mut envelopes = Vec::new();
+        let mut docs = Vec::new();
+        for doc in self.store.doc_ids()? {
+            let sync = self.sync_record(&doc)?;
+            if !gathered(&sync) {
+                continue;
+            }
+            let Some(meta) = self.doc_meta(&doc)? else {
+                continue;
+            };
+            if !due(&sync, &meta, &me) {
+                continue;
+            }
+            let keys = self.doc_keys(&doc)?;
+            let (Some(key), Some(body)) = (keys.get(&meta.epoch), self.snapshot_body(&doc)?) else {
+                continue;
+            };
+            let plain = codec::encode(&body);
+            if plain.len() > MAX_ENVELOPE - 1024 {
+                continue;
+            }
+            let header = Header {
+                kind: Kind::Snapshot,
+                doc,
+                epoch: meta.epoch,
+                account: me,
+                author: self.device_id(),
+                id: EnvelopeId(casebook_shared::crypto::random_bytes()),
+                covers: sync.seen,
+            };
+            envelopes.push(Envelope::seal(header, key, &self.id.signer, &plain).into_bytes());
+            docs.push((doc, sync));
+        }
+        let mut sent = 0;
+        for (envs, docs) in envelopes.chunks(64).zip(docs.chunks(64)) {
+            let results = match relay
+                .request(&Request::Upload {
+                    envelopes: envs.to_vec(),
+                })
+                .await?
+            {
+                Response::Uploaded { results } => results,
+                r => return Err(unexpected(r)),
+            };
+            for ((doc, mut sync), r) in docs.iter().copied().zip(results) {
+                match r {
+                    Ok(seq) => {
+                        sync.since_snapshot = 0;
+                        sync.acked = sync.acked.max(seq);
+                        self.store.set_doc_sync(&doc, sync)?;
+                        sent += 1;
+                    }
+                    // A snapshot is an optimisation; the next round tries again.
+                    Err(code) => tracing::warn!(doc = %doc.short(), ?code, "snapshot refused"),
+                }
+            }
+        }
+        Ok(sent)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::BTreeMap;
+
+    #[test]
+    fn only_the_owner_snapshots_a_live_document_that_gathered_enough() {
+        let me = AccountId([1; 32]);
+        let meta = DocMeta {
+            owner: me,
+            epoch: 0,
+            members: vec![],
+            grants: vec![],
+            wraps: BTreeMap::new(),
+            disposed: false,
+        };
+        let sync = DocSync {
+            seen: 7,
+            since_snapshot: SNAPSHOT_EVERY,
+            ..DocSync::default()
+        };
+        assert!(due(&sync, &meta, &me));
+        assert!(!due(&sync, &meta, &AccountId([2; 32])), "a member");
+        let gone = DocMeta {
+            disposed: true,
+            ..meta.clone()
+        };
+        assert!(!due(&sync, &gone, &me), "disposed of");
+        let early = DocSync {
+            since_snapshot: SNAPSHOT_EVERY - 1,
+            ..sync
+        };
+        assert!(!due(&early, &meta, &me), "not enough yet");
+        let unfetched = DocSync { seen: 0, ..sync };
+        assert!(!due(&unfetched, &meta, &me), "nothing fetched to cover");
+    }
+}
