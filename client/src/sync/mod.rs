@@ -11,6 +11,7 @@
 
 mod apply;
 pub mod check;
+mod paging;
 mod pull;
 mod push;
 mod push_early;

@@ -14,10 +14,8 @@ use casebook_shared::ids::{AccountId, DocId};
 use casebook_shared::signed::Signed;
 
 use super::apply::Batch;
-use super::{
-    APPLY_CHUNK, PAGE_BYTES, Progress, RefusedEnvelope, RollbackError, SyncReport, check,
-    unexpected,
-};
+use super::paging::{Paging, Placed};
+use super::{APPLY_CHUNK, Progress, RefusedEnvelope, RollbackError, SyncReport, check, unexpected};
 use crate::docs::SnapshotBody;
 use crate::error::{Error, Inconsistent, Result};
 use crate::home::Home;
@@ -197,49 +195,38 @@ impl Home {
             }
         }
 
-        let mut after: Vec<(DocId, u64)> = needs
-            .iter()
-            .filter_map(|n| n.changes_after.map(|s| (n.doc, s)))
-            .collect();
-        let of = after.len();
+        let mut paging = Paging::new(
+            needs
+                .iter()
+                .filter_map(|n| n.changes_after.map(|s| (n.doc, s)))
+                .collect(),
+        );
         let mut batches: BTreeMap<DocId, Batch> = BTreeMap::new();
         let mut fetched_bytes = 0usize;
-        while !after.is_empty() {
-            let (items, more) = fetch_page(relay, &after).await?;
-            if more && items.is_empty() {
-                return Err(unexpected(Response::Changes { items, more }));
-            }
-            let last_doc = items.last().map(|i| i.doc);
-            for item in items {
-                fetched_bytes += item.envelope.len();
-                let Some(pos) = after.iter().position(|(d, _)| *d == item.doc) else {
-                    return Err(Error::Net(NetError::Protocol(format!(
-                        "sent document {} that was not asked for",
-                        item.doc.short()
-                    ))));
-                };
-                // Sequence numbers only rise: anything else is a replay.
-                if item.seq <= after[pos].1 {
-                    report.refused.push(RefusedEnvelope {
-                        doc: item.doc,
-                        seq: item.seq,
-                        reason: "sent again or out of order".into(),
-                    });
-                    continue;
-                }
-                after[pos].1 = item.seq;
-                self.take_into(&mut batches, &item, accounts, report)?;
-            }
-            // Documents before the last one in this page are complete.
-            after = match (more, last_doc) {
-                (true, Some(d)) => {
-                    let pos = after.iter().position(|(x, _)| *x == d).unwrap_or(0);
-                    after.split_off(pos)
-                }
-                _ => Vec::new(),
+        while let Some(request) = paging.request() {
+            let (items, more) = match relay.request(&request).await? {
+                Response::Changes { items, more } => (items, more),
+                r => return Err(unexpected(r)),
             };
+            let placed = paging
+                .page(items, more)
+                .map_err(|fault| Error::Net(NetError::Protocol(fault.to_string())))?;
+            for p in placed {
+                match p {
+                    Placed::Take(item) => {
+                        fetched_bytes += item.envelope.len();
+                        self.take_into(&mut batches, &item, accounts, report)?;
+                    }
+                    Placed::Replayed { doc, seq } => report.refused.push(RefusedEnvelope {
+                        doc,
+                        seq,
+                        reason: "sent again or out of order".into(),
+                    }),
+                }
+            }
+            let (docs, of) = paging.progress();
             progress(Progress::Fetched {
-                docs: of - after.len(),
+                docs,
                 of,
                 bytes: fetched_bytes,
             });
@@ -421,23 +408,5 @@ impl Home {
             }),
         }
         Ok(())
-    }
-}
-
-/// One page of envelopes after the given sequence numbers, and whether
-/// more follow.
-pub(super) async fn fetch_page(
-    relay: &Relay,
-    after: &[(DocId, u64)],
-) -> Result<(Vec<Stored>, bool)> {
-    match relay
-        .request(&Request::Fetch {
-            docs: after.to_vec(),
-            max_bytes: PAGE_BYTES,
-        })
-        .await?
-    {
-        Response::Changes { items, more } => Ok((items, more)),
-        r => Err(unexpected(r)),
     }
 }

@@ -12,10 +12,12 @@
 use std::collections::BTreeMap;
 
 use casebook_shared::account::AccountState;
+use casebook_shared::frames::Response;
 use casebook_shared::ids::{AccountId, DocId};
 
 use super::apply::Batch;
-use super::{Progress, SyncReport};
+use super::paging::{Paging, Placed};
+use super::{Progress, SyncReport, unexpected};
 use crate::error::Result;
 use crate::home::Home;
 use crate::net::Relay;
@@ -55,19 +57,25 @@ impl Home {
         if after.is_empty() || accounts.is_empty() {
             return Ok(report);
         }
-        let (items, more) = super::pull::fetch_page(relay, &after).await?;
+        let mut paging = Paging::new(after);
+        let Some(request) = paging.request() else {
+            return Ok(report);
+        };
+        let (items, more) = match relay.request(&request).await? {
+            Response::Changes { items, more } => (items, more),
+            r => return Err(unexpected(r)),
+        };
         if more {
             return Ok(report);
         }
+        let Ok(placed) = paging.page(items, more) else {
+            return Ok(report);
+        };
         let mut batches: BTreeMap<DocId, Batch> = BTreeMap::new();
-        for item in items {
-            let Some(pos) = after.iter().position(|(d, _)| *d == item.doc) else {
+        for p in placed {
+            let Placed::Take(item) = p else {
                 return Ok(report);
             };
-            if item.seq <= after[pos].1 {
-                return Ok(report);
-            }
-            after[pos].1 = item.seq;
             self.take_into(&mut batches, &item, &accounts, &mut report)?;
             if !report.refused.is_empty() {
                 return Ok(SyncReport::default());
