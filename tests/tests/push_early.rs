@@ -54,18 +54,29 @@ async fn shared_case(
     (rivera, chen, case)
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_edit_sent_first_never_goes_out_under_a_removed_members_key() {
-    let relay = TestRelay::start().await;
-    let dirs: Vec<_> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
-    let (mut laptop, chen, case) = shared_case(&relay, &dirs, "write", None).await;
-    let mut tablet = pair(&mut laptop, dirs[2].path(), &relay).await;
+/// [`shared_case`] with write access, and a tablet of Rivera's that can
+/// end the share; both of Rivera's devices caught up. Returns the epochs
+/// Dr. Chen holds.
+async fn owner_with_a_tablet(
+    relay: &TestRelay,
+    dirs: &[tempfile::TempDir],
+) -> (casebook::Home, casebook::Home, DocId, Vec<u32>) {
+    let (mut laptop, chen, case) = shared_case(relay, dirs, "write", None).await;
+    let mut tablet = pair(&mut laptop, dirs[2].path(), relay).await;
     sync(&mut tablet).await;
     let held = chen.doc_epochs(&case).unwrap();
     let (_, _, safety, card) = chen.whoami();
     tablet.add_contact("Dr. Chen", &card).unwrap();
     tablet.verify_contact("Dr. Chen", &safety).unwrap();
     sync(&mut laptop).await;
+    (laptop, tablet, case, held)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_edit_sent_first_never_goes_out_under_a_removed_members_key() {
+    let relay = TestRelay::start().await;
+    let dirs: Vec<_> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
+    let (mut laptop, mut tablet, case, held) = owner_with_a_tablet(&relay, &dirs).await;
 
     // The tablet ends the share (a new epoch) while the laptop, which
     // caught up just before, knows nothing of it and edits.
@@ -95,14 +106,7 @@ async fn an_edit_sent_first_never_goes_out_under_a_removed_members_key() {
 async fn an_edit_sent_by_a_round_that_pulled_before_a_new_epoch_is_sealed_again() {
     let relay = TestRelay::start().await;
     let dirs: Vec<_> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
-    let (mut laptop, chen, case) = shared_case(&relay, &dirs, "write", None).await;
-    let mut tablet = pair(&mut laptop, dirs[2].path(), &relay).await;
-    sync(&mut tablet).await;
-    let held = chen.doc_epochs(&case).unwrap();
-    let (_, _, safety, card) = chen.whoami();
-    tablet.add_contact("Dr. Chen", &card).unwrap();
-    tablet.verify_contact("Dr. Chen", &safety).unwrap();
-    sync(&mut laptop).await;
+    let (laptop, mut tablet, case, held) = owner_with_a_tablet(&relay, &dirs).await;
     // A new session, so nothing goes out before the round has pulled; and
     // something new for that pull to take.
     drop(laptop);

@@ -55,13 +55,14 @@ impl Loaded {
         }
     }
 
-    /// Applies a batch of changes (or saved documents) in one call.
-    pub fn apply(&mut self, bytes: &[u8]) -> Result<()> {
-        match self {
-            Loaded::Case(c) => c.apply(bytes).map(|_| ())?,
-            Loaded::Private(p) => p.apply(bytes).map(|_| ())?,
-        }
-        Ok(())
+    /// Applies a batch of changes (or saved documents) in one call; on an
+    /// error the document is gone (the caller loads it again from the
+    /// store, which this did not touch), so no copy is made to undo it.
+    pub fn apply(self, bytes: &[u8]) -> Result<Loaded> {
+        Ok(match self {
+            Loaded::Case(c) => Loaded::Case(c.apply_or_drop(bytes)?.0),
+            Loaded::Private(p) => Loaded::Private(p.apply_or_drop(bytes)?.0),
+        })
     }
 
     /// Saved bytes.
@@ -362,11 +363,11 @@ impl Home {
     /// Merges a batch of incoming changes (and saved documents) into a
     /// document in one Automerge call, and stores the result.
     pub(crate) fn apply_batch(&mut self, doc: &DocId, batch: &[u8]) -> Result<()> {
-        let mut loaded = match self.store.has_body(doc)? {
+        let loaded = match self.store.has_body(doc)? {
             true => self.take_loaded(doc)?,
             false => Loaded::load(batch, &self.actor)?,
         };
-        loaded.apply(batch)?;
+        let mut loaded = loaded.apply(batch)?;
         let body = loaded.save();
         let summary = serde_json_summary(&loaded.summary());
         let rev = self.store.put_doc(doc, &body, &summary)?;

@@ -98,6 +98,14 @@ impl CaseDoc {
         self.replica.apply(bytes)
     }
 
+    /// As [`Self::apply`], for a copy the caller drops if this fails: it
+    /// makes no copy of its own, so a small batch costs what the batch
+    /// costs rather than a copy of the whole document.
+    pub fn apply_or_drop(self, bytes: &[u8]) -> Result<(Self, usize)> {
+        let (replica, n) = self.replica.apply_or_drop(bytes)?;
+        Ok((CaseDoc { replica }, n))
+    }
+
     /// Changes that arrived changes depend on but that have not arrived
     /// themselves: what to ask a peer for. The waiting changes are kept,
     /// [`Self::save`] included, and applied once these arrive.

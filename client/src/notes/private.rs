@@ -77,6 +77,12 @@ impl PrivateDoc {
         self.replica.apply(bytes)
     }
 
+    /// See [`CaseDoc::apply_or_drop`](super::CaseDoc::apply_or_drop).
+    pub fn apply_or_drop(self, bytes: &[u8]) -> Result<(Self, usize)> {
+        let (replica, n) = self.replica.apply_or_drop(bytes)?;
+        Ok((PrivateDoc { replica }, n))
+    }
+
     /// See [`CaseDoc::missing_deps`](super::CaseDoc::missing_deps).
     pub fn missing_deps(&mut self) -> Vec<ChangeHash> {
         self.replica.missing_deps()

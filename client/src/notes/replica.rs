@@ -120,29 +120,42 @@ impl Replica {
         if self.all_known(bytes) {
             return Ok(0);
         }
+        let (after, new) = self.copy().apply_new(bytes)?;
+        *self = after;
+        Ok(new)
+    }
+
+    /// As [`Self::apply`], without the copy: for a replica its caller drops
+    /// if this fails (a failure may leave it half changed). Copying costs
+    /// time in proportion to the whole document, and a watching device
+    /// applies one small change at a time.
+    pub(crate) fn apply_or_drop(self, bytes: &[u8]) -> Result<(Self, usize)> {
+        let mut this = self;
+        if this.all_known(bytes) {
+            return Ok((this, 0));
+        }
+        this.apply_new(bytes)
+    }
+
+    /// Applies a batch not all known here, in place, and checks the result
+    /// is still the same document.
+    fn apply_new(mut self, bytes: &[u8]) -> Result<(Self, usize)> {
         guarded("decoding changes", || match Automerge::load(bytes) {
             Ok(_) | Err(AutomergeError::MissingDeps) => Ok(()),
             Err(e) => Err(e),
         })?;
-        let mut trial = self.doc.clone();
-        let before = trial.stats().num_changes;
-        guarded("applying changes", || trial.load_incremental(bytes))?;
-        let after = Self {
-            doc: trial,
-            kind: self.kind,
-            identity: self.identity,
-        };
-        after.check_kind()?;
-        if let Some(key) = after
+        let before = self.doc.stats().num_changes;
+        guarded("applying changes", || self.doc.load_incremental(bytes))?;
+        self.check_kind()?;
+        if let Some(key) = self
             .identity
             .iter()
-            .find(|key| after.doc.get_all(ROOT, **key).is_ok_and(|v| v.len() > 1))
+            .find(|key| self.doc.get_all(ROOT, **key).is_ok_and(|v| v.len() > 1))
         {
             return Err(NoteError::ForeignChanges(self.kind, key));
         }
-        let new = after.doc.stats().num_changes.saturating_sub(before);
-        self.doc = after.doc;
-        Ok(usize::try_from(new).unwrap_or(usize::MAX))
+        let new = self.doc.stats().num_changes.saturating_sub(before);
+        Ok((self, usize::try_from(new).unwrap_or(usize::MAX)))
     }
 
     /// Whether `bytes` holds only changes this document already has.
@@ -414,5 +427,28 @@ mod tests {
         assert!(split_chunks(&batch[..batch.len() - 1]).is_none());
         assert_eq!(a.apply(&new).unwrap(), 1);
         assert_eq!(a.apply(&new).unwrap(), 0);
+    }
+
+    #[test]
+    fn applying_without_a_copy_takes_what_applying_with_one_takes() {
+        let mut a = replica(b"a");
+        let mut b = Replica::load("test", &["kind"], &a.save(), b"b").unwrap();
+        let base = b.heads();
+        b.write(|d| Ok(d.put(ROOT, "m", 1)?)).unwrap();
+        let new = b.changes_since(&base);
+        let mut copied = a.copy();
+        assert_eq!(copied.apply(&new).unwrap(), 1);
+        let (a, n) = a.apply_or_drop(&new).unwrap();
+        assert_eq!(n, 1);
+        let (mut a, n) = a.apply_or_drop(&new).unwrap();
+        assert_eq!(n, 0, "a batch already here is no change");
+        assert_eq!(a.heads(), copied.heads());
+        // Another document's changes (a second `kind`) are refused.
+        let mut other = Replica::new("test", &["kind"], b"c").unwrap();
+        let foreign = other.changes_since(&[]);
+        assert!(matches!(
+            a.apply_or_drop(&foreign),
+            Err(NoteError::ForeignChanges("test", "kind"))
+        ));
     }
 }

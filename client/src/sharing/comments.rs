@@ -61,8 +61,7 @@ fn judge_comment(case: &mut CaseDoc, body: &[u8]) -> Result<bool> {
         return Ok(false);
     };
     before.only_adds_comments(body)?;
-    let mut after = before.copy();
-    after.apply(body)?;
+    let (mut after, _) = before.copy().apply_or_drop(body)?;
     if !after.missing_deps().is_empty() {
         return Err(CommentRefusal::MissingDependencies.into());
     }
