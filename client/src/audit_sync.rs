@@ -137,6 +137,9 @@ impl Home {
                 Response::Uploaded { results }
                     if results.first() == Some(&Err(ErrorCode::AccessMoved)) =>
                 {
+                    tracing::info!(
+                        "the audit trail's key moved on since this round read it; its entries go next round"
+                    );
                     break;
                 }
                 other => {

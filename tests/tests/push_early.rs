@@ -156,6 +156,62 @@ async fn an_edit_sent_by_a_round_that_pulled_before_a_new_epoch_is_sealed_again(
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_round_that_pulled_before_a_device_was_revoked_seals_again_under_the_new_keys() {
+    let relay = TestRelay::start().await;
+    let dirs: Vec<_> = (0..4).map(|_| tempfile::tempdir().unwrap()).collect();
+    let (mut laptop, mut tablet, case, _) = owner_with_a_tablet(&relay, &dirs).await;
+    let mut phone = pair(&mut tablet, dirs[3].path(), &relay).await;
+    sync(&mut phone).await;
+    let held = phone.doc_epochs(&case).unwrap();
+    let phone = phone.device_id();
+    sync(&mut laptop).await;
+    drop(laptop);
+    let mut laptop = casebook::Home::open(dirs[0].path(), PASSPHRASE).unwrap();
+    case_with_a_plan(&mut tablet, "another case");
+    sync(&mut tablet).await;
+    set_plan(&mut laptop, &case, "written as the phone was revoked");
+    let before = readable_with(&relay, &case, &held);
+
+    // The tablet revokes the phone (the account log grows, then every owned
+    // document rotates) after the laptop's round has pulled and before it
+    // pushes: the retry must check the rotation against the new account log.
+    let conn = laptop.connect().await.unwrap();
+    let mut revoked = false;
+    let report = laptop
+        .sync(&conn, &mut |p| {
+            if matches!(p, Progress::Visible { .. }) && !revoked {
+                revoked = true;
+                tokio::task::block_in_place(|| {
+                    tokio::runtime::Handle::current().block_on(async {
+                        let c = tablet.connect().await.unwrap();
+                        tablet.revoke(&c, &phone).await.unwrap();
+                        c.close().await;
+                        sync(&mut tablet).await;
+                    })
+                });
+            }
+        })
+        .await
+        .unwrap();
+    conn.close().await;
+    assert!(revoked);
+    assert!(report.refused.is_empty(), "{:?}", report.refused);
+    assert!(report.held.is_empty(), "{:?}", report.held);
+    assert_eq!(report.access_moved, 1);
+    assert_eq!(
+        readable_with(&relay, &case, &held),
+        before,
+        "nothing written after the revocation is sealed under a key the phone holds"
+    );
+    sync(&mut tablet).await;
+    assert_eq!(
+        plan_of(&mut tablet, &case),
+        "written as the phone was revoked"
+    );
+    relay.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_edit_sent_first_never_goes_out_under_a_revoked_devices_key() {
     let relay = TestRelay::start().await;
     let dirs: Vec<_> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();

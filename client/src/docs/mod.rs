@@ -12,6 +12,7 @@ use crate::notes::{CaseDoc, CaseSummary, PrivateDoc};
 use crate::store::{DocSync, OutKind};
 
 pub(crate) mod access_state;
+pub(crate) mod queue;
 
 pub use access_state::DocMeta;
 
@@ -115,7 +116,7 @@ impl Home {
         let rev = self.store.transaction(|s| {
             let mut sync = s.doc_sync(doc)?.unwrap_or_default();
             if !changes.is_empty() {
-                sync.since_snapshot += crate::sync::snapshot_weight(changes.len());
+                sync.since_snapshot += queue::snapshot_weight(changes.len());
             }
             let rev = s.put_doc(doc, &body, &summary)?;
             s.set_doc_sync(doc, sync)?;

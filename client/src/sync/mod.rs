@@ -33,16 +33,7 @@ use crate::net::{NetError, Relay};
 
 pub use watch::WatchEvent;
 
-/// After changes of this weight since the last snapshot, a device with write
-/// access uploads a new one, so a new device loads one document instead of
-/// replaying its history, and the relay drops the changes it covers.
-pub const SNAPSHOT_EVERY: u64 = 16;
-
-/// The weight of one change toward the next snapshot: one, plus one per
-/// 512 bytes, so 16 small edits or about 8 KiB of new text call for one.
-pub fn snapshot_weight(change_len: usize) -> u64 {
-    1 + change_len as u64 / 512
-}
+pub use crate::docs::queue::{SNAPSHOT_EVERY, snapshot_weight};
 
 /// Times a round catches up and sends again what the relay refused
 /// because a new epoch of its document landed after the round's pull; what
@@ -70,8 +61,9 @@ pub struct SyncReport {
     pub snapshots_out: usize,
     /// Of `pushed`, those sent before the round caught up (see
     /// `push_early`); and the uploads the relay refused because their
-    /// document's access had moved on since they were sealed (a new epoch),
-    /// which the round sealed again after catching up.
+    /// document's access had moved on since they were sealed (a new epoch).
+    /// The round catches up and seals those again; any still refused after
+    /// [`MOVED_TRIES`] tries stay queued for the next round.
     pub pushed_first: usize,
     pub access_moved: usize,
     /// Envelopes refused, with the reason; they changed nothing.
@@ -286,6 +278,10 @@ impl Home {
             if moved == 0 {
                 break;
             }
+            // The access change may follow an account change (a device
+            // revoked or paired, then the rotation): its entries are
+            // checked against the account logs as they are now.
+            accounts = self.refresh_accounts(relay).await?;
             let held_back = self
                 .pull(relay, &mut accounts, &mut report, progress)
                 .await?;

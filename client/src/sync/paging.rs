@@ -9,8 +9,8 @@
 //! page is taken only if it keeps that order: an envelope of a document
 //! not asked for is a protocol fault (the round fails), one at or below
 //! what was already taken of its document is a replay (refused, the rest
-//! go on), and a page that says more follow but holds nothing would never
-//! end. After a page, the documents before its last one are complete; the
+//! go on), and a page that says more follow but holds nothing, or moves
+//! nothing on, would never end. After a page, the documents before its last one are complete; the
 //! next request starts at the last one, from where the page left it.
 
 use casebook_shared::frames::{Request, Stored};
@@ -25,6 +25,10 @@ pub(crate) enum PageFault {
     NotAskedFor(DocId),
     #[error("said more envelopes follow but sent none")]
     EmptyWithMore,
+    /// A page that says more follow yet moves nothing on (replays only)
+    /// would have the same request asked again for ever.
+    #[error("said more envelopes follow but sent only ones already taken")]
+    NoProgress,
 }
 
 /// One envelope of a page, judged by its place alone.
@@ -79,6 +83,7 @@ impl Paging {
             return Err(PageFault::EmptyWithMore);
         }
         let last_doc = items.last().map(|i| i.doc);
+        let asked = self.after.clone();
         let mut out = Vec::with_capacity(items.len());
         for item in items {
             let Some(pos) = self.after.iter().position(|(d, _)| *d == item.doc) else {
@@ -103,6 +108,9 @@ impl Paging {
             }
             _ => Vec::new(),
         };
+        if more && self.after == asked {
+            return Err(PageFault::NoProgress);
+        }
         Ok(out)
     }
 }
@@ -181,6 +189,12 @@ mod tests {
         );
         let mut p = Paging::new(vec![(doc(1), 0)]);
         assert_eq!(p.page(vec![], true).unwrap_err(), PageFault::EmptyWithMore);
+        // Replays only, with more to follow, would be asked for again.
+        let mut p = Paging::new(vec![(doc(1), 5), (doc(2), 0)]);
+        assert_eq!(
+            p.page(vec![item(1, 4), item(1, 5)], true).unwrap_err(),
+            PageFault::NoProgress
+        );
         // A complete document is not asked for again.
         let mut p = Paging::new(vec![(doc(1), 0), (doc(2), 0)]);
         p.page(vec![item(1, 1), item(2, 2)], true).unwrap();

@@ -6,9 +6,9 @@ use std::collections::BTreeSet;
 
 use casebook_shared::access::{DocEntry, SIG_LABEL as ACCESS_SIG};
 use casebook_shared::codec;
-use casebook_shared::envelope::{Envelope, Header, Kind, MAX_ENVELOPE};
+use casebook_shared::envelope::Envelope;
 use casebook_shared::frames::{ErrorCode, Request, Response};
-use casebook_shared::ids::{DocId, EnvelopeId};
+use casebook_shared::ids::DocId;
 use casebook_shared::signed::Signed;
 
 use super::sending::{DocTerms, Mode, Sending, Step};
@@ -127,25 +127,6 @@ impl Home {
         let e = self.seal_change(&row.doc, row.env_id, &row.payload)?;
         self.store.set_outbox_envelope(row.id, &e)?;
         Ok(e)
-    }
-
-    pub(crate) fn seal_change(&self, doc: &DocId, id: [u8; 24], body: &[u8]) -> Result<Vec<u8>> {
-        let meta = self.doc_meta(doc)?.ok_or(Inconsistent::NoAccessLog(*doc))?;
-        let keys = self.doc_keys(doc)?;
-        let key = keys.get(&meta.epoch).ok_or(Error::NoKey(*doc))?;
-        if body.len() > MAX_ENVELOPE - 1024 {
-            return Err(Error::EditTooLarge { bytes: body.len() });
-        }
-        let header = Header {
-            kind: Kind::Change,
-            doc: *doc,
-            epoch: meta.epoch,
-            account: self.account_id(),
-            author: self.device_id(),
-            id: EnvelopeId(id),
-            covers: 0,
-        };
-        Ok(Envelope::seal(header, key, &self.id.signer, body).into_bytes())
     }
 
     /// Sends access-log entries. If the relay says its log moved on, the

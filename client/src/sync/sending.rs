@@ -207,9 +207,6 @@ impl Sending {
     /// One row's fate: a step, or `None` when it was settled here.
     fn decide(&mut self, row: Outgoing) -> Option<Step> {
         let doc = row.doc;
-        if self.skipped.contains(&doc) {
-            return None;
-        }
         if self.held_back.contains(&doc) {
             hold(
                 &mut self.held,
@@ -219,13 +216,17 @@ impl Sending {
             return None;
         }
         if row.kind == OutKind::Access {
-            // Whatever is batched goes first: it was queued before.
+            // Access rows are sorted first, so no change is batched yet;
+            // were one, it was queued before and goes first.
             if !self.batch.is_empty() {
                 self.current = Some(row);
                 self.flush = true;
                 return None;
             }
             return Some(Step::Access(row));
+        }
+        if self.skipped.contains(&doc) {
+            return None;
         }
         let Some(terms) = self.terms.get(&doc).copied() else {
             self.current = Some(row);

@@ -40,6 +40,8 @@ struct Run {
     failed: Option<ErrorCode>,
     last_progress: Option<(usize, usize)>,
     terms_asked: Vec<DocId>,
+    /// What went to the relay, in order: `A` access entries, `U` an upload.
+    order: String,
 }
 
 /// Runs `s` to the end: terms from `terms`, envelopes named by their row
@@ -68,6 +70,7 @@ fn drive(
             }
             Step::Retire(id) => run.retired.push(id),
             Step::Access(r) => {
+                run.order.push('A');
                 run.access.push(r.id);
                 s.access_sent(true);
             }
@@ -76,6 +79,7 @@ fn drive(
                     .iter()
                     .map(|e| i64::from_be_bytes(e[..8].try_into().unwrap()))
                     .collect();
+                run.order.push('U');
                 let results: Vec<_> = ids.iter().map(|id| answer(*id)).collect();
                 let up = s.uploaded(&results);
                 run.acked.extend(up.acked.iter().map(|(id, _, _)| *id));
@@ -111,6 +115,7 @@ fn access_entries_go_first_then_changes_in_one_upload() {
     let s = Sending::new(Mode::Round, rows, BTreeSet::new());
     let (run, s) = drive(s, |_| writer(), &[], |id| Ok(100 + id as u64));
     assert_eq!(run.access, vec![2]);
+    assert_eq!(run.order, "AU", "the access entries before the changes");
     assert_eq!(run.uploads, vec![vec![1, 3, 4]]);
     assert_eq!(run.acked, vec![1, 3, 4]);
     assert_eq!(s.acknowledged(), 4);
@@ -353,4 +358,46 @@ fn a_change_sealed_before_a_new_epoch_landed_stays_queued_with_what_follows() {
         held_reasons(&s).is_empty(),
         "not held: sent again this round"
     );
+}
+
+/// The rows of each upload when every envelope is `size` bytes.
+fn uploads_of(mode: Mode, rows: usize, size: usize) -> Vec<Vec<i64>> {
+    let rows = (1..=rows as i64)
+        .map(|i| row(i, 1, OutKind::Change))
+        .collect();
+    let mut s = Sending::new(mode, rows, BTreeSet::new());
+    let mut uploads = Vec::new();
+    loop {
+        match s.poll() {
+            Step::Terms(d) => s.terms(d, writer()),
+            Step::Seal(r, _) => {
+                let mut e = r.id.to_be_bytes().to_vec();
+                e.resize(size, 0);
+                s.sealed(r.id, r.doc, e);
+            }
+            Step::Upload(envelopes) => {
+                let ids: Vec<i64> = envelopes
+                    .iter()
+                    .map(|e| i64::from_be_bytes(e[..8].try_into().unwrap()))
+                    .collect();
+                s.uploaded(&vec![Ok(1); ids.len()]);
+                uploads.push(ids);
+            }
+            Step::Done => return uploads,
+            _ => {}
+        }
+    }
+}
+
+#[test]
+fn an_upload_holds_at_most_a_page_of_bytes() {
+    let mib = 1024 * 1024;
+    // The round sends a batch once it reaches the budget, and goes on.
+    assert_eq!(
+        uploads_of(Mode::Round, 5, 2 * mib),
+        vec![vec![1, 2], vec![3, 4], vec![5]]
+    );
+    // Early, one upload within the budget; the rest waits for the round.
+    assert_eq!(uploads_of(Mode::Early, 5, 2 * mib), vec![vec![1, 2]]);
+    assert_eq!(uploads_of(Mode::Early, 5, 3 * mib), vec![vec![1]]);
 }
