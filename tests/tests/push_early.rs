@@ -102,33 +102,41 @@ async fn an_edit_sent_first_never_goes_out_under_a_removed_members_key() {
     relay.stop().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_edit_sent_by_a_round_that_pulled_before_a_new_epoch_is_sealed_again() {
-    let relay = TestRelay::start().await;
-    let dirs: Vec<_> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
-    let (laptop, mut tablet, case, held) = owner_with_a_tablet(&relay, &dirs).await;
-    // A new session, so nothing goes out before the round has pulled; and
-    // something new for that pull to take.
-    drop(laptop);
+/// Opens the laptop's home in a new session (so nothing goes out before
+/// its round has pulled), gives that pull something new from the tablet,
+/// and edits the plan on the laptop.
+async fn laptop_edits_in_a_new_session(
+    dirs: &[tempfile::TempDir],
+    tablet: &mut casebook::Home,
+    case: &DocId,
+    plan: &str,
+) -> casebook::Home {
     let mut laptop = casebook::Home::open(dirs[0].path(), PASSPHRASE).unwrap();
-    case_with_a_plan(&mut tablet, "another case");
-    sync(&mut tablet).await;
-    set_plan(&mut laptop, &case, "written as the share ended");
-    let before = readable_with(&relay, &case, &held);
+    case_with_a_plan(tablet, "another case");
+    sync(tablet).await;
+    set_plan(&mut laptop, case, plan);
+    laptop
+}
 
-    // The tablet ends the share after the laptop's round has pulled and
-    // before it pushes: the edit was sealed under the epoch Dr. Chen holds.
+/// What the tablet does while the laptop's round waits.
+type Pause<'a> = std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send + 'a>>;
+
+/// One round of the laptop's, with `between` run on the tablet once the
+/// round has pulled and before it pushes.
+async fn round_with_a_pause(
+    laptop: &mut casebook::Home,
+    tablet: &mut casebook::Home,
+    between: impl for<'a> FnOnce(&'a mut casebook::Home) -> Pause<'a> + Send,
+) -> casebook::sync::SyncReport {
     let conn = laptop.connect().await.unwrap();
-    let mut ended = false;
+    let mut between = Some(between);
     let report = laptop
         .sync(&conn, &mut |p| {
-            if matches!(p, Progress::Visible { .. }) && !ended {
-                ended = true;
+            if matches!(p, Progress::Visible { .. })
+                && let Some(f) = between.take()
+            {
                 tokio::task::block_in_place(|| {
-                    tokio::runtime::Handle::current().block_on(async {
-                        tablet.unshare(&case, "Dr. Chen").unwrap();
-                        sync(&mut tablet).await;
-                    })
+                    tokio::runtime::Handle::current().block_on(f(&mut *tablet))
                 });
             }
         })
@@ -136,9 +144,32 @@ async fn an_edit_sent_by_a_round_that_pulled_before_a_new_epoch_is_sealed_again(
         .unwrap();
     conn.close().await;
     assert!(
-        ended,
-        "the share ended between the round's pull and its push"
+        between.is_none(),
+        "the round paused between its pull and push"
     );
+    report
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_edit_sent_by_a_round_that_pulled_before_a_new_epoch_is_sealed_again() {
+    let relay = TestRelay::start().await;
+    let dirs: Vec<_> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
+    let (laptop, mut tablet, case, held) = owner_with_a_tablet(&relay, &dirs).await;
+    drop(laptop);
+    let mut laptop =
+        laptop_edits_in_a_new_session(&dirs, &mut tablet, &case, "written as the share ended")
+            .await;
+    let before = readable_with(&relay, &case, &held);
+
+    // The tablet ends the share after the laptop's round has pulled and
+    // before it pushes: the edit was sealed under the epoch Dr. Chen holds.
+    let report = round_with_a_pause(&mut laptop, &mut tablet, |tablet| {
+        Box::pin(async move {
+            tablet.unshare(&case, "Dr. Chen").unwrap();
+            sync(tablet).await;
+        })
+    })
+    .await;
     assert!(report.refused.is_empty(), "{:?}", report.refused);
     assert!(report.held.is_empty(), "{:?}", report.held);
     assert_eq!(
@@ -166,35 +197,27 @@ async fn a_round_that_pulled_before_a_device_was_revoked_seals_again_under_the_n
     let phone = phone.device_id();
     sync(&mut laptop).await;
     drop(laptop);
-    let mut laptop = casebook::Home::open(dirs[0].path(), PASSPHRASE).unwrap();
-    case_with_a_plan(&mut tablet, "another case");
-    sync(&mut tablet).await;
-    set_plan(&mut laptop, &case, "written as the phone was revoked");
+    let mut laptop = laptop_edits_in_a_new_session(
+        &dirs,
+        &mut tablet,
+        &case,
+        "written as the phone was revoked",
+    )
+    .await;
     let before = readable_with(&relay, &case, &held);
 
     // The tablet revokes the phone (the account log grows, then every owned
     // document rotates) after the laptop's round has pulled and before it
     // pushes: the retry must check the rotation against the new account log.
-    let conn = laptop.connect().await.unwrap();
-    let mut revoked = false;
-    let report = laptop
-        .sync(&conn, &mut |p| {
-            if matches!(p, Progress::Visible { .. }) && !revoked {
-                revoked = true;
-                tokio::task::block_in_place(|| {
-                    tokio::runtime::Handle::current().block_on(async {
-                        let c = tablet.connect().await.unwrap();
-                        tablet.revoke(&c, &phone).await.unwrap();
-                        c.close().await;
-                        sync(&mut tablet).await;
-                    })
-                });
-            }
+    let report = round_with_a_pause(&mut laptop, &mut tablet, |tablet| {
+        Box::pin(async move {
+            let c = tablet.connect().await.unwrap();
+            tablet.revoke(&c, &phone).await.unwrap();
+            c.close().await;
+            sync(tablet).await;
         })
-        .await
-        .unwrap();
-    conn.close().await;
-    assert!(revoked);
+    })
+    .await;
     assert!(report.refused.is_empty(), "{:?}", report.refused);
     assert!(report.held.is_empty(), "{:?}", report.held);
     assert_eq!(report.access_moved, 1);
