@@ -129,12 +129,11 @@ impl Replica {
     /// if this fails (a failure may leave it half changed). Copying costs
     /// time in proportion to the whole document, and a watching device
     /// applies one small change at a time.
-    pub(crate) fn apply_or_drop(self, bytes: &[u8]) -> Result<(Self, usize)> {
-        let mut this = self;
-        if this.all_known(bytes) {
-            return Ok((this, 0));
+    pub(crate) fn apply_or_drop(mut self, bytes: &[u8]) -> Result<(Self, usize)> {
+        if self.all_known(bytes) {
+            return Ok((self, 0));
         }
-        this.apply_new(bytes)
+        self.apply_new(bytes)
     }
 
     /// Applies a batch not all known here, in place, and checks the result

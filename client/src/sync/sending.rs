@@ -215,14 +215,9 @@ impl Sending {
             );
             return None;
         }
+        // Access rows are sorted first (see `new`): no change is batched
+        // before one.
         if row.kind == OutKind::Access {
-            // Access rows are sorted first, so no change is batched yet;
-            // were one, it was queued before and goes first.
-            if !self.batch.is_empty() {
-                self.current = Some(row);
-                self.flush = true;
-                return None;
-            }
             return Some(Step::Access(row));
         }
         if self.skipped.contains(&doc) {
