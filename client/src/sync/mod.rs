@@ -15,6 +15,7 @@ mod paging;
 mod pull;
 mod push;
 mod push_early;
+mod round;
 mod sending;
 mod snapshot;
 mod told;
@@ -30,6 +31,7 @@ use casebook_shared::ids::{AccountId, DocId};
 use crate::error::{Error, Inconsistent, Result};
 use crate::home::Home;
 use crate::net::{NetError, Relay};
+use round::{Phase, Round};
 
 pub use watch::WatchEvent;
 
@@ -102,7 +104,7 @@ pub struct RefusedEnvelope {
 }
 
 /// How far a round has got, for a progress line.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Progress {
     Pushed {
         done: usize,
@@ -225,114 +227,60 @@ impl Home {
         }
     }
 
-    /// One full sync round.
+    /// One full sync round, in the order [`Round`] decides.
     pub async fn sync(
         &mut self,
         relay: &Relay,
         progress: &mut (dyn FnMut(Progress) + Send),
     ) -> Result<SyncReport> {
-        let mut report = SyncReport::default();
-        // What was just edited goes out before the round catches up, if
-        // the last round is recent enough to seal it (see push_early).
-        let (early, moved) = self.push_early(relay).await?;
-        report.pushed_first = early;
-        report.access_moved = moved;
-        if early > 0 {
-            progress(Progress::Pushed {
-                done: early,
-                total: early,
-            });
-        }
-        // What this round learns of members' keys and shares is as of now.
-        let learnt_at = self.now();
-        let mut accounts = self.refresh_accounts(relay).await?;
-        // Pull first: what the owner's other devices did to an access log
-        // (an expiry handled, a rotation after a revocation) is known before
-        // this device decides whether to do it too, and before it seals
-        // anything under the newest epoch.
-        let held_back = self
-            .pull(relay, &mut accounts, &mut report, progress)
-            .await?;
-        // A restored device has taken back all it had sent once a whole
-        // pull went through: nothing held back, nothing refused. Only then
-        // does it skip its own echoes again, before it sends anything new
-        // (whose echo it must not take as news).
-        if held_back.is_empty() && report.refused.is_empty() && self.restored_at()?.is_some() {
-            self.store.delete_meta(crate::backup::RESTORED)?;
-        }
-        let received = report.received + report.snapshots_in;
-        if received > 0 {
-            progress(Progress::Visible { received });
-        }
-        self.member_logs(relay, &mut accounts).await?;
-        self.maintain_owned_docs(&accounts, &held_back)?;
-        let (acked, mut moved) = self
-            .push(relay, &held_back, &mut report.held, progress)
-            .await?;
-        report.pushed = early + acked;
-        report.access_moved += moved;
-        // A new epoch of a document landed between this round's pull and
-        // its push (another device's access change): what the relay
-        // refused for it is sealed again once the round has read it.
-        for _ in 0..MOVED_TRIES {
-            if moved == 0 {
-                break;
+        // What this round learns of members' keys and shares is as of when
+        // it first reads the account logs.
+        let mut learnt_at = None;
+        let mut round = Round::new(self.restored_at()?.is_some());
+        let mut accounts = BTreeMap::new();
+        loop {
+            match round.poll() {
+                Phase::PushEarly => {
+                    let (sent, moved) = self.push_early(relay).await?;
+                    round.sent_early(sent, moved);
+                }
+                Phase::Accounts => {
+                    learnt_at.get_or_insert(self.now());
+                    accounts = self.refresh_accounts(relay).await?;
+                    round.accounts_read();
+                }
+                Phase::Pull => {
+                    let held_back = self
+                        .pull(relay, &mut accounts, round.report(), progress)
+                        .await?;
+                    round.pulled(held_back);
+                }
+                Phase::ForgetRestored => self.store.delete_meta(crate::backup::RESTORED)?,
+                Phase::Progress(p) => progress(p),
+                Phase::Upkeep(held_back) => {
+                    self.member_logs(relay, &mut accounts).await?;
+                    self.maintain_owned_docs(&accounts, &held_back)?;
+                }
+                Phase::Push(held_back) => {
+                    let mut held = Vec::new();
+                    let (acked, moved) = self.push(relay, &held_back, &mut held, progress).await?;
+                    round.report().held.extend(held);
+                    round.pushed(acked, moved);
+                }
+                Phase::PushAudit => {
+                    let sent = self.push_audit(relay).await?;
+                    round.audit_sent(sent);
+                }
+                Phase::Snapshots => {
+                    let sent = self.push_snapshots(relay).await?;
+                    round.snapshots_sent(sent);
+                }
+                Phase::Done => break,
             }
-            // The access change may follow an account change (a device
-            // revoked or paired, then the rotation): its entries are
-            // checked against the account logs as they are now.
-            accounts = self.refresh_accounts(relay).await?;
-            let held_back = self
-                .pull(relay, &mut accounts, &mut report, progress)
-                .await?;
-            self.member_logs(relay, &mut accounts).await?;
-            self.maintain_owned_docs(&accounts, &held_back)?;
-            report.held.clear();
-            let (acked, again) = self
-                .push(relay, &held_back, &mut report.held, progress)
-                .await?;
-            report.pushed += acked;
-            report.access_moved += again;
-            moved = again;
         }
-        if self.push_audit(relay).await? > 0 || report.pushed > 0 {
-            // What was just sent comes back (its echo is skipped unopened),
-            // so the document's seen mark passes it and a snapshot may
-            // cover it; whatever another device sent meanwhile comes too.
-            self.pull(relay, &mut accounts, &mut report, progress)
-                .await?;
-        }
-        // A refusal met by more than one pull is one refusal.
-        let mut seen = std::collections::HashSet::new();
-        report
-            .refused
-            .retain(|r| seen.insert((r.doc, r.seq, r.reason.clone())));
-        report.snapshots_out = self.push_snapshots(relay).await?;
-        // What was sent is in the trail already, as the edits that made
-        // it; what was received is no one's access. A round that refused
-        // something is: the relay, or someone through it, sent what no
-        // device accepts. (A line per round would also make every round on
-        // one device set off another on each of the account's others, as
-        // the audit document carries it.)
-        let fresh: Vec<&RefusedEnvelope> = report
-            .refused
-            .iter()
-            .filter(|r| {
-                self.audited_refusals
-                    .insert((r.doc, r.seq, r.reason.clone()))
-            })
-            .collect();
-        if !fresh.is_empty() {
-            let mut docs: Vec<String> = fresh.iter().map(|r| r.doc.short()).collect();
-            docs.dedup();
-            self.audit(
-                &format!(
-                    "sync refused {} envelope(s) of {}",
-                    fresh.len(),
-                    docs.join(", ")
-                ),
-                None,
-            )?;
+        let report = round.finish();
+        if let Some(line) = round::refusal_line(&report.refused, &mut self.audited_refusals) {
+            self.audit(&line, None)?;
         }
         self.store.put_secret(
             LAST_ROUND,
@@ -342,7 +290,7 @@ impl Home {
             })
             .expect("plain data always serializes"),
         )?;
-        self.caught_up_at = Some(learnt_at);
+        self.caught_up_at = learnt_at;
         Ok(report)
     }
 
