@@ -75,10 +75,8 @@ pub struct Home {
     dir: PathBuf,
     /// How it reaches its relay.
     pub(crate) setup: Setup,
-    /// Account logs verified this session, with the last entry they were
-    /// verified up to: a log the relay shows unchanged is not verified
-    /// again, signature by signature, every round.
-    pub(crate) verified_logs: HashMap<AccountId, (Vec<u8>, AccountState)>,
+    /// Account logs verified this session.
+    pub(crate) verified_logs: crate::sync::VerifiedLogs,
     /// Refusals already in the audit this session: one the relay keeps
     /// sending is recorded once, not every round (each line is synced to
     /// the account's other devices and would set off rounds there).
@@ -226,7 +224,7 @@ impl Home {
             actor: Vec::new(),
             dir: dir.to_path_buf(),
             setup: setup.clone(),
-            verified_logs: HashMap::new(),
+            verified_logs: Default::default(),
             audited_refusals: Default::default(),
             caught_up_at: None,
         };
@@ -262,7 +260,7 @@ impl Home {
             actor: Vec::new(),
             dir: dir.to_path_buf(),
             setup: setup.clone(),
-            verified_logs: HashMap::new(),
+            verified_logs: Default::default(),
             audited_refusals: Default::default(),
             caught_up_at: None,
         }
@@ -313,7 +311,7 @@ impl Home {
             actor: Vec::new(),
             dir: dir.to_path_buf(),
             setup: Setup::default(),
-            verified_logs: HashMap::new(),
+            verified_logs: Default::default(),
             audited_refusals: Default::default(),
             caught_up_at: None,
         }

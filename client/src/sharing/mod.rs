@@ -17,6 +17,7 @@ use crate::audit::{Disclosed, Disclosure};
 use crate::error::{Error, Inconsistent, Result};
 use crate::home::Home;
 use crate::net::{NetError, Relay};
+use crate::sync::{Upkeep, upkeep};
 
 mod comments;
 mod contacts;
@@ -440,16 +441,12 @@ impl Home {
 }
 
 impl Home {
-    /// Keeps each document this account owns as its access rules say, at
-    /// every sync, after the pull (so what the owner's other devices already
-    /// did is known) and before the push: members whose share expired are
-    /// removed, and
-    /// a document whose newest key was sealed to an account key that has
-    /// since been replaced (a device revoked, by this account or a member's)
-    /// moves to a new epoch, so the revoked device holds no key of it. The
-    /// second also finishes a revocation whose rotations were cut short.
-    /// Documents whose relay access log did not verify this round wait.
-    /// Returns how many documents changed.
+    /// Keeps each document this account owns as its access rules say
+    /// ([`upkeep`]): members whose share expired are removed, and a
+    /// document whose newest key was sealed to a replaced account key moves
+    /// to a new epoch (which also finishes a revocation whose rotations
+    /// were cut short). Documents whose relay access log did not verify
+    /// this round wait. Returns how many documents changed.
     pub(crate) fn maintain_owned_docs(
         &mut self,
         accounts: &BTreeMap<AccountId, AccountState>,
@@ -468,24 +465,9 @@ impl Home {
                 if meta.owner != me || meta.disposed || held_back.contains(&doc) {
                     continue;
                 }
-                let expired: Vec<AccountId> = meta
-                    .members
-                    .iter()
-                    .filter(|(a, _, e)| *a != me && e.is_some_and(|e| e <= at))
-                    .map(|(a, _, _)| *a)
-                    .collect();
-                let stale: Vec<AccountId> = meta
-                    .members
-                    .iter()
-                    .map(|(a, _, _)| *a)
-                    .filter(|a| !expired.contains(a))
-                    .filter(|a| {
-                        accounts.get(a).is_some_and(|st| {
-                            meta.wrap_generation(meta.epoch, a)
-                                .is_none_or(|g| g < st.key.generation)
-                        })
-                    })
-                    .collect();
+                let Upkeep { expired, stale, .. } = upkeep(&meta, &me, at, |a| {
+                    accounts.get(a).map(|st| st.key.generation)
+                });
                 if expired.is_empty() && stale.is_empty() {
                     continue;
                 }

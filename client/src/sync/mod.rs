@@ -11,28 +11,31 @@
 
 mod apply;
 pub mod check;
+mod logs;
 mod paging;
 mod pull;
+mod pulling;
 mod push;
 mod push_early;
 mod round;
 mod sending;
 mod snapshot;
 mod told;
+mod upkeep;
 mod watch;
 
 use std::collections::BTreeMap;
 
-use casebook_shared::account::AccountState;
-use casebook_shared::codec;
 use casebook_shared::frames::{ErrorCode, Request, Response};
 use casebook_shared::ids::{AccountId, DocId};
 
-use crate::error::{Error, Inconsistent, Result};
+use crate::error::{Error, Result};
 use crate::home::Home;
 use crate::net::{NetError, Relay};
 use round::{Phase, Round};
 
+pub(crate) use logs::VerifiedLogs;
+pub(crate) use upkeep::{Upkeep, upkeep};
 pub use watch::WatchEvent;
 
 pub use crate::docs::queue::{SNAPSHOT_EVERY, snapshot_weight};
@@ -313,126 +316,5 @@ impl Home {
             Some(b) => serde_json::from_slice(&b).ok(),
             None => None,
         })
-    }
-
-    /// Brings every account log held up to date; returns their states.
-    async fn refresh_accounts(
-        &mut self,
-        relay: &Relay,
-    ) -> Result<BTreeMap<AccountId, AccountState>> {
-        let mut out = BTreeMap::new();
-        let mine = self.account_id();
-        let me = self.refresh_log(relay, &mine).await?;
-        if !me.is_active(&self.device_id()) {
-            return Err(Error::Revoked);
-        }
-        out.insert(mine, me);
-        for other in self.store.log_owners(32)? {
-            let id = AccountId(
-                other
-                    .try_into()
-                    .map_err(|_| Inconsistent::AccountIdLength)?,
-            );
-            if id != mine {
-                let st = self.refresh_log(relay, &id).await?;
-                out.insert(id, st);
-            }
-        }
-        Ok(out)
-    }
-
-    /// Makes sure the log of every member of every document this account
-    /// owns is held: a rotation seals the new key to each of them. A round
-    /// that accepted a share's entries and then failed before fetching the
-    /// new member's log would otherwise leave every later rotation unable
-    /// to seal to that member.
-    async fn member_logs(
-        &mut self,
-        relay: &Relay,
-        accounts: &mut BTreeMap<AccountId, AccountState>,
-    ) -> Result<()> {
-        let me = self.account_id();
-        for doc in self.store.doc_ids()? {
-            let Some(meta) = self.doc_meta(&doc)? else {
-                continue;
-            };
-            if meta.owner != me {
-                continue;
-            }
-            for member in meta.members.iter().map(|(a, _, _)| *a) {
-                if let std::collections::btree_map::Entry::Vacant(slot) = accounts.entry(member) {
-                    slot.insert(self.refresh_log(relay, &member).await?);
-                }
-            }
-        }
-        Ok(())
-    }
-
-    /// Fetches an account log's new entries, checking that the relay's log
-    /// extends the one held (the last held entry must come back unchanged).
-    pub(crate) async fn refresh_log(
-        &mut self,
-        relay: &Relay,
-        account: &AccountId,
-    ) -> Result<AccountState> {
-        let held = self.account_log_of(account)?;
-        let from = held.len().saturating_sub(1) as u64;
-        let entries = match relay
-            .request(&Request::GetAccount {
-                account: *account,
-                from,
-            })
-            .await?
-        {
-            Response::Log { entries } => entries,
-            r => return Err(unexpected(r)),
-        };
-        let new = match held.last() {
-            None => entries.as_slice(),
-            Some(last) => match entries.split_first() {
-                Some((first, rest)) if first == last => rest,
-                Some(_) => {
-                    return Err(RollbackError::AccountLogDiffers(*account).into());
-                }
-                None => {
-                    return Err(RollbackError::AccountLogShorter(*account).into());
-                }
-            },
-        };
-        // The held log was verified before if its length and last entry
-        // are the ones verified (each entry chains to the one before it).
-        let last = held.last().map(codec::encode);
-        if new.is_empty()
-            && let (Some(last), Some((seen, state))) = (&last, self.verified_logs.get(account))
-            && *seen == *last
-            && state.len == held.len() as u64
-        {
-            return Ok(state.clone());
-        }
-        let mut all = held;
-        let first_new = all.len() as u64;
-        all.extend_from_slice(new);
-        let state = AccountState::verify_log(&all)?;
-        if state.id != *account {
-            return Err(Inconsistent::AnotherAccountsLog.into());
-        }
-        if *account == self.account_id() && new.is_empty() {
-            // Once a session: a home that stopped between storing its log
-            // and the keys it reaches (before that was one write) heals.
-            self.heal_account_keys(&all)?;
-        }
-        if !new.is_empty() {
-            if *account == self.account_id() {
-                self.extend_account_log(first_new, new)?;
-            } else {
-                let encoded: Vec<Vec<u8>> = new.iter().map(codec::encode).collect();
-                self.store.append_log(&account.0, first_new, &encoded)?;
-            }
-        }
-        if let Some(last) = all.last() {
-            self.verified_logs
-                .insert(*account, (codec::encode(last), state.clone()));
-        }
-        Ok(state)
     }
 }

@@ -1,7 +1,8 @@
-//! The pull half of a round: the relay's listing checked against what
-//! this device has seen, new access entries taken (or this device's unsent
-//! ones replayed on top of them), envelopes fetched in pages and checked
-//! one by one, then applied a document at a time.
+//! The pull half of a round, as [`Pulling`] decides: the relay's listing
+//! checked against what this device has seen, new access entries taken
+//! (or this device's unsent ones replayed on top of them), envelopes
+//! fetched in pages and checked one by one, then applied a document at a
+//! time.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
@@ -14,15 +15,17 @@ use casebook_shared::ids::{AccountId, DocId};
 use casebook_shared::signed::Signed;
 
 use super::apply::Batch;
-use super::paging::{Paging, Placed};
-use super::{APPLY_CHUNK, Progress, RefusedEnvelope, RollbackError, SyncReport, check, unexpected};
+use super::pulling::{HeldDoc, Here, Pulling, Step};
+use super::{APPLY_CHUNK, Progress, RefusedEnvelope, SyncReport, check, unexpected};
 use crate::docs::SnapshotBody;
 use crate::error::{Error, Inconsistent, Result};
 use crate::home::Home;
 use crate::net::{NetError, Relay};
 
 impl Home {
-    /// Lists, fetches, checks and applies what other devices wrote.
+    /// Lists, fetches, checks and applies what other devices wrote, as
+    /// [`Pulling`] decides; returns the documents held back (their access
+    /// log on the relay did not check out this round).
     pub(super) async fn pull(
         &mut self,
         relay: &Relay,
@@ -30,210 +33,163 @@ impl Home {
         report: &mut SyncReport,
         progress: &mut (dyn FnMut(Progress) + Send),
     ) -> Result<BTreeSet<DocId>> {
-        let mut heads = match relay.request(&Request::ListDocs { since: 0 }).await? {
-            Response::Docs { docs, .. } => docs,
-            r => return Err(unexpected(r)),
-        };
-        let audit = crate::audit_sync::audit_doc(&self.account_id());
-        if self.doc_meta(&audit)?.is_none() && !heads.iter().any(|h| h.doc == audit) {
-            self.ensure_audit_doc(relay, false).await?;
-            heads = match relay.request(&Request::ListDocs { since: 0 }).await? {
-                Response::Docs { docs, .. } => docs,
-                r => return Err(unexpected(r)),
-            };
+        let mut pulling = Pulling::new(self.pull_here()?);
+        let mut batches: BTreeMap<DocId, Batch> = BTreeMap::new();
+        loop {
+            match pulling.poll() {
+                Step::Purge(doc) => {
+                    let by = self.name().to_string();
+                    self.purge_doc(&doc, &by)?;
+                }
+                Step::List => {
+                    let heads = match relay.request(&Request::ListDocs { since: 0 }).await? {
+                        Response::Docs { docs, .. } => docs,
+                        r => return Err(unexpected(r)),
+                    };
+                    pulling.listed(&heads)?;
+                }
+                Step::EnsureAudit => self.ensure_audit_doc(relay, false).await?,
+                Step::Shares { ended, listed } => self.atomically(|home| {
+                    for doc in &ended {
+                        if home.share_ended(doc)? {
+                            home.audit(
+                                "share ended: the relay no longer serves it here",
+                                Some(*doc),
+                            )?;
+                        }
+                    }
+                    for doc in &listed {
+                        if home.share_listed(doc)? {
+                            home.audit("shared with this account again", Some(*doc))?;
+                        }
+                    }
+                    Ok(())
+                })?,
+                Step::GetAccess { doc, from } => {
+                    let entries = match relay.request(&Request::GetAccess { doc, from }).await? {
+                        Response::Log { entries } => entries,
+                        r => return Err(unexpected(r)),
+                    };
+                    pulling.access(doc, from, entries)?;
+                }
+                Step::TakeDisposal { doc, entry } => {
+                    let verdict = self.take_disposal(relay, &doc, &entry, accounts).await?;
+                    pulling.disposal_taken(doc, verdict);
+                }
+                Step::Signers { doc, entries } => {
+                    let verdict = self.signers_known(relay, &entries, accounts).await?;
+                    pulling.signers(doc, entries, verdict);
+                }
+                Step::TakeAccess(chunk) => {
+                    let accounts = &*accounts;
+                    let refused = self.atomically(|home| {
+                        let mut refused = Vec::new();
+                        for t in &chunk {
+                            let refusal = if t.rebase {
+                                home.rebase_access(&t.doc, t.confirmed, &t.entries, accounts)?
+                            } else {
+                                home.accept_fetched_access(&t.doc, &t.entries, accounts)?
+                            };
+                            refused.extend(refusal.map(|reason| (t.doc, reason)));
+                        }
+                        Ok(refused)
+                    })?;
+                    pulling.access_taken(refused);
+                }
+                Step::MemberLogs(docs) => self.member_logs_of(relay, &docs, accounts).await?,
+                Step::Fetch(request) => {
+                    let (items, more) = match relay.request(&request).await? {
+                        Response::Changes { items, more } => (items, more),
+                        r => return Err(unexpected(r)),
+                    };
+                    pulling
+                        .page(items, more)
+                        .map_err(|fault| Error::Net(NetError::Protocol(fault.to_string())))?;
+                }
+                Step::Take(items) => {
+                    for item in &items {
+                        self.take_into(&mut batches, item, accounts, report)?;
+                    }
+                }
+                Step::Fetched { docs, of, bytes } => {
+                    progress(Progress::Fetched { docs, of, bytes });
+                }
+                Step::Apply => {
+                    self.apply_batches(std::mem::take(&mut batches), report, progress)?
+                }
+                Step::Done => break,
+            }
+            // In the order they were met.
+            report.refused.append(pulling.refused());
         }
+        // After every disposal this pull carried out, one rebuild.
+        self.rewrite_if_due()?;
+        Ok(pulling.finish())
+    }
+
+    /// What the store holds of each document, for [`Pulling`].
+    fn pull_here(&self) -> Result<Here> {
         let me = self.account_id();
-        // Access entries signed here but not sent yet are not on the relay:
-        // compare the relay's log with the part of ours it has had.
+        // Access entries signed here but not sent yet are not on the relay.
         let mut unsent: HashMap<DocId, u64> = HashMap::new();
         for row in self.store.access_outbox()? {
             let entries: Vec<Signed> = codec::decode(&row.payload)?;
             *unsent.entry(row.doc).or_default() += entries.len() as u64;
         }
-        let mut held = BTreeMap::new();
+        let mut docs = BTreeMap::new();
         for doc in self.store.doc_ids()? {
             let meta = self.doc_meta(&doc)?;
-            // This device's own disposal, once the relay has it (nothing of
-            // it waits to be sent), is carried out here as on every other.
-            if !unsent.contains_key(&doc) && meta.as_ref().is_some_and(|m| m.disposed) {
-                let by = self.name().to_string();
-                self.purge_doc(&doc, &by)?;
-                continue;
-            }
-            let mut sync = self.sync_record(&doc)?;
-            sync.access_len -= unsent.get(&doc).copied().unwrap_or(0).min(sync.access_len);
-            let owned = meta.is_some_and(|m| m.owner == me);
-            held.insert(doc, (sync, owned));
+            docs.insert(
+                doc,
+                HeldDoc {
+                    sync: self.sync_record(&doc)?,
+                    owned: meta.as_ref().is_some_and(|m| m.owner == me),
+                    disposed: meta.as_ref().is_some_and(|m| m.disposed),
+                    unsent: unsent.get(&doc).copied().unwrap_or(0),
+                },
+            );
         }
-        let mut needs = check::plan(&heads, &held)?;
-        // A disposal stays listed; once taken it is no news.
-        let disposed = self.disposed_docs()?;
-        needs.retain(|n| !disposed.contains(&n.doc));
-        let listed: BTreeSet<DocId> = heads.iter().map(|h| h.doc).collect();
-        self.atomically(|home| {
-            for (doc, (_, owned)) in &held {
-                if *owned {
-                    continue;
-                }
-                if !listed.contains(doc) && home.share_ended(doc)? {
-                    home.audit(
-                        "share ended: the relay no longer serves it here",
-                        Some(*doc),
-                    )?;
-                } else if listed.contains(doc) && home.share_listed(doc)? {
-                    home.audit("shared with this account again", Some(*doc))?;
-                }
-            }
-            Ok(())
-        })?;
-        let access_len: HashMap<DocId, u64> = heads.iter().map(|h| (h.doc, h.access_len)).collect();
+        let audit = crate::audit_sync::audit_doc(&me);
+        Ok(Here {
+            docs,
+            disposed: self.disposed_docs()?.into_iter().collect(),
+            audit,
+            audit_held: self.doc_meta(&audit)?.is_some(),
+        })
+    }
 
-        // A document whose new access entries do not verify is left as it
-        // was this round (its changes too, since they may need the entries),
-        // and the refusal is reported; the other documents go on.
-        let mut fetched_logs = Vec::new();
-        let mut held_back = BTreeSet::new();
-        let mut purged = BTreeSet::new();
-        for need in &needs {
-            if let Some(from) = need.access_from {
-                let entries = match relay
-                    .request(&Request::GetAccess {
-                        doc: need.doc,
-                        from,
-                    })
-                    .await?
-                {
-                    Response::Log { entries } => entries,
-                    r => return Err(unexpected(r)),
-                };
-                // A disposal is kept alone (the log before it is gone) and
-                // checked alone; the document is then deleted here.
-                if let Some(gone) = entries
-                    .last()
-                    .filter(|e| crate::app::disposal::is_disposal(e))
-                {
-                    match self.take_disposal(relay, &need.doc, gone, accounts).await? {
-                        Ok(()) => {
-                            purged.insert(need.doc);
-                        }
-                        Err(reason) => {
-                            held_back.insert(need.doc);
-                            report.refused.push(RefusedEnvelope {
-                                doc: need.doc,
-                                seq: from,
-                                reason: format!("access log: {reason}"),
-                            });
-                        }
-                    }
-                    continue;
-                }
-                if from + entries.len() as u64 != access_len[&need.doc] {
-                    return Err(RollbackError::AccessEntries {
-                        doc: need.doc,
-                        listed: access_len[&need.doc],
-                        sent: from + entries.len() as u64,
-                    }
-                    .into());
-                }
-                match self.signers_known(relay, &entries, accounts).await? {
-                    Ok(()) => fetched_logs.push((need.doc, entries)),
-                    Err(reason) => {
-                        held_back.insert(need.doc);
-                        report.refused.push(RefusedEnvelope {
-                            doc: need.doc,
-                            seq: from,
-                            reason: format!("access log: {reason}"),
-                        });
-                    }
-                }
-            }
-        }
-        let mut logs = fetched_logs.into_iter().peekable();
-        while logs.peek().is_some() {
-            let chunk: Vec<(DocId, Vec<Signed>)> = logs.by_ref().take(APPLY_CHUNK).collect();
-            self.atomically(|home| {
-                for (doc, entries) in &chunk {
-                    // Entries signed here but not sent no longer continue the
-                    // relay's log: another device of this account got there
-                    // first. Replay them on top of it.
-                    let confirmed = access_len[doc] - entries.len() as u64;
-                    let refusal = if unsent.contains_key(doc) {
-                        home.rebase_access(doc, confirmed, entries, accounts)?
-                    } else {
-                        home.accept_fetched_access(doc, entries, accounts)?
-                    };
-                    if let Some(reason) = refusal {
-                        held_back.insert(*doc);
-                        report.refused.push(RefusedEnvelope {
-                            doc: *doc,
-                            seq: confirmed,
-                            reason: format!("access log: {reason}"),
-                        });
-                    }
-                }
-                Ok(())
-            })?;
-        }
-        let needs: Vec<check::Need> = needs
-            .into_iter()
-            .filter(|n| !held_back.contains(&n.doc) && !purged.contains(&n.doc))
-            .collect();
-
-        // Envelopes are checked against their author's account log, and a
-        // rotation seals to every member's account key: fetch the log of
-        // every member not known yet (a colleague's, say, or one another
-        // device of this account shared with).
-        for need in &needs {
-            let Some(meta) = self.doc_meta(&need.doc)? else {
+    /// Envelopes are checked against their author's account log, and a
+    /// rotation seals to every member's account key: fetches the log of
+    /// every member of `docs` not known yet (a colleague's, say, or one
+    /// another device of this account shared with), former members too
+    /// (what they wrote while members stays).
+    async fn member_logs_of(
+        &mut self,
+        relay: &Relay,
+        docs: &[DocId],
+        accounts: &mut BTreeMap<AccountId, AccountState>,
+    ) -> Result<()> {
+        for doc in docs {
+            let Some(meta) = self.doc_meta(doc)? else {
                 continue;
             };
-            // Former members too: what they wrote while members stays.
             for member in meta.grants.iter().map(|g| g.account) {
                 if let std::collections::btree_map::Entry::Vacant(slot) = accounts.entry(member) {
                     slot.insert(self.refresh_log(relay, &member).await?);
                 }
             }
         }
+        Ok(())
+    }
 
-        let mut paging = Paging::new(
-            needs
-                .iter()
-                .filter_map(|n| n.changes_after.map(|s| (n.doc, s)))
-                .collect(),
-        );
-        let mut batches: BTreeMap<DocId, Batch> = BTreeMap::new();
-        let mut fetched_bytes = 0usize;
-        while let Some(request) = paging.request() {
-            let (items, more) = match relay.request(&request).await? {
-                Response::Changes { items, more } => (items, more),
-                r => return Err(unexpected(r)),
-            };
-            let placed = paging
-                .page(items, more)
-                .map_err(|fault| Error::Net(NetError::Protocol(fault.to_string())))?;
-            for p in placed {
-                match p {
-                    Placed::Take(item) => {
-                        fetched_bytes += item.envelope.len();
-                        self.take_into(&mut batches, &item, accounts, report)?;
-                    }
-                    Placed::Replayed { doc, seq } => report.refused.push(RefusedEnvelope {
-                        doc,
-                        seq,
-                        reason: "sent again or out of order".into(),
-                    }),
-                }
-            }
-            let (docs, of) = paging.progress();
-            progress(Progress::Fetched {
-                docs,
-                of,
-                bytes: fetched_bytes,
-            });
-        }
-
-        // Applied in transactions of a few dozen documents: one fsync each,
-        // and other processes on this home wait only briefly.
+    /// Applies what was taken, in transactions of a few dozen documents:
+    /// one fsync each, and other processes on this home wait only briefly.
+    fn apply_batches(
+        &mut self,
+        batches: BTreeMap<DocId, Batch>,
+        report: &mut SyncReport,
+        progress: &mut (dyn FnMut(Progress) + Send),
+    ) -> Result<()> {
         let total = batches.len();
         let mut batches = batches.into_iter().peekable();
         let mut done = 0;
@@ -257,9 +213,7 @@ impl Home {
                 of: total,
             });
         }
-        // After every disposal this pull carried out, one rebuild.
-        self.rewrite_if_due()?;
-        Ok(held_back)
+        Ok(())
     }
 
     /// Makes sure the account log of every signer of fetched access

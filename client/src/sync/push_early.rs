@@ -20,10 +20,10 @@
 use std::collections::BTreeSet;
 
 use casebook_shared::frames::{Request, Response};
-use casebook_shared::ids::{AccountId, DocId};
+use casebook_shared::ids::DocId;
 
 use super::sending::{DocTerms, Mode, Sending, Step};
-use super::unexpected;
+use super::{unexpected, upkeep};
 use crate::error::Result;
 use crate::home::Home;
 use crate::net::Relay;
@@ -114,17 +114,10 @@ impl Home {
             return Ok(None);
         };
         if meta.owner == me {
-            let expired = meta
-                .members
-                .iter()
-                .any(|(a, _, e)| *a != me && e.is_some_and(|e| e <= now));
-            let unsure = |a: &AccountId| match self.verified_logs.get(a) {
-                Some((_, st)) => meta
-                    .wrap_generation(meta.epoch, a)
-                    .is_none_or(|g| g < st.key.generation),
-                None => true,
-            };
-            if expired || meta.members.iter().any(|(a, _, _)| unsure(a)) {
+            let u = upkeep(&meta, &me, now, |a| {
+                self.verified_logs.get(a).map(|st| st.key.generation)
+            });
+            if u.due() || !u.unknown.is_empty() {
                 return Ok(None);
             }
         }

@@ -35,11 +35,7 @@ impl Home {
         let mut report = SyncReport::default();
         // The account logs this session verified; a device not among them
         // is left to the round, which fetches its account's log first.
-        let accounts: BTreeMap<AccountId, AccountState> = self
-            .verified_logs
-            .iter()
-            .map(|(a, (_, st))| (*a, st.clone()))
-            .collect();
+        let accounts: BTreeMap<AccountId, AccountState> = self.verified_logs.states();
         let mut after: Vec<(DocId, u64)> = Vec::new();
         for (doc, seq) in told {
             if after.iter().any(|(d, _)| d == doc) || self.is_audit_doc(doc) {

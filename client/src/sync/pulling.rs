@@ -1,0 +1,422 @@
+//! What the pull half of a round does next, decided without I/O.
+//!
+//! [`Pulling`] is handed what the store holds of each document
+//! ([`Here`]), the relay's listing, each document's new access entries and
+//! the checks' verdicts on them, and each page of envelopes; it yields the
+//! next thing to do ([`Step`]). The shell in `pull` carries each step out
+//! against the relay and the store. The envelopes themselves are judged by
+//! [`check::admit`](super::check) and applied by `apply`; the rules here
+//! are which documents are asked for, and what becomes of each:
+//!
+//! - a document this device disposed of is deleted here once the relay has
+//!   the disposal (nothing of it waits to be sent);
+//! - access entries signed here but not sent yet are not on the relay: the
+//!   relay's log is compared with the part of ours it has had
+//!   ([`check::plan`](super::check::plan) refuses a listing that shows less
+//!   than this device has seen);
+//! - this account's audit document is created once if neither side has it;
+//! - a document the relay no longer lists was unshared (unless this
+//!   account owns it); one listed again may be shared again;
+//! - new access entries that end in a disposal are taken alone (the log
+//!   before it is gone); others must end where the listing said, or the
+//!   relay is rolling back; entries whose signers cannot be checked, or that
+//!   do not verify, hold their document back for the round (its changes
+//!   too, since they may need the entries), and the others go on;
+//! - entries taken where this device has unsent ones of its own are
+//!   replayed on top of them (another device of the account got there
+//!   first);
+//! - every former or present member's account log is read before a
+//!   document's envelopes are checked against them;
+//! - envelopes are fetched in pages ([`Paging`]) of the documents not held
+//!   back or deleted, then applied.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
+
+use casebook_shared::frames::{DocHead, Request, Stored};
+use casebook_shared::ids::DocId;
+use casebook_shared::signed::Signed;
+
+use super::check::{self, Need};
+use super::paging::{PageFault, Paging, Placed};
+use super::{APPLY_CHUNK, RefusedEnvelope, RollbackError};
+use crate::store::DocSync;
+
+/// What this device holds of one document, as far as pulling goes.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct HeldDoc {
+    pub sync: DocSync,
+    /// This account owns it.
+    pub owned: bool,
+    /// Disposed of here (the disposal may still wait to be sent).
+    pub disposed: bool,
+    /// Access entries signed here that wait to be sent.
+    pub unsent: u64,
+}
+
+/// What the store holds, read before the pull starts.
+#[derive(Clone, Debug)]
+pub(crate) struct Here {
+    pub docs: BTreeMap<DocId, HeldDoc>,
+    /// Documents known to be disposed of (their disposal stays listed).
+    pub disposed: BTreeSet<DocId>,
+    /// This account's audit document, and whether its access log is held.
+    pub audit: DocId,
+    pub audit_held: bool,
+}
+
+/// Access entries to take into a document's log.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) struct TakeAccess {
+    pub doc: DocId,
+    pub entries: Vec<Signed>,
+    /// Entries of the relay's log before these.
+    pub confirmed: u64,
+    /// Entries signed here but not sent are replayed on top of these.
+    pub rebase: bool,
+}
+
+/// The next thing the shell does.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Step {
+    /// Delete everything held of this disposed document.
+    Purge(DocId),
+    /// Ask the relay for its listing; then [`Pulling::listed`].
+    List,
+    /// Create this account's audit document on the relay.
+    EnsureAudit,
+    /// Mark the shares of `ended` as ended and look again at `listed`
+    /// (documents this account does not own), recording each change.
+    Shares {
+        ended: Vec<DocId>,
+        listed: Vec<DocId>,
+    },
+    /// Fetch a document's access entries from `from`; then
+    /// [`Pulling::access`].
+    GetAccess { doc: DocId, from: u64 },
+    /// Check and carry out a disposal the relay shows; then
+    /// [`Pulling::disposal_taken`].
+    TakeDisposal { doc: DocId, entry: Signed },
+    /// Make sure the account log of every signer of these entries (and of
+    /// every member they add) is held; then [`Pulling::signers`].
+    Signers { doc: DocId, entries: Vec<Signed> },
+    /// Take these entries, in one transaction; then
+    /// [`Pulling::access_taken`] with the refusals.
+    TakeAccess(Vec<TakeAccess>),
+    /// Read the account log of every member these documents ever had.
+    MemberLogs(Vec<DocId>),
+    /// Send this fetch; then [`Pulling::page`].
+    Fetch(Request),
+    /// Check each envelope and add it to its document's batch.
+    Take(Vec<Stored>),
+    /// How far the fetching has got.
+    Fetched {
+        docs: usize,
+        of: usize,
+        bytes: usize,
+    },
+    /// Apply the batches taken, a few dozen documents at a time.
+    Apply,
+    /// Nothing more; [`Pulling::finish`] gives what was held back.
+    Done,
+}
+
+/// The pull's decisions over one listing.
+#[derive(Debug)]
+pub(crate) struct Pulling {
+    here: Here,
+    next: VecDeque<Step>,
+    /// The audit document was created once already.
+    audit_tried: bool,
+    /// The access-log lengths the listing gave.
+    access_len: HashMap<DocId, u64>,
+    /// Documents asked for.
+    needs: Vec<Need>,
+    /// Access fetches still to answer.
+    awaiting_access: usize,
+    fetched_logs: Vec<(DocId, Vec<Signed>)>,
+    held_back: BTreeSet<DocId>,
+    purged: BTreeSet<DocId>,
+    refused: Vec<RefusedEnvelope>,
+    paging: Option<Paging>,
+    bytes: usize,
+}
+
+impl Pulling {
+    pub fn new(here: Here) -> Self {
+        let mut next = VecDeque::new();
+        let mut here = here;
+        // This device's own disposal, once the relay has it, is carried
+        // out here as on every other; the document is then no longer held.
+        here.docs.retain(|doc, held| {
+            let gone = held.disposed && held.unsent == 0;
+            if gone {
+                next.push_back(Step::Purge(*doc));
+            }
+            !gone
+        });
+        let purged: Vec<DocId> = next
+            .iter()
+            .filter_map(|s| match s {
+                Step::Purge(doc) => Some(*doc),
+                _ => None,
+            })
+            .collect();
+        here.disposed.extend(purged);
+        next.push_back(Step::List);
+        Pulling {
+            here,
+            next,
+            audit_tried: false,
+            access_len: HashMap::new(),
+            needs: Vec::new(),
+            awaiting_access: 0,
+            fetched_logs: Vec::new(),
+            held_back: BTreeSet::new(),
+            purged: BTreeSet::new(),
+            refused: Vec::new(),
+            paging: None,
+            bytes: 0,
+        }
+    }
+
+    pub fn poll(&mut self) -> Step {
+        self.next.pop_front().unwrap_or(Step::Done)
+    }
+
+    /// The relay's listing: refused whole if it shows less than this
+    /// device has seen.
+    pub fn listed(&mut self, heads: &[DocHead]) -> Result<(), RollbackError> {
+        let audit = self.here.audit;
+        if !self.here.audit_held && !self.audit_tried && !heads.iter().any(|h| h.doc == audit) {
+            self.audit_tried = true;
+            self.next.push_back(Step::EnsureAudit);
+            self.next.push_back(Step::List);
+            return Ok(());
+        }
+        // The relay's log is compared with the part of ours it has had.
+        let held: BTreeMap<DocId, (DocSync, bool)> = self
+            .here
+            .docs
+            .iter()
+            .map(|(doc, h)| {
+                let mut sync = h.sync;
+                sync.access_len -= h.unsent.min(sync.access_len);
+                (*doc, (sync, h.owned))
+            })
+            .collect();
+        let mut needs = check::plan(heads, &held)?;
+        // A disposal stays listed; once taken it is no news.
+        needs.retain(|n| !self.here.disposed.contains(&n.doc));
+        let listed: BTreeSet<DocId> = heads.iter().map(|h| h.doc).collect();
+        let (listed, ended): (Vec<DocId>, Vec<DocId>) = held
+            .iter()
+            .filter(|(_, (_, owned))| !owned)
+            .map(|(doc, _)| *doc)
+            .partition(|doc| listed.contains(doc));
+        if !ended.is_empty() || !listed.is_empty() {
+            self.next.push_back(Step::Shares { ended, listed });
+        }
+        self.access_len = heads.iter().map(|h| (h.doc, h.access_len)).collect();
+        for need in &needs {
+            if let Some(from) = need.access_from {
+                self.awaiting_access += 1;
+                self.next.push_back(Step::GetAccess {
+                    doc: need.doc,
+                    from,
+                });
+            }
+        }
+        self.needs = needs;
+        if self.awaiting_access == 0 {
+            self.after_access();
+        }
+        Ok(())
+    }
+
+    /// A document's access entries from `from` on, as the relay sent them.
+    pub fn access(
+        &mut self,
+        doc: DocId,
+        from: u64,
+        entries: Vec<Signed>,
+    ) -> Result<(), RollbackError> {
+        // A disposal is kept alone (the log before it is gone) and
+        // checked alone.
+        if let Some(gone) = entries
+            .last()
+            .filter(|e| crate::app::disposal::is_disposal(e))
+        {
+            self.next.push_front(Step::TakeDisposal {
+                doc,
+                entry: gone.clone(),
+            });
+            return Ok(());
+        }
+        let listed = self.access_len.get(&doc).copied().unwrap_or(0);
+        let sent = from + entries.len() as u64;
+        if sent != listed {
+            return Err(RollbackError::AccessEntries { doc, listed, sent });
+        }
+        self.next.push_front(Step::Signers { doc, entries });
+        Ok(())
+    }
+
+    /// Whether the disposal of `doc` checked out (it was carried out) or
+    /// why not.
+    pub fn disposal_taken(&mut self, doc: DocId, verdict: Result<(), String>) {
+        match verdict {
+            Ok(()) => {
+                self.purged.insert(doc);
+            }
+            Err(reason) => self.refuse_log(doc, reason),
+        }
+        self.access_answered();
+    }
+
+    /// Whether the signers of `entries` are known (the entries can be
+    /// checked) or why not.
+    pub fn signers(&mut self, doc: DocId, entries: Vec<Signed>, verdict: Result<(), String>) {
+        match verdict {
+            Ok(()) => self.fetched_logs.push((doc, entries)),
+            Err(reason) => self.refuse_log(doc, reason),
+        }
+        self.access_answered();
+    }
+
+    /// The documents whose entries were refused when taken, with why.
+    pub fn access_taken(&mut self, refused: Vec<(DocId, String)>) {
+        for (doc, reason) in refused {
+            self.refuse_log(doc, reason);
+        }
+        if self.fetched_logs.is_empty() {
+            self.start_fetching();
+        } else {
+            self.take_access_chunk();
+        }
+    }
+
+    /// The relay's answer to the last [`Step::Fetch`]: the envelopes to
+    /// take are yielded as [`Step::Take`]; a page that breaks the order
+    /// fails the round.
+    pub fn page(&mut self, items: Vec<Stored>, more: bool) -> Result<(), PageFault> {
+        // Only a fetch this yielded has an answer.
+        let Some(paging) = self.paging.as_mut() else {
+            debug_assert!(false, "a page before any fetch");
+            return Ok(());
+        };
+        let placed = paging.page(items, more)?;
+        let mut take = Vec::new();
+        for p in placed {
+            match p {
+                Placed::Take(item) => {
+                    self.bytes += item.envelope.len();
+                    take.push(item);
+                }
+                Placed::Replayed { doc, seq } => self.refused.push(RefusedEnvelope {
+                    doc,
+                    seq,
+                    reason: "sent again or out of order".into(),
+                }),
+            }
+        }
+        if !take.is_empty() {
+            self.next.push_back(Step::Take(take));
+        }
+        let (docs, of) = paging.progress();
+        self.next.push_back(Step::Fetched {
+            docs,
+            of,
+            bytes: self.bytes,
+        });
+        self.next_fetch();
+        Ok(())
+    }
+
+    /// What was refused since this was last asked, in the order met.
+    pub fn refused(&mut self) -> &mut Vec<RefusedEnvelope> {
+        &mut self.refused
+    }
+
+    /// The documents held back: nothing of theirs is sent this round.
+    pub fn finish(self) -> BTreeSet<DocId> {
+        self.held_back
+    }
+
+    fn refuse_log(&mut self, doc: DocId, reason: String) {
+        self.held_back.insert(doc);
+        let seq = self
+            .here
+            .docs
+            .get(&doc)
+            .map(|h| h.sync.access_len - h.unsent.min(h.sync.access_len))
+            .unwrap_or(0);
+        self.refused.push(RefusedEnvelope {
+            doc,
+            seq,
+            reason: format!("access log: {reason}"),
+        });
+    }
+
+    fn access_answered(&mut self) {
+        self.awaiting_access -= 1;
+        if self.awaiting_access == 0 {
+            self.after_access();
+        }
+    }
+
+    fn after_access(&mut self) {
+        if self.fetched_logs.is_empty() {
+            self.start_fetching();
+        } else {
+            self.take_access_chunk();
+        }
+    }
+
+    fn take_access_chunk(&mut self) {
+        let n = self.fetched_logs.len().min(APPLY_CHUNK);
+        let chunk = self
+            .fetched_logs
+            .drain(..n)
+            .map(|(doc, entries)| {
+                let listed = self.access_len.get(&doc).copied().unwrap_or(0);
+                TakeAccess {
+                    doc,
+                    confirmed: listed - (entries.len() as u64).min(listed),
+                    rebase: self.here.docs.get(&doc).is_some_and(|h| h.unsent > 0),
+                    entries,
+                }
+            })
+            .collect();
+        self.next.push_back(Step::TakeAccess(chunk));
+    }
+
+    fn start_fetching(&mut self) {
+        let needs: Vec<&Need> = self
+            .needs
+            .iter()
+            .filter(|n| !self.held_back.contains(&n.doc) && !self.purged.contains(&n.doc))
+            .collect();
+        if !needs.is_empty() {
+            self.next
+                .push_back(Step::MemberLogs(needs.iter().map(|n| n.doc).collect()));
+        }
+        self.paging = Some(Paging::new(
+            needs
+                .iter()
+                .filter_map(|n| n.changes_after.map(|s| (n.doc, s)))
+                .collect(),
+        ));
+        self.next_fetch();
+    }
+
+    fn next_fetch(&mut self) {
+        match self.paging.as_ref().and_then(|p| p.request()) {
+            Some(request) => self.next.push_back(Step::Fetch(request)),
+            None => self.next.push_back(Step::Apply),
+        }
+    }
+}
+
+#[cfg(test)]
+#[path = "pulling_tests.rs"]
+mod tests;
