@@ -137,6 +137,40 @@ pub struct Relay {
     fingerprint: [u8; 32],
 }
 
+/// Envelopes at most this long are pushed with their change (see
+/// [`Request::SubscribeItems`]); a longer one is fetched.
+pub const PUSHED_BYTES: u32 = 16 * 1024;
+
+/// What the relay pushed: a document has changes up to `seq`, and where
+/// the relay sent it along, the envelope at `seq`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Told {
+    pub doc: DocId,
+    pub seq: u64,
+    pub pushed: Option<PushedEnvelope>,
+}
+
+impl Told {
+    /// A change told without its envelope.
+    pub fn doc(doc: DocId, seq: u64) -> Told {
+        Told {
+            doc,
+            seq,
+            pushed: None,
+        }
+    }
+}
+
+/// An envelope pushed with its change.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PushedEnvelope {
+    pub envelope: Vec<u8>,
+    /// The document's highest sequence number before it, as the relay
+    /// says: a device that has seen exactly this misses nothing by taking
+    /// the envelope next.
+    pub prev: u64,
+}
+
 /// A stream of "document D has new changes" pushes.
 pub struct Subscription {
     recv: quinn::RecvStream,
@@ -162,9 +196,17 @@ async fn read_frame(recv: &mut quinn::RecvStream) -> Result<Option<Response>, Ne
 
 impl Subscription {
     /// The next pushed change; `None` when the relay closed the stream.
-    pub async fn next(&mut self) -> Result<Option<(DocId, u64)>, NetError> {
+    pub async fn next(&mut self) -> Result<Option<Told>, NetError> {
         match read_frame(&mut self.recv).await? {
-            Some(Response::Notify { doc, seq }) => Ok(Some((doc, seq))),
+            Some(Response::Notify { doc, seq }) => Ok(Some(Told::doc(doc, seq))),
+            Some(Response::Pushed { item, prev }) => Ok(Some(Told {
+                doc: item.doc,
+                seq: item.seq,
+                pushed: Some(PushedEnvelope {
+                    envelope: item.envelope,
+                    prev,
+                }),
+            })),
             Some(other) => Err(NetError::Protocol(format!("unexpected push {other:?}"))),
             None => Ok(None),
         }
@@ -335,14 +377,28 @@ impl Relay {
         }
     }
 
-    /// Opens the push stream.
+    /// Opens the push stream, with short envelopes pushed along; from a
+    /// relay that does not push them, without.
     pub async fn subscribe(&self) -> Result<Subscription, NetError> {
+        let with_items = Request::SubscribeItems {
+            max_bytes: PUSHED_BYTES,
+        };
+        match self.subscribe_with(&with_items).await {
+            Err(NetError::Relay {
+                code: ErrorCode::BadRequest,
+                ..
+            }) => self.subscribe_with(&Request::Subscribe).await,
+            other => other,
+        }
+    }
+
+    async fn subscribe_with(&self, request: &Request) -> Result<Subscription, NetError> {
         let (mut send, mut recv) = self
             .quic()?
             .open_bi()
             .await
             .map_err(|e| NetError::Io(e.to_string()))?;
-        send.write_all(&codec::frame(&Request::Subscribe))
+        send.write_all(&codec::frame(request))
             .await
             .map_err(|e| NetError::Io(e.to_string()))?;
         // The relay reads a request to its end; the pushes come back on

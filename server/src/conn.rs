@@ -101,6 +101,26 @@ enum StreamError {
     Closed(#[from] quinn::ClosedStream),
 }
 
+/// What a watching device is sent of a change: the envelope with it when
+/// the relay has it and it is at most `push_up_to` bytes long, else only
+/// which document changed.
+fn push_frame(c: crate::relay::Change, push_up_to: usize) -> Response {
+    match c.pushed {
+        Some(p) if p.envelope.len() <= push_up_to => Response::Pushed {
+            item: casebook_shared::frames::Stored {
+                doc: c.doc,
+                seq: c.seq,
+                envelope: p.envelope.clone(),
+            },
+            prev: p.prev,
+        },
+        _ => Response::Notify {
+            doc: c.doc,
+            seq: c.seq,
+        },
+    }
+}
+
 async fn respond(send: &mut quinn::SendStream, resp: &Response) -> Result<(), StreamError> {
     send.write_all(&codec::frame(resp)).await?;
     Ok(())
@@ -159,7 +179,12 @@ async fn stream<S: Storage>(
             return Ok(());
         }
     };
-    if matches!(req, Request::Subscribe) {
+    let push_up_to = match req {
+        Request::Subscribe => Some(0),
+        Request::SubscribeItems { max_bytes } => Some(max_bytes as usize),
+        _ => None,
+    };
+    if let Some(push_up_to) = push_up_to {
         // A subscription is one long stream per device and is not counted.
         drop(permit);
         let identity = {
@@ -180,7 +205,7 @@ async fn stream<S: Storage>(
             tokio::select! {
                 c = changes.recv() => match c {
                     Ok(c) => {
-                        respond(&mut send, &Response::Notify { doc: c.doc, seq: c.seq }).await?;
+                        respond(&mut send, &push_frame(c, push_up_to)).await?;
                         crate::metrics::pushed();
                     }
                     // A slow reader missed some: tell it to list everything.
@@ -210,4 +235,39 @@ async fn stream<S: Storage>(
     respond(&mut send, &resp).await?;
     send.finish()?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use casebook_shared::ids::DocId;
+
+    use super::*;
+    use crate::relay::{Change, Pushed};
+
+    #[test]
+    fn a_short_envelope_goes_only_to_who_asked_for_one_that_long() {
+        let doc = DocId([4; 16]);
+        let change = Change {
+            doc,
+            seq: 9,
+            pushed: Some(Arc::new(Pushed {
+                envelope: vec![1; 10],
+                prev: 3,
+            })),
+        };
+        let told = |r: Response| matches!(r, Response::Notify { doc: d, seq: 9 } if d == doc);
+        // A plain subscription (an older device), or one that asked for less.
+        assert!(told(push_frame(change.clone(), 0)));
+        assert!(told(push_frame(change.clone(), 9)));
+        assert!(told(push_frame(Change::told(doc, 9), 1 << 20)));
+        match push_frame(change, 10) {
+            Response::Pushed { item, prev } => {
+                assert_eq!((item.doc, item.seq, prev), (doc, 9, 3));
+                assert_eq!(item.envelope, vec![1; 10]);
+            }
+            r => panic!("{r:?}"),
+        }
+    }
 }

@@ -273,6 +273,17 @@ pub trait Storage: Send + Sync + 'static {
     /// Woken whenever a mailbox message is put (through any node).
     fn mailbox_changed(&self) -> &tokio::sync::Notify;
 
+    /// For each document and sequence number, the highest sequence number
+    /// of the document's envelopes below it (0 if none): what a device must
+    /// have seen of the document to take that envelope next and miss
+    /// nothing. Asked once the envelope is stored: every one below it of
+    /// the same document is stored by then (a document's numbers become
+    /// visible in the order they were drawn).
+    fn seqs_before(
+        &self,
+        items: Vec<(DocId, u64)>,
+    ) -> impl Future<Output = Result<Vec<u64>, StoreError>> + Send;
+
     /// The newest envelope of each document, as stored now.
     fn heads(
         &self,

@@ -101,6 +101,11 @@ pub enum Request {
         #[serde(with = "crate::codec::byte_strings")]
         envelopes: Vec<Vec<u8>>,
     },
+    /// As [`Request::Subscribe`], and a change whose envelope is at most
+    /// `max_bytes` long comes with it ([`Response::Pushed`]), so a watching
+    /// device need not ask for it. A relay that does not know this request
+    /// answers [`ErrorCode::BadRequest`]; the device then subscribes plainly.
+    SubscribeItems { max_bytes: u32 },
 }
 
 /// A document's position as the relay holds it.
@@ -186,6 +191,14 @@ pub enum Response {
         code: ErrorCode,
         reason: String,
     },
+    /// A change pushed with its envelope (see [`Request::SubscribeItems`]).
+    /// `prev` is the highest sequence number of the document's envelopes
+    /// stored before it (0 if none): a device that has seen exactly `prev`
+    /// of the document misses nothing by taking this one next.
+    Pushed {
+        item: Stored,
+        prev: u64,
+    },
 }
 
 impl Response {
@@ -219,6 +232,7 @@ mod tests {
                 docs: vec![(DocId([9; 16]), 3)],
                 max_bytes: 10,
             },
+            Request::SubscribeItems { max_bytes: 4096 },
         ];
         for r in reqs {
             let f = codec::frame(&r);

@@ -68,6 +68,7 @@ fn request() -> impl Strategy<Value = Request> {
     prop_oneof![
         Just(Request::Challenge),
         Just(Request::Subscribe),
+        any::<u32>().prop_map(|max_bytes| Request::SubscribeItems { max_bytes }),
         (proptest::option::of(account_id()), device_id(), sig()).prop_map(
             |(account, device, sig)| Request::Auth {
                 account,
@@ -109,11 +110,13 @@ fn response() -> impl Strategy<Value = Response> {
         access_len,
         seq,
     });
-    let stored = (doc_id(), any::<u64>(), bytes(200)).prop_map(|(doc, seq, envelope)| Stored {
-        doc,
-        seq,
-        envelope,
-    });
+    let stored = || {
+        (doc_id(), any::<u64>(), bytes(200)).prop_map(|(doc, seq, envelope)| Stored {
+            doc,
+            seq,
+            envelope,
+        })
+    };
     let result = prop_oneof![any::<u64>().prop_map(Ok), error_code().prop_map(Err)];
     prop_oneof![
         Just(Response::Ok),
@@ -123,9 +126,10 @@ fn response() -> impl Strategy<Value = Response> {
         (proptest::collection::vec(head, 0..5), any::<u64>())
             .prop_map(|(docs, cursor)| Response::Docs { docs, cursor }),
         proptest::collection::vec(result, 0..8).prop_map(|results| Response::Uploaded { results }),
-        (proptest::collection::vec(stored, 0..4), any::<bool>())
+        (proptest::collection::vec(stored(), 0..4), any::<bool>())
             .prop_map(|(items, more)| Response::Changes { items, more }),
         (doc_id(), any::<u64>()).prop_map(|(doc, seq)| Response::Notify { doc, seq }),
+        (stored(), any::<u64>()).prop_map(|(item, prev)| Response::Pushed { item, prev }),
         proptest::option::of(bytes(100)).prop_map(|msg| Response::Mailbox { msg }),
         (error_code(), ".{0,40}").prop_map(|(code, reason)| Response::error(code, reason)),
     ]

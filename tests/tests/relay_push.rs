@@ -49,13 +49,36 @@ async fn a_change_is_pushed_to_its_readers_and_nobody_else() {
     let mut reader_again = second.subscribe().await.unwrap();
 
     let seq = upload_one(&owner, &owner).await;
+    let next = upload_one(&owner, &owner).await;
     let wait = Duration::from_secs(5);
     for sub in [&mut reader_sees, &mut reader_again] {
-        let told = tokio::time::timeout(wait, sub.next())
-            .await
-            .unwrap()
-            .unwrap();
-        assert_eq!(told, Some((owner.doc, seq)));
+        // Each change comes with its envelope and what precedes it in its
+        // document, so the two chain from nothing.
+        let mut prev = 0;
+        for expected in [seq, next] {
+            let told = tokio::time::timeout(wait, sub.next())
+                .await
+                .unwrap()
+                .unwrap()
+                .unwrap();
+            assert_eq!((told.doc, told.seq), (owner.doc, expected));
+            let pushed = told.pushed.expect("a short envelope is pushed along");
+            assert_eq!(pushed.prev, prev);
+            let Response::Changes { items, .. } = reader
+                .relay
+                .request(&Request::Fetch {
+                    docs: vec![(owner.doc, prev)],
+                    max_bytes: 1 << 20,
+                })
+                .await
+                .unwrap()
+            else {
+                panic!("a fetch answers changes");
+            };
+            assert_eq!(items[0].seq, expected);
+            assert_eq!(items[0].envelope, pushed.envelope, "the envelope stored");
+            prev = expected;
+        }
     }
     // The stranger's first notice is of its own document, written after.
     let own = upload_one(&stranger, &stranger).await;
@@ -63,9 +86,10 @@ async fn a_change_is_pushed_to_its_readers_and_nobody_else() {
         .await
         .unwrap()
         .unwrap();
+    let told = told.unwrap();
     assert_eq!(
-        told,
-        Some((stranger.doc, own)),
+        (told.doc, told.seq),
+        (stranger.doc, own),
         "told of a document it cannot read"
     );
     drop((reader_sees, stranger_sees, reader_again));

@@ -4,11 +4,9 @@
 use std::future::Future;
 use std::time::Duration;
 
-use casebook_shared::ids::DocId;
-
 use crate::error::{Error, Result};
 use crate::home::Home;
-use crate::net::{NetError, Relay};
+use crate::net::{NetError, Relay, Told};
 
 use super::{Progress, SyncReport};
 
@@ -30,15 +28,16 @@ const OUTBOX_POLL: Duration = Duration::from_millis(100);
 
 impl Home {
     /// What a watcher does when the relay says documents changed (`told`:
-    /// each with its newest sequence number, none when only the outbox
-    /// filled): it fetches those documents at once, where it can judge
-    /// them exactly as the round would, and then runs the round. If the
+    /// each with its newest sequence number and perhaps the envelope
+    /// itself; none when only the outbox filled): it takes those documents'
+    /// changes at once (fetching what was not pushed along), where it can
+    /// judge them exactly as the round would, and then runs the round. If the
     /// early fetch fails, the round fetches them (and says why, if it
     /// fails too).
     pub async fn sync_told(
         &mut self,
         relay: &Relay,
-        told: &[(DocId, u64)],
+        told: &[Told],
         progress: &mut (dyn FnMut(Progress) + Send),
     ) -> Result<SyncReport> {
         let early = self

@@ -551,6 +551,21 @@ impl Storage for PgStore {
         index::stored_bytes(&**self.pool.get().await?).await
     }
 
+    async fn seqs_before(&self, items: Vec<(DocId, u64)>) -> Result<Vec<u64>, StoreError> {
+        let conn = self.pool.get().await?;
+        let stmt = conn
+            .prepare_cached(
+                "SELECT COALESCE(MAX(seq), 0) FROM envelopes WHERE doc = $1 AND seq < $2",
+            )
+            .await?;
+        let mut out = Vec::with_capacity(items.len());
+        for (d, seq) in items {
+            let row = conn.query_one(&stmt, &[&&d.0[..], &(seq as i64)]).await?;
+            out.push(row.get::<_, i64>(0) as u64);
+        }
+        Ok(out)
+    }
+
     async fn heads(&self, docs: Vec<DocId>) -> Result<Vec<(DocId, u64)>, StoreError> {
         let ids: Vec<&[u8]> = docs.iter().map(|d| &d.0[..]).collect();
         let rows = self

@@ -64,10 +64,7 @@ impl<S: Storage> Relay<S> {
                     let _order = self.order.write().await;
                     self.write().forget_all();
                 }
-                self.hub.tell_everyone(Change {
-                    doc: DocId([0; 16]),
-                    seq: 0,
-                });
+                self.hub.tell_everyone(Change::told(DocId([0; 16]), 0));
                 tracing::warn!(
                     "this node fell behind the pruned log changes; it reads every log again"
                 );
@@ -122,7 +119,7 @@ impl<S: Storage> Relay<S> {
         let mut moved = Vec::with_capacity(records.len());
         for (doc, record) in records {
             let d = self.hold_record(doc, &record, Some(seen)).await?;
-            moved.push((Change { doc, seq: d.head() }, d));
+            moved.push((Change::told(doc, d.head()), d));
         }
         self.announce(&moved);
         Ok(())
@@ -153,7 +150,7 @@ impl<S: Storage> Relay<S> {
                 for (doc, seq) in heads {
                     if let Some(d) = st.doc(&doc).filter(|d| d.head() < seq) {
                         st.advance(Some(&d), seq);
-                        moved.push((Change { doc, seq }, d));
+                        moved.push((Change::told(doc, seq), d));
                     }
                 }
             }
@@ -209,7 +206,7 @@ impl<S: Storage> Relay<S> {
                 None => return Ok(()),
             },
         };
-        self.announce(&[(Change { doc, seq }, d)]);
+        self.announce(&[(Change::told(doc, seq), d)]);
         Ok(())
     }
 }

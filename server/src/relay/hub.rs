@@ -56,16 +56,22 @@ impl Hub {
         }
         for a in readers {
             if let Some(tx) = watchers.get(a) {
-                let _ = tx.send(change);
+                let _ = tx.send(change.clone());
             }
         }
+    }
+
+    /// Whether a device of any of `readers` is watching.
+    pub fn watched<'r>(&self, readers: impl IntoIterator<Item = &'r AccountId>) -> bool {
+        let watchers = self.lock();
+        !watchers.is_empty() && readers.into_iter().any(|a| watchers.contains_key(a))
     }
 
     /// Tells every watching device `change` (one that says "list
     /// everything" after this node lost track of what changed).
     pub fn tell_everyone(&self, change: Change) {
         for tx in self.lock().values() {
-            let _ = tx.send(change);
+            let _ = tx.send(change.clone());
         }
     }
 
@@ -113,11 +119,8 @@ mod tests {
         let mut wa = hub.watch(a);
         let mut wa2 = hub.watch(a);
         let mut wb = hub.watch(b);
-        let c = Change {
-            doc: DocId([3; 16]),
-            seq: 7,
-        };
-        hub.tell([&a], c);
+        assert!(hub.watched([&b]) && !hub.watched([&AccountId([9; 32])]));
+        hub.tell([&a], Change::told(DocId([3; 16]), 7));
         assert_eq!(wa.recv().await.unwrap().seq, 7);
         assert_eq!(wa2.recv().await.unwrap().seq, 7);
         assert!(matches!(
@@ -128,5 +131,6 @@ mod tests {
         assert_eq!(hub.accounts(), 2, "a's other device still watches");
         drop((wa2, wb));
         assert_eq!(hub.accounts(), 0);
+        assert!(!hub.watched([&a, &b]));
     }
 }

@@ -233,13 +233,13 @@ impl<S: Storage> Relay<S> {
                         w.seq,
                         w.added,
                     );
-                    self.announce(&[(Change { doc, seq: d.head() }, d)]);
+                    self.announce(&[(Change::told(doc, d.head()), d)]);
                     Response::Ok
                 }
                 Some(Ok(_)) => {
                     tracing::info!(doc = %doc.short(), entries = entries.len(), "access log appended");
                     let d = self.write().commit_access(held.as_deref(), state, entries);
-                    self.announce(&[(Change { doc, seq: d.head() }, d)]);
+                    self.announce(&[(Change::told(doc, d.head()), d)]);
                     Response::Ok
                 }
                 // The log, or the signer's account log, grew through

@@ -50,12 +50,39 @@ impl Session {
     }
 }
 
-/// A document changed: which one and its new head.
-#[derive(Clone, Copy, Debug)]
+/// A document changed: which one and its new head, and where it is known,
+/// the envelope that made the change.
+#[derive(Clone, Debug)]
 pub struct Change {
     pub doc: DocId,
     pub seq: u64,
+    pub pushed: Option<Arc<Pushed>>,
 }
+
+impl Change {
+    /// A change told without its envelope (the watcher fetches it).
+    pub fn told(doc: DocId, seq: u64) -> Change {
+        Change {
+            doc,
+            seq,
+            pushed: None,
+        }
+    }
+}
+
+/// An envelope pushed with its change (see
+/// [`Request::SubscribeItems`](casebook_shared::frames::Request)).
+#[derive(Debug)]
+pub struct Pushed {
+    pub envelope: Vec<u8>,
+    /// The document's highest sequence number below this one.
+    pub prev: u64,
+}
+
+/// Longest envelope pushed with its change; a longer one is fetched. Each
+/// account's push channel keeps its last few hundred changes, envelopes
+/// and all, so this bounds what a busy account holds in memory.
+pub const MAX_PUSHED: usize = 16 * 1024;
 
 /// The relay's shared core.
 pub struct Relay<S: Storage> {
@@ -182,7 +209,7 @@ impl<S: Storage> Relay<S> {
     fn announce(&self, changes: &[(Change, Arc<Doc>)]) {
         let now = self.now();
         for (c, d) in changes {
-            self.hub.tell(d.readers(now), *c);
+            self.hub.tell(d.readers(now), c.clone());
         }
     }
 
@@ -408,7 +435,9 @@ impl<S: Storage> Relay<S> {
             Request::Upload { envelopes } => self.upload(session, envelopes, false).await,
             Request::UploadLatest { envelopes } => self.upload(session, envelopes, true).await,
             Request::Fetch { docs, max_bytes } => self.fetch(session, docs, max_bytes).await,
-            Request::Subscribe => err(ErrorCode::BadRequest, "subscribe is a stream of its own"),
+            Request::Subscribe | Request::SubscribeItems { .. } => {
+                err(ErrorCode::BadRequest, "subscribe is a stream of its own")
+            }
             Request::MailboxPut { mailbox, slot, msg } => {
                 if msg.len() > MAX_MAILBOX_MSG {
                     return err(ErrorCode::BadRequest, "mailbox message too large");

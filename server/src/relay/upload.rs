@@ -9,7 +9,7 @@ use casebook_shared::envelope::{Envelope, Kind};
 use casebook_shared::frames::{ErrorCode, MAX_UPLOAD, Response};
 use casebook_shared::ids::{AccountId, DeviceId, DocId};
 
-use super::{Change, MAX_FETCH_BYTES, Relay, Session, err, store_err};
+use super::{Change, MAX_FETCH_BYTES, MAX_PUSHED, Pushed, Relay, Session, err, store_err};
 use crate::metrics;
 use crate::state::Doc;
 use crate::storage::{Fence, NewEnvelope, Storage, StoreError, WriteJob};
@@ -250,6 +250,8 @@ impl<S: Storage> Relay<S> {
             return Err(store_err(StoreError::Stopped));
         };
         let mut changed: Vec<(Change, Arc<Doc>)> = Vec::new();
+        // Each change's envelope, to push with it.
+        let mut changed_bytes: Vec<&[u8]> = Vec::new();
         let mut added = Vec::new();
         for ((i, e), r) in slots.into_iter().zip(envs.iter()).zip(stored) {
             let (doc, size) = (e.doc, e.bytes.len());
@@ -257,7 +259,8 @@ impl<S: Storage> Relay<S> {
                 Ok(w) => {
                     if let Some(d) = docs.get(&doc) {
                         if e.snapshot_covers.is_none() {
-                            changed.push((Change { doc, seq: w.seq }, d.clone()));
+                            changed.push((Change::told(doc, w.seq), d.clone()));
+                            changed_bytes.push(&e.bytes);
                         }
                         added.push((d.clone(), w.added));
                     }
@@ -298,8 +301,43 @@ impl<S: Storage> Relay<S> {
             }
             metrics::stored_bytes(st.stored);
         }
+        self.push_envelopes(&mut changed, &changed_bytes).await;
         self.announce(&changed);
         Ok(again)
+    }
+
+    /// Gives each change its envelope where a device of the document's
+    /// readers is watching and the envelope is short, so the watching
+    /// device need not fetch it; with it goes what precedes it, read once
+    /// it is stored. A store that cannot say leaves the changes told
+    /// plainly: the devices fetch them.
+    async fn push_envelopes(&self, changed: &mut [(Change, Arc<Doc>)], bytes: &[&[u8]]) {
+        let now = self.now();
+        let wanted: Vec<usize> = (0..changed.len())
+            .filter(|&k| {
+                bytes[k].len() <= MAX_PUSHED && self.hub.watched(changed[k].1.readers(now))
+            })
+            .collect();
+        if wanted.is_empty() {
+            return;
+        }
+        let items = wanted
+            .iter()
+            .map(|&k| (changed[k].0.doc, changed[k].0.seq))
+            .collect();
+        match self.store.seqs_before(items).await {
+            Ok(prevs) => {
+                for (k, prev) in wanted.into_iter().zip(prevs) {
+                    changed[k].0.pushed = Some(Arc::new(Pushed {
+                        envelope: bytes[k].to_vec(),
+                        prev,
+                    }));
+                }
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "reading what precedes pushed changes; they are told without their envelopes");
+            }
+        }
     }
 
     /// Documents whose owner's devices owe a rotation: a member's share

@@ -161,6 +161,20 @@ pub async fn a_snapshot_replaces_what_it_covers_and_covers_only_rise(s: &impl St
         .0;
     assert_eq!(after.len(), 1);
     assert_eq!(after[0].seq, seqs[3]);
+    // What precedes each change (pushed with it to watching devices): the
+    // document's own numbers, the ones a snapshot replaced too, and
+    // nothing before the first.
+    let before = s
+        .seqs_before(vec![
+            (doc(3), seqs[0]),
+            (doc(3), seqs[1]),
+            (doc(3), seqs[3]),
+            (doc(3), seqs[3] + 1000),
+            (doc(77), seqs[3]),
+        ])
+        .await
+        .unwrap();
+    assert_eq!(before, [0, seqs[0], seqs[2], seqs[3], 0]);
 }
 
 pub async fn a_log_append_at_a_taken_position_is_refused_whole(s: &impl Storage) {

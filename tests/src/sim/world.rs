@@ -9,12 +9,13 @@ use std::time::Duration;
 
 use casebook::Home;
 use casebook::home::Setup;
-use casebook::net::Relay;
+use casebook::net::{PushedEnvelope, Relay, Told};
 use casebook::notes::{NoteFormat, NoteInput};
 use casebook::store::CrashPoint;
 use casebook::store::KdfParams;
 use casebook_shared::access::Role;
 use casebook_shared::clock::Clock;
+use casebook_shared::envelope::Kind;
 use casebook_shared::ids::{AccountId, DocId};
 
 use super::net::{FINGERPRINT, SimRelay};
@@ -353,7 +354,7 @@ impl World {
     pub async fn sync_told(
         &mut self,
         d: usize,
-        told: &[(DocId, u64)],
+        told: &[Told],
     ) -> casebook::Result<casebook::sync::SyncReport> {
         let home = self.home(d);
         let conn: Relay = home.connect().await?;
@@ -363,26 +364,61 @@ impl World {
     }
 
     /// What the relay would push to device `d` if it watched: some of the
-    /// documents it may read, each with its newest sequence number. Asked
-    /// before the network's faults are turned on.
-    pub async fn told_of(&mut self, d: usize) -> Vec<(DocId, u64)> {
+    /// documents it may read, each with its newest sequence number, and
+    /// half of them with the newest envelope and the one before it, as the
+    /// relay pushes a short one. Asked before the network's faults are
+    /// turned on.
+    pub async fn told_of(&mut self, d: usize) -> Vec<Told> {
+        use casebook_shared::frames::{Request, Response};
         let home = self.home(d);
         let Ok(conn) = home.connect().await else {
             return Vec::new();
         };
-        let listed = conn
-            .request(&casebook_shared::frames::Request::ListDocs { since: 0 })
-            .await;
-        conn.close().await;
-        let (Ok(casebook_shared::frames::Response::Docs { docs, .. }), Some(r)) =
-            (listed, self.extra.as_mut())
-        else {
+        let listed = conn.request(&Request::ListDocs { since: 0 }).await;
+        let (Ok(Response::Docs { docs, .. }), Some(r)) = (listed, self.extra.as_mut()) else {
+            conn.close().await;
             return Vec::new();
         };
-        docs.into_iter()
-            .filter(|h| h.seq > 0 && r.chance(500))
-            .map(|h| (h.doc, h.seq))
-            .collect()
+        let mut told = Vec::new();
+        for h in docs.into_iter().filter(|h| h.seq > 0 && r.chance(500)) {
+            // Chosen without the generator, so the seeds of `FOUND` keep
+            // their schedule: half the documents as a watcher that has
+            // watched a while is told of them, each of its changes
+            // pushed with its envelope and the one before it (what a fetch
+            // of the whole document gives); the others told plainly.
+            if h.seq % 2 == 0 {
+                let fetched = conn
+                    .request(&Request::Fetch {
+                        docs: vec![(h.doc, 0)],
+                        max_bytes: 16 << 20,
+                    })
+                    .await;
+                if let Ok(Response::Changes { items, more: false }) = fetched
+                    && items.last().is_some_and(|i| i.seq == h.seq)
+                {
+                    for (i, item) in items.iter().enumerate() {
+                        let change =
+                            casebook_shared::envelope::Envelope::decode(item.envelope.clone())
+                                .is_ok_and(|e| e.header.kind == Kind::Change);
+                        if !change {
+                            continue;
+                        }
+                        told.push(Told {
+                            doc: h.doc,
+                            seq: item.seq,
+                            pushed: Some(PushedEnvelope {
+                                envelope: item.envelope.clone(),
+                                prev: i.checked_sub(1).map_or(0, |p| items[p].seq),
+                            }),
+                        });
+                    }
+                    continue;
+                }
+            }
+            told.push(Told::doc(h.doc, h.seq));
+        }
+        conn.close().await;
+        told
     }
 
     pub fn token(&mut self) -> String {

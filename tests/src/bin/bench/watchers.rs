@@ -118,7 +118,7 @@ async fn pair_latency(
         };
         loop {
             match tokio::time::timeout(Duration::from_secs(10), told.next()).await?? {
-                Some((doc, s)) if doc == owner.doc && s >= seq => break,
+                Some(t) if t.doc == owner.doc && t.seq >= seq => break,
                 Some(_) => {}
                 None => bail!("the subscription ended"),
             }
