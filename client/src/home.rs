@@ -1,21 +1,21 @@
 //! A device home: the opened local store, this device's identity, and the
 //! account keys it can reach. Everything the CLI does goes through [`Home`].
 
-use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use casebook_shared::account::{self, AccountState};
 use casebook_shared::codec;
 use casebook_shared::crypto::DhSecret;
-use casebook_shared::ids::{AccountId, DeviceId, DocId};
+use casebook_shared::ids::{AccountId, DeviceId};
 use casebook_shared::signed::Signed;
 use zeroize::Zeroizing;
 
-use crate::docs::Loaded;
+use crate::docs::DocCache;
 use crate::error::{Error, Inconsistent, Result};
 use crate::identity::{Identity, IdentityRecord};
 use crate::recovery;
 use crate::store::Store;
+use crate::sync::SyncMemory;
 
 pub use crate::audit::{AuditRecord, Disclosure};
 
@@ -66,26 +66,13 @@ pub struct Home {
     pub(crate) id: Identity,
     /// Account keys by generation, as far as this device can reach.
     pub(crate) account_keys: Vec<DhSecret>,
-    /// Documents kept loaded between operations, with the store revision
-    /// they match (another process may write the same home meanwhile).
-    pub(crate) loaded: HashMap<DocId, (i64, Loaded)>,
-    /// The Automerge actor this process writes as: the device id and a
-    /// random suffix, so two processes on one home never reuse a sequence.
-    pub(crate) actor: Vec<u8>,
+    /// Documents kept loaded between operations.
+    pub(crate) cache: DocCache,
     dir: PathBuf,
     /// How it reaches its relay.
     pub(crate) setup: Setup,
-    /// Account logs verified this session.
-    pub(crate) verified_logs: crate::sync::VerifiedLogs,
-    /// Refusals already in the audit this session: one the relay keeps
-    /// sending is recorded once, not every round (each line is synced to
-    /// the account's other devices and would set off rounds there).
-    pub(crate) audited_refusals: std::collections::HashSet<(DocId, u64, String)>,
-    /// When (by the home's clock) the last full sync round of this session
-    /// that finished began to read the account logs: for a short while
-    /// after, an edit may be sent before the next round catches up (see
-    /// `sync::push_early`).
-    pub(crate) caught_up_at: Option<u64>,
+    /// What this session remembers of its sync rounds.
+    pub(crate) synced: SyncMemory,
 }
 
 impl std::fmt::Debug for Home {
@@ -220,13 +207,10 @@ impl Home {
             store,
             id,
             account_keys: vec![account_key],
-            loaded: HashMap::new(),
-            actor: Vec::new(),
+            cache: DocCache::default(),
             dir: dir.to_path_buf(),
             setup: setup.clone(),
-            verified_logs: Default::default(),
-            audited_refusals: Default::default(),
-            caught_up_at: None,
+            synced: SyncMemory::default(),
         };
         home.store.transaction(|s| {
             s.append_log(
@@ -256,13 +240,10 @@ impl Home {
             store,
             id,
             account_keys: Vec::new(),
-            loaded: HashMap::new(),
-            actor: Vec::new(),
+            cache: DocCache::default(),
             dir: dir.to_path_buf(),
             setup: setup.clone(),
-            verified_logs: Default::default(),
-            audited_refusals: Default::default(),
-            caught_up_at: None,
+            synced: SyncMemory::default(),
         }
         .with_actor())
     }
@@ -307,20 +288,17 @@ impl Home {
             store,
             id: Identity::from_record(record),
             account_keys,
-            loaded: HashMap::new(),
-            actor: Vec::new(),
+            cache: DocCache::default(),
             dir: dir.to_path_buf(),
             setup: Setup::default(),
-            verified_logs: Default::default(),
-            audited_refusals: Default::default(),
-            caught_up_at: None,
+            synced: SyncMemory::default(),
         }
         .with_actor())
     }
 
     fn with_actor(mut self) -> Home {
         let suffix: [u8; 8] = casebook_shared::crypto::random_bytes();
-        self.actor = [&self.id.signer.device_id().0[..], &suffix[..]].concat();
+        self.cache = DocCache::new([&self.id.signer.device_id().0[..], &suffix[..]].concat());
         self
     }
 
@@ -483,7 +461,7 @@ impl Home {
         let out = f(self);
         if out.is_err() {
             // The in-memory copies may hold what was rolled back.
-            self.loaded.clear();
+            self.cache.clear();
         }
         self.store.end(started, out.is_ok())?;
         out

@@ -194,7 +194,7 @@ impl Home {
             home.store.put_meta(REWRITE_DUE, &[1])?;
             home.store.delete_secret(&meta_name(doc))?;
             home.store.delete_secret(&keys_name(doc))?;
-            home.loaded.remove(doc);
+            home.cache.forget(doc);
             home.forget_held(doc)?;
             home.drop_drafts(doc)?;
             home.audit(

@@ -88,7 +88,7 @@ impl Home {
                 // fetches it again from the relay if this account may
                 // still read it.
                 home.store.forget_doc_content(doc)?;
-                home.loaded.remove(doc);
+                home.cache.forget(doc);
                 home.forget_held(doc)?;
             }
             let what = match save_to {

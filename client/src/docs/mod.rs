@@ -12,7 +12,10 @@ use crate::notes::{CaseDoc, CaseSummary, PrivateDoc};
 use crate::store::{DocSync, OutKind};
 
 pub(crate) mod access_state;
+mod cache;
 pub(crate) mod queue;
+
+pub(crate) use cache::DocCache;
 
 pub use access_state::DocMeta;
 
@@ -125,7 +128,7 @@ impl Home {
             }
             Ok(rev)
         })?;
-        self.loaded.insert(*doc, (rev, loaded));
+        self.cache.keep(*doc, rev, loaded);
         Ok(())
     }
 
@@ -138,8 +141,8 @@ impl Home {
         let name = crate::names::check(name)?;
         let case_id = DocId::random();
         let private_id = DocId::random();
-        let mut case = CaseDoc::new(name, created, private_id, &self.actor)?;
-        let mut private = PrivateDoc::new(case_id, &self.actor)?;
+        let mut case = CaseDoc::new(name, created, private_id, self.cache.actor())?;
+        let mut private = PrivateDoc::new(case_id, self.cache.actor())?;
         let case_changes = case.changes_since(&[]);
         let private_changes = private.changes_since(&[]);
         // The private document first: a case never lists a private document
@@ -227,22 +230,20 @@ impl Home {
     /// The document loaded, from memory if the copy there is current.
     pub(crate) fn take_loaded(&mut self, doc: &DocId) -> Result<Loaded> {
         let rev = self.store.doc_rev(doc)?;
-        if let Some((r, l)) = self.loaded.remove(doc)
-            && r == rev
-        {
+        if let Some(l) = self.cache.take(doc, rev) {
             return Ok(l);
         }
         let body = self
             .store
             .doc_body(doc)?
             .ok_or_else(|| Error::UnknownCase(doc.to_hex()))?;
-        Loaded::load(&body, &self.actor)
+        Loaded::load(&body, self.cache.actor())
     }
 
     /// Puts a document read without change back in memory.
     pub(crate) fn keep_loaded(&mut self, doc: &DocId, loaded: Loaded) -> Result<()> {
         let rev = self.store.doc_rev(doc)?;
-        self.loaded.insert(*doc, (rev, loaded));
+        self.cache.keep(*doc, rev, loaded);
         Ok(())
     }
 
@@ -356,7 +357,7 @@ impl Home {
         body: &[u8],
         summary: &[u8],
     ) -> Result<()> {
-        self.loaded.remove(doc);
+        self.cache.forget(doc);
         self.store.put_doc(doc, body, summary)?;
         Ok(())
     }
@@ -366,13 +367,13 @@ impl Home {
     pub(crate) fn apply_batch(&mut self, doc: &DocId, batch: &[u8]) -> Result<()> {
         let loaded = match self.store.has_body(doc)? {
             true => self.take_loaded(doc)?,
-            false => Loaded::load(batch, &self.actor)?,
+            false => Loaded::load(batch, self.cache.actor())?,
         };
         let mut loaded = loaded.apply(batch)?;
         let body = loaded.save();
         let summary = serde_json_summary(&loaded.summary());
         let rev = self.store.put_doc(doc, &body, &summary)?;
-        self.loaded.insert(*doc, (rev, loaded));
+        self.cache.keep(*doc, rev, loaded);
         Ok(())
     }
 

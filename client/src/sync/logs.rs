@@ -144,7 +144,7 @@ impl Home {
         };
         let new = extension(account, held.last(), &entries)?;
         if new.is_empty()
-            && let Some(state) = self.verified_logs.unchanged(account, &held)
+            && let Some(state) = self.synced.verified_logs.unchanged(account, &held)
         {
             return Ok(state.clone());
         }
@@ -168,7 +168,7 @@ impl Home {
                 self.store.append_log(&account.0, first_new, &encoded)?;
             }
         }
-        self.verified_logs.remember(*account, &all, &state);
+        self.synced.verified_logs.remember(*account, &all, &state);
         Ok(state)
     }
 }

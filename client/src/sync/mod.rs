@@ -12,6 +12,7 @@
 mod apply;
 pub mod check;
 mod logs;
+mod memory;
 mod paging;
 mod pull;
 mod pulling;
@@ -35,6 +36,7 @@ use crate::net::{NetError, Relay};
 use round::{Phase, Round};
 
 pub(crate) use logs::VerifiedLogs;
+pub(crate) use memory::SyncMemory;
 pub(crate) use upkeep::{Upkeep, upkeep};
 pub use watch::WatchEvent;
 
@@ -282,7 +284,8 @@ impl Home {
             }
         }
         let report = round.finish();
-        if let Some(line) = round::refusal_line(&report.refused, &mut self.audited_refusals) {
+        if let Some(line) = round::refusal_line(&report.refused, &mut self.synced.audited_refusals)
+        {
             self.audit(&line, None)?;
         }
         self.store.put_secret(
@@ -293,7 +296,7 @@ impl Home {
             })
             .expect("plain data always serializes"),
         )?;
-        self.caught_up_at = learnt_at;
+        self.synced.caught_up_at = learnt_at;
         Ok(report)
     }
 

@@ -53,6 +53,7 @@ impl Home {
         // Counted from when the last full round began to read the account
         // logs, and never from a time ahead of the clock (one set back).
         let fresh = self
+            .synced
             .caught_up_at
             .is_some_and(|at| at <= now && now - at <= FRESH_FOR);
         if !fresh || self.restored_at()?.is_some() {
@@ -115,7 +116,7 @@ impl Home {
         };
         if meta.owner == me {
             let u = upkeep(&meta, &me, now, |a| {
-                self.verified_logs.get(a).map(|st| st.key.generation)
+                self.synced.verified_logs.get(a).map(|st| st.key.generation)
             });
             if u.due() || !u.unknown.is_empty() {
                 return Ok(None);

@@ -69,7 +69,7 @@ impl Home {
         let mut report = SyncReport::default();
         // The account logs this session verified; a device not among them
         // is left to the round, which fetches its account's log first.
-        let accounts: BTreeMap<AccountId, AccountState> = self.verified_logs.states();
+        let accounts: BTreeMap<AccountId, AccountState> = self.synced.verified_logs.states();
         let mut docs: Vec<DocId> = told.iter().map(|t| t.doc).collect();
         docs.sort();
         docs.dedup();
@@ -149,7 +149,7 @@ impl Home {
         }
         let keep = applied.is_ok() && report.refused.is_empty();
         if !keep {
-            self.loaded.clear();
+            self.cache.clear();
         }
         let ended = self.store.end(started, keep);
         let restored = self.store.wait_for_disk(true);
