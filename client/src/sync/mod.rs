@@ -60,6 +60,9 @@ pub struct SyncReport {
     pub pushed: usize,
     /// Envelopes fetched from other devices and applied.
     pub received: usize,
+    /// Of `received`, those a watching device took as the relay pushed
+    /// them, without fetching.
+    pub taken_pushed: usize,
     /// Documents that changed here.
     pub docs_updated: usize,
     /// Documents stored from a snapshot without loading them.

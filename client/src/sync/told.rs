@@ -99,6 +99,7 @@ impl Home {
         if (pushed.is_empty() && after.is_empty()) || accounts.is_empty() {
             return Ok(report);
         }
+        let taken_pushed = pushed.len();
         let mut items = pushed;
         let mut paging = Paging::new(after);
         if let Some(request) = paging.request() {
@@ -163,6 +164,7 @@ impl Home {
         if received > 0 {
             progress(Progress::Visible { received });
         }
+        report.taken_pushed = taken_pushed;
         Ok(report)
     }
 }

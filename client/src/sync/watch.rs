@@ -49,6 +49,7 @@ impl Home {
             });
         let mut r = self.sync(relay, progress).await?;
         r.received += early.received;
+        r.taken_pushed += early.taken_pushed;
         r.snapshots_in += early.snapshots_in;
         r.docs_updated += early.docs_updated;
         r.refused.extend(early.refused);
