@@ -199,14 +199,17 @@ impl Subscription {
     pub async fn next(&mut self) -> Result<Option<Told>, NetError> {
         match read_frame(&mut self.recv).await? {
             Some(Response::Notify { doc, seq }) => Ok(Some(Told::doc(doc, seq))),
+            // Longer than was asked for: taken as a plain notice.
             Some(Response::Pushed { item, prev }) => Ok(Some(Told {
                 doc: item.doc,
                 seq: item.seq,
-                pushed: Some(PushedEnvelope {
+                pushed: (item.envelope.len() <= PUSHED_BYTES as usize).then_some(PushedEnvelope {
                     envelope: item.envelope,
                     prev,
                 }),
             })),
+            // Said once, at the end: the device was revoked, say.
+            Some(Response::Error { code, reason }) => Err(NetError::Relay { code, reason }),
             Some(other) => Err(NetError::Protocol(format!("unexpected push {other:?}"))),
             None => Ok(None),
         }

@@ -187,11 +187,8 @@ async fn stream<S: Storage>(
     if let Some(push_up_to) = push_up_to {
         // A subscription is one long stream per device and is not counted.
         drop(permit);
-        let identity = {
-            let s = session.lock().await.clone();
-            relay.identity(&s).await
-        };
-        let (account, _) = match identity {
+        let watcher = session.lock().await.clone();
+        let (account, _) = match relay.identity(&watcher).await {
             Ok(i) => i,
             Err(resp) => {
                 respond(&mut send, &resp).await?;
@@ -205,6 +202,13 @@ async fn stream<S: Storage>(
             tokio::select! {
                 c = changes.recv() => match c {
                     Ok(c) => {
+                        // Each push goes only to a device still active: one
+                        // revoked while it watches is told so and cut off,
+                        // before any envelope of the account's reaches it.
+                        if let Err(resp) = relay.identity(&watcher).await {
+                            respond(&mut send, &resp).await?;
+                            break;
+                        }
                         respond(&mut send, &push_frame(c, push_up_to)).await?;
                         crate::metrics::pushed();
                     }

@@ -278,7 +278,9 @@ pub trait Storage: Send + Sync + 'static {
     /// have seen of the document to take that envelope next and miss
     /// nothing. Asked once the envelope is stored: every one below it of
     /// the same document is stored by then (a document's numbers become
-    /// visible in the order they were drawn).
+    /// visible in the order they were drawn). A disposal committed since
+    /// has deleted them all (0 then; the device deletes the document at its
+    /// next round).
     fn seqs_before(
         &self,
         items: Vec<(DocId, u64)>,

@@ -133,3 +133,44 @@ async fn a_full_node_refuses_the_next_connection_until_one_ends() {
     b.close().await;
     handle.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_device_revoked_while_it_watches_is_cut_off_before_the_next_push() {
+    let relay = TestRelay::start().await;
+    let dirs: Vec<_> = (0..2).map(|_| tempfile::tempdir().unwrap()).collect();
+    let mut laptop = init(dirs[0].path(), &relay, "Dr. Rivera");
+    let case = case_with_a_plan(&mut laptop, "walk daily");
+    sync(&mut laptop).await;
+    let mut tablet = pair(&mut laptop, dirs[1].path(), &relay).await;
+    let watching = tablet.connect().await.unwrap();
+    let mut pushes = watching.subscribe().await.unwrap();
+
+    let conn = laptop.connect().await.unwrap();
+    laptop.revoke(&conn, &tablet.device_id()).await.unwrap();
+    conn.close().await;
+    // Written under the key the tablet holds, before any rotation: the
+    // relay must not hand it to the revoked device's open subscription.
+    let edit = |text: &str| vec![("plan".to_string(), text.to_string())];
+    laptop
+        .edit_note(&case, "n1", &edit("walk daily, sleep log"))
+        .unwrap();
+    let conn = laptop.connect().await.unwrap();
+    laptop.sync(&conn, &mut |_| {}).await.unwrap();
+    conn.close().await;
+    let wait = Duration::from_secs(10);
+    loop {
+        match tokio::time::timeout(wait, pushes.next()).await.unwrap() {
+            Ok(Some(told)) => assert!(
+                told.pushed.is_none(),
+                "an envelope pushed to a revoked device: {told:?}"
+            ),
+            Err(e) => {
+                assert!(e.to_string().contains("revoked"), "{e}");
+                break;
+            }
+            Ok(None) => panic!("the stream ended without saying why"),
+        }
+    }
+    watching.close().await;
+    relay.stop().await;
+}

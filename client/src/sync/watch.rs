@@ -23,6 +23,9 @@ pub enum WatchEvent {
     Synced(SyncReport),
 }
 
+/// Pushes held for the next round at most.
+const PUSH_QUEUE: usize = 1024;
+
 /// How often the outbox is checked for edits made by another process.
 const OUTBOX_POLL: Duration = Duration::from_millis(100);
 
@@ -67,22 +70,26 @@ impl Home {
         let mut sub = relay.subscribe().await?;
         // The push stream is read by its own task: a half-read frame must
         // never be dropped by a `select!` that picks another branch.
-        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+        // Bounded: a relay pushing faster than rounds take it in is held
+        // back by the stream's flow control, and then tells this device to
+        // list everything instead (the relay's push backlog is bounded).
+        let (tx, mut rx) = tokio::sync::mpsc::channel(PUSH_QUEUE);
         let reader = tokio::spawn(async move {
             loop {
                 match sub.next().await {
                     Ok(Some(n)) => {
-                        if tx.send(Ok(n)).is_err() {
+                        if tx.send(Ok(n)).await.is_err() {
                             return;
                         }
                     }
                     Ok(None) => {
-                        let _ =
-                            tx.send(Err(NetError::Io("the relay closed the push stream".into())));
+                        let _ = tx
+                            .send(Err(NetError::Io("the relay closed the push stream".into())))
+                            .await;
                         return;
                     }
                     Err(e) => {
-                        let _ = tx.send(Err(e));
+                        let _ = tx.send(Err(e)).await;
                         return;
                     }
                 }

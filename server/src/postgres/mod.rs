@@ -552,18 +552,22 @@ impl Storage for PgStore {
     }
 
     async fn seqs_before(&self, items: Vec<(DocId, u64)>) -> Result<Vec<u64>, StoreError> {
-        let conn = self.pool.get().await?;
-        let stmt = conn
-            .prepare_cached(
-                "SELECT COALESCE(MAX(seq), 0) FROM envelopes WHERE doc = $1 AND seq < $2",
+        // One round trip for them all.
+        let docs: Vec<&[u8]> = items.iter().map(|(d, _)| &d.0[..]).collect();
+        let seqs: Vec<i64> = items.iter().map(|(_, s)| *s as i64).collect();
+        let rows = self
+            .pool
+            .get()
+            .await?
+            .query(
+                "SELECT (SELECT COALESCE(MAX(e.seq), 0) FROM envelopes e
+                         WHERE e.doc = t.doc AND e.seq < t.seq)
+                 FROM unnest($1::bytea[], $2::bigint[]) WITH ORDINALITY AS t(doc, seq, i)
+                 ORDER BY t.i",
+                &[&docs, &seqs],
             )
             .await?;
-        let mut out = Vec::with_capacity(items.len());
-        for (d, seq) in items {
-            let row = conn.query_one(&stmt, &[&&d.0[..], &(seq as i64)]).await?;
-            out.push(row.get::<_, i64>(0) as u64);
-        }
-        Ok(out)
+        Ok(rows.iter().map(|r| r.get::<_, i64>(0) as u64).collect())
     }
 
     async fn heads(&self, docs: Vec<DocId>) -> Result<Vec<(DocId, u64)>, StoreError> {

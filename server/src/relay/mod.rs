@@ -79,9 +79,10 @@ pub struct Pushed {
     pub prev: u64,
 }
 
-/// Longest envelope pushed with its change; a longer one is fetched. Each
-/// account's push channel keeps its last few hundred changes, envelopes
-/// and all, so this bounds what a busy account holds in memory.
+/// Longest envelope pushed with its change; a longer one is fetched. A
+/// watching device that falls behind holds up to its account channel's
+/// backlog of changes in memory (a few hundred), envelopes and all, so
+/// this bounds what one slow device can pin.
 pub const MAX_PUSHED: usize = 16 * 1024;
 
 /// The relay's shared core.

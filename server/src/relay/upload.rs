@@ -14,6 +14,10 @@ use crate::metrics;
 use crate::state::Doc;
 use crate::storage::{Fence, NewEnvelope, Storage, StoreError, WriteJob};
 
+/// Uploads of at most this many envelopes have them pushed to watching
+/// devices (see [`Relay::push_envelopes`]).
+const PUSH_UPLOADS_UP_TO: usize = 8;
+
 /// Why an envelope was refused: the code the device gets, and a fixed word
 /// for the log and the metrics.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -306,12 +310,17 @@ impl<S: Storage> Relay<S> {
         Ok(again)
     }
 
-    /// Gives each change its envelope where a device of the document's
+    /// Gives each change of a small upload its envelope where a device of the document's
     /// readers is watching and the envelope is short, so the watching
     /// device need not fetch it; with it goes what precedes it, read once
     /// it is stored. A store that cannot say leaves the changes told
     /// plainly: the devices fetch them.
     async fn push_envelopes(&self, changed: &mut [(Change, Arc<Doc>)], bytes: &[&[u8]]) {
+        // A larger upload is a device catching up, not a person typing:
+        // its watchers fetch what they lack, a page at a time.
+        if changed.len() > PUSH_UPLOADS_UP_TO {
+            return;
+        }
         let now = self.now();
         let wanted: Vec<usize> = (0..changed.len())
             .filter(|&k| {
