@@ -459,11 +459,12 @@ impl Home {
     pub(crate) fn atomically<T>(&mut self, f: impl FnOnce(&mut Home) -> Result<T>) -> Result<T> {
         let started = self.store.begin()?;
         let out = f(self);
-        if out.is_err() {
+        let ended = self.store.end(started, out.is_ok());
+        if out.is_err() || ended.is_err() {
             // The in-memory copies may hold what was rolled back.
             self.cache.clear();
         }
-        self.store.end(started, out.is_ok())?;
+        ended?;
         out
     }
 

@@ -293,7 +293,12 @@ impl Store {
             return Ok(());
         }
         if commit {
-            self.conn.execute_batch("COMMIT")?;
+            // A commit that fails (a full disk, say) leaves nothing of the
+            // transaction behind, and no transaction open for the next.
+            if let Err(e) = self.conn.execute_batch("COMMIT") {
+                let _ = self.conn.execute_batch("ROLLBACK");
+                return Err(e.into());
+            }
         } else {
             let _ = self.conn.execute_batch("ROLLBACK");
         }
@@ -545,6 +550,10 @@ impl Store {
         Ok(out)
     }
 }
+
+#[cfg(test)]
+#[path = "end_tests.rs"]
+mod end_tests;
 
 #[cfg(test)]
 mod tests {

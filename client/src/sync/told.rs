@@ -149,10 +149,10 @@ impl Home {
             }
         }
         let keep = applied.is_ok() && report.refused.is_empty();
-        if !keep {
+        let ended = self.store.end(started, keep);
+        if !keep || ended.is_err() {
             self.cache.clear();
         }
-        let ended = self.store.end(started, keep);
         let restored = self.store.wait_for_disk(true);
         applied?;
         ended?;
