@@ -250,6 +250,21 @@ pub fn case_with_a_plan(home: &mut Home, plan: &str) -> casebook_shared::ids::Do
     case
 }
 
+/// Dr. Rivera's laptop (in `dirs[0]`) with a synced case whose note `n1`
+/// plans "walk daily", and a tablet paired to it (in `dirs[1]`) that has
+/// synced it too.
+pub async fn laptop_and_tablet(
+    relay: &impl Reach,
+    dirs: &[tempfile::TempDir],
+) -> (Home, Home, casebook_shared::ids::DocId) {
+    let mut laptop = init(dirs[0].path(), relay, "Dr. Rivera");
+    let case = case_with_a_plan(&mut laptop, "walk daily");
+    sync(&mut laptop).await;
+    let mut tablet = pair(&mut laptop, dirs[1].path(), relay).await;
+    sync(&mut tablet).await;
+    (laptop, tablet, case)
+}
+
 /// The plan of note `n1` of `case`, as `home` shows it.
 pub fn plan_of(home: &mut Home, case: &casebook_shared::ids::DocId) -> String {
     home.read_case(case, |c| {

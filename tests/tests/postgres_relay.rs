@@ -21,11 +21,7 @@ async fn a_practice_syncs_through_a_relay_on_postgresql() {
     let addr = relay.handle.addr;
     let dirs: Vec<_> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
 
-    let mut laptop = init(dirs[0].path(), &relay, "Dr. Rivera");
-    let case = case_with_a_plan(&mut laptop, "walk daily");
-    sync(&mut laptop).await;
-    let mut tablet = pair(&mut laptop, dirs[1].path(), &relay).await;
-    sync(&mut tablet).await;
+    let (mut laptop, mut tablet, case) = laptop_and_tablet(&relay, &dirs).await;
     assert_eq!(plan_of(&mut tablet, &case), "walk daily");
 
     // The relay stops and starts again over the same database; then the
@@ -102,11 +98,7 @@ async fn a_node_that_heard_nothing_still_keeps_to_the_logs() {
     assert_eq!(a.handle.fingerprint, b.handle.fingerprint);
     let dirs: Vec<_> = (0..2).map(|_| tempfile::tempdir().unwrap()).collect();
 
-    let mut laptop = init(dirs[0].path(), &a, "Dr. Rivera");
-    let case = case_with_a_plan(&mut laptop, "walk daily");
-    sync(&mut laptop).await;
-    let mut tablet = pair(&mut laptop, dirs[1].path(), &a).await;
-    sync(&mut tablet).await;
+    let (mut laptop, mut tablet, case) = laptop_and_tablet(&a, &dirs).await;
     tablet
         .set_relay(&b.addr(), b.handle.fingerprint)
         .await

@@ -301,11 +301,7 @@ async fn an_edit_after_a_share_expired_waits_for_the_new_key() {
 async fn an_edit_goes_out_before_the_round_fetches() {
     let relay = TestRelay::start().await;
     let dirs: Vec<_> = (0..2).map(|_| tempfile::tempdir().unwrap()).collect();
-    let mut laptop = init(dirs[0].path(), &relay, "Dr. Rivera");
-    let case = case_with_a_plan(&mut laptop, "walk daily");
-    sync(&mut laptop).await;
-    let mut tablet = pair(&mut laptop, dirs[1].path(), &relay).await;
-    sync(&mut tablet).await;
+    let (mut laptop, mut tablet, case) = laptop_and_tablet(&relay, &dirs).await;
     sync(&mut laptop).await;
 
     // Something for the laptop's round to fetch, and an edit of its own.

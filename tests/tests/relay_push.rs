@@ -138,10 +138,7 @@ async fn a_full_node_refuses_the_next_connection_until_one_ends() {
 async fn a_device_revoked_while_it_watches_is_cut_off_before_the_next_push() {
     let relay = TestRelay::start().await;
     let dirs: Vec<_> = (0..2).map(|_| tempfile::tempdir().unwrap()).collect();
-    let mut laptop = init(dirs[0].path(), &relay, "Dr. Rivera");
-    let case = case_with_a_plan(&mut laptop, "walk daily");
-    sync(&mut laptop).await;
-    let mut tablet = pair(&mut laptop, dirs[1].path(), &relay).await;
+    let (mut laptop, mut tablet, case) = laptop_and_tablet(&relay, &dirs).await;
     let watching = tablet.connect().await.unwrap();
     let mut pushes = watching.subscribe().await.unwrap();
 

@@ -39,11 +39,7 @@ async fn next_round(rx: &mut tokio::sync::mpsc::UnboundedReceiver<Seen>) -> Vec<
 async fn a_watcher_shows_a_change_before_the_rest_of_its_round() {
     let relay = TestRelay::start().await;
     let dirs: Vec<_> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
-    let mut laptop = init(dirs[0].path(), &relay, "Dr. Rivera");
-    let case = case_with_a_plan(&mut laptop, "walk daily");
-    sync(&mut laptop).await;
-    let mut tablet = pair(&mut laptop, dirs[1].path(), &relay).await;
-    sync(&mut tablet).await;
+    let (mut laptop, mut tablet, case) = laptop_and_tablet(&relay, &dirs).await;
 
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
