@@ -132,13 +132,6 @@ impl Storage for AnyStore {
         }
     }
 
-    async fn seqs_before(&self, items: Vec<(DocId, u64)>) -> Result<Vec<u64>, StoreError> {
-        match self {
-            AnyStore::Sqlite(s) => s.seqs_before(items).await,
-            AnyStore::Postgres(s) => s.seqs_before(items).await,
-        }
-    }
-
     async fn heads(&self, docs: Vec<DocId>) -> Result<Vec<(DocId, u64)>, StoreError> {
         match self {
             AnyStore::Sqlite(s) => s.heads(docs).await,

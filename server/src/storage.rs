@@ -57,6 +57,9 @@ pub struct NewEnvelope {
     pub bytes: Vec<u8>,
     /// The logs the author's right was checked against.
     pub fence: Fence,
+    /// Whether to say what precedes it ([`Written::prev`]): asked for a
+    /// change that will be pushed, with its bytes, to a watching device.
+    pub wants_prev: bool,
 }
 
 /// The lengths of the logs an envelope was checked against. The store
@@ -175,6 +178,14 @@ pub struct Written {
     /// new, nothing for a repeat, and for a snapshot its size less what it
     /// replaced. The relay keeps each account's usage from these.
     pub added: i64,
+    /// For a change stored with [`NewEnvelope::wants_prev`], the highest
+    /// sequence number of its document's envelopes below it (0 if none):
+    /// what a device must have seen of the document to take this one next
+    /// and miss nothing. Read in the transaction that stores it, after
+    /// every earlier one of the document (a document's numbers become
+    /// visible in the order they are drawn), so one read costs no extra
+    /// trip to the store between the commit and the push.
+    pub prev: Option<u64>,
 }
 
 /// The answer to a job: for envelopes one result each; for log appends a
@@ -272,19 +283,6 @@ pub trait Storage: Send + Sync + 'static {
 
     /// Woken whenever a mailbox message is put (through any node).
     fn mailbox_changed(&self) -> &tokio::sync::Notify;
-
-    /// For each document and sequence number, the highest sequence number
-    /// of the document's envelopes below it (0 if none): what a device must
-    /// have seen of the document to take that envelope next and miss
-    /// nothing. Asked once the envelope is stored: every one below it of
-    /// the same document is stored by then (a document's numbers become
-    /// visible in the order they were drawn). A disposal committed since
-    /// has deleted them all (0 then; the device deletes the document at its
-    /// next round).
-    fn seqs_before(
-        &self,
-        items: Vec<(DocId, u64)>,
-    ) -> impl Future<Output = Result<Vec<u64>, StoreError>> + Send;
 
     /// The newest envelope of each document, as stored now.
     fn heads(
@@ -390,6 +388,7 @@ pub fn repeated(seq: i64, stored: &[u8], new: &[u8]) -> Result<Written, StoreErr
         Ok(Written {
             seq: seq as u64,
             added: 0,
+            prev: None,
         })
     } else {
         Err(StoreError::Conflict)
@@ -414,6 +413,7 @@ pub fn snapshot_written(
     Written {
         seq: covers,
         added: stored - freed,
+        prev: None,
     }
 }
 

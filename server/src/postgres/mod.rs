@@ -551,25 +551,6 @@ impl Storage for PgStore {
         index::stored_bytes(&**self.pool.get().await?).await
     }
 
-    async fn seqs_before(&self, items: Vec<(DocId, u64)>) -> Result<Vec<u64>, StoreError> {
-        // One round trip for them all.
-        let docs: Vec<&[u8]> = items.iter().map(|(d, _)| &d.0[..]).collect();
-        let seqs: Vec<i64> = items.iter().map(|(_, s)| *s as i64).collect();
-        let rows = self
-            .pool
-            .get()
-            .await?
-            .query(
-                "SELECT (SELECT COALESCE(MAX(e.seq), 0) FROM envelopes e
-                         WHERE e.doc = t.doc AND e.seq < t.seq)
-                 FROM unnest($1::bytea[], $2::bigint[]) WITH ORDINALITY AS t(doc, seq, i)
-                 ORDER BY t.i",
-                &[&docs, &seqs],
-            )
-            .await?;
-        Ok(rows.iter().map(|r| r.get::<_, i64>(0) as u64).collect())
-    }
-
     async fn heads(&self, docs: Vec<DocId>) -> Result<Vec<(DocId, u64)>, StoreError> {
         let ids: Vec<&[u8]> = docs.iter().map(|d| &d.0[..]).collect();
         let rows = self

@@ -21,6 +21,7 @@ pub(super) struct Statements {
     pub(super) prune_covered: Statement,
     pub(super) is_disposed: Statement,
     pub(super) insert_envelope: Statement,
+    pub(super) seqs_before: Statement,
     pub(super) stored_envelope: Statement,
     pub(super) device_owner: Statement,
     pub(super) add_device: Statement,
@@ -90,6 +91,14 @@ impl Statements {
                 .prepare(
                     "INSERT INTO envelopes(doc, env_id, bytes) VALUES ($1, $2, $3)
                      ON CONFLICT(doc, env_id) DO NOTHING RETURNING seq",
+                )
+                .await?,
+            seqs_before: c
+                .prepare(
+                    "SELECT (SELECT COALESCE(MAX(e.seq), 0) FROM envelopes e
+                             WHERE e.doc = t.doc AND e.seq < t.seq)
+                     FROM unnest($1::bytea[], $2::bigint[]) WITH ORDINALITY AS t(doc, seq, i)
+                     ORDER BY t.i",
                 )
                 .await?,
             stored_envelope: c

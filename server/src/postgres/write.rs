@@ -392,6 +392,7 @@ async fn dispose(
     Ok(Ok(Written {
         seq: head as u64,
         added: -freed,
+        prev: None,
     }))
 }
 
@@ -481,6 +482,7 @@ async fn insert_envelopes(
                     Some(row) => Ok(Written {
                         seq: row.get::<_, i64>(0) as u64,
                         added: e.bytes.len() as i64,
+                        prev: None,
                     }),
                     // The id was stored before.
                     None => {
@@ -494,7 +496,37 @@ async fn insert_envelopes(
         }
         rest = after;
     }
+    tell_prev(tx, stmts, envs, &mut out).await?;
     Ok(out)
+}
+
+/// Fills in [`Written::prev`] for the changes stored that asked for it, in
+/// one round trip, inside the transaction that stored them (which holds
+/// their documents' locks, so every earlier envelope of each is visible).
+async fn tell_prev(
+    tx: &Transaction<'_>,
+    stmts: &Statements,
+    envs: &[NewEnvelope],
+    out: &mut WriteResult,
+) -> Result<(), StoreError> {
+    let wanted: Vec<usize> = (0..envs.len())
+        .filter(|&k| envs[k].wants_prev && envs[k].snapshot_covers.is_none() && out[k].is_ok())
+        .collect();
+    if wanted.is_empty() {
+        return Ok(());
+    }
+    let docs: Vec<&[u8]> = wanted.iter().map(|&k| &envs[k].doc.0[..]).collect();
+    let seqs: Vec<i64> = wanted
+        .iter()
+        .map(|&k| out[k].as_ref().map_or(0, |w| w.seq as i64))
+        .collect();
+    let rows = tx.query(&stmts.seqs_before, &[&docs, &seqs]).await?;
+    for (k, row) in wanted.into_iter().zip(rows) {
+        if let Ok(w) = &mut out[k] {
+            w.prev = Some(row.get::<_, i64>(0) as u64);
+        }
+    }
+    Ok(())
 }
 
 /// Stores a snapshot in place of an older one and of the changes it covers.

@@ -239,6 +239,7 @@ impl<S: Storage> Relay<S> {
         if good.is_empty() {
             return Ok(again);
         }
+        self.ask_prev(&mut good, &docs);
         let reserved = self.reserve_quota(&good, &docs).await?;
         let envs: std::sync::Arc<[NewEnvelope]> = good.into();
         let queued = self.store.submit(WriteJob::Envelopes(envs.clone()));
@@ -254,8 +255,6 @@ impl<S: Storage> Relay<S> {
             return Err(store_err(StoreError::Stopped));
         };
         let mut changed: Vec<(Change, Arc<Doc>)> = Vec::new();
-        // Each change's envelope, to push with it.
-        let mut changed_bytes: Vec<&[u8]> = Vec::new();
         let mut added = Vec::new();
         for ((i, e), r) in slots.into_iter().zip(envs.iter()).zip(stored) {
             let (doc, size) = (e.doc, e.bytes.len());
@@ -263,8 +262,17 @@ impl<S: Storage> Relay<S> {
                 Ok(w) => {
                     if let Some(d) = docs.get(&doc) {
                         if e.snapshot_covers.is_none() {
-                            changed.push((Change::told(doc, w.seq), d.clone()));
-                            changed_bytes.push(&e.bytes);
+                            let mut change = Change::told(doc, w.seq);
+                            // Pushed with its envelope where a watching
+                            // device was to be told and the store said
+                            // what precedes it.
+                            change.pushed = w.prev.map(|prev| {
+                                Arc::new(Pushed {
+                                    envelope: e.bytes.clone(),
+                                    prev,
+                                })
+                            });
+                            changed.push((change, d.clone()));
                         }
                         added.push((d.clone(), w.added));
                     }
@@ -305,47 +313,26 @@ impl<S: Storage> Relay<S> {
             }
             metrics::stored_bytes(st.stored);
         }
-        self.push_envelopes(&mut changed, &changed_bytes).await;
         self.announce(&changed);
         Ok(again)
     }
 
-    /// Gives each change of a small upload its envelope where a device of the document's
-    /// readers is watching and the envelope is short, so the watching
-    /// device need not fetch it; with it goes what precedes it, read once
-    /// it is stored. A store that cannot say leaves the changes told
-    /// plainly: the devices fetch them.
-    async fn push_envelopes(&self, changed: &mut [(Change, Arc<Doc>)], bytes: &[&[u8]]) {
-        // A larger upload is a device catching up, not a person typing:
-        // its watchers fetch what they lack, a page at a time.
-        if changed.len() > PUSH_UPLOADS_UP_TO {
+    /// Asks the store to say what precedes each change of a small upload
+    /// that a device of its document's readers is watching, with an
+    /// envelope short enough to push: that device need not fetch it (see
+    /// [`crate::storage::Written::prev`]). A larger upload is a device catching up, not a
+    /// person typing: its watchers fetch what they lack, a page at a time.
+    fn ask_prev(&self, good: &mut [NewEnvelope], docs: &HashMap<DocId, Arc<Doc>>) {
+        if good.len() > PUSH_UPLOADS_UP_TO {
             return;
         }
         let now = self.now();
-        let wanted: Vec<usize> = (0..changed.len())
-            .filter(|&k| {
-                bytes[k].len() <= MAX_PUSHED && self.hub.watched(changed[k].1.readers(now))
-            })
-            .collect();
-        if wanted.is_empty() {
-            return;
-        }
-        let items = wanted
-            .iter()
-            .map(|&k| (changed[k].0.doc, changed[k].0.seq))
-            .collect();
-        match self.store.seqs_before(items).await {
-            Ok(prevs) => {
-                for (k, prev) in wanted.into_iter().zip(prevs) {
-                    changed[k].0.pushed = Some(Arc::new(Pushed {
-                        envelope: bytes[k].to_vec(),
-                        prev,
-                    }));
-                }
-            }
-            Err(e) => {
-                tracing::warn!(error = %e, "reading what precedes pushed changes; they are told without their envelopes");
-            }
+        for e in good.iter_mut() {
+            e.wants_prev = e.snapshot_covers.is_none()
+                && e.bytes.len() <= MAX_PUSHED
+                && docs
+                    .get(&e.doc)
+                    .is_some_and(|d| self.hub.watched(d.readers(now)));
         }
     }
 
@@ -514,6 +501,7 @@ fn new_envelope(env: Envelope, fence: Fence) -> NewEnvelope {
         snapshot_covers,
         bytes: env.into_bytes(),
         fence,
+        wants_prev: false,
     }
 }
 

@@ -291,23 +291,6 @@ impl Storage for SqliteStore {
         Ok((Vec::new(), version))
     }
 
-    async fn seqs_before(&self, items: Vec<(DocId, u64)>) -> Result<Vec<u64>, StoreError> {
-        self.read(move |r| {
-            r.with_reader(|conn| {
-                let mut stmt = conn.prepare_cached(
-                    "SELECT COALESCE(MAX(seq), 0) FROM envelopes WHERE doc = ?1 AND seq < ?2",
-                )?;
-                let mut out = Vec::with_capacity(items.len());
-                for (d, seq) in items {
-                    let before: i64 = stmt.query_row((&d.0[..], seq as i64), |r| r.get(0))?;
-                    out.push(before as u64);
-                }
-                Ok(out)
-            })
-        })
-        .await
-    }
-
     async fn heads(&self, docs: Vec<DocId>) -> Result<Vec<(DocId, u64)>, StoreError> {
         self.read(move |r| {
             r.with_reader(|conn| {

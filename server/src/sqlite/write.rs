@@ -245,6 +245,7 @@ fn dispose(
     Ok(Ok(Written {
         seq: head as u64,
         added: -freed,
+        prev: None,
     }))
 }
 
@@ -392,14 +393,28 @@ fn insert_envelope(
              ON CONFLICT(doc, env_id) DO NOTHING",
         )?
         .execute(params![doc, &e.id.0[..], &e.bytes])?;
-    if inserted == 1 {
-        return Ok(Ok(Written {
+    let mut written = if inserted == 1 {
+        Written {
             seq: tx.last_insert_rowid() as u64,
             added: e.bytes.len() as i64,
-        }));
+            prev: None,
+        }
+    } else {
+        let (seq, bytes): (i64, Vec<u8>) = tx
+            .prepare_cached("SELECT seq, bytes FROM envelopes WHERE doc = ?1 AND env_id = ?2")?
+            .query_row(params![doc, &e.id.0[..]], |r| Ok((r.get(0)?, r.get(1)?)))?;
+        match repeated(seq, &bytes, &e.bytes) {
+            Ok(w) => w,
+            Err(r) => return Ok(Err(r)),
+        }
+    };
+    if e.wants_prev {
+        let prev: i64 = tx
+            .prepare_cached(
+                "SELECT COALESCE(MAX(seq), 0) FROM envelopes WHERE doc = ?1 AND seq < ?2",
+            )?
+            .query_row(params![doc, written.seq as i64], |r| r.get(0))?;
+        written.prev = Some(prev as u64);
     }
-    let (seq, bytes): (i64, Vec<u8>) = tx
-        .prepare_cached("SELECT seq, bytes FROM envelopes WHERE doc = ?1 AND env_id = ?2")?
-        .query_row(params![doc, &e.id.0[..]], |r| Ok((r.get(0)?, r.get(1)?)))?;
-    Ok(repeated(seq, &bytes, &e.bytes))
+    Ok(Ok(written))
 }
