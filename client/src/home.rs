@@ -44,6 +44,18 @@ pub struct Setup {
     pub clock: casebook_shared::clock::Clock,
     /// Where a simulated process stops writing: none for people.
     pub crash: Option<crate::store::CrashPoint>,
+    /// Whether each edit is sent as soon as it is saved, by a front end
+    /// that syncs after every save (the web page, a watching service). Its
+    /// commit then does not wait for the disk: the sync that sends it makes
+    /// it durable while the upload travels to the relay, and the relay's
+    /// answer is taken only once it is. Off for a command that saves and
+    /// exits, whose edit is durable when it returns.
+    ///
+    /// What this risks is a power cut in that instant: the edit may be gone
+    /// here and stored by the relay. The device then takes its own change
+    /// back from the relay (it never skips one of its own changes without
+    /// checking that it holds it), and records that it did.
+    pub sends_at_once: bool,
 }
 
 impl Setup {
@@ -456,6 +468,29 @@ impl Home {
 
     /// Runs `f` as one local transaction: all of its writes land, or none
     /// (and one fsync instead of one per write).
+    /// Sets [`Setup::sends_at_once`] for this session.
+    pub fn set_sends_at_once(&mut self, on: bool) {
+        self.setup.sends_at_once = on;
+    }
+
+    /// Runs an edit as [`Self::atomically`] does; with
+    /// [`Setup::sends_at_once`], its commit does not wait for the disk (the
+    /// sync that sends it makes it durable).
+    pub(crate) fn edit_atomically<T>(
+        &mut self,
+        f: impl FnOnce(&mut Home) -> Result<T>,
+    ) -> Result<T> {
+        if !self.setup.sends_at_once {
+            return self.atomically(f);
+        }
+        self.store.wait_for_disk(false)?;
+        let out = self.atomically(f);
+        let restored = self.store.wait_for_disk(true);
+        let out = out?;
+        restored?;
+        Ok(out)
+    }
+
     pub(crate) fn atomically<T>(&mut self, f: impl FnOnce(&mut Home) -> Result<T>) -> Result<T> {
         let started = self.store.begin()?;
         let out = f(self);

@@ -131,6 +131,32 @@ enum Link {
     Local(Box<dyn Exchange>),
 }
 
+/// A request sent, its answer still to read.
+pub enum Sent {
+    Waiting(quinn::RecvStream),
+    Answered(Response),
+}
+
+impl Sent {
+    /// The relay's answer; an error frame becomes [`NetError::Relay`].
+    pub async fn answer(self) -> Result<Response, NetError> {
+        let response = match self {
+            Sent::Answered(r) => r,
+            Sent::Waiting(mut recv) => {
+                let bytes = recv
+                    .read_to_end(MAX_FRAME + 4)
+                    .await
+                    .map_err(|e| NetError::Io(e.to_string()))?;
+                codec::unframe::<Response>(&bytes).map_err(|e| NetError::Protocol(e.to_string()))?
+            }
+        };
+        match response {
+            Response::Error { code, reason } => Err(NetError::Relay { code, reason }),
+            r => Ok(r),
+        }
+    }
+}
+
 /// An open connection to a relay.
 pub struct Relay {
     link: Link,
@@ -310,16 +336,19 @@ impl Relay {
     /// Sends one request on its own stream and reads the answer. An error
     /// frame from the relay becomes [`NetError::Relay`].
     pub async fn request(&self, req: &Request) -> Result<Response, NetError> {
+        self.send(req).await?.answer().await
+    }
+
+    /// Sends one request on its own stream, and returns at once: the
+    /// caller does its own work while the request travels and the relay
+    /// answers, then reads the answer with [`Sent::answer`]. A relay in
+    /// this process answers before this returns.
+    pub async fn send(&self, req: &Request) -> Result<Sent, NetError> {
         let conn = match &self.link {
             Link::Quic { conn, .. } => conn,
-            Link::Local(x) => {
-                return match x.exchange(req).await? {
-                    Response::Error { code, reason } => Err(NetError::Relay { code, reason }),
-                    r => Ok(r),
-                };
-            }
+            Link::Local(x) => return Ok(Sent::Answered(x.exchange(req).await?)),
         };
-        let (mut send, mut recv) = conn
+        let (mut send, recv) = conn
             .open_bi()
             .await
             .map_err(|e| NetError::Io(e.to_string()))?;
@@ -327,14 +356,7 @@ impl Relay {
             .await
             .map_err(|e| NetError::Io(e.to_string()))?;
         send.finish().map_err(|e| NetError::Io(e.to_string()))?;
-        let bytes = recv
-            .read_to_end(MAX_FRAME + 4)
-            .await
-            .map_err(|e| NetError::Io(e.to_string()))?;
-        match codec::unframe::<Response>(&bytes).map_err(|e| NetError::Protocol(e.to_string()))? {
-            Response::Error { code, reason } => Err(NetError::Relay { code, reason }),
-            r => Ok(r),
-        }
+        Ok(Sent::Waiting(recv))
     }
 
     /// Sends raw bytes on a stream of their own and returns the raw answer:

@@ -69,6 +69,14 @@ impl Loaded {
         })
     }
 
+    /// Whether every change of `bytes` is in the document already.
+    pub fn holds(&mut self, bytes: &[u8]) -> bool {
+        match self {
+            Loaded::Case(c) => c.holds(bytes),
+            Loaded::Private(p) => p.holds(bytes),
+        }
+    }
+
     /// Saved bytes.
     pub fn save(&mut self) -> Vec<u8> {
         match self {
@@ -240,6 +248,18 @@ impl Home {
         Loaded::load(&body, self.cache.actor())
     }
 
+    /// Whether `doc` as saved here holds every change of `changes` (one
+    /// with nothing saved holds none).
+    pub(crate) fn holds_changes(&mut self, doc: &DocId, changes: &[u8]) -> Result<bool> {
+        if !self.store.has_body(doc)? {
+            return Ok(false);
+        }
+        let mut loaded = self.take_loaded(doc)?;
+        let held = loaded.holds(changes);
+        self.keep_loaded(doc, loaded)?;
+        Ok(held)
+    }
+
     /// Puts a document read without change back in memory.
     pub(crate) fn keep_loaded(&mut self, doc: &DocId, loaded: Loaded) -> Result<()> {
         let rev = self.store.doc_rev(doc)?;
@@ -295,7 +315,7 @@ impl Home {
         let heads = case.heads();
         let out = f(case)?;
         let changes = case.changes_since(&heads);
-        self.atomically(|home| {
+        self.edit_atomically(|home| {
             home.store_loaded(id, loaded, &changes, kind)?;
             home.audit(what, Some(*id))
         })?;
@@ -317,7 +337,7 @@ impl Home {
         let heads = p.heads();
         let out = f(p)?;
         let changes = p.changes_since(&heads);
-        self.atomically(|home| {
+        self.edit_atomically(|home| {
             home.store_loaded(&private_id, loaded, &changes, OutKind::Change)?;
             home.audit("private note added", Some(*case_id))
         })?;

@@ -98,6 +98,12 @@ impl CaseDoc {
         self.replica.apply(bytes)
     }
 
+    /// Whether every change of `bytes` is here already (a saved document,
+    /// or bytes that do not decode, answer no).
+    pub fn holds(&mut self, bytes: &[u8]) -> bool {
+        self.replica.all_known(bytes)
+    }
+
     /// As [`Self::apply`], for a copy the caller drops if this fails: it
     /// makes no copy of its own, so a small batch costs what the batch
     /// costs rather than a copy of the whole document.

@@ -77,6 +77,11 @@ impl PrivateDoc {
         self.replica.apply(bytes)
     }
 
+    /// See [`CaseDoc::holds`](super::CaseDoc::holds).
+    pub fn holds(&mut self, bytes: &[u8]) -> bool {
+        self.replica.all_known(bytes)
+    }
+
     /// See [`CaseDoc::apply_or_drop`](super::CaseDoc::apply_or_drop).
     pub fn apply_or_drop(self, bytes: &[u8]) -> Result<(Self, usize)> {
         let (replica, n) = self.replica.apply_or_drop(bytes)?;

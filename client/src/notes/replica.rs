@@ -162,7 +162,7 @@ impl Replica {
     /// even a batch of duplicates, so echoes and resends are caught here. Any
     /// doubt (a document chunk, a chunk that does not decode) answers no and
     /// leaves the batch to the full path.
-    fn all_known(&mut self, bytes: &[u8]) -> bool {
+    pub(crate) fn all_known(&mut self, bytes: &[u8]) -> bool {
         let Some(chunks) = split_chunks(bytes) else {
             return false;
         };

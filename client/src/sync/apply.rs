@@ -119,6 +119,15 @@ impl Home {
         sync.seen = sync.seen.max(seen);
         sync.top_epoch = sync.top_epoch.max(batch.top_epoch);
         self.store.set_doc_sync(doc, sync)?;
+        if batch.recovered > 0 && changed {
+            self.audit(
+                &format!(
+                    "{} change(s) made on this device came back from the relay: they were lost here (a power cut, or a restore from a backup)",
+                    batch.recovered
+                ),
+                Some(*doc),
+            )?;
+        }
         let me = self.account_id();
         edited_by.remove(&me);
         commented_by.remove(&me);
@@ -152,4 +161,8 @@ pub(super) struct Batch {
     /// Highest key epoch of the envelopes taken so far (see
     /// [`crate::store::DocSync::top_epoch`]).
     pub(super) top_epoch: u32,
+    /// How many of the changes are this device's own, which it no longer
+    /// held: lost here in a power cut, or written after the backup it was
+    /// restored from.
+    pub(super) recovered: usize,
 }

@@ -249,10 +249,16 @@ impl Home {
         loop {
             match round.poll() {
                 Phase::PushEarly => {
-                    let (sent, moved) = self.push_early(relay).await?;
+                    let early = self.push_early(relay).await;
+                    // Edits saved without waiting for the disk (see
+                    // `Setup::sends_at_once`) are durable before the round
+                    // goes on, whether or not they went early.
+                    self.store.durable_barrier()?;
+                    let (sent, moved) = early?;
                     round.sent_early(sent, moved);
                 }
                 Phase::Accounts => {
+                    self.store.durable_barrier()?;
                     learnt_at.get_or_insert(self.now());
                     accounts = self.refresh_accounts(relay).await?;
                     round.accounts_read();

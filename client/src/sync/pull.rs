@@ -293,24 +293,35 @@ impl Home {
         batch: &mut Batch,
         report: &mut SyncReport,
     ) -> Result<()> {
-        // Every change this device wrote was saved here before it was
-        // queued, so its echo is skipped unopened. If it is really this
-        // device's (the signature says so), it has landed: a queued row of
-        // the same id whose answer was lost is done, and its epoch counts.
-        // (Skipping a forged one is harmless: nothing is applied.) A device
-        // restored from a backup may lack what it wrote after the backup:
-        // until its first complete sync it takes its own echoes like
-        // anyone's (applying a change twice is no change).
+        // A change of this device's own comes back as its echo. One still
+        // queued here was saved in the same transaction that queued it, so
+        // it is skipped unopened; it has landed, so the row is done and its
+        // epoch counts. Any other is opened, and skipped only if the
+        // document as saved here holds it: an edit sent while its commit
+        // was still on its way to the disk (`Setup::sends_at_once`) may be
+        // gone here after a power cut, and a home restored from a backup
+        // lacks what it wrote after the backup. (A forged echo, one the
+        // signature does not bear out, is skipped: nothing of it is
+        // applied.) The audit trail's own entries reach the relay only
+        // once they are durable here, so those are never opened.
+        let mut own = false;
         if let Ok(env) = Envelope::decode(item.envelope.clone())
             && env.header.author == self.device_id()
             && env.header.kind == Kind::Change
         {
-            if env.verify().is_ok() {
-                self.store.remove_outbox_envelope(&env.header.id.0)?;
-                batch.top_epoch = batch.top_epoch.max(env.header.epoch);
-            }
-            if self.restored_at()?.is_none() {
+            if env.verify().is_err() {
                 return Ok(());
+            }
+            batch.top_epoch = batch.top_epoch.max(env.header.epoch);
+            if self.store.remove_outbox_envelope(&env.header.id.0)? {
+                return Ok(());
+            }
+            if self.is_audit_doc(&item.doc) {
+                if self.restored_at()?.is_none() {
+                    return Ok(());
+                }
+            } else {
+                own = true;
             }
         }
         let meta = self
@@ -353,8 +364,14 @@ impl Home {
                     });
                 }
             }
-            Ok(a) if a.comments_only => batch.comments.push((item.seq, a.body, a.account)),
-            Ok(a) => batch.changes.push((item.seq, a.body, a.account)),
+            Ok(a) if own && self.holds_changes(&item.doc, &a.body)? => {}
+            Ok(a) => {
+                batch.recovered += usize::from(own);
+                match a.comments_only {
+                    true => batch.comments.push((item.seq, a.body, a.account)),
+                    false => batch.changes.push((item.seq, a.body, a.account)),
+                }
+            }
             Err(reason) => report.refused.push(RefusedEnvelope {
                 doc: item.doc,
                 seq: item.seq,

@@ -80,7 +80,19 @@ impl Home {
                 },
                 Step::Upload(envelopes) => {
                     let n = envelopes.len();
-                    let results = match relay.request(&Request::UploadLatest { envelopes }).await {
+                    // The edits are made durable here while the upload
+                    // travels and the relay stores it: neither waits for
+                    // the other's disk. The answer is taken only once both
+                    // are; if this device's commit is lost after all (the
+                    // power fails now), it takes its change back from the
+                    // relay, as its own echo it does not hold.
+                    let sent = relay.send(&Request::UploadLatest { envelopes }).await;
+                    self.store.durable_barrier()?;
+                    let answer = match sent {
+                        Ok(sent) => sent.answer().await,
+                        Err(e) => Err(e),
+                    };
+                    let results = match answer {
                         Ok(Response::Uploaded { results }) if results.len() == n => results,
                         Ok(r) => return Err(unexpected(r)),
                         Err(e) => {

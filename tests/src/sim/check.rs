@@ -141,7 +141,10 @@ pub fn invariants(world: &mut World) -> Vec<String> {
     // the relay acknowledged (its device's outbox is empty).
     let owner_view = views.remove(&0).unwrap_or_default();
     let tokens = world.tokens.clone();
-    for t in &tokens {
+    for (i, t) in tokens.iter().enumerate() {
+        if world.lost_to_power.contains(&i) {
+            continue;
+        }
         let dev = &world.devices[t.device];
         if dev.revoked || dev.home.is_none() {
             continue;

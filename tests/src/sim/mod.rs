@@ -93,6 +93,7 @@ pub fn run_with(seed: u64, steps: usize, extra: bool) -> Result<Outcome, Failure
 async fn simulate(seed: u64, steps: usize, extra: bool) -> Result<Outcome, Failure> {
     let mut w = World::new(seed, RATES);
     w.extra = extra.then(|| rng::Rng::new(seed ^ 0x3c6e_f372_fe94_f82b));
+    w.cuts = extra.then(|| rng::Rng::new(seed ^ 0xa54f_f53a_5f1d_36f1));
     let fail = |w: &mut World, failed: Vec<String>| Failure {
         seed,
         failed,

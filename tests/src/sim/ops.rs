@@ -61,7 +61,7 @@ impl World {
             .collect();
         let at = bounds[self.rng.below(bounds.len())];
         let text = format!("{} {tok} {}", &current[..at], &current[at..]);
-        self.maybe_crash(60, 4);
+        let _ = self.maybe_crash(60, 4);
         let result = self
             .home(d)
             .edit_note(&case, &note, &[(field.to_string(), text)]);
@@ -75,7 +75,7 @@ impl World {
                         case.short()
                     ));
                 }
-                self.tokens.push(Token {
+                self.wrote(Token {
                     device: d,
                     case,
                     text: tok.clone(),
@@ -99,7 +99,7 @@ impl World {
         let role = self.role(d, &case);
         let (input, toks) = self.note_input();
         let label = self.devices[d].label.clone();
-        self.maybe_crash(60, 4);
+        let _ = self.maybe_crash(60, 4);
         let result = self.home(d).add_note(&case, input);
         let crashed = self.crashed(d);
         match result {
@@ -109,7 +109,7 @@ impl World {
                         .push(format!("{label} added a note with role {role:?}"));
                 }
                 for t in toks {
-                    self.tokens.push(Token {
+                    self.wrote(Token {
                         device: d,
                         case,
                         text: t,
@@ -159,7 +159,7 @@ impl World {
         let label = self.devices[d].label.clone();
         match self.home(d).add_addendum(&case, &note, &tok) {
             Ok(_) => {
-                self.tokens.push(Token {
+                self.wrote(Token {
                     device: d,
                     case,
                     text: tok,
@@ -186,7 +186,7 @@ impl World {
                     self.violations
                         .push(format!("{label} commented with role {role:?}"));
                 }
-                self.tokens.push(Token {
+                self.wrote(Token {
                     device: d,
                     case,
                     text: tok,
@@ -318,8 +318,16 @@ impl World {
             f.crash_in = crash;
             f.crashed = false;
         }
-        if crash.is_none() {
-            self.maybe_crash(100, 16);
+        let armed = crash.is_none() && self.maybe_crash(100, 16);
+        // Now and then the power fails just as a round makes the edits it
+        // sends durable (its first write, while the early upload travels):
+        // the relay may have stored what the device then loses.
+        let cut_first_write = !armed
+            && told.is_none()
+            && self.home(d).pending().unwrap_or(0) > 0
+            && self.cuts.as_mut().is_some_and(|p| p.chance(150));
+        if let (true, Some(p)) = (cut_first_write, &self.setup.crash) {
+            p.arm(0);
         }
         let result = match &told {
             Some(told) => self.sync_told(d, told).await,
@@ -347,6 +355,11 @@ impl World {
         // Now and then the power fails just after a round, when what it
         // fetched may not have reached the disk yet.
         if self.extra.as_mut().is_some_and(|p| p.chance(120)) {
+            self.power_cut(d);
+        } else if stopped_writing
+            && (cut_first_write || self.cuts.as_mut().is_some_and(|p| p.chance(333)))
+        {
+            // The power failed while a write waited for the disk.
             self.power_cut(d);
         } else if crashed {
             self.crash_and_reopen(d);

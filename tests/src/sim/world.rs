@@ -62,6 +62,17 @@ pub struct World {
     /// Every case the owner made.
     pub cases: Vec<DocId>,
     pub tokens: Vec<Token>,
+    /// Tokens (by index) each device wrote since its last sync that went
+    /// through: saved without waiting for the disk, they may be lost to a
+    /// power cut.
+    unsettled: BTreeMap<usize, Vec<usize>>,
+    /// Tokens a power cut took before they were durable: what a device
+    /// may lose. If the relay had one, every device still shows it (the
+    /// one that lost it takes it back as its own echo).
+    pub lost_to_power: std::collections::BTreeSet<usize>,
+    /// Whether a write stopped by a crash was a power cut: a third stream
+    /// of choices, so that the seeds of `extra` replay as found.
+    pub cuts: Option<Rng>,
     /// For each signed note, the content of each signature made on it.
     pub signed: BTreeMap<(DocId, String), Vec<BTreeMap<String, String>>>,
     /// The note a colleague commented on last: owners often answer a
@@ -114,6 +125,9 @@ impl World {
             local: Some(relay.clone()),
             clock,
             crash: Some(CrashPoint::default()),
+            // Every device sends its edits as the web page does: saved
+            // without waiting for the disk, made durable while they go.
+            sends_at_once: true,
         };
         World {
             rng,
@@ -141,6 +155,9 @@ impl World {
             rogue_changes: Vec::new(),
             extra: None,
             power_cuts: 0,
+            unsettled: BTreeMap::new(),
+            lost_to_power: Default::default(),
+            cuts: None,
         }
     }
 
@@ -299,6 +316,9 @@ impl World {
         point
             .power_cut(&dir.join(casebook::home::DB_FILE))
             .expect("the store's files are put back");
+        if let Some(lost) = self.unsettled.remove(&d) {
+            self.lost_to_power.extend(lost);
+        }
         let home =
             Home::open_with(&dir, PASSPHRASE, &self.setup).expect("a home opens after a power cut");
         self.devices[d].home = Some(home);
@@ -320,14 +340,16 @@ impl World {
     }
 
     /// Now and then, arms a crash of the next operation's process at one
-    /// of its next `within` store writes.
-    pub fn maybe_crash(&mut self, per_mille: u32, within: usize) {
-        if self.rng.chance(per_mille) {
-            let writes = self.rng.below(within) as u32;
-            if let Some(p) = &self.setup.crash {
-                p.arm(writes);
-            }
+    /// of its next `within` store writes; says whether it did.
+    pub fn maybe_crash(&mut self, per_mille: u32, within: usize) -> bool {
+        if !self.rng.chance(per_mille) {
+            return false;
         }
+        let writes = self.rng.below(within) as u32;
+        if let Some(p) = &self.setup.crash {
+            p.arm(writes);
+        }
+        true
     }
 
     /// After an operation: whether its process stopped between two store
@@ -346,7 +368,20 @@ impl World {
         let conn: Relay = home.connect().await?;
         let report = home.sync(&conn, &mut |_| {}).await;
         conn.close().await;
+        if report.is_ok() {
+            self.unsettled.remove(&d);
+        }
         report
+    }
+
+    /// Records a change device `d` made, that must reach every device that
+    /// may see it.
+    pub fn wrote(&mut self, t: Token) {
+        self.unsettled
+            .entry(t.device)
+            .or_default()
+            .push(self.tokens.len());
+        self.tokens.push(t);
     }
 
     /// One round on a fresh connection as a watcher runs it, told that

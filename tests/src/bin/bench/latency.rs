@@ -38,7 +38,7 @@ impl Latency {
             (
                 "where it goes (p50 of each stage's end, from the edit)".into(),
                 format!(
-                    "saved {:.1}, relay acknowledged {:.1}, watcher told {:.1}, fetched {:.1}, applied and saved {:.1} ms",
+                    "saved (made durable as it uploads) {:.1}, relay acknowledged {:.1}, watcher told {:.1}, fetched {:.1}, applied and saved {:.1} ms",
                     s[0], s[1], s[2], s[3], s[4]
                 ),
                 String::new(),
@@ -52,6 +52,9 @@ pub(crate) async fn latency(addr: &str, fp: [u8; 32], rounds: usize) -> Result<L
     use casebook::sync::{Progress, WatchEvent};
     let dir = tempfile::tempdir()?;
     let (mut laptop, _) = Home::init(&dir.path().join("laptop"), PASS, "Dr. Bench", addr, fp)?;
+    // As the web page does: each edit is sent as soon as it is saved, and
+    // made durable while its upload travels.
+    laptop.set_sends_at_once(true);
     let case = laptop.create_case("Latency Case", "2026-11-20")?;
     let mut input = NoteInput::new("2026-11-20", NoteFormat::Soap);
     input.fields = vec![("subjective".into(), "start".into())];
