@@ -466,21 +466,25 @@ impl Home {
             .ok_or(Error::Revoked)
     }
 
-    /// Runs `f` as one local transaction: all of its writes land, or none
-    /// (and one fsync instead of one per write).
     /// Sets [`Setup::sends_at_once`] for this session.
     pub fn set_sends_at_once(&mut self, on: bool) {
         self.setup.sends_at_once = on;
     }
 
-    /// Runs an edit as [`Self::atomically`] does; with
-    /// [`Setup::sends_at_once`], its commit does not wait for the disk (the
-    /// sync that sends it makes it durable).
+    /// Runs an edit as [`Self::atomically`] does. With
+    /// [`Setup::sends_at_once`], and only while the next sync will send it
+    /// before catching up (`sync::push_early`: a full round ran moments
+    /// ago, so the front end is online and syncing), its commit does not
+    /// wait for the disk: that sync makes it durable while the upload
+    /// travels. Otherwise, and inside a transaction already open, it waits
+    /// as every other commit does. An edit left undurable (the sync never
+    /// came, the connection failed) becomes durable with the next commit
+    /// that waits, the next sync, or when the home is closed.
     pub(crate) fn edit_atomically<T>(
         &mut self,
         f: impl FnOnce(&mut Home) -> Result<T>,
     ) -> Result<T> {
-        if !self.setup.sends_at_once {
+        if !self.setup.sends_at_once || self.store.in_transaction() || !self.sends_early()? {
             return self.atomically(f);
         }
         self.store.wait_for_disk(false)?;
@@ -491,6 +495,8 @@ impl Home {
         Ok(out)
     }
 
+    /// Runs `f` as one local transaction: all of its writes land, or none
+    /// (and one fsync instead of one per write).
     pub(crate) fn atomically<T>(&mut self, f: impl FnOnce(&mut Home) -> Result<T>) -> Result<T> {
         let started = self.store.begin()?;
         let out = f(self);

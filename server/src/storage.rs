@@ -379,6 +379,38 @@ impl Jobs {
     }
 }
 
+/// Drops [`Written::prev`] from the changes of documents a disposal in the
+/// same group commit deleted: what preceded them is gone, so no device is
+/// pushed such an envelope; told plainly, it fetches and finds the
+/// disposal.
+pub fn drop_prev_of_disposed<'a>(
+    jobs: impl Iterator<Item = &'a WriteJob> + Clone,
+    results: &mut [WriteResult],
+) {
+    let disposed: std::collections::HashSet<DocId> = jobs
+        .clone()
+        .zip(results.iter())
+        .filter_map(|(j, r)| match j {
+            WriteJob::Dispose { doc, .. } if r.first().is_some_and(Result::is_ok) => Some(*doc),
+            _ => None,
+        })
+        .collect();
+    if disposed.is_empty() {
+        return;
+    }
+    for (j, r) in jobs.zip(results.iter_mut()) {
+        if let WriteJob::Envelopes(envs) = j {
+            for (e, w) in envs.iter().zip(r.iter_mut()) {
+                if let Ok(w) = w
+                    && disposed.contains(&e.doc)
+                {
+                    w.prev = None;
+                }
+            }
+        }
+    }
+}
+
 /// The outcome of storing an envelope whose id the document already has,
 /// with `stored` the bytes kept under it: the same envelope again (or one a
 /// snapshot replaced, kept empty) is acknowledged with its number and
@@ -488,6 +520,77 @@ impl Known {
                 self.disposed.remove(doc);
             }
             WriteJob::Envelopes(_) => {}
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use casebook_shared::ids::EnvelopeId;
+
+    fn change(doc: u8) -> NewEnvelope {
+        NewEnvelope {
+            doc: DocId([doc; 16]),
+            id: EnvelopeId([doc; 24]),
+            snapshot_covers: None,
+            bytes: vec![doc],
+            fence: Fence {
+                access_len: 0,
+                account: AccountId([0; 32]),
+                account_len: 0,
+            },
+            wants_prev: true,
+        }
+    }
+
+    fn told(seq: u64, prev: u64) -> Result<Written, StoreError> {
+        Ok(Written {
+            seq,
+            added: 1,
+            prev: Some(prev),
+        })
+    }
+
+    #[test]
+    fn a_change_of_a_document_disposed_in_the_same_commit_says_nothing_precedes_it() {
+        let dispose = |ok: bool| {
+            (
+                WriteJob::Dispose {
+                    doc: DocId([1; 16]),
+                    first_seq: 3,
+                    entries: Vec::new(),
+                    readers: Vec::new(),
+                    head: 9,
+                    signer: (AccountId([0; 32]), 1),
+                },
+                vec![if ok {
+                    Ok(Written::default())
+                } else {
+                    Err(StoreError::Stale)
+                }],
+            )
+        };
+        for ok in [true, false] {
+            let (disposal, answer) = dispose(ok);
+            let jobs = [
+                WriteJob::Envelopes(vec![change(1), change(2)].into()),
+                disposal,
+            ];
+            let mut results = vec![vec![told(7, 5), told(8, 6)], answer];
+            drop_prev_of_disposed(jobs.iter(), &mut results);
+            let prevs: Vec<Option<u64>> = results[0]
+                .iter()
+                .map(|w| w.as_ref().unwrap().prev)
+                .collect();
+            match ok {
+                true => assert_eq!(prevs, [None, Some(6)], "the disposed one only"),
+                false => assert_eq!(
+                    prevs,
+                    [Some(5), Some(6)],
+                    "a refused disposal deleted nothing"
+                ),
+            }
         }
     }
 }

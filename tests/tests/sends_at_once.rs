@@ -49,6 +49,17 @@ async fn laptop(dir: &Path, setup: &Setup) -> (Home, casebook_shared::ids::DocId
     (home, case)
 }
 
+/// Envelopes of `doc` the in-process relay stores.
+fn stored_at_relay(dir: &Path, doc: &casebook_shared::ids::DocId) -> i64 {
+    let db = rusqlite::Connection::open(dir.join("relay.db")).expect("relay.db");
+    db.query_row(
+        "SELECT count(*) FROM envelopes WHERE doc = ?1",
+        [&doc.0[..]],
+        |r| r.get(0),
+    )
+    .expect("a count")
+}
+
 /// The machine loses power: the store goes back to its last commit that
 /// waited for the disk, and the home opens again.
 fn power_cut(home: Home, dir: &Path, setup: &Setup, crash: &CrashPoint) -> Home {
@@ -72,9 +83,15 @@ async fn an_edit_lost_to_a_power_cut_after_the_relay_stored_it_comes_back() {
     // The upload reaches the relay (in this process, it is stored before
     // the send returns); the power fails as the commit that makes the edit
     // durable waits for the disk.
+    let before = stored_at_relay(dir.path(), &case);
     crash.arm(0);
     assert!(try_sync(&mut home).await.is_err(), "the write was stopped");
     assert!(crash.disarm(), "the durable commit was the one stopped");
+    assert_eq!(
+        stored_at_relay(dir.path(), &case),
+        before + 1,
+        "the relay stored the edit"
+    );
     let mut home = power_cut(home, dir.path(), &setup, &crash);
     assert_eq!(
         plan_of(&mut home, &case),

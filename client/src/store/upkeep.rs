@@ -123,15 +123,27 @@ impl Store {
         {
             return Ok(());
         }
-        self.wait_for_disk(true)?;
         let nanos = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_nanos() as i64);
-        self.conn.execute(
-            "INSERT INTO meta(name, value) VALUES ('durable_mark', ?1)
-             ON CONFLICT(name) DO UPDATE SET value = excluded.value",
-            [nanos.to_le_bytes().to_vec()],
-        )?;
-        Ok(())
+        let written = self.wait_for_disk(true).and_then(|()| {
+            self.conn.execute(
+                "INSERT INTO meta(name, value) VALUES ('durable_mark', ?1)
+                 ON CONFLICT(name) DO UPDATE SET value = excluded.value",
+                [nanos.to_le_bytes().to_vec()],
+            )?;
+            Ok(())
+        });
+        if written.is_err() {
+            // Still not durable: the next barrier must try again.
+            self.relaxed
+                .store(true, std::sync::atomic::Ordering::SeqCst);
+        }
+        written
+    }
+
+    /// Whether a transaction is open on the store's connection.
+    pub(crate) fn in_transaction(&self) -> bool {
+        !self.conn.is_autocommit()
     }
 }

@@ -25,6 +25,7 @@ impl Home {
         let mut edited_by = BTreeSet::new();
         let mut commented_by = BTreeSet::new();
         let mut sync = self.sync_record(doc)?;
+        let refused_before = report.refused.len();
         let has_body = self.store.has_body(doc)?;
         if let Some((seq, snap)) = batch.snapshot {
             let summary_ok = serde_json::from_slice::<Summary>(&snap.summary).is_ok();
@@ -119,7 +120,7 @@ impl Home {
         sync.seen = sync.seen.max(seen);
         sync.top_epoch = sync.top_epoch.max(batch.top_epoch);
         self.store.set_doc_sync(doc, sync)?;
-        if batch.recovered > 0 && changed {
+        if batch.recovered > 0 && changed && report.refused.len() == refused_before {
             self.audit(
                 &format!(
                     "{} change(s) made on this device came back from the relay: they were lost here (a power cut, or a restore from a backup)",

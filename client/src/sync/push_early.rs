@@ -49,16 +49,10 @@ impl Home {
     /// because their document's access moved on. Anything it refuses, and
     /// any failure to reach it, leaves the rows queued for the round.
     pub(super) async fn push_early(&mut self, relay: &Relay) -> Result<(usize, usize)> {
-        let now = self.now();
-        // Counted from when the last full round began to read the account
-        // logs, and never from a time ahead of the clock (one set back).
-        let fresh = self
-            .synced
-            .caught_up_at
-            .is_some_and(|at| at <= now && now - at <= FRESH_FOR);
-        if !fresh || self.restored_at()?.is_some() {
+        if !self.sends_early()? {
             return Ok((0, 0));
         }
+        let now = self.now();
         let held: Vec<DocId> = self
             .last_round()?
             .map(|l| l.held.into_iter().map(|h| h.doc).collect())
@@ -111,6 +105,20 @@ impl Home {
             }
         }
         Ok((sending.acknowledged(), moved))
+    }
+
+    /// Whether the next sync sends what is queued before it catches up:
+    /// within [`FRESH_FOR`] of when the last full round of this session
+    /// began to read the account logs (never from a time ahead of the
+    /// clock, one set back), and not on a home restored from a backup
+    /// that has not caught up with itself.
+    pub(crate) fn sends_early(&self) -> Result<bool> {
+        let now = self.now();
+        let fresh = self
+            .synced
+            .caught_up_at
+            .is_some_and(|at| at <= now && now - at <= FRESH_FOR);
+        Ok(fresh && self.restored_at()?.is_none())
     }
 
     /// This account's role in `doc` and the epoch to seal under, if what

@@ -25,7 +25,7 @@ use super::listen::Announce;
 use super::statements::Statements;
 use crate::storage::{
     Known, MAX_GROUP, NewEnvelope, Queued, StoreError, WriteJob, WriteResult, Written, all_failed,
-    repeated, snapshot_written,
+    drop_prev_of_disposed, repeated, snapshot_written,
 };
 
 /// The writer's connection, ready to commit.
@@ -130,7 +130,15 @@ impl Writer {
 
     async fn commit_batch(&mut self, batch: &[Queued]) -> Result<Vec<WriteResult>, StoreError> {
         let stmts = &self.stmts;
-        let mut tx = self.client.transaction().await?;
+        // Read committed, said rather than assumed: each statement after
+        // the locks sees what another node committed before it let them go
+        // (what precedes a change, `Written::prev`, above all).
+        let mut tx = self
+            .client
+            .build_transaction()
+            .isolation_level(tokio_postgres::IsolationLevel::ReadCommitted)
+            .start()
+            .await?;
         for key in lock_keys(batch.iter().map(|(job, _)| job)) {
             tx.execute(&stmts.lock, &[&key]).await?;
         }
@@ -139,6 +147,7 @@ impl Writer {
         for (job, _) in batch {
             out.push(run_job(&mut tx, stmts, &mut known, job).await?);
         }
+        drop_prev_of_disposed(batch.iter().map(|(job, _)| job), &mut out);
         for a in announcements(batch.iter().map(|(job, _)| job), &out) {
             tx.execute(&stmts.notify, &[&a.payload(self.node)]).await?;
         }

@@ -9,7 +9,7 @@ use tokio::sync::mpsc;
 
 use crate::storage::{
     Fence, Known, MAX_GROUP, NewEnvelope, Queued, StoreError, WriteJob, WriteResult, Written,
-    all_failed, repeated, snapshot_written,
+    all_failed, drop_prev_of_disposed, repeated, snapshot_written,
 };
 
 pub(super) fn writer_loop(mut conn: Connection, mut rx: mpsc::UnboundedReceiver<Queued>) {
@@ -22,7 +22,8 @@ pub(super) fn writer_loop(mut conn: Connection, mut rx: mpsc::UnboundedReceiver<
             }
         }
         let started = std::time::Instant::now();
-        let results = commit_batch(&mut conn, &batch);
+        let mut results = commit_batch(&mut conn, &batch);
+        drop_prev_of_disposed(batch.iter().map(|(j, _)| j), &mut results);
         crate::metrics::commit(batch.len(), started.elapsed());
         let pruned = batch.iter().any(|(j, _)| {
             matches!(j, WriteJob::Envelopes(v) if v.iter().any(|e| e.snapshot_covers.is_some()))

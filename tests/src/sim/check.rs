@@ -141,9 +141,36 @@ pub fn invariants(world: &mut World) -> Vec<String> {
     // the relay acknowledged (its device's outbox is empty).
     let owner_view = views.remove(&0).unwrap_or_default();
     let tokens = world.tokens.clone();
+    let shows = |v: &BTreeMap<DocId, CaseView>, case: &DocId, token: &str| {
+        v.get(case)
+            .is_some_and(|c| c.notes.iter().any(|n| words(n).contains(token)))
+    };
+    let everyone: Vec<(String, BTreeMap<DocId, CaseView>)> = world
+        .live()
+        .into_iter()
+        .map(|d| (world.devices[d].label.clone(), view(world, d, false)))
+        .collect();
     for (i, t) in tokens.iter().enumerate() {
+        // A power cut may take an edit that was not yet durable, and with
+        // it gone from every device that is allowed; but if the relay had
+        // it and any device shows it, it must be everywhere.
         if world.lost_to_power.contains(&i) {
-            continue;
+            if !everyone.iter().any(|(_, v)| shows(v, &t.case, &t.text)) {
+                continue;
+            }
+            // The device that lost it took it back as its own echo.
+            let label = world.devices[t.device].label.clone();
+            let mine = everyone.iter().find(|(l, _)| *l == label);
+            if let Some((_, v)) = mine
+                && world.role(t.device, &t.case).is_some()
+                && !shows(v, &t.case, &t.text)
+            {
+                failed.push(format!(
+                    "{label} lost {} in case {} to a power cut and never took it back",
+                    t.text,
+                    t.case.short()
+                ));
+            }
         }
         let dev = &world.devices[t.device];
         if dev.revoked || dev.home.is_none() {
@@ -169,15 +196,6 @@ pub fn invariants(world: &mut World) -> Vec<String> {
     }
     // What the hostile colleague's role permitted is on the owner's devices;
     // what it forbade is on no device at all.
-    let shows = |v: &BTreeMap<DocId, CaseView>, case: &DocId, token: &str| {
-        v.get(case)
-            .is_some_and(|c| c.notes.iter().any(|n| words(n).contains(token)))
-    };
-    let everyone: Vec<(String, BTreeMap<DocId, CaseView>)> = world
-        .live()
-        .into_iter()
-        .map(|d| (world.devices[d].label.clone(), view(world, d, false)))
-        .collect();
     for r in &world.rogue_changes {
         if r.permitted && !shows(&owner_view, &r.case, &r.token) {
             failed.push(format!(
