@@ -45,11 +45,13 @@ pub struct Setup {
     /// Where a simulated process stops writing: none for people.
     pub crash: Option<crate::store::CrashPoint>,
     /// Whether each edit is sent as soon as it is saved, by a front end
-    /// that syncs after every save (the web page, a watching service). Its
-    /// commit then does not wait for the disk: the sync that sends it makes
-    /// it durable while the upload travels to the relay, and the relay's
-    /// answer is taken only once it is. Off for a command that saves and
-    /// exits, whose edit is durable when it returns.
+    /// that syncs after every save (the web page, a watching service).
+    /// While the next sync will send it before catching up (a full round
+    /// ran within seconds, see `Home::edit_atomically`), its commit does
+    /// not wait for the disk: the sync that sends it makes it durable while
+    /// the upload travels to the relay, and the relay's answer is taken
+    /// only once it is. Off for a command that saves and exits, whose edit
+    /// is durable when it returns.
     ///
     /// What this risks is a power cut in that instant: the edit may be gone
     /// here and stored by the relay. The device then takes its own change
