@@ -7,7 +7,27 @@ use casebook_shared::ids::{AccountId, DocId};
 use casebook_shared::signed::Signed;
 
 mod common;
-use common::{fixture, pool_signer};
+use common::{Fixture, fixture, pool_signer};
+
+/// The first entry of `doc`'s access log, signed by the fixture's first
+/// device, sealing `key` to its account.
+fn genesis(f: &Fixture, doc: DocId, key: &SecretKey) -> Signed {
+    Signed::sign(
+        &pool_signer(0),
+        access::SIG_LABEL,
+        &DocEntry {
+            doc,
+            seq: 0,
+            prev: None,
+            at: 0,
+            account: f.acct.id,
+            account_len: f.acct.len,
+            op: DocOp::Genesis {
+                key: access::key_envelope(&doc, 0, key, &f.acct).unwrap(),
+            },
+        },
+    )
+}
 
 /// `DocState::check_signer` asks whether the signing device is *listed* in the
 /// owner's account log (`devices.contains_key`), not whether it is still
@@ -20,21 +40,7 @@ fn revoked_device_cannot_sign_access_entries() {
     let doc = DocId([6; 16]);
     let lookup = |a: &AccountId| (*a == f.acct.id).then_some(&f.acct);
     let k0 = SecretKey::from_bytes([3; 32]);
-    let genesis = Signed::sign(
-        &pool_signer(0),
-        access::SIG_LABEL,
-        &DocEntry {
-            doc,
-            seq: 0,
-            prev: None,
-            at: 0,
-            account: f.acct.id,
-            account_len: f.acct.len,
-            op: DocOp::Genesis {
-                key: access::key_envelope(&doc, 0, &k0, &f.acct).unwrap(),
-            },
-        },
-    );
+    let genesis = genesis(&f, doc, &k0);
     let mut st = DocState::verify_log(std::slice::from_ref(&genesis), lookup).unwrap();
     // Revoked device 1 adds an outsider as a writer.
     let by_revoked = Signed::sign(
@@ -73,21 +79,7 @@ fn add_member_cannot_demote_the_owner() {
     let lookup = |a: &AccountId| (*a == f.acct.id).then_some(&f.acct);
     let k0 = SecretKey::from_bytes([3; 32]);
     let owner = pool_signer(0);
-    let genesis = Signed::sign(
-        &owner,
-        access::SIG_LABEL,
-        &DocEntry {
-            doc,
-            seq: 0,
-            prev: None,
-            at: 0,
-            account: f.acct.id,
-            account_len: f.acct.len,
-            op: DocOp::Genesis {
-                key: access::key_envelope(&doc, 0, &k0, &f.acct).unwrap(),
-            },
-        },
-    );
+    let genesis = genesis(&f, doc, &k0);
     let mut st = DocState::verify_log(std::slice::from_ref(&genesis), lookup).unwrap();
     let demote = Signed::sign(
         &owner,
