@@ -111,7 +111,7 @@ impl Home {
                 epoch: meta.epoch,
                 account: self.account_id(),
                 author: self.device_id(),
-                id: EnvelopeId(crypto::random_bytes()),
+                id: EnvelopeId::fresh(),
                 covers: 0,
             };
             let env = Envelope::seal(

@@ -97,7 +97,7 @@ impl Uploader {
                     epoch: 0,
                     account: self.account,
                     author: self.signer.device_id(),
-                    id: EnvelopeId(random_bytes()),
+                    id: EnvelopeId::fresh(),
                     covers: 0,
                 };
                 let body: [u8; 32] = random_bytes();

@@ -119,7 +119,7 @@ impl Home {
         // cannot be sealed yet (no key here, too large) is sealed, or
         // refused, when it is sent; one whose epoch has passed by then is
         // sealed again under the same id.
-        let env_id: [u8; 24] = casebook_shared::crypto::random_bytes();
+        let env_id = casebook_shared::ids::EnvelopeId::fresh().0;
         let envelope = match changes.is_empty() {
             true => None,
             false => self.seal_change(doc, env_id, changes).ok(),

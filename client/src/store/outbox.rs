@@ -1,8 +1,7 @@
 //! The outbox: what this device has to send, kept until the relay
 //! acknowledges it, so a crash or a lost connection loses nothing.
 
-use casebook_shared::crypto;
-use casebook_shared::ids::DocId;
+use casebook_shared::ids::{DocId, EnvelopeId};
 use rusqlite::params;
 use zeroize::Zeroizing;
 
@@ -42,7 +41,7 @@ impl Store {
         kind: OutKind,
         payload: &[u8],
     ) -> Result<i64, StoreError> {
-        self.push_outbox_sealed(doc, kind, &crypto::random_bytes(), payload, None)
+        self.push_outbox_sealed(doc, kind, &EnvelopeId::fresh().0, payload, None)
     }
 
     /// Queues a change with its envelope id and, where it could be sealed

@@ -63,7 +63,7 @@ impl Home {
                 epoch: meta.epoch,
                 account: me,
                 author: self.device_id(),
-                id: EnvelopeId(casebook_shared::crypto::random_bytes()),
+                id: EnvelopeId::fresh(),
                 covers: sync.seen,
             };
             envelopes.push(Envelope::seal(header, key, &self.id.signer, &plain).into_bytes());
