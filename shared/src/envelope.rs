@@ -10,8 +10,9 @@
 //!
 //! The body (a batch of Automerge changes, or a saved document) is padded with
 //! Padmé (at most 12% larger) and sealed with XChaCha20-Poly1305 under a key
-//! derived from the document's epoch key; the nonce is the random `id`, and the
-//! associated data is the whole header. The author device signs every byte
+//! derived from the document's epoch key; the nonce is the `id` (16 of its
+//! bytes random, see [`EnvelopeId::fresh`]), and the associated data is the
+//! whole header. The author device signs every byte
 //! before the signature; readers verify those exact bytes.
 
 use zeroize::Zeroizing;
