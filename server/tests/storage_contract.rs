@@ -251,4 +251,91 @@ mod postgres {
         assert_eq!(a.mailbox_take([7; 16], 2).await.unwrap(), None);
         assert!(b.mailbox_put([7; 16], 2, b"again".to_vec()).await.is_err());
     }
+
+    /// Two nodes write one document at once, one envelope per commit,
+    /// while a device fetches it through either node, each time from the
+    /// highest number it has: it must miss nothing. The numbers are drawn
+    /// from one sequence when a row is inserted, so without each node's
+    /// lock on the document a later number could commit first and the
+    /// device's mark pass an earlier one still in flight, for good.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn two_nodes_writing_one_document_lose_nothing_to_a_reader() {
+        use casebook_shared::ids::DocId;
+
+        let Some((pg, a)) = fresh().await else {
+            return;
+        };
+        let b = PgStore::open(&pg.url("relay"), None)
+            .await
+            .expect("a second node");
+        let doc = DocId([0x42; 16]);
+        let done = std::sync::atomic::AtomicUsize::new(0);
+        let reader = async {
+            let (mut mark, mut seen, mut turn) = (0u64, Vec::new(), 0usize);
+            loop {
+                let finished = done.load(std::sync::atomic::Ordering::SeqCst) == 2;
+                let node = if turn % 2 == 0 { &a } else { &b };
+                turn += 1;
+                let (items, _) = node.fetch(vec![(doc, mark)], usize::MAX).await.unwrap();
+                for it in items {
+                    assert!(it.seq > mark, "in order, after the mark");
+                    mark = it.seq;
+                    seen.push(it.seq);
+                }
+                if finished {
+                    return (seen, turn);
+                }
+            }
+        };
+        let (from_a, from_b, (seen, fetches)) = tokio::join!(
+            write_many(&a, doc, b'a', &done),
+            write_many(&b, doc, b'b', &done),
+            reader
+        );
+        let mut acked: Vec<u64> = from_a.into_iter().chain(from_b).collect();
+        acked.sort_unstable();
+        assert_eq!(acked.len(), 2 * usize::from(EACH));
+        assert!(fetches > 10, "the device read while the nodes wrote");
+        let missed: Vec<&u64> = acked.iter().filter(|s| !seen.contains(s)).collect();
+        assert!(missed.is_empty(), "the reader's mark passed {missed:?}");
+        assert_eq!(seen, acked);
+    }
+
+    const EACH: u16 = 150;
+
+    /// Stores [`EACH`] envelopes of `doc` through `store`, one per commit,
+    /// and counts itself `done`; returns their numbers.
+    async fn write_many(
+        store: &PgStore,
+        doc: casebook_shared::ids::DocId,
+        tag: u8,
+        done: &std::sync::atomic::AtomicUsize,
+    ) -> Vec<u64> {
+        use casebook_relay::storage::{Fence, NewEnvelope, WriteJob};
+        use casebook_shared::ids::{AccountId, EnvelopeId};
+        let mut acked = Vec::new();
+        for i in 0..EACH {
+            let mut id = [tag; 24];
+            id[..2].copy_from_slice(&i.to_be_bytes());
+            let env = NewEnvelope {
+                doc,
+                id: EnvelopeId(id),
+                snapshot_covers: None,
+                bytes: id.to_vec(),
+                fence: Fence {
+                    access_len: 0,
+                    account: AccountId([0xaa; 32]),
+                    account_len: 0,
+                },
+                wants_prev: false,
+            };
+            let r = store
+                .submit(WriteJob::Envelopes(vec![env].into()))
+                .await
+                .expect("the writer answers");
+            acked.push(r[0].as_ref().expect("stored").seq);
+        }
+        done.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        acked
+    }
 }
