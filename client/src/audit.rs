@@ -6,25 +6,47 @@
 use casebook_shared::codec;
 use casebook_shared::ids::{AccountId, DeviceId, DocId, Hash};
 
+use casebook_shared::clock::Clock;
+
 use crate::error::{Error, Inconsistent, Result};
 use crate::home::Home;
+use crate::store::Store;
+
+/// This device's audit trail, with the entries the account's other devices
+/// sent of theirs: the part of a [`Home`] that records and reads it.
+pub struct Trail<'h> {
+    store: &'h Store,
+    device: DeviceId,
+    clock: &'h Clock,
+}
 
 impl Home {
+    /// The audit trail, to record in or read.
+    pub fn trail(&self) -> Trail<'_> {
+        Trail {
+            store: &self.store,
+            device: self.device_id(),
+            clock: &self.setup.clock,
+        }
+    }
+}
+
+impl Trail<'_> {
     /// Records an audit entry (sealed like everything else).
-    pub(crate) fn audit(&self, what: &str, case: Option<DocId>) -> Result<()> {
-        self.audit_with(what, case, Disclosed::Nothing)
+    pub(crate) fn record(&self, what: &str, case: Option<DocId>) -> Result<()> {
+        self.record_with(what, case, Disclosed::Nothing)
     }
 
     /// Records that a case was opened for reading (the audit trail lists views).
     pub fn record_view(&self, case: &DocId) -> Result<()> {
-        self.audit("case viewed", Some(*case))
+        self.record("case viewed", Some(*case))
     }
 
     /// Records an audit entry, chained to the one before it: each entry
     /// carries the hash of its predecessor, and the newest hash is kept
     /// sealed apart, so a deleted, changed or reordered entry breaks the
-    /// chain ([`Home::verify_audit`]).
-    pub(crate) fn audit_with(
+    /// chain ([`Trail::verify`]).
+    pub(crate) fn record_with(
         &self,
         what: &str,
         case: Option<DocId>,
@@ -32,12 +54,12 @@ impl Home {
     ) -> Result<()> {
         let started = self.store.begin()?;
         let out = (|| -> Result<()> {
-            let (seq, prev) = self.audit_head()?;
+            let (seq, prev) = self.head()?;
             let rec = AuditRecord {
                 seq: seq + 1,
                 prev,
-                at: self.now(),
-                device: self.device_id(),
+                at: self.clock.now(),
+                device: self.device,
                 case,
                 what: what.to_string(),
                 disclosure,
@@ -54,7 +76,7 @@ impl Home {
         out
     }
 
-    fn audit_head(&self) -> Result<(u64, Hash)> {
+    fn head(&self) -> Result<(u64, Hash)> {
         Ok(match self.store.get_secret("audit_head")? {
             Some(b) if b.len() == 40 => (
                 u64::from_be_bytes(b[..8].try_into().expect("8 bytes")),
@@ -66,7 +88,7 @@ impl Home {
     }
 
     /// Checks the audit chain end to end; returns the number of entries.
-    pub fn verify_audit(&self) -> Result<u64> {
+    pub fn verify(&self) -> Result<u64> {
         let broken =
             |entry: u64, why: &'static str| Error::from(Inconsistent::AuditBroken { entry, why });
         let rows = self.store.audit().map_err(Inconsistent::AuditUnreadable)?;
@@ -84,13 +106,13 @@ impl Home {
             }
             prev = entry_hash(&bytes);
         }
-        let (seq, head) = self.audit_head()?;
+        let (seq, head) = self.head()?;
         if seq != n || head != prev {
             return Err(broken(n, "the newest entries are missing"));
         }
         // Other devices' chains, as far as they have arrived.
         let mut expect: Option<(DeviceId, u64, Hash)> = None;
-        for rec in self.remote_audit()? {
+        for rec in self.remote()? {
             let (next, prev) = match expect {
                 Some((d, s, h)) if d == rec.device => (s + 1, h),
                 _ => (1, Hash([0; 32])),
@@ -110,15 +132,15 @@ impl Home {
     }
 
     /// The local audit trail, newest first.
-    pub fn audit_trail(&self) -> Result<Vec<AuditRecord>> {
-        let mut out = self.own_audit()?;
-        out.extend(self.remote_audit()?);
+    pub fn entries(&self) -> Result<Vec<AuditRecord>> {
+        let mut out = self.own()?;
+        out.extend(self.remote()?);
         out.sort_by_key(|a| std::cmp::Reverse((a.at, a.device, a.seq)));
         Ok(out)
     }
 
     /// This device's own audit entries, oldest first.
-    pub(crate) fn own_audit(&self) -> Result<Vec<AuditRecord>> {
+    pub(crate) fn own(&self) -> Result<Vec<AuditRecord>> {
         self.store
             .audit()?
             .iter()
@@ -127,7 +149,7 @@ impl Home {
     }
 
     /// The entries the account's other devices sent, by device and sequence.
-    fn remote_audit(&self) -> Result<Vec<AuditRecord>> {
+    fn remote(&self) -> Result<Vec<AuditRecord>> {
         self.store
             .remote_audit()?
             .iter()

@@ -1,11 +1,12 @@
 //! The audit trail, shared among the account's own devices.
 //!
-//! Each device keeps its own hash chain (see [`Home::verify_audit`]). The
-//! account has one more document on the relay, the audit document, owned by
-//! the account and shared with no one; each sync round sends the entries
-//! this device wrote since the last round as one envelope, and keeps the
-//! entries other devices sent, once each (by device and sequence number),
-//! however often an envelope is delivered.
+//! Each device keeps its own hash chain (see
+//! [`crate::audit::Trail::verify`]). The account has one more document on
+//! the relay, the audit document, owned by the account and shared with no
+//! one; each sync round sends the entries this device wrote since the
+//! last round as one envelope, and keeps the entries other devices sent,
+//! once each (by device and sequence number), however often an envelope is
+//! delivered.
 
 use casebook_shared::access::{self, DocEntry, DocOp, SIG_LABEL};
 use casebook_shared::codec;
@@ -89,7 +90,8 @@ impl Home {
             _ => 0,
         };
         let mine: Vec<AuditRecord> = self
-            .own_audit()?
+            .trail()
+            .own()?
             .into_iter()
             .filter(|r| r.seq > sent)
             .collect();

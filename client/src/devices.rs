@@ -52,7 +52,7 @@ impl Home {
         let me = self.device_id();
         // Names and sightings travel in the audit trail the account's
         // devices share (newest first), so every device knows them.
-        let trail = self.audit_trail()?;
+        let trail = self.trail().entries()?;
         let name_of = |id: &DeviceId| {
             trail.iter().find_map(|r| {
                 let rest = r.what.strip_prefix("device ")?;
@@ -91,7 +91,8 @@ impl Home {
         if !self.account_state()?.devices.contains_key(device) {
             return Err(Error::UnknownDevice(device.short()));
         }
-        self.audit(&format!("device {} named {name}", device.to_hex()), None)
+        self.trail()
+            .record(&format!("device {} named {name}", device.to_hex()), None)
     }
 
     /// Finds a device by id or unique prefix.
@@ -134,7 +135,7 @@ impl Home {
             return Err(Error::RecoveryKey);
         }
         let rotated = self.revoke_in(relay, state, &[*device], None).await?;
-        self.audit(
+        self.trail().record(
             &format!(
                 "device {} revoked; {rotated} documents rotated",
                 device.short()
@@ -163,7 +164,7 @@ impl Home {
         let rotated = self
             .revoke_in(relay, state, &old, Some(paper.info()))
             .await?;
-        self.audit(
+        self.trail().record(
             &format!(
                 "recovery words replaced; {} old recovery key(s) revoked; {rotated} documents rotated",
                 old.len()
@@ -356,7 +357,8 @@ pub async fn recover_with(
         let relay = home.connect().await?;
         home.refresh_log(&relay, &account).await?;
         relay.close().await;
-        home.audit("account recovered onto this device", None)
+        home.trail()
+            .record("account recovered onto this device", None)
     };
     match finish.await {
         Ok(()) => Ok(home),

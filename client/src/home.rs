@@ -235,7 +235,7 @@ impl Home {
             s.put_secret("account_keys", &encode_keys(&home.account_keys))?;
             s.put_secret("identity", &codec::encode(&home.id.record))
         })?;
-        home.audit("store created; account set up", None)?;
+        home.trail().record("store created; account set up", None)?;
         Ok((home.with_actor(), words))
     }
 
@@ -282,7 +282,7 @@ impl Home {
             None => None,
         };
         if unlock_is_recorded(last, setup.clock.now()) {
-            home.audit("store unlocked", None)?;
+            home.trail().record("store unlocked", None)?;
         }
         Ok(home)
     }
@@ -350,7 +350,7 @@ impl Home {
     pub fn change_passphrase(&mut self, new: &[u8]) -> Result<()> {
         self.atomically(|home| {
             home.store.change_passphrase(new)?;
-            home.audit("passphrase changed", None)
+            home.trail().record("passphrase changed", None)
         })
     }
 
@@ -363,7 +363,8 @@ impl Home {
         }
         self.id.record.name = name.to_string();
         self.save_identity()?;
-        self.audit(&format!("practitioner name set to {name:?}"), None)
+        self.trail()
+            .record(&format!("practitioner name set to {name:?}"), None)
     }
 
     /// The relay address and pinned fingerprint.

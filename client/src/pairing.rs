@@ -216,7 +216,8 @@ impl Home {
         };
         let sealed = crypto::seal_random(&k_welcome, &c.mailbox, &codec::encode(&welcome));
         put(relay, c.mailbox, 3, sealed).await?;
-        self.audit(&format!("device {} paired", req.device.id.short()), None)?;
+        self.trail()
+            .record(&format!("device {} paired", req.device.id.short()), None)?;
         Ok(req.device.id)
     }
 }
@@ -319,7 +320,7 @@ async fn finish_join(home: &mut Home, welcome: &Welcome) -> Result<()> {
     if !home.account_log_reaches(&welcome.head)? {
         return Err(PairingError::HeadNotReached { entries: state.len }.into());
     }
-    home.audit("device paired into the account", None)
+    home.trail().record("device paired into the account", None)
 }
 
 #[cfg(test)]

@@ -165,7 +165,7 @@ impl Home {
             let is_member = |a: &AccountId| meta.members.iter().any(|(m, _, _)| m == a);
             match intent {
                 Intent::Add { member, .. } if is_member(&member) => {
-                    self.audit(
+                    self.trail().record(
                         &format!(
                             "share to {} was granted by another device of this account at the same time; its terms stand",
                             member.short()
@@ -174,7 +174,7 @@ impl Home {
                     )?;
                 }
                 Intent::Add { member, .. } if removed_there.contains(&member) => {
-                    self.audit(
+                    self.trail().record(
                         &format!(
                             "share to {} not granted again: another device of this account ended it at the same time",
                             member.short()

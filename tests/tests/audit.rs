@@ -1,5 +1,5 @@
 //! The audit trail is hash-chained: a deleted, changed or reordered entry
-//! is detected by `verify_audit`, and disclosures are recorded with their terms.
+//! is detected by `Trail::verify`, and disclosures are recorded with their terms.
 
 use casebook::Home;
 use casebook_tests::PASSPHRASE;
@@ -8,9 +8,9 @@ fn trail_home(dir: &std::path::Path) -> Home {
     let (mut home, _) = Home::init(dir, PASSPHRASE, "Dr. Rivera", "127.0.0.1:1", [0; 32]).unwrap();
     for name in ["A", "B", "C"] {
         let case = home.create_case(name, "2026-11-20").unwrap();
-        home.record_view(&case).unwrap();
+        home.trail().record_view(&case).unwrap();
     }
-    assert!(home.verify_audit().unwrap() >= 7);
+    assert!(home.trail().verify().unwrap() >= 7);
     home
 }
 
@@ -26,7 +26,7 @@ fn a_deleted_entry_is_detected() {
         .execute("DELETE FROM audit WHERE id = 3", [])
         .unwrap();
     let home = Home::open(dir.path(), PASSPHRASE).unwrap();
-    let err = home.verify_audit().unwrap_err().to_string();
+    let err = home.trail().verify().unwrap_err().to_string();
     assert!(err.contains("entry 3"), "{err}");
 }
 
@@ -40,7 +40,7 @@ fn the_newest_entry_deleted_is_detected() {
     db(dir.path())
         .execute("DELETE FROM audit WHERE id = ?1", [last])
         .unwrap();
-    assert!(home.verify_audit().is_err());
+    assert!(home.trail().verify().is_err());
 }
 
 #[test]
@@ -58,18 +58,18 @@ fn swapped_or_changed_entries_are_detected() {
         .unwrap();
     conn.execute("UPDATE audit SET sealed = ?1 WHERE id = 2", [&b])
         .unwrap();
-    assert!(home.verify_audit().is_err(), "swapped");
+    assert!(home.trail().verify().is_err(), "swapped");
     conn.execute("UPDATE audit SET sealed = ?1 WHERE id = 4", [&b])
         .unwrap();
     conn.execute("UPDATE audit SET sealed = ?1 WHERE id = 2", [&a])
         .unwrap();
-    assert!(home.verify_audit().is_ok(), "restored");
+    assert!(home.trail().verify().is_ok(), "restored");
     let mut changed = a.clone();
     let mid = changed.len() / 2;
     changed[mid] ^= 1;
     conn.execute("UPDATE audit SET sealed = ?1 WHERE id = 2", [&changed])
         .unwrap();
-    assert!(home.verify_audit().is_err(), "changed");
+    assert!(home.trail().verify().is_err(), "changed");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -80,13 +80,14 @@ async fn the_trail_is_shared_by_the_accounts_devices_once_each() {
     casebook_tests::sync(&mut laptop).await;
     let mut tablet = casebook_tests::pair(&mut laptop, dirs.1.path(), &relay).await;
     let case = laptop.create_case("Jordan Avery", "2026-11-20").unwrap();
-    laptop.record_view(&case).unwrap();
+    laptop.trail().record_view(&case).unwrap();
     for _ in 0..3 {
         casebook_tests::sync(&mut laptop).await;
         casebook_tests::sync(&mut tablet).await;
     }
     let on_tablet: Vec<_> = tablet
-        .audit_trail()
+        .trail()
+        .entries()
         .unwrap()
         .into_iter()
         .filter(|a| a.device == laptop.device_id() && a.what == "case created")
@@ -98,20 +99,22 @@ async fn the_trail_is_shared_by_the_accounts_devices_once_each() {
     );
     assert!(
         tablet
-            .audit_trail()
+            .trail()
+            .entries()
             .unwrap()
             .iter()
             .any(|a| a.device == laptop.device_id() && a.what == "case viewed")
     );
     assert!(
         laptop
-            .audit_trail()
+            .trail()
+            .entries()
             .unwrap()
             .iter()
             .any(|a| a.device == tablet.device_id())
     );
-    tablet.verify_audit().unwrap();
-    laptop.verify_audit().unwrap();
+    tablet.trail().verify().unwrap();
+    laptop.trail().verify().unwrap();
     relay.stop().await;
 }
 
@@ -164,7 +167,7 @@ async fn a_colleagues_edits_and_comments_are_in_the_owners_trail() {
     sync(&mut lee).await;
     sync(&mut rivera).await;
 
-    let trail = rivera.audit_trail().unwrap();
+    let trail = rivera.trail().entries().unwrap();
     let said = |case: &casebook_shared::ids::DocId, what: &str| {
         trail
             .iter()
@@ -175,7 +178,7 @@ async fn a_colleagues_edits_and_comments_are_in_the_owners_trail() {
         "{trail:#?}"
     );
     assert!(said(&cotreated, "Dr. Lee edited the case"), "{trail:#?}");
-    rivera.verify_audit().unwrap();
+    rivera.trail().verify().unwrap();
 
     // And each note says who wrote into it besides its maker.
     let edited = rivera.show_note(&cotreated, &note).unwrap();

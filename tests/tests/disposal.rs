@@ -183,7 +183,8 @@ async fn a_disposed_case_is_gone_everywhere_with_every_key() {
         assert!(r.refused.is_empty(), "{:?}", r.refused);
     }
     let said = |h: &Home| {
-        h.audit_trail()
+        h.trail()
+            .entries()
             .unwrap()
             .iter()
             .any(|a| a.case == Some(case) && a.what.contains("disposed of by Dr. Rivera"))
@@ -192,7 +193,8 @@ async fn a_disposed_case_is_gone_everywhere_with_every_key() {
     assert!(said(&spare), "spare");
     // The colleague knows the owner by account until they add a contact.
     assert!(
-        chen.audit_trail()
+        chen.trail()
+            .entries()
             .unwrap()
             .iter()
             .any(|a| a.case == Some(case) && a.what.contains("disposed of by account"))
@@ -290,7 +292,8 @@ async fn a_legal_hold_placed_elsewhere_withdraws_an_unsent_disposal() {
     }
     assert!(
         laptop
-            .audit_trail()
+            .trail()
+            .entries()
             .unwrap()
             .iter()
             .any(|a| a.what.starts_with("disposal withdrawn"))

@@ -135,7 +135,8 @@ async fn a_removed_colleagues_device_learns_the_share_ended() {
         "kept"
     );
     assert!(
-        chen.audit_trail()
+        chen.trail()
+            .entries()
             .unwrap()
             .iter()
             .any(|a| a.what.starts_with("share ended") && a.case == Some(case))

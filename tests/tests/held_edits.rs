@@ -68,7 +68,8 @@ async fn held_edits_are_saved_or_discarded_and_ended_shares_marked() {
     );
     assert!(sync(&mut chen).await.held.is_empty(), "no longer held");
     assert!(
-        chen.audit_trail()
+        chen.trail()
+            .entries()
             .unwrap()
             .iter()
             .any(|r| r.case == Some(case) && r.what.starts_with("2 held edit(s) saved to"))

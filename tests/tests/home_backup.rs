@@ -227,14 +227,15 @@ async fn a_restored_older_device_catches_up_without_loss_or_duplicates() {
         assert_eq!(case_names(dev), ["Jordan Avery", "Sam Okafor"]);
         assert_eq!(text_of(dev, &case), all, "every note once");
         assert_eq!(text_of(dev, &later), ["Sam's first session."]);
-        dev.verify_audit().unwrap();
+        dev.trail().verify().unwrap();
     }
     // The laptop's chain as the tablet holds it: what the lost laptop wrote
     // and what the restored one wrote since, each once, numbered on.
     sync(&mut restored).await;
     sync(&mut tablet).await;
     let chain: Vec<_> = tablet
-        .audit_trail()
+        .trail()
+        .entries()
         .unwrap()
         .into_iter()
         .filter(|a| a.device == restored.device_id())
@@ -259,7 +260,8 @@ async fn a_restored_older_device_catches_up_without_loss_or_duplicates() {
         "what the restored laptop wrote reaches the tablet's trail, once"
     );
     let own: Vec<_> = restored
-        .audit_trail()
+        .trail()
+        .entries()
         .unwrap()
         .into_iter()
         .filter(|a| a.device == restored.device_id())

@@ -148,7 +148,7 @@ async fn an_edit_concurrent_with_signing_is_never_shown_as_signed() {
         assert_eq!(n.addenda.len(), 1, "{who}");
         assert!(n.addenda[0].text.contains("stop melatonin"), "{who}");
     }
-    let trail = laptop.audit_trail().unwrap();
+    let trail = laptop.trail().entries().unwrap();
     assert!(
         trail
             .iter()
@@ -158,7 +158,8 @@ async fn an_edit_concurrent_with_signing_is_never_shown_as_signed() {
     );
     assert!(
         tablet
-            .audit_trail()
+            .trail()
+            .entries()
             .unwrap()
             .iter()
             .any(|a| a.what == format!("note {note} viewed")),

@@ -107,7 +107,7 @@ async fn an_edit_lost_to_a_power_cut_after_the_relay_stored_it_comes_back() {
         "walk daily and keep a sleep diary",
         "its own change, taken back from the relay"
     );
-    let trail = home.audit_trail().unwrap();
+    let trail = home.trail().entries().unwrap();
     assert!(
         trail
             .iter()

@@ -103,7 +103,8 @@ async fn share_comment_unshare() {
     conn.close().await;
     assert_eq!(rivera.shares(&case).unwrap()[0].member, chen_account);
     let disclosures: Vec<_> = rivera
-        .audit_trail()
+        .trail()
+        .entries()
         .unwrap()
         .into_iter()
         .filter_map(|a| a.disclosure.share().cloned())
@@ -162,13 +163,14 @@ async fn share_comment_unshare() {
     let r = sync(&mut chen).await;
     assert_eq!(r.received, 0);
     let revoked = rivera
-        .audit_trail()
+        .trail()
+        .entries()
         .unwrap()
         .iter()
         .filter(|a| a.what.starts_with("share revoked"))
         .count();
     assert_eq!(revoked, 1, "the revocation is recorded once");
-    rivera.verify_audit().unwrap();
+    rivera.trail().verify().unwrap();
     assert!(chen.read_case(&case, |c| c.note("n2")).unwrap().is_none());
     assert_eq!(
         chen.doc_epochs(&case).unwrap(),
@@ -242,7 +244,8 @@ async fn an_expired_share_ends_at_the_owners_next_sync() {
     );
     assert!(
         rivera
-            .audit_trail()
+            .trail()
+            .entries()
             .unwrap()
             .iter()
             .any(|a| a.what.starts_with("share expired"))

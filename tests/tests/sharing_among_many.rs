@@ -181,7 +181,8 @@ async fn past_comments_stay_held_edits_wait_and_a_colleagues_revoked_device_gets
     assert_eq!(meta.wrap_generation(meta.epoch, &chen_id), Some(1));
     assert!(
         rivera
-            .audit_trail()
+            .trail()
+            .entries()
             .unwrap()
             .iter()
             .any(|a| a.what.contains("Dr. Chen revoked a device")),
@@ -349,7 +350,8 @@ async fn two_owner_devices_changing_one_case_s_shares_at_once_both_count() {
     }
     assert!(
         tablet
-            .audit_trail()
+            .trail()
+            .entries()
             .unwrap()
             .iter()
             .any(|a| a.what.contains("not granted again")),

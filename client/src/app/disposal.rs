@@ -75,7 +75,7 @@ impl Home {
             for doc in std::iter::once(*case).chain(private) {
                 home.append_access_entry(&doc, DocOp::Dispose)?;
             }
-            home.audit(
+            home.trail().record(
                 &format!(
                     "case disposal signed{}; it goes out with the next sync",
                     if row.is_due {
@@ -110,7 +110,7 @@ impl Home {
             sync.access_len = kept;
             home.store.set_doc_sync(doc, sync)?;
             home.rebuild_meta(doc)?;
-            home.audit(
+            home.trail().record(
                 &format!(
                     "disposal withdrawn before it was sent: the case is under a legal hold ({why})"
                 ),
@@ -197,7 +197,7 @@ impl Home {
             home.cache.forget(doc);
             home.forget_held(doc)?;
             home.drop_drafts(doc)?;
-            home.audit(
+            home.trail().record(
                 &format!(
                     "document {} disposed of by {by}: deleted from this device with every key that opened it",
                     doc.short()

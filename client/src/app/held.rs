@@ -95,7 +95,7 @@ impl Home {
                 Some(p) => format!("{total} held edit(s) saved to {} and removed", p.display()),
                 None => format!("{total} held edit(s) discarded"),
             };
-            home.audit(&what, Some(*case))
+            home.trail().record(&what, Some(*case))
         })?;
         Ok(total)
     }

@@ -38,7 +38,7 @@ impl Home {
     pub fn list_cases(&self, closed: bool) -> Result<Vec<(DocId, CaseSummary)>> {
         let mut cases = self.cases()?;
         cases.retain(|(_, s)| closed || !s.closed);
-        self.audit("case list viewed", None)?;
+        self.trail().record("case list viewed", None)?;
         Ok(cases)
     }
 
@@ -62,7 +62,7 @@ impl Home {
             .into_iter()
             .map(|n| self.vouch(&authors, meta.as_ref(), n))
             .collect();
-        self.record_view(case)?;
+        self.trail().record_view(case)?;
         Ok(CaseView {
             id: *case,
             summary,
@@ -75,7 +75,7 @@ impl Home {
     /// client's sessions are clinical content too.
     pub fn list_notes(&mut self, case: &DocId) -> Result<Vec<NoteSummary>> {
         let notes = self.read_case(case, |c| c.summary().notes)?;
-        self.audit("note list viewed", Some(*case))?;
+        self.trail().record("note list viewed", Some(*case))?;
         Ok(notes)
     }
 
@@ -86,7 +86,8 @@ impl Home {
             c.note(&id).ok_or(crate::notes::NoteError::NoSuchNote(id))
         })??;
         let n = self.vouch(&self.authors()?, self.doc_meta(case)?.as_ref(), n);
-        self.audit(&format!("note {} viewed", n.id), Some(*case))?;
+        self.trail()
+            .record(&format!("note {} viewed", n.id), Some(*case))?;
         Ok(n)
     }
 
@@ -188,7 +189,8 @@ impl Home {
     /// A case's psychotherapy notes, recorded as a view of them.
     pub fn private_notes(&mut self, case: &DocId) -> Result<Vec<PrivateEntry>> {
         let entries = self.read_private_vouched(case)?;
-        self.audit("psychotherapy notes viewed", Some(*case))?;
+        self.trail()
+            .record("psychotherapy notes viewed", Some(*case))?;
         Ok(entries)
     }
 
@@ -216,7 +218,7 @@ impl Home {
                 if private {
                     what.push_str(" (psychotherapy notes included)");
                 }
-                home.audit(&what, Some(*case))?;
+                home.trail().record(&what, Some(*case))?;
             }
             Ok(())
         })?;

@@ -32,7 +32,7 @@ impl Home {
         self.id.record.relay = addr.to_string();
         self.id.record.fingerprint = fingerprint;
         self.save_identity()?;
-        self.audit(
+        self.trail().record(
             &format!(
                 "relay set to {addr} ({})",
                 casebook_shared::fingerprint::format(&fingerprint)

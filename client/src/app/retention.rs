@@ -77,7 +77,8 @@ impl Home {
     /// The account's retention period in years.
     pub fn retention_default(&self) -> Result<u32> {
         Ok(self
-            .audit_trail()?
+            .trail()
+            .entries()?
             .iter()
             .find_map(|r| {
                 r.what
@@ -94,7 +95,7 @@ impl Home {
     /// follows once the trail reaches it.
     pub fn set_retention_default(&mut self, years: u32) -> Result<()> {
         check_years(years)?;
-        self.audit(&format!("{SET}{years} years"), None)
+        self.trail().record(&format!("{SET}{years} years"), None)
     }
 
     /// The owner alone decides how long a case of theirs is kept.
@@ -140,7 +141,7 @@ impl Home {
     /// since it was made: (when it was made, how many). Older backups
     /// cannot be reached to delete from, so they are to be replaced.
     pub fn backups_to_replace(&self) -> Result<Option<(u64, usize)>> {
-        let trail = self.own_audit()?;
+        let trail = self.trail().own()?;
         let Some(last) = trail
             .iter()
             .rev()

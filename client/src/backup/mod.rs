@@ -154,7 +154,7 @@ impl Home {
         )?;
         out.flush().map_err(BackupError::Io)?;
         // Recorded once it is made (so not in the backup itself).
-        self.audit(
+        self.trail().record(
             &format!(
                 "backup made ({} case(s), sealed under {})",
                 cases,

@@ -32,7 +32,7 @@ impl Home {
             return Ok(());
         };
         let echoes: Vec<AuditRecord> = codec::decode(body)?;
-        let own = self.own_audit()?;
+        let own = self.trail().own()?;
         let base_len = usize::try_from(base).unwrap_or(usize::MAX).min(own.len());
         let (kept, since) = own.split_at(base_len);
         let mut prev = kept.last().map_or(Hash([0; 32]), |r| {

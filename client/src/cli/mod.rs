@@ -136,7 +136,7 @@ pub async fn run(cli: Cli) -> Result<()> {
             ..
         } => {
             let home = open(&cli)?;
-            let n = home.verify_audit()?;
+            let n = home.trail().verify()?;
             out.changed("audit.verified", home.device_id().to_hex())
                 .with("entries", n)
                 .done(&format!(
@@ -151,7 +151,8 @@ pub async fn run(cli: Cli) -> Result<()> {
             let home = open(&cli)?;
             let filter = case.as_deref().map(|c| case_id(&home, c)).transpose()?;
             let trail: Vec<_> = home
-                .audit_trail()?
+                .trail()
+                .entries()?
                 .into_iter()
                 .filter(|a| filter.is_none() || a.case == filter)
                 .take(*limit)
@@ -185,7 +186,8 @@ pub async fn run(cli: Cli) -> Result<()> {
                 .transpose()?;
             let filter = case.as_deref().map(|c| case_id(&home, c)).transpose()?;
             let trail: Vec<_> = home
-                .audit_trail()?
+                .trail()
+                .entries()?
                 .into_iter()
                 .filter(|a| a.disclosure.is_some())
                 .filter(|a| since.is_none_or(|s| a.at >= s))

@@ -164,7 +164,7 @@ impl Home {
         )?;
         self.new_doc(&case_id)?;
         self.store_loaded(&case_id, Loaded::Case(case), &case_changes, OutKind::Change)?;
-        self.audit("case created", Some(case_id))?;
+        self.trail().record("case created", Some(case_id))?;
         Ok(case_id)
     }
 
@@ -317,7 +317,7 @@ impl Home {
         let changes = case.changes_since(&heads);
         self.edit_atomically(|home| {
             home.store_loaded(id, loaded, &changes, kind)?;
-            home.audit(what, Some(*id))
+            home.trail().record(what, Some(*id))
         })?;
         Ok(out)
     }
@@ -339,7 +339,7 @@ impl Home {
         let changes = p.changes_since(&heads);
         self.edit_atomically(|home| {
             home.store_loaded(&private_id, loaded, &changes, OutKind::Change)?;
-            home.audit("private note added", Some(*case_id))
+            home.trail().record("private note added", Some(*case_id))
         })?;
         Ok(out)
     }

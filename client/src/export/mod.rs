@@ -311,6 +311,7 @@ impl Home {
             }),
             None => Disclosed::Nothing,
         };
-        self.audit_with(&what, Some(record.case), disclosed)
+        self.trail()
+            .record_with(&what, Some(record.case), disclosed)
     }
 }

@@ -147,7 +147,8 @@ impl Home {
         };
         all.push(c.clone());
         self.save_contacts(&all)?;
-        self.audit(&format!("contact {name} added (unverified)"), None)?;
+        self.trail()
+            .record(&format!("contact {name} added (unverified)"), None)?;
         Ok(c)
     }
 
@@ -169,7 +170,8 @@ impl Home {
         c.verified = true;
         let (who, account) = (c.name.clone(), c.account);
         self.save_contacts(&all)?;
-        self.audit(&format!("contact {who} verified"), None)?;
+        self.trail()
+            .record(&format!("contact {who} verified"), None)?;
         Ok(account)
     }
 }

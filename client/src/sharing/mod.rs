@@ -241,7 +241,7 @@ impl Home {
                 .find(|(d, _)| d == case)
                 .map(|(_, s)| s.name)
                 .unwrap_or_default();
-            home.audit_with(
+            home.trail().record_with(
                 &format!(
                     "share granted to {} ({}), role {}, purpose {:?}, consent {:?}, expires {}{}",
                     c.name,
@@ -298,7 +298,7 @@ impl Home {
                 }
                 .into());
             }
-            home.audit(
+            home.trail().record(
                 &format!(
                     "share revoked from {} ({}); case keys rotated",
                     c.name,
@@ -476,7 +476,7 @@ impl Home {
                 }
                 home.rotate_doc(&doc)?;
                 if !expired.is_empty() {
-                    home.audit(
+                    home.trail().record(
                         &format!(
                             "share expired for {}; keys rotated",
                             home.names_of(&expired).join(", ")
@@ -485,7 +485,7 @@ impl Home {
                     )?;
                 }
                 if !stale.is_empty() {
-                    home.audit(
+                    home.trail().record(
                         &format!(
                             "keys rotated: {} revoked a device",
                             home.names_of(&stale).join(", ")

@@ -121,7 +121,7 @@ impl Home {
         sync.top_epoch = sync.top_epoch.max(batch.top_epoch);
         self.store.set_doc_sync(doc, sync)?;
         if batch.recovered > 0 && changed && report.refused.len() == refused_before {
-            self.audit(
+            self.trail().record(
                 &format!(
                     "{} change(s) made on this device came back from the relay: they were lost here (a power cut, or a restore from a backup)",
                     batch.recovered
@@ -140,7 +140,8 @@ impl Home {
             .chain(commented_by.iter().map(|a| (a, "commented on")))
         {
             let name = self.name_of(who)?;
-            self.audit(&format!("{name} {did} the case"), Some(*doc))?;
+            self.trail()
+                .record(&format!("{name} {did} the case"), Some(*doc))?;
         }
         if changed {
             report.docs_updated += 1;

@@ -295,7 +295,7 @@ impl Home {
         let report = round.finish();
         if let Some(line) = round::refusal_line(&report.refused, &mut self.synced.audited_refusals)
         {
-            self.audit(&line, None)?;
+            self.trail().record(&line, None)?;
         }
         self.store.put_secret(
             LAST_ROUND,

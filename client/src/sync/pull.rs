@@ -52,7 +52,7 @@ impl Home {
                 Step::Shares { ended, listed } => self.atomically(|home| {
                     for doc in &ended {
                         if home.share_ended(doc)? {
-                            home.audit(
+                            home.trail().record(
                                 "share ended: the relay no longer serves it here",
                                 Some(*doc),
                             )?;
@@ -60,7 +60,8 @@ impl Home {
                     }
                     for doc in &listed {
                         if home.share_listed(doc)? {
-                            home.audit("shared with this account again", Some(*doc))?;
+                            home.trail()
+                                .record("shared with this account again", Some(*doc))?;
                         }
                     }
                     Ok(())

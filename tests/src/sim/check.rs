@@ -259,7 +259,7 @@ pub fn invariants(world: &mut World) -> Vec<String> {
     }
     // Every device's audit trail verifies.
     for d in world.live() {
-        if let Err(e) = world.home(d).verify_audit() {
+        if let Err(e) = world.home(d).trail().verify() {
             failed.push(format!("{}: audit: {e}", world.devices[d].label));
         }
     }
