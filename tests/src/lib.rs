@@ -178,9 +178,11 @@ pub async fn pair(existing: &mut Home, dir: &Path, relay: &impl Reach) -> Home {
 /// Makes `name` (holding `account`) a verified contact of `home`, as
 /// `contact add` and `contact verify` do after the safety numbers matched.
 pub fn befriend(home: &mut Home, name: &str, account: &casebook_shared::ids::AccountId) {
-    home.add_contact(name, &casebook::sharing::card(account, name))
+    home.contacts()
+        .add(name, &casebook::sharing::card(account, name))
         .expect("contact add");
-    home.verify_contact(name, &casebook::sharing::safety_number(account))
+    home.contacts()
+        .verify(name, &casebook::sharing::safety_number(account))
         .expect("contact verify");
 }
 

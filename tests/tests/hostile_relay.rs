@@ -102,8 +102,8 @@ async fn a_substituted_colleague_log_makes_share_refuse() {
         sync(h).await;
     }
     let (_, chen_id, chen_safety, chen_card) = chen.whoami();
-    rivera.add_contact("Dr. Chen", &chen_card).unwrap();
-    rivera.verify_contact("Dr. Chen", &chen_safety).unwrap();
+    rivera.contacts().add("Dr. Chen", &chen_card).unwrap();
+    rivera.contacts().verify("Dr. Chen", &chen_safety).unwrap();
 
     let conn = mallory.connect().await.unwrap();
     let log_of = |account: AccountId| {

@@ -30,8 +30,8 @@ async fn shared_case(
     sync(&mut chen).await;
     let case = case_with_a_plan(&mut rivera, "walk daily");
     let (_, _, safety, card) = chen.whoami();
-    rivera.add_contact("Dr. Chen", &card).unwrap();
-    rivera.verify_contact("Dr. Chen", &safety).unwrap();
+    rivera.contacts().add("Dr. Chen", &card).unwrap();
+    rivera.contacts().verify("Dr. Chen", &safety).unwrap();
     let conn = rivera.connect().await.unwrap();
     let expires = expires_in.map(|s| casebook_shared::clock::Clock::system().now() + s);
     rivera
@@ -66,8 +66,8 @@ async fn owner_with_a_tablet(
     sync(&mut tablet).await;
     let held = chen.doc_epochs(&case).unwrap();
     let (_, _, safety, card) = chen.whoami();
-    tablet.add_contact("Dr. Chen", &card).unwrap();
-    tablet.verify_contact("Dr. Chen", &safety).unwrap();
+    tablet.contacts().add("Dr. Chen", &card).unwrap();
+    tablet.contacts().verify("Dr. Chen", &safety).unwrap();
     sync(&mut laptop).await;
     (laptop, tablet, case, held)
 }

@@ -47,11 +47,12 @@ async fn share_comment_unshare() {
     // Contacts: a bad card, an unverified contact, a wrong safety number.
     assert!(
         rivera
-            .add_contact("Dr. Chen", "casebook-card1:nonsense")
+            .contacts()
+            .add("Dr. Chen", "casebook-card1:nonsense")
             .is_err()
     );
     let (_, chen_account, chen_safety, chen_card) = chen.whoami();
-    rivera.add_contact("Dr. Chen", &chen_card).unwrap();
+    rivera.contacts().add("Dr. Chen", &chen_card).unwrap();
     let conn = rivera.connect().await.unwrap();
     let read = parse_role("comment").unwrap();
     let unverified = rivera
@@ -70,8 +71,8 @@ async fn share_comment_unshare() {
         matches!(unverified, Err(Error::ContactUnverified(ref n)) if n == "Dr. Chen"),
         "{unverified:?}"
     );
-    assert!(rivera.verify_contact("Dr. Chen", "12345 67890").is_err());
-    rivera.verify_contact("Dr. Chen", &chen_safety).unwrap();
+    assert!(rivera.contacts().verify("Dr. Chen", "12345 67890").is_err());
+    rivera.contacts().verify("Dr. Chen", &chen_safety).unwrap();
     assert!(
         rivera
             .share(&conn, &case, "Nobody", read, "p", "c", None, false)
@@ -205,8 +206,8 @@ async fn an_expired_share_ends_at_the_owners_next_sync() {
         })
         .unwrap();
     let (_, _, safety, card) = chen.whoami();
-    rivera.add_contact("Dr. Chen", &card).unwrap();
-    rivera.verify_contact("Dr. Chen", &safety).unwrap();
+    rivera.contacts().add("Dr. Chen", &card).unwrap();
+    rivera.contacts().verify("Dr. Chen", &safety).unwrap();
     let conn = rivera.connect().await.unwrap();
     let expires = casebook_shared::clock::Clock::system().now() + 2;
     rivera

@@ -32,8 +32,8 @@ async fn a_clinic_of_three_shares_cases_among_themselves() {
     for (i, h) in team.iter_mut().enumerate() {
         for (j, (name, _, safety, card)) in cards.iter().enumerate() {
             if i != j {
-                h.add_contact(name, card).unwrap();
-                h.verify_contact(name, safety).unwrap();
+                h.contacts().add(name, card).unwrap();
+                h.contacts().verify(name, safety).unwrap();
             }
         }
     }
@@ -116,8 +116,8 @@ async fn past_comments_stay_held_edits_wait_and_a_colleagues_revoked_device_gets
     sync(&mut chen).await;
     let mut chen_tablet = pair(&mut chen, dirs[2].path(), &relay).await;
     let (_, chen_id, chen_safety, chen_card) = chen.whoami();
-    rivera.add_contact("Dr. Chen", &chen_card).unwrap();
-    rivera.verify_contact("Dr. Chen", &chen_safety).unwrap();
+    rivera.contacts().add("Dr. Chen", &chen_card).unwrap();
+    rivera.contacts().verify("Dr. Chen", &chen_safety).unwrap();
     let case = rivera.create_case("Jordan Avery", "2026-11-20").unwrap();
     rivera
         .edit_case(&case, "note", |c| {
@@ -236,8 +236,8 @@ async fn two_owner_devices_changing_one_case_s_shares_at_once_both_count() {
     for dev in [&mut laptop, &mut tablet] {
         for colleague in [&chen, &okafor] {
             let (name, _, safety, card) = colleague.whoami();
-            dev.add_contact(&name, &card).unwrap();
-            dev.verify_contact(&name, &safety).unwrap();
+            dev.contacts().add(&name, &card).unwrap();
+            dev.contacts().verify(&name, &safety).unwrap();
         }
     }
     // Each device shares the case with a different colleague before either

@@ -73,7 +73,8 @@ impl Home {
             }
         }
         let mut names: HashMap<AccountId, String> = self
-            .contacts()?
+            .contacts()
+            .list()?
             .into_iter()
             .map(|c| (c.account, c.name))
             .collect();
@@ -149,7 +150,8 @@ impl Home {
             return Ok(self.name().to_string());
         }
         Ok(self
-            .contacts()?
+            .contacts()
+            .list()?
             .into_iter()
             .find(|c| c.account == *account)
             .map(|c| c.name)

@@ -175,8 +175,8 @@ pub async fn run(_out: &Out) -> Result<()> {
     let (mut chen, _) = Home::init(&chen_dir, PASS, "Dr. Chen", &addr, relay.fingerprint)?;
     sync(&mut chen, "Dr. Chen").await?;
     let (_, _, safety, card) = chen.whoami();
-    laptop.add_contact("Dr. Chen", &card)?;
-    laptop.verify_contact("Dr. Chen", &safety)?;
+    laptop.contacts().add("Dr. Chen", &card)?;
+    laptop.contacts().verify("Dr. Chen", &safety)?;
     tell!("   safety numbers compared: {safety}");
     let conn = laptop.connect().await?;
     laptop

@@ -414,10 +414,10 @@ async fn init(cli: &Cli, out: &Out, name: &str, relay: &RelayArgs, offline: bool
 }
 
 fn contact(cli: &Cli, out: &Out, cmd: &ContactCmd) -> Result<()> {
-    let mut home = open(cli)?;
+    let home = open(cli)?;
     match cmd {
         ContactCmd::Add { name, card } => {
-            let c = home.add_contact(name, card)?;
+            let c = home.contacts().add(name, card)?;
             tell!(
                 "Added {}. Compare safety numbers with them (in person or by phone), then run:\n  casebook contact verify \"{}\" NUMBER",
                 c.name,
@@ -425,12 +425,12 @@ fn contact(cli: &Cli, out: &Out, cmd: &ContactCmd) -> Result<()> {
             );
             out.contact_added(&c)
         }
-        ContactCmd::List => out.contacts(&home.contacts()?),
+        ContactCmd::List => out.contacts(&home.contacts().list()?),
         ContactCmd::Verify {
             name,
             safety_number,
         } => {
-            let account = home.verify_contact(name, safety_number)?;
+            let account = home.contacts().verify(name, safety_number)?;
             out.changed("contact.verified", account.to_hex())
                 .done("verified")
         }

@@ -1,13 +1,16 @@
 //! Contacts: a colleague's account named by a card, and trusted only once
 //! the two people have compared safety numbers.
 
+use casebook_shared::clock::Clock;
 use casebook_shared::codec;
 use casebook_shared::crypto;
 use casebook_shared::ids::AccountId;
 use serde::{Deserialize, Serialize};
 
+use crate::audit::Trail;
 use crate::error::{Error, Result};
 use crate::home::Home;
+use crate::store::Store;
 
 const CARD_PREFIX: &str = "casebook-card1";
 const CONTACTS: &str = "contacts";
@@ -100,39 +103,61 @@ impl Home {
         )
     }
 
+    /// The address book of colleagues, to read or change.
+    pub fn contacts(&self) -> Contacts<'_> {
+        Contacts {
+            store: &self.store,
+            me: self.account_id(),
+            clock: &self.setup.clock,
+            trail: self.trail(),
+        }
+    }
+}
+
+/// The colleagues this account knows by name: each an account id taken
+/// from a card, verified once the two read each other's safety numbers.
+/// The part of a [`Home`] that keeps them.
+pub struct Contacts<'h> {
+    store: &'h Store,
+    me: AccountId,
+    clock: &'h Clock,
+    trail: Trail<'h>,
+}
+
+impl Contacts<'_> {
     /// Every contact.
-    pub fn contacts(&self) -> Result<Vec<Contact>> {
+    pub fn list(&self) -> Result<Vec<Contact>> {
         Ok(match self.store.get_secret(CONTACTS)? {
             Some(b) => codec::decode(&b)?,
             None => Vec::new(),
         })
     }
 
-    fn save_contacts(&self, contacts: &[Contact]) -> Result<()> {
+    fn save(&self, contacts: &[Contact]) -> Result<()> {
         Ok(self
             .store
             .put_secret(CONTACTS, &codec::encode(&contacts.to_vec()))?)
     }
 
     /// A contact by name (case-insensitive).
-    pub fn contact(&self, name: &str) -> Result<Contact> {
-        self.contacts()?
+    pub fn get(&self, name: &str) -> Result<Contact> {
+        self.list()?
             .into_iter()
             .find(|c| c.name.eq_ignore_ascii_case(name.trim()))
             .ok_or_else(|| Error::UnknownContact(name.trim().to_string()))
     }
 
     /// Adds a contact from a card (unverified until safety numbers match).
-    pub fn add_contact(&mut self, name: &str, card_text: &str) -> Result<Contact> {
+    pub fn add(&self, name: &str, card_text: &str) -> Result<Contact> {
         let (account, _card_name) = parse_card(card_text)?;
         let name = crate::names::check(name)?;
         if name.is_empty() {
             return Err(ContactError::EmptyName.into());
         }
-        if account == self.account_id() {
+        if account == self.me {
             return Err(ContactError::OwnCard.into());
         }
-        let mut all = self.contacts()?;
+        let mut all = self.list()?;
         if all
             .iter()
             .any(|c| c.name.eq_ignore_ascii_case(name) || c.account == account)
@@ -143,19 +168,19 @@ impl Home {
             name: name.to_string(),
             account,
             verified: false,
-            added_at: self.now(),
+            added_at: self.clock.now(),
         };
         all.push(c.clone());
-        self.save_contacts(&all)?;
-        self.trail()
+        self.save(&all)?;
+        self.trail
             .record(&format!("contact {name} added (unverified)"), None)?;
         Ok(c)
     }
 
     /// Marks a contact verified once the safety number read out matches.
     /// Returns the contact's account.
-    pub fn verify_contact(&mut self, name: &str, number: &str) -> Result<AccountId> {
-        let mut all = self.contacts()?;
+    pub fn verify(&self, name: &str, number: &str) -> Result<AccountId> {
+        let mut all = self.list()?;
         let c = all
             .iter_mut()
             .find(|c| c.name.eq_ignore_ascii_case(name.trim()))
@@ -169,8 +194,8 @@ impl Home {
         }
         c.verified = true;
         let (who, account) = (c.name.clone(), c.account);
-        self.save_contacts(&all)?;
-        self.trail()
+        self.save(&all)?;
+        self.trail
             .record(&format!("contact {who} verified"), None)?;
         Ok(account)
     }

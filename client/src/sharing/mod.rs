@@ -23,7 +23,7 @@ mod comments;
 mod contacts;
 
 pub use comments::CommentRefusal;
-pub use contacts::{Contact, ContactError, card, parse_card, safety_number};
+pub use contacts::{Contact, ContactError, Contacts, card, parse_card, safety_number};
 
 /// Why a case was not shared or unshared as asked. Each refusal names the
 /// rule: sharing is the owner's, and a share states its terms.
@@ -164,7 +164,7 @@ impl Home {
         expires: Option<u64>,
         include_private: bool,
     ) -> Result<AccountId> {
-        let c = self.contact(contact)?;
+        let c = self.contacts().get(contact)?;
         if !c.verified {
             return Err(Error::ContactUnverified(c.name));
         }
@@ -277,7 +277,7 @@ impl Home {
     /// remaining members. Goes out with the next sync.
     /// Returns the account the case was taken back from.
     pub fn unshare(&mut self, case: &DocId, contact: &str) -> Result<AccountId> {
-        let c = self.contact(contact)?;
+        let c = self.contacts().get(contact)?;
         let private = self.owned_case(case)?;
         let docs: Vec<DocId> = std::iter::once(*case).chain(private).collect();
         self.atomically(|home| {
@@ -324,7 +324,7 @@ impl Home {
         let meta = self
             .doc_meta(case)?
             .ok_or_else(|| Error::UnknownCase(case.to_hex()))?;
-        let contacts = self.contacts()?;
+        let contacts = self.contacts().list()?;
         let contact = |a: &AccountId| {
             contacts
                 .iter()
@@ -370,7 +370,7 @@ impl Home {
     /// Cases other accounts ever shared with this one, ended shares marked.
     pub fn shared_with_me_ever(&self) -> Result<Vec<SharedWithMe>> {
         let me = self.account_id();
-        let contacts = self.contacts()?;
+        let contacts = self.contacts().list()?;
         let cases = self.cases()?;
         let mut out = Vec::new();
         for doc in self.store.doc_ids()? {
@@ -502,7 +502,7 @@ impl Home {
     /// Contact names for accounts (this account is "this account"; one not
     /// among the contacts by its short id).
     fn names_of(&self, accounts: &[AccountId]) -> Vec<String> {
-        let contacts = self.contacts().unwrap_or_default();
+        let contacts = self.contacts().list().unwrap_or_default();
         accounts
             .iter()
             .map(|a| {

@@ -293,10 +293,12 @@ impl World {
             .collect();
         for (name, id) in others {
             let home = self.home(d);
-            if home.contact(name).is_err() {
-                home.add_contact(name, &casebook::sharing::card(&id, name))
+            if home.contacts().get(name).is_err() {
+                home.contacts()
+                    .add(name, &casebook::sharing::card(&id, name))
                     .expect("contact add");
-                home.verify_contact(name, &casebook::sharing::safety_number(&id))
+                home.contacts()
+                    .verify(name, &casebook::sharing::safety_number(&id))
                     .expect("contact verify");
             }
         }

@@ -25,8 +25,8 @@ async fn colleagues(
         let (mut h, _) = Home::init(&dir.join(format!("colleague-{i}")), PASS, &name, addr, fp)?;
         sync(&mut h).await?;
         let (_, _, safety, card) = h.whoami();
-        owner.add_contact(&name, &card)?;
-        owner.verify_contact(&name, &safety)?;
+        owner.contacts().add(&name, &card)?;
+        owner.contacts().verify(&name, &safety)?;
         out.push((name, h));
     }
     Ok(out)
