@@ -196,7 +196,7 @@ impl Home {
             home.store.delete_secret(&keys_name(doc))?;
             home.cache.forget(doc);
             home.forget_held(doc)?;
-            home.drop_drafts(doc)?;
+            home.drafts().drop_case(doc)?;
             home.trail().record(
                 &format!(
                     "document {} disposed of by {by}: deleted from this device with every key that opened it",

@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 use zeroize::{Zeroize, ZeroizeOnDrop};
 
 use crate::error::Inconsistent;
+use crate::store::Store;
 use crate::{Home, Result};
 
 /// The kept drafts.
@@ -25,14 +26,26 @@ pub struct Draft {
 }
 
 impl Home {
+    /// The drafts kept in this home.
+    pub fn drafts(&self) -> Drafts<'_> {
+        Drafts { store: &self.store }
+    }
+}
+
+/// The part of a [`Home`] that keeps drafts.
+pub struct Drafts<'h> {
+    store: &'h Store,
+}
+
+impl Drafts<'_> {
     /// Forgets every draft of a case (it was disposed of).
-    pub(crate) fn drop_drafts(&self, case: &DocId) -> Result<()> {
-        let mut all = self.drafts()?;
+    pub(crate) fn drop_case(&self, case: &DocId) -> Result<()> {
+        let mut all = self.list()?;
         all.retain(|d| d.case != case.to_hex());
-        self.save_drafts(&all)
+        self.save(&all)
     }
 
-    fn save_drafts(&self, all: &[Draft]) -> Result<()> {
+    fn save(&self, all: &[Draft]) -> Result<()> {
         let bytes = zeroize::Zeroizing::new(
             serde_json::to_vec(all).expect("plain strings always serialize"),
         );
@@ -40,7 +53,7 @@ impl Home {
     }
 
     /// Every kept draft, oldest first.
-    pub fn drafts(&self) -> Result<Vec<Draft>> {
+    pub fn list(&self) -> Result<Vec<Draft>> {
         match self.store.get_secret(DRAFTS)? {
             Some(b) => serde_json::from_slice(&b).map_err(|e| Inconsistent::Drafts(e).into()),
             None => Ok(Vec::new()),
@@ -48,17 +61,17 @@ impl Home {
     }
 
     /// Keeps a draft beside any others.
-    pub fn keep_draft(&self, draft: Draft) -> Result<()> {
-        let mut all = self.drafts()?;
+    pub fn keep(&self, draft: Draft) -> Result<()> {
+        let mut all = self.list()?;
         all.push(draft);
-        self.save_drafts(&all)
+        self.save(&all)
     }
 
     /// Takes out the newest draft of a new note (`note` `None`) or of an
     /// edit to `note`, for `case`. The caller keeps it again if it still
     /// cannot be saved.
-    pub fn take_draft(&self, case: &DocId, note: Option<&str>) -> Result<Option<Draft>> {
-        let mut all = self.drafts()?;
+    pub fn take(&self, case: &DocId, note: Option<&str>) -> Result<Option<Draft>> {
+        let mut all = self.list()?;
         let hex = case.to_hex();
         let Some(i) = all
             .iter()
@@ -67,7 +80,7 @@ impl Home {
             return Ok(None);
         };
         let d = all.remove(i);
-        self.save_drafts(&all)?;
+        self.save(&all)?;
         Ok(Some(d))
     }
 }

@@ -9,7 +9,7 @@ pub(crate) mod disposal;
 mod drafts;
 mod held;
 
-pub use drafts::Draft;
+pub use drafts::{Draft, Drafts};
 pub use held::HeldError;
 mod notes;
 mod relay;

@@ -44,7 +44,7 @@ pub(super) fn note(cli: &Cli, out: &Out, cmd: &NoteCmd) -> Result<()> {
             // In the editor, the template holds all that is known, and what
             // it says when saved is the note.
             let (format, template) = if *resume {
-                let kept = home.take_draft(&id, None)?.ok_or_else(|| {
+                let kept = home.drafts().take(&id, None)?.ok_or_else(|| {
                     anyhow!("no draft of a new note is kept for this case; start one with `casebook note add {case} --edit`")
                 })?;
                 (NoteFormat::parse(&kept.format)?, kept.text.clone())
@@ -100,7 +100,8 @@ pub(super) fn note(cli: &Cli, out: &Out, cmd: &NoteCmd) -> Result<()> {
                     .done("note updated");
             }
             let template = if *resume {
-                home.take_draft(&id, Some(&current.id))?
+                home.drafts()
+                    .take(&id, Some(&current.id))?
                     .ok_or_else(|| anyhow!("no draft of an edit to this note is kept"))?
                     .text
                     .clone()
@@ -217,7 +218,7 @@ fn write_in_editor<T>(
         Ok(t) => t,
         Err(e) => {
             if resumed {
-                home.keep_draft(draft)?;
+                home.drafts().keep(draft)?;
             }
             return Err(e);
         }
@@ -226,7 +227,7 @@ fn write_in_editor<T>(
         Ok(v) => Ok(v),
         Err(e) => {
             draft.text = edited;
-            home.keep_draft(draft)?;
+            home.drafts().keep(draft)?;
             bail!(
                 "{e}\nnothing is lost: what you typed is kept (sealed in this home); \
                  reopen it with `{reopen}`"
