@@ -12,6 +12,29 @@ fn soap(subjective: &str, plan: &str) -> NoteInput {
     n
 }
 
+/// Found by following the README: every new account's first sync warned
+/// "refused envelope 0 … does not continue the chain" about its own audit
+/// document, created in that same sync.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_accounts_first_sync_refuses_nothing() {
+    let relay = TestRelay::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut laptop = init(dir.path(), &relay, "Dr. Rivera");
+    let first = sync(&mut laptop).await;
+    assert!(first.refused.is_empty(), "{:?}", first.refused);
+    let again = sync(&mut laptop).await;
+    assert!(again.refused.is_empty(), "{:?}", again.refused);
+    assert!(
+        !laptop
+            .trail()
+            .entries()
+            .unwrap()
+            .iter()
+            .any(|e| e.what.contains("refused")),
+        "the audit trail records no refusal"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn offline_edits_on_two_devices_merge() {
     let relay = TestRelay::start().await;

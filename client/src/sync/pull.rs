@@ -17,7 +17,7 @@ use casebook_shared::signed::Signed;
 use super::apply::Batch;
 use super::pulling::{HeldDoc, Here, Pulling, Step};
 use super::{APPLY_CHUNK, Progress, RefusedEnvelope, SyncReport, check, unexpected};
-use crate::docs::SnapshotBody;
+use crate::docs::{DocMeta, SnapshotBody};
 use crate::error::{Error, Inconsistent, Result};
 use crate::home::Home;
 use crate::net::{NetError, Relay};
@@ -48,7 +48,15 @@ impl Home {
                     };
                     pulling.listed(&heads)?;
                 }
-                Step::EnsureAudit => self.ensure_audit_doc(relay, false).await?,
+                Step::EnsureAudit => {
+                    self.ensure_audit_doc(relay, false).await?;
+                    let audit = crate::audit_sync::audit_doc(&self.account_id());
+                    let held = match self.doc_meta(&audit)? {
+                        Some(meta) => Some(self.held_doc(&audit, Some(&meta), 0)?),
+                        None => None,
+                    };
+                    pulling.audit_created(held);
+                }
                 Step::Shares { ended, listed } => self.atomically(|home| {
                     for doc in &ended {
                         if home.share_ended(doc)? {
@@ -140,15 +148,8 @@ impl Home {
         let mut docs = BTreeMap::new();
         for doc in self.store.doc_ids()? {
             let meta = self.doc_meta(&doc)?;
-            docs.insert(
-                doc,
-                HeldDoc {
-                    sync: self.sync_record(&doc)?,
-                    owned: meta.as_ref().is_some_and(|m| m.owner == me),
-                    disposed: meta.as_ref().is_some_and(|m| m.disposed),
-                    unsent: unsent.get(&doc).copied().unwrap_or(0),
-                },
-            );
+            let unsent = unsent.get(&doc).copied().unwrap_or(0);
+            docs.insert(doc, self.held_doc(&doc, meta.as_ref(), unsent)?);
         }
         let audit = crate::audit_sync::audit_doc(&me);
         Ok(Here {
@@ -156,6 +157,17 @@ impl Home {
             disposed: self.disposed_docs()?.into_iter().collect(),
             audit,
             audit_held: self.doc_meta(&audit)?.is_some(),
+        })
+    }
+
+    /// What the store holds of `doc`, whose access state is `meta`, with
+    /// `unsent` access entries signed here and not sent yet.
+    fn held_doc(&self, doc: &DocId, meta: Option<&DocMeta>, unsent: u64) -> Result<HeldDoc> {
+        Ok(HeldDoc {
+            sync: self.sync_record(doc)?,
+            owned: meta.is_some_and(|m| m.owner == self.account_id()),
+            disposed: meta.is_some_and(|m| m.disposed),
+            unsent,
         })
     }
 

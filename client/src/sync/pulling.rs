@@ -82,7 +82,8 @@ pub(crate) enum Step {
     Purge(DocId),
     /// Ask the relay for its listing; then [`Pulling::listed`].
     List,
-    /// Create this account's audit document on the relay.
+    /// Create this account's audit document on the relay; then
+    /// [`Pulling::audit_created`] with what is held of it.
     EnsureAudit,
     /// Mark the shares of `ended` as ended and look again at `listed`
     /// (documents this account does not own), recording each change.
@@ -234,6 +235,17 @@ impl Pulling {
     }
 
     /// A document's access entries from `from` on, as the relay sent them.
+    /// What is held of the audit document once [`Step::EnsureAudit`] was
+    /// carried out (`None` if it was not created here): the listing that
+    /// follows counts its log as held, not as news to fetch from its first
+    /// entry, which would then fail to continue the log and be refused.
+    pub fn audit_created(&mut self, held: Option<HeldDoc>) {
+        if let Some(held) = held {
+            self.here.docs.insert(self.here.audit, held);
+            self.here.audit_held = true;
+        }
+    }
+
     pub fn access(
         &mut self,
         doc: DocId,

@@ -195,6 +195,30 @@ fn the_audit_document_is_created_once_when_neither_side_has_it() {
     assert!(!names.contains(&"EnsureAudit".to_string()), "{names:?}");
 }
 
+/// Found by following the README: a new device's first sync created the
+/// audit document, then took the relay's listing of it as news, fetched
+/// its log from the first entry and refused that entry, which did not
+/// continue the log it had just written ("refused envelope 0").
+#[test]
+fn the_audit_document_created_here_is_not_fetched_back() {
+    let mut h = here([]);
+    h.audit_held = false;
+    let mut p = Pulling::new(h);
+    assert_eq!(p.poll(), Step::List);
+    p.listed(&[]).unwrap();
+    assert_eq!(p.poll(), Step::EnsureAudit);
+    p.audit_created(Some(held(1, 0, true)));
+    assert_eq!(p.poll(), Step::List);
+    p.listed(&[head(AUDIT, 1, 0)]).unwrap();
+    let (names, step) = until_asked(&mut p);
+    assert!(
+        !matches!(step, Step::GetAccess { .. }),
+        "{names:?} then {step:?}"
+    );
+    let (held_back, refused) = finish(p);
+    assert!(held_back.is_empty() && refused.is_empty(), "{refused:?}");
+}
+
 #[test]
 fn shares_not_listed_end_and_owned_documents_are_left_alone() {
     let mut p = Pulling::new(here([
