@@ -126,7 +126,7 @@ impl Home {
     }
 
     fn create_store(dir: &Path, passphrase: &[u8], setup: &Setup) -> Result<Store> {
-        std::fs::create_dir_all(dir).map_err(|source| Error::CreateDir {
+        crate::files::create_private_dir(dir).map_err(|source| Error::CreateDir {
             path: dir.to_path_buf(),
             source,
         })?;

@@ -34,6 +34,14 @@ async fn a_therapist_uses_the_cli_on_two_devices() {
         String::from_utf8_lossy(&init.stderr)
     );
     assert!(String::from_utf8_lossy(&init.stderr).contains("recovery words"));
+    // The home's folder is this user's alone, whatever the umask (found by
+    // following the README: it was made 0755).
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&laptop).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o700, "{mode:o}");
+    }
 
     let case = ok(&laptop, &["case", "new", "Jordan Avery"])
         .trim()

@@ -306,13 +306,7 @@ pub fn restore(
     if Home::exists(dir) {
         return Err(BackupError::HomeExists(dir.display().to_string()).into());
     }
-    std::fs::create_dir_all(dir).map_err(BackupError::Io)?;
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
-            .map_err(BackupError::Io)?;
-    }
+    crate::files::create_private_dir(dir).map_err(BackupError::Io)?;
     let tmp = tempfile::Builder::new()
         .prefix(".restoring-")
         .tempfile_in(dir)
