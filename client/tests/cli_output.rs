@@ -170,6 +170,10 @@ async fn with_json_errors_are_json_on_stderr_with_a_stable_code() {
         (vec!["--json", "case", "show", "nobody"], "unknown_case"),
         (vec!["--json", "note", "list", "nobody"], "unknown_case"),
         (vec!["--json", "case", "new", "Bad\u{1b}Name"], "bad_name"),
+        // A command line clap refuses (found by following the README: it
+        // was clap's plain text).
+        (vec!["--json", "case", "new"], "usage"),
+        (vec!["--json", "case", "shw"], "usage"),
     ] {
         let out = run(&home, &args);
         assert!(!out.status.success());
