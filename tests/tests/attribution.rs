@@ -43,3 +43,32 @@ async fn a_psychotherapy_note_is_named_for_the_account_that_wrote_it() {
     );
     relay.stop().await;
 }
+
+/// Found by following the README: after `whoami --set-name`, a note signed
+/// before showed the new name alone, on that device only, and an export
+/// said so too. The signature keeps the name it was signed under.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_signature_keeps_the_name_it_was_signed_under() {
+    use casebook::notes::{NoteFormat, NoteInput};
+    let relay = TestRelay::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut rivera = init(dir.path(), &relay, "Dr. Rivera");
+    let case = rivera.create_case("Jordan Avery", "2026-11-20").unwrap();
+    let mut input = NoteInput::new("2026-11-20", NoteFormat::parse("soap").unwrap());
+    input.fields = vec![("plan".into(), "Sleep diary.".into())];
+    let note = rivera.add_note(&case, input).unwrap();
+    rivera.sign_note(&case, &note).unwrap();
+    let shown = rivera.show_note(&case, &note).unwrap();
+    assert_eq!(shown.signed_by.as_deref(), Some("Dr. Rivera"));
+    assert_eq!(
+        shown.signed_as, None,
+        "nothing to add while the names agree"
+    );
+
+    rivera.set_name("Dr. Ana Rivera").unwrap();
+    let shown = rivera.show_note(&case, &note).unwrap();
+    assert_eq!(shown.signed_by.as_deref(), Some("Dr. Ana Rivera"));
+    assert_eq!(shown.signed_as.as_deref(), Some("Dr. Rivera"));
+    assert!(!shown.signature_broken);
+    relay.stop().await;
+}

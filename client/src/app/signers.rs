@@ -126,7 +126,13 @@ impl Home {
         note.edited_by = editors;
         if note.signed_by.is_some() {
             match author(note.signed_by_device.as_deref(), Role::Write) {
-                Some(a) => note.signed_by = Some(authors.name(&a)),
+                Some(a) => {
+                    let known = authors.name(&a);
+                    if note.signed_by.as_deref() != Some(known.as_str()) {
+                        note.signed_as = note.signed_by.take();
+                    }
+                    note.signed_by = Some(known);
+                }
                 None => note.signature_broken = true,
             }
         }

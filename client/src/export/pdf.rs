@@ -131,7 +131,15 @@ fn note_blocks(n: &Note, out: &mut Vec<Block>) {
     }
     match (&n.signed_by, &n.signed_at) {
         (Some(by), Some(at)) => {
-            who.push_str(&format!("; signed by {by} at {}.", clock::local_text(at)))
+            let was = n
+                .signed_as
+                .as_ref()
+                .map(|was| format!(" (signed as {was:?})"))
+                .unwrap_or_default();
+            who.push_str(&format!(
+                "; signed by {by}{was} at {}.",
+                clock::local_text(at)
+            ))
         }
         _ => who.push_str("; a draft, not signed."),
     }

@@ -59,6 +59,12 @@ pub struct Note {
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub creator_unverified: bool,
     pub signed_by: Option<String>,
+    /// The name the signature itself carries, where it is not the one
+    /// `signed_by` now shows: the signer was renamed since (on this device
+    /// or its own), or typed another name. Set by the caller that vouches
+    /// for the signer; the record keeps the name it was signed under.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub signed_as: Option<String>,
     pub signed_at: Option<String>,
     /// The device that wrote the signature, read off its operations (a
     /// change can only be written as the device that sealed it), in hex.
@@ -271,6 +277,7 @@ pub(crate) fn read_note(id: &str, note: &hydrate::Map) -> Note {
         created_by_device: None,
         creator_unverified: false,
         signed_by: optional("signed_by"),
+        signed_as: None,
         signed_at: optional("signed_at"),
         fields,
         addenda: read_remarks(note, "addenda"),

@@ -180,7 +180,11 @@ impl Out {
             say!("edited by {}", n.edited_by.join(", "));
         }
         if let (Some(by), Some(at)) = (&n.signed_by, &n.signed_at) {
-            say!("signed by {by} at {}", time::local_text(at));
+            let when = time::local_text(at);
+            match &n.signed_as {
+                Some(was) => say!("signed by {by} (signed as {was:?}) at {when}"),
+                None => say!("signed by {by} at {when}"),
+            }
         }
         for (k, v) in &n.fields {
             if !v.is_empty() {
