@@ -57,6 +57,25 @@ pub fn local(unix: u64) -> String {
     local_in(unix, &TimeZone::system())
 }
 
+/// An end (a share's expiry) in local time. `--expires 2026-12-31` is
+/// stored as the first second of the next day, so an end at a local
+/// midnight reads as the end of the day before ("the end of 2026-12-31"),
+/// the day the person wrote, not the next one.
+pub fn local_until(unix: u64) -> String {
+    local_until_in(unix, &TimeZone::system())
+}
+
+fn local_until_in(unix: u64, tz: &TimeZone) -> String {
+    let at = instant(unix).to_zoned_datetime(tz.clone());
+    let midnight = at
+        .start_of_day()
+        .is_ok_and(|s| s.timestamp() == at.timestamp());
+    match at.date().yesterday() {
+        Ok(day) if midnight => format!("the end of {day}"),
+        _ => local_in(unix, tz),
+    }
+}
+
 fn local_in(unix: u64, tz: &TimeZone) -> String {
     instant(unix)
         .to_zoned_datetime(tz.clone())
@@ -128,6 +147,13 @@ mod tests {
         // 2026-12-31T11:00:00Z.
         let nz = zone("Pacific/Auckland");
         let end = parse_in("2026-12-31", &nz, true).unwrap();
+        // And reads back as the day written, not the next.
+        assert_eq!(local_until_in(end, &nz), "the end of 2026-12-31");
+        assert_eq!(
+            local_until_in(end + 60, &nz),
+            local_in(end + 60, &nz),
+            "an end within a day is shown as it is"
+        );
         assert_eq!(rfc3339(end), "2026-12-31T11:00:00Z");
         assert_eq!(local_in(end, &nz), "2027-01-01 00:00 NZDT");
         // Late evening in New York is the next day in UTC, not locally.

@@ -277,6 +277,17 @@ async fn status_shows_what_is_unsent_the_last_sync_the_relay_and_what_ends_soon(
         text.contains("ends soon") && text.contains("Jordan Avery"),
         "{text}"
     );
+    // The day given, not the midnight after it (found by following the
+    // README: "--expires 2026-12-05" showed as "on 2026-12-06 00:00").
+    assert!(
+        text.contains(&format!("at the end of {in_three_days}")),
+        "{text}"
+    );
+    let shared = ok(&home, &["shared", &case]);
+    assert!(
+        shared.contains(&format!("until the end of {in_three_days}")),
+        "{shared}"
+    );
 
     ok(&home, &["sync"]);
     let s = status(&home);

@@ -249,7 +249,7 @@ impl Home {
                     role_name(role),
                     details.purpose,
                     details.consent,
-                    expires.map_or("never".to_string(), |e| e.to_string()),
+                    expires.map_or("never".to_string(), crate::clock::rfc3339),
                     if include_private {
                         ", private notes included"
                     } else {

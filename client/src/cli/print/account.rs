@@ -187,12 +187,12 @@ impl Out {
         }
         for e in &s.ending {
             say!(
-                "ends soon    {} {} with {} ({}) on {}",
+                "ends soon    {} {} with {} ({}) at {}",
                 e.case.short(),
                 e.case_name,
                 e.contact.clone().unwrap_or_else(|| e.member.short()),
                 role(e.role),
-                time::local(e.expires)
+                time::local_until(e.expires)
             );
         }
         Ok(())
@@ -265,7 +265,7 @@ impl Out {
     }
 
     pub fn shares(&self, case: &DocId, rows: &[ShareRow]) -> Result<()> {
-        let expires = |e: Option<u64>| e.map_or("never".to_string(), time::local);
+        let expires = |e: Option<u64>| e.map_or("never".to_string(), time::local_until);
         if self.json {
             return print_json(&Value::Array(
                 rows.iter()
@@ -334,7 +334,7 @@ impl Out {
                 r.case.short(),
                 r.name.as_deref().unwrap_or("(not synced yet)"),
                 role(r.role),
-                r.expires.map_or("never".to_string(), time::local),
+                r.expires.map_or("never".to_string(), time::local_until),
                 state_mark(r.state)
             );
         }
