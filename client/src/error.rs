@@ -37,6 +37,10 @@ pub enum Error {
     Codec(#[from] CodecError),
     #[error("no case matches {0:?}")]
     UnknownCase(String),
+    /// A case whose psychotherapy notes this account does not hold: they
+    /// were not shared with it.
+    #[error("this case's psychotherapy notes are not shared with you")]
+    PrivateNotShared,
     #[error("{0:?} matches more than one case: {cases}; give more of the id or the name", cases = .1.join(", "))]
     AmbiguousCase(String, Vec<String>),
     #[error("no device matches {0:?}")]

@@ -126,8 +126,13 @@ async fn share_comment_unshare() {
         );
         let n = dev.read_case(&case, |c| c.note("n1")).unwrap().unwrap();
         assert_eq!(n.field("subjective"), "Hard case; second opinion wanted.");
+        // Said as such, not as an unknown case named by an internal id
+        // (found by following the README).
         assert!(
-            dev.read_private(&case, |p| p.entries().len()).is_err(),
+            matches!(
+                dev.read_private(&case, |p| p.entries().len()),
+                Err(Error::PrivateNotShared)
+            ),
             "no private notes"
         );
         // Comment role: no edits.

@@ -45,7 +45,8 @@ pub fn error_code(e: Option<&casebook::Error>) -> &'static str {
         | E::NoKey(_)
         | E::EditTooLarge { .. }
         | E::Export(_)
-        | E::Backup(B::PassphraseTooShort) => "not_allowed",
+        | E::Backup(B::PassphraseTooShort)
+        | E::PrivateNotShared => "not_allowed",
         E::Backup(B::WrongSecret) => "wrong_backup_secret",
         E::Backup(_) => "backup_failed",
         E::CreateDir { .. } | E::WriteFile { .. } => "io",

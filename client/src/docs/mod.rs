@@ -360,12 +360,18 @@ impl Home {
         out
     }
 
+    /// The psychotherapy-notes document of a case, if this account holds
+    /// it (a colleague holds it only if it was shared with the case).
     pub(crate) fn private_of(&self, case_id: &DocId) -> Result<DocId> {
-        self.cases()?
+        let (_, summary) = self
+            .cases()?
             .into_iter()
             .find(|(d, _)| d == case_id)
-            .and_then(|(_, s)| s.private_doc)
-            .ok_or_else(|| Error::UnknownCase(case_id.to_hex()))
+            .ok_or_else(|| Error::UnknownCase(case_id.to_hex()))?;
+        match summary.private_doc {
+            Some(private) if self.doc_meta(&private)?.is_some() => Ok(private),
+            _ => Err(Error::PrivateNotShared),
+        }
     }
 
     /// Stores a document received whole (a snapshot), without loading it:
