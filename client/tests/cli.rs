@@ -108,9 +108,9 @@ async fn a_therapist_uses_the_cli_on_two_devices() {
             "Client called to reschedule.",
         ],
     );
-    ok(&laptop, &["sync"]);
-
-    // Pair: `device add` prints the code first and waits.
+    // Pair: `device add` prints the code first and waits; once paired it
+    // sends what the laptop holds (README step 4: the laptop has not
+    // synced before, and the tablet's first sync finds everything).
     let mut add = casebook(&laptop)
         .args(["device", "add", "--timeout", "60"])
         .stdout(Stdio::piped())

@@ -26,7 +26,24 @@ pub(super) async fn device(cli: &Cli, out: &Out, cmd: &DeviceCmd) -> Result<()> 
             let id = home
                 .pair_add(&relay, &code, Duration::from_secs(*timeout))
                 .await?;
+            // The new device's first sync finds what this one wrote only
+            // once it is on the relay: send it now, not at this device's
+            // next sync (found by following the README's step 4, where
+            // the tablet's first sync found nothing).
+            let synced = home.sync(&relay, &mut |_| {}).await;
             relay.close().await;
+            match synced {
+                Ok(r) if r.pushed > 0 => {
+                    tell!(
+                        "Sent {} change(s) this device held, for the new device to fetch.",
+                        r.pushed
+                    )
+                }
+                Ok(_) => {}
+                Err(e) => tell!(
+                    "warning: paired, but what this device holds was not sent ({e}); run `casebook sync` here before syncing the new device"
+                ),
+            }
             out.changed("device.paired", id.to_hex())
                 .done(&format!("Paired device {}.", id.short()))
         }
