@@ -496,7 +496,7 @@ enum DeviceCmd {
 fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
-        Err(e) => return usage_error(e),
+        Err(e) => return cli::usage_error(e),
     };
     let filter = tracing_subscriber::EnvFilter::try_from_env("CASEBOOK_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn,automerge=off"));
@@ -545,29 +545,6 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
-}
-
-/// A command line clap refused. Under `--json` a script reads one JSON
-/// object from stderr for every error, this one too (code `usage`); help
-/// and version, and everything without `--json`, are clap's own, as is the
-/// exit code.
-fn usage_error(e: clap::Error) -> ExitCode {
-    use clap::error::ErrorKind;
-    let asked_json = std::env::args_os()
-        .skip(1)
-        .take_while(|a| a != "--")
-        .any(|a| a == "--json");
-    if !asked_json || matches!(e.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion) {
-        e.exit();
-    }
-    let v = serde_json::json!({ "error": {
-        "code": cli::error_code(None),
-        "message": e.render().to_string().trim_end().trim_start_matches("error: "),
-        "causes": Vec::<String>::new(),
-        "hint": serde_json::Value::Null,
-    }});
-    cli::term::json_err(&v.to_string());
-    ExitCode::from(u8::try_from(e.exit_code()).unwrap_or(2))
 }
 
 /// `casebook export CASE ...`.

@@ -58,6 +58,29 @@ pub fn error_code(e: Option<&casebook::Error>) -> &'static str {
     }
 }
 
+/// A command line clap refused. Under `--json` a script reads one JSON
+/// object from stderr for every error, this one too (code `usage`); help
+/// and version, and everything without `--json`, are clap's own, as is the
+/// exit code.
+pub fn usage_error(e: clap::Error) -> std::process::ExitCode {
+    use clap::error::ErrorKind;
+    let asked_json = std::env::args_os()
+        .skip(1)
+        .take_while(|a| a != "--")
+        .any(|a| a == "--json");
+    if !asked_json || matches!(e.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion) {
+        e.exit();
+    }
+    let v = serde_json::json!({ "error": {
+        "code": error_code(None),
+        "message": e.render().to_string().trim_end().trim_start_matches("error: "),
+        "causes": Vec::<String>::new(),
+        "hint": serde_json::Value::Null,
+    }});
+    super::term::json_err(&v.to_string());
+    std::process::ExitCode::from(u8::try_from(e.exit_code()).unwrap_or(2))
+}
+
 /// What to do next, in this CLI's words, for an error of the core (which
 /// names no command of any front end).
 pub fn hint(e: &casebook::Error) -> Option<String> {

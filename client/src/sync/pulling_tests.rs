@@ -180,14 +180,21 @@ fn a_disposal_done_here_is_carried_out_once_sent() {
     p.listed(&[head(2, 2, 5), head(AUDIT, 0, 0)]).unwrap();
 }
 
-#[test]
-fn the_audit_document_is_created_once_when_neither_side_has_it() {
+/// A pull with no audit document on either side, up to where it asks for
+/// one to be created.
+fn creating_the_audit_document() -> Pulling {
     let mut h = here([]);
     h.audit_held = false;
     let mut p = Pulling::new(h);
     assert_eq!(p.poll(), Step::List);
     p.listed(&[]).unwrap();
     assert_eq!(p.poll(), Step::EnsureAudit);
+    p
+}
+
+#[test]
+fn the_audit_document_is_created_once_when_neither_side_has_it() {
+    let mut p = creating_the_audit_document();
     assert_eq!(p.poll(), Step::List);
     // Still not listed: not tried again.
     p.listed(&[]).unwrap();
@@ -201,12 +208,7 @@ fn the_audit_document_is_created_once_when_neither_side_has_it() {
 /// continue the log it had just written ("refused envelope 0").
 #[test]
 fn the_audit_document_created_here_is_not_fetched_back() {
-    let mut h = here([]);
-    h.audit_held = false;
-    let mut p = Pulling::new(h);
-    assert_eq!(p.poll(), Step::List);
-    p.listed(&[]).unwrap();
-    assert_eq!(p.poll(), Step::EnsureAudit);
+    let mut p = creating_the_audit_document();
     p.audit_created(Some(held(1, 0, true)));
     assert_eq!(p.poll(), Step::List);
     p.listed(&[head(AUDIT, 1, 0)]).unwrap();
