@@ -97,8 +97,9 @@ impl EnvelopeId {
     /// (document, id), which it checks every upload against for a repeat,
     /// grows at one place per device instead of at random ones: a batch of
     /// one device's changes writes one page of that index, not one page per
-    /// change (a third less written per envelope, and about a quarter less
-    /// of the relay writer's time, measured on SQLite). The start is random,
+    /// change (a fifth to a quarter less written per envelope, and up to a
+    /// third less of the relay writer's time, measured on SQLite; see
+    /// BENCHMARKS.md). The start is random,
     /// so the number tells the relay nothing about how many envelopes came
     /// before; that ids of one run rise together it knows already from the
     /// author's device id.

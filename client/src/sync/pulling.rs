@@ -234,7 +234,6 @@ impl Pulling {
         Ok(())
     }
 
-    /// A document's access entries from `from` on, as the relay sent them.
     /// What is held of the audit document once [`Step::EnsureAudit`] was
     /// carried out (`None` if it was not created here): the listing that
     /// follows counts its log as held, not as news to fetch from its first
@@ -246,6 +245,7 @@ impl Pulling {
         }
     }
 
+    /// A document's access entries from `from` on, as the relay sent them.
     pub fn access(
         &mut self,
         doc: DocId,
