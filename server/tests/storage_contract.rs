@@ -100,6 +100,15 @@ mod postgres {
         Some((server, store))
     }
 
+    /// Two stores on one fresh database: two relay nodes.
+    async fn two_nodes() -> Option<(TestPostgres, PgStore, PgStore)> {
+        let (pg, a) = fresh().await?;
+        let b = PgStore::open(&pg.url("relay"), None)
+            .await
+            .expect("a second node");
+        Some((pg, a, b))
+    }
+
     #[tokio::test]
     async fn a_repeated_envelope_is_acknowledged_once() {
         let Some((_pg, s)) = fresh().await else {
@@ -234,12 +243,9 @@ mod postgres {
     /// put through the other, and the slot is then spent on both.
     #[tokio::test]
     async fn a_pairing_message_crosses_nodes() {
-        let Some((pg, a)) = fresh().await else {
+        let Some((_pg, a, b)) = two_nodes().await else {
             return;
         };
-        let b = PgStore::open(&pg.url("relay"), None)
-            .await
-            .expect("a second node");
         let (got, ()) = tokio::join!(
             casebook_relay::mailbox::take(&b, [7; 16], 2, std::time::Duration::from_secs(20)),
             async {
@@ -262,12 +268,9 @@ mod postgres {
     async fn two_nodes_writing_one_document_lose_nothing_to_a_reader() {
         use casebook_shared::ids::DocId;
 
-        let Some((pg, a)) = fresh().await else {
+        let Some((_pg, a, b)) = two_nodes().await else {
             return;
         };
-        let b = PgStore::open(&pg.url("relay"), None)
-            .await
-            .expect("a second node");
         let doc = DocId([0x42; 16]);
         let done = std::sync::atomic::AtomicUsize::new(0);
         let reader = async {
