@@ -9,26 +9,14 @@ use casebook_shared::ids::{AccountId, DeviceId, DocId, Hash};
 use casebook_shared::clock::Clock;
 
 use crate::error::{Error, Inconsistent, Result};
-use crate::home::Home;
 use crate::store::Store;
 
 /// This device's audit trail, with the entries the account's other devices
-/// sent of theirs: the part of a [`Home`] that records and reads it.
+/// sent of theirs: the part of a [`crate::Home`] that records and reads it.
 pub struct Trail<'h> {
-    store: &'h Store,
-    device: DeviceId,
-    clock: &'h Clock,
-}
-
-impl Home {
-    /// The audit trail, to record in or read.
-    pub fn trail(&self) -> Trail<'_> {
-        Trail {
-            store: &self.store,
-            device: self.device_id(),
-            clock: &self.setup.clock,
-        }
-    }
+    pub(crate) store: &'h Store,
+    pub(crate) device: DeviceId,
+    pub(crate) clock: &'h Clock,
 }
 
 impl Trail<'_> {
@@ -205,7 +193,7 @@ impl Disclosed {
 /// A case (or part of it) exported to someone outside casebook.
 #[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 pub struct ExportDisclosure {
-    pub to: crate::export::Recipient,
+    pub to: Recipient,
     pub case_name: String,
     /// The session notes disclosed.
     pub notes: Vec<String>,
@@ -279,4 +267,12 @@ mod tests {
             assert_eq!(codec::encode(&rec), old, "the chain's hashes hold");
         }
     }
+}
+
+/// Who an export is disclosed to, and why.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Recipient {
+    pub name: String,
+    pub purpose: String,
+    pub consent: String,
 }

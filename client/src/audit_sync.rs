@@ -42,7 +42,7 @@ impl Home {
     /// the winner's.
     pub(crate) async fn ensure_audit_doc(&mut self, relay: &Relay, listed: bool) -> Result<()> {
         let doc = audit_doc(&self.account_id());
-        if listed || self.doc_meta(&doc)?.is_some() {
+        if listed || self.access().doc_meta(&doc)?.is_some() {
             return Ok(());
         }
         let me = self.account_state()?;
@@ -68,7 +68,10 @@ impl Home {
         {
             Ok(_) => {
                 let accounts = std::collections::BTreeMap::from([(me.id, me)]);
-                self.atomically(|home| home.accept_access_entries(&doc, &[signed], &accounts))?;
+                self.atomically(|home| {
+                    home.access()
+                        .accept_access_entries(&doc, &[signed], &accounts)
+                })?;
                 Ok(())
             }
             Err(NetError::Relay {
@@ -82,7 +85,7 @@ impl Home {
     /// Sends the entries this device wrote since the last round.
     pub(crate) async fn push_audit(&mut self, relay: &Relay) -> Result<usize> {
         let doc = audit_doc(&self.account_id());
-        let Some(meta) = self.doc_meta(&doc)? else {
+        let Some(meta) = self.access().doc_meta(&doc)? else {
             return Ok(0);
         };
         let sent = match self.store.get_secret(SENT)? {
@@ -102,7 +105,7 @@ impl Home {
         // did not wait for the disk; once on the relay they must not be
         // lost here (this device would write others under their numbers).
         self.store.durable_barrier()?;
-        let keys = self.doc_keys(&doc)?;
+        let keys = self.access().doc_keys(&doc)?;
         let key = keys.get(&meta.epoch).ok_or(Error::NoKey(doc))?;
         let mut sent_now = 0;
         // Bounded envelopes: a long offline stretch goes out in parts.

@@ -224,6 +224,7 @@ impl Home {
             let mut rotated = 0;
             for doc in home.store.doc_ids()? {
                 if home
+                    .access()
                     .doc_meta(&doc)?
                     .is_some_and(|m| m.owner == mine && !m.disposed)
                 {
@@ -239,8 +240,11 @@ impl Home {
     /// account key, with the old key sealed under the new one so members keep
     /// reading the history.
     pub(crate) fn rotate_doc(&mut self, doc: &DocId) -> Result<()> {
-        let meta = self.doc_meta(doc)?.ok_or(Inconsistent::NoAccessLog(*doc))?;
-        let keys = self.doc_keys(doc)?;
+        let meta = self
+            .access()
+            .doc_meta(doc)?
+            .ok_or(Inconsistent::NoAccessLog(*doc))?;
+        let keys = self.access().doc_keys(doc)?;
         let old = keys.get(&meta.epoch).ok_or(Error::NoKey(*doc))?;
         let epoch = meta.epoch + 1;
         let new = SecretKey::random();
@@ -258,7 +262,7 @@ impl Home {
             envelopes.push(access::key_envelope(doc, epoch, &new, st)?);
         }
         let previous = access::seal_previous(doc, epoch, &new, old);
-        self.append_access_entry(
+        self.access().append_access_entry(
             doc,
             DocOp::Rotate {
                 epoch,

@@ -10,12 +10,13 @@ use casebook_shared::ids::{AccountId, DeviceId};
 use casebook_shared::signed::Signed;
 use zeroize::Zeroizing;
 
-use crate::docs::DocCache;
+use crate::audit::Trail;
+use crate::docs::{Access, DocCache, Docs};
 use crate::error::{Error, Inconsistent, Result};
 use crate::identity::{Identity, IdentityRecord};
 use crate::recovery;
+use crate::session::SyncMemory;
 use crate::store::Store;
-use crate::sync::SyncMemory;
 
 pub use crate::audit::{AuditRecord, Disclosure};
 
@@ -111,6 +112,31 @@ fn decode_keys(bytes: &[u8]) -> Vec<DhSecret> {
 }
 
 impl Home {
+    /// The audit trail, to record in or read.
+    pub fn trail(&self) -> Trail<'_> {
+        Trail {
+            store: &self.store,
+            device: self.device_id(),
+            clock: &self.setup.clock,
+        }
+    }
+
+    /// The documents held here, to read or save.
+    pub fn docs(&self) -> Docs<'_> {
+        Docs::new(&self.store, &self.cache)
+    }
+
+    /// The documents' access logs, states and keys.
+    pub fn access(&self) -> Access<'_> {
+        Access {
+            store: &self.store,
+            me: self.account_id(),
+            account_keys: &self.account_keys,
+            signer: &self.id.signer,
+            clock: &self.setup.clock,
+        }
+    }
+
     /// Unix seconds now, by this home's clock.
     pub fn now(&self) -> u64 {
         self.setup.clock.now()
@@ -217,7 +243,7 @@ impl Home {
             relay.to_string(),
             fingerprint,
         );
-        let mut home = Home {
+        let home = Home {
             store,
             id,
             account_keys: vec![account_key],
@@ -385,11 +411,7 @@ impl Home {
 
     /// A stored account log (this account's or a colleague's).
     pub(crate) fn account_log_of(&self, account: &AccountId) -> Result<Vec<Signed>> {
-        self.store
-            .log(&account.0)?
-            .iter()
-            .map(|b| codec::decode(b).map_err(Error::from))
-            .collect()
+        crate::docs::access_state::stored_log(&self.store, &account.0)
     }
 
     /// The verified state of the account log this device holds.

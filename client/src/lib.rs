@@ -20,6 +20,7 @@ pub mod notes;
 pub mod pairing;
 pub mod rebase;
 pub mod recovery;
+pub mod session;
 pub mod sharing;
 pub mod store;
 pub mod sync;

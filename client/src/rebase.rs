@@ -43,7 +43,7 @@ impl Home {
         fetched: &[Signed],
         accounts: &BTreeMap<AccountId, AccountState>,
     ) -> Result<Option<String>> {
-        let held = self.access_log(doc)?;
+        let held = self.access().access_log(doc)?;
         let not_ours = || Inconsistent::AccessLogNotOurs(*doc);
         // Zero confirmed is a document made here whose genesis landed on an
         // attempt whose answer was lost: then the relay's log starts with it.
@@ -77,7 +77,7 @@ impl Home {
         let confirmed = confirmed + landed;
         let fetched = &fetched[landed..];
         if confirmed == held.len() {
-            return self.accept_fetched_access(doc, fetched, accounts);
+            return self.access().accept_fetched_access(doc, fetched, accounts);
         }
         if fetched.is_empty() {
             return Ok(None);
@@ -92,7 +92,7 @@ impl Home {
         }
 
         // What this device meant, with the details it sealed opened again.
-        let old_keys = self.doc_keys(doc)?;
+        let old_keys = self.access().doc_keys(doc)?;
         let mut epoch = DocState::verify_log(&held[..confirmed], lookup)?.epoch;
         let mut intents = Vec::new();
         for e in &held[confirmed..] {
@@ -151,17 +151,21 @@ impl Home {
             }
         }
         self.store.truncate_log(&doc.0, confirmed as u64)?;
-        self.accept_access_entries(doc, fetched, accounts)?;
+        self.access()
+            .accept_access_entries(doc, fetched, accounts)?;
 
         // Replayed where still needed; a removal or rotation means one new
         // epoch at the end, sealed to whoever is a member then.
         let mut rotate = false;
         if intents.iter().any(|i| matches!(i, Intent::Dispose)) {
-            self.append_access_entry(doc, DocOp::Dispose)?;
+            self.access().append_access_entry(doc, DocOp::Dispose)?;
             return Ok(None);
         }
         for intent in intents {
-            let meta = self.doc_meta(doc)?.ok_or(Inconsistent::NoAccessLog(*doc))?;
+            let meta = self
+                .access()
+                .doc_meta(doc)?
+                .ok_or(Inconsistent::NoAccessLog(*doc))?;
             let is_member = |a: &AccountId| meta.members.iter().any(|(m, _, _)| m == a);
             match intent {
                 Intent::Add { member, .. } if is_member(&member) => {
@@ -194,11 +198,13 @@ impl Home {
                     let meta = if rotate {
                         self.rotate_doc(doc)?;
                         rotate = false;
-                        self.doc_meta(doc)?.ok_or(Inconsistent::NoAccessLog(*doc))?
+                        self.access()
+                            .doc_meta(doc)?
+                            .ok_or(Inconsistent::NoAccessLog(*doc))?
                     } else {
                         meta
                     };
-                    let keys = self.doc_keys(doc)?;
+                    let keys = self.access().doc_keys(doc)?;
                     let key = keys
                         .get(&meta.epoch)
                         .ok_or(Inconsistent::NoEpochKey(meta.epoch))?;
@@ -210,10 +216,11 @@ impl Home {
                         details: access::seal_details(doc, meta.epoch, key, &details),
                         key: access::key_envelope(doc, meta.epoch, key, &recipient)?,
                     };
-                    self.append_access_entry(doc, op)?;
+                    self.access().append_access_entry(doc, op)?;
                 }
                 Intent::Remove(member) if is_member(&member) => {
-                    self.append_access_entry(doc, DocOp::RemoveMember { member })?;
+                    self.access()
+                        .append_access_entry(doc, DocOp::RemoveMember { member })?;
                     rotate = true;
                 }
                 Intent::Rotate => rotate = true,

@@ -269,10 +269,11 @@ pub async fn laptop_and_tablet(
 
 /// The plan of note `n1` of `case`, as `home` shows it.
 pub fn plan_of(home: &mut Home, case: &casebook_shared::ids::DocId) -> String {
-    home.read_case(case, |c| {
-        c.note("n1").expect("note n1").field("plan").to_string()
-    })
-    .expect("the case reads")
+    home.docs()
+        .read_case(case, |c| {
+            c.note("n1").expect("note n1").field("plan").to_string()
+        })
+        .expect("the case reads")
 }
 
 /// Sets the plan of note `n1` of `case` on `home` (not yet synced).

@@ -44,7 +44,7 @@ async fn a_lost_answer_to_a_new_cases_first_entries_does_not_wedge_sync() {
     let r = try_sync(&mut home).await.expect("the next round syncs");
     assert!(r.refused.is_empty(), "{:?}", r.refused);
     assert_eq!(home.pending().unwrap(), 0, "everything landed once");
-    assert_eq!(home.cases().unwrap()[0].0, case);
+    assert_eq!(home.docs().cases().unwrap()[0].0, case);
 }
 
 fn note() -> NoteInput {
@@ -91,7 +91,7 @@ async fn a_replayed_removal_seals_to_a_member_another_device_added() {
     }
     let r = sync(&mut chen).await;
     assert!(r.refused.is_empty(), "{:?}", r.refused);
-    assert!(chen.read_case(&case, |c| c.notes().len()).unwrap() == 1);
+    assert!(chen.docs().read_case(&case, |c| c.notes().len()).unwrap() == 1);
 }
 
 /// A colleague's device that was removed from a case learns it at its
@@ -121,6 +121,7 @@ async fn a_removed_colleagues_device_learns_the_share_ended() {
     );
     let me = chen.account_id();
     let role = chen
+        .access()
         .doc_meta(&case)
         .unwrap()
         .and_then(|m| m.role_of(&me, casebook_shared::clock::Clock::system().now()));
@@ -130,7 +131,7 @@ async fn a_removed_colleagues_device_learns_the_share_ended() {
         "no edit is taken for a case no longer shared"
     );
     assert_eq!(
-        chen.read_case(&case, |c| c.notes().len()).unwrap(),
+        chen.docs().read_case(&case, |c| c.notes().len()).unwrap(),
         1,
         "kept"
     );

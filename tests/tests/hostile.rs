@@ -45,7 +45,7 @@ async fn nothing_readable_rests_on_any_disk() {
     let mut tablet = pair(&mut laptop, dirs.1.path(), &relay).await;
     sync(&mut tablet).await;
     assert_eq!(
-        tablet.cases().unwrap()[0].1.name,
+        tablet.docs().cases().unwrap()[0].1.name,
         CLIENT,
         "the data did arrive"
     );
@@ -133,10 +133,10 @@ async fn the_relay_refuses_tampered_and_foreign_uploads_and_revoked_devices() {
     laptop.sync(&conn, &mut |_| {}).await.unwrap();
     conn.close().await;
     assert!(matches!(try_sync(&mut tablet).await, Err(Error::Revoked)));
-    let epoch = laptop.doc_meta(&case).unwrap().unwrap().epoch;
+    let epoch = laptop.access().doc_meta(&case).unwrap().unwrap().epoch;
     assert!(epoch > 0, "the case moved to a new key");
     assert!(
-        !tablet.doc_epochs(&case).unwrap().contains(&epoch),
+        !tablet.access().doc_epochs(&case).unwrap().contains(&epoch),
         "one the tablet never had"
     );
     relay.stop().await;
@@ -184,11 +184,11 @@ async fn a_rolled_back_or_tampered_relay_changes_nothing_here() {
         .unwrap();
     }
     let relay = TestRelay::restart(data, addr).await;
-    let before = tablet.read_case(&case, |c| c.notes()).unwrap();
+    let before = tablet.docs().read_case(&case, |c| c.notes()).unwrap();
     let r = sync(&mut tablet).await;
     assert_eq!(r.refused.len(), 1, "{:?}", r.refused);
     assert_eq!(
-        tablet.read_case(&case, |c| c.notes()).unwrap(),
+        tablet.docs().read_case(&case, |c| c.notes()).unwrap(),
         before,
         "nothing applied"
     );
@@ -209,7 +209,7 @@ async fn a_rolled_back_or_tampered_relay_changes_nothing_here() {
         Err(Error::Rollback(_))
     ));
     assert_eq!(
-        tablet.read_case(&case, |c| c.notes()).unwrap(),
+        tablet.docs().read_case(&case, |c| c.notes()).unwrap(),
         before,
         "local data kept"
     );

@@ -45,10 +45,11 @@ fn new_case(home: &mut Home, name: &str) -> DocId {
 }
 
 fn subjective(home: &mut Home, case: &DocId) -> String {
-    home.read_case(case, |c| {
-        c.note("n1").unwrap().field("subjective").to_string()
-    })
-    .unwrap()
+    home.docs()
+        .read_case(case, |c| {
+            c.note("n1").unwrap().field("subjective").to_string()
+        })
+        .unwrap()
 }
 
 /// Makes the hostile relay serve `envelope` as the newest change of `doc`
@@ -254,7 +255,7 @@ async fn what_a_hostile_relay_forges_or_passes_on_is_ignored_by_every_client() {
             ("owner's tablet", &mut tablet),
             ("colleague", &mut chen),
         ] {
-            let before = dev.doc_meta(&third).unwrap().map(|m| m.members);
+            let before = dev.access().doc_meta(&third).unwrap().map(|m| m.members);
             let r = try_sync(dev).await.unwrap_or_else(|e| panic!("{who}: {e}"));
             if round == 0 {
                 assert!(
@@ -275,12 +276,13 @@ async fn what_a_hostile_relay_forges_or_passes_on_is_ignored_by_every_client() {
             );
             // A device that first meets the case here keeps the true part
             // of its log.
-            let after = dev.doc_meta(&third).unwrap().map(|m| m.members);
+            let after = dev.access().doc_meta(&third).unwrap().map(|m| m.members);
             if before.is_some() {
                 assert_eq!(before, after, "{who}: no member added");
             }
             assert!(
-                !dev.doc_meta(&third)
+                !dev.access()
+                    .doc_meta(&third)
                     .unwrap()
                     .unwrap()
                     .members
@@ -300,6 +302,7 @@ async fn what_a_hostile_relay_forges_or_passes_on_is_ignored_by_every_client() {
     sync(&mut laptop).await;
     sync(&mut tablet).await;
     let plan = tablet
+        .docs()
         .read_case(&write_case, |c| {
             c.note("n1").unwrap().field("plan").to_string()
         })
@@ -335,7 +338,7 @@ async fn a_member_moved_to_comment_cannot_edit_under_an_old_key() {
         .unwrap();
     sync(&mut laptop).await;
     sync(&mut tablet).await;
-    let epoch = laptop.doc_meta(&case).unwrap().unwrap().epoch;
+    let epoch = laptop.access().doc_meta(&case).unwrap().unwrap().epoch;
     assert!(epoch >= 1);
 
     // A full edit sealed under the epoch in which it could write: the real

@@ -64,7 +64,7 @@ async fn owner_with_a_tablet(
     let (mut laptop, chen, case) = shared_case(relay, dirs, "write", None).await;
     let mut tablet = pair(&mut laptop, dirs[2].path(), relay).await;
     sync(&mut tablet).await;
-    let held = chen.doc_epochs(&case).unwrap();
+    let held = chen.access().doc_epochs(&case).unwrap();
     let (_, _, safety, card) = chen.whoami();
     tablet.contacts().add("Dr. Chen", &card).unwrap();
     tablet.contacts().verify("Dr. Chen", &safety).unwrap();
@@ -193,7 +193,7 @@ async fn a_round_that_pulled_before_a_device_was_revoked_seals_again_under_the_n
     let (mut laptop, mut tablet, case, _) = owner_with_a_tablet(&relay, &dirs).await;
     let mut phone = pair(&mut tablet, dirs[3].path(), &relay).await;
     sync(&mut phone).await;
-    let held = phone.doc_epochs(&case).unwrap();
+    let held = phone.access().doc_epochs(&case).unwrap();
     let phone = phone.device_id();
     sync(&mut laptop).await;
     drop(laptop);
@@ -242,7 +242,7 @@ async fn an_edit_sent_first_never_goes_out_under_a_revoked_devices_key() {
     let mut phone = pair(&mut chen, dirs[2].path(), &relay).await;
     sync(&mut phone).await;
     assert_eq!(plan_of(&mut phone, &case), "walk daily");
-    let held = phone.doc_epochs(&case).unwrap();
+    let held = phone.access().doc_epochs(&case).unwrap();
     sync(&mut laptop).await;
 
     // Dr. Chen revokes his phone (his account key moves on) while Rivera's
@@ -277,7 +277,7 @@ async fn an_edit_after_a_share_expired_waits_for_the_new_key() {
     let dirs: Vec<_> = (0..2).map(|_| tempfile::tempdir().unwrap()).collect();
     let (mut rivera, chen, case) = shared_case(&relay, &dirs, "read", Some(3)).await;
     let expires = rivera.shares(&case).unwrap()[0].expires.unwrap();
-    let held = chen.doc_epochs(&case).unwrap();
+    let held = chen.access().doc_epochs(&case).unwrap();
     let before = readable_with(&relay, &case, &held);
     // Rivera caught up before the expiry; the relay's epoch has not moved
     // (only the owner's devices rotate), so only Rivera can tell.

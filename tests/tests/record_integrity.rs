@@ -55,6 +55,7 @@ async fn a_comment_and_the_owners_later_edit_reach_devices_added_later() {
 
     let expect = |home: &mut casebook::Home, who: &str| {
         let n = home
+            .docs()
             .read_case(&case, |c| c.note("n1").unwrap())
             .unwrap_or_else(|e| panic!("{who}: {e}"));
         assert_eq!(n.field("plan"), "Sleep diary; CBT-I referral.", "{who}");

@@ -40,9 +40,10 @@ async fn recovery_words_restore_every_case() {
     .unwrap();
     assert_eq!(fresh.account_id(), laptop.account_id());
     sync(&mut fresh).await;
-    let cases = fresh.cases().unwrap();
+    let cases = fresh.docs().cases().unwrap();
     assert_eq!(cases.len(), 2);
     let note = fresh
+        .docs()
         .read_case(&cases[0].0, |c| c.note("n1"))
         .unwrap()
         .unwrap();

@@ -124,7 +124,11 @@ async fn share_comment_unshare() {
             shared[0].details.as_ref().unwrap().consent,
             "signed release 2026-11-18"
         );
-        let n = dev.read_case(&case, |c| c.note("n1")).unwrap().unwrap();
+        let n = dev
+            .docs()
+            .read_case(&case, |c| c.note("n1"))
+            .unwrap()
+            .unwrap();
         assert_eq!(n.field("subjective"), "Hard case; second opinion wanted.");
         // Said as such, not as an unknown case named by an internal id
         // (found by following the README).
@@ -153,12 +157,13 @@ async fn share_comment_unshare() {
     let r = sync(&mut rivera).await;
     assert!(r.refused.is_empty(), "{:?}", r.refused);
     let comments = rivera
+        .docs()
         .read_case(&case, |c| c.note("n1").unwrap().comments)
         .unwrap();
     assert_eq!(comments[0].text, "Consider a sleep referral.");
 
     // Unshare, then write: the colleague gets nothing new and holds no key for it.
-    let before = chen.doc_epochs(&case).unwrap();
+    let before = chen.access().doc_epochs(&case).unwrap();
     rivera.unshare(&case, "Dr. Chen").unwrap();
     rivera
         .edit_case(&case, "note", |c| {
@@ -177,9 +182,14 @@ async fn share_comment_unshare() {
         .count();
     assert_eq!(revoked, 1, "the revocation is recorded once");
     rivera.trail().verify().unwrap();
-    assert!(chen.read_case(&case, |c| c.note("n2")).unwrap().is_none());
+    assert!(
+        chen.docs()
+            .read_case(&case, |c| c.note("n2"))
+            .unwrap()
+            .is_none()
+    );
     assert_eq!(
-        chen.doc_epochs(&case).unwrap(),
+        chen.access().doc_epochs(&case).unwrap(),
         before,
         "no key for the new epoch"
     );
@@ -231,8 +241,13 @@ async fn an_expired_share_ends_at_the_owners_next_sync() {
     rivera.sync(&conn, &mut |_| {}).await.unwrap();
     conn.close().await;
     sync(&mut chen).await;
-    assert!(chen.read_case(&case, |c| c.note("n1")).unwrap().is_some());
-    let before = chen.doc_epochs(&case).unwrap();
+    assert!(
+        chen.docs()
+            .read_case(&case, |c| c.note("n1"))
+            .unwrap()
+            .is_some()
+    );
+    let before = chen.access().doc_epochs(&case).unwrap();
 
     // Wait until the relay's clock passes the expiry.
     while casebook_shared::clock::Clock::system().now() <= expires {
@@ -258,7 +273,12 @@ async fn an_expired_share_ends_at_the_owners_next_sync() {
     );
     let r = sync(&mut chen).await;
     assert_eq!(r.received, 0);
-    assert!(chen.read_case(&case, |c| c.note("n2")).unwrap().is_none());
-    assert_eq!(chen.doc_epochs(&case).unwrap(), before);
+    assert!(
+        chen.docs()
+            .read_case(&case, |c| c.note("n2"))
+            .unwrap()
+            .is_none()
+    );
+    assert_eq!(chen.access().doc_epochs(&case).unwrap(), before);
     relay.stop().await;
 }

@@ -74,6 +74,7 @@ async fn a_clinic_of_three_shares_cases_among_themselves() {
         let r = sync(h).await;
         assert!(r.refused.is_empty(), "{:?}", r.refused);
         let plan = h
+            .docs()
             .read_case(&case, |c| c.note("n1").unwrap().field("plan").to_string())
             .unwrap();
         assert_eq!(plan, "Family session next.");
@@ -138,6 +139,7 @@ async fn past_comments_stay_held_edits_wait_and_a_colleagues_revoked_device_gets
     let r = sync(&mut rivera_tablet).await;
     assert!(r.refused.is_empty(), "{:?}", r.refused);
     let comments = rivera_tablet
+        .docs()
         .read_case(&case, |c| c.note("n1").unwrap().comments)
         .unwrap();
     assert_eq!(comments.len(), 1, "the past comment is there");
@@ -159,6 +161,7 @@ async fn past_comments_stay_held_edits_wait_and_a_colleagues_revoked_device_gets
     assert_eq!(chen.pending().unwrap(), 1, "kept, not dropped");
     sync(&mut rivera).await;
     let plan = rivera
+        .docs()
         .read_case(&case, |c| c.note("n1").unwrap().field("plan").to_string())
         .unwrap();
     assert_eq!(plan, "", "never reached the owner");
@@ -169,14 +172,14 @@ async fn past_comments_stay_held_edits_wait_and_a_colleagues_revoked_device_gets
     share_case(&mut rivera, &case, "Dr. Chen", "read", true).await;
     sync(&mut chen).await;
     sync(&mut chen_tablet).await;
-    let tablet_epochs = chen_tablet.doc_epochs(&case).unwrap();
-    let epoch = rivera.doc_meta(&case).unwrap().unwrap().epoch;
+    let tablet_epochs = chen_tablet.access().doc_epochs(&case).unwrap();
+    let epoch = rivera.access().doc_meta(&case).unwrap().unwrap().epoch;
     assert!(tablet_epochs.contains(&epoch));
     let conn = chen.connect().await.unwrap();
     chen.revoke(&conn, &chen_tablet.device_id()).await.unwrap();
     conn.close().await;
     sync(&mut rivera).await;
-    let meta = rivera.doc_meta(&case).unwrap().unwrap();
+    let meta = rivera.access().doc_meta(&case).unwrap().unwrap();
     assert_eq!(meta.epoch, epoch + 1, "rotated once");
     assert_eq!(meta.wrap_generation(meta.epoch, &chen_id), Some(1));
     assert!(
@@ -190,7 +193,7 @@ async fn past_comments_stay_held_edits_wait_and_a_colleagues_revoked_device_gets
     );
     sync(&mut rivera).await;
     assert_eq!(
-        rivera.doc_meta(&case).unwrap().unwrap().epoch,
+        rivera.access().doc_meta(&case).unwrap().unwrap().epoch,
         epoch + 1,
         "and only once"
     );
@@ -201,9 +204,15 @@ async fn past_comments_stay_held_edits_wait_and_a_colleagues_revoked_device_gets
         .unwrap();
     sync(&mut rivera).await;
     sync(&mut chen).await;
-    assert!(chen.read_case(&case, |c| c.note("n3")).unwrap().is_some());
+    assert!(
+        chen.docs()
+            .read_case(&case, |c| c.note("n3"))
+            .unwrap()
+            .is_some()
+    );
     assert!(
         !chen_tablet
+            .access()
             .doc_epochs(&case)
             .unwrap()
             .contains(&(epoch + 1))
@@ -251,6 +260,7 @@ async fn two_owner_devices_changing_one_case_s_shares_at_once_both_count() {
     let (chen_id, okafor_id) = (chen.account_id(), okafor.account_id());
     for (who, dev) in [("laptop", &mut laptop), ("tablet", &mut tablet)] {
         let members: Vec<_> = dev
+            .access()
             .doc_meta(&case)
             .unwrap()
             .unwrap()
@@ -267,6 +277,7 @@ async fn two_owner_devices_changing_one_case_s_shares_at_once_both_count() {
         sync(colleague).await;
         assert!(
             colleague
+                .docs()
                 .read_case(&case, |c| c.note("n1"))
                 .unwrap()
                 .is_some()
@@ -280,7 +291,7 @@ async fn two_owner_devices_changing_one_case_s_shares_at_once_both_count() {
     let r = sync(&mut tablet).await;
     assert!(r.refused.is_empty(), "{:?}", r.refused);
     sync(&mut laptop).await;
-    let meta = laptop.doc_meta(&case).unwrap().unwrap();
+    let meta = laptop.access().doc_meta(&case).unwrap().unwrap();
     assert_eq!(meta.members.len(), 1, "only the owner is left");
     laptop
         .edit_case(&case, "note", |c| {
@@ -289,17 +300,28 @@ async fn two_owner_devices_changing_one_case_s_shares_at_once_both_count() {
         .unwrap();
     sync(&mut laptop).await;
     sync(&mut tablet).await;
-    assert!(tablet.read_case(&case, |c| c.note("n2")).unwrap().is_some());
+    assert!(
+        tablet
+            .docs()
+            .read_case(&case, |c| c.note("n2"))
+            .unwrap()
+            .is_some()
+    );
     for colleague in [&mut chen, &mut okafor] {
         sync(colleague).await;
         assert!(
             colleague
+                .docs()
                 .read_case(&case, |c| c.note("n2"))
                 .unwrap()
                 .is_none()
         );
         assert!(
-            !colleague.doc_epochs(&case).unwrap().contains(&meta.epoch),
+            !colleague
+                .access()
+                .doc_epochs(&case)
+                .unwrap()
+                .contains(&meta.epoch),
             "no key for the epoch after"
         );
     }
@@ -316,7 +338,7 @@ async fn two_owner_devices_changing_one_case_s_shares_at_once_both_count() {
     let r = sync(&mut tablet).await;
     assert!(r.refused.is_empty(), "{:?}", r.refused);
     sync(&mut laptop).await;
-    let meta = laptop.doc_meta(&case).unwrap().unwrap();
+    let meta = laptop.access().doc_meta(&case).unwrap().unwrap();
     assert_eq!(meta.role_of(&chen_id, 0), Some(Role::Comment));
     assert_eq!(meta.role_of(&okafor_id, 0), Some(Role::Read));
     let ended = meta
@@ -345,7 +367,7 @@ async fn two_owner_devices_changing_one_case_s_shares_at_once_both_count() {
     assert!(r.refused.is_empty(), "{:?}", r.refused);
     sync(&mut laptop).await;
     for dev in [&mut laptop, &mut tablet] {
-        let meta = dev.doc_meta(&case).unwrap().unwrap();
+        let meta = dev.access().doc_meta(&case).unwrap().unwrap();
         assert_eq!(meta.role_of(&chen_id, 0), None, "the share stays ended");
     }
     assert!(

@@ -58,6 +58,7 @@ async fn offline_edits_on_two_devices_merge() {
     let r = sync(&mut tablet).await;
     assert!(r.refused.is_empty(), "{:?}", r.refused);
     let note = tablet
+        .docs()
         .read_case(&case, |c| c.note("n1"))
         .unwrap()
         .expect("note arrived");
@@ -99,8 +100,16 @@ async fn offline_edits_on_two_devices_merge() {
     sync(&mut laptop).await;
     sync(&mut tablet).await;
     sync(&mut laptop).await;
-    let a = laptop.read_case(&case, |c| c.note("n1")).unwrap().unwrap();
-    let b = tablet.read_case(&case, |c| c.note("n1")).unwrap().unwrap();
+    let a = laptop
+        .docs()
+        .read_case(&case, |c| c.note("n1"))
+        .unwrap()
+        .unwrap();
+    let b = tablet
+        .docs()
+        .read_case(&case, |c| c.note("n1"))
+        .unwrap()
+        .unwrap();
     assert_eq!(a.fields, b.fields);
     let get = |k: &str| a.fields.iter().find(|(f, _)| f == k).unwrap().1.clone();
     assert_eq!(

@@ -30,13 +30,6 @@ const DISPOSED: &str = "disposed_docs";
 /// deleted rows the file has not been rebuilt since.
 const REWRITE_DUE: &str = "rewrite_due";
 
-/// Whether a signed access entry is a disposal.
-pub(crate) fn is_disposal(entry: &Signed) -> bool {
-    entry
-        .open::<DocEntry>(SIG_LABEL)
-        .is_ok_and(|e| matches!(e.op, DocOp::Dispose))
-}
-
 impl Home {
     /// Disposes of a case this account owns: refused under a legal hold,
     /// and before its retention period has run out unless `early`. The
@@ -62,18 +55,19 @@ impl Home {
             .into());
         }
         let private = self
+            .docs()
             .cases()?
             .into_iter()
             .find(|(d, _)| d == case)
             .and_then(|(_, s)| s.private_doc);
         for doc in std::iter::once(*case).chain(private) {
-            if self.doc_meta(&doc)?.is_none() {
+            if self.access().doc_meta(&doc)?.is_none() {
                 return Err(RecordLifeError::DocumentMissing(doc).into());
             }
         }
         self.atomically(|home| {
             for doc in std::iter::once(*case).chain(private) {
-                home.append_access_entry(&doc, DocOp::Dispose)?;
+                home.access().append_access_entry(&doc, DocOp::Dispose)?;
             }
             home.trail().record(
                 &format!(
@@ -95,6 +89,7 @@ impl Home {
     /// audit says why. Says whether it did.
     pub(crate) fn disposal_withdrawn(&mut self, doc: &DocId, unsent: &[Signed]) -> Result<bool> {
         let Some((case, why)) = self
+            .docs()
             .cases()?
             .into_iter()
             .find(|(d, s)| d == doc || s.private_doc == Some(*doc))
@@ -106,10 +101,10 @@ impl Home {
             let len = home.store.log(&doc.0)?.len() as u64;
             let kept = len.saturating_sub(unsent.len() as u64);
             home.store.truncate_log(&doc.0, kept)?;
-            let mut sync = home.sync_record(doc)?;
+            let mut sync = home.docs().sync_record(doc)?;
             sync.access_len = kept;
             home.store.set_doc_sync(doc, sync)?;
-            home.rebuild_meta(doc)?;
+            home.access().rebuild_meta(doc)?;
             home.trail().record(
                 &format!(
                     "disposal withdrawn before it was sent: the case is under a legal hold ({why})"
@@ -142,7 +137,7 @@ impl Home {
         let entry: DocEntry = gone
             .open(SIG_LABEL)
             .map_err(Inconsistent::EntryDoesNotOpen)?;
-        if let Some(meta) = self.doc_meta(doc)?
+        if let Some(meta) = self.access().doc_meta(doc)?
             && meta.owner != entry.account
         {
             return Ok(Err(

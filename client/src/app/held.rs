@@ -32,6 +32,7 @@ impl Home {
     /// next sync while it is still shared). Returns how many were held.
     pub fn settle_held(&mut self, case: &DocId, save_to: Option<&Path>) -> Result<usize> {
         let private = self
+            .docs()
             .cases()?
             .into_iter()
             .find(|(d, _)| d == case)
@@ -41,7 +42,7 @@ impl Home {
         let mut held: Vec<(DocId, usize)> = Vec::new();
         let mut writable = false;
         for doc in std::iter::once(*case).chain(private) {
-            let Some(meta) = self.doc_meta(&doc)? else {
+            let Some(meta) = self.access().doc_meta(&doc)? else {
                 continue;
             };
             let n = outbox
@@ -57,7 +58,7 @@ impl Home {
                 held.push((doc, n));
             }
         }
-        if held.is_empty() && self.doc_meta(case)?.is_none() {
+        if held.is_empty() && self.access().doc_meta(case)?.is_none() {
             return Err(Error::UnknownCase(case.to_hex()));
         }
         if held.is_empty() {
@@ -69,7 +70,7 @@ impl Home {
             .into());
         }
         if let Some(path) = save_to {
-            let mut text = self.read_case(case, case_markdown)?;
+            let mut text = self.docs().read_case(case, case_markdown)?;
             if held.iter().any(|(d, _)| Some(*d) == private) {
                 text.push_str("# psychotherapy notes\n\n");
                 for e in self.read_private(case, |p| p.entries())? {

@@ -5,6 +5,7 @@
 //! the web page after it) parse input, call one operation and render what
 //! it returns; they hold no rule of their own and write no audit line.
 
+mod cases;
 pub(crate) mod disposal;
 mod drafts;
 mod held;

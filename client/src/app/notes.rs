@@ -36,7 +36,7 @@ impl Home {
     /// Every open case's summary (closed ones too if `closed`), sorted by
     /// name. Recorded: client names are clinical content.
     pub fn list_cases(&self, closed: bool) -> Result<Vec<(DocId, CaseSummary)>> {
-        let mut cases = self.cases()?;
+        let mut cases = self.docs().cases()?;
         cases.retain(|(_, s)| closed || !s.closed);
         self.trail().record("case list viewed", None)?;
         Ok(cases)
@@ -55,9 +55,10 @@ impl Home {
 
     /// Opens a case to read: profile and every note. Recorded as a view.
     pub fn open_case(&mut self, case: &DocId) -> Result<CaseView> {
-        let (summary, profile, notes) =
-            self.read_case(case, |c| (c.summary(), c.profile(), c.notes()))?;
-        let (authors, meta) = (self.authors()?, self.doc_meta(case)?);
+        let (summary, profile, notes) = self
+            .docs()
+            .read_case(case, |c| (c.summary(), c.profile(), c.notes()))?;
+        let (authors, meta) = (self.authors()?, self.access().doc_meta(case)?);
         let notes = notes
             .into_iter()
             .map(|n| self.vouch(&authors, meta.as_ref(), n))
@@ -74,18 +75,18 @@ impl Home {
     /// A case's notes, one line each. Recorded: dates and states of a
     /// client's sessions are clinical content too.
     pub fn list_notes(&mut self, case: &DocId) -> Result<Vec<NoteSummary>> {
-        let notes = self.read_case(case, |c| c.summary().notes)?;
+        let notes = self.docs().read_case(case, |c| c.summary().notes)?;
         self.trail().record("note list viewed", Some(*case))?;
         Ok(notes)
     }
 
     /// One note in full (any unique prefix of its id), recorded with its id.
     pub fn show_note(&mut self, case: &DocId, note: &str) -> Result<Note> {
-        let n = self.read_case(case, |c| {
+        let n = self.docs().read_case(case, |c| {
             let id = c.resolve_note_id(note)?;
             c.note(&id).ok_or(crate::notes::NoteError::NoSuchNote(id))
         })??;
-        let n = self.vouch(&self.authors()?, self.doc_meta(case)?.as_ref(), n);
+        let n = self.vouch(&self.authors()?, self.access().doc_meta(case)?.as_ref(), n);
         self.trail()
             .record(&format!("note {} viewed", n.id), Some(*case))?;
         Ok(n)
@@ -122,7 +123,7 @@ impl Home {
         note: &str,
         fields: &[(String, String)],
     ) -> Result<String> {
-        let id = self.read_case(case, |c| c.resolve_note_id(note))??;
+        let id = self.docs().read_case(case, |c| c.resolve_note_id(note))??;
         self.edit_case(case, &format!("note {id} edited"), |c| {
             Ok(c.edit_note(&id, fields)?)
         })?;
@@ -135,7 +136,7 @@ impl Home {
     pub fn sign_note(&mut self, case: &DocId, note: &str) -> Result<String> {
         let by = self.author()?;
         let at = clock::rfc3339(self.now());
-        let id = self.read_case(case, |c| c.resolve_note_id(note))??;
+        let id = self.docs().read_case(case, |c| c.resolve_note_id(note))??;
         self.edit_case(case, &format!("note {id} signed"), |c| {
             Ok(c.sign_note(&id, &by, &at)?)
         })?;
@@ -146,7 +147,7 @@ impl Home {
     pub fn add_addendum(&mut self, case: &DocId, note: &str, text: &str) -> Result<String> {
         let by = self.author()?;
         let at = clock::rfc3339(self.now());
-        let id = self.read_case(case, |c| c.resolve_note_id(note))??;
+        let id = self.docs().read_case(case, |c| c.resolve_note_id(note))??;
         self.edit_case(case, &format!("note {id}: addendum added"), |c| {
             Ok(c.add_addendum(&id, &by, &at, text)?)
         })?;
@@ -165,7 +166,7 @@ impl Home {
     ) -> Result<String> {
         let by = self.author()?;
         let at = clock::rfc3339(self.now());
-        let id = self.read_case(case, |c| c.resolve_note_id(note))??;
+        let id = self.docs().read_case(case, |c| c.resolve_note_id(note))??;
         let what = match choice {
             LateEditChoice::Addendum => {
                 format!("note {id}: late edit to {field} kept as an addendum")

@@ -101,6 +101,7 @@ impl Home {
     /// The owner alone decides how long a case of theirs is kept.
     fn owner_only(&self, case: &DocId) -> Result<()> {
         let meta = self
+            .access()
             .doc_meta(case)?
             .ok_or_else(|| Error::UnknownCase(case.to_hex()))?;
         if meta.owner != self.account_id() {
@@ -164,8 +165,8 @@ impl Home {
             .parse()
             .map_err(Inconsistent::Today)?;
         let mut rows = Vec::new();
-        for (id, s) in self.cases()? {
-            if self.doc_meta(&id)?.is_none_or(|m| m.owner != me) {
+        for (id, s) in self.docs().cases()? {
+            if self.access().doc_meta(&id)?.is_none_or(|m| m.owner != me) {
                 continue;
             }
             let last = s

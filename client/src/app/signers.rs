@@ -87,7 +87,7 @@ impl Home {
     /// written or altered by a device it cannot vouch for is marked.
     pub(crate) fn read_private_vouched(&mut self, case: &DocId) -> Result<Vec<PrivateEntry>> {
         let entries = self.read_private(case, |p| p.entries())?;
-        let meta = self.doc_meta(&self.private_of(case)?)?;
+        let meta = self.access().doc_meta(&self.private_of(case)?)?;
         let authors = self.authors()?;
         Ok(entries
             .into_iter()

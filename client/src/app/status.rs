@@ -47,8 +47,9 @@ impl Home {
         let last = self.last_round()?;
         let now = self.now();
         let mut ending = Vec::new();
-        for (case, summary) in self.cases()? {
+        for (case, summary) in self.docs().cases()? {
             let owned = self
+                .access()
                 .doc_meta(&case)?
                 .is_some_and(|m| m.owner == self.account_id());
             if !owned {

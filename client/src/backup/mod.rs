@@ -120,7 +120,7 @@ impl Home {
                 return Err(BackupError::NotTheseWords.into());
             }
         }
-        let cases = u32::try_from(self.cases()?.len()).unwrap_or(u32::MAX);
+        let cases = u32::try_from(self.docs().cases()?.len()).unwrap_or(u32::MAX);
         let tmp = tempfile::Builder::new()
             .prefix(".backup-")
             .tempfile_in(self.dir())

@@ -15,7 +15,7 @@ pub(super) async fn case(cli: &Cli, out: &Out, cmd: &CaseCmd) -> Result<()> {
             if name.trim().is_empty() {
                 bail!("the case name must not be empty");
             }
-            let same = home.cases_named(name)?;
+            let same = home.docs().cases_named(name)?;
             let id = home.create_case(name.trim(), &time::today())?;
             if !same.is_empty() {
                 let ids: Vec<String> = same.iter().map(|d| d.short()).collect();

@@ -63,6 +63,7 @@ fn show(
     who: &str,
 ) -> Result<Vec<(String, String)>> {
     let note = home
+        .docs()
         .read_case(case, |c| c.notes().into_iter().next())?
         .context("the note is missing")?;
     say!("--- the note as the {who} shows it ---");
@@ -194,12 +195,14 @@ pub async fn run(_out: &Out) -> Result<()> {
     laptop.sync(&conn, &mut |_| {}).await?;
     conn.close().await;
     sync(&mut chen, "Dr. Chen").await?;
-    let seen = chen.read_case(&case, |c| c.notes().len())?;
+    let seen = chen.docs().read_case(&case, |c| c.notes().len())?;
     tell!("   Dr. Chen sees the case ({seen} note), not its psychotherapy notes");
     chen.comment_note(&case, "n1", "Consider a sleep-hygiene handout.")?;
     sync(&mut chen, "Dr. Chen").await?;
     sync(&mut laptop, "laptop").await?;
-    let comments = laptop.read_case(&case, |c| c.note("n1").map(|n| n.comments))?;
+    let comments = laptop
+        .docs()
+        .read_case(&case, |c| c.note("n1").map(|n| n.comments))?;
     say!(
         "the laptop shows Dr. Chen's comment: {:?}",
         comments
@@ -215,7 +218,7 @@ pub async fn run(_out: &Out) -> Result<()> {
     })?;
     sync(&mut laptop, "laptop").await?;
     sync(&mut chen, "Dr. Chen").await?;
-    let after = chen.read_case(&case, |c| {
+    let after = chen.docs().read_case(&case, |c| {
         c.note("n1").map(|n| n.field("assessment").to_string())
     })?;
     if after.as_deref() == Some("Written after the share ended.") {

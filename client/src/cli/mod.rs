@@ -104,7 +104,7 @@ fn name_new_device(home: &mut Home, name: Option<String>) -> Result<()> {
 }
 
 fn case_id(home: &Home, case: &str) -> Result<DocId> {
-    Ok(home.resolve_case(case)?)
+    Ok(home.docs().resolve_case(case)?)
 }
 
 /// Runs one parsed command line.

@@ -84,7 +84,7 @@ pub(super) fn note(cli: &Cli, out: &Out, cmd: &NoteCmd) -> Result<()> {
             resume,
         } => {
             let id = case_id(&home, case)?;
-            let current = home.read_case(&id, |c| {
+            let current = home.docs().read_case(&id, |c| {
                 c.resolve_note_id(note)
                     .map(|n| c.note(&n).expect("resolved ids exist"))
             })??;

@@ -13,9 +13,11 @@ use casebook_shared::signed::Signed;
 use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
 
+use casebook_shared::clock::Clock;
+use casebook_shared::crypto::{DeviceSigner, DhSecret};
+
 use crate::error::{Error, Result};
-use crate::home::Home;
-use crate::store::OutKind;
+use crate::store::{OutKind, Store};
 
 /// What this device knows of a document's access log, without replaying it.
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -99,7 +101,36 @@ fn decode_doc_keys(bytes: &[u8]) -> BTreeMap<u32, SecretKey> {
         .collect()
 }
 
-impl Home {
+/// The part of a [`crate::Home`] that holds its documents' access logs:
+/// it verifies and stores entries, keeps the state they verify to and the
+/// keys this account can open, and signs the entries of documents this
+/// account owns.
+pub struct Access<'h> {
+    pub(crate) store: &'h Store,
+    pub(crate) me: AccountId,
+    /// The account keys this device can reach, by generation.
+    pub(crate) account_keys: &'h [DhSecret],
+    pub(crate) signer: &'h DeviceSigner,
+    pub(crate) clock: &'h Clock,
+}
+
+/// A log as stored: an account's (by its id) or a document's.
+pub(crate) fn stored_log(store: &Store, owner: &[u8]) -> Result<Vec<Signed>> {
+    store
+        .log(owner)?
+        .iter()
+        .map(|b| codec::decode(b).map_err(Error::from))
+        .collect()
+}
+
+/// Whether a signed access entry is a disposal.
+pub(crate) fn is_disposal(entry: &Signed) -> bool {
+    entry
+        .open::<DocEntry>(access::SIG_LABEL)
+        .is_ok_and(|e| matches!(e.op, DocOp::Dispose))
+}
+
+impl Access<'_> {
     /// Records that a document shared with this account is no longer
     /// listed by the relay: the share ended (removed, or expired), and a
     /// relay serves nothing of a document to a former member, its access
@@ -108,11 +139,11 @@ impl Home {
     /// shared here, and edits to it are held. A later share arrives as new
     /// access entries and rebuilds this from the log. Returns whether this
     /// device thought itself a member until now.
-    pub(crate) fn share_ended(&mut self, doc: &DocId) -> Result<bool> {
+    pub(crate) fn share_ended(&self, doc: &DocId) -> Result<bool> {
         let Some(mut meta) = self.doc_meta(doc)? else {
             return Ok(false);
         };
-        let me = self.account_id();
+        let me = self.me;
         if meta.owner == me || !meta.members.iter().any(|(a, _, _)| *a == me) {
             return Ok(false);
         }
@@ -126,8 +157,8 @@ impl Home {
     /// shared (a listing can leave one out for a while): the membership is
     /// worked out again from the signed access log held, not taken from
     /// the listing. Returns whether this account is a member again.
-    pub(crate) fn share_listed(&mut self, doc: &DocId) -> Result<bool> {
-        let me = self.account_id();
+    pub(crate) fn share_listed(&self, doc: &DocId) -> Result<bool> {
+        let me = self.me;
         let Some(meta) = self.doc_meta(doc)? else {
             return Ok(false);
         };
@@ -160,9 +191,10 @@ impl Home {
                 .map_err(access::AccessError::from)?;
             if let std::collections::btree_map::Entry::Vacant(slot) = accounts.entry(entry.account)
             {
-                slot.insert(AccountState::verify_log(
-                    &self.account_log_of(&entry.account)?,
-                )?);
+                slot.insert(AccountState::verify_log(&stored_log(
+                    self.store,
+                    &entry.account.0,
+                )?)?);
             }
         }
         let state = DocState::verify_log(&log, |a| accounts.get(a))?;
@@ -188,17 +220,13 @@ impl Home {
 
     /// A document's stored access log.
     pub(crate) fn access_log(&self, doc: &DocId) -> Result<Vec<Signed>> {
-        self.store
-            .log(&doc.0)?
-            .iter()
-            .map(|b| codec::decode(b).map_err(Error::from))
-            .collect()
+        stored_log(self.store, &doc.0)
     }
 
     /// Verifies a document's access log with `new` entries appended, and
     /// stores the entries, the state and the keys this account can reach.
     pub(crate) fn accept_access_entries(
-        &mut self,
+        &self,
         doc: &DocId,
         new: &[Signed],
         accounts: &BTreeMap<AccountId, AccountState>,
@@ -211,8 +239,7 @@ impl Home {
             // Another document's log served under this id.
             return Err(Error::Access(access::AccessError::Broken(0)));
         }
-        let keys =
-            access::doc_keys(&log, &self.account_id(), &self.account_keys).unwrap_or_default();
+        let keys = access::doc_keys(&log, &self.me, self.account_keys).unwrap_or_default();
         let encoded: Vec<Vec<u8>> = new.iter().map(codec::encode).collect();
         self.store.append_log(&doc.0, first, &encoded)?;
         self.store.put_secret(
@@ -232,7 +259,7 @@ impl Home {
     /// are kept; the rest are refused and their reason returned. Nothing is
     /// written for a log whose held part no longer verifies.
     pub(crate) fn accept_fetched_access(
-        &mut self,
+        &self,
         doc: &DocId,
         new: &[Signed],
         accounts: &BTreeMap<AccountId, AccountState>,
@@ -271,9 +298,9 @@ impl Home {
 
     /// Signs a new access-log entry for a document this account owns, stores
     /// it and queues it for the relay.
-    pub(crate) fn append_access_entry(&mut self, doc: &DocId, op: DocOp) -> Result<DocState> {
+    pub(crate) fn append_access_entry(&self, doc: &DocId, op: DocOp) -> Result<DocState> {
         let log = self.access_log(doc)?;
-        let me = self.account_state()?;
+        let me = AccountState::verify_log(&stored_log(self.store, &self.me.0)?)?;
         let accounts = BTreeMap::from([(me.id, me.clone())]);
         let prev = if log.is_empty() {
             None
@@ -284,20 +311,22 @@ impl Home {
             doc: *doc,
             seq: log.len() as u64,
             prev,
-            at: self.now(),
+            at: self.clock.now(),
             account: me.id,
             account_len: me.len,
             op,
         };
-        let signed = Signed::sign(&self.id.signer, access::SIG_LABEL, &entry);
+        let signed = Signed::sign(self.signer, access::SIG_LABEL, &entry);
         let state = self.accept_access_entries(doc, std::slice::from_ref(&signed), &accounts)?;
         self.store
             .push_outbox(doc, OutKind::Access, &codec::encode(&vec![signed]))?;
         Ok(state)
     }
 
-    pub(crate) fn new_doc(&mut self, doc: &DocId) -> Result<()> {
-        let me = self.account_state()?;
+    /// Starts the access log of a new document this account owns, under
+    /// a fresh key.
+    pub(crate) fn new_doc(&self, doc: &DocId) -> Result<()> {
+        let me = AccountState::verify_log(&stored_log(self.store, &self.me.0)?)?;
         let key = SecretKey::random();
         let envelope = access::key_envelope(doc, 0, &key, &me)?;
         self.append_access_entry(doc, DocOp::Genesis { key: envelope })?;

@@ -1,15 +1,15 @@
-//! Documents on this device: their access state and keys, making cases,
-//! editing them (each edit queues its Automerge changes in the outbox), and
-//! the listing read from summaries without loading Automerge.
+//! Documents on this device: their access state and keys, their saved
+//! bodies and the copies kept loaded, and the listing read from summaries
+//! without loading Automerge. Making and editing cases, which check roles
+//! and record themselves, are operations (`app::cases`) built on these.
 
 use casebook_shared::access::Role;
 use casebook_shared::ids::DocId;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Inconsistent, Result};
-use crate::home::Home;
 use crate::notes::{CaseDoc, CaseSummary, PrivateDoc};
-use crate::store::{DocSync, OutKind};
+use crate::store::{DocSync, OutKind, Store};
 
 pub(crate) mod access_state;
 mod cache;
@@ -17,7 +17,7 @@ pub(crate) mod queue;
 
 pub(crate) use cache::DocCache;
 
-pub use access_state::DocMeta;
+pub use access_state::{Access, DocMeta};
 
 /// What this account's role on a document does not allow. A member's
 /// role can shrink or end while a device is offline, so these come up in
@@ -103,27 +103,39 @@ pub struct SnapshotBody {
     pub doc: Vec<u8>,
 }
 
-impl Home {
-    /// Saves a loaded document, and queues its new changes, in one transaction.
-    fn store_loaded(
-        &mut self,
+/// The part of a [`crate::Home`] that holds its documents: the saved
+/// bodies and listing summaries in the store, and the copies kept loaded
+/// in memory. It reads and writes documents and nothing else: who may
+/// write, what an edit records and what it queues for the relay are the
+/// operations' business (`app::cases`), so documents depend on the store
+/// and not on the home.
+pub struct Docs<'h> {
+    store: &'h Store,
+    cache: &'h DocCache,
+}
+
+impl<'h> Docs<'h> {
+    pub(crate) fn new(store: &'h Store, cache: &'h DocCache) -> Self {
+        Docs { store, cache }
+    }
+
+    /// The Automerge actor this process writes as.
+    pub(crate) fn actor(&self) -> &'h [u8] {
+        self.cache.actor()
+    }
+
+    /// Saves a loaded document and queues its new `changes` (sealed as
+    /// `envelope` when that could be done now) in one transaction.
+    pub(crate) fn save(
+        &self,
         doc: &DocId,
         mut loaded: Loaded,
         changes: &[u8],
         kind: OutKind,
+        (env_id, envelope): ([u8; 24], Option<Vec<u8>>),
     ) -> Result<()> {
         let body = loaded.save();
         let summary = serde_json_summary(&loaded.summary());
-        // Sealed now, under the epoch known now, so the envelope is written
-        // with the edit and sending it needs no write of its own. One that
-        // cannot be sealed yet (no key here, too large) is sealed, or
-        // refused, when it is sent; one whose epoch has passed by then is
-        // sealed again under the same id.
-        let env_id = casebook_shared::ids::EnvelopeId::fresh().0;
-        let envelope = match changes.is_empty() {
-            true => None,
-            false => self.seal_change(doc, env_id, changes).ok(),
-        };
         let rev = self.store.transaction(|s| {
             let mut sync = s.doc_sync(doc)?.unwrap_or_default();
             if !changes.is_empty() {
@@ -138,34 +150,6 @@ impl Home {
         })?;
         self.cache.keep(*doc, rev, loaded);
         Ok(())
-    }
-
-    /// Makes a new case (and its private-notes document); returns its id.
-    pub fn create_case(&mut self, name: &str, created: &str) -> Result<DocId> {
-        self.atomically(|home| home.create_case_inner(name, created))
-    }
-
-    fn create_case_inner(&mut self, name: &str, created: &str) -> Result<DocId> {
-        let name = crate::names::check(name)?;
-        let case_id = DocId::random();
-        let private_id = DocId::random();
-        let mut case = CaseDoc::new(name, created, private_id, self.cache.actor())?;
-        let mut private = PrivateDoc::new(case_id, self.cache.actor())?;
-        let case_changes = case.changes_since(&[]);
-        let private_changes = private.changes_since(&[]);
-        // The private document first: a case never lists a private document
-        // that its devices cannot find.
-        self.new_doc(&private_id)?;
-        self.store_loaded(
-            &private_id,
-            Loaded::Private(private),
-            &private_changes,
-            OutKind::Change,
-        )?;
-        self.new_doc(&case_id)?;
-        self.store_loaded(&case_id, Loaded::Case(case), &case_changes, OutKind::Change)?;
-        self.trail().record("case created", Some(case_id))?;
-        Ok(case_id)
     }
 
     /// Every case's summary, sorted by name.
@@ -236,7 +220,7 @@ impl Home {
     }
 
     /// The document loaded, from memory if the copy there is current.
-    pub(crate) fn take_loaded(&mut self, doc: &DocId) -> Result<Loaded> {
+    pub(crate) fn take_loaded(&self, doc: &DocId) -> Result<Loaded> {
         let rev = self.store.doc_rev(doc)?;
         if let Some(l) = self.cache.take(doc, rev) {
             return Ok(l);
@@ -250,7 +234,7 @@ impl Home {
 
     /// Whether `doc` as saved here holds every change of `changes` (one
     /// with nothing saved holds none).
-    pub(crate) fn holds_changes(&mut self, doc: &DocId, changes: &[u8]) -> Result<bool> {
+    pub(crate) fn holds_changes(&self, doc: &DocId, changes: &[u8]) -> Result<bool> {
         if !self.store.has_body(doc)? {
             return Ok(false);
         }
@@ -261,14 +245,15 @@ impl Home {
     }
 
     /// Puts a document read without change back in memory.
-    pub(crate) fn keep_loaded(&mut self, doc: &DocId, loaded: Loaded) -> Result<()> {
+    pub(crate) fn keep_loaded(&self, doc: &DocId, loaded: Loaded) -> Result<()> {
         let rev = self.store.doc_rev(doc)?;
         self.cache.keep(*doc, rev, loaded);
         Ok(())
     }
 
-    /// Reads a case.
-    pub fn read_case<T>(&mut self, id: &DocId, f: impl FnOnce(&CaseDoc) -> T) -> Result<T> {
+    /// Reads a case, without recording it: the operations a person runs
+    /// record their reads.
+    pub fn read_case<T>(&self, id: &DocId, f: impl FnOnce(&CaseDoc) -> T) -> Result<T> {
         let loaded = self.take_loaded(id)?;
         let out = match &loaded {
             Loaded::Case(c) => Ok(f(c)),
@@ -278,111 +263,25 @@ impl Home {
         out
     }
 
-    fn check_write(&self, doc: &DocId) -> Result<()> {
-        let meta = self.doc_meta(doc)?.ok_or(Inconsistent::NoAccessLog(*doc))?;
-        match meta.role_of(&self.account_id(), self.now()) {
-            Some(r) if r >= Role::Write => Ok(()),
-            Some(r) => Err(RoleError::CannotWrite(r).into()),
-            None => Err(RoleError::NoLongerShared.into()),
-        }
-    }
-
-    /// Edits a case: runs `f`, stores the result and queues the new changes.
-    /// A failed edit leaves nothing behind (the copy it touched is dropped).
-    pub fn edit_case<T>(
-        &mut self,
-        id: &DocId,
-        what: &str,
-        f: impl FnOnce(&mut CaseDoc) -> Result<T>,
-    ) -> Result<T> {
-        self.check_write(id)?;
-        self.change_case(id, what, OutKind::Change, f)
-    }
-
-    /// Changes a case after the caller has checked the role allows it;
-    /// `kind` says whether it was an edit or a comment.
-    pub(crate) fn change_case<T>(
-        &mut self,
-        id: &DocId,
-        what: &str,
-        kind: OutKind,
-        f: impl FnOnce(&mut CaseDoc) -> Result<T>,
-    ) -> Result<T> {
-        let mut loaded = self.take_loaded(id)?;
-        let Loaded::Case(case) = &mut loaded else {
-            return Err(Error::UnknownCase(id.to_hex()));
-        };
-        let heads = case.heads();
-        let out = f(case)?;
-        let changes = case.changes_since(&heads);
-        self.edit_atomically(|home| {
-            home.store_loaded(id, loaded, &changes, kind)?;
-            home.trail().record(what, Some(*id))
-        })?;
-        Ok(out)
-    }
-
-    /// Edits a case's private (psychotherapy notes) document.
-    pub fn edit_private<T>(
-        &mut self,
-        case_id: &DocId,
-        f: impl FnOnce(&mut PrivateDoc) -> Result<T>,
-    ) -> Result<T> {
-        let private_id = self.private_of(case_id)?;
-        self.check_write(&private_id)?;
-        let mut loaded = self.take_loaded(&private_id)?;
-        let Loaded::Private(p) = &mut loaded else {
-            return Err(Inconsistent::NotPrivateDoc.into());
-        };
-        let heads = p.heads();
-        let out = f(p)?;
-        let changes = p.changes_since(&heads);
-        self.edit_atomically(|home| {
-            home.store_loaded(&private_id, loaded, &changes, OutKind::Change)?;
-            home.trail().record("private note added", Some(*case_id))
-        })?;
-        Ok(out)
-    }
-
-    /// Reads a case's private document.
-    pub fn read_private<T>(
-        &mut self,
-        case_id: &DocId,
+    /// Reads a private (psychotherapy notes) document by its own id.
+    pub(crate) fn read_private<T>(
+        &self,
+        private_id: &DocId,
         f: impl FnOnce(&PrivateDoc) -> T,
     ) -> Result<T> {
-        let private_id = self.private_of(case_id)?;
-        let loaded = self.take_loaded(&private_id)?;
+        let loaded = self.take_loaded(private_id)?;
         let out = match &loaded {
             Loaded::Private(p) => Ok(f(p)),
             Loaded::Case(_) => Err(Inconsistent::NotPrivateDoc.into()),
         };
-        self.keep_loaded(&private_id, loaded)?;
+        self.keep_loaded(private_id, loaded)?;
         out
-    }
-
-    /// The psychotherapy-notes document of a case, if this account holds
-    /// it (a colleague holds it only if it was shared with the case).
-    pub(crate) fn private_of(&self, case_id: &DocId) -> Result<DocId> {
-        let (_, summary) = self
-            .cases()?
-            .into_iter()
-            .find(|(d, _)| d == case_id)
-            .ok_or_else(|| Error::UnknownCase(case_id.to_hex()))?;
-        match summary.private_doc {
-            Some(private) if self.doc_meta(&private)?.is_some() => Ok(private),
-            _ => Err(Error::PrivateNotShared),
-        }
     }
 
     /// Stores a document received whole (a snapshot), without loading it:
     /// a new device lists its cases from the summaries and loads a document
     /// only when it is opened.
-    pub(crate) fn store_snapshot(
-        &mut self,
-        doc: &DocId,
-        body: &[u8],
-        summary: &[u8],
-    ) -> Result<()> {
+    pub(crate) fn store_snapshot(&self, doc: &DocId, body: &[u8], summary: &[u8]) -> Result<()> {
         self.cache.forget(doc);
         self.store.put_doc(doc, body, summary)?;
         Ok(())
@@ -390,7 +289,7 @@ impl Home {
 
     /// Merges a batch of incoming changes (and saved documents) into a
     /// document in one Automerge call, and stores the result.
-    pub(crate) fn apply_batch(&mut self, doc: &DocId, batch: &[u8]) -> Result<()> {
+    pub(crate) fn apply_batch(&self, doc: &DocId, batch: &[u8]) -> Result<()> {
         let loaded = match self.store.has_body(doc)? {
             true => self.take_loaded(doc)?,
             false => Loaded::load(batch, self.cache.actor())?,
@@ -422,41 +321,6 @@ impl Home {
             summary,
             doc: body.to_vec(),
         }))
-    }
-
-    /// Searches every case (and its private notes) for a phrase, without
-    /// recording it: [`Home::search`] is the operation a person runs.
-    /// Every case's hits for a query, psychotherapy notes only if asked,
-    /// best first.
-    pub(crate) fn find(&mut self, needle: &str, include_private: bool) -> Result<Vec<Hit>> {
-        let mut out = Vec::new();
-        for (id, summary) in self.cases()? {
-            let hits = self.read_case(&id, |c| c.search(needle))?;
-            let private = match summary.private_doc {
-                Some(_) if include_private => self
-                    .read_private(&id, |p| p.search(needle))
-                    .unwrap_or_default(),
-                _ => Vec::new(),
-            };
-            for (hit, private) in hits
-                .into_iter()
-                .map(|h| (h, false))
-                .chain(private.into_iter().map(|h| (h, true)))
-            {
-                out.push(Hit {
-                    case: id,
-                    case_name: summary.name.clone(),
-                    private,
-                    note: hit.note_id,
-                    field: hit.field,
-                    snippet: hit.snippet,
-                    score: hit.score,
-                });
-            }
-        }
-        // Stable: within a score, cases by name and notes by date.
-        out.sort_by_key(|h| std::cmp::Reverse(h.score));
-        Ok(out)
     }
 }
 

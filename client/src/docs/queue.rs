@@ -7,8 +7,8 @@
 use casebook_shared::envelope::{Envelope, Header, Kind, MAX_ENVELOPE};
 use casebook_shared::ids::{DocId, EnvelopeId};
 
+use super::Access;
 use crate::error::{Error, Inconsistent, Result};
-use crate::home::Home;
 
 /// After changes of this weight since the last snapshot, a device with write
 /// access uploads a new one, so a new device loads one document instead of
@@ -21,7 +21,7 @@ pub fn snapshot_weight(change_len: usize) -> u64 {
     1 + change_len as u64 / 512
 }
 
-impl Home {
+impl Access<'_> {
     /// Seals a change of `doc` as envelope `id` under the document's
     /// newest epoch, signed by this device.
     pub(crate) fn seal_change(&self, doc: &DocId, id: [u8; 24], body: &[u8]) -> Result<Vec<u8>> {
@@ -35,11 +35,11 @@ impl Home {
             kind: Kind::Change,
             doc: *doc,
             epoch: meta.epoch,
-            account: self.account_id(),
-            author: self.device_id(),
+            account: self.me,
+            author: self.signer.device_id(),
             id: EnvelopeId(id),
             covers: 0,
         };
-        Ok(Envelope::seal(header, key, &self.id.signer, body).into_bytes())
+        Ok(Envelope::seal(header, key, self.signer, body).into_bytes())
     }
 }

@@ -12,7 +12,6 @@ mod layout;
 pub mod pdf;
 
 use casebook_shared::ids::DocId;
-use serde::{Deserialize, Serialize};
 
 use crate::audit::Disclosed;
 use crate::notes::{Note, PrivateEntry, parse_date};
@@ -80,13 +79,7 @@ pub struct Exported {
     pub private: usize,
 }
 
-/// Who an export is disclosed to, and why.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Recipient {
-    pub name: String,
-    pub purpose: String,
-    pub consent: String,
-}
+pub use crate::audit::Recipient;
 
 /// A case as exported: what both formats draw, and nothing else.
 #[derive(Clone, Debug)]
@@ -197,17 +190,19 @@ impl Home {
         if exported_by.is_empty() {
             return Err(Error::NoName);
         }
-        let (summary, profile, mut notes) =
-            self.read_case(case, |c| (c.summary(), c.profile(), c.notes()))?;
+        let (summary, profile, mut notes) = self
+            .docs()
+            .read_case(case, |c| (c.summary(), c.profile(), c.notes()))?;
         let wanted: Vec<String> = req
             .notes
             .iter()
             .map(|n| {
-                self.read_case(case, |c| c.resolve_note_id(n))?
+                self.docs()
+                    .read_case(case, |c| c.resolve_note_id(n))?
                     .map_err(Error::from)
             })
             .collect::<Result<_>>()?;
-        let (authors, meta) = (self.authors()?, self.doc_meta(case)?);
+        let (authors, meta) = (self.authors()?, self.access().doc_meta(case)?);
         notes.retain(|n| wanted.is_empty() || wanted.contains(&n.id));
         notes.retain(|n| req.since.as_ref().is_none_or(|s| n.date >= *s));
         notes.retain(|n| req.until.as_ref().is_none_or(|u| n.date <= *u));

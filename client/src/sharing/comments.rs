@@ -36,6 +36,7 @@ impl Home {
     /// Returns the note's whole id.
     pub fn comment_note(&mut self, case: &DocId, note: &str, text: &str) -> Result<String> {
         let meta = self
+            .access()
             .doc_meta(case)?
             .ok_or_else(|| Error::UnknownCase(case.to_hex()))?;
         let me = self.account_id();
@@ -46,7 +47,7 @@ impl Home {
         }
         let by = self.name().to_string();
         let at = &crate::clock::rfc3339(self.now());
-        let n = self.read_case(case, |c| c.resolve_note_id(note))??;
+        let n = self.docs().read_case(case, |c| c.resolve_note_id(note))??;
         self.change_case(case, "comment added", OutKind::Comment, |c| {
             Ok(c.add_comment(&n, &by, at, text)?)
         })?;
@@ -96,16 +97,16 @@ impl Home {
         if !self.store.has_body(doc)? {
             return Err(CommentRefusal::DocNotHeld.into());
         }
-        let mut loaded = self.take_loaded(doc)?;
+        let mut loaded = self.docs().take_loaded(doc)?;
         let judged = match &mut loaded {
             Loaded::Case(case) => judge_comment(case, body),
             Loaded::Private(_) => Err(CommentRefusal::NotACaseDoc.into()),
         };
-        self.keep_loaded(doc, loaded)?;
+        self.docs().keep_loaded(doc, loaded)?;
         if !judged? {
             return Ok(false);
         }
-        self.apply_batch(doc, body)?;
+        self.docs().apply_batch(doc, body)?;
         Ok(true)
     }
 }
@@ -168,10 +169,13 @@ mod tests {
         // A device that gets the owner's later edit first (it waits inside
         // the document for the comment) judges the comment where it was
         // written, as the devices that saw it first did.
-        home.apply_batch(&case, &owner_edit).unwrap();
+        home.docs().apply_batch(&case, &owner_edit).unwrap();
         assert!(home.apply_comment_change(&case, &comment).unwrap());
         assert!(home.apply_comment_change(&case, &edit).is_err(), "an edit");
-        let note = home.read_case(&case, |c| c.note("n1").unwrap()).unwrap();
+        let note = home
+            .docs()
+            .read_case(&case, |c| c.note("n1").unwrap())
+            .unwrap();
         assert_eq!(note.field("plan"), "Sleep diary; CBT-I.");
         assert_eq!(note.comments.len(), 1);
     }
@@ -249,7 +253,10 @@ mod tests {
             assert!(r.is_err(), "{what} was accepted");
         }
         assert!(home.apply_comment_change(&case, &honest).unwrap());
-        let n = home.read_case(&case, |c| c.note(note).unwrap()).unwrap();
+        let n = home
+            .docs()
+            .read_case(&case, |c| c.note(note).unwrap())
+            .unwrap();
         assert_eq!(n.comments.len(), 1);
         assert_eq!(n.field("plan"), "Sleep diary.");
     }

@@ -135,12 +135,14 @@ pub fn parse_role(s: &str) -> Result<Role> {
 impl Home {
     fn owned_case(&self, case: &DocId) -> Result<Option<DocId>> {
         let meta = self
+            .access()
             .doc_meta(case)?
             .ok_or_else(|| Error::UnknownCase(case.to_hex()))?;
         if meta.owner != self.account_id() {
             return Err(ShareError::NotOwner.into());
         }
         Ok(self
+            .docs()
             .cases()?
             .into_iter()
             .find(|(d, _)| d == case)
@@ -204,6 +206,7 @@ impl Home {
         }
         for d in &docs {
             if self
+                .access()
                 .doc_meta(d)?
                 .is_some_and(|m| m.members.iter().any(|(a, _, _)| *a == c.account))
             {
@@ -222,9 +225,10 @@ impl Home {
         self.atomically(|home| {
             for d in &docs {
                 let meta = home
+                    .access()
                     .doc_meta(d)?
                     .ok_or_else(|| Error::UnknownCase(d.to_hex()))?;
-                let keys = home.doc_keys(d)?;
+                let keys = home.access().doc_keys(d)?;
                 let key = keys.get(&meta.epoch).ok_or(Error::NoKey(*d))?;
                 let op = DocOp::AddMember {
                     member: c.account,
@@ -233,9 +237,10 @@ impl Home {
                     details: access::seal_details(d, meta.epoch, key, &codec::encode(&details)),
                     key: access::key_envelope(d, meta.epoch, key, &colleague)?,
                 };
-                home.append_access_entry(d, op)?;
+                home.access().append_access_entry(d, op)?;
             }
             let case_name = home
+                .docs()
                 .cases()?
                 .into_iter()
                 .find(|(d, _)| d == case)
@@ -284,10 +289,12 @@ impl Home {
             let mut removed = 0;
             for d in &docs {
                 let shared = home
+                    .access()
                     .doc_meta(d)?
                     .is_some_and(|m| m.members.iter().any(|(a, _, _)| *a == c.account));
                 if shared {
-                    home.append_access_entry(d, DocOp::RemoveMember { member: c.account })?;
+                    home.access()
+                        .append_access_entry(d, DocOp::RemoveMember { member: c.account })?;
                     home.rotate_doc(d)?;
                     removed += 1;
                 }
@@ -322,6 +329,7 @@ impl Home {
     /// marked.
     pub fn shares_ever(&self, case: &DocId) -> Result<Vec<ShareRow>> {
         let meta = self
+            .access()
             .doc_meta(case)?
             .ok_or_else(|| Error::UnknownCase(case.to_hex()))?;
         let contacts = self.contacts().list()?;
@@ -371,10 +379,10 @@ impl Home {
     pub fn shared_with_me_ever(&self) -> Result<Vec<SharedWithMe>> {
         let me = self.account_id();
         let contacts = self.contacts().list()?;
-        let cases = self.cases()?;
+        let cases = self.docs().cases()?;
         let mut out = Vec::new();
         for doc in self.store.doc_ids()? {
-            let Some(meta) = self.doc_meta(&doc)? else {
+            let Some(meta) = self.access().doc_meta(&doc)? else {
                 continue;
             };
             if meta.owner == me {
@@ -416,10 +424,10 @@ impl Home {
 
     /// Opens the details of the entry that added `member`.
     fn share_details(&self, doc: &DocId, member: &AccountId) -> Result<Option<ShareDetails>> {
-        let keys = self.doc_keys(doc)?;
+        let keys = self.access().doc_keys(doc)?;
         let mut epoch = 0;
         let mut found = None;
-        for e in self.access_log(doc)? {
+        for e in self.access().access_log(doc)? {
             let entry: DocEntry = e
                 .open(access::SIG_LABEL)
                 .map_err(Inconsistent::EntryDoesNotOpen)?;
@@ -457,7 +465,7 @@ impl Home {
         self.atomically(|home| {
             let mut changed = 0;
             for doc in home.store.doc_ids()? {
-                let Some(meta) = home.doc_meta(&doc)? else {
+                let Some(meta) = home.access().doc_meta(&doc)? else {
                     continue;
                 };
                 // A document disposed of (its disposal maybe not sent yet)
@@ -472,7 +480,8 @@ impl Home {
                     continue;
                 }
                 for a in &expired {
-                    home.append_access_entry(&doc, DocOp::RemoveMember { member: *a })?;
+                    home.access()
+                        .append_access_entry(&doc, DocOp::RemoveMember { member: *a })?;
                 }
                 home.rotate_doc(&doc)?;
                 if !expired.is_empty() {

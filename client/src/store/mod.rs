@@ -269,7 +269,7 @@ impl Store {
     /// Runs `f` in one transaction (one fsync for many writes). Inside a
     /// transaction already, `f` simply joins it.
     pub fn transaction<T>(
-        &mut self,
+        &self,
         f: impl FnOnce(&Store) -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
         let started = self.begin()?;

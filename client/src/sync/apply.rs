@@ -24,15 +24,15 @@ impl Home {
         // is recorded in this account's trail.
         let mut edited_by = BTreeSet::new();
         let mut commented_by = BTreeSet::new();
-        let mut sync = self.sync_record(doc)?;
+        let mut sync = self.docs().sync_record(doc)?;
         let refused_before = report.refused.len();
         let has_body = self.store.has_body(doc)?;
         if let Some((seq, snap)) = batch.snapshot {
             let summary_ok = serde_json::from_slice::<Summary>(&snap.summary).is_ok();
             if !has_body && summary_ok {
-                self.store_snapshot(doc, &snap.doc, &snap.summary)?;
+                self.docs().store_snapshot(doc, &snap.doc, &snap.summary)?;
                 report.snapshots_in += 1;
-            } else if let Err(e) = self.apply_batch(doc, &snap.doc) {
+            } else if let Err(e) = self.docs().apply_batch(doc, &snap.doc) {
                 report.refused.push(RefusedEnvelope {
                     doc: *doc,
                     seq,
@@ -50,7 +50,7 @@ impl Home {
                 .iter()
                 .flat_map(|(_, b, _)| b.iter().copied())
                 .collect();
-            if self.apply_batch(doc, &all).is_ok() {
+            if self.docs().apply_batch(doc, &all).is_ok() {
                 report.received += batch.changes.len();
                 sync.since_snapshot += batch
                     .changes
@@ -61,7 +61,7 @@ impl Home {
             } else {
                 // One bad change must not hold back the others: find it.
                 for (seq, body, author) in &batch.changes {
-                    match self.apply_batch(doc, body) {
+                    match self.docs().apply_batch(doc, body) {
                         Ok(()) => {
                             report.received += 1;
                             sync.since_snapshot += snapshot_weight(body.len());

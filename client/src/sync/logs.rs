@@ -4,7 +4,7 @@
 //! than this device has seen is refused), and verified once a session up
 //! to the entry it ends at.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 
 use casebook_shared::account::AccountState;
 use casebook_shared::codec;
@@ -32,40 +32,6 @@ pub(crate) fn extension<'a>(
             Some(_) => Err(RollbackError::AccountLogDiffers(*account)),
             None => Err(RollbackError::AccountLogShorter(*account)),
         },
-    }
-}
-
-/// Account logs verified this session, each with the last entry it was
-/// verified up to: a log the relay shows unchanged is not verified again,
-/// signature by signature, every round.
-#[derive(Default)]
-pub(crate) struct VerifiedLogs(HashMap<AccountId, (Vec<u8>, AccountState)>);
-
-impl VerifiedLogs {
-    /// The state of `account`'s log if `log` is the one verified: the same
-    /// length and the same last entry (each entry chains to the one before
-    /// it, so the rest is the same too).
-    pub fn unchanged(&self, account: &AccountId, log: &[Signed]) -> Option<&AccountState> {
-        let (last, state) = self.0.get(account)?;
-        (state.len == log.len() as u64 && log.last().is_some_and(|l| codec::encode(l) == *last))
-            .then_some(state)
-    }
-
-    /// Remembers that `log` verified as `state`.
-    pub fn remember(&mut self, account: AccountId, log: &[Signed], state: &AccountState) {
-        if let Some(last) = log.last() {
-            self.0.insert(account, (codec::encode(last), state.clone()));
-        }
-    }
-
-    /// The verified state of `account`'s log, if it was verified.
-    pub fn get(&self, account: &AccountId) -> Option<&AccountState> {
-        self.0.get(account).map(|(_, st)| st)
-    }
-
-    /// Every verified state.
-    pub fn states(&self) -> BTreeMap<AccountId, AccountState> {
-        self.0.iter().map(|(a, (_, st))| (*a, st.clone())).collect()
     }
 }
 
@@ -108,7 +74,7 @@ impl Home {
     ) -> Result<()> {
         let me = self.account_id();
         for doc in self.store.doc_ids()? {
-            let Some(meta) = self.doc_meta(&doc)? else {
+            let Some(meta) = self.access().doc_meta(&doc)? else {
                 continue;
             };
             if meta.owner != me {
@@ -178,6 +144,7 @@ mod tests {
     use casebook_shared::crypto::{DeviceSigner, DhSecret};
 
     use super::*;
+    use crate::session::VerifiedLogs;
 
     fn log(entries: usize) -> Vec<Signed> {
         let signer = DeviceSigner::generate();

@@ -12,7 +12,6 @@
 mod apply;
 pub mod check;
 mod logs;
-mod memory;
 mod paging;
 mod pull;
 mod pulling;
@@ -35,8 +34,6 @@ use crate::home::Home;
 use crate::net::{NetError, Relay};
 use round::{Phase, Round};
 
-pub(crate) use logs::VerifiedLogs;
-pub(crate) use memory::SyncMemory;
 pub(crate) use upkeep::{Upkeep, upkeep};
 pub use watch::WatchEvent;
 

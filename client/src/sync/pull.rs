@@ -51,7 +51,7 @@ impl Home {
                 Step::EnsureAudit => {
                     self.ensure_audit_doc(relay, false).await?;
                     let audit = crate::audit_sync::audit_doc(&self.account_id());
-                    let held = match self.doc_meta(&audit)? {
+                    let held = match self.access().doc_meta(&audit)? {
                         Some(meta) => Some(self.held_doc(&audit, Some(&meta), 0)?),
                         None => None,
                     };
@@ -59,7 +59,7 @@ impl Home {
                 }
                 Step::Shares { ended, listed } => self.atomically(|home| {
                     for doc in &ended {
-                        if home.share_ended(doc)? {
+                        if home.access().share_ended(doc)? {
                             home.trail().record(
                                 "share ended: the relay no longer serves it here",
                                 Some(*doc),
@@ -67,7 +67,7 @@ impl Home {
                         }
                     }
                     for doc in &listed {
-                        if home.share_listed(doc)? {
+                        if home.access().share_listed(doc)? {
                             home.trail()
                                 .record("shared with this account again", Some(*doc))?;
                         }
@@ -97,7 +97,8 @@ impl Home {
                             let refusal = if t.rebase {
                                 home.rebase_access(&t.doc, t.confirmed, &t.entries, accounts)?
                             } else {
-                                home.accept_fetched_access(&t.doc, &t.entries, accounts)?
+                                home.access()
+                                    .accept_fetched_access(&t.doc, &t.entries, accounts)?
                             };
                             refused.extend(refusal.map(|reason| (t.doc, reason)));
                         }
@@ -147,7 +148,7 @@ impl Home {
         }
         let mut docs = BTreeMap::new();
         for doc in self.store.doc_ids()? {
-            let meta = self.doc_meta(&doc)?;
+            let meta = self.access().doc_meta(&doc)?;
             let unsent = unsent.get(&doc).copied().unwrap_or(0);
             docs.insert(doc, self.held_doc(&doc, meta.as_ref(), unsent)?);
         }
@@ -156,7 +157,7 @@ impl Home {
             docs,
             disposed: self.disposed_docs()?.into_iter().collect(),
             audit,
-            audit_held: self.doc_meta(&audit)?.is_some(),
+            audit_held: self.access().doc_meta(&audit)?.is_some(),
         })
     }
 
@@ -164,7 +165,7 @@ impl Home {
     /// `unsent` access entries signed here and not sent yet.
     fn held_doc(&self, doc: &DocId, meta: Option<&DocMeta>, unsent: u64) -> Result<HeldDoc> {
         Ok(HeldDoc {
-            sync: self.sync_record(doc)?,
+            sync: self.docs().sync_record(doc)?,
             owned: meta.is_some_and(|m| m.owner == self.account_id()),
             disposed: meta.is_some_and(|m| m.disposed),
             unsent,
@@ -183,7 +184,7 @@ impl Home {
         accounts: &mut BTreeMap<AccountId, AccountState>,
     ) -> Result<()> {
         for doc in docs {
-            let Some(meta) = self.doc_meta(doc)? else {
+            let Some(meta) = self.access().doc_meta(doc)? else {
                 continue;
             };
             for member in meta.grants.iter().map(|g| g.account) {
@@ -291,7 +292,7 @@ impl Home {
         let batch = match batches.entry(item.doc) {
             std::collections::btree_map::Entry::Occupied(b) => b.into_mut(),
             std::collections::btree_map::Entry::Vacant(slot) => slot.insert(Batch {
-                top_epoch: self.sync_record(&item.doc)?.top_epoch,
+                top_epoch: self.docs().sync_record(&item.doc)?.top_epoch,
                 ..Batch::default()
             }),
         };
@@ -338,9 +339,10 @@ impl Home {
             }
         }
         let meta = self
+            .access()
             .doc_meta(&item.doc)?
             .ok_or(Inconsistent::NoAccessLog(item.doc))?;
-        let keys = self.doc_keys(&item.doc)?;
+        let keys = self.access().doc_keys(&item.doc)?;
         let automerge = !self.is_audit_doc(&item.doc);
         let admitted = check::admit(item, &meta, accounts, &keys, batch.top_epoch, automerge);
         if let Ok(a) = &admitted {
@@ -377,7 +379,7 @@ impl Home {
                     });
                 }
             }
-            Ok(a) if own && self.holds_changes(&item.doc, &a.body)? => {}
+            Ok(a) if own && self.docs().holds_changes(&item.doc, &a.body)? => {}
             Ok(a) => {
                 batch.recovered += usize::from(own);
                 match a.comments_only {

@@ -256,7 +256,7 @@ impl Pulling {
         // checked alone.
         if let Some(gone) = entries
             .last()
-            .filter(|e| crate::app::disposal::is_disposal(e))
+            .filter(|e| crate::docs::access_state::is_disposal(e))
         {
             self.next.push_front(Step::TakeDisposal {
                 doc,

@@ -46,7 +46,7 @@ impl Home {
                 Step::Retire(id) => self.store.remove_outbox(id)?,
                 Step::Access(row) => {
                     let entries: Vec<Signed> = codec::decode(&row.payload)?;
-                    let withdrawn = entries.iter().any(crate::app::disposal::is_disposal)
+                    let withdrawn = entries.iter().any(crate::docs::access_state::is_disposal)
                         && self.disposal_withdrawn(&row.doc, &entries)?;
                     if !withdrawn {
                         self.push_access(relay, &row.doc, entries).await?;
@@ -82,7 +82,7 @@ impl Home {
     /// What sending a change to `doc` turns on: this account's role there
     /// now, the newest epoch, and whether it was disposed of here.
     pub(super) fn send_terms(&self, doc: &DocId) -> Result<DocTerms> {
-        let meta = self.doc_meta(doc)?;
+        let meta = self.access().doc_meta(doc)?;
         Ok(DocTerms {
             role: meta
                 .as_ref()
@@ -119,12 +119,14 @@ impl Home {
         if let Some(kept) = &row.envelope
             && let Ok(env) = Envelope::decode(kept.clone())
             && env.header.epoch == epoch
-            && let Some(key) = self.doc_keys(&row.doc)?.get(&epoch)
+            && let Some(key) = self.access().doc_keys(&row.doc)?.get(&epoch)
             && env.open(key).is_ok()
         {
             return Ok(env.into_bytes());
         }
-        let e = self.seal_change(&row.doc, row.env_id, &row.payload)?;
+        let e = self
+            .access()
+            .seal_change(&row.doc, row.env_id, &row.payload)?;
         self.store.set_outbox_envelope(row.id, &e)?;
         Ok(e)
     }

@@ -127,7 +127,7 @@ impl Home {
     /// changed since the newest epoch's keys were sealed (its rotation is
     /// due), nor one disposed of.
     fn early_terms(&self, doc: &DocId, now: u64) -> Result<Option<DocTerms>> {
-        let Some(meta) = self.doc_meta(doc)? else {
+        let Some(meta) = self.access().doc_meta(doc)? else {
             return Ok(None);
         };
         let me = self.account_id();

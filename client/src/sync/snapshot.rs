@@ -39,18 +39,19 @@ impl Home {
         let mut envelopes = Vec::new();
         let mut docs = Vec::new();
         for doc in self.store.doc_ids()? {
-            let sync = self.sync_record(&doc)?;
+            let sync = self.docs().sync_record(&doc)?;
             if !gathered(&sync) {
                 continue;
             }
-            let Some(meta) = self.doc_meta(&doc)? else {
+            let Some(meta) = self.access().doc_meta(&doc)? else {
                 continue;
             };
             if !due(&sync, &meta, &me) {
                 continue;
             }
-            let keys = self.doc_keys(&doc)?;
-            let (Some(key), Some(body)) = (keys.get(&meta.epoch), self.snapshot_body(&doc)?) else {
+            let keys = self.access().doc_keys(&doc)?;
+            let (Some(key), Some(body)) = (keys.get(&meta.epoch), self.docs().snapshot_body(&doc)?)
+            else {
                 continue;
             };
             let plain = codec::encode(&body);

@@ -81,13 +81,13 @@ impl Home {
             if self.is_audit_doc(&doc) {
                 continue;
             }
-            match self.doc_meta(&doc)? {
+            match self.access().doc_meta(&doc)? {
                 Some(meta) if !meta.disposed => {}
                 _ => continue,
             }
             let of_doc: Vec<&Told> = told.iter().filter(|t| t.doc == doc).collect();
             let newest = of_doc.iter().map(|t| t.seq).max().unwrap_or(0);
-            let seen = self.sync_record(&doc)?.seen;
+            let seen = self.docs().sync_record(&doc)?.seen;
             if newest <= seen {
                 continue;
             }

@@ -24,7 +24,7 @@ fn view(world: &mut World, d: usize, only_active: bool) -> BTreeMap<DocId, CaseV
             continue;
         }
         let home = world.home(d);
-        if let Ok(v) = home.read_case(&case, |c| CaseView {
+        if let Ok(v) = home.docs().read_case(&case, |c| CaseView {
             name: c.name(),
             profile: format!("{:?}", c.profile()),
             notes: c.notes(),
@@ -242,7 +242,7 @@ pub fn invariants(world: &mut World) -> Vec<String> {
     for d in world.live_of(0) {
         let now = world.home(d).now();
         for case in world.cases.clone() {
-            let Ok(Some(meta)) = world.home(d).doc_meta(&case) else {
+            let Ok(Some(meta)) = world.home(d).access().doc_meta(&case) else {
                 continue;
             };
             for (member, _, expires) in &meta.members {

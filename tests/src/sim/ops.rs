@@ -26,6 +26,7 @@ impl World {
         let case = *self.rng.pick(&cases)?;
         let notes = self
             .home(d)
+            .docs()
             .read_case(&case, |c| {
                 c.notes().into_iter().map(|n| n.id).collect::<Vec<_>>()
             })
@@ -49,6 +50,7 @@ impl World {
         let tok = self.token();
         let Ok(Some(current)) = self
             .home(d)
+            .docs()
             .read_case(&case, |c| c.note(&note).map(|n| n.field(field).to_string()))
         else {
             return;
@@ -132,6 +134,7 @@ impl World {
         let label = self.devices[d].label.clone();
         let before = self
             .home(d)
+            .docs()
             .read_case(&case, |c| c.note(&note))
             .ok()
             .flatten();

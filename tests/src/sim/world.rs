@@ -468,7 +468,8 @@ impl World {
         let home = self.home(d);
         let me = home.account_id();
         let now = home.now();
-        home.doc_meta(case)
+        home.access()
+            .doc_meta(case)
             .ok()
             .flatten()
             .and_then(|m| m.role_of(&me, now))
@@ -477,6 +478,7 @@ impl World {
     /// Cases device `d` holds a body of.
     pub fn cases_on(&mut self, d: usize) -> Vec<DocId> {
         self.home(d)
+            .docs()
             .cases()
             .map(|c| c.into_iter().map(|(id, _)| id).collect())
             .unwrap_or_default()

@@ -155,8 +155,7 @@ pub(crate) async fn latency(addr: &str, fp: [u8; 32], rounds: usize) -> Result<L
     trips.sort();
     let _ = stop_tx.send(());
     let tablet = watcher.await??;
-    let mut tablet = tablet;
-    let got = tablet.read_case(&case, |c| {
+    let got = tablet.docs().read_case(&case, |c| {
         c.note("n1").map(|n| n.field("subjective").to_string())
     })?;
     if got.as_deref() != Some(text.as_str()) {

@@ -289,11 +289,11 @@ fn first_sync_child(addr: &str, fp: &str, words: &str, dir: &str) -> Result<()> 
         let joined = t0.elapsed().as_secs_f64();
         let t1 = Instant::now();
         let report = sync(&mut home).await?;
-        let cases = home.cases()?;
+        let cases = home.docs().cases()?;
         let Some((id, _)) = cases.get(cases.len() / 2) else {
             bail!("no cases arrived");
         };
-        let notes = home.read_case(id, |c| c.notes().len())?;
+        let notes = home.docs().read_case(id, |c| c.notes().len())?;
         let usable = t1.elapsed().as_secs_f64();
         println!(
             "{joined:.3} {usable:.3} {} {notes} {} {:.1}",

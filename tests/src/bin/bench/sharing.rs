@@ -99,9 +99,10 @@ async fn sharing(addr: &str, fp: [u8; 32], rounds: usize) -> Result<(f64, f64, f
         samples.push(seen.duration_since(t0));
     }
     let _ = stop_tx.send(());
-    let mut chen = watcher.await??;
+    let chen = watcher.await??;
     for case in &cases {
-        chen.read_case(case, |c| c.note("n1").context("the shared note"))??;
+        chen.docs()
+            .read_case(case, |c| c.note("n1").context("the shared note"))??;
     }
     samples.sort();
     let (p50, p99) = (pct(&samples, 0.5), pct(&samples, 0.99));

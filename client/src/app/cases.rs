@@ -1,0 +1,192 @@
+//! Cases and their notes as a person makes, edits, reads and searches them:
+//! each checks the role it needs, saves through [`crate::docs::Docs`],
+//! queues its changes for the relay, and records itself.
+
+use casebook_shared::access::Role;
+use casebook_shared::ids::{DocId, EnvelopeId};
+
+use crate::docs::{Hit, Loaded, RoleError};
+use crate::error::{Error, Inconsistent, Result};
+use crate::home::Home;
+use crate::notes::{CaseDoc, PrivateDoc};
+use crate::store::OutKind;
+
+impl Home {
+    /// Saves a loaded document, and queues its new changes, in one
+    /// transaction.
+    fn store_loaded(
+        &self,
+        doc: &DocId,
+        loaded: Loaded,
+        changes: &[u8],
+        kind: OutKind,
+    ) -> Result<()> {
+        // Sealed now, under the epoch known now, so the envelope is written
+        // with the edit and sending it needs no write of its own. One that
+        // cannot be sealed yet (no key here, too large) is sealed, or
+        // refused, when it is sent; one whose epoch has passed by then is
+        // sealed again under the same id.
+        let env_id = EnvelopeId::fresh().0;
+        let envelope = match changes.is_empty() {
+            true => None,
+            false => self.access().seal_change(doc, env_id, changes).ok(),
+        };
+        self.docs()
+            .save(doc, loaded, changes, kind, (env_id, envelope))
+    }
+
+    /// Makes a new case (and its private-notes document); returns its id.
+    pub fn create_case(&mut self, name: &str, created: &str) -> Result<DocId> {
+        self.atomically(|home| home.create_case_inner(name, created))
+    }
+
+    fn create_case_inner(&mut self, name: &str, created: &str) -> Result<DocId> {
+        let name = crate::names::check(name)?;
+        let case_id = DocId::random();
+        let private_id = DocId::random();
+        let actor = self.docs().actor();
+        let mut case = CaseDoc::new(name, created, private_id, actor)?;
+        let mut private = PrivateDoc::new(case_id, actor)?;
+        let case_changes = case.changes_since(&[]);
+        let private_changes = private.changes_since(&[]);
+        // The private document first: a case never lists a private document
+        // that its devices cannot find.
+        self.access().new_doc(&private_id)?;
+        self.store_loaded(
+            &private_id,
+            Loaded::Private(private),
+            &private_changes,
+            OutKind::Change,
+        )?;
+        self.access().new_doc(&case_id)?;
+        self.store_loaded(&case_id, Loaded::Case(case), &case_changes, OutKind::Change)?;
+        self.trail().record("case created", Some(case_id))?;
+        Ok(case_id)
+    }
+
+    fn check_write(&self, doc: &DocId) -> Result<()> {
+        let meta = self
+            .access()
+            .doc_meta(doc)?
+            .ok_or(Inconsistent::NoAccessLog(*doc))?;
+        match meta.role_of(&self.account_id(), self.now()) {
+            Some(r) if r >= Role::Write => Ok(()),
+            Some(r) => Err(RoleError::CannotWrite(r).into()),
+            None => Err(RoleError::NoLongerShared.into()),
+        }
+    }
+
+    /// Edits a case: runs `f`, stores the result and queues the new changes.
+    /// A failed edit leaves nothing behind (the copy it touched is dropped).
+    pub fn edit_case<T>(
+        &mut self,
+        id: &DocId,
+        what: &str,
+        f: impl FnOnce(&mut CaseDoc) -> Result<T>,
+    ) -> Result<T> {
+        self.check_write(id)?;
+        self.change_case(id, what, OutKind::Change, f)
+    }
+
+    /// Changes a case after the caller has checked the role allows it;
+    /// `kind` says whether it was an edit or a comment.
+    pub(crate) fn change_case<T>(
+        &mut self,
+        id: &DocId,
+        what: &str,
+        kind: OutKind,
+        f: impl FnOnce(&mut CaseDoc) -> Result<T>,
+    ) -> Result<T> {
+        let mut loaded = self.docs().take_loaded(id)?;
+        let Loaded::Case(case) = &mut loaded else {
+            return Err(Error::UnknownCase(id.to_hex()));
+        };
+        let heads = case.heads();
+        let out = f(case)?;
+        let changes = case.changes_since(&heads);
+        self.edit_atomically(|home| {
+            home.store_loaded(id, loaded, &changes, kind)?;
+            home.trail().record(what, Some(*id))
+        })?;
+        Ok(out)
+    }
+
+    /// Edits a case's private (psychotherapy notes) document.
+    pub fn edit_private<T>(
+        &mut self,
+        case_id: &DocId,
+        f: impl FnOnce(&mut PrivateDoc) -> Result<T>,
+    ) -> Result<T> {
+        let private_id = self.private_of(case_id)?;
+        self.check_write(&private_id)?;
+        let mut loaded = self.docs().take_loaded(&private_id)?;
+        let Loaded::Private(p) = &mut loaded else {
+            return Err(Inconsistent::NotPrivateDoc.into());
+        };
+        let heads = p.heads();
+        let out = f(p)?;
+        let changes = p.changes_since(&heads);
+        self.edit_atomically(|home| {
+            home.store_loaded(&private_id, loaded, &changes, OutKind::Change)?;
+            home.trail().record("private note added", Some(*case_id))
+        })?;
+        Ok(out)
+    }
+
+    /// Reads a case's private document, without recording it.
+    pub fn read_private<T>(&self, case_id: &DocId, f: impl FnOnce(&PrivateDoc) -> T) -> Result<T> {
+        let private_id = self.private_of(case_id)?;
+        self.docs().read_private(&private_id, f)
+    }
+
+    /// The psychotherapy-notes document of a case, if this account holds
+    /// it (a colleague holds it only if it was shared with the case).
+    pub(crate) fn private_of(&self, case_id: &DocId) -> Result<DocId> {
+        let (_, summary) = self
+            .docs()
+            .cases()?
+            .into_iter()
+            .find(|(d, _)| d == case_id)
+            .ok_or_else(|| Error::UnknownCase(case_id.to_hex()))?;
+        match summary.private_doc {
+            Some(private) if self.access().doc_meta(&private)?.is_some() => Ok(private),
+            _ => Err(Error::PrivateNotShared),
+        }
+    }
+
+    /// Searches every case (and its private notes) for a phrase, without
+    /// recording it: [`Home::search`] is the operation a person runs.
+    /// Every case's hits for a query, psychotherapy notes only if asked,
+    /// best first.
+    pub(crate) fn find(&self, needle: &str, include_private: bool) -> Result<Vec<Hit>> {
+        let docs = self.docs();
+        let mut out = Vec::new();
+        for (id, summary) in docs.cases()? {
+            let hits = docs.read_case(&id, |c| c.search(needle))?;
+            let private = match summary.private_doc {
+                Some(_) if include_private => self
+                    .read_private(&id, |p| p.search(needle))
+                    .unwrap_or_default(),
+                _ => Vec::new(),
+            };
+            for (hit, private) in hits
+                .into_iter()
+                .map(|h| (h, false))
+                .chain(private.into_iter().map(|h| (h, true)))
+            {
+                out.push(Hit {
+                    case: id,
+                    case_name: summary.name.clone(),
+                    private,
+                    note: hit.note_id,
+                    field: hit.field,
+                    snippet: hit.snippet,
+                    score: hit.score,
+                });
+            }
+        }
+        // Stable: within a score, cases by name and notes by date.
+        out.sort_by_key(|h| std::cmp::Reverse(h.score));
+        Ok(out)
+    }
+}
