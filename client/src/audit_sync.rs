@@ -30,6 +30,40 @@ pub fn audit_doc(account: &AccountId) -> DocId {
     DocId(h.0[..16].try_into().expect("16 of 32 bytes"))
 }
 
+/// Audit entries per envelope: a long offline stretch goes out in parts,
+/// each well under the envelope limit.
+const PER_ENVELOPE: usize = 2000;
+
+/// What the relay's answer to one envelope of audit entries means.
+#[derive(Debug, PartialEq)]
+enum Answer {
+    /// Stored at this sequence number: the entries are sent.
+    Stored(u64),
+    /// Another device of the account rotated the trail's key after this
+    /// round read it: the rest goes next round, sealed under the new key.
+    KeyMoved,
+    /// Refused for another reason, or not an answer to an upload.
+    NotTaken,
+}
+
+fn answer(response: &Response) -> Answer {
+    match response {
+        Response::Uploaded { results } => match results.first() {
+            Some(Ok(seq)) => Answer::Stored(*seq),
+            Some(Err(ErrorCode::AccessMoved)) => Answer::KeyMoved,
+            _ => Answer::NotTaken,
+        },
+        _ => Answer::NotTaken,
+    }
+}
+
+/// This device's entries not yet sent (those after `sent`), in the
+/// envelopes they go out in.
+fn unsent(own: Vec<AuditRecord>, sent: u64) -> Vec<Vec<AuditRecord>> {
+    let fresh: Vec<AuditRecord> = own.into_iter().filter(|r| r.seq > sent).collect();
+    fresh.chunks(PER_ENVELOPE).map(<[_]>::to_vec).collect()
+}
+
 impl Home {
     /// Whether `doc` is this account's audit document.
     pub(crate) fn is_audit_doc(&self, doc: &DocId) -> bool {
@@ -92,15 +126,10 @@ impl Home {
             Some(b) if b.len() == 8 => u64::from_be_bytes(b[..].try_into().expect("8 bytes")),
             _ => 0,
         };
-        let mine: Vec<AuditRecord> = self
-            .trail()
-            .own()?
-            .into_iter()
-            .filter(|r| r.seq > sent)
-            .collect();
-        let Some(last) = mine.last().map(|r| r.seq) else {
+        let parts = unsent(self.trail().own()?, sent);
+        if parts.is_empty() {
             return Ok(0);
-        };
+        }
         // Entries about changes just fetched were written by commits that
         // did not wait for the disk; once on the relay they must not be
         // lost here (this device would write others under their numbers).
@@ -108,8 +137,7 @@ impl Home {
         let keys = self.access().doc_keys(&doc)?;
         let key = keys.get(&meta.epoch).ok_or(Error::NoKey(doc))?;
         let mut sent_now = 0;
-        // Bounded envelopes: a long offline stretch goes out in parts.
-        for chunk in mine.chunks(2000) {
+        for part in parts {
             let header = Header {
                 kind: Kind::Change,
                 doc,
@@ -119,42 +147,28 @@ impl Home {
                 id: EnvelopeId::fresh(),
                 covers: 0,
             };
-            let env = Envelope::seal(
-                header,
-                key,
-                &self.id.signer,
-                &codec::encode(&chunk.to_vec()),
-            );
-            match relay
+            let env = Envelope::seal(header, key, &self.id.signer, &codec::encode(&part));
+            let response = relay
                 .request(&Request::Upload {
                     envelopes: vec![env.into_bytes()],
                 })
-                .await?
-            {
-                Response::Uploaded { results } if results.first().is_some_and(Result::is_ok) => {
-                    if let Some(Ok(seq)) = results.first() {
-                        self.store.note_acked(&doc, *seq)?;
-                    }
-                }
-                // Another device of the account rotated the trail's key
-                // after this round read it: the rest goes next round,
-                // sealed under the new key.
-                Response::Uploaded { results }
-                    if results.first() == Some(&Err(ErrorCode::AccessMoved)) =>
-                {
+                .await?;
+            match answer(&response) {
+                Answer::Stored(seq) => self.store.note_acked(&doc, seq)?,
+                Answer::KeyMoved => {
                     tracing::info!(
                         "the audit trail's key moved on since this round read it; its entries go next round"
                     );
                     break;
                 }
-                other => {
+                Answer::NotTaken => {
                     return Err(Error::Net(NetError::Protocol(format!(
-                        "the relay did not take the audit entries: {other:?}"
+                        "the relay did not take the audit entries: {response:?}"
                     ))));
                 }
             }
-            sent_now += chunk.len();
-            let upto = chunk.last().map_or(last, |r| r.seq);
+            sent_now += part.len();
+            let upto = part.last().map_or(sent, |r| r.seq);
             self.store.put_secret(SENT, &upto.to_be_bytes())?;
         }
         Ok(sent_now)
@@ -182,5 +196,56 @@ impl Home {
             }
         }
         Ok(new)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use casebook_shared::ids::{DeviceId, Hash};
+
+    use super::*;
+
+    fn entries(n: u64) -> Vec<AuditRecord> {
+        (1..=n)
+            .map(|seq| AuditRecord {
+                seq,
+                prev: Hash([0; 32]),
+                at: seq,
+                device: DeviceId([1; 32]),
+                case: None,
+                what: "case viewed".into(),
+                disclosure: Default::default(),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn only_entries_after_the_last_sent_go_out_in_bounded_envelopes() {
+        assert!(unsent(entries(5), 5).is_empty());
+        let parts = unsent(entries(5), 3);
+        assert_eq!(parts.len(), 1);
+        assert_eq!(parts[0].iter().map(|r| r.seq).collect::<Vec<_>>(), [4, 5]);
+        let long = unsent(entries(2 * PER_ENVELOPE as u64 + 1), 0);
+        assert_eq!(
+            long.iter().map(Vec::len).collect::<Vec<_>>(),
+            [PER_ENVELOPE, PER_ENVELOPE, 1]
+        );
+        assert_eq!(long[2][0].seq, 2 * PER_ENVELOPE as u64 + 1);
+    }
+
+    #[test]
+    fn an_upload_answer_is_stored_moved_on_or_not_taken() {
+        let up = |results| Response::Uploaded { results };
+        assert_eq!(answer(&up(vec![Ok(9)])), Answer::Stored(9));
+        assert_eq!(
+            answer(&up(vec![Err(ErrorCode::AccessMoved)])),
+            Answer::KeyMoved
+        );
+        assert_eq!(
+            answer(&up(vec![Err(ErrorCode::Forbidden)])),
+            Answer::NotTaken
+        );
+        assert_eq!(answer(&up(vec![])), Answer::NotTaken);
+        assert_eq!(answer(&Response::Ok), Answer::NotTaken);
     }
 }

@@ -16,6 +16,7 @@ use super::{RollbackError, unexpected};
 use crate::error::{Error, Inconsistent, Result};
 use crate::home::Home;
 use crate::net::Relay;
+use crate::session::VerifiedLogs;
 
 /// The new entries of an account log the relay sent from the last one
 /// held on (`held_last`): the relay's log must extend the one held, so its
@@ -33,6 +34,74 @@ pub(crate) fn extension<'a>(
             None => Err(RollbackError::AccountLogShorter(*account)),
         },
     }
+}
+
+/// What a round does with an account log the relay sent.
+#[derive(Debug)]
+pub(crate) enum LogStep {
+    /// Nothing new, and the log held was verified this session: its state.
+    Known(AccountState),
+    /// The log verified to its end as `state`; `write` says what to store.
+    Verified {
+        state: AccountState,
+        all: Vec<Signed>,
+        write: LogWrite,
+    },
+}
+
+/// What a verified account log calls for in the store.
+#[derive(Debug, PartialEq)]
+pub(crate) enum LogWrite {
+    Nothing,
+    /// This account's log, unchanged: the keys it reaches are stored again
+    /// if this device holds fewer (once a session: a home that stopped
+    /// between storing its log and those keys heals).
+    HealOwnKeys,
+    /// New entries of this account's log, from position `first`, stored
+    /// with the keys they reach.
+    ExtendOwn {
+        first: u64,
+        new: Vec<Signed>,
+    },
+    /// New entries of another account's log, from position `first`.
+    Append {
+        first: u64,
+        new: Vec<Signed>,
+    },
+}
+
+/// Judges the log `fetched` from the relay (from the last entry held on)
+/// against the log `held` of `account`: it must extend the one held, and
+/// verify, as `account`'s, to its end, unless nothing is new and the log
+/// held was verified this session. `mine` is this device's account.
+pub(crate) fn judge_log(
+    account: &AccountId,
+    mine: &AccountId,
+    held: Vec<Signed>,
+    fetched: &[Signed],
+    verified: &VerifiedLogs,
+) -> Result<LogStep> {
+    let new = extension(account, held.last(), fetched)?;
+    if new.is_empty()
+        && let Some(state) = verified.unchanged(account, &held)
+    {
+        return Ok(LogStep::Known(state.clone()));
+    }
+    let first = held.len() as u64;
+    let mut all = held;
+    all.extend_from_slice(new);
+    let state = AccountState::verify_log(&all)?;
+    if state.id != *account {
+        return Err(Inconsistent::AnotherAccountsLog.into());
+    }
+    let new = new.to_vec();
+    let write = match (account == mine, new.is_empty()) {
+        (true, true) => LogWrite::HealOwnKeys,
+        (true, false) => LogWrite::ExtendOwn { first, new },
+        (false, true) => LogWrite::Nothing,
+        (false, false) => LogWrite::Append { first, new },
+    };
+    Ok(LogStep::Verified { state, all, write })
 }
 
 impl Home {
@@ -108,30 +177,24 @@ impl Home {
             Response::Log { entries } => entries,
             r => return Err(unexpected(r)),
         };
-        let new = extension(account, held.last(), &entries)?;
-        if new.is_empty()
-            && let Some(state) = self.synced.verified_logs.unchanged(account, &held)
-        {
-            return Ok(state.clone());
-        }
-        let mut all = held;
-        let first_new = all.len() as u64;
-        all.extend_from_slice(new);
-        let state = AccountState::verify_log(&all)?;
-        if state.id != *account {
-            return Err(Inconsistent::AnotherAccountsLog.into());
-        }
-        if *account == self.account_id() && new.is_empty() {
-            // Once a session: a home that stopped between storing its log
-            // and the keys it reaches (before that was one write) heals.
-            self.heal_account_keys(&all)?;
-        }
-        if !new.is_empty() {
-            if *account == self.account_id() {
-                self.extend_account_log(first_new, new)?;
-            } else {
+        let step = judge_log(
+            account,
+            &self.account_id(),
+            held,
+            &entries,
+            &self.synced.verified_logs,
+        )?;
+        let (state, all, write) = match step {
+            LogStep::Known(state) => return Ok(state),
+            LogStep::Verified { state, all, write } => (state, all, write),
+        };
+        match write {
+            LogWrite::Nothing => {}
+            LogWrite::HealOwnKeys => self.heal_account_keys(&all)?,
+            LogWrite::ExtendOwn { first, new } => self.extend_account_log(first, &new)?,
+            LogWrite::Append { first, new } => {
                 let encoded: Vec<Vec<u8>> = new.iter().map(codec::encode).collect();
-                self.store.append_log(&account.0, first_new, &encoded)?;
+                self.store.append_log(&account.0, first, &encoded)?;
             }
         }
         self.synced.verified_logs.remember(*account, &all, &state);
@@ -144,7 +207,6 @@ mod tests {
     use casebook_shared::crypto::{DeviceSigner, DhSecret};
 
     use super::*;
-    use crate::session::VerifiedLogs;
 
     fn log(entries: usize) -> Vec<Signed> {
         let signer = DeviceSigner::generate();
@@ -194,5 +256,86 @@ mod tests {
         let longer = log(2);
         assert!(verified.unchanged(&state.id, &longer).is_none());
         assert!(verified.unchanged(&AccountId([1; 32]), &held).is_none());
+    }
+
+    /// A real account log of `n` entries: a genesis and devices added.
+    fn real_log(n: usize) -> Vec<Signed> {
+        let signer = DeviceSigner::generate();
+        let (genesis, key) = casebook_shared::account::genesis(&signer, &DhSecret::generate(), 1);
+        let mut state = AccountState::from_genesis(&genesis).unwrap();
+        let mut log = vec![genesis];
+        for _ in 1..n {
+            let other = DeviceSigner::generate();
+            let info = casebook_shared::account::DeviceInfo {
+                id: other.device_id(),
+                dh: DhSecret::generate().public(),
+                kind: casebook_shared::account::DeviceKind::Device,
+            };
+            let e = casebook_shared::account::add_device(&state, &signer, &key, info, 2).unwrap();
+            state.apply(&e).unwrap();
+            log.push(e);
+        }
+        log
+    }
+
+    #[test]
+    fn a_fetched_log_is_judged_by_whose_it_is_and_what_is_new() {
+        let log = real_log(3);
+        let id = AccountState::verify_log(&log).unwrap().id;
+        let other = AccountId([9; 32]);
+        let none = VerifiedLogs::default();
+        let write = |held: &[Signed], fetched: &[Signed], mine: &AccountId| match judge_log(
+            &id,
+            mine,
+            held.to_vec(),
+            fetched,
+            &none,
+        )
+        .unwrap()
+        {
+            LogStep::Verified { write, all, .. } => (write, all.len()),
+            LogStep::Known(_) => panic!("nothing was verified this session"),
+        };
+        assert_eq!(
+            write(&log[..1], &log, &id),
+            (
+                LogWrite::ExtendOwn {
+                    first: 1,
+                    new: log[1..].to_vec()
+                },
+                3
+            )
+        );
+        assert_eq!(
+            write(&log[..2], &log[1..], &other),
+            (
+                LogWrite::Append {
+                    first: 2,
+                    new: log[2..].to_vec()
+                },
+                3
+            )
+        );
+        assert_eq!(write(&log, &log[2..], &id), (LogWrite::HealOwnKeys, 3));
+        assert_eq!(write(&log, &log[2..], &other), (LogWrite::Nothing, 3));
+        // Verified this session and unchanged: not verified again.
+        let mut seen = VerifiedLogs::default();
+        let state = AccountState::verify_log(&log).unwrap();
+        seen.remember(id, &log, &state);
+        assert!(matches!(
+            judge_log(&id, &id, log.clone(), &log[2..], &seen),
+            Ok(LogStep::Known(_))
+        ));
+        // Another account's log served under this id.
+        let theirs = real_log(1);
+        assert!(matches!(
+            judge_log(&other, &id, Vec::new(), &theirs, &none),
+            Err(Error::Inconsistent(Inconsistent::AnotherAccountsLog))
+        ));
+        // A relay that shows less than was held.
+        assert!(matches!(
+            judge_log(&id, &id, log.clone(), &[], &none),
+            Err(Error::Rollback(_))
+        ));
     }
 }

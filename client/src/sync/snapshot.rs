@@ -4,7 +4,7 @@
 
 use casebook_shared::codec;
 use casebook_shared::envelope::{Envelope, Header, Kind, MAX_ENVELOPE};
-use casebook_shared::frames::{Request, Response};
+use casebook_shared::frames::{ErrorCode, Request, Response};
 use casebook_shared::ids::{AccountId, EnvelopeId};
 
 use super::{SNAPSHOT_EVERY, unexpected};
@@ -28,6 +28,24 @@ pub(crate) fn due(sync: &DocSync, meta: &DocMeta, me: &AccountId) -> bool {
 /// the access state of every document that has not gathered enough.
 fn gathered(sync: &DocSync) -> bool {
     sync.since_snapshot >= SNAPSHOT_EVERY && sync.seen > 0
+}
+
+/// Whether a snapshot's sealed body fits in one envelope; one that does
+/// not is never sent (its changes stay on the relay, which is only slower
+/// for a new device).
+fn fits(plain_len: usize) -> bool {
+    plain_len <= MAX_ENVELOPE - 1024
+}
+
+/// The document's sync record after the relay answered its snapshot:
+/// taken at `seq`, the weight toward the next starts again; refused, it is
+/// left as it was (a snapshot is an optimisation) and the next round tries
+/// again.
+fn answered(mut sync: DocSync, answer: &std::result::Result<u64, ErrorCode>) -> Option<DocSync> {
+    let seq = answer.as_ref().ok()?;
+    sync.since_snapshot = 0;
+    sync.acked = sync.acked.max(*seq);
+    Some(sync)
 }
 
 impl Home {
@@ -55,7 +73,7 @@ impl Home {
                 continue;
             };
             let plain = codec::encode(&body);
-            if plain.len() > MAX_ENVELOPE - 1024 {
+            if !fits(plain.len()) {
                 continue;
             }
             let header = Header {
@@ -81,16 +99,13 @@ impl Home {
                 Response::Uploaded { results } => results,
                 r => return Err(unexpected(r)),
             };
-            for ((doc, mut sync), r) in docs.iter().copied().zip(results) {
-                match r {
-                    Ok(seq) => {
-                        sync.since_snapshot = 0;
-                        sync.acked = sync.acked.max(seq);
+            for ((doc, sync), r) in docs.iter().copied().zip(results) {
+                match answered(sync, &r) {
+                    Some(sync) => {
                         self.store.set_doc_sync(&doc, sync)?;
                         sent += 1;
                     }
-                    // A snapshot is an optimisation; the next round tries again.
-                    Err(code) => tracing::warn!(doc = %doc.short(), ?code, "snapshot refused"),
+                    None => tracing::warn!(doc = %doc.short(), answer = ?r, "snapshot refused"),
                 }
             }
         }
@@ -133,5 +148,21 @@ mod tests {
         assert!(!due(&early, &meta, &me), "not enough yet");
         let unfetched = DocSync { seen: 0, ..sync };
         assert!(!due(&unfetched, &meta, &me), "nothing fetched to cover");
+    }
+
+    #[test]
+    fn a_snapshot_taken_starts_the_count_again_and_one_refused_leaves_it() {
+        let sync = DocSync {
+            seen: 40,
+            acked: 30,
+            since_snapshot: SNAPSHOT_EVERY + 3,
+            ..DocSync::default()
+        };
+        let taken = answered(sync, &Ok(41)).expect("taken");
+        assert_eq!((taken.since_snapshot, taken.acked, taken.seen), (0, 41, 40));
+        let late = answered(sync, &Ok(12)).expect("taken");
+        assert_eq!(late.acked, 30, "the acknowledged mark never goes back");
+        assert!(answered(sync, &Err(ErrorCode::AccessMoved)).is_none());
+        assert!(fits(MAX_ENVELOPE - 1024) && !fits(MAX_ENVELOPE - 1023));
     }
 }
