@@ -73,6 +73,10 @@ pub struct SyncReport {
     /// [`MOVED_TRIES`] tries stay queued for the next round.
     pub pushed_first: usize,
     pub access_moved: usize,
+    /// Of `access_moved`, the rows the last try still had refused: they
+    /// wait in the outbox for the next round (counted, so a person is told
+    /// rather than left to wonder why an edit did not go out).
+    pub left_queued: usize,
     /// Envelopes refused, with the reason; they changed nothing.
     pub refused: Vec<RefusedEnvelope>,
     /// Edits kept on this device but not sent: this account may no longer

@@ -193,6 +193,7 @@ impl Round {
             self.pulling = Pulling::Again;
             self.next.push_back(Phase::Accounts);
         } else {
+            self.report.left_queued = moved;
             self.next.push_back(Phase::PushAudit);
         }
     }

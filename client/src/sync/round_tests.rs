@@ -144,6 +144,7 @@ fn access_moved_is_caught_up_on_at_most_twice() {
     assert_eq!(MOVED_TRIES, 2);
     assert_eq!(report.pushed, 1);
     assert_eq!(report.access_moved, 4);
+    assert_eq!(report.left_queued, 1, "what the last try had refused");
     // What the last try held, not each try's.
     assert_eq!(report.held.len(), 1);
 }
@@ -158,6 +159,7 @@ fn a_try_that_lands_everything_stops_catching_up() {
     assert_eq!(phases.iter().filter(|p| *p == "Push").count(), 2);
     assert_eq!(report.pushed, 1);
     assert_eq!(report.access_moved, 1);
+    assert_eq!(report.left_queued, 0);
 }
 
 #[test]

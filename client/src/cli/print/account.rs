@@ -121,6 +121,12 @@ impl Out {
                 x.reason
             );
         }
+        if r.left_queued > 0 {
+            tell!(
+                "note: {} edit(s) wait for the next sync: who may open their case changed while this one ran",
+                r.left_queued
+            );
+        }
         Ok(())
     }
 
@@ -129,7 +135,9 @@ impl Out {
             say!("{}", serde_json::to_string(&report_json(r))?);
             return Ok(());
         }
-        if r.pushed + r.received + r.snapshots_in > 0 || !r.refused.is_empty() || !r.held.is_empty()
+        if r.pushed + r.received + r.snapshots_in + r.left_queued > 0
+            || !r.refused.is_empty()
+            || !r.held.is_empty()
         {
             self.sync_report(r)?;
         }
