@@ -215,10 +215,36 @@ async fn a_colleagues_edit_is_named_and_an_ended_share_shows_with_all() {
     assert!(shown.contains("edited by Dr. Chen"), "{shown}");
     let trail = ok(&rivera, &["audit", "--case", &case]);
     assert!(trail.contains("Dr. Chen edited the case"), "{trail}");
+    // A colleague's case says whose it is and in what role; one's own
+    // says nothing of the kind.
+    let listed = ok(&chen, &["case", "list"]);
+    assert!(
+        listed.contains("1 note ") && listed.contains("(shared with you by Dr. Rivera, write)"),
+        "{listed}"
+    );
+    assert!(!ok(&rivera, &["case", "list"]).contains("shared with you"));
 
-    // Once ended, a share leaves the lists unless asked for, marked.
+    // Once ended, a share leaves the lists unless asked for, marked; the
+    // case stays readable to the colleague, plainly no longer theirs.
     ok(&rivera, &["unshare", &case, "--with", "Dr. Chen"]);
     ok(&chen, &["sync"]);
+    let listed = ok(&chen, &["case", "list"]);
+    assert!(
+        listed.contains("NO LONGER SHARED with you by Dr. Rivera"),
+        "{listed}"
+    );
+    let shown = ok(&chen, &["case", "show", &case]);
+    assert!(
+        shown.contains("NO LONGER SHARED with you by Dr. Rivera"),
+        "{shown}"
+    );
+    let listed: serde_json::Value =
+        serde_json::from_str(&ok(&chen, &["--json", "case", "list"])).unwrap();
+    assert_eq!(listed[0]["shared_with_me"]["state"], "ended", "{listed}");
+    assert_eq!(listed[0]["shared_with_me"]["shared_by"], "Dr. Rivera");
+    let own: serde_json::Value =
+        serde_json::from_str(&ok(&rivera, &["--json", "case", "list"])).unwrap();
+    assert!(own[0]["shared_with_me"].is_null(), "{own}");
     for (home, args) in [
         (&rivera, vec!["shared", case.as_str()]),
         (&chen, vec!["shared"]),

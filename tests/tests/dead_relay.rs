@@ -37,7 +37,7 @@ async fn a_relay_gone_silent_is_an_error_in_seconds_and_the_edit_waits() {
             .list_cases(false)
             .unwrap()
             .iter()
-            .any(|(id, _)| *id == case),
+            .any(|c| c.id == case),
         "the case made while the relay was silent reached the tablet"
     );
 }

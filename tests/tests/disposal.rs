@@ -103,28 +103,18 @@ async fn a_disposed_case_is_gone_everywhere_with_every_key() {
     laptop.unshare(&case, "Dr. Lee").unwrap();
     sync(&mut laptop).await;
     sync(&mut lee).await;
-    assert!(
-        lee.list_cases(true)
-            .unwrap()
-            .iter()
-            .any(|(d, _)| *d == case)
-    );
+    assert!(lee.list_cases(true).unwrap().iter().any(|c| c.id == case));
     for dev in [&mut tablet, &mut spare, &mut chen] {
         sync(dev).await;
-        assert!(
-            dev.list_cases(true)
-                .unwrap()
-                .iter()
-                .any(|(d, _)| *d == case)
-        );
+        assert!(dev.list_cases(true).unwrap().iter().any(|c| c.id == case));
     }
     let private = laptop
         .list_cases(true)
         .unwrap()
         .into_iter()
-        .find(|(d, _)| *d == case)
+        .find(|c| c.id == case)
         .unwrap()
-        .1
+        .summary
         .private_doc
         .unwrap();
 
@@ -161,7 +151,7 @@ async fn a_disposed_case_is_gone_everywhere_with_every_key() {
     sync(&mut tablet).await;
     sync(&mut chen).await;
     sync(&mut lee).await;
-    let gone = |h: &Home| !h.list_cases(true).unwrap().iter().any(|(d, _)| *d == case);
+    let gone = |h: &Home| !h.list_cases(true).unwrap().iter().any(|c| c.id == case);
     assert!(gone(&laptop), "laptop");
     assert!(gone(&tablet), "tablet");
     assert!(gone(&chen), "chen");
@@ -175,7 +165,7 @@ async fn a_disposed_case_is_gone_everywhere_with_every_key() {
     sync(&mut spare).await;
     assert!(gone(&spare), "and deletes it at its next sync");
     for h in [&laptop, &tablet, &spare] {
-        assert!(h.list_cases(true).unwrap().iter().any(|(d, _)| *d == kept));
+        assert!(h.list_cases(true).unwrap().iter().any(|c| c.id == kept));
     }
     // Further rounds take the disposal as no news.
     for dev in [&mut laptop, &mut tablet, &mut spare, &mut chen, &mut lee] {
@@ -219,7 +209,7 @@ async fn a_disposed_case_is_gone_everywhere_with_every_key() {
             .list_cases(true)
             .unwrap()
             .iter()
-            .any(|(d, _)| *d == kept)
+            .any(|c| c.id == kept)
     );
 
     // Each home that deleted the case rebuilt its file after: no free

@@ -44,7 +44,7 @@ fn case_names(home: &Home) -> Vec<String> {
         .list_cases(true)
         .unwrap()
         .into_iter()
-        .map(|(_, s)| s.name)
+        .map(|c| c.summary.name)
         .collect();
     v.sort();
     v
@@ -90,7 +90,7 @@ fn a_damaged_or_wrongly_opened_backup_is_refused() {
     restore(&fresh, &bytes, SECRET).unwrap();
     let restored = Home::open(&fresh, PASSPHRASE).unwrap();
     assert_eq!(case_names(&restored), ["Jordan Avery"]);
-    assert!(restored.list_cases(true).unwrap()[0].0 == case);
+    assert!(restored.list_cases(true).unwrap()[0].id == case);
     // Not over a home.
     assert!(matches!(
         restore(&fresh, &bytes, SECRET),

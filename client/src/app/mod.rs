@@ -13,6 +13,8 @@ mod held;
 pub use drafts::{Draft, Drafts};
 pub use held::HeldError;
 mod notes;
+
+pub use notes::{CaseListed, CaseView};
 mod relay;
 pub mod retention;
 mod status;

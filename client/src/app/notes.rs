@@ -11,6 +11,7 @@ use crate::home::Home;
 use crate::notes::{
     CaseSummary, LateEditChoice, Note, NoteInput, NoteSummary, PrivateEntry, Profile, new_note_id,
 };
+use crate::sharing::SharedWithMe;
 
 /// A case as its page shows it.
 #[derive(Clone, Debug)]
@@ -20,6 +21,20 @@ pub struct CaseView {
     pub profile: Profile,
     /// Every note, by date; signed ones as signed.
     pub notes: Vec<Note>,
+    /// See [`CaseListed::shared`].
+    pub shared: Option<SharedWithMe>,
+}
+
+/// A case as a listing shows it.
+#[derive(Clone, Debug)]
+pub struct CaseListed {
+    pub id: DocId,
+    pub summary: CaseSummary,
+    /// How this account holds a colleague's case: the share, active,
+    /// expired or ended (what arrived while it lasted stays readable, and
+    /// a person must be able to tell it is no longer theirs to work on).
+    /// `None` for a case of this account's own.
+    pub shared: Option<SharedWithMe>,
 }
 
 impl Home {
@@ -35,9 +50,22 @@ impl Home {
 
     /// Every open case's summary (closed ones too if `closed`), sorted by
     /// name. Recorded: client names are clinical content.
-    pub fn list_cases(&self, closed: bool) -> Result<Vec<(DocId, CaseSummary)>> {
-        let mut cases = self.docs().cases()?;
-        cases.retain(|(_, s)| closed || !s.closed);
+    pub fn list_cases(&self, closed: bool) -> Result<Vec<CaseListed>> {
+        let mut shared = self.shared_with_me_ever()?;
+        let cases = self
+            .docs()
+            .cases()?
+            .into_iter()
+            .filter(|(_, s)| closed || !s.closed)
+            .map(|(id, summary)| CaseListed {
+                id,
+                summary,
+                shared: shared
+                    .iter()
+                    .position(|r| r.case == id)
+                    .map(|i| shared.swap_remove(i)),
+            })
+            .collect();
         self.trail().record("case list viewed", None)?;
         Ok(cases)
     }
@@ -63,12 +91,17 @@ impl Home {
             .into_iter()
             .map(|n| self.vouch(&authors, meta.as_ref(), n))
             .collect();
+        let shared = self
+            .shared_with_me_ever()?
+            .into_iter()
+            .find(|r| r.case == *case);
         self.trail().record_view(case)?;
         Ok(CaseView {
             id: *case,
             summary,
             profile,
             notes,
+            shared,
         })
     }
 

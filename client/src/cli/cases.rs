@@ -53,8 +53,8 @@ pub(super) async fn case(cli: &Cli, out: &Out, cmd: &CaseCmd) -> Result<()> {
             let name = home
                 .list_cases(true)?
                 .into_iter()
-                .find(|(d, _)| *d == id)
-                .map(|(_, s)| s.name)
+                .find(|c| c.id == id)
+                .map(|c| c.summary.name)
                 .unwrap_or_default();
             if !*yes {
                 confirm_disposal(&name)?;
@@ -95,8 +95,7 @@ pub(super) async fn case(cli: &Cli, out: &Out, cmd: &CaseCmd) -> Result<()> {
         }
         CaseCmd::Show { case } => {
             let id = case_id(&home, case)?;
-            let view = home.open_case(&id)?;
-            out.case(&id, &view.summary, &view.profile, &view.notes)
+            out.case(&home.open_case(&id)?)
         }
         CaseCmd::Edit { case, fields, name } => {
             let id = case_id(&home, case)?;

@@ -27,6 +27,49 @@ pub(super) fn entry_id(a: &AuditRecord) -> String {
 }
 
 /// How a share that no longer gives access is marked.
+/// Who shared a case with this account, as they named themselves when
+/// sharing, else as a contact here, else by account.
+fn shared_by(r: &SharedWithMe) -> String {
+    r.details
+        .as_ref()
+        .map(|d| d.shared_by.clone())
+        .or_else(|| r.owner_contact.clone())
+        .unwrap_or_else(|| format!("account {}", r.owner.short()))
+}
+
+/// A colleague's case as this account holds it, in a few words.
+pub(super) fn standing(r: &SharedWithMe) -> String {
+    let by = shared_by(r);
+    match r.state {
+        casebook::sharing::ShareState::Active => {
+            let until = r
+                .expires
+                .map(|e| format!(", until {}", time::local_until(e)))
+                .unwrap_or_default();
+            format!("shared with you by {by}, {}{until}", role(r.role))
+        }
+        casebook::sharing::ShareState::Expired => {
+            format!("shared with you by {by}; the share has EXPIRED: you read what arrived before")
+        }
+        casebook::sharing::ShareState::Ended => format!(
+            "NO LONGER SHARED with you by {by}: you read what arrived before it ended, and change nothing"
+        ),
+    }
+}
+
+/// The share through which this account holds a colleague's case.
+pub(super) fn shared_json(r: &SharedWithMe) -> Value {
+    json!({
+        "case": r.case.to_hex(),
+        "owner": r.owner.to_hex(), "owner_name": r.owner_contact,
+        "role": role(r.role), "expires_at": r.expires.map(time::rfc3339),
+        "purpose": r.details.as_ref().map(|d| d.purpose.clone()),
+        "consent": r.details.as_ref().map(|d| d.consent.clone()),
+        "shared_by": r.details.as_ref().map(|d| d.shared_by.clone()),
+        "state": r.state,
+    })
+}
+
 fn state_mark(s: casebook::sharing::ShareState) -> &'static str {
     match s {
         casebook::sharing::ShareState::Active => "",
@@ -308,16 +351,11 @@ impl Out {
             return print_json(&Value::Array(
                 rows.iter()
                     .map(|r| {
-                        json!({
-                            "id": share_id(&r.case, me), "case": r.case.to_hex(),
-                            "case_name": r.name, "account": me.to_hex(),
-                            "owner": r.owner.to_hex(), "owner_name": r.owner_contact,
-                            "role": role(r.role), "expires_at": r.expires.map(time::rfc3339),
-                            "purpose": r.details.as_ref().map(|d| d.purpose.clone()),
-                            "consent": r.details.as_ref().map(|d| d.consent.clone()),
-                            "shared_by": r.details.as_ref().map(|d| d.shared_by.clone()),
-                            "state": r.state,
-                        })
+                        let mut v = shared_json(r);
+                        v["id"] = share_id(&r.case, me).into();
+                        v["case_name"] = r.name.clone().into();
+                        v["account"] = me.to_hex().into();
+                        v
                     })
                     .collect(),
             ));
@@ -326,12 +364,7 @@ impl Out {
             tell!("nothing is shared with you (run `casebook sync` to check)");
         }
         for r in rows {
-            let by = r
-                .details
-                .as_ref()
-                .map(|d| d.shared_by.clone())
-                .or_else(|| r.owner_contact.clone())
-                .unwrap_or_else(|| r.owner.short());
+            let by = shared_by(r);
             let purpose = r
                 .details
                 .as_ref()

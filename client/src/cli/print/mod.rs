@@ -4,6 +4,7 @@
 //! audit trail in [`account`].
 
 mod account;
+use account::{shared_json, standing};
 mod changed;
 mod disclosures;
 mod retention;
@@ -11,8 +12,9 @@ mod retention;
 use crate::cli::term::{say, tell};
 use anyhow::Result;
 use casebook::Home;
+use casebook::app::{CaseListed, CaseView};
 use casebook::docs::Hit;
-use casebook::notes::{CaseSummary, Note, NoteSummary, PrivateEntry, Profile};
+use casebook::notes::{Note, NoteSummary, PrivateEntry};
 use casebook::sync::SyncReport;
 use casebook_shared::ids::DocId;
 use serde_json::{Value, json};
@@ -72,16 +74,19 @@ impl Out {
         Ok(())
     }
 
-    pub fn cases(&self, cases: &[(DocId, CaseSummary)]) -> Result<()> {
+    pub fn cases(&self, cases: &[CaseListed]) -> Result<()> {
         if self.json {
             return print_json(&Value::Array(
                 cases
                     .iter()
-                    .map(|(id, s)| {
+                    .map(|c| {
+                        let s = &c.summary;
                         json!({
-                            "id": id.to_hex(), "name": s.name, "created_date": s.created,
+                            "id": c.id.to_hex(), "name": s.name, "created_date": s.created,
                             "closed": s.closed, "notes": s.notes.len(),
                             "last_session_date": s.notes.iter().map(|n| n.date.clone()).max(),
+                            "legal_hold": s.legal_hold,
+                            "shared_with_me": c.shared.as_ref().map(shared_json),
                         })
                     })
                     .collect(),
@@ -90,34 +95,54 @@ impl Out {
         if cases.is_empty() {
             tell!("no cases yet: `casebook case new NAME` opens one");
         }
-        for (id, s) in cases {
+        for c in cases {
+            let s = &c.summary;
             let last = s.notes.iter().map(|n| n.date.as_str()).max().unwrap_or("-");
+            let mut marks = String::new();
+            if s.closed {
+                marks.push_str("  (closed)");
+            }
+            if s.legal_hold.is_some() {
+                marks.push_str("  (legal hold)");
+            }
+            if let Some(shared) = &c.shared {
+                marks.push_str(&format!("  ({})", standing(shared)));
+            }
             say!(
-                "{}  {:<28}  {:>3} notes  last {}{}",
-                id.short(),
+                "{}  {:<28}  {:>3} {}  last {}{}",
+                c.id.short(),
                 s.name,
                 s.notes.len(),
+                if s.notes.len() == 1 { "note " } else { "notes" },
                 last,
-                if s.closed { "  (closed)" } else { "" }
+                marks
             );
         }
         Ok(())
     }
 
-    pub fn case(
-        &self,
-        id: &DocId,
-        s: &CaseSummary,
-        profile: &Profile,
-        notes: &[Note],
-    ) -> Result<()> {
+    pub fn case(&self, view: &CaseView) -> Result<()> {
+        let CaseView {
+            id,
+            summary: s,
+            profile,
+            notes,
+            shared,
+        } = view;
         if self.json {
             return print_json(&json!({
                 "id": id.to_hex(), "name": s.name, "created_date": s.created,
-                "closed": s.closed, "profile": profile, "notes": notes,
+                "closed": s.closed, "legal_hold": s.legal_hold, "profile": profile,
+                "notes": notes, "shared_with_me": shared.as_ref().map(shared_json),
             }));
         }
         say!("{}  (case {}, opened {})", s.name, id.to_hex(), s.created);
+        if let Some(shared) = shared {
+            say!("{}", standing(shared));
+        }
+        if let Some(reason) = &s.legal_hold {
+            say!("under a legal hold: {reason}");
+        }
         for (k, v) in profile.fields() {
             if !v.is_empty() {
                 say!("{k}: {v}");
