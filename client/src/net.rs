@@ -24,6 +24,14 @@ pub enum NetError {
     Resolve(String),
     #[error("cannot reach the relay at {addr}: {reason}")]
     Connect { addr: String, reason: String },
+    /// The relay's certificate is not the one pinned. What it presented is
+    /// not shown: a person told to check the fingerprint should ask whoever
+    /// runs the relay, not copy what a machine in between may be showing.
+    #[error(
+        "the relay at {addr} presented a certificate other than the one pinned (its fingerprint differs); \
+         nothing was sent to it"
+    )]
+    WrongCertificate { addr: String },
     #[error("connection to the relay failed: {0}")]
     Io(String),
     #[error("the relay refused: {reason} ({code:?})")]
@@ -53,6 +61,9 @@ impl NetError {
 struct Pinned {
     fingerprint: [u8; 32],
     provider: Arc<rustls::crypto::CryptoProvider>,
+    /// Set when the relay presented another certificate, so the failed
+    /// handshake is reported as that and not as a network fault.
+    mismatch: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl ServerCertVerifier for Pinned {
@@ -68,10 +79,11 @@ impl ServerCertVerifier for Pinned {
         if got == self.fingerprint {
             Ok(ServerCertVerified::assertion())
         } else {
-            Err(rustls::Error::General(format!(
-                "relay certificate fingerprint is sha256:{}, not the pinned one",
-                hex::encode(got)
-            )))
+            self.mismatch
+                .store(true, std::sync::atomic::Ordering::Relaxed);
+            Err(rustls::Error::InvalidCertificate(
+                rustls::CertificateError::ApplicationVerificationFailure,
+            ))
         }
     }
 
@@ -279,6 +291,7 @@ impl Relay {
     ) -> Result<Relay, NetError> {
         let target = resolve(addr).await?;
         let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let mismatch = Arc::new(std::sync::atomic::AtomicBool::new(false));
         let mut tls = rustls::ClientConfig::builder_with_provider(provider.clone())
             .with_protocol_versions(&[&rustls::version::TLS13])
             .map_err(|e| NetError::Protocol(e.to_string()))?
@@ -286,6 +299,7 @@ impl Relay {
             .with_custom_certificate_verifier(Arc::new(Pinned {
                 fingerprint,
                 provider,
+                mismatch: mismatch.clone(),
             }))
             .with_no_client_auth();
         tls.alpn_protocols = vec![casebook_shared::ALPN.to_vec()];
@@ -308,7 +322,15 @@ impl Relay {
             .connect_with(config, target, "casebook-relay")
             .map_err(|e| connect_err(e.to_string()))?;
         // The idle timeout bounds the handshake too.
-        let conn = connecting.await.map_err(|e| connect_err(e.to_string()))?;
+        let conn = connecting.await.map_err(|e| {
+            if mismatch.load(std::sync::atomic::Ordering::Relaxed) {
+                NetError::WrongCertificate {
+                    addr: addr.to_string(),
+                }
+            } else {
+                connect_err(e.to_string())
+            }
+        })?;
         Ok(Relay {
             link: Link::Quic { endpoint, conn },
             fingerprint,

@@ -212,11 +212,21 @@ async fn a_home_follows_its_relay_to_a_new_address() {
     assert!(ok(&home, &["relay", "show"]).contains(&old_addr));
 
     let wrong = format!("sha256:{}", "0".repeat(64));
-    fails(
-        &home,
-        &["relay", "set", &new_addr, "--fingerprint", &wrong],
-        "certificate",
+    let out = run(&home, &["relay", "set", &new_addr, "--fingerprint", &wrong]);
+    let said = String::from_utf8_lossy(&out.stderr).to_string();
+    assert!(!out.status.success(), "{said}");
+    assert!(
+        said.contains("presented a certificate other than the one pinned"),
+        "{said}"
     );
+    // What the relay presented is not offered for copying.
+    assert!(!said.contains(&fp["sha256:".len()..]), "{said}");
+    let out = run(
+        &home,
+        &["--json", "relay", "set", &new_addr, "--fingerprint", &wrong],
+    );
+    let err: serde_json::Value = serde_json::from_slice(&out.stderr).unwrap();
+    assert_eq!(err["error"]["code"], "wrong_fingerprint", "{err}");
     let other = relay().await;
     let other_fp = casebook_relay::format_fingerprint(&other.handle.fingerprint);
     fails(

@@ -21,6 +21,7 @@ pub fn error_code(e: Option<&casebook::Error>) -> &'static str {
         }) => "relay_limited",
         E::Net(N::Relay { .. }) => "relay_refused",
         E::Net(N::Resolve(_) | N::Connect { .. } | N::Io(_)) => "relay_unreachable",
+        E::Net(N::WrongCertificate { .. }) => "wrong_fingerprint",
         E::Net(N::Protocol(_)) => "relay_protocol",
         E::Note(_) => "invalid_note",
         E::UnknownCase(_) => "unknown_case",
@@ -128,6 +129,11 @@ pub fn hint(e: &casebook::Error) -> Option<String> {
         }
         E::Pairing(P::NoDeviceWaiting) => {
             "check the code, and that `casebook device add` is still running".into()
+        }
+        E::Net(N::WrongCertificate { .. }) => {
+            "check the fingerprint with whoever runs the relay (`casebook-relay fingerprint` prints \
+             it on its machine); if yours is right, what answered is not your relay"
+                .into()
         }
         E::Net(N::Io(_) | N::Connect { .. }) => {
             "nothing is lost: what you wrote stays on this device and is sent at the next \
