@@ -183,6 +183,25 @@ async fn with_json_errors_are_json_on_stderr_with_a_stable_code() {
         assert_eq!(err["error"]["code"], code, "{err}");
         assert!(err["error"]["message"].is_string());
     }
+    // A mistyped section is a usage mistake, not a refusal.
+    let case = new_case(&home, "Jordan Avery");
+    let fhir = dir.path().join("x.json");
+    let out = run(
+        &home,
+        &[
+            "--json",
+            "export",
+            &case,
+            "--fhir",
+            fhir.to_str().unwrap(),
+            "--sections",
+            "subjectiv",
+        ],
+    );
+    let err: serde_json::Value = serde_json::from_slice(&out.stderr).unwrap();
+    assert_eq!(err["error"]["code"], "usage", "{err}");
+    let said = err["error"]["message"].as_str().unwrap();
+    assert!(said.starts_with("no section named \"subjectiv\""), "{said}");
     let other = dir.path().join("none");
     let out = run(&other, &["--json", "case", "list"]);
     let err: serde_json::Value = serde_json::from_slice(&out.stderr).unwrap();
@@ -252,6 +271,10 @@ async fn with_json_things_are_named_one_way_and_changes_return_ids() {
     );
     json(&home, &["case", "reopen", &case]);
 
+    // An empty list says so, and how to fill it, on stderr only.
+    let none = run(&home, &["contact", "list"]);
+    assert!(none.stdout.is_empty());
+    assert!(String::from_utf8_lossy(&none.stderr).contains("no contacts yet"));
     // A case, its notes and a colleague, each under one name everywhere.
     befriend(&home, &chen, "Dr. Chen");
     let contacts = json(&home, &["contact", "list"]);

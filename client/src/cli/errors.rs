@@ -36,6 +36,8 @@ pub fn error_code(e: Option<&casebook::Error>) -> &'static str {
         E::NoName => "no_name",
         E::BadName(_) => "bad_name",
         E::Export(X::FontBroken(_) | X::Pdf(_)) => "export_failed",
+        // A mistyped option value, as clap's own are.
+        E::Export(X::UnknownSection(_) | X::SinceAfterUntil { .. }) => "usage",
         E::Share(_)
         | E::Contact(_)
         | E::Comment(_)

@@ -21,10 +21,10 @@ use crate::{Error, Home, Result};
 /// drawn. Nothing is written or recorded in either case.
 #[derive(Debug, thiserror::Error)]
 pub enum ExportError {
-    #[error("not allowed: the first date, {since}, is after the last, {until}")]
+    #[error("the first date, {since}, is after the last, {until}")]
     SinceAfterUntil { since: String, until: String },
     #[error(
-        "not allowed: no section named {0:?}: name note sections (subjective, plan, risk, ...) or {parts}",
+        "no section named {0:?}: name note sections (subjective, plan, risk, ...) or {parts}",
         parts = PARTS.join(", ")
     )]
     UnknownSection(String),

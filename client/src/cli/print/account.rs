@@ -304,6 +304,12 @@ impl Out {
                     .collect(),
             ));
         }
+        if contacts.is_empty() {
+            tell!(
+                "no contacts yet: `casebook contact add NAME CARD` adds one (a card is the line \
+                 `casebook whoami` prints on their side)"
+            );
+        }
         for c in contacts {
             let v = if c.verified {
                 "verified"
