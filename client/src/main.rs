@@ -527,7 +527,7 @@ fn main() -> ExitCode {
             let v = serde_json::json!({ "error": {
                 "code": cli::error_code(core),
                 "message": e.to_string(),
-                "causes": e.chain().skip(1).map(|c| c.to_string()).collect::<Vec<_>>(),
+                "causes": cli::causes(&e),
                 "hint": core.and_then(cli::hint),
             }});
             cli::term::json_err(&v.to_string());
@@ -536,7 +536,7 @@ fn main() -> ExitCode {
         Err(e) => {
             // Reasons can carry a relay's or another device's words.
             cli::term::err(&format!("error: {e}"));
-            for cause in e.chain().skip(1) {
+            for cause in cli::causes(&e) {
                 cli::term::err(&format!("  because: {cause}"));
             }
             if let Some(h) = e.downcast_ref::<casebook::Error>().and_then(cli::hint) {

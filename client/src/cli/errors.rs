@@ -1,6 +1,22 @@
 //! What the CLI adds to an error of the core: a stable code for scripts
 //! (`--json`), and what to do next, in this CLI's words.
 
+/// The causes under an error worth a line each: one whose words the line
+/// above already says (an error that names its source in its own message)
+/// is left out, so nothing is said twice.
+pub fn causes(e: &anyhow::Error) -> Vec<String> {
+    let mut said = e.to_string();
+    let mut out = Vec::new();
+    for cause in e.chain().skip(1) {
+        let text = cause.to_string();
+        if !said.contains(&text) {
+            out.push(text.clone());
+        }
+        said = text;
+    }
+    out
+}
+
 /// A stable code for an error, for scripts reading `--json` errors: it
 /// names the kind of failure, never its wording, which may change.
 pub fn error_code(e: Option<&casebook::Error>) -> &'static str {
@@ -152,4 +168,22 @@ pub fn hint(e: &casebook::Error) -> Option<String> {
         }
         _ => return None,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_cause_already_in_the_message_is_not_said_again() {
+        let wrapped =
+            casebook::Error::Pairing(casebook::pairing::PairingError::NotACode("1234".into()));
+        let e = anyhow::Error::from(wrapped);
+        assert!(e.to_string().contains("is not a pairing code"));
+        assert!(causes(&e).is_empty(), "{:?}", causes(&e));
+        let e = e.context("joining failed");
+        assert_eq!(causes(&e).len(), 1, "the pairing error, once");
+        let plain = anyhow::anyhow!("the disk is full").context("the backup was not written");
+        assert_eq!(causes(&plain), ["the disk is full"]);
+    }
 }

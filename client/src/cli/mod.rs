@@ -29,7 +29,7 @@ use crate::{
 };
 use print::Out;
 
-pub use errors::{error_code, hint, usage_error};
+pub use errors::{causes, error_code, hint, usage_error};
 
 fn home_dir(cli_home: Option<&Path>) -> Result<PathBuf> {
     if let Some(h) = cli_home {
