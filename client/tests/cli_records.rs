@@ -227,7 +227,27 @@ async fn a_colleagues_edit_is_named_and_an_ended_share_shows_with_all() {
     // Once ended, a share leaves the lists unless asked for, marked; the
     // case stays readable to the colleague, plainly no longer theirs.
     ok(&rivera, &["unshare", &case, "--with", "Dr. Chen"]);
-    ok(&chen, &["sync"]);
+    // An edit written before the colleague learnt of it is held, named by
+    // its case, with what to do about it.
+    ok(
+        &chen,
+        &[
+            "note",
+            "edit",
+            &case,
+            &note,
+            "--field",
+            "text=Written late.",
+        ],
+    );
+    let synced = run(&chen, &["sync"]);
+    let said = String::from_utf8_lossy(&synced.stderr);
+    assert!(
+        said.contains("1 edit(s) to the case of Jordan Avery")
+            && said.contains(&format!("`casebook held discard {}`", &case[..8])),
+        "{said} / {}",
+        String::from_utf8_lossy(&synced.stdout)
+    );
     let listed = ok(&chen, &["case", "list"]);
     assert!(
         listed.contains("NO LONGER SHARED with you by Dr. Rivera"),

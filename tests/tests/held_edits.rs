@@ -46,7 +46,15 @@ async fn held_edits_are_saved_or_discarded_and_ended_shares_marked() {
     sync(&mut rivera).await;
     let report = sync(&mut chen).await;
     assert_eq!(report.held.len(), 2, "case and private: {:?}", report.held);
+    // Each named by what a person knows it as, and theirs to settle.
+    for h in &report.held {
+        assert_eq!(h.case, Some(case), "{h:?}");
+        assert_eq!(h.case_name.as_deref(), Some("Jordan Avery"));
+        assert!(h.to_settle, "{h:?}");
+    }
+    assert_eq!(report.held.iter().filter(|h| h.private).count(), 1);
     assert_eq!(chen.status().unwrap().held.len(), 2);
+    assert!(chen.status().unwrap().held.iter().all(|h| h.to_settle));
 
     assert!(rivera.shares(&case).unwrap().is_empty());
     let mine = rivera.shares_ever(&case).unwrap();

@@ -125,8 +125,9 @@ fn case_markdown(c: &crate::notes::CaseDoc) -> String {
                 l.field, l.merged
             ));
         }
-        for r in n.addenda.iter().chain(&n.comments) {
-            out.push_str(&format!("## remark ({}, {})\n{}\n\n", r.by, r.at, r.text));
+        let addenda = n.addenda.iter().map(|r| ("addendum", r));
+        for (kind, r) in addenda.chain(n.comments.iter().map(|r| ("comment", r))) {
+            out.push_str(&format!("## {kind} ({}, {})\n{}\n\n", r.by, r.at, r.text));
         }
     }
     out
@@ -138,4 +139,31 @@ fn write_new_private(path: &Path, bytes: &[u8]) -> Result<()> {
         path: path.to_path_buf(),
         source,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::notes::{CaseDoc, NoteFormat, NoteInput};
+
+    #[test]
+    fn a_saved_case_says_which_remarks_are_addenda_and_which_comments() {
+        let mut c = CaseDoc::new("Jordan Avery", "2026-11-20", DocId::random(), b"dev").unwrap();
+        c.add_note(
+            NoteInput::new("2026-11-20", NoteFormat::Free),
+            "n1",
+            "Dr. Rivera",
+        )
+        .unwrap();
+        c.add_comment("n1", "Dr. Chen", "2026-11-21T10:00:00Z", "Agree.")
+            .unwrap();
+        c.sign_note("n1", "Dr. Rivera", "2026-11-21T11:00:00Z")
+            .unwrap();
+        c.add_addendum("n1", "Dr. Rivera", "2026-11-22T09:00:00Z", "Called back.")
+            .unwrap();
+        let md = case_markdown(&c);
+        assert!(md.contains("## comment (Dr. Chen, "), "{md}");
+        assert!(md.contains("## addendum (Dr. Rivera, "), "{md}");
+        assert!(!md.contains("remark"), "{md}");
+    }
 }

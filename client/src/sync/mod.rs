@@ -26,6 +26,7 @@ mod watch;
 
 use std::collections::BTreeMap;
 
+use casebook_shared::access::Role;
 use casebook_shared::frames::{ErrorCode, Request, Response};
 use casebook_shared::ids::{AccountId, DocId};
 
@@ -102,6 +103,19 @@ pub struct HeldEdits {
     pub doc: DocId,
     pub edits: usize,
     pub reason: String,
+    /// The case the document is, or whose psychotherapy notes it holds
+    /// (`private`), and its client's name: what a person knows it by.
+    #[serde(default)]
+    pub case: Option<DocId>,
+    #[serde(default)]
+    pub case_name: Option<String>,
+    #[serde(default)]
+    pub private: bool,
+    /// This account may no longer make these edits, so they wait for the
+    /// person to save or discard them (`Home::settle_held`); otherwise
+    /// they go out once the relay's access log verifies again.
+    #[serde(default)]
+    pub to_settle: bool,
 }
 
 /// An envelope that failed a check.
@@ -144,6 +158,10 @@ fn hold(held: &mut Vec<HeldEdits>, doc: DocId, reason: &str) {
             doc,
             edits: 1,
             reason: reason.into(),
+            case: None,
+            case_name: None,
+            private: false,
+            to_settle: false,
         }),
     }
 }
@@ -293,7 +311,8 @@ impl Home {
                 Phase::Done => break,
             }
         }
-        let report = round.finish();
+        let mut report = round.finish();
+        self.name_held(&mut report.held)?;
         if let Some(line) = round::refusal_line(&report.refused, &mut self.synced.audited_refusals)
         {
             self.trail().record(&line, None)?;
@@ -308,6 +327,31 @@ impl Home {
         )?;
         self.synced.caught_up_at = learnt_at;
         Ok(report)
+    }
+
+    /// Names the case of each document with held edits, and says which
+    /// the person settles.
+    fn name_held(&self, held: &mut [HeldEdits]) -> Result<()> {
+        if held.is_empty() {
+            return Ok(());
+        }
+        let cases = self.docs().cases()?;
+        let (me, now) = (self.account_id(), self.now());
+        for h in held {
+            h.to_settle = self
+                .access()
+                .doc_meta(&h.doc)?
+                .is_some_and(|m| m.role_of(&me, now).is_none_or(|r| r < Role::Write));
+            let found = cases
+                .iter()
+                .find(|(id, s)| *id == h.doc || s.private_doc == Some(h.doc));
+            if let Some((id, s)) = found {
+                h.case = Some(*id);
+                h.case_name = Some(s.name.clone());
+                h.private = *id != h.doc;
+            }
+        }
+        Ok(())
     }
 
     /// Drops a settled document from what the last round held back, so

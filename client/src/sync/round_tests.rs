@@ -53,6 +53,10 @@ fn run(restored: bool, answers: Answers) -> (Vec<String>, SyncReport) {
                     doc: doc(9),
                     edits: 1,
                     reason: "read-only".into(),
+                    case: None,
+                    case_name: None,
+                    private: false,
+                    to_settle: false,
                 });
                 round.pushed(acked, moved);
             }

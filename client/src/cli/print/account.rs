@@ -6,7 +6,7 @@ use anyhow::Result;
 use casebook::devices::DeviceRow;
 use casebook::home::AuditRecord;
 use casebook::sharing::{Contact, ShareRow, SharedWithMe, role_name as role, safety_number};
-use casebook::sync::SyncReport;
+use casebook::sync::{HeldEdits, SyncReport};
 use casebook_shared::ids::{AccountId, DocId};
 use serde_json::{Value, json};
 
@@ -27,6 +27,34 @@ pub(super) fn entry_id(a: &AuditRecord) -> String {
 }
 
 /// How a share that no longer gives access is marked.
+/// What held edits are to, as a person knows it.
+fn held_what(h: &HeldEdits) -> String {
+    match (&h.case_name, h.private) {
+        (Some(name), false) => format!("the case of {name} ({})", h.doc.short()),
+        (Some(name), true) => format!("the psychotherapy notes of {name} ({})", h.doc.short()),
+        (None, _) => format!("document {}", h.doc.short()),
+    }
+}
+
+/// What to do about held edits, when it is the person's to do.
+fn held_hint(h: &HeldEdits) -> String {
+    match (h.to_settle, h.case) {
+        (true, Some(case)) => format!(
+            ": `casebook held save {c} FILE` keeps them in a file, `casebook held discard {c}` drops them",
+            c = case.short()
+        ),
+        _ => String::new(),
+    }
+}
+
+pub(super) fn held_json(h: &HeldEdits) -> Value {
+    json!({
+        "doc": h.doc.to_hex(), "edits": h.edits, "reason": h.reason,
+        "case": h.case.map(|c| c.to_hex()), "case_name": h.case_name,
+        "private": h.private, "to_settle": h.to_settle,
+    })
+}
+
 /// Who shared a case with this account, as they named themselves when
 /// sharing, else as a contact here, else by account.
 fn shared_by(r: &SharedWithMe) -> String {
@@ -158,10 +186,11 @@ impl Out {
         }
         for x in &r.held {
             tell!(
-                "warning: {} edit(s) to document {} not sent: {}; they stay on this device",
+                "warning: {} edit(s) to {} not sent: {}; they stay on this device{}",
                 x.edits,
-                x.doc.short(),
-                x.reason
+                held_what(x),
+                x.reason,
+                held_hint(x)
             );
         }
         if r.left_queued > 0 {
@@ -199,9 +228,7 @@ impl Out {
                 "relay": s.relay, "relay_reachable": reach.is_ok(),
                 "relay_error": reach.as_ref().err(),
                 "last_sync_at": s.last_sync.map(time::rfc3339), "unsent": s.unsent,
-                "held": s.held.iter().map(|h| json!({
-                    "doc": h.doc.to_hex(), "edits": h.edits, "reason": h.reason,
-                })).collect::<Vec<_>>(),
+                "held": s.held.iter().map(held_json).collect::<Vec<_>>(),
                 "ending": s.ending.iter().map(|e| json!({
                     "id": share_id(&e.case, &e.member),
                     "case": e.case.to_hex(), "case_name": e.case_name,
@@ -227,10 +254,11 @@ impl Out {
         say!("unsent       {} change(s) waiting for the relay", s.unsent);
         for h in &s.held {
             say!(
-                "  held       {} edit(s) to {}: {}",
+                "  held       {} edit(s) to {}: {}{}",
                 h.edits,
-                h.doc.short(),
-                h.reason
+                held_what(h),
+                h.reason,
+                held_hint(h)
             );
         }
         if s.ending.is_empty() {

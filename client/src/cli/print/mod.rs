@@ -4,7 +4,7 @@
 //! audit trail in [`account`].
 
 mod account;
-use account::{shared_json, standing};
+use account::{held_json, shared_json, standing};
 mod changed;
 mod disclosures;
 mod retention;
@@ -46,9 +46,7 @@ pub(super) fn report_json(r: &SyncReport) -> Value {
         "refused": r.refused.iter().map(|x| json!({
             "doc": x.doc.to_hex(), "seq": x.seq, "reason": x.reason,
         })).collect::<Vec<_>>(),
-        "held": r.held.iter().map(|x| json!({
-            "doc": x.doc.to_hex(), "edits": x.edits, "reason": x.reason,
-        })).collect::<Vec<_>>(),
+        "held": r.held.iter().map(held_json).collect::<Vec<_>>(),
     })
 }
 
