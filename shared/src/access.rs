@@ -33,6 +33,16 @@ pub enum Role {
 }
 
 impl Role {
+    /// The role's word, as people type and read it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Role::Read => "read",
+            Role::Comment => "comment",
+            Role::Write => "write",
+            Role::Owner => "owner",
+        }
+    }
+
     /// Whether a member of this role may upload changes.
     pub fn can_upload(self) -> bool {
         self >= Role::Comment

@@ -150,6 +150,11 @@ async fn share_comment_unshare() {
             ),
             "{edit:?}"
         );
+        let said = edit.unwrap_err().to_string();
+        assert!(
+            said.ends_with("your role on this case is comment"),
+            "{said}"
+        );
     }
     chen.comment_note(&case, "n1", "Consider a sleep referral.")
         .unwrap();

@@ -25,7 +25,7 @@ pub use access_state::{Access, DocMeta};
 #[derive(Debug, thiserror::Error)]
 pub enum RoleError {
     /// Writing takes the write role (or ownership); the role held is this.
-    #[error("not allowed: your role on this case is {0:?}")]
+    #[error("not allowed: your role on this case is {}", .0.name())]
     CannotWrite(Role),
     #[error("not allowed: your role on this case does not allow comments")]
     NoComments,

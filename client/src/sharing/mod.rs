@@ -114,12 +114,7 @@ pub struct ShareRow {
 
 /// A role as people and scripts read it.
 pub fn role_name(r: Role) -> &'static str {
-    match r {
-        Role::Read => "read",
-        Role::Comment => "comment",
-        Role::Write => "write",
-        Role::Owner => "owner",
-    }
+    r.name()
 }
 
 /// Parses `read`, `comment` or `write`.
