@@ -197,6 +197,10 @@ async fn a_colleagues_edit_is_named_and_an_ended_share_shows_with_all() {
     befriend(&rivera, &chen, "Dr. Chen");
     ok(&rivera, &share_args(&case, "Dr. Chen", "write", &[]));
     ok(&chen, &["sync"]);
+    // The owner is no contact of Dr. Chen's: named as they signed the
+    // share, and marked so, not as a bare account.
+    let shown = ok(&chen, &["note", "show", &case, &note]);
+    assert!(shown.contains("by Dr. Rivera (not a contact)"), "{shown}");
     ok(
         &chen,
         &[

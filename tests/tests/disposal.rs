@@ -181,13 +181,15 @@ async fn a_disposed_case_is_gone_everywhere_with_every_key() {
     };
     assert!(said(&laptop), "laptop");
     assert!(said(&spare), "spare");
-    // The colleague knows the owner by account until they add a contact.
+    // The colleague, who has no contact for the owner, knows them by the
+    // name they signed the share with, marked so.
     assert!(
         chen.trail()
             .entries()
             .unwrap()
             .iter()
-            .any(|a| a.case == Some(case) && a.what.contains("disposed of by account"))
+            .any(|a| a.case == Some(case)
+                && a.what.contains("disposed of by Dr. Rivera (not a contact)"))
     );
 
     // A device recovered afterwards never sees it.

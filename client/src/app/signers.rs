@@ -12,7 +12,7 @@
 //! held log lists, or by an account that could never write the case, is
 //! shown as broken.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use casebook_shared::access::Role;
 use casebook_shared::account::AccountState;
@@ -79,7 +79,39 @@ impl Home {
             .map(|c| (c.account, c.name))
             .collect();
         names.insert(self.account_id(), self.name().to_string());
+        let unnamed: HashSet<AccountId> = states
+            .iter()
+            .map(|st| st.id)
+            .filter(|a| !names.contains_key(a))
+            .collect();
+        names.extend(self.self_given_names(&unnamed)?);
         Ok(Authors { devices, names })
+    }
+
+    /// What accounts that are not contacts call themselves, as each signed
+    /// it when sharing a case with this account, marked as such: a
+    /// colleague's case then shows its owner's name, not a bare account.
+    fn self_given_names(
+        &self,
+        accounts: &HashSet<AccountId>,
+    ) -> Result<HashMap<AccountId, String>> {
+        let me = self.account_id();
+        let mut out = HashMap::new();
+        if accounts.is_empty() {
+            return Ok(out);
+        }
+        for doc in self.store.doc_ids()? {
+            let Some(meta) = self.access().doc_meta(&doc)? else {
+                continue;
+            };
+            if !accounts.contains(&meta.owner) || out.contains_key(&meta.owner) {
+                continue;
+            }
+            if let Some(d) = self.share_details(&doc, &me)? {
+                out.insert(meta.owner, format!("{} (not a contact)", d.shared_by));
+            }
+        }
+        Ok(out)
     }
 
     /// A case's psychotherapy notes, each one's writer read off its
@@ -155,12 +187,17 @@ impl Home {
         if *account == self.account_id() {
             return Ok(self.name().to_string());
         }
-        Ok(self
+        if let Some(c) = self
             .contacts()
             .list()?
             .into_iter()
             .find(|c| c.account == *account)
-            .map(|c| c.name)
+        {
+            return Ok(c.name);
+        }
+        Ok(self
+            .self_given_names(&HashSet::from([*account]))?
+            .remove(account)
             .unwrap_or_else(|| format!("account {}", account.short())))
     }
 }

@@ -418,7 +418,11 @@ impl Home {
     }
 
     /// Opens the details of the entry that added `member`.
-    fn share_details(&self, doc: &DocId, member: &AccountId) -> Result<Option<ShareDetails>> {
+    pub(crate) fn share_details(
+        &self,
+        doc: &DocId,
+        member: &AccountId,
+    ) -> Result<Option<ShareDetails>> {
         let keys = self.access().doc_keys(doc)?;
         let mut epoch = 0;
         let mut found = None;
