@@ -528,6 +528,25 @@ async fn retention_lists_what_is_due_and_a_legal_hold_keeps_a_case() {
         &["retention", "--set-default", "0"],
         "between 1 and 100",
     );
+    // A case without sessions counts from its opening, and says so.
+    new_case(&home, "Dana New");
+    let all = ok(&home, &["retention", "--all"]);
+    let line = all.lines().find(|l| l.contains("Dana New")).unwrap();
+    assert!(
+        line.contains("opened 20") && line.contains("(no sessions)"),
+        "{line}"
+    );
+    let json: Value = serde_json::from_str(&ok(&home, &["--json", "retention", "--all"])).unwrap();
+    let dana = json
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["name"] == "Dana New")
+        .unwrap();
+    assert!(dana["last_session_date"].is_null() && dana["counted_from_date"].is_string());
+    // The case on hold earlier is in the case list marked.
+    ok(&home, &["case", "hold", "Blake", "--reason", "audit"]);
+    assert!(ok(&home, &["case", "list"]).contains("(legal hold)"));
     let trail = ok(&home, &["audit", "--limit", "100"]);
     for said in [
         "legal hold placed: records subpoena 2026-118",
@@ -568,6 +587,11 @@ async fn a_due_case_is_disposed_of_and_older_backups_are_to_be_replaced() {
 
     fails(&home, &["case", "dispose", "Avery"], "--yes");
     fails(&home, &["case", "dispose", "Casey", "--yes"], "kept until");
+    fails(
+        &home,
+        &["case", "dispose", "Casey", "--yes"],
+        "dispose CASE --now",
+    );
     ok(&home, &["case", "dispose", "Avery", "--yes"]);
     let all = ok(&home, &["case", "list", "--all"]);
     assert!(
@@ -576,9 +600,20 @@ async fn a_due_case_is_disposed_of_and_older_backups_are_to_be_replaced() {
     );
     let out = run(&home, &["retention"]);
     let said = String::from_utf8_lossy(&out.stderr);
-    assert!(said.contains("since this device's last backup"), "{said}");
+    // One case, counted once though its psychotherapy notes went too.
+    assert!(
+        said.contains("1 case(s) were disposed of since this device's last backup"),
+        "{said}"
+    );
     let trail = ok(&home, &["audit", "--limit", "100"]);
     assert!(trail.contains("disposed of by Dr. Rivera"), "{trail}");
+    assert!(
+        trail.contains(&format!(
+            "psychotherapy notes of case {} disposed of",
+            &case[..8]
+        )),
+        "{trail}"
+    );
     assert!(
         !trail.contains("Avery Old"),
         "the trail keeps no client name: {trail}"

@@ -185,6 +185,15 @@ impl Home {
             if !held {
                 return Ok(());
             }
+            // A case's psychotherapy notes are recorded under the case, so
+            // its trail shows both going and a count of cases counts it once.
+            let case_of = match home.store.doc_summary(doc)? {
+                Some(s) => match serde_json::from_slice::<crate::docs::Summary>(&s) {
+                    Ok(crate::docs::Summary::Private { case }) => Some(case),
+                    _ => None,
+                },
+                None => None,
+            };
             home.store.delete_doc(doc)?;
             home.store.put_meta(REWRITE_DUE, &[1])?;
             home.store.delete_secret(&meta_name(doc))?;
@@ -192,12 +201,15 @@ impl Home {
             home.cache.forget(doc);
             home.forget_held(doc)?;
             home.drafts().drop_case(doc)?;
+            let what = match case_of {
+                Some(case) => format!("psychotherapy notes of case {}", case.short()),
+                None => format!("document {}", doc.short()),
+            };
             home.trail().record(
                 &format!(
-                    "document {} disposed of by {by}: deleted from this device with every key that opened it",
-                    doc.short()
+                    "{what} disposed of by {by}: deleted from this device with every key that opened it"
                 ),
-                Some(*doc),
+                Some(case_of.unwrap_or(*doc)),
             )
         })?;
         Ok(())

@@ -26,6 +26,8 @@ pub struct RetentionRow {
     pub name: String,
     /// The last session's date (or the case's opening, without notes).
     pub last_session: String,
+    /// The case has no session notes: `last_session` is its opening.
+    pub no_sessions: bool,
     pub years: u32,
     /// The case has a period of its own.
     pub own_period: bool,
@@ -139,7 +141,7 @@ impl Home {
     }
 
     /// Whether this device's newest backup still holds cases disposed of
-    /// since it was made: (when it was made, how many). Older backups
+    /// since it was made: (when it was made, how many cases). Older backups
     /// cannot be reached to delete from, so they are to be replaced.
     pub fn backups_to_replace(&self) -> Result<Option<(u64, usize)>> {
         let trail = self.trail().own()?;
@@ -150,11 +152,12 @@ impl Home {
         else {
             return Ok(None);
         };
-        let since = trail
+        let since: std::collections::BTreeSet<Option<DocId>> = trail
             .iter()
             .filter(|a| a.at >= last.at && a.what.contains(" disposed of by "))
-            .count();
-        Ok((since > 0).then_some((last.at, since)))
+            .map(|a| a.case)
+            .collect();
+        Ok((!since.is_empty()).then_some((last.at, since.len())))
     }
 
     /// Every case this account owns, with when it falls due, soonest first.
@@ -186,6 +189,7 @@ impl Home {
                 case: id,
                 name: s.name.clone(),
                 last_session: last,
+                no_sessions: s.notes.is_empty(),
                 years,
                 own_period: s.retention_years.is_some(),
                 due: due.map_or_else(|| "never (no readable date)".into(), |d| d.to_string()),

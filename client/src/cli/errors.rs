@@ -137,6 +137,11 @@ pub fn hint(e: &casebook::Error) -> Option<String> {
              the address and fingerprint you gave (`casebook relay show` shows the ones in use)"
                 .into()
         }
+        E::RecordLife(casebook::app::retention::RecordLifeError::NotDue { .. }) => {
+            "`casebook case dispose CASE --now` disposes of it before then, deliberately; the \
+             trail records that it was early"
+                .into()
+        }
         E::Export(casebook::export::ExportError::SinceAfterUntil { .. }) => {
             "give --since a date on or before --until".into()
         }

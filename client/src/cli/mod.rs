@@ -169,7 +169,7 @@ pub async fn run(cli: Cli) -> Result<()> {
             rows.retain(|r| *all || r.is_due);
             if let Some((at, n)) = home.backups_to_replace()? {
                 tell!(
-                    "{n} document(s) were disposed of since this device's last backup ({}): backups made before hold them still. Make a new backup and destroy the older ones.",
+                    "{n} case(s) were disposed of since this device's last backup ({}): backups made before hold them still. Make a new backup and destroy the older ones.",
                     time::local(at)
                 );
             }

@@ -16,7 +16,8 @@ impl Out {
                     .map(|r| {
                         json!({
                             "id": r.case.to_hex(), "name": r.name,
-                            "last_session_date": r.last_session, "years": r.years,
+                            "last_session_date": (!r.no_sessions).then_some(&r.last_session),
+                            "counted_from_date": r.last_session, "years": r.years,
                             "own_period": r.own_period, "due_date": r.due, "due": r.is_due,
                             "legal_hold": r.legal_hold,
                         })
@@ -36,11 +37,14 @@ impl Out {
                 (None, true) => "DUE".to_string(),
                 (None, false) => format!("due {}", r.due),
             };
+            let from = match r.no_sessions {
+                true => format!("opened {} (no sessions)", r.last_session),
+                false => format!("last session {}", r.last_session),
+            };
             say!(
-                "{}  {:<28}  last session {}  {} years{}  {state}",
+                "{}  {:<28}  {from}  {} years{}  {state}",
                 r.case.short(),
                 r.name,
-                r.last_session,
                 r.years,
                 if r.own_period { " (its own)" } else { "" }
             );
