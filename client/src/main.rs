@@ -3,6 +3,7 @@
 //! and progress to stderr; any failure exits non-zero with what to do.
 
 mod cli;
+mod ui;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -42,6 +43,9 @@ enum Command {
         #[arg(long)]
         offline: bool,
     },
+    /// Open casebook in your browser: a page served by this machine to
+    /// this machine only, locked until you give the passphrase.
+    Ui(ui::UiArgs),
     /// Case files.
     #[command(subcommand)]
     Case(CaseCmd),

@@ -116,6 +116,7 @@ pub async fn run(cli: Cli) -> Result<()> {
             relay,
             offline,
         } => init(&cli, &out, name, relay, *offline).await,
+        Command::Ui(args) => crate::ui::serve(home_dir(cli.home.as_deref())?, args).await,
         Command::Case(c) => cases::case(&cli, &out, c).await,
         Command::Note(n) => notes::note(&cli, &out, n),
         Command::Private(p) => private(&cli, &out, p),

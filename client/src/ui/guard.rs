@@ -1,0 +1,134 @@
+//! What every request passes before a handler sees it, and the headers
+//! every answer carries. Each refusal has a test in `tests/ui_page.rs`
+//! that sends the bad request.
+
+use std::sync::Arc;
+
+use axum::extract::{Request, State};
+use axum::http::header::{self, HeaderMap, HeaderValue};
+use axum::http::{Method, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use sha2::{Digest, Sha256};
+
+use super::Ui;
+use super::pages;
+
+/// The page's own stylesheet and nothing else: no script, no frame, no
+/// form posting elsewhere, no base URL.
+const CSP: &str = "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; \
+                   frame-ancestors 'none'; base-uri 'none'";
+
+/// Equal without telling, by how long it took, how much of it matched.
+fn same(a: &str, b: &str) -> bool {
+    Sha256::digest(a.as_bytes()) == Sha256::digest(b.as_bytes())
+}
+
+fn header(headers: &HeaderMap, name: header::HeaderName) -> Option<&str> {
+    headers.get(name).and_then(|v| v.to_str().ok())
+}
+
+/// The value of cookie `name` in a request's Cookie headers.
+fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(k, _)| *k == name)
+        .map(|(_, v)| v)
+}
+
+/// The `token` parameter of a query string.
+fn token(query: Option<&str>) -> Option<&str> {
+    query?
+        .split('&')
+        .filter_map(|p| p.split_once('='))
+        .find(|(k, _)| *k == "token")
+        .map(|(_, v)| v)
+}
+
+fn refuse(status: StatusCode, why: &str) -> Response {
+    (status, pages::refused(why)).into_response()
+}
+
+/// Lets a request through to the page, or refuses it.
+pub(super) async fn guard(State(ui): State<Arc<Ui>>, req: Request, next: Next) -> Response {
+    let mut answer = check(&ui, req, next).await;
+    let h = answer.headers_mut();
+    for (name, value) in [
+        (header::CONTENT_SECURITY_POLICY, CSP),
+        (header::CACHE_CONTROL, "no-store"),
+        (header::REFERRER_POLICY, "no-referrer"),
+        (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+        (header::X_FRAME_OPTIONS, "DENY"),
+    ] {
+        h.insert(name, HeaderValue::from_static(value));
+    }
+    answer
+}
+
+async fn check(ui: &Ui, req: Request, next: Next) -> Response {
+    // DNS rebinding: a name of the attacker's pointed at 127.0.0.1 arrives
+    // with that name as its Host.
+    if header(req.headers(), header::HOST) != Some(ui.host.as_str()) {
+        return refuse(
+            StatusCode::MISDIRECTED_REQUEST,
+            &format!("this page answers only at {}", ui.origin),
+        );
+    }
+    if let Some(given) = token(req.uri().query()) {
+        return exchange(ui, given, req.method());
+    }
+    let signed_in = cookie(req.headers(), &ui.cookie).is_some_and(|c| same(c, &ui.session));
+    if !signed_in {
+        return refuse(
+            StatusCode::UNAUTHORIZED,
+            "open the address `casebook ui` printed (start it again for a new one)",
+        );
+    }
+    if req.method() != Method::GET && req.method() != Method::HEAD {
+        // Another site's form or script posting here: its Origin is its own.
+        // Browsers send Origin with every POST; a request without one is
+        // not from this page.
+        if header(req.headers(), header::ORIGIN) != Some(ui.origin.as_str()) {
+            return refuse(
+                StatusCode::FORBIDDEN,
+                "a change may come only from this page",
+            );
+        }
+    }
+    ui.used();
+    next.run(req).await
+}
+
+/// Trades the printed link's one-time token for the session cookie, and
+/// sends the browser on without the token in its address bar or history.
+fn exchange(ui: &Ui, given: &str, method: &Method) -> Response {
+    if method != Method::GET {
+        return refuse(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "open the link, do not post to it",
+        );
+    }
+    let mut token = ui.token.lock().expect("never poisoned");
+    if !token.as_deref().is_some_and(|t| same(t, given)) {
+        return refuse(
+            StatusCode::FORBIDDEN,
+            "this link was used already, or is not the one printed: start `casebook ui` again",
+        );
+    }
+    *token = None;
+    ui.used();
+    let cookie = format!(
+        "{}={}; HttpOnly; SameSite=Strict; Path=/",
+        ui.cookie, ui.session
+    );
+    Response::builder()
+        .status(StatusCode::SEE_OTHER)
+        .header(header::LOCATION, "/")
+        .header(header::SET_COOKIE, cookie)
+        .body(axum::body::Body::empty())
+        .expect("a redirect from valid parts")
+}

@@ -1,0 +1,190 @@
+//! The page's HTML. maud escapes every value it prints, so a client's name
+//! or a note's text is shown, never obeyed.
+
+use casebook::app::{CaseListed, CaseView};
+use casebook::sharing::{ShareState, SharedWithMe};
+use casebook_shared::ids::DocId;
+use maud::{DOCTYPE, Markup, html};
+
+/// Every page: its title, the header (with "Lock" once unlocked), the body.
+fn layout(title: &str, unlocked: bool, body: Markup) -> Markup {
+    html! {
+        (DOCTYPE)
+        html lang="en" {
+            head {
+                meta charset="utf-8";
+                meta name="viewport" content="width=device-width, initial-scale=1";
+                title { (title) " · casebook" }
+                link rel="stylesheet" href="/app.css";
+            }
+            body {
+                header {
+                    a.brand href="/" { "casebook" }
+                    @if unlocked {
+                        form method="post" action="/lock" {
+                            button type="submit" { "Lock" }
+                        }
+                    }
+                }
+                main { (body) }
+            }
+        }
+    }
+}
+
+/// A request refused by the guard.
+pub(super) fn refused(why: &str) -> Markup {
+    layout(
+        "Not here",
+        false,
+        html! {
+            h1 { "This page cannot be shown" }
+            p { (why) }
+        },
+    )
+}
+
+/// The locked page: the passphrase opens the home.
+pub(super) fn unlock(error: Option<&str>) -> Markup {
+    layout(
+        "Unlock",
+        false,
+        html! {
+            h1 { "Unlock casebook" }
+            @if let Some(e) = error {
+                p.error role="alert" { (e) }
+            }
+            form method="post" action="/unlock" {
+                label for="passphrase" { "Passphrase" }
+                input #passphrase type="password" name="passphrase" autocomplete="current-password" autofocus required;
+                button type="submit" { "Unlock" }
+            }
+        },
+    )
+}
+
+/// What an error in an operation says, above the form it came from.
+pub(super) fn error_note(error: Option<&str>) -> Markup {
+    html! {
+        @if let Some(e) = error {
+            p.error role="alert" { (e) }
+        }
+    }
+}
+
+fn standing(s: &SharedWithMe) -> String {
+    let by = s
+        .details
+        .as_ref()
+        .map(|d| d.shared_by.clone())
+        .or_else(|| s.owner_contact.clone())
+        .unwrap_or_else(|| format!("account {}", s.owner.short()));
+    match s.state {
+        ShareState::Active => format!("shared with you by {by}, {}", s.role.name()),
+        ShareState::Expired => format!("shared with you by {by}; the share has expired"),
+        ShareState::Ended => format!("no longer shared with you by {by}"),
+    }
+}
+
+/// The case list, with the way to a new case.
+pub(super) fn cases(cases: &[CaseListed]) -> Markup {
+    layout(
+        "Cases",
+        true,
+        html! {
+            h1 { "Cases" }
+            p { a.button href="/cases/new" { "New case" } }
+            @if cases.is_empty() {
+                p { "No cases yet." }
+            } @else {
+                table {
+                    thead { tr { th { "Client" } th { "Notes" } th { "Last session" } th { "" } } }
+                    tbody {
+                        @for c in cases {
+                            tr {
+                                td { a href={ "/cases/" (c.id.to_hex()) } { (c.summary.name) } }
+                                td { (c.summary.notes.len()) }
+                                td { (c.summary.notes.iter().map(|n| n.date.as_str()).max().unwrap_or("–")) }
+                                td {
+                                    @if c.summary.closed { span.mark { "closed" } }
+                                    @if c.summary.legal_hold.is_some() { span.mark { "legal hold" } }
+                                    @if let Some(s) = &c.shared { span.mark { (standing(s)) } }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        },
+    )
+}
+
+/// A new case's form; `name` keeps what was typed when it was refused.
+pub(super) fn new_case(name: &str, error: Option<&str>) -> Markup {
+    layout(
+        "New case",
+        true,
+        html! {
+            h1 { "New case" }
+            (error_note(error))
+            form method="post" action="/cases" {
+                label for="client_name" { "Client name" }
+                input #client_name type="text" name="client_name" value=(name) required autofocus;
+                button type="submit" { "Create case" }
+            }
+        },
+    )
+}
+
+/// A case: its profile and its session notes, newest first.
+pub(super) fn case(view: &CaseView) -> Markup {
+    let s = &view.summary;
+    layout(
+        &s.name,
+        true,
+        html! {
+            h1 { (s.name) }
+            p.meta { "Opened " (s.created) }
+            @if let Some(shared) = &view.shared { p.mark { (standing(shared)) } }
+            @if let Some(reason) = &s.legal_hold { p.mark { "Under a legal hold: " (reason) } }
+            section {
+                h2 { "Profile" }
+                dl {
+                    @for (field, text) in view.profile.fields() {
+                        dt { (label(&field)) }
+                        dd { @if text.is_empty() { "–" } @else { (text) } }
+                    }
+                }
+            }
+            section {
+                h2 { "Session notes" }
+                @if view.notes.is_empty() {
+                    p { "No notes yet." }
+                }
+                ul.notes {
+                    @for n in view.notes.iter().rev() {
+                        li {
+                            (n.date) " · " (n.format.as_str()) " · "
+                            @if n.is_signed() { "signed" } @else { "draft" }
+                        }
+                    }
+                }
+            }
+        },
+    )
+}
+
+/// A field's name as a label: `treatment_plan` reads "Treatment plan".
+fn label(field: &str) -> String {
+    let words = field.replace('_', " ");
+    let mut chars = words.chars();
+    chars
+        .next()
+        .map(|c| c.to_uppercase().chain(chars).collect())
+        .unwrap_or_default()
+}
+
+/// The address of a case's page.
+pub(super) fn case_path(id: &DocId) -> String {
+    format!("/cases/{}", id.to_hex())
+}

@@ -1,0 +1,139 @@
+//! The page's routes: each handler parses what the browser sent, calls one
+//! operation of the core and draws what it returns. No rule of its own:
+//! what the CLI may not do, the page may not either.
+
+use std::sync::Arc;
+
+use axum::extract::{Form, Path, State};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+use axum::{Router, middleware};
+use casebook::Home;
+use casebook_shared::ids::DocId;
+use serde::Deserialize;
+use zeroize::Zeroizing;
+
+use super::{Ui, guard, pages};
+
+pub(super) fn router(ui: Arc<Ui>) -> Router {
+    Router::new()
+        .route("/", get(index))
+        .route("/app.css", get(stylesheet))
+        .route("/unlock", post(unlock))
+        .route("/lock", post(lock))
+        .route("/cases", post(create_case))
+        .route("/cases/new", get(new_case))
+        .route("/cases/{id}", get(case))
+        .layer(middleware::from_fn_with_state(ui.clone(), guard::guard))
+        .with_state(ui)
+}
+
+async fn stylesheet() -> Response {
+    (
+        [(header::CONTENT_TYPE, "text/css; charset=utf-8")],
+        include_str!("app.css"),
+    )
+        .into_response()
+}
+
+/// What a handler answers when the page is locked: the passphrase form.
+fn locked() -> Response {
+    (StatusCode::UNAUTHORIZED, pages::unlock(None)).into_response()
+}
+
+/// An error of the core, said on its own page (typed text is kept by the
+/// handlers whose forms can fail).
+fn failed(e: casebook::Error) -> Response {
+    (StatusCode::BAD_REQUEST, pages::refused(&e.to_string())).into_response()
+}
+
+async fn index(State(ui): State<Arc<Ui>>) -> Response {
+    let home = ui.home.lock().await;
+    let Some(home) = home.as_ref() else {
+        return pages::unlock(None).into_response();
+    };
+    match home.list_cases(false) {
+        Ok(cases) => pages::cases(&cases).into_response(),
+        Err(e) => failed(e),
+    }
+}
+
+#[derive(Deserialize)]
+struct UnlockForm {
+    passphrase: String,
+}
+
+async fn unlock(State(ui): State<Arc<Ui>>, Form(form): Form<UnlockForm>) -> Response {
+    let pass = Zeroizing::new(form.passphrase);
+    let dir = ui.dir.clone();
+    // Deriving the key takes a deliberate while: off the async threads.
+    let opened = tokio::task::spawn_blocking(move || Home::open(&dir, pass.as_bytes())).await;
+    match opened {
+        Ok(Ok(home)) => {
+            *ui.home.lock().await = Some(home);
+            Redirect::to("/").into_response()
+        }
+        Ok(Err(casebook::Error::Store(casebook::store::StoreError::WrongPassphrase))) => (
+            StatusCode::UNAUTHORIZED,
+            pages::unlock(Some("That passphrase does not open this casebook.")),
+        )
+            .into_response(),
+        Ok(Err(e)) => failed(e),
+        Err(_) => (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            pages::refused("unlocking stopped unexpectedly; try again"),
+        )
+            .into_response(),
+    }
+}
+
+async fn lock(State(ui): State<Arc<Ui>>) -> Response {
+    ui.lock().await;
+    Redirect::to("/").into_response()
+}
+
+async fn new_case(State(ui): State<Arc<Ui>>) -> Response {
+    if ui.home.lock().await.is_none() {
+        return locked();
+    }
+    pages::new_case("", None).into_response()
+}
+
+#[derive(Deserialize)]
+struct NewCaseForm {
+    client_name: String,
+}
+
+async fn create_case(State(ui): State<Arc<Ui>>, Form(form): Form<NewCaseForm>) -> Response {
+    let mut home = ui.home.lock().await;
+    let Some(home) = home.as_mut() else {
+        return locked();
+    };
+    match home.create_case(form.client_name.trim(), &casebook::clock::today()) {
+        Ok(id) => Redirect::to(&pages::case_path(&id)).into_response(),
+        // What was typed is shown again with why it was refused.
+        Err(e) => (
+            StatusCode::BAD_REQUEST,
+            pages::new_case(&form.client_name, Some(&e.to_string())),
+        )
+            .into_response(),
+    }
+}
+
+async fn case(State(ui): State<Arc<Ui>>, Path(id): Path<String>) -> Response {
+    let Ok(id) = DocId::from_hex(&id) else {
+        return (StatusCode::NOT_FOUND, pages::refused("no such case")).into_response();
+    };
+    let mut home = ui.home.lock().await;
+    let Some(home) = home.as_mut() else {
+        return locked();
+    };
+    match home.open_case(&id) {
+        Ok(view) => pages::case(&view).into_response(),
+        Err(e @ casebook::Error::UnknownCase(_)) => {
+            (StatusCode::NOT_FOUND, pages::refused(&e.to_string())).into_response()
+        }
+        Err(e) => failed(e),
+    }
+}

@@ -1,0 +1,289 @@
+//! `casebook ui` as a browser and an attacker meet it: the real binary on a
+//! loopback port, spoken to over plain HTTP/1.1 so that each bad request
+//! (another Host, another Origin, no cookie, a used link, a change by GET)
+//! is sent exactly as an attacker would send it, and seen refused.
+
+mod common;
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::process::{Child, Stdio};
+
+use common::*;
+
+/// A running `casebook ui`, stopped when dropped.
+struct Page {
+    child: Child,
+    port: u16,
+    token: String,
+}
+
+impl Drop for Page {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Page {
+    fn start(home: &std::path::Path, extra: &[&str]) -> Page {
+        let mut child = casebook(home)
+            .args(["ui", "--no-browser"])
+            .args(extra)
+            .env_remove("CASEBOOK_PASSPHRASE")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut first = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut first)
+            .unwrap();
+        let url = first.trim();
+        let rest = url.strip_prefix("http://127.0.0.1:").expect(url);
+        let (port, token) = rest.split_once("/?token=").expect(url);
+        Page {
+            child,
+            port: port.parse().unwrap(),
+            token: token.to_string(),
+        }
+    }
+
+    fn host(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    fn origin(&self) -> String {
+        format!("http://{}", self.host())
+    }
+
+    /// One request, with the right Host unless `headers` give another.
+    fn send(&self, method: &str, path: &str, headers: &[(&str, &str)], body: &str) -> Answer {
+        let mut s = TcpStream::connect(("127.0.0.1", self.port)).unwrap();
+        let mut req = format!("{method} {path} HTTP/1.1\r\nConnection: close\r\n");
+        if !headers.iter().any(|(k, _)| k.eq_ignore_ascii_case("host")) {
+            req.push_str(&format!("Host: {}\r\n", self.host()));
+        }
+        for (k, v) in headers {
+            req.push_str(&format!("{k}: {v}\r\n"));
+        }
+        if !body.is_empty() {
+            req.push_str("Content-Type: application/x-www-form-urlencoded\r\n");
+        }
+        req.push_str(&format!("Content-Length: {}\r\n\r\n{body}", body.len()));
+        s.write_all(req.as_bytes()).unwrap();
+        let mut raw = String::new();
+        s.read_to_string(&mut raw).unwrap();
+        let (head, body) = raw.split_once("\r\n\r\n").unwrap_or((&raw, ""));
+        let mut lines = head.lines();
+        let status = lines.next().unwrap()[9..12].parse().unwrap();
+        let headers = lines
+            .filter_map(|l| l.split_once(": "))
+            .map(|(k, v)| (k.to_ascii_lowercase(), v.to_string()))
+            .collect();
+        Answer {
+            status,
+            headers,
+            body: body.to_string(),
+        }
+    }
+
+    /// The session cookie, from the printed link.
+    fn sign_in(&self) -> String {
+        let a = self.send("GET", &format!("/?token={}", self.token), &[], "");
+        assert_eq!(a.status, 303, "{a:?}");
+        assert_eq!(a.header("location"), Some("/"), "the token leaves the URL");
+        let set = a.header("set-cookie").unwrap().to_string();
+        let name = format!("casebook_{}=", self.port);
+        assert!(set.starts_with(&name), "{set}");
+        for attr in ["HttpOnly", "SameSite=Strict", "Path=/"] {
+            assert!(set.contains(attr), "{set}");
+        }
+        set.split(';').next().unwrap().to_string()
+    }
+
+    /// A form posted by the page itself.
+    fn post(&self, cookie: &str, path: &str, body: &str) -> Answer {
+        let origin = self.origin();
+        self.send(
+            "POST",
+            path,
+            &[("Cookie", cookie), ("Origin", &origin)],
+            body,
+        )
+    }
+
+    fn get(&self, cookie: &str, path: &str) -> Answer {
+        self.send("GET", path, &[("Cookie", cookie)], "")
+    }
+}
+
+#[derive(Debug)]
+struct Answer {
+    status: u16,
+    headers: Vec<(String, String)>,
+    body: String,
+}
+
+impl Answer {
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// `application/x-www-form-urlencoded` of one value.
+fn form(value: &str) -> String {
+    value
+        .bytes()
+        .map(|b| match b {
+            b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'-' | b'_' | b'.' => (b as char).to_string(),
+            b' ' => "+".into(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_page_lets_in_only_its_own_browser_and_escapes_what_it_shows() {
+    let relay = relay().await;
+    let dir = tempfile::tempdir().unwrap();
+    let home = dir.path().join("laptop");
+    init_at(&home, &relay, "Dr. Rivera");
+    let page = Page::start(&home, &[]);
+
+    // DNS rebinding: a name pointed at 127.0.0.1 is not this page.
+    let rebound = page.send(
+        "GET",
+        &format!("/?token={}", page.token),
+        &[("Host", &format!("evil.example:{}", page.port))],
+        "",
+    );
+    assert_eq!(rebound.status, 421, "{rebound:?}");
+    // Nothing without the cookie; a wrong token is not one.
+    assert_eq!(page.send("GET", "/", &[], "").status, 401);
+    assert_eq!(page.send("GET", "/?token=00", &[], "").status, 403);
+    // The link lets one browser in, once.
+    let cookie = page.sign_in();
+    let again = page.send("GET", &format!("/?token={}", page.token), &[], "");
+    assert_eq!(again.status, 403, "a used link: {again:?}");
+    assert_eq!(
+        page.get(&format!("casebook_{}=00", page.port), "/").status,
+        401
+    );
+
+    // Locked: the passphrase form, with the headers every answer carries.
+    let locked = page.get(&cookie, "/");
+    assert_eq!(locked.status, 200);
+    for label in ["Passphrase", "Unlock"] {
+        assert!(locked.body.contains(label), "{label}: {}", locked.body);
+    }
+    let csp = locked.header("content-security-policy").unwrap();
+    for part in [
+        "default-src 'none'",
+        "frame-ancestors 'none'",
+        "form-action 'self'",
+    ] {
+        assert!(csp.contains(part), "{csp}");
+    }
+    assert!(!csp.contains("unsafe"), "{csp}");
+    assert_eq!(locked.header("cache-control"), Some("no-store"));
+    assert_eq!(locked.header("referrer-policy"), Some("no-referrer"));
+
+    // Another site posting here is refused, and so is a post without Origin.
+    let body = format!("passphrase={}", form(PASS));
+    let cross = page.send(
+        "POST",
+        "/unlock",
+        &[("Cookie", &cookie), ("Origin", "http://evil.example")],
+        &body,
+    );
+    assert_eq!(cross.status, 403, "{cross:?}");
+    let bare = page.send("POST", "/unlock", &[("Cookie", &cookie)], &body);
+    assert_eq!(bare.status, 403, "{bare:?}");
+    let wrong = page.post(&cookie, "/unlock", "passphrase=not+it");
+    assert_eq!(wrong.status, 401);
+    assert!(wrong.body.contains("does not open"), "{}", wrong.body);
+    assert!(
+        !wrong.body.contains("not it"),
+        "the passphrase is not shown back"
+    );
+    assert_eq!(page.post(&cookie, "/unlock", &body).status, 303);
+
+    // A case whose name is markup: shown as text, and the URL holds its id.
+    let name = "<script>alert(1)</script> Avery";
+    let made = page.post(&cookie, "/cases", &format!("client_name={}", form(name)));
+    assert_eq!(made.status, 303, "{made:?}");
+    let at = made.header("location").unwrap().to_string();
+    assert!(
+        at.starts_with("/cases/") && !at.to_lowercase().contains("avery"),
+        "ids only in URLs: {at}"
+    );
+    let shown = page.get(&cookie, &at);
+    assert_eq!(shown.status, 200);
+    assert!(
+        shown
+            .body
+            .contains("&lt;script&gt;alert(1)&lt;/script&gt; Avery")
+    );
+    assert!(!shown.body.contains("<script>"), "{}", shown.body);
+    let list = page.get(&cookie, "/");
+    for label in ["New case", "Lock"] {
+        assert!(list.body.contains(label), "{label}: {}", list.body);
+    }
+    // Refused input keeps what was typed.
+    let refused = page.post(
+        &cookie,
+        "/cases",
+        &format!("client_name={}", form("Bad\u{1b}Name")),
+    );
+    assert_eq!(refused.status, 400, "{refused:?}");
+    assert!(refused.body.contains("value=\"Bad"), "{}", refused.body);
+    // The case is the CLI's too: one core.
+    let listed = ok(&home, &["--json", "case", "list"]);
+    assert!(listed.contains("alert(1)"), "{listed}");
+
+    // No change by GET; "Lock" forgets the home.
+    assert_eq!(page.get(&cookie, "/lock").status, 405);
+    assert_eq!(page.post(&cookie, "/lock", "").status, 303);
+    let relocked = page.get(&cookie, "/");
+    assert!(relocked.body.contains("Passphrase"), "{}", relocked.body);
+    assert_eq!(page.get(&cookie, &at).status, 401, "locked: no case");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_page_locks_itself_after_a_spell_without_use() {
+    let relay = relay().await;
+    let dir = tempfile::tempdir().unwrap();
+    let home = dir.path().join("laptop");
+    init_at(&home, &relay, "Dr. Rivera");
+    // A spell of a second and a half.
+    let page = Page::start(&home, &["--lock-after", "0.025"]);
+    let cookie = page.sign_in();
+    let body = format!("passphrase={}", form(PASS));
+    assert_eq!(page.post(&cookie, "/unlock", &body).status, 303);
+    assert!(page.get(&cookie, "/").body.contains("New case"));
+    // Waits for the lock, however long the machine takes to get there.
+    // Each look counts as use, so each waits longer than the spell.
+    let mut locked = false;
+    for _ in 0..20 {
+        std::thread::sleep(std::time::Duration::from_secs(3));
+        if page.get(&cookie, "/").body.contains("Passphrase") {
+            locked = true;
+            break;
+        }
+    }
+    assert!(locked, "the page never locked");
+}
+
+#[test]
+fn only_a_loopback_address_is_listened_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let home = dir.path().join("laptop");
+    let out = run(&home, &["ui", "--no-browser", "--listen", "0.0.0.0:0"]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("served to this machine only"), "{err}");
+}
