@@ -287,3 +287,108 @@ fn only_a_loopback_address_is_listened_on() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("served to this machine only"), "{err}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_note_is_written_edited_and_signed_from_the_page() {
+    let relay = relay().await;
+    let dir = tempfile::tempdir().unwrap();
+    let home = dir.path().join("laptop");
+    init_at(&home, &relay, "Dr. Rivera");
+    let page = Page::start(&home, &[]);
+    let cookie = page.sign_in();
+    assert_eq!(
+        page.post(&cookie, "/unlock", &format!("passphrase={}", form(PASS)))
+            .status,
+        303
+    );
+    let made = page.post(&cookie, "/cases", "client_name=Jordan+Avery");
+    let case = made.header("location").unwrap().to_string();
+    assert!(page.get(&cookie, &case).body.contains("New note"));
+
+    // The format's own sections, each labelled.
+    let blank = page.get(&cookie, &format!("{case}/notes/new"));
+    for label in [
+        "Format",
+        "Date",
+        "Subjective",
+        "Objective",
+        "Assessment",
+        "Plan",
+        "Risk",
+        "Save",
+    ] {
+        assert!(blank.body.contains(label), "{label}: {}", blank.body);
+    }
+    let dap = page.get(&cookie, &format!("{case}/notes/new?format=dap"));
+    assert!(dap.body.contains(">Data<"), "{}", dap.body);
+
+    // A refused save keeps every word typed.
+    let refused = page.post(
+        &cookie,
+        &format!("{case}/notes"),
+        "format=soap&date=2026-11-20&duration=an+hour&f_plan=Keep+a+sleep+diary",
+    );
+    assert_eq!(refused.status, 400, "{refused:?}");
+    assert!(
+        refused.body.contains("Keep a sleep diary"),
+        "{}",
+        refused.body
+    );
+    assert!(refused.body.contains("an hour"), "{}", refused.body);
+
+    let saved = page.post(
+        &cookie,
+        &format!("{case}/notes"),
+        "format=soap&date=2026-11-20&duration=50&f_subjective=Slept+badly.&f_plan=Keep+a+sleep+diary",
+    );
+    assert_eq!(saved.status, 303, "{saved:?}");
+    let note = saved.header("location").unwrap().to_string();
+    let shown = page.get(&cookie, &note);
+    for said in ["Slept badly.", "50 minutes", "Save", "Sign"] {
+        assert!(shown.body.contains(said), "{said}: {}", shown.body);
+    }
+    let edited = page.post(
+        &cookie,
+        &note,
+        "format=soap&f_subjective=Slept+badly+all+week.&f_plan=Keep+a+sleep+diary",
+    );
+    assert_eq!(edited.status, 303, "{edited:?}");
+
+    // Signed: shown as signed, no longer a form; an addendum is added.
+    assert_eq!(page.post(&cookie, &format!("{note}/sign"), "").status, 303);
+    let signed = page.get(&cookie, &note);
+    assert!(
+        signed.body.contains("Signed by Dr. Rivera"),
+        "{}",
+        signed.body
+    );
+    assert!(signed.body.contains("Slept badly all week."));
+    assert!(
+        !signed.body.contains("name=\"f_subjective\""),
+        "no longer editable"
+    );
+    assert_eq!(
+        page.post(
+            &cookie,
+            &format!("{note}/addenda"),
+            "text=Called+back+on+Friday."
+        )
+        .status,
+        303
+    );
+    assert!(
+        page.get(&cookie, &note)
+            .body
+            .contains("Called back on Friday.")
+    );
+
+    // The same note, through the CLI: one core.
+    let case_id = case.trim_start_matches("/cases/");
+    let note_id = note.rsplit('/').next().unwrap();
+    let cli = ok(&home, &["note", "show", case_id, note_id]);
+    assert!(
+        cli.contains("Slept badly all week.") && cli.contains("Called back on Friday."),
+        "{cli}"
+    );
+    assert!(cli.contains("signed by Dr. Rivera"), "{cli}");
+}

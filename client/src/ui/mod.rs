@@ -16,6 +16,8 @@
 //! spell without use, drops it (and every key it holds) from memory.
 
 mod guard;
+mod note_pages;
+mod note_routes;
 mod pages;
 mod routes;
 

@@ -7,7 +7,7 @@ use casebook_shared::ids::DocId;
 use maud::{DOCTYPE, Markup, html};
 
 /// Every page: its title, the header (with "Lock" once unlocked), the body.
-fn layout(title: &str, unlocked: bool, body: Markup) -> Markup {
+pub(super) fn layout(title: &str, unlocked: bool, body: Markup) -> Markup {
     html! {
         (DOCTYPE)
         html lang="en" {
@@ -158,14 +158,19 @@ pub(super) fn case(view: &CaseView) -> Markup {
             }
             section {
                 h2 { "Session notes" }
+                p { a.button href={ (case_path(&view.id)) "/notes/new" } { "New note" } }
                 @if view.notes.is_empty() {
                     p { "No notes yet." }
                 }
                 ul.notes {
                     @for n in view.notes.iter().rev() {
                         li {
-                            (n.date) " · " (n.format.as_str()) " · "
+                            a href={ (case_path(&view.id)) "/notes/" (n.id) } {
+                                (n.date) " · " (n.format.as_str().to_uppercase())
+                            }
+                            " · "
                             @if n.is_signed() { "signed" } @else { "draft" }
+                            @if !n.late_edits.is_empty() { " · " span.mark { "a late edit to settle" } }
                         }
                     }
                 }
@@ -175,7 +180,7 @@ pub(super) fn case(view: &CaseView) -> Markup {
 }
 
 /// A field's name as a label: `treatment_plan` reads "Treatment plan".
-fn label(field: &str) -> String {
+pub(super) fn label(field: &str) -> String {
     let words = field.replace('_', " ");
     let mut chars = words.chars();
     chars

@@ -14,7 +14,7 @@ use casebook_shared::ids::DocId;
 use serde::Deserialize;
 use zeroize::Zeroizing;
 
-use super::{Ui, guard, pages};
+use super::{Ui, guard, note_routes, pages};
 
 pub(super) fn router(ui: Arc<Ui>) -> Router {
     Router::new()
@@ -25,6 +25,7 @@ pub(super) fn router(ui: Arc<Ui>) -> Router {
         .route("/cases", post(create_case))
         .route("/cases/new", get(new_case))
         .route("/cases/{id}", get(case))
+        .merge(note_routes::routes())
         .layer(middleware::from_fn_with_state(ui.clone(), guard::guard))
         .with_state(ui)
 }

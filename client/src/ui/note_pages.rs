@@ -1,0 +1,150 @@
+//! A session note's pages: writing a new one in its format's sections,
+//! editing a draft, and a signed note as signed, with its addenda, its
+//! colleagues' comments and any late edit shown apart.
+
+use std::collections::HashMap;
+
+use casebook::notes::{COMMON_FIELDS, Note, NoteFormat};
+use casebook_shared::ids::DocId;
+use maud::{Markup, html};
+
+use super::pages::{case_path, error_note, label, layout};
+
+/// What a note form shows: typed values by input name, kept when the
+/// save is refused.
+pub(super) type Typed = HashMap<String, String>;
+
+/// The input name of a text field.
+pub(super) fn input_name(field: &str) -> String {
+    format!("f_{field}")
+}
+
+fn text_inputs(format: NoteFormat, typed: &Typed) -> Markup {
+    html! {
+        @for field in format.sections().iter().chain(COMMON_FIELDS) {
+            @let name = input_name(field);
+            label for=(name) { (label(field)) }
+            textarea id=(name) name=(name) rows=(if format.sections().contains(field) { 5 } else { 2 }) {
+                (typed.get(&name).map(String::as_str).unwrap_or(""))
+            }
+        }
+    }
+}
+
+/// A new note in `format`, for the case `case` of client `name`.
+pub(super) fn new_note(
+    case: &DocId,
+    name: &str,
+    format: NoteFormat,
+    typed: &Typed,
+    error: Option<&str>,
+) -> Markup {
+    let value = |k: &str| typed.get(k).cloned().unwrap_or_default();
+    layout(
+        "New note",
+        true,
+        html! {
+            p { a href=(case_path(case)) { "← " (name) } }
+            h1 { "New note" }
+            form method="get" action={ (case_path(case)) "/notes/new" } {
+                label for="format" { "Format" }
+                select #format name="format" {
+                    @for f in NoteFormat::ALL {
+                        option value=(f.as_str()) selected[f == format] { (f.as_str().to_uppercase()) }
+                    }
+                }
+                button type="submit" { "Use this format" }
+            }
+            (error_note(error))
+            form method="post" action={ (case_path(case)) "/notes" } {
+                input type="hidden" name="format" value=(format.as_str());
+                label for="date" { "Date" }
+                input #date type="date" name="date" value=(value("date")) required;
+                label for="start_time" { "Start time" }
+                input #start_time type="time" name="start_time" value=(value("start_time"));
+                label for="duration" { "Minutes" }
+                input #duration type="number" min="1" max="1440" name="duration" value=(value("duration"));
+                (text_inputs(format, typed))
+                button type="submit" { "Save" }
+            }
+        },
+    )
+}
+
+/// A note: a draft as a form to edit and sign, a signed note as signed.
+pub(super) fn note(
+    case: &DocId,
+    name: &str,
+    n: &Note,
+    typed: Option<&Typed>,
+    error: Option<&str>,
+) -> Markup {
+    let path = format!("{}/notes/{}", case_path(case), n.id);
+    let current: Typed = n
+        .fields
+        .iter()
+        .map(|(k, v)| (input_name(k), v.clone()))
+        .collect();
+    layout(
+        &format!("Note of {}", n.date),
+        true,
+        html! {
+            p { a href=(case_path(case)) { "← " (name) } }
+            h1 { "Session of " (n.date) " (" (n.format.as_str().to_uppercase()) ")" }
+            p.meta {
+                "Written by " (n.created_by)
+                @if n.creator_unverified { " " span.mark { "UNVERIFIED: written or altered by a device this one cannot vouch for" } }
+                @if let Some(t) = &n.start_time { " · starts " (t) }
+                @if let Some(d) = n.duration { " · " (d) " minutes" }
+            }
+            @if !n.edited_by.is_empty() { p.meta { "Edited by " (n.edited_by.join(", ")) } }
+            (error_note(error))
+            @if let (Some(by), Some(at)) = (&n.signed_by, &n.signed_at) {
+                p.signed role="status" {
+                    "Signed by " (by)
+                    @if let Some(as_) = &n.signed_as { " (signed as \"" (as_) "\")" }
+                    " at " (at)
+                    @if n.signature_broken { " " span.mark { "the signature does not check out" } }
+                }
+                dl {
+                    @for (field, text) in &n.fields {
+                        @if !text.is_empty() { dt { (label(field)) } dd { (text) } }
+                    }
+                }
+                @for l in &n.late_edits {
+                    section.late {
+                        h2 { (label(&l.field)) ": written on another device before it saw the signature" }
+                        p { (l.merged) }
+                    }
+                }
+                section {
+                    h2 { "Addenda" }
+                    @for a in &n.addenda { p { (a.text) br; small.meta { (a.by) ", " (a.at) } } }
+                    form method="post" action={ (path) "/addenda" } {
+                        label for="addendum" { "Addendum" }
+                        textarea #addendum name="text" rows="3" required {
+                            (typed.and_then(|t| t.get("text")).map(String::as_str).unwrap_or(""))
+                        }
+                        button type="submit" { "Add addendum" }
+                    }
+                }
+            } @else {
+                form method="post" action=(path) {
+                    input type="hidden" name="format" value=(n.format.as_str());
+                    (text_inputs(n.format, typed.unwrap_or(&current)))
+                    button type="submit" { "Save" }
+                }
+                form method="post" action={ (path) "/sign" } {
+                    p.meta { "Signing fixes the note as it reads now; later additions are addenda." }
+                    button type="submit" { "Sign" }
+                }
+            }
+            @if !n.comments.is_empty() {
+                section {
+                    h2 { "Comments" }
+                    @for c in &n.comments { p { (c.text) br; small.meta { "Comment by " (c.by) ", " (c.at) } } }
+                }
+            }
+        },
+    )
+}
