@@ -382,8 +382,27 @@ async fn a_note_is_written_edited_and_signed_from_the_page() {
             .contains("Called back on Friday.")
     );
 
-    // The same note, through the CLI: one core.
+    // Found by search, posted (what is looked for stays out of the URL);
+    // psychotherapy notes only when asked for, and marked.
     let case_id = case.trim_start_matches("/cases/");
+    ok(
+        &home,
+        &["private", "add", case_id, "--text", "Sleep and old grief."],
+    );
+    let found = page.post(&cookie, "/search", "q=sleep");
+    assert_eq!(found.status, 200, "{found:?}");
+    assert!(found.body.contains(&note), "{}", found.body);
+    assert!(!found.body.contains("old grief"), "{}", found.body);
+    let with_private = page.post(&cookie, "/search", "q=sleep&private=on");
+    assert!(
+        with_private.body.contains("old grief") && with_private.body.contains("psychotherapy note"),
+        "{}",
+        with_private.body
+    );
+    let trail = ok(&home, &["audit"]);
+    assert!(trail.contains("search results shown"), "{trail}");
+
+    // The same note, through the CLI: one core.
     let note_id = note.rsplit('/').next().unwrap();
     let cli = ok(&home, &["note", "show", case_id, note_id]);
     assert!(

@@ -2,6 +2,7 @@
 //! or a note's text is shown, never obeyed.
 
 use casebook::app::{CaseListed, CaseView};
+use casebook::docs::Hit;
 use casebook::sharing::{ShareState, SharedWithMe};
 use casebook_shared::ids::DocId;
 use maud::{DOCTYPE, Markup, html};
@@ -93,6 +94,7 @@ pub(super) fn cases(cases: &[CaseListed]) -> Markup {
         true,
         html! {
             h1 { "Cases" }
+            (search_form("", false))
             p { a.button href="/cases/new" { "New case" } }
             @if cases.is_empty() {
                 p { "No cases yet." }
@@ -112,6 +114,53 @@ pub(super) fn cases(cases: &[CaseListed]) -> Markup {
                                 }
                             }
                         }
+                    }
+                }
+            }
+        },
+    )
+}
+
+/// The search box. A search is posted, never put in the address: what is
+/// looked for is clinical text too.
+fn search_form(query: &str, private: bool) -> Markup {
+    html! {
+        form.search method="post" action="/search" role="search" {
+            label for="q" { "Search" }
+            input #q type="search" name="q" value=(query) required;
+            label.inline {
+                input type="checkbox" name="private" value="on" checked[private];
+                " Include psychotherapy notes"
+            }
+            button type="submit" { "Search" }
+        }
+    }
+}
+
+/// What a search found, best first; psychotherapy notes only when asked
+/// for, and marked.
+pub(super) fn search(query: &str, private: bool, hits: &[Hit]) -> Markup {
+    layout(
+        "Search",
+        true,
+        html! {
+            h1 { "Search" }
+            (search_form(query, private))
+            @if hits.is_empty() {
+                p { "Nothing found." }
+            }
+            ul.hits {
+                @for h in hits {
+                    li {
+                        @let to = match &h.note {
+                            Some(n) if !h.private => format!("{}/notes/{n}", case_path(&h.case)),
+                            _ => case_path(&h.case),
+                        };
+                        a href=(to) { (h.case_name) }
+                        " · " (label(&h.field))
+                        @if h.private { " " span.mark { "psychotherapy note" } }
+                        br;
+                        small { (h.snippet) }
                     }
                 }
             }

@@ -25,6 +25,7 @@ pub(super) fn router(ui: Arc<Ui>) -> Router {
         .route("/cases", post(create_case))
         .route("/cases/new", get(new_case))
         .route("/cases/{id}", get(case))
+        .route("/search", post(search))
         .merge(note_routes::routes())
         .layer(middleware::from_fn_with_state(ui.clone(), guard::guard))
         .with_state(ui)
@@ -119,6 +120,25 @@ async fn create_case(State(ui): State<Arc<Ui>>, Form(form): Form<NewCaseForm>) -
             pages::new_case(&form.client_name, Some(&e.to_string())),
         )
             .into_response(),
+    }
+}
+
+#[derive(Deserialize)]
+struct SearchForm {
+    q: String,
+    /// A checkbox: present when ticked.
+    private: Option<String>,
+}
+
+async fn search(State(ui): State<Arc<Ui>>, Form(form): Form<SearchForm>) -> Response {
+    let mut home = ui.home.lock().await;
+    let Some(home) = home.as_mut() else {
+        return locked();
+    };
+    let private = form.private.is_some();
+    match home.search(form.q.trim(), private) {
+        Ok(hits) => pages::search(&form.q, private, &hits).into_response(),
+        Err(e) => failed(e),
     }
 }
 
