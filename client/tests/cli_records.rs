@@ -8,18 +8,6 @@ use std::process::Stdio;
 
 use common::*;
 
-/// The recovery words shown (once) on stderr by `init` or `device
-/// new-recovery-words`: the indented line after the heading.
-fn shown_words(stderr: &[u8]) -> String {
-    let text = String::from_utf8_lossy(stderr);
-    let mut lines = text.lines().skip_while(|l| !l.contains("recovery words"));
-    lines
-        .find(|l| l.starts_with("    "))
-        .expect("the words are shown")
-        .trim()
-        .to_string()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reads_are_audited_and_the_recovery_key_is_not_lost_by_a_slip() {
     let relay = relay().await;

@@ -411,3 +411,75 @@ async fn a_note_is_written_edited_and_signed_from_the_page() {
     );
     assert!(cli.contains("signed by Dr. Rivera"), "{cli}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_page_syncs_in_the_background_both_ways() {
+    let relay = relay().await;
+    let dir = tempfile::tempdir().unwrap();
+    let (laptop, tablet) = (dir.path().join("laptop"), dir.path().join("tablet"));
+    let args = init_args(&relay, "Dr. Rivera");
+    let init = run(
+        &laptop,
+        &args.iter().map(String::as_str).collect::<Vec<_>>(),
+    );
+    assert!(init.status.success());
+    let words = shown_words(&init.stderr);
+    // A second device of the account: the tablet, recovered from the words.
+    let recovered = casebook(&tablet)
+        .env("CASEBOOK_RECOVERY_WORDS", &words)
+        .args(["recover", "--name", "Dr. Rivera", "--device-name", "tablet"])
+        .args(&args[3..])
+        .output()
+        .unwrap();
+    assert!(recovered.status.success(), "{recovered:?}");
+
+    let page = Page::start(&laptop, &[]);
+    let cookie = page.sign_in();
+    let unlock = format!("passphrase={}", form(PASS));
+    assert_eq!(page.post(&cookie, "/unlock", &unlock).status, 303);
+    let made = page.post(&cookie, "/cases", "client_name=Jordan+Avery");
+    let case = made.header("location").unwrap().to_string();
+    let case_id = case.trim_start_matches("/cases/").to_string();
+
+    // Sent without a sync of the page's own asking.
+    let eventually = |what: &str, mut check: Box<dyn FnMut() -> bool + '_>| {
+        for _ in 0..100 {
+            if check() {
+                return;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(200));
+        }
+        panic!("{what} never happened");
+    };
+    eventually(
+        "the case reaching the tablet",
+        Box::new(|| {
+            ok(&tablet, &["sync"]);
+            ok(&tablet, &["case", "list"]).contains("Jordan Avery")
+        }),
+    );
+    // Taken in while the page is open.
+    let note = ok(
+        &tablet,
+        &[
+            "note",
+            "add",
+            &case_id,
+            "--format",
+            "free",
+            "--field",
+            "text=Seen on the tablet.",
+        ],
+    )
+    .trim()
+    .to_string();
+    ok(&tablet, &["sync"]);
+    let at = format!("{case}/notes/{note}");
+    eventually(
+        "the tablet's note reaching the page",
+        Box::new(|| page.get(&cookie, &at).body.contains("Seen on the tablet.")),
+    );
+    let shown = page.get(&cookie, "/");
+    assert!(shown.body.contains("Connected"), "{}", shown.body);
+    assert!(shown.body.contains("0 unsent"), "{}", shown.body);
+}

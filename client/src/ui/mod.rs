@@ -15,6 +15,7 @@
 //! The page starts locked: the passphrase opens the home, and "Lock", or a
 //! spell without use, drops it (and every key it holds) from memory.
 
+mod background;
 mod guard;
 mod note_pages;
 mod note_routes;
@@ -60,6 +61,10 @@ pub(crate) struct Ui {
     home: tokio::sync::Mutex<Option<Home>>,
     last_use: Mutex<Instant>,
     lock_after: Duration,
+    /// What the background sync last said.
+    sync: Mutex<background::SyncStatus>,
+    /// Stops the background sync (and drops its handle on the home).
+    stop_sync: Mutex<Option<tokio::sync::oneshot::Sender<()>>>,
 }
 
 impl Ui {
@@ -71,9 +76,36 @@ impl Ui {
             .expect("never poisoned: no panics under it") = Instant::now();
     }
 
-    /// Drops the home, and every key in it, from memory.
+    /// Drops the home, and every key in it, from memory: the page's handle
+    /// here, the background sync's as it stops.
     async fn lock(&self) {
         self.home.lock().await.take();
+        if let Some(stop) = self.stop_sync.lock().expect("never poisoned").take() {
+            let _ = stop.send(());
+        }
+        self.set_sync(|s| *s = background::SyncStatus::default());
+    }
+
+    /// Unlocked with `home` for the page and `syncing` for the background.
+    async fn unlocked(self: &Arc<Self>, home: Home, syncing: Home) {
+        let (stop, stopped) = tokio::sync::oneshot::channel();
+        if let Some(old) = self.stop_sync.lock().expect("never poisoned").replace(stop) {
+            let _ = old.send(());
+        }
+        tokio::spawn(background::keep_syncing(self.clone(), syncing, stopped));
+        *self.home.lock().await = Some(home);
+    }
+
+    fn set_sync(&self, change: impl FnOnce(&mut background::SyncStatus)) {
+        change(&mut self.sync.lock().expect("never poisoned"));
+    }
+
+    /// The header's sync line for a page drawn from `home`.
+    fn bar(&self, home: &Home) -> pages::Bar {
+        pages::Bar {
+            sync: self.sync.lock().expect("never poisoned").clone(),
+            unsent: home.pending().unwrap_or(0),
+        }
     }
 }
 
@@ -117,6 +149,8 @@ pub async fn serve(dir: PathBuf, args: &UiArgs) -> Result<()> {
         home: tokio::sync::Mutex::new(None),
         last_use: Mutex::new(Instant::now()),
         lock_after: Duration::from_secs_f64(args.lock_after * 60.0),
+        sync: Mutex::default(),
+        stop_sync: Mutex::new(None),
     });
     let url = format!("{}/?token={token}", ui.origin);
     // The first line of stdout, for a script or a test to read.

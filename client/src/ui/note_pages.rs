@@ -8,7 +8,7 @@ use casebook::notes::{COMMON_FIELDS, Note, NoteFormat};
 use casebook_shared::ids::DocId;
 use maud::{Markup, html};
 
-use super::pages::{case_path, error_note, label, layout};
+use super::pages::{Bar, case_path, error_note, label, layout};
 
 /// What a note form shows: typed values by input name, kept when the
 /// save is refused.
@@ -33,6 +33,7 @@ fn text_inputs(format: NoteFormat, typed: &Typed) -> Markup {
 
 /// A new note in `format`, for the case `case` of client `name`.
 pub(super) fn new_note(
+    bar: &Bar,
     case: &DocId,
     name: &str,
     format: NoteFormat,
@@ -42,7 +43,7 @@ pub(super) fn new_note(
     let value = |k: &str| typed.get(k).cloned().unwrap_or_default();
     layout(
         "New note",
-        true,
+        Some(bar),
         html! {
             p { a href=(case_path(case)) { "← " (name) } }
             h1 { "New note" }
@@ -73,6 +74,7 @@ pub(super) fn new_note(
 
 /// A note: a draft as a form to edit and sign, a signed note as signed.
 pub(super) fn note(
+    bar: &Bar,
     case: &DocId,
     name: &str,
     n: &Note,
@@ -87,7 +89,7 @@ pub(super) fn note(
         .collect();
     layout(
         &format!("Note of {}", n.date),
-        true,
+        Some(bar),
         html! {
             p { a href=(case_path(case)) { "← " (name) } }
             h1 { "Session of " (n.date) " (" (n.format.as_str().to_uppercase()) ")" }

@@ -74,7 +74,7 @@ async fn new(
         .and_then(|f| NoteFormat::parse(f).ok())
         .unwrap_or(NoteFormat::Soap);
     let typed = Typed::from([("date".to_string(), casebook::clock::today())]);
-    note_pages::new_note(&case, &name, format, &typed, None).into_response()
+    note_pages::new_note(&ui.bar(home), &case, &name, format, &typed, None).into_response()
 }
 
 /// The note a form describes, or why it cannot be one.
@@ -117,7 +117,7 @@ async fn create(
                 .unwrap_or(NoteFormat::Soap);
             (
                 StatusCode::BAD_REQUEST,
-                note_pages::new_note(&case, &name, format, &typed, Some(&e)),
+                note_pages::new_note(&ui.bar(home), &case, &name, format, &typed, Some(&e)),
             )
                 .into_response()
         }
@@ -126,6 +126,7 @@ async fn create(
 
 /// Draws a note, with `typed` and `error` from a refused save.
 fn draw(
+    ui: &Ui,
     home: &mut Home,
     id: &str,
     note: &str,
@@ -142,7 +143,12 @@ fn draw(
             } else {
                 StatusCode::OK
             };
-            (status, note_pages::note(&case, &name, &n, typed, error)).into_response()
+            let bar = ui.bar(home);
+            (
+                status,
+                note_pages::note(&bar, &case, &name, &n, typed, error),
+            )
+                .into_response()
         }
         Err(e) => not_found(&e.to_string()),
     }
@@ -153,7 +159,7 @@ async fn show(State(ui): State<Arc<Ui>>, Path((id, note)): Path<(String, String)
     let Some(home) = home.as_mut() else {
         return locked();
     };
-    draw(home, &id, &note, None, None)
+    draw(&ui, home, &id, &note, None, None)
 }
 
 async fn save(
@@ -178,7 +184,7 @@ async fn save(
     };
     match edited {
         Ok(_) => Redirect::to(&format!("{}/notes/{note}", case_path(&case))).into_response(),
-        Err(e) => draw(home, &id, &note, Some(&typed), Some(&e)),
+        Err(e) => draw(&ui, home, &id, &note, Some(&typed), Some(&e)),
     }
 }
 
@@ -192,7 +198,7 @@ async fn sign(State(ui): State<Arc<Ui>>, Path((id, note)): Path<(String, String)
     };
     match home.sign_note(&case, &note) {
         Ok(_) => Redirect::to(&format!("{}/notes/{note}", case_path(&case))).into_response(),
-        Err(e) => draw(home, &id, &note, None, Some(&e.to_string())),
+        Err(e) => draw(&ui, home, &id, &note, None, Some(&e.to_string())),
     }
 }
 
@@ -211,6 +217,6 @@ async fn addendum(
     let text = typed.get("text").map_or("", String::as_str);
     match home.add_addendum(&case, &note, text) {
         Ok(_) => Redirect::to(&format!("{}/notes/{note}", case_path(&case))).into_response(),
-        Err(e) => draw(home, &id, &note, Some(&typed), Some(&e.to_string())),
+        Err(e) => draw(&ui, home, &id, &note, Some(&typed), Some(&e.to_string())),
     }
 }

@@ -7,8 +7,27 @@ use casebook::sharing::{ShareState, SharedWithMe};
 use casebook_shared::ids::DocId;
 use maud::{DOCTYPE, Markup, html};
 
-/// Every page: its title, the header (with "Lock" once unlocked), the body.
-pub(super) fn layout(title: &str, unlocked: bool, body: Markup) -> Markup {
+/// What the header says of the page while it is unlocked.
+pub(super) struct Bar {
+    pub sync: super::background::SyncStatus,
+    /// Changes saved here and not yet on the relay.
+    pub unsent: u64,
+}
+
+/// The sync line: connected, the last sync, what is unsent.
+fn sync_line(bar: &Bar) -> String {
+    let state = match (&bar.sync.error, bar.sync.last, bar.sync.connected) {
+        (Some(e), _, _) => format!("Not connected: {e}"),
+        (None, Some(at), true) => format!("Connected · last sync {}", casebook::clock::local(at)),
+        (None, None, true) => "Connected · syncing".to_string(),
+        (None, _, false) => "Connecting to the relay".to_string(),
+    };
+    format!("{state} · {} unsent", bar.unsent)
+}
+
+/// Every page: its title, the header (with the sync line and "Lock" once
+/// unlocked), the body.
+pub(super) fn layout(title: &str, bar: Option<&Bar>, body: Markup) -> Markup {
     html! {
         (DOCTYPE)
         html lang="en" {
@@ -21,7 +40,8 @@ pub(super) fn layout(title: &str, unlocked: bool, body: Markup) -> Markup {
             body {
                 header {
                     a.brand href="/" { "casebook" }
-                    @if unlocked {
+                    @if let Some(bar) = bar {
+                        span.sync role="status" { (sync_line(bar)) }
                         form method="post" action="/lock" {
                             button type="submit" { "Lock" }
                         }
@@ -37,7 +57,7 @@ pub(super) fn layout(title: &str, unlocked: bool, body: Markup) -> Markup {
 pub(super) fn refused(why: &str) -> Markup {
     layout(
         "Not here",
-        false,
+        None,
         html! {
             h1 { "This page cannot be shown" }
             p { (why) }
@@ -49,7 +69,7 @@ pub(super) fn refused(why: &str) -> Markup {
 pub(super) fn unlock(error: Option<&str>) -> Markup {
     layout(
         "Unlock",
-        false,
+        None,
         html! {
             h1 { "Unlock casebook" }
             @if let Some(e) = error {
@@ -88,10 +108,10 @@ fn standing(s: &SharedWithMe) -> String {
 }
 
 /// The case list, with the way to a new case.
-pub(super) fn cases(cases: &[CaseListed]) -> Markup {
+pub(super) fn cases(bar: &Bar, cases: &[CaseListed]) -> Markup {
     layout(
         "Cases",
-        true,
+        Some(bar),
         html! {
             h1 { "Cases" }
             (search_form("", false))
@@ -139,10 +159,10 @@ fn search_form(query: &str, private: bool) -> Markup {
 
 /// What a search found, best first; psychotherapy notes only when asked
 /// for, and marked.
-pub(super) fn search(query: &str, private: bool, hits: &[Hit]) -> Markup {
+pub(super) fn search(bar: &Bar, query: &str, private: bool, hits: &[Hit]) -> Markup {
     layout(
         "Search",
-        true,
+        Some(bar),
         html! {
             h1 { "Search" }
             (search_form(query, private))
@@ -169,10 +189,10 @@ pub(super) fn search(query: &str, private: bool, hits: &[Hit]) -> Markup {
 }
 
 /// A new case's form; `name` keeps what was typed when it was refused.
-pub(super) fn new_case(name: &str, error: Option<&str>) -> Markup {
+pub(super) fn new_case(bar: &Bar, name: &str, error: Option<&str>) -> Markup {
     layout(
         "New case",
-        true,
+        Some(bar),
         html! {
             h1 { "New case" }
             (error_note(error))
@@ -186,11 +206,11 @@ pub(super) fn new_case(name: &str, error: Option<&str>) -> Markup {
 }
 
 /// A case: its profile and its session notes, newest first.
-pub(super) fn case(view: &CaseView) -> Markup {
+pub(super) fn case(bar: &Bar, view: &CaseView) -> Markup {
     let s = &view.summary;
     layout(
         &s.name,
-        true,
+        Some(bar),
         html! {
             h1 { (s.name) }
             p.meta { "Opened " (s.created) }

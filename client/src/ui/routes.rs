@@ -56,7 +56,7 @@ async fn index(State(ui): State<Arc<Ui>>) -> Response {
         return pages::unlock(None).into_response();
     };
     match home.list_cases(false) {
-        Ok(cases) => pages::cases(&cases).into_response(),
+        Ok(cases) => pages::cases(&ui.bar(home), &cases).into_response(),
         Err(e) => failed(e),
     }
 }
@@ -70,10 +70,16 @@ async fn unlock(State(ui): State<Arc<Ui>>, Form(form): Form<UnlockForm>) -> Resp
     let pass = Zeroizing::new(form.passphrase);
     let dir = ui.dir.clone();
     // Deriving the key takes a deliberate while: off the async threads.
-    let opened = tokio::task::spawn_blocking(move || Home::open(&dir, pass.as_bytes())).await;
+    // Two handles: the page's, and the background sync's.
+    let opened = tokio::task::spawn_blocking(move || {
+        let home = Home::open(&dir, pass.as_bytes())?;
+        let syncing = Home::open(&dir, pass.as_bytes())?;
+        Ok::<_, casebook::Error>((home, syncing))
+    })
+    .await;
     match opened {
-        Ok(Ok(home)) => {
-            *ui.home.lock().await = Some(home);
+        Ok(Ok((home, syncing))) => {
+            ui.unlocked(home, syncing).await;
             Redirect::to("/").into_response()
         }
         Ok(Err(casebook::Error::Store(casebook::store::StoreError::WrongPassphrase))) => (
@@ -96,10 +102,11 @@ async fn lock(State(ui): State<Arc<Ui>>) -> Response {
 }
 
 async fn new_case(State(ui): State<Arc<Ui>>) -> Response {
-    if ui.home.lock().await.is_none() {
+    let home = ui.home.lock().await;
+    let Some(home) = home.as_ref() else {
         return locked();
-    }
-    pages::new_case("", None).into_response()
+    };
+    pages::new_case(&ui.bar(home), "", None).into_response()
 }
 
 #[derive(Deserialize)]
@@ -117,7 +124,7 @@ async fn create_case(State(ui): State<Arc<Ui>>, Form(form): Form<NewCaseForm>) -
         // What was typed is shown again with why it was refused.
         Err(e) => (
             StatusCode::BAD_REQUEST,
-            pages::new_case(&form.client_name, Some(&e.to_string())),
+            pages::new_case(&ui.bar(home), &form.client_name, Some(&e.to_string())),
         )
             .into_response(),
     }
@@ -137,7 +144,7 @@ async fn search(State(ui): State<Arc<Ui>>, Form(form): Form<SearchForm>) -> Resp
     };
     let private = form.private.is_some();
     match home.search(form.q.trim(), private) {
-        Ok(hits) => pages::search(&form.q, private, &hits).into_response(),
+        Ok(hits) => pages::search(&ui.bar(home), &form.q, private, &hits).into_response(),
         Err(e) => failed(e),
     }
 }
@@ -151,7 +158,7 @@ async fn case(State(ui): State<Arc<Ui>>, Path(id): Path<String>) -> Response {
         return locked();
     };
     match home.open_case(&id) {
-        Ok(view) => pages::case(&view).into_response(),
+        Ok(view) => pages::case(&ui.bar(home), &view).into_response(),
         Err(e @ casebook::Error::UnknownCase(_)) => {
             (StatusCode::NOT_FOUND, pages::refused(&e.to_string())).into_response()
         }

@@ -56,6 +56,18 @@ pub fn init_args(relay: &Relay, name: &str) -> Vec<String> {
     .to_vec()
 }
 
+/// The recovery words shown (once) on stderr by `init` or `device
+/// new-recovery-words`: the indented line after the heading.
+pub fn shown_words(stderr: &[u8]) -> String {
+    let text = String::from_utf8_lossy(stderr);
+    let mut lines = text.lines().skip_while(|l| !l.contains("recovery words"));
+    lines
+        .find(|l| l.starts_with("    "))
+        .expect("the words are shown")
+        .trim()
+        .to_string()
+}
+
 pub fn init_at(home: &Path, relay: &Relay, name: &str) {
     let args = init_args(relay, name);
     ok(home, &args.iter().map(String::as_str).collect::<Vec<_>>());

@@ -1,0 +1,87 @@
+//! Syncing while the page is open, as `sync --watch` does: a task with its
+//! own handle on the home (the store is made for two processes at once, so
+//! two handles in one are no different) keeps a connection to the relay,
+//! takes what other devices send as the relay pushes it, and sends what the
+//! page saves (the watcher notices new edits in the outbox within 100 ms).
+//! The page's own handle is never held across a network wait.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use casebook::Home;
+use casebook::sync::WatchEvent;
+use tokio::sync::oneshot;
+
+use super::Ui;
+
+/// What the page shows of the background sync.
+#[derive(Clone, Debug, Default)]
+pub(super) struct SyncStatus {
+    /// Whether a connection to the relay is open.
+    pub connected: bool,
+    /// When the last round finished (Unix seconds).
+    pub last: Option<u64>,
+    /// Why the last attempt failed, until one succeeds.
+    pub error: Option<String>,
+}
+
+/// Runs until `stop` fires (the page locked) or the home may no longer
+/// sync (revoked, or a relay that rolled back).
+pub(super) async fn keep_syncing(ui: Arc<Ui>, mut home: Home, mut stop: oneshot::Receiver<()>) {
+    let mut backoff = Duration::from_millis(500);
+    loop {
+        let failed = match home.connect().await {
+            Ok(relay) => {
+                backoff = Duration::from_millis(500);
+                ui.set_sync(|s| {
+                    s.connected = true;
+                    s.error = None;
+                });
+                let r = home
+                    .watch(
+                        &relay,
+                        async {
+                            let _ = (&mut stop).await;
+                        },
+                        &mut |event| {
+                            if let WatchEvent::Synced(_) = event {
+                                ui.set_sync(|s| {
+                                    s.last = Some(home_now());
+                                    s.error = None;
+                                });
+                            }
+                        },
+                    )
+                    .await;
+                relay.close().await;
+                match r {
+                    Ok(()) => return,
+                    Err(e) => e,
+                }
+            }
+            Err(e) => e,
+        };
+        let fatal = matches!(
+            failed,
+            casebook::Error::Revoked | casebook::Error::Rollback(_) | casebook::Error::Store(_)
+        );
+        ui.set_sync(|s| {
+            s.connected = false;
+            s.error = Some(failed.to_string());
+        });
+        if fatal {
+            return;
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(backoff) => {}
+            _ = &mut stop => return,
+        }
+        backoff = (backoff * 2).min(Duration::from_secs(30));
+    }
+}
+
+fn home_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
