@@ -203,6 +203,36 @@ async fn the_page_lets_in_only_its_own_browser_and_escapes_what_it_shows() {
     assert_eq!(cross.status, 403, "{cross:?}");
     let bare = page.send("POST", "/unlock", &[("Cookie", &cookie)], &body);
     assert_eq!(bare.status, 403, "{bare:?}");
+    // What a browser says of another site's form, whatever its Origin.
+    for (origin, site) in [
+        ("null", "cross-site"),
+        ("null", "same-site"),
+        ("null", "none"),
+    ] {
+        let forged = page.send(
+            "POST",
+            "/unlock",
+            &[
+                ("Cookie", &cookie),
+                ("Origin", origin),
+                ("Sec-Fetch-Site", site),
+            ],
+            &body,
+        );
+        assert_eq!(forged.status, 403, "{site}: {forged:?}");
+    }
+    let own_origin = page.origin();
+    let mixed = page.send(
+        "POST",
+        "/unlock",
+        &[
+            ("Cookie", &cookie),
+            ("Origin", &own_origin),
+            ("Sec-Fetch-Site", "cross-site"),
+        ],
+        &body,
+    );
+    assert_eq!(mixed.status, 403, "{mixed:?}");
     let wrong = page.post(&cookie, "/unlock", "passphrase=not+it");
     assert_eq!(wrong.status, 401);
     assert!(wrong.body.contains("does not open"), "{}", wrong.body);

@@ -53,6 +53,24 @@ fn refuse(status: StatusCode, why: &str) -> Response {
     (status, pages::refused(why)).into_response()
 }
 
+/// Whether a change comes from this page itself. A browser says where a
+/// request comes from in `Sec-Fetch-Site`, which no page can set; where it
+/// does not send that, its `Origin` must be this page's. (The page's
+/// `Referrer-Policy: no-referrer` makes a browser send `Origin: null` with
+/// its own form posts, so `null` alone proves nothing either way.) A
+/// request that says neither is refused.
+fn same_origin(ui: &Ui, headers: &HeaderMap) -> bool {
+    let site = headers.get("sec-fetch-site").and_then(|v| v.to_str().ok());
+    let origin = header(headers, header::ORIGIN);
+    if origin.is_some_and(|o| o != "null" && o != ui.origin) {
+        return false;
+    }
+    match site {
+        Some(site) => site == "same-origin",
+        None => origin == Some(ui.origin.as_str()),
+    }
+}
+
 /// Lets a request through to the page, or refuses it.
 pub(super) async fn guard(State(ui): State<Arc<Ui>>, req: Request, next: Next) -> Response {
     let mut answer = check(&ui, req, next).await;
@@ -88,16 +106,12 @@ async fn check(ui: &Ui, req: Request, next: Next) -> Response {
             "open the address `casebook ui` printed (start it again for a new one)",
         );
     }
-    if req.method() != Method::GET && req.method() != Method::HEAD {
-        // Another site's form or script posting here: its Origin is its own.
-        // Browsers send Origin with every POST; a request without one is
-        // not from this page.
-        if header(req.headers(), header::ORIGIN) != Some(ui.origin.as_str()) {
-            return refuse(
-                StatusCode::FORBIDDEN,
-                "a change may come only from this page",
-            );
-        }
+    let changes = req.method() != Method::GET && req.method() != Method::HEAD;
+    if changes && !same_origin(ui, req.headers()) {
+        return refuse(
+            StatusCode::FORBIDDEN,
+            "a change may come only from this page",
+        );
     }
     ui.used();
     next.run(req).await

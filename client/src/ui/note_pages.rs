@@ -105,7 +105,7 @@ pub(super) fn note(
                 p.signed role="status" {
                     "Signed by " (by)
                     @if let Some(as_) = &n.signed_as { " (signed as \"" (as_) "\")" }
-                    " at " (at)
+                    " at " (casebook::clock::parse_instant(at).map_or_else(|| at.clone(), casebook::clock::local))
                     @if n.signature_broken { " " span.mark { "the signature does not check out" } }
                 }
                 dl {
