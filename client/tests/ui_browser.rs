@@ -240,8 +240,19 @@ async fn a_therapist_unlocks_writes_signs_finds_and_locks_in_a_browser() {
         .click()
         .await
         .unwrap();
-    shows(&c, "Jordan Avery").await;
-    shows(&c, "Plan").await;
+    // The hit: its case, the section it is in, and its words.
+    shows(&c, "<h1>Search</h1>").await;
+    let hits = c
+        .find(Locator::Css("ul.hits"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        hits.contains("Jordan Avery") && hits.contains("Plan") && hits.contains("diary"),
+        "{hits}"
+    );
     screenshot(&c, "5-search").await;
 
     // The same record in the CLI: one core.

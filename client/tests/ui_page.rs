@@ -67,7 +67,8 @@ impl Page {
         for (k, v) in headers {
             req.push_str(&format!("{k}: {v}\r\n"));
         }
-        if !body.is_empty() {
+        if method == "POST" {
+            // As a browser's form post, empty or not.
             req.push_str("Content-Type: application/x-www-form-urlencoded\r\n");
         }
         req.push_str(&format!("Content-Length: {}\r\n\r\n{body}", body.len()));
@@ -169,6 +170,33 @@ async fn the_page_lets_in_only_its_own_browser_and_escapes_what_it_shows() {
     let cookie = page.sign_in();
     let again = page.send("GET", &format!("/?token={}", page.token), &[], "");
     assert_eq!(again.status, 403, "a used link: {again:?}");
+    // Opened again in the browser let in, it simply shows the page.
+    let reopened = page.get(&cookie, &format!("/?token={}", page.token));
+    assert_eq!(
+        (reopened.status, reopened.header("location")),
+        (303, Some("/"))
+    );
+    // A page on another port of this machine (the same site, so the
+    // cookie rides along) or another site loading anything here.
+    for site in ["same-site", "cross-site"] {
+        let loaded = page.send(
+            "GET",
+            "/",
+            &[("Cookie", &cookie), ("Sec-Fetch-Site", site)],
+            "",
+        );
+        assert_eq!(loaded.status, 403, "{site}: {loaded:?}");
+    }
+    let typed_in = page.send(
+        "GET",
+        "/",
+        &[("Cookie", &cookie), ("Sec-Fetch-Site", "none")],
+        "",
+    );
+    assert_eq!(typed_in.status, 200, "{typed_in:?}");
+    // A cookie of the same name set by another port does not shadow it.
+    let shadowed = format!("casebook_{}=00; {cookie}", page.port);
+    assert_eq!(page.get(&shadowed, "/").status, 200);
     assert_eq!(
         page.get(&format!("casebook_{}=00", page.port), "/").status,
         401
@@ -384,9 +412,58 @@ async fn a_note_is_written_edited_and_signed_from_the_page() {
     );
     assert_eq!(edited.status, 303, "{edited:?}");
 
+    // Choosing another format keeps what was typed, and shows what the
+    // new one has no section for.
+    let switched = page.post(
+        &cookie,
+        &format!("{case}/notes/new"),
+        "format=dap&date=2026-11-21&f_subjective=Anxious+on+waking.&f_plan=Walk+daily.",
+    );
+    assert_eq!(switched.status, 200, "{switched:?}");
+    for kept in [">Data<", "Walk daily.", "Anxious on waking.", "2026-11-21"] {
+        assert!(switched.body.contains(kept), "{kept}: {}", switched.body);
+    }
+
+    // Locked while writing: nothing saved, nothing typed thrown away.
+    assert_eq!(page.post(&cookie, "/lock", "").status, 303);
+    let late = page.post(
+        &cookie,
+        &note,
+        "format=soap&f_subjective=Written+while+it+locked.",
+    );
+    assert_eq!(late.status, 401, "{late:?}");
+    assert!(
+        late.body.contains("Written while it locked."),
+        "{}",
+        late.body
+    );
+    assert!(late.body.contains("Nothing was saved"), "{}", late.body);
+    assert_eq!(
+        page.post(&cookie, "/unlock", &format!("passphrase={}", form(PASS)))
+            .status,
+        303
+    );
+
+    // "Sign" saves what the form holds, then signs it.
+    let signed_as_seen = page.post(
+        &cookie,
+        &format!("{note}/sign"),
+        "format=soap&f_subjective=Slept+badly+all+week.&f_plan=Keep+a+sleep+diary+nightly.",
+    );
+    assert_eq!(signed_as_seen.status, 303, "{signed_as_seen:?}");
+
     // Signed: shown as signed, no longer a form; an addendum is added.
-    assert_eq!(page.post(&cookie, &format!("{note}/sign"), "").status, 303);
+    assert_eq!(
+        page.post(&cookie, &format!("{note}/sign"), "").status,
+        400,
+        "signed already"
+    );
     let signed = page.get(&cookie, &note);
+    assert!(
+        signed.body.contains("Keep a sleep diary nightly."),
+        "{}",
+        signed.body
+    );
     assert!(
         signed.body.contains("Signed by Dr. Rivera"),
         "{}",
@@ -511,5 +588,5 @@ async fn the_page_syncs_in_the_background_both_ways() {
     );
     let shown = page.get(&cookie, "/");
     assert!(shown.body.contains("Connected"), "{}", shown.body);
-    assert!(shown.body.contains("0 unsent"), "{}", shown.body);
+    assert!(shown.body.contains("· 0 unsent"), "{}", shown.body);
 }

@@ -26,35 +26,43 @@ pub(super) struct SyncStatus {
 }
 
 /// Runs until `stop` fires (the page locked) or the home may no longer
-/// sync (revoked, or a relay that rolled back).
-pub(super) async fn keep_syncing(ui: Arc<Ui>, mut home: Home, mut stop: oneshot::Receiver<()>) {
+/// sync (revoked, or a relay that rolled back). Stopping does not wait for
+/// a round to end: the handle, and every key in it, is dropped at once, as
+/// a process stopped mid-round would be, which the store is made to bear.
+/// `since` is the lock count of the unlock it serves.
+pub(super) async fn keep_syncing(
+    ui: Arc<Ui>,
+    since: u64,
+    mut home: Home,
+    mut stop: oneshot::Receiver<()>,
+) {
     let mut backoff = Duration::from_millis(500);
     loop {
-        let failed = match home.connect().await {
+        let connected = tokio::select! {
+            r = home.connect() => r,
+            _ = &mut stop => return,
+        };
+        let failed = match connected {
             Ok(relay) => {
                 backoff = Duration::from_millis(500);
-                ui.set_sync(|s| {
+                ui.set_sync(since, |s| {
                     s.connected = true;
                     s.error = None;
                 });
-                let r = home
-                    .watch(
-                        &relay,
-                        async {
-                            let _ = (&mut stop).await;
-                        },
-                        &mut |event| {
-                            if let WatchEvent::Synced(_) = event {
-                                ui.set_sync(|s| {
-                                    s.last = Some(home_now());
-                                    s.error = None;
-                                });
-                            }
-                        },
-                    )
-                    .await;
+                let mut on_event = |event| {
+                    if let WatchEvent::Synced(_) = event {
+                        ui.set_sync(since, |s| {
+                            s.last = Some(home_now());
+                            s.error = None;
+                        });
+                    }
+                };
+                let watched = tokio::select! {
+                    r = home.watch(&relay, std::future::pending(), &mut on_event) => r,
+                    _ = &mut stop => return,
+                };
                 relay.close().await;
-                match r {
+                match watched {
                     Ok(()) => return,
                     Err(e) => e,
                 }
@@ -65,7 +73,7 @@ pub(super) async fn keep_syncing(ui: Arc<Ui>, mut home: Home, mut stop: oneshot:
             failed,
             casebook::Error::Revoked | casebook::Error::Rollback(_) | casebook::Error::Store(_)
         );
-        ui.set_sync(|s| {
+        ui.set_sync(since, |s| {
             s.connected = false;
             s.error = Some(failed.to_string());
         });

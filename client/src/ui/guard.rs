@@ -28,16 +28,17 @@ fn header(headers: &HeaderMap, name: header::HeaderName) -> Option<&str> {
     headers.get(name).and_then(|v| v.to_str().ok())
 }
 
-/// The value of cookie `name` in a request's Cookie headers.
-fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+/// Whether any cookie `name` in a request's Cookie headers is `value`. Any,
+/// not the first: a page on another port of this machine can set a cookie
+/// of the same name (cookies do not keep ports apart) to shadow this one.
+fn has_cookie(headers: &HeaderMap, name: &str, value: &str) -> bool {
     headers
         .get_all(header::COOKIE)
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(';'))
         .filter_map(|pair| pair.trim().split_once('='))
-        .find(|(k, _)| *k == name)
-        .map(|(_, v)| v)
+        .any(|(k, v)| k == name && same(v, value))
 }
 
 /// The `token` parameter of a query string.
@@ -96,10 +97,25 @@ async fn check(ui: &Ui, req: Request, next: Next) -> Response {
             &format!("this page answers only at {}", ui.origin),
         );
     }
+    // Another site, or a page on another port of this machine (the same
+    // "site" to a browser, so the cookie rides along), reading or loading
+    // anything here: refused, so that it can neither keep the page from
+    // locking nor write a line in the audit by making it draw a record.
+    let site = req
+        .headers()
+        .get("sec-fetch-site")
+        .and_then(|v| v.to_str().ok());
+    if site.is_some_and(|s| s != "same-origin" && s != "none") {
+        return refuse(StatusCode::FORBIDDEN, "this page answers only itself");
+    }
+    let signed_in = has_cookie(req.headers(), &ui.cookie, &ui.session);
     if let Some(given) = token(req.uri().query()) {
+        // The printed link opened again in a browser already let in.
+        if signed_in && req.method() == Method::GET {
+            return see_other("/");
+        }
         return exchange(ui, given, req.method());
     }
-    let signed_in = cookie(req.headers(), &ui.cookie).is_some_and(|c| same(c, &ui.session));
     if !signed_in {
         return refuse(
             StatusCode::UNAUTHORIZED,
@@ -113,8 +129,18 @@ async fn check(ui: &Ui, req: Request, next: Next) -> Response {
             "a change may come only from this page",
         );
     }
-    ui.used();
+    if req.uri().path() != "/app.css" {
+        ui.used();
+    }
     next.run(req).await
+}
+
+fn see_other(to: &'static str) -> Response {
+    Response::builder()
+        .status(StatusCode::SEE_OTHER)
+        .header(header::LOCATION, to)
+        .body(axum::body::Body::empty())
+        .expect("a redirect from valid parts")
 }
 
 /// Trades the printed link's one-time token for the session cookie, and

@@ -65,6 +65,9 @@ pub(crate) struct Ui {
     sync: Mutex<background::SyncStatus>,
     /// Stops the background sync (and drops its handle on the home).
     stop_sync: Mutex<Option<tokio::sync::oneshot::Sender<()>>>,
+    /// Counts locks: an unlock that began before the last lock is not
+    /// carried out, and a sync task of an earlier unlock says nothing.
+    locks: std::sync::atomic::AtomicU64,
 }
 
 impl Ui {
@@ -79,25 +82,49 @@ impl Ui {
     /// Drops the home, and every key in it, from memory: the page's handle
     /// here, the background sync's as it stops.
     async fn lock(&self) {
-        self.home.lock().await.take();
+        let mut home = self.home.lock().await;
+        self.locks.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        home.take();
         if let Some(stop) = self.stop_sync.lock().expect("never poisoned").take() {
             let _ = stop.send(());
         }
-        self.set_sync(|s| *s = background::SyncStatus::default());
+        *self.sync.lock().expect("never poisoned") = background::SyncStatus::default();
     }
 
-    /// Unlocked with `home` for the page and `syncing` for the background.
-    async fn unlocked(self: &Arc<Self>, home: Home, syncing: Home) {
+    /// The lock count now, for an unlock about to begin.
+    fn locks(&self) -> u64 {
+        self.locks.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// Unlocked with `home` for the page and `syncing` for the background,
+    /// unless the page was locked since the unlock began (`since`): then
+    /// both are dropped. Returns whether it is unlocked.
+    async fn unlocked(self: &Arc<Self>, since: u64, home: Home, syncing: Home) -> bool {
+        let mut held = self.home.lock().await;
+        if self.locks() != since {
+            return false;
+        }
         let (stop, stopped) = tokio::sync::oneshot::channel();
         if let Some(old) = self.stop_sync.lock().expect("never poisoned").replace(stop) {
             let _ = old.send(());
         }
-        tokio::spawn(background::keep_syncing(self.clone(), syncing, stopped));
-        *self.home.lock().await = Some(home);
+        tokio::spawn(background::keep_syncing(
+            self.clone(),
+            since,
+            syncing,
+            stopped,
+        ));
+        *held = Some(home);
+        true
     }
 
-    fn set_sync(&self, change: impl FnOnce(&mut background::SyncStatus)) {
-        change(&mut self.sync.lock().expect("never poisoned"));
+    /// Changes what the page shows of the background sync, if the task
+    /// saying so belongs to the unlock in force (`since`).
+    fn set_sync(&self, since: u64, change: impl FnOnce(&mut background::SyncStatus)) {
+        let mut status = self.sync.lock().expect("never poisoned");
+        if self.locks() == since {
+            change(&mut status);
+        }
     }
 
     /// The header's sync line for a page drawn from `home`.
@@ -148,9 +175,11 @@ pub async fn serve(dir: PathBuf, args: &UiArgs) -> Result<()> {
         session: random_hex(),
         home: tokio::sync::Mutex::new(None),
         last_use: Mutex::new(Instant::now()),
-        lock_after: Duration::from_secs_f64(args.lock_after * 60.0),
+        lock_after: Duration::try_from_secs_f64(args.lock_after * 60.0)
+            .context("--lock-after: give a number of minutes a clock can count")?,
         sync: Mutex::default(),
         stop_sync: Mutex::new(None),
+        locks: std::sync::atomic::AtomicU64::new(0),
     });
     let url = format!("{}/?token={token}", ui.origin);
     // The first line of stdout, for a script or a test to read.

@@ -24,8 +24,35 @@ fn text_inputs(format: NoteFormat, typed: &Typed) -> Markup {
         @for field in format.sections().iter().chain(COMMON_FIELDS) {
             @let name = input_name(field);
             label for=(name) { (label(field)) }
-            textarea id=(name) name=(name) rows=(if format.sections().contains(field) { 5 } else { 2 }) {
+            textarea id=(name) name=(name) autocomplete="off" rows=(if format.sections().contains(field) { 5 } else { 2 }) {
                 (typed.get(&name).map(String::as_str).unwrap_or(""))
+            }
+        }
+    }
+}
+
+/// Text typed under another format whose sections this one lacks: shown,
+/// so that choosing a format never throws writing away.
+fn left_over(format: NoteFormat, typed: &Typed) -> Markup {
+    let mut rest: Vec<(&String, &String)> = typed
+        .iter()
+        .filter(|(k, v)| {
+            k.strip_prefix("f_")
+                .is_some_and(|f| !format.has_text_field(f))
+                && !v.trim().is_empty()
+        })
+        .collect();
+    rest.sort();
+    html! {
+        @if !rest.is_empty() {
+            section.late {
+                h2 { "Written under the format before" }
+                p { "Not part of a " (format.as_str().to_uppercase()) " note: copy what you need into its sections above." }
+                @for (k, v) in rest {
+                    @let id = format!("old_{k}");
+                    label for=(id) { (label(k.trim_start_matches("f_"))) }
+                    textarea id=(id) readonly rows="3" { (v) }
+                }
             }
         }
     }
@@ -47,18 +74,16 @@ pub(super) fn new_note(
         html! {
             p { a href=(case_path(case)) { "← " (name) } }
             h1 { "New note" }
-            form method="get" action={ (case_path(case)) "/notes/new" } {
+            (error_note(error))
+            // One form, so that choosing another format keeps what was typed.
+            form method="post" action={ (case_path(case)) "/notes" } {
                 label for="format" { "Format" }
                 select #format name="format" {
                     @for f in NoteFormat::ALL {
                         option value=(f.as_str()) selected[f == format] { (f.as_str().to_uppercase()) }
                     }
                 }
-                button type="submit" { "Use this format" }
-            }
-            (error_note(error))
-            form method="post" action={ (case_path(case)) "/notes" } {
-                input type="hidden" name="format" value=(format.as_str());
+                button type="submit" formaction={ (case_path(case)) "/notes/new" } formnovalidate { "Use this format" }
                 label for="date" { "Date" }
                 input #date type="date" name="date" value=(value("date")) required;
                 label for="start_time" { "Start time" }
@@ -66,6 +91,7 @@ pub(super) fn new_note(
                 label for="duration" { "Minutes" }
                 input #duration type="number" min="1" max="1440" name="duration" value=(value("duration"));
                 (text_inputs(format, typed))
+                (left_over(format, typed))
                 button type="submit" { "Save" }
             }
         },
@@ -88,7 +114,7 @@ pub(super) fn note(
         .map(|(k, v)| (input_name(k), v.clone()))
         .collect();
     layout(
-        &format!("Note of {}", n.date),
+        "Session note",
         Some(bar),
         html! {
             p { a href=(case_path(case)) { "← " (name) } }
@@ -131,14 +157,14 @@ pub(super) fn note(
                     }
                 }
             } @else {
+                // "Sign" saves what is in the form first: it signs what
+                // the person sees.
                 form method="post" action=(path) {
                     input type="hidden" name="format" value=(n.format.as_str());
                     (text_inputs(n.format, typed.unwrap_or(&current)))
                     button type="submit" { "Save" }
-                }
-                form method="post" action={ (path) "/sign" } {
-                    p.meta { "Signing fixes the note as it reads now; later additions are addenda." }
-                    button type="submit" { "Sign" }
+                    p.meta { "Signing saves the note and fixes it as it reads now; later additions are addenda." }
+                    button type="submit" formaction={ (path) "/sign" } { "Sign" }
                 }
             }
             @if !n.comments.is_empty() {

@@ -20,7 +20,7 @@ use super::pages::{self, case_path};
 pub(super) fn routes() -> Router<Arc<Ui>> {
     Router::new()
         .route("/cases/{id}/notes", post(create))
-        .route("/cases/{id}/notes/new", get(new))
+        .route("/cases/{id}/notes/new", get(new).post(reformat))
         .route("/cases/{id}/notes/{note}", get(show).post(save))
         .route("/cases/{id}/notes/{note}/sign", post(sign))
         .route("/cases/{id}/notes/{note}/addenda", post(addendum))
@@ -32,6 +32,23 @@ fn not_found(why: &str) -> Response {
 
 fn locked() -> Response {
     (StatusCode::UNAUTHORIZED, pages::unlock(None)).into_response()
+}
+
+/// The page locked itself while a form was being filled: nothing is saved,
+/// and what was typed comes back on the unlock page, never thrown away.
+fn locked_keeping(typed: &Typed) -> Response {
+    let mut kept: Vec<(String, String)> = typed
+        .iter()
+        .filter(|(k, _)| k.starts_with("f_") || *k == "text")
+        .map(|(k, v)| (k.trim_start_matches("f_").to_string(), v.clone()))
+        .collect();
+    kept.sort();
+    (StatusCode::UNAUTHORIZED, pages::unlock_keeping(&kept)).into_response()
+}
+
+/// Back to a note's page.
+fn to_note(case: &DocId, note: &str) -> Response {
+    Redirect::to(&format!("{}/notes/{note}", case_path(case))).into_response()
 }
 
 /// The case's id and its client's name, from the list the core keeps.
@@ -77,6 +94,26 @@ async fn new(
     note_pages::new_note(&ui.bar(home), &case, &name, format, &typed, None).into_response()
 }
 
+/// The new-note form again in the format chosen, with what was typed.
+async fn reformat(
+    State(ui): State<Arc<Ui>>,
+    Path(id): Path<String>,
+    Form(typed): Form<Typed>,
+) -> Response {
+    let home = ui.home.lock().await;
+    let Some(home) = home.as_ref() else {
+        return locked_keeping(&typed);
+    };
+    let Some((case, name)) = case_of(home, &id) else {
+        return not_found("no such case");
+    };
+    let format = typed
+        .get("format")
+        .and_then(|f| NoteFormat::parse(f).ok())
+        .unwrap_or(NoteFormat::Soap);
+    note_pages::new_note(&ui.bar(home), &case, &name, format, &typed, None).into_response()
+}
+
 /// The note a form describes, or why it cannot be one.
 fn input(typed: &Typed) -> Result<NoteInput, String> {
     let format = NoteFormat::parse(typed.get("format").map_or("", String::as_str))
@@ -102,14 +139,14 @@ async fn create(
 ) -> Response {
     let mut home = ui.home.lock().await;
     let Some(home) = home.as_mut() else {
-        return locked();
+        return locked_keeping(&typed);
     };
     let Some((case, name)) = case_of(home, &id) else {
         return not_found("no such case");
     };
     let added = input(&typed).and_then(|n| home.add_note(&case, n).map_err(|e| e.to_string()));
     match added {
-        Ok(note) => Redirect::to(&format!("{}/notes/{note}", case_path(&case))).into_response(),
+        Ok(note) => to_note(&case, &note),
         Err(e) => {
             let format = typed
                 .get("format")
@@ -162,6 +199,17 @@ async fn show(State(ui): State<Arc<Ui>>, Path((id, note)): Path<(String, String)
     draw(&ui, home, &id, &note, None, None)
 }
 
+/// Saves a draft's form: every field, so a field emptied is saved empty;
+/// the core writes only the characters that changed.
+fn save_form(home: &mut Home, case: &DocId, note: &str, typed: &Typed) -> Result<String, String> {
+    match typed.get("format").map(|f| NoteFormat::parse(f)) {
+        Some(Ok(f)) => home
+            .edit_note(case, note, &fields(f, typed, true))
+            .map_err(|e| e.to_string()),
+        _ => Err("the form did not say the note's format; open the note again".to_string()),
+    }
+}
+
 async fn save(
     State(ui): State<Arc<Ui>>,
     Path((id, note)): Path<(String, String)>,
@@ -169,36 +217,39 @@ async fn save(
 ) -> Response {
     let mut home = ui.home.lock().await;
     let Some(home) = home.as_mut() else {
-        return locked();
+        return locked_keeping(&typed);
     };
     let Some((case, _)) = case_of(home, &id) else {
         return not_found("no such case");
     };
-    // Every field of the form, so a field emptied is saved empty; the core
-    // writes only the characters that changed.
-    let edited = match typed.get("format").map(|f| NoteFormat::parse(f)) {
-        Some(Ok(f)) => home
-            .edit_note(&case, &note, &fields(f, &typed, true))
-            .map_err(|e| e.to_string()),
-        _ => Err("the form did not say the note's format; open the note again".to_string()),
-    };
-    match edited {
-        Ok(_) => Redirect::to(&format!("{}/notes/{note}", case_path(&case))).into_response(),
+    match save_form(home, &case, &note, &typed) {
+        Ok(note) => to_note(&case, &note),
         Err(e) => draw(&ui, home, &id, &note, Some(&typed), Some(&e)),
     }
 }
 
-async fn sign(State(ui): State<Arc<Ui>>, Path((id, note)): Path<(String, String)>) -> Response {
+/// Saves what the form holds, then signs it: what is signed is what the
+/// person saw.
+async fn sign(
+    State(ui): State<Arc<Ui>>,
+    Path((id, note)): Path<(String, String)>,
+    Form(typed): Form<Typed>,
+) -> Response {
     let mut home = ui.home.lock().await;
     let Some(home) = home.as_mut() else {
-        return locked();
+        return locked_keeping(&typed);
     };
     let Some((case, _)) = case_of(home, &id) else {
         return not_found("no such case");
     };
-    match home.sign_note(&case, &note) {
-        Ok(_) => Redirect::to(&format!("{}/notes/{note}", case_path(&case))).into_response(),
-        Err(e) => draw(&ui, home, &id, &note, None, Some(&e.to_string())),
+    let saved = match typed.contains_key("format") {
+        true => save_form(home, &case, &note, &typed),
+        false => Ok(note.clone()),
+    };
+    let signed = saved.and_then(|n| home.sign_note(&case, &n).map_err(|e| e.to_string()));
+    match signed {
+        Ok(note) => to_note(&case, &note),
+        Err(e) => draw(&ui, home, &id, &note, Some(&typed), Some(&e)),
     }
 }
 
@@ -209,14 +260,14 @@ async fn addendum(
 ) -> Response {
     let mut home = ui.home.lock().await;
     let Some(home) = home.as_mut() else {
-        return locked();
+        return locked_keeping(&typed);
     };
     let Some((case, _)) = case_of(home, &id) else {
         return not_found("no such case");
     };
     let text = typed.get("text").map_or("", String::as_str);
     match home.add_addendum(&case, &note, text) {
-        Ok(_) => Redirect::to(&format!("{}/notes/{note}", case_path(&case))).into_response(),
+        Ok(note) => to_note(&case, &note),
         Err(e) => draw(&ui, home, &id, &note, Some(&typed), Some(&e.to_string())),
     }
 }

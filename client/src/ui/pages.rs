@@ -65,6 +65,39 @@ pub(super) fn refused(why: &str) -> Markup {
     )
 }
 
+/// The locked page, after a save that arrived once the page had locked
+/// itself: nothing was saved, and what was typed is shown to take back.
+pub(super) fn unlock_keeping(typed: &[(String, String)]) -> Markup {
+    layout(
+        "Unlock",
+        None,
+        html! {
+            h1 { "Unlock casebook" }
+            p.error role="alert" {
+                "Nothing was saved: casebook locked itself after a while without use. \
+                 What you typed is below; unlock, then put it back."
+            }
+            @for (field, text) in typed {
+                @if !text.trim().is_empty() {
+                    label for={ "kept_" (field) } { (label(field)) }
+                    textarea id={ "kept_" (field) } readonly rows="4" { (text) }
+                }
+            }
+            (unlock_form())
+        },
+    )
+}
+
+fn unlock_form() -> Markup {
+    html! {
+        form method="post" action="/unlock" {
+            label for="passphrase" { "Passphrase" }
+            input #passphrase type="password" name="passphrase" autocomplete="current-password" autofocus required;
+            button type="submit" { "Unlock" }
+        }
+    }
+}
+
 /// The locked page: the passphrase opens the home.
 pub(super) fn unlock(error: Option<&str>) -> Markup {
     layout(
@@ -75,11 +108,7 @@ pub(super) fn unlock(error: Option<&str>) -> Markup {
             @if let Some(e) = error {
                 p.error role="alert" { (e) }
             }
-            form method="post" action="/unlock" {
-                label for="passphrase" { "Passphrase" }
-                input #passphrase type="password" name="passphrase" autocomplete="current-password" autofocus required;
-                button type="submit" { "Unlock" }
-            }
+            (unlock_form())
         },
     )
 }
@@ -147,7 +176,7 @@ fn search_form(query: &str, private: bool) -> Markup {
     html! {
         form.search method="post" action="/search" role="search" {
             label for="q" { "Search" }
-            input #q type="search" name="q" value=(query) required;
+            input #q type="search" name="q" value=(query) autocomplete="off" required;
             label.inline {
                 input type="checkbox" name="private" value="on" checked[private];
                 " Include psychotherapy notes"
@@ -198,7 +227,7 @@ pub(super) fn new_case(bar: &Bar, name: &str, error: Option<&str>) -> Markup {
             (error_note(error))
             form method="post" action="/cases" {
                 label for="client_name" { "Client name" }
-                input #client_name type="text" name="client_name" value=(name) required autofocus;
+                input #client_name type="text" name="client_name" value=(name) autocomplete="off" required autofocus;
                 button type="submit" { "Create case" }
             }
         },
@@ -208,8 +237,10 @@ pub(super) fn new_case(bar: &Bar, name: &str, error: Option<&str>) -> Markup {
 /// A case: its profile and its session notes, newest first.
 pub(super) fn case(bar: &Bar, view: &CaseView) -> Markup {
     let s = &view.summary;
+    // The client's name stays out of the title: browsers keep titles in
+    // their history, after the page is locked.
     layout(
-        &s.name,
+        "Case",
         Some(bar),
         html! {
             h1 { (s.name) }

@@ -69,6 +69,7 @@ struct UnlockForm {
 async fn unlock(State(ui): State<Arc<Ui>>, Form(form): Form<UnlockForm>) -> Response {
     let pass = Zeroizing::new(form.passphrase);
     let dir = ui.dir.clone();
+    let since = ui.locks();
     // Deriving the key takes a deliberate while: off the async threads.
     // Two handles: the page's, and the background sync's.
     let opened = tokio::task::spawn_blocking(move || {
@@ -79,7 +80,8 @@ async fn unlock(State(ui): State<Arc<Ui>>, Form(form): Form<UnlockForm>) -> Resp
     .await;
     match opened {
         Ok(Ok((home, syncing))) => {
-            ui.unlocked(home, syncing).await;
+            // Locked meanwhile (another tab): it stays locked.
+            ui.unlocked(since, home, syncing).await;
             Redirect::to("/").into_response()
         }
         Ok(Err(casebook::Error::Store(casebook::store::StoreError::WrongPassphrase))) => (
@@ -117,7 +119,8 @@ struct NewCaseForm {
 async fn create_case(State(ui): State<Arc<Ui>>, Form(form): Form<NewCaseForm>) -> Response {
     let mut home = ui.home.lock().await;
     let Some(home) = home.as_mut() else {
-        return locked();
+        let kept = [("client_name".to_string(), form.client_name.clone())];
+        return (StatusCode::UNAUTHORIZED, pages::unlock_keeping(&kept)).into_response();
     };
     match home.create_case(form.client_name.trim(), &casebook::clock::today()) {
         Ok(id) => Redirect::to(&pages::case_path(&id)).into_response(),
