@@ -18,13 +18,26 @@ pub async fn relay() -> Relay {
 }
 
 /// A relay on a new port over the data in `data` (kept by the caller).
+///
+/// The data folder's lock (`flock`) is shared with any process this test
+/// binary forks in the instant before that child's `exec` closes it, and
+/// the tests running beside this one fork `casebook` all the time: a
+/// relay restarted over the same folder retries while it reads "in use".
 pub async fn relay_in(data: &Path) -> casebook_relay::Handle {
-    casebook_relay::start(casebook_relay::Config::new(
-        "127.0.0.1:0".parse().unwrap(),
-        data,
-    ))
-    .await
-    .unwrap()
+    for _ in 0..50 {
+        match casebook_relay::start(casebook_relay::Config::new(
+            "127.0.0.1:0".parse().unwrap(),
+            data,
+        ))
+        .await
+        {
+            Err(casebook_relay::StartError::Data(
+                casebook_relay::data_dir::DataDirError::InUse(_),
+            )) => tokio::time::sleep(std::time::Duration::from_millis(100)).await,
+            started => return started.unwrap(),
+        }
+    }
+    panic!("the data folder stayed locked");
 }
 
 pub async fn relay_with(limits: casebook_relay::limits::Limits) -> Relay {
