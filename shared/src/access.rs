@@ -23,31 +23,7 @@ const WRAP_LABEL: &str = "casebook/v1/wrap/doc-key";
 const PREV_LABEL: &str = "casebook/v1/doc/previous-key";
 const DETAILS_LABEL: &str = "casebook/v1/doc/member-details";
 
-/// What a member may do with a document.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
-pub enum Role {
-    Read,
-    Comment,
-    Write,
-    Owner,
-}
-
-impl Role {
-    /// The role's word, as people type and read it.
-    pub fn name(self) -> &'static str {
-        match self {
-            Role::Read => "read",
-            Role::Comment => "comment",
-            Role::Write => "write",
-            Role::Owner => "owner",
-        }
-    }
-
-    /// Whether a member of this role may upload changes.
-    pub fn can_upload(self) -> bool {
-        self >= Role::Comment
-    }
-}
+pub use crate::role::Role;
 
 /// A document key of one epoch, sealed to one account key (HPKE).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

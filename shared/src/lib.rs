@@ -14,6 +14,7 @@ pub mod envelope;
 pub mod fingerprint;
 pub mod frames;
 pub mod ids;
+pub mod role;
 pub mod signed;
 
 /// The ALPN protocol id; bump the suffix on an incompatible wire change.

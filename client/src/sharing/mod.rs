@@ -112,11 +112,6 @@ pub struct ShareRow {
     pub state: ShareState,
 }
 
-/// A role as people and scripts read it.
-pub fn role_name(r: Role) -> &'static str {
-    r.name()
-}
-
 /// Parses `read`, `comment` or `write`.
 pub fn parse_role(s: &str) -> Result<Role> {
     match s.trim().to_lowercase().as_str() {
@@ -246,7 +241,7 @@ impl Home {
                     "share granted to {} ({}), role {}, purpose {:?}, consent {:?}, expires {}{}",
                     c.name,
                     c.account.short(),
-                    role_name(role),
+                    role.name(),
                     details.purpose,
                     details.consent,
                     expires.map_or("never".to_string(), crate::clock::rfc3339),
@@ -261,7 +256,7 @@ impl Home {
                     recipient: c.name.clone(),
                     recipient_account: c.account,
                     case_name,
-                    role: role_name(role).to_string(),
+                    role: role.name().to_string(),
                     purpose: details.purpose.clone(),
                     consent: details.consent.clone(),
                     expires,

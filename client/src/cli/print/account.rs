@@ -5,7 +5,7 @@ use crate::cli::term::{say, tell};
 use anyhow::Result;
 use casebook::devices::DeviceRow;
 use casebook::home::AuditRecord;
-use casebook::sharing::{Contact, ShareRow, SharedWithMe, role_name as role, safety_number};
+use casebook::sharing::{Contact, ShareRow, SharedWithMe, safety_number};
 use casebook::sync::{HeldEdits, SyncReport};
 use casebook_shared::ids::{AccountId, DocId};
 use serde_json::{Value, json};
@@ -74,7 +74,7 @@ pub(super) fn standing(r: &SharedWithMe) -> String {
                 .expires
                 .map(|e| format!(", until {}", time::local_until(e)))
                 .unwrap_or_default();
-            format!("shared with you by {by}, {}{until}", role(r.role))
+            format!("shared with you by {by}, {}{until}", r.role.name())
         }
         casebook::sharing::ShareState::Expired => {
             format!("shared with you by {by}; the share has EXPIRED: you read what arrived before")
@@ -90,7 +90,7 @@ pub(super) fn shared_json(r: &SharedWithMe) -> Value {
     json!({
         "case": r.case.to_hex(),
         "owner": r.owner.to_hex(), "owner_name": r.owner_contact,
-        "role": role(r.role), "expires_at": r.expires.map(time::rfc3339),
+        "role": r.role.name(), "expires_at": r.expires.map(time::rfc3339),
         "purpose": r.details.as_ref().map(|d| d.purpose.clone()),
         "consent": r.details.as_ref().map(|d| d.consent.clone()),
         "shared_by": r.details.as_ref().map(|d| d.shared_by.clone()),
@@ -233,7 +233,7 @@ impl Out {
                     "id": share_id(&e.case, &e.member),
                     "case": e.case.to_hex(), "case_name": e.case_name,
                     "account": e.member.to_hex(), "account_name": e.contact,
-                    "role": role(e.role), "expires_at": time::rfc3339(e.expires),
+                    "role": e.role.name(), "expires_at": time::rfc3339(e.expires),
                 })).collect::<Vec<_>>(),
             }));
         }
@@ -270,7 +270,7 @@ impl Out {
                 e.case.short(),
                 e.case_name,
                 e.contact.clone().unwrap_or_else(|| e.member.short()),
-                role(e.role),
+                e.role.name(),
                 time::local_until(e.expires)
             );
         }
@@ -358,7 +358,7 @@ impl Out {
                         json!({
                             "id": share_id(case, &r.member), "case": case.to_hex(),
                             "account": r.member.to_hex(), "account_name": r.contact,
-                            "role": role(r.role), "expires_at": r.expires.map(time::rfc3339),
+                            "role": r.role.name(), "expires_at": r.expires.map(time::rfc3339),
                             "state": r.state,
                         })
                     })
@@ -372,7 +372,7 @@ impl Out {
             let who = r.contact.clone().unwrap_or_else(|| r.member.short());
             say!(
                 "{who:<20}  {:<7}  until {}{}",
-                role(r.role),
+                r.role.name(),
                 expires(r.expires),
                 state_mark(r.state)
             );
@@ -408,7 +408,7 @@ impl Out {
                 "{}  {:<24}  from {by}  {:<7}  for {purpose:?}  until {}{}",
                 r.case.short(),
                 r.name.as_deref().unwrap_or("(not synced yet)"),
-                role(r.role),
+                r.role.name(),
                 r.expires.map_or("never".to_string(), time::local_until),
                 state_mark(r.state)
             );
