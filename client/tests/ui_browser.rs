@@ -9,7 +9,6 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -81,22 +80,6 @@ fn start_driver(driver: &Path) -> (Running, u16) {
         std::thread::sleep(Duration::from_millis(100));
     }
     panic!("chromedriver did not start");
-}
-
-/// `casebook ui --no-browser` on `home`, and the address it printed.
-fn start_page(home: &Path) -> (Running, String) {
-    let mut child = casebook(home)
-        .args(["ui", "--no-browser"])
-        .env_remove("CASEBOOK_PASSPHRASE")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut first = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut first)
-        .unwrap();
-    (Running(child), first.trim().to_string())
 }
 
 async fn session(chromium: &Path, driver_port: u16) -> Client {
@@ -185,7 +168,8 @@ async fn a_therapist_unlocks_writes_signs_finds_and_locks_in_a_browser() {
     let home = dir.path().join("laptop");
     init_at(&home, &relay, "Dr. Rivera");
     let (_driver, driver_port) = start_driver(&driver);
-    let (_page, url) = start_page(&home);
+    let (page, url) = start_ui(&home, &[]);
+    let _page = Running(page);
     let c = session(&chromium, driver_port).await;
 
     c.goto(&url).await.unwrap();

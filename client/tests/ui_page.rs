@@ -5,9 +5,9 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::process::{Child, Stdio};
+use std::process::Child;
 
 use common::*;
 
@@ -27,19 +27,8 @@ impl Drop for Page {
 
 impl Page {
     fn start(home: &std::path::Path, extra: &[&str]) -> Page {
-        let mut child = casebook(home)
-            .args(["ui", "--no-browser"])
-            .args(extra)
-            .env_remove("CASEBOOK_PASSPHRASE")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let mut first = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut first)
-            .unwrap();
-        let url = first.trim();
+        let (child, url) = start_ui(home, extra);
+        let url = url.as_str();
         let rest = url.strip_prefix("http://127.0.0.1:").expect(url);
         let (port, token) = rest.split_once("/?token=").expect(url);
         Page {

@@ -81,6 +81,18 @@ pub struct SharedWithMe {
     pub state: ShareState,
 }
 
+impl SharedWithMe {
+    /// Who shared it, as they named themselves when sharing, else as a
+    /// contact here, else by account.
+    pub fn shared_by(&self) -> String {
+        self.details
+            .as_ref()
+            .map(|d| d.shared_by.clone())
+            .or_else(|| self.owner_contact.clone())
+            .unwrap_or_else(|| format!("account {}", self.owner.short()))
+    }
+}
+
 /// Whether a share still gives access.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]

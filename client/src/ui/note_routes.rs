@@ -16,6 +16,7 @@ use casebook_shared::ids::DocId;
 use super::Ui;
 use super::note_pages::{self, Typed, input_name};
 use super::pages::{self, case_path};
+use super::routes::locked;
 
 pub(super) fn routes() -> Router<Arc<Ui>> {
     Router::new()
@@ -28,10 +29,6 @@ pub(super) fn routes() -> Router<Arc<Ui>> {
 
 fn not_found(why: &str) -> Response {
     (StatusCode::NOT_FOUND, pages::refused(why)).into_response()
-}
-
-fn locked() -> Response {
-    (StatusCode::UNAUTHORIZED, pages::unlock(None)).into_response()
 }
 
 /// The page locked itself while a form was being filled: nothing is saved,
@@ -63,6 +60,29 @@ fn case_of(home: &Home, id: &str) -> Option<(DocId, String)> {
     Some((id, s.name))
 }
 
+/// The unlocked home and the case `id` names, with its client's name; or
+/// the page that says why not (with what was typed, when a form arrived
+/// after the page had locked itself).
+fn open_case<'h>(
+    held: &'h mut Option<Home>,
+    id: &str,
+    typed: Option<&Typed>,
+) -> Result<(&'h mut Home, DocId, String), Box<Response>> {
+    let home = held
+        .as_mut()
+        .ok_or_else(|| Box::new(typed.map_or_else(locked, locked_keeping)))?;
+    let (case, name) = case_of(home, id).ok_or_else(|| Box::new(not_found("no such case")))?;
+    Ok((home, case, name))
+}
+
+/// The format a form names, SOAP if none.
+fn format_of(typed: &Typed) -> NoteFormat {
+    typed
+        .get("format")
+        .and_then(|f| NoteFormat::parse(f).ok())
+        .unwrap_or(NoteFormat::Soap)
+}
+
 /// The text fields of `format` as typed, empty ones left out.
 fn fields(format: NoteFormat, typed: &Typed, keep_empty: bool) -> Vec<(String, String)> {
     format
@@ -79,19 +99,11 @@ async fn new(
     Path(id): Path<String>,
     Query(q): Query<Typed>,
 ) -> Response {
-    let home = ui.home.lock().await;
-    let Some(home) = home.as_ref() else {
-        return locked();
-    };
-    let Some((case, name)) = case_of(home, &id) else {
-        return not_found("no such case");
-    };
-    let format = q
-        .get("format")
-        .and_then(|f| NoteFormat::parse(f).ok())
-        .unwrap_or(NoteFormat::Soap);
-    let typed = Typed::from([("date".to_string(), casebook::clock::today())]);
-    note_pages::new_note(&ui.bar(home), &case, &name, format, &typed, None).into_response()
+    let typed = Typed::from([
+        ("date".to_string(), casebook::clock::today()),
+        ("format".to_string(), format_of(&q).as_str().to_string()),
+    ]);
+    new_form(&ui, &id, &typed, None).await
 }
 
 /// The new-note form again in the format chosen, with what was typed.
@@ -100,18 +112,18 @@ async fn reformat(
     Path(id): Path<String>,
     Form(typed): Form<Typed>,
 ) -> Response {
-    let home = ui.home.lock().await;
-    let Some(home) = home.as_ref() else {
-        return locked_keeping(&typed);
+    new_form(&ui, &id, &typed, Some(&typed)).await
+}
+
+/// The new-note form in the format `typed` names, holding what it holds.
+async fn new_form(ui: &Ui, id: &str, typed: &Typed, kept: Option<&Typed>) -> Response {
+    let mut held = ui.home.lock().await;
+    let (home, case, name) = match open_case(&mut held, id, kept) {
+        Ok(open) => open,
+        Err(refused) => return *refused,
     };
-    let Some((case, name)) = case_of(home, &id) else {
-        return not_found("no such case");
-    };
-    let format = typed
-        .get("format")
-        .and_then(|f| NoteFormat::parse(f).ok())
-        .unwrap_or(NoteFormat::Soap);
-    note_pages::new_note(&ui.bar(home), &case, &name, format, &typed, None).into_response()
+    let bar = ui.bar(home);
+    note_pages::new_note(&bar, &case, &name, format_of(typed), typed, None).into_response()
 }
 
 /// The note a form describes, or why it cannot be one.
@@ -137,66 +149,52 @@ async fn create(
     Path(id): Path<String>,
     Form(typed): Form<Typed>,
 ) -> Response {
-    let mut home = ui.home.lock().await;
-    let Some(home) = home.as_mut() else {
-        return locked_keeping(&typed);
-    };
-    let Some((case, name)) = case_of(home, &id) else {
-        return not_found("no such case");
+    let mut held = ui.home.lock().await;
+    let (home, case, name) = match open_case(&mut held, &id, Some(&typed)) {
+        Ok(open) => open,
+        Err(refused) => return *refused,
     };
     let added = input(&typed).and_then(|n| home.add_note(&case, n).map_err(|e| e.to_string()));
     match added {
         Ok(note) => to_note(&case, &note),
         Err(e) => {
-            let format = typed
-                .get("format")
-                .and_then(|f| NoteFormat::parse(f).ok())
-                .unwrap_or(NoteFormat::Soap);
-            (
-                StatusCode::BAD_REQUEST,
-                note_pages::new_note(&ui.bar(home), &case, &name, format, &typed, Some(&e)),
-            )
-                .into_response()
+            let bar = ui.bar(home);
+            let page =
+                note_pages::new_note(&bar, &case, &name, format_of(&typed), &typed, Some(&e));
+            (StatusCode::BAD_REQUEST, page).into_response()
         }
     }
 }
 
-/// Draws a note, with `typed` and `error` from a refused save.
+/// Draws a note of `case`, with `typed` and `error` from a refused save.
 fn draw(
     ui: &Ui,
     home: &mut Home,
-    id: &str,
+    (case, name): (&DocId, &str),
     note: &str,
     typed: Option<&Typed>,
     error: Option<&str>,
 ) -> Response {
-    let Some((case, name)) = case_of(home, id) else {
-        return not_found("no such case");
-    };
-    match home.show_note(&case, note) {
+    match home.show_note(case, note) {
         Ok(n) => {
-            let status = if error.is_some() {
-                StatusCode::BAD_REQUEST
-            } else {
-                StatusCode::OK
+            let status = match error {
+                Some(_) => StatusCode::BAD_REQUEST,
+                None => StatusCode::OK,
             };
             let bar = ui.bar(home);
-            (
-                status,
-                note_pages::note(&bar, &case, &name, &n, typed, error),
-            )
-                .into_response()
+            let page = note_pages::note(&bar, case, name, &n, typed, error);
+            (status, page).into_response()
         }
         Err(e) => not_found(&e.to_string()),
     }
 }
 
 async fn show(State(ui): State<Arc<Ui>>, Path((id, note)): Path<(String, String)>) -> Response {
-    let mut home = ui.home.lock().await;
-    let Some(home) = home.as_mut() else {
-        return locked();
-    };
-    draw(&ui, home, &id, &note, None, None)
+    let mut held = ui.home.lock().await;
+    match open_case(&mut held, &id, None) {
+        Ok((home, case, name)) => draw(&ui, home, (&case, &name), &note, None, None),
+        Err(refused) => *refused,
+    }
 }
 
 /// Saves a draft's form: every field, so a field emptied is saved empty;
@@ -210,64 +208,63 @@ fn save_form(home: &mut Home, case: &DocId, note: &str, typed: &Typed) -> Result
     }
 }
 
+/// One change to a note from a form: `change` runs on the unlocked home
+/// and returns the note's id, then the browser goes back to the note; a
+/// refusal draws the note again with what was typed and why.
+async fn change_note(
+    ui: &Ui,
+    (id, note): (String, String),
+    typed: &Typed,
+    change: impl FnOnce(&mut Home, &DocId, &str) -> Result<String, String>,
+) -> Response {
+    let mut held = ui.home.lock().await;
+    let (home, case, name) = match open_case(&mut held, &id, Some(typed)) {
+        Ok(open) => open,
+        Err(refused) => return *refused,
+    };
+    match change(home, &case, &note) {
+        Ok(note) => to_note(&case, &note),
+        Err(e) => draw(ui, home, (&case, &name), &note, Some(typed), Some(&e)),
+    }
+}
+
 async fn save(
     State(ui): State<Arc<Ui>>,
-    Path((id, note)): Path<(String, String)>,
+    Path(at): Path<(String, String)>,
     Form(typed): Form<Typed>,
 ) -> Response {
-    let mut home = ui.home.lock().await;
-    let Some(home) = home.as_mut() else {
-        return locked_keeping(&typed);
-    };
-    let Some((case, _)) = case_of(home, &id) else {
-        return not_found("no such case");
-    };
-    match save_form(home, &case, &note, &typed) {
-        Ok(note) => to_note(&case, &note),
-        Err(e) => draw(&ui, home, &id, &note, Some(&typed), Some(&e)),
-    }
+    change_note(&ui, at, &typed, |home, case, note| {
+        save_form(home, case, note, &typed)
+    })
+    .await
 }
 
 /// Saves what the form holds, then signs it: what is signed is what the
 /// person saw.
 async fn sign(
     State(ui): State<Arc<Ui>>,
-    Path((id, note)): Path<(String, String)>,
+    Path(at): Path<(String, String)>,
     Form(typed): Form<Typed>,
 ) -> Response {
-    let mut home = ui.home.lock().await;
-    let Some(home) = home.as_mut() else {
-        return locked_keeping(&typed);
-    };
-    let Some((case, _)) = case_of(home, &id) else {
-        return not_found("no such case");
-    };
-    let saved = match typed.contains_key("format") {
-        true => save_form(home, &case, &note, &typed),
-        false => Ok(note.clone()),
-    };
-    let signed = saved.and_then(|n| home.sign_note(&case, &n).map_err(|e| e.to_string()));
-    match signed {
-        Ok(note) => to_note(&case, &note),
-        Err(e) => draw(&ui, home, &id, &note, Some(&typed), Some(&e)),
-    }
+    change_note(&ui, at, &typed, |home, case, note| {
+        let saved = match typed.contains_key("format") {
+            true => save_form(home, case, note, &typed)?,
+            false => note.to_string(),
+        };
+        home.sign_note(case, &saved).map_err(|e| e.to_string())
+    })
+    .await
 }
 
 async fn addendum(
     State(ui): State<Arc<Ui>>,
-    Path((id, note)): Path<(String, String)>,
+    Path(at): Path<(String, String)>,
     Form(typed): Form<Typed>,
 ) -> Response {
-    let mut home = ui.home.lock().await;
-    let Some(home) = home.as_mut() else {
-        return locked_keeping(&typed);
-    };
-    let Some((case, _)) = case_of(home, &id) else {
-        return not_found("no such case");
-    };
-    let text = typed.get("text").map_or("", String::as_str);
-    match home.add_addendum(&case, &note, text) {
-        Ok(note) => to_note(&case, &note),
-        Err(e) => draw(&ui, home, &id, &note, Some(&typed), Some(&e.to_string())),
-    }
+    let text = typed.get("text").cloned().unwrap_or_default();
+    change_note(&ui, at, &typed, |home, case, note| {
+        home.add_addendum(case, note, &text)
+            .map_err(|e| e.to_string())
+    })
+    .await
 }

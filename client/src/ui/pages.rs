@@ -123,12 +123,7 @@ pub(super) fn error_note(error: Option<&str>) -> Markup {
 }
 
 fn standing(s: &SharedWithMe) -> String {
-    let by = s
-        .details
-        .as_ref()
-        .map(|d| d.shared_by.clone())
-        .or_else(|| s.owner_contact.clone())
-        .unwrap_or_else(|| format!("account {}", s.owner.short()));
+    let by = s.shared_by();
     match s.state {
         ShareState::Active => format!("shared with you by {by}, {}", s.role.name()),
         ShareState::Expired => format!("shared with you by {by}; the share has expired"),

@@ -40,7 +40,7 @@ async fn stylesheet() -> Response {
 }
 
 /// What a handler answers when the page is locked: the passphrase form.
-fn locked() -> Response {
+pub(super) fn locked() -> Response {
     (StatusCode::UNAUTHORIZED, pages::unlock(None)).into_response()
 }
 

@@ -166,3 +166,23 @@ pub fn fails(home: &Path, args: &[&str], says: &str) {
     );
     assert!(!err.contains("panicked"), "{err}");
 }
+
+/// `casebook ui --no-browser` on `home` (with `extra` arguments), and the
+/// address with its one-time token that it printed on its first line. The
+/// passphrase is left out of its environment: the page asks for it.
+pub fn start_ui(home: &Path, extra: &[&str]) -> (std::process::Child, String) {
+    use std::io::BufRead;
+    let mut child = casebook(home)
+        .args(["ui", "--no-browser"])
+        .args(extra)
+        .env_remove("CASEBOOK_PASSPHRASE")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut first = String::new();
+    std::io::BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut first)
+        .unwrap();
+    (child, first.trim().to_string())
+}

@@ -55,19 +55,9 @@ pub(super) fn held_json(h: &HeldEdits) -> Value {
     })
 }
 
-/// Who shared a case with this account, as they named themselves when
-/// sharing, else as a contact here, else by account.
-fn shared_by(r: &SharedWithMe) -> String {
-    r.details
-        .as_ref()
-        .map(|d| d.shared_by.clone())
-        .or_else(|| r.owner_contact.clone())
-        .unwrap_or_else(|| format!("account {}", r.owner.short()))
-}
-
 /// A colleague's case as this account holds it, in a few words.
 pub(super) fn standing(r: &SharedWithMe) -> String {
-    let by = shared_by(r);
+    let by = r.shared_by();
     match r.state {
         casebook::sharing::ShareState::Active => {
             let until = r
@@ -398,7 +388,7 @@ impl Out {
             tell!("nothing is shared with you (run `casebook sync` to check)");
         }
         for r in rows {
-            let by = shared_by(r);
+            let by = r.shared_by();
             let purpose = r
                 .details
                 .as_ref()
