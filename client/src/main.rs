@@ -345,6 +345,8 @@ enum CaseCmd {
     },
     /// A case's profile and notes (CASE: a unique part of its id or its client's name).
     Show { case: String },
+    /// Each outcome measure's scores over a case's sessions (PHQ-9, GAD-7, ...).
+    Scores { case: String },
     /// Set a case's profile fields (presenting_concerns, treatment_plan, goals) or name.
     Edit {
         case: String,
@@ -362,6 +364,10 @@ struct NoteFields {
     /// FIELD=VALUE, e.g. subjective="...", plan="..."; repeat for several.
     #[arg(long = "field", value_name = "FIELD=VALUE")]
     fields: Vec<String>,
+    /// An outcome measure's score, e.g. PHQ-9=12, GAD-7=8 or "Sleep hours=6.5";
+    /// an empty SCORE removes it. Repeat for several.
+    #[arg(long = "score", value_name = "MEASURE=SCORE", conflicts_with = "edit")]
+    scores: Vec<String>,
     /// Write the note in $EDITOR from a Markdown template.
     #[arg(long)]
     edit: bool,
@@ -387,7 +393,7 @@ enum NoteCmd {
         #[command(flatten)]
         fields: NoteFields,
         /// Reopen in $EDITOR the draft kept when a note could not be saved.
-        #[arg(long, conflicts_with = "edit")]
+        #[arg(long, conflicts_with_all = ["edit", "scores"])]
         resume: bool,
     },
     /// Change fields of an unsigned note (edits merge with other devices' edits).
@@ -397,7 +403,7 @@ enum NoteCmd {
         #[command(flatten)]
         fields: NoteFields,
         /// Reopen in $EDITOR the draft kept when an edit could not be saved.
-        #[arg(long, conflicts_with = "edit")]
+        #[arg(long, conflicts_with_all = ["edit", "scores"])]
         resume: bool,
     },
     /// A case's notes.

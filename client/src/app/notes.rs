@@ -25,6 +25,21 @@ pub struct CaseView {
     pub shared: Option<SharedWithMe>,
 }
 
+impl CaseView {
+    /// Each outcome measure's scores over the case's session notes, as
+    /// signed where a note is signed.
+    pub fn scores(&self) -> Vec<crate::notes::Series> {
+        crate::notes::series(self.notes.iter().map(|n| {
+            (
+                n.date.as_str(),
+                n.id.as_str(),
+                n.is_signed(),
+                n.scores.as_slice(),
+            )
+        }))
+    }
+}
+
 /// A case as a listing shows it.
 #[derive(Clone, Debug)]
 pub struct CaseListed {

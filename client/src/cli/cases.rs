@@ -97,6 +97,10 @@ pub(super) async fn case(cli: &Cli, out: &Out, cmd: &CaseCmd) -> Result<()> {
             let id = case_id(&home, case)?;
             out.case(&home.open_case(&id)?)
         }
+        CaseCmd::Scores { case } => {
+            let id = case_id(&home, case)?;
+            out.scores(&id, &home.open_case(&id)?.scores())
+        }
         CaseCmd::Edit { case, fields, name } => {
             let id = case_id(&home, case)?;
             let fields = parse_fields(fields)?;

@@ -62,6 +62,23 @@ fn parse_fields(raw: &[String]) -> Result<Vec<(String, String)>> {
         .collect()
 }
 
+/// `--field` and `--score` pairs together, a score as the field
+/// `score:MEASURE` the core takes.
+fn note_fields(fields: &crate::NoteFields) -> Result<Vec<(String, String)>> {
+    let mut all = parse_fields(&fields.fields)?;
+    for s in &fields.scores {
+        let (m, v) = s
+            .split_once('=')
+            .filter(|(m, _)| !m.trim().is_empty())
+            .ok_or_else(|| anyhow!("--score {s:?}: write it as MEASURE=SCORE, e.g. PHQ-9=12"))?;
+        all.push((
+            format!("{}{}", casebook::notes::SCORE_PREFIX, m.trim()),
+            v.to_string(),
+        ));
+    }
+    Ok(all)
+}
+
 fn open(cli: &Cli) -> Result<Home> {
     let dir = home_dir(cli.home.as_deref())?;
     if !Home::exists(&dir) {

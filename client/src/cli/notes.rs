@@ -10,7 +10,7 @@ use casebook::Home;
 
 use super::print::Out;
 use super::term::tell;
-use super::{case_id, editor, open, parse_fields, time};
+use super::{case_id, editor, note_fields, open, parse_fields, time};
 use crate::{Cli, NoteCmd};
 
 pub(super) fn note(cli: &Cli, out: &Out, cmd: &NoteCmd) -> Result<()> {
@@ -29,7 +29,7 @@ pub(super) fn note(cli: &Cli, out: &Out, cmd: &NoteCmd) -> Result<()> {
             let date = parse_date(date.as_deref().unwrap_or(&time::today()))?;
             let start_time = start.as_deref().map(parse_start_time).transpose()?;
             let duration = minutes.as_deref().map(parse_duration).transpose()?;
-            let given = parse_fields(&fields.fields)?;
+            let given = note_fields(fields)?;
             if !fields.edit && !*resume {
                 let mut input = NoteInput::new(date, NoteFormat::parse(format)?);
                 input.start_time = start_time;
@@ -89,9 +89,11 @@ pub(super) fn note(cli: &Cli, out: &Out, cmd: &NoteCmd) -> Result<()> {
                     .map(|n| c.note(&n).expect("resolved ids exist"))
             })??;
             if !fields.edit && !*resume {
-                let changes = parse_fields(&fields.fields)?;
+                let changes = note_fields(fields)?;
                 if changes.is_empty() {
-                    bail!("nothing to change: give --field FIELD=VALUE or --edit");
+                    bail!(
+                        "nothing to change: give --field FIELD=VALUE, --score MEASURE=SCORE or --edit"
+                    );
                 }
                 home.edit_note(&id, &current.id, &changes)?;
                 return out

@@ -113,6 +113,9 @@ fn note_composition(r: &Record, n: &Note, people: &mut People, patient: &str) ->
     }
     sections.push(json!({ "title": "Session", "text": narrative(&session) }));
     sections.extend(n.fields.iter().map(|(k, v)| section(k, v)));
+    if !n.scores.is_empty() {
+        sections.push(section("scores", &super::scores_text(&n.scores)));
+    }
     for l in &n.late_edits {
         sections.push(json!({
             "title": format!("{} (written on another device before it saw the signature; not part of the signed note)", title_case(&l.field)),

@@ -106,7 +106,23 @@ pub struct Record {
 }
 
 /// The parts of a record besides note fields that `--sections` can name.
-pub const PARTS: [&str; 3] = ["profile", "addenda", "comments"];
+pub const PARTS: [&str; 4] = ["profile", "scores", "addenda", "comments"];
+
+/// A note's scores as one line each, "PHQ-9: 12 (moderate)", for the
+/// exports that print them.
+fn scores_text(scores: &[(String, String)]) -> String {
+    scores
+        .iter()
+        .map(|(m, v)| {
+            let band = v.parse().ok().and_then(|v| crate::notes::band(m, v));
+            match band {
+                Some(b) => format!("{m}: {v} ({b})"),
+                None => format!("{m}: {v}"),
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
 
 /// A field's name as a heading: `presenting_concerns` → "Presenting concerns".
 fn title_case(field: &str) -> String {
@@ -213,6 +229,12 @@ impl Home {
                 let mut n = self.vouch(&authors, meta.as_ref(), n);
                 n.fields.retain(|(k, v)| !v.is_empty() && req.keeps(k));
                 n.late_edits.retain(|l| req.keeps(&l.field));
+                n.late_edits.retain(|l| {
+                    crate::notes::score_field(&l.field).is_none() || req.keeps("scores")
+                });
+                if !req.keeps("scores") {
+                    n.scores.clear();
+                }
                 if !req.keeps("addenda") {
                     n.addenda.clear();
                 }

@@ -13,7 +13,7 @@ use krilla::page::PageSettings;
 use krilla::text::{Font, TextDirection};
 
 use super::layout::{Block, MARGIN, Measure, PAGE_H, PAGE_W, Style, paginate};
-use super::{ExportError, Record, title_case};
+use super::{ExportError, Record, scores_text, title_case};
 use crate::Result;
 use crate::clock;
 use crate::notes::Note;
@@ -153,6 +153,10 @@ fn note_blocks(n: &Note, out: &mut Vec<Block>) {
     for (k, v) in &n.fields {
         out.push(block(Style::Label, title_case(k)));
         out.push(block(Style::Body, v.clone()));
+    }
+    if !n.scores.is_empty() {
+        out.push(block(Style::Label, "Scores".to_string()));
+        out.push(block(Style::Body, scores_text(&n.scores)));
     }
     for l in &n.late_edits {
         out.push(block(

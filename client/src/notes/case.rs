@@ -7,6 +7,7 @@ use super::note::{
     CaseSummary, Note, NoteInput, Profile, is_signed, read_format, read_note, read_summary,
 };
 use super::replica::{Replica, child, hydrate_map, push_map, set_text, string};
+use super::scores::{score_edit, unique_key};
 use super::search::{Query, SearchHit};
 use super::{ChangeHash, NoteError, Result};
 use automerge::transaction::Transactable;
@@ -33,6 +34,8 @@ enum Edit<'a> {
     StartTime(Option<String>),
     Duration(Option<u32>),
     Text(&'a str, &'a str),
+    /// `score:NAME` and its value; `None` removes it.
+    Score(String, Option<String>),
 }
 
 impl CaseDoc {
@@ -237,7 +240,12 @@ impl CaseDoc {
         } = input;
         check_unique(&fields)?;
         let mut texts = Vec::new();
+        let mut scores = Vec::new();
         for (field, value) in &fields {
+            if let Some(score) = score_edit(field, value)? {
+                scores.push(score);
+                continue;
+            }
             format.check_field(field)?;
             match field.as_str() {
                 "date" => date.clone_from(value),
@@ -280,6 +288,9 @@ impl CaseDoc {
             }
             d.put(&note, "format", format.as_str())?;
             d.put(&note, "created_by", created_by)?;
+            for (key, value) in scores.iter().filter_map(|(k, v)| Some((k, v.as_ref()?))) {
+                d.put(&note, key, value.as_str())?;
+            }
             // Every text field and list exists from the start, so later edits
             // on different devices all land in the same objects.
             for field in format.text_fields() {
@@ -307,6 +318,9 @@ impl CaseDoc {
         let edits = fields
             .iter()
             .map(|(field, value)| {
+                if let Some((key, value)) = score_edit(field, value)? {
+                    return Ok(Edit::Score(key, value));
+                }
                 format.check_field(field)?;
                 Ok(match field.as_str() {
                     "date" => Edit::Date(parse_date(value)?),
@@ -325,6 +339,8 @@ impl CaseDoc {
                     Edit::StartTime(None) => delete_if_present(d, &note, "start_time")?,
                     Edit::Duration(None) => delete_if_present(d, &note, "duration")?,
                     Edit::Text(field, text) => set_text(d, &note, field, text)?,
+                    Edit::Score(key, Some(value)) => d.put(&note, &key, value)?,
+                    Edit::Score(key, None) => delete_if_present(d, &note, &key)?,
                 }
             }
             Ok(())
@@ -556,8 +572,9 @@ fn parse_optional<T>(value: &str, parse: impl Fn(&str) -> Result<T>) -> Result<O
 
 /// Refuses a field named twice: which value should win is a guess.
 pub(crate) fn check_unique(fields: &[(String, String)]) -> Result<()> {
+    let keys: Vec<String> = fields.iter().map(|(f, _)| unique_key(f)).collect();
     for (i, (field, _)) in fields.iter().enumerate() {
-        if fields[..i].iter().any(|(f, _)| f == field) {
+        if keys[..i].contains(&keys[i]) {
             return Err(NoteError::DuplicateField(field.clone()));
         }
     }

@@ -27,6 +27,7 @@ mod proptests;
 mod remarks;
 mod replica;
 mod retention;
+mod scores;
 mod search;
 mod signing;
 mod template;
@@ -42,6 +43,10 @@ pub use format::{
 pub use note::{CaseSummary, LateEdit, Note, NoteInput, NoteSummary, Profile, Remark};
 pub use private::{PrivateDoc, PrivateEntry};
 pub use replica::written_by;
+pub use scores::{
+    SCORE_PREFIX, STANDARD, ScorePoint, Series, Standard, band, measure_name, score_field,
+    score_value, series, standard,
+};
 pub use search::SearchHit;
 pub use signing::LateEditChoice;
 pub use template::{
@@ -88,6 +93,16 @@ pub enum NoteError {
     NotSigned(String),
     #[error("note {0} has no late edit to {1:?}")]
     NoLateEdit(String, String),
+    #[error(
+        "{0:?} is not a measure's name: use up to 40 letters, digits, spaces and - _ ( ) . / % # +"
+    )]
+    InvalidMeasure(String),
+    #[error("{measure} score {value:?}: {why}")]
+    InvalidScore {
+        measure: String,
+        value: String,
+        why: String,
+    },
     #[error("{0} must not be empty")]
     Empty(&'static str),
     #[error("no private entry {0}")]

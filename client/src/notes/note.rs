@@ -7,6 +7,7 @@
 
 use super::format::{NoteFormat, SCALAR_FIELDS};
 use super::replica::{hydrated_string, string};
+use super::scores::SCORE_PREFIX;
 use automerge::{ObjId, ReadDoc, hydrate};
 use casebook_shared::ids::DocId;
 use serde::{Deserialize, Serialize, Serializer};
@@ -88,6 +89,10 @@ pub struct Note {
     /// this order.
     #[serde(serialize_with = "ordered_map")]
     pub fields: Vec<(String, String)>,
+    /// Outcome measures' scores as `(measure, value)`, by measure name; the
+    /// values are the canonical text of each number.
+    #[serde(serialize_with = "ordered_map", skip_serializing_if = "Vec::is_empty")]
+    pub scores: Vec<(String, String)>,
     /// Additions after signing, oldest first.
     pub addenda: Vec<Remark>,
     /// Colleagues' comments, in the order they merged.
@@ -127,8 +132,9 @@ impl Note {
         self.signed_by.is_some()
     }
 
-    /// The [`SCALAR_FIELDS`] and text fields as `(name, value)` pairs, the
-    /// shape [`CaseDoc::edit_note`](super::CaseDoc::edit_note) and the editor
+    /// The [`SCALAR_FIELDS`], text fields and scores (as `score:NAME`) as
+    /// `(name, value)` pairs, the shape
+    /// [`CaseDoc::edit_note`](super::CaseDoc::edit_note) and the editor
     /// template take.
     pub fn editable_fields(&self) -> Vec<(String, String)> {
         let scalars = [
@@ -141,6 +147,11 @@ impl Note {
             .map(|f| f.to_string())
             .zip(scalars)
             .chain(self.fields.iter().cloned())
+            .chain(
+                self.scores
+                    .iter()
+                    .map(|(m, v)| (format!("{SCORE_PREFIX}{m}"), v.clone())),
+            )
             .collect()
     }
 }
@@ -267,6 +278,16 @@ pub(crate) fn read_note(id: &str, note: &hydrate::Map) -> Note {
         .collect();
     extra.sort();
     fields.extend(extra);
+    let mut scores: Vec<(String, String)> = note
+        .iter()
+        .filter_map(|(key, v)| match &v.value {
+            hydrate::Value::Scalar(automerge::ScalarValue::Str(s)) => key
+                .strip_prefix(SCORE_PREFIX)
+                .map(|m| (m.to_owned(), s.to_string())),
+            _ => None,
+        })
+        .collect();
+    scores.sort();
     Note {
         id: id.to_owned(),
         date: get("date").unwrap_or_default(),
@@ -280,6 +301,7 @@ pub(crate) fn read_note(id: &str, note: &hydrate::Map) -> Note {
         signed_as: None,
         signed_at: optional("signed_at"),
         fields,
+        scores,
         addenda: read_remarks(note, "addenda"),
         comments: read_remarks(note, "comments"),
         late_edits: Vec::new(),

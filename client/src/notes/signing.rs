@@ -15,6 +15,7 @@ use std::collections::BTreeMap;
 use super::case::CaseDoc;
 use super::note::{LateEdit, Note, read_note};
 use super::replica::{child, push_map, set_text, string};
+use super::scores::score_field;
 use super::{NoteError, Result};
 
 /// Label of the hash that binds a signature to the note's content.
@@ -31,7 +32,9 @@ pub enum LateEditChoice {
 }
 
 /// The hash of what a signature covers: the session's date, time and length,
-/// the format and every text field, in the order [`read_note`] gives.
+/// the format, every text field in the order [`read_note`] gives, and the
+/// scores. A note without scores hashes as notes did before scores
+/// existed, so signatures made then still check out.
 fn content_hash(note: &Note) -> String {
     let content = (
         &note.date,
@@ -40,7 +43,11 @@ fn content_hash(note: &Note) -> String {
         note.format.as_str(),
         &note.fields,
     );
-    let bytes = serde_json::to_vec(&content).expect("plain strings always serialize");
+    let bytes = match note.scores.is_empty() {
+        true => serde_json::to_vec(&content),
+        false => serde_json::to_vec(&(content, &note.scores)),
+    }
+    .expect("plain strings always serialize");
     casebook_shared::crypto::hash(CONTENT_LABEL, &bytes).to_hex()
 }
 
@@ -247,6 +254,11 @@ fn restore(d: &mut automerge::AutoCommit, obj: &ObjId, field: &str, signed: &str
                 .parse::<i64>()
                 .map_err(|_| NoteError::InvalidDuration(signed.to_owned()))?,
         )?,
+        _ if score_field(field).is_some() => match signed.is_empty() {
+            true if d.get(obj, field)?.is_some() => d.delete(obj, field)?,
+            true => {}
+            false => d.put(obj, field, signed)?,
+        },
         _ => set_text(d, obj, field, signed)?,
     }
     Ok(())

@@ -16,6 +16,7 @@
 //! spell without use, drops it (and every key it holds) from memory.
 
 mod background;
+mod charts;
 mod guard;
 mod note_pages;
 mod note_routes;

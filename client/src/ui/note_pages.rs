@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 
-use casebook::notes::{COMMON_FIELDS, Note, NoteFormat};
+use casebook::notes::{COMMON_FIELDS, Note, NoteFormat, STANDARD, band, standard};
 use casebook_shared::ids::DocId;
 use maud::{Markup, html};
 
@@ -26,6 +26,61 @@ fn text_inputs(format: NoteFormat, typed: &Typed) -> Markup {
             label for=(name) { (label(field)) }
             textarea id=(name) name=(name) autocomplete="off" rows=(if format.sections().contains(field) { 5 } else { 2 }) {
                 (typed.get(&name).map(String::as_str).unwrap_or(""))
+            }
+        }
+    }
+}
+
+/// The input name of a measure's score.
+pub(super) fn score_input(measure: &str) -> String {
+    format!("s_{measure}")
+}
+
+/// A note's scores as a form holds them, by input name.
+pub(super) fn typed_scores(scores: &[(String, String)]) -> impl Iterator<Item = (String, String)> {
+    scores.iter().map(|(m, v)| (score_input(m), v.clone()))
+}
+
+/// Outcome measures: PHQ-9 and GAD-7 always offered, any other measure the
+/// note holds, and one more to name.
+fn score_inputs(typed: &Typed) -> Markup {
+    let mut measures: Vec<String> = STANDARD.iter().map(|m| m.name.to_string()).collect();
+    let mut others: Vec<String> = typed
+        .keys()
+        .filter_map(|k| k.strip_prefix("s_"))
+        .filter(|m| !measures.iter().any(|s| s == m))
+        .map(str::to_string)
+        .collect();
+    others.sort();
+    measures.extend(others);
+    let value = |k: &str| typed.get(k).map(String::as_str).unwrap_or("");
+    html! {
+        fieldset.scores {
+            legend { "Outcome measures" }
+            @for m in &measures {
+                @let name = score_input(m);
+                @let hint = standard(m).map(|s| format!(" (0–{})", s.max));
+                label for=(name) { (m) (hint.unwrap_or_default()) }
+                input id=(name) name=(name) inputmode="decimal" autocomplete="off" value=(value(&name));
+            }
+            label for="new_measure" { "Another measure" }
+            input #new_measure name="new_measure" autocomplete="off" placeholder="e.g. Sleep hours" value=(value("new_measure"));
+            label for="new_score" { "Its score" }
+            input #new_score name="new_score" inputmode="decimal" autocomplete="off" value=(value("new_score"));
+        }
+    }
+}
+
+/// A signed note's scores, with the band of a standard measure.
+fn scores_shown(scores: &[(String, String)]) -> Markup {
+    html! {
+        @if !scores.is_empty() {
+            dt { "Outcome measures" }
+            dd {
+                @for (m, v) in scores {
+                    @let b = v.parse().ok().and_then(|v| band(m, v));
+                    (m) ": " (v) @if let Some(b) = b { " (" (b) ")" } br;
+                }
             }
         }
     }
@@ -91,6 +146,7 @@ pub(super) fn new_note(
                 label for="duration" { "Minutes" }
                 input #duration type="number" min="1" max="1440" name="duration" value=(value("duration"));
                 (text_inputs(format, typed))
+                (score_inputs(typed))
                 (left_over(format, typed))
                 button type="submit" { "Save" }
             }
@@ -112,6 +168,7 @@ pub(super) fn note(
         .fields
         .iter()
         .map(|(k, v)| (input_name(k), v.clone()))
+        .chain(typed_scores(&n.scores))
         .collect();
     layout(
         "Session note",
@@ -138,6 +195,7 @@ pub(super) fn note(
                     @for (field, text) in &n.fields {
                         @if !text.is_empty() { dt { (label(field)) } dd { (text) } }
                     }
+                    (scores_shown(&n.scores))
                 }
                 @for l in &n.late_edits {
                     section.late {
@@ -162,6 +220,7 @@ pub(super) fn note(
                 form method="post" action=(path) {
                     input type="hidden" name="format" value=(n.format.as_str());
                     (text_inputs(n.format, typed.unwrap_or(&current)))
+                    (score_inputs(typed.unwrap_or(&current)))
                     button type="submit" { "Save" }
                     p.meta { "Signing saves the note and fixes it as it reads now; later additions are addenda." }
                     button type="submit" formaction={ (path) "/sign" } { "Sign" }

@@ -10,7 +10,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use casebook::Home;
-use casebook::notes::{NoteFormat, NoteInput};
+use casebook::notes::{NoteFormat, NoteInput, SCORE_PREFIX};
 use casebook_shared::ids::DocId;
 
 use super::Ui;
@@ -36,8 +36,14 @@ fn not_found(why: &str) -> Response {
 fn locked_keeping(typed: &Typed) -> Response {
     let mut kept: Vec<(String, String)> = typed
         .iter()
-        .filter(|(k, _)| k.starts_with("f_") || *k == "text")
-        .map(|(k, v)| (k.trim_start_matches("f_").to_string(), v.clone()))
+        .filter(|(k, _)| {
+            k.starts_with("f_") || k.starts_with("s_") || k.starts_with("new_") || *k == "text"
+        })
+        .filter(|(_, v)| !v.trim().is_empty())
+        .map(|(k, v)| match k.strip_prefix("s_") {
+            Some(m) => (format!("{m} score"), v.clone()),
+            None => (k.trim_start_matches("f_").to_string(), v.clone()),
+        })
         .collect();
     kept.sort();
     (StatusCode::UNAUTHORIZED, pages::unlock_keeping(&kept)).into_response()
@@ -94,6 +100,25 @@ fn fields(format: NoteFormat, typed: &Typed, keep_empty: bool) -> Vec<(String, S
         .collect()
 }
 
+/// The scores a form holds as `score:MEASURE` fields: every measure's box
+/// (an empty one removes its score when `keep_empty`) and the measure
+/// named in "Another measure".
+fn scores(typed: &Typed, keep_empty: bool) -> Vec<(String, String)> {
+    let mut given: Vec<(String, String)> = typed
+        .iter()
+        .filter_map(|(k, v)| Some((k.strip_prefix("s_")?, v)))
+        .filter(|(_, v)| keep_empty || !v.trim().is_empty())
+        .map(|(m, v)| (format!("{SCORE_PREFIX}{m}"), v.clone()))
+        .collect();
+    given.sort();
+    let named = typed.get("new_measure").map_or("", |m| m.trim());
+    if !named.is_empty() {
+        let score = typed.get("new_score").cloned().unwrap_or_default();
+        given.push((format!("{SCORE_PREFIX}{named}"), score));
+    }
+    given
+}
+
 async fn new(
     State(ui): State<Arc<Ui>>,
     Path(id): Path<String>,
@@ -141,6 +166,7 @@ fn input(typed: &Typed) -> Result<NoteInput, String> {
         ),
     };
     n.fields = fields(format, typed, false);
+    n.fields.extend(scores(typed, false));
     Ok(n)
 }
 
@@ -201,9 +227,11 @@ async fn show(State(ui): State<Arc<Ui>>, Path((id, note)): Path<(String, String)
 /// the core writes only the characters that changed.
 fn save_form(home: &mut Home, case: &DocId, note: &str, typed: &Typed) -> Result<String, String> {
     match typed.get("format").map(|f| NoteFormat::parse(f)) {
-        Some(Ok(f)) => home
-            .edit_note(case, note, &fields(f, typed, true))
-            .map_err(|e| e.to_string()),
+        Some(Ok(f)) => {
+            let mut all = fields(f, typed, true);
+            all.extend(scores(typed, true));
+            home.edit_note(case, note, &all).map_err(|e| e.to_string())
+        }
         _ => Err("the form did not say the note's format; open the note again".to_string()),
     }
 }

@@ -251,6 +251,13 @@ pub(super) fn case(bar: &Bar, view: &CaseView) -> Markup {
                     }
                 }
             }
+            @let measures = view.scores();
+            @if !measures.is_empty() {
+                section {
+                    h2 { "Outcome measures" }
+                    @for series in &measures { (super::charts::chart(series)) }
+                }
+            }
             section {
                 h2 { "Session notes" }
                 p { a.button href={ (case_path(&view.id)) "/notes/new" } { "New note" } }

@@ -3,6 +3,8 @@
 // Each test file uses a different part of this.
 #![allow(dead_code)]
 
+pub mod page;
+
 use std::path::Path;
 use std::process::{Command, Output};
 

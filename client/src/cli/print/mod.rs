@@ -14,7 +14,7 @@ use anyhow::Result;
 use casebook::Home;
 use casebook::app::{CaseListed, CaseView};
 use casebook::docs::Hit;
-use casebook::notes::{Note, NoteSummary, PrivateEntry};
+use casebook::notes::{Note, NoteSummary, PrivateEntry, Series};
 use casebook::sync::SyncReport;
 use casebook_shared::ids::DocId;
 use serde_json::{Value, json};
@@ -215,6 +215,12 @@ impl Out {
                 say!("\n## {k}\n{}", body(v));
             }
         }
+        if !n.scores.is_empty() {
+            say!("\n## scores");
+            for (m, v) in &n.scores {
+                say!("{m}: {v}{}", band_text(m, v));
+            }
+        }
         if n.signature_broken {
             say!(
                 "WARNING: this signature cannot be relied on: the content does not match what was signed, or its signer is not one this device can vouch for"
@@ -244,6 +250,32 @@ impl Out {
                 unverified(c),
                 body(&c.text)
             );
+        }
+        Ok(())
+    }
+
+    /// Each measure's scores over a case, one session a line.
+    pub fn scores(&self, case: &DocId, series: &[Series]) -> Result<()> {
+        if self.json {
+            return print_json(&json!({ "case": case.to_hex(), "measures": series }));
+        }
+        if series.is_empty() {
+            say!(
+                "no scores yet: add one to a note with --score MEASURE=SCORE, e.g. --score PHQ-9=12"
+            );
+        }
+        for (i, s) in series.iter().enumerate() {
+            say!("{}{}", if i > 0 { "\n" } else { "" }, s.measure);
+            for p in &s.points {
+                let v = p.value.to_string();
+                say!(
+                    "  {}  {:>6}{}  {}",
+                    p.date,
+                    v,
+                    band_text(&s.measure, &v),
+                    if p.signed { "signed" } else { "draft" }
+                );
+            }
         }
         Ok(())
     }
@@ -333,4 +365,13 @@ fn unverified(r: &casebook::notes::Remark) -> &'static str {
     } else {
         ""
     }
+}
+
+/// " (moderate)" after a standard measure's score; nothing otherwise.
+fn band_text(measure: &str, value: &str) -> String {
+    value
+        .parse()
+        .ok()
+        .and_then(|v| casebook::notes::band(measure, v))
+        .map_or_else(String::new, |b| format!(" ({b})"))
 }
