@@ -451,3 +451,47 @@ async fn the_page_syncs_in_the_background_both_ways() {
     assert!(shown.body.contains("Connected"), "{}", shown.body);
     assert!(shown.body.contains("· 0 unsent"), "{}", shown.body);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn psychotherapy_notes_are_on_their_own_tab_and_found_only_when_asked() {
+    let relay = relay().await;
+    let dir = tempfile::tempdir().unwrap();
+    let home = dir.path().join("laptop");
+    init_at(&home, &relay, "Dr. Rivera");
+    let page = Page::start(&home, &[]);
+    let cookie = page.unlocked();
+    let case = page
+        .post(&cookie, "/cases", "client_name=Jordan+Avery")
+        .header("location")
+        .unwrap()
+        .to_string();
+    let private = format!("{case}/private");
+    assert!(page.get(&cookie, &case).body.contains(&private));
+    let added = page.post(&cookie, &private, "text=Countertransference%3A+impatience.");
+    assert_eq!(added.status, 303, "{added:?}");
+
+    let tab = page.get(&cookie, &private).body;
+    assert!(tab.contains("Countertransference: impatience."), "{tab}");
+    assert!(tab.contains("Private: kept apart from the record"), "{tab}");
+    let record = page.get(&cookie, &case).body;
+    assert!(!record.contains("Countertransference"), "{record}");
+
+    let plain = page.post(&cookie, "/search", "q=impatience").body;
+    assert!(plain.contains("Nothing found."), "{plain}");
+    let asked = page
+        .post(&cookie, "/search", "q=impatience&private=on")
+        .body;
+    assert!(asked.contains("psychotherapy note"), "{asked}");
+    assert!(asked.contains(&format!("href=\"{private}\"")), "{asked}");
+
+    // Locked while writing one: nothing saved, nothing thrown away.
+    assert_eq!(page.post(&cookie, "/lock", "").status, 303);
+    let late = page.post(&cookie, &private, "text=Felt+protective.");
+    assert_eq!(late.status, 401);
+    assert!(late.body.contains("Felt protective."), "{}", late.body);
+
+    // Opening the tab is on the audit trail.
+    drop(page);
+    let trail = ok(&home, &["audit"]);
+    assert!(trail.contains("psychotherapy notes viewed"), "{trail}");
+}

@@ -21,6 +21,7 @@ mod guard;
 mod note_pages;
 mod note_routes;
 mod pages;
+mod private;
 mod routes;
 
 use std::net::SocketAddr;

@@ -69,7 +69,7 @@ fn case_of(home: &Home, id: &str) -> Option<(DocId, String)> {
 /// The unlocked home and the case `id` names, with its client's name; or
 /// the page that says why not (with what was typed, when a form arrived
 /// after the page had locked itself).
-fn open_case<'h>(
+pub(super) fn open_case<'h>(
     held: &'h mut Option<Home>,
     id: &str,
     typed: Option<&Typed>,

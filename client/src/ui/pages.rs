@@ -197,8 +197,9 @@ pub(super) fn search(bar: &Bar, query: &str, private: bool, hits: &[Hit]) -> Mar
                 @for h in hits {
                     li {
                         @let to = match &h.note {
-                            Some(n) if !h.private => format!("{}/notes/{n}", case_path(&h.case)),
-                            _ => case_path(&h.case),
+                            _ if h.private => super::private::private_path(&h.case),
+                            Some(n) => format!("{}/notes/{n}", case_path(&h.case)),
+                            None => case_path(&h.case),
                         };
                         a href=(to) { (h.case_name) }
                         " · " (label(&h.field))
@@ -239,6 +240,7 @@ pub(super) fn case(bar: &Bar, view: &CaseView) -> Markup {
         Some(bar),
         html! {
             h1 { (s.name) }
+            @if view.shared.is_none() { (case_tabs(&view.id, false)) }
             p.meta { "Opened " (s.created) }
             @if let Some(shared) = &view.shared { p.mark { (standing(shared)) } }
             @if let Some(reason) = &s.legal_hold { p.mark { "Under a legal hold: " (reason) } }
@@ -279,6 +281,19 @@ pub(super) fn case(bar: &Bar, view: &CaseView) -> Markup {
             }
         },
     )
+}
+
+/// The two tabs of a case: the record, and the psychotherapy notes kept
+/// apart from it.
+pub(super) fn case_tabs(case: &DocId, private: bool) -> Markup {
+    html! {
+        nav.tabs aria-label="Case" {
+            a href=(case_path(case)) aria-current=[(!private).then_some("page")] { "Record" }
+            a href=(super::private::private_path(case)) aria-current=[private.then_some("page")] {
+                "Psychotherapy notes"
+            }
+        }
+    }
 }
 
 /// A field's name as a label: `treatment_plan` reads "Treatment plan".

@@ -14,7 +14,7 @@ use casebook_shared::ids::DocId;
 use serde::Deserialize;
 use zeroize::Zeroizing;
 
-use super::{Ui, guard, note_routes, pages};
+use super::{Ui, guard, note_routes, pages, private};
 
 pub(super) fn router(ui: Arc<Ui>) -> Router {
     Router::new()
@@ -27,6 +27,7 @@ pub(super) fn router(ui: Arc<Ui>) -> Router {
         .route("/cases/{id}", get(case))
         .route("/search", post(search))
         .merge(note_routes::routes())
+        .merge(private::routes())
         .layer(middleware::from_fn_with_state(ui.clone(), guard::guard))
         .with_state(ui)
 }
