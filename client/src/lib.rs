@@ -5,6 +5,7 @@
 pub mod app;
 pub mod audit;
 pub mod audit_sync;
+pub mod audit_view;
 pub mod backup;
 pub mod clock;
 pub mod devices;

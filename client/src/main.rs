@@ -93,6 +93,12 @@ enum Command {
         /// Only entries about this case.
         #[arg(long)]
         case: Option<String>,
+        /// Only entries on or after this date (YYYY-MM-DD).
+        #[arg(long)]
+        since: Option<String>,
+        /// Only entries on or before this date (YYYY-MM-DD).
+        #[arg(long)]
+        until: Option<String>,
         /// How many entries to show.
         #[arg(long, default_value_t = 50)]
         limit: usize,
@@ -122,6 +128,9 @@ enum Command {
         /// Only disclosures on or after this date (YYYY-MM-DD).
         #[arg(long)]
         since: Option<String>,
+        /// Only disclosures on or before this date (YYYY-MM-DD).
+        #[arg(long)]
+        until: Option<String>,
         /// Only this case.
         #[arg(long)]
         case: Option<String>,

@@ -440,6 +440,19 @@ async fn two_practitioners_share_a_case_from_the_cli() {
     assert_eq!(disclosures.as_array().unwrap().len(), 1);
     assert_eq!(disclosures[0]["account_name"], "Dr. Chen");
     assert!(ok(&rivera, &["audit", "--case", &case]).contains("share revoked"));
+    // Dates narrow both: nothing before 2000, nothing after 2999.
+    let old: serde_json::Value = serde_json::from_str(&ok(
+        &rivera,
+        &["--json", "disclosures", "--until", "2000-01-01"],
+    ))
+    .unwrap();
+    assert_eq!(old, serde_json::json!([]));
+    assert!(ok(&rivera, &["audit", "--since", "2999-01-01"]).is_empty());
+    fails(
+        &rivera,
+        &["audit", "--until", "soon"],
+        "--until \"soon\": write YYYY-MM-DD",
+    );
     ok(&rivera, &["audit", "verify"]);
     relay.handle.shutdown().await;
 }

@@ -410,22 +410,10 @@ async fn the_page_syncs_in_the_background_both_ways() {
     let case_id = case.trim_start_matches("/cases/").to_string();
 
     // Sent without a sync of the page's own asking.
-    let eventually = |what: &str, mut check: Box<dyn FnMut() -> bool + '_>| {
-        for _ in 0..100 {
-            if check() {
-                return;
-            }
-            std::thread::sleep(std::time::Duration::from_millis(200));
-        }
-        panic!("{what} never happened");
-    };
-    eventually(
-        "the case reaching the tablet",
-        Box::new(|| {
-            ok(&tablet, &["sync"]);
-            ok(&tablet, &["case", "list"]).contains("Jordan Avery")
-        }),
-    );
+    eventually("the case reaching the tablet", || {
+        ok(&tablet, &["sync"]);
+        ok(&tablet, &["case", "list"]).contains("Jordan Avery")
+    });
     // Taken in while the page is open.
     let note = ok(
         &tablet,
@@ -443,10 +431,9 @@ async fn the_page_syncs_in_the_background_both_ways() {
     .to_string();
     ok(&tablet, &["sync"]);
     let at = format!("{case}/notes/{note}");
-    eventually(
-        "the tablet's note reaching the page",
-        Box::new(|| page.get(&cookie, &at).body.contains("Seen on the tablet.")),
-    );
+    eventually("the tablet's note reaching the page", || {
+        page.get(&cookie, &at).body.contains("Seen on the tablet.")
+    });
     let shown = page.get(&cookie, "/");
     assert!(shown.body.contains("Connected"), "{}", shown.body);
     assert!(shown.body.contains("· 0 unsent"), "{}", shown.body);

@@ -79,6 +79,27 @@ fn note_fields(fields: &crate::NoteFields) -> Result<Vec<(String, String)>> {
     Ok(all)
 }
 
+/// The audit entries `--case`, `--since` and `--until` ask for.
+fn selection(
+    home: &Home,
+    case: &Option<String>,
+    since: &Option<String>,
+    until: &Option<String>,
+    disclosures_only: bool,
+) -> Result<casebook::audit_view::Selection> {
+    let day = |flag: &str, s: &Option<String>, parse: fn(&str) -> Option<u64>| {
+        s.as_deref()
+            .map(|s| parse(s).ok_or_else(|| anyhow!("--{flag} {s:?}: write YYYY-MM-DD")))
+            .transpose()
+    };
+    Ok(casebook::audit_view::Selection {
+        case: case.as_deref().map(|c| case_id(home, c)).transpose()?,
+        since: day("since", since, time::parse_instant)?,
+        until: day("until", until, time::parse_until)?,
+        disclosures_only,
+    })
+}
+
 fn open(cli: &Cli) -> Result<Home> {
     let dir = home_dir(cli.home.as_deref())?;
     if !Home::exists(&dir) {
@@ -164,17 +185,14 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::Audit {
             action: None,
             case,
+            since,
+            until,
             limit,
         } => {
             let home = open(&cli)?;
-            let filter = case.as_deref().map(|c| case_id(&home, c)).transpose()?;
-            let trail: Vec<_> = home
-                .trail()
-                .entries()?
-                .into_iter()
-                .filter(|a| filter.is_none() || a.case == filter)
-                .take(*limit)
-                .collect();
+            let pick = selection(&home, case, since, until, false)?;
+            let mut trail = home.trail().select(&pick)?;
+            trail.truncate(*limit);
             out.audit(&trail)
         }
         Command::Export(args) => export::export(&cli, &out, args),
@@ -194,24 +212,10 @@ pub async fn run(cli: Cli) -> Result<()> {
             out.retention(home.retention_default()?, &rows)
         }
         Command::Backup(cmd) => backup::backup(&cli, &out, cmd),
-        Command::Disclosures { since, case } => {
+        Command::Disclosures { since, until, case } => {
             let home = open(&cli)?;
-            let since = since
-                .as_deref()
-                .map(|s| {
-                    time::parse_instant(s).ok_or_else(|| anyhow!("--since {s:?}: write YYYY-MM-DD"))
-                })
-                .transpose()?;
-            let filter = case.as_deref().map(|c| case_id(&home, c)).transpose()?;
-            let trail: Vec<_> = home
-                .trail()
-                .entries()?
-                .into_iter()
-                .filter(|a| a.disclosure.is_some())
-                .filter(|a| since.is_none_or(|s| a.at >= s))
-                .filter(|a| filter.is_none() || a.case == filter)
-                .collect();
-            out.disclosures(&trail)
+            let pick = selection(&home, case, since, until, true)?;
+            out.disclosures(&home.trail().select(&pick)?)
         }
         #[cfg(feature = "demo")]
         Command::Demo => demo::run(&out).await,

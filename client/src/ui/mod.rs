@@ -15,6 +15,7 @@
 //! The page starts locked: the passphrase opens the home, and "Lock", or a
 //! spell without use, drops it (and every key it holds) from memory.
 
+mod audit_pages;
 mod background;
 mod charts;
 mod guard;
@@ -23,6 +24,8 @@ mod note_routes;
 mod pages;
 mod private;
 mod routes;
+mod sharing;
+mod sharing_pages;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;

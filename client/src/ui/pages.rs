@@ -3,7 +3,7 @@
 
 use casebook::app::{CaseListed, CaseView};
 use casebook::docs::Hit;
-use casebook::sharing::{ShareState, SharedWithMe};
+use casebook::sharing::{ShareRow, ShareState, SharedWithMe};
 use casebook_shared::ids::DocId;
 use maud::{DOCTYPE, Markup, html};
 
@@ -41,6 +41,12 @@ pub(super) fn layout(title: &str, bar: Option<&Bar>, body: Markup) -> Markup {
                 header {
                     a.brand href="/" { "casebook" }
                     @if let Some(bar) = bar {
+                        nav.main aria-label="casebook" {
+                            a href="/" { "Cases" }
+                            a href="/people" { "Sharing" }
+                            a href="/devices" { "Devices" }
+                            a href="/audit" { "Audit" }
+                        }
                         span.sync role="status" { (sync_line(bar)) }
                         form method="post" action="/lock" {
                             button type="submit" { "Lock" }
@@ -231,7 +237,7 @@ pub(super) fn new_case(bar: &Bar, name: &str, error: Option<&str>) -> Markup {
 }
 
 /// A case: its profile and its session notes, newest first.
-pub(super) fn case(bar: &Bar, view: &CaseView) -> Markup {
+pub(super) fn case(bar: &Bar, view: &CaseView, shares: Option<&[ShareRow]>) -> Markup {
     let s = &view.summary;
     // The client's name stays out of the title: browsers keep titles in
     // their history, after the page is locked.
@@ -279,6 +285,7 @@ pub(super) fn case(bar: &Bar, view: &CaseView) -> Markup {
                     }
                 }
             }
+            @if let Some(rows) = shares { (super::sharing_pages::shares(&view.id, rows)) }
         },
     )
 }

@@ -14,7 +14,7 @@ use casebook_shared::ids::DocId;
 use serde::Deserialize;
 use zeroize::Zeroizing;
 
-use super::{Ui, guard, note_routes, pages, private};
+use super::{Ui, audit_pages, guard, note_routes, pages, private, sharing};
 
 pub(super) fn router(ui: Arc<Ui>) -> Router {
     Router::new()
@@ -28,6 +28,8 @@ pub(super) fn router(ui: Arc<Ui>) -> Router {
         .route("/search", post(search))
         .merge(note_routes::routes())
         .merge(private::routes())
+        .merge(audit_pages::routes())
+        .merge(sharing::routes())
         .layer(middleware::from_fn_with_state(ui.clone(), guard::guard))
         .with_state(ui)
 }
@@ -162,7 +164,14 @@ async fn case(State(ui): State<Arc<Ui>>, Path(id): Path<String>) -> Response {
         return locked();
     };
     match home.open_case(&id) {
-        Ok(view) => pages::case(&ui.bar(home), &view).into_response(),
+        Ok(view) => {
+            // Shares are listed for this account's own cases only.
+            let shares = match view.shared {
+                None => home.shares_ever(&id).ok(),
+                Some(_) => None,
+            };
+            pages::case(&ui.bar(home), &view, shares.as_deref()).into_response()
+        }
         Err(e @ casebook::Error::UnknownCase(_)) => {
             (StatusCode::NOT_FOUND, pages::refused(&e.to_string())).into_response()
         }

@@ -139,3 +139,14 @@ pub fn form(value: &str) -> String {
         })
         .collect()
 }
+
+/// Waits up to 20 s for `check` to hold, for what a background sync brings.
+pub fn eventually(what: &str, mut check: impl FnMut() -> bool) {
+    for _ in 0..100 {
+        if check() {
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    panic!("{what} never happened");
+}
