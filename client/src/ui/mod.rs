@@ -18,6 +18,8 @@
 mod audit_pages;
 mod background;
 mod charts;
+mod devices;
+mod devices_pages;
 mod guard;
 mod note_pages;
 mod note_routes;
@@ -73,6 +75,8 @@ pub(crate) struct Ui {
     /// Counts locks: an unlock that began before the last lock is not
     /// carried out, and a sync task of an earlier unlock says nothing.
     locks: std::sync::atomic::AtomicU64,
+    /// A pairing begun from the page, and what became of it.
+    pairing: Mutex<devices::Pairing>,
 }
 
 impl Ui {
@@ -87,6 +91,8 @@ impl Ui {
     /// Drops the home, and every key in it, from memory: the page's handle
     /// here, the background sync's as it stops.
     async fn lock(&self) {
+        // A pairing holds the home while it waits: it stops first.
+        self.pairing.lock().expect("never poisoned").cancel();
         let mut home = self.home.lock().await;
         self.locks.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         home.take();
@@ -185,6 +191,7 @@ pub async fn serve(dir: PathBuf, args: &UiArgs) -> Result<()> {
         sync: Mutex::default(),
         stop_sync: Mutex::new(None),
         locks: std::sync::atomic::AtomicU64::new(0),
+        pairing: Mutex::default(),
     });
     let url = format!("{}/?token={token}", ui.origin);
     // The first line of stdout, for a script or a test to read.

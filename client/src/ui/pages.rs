@@ -28,12 +28,24 @@ fn sync_line(bar: &Bar) -> String {
 /// Every page: its title, the header (with the sync line and "Lock" once
 /// unlocked), the body.
 pub(super) fn layout(title: &str, bar: Option<&Bar>, body: Markup) -> Markup {
+    refreshing(title, bar, body, None)
+}
+
+/// A page that the browser loads again every `refresh` seconds, for one
+/// that waits on something (no script needed).
+pub(super) fn refreshing(
+    title: &str,
+    bar: Option<&Bar>,
+    body: Markup,
+    refresh: Option<u32>,
+) -> Markup {
     html! {
         (DOCTYPE)
         html lang="en" {
             head {
                 meta charset="utf-8";
                 meta name="viewport" content="width=device-width, initial-scale=1";
+                @if let Some(every) = refresh { meta http-equiv="refresh" content=(every); }
                 title { (title) " · casebook" }
                 link rel="stylesheet" href="/app.css";
             }

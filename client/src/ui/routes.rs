@@ -14,7 +14,7 @@ use casebook_shared::ids::DocId;
 use serde::Deserialize;
 use zeroize::Zeroizing;
 
-use super::{Ui, audit_pages, guard, note_routes, pages, private, sharing};
+use super::{Ui, audit_pages, devices, guard, note_routes, pages, private, sharing};
 
 pub(super) fn router(ui: Arc<Ui>) -> Router {
     Router::new()
@@ -30,6 +30,7 @@ pub(super) fn router(ui: Arc<Ui>) -> Router {
         .merge(private::routes())
         .merge(audit_pages::routes())
         .merge(sharing::routes())
+        .merge(devices::routes())
         .layer(middleware::from_fn_with_state(ui.clone(), guard::guard))
         .with_state(ui)
 }
