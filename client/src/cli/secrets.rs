@@ -52,9 +52,7 @@ pub fn new_passphrase(file: Option<&Path>) -> Result<Zeroizing<String>> {
         }
         a
     };
-    if p.chars().count() < 8 {
-        bail!("the passphrase must be at least 8 characters");
-    }
+    casebook::store::check_new_passphrase(&p)?;
     Ok(p)
 }
 
@@ -75,11 +73,8 @@ pub fn changed_passphrase(file: Option<&Path>) -> Result<Zeroizing<String>> {
         }
         a
     };
-    if p.chars().count() < 8 {
-        bail!(
-            "the passphrase must be at least 8 characters; the old one still unlocks this device"
-        );
-    }
+    casebook::store::check_new_passphrase(&p)
+        .map_err(|e| anyhow::anyhow!("{e}; the old one still unlocks this device"))?;
     Ok(p)
 }
 

@@ -27,12 +27,25 @@ pub use outbox::{OutKind, Outgoing};
 
 const MASTER_AAD: &[u8] = b"casebook/v1/local/master-key";
 
+/// The fewest characters a new passphrase may have.
+pub const MIN_PASSPHRASE: usize = 8;
+
+/// Checks a passphrase chosen for a new home, or as a new one for a home.
+pub fn check_new_passphrase(p: &str) -> Result<(), StoreError> {
+    match p.chars().count() < MIN_PASSPHRASE {
+        true => Err(StoreError::PassphraseTooShort),
+        false => Ok(()),
+    }
+}
+
 /// A local store failure.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum StoreError {
     #[error("wrong passphrase for this casebook home")]
     WrongPassphrase,
+    #[error("the passphrase must be at least {MIN_PASSPHRASE} characters")]
+    PassphraseTooShort,
     #[error("no casebook home here yet")]
     NotInitialised,
     #[error("a casebook home already exists here")]

@@ -26,6 +26,7 @@ mod note_routes;
 mod pages;
 mod private;
 mod routes;
+mod setup;
 mod sharing;
 mod sharing_pages;
 
@@ -165,12 +166,7 @@ pub async fn serve(dir: PathBuf, args: &UiArgs) -> Result<()> {
             args.lock_after
         );
     }
-    if !Home::exists(&dir) {
-        return Err(anyhow::Error::new(casebook::Error::Store(
-            casebook::store::StoreError::NotInitialised,
-        ))
-        .context(format!("no casebook home at {}", dir.display())));
-    }
+    // Where no home exists yet, the page offers to set one up.
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .with_context(|| format!("cannot listen on {listen}"))?;

@@ -14,7 +14,7 @@ use casebook_shared::ids::DocId;
 use serde::Deserialize;
 use zeroize::Zeroizing;
 
-use super::{Ui, audit_pages, devices, guard, note_routes, pages, private, sharing};
+use super::{Ui, audit_pages, devices, guard, note_routes, pages, private, setup, sharing};
 
 pub(super) fn router(ui: Arc<Ui>) -> Router {
     Router::new()
@@ -31,6 +31,7 @@ pub(super) fn router(ui: Arc<Ui>) -> Router {
         .merge(audit_pages::routes())
         .merge(sharing::routes())
         .merge(devices::routes())
+        .merge(setup::routes())
         .layer(middleware::from_fn_with_state(ui.clone(), guard::guard))
         .with_state(ui)
 }
@@ -57,6 +58,9 @@ fn failed(e: casebook::Error) -> Response {
 async fn index(State(ui): State<Arc<Ui>>) -> Response {
     let home = ui.home.lock().await;
     let Some(home) = home.as_ref() else {
+        if setup::needed(&ui) {
+            return setup::page(&Default::default(), None).into_response();
+        }
         return pages::unlock(None).into_response();
     };
     match home.list_cases(false) {
