@@ -9,7 +9,8 @@ use crate::docs::Hit;
 use crate::error::{Error, Result};
 use crate::home::Home;
 use crate::notes::{
-    CaseSummary, LateEditChoice, Note, NoteInput, NoteSummary, PrivateEntry, Profile, new_note_id,
+    CaseSummary, ChangeHash, LateEditChoice, Note, NoteInput, NoteSummary, PrivateEntry, Profile,
+    new_note_id,
 };
 use crate::sharing::SharedWithMe;
 
@@ -140,6 +141,17 @@ impl Home {
         Ok(n)
     }
 
+    /// A note open on a page, as it reads now, with the case's heads it was
+    /// read at: for keeping that page current while the person writes.
+    /// Not recorded again; opening the note was.
+    pub fn note_now(&self, case: &DocId, note: &str) -> Result<(Note, Vec<ChangeHash>)> {
+        let n = self.docs().read_case(case, |c| {
+            let id = c.resolve_note_id(note)?;
+            c.note(&id).ok_or(crate::notes::NoteError::NoSuchNote(id))
+        })??;
+        Ok((n, self.docs().case_heads(case)?))
+    }
+
     /// Writes a new session note; returns its id.
     pub fn add_note(&mut self, case: &DocId, input: NoteInput) -> Result<String> {
         let by = self.author()?;
@@ -174,6 +186,25 @@ impl Home {
         let id = self.docs().read_case(case, |c| c.resolve_note_id(note))??;
         self.edit_case(case, &format!("note {id} edited"), |c| {
             Ok(c.edit_note(&id, fields)?)
+        })?;
+        Ok(id)
+    }
+
+    /// Changes an unsigned note from a form drawn when the case's heads
+    /// were `base` ([`Docs::case_heads`](crate::docs::Docs::case_heads)):
+    /// only what the person changed since is written, where those
+    /// characters are now, so another device's edit made meanwhile stays.
+    /// This is how a page that saves as the person types saves.
+    pub fn edit_note_from(
+        &mut self,
+        case: &DocId,
+        note: &str,
+        fields: &[(String, String)],
+        base: &[ChangeHash],
+    ) -> Result<String> {
+        let id = self.docs().read_case(case, |c| c.resolve_note_id(note))??;
+        self.edit_case(case, &format!("note {id} edited"), |c| {
+            Ok(c.edit_note_from(&id, fields, base)?)
         })?;
         Ok(id)
     }

@@ -263,6 +263,18 @@ impl<'h> Docs<'h> {
         out
     }
 
+    /// A case document's heads now: the version a form drawn from it now
+    /// was drawn from.
+    pub fn case_heads(&self, id: &DocId) -> Result<Vec<crate::notes::ChangeHash>> {
+        let mut loaded = self.take_loaded(id)?;
+        let out = match &mut loaded {
+            Loaded::Case(c) => Ok(c.heads()),
+            Loaded::Private(_) => Err(Error::UnknownCase(id.to_hex())),
+        };
+        self.keep_loaded(id, loaded)?;
+        out
+    }
+
     /// Reads a private (psychotherapy notes) document by its own id.
     pub(crate) fn read_private<T>(
         &self,

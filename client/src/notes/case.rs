@@ -3,6 +3,7 @@
 use super::format::{
     NoteFormat, PROFILE_FIELDS, check_note_id, parse_date, parse_duration, parse_start_time,
 };
+use super::live_edit::set_text_from;
 use super::note::{
     CaseSummary, Note, NoteInput, Profile, is_signed, read_format, read_note, read_summary,
 };
@@ -312,6 +313,17 @@ impl CaseDoc {
     /// Text changes become minimal splices, so an edit to one sentence merges
     /// with another device's edit to the next one.
     pub fn edit_note(&mut self, note_id: &str, fields: &[(String, String)]) -> Result<()> {
+        self.edit_note_at(note_id, fields, None)
+    }
+
+    /// [`Self::edit_note`]; with `base`, each text is changed from what it
+    /// read at those heads (see [`Self::edit_note_from`]).
+    pub(super) fn edit_note_at(
+        &mut self,
+        note_id: &str,
+        fields: &[(String, String)],
+        base: Option<&[ChangeHash]>,
+    ) -> Result<()> {
         let note = self.unsigned_note(note_id)?;
         let format = self.edit_format(&note)?;
         check_unique(fields)?;
@@ -338,7 +350,10 @@ impl CaseDoc {
                     Edit::Duration(Some(m)) => d.put(&note, "duration", i64::from(m))?,
                     Edit::StartTime(None) => delete_if_present(d, &note, "start_time")?,
                     Edit::Duration(None) => delete_if_present(d, &note, "duration")?,
-                    Edit::Text(field, text) => set_text(d, &note, field, text)?,
+                    Edit::Text(field, text) => match base {
+                        Some(base) => set_text_from(d, &note, field, base, text)?,
+                        None => set_text(d, &note, field, text)?,
+                    },
                     Edit::Score(key, Some(value)) => d.put(&note, &key, value)?,
                     Edit::Score(key, None) => delete_if_present(d, &note, &key)?,
                 }

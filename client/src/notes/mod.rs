@@ -20,6 +20,7 @@ mod attribution_tests;
 mod authors;
 mod case;
 mod format;
+mod live_edit;
 mod note;
 mod private;
 #[cfg(test)]
@@ -103,6 +104,10 @@ pub enum NoteError {
         value: String,
         why: String,
     },
+    #[error(
+        "this form was drawn from a version of the case this device does not hold; open the note again"
+    )]
+    StaleForm,
     #[error("{0} must not be empty")]
     Empty(&'static str),
     #[error("no private entry {0}")]

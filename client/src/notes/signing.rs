@@ -176,7 +176,7 @@ impl CaseDoc {
     }
 
     /// The note as it was at `heads`; `None` if they are not all here.
-    fn note_at(&self, id: &str, obj: &ObjId, heads: &[ChangeHash]) -> Option<Note> {
+    pub(super) fn note_at(&self, id: &str, obj: &ObjId, heads: &[ChangeHash]) -> Option<Note> {
         // Automerge reads past heads it does not hold as if they were not
         // named: an unknown head must make the signature point nowhere,
         // not show an older state as the signed one.

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use casebook::Home;
-use casebook::sync::WatchEvent;
+use casebook::sync::{Progress, WatchEvent};
 use tokio::sync::oneshot;
 
 use super::Ui;
@@ -50,6 +50,11 @@ pub(super) async fn keep_syncing(
                     s.error = None;
                 });
                 let mut on_event = |event| {
+                    if let WatchEvent::Progress(Progress::Visible { received }) = event
+                        && received > 0
+                    {
+                        ui.changes.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                    }
                     if let WatchEvent::Synced(_) = event {
                         ui.set_sync(since, |s| {
                             s.last = Some(home_now());

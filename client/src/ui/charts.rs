@@ -10,7 +10,7 @@ const WIDTH: f64 = 560.0;
 const HEIGHT: f64 = 220.0;
 /// Room for the axis labels on the left and the dates below.
 const LEFT: f64 = 44.0;
-const RIGHT: f64 = 110.0;
+const RIGHT: f64 = 150.0;
 const TOP: f64 = 12.0;
 const BOTTOM: f64 = 30.0;
 
@@ -106,10 +106,12 @@ pub(super) fn chart(s: &Series) -> Markup {
             svg xmlns="http://www.w3.org/2000/svg" viewBox={ "0 0 " (WIDTH) " " (HEIGHT) }
                 role="img" aria-label=(summary(s)) {
                 title { (summary(s)) }
-                rect x=(LEFT) y=(TOP) width=(plot_w) height=(plot_h) fill="#fff" stroke="#c8ccd4";
+                // Every SVG element closed explicitly: in an HTML page a
+                // bare `<rect>` would swallow what follows it.
+                rect x=(LEFT) y=(TOP) width=(plot_w) height=(plot_h) fill="#fff" stroke="#c8ccd4" {}
                 @for (v, name) in &cut_offs {
                     line.cutoff x1=(LEFT) x2=(LEFT + plot_w) y1=(y(*v)) y2=(y(*v))
-                        stroke="#b7791f" stroke-dasharray="4 3";
+                        stroke="#b7791f" stroke-dasharray="4 3" {}
                     text x=(LEFT + plot_w + 6.0) y=(y(*v) + 4.0) font-size="11" fill="#7a5212" {
                         (num(*v)) " " (name)
                     }
@@ -122,7 +124,7 @@ pub(super) fn chart(s: &Series) -> Markup {
                         text x=(LEFT + plot_w) y=(HEIGHT - 8.0) font-size="11" text-anchor="end" fill="#555" { (l.date) }
                     }
                 }
-                polyline points=(line.join(" ")) fill="none" stroke="#24364b" stroke-width="2";
+                polyline points=(line.join(" ")) fill="none" stroke="#24364b" stroke-width="2" {}
                 @for (p, d) in s.points.iter().zip(&x_days) {
                     circle.point cx=(format!("{:.1}", x(*d))) cy=(format!("{:.1}", y(p.value))) r="4"
                         fill=(if p.signed { "#24364b" } else { "#fff" }) stroke="#24364b" stroke-width="2" {
@@ -173,11 +175,19 @@ mod tests {
         let svg = chart(&s).into_string();
         // The whole scale: 27 at the top of the plot, 0 at its foot, the
         // first session at the left edge and the last at the right.
-        assert!(svg.contains(r#"points="44.0,12.0 450.0,190.0""#), "{svg}");
+        assert!(svg.contains(r#"points="44.0,12.0 410.0,190.0""#), "{svg}");
         for cut in ["5 mild", "10 moderate", "15 moderately severe", "20 severe"] {
             assert!(svg.contains(cut), "{cut}");
         }
         assert!(svg.contains("PHQ-9 over 2 session(s): 27 on 2026-01-01, 0 on 2026-01-31"));
+        // No element left open, which an HTML parser would nest the rest in.
+        for tag in ["rect", "line", "polyline", "circle", "text"] {
+            assert_eq!(
+                svg.matches(&format!("<{tag} ")).count(),
+                svg.matches(&format!("</{tag}>")).count(),
+                "{tag}: {svg}"
+            );
+        }
     }
 
     #[test]

@@ -14,10 +14,13 @@ use sha2::{Digest, Sha256};
 use super::Ui;
 use super::pages;
 
-/// The page's own stylesheet and nothing else: no script, no frame, no
-/// form posting elsewhere, no base URL.
-const CSP: &str = "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; \
-                   frame-ancestors 'none'; base-uri 'none'";
+/// The page's own script and stylesheet and nothing else: no inline
+/// script, no frame, no form posting elsewhere, no base URL.
+const CSP: &str = "default-src 'none'; script-src 'self'; connect-src 'self'; style-src 'self'; \
+                   img-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
+
+/// The header `app.js` puts on the requests it makes by itself.
+const BACKGROUND: &str = "x-casebook-background";
 
 /// Equal without telling, by how long it took, how much of it matched.
 fn same(a: &str, b: &str) -> bool {
@@ -129,7 +132,10 @@ async fn check(ui: &Ui, req: Request, next: Next) -> Response {
             "a change may come only from this page",
         );
     }
-    if req.uri().path() != "/app.css" {
+    // What the page's script asks for by itself (keeping an open page
+    // current) is not use: an open tab left alone still locks.
+    let background = req.headers().contains_key(BACKGROUND);
+    if !background && !matches!(req.uri().path(), "/app.css" | "/app.js") {
         ui.used();
     }
     next.run(req).await

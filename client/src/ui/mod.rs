@@ -21,6 +21,7 @@ mod charts;
 mod devices;
 mod devices_pages;
 mod guard;
+mod live;
 mod note_pages;
 mod note_routes;
 mod pages;
@@ -78,6 +79,9 @@ pub(crate) struct Ui {
     locks: std::sync::atomic::AtomicU64,
     /// A pairing begun from the page, and what became of it.
     pairing: Mutex<devices::Pairing>,
+    /// Moves each time the background sync applies what another device
+    /// wrote: an open page redraws itself when it does.
+    changes: std::sync::atomic::AtomicU64,
 }
 
 impl Ui {
@@ -144,6 +148,7 @@ impl Ui {
         pages::Bar {
             sync: self.sync.lock().expect("never poisoned").clone(),
             unsent: home.pending().unwrap_or(0),
+            version: self.changes.load(std::sync::atomic::Ordering::SeqCst),
         }
     }
 }
@@ -188,6 +193,7 @@ pub async fn serve(dir: PathBuf, args: &UiArgs) -> Result<()> {
         stop_sync: Mutex::new(None),
         locks: std::sync::atomic::AtomicU64::new(0),
         pairing: Mutex::default(),
+        changes: std::sync::atomic::AtomicU64::new(0),
     });
     let url = format!("{}/?token={token}", ui.origin);
     // The first line of stdout, for a script or a test to read.

@@ -86,6 +86,48 @@ fn scores_shown(scores: &[(String, String)]) -> Markup {
     }
 }
 
+/// A note as its form holds it, by input name: the session's date, time
+/// and length, every text field and every score.
+pub(super) fn form_of(n: &Note) -> Typed {
+    [
+        ("date".to_string(), n.date.clone()),
+        (
+            "start_time".to_string(),
+            n.start_time.clone().unwrap_or_default(),
+        ),
+        (
+            "duration".to_string(),
+            n.duration.map(|d| d.to_string()).unwrap_or_default(),
+        ),
+    ]
+    .into_iter()
+    .chain(n.fields.iter().map(|(k, v)| (input_name(k), v.clone())))
+    .chain(typed_scores(&n.scores))
+    .collect()
+}
+
+/// The heads a form was drawn at, as the form carries them.
+pub(super) fn heads_text(heads: &[casebook::notes::ChangeHash]) -> String {
+    heads
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+/// The session's date, start and length, as inputs.
+fn session_inputs(typed: &Typed) -> Markup {
+    let value = |k: &str| typed.get(k).cloned().unwrap_or_default();
+    html! {
+        label for="date" { "Date" }
+        input #date type="date" name="date" value=(value("date")) required;
+        label for="start_time" { "Start time" }
+        input #start_time type="time" name="start_time" value=(value("start_time"));
+        label for="duration" { "Minutes" }
+        input #duration type="number" min="1" max="1440" name="duration" value=(value("duration"));
+    }
+}
+
 /// Text typed under another format whose sections this one lacks: shown,
 /// so that choosing a format never throws writing away.
 fn left_over(format: NoteFormat, typed: &Typed) -> Markup {
@@ -122,7 +164,6 @@ pub(super) fn new_note(
     typed: &Typed,
     error: Option<&str>,
 ) -> Markup {
-    let value = |k: &str| typed.get(k).cloned().unwrap_or_default();
     layout(
         "New note",
         Some(bar),
@@ -139,12 +180,7 @@ pub(super) fn new_note(
                     }
                 }
                 button type="submit" formaction={ (case_path(case)) "/notes/new" } formnovalidate { "Use this format" }
-                label for="date" { "Date" }
-                input #date type="date" name="date" value=(value("date")) required;
-                label for="start_time" { "Start time" }
-                input #start_time type="time" name="start_time" value=(value("start_time"));
-                label for="duration" { "Minutes" }
-                input #duration type="number" min="1" max="1440" name="duration" value=(value("duration"));
+                (session_inputs(typed))
                 (text_inputs(format, typed))
                 (score_inputs(typed))
                 (left_over(format, typed))
@@ -157,19 +193,13 @@ pub(super) fn new_note(
 /// A note: a draft as a form to edit and sign, a signed note as signed.
 pub(super) fn note(
     bar: &Bar,
-    case: &DocId,
-    name: &str,
-    n: &Note,
+    (case, name): (&DocId, &str),
+    (n, heads): (&Note, &str),
     typed: Option<&Typed>,
     error: Option<&str>,
 ) -> Markup {
     let path = format!("{}/notes/{}", case_path(case), n.id);
-    let current: Typed = n
-        .fields
-        .iter()
-        .map(|(k, v)| (input_name(k), v.clone()))
-        .chain(typed_scores(&n.scores))
-        .collect();
+    let current = form_of(n);
     layout(
         "Session note",
         Some(bar),
@@ -217,10 +247,15 @@ pub(super) fn note(
             } @else {
                 // "Sign" saves what is in the form first: it signs what
                 // the person sees.
-                form method="post" action=(path) {
+                // Saved as the person types (app.js), and on "Save"
+                // without it; either way only what changed since `heads`.
+                form method="post" action=(path) data-autosave={ (path) "/autosave" } data-live={ (path) "/live" } {
                     input type="hidden" name="format" value=(n.format.as_str());
+                    input type="hidden" name="heads" value=(heads);
+                    (session_inputs(typed.unwrap_or(&current)))
                     (text_inputs(n.format, typed.unwrap_or(&current)))
                     (score_inputs(typed.unwrap_or(&current)))
+                    p.meta #autosave role="status" aria-live="polite" {}
                     button type="submit" { "Save" }
                     p.meta { "Signing saves the note and fixes it as it reads now; later additions are addenda." }
                     button type="submit" formaction={ (path) "/sign" } { "Sign" }

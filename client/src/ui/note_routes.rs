@@ -10,7 +10,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use casebook::Home;
-use casebook::notes::{NoteFormat, NoteInput, SCORE_PREFIX};
+use casebook::notes::{ChangeHash, NoteFormat, NoteInput, SCORE_PREFIX};
 use casebook_shared::ids::DocId;
 
 use super::Ui;
@@ -55,7 +55,7 @@ fn to_note(case: &DocId, note: &str) -> Response {
 }
 
 /// The case's id and its client's name, from the list the core keeps.
-fn case_of(home: &Home, id: &str) -> Option<(DocId, String)> {
+pub(super) fn case_of(home: &Home, id: &str) -> Option<(DocId, String)> {
     let id = DocId::from_hex(id).ok()?;
     let (_, s) = home
         .docs()
@@ -201,14 +201,23 @@ fn draw(
     typed: Option<&Typed>,
     error: Option<&str>,
 ) -> Response {
-    match home.show_note(case, note) {
-        Ok(n) => {
+    let shown = home
+        .show_note(case, note)
+        .and_then(|n| Ok((home.docs().case_heads(case)?, n)));
+    match shown {
+        Ok((now, n)) => {
             let status = match error {
                 Some(_) => StatusCode::BAD_REQUEST,
                 None => StatusCode::OK,
             };
+            // Text typed on a form drawn earlier stays tied to the version
+            // it was typed over.
+            let heads = match typed.and_then(|t| t.get("heads")) {
+                Some(h) => h.clone(),
+                None => note_pages::heads_text(&now),
+            };
             let bar = ui.bar(home);
-            let page = note_pages::note(&bar, case, name, &n, typed, error);
+            let page = note_pages::note(&bar, (case, name), (&n, &heads), typed, error);
             (status, page).into_response()
         }
         Err(e) => not_found(&e.to_string()),
@@ -223,17 +232,40 @@ async fn show(State(ui): State<Arc<Ui>>, Path((id, note)): Path<(String, String)
     }
 }
 
-/// Saves a draft's form: every field, so a field emptied is saved empty;
-/// the core writes only the characters that changed.
-fn save_form(home: &mut Home, case: &DocId, note: &str, typed: &Typed) -> Result<String, String> {
-    match typed.get("format").map(|f| NoteFormat::parse(f)) {
-        Some(Ok(f)) => {
-            let mut all = fields(f, typed, true);
-            all.extend(scores(typed, true));
-            home.edit_note(case, note, &all).map_err(|e| e.to_string())
-        }
-        _ => Err("the form did not say the note's format; open the note again".to_string()),
+/// The heads a form says it was drawn at.
+fn parse_heads(text: &str) -> Result<Vec<ChangeHash>, String> {
+    text.split(',')
+        .filter(|h| !h.is_empty())
+        .map(|h| {
+            h.parse()
+                .map_err(|_| "the form's version is garbled; open the note again".to_string())
+        })
+        .collect()
+}
+
+/// Saves a draft's form: every field, so a field emptied is saved empty.
+/// From a form that says the version it was drawn at, only what the person
+/// changed since is written; without one, the fields as they are.
+pub(super) fn save_form(
+    home: &mut Home,
+    case: &DocId,
+    note: &str,
+    typed: &Typed,
+) -> Result<String, String> {
+    let Some(Ok(format)) = typed.get("format").map(|f| NoteFormat::parse(f)) else {
+        return Err("the form did not say the note's format; open the note again".to_string());
+    };
+    let mut all: Vec<(String, String)> = ["date", "start_time", "duration"]
+        .into_iter()
+        .filter_map(|k| Some((k.to_string(), typed.get(k)?.trim().to_string())))
+        .collect();
+    all.extend(fields(format, typed, true));
+    all.extend(scores(typed, true));
+    match typed.get("heads") {
+        Some(h) => home.edit_note_from(case, note, &all, &parse_heads(h)?),
+        None => home.edit_note(case, note, &all),
     }
+    .map_err(|e| e.to_string())
 }
 
 /// One change to a note from a form: `change` runs on the unlocked home

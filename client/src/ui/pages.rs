@@ -12,10 +12,13 @@ pub(super) struct Bar {
     pub sync: super::background::SyncStatus,
     /// Changes saved here and not yet on the relay.
     pub unsent: u64,
+    /// What the background sync had brought when the page was drawn (see
+    /// `Ui::changes`): the page's script redraws it when this moves.
+    pub version: u64,
 }
 
 /// The sync line: connected, the last sync, what is unsent.
-fn sync_line(bar: &Bar) -> String {
+pub(super) fn sync_line(bar: &Bar) -> String {
     let state = match (&bar.sync.error, bar.sync.last, bar.sync.connected) {
         (Some(e), _, _) => format!("Not connected: {e}"),
         (None, Some(at), true) => format!("Connected · last sync {}", casebook::clock::local(at)),
@@ -48,6 +51,7 @@ pub(super) fn refreshing(
                 @if let Some(every) = refresh { meta http-equiv="refresh" content=(every); }
                 title { (title) " · casebook" }
                 link rel="stylesheet" href="/app.css";
+                @if bar.is_some() { script src="/app.js" defer {} }
             }
             body {
                 header {
@@ -59,13 +63,13 @@ pub(super) fn refreshing(
                             a href="/devices" { "Devices" }
                             a href="/audit" { "Audit" }
                         }
-                        span.sync role="status" { (sync_line(bar)) }
+                        span.sync #sync role="status" { (sync_line(bar)) }
                         form method="post" action="/lock" {
                             button type="submit" { "Lock" }
                         }
                     }
                 }
-                main { (body) }
+                main data-live=[bar.map(|b| b.version)] { (body) }
             }
         }
     }

@@ -14,12 +14,13 @@ use casebook_shared::ids::DocId;
 use serde::Deserialize;
 use zeroize::Zeroizing;
 
-use super::{Ui, audit_pages, devices, guard, note_routes, pages, private, setup, sharing};
+use super::{Ui, audit_pages, devices, guard, live, note_routes, pages, private, setup, sharing};
 
 pub(super) fn router(ui: Arc<Ui>) -> Router {
     Router::new()
         .route("/", get(index))
         .route("/app.css", get(stylesheet))
+        .route("/app.js", get(script))
         .route("/unlock", post(unlock))
         .route("/lock", post(lock))
         .route("/cases", post(create_case))
@@ -32,6 +33,7 @@ pub(super) fn router(ui: Arc<Ui>) -> Router {
         .merge(sharing::routes())
         .merge(devices::routes())
         .merge(setup::routes())
+        .merge(live::routes())
         .layer(middleware::from_fn_with_state(ui.clone(), guard::guard))
         .with_state(ui)
 }
@@ -40,6 +42,16 @@ async fn stylesheet() -> Response {
     (
         [(header::CONTENT_TYPE, "text/css; charset=utf-8")],
         include_str!("app.css"),
+    )
+        .into_response()
+}
+
+/// The page's one script: saving as the person types and keeping an open
+/// page current. Everything works without it.
+async fn script() -> Response {
+    (
+        [(header::CONTENT_TYPE, "text/javascript; charset=utf-8")],
+        include_str!("app.js"),
     )
         .into_response()
 }

@@ -3,6 +3,7 @@
 // Each test file uses a different part of this.
 #![allow(dead_code)]
 
+pub mod browser;
 pub mod page;
 
 use std::path::Path;

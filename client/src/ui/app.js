@@ -1,0 +1,187 @@
+// casebook's one script. Everything works without it; with it, a draft is
+// saved as the person types and an open page follows what other devices
+// write, without a reload and without touching what is being typed.
+//
+// A draft's form carries the heads of the version it shows. A save sends
+// the fields and those heads; the server writes only what differs from that
+// version, where those characters are now, and answers with the merged
+// fields and their new heads. Each field here keeps the text of the version
+// its heads name (`synced`), so what the person typed meanwhile and what
+// arrived from elsewhere are merged here the same way before the heads move.
+"use strict";
+
+(function () {
+  const BACKGROUND = { "X-Casebook-Background": "1" };
+  const POLL_MS = 3000;
+  const SAVE_AFTER_MS = 800;
+
+  // The one splice turning `a` into `b`: [from, to) of `a`, and the text in.
+  function splice(a, b) {
+    let s = 0;
+    while (s < a.length && s < b.length && a[s] === b[s]) s++;
+    let e = 0;
+    while (e < a.length - s && e < b.length - s && a[a.length - 1 - e] === b[b.length - 1 - e]) e++;
+    return { from: s, to: a.length - e, text: b.slice(s, b.length - e) };
+  }
+
+  // `base` changed into `remote` there and into `local` here: both, where
+  // they touch different characters; the person's own text where they meet.
+  function merge(base, remote, local) {
+    if (local === base) return remote;
+    if (remote === base || remote === local) return local;
+    const r = splice(base, remote);
+    const l = splice(base, local);
+    if (r.to <= l.from) {
+      return base.slice(0, r.from) + r.text + base.slice(r.to, l.from) + l.text + base.slice(l.to);
+    }
+    if (l.to <= r.from) {
+      return base.slice(0, l.from) + l.text + base.slice(l.to, r.from) + r.text + base.slice(r.to);
+    }
+    return local;
+  }
+
+  // Sets a field's text, keeping the caret where it was among the words.
+  function setValue(el, value) {
+    if (el.value === value) return;
+    const focused = document.activeElement === el && typeof el.selectionStart === "number";
+    const caret = focused ? el.selectionStart : 0;
+    const d = splice(el.value, value);
+    el.value = value;
+    if (focused) {
+      const moved = caret >= d.to ? caret + d.text.length - (d.to - d.from) : Math.min(caret, d.from + d.text.length);
+      el.setSelectionRange(moved, moved);
+    }
+  }
+
+  function draft(form) {
+    const status = form.querySelector("#autosave");
+    const heads = form.querySelector("input[name=heads]");
+    const fields = () => Array.from(form.elements).filter((el) => el.name && el.type !== "hidden" && el.type !== "submit");
+    const synced = {};
+    fields().forEach((el) => { synced[el.name] = el.value; });
+    let timer = null;
+    let pending = false;
+    let busy = false;
+    let again = false;
+    let stopped = false;
+
+    const say = (text) => { if (status) status.textContent = text; };
+
+    // Takes the server's version of the draft: merged with what was typed
+    // since `sent` (or since the last version, for a poll).
+    function take(state, sent) {
+      if (state.signed) { window.location.reload(); return; }
+      fields().forEach((el) => {
+        if (!(el.name in state.fields)) return;
+        const base = sent && el.name in sent ? sent[el.name] : synced[el.name];
+        setValue(el, merge(base, state.fields[el.name], el.value));
+        synced[el.name] = state.fields[el.name];
+      });
+      heads.value = state.heads;
+    }
+
+    function stop(text) {
+      stopped = true;
+      say(text);
+    }
+
+    async function save() {
+      if (stopped) return;
+      if (busy) { again = true; return; }
+      busy = true;
+      pending = false;
+      const body = new URLSearchParams(new FormData(form));
+      const sent = {};
+      fields().forEach((el) => { sent[el.name] = el.value; });
+      try {
+        const r = await fetch(form.dataset.autosave, {
+          method: "POST",
+          headers: { "Content-Type": "application/x-www-form-urlencoded" },
+          body,
+          credentials: "same-origin",
+        });
+        const answer = await r.json();
+        if (r.status === 401) {
+          stop("casebook locked itself: nothing more is saved. Your text stays here; choose Save to unlock and keep it.");
+        } else if (!r.ok) {
+          say("Not saved: " + answer.error);
+        } else {
+          take(answer, sent);
+          say("Saved " + answer.saved);
+        }
+      } catch (e) {
+        say("Not saved: casebook did not answer. Your text stays here.");
+      }
+      busy = false;
+      if (again) { again = false; save(); }
+    }
+
+    form.addEventListener("input", () => {
+      if (stopped) return;
+      say("Editing…");
+      pending = true;
+      clearTimeout(timer);
+      timer = setTimeout(save, SAVE_AFTER_MS);
+    });
+
+    return async function poll() {
+      // A save on its way brings the merged draft back itself.
+      if (stopped || busy || pending) return;
+      try {
+        const r = await fetch(form.dataset.live, { headers: BACKGROUND, credentials: "same-origin" });
+        if (r.status === 401) return stop("casebook locked itself. Your text stays here; choose Save to unlock and keep it.");
+        if (!r.ok || busy) return;
+        const state = await r.json();
+        if (state.heads !== heads.value) take(state, null);
+      } catch (e) { /* the next poll tries again */ }
+    };
+  }
+
+  // Whether anything on the page has been typed into.
+  let dirty = false;
+  document.addEventListener("input", () => { dirty = true; });
+
+  // A page without a draft: redrawn in place when the record changed, so
+  // long as nothing on it is being typed into.
+  function redraw() {
+    return async function () {
+      if (dirty) return;
+      try {
+        const r = await fetch(window.location.href, { headers: BACKGROUND, credentials: "same-origin" });
+        if (!r.ok || dirty) return;
+        const page = new DOMParser().parseFromString(await r.text(), "text/html");
+        const main = page.querySelector("main");
+        if (main) document.querySelector("main").replaceWith(main);
+      } catch (e) { /* the next poll tries again */ }
+    };
+  }
+
+  const form = document.querySelector("form[data-autosave]");
+  const main = document.querySelector("main[data-live]");
+  const follow = form ? draft(form) : main ? redraw() : null;
+  // The version the page was drawn at.
+  let version = main ? Number(main.dataset.live) : null;
+  async function tick() {
+    try {
+      const r = await fetch("/live", { headers: BACKGROUND, credentials: "same-origin" });
+      if (r.status === 401) {
+        // Locked (by "Lock" in another tab, or after a spell without use):
+        // ask for the passphrase, unless that would lose typed text.
+        const line = document.getElementById("sync");
+        if (form && follow) return follow();
+        if (!dirty) return window.location.reload();
+        if (line) line.textContent = "Locked: your text stays here; submit it to unlock and keep it.";
+        return;
+      }
+      if (r.ok) {
+        const live = await r.json();
+        const line = document.getElementById("sync");
+        if (line) line.textContent = live.sync;
+        if (version !== null && live.version !== version && follow) await follow();
+        version = live.version;
+      }
+    } catch (e) { /* the next tick tries again */ }
+    setTimeout(tick, POLL_MS);
+  }
+  setTimeout(tick, POLL_MS);
+})();
