@@ -35,6 +35,30 @@ impl Home {
             .save(doc, loaded, changes, kind, (env_id, envelope))
     }
 
+    /// Renames a case and sets its profile fields, in one change. With
+    /// `base` (the case's heads when the form was drawn), each profile
+    /// field is changed only where it differs from what it read then, so
+    /// another device's edit made meanwhile stays.
+    pub fn edit_profile(
+        &mut self,
+        case: &DocId,
+        name: Option<&str>,
+        fields: &[(String, String)],
+        base: Option<&[crate::notes::ChangeHash]>,
+    ) -> Result<()> {
+        self.edit_case(case, "case edited", |c| {
+            if let Some(n) = name {
+                c.set_name(n.trim())?;
+            }
+            match (fields.is_empty(), base) {
+                (true, _) => {}
+                (false, Some(base)) => c.set_profile_from(fields, base)?,
+                (false, None) => c.set_profile(fields)?,
+            }
+            Ok(())
+        })
+    }
+
     /// Makes a new case (and its private-notes document); returns its id.
     pub fn create_case(&mut self, name: &str, created: &str) -> Result<DocId> {
         self.atomically(|home| home.create_case_inner(name, created))

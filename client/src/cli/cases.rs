@@ -107,15 +107,7 @@ pub(super) async fn case(cli: &Cli, out: &Out, cmd: &CaseCmd) -> Result<()> {
             if fields.is_empty() && name.is_none() {
                 bail!("nothing to change: give --field FIELD=VALUE or --name");
             }
-            home.edit_case(&id, "case edited", |c| {
-                if let Some(n) = name {
-                    c.set_name(n.trim())?;
-                }
-                if !fields.is_empty() {
-                    c.set_profile(&fields)?;
-                }
-                Ok(())
-            })?;
+            home.edit_profile(&id, name.as_deref(), &fields, None)?;
             out.changed("case.edited", id.to_hex()).done("case updated")
         }
     }

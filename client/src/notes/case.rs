@@ -206,6 +206,15 @@ impl CaseDoc {
     /// Sets profile fields given as `(field, text)` pairs of
     /// [`PROFILE_FIELDS`](super::PROFILE_FIELDS).
     pub fn set_profile(&mut self, fields: &[(String, String)]) -> Result<()> {
+        self.set_profile_at(fields, None)
+    }
+
+    /// [`Self::set_profile`]; with `base`, as [`Self::set_profile_from`].
+    pub(super) fn set_profile_at(
+        &mut self,
+        fields: &[(String, String)],
+        base: Option<&[ChangeHash]>,
+    ) -> Result<()> {
         check_unique(fields)?;
         for (field, _) in fields {
             if !PROFILE_FIELDS.contains(&field.as_str()) {
@@ -222,7 +231,10 @@ impl CaseDoc {
                 None => d.put_object(ROOT, "profile", ObjType::Map)?,
             };
             for (field, text) in fields {
-                set_text(d, &profile, field, text)?;
+                match base {
+                    Some(base) => set_text_from(d, &profile, field, base, text)?,
+                    None => set_text(d, &profile, field, text)?,
+                }
             }
             Ok(())
         })

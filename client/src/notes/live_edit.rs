@@ -107,6 +107,24 @@ impl CaseDoc {
     }
 }
 
+impl CaseDoc {
+    /// Sets profile fields from a form drawn at `base`: a field is changed
+    /// only where it differs from what it read then.
+    pub fn set_profile_from(
+        &mut self,
+        fields: &[(String, String)],
+        base: &[ChangeHash],
+    ) -> Result<()> {
+        if base
+            .iter()
+            .any(|h| self.doc().get_change_by_hash(h).is_none())
+        {
+            return Err(NoteError::StaleForm);
+        }
+        self.set_profile_at(fields, Some(base))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::super::tests::{DEV_B, case_with_note, pairs};
@@ -190,6 +208,10 @@ mod tests {
         .heads();
         assert!(matches!(
             a.edit_note_from("n1", &form, &other),
+            Err(NoteError::StaleForm)
+        ));
+        assert!(matches!(
+            a.set_profile_from(&pairs(&[("goals", "x")]), &other),
             Err(NoteError::StaleForm)
         ));
     }

@@ -26,6 +26,7 @@ mod note_pages;
 mod note_routes;
 mod pages;
 mod private;
+mod profile;
 mod routes;
 mod setup;
 mod sharing;

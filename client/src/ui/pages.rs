@@ -268,6 +268,11 @@ pub(super) fn case(bar: &Bar, view: &CaseView, shares: Option<&[ShareRow]>) -> M
             @if let Some(reason) = &s.legal_hold { p.mark { "Under a legal hold: " (reason) } }
             section {
                 h2 { "Profile" }
+                // A colleague may change the profile only with the write role.
+                @let writes = view.shared.as_ref().is_none_or(|s| {
+                    s.state == ShareState::Active && s.role == casebook_shared::role::Role::Write
+                });
+                @if writes { p { a.button href={ (case_path(&view.id)) "/profile" } { "Edit profile" } } }
                 dl {
                     @for (field, text) in view.profile.fields() {
                         dt { (label(&field)) }

@@ -14,7 +14,9 @@ use casebook_shared::ids::DocId;
 use serde::Deserialize;
 use zeroize::Zeroizing;
 
-use super::{Ui, audit_pages, devices, guard, live, note_routes, pages, private, setup, sharing};
+use super::{
+    Ui, audit_pages, devices, guard, live, note_routes, pages, private, profile, setup, sharing,
+};
 
 pub(super) fn router(ui: Arc<Ui>) -> Router {
     Router::new()
@@ -34,6 +36,7 @@ pub(super) fn router(ui: Arc<Ui>) -> Router {
         .merge(devices::routes())
         .merge(setup::routes())
         .merge(live::routes())
+        .merge(profile::routes())
         .layer(middleware::from_fn_with_state(ui.clone(), guard::guard))
         .with_state(ui)
 }
