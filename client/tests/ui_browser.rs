@@ -46,6 +46,13 @@ async fn a_therapist_unlocks_writes_signs_finds_and_locks_in_a_browser() {
         .unwrap();
     control(&c, "Create case").await.click().await.unwrap();
     shows(&c, "Session notes").await;
+    let case_id = c
+        .current_url()
+        .await
+        .unwrap()
+        .path()
+        .trim_start_matches("/cases/")
+        .to_string();
     screenshot(&c, "2-case").await;
 
     control(&c, "New note").await.click().await.unwrap();
@@ -100,5 +107,52 @@ async fn a_therapist_unlocks_writes_signs_finds_and_locks_in_a_browser() {
 
     control(&c, "Lock").await.click().await.unwrap();
     labelled(&c, "Passphrase").await;
+
+    // The keyboard alone, at a tablet's width: the passphrase field has
+    // the focus, Enter unlocks, Tab reaches "New case", Enter follows it.
+    c.set_window_size(768, 1024).await.unwrap();
+    let active = c.active_element().await.unwrap();
+    assert_eq!(
+        active.attr("id").await.unwrap().as_deref(),
+        Some("passphrase")
+    );
+    active.send_keys(&format!("{PASS}\u{E007}")).await.unwrap();
+    shows(&c, "<h1>Cases</h1>").await;
+    let mut reached = false;
+    for _ in 0..30 {
+        let now = c.active_element().await.unwrap();
+        if now.text().await.unwrap_or_default() == "New case" {
+            now.send_keys("\u{E007}").await.unwrap();
+            reached = true;
+            break;
+        }
+        now.send_keys("\u{E004}").await.unwrap();
+    }
+    assert!(reached, "Tab never reached \"New case\"");
+    let name = labelled(&c, "Client name").await;
+    assert_eq!(
+        c.active_element().await.unwrap().attr("id").await.unwrap(),
+        name.attr("id").await.unwrap(),
+        "the form's first field has the focus"
+    );
+    // Nothing wider than the screen, on the list and in a note.
+    for page in ["/", &format!("/cases/{case_id}/notes/new")] {
+        c.goto(&format!("{}{page}", url.split("/?").next().unwrap()))
+            .await
+            .unwrap();
+        let wide = c
+            .execute(
+                "return document.documentElement.scrollWidth > window.innerWidth;",
+                vec![],
+            )
+            .await
+            .unwrap();
+        assert_eq!(
+            wide,
+            serde_json::json!(false),
+            "{page} is wider than a tablet"
+        );
+    }
+    screenshot(&c, "10-tablet-note").await;
     c.close().await.unwrap();
 }

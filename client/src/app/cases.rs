@@ -186,7 +186,7 @@ impl Home {
         let docs = self.docs();
         let mut out = Vec::new();
         for (id, summary) in docs.cases()? {
-            let hits = docs.read_case(&id, |c| c.search(needle))?;
+            let hits = crate::notes::search_units(needle, &*docs.case_units(&id)?);
             let private = match summary.private_doc {
                 Some(_) if include_private => self
                     .read_private(&id, |p| p.search(needle))

@@ -67,10 +67,9 @@ impl Home {
     /// Every open case's summary (closed ones too if `closed`), sorted by
     /// name. Recorded: client names are clinical content.
     pub fn list_cases(&self, closed: bool) -> Result<Vec<CaseListed>> {
-        let mut shared = self.shared_with_me_ever()?;
-        let cases = self
-            .docs()
-            .cases()?
+        let all = self.docs().cases()?;
+        let mut shared = self.shared_with_me_among(&self.store.doc_ids()?, &all)?;
+        let cases = all
             .into_iter()
             .filter(|(_, s)| closed || !s.closed)
             .map(|(id, summary)| CaseListed {
@@ -108,9 +107,8 @@ impl Home {
             .map(|n| self.vouch(&authors, meta.as_ref(), n))
             .collect();
         let shared = self
-            .shared_with_me_ever()?
-            .into_iter()
-            .find(|r| r.case == *case);
+            .shared_with_me_among(&[*case], &[(*case, summary.clone())])?
+            .pop();
         self.trail().record_view(case)?;
         Ok(CaseView {
             id: *case,
@@ -277,7 +275,20 @@ impl Home {
     /// Searches every case and its private notes. Each case with a hit is
     /// recorded (with the notes it showed), since the snippets are content.
     pub fn search(&mut self, needle: &str, include_private: bool) -> Result<Vec<Hit>> {
-        let hits = self.find(needle, include_private)?;
+        Ok(self.search_first(needle, include_private, usize::MAX)?.0)
+    }
+
+    /// The best `limit` hits of a search, and how many there were in all.
+    /// Only the hits returned are shown, so only their cases are recorded.
+    pub fn search_first(
+        &mut self,
+        needle: &str,
+        include_private: bool,
+        limit: usize,
+    ) -> Result<(Vec<Hit>, usize)> {
+        let mut hits = self.find(needle, include_private)?;
+        let total = hits.len();
+        hits.truncate(limit);
         let mut cases: Vec<DocId> = hits.iter().map(|h| h.case).collect();
         cases.sort();
         cases.dedup();
@@ -302,6 +313,6 @@ impl Home {
             }
             Ok(())
         })?;
-        Ok(hits)
+        Ok((hits, total))
     }
 }

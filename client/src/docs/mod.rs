@@ -4,6 +4,8 @@
 //! and record themselves, are operations (`app::cases`) built on these.
 
 use casebook_shared::access::Role;
+use std::sync::Arc;
+
 use casebook_shared::ids::DocId;
 use serde::{Deserialize, Serialize};
 
@@ -155,10 +157,22 @@ impl<'h> Docs<'h> {
     /// Every case's summary, sorted by name.
     pub fn cases(&self) -> Result<Vec<(DocId, CaseSummary)>> {
         let mut out = Vec::new();
-        for (id, bytes) in self.store.summaries()? {
-            if let Ok(Summary::Case(s)) = serde_json::from_slice::<Summary>(&bytes) {
-                out.push((id, s));
-            }
+        for (id, rev) in self.store.summary_revs()? {
+            let summary = match self.cache.summary(&id, rev) {
+                Some(held) => held,
+                None => {
+                    let read =
+                        self.store.doc_summary(&id)?.and_then(
+                            |bytes| match serde_json::from_slice::<Summary>(&bytes) {
+                                Ok(Summary::Case(s)) => Some(s),
+                                _ => None,
+                            },
+                        );
+                    self.cache.keep_summary(id, rev, read.clone());
+                    read
+                }
+            };
+            out.extend(summary.map(|s| (id, s)));
         }
         out.sort_by(|a, b| {
             a.1.name
@@ -261,6 +275,27 @@ impl<'h> Docs<'h> {
         };
         self.keep_loaded(id, loaded)?;
         out
+    }
+
+    /// A case made ready to search, kept while the case is unchanged. A
+    /// case loaded only for this is not kept loaded: a search of every
+    /// case must not hold every document in memory.
+    pub fn case_units(&self, id: &DocId) -> Result<Arc<crate::notes::CaseIndex>> {
+        let rev = self.store.doc_rev(id)?;
+        if let Some(units) = self.cache.units(id, rev) {
+            return Ok(units);
+        }
+        let held = self.cache.holds(id);
+        let loaded = self.take_loaded(id)?;
+        let units = match &loaded {
+            Loaded::Case(c) => Arc::new(crate::notes::CaseIndex::new(c.search_units())),
+            Loaded::Private(_) => return Err(Error::UnknownCase(id.to_hex())),
+        };
+        if held {
+            self.keep_loaded(id, loaded)?;
+        }
+        self.cache.keep_units(*id, rev, units.clone());
+        Ok(units)
     }
 
     /// A case document's heads now: the version a form drawn from it now

@@ -9,7 +9,6 @@ use super::note::{
 };
 use super::replica::{Replica, child, hydrate_map, push_map, set_text, string};
 use super::scores::{score_edit, unique_key};
-use super::search::{Query, SearchHit};
 use super::{ChangeHash, NoteError, Result};
 use automerge::transaction::Transactable;
 use automerge::{AutoCommit, ObjId, ObjType, ROOT, ReadDoc, hydrate};
@@ -413,6 +412,16 @@ impl CaseDoc {
 
     /// Every note, by date, then id.
     pub fn notes(&self) -> Vec<Note> {
+        self.notes_as_signed()
+            .into_iter()
+            .map(|note| self.with_remark_authors(note))
+            .collect()
+    }
+
+    /// Every note as [`Self::notes`] reads it, without working out who
+    /// wrote what (which reads every operation, and is most of the cost):
+    /// what a search needs.
+    pub(super) fn notes_as_signed(&self) -> Vec<Note> {
         let doc = self.doc();
         let Some(all) = child(doc, &ROOT, "notes", ObjType::Map).and_then(|n| hydrate_map(doc, &n))
         else {
@@ -421,10 +430,9 @@ impl CaseDoc {
         let mut notes: Vec<Note> = all
             .iter()
             .filter_map(|(id, v)| match &v.value {
-                hydrate::Value::Map(note) => Some(read_note(id, note)),
+                hydrate::Value::Map(note) => Some(self.as_signed(read_note(id, note))),
                 _ => None,
             })
-            .map(|note| self.with_remark_authors(self.as_signed(note)))
             .collect();
         notes.sort_by(|a, b| (&a.date, &a.id).cmp(&(&b.date, &b.id)));
         notes
@@ -474,49 +482,6 @@ impl CaseDoc {
             private_doc: self.private_doc(),
             notes,
         }
-    }
-
-    /// Search by words in any order: one hit for the case's name and
-    /// profile, and one per note (its fields, addenda and comments), where
-    /// every word is found.
-    pub fn search(&self, query: &str) -> Vec<SearchHit> {
-        let Some(query) = Query::new(query) else {
-            return Vec::new();
-        };
-        let mut hits = Vec::new();
-        let mut header = vec![("name".to_string(), self.name())];
-        header.extend(
-            self.profile()
-                .fields()
-                .into_iter()
-                .map(|(f, t)| (format!("profile.{f}"), t)),
-        );
-        if let Some((field, snippet, score)) = query.judge(&header) {
-            hits.push(SearchHit {
-                note_id: None,
-                field,
-                snippet,
-                score,
-            });
-        }
-        for note in self.notes() {
-            let mut fields = note.fields.clone();
-            for (i, a) in note.addenda.iter().enumerate() {
-                fields.push((format!("addendum {}", i + 1), a.text.clone()));
-            }
-            for (i, c) in note.comments.iter().enumerate() {
-                fields.push((format!("comment {}", i + 1), c.text.clone()));
-            }
-            if let Some((field, snippet, score)) = query.judge(&fields) {
-                hits.push(SearchHit {
-                    note_id: Some(note.id.clone()),
-                    field,
-                    snippet,
-                    score,
-                });
-            }
-        }
-        hits
     }
 
     fn note_objs(&self) -> impl Iterator<Item = (String, ObjId)> + '_ {

@@ -48,7 +48,7 @@ pub use scores::{
     SCORE_PREFIX, STANDARD, ScorePoint, Series, Standard, band, measure_name, score_field,
     score_value, series, standard,
 };
-pub use search::SearchHit;
+pub use search::{CaseIndex, Field, SearchHit, SearchUnit, search_units};
 pub use signing::LateEditChoice;
 pub use template::{
     markdown_to_fields, markdown_to_profile, note_to_markdown, profile_to_markdown,

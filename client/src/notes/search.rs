@@ -4,6 +4,8 @@
 
 use serde::Serialize;
 
+use super::case::CaseDoc;
+
 /// Characters of context shown on each side of a match.
 const CONTEXT: usize = 30;
 
@@ -20,6 +22,133 @@ pub struct SearchHit {
     /// Higher is better: the whole query as typed in one field, then every
     /// word in one field, then how many fields hold a word.
     pub score: u32,
+}
+
+/// A field made ready to be searched many times: its text, and that text
+/// lowercased once.
+#[derive(Debug, Clone)]
+pub struct Field {
+    pub name: String,
+    text: String,
+    lower: String,
+    /// Lowercasing kept every character's byte length, so a match's bytes
+    /// in `lower` are its bytes in `text` (true of almost all text).
+    aligned: bool,
+}
+
+impl Field {
+    pub fn new(name: String, text: String) -> Self {
+        let lower: String = text.chars().flat_map(char::to_lowercase).collect();
+        let aligned = lower.len() == text.len()
+            && text.chars().all(|c| {
+                let mut l = c.to_lowercase();
+                matches!((l.next(), l.next()), (Some(x), None) if x.len_utf8() == c.len_utf8())
+            });
+        Field {
+            name,
+            text,
+            lower,
+            aligned,
+        }
+    }
+}
+
+/// What one hit can be: a case's name and profile (`note_id` none) or one
+/// note with its addenda and comments, made ready to search. A document's
+/// units are kept between searches while it is unchanged.
+#[derive(Debug, Clone)]
+pub struct SearchUnit {
+    pub note_id: Option<String>,
+    pub fields: Vec<Field>,
+}
+
+/// A case made ready to search: its units, and all their text lowercased
+/// in one string, so that a case without every word of a query is passed
+/// over with one look per word rather than one per field.
+#[derive(Debug, Clone)]
+pub struct CaseIndex {
+    units: Vec<SearchUnit>,
+    lower: String,
+}
+
+impl CaseIndex {
+    pub fn new(units: Vec<SearchUnit>) -> Self {
+        let mut lower = String::new();
+        for f in units.iter().flat_map(|u| &u.fields) {
+            lower.push_str(&f.lower);
+            // A separator no needle holds: no match spans two fields.
+            lower.push('\0');
+        }
+        CaseIndex { units, lower }
+    }
+}
+
+/// Every hit of `query` in a case.
+pub fn search_units(query: &str, index: &CaseIndex) -> Vec<SearchHit> {
+    let Some(query) = Query::new(query) else {
+        return Vec::new();
+    };
+    // Lowercasing character by character makes `lower` hold a needle
+    // exactly where some field's text matches it, aligned or not.
+    if !query.words.iter().all(|w| index.lower.contains(&w.lower)) {
+        return Vec::new();
+    }
+    index
+        .units
+        .iter()
+        .filter_map(|u| {
+            let (field, snippet, score) = query.judge_fields(&u.fields)?;
+            Some(SearchHit {
+                note_id: u.note_id.clone(),
+                field,
+                snippet,
+                score,
+            })
+        })
+        .collect()
+}
+
+impl CaseDoc {
+    /// Search by words in any order: one hit for the case's name and
+    /// profile, and one per note (its fields, addenda and comments), where
+    /// every word is found.
+    pub fn search(&self, query: &str) -> Vec<SearchHit> {
+        search_units(query, &CaseIndex::new(self.search_units()))
+    }
+
+    /// The case made ready to search: its name and profile, then each note
+    /// as signed (the text a reader is shown) with its addenda and comments.
+    pub fn search_units(&self) -> Vec<SearchUnit> {
+        let mut header = vec![Field::new("name".into(), self.name())];
+        header.extend(
+            self.profile()
+                .fields()
+                .into_iter()
+                .map(|(f, t)| Field::new(format!("profile.{f}"), t)),
+        );
+        let mut units = vec![SearchUnit {
+            note_id: None,
+            fields: header,
+        }];
+        for note in self.notes_as_signed() {
+            let mut fields: Vec<Field> = note
+                .fields
+                .into_iter()
+                .map(|(k, v)| Field::new(k, v))
+                .collect();
+            for (i, a) in note.addenda.into_iter().enumerate() {
+                fields.push(Field::new(format!("addendum {}", i + 1), a.text));
+            }
+            for (i, c) in note.comments.into_iter().enumerate() {
+                fields.push(Field::new(format!("comment {}", i + 1), c.text));
+            }
+            units.push(SearchUnit {
+                note_id: Some(note.id),
+                fields,
+            });
+        }
+        units
+    }
 }
 
 /// A query: its words, each to be found, and the whole as typed.
@@ -41,28 +170,33 @@ impl Query {
         Some(Self { words, phrase })
     }
 
-    /// Judges one unit (a note, or a case's name and profile) given as
-    /// `(field, text)` pairs: `None` unless every word is in one of the
-    /// fields; else the field to show, its snippet and the score.
+    /// Judges one unit given as `(field, text)` pairs; see
+    /// [`Self::judge_fields`].
     pub(crate) fn judge(&self, fields: &[(String, String)]) -> Option<(String, String, u32)> {
-        let holds = |n: &Needle, t: &str| n.find(t).is_some();
-        if !self
-            .words
+        let fields: Vec<Field> = fields
             .iter()
-            .all(|w| fields.iter().any(|(_, t)| holds(w, t)))
-        {
+            .map(|(k, v)| Field::new(k.clone(), v.clone()))
+            .collect();
+        self.judge_fields(&fields)
+    }
+
+    /// Judges one unit (a note, or a case's name and profile): `None`
+    /// unless every word is in one of the fields; else the field to show,
+    /// its snippet and the score.
+    pub(crate) fn judge_fields(&self, fields: &[Field]) -> Option<(String, String, u32)> {
+        if !self.words.iter().all(|w| fields.iter().any(|f| w.holds(f))) {
             return None;
         }
         let phrase = self
             .phrase
             .as_ref()
-            .and_then(|p| fields.iter().find(|(_, t)| holds(p, t)).map(|f| (f, p)));
+            .and_then(|p| fields.iter().find(|f| p.holds(f)).map(|f| (f, p)));
         let together = fields
             .iter()
-            .find(|(_, t)| self.words.iter().all(|w| holds(w, t)));
+            .find(|f| self.words.iter().all(|w| w.holds(f)));
         let touched = fields
             .iter()
-            .filter(|(_, t)| self.words.iter().any(|w| holds(w, t)))
+            .filter(|f| self.words.iter().any(|w| w.holds(f)))
             .count() as u32;
         let score =
             100 * u32::from(phrase.is_some()) + 10 * u32::from(together.is_some()) + touched.min(9);
@@ -71,39 +205,51 @@ impl Query {
             (None, Some(f)) => (f, &self.words[0]),
             (None, None) => {
                 let w = &self.words[0];
-                (fields.iter().find(|(_, t)| holds(w, t))?, w)
+                (fields.iter().find(|f| w.holds(f))?, w)
             }
         };
-        Some((field.0.clone(), needle.snippet(&field.1)?, score))
+        Some((field.name.clone(), needle.snippet_in(field)?, score))
     }
 }
 
 /// A lowercased search string.
-pub(crate) struct Needle(Vec<char>);
+pub(crate) struct Needle {
+    chars: Vec<char>,
+    lower: String,
+}
 
 impl Needle {
     /// `None` for an empty needle, which would match everything.
     pub(crate) fn new(needle: &str) -> Option<Self> {
         let chars: Vec<char> = needle.chars().flat_map(char::to_lowercase).collect();
-        (!chars.is_empty()).then_some(Self(chars))
+        (!chars.is_empty()).then(|| Self {
+            lower: chars.iter().collect(),
+            chars,
+        })
+    }
+
+    /// Whether the field holds this needle.
+    fn holds(&self, f: &Field) -> bool {
+        match f.aligned {
+            true => f.lower.contains(&self.lower),
+            false => self.find(&f.text).is_some(),
+        }
+    }
+
+    /// The first match in a field with context, or `None`.
+    fn snippet_in(&self, f: &Field) -> Option<String> {
+        let at = match f.aligned {
+            true => f.lower.find(&self.lower).map(|s| (s, s + self.lower.len())),
+            false => self.find(&f.text),
+        };
+        at.map(|(start, end)| snippet(&f.text, start, end))
     }
 
     /// The first match in `hay` with context, or `None`.
+    #[cfg(test)]
     pub(crate) fn snippet(&self, hay: &str) -> Option<String> {
         let (start, end) = self.find(hay)?;
-        let before: Vec<char> = hay[..start].chars().rev().take(CONTEXT).collect();
-        let after: String = hay[end..].chars().take(CONTEXT).collect();
-        let mut out = String::new();
-        if before.len() < hay[..start].chars().count() {
-            out.push('…');
-        }
-        out.extend(before.iter().rev());
-        out.push_str(&hay[start..end]);
-        out.push_str(&after);
-        if after.len() < hay[end..].len() {
-            out.push('…');
-        }
-        Some(out.split_whitespace().collect::<Vec<_>>().join(" "))
+        Some(snippet(hay, start, end))
     }
 
     /// The byte range of the first match. Lowercasing can turn one character
@@ -117,17 +263,34 @@ impl Needle {
                 c.to_lowercase().map(move |l| (i, end, l))
             })
             .collect();
-        let n = self.0.len();
+        let n = self.chars.len();
         let last = lowered.len().checked_sub(n)?;
         (0..=last)
             .find(|&w| {
                 lowered[w..w + n]
                     .iter()
-                    .zip(&self.0)
+                    .zip(&self.chars)
                     .all(|(&(_, _, l), c)| l == *c)
             })
             .map(|w| (lowered[w].0, lowered[w + n - 1].1))
     }
+}
+
+/// The match at `hay[start..end]` with some context, on one line.
+fn snippet(hay: &str, start: usize, end: usize) -> String {
+    let before: Vec<char> = hay[..start].chars().rev().take(CONTEXT).collect();
+    let after: String = hay[end..].chars().take(CONTEXT).collect();
+    let mut out = String::new();
+    if before.len() < hay[..start].chars().count() {
+        out.push('…');
+    }
+    out.extend(before.iter().rev());
+    out.push_str(&hay[start..end]);
+    out.push_str(&after);
+    if after.len() < hay[end..].len() {
+        out.push('…');
+    }
+    out.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
 #[cfg(test)]
@@ -151,5 +314,25 @@ mod tests {
             Needle::new("ß").unwrap().snippet("Straße").unwrap(),
             "Straße"
         );
+    }
+
+    #[test]
+    fn prepared_fields_match_as_the_slow_path_does() {
+        let q = Query::new("SLEEP diary").unwrap();
+        let plain = [Field::new("plan".into(), "Keep a Sleep diary.".into())];
+        assert!(plain[0].aligned);
+        assert_eq!(
+            q.judge_fields(&plain),
+            Some(("plan".into(), "Keep a Sleep diary.".into(), 111))
+        );
+        // "İ" lowercases to two characters: the slow path, same answer.
+        let turkish = [Field::new("name".into(), "Ayşe İstanbul".into())];
+        assert!(!turkish[0].aligned);
+        let q = Query::new("i̇stanbul").unwrap();
+        assert_eq!(
+            q.judge_fields(&turkish).map(|j| j.1),
+            Some("Ayşe İstanbul".to_string())
+        );
+        assert_eq!(Query::new("diary").unwrap().judge_fields(&turkish), None);
     }
 }

@@ -379,11 +379,21 @@ impl Home {
 
     /// Cases other accounts ever shared with this one, ended shares marked.
     pub fn shared_with_me_ever(&self) -> Result<Vec<SharedWithMe>> {
+        let cases = self.docs().cases()?;
+        self.shared_with_me_among(&self.store.doc_ids()?, &cases)
+    }
+
+    /// [`Self::shared_with_me_ever`], of `docs` only, naming them from
+    /// `cases` (the listing the caller has read already).
+    pub(crate) fn shared_with_me_among(
+        &self,
+        docs: &[DocId],
+        cases: &[(DocId, crate::notes::CaseSummary)],
+    ) -> Result<Vec<SharedWithMe>> {
         let me = self.account_id();
         let contacts = self.contacts().list()?;
-        let cases = self.docs().cases()?;
         let mut out = Vec::new();
-        for doc in self.store.doc_ids()? {
+        for &doc in docs {
             let Some(meta) = self.access().doc_meta(&doc)? else {
                 continue;
             };

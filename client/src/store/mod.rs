@@ -543,22 +543,21 @@ impl Store {
             .transpose()
     }
 
-    /// Every document's summary, without touching the saved bodies.
-    pub fn summaries(&self) -> Result<Vec<(DocId, Sealed)>, StoreError> {
+    /// Every document that has a summary, with its revision: what a
+    /// listing kept in memory checks itself against.
+    pub fn summary_revs(&self) -> Result<Vec<(DocId, i64)>, StoreError> {
         let mut stmt = self
             .conn
-            .prepare_cached("SELECT doc, summary FROM docs WHERE summary IS NOT NULL")?;
-        let rows = stmt.query_map([], |r| {
-            Ok((r.get::<_, Vec<u8>>(0)?, r.get::<_, Vec<u8>>(1)?))
-        })?;
+            .prepare_cached("SELECT doc, rev FROM docs WHERE summary IS NOT NULL")?;
+        let rows = stmt.query_map([], |r| Ok((r.get::<_, Vec<u8>>(0)?, r.get::<_, i64>(1)?)))?;
         let mut out = Vec::new();
         for r in rows {
-            let (id, sealed) = r?;
+            let (id, rev) = r?;
             let id =
                 DocId(id.try_into().map_err(|_| {
                     StoreError::Damaged("a document id has the wrong length".into())
                 })?);
-            out.push((id, self.unseal("docs.summary", &id.0, &sealed)?));
+            out.push((id, rev));
         }
         Ok(out)
     }

@@ -132,6 +132,7 @@ impl Ui {
             stopped,
         ));
         *held = Some(home);
+        tokio::spawn(background::warm_search(self.clone(), since));
         true
     }
 

@@ -205,7 +205,7 @@ fn search_form(query: &str, private: bool) -> Markup {
 
 /// What a search found, best first; psychotherapy notes only when asked
 /// for, and marked.
-pub(super) fn search(bar: &Bar, query: &str, private: bool, hits: &[Hit]) -> Markup {
+pub(super) fn search(bar: &Bar, query: &str, private: bool, hits: &[Hit], total: usize) -> Markup {
     layout(
         "Search",
         Some(bar),
@@ -214,6 +214,9 @@ pub(super) fn search(bar: &Bar, query: &str, private: bool, hits: &[Hit]) -> Mar
             (search_form(query, private))
             @if hits.is_empty() {
                 p { "Nothing found." }
+            }
+            @if total > hits.len() {
+                p.meta role="status" { "The best " (hits.len()) " of " (total) " matches: add a word to narrow the search." }
             }
             ul.hits {
                 @for h in hits {

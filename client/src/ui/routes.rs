@@ -156,6 +156,10 @@ async fn create_case(State(ui): State<Arc<Ui>>, Form(form): Form<NewCaseForm>) -
     }
 }
 
+/// The most hits a search shows: past this, a person narrows the search
+/// rather than reads on.
+const SHOWN_HITS: usize = 100;
+
 #[derive(Deserialize)]
 struct SearchForm {
     q: String,
@@ -169,8 +173,10 @@ async fn search(State(ui): State<Arc<Ui>>, Form(form): Form<SearchForm>) -> Resp
         return locked();
     };
     let private = form.private.is_some();
-    match home.search(form.q.trim(), private) {
-        Ok(hits) => pages::search(&ui.bar(home), &form.q, private, &hits).into_response(),
+    match home.search_first(form.q.trim(), private, SHOWN_HITS) {
+        Ok((hits, total)) => {
+            pages::search(&ui.bar(home), &form.q, private, &hits, total).into_response()
+        }
         Err(e) => failed(e),
     }
 }

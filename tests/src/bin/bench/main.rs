@@ -1,7 +1,7 @@
 //! The casebook benchmark: a relay in its own process on loopback, clients
 //! in this one, and a table of what was measured.
 //!
-//! `cargo run --release -p casebook-tests --bin bench [-- --cases N --quick --export-only --backup-only --latency-only --postgres --postgres-only --watchers-only [N] --scale-only]`
+//! `cargo build --release -p casebook -p casebook-tests && ./target/release/bench [--cases N --quick --export-only --backup-only --latency-only --postgres --postgres-only --watchers-only [N] --scale-only --ui-only]`
 //!
 //! 1. edit-to-visible latency: one device edits and syncs, the other runs
 //!    `watch` and sees the change;
@@ -13,7 +13,9 @@
 //! 4. bytes the relay stores over the plaintext bytes of those notes;
 //! 5. exporting a case of 100 notes to PDF and to FHIR;
 //! 6. backing up and restoring a home of N cases;
-//! 7. with `--postgres` (or `--postgres-only`): the ingest on a relay over
+//! 7. the web page (`casebook ui`, run beside this binary) over the same
+//!    home: the case list, a search, opening a case, a keystroke's save;
+//! 8. with `--postgres` (or `--postgres-only`): the ingest on a relay over
 //!    PostgreSQL, on one node and on two, beside PostgreSQL's own rate for
 //!    the same rows (a server this benchmark starts itself).
 
@@ -33,13 +35,15 @@ mod latency;
 mod postgres;
 mod scale;
 mod sharing;
+mod ui;
 mod watchers;
 
 use ingest::{ingest, raw_sqlite};
 use latency::latency;
 use sharing::sharing_rows;
 
-const PASS: &[u8] = b"benchmark passphrase";
+const PASS_TEXT: &str = "benchmark passphrase";
+const PASS: &[u8] = PASS_TEXT.as_bytes();
 
 /// The relay, in a child process of this binary.
 struct RelayProc {
@@ -382,6 +386,16 @@ fn main() -> Result<()> {
         return print_table(rows);
     }
 
+    // `--ui-only`: the web page over a home of N cases.
+    if args.iter().any(|a| a == "--ui-only") {
+        eprintln!("== the page over {cases} cases");
+        let relay = RelayProc::start(&tmp.path().join("relay-ui"))?;
+        rt.block_on(big_account(tmp.path(), &relay.addr, relay.fp, cases))?;
+        rows.extend(ui::ui_rows(&tmp.path().join("writer"), PASS_TEXT, cases)?);
+        relay.stop()?;
+        return print_table(rows);
+    }
+
     if args.iter().any(|a| a == "--postgres-only") {
         rows.extend(postgres::ingest_rows(
             &rt,
@@ -504,6 +518,8 @@ fn main() -> Result<()> {
         format!("{} MB", f[5]),
         "≤ 300 MB".into(),
     ));
+    eprintln!("== the page over {cases} cases");
+    rows.extend(ui::ui_rows(&tmp.path().join("writer"), PASS_TEXT, cases)?);
     relay.stop()?;
     let (blobs, files) = relay_bytes(&data)?;
     rows.push((
