@@ -31,19 +31,11 @@ async fn a_therapist_unlocks_writes_signs_finds_and_locks_in_a_browser() {
     let at = c.current_url().await.unwrap();
     assert_eq!(at.query(), None, "the token left the address: {at}");
     screenshot(&c, "1-unlock").await;
-    labelled(&c, "Passphrase")
-        .await
-        .send_keys(PASS)
-        .await
-        .unwrap();
+    fill(&c, "Passphrase", PASS).await;
     control(&c, "Unlock").await.click().await.unwrap();
 
     control(&c, "New case").await.click().await.unwrap();
-    labelled(&c, "Client name")
-        .await
-        .send_keys("Jordan Avery")
-        .await
-        .unwrap();
+    fill(&c, "Client name", "Jordan Avery").await;
     control(&c, "Create case").await.click().await.unwrap();
     shows(&c, "Session notes").await;
     let case_id = c
@@ -63,11 +55,7 @@ async fn a_therapist_unlocks_writes_signs_finds_and_locks_in_a_browser() {
         .send_keys("Slept badly; worried about work.")
         .await
         .unwrap();
-    labelled(&c, "Plan")
-        .await
-        .send_keys("Keep a sleep diary.")
-        .await
-        .unwrap();
+    fill(&c, "Plan", "Keep a sleep diary.").await;
     screenshot(&c, "3-new-note").await;
     control(&c, "Save").await.click().await.unwrap();
     control(&c, "Sign").await.click().await.unwrap();
@@ -75,11 +63,7 @@ async fn a_therapist_unlocks_writes_signs_finds_and_locks_in_a_browser() {
     screenshot(&c, "4-signed-note").await;
 
     c.goto(url.split("/?").next().unwrap()).await.unwrap();
-    labelled(&c, "Search")
-        .await
-        .send_keys("diary")
-        .await
-        .unwrap();
+    fill(&c, "Search", "diary").await;
     c.find(Locator::Css("form.search button"))
         .await
         .unwrap()

@@ -70,38 +70,18 @@ async fn an_open_page_follows_other_devices_and_colleagues_without_losing_typing
     let _page = Running(page);
     let c = session(&chromium, driver_port).await;
     c.goto(&url).await.unwrap();
-    labelled(&c, "Passphrase")
-        .await
-        .send_keys(PASS)
-        .await
-        .unwrap();
+    fill(&c, "Passphrase", PASS).await;
     control(&c, "Unlock").await.click().await.unwrap();
     control(&c, "New case").await.click().await.unwrap();
-    labelled(&c, "Client name")
-        .await
-        .send_keys("Jordan Avery")
-        .await
-        .unwrap();
+    fill(&c, "Client name", "Jordan Avery").await;
     control(&c, "Create case").await.click().await.unwrap();
     let case_url = c.current_url().await.unwrap();
     let case_id = case_url.path().trim_start_matches("/cases/").to_string();
 
     control(&c, "New note").await.click().await.unwrap();
-    labelled(&c, "Subjective")
-        .await
-        .send_keys("Slept badly.")
-        .await
-        .unwrap();
-    labelled(&c, "PHQ-9 (0–27)")
-        .await
-        .send_keys("14")
-        .await
-        .unwrap();
-    labelled(&c, "GAD-7 (0–21)")
-        .await
-        .send_keys("9")
-        .await
-        .unwrap();
+    fill(&c, "Subjective", "Slept badly.").await;
+    fill(&c, "PHQ-9 (0–27)", "14").await;
+    fill(&c, "GAD-7 (0–21)", "9").await;
     control(&c, "Save").await.click().await.unwrap();
     let note_id = c
         .current_url()
@@ -114,11 +94,7 @@ async fn an_open_page_follows_other_devices_and_colleagues_without_losing_typing
         .to_string();
 
     // Saved as it is typed: no button pressed.
-    labelled(&c, "Plan")
-        .await
-        .send_keys("Keep a sleep diary.")
-        .await
-        .unwrap();
+    fill(&c, "Plan", "Keep a sleep diary.").await;
     shows(&c, "Saved ").await;
     let cli = ok(&laptop, &["note", "show", &case_id, &note_id]);
     assert!(cli.contains("Keep a sleep diary."), "{cli}");
@@ -181,16 +157,8 @@ async fn an_open_page_follows_other_devices_and_colleagues_without_losing_typing
         .select_by_value("comment")
         .await
         .unwrap();
-    labelled(&c, "Purpose")
-        .await
-        .send_keys("consultation")
-        .await
-        .unwrap();
-    labelled(&c, "Consent reference")
-        .await
-        .send_keys("signed release")
-        .await
-        .unwrap();
+    fill(&c, "Purpose", "consultation").await;
+    fill(&c, "Consent reference", "signed release").await;
     screenshot(&c, "8-share").await;
     control(&c, "Share").await.click().await.unwrap();
     shows(&c, "Dr. Chen, comment").await;
@@ -222,11 +190,7 @@ async fn an_open_page_follows_other_devices_and_colleagues_without_losing_typing
     let _tab_page = Running(tab_page);
     let c = session(&chromium, driver_port).await;
     c.goto(&tab_url).await.unwrap();
-    labelled(&c, "Passphrase")
-        .await
-        .send_keys(PASS)
-        .await
-        .unwrap();
+    fill(&c, "Passphrase", PASS).await;
     control(&c, "Unlock").await.click().await.unwrap();
     shows(&c, "Jordan Avery").await;
     tokio::time::sleep(Duration::from_secs(5)).await;

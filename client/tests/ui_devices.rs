@@ -96,7 +96,15 @@ async fn a_device_is_paired_revoked_and_the_recovery_words_replaced_from_the_pag
     assert!(!run(&tablet, &["sync"]).status.success());
 
     // New recovery words, shown once.
-    let words = page.post(&cookie, "/devices/recovery-words", "");
+    // Asked first; the words change only when confirmed.
+    let asked = page.post(&cookie, "/devices/recovery-words", "");
+    assert!(
+        asked.body.contains("Replace your recovery words?"),
+        "{}",
+        asked.body
+    );
+    assert!(!asked.body.contains("class=\"words\""), "{}", asked.body);
+    let words = page.post(&cookie, "/devices/recovery-words/confirm", "");
     assert_eq!(words.status, 200, "{words:?}");
     let shown = words
         .body

@@ -15,8 +15,7 @@ async fn scores_entered_on_notes_are_drawn_over_time() {
     init_at(&home, &relay, "Dr. Rivera");
     let page = Page::start(&home, &[]);
     let cookie = page.unlocked();
-    let made = page.post(&cookie, "/cases", "client_name=Jordan+Avery");
-    let case = made.header("location").unwrap().to_string();
+    let case = page.new_case(&cookie, "Jordan Avery");
 
     // The form offers PHQ-9 and GAD-7, each labelled with its range.
     let blank = page.get(&cookie, &format!("{case}/notes/new"));

@@ -220,8 +220,7 @@ async fn a_note_is_written_edited_and_signed_from_the_page() {
             .status,
         303
     );
-    let made = page.post(&cookie, "/cases", "client_name=Jordan+Avery");
-    let case = made.header("location").unwrap().to_string();
+    let case = page.new_case(&cookie, "Jordan Avery");
     assert!(page.get(&cookie, &case).body.contains("New note"));
 
     // The format's own sections, each labelled.
@@ -405,8 +404,7 @@ async fn the_page_syncs_in_the_background_both_ways() {
     let cookie = page.sign_in();
     let unlock = format!("passphrase={}", form(PASS));
     assert_eq!(page.post(&cookie, "/unlock", &unlock).status, 303);
-    let made = page.post(&cookie, "/cases", "client_name=Jordan+Avery");
-    let case = made.header("location").unwrap().to_string();
+    let case = page.new_case(&cookie, "Jordan Avery");
     let case_id = case.trim_start_matches("/cases/").to_string();
 
     // Sent without a sync of the page's own asking.
@@ -447,11 +445,7 @@ async fn psychotherapy_notes_are_on_their_own_tab_and_found_only_when_asked() {
     init_at(&home, &relay, "Dr. Rivera");
     let page = Page::start(&home, &[]);
     let cookie = page.unlocked();
-    let case = page
-        .post(&cookie, "/cases", "client_name=Jordan+Avery")
-        .header("location")
-        .unwrap()
-        .to_string();
+    let case = page.new_case(&cookie, "Jordan Avery");
     let private = format!("{case}/private");
     assert!(page.get(&cookie, &case).body.contains(&private));
     let added = page.post(&cookie, &private, "text=Countertransference%3A+impatience.");
@@ -481,4 +475,93 @@ async fn psychotherapy_notes_are_on_their_own_tab_and_found_only_when_asked() {
     drop(page);
     let trail = ok(&home, &["audit"]);
     assert!(trail.contains("psychotherapy notes viewed"), "{trail}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_note_changed_elsewhere_while_typed_is_not_signed_unread() {
+    let relay = relay().await;
+    let dir = tempfile::tempdir().unwrap();
+    let home = dir.path().join("laptop");
+    init_at(&home, &relay, "Dr. Rivera");
+    let page = Page::start(&home, &[]);
+    let cookie = page.unlocked();
+    let case = page.new_case(&cookie, "Jordan Avery");
+    let note = page
+        .post(
+            &cookie,
+            &format!("{case}/notes"),
+            "format=soap&date=2026-11-20&f_subjective=Slept+badly.&f_plan=Diary.",
+        )
+        .header("location")
+        .unwrap()
+        .to_string();
+    let drawn = page.get(&cookie, &note).body;
+    let heads = drawn
+        .split("name=\"heads\" value=\"")
+        .nth(1)
+        .and_then(|s| s.split('"').next())
+        .unwrap()
+        .to_string();
+    // Meanwhile, from the terminal: the plan.
+    let (case_id, note_id) = (
+        case.trim_start_matches("/cases/"),
+        note.rsplit('/').next().unwrap(),
+    );
+    ok(
+        &home,
+        &[
+            "note",
+            "edit",
+            case_id,
+            note_id,
+            "--field",
+            "plan=Diary; review in two weeks.",
+        ],
+    );
+
+    // "Sign" on the form drawn before: saved with the other words, not signed.
+    let form_body = format!(
+        "format=soap&heads={}&date=2026-11-20&f_subjective=Slept+badly+all+week.&f_plan=Diary.",
+        form(&heads)
+    );
+    let refused = page.post(&cookie, &format!("{note}/sign"), &form_body);
+    assert_eq!(refused.status, 400, "{refused:?}");
+    assert!(
+        refused.body.contains("Another device changed this note"),
+        "{}",
+        refused.body
+    );
+    for both in ["Slept badly all week.", "Diary; review in two weeks."] {
+        assert!(refused.body.contains(both), "{both}: {}", refused.body);
+    }
+    assert!(!refused.body.contains("Signed by"), "{}", refused.body);
+    // The same form sent again changes nothing twice, and still signs nothing.
+    let again = page.post(&cookie, &format!("{note}/sign"), &form_body);
+    assert_eq!(again.status, 400);
+    let shown = ok(&home, &["note", "show", case_id, note_id]);
+    assert_eq!(shown.matches("all week").count(), 1, "{shown}");
+
+    // Read, then signed from the page as it now reads.
+    let now = page.get(&cookie, &note).body;
+    let heads = now
+        .split("name=\"heads\" value=\"")
+        .nth(1)
+        .and_then(|s| s.split('"').next())
+        .unwrap()
+        .to_string();
+    let signed = page.post(
+        &cookie,
+        &format!("{note}/sign"),
+        &format!(
+            "format=soap&heads={}&date=2026-11-20&f_subjective=Slept+badly+all+week.&f_plan={}",
+            form(&heads),
+            form("Diary; review in two weeks.")
+        ),
+    );
+    assert_eq!(signed.status, 303, "{signed:?}");
+    assert!(
+        page.get(&cookie, &note)
+            .body
+            .contains("Signed by Dr. Rivera")
+    );
 }

@@ -25,11 +25,7 @@ async fn the_profile_is_edited_from_the_page_without_undoing_another_edit() {
     init_at(&home, &relay, "Dr. Rivera");
     let page = Page::start(&home, &[]);
     let cookie = page.unlocked();
-    let case = page
-        .post(&cookie, "/cases", "client_name=Jordan+Avery")
-        .header("location")
-        .unwrap()
-        .to_string();
+    let case = page.new_case(&cookie, "Jordan Avery");
     let case_id = case.trim_start_matches("/cases/");
     assert!(page.get(&cookie, &case).body.contains("Edit profile"));
     let drawn = page.get(&cookie, &format!("{case}/profile")).body;

@@ -59,11 +59,7 @@ async fn a_case_is_shared_from_the_page_and_the_disclosure_accounted_for() {
     );
     assert_eq!(right.status, 303, "{right:?}");
 
-    let case = page
-        .post(&cookie, "/cases", "client_name=Jordan+Avery")
-        .header("location")
-        .unwrap()
-        .to_string();
+    let case = page.new_case(&cookie, "Jordan Avery");
     let case_id = case.trim_start_matches("/cases/").to_string();
     let note = page
         .post(

@@ -121,18 +121,22 @@ impl Home {
         kind: OutKind,
         f: impl FnOnce(&mut CaseDoc) -> Result<T>,
     ) -> Result<T> {
-        let mut loaded = self.docs().take_loaded(id)?;
-        let Loaded::Case(case) = &mut loaded else {
-            return Err(Error::UnknownCase(id.to_hex()));
-        };
-        let heads = case.heads();
-        let out = f(case)?;
-        let changes = case.changes_since(&heads);
+        // Read, changed and stored in one transaction: a write by another
+        // handle on this home (the page's background sync, a CLI beside a
+        // watcher) lands before the read or after the store, never in
+        // between, where storing would drop it from the saved document.
         self.edit_atomically(|home| {
+            let (mut loaded, _) = home.docs().take_loaded(id)?;
+            let Loaded::Case(case) = &mut loaded else {
+                return Err(Error::UnknownCase(id.to_hex()));
+            };
+            let heads = case.heads();
+            let out = f(case)?;
+            let changes = case.changes_since(&heads);
             home.store_loaded(id, loaded, &changes, kind)?;
-            home.trail().record(what, Some(*id))
-        })?;
-        Ok(out)
+            home.trail().record(what, Some(*id))?;
+            Ok(out)
+        })
     }
 
     /// Edits a case's private (psychotherapy notes) document.
@@ -143,18 +147,19 @@ impl Home {
     ) -> Result<T> {
         let private_id = self.private_of(case_id)?;
         self.check_write(&private_id)?;
-        let mut loaded = self.docs().take_loaded(&private_id)?;
-        let Loaded::Private(p) = &mut loaded else {
-            return Err(Inconsistent::NotPrivateDoc.into());
-        };
-        let heads = p.heads();
-        let out = f(p)?;
-        let changes = p.changes_since(&heads);
+        // In one transaction, as `change_case` does.
         self.edit_atomically(|home| {
+            let (mut loaded, _) = home.docs().take_loaded(&private_id)?;
+            let Loaded::Private(p) = &mut loaded else {
+                return Err(Inconsistent::NotPrivateDoc.into());
+            };
+            let heads = p.heads();
+            let out = f(p)?;
+            let changes = p.changes_since(&heads);
             home.store_loaded(&private_id, loaded, &changes, OutKind::Change)?;
-            home.trail().record("private note added", Some(*case_id))
-        })?;
-        Ok(out)
+            home.trail().record("private note added", Some(*case_id))?;
+            Ok(out)
+        })
     }
 
     /// Reads a case's private document, without recording it.

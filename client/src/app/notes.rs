@@ -129,25 +129,28 @@ impl Home {
 
     /// One note in full (any unique prefix of its id), recorded with its id.
     pub fn show_note(&mut self, case: &DocId, note: &str) -> Result<Note> {
-        let n = self.docs().read_case(case, |c| {
-            let id = c.resolve_note_id(note)?;
-            c.note(&id).ok_or(crate::notes::NoteError::NoSuchNote(id))
-        })??;
+        Ok(self.show_note_at(case, note)?.0)
+    }
+
+    /// [`Self::show_note`], with the case's heads the note was read at: what
+    /// a form showing it is drawn from.
+    pub fn show_note_at(&mut self, case: &DocId, note: &str) -> Result<(Note, Vec<ChangeHash>)> {
+        let (n, heads) = self.note_now(case, note)?;
         let n = self.vouch(&self.authors()?, self.access().doc_meta(case)?.as_ref(), n);
         self.trail()
             .record(&format!("note {} viewed", n.id), Some(*case))?;
-        Ok(n)
+        Ok((n, heads))
     }
 
     /// A note open on a page, as it reads now, with the case's heads it was
     /// read at: for keeping that page current while the person writes.
     /// Not recorded again; opening the note was.
     pub fn note_now(&self, case: &DocId, note: &str) -> Result<(Note, Vec<ChangeHash>)> {
-        let n = self.docs().read_case(case, |c| {
+        let (n, heads) = self.docs().read_case_at(case, |c| {
             let id = c.resolve_note_id(note)?;
             c.note(&id).ok_or(crate::notes::NoteError::NoSuchNote(id))
-        })??;
-        Ok((n, self.docs().case_heads(case)?))
+        })?;
+        Ok((n?, heads))
     }
 
     /// Writes a new session note; returns its id.
@@ -189,7 +192,7 @@ impl Home {
     }
 
     /// Changes an unsigned note from a form drawn when the case's heads
-    /// were `base` ([`Docs::case_heads`](crate::docs::Docs::case_heads)):
+    /// were `base` (as [`Home::note_now`] reads them):
     /// only what the person changed since is written, where those
     /// characters are now, so another device's edit made meanwhile stays.
     /// This is how a page that saves as the person types saves.

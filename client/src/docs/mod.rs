@@ -233,17 +233,19 @@ impl<'h> Docs<'h> {
             .collect())
     }
 
-    /// The document loaded, from memory if the copy there is current.
-    pub(crate) fn take_loaded(&self, doc: &DocId) -> Result<Loaded> {
+    /// The document loaded, from memory if the copy there is current, with
+    /// the store's revision it is: body and revision are read together, so
+    /// a copy is never kept under a revision another writer made since.
+    pub(crate) fn take_loaded(&self, doc: &DocId) -> Result<(Loaded, i64)> {
         let rev = self.store.doc_rev(doc)?;
         if let Some(l) = self.cache.take(doc, rev) {
-            return Ok(l);
+            return Ok((l, rev));
         }
-        let body = self
+        let (body, rev) = self
             .store
-            .doc_body(doc)?
+            .doc_body_rev(doc)?
             .ok_or_else(|| Error::UnknownCase(doc.to_hex()))?;
-        Loaded::load(&body, self.cache.actor())
+        Ok((Loaded::load(&body, self.cache.actor())?, rev))
     }
 
     /// Whether `doc` as saved here holds every change of `changes` (one
@@ -252,28 +254,37 @@ impl<'h> Docs<'h> {
         if !self.store.has_body(doc)? {
             return Ok(false);
         }
-        let mut loaded = self.take_loaded(doc)?;
+        let (mut loaded, rev) = self.take_loaded(doc)?;
         let held = loaded.holds(changes);
-        self.keep_loaded(doc, loaded)?;
+        self.keep_loaded(doc, rev, loaded);
         Ok(held)
     }
 
-    /// Puts a document read without change back in memory.
-    pub(crate) fn keep_loaded(&self, doc: &DocId, loaded: Loaded) -> Result<()> {
-        let rev = self.store.doc_rev(doc)?;
+    /// Puts a document read without change back in memory, as the
+    /// revision [`Self::take_loaded`] said it is.
+    pub(crate) fn keep_loaded(&self, doc: &DocId, rev: i64, loaded: Loaded) {
         self.cache.keep(*doc, rev, loaded);
-        Ok(())
     }
 
     /// Reads a case, without recording it: the operations a person runs
     /// record their reads.
     pub fn read_case<T>(&self, id: &DocId, f: impl FnOnce(&CaseDoc) -> T) -> Result<T> {
-        let loaded = self.take_loaded(id)?;
-        let out = match &loaded {
-            Loaded::Case(c) => Ok(f(c)),
+        Ok(self.read_case_at(id, f)?.0)
+    }
+
+    /// [`Self::read_case`], with the heads of the very copy it read: what a
+    /// form drawn from that reading was drawn from.
+    pub fn read_case_at<T>(
+        &self,
+        id: &DocId,
+        f: impl FnOnce(&CaseDoc) -> T,
+    ) -> Result<(T, Vec<crate::notes::ChangeHash>)> {
+        let (mut loaded, rev) = self.take_loaded(id)?;
+        let out = match &mut loaded {
+            Loaded::Case(c) => Ok((f(c), c.heads())),
             Loaded::Private(_) => Err(Error::UnknownCase(id.to_hex())),
         };
-        self.keep_loaded(id, loaded)?;
+        self.keep_loaded(id, rev, loaded);
         out
     }
 
@@ -281,33 +292,20 @@ impl<'h> Docs<'h> {
     /// case loaded only for this is not kept loaded: a search of every
     /// case must not hold every document in memory.
     pub fn case_units(&self, id: &DocId) -> Result<Arc<crate::notes::CaseIndex>> {
-        let rev = self.store.doc_rev(id)?;
-        if let Some(units) = self.cache.units(id, rev) {
+        if let Some(units) = self.cache.units(id, self.store.doc_rev(id)?) {
             return Ok(units);
         }
         let held = self.cache.holds(id);
-        let loaded = self.take_loaded(id)?;
+        let (loaded, rev) = self.take_loaded(id)?;
         let units = match &loaded {
             Loaded::Case(c) => Arc::new(crate::notes::CaseIndex::new(c.search_units())),
             Loaded::Private(_) => return Err(Error::UnknownCase(id.to_hex())),
         };
         if held {
-            self.keep_loaded(id, loaded)?;
+            self.keep_loaded(id, rev, loaded);
         }
         self.cache.keep_units(*id, rev, units.clone());
         Ok(units)
-    }
-
-    /// A case document's heads now: the version a form drawn from it now
-    /// was drawn from.
-    pub fn case_heads(&self, id: &DocId) -> Result<Vec<crate::notes::ChangeHash>> {
-        let mut loaded = self.take_loaded(id)?;
-        let out = match &mut loaded {
-            Loaded::Case(c) => Ok(c.heads()),
-            Loaded::Private(_) => Err(Error::UnknownCase(id.to_hex())),
-        };
-        self.keep_loaded(id, loaded)?;
-        out
     }
 
     /// Reads a private (psychotherapy notes) document by its own id.
@@ -316,12 +314,12 @@ impl<'h> Docs<'h> {
         private_id: &DocId,
         f: impl FnOnce(&PrivateDoc) -> T,
     ) -> Result<T> {
-        let loaded = self.take_loaded(private_id)?;
+        let (loaded, rev) = self.take_loaded(private_id)?;
         let out = match &loaded {
             Loaded::Private(p) => Ok(f(p)),
             Loaded::Case(_) => Err(Inconsistent::NotPrivateDoc.into()),
         };
-        self.keep_loaded(private_id, loaded)?;
+        self.keep_loaded(private_id, rev, loaded);
         out
     }
 
@@ -338,7 +336,7 @@ impl<'h> Docs<'h> {
     /// document in one Automerge call, and stores the result.
     pub(crate) fn apply_batch(&self, doc: &DocId, batch: &[u8]) -> Result<()> {
         let loaded = match self.store.has_body(doc)? {
-            true => self.take_loaded(doc)?,
+            true => self.take_loaded(doc)?.0,
             false => Loaded::load(batch, self.cache.actor())?,
         };
         let mut loaded = loaded.apply(batch)?;

@@ -56,7 +56,9 @@ pub(crate) fn set_text_from(
     let (Ok(was), Some(_)) = (doc.text_at(&id, base), units(doc.text_encoding(), "")) else {
         return set_text(doc, obj, key, typed);
     };
-    if was == typed {
+    // Nothing typed since `base`, or the field reads so already (the
+    // same save sent twice with nothing else changed).
+    if was == typed || doc.text(&id)? == typed {
         return Ok(());
     }
     let (from, to, insert) = splice(&was, typed);
@@ -93,10 +95,14 @@ impl CaseDoc {
             .editable_fields();
         let changed: Vec<(String, String)> = fields
             .iter()
+            // A field missing at `base` reads as empty: an empty box
+            // leaves alone a score another device added since.
             .filter(|(k, v)| {
-                then.iter()
+                let old = then
+                    .iter()
                     .find(|(f, _)| f == k)
-                    .is_none_or(|(_, old)| old != v)
+                    .map_or("", |(_, o)| o.as_str());
+                old != v.as_str()
             })
             .cloned()
             .collect();
@@ -197,6 +203,18 @@ mod tests {
             b.note("n1").unwrap().field("homework"),
             "Herr Müller ✓ sleep diary"
         );
+        // The same save sent twice, nothing else changed: written once.
+        let again = a.heads();
+        let twice = pairs(&[("goals", "Walk daily.")]);
+        a.edit_note_from("n1", &twice, &again).unwrap();
+        a.edit_note_from("n1", &twice, &again).unwrap();
+        assert_eq!(a.note("n1").unwrap().field("goals"), "Walk daily.");
+        // An empty score box leaves alone a score added elsewhere since.
+        let before_score = a.heads();
+        a.edit_note("n1", &pairs(&[("score:PHQ-9", "12")])).unwrap();
+        a.edit_note_from("n1", &pairs(&[("score:PHQ-9", "")]), &before_score)
+            .unwrap();
+        assert_eq!(a.note("n1").unwrap().scores, pairs(&[("PHQ-9", "12")]));
         // Heads this document never had: refused, nothing written.
         let other = CaseDoc::new(
             "x",

@@ -97,12 +97,12 @@ impl Home {
         if !self.store.has_body(doc)? {
             return Err(CommentRefusal::DocNotHeld.into());
         }
-        let mut loaded = self.docs().take_loaded(doc)?;
+        let (mut loaded, rev) = self.docs().take_loaded(doc)?;
         let judged = match &mut loaded {
             Loaded::Case(case) => judge_comment(case, body),
             Loaded::Private(_) => Err(CommentRefusal::NotACaseDoc.into()),
         };
-        self.docs().keep_loaded(doc, loaded)?;
+        self.docs().keep_loaded(doc, rev, loaded);
         if !judged? {
             return Ok(false);
         }

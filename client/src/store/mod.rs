@@ -543,6 +543,23 @@ impl Store {
             .transpose()
     }
 
+    /// A document's saved body and the revision it is, read together.
+    pub fn doc_body_rev(&self, doc: &DocId) -> Result<Option<(Sealed, i64)>, StoreError> {
+        let row: Option<(Option<Vec<u8>>, i64)> = self
+            .query_row(
+                "SELECT body, rev FROM docs WHERE doc = ?1",
+                [&doc.0[..]],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()?;
+        match row {
+            Some((Some(sealed), rev)) => {
+                Ok(Some((self.unseal("docs.body", &doc.0, &sealed)?, rev)))
+            }
+            _ => Ok(None),
+        }
+    }
+
     /// Every document that has a summary, with its revision: what a
     /// listing kept in memory checks itself against.
     pub fn summary_revs(&self) -> Result<Vec<(DocId, i64)>, StoreError> {

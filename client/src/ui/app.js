@@ -64,6 +64,12 @@
     let busy = false;
     let again = false;
     let stopped = false;
+    // A save went out and its answer did not come back: whether it was
+    // written is not known, so the draft is read again before the next.
+    let unsure = false;
+    // Counts saves begun: a poll answered after a save began is stale.
+    let epoch = 0;
+    let inflight = Promise.resolve();
 
     const say = (text) => { if (status) status.textContent = text; };
 
@@ -74,10 +80,24 @@
       fields().forEach((el) => {
         if (!(el.name in state.fields)) return;
         const base = sent && el.name in sent ? sent[el.name] : synced[el.name];
-        setValue(el, merge(base, state.fields[el.name], el.value));
-        synced[el.name] = state.fields[el.name];
+        const remote = state.fields[el.name];
+        // A date, a time, a number: one value, the person's if they
+        // changed it, never a mix of two.
+        const value = el.tagName === "TEXTAREA" ? merge(base, remote, el.value)
+          : el.value === base ? remote : el.value;
+        setValue(el, value);
+        synced[el.name] = remote;
       });
       heads.value = state.heads;
+    }
+
+    // The draft as the server has it now, taken in: after a save whose
+    // answer was lost, before anything more is sent over the old version.
+    async function resync() {
+      const r = await fetch(form.dataset.live, { headers: BACKGROUND, credentials: "same-origin" });
+      if (!r.ok) throw new Error("no answer");
+      take(await r.json(), null);
+      unsure = false;
     }
 
     function stop(text) {
@@ -85,11 +105,20 @@
       say(text);
     }
 
-    async function save() {
-      if (stopped) return;
-      if (busy) { again = true; return; }
+    function save() {
+      if (stopped) return inflight;
+      if (busy) { again = true; return inflight; }
       busy = true;
       pending = false;
+      epoch++;
+      inflight = send();
+      return inflight;
+    }
+
+    async function send() {
+      if (unsure) {
+        try { await resync(); } catch (e) { busy = false; say("Not saved: casebook did not answer. Your text stays here."); return; }
+      }
       const body = new URLSearchParams(new FormData(form));
       const sent = {};
       fields().forEach((el) => { sent[el.name] = el.value; });
@@ -110,11 +139,25 @@
           say("Saved " + answer.saved);
         }
       } catch (e) {
+        unsure = true;
         say("Not saved: casebook did not answer. Your text stays here.");
       }
       busy = false;
-      if (again) { again = false; save(); }
+      if (again) { again = false; await save(); }
     }
+
+    // "Save" and "Sign" post the form itself: first whatever is on its
+    // way, so the form carries the version its text is typed over.
+    let flushed = false;
+    form.addEventListener("submit", async (e) => {
+      if (flushed || stopped || (!pending && !busy && !unsure)) return;
+      e.preventDefault();
+      clearTimeout(timer);
+      if (pending || unsure) await save();
+      while (busy) await inflight;
+      flushed = true;
+      form.requestSubmit(e.submitter);
+    });
 
     form.addEventListener("input", () => {
       if (stopped) return;
@@ -126,12 +169,14 @@
 
     return async function poll() {
       // A save on its way brings the merged draft back itself.
-      if (stopped || busy || pending) return;
+      if (stopped || busy || pending || unsure) return;
+      const asked = epoch;
       try {
         const r = await fetch(form.dataset.live, { headers: BACKGROUND, credentials: "same-origin" });
         if (r.status === 401) return stop("casebook locked itself. Your text stays here; choose Save to unlock and keep it.");
-        if (!r.ok || busy) return;
+        if (!r.ok || busy || epoch !== asked) return;
         const state = await r.json();
+        if (busy || epoch !== asked) return;
         if (state.heads !== heads.value) take(state, null);
       } catch (e) { /* the next poll tries again */ }
     };
@@ -143,9 +188,18 @@
 
   // A page without a draft: redrawn in place when the record changed, so
   // long as nothing on it is being typed into.
+  // Whether the page holds words: a form sent back with what was typed
+  // and why it was refused, or one filled in. Such a page is never redrawn.
+  function holdsWords() {
+    const main = document.querySelector("main");
+    if (!main || main.querySelector("[role=alert]")) return true;
+    return Array.from(main.querySelectorAll("textarea, input:not([type=hidden]):not([type=checkbox]):not([type=radio]):not([type=date])"))
+      .some((el) => el.value.trim() !== "");
+  }
+
   function redraw() {
     return async function () {
-      if (dirty) return;
+      if (dirty || holdsWords()) return;
       try {
         const r = await fetch(window.location.href, { headers: BACKGROUND, credentials: "same-origin" });
         if (!r.ok || dirty) return;

@@ -18,8 +18,7 @@ use casebook::devices::DeviceRow;
 use super::Ui;
 use super::devices_pages as draw;
 use super::note_pages::Typed;
-use super::pages::refused;
-use super::routes::locked;
+use super::routes::{bad, locked};
 
 /// How long the page waits for a new device to answer its code.
 const PAIR_WAIT: Duration = Duration::from_secs(180);
@@ -57,7 +56,8 @@ pub(super) fn routes() -> Router<Arc<Ui>> {
         .route("/devices/pair/cancel", post(cancel))
         .route("/devices/revoke", post(revoke))
         .route("/devices/revoke/confirm", post(confirm_revoke))
-        .route("/devices/recovery-words", post(new_words))
+        .route("/devices/recovery-words", post(ask_new_words))
+        .route("/devices/recovery-words/confirm", post(new_words))
 }
 
 async fn list(State(ui): State<Arc<Ui>>) -> Response {
@@ -67,26 +67,25 @@ async fn list(State(ui): State<Arc<Ui>>) -> Response {
     };
     match home.devices() {
         Ok(rows) => draw::list(&ui.bar(home), &rows).into_response(),
-        Err(e) => (StatusCode::BAD_REQUEST, refused(&e.to_string())).into_response(),
+        Err(e) => bad(&e.to_string()),
     }
 }
 
 /// Starts a pairing: a code now, and a task that holds the home while it
 /// waits for the new device, as `device add` does.
 async fn pair(State(ui): State<Arc<Ui>>) -> Response {
+    // One pairing at a time: an earlier one still waiting stops first, so
+    // that it gives the home back.
+    ui.pairing.lock().expect("never poisoned").cancel();
     if ui.home.lock().await.is_none() {
         return locked();
     }
     let code = casebook::pairing::new_code();
     let (cancel, cancelled) = tokio::sync::oneshot::channel();
-    {
-        let mut p = ui.pairing.lock().expect("never poisoned");
-        p.cancel();
-        *p = Pairing::Waiting {
-            code: code.clone(),
-            cancel: Some(cancel),
-        };
-    }
+    *ui.pairing.lock().expect("never poisoned") = Pairing::Waiting {
+        code: code.clone(),
+        cancel: Some(cancel),
+    };
     tokio::spawn(run_pairing(ui.clone(), code, cancelled));
     Redirect::to("/devices/pair").into_response()
 }
@@ -95,10 +94,7 @@ async fn run_pairing(ui: Arc<Ui>, code: String, cancelled: tokio::sync::oneshot:
     let mut held = ui.home.lock().await;
     let outcome = match held.as_mut() {
         None => Err("casebook locked before the new device answered".to_string()),
-        Some(home) => tokio::select! {
-            r = pair_with(home, &code) => r,
-            _ = cancelled => Err("Pairing was cancelled.".to_string()),
-        },
+        Some(home) => pair_with(home, &code, cancelled).await,
     };
     let mut p = ui.pairing.lock().expect("never poisoned");
     // A newer pairing replaced this one: it says nothing.
@@ -110,16 +106,25 @@ async fn run_pairing(ui: Arc<Ui>, code: String, cancelled: tokio::sync::oneshot:
     }
 }
 
-/// Pairs, then sends what this device holds for the new one to fetch.
-async fn pair_with(home: &mut Home, code: &str) -> Result<String, String> {
+/// Pairs (until cancelled), then sends what this device holds for the new
+/// one to fetch. Once paired, a cancel no longer stops anything: the new
+/// device is in the account, and the page says so.
+async fn pair_with(
+    home: &mut Home,
+    code: &str,
+    cancelled: tokio::sync::oneshot::Receiver<()>,
+) -> Result<String, String> {
     let relay = home.connect().await.map_err(|e| e.to_string())?;
-    let paired = home.pair_add(&relay, code, PAIR_WAIT).await;
+    let paired = tokio::select! {
+        r = home.pair_add(&relay, code, PAIR_WAIT) => r.map_err(|e| e.to_string()),
+        _ = cancelled => Err("Pairing was cancelled.".to_string()),
+    };
     if paired.is_ok() {
         // A failure here is caught up by the background sync.
         let _ = home.sync(&relay, &mut |_| {}).await;
     }
     relay.close().await;
-    paired.map(|id| id.short()).map_err(|e| e.to_string())
+    paired.map(|id| id.short())
 }
 
 /// The code and what became of it; drawn without the home, which the
@@ -158,10 +163,6 @@ async fn revoke(State(ui): State<Arc<Ui>>, Form(typed): Form<Typed>) -> Response
     }
 }
 
-fn bad(why: &str) -> Response {
-    (StatusCode::BAD_REQUEST, refused(why)).into_response()
-}
-
 async fn confirm_revoke(State(ui): State<Arc<Ui>>, Form(typed): Form<Typed>) -> Response {
     let mut held = ui.home.lock().await;
     let Some(home) = held.as_mut() else {
@@ -192,6 +193,16 @@ async fn confirm_revoke(State(ui): State<Arc<Ui>>, Form(typed): Form<Typed>) -> 
             (StatusCode::ACCEPTED, draw::said(&ui.bar(home), &said)).into_response()
         }
         Err(e) => bad(&e.to_string()),
+    }
+}
+
+/// Asks before new recovery words: the old ones stop working, and the new
+/// ones are shown once.
+async fn ask_new_words(State(ui): State<Arc<Ui>>) -> Response {
+    let home = ui.home.lock().await;
+    match home.as_ref() {
+        Some(home) => draw::confirm_new_words(&ui.bar(home)).into_response(),
+        None => locked(),
     }
 }
 

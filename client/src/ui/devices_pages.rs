@@ -130,6 +130,25 @@ pub(super) fn said(bar: &Bar, said: &str) -> Markup {
     )
 }
 
+/// Asks before replacing the recovery words.
+pub(super) fn confirm_new_words(bar: &Bar) -> Markup {
+    layout(
+        "Recovery words",
+        Some(bar),
+        html! {
+            h1 { "Replace your recovery words?" }
+            p {
+                "The words you have now stop working at once. The new ones are shown on the next page, once: "
+                "have paper and a pen ready, and do it where no one can see the screen."
+            }
+            form method="post" action="/devices/recovery-words/confirm" {
+                button type="submit" { "Replace my recovery words" }
+                " " a href="/devices" { "Keep the words I have" }
+            }
+        },
+    )
+}
+
 /// New recovery words, shown this once.
 pub(super) fn words(bar: &Bar, words: &str) -> Markup {
     layout(

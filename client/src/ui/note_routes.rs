@@ -201,11 +201,8 @@ fn draw(
     typed: Option<&Typed>,
     error: Option<&str>,
 ) -> Response {
-    let shown = home
-        .show_note(case, note)
-        .and_then(|n| Ok((home.docs().case_heads(case)?, n)));
-    match shown {
-        Ok((now, n)) => {
+    match home.show_note_at(case, note) {
+        Ok((n, now)) => {
             let status = match error {
                 Some(_) => StatusCode::BAD_REQUEST,
                 None => StatusCode::OK,
@@ -300,20 +297,38 @@ async fn save(
 }
 
 /// Saves what the form holds, then signs it: what is signed is what the
-/// person saw.
+/// person saw. If the save merged in words another device wrote meanwhile,
+/// nothing is signed: the note is shown again as it now reads (what was
+/// typed is in it), to be read before signing.
 async fn sign(
     State(ui): State<Arc<Ui>>,
-    Path(at): Path<(String, String)>,
+    Path((id, note)): Path<(String, String)>,
     Form(typed): Form<Typed>,
 ) -> Response {
-    change_note(&ui, at, &typed, |home, case, note| {
-        let saved = match typed.contains_key("format") {
-            true => save_form(home, case, note, &typed)?,
-            false => note.to_string(),
-        };
-        home.sign_note(case, &saved).map_err(|e| e.to_string())
-    })
-    .await
+    let mut held = ui.home.lock().await;
+    let (home, case, name) = match open_case(&mut held, &id, Some(&typed)) {
+        Ok(open) => open,
+        Err(refused) => return *refused,
+    };
+    if typed.contains_key("format") {
+        if let Err(e) = save_form(home, &case, &note, &typed) {
+            return draw(&ui, home, (&case, &name), &note, Some(&typed), Some(&e));
+        }
+        let seen = home.note_now(&case, &note).map(|(n, _)| {
+            n.fields
+                .iter()
+                .all(|(k, v)| typed.get(&input_name(k)).is_none_or(|t| t == v))
+        });
+        if let Ok(false) = seen {
+            let why = "Another device changed this note while you wrote; your words are saved with theirs. Read it again, then sign.";
+            return draw(&ui, home, (&case, &name), &note, None, Some(why));
+        }
+    }
+    match home.sign_note(&case, &note) {
+        Ok(note) => to_note(&case, &note),
+        // Saved already: drawn as it now is, so its version is current.
+        Err(e) => draw(&ui, home, (&case, &name), &note, None, Some(&e.to_string())),
+    }
 }
 
 async fn addendum(

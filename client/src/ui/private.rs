@@ -18,6 +18,7 @@ use super::Ui;
 use super::note_pages::Typed;
 use super::note_routes::open_case;
 use super::pages::{Bar, case_path, error_note, layout};
+use super::routes::answer;
 
 pub(super) fn routes() -> Router<Arc<Ui>> {
     Router::new().route("/cases/{id}/private", get(show).post(add))
@@ -40,11 +41,7 @@ async fn show(State(ui): State<Arc<Ui>>, Path(id): Path<String>) -> Response {
         Ok(entries) => page(&bar, &case, &name, &entries, "", None).into_response(),
         Err(e) => {
             let why = e.to_string();
-            (
-                StatusCode::BAD_REQUEST,
-                page(&bar, &case, &name, &[], "", Some(&why)),
-            )
-                .into_response()
+            answer(page(&bar, &case, &name, &[], "", Some(&why)), Some(&why))
         }
     }
 }

@@ -7,7 +7,6 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::extract::{Form, Path, State};
-use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::get;
 use casebook::Home;
@@ -19,6 +18,7 @@ use super::Ui;
 use super::note_pages::{Typed, heads_text};
 use super::note_routes::open_case;
 use super::pages::{Bar, case_path, error_note, label, layout};
+use super::routes::{answer, bad};
 
 pub(super) fn routes() -> Router<Arc<Ui>> {
     Router::new().route("/cases/{id}/profile", get(show).post(save))
@@ -26,8 +26,7 @@ pub(super) fn routes() -> Router<Arc<Ui>> {
 
 /// The form as the case reads now.
 fn drawn(home: &Home, case: &DocId, name: &str) -> Result<Typed, casebook::Error> {
-    let profile = home.docs().read_case(case, |c| c.profile())?;
-    let heads = home.docs().case_heads(case)?;
+    let (profile, heads) = home.docs().read_case_at(case, |c| c.profile())?;
     let mut typed: Typed = profile.fields().into_iter().collect();
     typed.insert("client_name".into(), name.to_string());
     typed.insert("drawn_name".into(), name.to_string());
@@ -43,11 +42,7 @@ async fn show(State(ui): State<Arc<Ui>>, Path(id): Path<String>) -> Response {
     };
     match drawn(home, &case, &name) {
         Ok(typed) => page(&ui.bar(home), &case, &name, &typed, None).into_response(),
-        Err(e) => (
-            StatusCode::BAD_REQUEST,
-            super::pages::refused(&e.to_string()),
-        )
-            .into_response(),
+        Err(e) => bad(&e.to_string()),
     }
 }
 
@@ -80,11 +75,10 @@ async fn save(
     };
     match saved {
         Ok(()) => Redirect::to(&case_path(&case)).into_response(),
-        Err(e) => (
-            StatusCode::BAD_REQUEST,
+        Err(e) => answer(
             page(&ui.bar(home), &case, &name, &typed, Some(&e)),
-        )
-            .into_response(),
+            Some(&e),
+        ),
     }
 }
 

@@ -64,10 +64,24 @@ pub(super) fn locked() -> Response {
     (StatusCode::UNAUTHORIZED, pages::unlock(None)).into_response()
 }
 
+/// A refusal said on its own page.
+pub(super) fn bad(why: &str) -> Response {
+    (StatusCode::BAD_REQUEST, pages::refused(why)).into_response()
+}
+
+/// A page drawn again after a refused form (400), or drawn plainly.
+pub(super) fn answer(page: maud::Markup, error: Option<&str>) -> Response {
+    let status = match error {
+        Some(_) => StatusCode::BAD_REQUEST,
+        None => StatusCode::OK,
+    };
+    (status, page).into_response()
+}
+
 /// An error of the core, said on its own page (typed text is kept by the
 /// handlers whose forms can fail).
 fn failed(e: casebook::Error) -> Response {
-    (StatusCode::BAD_REQUEST, pages::refused(&e.to_string())).into_response()
+    bad(&e.to_string())
 }
 
 async fn index(State(ui): State<Arc<Ui>>) -> Response {

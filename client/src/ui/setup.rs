@@ -107,10 +107,9 @@ async fn create(State(ui): State<Arc<Ui>>, Form(mut typed): Form<Typed>) -> Resp
         Ok(made) => made,
         Err(e) => return refused(&typed, &format!("Nothing was set up: {e}")),
     };
-    match begin(&ui, home, &a).await {
-        Ok(()) => words_page(words.as_str()).into_response(),
-        Err(e) => refused(&typed, &e),
-    }
+    // The account exists now: its words are shown whatever happens next.
+    let opened = begin(&ui, home, &a).await.err();
+    words_page(words.as_str(), opened.as_deref()).into_response()
 }
 
 async fn join(State(ui): State<Arc<Ui>>, Form(mut typed): Form<Typed>) -> Response {
@@ -199,8 +198,10 @@ pub(super) fn page(typed: &Typed, error: Option<&str>) -> Markup {
     )
 }
 
-/// The recovery words of a new account, shown this once.
-fn words_page(words: &str) -> Markup {
+/// The recovery words of a new account, shown this once; with why the
+/// page could not open the new home, if it could not (the passphrase
+/// does, at the next start).
+fn words_page(words: &str, not_opened: Option<&str>) -> Markup {
     layout(
         "Recovery words",
         None,
@@ -208,6 +209,9 @@ fn words_page(words: &str) -> Markup {
             h1 { "Your recovery words" }
             p.mark { "If every device is lost, these words restore your account. Write them on paper and keep them somewhere safe: they are shown only this once, and casebook cannot show them again." }
             p { code.words { (words) } }
+            @if let Some(why) = not_opened {
+                p.error role="alert" { "Your account is set up, but this page could not open it (" (why) "): write the words down, then start casebook ui again and unlock with your passphrase." }
+            }
             form method="post" action="/setup/done" {
                 label.inline {
                     input type="checkbox" name="written" value="yes" required;

@@ -21,7 +21,7 @@ use super::Ui;
 use super::note_pages::Typed;
 use super::note_routes::open_case;
 use super::pages::case_path;
-use super::routes::locked;
+use super::routes::{answer, bad, locked};
 use super::sharing_pages as draw;
 
 pub(super) fn routes() -> Router<Arc<Ui>> {
@@ -40,11 +40,7 @@ fn people_page(ui: &Ui, home: &Home, typed: &Typed, error: Option<&str>) -> Resp
     let mut shared = home.shared_with_me_ever().unwrap_or_default();
     shared.retain(|s| s.state == ShareState::Active);
     let page = draw::people(&ui.bar(home), home, &contacts, &shared, typed, error);
-    let status = match error {
-        Some(_) => StatusCode::BAD_REQUEST,
-        None => StatusCode::OK,
-    };
-    (status, page).into_response()
+    answer(page, error)
 }
 
 async fn people(State(ui): State<Arc<Ui>>) -> Response {
@@ -56,26 +52,40 @@ async fn people(State(ui): State<Arc<Ui>>) -> Response {
 }
 
 async fn add_contact(State(ui): State<Arc<Ui>>, Form(typed): Form<Typed>) -> Response {
-    let home = ui.home.lock().await;
-    let Some(home) = home.as_ref() else {
-        return locked();
-    };
-    let get = |k: &str| typed.get(k).map_or("", String::as_str);
-    match home.contacts().add(get("contact_name"), get("card")) {
-        Ok(_) => Redirect::to("/people").into_response(),
-        Err(e) => people_page(&ui, home, &typed, Some(&e.to_string())),
-    }
+    contacts_change(&ui, &typed, |c, t| {
+        c.add(field(t, "contact_name"), field(t, "card"))
+            .map(|_| ())
+    })
+    .await
 }
 
 async fn verify(State(ui): State<Arc<Ui>>, Form(typed): Form<Typed>) -> Response {
+    contacts_change(&ui, &typed, |c, t| {
+        c.verify(field(t, "contact"), field(t, "number"))
+            .map(|_| ())
+    })
+    .await
+}
+
+/// A form's field, empty if absent.
+fn field<'t>(typed: &'t Typed, k: &str) -> &'t str {
+    typed.get(k).map_or("", String::as_str)
+}
+
+/// One change to the contacts from a form; a refusal draws the people
+/// page again with what was typed and why.
+async fn contacts_change(
+    ui: &Ui,
+    typed: &Typed,
+    change: impl FnOnce(&casebook::sharing::Contacts<'_>, &Typed) -> casebook::Result<()>,
+) -> Response {
     let home = ui.home.lock().await;
     let Some(home) = home.as_ref() else {
         return locked();
     };
-    let get = |k: &str| typed.get(k).map_or("", String::as_str);
-    match home.contacts().verify(get("contact"), get("number")) {
-        Ok(_) => Redirect::to("/people").into_response(),
-        Err(e) => people_page(&ui, home, &typed, Some(&e.to_string())),
+    match change(&home.contacts(), typed) {
+        Ok(()) => Redirect::to("/people").into_response(),
+        Err(e) => people_page(ui, home, typed, Some(&e.to_string())),
     }
 }
 
@@ -90,11 +100,7 @@ fn share_page(
 ) -> Response {
     let contacts = home.contacts().list().unwrap_or_default();
     let page = draw::share(&ui.bar(home), case, name, &contacts, typed, error);
-    let status = match error {
-        Some(_) => StatusCode::BAD_REQUEST,
-        None => StatusCode::OK,
-    };
-    (status, page).into_response()
+    answer(page, error)
 }
 
 async fn share_form(State(ui): State<Arc<Ui>>, Path(id): Path<String>) -> Response {
@@ -204,11 +210,7 @@ async fn unshare(
         Some(contact) => {
             draw::confirm_unshare(&ui.bar(home), &case, &name, &contact, account).into_response()
         }
-        None => (
-            StatusCode::BAD_REQUEST,
-            super::pages::refused("no such contact"),
-        )
-            .into_response(),
+        None => bad("no such contact"),
     }
 }
 
@@ -223,18 +225,10 @@ async fn confirm_unshare(
         Err(refused) => return *refused,
     };
     let Some(contact) = contact_of(home, typed.get("with").map_or("", String::as_str)) else {
-        return (
-            StatusCode::BAD_REQUEST,
-            super::pages::refused("no such contact"),
-        )
-            .into_response();
+        return bad("no such contact");
     };
     if let Err(e) = home.unshare(&case, &contact) {
-        return (
-            StatusCode::BAD_REQUEST,
-            super::pages::refused(&e.to_string()),
-        )
-            .into_response();
+        return bad(&e.to_string());
     }
     match send_now(home).await {
         None => Redirect::to(&case_path(&case)).into_response(),

@@ -149,3 +149,12 @@ pub async fn screenshot(c: &Client, name: &str) {
     )
     .unwrap();
 }
+
+/// Types `text` into the control a visible label names.
+pub async fn fill(c: &Client, label: &str, text: &str) {
+    labelled(c, label)
+        .await
+        .send_keys(text)
+        .await
+        .unwrap_or_else(|e| panic!("cannot type into {label:?}: {e}"));
+}

@@ -107,6 +107,13 @@ impl Page {
         cookie
     }
 
+    /// A new case made from the page; its address.
+    pub fn new_case(&self, cookie: &str, name: &str) -> String {
+        let made = self.post(cookie, "/cases", &format!("client_name={}", form(name)));
+        assert_eq!(made.status, 303, "{made:?}");
+        made.header("location").unwrap().to_string()
+    }
+
     pub fn get(&self, cookie: &str, path: &str) -> Answer {
         self.send("GET", path, &[("Cookie", cookie)], "")
     }
