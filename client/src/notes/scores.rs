@@ -329,4 +329,38 @@ mod doc_tests {
         assert!(n.late_edits.is_empty() && !n.signature_broken);
         assert_eq!(n.scores, pairs(&[("PHQ-9", "12")]));
     }
+
+    /// The recorded hash, and a copy of the document with it replaced.
+    fn with_hash(a: &mut CaseDoc, change: impl Fn(&str) -> String) -> (String, CaseDoc) {
+        use automerge::{AutoCommit, ROOT, ReadDoc, transaction::Transactable};
+        let mut raw = AutoCommit::load(&a.save()).unwrap();
+        let notes = raw.get(ROOT, "notes").unwrap().unwrap().1;
+        let note = raw.get(&notes, "n1").unwrap().unwrap().1;
+        let recorded = match raw.get(&note, "signed_hash").unwrap().unwrap().0 {
+            automerge::Value::Scalar(s) => s.as_str().unwrap().to_string(),
+            other => panic!("{other:?}"),
+        };
+        raw.put(&note, "signed_hash", change(&recorded)).unwrap();
+        (recorded, CaseDoc::load(&raw.save(), DEV_B).unwrap())
+    }
+
+    #[test]
+    fn a_signature_says_whether_it_covers_scores() {
+        // Without scores: recorded as before scores existed.
+        let mut plain = case_with_note();
+        plain.sign_note("n1", "aa", AT).unwrap();
+        let (recorded, _) = with_hash(&mut plain, str::to_string);
+        assert!(!recorded.contains(':'), "{recorded}");
+
+        // With scores: says so, and covers them.
+        let mut a = case_with_note();
+        a.edit_note("n1", &pairs(&[("score:PHQ-9", "12")])).unwrap();
+        a.sign_note("n1", "aa", AT).unwrap();
+        let (recorded, same) = with_hash(&mut a, str::to_string);
+        assert!(recorded.starts_with("v2:"), "{recorded}");
+        assert!(!same.note("n1").unwrap().signature_broken);
+        // The same hash claimed for the note without its scores: broken.
+        let (_, stripped) = with_hash(&mut a, |r| r.trim_start_matches("v2:").to_string());
+        assert!(stripped.note("n1").unwrap().signature_broken);
+    }
 }

@@ -32,10 +32,9 @@ pub enum LateEditChoice {
 }
 
 /// The hash of what a signature covers: the session's date, time and length,
-/// the format, every text field in the order [`read_note`] gives, and the
-/// scores. A note without scores hashes as notes did before scores
-/// existed, so signatures made then still check out.
-fn content_hash(note: &Note) -> String {
+/// the format, every text field in the order [`read_note`] gives, and
+/// (with `scores`) the outcome scores.
+fn content_hash(note: &Note, scores: bool) -> String {
     let content = (
         &note.date,
         &note.start_time,
@@ -43,12 +42,36 @@ fn content_hash(note: &Note) -> String {
         note.format.as_str(),
         &note.fields,
     );
-    let bytes = match note.scores.is_empty() {
-        true => serde_json::to_vec(&content),
-        false => serde_json::to_vec(&(content, &note.scores)),
+    let bytes = match scores {
+        false => serde_json::to_vec(&content),
+        true => serde_json::to_vec(&(content, &note.scores)),
     }
     .expect("plain strings always serialize");
     casebook_shared::crypto::hash(CONTENT_LABEL, &bytes).to_hex()
+}
+
+/// How a recorded hash says it covers the scores. A note without scores
+/// is recorded as every signature was before scores existed, so a client
+/// from before reads such a signature as sound; one with scores says so,
+/// and a client that knows no scores cannot vouch for it.
+const WITH_SCORES: &str = "v2:";
+
+/// The hash to record for a signature of `note`.
+fn recorded_hash(note: &Note) -> String {
+    match note.scores.is_empty() {
+        true => content_hash(note, false),
+        false => format!("{WITH_SCORES}{}", content_hash(note, true)),
+    }
+}
+
+/// Whether a recorded hash matches `note`: one recorded without scores (by
+/// this version for a note that had none, or by a client from before
+/// scores) covers the rest of the note.
+fn hash_matches(recorded: &str, note: &Note) -> bool {
+    match recorded.strip_prefix(WITH_SCORES) {
+        Some(h) => h == content_hash(note, true),
+        None => recorded == content_hash(note, false),
+    }
 }
 
 /// Fields that make up a signature.
@@ -99,7 +122,7 @@ impl CaseDoc {
         let content = self
             .note(note_id)
             .ok_or_else(|| NoteError::NoSuchNote(note_id.to_owned()))?;
-        let hash = content_hash(&content);
+        let hash = recorded_hash(&content);
         let heads = self.replica.heads();
         let heads = heads
             .iter()
@@ -162,7 +185,7 @@ impl CaseDoc {
             })
             .collect();
         // Notes signed before the hash was recorded have none to check.
-        let signature_broken = recorded.is_some_and(|h| h != content_hash(&then)) || !signer.0;
+        let signature_broken = recorded.is_some_and(|h| !hash_matches(&h, &then)) || !signer.0;
         Note {
             late_edits,
             signature_broken,
