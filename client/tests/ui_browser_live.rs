@@ -75,6 +75,8 @@ async fn an_open_page_follows_other_devices_and_colleagues_without_losing_typing
     control(&c, "New case").await.click().await.unwrap();
     fill(&c, "Client name", "Jordan Avery").await;
     control(&c, "Create case").await.click().await.unwrap();
+    // The case's own page, before its address is read.
+    shows(&c, "Session notes").await;
     let case_url = c.current_url().await.unwrap();
     let case_id = case_url.path().trim_start_matches("/cases/").to_string();
 
@@ -83,6 +85,8 @@ async fn an_open_page_follows_other_devices_and_colleagues_without_losing_typing
     fill(&c, "PHQ-9 (0–27)", "14").await;
     fill(&c, "GAD-7 (0–21)", "9").await;
     control(&c, "Save").await.click().await.unwrap();
+    // The draft's own page, before its address is read.
+    shows(&c, "Session of ").await;
     let note_id = c
         .current_url()
         .await
