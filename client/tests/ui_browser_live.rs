@@ -12,6 +12,7 @@ mod common;
 use std::time::Duration;
 
 use common::browser::*;
+use common::page::eventually;
 use common::*;
 use fantoccini::{Client, Locator};
 
@@ -166,8 +167,11 @@ async fn an_open_page_follows_other_devices_and_colleagues_without_losing_typing
     screenshot(&c, "8-share").await;
     control(&c, "Share").await.click().await.unwrap();
     shows(&c, "Dr. Chen, comment").await;
-    ok(&chen, &["sync"]);
-    assert!(ok(&chen, &["case", "list"]).contains("Jordan Avery"));
+    // Sent by the page's background sync.
+    eventually("the share reaching the colleague", || {
+        ok(&chen, &["sync"]);
+        ok(&chen, &["case", "list"]).contains("Jordan Avery")
+    });
 
     // Their comment appears in the open note without a reload.
     c.goto(&format!("{}/notes/{note_id}", case_url.as_str()))

@@ -93,7 +93,9 @@ async fn a_device_is_paired_revoked_and_the_recovery_words_replaced_from_the_pag
     );
     assert_eq!(done.status, 303, "{done:?}");
     assert!(page.get(&cookie, "/devices").body.contains("revoked"));
-    assert!(!run(&tablet, &["sync"]).status.success());
+    eventually("the revocation reaching the relay", || {
+        !run(&tablet, &["sync"]).status.success()
+    });
 
     // New recovery words, shown once.
     // Asked first; the words change only when confirmed.

@@ -92,13 +92,13 @@ async fn a_case_is_shared_from_the_page_and_the_disclosure_accounted_for() {
     let case_page = page.get(&cookie, &case).body;
     assert!(case_page.contains("Dr. Chen, comment"), "{case_page}");
 
-    // The colleague has it, and comments.
-    ok(&chen, &["sync"]);
-    let listed = ok(&chen, &["case", "list"]);
-    assert!(
-        listed.contains("Jordan Avery") && listed.contains("shared with you by Dr. Rivera"),
-        "{listed}"
-    );
+    // The colleague has it (sent by the page's background sync), and
+    // comments.
+    eventually("the share reaching the colleague", || {
+        ok(&chen, &["sync"]);
+        let listed = ok(&chen, &["case", "list"]);
+        listed.contains("Jordan Avery") && listed.contains("shared with you by Dr. Rivera")
+    });
     ok(
         &chen,
         &[
@@ -145,8 +145,11 @@ async fn a_case_is_shared_from_the_page_and_the_disclosure_accounted_for() {
         &format!("with={member}"),
     );
     assert_eq!(ended.status, 303, "{ended:?}");
-    ok(&chen, &["sync"]);
-    assert!(ok(&chen, &["case", "list", "--all"]).contains("NO LONGER SHARED"));
+    // Sent by the page's background sync.
+    eventually("the unshare reaching the colleague", || {
+        ok(&chen, &["sync"]);
+        ok(&chen, &["case", "list", "--all"]).contains("NO LONGER SHARED")
+    });
 
     // The audit trail and the accounting of disclosures.
     let trail = page.get(&cookie, "/audit").body;

@@ -9,7 +9,6 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::extract::{Form, State};
-use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use casebook::Home;
@@ -119,10 +118,8 @@ async fn pair_with(
         r = home.pair_add(&relay, code, PAIR_WAIT) => r.map_err(|e| e.to_string()),
         _ = cancelled => Err("Pairing was cancelled.".to_string()),
     };
-    if paired.is_ok() {
-        // A failure here is caught up by the background sync.
-        let _ = home.sync(&relay, &mut |_| {}).await;
-    }
+    // What this device holds goes to the relay with the background sync,
+    // for the new device to fetch.
     relay.close().await;
     paired.map(|id| id.short())
 }
@@ -174,24 +171,15 @@ async fn confirm_revoke(State(ui): State<Arc<Ui>>, Form(typed): Form<Typed>) -> 
     if d.kind == "recovery" {
         return bad("The recovery key is replaced, not revoked: use \"New recovery words\".");
     }
+    // The new keys go with the background sync, the page's one sender.
     let revoked = async {
         let relay = home.connect().await?;
         let rotated = home.revoke(&relay, &d.id).await;
-        let sent = match rotated {
-            Ok(_) => home.sync(&relay, &mut |_| {}).await.err(),
-            Err(_) => None,
-        };
         relay.close().await;
-        Ok::<_, casebook::Error>((rotated?, sent))
+        rotated
     };
     match revoked.await {
-        Ok((_, None)) => Redirect::to("/devices").into_response(),
-        Ok((n, Some(e))) => {
-            let said = format!(
-                "Revoked; {n} documents moved to new keys, which are not sent yet ({e}): they go with the next sync."
-            );
-            (StatusCode::ACCEPTED, draw::said(&ui.bar(home), &said)).into_response()
-        }
+        Ok(_) => Redirect::to("/devices").into_response(),
         Err(e) => bad(&e.to_string()),
     }
 }
@@ -216,10 +204,7 @@ async fn new_words(State(ui): State<Arc<Ui>>) -> Response {
     let replaced = async {
         let relay = home.connect().await?;
         let words = home.replace_recovery_words(&relay).await;
-        if words.is_ok() {
-            // A failure here is caught up by the background sync.
-            let _ = home.sync(&relay, &mut |_| {}).await;
-        }
+        // The documents' new keys go with the background sync.
         relay.close().await;
         words
     };

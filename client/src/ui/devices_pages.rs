@@ -119,17 +119,6 @@ pub(super) fn confirm_revoke(bar: &Bar, d: &DeviceRow) -> Markup {
     )
 }
 
-pub(super) fn said(bar: &Bar, said: &str) -> Markup {
-    layout(
-        "Devices",
-        Some(bar),
-        html! {
-            p.mark role="status" { (said) }
-            p { a href="/devices" { "Devices" } }
-        },
-    )
-}
-
 /// Asks before replacing the recovery words.
 pub(super) fn confirm_new_words(bar: &Bar) -> Markup {
     layout(

@@ -10,7 +10,6 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::extract::{Form, Path, State};
-use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use casebook::Home;
@@ -111,18 +110,6 @@ async fn share_form(State(ui): State<Arc<Ui>>, Path(id): Path<String>) -> Respon
     }
 }
 
-/// Sends what was just recorded, as the CLI does after a share or an
-/// unshare; `None` when it went, else why it is still waiting here.
-async fn send_now(home: &mut Home) -> Option<String> {
-    let sent = async {
-        let relay = home.connect().await?;
-        let report = home.sync(&relay, &mut |_| {}).await;
-        relay.close().await;
-        report
-    };
-    sent.await.err().map(|e| e.to_string())
-}
-
 async fn share(
     State(ui): State<Arc<Ui>>,
     Path(id): Path<String>,
@@ -164,23 +151,12 @@ async fn share(
             &relay, &case, contact, role, purpose, consent, expires, private,
         )
         .await;
-    // Sent at once, as the CLI sends it.
-    let sent = match &shared {
-        Ok(_) => home.sync(&relay, &mut |_| {}).await.err(),
-        Err(_) => None,
-    };
     relay.close().await;
-    match (shared, sent) {
-        (Err(e), _) => share_page(&ui, home, &case, &name, &typed, Some(&e.to_string())),
-        (Ok(_), None) => Redirect::to(&case_path(&case)).into_response(),
-        (Ok(_), Some(e)) => {
-            let said = format!("Shared here, but not sent yet ({e}); it goes with the next sync.");
-            (
-                StatusCode::ACCEPTED,
-                draw::done(&ui.bar(home), &case, &name, &said),
-            )
-                .into_response()
-        }
+    // The background sync sends what was recorded, within moments: the
+    // page's one sender, so that two never race to append the same entry.
+    match shared {
+        Err(e) => share_page(&ui, home, &case, &name, &typed, Some(&e.to_string())),
+        Ok(_) => Redirect::to(&case_path(&case)).into_response(),
     }
 }
 
@@ -220,7 +196,7 @@ async fn confirm_unshare(
     Form(typed): Form<Typed>,
 ) -> Response {
     let mut held = ui.home.lock().await;
-    let (home, case, name) = match open_case(&mut held, &id, None) {
+    let (home, case, _) = match open_case(&mut held, &id, None) {
         Ok(open) => open,
         Err(refused) => return *refused,
     };
@@ -230,16 +206,6 @@ async fn confirm_unshare(
     if let Err(e) = home.unshare(&case, &contact) {
         return bad(&e.to_string());
     }
-    match send_now(home).await {
-        None => Redirect::to(&case_path(&case)).into_response(),
-        Some(e) => {
-            let said =
-                format!("Unshared here, but not sent yet ({e}); it goes with the next sync.");
-            (
-                StatusCode::ACCEPTED,
-                draw::done(&ui.bar(home), &case, &name, &said),
-            )
-                .into_response()
-        }
-    }
+    // Sent by the background sync, as a share is.
+    Redirect::to(&case_path(&case)).into_response()
 }

@@ -201,15 +201,3 @@ pub(super) fn confirm_unshare(
         },
     )
 }
-
-/// A change made here but not yet sent.
-pub(super) fn done(bar: &Bar, case: &DocId, name: &str, said: &str) -> Markup {
-    layout(
-        "Sharing",
-        Some(bar),
-        html! {
-            p.mark role="status" { (said) }
-            p { a href=(case_path(case)) { "Back to " (name) } }
-        },
-    )
-}
