@@ -105,9 +105,8 @@ async fn run_pairing(ui: Arc<Ui>, code: String, cancelled: tokio::sync::oneshot:
     }
 }
 
-/// Pairs (until cancelled), then sends what this device holds for the new
-/// one to fetch. Once paired, a cancel no longer stops anything: the new
-/// device is in the account, and the page says so.
+/// Pairs, until cancelled. Once paired, a cancel no longer stops anything:
+/// the new device is in the account, and the page says so.
 async fn pair_with(
     home: &mut Home,
     code: &str,
