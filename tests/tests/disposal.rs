@@ -37,14 +37,16 @@ fn blobs(db: &Path, doc: &DocId, queries: &[&str]) -> Vec<Vec<u8>> {
     out
 }
 
-/// What a device home stores of a document: content, summary, access log
-/// (with its key envelopes), keys and access state, all sealed.
+/// What a device home stores of a document: content, summary, search
+/// text, access log (with its key envelopes), keys and access state, all
+/// sealed.
 fn home_blobs(home: &Path, doc: &DocId) -> Vec<Vec<u8>> {
     blobs(
         &home.join("casebook.db"),
         doc,
         &[
             "SELECT body, summary FROM docs WHERE doc = ?1 AND ?2 = ?2",
+            "SELECT sealed FROM search_text WHERE doc = ?1 AND ?2 = ?2",
             "SELECT sealed FROM logs WHERE owner = ?1 AND ?2 = ?2",
             "SELECT sealed FROM secrets WHERE ?1 = ?1 AND (name = 'doc/' || ?2 OR name = 'dockeys/' || ?2)",
         ],
@@ -131,6 +133,10 @@ async fn a_disposed_case_is_gone_everywhere_with_every_key() {
     sync(&mut tablet).await;
     sync(&mut chen).await;
 
+    // A search keeps each case's search text beside it.
+    for h in [&mut laptop, &mut tablet] {
+        assert!(!h.search("sleep", false).unwrap().is_empty());
+    }
     // What each place stores of the case now, to look for afterwards.
     let homes: Vec<std::path::PathBuf> = [&laptop, &tablet, &spare, &chen, &lee]
         .iter()

@@ -2,13 +2,15 @@
 //! each checks the role it needs, saves through [`crate::docs::Docs`],
 //! queues its changes for the relay, and records itself.
 
+use std::sync::Arc;
+
 use casebook_shared::access::Role;
 use casebook_shared::ids::{DocId, EnvelopeId};
 
 use crate::docs::{Hit, Loaded, RoleError};
 use crate::error::{Error, Inconsistent, Result};
 use crate::home::Home;
-use crate::notes::{CaseDoc, PrivateDoc};
+use crate::notes::{CaseDoc, CaseIndex, Judged, PrivateDoc, SearchHit};
 use crate::store::OutKind;
 
 impl Home {
@@ -183,39 +185,62 @@ impl Home {
         }
     }
 
-    /// Searches every case (and its private notes) for a phrase, without
-    /// recording it: [`Home::search`] is the operation a person runs.
-    /// Every case's hits for a query, psychotherapy notes only if asked,
-    /// best first.
-    pub(crate) fn find(&self, needle: &str, include_private: bool) -> Result<Vec<Hit>> {
+    /// The best `limit` hits of a search of every case (and its private
+    /// notes, if asked), and how many there were in all; not recorded:
+    /// [`Home::search_first`] is the operation a person runs. Stable:
+    /// within a score, cases by name and notes by date. Every match is
+    /// scored, but snippets are made only for the hits returned.
+    pub(crate) fn find(
+        &self,
+        needle: &str,
+        include_private: bool,
+        limit: usize,
+    ) -> Result<(Vec<Hit>, usize)> {
+        let Some(query) = crate::notes::Query::new(needle) else {
+            return Ok((Vec::new(), 0));
+        };
+        /// A match: a unit of a case's index, or a private note's hit.
+        enum Found {
+            Unit(Arc<CaseIndex>, usize, Judged),
+            Private(SearchHit),
+        }
         let docs = self.docs();
-        let mut out = Vec::new();
-        for (id, summary) in docs.cases()? {
-            let hits = crate::notes::search_units(needle, &*docs.case_units(&id)?);
-            let private = match summary.private_doc {
-                Some(_) if include_private => self
-                    .read_private(&id, |p| p.search(needle))
-                    .unwrap_or_default(),
-                _ => Vec::new(),
-            };
-            for (hit, private) in hits
-                .into_iter()
-                .map(|h| (h, false))
-                .chain(private.into_iter().map(|h| (h, true)))
-            {
-                out.push(Hit {
-                    case: id,
+        let cases = docs.cases()?;
+        let mut found: Vec<(u32, usize, Found)> = Vec::new();
+        for (at, (id, summary)) in cases.iter().enumerate() {
+            let index = docs.case_units(id)?;
+            for (unit, judged) in index.matches(&query) {
+                found.push((judged.score, at, Found::Unit(index.clone(), unit, judged)));
+            }
+            if include_private && summary.private_doc.is_some() {
+                let private = self.read_private(id, |p| p.search(needle));
+                for hit in private.unwrap_or_default() {
+                    found.push((hit.score, at, Found::Private(hit)));
+                }
+            }
+        }
+        found.sort_by_key(|(score, ..)| std::cmp::Reverse(*score));
+        let total = found.len();
+        let hits = found
+            .into_iter()
+            .take(limit)
+            .filter_map(|(_, at, f)| {
+                let (private, hit) = match f {
+                    Found::Unit(index, unit, judged) => (false, index.hit(&query, unit, judged)?),
+                    Found::Private(hit) => (true, hit),
+                };
+                let (case, summary) = &cases[at];
+                Some(Hit {
+                    case: *case,
                     case_name: summary.name.clone(),
                     private,
                     note: hit.note_id,
                     field: hit.field,
                     snippet: hit.snippet,
                     score: hit.score,
-                });
-            }
-        }
-        // Stable: within a score, cases by name and notes by date.
-        out.sort_by_key(|h| std::cmp::Reverse(h.score));
-        Ok(out)
+                })
+            })
+            .collect();
+        Ok((hits, total))
     }
 }

@@ -289,9 +289,7 @@ impl Home {
         include_private: bool,
         limit: usize,
     ) -> Result<(Vec<Hit>, usize)> {
-        let mut hits = self.find(needle, include_private)?;
-        let total = hits.len();
-        hits.truncate(limit);
+        let (hits, total) = self.find(needle, include_private, limit)?;
         let mut cases: Vec<DocId> = hits.iter().map(|h| h.case).collect();
         cases.sort();
         cases.dedup();

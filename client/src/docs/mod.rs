@@ -154,10 +154,12 @@ impl<'h> Docs<'h> {
         Ok(())
     }
 
-    /// Every case's summary, sorted by name.
+    /// Every case's summary, sorted by name. A document without a summary
+    /// (known only by its sync state, or forgotten) is remembered as such
+    /// under its revision, like any other.
     pub fn cases(&self) -> Result<Vec<(DocId, CaseSummary)>> {
         let mut out = Vec::new();
-        for (id, rev) in self.store.summary_revs()? {
+        for (id, rev) in self.store.doc_revs()? {
             let summary = match self.cache.summary(&id, rev) {
                 Some(held) => held,
                 None => {
@@ -174,12 +176,7 @@ impl<'h> Docs<'h> {
             };
             out.extend(summary.map(|s| (id, s)));
         }
-        out.sort_by(|a, b| {
-            a.1.name
-                .to_lowercase()
-                .cmp(&b.1.name.to_lowercase())
-                .then(a.0.cmp(&b.0))
-        });
+        out.sort_by_cached_key(|(id, s)| (s.name.to_lowercase(), *id));
         Ok(out)
     }
 
@@ -288,11 +285,28 @@ impl<'h> Docs<'h> {
         out
     }
 
-    /// A case made ready to search, kept while the case is unchanged. A
-    /// case loaded only for this is not kept loaded: a search of every
-    /// case must not hold every document in memory.
+    /// A case made ready to search, kept while the case is unchanged: in
+    /// memory, and in the store, so that the first search after unlocking
+    /// unseals text rather than loading every document. A case loaded only
+    /// for this is not kept loaded: a search of every case must not hold
+    /// every document in memory.
     pub fn case_units(&self, id: &DocId) -> Result<Arc<crate::notes::CaseIndex>> {
-        if let Some(units) = self.cache.units(id, self.store.doc_rev(id)?) {
+        let rev = self.store.doc_rev(id)?;
+        if let Some(units) = self.cache.units(id, rev) {
+            return Ok(units);
+        }
+        // A kept text that does not open or read is made again from the
+        // document, which is checked as it loads.
+        let kept = match self.store.search_text(id, rev) {
+            Ok(kept) => kept.and_then(|b| crate::notes::CaseIndex::from_bytes(&b).ok()),
+            Err(e) => {
+                tracing::warn!("a case's kept search text is unreadable, made again: {e}");
+                None
+            }
+        };
+        if let Some(units) = kept {
+            let units = Arc::new(units);
+            self.cache.keep_units(*id, rev, units.clone());
             return Ok(units);
         }
         let held = self.cache.holds(id);
@@ -303,6 +317,10 @@ impl<'h> Docs<'h> {
         };
         if held {
             self.keep_loaded(id, rev, loaded);
+        }
+        // A copy: a search goes on without it if it cannot be written.
+        if let Err(e) = self.store.put_search_text(id, rev, &units.to_bytes()) {
+            tracing::warn!("a case's search text was not kept: {e}");
         }
         self.cache.keep_units(*id, rev, units.clone());
         Ok(units)

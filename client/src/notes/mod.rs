@@ -49,6 +49,7 @@ pub use scores::{
     score_value, series, standard,
 };
 pub use search::{CaseIndex, Field, SearchHit, SearchUnit, search_units};
+pub(crate) use search::{Judged, Query};
 pub use signing::LateEditChoice;
 pub use template::{
     markdown_to_fields, markdown_to_profile, note_to_markdown, profile_to_markdown,

@@ -2,7 +2,7 @@
 //! (or in the case's name and profile); case-insensitive, with a short
 //! snippet around the best match and a score to rank by.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::case::CaseDoc;
 
@@ -71,7 +71,48 @@ pub struct CaseIndex {
     lower: String,
 }
 
+/// A case's search text as kept in the store: each unit's note id and
+/// fields. Lowercasing is done again on reading, so the store holds each
+/// text once.
+#[derive(Serialize, Deserialize)]
+struct StoredUnits(Vec<StoredUnit>);
+
+/// One unit as kept: its note id (none for the name and profile) and its
+/// fields, named.
+type StoredUnit = (Option<String>, Vec<(String, String)>);
+
 impl CaseIndex {
+    /// The case's text, for the store to keep.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let units = self
+            .units
+            .iter()
+            .map(|u| {
+                let fields = u
+                    .fields
+                    .iter()
+                    .map(|f| (f.name.clone(), f.text.clone()))
+                    .collect();
+                (u.note_id.clone(), fields)
+            })
+            .collect();
+        casebook_shared::codec::encode(&StoredUnits(units))
+    }
+
+    /// A case's text as [`Self::to_bytes`] wrote it.
+    pub fn from_bytes(bytes: &[u8]) -> Result<Self, casebook_shared::codec::CodecError> {
+        let StoredUnits(units) = casebook_shared::codec::decode(bytes)?;
+        Ok(Self::new(
+            units
+                .into_iter()
+                .map(|(note_id, fields)| SearchUnit {
+                    note_id,
+                    fields: fields.into_iter().map(|(k, v)| Field::new(k, v)).collect(),
+                })
+                .collect(),
+        ))
+    }
+
     pub fn new(units: Vec<SearchUnit>) -> Self {
         let mut lower = String::new();
         for f in units.iter().flat_map(|u| &u.fields) {
@@ -83,28 +124,45 @@ impl CaseIndex {
     }
 }
 
+impl CaseIndex {
+    /// Every unit holding the query, with how it matched. No snippet is
+    /// made: a search keeps the best few and asks [`Self::hit`] for those.
+    pub(crate) fn matches(&self, query: &Query) -> Vec<(usize, Judged)> {
+        // Lowercasing character by character makes `lower` hold a needle
+        // exactly where some field's text matches it, aligned or not.
+        if !query.words.iter().all(|w| w.in_lower(&self.lower)) {
+            return Vec::new();
+        }
+        let mut held = Vec::new();
+        self.units
+            .iter()
+            .enumerate()
+            .filter_map(|(i, u)| Some((i, query.judge_in(&u.fields, &mut held)?)))
+            .collect()
+    }
+
+    /// The hit of one match that [`Self::matches`] found.
+    pub(crate) fn hit(&self, query: &Query, unit: usize, judged: Judged) -> Option<SearchHit> {
+        let u = self.units.get(unit)?;
+        let (field, snippet) = query.snippet(&u.fields, judged)?;
+        Some(SearchHit {
+            note_id: u.note_id.clone(),
+            field,
+            snippet,
+            score: judged.score,
+        })
+    }
+}
+
 /// Every hit of `query` in a case.
 pub fn search_units(query: &str, index: &CaseIndex) -> Vec<SearchHit> {
     let Some(query) = Query::new(query) else {
         return Vec::new();
     };
-    // Lowercasing character by character makes `lower` hold a needle
-    // exactly where some field's text matches it, aligned or not.
-    if !query.words.iter().all(|w| index.lower.contains(&w.lower)) {
-        return Vec::new();
-    }
     index
-        .units
-        .iter()
-        .filter_map(|u| {
-            let (field, snippet, score) = query.judge_fields(&u.fields)?;
-            Some(SearchHit {
-                note_id: u.note_id.clone(),
-                field,
-                snippet,
-                score,
-            })
-        })
+        .matches(&query)
+        .into_iter()
+        .filter_map(|(unit, judged)| index.hit(&query, unit, judged))
         .collect()
 }
 
@@ -170,68 +228,112 @@ impl Query {
         Some(Self { words, phrase })
     }
 
-    /// Judges one unit given as `(field, text)` pairs; see
-    /// [`Self::judge_fields`].
+    /// Judges one unit given as `(field, text)` pairs: `None` unless every
+    /// word is in one of the fields; else the field to show, its snippet
+    /// and the score.
     pub(crate) fn judge(&self, fields: &[(String, String)]) -> Option<(String, String, u32)> {
         let fields: Vec<Field> = fields
             .iter()
             .map(|(k, v)| Field::new(k.clone(), v.clone()))
             .collect();
-        self.judge_fields(&fields)
+        let judged = self.judge_in(&fields, &mut Vec::new())?;
+        let (field, snippet) = self.snippet(&fields, judged)?;
+        Some((field, snippet, judged.score))
     }
 
     /// Judges one unit (a note, or a case's name and profile): `None`
-    /// unless every word is in one of the fields; else the field to show,
-    /// its snippet and the score.
-    pub(crate) fn judge_fields(&self, fields: &[Field]) -> Option<(String, String, u32)> {
-        if !self.words.iter().all(|w| fields.iter().any(|f| w.holds(f))) {
+    /// unless every word is in one of the fields. Each word is looked for
+    /// once in each field (`held`, reused from unit to unit, records
+    /// where), and the phrase only in fields that hold every word.
+    fn judge_in(&self, fields: &[Field], held: &mut Vec<bool>) -> Option<Judged> {
+        let n = self.words.len();
+        held.clear();
+        held.extend(
+            fields
+                .iter()
+                .flat_map(|f| self.words.iter().map(move |w| w.holds(f))),
+        );
+        let row = |f: usize| &held[f * n..(f + 1) * n];
+        if !(0..n).all(|w| (0..fields.len()).any(|f| row(f)[w])) {
             return None;
         }
-        let phrase = self
-            .phrase
-            .as_ref()
-            .and_then(|p| fields.iter().find(|f| p.holds(f)).map(|f| (f, p)));
-        let together = fields
-            .iter()
-            .find(|f| self.words.iter().all(|w| w.holds(f)));
-        let touched = fields
-            .iter()
-            .filter(|f| self.words.iter().any(|w| w.holds(f)))
+        let whole = |f: &usize| row(*f).iter().all(|&h| h);
+        let together = (0..fields.len()).find(whole);
+        let touched = (0..fields.len())
+            .filter(|&f| row(f).iter().any(|&h| h))
             .count() as u32;
+        let phrase = self.phrase.as_ref().and_then(|p| {
+            (0..fields.len())
+                .filter(whole)
+                .find(|&f| p.holds(&fields[f]))
+        });
         let score =
             100 * u32::from(phrase.is_some()) + 10 * u32::from(together.is_some()) + touched.min(9);
-        let (field, needle) = match (phrase, together) {
-            (Some((f, p)), _) => (f, p),
-            (None, Some(f)) => (f, &self.words[0]),
-            (None, None) => {
-                let w = &self.words[0];
-                (fields.iter().find(|f| w.holds(f))?, w)
-            }
+        let (field, phrase) = match (phrase, together) {
+            (Some(f), _) => (f, true),
+            (None, Some(f)) => (f, false),
+            (None, None) => ((0..fields.len()).find(|&f| row(f)[0])?, false),
         };
-        Some((field.name.clone(), needle.snippet_in(field)?, score))
+        Some(Judged {
+            score,
+            field,
+            phrase,
+        })
+    }
+
+    /// The field's name and the snippet of a unit judged by
+    /// [`Self::judge_in`].
+    fn snippet(&self, fields: &[Field], judged: Judged) -> Option<(String, String)> {
+        let needle = match judged.phrase {
+            true => self.phrase.as_ref()?,
+            false => self.words.first()?,
+        };
+        let field = fields.get(judged.field)?;
+        Some((field.name.clone(), needle.snippet_in(field)?))
     }
 }
 
-/// A lowercased search string.
+/// How a unit matched a query: its score, and where its snippet is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Judged {
+    pub score: u32,
+    /// The field the snippet comes from.
+    field: usize,
+    /// Whether the snippet shows the whole phrase (else the first word).
+    phrase: bool,
+}
+
+/// A lowercased search string, with its searcher built once for every
+/// field of every case a search looks in.
 pub(crate) struct Needle {
     chars: Vec<char>,
     lower: String,
+    finder: memchr::memmem::Finder<'static>,
 }
 
 impl Needle {
     /// `None` for an empty needle, which would match everything.
     pub(crate) fn new(needle: &str) -> Option<Self> {
         let chars: Vec<char> = needle.chars().flat_map(char::to_lowercase).collect();
-        (!chars.is_empty()).then(|| Self {
-            lower: chars.iter().collect(),
-            chars,
+        (!chars.is_empty()).then(|| {
+            let lower: String = chars.iter().collect();
+            Self {
+                finder: memchr::memmem::Finder::new(lower.as_bytes()).into_owned(),
+                lower,
+                chars,
+            }
         })
+    }
+
+    /// Whether lowercased text holds this needle.
+    fn in_lower(&self, lower: &str) -> bool {
+        self.finder.find(lower.as_bytes()).is_some()
     }
 
     /// Whether the field holds this needle.
     fn holds(&self, f: &Field) -> bool {
         match f.aligned {
-            true => f.lower.contains(&self.lower),
+            true => self.in_lower(&f.lower),
             false => self.find(&f.text).is_some(),
         }
     }
@@ -239,7 +341,10 @@ impl Needle {
     /// The first match in a field with context, or `None`.
     fn snippet_in(&self, f: &Field) -> Option<String> {
         let at = match f.aligned {
-            true => f.lower.find(&self.lower).map(|s| (s, s + self.lower.len())),
+            true => self
+                .finder
+                .find(f.lower.as_bytes())
+                .map(|s| (s, s + self.lower.len())),
             false => self.find(&f.text),
         };
         at.map(|(start, end)| snippet(&f.text, start, end))
@@ -322,17 +427,41 @@ mod tests {
         let plain = [Field::new("plan".into(), "Keep a Sleep diary.".into())];
         assert!(plain[0].aligned);
         assert_eq!(
-            q.judge_fields(&plain),
+            q.judge(&[("plan".into(), "Keep a Sleep diary.".into())]),
             Some(("plan".into(), "Keep a Sleep diary.".into(), 111))
         );
         // "İ" lowercases to two characters: the slow path, same answer.
         let turkish = [Field::new("name".into(), "Ayşe İstanbul".into())];
         assert!(!turkish[0].aligned);
         let q = Query::new("i̇stanbul").unwrap();
+        let held = &mut Vec::new();
+        let judged = q.judge_in(&turkish, held).unwrap();
         assert_eq!(
-            q.judge_fields(&turkish).map(|j| j.1),
+            q.snippet(&turkish, judged).map(|j| j.1),
             Some("Ayşe İstanbul".to_string())
         );
-        assert_eq!(Query::new("diary").unwrap().judge_fields(&turkish), None);
+        assert_eq!(Query::new("diary").unwrap().judge_in(&turkish, held), None);
+    }
+
+    #[test]
+    fn a_case_index_is_kept_and_read_back_whole() {
+        let index = CaseIndex::new(vec![
+            SearchUnit {
+                note_id: None,
+                fields: vec![Field::new("name".into(), "Ayşe İstanbul".into())],
+            },
+            SearchUnit {
+                note_id: Some("n1".into()),
+                fields: vec![Field::new("plan".into(), "Keep a Sleep diary.".into())],
+            },
+        ]);
+        let again = CaseIndex::from_bytes(&index.to_bytes()).unwrap();
+        for q in ["sleep diary", "i̇stanbul", "ayşe"] {
+            assert_eq!(search_units(q, &again), search_units(q, &index), "{q}");
+            assert!(!search_units(q, &again).is_empty(), "{q}");
+        }
+        let bytes = index.to_bytes();
+        assert!(CaseIndex::from_bytes(&bytes[..bytes.len() - 1]).is_err());
+        assert!(CaseIndex::from_bytes(&[bytes.clone(), vec![0]].concat()).is_err());
     }
 }

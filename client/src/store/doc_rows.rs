@@ -1,8 +1,11 @@
 //! Reading a document's row whole: its body with the revision it is, and
-//! every listed document's revision, for the copies kept in memory.
+//! every listed document's revision, for the copies kept in memory; and
+//! each case's search text, kept beside its row.
 
 use casebook_shared::ids::DocId;
 use rusqlite::OptionalExtension;
+use std::sync::atomic::Ordering;
+use zeroize::Zeroizing;
 
 use super::{Sealed, Store, StoreError};
 
@@ -24,12 +27,14 @@ impl Store {
         }
     }
 
-    /// Every document that has a summary, with its revision: what a
-    /// listing kept in memory checks itself against.
-    pub fn summary_revs(&self) -> Result<Vec<(DocId, i64)>, StoreError> {
+    /// Every document with its revision: what a listing kept in memory
+    /// checks itself against. Read from the index `docs_rev` alone: a
+    /// row's `rev` lies after its body, so reading it from the row walks
+    /// the body's overflow pages, a whole document read per row.
+    pub fn doc_revs(&self) -> Result<Vec<(DocId, i64)>, StoreError> {
         let mut stmt = self
             .conn
-            .prepare_cached("SELECT doc, rev FROM docs WHERE summary IS NOT NULL")?;
+            .prepare_cached("SELECT doc, rev FROM docs INDEXED BY docs_rev")?;
         let rows = stmt.query_map([], |r| Ok((r.get::<_, Vec<u8>>(0)?, r.get::<_, i64>(1)?)))?;
         let mut out = Vec::new();
         for r in rows {
@@ -41,5 +46,91 @@ impl Store {
             out.push((id, rev));
         }
         Ok(out)
+    }
+
+    /// Keeps a case's search text (made from the document at revision
+    /// `rev`), sealed to both. A copy that can be made again: its commit
+    /// does not wait for the disk.
+    pub fn put_search_text(&self, doc: &DocId, rev: i64, text: &[u8]) -> Result<(), StoreError> {
+        let sealed = self.seal("search_text", &search_key(doc, rev), text);
+        let relax = self.conn.is_autocommit() && self.waits.load(Ordering::SeqCst);
+        if relax {
+            self.wait_for_disk(false)?;
+        }
+        let put = self.execute(
+            "INSERT INTO search_text(doc, rev, sealed) VALUES (?1, ?2, ?3)
+             ON CONFLICT(doc) DO UPDATE SET rev = excluded.rev, sealed = excluded.sealed",
+            rusqlite::params![&doc.0[..], rev, sealed],
+        );
+        if relax {
+            self.wait_for_disk(true)?;
+        }
+        put?;
+        Ok(())
+    }
+
+    /// A case's search text, if it was kept at revision `rev`.
+    pub fn search_text(
+        &self,
+        doc: &DocId,
+        rev: i64,
+    ) -> Result<Option<Zeroizing<Vec<u8>>>, StoreError> {
+        let sealed: Option<Vec<u8>> = self
+            .query_row(
+                "SELECT sealed FROM search_text WHERE doc = ?1 AND rev = ?2",
+                rusqlite::params![&doc.0[..], rev],
+                |r| r.get(0),
+            )
+            .optional()?;
+        sealed
+            .map(|s| self.unseal("search_text", &search_key(doc, rev), &s))
+            .transpose()
+    }
+
+    /// Forgets a case's search text, with its content.
+    pub fn forget_search_text(&self, doc: &DocId) -> Result<(), StoreError> {
+        self.execute("DELETE FROM search_text WHERE doc = ?1", [&doc.0[..]])?;
+        Ok(())
+    }
+}
+
+/// What a search text is sealed to: its document and the revision it was
+/// made from, so it is never read as another's, nor as a later one.
+fn search_key(doc: &DocId, rev: i64) -> Vec<u8> {
+    let mut key = doc.0.to_vec();
+    key.extend_from_slice(&rev.to_le_bytes());
+    key
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn search_text_is_read_only_as_its_own_document_at_its_own_revision() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = Store::create(&dir.path().join("casebook.db"), b"pass").unwrap();
+        let (a, b) = (DocId([1; 16]), DocId([2; 16]));
+        s.put_search_text(&a, 3, b"sleep diary").unwrap();
+        assert_eq!(&s.search_text(&a, 3).unwrap().unwrap()[..], b"sleep diary");
+        assert!(s.search_text(&a, 4).unwrap().is_none(), "a later revision");
+        assert!(s.search_text(&b, 3).unwrap().is_none());
+        // A row moved to another document, or to another revision, does
+        // not open.
+        s.conn
+            .execute(
+                "INSERT INTO search_text(doc, rev, sealed) SELECT ?1, rev, sealed FROM search_text WHERE doc = ?2",
+                rusqlite::params![&b.0[..], &a.0[..]],
+            )
+            .unwrap();
+        assert!(matches!(s.search_text(&b, 3), Err(StoreError::Damaged(_))));
+        s.conn
+            .execute("UPDATE search_text SET rev = 4 WHERE doc = ?1", [&a.0[..]])
+            .unwrap();
+        assert!(matches!(s.search_text(&a, 4), Err(StoreError::Damaged(_))));
+        // Commits wait for the disk again after the copy was written.
+        assert!(s.waits.load(Ordering::SeqCst));
+        s.forget_search_text(&a).unwrap();
+        assert!(s.search_text(&a, 4).unwrap().is_none());
     }
 }

@@ -99,6 +99,13 @@ CREATE TABLE IF NOT EXISTS logs(owner BLOB NOT NULL, seq INTEGER NOT NULL, seale
 CREATE TABLE IF NOT EXISTS docs(doc BLOB PRIMARY KEY, seen INTEGER NOT NULL DEFAULT 0,
     access_len INTEGER NOT NULL DEFAULT 0, since_snapshot INTEGER NOT NULL DEFAULT 0,
     acked INTEGER NOT NULL DEFAULT 0, top_epoch INTEGER NOT NULL DEFAULT 0, body BLOB, summary BLOB, rev INTEGER NOT NULL DEFAULT 0) WITHOUT ROWID;
+-- Revisions are read for every document on every listing: from here,
+-- not from the rows, where they lie after the bodies.
+CREATE INDEX IF NOT EXISTS docs_rev ON docs(doc, rev);
+-- Each case made ready to search, at the revision it was made from: a
+-- search right after unlocking reads these, not every document.
+CREATE TABLE IF NOT EXISTS search_text(doc BLOB PRIMARY KEY, rev INTEGER NOT NULL,
+    sealed BLOB NOT NULL);
 CREATE TABLE IF NOT EXISTS outbox(id INTEGER PRIMARY KEY AUTOINCREMENT, doc BLOB NOT NULL,
     kind INTEGER NOT NULL, env_id BLOB NOT NULL, payload BLOB NOT NULL, envelope BLOB);
 CREATE TABLE IF NOT EXISTS audit(id INTEGER PRIMARY KEY AUTOINCREMENT, sealed BLOB NOT NULL);
@@ -444,7 +451,7 @@ impl Store {
              acked = 0, top_epoch = 0, rev = rev + 1 WHERE doc = ?1",
             [&doc.0[..]],
         )?;
-        Ok(())
+        self.forget_search_text(doc)
     }
 
     pub fn set_doc_sync(&self, doc: &DocId, s: DocSync) -> Result<(), StoreError> {
@@ -497,9 +504,11 @@ impl Store {
     /// A document's revision (0 when it has no body yet).
     pub fn doc_rev(&self, doc: &DocId) -> Result<i64, StoreError> {
         Ok(self
-            .query_row("SELECT rev FROM docs WHERE doc = ?1", [&doc.0[..]], |r| {
-                r.get(0)
-            })
+            .query_row(
+                "SELECT rev FROM docs INDEXED BY docs_rev WHERE doc = ?1",
+                [&doc.0[..]],
+                |r| r.get(0),
+            )
             .optional()?
             .unwrap_or(0))
     }

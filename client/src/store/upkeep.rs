@@ -49,7 +49,7 @@ impl Store {
     }
 
     /// Deletes everything stored of a document: its row, its access log,
-    /// and what waits to be sent for it. (Its sealed settings are the
+    /// what waits to be sent for it, and its search text. (Its sealed settings are the
     /// caller's to delete.)
     pub fn delete_doc(&self, doc: &DocId) -> Result<(), StoreError> {
         self.conn
@@ -58,7 +58,7 @@ impl Store {
             .execute("DELETE FROM logs WHERE owner = ?1", [&doc.0[..]])?;
         self.conn
             .execute("DELETE FROM outbox WHERE doc = ?1", [&doc.0[..]])?;
-        Ok(())
+        self.forget_search_text(doc)
     }
 
     /// Rebuilds the database file from its live rows (`VACUUM`, through
