@@ -47,6 +47,38 @@ async fn a_therapist_unlocks_writes_signs_finds_and_locks_in_a_browser() {
         .to_string();
     screenshot(&c, "2-case").await;
 
+    // The page's merge of a draft's field, when another device changed it
+    // while it was typed in: both sides stay, also where they meet.
+    for (base, remote, local, merged) in [
+        (
+            "Sleep poor",
+            "Sleep poor, wakes at 4",
+            "Sleep poor. Diary",
+            "Sleep poor, wakes at 4. Diary",
+        ),
+        (
+            "one two three",
+            "one 2 three",
+            "one two! three",
+            "one 2! three",
+        ),
+        ("abc def", "xyz def", "abQef", "xyzQef"),
+        ("Plan", "Plan", "Plan: diary", "Plan: diary"),
+    ] {
+        let got = c
+            .execute(
+                "return casebookMerge(arguments[0], arguments[1], arguments[2]);",
+                vec![base.into(), remote.into(), local.into()],
+            )
+            .await
+            .unwrap();
+        assert_eq!(
+            got,
+            serde_json::json!(merged),
+            "{base:?} {remote:?} {local:?}"
+        );
+    }
+
     control(&c, "New note").await.click().await.unwrap();
     labelled(&c, "Format").await;
     labelled(&c, "Date").await;

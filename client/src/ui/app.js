@@ -24,8 +24,10 @@
     return { from: s, to: a.length - e, text: b.slice(s, b.length - e) };
   }
 
-  // `base` changed into `remote` there and into `local` here: both, where
-  // they touch different characters; the person's own text where they meet.
+  // `base` changed into `remote` there and into `local` here: both, each
+  // where it was made. Where the two changed the same characters, both
+  // texts stand there, the one that begins first first: the next save
+  // writes what is shown, so a side left out here would be deleted.
   function merge(base, remote, local) {
     if (local === base) return remote;
     if (remote === base || remote === local) return local;
@@ -37,8 +39,11 @@
     if (l.to <= r.from) {
       return base.slice(0, l.from) + l.text + base.slice(l.to, r.from) + r.text + base.slice(r.to);
     }
-    return local;
+    const both = r.from <= l.from ? r.text + l.text : l.text + r.text;
+    return base.slice(0, Math.min(r.from, l.from)) + both + base.slice(Math.max(r.to, l.to));
   }
+  // For the browser tests, which check the merge on the page itself.
+  window.casebookMerge = merge;
 
   // Sets a field's text, keeping the caret where it was among the words.
   function setValue(el, value) {
@@ -174,9 +179,11 @@
       try {
         const r = await fetch(form.dataset.live, { headers: BACKGROUND, credentials: "same-origin" });
         if (r.status === 401) return stop("casebook locked itself. Your text stays here; choose Save to unlock and keep it.");
-        if (!r.ok || busy || epoch !== asked) return;
+        // Typed into meanwhile: the save that follows brings the merge
+        // back, made by the server from the version this form shows.
+        if (!r.ok || busy || pending || epoch !== asked) return;
         const state = await r.json();
-        if (busy || epoch !== asked) return;
+        if (busy || pending || epoch !== asked) return;
         if (state.heads !== heads.value) take(state, null);
       } catch (e) { /* the next poll tries again */ }
     };
