@@ -64,6 +64,13 @@ enum Command {
         /// Include psychotherapy (private) notes.
         #[arg(long)]
         private: bool,
+        /// Show at most this many hits, the best first (each shown hit's
+        /// case is recorded in the audit trail).
+        #[arg(long, value_name = "N", default_value_t = 50, value_parser = clap::value_parser!(u32).range(1..))]
+        limit: u32,
+        /// Show every hit.
+        #[arg(long, conflicts_with = "limit")]
+        all: bool,
     },
     /// This account's devices: pair, list, revoke.
     #[command(subcommand)]

@@ -111,6 +111,18 @@ async fn search_finds_words_in_any_order_best_first_and_private_only_when_asked(
     );
     let out = ok(&home, &["search", "diary sleep", "--private"]);
     assert!(out.contains("guilt"), "{out}");
+
+    // At most --limit hits, the best first, and it says how many it left.
+    let shown = run(&home, &["search", "diary sleep", "--limit", "1"]);
+    assert!(shown.status.success());
+    let out = String::from_utf8_lossy(&shown.stdout);
+    assert_eq!(out.lines().count(), 1, "{out}");
+    assert!(out.contains(&together), "{out}");
+    let said = String::from_utf8_lossy(&shown.stderr);
+    assert!(said.contains("1 of 2 hits shown"), "{said}");
+    let out = ok(&home, &["search", "diary sleep", "--all"]);
+    assert_eq!(out.lines().count(), 2, "{out}");
+    fails(&home, &["search", "diary", "--limit", "0"], "--limit");
 }
 
 /// `note add --edit`: the template holds what is known (the date), and a

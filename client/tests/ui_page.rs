@@ -565,3 +565,40 @@ async fn a_note_changed_elsewhere_while_typed_is_not_signed_unread() {
             .contains("Signed by Dr. Rivera")
     );
 }
+
+/// A search that finds more than the page shows draws the best 100, the
+/// best first, and says how many there were.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_search_shows_the_best_hundred_and_says_how_many_there_were() {
+    let relay = relay().await;
+    let dir = tempfile::tempdir().unwrap();
+    let home = dir.path().join("laptop");
+    init_at(&home, &relay, "Dr. Rivera");
+    let page = Page::start(&home, &[]);
+    let cookie = page.unlocked();
+    let case = page.new_case(&cookie, "Jordan Avery");
+    for day in 0..104 {
+        let made = page.post(
+            &cookie,
+            &format!("{case}/notes"),
+            &format!(
+                "format=soap&date=2026-{:02}-{:02}&f_plan=Sleep%3A+a+diary+{day}",
+                1 + day / 28,
+                1 + day % 28
+            ),
+        );
+        assert_eq!(made.status, 303, "{made:?}");
+    }
+    // One note holds the phrase: it comes first.
+    let made = page.post(
+        &cookie,
+        &format!("{case}/notes"),
+        "format=soap&date=2026-11-02&f_plan=Keep+the+sleep+diary",
+    );
+    let best = made.header("location").unwrap().to_string();
+    let found = page.post(&cookie, "/search", "q=sleep+diary").body;
+    assert!(found.contains("The best 100 of 105 matches"), "{found}");
+    assert_eq!(found.matches("<li>").count(), 100, "{found}");
+    let first = found.split("<li>").nth(1).unwrap();
+    assert!(first.contains(&best), "the phrase first: {first}");
+}

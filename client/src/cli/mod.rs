@@ -158,10 +158,23 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::Case(c) => cases::case(&cli, &out, c).await,
         Command::Note(n) => notes::note(&cli, &out, n),
         Command::Private(p) => private(&cli, &out, p),
-        Command::Search { text, private } => {
+        Command::Search {
+            text,
+            private,
+            limit,
+            all,
+        } => {
             let mut home = open(&cli)?;
-            let hits = home.search(text, *private)?;
-            out.search(&hits)
+            let limit = if *all { usize::MAX } else { *limit as usize };
+            let (hits, total) = home.search_first(text, *private, limit)?;
+            out.search(&hits)?;
+            if hits.len() < total {
+                tell!(
+                    "{} of {total} hits shown, the best first: --limit N shows more, --all every one",
+                    hits.len()
+                );
+            }
+            Ok(())
         }
         Command::Device(d) => devices::device(&cli, &out, d).await,
         Command::Sync { watch } => sync(&cli, &out, *watch).await,
