@@ -11,6 +11,10 @@ use casebook_shared::clock::Clock;
 use crate::error::{Error, Inconsistent, Result};
 use crate::store::Store;
 
+/// How long, in seconds, a run of the same edit to the same case is one
+/// line of the trail ([`Trail::record_folded`]).
+pub const FOLDED_FOR: u64 = 10 * 60;
+
 /// This device's audit trail, with the entries the account's other devices
 /// sent of theirs: the part of a [`crate::Home`] that records and reads it.
 pub struct Trail<'h> {
@@ -23,6 +27,28 @@ impl Trail<'_> {
     /// Records an audit entry (sealed like everything else).
     pub(crate) fn record(&self, what: &str, case: Option<DocId>) -> Result<()> {
         self.record_with(what, case, Disclosed::Nothing)
+    }
+
+    /// Records `what`, unless this device's newest entry says the same of
+    /// the same case less than [`FOLDED_FOR`] seconds ago. A draft saved as
+    /// it is typed would otherwise add a line every few seconds; the trail
+    /// keeps when a stretch of editing began, and the document's own
+    /// history every change in it.
+    pub(crate) fn record_folded(&self, what: &str, case: Option<DocId>) -> Result<()> {
+        let last = self
+            .store
+            .last_audit()?
+            .and_then(|b| codec::decode::<AuditRecord>(&b).ok());
+        let now = self.clock.now();
+        if let Some(last) = last
+            && last.what == what
+            && last.case == case
+            && last.device == self.device
+            && now.saturating_sub(last.at) < FOLDED_FOR
+        {
+            return Ok(());
+        }
+        self.record(what, case)
     }
 
     /// Records that a case was opened for reading (the audit trail lists views).

@@ -114,12 +114,37 @@ impl Home {
         self.change_case(id, what, OutKind::Change, f)
     }
 
+    /// [`Self::edit_case`] for a draft saved as it is typed: a run of such
+    /// saves is one line of the audit trail
+    /// ([`crate::audit::Trail::record_folded`]).
+    pub(crate) fn edit_case_typed<T>(
+        &mut self,
+        id: &DocId,
+        what: &str,
+        f: impl FnOnce(&mut CaseDoc) -> Result<T>,
+    ) -> Result<T> {
+        self.check_write(id)?;
+        self.change_case_recorded(id, (what, true), OutKind::Change, f)
+    }
+
     /// Changes a case after the caller has checked the role allows it;
     /// `kind` says whether it was an edit or a comment.
     pub(crate) fn change_case<T>(
         &mut self,
         id: &DocId,
         what: &str,
+        kind: OutKind,
+        f: impl FnOnce(&mut CaseDoc) -> Result<T>,
+    ) -> Result<T> {
+        self.change_case_recorded(id, (what, false), kind, f)
+    }
+
+    /// [`Self::change_case`], recording `what` folded into a run of the
+    /// same when `folded` says so.
+    fn change_case_recorded<T>(
+        &mut self,
+        id: &DocId,
+        (what, folded): (&str, bool),
         kind: OutKind,
         f: impl FnOnce(&mut CaseDoc) -> Result<T>,
     ) -> Result<T> {
@@ -136,7 +161,10 @@ impl Home {
             let out = f(case)?;
             let changes = case.changes_since(&heads);
             home.store_loaded(id, loaded, &changes, kind)?;
-            home.trail().record(what, Some(*id))?;
+            match folded {
+                true => home.trail().record_folded(what, Some(*id))?,
+                false => home.trail().record(what, Some(*id))?,
+            }
             Ok(out)
         })
     }

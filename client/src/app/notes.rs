@@ -195,7 +195,8 @@ impl Home {
     /// were `base` (as [`Home::note_now`] reads them):
     /// only what the person changed since is written, where those
     /// characters are now, so another device's edit made meanwhile stays.
-    /// This is how a page that saves as the person types saves.
+    /// This is how a page that saves as the person types saves: a run of
+    /// such saves is one line of the audit trail.
     pub fn edit_note_from(
         &mut self,
         case: &DocId,
@@ -204,7 +205,7 @@ impl Home {
         base: &[ChangeHash],
     ) -> Result<String> {
         let id = self.docs().read_case(case, |c| c.resolve_note_id(note))??;
-        self.edit_case(case, &format!("note {id} edited"), |c| {
+        self.edit_case_typed(case, &format!("note {id} edited"), |c| {
             Ok(c.edit_note_from(&id, fields, base)?)
         })?;
         Ok(id)
@@ -315,5 +316,72 @@ impl Home {
             Ok(())
         })?;
         Ok((hits, total))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::home::{Home, Setup};
+    use crate::notes::{NoteFormat, NoteInput};
+
+    /// A draft saved as it is typed is one line of the trail for a stretch
+    /// of editing; a pause, another note, or anything in between begins
+    /// another.
+    #[test]
+    fn a_run_of_typed_saves_is_one_line_of_the_audit_trail() {
+        let dir = tempfile::tempdir().unwrap();
+        let setup = Setup {
+            kdf: crate::store::KdfParams::FOR_SIMULATION,
+            clock: casebook_shared::clock::Clock::adjustable(),
+            ..Setup::default()
+        };
+        let (mut home, _) = Home::init_with(
+            &dir.path().join("home"),
+            b"pass",
+            "Dr. Rivera",
+            "127.0.0.1:1",
+            [0; 32],
+            &setup,
+        )
+        .unwrap();
+        let case = home.create_case("Jordan Avery", "2026-11-20").unwrap();
+        let mut input = NoteInput::new("2026-11-20", NoteFormat::Soap);
+        input.fields.push(("plan".into(), "Keep".into()));
+        let note = home.add_note(&case, input).unwrap();
+        let edited = |home: &Home| {
+            let trail = home.trail().entries().unwrap();
+            trail
+                .iter()
+                .filter(|e| e.what == format!("note {note} edited"))
+                .count()
+        };
+        let mut plan = String::from("Keep");
+        let mut type_some = |home: &mut Home, n: usize| {
+            for _ in 0..n {
+                plan.push('a');
+                let (_, heads) = home.note_now(&case, &note).unwrap();
+                home.edit_note_from(&case, &note, &[("plan".into(), plan.clone())], &heads)
+                    .unwrap();
+            }
+        };
+        type_some(&mut home, 20);
+        assert_eq!(edited(&home), 1);
+        // Nine minutes on, still the same stretch.
+        setup.clock.advance(9 * 60);
+        type_some(&mut home, 3);
+        assert_eq!(edited(&home), 1);
+        // Eleven minutes after the line: a new one.
+        setup.clock.advance(2 * 60);
+        type_some(&mut home, 1);
+        assert_eq!(edited(&home), 2);
+        // Something else recorded in between begins another.
+        home.show_note_at(&case, &note).unwrap();
+        type_some(&mut home, 2);
+        assert_eq!(edited(&home), 3);
+        // An edit from the CLI is always its own line.
+        home.edit_note(&case, &note, &[("plan".into(), "Diary".into())])
+            .unwrap();
+        assert_eq!(edited(&home), 4);
+        assert!(home.trail().verify().unwrap() > 0);
     }
 }
