@@ -201,11 +201,11 @@ impl Home {
     /// The psychotherapy-notes document of a case, if this account holds
     /// it (a colleague holds it only if it was shared with the case).
     pub(crate) fn private_of(&self, case_id: &DocId) -> Result<DocId> {
-        let (_, summary) = self
+        let (_, _, summary) = self
             .docs()
-            .cases()?
+            .listing()?
             .into_iter()
-            .find(|(d, _)| d == case_id)
+            .find(|(d, ..)| d == case_id)
             .ok_or_else(|| Error::UnknownCase(case_id.to_hex()))?;
         match summary.private_doc {
             Some(private) if self.access().doc_meta(&private)?.is_some() => Ok(private),
@@ -233,15 +233,21 @@ impl Home {
             Private(SearchHit),
         }
         let docs = self.docs();
-        let cases = docs.cases()?;
+        let cases = docs.listing()?;
         let mut found: Vec<(u32, usize, Found)> = Vec::new();
-        for (at, (id, summary)) in cases.iter().enumerate() {
-            let index = docs.case_units(id)?;
+        for (at, (id, rev, summary)) in cases.iter().enumerate() {
+            let index = docs.case_units_at(id, *rev)?;
             for (unit, judged) in index.matches(&query) {
                 found.push((judged.score, at, Found::Unit(index.clone(), unit, judged)));
             }
-            if include_private && summary.private_doc.is_some() {
-                let private = self.read_private(id, |p| p.search(needle));
+            // As [`Home::private_of`] has it: only while this account holds
+            // the case's psychotherapy notes.
+            let private_id = match summary.private_doc {
+                Some(p) if include_private && self.access().doc_meta(&p)?.is_some() => Some(p),
+                _ => None,
+            };
+            if let Some(private_id) = private_id {
+                let private = docs.read_private(&private_id, |p| p.search(needle));
                 for hit in private.unwrap_or_default() {
                     found.push((hit.score, at, Found::Private(hit)));
                 }
@@ -257,7 +263,7 @@ impl Home {
                     Found::Unit(index, unit, judged) => (false, index.hit(&query, unit, judged)?),
                     Found::Private(hit) => (true, hit),
                 };
-                let (case, summary) = &cases[at];
+                let (case, _, summary) = &cases[at];
                 Some(Hit {
                     case: *case,
                     case_name: summary.name.clone(),

@@ -9,6 +9,9 @@ use casebook_shared::ids::DocId;
 use super::Loaded;
 use crate::notes::{CaseIndex, CaseSummary};
 
+/// A document's listing: its summary, or `None` for one that is not a case.
+type Listed = Option<Arc<CaseSummary>>;
+
 /// Documents kept loaded between operations, each with the store revision
 /// it matches (another process may write the same home meanwhile), and
 /// the Automerge actor this process writes as. The copies sit in a cell so
@@ -23,7 +26,7 @@ pub(crate) struct DocCache {
     /// Each document's listing (`None` for one that is not a case), at the
     /// revision it was read at: listing cases then unseals only what
     /// changed.
-    summaries: RefCell<HashMap<DocId, (i64, Option<CaseSummary>)>>,
+    summaries: RefCell<HashMap<DocId, (i64, Listed)>>,
     actor: Vec<u8>,
 }
 
@@ -81,14 +84,14 @@ impl DocCache {
     }
 
     /// `doc`'s listing as read at revision `rev`, if held.
-    pub fn summary(&self, doc: &DocId, rev: i64) -> Option<Option<CaseSummary>> {
+    pub fn summary(&self, doc: &DocId, rev: i64) -> Option<Listed> {
         match self.summaries.borrow().get(doc) {
             Some((r, s)) if *r == rev => Some(s.clone()),
             _ => None,
         }
     }
 
-    pub fn keep_summary(&self, doc: DocId, rev: i64, summary: Option<CaseSummary>) {
+    pub fn keep_summary(&self, doc: DocId, rev: i64, summary: Listed) {
         self.summaries.borrow_mut().insert(doc, (rev, summary));
     }
 

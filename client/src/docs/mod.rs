@@ -154,10 +154,20 @@ impl<'h> Docs<'h> {
         Ok(())
     }
 
-    /// Every case's summary, sorted by name. A document without a summary
-    /// (known only by its sync state, or forgotten) is remembered as such
-    /// under its revision, like any other.
+    /// Every case's summary, sorted by name.
     pub fn cases(&self) -> Result<Vec<(DocId, CaseSummary)>> {
+        Ok(self
+            .listing()?
+            .into_iter()
+            .map(|(id, _, s)| (id, CaseSummary::clone(&s)))
+            .collect())
+    }
+
+    /// Every case's summary as held in memory, with the revision it was
+    /// read at, sorted by name. A document without a summary (known only
+    /// by its sync state, or forgotten) is remembered as such under its
+    /// revision, like any other.
+    pub(crate) fn listing(&self) -> Result<Vec<(DocId, i64, Arc<CaseSummary>)>> {
         let mut out = Vec::new();
         for (id, rev) in self.store.doc_revs()? {
             let summary = match self.cache.summary(&id, rev) {
@@ -166,7 +176,7 @@ impl<'h> Docs<'h> {
                     let read =
                         self.store.doc_summary(&id)?.and_then(
                             |bytes| match serde_json::from_slice::<Summary>(&bytes) {
-                                Ok(Summary::Case(s)) => Some(s),
+                                Ok(Summary::Case(s)) => Some(Arc::new(s)),
                                 _ => None,
                             },
                         );
@@ -174,9 +184,9 @@ impl<'h> Docs<'h> {
                     read
                 }
             };
-            out.extend(summary.map(|s| (id, s)));
+            out.extend(summary.map(|s| (id, rev, s)));
         }
-        out.sort_by_cached_key(|(id, s)| (s.name.to_lowercase(), *id));
+        out.sort_by_cached_key(|(id, _, s)| (s.name.to_lowercase(), *id));
         Ok(out)
     }
 
@@ -291,7 +301,16 @@ impl<'h> Docs<'h> {
     /// for this is not kept loaded: a search of every case must not hold
     /// every document in memory.
     pub fn case_units(&self, id: &DocId) -> Result<Arc<crate::notes::CaseIndex>> {
-        let rev = self.store.doc_rev(id)?;
+        self.case_units_at(id, self.store.doc_rev(id)?)
+    }
+
+    /// [`Self::case_units`] for a case listed at revision `rev`: a search
+    /// of every case reads their revisions in one go, with the listing.
+    pub(crate) fn case_units_at(
+        &self,
+        id: &DocId,
+        rev: i64,
+    ) -> Result<Arc<crate::notes::CaseIndex>> {
         if let Some(units) = self.cache.units(id, rev) {
             return Ok(units);
         }

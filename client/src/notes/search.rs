@@ -63,12 +63,17 @@ pub struct SearchUnit {
 }
 
 /// A case made ready to search: its units, and all their text lowercased
-/// in one string, so that a case without every word of a query is passed
-/// over with one look per word rather than one per field.
+/// in one string, so that a query word is looked for in one pass over the
+/// case rather than once in each of its many short fields.
 #[derive(Debug, Clone)]
 pub struct CaseIndex {
     units: Vec<SearchUnit>,
     lower: String,
+    /// Where each field's text begins and ends in `lower`: the fields of
+    /// every unit, in order.
+    spans: Vec<(usize, usize)>,
+    /// Each unit's first field in `spans`, and then their count.
+    firsts: Vec<usize>,
 }
 
 /// A case's search text as kept in the store: each unit's note id and
@@ -115,12 +120,50 @@ impl CaseIndex {
 
     pub fn new(units: Vec<SearchUnit>) -> Self {
         let mut lower = String::new();
-        for f in units.iter().flat_map(|u| &u.fields) {
-            lower.push_str(&f.lower);
-            // A separator no needle holds: no match spans two fields.
-            lower.push('\0');
+        let mut spans = Vec::new();
+        let mut firsts = vec![0];
+        for u in &units {
+            for f in &u.fields {
+                spans.push((lower.len(), lower.len() + f.lower.len()));
+                lower.push_str(&f.lower);
+                // Between fields; a match that spans it is no match.
+                lower.push('\0');
+            }
+            firsts.push(spans.len());
         }
-        CaseIndex { units, lower }
+        CaseIndex {
+            units,
+            lower,
+            spans,
+            firsts,
+        }
+    }
+
+    /// Marks each field holding `needle` (`held[field * stride + at]`), in
+    /// one pass over the case's text that goes on to the next field after
+    /// each hit; says whether any field holds it. Lowercasing character by
+    /// character makes a field's part of `lower` hold a needle exactly
+    /// where its text matches it, aligned or not.
+    fn mark(&self, needle: &Needle, held: &mut [bool], stride: usize, at: usize) -> bool {
+        let hay = self.lower.as_bytes();
+        let mut from = 0;
+        let mut any = false;
+        while from < hay.len() {
+            let Some(i) = needle.finder.find(&hay[from..]) else {
+                break;
+            };
+            let start = from + i;
+            let field = self.spans.partition_point(|&(s, _)| s <= start) - 1;
+            let end = self.spans[field].1;
+            if start + needle.lower.len() <= end {
+                held[field * stride + at] = true;
+                any = true;
+                from = end + 1;
+            } else {
+                from = start + 1;
+            }
+        }
+        any
     }
 }
 
@@ -128,16 +171,28 @@ impl CaseIndex {
     /// Every unit holding the query, with how it matched. No snippet is
     /// made: a search keeps the best few and asks [`Self::hit`] for those.
     pub(crate) fn matches(&self, query: &Query) -> Vec<(usize, Judged)> {
-        // Lowercasing character by character makes `lower` hold a needle
-        // exactly where some field's text matches it, aligned or not.
+        // Most cases lack some word of most queries: one look for each,
+        // which stops at a word's first place, passes over them.
         if !query.words.iter().all(|w| w.in_lower(&self.lower)) {
             return Vec::new();
         }
-        let mut held = Vec::new();
-        self.units
-            .iter()
-            .enumerate()
-            .filter_map(|(i, u)| Some((i, query.judge_in(&u.fields, &mut held)?)))
+        let n = query.words.len();
+        let mut held = vec![false; self.spans.len() * n];
+        for (at, word) in query.words.iter().enumerate() {
+            if !self.mark(word, &mut held, n, at) {
+                return Vec::new();
+            }
+        }
+        let mut phrase = vec![false; self.spans.len()];
+        if let Some(p) = &query.phrase {
+            self.mark(p, &mut phrase, 1, 0);
+        }
+        (0..self.units.len())
+            .filter_map(|u| {
+                let (a, b) = (self.firsts[u], self.firsts[u + 1]);
+                let judged = query.judge_held(&held[a * n..b * n], |f| phrase[a + f])?;
+                Some((u, judged))
+            })
             .collect()
     }
 
@@ -244,35 +299,43 @@ impl Query {
     /// Judges one unit (a note, or a case's name and profile): `None`
     /// unless every word is in one of the fields. Each word is looked for
     /// once in each field (`held`, reused from unit to unit, records
-    /// where), and the phrase only in fields that hold every word.
+    /// where).
     fn judge_in(&self, fields: &[Field], held: &mut Vec<bool>) -> Option<Judged> {
-        let n = self.words.len();
         held.clear();
         held.extend(
             fields
                 .iter()
                 .flat_map(|f| self.words.iter().map(move |w| w.holds(f))),
         );
+        self.judge_held(held, |f| {
+            self.phrase.as_ref().is_some_and(|p| p.holds(&fields[f]))
+        })
+    }
+
+    /// Judges a unit from which of its fields hold which word
+    /// (`held[field * words + word]`); `phrase_in` says whether a field
+    /// holds the whole phrase, and is asked only of fields that hold every
+    /// word.
+    fn judge_held(&self, held: &[bool], phrase_in: impl Fn(usize) -> bool) -> Option<Judged> {
+        let n = self.words.len();
+        let fields = held.len() / n;
         let row = |f: usize| &held[f * n..(f + 1) * n];
-        if !(0..n).all(|w| (0..fields.len()).any(|f| row(f)[w])) {
+        if !(0..n).all(|w| (0..fields).any(|f| row(f)[w])) {
             return None;
         }
         let whole = |f: &usize| row(*f).iter().all(|&h| h);
-        let together = (0..fields.len()).find(whole);
-        let touched = (0..fields.len())
-            .filter(|&f| row(f).iter().any(|&h| h))
-            .count() as u32;
-        let phrase = self.phrase.as_ref().and_then(|p| {
-            (0..fields.len())
-                .filter(whole)
-                .find(|&f| p.holds(&fields[f]))
-        });
+        let together = (0..fields).find(whole);
+        let touched = (0..fields).filter(|&f| row(f).iter().any(|&h| h)).count() as u32;
+        let phrase = match self.phrase {
+            Some(_) => (0..fields).filter(whole).find(|&f| phrase_in(f)),
+            None => None,
+        };
         let score =
             100 * u32::from(phrase.is_some()) + 10 * u32::from(together.is_some()) + touched.min(9);
         let (field, phrase) = match (phrase, together) {
             (Some(f), _) => (f, true),
             (None, Some(f)) => (f, false),
-            (None, None) => ((0..fields.len()).find(|&f| row(f)[0])?, false),
+            (None, None) => ((0..fields).find(|&f| row(f)[0])?, false),
         };
         Some(Judged {
             score,
@@ -463,5 +526,67 @@ mod tests {
         let bytes = index.to_bytes();
         assert!(CaseIndex::from_bytes(&bytes[..bytes.len() - 1]).is_err());
         assert!(CaseIndex::from_bytes(&[bytes.clone(), vec![0]].concat()).is_err());
+    }
+
+    /// One pass over a case's text finds what a look into each field
+    /// finds: matches that would span two fields, characters whose
+    /// lowercase is longer, a word held many times in one field.
+    #[test]
+    fn one_pass_over_a_case_judges_as_each_field_alone_does() {
+        let unit = |id: Option<&str>, fields: &[(&str, &str)]| SearchUnit {
+            note_id: id.map(str::to_string),
+            fields: fields
+                .iter()
+                .map(|(k, v)| Field::new(k.to_string(), v.to_string()))
+                .collect(),
+        };
+        let index = CaseIndex::new(vec![
+            unit(
+                None,
+                &[("name", "Ayşe İstanbul"), ("profile.goals", "sleep")],
+            ),
+            unit(Some("n1"), &[("plan", "sleep sleep diary"), ("risk", "")]),
+            unit(
+                Some("n2"),
+                &[("plan", "diary"), ("subjective", "sleep\0diary")],
+            ),
+            unit(Some("n3"), &[("plan", "Straße, SLEEP DIARY, i̇stanbul")]),
+            unit(Some("n4"), &[]),
+            unit(Some("n5"), &[("plan", "slee"), ("assessment", "p diary")]),
+        ]);
+        let queries = [
+            "sleep diary",
+            "diary sleep",
+            "sleep",
+            "p diary",
+            "ep\0di",
+            "ep\0sl",
+            "i̇stanbul",
+            "straße sleep",
+            "ayşe",
+            "ß",
+            "missing",
+            "sleep missing",
+        ];
+        for q in queries {
+            let query = Query::new(q).unwrap();
+            let one_pass = index.matches(&query);
+            let mut held = Vec::new();
+            let each_field: Vec<(usize, Judged)> = index
+                .units
+                .iter()
+                .enumerate()
+                .filter_map(|(i, u)| Some((i, query.judge_in(&u.fields, &mut held)?)))
+                .collect();
+            assert_eq!(one_pass, each_field, "{q:?}");
+        }
+        let found = |q: &str| index.matches(&Query::new(q).unwrap()).len();
+        assert_eq!(
+            found("sleep diary"),
+            3,
+            "not n5, whose \"sleep\" spans two fields"
+        );
+        assert_eq!(found("ep\0di"), 1, "within a field");
+        assert_eq!(found("ep\0sl"), 0, "across two fields");
     }
 }

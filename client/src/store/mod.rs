@@ -114,8 +114,8 @@ CREATE TABLE IF NOT EXISTS audit_remote(device BLOB NOT NULL, seq INTEGER NOT NU
 ";
 
 fn open_db(path: &Path) -> Result<Connection, StoreError> {
-    let conn = Connection::open(path)?;
-    conn.busy_timeout(std::time::Duration::from_secs(30))?;
+    let mut conn = Connection::open(path)?;
+    conn.busy_handler(Some(wait_for_writer))?;
     conn.pragma_update(None, "journal_mode", "WAL")?;
     conn.pragma_update(None, "synchronous", "FULL")?;
     // Temporary tables and sort spills stay in memory, never in plaintext files.
@@ -125,6 +125,22 @@ fn open_db(path: &Path) -> Result<Connection, StoreError> {
     conn.execute_batch(SCHEMA)?;
     migrate(&conn)?;
     Ok(conn)
+}
+
+/// How long a write waits for another connection's (the page's background
+/// sync beside its edits, a CLI beside a watcher) before it fails.
+const WRITER_WAIT_MS: i32 = 30_000;
+
+/// Waits for another connection's write to end, a millisecond at a time.
+/// SQLite's own handler sleeps longer the longer it waits (up to 100 ms a
+/// try), so a write a few milliseconds long kept a keystroke's save waiting
+/// 100 to 200 ms behind the page's background sync.
+fn wait_for_writer(tries: i32) -> bool {
+    if tries >= WRITER_WAIT_MS {
+        return false;
+    }
+    std::thread::sleep(std::time::Duration::from_millis(1));
+    true
 }
 
 /// Columns added after the first release, added to a store made before.
