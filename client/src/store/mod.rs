@@ -11,6 +11,7 @@ use std::path::Path;
 use casebook_shared::crypto::{self, SecretKey};
 use casebook_shared::ids::DocId;
 use rusqlite::{Connection, OptionalExtension, params};
+use schema::open_db;
 use zeroize::Zeroizing;
 
 mod audit;
@@ -18,6 +19,7 @@ mod crash;
 mod doc_rows;
 mod kdf;
 mod outbox;
+mod schema;
 mod upkeep;
 
 pub use crash::CrashPoint;
@@ -89,79 +91,6 @@ pub struct Store {
     /// power cut's hook, which keeps the files as of each commit that does.
     waits: std::sync::Arc<std::sync::atomic::AtomicBool>,
     master: SecretKey,
-}
-
-const SCHEMA: &str = "
-CREATE TABLE IF NOT EXISTS meta(name TEXT PRIMARY KEY, value BLOB NOT NULL);
-CREATE TABLE IF NOT EXISTS secrets(name TEXT PRIMARY KEY, sealed BLOB NOT NULL);
-CREATE TABLE IF NOT EXISTS logs(owner BLOB NOT NULL, seq INTEGER NOT NULL, sealed BLOB NOT NULL,
-    PRIMARY KEY(owner, seq)) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS docs(doc BLOB PRIMARY KEY, seen INTEGER NOT NULL DEFAULT 0,
-    access_len INTEGER NOT NULL DEFAULT 0, since_snapshot INTEGER NOT NULL DEFAULT 0,
-    acked INTEGER NOT NULL DEFAULT 0, top_epoch INTEGER NOT NULL DEFAULT 0, body BLOB, summary BLOB, rev INTEGER NOT NULL DEFAULT 0) WITHOUT ROWID;
--- Revisions are read for every document on every listing: from here,
--- not from the rows, where they lie after the bodies.
-CREATE INDEX IF NOT EXISTS docs_rev ON docs(doc, rev);
--- Each case made ready to search, at the revision it was made from: a
--- search right after unlocking reads these, not every document.
-CREATE TABLE IF NOT EXISTS search_text(doc BLOB PRIMARY KEY, rev INTEGER NOT NULL,
-    sealed BLOB NOT NULL);
-CREATE TABLE IF NOT EXISTS outbox(id INTEGER PRIMARY KEY AUTOINCREMENT, doc BLOB NOT NULL,
-    kind INTEGER NOT NULL, env_id BLOB NOT NULL, payload BLOB NOT NULL, envelope BLOB);
-CREATE TABLE IF NOT EXISTS audit(id INTEGER PRIMARY KEY AUTOINCREMENT, sealed BLOB NOT NULL);
-CREATE TABLE IF NOT EXISTS audit_remote(device BLOB NOT NULL, seq INTEGER NOT NULL, sealed BLOB NOT NULL,
-    PRIMARY KEY(device, seq)) WITHOUT ROWID;
-";
-
-fn open_db(path: &Path) -> Result<Connection, StoreError> {
-    let mut conn = Connection::open(path)?;
-    conn.busy_handler(Some(wait_for_writer))?;
-    conn.pragma_update(None, "journal_mode", "WAL")?;
-    conn.pragma_update(None, "synchronous", "FULL")?;
-    // Temporary tables and sort spills stay in memory, never in plaintext files.
-    conn.pragma_update(None, "temp_store", "MEMORY")?;
-    conn.pragma_update(None, "secure_delete", "ON")?;
-    conn.set_prepared_statement_cache_capacity(64);
-    conn.execute_batch(SCHEMA)?;
-    migrate(&conn)?;
-    Ok(conn)
-}
-
-/// How long a write waits for another connection's (the page's background
-/// sync beside its edits, a CLI beside a watcher) before it fails.
-const WRITER_WAIT_MS: i32 = 30_000;
-
-/// Waits for another connection's write to end, a millisecond at a time.
-/// SQLite's own handler sleeps longer the longer it waits (up to 100 ms a
-/// try), so a write a few milliseconds long kept a keystroke's save waiting
-/// 100 to 200 ms behind the page's background sync.
-fn wait_for_writer(tries: i32) -> bool {
-    if tries >= WRITER_WAIT_MS {
-        return false;
-    }
-    std::thread::sleep(std::time::Duration::from_millis(1));
-    true
-}
-
-/// Columns added after the first release, added to a store made before.
-fn migrate(conn: &Connection) -> Result<(), StoreError> {
-    let mut have = Vec::new();
-    let mut stmt = conn.prepare("SELECT name FROM pragma_table_info('docs')")?;
-    for name in stmt.query_map([], |r| r.get::<_, String>(0))? {
-        have.push(name?);
-    }
-    for column in ["acked", "top_epoch"] {
-        if !have.iter().any(|h| h == column) {
-            // Another process opening the same old store may add it first.
-            if let Err(e) = conn.execute_batch(&format!(
-                "ALTER TABLE docs ADD COLUMN {column} INTEGER NOT NULL DEFAULT 0"
-            )) && !e.to_string().contains("duplicate column")
-            {
-                return Err(e.into());
-            }
-        }
-    }
-    Ok(())
 }
 
 fn aad(table: &str, key: &[u8]) -> Vec<u8> {
