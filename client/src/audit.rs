@@ -44,7 +44,8 @@ impl Trail<'_> {
             && last.what == what
             && last.case == case
             && last.device == self.device
-            && now.saturating_sub(last.at) < FOLDED_FOR
+            && now >= last.at
+            && now - last.at < FOLDED_FOR
         {
             return Ok(());
         }

@@ -314,7 +314,23 @@ impl Home {
     }
 
     fn open_quietly(dir: &Path, passphrase: &[u8]) -> Result<Home> {
-        let store = Store::open(&Self::db(dir), passphrase)?;
+        Self::with_store(Store::open(&Self::db(dir), passphrase)?, dir)
+    }
+
+    /// A second handle on this home, as the page's background sync is
+    /// beside the page: opened with this handle's key rather than by
+    /// deriving it from the passphrase again, which takes a deliberate
+    /// while. Its unlock was recorded already.
+    pub fn open_again(&self) -> Result<Home> {
+        let mut home = Self::with_store(self.store.open_again(&Self::db(&self.dir))?, &self.dir)?;
+        home.setup = self.setup.clone();
+        if let Some(point) = &home.setup.crash {
+            home.store.crash_at(point)?;
+        }
+        Ok(home)
+    }
+
+    fn with_store(store: Store, dir: &Path) -> Result<Home> {
         let record: IdentityRecord = codec::decode(
             &store
                 .get_secret("identity")?

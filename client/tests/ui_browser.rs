@@ -67,7 +67,7 @@ async fn a_therapist_unlocks_writes_signs_finds_and_locks_in_a_browser() {
     ] {
         let got = c
             .execute(
-                "return casebookMerge(arguments[0], arguments[1], arguments[2]);",
+                "return casebookMerge(arguments[0], arguments[1], arguments[2]).text;",
                 vec![base.into(), remote.into(), local.into()],
             )
             .await
@@ -78,6 +78,15 @@ async fn a_therapist_unlocks_writes_signs_finds_and_locks_in_a_browser() {
             "{base:?} {remote:?} {local:?}"
         );
     }
+    // The caret stays after what the person typed where the two met.
+    let caret = c
+        .execute(
+            "return casebookMerge('abcdef', 'abXYef', 'abcQdef', 4);",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert_eq!(caret, serde_json::json!({"text": "abXYQef", "caret": 5}));
 
     control(&c, "New note").await.click().await.unwrap();
     labelled(&c, "Format").await;

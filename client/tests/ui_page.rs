@@ -496,12 +496,7 @@ async fn a_note_changed_elsewhere_while_typed_is_not_signed_unread() {
         .unwrap()
         .to_string();
     let drawn = page.get(&cookie, &note).body;
-    let heads = drawn
-        .split("name=\"heads\" value=\"")
-        .nth(1)
-        .and_then(|s| s.split('"').next())
-        .unwrap()
-        .to_string();
+    let heads = hidden(&drawn, "heads");
     // Meanwhile, from the terminal: the plan.
     let (case_id, note_id) = (
         case.trim_start_matches("/cases/"),
@@ -543,12 +538,7 @@ async fn a_note_changed_elsewhere_while_typed_is_not_signed_unread() {
 
     // Read, then signed from the page as it now reads.
     let now = page.get(&cookie, &note).body;
-    let heads = now
-        .split("name=\"heads\" value=\"")
-        .nth(1)
-        .and_then(|s| s.split('"').next())
-        .unwrap()
-        .to_string();
+    let heads = hidden(&now, "heads");
     let signed = page.post(
         &cookie,
         &format!("{note}/sign"),

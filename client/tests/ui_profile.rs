@@ -8,15 +8,6 @@ mod common;
 use common::page::*;
 use common::*;
 
-/// The value a hidden input of a page holds.
-fn hidden(body: &str, name: &str) -> String {
-    body.split(&format!("name=\"{name}\" value=\""))
-        .nth(1)
-        .and_then(|s| s.split('"').next())
-        .unwrap_or_else(|| panic!("no {name}: {body}"))
-        .to_string()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_profile_is_edited_from_the_page_without_undoing_another_edit() {
     let relay = relay().await;

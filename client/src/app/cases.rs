@@ -114,8 +114,8 @@ impl Home {
         self.change_case(id, what, OutKind::Change, f)
     }
 
-    /// [`Self::edit_case`] for a draft saved as it is typed: a run of such
-    /// saves is one line of the audit trail
+    /// [`Self::edit_case`] for a draft saved from the page (as it is typed,
+    /// or with Save): a run of such saves is one line of the audit trail
     /// ([`crate::audit::Trail::record_folded`]).
     pub(crate) fn edit_case_typed<T>(
         &mut self,
@@ -241,11 +241,10 @@ impl Home {
                 found.push((judged.score, at, Found::Unit(index.clone(), unit, judged)));
             }
             // As [`Home::private_of`] has it: only while this account holds
-            // the case's psychotherapy notes.
-            let private_id = match summary.private_doc {
-                Some(p) if include_private && self.access().doc_meta(&p)?.is_some() => Some(p),
-                _ => None,
-            };
+            // the case's psychotherapy notes. One that cannot be read is
+            // left out, as before, rather than failing the whole search.
+            let held = |p: &DocId| matches!(self.access().doc_meta(p), Ok(Some(_)));
+            let private_id = summary.private_doc.filter(|p| include_private && held(p));
             if let Some(private_id) = private_id {
                 let private = docs.read_private(&private_id, |p| p.search(needle));
                 for hit in private.unwrap_or_default() {

@@ -195,8 +195,9 @@ impl Home {
     /// were `base` (as [`Home::note_now`] reads them):
     /// only what the person changed since is written, where those
     /// characters are now, so another device's edit made meanwhile stays.
-    /// This is how a page that saves as the person types saves: a run of
-    /// such saves is one line of the audit trail.
+    /// This is how the page saves a draft, as the person types and when
+    /// they choose Save: a run of such saves is one line of the audit
+    /// trail.
     pub fn edit_note_from(
         &mut self,
         case: &DocId,
@@ -327,16 +328,15 @@ mod tests {
     /// A draft saved as it is typed is one line of the trail for a stretch
     /// of editing; a pause, another note, or anything in between begins
     /// another.
-    #[test]
-    fn a_run_of_typed_saves_is_one_line_of_the_audit_trail() {
-        let dir = tempfile::tempdir().unwrap();
+    /// A home set up offline, with a clock the test moves.
+    fn home(dir: &std::path::Path) -> (Home, Setup) {
         let setup = Setup {
             kdf: crate::store::KdfParams::FOR_SIMULATION,
             clock: casebook_shared::clock::Clock::adjustable(),
             ..Setup::default()
         };
-        let (mut home, _) = Home::init_with(
-            &dir.path().join("home"),
+        let (home, _) = Home::init_with(
+            &dir.join("home"),
             b"pass",
             "Dr. Rivera",
             "127.0.0.1:1",
@@ -344,6 +344,35 @@ mod tests {
             &setup,
         )
         .unwrap();
+        (home, setup)
+    }
+
+    /// A second handle opened with the first one's key (the page's
+    /// background sync) reads and writes the same home.
+    #[test]
+    fn a_second_handle_shares_the_home_without_the_passphrase() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut home, _) = home(dir.path());
+        let case = home.create_case("Jordan Avery", "2026-11-20").unwrap();
+        let entries = |h: &Home| h.trail().entries().unwrap().len();
+        let before = entries(&home);
+        let mut again = home.open_again().unwrap();
+        assert_eq!(entries(&home), before, "its unlock was recorded already");
+        assert_eq!(again.device_id(), home.device_id());
+        let mut input = NoteInput::new("2026-11-20", NoteFormat::Soap);
+        input.fields.push(("plan".into(), "Sleep diary".into()));
+        let note = again.add_note(&case, input).unwrap();
+        assert_eq!(
+            home.note_now(&case, &note).unwrap().0.field("plan"),
+            "Sleep diary"
+        );
+        assert!(home.trail().verify().is_ok());
+    }
+
+    #[test]
+    fn a_run_of_typed_saves_is_one_line_of_the_audit_trail() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut home, setup) = home(dir.path());
         let case = home.create_case("Jordan Avery", "2026-11-20").unwrap();
         let mut input = NoteInput::new("2026-11-20", NoteFormat::Soap);
         input.fields.push(("plan".into(), "Keep".into()));

@@ -337,10 +337,8 @@ impl<'h> Docs<'h> {
         if held {
             self.keep_loaded(id, rev, loaded);
         }
-        // A copy: a search goes on without it if it cannot be written.
-        if let Err(e) = self.store.put_search_text(id, rev, &units.to_bytes()) {
-            tracing::warn!("a case's search text was not kept: {e}");
-        }
+        // Kept if it can be now; made again otherwise.
+        self.store.put_search_text(id, rev, &units.to_bytes())?;
         self.cache.keep_units(*id, rev, units.clone());
         Ok(units)
     }

@@ -201,6 +201,18 @@ impl Store {
         })
     }
 
+    /// Another connection to this store's file at `path`, with this one's
+    /// key, for a second handle on an unlocked home. A file the key does
+    /// not open shows at its first read, as a damaged value.
+    pub fn open_again(&self, path: &Path) -> Result<Store, StoreError> {
+        Ok(Store {
+            conn: open_db(path)?,
+            relaxed: Default::default(),
+            waits: std::sync::Arc::new(true.into()),
+            master: self.master.clone(),
+        })
+    }
+
     /// Runs one statement, prepared once per connection: most calls are
     /// the same few statements (an edit runs about ten), and preparing
     /// each anew cost more than running it.

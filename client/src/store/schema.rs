@@ -1,7 +1,9 @@
 //! The store's file: its tables, how a connection to it is opened, and
 //! the columns added since the first release.
 
+use std::cell::Cell;
 use std::path::Path;
+use std::time::{Duration, Instant};
 
 use rusqlite::Connection;
 
@@ -45,18 +47,47 @@ pub(super) fn open_db(path: &Path) -> Result<Connection, StoreError> {
 
 /// How long a write waits for another connection's (the page's background
 /// sync beside its edits, a CLI beside a watcher) before it fails.
-const WRITER_WAIT_MS: i32 = 30_000;
+const WRITER_WAIT: Duration = Duration::from_secs(30);
 
-/// Waits for another connection's write to end, a millisecond at a time.
-/// SQLite's own handler sleeps longer the longer it waits (up to 100 ms a
-/// try), so a write a few milliseconds long kept a keystroke's save waiting
-/// 100 to 200 ms behind the page's background sync.
+thread_local! {
+    /// When this thread's write began to wait.
+    static WAITING_SINCE: Cell<Option<Instant>> = const { Cell::new(None) };
+    /// Set while a write that may be skipped is made: it does not wait.
+    static NO_WAITING: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Waits for another connection's write to end, a millisecond at a time,
+/// for up to [`WRITER_WAIT`]. SQLite's own handler sleeps longer the longer
+/// it waits (up to 100 ms a try), so a write a few milliseconds long kept
+/// a keystroke's save waiting 100 to 200 ms behind the page's background
+/// sync. SQLite calls it on the thread of the waiting statement, with the
+/// number of tries so far.
 fn wait_for_writer(tries: i32) -> bool {
-    if tries >= WRITER_WAIT_MS {
+    if NO_WAITING.get() {
         return false;
     }
-    std::thread::sleep(std::time::Duration::from_millis(1));
+    let now = Instant::now();
+    let since = match (tries, WAITING_SINCE.get()) {
+        (1.., Some(since)) => since,
+        _ => {
+            WAITING_SINCE.set(Some(now));
+            now
+        }
+    };
+    if now.duration_since(since) >= WRITER_WAIT {
+        return false;
+    }
+    std::thread::sleep(Duration::from_millis(1));
     true
+}
+
+/// Runs `f`, whose writes fail at once (busy) rather than wait for another
+/// connection's: for a write that can simply be made another time.
+pub(super) fn without_waiting<T>(f: impl FnOnce() -> T) -> T {
+    NO_WAITING.set(true);
+    let out = f();
+    NO_WAITING.set(false);
+    out
 }
 
 /// Columns added after the first release, added to a store made before.

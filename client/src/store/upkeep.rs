@@ -70,6 +70,7 @@ impl Store {
     /// row. A disposed case's sealed rows were found there, now and then,
     /// after their deletion; only a rebuild writes every page afresh.
     pub fn rewrite(&self) -> Result<(), StoreError> {
+        self.sweep_search_text()?;
         self.conn.execute_batch("VACUUM")?;
         self.checkpoint()
     }
@@ -109,6 +110,22 @@ impl Store {
         self.conn.pragma_update(None, "synchronous", mode)?;
         self.waits.store(wait, std::sync::atomic::Ordering::SeqCst);
         Ok(())
+    }
+
+    /// Runs `f` with commits that do not wait for the disk (see
+    /// [`Store::wait_for_disk`]), then waits again; a failure to wait again
+    /// is an error even when `f` succeeded, since every later commit would
+    /// go on not waiting.
+    pub(crate) fn without_disk_wait<T, E: From<StoreError>>(
+        &self,
+        f: impl FnOnce() -> Result<T, E>,
+    ) -> Result<T, E> {
+        self.wait_for_disk(false)?;
+        let out = f();
+        let restored = self.wait_for_disk(true);
+        let out = out?;
+        restored?;
+        Ok(out)
     }
 
     /// Makes every commit before it durable, those that did not wait for

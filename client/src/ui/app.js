@@ -28,32 +28,54 @@
   // where it was made. Where the two changed the same characters, both
   // texts stand there, the one that begins first first: the next save
   // writes what is shown, so a side left out here would be deleted.
-  function merge(base, remote, local) {
-    if (local === base) return remote;
-    if (remote === base || remote === local) return local;
+  // `caret` (or null) is where the person is typing in `local`; the answer
+  // says where it goes in the merged text when the splice of the whole
+  // field cannot say it (null: it can).
+  function merged(base, remote, local, caret) {
+    const plain = (text) => ({ text, caret: null });
+    if (local === base) return plain(remote);
+    if (remote === base || remote === local) return plain(local);
     const r = splice(base, remote);
     const l = splice(base, local);
     if (r.to <= l.from) {
-      return base.slice(0, r.from) + r.text + base.slice(r.to, l.from) + l.text + base.slice(l.to);
+      return plain(base.slice(0, r.from) + r.text + base.slice(r.to, l.from) + l.text + base.slice(l.to));
     }
     if (l.to <= r.from) {
-      return base.slice(0, l.from) + l.text + base.slice(l.to, r.from) + r.text + base.slice(r.to);
+      return plain(base.slice(0, l.from) + l.text + base.slice(l.to, r.from) + r.text + base.slice(r.to));
     }
-    const both = r.from <= l.from ? r.text + l.text : l.text + r.text;
-    return base.slice(0, Math.min(r.from, l.from)) + both + base.slice(Math.max(r.to, l.to));
+    const from = Math.min(r.from, l.from);
+    const remoteFirst = r.from <= l.from;
+    const both = remoteFirst ? r.text + l.text : l.text + r.text;
+    const text = base.slice(0, from) + both + base.slice(Math.max(r.to, l.to));
+    // The caret stays with the person's own words: within them, at the
+    // same place among them; after them, as far from the end as it was.
+    const mine = from + (remoteFirst ? r.text.length : 0);
+    let at = null;
+    if (caret !== null && caret >= l.from) {
+      at = caret - l.from <= l.text.length ? mine + (caret - l.from)
+        : Math.max(from + both.length, text.length - (local.length - caret));
+    }
+    return { text, caret: at };
   }
   // For the browser tests, which check the merge on the page itself.
-  window.casebookMerge = merge;
+  window.casebookMerge = (base, remote, local, caret) => merged(base, remote, local, caret ?? null);
 
-  // Sets a field's text, keeping the caret where it was among the words.
-  function setValue(el, value) {
+  // Whether the person is typing in `el`.
+  function typing(el) {
+    return document.activeElement === el && typeof el.selectionStart === "number";
+  }
+
+  // Sets a field's text, keeping the caret where it was among the words
+  // (at `at` when the merge said where).
+  function setValue(el, value, at) {
     if (el.value === value) return;
-    const focused = document.activeElement === el && typeof el.selectionStart === "number";
+    const focused = typing(el);
     const caret = focused ? el.selectionStart : 0;
     const d = splice(el.value, value);
     el.value = value;
     if (focused) {
-      const moved = caret >= d.to ? caret + d.text.length - (d.to - d.from) : Math.min(caret, d.from + d.text.length);
+      const moved = at !== null && at !== undefined ? at
+        : caret >= d.to ? caret + d.text.length - (d.to - d.from) : Math.min(caret, d.from + d.text.length);
       el.setSelectionRange(moved, moved);
     }
   }
@@ -88,9 +110,9 @@
         const remote = state.fields[el.name];
         // A date, a time, a number: one value, the person's if they
         // changed it, never a mix of two.
-        const value = el.tagName === "TEXTAREA" ? merge(base, remote, el.value)
-          : el.value === base ? remote : el.value;
-        setValue(el, value);
+        const m = el.tagName === "TEXTAREA" ? merged(base, remote, el.value, typing(el) ? el.selectionStart : null)
+          : { text: el.value === base ? remote : el.value, caret: null };
+        setValue(el, m.text, m.caret);
         synced[el.name] = remote;
       });
       heads.value = state.heads;

@@ -107,11 +107,12 @@ async fn unlock(State(ui): State<Arc<Ui>>, Form(form): Form<UnlockForm>) -> Resp
     let pass = Zeroizing::new(form.passphrase);
     let dir = ui.dir.clone();
     let since = ui.locks();
-    // Deriving the key takes a deliberate while: off the async threads.
-    // Two handles: the page's, and the background sync's.
+    // Deriving the key takes a deliberate while: off the async threads,
+    // and once. Two handles: the page's, and the background sync's,
+    // opened with the first one's key.
     let opened = tokio::task::spawn_blocking(move || {
         let home = Home::open(&dir, pass.as_bytes())?;
-        let syncing = Home::open(&dir, pass.as_bytes())?;
+        let syncing = home.open_again()?;
         Ok::<_, casebook::Error>((home, syncing))
     })
     .await;

@@ -80,7 +80,7 @@ async fn begin(ui: &Arc<Ui>, mut home: Home, a: &Asked) -> Result<(), String> {
         home.name_device(&me, n).map_err(|e| e.to_string())?;
     }
     let since = ui.locks();
-    let syncing = Home::open(&ui.dir, a.passphrase.as_bytes()).map_err(|e| e.to_string())?;
+    let syncing = home.open_again().map_err(|e| e.to_string())?;
     ui.unlocked(since, home, syncing).await;
     Ok(())
 }

@@ -135,6 +135,15 @@ impl Answer {
     }
 }
 
+/// The value a hidden input of a page holds.
+pub fn hidden(body: &str, name: &str) -> String {
+    body.split(&format!("name=\"{name}\" value=\""))
+        .nth(1)
+        .and_then(|s| s.split('"').next())
+        .unwrap_or_else(|| panic!("no {name}: {body}"))
+        .to_string()
+}
+
 /// `application/x-www-form-urlencoded` of one value.
 pub fn form(value: &str) -> String {
     value
