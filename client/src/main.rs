@@ -385,6 +385,22 @@ fn main() -> ExitCode {
     let json = cli.json;
     match runtime.block_on(cli::run(cli)) {
         Ok(()) => ExitCode::SUCCESS,
+        Err(e) if e.is::<cli::RefusedFromRelay>() => {
+            let hint = "the relay, or whoever can change what it stores, served data this device does not accept; tell whoever runs it";
+            match json {
+                true => cli::term::json_err(
+                    &serde_json::json!({ "error": {
+                        "code": "refused_from_relay", "message": e.to_string(), "causes": [], "hint": hint,
+                    }})
+                    .to_string(),
+                ),
+                false => {
+                    cli::term::err(&format!("error: {e}"));
+                    cli::term::err(&format!("hint: {hint}"));
+                }
+            }
+            ExitCode::from(cli::REFUSED_EXIT)
+        }
         Err(e) if json => {
             let core = e.downcast_ref::<casebook::Error>();
             let v = serde_json::json!({ "error": {

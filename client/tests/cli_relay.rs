@@ -309,3 +309,53 @@ async fn status_shows_what_is_unsent_the_last_sync_the_relay_and_what_ends_soon(
     assert_eq!(s["relay_reachable"], false, "{s}");
     assert!(s["relay_error"].is_string(), "{s}");
 }
+
+/// A sync that refused some of what the relay served lists it, says what
+/// it means, and exits with its own code (3), apart from other failures;
+/// with `--json`, under its own error code.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sync_that_refuses_what_the_relay_served_exits_with_its_own_code() {
+    let relay = relay().await;
+    let dir = tempfile::tempdir().unwrap();
+    let (rivera, chen) = (dir.path().join("rivera"), dir.path().join("chen"));
+    init_at(&rivera, &relay, "Dr. Rivera");
+    init_at(&chen, &relay, "Dr. Chen");
+    let case = new_case(&rivera, "Jordan Avery");
+    befriend(&rivera, &chen, "Dr. Chen");
+    ok(&rivera, &share_args(&case, "Dr. Chen", "read", &[]));
+    ok(&chen, &["sync"]);
+    ok(
+        &rivera,
+        &["note", "add", &case, "--field", "plan=Sleep diary."],
+    );
+    ok(&rivera, &["sync"]);
+
+    // Someone with the relay's disk flips a byte of the newest envelope.
+    let db = rusqlite::Connection::open(relay.data().join("relay.db")).unwrap();
+    let (seq, mut bytes): (i64, Vec<u8>) = db
+        .query_row(
+            "SELECT seq, bytes FROM envelopes WHERE doc = ?1 ORDER BY seq DESC LIMIT 1",
+            [hex::decode(&case).unwrap()],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .unwrap();
+    let mid = bytes.len() / 2;
+    bytes[mid] ^= 1;
+    db.execute(
+        "UPDATE envelopes SET bytes = ?1 WHERE doc = ?2 AND seq = ?3",
+        rusqlite::params![bytes, hex::decode(&case).unwrap(), seq],
+    )
+    .unwrap();
+
+    let out = run(&chen, &["sync"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "{err}");
+    assert!(err.contains("warning: refused envelope"), "{err}");
+    assert!(err.contains("was refused (listed above)"), "{err}");
+    assert!(err.contains("tell whoever runs it"), "{err}");
+    assert!(!err.contains("panicked"), "{err}");
+    assert!(
+        !ok(&chen, &["note", "list", &case]).contains("Sleep diary"),
+        "nothing of it was applied"
+    );
+}

@@ -17,6 +17,17 @@ pub fn causes(e: &anyhow::Error) -> Vec<String> {
     out
 }
 
+/// A sync that refused some of what the relay served: the report listed
+/// each, and the command ends apart from other failures, with
+/// [`REFUSED_EXIT`] and the code `refused_from_relay`, so that a script or
+/// a service manager sees a relay serving what no device can accept.
+#[derive(Debug, thiserror::Error)]
+#[error("{0} of what the relay served was refused (listed above); nothing of it was applied")]
+pub struct RefusedFromRelay(pub usize);
+
+/// The exit code of a sync that refused some of what the relay served.
+pub const REFUSED_EXIT: u8 = 3;
+
 /// A stable code for an error, for scripts reading `--json` errors: it
 /// names the kind of failure, never its wording, which may change.
 pub fn error_code(e: Option<&casebook::Error>) -> &'static str {

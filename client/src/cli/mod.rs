@@ -29,7 +29,7 @@ use crate::{
 };
 use print::Out;
 
-pub use errors::{causes, error_code, hint, usage_error};
+pub use errors::{REFUSED_EXIT, RefusedFromRelay, causes, error_code, hint, usage_error};
 
 fn home_dir(cli_home: Option<&Path>) -> Result<PathBuf> {
     if let Some(h) = cli_home {
@@ -497,7 +497,12 @@ async fn sync(cli: &Cli, out: &Out, watch: bool) -> Result<()> {
         let report = home.sync(&relay, &mut |p| progress.step(p)).await;
         progress.finish();
         relay.close().await;
-        return out.sync_report(&report?);
+        let report = report?;
+        out.sync_report(&report)?;
+        if !report.refused.is_empty() {
+            return Err(RefusedFromRelay(report.refused.len()).into());
+        }
+        return Ok(());
     }
     tell!("Watching for changes; Ctrl-C to stop.");
     let mut backoff = Duration::from_millis(500);

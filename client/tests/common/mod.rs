@@ -16,6 +16,14 @@ pub struct Relay {
     _data: tempfile::TempDir,
 }
 
+impl Relay {
+    /// The relay's data folder, for a test that changes what it stores.
+    #[allow(dead_code)]
+    pub fn data(&self) -> &Path {
+        self._data.path()
+    }
+}
+
 pub async fn relay() -> Relay {
     relay_with(casebook_relay::limits::Limits::default()).await
 }
