@@ -9,11 +9,7 @@ use common::*;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn scores_entered_on_notes_are_drawn_over_time() {
-    let relay = relay().await;
-    let dir = tempfile::tempdir().unwrap();
-    let home = dir.path().join("laptop");
-    init_at(&home, &relay, "Dr. Rivera");
-    let page = Page::start(&home, &[]);
+    let (page, home, setup) = started().await;
     let cookie = page.unlocked();
     let case = page.new_case(&cookie, "Jordan Avery");
 
@@ -127,7 +123,7 @@ async fn scores_entered_on_notes_are_drawn_over_time() {
 
     // An export carries the scores, with their bands; a disclosure of the
     // plan alone does not.
-    let fhir = dir.path().join("record.json");
+    let fhir = setup.dir.path().join("record.json");
     ok(
         &home,
         &["export", "Jordan", "--fhir", fhir.to_str().unwrap()],
@@ -135,7 +131,7 @@ async fn scores_entered_on_notes_are_drawn_over_time() {
     let record = std::fs::read_to_string(&fhir).unwrap();
     assert!(record.contains("PHQ-9: 19 (moderately severe)"), "{record}");
     assert!(record.contains("Sleep hours: 5.5"), "{record}");
-    let plan = dir.path().join("plan.json");
+    let plan = setup.dir.path().join("plan.json");
     ok(
         &home,
         &[

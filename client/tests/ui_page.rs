@@ -10,11 +10,7 @@ use common::*;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_page_lets_in_only_its_own_browser_and_escapes_what_it_shows() {
-    let relay = relay().await;
-    let dir = tempfile::tempdir().unwrap();
-    let home = dir.path().join("laptop");
-    init_at(&home, &relay, "Dr. Rivera");
-    let page = Page::start(&home, &[]);
+    let (page, home, _kept) = started().await;
 
     // DNS rebinding: a name pointed at 127.0.0.1 is not this page.
     let rebound = page.send(
@@ -209,11 +205,7 @@ fn only_a_loopback_address_is_listened_on() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_note_is_written_edited_and_signed_from_the_page() {
-    let relay = relay().await;
-    let dir = tempfile::tempdir().unwrap();
-    let home = dir.path().join("laptop");
-    init_at(&home, &relay, "Dr. Rivera");
-    let page = Page::start(&home, &[]);
+    let (page, home, _kept) = started().await;
     let cookie = page.sign_in();
     assert_eq!(
         page.post(&cookie, "/unlock", &format!("passphrase={}", form(PASS)))
@@ -439,11 +431,7 @@ async fn the_page_syncs_in_the_background_both_ways() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn psychotherapy_notes_are_on_their_own_tab_and_found_only_when_asked() {
-    let relay = relay().await;
-    let dir = tempfile::tempdir().unwrap();
-    let home = dir.path().join("laptop");
-    init_at(&home, &relay, "Dr. Rivera");
-    let page = Page::start(&home, &[]);
+    let (page, home, _kept) = started().await;
     let cookie = page.unlocked();
     let case = page.new_case(&cookie, "Jordan Avery");
     let private = format!("{case}/private");
@@ -479,11 +467,7 @@ async fn psychotherapy_notes_are_on_their_own_tab_and_found_only_when_asked() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_note_changed_elsewhere_while_typed_is_not_signed_unread() {
-    let relay = relay().await;
-    let dir = tempfile::tempdir().unwrap();
-    let home = dir.path().join("laptop");
-    init_at(&home, &relay, "Dr. Rivera");
-    let page = Page::start(&home, &[]);
+    let (page, home, _kept) = started().await;
     let cookie = page.unlocked();
     let case = page.new_case(&cookie, "Jordan Avery");
     let note = page
@@ -560,11 +544,7 @@ async fn a_note_changed_elsewhere_while_typed_is_not_signed_unread() {
 /// best first, and says how many there were.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_search_shows_the_best_hundred_and_says_how_many_there_were() {
-    let relay = relay().await;
-    let dir = tempfile::tempdir().unwrap();
-    let home = dir.path().join("laptop");
-    init_at(&home, &relay, "Dr. Rivera");
-    let page = Page::start(&home, &[]);
+    let (page, _, _kept) = started().await;
     let cookie = page.unlocked();
     let case = page.new_case(&cookie, "Jordan Avery");
     for day in 0..104 {

@@ -10,11 +10,7 @@ use common::*;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_profile_is_edited_from_the_page_without_undoing_another_edit() {
-    let relay = relay().await;
-    let dir = tempfile::tempdir().unwrap();
-    let home = dir.path().join("laptop");
-    init_at(&home, &relay, "Dr. Rivera");
-    let page = Page::start(&home, &[]);
+    let (page, home, _kept) = started().await;
     let cookie = page.unlocked();
     let case = page.new_case(&cookie, "Jordan Avery");
     let case_id = case.trim_start_matches("/cases/");

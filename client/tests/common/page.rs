@@ -5,7 +5,7 @@ use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::process::Child;
 
-use super::start_ui;
+use super::{Relay, init_at, relay, start_ui};
 
 /// A running `casebook ui`, stopped when dropped.
 pub struct Page {
@@ -19,6 +19,24 @@ impl Drop for Page {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// What a page test keeps alive while it runs: the relay, and the folder
+/// its homes are in.
+pub struct Kept {
+    pub relay: Relay,
+    pub dir: tempfile::TempDir,
+}
+
+/// What most page tests begin with: `casebook ui` over Dr. Rivera's home,
+/// set up against a relay in a fresh folder (kept alive by [`Kept`]).
+pub async fn started() -> (Page, std::path::PathBuf, Kept) {
+    let relay = relay().await;
+    let dir = tempfile::tempdir().unwrap();
+    let home = dir.path().join("laptop");
+    init_at(&home, &relay, "Dr. Rivera");
+    let page = Page::start(&home, &[]);
+    (page, home, Kept { relay, dir })
 }
 
 impl Page {
