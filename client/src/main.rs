@@ -385,12 +385,23 @@ fn main() -> ExitCode {
     let json = cli.json;
     match runtime.block_on(cli::run(cli)) {
         Ok(()) => ExitCode::SUCCESS,
-        Err(e) if e.is::<cli::RefusedFromRelay>() => {
-            let hint = "the relay, or whoever can change what it stores, served data this device does not accept; tell whoever runs it";
+        Err(e) if e.is::<cli::RefusedFromRelay>() || e.is::<cli::IncompleteFromRelay>() => {
+            let (code, exit, hint) = match e.is::<cli::RefusedFromRelay>() {
+                true => (
+                    "refused_from_relay",
+                    cli::REFUSED_EXIT,
+                    "the relay, or whoever can change what it stores, served data this device does not accept; tell whoever runs it",
+                ),
+                false => (
+                    "incomplete_from_relay",
+                    cli::INCOMPLETE_EXIT,
+                    "the relay lost or withholds changes another device made (was it restored from an older backup?); tell whoever runs it, and keep every device: what is missing may still be on one",
+                ),
+            };
             match json {
                 true => cli::term::json_err(
                     &serde_json::json!({ "error": {
-                        "code": "refused_from_relay", "message": e.to_string(), "causes": [], "hint": hint,
+                        "code": code, "message": e.to_string(), "causes": [], "hint": hint,
                     }})
                     .to_string(),
                 ),
@@ -399,7 +410,7 @@ fn main() -> ExitCode {
                     cli::term::err(&format!("hint: {hint}"));
                 }
             }
-            ExitCode::from(cli::REFUSED_EXIT)
+            ExitCode::from(exit)
         }
         Err(e) if json => {
             let core = e.downcast_ref::<casebook::Error>();

@@ -5,7 +5,7 @@ use casebook_shared::access::Role;
 use casebook_shared::ids::{AccountId, DeviceId, DocId};
 use serde::Serialize;
 
-use crate::sync::HeldEdits;
+use crate::sync::{HeldEdits, Incomplete};
 use crate::{Home, Result};
 
 /// Shares ending within this many seconds are listed.
@@ -35,6 +35,9 @@ pub struct Status {
     pub unsent: u64,
     /// Of those, what the last round held back and why.
     pub held: Vec<HeldEdits>,
+    /// Documents the last round left incomplete: changes they hold build
+    /// on changes the relay has not served.
+    pub incomplete: Vec<Incomplete>,
     /// When a sync round last finished (Unix seconds).
     pub last_sync: Option<u64>,
     /// Shares of this account's cases that end within a week.
@@ -76,6 +79,10 @@ impl Home {
             relay: self.relay().0.to_string(),
             unsent: self.pending()?,
             held: last.as_ref().map(|l| l.held.clone()).unwrap_or_default(),
+            incomplete: last
+                .as_ref()
+                .map(|l| l.incomplete.clone())
+                .unwrap_or_default(),
             last_sync: last.map(|l| l.at),
             ending,
         })

@@ -28,6 +28,20 @@ pub struct RefusedFromRelay(pub usize);
 /// The exit code of a sync that refused some of what the relay served.
 pub const REFUSED_EXIT: u8 = 3;
 
+/// A sync that found documents held only in part: changes they hold build
+/// on changes the relay never served (it lost them, withholds them, or was
+/// restored from an older copy). It ends with [`INCOMPLETE_EXIT`] and the
+/// code `incomplete_from_relay`; a refusal in the same round takes
+/// precedence, as [`RefusedFromRelay`].
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "{0} document(s) are incomplete (listed above): the relay has not served changes they build on"
+)]
+pub struct IncompleteFromRelay(pub usize);
+
+/// The exit code of a sync that left documents incomplete.
+pub const INCOMPLETE_EXIT: u8 = 4;
+
 /// A stable code for an error, for scripts reading `--json` errors: it
 /// names the kind of failure, never its wording, which may change.
 pub fn error_code(e: Option<&casebook::Error>) -> &'static str {

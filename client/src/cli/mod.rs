@@ -29,7 +29,10 @@ use crate::{
 };
 use print::Out;
 
-pub use errors::{REFUSED_EXIT, RefusedFromRelay, causes, error_code, hint, usage_error};
+pub use errors::{
+    INCOMPLETE_EXIT, IncompleteFromRelay, REFUSED_EXIT, RefusedFromRelay, causes, error_code, hint,
+    usage_error,
+};
 
 fn home_dir(cli_home: Option<&Path>) -> Result<PathBuf> {
     if let Some(h) = cli_home {
@@ -501,6 +504,9 @@ async fn sync(cli: &Cli, out: &Out, watch: bool) -> Result<()> {
         out.sync_report(&report)?;
         if !report.refused.is_empty() {
             return Err(RefusedFromRelay(report.refused.len()).into());
+        }
+        if !report.incomplete.is_empty() {
+            return Err(IncompleteFromRelay(report.incomplete.len()).into());
         }
         return Ok(());
     }

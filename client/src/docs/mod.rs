@@ -64,11 +64,26 @@ impl Loaded {
     /// Applies a batch of changes (or saved documents) in one call; on an
     /// error the document is gone (the caller loads it again from the
     /// store, which this did not touch), so no copy is made to undo it.
-    pub fn apply(self, bytes: &[u8]) -> Result<Loaded> {
+    /// Returns it with how many changes went in (waiting ones not counted).
+    pub fn apply(self, bytes: &[u8]) -> Result<(Loaded, usize)> {
         Ok(match self {
-            Loaded::Case(c) => Loaded::Case(c.apply_or_drop(bytes)?.0),
-            Loaded::Private(p) => Loaded::Private(p.apply_or_drop(bytes)?.0),
+            Loaded::Case(c) => {
+                let (c, n) = c.apply_or_drop(bytes)?;
+                (Loaded::Case(c), n)
+            }
+            Loaded::Private(p) => {
+                let (p, n) = p.apply_or_drop(bytes)?;
+                (Loaded::Private(p), n)
+            }
         })
+    }
+
+    /// Changes that changes held here build on and that have not arrived.
+    pub fn missing_deps(&mut self) -> Vec<crate::notes::ChangeHash> {
+        match self {
+            Loaded::Case(c) => c.missing_deps(),
+            Loaded::Private(p) => p.missing_deps(),
+        }
     }
 
     /// Whether every change of `bytes` is in the document already.
@@ -255,6 +270,19 @@ impl<'h> Docs<'h> {
         Ok((Loaded::load(&body, self.cache.actor())?, rev))
     }
 
+    /// Changes that `doc`'s changes build on and that have not arrived:
+    /// while any is missing, the document is incomplete. None for a
+    /// document with nothing saved.
+    pub(crate) fn missing_deps(&self, doc: &DocId) -> Result<Vec<crate::notes::ChangeHash>> {
+        if !self.store.has_body(doc)? {
+            return Ok(Vec::new());
+        }
+        let (mut loaded, rev) = self.take_loaded(doc)?;
+        let missing = loaded.missing_deps();
+        self.keep_loaded(doc, rev, loaded);
+        Ok(missing)
+    }
+
     /// Whether `doc` as saved here holds every change of `changes` (one
     /// with nothing saved holds none).
     pub(crate) fn holds_changes(&self, doc: &DocId, changes: &[u8]) -> Result<bool> {
@@ -369,17 +397,19 @@ impl<'h> Docs<'h> {
 
     /// Merges a batch of incoming changes (and saved documents) into a
     /// document in one Automerge call, and stores the result.
-    pub(crate) fn apply_batch(&self, doc: &DocId, batch: &[u8]) -> Result<()> {
-        let loaded = match self.store.has_body(doc)? {
-            true => self.take_loaded(doc)?.0,
-            false => Loaded::load(batch, self.cache.actor())?,
+    /// Returns whether anything went in: a batch fetched again (or one
+    /// whose changes all wait for others) changes nothing.
+    pub(crate) fn apply_batch(&self, doc: &DocId, batch: &[u8]) -> Result<bool> {
+        let (loaded, fresh) = match self.store.has_body(doc)? {
+            true => (self.take_loaded(doc)?.0, false),
+            false => (Loaded::load(batch, self.cache.actor())?, true),
         };
-        let mut loaded = loaded.apply(batch)?;
+        let (mut loaded, new) = loaded.apply(batch)?;
         let body = loaded.save();
         let summary = serde_json_summary(&loaded.summary());
         let rev = self.store.put_doc(doc, &body, &summary)?;
         self.cache.keep(*doc, rev, loaded);
-        Ok(())
+        Ok(fresh || new > 0)
     }
 
     /// A document's sync record.

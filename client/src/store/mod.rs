@@ -76,6 +76,11 @@ pub struct DocSync {
     /// Highest key epoch of any envelope taken for the document, in relay
     /// order: a membership that ended before it vouches for nothing more.
     pub top_epoch: u32,
+    /// Changes the document's applied changes build on that the relay has
+    /// not served (Automerge dependencies, named by hash inside signed
+    /// envelopes): while any is missing, each round fetches the document
+    /// again from the start, so a relay that was repaired delivers it.
+    pub missing: u64,
 }
 
 /// An opened value, wiped from memory when dropped.
@@ -383,7 +388,7 @@ impl Store {
     pub fn doc_sync(&self, doc: &DocId) -> Result<Option<DocSync>, StoreError> {
         Ok(self
             .query_row(
-                "SELECT seen, access_len, since_snapshot, acked, top_epoch FROM docs WHERE doc = ?1",
+                "SELECT seen, access_len, since_snapshot, acked, top_epoch, missing FROM docs WHERE doc = ?1",
                 [&doc.0[..]],
                 |r| {
                     Ok(DocSync {
@@ -392,6 +397,7 @@ impl Store {
                         since_snapshot: r.get::<_, i64>(2)? as u64,
                         acked: r.get::<_, i64>(3)? as u64,
                         top_epoch: r.get::<_, i64>(4)? as u32,
+                        missing: r.get::<_, i64>(5)? as u64,
                     })
                 },
             )
@@ -405,7 +411,7 @@ impl Store {
     pub fn forget_doc_content(&self, doc: &DocId) -> Result<(), StoreError> {
         self.execute(
             "UPDATE docs SET body = NULL, summary = NULL, seen = 0, since_snapshot = 0,
-             acked = 0, top_epoch = 0, rev = rev + 1 WHERE doc = ?1",
+             acked = 0, top_epoch = 0, missing = 0, rev = rev + 1 WHERE doc = ?1",
             [&doc.0[..]],
         )?;
         self.forget_search_text(doc)
@@ -413,18 +419,19 @@ impl Store {
 
     pub fn set_doc_sync(&self, doc: &DocId, s: DocSync) -> Result<(), StoreError> {
         self.execute(
-            "INSERT INTO docs(doc, seen, access_len, since_snapshot, acked, top_epoch)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+            "INSERT INTO docs(doc, seen, access_len, since_snapshot, acked, top_epoch, missing)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
              ON CONFLICT(doc) DO UPDATE SET seen = excluded.seen, access_len = excluded.access_len,
              since_snapshot = excluded.since_snapshot, acked = excluded.acked,
-             top_epoch = excluded.top_epoch",
+             top_epoch = excluded.top_epoch, missing = excluded.missing",
             params![
                 &doc.0[..],
                 s.seen as i64,
                 s.access_len as i64,
                 s.since_snapshot as i64,
                 s.acked as i64,
-                i64::from(s.top_epoch)
+                i64::from(s.top_epoch),
+                s.missing as i64
             ],
         )?;
         Ok(())

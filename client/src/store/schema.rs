@@ -16,7 +16,8 @@ CREATE TABLE IF NOT EXISTS logs(owner BLOB NOT NULL, seq INTEGER NOT NULL, seale
     PRIMARY KEY(owner, seq)) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS docs(doc BLOB PRIMARY KEY, seen INTEGER NOT NULL DEFAULT 0,
     access_len INTEGER NOT NULL DEFAULT 0, since_snapshot INTEGER NOT NULL DEFAULT 0,
-    acked INTEGER NOT NULL DEFAULT 0, top_epoch INTEGER NOT NULL DEFAULT 0, body BLOB, summary BLOB, rev INTEGER NOT NULL DEFAULT 0) WITHOUT ROWID;
+    acked INTEGER NOT NULL DEFAULT 0, top_epoch INTEGER NOT NULL DEFAULT 0,
+    missing INTEGER NOT NULL DEFAULT 0, body BLOB, summary BLOB, rev INTEGER NOT NULL DEFAULT 0) WITHOUT ROWID;
 -- Revisions are read for every document on every listing: from here,
 -- not from the rows, where they lie after the bodies.
 CREATE INDEX IF NOT EXISTS docs_rev ON docs(doc, rev);
@@ -97,7 +98,7 @@ fn migrate(conn: &Connection) -> Result<(), StoreError> {
     for name in stmt.query_map([], |r| r.get::<_, String>(0))? {
         have.push(name?);
     }
-    for column in ["acked", "top_epoch"] {
+    for column in ["acked", "top_epoch", "missing"] {
         if !have.iter().any(|h| h == column) {
             // Another process opening the same old store may add it first.
             if let Err(e) = conn.execute_batch(&format!(

@@ -4,9 +4,9 @@
 
 use std::collections::BTreeSet;
 
-use casebook_shared::ids::{AccountId, DocId};
+use casebook_shared::ids::{AccountId, DeviceId, DocId};
 
-use super::{RefusedEnvelope, SyncReport, snapshot_weight};
+use super::{Incomplete, RefusedEnvelope, SyncReport, snapshot_weight};
 use crate::docs::{SnapshotBody, Summary};
 use crate::error::{Error, Result};
 use crate::home::Home;
@@ -27,51 +27,68 @@ impl Home {
         let mut sync = self.docs().sync_record(doc)?;
         let refused_before = report.refused.len();
         let has_body = self.store.has_body(doc)?;
-        if let Some((seq, snap)) = batch.snapshot {
+        // Whether the document was loaded and changed here this round, so
+        // that what it lacks can be asked of it without loading it for
+        // that alone (a snapshot is stored without loading).
+        let mut loaded = sync.missing > 0;
+        if let Some((seq, snap)) = &batch.snapshot {
+            let seq = *seq;
             let summary_ok = serde_json::from_slice::<Summary>(&snap.summary).is_ok();
             if !has_body && summary_ok {
                 self.docs().store_snapshot(doc, &snap.doc, &snap.summary)?;
                 report.snapshots_in += 1;
-            } else if let Err(e) = self.docs().apply_batch(doc, &snap.doc) {
-                report.refused.push(RefusedEnvelope {
-                    doc: *doc,
-                    seq,
-                    reason: format!("snapshot does not merge: {e}"),
-                });
             } else {
-                report.received += 1;
+                loaded = true;
+                match self.docs().apply_batch(doc, &snap.doc) {
+                    Err(e) => report.refused.push(RefusedEnvelope {
+                        doc: *doc,
+                        seq,
+                        reason: format!("snapshot does not merge: {e}"),
+                    }),
+                    Ok(false) => {}
+                    Ok(true) => report.received += 1,
+                }
             }
             sync.since_snapshot = 0;
             changed = true;
         }
         if !batch.changes.is_empty() {
+            loaded = true;
             let all: Vec<u8> = batch
                 .changes
                 .iter()
-                .flat_map(|(_, b, _)| b.iter().copied())
+                .flat_map(|c| c.body.iter().copied())
                 .collect();
-            if self.docs().apply_batch(doc, &all).is_ok() {
-                report.received += batch.changes.len();
-                sync.since_snapshot += batch
-                    .changes
-                    .iter()
-                    .map(|(_, b, _)| snapshot_weight(b.len()))
-                    .sum::<u64>();
-                edited_by.extend(batch.changes.iter().map(|(_, _, a)| *a));
-            } else {
+            match self.docs().apply_batch(doc, &all) {
+                // Fetched again (the document was incomplete, or a refusal
+                // before them held the seen mark back): nothing new.
+                Ok(false) => {}
+                Ok(true) => {
+                    report.received += batch.changes.len();
+                    sync.since_snapshot += batch
+                        .changes
+                        .iter()
+                        .map(|c| snapshot_weight(c.body.len()))
+                        .sum::<u64>();
+                    edited_by.extend(batch.changes.iter().map(|c| c.account));
+                }
                 // One bad change must not hold back the others: find it.
-                for (seq, body, author) in &batch.changes {
-                    match self.docs().apply_batch(doc, body) {
-                        Ok(()) => {
-                            report.received += 1;
-                            sync.since_snapshot += snapshot_weight(body.len());
-                            edited_by.insert(*author);
+                Err(_) => {
+                    for c in &batch.changes {
+                        let (seq, body, author) = (&c.seq, &c.body, &c.account);
+                        match self.docs().apply_batch(doc, body) {
+                            Ok(false) => {}
+                            Ok(true) => {
+                                report.received += 1;
+                                sync.since_snapshot += snapshot_weight(body.len());
+                                edited_by.insert(*author);
+                            }
+                            Err(e) => report.refused.push(RefusedEnvelope {
+                                doc: *doc,
+                                seq: *seq,
+                                reason: format!("does not merge: {e}"),
+                            }),
                         }
-                        Err(e) => report.refused.push(RefusedEnvelope {
-                            doc: *doc,
-                            seq: *seq,
-                            reason: format!("does not merge: {e}"),
-                        }),
                     }
                 }
             }
@@ -79,24 +96,25 @@ impl Home {
         }
         // A comment may build on another comment, or on a change that waits
         // for another comment: apply in passes until nothing more goes in.
-        let mut waiting = batch.comments;
+        let mut waiting = batch.comments.clone();
         loop {
             let before = waiting.len();
             let mut next = Vec::new();
-            for (seq, body, author) in waiting {
-                match self.apply_comment_change(doc, &body) {
+            for c in waiting {
+                loaded = true;
+                match self.apply_comment_change(doc, &c.body) {
                     Ok(true) => {
                         report.received += 1;
                         changed = true;
-                        commented_by.insert(author);
+                        commented_by.insert(c.account);
                     }
-                    Ok(false) => next.push((seq, body, author)),
+                    Ok(false) => next.push(c),
                     // This device's own store failing is no verdict on
                     // the change: the round fails and nothing is marked seen.
                     Err(e @ Error::Store(_)) => return Err(e),
                     Err(e) => report.refused.push(RefusedEnvelope {
                         doc: *doc,
-                        seq,
+                        seq: c.seq,
                         reason: format!("a commenter's change does more than comment: {e}"),
                     }),
                 }
@@ -107,17 +125,32 @@ impl Home {
             }
         }
         // What still waits for the changes it builds on is asked for again
-        // next round: the seen mark stops before the first of it.
+        // next round: the seen mark stops before the first of it, as it
+        // does before an envelope refused for what the relay could mend.
         let mut seen = batch.seen;
-        for (seq, _, _) in &waiting {
-            seen = seen.min(seq.saturating_sub(1));
+        if let Some(stop) = batch.stop {
+            seen = seen.min(stop.saturating_sub(1));
+        }
+        for c in &waiting {
+            seen = seen.min(c.seq.saturating_sub(1));
             report.refused.push(RefusedEnvelope {
                 doc: *doc,
-                seq: *seq,
+                seq: c.seq,
                 reason: "a commenter's change waits for changes it builds on; asked for again next round".into(),
             });
         }
         sync.seen = sync.seen.max(seen);
+        if loaded {
+            let missing = self.docs().missing_deps(doc)?;
+            sync.missing = missing.len() as u64;
+            // A later pull of the round knows better.
+            report.incomplete.retain(|x| x.doc != *doc);
+            if !missing.is_empty() {
+                report
+                    .incomplete
+                    .push(self.incomplete(doc, &missing, &batch)?);
+            }
+        }
         sync.top_epoch = sync.top_epoch.max(batch.top_epoch);
         self.store.set_doc_sync(doc, sync)?;
         if batch.recovered > 0 && changed && report.refused.len() == refused_before {
@@ -150,16 +183,53 @@ impl Home {
     }
 }
 
+impl Home {
+    /// Names what `doc` lacks: the missing changes, and whose fetched
+    /// changes wait for them.
+    fn incomplete(
+        &mut self,
+        doc: &DocId,
+        missing: &[crate::notes::ChangeHash],
+        batch: &Batch,
+    ) -> Result<Incomplete> {
+        let mut waiting: Vec<(DeviceId, usize)> = Vec::new();
+        for c in batch.changes.iter().chain(&batch.comments) {
+            if self.docs().holds_changes(doc, &c.body)? {
+                continue;
+            }
+            match waiting.iter_mut().find(|(d, _)| *d == c.author) {
+                Some((_, n)) => *n += 1,
+                None => waiting.push((c.author, 1)),
+            }
+        }
+        Ok(Incomplete::new(*doc, missing, waiting))
+    }
+}
+
+/// A fetched change, checked and opened.
+#[derive(Clone)]
+pub(super) struct Taken {
+    pub(super) seq: u64,
+    pub(super) body: zeroize::Zeroizing<Vec<u8>>,
+    /// The account that wrote it, and its device.
+    pub(super) account: AccountId,
+    pub(super) author: DeviceId,
+}
+
 /// One document's fetched envelopes, waiting to be applied together.
 #[derive(Default)]
 pub(super) struct Batch {
     pub(super) snapshot: Option<(u64, SnapshotBody)>,
-    /// Writers' changes: sequence number, body, and the account that wrote it.
-    pub(super) changes: Vec<(u64, zeroize::Zeroizing<Vec<u8>>, AccountId)>,
+    /// Writers' changes.
+    pub(super) changes: Vec<Taken>,
     /// Changes from members who may only comment, checked one by one.
-    pub(super) comments: Vec<(u64, zeroize::Zeroizing<Vec<u8>>, AccountId)>,
+    pub(super) comments: Vec<Taken>,
     /// Highest sequence number fetched.
     pub(super) seen: u64,
+    /// The first envelope refused for something the relay could have done
+    /// (damaged, moved, an author or key not known yet): the seen mark
+    /// stops before it, so a repaired relay delivers it next round.
+    pub(super) stop: Option<u64>,
     /// Highest key epoch of the envelopes taken so far (see
     /// [`crate::store::DocSync::top_epoch`]).
     pub(super) top_epoch: u32,

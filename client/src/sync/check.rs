@@ -10,7 +10,7 @@ use casebook_shared::account::AccountState;
 use casebook_shared::crypto::SecretKey;
 use casebook_shared::envelope::{Envelope, Kind};
 use casebook_shared::frames::{DocHead, Stored};
-use casebook_shared::ids::{AccountId, DocId};
+use casebook_shared::ids::{AccountId, DeviceId, DocId};
 use zeroize::Zeroizing;
 
 use crate::docs::DocMeta;
@@ -65,10 +65,16 @@ pub fn plan(
                 acked: local.acked,
             });
         }
+        // A document that lacks changes its changes build on is fetched
+        // again from the start: a repaired relay may serve them anywhere.
+        let changes_after = match local.missing > 0 && h.seq > 0 {
+            true => Some(0),
+            false => (h.seq > local.seen).then_some(local.seen),
+        };
         let need = Need {
             doc: h.doc,
             access_from: (h.access_len > local.access_len).then_some(local.access_len),
-            changes_after: (h.seq > local.seen).then_some(local.seen),
+            changes_after,
         };
         if need.access_from.is_some() || need.changes_after.is_some() {
             needs.push(need);
@@ -107,6 +113,29 @@ pub enum Refused {
     ForeignActor,
 }
 
+impl Refused {
+    /// Whether the relay could have caused this, so that a repaired relay
+    /// may serve the envelope as its author wrote it: bytes damaged or
+    /// moved, or an author device or key this device does not hold yet.
+    /// The seen mark stops before such an envelope, and each round asks
+    /// for it again. The rest are verdicts on what the author signed
+    /// (checked first), which no relay can mend.
+    pub fn relay_may_mend(&self) -> bool {
+        match self {
+            Refused::Malformed(_)
+            | Refused::Moved { .. }
+            | Refused::BadSignature
+            | Refused::UnknownDevice(_)
+            | Refused::SnapshotMismatch { .. }
+            | Refused::NoKey(_) => true,
+            Refused::RevokedDevice
+            | Refused::NotAllowed
+            | Refused::Decrypt
+            | Refused::ForeignActor => false,
+        }
+    }
+}
+
 /// A fetched envelope that passed every check, opened.
 pub struct Admitted {
     pub kind: Kind,
@@ -116,8 +145,9 @@ pub struct Admitted {
     pub comments_only: bool,
     /// The key epoch it was sealed under.
     pub epoch: u32,
-    /// The account that wrote it.
+    /// The account that wrote it, and its device.
     pub account: AccountId,
+    pub author: DeviceId,
 }
 
 /// Checks a fetched envelope against everything the device knows, trusting
@@ -198,6 +228,7 @@ pub fn admit(
         comments_only: role == Some(Role::Comment),
         epoch: h.epoch,
         account: h.account,
+        author: h.author,
     })
 }
 
@@ -221,8 +252,7 @@ mod tests {
                     seen,
                     access_len,
                     since_snapshot: 0,
-                    acked: 0,
-                    top_epoch: 0,
+                    ..DocSync::default()
                 },
                 owned,
             ),
@@ -543,6 +573,16 @@ mod tests {
                 },
             ]
         );
+    }
+
+    #[test]
+    fn an_incomplete_document_is_fetched_again_from_the_start() {
+        let mut local = BTreeMap::from([held(1, 1, 5, true)]);
+        local.get_mut(&DocId([1; 16])).unwrap().0.missing = 2;
+        let needs = plan(&[head(1, 1, 5)], &local).unwrap();
+        assert_eq!(needs[0].changes_after, Some(0), "nothing new, all again");
+        local.get_mut(&DocId([1; 16])).unwrap().0.missing = 0;
+        assert!(plan(&[head(1, 1, 5)], &local).unwrap().is_empty());
     }
 
     #[test]

@@ -28,7 +28,7 @@ use std::collections::BTreeMap;
 
 use casebook_shared::access::Role;
 use casebook_shared::frames::{ErrorCode, Request, Response};
-use casebook_shared::ids::{AccountId, DocId};
+use casebook_shared::ids::{AccountId, DeviceId, DocId};
 
 use crate::error::{Error, Result};
 use crate::home::Home;
@@ -80,6 +80,9 @@ pub struct SyncReport {
     pub left_queued: usize,
     /// Envelopes refused, with the reason; they changed nothing.
     pub refused: Vec<RefusedEnvelope>,
+    /// Documents held here only in part: changes they hold build on
+    /// changes the relay has not served.
+    pub incomplete: Vec<Incomplete>,
     /// Edits kept on this device but not sent: this account may no longer
     /// make them (a share ended, or became read-only or comment-only), or
     /// the document's access log on the relay did not verify this round.
@@ -95,6 +98,50 @@ pub struct LastRound {
     /// Unix seconds at which it finished.
     pub at: u64,
     pub held: Vec<HeldEdits>,
+    /// Documents the round left incomplete.
+    #[serde(default)]
+    pub incomplete: Vec<Incomplete>,
+}
+
+/// A document this device holds only in part: changes it holds (signed,
+/// and each naming by hash the changes it was written after) build on
+/// changes the relay has not served. The relay lost them, or withholds
+/// them, or was restored from an older copy. Each round asks for the
+/// document again from the start until they arrive.
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
+pub struct Incomplete {
+    pub doc: DocId,
+    /// How many changes are missing, and the first few of their hashes.
+    pub missing: usize,
+    pub hashes: Vec<String>,
+    /// Devices whose changes fetched this round wait for them, and how
+    /// many envelopes of each.
+    pub waiting: Vec<(DeviceId, usize)>,
+    /// The case it is, or whose psychotherapy notes it holds.
+    #[serde(default)]
+    pub case: Option<DocId>,
+    #[serde(default)]
+    pub case_name: Option<String>,
+    #[serde(default)]
+    pub private: bool,
+}
+
+impl Incomplete {
+    pub(crate) fn new(
+        doc: DocId,
+        missing: &[crate::notes::ChangeHash],
+        waiting: Vec<(DeviceId, usize)>,
+    ) -> Self {
+        Incomplete {
+            doc,
+            missing: missing.len(),
+            hashes: missing.iter().take(3).map(|h| h.to_string()).collect(),
+            waiting,
+            case: None,
+            case_name: None,
+            private: false,
+        }
+    }
 }
 
 /// Edits to one document that stay in the outbox because they cannot land.
@@ -313,6 +360,7 @@ impl Home {
         }
         let mut report = round.finish();
         self.name_held(&mut report.held)?;
+        self.name_incomplete(&mut report.incomplete)?;
         if let Some(line) = round::refusal_line(&report.refused, &mut self.synced.audited_refusals)
         {
             self.trail().record(&line, None)?;
@@ -322,6 +370,7 @@ impl Home {
             &serde_json::to_vec(&LastRound {
                 at: self.now(),
                 held: report.held.clone(),
+                incomplete: report.incomplete.clone(),
             })
             .expect("plain data always serializes"),
         )?;
@@ -349,6 +398,25 @@ impl Home {
                 h.case = Some(*id);
                 h.case_name = Some(s.name.clone());
                 h.private = *id != h.doc;
+            }
+        }
+        Ok(())
+    }
+
+    /// Names the case of each incomplete document.
+    fn name_incomplete(&self, incomplete: &mut [Incomplete]) -> Result<()> {
+        if incomplete.is_empty() {
+            return Ok(());
+        }
+        let cases = self.docs().cases()?;
+        for x in incomplete {
+            let found = cases
+                .iter()
+                .find(|(id, s)| *id == x.doc || s.private_doc == Some(x.doc));
+            if let Some((id, s)) = found {
+                x.case = Some(*id);
+                x.case_name = Some(s.name.clone());
+                x.private = *id != x.doc;
             }
         }
         Ok(())

@@ -14,7 +14,7 @@ use casebook_shared::frames::{ErrorCode, Request, Response, Stored};
 use casebook_shared::ids::{AccountId, DocId};
 use casebook_shared::signed::Signed;
 
-use super::apply::Batch;
+use super::apply::{Batch, Taken};
 use super::pulling::{HeldDoc, Here, Pulling, Step};
 use super::{APPLY_CHUNK, Progress, RefusedEnvelope, SyncReport, check, unexpected};
 use crate::docs::{DocMeta, SnapshotBody};
@@ -314,9 +314,9 @@ impl Home {
         // document as saved here holds it: an edit sent while its commit
         // was still on its way to the disk (`Setup::sends_at_once`) may be
         // gone here after a power cut, and a home restored from a backup
-        // lacks what it wrote after the backup. (A forged echo, one the
-        // signature does not bear out, is skipped: nothing of it is
-        // applied.) The audit trail's own entries reach the relay only
+        // lacks what it wrote after the backup. (An echo the signature does
+        // not bear out is refused: damaged on the relay, it is damaged for
+        // every device.) The audit trail's own entries reach the relay only
         // once they are durable here, so those are never opened.
         let mut own = false;
         if let Ok(env) = Envelope::decode(item.envelope.clone())
@@ -324,6 +324,14 @@ impl Home {
             && env.header.kind == Kind::Change
         {
             if env.verify().is_err() {
+                // Damaged on the relay: other devices refuse it too.
+                batch.stop.get_or_insert(item.seq);
+                report.refused.push(RefusedEnvelope {
+                    doc: item.doc,
+                    seq: item.seq,
+                    reason: "this device's own envelope, damaged: its signature does not verify"
+                        .into(),
+                });
                 return Ok(());
             }
             batch.top_epoch = batch.top_epoch.max(env.header.epoch);
@@ -351,9 +359,11 @@ impl Home {
         match admitted {
             Ok(a) if a.kind == Kind::Snapshot => match codec::decode::<SnapshotBody>(&a.body) {
                 Ok(snap) => {
-                    // A snapshot holds everything before it.
+                    // A snapshot holds everything before it, a refused
+                    // envelope too.
                     batch.changes.clear();
                     batch.comments.clear();
+                    batch.stop = None;
                     batch.snapshot = Some((item.seq, snap));
                 }
                 Err(e) => report.refused.push(RefusedEnvelope {
@@ -382,16 +392,27 @@ impl Home {
             Ok(a) if own && self.docs().holds_changes(&item.doc, &a.body)? => {}
             Ok(a) => {
                 batch.recovered += usize::from(own);
+                let taken = Taken {
+                    seq: item.seq,
+                    body: a.body,
+                    account: a.account,
+                    author: a.author,
+                };
                 match a.comments_only {
-                    true => batch.comments.push((item.seq, a.body, a.account)),
-                    false => batch.changes.push((item.seq, a.body, a.account)),
+                    true => batch.comments.push(taken),
+                    false => batch.changes.push(taken),
                 }
             }
-            Err(reason) => report.refused.push(RefusedEnvelope {
-                doc: item.doc,
-                seq: item.seq,
-                reason: reason.to_string(),
-            }),
+            Err(reason) => {
+                if reason.relay_may_mend() {
+                    batch.stop.get_or_insert(item.seq);
+                }
+                report.refused.push(RefusedEnvelope {
+                    doc: item.doc,
+                    seq: item.seq,
+                    reason: reason.to_string(),
+                })
+            }
         }
         Ok(())
     }

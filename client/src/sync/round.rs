@@ -12,7 +12,8 @@
 //! - the account logs are read, then everything new is pulled, before
 //!   anything is sealed under a document's newest epoch;
 //! - a device restored from a backup skips its own echoes again only once
-//!   a whole first pull went through (nothing held back, nothing refused);
+//!   a whole first pull went through (nothing held back, nothing refused,
+//!   nothing missing);
 //! - members' logs and owned documents' upkeep come before the push, which
 //!   seals what upkeep rotated under the new keys;
 //! - what the relay refused because a new epoch landed after the pull
@@ -155,7 +156,11 @@ impl Round {
         self.waiting = false;
         match self.pulling {
             Pulling::First => {
-                if self.restored && held_back.is_empty() && self.report.refused.is_empty() {
+                if self.restored
+                    && held_back.is_empty()
+                    && self.report.refused.is_empty()
+                    && self.report.incomplete.is_empty()
+                {
                     self.restored = false;
                     self.next.push_back(Phase::ForgetRestored);
                 }

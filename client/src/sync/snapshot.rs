@@ -19,7 +19,9 @@ use crate::store::DocSync;
 /// and has fetched something (a snapshot's `covers` is the highest
 /// sequence number fetched, so it never claims a change it lacks); only
 /// the owner's devices write snapshots (see `sync::check`), and none of a
-/// document disposed of.
+/// document disposed of, nor of one that lacks changes its changes build
+/// on: the relay drops every change a snapshot covers, and one put back
+/// later would be dropped with them.
 pub(crate) fn due(sync: &DocSync, meta: &DocMeta, me: &AccountId) -> bool {
     gathered(sync) && meta.owner == *me && !meta.disposed
 }
@@ -27,7 +29,7 @@ pub(crate) fn due(sync: &DocSync, meta: &DocMeta, me: &AccountId) -> bool {
 /// The part of [`due`] that needs only the sync record, to skip reading
 /// the access state of every document that has not gathered enough.
 fn gathered(sync: &DocSync) -> bool {
-    sync.since_snapshot >= SNAPSHOT_EVERY && sync.seen > 0
+    sync.since_snapshot >= SNAPSHOT_EVERY && sync.seen > 0 && sync.missing == 0
 }
 
 /// Whether a snapshot's sealed body fits in one envelope; one that does
@@ -148,6 +150,11 @@ mod tests {
         assert!(!due(&early, &meta, &me), "not enough yet");
         let unfetched = DocSync { seen: 0, ..sync };
         assert!(!due(&unfetched, &meta, &me), "nothing fetched to cover");
+        let incomplete = DocSync { missing: 1, ..sync };
+        assert!(
+            !due(&incomplete, &meta, &me),
+            "changes it builds on missing"
+        );
     }
 
     #[test]

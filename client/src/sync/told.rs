@@ -148,7 +148,7 @@ impl Home {
                 break;
             }
         }
-        let keep = applied.is_ok() && report.refused.is_empty();
+        let keep = applied.is_ok() && report.refused.is_empty() && report.incomplete.is_empty();
         let ended = self.store.end(started, keep);
         if !keep || ended.is_err() {
             self.cache.clear();

@@ -6,7 +6,7 @@ use anyhow::Result;
 use casebook::devices::DeviceRow;
 use casebook::home::AuditRecord;
 use casebook::sharing::{Contact, ShareRow, SharedWithMe, safety_number};
-use casebook::sync::{HeldEdits, SyncReport};
+use casebook::sync::{HeldEdits, Incomplete, SyncReport};
 use casebook_shared::ids::{AccountId, DocId};
 use serde_json::{Value, json};
 
@@ -45,6 +45,41 @@ fn held_hint(h: &HeldEdits) -> String {
         ),
         _ => String::new(),
     }
+}
+
+/// A document held only in part, in a person's words.
+fn incomplete_line(x: &Incomplete) -> String {
+    let what = match (&x.case_name, x.private) {
+        (Some(name), false) => format!("the case of {name} ({})", x.doc.short()),
+        (Some(name), true) => format!("the psychotherapy notes of {name} ({})", x.doc.short()),
+        (None, _) => format!("document {}", x.doc.short()),
+    };
+    let waiting: Vec<String> = x
+        .waiting
+        .iter()
+        .map(|(device, n)| format!("{n} envelope(s) of device {}", device.short()))
+        .collect();
+    let waiting = match waiting.is_empty() {
+        true => String::new(),
+        false => format!("; waiting for them: {}", waiting.join(", ")),
+    };
+    format!(
+        "{what} is INCOMPLETE: {} change(s) it builds on were never served by the relay (missing {}){waiting}; each sync asks for them again",
+        x.missing,
+        x.hashes
+            .iter()
+            .map(|h| h.get(..12).unwrap_or(h))
+            .collect::<Vec<_>>()
+            .join(", ")
+    )
+}
+
+pub(super) fn incomplete_json(x: &Incomplete) -> Value {
+    json!({
+        "doc": x.doc.to_hex(), "missing": x.missing, "hashes": x.hashes,
+        "waiting": x.waiting.iter().map(|(d, n)| json!({"device": d.to_hex(), "envelopes": n})).collect::<Vec<_>>(),
+        "case": x.case.map(|c| c.to_hex()), "case_name": x.case_name, "private": x.private,
+    })
 }
 
 pub(super) fn held_json(h: &HeldEdits) -> Value {
@@ -174,6 +209,9 @@ impl Out {
                 x.reason
             );
         }
+        for x in &r.incomplete {
+            tell!("warning: {}", incomplete_line(x));
+        }
         for x in &r.held {
             tell!(
                 "warning: {} edit(s) to {} not sent: {}; they stay on this device{}",
@@ -199,6 +237,7 @@ impl Out {
         }
         if r.pushed + r.received + r.snapshots_in + r.left_queued > 0
             || !r.refused.is_empty()
+            || !r.incomplete.is_empty()
             || !r.held.is_empty()
         {
             self.sync_report(r)?;
@@ -219,6 +258,7 @@ impl Out {
                 "relay_error": reach.as_ref().err(),
                 "last_sync_at": s.last_sync.map(time::rfc3339), "unsent": s.unsent,
                 "held": s.held.iter().map(held_json).collect::<Vec<_>>(),
+                "incomplete": s.incomplete.iter().map(incomplete_json).collect::<Vec<_>>(),
                 "ending": s.ending.iter().map(|e| json!({
                     "id": share_id(&e.case, &e.member),
                     "case": e.case.to_hex(), "case_name": e.case_name,
@@ -250,6 +290,9 @@ impl Out {
                 h.reason,
                 held_hint(h)
             );
+        }
+        for x in &s.incomplete {
+            say!("  INCOMPLETE {}", incomplete_line(x));
         }
         if s.ending.is_empty() {
             say!("shares       none end within a week");

@@ -4,7 +4,7 @@
 //! audit trail in [`account`].
 
 mod account;
-use account::{held_json, shared_json, standing};
+use account::{held_json, incomplete_json, shared_json, standing};
 mod changed;
 mod disclosures;
 mod retention;
@@ -47,6 +47,7 @@ pub(super) fn report_json(r: &SyncReport) -> Value {
             "doc": x.doc.to_hex(), "seq": x.seq, "reason": x.reason,
         })).collect::<Vec<_>>(),
         "held": r.held.iter().map(held_json).collect::<Vec<_>>(),
+        "incomplete": r.incomplete.iter().map(incomplete_json).collect::<Vec<_>>(),
     })
 }
 

@@ -1,0 +1,156 @@
+//! What the CLI says, and what it still gets, when the relay's stored data
+//! is damaged or loses envelopes: each test edits the relay's database
+//! between syncs, as someone with its disk (or an unlucky restore) would.
+
+mod common;
+
+use common::*;
+use rusqlite::params;
+
+/// A relay, Dr. Rivera's case of Jordan Avery shared with Dr. Chen, who
+/// has synced it once.
+fn shared_case(
+    relay: &Relay,
+    dir: &std::path::Path,
+) -> (std::path::PathBuf, std::path::PathBuf, String) {
+    let (rivera, chen) = (dir.join("rivera"), dir.join("chen"));
+    init_at(&rivera, relay, "Dr. Rivera");
+    init_at(&chen, relay, "Dr. Chen");
+    let case = new_case(&rivera, "Jordan Avery");
+    befriend(&rivera, &chen, "Dr. Chen");
+    ok(&rivera, &share_args(&case, "Dr. Chen", "read", &[]));
+    ok(&chen, &["sync"]);
+    (rivera, chen, case)
+}
+
+/// The relay's stored envelopes of `case`, newest first: sequence number
+/// and the row as stored.
+fn envelopes(relay: &Relay, case: &str) -> Vec<(i64, Vec<u8>, Vec<u8>)> {
+    let db = rusqlite::Connection::open(relay.data().join("relay.db")).unwrap();
+    let mut stmt = db
+        .prepare("SELECT seq, env_id, bytes FROM envelopes WHERE doc = ?1 ORDER BY seq DESC")
+        .unwrap();
+    stmt.query_map([hex::decode(case).unwrap()], |r| {
+        Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+    })
+    .unwrap()
+    .map(Result::unwrap)
+    .collect()
+}
+
+/// Whether `home` finds `phrase` in its notes.
+fn finds(home: &std::path::Path, phrase: &str) -> bool {
+    ok(home, &["search", phrase]).contains("Jordan Avery")
+}
+
+fn relay_db(relay: &Relay) -> rusqlite::Connection {
+    rusqlite::Connection::open(relay.data().join("relay.db")).unwrap()
+}
+
+/// A sync that refused some of what the relay served lists it, says what
+/// it means, and exits with its own code (3), apart from other failures.
+/// The refused envelope is asked for again by every sync, so once the
+/// relay's copy is put right it arrives.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_envelope_exits_with_its_own_code_and_arrives_once_mended() {
+    let relay = relay().await;
+    let dir = tempfile::tempdir().unwrap();
+    let (rivera, chen, case) = shared_case(&relay, dir.path());
+    ok(
+        &rivera,
+        &["note", "add", &case, "--field", "plan=Sleep diary."],
+    );
+    ok(&rivera, &["sync"]);
+
+    // Someone with the relay's disk flips a byte of the newest envelope.
+    let (seq, _, good) = envelopes(&relay, &case).remove(0);
+    let mut bad = good.clone();
+    let mid = bad.len() / 2;
+    bad[mid] ^= 1;
+    let set = |bytes: &[u8]| {
+        relay_db(&relay)
+            .execute(
+                "UPDATE envelopes SET bytes = ?1 WHERE seq = ?2",
+                params![bytes, seq],
+            )
+            .unwrap()
+    };
+    set(&bad);
+
+    for _ in 0..2 {
+        let out = run(&chen, &["sync"]);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(3), "every sync says so: {err}");
+        assert!(err.contains("warning: refused envelope"), "{err}");
+        assert!(err.contains("was refused (listed above)"), "{err}");
+        assert!(err.contains("tell whoever runs it"), "{err}");
+        assert!(!err.contains("panicked"), "{err}");
+        assert!(!finds(&chen, "Sleep diary"), "nothing of it was applied");
+    }
+
+    set(&good);
+    ok(&chen, &["sync"]);
+    assert!(finds(&chen, "Sleep diary"));
+}
+
+/// An envelope removed from the middle of a case's history: the note after
+/// it builds on it, so the colleague's device names the case as
+/// incomplete, exits with 4, and says so in `status`, rather than showing
+/// a history with a hole. Put back, it arrives, and the note after it too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_envelope_removed_from_the_middle_is_named_and_arrives_once_put_back() {
+    let relay = relay().await;
+    let dir = tempfile::tempdir().unwrap();
+    let (rivera, chen, case) = shared_case(&relay, dir.path());
+    ok(
+        &rivera,
+        &["note", "add", &case, "--field", "plan=Sleep diary."],
+    );
+    ok(&rivera, &["sync"]);
+    ok(
+        &rivera,
+        &["note", "add", &case, "--field", "plan=Breathing exercise."],
+    );
+    ok(&rivera, &["sync"]);
+
+    let rows = envelopes(&relay, &case);
+    let (seq, env_id, bytes) = rows[1].clone();
+    relay_db(&relay)
+        .execute("DELETE FROM envelopes WHERE seq = ?1", [seq])
+        .unwrap();
+
+    let out = run(&chen, &["sync"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(4), "{err}");
+    assert!(err.contains("Jordan Avery"), "names the case: {err}");
+    assert!(err.contains("is INCOMPLETE"), "{err}");
+    assert!(err.contains("are incomplete (listed above)"), "{err}");
+    assert!(!err.contains("panicked"), "{err}");
+    assert!(!finds(&chen, "Sleep diary") && !finds(&chen, "Breathing"));
+    let status = ok(&chen, &["status"]);
+    assert!(status.contains("INCOMPLETE"), "{status}");
+    let json: serde_json::Value = serde_json::from_str(&ok(&chen, &["--json", "status"])).unwrap();
+    let incomplete = &json["incomplete"][0];
+    assert_eq!(incomplete["case"], case.as_str(), "{json}");
+    assert_eq!(incomplete["missing"], 1, "{json}");
+    assert_eq!(incomplete["waiting"].as_array().unwrap().len(), 1, "{json}");
+
+    // The same, for a script.
+    let out = run(&chen, &["--json", "sync"]);
+    assert_eq!(out.status.code(), Some(4));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let last = stderr.lines().last().unwrap_or_default();
+    let err: serde_json::Value = serde_json::from_str(last).unwrap();
+    assert_eq!(err["error"]["code"], "incomplete_from_relay", "{err}");
+
+    // Whoever runs the relay puts it back, where it was.
+    relay_db(&relay)
+        .execute(
+            "INSERT INTO envelopes(seq, doc, env_id, bytes) VALUES (?1, ?2, ?3, ?4)",
+            params![seq, hex::decode(&case).unwrap(), env_id, bytes],
+        )
+        .unwrap();
+    ok(&chen, &["sync"]);
+    assert!(finds(&chen, "Sleep diary") && finds(&chen, "Breathing"));
+    assert!(!ok(&chen, &["status"]).contains("INCOMPLETE"));
+}
