@@ -78,6 +78,20 @@ impl Loaded {
         })
     }
 
+    /// This device's changes that the saved document `other` lacks,
+    /// leaving out `pending` ones, as one batch, and how many.
+    pub fn own_changes_not_in(
+        &mut self,
+        other: &[u8],
+        device: &[u8],
+        pending: &[u8],
+    ) -> Result<(usize, Vec<u8>)> {
+        Ok(match self {
+            Loaded::Case(c) => c.own_changes_not_in(other, device, pending)?,
+            Loaded::Private(p) => p.own_changes_not_in(other, device, pending)?,
+        })
+    }
+
     /// Changes that changes held here build on and that have not arrived.
     pub fn missing_deps(&mut self) -> Vec<crate::notes::ChangeHash> {
         match self {
@@ -281,6 +295,21 @@ impl<'h> Docs<'h> {
         let missing = loaded.missing_deps();
         self.keep_loaded(doc, rev, loaded);
         Ok(missing)
+    }
+
+    /// This device's changes that `doc` holds and the saved document
+    /// `other` (a snapshot) lacks, other than `pending` ones.
+    pub(crate) fn own_changes_not_in(
+        &self,
+        doc: &DocId,
+        other: &[u8],
+        device: &[u8],
+        pending: &[u8],
+    ) -> Result<(usize, Vec<u8>)> {
+        let (mut loaded, rev) = self.take_loaded(doc)?;
+        let out = loaded.own_changes_not_in(other, device, pending);
+        self.keep_loaded(doc, rev, loaded);
+        out
     }
 
     /// Whether `doc` as saved here holds every change of `changes` (one

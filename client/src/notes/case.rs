@@ -122,6 +122,17 @@ impl CaseDoc {
         self.replica.missing_deps()
     }
 
+    /// This device's changes that the saved document `other` lacks (see
+    /// `Replica::own_changes_not_in`).
+    pub fn own_changes_not_in(
+        &mut self,
+        other: &[u8],
+        device: &[u8],
+        pending: &[u8],
+    ) -> Result<(usize, Vec<u8>)> {
+        self.replica.own_changes_not_in(other, device, pending)
+    }
+
     /// The case as it was where a batch of changes begins: at the changes
     /// the batch was written against. `Ok(None)` while one of those is not
     /// applied here yet. Judging a colleague's change against this state,

@@ -93,6 +93,17 @@ impl PrivateDoc {
         self.replica.missing_deps()
     }
 
+    /// This device's changes that the saved document `other` lacks (see
+    /// `Replica::own_changes_not_in`).
+    pub fn own_changes_not_in(
+        &mut self,
+        other: &[u8],
+        device: &[u8],
+        pending: &[u8],
+    ) -> Result<(usize, Vec<u8>)> {
+        self.replica.own_changes_not_in(other, device, pending)
+    }
+
     fn doc(&self) -> &AutoCommit {
         &self.replica.doc
     }

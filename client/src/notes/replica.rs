@@ -220,6 +220,40 @@ impl Replica {
         })
     }
 
+    /// The changes held here that were written by an actor of `device`
+    /// (see [`written_by`]) and that the saved document `other` lacks, as
+    /// one batch of change bytes, and how many: what a device re-sends
+    /// when a snapshot shows the relay lost changes of its own. Changes of
+    /// `pending` (queued, not sent yet) are left out.
+    pub(crate) fn own_changes_not_in(
+        &mut self,
+        other: &[u8],
+        device: &[u8],
+        pending: &[u8],
+    ) -> Result<(usize, Vec<u8>)> {
+        let other = guarded("loading a snapshot", || Automerge::load(other))?;
+        let pending: std::collections::HashSet<ChangeHash> = split_chunks(pending)
+            .unwrap_or_default()
+            .into_iter()
+            .filter_map(|c| catch_unwind(|| Change::try_from(c)).ok()?.ok())
+            .map(|c| c.hash())
+            .collect();
+        let mut count = 0;
+        let mut bytes = Vec::new();
+        for c in self.doc.get_changes(&[]) {
+            let actor = c.actor_id().to_bytes();
+            if actor.starts_with(device)
+                && actor.len() > device.len()
+                && other.get_change_by_hash(&c.hash()).is_none()
+                && !pending.contains(&c.hash())
+            {
+                count += 1;
+                bytes.extend_from_slice(c.raw_bytes());
+            }
+        }
+        Ok((count, bytes))
+    }
+
     /// Hashes of changes that arrived changes depend on but that have not
     /// arrived themselves. The waiting changes are kept by [`Self::save`]
     /// (after the document) and applied as soon as what they need arrives.

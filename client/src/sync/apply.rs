@@ -10,6 +10,8 @@ use super::{Incomplete, RefusedEnvelope, SyncReport, snapshot_weight};
 use crate::docs::{SnapshotBody, Summary};
 use crate::error::{Error, Result};
 use crate::home::Home;
+use crate::store::OutKind;
+use casebook_shared::access::Role;
 
 impl Home {
     /// Applies one document's fetched batch and records how far it has seen.
@@ -39,6 +41,13 @@ impl Home {
                 report.snapshots_in += 1;
             } else {
                 loaded = true;
+                // The snapshot holds every change the relay stored up to
+                // it. Where that is past every upload of this device's
+                // own, the snapshot must hold them all: one it lacks was
+                // lost by the relay, and is sent again.
+                if sync.acked > 0 && seq >= sync.acked {
+                    report.resent += self.send_lost_again(doc, &snap.doc)?;
+                }
                 match self.docs().apply_batch(doc, &snap.doc) {
                     Err(e) => report.refused.push(RefusedEnvelope {
                         doc: *doc,
@@ -184,6 +193,49 @@ impl Home {
 }
 
 impl Home {
+    /// Queues again this device's changes to `doc` that the snapshot
+    /// `saved` lacks, though the relay acknowledged them before it; records
+    /// it in the trail, and returns how many.
+    fn send_lost_again(&mut self, doc: &DocId, saved: &[u8]) -> Result<usize> {
+        let mut pending = Vec::new();
+        for row in self.store.outbox()? {
+            if row.doc == *doc && row.kind != OutKind::Access {
+                pending.extend_from_slice(&row.payload);
+            }
+        }
+        let device = self.device_id();
+        let (count, lost) = match self
+            .docs()
+            .own_changes_not_in(doc, saved, &device.0, &pending)
+        {
+            Ok(found) => found,
+            Err(e @ Error::Store(_)) => return Err(e),
+            // A snapshot that does not load is refused when it is merged.
+            Err(_) => return Ok(0),
+        };
+        if count == 0 {
+            return Ok(0);
+        }
+        let role = self
+            .access()
+            .doc_meta(doc)?
+            .and_then(|m| m.role_of(&self.account_id(), self.now()));
+        let kind = match role {
+            Some(Role::Comment) => OutKind::Comment,
+            Some(r) if r.can_upload() => OutKind::Change,
+            // No longer this account's to send: the change stays here.
+            _ => return Ok(0),
+        };
+        self.store.push_outbox(doc, kind, &lost)?;
+        self.trail().record(
+            &format!(
+                "{count} change(s) made on this device were missing from the relay (lost, or restored from an older copy): sent again"
+            ),
+            Some(*doc),
+        )?;
+        Ok(count)
+    }
+
     /// Names what `doc` lacks: the missing changes, and whose fetched
     /// changes wait for them.
     fn incomplete(

@@ -80,6 +80,9 @@ pub struct SyncReport {
     pub left_queued: usize,
     /// Envelopes refused, with the reason; they changed nothing.
     pub refused: Vec<RefusedEnvelope>,
+    /// Changes made on this device that the relay had lost (a snapshot of
+    /// their document, taken after they landed, lacks them): sent again.
+    pub resent: usize,
     /// Documents held here only in part: changes they hold build on
     /// changes the relay has not served.
     pub incomplete: Vec<Incomplete>,

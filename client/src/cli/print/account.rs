@@ -212,6 +212,12 @@ impl Out {
         for x in &r.incomplete {
             tell!("warning: {}", incomplete_line(x));
         }
+        if r.resent > 0 {
+            tell!(
+                "note: {} change(s) made on this device were missing from the relay (lost, or restored from an older copy): sent again",
+                r.resent
+            );
+        }
         for x in &r.held {
             tell!(
                 "warning: {} edit(s) to {} not sent: {}; they stay on this device{}",
@@ -238,6 +244,7 @@ impl Out {
         if r.pushed + r.received + r.snapshots_in + r.left_queued > 0
             || !r.refused.is_empty()
             || !r.incomplete.is_empty()
+            || r.resent > 0
             || !r.held.is_empty()
         {
             self.sync_report(r)?;

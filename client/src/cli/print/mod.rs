@@ -42,7 +42,7 @@ pub(super) fn report_json(r: &SyncReport) -> Value {
     json!({
         "pushed": r.pushed, "received": r.received, "docs_updated": r.docs_updated,
         "snapshots_in": r.snapshots_in, "snapshots_out": r.snapshots_out,
-        "left_queued": r.left_queued,
+        "left_queued": r.left_queued, "resent": r.resent,
         "refused": r.refused.iter().map(|x| json!({
             "doc": x.doc.to_hex(), "seq": x.seq, "reason": x.reason,
         })).collect::<Vec<_>>(),
