@@ -29,7 +29,7 @@ fuzz_target!(|data: &[u8]| {
     let _ = written_by(data, &DEVICE);
     let mut held = case();
     let _ = held.holds(data);
-    let _ = held.own_changes_not_in(data, &DEVICE, data);
+    let _ = held.own_changes_not_in(Some(data), &DEVICE, data);
     if let Ok((mut applied, _)) = held.apply_or_drop(data) {
         let _ = applied.missing_deps();
         let _ = applied.save();

@@ -77,3 +77,101 @@ async fn a_change_the_relay_lost_under_a_snapshot_is_sent_again_by_its_device() 
     assert_eq!(again.resent, 0, "{again:?}");
     relay.stop().await;
 }
+
+/// The relay's data folder is restored from a copy taken before the laptop
+/// and the tablet wrote more, and the relay is started again: it has lost
+/// what they wrote since. Neither is locked out. Each fetches again what
+/// the relay has, and sends back what it holds, so the relay is made whole:
+/// a device recovered from the recovery words afterwards finds every note,
+/// and new edits flow both ways.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_relay_restored_from_an_older_copy_is_made_whole_by_its_devices() {
+    let relay = TestRelay::start().await;
+    let addr = relay.handle.addr;
+    let dirs = [
+        tempfile::tempdir().unwrap(),
+        tempfile::tempdir().unwrap(),
+        tempfile::tempdir().unwrap(),
+    ];
+    let (mut laptop, words) = init_with_words(dirs[0].path(), &relay, "Dr. Rivera");
+    let case = case_with_a_plan(&mut laptop, "walk daily");
+    sync(&mut laptop).await;
+    let mut tablet = pair(&mut laptop, dirs[1].path(), &relay).await;
+    sync(&mut tablet).await;
+
+    // The copy, taken with the relay stopped.
+    let data = relay.stop().await;
+    let copy = tempfile::tempdir().unwrap();
+    copy_dir(data.path(), copy.path());
+    let relay = TestRelay::restart(data, addr).await;
+
+    set_plan(&mut laptop, &case, "walk daily, sleep diary");
+    sync(&mut laptop).await;
+    sync(&mut tablet).await;
+    tablet.add_note(&case, note(1)).unwrap();
+    sync(&mut tablet).await;
+    sync(&mut laptop).await;
+    assert_eq!(laptop.list_notes(&case).unwrap().len(), 2);
+
+    // Restored from the copy.
+    let data = relay.stop().await;
+    for entry in std::fs::read_dir(data.path()).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_file() {
+            std::fs::remove_file(path).unwrap();
+        }
+    }
+    copy_dir(copy.path(), data.path());
+    let relay = TestRelay::restart(data, addr).await;
+
+    let healed = sync(&mut laptop).await;
+    assert!(healed.rewound.contains(&case), "{healed:?}");
+    assert!(
+        healed.refused.is_empty() && healed.incomplete.is_empty(),
+        "{healed:?}"
+    );
+    let healed = sync(&mut tablet).await;
+    assert!(
+        healed.refused.is_empty() && healed.incomplete.is_empty(),
+        "{healed:?}"
+    );
+    for home in [&mut laptop, &mut tablet] {
+        assert_eq!(plan_of(home, &case), "walk daily, sleep diary");
+        assert_eq!(home.list_notes(&case).unwrap().len(), 2);
+    }
+
+    // What the relay holds now is whole: a device recovered from the words
+    // finds both notes and the plan.
+    let mut fresh = casebook::devices::recover(
+        dirs[2].path(),
+        PASSPHRASE,
+        &words,
+        "Dr. Rivera",
+        &relay.addr(),
+        relay.handle.fingerprint,
+    )
+    .await
+    .expect("recovered against the healed relay");
+    sync(&mut fresh).await;
+    assert_eq!(plan_of(&mut fresh, &case), "walk daily, sleep diary");
+    assert_eq!(fresh.list_notes(&case).unwrap().len(), 2);
+
+    // And edits flow both ways again.
+    set_plan(&mut tablet, &case, "walk daily, sleep diary, breathing");
+    sync(&mut tablet).await;
+    sync(&mut laptop).await;
+    assert_eq!(
+        plan_of(&mut laptop, &case),
+        "walk daily, sleep diary, breathing"
+    );
+    relay.stop().await;
+}
+
+fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
+    for entry in std::fs::read_dir(from).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_file() {
+            std::fs::copy(&path, to.join(path.file_name().unwrap())).unwrap();
+        }
+    }
+}

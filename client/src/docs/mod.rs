@@ -82,7 +82,7 @@ impl Loaded {
     /// leaving out `pending` ones, as one batch, and how many.
     pub fn own_changes_not_in(
         &mut self,
-        other: &[u8],
+        other: Option<&[u8]>,
         device: &[u8],
         pending: &[u8],
     ) -> Result<(usize, Vec<u8>)> {
@@ -302,7 +302,7 @@ impl<'h> Docs<'h> {
     pub(crate) fn own_changes_not_in(
         &self,
         doc: &DocId,
-        other: &[u8],
+        other: Option<&[u8]>,
         device: &[u8],
         pending: &[u8],
     ) -> Result<(usize, Vec<u8>)> {

@@ -126,7 +126,7 @@ impl CaseDoc {
     /// `Replica::own_changes_not_in`).
     pub fn own_changes_not_in(
         &mut self,
-        other: &[u8],
+        other: Option<&[u8]>,
         device: &[u8],
         pending: &[u8],
     ) -> Result<(usize, Vec<u8>)> {

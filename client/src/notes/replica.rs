@@ -221,17 +221,20 @@ impl Replica {
     }
 
     /// The changes held here that were written by an actor of `device`
-    /// (see [`written_by`]) and that the saved document `other` lacks, as
+    /// (see [`written_by`]) and that the saved document `other` (if any) lacks, as
     /// one batch of change bytes, and how many: what a device re-sends
     /// when a snapshot shows the relay lost changes of its own. Changes of
     /// `pending` (queued, not sent yet) are left out.
     pub(crate) fn own_changes_not_in(
         &mut self,
-        other: &[u8],
+        other: Option<&[u8]>,
         device: &[u8],
         pending: &[u8],
     ) -> Result<(usize, Vec<u8>)> {
-        let other = guarded("loading a snapshot", || Automerge::load(other))?;
+        let other = match other {
+            Some(saved) => guarded("loading a snapshot", || Automerge::load(saved))?,
+            None => Automerge::new(),
+        };
         let pending: std::collections::HashSet<ChangeHash> = split_chunks(pending)
             .unwrap_or_default()
             .into_iter()

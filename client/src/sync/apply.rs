@@ -46,7 +46,7 @@ impl Home {
                 // own, the snapshot must hold them all: one it lacks was
                 // lost by the relay, and is sent again.
                 if sync.acked > 0 && seq >= sync.acked {
-                    report.resent += self.send_lost_again(doc, &snap.doc)?;
+                    report.resent += self.send_lost_again(doc, Some(&snap.doc))?;
                 }
                 match self.docs().apply_batch(doc, &snap.doc) {
                     Err(e) => report.refused.push(RefusedEnvelope {
@@ -136,19 +136,32 @@ impl Home {
         // What still waits for the changes it builds on is asked for again
         // next round: the seen mark stops before the first of it, as it
         // does before an envelope refused for what the relay could mend.
-        let mut seen = batch.seen;
-        if let Some(stop) = batch.stop {
-            seen = seen.min(stop.saturating_sub(1));
-        }
+        let mut stop = batch.stop;
         for c in &waiting {
-            seen = seen.min(c.seq.saturating_sub(1));
+            stop = Some(stop.map_or(c.seq, |s| s.min(c.seq)));
             report.refused.push(RefusedEnvelope {
                 doc: *doc,
                 seq: c.seq,
                 reason: "a commenter's change waits for changes it builds on; asked for again next round".into(),
             });
         }
+        // Sequence numbers run across documents: the mark is the last
+        // envelope of this one fetched before the stop, not the number
+        // before it (which the relay may never have given this document).
+        let seen = match stop {
+            None => batch.seen,
+            Some(stop) => batch
+                .fetched
+                .iter()
+                .copied()
+                .filter(|&q| q < stop)
+                .max()
+                .unwrap_or(0),
+        };
         sync.seen = sync.seen.max(seen);
+        if batch.rewind {
+            self.heal_rewound(doc, &mut sync, seen, &batch, report)?;
+        }
         if loaded {
             let missing = self.docs().missing_deps(doc)?;
             sync.missing = missing.len() as u64;
@@ -193,10 +206,42 @@ impl Home {
 }
 
 impl Home {
+    /// After fetching again everything the relay has of `doc`, which holds
+    /// fewer of its envelopes than this device had seen (restored from an
+    /// older copy, or losing data): the seen mark starts again from the
+    /// relay's numbers, and what this device holds goes back to the relay:
+    /// its own changes that the relay's snapshot lacks (all of them where
+    /// it has none), as new envelopes that every device fetches, whatever
+    /// it had seen; and, from an owner's device, a snapshot this round,
+    /// which holds every change it has (others' too) for a device that
+    /// starts from the relay's numbers. Own changes the relay still has
+    /// go again too: each device takes a change it holds once.
+    fn heal_rewound(
+        &mut self,
+        doc: &DocId,
+        sync: &mut crate::store::DocSync,
+        seen: u64,
+        batch: &Batch,
+        report: &mut SyncReport,
+    ) -> Result<()> {
+        sync.seen = seen;
+        sync.acked = 0;
+        sync.since_snapshot = sync.since_snapshot.max(super::SNAPSHOT_EVERY);
+        if !self.is_audit_doc(doc) {
+            let snapshot = batch.snapshot.as_ref().map(|(_, s)| &s.doc[..]);
+            report.resent += self.send_lost_again(doc, snapshot)?;
+        }
+        report.rewound.push(*doc);
+        self.trail().record(
+            "the relay held less of this document than this device had seen (restored from an older copy, or losing data): fetched again, and what this device holds sent back",
+            Some(*doc),
+        )
+    }
+
     /// Queues again this device's changes to `doc` that the snapshot
-    /// `saved` lacks, though the relay acknowledged them before it; records
+    /// `saved` lacks (with none, all of them); records
     /// it in the trail, and returns how many.
-    fn send_lost_again(&mut self, doc: &DocId, saved: &[u8]) -> Result<usize> {
+    fn send_lost_again(&mut self, doc: &DocId, saved: Option<&[u8]>) -> Result<usize> {
         let mut pending = Vec::new();
         for row in self.store.outbox()? {
             if row.doc == *doc && row.kind != OutKind::Access {
@@ -276,8 +321,13 @@ pub(super) struct Batch {
     pub(super) changes: Vec<Taken>,
     /// Changes from members who may only comment, checked one by one.
     pub(super) comments: Vec<Taken>,
-    /// Highest sequence number fetched.
+    /// Highest sequence number fetched, and every one fetched.
     pub(super) seen: u64,
+    pub(super) fetched: Vec<u64>,
+    /// The relay holds fewer of the document's envelopes than this device
+    /// has seen (see [`super::check::Need::rewind`]): what was fetched is
+    /// everything it has.
+    pub(super) rewind: bool,
     /// The first envelope refused for something the relay could have done
     /// (damaged, moved, an author or key not known yet): the seen mark
     /// stops before it, so a repaired relay delivers it next round.

@@ -25,11 +25,22 @@ pub struct Need {
     pub access_from: Option<u64>,
     /// Envelopes seen; fetch after this when the relay has more.
     pub changes_after: Option<u64>,
+    /// The relay holds less of the document's envelopes than this device
+    /// has seen, or lost an upload of its own it acknowledged: restored
+    /// from an older copy, or losing data. Everything it has is fetched
+    /// again, the seen mark starts from its numbers, and what this device
+    /// holds is sent again (see `sync::apply`).
+    pub rewind: bool,
 }
 
 /// Compares the relay's listing with what this device has seen. A relay that
-/// shows fewer access entries or a lower sequence number than the device has
-/// already seen is rolling it back, and the whole listing is refused.
+/// shows fewer access entries than the device has already seen is rolling
+/// it back, and the whole listing is refused (an older access log could
+/// bring back a member who was removed). One that holds fewer envelopes
+/// (a lower sequence number than was seen, or than an upload of this
+/// device's was given) lost them: the document is fetched again and healed
+/// ([`Need::rewind`]), so a relay restored from an older copy locks nobody
+/// out.
 /// `held` is each document this device holds with its sync record and whether
 /// its own account owns it; an owned document missing from the listing is a
 /// rollback too (a relay cannot make an owner's document vanish).
@@ -51,23 +62,11 @@ pub fn plan(
                 here: local.access_len,
             });
         }
-        if h.seq < local.seen {
-            return Err(RollbackError::BehindSeen {
-                doc: h.doc,
-                relay: h.seq,
-                seen: local.seen,
-            });
-        }
-        if h.seq < local.acked {
-            return Err(RollbackError::BehindAcked {
-                doc: h.doc,
-                relay: h.seq,
-                acked: local.acked,
-            });
-        }
+        let rewind = h.seq < local.seen || h.seq < local.acked;
         // A document that lacks changes its changes build on is fetched
         // again from the start: a repaired relay may serve them anywhere.
-        let changes_after = match local.missing > 0 && h.seq > 0 {
+        // So is one the relay holds less of than was seen here.
+        let changes_after = match (local.missing > 0 || rewind) && h.seq > 0 {
             true => Some(0),
             false => (h.seq > local.seen).then_some(local.seen),
         };
@@ -75,8 +74,9 @@ pub fn plan(
             doc: h.doc,
             access_from: (h.access_len > local.access_len).then_some(local.access_len),
             changes_after,
+            rewind,
         };
-        if need.access_from.is_some() || need.changes_after.is_some() {
+        if need.access_from.is_some() || need.changes_after.is_some() || need.rewind {
             needs.push(need);
         }
     }
@@ -559,17 +559,20 @@ mod tests {
                 Need {
                     doc: DocId([1; 16]),
                     access_from: Some(1),
-                    changes_after: None
+                    changes_after: None,
+                    rewind: false,
                 },
                 Need {
                     doc: DocId([2; 16]),
                     access_from: None,
-                    changes_after: Some(9)
+                    changes_after: Some(9),
+                    rewind: false,
                 },
                 Need {
                     doc: DocId([3; 16]),
                     access_from: Some(0),
-                    changes_after: Some(0)
+                    changes_after: Some(0),
+                    rewind: false,
                 },
             ]
         );
@@ -586,20 +589,32 @@ mod tests {
     }
 
     #[test]
-    fn plan_refuses_rollback() {
+    fn plan_refuses_rollback_and_heals_lost_envelopes() {
         let local = BTreeMap::from([held(1, 2, 5, true)]);
         assert!(
             plan(&[head(1, 1, 5)], &local).is_err(),
             "shorter access log"
         );
-        assert!(plan(&[head(1, 2, 4)], &local).is_err(), "lower sequence");
+        let behind = plan(&[head(1, 2, 4)], &local).unwrap();
+        assert_eq!(
+            (behind[0].changes_after, behind[0].rewind),
+            (Some(0), true),
+            "fewer envelopes: all fetched again, and healed"
+        );
         let mut acked = local.clone();
         acked.get_mut(&DocId([1; 16])).unwrap().0.acked = 7;
         assert!(
-            plan(&[head(1, 2, 6)], &acked).is_err(),
+            plan(&[head(1, 2, 6)], &acked).unwrap()[0].rewind,
             "an acknowledged upload lost"
         );
-        assert!(plan(&[head(1, 2, 7)], &acked).is_ok());
+        assert!(
+            plan(&[head(1, 2, 7)], &acked)
+                .unwrap()
+                .iter()
+                .all(|n| !n.rewind)
+        );
+        let emptied = plan(&[head(1, 2, 0)], &local).unwrap();
+        assert_eq!((emptied[0].changes_after, emptied[0].rewind), (None, true));
         assert!(plan(&[], &local).is_err(), "owned document withheld");
         let shared = BTreeMap::from([held(1, 2, 5, false)]);
         assert!(

@@ -83,6 +83,9 @@ pub struct SyncReport {
     /// Changes made on this device that the relay had lost (a snapshot of
     /// their document, taken after they landed, lacks them): sent again.
     pub resent: usize,
+    /// Documents the relay held fewer envelopes of than this device had
+    /// seen: fetched again, and healed.
+    pub rewound: Vec<DocId>,
     /// Documents held here only in part: changes they hold build on
     /// changes the relay has not served.
     pub incomplete: Vec<Incomplete>,

@@ -125,6 +125,16 @@ impl Home {
                     progress(Progress::Fetched { docs, of, bytes });
                 }
                 Step::Apply => {
+                    for doc in pulling.rewound() {
+                        let top_epoch = self.docs().sync_record(&doc)?.top_epoch;
+                        batches
+                            .entry(doc)
+                            .or_insert_with(|| Batch {
+                                top_epoch,
+                                ..Batch::default()
+                            })
+                            .rewind = true;
+                    }
                     self.apply_batches(std::mem::take(&mut batches), report, progress)?
                 }
                 Step::Done => break,
@@ -297,6 +307,7 @@ impl Home {
             }),
         };
         batch.seen = item.seq;
+        batch.fetched.push(item.seq);
         self.take_item(item, accounts, batch, report)
     }
 

@@ -402,6 +402,18 @@ impl Pulling {
         self.next.push_back(Step::TakeAccess(chunk));
     }
 
+    /// Documents the relay holds fewer envelopes of than this device has
+    /// seen (see [`Need::rewind`]), and that this pull fetches.
+    pub fn rewound(&self) -> Vec<DocId> {
+        self.needs
+            .iter()
+            .filter(|n| {
+                n.rewind && !self.held_back.contains(&n.doc) && !self.purged.contains(&n.doc)
+            })
+            .map(|n| n.doc)
+            .collect()
+    }
+
     fn start_fetching(&mut self) {
         let needs: Vec<&Need> = self
             .needs

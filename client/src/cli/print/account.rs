@@ -212,6 +212,12 @@ impl Out {
         for x in &r.incomplete {
             tell!("warning: {}", incomplete_line(x));
         }
+        if !r.rewound.is_empty() {
+            tell!(
+                "note: the relay held less than this device had seen of {} document(s) (restored from an older copy, or losing data): fetched again, and what this device holds sent back",
+                r.rewound.len()
+            );
+        }
         if r.resent > 0 {
             tell!(
                 "note: {} change(s) made on this device were missing from the relay (lost, or restored from an older copy): sent again",
@@ -245,6 +251,7 @@ impl Out {
             || !r.refused.is_empty()
             || !r.incomplete.is_empty()
             || r.resent > 0
+            || !r.rewound.is_empty()
             || !r.held.is_empty()
         {
             self.sync_report(r)?;

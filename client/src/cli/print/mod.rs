@@ -43,6 +43,7 @@ pub(super) fn report_json(r: &SyncReport) -> Value {
         "pushed": r.pushed, "received": r.received, "docs_updated": r.docs_updated,
         "snapshots_in": r.snapshots_in, "snapshots_out": r.snapshots_out,
         "left_queued": r.left_queued, "resent": r.resent,
+        "rewound": r.rewound.iter().map(|d| d.to_hex()).collect::<Vec<_>>(),
         "refused": r.refused.iter().map(|x| json!({
             "doc": x.doc.to_hex(), "seq": x.seq, "reason": x.reason,
         })).collect::<Vec<_>>(),
