@@ -154,3 +154,45 @@ async fn an_envelope_removed_from_the_middle_is_named_and_arrives_once_put_back(
     assert!(finds(&chen, "Sleep diary") && finds(&chen, "Breathing"));
     assert!(!ok(&chen, &["status"]).contains("INCOMPLETE"));
 }
+
+/// The same for a device that holds nothing of the case yet, whose very
+/// first envelope the relay lost: nothing it is served can even wait
+/// inside a document. The case is named INCOMPLETE (exit 4), and once the
+/// envelope is back, all of it arrives.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_case_whose_first_envelope_is_gone_is_named_and_arrives_once_put_back() {
+    let relay = relay().await;
+    let dir = tempfile::tempdir().unwrap();
+    let (rivera, chen) = (dir.path().join("rivera"), dir.path().join("chen"));
+    init_at(&rivera, &relay, "Dr. Rivera");
+    init_at(&chen, &relay, "Dr. Chen");
+    let case = new_case(&rivera, "Jordan Avery");
+    ok(
+        &rivera,
+        &["note", "add", &case, "--field", "plan=Sleep diary."],
+    );
+    ok(&rivera, &["sync"]);
+    befriend(&rivera, &chen, "Dr. Chen");
+    ok(&rivera, &share_args(&case, "Dr. Chen", "read", &[]));
+
+    let (seq, env_id, bytes) = envelopes(&relay, &case).pop().unwrap();
+    relay_db(&relay)
+        .execute("DELETE FROM envelopes WHERE seq = ?1", [seq])
+        .unwrap();
+    let out = run(&chen, &["sync"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(4), "{err}");
+    assert!(err.contains("is INCOMPLETE"), "{err}");
+    assert!(!err.contains("refused"), "{err}");
+    assert!(!finds(&chen, "Sleep diary"));
+
+    relay_db(&relay)
+        .execute(
+            "INSERT INTO envelopes(seq, doc, env_id, bytes) VALUES (?1, ?2, ?3, ?4)",
+            params![seq, hex::decode(&case).unwrap(), env_id, bytes],
+        )
+        .unwrap();
+    ok(&chen, &["sync"]);
+    assert!(finds(&chen, "Sleep diary"));
+    assert!(!ok(&chen, &["status"]).contains("INCOMPLETE"));
+}

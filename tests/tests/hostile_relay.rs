@@ -52,6 +52,10 @@ fn subjective(home: &mut Home, case: &DocId) -> String {
         .unwrap()
 }
 
+/// Where the hostile relay numbers what it passes on: above any number the
+/// real relay hands out (those start from the time it starts at).
+const PASSED_ON: u64 = 1 << 62;
+
 /// Makes the hostile relay serve `envelope` as the newest change of `doc`
 /// (once to each device) and, if given, one more access-log entry for a
 /// document, on top of what the real relay has.
@@ -60,7 +64,7 @@ fn pass_on(hostile: &HostileRelay, doc: DocId, envelope: Vec<u8>, plant: Option<
         (Request::ListDocs { .. }, Response::Docs { mut docs, cursor }) => {
             for h in &mut docs {
                 if h.doc == doc {
-                    h.seq = cursor + 1000;
+                    h.seq = PASSED_ON;
                 }
                 if plant.as_ref().is_some_and(|(d, _)| *d == h.doc) {
                     h.access_len += 1;
@@ -70,11 +74,11 @@ fn pass_on(hostile: &HostileRelay, doc: DocId, envelope: Vec<u8>, plant: Option<
         }
         (Request::Fetch { docs, .. }, Response::Changes { mut items, more }) => {
             if let Some((_, after)) = docs.iter().find(|(d, _)| *d == doc)
-                && *after < 1_000
+                && *after < PASSED_ON
             {
                 items.push(Stored {
                     doc,
-                    seq: items.iter().map(|i| i.seq).max().unwrap_or(*after) + 1_000,
+                    seq: PASSED_ON,
                     envelope: envelope.clone(),
                 });
             }

@@ -92,12 +92,17 @@ async fn a_relay_restored_from_an_older_copy_is_made_whole_by_its_devices() {
         tempfile::tempdir().unwrap(),
         tempfile::tempdir().unwrap(),
         tempfile::tempdir().unwrap(),
+        tempfile::tempdir().unwrap(),
     ];
     let (mut laptop, words) = init_with_words(dirs[0].path(), &relay, "Dr. Rivera");
     let case = case_with_a_plan(&mut laptop, "walk daily");
     sync(&mut laptop).await;
     let mut tablet = pair(&mut laptop, dirs[1].path(), &relay).await;
     sync(&mut tablet).await;
+    let mut chen = init(dirs[3].path(), &relay, "Dr. Chen");
+    sync(&mut chen).await;
+    let (_, chen_account, _, _) = chen.whoami();
+    befriend(&mut laptop, "Dr. Chen", &chen_account);
 
     // The copy, taken with the relay stopped.
     let data = relay.stop().await;
@@ -107,6 +112,10 @@ async fn a_relay_restored_from_an_older_copy_is_made_whole_by_its_devices() {
 
     set_plan(&mut laptop, &case, "walk daily, sleep diary");
     sync(&mut laptop).await;
+    // A share made after the copy: an access entry the restored relay lacks.
+    share_case(&mut laptop, &case, "Dr. Chen", "read", true).await;
+    sync(&mut chen).await;
+    assert_eq!(plan_of(&mut chen, &case), "walk daily, sleep diary");
     sync(&mut tablet).await;
     tablet.add_note(&case, note(1)).unwrap();
     sync(&mut tablet).await;
@@ -126,6 +135,7 @@ async fn a_relay_restored_from_an_older_copy_is_made_whole_by_its_devices() {
 
     let healed = sync(&mut laptop).await;
     assert!(healed.rewound.contains(&case), "{healed:?}");
+    assert_eq!(healed.access_healed, vec![case], "{healed:?}");
     assert!(
         healed.refused.is_empty() && healed.incomplete.is_empty(),
         "{healed:?}"
@@ -155,6 +165,10 @@ async fn a_relay_restored_from_an_older_copy_is_made_whole_by_its_devices() {
     sync(&mut fresh).await;
     assert_eq!(plan_of(&mut fresh, &case), "walk daily, sleep diary");
     assert_eq!(fresh.list_notes(&case).unwrap().len(), 2);
+
+    // The colleague still reads the case, and what was written since.
+    sync(&mut chen).await;
+    assert_eq!(chen.list_notes(&case).unwrap().len(), 2);
 
     // And edits flow both ways again.
     set_plan(&mut tablet, &case, "walk daily, sleep diary, breathing");

@@ -44,6 +44,12 @@ pub use format::{
 pub use note::{CaseSummary, LateEdit, Note, NoteInput, NoteSummary, Profile, Remark};
 pub use private::{PrivateDoc, PrivateEntry};
 pub use replica::written_by;
+
+/// The changes a batch builds on from outside itself (see
+/// `Replica::base_of`); `None` when the bytes are not change chunks.
+pub(crate) fn base_of(bytes: &[u8]) -> Option<Vec<ChangeHash>> {
+    replica::Replica::base_of(bytes)
+}
 pub use scores::{
     SCORE_PREFIX, STANDARD, ScorePoint, Series, Standard, band, measure_name, score_field,
     score_value, series, standard,
@@ -59,6 +65,10 @@ pub use template::{
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum NoteError {
+    /// Changes that build on changes not here, with nothing here to wait
+    /// in: the document's first changes are missing.
+    #[error("the changes this builds on, the document's first among them, have not arrived")]
+    MissingDeps,
     #[error("{0} holds control characters; type it as plain text")]
     ControlCharacters(&'static str),
     #[error("unknown note format {0:?}; valid formats: soap, dap, birp, free")]

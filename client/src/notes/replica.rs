@@ -51,7 +51,16 @@ impl Replica {
         bytes: &[u8],
         actor: &[u8],
     ) -> Result<Self> {
-        let mut doc = guarded("loading", || AutoCommit::load(bytes))?;
+        let mut doc = match catch_unwind(|| AutoCommit::load(bytes)) {
+            Ok(Ok(doc)) => doc,
+            Ok(Err(AutomergeError::MissingDeps)) => return Err(NoteError::MissingDeps),
+            Ok(Err(e)) => return Err(NoteError::Malformed(format!("loading: {e}"))),
+            Err(_) => {
+                return Err(NoteError::Malformed(
+                    "loading: the Automerge decoder failed on this data".into(),
+                ));
+            }
+        };
         doc.set_actor(ActorId::from(actor));
         let replica = Self {
             doc,

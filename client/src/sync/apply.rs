@@ -10,8 +10,7 @@ use super::{Incomplete, RefusedEnvelope, SyncReport, snapshot_weight};
 use crate::docs::{SnapshotBody, Summary};
 use crate::error::{Error, Result};
 use crate::home::Home;
-use crate::store::OutKind;
-use casebook_shared::access::Role;
+use crate::notes::NoteError;
 
 impl Home {
     /// Applies one document's fetched batch and records how far it has seen.
@@ -33,6 +32,9 @@ impl Home {
         // that what it lacks can be asked of it without loading it for
         // that alone (a snapshot is stored without loading).
         let mut loaded = sync.missing > 0;
+        // Changes of a document not held here yet whose first changes are
+        // missing: they cannot even wait inside it.
+        let mut unfounded: Vec<Taken> = Vec::new();
         if let Some((seq, snap)) = &batch.snapshot {
             let seq = *seq;
             let summary_ok = serde_json::from_slice::<Summary>(&snap.summary).is_ok();
@@ -92,6 +94,9 @@ impl Home {
                                 sync.since_snapshot += snapshot_weight(body.len());
                                 edited_by.insert(*author);
                             }
+                            // Nothing here to wait in: the document's
+                            // first changes have not arrived.
+                            Err(Error::Note(NoteError::MissingDeps)) => unfounded.push(c.clone()),
                             Err(e) => report.refused.push(RefusedEnvelope {
                                 doc: *doc,
                                 seq: *seq,
@@ -137,6 +142,9 @@ impl Home {
         // next round: the seen mark stops before the first of it, as it
         // does before an envelope refused for what the relay could mend.
         let mut stop = batch.stop;
+        for c in &unfounded {
+            stop = Some(stop.map_or(c.seq, |s| s.min(c.seq)));
+        }
         for c in &waiting {
             stop = Some(stop.map_or(c.seq, |s| s.min(c.seq)));
             report.refused.push(RefusedEnvelope {
@@ -162,7 +170,26 @@ impl Home {
         if batch.rewind {
             self.heal_rewound(doc, &mut sync, seen, &batch, report)?;
         }
-        if loaded {
+        if !unfounded.is_empty() && !self.store.has_body(doc)? {
+            let mut missing: Vec<crate::notes::ChangeHash> = unfounded
+                .iter()
+                .flat_map(|c| crate::notes::base_of(&c.body).unwrap_or_default())
+                .collect();
+            missing.sort();
+            missing.dedup();
+            sync.missing = missing.len().max(1) as u64;
+            report.incomplete.retain(|x| x.doc != *doc);
+            let mut waiting: Vec<(DeviceId, usize)> = Vec::new();
+            for c in &unfounded {
+                match waiting.iter_mut().find(|(d, _)| *d == c.author) {
+                    Some((_, n)) => *n += 1,
+                    None => waiting.push((c.author, 1)),
+                }
+            }
+            report
+                .incomplete
+                .push(Incomplete::new(*doc, &missing, waiting));
+        } else if loaded {
             let missing = self.docs().missing_deps(doc)?;
             sync.missing = missing.len() as u64;
             // A later pull of the round knows better.
@@ -206,81 +233,6 @@ impl Home {
 }
 
 impl Home {
-    /// After fetching again everything the relay has of `doc`, which holds
-    /// fewer of its envelopes than this device had seen (restored from an
-    /// older copy, or losing data): the seen mark starts again from the
-    /// relay's numbers, and what this device holds goes back to the relay:
-    /// its own changes that the relay's snapshot lacks (all of them where
-    /// it has none), as new envelopes that every device fetches, whatever
-    /// it had seen; and, from an owner's device, a snapshot this round,
-    /// which holds every change it has (others' too) for a device that
-    /// starts from the relay's numbers. Own changes the relay still has
-    /// go again too: each device takes a change it holds once.
-    fn heal_rewound(
-        &mut self,
-        doc: &DocId,
-        sync: &mut crate::store::DocSync,
-        seen: u64,
-        batch: &Batch,
-        report: &mut SyncReport,
-    ) -> Result<()> {
-        sync.seen = seen;
-        sync.acked = 0;
-        sync.since_snapshot = sync.since_snapshot.max(super::SNAPSHOT_EVERY);
-        if !self.is_audit_doc(doc) {
-            let snapshot = batch.snapshot.as_ref().map(|(_, s)| &s.doc[..]);
-            report.resent += self.send_lost_again(doc, snapshot)?;
-        }
-        report.rewound.push(*doc);
-        self.trail().record(
-            "the relay held less of this document than this device had seen (restored from an older copy, or losing data): fetched again, and what this device holds sent back",
-            Some(*doc),
-        )
-    }
-
-    /// Queues again this device's changes to `doc` that the snapshot
-    /// `saved` lacks (with none, all of them); records
-    /// it in the trail, and returns how many.
-    fn send_lost_again(&mut self, doc: &DocId, saved: Option<&[u8]>) -> Result<usize> {
-        let mut pending = Vec::new();
-        for row in self.store.outbox()? {
-            if row.doc == *doc && row.kind != OutKind::Access {
-                pending.extend_from_slice(&row.payload);
-            }
-        }
-        let device = self.device_id();
-        let (count, lost) = match self
-            .docs()
-            .own_changes_not_in(doc, saved, &device.0, &pending)
-        {
-            Ok(found) => found,
-            Err(e @ Error::Store(_)) => return Err(e),
-            // A snapshot that does not load is refused when it is merged.
-            Err(_) => return Ok(0),
-        };
-        if count == 0 {
-            return Ok(0);
-        }
-        let role = self
-            .access()
-            .doc_meta(doc)?
-            .and_then(|m| m.role_of(&self.account_id(), self.now()));
-        let kind = match role {
-            Some(Role::Comment) => OutKind::Comment,
-            Some(r) if r.can_upload() => OutKind::Change,
-            // No longer this account's to send: the change stays here.
-            _ => return Ok(0),
-        };
-        self.store.push_outbox(doc, kind, &lost)?;
-        self.trail().record(
-            &format!(
-                "{count} change(s) made on this device were missing from the relay (lost, or restored from an older copy): sent again"
-            ),
-            Some(*doc),
-        )?;
-        Ok(count)
-    }
-
     /// Names what `doc` lacks: the missing changes, and whose fetched
     /// changes wait for them.
     fn incomplete(

@@ -11,6 +11,7 @@
 
 mod apply;
 pub mod check;
+mod heal;
 mod logs;
 mod paging;
 mod pull;
@@ -86,6 +87,9 @@ pub struct SyncReport {
     /// Documents the relay held fewer envelopes of than this device had
     /// seen: fetched again, and healed.
     pub rewound: Vec<DocId>,
+    /// Documents whose access log on the relay lacked entries signed here:
+    /// sent back.
+    pub access_healed: Vec<DocId>,
     /// Documents held here only in part: changes they hold build on
     /// changes the relay has not served.
     pub incomplete: Vec<Incomplete>,

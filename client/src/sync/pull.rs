@@ -42,10 +42,12 @@ impl Home {
                     self.purge_doc(&doc, &by)?;
                 }
                 Step::List => {
-                    let heads = match relay.request(&Request::ListDocs { since: 0 }).await? {
+                    let mut heads = match relay.request(&Request::ListDocs { since: 0 }).await? {
                         Response::Docs { docs, .. } => docs,
                         r => return Err(unexpected(r)),
                     };
+                    let healed = self.heal_access(relay, &mut heads).await?;
+                    report.access_healed.extend(healed);
                     pulling.listed(&heads)?;
                 }
                 Step::EnsureAudit => {

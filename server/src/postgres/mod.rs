@@ -68,7 +68,18 @@ impl PgStore {
     /// relay's, and starts the writer.
     pub async fn open(url: &str, ca: Option<&Path>) -> Result<PgStore, StoreError> {
         let db = Db::new(url, ca)?;
-        schema::check(&db.client().await?).await?;
+        let client = db.client().await?;
+        schema::check(&client).await?;
+        // See `storage::sequence_floor`. Raised only: another node may be
+        // handing out numbers meanwhile.
+        client
+            .execute(
+                "SELECT setval('envelope_seq', $1)
+                 WHERE $1 > (SELECT CASE WHEN is_called THEN last_value ELSE 0 END FROM envelope_seq)",
+                &[&(crate::storage::sequence_floor() as i64)],
+            )
+            .await?;
+        drop(client);
         let node = u64::from_be_bytes(casebook_shared::crypto::random_bytes());
         // Listening before anything is read, so nothing written by another
         // node between the read and the first notice is missed.

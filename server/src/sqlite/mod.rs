@@ -137,6 +137,16 @@ impl SqliteStore {
     pub fn open(path: &Path) -> Result<SqliteStore, StoreError> {
         let conn = open(path)?;
         upgrade(&conn, path)?;
+        // See `storage::sequence_floor`.
+        conn.execute(
+            "INSERT INTO sqlite_sequence(name, seq) SELECT 'envelopes', 0
+             WHERE NOT EXISTS (SELECT 1 FROM sqlite_sequence WHERE name = 'envelopes')",
+            [],
+        )?;
+        conn.execute(
+            "UPDATE sqlite_sequence SET seq = MAX(seq, ?1) WHERE name = 'envelopes'",
+            [crate::storage::sequence_floor() as i64],
+        )?;
         let (jobs, rx) = Jobs::new();
         let writer = std::thread::Builder::new()
             .name("casebook-relay-writer".into())
@@ -389,5 +399,38 @@ mod tests {
         assert_eq!(n, 0);
         other.execute_batch("COMMIT").unwrap();
         Storage::close(&store).await;
+    }
+
+    /// A store opened again (after a restart, or a restore from an older
+    /// copy) hands out numbers above any it handed out before, even where
+    /// the copy's own counter is lower.
+    #[tokio::test]
+    async fn numbers_handed_out_only_rise_across_a_restore() {
+        let tmp = tempfile::tempdir().unwrap();
+        let path = tmp.path().join("relay.db");
+        let counter = |c: &Connection| -> i64 {
+            c.query_row(
+                "SELECT seq FROM sqlite_sequence WHERE name = 'envelopes'",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap()
+        };
+        let before = crate::storage::sequence_floor() as i64;
+        let store = SqliteStore::open(&path).unwrap();
+        Storage::close(&store).await;
+        let c = open(&path).unwrap();
+        let first = counter(&c);
+        assert!(first >= before, "{first} < {before}");
+        // An older copy's counter, far below what was handed out.
+        c.execute(
+            "UPDATE sqlite_sequence SET seq = 7 WHERE name = 'envelopes'",
+            [],
+        )
+        .unwrap();
+        drop(c);
+        let store = SqliteStore::open(&path).unwrap();
+        Storage::close(&store).await;
+        assert!(counter(&open(&path).unwrap()) >= first);
     }
 }

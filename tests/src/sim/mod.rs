@@ -12,7 +12,9 @@
 //! changes does (fetching those first), a device's machine loses power
 //! after a round (so
 //! what its store committed without waiting for the disk is gone, see
-//! `casebook::store::CrashPoint`), the relay restarts, and hours pass on the one
+//! `casebook::store::CrashPoint`), the relay restarts, someone with the
+//! relay's disk damages stored envelopes and later puts them right
+//! ([`disk`]), and hours pass on the one
 //! clock the relay and every device read, so shares run out. Then the
 //! network heals, every device syncs, and [`check::invariants`] must hold.
 //!
@@ -21,6 +23,7 @@
 //! faults in the same order; a failure prints its seed and the trace.
 
 pub mod check;
+pub mod disk;
 pub mod hostile;
 pub mod net;
 mod ops;
@@ -94,6 +97,7 @@ async fn simulate(seed: u64, steps: usize, extra: bool) -> Result<Outcome, Failu
     let mut w = World::new(seed, RATES);
     w.extra = extra.then(|| rng::Rng::new(seed ^ 0x3c6e_f372_fe94_f82b));
     w.cuts = extra.then(|| rng::Rng::new(seed ^ 0xa54f_f53a_5f1d_36f1));
+    w.disk = extra.then(|| rng::Rng::new(seed ^ 0x510e_527f_ade6_82d1));
     let fail = |w: &mut World, failed: Vec<String>| Failure {
         seed,
         failed,
@@ -146,6 +150,7 @@ async fn simulate(seed: u64, steps: usize, extra: bool) -> Result<Outcome, Failu
             let chen = w.live_of(1)[0];
             w.pair(chen, "chen-tablet").await;
         }
+        w.disk_acts();
         let live = w.live();
         let d = live[w.rng.below(live.len())];
         let roll = w.rng.below(100);
@@ -177,7 +182,9 @@ async fn simulate(seed: u64, steps: usize, extra: bool) -> Result<Outcome, Failu
         }
     }
 
-    // The network heals; every device syncs until all is sent and seen.
+    // The network heals, what the relay's disk damaged is put right, and
+    // every device syncs until all is sent and seen.
+    w.repair();
     let mut refusals = Vec::new();
     for round in 0..4 {
         for d in w.live() {

@@ -106,6 +106,11 @@ impl SimRelay {
         *slot = start(&self.path, &self.clock);
     }
 
+    /// The relay's database file, for someone with its disk.
+    pub fn db_path(&self) -> &std::path::Path {
+        &self.path
+    }
+
     pub fn faults(&self) -> std::sync::MutexGuard<'_, Faults> {
         self.faults.lock().unwrap()
     }

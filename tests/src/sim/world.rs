@@ -95,6 +95,12 @@ pub struct World {
     /// told of changes runs them. None: neither.
     pub extra: Option<Rng>,
     pub power_cuts: u64,
+    /// Where someone with the relay's disk decides what to damage, a
+    /// stream of its own (see [`super::disk`]); None: nobody does.
+    pub disk: Option<Rng>,
+    /// Envelopes damaged on the relay's disk and not yet put right: their
+    /// sequence number and the bytes as stored.
+    pub damaged: Vec<(i64, Vec<u8>)>,
 }
 
 /// A fresh folder for simulated homes: in memory where the system has one,
@@ -155,6 +161,8 @@ impl World {
             rogue_changes: Vec::new(),
             extra: None,
             power_cuts: 0,
+            disk: None,
+            damaged: Vec::new(),
             unsettled: BTreeMap::new(),
             lost_to_power: Default::default(),
             cuts: None,

@@ -218,6 +218,12 @@ impl Out {
                 r.rewound.len()
             );
         }
+        if !r.access_healed.is_empty() {
+            tell!(
+                "note: the relay's access log of {} document(s) lacked entries signed on this device (restored from an older copy, or losing data): sent back",
+                r.access_healed.len()
+            );
+        }
         if r.resent > 0 {
             tell!(
                 "note: {} change(s) made on this device were missing from the relay (lost, or restored from an older copy): sent again",
@@ -252,6 +258,7 @@ impl Out {
             || !r.incomplete.is_empty()
             || r.resent > 0
             || !r.rewound.is_empty()
+            || !r.access_healed.is_empty()
             || !r.held.is_empty()
         {
             self.sync_report(r)?;
