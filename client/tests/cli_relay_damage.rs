@@ -88,6 +88,10 @@ async fn a_refused_envelope_exits_with_its_own_code_and_arrives_once_mended() {
         assert!(!finds(&chen, "Sleep diary"), "nothing of it was applied");
     }
 
+    // Two syncs, two processes: one line of the trail.
+    let trail = ok(&chen, &["audit"]);
+    assert_eq!(trail.matches("sync refused").count(), 1, "{trail}");
+
     set(&good);
     ok(&chen, &["sync"]);
     assert!(finds(&chen, "Sleep diary"));

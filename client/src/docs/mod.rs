@@ -85,7 +85,7 @@ impl Loaded {
         other: Option<&[u8]>,
         device: &[u8],
         pending: &[u8],
-    ) -> Result<(usize, Vec<u8>)> {
+    ) -> Result<Vec<Vec<u8>>> {
         Ok(match self {
             Loaded::Case(c) => c.own_changes_not_in(other, device, pending)?,
             Loaded::Private(p) => p.own_changes_not_in(other, device, pending)?,
@@ -305,7 +305,7 @@ impl<'h> Docs<'h> {
         other: Option<&[u8]>,
         device: &[u8],
         pending: &[u8],
-    ) -> Result<(usize, Vec<u8>)> {
+    ) -> Result<Vec<Vec<u8>>> {
         let (mut loaded, rev) = self.take_loaded(doc)?;
         let out = loaded.own_changes_not_in(other, device, pending);
         self.keep_loaded(doc, rev, loaded);

@@ -129,7 +129,7 @@ impl CaseDoc {
         other: Option<&[u8]>,
         device: &[u8],
         pending: &[u8],
-    ) -> Result<(usize, Vec<u8>)> {
+    ) -> Result<Vec<Vec<u8>>> {
         self.replica.own_changes_not_in(other, device, pending)
     }
 

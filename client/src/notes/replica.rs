@@ -230,16 +230,16 @@ impl Replica {
     }
 
     /// The changes held here that were written by an actor of `device`
-    /// (see [`written_by`]) and that the saved document `other` (if any) lacks, as
-    /// one batch of change bytes, and how many: what a device re-sends
-    /// when a snapshot shows the relay lost changes of its own. Changes of
-    /// `pending` (queued, not sent yet) are left out.
+    /// (see [`written_by`]) and that the saved document `other` (if any)
+    /// lacks, each change's bytes, in an order they apply in: what a device
+    /// re-sends when a snapshot shows the relay lost changes of its own.
+    /// Changes of `pending` (queued, not sent yet) are left out.
     pub(crate) fn own_changes_not_in(
         &mut self,
         other: Option<&[u8]>,
         device: &[u8],
         pending: &[u8],
-    ) -> Result<(usize, Vec<u8>)> {
+    ) -> Result<Vec<Vec<u8>>> {
         let other = match other {
             Some(saved) => guarded("loading a snapshot", || Automerge::load(saved))?,
             None => Automerge::new(),
@@ -250,8 +250,7 @@ impl Replica {
             .filter_map(|c| catch_unwind(|| Change::try_from(c)).ok()?.ok())
             .map(|c| c.hash())
             .collect();
-        let mut count = 0;
-        let mut bytes = Vec::new();
+        let mut out = Vec::new();
         for c in self.doc.get_changes(&[]) {
             let actor = c.actor_id().to_bytes();
             if actor.starts_with(device)
@@ -259,11 +258,10 @@ impl Replica {
                 && other.get_change_by_hash(&c.hash()).is_none()
                 && !pending.contains(&c.hash())
             {
-                count += 1;
-                bytes.extend_from_slice(c.raw_bytes());
+                out.push(c.raw_bytes().to_vec());
             }
         }
-        Ok((count, bytes))
+        Ok(out)
     }
 
     /// Hashes of changes that arrived changes depend on but that have not

@@ -17,7 +17,7 @@ impl Home {
     pub(super) fn apply_fetched(
         &mut self,
         doc: &DocId,
-        batch: Batch,
+        mut batch: Batch,
         report: &mut SyncReport,
     ) -> Result<()> {
         let mut changed = false;
@@ -62,6 +62,20 @@ impl Home {
             }
             sync.since_snapshot = 0;
             changed = true;
+        }
+        // What is held already (fetched again: the document was
+        // incomplete, a refusal held the seen mark back, or the relay lost
+        // what was seen) changes nothing and is nobody's news.
+        if self.store.has_body(doc)? {
+            for list in [&mut batch.changes, &mut batch.comments] {
+                let mut kept = Vec::with_capacity(list.len());
+                for c in list.drain(..) {
+                    if !self.docs().holds_changes(doc, &c.body)? {
+                        kept.push(c);
+                    }
+                }
+                *list = kept;
+            }
         }
         if !batch.changes.is_empty() {
             loaded = true;
@@ -200,7 +214,11 @@ impl Home {
                     .push(self.incomplete(doc, &missing, &batch)?);
             }
         }
-        sync.top_epoch = sync.top_epoch.max(batch.top_epoch);
+        // Past a stop, the envelopes are fetched again next round: the
+        // fence they raised must not judge the one before them.
+        if stop.is_none() {
+            sync.top_epoch = sync.top_epoch.max(batch.top_epoch);
+        }
         self.store.set_doc_sync(doc, sync)?;
         if batch.recovered > 0 && changed && report.refused.len() == refused_before {
             self.trail().record(

@@ -5,6 +5,8 @@
 //! held here. Nothing the relay serves is taken on its word: only what this
 //! device holds (and signed, or holds signed) goes back.
 
+use std::collections::HashMap;
+
 use casebook_shared::access::Role;
 use casebook_shared::frames::DocHead;
 use casebook_shared::ids::DocId;
@@ -15,6 +17,10 @@ use crate::error::{Error, Result};
 use crate::home::Home;
 use crate::net::Relay;
 use crate::store::OutKind;
+
+/// The most bytes of changes sent again in one envelope: well inside an
+/// envelope's limit, so a long loss goes back in several.
+const RESEND_BYTES: usize = 1024 * 1024;
 
 impl Home {
     /// After fetching again everything the relay has of `doc`, which holds
@@ -60,7 +66,7 @@ impl Home {
             }
         }
         let device = self.device_id();
-        let (count, lost) = match self
+        let lost = match self
             .docs()
             .own_changes_not_in(doc, saved, &device.0, &pending)
         {
@@ -69,9 +75,10 @@ impl Home {
             // A snapshot that does not load is refused when it is merged.
             Err(_) => return Ok(0),
         };
-        if count == 0 {
+        if lost.is_empty() {
             return Ok(0);
         }
+        let count = lost.len();
         let role = self
             .access()
             .doc_meta(doc)?
@@ -82,7 +89,16 @@ impl Home {
             // No longer this account's to send: the change stays here.
             _ => return Ok(0),
         };
-        self.store.push_outbox(doc, kind, &lost)?;
+        // In envelopes of at most a page each, in order.
+        let mut batch = Vec::new();
+        for change in lost {
+            if !batch.is_empty() && batch.len() + change.len() > RESEND_BYTES {
+                self.store
+                    .push_outbox(doc, kind, &std::mem::take(&mut batch))?;
+            }
+            batch.extend_from_slice(&change);
+        }
+        self.store.push_outbox(doc, kind, &batch)?;
         self.trail().record(
             &format!(
                 "{count} change(s) made on this device were missing from the relay (lost, or restored from an older copy): sent again"
@@ -93,32 +109,25 @@ impl Home {
     }
 
     /// Where the relay's listing shows a shorter access log than the one
-    /// held here (less what is queued here to send), sends back the
-    /// entries it lacks, when this device signed every one of them (the
-    /// relay takes a device's own entries only), and counts them as the
-    /// relay's in `heads`. What cannot be sent back is left for
-    /// [`super::check::plan`] to refuse as a rollback: the device that
-    /// signed it sends it back when it syncs. Returns the documents healed.
+    /// held here (`confirmed`: each document's entries less what is queued
+    /// here to send), sends back the entries it lacks, when this device
+    /// signed every one of them (the relay takes a device's own entries
+    /// only), and counts them as the relay's in `heads`. What cannot be
+    /// sent back is left for [`super::check::plan`] to refuse as a
+    /// rollback: the device that signed it sends it back when it syncs.
+    /// Returns the documents healed.
     pub(super) async fn heal_access(
         &mut self,
         relay: &Relay,
         heads: &mut [DocHead],
+        confirmed: &HashMap<DocId, u64>,
     ) -> Result<Vec<DocId>> {
-        let mut unsent: std::collections::HashMap<DocId, u64> = Default::default();
-        for row in self.store.access_outbox()? {
-            let entries: Vec<casebook_shared::signed::Signed> =
-                casebook_shared::codec::decode(&row.payload)?;
-            *unsent.entry(row.doc).or_default() += entries.len() as u64;
-        }
         let me = self.device_id();
         let mut healed = Vec::new();
         for head in heads.iter_mut() {
-            let Some(held) = self.store.doc_sync(&head.doc)? else {
+            let Some(&confirmed) = confirmed.get(&head.doc) else {
                 continue;
             };
-            let confirmed = held
-                .access_len
-                .saturating_sub(unsent.get(&head.doc).copied().unwrap_or(0));
             if head.access_len >= confirmed {
                 continue;
             }

@@ -102,6 +102,9 @@ pub struct SyncReport {
 /// The setting that keeps [`LastRound`].
 const LAST_ROUND: &str = "last_sync_round";
 
+/// The setting that keeps what the last round refused.
+const AUDITED_REFUSALS: &str = "audited_refusals";
+
 /// What a person asks of the last sync: when, and what stayed behind.
 #[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 pub struct LastRound {
@@ -371,10 +374,28 @@ impl Home {
         let mut report = round.finish();
         self.name_held(&mut report.held)?;
         self.name_incomplete(&mut report.incomplete)?;
+        // What the last round refused, as a process before this one left
+        // it: a refusal met by every sync (a CLI run by a timer, say) is one
+        // line of the trail, not one per run.
+        if self.synced.audited_refusals.is_empty()
+            && let Some(b) = self.store.get_secret(AUDITED_REFUSALS)?
+            && let Ok(last) = serde_json::from_slice::<Vec<(DocId, u64, String)>>(&b)
+        {
+            self.synced.audited_refusals.extend(last);
+        }
         if let Some(line) = round::refusal_line(&report.refused, &mut self.synced.audited_refusals)
         {
             self.trail().record(&line, None)?;
         }
+        let refused: Vec<(DocId, u64, String)> = report
+            .refused
+            .iter()
+            .map(|r| (r.doc, r.seq, r.reason.clone()))
+            .collect();
+        self.store.put_secret(
+            AUDITED_REFUSALS,
+            &serde_json::to_vec(&refused).expect("plain data always serializes"),
+        )?;
         self.store.put_secret(
             LAST_ROUND,
             &serde_json::to_vec(&LastRound {

@@ -33,7 +33,15 @@ impl Home {
         report: &mut SyncReport,
         progress: &mut (dyn FnMut(Progress) + Send),
     ) -> Result<BTreeSet<DocId>> {
-        let mut pulling = Pulling::new(self.pull_here()?);
+        let here = self.pull_here()?;
+        // Each document's access entries the relay has had: all held, less
+        // those queued here to send.
+        let confirmed: HashMap<DocId, u64> = here
+            .docs
+            .iter()
+            .map(|(doc, h)| (*doc, h.sync.access_len.saturating_sub(h.unsent)))
+            .collect();
+        let mut pulling = Pulling::new(here);
         let mut batches: BTreeMap<DocId, Batch> = BTreeMap::new();
         loop {
             match pulling.poll() {
@@ -46,7 +54,7 @@ impl Home {
                         Response::Docs { docs, .. } => docs,
                         r => return Err(unexpected(r)),
                     };
-                    let healed = self.heal_access(relay, &mut heads).await?;
+                    let healed = self.heal_access(relay, &mut heads, &confirmed).await?;
                     report.access_healed.extend(healed);
                     pulling.listed(&heads)?;
                 }
@@ -128,14 +136,7 @@ impl Home {
                 }
                 Step::Apply => {
                     for doc in pulling.rewound() {
-                        let top_epoch = self.docs().sync_record(&doc)?.top_epoch;
-                        batches
-                            .entry(doc)
-                            .or_insert_with(|| Batch {
-                                top_epoch,
-                                ..Batch::default()
-                            })
-                            .rewind = true;
+                        batches.entry(doc).or_default().rewind = true;
                     }
                     self.apply_batches(std::mem::take(&mut batches), report, progress)?
                 }
@@ -304,7 +305,14 @@ impl Home {
         let batch = match batches.entry(item.doc) {
             std::collections::btree_map::Entry::Occupied(b) => b.into_mut(),
             std::collections::btree_map::Entry::Vacant(slot) => slot.insert(Batch {
-                top_epoch: self.docs().sync_record(&item.doc)?.top_epoch,
+                // Fetched again from below the seen mark (the document is
+                // incomplete, or the relay lost what was seen): judged as a
+                // new device judges it, the fence rising in relay order
+                // from nothing, not from what came after.
+                top_epoch: match self.docs().sync_record(&item.doc)? {
+                    s if s.missing > 0 || item.seq <= s.seen => 0,
+                    s => s.top_epoch,
+                },
                 ..Batch::default()
             }),
         };

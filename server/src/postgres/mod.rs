@@ -68,17 +68,21 @@ impl PgStore {
     /// relay's, and starts the writer.
     pub async fn open(url: &str, ca: Option<&Path>) -> Result<PgStore, StoreError> {
         let db = Db::new(url, ca)?;
-        let client = db.client().await?;
+        let mut client = db.client().await?;
         schema::check(&client).await?;
-        // See `storage::sequence_floor`. Raised only: another node may be
-        // handing out numbers meanwhile.
-        client
-            .execute(
-                "SELECT setval('envelope_seq', $1)
-                 WHERE $1 > (SELECT CASE WHEN is_called THEN last_value ELSE 0 END FROM envelope_seq)",
-                &[&(crate::storage::sequence_floor() as i64)],
-            )
+        // See `storage::sequence_floor`. Raised only, and with every other
+        // node's uploads held back meanwhile (they take numbers from the
+        // same sequence), so it never moves below one handed out.
+        let tx = client.transaction().await?;
+        tx.batch_execute("LOCK TABLE envelopes IN EXCLUSIVE MODE")
             .await?;
+        tx.execute(
+            "SELECT setval('envelope_seq', $1)
+             WHERE $1 > (SELECT CASE WHEN is_called THEN last_value ELSE 0 END FROM envelope_seq)",
+            &[&(crate::storage::sequence_floor() as i64)],
+        )
+        .await?;
+        tx.commit().await?;
         drop(client);
         let node = u64::from_be_bytes(casebook_shared::crypto::random_bytes());
         // Listening before anything is read, so nothing written by another
