@@ -51,6 +51,11 @@ impl Replica {
         bytes: &[u8],
         actor: &[u8],
     ) -> Result<Self> {
+        if !plain_chunks(bytes) {
+            return Err(NoteError::Malformed(
+                "loading: not a document or changes as this client writes them".into(),
+            ));
+        }
         let mut doc = match catch_unwind(|| AutoCommit::load(bytes)) {
             Ok(Ok(doc)) => doc,
             Ok(Err(AutomergeError::MissingDeps)) => return Err(NoteError::MissingDeps),
@@ -148,6 +153,11 @@ impl Replica {
     /// Applies a batch not all known here, in place, and checks the result
     /// is still the same document.
     fn apply_new(mut self, bytes: &[u8]) -> Result<(Self, usize)> {
+        if !plain_chunks(bytes) {
+            return Err(NoteError::Malformed(
+                "decoding changes: not a document or changes as this client writes them".into(),
+            ));
+        }
         guarded("decoding changes", || match Automerge::load(bytes) {
             Ok(_) | Err(AutomergeError::MissingDeps) => Ok(()),
             Err(e) => Err(e),
@@ -241,6 +251,11 @@ impl Replica {
         pending: &[u8],
     ) -> Result<Vec<Vec<u8>>> {
         let other = match other {
+            Some(saved) if !plain_chunks(saved) => {
+                return Err(NoteError::Malformed(
+                    "loading a snapshot: not a document as this client writes it".into(),
+                ));
+            }
             Some(saved) => guarded("loading a snapshot", || Automerge::load(saved))?,
             None => Automerge::new(),
         };
@@ -296,9 +311,6 @@ fn guarded<T>(what: &str, f: impl FnOnce() -> std::result::Result<T, AutomergeEr
     }
 }
 
-/// Splits concatenated change chunks, or `None` if the bytes are anything
-/// else. A chunk is the magic bytes, a 4-byte checksum, a type byte
-/// (1 = change, 2 = compressed change), a LEB128 length and the body.
 /// Whether every change in a batch was written by one of `device`'s actors
 /// (the device id, then a per-process suffix). A change sealed by one device
 /// cannot then carry operations that name another device as their author,
@@ -318,11 +330,28 @@ pub fn written_by(batch: &[u8], device: &[u8]) -> bool {
         })
 }
 
-pub(crate) fn split_chunks(mut bytes: &[u8]) -> Option<Vec<&[u8]>> {
+/// Splits concatenated change chunks, or `None` if the bytes are anything
+/// else. A chunk is the magic bytes, a 4-byte checksum, a type byte
+/// (1 = change, 2 = compressed change), a LEB128 length and the body.
+pub(crate) fn split_chunks(bytes: &[u8]) -> Option<Vec<&[u8]>> {
+    chunks_of(bytes, |t| matches!(t, 1 | 2))
+}
+
+/// Whether `bytes` are only chunks of a document (0) or of changes (1, 2):
+/// what this client writes, and all it hands to Automerge from outside.
+/// Automerge also reads "bundle" chunks (3), whose decoder a 33-byte chunk
+/// makes allocate gigabytes (found by `fuzz/`, target `fetched_body`): a
+/// member could stop every device of a case with one such envelope.
+pub(crate) fn plain_chunks(bytes: &[u8]) -> bool {
+    chunks_of(bytes, |t| matches!(t, 0..=2)).is_some()
+}
+
+/// Splits `bytes` into chunks whose type `allowed` accepts, or `None`.
+fn chunks_of(mut bytes: &[u8], allowed: fn(u8) -> bool) -> Option<Vec<&[u8]>> {
     const MAGIC: [u8; 4] = [0x85, 0x6f, 0x4a, 0x83];
     let mut chunks = Vec::new();
     while !bytes.is_empty() {
-        if bytes.get(..4)? != MAGIC || !matches!(bytes.get(8)?, 1 | 2) {
+        if bytes.get(..4)? != MAGIC || !allowed(*bytes.get(8)?) {
             return None;
         }
         let (mut len, mut at) = (0u64, 9);

@@ -590,3 +590,18 @@ fn search_takes_words_in_any_order_and_ranks_the_phrase_first() {
     assert_eq!(best.note_id.as_deref(), Some("phrase"));
     assert_eq!(best.snippet, "Start a sleep diary.");
 }
+
+/// 33 bytes, found by `fuzz/` (target `fetched_body`): an Automerge
+/// "bundle" chunk whose decoder allocates gigabytes. A member could send
+/// it in an envelope to stop every device of a case; it is refused before
+/// Automerge reads it, as a change, a saved document and a snapshot.
+#[test]
+fn a_bundle_chunk_is_refused_before_automerge_reads_it() {
+    let bundle =
+        hex::decode("856f4a837f018b03031300000001230dd5d5d5d5d50000707265736500fffff96f").unwrap();
+    let mut doc = CaseDoc::new("Jordan Avery", "2026-11-20", DocId([2; 16]), b"a").unwrap();
+    assert!(doc.apply(&bundle).is_err());
+    assert!(CaseDoc::load(&bundle, b"a").is_err());
+    assert!(doc.own_changes_not_in(Some(&bundle), b"a", &[]).is_err());
+    assert!(!doc.holds(&bundle));
+}

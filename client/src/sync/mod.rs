@@ -210,6 +210,18 @@ pub enum Progress {
     },
 }
 
+/// The case `doc` is, or whose psychotherapy notes it holds, among
+/// `cases`: its id, its client's name, and whether `doc` is the private one.
+fn case_of(
+    cases: &[(DocId, crate::notes::CaseSummary)],
+    doc: &DocId,
+) -> Option<(DocId, String, bool)> {
+    cases
+        .iter()
+        .find(|(id, s)| id == doc || s.private_doc == Some(*doc))
+        .map(|(id, s)| (*id, s.name.clone(), id != doc))
+}
+
 /// Counts one more held edit of `doc`.
 fn hold(held: &mut Vec<HeldEdits>, doc: DocId, reason: &str) {
     match held.iter_mut().find(|h| h.doc == doc) {
@@ -422,13 +434,8 @@ impl Home {
                 .access()
                 .doc_meta(&h.doc)?
                 .is_some_and(|m| m.role_of(&me, now).is_none_or(|r| r < Role::Write));
-            let found = cases
-                .iter()
-                .find(|(id, s)| *id == h.doc || s.private_doc == Some(h.doc));
-            if let Some((id, s)) = found {
-                h.case = Some(*id);
-                h.case_name = Some(s.name.clone());
-                h.private = *id != h.doc;
+            if let Some((case, name, private)) = case_of(&cases, &h.doc) {
+                (h.case, h.case_name, h.private) = (Some(case), Some(name), private);
             }
         }
         Ok(())
@@ -441,13 +448,8 @@ impl Home {
         }
         let cases = self.docs().cases()?;
         for x in incomplete {
-            let found = cases
-                .iter()
-                .find(|(id, s)| *id == x.doc || s.private_doc == Some(x.doc));
-            if let Some((id, s)) = found {
-                x.case = Some(*id);
-                x.case_name = Some(s.name.clone());
-                x.private = *id != x.doc;
+            if let Some((case, name, private)) = case_of(&cases, &x.doc) {
+                (x.case, x.case_name, x.private) = (Some(case), Some(name), private);
             }
         }
         Ok(())

@@ -29,10 +29,15 @@ pub(super) fn entry_id(a: &AuditRecord) -> String {
 /// How a share that no longer gives access is marked.
 /// What held edits are to, as a person knows it.
 fn held_what(h: &HeldEdits) -> String {
-    match (&h.case_name, h.private) {
-        (Some(name), false) => format!("the case of {name} ({})", h.doc.short()),
-        (Some(name), true) => format!("the psychotherapy notes of {name} ({})", h.doc.short()),
-        (None, _) => format!("document {}", h.doc.short()),
+    doc_what(&h.doc, h.case_name.as_deref(), h.private)
+}
+
+/// A document as a person knows it: a case, or its psychotherapy notes.
+fn doc_what(doc: &DocId, case_name: Option<&str>, private: bool) -> String {
+    match (case_name, private) {
+        (Some(name), false) => format!("the case of {name} ({})", doc.short()),
+        (Some(name), true) => format!("the psychotherapy notes of {name} ({})", doc.short()),
+        (None, _) => format!("document {}", doc.short()),
     }
 }
 
@@ -49,11 +54,7 @@ fn held_hint(h: &HeldEdits) -> String {
 
 /// A document held only in part, in a person's words.
 fn incomplete_line(x: &Incomplete) -> String {
-    let what = match (&x.case_name, x.private) {
-        (Some(name), false) => format!("the case of {name} ({})", x.doc.short()),
-        (Some(name), true) => format!("the psychotherapy notes of {name} ({})", x.doc.short()),
-        (None, _) => format!("document {}", x.doc.short()),
-    };
+    let what = doc_what(&x.doc, x.case_name.as_deref(), x.private);
     let waiting: Vec<String> = x
         .waiting
         .iter()
