@@ -14,6 +14,7 @@ pub mod data_dir;
 pub mod limits;
 pub mod mailbox;
 pub mod metrics;
+pub mod numbering;
 pub mod postgres;
 pub mod relay;
 pub mod sqlite;

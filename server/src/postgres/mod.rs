@@ -70,7 +70,7 @@ impl PgStore {
         let db = Db::new(url, ca)?;
         let mut client = db.client().await?;
         schema::check(&client).await?;
-        // See `storage::sequence_floor`. Raised only, and with every other
+        // See `numbering::sequence_floor`. Raised only, and with every other
         // node's uploads held back meanwhile (they take numbers from the
         // same sequence), so it never moves below one handed out.
         let tx = client.transaction().await?;
@@ -79,7 +79,7 @@ impl PgStore {
         tx.execute(
             "SELECT setval('envelope_seq', $1)
              WHERE $1 > (SELECT CASE WHEN is_called THEN last_value ELSE 0 END FROM envelope_seq)",
-            &[&(crate::storage::sequence_floor() as i64)],
+            &[&(crate::numbering::sequence_floor() as i64)],
         )
         .await?;
         tx.commit().await?;

@@ -137,7 +137,7 @@ impl SqliteStore {
     pub fn open(path: &Path) -> Result<SqliteStore, StoreError> {
         let conn = open(path)?;
         upgrade(&conn, path)?;
-        // See `storage::sequence_floor`.
+        // See `numbering::sequence_floor`.
         conn.execute(
             "INSERT INTO sqlite_sequence(name, seq) SELECT 'envelopes', 0
              WHERE NOT EXISTS (SELECT 1 FROM sqlite_sequence WHERE name = 'envelopes')",
@@ -145,7 +145,7 @@ impl SqliteStore {
         )?;
         conn.execute(
             "UPDATE sqlite_sequence SET seq = MAX(seq, ?1) WHERE name = 'envelopes'",
-            [crate::storage::sequence_floor() as i64],
+            [crate::numbering::sequence_floor() as i64],
         )?;
         let (jobs, rx) = Jobs::new();
         let writer = std::thread::Builder::new()
@@ -416,7 +416,7 @@ mod tests {
             )
             .unwrap()
         };
-        let before = crate::storage::sequence_floor() as i64;
+        let before = crate::numbering::sequence_floor() as i64;
         let store = SqliteStore::open(&path).unwrap();
         Storage::close(&store).await;
         let c = open(&path).unwrap();
