@@ -7,6 +7,9 @@
 //! last round as one envelope, and keeps the entries other devices sent,
 //! once each (by device and sequence number), however often an envelope is
 //! delivered.
+//!
+//! The same envelopes carry this device's claims: the changes of its own
+//! the relay acknowledged since the last round (see `sync::claims`).
 
 use casebook_shared::access::{self, DocEntry, DocOp, SIG_LABEL};
 use casebook_shared::codec;
@@ -33,6 +36,39 @@ pub fn audit_doc(account: &AccountId) -> DocId {
 /// Audit entries per envelope: a long offline stretch goes out in parts,
 /// each well under the envelope limit.
 const PER_ENVELOPE: usize = 2000;
+
+/// Claims per envelope, likewise.
+const CLAIMS_PER_ENVELOPE: usize = 4000;
+
+/// What an audit envelope carries.
+#[derive(serde::Serialize, serde::Deserialize)]
+pub(crate) struct AuditBody {
+    pub records: Vec<AuditRecord>,
+    /// Changes of the sending device's the relay acknowledged: document,
+    /// and the change's hash.
+    pub claims: Vec<(DocId, [u8; 32])>,
+    /// Changes another device claimed that the sending device was not
+    /// served: the device that made one sends it again.
+    pub wants: Vec<(DocId, [u8; 32])>,
+}
+
+impl AuditBody {
+    /// Decodes a body; one written before claims were carried is the
+    /// entries alone.
+    pub(crate) fn decode(bytes: &[u8]) -> Result<AuditBody> {
+        match codec::decode::<AuditBody>(bytes) {
+            Ok(b) => Ok(b),
+            Err(e) => match codec::decode::<Vec<AuditRecord>>(bytes) {
+                Ok(records) => Ok(AuditBody {
+                    records,
+                    claims: Vec::new(),
+                    wants: Vec::new(),
+                }),
+                Err(_) => Err(e.into()),
+            },
+        }
+    }
+}
 
 /// What the relay's answer to one envelope of audit entries means.
 #[derive(Debug, PartialEq)]
@@ -116,7 +152,9 @@ impl Home {
         }
     }
 
-    /// Sends the entries this device wrote since the last round.
+    /// Sends the entries this device wrote since the last round, and the
+    /// claims queued since (returned in the count: either makes an echo
+    /// worth taking).
     pub(crate) async fn push_audit(&mut self, relay: &Relay) -> Result<usize> {
         let doc = audit_doc(&self.account_id());
         let Some(meta) = self.access().doc_meta(&doc)? else {
@@ -126,9 +164,14 @@ impl Home {
             Some(b) if b.len() == 8 => u64::from_be_bytes(b[..].try_into().expect("8 bytes")),
             _ => 0,
         };
-        let parts = unsent(self.trail().own()?, sent);
-        if parts.is_empty() {
+        let mut parts = unsent(self.trail().own()?, sent);
+        let mut claims = self.store.claims_to_tell(CLAIMS_PER_ENVELOPE)?;
+        let mut wants = self.store.wants_to_tell(CLAIMS_PER_ENVELOPE)?;
+        if parts.is_empty() && claims.is_empty() && wants.is_empty() {
             return Ok(0);
+        }
+        if parts.is_empty() {
+            parts.push(Vec::new());
         }
         // Entries about changes just fetched were written by commits that
         // did not wait for the disk; once on the relay they must not be
@@ -147,7 +190,17 @@ impl Home {
                 id: EnvelopeId::fresh(),
                 covers: 0,
             };
-            let env = Envelope::seal(header, key, &self.id.signer, &codec::encode(&part));
+            let body = AuditBody {
+                records: part,
+                claims: std::mem::take(&mut claims),
+                wants: std::mem::take(&mut wants),
+            };
+            let env = Envelope::seal(header, key, &self.id.signer, &codec::encode(&body));
+            let AuditBody {
+                records: part,
+                claims: body_claims,
+                wants: body_wants,
+            } = body;
             let response = relay
                 .request(&Request::Upload {
                     envelopes: vec![env.into_bytes()],
@@ -167,9 +220,12 @@ impl Home {
                     ))));
                 }
             }
-            sent_now += part.len();
-            let upto = part.last().map_or(sent, |r| r.seq);
-            self.store.put_secret(SENT, &upto.to_be_bytes())?;
+            self.store.claims_told(&body_claims)?;
+            self.store.wants_told(&body_wants)?;
+            sent_now += part.len() + body_claims.len() + body_wants.len();
+            if let Some(last) = part.last() {
+                self.store.put_secret(SENT, &last.seq.to_be_bytes())?;
+            }
         }
         Ok(sent_now)
     }
@@ -182,7 +238,15 @@ impl Home {
         author: &casebook_shared::ids::DeviceId,
         body: &[u8],
     ) -> Result<usize> {
-        let records: Vec<AuditRecord> = codec::decode(body)?;
+        let AuditBody {
+            records,
+            claims,
+            wants,
+        } = AuditBody::decode(body)?;
+        if *author != self.device_id() {
+            self.store.keep_claims(author, &claims)?;
+            self.store.keep_wants(&wants)?;
+        }
         let mut new = 0;
         for r in records {
             if r.device != *author || r.device == self.device_id() {

@@ -200,3 +200,80 @@ async fn a_case_whose_first_envelope_is_gone_is_named_and_arrives_once_put_back(
     assert!(finds(&chen, "Sleep diary"));
     assert!(!ok(&chen, &["status"]).contains("INCOMPLETE"));
 }
+
+/// The newest change of a case lost by the relay: nothing builds on it, so
+/// nothing served says it is missing. But the laptop that made it tells the
+/// account's other devices, with its audit entries, which of its changes
+/// the relay acknowledged: so the tablet names the case INCOMPLETE (exit 4,
+/// with the device whose change it lacks) rather than silently lacking the
+/// note. The laptop's next sync sees the relay holds less than it
+/// acknowledged and sends its changes again, and the tablet gets the note.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_newest_change_lost_is_named_by_another_device_and_sent_again() {
+    let relay = relay().await;
+    let dir = tempfile::tempdir().unwrap();
+    let (laptop, tablet) = (dir.path().join("laptop"), dir.path().join("tablet"));
+    let init = casebook(&laptop)
+        .args(init_args(&relay, "Dr. Rivera"))
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    assert!(init.status.success());
+    let case = new_case(&laptop, "Jordan Avery");
+    ok(&laptop, &["sync"]);
+    let addr = relay.handle.addr.to_string();
+    let fp = casebook_relay::format_fingerprint(&relay.handle.fingerprint);
+    let recovered = casebook(&tablet)
+        .args(["recover", "--relay", &addr, "--relay-fingerprint", &fp])
+        .args(["--name", "Dr. Rivera", "--device-name", "tablet"])
+        .env("CASEBOOK_RECOVERY_WORDS", shown_words(&init.stderr))
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    assert!(
+        recovered.status.success(),
+        "{}",
+        String::from_utf8_lossy(&recovered.stderr)
+    );
+    ok(&tablet, &["sync"]);
+    assert!(ok(&tablet, &["case", "list"]).contains("Jordan Avery"));
+
+    ok(
+        &laptop,
+        &["note", "add", &case, "--field", "plan=Sleep diary."],
+    );
+    ok(&laptop, &["sync"]);
+    let (seq, _, _) = envelopes(&relay, &case).remove(0);
+    relay_db(&relay)
+        .execute("DELETE FROM envelopes WHERE seq = ?1", [seq])
+        .unwrap();
+
+    for _ in 0..2 {
+        let out = run(&tablet, &["sync"]);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(4), "{err}");
+        assert!(err.contains("Jordan Avery ("), "{err}");
+        assert!(err.contains("is INCOMPLETE"), "{err}");
+        assert!(
+            err.contains("the relay acknowledged them from this account's device(s)"),
+            "{err}"
+        );
+        assert!(!err.contains("panicked"), "{err}");
+        assert!(!finds(&tablet, "Sleep diary"));
+    }
+    let json: serde_json::Value =
+        serde_json::from_str(&ok(&tablet, &["--json", "status"])).unwrap();
+    let incomplete = &json["incomplete"][0];
+    assert_eq!(incomplete["case"], case.as_str(), "{json}");
+    assert_eq!(
+        incomplete["claimed_by"].as_array().unwrap().len(),
+        1,
+        "{json}"
+    );
+
+    // The laptop heals the relay; the tablet gets the note.
+    ok(&laptop, &["sync"]);
+    ok(&tablet, &["sync"]);
+    assert!(finds(&tablet, "Sleep diary"));
+    assert!(!ok(&tablet, &["status"]).contains("INCOMPLETE"));
+}

@@ -31,7 +31,7 @@ impl Home {
         let Some(base) = self.restored_at()? else {
             return Ok(());
         };
-        let echoes: Vec<AuditRecord> = codec::decode(body)?;
+        let echoes = crate::audit_sync::AuditBody::decode(body)?.records;
         let own = self.trail().own()?;
         let base_len = usize::try_from(base).unwrap_or(usize::MAX).min(own.len());
         let (kept, since) = own.split_at(base_len);

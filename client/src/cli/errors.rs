@@ -29,14 +29,13 @@ pub struct RefusedFromRelay(pub usize);
 pub const REFUSED_EXIT: u8 = 3;
 
 /// A sync that found documents held only in part: changes they hold build
-/// on changes the relay never served (it lost them, withholds them, or was
-/// restored from an older copy). It ends with [`INCOMPLETE_EXIT`] and the
+/// on changes the relay never served, or another device of the account
+/// told of changes the relay took from it and never served here (it lost
+/// them, withholds them, or was restored from an older copy). It ends with [`INCOMPLETE_EXIT`] and the
 /// code `incomplete_from_relay`; a refusal in the same round takes
 /// precedence, as [`RefusedFromRelay`].
 #[derive(Debug, thiserror::Error)]
-#[error(
-    "{0} document(s) are incomplete (listed above): the relay has not served changes they build on"
-)]
+#[error("{0} document(s) are incomplete (listed above): the relay has not served changes it took")]
 pub struct IncompleteFromRelay(pub usize);
 
 /// The exit code of a sync that left documents incomplete.

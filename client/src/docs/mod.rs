@@ -100,6 +100,14 @@ impl Loaded {
         }
     }
 
+    /// The replica, for what sync asks of any document's history.
+    pub(crate) fn replica_mut(&mut self) -> &mut crate::notes::Replica {
+        match self {
+            Loaded::Case(c) => c.replica_mut(),
+            Loaded::Private(p) => p.replica_mut(),
+        }
+    }
+
     /// Whether every change of `bytes` is in the document already.
     pub fn holds(&mut self, bytes: &[u8]) -> bool {
         match self {
@@ -295,6 +303,39 @@ impl<'h> Docs<'h> {
         let missing = loaded.missing_deps();
         self.keep_loaded(doc, rev, loaded);
         Ok(missing)
+    }
+
+    /// Those of `hashes` that `doc` as saved here lacks (all of them, for
+    /// a document with nothing saved).
+    pub(crate) fn lacking(
+        &self,
+        doc: &DocId,
+        hashes: &[crate::notes::ChangeHash],
+    ) -> Result<Vec<crate::notes::ChangeHash>> {
+        if !self.store.has_body(doc)? {
+            return Ok(hashes.to_vec());
+        }
+        let (mut loaded, rev) = self.take_loaded(doc)?;
+        let out = loaded.replica_mut().lacking(hashes);
+        self.keep_loaded(doc, rev, loaded);
+        Ok(out)
+    }
+
+    /// The changes among `hashes` that `doc` holds and `device` made, as
+    /// bytes.
+    pub(crate) fn own_changes_of(
+        &self,
+        doc: &DocId,
+        hashes: &[crate::notes::ChangeHash],
+        device: &[u8],
+    ) -> Result<Vec<Vec<u8>>> {
+        if !self.store.has_body(doc)? {
+            return Ok(Vec::new());
+        }
+        let (mut loaded, rev) = self.take_loaded(doc)?;
+        let out = loaded.replica_mut().own_changes_of(hashes, device);
+        self.keep_loaded(doc, rev, loaded);
+        Ok(out)
     }
 
     /// This device's changes that `doc` holds and the saved document

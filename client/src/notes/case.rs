@@ -122,6 +122,11 @@ impl CaseDoc {
         self.replica.missing_deps()
     }
 
+    /// The replica, for what sync asks of any document's history.
+    pub(crate) fn replica_mut(&mut self) -> &mut super::Replica {
+        &mut self.replica
+    }
+
     /// This device's changes that the saved document `other` lacks (see
     /// `Replica::own_changes_not_in`).
     pub fn own_changes_not_in(

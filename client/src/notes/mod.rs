@@ -43,12 +43,18 @@ pub use format::{
 };
 pub use note::{CaseSummary, LateEdit, Note, NoteInput, NoteSummary, Profile, Remark};
 pub use private::{PrivateDoc, PrivateEntry};
+pub(crate) use replica::Replica;
 pub use replica::written_by;
 
 /// The changes a batch builds on from outside itself (see
 /// `Replica::base_of`); `None` when the bytes are not change chunks.
 pub(crate) fn base_of(bytes: &[u8]) -> Option<Vec<ChangeHash>> {
     replica::Replica::base_of(bytes)
+}
+
+/// See `Replica::tips_of`.
+pub(crate) fn tips_of(bytes: &[u8]) -> Option<Vec<ChangeHash>> {
+    replica::Replica::tips_of(bytes)
 }
 pub use scores::{
     SCORE_PREFIX, STANDARD, ScorePoint, Series, Standard, band, measure_name, score_field,

@@ -219,6 +219,50 @@ impl Replica {
         Some(base)
     }
 
+    /// The changes of a batch that no other change of it builds on: the
+    /// newest, for a device's own batch. `None` when the bytes are not
+    /// change chunks.
+    pub(crate) fn tips_of(bytes: &[u8]) -> Option<Vec<ChangeHash>> {
+        let changes: Vec<Change> = split_chunks(bytes)?
+            .into_iter()
+            .map(|c| catch_unwind(|| Change::try_from(c)).ok()?.ok())
+            .collect::<Option<_>>()?;
+        let built_on: std::collections::HashSet<ChangeHash> = changes
+            .iter()
+            .flat_map(|c| c.deps().iter().copied())
+            .collect();
+        Some(
+            changes
+                .iter()
+                .map(Change::hash)
+                .filter(|h| !built_on.contains(h))
+                .collect(),
+        )
+    }
+
+    /// Those of `hashes` not applied here.
+    pub(crate) fn lacking(&mut self, hashes: &[ChangeHash]) -> Vec<ChangeHash> {
+        hashes
+            .iter()
+            .filter(|h| self.doc.get_change_by_hash(h).is_none())
+            .copied()
+            .collect()
+    }
+
+    /// The changes among `hashes` held here whose actor is `device`'s, as
+    /// bytes.
+    pub(crate) fn own_changes_of(&mut self, hashes: &[ChangeHash], device: &[u8]) -> Vec<Vec<u8>> {
+        hashes
+            .iter()
+            .filter_map(|h| self.doc.get_change_by_hash(h))
+            .filter(|c| {
+                let actor = c.actor_id().to_bytes();
+                actor.starts_with(device) && actor.len() > device.len()
+            })
+            .map(|c| c.raw_bytes().to_vec())
+            .collect()
+    }
+
     /// Whether every one of `hashes` is applied here (not merely waiting).
     pub(crate) fn has_applied(&mut self, hashes: &[ChangeHash]) -> bool {
         hashes

@@ -15,6 +15,7 @@ use schema::open_db;
 use zeroize::Zeroizing;
 
 mod audit;
+mod claims;
 mod crash;
 mod doc_rows;
 mod kdf;

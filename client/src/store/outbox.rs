@@ -68,15 +68,6 @@ impl Store {
         Ok(self.conn.last_insert_rowid())
     }
 
-    /// Removes a queued change by its envelope id (it is known to have
-    /// landed); returns whether there was one.
-    pub fn remove_outbox_envelope(&self, env_id: &[u8; 24]) -> Result<bool, StoreError> {
-        Ok(self.execute(
-            "DELETE FROM outbox WHERE env_id = ?1 AND kind != 0",
-            [&env_id[..]],
-        )? > 0)
-    }
-
     /// Everything queued, oldest first.
     pub fn outbox(&self) -> Result<Vec<Outgoing>, StoreError> {
         self.outbox_where("1")

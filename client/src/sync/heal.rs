@@ -75,6 +75,13 @@ impl Home {
             // A snapshot that does not load is refused when it is merged.
             Err(_) => return Ok(0),
         };
+        self.queue_resend(doc, lost)
+    }
+
+    /// Queues again `lost`, changes this device made to `doc`, if this
+    /// account may still send them; records it in the trail, and returns
+    /// how many.
+    pub(super) fn queue_resend(&mut self, doc: &DocId, lost: Vec<Vec<u8>>) -> Result<usize> {
         if lost.is_empty() {
             return Ok(0);
         }

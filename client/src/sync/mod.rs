@@ -11,6 +11,7 @@
 
 mod apply;
 pub mod check;
+mod claims;
 mod heal;
 mod logs;
 mod paging;
@@ -130,6 +131,10 @@ pub struct Incomplete {
     /// Devices whose changes fetched this round wait for them, and how
     /// many envelopes of each.
     pub waiting: Vec<(DeviceId, usize)>,
+    /// Devices of this account that the relay acknowledged changes from
+    /// which it has not served here (see `claims`).
+    #[serde(default)]
+    pub claimed_by: Vec<DeviceId>,
     /// The case it is, or whose psychotherapy notes it holds.
     #[serde(default)]
     pub case: Option<DocId>,
@@ -150,6 +155,7 @@ impl Incomplete {
             missing: missing.len(),
             hashes: missing.iter().take(3).map(|h| h.to_string()).collect(),
             waiting,
+            claimed_by: Vec::new(),
             case: None,
             case_name: None,
             private: false,

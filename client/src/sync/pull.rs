@@ -43,6 +43,7 @@ impl Home {
             .collect();
         let mut pulling = Pulling::new(here);
         let mut batches: BTreeMap<DocId, Batch> = BTreeMap::new();
+        let mut listed: BTreeSet<DocId> = BTreeSet::new();
         loop {
             match pulling.poll() {
                 Step::Purge(doc) => {
@@ -56,6 +57,7 @@ impl Home {
                     };
                     let healed = self.heal_access(relay, &mut heads, &confirmed).await?;
                     report.access_healed.extend(healed);
+                    listed = heads.iter().map(|h| h.doc).collect();
                     pulling.listed(&heads)?;
                 }
                 Step::EnsureAudit => {
@@ -145,6 +147,8 @@ impl Home {
             // In the order they were met.
             report.refused.append(pulling.refused());
         }
+        self.judge_claims(&listed, report)?;
+        self.answer_wants(report)?;
         // After every disposal this pull carried out, one rebuild.
         self.rewrite_if_due()?;
         Ok(pulling.finish())
@@ -356,7 +360,9 @@ impl Home {
                 return Ok(());
             }
             batch.top_epoch = batch.top_epoch.max(env.header.epoch);
-            if self.store.remove_outbox_envelope(&env.header.id.0)? {
+            if let Some(id) = self.store.outbox_id_of(&env.header.id.0)? {
+                // Landed: acknowledged, as an answer would have said.
+                self.store_acks(&[(id, item.doc, item.seq)])?;
                 return Ok(());
             }
             if self.is_audit_doc(&item.doc) {

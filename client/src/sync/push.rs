@@ -93,13 +93,19 @@ impl Home {
     }
 
     /// Removes the rows the relay stored and notes how far it has stored
-    /// each document, in one transaction.
+    /// each document, in one transaction; queues the newest change of each
+    /// as a claim for the account's other devices (see [`super::claims`]).
     pub(super) fn store_acks(&mut self, acked: &[(i64, DocId, u64)]) -> Result<()> {
         if acked.is_empty() {
             return Ok(());
         }
         self.store.transaction(|s| {
             for (id, doc, seq) in acked {
+                if let Some(payload) = s.outbox_change(*id)? {
+                    let tips = crate::notes::tips_of(&payload).unwrap_or_default();
+                    let tips: Vec<[u8; 32]> = tips.iter().map(|h| h.0).collect();
+                    s.queue_claims(doc, &tips)?;
+                }
                 s.remove_outbox(*id)?;
                 s.note_acked(doc, *seq)?;
             }

@@ -64,8 +64,16 @@ fn incomplete_line(x: &Incomplete) -> String {
         true => String::new(),
         false => format!("; waiting for them: {}", waiting.join(", ")),
     };
+    let claimed: Vec<String> = x.claimed_by.iter().map(|d| d.short()).collect();
+    let claimed = match claimed.is_empty() {
+        true => String::new(),
+        false => format!(
+            "; the relay acknowledged them from this account's device(s) {}",
+            claimed.join(", ")
+        ),
+    };
     format!(
-        "{what} is INCOMPLETE: {} change(s) it builds on were never served by the relay (missing {}){waiting}; each sync asks for them again",
+        "{what} is INCOMPLETE: {} change(s) were never served by the relay (missing {}){waiting}{claimed}; each sync asks for them again",
         x.missing,
         x.hashes
             .iter()
@@ -79,6 +87,7 @@ pub(super) fn incomplete_json(x: &Incomplete) -> Value {
     json!({
         "doc": x.doc.to_hex(), "missing": x.missing, "hashes": x.hashes,
         "waiting": x.waiting.iter().map(|(d, n)| json!({"device": d.to_hex(), "envelopes": n})).collect::<Vec<_>>(),
+        "claimed_by": x.claimed_by.iter().map(|d| d.to_hex()).collect::<Vec<_>>(),
         "case": x.case.map(|c| c.to_hex()), "case_name": x.case_name, "private": x.private,
     })
 }
