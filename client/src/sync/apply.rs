@@ -192,6 +192,7 @@ impl Home {
             missing.sort();
             missing.dedup();
             sync.missing = missing.len().max(1) as u64;
+            self.want(doc, &missing)?;
             report.incomplete.retain(|x| x.doc != *doc);
             let mut waiting: Vec<(DeviceId, usize)> = Vec::new();
             for c in &unfounded {
@@ -204,11 +205,24 @@ impl Home {
                 .incomplete
                 .push(Incomplete::new(*doc, &missing, waiting));
         } else if loaded {
-            let missing = self.docs().missing_deps(doc)?;
+            let mut missing = self.docs().missing_deps(doc)?;
+            // A commenter's change waits outside the document, checked one
+            // by one: what it builds on and the document lacks is missing
+            // as much as what a writer's waiting change builds on.
+            if !waiting.is_empty() {
+                let base: Vec<crate::notes::ChangeHash> = waiting
+                    .iter()
+                    .flat_map(|c| crate::notes::base_of(&c.body).unwrap_or_default())
+                    .collect();
+                missing.extend(self.docs().lacking(doc, &base)?);
+                missing.sort();
+                missing.dedup();
+            }
             sync.missing = missing.len() as u64;
             // A later pull of the round knows better.
             report.incomplete.retain(|x| x.doc != *doc);
             if !missing.is_empty() {
+                self.want(doc, &missing)?;
                 report
                     .incomplete
                     .push(self.incomplete(doc, &missing, &batch)?);

@@ -18,9 +18,11 @@
 //! fetches it again from the start until the change arrives. It asks the
 //! device that made the change for it, once, with its own audit entries,
 //! and that device sends it again (the relay takes a device's own
-//! envelopes only, so only the author can). A claim is
-//! dropped once the change is here, when its device is revoked (what it
-//! sent may be refused), or when the document is disposed of.
+//! envelopes only, so only the author can). A claim is dropped once the
+//! change is here, or when the document is disposed of. A device revoked
+//! since keeps its claims: what it sent before its revocation is still
+//! every device's to read, and a device that knows it lacks one takes no
+//! snapshot that would let the relay drop it for good.
 //!
 //! Only the account's own devices tell each other: a colleague's claims
 //! reach the colleague's devices. A document the relay does not list for
@@ -70,8 +72,6 @@ impl Home {
         if kept.is_empty() {
             return Ok(());
         }
-        let me = self.account_state()?;
-        let current = |d: &DeviceId| me.devices.get(d).is_some_and(|r| r.revoked_seq.is_none());
         let mut by_doc: BTreeMap<DocId, Vec<([u8; 32], DeviceId)>> = BTreeMap::new();
         for (doc, hash, device) in kept {
             by_doc.entry(doc).or_default().push((hash, device));
@@ -80,7 +80,7 @@ impl Home {
             let disposed = self.access().doc_meta(&doc)?.is_some_and(|m| m.disposed);
             let mut live = Vec::new();
             for (hash, device) in claims {
-                if disposed || !current(&device) {
+                if disposed {
                     self.store.drop_claim(&doc, &hash)?;
                 } else {
                     live.push((ChangeHash(hash), device));
@@ -102,9 +102,7 @@ impl Home {
                 continue;
             }
             let mut sync = self.docs().sync_record(&doc)?;
-            for hash in &lacking {
-                self.store.queue_want(&doc, &hash.0)?;
-            }
+            self.want(&doc, &lacking)?;
             sync.missing = sync.missing.max(lacking.len() as u64);
             self.store.set_doc_sync(&doc, sync)?;
             let mut by: Vec<DeviceId> = live
@@ -127,6 +125,15 @@ impl Home {
                     report.incomplete.push(x);
                 }
             }
+        }
+        Ok(())
+    }
+
+    /// Asks the account's other devices, once, for changes `doc` lacks:
+    /// the one that made a change sends it again.
+    pub(super) fn want(&self, doc: &DocId, lacking: &[ChangeHash]) -> Result<()> {
+        for hash in lacking {
+            self.store.queue_want(doc, &hash.0)?;
         }
         Ok(())
     }

@@ -49,7 +49,12 @@ impl World {
             return;
         }
         let (seq, bytes) = stored[rng.below(stored.len())].clone();
-        if self.damaged.iter().any(|(s, _)| *s == seq) {
+        if self.damaged.iter().any(|(s, _)| *s == seq)
+            || self
+                .told_lies
+                .iter()
+                .any(|l| super::lies::touched_seq(l, seq))
+        {
             return;
         }
         let mut bad = bytes.clone();

@@ -116,7 +116,10 @@ impl World {
                 let laptop = self.live_of(0)[0];
                 [&self.home(laptop).device_id().0[..], b"-forged"].concat()
             }
-            _ => rogue.actor(),
+            // An actor of its own device, fresh each time: what the relay
+            // withholds from it may include its own last change, and a
+            // change numbered again under one actor merges nowhere.
+            _ => [&rogue.actor()[..], b"-", token.as_bytes()].concat(),
         };
         let text = token.clone();
         // Whether the edit was made at all (a signed note takes no edit).

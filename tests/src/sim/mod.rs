@@ -14,7 +14,8 @@
 //! what its store committed without waiting for the disk is gone, see
 //! `casebook::store::CrashPoint`), the relay restarts, someone with the
 //! relay's disk damages stored envelopes and later puts them right
-//! ([`disk`]), and hours pass on the one
+//! ([`disk`]), the relay withholds, loses and swaps the owner's envelopes
+//! and later stops ([`lies`]), and hours pass on the one
 //! clock the relay and every device read, so shares run out. Then the
 //! network heals, every device syncs, and [`check::invariants`] must hold.
 //!
@@ -25,6 +26,7 @@
 pub mod check;
 pub mod disk;
 pub mod hostile;
+pub mod lies;
 pub mod net;
 mod ops;
 pub mod rng;
@@ -98,6 +100,7 @@ async fn simulate(seed: u64, steps: usize, extra: bool) -> Result<Outcome, Failu
     w.extra = extra.then(|| rng::Rng::new(seed ^ 0x3c6e_f372_fe94_f82b));
     w.cuts = extra.then(|| rng::Rng::new(seed ^ 0xa54f_f53a_5f1d_36f1));
     w.disk = extra.then(|| rng::Rng::new(seed ^ 0x510e_527f_ade6_82d1));
+    w.lies = extra.then(|| rng::Rng::new(seed ^ 0x9b05_688c_2b3e_6c1f));
     let fail = |w: &mut World, failed: Vec<String>| Failure {
         seed,
         failed,
@@ -121,6 +124,7 @@ async fn simulate(seed: u64, steps: usize, extra: bool) -> Result<Outcome, Failu
     let Some(tablet) = w.pair(laptop, "rivera-tablet").await else {
         return Err(fail(&mut w, vec!["pairing the tablet failed".into()]));
     };
+    w.to_revoke = Some(w.home(tablet).device_id());
     if w.pair(chen, "chen-phone").await.is_none() {
         return Err(fail(
             &mut w,
@@ -151,6 +155,7 @@ async fn simulate(seed: u64, steps: usize, extra: bool) -> Result<Outcome, Failu
             w.pair(chen, "chen-tablet").await;
         }
         w.disk_acts();
+        w.relay_lies();
         let live = w.live();
         let d = live[w.rng.below(live.len())];
         let roll = w.rng.below(100);
@@ -182,9 +187,15 @@ async fn simulate(seed: u64, steps: usize, extra: bool) -> Result<Outcome, Failu
         }
     }
 
-    // The network heals, what the relay's disk damaged is put right, and
-    // every device syncs until all is sent and seen.
+    // The network heals, what the relay's disk damaged is put right, the
+    // relay stops lying, and every device syncs until all is sent and seen.
     w.repair();
+    // `SIM_KEEP_LIES` explores what is not healed yet: the relay goes on
+    // withholding and losing what it did (see `lies::keep_lying`).
+    match std::env::var_os("SIM_KEEP_LIES") {
+        Some(_) => w.keep_lying(),
+        None => w.stop_lying(),
+    }
     let mut refusals = Vec::new();
     for round in 0..4 {
         for d in w.live() {

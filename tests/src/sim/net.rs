@@ -12,6 +12,7 @@ use casebook_relay::relay::{Relay, Session};
 use casebook_relay::sqlite::SqliteStore;
 use casebook_shared::clock::Clock;
 use casebook_shared::frames::{Request, Response};
+use casebook_shared::ids::DeviceId;
 
 use super::rng::Rng;
 
@@ -51,7 +52,15 @@ pub struct SimRelay {
     clock: Clock,
     relay: Mutex<(Arc<Relay<SqliteStore>>, Arc<SqliteStore>)>,
     pub faults: Arc<Mutex<Faults>>,
+    /// Envelopes the relay leaves out of what it serves (see
+    /// [`super::lies`]): by sequence number, from every device (`None`)
+    /// or from one.
+    pub withheld: Withheld,
 }
+
+/// Envelopes left out of what the relay serves, by sequence number, from
+/// every device or from one.
+pub type Withheld = Arc<Mutex<Vec<(u64, Option<DeviceId>)>>>;
 
 fn start(path: &std::path::Path, clock: &Clock) -> (Arc<Relay<SqliteStore>>, Arc<SqliteStore>) {
     let store = Arc::new(SqliteStore::open(path).expect("the relay store opens"));
@@ -95,6 +104,7 @@ impl SimRelay {
                 lost_answers: 0,
                 repeated: 0,
             })),
+            withheld: Withheld::default(),
         }
     }
 
@@ -130,6 +140,7 @@ impl LocalRelay for SimRelay {
             relay: self.relay.lock().unwrap().0.clone(),
             session: tokio::sync::Mutex::new(Session::default()),
             faults: self.faults.clone(),
+            withheld: self.withheld.clone(),
         })
     }
 }
@@ -140,6 +151,7 @@ struct Conn {
     relay: Arc<Relay<SqliteStore>>,
     session: tokio::sync::Mutex<Session>,
     faults: Arc<Mutex<Faults>>,
+    withheld: Withheld,
 }
 
 /// What the network decides for one exchange.
@@ -200,7 +212,28 @@ impl Conn {
             self.relay.handle(&mut s, req).await
         } else {
             let mut s = self.session.lock().await.clone();
-            self.relay.handle(&mut s, req).await
+            let device = s.identity.map(|(_, d)| d);
+            let answer = self.relay.handle(&mut s, req).await;
+            self.withhold(answer, device)
+        }
+    }
+
+    /// Leaves out of fetched envelopes those withheld from `device`.
+    fn withhold(&self, answer: Response, device: Option<DeviceId>) -> Response {
+        let withheld = self.withheld.lock().unwrap();
+        match answer {
+            Response::Changes { mut items, more } if !withheld.is_empty() => {
+                items.retain(|i| {
+                    !withheld
+                        .iter()
+                        .any(|(seq, from)| *seq == i.seq && from.is_none_or(|f| Some(f) == device))
+                });
+                // A page emptied by what is left out ends the fetch, as a
+                // relay that lies about it would.
+                let more = more && !items.is_empty();
+                Response::Changes { items, more }
+            }
+            answer => answer,
         }
     }
 }

@@ -101,6 +101,13 @@ pub struct World {
     /// Envelopes damaged on the relay's disk and not yet put right: their
     /// sequence number and the bytes as stored.
     pub damaged: Vec<(i64, Vec<u8>)>,
+    /// Where the relay decides what to lie about, a stream of its own (see
+    /// [`super::lies`]); None: it never lies.
+    pub lies: Option<Rng>,
+    /// The lies it tells now, to stop telling.
+    pub told_lies: Vec<super::lies::Lie>,
+    /// The device the schedule revokes: what it sent, nobody sends again.
+    pub to_revoke: Option<casebook_shared::ids::DeviceId>,
 }
 
 /// A fresh folder for simulated homes: in memory where the system has one,
@@ -163,6 +170,9 @@ impl World {
             power_cuts: 0,
             disk: None,
             damaged: Vec::new(),
+            lies: None,
+            told_lies: Vec::new(),
+            to_revoke: None,
             unsettled: BTreeMap::new(),
             lost_to_power: Default::default(),
             cuts: None,
