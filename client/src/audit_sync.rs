@@ -231,12 +231,14 @@ impl Home {
     }
 
     /// Keeps the entries another device sent (checked and opened by the
-    /// caller). Entries claiming to be this device's are ignored: this
-    /// device's own chain is the one on its disk.
+    /// caller) in the envelope at `at`, and what it claims and wants.
+    /// Entries claiming to be this device's are ignored: this device's own
+    /// chain is the one on its disk.
     pub(crate) fn take_audit(
         &mut self,
         author: &casebook_shared::ids::DeviceId,
         body: &[u8],
+        at: u64,
     ) -> Result<usize> {
         let AuditBody {
             records,
@@ -244,7 +246,7 @@ impl Home {
             wants,
         } = AuditBody::decode(body)?;
         if *author != self.device_id() {
-            self.store.keep_claims(author, &claims)?;
+            self.store.keep_claims(author, &claims, at)?;
             self.store.keep_wants(&wants)?;
         }
         let mut new = 0;

@@ -305,6 +305,11 @@ impl<'h> Docs<'h> {
         Ok(missing)
     }
 
+    /// Whether `doc` is held in memory: asking of it costs no load.
+    pub(crate) fn is_loaded(&self, doc: &DocId) -> bool {
+        self.cache.holds(doc)
+    }
+
     /// Those of `hashes` that `doc` as saved here lacks (all of them, for
     /// a document with nothing saved).
     pub(crate) fn lacking(

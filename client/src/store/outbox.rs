@@ -120,6 +120,33 @@ impl Store {
         Ok(self.query_row("SELECT COUNT(*) FROM outbox", [], |r| r.get::<_, i64>(0))? as u64)
     }
 
+    /// Gives a queued change a new envelope id (and forgets its sealed
+    /// envelope): the relay holds other bytes under the old one.
+    pub fn new_envelope_id(&self, id: i64) -> Result<(), StoreError> {
+        let row: Option<(Vec<u8>, Vec<u8>)> = self
+            .conn
+            .prepare_cached("SELECT env_id, payload FROM outbox WHERE id = ?1 AND kind != 0")?
+            .query_row([id], |r| Ok((r.get(0)?, r.get(1)?)))
+            .map(Some)
+            .or_else(|e| match e {
+                rusqlite::Error::QueryReturnedNoRows => Ok(None),
+                e => Err(e),
+            })?;
+        let Some((old, payload)) = row else {
+            return Ok(());
+        };
+        let old: [u8; 24] = old
+            .try_into()
+            .map_err(|_| StoreError::Damaged("an outbox row is malformed".into()))?;
+        let payload = self.unseal("outbox", &old, &payload)?;
+        let fresh = EnvelopeId::fresh().0;
+        self.execute(
+            "UPDATE outbox SET env_id = ?2, payload = ?3, envelope = NULL WHERE id = ?1",
+            params![id, &fresh[..], self.seal("outbox", &fresh, &payload)],
+        )?;
+        Ok(())
+    }
+
     /// Records the sealed envelope of a row so a retry sends the same bytes.
     pub fn set_outbox_envelope(&self, id: i64, envelope: &[u8]) -> Result<(), StoreError> {
         self.execute(

@@ -28,18 +28,21 @@ CREATE TABLE IF NOT EXISTS search_text(doc BLOB PRIMARY KEY, rev INTEGER NOT NUL
 CREATE TABLE IF NOT EXISTS outbox(id INTEGER PRIMARY KEY AUTOINCREMENT, doc BLOB NOT NULL,
     kind INTEGER NOT NULL, env_id BLOB NOT NULL, payload BLOB NOT NULL, envelope BLOB);
 CREATE TABLE IF NOT EXISTS audit(id INTEGER PRIMARY KEY AUTOINCREMENT, sealed BLOB NOT NULL);
--- Changes of this device the relay acknowledged, to tell the account's
--- other devices (see `sync::claims`), and what they told this one.
+-- The newest change of this device's the relay acknowledged, by
+-- document, to tell the account's other devices (see `sync::claims`), and
+-- the newest each of them told this one (`at`: the sequence number of the
+-- envelope that told it; `fresh` until a pull has begun since).
 CREATE TABLE IF NOT EXISTS claims_out(doc BLOB NOT NULL, hash BLOB NOT NULL,
     PRIMARY KEY(doc, hash)) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS claims_in(doc BLOB NOT NULL, hash BLOB NOT NULL, device BLOB NOT NULL,
-    PRIMARY KEY(doc, hash)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS claims_in(doc BLOB NOT NULL, device BLOB NOT NULL, hash BLOB NOT NULL,
+    at INTEGER NOT NULL, fresh INTEGER NOT NULL DEFAULT 1,
+    PRIMARY KEY(doc, device)) WITHOUT ROWID;
 -- Claimed changes this device was not served, to ask their device for
--- once (`told`), and what other devices asked of this one.
+-- once (`told`), and what other devices asked of this one (answered once).
 CREATE TABLE IF NOT EXISTS wants_out(doc BLOB NOT NULL, hash BLOB NOT NULL,
     told INTEGER NOT NULL DEFAULT 0, PRIMARY KEY(doc, hash)) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS wants_in(doc BLOB NOT NULL, hash BLOB NOT NULL,
-    PRIMARY KEY(doc, hash)) WITHOUT ROWID;
+    answered INTEGER NOT NULL DEFAULT 0, PRIMARY KEY(doc, hash)) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS audit_remote(device BLOB NOT NULL, seq INTEGER NOT NULL, sealed BLOB NOT NULL,
     PRIMARY KEY(device, seq)) WITHOUT ROWID;
 ";

@@ -58,6 +58,7 @@ impl Store {
             .execute("DELETE FROM logs WHERE owner = ?1", [&doc.0[..]])?;
         self.conn
             .execute("DELETE FROM outbox WHERE doc = ?1", [&doc.0[..]])?;
+        self.forget_claims(doc)?;
         self.forget_search_text(doc)
     }
 

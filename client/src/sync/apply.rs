@@ -209,11 +209,14 @@ impl Home {
             // A commenter's change waits outside the document, checked one
             // by one: what it builds on and the document lacks is missing
             // as much as what a writer's waiting change builds on.
+            // (Their base as one batch: one waiting comment built on
+            // another is not missing.)
             if !waiting.is_empty() {
-                let base: Vec<crate::notes::ChangeHash> = waiting
+                let all: Vec<u8> = waiting
                     .iter()
-                    .flat_map(|c| crate::notes::base_of(&c.body).unwrap_or_default())
+                    .flat_map(|c| c.body.iter().copied())
                     .collect();
+                let base = crate::notes::base_of(&all).unwrap_or_default();
                 missing.extend(self.docs().lacking(doc, &base)?);
                 missing.sort();
                 missing.dedup();
@@ -221,7 +224,9 @@ impl Home {
             sync.missing = missing.len() as u64;
             // A later pull of the round knows better.
             report.incomplete.retain(|x| x.doc != *doc);
-            if !missing.is_empty() {
+            if missing.is_empty() {
+                self.store.forget_met_wants(doc)?;
+            } else {
                 self.want(doc, &missing)?;
                 report
                     .incomplete

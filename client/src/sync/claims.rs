@@ -10,19 +10,20 @@
 //! change of its own the relay acknowledged (`Home::store_acks`), and each
 //! device keeps what it is told until it holds the change.
 //!
-//! The envelope carrying a claim is stored after the change it names, so a
-//! pull that fetched the claim listed the document after the change landed,
-//! and fetched it since. A device that still lacks the change, with nothing
-//! of the document refused, was not served it: the document is
+//! The envelope carrying a claim is stored after the change it names, so
+//! the pull after the one that fetched the claim listed the document after
+//! the change landed, and fetched it. A device that still lacks the change
+//! then, with nothing of the document refused, was not served it: the
+//! document is
 //! INCOMPLETE, named with the device that made the change, and each round
 //! fetches it again from the start until the change arrives. It asks the
 //! device that made the change for it, once, with its own audit entries,
 //! and that device sends it again (the relay takes a device's own
 //! envelopes only, so only the author can). A claim is dropped once the
-//! change is here, or when the document is disposed of. A device revoked
-//! since keeps its claims: what it sent before its revocation is still
-//! every device's to read, and a device that knows it lacks one takes no
-//! snapshot that would let the relay drop it for good.
+//! change is here, when the document is disposed of or no longer shared
+//! with this account, or when the device that made the claim is revoked
+//! (a stolen device could otherwise claim what never was, and keep the
+//! document incomplete for good).
 //!
 //! Only the account's own devices tell each other: a colleague's claims
 //! reach the colleague's devices. A document the relay does not list for
@@ -59,10 +60,29 @@ pub(super) fn judge(listed: bool, refused: bool) -> Verdict {
     }
 }
 
+/// Wants asked at once per document: what a colleague's change names as
+/// its base is asked for too, and nobody's forged base fills the account's
+/// audit document.
+const WANTS_PER_DOC: usize = 16;
+
+/// Wants answered per round.
+const ANSWERS_PER_ROUND: usize = 4000;
+
+/// Documents loaded per pull only to judge their claims. A document this
+/// device holds in memory already (it applied or wrote to it lately) is
+/// judged at once; one stored from a snapshot and never opened would cost
+/// a whole load, and a device recovered from its words holds a thousand of
+/// those, each claimed: they are judged a few at a time, pull after pull
+/// (each judged claim is dropped as held, or its document is fetched and
+/// loaded anyway).
+const LOADS_PER_PULL: usize = 8;
+
 impl Home {
     /// After a pull that listed the documents `listed`: drops the claims
     /// now held, and names each document still lacking a claimed change as
-    /// incomplete.
+    /// incomplete. Only claims kept before the pull began are judged (see
+    /// `Store::settle_claims`): the relay stored the changes they name
+    /// before this pull listed their documents.
     pub(super) fn judge_claims(
         &mut self,
         listed: &BTreeSet<DocId>,
@@ -76,29 +96,48 @@ impl Home {
         for (doc, hash, device) in kept {
             by_doc.entry(doc).or_default().push((hash, device));
         }
+        let disposed = self.disposed_docs()?;
+        let (me, now) = (self.account_state()?, self.now());
+        let mut loads = 0;
         for (doc, claims) in by_doc {
-            let disposed = self.access().doc_meta(&doc)?.is_some_and(|m| m.disposed);
+            // Disposed of, no longer shared with this account, or claimed
+            // by a device revoked since (a stolen one may claim what it
+            // likes): nobody's due.
+            let meta = self.access().doc_meta(&doc)?;
+            let gone = disposed.contains(&doc)
+                || meta
+                    .as_ref()
+                    .is_some_and(|m| m.disposed || m.role_of(&me.id, now).is_none());
             let mut live = Vec::new();
             for (hash, device) in claims {
-                if disposed {
+                let revoked = me
+                    .devices
+                    .get(&device)
+                    .is_none_or(|r| r.revoked_seq.is_some());
+                if gone || revoked {
                     self.store.drop_claim(&doc, &hash)?;
                 } else {
                     live.push((ChangeHash(hash), device));
                 }
             }
-            if live.is_empty() {
+            // Not held here yet (its access log did not verify), or not
+            // listed: nothing to judge it by.
+            if live.is_empty() || meta.is_none() || !listed.contains(&doc) {
                 continue;
+            }
+            if !self.docs().is_loaded(&doc) && self.store.has_body(&doc)? {
+                if loads == LOADS_PER_PULL {
+                    continue;
+                }
+                loads += 1;
             }
             let hashes: Vec<ChangeHash> = live.iter().map(|(h, _)| *h).collect();
             let lacking = self.docs().lacking(&doc, &hashes)?;
             for (hash, _) in live.iter().filter(|(h, _)| !lacking.contains(h)) {
                 self.store.drop_claim(&doc, &hash.0)?;
             }
-            if lacking.is_empty() {
-                continue;
-            }
             let refused = report.refused.iter().any(|r| r.doc == doc);
-            if judge(listed.contains(&doc), refused) == Verdict::Wait {
+            if lacking.is_empty() || judge(true, refused) == Verdict::Wait {
                 continue;
             }
             let mut sync = self.docs().sync_record(&doc)?;
@@ -129,27 +168,39 @@ impl Home {
         Ok(())
     }
 
-    /// Asks the account's other devices, once, for changes `doc` lacks:
-    /// the one that made a change sends it again.
+    /// Asks the account's other devices, once, for changes `doc` lacks (at
+    /// most [`WANTS_PER_DOC`] at a time): the one that made a change sends
+    /// it again.
     pub(super) fn want(&self, doc: &DocId, lacking: &[ChangeHash]) -> Result<()> {
-        for hash in lacking {
+        for hash in lacking.iter().take(WANTS_PER_DOC) {
             self.store.queue_want(doc, &hash.0)?;
         }
         Ok(())
     }
 
     /// Sends again the changes of this device's that the account's other
-    /// devices asked for: they were claimed and never served to them.
+    /// devices asked for, each want once however often it is served, in
+    /// the transaction that marks it answered.
     pub(super) fn answer_wants(&mut self, report: &mut SyncReport) -> Result<()> {
+        let wants = self.store.wants_to_answer(ANSWERS_PER_ROUND)?;
+        if wants.is_empty() {
+            return Ok(());
+        }
         let mut by_doc: BTreeMap<DocId, Vec<ChangeHash>> = BTreeMap::new();
-        for (doc, hash) in self.store.take_wants()? {
-            by_doc.entry(doc).or_default().push(ChangeHash(hash));
+        for (doc, hash) in &wants {
+            by_doc.entry(*doc).or_default().push(ChangeHash(*hash));
         }
         let device = self.device_id();
-        for (doc, hashes) in by_doc {
-            let own = self.docs().own_changes_of(&doc, &hashes, &device.0)?;
-            report.resent += self.queue_resend(&doc, own)?;
-        }
+        let resent = self.atomically(|home| {
+            let mut resent = 0;
+            for (doc, hashes) in &by_doc {
+                let own = home.docs().own_changes_of(doc, hashes, &device.0)?;
+                resent += home.queue_resend(doc, own)?;
+            }
+            home.store.wants_answered(&wants)?;
+            Ok(resent)
+        })?;
+        report.resent += resent;
         Ok(())
     }
 }

@@ -33,6 +33,9 @@ impl Home {
         report: &mut SyncReport,
         progress: &mut (dyn FnMut(Progress) + Send),
     ) -> Result<BTreeSet<DocId>> {
+        // What was claimed before this pull lists the documents is judged
+        // after it (see `claims`).
+        self.store.settle_claims()?;
         let here = self.pull_here()?;
         // Each document's access entries the relay has had: all held, less
         // those queued here to send.
@@ -406,7 +409,7 @@ impl Home {
                 let taken = if author == self.device_id() {
                     self.restored_audit(&a.body).map(|_| 0)
                 } else {
-                    self.take_audit(&author, &a.body)
+                    self.take_audit(&author, &a.body, item.seq)
                 };
                 if let Err(e) = taken {
                     report.refused.push(RefusedEnvelope {

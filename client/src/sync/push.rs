@@ -61,6 +61,9 @@ impl Home {
                         r => return Err(unexpected(r)),
                     };
                     let uploaded = sending.uploaded(&results);
+                    for id in &uploaded.conflicted {
+                        self.store.new_envelope_id(*id)?;
+                    }
                     self.store_acks(&uploaded.acked)?;
                     moved += uploaded.moved;
                     if let Some(code) = uploaded.failed {

@@ -95,6 +95,9 @@ impl Home {
                         }
                     };
                     let uploaded = sending.uploaded(&results);
+                    for id in &uploaded.conflicted {
+                        self.store.new_envelope_id(*id)?;
+                    }
                     self.store_acks(&uploaded.acked)?;
                     moved += uploaded.moved;
                 }

@@ -86,8 +86,14 @@ pub(crate) enum Step {
 pub(crate) struct Uploaded {
     /// Rows the relay stored: remove each, and note its sequence number.
     pub acked: Vec<(i64, DocId, u64)>,
-    /// Refused because the document's access moved on: still queued.
+    /// Refused because the document's access moved on, or because the
+    /// relay holds other bytes under the envelope's id: still queued.
     pub moved: usize,
+    /// Of those, the rows refused for their id: an earlier sealing of the
+    /// same change under an older epoch reached the relay and its echo
+    /// never came back (the relay lost or withheld it). Each goes again
+    /// under a new id (a change held twice is taken once).
+    pub conflicted: Vec<i64>,
     /// A refusal that fails the round (its row stays queued).
     pub failed: Option<ErrorCode>,
 }
@@ -325,6 +331,11 @@ impl Sending {
                 // to be sealed again once the round has caught up.
                 (Err(ErrorCode::AccessMoved), _) => {
                     out.moved += 1;
+                    self.skipped.insert(doc);
+                }
+                (Err(ErrorCode::Conflict), _) => {
+                    out.moved += 1;
+                    out.conflicted.push(id);
                     self.skipped.insert(doc);
                 }
                 // Left queued for the round, which says why if it fails too.

@@ -360,6 +360,40 @@ fn a_change_sealed_before_a_new_epoch_landed_stays_queued_with_what_follows() {
     );
 }
 
+/// The relay holds other bytes under a queued change's envelope id (an
+/// earlier sealing reached it, and its echo never came back): the round
+/// does not fail, and the row goes again, under a new id, once caught up.
+#[test]
+fn a_change_whose_id_the_relay_holds_other_bytes_under_goes_again() {
+    let rows = vec![row(1, 1, OutKind::Change), row(2, 2, OutKind::Change)];
+    let mut s = Sending::new(Mode::Round, rows, BTreeSet::new());
+    let mut conflicted = Vec::new();
+    loop {
+        match s.poll() {
+            Step::Terms(d) => s.terms(d, writer()),
+            Step::Seal(r, _) => s.sealed(r.id, r.doc, r.id.to_be_bytes().to_vec()),
+            Step::Upload(envelopes) => {
+                let results: Vec<_> = envelopes
+                    .iter()
+                    .map(|e| match e[7] {
+                        1 => Err(ErrorCode::Conflict),
+                        _ => Ok(9),
+                    })
+                    .collect();
+                let up = s.uploaded(&results);
+                assert_eq!(up.failed, None, "the round goes on");
+                assert_eq!(up.moved, 1);
+                assert_eq!(up.acked, vec![(2, doc(2), 9)]);
+                conflicted.extend(up.conflicted);
+            }
+            Step::Done => break,
+            _ => {}
+        }
+    }
+    assert_eq!(conflicted, [1]);
+    assert!(held_reasons(&s).is_empty(), "not held: sent again");
+}
+
 /// The rows of each upload when every envelope is `size` bytes.
 fn uploads_of(mode: Mode, rows: usize, size: usize) -> Vec<Vec<i64>> {
     let rows = (1..=rows as i64)
