@@ -45,8 +45,8 @@ const CLAIMS_PER_ENVELOPE: usize = 4000;
 pub(crate) struct AuditBody {
     pub records: Vec<AuditRecord>,
     /// Changes of the sending device's the relay acknowledged: document,
-    /// and the change's hash.
-    pub claims: Vec<(DocId, [u8; 32])>,
+    /// the change's hash, and its last operation's number.
+    pub claims: Vec<crate::store::Claim>,
     /// Changes another device claimed that the sending device was not
     /// served: the device that made one sends it again.
     pub wants: Vec<(DocId, [u8; 32])>,
@@ -246,8 +246,8 @@ impl Home {
             wants,
         } = AuditBody::decode(body)?;
         if *author != self.device_id() {
-            self.store.keep_claims(author, &claims, at)?;
-            self.store.keep_wants(&wants)?;
+            self.store.keep_claims(author, &claims)?;
+            self.store.keep_wants(author, &wants, at)?;
         }
         let mut new = 0;
         for r in records {

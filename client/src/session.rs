@@ -23,6 +23,10 @@ pub(crate) struct SyncMemory {
     /// an edit may be sent before the next round catches up (see
     /// `push_early`).
     pub caught_up_at: Option<u64>,
+    /// Outbox rows given a new envelope id this session because the relay
+    /// held other bytes under the old one: a fresh random id cannot clash
+    /// honestly, so a second clash fails the round.
+    pub renamed: HashSet<i64>,
 }
 
 /// Account logs verified this session, each with the last entry it was

@@ -317,6 +317,9 @@ impl<'h> Docs<'h> {
         doc: &DocId,
         hashes: &[crate::notes::ChangeHash],
     ) -> Result<Vec<crate::notes::ChangeHash>> {
+        if hashes.is_empty() {
+            return Ok(Vec::new());
+        }
         if !self.store.has_body(doc)? {
             return Ok(hashes.to_vec());
         }

@@ -53,7 +53,7 @@ pub(crate) fn base_of(bytes: &[u8]) -> Option<Vec<ChangeHash>> {
 }
 
 /// See `Replica::tips_of`.
-pub(crate) fn tips_of(bytes: &[u8]) -> Option<Vec<ChangeHash>> {
+pub(crate) fn tips_of(bytes: &[u8]) -> Option<Vec<(ChangeHash, u64)>> {
     replica::Replica::tips_of(bytes)
 }
 pub use scores::{

@@ -219,10 +219,11 @@ impl Replica {
         Some(base)
     }
 
-    /// The changes of a batch that no other change of it builds on: the
-    /// newest, for a device's own batch. `None` when the bytes are not
+    /// The changes of a batch that no other change of it builds on, each
+    /// with its last operation's number (which only grows along a history):
+    /// the newest, for a device's own batch. `None` when the bytes are not
     /// change chunks.
-    pub(crate) fn tips_of(bytes: &[u8]) -> Option<Vec<ChangeHash>> {
+    pub(crate) fn tips_of(bytes: &[u8]) -> Option<Vec<(ChangeHash, u64)>> {
         let changes: Vec<Change> = split_chunks(bytes)?
             .into_iter()
             .map(|c| catch_unwind(|| Change::try_from(c)).ok()?.ok())
@@ -234,8 +235,8 @@ impl Replica {
         Some(
             changes
                 .iter()
-                .map(Change::hash)
-                .filter(|h| !built_on.contains(h))
+                .filter(|c| !built_on.contains(&c.hash()))
+                .map(|c| (c.hash(), c.max_op()))
                 .collect(),
         )
     }

@@ -12,6 +12,10 @@ use super::{Store, StoreError};
 /// A change hash, as Automerge names a change.
 pub type Hash = [u8; 32];
 
+/// A claim: the document, the change's hash, and its last operation's
+/// number.
+pub type Claim = (DocId, Hash, u64);
+
 fn damaged() -> StoreError {
     StoreError::Damaged("a claim row is malformed".into())
 }
@@ -52,27 +56,165 @@ impl Store {
             })
     }
 
-    /// Queues the newest changes of this device's to `doc` the relay
-    /// acknowledged, to tell, in place of those queued before: a device's
-    /// changes follow one another, so holding the newest is holding all.
-    pub fn queue_claims(&self, doc: &DocId, hashes: &[Hash]) -> Result<(), StoreError> {
-        if hashes.is_empty() {
-            return Ok(());
+    /// Queues `hash`, a change of this device's to `doc` the relay
+    /// acknowledged, to tell, unless a newer one (by `max_op`, which only
+    /// grows along a history) is queued or told already: a device's changes
+    /// follow one another, so holding the newest is holding all, and a row
+    /// sent again holds older changes.
+    pub fn queue_claim(&self, doc: &DocId, hash: &Hash, max_op: u64) -> Result<(), StoreError> {
+        self.execute(
+            "INSERT INTO claims_out(doc, hash, max_op) VALUES (?1, ?2, ?3)
+             ON CONFLICT(doc) DO UPDATE SET hash = excluded.hash, max_op = excluded.max_op,
+             told = 0 WHERE excluded.max_op > claims_out.max_op",
+            params![&doc.0[..], &hash[..], max_op as i64],
+        )?;
+        Ok(())
+    }
+
+    /// Up to `limit` claims not told yet.
+    pub fn claims_to_tell(&self, limit: usize) -> Result<Vec<Claim>, StoreError> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT doc, hash, max_op FROM claims_out WHERE told = 0 ORDER BY doc LIMIT ?1",
+        )?;
+        let rows = stmt.query_map([limit as i64], |r| {
+            Ok((
+                r.get::<_, Vec<u8>>(0)?,
+                r.get::<_, Vec<u8>>(1)?,
+                r.get::<_, i64>(2)?,
+            ))
+        })?;
+        let mut out = Vec::new();
+        for r in rows {
+            let (doc, hash, max_op) = r?;
+            out.push((
+                DocId(doc.try_into().map_err(|_| damaged())?),
+                hash.try_into().map_err(|_| damaged())?,
+                max_op as u64,
+            ));
         }
-        self.execute("DELETE FROM claims_out WHERE doc = ?1", [&doc.0[..]])?;
-        for h in hashes {
+        Ok(out)
+    }
+
+    /// Claims the relay has taken in an envelope: told (unless a newer one
+    /// took a claim's place meanwhile).
+    pub fn claims_told(&self, told: &[Claim]) -> Result<(), StoreError> {
+        for (doc, h, _) in told {
             self.execute(
-                "INSERT OR IGNORE INTO claims_out(doc, hash) VALUES (?1, ?2)",
+                "UPDATE claims_out SET told = 1 WHERE doc = ?1 AND hash = ?2",
                 params![&doc.0[..], &h[..]],
             )?;
         }
         Ok(())
     }
 
-    /// Up to `limit` queued claims, to tell.
-    pub fn claims_to_tell(&self, limit: usize) -> Result<Vec<(DocId, Hash)>, StoreError> {
+    /// A pull begins: returns its number. What is kept from now on carries
+    /// it, and this pull judges only what was kept before (see
+    /// `sync::claims`): however many processes pull at once, a claim is
+    /// judged by a pull that began after it was kept, so whose listing came
+    /// after the change it names was stored.
+    pub fn begin_pull(&self) -> Result<u64, StoreError> {
+        self.execute(
+            "INSERT INTO pulls(n) SELECT 0 WHERE NOT EXISTS (SELECT 1 FROM pulls)",
+            [],
+        )?;
+        self.execute("UPDATE pulls SET n = n + 1", [])?;
+        Ok(self.query_row("SELECT n FROM pulls", [], |r| r.get::<_, i64>(0))? as u64)
+    }
+
+    /// Keeps the claims another device of the account made, each in place
+    /// of an older one of that device's for the same document.
+    pub fn keep_claims(&self, device: &DeviceId, claims: &[Claim]) -> Result<(), StoreError> {
+        for (doc, h, max_op) in claims {
+            self.execute(
+                "INSERT INTO claims_in(doc, device, hash, max_op, kept)
+                 VALUES (?1, ?2, ?3, ?4, (SELECT COALESCE(MAX(n), 0) FROM pulls))
+                 ON CONFLICT(doc, device) DO UPDATE SET hash = excluded.hash,
+                 max_op = excluded.max_op, kept = excluded.kept, met = 0
+                 WHERE excluded.max_op > claims_in.max_op",
+                params![&doc.0[..], &device.0[..], &h[..], *max_op as i64],
+            )?;
+        }
+        Ok(())
+    }
+
+    /// Whether claims not met were kept since the last pull began.
+    pub fn has_fresh_claims(&self) -> Result<bool, StoreError> {
+        Ok(self.query_row(
+            "SELECT EXISTS(SELECT 1 FROM claims_in WHERE met = 0
+             AND kept >= (SELECT COALESCE(MAX(n), 0) FROM pulls))",
+            [],
+            |r| r.get(0),
+        )?)
+    }
+
+    /// The claims not met that were kept before pull `pull` began, by
+    /// document: hash and the device that made it.
+    pub fn kept_claims(&self, pull: u64) -> Result<Vec<(DocId, Hash, DeviceId)>, StoreError> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT doc, hash, device FROM claims_in WHERE met = 0 AND kept < ?1 ORDER BY doc",
+        )?;
+        let rows = stmt.query_map([pull as i64], |r| {
+            Ok((
+                r.get::<_, Vec<u8>>(0)?,
+                r.get::<_, Vec<u8>>(1)?,
+                r.get::<_, Vec<u8>>(2)?,
+            ))
+        })?;
+        let mut out = Vec::new();
+        for r in rows {
+            let (doc, hash, device) = r?;
+            out.push((
+                DocId(doc.try_into().map_err(|_| damaged())?),
+                hash.try_into().map_err(|_| damaged())?,
+                DeviceId(device.try_into().map_err(|_| damaged())?),
+            ));
+        }
+        Ok(out)
+    }
+
+    /// The hashes of `doc` claimed and not met.
+    pub fn unmet_claims(&self, doc: &DocId) -> Result<Vec<Hash>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT hash FROM claims_in WHERE doc = ?1 AND met = 0")?;
+        let rows = stmt.query_map([&doc.0[..]], |r| r.get::<_, Vec<u8>>(0))?;
+        let mut out = Vec::new();
+        for r in rows {
+            out.push(r?.try_into().map_err(|_| damaged())?);
+        }
+        Ok(out)
+    }
+
+    /// A kept claim is met (the change is here, or no longer anyone's
+    /// due): it is judged no more, and not asked for; an older claim of
+    /// the same device does not take its place.
+    pub fn meet_claim(&self, doc: &DocId, hash: &Hash) -> Result<(), StoreError> {
+        self.execute(
+            "UPDATE claims_in SET met = 1 WHERE doc = ?1 AND hash = ?2",
+            params![&doc.0[..], &hash[..]],
+        )?;
+        self.execute(
+            "DELETE FROM wants_out WHERE doc = ?1 AND hash = ?2",
+            params![&doc.0[..], &hash[..]],
+        )?;
+        Ok(())
+    }
+
+    /// Queues a want of a change, unless it was asked for already or
+    /// `limit` of the document's are queued.
+    pub fn queue_want(&self, doc: &DocId, hash: &Hash, limit: usize) -> Result<(), StoreError> {
+        self.execute(
+            "INSERT OR IGNORE INTO wants_out(doc, hash) SELECT ?1, ?2
+             WHERE (SELECT COUNT(*) FROM wants_out WHERE doc = ?1) < ?3",
+            params![&doc.0[..], &hash[..], limit as i64],
+        )?;
+        Ok(())
+    }
+
+    /// Up to `limit` wants not asked for yet.
+    pub fn wants_to_tell(&self, limit: usize) -> Result<Vec<(DocId, Hash)>, StoreError> {
         self.pairs(
-            "SELECT doc, hash FROM claims_out ORDER BY doc, hash LIMIT ?1",
+            "SELECT doc, hash FROM wants_out WHERE told = 0 ORDER BY doc, hash LIMIT ?1",
             limit,
         )
     }
@@ -94,107 +236,6 @@ impl Store {
         Ok(out)
     }
 
-    /// Claims the relay has taken in an envelope: told.
-    pub fn claims_told(&self, told: &[(DocId, Hash)]) -> Result<(), StoreError> {
-        for (doc, h) in told {
-            self.execute(
-                "DELETE FROM claims_out WHERE doc = ?1 AND hash = ?2",
-                params![&doc.0[..], &h[..]],
-            )?;
-        }
-        Ok(())
-    }
-
-    /// Keeps claims another device of the account made, told in the
-    /// envelope at `at`: its newest per document (an envelope fetched again
-    /// tells nothing newer than what a later one told).
-    pub fn keep_claims(
-        &self,
-        device: &DeviceId,
-        claims: &[(DocId, Hash)],
-        at: u64,
-    ) -> Result<(), StoreError> {
-        for (doc, h) in claims {
-            self.execute(
-                "INSERT INTO claims_in(doc, device, hash, at) VALUES (?1, ?2, ?3, ?4)
-                 ON CONFLICT(doc, device) DO UPDATE SET hash = excluded.hash,
-                 at = excluded.at, fresh = 1 WHERE excluded.at > claims_in.at",
-                params![&doc.0[..], &device.0[..], &h[..], at as i64],
-            )?;
-        }
-        Ok(())
-    }
-
-    /// A pull begins: the claims kept so far were stored on the relay
-    /// before its listing, so it may judge them (see `sync::claims`).
-    pub fn settle_claims(&self) -> Result<(), StoreError> {
-        self.execute("UPDATE claims_in SET fresh = 0 WHERE fresh = 1", [])?;
-        Ok(())
-    }
-
-    /// Whether claims were kept since the last pull began.
-    pub fn has_fresh_claims(&self) -> Result<bool, StoreError> {
-        Ok(self.query_row(
-            "SELECT EXISTS(SELECT 1 FROM claims_in WHERE fresh = 1)",
-            [],
-            |r| r.get(0),
-        )?)
-    }
-
-    /// Every claim kept before this pull began, by document: hash and the
-    /// device that made it.
-    pub fn kept_claims(&self) -> Result<Vec<(DocId, Hash, DeviceId)>, StoreError> {
-        let mut stmt = self.conn.prepare_cached(
-            "SELECT doc, hash, device FROM claims_in WHERE fresh = 0 ORDER BY doc",
-        )?;
-        let rows = stmt.query_map([], |r| {
-            Ok((
-                r.get::<_, Vec<u8>>(0)?,
-                r.get::<_, Vec<u8>>(1)?,
-                r.get::<_, Vec<u8>>(2)?,
-            ))
-        })?;
-        let mut out = Vec::new();
-        for r in rows {
-            let (doc, hash, device) = r?;
-            out.push((
-                DocId(doc.try_into().map_err(|_| damaged())?),
-                hash.try_into().map_err(|_| damaged())?,
-                DeviceId(device.try_into().map_err(|_| damaged())?),
-            ));
-        }
-        Ok(out)
-    }
-
-    /// Drops a kept claim, and the want of it: the change is here, or no
-    /// longer anyone's due.
-    pub fn drop_claim(&self, doc: &DocId, hash: &Hash) -> Result<(), StoreError> {
-        for table in ["claims_in", "wants_out"] {
-            self.execute(
-                &format!("DELETE FROM {table} WHERE doc = ?1 AND hash = ?2"),
-                params![&doc.0[..], &hash[..]],
-            )?;
-        }
-        Ok(())
-    }
-
-    /// Queues a want of a claimed change, unless it was asked for already.
-    pub fn queue_want(&self, doc: &DocId, hash: &Hash) -> Result<(), StoreError> {
-        self.execute(
-            "INSERT OR IGNORE INTO wants_out(doc, hash) VALUES (?1, ?2)",
-            params![&doc.0[..], &hash[..]],
-        )?;
-        Ok(())
-    }
-
-    /// Up to `limit` wants not asked for yet.
-    pub fn wants_to_tell(&self, limit: usize) -> Result<Vec<(DocId, Hash)>, StoreError> {
-        self.pairs(
-            "SELECT doc, hash FROM wants_out WHERE told = 0 ORDER BY doc, hash LIMIT ?1",
-            limit,
-        )
-    }
-
     /// Wants the relay has taken in an envelope: asked for.
     pub fn wants_told(&self, told: &[(DocId, Hash)]) -> Result<(), StoreError> {
         for (doc, h) in told {
@@ -206,12 +247,12 @@ impl Store {
         Ok(())
     }
 
-    /// Drops the wants of `doc` that no kept claim names: what its
+    /// Drops the wants of `doc` that no claim not met names: what its
     /// changes built on has arrived.
     pub fn forget_met_wants(&self, doc: &DocId) -> Result<(), StoreError> {
         self.execute(
             "DELETE FROM wants_out WHERE doc = ?1
-             AND hash NOT IN (SELECT hash FROM claims_in WHERE doc = ?1)",
+             AND hash NOT IN (SELECT hash FROM claims_in WHERE doc = ?1 AND met = 0)",
             [&doc.0[..]],
         )?;
         Ok(())
@@ -225,14 +266,21 @@ impl Store {
         Ok(())
     }
 
-    /// Keeps what another device of the account asked of this one; a want
-    /// kept before (answered or not) is not kept again, however often the
-    /// envelope asking it is served.
-    pub fn keep_wants(&self, wants: &[(DocId, Hash)]) -> Result<(), StoreError> {
+    /// Keeps what `device`, another of the account's, asked of this one in
+    /// the envelope at `at`: asked again in a later envelope, a want is
+    /// answered again; the same envelope served again asks nothing new.
+    pub fn keep_wants(
+        &self,
+        device: &DeviceId,
+        wants: &[(DocId, Hash)],
+        at: u64,
+    ) -> Result<(), StoreError> {
         for (doc, h) in wants {
             self.execute(
-                "INSERT OR IGNORE INTO wants_in(doc, hash) VALUES (?1, ?2)",
-                params![&doc.0[..], &h[..]],
+                "INSERT INTO wants_in(doc, hash, device, at) VALUES (?1, ?2, ?3, ?4)
+                 ON CONFLICT(doc, hash, device) DO UPDATE SET at = excluded.at, answered = 0
+                 WHERE excluded.at > wants_in.at",
+                params![&doc.0[..], &h[..], &device.0[..], at as i64],
             )?;
         }
         Ok(())
@@ -241,12 +289,12 @@ impl Store {
     /// Up to `limit` wants asked of this device and not answered yet.
     pub fn wants_to_answer(&self, limit: usize) -> Result<Vec<(DocId, Hash)>, StoreError> {
         self.pairs(
-            "SELECT doc, hash FROM wants_in WHERE answered = 0 ORDER BY doc, hash LIMIT ?1",
+            "SELECT DISTINCT doc, hash FROM wants_in WHERE answered = 0 ORDER BY doc, hash LIMIT ?1",
             limit,
         )
     }
 
-    /// Wants answered: never answered again.
+    /// Wants answered.
     pub fn wants_answered(&self, done: &[(DocId, Hash)]) -> Result<(), StoreError> {
         for (doc, h) in done {
             self.execute(
@@ -262,82 +310,102 @@ impl Store {
 mod tests {
     use super::*;
 
-    #[test]
-    fn claims_queue_until_told_and_are_kept_until_dropped() {
+    fn store() -> (tempfile::TempDir, Store) {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::create(&dir.path().join("c.db"), b"pass").unwrap();
-        let (a, b) = (DocId([1; 16]), DocId([2; 16]));
-        store.queue_claims(&a, &[[7; 32]]).unwrap();
-        store.queue_claims(&a, &[[6; 32], [8; 32]]).unwrap();
-        store.queue_claims(&b, &[[9; 32]]).unwrap();
-        let all = store.claims_to_tell(10).unwrap();
-        assert_eq!(
-            all,
-            [(a, [6; 32]), (a, [8; 32]), (b, [9; 32])],
-            "the newest in place of the older"
-        );
-        assert_eq!(store.claims_to_tell(1).unwrap().len(), 1);
-        store.claims_told(&all[..2]).unwrap();
-        assert_eq!(store.claims_to_tell(10).unwrap(), [(b, [9; 32])]);
-
-        let (dev, other) = (DeviceId([3; 32]), DeviceId([4; 32]));
-        store
-            .keep_claims(&dev, &[(a, [7; 32]), (b, [9; 32])], 10)
-            .unwrap();
-        store.keep_claims(&other, &[(a, [5; 32])], 11).unwrap();
-        assert!(
-            store.kept_claims().unwrap().is_empty(),
-            "judged from the next pull"
-        );
-        store.settle_claims().unwrap();
-        assert_eq!(store.kept_claims().unwrap().len(), 3);
-        store.keep_claims(&dev, &[(a, [8; 32])], 12).unwrap();
-        store.keep_claims(&dev, &[(a, [1; 32])], 9).unwrap();
-        store.settle_claims().unwrap();
-        store.drop_claim(&a, &[5; 32]).unwrap();
-        let kept = store.kept_claims().unwrap();
-        assert_eq!(
-            kept,
-            [(a, [8; 32], dev), (b, [9; 32], dev)],
-            "a later envelope's claim in place of an earlier one's, never the reverse"
-        );
+        (dir, store)
     }
 
     #[test]
-    fn a_want_is_asked_once_and_dropped_with_its_claim() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::create(&dir.path().join("c.db"), b"pass").unwrap();
-        let a = DocId([1; 16]);
+    fn the_newest_claim_of_a_document_is_told_once() {
+        let (_dir, store) = store();
+        let (a, b) = (DocId([1; 16]), DocId([2; 16]));
+        store.queue_claim(&a, &[7; 32], 5).unwrap();
+        store.queue_claim(&a, &[8; 32], 9).unwrap();
+        store.queue_claim(&a, &[6; 32], 3).unwrap();
+        store.queue_claim(&b, &[9; 32], 1).unwrap();
+        let all = store.claims_to_tell(10).unwrap();
+        assert_eq!(
+            all,
+            [(a, [8; 32], 9), (b, [9; 32], 1)],
+            "the newest in place of the older; an older one sent again does not replace it"
+        );
+        assert_eq!(store.claims_to_tell(1).unwrap().len(), 1);
+        store.claims_told(&all[..1]).unwrap();
+        assert_eq!(store.claims_to_tell(10).unwrap(), [(b, [9; 32], 1)]);
+        store.queue_claim(&a, &[8; 32], 9).unwrap();
+        assert_eq!(store.claims_to_tell(10).unwrap().len(), 1, "told already");
+    }
+
+    #[test]
+    fn claims_are_judged_by_pulls_begun_after_they_were_kept() {
+        let (_dir, store) = store();
+        let (a, b) = (DocId([1; 16]), DocId([2; 16]));
+        let (dev, other) = (DeviceId([3; 32]), DeviceId([4; 32]));
+        let first = store.begin_pull().unwrap();
         store
-            .keep_claims(&DeviceId([3; 32]), &[(a, [7; 32])], 1)
+            .keep_claims(&dev, &[(a, [7; 32], 5), (b, [9; 32], 1)])
             .unwrap();
-        store.queue_want(&a, &[7; 32]).unwrap();
+        store.keep_claims(&other, &[(a, [5; 32], 2)]).unwrap();
+        assert!(store.has_fresh_claims().unwrap());
+        assert!(
+            store.kept_claims(first).unwrap().is_empty(),
+            "kept during this pull"
+        );
+        // Another process's pull began meanwhile: what this one keeps now
+        // is not judged by it either.
+        let second = store.begin_pull().unwrap();
+        store.keep_claims(&dev, &[(a, [8; 32], 6)]).unwrap();
+        store.keep_claims(&dev, &[(a, [1; 32], 1)]).unwrap();
+        assert_eq!(store.kept_claims(second).unwrap().len(), 2);
+        let third = store.begin_pull().unwrap();
+        assert!(!store.has_fresh_claims().unwrap());
+        assert_eq!(
+            store.kept_claims(third).unwrap(),
+            [(a, [8; 32], dev), (a, [5; 32], other), (b, [9; 32], dev)],
+            "a newer claim in place of an older one, never the reverse"
+        );
+        store.meet_claim(&a, &[5; 32]).unwrap();
+        store.keep_claims(&other, &[(a, [4; 32], 1)]).unwrap();
+        assert_eq!(
+            store.kept_claims(third + 1).unwrap().len(),
+            2,
+            "met stays met"
+        );
+        assert_eq!(store.unmet_claims(&a).unwrap(), [[8; 32]]);
+    }
+
+    #[test]
+    fn wants_are_asked_once_and_answered_once_per_asking() {
+        let (_dir, store) = store();
+        let a = DocId([1; 16]);
+        store.queue_want(&a, &[7; 32], 16).unwrap();
         assert_eq!(store.wants_to_tell(10).unwrap(), [(a, [7; 32])]);
         store.wants_told(&[(a, [7; 32])]).unwrap();
-        store.queue_want(&a, &[7; 32]).unwrap();
+        store.queue_want(&a, &[7; 32], 16).unwrap();
         assert!(store.wants_to_tell(10).unwrap().is_empty(), "asked once");
-        store.drop_claim(&a, &[7; 32]).unwrap();
-        store.queue_want(&a, &[7; 32]).unwrap();
-        assert_eq!(
-            store.wants_to_tell(10).unwrap().len(),
-            1,
-            "a new loss asks again"
-        );
+        for i in 0..40u8 {
+            store.queue_want(&a, &[i + 100; 32], 16).unwrap();
+        }
+        assert_eq!(store.wants_to_tell(100).unwrap().len(), 15, "16 a document");
 
-        store.keep_wants(&[(a, [7; 32]), (a, [7; 32])]).unwrap();
+        let dev = DeviceId([3; 32]);
+        store.keep_wants(&dev, &[(a, [7; 32])], 10).unwrap();
+        store.keep_wants(&dev, &[(a, [7; 32])], 10).unwrap();
         assert_eq!(store.wants_to_answer(10).unwrap(), [(a, [7; 32])]);
         store.wants_answered(&[(a, [7; 32])]).unwrap();
-        store.keep_wants(&[(a, [7; 32])]).unwrap();
+        store.keep_wants(&dev, &[(a, [7; 32])], 10).unwrap();
         assert!(
             store.wants_to_answer(10).unwrap().is_empty(),
-            "a want served again is answered once"
+            "an envelope served again asks nothing new"
         );
+        store.keep_wants(&dev, &[(a, [7; 32])], 11).unwrap();
+        assert_eq!(store.wants_to_answer(10).unwrap().len(), 1, "asked again");
     }
 
     #[test]
     fn a_queued_change_takes_a_new_envelope_id_and_keeps_its_payload() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::create(&dir.path().join("c.db"), b"pass").unwrap();
+        let (_dir, store) = store();
         let a = DocId([1; 16]);
         let id = store
             .push_outbox_sealed(
@@ -357,19 +425,17 @@ mod tests {
 
     #[test]
     fn a_document_deleted_here_keeps_no_claim_or_want() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::create(&dir.path().join("c.db"), b"pass").unwrap();
+        let (_dir, store) = store();
         let a = DocId([1; 16]);
-        store.queue_claims(&a, &[[7; 32]]).unwrap();
-        store
-            .keep_claims(&DeviceId([3; 32]), &[(a, [8; 32])], 1)
-            .unwrap();
-        store.queue_want(&a, &[8; 32]).unwrap();
-        store.keep_wants(&[(a, [9; 32])]).unwrap();
+        let dev = DeviceId([3; 32]);
+        store.queue_claim(&a, &[7; 32], 1).unwrap();
+        store.keep_claims(&dev, &[(a, [8; 32], 1)]).unwrap();
+        store.queue_want(&a, &[8; 32], 16).unwrap();
+        store.keep_wants(&dev, &[(a, [9; 32])], 1).unwrap();
         store.delete_doc(&a).unwrap();
-        store.settle_claims().unwrap();
+        let pull = store.begin_pull().unwrap();
         assert!(store.claims_to_tell(10).unwrap().is_empty());
-        assert!(store.kept_claims().unwrap().is_empty());
+        assert!(store.kept_claims(pull).unwrap().is_empty());
         assert!(store.wants_to_tell(10).unwrap().is_empty());
         assert!(store.wants_to_answer(10).unwrap().is_empty());
     }

@@ -25,6 +25,7 @@ mod upkeep;
 
 pub use crash::CrashPoint;
 
+pub use claims::Claim;
 pub use kdf::KdfParams;
 pub(crate) use kdf::kek;
 pub use outbox::{OutKind, Outgoing};

@@ -29,20 +29,24 @@ CREATE TABLE IF NOT EXISTS outbox(id INTEGER PRIMARY KEY AUTOINCREMENT, doc BLOB
     kind INTEGER NOT NULL, env_id BLOB NOT NULL, payload BLOB NOT NULL, envelope BLOB);
 CREATE TABLE IF NOT EXISTS audit(id INTEGER PRIMARY KEY AUTOINCREMENT, sealed BLOB NOT NULL);
 -- The newest change of this device's the relay acknowledged, by
--- document, to tell the account's other devices (see `sync::claims`), and
--- the newest each of them told this one (`at`: the sequence number of the
--- envelope that told it; `fresh` until a pull has begun since).
-CREATE TABLE IF NOT EXISTS claims_out(doc BLOB NOT NULL, hash BLOB NOT NULL,
-    PRIMARY KEY(doc, hash)) WITHOUT ROWID;
+-- document (`max_op` orders them), to tell the account's other devices
+-- (see `sync::claims`); the newest each of them told this one, kept from
+-- the pull numbered `kept` on (`pulls` numbers them), and whether it is
+-- here (`met`).
+CREATE TABLE IF NOT EXISTS claims_out(doc BLOB PRIMARY KEY, hash BLOB NOT NULL,
+    max_op INTEGER NOT NULL, told INTEGER NOT NULL DEFAULT 0) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS claims_in(doc BLOB NOT NULL, device BLOB NOT NULL, hash BLOB NOT NULL,
-    at INTEGER NOT NULL, fresh INTEGER NOT NULL DEFAULT 1,
+    max_op INTEGER NOT NULL, kept INTEGER NOT NULL, met INTEGER NOT NULL DEFAULT 0,
     PRIMARY KEY(doc, device)) WITHOUT ROWID;
--- Claimed changes this device was not served, to ask their device for
--- once (`told`), and what other devices asked of this one (answered once).
+CREATE TABLE IF NOT EXISTS pulls(n INTEGER NOT NULL);
+-- Changes this device was not served, to ask the account's other devices
+-- for once (`told`), and what each of them asked of this one, in the
+-- envelope at `at` (answered once per asking).
 CREATE TABLE IF NOT EXISTS wants_out(doc BLOB NOT NULL, hash BLOB NOT NULL,
     told INTEGER NOT NULL DEFAULT 0, PRIMARY KEY(doc, hash)) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS wants_in(doc BLOB NOT NULL, hash BLOB NOT NULL,
-    answered INTEGER NOT NULL DEFAULT 0, PRIMARY KEY(doc, hash)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS wants_in(doc BLOB NOT NULL, hash BLOB NOT NULL, device BLOB NOT NULL,
+    at INTEGER NOT NULL, answered INTEGER NOT NULL DEFAULT 0,
+    PRIMARY KEY(doc, hash, device)) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS audit_remote(device BLOB NOT NULL, seq INTEGER NOT NULL, sealed BLOB NOT NULL,
     PRIMARY KEY(device, seq)) WITHOUT ROWID;
 ";

@@ -221,7 +221,16 @@ impl Home {
                 missing.sort();
                 missing.dedup();
             }
-            sync.missing = missing.len() as u64;
+            // A claimed change not here keeps the document incomplete until
+            // the claim is judged again (see `claims`).
+            let claimed: Vec<crate::notes::ChangeHash> = self
+                .store
+                .unmet_claims(doc)?
+                .into_iter()
+                .map(crate::notes::ChangeHash)
+                .collect();
+            let unmet = self.docs().lacking(doc, &claimed)?.len();
+            sync.missing = (missing.len() + unmet) as u64;
             // A later pull of the round knows better.
             report.incomplete.retain(|x| x.doc != *doc);
             if missing.is_empty() {

@@ -6,24 +6,28 @@
 //! that device writes again. A relay that drops or withholds it, serves an
 //! older snapshot that lacks it, or was restored from a copy taken before
 //! it, leaves the other devices short without a word. So each device tells
-//! the others, in the envelopes of its audit entries, the hash of each
-//! change of its own the relay acknowledged (`Home::store_acks`), and each
-//! device keeps what it is told until it holds the change.
+//! the others, in the envelopes of its audit entries, its newest change of
+//! each document the relay acknowledged (`Home::store_acks`; a device's
+//! changes follow one another, so holding its newest is holding all, and
+//! an Automerge change's last operation number says which is newer). Each
+//! device keeps the newest it is told, per document and device, until it
+//! holds the change.
 //!
-//! The envelope carrying a claim is stored after the change it names, so
-//! the pull after the one that fetched the claim listed the document after
-//! the change landed, and fetched it. A device that still lacks the change
+//! The envelope carrying a claim is stored after the change it names, so a
+//! pull that began after the claim was kept (pulls are numbered in the
+//! store, so this holds across processes) listed the document after the
+//! change landed, and fetched it. A device that still lacks the change
 //! then, with nothing of the document refused, was not served it: the
-//! document is
-//! INCOMPLETE, named with the device that made the change, and each round
-//! fetches it again from the start until the change arrives. It asks the
-//! device that made the change for it, once, with its own audit entries,
-//! and that device sends it again (the relay takes a device's own
-//! envelopes only, so only the author can). A claim is dropped once the
-//! change is here, when the document is disposed of or no longer shared
-//! with this account, or when the device that made the claim is revoked
-//! (a stolen device could otherwise claim what never was, and keep the
-//! document incomplete for good).
+//! document is INCOMPLETE, named with the device that made the change, and
+//! each round fetches it again from the start, and takes no snapshot of
+//! it, until the change arrives. It asks the account's other devices for
+//! it, once, with its own audit entries, and the device that made it sends
+//! it again (the relay takes a device's own envelopes only, so only the
+//! author can). A claim is met once the change is here; it is dropped when
+//! the document is disposed of or no longer shared with this account, or
+//! when the device that made it is revoked (a stolen device could
+//! otherwise claim what never was, and keep the document incomplete for
+//! good).
 //!
 //! Only the account's own devices tell each other: a colleague's claims
 //! reach the colleague's devices. A document the relay does not list for
@@ -39,28 +43,7 @@ use crate::error::Result;
 use crate::home::Home;
 use crate::notes::ChangeHash;
 
-/// What becomes of a document's kept claims after a pull.
-#[derive(Debug, PartialEq, Eq)]
-pub(super) enum Verdict {
-    /// Nothing to judge yet: the relay does not list the document, or the
-    /// pull refused some of it (which stops the seen mark, and is
-    /// reported, and the sync fails, on its own).
-    Wait,
-    /// The pull fetched everything the relay serves of the document and
-    /// the changes are not here.
-    Unmet,
-}
-
-/// Judges a document's claims that are not held: whether this pull's
-/// listing holds it, and whether the pull refused any of it.
-pub(super) fn judge(listed: bool, refused: bool) -> Verdict {
-    match listed && !refused {
-        true => Verdict::Unmet,
-        false => Verdict::Wait,
-    }
-}
-
-/// Wants asked at once per document: what a colleague's change names as
+/// Wants queued at most per document: what a colleague's change names as
 /// its base is asked for too, and nobody's forged base fills the account's
 /// audit document.
 const WANTS_PER_DOC: usize = 16;
@@ -73,22 +56,24 @@ const ANSWERS_PER_ROUND: usize = 4000;
 /// judged at once; one stored from a snapshot and never opened would cost
 /// a whole load, and a device recovered from its words holds a thousand of
 /// those, each claimed: they are judged a few at a time, pull after pull
-/// (each judged claim is dropped as held, or its document is fetched and
-/// loaded anyway).
+/// (each judged claim is met, or its document is fetched from the start
+/// and loaded anyway; a document with something refused is not judged and
+/// takes none of the budget).
 const LOADS_PER_PULL: usize = 8;
 
 impl Home {
-    /// After a pull that listed the documents `listed`: drops the claims
-    /// now held, and names each document still lacking a claimed change as
-    /// incomplete. Only claims kept before the pull began are judged (see
-    /// `Store::settle_claims`): the relay stored the changes they name
-    /// before this pull listed their documents.
+    /// After pull number `pull`, which listed the documents `listed`:
+    /// meets the claims now held, and names each document still lacking a
+    /// claimed change as incomplete. Only claims kept before the pull began
+    /// are judged (see `Store::begin_pull`): the relay stored the changes
+    /// they name before this pull listed their documents.
     pub(super) fn judge_claims(
         &mut self,
+        pull: u64,
         listed: &BTreeSet<DocId>,
         report: &mut SyncReport,
     ) -> Result<()> {
-        let kept = self.store.kept_claims()?;
+        let kept = self.store.kept_claims(pull)?;
         if kept.is_empty() {
             return Ok(());
         }
@@ -100,6 +85,18 @@ impl Home {
         let (me, now) = (self.account_state()?, self.now());
         let mut loads = 0;
         for (doc, claims) in by_doc {
+            // Not listed: nothing to judge it by (a share that ended, say).
+            // Something of it refused: the seen mark stopped, and the
+            // refusal is reported (and fails the sync) on its own.
+            if !listed.contains(&doc) || report.refused.iter().any(|r| r.doc == doc) {
+                continue;
+            }
+            if !self.docs().is_loaded(&doc) && self.store.has_body(&doc)? {
+                if loads == LOADS_PER_PULL {
+                    continue;
+                }
+                loads += 1;
+            }
             // Disposed of, no longer shared with this account, or claimed
             // by a device revoked since (a stolen one may claim what it
             // likes): nobody's due.
@@ -115,29 +112,21 @@ impl Home {
                     .get(&device)
                     .is_none_or(|r| r.revoked_seq.is_some());
                 if gone || revoked {
-                    self.store.drop_claim(&doc, &hash)?;
+                    self.store.meet_claim(&doc, &hash)?;
                 } else {
                     live.push((ChangeHash(hash), device));
                 }
             }
-            // Not held here yet (its access log did not verify), or not
-            // listed: nothing to judge it by.
-            if live.is_empty() || meta.is_none() || !listed.contains(&doc) {
+            // Not held here yet (its access log did not verify).
+            if live.is_empty() || meta.is_none() {
                 continue;
-            }
-            if !self.docs().is_loaded(&doc) && self.store.has_body(&doc)? {
-                if loads == LOADS_PER_PULL {
-                    continue;
-                }
-                loads += 1;
             }
             let hashes: Vec<ChangeHash> = live.iter().map(|(h, _)| *h).collect();
             let lacking = self.docs().lacking(&doc, &hashes)?;
             for (hash, _) in live.iter().filter(|(h, _)| !lacking.contains(h)) {
-                self.store.drop_claim(&doc, &hash.0)?;
+                self.store.meet_claim(&doc, &hash.0)?;
             }
-            let refused = report.refused.iter().any(|r| r.doc == doc);
-            if lacking.is_empty() || judge(true, refused) == Verdict::Wait {
+            if lacking.is_empty() {
                 continue;
             }
             let mut sync = self.docs().sync_record(&doc)?;
@@ -169,11 +158,11 @@ impl Home {
     }
 
     /// Asks the account's other devices, once, for changes `doc` lacks (at
-    /// most [`WANTS_PER_DOC`] at a time): the one that made a change sends
-    /// it again.
+    /// most [`WANTS_PER_DOC`] queued): the one that made a change sends it
+    /// again.
     pub(super) fn want(&self, doc: &DocId, lacking: &[ChangeHash]) -> Result<()> {
-        for hash in lacking.iter().take(WANTS_PER_DOC) {
-            self.store.queue_want(doc, &hash.0)?;
+        for hash in lacking {
+            self.store.queue_want(doc, &hash.0, WANTS_PER_DOC)?;
         }
         Ok(())
     }
@@ -202,17 +191,5 @@ impl Home {
         })?;
         report.resent += resent;
         Ok(())
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_claim_is_judged_only_where_the_pull_listed_and_refused_nothing() {
-        assert_eq!(judge(false, false), Verdict::Wait);
-        assert_eq!(judge(true, true), Verdict::Wait);
-        assert_eq!(judge(true, false), Verdict::Unmet);
     }
 }

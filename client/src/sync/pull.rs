@@ -33,9 +33,9 @@ impl Home {
         report: &mut SyncReport,
         progress: &mut (dyn FnMut(Progress) + Send),
     ) -> Result<BTreeSet<DocId>> {
-        // What was claimed before this pull lists the documents is judged
-        // after it (see `claims`).
-        self.store.settle_claims()?;
+        // What was claimed before this pull began is judged after it (see
+        // `claims`).
+        let pull_no = self.store.begin_pull()?;
         let here = self.pull_here()?;
         // Each document's access entries the relay has had: all held, less
         // those queued here to send.
@@ -150,7 +150,7 @@ impl Home {
             // In the order they were met.
             report.refused.append(pulling.refused());
         }
-        self.judge_claims(&listed, report)?;
+        self.judge_claims(pull_no, &listed, report)?;
         self.answer_wants(report)?;
         // After every disposal this pull carried out, one rebuild.
         self.rewrite_if_due()?;

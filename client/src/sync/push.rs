@@ -61,9 +61,7 @@ impl Home {
                         r => return Err(unexpected(r)),
                     };
                     let uploaded = sending.uploaded(&results);
-                    for id in &uploaded.conflicted {
-                        self.store.new_envelope_id(*id)?;
-                    }
+                    self.rename_conflicted(&uploaded.conflicted)?;
                     self.store_acks(&uploaded.acked)?;
                     moved += uploaded.moved;
                     if let Some(code) = uploaded.failed {
@@ -82,6 +80,24 @@ impl Home {
         Ok((sending.acknowledged(), moved))
     }
 
+    /// Gives each row the relay refused for its envelope id (other bytes
+    /// are stored under it) a new id, to go again; a row renamed already
+    /// this session that clashes again means the relay refuses any id.
+    pub(super) fn rename_conflicted(&mut self, rows: &[i64]) -> Result<()> {
+        for id in rows {
+            if !self.synced.renamed.insert(*id) {
+                return Err(Error::Net(NetError::Relay {
+                    code: ErrorCode::Conflict,
+                    reason:
+                        "the relay refuses a change under a new envelope id too; it stays queued"
+                            .into(),
+                }));
+            }
+            self.store.new_envelope_id(*id)?;
+        }
+        Ok(())
+    }
+
     /// What sending a change to `doc` turns on: this account's role there
     /// now, the newest epoch, and whether it was disposed of here.
     pub(super) fn send_terms(&self, doc: &DocId) -> Result<DocTerms> {
@@ -97,17 +113,21 @@ impl Home {
 
     /// Removes the rows the relay stored and notes how far it has stored
     /// each document, in one transaction; queues the newest change of each
-    /// as a claim for the account's other devices (see [`super::claims`]).
+    /// as a claim for the account's other devices, unless one newer is
+    /// queued (a re-sent row holds older changes; see [`super::claims`]).
     pub(super) fn store_acks(&mut self, acked: &[(i64, DocId, u64)]) -> Result<()> {
         if acked.is_empty() {
             return Ok(());
         }
         self.store.transaction(|s| {
             for (id, doc, seq) in acked {
-                if let Some(payload) = s.outbox_change(*id)? {
-                    let tips = crate::notes::tips_of(&payload).unwrap_or_default();
-                    let tips: Vec<[u8; 32]> = tips.iter().map(|h| h.0).collect();
-                    s.queue_claims(doc, &tips)?;
+                if let Some(payload) = s.outbox_change(*id)?
+                    && let Some((hash, max_op)) = crate::notes::tips_of(&payload)
+                        .unwrap_or_default()
+                        .into_iter()
+                        .max_by_key(|(_, op)| *op)
+                {
+                    s.queue_claim(doc, &hash.0, max_op)?;
                 }
                 s.remove_outbox(*id)?;
                 s.note_acked(doc, *seq)?;

@@ -95,9 +95,7 @@ impl Home {
                         }
                     };
                     let uploaded = sending.uploaded(&results);
-                    for id in &uploaded.conflicted {
-                        self.store.new_envelope_id(*id)?;
-                    }
+                    self.rename_conflicted(&uploaded.conflicted)?;
                     self.store_acks(&uploaded.acked)?;
                     moved += uploaded.moved;
                 }

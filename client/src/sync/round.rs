@@ -187,7 +187,8 @@ impl Round {
 
     /// The push went through: the relay acknowledged `acked` rows and
     /// refused `moved` because their document's access moved on after the
-    /// pull.
+    /// pull (or it held other bytes under their envelope id, and they were
+    /// given new ones).
     pub fn pushed(&mut self, acked: usize, moved: usize) {
         self.waiting = false;
         self.report.pushed += acked;

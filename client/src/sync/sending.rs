@@ -21,8 +21,11 @@
 //!   change of its document, which builds on it;
 //! - the relay's "forbidden" holds a change too; "access moved" (a new
 //!   epoch landed after this round's pull) leaves it and every later change
-//!   of its document queued, for the round to catch up and send again; any
-//!   other refusal fails the round, with the row still queued.
+//!   of its document queued, for the round to catch up and send again; so
+//!   does "conflict" (the relay holds other bytes under the envelope's id:
+//!   an earlier sealing of the change, whose echo never came back), and the
+//!   shell gives the row a new id first; any other refusal fails the round,
+//!   with the row still queued.
 //!
 //! Before the round catches up ([`Mode::Early`]) only changes go, in one
 //! upload: a document whose terms are not known well enough (the shell
