@@ -246,7 +246,7 @@ impl Home {
             wants,
         } = AuditBody::decode(body)?;
         if *author != self.device_id() {
-            self.store.keep_claims(author, &claims)?;
+            self.store.keep_claims(author, &claims, at)?;
             self.store.keep_wants(author, &wants, at)?;
         }
         let mut new = 0;

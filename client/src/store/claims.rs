@@ -21,41 +21,6 @@ fn damaged() -> StoreError {
 }
 
 impl Store {
-    /// The payload of a queued change (not an access-log row), opened.
-    pub fn outbox_change(
-        &self,
-        id: i64,
-    ) -> Result<Option<zeroize::Zeroizing<Vec<u8>>>, StoreError> {
-        let row: Option<(Vec<u8>, Vec<u8>)> = self
-            .conn
-            .prepare_cached("SELECT env_id, payload FROM outbox WHERE id = ?1 AND kind != 0")?
-            .query_row([id], |r| Ok((r.get(0)?, r.get(1)?)))
-            .map(Some)
-            .or_else(|e| match e {
-                rusqlite::Error::QueryReturnedNoRows => Ok(None),
-                e => Err(e),
-            })?;
-        let Some((env_id, payload)) = row else {
-            return Ok(None);
-        };
-        let env_id: [u8; 24] = env_id
-            .try_into()
-            .map_err(|_| StoreError::Damaged("an outbox row is malformed".into()))?;
-        Ok(Some(self.unseal("outbox", &env_id, &payload)?))
-    }
-
-    /// The id of the queued change sent under envelope id `env_id`.
-    pub fn outbox_id_of(&self, env_id: &[u8; 24]) -> Result<Option<i64>, StoreError> {
-        self.conn
-            .prepare_cached("SELECT id FROM outbox WHERE env_id = ?1 AND kind != 0")?
-            .query_row([&env_id[..]], |r| r.get(0))
-            .map(Some)
-            .or_else(|e| match e {
-                rusqlite::Error::QueryReturnedNoRows => Ok(None),
-                e => Err(e.into()),
-            })
-    }
-
     /// Queues `hash`, a change of this device's to `doc` the relay
     /// acknowledged, to tell, unless a newer one (by `max_op`, which only
     /// grows along a history) is queued or told already: a device's changes
@@ -98,62 +63,47 @@ impl Store {
     /// Claims the relay has taken in an envelope: told (unless a newer one
     /// took a claim's place meanwhile).
     pub fn claims_told(&self, told: &[Claim]) -> Result<(), StoreError> {
-        for (doc, h, _) in told {
-            self.execute(
-                "UPDATE claims_out SET told = 1 WHERE doc = ?1 AND hash = ?2",
-                params![&doc.0[..], &h[..]],
-            )?;
-        }
-        Ok(())
+        self.transaction(|s| {
+            for (doc, h, _) in told {
+                s.execute(
+                    "UPDATE claims_out SET told = 1 WHERE doc = ?1 AND hash = ?2",
+                    params![&doc.0[..], &h[..]],
+                )?;
+            }
+            Ok(())
+        })
     }
 
-    /// A pull begins: returns its number. What is kept from now on carries
-    /// it, and this pull judges only what was kept before (see
-    /// `sync::claims`): however many processes pull at once, a claim is
-    /// judged by a pull that began after it was kept, so whose listing came
-    /// after the change it names was stored.
-    pub fn begin_pull(&self) -> Result<u64, StoreError> {
-        self.execute(
-            "INSERT INTO pulls(n) SELECT 0 WHERE NOT EXISTS (SELECT 1 FROM pulls)",
-            [],
-        )?;
-        self.execute("UPDATE pulls SET n = n + 1", [])?;
-        Ok(self.query_row("SELECT n FROM pulls", [], |r| r.get::<_, i64>(0))? as u64)
+    /// Keeps the claims another device of the account made in the
+    /// envelope the relay numbered `at`, each in place of an older one of
+    /// that device's for the same document.
+    pub fn keep_claims(
+        &self,
+        device: &DeviceId,
+        claims: &[Claim],
+        at: u64,
+    ) -> Result<(), StoreError> {
+        self.transaction(|s| {
+            for (doc, h, max_op) in claims {
+                s.execute(
+                    "INSERT INTO claims_in(doc, device, hash, max_op, at) VALUES (?1, ?2, ?3, ?4, ?5)
+                     ON CONFLICT(doc, device) DO UPDATE SET hash = excluded.hash,
+                     max_op = excluded.max_op, at = excluded.at, met = 0
+                     WHERE excluded.max_op > claims_in.max_op",
+                    params![&doc.0[..], &device.0[..], &h[..], *max_op as i64, at as i64],
+                )?;
+            }
+            Ok(())
+        })
     }
 
-    /// Keeps the claims another device of the account made, each in place
-    /// of an older one of that device's for the same document.
-    pub fn keep_claims(&self, device: &DeviceId, claims: &[Claim]) -> Result<(), StoreError> {
-        for (doc, h, max_op) in claims {
-            self.execute(
-                "INSERT INTO claims_in(doc, device, hash, max_op, kept)
-                 VALUES (?1, ?2, ?3, ?4, (SELECT COALESCE(MAX(n), 0) FROM pulls))
-                 ON CONFLICT(doc, device) DO UPDATE SET hash = excluded.hash,
-                 max_op = excluded.max_op, kept = excluded.kept, met = 0
-                 WHERE excluded.max_op > claims_in.max_op",
-                params![&doc.0[..], &device.0[..], &h[..], *max_op as i64],
-            )?;
-        }
-        Ok(())
-    }
-
-    /// Whether claims not met were kept since the last pull began.
-    pub fn has_fresh_claims(&self) -> Result<bool, StoreError> {
-        Ok(self.query_row(
-            "SELECT EXISTS(SELECT 1 FROM claims_in WHERE met = 0
-             AND kept >= (SELECT COALESCE(MAX(n), 0) FROM pulls))",
-            [],
-            |r| r.get(0),
-        )?)
-    }
-
-    /// The claims not met that were kept before pull `pull` began, by
-    /// document: hash and the device that made it.
-    pub fn kept_claims(&self, pull: u64) -> Result<Vec<(DocId, Hash, DeviceId)>, StoreError> {
+    /// The claims not met told in envelopes the relay numbered `upto` or
+    /// below, by document: hash and the device that made it.
+    pub fn kept_claims(&self, upto: u64) -> Result<Vec<(DocId, Hash, DeviceId)>, StoreError> {
         let mut stmt = self.conn.prepare_cached(
-            "SELECT doc, hash, device FROM claims_in WHERE met = 0 AND kept < ?1 ORDER BY doc",
+            "SELECT doc, hash, device FROM claims_in WHERE met = 0 AND at <= ?1 ORDER BY doc",
         )?;
-        let rows = stmt.query_map([pull as i64], |r| {
+        let rows = stmt.query_map([upto as i64], |r| {
             Ok((
                 r.get::<_, Vec<u8>>(0)?,
                 r.get::<_, Vec<u8>>(1)?,
@@ -238,13 +188,15 @@ impl Store {
 
     /// Wants the relay has taken in an envelope: asked for.
     pub fn wants_told(&self, told: &[(DocId, Hash)]) -> Result<(), StoreError> {
-        for (doc, h) in told {
-            self.execute(
-                "UPDATE wants_out SET told = 1 WHERE doc = ?1 AND hash = ?2",
-                params![&doc.0[..], &h[..]],
-            )?;
-        }
-        Ok(())
+        self.transaction(|s| {
+            for (doc, h) in told {
+                s.execute(
+                    "UPDATE wants_out SET told = 1 WHERE doc = ?1 AND hash = ?2",
+                    params![&doc.0[..], &h[..]],
+                )?;
+            }
+            Ok(())
+        })
     }
 
     /// Drops the wants of `doc` that no claim not met names: what its
@@ -275,15 +227,17 @@ impl Store {
         wants: &[(DocId, Hash)],
         at: u64,
     ) -> Result<(), StoreError> {
-        for (doc, h) in wants {
-            self.execute(
-                "INSERT INTO wants_in(doc, hash, device, at) VALUES (?1, ?2, ?3, ?4)
-                 ON CONFLICT(doc, hash, device) DO UPDATE SET at = excluded.at, answered = 0
-                 WHERE excluded.at > wants_in.at",
-                params![&doc.0[..], &h[..], &device.0[..], at as i64],
-            )?;
-        }
-        Ok(())
+        self.transaction(|s| {
+            for (doc, h) in wants {
+                s.execute(
+                    "INSERT INTO wants_in(doc, hash, device, at) VALUES (?1, ?2, ?3, ?4)
+                     ON CONFLICT(doc, hash, device) DO UPDATE SET at = excluded.at, answered = 0
+                     WHERE excluded.at > wants_in.at",
+                    params![&doc.0[..], &h[..], &device.0[..], at as i64],
+                )?;
+            }
+            Ok(())
+        })
     }
 
     /// Up to `limit` wants asked of this device and not answered yet.
@@ -296,13 +250,15 @@ impl Store {
 
     /// Wants answered.
     pub fn wants_answered(&self, done: &[(DocId, Hash)]) -> Result<(), StoreError> {
-        for (doc, h) in done {
-            self.execute(
-                "UPDATE wants_in SET answered = 1 WHERE doc = ?1 AND hash = ?2",
-                params![&doc.0[..], &h[..]],
-            )?;
-        }
-        Ok(())
+        self.transaction(|s| {
+            for (doc, h) in done {
+                s.execute(
+                    "UPDATE wants_in SET answered = 1 WHERE doc = ?1 AND hash = ?2",
+                    params![&doc.0[..], &h[..]],
+                )?;
+            }
+            Ok(())
+        })
     }
 }
 
@@ -338,40 +294,29 @@ mod tests {
     }
 
     #[test]
-    fn claims_are_judged_by_pulls_begun_after_they_were_kept() {
+    fn claims_are_judged_once_listed_and_a_newer_one_takes_an_older_ones_place() {
         let (_dir, store) = store();
         let (a, b) = (DocId([1; 16]), DocId([2; 16]));
         let (dev, other) = (DeviceId([3; 32]), DeviceId([4; 32]));
-        let first = store.begin_pull().unwrap();
         store
-            .keep_claims(&dev, &[(a, [7; 32], 5), (b, [9; 32], 1)])
+            .keep_claims(&dev, &[(a, [7; 32], 5), (b, [9; 32], 1)], 10)
             .unwrap();
-        store.keep_claims(&other, &[(a, [5; 32], 2)]).unwrap();
-        assert!(store.has_fresh_claims().unwrap());
+        store.keep_claims(&other, &[(a, [5; 32], 2)], 11).unwrap();
         assert!(
-            store.kept_claims(first).unwrap().is_empty(),
-            "kept during this pull"
+            store.kept_claims(9).unwrap().is_empty(),
+            "told after the listing"
         );
-        // Another process's pull began meanwhile: what this one keeps now
-        // is not judged by it either.
-        let second = store.begin_pull().unwrap();
-        store.keep_claims(&dev, &[(a, [8; 32], 6)]).unwrap();
-        store.keep_claims(&dev, &[(a, [1; 32], 1)]).unwrap();
-        assert_eq!(store.kept_claims(second).unwrap().len(), 2);
-        let third = store.begin_pull().unwrap();
-        assert!(!store.has_fresh_claims().unwrap());
+        assert_eq!(store.kept_claims(10).unwrap().len(), 2);
+        store.keep_claims(&dev, &[(a, [8; 32], 6)], 12).unwrap();
+        store.keep_claims(&dev, &[(a, [1; 32], 1)], 13).unwrap();
         assert_eq!(
-            store.kept_claims(third).unwrap(),
+            store.kept_claims(13).unwrap(),
             [(a, [8; 32], dev), (a, [5; 32], other), (b, [9; 32], dev)],
             "a newer claim in place of an older one, never the reverse"
         );
         store.meet_claim(&a, &[5; 32]).unwrap();
-        store.keep_claims(&other, &[(a, [4; 32], 1)]).unwrap();
-        assert_eq!(
-            store.kept_claims(third + 1).unwrap().len(),
-            2,
-            "met stays met"
-        );
+        store.keep_claims(&other, &[(a, [4; 32], 1)], 14).unwrap();
+        assert_eq!(store.kept_claims(14).unwrap().len(), 2, "met stays met");
         assert_eq!(store.unmet_claims(&a).unwrap(), [[8; 32]]);
     }
 
@@ -429,13 +374,12 @@ mod tests {
         let a = DocId([1; 16]);
         let dev = DeviceId([3; 32]);
         store.queue_claim(&a, &[7; 32], 1).unwrap();
-        store.keep_claims(&dev, &[(a, [8; 32], 1)]).unwrap();
+        store.keep_claims(&dev, &[(a, [8; 32], 1)], 1).unwrap();
         store.queue_want(&a, &[8; 32], 16).unwrap();
         store.keep_wants(&dev, &[(a, [9; 32])], 1).unwrap();
         store.delete_doc(&a).unwrap();
-        let pull = store.begin_pull().unwrap();
         assert!(store.claims_to_tell(10).unwrap().is_empty());
-        assert!(store.kept_claims(pull).unwrap().is_empty());
+        assert!(store.kept_claims(u64::MAX >> 1).unwrap().is_empty());
         assert!(store.wants_to_tell(10).unwrap().is_empty());
         assert!(store.wants_to_answer(10).unwrap().is_empty());
     }

@@ -30,6 +30,9 @@ pub enum OutKind {
     Comment = 2,
 }
 
+/// A queued change's envelope id and opened payload.
+type ChangeRow = ([u8; 24], Zeroizing<Vec<u8>>);
+
 /// An outbox row as read: id, doc, kind, envelope id, sealed payload, envelope.
 type OutboxRow = (i64, Vec<u8>, i64, Vec<u8>, Vec<u8>, Option<Vec<u8>>);
 
@@ -120,9 +123,9 @@ impl Store {
         Ok(self.query_row("SELECT COUNT(*) FROM outbox", [], |r| r.get::<_, i64>(0))? as u64)
     }
 
-    /// Gives a queued change a new envelope id (and forgets its sealed
-    /// envelope): the relay holds other bytes under the old one.
-    pub fn new_envelope_id(&self, id: i64) -> Result<(), StoreError> {
+    /// A queued change (not an access-log row): its envelope id and its
+    /// payload, opened.
+    fn change_row(&self, id: i64) -> Result<Option<ChangeRow>, StoreError> {
         let row: Option<(Vec<u8>, Vec<u8>)> = self
             .conn
             .prepare_cached("SELECT env_id, payload FROM outbox WHERE id = ?1 AND kind != 0")?
@@ -132,13 +135,39 @@ impl Store {
                 rusqlite::Error::QueryReturnedNoRows => Ok(None),
                 e => Err(e),
             })?;
-        let Some((old, payload)) = row else {
-            return Ok(());
+        let Some((env_id, payload)) = row else {
+            return Ok(None);
         };
-        let old: [u8; 24] = old
+        let env_id: [u8; 24] = env_id
             .try_into()
             .map_err(|_| StoreError::Damaged("an outbox row is malformed".into()))?;
-        let payload = self.unseal("outbox", &old, &payload)?;
+        let payload = self.unseal("outbox", &env_id, &payload)?;
+        Ok(Some((env_id, payload)))
+    }
+
+    /// The payload of a queued change, opened.
+    pub fn outbox_change(&self, id: i64) -> Result<Option<Zeroizing<Vec<u8>>>, StoreError> {
+        Ok(self.change_row(id)?.map(|(_, payload)| payload))
+    }
+
+    /// The id of the queued change sent under envelope id `env_id`.
+    pub fn outbox_id_of(&self, env_id: &[u8; 24]) -> Result<Option<i64>, StoreError> {
+        self.conn
+            .prepare_cached("SELECT id FROM outbox WHERE env_id = ?1 AND kind != 0")?
+            .query_row([&env_id[..]], |r| r.get(0))
+            .map(Some)
+            .or_else(|e| match e {
+                rusqlite::Error::QueryReturnedNoRows => Ok(None),
+                e => Err(e.into()),
+            })
+    }
+
+    /// Gives a queued change a new envelope id (and forgets its sealed
+    /// envelope): the relay holds other bytes under the old one.
+    pub fn new_envelope_id(&self, id: i64) -> Result<(), StoreError> {
+        let Some((_, payload)) = self.change_row(id)? else {
+            return Ok(());
+        };
         let fresh = EnvelopeId::fresh().0;
         self.execute(
             "UPDATE outbox SET env_id = ?2, payload = ?3, envelope = NULL WHERE id = ?1",

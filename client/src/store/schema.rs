@@ -30,15 +30,13 @@ CREATE TABLE IF NOT EXISTS outbox(id INTEGER PRIMARY KEY AUTOINCREMENT, doc BLOB
 CREATE TABLE IF NOT EXISTS audit(id INTEGER PRIMARY KEY AUTOINCREMENT, sealed BLOB NOT NULL);
 -- The newest change of this device's the relay acknowledged, by
 -- document (`max_op` orders them), to tell the account's other devices
--- (see `sync::claims`); the newest each of them told this one, kept from
--- the pull numbered `kept` on (`pulls` numbers them), and whether it is
--- here (`met`).
+-- (see `sync::claims`); the newest each of them told this one, in the
+-- envelope the relay numbered `at`, and whether it is here (`met`).
 CREATE TABLE IF NOT EXISTS claims_out(doc BLOB PRIMARY KEY, hash BLOB NOT NULL,
     max_op INTEGER NOT NULL, told INTEGER NOT NULL DEFAULT 0) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS claims_in(doc BLOB NOT NULL, device BLOB NOT NULL, hash BLOB NOT NULL,
-    max_op INTEGER NOT NULL, kept INTEGER NOT NULL, met INTEGER NOT NULL DEFAULT 0,
+    max_op INTEGER NOT NULL, at INTEGER NOT NULL, met INTEGER NOT NULL DEFAULT 0,
     PRIMARY KEY(doc, device)) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS pulls(n INTEGER NOT NULL);
 -- Changes this device was not served, to ask the account's other devices
 -- for once (`told`), and what each of them asked of this one, in the
 -- envelope at `at` (answered once per asking).

@@ -14,10 +14,11 @@
 //! holds the change.
 //!
 //! The envelope carrying a claim is stored after the change it names, so a
-//! pull that began after the claim was kept (pulls are numbered in the
-//! store, so this holds across processes) listed the document after the
-//! change landed, and fetched it. A device that still lacks the change
-//! then, with nothing of the document refused, was not served it: the
+//! pull whose listing shows the audit document at or past that envelope
+//! listed the document after the change landed, and fetched it (a fetch
+//! may also bring envelopes stored after the listing: their claims wait
+//! for the next pull). A device that still lacks the change then, with
+//! nothing of the document refused, was not served it: the
 //! document is INCOMPLETE, named with the device that made the change, and
 //! each round fetches it again from the start, and takes no snapshot of
 //! it, until the change arrives. It asks the account's other devices for
@@ -62,18 +63,19 @@ const ANSWERS_PER_ROUND: usize = 4000;
 const LOADS_PER_PULL: usize = 8;
 
 impl Home {
-    /// After pull number `pull`, which listed the documents `listed`:
-    /// meets the claims now held, and names each document still lacking a
-    /// claimed change as incomplete. Only claims kept before the pull began
-    /// are judged (see `Store::begin_pull`): the relay stored the changes
-    /// they name before this pull listed their documents.
+    /// After a pull that listed the documents `listed`, and the audit
+    /// document's head at `audit_head`: meets the claims now held, and
+    /// names each document still lacking a claimed change as incomplete.
+    /// Only claims told at or below that head are judged: the relay stored
+    /// them, and the changes they name, before this pull listed the
+    /// documents (a claim fetched past the listing waits for the next).
     pub(super) fn judge_claims(
         &mut self,
-        pull: u64,
+        audit_head: u64,
         listed: &BTreeSet<DocId>,
         report: &mut SyncReport,
     ) -> Result<()> {
-        let kept = self.store.kept_claims(pull)?;
+        let kept = self.store.kept_claims(audit_head)?;
         if kept.is_empty() {
             return Ok(());
         }
@@ -84,6 +86,9 @@ impl Home {
         let disposed = self.disposed_docs()?;
         let (me, now) = (self.account_state()?, self.now());
         let mut loads = 0;
+        // Met in one transaction at the end: a thousand claims are a
+        // thousand writes.
+        let mut met: Vec<(DocId, [u8; 32])> = Vec::new();
         for (doc, claims) in by_doc {
             // Not listed: nothing to judge it by (a share that ended, say).
             // Something of it refused: the seen mark stopped, and the
@@ -112,7 +117,7 @@ impl Home {
                     .get(&device)
                     .is_none_or(|r| r.revoked_seq.is_some());
                 if gone || revoked {
-                    self.store.meet_claim(&doc, &hash)?;
+                    met.push((doc, hash));
                 } else {
                     live.push((ChangeHash(hash), device));
                 }
@@ -124,7 +129,7 @@ impl Home {
             let hashes: Vec<ChangeHash> = live.iter().map(|(h, _)| *h).collect();
             let lacking = self.docs().lacking(&doc, &hashes)?;
             for (hash, _) in live.iter().filter(|(h, _)| !lacking.contains(h)) {
-                self.store.meet_claim(&doc, &hash.0)?;
+                met.push((doc, hash.0));
             }
             if lacking.is_empty() {
                 continue;
@@ -154,6 +159,12 @@ impl Home {
                 }
             }
         }
+        self.store.transaction(|s| {
+            for (doc, hash) in &met {
+                s.meet_claim(doc, hash)?;
+            }
+            Ok(())
+        })?;
         Ok(())
     }
 

@@ -380,7 +380,7 @@ impl Home {
                 }
                 Phase::PushAudit => {
                     let sent = self.push_audit(relay).await?;
-                    round.audit_sent(sent, self.store.has_fresh_claims()?);
+                    round.audit_sent(sent);
                 }
                 Phase::Snapshots => {
                     let sent = self.push_snapshots(relay).await?;

@@ -33,9 +33,6 @@ impl Home {
         report: &mut SyncReport,
         progress: &mut (dyn FnMut(Progress) + Send),
     ) -> Result<BTreeSet<DocId>> {
-        // What was claimed before this pull began is judged after it (see
-        // `claims`).
-        let pull_no = self.store.begin_pull()?;
         let here = self.pull_here()?;
         // Each document's access entries the relay has had: all held, less
         // those queued here to send.
@@ -47,6 +44,10 @@ impl Home {
         let mut pulling = Pulling::new(here);
         let mut batches: BTreeMap<DocId, Batch> = BTreeMap::new();
         let mut listed: BTreeSet<DocId> = BTreeSet::new();
+        // The audit document's head as listed: claims told at or below it
+        // were stored before the listing, and so were the changes they
+        // name (see `claims`).
+        let mut audit_head = 0;
         loop {
             match pulling.poll() {
                 Step::Purge(doc) => {
@@ -61,6 +62,8 @@ impl Home {
                     let healed = self.heal_access(relay, &mut heads, &confirmed).await?;
                     report.access_healed.extend(healed);
                     listed = heads.iter().map(|h| h.doc).collect();
+                    let audit = crate::audit_sync::audit_doc(&self.account_id());
+                    audit_head = heads.iter().find(|h| h.doc == audit).map_or(0, |h| h.seq);
                     pulling.listed(&heads)?;
                 }
                 Step::EnsureAudit => {
@@ -150,7 +153,7 @@ impl Home {
             // In the order they were met.
             report.refused.append(pulling.refused());
         }
-        self.judge_claims(pull_no, &listed, report)?;
+        self.judge_claims(audit_head, &listed, report)?;
         self.answer_wants(report)?;
         // After every disposal this pull carried out, one rebuild.
         self.rewrite_if_due()?;

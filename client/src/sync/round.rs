@@ -21,8 +21,7 @@
 //!   [`MOVED_TRIES`] times; each try reports afresh what it held;
 //! - once anything was sent (the outbox or the audit trail), one more pull
 //!   takes its echo, so the seen mark passes it and a snapshot may cover
-//!   it; so it does once another device's claims were taken, so they are
-//!   judged this round;
+//!   it;
 //! - a refusal met by more than one pull is one refusal.
 
 use std::collections::{BTreeSet, HashSet, VecDeque};
@@ -205,11 +204,10 @@ impl Round {
         }
     }
 
-    /// `sent` audit entries went out; `claims` were kept this round that
-    /// only a pull listing after them may judge (see `super::claims`).
-    pub fn audit_sent(&mut self, sent: usize, claims: bool) {
+    /// `sent` audit entries went out.
+    pub fn audit_sent(&mut self, sent: usize) {
         self.waiting = false;
-        if sent > 0 || self.report.pushed > 0 || claims {
+        if sent > 0 || self.report.pushed > 0 {
             self.pulling = Pulling::Echo;
             self.next.push_back(Phase::Pull);
         } else {

@@ -18,8 +18,6 @@ struct Answers {
     /// The pushes' outcomes in order: acknowledged, moved. Missing: (0, 0).
     pushes: Vec<(usize, usize)>,
     audit: usize,
-    /// Claims were kept this round.
-    claims: bool,
     snapshots: usize,
 }
 
@@ -62,7 +60,7 @@ fn run(restored: bool, answers: Answers) -> (Vec<String>, SyncReport) {
                 });
                 round.pushed(acked, moved);
             }
-            Phase::PushAudit => round.audit_sent(answers.audit, answers.claims),
+            Phase::PushAudit => round.audit_sent(answers.audit),
             Phase::Snapshots => round.snapshots_sent(answers.snapshots),
             Phase::ForgetRestored | Phase::Progress(_) | Phase::Upkeep(_) => {}
             Phase::Done => return (names, round.finish()),
@@ -114,18 +112,6 @@ fn audit_entries_alone_are_pulled_back_too() {
         false,
         Answers {
             audit: 1,
-            ..Answers::default()
-        },
-    );
-    assert_eq!(phases.iter().filter(|p| *p == "Pull").count(), 2);
-}
-
-#[test]
-fn claims_taken_are_judged_by_one_more_pull() {
-    let (phases, _) = run(
-        false,
-        Answers {
-            claims: true,
             ..Answers::default()
         },
     );
