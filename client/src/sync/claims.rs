@@ -60,7 +60,7 @@ const ANSWERS_PER_ROUND: usize = 4000;
 /// (each judged claim is met, or its document is fetched from the start
 /// and loaded anyway; a document with something refused is not judged and
 /// takes none of the budget).
-const LOADS_PER_PULL: usize = 8;
+const LOADS_PER_PULL: usize = 2;
 
 impl Home {
     /// After a pull that listed the documents `listed`, and the audit
