@@ -47,6 +47,17 @@ fn relay_db(relay: &Relay) -> rusqlite::Connection {
     rusqlite::Connection::open(relay.data().join("relay.db")).unwrap()
 }
 
+/// Puts a stored envelope back where it was, as whoever runs the relay
+/// would from a good copy.
+fn put_back(relay: &Relay, case: &str, (seq, env_id, bytes): (i64, Vec<u8>, Vec<u8>)) {
+    relay_db(relay)
+        .execute(
+            "INSERT INTO envelopes(seq, doc, env_id, bytes) VALUES (?1, ?2, ?3, ?4)",
+            params![seq, hex::decode(case).unwrap(), env_id, bytes],
+        )
+        .unwrap();
+}
+
 /// A sync that refused some of what the relay served lists it, says what
 /// it means, and exits with its own code (3), apart from other failures.
 /// The refused envelope is asked for again by every sync, so once the
@@ -148,12 +159,7 @@ async fn an_envelope_removed_from_the_middle_is_named_and_arrives_once_put_back(
     assert_eq!(err["error"]["code"], "incomplete_from_relay", "{err}");
 
     // Whoever runs the relay puts it back, where it was.
-    relay_db(&relay)
-        .execute(
-            "INSERT INTO envelopes(seq, doc, env_id, bytes) VALUES (?1, ?2, ?3, ?4)",
-            params![seq, hex::decode(&case).unwrap(), env_id, bytes],
-        )
-        .unwrap();
+    put_back(&relay, &case, (seq, env_id, bytes));
     ok(&chen, &["sync"]);
     assert!(finds(&chen, "Sleep diary") && finds(&chen, "Breathing"));
     assert!(!ok(&chen, &["status"]).contains("INCOMPLETE"));
@@ -190,31 +196,21 @@ async fn a_case_whose_first_envelope_is_gone_is_named_and_arrives_once_put_back(
     assert!(!err.contains("refused"), "{err}");
     assert!(!finds(&chen, "Sleep diary"));
 
-    relay_db(&relay)
-        .execute(
-            "INSERT INTO envelopes(seq, doc, env_id, bytes) VALUES (?1, ?2, ?3, ?4)",
-            params![seq, hex::decode(&case).unwrap(), env_id, bytes],
-        )
-        .unwrap();
+    put_back(&relay, &case, (seq, env_id, bytes));
     ok(&chen, &["sync"]);
     assert!(finds(&chen, "Sleep diary"));
     assert!(!ok(&chen, &["status"]).contains("INCOMPLETE"));
 }
 
-/// The newest change of a case lost by the relay: nothing builds on it, so
-/// nothing served says it is missing. But the laptop that made it tells the
-/// account's other devices, with its audit entries, which of its changes
-/// the relay acknowledged: so the tablet names the case INCOMPLETE (exit 4,
-/// with the device whose change it lacks) rather than silently lacking the
-/// note. The laptop's next sync sees the relay holds less than it
-/// acknowledged and sends its changes again, and the tablet gets the note.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_newest_change_lost_is_named_by_another_device_and_sent_again() {
-    let relay = relay().await;
-    let dir = tempfile::tempdir().unwrap();
-    let (laptop, tablet) = (dir.path().join("laptop"), dir.path().join("tablet"));
+/// A relay, and Dr. Rivera's laptop and tablet (recovered from the words),
+/// both holding the case of Jordan Avery.
+fn laptop_and_tablet(
+    relay: &Relay,
+    dir: &std::path::Path,
+) -> (std::path::PathBuf, std::path::PathBuf, String) {
+    let (laptop, tablet) = (dir.join("laptop"), dir.join("tablet"));
     let init = casebook(&laptop)
-        .args(init_args(&relay, "Dr. Rivera"))
+        .args(init_args(relay, "Dr. Rivera"))
         .stdin(std::process::Stdio::null())
         .output()
         .unwrap();
@@ -237,6 +233,21 @@ async fn the_newest_change_lost_is_named_by_another_device_and_sent_again() {
     );
     ok(&tablet, &["sync"]);
     assert!(ok(&tablet, &["case", "list"]).contains("Jordan Avery"));
+    (laptop, tablet, case)
+}
+
+/// The newest change of a case lost by the relay: nothing builds on it, so
+/// nothing served says it is missing. But the laptop that made it tells the
+/// account's other devices, with its audit entries, which of its changes
+/// the relay acknowledged: so the tablet names the case INCOMPLETE (exit 4,
+/// with the device whose change it lacks) rather than silently lacking the
+/// note, and asks for it. The laptop's next sync answers the ask by sending
+/// the note again, and the tablet gets it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_newest_change_lost_is_named_by_another_device_and_sent_again() {
+    let relay = relay().await;
+    let dir = tempfile::tempdir().unwrap();
+    let (laptop, tablet, case) = laptop_and_tablet(&relay, dir.path());
 
     ok(
         &laptop,
@@ -271,9 +282,38 @@ async fn the_newest_change_lost_is_named_by_another_device_and_sent_again() {
         "{json}"
     );
 
-    // The laptop heals the relay; the tablet gets the note.
+    // The laptop answers the tablet's ask; the tablet gets the note.
     ok(&laptop, &["sync"]);
     ok(&tablet, &["sync"]);
     assert!(finds(&tablet, "Sleep diary"));
+    assert!(!ok(&tablet, &["status"]).contains("INCOMPLETE"));
+}
+
+/// A change of the laptop's lost from under a later one: the tablet holds
+/// the later note waiting for it, names the case INCOMPLETE, and asks the
+/// account's other devices for what it lacks; the laptop sends it again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_change_lost_from_under_a_later_one_is_asked_for_and_sent_again() {
+    let relay = relay().await;
+    let dir = tempfile::tempdir().unwrap();
+    let (laptop, tablet, case) = laptop_and_tablet(&relay, dir.path());
+    for plan in ["plan=Sleep diary.", "plan=Breathing exercise."] {
+        ok(&laptop, &["note", "add", &case, "--field", plan]);
+        ok(&laptop, &["sync"]);
+    }
+    let (seq, _, _) = envelopes(&relay, &case).remove(1);
+    relay_db(&relay)
+        .execute("DELETE FROM envelopes WHERE seq = ?1", [seq])
+        .unwrap();
+
+    let out = run(&tablet, &["sync"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(4), "{err}");
+    assert!(err.contains("is INCOMPLETE"), "{err}");
+    assert!(!finds(&tablet, "Sleep diary") && !finds(&tablet, "Breathing"));
+
+    ok(&laptop, &["sync"]);
+    ok(&tablet, &["sync"]);
+    assert!(finds(&tablet, "Sleep diary") && finds(&tablet, "Breathing"));
     assert!(!ok(&tablet, &["status"]).contains("INCOMPLETE"));
 }

@@ -18,6 +18,8 @@
 #[cfg(test)]
 mod attribution_tests;
 mod authors;
+#[cfg(test)]
+mod bytes_tests;
 mod case;
 mod format;
 mod live_edit;

@@ -37,7 +37,8 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use casebook_shared::ids::{DeviceId, DocId};
+use casebook_shared::account::AccountState;
+use casebook_shared::ids::{AccountId, DeviceId, DocId};
 
 use super::{Incomplete, SyncReport};
 use crate::error::Result;
@@ -64,7 +65,7 @@ const LOADS_PER_PULL: usize = 2;
 
 impl Home {
     /// After a pull that listed the documents `listed`, and the audit
-    /// document's head at `audit_head`: meets the claims now held, and
+    /// document's head at `audit_head`, with the account logs `accounts`: meets the claims now held, and
     /// names each document still lacking a claimed change as incomplete.
     /// Only claims told at or below that head are judged: the relay stored
     /// them, and the changes they name, before this pull listed the
@@ -73,6 +74,7 @@ impl Home {
         &mut self,
         audit_head: u64,
         listed: &BTreeSet<DocId>,
+        accounts: &BTreeMap<AccountId, AccountState>,
         report: &mut SyncReport,
     ) -> Result<()> {
         let kept = self.store.kept_claims(audit_head)?;
@@ -84,7 +86,12 @@ impl Home {
             by_doc.entry(doc).or_default().push((hash, device));
         }
         let disposed = self.disposed_docs()?;
-        let (me, now) = (self.account_state()?, self.now());
+        // This account as the round read and verified it.
+        let me = match accounts.get(&self.account_id()) {
+            Some(me) => me.clone(),
+            None => self.account_state()?,
+        };
+        let now = self.now();
         let mut loads = 0;
         // Met in one transaction at the end: a thousand claims are a
         // thousand writes.

@@ -153,7 +153,7 @@ impl Home {
             // In the order they were met.
             report.refused.append(pulling.refused());
         }
-        self.judge_claims(audit_head, &listed, report)?;
+        self.judge_claims(audit_head, &listed, accounts, report)?;
         self.answer_wants(report)?;
         // After every disposal this pull carried out, one rebuild.
         self.rewrite_if_due()?;

@@ -14,7 +14,8 @@ use super::world::World;
 const DAMAGE: u32 = 20;
 const REPAIR: u32 = 20;
 
-fn db(w: &World) -> Connection {
+/// The relay's database, opened beside the relay (which keeps writing).
+pub(super) fn db(w: &World) -> Connection {
     let c = Connection::open(w.relay.db_path()).expect("the relay's database opens");
     c.busy_timeout(std::time::Duration::from_secs(30))
         .expect("a busy timeout");

@@ -15,7 +15,9 @@
 
 use casebook_shared::envelope::Envelope;
 use casebook_shared::ids::DeviceId;
-use rusqlite::{Connection, params};
+use rusqlite::params;
+
+use super::disk::db;
 
 use super::world::World;
 
@@ -46,13 +48,6 @@ pub enum Lie {
 
 /// A stored envelope: sequence number, document, envelope id, bytes.
 type Row = (i64, Vec<u8>, Vec<u8>, Vec<u8>);
-
-fn db(w: &World) -> Connection {
-    let c = Connection::open(w.relay.db_path()).expect("the relay's database opens");
-    c.busy_timeout(std::time::Duration::from_secs(30))
-        .expect("a busy timeout");
-    c
-}
 
 impl World {
     /// At each step: maybe tell a new lie, maybe stop telling them all.
