@@ -156,6 +156,9 @@ impl Home {
     /// claims queued since (returned in the count: either makes an echo
     /// worth taking).
     pub(crate) async fn push_audit(&mut self, relay: &Relay) -> Result<usize> {
+        // Those of documents shared with another account go in the
+        // documents themselves, to every member (see `sync::signals`).
+        self.push_signals(relay).await?;
         let doc = audit_doc(&self.account_id());
         let Some(meta) = self.access().doc_meta(&doc)? else {
             return Ok(0);

@@ -7,24 +7,34 @@ mod common;
 use common::*;
 use rusqlite::params;
 
-/// A relay, Dr. Rivera's case of Jordan Avery shared with Dr. Chen, who
-/// has synced it once.
+/// A relay, Dr. Rivera's case of Jordan Avery shared with Dr. Chen to
+/// read, who has synced it once.
 fn shared_case(
     relay: &Relay,
     dir: &std::path::Path,
+) -> (std::path::PathBuf, std::path::PathBuf, String) {
+    shared_case_as(relay, dir, "read")
+}
+
+/// The same, shared in `role`.
+fn shared_case_as(
+    relay: &Relay,
+    dir: &std::path::Path,
+    role: &str,
 ) -> (std::path::PathBuf, std::path::PathBuf, String) {
     let (rivera, chen) = (dir.join("rivera"), dir.join("chen"));
     init_at(&rivera, relay, "Dr. Rivera");
     init_at(&chen, relay, "Dr. Chen");
     let case = new_case(&rivera, "Jordan Avery");
     befriend(&rivera, &chen, "Dr. Chen");
-    ok(&rivera, &share_args(&case, "Dr. Chen", "read", &[]));
+    ok(&rivera, &share_args(&case, "Dr. Chen", role, &[]));
     ok(&chen, &["sync"]);
     (rivera, chen, case)
 }
 
-/// The relay's stored envelopes of `case`, newest first: sequence number
-/// and the row as stored.
+/// The relay's stored envelopes of changes of `case` (not the signals
+/// members tell each other), newest first: sequence number and the row as
+/// stored.
 fn envelopes(relay: &Relay, case: &str) -> Vec<(i64, Vec<u8>, Vec<u8>)> {
     let db = rusqlite::Connection::open(relay.data().join("relay.db")).unwrap();
     let mut stmt = db
@@ -35,6 +45,7 @@ fn envelopes(relay: &Relay, case: &str) -> Vec<(i64, Vec<u8>, Vec<u8>)> {
     })
     .unwrap()
     .map(Result::unwrap)
+    .filter(|(_, _, bytes): &(i64, Vec<u8>, Vec<u8>)| bytes[1] == 0)
     .collect()
 }
 
@@ -266,7 +277,7 @@ async fn the_newest_change_lost_is_named_by_another_device_and_sent_again() {
         assert!(err.contains("Jordan Avery ("), "{err}");
         assert!(err.contains("is INCOMPLETE"), "{err}");
         assert!(
-            err.contains("the relay acknowledged them from this account's device(s)"),
+            err.contains("the relay acknowledged them from device(s)"),
             "{err}"
         );
         assert!(!err.contains("panicked"), "{err}");
@@ -316,4 +327,88 @@ async fn a_change_lost_from_under_a_later_one_is_asked_for_and_sent_again() {
     ok(&tablet, &["sync"]);
     assert!(finds(&tablet, "Sleep diary") && finds(&tablet, "Breathing"));
     assert!(!ok(&tablet, &["status"]).contains("INCOMPLETE"));
+}
+
+/// Loses `case`'s newest change from the relay.
+fn lose_newest(relay: &Relay, case: &str) {
+    let (seq, _, _) = envelopes(relay, case).remove(0);
+    relay_db(relay)
+        .execute("DELETE FROM envelopes WHERE seq = ?1", [seq])
+        .unwrap();
+}
+
+/// `home`'s sync names `case` INCOMPLETE (exit 4), with the change's
+/// author as the one device the relay acknowledged it from.
+fn names_incomplete(home: &std::path::Path, case: &str) {
+    let out = run(home, &["sync"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(4), "{err}");
+    assert!(
+        err.contains("Jordan Avery (") && err.contains("is INCOMPLETE"),
+        "{err}"
+    );
+    assert!(
+        err.contains("the relay acknowledged them from device(s)"),
+        "{err}"
+    );
+    let json: serde_json::Value = serde_json::from_str(&ok(home, &["--json", "status"])).unwrap();
+    assert_eq!(json["incomplete"][0]["case"], case, "{json}");
+    assert_eq!(
+        json["incomplete"][0]["claimed_by"]
+            .as_array()
+            .unwrap()
+            .len(),
+        1,
+        "{json}"
+    );
+}
+
+/// Across accounts: the relay loses the owner's newest note of a case
+/// shared to read. The owner's device told, in the case itself, which of
+/// its changes the relay acknowledged; so the colleague's device names the
+/// case INCOMPLETE rather than silently lacking the note, and asks for it
+/// in the case (a reader may ask, though it may not write); the owner's
+/// next sync sends the note again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_owners_newest_change_lost_is_named_by_a_reader_and_sent_again() {
+    let relay = relay().await;
+    let dir = tempfile::tempdir().unwrap();
+    let (rivera, chen, case) = shared_case(&relay, dir.path());
+    ok(
+        &rivera,
+        &["note", "add", &case, "--field", "plan=Sleep diary."],
+    );
+    ok(&rivera, &["sync"]);
+    lose_newest(&relay, &case);
+
+    names_incomplete(&chen, &case);
+    assert!(!finds(&chen, "Sleep diary"));
+    ok(&rivera, &["sync"]);
+    ok(&chen, &["sync"]);
+    assert!(finds(&chen, "Sleep diary"));
+    assert!(!ok(&chen, &["status"]).contains("INCOMPLETE"));
+}
+
+/// The other way: a colleague who may write adds a note, and the relay
+/// loses it. The owner's device names the case INCOMPLETE and asks; the
+/// colleague's next sync sends it again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_colleagues_newest_change_lost_is_named_by_the_owner_and_sent_again() {
+    let relay = relay().await;
+    let dir = tempfile::tempdir().unwrap();
+    let (rivera, chen, case) = shared_case_as(&relay, dir.path(), "write");
+    ok(&rivera, &["sync"]);
+    ok(
+        &chen,
+        &["note", "add", &case, "--field", "plan=Sleep diary."],
+    );
+    ok(&chen, &["sync"]);
+    lose_newest(&relay, &case);
+
+    names_incomplete(&rivera, &case);
+    assert!(!finds(&rivera, "Sleep diary"));
+    ok(&chen, &["sync"]);
+    ok(&rivera, &["sync"]);
+    assert!(finds(&rivera, "Sleep diary"));
+    assert!(!ok(&rivera, &["status"]).contains("INCOMPLETE"));
 }

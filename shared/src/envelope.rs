@@ -28,11 +28,16 @@ pub const HEADER_LEN: usize = 1 + 1 + 16 + 4 + 32 + 32 + 24 + 8;
 /// The largest envelope either side accepts.
 pub const MAX_ENVELOPE: usize = 8 * 1024 * 1024;
 
-/// Whether the body is a batch of changes or a whole saved document.
+/// Whether the body is a batch of changes, a whole saved document, or a
+/// signal: what its author tells the document's other members about the
+/// document's history (which of its changes the relay acknowledged, which
+/// it was not served), so that a relay hiding a change from some members
+/// is caught by them. The relay treats a signal as it treats a change.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Kind {
     Change = 0,
     Snapshot = 1,
+    Signal = 2,
 }
 
 /// The clear, signed header.
@@ -98,6 +103,7 @@ impl Header {
         let kind = match b[1] {
             0 => Kind::Change,
             1 => Kind::Snapshot,
+            2 => Kind::Signal,
             k => return Err(EnvelopeError::Kind(k)),
         };
         let arr = |from: usize, to: usize| &b[from..to];
@@ -267,6 +273,28 @@ mod tests {
         assert_eq!(back.header, h);
         back.verify().unwrap();
         assert_eq!(&back.open(&key).unwrap()[..], b"changes");
+    }
+
+    #[test]
+    fn each_kind_keeps_its_byte_and_an_unknown_one_is_refused() {
+        let signer = DeviceSigner::generate();
+        let key = SecretKey::random();
+        for (kind, byte) in [(Kind::Change, 0), (Kind::Snapshot, 1), (Kind::Signal, 2)] {
+            let mut h = header(kind);
+            h.author = signer.device_id();
+            let env = Envelope::seal(h, &key, &signer, b"body");
+            assert_eq!(env.as_bytes()[1], byte);
+            assert_eq!(
+                Envelope::decode(env.as_bytes().to_vec())
+                    .unwrap()
+                    .header
+                    .kind,
+                kind
+            );
+            let mut unknown = env.as_bytes().to_vec();
+            unknown[1] = 3;
+            assert_eq!(Envelope::decode(unknown), Err(EnvelopeError::Kind(3)));
+        }
     }
 
     #[test]

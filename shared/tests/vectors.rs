@@ -49,12 +49,14 @@ const DEVICE_B_DH: [u8; 32] = [5; 32];
 const DOC_ID: [u8; 16] = [6; 16];
 const CHANGE_ID: [u8; 24] = [7; 24];
 const SNAPSHOT_ID: [u8; 24] = [8; 24];
+const SIGNAL_ID: [u8; 24] = [9; 24];
 const GENESIS_AT: u64 = 1_700_000_000;
 const ADD_AT: u64 = 1_700_000_100;
 const DOC_EPOCH: u32 = 0;
 const SNAPSHOT_COVERS: u64 = 42;
 const CHANGE_BODY: &str = "session 3: patient reports better sleep";
 const SNAPSHOT_BODY: &str = "a whole saved document, standing in for Automerge bytes";
+const SIGNAL_BODY: &str = "claims and wants, standing in for their encoding";
 const DERIVE_IKM: [u8; 32] = [9; 32];
 const DERIVE_LABEL: &str = "casebook/v1/test/derive";
 const DERIVE_CONTEXT: &str = "context";
@@ -215,9 +217,10 @@ fn header(kind: Kind, account: AccountId) -> Header {
         id: EnvelopeId(match kind {
             Kind::Change => CHANGE_ID,
             Kind::Snapshot => SNAPSHOT_ID,
+            Kind::Signal => SIGNAL_ID,
         }),
         covers: match kind {
-            Kind::Change => 0,
+            Kind::Change | Kind::Signal => 0,
             Kind::Snapshot => SNAPSHOT_COVERS,
         },
     }
@@ -310,6 +313,12 @@ fn generate() {
         &a,
         SNAPSHOT_BODY.as_bytes(),
     );
+    let signal = Envelope::seal(
+        header(Kind::Signal, state.id),
+        &doc_key,
+        &a,
+        SIGNAL_BODY.as_bytes(),
+    );
 
     let mut w = Writer::default();
     w.comment(
@@ -371,6 +380,9 @@ fn generate() {
     w.num("envelope.snapshot.covers", SNAPSHOT_COVERS);
     w.str("envelope.snapshot.plaintext", SNAPSHOT_BODY);
     w.hex("envelope.snapshot", snapshot.as_bytes());
+    w.hex("envelope.signal.id", &SIGNAL_ID);
+    w.str("envelope.signal.plaintext", SIGNAL_BODY);
+    w.hex("envelope.signal", signal.as_bytes());
     w.blank();
     w.comment("Deterministic pins.");
     w.hex("crypto.derive.ikm", &DERIVE_IKM);
@@ -604,6 +616,7 @@ fn check_envelopes(v: &Vectors) {
             Kind::Snapshot,
             v.num("envelope.snapshot.covers"),
         ),
+        ("envelope.signal", Kind::Signal, 0),
     ] {
         let bytes = v.hex(name);
         let (h, body) = open_envelope(&bytes).unwrap_or_else(|e| panic!("{name}: {e}"));

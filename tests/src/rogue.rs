@@ -57,6 +57,11 @@ impl Rogue {
         Ok(())
     }
 
+    /// This rogue's device.
+    pub fn device(&self) -> casebook_shared::ids::DeviceId {
+        self.signer.device_id()
+    }
+
     /// One of this rogue's device's actors: what its changes are written as.
     pub fn actor(&self) -> Vec<u8> {
         [&self.signer.device_id().0[..], b"-rogue"].concat()
@@ -95,6 +100,41 @@ impl Rogue {
             Response::Log { entries } => Some(entries),
             _ => None,
         }
+    }
+
+    /// A signal of `doc` under its newest epoch, as a member tells the
+    /// others: `claims` (change hash and last operation number) and
+    /// `wants`, encoded as the client encodes them.
+    pub async fn forge_signal(
+        &self,
+        doc: DocId,
+        claims: Vec<([u8; 32], u64)>,
+        wants: Vec<[u8; 32]>,
+    ) -> Vec<u8> {
+        let body = casebook_shared::codec::encode(&(claims, wants));
+        self.forge_signal_raw(doc, &body).await
+    }
+
+    /// A signal of `doc` whose body is `body`, whatever it holds.
+    pub async fn forge_signal_raw(&self, doc: DocId, body: &[u8]) -> Vec<u8> {
+        let log = self.access_log(doc).await;
+        let keys = access::doc_keys(
+            &log,
+            &self.id,
+            &[DhSecret::from_bytes(*self.account_key.expose())],
+        )
+        .expect("the rogue holds the case's keys");
+        let (epoch, key) = keys.iter().next_back().expect("a key");
+        let header = Header {
+            kind: Kind::Signal,
+            doc,
+            epoch: *epoch,
+            account: self.id,
+            author: self.signer.device_id(),
+            id: EnvelopeId(crypto::random_bytes()),
+            covers: 0,
+        };
+        Envelope::seal(header, key, &self.signer, body).into_bytes()
     }
 
     /// Reads the case as a member does, edits note n1 and seals the change
@@ -183,7 +223,9 @@ impl Rogue {
                     let snap: SnapshotBody = casebook_shared::codec::decode(&body).ok()?;
                     case = Some(CaseDoc::load(&snap.doc, actor).ok()?);
                 }
-                (None, _) => case = Some(CaseDoc::load(&body, actor).ok()?),
+                // What a member tells the others is not the document.
+                (_, Kind::Signal) => {}
+                (None, Kind::Change) => case = Some(CaseDoc::load(&body, actor).ok()?),
             }
         }
         let mut case = case?;

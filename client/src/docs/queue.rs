@@ -25,6 +25,18 @@ impl Access<'_> {
     /// Seals a change of `doc` as envelope `id` under the document's
     /// newest epoch, signed by this device.
     pub(crate) fn seal_change(&self, doc: &DocId, id: [u8; 24], body: &[u8]) -> Result<Vec<u8>> {
+        self.seal(doc, Kind::Change, id, body)
+    }
+
+    /// Seals `body` as an envelope of `kind` (a change or a signal) of
+    /// `doc` under its newest epoch, signed by this device.
+    pub(crate) fn seal(
+        &self,
+        doc: &DocId,
+        kind: Kind,
+        id: [u8; 24],
+        body: &[u8],
+    ) -> Result<Vec<u8>> {
         let meta = self.doc_meta(doc)?.ok_or(Inconsistent::NoAccessLog(*doc))?;
         let keys = self.doc_keys(doc)?;
         let key = keys.get(&meta.epoch).ok_or(Error::NoKey(*doc))?;
@@ -32,7 +44,7 @@ impl Access<'_> {
             return Err(Error::EditTooLarge { bytes: body.len() });
         }
         let header = Header {
-            kind: Kind::Change,
+            kind,
             doc: *doc,
             epoch: meta.epoch,
             account: self.me,

@@ -200,6 +200,9 @@ pub fn admit(
     let role = meta.role_in_epoch(&h.account, h.epoch, fence);
     let allowed = match (h.kind, role) {
         (Kind::Change, Some(r)) => r.can_upload(),
+        // Any member tells the others what it holds and lacks (see
+        // `sync::signals`).
+        (Kind::Signal, Some(_)) => true,
         // A snapshot holds every change as the author's copy has it, whose
         // authors nobody can check: only the owner's devices write one.
         (Kind::Snapshot, Some(r)) => r == Role::Owner,

@@ -63,6 +63,7 @@ fn sealed_in(a: &Author, key: &SecretKey, epoch: u32, kind: Kind, covers: u64, s
     let body = match kind {
         Kind::Change => change_as(&a.signer.device_id().0),
         Kind::Snapshot => b"a whole document".to_vec(),
+        Kind::Signal => b"claims and wants".to_vec(),
     };
     Stored {
         doc: DOC,
@@ -250,6 +251,13 @@ fn admit_checks_everything_a_relay_could_fake() {
         admit(&sealed(&reader, &key, Kind::Change, 0, 3)).err(),
         Some(Refused::NotAllowed)
     );
+    // A signal is any member's to send (a reader asks for what it lacks),
+    // and is not Automerge: no actor to check.
+    assert!(admit(&sealed(&reader, &key, Kind::Signal, 0, 3)).is_ok());
+    assert!(matches!(
+        admit(&sealed(&stranger, &key, Kind::Signal, 0, 3)),
+        Err(Refused::UnknownDevice(_))
+    ));
     assert_eq!(
         admit(&sealed(&commenter, &key, Kind::Snapshot, 4, 4)).err(),
         Some(Refused::NotAllowed)

@@ -30,8 +30,9 @@
 //! otherwise claim what never was, and keep the document incomplete for
 //! good).
 //!
-//! Only the account's own devices tell each other: a colleague's claims
-//! reach the colleague's devices. A document the relay does not list for
+//! In a document shared with another account, claims and wants go in the
+//! document itself, to every member's devices ([`super::signals`]); the
+//! audit entries carry the rest. A document the relay does not list for
 //! this device at all is not judged (a share may have ended before this
 //! device first saw it).
 
@@ -103,6 +104,16 @@ impl Home {
             if !listed.contains(&doc) || report.refused.iter().any(|r| r.doc == doc) {
                 continue;
             }
+            // Changes of it wait for ones not served: a claimed change may
+            // be among them, here but not applied. Judged once they go in
+            // (the document is fetched from the start until then).
+            if report
+                .incomplete
+                .iter()
+                .any(|x| x.doc == doc && !x.waiting.is_empty())
+            {
+                continue;
+            }
             if !self.docs().is_loaded(&doc) && self.store.has_body(&doc)? {
                 if loads == LOADS_PER_PULL {
                     continue;
@@ -119,14 +130,26 @@ impl Home {
                     .is_some_and(|m| m.disposed || m.role_of(&me.id, now).is_none());
             let mut live = Vec::new();
             for (hash, device) in claims {
-                let revoked = me
-                    .devices
-                    .get(&device)
-                    .is_none_or(|r| r.revoked_seq.is_some());
-                if gone || revoked {
-                    met.push((doc, hash));
-                } else {
-                    live.push((ChangeHash(hash), device));
+                // A colleague's device, told in a signal, is in the
+                // colleague's log; one in no log the round read waits.
+                // A colleague no longer a member cannot send it again, nor
+                // keep the document incomplete with a claim of what never
+                // was.
+                let record = std::iter::once(&me)
+                    .chain(accounts.values())
+                    .find_map(|a| a.devices.get(&device).map(|r| (a.id, r)));
+                match record {
+                    _ if gone => met.push((doc, hash)),
+                    Some((_, r)) if r.revoked_seq.is_some() => met.push((doc, hash)),
+                    Some((account, _))
+                        if meta
+                            .as_ref()
+                            .is_some_and(|m| m.role_of(&account, now).is_none()) =>
+                    {
+                        met.push((doc, hash))
+                    }
+                    Some(_) => live.push((ChangeHash(hash), device)),
+                    None => {}
                 }
             }
             // Not held here yet (its access log did not verify).

@@ -21,6 +21,7 @@ mod push;
 mod push_early;
 mod round;
 mod sending;
+mod signals;
 mod snapshot;
 mod told;
 mod upkeep;

@@ -529,6 +529,9 @@ fn check_member(
     let role = doc.state.role_of(account, now).ok_or(Refusal::NotAMember)?;
     let allowed = match h.kind {
         Kind::Change => role.can_upload(),
+        // What a member tells the others of the document's history (a
+        // reader too: what it was not served).
+        Kind::Signal => true,
         // A snapshot's changes cannot be checked for who wrote them, so
         // clients take one only from the owner.
         Kind::Snapshot => role == Role::Owner,

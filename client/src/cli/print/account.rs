@@ -68,7 +68,7 @@ fn incomplete_line(x: &Incomplete) -> String {
     let claimed = match claimed.is_empty() {
         true => String::new(),
         false => format!(
-            "; the relay acknowledged them from this account's device(s) {}",
+            "; the relay acknowledged them from device(s) {}",
             claimed.join(", ")
         ),
     };
