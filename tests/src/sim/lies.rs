@@ -1,17 +1,16 @@
-//! A relay that lies about the owner's case documents: it withholds one of
-//! the owner's envelopes from every device, or from one device only (two
-//! devices shown two histories), loses one from its disk, or swaps the
-//! stored bytes of two envelopes of a document; and later stops, putting
-//! back what it took. Its devices must take none of it as the truth: a seen
-//! mark passes a withheld or lost change only where the change's device has
-//! told the others of it (see `casebook::sync` on claims), so once the lies
-//! stop every device gets every change, and none is left incomplete.
+//! A relay that lies about the case documents: it withholds one of an
+//! account's envelopes (the owner's or a colleague's) from every device, or
+//! from one device only (two devices shown two histories), loses one from
+//! its disk, or swaps the stored bytes of two envelopes of a document; and
+//! later stops, putting back what it took. Its devices must take none of it
+//! as the truth: a seen mark passes a withheld or lost change only where
+//! the change's device has told the others of it (see `casebook::sync` on
+//! claims and signals), so once the lies stop every device gets every
+//! change, and none is left incomplete.
 //!
-//! Only envelopes of the owner's account are lied about, and not its audit
-//! trail's: claims pass among an account's own devices, in its audit
-//! envelopes. A colleague's change withheld from every device of the owner
-//! is noticed only once a later change builds on it (README, "What the
-//! relay can still do").
+//! The audit trails' envelopes are not lied about: they carry the claims
+//! among an account's own devices, and what they lose is not sent again
+//! (README, "What the relay can still do"). Nor is the rogue's.
 
 use casebook_shared::envelope::Envelope;
 use casebook_shared::ids::DeviceId;
@@ -64,13 +63,21 @@ impl World {
         self.lies = Some(rng);
     }
 
-    /// The owner's stored envelopes of its case documents: sequence
-    /// number, document, envelope id and bytes.
-    fn owners_envelopes(&self) -> Vec<Row> {
-        let Some(owner) = self.accounts[0].id else {
-            return Vec::new();
-        };
-        let audit = casebook::audit_sync::audit_doc(&owner);
+    /// The accounts' stored envelopes of case documents: sequence number,
+    /// document, envelope id and bytes.
+    fn honest_envelopes(&self) -> Vec<Row> {
+        // Not the rogue's: it keeps no copy, and sends nothing again.
+        let rogue = self.rogue.as_ref().map(|r| r.id);
+        let accounts: Vec<_> = self
+            .accounts
+            .iter()
+            .filter_map(|a| a.id)
+            .filter(|a| Some(*a) != rogue)
+            .collect();
+        let audits: Vec<_> = accounts
+            .iter()
+            .map(casebook::audit_sync::audit_doc)
+            .collect();
         let c = db(self);
         let rows: Vec<Row> = c
             .prepare(
@@ -83,9 +90,9 @@ impl World {
             .expect("the relay's envelopes read");
         rows.into_iter()
             .filter(|(_, doc, _, bytes)| {
-                doc[..] != audit.0[..]
+                audits.iter().all(|a| a.0[..] != doc[..])
                     && Envelope::decode(bytes.clone()).is_ok_and(|e| {
-                        e.header.account == owner
+                        accounts.contains(&e.header.account)
                             && e.header.doc.0[..] == doc[..]
                             && Some(e.header.author) != self.to_revoke
                     })
@@ -94,7 +101,7 @@ impl World {
     }
 
     fn lie(&mut self, rng: &mut super::rng::Rng) {
-        let rows = self.owners_envelopes();
+        let rows = self.honest_envelopes();
         if rows.is_empty() {
             return;
         }
@@ -122,8 +129,8 @@ impl World {
                 });
             }
             1 => {
-                let owners = self.live_of(0);
-                let d = owners[rng.below(owners.len())];
+                let live = self.live();
+                let d = live[rng.below(live.len())];
                 let device = self.home(d).device_id();
                 let from = Some(device);
                 self.relay.withheld.lock().unwrap().push((seq as u64, from));
