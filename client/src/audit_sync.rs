@@ -40,9 +40,10 @@ const PER_ENVELOPE: usize = 2000;
 /// Claims per envelope, likewise.
 const CLAIMS_PER_ENVELOPE: usize = 4000;
 
-/// What an audit envelope carries.
+/// What an audit envelope carries (public for the fuzz target of what
+/// another device may have sealed in one).
 #[derive(serde::Serialize, serde::Deserialize)]
-pub(crate) struct AuditBody {
+pub struct AuditBody {
     pub records: Vec<AuditRecord>,
     /// Changes of the sending device's the relay acknowledged: document,
     /// the change's hash, and its last operation's number.
@@ -55,7 +56,7 @@ pub(crate) struct AuditBody {
 impl AuditBody {
     /// Decodes a body; one written before claims were carried is the
     /// entries alone.
-    pub(crate) fn decode(bytes: &[u8]) -> Result<AuditBody> {
+    pub fn decode(bytes: &[u8]) -> Result<AuditBody> {
         match codec::decode::<AuditBody>(bytes) {
             Ok(b) => Ok(b),
             Err(e) => match codec::decode::<Vec<AuditRecord>>(bytes) {

@@ -38,6 +38,7 @@ use crate::home::Home;
 use crate::net::{NetError, Relay};
 use round::{Phase, Round};
 
+pub use signals::SignalBody;
 pub(crate) use upkeep::{Upkeep, upkeep};
 pub use watch::WatchEvent;
 

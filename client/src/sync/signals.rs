@@ -41,9 +41,10 @@ const PER_SIGNAL: usize = 4000;
 /// A document's claims and wants queued here, as the store lists them.
 type Told = (Vec<Claim>, Vec<(DocId, Hash)>);
 
-/// What a signal carries.
+/// What a signal carries (public for the fuzz target of what another
+/// member may have sealed in one).
 #[derive(Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
-pub(crate) struct SignalBody {
+pub struct SignalBody {
     /// The sending device's newest change the relay acknowledged: its hash
     /// and its last operation's number.
     pub claims: Vec<(Hash, u64)>,

@@ -140,6 +140,28 @@ pub fn invariants(world: &mut World) -> Vec<String> {
     // device) is on the owner's devices; so is every colleague's change
     // the relay acknowledged (its device's outbox is empty).
     let owner_view = views.remove(&0).unwrap_or_default();
+    // A colleague's devices show every note the owner's devices show of a
+    // case still shared with them: what the relay withholds from one
+    // account is told in the case's signals, and sent again.
+    for (account, v) in &views {
+        for (case, theirs) in v {
+            let Some(ours) = owner_view.get(case) else {
+                continue;
+            };
+            for n in ours
+                .notes
+                .iter()
+                .filter(|n| !theirs.notes.iter().any(|m| m.id == n.id))
+            {
+                failed.push(format!(
+                    "{}'s devices lack note {} of case {} that the owner's show",
+                    world.accounts[*account].name,
+                    n.id,
+                    case.short()
+                ));
+            }
+        }
+    }
     let tokens = world.tokens.clone();
     let shows = |v: &BTreeMap<DocId, CaseView>, case: &DocId, token: &str| {
         v.get(case)
