@@ -159,7 +159,8 @@ impl Home {
     pub(crate) async fn push_audit(&mut self, relay: &Relay) -> Result<usize> {
         // Those of documents shared with another account go in the
         // documents themselves, to every member (see `sync::signals`).
-        self.push_signals(relay).await?;
+        // Those whose signals the relay refused for now wait for the next.
+        let later = self.push_signals(relay).await?;
         let doc = audit_doc(&self.account_id());
         let Some(meta) = self.access().doc_meta(&doc)? else {
             return Ok(0);
@@ -171,6 +172,8 @@ impl Home {
         let mut parts = unsent(self.trail().own()?, sent);
         let mut claims = self.store.claims_to_tell(CLAIMS_PER_ENVELOPE)?;
         let mut wants = self.store.wants_to_tell(CLAIMS_PER_ENVELOPE)?;
+        claims.retain(|c| !later.contains(&c.0));
+        wants.retain(|w| !later.contains(&w.0));
         if parts.is_empty() && claims.is_empty() && wants.is_empty() {
             return Ok(0);
         }

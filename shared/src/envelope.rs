@@ -27,6 +27,11 @@ const KEY_LABEL: &str = "casebook/v1/doc/change-key";
 pub const HEADER_LEN: usize = 1 + 1 + 16 + 4 + 32 + 32 + 24 + 8;
 /// The largest envelope either side accepts.
 pub const MAX_ENVELOPE: usize = 8 * 1024 * 1024;
+/// The largest signal the relay takes. A device's signal of a document
+/// holds one claim and at most 16 wants (well under 1 KiB sealed); a
+/// reader, who may send nothing else there, cannot fill the owner's quota
+/// with a few large ones.
+pub const MAX_SIGNAL: usize = 4 * 1024;
 
 /// Whether the body is a batch of changes, a whole saved document, or a
 /// signal: what its author tells the document's other members about the

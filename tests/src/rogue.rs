@@ -102,6 +102,16 @@ impl Rogue {
         }
     }
 
+    /// The heads of `doc` as the rogue reads it: the newest changes.
+    pub async fn heads(&self, doc: DocId) -> Vec<[u8; 32]> {
+        let mut heads = Vec::new();
+        self.forge_with(doc, None, &self.actor(), |case| {
+            heads = case.heads().iter().map(|h| h.0).collect();
+        })
+        .await;
+        heads
+    }
+
     /// A signal of `doc` under its newest epoch, as a member tells the
     /// others: `claims` (change hash and last operation number) and
     /// `wants`, encoded as the client encodes them.

@@ -2,10 +2,11 @@
 //! tells it: a colleague who may write can claim a change (and, if it lies,
 //! keep the case INCOMPLETE, named as its device's doing, until the owner
 //! takes the share back); a reader's claims are ignored, as it writes
-//! nothing; a signal that does not decode is refused, like any envelope.
+//! nothing; and nothing a colleague signals can wear the owner down.
 
 use casebook::Home;
 use casebook::net::Relay;
+use casebook_shared::frames::ErrorCode;
 use casebook_shared::ids::DocId;
 use casebook_tests::rogue::Rogue;
 use casebook_tests::*;
@@ -66,8 +67,13 @@ async fn a_colleagues_claims_count_only_while_it_may_write() {
     assert!(!incomplete(&sync(&mut laptop).await, &write_case));
 }
 
+/// What a colleague sends that a relay or a hostile member could use to
+/// wear the owner down is bounded: a signal over the relay's limit is
+/// refused; one that does not decode is recorded and passed over (the
+/// sync goes on, and so does judging the case's claims); and a want of
+/// another account's is answered once, however often it is asked.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_signal_that_does_not_decode_is_refused_and_named() {
+async fn what_a_colleague_signals_cannot_wear_the_owner_down() {
     let relay = TestRelay::start().await;
     let dir = tempfile::tempdir().unwrap();
     let mut laptop = init(dir.path(), &relay, "Dr. Rivera");
@@ -76,21 +82,32 @@ async fn a_signal_that_does_not_decode_is_refused_and_named() {
     let case = new_case(&mut laptop, "Jordan Avery");
     sync(&mut laptop).await;
     befriend(&mut laptop, "Rogue", &rogue.id);
-    share_case(&mut laptop, &case, "Rogue", "write", true).await;
+    share_case(&mut laptop, &case, "Rogue", "read", true).await;
 
-    // Far more wants than any signal holds: postcard takes the length
-    // first, and the bytes run out.
-    let mut signal_body = Vec::new();
-    signal_body.push(0u8);
-    signal_body.extend_from_slice(&[0xff, 0xff, 0xff, 0x0f]);
-    let bad = rogue.forge_signal_raw(case, &signal_body).await;
-    assert!(rogue.upload(bad).await.is_ok());
-    let report = try_sync(&mut laptop).await.unwrap();
+    let big = rogue.forge_signal_raw(case, &[0; 8 * 1024]).await;
+    assert_eq!(rogue.upload(big).await, Err(ErrorCode::BadRequest));
+
+    // Postcard takes a length first, and the bytes run out.
+    let garbage = rogue
+        .forge_signal_raw(case, &[0, 0xff, 0xff, 0xff, 0x0f])
+        .await;
+    assert!(rogue.upload(garbage).await.is_ok());
+    let report = sync(&mut laptop).await;
+    assert!(report.refused.is_empty(), "{report:?}");
+    let trail = laptop.trail().entries().unwrap();
     assert!(
-        report
-            .refused
-            .iter()
-            .any(|r| r.doc == case && r.reason.starts_with("signal:")),
-        "{report:?}"
+        trail.iter().any(|r| r.what.contains("did not decode")),
+        "recorded, not silently dropped"
     );
+
+    // The owner's newest change, asked for again and again.
+    let heads = rogue.heads(case).await;
+    assert!(!heads.is_empty());
+    let mut resent = 0;
+    for _ in 0..3 {
+        let ask = rogue.forge_signal(case, vec![], heads.clone()).await;
+        assert!(rogue.upload(ask).await.is_ok());
+        resent += sync(&mut laptop).await.resent;
+    }
+    assert_eq!(resent, heads.len(), "sent again once, not once per asking");
 }

@@ -49,7 +49,7 @@ use crate::notes::ChangeHash;
 /// Wants queued at most per document: what a colleague's change names as
 /// its base is asked for too, and nobody's forged base fills the account's
 /// audit document.
-const WANTS_PER_DOC: usize = 16;
+pub(super) const WANTS_PER_DOC: usize = 16;
 
 /// Wants answered per round.
 const ANSWERS_PER_ROUND: usize = 4000;
@@ -132,9 +132,9 @@ impl Home {
             for (hash, device) in claims {
                 // A colleague's device, told in a signal, is in the
                 // colleague's log; one in no log the round read waits.
-                // A colleague no longer a member cannot send it again, nor
-                // keep the document incomplete with a claim of what never
-                // was.
+                // A colleague who may no longer write there cannot send it
+                // again, nor keep the document incomplete with a claim of
+                // what never was.
                 let record = std::iter::once(&me)
                     .chain(accounts.values())
                     .find_map(|a| a.devices.get(&device).map(|r| (a.id, r)));
@@ -142,9 +142,9 @@ impl Home {
                     _ if gone => met.push((doc, hash)),
                     Some((_, r)) if r.revoked_seq.is_some() => met.push((doc, hash)),
                     Some((account, _))
-                        if meta
-                            .as_ref()
-                            .is_some_and(|m| m.role_of(&account, now).is_none()) =>
+                        if meta.as_ref().is_some_and(|m| {
+                            m.role_of(&account, now).is_none_or(|r| !r.can_upload())
+                        }) =>
                     {
                         met.push((doc, hash))
                     }

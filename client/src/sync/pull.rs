@@ -406,15 +406,7 @@ impl Home {
                 }),
             },
             Ok(a) if a.kind == Kind::Signal => {
-                if let Err(e) =
-                    self.take_signal(&item.doc, (&a.account, &a.author), &a.body, item.seq)
-                {
-                    report.refused.push(RefusedEnvelope {
-                        doc: item.doc,
-                        seq: item.seq,
-                        reason: format!("signal: {e}"),
-                    });
-                }
+                self.take_signal(&item.doc, (&a.account, &a.author), &a.body, item.seq)?
             }
             Ok(a) if self.is_audit_doc(&item.doc) => {
                 let author = Envelope::decode(item.envelope.clone())

@@ -17,21 +17,32 @@
 //! A signal is stored after the changes it claims, in the same document,
 //! so a device that fetched the signal was served every envelope of the
 //! document before it: its claims are judged by the pull that fetched it.
-//! What the relay refuses to take as a signal (the share ended since this
-//! device read the access log, say) goes with the audit entries instead,
-//! to the account's own devices only.
+//! What the relay refuses to take as a signal for good (the share ended
+//! since this device read the access log, say) goes with the audit
+//! entries instead, to the account's own devices only; what it refuses
+//! for now (a new epoch, a limit) waits for the next round's signal.
+//!
+//! What another account tells is weighed: a signal holds one claim (a
+//! device's newest change of the document) and at most
+//! [`WANTS_PER_DOC`](super::claims) wants, and whatever more it holds is
+//! ignored; each want of another account's is answered once, however
+//! often it is asked or its signal served again; and a signal that does
+//! not decode is the member's fault, not the relay's: it is recorded in
+//! the trail and passed over, so it cannot stop this device judging the
+//! document's claims.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use casebook_shared::codec;
 use casebook_shared::envelope::Kind;
-use casebook_shared::frames::{Request, Response};
+use casebook_shared::frames::{ErrorCode, MAX_UPLOAD, Request, Response};
 use casebook_shared::ids::{AccountId, DeviceId, DocId, EnvelopeId};
 
+use super::claims::WANTS_PER_DOC;
 use crate::docs::DocMeta;
 use crate::error::Result;
 use crate::home::Home;
-use crate::net::Relay;
+use crate::net::{NetError, Relay};
 use crate::store::{Claim, Hash};
 
 /// Claims and wants per signal envelope, each (a document holds one claim
@@ -66,13 +77,15 @@ pub(crate) fn signals_in(meta: &DocMeta, me: &AccountId, now: u64) -> bool {
 impl Home {
     /// Sends the claims and wants queued for documents shared with another
     /// account, one signal per document in one upload, and marks what the
-    /// relay took as told; the rest wait for the audit entries. Returns how
-    /// many signals were stored.
-    pub(crate) async fn push_signals(&mut self, relay: &Relay) -> Result<usize> {
+    /// relay took as told. Returns the documents whose signals the relay
+    /// refused for now: their claims and wants wait for the next round's
+    /// signal (the others not sent go with the audit entries).
+    pub(crate) async fn push_signals(&mut self, relay: &Relay) -> Result<BTreeSet<DocId>> {
+        let mut later = BTreeSet::new();
         let claims = self.store.claims_to_tell(PER_SIGNAL)?;
         let wants = self.store.wants_to_tell(PER_SIGNAL)?;
         if claims.is_empty() && wants.is_empty() {
-            return Ok(0);
+            return Ok(later);
         }
         let me = self.account_id();
         let now = self.now();
@@ -102,24 +115,38 @@ impl Home {
                 EnvelopeId::fresh().0,
                 &codec::encode(&body),
             )?;
-            sealed.push((env, claims, wants));
+            sealed.push((doc, env, claims, wants));
         }
+        // The rest next round, as one upload takes.
+        for (doc, ..) in sealed.iter().skip(MAX_UPLOAD) {
+            later.insert(*doc);
+        }
+        sealed.truncate(MAX_UPLOAD);
         if sealed.is_empty() {
-            return Ok(0);
+            return Ok(later);
         }
         let n = sealed.len();
-        let envelopes = sealed.iter().map(|(e, _, _)| e.clone()).collect();
-        let results = match relay.request(&Request::Upload { envelopes }).await? {
-            Response::Uploaded { results } if results.len() == n => results,
-            r => return Err(super::unexpected(r)),
+        let envelopes = sealed.iter().map(|(_, e, ..)| e.clone()).collect();
+        let results = match relay.request(&Request::Upload { envelopes }).await {
+            Ok(Response::Uploaded { results }) if results.len() == n => results,
+            Ok(r) => return Err(super::unexpected(r)),
+            // Refused whole (a limit, say): the signals wait; the round
+            // and its audit entries go on.
+            Err(NetError::Relay { code, reason }) => {
+                tracing::info!(?code, reason, "the relay took no signal this round");
+                later.extend(sealed.iter().map(|(doc, ..)| *doc));
+                return Ok(later);
+            }
+            Err(e) => return Err(e.into()),
         };
-        let mut stored = 0;
-        for ((_, claims, wants), result) in sealed.iter().zip(results) {
+        for ((doc, _, claims, wants), result) in sealed.iter().zip(results) {
             match result {
                 Ok(_) => {
                     self.store.claims_told(claims)?;
                     self.store.wants_told(wants)?;
-                    stored += 1;
+                }
+                Err(code) if for_now(code) => {
+                    later.insert(*doc);
                 }
                 Err(code) => tracing::info!(
                     ?code,
@@ -127,7 +154,7 @@ impl Home {
                 ),
             }
         }
-        Ok(stored)
+        Ok(later)
     }
 
     /// Keeps what another device (of `account`) told in a signal of `doc`
@@ -143,25 +170,50 @@ impl Home {
         if *author == self.device_id() {
             return Ok(());
         }
-        let signal: SignalBody = codec::decode(body)?;
+        let Ok(signal) = codec::decode::<SignalBody>(body) else {
+            self.trail().record(
+                &format!(
+                    "a signal from device {} did not decode; passed over",
+                    author.short()
+                ),
+                Some(*doc),
+            )?;
+            return Ok(());
+        };
         let writes = self
             .access()
             .doc_meta(doc)?
             .and_then(|m| m.role_of(account, self.now()))
             .is_some_and(|r| r.can_upload());
-        let claims: Vec<Claim> = match writes {
-            true => signal
-                .claims
-                .iter()
-                .map(|(h, op)| (*doc, *h, *op))
-                .collect(),
-            false => Vec::new(),
+        // A device's changes follow one another: its newest claim is all.
+        let newest = signal.claims.iter().max_by_key(|(_, op)| *op);
+        let claims: Vec<Claim> = match (writes, newest) {
+            (true, Some((h, op))) => vec![(*doc, *h, *op)],
+            _ => Vec::new(),
         };
-        let wants: Vec<(DocId, Hash)> = signal.wants.iter().map(|h| (*doc, *h)).collect();
+        let wants: Vec<(DocId, Hash)> = signal
+            .wants
+            .iter()
+            .take(WANTS_PER_DOC)
+            .map(|h| (*doc, *h))
+            .collect();
         self.store.keep_claims(author, &claims, 0)?;
+        // Another account's want is answered once: numbered 0, no later
+        // signal asks it anew (a member, or a relay serving an old signal
+        // again, cannot make this device send its changes over and over).
+        let at = if *account == self.account_id() { at } else { 0 };
         self.store.keep_wants(author, &wants, at)?;
         Ok(())
     }
+}
+
+/// Whether the relay refused a signal only for now: a new epoch landed
+/// (sealed again next round), a limit, a fault of its own.
+fn for_now(code: ErrorCode) -> bool {
+    matches!(
+        code,
+        ErrorCode::AccessMoved | ErrorCode::Limited | ErrorCode::Internal | ErrorCode::Conflict
+    )
 }
 
 #[cfg(test)]

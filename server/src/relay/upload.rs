@@ -5,7 +5,7 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use casebook_shared::access::Role;
-use casebook_shared::envelope::{Envelope, Kind};
+use casebook_shared::envelope::{Envelope, Kind, MAX_SIGNAL};
 use casebook_shared::frames::{ErrorCode, MAX_UPLOAD, Response};
 use casebook_shared::ids::{AccountId, DeviceId, DocId};
 
@@ -35,12 +35,14 @@ enum Refusal {
     SnapshotAhead,
     Conflict,
     Disposed,
+    /// A signal over [`MAX_SIGNAL`].
+    SignalTooLarge,
 }
 
 impl Refusal {
     fn code(self) -> ErrorCode {
         match self {
-            Refusal::Malformed => ErrorCode::BadRequest,
+            Refusal::Malformed | Refusal::SignalTooLarge => ErrorCode::BadRequest,
             Refusal::NotTheUploader | Refusal::NotAMember | Refusal::RoleForbids => {
                 ErrorCode::Forbidden
             }
@@ -65,6 +67,7 @@ impl Refusal {
             Refusal::SnapshotAhead => "snapshot-ahead",
             Refusal::Conflict => "conflicting-id",
             Refusal::Disposed => "disposed",
+            Refusal::SignalTooLarge => "signal-too-large",
         }
     }
 }
@@ -538,6 +541,9 @@ fn check_member(
     };
     if !allowed {
         return Err(Refusal::RoleForbids);
+    }
+    if h.kind == Kind::Signal && env.as_bytes().len() > MAX_SIGNAL {
+        return Err(Refusal::SignalTooLarge);
     }
     // Sealed under an epoch of the current membership: a member whose
     // terms changed (removed, added again as a commenter) holds the old

@@ -454,7 +454,9 @@ impl World {
                     for (i, item) in items.iter().enumerate() {
                         let change =
                             casebook_shared::envelope::Envelope::decode(item.envelope.clone())
-                                .is_ok_and(|e| e.header.kind == Kind::Change);
+                                .is_ok_and(|e| {
+                                    matches!(e.header.kind, Kind::Change | Kind::Signal)
+                                });
                         if !change {
                             continue;
                         }
