@@ -280,6 +280,7 @@ async fn the_newest_change_lost_is_named_by_another_device_and_sent_again() {
             err.contains("the relay acknowledged them from device(s)"),
             "{err}"
         );
+        assert!(err.contains("of Dr. Rivera;"), "{err}");
         assert!(!err.contains("panicked"), "{err}");
         assert!(!finds(&tablet, "Sleep diary"));
     }
@@ -338,8 +339,9 @@ fn lose_newest(relay: &Relay, case: &str) {
 }
 
 /// `home`'s sync names `case` INCOMPLETE (exit 4), with the change's
-/// author as the one device the relay acknowledged it from.
-fn names_incomplete(home: &std::path::Path, case: &str) {
+/// author as the one device the relay acknowledged it from, and `whom` as
+/// whose device it is.
+fn names_incomplete(home: &std::path::Path, case: &str, whom: &str) {
     let out = run(home, &["sync"]);
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(4), "{err}");
@@ -351,6 +353,7 @@ fn names_incomplete(home: &std::path::Path, case: &str) {
         err.contains("the relay acknowledged them from device(s)"),
         "{err}"
     );
+    assert!(err.contains(&format!(" of {whom}")), "{err}");
     let json: serde_json::Value = serde_json::from_str(&ok(home, &["--json", "status"])).unwrap();
     assert_eq!(json["incomplete"][0]["case"], case, "{json}");
     assert_eq!(
@@ -381,7 +384,8 @@ async fn the_owners_newest_change_lost_is_named_by_a_reader_and_sent_again() {
     ok(&rivera, &["sync"]);
     lose_newest(&relay, &case);
 
-    names_incomplete(&chen, &case);
+    // Dr. Chen never added Dr. Rivera as a contact: the account's short id.
+    names_incomplete(&chen, &case, "account ");
     assert!(!finds(&chen, "Sleep diary"));
     ok(&rivera, &["sync"]);
     ok(&chen, &["sync"]);
@@ -405,7 +409,7 @@ async fn a_colleagues_newest_change_lost_is_named_by_the_owner_and_sent_again() 
     ok(&chen, &["sync"]);
     lose_newest(&relay, &case);
 
-    names_incomplete(&rivera, &case);
+    names_incomplete(&rivera, &case, "Dr. Chen");
     assert!(!finds(&rivera, "Sleep diary"));
     ok(&chen, &["sync"]);
     ok(&rivera, &["sync"]);

@@ -57,6 +57,7 @@ async fn a_colleagues_claims_count_only_while_it_may_write() {
         .find(|x| x.doc == write_case)
         .expect("a writer's claim is judged");
     assert_eq!(x.claimed_by, [rogue.device()]);
+    assert_eq!(x.claimed_by_whom, ["Rogue"], "named as the contact it is");
     assert!(incomplete(&sync(&mut laptop).await, &write_case));
 
     // Taken back: the colleague can no longer send it, nor keep the case

@@ -148,7 +148,7 @@ impl Home {
                     {
                         met.push((doc, hash))
                     }
-                    Some(_) => live.push((ChangeHash(hash), device)),
+                    Some((account, _)) => live.push((ChangeHash(hash), device, account)),
                     None => {}
                 }
             }
@@ -156,9 +156,9 @@ impl Home {
             if live.is_empty() || meta.is_none() {
                 continue;
             }
-            let hashes: Vec<ChangeHash> = live.iter().map(|(h, _)| *h).collect();
+            let hashes: Vec<ChangeHash> = live.iter().map(|(h, ..)| *h).collect();
             let lacking = self.docs().lacking(&doc, &hashes)?;
-            for (hash, _) in live.iter().filter(|(h, _)| !lacking.contains(h)) {
+            for (hash, ..) in live.iter().filter(|(h, ..)| !lacking.contains(h)) {
                 met.push((doc, hash.0));
             }
             if lacking.is_empty() {
@@ -168,26 +168,27 @@ impl Home {
             self.want(&doc, &lacking)?;
             sync.missing = sync.missing.max(lacking.len() as u64);
             self.store.set_doc_sync(&doc, sync)?;
-            let mut by: Vec<DeviceId> = live
-                .iter()
-                .filter(|(h, _)| lacking.contains(h))
-                .map(|(_, d)| *d)
-                .collect();
-            by.sort();
-            by.dedup();
-            match report.incomplete.iter_mut().find(|x| x.doc == doc) {
-                Some(x) => {
-                    x.missing += lacking.len();
-                    x.claimed_by.extend(by);
-                    x.claimed_by.sort();
-                    x.claimed_by.dedup();
+            let lacked = live.iter().filter(|(h, ..)| lacking.contains(h));
+            let by: Vec<DeviceId> = lacked.clone().map(|(_, d, _)| *d).collect();
+            let whom = self.whom(lacked.map(|(.., a)| *a))?;
+            let x = match report.incomplete.iter_mut().position(|x| x.doc == doc) {
+                Some(i) => {
+                    report.incomplete[i].missing += lacking.len();
+                    &mut report.incomplete[i]
                 }
                 None => {
-                    let mut x = Incomplete::new(doc, &lacking, Vec::new());
-                    x.claimed_by = by;
-                    report.incomplete.push(x);
+                    report
+                        .incomplete
+                        .push(Incomplete::new(doc, &lacking, Vec::new()));
+                    report.incomplete.last_mut().expect("just pushed")
                 }
-            }
+            };
+            x.claimed_by.extend(by);
+            x.claimed_by.sort();
+            x.claimed_by.dedup();
+            x.claimed_by_whom.extend(whom);
+            x.claimed_by_whom.sort();
+            x.claimed_by_whom.dedup();
         }
         self.store.transaction(|s| {
             for (doc, hash) in &met {
@@ -196,6 +197,28 @@ impl Home {
             Ok(())
         })?;
         Ok(())
+    }
+
+    /// The people `accounts` are, as this device knows them: this account by
+    /// its name, a contact by the name given it, another by its short id.
+    fn whom(&self, accounts: impl Iterator<Item = AccountId>) -> Result<Vec<String>> {
+        let mut contacts = None;
+        let mut out = Vec::new();
+        for a in accounts {
+            if a == self.account_id() {
+                out.push(self.name().to_string());
+                continue;
+            }
+            if contacts.is_none() {
+                contacts = Some(self.contacts().list()?);
+            }
+            let named = contacts.iter().flatten().find(|c| c.account == a);
+            out.push(match named {
+                Some(c) => c.name.clone(),
+                None => format!("account {}", a.short()),
+            });
+        }
+        Ok(out)
     }
 
     /// Asks the account's other devices, once, for changes `doc` lacks (at

@@ -133,10 +133,13 @@ pub struct Incomplete {
     /// Devices whose changes fetched this round wait for them, and how
     /// many envelopes of each.
     pub waiting: Vec<(DeviceId, usize)>,
-    /// Devices of this account that the relay acknowledged changes from
-    /// which it has not served here (see `claims`).
+    /// Devices that the relay acknowledged changes from which it has not
+    /// served here (see `claims`), and whose they are: this account's
+    /// name, a contact's, or another account's short id.
     #[serde(default)]
     pub claimed_by: Vec<DeviceId>,
+    #[serde(default)]
+    pub claimed_by_whom: Vec<String>,
     /// The case it is, or whose psychotherapy notes it holds.
     #[serde(default)]
     pub case: Option<DocId>,
@@ -158,6 +161,7 @@ impl Incomplete {
             hashes: missing.iter().take(3).map(|h| h.to_string()).collect(),
             waiting,
             claimed_by: Vec::new(),
+            claimed_by_whom: Vec::new(),
             case: None,
             case_name: None,
             private: false,

@@ -68,8 +68,9 @@ fn incomplete_line(x: &Incomplete) -> String {
     let claimed = match claimed.is_empty() {
         true => String::new(),
         false => format!(
-            "; the relay acknowledged them from device(s) {}",
-            claimed.join(", ")
+            "; the relay acknowledged them from device(s) {} of {}",
+            claimed.join(", "),
+            x.claimed_by_whom.join(", ")
         ),
     };
     format!(
@@ -88,6 +89,7 @@ pub(super) fn incomplete_json(x: &Incomplete) -> Value {
         "doc": x.doc.to_hex(), "missing": x.missing, "hashes": x.hashes,
         "waiting": x.waiting.iter().map(|(d, n)| json!({"device": d.to_hex(), "envelopes": n})).collect::<Vec<_>>(),
         "claimed_by": x.claimed_by.iter().map(|d| d.to_hex()).collect::<Vec<_>>(),
+        "claimed_by_whom": x.claimed_by_whom,
         "case": x.case.map(|c| c.to_hex()), "case_name": x.case_name, "private": x.private,
     })
 }
