@@ -366,6 +366,31 @@ fn names_incomplete(home: &std::path::Path, case: &str, whom: &str) {
     );
 }
 
+/// `author` adds a note to `case` and syncs, and the relay loses it: the
+/// `other` side names the case INCOMPLETE, the note made on a device of
+/// `whom`'s, and asks for it; the author's next sync sends it again, and
+/// the other side gets it.
+fn lost_and_sent_again(
+    relay: &Relay,
+    case: &str,
+    (author, other): (&std::path::Path, &std::path::Path),
+    whom: &str,
+) {
+    ok(
+        author,
+        &["note", "add", case, "--field", "plan=Sleep diary."],
+    );
+    ok(author, &["sync"]);
+    lose_newest(relay, case);
+
+    names_incomplete(other, case, whom);
+    assert!(!finds(other, "Sleep diary"));
+    ok(author, &["sync"]);
+    ok(other, &["sync"]);
+    assert!(finds(other, "Sleep diary"));
+    assert!(!ok(other, &["status"]).contains("INCOMPLETE"));
+}
+
 /// Across accounts: the relay loses the owner's newest note of a case
 /// shared to read. The owner's device told, in the case itself, which of
 /// its changes the relay acknowledged; so the colleague's device names the
@@ -377,20 +402,8 @@ async fn the_owners_newest_change_lost_is_named_by_a_reader_and_sent_again() {
     let relay = relay().await;
     let dir = tempfile::tempdir().unwrap();
     let (rivera, chen, case) = shared_case(&relay, dir.path());
-    ok(
-        &rivera,
-        &["note", "add", &case, "--field", "plan=Sleep diary."],
-    );
-    ok(&rivera, &["sync"]);
-    lose_newest(&relay, &case);
-
     // Dr. Chen never added Dr. Rivera as a contact: the account's short id.
-    names_incomplete(&chen, &case, "account ");
-    assert!(!finds(&chen, "Sleep diary"));
-    ok(&rivera, &["sync"]);
-    ok(&chen, &["sync"]);
-    assert!(finds(&chen, "Sleep diary"));
-    assert!(!ok(&chen, &["status"]).contains("INCOMPLETE"));
+    lost_and_sent_again(&relay, &case, (&rivera, &chen), "account ");
 }
 
 /// The other way: a colleague who may write adds a note, and the relay
@@ -402,17 +415,5 @@ async fn a_colleagues_newest_change_lost_is_named_by_the_owner_and_sent_again() 
     let dir = tempfile::tempdir().unwrap();
     let (rivera, chen, case) = shared_case_as(&relay, dir.path(), "write");
     ok(&rivera, &["sync"]);
-    ok(
-        &chen,
-        &["note", "add", &case, "--field", "plan=Sleep diary."],
-    );
-    ok(&chen, &["sync"]);
-    lose_newest(&relay, &case);
-
-    names_incomplete(&rivera, &case, "Dr. Chen");
-    assert!(!finds(&rivera, "Sleep diary"));
-    ok(&chen, &["sync"]);
-    ok(&rivera, &["sync"]);
-    assert!(finds(&rivera, "Sleep diary"));
-    assert!(!ok(&rivera, &["status"]).contains("INCOMPLETE"));
+    lost_and_sent_again(&relay, &case, (&chen, &rivera), "Dr. Chen");
 }

@@ -171,13 +171,17 @@ impl Home {
             return Ok(());
         }
         let Ok(signal) = codec::decode::<SignalBody>(body) else {
-            self.trail().record(
-                &format!(
-                    "a signal from device {} did not decode; passed over",
-                    author.short()
-                ),
-                Some(*doc),
-            )?;
+            // Once: a document fetched again from the start (incomplete,
+            // say) serves it again each sync.
+            if at > self.docs().sync_record(doc)?.seen {
+                self.trail().record(
+                    &format!(
+                        "a signal from device {} did not decode; passed over",
+                        author.short()
+                    ),
+                    Some(*doc),
+                )?;
+            }
             return Ok(());
         };
         let writes = self
