@@ -16,11 +16,15 @@ use crate::TestRelay;
 /// Turns the real relay's answer to a request into the one a client gets.
 pub type Rewrite = Box<dyn Fn(&Request, Response) -> Response + Send + Sync>;
 
+/// Answers a request without passing it on, or passes it on (`None`).
+pub type Intercept = Box<dyn Fn(&Request) -> Option<Response> + Send + Sync>;
+
 /// A relay in the middle; homes set up with [`HostileRelay::addr`] use it.
 pub struct HostileRelay {
     pub addr: SocketAddr,
     pub fingerprint: [u8; 32],
     rewrite: Arc<Mutex<Option<Rewrite>>>,
+    intercept: Arc<Mutex<Option<Intercept>>>,
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -40,10 +44,11 @@ impl HostileRelay {
         let addr = endpoint.local_addr().expect("an address");
         let rewrite: Arc<Mutex<Option<Rewrite>>> = Arc::new(Mutex::new(None));
         let target = upstream.addr();
-        let rw = rewrite.clone();
+        let intercept: Arc<Mutex<Option<Intercept>>> = Arc::new(Mutex::new(None));
+        let (rw, ic) = (rewrite.clone(), intercept.clone());
         let task = tokio::spawn(async move {
             while let Some(incoming) = endpoint.accept().await {
-                let (rw, target) = (rw.clone(), target.clone());
+                let (rw, ic, target) = (rw.clone(), ic.clone(), target.clone());
                 tokio::spawn(async move {
                     let Ok(conn) = incoming.await else { return };
                     let Ok(up) = Relay::connect(&target, fingerprint).await else {
@@ -51,11 +56,20 @@ impl HostileRelay {
                     };
                     let up = Arc::new(up);
                     while let Ok((mut send, mut recv)) = conn.accept_bi().await {
-                        let (rw, up) = (rw.clone(), up.clone());
+                        let (rw, ic, up) = (rw.clone(), ic.clone(), up.clone());
                         tokio::spawn(async move {
                             let Ok(raw) = recv.read_to_end(MAX_FRAME + 4).await else {
                                 return;
                             };
+                            let alone = codec::unframe::<Request>(&raw).ok().and_then(|req| {
+                                let guard = ic.lock().expect("not poisoned");
+                                guard.as_ref().and_then(|f| f(&req))
+                            });
+                            if let Some(resp) = alone {
+                                let _ = send.write_all(&codec::frame(&resp)).await;
+                                let _ = send.finish();
+                                return;
+                            }
                             let Ok(answer) = up.raw_exchange(&raw).await else {
                                 return;
                             };
@@ -83,6 +97,7 @@ impl HostileRelay {
             addr,
             fingerprint,
             rewrite,
+            intercept,
             task,
         }
     }
@@ -97,9 +112,16 @@ impl HostileRelay {
         *self.rewrite.lock().expect("not poisoned") = Some(Box::new(f));
     }
 
-    /// Back to passing answers through unchanged.
+    /// From now on, a request `f` answers is not passed on at all (the
+    /// real relay never sees it).
+    pub fn intercept(&self, f: impl Fn(&Request) -> Option<Response> + Send + Sync + 'static) {
+        *self.intercept.lock().expect("not poisoned") = Some(Box::new(f));
+    }
+
+    /// Back to passing requests on and answers through unchanged.
     pub fn clear(&self) {
         *self.rewrite.lock().expect("not poisoned") = None;
+        *self.intercept.lock().expect("not poisoned") = None;
     }
 }
 

@@ -112,3 +112,93 @@ async fn what_a_colleague_signals_cannot_wear_the_owner_down() {
     }
     assert_eq!(resent, heads.len(), "sent again once, not once per asking");
 }
+
+/// A relay that refuses a round's signals (a limit, say) does not fail the
+/// round: the sync reports what it lacks, the ask waits, goes with the
+/// next round's signal, and is answered.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_signal_refused_for_now_waits_and_the_sync_goes_on() {
+    use casebook_shared::envelope::{Envelope, Kind};
+    use casebook_shared::frames::{Request, Response};
+    use casebook_tests::hostile_relay::HostileRelay;
+
+    let relay = TestRelay::start().await;
+    let hostile = HostileRelay::start(&relay).await;
+    let dirs: Vec<_> = (0..2).map(|_| tempfile::tempdir().unwrap()).collect();
+    let mut laptop = init(dirs[0].path(), &relay, "Dr. Rivera");
+    let mut chen = init(dirs[1].path(), &hostile, "Dr. Chen");
+    sync(&mut laptop).await;
+    sync(&mut chen).await;
+    let (_, chen_id, _, _) = chen.whoami();
+    let case = new_case(&mut laptop, "Jordan Avery");
+    sync(&mut laptop).await;
+    befriend(&mut laptop, "Dr. Chen", &chen_id);
+    share_case(&mut laptop, &case, "Dr. Chen", "read", true).await;
+    sync(&mut chen).await;
+
+    // The owner's newest change, which Dr. Chen's device is never served.
+    laptop
+        .edit_case(&case, "note", |c| {
+            let mut n =
+                casebook::notes::NoteInput::new("2026-11-21", casebook::notes::NoteFormat::Soap);
+            n.fields = vec![("plan".into(), "Sleep diary.".into())];
+            Ok(c.add_note(n, "n2", "Dr. Rivera")?)
+        })
+        .unwrap();
+    sync(&mut laptop).await;
+    let kind = |bytes: &[u8]| Envelope::decode(bytes.to_vec()).map(|e| e.header.kind).ok();
+    let newest = {
+        let conn = laptop.connect().await.unwrap();
+        let Response::Changes { items, .. } = conn
+            .request(&Request::Fetch {
+                docs: vec![(case, 0)],
+                max_bytes: 1 << 22,
+            })
+            .await
+            .unwrap()
+        else {
+            panic!("a fetch")
+        };
+        conn.close().await;
+        items
+            .iter()
+            .filter(|i| kind(&i.envelope) == Some(Kind::Change))
+            .map(|i| i.seq)
+            .max()
+            .unwrap()
+    };
+    let withhold = move |resp: Response| match resp {
+        Response::Changes { items, more } => Response::Changes {
+            items: items.into_iter().filter(|i| i.seq != newest).collect(),
+            more,
+        },
+        r => r,
+    };
+    // Signals refused for now, as a relay at a limit answers, and not
+    // stored.
+    hostile.set(move |_, resp| withhold(resp));
+    hostile.intercept(move |req| match req {
+        Request::Upload { envelopes }
+            if envelopes.iter().any(|e| kind(e) == Some(Kind::Signal)) =>
+        {
+            Some(Response::error(ErrorCode::Limited, "over the limit"))
+        }
+        _ => None,
+    });
+    let report = try_sync(&mut chen).await.expect("the round goes on");
+    assert!(incomplete(&report, &case), "{report:?}");
+    try_sync(&mut chen).await.expect("and the next");
+
+    // The limit lifts; the relay still withholds the envelope. The ask
+    // goes now, the owner's device answers, and the note arrives.
+    hostile.intercept(|_| None);
+    assert!(incomplete(&sync(&mut chen).await, &case));
+    assert!(sync(&mut laptop).await.resent >= 1);
+    assert!(!incomplete(&sync(&mut chen).await, &case));
+    let plan = chen
+        .docs()
+        .read_case(&case, |c| c.note("n2").unwrap().field("plan").to_string())
+        .unwrap();
+    assert_eq!(plan, "Sleep diary.");
+    drop(hostile);
+}
