@@ -417,3 +417,55 @@ async fn a_colleagues_newest_change_lost_is_named_by_the_owner_and_sent_again() 
     ok(&rivera, &["sync"]);
     lost_and_sent_again(&relay, &case, (&chen, &rivera), "Dr. Chen");
 }
+
+/// A colleague's comment on a case whose very first envelope the relay
+/// lost, fetched by a device that holds nothing of the case: there is
+/// nothing to judge the comment in yet, so it waits (the case INCOMPLETE,
+/// exit 4) rather than being refused as a comment on nothing; once the
+/// envelope is back, all of it arrives, the comment too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_comment_on_a_case_whose_first_envelope_is_gone_waits_and_arrives() {
+    let relay = relay().await;
+    let dir = tempfile::tempdir().unwrap();
+    let (rivera, chen, okafor) = (
+        dir.path().join("rivera"),
+        dir.path().join("chen"),
+        dir.path().join("okafor"),
+    );
+    init_at(&rivera, &relay, "Dr. Rivera");
+    init_at(&chen, &relay, "Dr. Chen");
+    init_at(&okafor, &relay, "Dr. Okafor");
+    let case = new_case(&rivera, "Jordan Avery");
+    let note = ok(
+        &rivera,
+        &["note", "add", &case, "--field", "plan=Sleep diary."],
+    )
+    .trim()
+    .to_string();
+    ok(&rivera, &["sync"]);
+    befriend(&rivera, &okafor, "Dr. Okafor");
+    ok(&rivera, &share_args(&case, "Dr. Okafor", "comment", &[]));
+    ok(&okafor, &["sync"]);
+    let comment = ["note", "comment", &case, &note, "--text", "Agree."];
+    ok(&okafor, &comment);
+    ok(&okafor, &["sync"]);
+    befriend(&rivera, &chen, "Dr. Chen");
+    ok(&rivera, &share_args(&case, "Dr. Chen", "read", &[]));
+
+    let first = envelopes(&relay, &case).pop().unwrap();
+    relay_db(&relay)
+        .execute("DELETE FROM envelopes WHERE seq = ?1", [first.0])
+        .unwrap();
+    let out = run(&chen, &["sync"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(4), "{err}");
+    assert!(err.contains("is INCOMPLETE"), "{err}");
+    assert!(!err.contains("refused"), "{err}");
+
+    put_back(&relay, &case, first);
+    ok(&chen, &["sync"]);
+    let shown: serde_json::Value =
+        serde_json::from_str(&ok(&chen, &["--json", "note", "show", &case, &note])).unwrap();
+    assert_eq!(shown["comments"][0]["text"], "Agree.", "{shown}");
+    assert!(!ok(&chen, &["status"]).contains("INCOMPLETE"));
+}

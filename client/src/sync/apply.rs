@@ -11,6 +11,7 @@ use crate::docs::{SnapshotBody, Summary};
 use crate::error::{Error, Result};
 use crate::home::Home;
 use crate::notes::NoteError;
+use crate::sharing::CommentRefusal;
 
 impl Home {
     /// Applies one document's fetched batch and records how far it has seen.
@@ -140,6 +141,10 @@ impl Home {
                     // This device's own store failing is no verdict on
                     // the change: the round fails and nothing is marked seen.
                     Err(e @ Error::Store(_)) => return Err(e),
+                    // Nothing here to judge it in: the document's first
+                    // changes have not arrived. It waits, as a writer's
+                    // change does, and what it builds on is asked for.
+                    Err(Error::Comment(CommentRefusal::DocNotHeld)) => unfounded.push(c),
                     Err(e) => report.refused.push(RefusedEnvelope {
                         doc: *doc,
                         seq: c.seq,
