@@ -58,6 +58,13 @@ fn relay_db(relay: &Relay) -> rusqlite::Connection {
     rusqlite::Connection::open(relay.data().join("relay.db")).unwrap()
 }
 
+/// Deletes the stored envelope numbered `seq`, as a relay losing it would.
+fn lose(relay: &Relay, seq: i64) {
+    relay_db(relay)
+        .execute("DELETE FROM envelopes WHERE seq = ?1", [seq])
+        .unwrap();
+}
+
 /// Puts a stored envelope back where it was, as whoever runs the relay
 /// would from a good copy.
 fn put_back(relay: &Relay, case: &str, (seq, env_id, bytes): (i64, Vec<u8>, Vec<u8>)) {
@@ -141,9 +148,7 @@ async fn an_envelope_removed_from_the_middle_is_named_and_arrives_once_put_back(
 
     let rows = envelopes(&relay, &case);
     let (seq, env_id, bytes) = rows[1].clone();
-    relay_db(&relay)
-        .execute("DELETE FROM envelopes WHERE seq = ?1", [seq])
-        .unwrap();
+    lose(&relay, seq);
 
     let out = run(&chen, &["sync"]);
     let err = String::from_utf8_lossy(&out.stderr);
@@ -197,9 +202,7 @@ async fn a_case_whose_first_envelope_is_gone_is_named_and_arrives_once_put_back(
     ok(&rivera, &share_args(&case, "Dr. Chen", "read", &[]));
 
     let (seq, env_id, bytes) = envelopes(&relay, &case).pop().unwrap();
-    relay_db(&relay)
-        .execute("DELETE FROM envelopes WHERE seq = ?1", [seq])
-        .unwrap();
+    lose(&relay, seq);
     let out = run(&chen, &["sync"]);
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(4), "{err}");
@@ -266,9 +269,7 @@ async fn the_newest_change_lost_is_named_by_another_device_and_sent_again() {
     );
     ok(&laptop, &["sync"]);
     let (seq, _, _) = envelopes(&relay, &case).remove(0);
-    relay_db(&relay)
-        .execute("DELETE FROM envelopes WHERE seq = ?1", [seq])
-        .unwrap();
+    lose(&relay, seq);
 
     for _ in 0..2 {
         let out = run(&tablet, &["sync"]);
@@ -314,9 +315,7 @@ async fn a_change_lost_from_under_a_later_one_is_asked_for_and_sent_again() {
         ok(&laptop, &["sync"]);
     }
     let (seq, _, _) = envelopes(&relay, &case).remove(1);
-    relay_db(&relay)
-        .execute("DELETE FROM envelopes WHERE seq = ?1", [seq])
-        .unwrap();
+    lose(&relay, seq);
 
     let out = run(&tablet, &["sync"]);
     let err = String::from_utf8_lossy(&out.stderr);
@@ -333,9 +332,7 @@ async fn a_change_lost_from_under_a_later_one_is_asked_for_and_sent_again() {
 /// Loses `case`'s newest change from the relay.
 fn lose_newest(relay: &Relay, case: &str) {
     let (seq, _, _) = envelopes(relay, case).remove(0);
-    relay_db(relay)
-        .execute("DELETE FROM envelopes WHERE seq = ?1", [seq])
-        .unwrap();
+    lose(relay, seq);
 }
 
 /// `home`'s sync names `case` INCOMPLETE (exit 4), with the change's
@@ -453,9 +450,7 @@ async fn a_comment_on_a_case_whose_first_envelope_is_gone_waits_and_arrives() {
     ok(&rivera, &share_args(&case, "Dr. Chen", "read", &[]));
 
     let first = envelopes(&relay, &case).pop().unwrap();
-    relay_db(&relay)
-        .execute("DELETE FROM envelopes WHERE seq = ?1", [first.0])
-        .unwrap();
+    lose(&relay, first.0);
     let out = run(&chen, &["sync"]);
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(4), "{err}");
