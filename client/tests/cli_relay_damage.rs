@@ -464,3 +464,44 @@ async fn a_comment_on_a_case_whose_first_envelope_is_gone_waits_and_arrives() {
     assert_eq!(shown["comments"][0]["text"], "Agree.", "{shown}");
     assert!(!ok(&chen, &["status"]).contains("INCOMPLETE"));
 }
+
+/// The relay loses a snapshot before a colleague fetched the changes it
+/// covers (and dropped, with the signals that told of them). The owner's
+/// device sent, after the snapshot, a change that builds on all it holds:
+/// the colleague's device, served that, names the case INCOMPLETE rather
+/// than silently lacking the notes, and asks; the owner's next sync sends
+/// its changes under the one asked for, the whole run at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_snapshot_lost_before_a_colleague_fetched_it_is_named_and_sent_again() {
+    let relay = relay().await;
+    let dir = tempfile::tempdir().unwrap();
+    let (rivera, chen, case) = shared_case(&relay, dir.path());
+    ok(
+        &rivera,
+        &["note", "add", &case, "--field", "plan=Sleep diary."],
+    );
+    // About 9 KiB of text: enough, on its own, for a snapshot.
+    let long = format!("subjective={}", "Talked about the week. ".repeat(400));
+    ok(&rivera, &["note", "add", &case, "--field", &long]);
+    ok(&rivera, &["sync"]);
+    let lost = relay_db(&relay)
+        .execute(
+            "DELETE FROM snapshots WHERE doc = ?1",
+            [hex::decode(&case).unwrap()],
+        )
+        .unwrap();
+    assert_eq!(lost, 1, "the owner's sync took a snapshot");
+
+    let out = run(&chen, &["sync"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(4), "{err}");
+    assert!(
+        err.contains("Jordan Avery (") && err.contains("is INCOMPLETE"),
+        "{err}"
+    );
+    assert!(!finds(&chen, "Sleep diary"));
+    ok(&rivera, &["sync"]);
+    ok(&chen, &["sync"]);
+    assert!(finds(&chen, "Sleep diary") && finds(&chen, "Talked about the week"));
+    assert!(!ok(&chen, &["status"]).contains("INCOMPLETE"));
+}

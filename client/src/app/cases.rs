@@ -16,7 +16,7 @@ use crate::store::OutKind;
 impl Home {
     /// Saves a loaded document, and queues its new changes, in one
     /// transaction.
-    fn store_loaded(
+    pub(crate) fn store_loaded(
         &self,
         doc: &DocId,
         loaded: Loaded,

@@ -329,9 +329,10 @@ impl<'h> Docs<'h> {
         Ok(out)
     }
 
-    /// The changes among `hashes` that `doc` holds and `device` made, as
-    /// bytes.
-    pub(crate) fn own_changes_of(
+    /// The changes among `hashes` that `doc` holds and `device` made, with
+    /// that device's changes beneath them, as bytes (see
+    /// `notes::lineage`).
+    pub(crate) fn own_lineage(
         &self,
         doc: &DocId,
         hashes: &[crate::notes::ChangeHash],
@@ -341,7 +342,7 @@ impl<'h> Docs<'h> {
             return Ok(Vec::new());
         }
         let (mut loaded, rev) = self.take_loaded(doc)?;
-        let out = loaded.replica_mut().own_changes_of(hashes, device);
+        let out = loaded.replica_mut().own_lineage(hashes, device);
         self.keep_loaded(doc, rev, loaded);
         Ok(out)
     }

@@ -22,6 +22,7 @@ mod authors;
 mod bytes_tests;
 mod case;
 mod format;
+mod lineage;
 mod live_edit;
 mod note;
 mod private;

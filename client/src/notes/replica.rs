@@ -250,20 +250,6 @@ impl Replica {
             .collect()
     }
 
-    /// The changes among `hashes` held here whose actor is `device`'s, as
-    /// bytes.
-    pub(crate) fn own_changes_of(&mut self, hashes: &[ChangeHash], device: &[u8]) -> Vec<Vec<u8>> {
-        hashes
-            .iter()
-            .filter_map(|h| self.doc.get_change_by_hash(h))
-            .filter(|c| {
-                let actor = c.actor_id().to_bytes();
-                actor.starts_with(device) && actor.len() > device.len()
-            })
-            .map(|c| c.raw_bytes().to_vec())
-            .collect()
-    }
-
     /// Whether every one of `hashes` is applied here (not merely waiting).
     pub(crate) fn has_applied(&mut self, hashes: &[ChangeHash]) -> bool {
         hashes

@@ -36,6 +36,16 @@ impl Store {
         Ok(())
     }
 
+    /// Tells this device's claim of `doc` again: the envelope that told it
+    /// is covered by a snapshot, which drops it (see `sync::snapshot`).
+    pub fn retell_claim(&self, doc: &DocId) -> Result<(), StoreError> {
+        self.execute(
+            "UPDATE claims_out SET told = 0 WHERE doc = ?1",
+            params![&doc.0[..]],
+        )?;
+        Ok(())
+    }
+
     /// Up to `limit` claims not told yet.
     pub fn claims_to_tell(&self, limit: usize) -> Result<Vec<Claim>, StoreError> {
         let mut stmt = self.conn.prepare_cached(

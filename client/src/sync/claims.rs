@@ -231,9 +231,11 @@ impl Home {
         Ok(())
     }
 
-    /// Sends again the changes of this device's that the account's other
-    /// devices asked for, each want once however often it is served, in
-    /// the transaction that marks it answered.
+    /// Sends again the changes of this device's that other devices asked
+    /// for, with this device's changes beneath them (a device short of one
+    /// is usually short of the run it sat in; see `notes::lineage`), each
+    /// want once however often it is served, in the transaction that marks
+    /// it answered.
     pub(super) fn answer_wants(&mut self, report: &mut SyncReport) -> Result<()> {
         let wants = self.store.wants_to_answer(ANSWERS_PER_ROUND)?;
         if wants.is_empty() {
@@ -247,7 +249,7 @@ impl Home {
         let resent = self.atomically(|home| {
             let mut resent = 0;
             for (doc, hashes) in &by_doc {
-                let own = home.docs().own_changes_of(doc, hashes, &device.0)?;
+                let own = home.docs().own_lineage(doc, hashes, &device.0)?;
                 resent += home.queue_resend(doc, own)?;
             }
             home.store.wants_answered(&wants)?;

@@ -85,6 +85,8 @@ pub(crate) struct Round {
     next: VecDeque<Phase>,
     /// An outcome is awaited.
     waiting: bool,
+    /// The changes that follow this round's snapshots were queued.
+    marked: bool,
 }
 
 impl Round {
@@ -99,6 +101,7 @@ impl Round {
             pulling: Pulling::First,
             next: VecDeque::from([Phase::PushEarly]),
             waiting: false,
+            marked: false,
         }
     }
 
@@ -215,11 +218,19 @@ impl Round {
         }
     }
 
-    /// `sent` snapshots were uploaded.
+    /// `sent` snapshots were uploaded. Each left a change to send that
+    /// names what it holds (see `sync::snapshot`): it goes in this round,
+    /// with what follows a push.
     pub fn snapshots_sent(&mut self, sent: usize) {
         self.waiting = false;
-        self.report.snapshots_out = sent;
-        self.next.push_back(Phase::Done);
+        self.report.snapshots_out += sent;
+        match sent > 0 && !self.marked {
+            true => {
+                self.marked = true;
+                self.next.push_back(Phase::Push(self.held_back.clone()));
+            }
+            false => self.next.push_back(Phase::Done),
+        }
     }
 
     /// The round's report, each refusal once.

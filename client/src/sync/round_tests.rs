@@ -27,6 +27,8 @@ fn run(restored: bool, answers: Answers) -> (Vec<String>, SyncReport) {
     let mut names = Vec::new();
     let mut pulls = answers.pulls.into_iter();
     let mut pushes = answers.pushes.into_iter();
+    // Snapshots are due once: the first Snapshots phase sends them.
+    let mut snapshots = answers.snapshots;
     for _ in 0..100 {
         let phase = round.poll();
         names.push(match &phase {
@@ -61,7 +63,7 @@ fn run(restored: bool, answers: Answers) -> (Vec<String>, SyncReport) {
                 round.pushed(acked, moved);
             }
             Phase::PushAudit => round.audit_sent(answers.audit),
-            Phase::Snapshots => round.snapshots_sent(answers.snapshots),
+            Phase::Snapshots => round.snapshots_sent(std::mem::take(&mut snapshots)),
             Phase::ForgetRestored | Phase::Progress(_) | Phase::Upkeep(_) => {}
             Phase::Done => return (names, round.finish()),
         }
@@ -97,13 +99,30 @@ fn what_was_sent_is_pulled_back_before_snapshots() {
         ..Answers::default()
     };
     let (phases, report) = run(false, answers);
+    // The changes that follow the snapshots go in the same round, and are
+    // pulled back as every push is.
     assert_eq!(
         phases.join(" "),
-        "PushEarly Accounts Pull Upkeep Push PushAudit Pull Snapshots Done"
+        "PushEarly Accounts Pull Upkeep Push PushAudit Pull Snapshots Push PushAudit Pull Snapshots Done"
     );
     assert_eq!(report.pushed, 3);
     assert_eq!(report.received, 5);
     assert_eq!(report.snapshots_out, 2);
+}
+
+#[test]
+fn the_push_after_snapshots_leaves_alone_what_the_pull_held_back() {
+    let held: BTreeSet<DocId> = [doc(4)].into();
+    let answers = Answers {
+        pulls: vec![(held, 0, vec![])],
+        snapshots: 1,
+        ..Answers::default()
+    };
+    let (phases, _) = run(false, answers);
+    assert_eq!(
+        phases.join(" "),
+        "PushEarly Accounts Pull Upkeep* Push* PushAudit Snapshots Push* PushAudit Snapshots Done"
+    );
 }
 
 #[test]

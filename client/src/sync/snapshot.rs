@@ -1,18 +1,24 @@
 //! Snapshots: a document that has gathered many changes is uploaded whole,
 //! so a new device loads one envelope instead of replaying its history,
 //! and the relay drops the changes it covers.
+//!
+//! What it covers is dropped, the signals that told of its changes too: a
+//! device not served it would be left short without a word. So once the
+//! relay has taken a snapshot, its device sends a change that builds on
+//! everything the snapshot holds (`notes::lineage`), in the same round, and
+//! tells its own newest change again: both lie past what it covers.
 
 use casebook_shared::codec;
 use casebook_shared::envelope::{Envelope, Header, Kind, MAX_ENVELOPE};
 use casebook_shared::frames::{ErrorCode, Request, Response};
-use casebook_shared::ids::{AccountId, EnvelopeId};
+use casebook_shared::ids::{AccountId, DocId, EnvelopeId};
 
 use super::{SNAPSHOT_EVERY, unexpected};
 use crate::docs::DocMeta;
 use crate::error::Result;
 use crate::home::Home;
 use crate::net::Relay;
-use crate::store::DocSync;
+use crate::store::{DocSync, OutKind};
 
 /// Whether this account's device should snapshot a document now: it has
 /// gathered changes of weight [`SNAPSHOT_EVERY`] since the last snapshot
@@ -104,7 +110,10 @@ impl Home {
             for ((doc, sync), r) in docs.iter().copied().zip(results) {
                 match answered(sync, &r) {
                     Some(sync) => {
-                        self.store.set_doc_sync(&doc, sync)?;
+                        self.atomically(|home| {
+                            home.store.set_doc_sync(&doc, sync)?;
+                            home.mark_snapshot(&doc)
+                        })?;
                         sent += 1;
                     }
                     None => tracing::warn!(doc = %doc.short(), answer = ?r, "snapshot refused"),
@@ -112,6 +121,19 @@ impl Home {
             }
         }
         Ok(sent)
+    }
+}
+
+impl Home {
+    /// After the relay took a snapshot of `doc`: queues a change with no
+    /// operations that builds on every change the snapshot holds, and tells
+    /// this device's newest change of it again (see the module's comment).
+    fn mark_snapshot(&mut self, doc: &DocId) -> Result<()> {
+        let (mut loaded, _) = self.docs().take_loaded(doc)?;
+        let mark = loaded.replica_mut().mark_heads();
+        self.store_loaded(doc, loaded, &mark, OutKind::Change)?;
+        self.store.retell_claim(doc)?;
+        Ok(())
     }
 }
 
