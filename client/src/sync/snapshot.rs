@@ -2,11 +2,17 @@
 //! so a new device loads one envelope instead of replaying its history,
 //! and the relay drops the changes it covers.
 //!
-//! What it covers is dropped, the signals that told of its changes too: a
-//! device not served it would be left short without a word. So once the
-//! relay has taken a snapshot, its device sends a change that builds on
-//! everything the snapshot holds (`notes::lineage`), in the same round, and
-//! tells its own newest change again: both lie past what it covers.
+//! What it covers is dropped. In a document shared with another account
+//! that includes the signals that told of its changes (`sync::signals`),
+//! so a device not served the snapshot would be left short without a
+//! word. So once the relay has taken a snapshot of such a document, its
+//! device sends a change that builds on everything the snapshot holds
+//! (`notes::lineage`), in the same round; and, of any document, tells its
+//! own newest change again: both lie past what the snapshot covers. (The
+//! claims of a document shared with nobody travel in the audit document,
+//! which no snapshot of it covers; and that change costs a device that
+//! first syncs a load of the document, so it is not sent where it is not
+//! needed.)
 
 use casebook_shared::codec;
 use casebook_shared::envelope::{Envelope, Header, Kind, MAX_ENVELOPE};
@@ -94,7 +100,8 @@ impl Home {
                 covers: sync.seen,
             };
             envelopes.push(Envelope::seal(header, key, &self.id.signer, &plain).into_bytes());
-            docs.push((doc, sync));
+            let shared = super::signals::signals_in(&meta, &me, self.now());
+            docs.push((doc, sync, shared));
         }
         let mut sent = 0;
         for (envs, docs) in envelopes.chunks(64).zip(docs.chunks(64)) {
@@ -107,12 +114,16 @@ impl Home {
                 Response::Uploaded { results } => results,
                 r => return Err(unexpected(r)),
             };
-            for ((doc, sync), r) in docs.iter().copied().zip(results) {
+            for ((doc, sync, shared), r) in docs.iter().copied().zip(results) {
                 match answered(sync, &r) {
                     Some(sync) => {
                         self.atomically(|home| {
                             home.store.set_doc_sync(&doc, sync)?;
-                            home.mark_snapshot(&doc)
+                            home.store.retell_claim(&doc)?;
+                            match shared {
+                                true => home.mark_snapshot(&doc),
+                                false => Ok(()),
+                            }
                         })?;
                         sent += 1;
                     }
@@ -125,15 +136,13 @@ impl Home {
 }
 
 impl Home {
-    /// After the relay took a snapshot of `doc`: queues a change with no
-    /// operations that builds on every change the snapshot holds, and tells
-    /// this device's newest change of it again (see the module's comment).
+    /// After the relay took a snapshot of `doc`, shared with another
+    /// account: queues a change with no operations that builds on every
+    /// change the snapshot holds (see the module's comment).
     fn mark_snapshot(&mut self, doc: &DocId) -> Result<()> {
         let (mut loaded, _) = self.docs().take_loaded(doc)?;
         let mark = loaded.replica_mut().mark_heads();
-        self.store_loaded(doc, loaded, &mark, OutKind::Change)?;
-        self.store.retell_claim(doc)?;
-        Ok(())
+        self.store_loaded(doc, loaded, &mark, OutKind::Change)
     }
 }
 
