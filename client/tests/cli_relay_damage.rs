@@ -4,77 +4,9 @@
 
 mod common;
 
+use common::damage::*;
 use common::*;
 use rusqlite::params;
-
-/// A relay, Dr. Rivera's case of Jordan Avery shared with Dr. Chen to
-/// read, who has synced it once.
-fn shared_case(
-    relay: &Relay,
-    dir: &std::path::Path,
-) -> (std::path::PathBuf, std::path::PathBuf, String) {
-    shared_case_as(relay, dir, "read")
-}
-
-/// The same, shared in `role`.
-fn shared_case_as(
-    relay: &Relay,
-    dir: &std::path::Path,
-    role: &str,
-) -> (std::path::PathBuf, std::path::PathBuf, String) {
-    let (rivera, chen) = (dir.join("rivera"), dir.join("chen"));
-    init_at(&rivera, relay, "Dr. Rivera");
-    init_at(&chen, relay, "Dr. Chen");
-    let case = new_case(&rivera, "Jordan Avery");
-    befriend(&rivera, &chen, "Dr. Chen");
-    ok(&rivera, &share_args(&case, "Dr. Chen", role, &[]));
-    ok(&chen, &["sync"]);
-    (rivera, chen, case)
-}
-
-/// The relay's stored envelopes of changes of `case` (not the signals
-/// members tell each other), newest first: sequence number and the row as
-/// stored.
-fn envelopes(relay: &Relay, case: &str) -> Vec<(i64, Vec<u8>, Vec<u8>)> {
-    let db = rusqlite::Connection::open(relay.data().join("relay.db")).unwrap();
-    let mut stmt = db
-        .prepare("SELECT seq, env_id, bytes FROM envelopes WHERE doc = ?1 ORDER BY seq DESC")
-        .unwrap();
-    stmt.query_map([hex::decode(case).unwrap()], |r| {
-        Ok((r.get(0)?, r.get(1)?, r.get(2)?))
-    })
-    .unwrap()
-    .map(Result::unwrap)
-    .filter(|(_, _, bytes): &(i64, Vec<u8>, Vec<u8>)| bytes[1] == 0)
-    .collect()
-}
-
-/// Whether `home` finds `phrase` in its notes.
-fn finds(home: &std::path::Path, phrase: &str) -> bool {
-    ok(home, &["search", phrase]).contains("Jordan Avery")
-}
-
-fn relay_db(relay: &Relay) -> rusqlite::Connection {
-    rusqlite::Connection::open(relay.data().join("relay.db")).unwrap()
-}
-
-/// Deletes the stored envelope numbered `seq`, as a relay losing it would.
-fn lose(relay: &Relay, seq: i64) {
-    relay_db(relay)
-        .execute("DELETE FROM envelopes WHERE seq = ?1", [seq])
-        .unwrap();
-}
-
-/// Puts a stored envelope back where it was, as whoever runs the relay
-/// would from a good copy.
-fn put_back(relay: &Relay, case: &str, (seq, env_id, bytes): (i64, Vec<u8>, Vec<u8>)) {
-    relay_db(relay)
-        .execute(
-            "INSERT INTO envelopes(seq, doc, env_id, bytes) VALUES (?1, ?2, ?3, ?4)",
-            params![seq, hex::decode(case).unwrap(), env_id, bytes],
-        )
-        .unwrap();
-}
 
 /// A sync that refused some of what the relay served lists it, says what
 /// it means, and exits with its own code (3), apart from other failures.
@@ -216,40 +148,6 @@ async fn a_case_whose_first_envelope_is_gone_is_named_and_arrives_once_put_back(
     assert!(!ok(&chen, &["status"]).contains("INCOMPLETE"));
 }
 
-/// A relay, and Dr. Rivera's laptop and tablet (recovered from the words),
-/// both holding the case of Jordan Avery.
-fn laptop_and_tablet(
-    relay: &Relay,
-    dir: &std::path::Path,
-) -> (std::path::PathBuf, std::path::PathBuf, String) {
-    let (laptop, tablet) = (dir.join("laptop"), dir.join("tablet"));
-    let init = casebook(&laptop)
-        .args(init_args(relay, "Dr. Rivera"))
-        .stdin(std::process::Stdio::null())
-        .output()
-        .unwrap();
-    assert!(init.status.success());
-    let case = new_case(&laptop, "Jordan Avery");
-    ok(&laptop, &["sync"]);
-    let addr = relay.handle.addr.to_string();
-    let fp = casebook_relay::format_fingerprint(&relay.handle.fingerprint);
-    let recovered = casebook(&tablet)
-        .args(["recover", "--relay", &addr, "--relay-fingerprint", &fp])
-        .args(["--name", "Dr. Rivera", "--device-name", "tablet"])
-        .env("CASEBOOK_RECOVERY_WORDS", shown_words(&init.stderr))
-        .stdin(std::process::Stdio::null())
-        .output()
-        .unwrap();
-    assert!(
-        recovered.status.success(),
-        "{}",
-        String::from_utf8_lossy(&recovered.stderr)
-    );
-    ok(&tablet, &["sync"]);
-    assert!(ok(&tablet, &["case", "list"]).contains("Jordan Avery"));
-    (laptop, tablet, case)
-}
-
 /// The newest change of a case lost by the relay: nothing builds on it, so
 /// nothing served says it is missing. But the laptop that made it tells the
 /// account's other devices, with its audit entries, which of its changes
@@ -327,12 +225,6 @@ async fn a_change_lost_from_under_a_later_one_is_asked_for_and_sent_again() {
     ok(&tablet, &["sync"]);
     assert!(finds(&tablet, "Sleep diary") && finds(&tablet, "Breathing"));
     assert!(!ok(&tablet, &["status"]).contains("INCOMPLETE"));
-}
-
-/// Loses `case`'s newest change from the relay.
-fn lose_newest(relay: &Relay, case: &str) {
-    let (seq, _, _) = envelopes(relay, case).remove(0);
-    lose(relay, seq);
 }
 
 /// `home`'s sync names `case` INCOMPLETE (exit 4), with the change's
@@ -463,68 +355,4 @@ async fn a_comment_on_a_case_whose_first_envelope_is_gone_waits_and_arrives() {
         serde_json::from_str(&ok(&chen, &["--json", "note", "show", &case, &note])).unwrap();
     assert_eq!(shown["comments"][0]["text"], "Agree.", "{shown}");
     assert!(!ok(&chen, &["status"]).contains("INCOMPLETE"));
-}
-
-/// The relay loses a snapshot before a colleague fetched the changes it
-/// covers (and dropped, with the signals that told of them). The owner's
-/// device sent, after the snapshot, a change that builds on all it holds:
-/// the colleague's device, served that, names the case INCOMPLETE rather
-/// than silently lacking the notes, and asks; the owner's next sync sends
-/// its changes under the one asked for, the whole run at once.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_snapshot_lost_before_a_colleague_fetched_it_is_named_and_sent_again() {
-    let relay = relay().await;
-    let dir = tempfile::tempdir().unwrap();
-    let (rivera, chen, case) = shared_case(&relay, dir.path());
-    snapshot_lost_and_sent_again(&relay, &case, (&rivera, &chen));
-}
-
-/// The same on the account's own devices, in a case shared with nobody:
-/// the claims that name the lost changes travel with the audit entries,
-/// which no snapshot of the case covers.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_snapshot_lost_before_the_other_device_fetched_it_is_named_and_sent_again() {
-    let relay = relay().await;
-    let dir = tempfile::tempdir().unwrap();
-    let (laptop, tablet, case) = laptop_and_tablet(&relay, dir.path());
-    snapshot_lost_and_sent_again(&relay, &case, (&laptop, &tablet));
-}
-
-/// `owner` adds two notes to `case` (one long enough for a snapshot) and
-/// syncs, and the relay loses the snapshot it took: `other` names the case
-/// INCOMPLETE (exit 4) and asks; one sync of the owner's later, one of
-/// `other` holds both notes.
-fn snapshot_lost_and_sent_again(
-    relay: &Relay,
-    case: &str,
-    (owner, other): (&std::path::Path, &std::path::Path),
-) {
-    ok(
-        owner,
-        &["note", "add", case, "--field", "plan=Sleep diary."],
-    );
-    // About 9 KiB of text: enough, on its own, for a snapshot.
-    let long = format!("subjective={}", "Talked about the week. ".repeat(400));
-    ok(owner, &["note", "add", case, "--field", &long]);
-    ok(owner, &["sync"]);
-    let lost = relay_db(relay)
-        .execute(
-            "DELETE FROM snapshots WHERE doc = ?1",
-            [hex::decode(case).unwrap()],
-        )
-        .unwrap();
-    assert_eq!(lost, 1, "the owner's sync took a snapshot");
-
-    let out = run(other, &["sync"]);
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(4), "{err}");
-    assert!(
-        err.contains("Jordan Avery (") && err.contains("is INCOMPLETE"),
-        "{err}"
-    );
-    assert!(!finds(other, "Sleep diary"));
-    ok(owner, &["sync"]);
-    ok(other, &["sync"]);
-    assert!(finds(other, "Sleep diary") && finds(other, "Talked about the week"));
-    assert!(!ok(other, &["status"]).contains("INCOMPLETE"));
 }

@@ -337,12 +337,28 @@ impl<'h> Docs<'h> {
         doc: &DocId,
         hashes: &[crate::notes::ChangeHash],
         device: &[u8],
+        run: crate::notes::lineage::Run,
     ) -> Result<Vec<Vec<u8>>> {
         if !self.store.has_body(doc)? {
             return Ok(Vec::new());
         }
         let (mut loaded, rev) = self.take_loaded(doc)?;
-        let out = loaded.replica_mut().own_lineage(hashes, device);
+        let out = loaded.replica_mut().own_lineage(hashes, device, run);
+        self.keep_loaded(doc, rev, loaded);
+        Ok(out)
+    }
+
+    /// Each of `hashes` that `doc` holds: hash, actor and bytes.
+    pub(crate) fn held_with_actor(
+        &self,
+        doc: &DocId,
+        hashes: &[crate::notes::ChangeHash],
+    ) -> Result<Vec<crate::notes::HeldChange>> {
+        if !self.store.has_body(doc)? {
+            return Ok(Vec::new());
+        }
+        let (mut loaded, rev) = self.take_loaded(doc)?;
+        let out = loaded.replica_mut().held_with_actor(hashes);
         self.keep_loaded(doc, rev, loaded);
         Ok(out)
     }

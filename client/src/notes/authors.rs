@@ -1,7 +1,10 @@
 //! Who wrote what in a note, read off the operations rather than the text.
 //!
 //! Every change is written as the device that sealed it (`sync::check`),
-//! so an operation's actor names its device: the first 32 bytes of the
+//! save what an owner's device carries, in its snapshots and on behalf of
+//! a device that can no longer send its own (the owner is trusted with
+//! the whole case). So an operation's actor names its device: the first
+//! 32 bytes of the
 //! actor, the device id, before a per-process suffix. A comment or an
 //! addendum is a map its author made and filled; the map's creation names
 //! the author, and a field of it written by another device means someone

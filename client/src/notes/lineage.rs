@@ -11,6 +11,10 @@
 //! takes as a no-op. Changes of other devices beneath it are theirs to
 //! send: the asker names them when the run arrives.
 //!
+//! An owner's device also holds others' changes, and sends one on behalf
+//! of a device that can no longer send it (see `sync::claims`):
+//! [`Replica::held_with_actor`].
+//!
 //! And what a device sends after a snapshot, so that a device the snapshot
 //! never reaches can tell what it lacks: see [`Replica::mark_heads`].
 
@@ -21,11 +25,30 @@ use automerge::transaction::CommitOptions;
 
 use super::replica::Replica;
 
-/// The most of a device's own changes sent for one document's asks.
-pub(crate) const LINEAGE_CHANGES: usize = 64;
+/// A change held here: its hash, its actor's bytes, and its own bytes.
+pub(crate) type HeldChange = (ChangeHash, Vec<u8>, Vec<u8>);
 
-/// The most bytes of them (a page of envelopes; see `sync::heal`).
-pub(crate) const LINEAGE_BYTES: usize = 1024 * 1024;
+/// How much of a device's own run goes beneath the changes asked for.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Run {
+    pub changes: usize,
+    pub bytes: usize,
+}
+
+/// For this account's own devices: up to a page of envelopes (see
+/// `sync::heal`).
+pub(crate) const RUN_FOR_OWN: Run = Run {
+    changes: 64,
+    bytes: 1024 * 1024,
+};
+
+/// For another account's: less. Each of its devices may ask once for each
+/// of this device's changes, and what it is sent counts against the
+/// owner's storage on the relay.
+pub(crate) const RUN_FOR_OTHERS: Run = Run {
+    changes: 16,
+    bytes: 256 * 1024,
+};
 
 impl Replica {
     /// Commits a change with no operations that builds on every change
@@ -45,37 +68,45 @@ impl Replica {
         self.changes_since(&heads)
     }
 
-    /// The changes among `hashes` that `device` made, with that device's
-    /// changes beneath them (walking every change's dependencies, the
-    /// newest first), at most [`LINEAGE_CHANGES`] and [`LINEAGE_BYTES`],
-    /// as bytes, in an order they apply in.
-    pub(crate) fn own_lineage(&mut self, hashes: &[ChangeHash], device: &[u8]) -> Vec<Vec<u8>> {
+    /// The changes among `hashes` that `device` made, every one of them,
+    /// with at most `run` of that device's changes beneath them (walking
+    /// every change's dependencies, the nearest first), as bytes, in the
+    /// order the history holds them (each after what it builds on).
+    pub(crate) fn own_lineage(
+        &mut self,
+        hashes: &[ChangeHash],
+        device: &[u8],
+        run: Run,
+    ) -> Vec<Vec<u8>> {
         let own = |actor: &[u8]| actor.starts_with(device) && actor.len() > device.len();
-        // One pass over the history's metadata, not a change decoded per step.
-        let graph: HashMap<ChangeHash, (Vec<ChangeHash>, bool, u64)> = self
+        // One pass over the history's metadata, not a change decoded per
+        // step; its order is one the changes apply in.
+        let graph: HashMap<ChangeHash, (usize, Vec<ChangeHash>, bool)> = self
             .doc
             .get_changes_meta(&[])
             .into_iter()
-            .map(|m| (m.hash, (m.deps, own(m.actor.to_bytes()), m.start_op)))
+            .enumerate()
+            .map(|(i, m)| (m.hash, (i, m.deps, own(m.actor.to_bytes()))))
             .collect();
-        // Only asks for this device's changes start a walk: another's are
-        // its own device's to answer.
-        let mut queue: VecDeque<ChangeHash> = hashes
+        // Only asks for this device's changes are answered here: another's
+        // are its own device's to answer.
+        let wanted: BTreeSet<ChangeHash> = hashes
             .iter()
-            .filter(|h| graph.get(h).is_some_and(|(_, own, _)| *own))
+            .filter(|h| graph.get(h).is_some_and(|(_, _, own)| *own))
             .copied()
             .collect();
-        let mut seen: BTreeSet<ChangeHash> = queue.iter().copied().collect();
-        let mut picked: Vec<(u64, ChangeHash)> = Vec::new();
+        let mut queue: VecDeque<ChangeHash> = wanted.iter().copied().collect();
+        let mut seen = wanted.clone();
+        let mut beneath: Vec<(usize, ChangeHash)> = Vec::new();
         while let Some(h) = queue.pop_front() {
-            if picked.len() == LINEAGE_CHANGES {
+            if beneath.len() == run.changes {
                 break;
             }
-            let Some((deps, own, start_op)) = graph.get(&h) else {
+            let Some((i, deps, own)) = graph.get(&h) else {
                 continue;
             };
-            if *own {
-                picked.push((*start_op, h));
+            if *own && !wanted.contains(&h) {
+                beneath.push((*i, h));
             }
             for d in deps {
                 if seen.insert(*d) {
@@ -83,24 +114,45 @@ impl Replica {
                 }
             }
         }
-        // Newest first within the byte bound, then oldest first to apply
-        // (a change's first operation follows every one it builds on).
-        picked.sort_by_key(|p| std::cmp::Reverse(p.0));
+        let mut out: Vec<(usize, Vec<u8>)> = Vec::new();
+        for h in &wanted {
+            if let Some(c) = self.doc.get_change_by_hash(h) {
+                out.push((graph[h].0, c.raw_bytes().to_vec()));
+            }
+        }
+        // What lies beneath, the newest first, within the byte bound.
+        beneath.sort_by_key(|p| std::cmp::Reverse(p.0));
         let mut bytes = 0;
-        let mut out = Vec::new();
-        for (op, h) in picked {
+        for (i, h) in beneath {
             let Some(c) = self.doc.get_change_by_hash(&h) else {
                 continue;
             };
             let raw = c.raw_bytes().to_vec();
-            if !out.is_empty() && bytes + raw.len() > LINEAGE_BYTES {
+            if bytes + raw.len() > run.bytes {
                 break;
             }
             bytes += raw.len();
-            out.push((op, raw));
+            out.push((i, raw));
         }
-        out.reverse();
+        out.sort_by_key(|p| p.0);
         out.into_iter().map(|(_, raw)| raw).collect()
+    }
+}
+
+impl Replica {
+    /// Each of `hashes` held here: its hash, its actor and its bytes.
+    pub(crate) fn held_with_actor(&mut self, hashes: &[ChangeHash]) -> Vec<HeldChange> {
+        hashes
+            .iter()
+            .filter_map(|h| self.doc.get_change_by_hash(h))
+            .map(|c| {
+                (
+                    c.hash(),
+                    c.actor_id().to_bytes().to_vec(),
+                    c.raw_bytes().to_vec(),
+                )
+            })
+            .collect()
     }
 }
 
@@ -132,15 +184,19 @@ mod tests {
         let theirs = write(&mut b, "two");
         a.merge(&mut b).unwrap();
         let second = write(a, "three");
-        let sent = replica.own_lineage(&[second], me);
+        let sent = replica.own_lineage(&[second], me, RUN_FOR_OWN);
         assert_eq!(
             hashes(&sent),
             vec![created, first, second],
             "oldest first, this device's only"
         );
         // Another device's change starts no walk; nor does one not held.
-        assert!(replica.own_lineage(&[theirs], me).is_empty());
-        assert!(replica.own_lineage(&[ChangeHash([7; 32])], me).is_empty());
+        assert!(replica.own_lineage(&[theirs], me, RUN_FOR_OWN).is_empty());
+        assert!(
+            replica
+                .own_lineage(&[ChangeHash([7; 32])], me, RUN_FOR_OWN)
+                .is_empty()
+        );
     }
 
     #[test]
@@ -169,14 +225,46 @@ mod tests {
     }
 
     #[test]
-    fn a_long_run_goes_in_a_bounded_piece_ending_with_the_change_asked_for() {
+    fn a_long_run_goes_in_a_bounded_piece_and_every_change_asked_for_goes() {
         let mut replica = Replica::new("test", &[], b"device-a-1").unwrap();
-        let mut last = replica.doc.commit().unwrap();
-        for i in 0..LINEAGE_CHANGES + 10 {
+        let first = replica.doc.commit().unwrap();
+        let mut last = first;
+        for i in 0..RUN_FOR_OWN.changes + 10 {
             last = write(&mut replica.doc, &format!("k{i}"));
         }
-        let sent = replica.own_lineage(&[last], b"device-a");
-        assert_eq!(sent.len(), LINEAGE_CHANGES);
-        assert_eq!(hashes(&sent).last(), Some(&last));
+        let sent = hashes(&replica.own_lineage(&[last], b"device-a", RUN_FOR_OWN));
+        assert_eq!(sent.len(), RUN_FOR_OWN.changes + 1);
+        assert_eq!(sent.last(), Some(&last));
+        // The oldest, asked for beside the newest, goes too, whatever the
+        // bound: the asker asks once.
+        let sent = replica.own_lineage(&[last, first], b"device-a", RUN_FOR_OTHERS);
+        let sent = hashes(&sent);
+        assert_eq!(sent.len(), RUN_FOR_OTHERS.changes + 2);
+        assert_eq!((sent.first(), sent.last()), (Some(&first), Some(&last)));
+        let none = Run {
+            changes: 0,
+            bytes: 0,
+        };
+        assert_eq!(
+            hashes(&replica.own_lineage(&[last], b"device-a", none)),
+            [last]
+        );
+    }
+
+    #[test]
+    fn a_change_built_on_a_mark_goes_after_it() {
+        let mut replica = Replica::new("test", &[], b"device-a-1").unwrap();
+        write(&mut replica.doc, "one");
+        replica.mark_heads();
+        // The mark took no operation: this change starts at the same one.
+        let after = write(&mut replica.doc, "two");
+        let sent = hashes(&replica.own_lineage(&[after], b"device-a", RUN_FOR_OWN));
+        let mut fresh = AutoCommit::new();
+        for h in &sent {
+            let c = replica.doc.get_change_by_hash(h).unwrap();
+            fresh.apply_changes([c]).unwrap();
+            assert!(fresh.get_missing_deps(&[]).is_empty(), "in order");
+        }
+        assert_eq!(fresh.get_heads(), vec![after]);
     }
 }

@@ -22,7 +22,7 @@ mod authors;
 mod bytes_tests;
 mod case;
 mod format;
-mod lineage;
+pub(crate) mod lineage;
 mod live_edit;
 mod note;
 mod private;
@@ -44,6 +44,7 @@ pub use format::{
     COMMON_FIELDS, NoteFormat, PROFILE_FIELDS, SCALAR_FIELDS, new_note_id, parse_date,
     parse_duration, parse_start_time,
 };
+pub(crate) use lineage::HeldChange;
 pub use note::{CaseSummary, LateEdit, Note, NoteInput, NoteSummary, Profile, Remark};
 pub use private::{PrivateDoc, PrivateEntry};
 pub(crate) use replica::Replica;
@@ -56,8 +57,8 @@ pub(crate) fn base_of(bytes: &[u8]) -> Option<Vec<ChangeHash>> {
 }
 
 /// See `Replica::tips_of`.
-pub(crate) fn tips_of(bytes: &[u8]) -> Option<Vec<(ChangeHash, u64)>> {
-    replica::Replica::tips_of(bytes)
+pub(crate) fn tips_of(bytes: &[u8], device: &[u8]) -> Option<Vec<(ChangeHash, u64)>> {
+    replica::Replica::tips_of(bytes, device)
 }
 pub use scores::{
     SCORE_PREFIX, STANDARD, ScorePoint, Series, Standard, band, measure_name, score_field,

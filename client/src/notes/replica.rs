@@ -219,11 +219,12 @@ impl Replica {
         Some(base)
     }
 
-    /// The changes of a batch that no other change of it builds on, each
-    /// with its last operation's number (which only grows along a history):
-    /// the newest, for a device's own batch. `None` when the bytes are not
-    /// change chunks.
-    pub(crate) fn tips_of(bytes: &[u8]) -> Option<Vec<(ChangeHash, u64)>> {
+    /// The changes of a batch that no other change of it builds on and
+    /// that `device` wrote (a batch an owner's device sends on another's
+    /// behalf holds none), each with its last operation's number (which
+    /// only grows along a history): the newest, for a device's own batch.
+    /// `None` when the bytes are not change chunks.
+    pub(crate) fn tips_of(bytes: &[u8], device: &[u8]) -> Option<Vec<(ChangeHash, u64)>> {
         let changes: Vec<Change> = split_chunks(bytes)?
             .into_iter()
             .map(|c| catch_unwind(|| Change::try_from(c)).ok()?.ok())
@@ -236,6 +237,10 @@ impl Replica {
             changes
                 .iter()
                 .filter(|c| !built_on.contains(&c.hash()))
+                .filter(|c| {
+                    let actor = c.actor_id().to_bytes();
+                    actor.starts_with(device) && actor.len() > device.len()
+                })
                 .map(|c| (c.hash(), c.max_op()))
                 .collect(),
         )

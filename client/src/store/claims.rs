@@ -36,8 +36,9 @@ impl Store {
         Ok(())
     }
 
-    /// Tells this device's claim of `doc` again: the envelope that told it
-    /// is covered by a snapshot, which drops it (see `sync::snapshot`).
+    /// Tells this device's claim of `doc` again: a snapshot covers the
+    /// envelope that told it, and where that was a signal in the document
+    /// the relay dropped it (see `sync::snapshot`).
     pub fn retell_claim(&self, doc: &DocId) -> Result<(), StoreError> {
         self.execute(
             "UPDATE claims_out SET told = 0 WHERE doc = ?1",
@@ -254,6 +255,16 @@ impl Store {
     pub fn wants_to_answer(&self, limit: usize) -> Result<Vec<(DocId, Hash)>, StoreError> {
         self.pairs(
             "SELECT DISTINCT doc, hash FROM wants_in WHERE answered = 0 ORDER BY doc, hash LIMIT ?1",
+            limit,
+        )
+    }
+
+    /// Up to `limit` of the wants not answered yet that a device of this
+    /// account asked (another account's are kept numbered 0; see
+    /// `sync::signals`).
+    pub fn wants_from_this_account(&self, limit: usize) -> Result<Vec<(DocId, Hash)>, StoreError> {
+        self.pairs(
+            "SELECT DISTINCT doc, hash FROM wants_in WHERE answered = 0 AND at > 0 ORDER BY doc, hash LIMIT ?1",
             limit,
         )
     }

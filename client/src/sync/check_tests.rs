@@ -222,6 +222,7 @@ fn a_change_is_judged_by_the_role_and_keys_of_its_epoch() {
 #[test]
 fn admit_checks_everything_a_relay_could_fake() {
     let (owner, reader, commenter, stranger) = (author(), author(), author(), author());
+    let writer = author();
     let key = SecretKey::random();
     let keys = BTreeMap::from([(0, SecretKey::from_bytes(*key.expose()))]);
     let meta = meta_of(
@@ -229,10 +230,11 @@ fn admit_checks_everything_a_relay_could_fake() {
             (&owner, Role::Owner, 0, None),
             (&reader, Role::Read, 0, None),
             (&commenter, Role::Comment, 0, None),
+            (&writer, Role::Write, 0, None),
         ],
         0,
     );
-    let accounts: BTreeMap<_, _> = [&owner, &reader, &commenter]
+    let accounts: BTreeMap<_, _> = [&owner, &reader, &commenter, &writer]
         .iter()
         .map(|a| (a.state.id, a.state.clone()))
         .collect();
@@ -294,6 +296,49 @@ fn admit_checks_everything_a_relay_could_fake() {
         .into_bytes(),
     };
     assert_eq!(admit(&forged).err(), Some(Refused::ForeignActor));
+    // The owner's device may carry another device's changes, as its
+    // snapshots do: it sends them on behalf of one that no longer can.
+    let forwarded = Stored {
+        doc: DOC,
+        seq: 41,
+        envelope: Envelope::seal(
+            Header {
+                kind: Kind::Change,
+                doc: DOC,
+                epoch: 0,
+                account: owner.state.id,
+                author: owner.signer.device_id(),
+                id: EnvelopeId([41; 24]),
+                covers: 0,
+            },
+            &key,
+            &owner.signer,
+            &change_as(&commenter.signer.device_id().0),
+        )
+        .into_bytes(),
+    };
+    assert!(admit(&forwarded).is_ok());
+    // A colleague who may write may not: only the owner holds the case.
+    let by_writer = Stored {
+        doc: DOC,
+        seq: 42,
+        envelope: Envelope::seal(
+            Header {
+                kind: Kind::Change,
+                doc: DOC,
+                epoch: 0,
+                account: writer.state.id,
+                author: writer.signer.device_id(),
+                id: EnvelopeId([42; 24]),
+                covers: 0,
+            },
+            &key,
+            &writer.signer,
+            &change_as(&commenter.signer.device_id().0),
+        )
+        .into_bytes(),
+    };
+    assert_eq!(admit(&by_writer).err(), Some(Refused::ForeignActor));
     let wrong_key = SecretKey::random();
     assert_eq!(
         admit(&sealed(&owner, &wrong_key, Kind::Change, 0, 8)).err(),

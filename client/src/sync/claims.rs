@@ -23,12 +23,15 @@
 //! each round fetches it again from the start, and takes no snapshot of
 //! it, until the change arrives. It asks the account's other devices for
 //! it, once, with its own audit entries, and the device that made it sends
-//! it again (the relay takes a device's own envelopes only, so only the
-//! author can). A claim is met once the change is here; it is dropped when
-//! the document is disposed of or no longer shared with this account, or
-//! when the device that made it is revoked (a stolen device could
-//! otherwise claim what never was, and keep the document incomplete for
-//! good).
+//! it again, with its changes beneath it (`notes::lineage`). The relay
+//! takes a device's own envelopes only, so only the author can; but where
+//! the author no longer can (revoked, or its share ended), an owner's
+//! device that holds the change sends it on its behalf
+//! (`Home::forward_orphans`). A claim is met once the change is here; it
+//! is dropped when the document is disposed of or no longer shared with
+//! this account, or when the device that made it is revoked (a stolen
+//! device could otherwise claim what never was, and keep the document
+//! incomplete for good).
 //!
 //! In a document shared with another account, claims and wants go in the
 //! document itself, to every member's devices ([`super::signals`]); the
@@ -41,10 +44,12 @@ use std::collections::{BTreeMap, BTreeSet};
 use casebook_shared::account::AccountState;
 use casebook_shared::ids::{AccountId, DeviceId, DocId};
 
+use super::heal::Resent;
 use super::{Incomplete, SyncReport};
 use crate::error::Result;
 use crate::home::Home;
 use crate::notes::ChangeHash;
+use crate::notes::lineage::{RUN_FOR_OTHERS, RUN_FOR_OWN};
 
 /// Wants queued at most per document: what a colleague's change names as
 /// its base is asked for too, and nobody's forged base fills the account's
@@ -235,8 +240,14 @@ impl Home {
     /// for, with this device's changes beneath them (a device short of one
     /// is usually short of the run it sat in; see `notes::lineage`), each
     /// want once however often it is served, in the transaction that marks
-    /// it answered.
-    pub(super) fn answer_wants(&mut self, report: &mut SyncReport) -> Result<()> {
+    /// it answered. From an owner's device, a change asked for whose own
+    /// device can no longer send it goes on its behalf
+    /// (`Home::forward_orphans`).
+    pub(super) fn answer_wants(
+        &mut self,
+        accounts: &BTreeMap<AccountId, AccountState>,
+        report: &mut SyncReport,
+    ) -> Result<()> {
         let wants = self.store.wants_to_answer(ANSWERS_PER_ROUND)?;
         if wants.is_empty() {
             return Ok(());
@@ -245,12 +256,24 @@ impl Home {
         for (doc, hash) in &wants {
             by_doc.entry(*doc).or_default().push(ChangeHash(*hash));
         }
+        // This account's own devices get the longer run.
+        let own_asked: BTreeSet<DocId> = self
+            .store
+            .wants_from_this_account(ANSWERS_PER_ROUND)?
+            .into_iter()
+            .map(|(doc, _)| doc)
+            .collect();
         let device = self.device_id();
         let resent = self.atomically(|home| {
             let mut resent = 0;
             for (doc, hashes) in &by_doc {
-                let own = home.docs().own_lineage(doc, hashes, &device.0)?;
-                resent += home.queue_resend(doc, own)?;
+                let run = match own_asked.contains(doc) {
+                    true => RUN_FOR_OWN,
+                    false => RUN_FOR_OTHERS,
+                };
+                let own = home.docs().own_lineage(doc, hashes, &device.0, run)?;
+                resent += home.queue_resend(doc, own, Resent::Asked)?;
+                resent += home.forward_orphans(doc, hashes, accounts)?;
             }
             home.store.wants_answered(&wants)?;
             Ok(resent)

@@ -5,22 +5,33 @@
 //! held here. Nothing the relay serves is taken on its word: only what this
 //! device holds (and signed, or holds signed) goes back.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
 use casebook_shared::access::Role;
+use casebook_shared::account::AccountState;
 use casebook_shared::frames::DocHead;
-use casebook_shared::ids::DocId;
+use casebook_shared::ids::{AccountId, DeviceId, DocId};
 
 use super::SyncReport;
 use super::apply::Batch;
+use crate::docs::DocMeta;
 use crate::error::{Error, Result};
 use crate::home::Home;
 use crate::net::Relay;
+use crate::notes::ChangeHash;
 use crate::store::OutKind;
 
 /// The most bytes of changes sent again in one envelope: well inside an
 /// envelope's limit, so a long loss goes back in several.
 const RESEND_BYTES: usize = 1024 * 1024;
+
+/// Why this device sends its own changes again.
+pub(super) enum Resent {
+    /// The relay lost them.
+    Lost,
+    /// Another device asked for one.
+    Asked,
+}
 
 impl Home {
     /// After fetching again everything the relay has of `doc`, which holds
@@ -75,13 +86,18 @@ impl Home {
             // A snapshot that does not load is refused when it is merged.
             Err(_) => return Ok(0),
         };
-        self.queue_resend(doc, lost)
+        self.queue_resend(doc, lost, Resent::Lost)
     }
 
     /// Queues again `lost`, changes this device made to `doc`, if this
-    /// account may still send them; records it in the trail, and returns
+    /// account may still send them; records `why` in the trail, and returns
     /// how many.
-    pub(super) fn queue_resend(&mut self, doc: &DocId, lost: Vec<Vec<u8>>) -> Result<usize> {
+    pub(super) fn queue_resend(
+        &mut self,
+        doc: &DocId,
+        lost: Vec<Vec<u8>>,
+        why: Resent,
+    ) -> Result<usize> {
         if lost.is_empty() {
             return Ok(0);
         }
@@ -96,9 +112,24 @@ impl Home {
             // No longer this account's to send: the change stays here.
             _ => return Ok(0),
         };
-        // In envelopes of at most a page each, in order.
+        self.queue_in_pages(doc, kind, lost)?;
+        let line = match why {
+            Resent::Lost => format!(
+                "{count} change(s) made on this device were missing from the relay (lost, or restored from an older copy): sent again"
+            ),
+            Resent::Asked => format!(
+                "another device asked for a change made on this device that it was not served: sent again, {count} change(s) with those beneath it"
+            ),
+        };
+        self.trail().record(&line, Some(*doc))?;
+        Ok(count)
+    }
+
+    /// Queues `changes` to `doc` as `kind`, in envelopes of at most a page
+    /// each, in order.
+    fn queue_in_pages(&self, doc: &DocId, kind: OutKind, changes: Vec<Vec<u8>>) -> Result<()> {
         let mut batch = Vec::new();
-        for change in lost {
+        for change in changes {
             if !batch.is_empty() && batch.len() + change.len() > RESEND_BYTES {
                 self.store
                     .push_outbox(doc, kind, &std::mem::take(&mut batch))?;
@@ -106,9 +137,54 @@ impl Home {
             batch.extend_from_slice(&change);
         }
         self.store.push_outbox(doc, kind, &batch)?;
+        Ok(())
+    }
+
+    /// From an owner's device: queues the changes among `wanted` that this
+    /// device holds and whose own device can no longer send them (revoked,
+    /// or its account no longer may write in `doc`), on that device's
+    /// behalf; records it in the trail, and returns how many. Only the
+    /// device that made a change sends it again otherwise (the relay takes
+    /// a device's own envelopes only); with it gone, a change the relay
+    /// withheld from a device would stay missing there for good. An
+    /// owner's device may carry others' changes, as its snapshots do (see
+    /// `sync::check`): no one else's may.
+    pub(super) fn forward_orphans(
+        &mut self,
+        doc: &DocId,
+        wanted: &[ChangeHash],
+        accounts: &BTreeMap<AccountId, AccountState>,
+    ) -> Result<usize> {
+        let me = self.account_id();
+        let Some(meta) = self.access().doc_meta(doc)? else {
+            return Ok(0);
+        };
+        let now = self.now();
+        if meta.disposed || meta.role_of(&me, now) != Some(Role::Owner) {
+            return Ok(0);
+        }
+        let mine = match accounts.get(&me) {
+            Some(a) => a.clone(),
+            None => self.account_state()?,
+        };
+        let device = self.device_id();
+        let orphans: Vec<Vec<u8>> = self
+            .docs()
+            .held_with_actor(doc, wanted)?
+            .into_iter()
+            .filter(|(_, actor, _)| {
+                !actor.starts_with(&device.0) && orphaned(actor, &meta, &mine, accounts, now)
+            })
+            .map(|(.., raw)| raw)
+            .collect();
+        if orphans.is_empty() {
+            return Ok(0);
+        }
+        let count = orphans.len();
+        self.queue_in_pages(doc, OutKind::Change, orphans)?;
         self.trail().record(
             &format!(
-                "{count} change(s) made on this device were missing from the relay (lost, or restored from an older copy): sent again"
+                "{count} change(s) another device made were asked for, and that device can no longer send them: sent on its behalf"
             ),
             Some(*doc),
         )?;
@@ -157,5 +233,37 @@ impl Home {
             healed.push(head.doc);
         }
         Ok(healed)
+    }
+}
+
+/// Whether the device whose Automerge actor is `actor` (its id, then a
+/// suffix) can no longer send its changes to the document of `meta` at
+/// `now`: it is revoked, or its account no longer may write there. A device
+/// in no account log the round read is not judged (nothing to go by).
+fn orphaned(
+    actor: &[u8],
+    meta: &DocMeta,
+    mine: &AccountState,
+    accounts: &BTreeMap<AccountId, AccountState>,
+    now: u64,
+) -> bool {
+    // The device id, then a suffix: a bare id is no device's actor.
+    if actor.len() <= 32 {
+        return false;
+    }
+    let Some(device) = actor
+        .get(..32)
+        .and_then(|d| <[u8; 32]>::try_from(d).ok())
+        .map(DeviceId)
+    else {
+        return false;
+    };
+    let found = std::iter::once(mine)
+        .chain(accounts.values())
+        .find_map(|a| a.devices.get(&device).map(|r| (a.id, r)));
+    match found {
+        None => false,
+        Some((_, r)) if r.revoked_seq.is_some() => true,
+        Some((account, _)) => meta.role_of(&account, now).is_none_or(|r| !r.can_upload()),
     }
 }

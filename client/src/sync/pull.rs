@@ -154,7 +154,7 @@ impl Home {
             report.refused.append(pulling.refused());
         }
         self.judge_claims(audit_head, &listed, accounts, report)?;
-        self.answer_wants(report)?;
+        self.answer_wants(accounts, report)?;
         // After every disposal this pull carried out, one rebuild.
         self.rewrite_if_due()?;
         Ok(pulling.finish())

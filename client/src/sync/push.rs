@@ -114,15 +114,17 @@ impl Home {
     /// Removes the rows the relay stored and notes how far it has stored
     /// each document, in one transaction; queues the newest change of each
     /// as a claim for the account's other devices, unless one newer is
-    /// queued (a re-sent row holds older changes; see [`super::claims`]).
+    /// queued (a re-sent row holds older changes; see [`super::claims`]);
+    /// a row of others' changes, sent on their behalf, claims nothing.
     pub(super) fn store_acks(&mut self, acked: &[(i64, DocId, u64)]) -> Result<()> {
         if acked.is_empty() {
             return Ok(());
         }
+        let device = self.device_id();
         self.store.transaction(|s| {
             for (id, doc, seq) in acked {
                 if let Some(payload) = s.outbox_change(*id)?
-                    && let Some((hash, max_op)) = crate::notes::tips_of(&payload)
+                    && let Some((hash, max_op)) = crate::notes::tips_of(&payload, &device.0)
                         .unwrap_or_default()
                         .into_iter()
                         .max_by_key(|(_, op)| *op)

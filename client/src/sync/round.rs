@@ -218,15 +218,19 @@ impl Round {
         }
     }
 
-    /// `sent` snapshots were uploaded. Each left a change to send that
-    /// names what it holds (see `sync::snapshot`): it goes in this round,
-    /// with what follows a push.
+    /// `sent` snapshots were uploaded. One of a case shared with another
+    /// account left a change to send that names what it holds, and each
+    /// left its device's newest change to tell again (see
+    /// `sync::snapshot`): they go in this round, with what follows a push,
+    /// once (a snapshot the echo's pull makes due waits for the next).
     pub fn snapshots_sent(&mut self, sent: usize) {
         self.waiting = false;
         self.report.snapshots_out += sent;
         match sent > 0 && !self.marked {
             true => {
                 self.marked = true;
+                // That push reports what it held in place of the first's.
+                self.report.held.clear();
                 self.next.push_back(Phase::Push(self.held_back.clone()));
             }
             false => self.next.push_back(Phase::Done),

@@ -118,11 +118,12 @@ fn the_push_after_snapshots_leaves_alone_what_the_pull_held_back() {
         snapshots: 1,
         ..Answers::default()
     };
-    let (phases, _) = run(false, answers);
+    let (phases, report) = run(false, answers);
     assert_eq!(
         phases.join(" "),
         "PushEarly Accounts Pull Upkeep* Push* PushAudit Snapshots Push* PushAudit Snapshots Done"
     );
+    assert_eq!(report.held.len(), 1, "held edits reported once");
 }
 
 #[test]

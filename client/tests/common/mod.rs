@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod browser;
+pub mod damage;
 pub mod page;
 
 use std::path::Path;

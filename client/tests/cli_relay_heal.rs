@@ -1,0 +1,163 @@
+//! What the CLI gets back when the relay hides what devices hold: a
+//! snapshot lost before another device fetched what it covered, and a
+//! change whose device can no longer send it again. Each test edits the
+//! relay's database between syncs.
+
+mod common;
+
+use common::damage::*;
+use common::*;
+
+/// The relay loses a snapshot before a colleague fetched the changes it
+/// covers (and dropped, with the signals that told of them). The owner's
+/// device sent, after the snapshot, a change that builds on all it holds:
+/// the colleague's device, served that, names the case INCOMPLETE rather
+/// than silently lacking the notes, and asks; the owner's next sync sends
+/// its changes under the one asked for, the whole run at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_snapshot_lost_before_a_colleague_fetched_it_is_named_and_sent_again() {
+    let relay = relay().await;
+    let dir = tempfile::tempdir().unwrap();
+    let (rivera, chen, case) = shared_case(&relay, dir.path());
+    snapshot_lost_and_sent_again(&relay, &case, (&rivera, &chen));
+}
+
+/// The same on the account's own devices, in a case shared with nobody:
+/// the claims that name the lost changes travel with the audit entries,
+/// which no snapshot of the case covers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_snapshot_lost_before_the_other_device_fetched_it_is_named_and_sent_again() {
+    let relay = relay().await;
+    let dir = tempfile::tempdir().unwrap();
+    let (laptop, tablet, case) = laptop_and_tablet(&relay, dir.path());
+    snapshot_lost_and_sent_again(&relay, &case, (&laptop, &tablet));
+}
+
+/// `owner` adds two notes to `case` (one long enough for a snapshot) and
+/// syncs, and the relay loses the snapshot it took: `other` names the case
+/// INCOMPLETE (exit 4) and asks; one sync of the owner's later, one of
+/// `other` holds both notes.
+fn snapshot_lost_and_sent_again(
+    relay: &Relay,
+    case: &str,
+    (owner, other): (&std::path::Path, &std::path::Path),
+) {
+    ok(
+        owner,
+        &["note", "add", case, "--field", "plan=Sleep diary."],
+    );
+    // About 9 KiB of text: enough, on its own, for a snapshot.
+    let long = format!("subjective={}", "Talked about the week. ".repeat(400));
+    ok(owner, &["note", "add", case, "--field", &long]);
+    ok(owner, &["sync"]);
+    let lost = relay_db(relay)
+        .execute(
+            "DELETE FROM snapshots WHERE doc = ?1",
+            [hex::decode(case).unwrap()],
+        )
+        .unwrap();
+    assert_eq!(lost, 1, "the owner's sync took a snapshot");
+
+    let out = run(other, &["sync"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(4), "{err}");
+    assert!(
+        err.contains("Jordan Avery (") && err.contains("is INCOMPLETE"),
+        "{err}"
+    );
+    assert!(!finds(other, "Sleep diary"));
+    ok(owner, &["sync"]);
+    ok(other, &["sync"]);
+    assert!(finds(other, "Sleep diary") && finds(other, "Talked about the week"));
+    assert!(!ok(other, &["status"]).contains("INCOMPLETE"));
+}
+
+/// A colleague's note the relay loses after the owner's laptop fetched it,
+/// and the share then ended: the colleague can no longer send it again.
+/// The owner's tablet, served the laptop's later edit of that note, lacks
+/// what the edit builds on and asks; the laptop, an owner's device, sends
+/// the colleague's change on its behalf, and the tablet holds both.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_change_whose_device_can_no_longer_send_it_is_sent_by_the_owners_device() {
+    let relay = relay().await;
+    let dir = tempfile::tempdir().unwrap();
+    let (laptop, tablet, case) = laptop_and_tablet(&relay, dir.path());
+    let chen = dir.path().join("chen");
+    init_at(&chen, &relay, "Dr. Chen");
+    befriend(&laptop, &chen, "Dr. Chen");
+    ok(&laptop, &share_args(&case, "Dr. Chen", "write", &[]));
+    ok(&chen, &["sync"]);
+    let note = ok(
+        &chen,
+        &["note", "add", &case, "--field", "plan=Sleep diary."],
+    )
+    .trim()
+    .to_string();
+    ok(&chen, &["sync"]);
+    ok(&laptop, &["sync"]);
+    lose_newest(&relay, &case);
+    ok(&laptop, &["unshare", &case, "--with", "Dr. Chen"]);
+    ok(
+        &laptop,
+        &[
+            "note",
+            "edit",
+            &case,
+            &note,
+            "--field",
+            "subjective=Slept better.",
+        ],
+    );
+    ok(&laptop, &["sync"]);
+
+    let out = run(&tablet, &["sync"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(4), "{err}");
+    assert!(err.contains("is INCOMPLETE"), "{err}");
+    ok(&laptop, &["sync"]);
+    ok(&tablet, &["sync"]);
+    assert!(finds(&tablet, "Sleep diary") && finds(&tablet, "Slept better"));
+    assert!(!ok(&tablet, &["status"]).contains("INCOMPLETE"));
+    let trail = ok(&laptop, &["audit", "--case", &case]);
+    assert!(trail.contains("sent on its behalf"), "{trail}");
+}
+
+/// A colleague's note that the owner's laptop fetched and then covered
+/// with a snapshot the relay lost, before the owner's tablet fetched it:
+/// the colleague's signal naming the note went with what the snapshot
+/// covered, and the laptop made no change of its own since. Only the
+/// change the laptop sent after its snapshot, which builds on the note,
+/// tells the tablet what it lacks; the colleague's device answers its ask.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lost_snapshot_over_a_colleagues_note_is_named_by_the_change_after_it() {
+    let relay = relay().await;
+    let dir = tempfile::tempdir().unwrap();
+    let (laptop, tablet, case) = laptop_and_tablet(&relay, dir.path());
+    let chen = dir.path().join("chen");
+    init_at(&chen, &relay, "Dr. Chen");
+    befriend(&laptop, &chen, "Dr. Chen");
+    ok(&laptop, &share_args(&case, "Dr. Chen", "write", &[]));
+    ok(&chen, &["sync"]);
+    ok(&tablet, &["sync"]);
+    // About 9 KiB of text: enough, on its own, for the laptop's snapshot.
+    let long = format!("subjective={}", "Talked about the week. ".repeat(400));
+    ok(&chen, &["note", "add", &case, "--field", &long]);
+    ok(&chen, &["sync"]);
+    ok(&laptop, &["sync"]);
+    let lost = relay_db(&relay)
+        .execute(
+            "DELETE FROM snapshots WHERE doc = ?1",
+            [hex::decode(&case).unwrap()],
+        )
+        .unwrap();
+    assert_eq!(lost, 1, "the laptop's sync took a snapshot");
+
+    let out = run(&tablet, &["sync"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(4), "{err}");
+    assert!(err.contains("is INCOMPLETE"), "{err}");
+    ok(&chen, &["sync"]);
+    ok(&tablet, &["sync"]);
+    assert!(finds(&tablet, "Talked about the week"));
+    assert!(!ok(&tablet, &["status"]).contains("INCOMPLETE"));
+}
