@@ -161,3 +161,26 @@ async fn a_lost_snapshot_over_a_colleagues_note_is_named_by_the_change_after_it(
     assert!(finds(&tablet, "Talked about the week"));
     assert!(!ok(&tablet, &["status"]).contains("INCOMPLETE"));
 }
+
+/// The change the owner's device sends after a snapshot edits nothing, and
+/// a colleague's trail does not say the owner edited the case when the
+/// owner only took a snapshot of the colleague's note.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_change_after_a_snapshot_is_no_edit_in_a_colleagues_trail() {
+    let relay = relay().await;
+    let dir = tempfile::tempdir().unwrap();
+    let (rivera, chen, case) = shared_case_as(&relay, dir.path(), "write");
+    // About 9 KiB of text: enough, on its own, for the owner's snapshot.
+    let long = format!("subjective={}", "Talked about the week. ".repeat(400));
+    ok(&chen, &["note", "add", &case, "--field", &long]);
+    ok(&chen, &["sync"]);
+    ok(&rivera, &["sync"]);
+    let snapshots: i64 = relay_db(&relay)
+        .query_row("SELECT COUNT(*) FROM snapshots", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(snapshots, 1, "the owner's sync took a snapshot");
+    ok(&chen, &["sync"]);
+    let trail = ok(&chen, &["audit", "--case", &case]);
+    assert!(!trail.contains("edited the case"), "{trail}");
+    assert!(finds(&chen, "Talked about the week"));
+}

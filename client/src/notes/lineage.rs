@@ -156,6 +156,21 @@ impl Replica {
     }
 }
 
+/// Whether a batch of changes holds any operation: a mark (see
+/// [`Replica::mark_heads`]) holds none, and edits nothing. Bytes that do
+/// not decode count as holding some.
+pub(crate) fn holds_operations(batch: &[u8]) -> bool {
+    let Some(chunks) = super::replica::split_chunks(batch) else {
+        return true;
+    };
+    chunks.into_iter().any(|c| {
+        std::panic::catch_unwind(|| automerge::Change::try_from(c))
+            .ok()
+            .and_then(|c| c.ok())
+            .is_none_or(|c| !c.is_empty())
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -221,6 +236,10 @@ mod tests {
         heads.sort();
         assert_eq!(deps, heads);
         assert_eq!(change.len(), 0, "no operation");
+        assert!(!holds_operations(&mark));
+        let edit = replica.doc.get_change_by_hash(&mine).unwrap();
+        assert!(holds_operations(edit.raw_bytes()));
+        assert!(holds_operations(b"not changes"));
         assert_eq!(replica.doc.get_heads(), vec![change.hash()]);
     }
 

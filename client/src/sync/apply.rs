@@ -11,6 +11,7 @@ use crate::docs::{SnapshotBody, Summary};
 use crate::error::{Error, Result};
 use crate::home::Home;
 use crate::notes::NoteError;
+use crate::notes::lineage::holds_operations;
 use crate::sharing::CommentRefusal;
 
 impl Home {
@@ -96,7 +97,15 @@ impl Home {
                         .iter()
                         .map(|c| snapshot_weight(c.body.len()))
                         .sum::<u64>();
-                    edited_by.extend(batch.changes.iter().map(|c| c.account));
+                    // A mark after a snapshot edits nothing.
+                    let me = self.account_id();
+                    edited_by.extend(
+                        batch
+                            .changes
+                            .iter()
+                            .filter(|c| c.account != me && holds_operations(&c.body))
+                            .map(|c| c.account),
+                    );
                 }
                 // One bad change must not hold back the others: find it.
                 Err(_) => {
@@ -107,7 +116,9 @@ impl Home {
                             Ok(true) => {
                                 report.received += 1;
                                 sync.since_snapshot += snapshot_weight(body.len());
-                                edited_by.insert(*author);
+                                if holds_operations(body) {
+                                    edited_by.insert(*author);
+                                }
                             }
                             // Nothing here to wait in: the document's
                             // first changes have not arrived.
