@@ -8,6 +8,54 @@ mod common;
 use common::damage::*;
 use common::*;
 
+/// A note's field of about 9 KiB of text: enough, on its own, for the
+/// snapshot of the device that fetches it.
+fn long_text() -> String {
+    format!("subjective={}", "Talked about the week. ".repeat(400))
+}
+
+/// Dr. Rivera's laptop and tablet holding the case of Jordan Avery, shared
+/// with Dr. Chen to write, who has synced it once.
+fn with_colleague(
+    relay: &Relay,
+    dir: &std::path::Path,
+) -> (
+    std::path::PathBuf,
+    std::path::PathBuf,
+    std::path::PathBuf,
+    String,
+) {
+    let (laptop, tablet, case) = laptop_and_tablet(relay, dir);
+    let chen = dir.join("chen");
+    init_at(&chen, relay, "Dr. Chen");
+    befriend(&laptop, &chen, "Dr. Chen");
+    ok(&laptop, &share_args(&case, "Dr. Chen", "write", &[]));
+    ok(&chen, &["sync"]);
+    (laptop, tablet, chen, case)
+}
+
+/// The relay loses the snapshot of `case` its owner's device took.
+fn lose_snapshot(relay: &Relay, case: &str) {
+    let lost = relay_db(relay)
+        .execute(
+            "DELETE FROM snapshots WHERE doc = ?1",
+            [hex::decode(case).unwrap()],
+        )
+        .unwrap();
+    assert_eq!(lost, 1, "the owner's sync took a snapshot");
+}
+
+/// `home`'s sync names the case INCOMPLETE (exit 4).
+fn names_a_gap(home: &std::path::Path) {
+    let out = run(home, &["sync"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(4), "{err}");
+    assert!(
+        err.contains("Jordan Avery (") && err.contains("is INCOMPLETE"),
+        "{err}"
+    );
+}
+
 /// The relay loses a snapshot before a colleague fetched the changes it
 /// covers (and dropped, with the signals that told of them). The owner's
 /// device sent, after the snapshot, a change that builds on all it holds:
@@ -46,25 +94,12 @@ fn snapshot_lost_and_sent_again(
         owner,
         &["note", "add", case, "--field", "plan=Sleep diary."],
     );
-    // About 9 KiB of text: enough, on its own, for a snapshot.
-    let long = format!("subjective={}", "Talked about the week. ".repeat(400));
+    let long = long_text();
     ok(owner, &["note", "add", case, "--field", &long]);
     ok(owner, &["sync"]);
-    let lost = relay_db(relay)
-        .execute(
-            "DELETE FROM snapshots WHERE doc = ?1",
-            [hex::decode(case).unwrap()],
-        )
-        .unwrap();
-    assert_eq!(lost, 1, "the owner's sync took a snapshot");
+    lose_snapshot(relay, case);
 
-    let out = run(other, &["sync"]);
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(4), "{err}");
-    assert!(
-        err.contains("Jordan Avery (") && err.contains("is INCOMPLETE"),
-        "{err}"
-    );
+    names_a_gap(other);
     assert!(!finds(other, "Sleep diary"));
     ok(owner, &["sync"]);
     ok(other, &["sync"]);
@@ -81,12 +116,7 @@ fn snapshot_lost_and_sent_again(
 async fn a_change_whose_device_can_no_longer_send_it_is_sent_by_the_owners_device() {
     let relay = relay().await;
     let dir = tempfile::tempdir().unwrap();
-    let (laptop, tablet, case) = laptop_and_tablet(&relay, dir.path());
-    let chen = dir.path().join("chen");
-    init_at(&chen, &relay, "Dr. Chen");
-    befriend(&laptop, &chen, "Dr. Chen");
-    ok(&laptop, &share_args(&case, "Dr. Chen", "write", &[]));
-    ok(&chen, &["sync"]);
+    let (laptop, tablet, chen, case) = with_colleague(&relay, dir.path());
     let note = ok(
         &chen,
         &["note", "add", &case, "--field", "plan=Sleep diary."],
@@ -110,10 +140,7 @@ async fn a_change_whose_device_can_no_longer_send_it_is_sent_by_the_owners_devic
     );
     ok(&laptop, &["sync"]);
 
-    let out = run(&tablet, &["sync"]);
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(4), "{err}");
-    assert!(err.contains("is INCOMPLETE"), "{err}");
+    names_a_gap(&tablet);
     ok(&laptop, &["sync"]);
     ok(&tablet, &["sync"]);
     assert!(finds(&tablet, "Sleep diary") && finds(&tablet, "Slept better"));
@@ -132,30 +159,15 @@ async fn a_change_whose_device_can_no_longer_send_it_is_sent_by_the_owners_devic
 async fn a_lost_snapshot_over_a_colleagues_note_is_named_by_the_change_after_it() {
     let relay = relay().await;
     let dir = tempfile::tempdir().unwrap();
-    let (laptop, tablet, case) = laptop_and_tablet(&relay, dir.path());
-    let chen = dir.path().join("chen");
-    init_at(&chen, &relay, "Dr. Chen");
-    befriend(&laptop, &chen, "Dr. Chen");
-    ok(&laptop, &share_args(&case, "Dr. Chen", "write", &[]));
-    ok(&chen, &["sync"]);
+    let (laptop, tablet, chen, case) = with_colleague(&relay, dir.path());
     ok(&tablet, &["sync"]);
-    // About 9 KiB of text: enough, on its own, for the laptop's snapshot.
-    let long = format!("subjective={}", "Talked about the week. ".repeat(400));
+    let long = long_text();
     ok(&chen, &["note", "add", &case, "--field", &long]);
     ok(&chen, &["sync"]);
     ok(&laptop, &["sync"]);
-    let lost = relay_db(&relay)
-        .execute(
-            "DELETE FROM snapshots WHERE doc = ?1",
-            [hex::decode(&case).unwrap()],
-        )
-        .unwrap();
-    assert_eq!(lost, 1, "the laptop's sync took a snapshot");
+    lose_snapshot(&relay, &case);
 
-    let out = run(&tablet, &["sync"]);
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(4), "{err}");
-    assert!(err.contains("is INCOMPLETE"), "{err}");
+    names_a_gap(&tablet);
     ok(&chen, &["sync"]);
     ok(&tablet, &["sync"]);
     assert!(finds(&tablet, "Talked about the week"));
@@ -178,8 +190,7 @@ async fn the_change_after_a_snapshot_is_no_edit_in_a_colleagues_trail() {
     };
     let before = edited(&chen);
     assert_eq!(before, 1);
-    // About 9 KiB of text: enough, on its own, for the owner's snapshot.
-    let long = format!("subjective={}", "Talked about the week. ".repeat(400));
+    let long = long_text();
     ok(&chen, &["note", "add", &case, "--field", &long]);
     ok(&chen, &["sync"]);
     ok(&rivera, &["sync"]);
