@@ -12,7 +12,7 @@
 //! send: the asker names them when the run arrives.
 //!
 //! An owner's device also holds others' changes, and sends one on behalf
-//! of a device that can no longer send it (see `sync::claims`):
+//! of a device that can no longer send it (see `sync::heal`):
 //! [`Replica::held_with_actor`].
 //!
 //! And what a device sends after a snapshot, so that a device the snapshot

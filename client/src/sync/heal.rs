@@ -1,9 +1,11 @@
 //! Healing a relay that lost what its devices hold: a device sends back
 //! what it holds and the relay lacks. Its own changes, as new envelopes,
-//! where a snapshot or a restored relay shows them missing; the access
-//! entries it signed, where the relay's access log is shorter than the one
-//! held here. Nothing the relay serves is taken on its word: only what this
-//! device holds (and signed, or holds signed) goes back.
+//! where a snapshot or a restored relay shows them missing, or another
+//! device asks for one; from an owner's device, another device's change
+//! asked for that its own device can no longer send; the access entries it
+//! signed, where the relay's access log is shorter than the one held here.
+//! Nothing the relay serves is taken on its word: only what this device
+//! holds (and signed, or holds signed) goes back.
 
 use std::collections::{BTreeMap, HashMap};
 
