@@ -369,7 +369,9 @@ mod tests {
         assert_eq!(store.wants_to_answer(10).unwrap().len(), 1, "asked again");
         // Another account's want is kept numbered 0: not this account's.
         let b = DocId([2; 16]);
-        store.keep_wants(&DeviceId([4; 32]), &[(b, [9; 32])], 0).unwrap();
+        store
+            .keep_wants(&DeviceId([4; 32]), &[(b, [9; 32])], 0)
+            .unwrap();
         assert_eq!(store.wants_to_answer(10).unwrap().len(), 2);
         assert_eq!(store.wants_from_this_account(10).unwrap(), [(a, [7; 32])]);
     }
