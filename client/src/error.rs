@@ -124,6 +124,8 @@ pub enum Error {
 /// each says what was found, for a report.
 #[derive(Debug, thiserror::Error)]
 pub enum Inconsistent {
+    #[error("local data is inconsistent: this account's log was not read before the pull")]
+    OwnLogUnread,
     #[error("local data is inconsistent: no access log for {}", .0.short())]
     NoAccessLog(DocId),
     #[error("local data is inconsistent: no key of epoch {0} held")]

@@ -27,6 +27,10 @@ pub(crate) struct SyncMemory {
     /// held other bytes under the old one: a fresh random id cannot clash
     /// honestly, so a second clash fails the round.
     pub renamed: HashSet<i64>,
+    /// Account logs sent back to a relay that lacked their end since the
+    /// last round's report (a connection sends this account's back before
+    /// it authenticates, outside any round).
+    pub logs_healed: Vec<AccountId>,
 }
 
 /// Account logs verified this session, each with the last entry it was

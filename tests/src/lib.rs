@@ -123,6 +123,43 @@ impl TestRelay {
         self.handle.shutdown().await;
         self.data
     }
+
+    /// A copy of the data folder taken with the relay stopped, as a
+    /// clinic's backup takes it; the relay starts again on the same
+    /// folder and address.
+    pub async fn copy(self) -> (TestRelay, TempDir) {
+        let addr = self.handle.addr;
+        let data = self.stop().await;
+        let copy = tempfile::tempdir().expect("a temporary folder");
+        copy_files(data.path(), copy.path());
+        (TestRelay::restart(data, addr).await, copy)
+    }
+
+    /// Stops, puts back the data folder's `copy` in place of what it
+    /// holds, and starts again on the same address.
+    pub async fn restore(self, copy: &Path) -> TestRelay {
+        let addr = self.handle.addr;
+        let data = self.stop().await;
+        for entry in std::fs::read_dir(data.path()).expect("the data folder") {
+            let path = entry.expect("a folder entry").path();
+            if path.is_file() {
+                std::fs::remove_file(path).expect("a file removed");
+            }
+        }
+        copy_files(copy, data.path());
+        TestRelay::restart(data, addr).await
+    }
+}
+
+/// Copies the files (not folders) of `from` into `to`.
+fn copy_files(from: &Path, to: &Path) {
+    for entry in std::fs::read_dir(from).expect("a folder") {
+        let path = entry.expect("a folder entry").path();
+        if path.is_file() {
+            let name = path.file_name().expect("a file name");
+            std::fs::copy(&path, to.join(name)).expect("a file copied");
+        }
+    }
 }
 
 /// Where homes reach a relay: the real one, or a hostile one in front of it.

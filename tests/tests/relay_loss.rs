@@ -92,7 +92,6 @@ async fn a_change_the_relay_lost_under_a_snapshot_is_sent_again_by_its_device() 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_relay_restored_from_an_older_copy_is_made_whole_by_its_devices() {
     let relay = TestRelay::start().await;
-    let addr = relay.handle.addr;
     let dirs = [
         tempfile::tempdir().unwrap(),
         tempfile::tempdir().unwrap(),
@@ -110,10 +109,7 @@ async fn a_relay_restored_from_an_older_copy_is_made_whole_by_its_devices() {
     befriend(&mut laptop, "Dr. Chen", &chen_account);
 
     // The copy, taken with the relay stopped.
-    let data = relay.stop().await;
-    let copy = tempfile::tempdir().unwrap();
-    copy_dir(data.path(), copy.path());
-    let relay = TestRelay::restart(data, addr).await;
+    let (relay, copy) = relay.copy().await;
 
     set_plan(&mut laptop, &case, "walk daily, sleep diary");
     sync(&mut laptop).await;
@@ -128,15 +124,7 @@ async fn a_relay_restored_from_an_older_copy_is_made_whole_by_its_devices() {
     assert_eq!(laptop.list_notes(&case).unwrap().len(), 2);
 
     // Restored from the copy.
-    let data = relay.stop().await;
-    for entry in std::fs::read_dir(data.path()).unwrap() {
-        let path = entry.unwrap().path();
-        if path.is_file() {
-            std::fs::remove_file(path).unwrap();
-        }
-    }
-    copy_dir(copy.path(), data.path());
-    let relay = TestRelay::restart(data, addr).await;
+    let relay = relay.restore(copy.path()).await;
 
     let healed = sync(&mut laptop).await;
     assert!(healed.rewound.contains(&case), "{healed:?}");
@@ -184,13 +172,4 @@ async fn a_relay_restored_from_an_older_copy_is_made_whole_by_its_devices() {
         "walk daily, sleep diary, breathing"
     );
     relay.stop().await;
-}
-
-fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
-    for entry in std::fs::read_dir(from).unwrap() {
-        let path = entry.unwrap().path();
-        if path.is_file() {
-            std::fs::copy(&path, to.join(path.file_name().unwrap())).unwrap();
-        }
-    }
 }

@@ -7,7 +7,7 @@
 //! Nothing the relay serves is taken on its word: only what this device
 //! holds (and signed, or holds signed) goes back.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use casebook_shared::access::Role;
 use casebook_shared::account::AccountState;
@@ -195,46 +195,85 @@ impl Home {
 
     /// Where the relay's listing shows a shorter access log than the one
     /// held here (`confirmed`: each document's entries less what is queued
-    /// here to send), sends back the entries it lacks, when this device
-    /// signed every one of them (the relay takes a device's own entries
-    /// only), and counts them as the relay's in `heads`. What cannot be
-    /// sent back is left for [`super::check::plan`] to refuse as a
-    /// rollback: the device that signed it sends it back when it syncs.
+    /// here to send), or does not list at all a document this account owns
+    /// and the relay had (`owned`; a relay restored from a copy older than
+    /// the document), sends back the entries it lacks, when devices of this
+    /// account (`mine`) signed every one of them (the relay takes an
+    /// account's own entries only), and counts them as the relay's in
+    /// `heads`. A document sent back whole is listed with no envelopes, so
+    /// the round takes it as rewound and sends back what it holds. What
+    /// cannot be sent back is left for [`super::check::plan`] to refuse as
+    /// a rollback: the account that signed it sends it back when it syncs.
     /// Returns the documents healed.
     pub(super) async fn heal_access(
         &mut self,
         relay: &Relay,
-        heads: &mut [DocHead],
+        heads: &mut Vec<DocHead>,
         confirmed: &HashMap<DocId, u64>,
+        owned: &BTreeSet<DocId>,
+        mine: &AccountState,
     ) -> Result<Vec<DocId>> {
-        let me = self.device_id();
+        let listed: BTreeSet<DocId> = heads.iter().map(|h| h.doc).collect();
+        let gone = owned
+            .iter()
+            .filter(|d| !listed.contains(d))
+            .map(|doc| DocHead {
+                doc: *doc,
+                access_len: 0,
+                seq: 0,
+            });
+        let gone: Vec<DocHead> = gone.collect();
         let mut healed = Vec::new();
         for head in heads.iter_mut() {
-            let Some(&confirmed) = confirmed.get(&head.doc) else {
-                continue;
-            };
-            if head.access_len >= confirmed {
-                continue;
+            if self.send_access_back(relay, head, confirmed, mine).await? {
+                healed.push(head.doc);
             }
-            let log = self.access().access_log(&head.doc)?;
-            let Some(lost) = log.get(head.access_len as usize..confirmed as usize) else {
-                continue;
-            };
-            if lost.is_empty() || lost.iter().any(|e| e.signer != me) {
-                continue;
+        }
+        for mut head in gone {
+            if self
+                .send_access_back(relay, &mut head, confirmed, mine)
+                .await?
+            {
+                healed.push(head.doc);
+                heads.push(head);
             }
-            self.push_access(relay, &head.doc, lost.to_vec()).await?;
-            self.trail().record(
-                &format!(
-                    "the relay's access log lacked {} entr(ies) signed on this device (restored from an older copy, or losing data): sent back",
-                    lost.len()
-                ),
-                Some(head.doc),
-            )?;
-            head.access_len = confirmed;
-            healed.push(head.doc);
         }
         Ok(healed)
+    }
+
+    /// Sends back what the relay lacks of one document's access log, as
+    /// [`Home::heal_access`] says; returns whether it did.
+    async fn send_access_back(
+        &mut self,
+        relay: &Relay,
+        head: &mut DocHead,
+        confirmed: &HashMap<DocId, u64>,
+        mine: &AccountState,
+    ) -> Result<bool> {
+        let Some(&confirmed) = confirmed.get(&head.doc) else {
+            return Ok(false);
+        };
+        if head.access_len >= confirmed {
+            return Ok(false);
+        }
+        let log = self.access().access_log(&head.doc)?;
+        let Some(lost) = log.get(head.access_len as usize..confirmed as usize) else {
+            return Ok(false);
+        };
+        if lost.is_empty() || lost.iter().any(|e| !mine.devices.contains_key(&e.signer)) {
+            return Ok(false);
+        }
+        self.push_access(relay, &head.doc, lost.to_vec()).await?;
+        let what = match head.access_len {
+            0 => "the relay lacked this document (restored from an older copy, or losing data): its access log sent back".to_string(),
+            _ => format!(
+                "the relay's access log lacked {} entr(ies) signed on this account's devices (restored from an older copy, or losing data): sent back",
+                lost.len()
+            ),
+        };
+        self.trail().record(&what, Some(head.doc))?;
+        head.access_len = confirmed;
+        Ok(true)
     }
 }
 

@@ -8,14 +8,14 @@ use std::collections::BTreeMap;
 
 use casebook_shared::account::AccountState;
 use casebook_shared::codec;
-use casebook_shared::frames::{Request, Response};
+use casebook_shared::frames::{ErrorCode, Request, Response};
 use casebook_shared::ids::AccountId;
 use casebook_shared::signed::Signed;
 
 use super::{RollbackError, unexpected};
 use crate::error::{Error, Inconsistent, Result};
 use crate::home::Home;
-use crate::net::Relay;
+use crate::net::{NetError, Relay};
 use crate::session::VerifiedLogs;
 
 /// The new entries of an account log the relay sent from the last one
@@ -167,13 +167,22 @@ impl Home {
     ) -> Result<AccountState> {
         let held = self.account_log_of(account)?;
         let from = held.len().saturating_sub(1) as u64;
-        let entries = match relay
-            .request(&Request::GetAccount {
-                account: *account,
-                from,
-            })
-            .await?
+        let get = Request::GetAccount {
+            account: *account,
+            from,
+        };
+        let mut fetched = relay.request(&get).await;
+        // The relay holds less of the log than this device has seen, or
+        // none of it (restored from an older copy, or losing data): the
+        // log goes back whole, the relay takes what it lacks, and what it
+        // then serves is judged as any other.
+        if !held.is_empty()
+            && lacks_log(&fetched)
+            && self.send_log_back(relay, account, &held).await?
         {
+            fetched = relay.request(&get).await;
+        }
+        let entries = match fetched? {
             Response::Log { entries } => entries,
             r => return Err(unexpected(r)),
         };
@@ -199,6 +208,51 @@ impl Home {
         }
         self.synced.verified_logs.remember(*account, &all, &state);
         Ok(state)
+    }
+
+    /// Sends `log`, this device's whole copy of `account`'s log, to a relay
+    /// that lacks its end: the relay takes the entries it lacks when what
+    /// it holds is where `log` begins (see the relay's `restore_account`).
+    /// Returns whether it did; a relay whose log begins otherwise (two
+    /// histories) refuses, and is then refused as a rollback.
+    pub(crate) async fn send_log_back(
+        &mut self,
+        relay: &Relay,
+        account: &AccountId,
+        log: &[Signed],
+    ) -> Result<bool> {
+        let entries = log.to_vec();
+        match relay.request(&Request::CreateAccount { entries }).await {
+            Ok(_) => {}
+            Err(NetError::Relay {
+                code: ErrorCode::Conflict,
+                ..
+            }) => return Ok(false),
+            Err(e) => return Err(e.into()),
+        }
+        let whose = if *account == self.account_id() {
+            "this account's log".to_string()
+        } else {
+            format!("the log of account {}", account.short())
+        };
+        self.trail().record(
+            &format!(
+                "the relay lacked the end of {whose} (restored from an older copy, or losing data): sent back"
+            ),
+            None,
+        )?;
+        self.synced.logs_healed.push(*account);
+        Ok(true)
+    }
+}
+
+/// Whether the relay's answer to a fetch of a log from its last entry held
+/// shows less than is held: no entry at all, or no such account.
+fn lacks_log(fetched: &std::result::Result<Response, NetError>) -> bool {
+    match fetched {
+        Ok(Response::Log { entries }) => entries.is_empty(),
+        Err(NetError::Relay { code, .. }) => *code == ErrorCode::NotFound,
+        _ => false,
     }
 }
 

@@ -93,6 +93,9 @@ pub struct SyncReport {
     /// Documents whose access log on the relay lacked entries signed here:
     /// sent back.
     pub access_healed: Vec<DocId>,
+    /// Accounts whose log the relay lacked the end of (or all of): this
+    /// device's copy sent back.
+    pub logs_healed: Vec<AccountId>,
     /// Documents held here only in part: changes they hold build on
     /// changes the relay has not served.
     pub incomplete: Vec<Incomplete>,
@@ -325,11 +328,31 @@ impl Home {
             self.id.record.registered = true;
             self.save_identity()?;
         }
-        match relay
-            .authenticate(&self.id.signer, Some(self.account_id()))
-            .await
-        {
-            Ok(_) => Ok(relay),
+        match self.authenticate(&relay).await {
+            // No account on the relay lists this device: it was restored
+            // from a copy older than this device's pairing, or than the
+            // account. The log goes back, and the device tries again.
+            Err(Error::Net(NetError::Relay {
+                code: ErrorCode::NotFound,
+                ..
+            })) if self.id.record.registered => {
+                let (account, log) = (self.account_id(), self.account_log()?);
+                if !self.send_log_back(&relay, &account, &log).await? {
+                    return Err(RollbackError::AccountLogDiffers(account).into());
+                }
+                self.authenticate(&relay).await?;
+                Ok(relay)
+            }
+            Err(e) => Err(e),
+            Ok(()) => Ok(relay),
+        }
+    }
+
+    /// Takes `&mut self`: a future holding `&Home` would not be `Send`.
+    async fn authenticate(&mut self, relay: &Relay) -> Result<()> {
+        let account = self.account_id();
+        match relay.authenticate(&self.id.signer, Some(account)).await {
+            Ok(_) => Ok(()),
             Err(NetError::Relay {
                 code: ErrorCode::Unauthorized,
                 reason,
@@ -396,6 +419,7 @@ impl Home {
             }
         }
         let mut report = round.finish();
+        report.logs_healed = std::mem::take(&mut self.synced.logs_healed);
         self.name_held(&mut report.held)?;
         self.name_incomplete(&mut report.incomplete)?;
         // What the last round refused, as a process before this one left

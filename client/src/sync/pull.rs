@@ -41,6 +41,14 @@ impl Home {
             .iter()
             .map(|(doc, h)| (*doc, h.sync.access_len.saturating_sub(h.unsent)))
             .collect();
+        // Documents this account owns that the relay has had: one it no
+        // longer lists at all is sent back (see `heal_access`).
+        let owned: BTreeSet<DocId> = here
+            .docs
+            .iter()
+            .filter(|(doc, h)| h.owned && !h.disposed && !here.disposed.contains(*doc))
+            .map(|(doc, _)| *doc)
+            .collect();
         let mut pulling = Pulling::new(here);
         let mut batches: BTreeMap<DocId, Batch> = BTreeMap::new();
         let mut listed: BTreeSet<DocId> = BTreeSet::new();
@@ -59,7 +67,12 @@ impl Home {
                         Response::Docs { docs, .. } => docs,
                         r => return Err(unexpected(r)),
                     };
-                    let healed = self.heal_access(relay, &mut heads, &confirmed).await?;
+                    let mine = accounts
+                        .get(&self.account_id())
+                        .ok_or(Inconsistent::OwnLogUnread)?;
+                    let healed = self
+                        .heal_access(relay, &mut heads, &confirmed, &owned, mine)
+                        .await?;
                     report.access_healed.extend(healed);
                     listed = heads.iter().map(|h| h.doc).collect();
                     let audit = crate::audit_sync::audit_doc(&self.account_id());

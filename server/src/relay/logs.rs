@@ -17,23 +17,58 @@ fn moved_on(r: &Response) -> bool {
 
 const MOVED_ON: &str = "the log moved on; fetch it and retry";
 
+/// Whose entries a connection may append.
+#[derive(Clone, Copy)]
+enum Signers {
+    ThisDevice,
+    AnyOfTheAccount,
+}
+
+/// Why a log sent whole was refused: the relay's begins otherwise.
+const ACCOUNT_DIFFERS: &str =
+    "this account exists here with a log that is not the start of the one sent";
+
 impl<S: Storage> Relay<S> {
     /// The account appending `entries` to a log: authenticated, within its
-    /// write rate (new documents count too), and the signer of every entry.
+    /// write rate (new documents count too), and the signer of every entry
+    /// through its devices. An account log's entries must be this
+    /// connection's device's (a log lacking its end goes back whole, see
+    /// `restore_account`). An access log's may be any of the account's
+    /// devices', as the account log lists them: a device sends back the
+    /// entries its account's other devices signed that a relay restored
+    /// from an older copy lacks, and each entry is checked against the
+    /// account log at the length it was signed at, as any other.
     async fn log_writer(
         &self,
         session: &Session,
         entries: &[Signed],
+        signers: Signers,
     ) -> Result<AccountId, Response> {
         if entries.is_empty() {
             return Err(err(ErrorCode::BadRequest, "an append needs entries"));
         }
         let (account, device) = self.identity(session).await?;
         self.limiter.upload(&account)?;
-        if entries.iter().any(|e| e.signer != device) {
+        let listed = match signers {
+            Signers::ThisDevice => None,
+            Signers::AnyOfTheAccount => match self.account(&account).await {
+                Ok(a) => a,
+                Err(e) => return Err(store_err(e)),
+            },
+        };
+        let signed_by = |e: &Signed| match &listed {
+            None => e.signer == device,
+            Some(a) => a.state.devices.contains_key(&e.signer),
+        };
+        if !entries.iter().all(signed_by) {
             return Err(err(
                 ErrorCode::Forbidden,
-                "entries must be signed by this connection's device",
+                match signers {
+                    Signers::ThisDevice => "entries must be signed by this connection's device",
+                    Signers::AnyOfTheAccount => {
+                        "entries must be signed by a device of this connection's account"
+                    }
+                },
             ));
         }
         Ok(account)
@@ -44,28 +79,71 @@ impl<S: Storage> Relay<S> {
         session: &mut Session,
         entries: Vec<casebook_shared::signed::Signed>,
     ) -> Response {
-        if session.creates >= MAX_CREATES_PER_CONN {
-            return err(
-                ErrorCode::Limited,
-                "too many accounts created on this connection",
-            );
-        }
-        session.creates += 1;
         if let Err(e) = self.catch_up().await {
             return store_err(e);
         }
-        let _guard = self.log_lock.lock().await;
-        let state = match State::check_account(None, &entries) {
-            Ok(s) => s,
-            Err(e) => return err(ErrorCode::Invalid, e.to_string()),
+        let answer = {
+            let _guard = self.log_lock.lock().await;
+            let state = match State::check_account(None, &entries) {
+                Ok(s) => s,
+                Err(e) => return err(ErrorCode::Invalid, e.to_string()),
+            };
+            match self.account(&state.id).await {
+                // Logs sent back count against no limit: a device sends
+                // back its own account's and those of everyone it shares
+                // with, in one round.
+                Ok(Some(held)) => self.restore_account(&held, state, entries).await,
+                Ok(None) if session.creates >= MAX_CREATES_PER_CONN => {
+                    return err(
+                        ErrorCode::Limited,
+                        "too many accounts created on this connection",
+                    );
+                }
+                Ok(None) => {
+                    session.creates += 1;
+                    // A device another account lists is refused by the store.
+                    self.store_account(None, state, entries).await
+                }
+                Err(e) => return store_err(e),
+            }
         };
-        match self.account(&state.id).await {
-            Ok(Some(_)) => return err(ErrorCode::Conflict, "this account already exists"),
-            Ok(None) => {}
-            Err(e) => return store_err(e),
+        if moved_on(&answer)
+            && let Err(e) = self.catch_up().await
+        {
+            return store_err(e);
         }
-        // A device another account lists is refused by the store.
-        self.store_account(None, state, entries).await
+        answer
+    }
+
+    /// A whole log, verified from its first entry, for an account this
+    /// relay holds: the relay takes the entries it lacks when what it holds
+    /// is where that log begins. A relay restored from an older copy lacks
+    /// entries its account's devices (and those they share with) hold; any
+    /// of them sends the log back this way, before authenticating, since
+    /// the relay may no longer know the device that asks. Each entry is
+    /// signed by a device the log itself made active, so whoever sends it
+    /// only puts back what the account wrote. A log that is not an
+    /// extension of the relay's (two histories) is refused.
+    async fn restore_account(
+        &self,
+        held: &Account,
+        state: casebook_shared::account::AccountState,
+        mut entries: Vec<Signed>,
+    ) -> Response {
+        let known = held.log.len();
+        if entries.len() < known || entries[..known] != held.log[..] {
+            return err(ErrorCode::Conflict, ACCOUNT_DIFFERS);
+        }
+        if entries.len() == known {
+            return Response::Ok;
+        }
+        let lacked = entries.split_off(known);
+        tracing::warn!(
+            account = %state.id.short(),
+            entries = lacked.len(),
+            "an account log the relay lacked the end of was sent back"
+        );
+        self.store_account(Some(held), state, lacked).await
     }
 
     pub(super) async fn append_account(
@@ -77,7 +155,10 @@ impl<S: Storage> Relay<S> {
         if let Err(e) = self.catch_up().await {
             return store_err(e);
         }
-        let account = match self.log_writer(session, &entries).await {
+        let account = match self
+            .log_writer(session, &entries, Signers::ThisDevice)
+            .await
+        {
             Ok(a) => a,
             Err(r) => return r,
         };
@@ -146,7 +227,10 @@ impl<S: Storage> Relay<S> {
         if let Err(e) = self.catch_up().await {
             return store_err(e);
         }
-        let account = match self.log_writer(session, &entries).await {
+        let account = match self
+            .log_writer(session, &entries, Signers::AnyOfTheAccount)
+            .await
+        {
             Ok(a) => a,
             Err(r) => return r,
         };

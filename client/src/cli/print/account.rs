@@ -236,6 +236,12 @@ impl Out {
                 r.access_healed.len()
             );
         }
+        if !r.logs_healed.is_empty() {
+            tell!(
+                "note: the relay lacked the end of {} account log(s) this device holds (restored from an older copy, or losing data): sent back",
+                r.logs_healed.len()
+            );
+        }
         if r.resent > 0 {
             tell!(
                 "note: {} change(s) made on this device were missing from the relay (lost, or restored from an older copy): sent again",
@@ -271,6 +277,7 @@ impl Out {
             || r.resent > 0
             || !r.rewound.is_empty()
             || !r.access_healed.is_empty()
+            || !r.logs_healed.is_empty()
             || !r.held.is_empty()
         {
             self.sync_report(r)?;

@@ -45,6 +45,7 @@ pub(super) fn report_json(r: &SyncReport) -> Value {
         "left_queued": r.left_queued, "resent": r.resent,
         "rewound": r.rewound.iter().map(|d| d.to_hex()).collect::<Vec<_>>(),
         "access_healed": r.access_healed.iter().map(|d| d.to_hex()).collect::<Vec<_>>(),
+        "logs_healed": r.logs_healed.iter().map(|a| a.to_hex()).collect::<Vec<_>>(),
         "refused": r.refused.iter().map(|x| json!({
             "doc": x.doc.to_hex(), "seq": x.seq, "reason": x.reason,
         })).collect::<Vec<_>>(),

@@ -1,0 +1,267 @@
+//! A relay restored from a copy older than entries of its account logs: a
+//! device paired since, an account made since. Every device holds the whole
+//! log of its own account and of each account it shares with, each entry
+//! signed by a device the log itself made active, so whichever of them
+//! meets the relay first sends the log back, and nobody is locked out.
+
+use casebook::net::{NetError, Relay};
+use casebook::notes::{NoteFormat, NoteInput};
+use casebook::sync::SyncReport;
+use casebook_shared::access::{self, DocEntry, DocOp};
+use casebook_shared::account::{self, AccountState};
+use casebook_shared::crypto::{self, DeviceSigner, DhSecret, SecretKey};
+use casebook_shared::frames::{ErrorCode, Request, Response};
+use casebook_shared::ids::DocId;
+use casebook_shared::signed::Signed;
+use casebook_tests::*;
+
+fn note(text: &str) -> NoteInput {
+    let mut n = NoteInput::new("2026-11-20", NoteFormat::parse("free").unwrap());
+    n.fields = vec![("text".into(), text.into())];
+    n
+}
+
+fn clean(r: &SyncReport) {
+    assert!(
+        r.refused.is_empty() && r.incomplete.is_empty() && r.held.is_empty(),
+        "{r:?}"
+    );
+}
+
+/// A case is opened, the phone paired and writing, after the copy; a
+/// colleague's account is made after it. Restored, the relay knows neither
+/// the phone nor the colleague's device, nor the case. Each device sends
+/// its account's log back as it connects, and the documents its account
+/// owns that the relay lacks, and goes on: the phone's note and the case
+/// reach the laptop, and the colleague reads the case shared with them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_device_paired_or_an_account_made_after_the_copy_is_let_in_again() {
+    let relay = TestRelay::start().await;
+    let dirs: Vec<_> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
+    let mut laptop = init(dirs[0].path(), &relay, "Dr. Rivera");
+    let case = case_with_a_plan(&mut laptop, "walk daily");
+    sync(&mut laptop).await;
+
+    let (relay, copy) = relay.copy().await;
+
+    // A case opened after the copy: the restored relay lacks it whole.
+    let later = laptop.create_case("Sam Lee", "2026-11-21").unwrap();
+    laptop.add_note(&later, note("first session")).unwrap();
+    sync(&mut laptop).await;
+    let mut phone = pair(&mut laptop, dirs[1].path(), &relay).await;
+    sync(&mut phone).await;
+    assert_eq!(phone.list_notes(&later).unwrap().len(), 1);
+    phone.add_note(&case, note("seen on the phone")).unwrap();
+    sync(&mut phone).await;
+    let mut okafor = init(dirs[2].path(), &relay, "Dr. Okafor");
+    sync(&mut okafor).await;
+    let (_, okafor_account, _, _) = okafor.whoami();
+
+    let relay = relay.restore(copy.path()).await;
+
+    let healed = sync(&mut phone).await;
+    clean(&healed);
+    assert_eq!(healed.logs_healed, vec![laptop.account_id()], "{healed:?}");
+    // The laptop signed the case's access log; the phone sends it back.
+    assert!(healed.access_healed.contains(&later), "{healed:?}");
+    let trail = phone.trail().entries().unwrap();
+    assert!(
+        trail
+            .iter()
+            .any(|r| r.what.contains("lacked the end of this account's log")),
+        "the trail says so"
+    );
+    let healed = sync(&mut okafor).await;
+    clean(&healed);
+    assert_eq!(healed.logs_healed, vec![okafor_account], "{healed:?}");
+    let audit = casebook::audit_sync::audit_doc(&okafor_account);
+    assert_eq!(healed.access_healed, vec![audit], "{healed:?}");
+
+    // The relay is whole again: the laptop meets nothing missing, and the
+    // phone's note, sent again, reaches it.
+    let after = sync(&mut laptop).await;
+    clean(&after);
+    assert!(after.logs_healed.is_empty(), "{after:?}");
+    assert_eq!(laptop.list_notes(&case).unwrap().len(), 2);
+    assert_eq!(laptop.list_notes(&later).unwrap().len(), 1);
+
+    befriend(&mut laptop, "Dr. Okafor", &okafor_account);
+    share_case(&mut laptop, &case, "Dr. Okafor", "read", true).await;
+    sync(&mut okafor).await;
+    assert_eq!(okafor.list_notes(&case).unwrap().len(), 2);
+    assert_eq!(plan_of(&mut okafor, &case), "walk daily");
+    relay.stop().await;
+}
+
+/// The phone is paired after the copy. Restored once, the laptop meets the
+/// shorter log of its own account in its round and sends it back; restored
+/// again, the colleague the case is shared with meets it shorter and sends
+/// it back, though the log is another account's. Either way the phone,
+/// syncing after, is let in with nothing to heal.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_account_log_shorter_on_the_relay_is_sent_back_by_a_device_that_reads_it() {
+    let relay = TestRelay::start().await;
+    let dirs: Vec<_> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
+    let mut laptop = init(dirs[0].path(), &relay, "Dr. Rivera");
+    let case = case_with_a_plan(&mut laptop, "walk daily");
+    sync(&mut laptop).await;
+    let mut chen = init(dirs[2].path(), &relay, "Dr. Chen");
+    sync(&mut chen).await;
+    let (_, chen_account, _, _) = chen.whoami();
+    befriend(&mut laptop, "Dr. Chen", &chen_account);
+    share_case(&mut laptop, &case, "Dr. Chen", "read", true).await;
+    sync(&mut chen).await;
+
+    let (relay, copy) = relay.copy().await;
+    let mut phone = pair(&mut laptop, dirs[1].path(), &relay).await;
+    sync(&mut phone).await;
+    // The colleague learns of the phone.
+    sync(&mut chen).await;
+
+    let relay = relay.restore(copy.path()).await;
+    let healed = sync(&mut laptop).await;
+    clean(&healed);
+    assert_eq!(healed.logs_healed, vec![laptop.account_id()], "{healed:?}");
+    let after = sync(&mut phone).await;
+    clean(&after);
+    assert!(after.logs_healed.is_empty(), "{after:?}");
+
+    let relay = relay.restore(copy.path()).await;
+    let healed = sync(&mut chen).await;
+    clean(&healed);
+    assert_eq!(healed.logs_healed, vec![laptop.account_id()], "{healed:?}");
+    let trail = chen.trail().entries().unwrap();
+    let whose = format!("the log of account {}", laptop.account_id().short());
+    assert!(
+        trail.iter().any(|r| r.what.contains(&whose)),
+        "the trail names whose log"
+    );
+    for home in [&mut phone, &mut laptop] {
+        let after = sync(home).await;
+        clean(&after);
+        assert!(after.logs_healed.is_empty(), "{after:?}");
+    }
+
+    // Edits flow from the phone to the colleague.
+    set_plan(&mut phone, &case, "walk daily, sleep diary");
+    sync(&mut phone).await;
+    sync(&mut chen).await;
+    assert_eq!(plan_of(&mut chen, &case), "walk daily, sleep diary");
+    relay.stop().await;
+}
+
+/// An account of `devices` devices: their signers, its log and its state;
+/// and the second entry of a log that forks from it after the first.
+fn account_of(devices: usize) -> (Vec<DeviceSigner>, Vec<Signed>, AccountState, Signed) {
+    let first = DeviceSigner::generate();
+    let (genesis, key) = account::genesis(&first, &DhSecret::generate(), 1);
+    let mut state = AccountState::from_genesis(&genesis).unwrap();
+    let add = |state: &AccountState, next: &DeviceSigner| {
+        let info = account::DeviceInfo {
+            id: next.device_id(),
+            dh: DhSecret::generate().public(),
+            kind: account::DeviceKind::Device,
+        };
+        account::add_device(state, &first, &key, info, 2).unwrap()
+    };
+    let fork = add(&state, &DeviceSigner::generate());
+    let mut log = vec![genesis.clone()];
+    let mut signers = Vec::new();
+    for _ in 1..devices {
+        let next = DeviceSigner::generate();
+        let entry = add(&state, &next);
+        state.apply(&entry).unwrap();
+        log.push(entry);
+        signers.push(next);
+    }
+    signers.insert(0, first);
+    (signers, log, state, fork)
+}
+
+/// A new document's first access entry, of `owner`, signed by `signer`.
+fn doc_genesis(owner: &AccountState, signer: &DeviceSigner) -> (DocId, Signed) {
+    let doc = DocId(crypto::random_bytes());
+    let entry = DocEntry {
+        doc,
+        seq: 0,
+        prev: None,
+        at: 1,
+        account: owner.id,
+        account_len: owner.len,
+        op: DocOp::Genesis {
+            key: access::key_envelope(&doc, 0, &SecretKey::random(), owner).unwrap(),
+        },
+    };
+    (doc, Signed::sign(signer, access::SIG_LABEL, &entry))
+}
+
+async fn code_of(conn: &Relay, request: Request) -> Option<ErrorCode> {
+    match conn.request(&request).await {
+        Ok(_) => None,
+        Err(NetError::Relay { code, .. }) => Some(code),
+        Err(e) => panic!("{e}"),
+    }
+}
+
+/// The relay's rules for logs sent back: an account log is taken whole,
+/// from anyone, when what the relay holds is where it begins, and counts
+/// against no creation limit; one that begins otherwise is refused. An
+/// access log's entries may be any of the account's devices', and no
+/// other account's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_log_sent_back_is_taken_only_where_the_relays_begins_it() {
+    let relay = TestRelay::start().await;
+    let conn = Relay::connect(&relay.addr(), relay.handle.fingerprint)
+        .await
+        .unwrap();
+    let (mine, log, state, fork) = account_of(3);
+    let create = |entries: &[Signed]| Request::CreateAccount {
+        entries: entries.to_vec(),
+    };
+    assert_eq!(code_of(&conn, create(&log[..2])).await, None);
+    // Sent back whole, more than the limit on new accounts: each is taken.
+    for _ in 0..6 {
+        assert_eq!(code_of(&conn, create(&log[..2])).await, None);
+    }
+    assert_eq!(code_of(&conn, create(&log)).await, None);
+    // Shorter than the relay's, or another second entry: two histories.
+    assert_eq!(
+        code_of(&conn, create(&log[..1])).await,
+        Some(ErrorCode::Conflict)
+    );
+    let forked = [log[0].clone(), fork];
+    assert_eq!(
+        code_of(&conn, create(&forked)).await,
+        Some(ErrorCode::Conflict)
+    );
+
+    conn.authenticate(&mine[2], Some(state.id)).await.unwrap();
+    match conn
+        .request(&Request::GetAccount {
+            account: state.id,
+            from: 0,
+        })
+        .await
+        .unwrap()
+    {
+        Response::Log { entries } => assert_eq!(entries, log),
+        r => panic!("{r:?}"),
+    }
+    // Another device of this account signed it: taken.
+    let (doc, entry) = doc_genesis(&state, &mine[0]);
+    let append = |doc, entry: &Signed| Request::AppendAccess {
+        doc,
+        entries: vec![entry.clone()],
+    };
+    assert_eq!(code_of(&conn, append(doc, &entry)).await, None);
+
+    // Another account's device, for its own account or this one: refused.
+    let (theirs, their_log, their_state, _) = account_of(1);
+    assert_eq!(code_of(&conn, create(&their_log)).await, None);
+    let (doc, entry) = doc_genesis(&their_state, &theirs[0]);
+    assert_eq!(
+        code_of(&conn, append(doc, &entry)).await,
+        Some(ErrorCode::Forbidden)
+    );
+    relay.stop().await;
+}
