@@ -117,6 +117,10 @@ async fn an_account_log_shorter_on_the_relay_is_sent_back_by_a_device_that_reads
     sync(&mut phone).await;
     // The colleague learns of the phone.
     sync(&mut chen).await;
+    // Entries of the laptop's trail the phone has not fetched, which the
+    // restore loses.
+    set_plan(&mut laptop, &case, "walk daily, sleep diary");
+    sync(&mut laptop).await;
 
     let relay = relay.restore(copy.path()).await;
     let healed = sync(&mut laptop).await;
@@ -125,6 +129,12 @@ async fn an_account_log_shorter_on_the_relay_is_sent_back_by_a_device_that_reads
     let after = sync(&mut phone).await;
     clean(&after);
     assert!(after.logs_healed.is_empty(), "{after:?}");
+    // The laptop sent its whole trail again: the phone's copy of it has no
+    // gap once the laptop writes on.
+    set_plan(&mut laptop, &case, "walk daily");
+    sync(&mut laptop).await;
+    sync(&mut phone).await;
+    phone.trail().verify().expect("the laptop's trail, whole");
 
     let relay = relay.restore(copy.path()).await;
     let healed = sync(&mut chen).await;
@@ -142,11 +152,19 @@ async fn an_account_log_shorter_on_the_relay_is_sent_back_by_a_device_that_reads
         assert!(after.logs_healed.is_empty(), "{after:?}");
     }
 
-    // Edits flow from the phone to the colleague.
-    set_plan(&mut phone, &case, "walk daily, sleep diary");
+    // Edits flow from the phone to the colleague. The phone's builds on
+    // the laptop's edits that the second restore lost, and the laptop did
+    // not see that loss (the colleague's signals had moved the case on
+    // before it synced): the colleague names the case incomplete and asks,
+    // and the laptop sends its edits again.
+    set_plan(&mut phone, &case, "walk daily, breathing");
     sync(&mut phone).await;
-    sync(&mut chen).await;
-    assert_eq!(plan_of(&mut chen, &case), "walk daily, sleep diary");
+    let got = sync(&mut chen).await;
+    assert!(got.incomplete.iter().any(|x| x.doc == case), "{got:?}");
+    let answered = sync(&mut laptop).await;
+    assert!(answered.resent > 0, "{answered:?}");
+    clean(&sync(&mut chen).await);
+    assert_eq!(plan_of(&mut chen, &case), "walk daily, breathing");
     relay.stop().await;
 }
 

@@ -57,7 +57,14 @@ impl Home {
         sync.seen = seen;
         sync.acked = 0;
         sync.since_snapshot = sync.since_snapshot.max(super::SNAPSHOT_EVERY);
-        if !self.is_audit_doc(doc) {
+        if self.is_audit_doc(doc) {
+            // This device's whole trail goes again: the relay may have
+            // lost any of it, and a device that lacks an entry finds the
+            // chain broken at every later one. Each device keeps another's
+            // entries once, by device and number, however often sent.
+            self.store
+                .put_secret(crate::audit_sync::SENT, &0u64.to_be_bytes())?;
+        } else {
             let snapshot = batch.snapshot.as_ref().map(|(_, s)| &s.doc[..]);
             report.resent += self.send_lost_again(doc, snapshot)?;
         }

@@ -116,6 +116,32 @@ impl SimRelay {
         *slot = start(&self.path, &self.clock);
     }
 
+    /// Copies the relay's database, as it stands, to `to` (SQLite's
+    /// `VACUUM INTO`: one consistent copy while the relay runs, as
+    /// `casebook-relay backup` takes one).
+    pub fn copy_to(&self, to: &std::path::Path) {
+        let c = rusqlite::Connection::open(&self.path).expect("the relay's database opens");
+        c.busy_timeout(std::time::Duration::from_secs(30))
+            .expect("a busy timeout");
+        c.execute("VACUUM INTO ?1", [to.to_string_lossy()])
+            .expect("the relay's database is copied");
+    }
+
+    /// Stops the relay, puts `copy` in place of its database, and starts
+    /// it again: what it stored since the copy is gone.
+    pub fn restore_from(&self, copy: &std::path::Path) {
+        let mut slot = self.relay.lock().unwrap();
+        slot.1.close();
+        for suffix in ["", "-wal", "-shm"] {
+            let file = std::path::PathBuf::from(format!("{}{suffix}", self.path.display()));
+            if file.exists() {
+                std::fs::remove_file(&file).expect("the relay's file is removed");
+            }
+        }
+        std::fs::copy(copy, &self.path).expect("the copy is put back");
+        *slot = start(&self.path, &self.clock);
+    }
+
     /// The relay's database file, for someone with its disk.
     pub fn db_path(&self) -> &std::path::Path {
         &self.path

@@ -108,6 +108,11 @@ pub struct World {
     pub told_lies: Vec<super::lies::Lie>,
     /// The device the schedule revokes: what it sent, nobody sends again.
     pub to_revoke: Option<casebook_shared::ids::DeviceId>,
+    /// Where the relay's operator decides when to copy its data and when
+    /// to restore that copy (see [`super::restore`]); None: never.
+    pub restores: Option<Rng>,
+    /// The copy taken, not yet restored.
+    pub relay_copy: Option<std::path::PathBuf>,
 }
 
 /// A fresh folder for simulated homes: in memory where the system has one,
@@ -173,6 +178,8 @@ impl World {
             lies: None,
             told_lies: Vec::new(),
             to_revoke: None,
+            restores: None,
+            relay_copy: None,
             unsettled: BTreeMap::new(),
             lost_to_power: Default::default(),
             cuts: None,
