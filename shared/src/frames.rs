@@ -46,7 +46,10 @@ pub enum Request {
         device: DeviceId,
         sig: Sig,
     },
-    /// Registers a new account from its log (unauthenticated: the log proves itself).
+    /// Registers a new account from its log (unauthenticated: the log proves
+    /// itself); for an account the relay holds, takes the entries it lacks
+    /// when its log is where this one begins (a relay restored from an
+    /// older copy, sent back by any device that holds the log).
     CreateAccount { entries: Vec<Signed> },
     /// Appends entries to the caller's account log.
     AppendAccount { entries: Vec<Signed> },

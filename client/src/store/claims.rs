@@ -47,6 +47,13 @@ impl Store {
         Ok(())
     }
 
+    /// Tells every claim of this device's again: the relay lost the audit
+    /// envelopes that told them (see `sync::heal`).
+    pub fn retell_every_claim(&self) -> Result<(), StoreError> {
+        self.execute("UPDATE claims_out SET told = 0", [])?;
+        Ok(())
+    }
+
     /// Up to `limit` claims not told yet.
     pub fn claims_to_tell(&self, limit: usize) -> Result<Vec<Claim>, StoreError> {
         let mut stmt = self.conn.prepare_cached(
@@ -312,6 +319,10 @@ mod tests {
         assert_eq!(store.claims_to_tell(10).unwrap(), [(b, [9; 32], 1)]);
         store.queue_claim(&a, &[8; 32], 9).unwrap();
         assert_eq!(store.claims_to_tell(10).unwrap().len(), 1, "told already");
+        store.claims_told(&all).unwrap();
+        assert!(store.claims_to_tell(10).unwrap().is_empty());
+        store.retell_every_claim().unwrap();
+        assert_eq!(store.claims_to_tell(10).unwrap(), all, "all told again");
     }
 
     #[test]

@@ -19,7 +19,7 @@ use super::apply::Batch;
 use crate::docs::DocMeta;
 use crate::error::{Error, Result};
 use crate::home::Home;
-use crate::net::Relay;
+use crate::net::{NetError, Relay};
 use crate::notes::ChangeHash;
 use crate::store::OutKind;
 
@@ -62,8 +62,10 @@ impl Home {
             // lost any of it, and a device that lacks an entry finds the
             // chain broken at every later one. Each device keeps another's
             // entries once, by device and number, however often sent.
+            // So do its claims, which the lost envelopes carried.
             self.store
                 .put_secret(crate::audit_sync::SENT, &0u64.to_be_bytes())?;
+            self.store.retell_every_claim()?;
         } else {
             let snapshot = batch.snapshot.as_ref().map(|(_, s)| &s.doc[..]);
             report.resent += self.send_lost_again(doc, snapshot)?;
@@ -270,7 +272,17 @@ impl Home {
         if lost.is_empty() || lost.iter().any(|e| !mine.devices.contains_key(&e.signer)) {
             return Ok(false);
         }
-        self.push_access(relay, &head.doc, lost.to_vec()).await?;
+        match self.push_access(relay, &head.doc, lost.to_vec()).await {
+            Ok(()) => {}
+            // Refused (another device sent the same entries back first, or
+            // the relay's write rate): left to the listing's check, as
+            // what cannot be sent back is.
+            Err(Error::Net(NetError::Relay { code, reason })) => {
+                tracing::warn!(doc = %head.doc.short(), ?code, %reason, "access entries not sent back");
+                return Ok(false);
+            }
+            Err(e) => return Err(e),
+        }
         let what = match head.access_len {
             0 => "the relay lacked this document (restored from an older copy, or losing data): its access log sent back".to_string(),
             _ => format!(

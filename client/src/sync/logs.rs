@@ -176,10 +176,10 @@ impl Home {
         // none of it (restored from an older copy, or losing data): the
         // log goes back whole, the relay takes what it lacks, and what it
         // then serves is judged as any other.
-        if !held.is_empty()
-            && lacks_log(&fetched)
-            && self.send_log_back(relay, account, &held).await?
-        {
+        // Fetched again whatever the relay answered: another device (or
+        // another relay node) may have sent it back meanwhile.
+        if !held.is_empty() && lacks_log(&fetched) {
+            self.send_log_back(relay, account, &held).await?;
             fetched = relay.request(&get).await;
         }
         let entries = match fetched? {
@@ -214,7 +214,8 @@ impl Home {
     /// that lacks its end: the relay takes the entries it lacks when what
     /// it holds is where `log` begins (see the relay's `restore_account`).
     /// Returns whether it did; a relay whose log begins otherwise (two
-    /// histories) refuses, and is then refused as a rollback.
+    /// histories) refuses, and the caller's fetch or sign-in after it
+    /// shows which.
     pub(crate) async fn send_log_back(
         &mut self,
         relay: &Relay,

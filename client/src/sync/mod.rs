@@ -337,11 +337,14 @@ impl Home {
                 ..
             })) if self.id.record.registered => {
                 let (account, log) = (self.account_id(), self.account_log()?);
-                if !self.send_log_back(&relay, &account, &log).await? {
-                    return Err(RollbackError::AccountLogDiffers(account).into());
+                let took = self.send_log_back(&relay, &account, &log).await?;
+                // Tried whatever the answer: another device may have sent
+                // it back meanwhile.
+                match self.authenticate(&relay).await {
+                    Ok(()) => Ok(relay),
+                    Err(_) if !took => Err(RollbackError::AccountLogDiffers(account).into()),
+                    Err(e) => Err(e),
                 }
-                self.authenticate(&relay).await?;
-                Ok(relay)
             }
             Err(e) => Err(e),
             Ok(()) => Ok(relay),

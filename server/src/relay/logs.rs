@@ -79,6 +79,18 @@ impl<S: Storage> Relay<S> {
         session: &mut Session,
         entries: Vec<casebook_shared::signed::Signed>,
     ) -> Response {
+        // Every request counts, but a log sent back that the relay took
+        // (see `restore_account`): a device sends back its own account's
+        // log and those of everyone it shares with in one round, while a
+        // log that does not verify, or that the relay holds already, costs
+        // its checking and adds nothing.
+        if session.creates >= MAX_CREATES_PER_CONN {
+            return err(
+                ErrorCode::Limited,
+                "too many accounts created on this connection",
+            );
+        }
+        session.creates += 1;
         if let Err(e) = self.catch_up().await {
             return store_err(e);
         }
@@ -89,21 +101,15 @@ impl<S: Storage> Relay<S> {
                 Err(e) => return err(ErrorCode::Invalid, e.to_string()),
             };
             match self.account(&state.id).await {
-                // Logs sent back count against no limit: a device sends
-                // back its own account's and those of everyone it shares
-                // with, in one round.
-                Ok(Some(held)) => self.restore_account(&held, state, entries).await,
-                Ok(None) if session.creates >= MAX_CREATES_PER_CONN => {
-                    return err(
-                        ErrorCode::Limited,
-                        "too many accounts created on this connection",
-                    );
+                Ok(Some(held)) => {
+                    let (answer, took) = self.restore_account(&held, state, entries).await;
+                    if took {
+                        session.creates -= 1;
+                    }
+                    answer
                 }
-                Ok(None) => {
-                    session.creates += 1;
-                    // A device another account lists is refused by the store.
-                    self.store_account(None, state, entries).await
-                }
+                // A device another account lists is refused by the store.
+                Ok(None) => self.store_account(None, state, entries).await,
                 Err(e) => return store_err(e),
             }
         };
@@ -122,20 +128,25 @@ impl<S: Storage> Relay<S> {
     /// of them sends the log back this way, before authenticating, since
     /// the relay may no longer know the device that asks. Each entry is
     /// signed by a device the log itself made active, so whoever sends it
-    /// only puts back what the account wrote. A log that is not an
-    /// extension of the relay's (two histories) is refused.
+    /// only puts back what the account wrote. A log the relay's already
+    /// holds whole (another device sent it back first) is Ok; one that
+    /// begins otherwise (two histories) is refused. Returns the answer,
+    /// and whether the relay took entries.
     async fn restore_account(
         &self,
         held: &Account,
         state: casebook_shared::account::AccountState,
         mut entries: Vec<Signed>,
-    ) -> Response {
+    ) -> (Response, bool) {
         let known = held.log.len();
-        if entries.len() < known || entries[..known] != held.log[..] {
-            return err(ErrorCode::Conflict, ACCOUNT_DIFFERS);
+        if entries.len() <= known {
+            return match held.log[..entries.len()] == entries[..] {
+                true => (Response::Ok, false),
+                false => (err(ErrorCode::Conflict, ACCOUNT_DIFFERS), false),
+            };
         }
-        if entries.len() == known {
-            return Response::Ok;
+        if entries[..known] != held.log[..] {
+            return (err(ErrorCode::Conflict, ACCOUNT_DIFFERS), false);
         }
         let lacked = entries.split_off(known);
         tracing::warn!(
@@ -143,7 +154,9 @@ impl<S: Storage> Relay<S> {
             entries = lacked.len(),
             "an account log the relay lacked the end of was sent back"
         );
-        self.store_account(Some(held), state, lacked).await
+        let answer = self.store_account(Some(held), state, lacked).await;
+        let took = matches!(answer, Response::Ok);
+        (answer, took)
     }
 
     pub(super) async fn append_account(
