@@ -175,9 +175,9 @@ impl Home {
         // The relay holds less of the log than this device has seen, or
         // none of it (restored from an older copy, or losing data): the
         // log goes back whole, the relay takes what it lacks, and what it
-        // then serves is judged as any other.
-        // Fetched again whatever the relay answered: another device (or
-        // another relay node) may have sent it back meanwhile.
+        // then serves is judged as any other. It is fetched again whatever
+        // the relay answered: another device (or another relay node) may
+        // have sent it back meanwhile.
         if !held.is_empty() && lacks_log(&fetched) {
             self.send_log_back(relay, account, &held).await?;
             fetched = relay.request(&get).await;

@@ -49,6 +49,8 @@ impl<S: Storage> Relay<S> {
         }
         let (account, device) = self.identity(session).await?;
         self.limiter.upload(&account)?;
+        // The account signed in just now, so it is held; were it not, the
+        // narrower rule applies.
         let listed = match signers {
             Signers::ThisDevice => None,
             Signers::AnyOfTheAccount => match self.account(&account).await {
@@ -128,7 +130,7 @@ impl<S: Storage> Relay<S> {
     /// of them sends the log back this way, before authenticating, since
     /// the relay may no longer know the device that asks. Each entry is
     /// signed by a device the log itself made active, so whoever sends it
-    /// only puts back what the account wrote. A log the relay's already
+    /// only puts back what the account wrote. A log the relay already
     /// holds whole (another device sent it back first) is Ok; one that
     /// begins otherwise (two histories) is refused. Returns the answer,
     /// and whether the relay took entries.

@@ -13,9 +13,13 @@
 //! fail. In 3405643786 a device that synced after another device of its
 //! account had written to the audit document again never saw the loss, so
 //! its trail's lost entries were not sent again and the other devices find
-//! its chain broken. In 3405643825 a restore lost a revocation's key
-//! rotation, and envelopes sealed after the healing do not decrypt on
-//! every device; not yet traced.
+//! its chain broken. In 3405643825 the tablet is revoked after the copy;
+//! the phone rotates the owner's documents before the laptop sends its own
+//! rotations, the restore loses the phone's, and the laptop's take their
+//! place at the same position in each access log. The listing gives only
+//! a log's length, so the phone never sees that the relay's log differs
+//! from its own: it seals under a key no other device holds, and refuses
+//! what the others seal (two histories of equal length, not caught).
 
 use super::world::World;
 
