@@ -45,17 +45,6 @@ fn lose_snapshot(relay: &Relay, case: &str) {
     assert_eq!(lost, 1, "the owner's sync took a snapshot");
 }
 
-/// `home`'s sync names the case INCOMPLETE (exit 4).
-fn names_a_gap(home: &std::path::Path) {
-    let out = run(home, &["sync"]);
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(4), "{err}");
-    assert!(
-        err.contains("Jordan Avery (") && err.contains("is INCOMPLETE"),
-        "{err}"
-    );
-}
-
 /// The relay loses a snapshot before a colleague fetched the changes it
 /// covers (and dropped, with the signals that told of them). The owner's
 /// device sent, after the snapshot, a change that builds on all it holds:

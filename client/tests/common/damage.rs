@@ -114,3 +114,15 @@ pub fn lose_newest(relay: &Relay, case: &str) {
     let (seq, _, _) = envelopes(relay, case).remove(0);
     lose(relay, seq);
 }
+
+/// `home`'s sync names the case INCOMPLETE (exit 4); what it printed.
+pub fn names_a_gap(home: &std::path::Path) -> String {
+    let out = run(home, &["sync"]);
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(out.status.code(), Some(4), "{err}");
+    assert!(
+        err.contains("Jordan Avery (") && err.contains("is INCOMPLETE"),
+        "{err}"
+    );
+    err
+}

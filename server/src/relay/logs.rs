@@ -29,6 +29,18 @@ const ACCOUNT_DIFFERS: &str =
     "this account exists here with a log that is not the start of the one sent";
 
 impl<S: Storage> Relay<S> {
+    /// `answer`, once the log it was refused for having moved on (another
+    /// relay node appended first) is held as stored, so the device's retry
+    /// is checked against it.
+    async fn caught_up_after(&self, answer: Response) -> Response {
+        if moved_on(&answer)
+            && let Err(e) = self.catch_up().await
+        {
+            return store_err(e);
+        }
+        answer
+    }
+
     /// The account appending `entries` to a log: authenticated, within its
     /// write rate (new documents count too), and the signer of every entry
     /// through its devices. An account log's entries must be this
@@ -115,12 +127,7 @@ impl<S: Storage> Relay<S> {
                 Err(e) => return store_err(e),
             }
         };
-        if moved_on(&answer)
-            && let Err(e) = self.catch_up().await
-        {
-            return store_err(e);
-        }
-        answer
+        self.caught_up_after(answer).await
     }
 
     /// A whole log, verified from its first entry, for an account this
@@ -190,14 +197,7 @@ impl<S: Storage> Relay<S> {
                 Ok(state) => self.store_account(Some(&held), state, entries).await,
             }
         };
-        // Another node appended first: hold the log as stored, so the
-        // device's retry is checked against it.
-        if moved_on(&answer)
-            && let Err(e) = self.catch_up().await
-        {
-            return store_err(e);
-        }
-        answer
+        self.caught_up_after(answer).await
     }
 
     pub(super) async fn store_account(
@@ -250,12 +250,7 @@ impl<S: Storage> Relay<S> {
             Err(r) => return r,
         };
         let answer = self.append_access_locked(account, doc, entries).await;
-        if moved_on(&answer)
-            && let Err(e) = self.catch_up().await
-        {
-            return store_err(e);
-        }
-        answer
+        self.caught_up_after(answer).await
     }
 
     async fn append_access_locked(
