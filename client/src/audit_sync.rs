@@ -40,6 +40,10 @@ const PER_ENVELOPE: usize = 2000;
 /// Claims per envelope, likewise.
 const CLAIMS_PER_ENVELOPE: usize = 4000;
 
+/// Devices asked at once to send their trail again: more than an account
+/// has.
+const AUDIT_WANTS: usize = 64;
+
 /// What an audit envelope carries (public for the fuzz target of what
 /// another device may have sealed in one).
 #[derive(serde::Serialize, serde::Deserialize)]
@@ -165,6 +169,7 @@ impl Home {
         let Some(meta) = self.access().doc_meta(&doc)? else {
             return Ok(0);
         };
+        self.ask_for_audit_gaps(&doc)?;
         let sent = match self.store.get_secret(SENT)? {
             Some(b) if b.len() == 8 => u64::from_be_bytes(b[..].try_into().expect("8 bytes")),
             _ => 0,
@@ -235,6 +240,39 @@ impl Home {
             }
         }
         Ok(sent_now)
+    }
+
+    /// Asks each device of the account whose trail arrived here with a
+    /// gap (the relay lost entries of it after this device took later
+    /// ones, as a relay restored from an older copy does) to send its
+    /// trail again: a want in the audit document naming the device, asked
+    /// once while the gap lasts. The device may not have seen the loss
+    /// itself: another device wrote to the audit document first.
+    fn ask_for_audit_gaps(&self, doc: &DocId) -> Result<()> {
+        let gaps = self.store.remote_audit_gaps()?;
+        self.store.forget_wants_but(doc, &gaps)?;
+        for device in &gaps {
+            self.store.queue_want(doc, device, AUDIT_WANTS)?;
+        }
+        Ok(())
+    }
+
+    /// Whether `wants`, asked of this device in the audit document, name
+    /// it: another device holds its trail with a gap. Then the whole trail
+    /// goes again (each device keeps another's entries once), and the
+    /// trail says so.
+    pub(crate) fn answer_audit_wants(&mut self, wants: &[(DocId, [u8; 32])]) -> Result<()> {
+        let doc = audit_doc(&self.account_id());
+        let me = self.device_id();
+        if !wants.iter().any(|(d, h)| *d == doc && *h == me.0) {
+            return Ok(());
+        }
+        self.store.put_secret(SENT, &0u64.to_be_bytes())?;
+        self.trail().record(
+            "another device of this account holds this device's trail with a gap (the relay lost entries of it): sent again whole",
+            None,
+        )?;
+        Ok(())
     }
 
     /// Keeps the entries another device sent (checked and opened by the

@@ -8,7 +8,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::crypto::Sig;
-use crate::ids::{AccountId, DeviceId, DocId};
+use crate::ids::{AccountId, DeviceId, DocId, Hash};
 use crate::signed::Signed;
 
 /// Signature label of the authentication answer.
@@ -117,6 +117,10 @@ pub struct DocHead {
     pub doc: DocId,
     /// Entries in its access log.
     pub access_len: u64,
+    /// The chain hash of the last of them: a device that holds as many
+    /// entries sees whether they are the same ones (a relay restored from
+    /// an older copy may hold another device's entries in their place).
+    pub access_head: Hash,
     /// Highest sequence number of its envelopes (0 if none).
     pub seq: u64,
 }

@@ -20,8 +20,9 @@ pub mod signed;
 /// The ALPN protocol id; bump the suffix on an incompatible wire change.
 /// 2: signals (a third envelope kind) and claims in the audit body, which
 /// a build of 1 refuses (it would stop at the first, every sync): it is
-/// told at the handshake instead.
-pub const ALPN: &[u8] = b"casebook/2";
+/// told at the handshake instead. 3: a listing carries each access log's
+/// last entry hash ([`frames::DocHead::access_head`]).
+pub const ALPN: &[u8] = b"casebook/3";
 
 /// The wire and envelope format version this build speaks.
 pub const PROTOCOL_VERSION: u8 = 1;

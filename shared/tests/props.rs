@@ -11,7 +11,7 @@ use casebook_shared::codec::{self, CodecError};
 use casebook_shared::crypto::{DeviceSigner, SecretKey, Sig};
 use casebook_shared::envelope::{self, Envelope, Header, Kind};
 use casebook_shared::frames::{DocHead, ErrorCode, Request, Response, Stored};
-use casebook_shared::ids::{AccountId, DeviceId, DocId, EnvelopeId};
+use casebook_shared::ids::{AccountId, DeviceId, DocId, EnvelopeId, Hash};
 use casebook_shared::signed::Signed;
 
 // ---------------------------------------------------------------------------
@@ -105,11 +105,14 @@ fn request() -> impl Strategy<Value = Request> {
 }
 
 fn response() -> impl Strategy<Value = Response> {
-    let head = (doc_id(), any::<u64>(), any::<u64>()).prop_map(|(doc, access_len, seq)| DocHead {
-        doc,
-        access_len,
-        seq,
-    });
+    let head = (doc_id(), any::<u64>(), any::<[u8; 32]>(), any::<u64>()).prop_map(
+        |(doc, access_len, h, seq)| DocHead {
+            doc,
+            access_len,
+            access_head: Hash(h),
+            seq,
+        },
+    );
     let stored = || {
         (doc_id(), any::<u64>(), bytes(200)).prop_map(|(doc, seq, envelope)| Stored {
             doc,

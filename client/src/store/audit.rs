@@ -62,6 +62,25 @@ impl Store {
         Ok(out)
     }
 
+    /// The devices whose entries held here skip a number: the relay lost
+    /// some of them (restored from an older copy, say) after this device
+    /// had taken later ones.
+    pub fn remote_audit_gaps(&self) -> Result<Vec<[u8; 32]>, StoreError> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT device FROM audit_remote GROUP BY device
+             HAVING MIN(seq) != 1 OR MAX(seq) != COUNT(*)",
+        )?;
+        let rows = stmt.query_map([], |r| r.get::<_, Vec<u8>>(0))?;
+        let mut out = Vec::new();
+        for r in rows {
+            out.push(
+                r?.try_into()
+                    .map_err(|_| StoreError::Damaged("an audit row is malformed".into()))?,
+            );
+        }
+        Ok(out)
+    }
+
     /// The newest audit record, if any.
     pub fn last_audit(&self) -> Result<Option<Zeroizing<Vec<u8>>>, StoreError> {
         let row: Option<(i64, Vec<u8>)> = self

@@ -228,6 +228,30 @@ impl Store {
         Ok(())
     }
 
+    /// Drops the wants of `doc` but those of `keep`.
+    pub fn forget_wants_but(&self, doc: &DocId, keep: &[Hash]) -> Result<(), StoreError> {
+        let held = self.pairs_of(doc)?;
+        for h in held.iter().filter(|h| !keep.contains(h)) {
+            self.execute(
+                "DELETE FROM wants_out WHERE doc = ?1 AND hash = ?2",
+                params![&doc.0[..], &h[..]],
+            )?;
+        }
+        Ok(())
+    }
+
+    fn pairs_of(&self, doc: &DocId) -> Result<Vec<Hash>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT hash FROM wants_out WHERE doc = ?1")?;
+        let rows = stmt.query_map([&doc.0[..]], |r| r.get::<_, Vec<u8>>(0))?;
+        let mut out = Vec::new();
+        for r in rows {
+            out.push(r?.try_into().map_err(|_| damaged())?);
+        }
+        Ok(out)
+    }
+
     /// Forgets every claim and want of a document deleted here.
     pub fn forget_claims(&self, doc: &DocId) -> Result<(), StoreError> {
         for table in ["claims_out", "claims_in", "wants_out", "wants_in"] {

@@ -10,7 +10,7 @@ use casebook_shared::account::AccountState;
 use casebook_shared::crypto::SecretKey;
 use casebook_shared::envelope::{Envelope, Kind};
 use casebook_shared::frames::{DocHead, Stored};
-use casebook_shared::ids::{AccountId, DeviceId, DocId};
+use casebook_shared::ids::{AccountId, DeviceId, DocId, Hash};
 use zeroize::Zeroizing;
 
 use crate::docs::DocMeta;
@@ -31,6 +31,14 @@ pub struct Need {
     /// again, the seen mark starts from its numbers, and what this device
     /// holds is sent again (see `sync::apply`).
     pub rewind: bool,
+    /// The relay's access log holds as many entries as this device has
+    /// had from it, but not the same last one, or (of a document this
+    /// account owns) fewer that could not be sent back: restored from an
+    /// older copy after which another device's entries took the place of
+    /// this one's, or showing another history. It is fetched whole
+    /// ([`Need::access_from`] is 0) and taken only where this account
+    /// signed what differs (see `rebase_fork`).
+    pub fork: bool,
 }
 
 /// Compares the relay's listing with what this device has seen. A relay that
@@ -41,12 +49,13 @@ pub struct Need {
 /// device's was given) lost them: the document is fetched again and healed
 /// ([`Need::rewind`]), so a relay restored from an older copy locks nobody
 /// out.
-/// `held` is each document this device holds with its sync record and whether
-/// its own account owns it; an owned document missing from the listing is a
+/// `held` is each document this device holds with its sync record, whether
+/// its own account owns it, and the hash of the last access entry it has
+/// had from the relay; an owned document missing from the listing is a
 /// rollback too (a relay cannot make an owner's document vanish).
 pub fn plan(
     heads: &[DocHead],
-    held: &BTreeMap<DocId, (DocSync, bool)>,
+    held: &BTreeMap<DocId, (DocSync, bool, Option<Hash>)>,
 ) -> Result<Vec<Need>, RollbackError> {
     let mut needs = Vec::new();
     let mut listed = std::collections::BTreeSet::new();
@@ -54,8 +63,16 @@ pub fn plan(
         if !listed.insert(h.doc) {
             return Err(RollbackError::ListedTwice(h.doc));
         }
-        let local = held.get(&h.doc).map(|(s, _)| *s).unwrap_or_default();
-        if h.access_len < local.access_len {
+        let (local, owned, here_head) = held
+            .get(&h.doc)
+            .map_or((DocSync::default(), false, None), |(s, o, head)| {
+                (*s, *o, *head)
+            });
+        // This account signed every entry of a document it owns: one the
+        // relay shows shorter, that was not sent back (see `heal_access`),
+        // took another turn there, and is taken as one that is as long.
+        let turned = owned && h.access_len > 0 && h.access_len < local.access_len;
+        if h.access_len < local.access_len && !turned {
             return Err(RollbackError::FewerAccessEntries {
                 doc: h.doc,
                 relay: h.access_len,
@@ -70,17 +87,25 @@ pub fn plan(
             true => Some(0),
             false => (h.seq > local.seen).then_some(local.seen),
         };
+        let fork = turned
+            || (h.access_len == local.access_len
+                && here_head.is_some_and(|here| here != h.access_head));
+        let access_from = match fork {
+            true => Some(0),
+            false => (h.access_len > local.access_len).then_some(local.access_len),
+        };
         let need = Need {
             doc: h.doc,
-            access_from: (h.access_len > local.access_len).then_some(local.access_len),
+            access_from,
             changes_after,
             rewind,
+            fork,
         };
         if need.access_from.is_some() || need.changes_after.is_some() || need.rewind {
             needs.push(need);
         }
     }
-    for (doc, (sync, owned)) in held {
+    for (doc, (sync, owned, _)) in held {
         if *owned && (sync.access_len > 0 || sync.acked > 0) && !listed.contains(doc) {
             return Err(RollbackError::Missing(*doc));
         }

@@ -2,15 +2,24 @@
 
 use super::*;
 
+/// A log's last entry hash, made up: the same for the same length, as on
+/// a relay that holds the entries this device has.
+fn hash_at(access_len: u64) -> Hash {
+    Hash([access_len as u8; 32])
+}
+
 fn head(doc: u8, access_len: u64, seq: u64) -> DocHead {
     DocHead {
         doc: DocId([doc; 16]),
         access_len,
+        access_head: hash_at(access_len),
         seq,
     }
 }
 
-fn held(doc: u8, access_len: u64, seen: u64, owned: bool) -> (DocId, (DocSync, bool)) {
+type Held = (DocSync, bool, Option<Hash>);
+
+fn held(doc: u8, access_len: u64, seen: u64, owned: bool) -> (DocId, Held) {
     (
         DocId([doc; 16]),
         (
@@ -21,6 +30,7 @@ fn held(doc: u8, access_len: u64, seen: u64, owned: bool) -> (DocId, (DocSync, b
                 ..DocSync::default()
             },
             owned,
+            (access_len > 0).then(|| hash_at(access_len)),
         ),
     )
 }
@@ -98,6 +108,7 @@ fn meta_of(grants: &[(&Author, Role, u32, Option<u32>)], epoch: u32) -> DocMeta 
         .collect();
     DocMeta {
         disposed: false,
+        head: casebook_shared::ids::Hash([0; 32]),
         owner: grants[0].account,
         epoch,
         members: grants
@@ -372,18 +383,21 @@ fn plan_asks_for_what_is_new() {
                 access_from: Some(1),
                 changes_after: None,
                 rewind: false,
+                fork: false,
             },
             Need {
                 doc: DocId([2; 16]),
                 access_from: None,
                 changes_after: Some(9),
                 rewind: false,
+                fork: false,
             },
             Need {
                 doc: DocId([3; 16]),
                 access_from: Some(0),
                 changes_after: Some(0),
                 rewind: false,
+                fork: false,
             },
         ]
     );
@@ -402,9 +416,15 @@ fn an_incomplete_document_is_fetched_again_from_the_start() {
 #[test]
 fn plan_refuses_rollback_and_heals_lost_envelopes() {
     let local = BTreeMap::from([held(1, 2, 5, true)]);
+    let turned = plan(&[head(1, 1, 5)], &local).unwrap();
+    assert_eq!(
+        (turned[0].access_from, turned[0].fork),
+        (Some(0), true),
+        "an owned access log shorter, not sent back: fetched whole, to find where it turned"
+    );
     assert!(
-        plan(&[head(1, 1, 5)], &local).is_err(),
-        "shorter access log"
+        plan(&[head(1, 1, 5)], &BTreeMap::from([held(1, 2, 5, false)])).is_err(),
+        "another account's access log shorter"
     );
     let behind = plan(&[head(1, 2, 4)], &local).unwrap();
     assert_eq!(
@@ -431,5 +451,26 @@ fn plan_refuses_rollback_and_heals_lost_envelopes() {
     assert!(
         plan(&[], &shared).is_ok(),
         "a shared document may be unshared"
+    );
+}
+
+#[test]
+fn an_access_log_as_long_but_not_the_same_is_fetched_whole() {
+    let local = BTreeMap::from([held(1, 3, 5, true)]);
+    assert!(plan(&[head(1, 3, 5)], &local).unwrap().is_empty());
+    let mut other = head(1, 3, 5);
+    other.access_head = Hash([9; 32]);
+    let needs = plan(&[other], &local).unwrap();
+    assert_eq!(
+        (needs[0].access_from, needs[0].fork),
+        (Some(0), true),
+        "another last entry at the same length: the whole log, to find where it turned"
+    );
+    assert!(
+        plan(&[head(1, 4, 5)], &local)
+            .unwrap()
+            .iter()
+            .all(|n| !n.fork),
+        "a longer log is fetched from the end held; its first entry tells"
     );
 }

@@ -252,8 +252,12 @@ impl Home {
         if wants.is_empty() {
             return Ok(());
         }
+        // In the audit document a want names a device whose trail has a
+        // gap, not a change.
+        self.answer_audit_wants(&wants)?;
+        let audit = crate::audit_sync::audit_doc(&self.account_id());
         let mut by_doc: BTreeMap<DocId, Vec<ChangeHash>> = BTreeMap::new();
-        for (doc, hash) in &wants {
+        for (doc, hash) in wants.iter().filter(|(d, _)| *d != audit) {
             by_doc.entry(*doc).or_default().push(ChangeHash(*hash));
         }
         // This account's own devices get the longer run.

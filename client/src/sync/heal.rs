@@ -80,7 +80,7 @@ impl Home {
     /// Queues again this device's changes to `doc` that the snapshot
     /// `saved` lacks (with none, all of them); records
     /// it in the trail, and returns how many.
-    pub(super) fn send_lost_again(&mut self, doc: &DocId, saved: Option<&[u8]>) -> Result<usize> {
+    pub(crate) fn send_lost_again(&mut self, doc: &DocId, saved: Option<&[u8]>) -> Result<usize> {
         let mut pending = Vec::new();
         for row in self.store.outbox()? {
             if row.doc == *doc && row.kind != OutKind::Access {
@@ -229,6 +229,7 @@ impl Home {
             .map(|doc| DocHead {
                 doc: *doc,
                 access_len: 0,
+                access_head: casebook_shared::ids::Hash([0; 32]),
                 seq: 0,
             });
         let gone: Vec<DocHead> = gone.collect();
@@ -292,6 +293,9 @@ impl Home {
         };
         self.trail().record(&what, Some(head.doc))?;
         head.access_len = confirmed;
+        if let Some(last) = lost.last() {
+            head.access_head = last.hash(casebook_shared::access::HASH_LABEL);
+        }
         Ok(true)
     }
 }

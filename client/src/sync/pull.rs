@@ -122,10 +122,19 @@ impl Home {
                 }
                 Step::TakeAccess(chunk) => {
                     let accounts = &*accounts;
-                    let refused = self.atomically(|home| {
+                    let (refused, resent) = self.atomically(|home| {
                         let mut refused = Vec::new();
+                        let mut resent = 0;
                         for t in &chunk {
-                            let refusal = if t.rebase {
+                            let refusal = if t.fork {
+                                match home.rebase_fork(&t.doc, &t.entries, accounts)? {
+                                    Ok(n) => {
+                                        resent += n;
+                                        None
+                                    }
+                                    Err(reason) => Some(reason),
+                                }
+                            } else if t.rebase {
                                 home.rebase_access(&t.doc, t.confirmed, &t.entries, accounts)?
                             } else {
                                 home.access()
@@ -133,8 +142,9 @@ impl Home {
                             };
                             refused.extend(refusal.map(|reason| (t.doc, reason)));
                         }
-                        Ok(refused)
+                        Ok((refused, resent))
                     })?;
+                    report.resent += resent;
                     pulling.access_taken(refused);
                 }
                 Step::MemberLogs(docs) => self.member_logs_of(relay, &docs, accounts).await?,
@@ -200,11 +210,26 @@ impl Home {
     /// What the store holds of `doc`, whose access state is `meta`, with
     /// `unsent` access entries signed here and not sent yet.
     fn held_doc(&self, doc: &DocId, meta: Option<&DocMeta>, unsent: u64) -> Result<HeldDoc> {
+        let sync = self.docs().sync_record(doc)?;
+        // The relay has had all but the unsent entries: the last of those
+        // is the one its listing is compared with.
+        let head = match (meta, unsent) {
+            (Some(m), 0) => Some(m.head),
+            (None, _) => None,
+            (Some(_), _) => {
+                let had = sync.access_len.saturating_sub(unsent) as usize;
+                let log = self.access().access_log(doc)?;
+                had.checked_sub(1)
+                    .and_then(|i| log.get(i))
+                    .map(|e| e.hash(casebook_shared::access::HASH_LABEL))
+            }
+        };
         Ok(HeldDoc {
-            sync: self.docs().sync_record(doc)?,
+            sync,
             owned: meta.is_some_and(|m| m.owner == self.account_id()),
             disposed: meta.is_some_and(|m| m.disposed),
             unsent,
+            head,
         })
     }
 

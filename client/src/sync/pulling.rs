@@ -32,8 +32,9 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 
+use casebook_shared::access::{DocEntry, SIG_LABEL};
 use casebook_shared::frames::{DocHead, Request, Stored};
-use casebook_shared::ids::DocId;
+use casebook_shared::ids::{DocId, Hash};
 use casebook_shared::signed::Signed;
 
 use super::check::{self, Need};
@@ -51,6 +52,9 @@ pub(crate) struct HeldDoc {
     pub disposed: bool,
     /// Access entries signed here that wait to be sent.
     pub unsent: u64,
+    /// The chain hash of the last entry held that the relay has had (of
+    /// entry `sync.access_len - unsent - 1`); `None` when none is.
+    pub head: Option<Hash>,
 }
 
 /// What the store holds, read before the pull starts.
@@ -73,6 +77,9 @@ pub(crate) struct TakeAccess {
     pub confirmed: u64,
     /// Entries signed here but not sent are replayed on top of these.
     pub rebase: bool,
+    /// These are the relay's whole log, which differs from the one held
+    /// here before its end: see [`check::Need::fork`].
+    pub fork: bool,
 }
 
 /// The next thing the shell does.
@@ -130,6 +137,9 @@ pub(crate) struct Pulling {
     audit_tried: bool,
     /// The access-log lengths the listing gave.
     access_len: HashMap<DocId, u64>,
+    /// Documents whose access log on the relay differs from the one held
+    /// here (see [`check::Need::fork`]): fetched whole.
+    forked: BTreeSet<DocId>,
     /// Documents asked for.
     needs: Vec<Need>,
     /// Access fetches still to answer.
@@ -169,6 +179,7 @@ impl Pulling {
             next,
             audit_tried: false,
             access_len: HashMap::new(),
+            forked: BTreeSet::new(),
             needs: Vec::new(),
             awaiting_access: 0,
             fetched_logs: Vec::new(),
@@ -195,23 +206,24 @@ impl Pulling {
             return Ok(());
         }
         // The relay's log is compared with the part of ours it has had.
-        let held: BTreeMap<DocId, (DocSync, bool)> = self
+        let held: BTreeMap<DocId, (DocSync, bool, Option<Hash>)> = self
             .here
             .docs
             .iter()
             .map(|(doc, h)| {
                 let mut sync = h.sync;
                 sync.access_len -= h.unsent.min(sync.access_len);
-                (*doc, (sync, h.owned))
+                (*doc, (sync, h.owned, h.head))
             })
             .collect();
         let mut needs = check::plan(heads, &held)?;
+        self.forked = needs.iter().filter(|n| n.fork).map(|n| n.doc).collect();
         // A disposal stays listed; once taken it is no news.
         needs.retain(|n| !self.here.disposed.contains(&n.doc));
         let listed: BTreeSet<DocId> = heads.iter().map(|h| h.doc).collect();
         let (listed, ended): (Vec<DocId>, Vec<DocId>) = held
             .iter()
-            .filter(|(_, (_, owned))| !owned)
+            .filter(|(_, (_, owned, _))| !owned)
             .map(|(doc, _)| *doc)
             .partition(|doc| listed.contains(doc));
         if !ended.is_empty() || !listed.is_empty() {
@@ -268,6 +280,14 @@ impl Pulling {
         let sent = from + entries.len() as u64;
         if sent != listed {
             return Err(RollbackError::AccessEntries { doc, listed, sent });
+        }
+        // Entries that do not continue the log held here: the relay's log
+        // took another turn before them. Fetched whole, to find where.
+        let head = self.here.docs.get(&doc).and_then(|h| h.head);
+        if from > 0 && !self.forked.contains(&doc) && !continues(head, entries.first()) {
+            self.forked.insert(doc);
+            self.next.push_front(Step::GetAccess { doc, from: 0 });
+            return Ok(());
         }
         self.next.push_front(Step::Signers { doc, entries });
         Ok(())
@@ -395,6 +415,7 @@ impl Pulling {
                     doc,
                     confirmed: listed - (entries.len() as u64).min(listed),
                     rebase: self.here.docs.get(&doc).is_some_and(|h| h.unsent > 0),
+                    fork: self.forked.contains(&doc),
                     entries,
                 }
             })
@@ -438,6 +459,19 @@ impl Pulling {
             Some(request) => self.next.push_back(Step::Fetch(request)),
             None => self.next.push_back(Step::Apply),
         }
+    }
+}
+
+/// Whether `first`, the first entry fetched after the one whose hash is
+/// `head`, names it as its previous. One that does not open is left to the
+/// checks that refuse it.
+fn continues(head: Option<Hash>, first: Option<&Signed>) -> bool {
+    let (Some(head), Some(first)) = (head, first) else {
+        return true;
+    };
+    match first.open::<DocEntry>(SIG_LABEL) {
+        Ok(entry) => entry.prev == Some(head),
+        Err(_) => true,
     }
 }
 

@@ -18,6 +18,7 @@ fn head(d: u8, access_len: u64, seq: u64) -> DocHead {
     DocHead {
         doc: doc(d),
         access_len,
+        access_head: casebook_shared::ids::Hash([0; 32]),
         seq,
     }
 }
@@ -131,12 +132,34 @@ fn what_is_new_is_fetched_and_nothing_else() {
 
 #[test]
 fn a_listing_that_shows_less_than_was_seen_is_refused() {
-    let mut p = Pulling::new(here([(1, held(2, 5, true))]));
+    let mut p = Pulling::new(here([(1, held(2, 5, false))]));
     p.poll();
     assert!(matches!(
         p.listed(&[head(1, 1, 5), head(AUDIT, 0, 0)]),
         Err(RollbackError::FewerAccessEntries { .. })
     ));
+}
+
+#[test]
+fn an_owned_log_shown_shorter_is_fetched_whole_and_taken_as_a_fork() {
+    let mut p = Pulling::new(here([(1, held(2, 5, true))]));
+    p.poll();
+    p.listed(&[head(1, 1, 5), head(AUDIT, 0, 0)]).unwrap();
+    assert_eq!(
+        p.poll(),
+        Step::GetAccess {
+            doc: doc(1),
+            from: 0
+        }
+    );
+    let entries = entries(1, 0, 1);
+    p.access(doc(1), 0, entries.clone()).unwrap();
+    assert!(matches!(p.poll(), Step::Signers { .. }));
+    p.signers(doc(1), entries, Ok(()));
+    match p.poll() {
+        Step::TakeAccess(take) => assert!(take[0].fork && take[0].confirmed == 0),
+        s => panic!("{s:?}"),
+    }
 }
 
 #[test]
@@ -395,4 +418,37 @@ fn a_page_out_of_order_is_refused_and_one_not_asked_for_fails() {
     );
     let (_, refused) = finish(p);
     assert_eq!(refused[0].seq, 3);
+}
+
+#[test]
+fn entries_that_do_not_follow_the_last_held_are_fetched_again_whole() {
+    let mut mine = held(2, 5, true);
+    mine.head = Some(casebook_shared::ids::Hash([7; 32]));
+    let mut p = Pulling::new(here([(1, mine)]));
+    p.poll();
+    p.listed(&[head(1, 3, 5), head(AUDIT, 0, 0)]).unwrap();
+    assert_eq!(
+        p.poll(),
+        Step::GetAccess {
+            doc: doc(1),
+            from: 2
+        }
+    );
+    p.access(doc(1), 2, entries(1, 2, 1)).unwrap();
+    assert_eq!(
+        p.poll(),
+        Step::GetAccess {
+            doc: doc(1),
+            from: 0
+        },
+        "its first entry names another previous"
+    );
+    let whole = entries(1, 0, 3);
+    p.access(doc(1), 0, whole.clone()).unwrap();
+    assert!(matches!(p.poll(), Step::Signers { .. }));
+    p.signers(doc(1), whole, Ok(()));
+    match p.poll() {
+        Step::TakeAccess(take) => assert!(take[0].fork),
+        s => panic!("{s:?}"),
+    }
 }

@@ -233,6 +233,7 @@ mod tests {
             grants: Vec::<Grant>::new(),
             wraps: Default::default(),
             disposed: false,
+            head: casebook_shared::ids::Hash([0; 32]),
         }
     }
 

@@ -133,6 +133,7 @@ impl Doc {
         Some(DocHead {
             doc: id,
             access_len: self.access_len(),
+            access_head: self.state.head,
             seq: self.head(),
         })
     }

@@ -1,0 +1,276 @@
+//! A relay restored from an older copy, after which another device of the
+//! account signed access entries where the lost ones had been: the relay's
+//! access log is as long as the one the losing device holds, but not the
+//! same. The listing carries each log's last entry hash, so that device
+//! sees it; it takes the relay's log, signs again on top of it what its lost
+//! entries did, and sends its changes again. A share it ended stays ended.
+
+use casebook::notes::{NoteFormat, NoteInput};
+use casebook::sync::SyncReport;
+use casebook_shared::ids::{AccountId, DocId};
+use casebook_tests::*;
+
+fn note(text: &str) -> NoteInput {
+    let mut n = NoteInput::new("2026-11-20", NoteFormat::parse("free").unwrap());
+    n.fields = vec![("text".into(), text.into())];
+    n
+}
+
+fn clean(r: &SyncReport) {
+    assert!(
+        r.refused.is_empty() && r.incomplete.is_empty() && r.held.is_empty(),
+        "{r:?}"
+    );
+}
+
+fn notes(home: &mut casebook::Home, case: &DocId) -> usize {
+    home.list_notes(case).unwrap().len()
+}
+
+/// Dr. Rivera's laptop and phone, a case shared with Dr. Chen, Dr. Okafor
+/// a contact not shared with yet; everyone synced.
+struct Clinic {
+    relay: TestRelay,
+    laptop: casebook::Home,
+    phone: casebook::Home,
+    chen: casebook::Home,
+    okafor: casebook::Home,
+    case: DocId,
+    _dirs: Vec<tempfile::TempDir>,
+}
+
+async fn clinic() -> Clinic {
+    let relay = TestRelay::start().await;
+    let dirs: Vec<_> = (0..4).map(|_| tempfile::tempdir().unwrap()).collect();
+    let mut laptop = init(dirs[0].path(), &relay, "Dr. Rivera");
+    let case = case_with_a_plan(&mut laptop, "walk daily");
+    sync(&mut laptop).await;
+    let mut phone = pair(&mut laptop, dirs[1].path(), &relay).await;
+    let mut chen = init(dirs[2].path(), &relay, "Dr. Chen");
+    let mut okafor = init(dirs[3].path(), &relay, "Dr. Okafor");
+    sync(&mut chen).await;
+    sync(&mut okafor).await;
+    for home in [&mut laptop, &mut phone] {
+        befriend(home, "Dr. Chen", &chen.account_id());
+        befriend(home, "Dr. Okafor", &okafor.account_id());
+    }
+    share_case(&mut laptop, &case, "Dr. Chen", "read", true).await;
+    sync(&mut chen).await;
+    sync(&mut phone).await;
+    assert_eq!(notes(&mut chen, &case), 1);
+    Clinic {
+        relay,
+        laptop,
+        phone,
+        chen,
+        okafor,
+        case,
+        _dirs: dirs,
+    }
+}
+
+fn members(home: &casebook::Home, case: &DocId) -> Vec<AccountId> {
+    let mut m: Vec<AccountId> = home
+        .shares(case)
+        .unwrap()
+        .into_iter()
+        .map(|r| r.member)
+        .collect();
+    m.sort();
+    m
+}
+
+/// The phone's sync after the restore: the relay's log taken, the phone's
+/// own entries signed again on top of it, its note sent again, and the
+/// trail says so.
+async fn phone_heals(phone: &mut casebook::Home) {
+    let healed = sync(phone).await;
+    clean(&healed);
+    assert!(healed.resent > 0, "its note goes again: {healed:?}");
+    let trail = phone.trail().entries().unwrap();
+    assert!(
+        trail
+            .iter()
+            .any(|r| r.what.contains("differs from the one held here from entry")),
+        "the trail says so"
+    );
+}
+
+/// After the copy, the phone ends Dr. Chen's share (a removal and a new
+/// key) and writes under the new key. The restore loses both; the laptop,
+/// which never saw them, then shares the case with Dr. Okafor, and its
+/// entry lands where the phone's removal was: the relay's log is shorter
+/// than the phone's, and differs. The phone's next sync takes the laptop's
+/// entry and ends Chen's share again on top of it: Okafor reads the
+/// phone's note, Chen does not.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_share_ended_and_lost_in_a_restore_is_ended_again_on_the_relays_log() {
+    let Clinic {
+        relay,
+        mut laptop,
+        mut phone,
+        mut chen,
+        mut okafor,
+        case,
+        _dirs,
+    } = clinic().await;
+    let (relay, copy) = relay.copy().await;
+    phone.unshare(&case, "Dr. Chen").unwrap();
+    phone
+        .add_note(&case, note("written after Chen left"))
+        .unwrap();
+    clean(&sync(&mut phone).await);
+
+    let relay = relay.restore(copy.path()).await;
+    share_case(&mut laptop, &case, "Dr. Okafor", "read", true).await;
+
+    phone_heals(&mut phone).await;
+    assert_eq!(
+        members(&phone, &case),
+        vec![okafor.account_id()],
+        "Chen's share ended again"
+    );
+    clean(&sync(&mut laptop).await);
+    assert_eq!(members(&laptop, &case), vec![okafor.account_id()]);
+    assert_eq!(notes(&mut laptop, &case), 2, "the phone's note, sent again");
+    clean(&sync(&mut okafor).await);
+    assert_eq!(notes(&mut okafor, &case), 2);
+    sync(&mut chen).await;
+    assert_eq!(notes(&mut chen, &case), 1, "not sealed to Chen");
+    relay.stop().await;
+}
+
+/// After the copy, the phone shares the case with Dr. Okafor and writes.
+/// The restore loses both; the laptop then shares it with Dr. Patel, one
+/// entry where the phone's was: the relay's log is as long as the phone's,
+/// and only the last entry's hash in the listing tells them apart. The
+/// phone shares with Okafor again on top of it, and Okafor reads its note.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_share_lost_in_a_restore_where_another_took_its_place_is_made_again() {
+    let Clinic {
+        relay,
+        mut laptop,
+        mut phone,
+        chen,
+        mut okafor,
+        case,
+        _dirs,
+    } = clinic().await;
+    let (relay, copy) = relay.copy().await;
+    share_case(&mut phone, &case, "Dr. Okafor", "read", false).await;
+    phone.add_note(&case, note("written for Okafor")).unwrap();
+    clean(&sync(&mut phone).await);
+
+    let relay = relay.restore(copy.path()).await;
+    let patel_dir = tempfile::tempdir().unwrap();
+    let mut patel = init(patel_dir.path(), &relay, "Dr. Patel");
+    sync(&mut patel).await;
+    befriend(&mut laptop, "Dr. Patel", &patel.account_id());
+    share_case(&mut laptop, &case, "Dr. Patel", "read", true).await;
+
+    phone_heals(&mut phone).await;
+    let all = {
+        let mut b = vec![chen.account_id(), okafor.account_id(), patel.account_id()];
+        b.sort();
+        b
+    };
+    assert_eq!(members(&phone, &case), all);
+    clean(&sync(&mut laptop).await);
+    assert_eq!(members(&laptop, &case), all);
+    assert_eq!(notes(&mut laptop, &case), 2, "the phone's note, sent again");
+    clean(&sync(&mut okafor).await);
+    assert_eq!(
+        notes(&mut okafor, &case),
+        2,
+        "shared again, and the note with it"
+    );
+    clean(&sync(&mut patel).await);
+    assert_eq!(notes(&mut patel, &case), 2);
+    relay.stop().await;
+}
+
+/// After the copy, the phone shares the case with Dr. Okafor. The restore
+/// loses it; the laptop then ends Dr. Chen's share (a removal and a new
+/// key): the relay's log is longer than the phone's, and its first entry
+/// past the phone's end does not follow the phone's last. The phone fetches
+/// the whole log, takes it, and shares with Okafor again under the new key.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_longer_log_that_turned_before_the_end_held_is_taken_whole() {
+    let Clinic {
+        relay,
+        mut laptop,
+        mut phone,
+        mut chen,
+        mut okafor,
+        case,
+        _dirs,
+    } = clinic().await;
+    let (relay, copy) = relay.copy().await;
+    share_case(&mut phone, &case, "Dr. Okafor", "read", false).await;
+    phone.add_note(&case, note("written for Okafor")).unwrap();
+    clean(&sync(&mut phone).await);
+
+    let relay = relay.restore(copy.path()).await;
+    laptop.unshare(&case, "Dr. Chen").unwrap();
+    clean(&sync(&mut laptop).await);
+
+    phone_heals(&mut phone).await;
+    assert_eq!(members(&phone, &case), vec![okafor.account_id()]);
+    clean(&sync(&mut laptop).await);
+    assert_eq!(members(&laptop, &case), vec![okafor.account_id()]);
+    assert_eq!(notes(&mut laptop, &case), 2, "the phone's note, sent again");
+    clean(&sync(&mut okafor).await);
+    assert_eq!(notes(&mut okafor, &case), 2);
+    sync(&mut chen).await;
+    assert_eq!(notes(&mut chen, &case), 1, "not sealed to Chen");
+    relay.stop().await;
+}
+
+/// After the copy, the phone writes and syncs its trail; the restore loses
+/// those entries. The laptop writes to the audit document first, so the
+/// phone, syncing after, sees nothing rewound and sends only its newer
+/// entries: the laptop holds the phone's trail with a gap. It asks the
+/// phone, in the audit document, to send its trail again; the phone does,
+/// and the laptop's copy of it is whole.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_trail_with_a_gap_is_asked_for_again() {
+    let Clinic {
+        relay,
+        mut laptop,
+        mut phone,
+        case,
+        _dirs,
+        ..
+    } = clinic().await;
+    let (relay, copy) = relay.copy().await;
+    phone
+        .add_note(&case, note("lost with the restore"))
+        .unwrap();
+    clean(&sync(&mut phone).await);
+
+    let relay = relay.restore(copy.path()).await;
+    set_plan(&mut laptop, &case, "walk daily, sleep diary");
+    clean(&sync(&mut laptop).await);
+    phone.add_note(&case, note("after the restore")).unwrap();
+    sync(&mut phone).await;
+    sync(&mut laptop).await;
+    assert!(
+        laptop.trail().verify().is_err(),
+        "the phone's trail arrived with a gap"
+    );
+
+    sync(&mut phone).await;
+    sync(&mut laptop).await;
+    laptop.trail().verify().expect("the phone's trail, whole");
+    assert!(
+        phone
+            .trail()
+            .entries()
+            .unwrap()
+            .iter()
+            .any(|r| r.what.contains("holds this device's trail with a gap")),
+        "the phone's trail says why it went again"
+    );
+    assert_eq!(notes(&mut laptop, &case), 3, "both of the phone's notes");
+    relay.stop().await;
+}
