@@ -26,6 +26,14 @@ use crate::net::{NetError, Relay};
 /// How far this device's own entries have gone out.
 pub(crate) const SENT: &str = "audit_sent";
 
+/// When this device last sent its whole trail again because another
+/// device asked.
+const RESENT_AT: &str = "audit_resent_at";
+
+/// Seconds between two answers to a device that holds this one's trail
+/// with a gap.
+const RESEND_EVERY: u64 = 3600;
+
 /// The audit document of an account: derived from its id, so every device
 /// finds the same one.
 pub fn audit_doc(account: &AccountId) -> DocId {
@@ -260,13 +268,24 @@ impl Home {
     /// Whether `wants`, asked of this device in the audit document, name
     /// it: another device holds its trail with a gap. Then the whole trail
     /// goes again (each device keeps another's entries once), and the
-    /// trail says so.
+    /// trail says so; at most once in [`RESEND_EVERY`] seconds, so a relay
+    /// serving the asking envelope again and again cannot make this device
+    /// send its trail each round.
     pub(crate) fn answer_audit_wants(&mut self, wants: &[(DocId, [u8; 32])]) -> Result<()> {
         let doc = audit_doc(&self.account_id());
         let me = self.device_id();
         if !wants.iter().any(|(d, h)| *d == doc && *h == me.0) {
             return Ok(());
         }
+        let now = self.now();
+        let last = match self.store.get_secret(RESENT_AT)? {
+            Some(b) if b.len() == 8 => u64::from_be_bytes(b[..].try_into().expect("8 bytes")),
+            _ => 0,
+        };
+        if last != 0 && now < last.saturating_add(RESEND_EVERY) {
+            return Ok(());
+        }
+        self.store.put_secret(RESENT_AT, &now.to_be_bytes())?;
         self.store.put_secret(SENT, &0u64.to_be_bytes())?;
         self.trail().record(
             "another device of this account holds this device's trail with a gap (the relay lost entries of it): sent again whole",

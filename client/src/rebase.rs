@@ -32,57 +32,6 @@ enum Intent {
 }
 
 impl Home {
-    /// Takes `relay`, the relay's whole access log of `doc`, which differs
-    /// from the one held here before the end of what the relay had from
-    /// this device: a relay restored from an older copy lost entries this
-    /// account signed, and another device of the account signed others in
-    /// their place (or the relay shows another history). Where this account
-    /// owns `doc`, every entry of either history is its own decision: the
-    /// relay's log is taken, what this device's lost entries meant is
-    /// replayed on top of it as for entries not yet sent
-    /// ([`Home::rebase_access`]), and this device's changes go again
-    /// (those sealed under a lost epoch's key are gone from the relay with
-    /// it). Returns how many changes went again, or why the relay's log is
-    /// refused: a document another account owns is not taken over its own
-    /// history (an entry lost there may have removed a member).
-    pub(crate) fn rebase_fork(
-        &mut self,
-        doc: &DocId,
-        relay: &[Signed],
-        accounts: &BTreeMap<AccountId, AccountState>,
-    ) -> Result<std::result::Result<usize, String>> {
-        let held = self.access().access_log(doc)?;
-        let turn = held.iter().zip(relay).take_while(|(a, b)| a == b).count();
-        let owned = self
-            .access()
-            .doc_meta(doc)?
-            .is_some_and(|m| m.owner == self.account_id());
-        if turn == 0 || !owned {
-            return Ok(Err(format!(
-                "the relay's log differs from the one held here from entry {turn} on (another history); refusing it"
-            )));
-        }
-        if turn == relay.len() {
-            return Ok(Err(format!(
-                "the relay's log ends at entry {turn}, before the one held here, and did not take back what it lacks; refusing it this round"
-            )));
-        }
-        if let Some(reason) = self.rebase_access(doc, turn as u64, &relay[turn..], accounts)? {
-            return Ok(Err(reason));
-        }
-        if turn == held.len() {
-            // Nothing held here was lost: the relay's log went on after it.
-            return Ok(Ok(0));
-        }
-        self.trail().record(
-            &format!(
-                "the relay's access log differs from the one held here from entry {turn} on (restored from an older copy, and another device of this account signed in the place of this one's): took the relay's, and signed again on top of it what this device's lost entries did"
-            ),
-            Some(*doc),
-        )?;
-        self.send_lost_again(doc, None).map(Ok)
-    }
-
     /// Replaces this device's unsent entries after the first `confirmed`
     /// with the relay's `fetched` ones, then replays what the unsent ones
     /// meant. `Ok(Some(reason))` when the relay's entries do not verify:

@@ -274,3 +274,102 @@ async fn a_trail_with_a_gap_is_asked_for_again() {
     assert_eq!(notes(&mut laptop, &case), 3, "both of the phone's notes");
     relay.stop().await;
 }
+
+/// The colleague syncs between the copy and the restore, and so holds the
+/// phone's removal of Dr. Okafor that the restore loses. With the laptop's
+/// share to Dr. Patel in its place, the relay's log is shorter than the
+/// colleague's: refused. Once the phone has removed Okafor again on top of
+/// it, the colleague takes the relay's log (Okafor is no member there) and
+/// reads the phone's note, sent again under the new key.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_colleague_takes_the_relays_log_once_it_removes_whom_its_own_removed() {
+    let Clinic {
+        relay,
+        mut laptop,
+        mut phone,
+        mut chen,
+        case,
+        _dirs,
+        ..
+    } = clinic().await;
+    share_case(&mut laptop, &case, "Dr. Okafor", "read", true).await;
+    sync(&mut phone).await;
+    let (relay, copy) = relay.copy().await;
+    phone.unshare(&case, "Dr. Okafor").unwrap();
+    phone
+        .add_note(&case, note("written after Okafor left"))
+        .unwrap();
+    clean(&sync(&mut phone).await);
+    clean(&sync(&mut chen).await);
+    assert_eq!(notes(&mut chen, &case), 2);
+
+    let relay = relay.restore(copy.path()).await;
+    let patel_dir = tempfile::tempdir().unwrap();
+    let mut patel = init(patel_dir.path(), &relay, "Dr. Patel");
+    sync(&mut patel).await;
+    befriend(&mut laptop, "Dr. Patel", &patel.account_id());
+    share_case(&mut laptop, &case, "Dr. Patel", "read", true).await;
+    assert!(
+        try_sync(&mut chen).await.is_err(),
+        "shorter than the colleague's, and the owner's removal lost: refused"
+    );
+
+    phone_heals(&mut phone).await;
+    let healed = sync(&mut chen).await;
+    clean(&healed);
+    assert!(
+        chen.trail().entries().unwrap().iter().any(|r| r
+            .what
+            .contains("it removes no one the log held here removed")),
+        "the colleague's trail says so"
+    );
+    let me_and_patel = {
+        let mut b = vec![chen.account_id(), patel.account_id()];
+        b.sort();
+        b
+    };
+    assert_eq!(members(&phone, &case), me_and_patel);
+    clean(&sync(&mut patel).await);
+    assert_eq!(notes(&mut patel, &case), 2, "the phone's note, sent again");
+    clean(&sync(&mut laptop).await);
+    assert_eq!(members(&laptop, &case), me_and_patel);
+    relay.stop().await;
+}
+
+/// The phone is stolen. The laptop revokes it, which moves the case to a
+/// new key signed at the revocation's account log; the restore loses both,
+/// and the stolen phone, which the restored relay still counts as active,
+/// shares the case with Dr. Okafor where the laptop's new key was. The
+/// laptop sends its account log back, meets the phone's entry in place of
+/// its own and refuses it: taking it would give Okafor the case's next key.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_turn_a_revoked_device_signed_is_refused() {
+    let Clinic {
+        relay,
+        mut laptop,
+        mut phone,
+        okafor,
+        case,
+        _dirs,
+        ..
+    } = clinic().await;
+    let (relay, copy) = relay.copy().await;
+    let conn = laptop.connect().await.unwrap();
+    laptop.revoke(&conn, &phone.device_id()).await.unwrap();
+    conn.close().await;
+    clean(&sync(&mut laptop).await);
+
+    let relay = relay.restore(copy.path()).await;
+    share_case(&mut phone, &case, "Dr. Okafor", "read", true).await;
+
+    let refused = sync(&mut laptop).await;
+    assert!(
+        refused
+            .refused
+            .iter()
+            .any(|r| r.doc == case && r.reason.contains("revoked since")),
+        "{refused:?}"
+    );
+    assert!(!members(&laptop, &case).contains(&okafor.account_id()));
+    relay.stop().await;
+}

@@ -8,7 +8,7 @@ use casebook_shared::access::{self, DocEntry, DocOp, DocState, Grant, Role};
 use casebook_shared::account::AccountState;
 use casebook_shared::codec;
 use casebook_shared::crypto::SecretKey;
-use casebook_shared::ids::{AccountId, DocId, Hash};
+use casebook_shared::ids::{AccountId, DocId};
 use casebook_shared::signed::Signed;
 use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
@@ -32,9 +32,6 @@ pub struct DocMeta {
     /// The log ends in a disposal (kept last, so a meta saved before
     /// disposals existed fails to decode and is worked out again).
     pub disposed: bool,
-    /// The chain hash of the log's last entry, to compare with the relay's
-    /// listing (last again, for the same reason).
-    pub head: Hash,
 }
 
 impl DocMeta {
@@ -50,7 +47,6 @@ impl DocMeta {
             grants: st.grants.clone(),
             wraps: st.wraps.clone(),
             disposed: st.disposed,
-            head: st.head,
         }
     }
 

@@ -346,6 +346,22 @@ impl Store {
         Ok(())
     }
 
+    /// Reads entry `seq` of a stored log, if held.
+    pub fn log_entry(
+        &self,
+        owner: &[u8],
+        seq: u64,
+    ) -> Result<Option<Zeroizing<Vec<u8>>>, StoreError> {
+        let sealed: Option<Vec<u8>> = self
+            .conn
+            .prepare_cached("SELECT sealed FROM logs WHERE owner = ?1 AND seq = ?2")?
+            .query_row(params![owner, seq as i64], |r| r.get(0))
+            .optional()?;
+        let mut key = owner.to_vec();
+        key.extend_from_slice(&seq.to_be_bytes());
+        sealed.map(|s| self.unseal("logs", &key, &s)).transpose()
+    }
+
     /// Reads a stored log in order.
     pub fn log(&self, owner: &[u8]) -> Result<Vec<Zeroizing<Vec<u8>>>, StoreError> {
         let mut stmt = self

@@ -108,7 +108,6 @@ fn meta_of(grants: &[(&Author, Role, u32, Option<u32>)], epoch: u32) -> DocMeta 
         .collect();
     DocMeta {
         disposed: false,
-        head: casebook_shared::ids::Hash([0; 32]),
         owner: grants[0].account,
         epoch,
         members: grants

@@ -80,7 +80,7 @@ impl Home {
     /// Queues again this device's changes to `doc` that the snapshot
     /// `saved` lacks (with none, all of them); records
     /// it in the trail, and returns how many.
-    pub(crate) fn send_lost_again(&mut self, doc: &DocId, saved: Option<&[u8]>) -> Result<usize> {
+    pub(super) fn send_lost_again(&mut self, doc: &DocId, saved: Option<&[u8]>) -> Result<usize> {
         let mut pending = Vec::new();
         for row in self.store.outbox()? {
             if row.doc == *doc && row.kind != OutKind::Access {

@@ -12,6 +12,7 @@
 mod apply;
 pub mod check;
 mod claims;
+mod fork;
 mod heal;
 mod logs;
 mod paging;

@@ -213,16 +213,14 @@ impl Home {
         let sync = self.docs().sync_record(doc)?;
         // The relay has had all but the unsent entries: the last of those
         // is the one its listing is compared with.
-        let head = match (meta, unsent) {
-            (Some(m), 0) => Some(m.head),
-            (None, _) => None,
-            (Some(_), _) => {
-                let had = sync.access_len.saturating_sub(unsent) as usize;
-                let log = self.access().access_log(doc)?;
-                had.checked_sub(1)
-                    .and_then(|i| log.get(i))
-                    .map(|e| e.hash(casebook_shared::access::HASH_LABEL))
-            }
+        let head = match sync.access_len.saturating_sub(unsent).checked_sub(1) {
+            Some(last) => self
+                .store
+                .log_entry(&doc.0, last)?
+                .map(|bytes| codec::decode::<Signed>(&bytes))
+                .transpose()?
+                .map(|e| e.hash(casebook_shared::access::HASH_LABEL)),
+            None => None,
         };
         Ok(HeldDoc {
             sync,

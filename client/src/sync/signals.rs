@@ -233,7 +233,6 @@ mod tests {
             grants: Vec::<Grant>::new(),
             wraps: Default::default(),
             disposed: false,
-            head: casebook_shared::ids::Hash([0; 32]),
         }
     }
 

@@ -161,7 +161,6 @@ mod tests {
             grants: vec![],
             wraps: BTreeMap::new(),
             disposed: false,
-            head: casebook_shared::ids::Hash([0; 32]),
         };
         let sync = DocSync {
             seen: 7,

@@ -88,7 +88,6 @@ mod tests {
             grants: Vec::new(),
             wraps: members.iter().map(|(a, _)| ((2, account(*a)), 0)).collect(),
             disposed: false,
-            head: casebook_shared::ids::Hash([0; 32]),
         }
     }
 
