@@ -164,7 +164,7 @@ impl Trail<'_> {
     }
 
     /// The entries the account's other devices sent, by device and sequence.
-    fn remote(&self) -> Result<Vec<AuditRecord>> {
+    pub(crate) fn remote(&self) -> Result<Vec<AuditRecord>> {
         self.store
             .remote_audit()?
             .iter()

@@ -26,14 +26,6 @@ use crate::net::{NetError, Relay};
 /// How far this device's own entries have gone out.
 pub(crate) const SENT: &str = "audit_sent";
 
-/// When this device last sent its whole trail again because another
-/// device asked.
-const RESENT_AT: &str = "audit_resent_at";
-
-/// Seconds between two answers to a device that holds this one's trail
-/// with a gap.
-const RESEND_EVERY: u64 = 3600;
-
 /// The audit document of an account: derived from its id, so every device
 /// finds the same one.
 pub fn audit_doc(account: &AccountId) -> DocId {
@@ -43,14 +35,10 @@ pub fn audit_doc(account: &AccountId) -> DocId {
 
 /// Audit entries per envelope: a long offline stretch goes out in parts,
 /// each well under the envelope limit.
-const PER_ENVELOPE: usize = 2000;
+pub(crate) const PER_ENVELOPE: usize = 2000;
 
 /// Claims per envelope, likewise.
 const CLAIMS_PER_ENVELOPE: usize = 4000;
-
-/// Devices asked at once to send their trail again: more than an account
-/// has.
-const AUDIT_WANTS: usize = 64;
 
 /// What an audit envelope carries (public for the fuzz target of what
 /// another device may have sealed in one).
@@ -182,7 +170,12 @@ impl Home {
             Some(b) if b.len() == 8 => u64::from_be_bytes(b[..].try_into().expect("8 bytes")),
             _ => 0,
         };
-        let mut parts = unsent(self.trail().own()?, sent);
+        let mut parts: Vec<(Vec<AuditRecord>, bool)> = unsent(self.trail().own()?, sent)
+            .into_iter()
+            .map(|p| (p, true))
+            .collect();
+        let forward = self.audit_to_forward()?;
+        parts.extend(forward.chunks(PER_ENVELOPE).map(|c| (c.to_vec(), false)));
         let mut claims = self.store.claims_to_tell(CLAIMS_PER_ENVELOPE)?;
         let mut wants = self.store.wants_to_tell(CLAIMS_PER_ENVELOPE)?;
         claims.retain(|c| !later.contains(&c.0));
@@ -191,7 +184,7 @@ impl Home {
             return Ok(0);
         }
         if parts.is_empty() {
-            parts.push(Vec::new());
+            parts.push((Vec::new(), true));
         }
         // Entries about changes just fetched were written by commits that
         // did not wait for the disk; once on the relay they must not be
@@ -200,7 +193,8 @@ impl Home {
         let keys = self.access().doc_keys(&doc)?;
         let key = keys.get(&meta.epoch).ok_or(Error::NoKey(doc))?;
         let mut sent_now = 0;
-        for part in parts {
+        let mut all_sent = true;
+        for (part, own) in parts {
             let header = Header {
                 kind: Kind::Change,
                 doc,
@@ -232,6 +226,7 @@ impl Home {
                     tracing::info!(
                         "the audit trail's key moved on since this round read it; its entries go next round"
                     );
+                    all_sent = false;
                     break;
                 }
                 Answer::NotTaken => {
@@ -243,61 +238,22 @@ impl Home {
             self.store.claims_told(&body_claims)?;
             self.store.wants_told(&body_wants)?;
             sent_now += part.len() + body_claims.len() + body_wants.len();
-            if let Some(last) = part.last() {
+            if let Some(last) = part.last().filter(|_| own) {
                 self.store.put_secret(SENT, &last.seq.to_be_bytes())?;
             }
         }
+        if all_sent && !forward.is_empty() {
+            self.audit_forwarded()?;
+        }
         Ok(sent_now)
-    }
-
-    /// Asks each device of the account whose trail arrived here with a
-    /// gap (the relay lost entries of it after this device took later
-    /// ones, as a relay restored from an older copy does) to send its
-    /// trail again: a want in the audit document naming the device, asked
-    /// once while the gap lasts. The device may not have seen the loss
-    /// itself: another device wrote to the audit document first.
-    fn ask_for_audit_gaps(&self, doc: &DocId) -> Result<()> {
-        let gaps = self.store.remote_audit_gaps()?;
-        self.store.forget_wants_but(doc, &gaps)?;
-        for device in &gaps {
-            self.store.queue_want(doc, device, AUDIT_WANTS)?;
-        }
-        Ok(())
-    }
-
-    /// Whether `wants`, asked of this device in the audit document, name
-    /// it: another device holds its trail with a gap. Then the whole trail
-    /// goes again (each device keeps another's entries once), and the
-    /// trail says so; at most once in [`RESEND_EVERY`] seconds, so a relay
-    /// serving the asking envelope again and again cannot make this device
-    /// send its trail each round.
-    pub(crate) fn answer_audit_wants(&mut self, wants: &[(DocId, [u8; 32])]) -> Result<()> {
-        let doc = audit_doc(&self.account_id());
-        let me = self.device_id();
-        if !wants.iter().any(|(d, h)| *d == doc && *h == me.0) {
-            return Ok(());
-        }
-        let now = self.now();
-        let last = match self.store.get_secret(RESENT_AT)? {
-            Some(b) if b.len() == 8 => u64::from_be_bytes(b[..].try_into().expect("8 bytes")),
-            _ => 0,
-        };
-        if last != 0 && now < last.saturating_add(RESEND_EVERY) {
-            return Ok(());
-        }
-        self.store.put_secret(RESENT_AT, &now.to_be_bytes())?;
-        self.store.put_secret(SENT, &0u64.to_be_bytes())?;
-        self.trail().record(
-            "another device of this account holds this device's trail with a gap (the relay lost entries of it): sent again whole",
-            None,
-        )?;
-        Ok(())
     }
 
     /// Keeps the entries another device sent (checked and opened by the
     /// caller) in the envelope at `at`, and what it claims and wants.
     /// Entries claiming to be this device's are ignored: this device's own
-    /// chain is the one on its disk.
+    /// chain is the one on its disk. Entries of a third device it forwards
+    /// are kept only where they fill a gap, chained at both ends (see
+    /// `audit_gaps`).
     pub(crate) fn take_audit(
         &mut self,
         author: &casebook_shared::ids::DeviceId,
@@ -313,9 +269,12 @@ impl Home {
             self.store.keep_claims(author, &claims, at)?;
             self.store.keep_wants(author, &wants, at)?;
         }
-        let mut new = 0;
-        for r in records {
-            if r.device != *author || r.device == self.device_id() {
+        let me = self.device_id();
+        let (own, others): (Vec<AuditRecord>, Vec<AuditRecord>) =
+            records.into_iter().partition(|r| r.device == *author);
+        let mut new = self.fill_audit_gaps(others)?;
+        for r in own {
+            if r.device == me {
                 continue;
             }
             if self

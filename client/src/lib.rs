@@ -4,6 +4,7 @@
 
 pub mod app;
 pub mod audit;
+mod audit_gaps;
 pub mod audit_sync;
 pub mod audit_view;
 pub mod backup;

@@ -373,3 +373,49 @@ async fn a_turn_a_revoked_device_signed_is_refused() {
     assert!(!members(&laptop, &case).contains(&okafor.account_id()));
     relay.stop().await;
 }
+
+/// As above, but the tablet whose entries were lost is revoked before it
+/// could answer. The laptop fetched those entries before the restore, and
+/// forwards them when the phone asks; the phone keeps them, since they
+/// chain into the tablet's entries it holds on both sides of the gap.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_gap_in_a_revoked_devices_trail_is_filled_by_a_device_that_holds_it() {
+    let Clinic {
+        relay,
+        mut laptop,
+        mut phone,
+        case,
+        _dirs,
+        ..
+    } = clinic().await;
+    let tablet_dir = tempfile::tempdir().unwrap();
+    let mut tablet = pair(&mut laptop, tablet_dir.path(), &relay).await;
+    sync(&mut tablet).await;
+    sync(&mut phone).await;
+    let (relay, copy) = relay.copy().await;
+    tablet
+        .add_note(&case, note("lost with the restore"))
+        .unwrap();
+    clean(&sync(&mut tablet).await);
+    sync(&mut laptop).await;
+
+    let relay = relay.restore(copy.path()).await;
+    set_plan(&mut laptop, &case, "walk daily, sleep diary");
+    clean(&sync(&mut laptop).await);
+    tablet.add_note(&case, note("after the restore")).unwrap();
+    sync(&mut tablet).await;
+    let conn = laptop.connect().await.unwrap();
+    laptop.revoke(&conn, &tablet.device_id()).await.unwrap();
+    conn.close().await;
+    sync(&mut laptop).await;
+    sync(&mut phone).await;
+    assert!(
+        phone.trail().verify().is_err(),
+        "the tablet's trail arrived with a gap"
+    );
+
+    sync(&mut laptop).await;
+    sync(&mut phone).await;
+    phone.trail().verify().expect("the tablet's trail, whole");
+    relay.stop().await;
+}

@@ -219,7 +219,7 @@ pub fn invariants(world: &mut World) -> Vec<String> {
     // What the hostile colleague's role permitted is on the owner's devices;
     // what it forbade is on no device at all.
     for r in &world.rogue_changes {
-        if r.permitted && !shows(&owner_view, &r.case, &r.token) {
+        if r.permitted && !r.lost_in_restore && !shows(&owner_view, &r.case, &r.token) {
             failed.push(format!(
                 "the rogue's permitted change {} (seq {} of {}) is not on the owner's devices",
                 r.token,

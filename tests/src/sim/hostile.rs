@@ -34,6 +34,10 @@ pub struct RogueChange {
     pub seq: u64,
     pub token: String,
     pub permitted: bool,
+    /// Stored after a copy of the relay's data that was then restored: if
+    /// no owner's device fetched it first it is gone, since the rogue (a
+    /// bare client) sends nothing again.
+    pub lost_in_restore: bool,
 }
 
 /// The hostile colleague's role on a document now, read off the access log
@@ -173,6 +177,7 @@ impl World {
                     seq,
                     token: token.clone(),
                     permitted,
+                    lost_in_restore: false,
                 });
                 self.note(format!(
                     "rogue {attempt:?} {} seq {seq} as {role:?}: {token}",

@@ -44,10 +44,13 @@ impl World {
                     let to = self.root.path().join("relay-copy.db");
                     self.relay.copy_to(&to);
                     self.note("operator: the relay's data copied");
-                    self.relay_copy = Some(to);
+                    self.relay_copy = Some((to, self.rogue_changes.len()));
                 }
-                Some(copy) if rng.chance(RESTORE) => {
+                Some((copy, rogue_then)) if rng.chance(RESTORE) => {
                     self.relay.restore_from(&copy);
+                    for r in &mut self.rogue_changes[rogue_then..] {
+                        r.lost_in_restore = true;
+                    }
                     // What was lost or swapped since the copy is as the
                     // copy holds it now; what is withheld stays withheld.
                     self.told_lies

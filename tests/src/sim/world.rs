@@ -111,8 +111,9 @@ pub struct World {
     /// Where the relay's operator decides when to copy its data and when
     /// to restore that copy (see [`super::restore`]); None: never.
     pub restores: Option<Rng>,
-    /// The copy taken, not yet restored.
-    pub relay_copy: Option<std::path::PathBuf>,
+    /// The copy taken, not yet restored, and how many of the rogue's
+    /// changes the relay had taken then.
+    pub relay_copy: Option<(std::path::PathBuf, usize)>,
 }
 
 /// A fresh folder for simulated homes: in memory where the system has one,
