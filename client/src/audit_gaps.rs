@@ -95,6 +95,23 @@ impl Home {
         Ok(())
     }
 
+    /// The relay no longer holds this device's last audit envelope it
+    /// took (see `Pulling::own_audit_at`): the whole trail goes again, and
+    /// the claims it carried, at most once in [`ANSWER_EVERY`] seconds (a
+    /// relay withholding it cannot make this device send its trail each
+    /// round).
+    pub(crate) fn own_audit_lost(&mut self) -> Result<()> {
+        if !self.due(RESENT_AT)? {
+            return Ok(());
+        }
+        self.store.put_secret(SENT, &0u64.to_be_bytes())?;
+        self.store.retell_every_claim()?;
+        self.trail().record(
+            "the relay no longer holds this device's last audit entries it took (restored from an older copy, or losing data): the whole trail sent again",
+            None,
+        )
+    }
+
     /// Whether the answer timed by `key` may be given now; if so, notes
     /// that it is.
     fn due(&self, key: &str) -> Result<bool> {

@@ -169,6 +169,11 @@ impl Home {
                     for doc in pulling.rewound() {
                         batches.entry(doc).or_default().rewind = true;
                     }
+                    if let Some((audit, at)) = pulling.own_audit_at()
+                        && !batches.get(&audit).is_some_and(|b| b.fetched.contains(&at))
+                    {
+                        self.own_audit_lost()?;
+                    }
                     self.apply_batches(std::mem::take(&mut batches), report, progress)?
                 }
                 Step::Done => break,

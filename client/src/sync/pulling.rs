@@ -140,6 +140,8 @@ pub(crate) struct Pulling {
     /// Documents whose access log on the relay differs from the one held
     /// here (see [`check::Need::fork`]): fetched whole.
     forked: BTreeSet<DocId>,
+    /// See [`Pulling::own_audit_at`].
+    own_audit_at: Option<u64>,
     /// Documents asked for.
     needs: Vec<Need>,
     /// Access fetches still to answer.
@@ -180,6 +182,7 @@ impl Pulling {
             audit_tried: false,
             access_len: HashMap::new(),
             forked: BTreeSet::new(),
+            own_audit_at: None,
             needs: Vec::new(),
             awaiting_access: 0,
             fetched_logs: Vec::new(),
@@ -218,6 +221,7 @@ impl Pulling {
             .collect();
         let mut needs = check::plan(heads, &held)?;
         self.forked = needs.iter().filter(|n| n.fork).map(|n| n.doc).collect();
+        self.check_own_audit(&mut needs);
         // A disposal stays listed; once taken it is no news.
         needs.retain(|n| !self.here.disposed.contains(&n.doc));
         let listed: BTreeSet<DocId> = heads.iter().map(|h| h.doc).collect();
@@ -421,6 +425,35 @@ impl Pulling {
             })
             .collect();
         self.next.push_back(Step::TakeAccess(chunk));
+    }
+
+    /// Where the audit document has news, fetches it from this device's
+    /// last envelope the relay took, to see that the relay still holds it
+    /// ([`Pulling::own_audit_at`]): a relay restored from an older copy
+    /// lost it, and went on numbering after another device wrote, so its
+    /// numbers alone do not show the loss.
+    fn check_own_audit(&mut self, needs: &mut [Need]) {
+        let Some(held) = self.here.docs.get(&self.here.audit) else {
+            return;
+        };
+        let acked = held.sync.acked;
+        let Some(need) = needs.iter_mut().find(|n| n.doc == self.here.audit) else {
+            return;
+        };
+        if need.rewind || acked == 0 || need.changes_after != Some(held.sync.seen) {
+            return;
+        }
+        if acked <= held.sync.seen {
+            need.changes_after = Some(acked - 1);
+            self.own_audit_at = Some(acked);
+        }
+    }
+
+    /// The number of this device's last audit envelope the relay took,
+    /// fetched again this pull: the pull's envelopes of the audit document
+    /// should hold it.
+    pub fn own_audit_at(&self) -> Option<(DocId, u64)> {
+        self.own_audit_at.map(|at| (self.here.audit, at))
     }
 
     /// Documents the relay holds fewer envelopes of than this device has
