@@ -6,7 +6,8 @@
 //! went on), so it does not send its lost entries again; the devices that
 //! took its later entries hold its chain with a gap. Each asks, in its next
 //! audit envelope, for the device's trail: a want in the audit document
-//! naming the device, asked again each hour while the gap lasts.
+//! naming the device, asked once while the gap lasts (a gap nobody can
+//! fill does not make the devices send their trails over and over).
 //!
 //! - The device named sends its whole trail again (each device keeps
 //!   another's entries once, by device and number).
@@ -20,7 +21,8 @@
 //!
 //! Either answer is given at most once in [`ANSWER_EVERY`] seconds: a relay
 //! serving the asking envelope again and again cannot make a device send
-//! its trail each round.
+//! its trail each round. An ask that comes within that time waits, and is
+//! answered once it is over.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -36,8 +38,9 @@ use crate::home::Home;
 /// device asked, and last forwarded another device's.
 const RESENT_AT: &str = "audit_resent_at";
 const FORWARDED_AT: &str = "audit_forwarded_at";
-/// When this device last asked for the trails it holds with a gap.
-const ASKED_AT: &str = "audit_asked_at";
+
+/// When this device last found its own audit envelope gone from the relay.
+const LOST_AT: &str = "audit_lost_at";
 
 /// The devices whose entries held here go out in the next audit envelope.
 const FORWARD: &str = "audit_forward";
@@ -58,17 +61,16 @@ impl Home {
         for device in &gaps {
             self.store.queue_want(doc, device, AUDIT_WANTS)?;
         }
-        // Asked again while a gap lasts, each hour: an answer may be lost
-        // too, or held back by the other device's own limit.
-        if !gaps.is_empty() && self.due(ASKED_AT)? {
-            self.store.retell_wants(doc)?;
-        }
         Ok(())
     }
 
     /// Answers the wants among `wants` asked in the audit document (see
-    /// the module), each kind at most once in [`ANSWER_EVERY`] seconds.
-    pub(crate) fn answer_audit_wants(&mut self, wants: &[(DocId, [u8; 32])]) -> Result<()> {
+    /// the module), each kind at most once in [`ANSWER_EVERY`] seconds;
+    /// returns those that wait for the next answer.
+    pub(crate) fn answer_audit_wants(
+        &mut self,
+        wants: &[(DocId, [u8; 32])],
+    ) -> Result<Vec<(DocId, [u8; 32])>> {
         let doc = audit_doc(&self.account_id());
         let me = self.device_id();
         let named: BTreeSet<[u8; 32]> = wants
@@ -76,23 +78,45 @@ impl Home {
             .filter(|(d, _)| *d == doc)
             .map(|(_, h)| *h)
             .collect();
-        if named.contains(&me.0) && self.due(RESENT_AT)? {
-            self.store.put_secret(SENT, &0u64.to_be_bytes())?;
-            self.trail().record(
-                "another device of this account holds this device's trail with a gap (the relay lost entries of it): sent again whole",
-                None,
-            )?;
+        let mut waiting = Vec::new();
+        if named.contains(&me.0) {
+            if self.due(RESENT_AT)? {
+                self.store.put_secret(SENT, &0u64.to_be_bytes())?;
+                // The claims the lost envelopes carried go again too.
+                self.store.retell_every_claim()?;
+                self.trail().record(
+                    "another device of this account holds this device's trail with a gap (the relay lost entries of it): sent again whole",
+                    None,
+                )?;
+            } else {
+                waiting.push((doc, me.0));
+            }
         }
         let held: BTreeSet<[u8; 32]> = self.trail().remote()?.iter().map(|r| r.device.0).collect();
-        let forward: Vec<[u8; 32]> = named
+        let asked: Vec<[u8; 32]> = named
             .iter()
             .filter(|d| **d != me.0 && held.contains(*d))
             .copied()
             .collect();
-        if !forward.is_empty() && self.due(FORWARDED_AT)? {
-            self.store.put_secret(FORWARD, &codec::encode(&forward))?;
+        if !asked.is_empty() {
+            if self.due(FORWARDED_AT)? {
+                let mut forward = self.devices_to_forward()?;
+                forward.extend(asked);
+                forward.sort();
+                forward.dedup();
+                self.store.put_secret(FORWARD, &codec::encode(&forward))?;
+            } else {
+                waiting.extend(asked.into_iter().map(|d| (doc, d)));
+            }
         }
-        Ok(())
+        Ok(waiting)
+    }
+
+    fn devices_to_forward(&self) -> Result<Vec<[u8; 32]>> {
+        Ok(match self.store.get_secret(FORWARD)? {
+            Some(bytes) => codec::decode(&bytes).unwrap_or_default(),
+            None => Vec::new(),
+        })
     }
 
     /// The relay no longer holds this device's last audit envelope it
@@ -101,7 +125,7 @@ impl Home {
     /// relay withholding it cannot make this device send its trail each
     /// round).
     pub(crate) fn own_audit_lost(&mut self) -> Result<()> {
-        if !self.due(RESENT_AT)? {
+        if !self.due(LOST_AT)? {
             return Ok(());
         }
         self.store.put_secret(SENT, &0u64.to_be_bytes())?;
@@ -112,15 +136,15 @@ impl Home {
         )
     }
 
-    /// Whether the answer timed by `key` may be given now; if so, notes
-    /// that it is.
+    /// Whether the answer timed by `key` may be given now (a clock set
+    /// back since counts as due); if so, notes that it is.
     fn due(&self, key: &str) -> Result<bool> {
         let now = self.now();
         let last = match self.store.get_secret(key)? {
             Some(b) if b.len() == 8 => u64::from_be_bytes(b[..].try_into().expect("8 bytes")),
             _ => 0,
         };
-        if last != 0 && now < last.saturating_add(ANSWER_EVERY) {
+        if last != 0 && now >= last && now < last.saturating_add(ANSWER_EVERY) {
             return Ok(false);
         }
         self.store.put_secret(key, &now.to_be_bytes())?;
@@ -129,10 +153,10 @@ impl Home {
 
     /// The entries held here of the devices asked for, to forward.
     pub(crate) fn audit_to_forward(&self) -> Result<Vec<AuditRecord>> {
-        let Some(bytes) = self.store.get_secret(FORWARD)? else {
+        let devices = self.devices_to_forward()?;
+        if devices.is_empty() {
             return Ok(Vec::new());
-        };
-        let devices: Vec<[u8; 32]> = codec::decode(&bytes).unwrap_or_default();
+        }
         Ok(self
             .trail()
             .remote()?

@@ -228,12 +228,6 @@ impl Store {
         Ok(())
     }
 
-    /// Asks again every want of `doc` already asked.
-    pub fn retell_wants(&self, doc: &DocId) -> Result<(), StoreError> {
-        self.execute("UPDATE wants_out SET told = 0 WHERE doc = ?1", [&doc.0[..]])?;
-        Ok(())
-    }
-
     /// Drops the wants of `doc` but those of `keep`.
     pub fn forget_wants_but(&self, doc: &DocId, keep: &[Hash]) -> Result<(), StoreError> {
         let held = self.pairs_of(doc)?;

@@ -253,8 +253,9 @@ impl Home {
             return Ok(());
         }
         // In the audit document a want names a device whose trail has a
-        // gap, not a change.
-        self.answer_audit_wants(&wants)?;
+        // gap, not a change; one that must wait stays unanswered.
+        let waiting = self.answer_audit_wants(&wants)?;
+        let wants: Vec<_> = wants.into_iter().filter(|w| !waiting.contains(w)).collect();
         let audit = crate::audit_sync::audit_doc(&self.account_id());
         let mut by_doc: BTreeMap<DocId, Vec<ChangeHash>> = BTreeMap::new();
         for (doc, hash) in wants.iter().filter(|(d, _)| *d != audit) {

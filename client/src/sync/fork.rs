@@ -15,11 +15,13 @@
 //!   relay's log only where no member its own history removed is a member
 //!   there, and otherwise waits until an owner's device has removed them
 //!   again on the relay.
-//! - Either refuses a turn holding an entry signed by a device revoked
-//!   since, at an account log older than the log held here had met: a
-//!   revocation moves every owned document to a new epoch signed at the
-//!   new length, so the only such entries are ones a stolen device signed
-//!   after it was revoked, dated back, to start a history of its own.
+//! - Either refuses a turn holding an entry signed by a device whose
+//!   revocation the log held here had met (an entry of it was signed at a
+//!   longer account log than the revocation): a revocation moves every
+//!   owned document to a new epoch signed at the new length, so the only
+//!   such entries are ones a stolen device signed after it was revoked,
+//!   dated back, to start a history of its own. A device revoked later
+//!   may have signed the relay's turn honestly: that stands.
 //! - Either refuses a turn holding an entry this device signed and then
 //!   left behind: a relay cannot send a device back and forth between two
 //!   histories, each time making it sign and send again.
@@ -80,10 +82,14 @@ impl Home {
             let Ok(entry) = e.open::<DocEntry>(SIG_LABEL) else {
                 return refuse("an entry does not open");
             };
-            let active = accounts
+            // Revoked by an account entry the held log has met since (an
+            // entry at `floor` or above was signed after the revocation).
+            let revoked_before = accounts
                 .get(&entry.account)
-                .is_some_and(|a| a.is_active(&e.signer));
-            if entry.account_len < floor && !active {
+                .and_then(|a| a.devices.get(&e.signer))
+                .and_then(|d| d.revoked_seq)
+                .is_some_and(|r| r < floor);
+            if entry.account_len < floor && revoked_before {
                 return refuse(
                     "an entry is signed by a device revoked since, at an account log older than the log held here has met",
                 );

@@ -169,8 +169,11 @@ impl Home {
                     for doc in pulling.rewound() {
                         batches.entry(doc).or_default().rewind = true;
                     }
+                    // Fetched (not held back), and without this device's
+                    // envelope: the relay lost it.
                     if let Some((audit, at)) = pulling.own_audit_at()
-                        && !batches.get(&audit).is_some_and(|b| b.fetched.contains(&at))
+                        && let Some(batch) = batches.get(&audit)
+                        && !batch.fetched.contains(&at)
                     {
                         self.own_audit_lost()?;
                     }

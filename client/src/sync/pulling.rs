@@ -431,7 +431,9 @@ impl Pulling {
     /// last envelope the relay took, to see that the relay still holds it
     /// ([`Pulling::own_audit_at`]): a relay restored from an older copy
     /// lost it, and went on numbering after another device wrote, so its
-    /// numbers alone do not show the loss.
+    /// numbers alone do not show the loss. Every such round: the relay may
+    /// lose it at any time. Its cost is the audit news since that envelope,
+    /// fetched again while this device writes none of its own.
     fn check_own_audit(&mut self, needs: &mut [Need]) {
         let Some(held) = self.here.docs.get(&self.here.audit) else {
             return;
@@ -440,13 +442,11 @@ impl Pulling {
         let Some(need) = needs.iter_mut().find(|n| n.doc == self.here.audit) else {
             return;
         };
-        if need.rewind || acked == 0 || need.changes_after != Some(held.sync.seen) {
+        if acked == 0 || need.rewind || need.changes_after != Some(held.sync.seen) {
             return;
         }
-        if acked <= held.sync.seen {
-            need.changes_after = Some(acked - 1);
-            self.own_audit_at = Some(acked);
-        }
+        need.changes_after = Some(held.sync.seen.min(acked - 1));
+        self.own_audit_at = Some(acked);
     }
 
     /// The number of this device's last audit envelope the relay took,

@@ -36,7 +36,8 @@ pub struct RogueChange {
     pub permitted: bool,
     /// Stored after a copy of the relay's data that was then restored: if
     /// no owner's device fetched it first it is gone, since the rogue (a
-    /// bare client) sends nothing again.
+    /// bare client) sends nothing again. The check then does not look for
+    /// it on the owner's devices (even where one did fetch it).
     pub lost_in_restore: bool,
 }
 
