@@ -276,6 +276,24 @@ pub async fn share_case(
     conn.close().await;
 }
 
+/// A free-text note of `text`, dated 2026-11-20.
+pub fn free_note(text: &str) -> casebook::notes::NoteInput {
+    let mut n = casebook::notes::NoteInput::new(
+        "2026-11-20",
+        casebook::notes::NoteFormat::parse("free").expect("the free format"),
+    );
+    n.fields = vec![("text".into(), text.into())];
+    n
+}
+
+/// A sync that refused nothing, and left no case incomplete or held back.
+pub fn assert_clean(r: &casebook::sync::SyncReport) {
+    assert!(
+        r.refused.is_empty() && r.incomplete.is_empty() && r.held.is_empty(),
+        "{r:?}"
+    );
+}
+
 /// A case for "Jordan Avery" with one SOAP note, `n1`, whose plan is
 /// `plan`, written (not yet synced) on `home`.
 pub fn case_with_a_plan(home: &mut Home, plan: &str) -> casebook_shared::ids::DocId {

@@ -5,23 +5,8 @@
 //! sees it; it takes the relay's log, signs again on top of it what its lost
 //! entries did, and sends its changes again. A share it ended stays ended.
 
-use casebook::notes::{NoteFormat, NoteInput};
-use casebook::sync::SyncReport;
 use casebook_shared::ids::{AccountId, DocId};
 use casebook_tests::*;
-
-fn note(text: &str) -> NoteInput {
-    let mut n = NoteInput::new("2026-11-20", NoteFormat::parse("free").unwrap());
-    n.fields = vec![("text".into(), text.into())];
-    n
-}
-
-fn clean(r: &SyncReport) {
-    assert!(
-        r.refused.is_empty() && r.incomplete.is_empty() && r.held.is_empty(),
-        "{r:?}"
-    );
-}
 
 fn notes(home: &mut casebook::Home, case: &DocId) -> usize {
     home.list_notes(case).unwrap().len()
@@ -85,7 +70,7 @@ fn members(home: &casebook::Home, case: &DocId) -> Vec<AccountId> {
 /// trail says so.
 async fn phone_heals(phone: &mut casebook::Home) {
     let healed = sync(phone).await;
-    clean(&healed);
+    assert_clean(&healed);
     assert!(healed.resent > 0, "its note goes again: {healed:?}");
     let trail = phone.trail().entries().unwrap();
     assert!(
@@ -94,6 +79,23 @@ async fn phone_heals(phone: &mut casebook::Home) {
             .any(|r| r.what.contains("differs from the one held here from entry")),
         "the trail says so"
     );
+}
+
+/// Once the phone healed: the laptop takes its entries, Okafor reads its
+/// note, and Chen, whose share it ended, does not.
+async fn okafor_in_chen_out(
+    laptop: &mut casebook::Home,
+    okafor: &mut casebook::Home,
+    chen: &mut casebook::Home,
+    case: &DocId,
+) {
+    assert_clean(&sync(laptop).await);
+    assert_eq!(members(laptop, case), vec![okafor.account_id()]);
+    assert_eq!(notes(laptop, case), 2, "the phone's note, sent again");
+    assert_clean(&sync(okafor).await);
+    assert_eq!(notes(okafor, case), 2);
+    sync(chen).await;
+    assert_eq!(notes(chen, case), 1, "not sealed to Chen");
 }
 
 /// After the copy, the phone ends Dr. Chen's share (a removal and a new
@@ -117,9 +119,9 @@ async fn a_share_ended_and_lost_in_a_restore_is_ended_again_on_the_relays_log() 
     let (relay, copy) = relay.copy().await;
     phone.unshare(&case, "Dr. Chen").unwrap();
     phone
-        .add_note(&case, note("written after Chen left"))
+        .add_note(&case, free_note("written after Chen left"))
         .unwrap();
-    clean(&sync(&mut phone).await);
+    assert_clean(&sync(&mut phone).await);
 
     let relay = relay.restore(copy.path()).await;
     share_case(&mut laptop, &case, "Dr. Okafor", "read", true).await;
@@ -130,13 +132,7 @@ async fn a_share_ended_and_lost_in_a_restore_is_ended_again_on_the_relays_log() 
         vec![okafor.account_id()],
         "Chen's share ended again"
     );
-    clean(&sync(&mut laptop).await);
-    assert_eq!(members(&laptop, &case), vec![okafor.account_id()]);
-    assert_eq!(notes(&mut laptop, &case), 2, "the phone's note, sent again");
-    clean(&sync(&mut okafor).await);
-    assert_eq!(notes(&mut okafor, &case), 2);
-    sync(&mut chen).await;
-    assert_eq!(notes(&mut chen, &case), 1, "not sealed to Chen");
+    okafor_in_chen_out(&mut laptop, &mut okafor, &mut chen, &case).await;
     relay.stop().await;
 }
 
@@ -158,8 +154,10 @@ async fn a_share_lost_in_a_restore_where_another_took_its_place_is_made_again() 
     } = clinic().await;
     let (relay, copy) = relay.copy().await;
     share_case(&mut phone, &case, "Dr. Okafor", "read", false).await;
-    phone.add_note(&case, note("written for Okafor")).unwrap();
-    clean(&sync(&mut phone).await);
+    phone
+        .add_note(&case, free_note("written for Okafor"))
+        .unwrap();
+    assert_clean(&sync(&mut phone).await);
 
     let relay = relay.restore(copy.path()).await;
     let patel_dir = tempfile::tempdir().unwrap();
@@ -175,16 +173,16 @@ async fn a_share_lost_in_a_restore_where_another_took_its_place_is_made_again() 
         b
     };
     assert_eq!(members(&phone, &case), all);
-    clean(&sync(&mut laptop).await);
+    assert_clean(&sync(&mut laptop).await);
     assert_eq!(members(&laptop, &case), all);
     assert_eq!(notes(&mut laptop, &case), 2, "the phone's note, sent again");
-    clean(&sync(&mut okafor).await);
+    assert_clean(&sync(&mut okafor).await);
     assert_eq!(
         notes(&mut okafor, &case),
         2,
         "shared again, and the note with it"
     );
-    clean(&sync(&mut patel).await);
+    assert_clean(&sync(&mut patel).await);
     assert_eq!(notes(&mut patel, &case), 2);
     relay.stop().await;
 }
@@ -207,22 +205,18 @@ async fn a_longer_log_that_turned_before_the_end_held_is_taken_whole() {
     } = clinic().await;
     let (relay, copy) = relay.copy().await;
     share_case(&mut phone, &case, "Dr. Okafor", "read", false).await;
-    phone.add_note(&case, note("written for Okafor")).unwrap();
-    clean(&sync(&mut phone).await);
+    phone
+        .add_note(&case, free_note("written for Okafor"))
+        .unwrap();
+    assert_clean(&sync(&mut phone).await);
 
     let relay = relay.restore(copy.path()).await;
     laptop.unshare(&case, "Dr. Chen").unwrap();
-    clean(&sync(&mut laptop).await);
+    assert_clean(&sync(&mut laptop).await);
 
     phone_heals(&mut phone).await;
     assert_eq!(members(&phone, &case), vec![okafor.account_id()]);
-    clean(&sync(&mut laptop).await);
-    assert_eq!(members(&laptop, &case), vec![okafor.account_id()]);
-    assert_eq!(notes(&mut laptop, &case), 2, "the phone's note, sent again");
-    clean(&sync(&mut okafor).await);
-    assert_eq!(notes(&mut okafor, &case), 2);
-    sync(&mut chen).await;
-    assert_eq!(notes(&mut chen, &case), 1, "not sealed to Chen");
+    okafor_in_chen_out(&mut laptop, &mut okafor, &mut chen, &case).await;
     relay.stop().await;
 }
 
@@ -243,14 +237,16 @@ async fn a_device_whose_audit_entries_a_restore_lost_sends_its_trail_again() {
     } = clinic().await;
     let (relay, copy) = relay.copy().await;
     phone
-        .add_note(&case, note("lost with the restore"))
+        .add_note(&case, free_note("lost with the restore"))
         .unwrap();
-    clean(&sync(&mut phone).await);
+    assert_clean(&sync(&mut phone).await);
 
     let relay = relay.restore(copy.path()).await;
     set_plan(&mut laptop, &case, "walk daily, sleep diary");
-    clean(&sync(&mut laptop).await);
-    phone.add_note(&case, note("after the restore")).unwrap();
+    assert_clean(&sync(&mut laptop).await);
+    phone
+        .add_note(&case, free_note("after the restore"))
+        .unwrap();
     sync(&mut phone).await;
     assert!(
         phone.trail().entries().unwrap().iter().any(|r| r
@@ -289,10 +285,10 @@ async fn a_colleague_takes_the_relays_log_once_it_removes_whom_its_own_removed()
     let (relay, copy) = relay.copy().await;
     phone.unshare(&case, "Dr. Okafor").unwrap();
     phone
-        .add_note(&case, note("written after Okafor left"))
+        .add_note(&case, free_note("written after Okafor left"))
         .unwrap();
-    clean(&sync(&mut phone).await);
-    clean(&sync(&mut chen).await);
+    assert_clean(&sync(&mut phone).await);
+    assert_clean(&sync(&mut chen).await);
     assert_eq!(notes(&mut chen, &case), 2);
 
     let relay = relay.restore(copy.path()).await;
@@ -308,7 +304,7 @@ async fn a_colleague_takes_the_relays_log_once_it_removes_whom_its_own_removed()
 
     phone_heals(&mut phone).await;
     let healed = sync(&mut chen).await;
-    clean(&healed);
+    assert_clean(&healed);
     assert!(
         chen.trail().entries().unwrap().iter().any(|r| r
             .what
@@ -321,9 +317,9 @@ async fn a_colleague_takes_the_relays_log_once_it_removes_whom_its_own_removed()
         b
     };
     assert_eq!(members(&phone, &case), me_and_patel);
-    clean(&sync(&mut patel).await);
+    assert_clean(&sync(&mut patel).await);
     assert_eq!(notes(&mut patel, &case), 2, "the phone's note, sent again");
-    clean(&sync(&mut laptop).await);
+    assert_clean(&sync(&mut laptop).await);
     assert_eq!(members(&laptop, &case), me_and_patel);
     relay.stop().await;
 }
@@ -349,7 +345,7 @@ async fn a_turn_a_revoked_device_signed_is_refused() {
     let conn = laptop.connect().await.unwrap();
     laptop.revoke(&conn, &phone.device_id()).await.unwrap();
     conn.close().await;
-    clean(&sync(&mut laptop).await);
+    assert_clean(&sync(&mut laptop).await);
 
     let relay = relay.restore(copy.path()).await;
     share_case(&mut phone, &case, "Dr. Okafor", "read", true).await;
@@ -400,12 +396,16 @@ async fn a_gap_in_a_revoked_devices_trail_is_filled_by_a_device_that_holds_it() 
     sync(&mut tablet).await;
     sync(&mut phone).await;
     let audit = casebook::audit_sync::audit_doc(&laptop.account_id());
-    tablet.add_note(&case, note("its entries lost")).unwrap();
-    clean(&sync(&mut tablet).await);
+    tablet
+        .add_note(&case, free_note("its entries lost"))
+        .unwrap();
+    assert_clean(&sync(&mut tablet).await);
     let lost = newest_envelope(&relay, &audit);
     sync(&mut laptop).await;
-    tablet.add_note(&case, note("its entries kept")).unwrap();
-    clean(&sync(&mut tablet).await);
+    tablet
+        .add_note(&case, free_note("its entries kept"))
+        .unwrap();
+    assert_clean(&sync(&mut tablet).await);
 
     let data = relay.stop().await;
     let db = rusqlite::Connection::open(data.path().join("relay.db")).unwrap();

@@ -5,8 +5,6 @@
 //! meets the relay first sends the log back, and nobody is locked out.
 
 use casebook::net::{NetError, Relay};
-use casebook::notes::{NoteFormat, NoteInput};
-use casebook::sync::SyncReport;
 use casebook_shared::access::{self, DocEntry, DocOp};
 use casebook_shared::account::{self, AccountState};
 use casebook_shared::crypto::{self, DeviceSigner, DhSecret, SecretKey};
@@ -14,19 +12,6 @@ use casebook_shared::frames::{ErrorCode, Request, Response};
 use casebook_shared::ids::DocId;
 use casebook_shared::signed::Signed;
 use casebook_tests::*;
-
-fn note(text: &str) -> NoteInput {
-    let mut n = NoteInput::new("2026-11-20", NoteFormat::parse("free").unwrap());
-    n.fields = vec![("text".into(), text.into())];
-    n
-}
-
-fn clean(r: &SyncReport) {
-    assert!(
-        r.refused.is_empty() && r.incomplete.is_empty() && r.held.is_empty(),
-        "{r:?}"
-    );
-}
 
 /// A case is opened, the phone paired and writing, after the copy; a
 /// colleague's account is made after it. Restored, the relay knows neither
@@ -46,12 +31,14 @@ async fn a_device_paired_or_an_account_made_after_the_copy_is_let_in_again() {
 
     // A case opened after the copy: the restored relay lacks it whole.
     let later = laptop.create_case("Sam Lee", "2026-11-21").unwrap();
-    laptop.add_note(&later, note("first session")).unwrap();
+    laptop.add_note(&later, free_note("first session")).unwrap();
     sync(&mut laptop).await;
     let mut phone = pair(&mut laptop, dirs[1].path(), &relay).await;
     sync(&mut phone).await;
     assert_eq!(phone.list_notes(&later).unwrap().len(), 1);
-    phone.add_note(&case, note("seen on the phone")).unwrap();
+    phone
+        .add_note(&case, free_note("seen on the phone"))
+        .unwrap();
     sync(&mut phone).await;
     let mut okafor = init(dirs[2].path(), &relay, "Dr. Okafor");
     sync(&mut okafor).await;
@@ -60,7 +47,7 @@ async fn a_device_paired_or_an_account_made_after_the_copy_is_let_in_again() {
     let relay = relay.restore(copy.path()).await;
 
     let healed = sync(&mut phone).await;
-    clean(&healed);
+    assert_clean(&healed);
     assert_eq!(healed.logs_healed, vec![laptop.account_id()], "{healed:?}");
     // The laptop signed the case's access log; the phone sends it back.
     assert!(healed.access_healed.contains(&later), "{healed:?}");
@@ -72,7 +59,7 @@ async fn a_device_paired_or_an_account_made_after_the_copy_is_let_in_again() {
         "the trail says so"
     );
     let healed = sync(&mut okafor).await;
-    clean(&healed);
+    assert_clean(&healed);
     assert_eq!(healed.logs_healed, vec![okafor_account], "{healed:?}");
     let audit = casebook::audit_sync::audit_doc(&okafor_account);
     assert_eq!(healed.access_healed, vec![audit], "{healed:?}");
@@ -80,7 +67,7 @@ async fn a_device_paired_or_an_account_made_after_the_copy_is_let_in_again() {
     // The relay is whole again: the laptop meets nothing missing, and the
     // phone's note, sent again, reaches it.
     let after = sync(&mut laptop).await;
-    clean(&after);
+    assert_clean(&after);
     assert!(after.logs_healed.is_empty(), "{after:?}");
     assert_eq!(laptop.list_notes(&case).unwrap().len(), 2);
     assert_eq!(laptop.list_notes(&later).unwrap().len(), 1);
@@ -124,10 +111,10 @@ async fn an_account_log_shorter_on_the_relay_is_sent_back_by_a_device_that_reads
 
     let relay = relay.restore(copy.path()).await;
     let healed = sync(&mut laptop).await;
-    clean(&healed);
+    assert_clean(&healed);
     assert_eq!(healed.logs_healed, vec![laptop.account_id()], "{healed:?}");
     let after = sync(&mut phone).await;
-    clean(&after);
+    assert_clean(&after);
     assert!(after.logs_healed.is_empty(), "{after:?}");
     // The laptop sent its whole trail again: the phone's copy of it has no
     // gap once the laptop writes on.
@@ -138,7 +125,7 @@ async fn an_account_log_shorter_on_the_relay_is_sent_back_by_a_device_that_reads
 
     let relay = relay.restore(copy.path()).await;
     let healed = sync(&mut chen).await;
-    clean(&healed);
+    assert_clean(&healed);
     assert_eq!(healed.logs_healed, vec![laptop.account_id()], "{healed:?}");
     let trail = chen.trail().entries().unwrap();
     let whose = format!("the log of account {}", laptop.account_id().short());
@@ -148,7 +135,7 @@ async fn an_account_log_shorter_on_the_relay_is_sent_back_by_a_device_that_reads
     );
     for home in [&mut phone, &mut laptop] {
         let after = sync(home).await;
-        clean(&after);
+        assert_clean(&after);
         assert!(after.logs_healed.is_empty(), "{after:?}");
     }
 
@@ -163,7 +150,7 @@ async fn an_account_log_shorter_on_the_relay_is_sent_back_by_a_device_that_reads
     assert!(got.incomplete.iter().any(|x| x.doc == case), "{got:?}");
     let answered = sync(&mut laptop).await;
     assert!(answered.resent > 0, "{answered:?}");
-    clean(&sync(&mut chen).await);
+    assert_clean(&sync(&mut chen).await);
     assert_eq!(plan_of(&mut chen, &case), "walk daily, breathing");
     relay.stop().await;
 }
