@@ -10,13 +10,11 @@
 //! refused, not healed.
 //!
 //! On unless `SIM_RESTORES=0`. The 200 CI seeds hold with it. Of 2,000
-//! seeds from 3,405,643,700, 7 fail with it and 2 without (3,405,645,214
-//! is one of both): changes of the rogue colleague (a bare client, which
-//! sends nothing again) that one owner's device fetched before the restore
-//! and the other never will; a commenter's change waiting on one the
-//! restore lost; and a gap in a trail not filled in the healing rounds
-//! (a device answers an ask at most once an hour, and the healing rounds
-//! take no time).
+//! seeds from 3,405,643,700, 6 fail with it and 2 without (3,405,645,214
+//! fails both ways, a case left incomplete after healing): changes of the
+//! rogue colleague (a bare client, which sends nothing again) that one
+//! owner's device fetched before the restore and the other never will;
+//! and a commenter's change waiting on one the restore lost.
 
 use super::world::World;
 
