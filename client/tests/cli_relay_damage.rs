@@ -58,6 +58,56 @@ async fn a_refused_envelope_exits_with_its_own_code_and_arrives_once_mended() {
     assert!(finds(&chen, "Sleep diary"));
 }
 
+/// The stored bytes of a note the colleague's device had not fetched
+/// swapped with those of one it holds: it is served a copy of what it
+/// holds in the note's place. But the owner's device told it, with the
+/// note, that the relay took the note: the case is named INCOMPLETE (exit
+/// 4). Put right, the note arrives with the next sync.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_note_whose_bytes_were_swapped_with_a_held_ones_is_named_and_arrives_once_put_right() {
+    let relay = relay().await;
+    let dir = tempfile::tempdir().unwrap();
+    let (rivera, chen, case) = shared_case(&relay, dir.path());
+    ok(
+        &rivera,
+        &["note", "add", &case, "--field", "plan=Sleep diary."],
+    );
+    ok(&rivera, &["sync"]);
+    ok(&chen, &["sync"]);
+    ok(
+        &rivera,
+        &["note", "add", &case, "--field", "plan=Breathing exercise."],
+    );
+    ok(&rivera, &["sync"]);
+
+    let rows = envelopes(&relay, &case);
+    let (new, held) = (rows[0].clone(), rows[1].clone());
+    let set = |seq: i64, bytes: &[u8]| {
+        relay_db(&relay)
+            .execute(
+                "UPDATE envelopes SET bytes = ?1 WHERE seq = ?2",
+                params![bytes, seq],
+            )
+            .unwrap()
+    };
+    set(new.0, &held.2);
+    set(held.0, &new.2);
+    let out = run(&chen, &["sync"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(4), "{err}");
+    assert!(
+        err.contains("Jordan Avery") && err.contains("is INCOMPLETE"),
+        "{err}"
+    );
+    assert!(!finds(&chen, "Breathing"));
+
+    set(new.0, &new.2);
+    set(held.0, &held.2);
+    ok(&chen, &["sync"]);
+    assert!(finds(&chen, "Breathing") && finds(&chen, "Sleep diary"));
+    assert!(!ok(&chen, &["status"]).contains("INCOMPLETE"));
+}
+
 /// An envelope removed from the middle of a case's history: the note after
 /// it builds on it, so the colleague's device names the case as
 /// incomplete, exits with 4, and says so in `status`, rather than showing

@@ -360,13 +360,102 @@ async fn a_member_moved_to_comment_cannot_edit_under_an_old_key() {
     for (who, dev) in [("laptop", &mut laptop), ("tablet", &mut tablet)] {
         let r = try_sync(dev).await.unwrap_or_else(|e| panic!("{who}: {e}"));
         assert_eq!(r.refused.len(), 2, "{who}: {:?}", r.refused);
+        // Only the relay's order puts it after the share ended: the
+        // document is fetched again from its start, and it is refused
+        // again there.
         assert!(
-            r.refused.iter().any(|x| x.reason.contains("may not write")),
+            r.refused
+                .iter()
+                .any(|x| x.reason.contains("share had ended")),
             "{who}: {:?}",
             r.refused
         );
         assert_eq!(subjective(dev, &case), "Slept better this week.", "{who}");
     }
+    drop(hostile);
+    relay.stop().await;
+}
+
+/// Serves, after what the real relay has of `doc`, each of `extra` once to
+/// each fetch that has not passed it, numbered from [`PASSED_ON`].
+fn serve_after(hostile: &HostileRelay, doc: DocId, extra: Vec<(u64, Vec<u8>)>) {
+    let newest = extra.iter().map(|(n, _)| PASSED_ON + n).max().unwrap_or(0);
+    hostile.set(move |req, resp| match (req, resp) {
+        (Request::ListDocs { .. }, Response::Docs { mut docs, cursor }) => {
+            for h in docs.iter_mut().filter(|h| h.doc == doc) {
+                h.seq = newest;
+            }
+            Response::Docs { docs, cursor }
+        }
+        (Request::Fetch { docs, .. }, Response::Changes { mut items, more }) => {
+            if let Some((_, after)) = docs.iter().find(|(d, _)| *d == doc) {
+                for (n, envelope) in &extra {
+                    if *after < PASSED_ON + n {
+                        items.push(Stored {
+                            doc,
+                            seq: PASSED_ON + n,
+                            envelope: envelope.clone(),
+                        });
+                    }
+                }
+            }
+            Response::Changes { items, more }
+        }
+        (_, resp) => resp,
+    });
+}
+
+/// A colleague removed from a case kept its old key and wrote under it
+/// afterwards. The real relay refuses the change; a hostile one serves it,
+/// but after the next epoch's first envelope, where every device refuses
+/// it. So the relay tries to slip it past that fence: in one round it
+/// serves a damaged envelope right after the new epoch's, so that the
+/// tablet's seen mark stops there, and in the next it drops the damaged
+/// one and serves the change. The mark passed the new epoch's envelopes,
+/// and so does the fence: the change is refused in that round too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_damaged_envelope_does_not_let_a_removed_members_change_past_the_fence() {
+    let relay = TestRelay::start().await;
+    let hostile = HostileRelay::start(&relay).await;
+    let dirs: Vec<_> = (0..2).map(|_| tempfile::tempdir().unwrap()).collect();
+    let mut laptop = init(dirs[0].path(), &hostile, "Dr. Rivera");
+    sync(&mut laptop).await;
+    let mut tablet = pair(&mut laptop, dirs[1].path(), &hostile).await;
+    let rogue = Rogue::register(rogue_conn(&relay).await).await;
+    let case = new_case(&mut laptop, "Jordan Avery");
+    sync(&mut laptop).await;
+    befriend(&mut laptop, "Rogue", &rogue.id);
+    share_case(&mut laptop, &case, "Rogue", "write", true).await;
+    sync(&mut tablet).await;
+
+    // Written while it could write, sent only after the share ended.
+    let forged = rogue.forge_edit_at(case, Some(0)).await;
+    laptop.unshare(&case, "Rogue").unwrap();
+    laptop
+        .edit_case(&case, "note", |c| {
+            Ok(c.add_note(note("Under the new key."), "n2", "Dr. Rivera")?)
+        })
+        .unwrap();
+    sync(&mut laptop).await;
+    assert_eq!(
+        rogue.upload(forged.clone()).await,
+        Err(ErrorCode::Forbidden)
+    );
+
+    serve_after(&hostile, case, vec![(0, vec![1, 0, 0, 0])]);
+    let r = sync(&mut tablet).await;
+    assert_eq!(r.refused.len(), 1, "{:?}", r.refused);
+    serve_after(&hostile, case, vec![(1, forged)]);
+    let r = sync(&mut tablet).await;
+    assert_eq!(r.refused.len(), 1, "{:?}", r.refused);
+    assert_eq!(r.refused[0].seq, PASSED_ON + 1);
+    assert!(
+        r.refused[0].reason.contains("share had ended"),
+        "{:?}",
+        r.refused
+    );
+    assert_eq!(subjective(&mut tablet, &case), "Slept better this week.");
+    assert_eq!(tablet.list_notes(&case).unwrap().len(), 2);
     drop(hostile);
     relay.stop().await;
 }

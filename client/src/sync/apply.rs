@@ -16,18 +16,24 @@ use crate::sharing::CommentRefusal;
 
 impl Home {
     /// Applies one document's fetched batch and records how far it has seen.
+    /// Returns whether the document came to lack changes its new ones build
+    /// on though it was fetched only from its seen mark: what it lacks may
+    /// lie below the mark (a repaired relay puts back what it lost or
+    /// swapped where it was), and a fetch from the start may find it.
     pub(super) fn apply_fetched(
         &mut self,
         doc: &DocId,
         mut batch: Batch,
         report: &mut SyncReport,
-    ) -> Result<()> {
+    ) -> Result<bool> {
         let mut changed = false;
         // Other accounts whose changes or comments went in: what they did
         // is recorded in this account's trail.
         let mut edited_by = BTreeSet::new();
         let mut commented_by = BTreeSet::new();
         let mut sync = self.docs().sync_record(doc)?;
+        // As `check::plan` decides: such a document was fetched whole.
+        let fetched_whole = sync.seen == 0 || sync.missing > 0 || batch.rewind;
         let refused_before = report.refused.len();
         let has_body = self.store.has_body(doc)?;
         // Whether the document was loaded and changed here this round, so
@@ -180,7 +186,7 @@ impl Home {
             report.refused.push(RefusedEnvelope {
                 doc: *doc,
                 seq: c.seq,
-                reason: "a commenter's change waits for changes it builds on; asked for again next round".into(),
+                reason: WAITS.into(),
             });
         }
         // Sequence numbers run across documents: the mark is the last
@@ -259,9 +265,22 @@ impl Home {
             }
         }
         // Past a stop, the envelopes are fetched again next round: the
-        // fence they raised must not judge the one before them.
-        if stop.is_none() {
-            sync.top_epoch = sync.top_epoch.max(batch.top_epoch);
+        // fence they raised must not judge the one before them. Those
+        // before it the seen mark passes, and what is fetched after the
+        // mark comes after them: their fence stands.
+        let fence = match stop {
+            None => batch.top_epoch,
+            Some(stop) => batch
+                .fences
+                .iter()
+                .filter(|(q, _)| *q < stop)
+                .map(|(_, e)| *e)
+                .max()
+                .unwrap_or(0),
+        };
+        sync.top_epoch = sync.top_epoch.max(fence);
+        if batch.reordered {
+            sync.missing = sync.missing.max(1);
         }
         self.store.set_doc_sync(doc, sync)?;
         if batch.recovered > 0 && changed && report.refused.len() == refused_before {
@@ -290,7 +309,7 @@ impl Home {
         if changed {
             report.docs_updated += 1;
         }
-        Ok(())
+        Ok(!fetched_whole && sync.missing > 0)
     }
 }
 
@@ -316,6 +335,12 @@ impl Home {
         Ok(Incomplete::new(*doc, missing, waiting))
     }
 }
+
+/// Why a commenter's change is not applied yet: what it builds on has not
+/// arrived. A round that fetches its document again from the start drops
+/// this refusal (see `Round::pulled`).
+pub(super) const WAITS: &str =
+    "a commenter's change waits for changes it builds on; asked for again next round";
 
 /// A fetched change, checked and opened.
 #[derive(Clone)]
@@ -353,4 +378,11 @@ pub(super) struct Batch {
     /// held: lost here in a power cut, or written after the backup it was
     /// restored from.
     pub(super) recovered: usize,
+    /// The fence ([`Batch::top_epoch`]) after each envelope taken, in
+    /// relay order: what the seen mark passes when it stops early.
+    pub(super) fences: Vec<(u64, u32)>,
+    /// An envelope was refused only for the relay's order (see
+    /// [`super::check::Refused::AfterRemoval`]): the document is fetched
+    /// again from its start, its fence rising from nothing.
+    pub(super) reordered: bool,
 }

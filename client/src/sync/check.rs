@@ -128,6 +128,13 @@ pub enum Refused {
     RevokedDevice,
     #[error("its account may not write this document")]
     NotAllowed,
+    /// Its account's membership had ended before an envelope the relay
+    /// served ahead of it (see [`casebook_shared::access::role_in_epoch`]).
+    /// Only the relay's order says so, and a relay that reorders (or was
+    /// put right since) serves it otherwise: the document is fetched again
+    /// from its start, judged in the order served then.
+    #[error("its account's share had ended before envelopes the relay served ahead of it")]
+    AfterRemoval,
     #[error("a snapshot that claims to cover {claims} arrived at {at}")]
     SnapshotMismatch { claims: u64, at: u64 },
     #[error("no key for epoch {0}")]
@@ -152,7 +159,8 @@ impl Refused {
             | Refused::BadSignature
             | Refused::UnknownDevice(_)
             | Refused::SnapshotMismatch { .. }
-            | Refused::NoKey(_) => true,
+            | Refused::NoKey(_)
+            | Refused::AfterRemoval => true,
             Refused::RevokedDevice
             | Refused::NotAllowed
             | Refused::Decrypt
@@ -234,7 +242,12 @@ pub fn admit(
         (_, None) => false,
     };
     if !allowed {
-        return Err(Refused::NotAllowed);
+        let unfenced = meta.role_in_epoch(&h.account, h.epoch, 0);
+        return Err(match (h.kind, role, unfenced) {
+            (Kind::Change, None, Some(r)) if r.can_upload() => Refused::AfterRemoval,
+            (Kind::Signal, None, Some(_)) => Refused::AfterRemoval,
+            _ => Refused::NotAllowed,
+        });
     }
     if h.kind == Kind::Snapshot && h.covers != item.seq {
         return Err(Refused::SnapshotMismatch {

@@ -175,9 +175,13 @@ fn a_change_is_judged_by_the_role_and_keys_of_its_epoch() {
             true
         )
         .err(),
-        Some(Refused::NotAllowed),
+        Some(Refused::AfterRemoval),
         "under its old key, but after the next epoch's first envelope"
     );
+    // Only the relay's order says so: the document is fetched again, and
+    // judged in the order a repaired relay serves.
+    assert!(Refused::AfterRemoval.relay_may_mend());
+    assert!(!Refused::NotAllowed.relay_may_mend());
 
     // The owner's second device, revoked: the revocation made generation
     // 1, and epoch 1 was sealed to it.

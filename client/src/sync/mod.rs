@@ -394,10 +394,10 @@ impl Home {
                     round.accounts_read();
                 }
                 Phase::Pull => {
-                    let held_back = self
+                    let (held_back, lacking) = self
                         .pull(relay, &mut accounts, round.report(), progress)
                         .await?;
-                    round.pulled(held_back);
+                    round.pulled(held_back, lacking);
                 }
                 Phase::ForgetRestored => self.store.delete_meta(crate::backup::RESTORED)?,
                 Phase::Progress(p) => progress(p),

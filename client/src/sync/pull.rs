@@ -25,14 +25,16 @@ use crate::net::{NetError, Relay};
 impl Home {
     /// Lists, fetches, checks and applies what other devices wrote, as
     /// [`Pulling`] decides; returns the documents held back (their access
-    /// log on the relay did not check out this round).
+    /// log on the relay did not check out this round), and those that came
+    /// to lack changes a fetch from the start may find (see
+    /// `apply_fetched`).
     pub(super) async fn pull(
         &mut self,
         relay: &Relay,
         accounts: &mut BTreeMap<AccountId, AccountState>,
         report: &mut SyncReport,
         progress: &mut (dyn FnMut(Progress) + Send),
-    ) -> Result<BTreeSet<DocId>> {
+    ) -> Result<(BTreeSet<DocId>, BTreeSet<DocId>)> {
         let here = self.pull_here()?;
         // Each document's access entries the relay has had: all held, less
         // those queued here to send.
@@ -56,6 +58,7 @@ impl Home {
         // were stored before the listing, and so were the changes they
         // name (see `claims`).
         let mut audit_head = 0;
+        let mut lacking = BTreeSet::new();
         loop {
             match pulling.poll() {
                 Step::Purge(doc) => {
@@ -177,7 +180,8 @@ impl Home {
                     {
                         self.own_audit_lost()?;
                     }
-                    self.apply_batches(std::mem::take(&mut batches), report, progress)?
+                    let batches = std::mem::take(&mut batches);
+                    lacking.extend(self.apply_batches(batches, report, progress)?);
                 }
                 Step::Done => break,
             }
@@ -188,7 +192,7 @@ impl Home {
         self.answer_wants(accounts, report)?;
         // After every disposal this pull carried out, one rebuild.
         self.rewrite_if_due()?;
-        Ok(pulling.finish())
+        Ok((pulling.finish(), lacking))
     }
 
     /// What the store holds of each document, for [`Pulling`].
@@ -265,12 +269,15 @@ impl Home {
 
     /// Applies what was taken, in transactions of a few dozen documents:
     /// one fsync each, and other processes on this home wait only briefly.
+    /// Returns the documents that came to lack what a fetch from their
+    /// start may find.
     fn apply_batches(
         &mut self,
         batches: BTreeMap<DocId, Batch>,
         report: &mut SyncReport,
         progress: &mut (dyn FnMut(Progress) + Send),
-    ) -> Result<()> {
+    ) -> Result<Vec<DocId>> {
+        let mut lacking = Vec::new();
         let total = batches.len();
         let mut batches = batches.into_iter().peekable();
         let mut done = 0;
@@ -280,13 +287,16 @@ impl Home {
             // wait for the disk (see `Store::wait_for_disk`).
             self.store.wait_for_disk(false)?;
             let applied = self.atomically(|home| {
+                let mut lack = Vec::new();
                 for (doc, batch) in chunk {
-                    home.apply_fetched(&doc, batch, report)?;
+                    if home.apply_fetched(&doc, batch, report)? {
+                        lack.push(doc);
+                    }
                 }
-                Ok(())
+                Ok(lack)
             });
             let restored = self.store.wait_for_disk(true);
-            applied?;
+            lacking.extend(applied?);
             restored?;
             done = (done + APPLY_CHUNK).min(total);
             progress(Progress::Applied {
@@ -294,7 +304,7 @@ impl Home {
                 of: total,
             });
         }
-        Ok(())
+        Ok(lacking)
     }
 
     /// Makes sure the account log of every signer of fetched access
@@ -372,7 +382,9 @@ impl Home {
         };
         batch.seen = item.seq;
         batch.fetched.push(item.seq);
-        self.take_item(item, accounts, batch, report)
+        self.take_item(item, accounts, batch, report)?;
+        batch.fences.push((item.seq, batch.top_epoch));
+        Ok(())
     }
 
     pub(super) fn take_item(
@@ -487,6 +499,7 @@ impl Home {
                 if reason.relay_may_mend() {
                     batch.stop.get_or_insert(item.seq);
                 }
+                batch.reordered |= reason == check::Refused::AfterRemoval;
                 report.refused.push(RefusedEnvelope {
                     doc: item.doc,
                     seq: item.seq,

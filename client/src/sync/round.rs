@@ -19,6 +19,11 @@
 //! - what the relay refused because a new epoch landed after the pull
 //!   ("access moved") is caught up on and sent again, at most
 //!   [`MOVED_TRIES`] times; each try reports afresh what it held;
+//! - a pull after which a document lacks what its new changes build on,
+//!   fetched only from its seen mark, is followed by one more that fetches
+//!   it from the start (a repaired relay puts back what it lost or swapped
+//!   below the mark), so a repair heals in one round, not after one that
+//!   reports what waited as refused;
 //! - once anything was sent (the outbox or the audit trail), one more pull
 //!   takes its echo, so the seen mark passes it and a snapshot may cover
 //!   it;
@@ -28,6 +33,7 @@ use std::collections::{BTreeSet, HashSet, VecDeque};
 
 use casebook_shared::ids::DocId;
 
+use super::apply::WAITS;
 use super::{MOVED_TRIES, Progress, RefusedEnvelope, SyncReport};
 
 /// What the shell does next.
@@ -87,6 +93,8 @@ pub(crate) struct Round {
     waiting: bool,
     /// The changes that follow this round's snapshots were queued.
     marked: bool,
+    /// A pull was made again for documents that came to lack changes.
+    refetched: bool,
 }
 
 impl Round {
@@ -102,6 +110,7 @@ impl Round {
             next: VecDeque::from([Phase::PushEarly]),
             waiting: false,
             marked: false,
+            refetched: false,
         }
     }
 
@@ -154,9 +163,20 @@ impl Round {
     }
 
     /// A pull went through; `held_back` are the documents whose access log
-    /// did not verify (nothing of theirs is sent this round).
-    pub fn pulled(&mut self, held_back: BTreeSet<DocId>) {
+    /// did not verify (nothing of theirs is sent this round), `lacking`
+    /// those that came to lack changes though fetched only from their seen
+    /// mark: the same pull is made again, once a round, and fetches them
+    /// from the start. What waited in them is judged afresh by that pull.
+    pub fn pulled(&mut self, held_back: BTreeSet<DocId>, lacking: BTreeSet<DocId>) {
         self.waiting = false;
+        if !lacking.is_empty() && !self.refetched {
+            self.refetched = true;
+            self.report
+                .refused
+                .retain(|r| !(r.reason == WAITS && lacking.contains(&r.doc)));
+            self.next.push_back(Phase::Pull);
+            return;
+        }
         match self.pulling {
             Pulling::First => {
                 if self.restored

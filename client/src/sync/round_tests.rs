@@ -19,6 +19,9 @@ struct Answers {
     pushes: Vec<(usize, usize)>,
     audit: usize,
     snapshots: usize,
+    /// The documents each pull in order found lacking changes. Missing
+    /// ones are empty.
+    lacking: Vec<BTreeSet<DocId>>,
 }
 
 /// Runs a round to the end and names each phase it went through.
@@ -27,6 +30,7 @@ fn run(restored: bool, answers: Answers) -> (Vec<String>, SyncReport) {
     let mut names = Vec::new();
     let mut pulls = answers.pulls.into_iter();
     let mut pushes = answers.pushes.into_iter();
+    let mut lacking = answers.lacking.into_iter();
     // Snapshots are due once: the first Snapshots phase sends them.
     let mut snapshots = answers.snapshots;
     for _ in 0..100 {
@@ -46,7 +50,7 @@ fn run(restored: bool, answers: Answers) -> (Vec<String>, SyncReport) {
                 let (held, received, refused) = pulls.next().unwrap_or_default();
                 round.report().received += received;
                 round.report().refused.extend(refused);
-                round.pulled(held);
+                round.pulled(held, lacking.next().unwrap_or_default());
             }
             Phase::Push(_) => {
                 let (acked, moved) = pushes.next().unwrap_or_default();
@@ -275,4 +279,38 @@ fn a_refusal_goes_into_the_trail_once_a_session() {
     );
     assert!(again.contains(&doc(3).short()));
     assert_eq!(refusal_line(&[], &mut audited), None);
+}
+
+#[test]
+fn a_document_that_came_to_lack_changes_is_pulled_again_once() {
+    let waits = |d: u8, seq: u64| RefusedEnvelope {
+        doc: doc(d),
+        seq,
+        reason: WAITS.into(),
+    };
+    let answers = Answers {
+        // The first pull: a comment of document 1 waits, document 2 has a
+        // bad signature and a comment that waits too, and only document 1
+        // came to lack changes. The second finds it lacking still.
+        pulls: vec![
+            (
+                BTreeSet::new(),
+                1,
+                vec![waits(1, 7), refusal(2, 8), waits(2, 9)],
+            ),
+            (BTreeSet::new(), 1, vec![waits(1, 7)]),
+        ],
+        lacking: vec![[doc(1)].into(), [doc(1)].into(), [doc(1)].into()],
+        ..Answers::default()
+    };
+    let (phases, report) = run(false, answers);
+    assert_eq!(
+        phases.join(" "),
+        "PushEarly Accounts Pull Pull Visible Upkeep Push PushAudit Snapshots Done"
+    );
+    // What the second pull said of document 1 stands, once; document 2's
+    // refusals stand as the first pull made them.
+    assert_eq!(report.received, 2);
+    let refused: Vec<(DocId, u64)> = report.refused.iter().map(|r| (r.doc, r.seq)).collect();
+    assert_eq!(refused, [(doc(2), 8), (doc(2), 9), (doc(1), 7)]);
 }

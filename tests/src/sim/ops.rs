@@ -347,12 +347,22 @@ impl World {
         } || stopped_writing;
         let label = self.devices[d].label.clone();
         match result {
-            Ok(r) => self.note(format!(
-                "{label} sync: sent {} got {} refused {}",
-                r.pushed,
-                r.received,
-                r.refused.len()
-            )),
+            Ok(r) => {
+                // What was refused, and why: the trace is read when a
+                // seed fails.
+                let why: Vec<String> = r
+                    .refused
+                    .iter()
+                    .map(|x| format!(" [{} seq {}: {}]", x.doc.short(), x.seq, x.reason))
+                    .collect();
+                self.note(format!(
+                    "{label} sync: sent {} got {} refused {}{}",
+                    r.pushed,
+                    r.received,
+                    r.refused.len(),
+                    why.concat()
+                ))
+            }
             Err(e) => self.note(format!("{label} sync failed: {e}")),
         }
         // Now and then the power fails just after a round, when what it

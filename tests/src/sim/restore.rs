@@ -10,11 +10,11 @@
 //! refused, not healed.
 //!
 //! On unless `SIM_RESTORES=0`. The 200 CI seeds hold with it. Of 2,000
-//! seeds from 3,405,643,700, 6 fail with it and 2 without (3,405,645,214
-//! fails both ways, a case left incomplete after healing): changes of the
-//! rogue colleague (a bare client, which sends nothing again) that one
-//! owner's device fetched before the restore and the other never will;
-//! and a commenter's change waiting on one the restore lost.
+//! seeds from 3,405,643,700, 4 fail with it and none without: changes of
+//! the rogue colleague (a bare client, which sends nothing again) that one
+//! owner's device fetched before the restore and the other never will; a
+//! colleague's comments the restore lost after their share ended (nobody
+//! left can send them again); and a case left incomplete after healing.
 
 use super::world::World;
 
