@@ -412,7 +412,10 @@ fn serve_after(hostile: &HostileRelay, doc: DocId, extra: Vec<(u64, Vec<u8>)>) {
 /// serves a damaged envelope right after the new epoch's, so that the
 /// tablet's seen mark stops there, and in the next it drops the damaged
 /// one and serves the change. The mark passed the new epoch's envelopes,
-/// and so does the fence: the change is refused in that round too.
+/// and so does the fence: the change is refused in that round too, and
+/// when the relay tells the tablet's watcher of it. A copy of the
+/// colleague's honest change from before, served again after the fence,
+/// is refused once: the tablet holds it, and does not ask for it again.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_damaged_envelope_does_not_let_a_removed_members_change_past_the_fence() {
     let relay = TestRelay::start().await;
@@ -426,6 +429,13 @@ async fn a_damaged_envelope_does_not_let_a_removed_members_change_past_the_fence
     sync(&mut laptop).await;
     befriend(&mut laptop, "Rogue", &rogue.id);
     share_case(&mut laptop, &case, "Rogue", "write", true).await;
+    let honest = rogue
+        .forge_with(case, None, &rogue.actor(), |c| {
+            c.edit_note("n1", &[("plan".into(), "Walk daily.".into())])
+                .unwrap();
+        })
+        .await;
+    rogue.upload(honest.clone()).await.unwrap();
     sync(&mut tablet).await;
 
     // Written while it could write, sent only after the share ended.
@@ -456,6 +466,20 @@ async fn a_damaged_envelope_does_not_let_a_removed_members_change_past_the_fence
     );
     assert_eq!(subjective(&mut tablet, &case), "Slept better this week.");
     assert_eq!(tablet.list_notes(&case).unwrap().len(), 2);
+
+    // The watcher, told of it, leaves the case to the round.
+    let conn = tablet.connect().await.unwrap();
+    let told = [casebook::net::Told::doc(case, PASSED_ON + 1)];
+    let r = tablet.sync_told(&conn, &told, &mut |_| {}).await.unwrap();
+    conn.close().await;
+    assert!(r.refused.iter().any(|x| x.seq == PASSED_ON + 1), "{r:?}");
+    assert_eq!(subjective(&mut tablet, &case), "Slept better this week.");
+
+    serve_after(&hostile, case, vec![(2, honest)]);
+    let r = sync(&mut tablet).await;
+    assert_eq!(r.refused.len(), 1, "{:?}", r.refused);
+    assert_eq!(r.refused[0].seq, PASSED_ON + 2);
+    assert_clean(&sync(&mut tablet).await);
     drop(hostile);
     relay.stop().await;
 }

@@ -49,6 +49,7 @@ impl Home {
             if !has_body && summary_ok {
                 self.docs().store_snapshot(doc, &snap.doc, &snap.summary)?;
                 report.snapshots_in += 1;
+                changed = true;
             } else {
                 loaded = true;
                 // The snapshot holds every change the relay stored up to
@@ -65,11 +66,14 @@ impl Home {
                         reason: format!("snapshot does not merge: {e}"),
                     }),
                     Ok(false) => {}
-                    Ok(true) => report.received += 1,
+                    Ok(true) => {
+                        report.received += 1;
+                        changed = true;
+                    }
                 }
             }
+            // Fetched again, a snapshot held here already is nobody's news.
             sync.since_snapshot = 0;
-            changed = true;
         }
         // What is held already (fetched again: the document was
         // incomplete, a refusal held the seen mark back, or the relay lost

@@ -76,16 +76,20 @@ impl Home {
     /// Only claims told at or below that head are judged: the relay stored
     /// them, and the changes they name, before this pull listed the
     /// documents (a claim fetched past the listing waits for the next).
+    /// Returns the documents that came to lack a claimed change this pull:
+    /// not fetched from their start, they may hold it below the seen mark
+    /// (see `Round::pulled`).
     pub(super) fn judge_claims(
         &mut self,
         audit_head: u64,
         listed: &BTreeSet<DocId>,
         accounts: &BTreeMap<AccountId, AccountState>,
         report: &mut SyncReport,
-    ) -> Result<()> {
+    ) -> Result<Vec<DocId>> {
+        let mut newly = Vec::new();
         let kept = self.store.kept_claims(audit_head)?;
         if kept.is_empty() {
-            return Ok(());
+            return Ok(newly);
         }
         let mut by_doc: BTreeMap<DocId, Vec<([u8; 32], DeviceId)>> = BTreeMap::new();
         for (doc, hash, device) in kept {
@@ -171,6 +175,9 @@ impl Home {
             }
             let mut sync = self.docs().sync_record(&doc)?;
             self.want(&doc, &lacking)?;
+            if sync.missing == 0 {
+                newly.push(doc);
+            }
             sync.missing = sync.missing.max(lacking.len() as u64);
             self.store.set_doc_sync(&doc, sync)?;
             let lacked = live.iter().filter(|(h, ..)| lacking.contains(h));
@@ -201,7 +208,7 @@ impl Home {
             }
             Ok(())
         })?;
-        Ok(())
+        Ok(newly)
     }
 
     /// The people `accounts` are, as this device knows them: this account by

@@ -9,6 +9,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use casebook_shared::access::{DocEntry, DocOp, SIG_LABEL as ACCESS_SIG};
 use casebook_shared::account::AccountState;
 use casebook_shared::codec;
+use casebook_shared::crypto::SecretKey;
 use casebook_shared::envelope::{Envelope, Kind};
 use casebook_shared::frames::{ErrorCode, Request, Response, Stored};
 use casebook_shared::ids::{AccountId, DocId};
@@ -188,7 +189,7 @@ impl Home {
             // In the order they were met.
             report.refused.append(pulling.refused());
         }
-        self.judge_claims(audit_head, &listed, accounts, report)?;
+        lacking.extend(self.judge_claims(audit_head, &listed, accounts, report)?);
         self.answer_wants(accounts, report)?;
         // After every disposal this pull carried out, one rebuild.
         self.rewrite_if_due()?;
@@ -372,9 +373,10 @@ impl Home {
                 // Fetched again from below the seen mark (the document is
                 // incomplete, or the relay lost what was seen): judged as a
                 // new device judges it, the fence rising in relay order
-                // from nothing, not from what came after.
+                // from nothing, not from what came after. From the mark
+                // on, the fence is what the mark passed.
                 top_epoch: match self.docs().sync_record(&item.doc)? {
-                    s if s.missing > 0 || item.seq <= s.seen => 0,
+                    s if item.seq <= s.seen => 0,
                     s => s.top_epoch,
                 },
                 ..Batch::default()
@@ -453,6 +455,7 @@ impl Home {
                     batch.changes.clear();
                     batch.comments.clear();
                     batch.stop = None;
+                    batch.reordered = false;
                     batch.snapshot = Some((item.seq, snap));
                 }
                 Err(e) => report.refused.push(RefusedEnvelope {
@@ -496,10 +499,15 @@ impl Home {
                 }
             }
             Err(reason) => {
-                if reason.relay_may_mend() {
+                // A copy of a change held here is a replay, not a change
+                // the relay's order kept out: nothing to ask for again (or
+                // a relay could make the case be fetched whole each round).
+                let after_removal = reason == check::Refused::AfterRemoval;
+                let replay = after_removal && self.holds_sealed(item, &keys)?;
+                if reason.relay_may_mend() && !replay {
                     batch.stop.get_or_insert(item.seq);
                 }
-                batch.reordered |= reason == check::Refused::AfterRemoval;
+                batch.reordered |= after_removal && !replay;
                 report.refused.push(RefusedEnvelope {
                     doc: item.doc,
                     seq: item.seq,
@@ -508,5 +516,20 @@ impl Home {
             }
         }
         Ok(())
+    }
+
+    /// Whether the change sealed in `item` is one this device holds: it
+    /// opens under a key held here, and the document has it.
+    fn holds_sealed(&mut self, item: &Stored, keys: &BTreeMap<u32, SecretKey>) -> Result<bool> {
+        let Ok(env) = Envelope::decode(item.envelope.clone()) else {
+            return Ok(false);
+        };
+        let Some(body) = keys
+            .get(&env.header.epoch)
+            .and_then(|key| env.open(key).ok())
+        else {
+            return Ok(false);
+        };
+        self.docs().holds_changes(&item.doc, &body)
     }
 }

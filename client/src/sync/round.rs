@@ -34,6 +34,7 @@ use std::collections::{BTreeSet, HashSet, VecDeque};
 use casebook_shared::ids::DocId;
 
 use super::apply::WAITS;
+use super::check::Refused;
 use super::{MOVED_TRIES, Progress, RefusedEnvelope, SyncReport};
 
 /// What the shell does next.
@@ -166,14 +167,16 @@ impl Round {
     /// did not verify (nothing of theirs is sent this round), `lacking`
     /// those that came to lack changes though fetched only from their seen
     /// mark: the same pull is made again, once a round, and fetches them
-    /// from the start. What waited in them is judged afresh by that pull.
+    /// from the start. What waited in them, or was refused for the relay's
+    /// order, is judged afresh by that pull.
     pub fn pulled(&mut self, held_back: BTreeSet<DocId>, lacking: BTreeSet<DocId>) {
         self.waiting = false;
         if !lacking.is_empty() && !self.refetched {
             self.refetched = true;
+            let again = [WAITS.to_string(), Refused::AfterRemoval.to_string()];
             self.report
                 .refused
-                .retain(|r| !(r.reason == WAITS && lacking.contains(&r.doc)));
+                .retain(|r| !(lacking.contains(&r.doc) && again.contains(&r.reason)));
             self.next.push_back(Phase::Pull);
             return;
         }

@@ -87,8 +87,11 @@ impl Home {
             }
             let of_doc: Vec<&Told> = told.iter().filter(|t| t.doc == doc).collect();
             let newest = of_doc.iter().map(|t| t.seq).max().unwrap_or(0);
-            let seen = self.docs().sync_record(&doc)?.seen;
-            if newest <= seen {
+            // One that lacks changes (or was refused for the relay's order)
+            // is fetched from its start: the round after this does that.
+            let sync = self.docs().sync_record(&doc)?;
+            let seen = sync.seen;
+            if newest <= seen || sync.missing > 0 {
                 continue;
             }
             match pushed_run(seen, newest, &of_doc) {

@@ -363,6 +363,11 @@ impl World {
                     why.concat()
                 ))
             }
+            // The crash point stops the store's writes through SQLite's
+            // commit hook, whose refusal reads "constraint failed".
+            Err(e) if stopped_writing => {
+                self.note(format!("{label} sync stopped by the simulated crash: {e}"))
+            }
             Err(e) => self.note(format!("{label} sync failed: {e}")),
         }
         // Now and then the power fails just after a round, when what it
