@@ -16,16 +16,12 @@ use crate::sharing::CommentRefusal;
 
 impl Home {
     /// Applies one document's fetched batch and records how far it has seen.
-    /// Returns whether the document came to lack changes its new ones build
-    /// on though it was fetched only from its seen mark: what it lacks may
-    /// lie below the mark (a repaired relay puts back what it lost or
-    /// swapped where it was), and a fetch from the start may find it.
     pub(super) fn apply_fetched(
         &mut self,
         doc: &DocId,
         mut batch: Batch,
         report: &mut SyncReport,
-    ) -> Result<bool> {
+    ) -> Result<Applied> {
         let mut changed = false;
         // Other accounts whose changes or comments went in: what they did
         // is recorded in this account's trail.
@@ -313,7 +309,10 @@ impl Home {
         if changed {
             report.docs_updated += 1;
         }
-        Ok(!fetched_whole && sync.missing > 0)
+        Ok(Applied {
+            whole: fetched_whole,
+            lacking: !fetched_whole && sync.missing > 0,
+        })
     }
 }
 
@@ -345,6 +344,17 @@ impl Home {
 /// this refusal (see `Round::pulled`).
 pub(super) const WAITS: &str =
     "a commenter's change waits for changes it builds on; asked for again next round";
+
+/// What applying a document's batch found.
+pub(super) struct Applied {
+    /// The document was fetched from its start this pull.
+    pub(super) whole: bool,
+    /// It came to lack changes its new ones build on though it was fetched
+    /// only from its seen mark: what it lacks may lie below the mark (a
+    /// repaired relay puts back what it lost where it was, a swap left it
+    /// at another's place), and a fetch from its start may find it.
+    pub(super) lacking: bool,
+}
 
 /// A fetched change, checked and opened.
 #[derive(Clone)]

@@ -60,6 +60,8 @@ impl Home {
         // name (see `claims`).
         let mut audit_head = 0;
         let mut lacking = BTreeSet::new();
+        // Fetched from their start this pull: nothing more below the mark.
+        let mut whole = BTreeSet::new();
         loop {
             match pulling.poll() {
                 Step::Purge(doc) => {
@@ -182,14 +184,17 @@ impl Home {
                         self.own_audit_lost()?;
                     }
                     let batches = std::mem::take(&mut batches);
-                    lacking.extend(self.apply_batches(batches, report, progress)?);
+                    let (lack, fetched_whole) = self.apply_batches(batches, report, progress)?;
+                    lacking.extend(lack);
+                    whole.extend(fetched_whole);
                 }
                 Step::Done => break,
             }
             // In the order they were met.
             report.refused.append(pulling.refused());
         }
-        lacking.extend(self.judge_claims(audit_head, &listed, accounts, report)?);
+        let claimed = self.judge_claims(audit_head, &listed, accounts, report)?;
+        lacking.extend(claimed.into_iter().filter(|d| !whole.contains(d)));
         self.answer_wants(accounts, report)?;
         // After every disposal this pull carried out, one rebuild.
         self.rewrite_if_due()?;
@@ -271,14 +276,14 @@ impl Home {
     /// Applies what was taken, in transactions of a few dozen documents:
     /// one fsync each, and other processes on this home wait only briefly.
     /// Returns the documents that came to lack what a fetch from their
-    /// start may find.
+    /// start may find, and those fetched from their start.
     fn apply_batches(
         &mut self,
         batches: BTreeMap<DocId, Batch>,
         report: &mut SyncReport,
         progress: &mut (dyn FnMut(Progress) + Send),
-    ) -> Result<Vec<DocId>> {
-        let mut lacking = Vec::new();
+    ) -> Result<(Vec<DocId>, Vec<DocId>)> {
+        let (mut lacking, mut whole) = (Vec::new(), Vec::new());
         let total = batches.len();
         let mut batches = batches.into_iter().peekable();
         let mut done = 0;
@@ -288,16 +293,22 @@ impl Home {
             // wait for the disk (see `Store::wait_for_disk`).
             self.store.wait_for_disk(false)?;
             let applied = self.atomically(|home| {
-                let mut lack = Vec::new();
+                let (mut lack, mut all) = (Vec::new(), Vec::new());
                 for (doc, batch) in chunk {
-                    if home.apply_fetched(&doc, batch, report)? {
+                    let applied = home.apply_fetched(&doc, batch, report)?;
+                    if applied.lacking {
                         lack.push(doc);
                     }
+                    if applied.whole {
+                        all.push(doc);
+                    }
                 }
-                Ok(lack)
+                Ok((lack, all))
             });
             let restored = self.store.wait_for_disk(true);
-            lacking.extend(applied?);
+            let (lack, all) = applied?;
+            lacking.extend(lack);
+            whole.extend(all);
             restored?;
             done = (done + APPLY_CHUNK).min(total);
             progress(Progress::Applied {
@@ -305,7 +316,7 @@ impl Home {
                 of: total,
             });
         }
-        Ok(lacking)
+        Ok((lacking, whole))
     }
 
     /// Makes sure the account log of every signer of fetched access
@@ -376,7 +387,9 @@ impl Home {
                 // from nothing, not from what came after. From the mark
                 // on, the fence is what the mark passed.
                 top_epoch: match self.docs().sync_record(&item.doc)? {
-                    s if item.seq <= s.seen => 0,
+                    // (A seen mark of 0 after a rewind to a relay that
+                    // lost all of it keeps no fence either.)
+                    s if item.seq <= s.seen || s.seen == 0 => 0,
                     s => s.top_epoch,
                 },
                 ..Batch::default()
@@ -519,7 +532,9 @@ impl Home {
     }
 
     /// Whether the change sealed in `item` is one this device holds: it
-    /// opens under a key held here, and the document has it.
+    /// opens under a key held here, and the document has its author's
+    /// newest change in it (a device's changes follow one another; asked
+    /// by hash, so changes waiting in the document do not muddle it).
     fn holds_sealed(&mut self, item: &Stored, keys: &BTreeMap<u32, SecretKey>) -> Result<bool> {
         let Ok(env) = Envelope::decode(item.envelope.clone()) else {
             return Ok(false);
@@ -530,6 +545,12 @@ impl Home {
         else {
             return Ok(false);
         };
-        self.docs().holds_changes(&item.doc, &body)
+        let tips: Vec<crate::notes::ChangeHash> =
+            crate::notes::tips_of(&body, env.header.author.as_bytes())
+                .unwrap_or_default()
+                .into_iter()
+                .map(|(h, _)| h)
+                .collect();
+        Ok(!tips.is_empty() && self.docs().lacking(&item.doc, &tips)?.is_empty())
     }
 }
