@@ -8,6 +8,15 @@ use common::damage::*;
 use common::*;
 use rusqlite::params;
 
+/// Dr. Rivera adds a note whose plan is `plan`, and syncs.
+fn note_synced(rivera: &std::path::Path, case: &str, plan: &str) {
+    ok(
+        rivera,
+        &["note", "add", case, "--field", &format!("plan={plan}")],
+    );
+    ok(rivera, &["sync"]);
+}
+
 /// A sync that refused some of what the relay served lists it, says what
 /// it means, and exits with its own code (3), apart from other failures.
 /// The refused envelope is asked for again by every sync, so once the
@@ -17,11 +26,7 @@ async fn a_refused_envelope_exits_with_its_own_code_and_arrives_once_mended() {
     let relay = relay().await;
     let dir = tempfile::tempdir().unwrap();
     let (rivera, chen, case) = shared_case(&relay, dir.path());
-    ok(
-        &rivera,
-        &["note", "add", &case, "--field", "plan=Sleep diary."],
-    );
-    ok(&rivera, &["sync"]);
+    note_synced(&rivera, &case, "Sleep diary.");
 
     // Someone with the relay's disk flips a byte of the newest envelope.
     let (seq, _, good) = envelopes(&relay, &case).remove(0);
@@ -69,17 +74,9 @@ async fn a_note_whose_bytes_were_swapped_with_a_held_ones_arrives_in_the_same_sy
     let relay = relay().await;
     let dir = tempfile::tempdir().unwrap();
     let (rivera, chen, case) = shared_case(&relay, dir.path());
-    ok(
-        &rivera,
-        &["note", "add", &case, "--field", "plan=Sleep diary."],
-    );
-    ok(&rivera, &["sync"]);
+    note_synced(&rivera, &case, "Sleep diary.");
     ok(&chen, &["sync"]);
-    ok(
-        &rivera,
-        &["note", "add", &case, "--field", "plan=Breathing exercise."],
-    );
-    ok(&rivera, &["sync"]);
+    note_synced(&rivera, &case, "Breathing exercise.");
 
     let rows = envelopes(&relay, &case);
     let (new, held) = (rows[0].clone(), rows[1].clone());
@@ -105,16 +102,8 @@ async fn an_envelope_removed_from_the_middle_is_named_and_arrives_once_put_back(
     let relay = relay().await;
     let dir = tempfile::tempdir().unwrap();
     let (rivera, chen, case) = shared_case(&relay, dir.path());
-    ok(
-        &rivera,
-        &["note", "add", &case, "--field", "plan=Sleep diary."],
-    );
-    ok(&rivera, &["sync"]);
-    ok(
-        &rivera,
-        &["note", "add", &case, "--field", "plan=Breathing exercise."],
-    );
-    ok(&rivera, &["sync"]);
+    note_synced(&rivera, &case, "Sleep diary.");
+    note_synced(&rivera, &case, "Breathing exercise.");
 
     let rows = envelopes(&relay, &case);
     let (seq, env_id, bytes) = rows[1].clone();
@@ -163,11 +152,7 @@ async fn a_case_whose_first_envelope_is_gone_is_named_and_arrives_once_put_back(
     init_at(&rivera, &relay, "Dr. Rivera");
     init_at(&chen, &relay, "Dr. Chen");
     let case = new_case(&rivera, "Jordan Avery");
-    ok(
-        &rivera,
-        &["note", "add", &case, "--field", "plan=Sleep diary."],
-    );
-    ok(&rivera, &["sync"]);
+    note_synced(&rivera, &case, "Sleep diary.");
     befriend(&rivera, &chen, "Dr. Chen");
     ok(&rivera, &share_args(&case, "Dr. Chen", "read", &[]));
 

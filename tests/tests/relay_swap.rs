@@ -2,28 +2,29 @@
 //! right afterwards: what a device took or refused in the order served is
 //! mended once the relay serves the true order.
 
-use casebook_shared::envelope::{Envelope, Kind};
+use casebook_shared::envelope::{Envelope, Header, Kind};
 use casebook_shared::frames::{ErrorCode, Request, Response};
 use casebook_shared::ids::DocId;
 use casebook_tests::hostile_relay::HostileRelay;
 use casebook_tests::*;
 
-/// The newest two change envelopes of `doc` the relay stores, newest
-/// first: sequence number and bytes.
-fn newest_two(relay: &TestRelay, doc: &DocId) -> [(i64, Vec<u8>); 2] {
+/// The change envelopes of `doc` the relay stores, oldest first:
+/// sequence number, bytes and header.
+fn changes(relay: &TestRelay, doc: &DocId) -> Vec<(i64, Vec<u8>, Header)> {
     let db = rusqlite::Connection::open(relay.data.path().join("relay.db")).unwrap();
     let mut stmt = db
-        .prepare("SELECT seq, bytes FROM envelopes WHERE doc = ?1 AND length(bytes) > 0 ORDER BY seq DESC")
+        .prepare("SELECT seq, bytes FROM envelopes WHERE doc = ?1 ORDER BY seq")
         .unwrap();
-    let rows: Vec<(i64, Vec<u8>)> = stmt
-        .query_map([&doc.0[..]], |r| {
-            Ok((r.get::<_, i64>(0)?, r.get::<_, Vec<u8>>(1)?))
-        })
-        .unwrap()
-        .map(Result::unwrap)
-        .filter(|(_, b)| Envelope::decode(b.clone()).is_ok_and(|e| e.header.kind == Kind::Change))
-        .collect();
-    [rows[0].clone(), rows[1].clone()]
+    stmt.query_map([&doc.0[..]], |r| {
+        Ok((r.get::<_, i64>(0)?, r.get::<_, Vec<u8>>(1)?))
+    })
+    .unwrap()
+    .map(Result::unwrap)
+    .filter_map(|(seq, b)| {
+        let header = Envelope::decode(b.clone()).ok()?.header;
+        (header.kind == Kind::Change).then_some((seq, b, header))
+    })
+    .collect()
 }
 
 fn set_bytes(relay: &TestRelay, seq: i64, bytes: &[u8]) {
@@ -82,7 +83,8 @@ async fn a_change_passed_while_its_bytes_were_swapped_arrives_in_the_sync_that_m
 
     // Its bytes and those of the change before it, which Dr. Chen's device
     // holds, swapped: that device takes a copy of what it has.
-    let [new, held] = newest_two(&relay, &case);
+    let mut rows = changes(&relay, &case);
+    let (new, held) = (rows.pop().unwrap(), rows.pop().unwrap());
     set_bytes(&relay, new.0, &held.1);
     set_bytes(&relay, held.0, &new.1);
     assert_clean(&sync(&mut chen).await);
@@ -135,29 +137,14 @@ async fn a_change_refused_for_the_relays_order_is_taken_once_the_order_is_put_ri
     sync(&mut laptop).await;
     assert_eq!(plan_of(&mut laptop, &case), "breathing exercise");
 
-    let changes = |who: casebook_shared::ids::AccountId, epoch: u32| {
-        let db = rusqlite::Connection::open(relay.data.path().join("relay.db")).unwrap();
-        let mut stmt = db
-            .prepare("SELECT seq, bytes FROM envelopes WHERE doc = ?1 ORDER BY seq")
-            .unwrap();
-        let rows: Vec<(i64, Vec<u8>)> = stmt
-            .query_map([&case.0[..]], |r| {
-                Ok((r.get::<_, i64>(0)?, r.get::<_, Vec<u8>>(1)?))
-            })
+    let first_of = |who: casebook_shared::ids::AccountId, epoch: u32| {
+        changes(&relay, &case)
+            .into_iter()
+            .find(|(.., h)| h.account == who && h.epoch == epoch)
             .unwrap()
-            .map(Result::unwrap)
-            .filter(|(_, b)| {
-                Envelope::decode(b.clone()).is_ok_and(|e| {
-                    e.header.kind == Kind::Change
-                        && e.header.account == who
-                        && e.header.epoch == epoch
-                })
-            })
-            .collect();
-        rows[0].clone()
     };
-    let theirs = changes(okafor.account_id(), 0);
-    let ours = changes(laptop.account_id(), 1);
+    let theirs = first_of(okafor.account_id(), 0);
+    let ours = first_of(laptop.account_id(), 1);
     assert!(theirs.0 < ours.0);
     set_bytes(&relay, theirs.0, &ours.1);
     set_bytes(&relay, ours.0, &theirs.1);
