@@ -60,38 +60,7 @@ const PASSED_ON: u64 = 1 << 62;
 /// (once to each device) and, if given, one more access-log entry for a
 /// document, on top of what the real relay has.
 fn pass_on(hostile: &HostileRelay, doc: DocId, envelope: Vec<u8>, plant: Option<(DocId, Signed)>) {
-    hostile.set(move |req, resp| match (req, resp) {
-        (Request::ListDocs { .. }, Response::Docs { mut docs, cursor }) => {
-            for h in &mut docs {
-                if h.doc == doc {
-                    h.seq = PASSED_ON;
-                }
-                if plant.as_ref().is_some_and(|(d, _)| *d == h.doc) {
-                    h.access_len += 1;
-                }
-            }
-            Response::Docs { docs, cursor }
-        }
-        (Request::Fetch { docs, .. }, Response::Changes { mut items, more }) => {
-            if let Some((_, after)) = docs.iter().find(|(d, _)| *d == doc)
-                && *after < PASSED_ON
-            {
-                items.push(Stored {
-                    doc,
-                    seq: PASSED_ON,
-                    envelope: envelope.clone(),
-                });
-            }
-            Response::Changes { items, more }
-        }
-        (Request::GetAccess { doc: d, .. }, Response::Log { mut entries })
-            if plant.as_ref().is_some_and(|(p, _)| p == d) =>
-        {
-            entries.extend(plant.iter().map(|(_, e)| e.clone()));
-            Response::Log { entries }
-        }
-        (_, resp) => resp,
-    });
+    serve_after(hostile, doc, vec![(0, envelope)], plant);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -377,13 +346,24 @@ async fn a_member_moved_to_comment_cannot_edit_under_an_old_key() {
 }
 
 /// Serves, after what the real relay has of `doc`, each of `extra` once to
-/// each fetch that has not passed it, numbered from [`PASSED_ON`].
-fn serve_after(hostile: &HostileRelay, doc: DocId, extra: Vec<(u64, Vec<u8>)>) {
+/// each fetch that has not passed it, numbered from [`PASSED_ON`]; and, if
+/// given, one more access-log entry for a document.
+fn serve_after(
+    hostile: &HostileRelay,
+    doc: DocId,
+    extra: Vec<(u64, Vec<u8>)>,
+    plant: Option<(DocId, Signed)>,
+) {
     let newest = extra.iter().map(|(n, _)| PASSED_ON + n).max().unwrap_or(0);
     hostile.set(move |req, resp| match (req, resp) {
         (Request::ListDocs { .. }, Response::Docs { mut docs, cursor }) => {
-            for h in docs.iter_mut().filter(|h| h.doc == doc) {
-                h.seq = newest;
+            for h in &mut docs {
+                if h.doc == doc {
+                    h.seq = newest;
+                }
+                if plant.as_ref().is_some_and(|(d, _)| *d == h.doc) {
+                    h.access_len += 1;
+                }
             }
             Response::Docs { docs, cursor }
         }
@@ -400,6 +380,12 @@ fn serve_after(hostile: &HostileRelay, doc: DocId, extra: Vec<(u64, Vec<u8>)>) {
                 }
             }
             Response::Changes { items, more }
+        }
+        (Request::GetAccess { doc: d, .. }, Response::Log { mut entries })
+            if plant.as_ref().is_some_and(|(p, _)| p == d) =>
+        {
+            entries.extend(plant.iter().map(|(_, e)| e.clone()));
+            Response::Log { entries }
         }
         (_, resp) => resp,
     });
@@ -452,10 +438,10 @@ async fn a_damaged_envelope_does_not_let_a_removed_members_change_past_the_fence
         Err(ErrorCode::Forbidden)
     );
 
-    serve_after(&hostile, case, vec![(0, vec![1, 0, 0, 0])]);
+    serve_after(&hostile, case, vec![(0, vec![1, 0, 0, 0])], None);
     let r = sync(&mut tablet).await;
     assert_eq!(r.refused.len(), 1, "{:?}", r.refused);
-    serve_after(&hostile, case, vec![(1, forged)]);
+    serve_after(&hostile, case, vec![(1, forged)], None);
     let r = sync(&mut tablet).await;
     assert_eq!(r.refused.len(), 1, "{:?}", r.refused);
     assert_eq!(r.refused[0].seq, PASSED_ON + 1);
@@ -475,7 +461,7 @@ async fn a_damaged_envelope_does_not_let_a_removed_members_change_past_the_fence
     assert!(r.refused.iter().any(|x| x.seq == PASSED_ON + 1), "{r:?}");
     assert_eq!(subjective(&mut tablet, &case), "Slept better this week.");
 
-    serve_after(&hostile, case, vec![(2, honest)]);
+    serve_after(&hostile, case, vec![(2, honest)], None);
     let r = sync(&mut tablet).await;
     assert_eq!(r.refused.len(), 1, "{:?}", r.refused);
     assert_eq!(r.refused[0].seq, PASSED_ON + 2);
