@@ -103,6 +103,21 @@ fn snapshot_lost_and_sent_again(
 /// the colleague's change on its behalf, and the tablet holds both.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_change_whose_device_can_no_longer_send_it_is_sent_by_the_owners_device() {
+    lost_colleagues_note_sent_by_the_laptop(true).await;
+}
+
+/// The same while the share lasts, the colleague's device away: the
+/// tablet's one ask is answered by the laptop at once, not left until the
+/// colleague next syncs (by when the share may have ended).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_change_whose_device_is_away_is_sent_by_the_owners_device() {
+    lost_colleagues_note_sent_by_the_laptop(false).await;
+}
+
+/// Dr. Chen adds a note the relay loses after the laptop fetched it; the
+/// share ends if `unshare`; the laptop edits the note; the tablet names the
+/// gap, and after one sync of the laptop's (none of Dr. Chen's) holds both.
+async fn lost_colleagues_note_sent_by_the_laptop(unshare: bool) {
     let relay = relay().await;
     let dir = tempfile::tempdir().unwrap();
     let (laptop, tablet, chen, case) = with_colleague(&relay, dir.path());
@@ -115,7 +130,9 @@ async fn a_change_whose_device_can_no_longer_send_it_is_sent_by_the_owners_devic
     ok(&chen, &["sync"]);
     ok(&laptop, &["sync"]);
     lose_newest(&relay, &case);
-    ok(&laptop, &["unshare", &case, "--with", "Dr. Chen"]);
+    if unshare {
+        ok(&laptop, &["unshare", &case, "--with", "Dr. Chen"]);
+    }
     ok(
         &laptop,
         &[
@@ -135,7 +152,48 @@ async fn a_change_whose_device_can_no_longer_send_it_is_sent_by_the_owners_devic
     assert!(finds(&tablet, "Sleep diary") && finds(&tablet, "Slept better"));
     assert!(!ok(&tablet, &["status"]).contains("INCOMPLETE"));
     let trail = ok(&laptop, &["audit", "--case", &case]);
-    assert!(trail.contains("sent on its behalf"), "{trail}");
+    assert!(trail.contains("sent on their behalf"), "{trail}");
+}
+
+/// A colleague's note the relay loses (a restore renumbered upward would
+/// lose it the same way) after only the owner's laptop fetched it, with
+/// nothing built on it, and the share then ended. Dr. Okafor's long note,
+/// written without it, gives the tablet a snapshot that covers past it and
+/// lacks it. Nothing names the note to the tablet; the laptop, served that
+/// snapshot, sees that it lacks a change it fetched below what the snapshot
+/// covers, and sends it on Dr. Chen's behalf.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_colleagues_change_a_covering_snapshot_lacks_is_sent_by_the_owners_device() {
+    let relay = relay().await;
+    let dir = tempfile::tempdir().unwrap();
+    let (laptop, tablet, chen, case) = with_colleague(&relay, dir.path());
+    let okafor = dir.path().join("okafor");
+    init_at(&okafor, &relay, "Dr. Okafor");
+    befriend(&laptop, &okafor, "Dr. Okafor");
+    ok(&laptop, &share_args(&case, "Dr. Okafor", "write", &[]));
+    ok(&okafor, &["sync"]);
+    ok(&tablet, &["sync"]);
+
+    ok(
+        &chen,
+        &["note", "add", &case, "--field", "plan=Sleep diary."],
+    );
+    ok(&chen, &["sync"]);
+    ok(&laptop, &["sync"]);
+    lose_newest(&relay, &case);
+    ok(&laptop, &["unshare", &case, "--with", "Dr. Chen"]);
+    ok(&laptop, &["sync"]);
+    let long = long_text();
+    ok(&okafor, &["note", "add", &case, "--field", &long]);
+    ok(&okafor, &["sync"]);
+    ok(&tablet, &["sync"]);
+    assert!(!finds(&tablet, "Sleep diary"));
+
+    ok(&laptop, &["sync"]);
+    ok(&tablet, &["sync"]);
+    assert!(finds(&tablet, "Sleep diary") && finds(&tablet, "Talked about the week"));
+    let trail = ok(&laptop, &["audit", "--case", &case]);
+    assert!(trail.contains("missing from a snapshot"), "{trail}");
 }
 
 /// A colleague's note that the owner's laptop fetched and then covered

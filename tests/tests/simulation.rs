@@ -91,3 +91,15 @@ const FOUND_WITH_POWER_CUTS: [u64; 2] = [910_026, 910_033];
 fn seeds_found_with_power_cuts_hold() {
     hold(&FOUND_WITH_POWER_CUTS, true);
 }
+
+/// Seeds found with the relay restored from an older copy (`sim::run`),
+/// kept as regressions. In 3,405,644,914 a colleague's edit that only the
+/// owner's phone fetched before the restore, built on by nothing, was gone
+/// from the laptop for good: the phone, served a snapshot that covered
+/// past the edit and lacked it, now sends it on the colleague's behalf.
+const FOUND_WITH_RESTORES: [u64; 1] = [3_405_644_914];
+
+#[test]
+fn seeds_found_with_restores_hold() {
+    hold(&FOUND_WITH_RESTORES, true);
+}

@@ -378,6 +378,20 @@ impl<'h> Docs<'h> {
         out
     }
 
+    /// Changes another device than `device` made that `doc` holds and the
+    /// saved document `other` (a snapshot) lacks.
+    pub(crate) fn others_changes_not_in(
+        &self,
+        doc: &DocId,
+        other: &[u8],
+        device: &[u8],
+    ) -> Result<Vec<Vec<u8>>> {
+        let (mut loaded, rev) = self.take_loaded(doc)?;
+        let out = loaded.replica_mut().others_changes_not_in(other, device);
+        self.keep_loaded(doc, rev, loaded);
+        Ok(out?)
+    }
+
     /// Whether `doc` as saved here holds every change of `changes` (one
     /// with nothing saved holds none).
     pub(crate) fn holds_changes(&self, doc: &DocId, changes: &[u8]) -> Result<bool> {

@@ -286,6 +286,41 @@ impl Replica {
         device: &[u8],
         pending: &[u8],
     ) -> Result<Vec<Vec<u8>>> {
+        let pending: std::collections::HashSet<ChangeHash> = split_chunks(pending)
+            .unwrap_or_default()
+            .into_iter()
+            .filter_map(|c| catch_unwind(|| Change::try_from(c)).ok()?.ok())
+            .map(|c| c.hash())
+            .collect();
+        self.changes_not_in(other, |c| {
+            let actor = c.actor_id().to_bytes();
+            actor.starts_with(device) && actor.len() > device.len() && !pending.contains(&c.hash())
+        })
+    }
+
+    /// The changes held here that another device than `device` wrote (an
+    /// actor of a device: its id, then a suffix) and that the saved
+    /// document `other` lacks, in an order they apply in: what an owner's
+    /// device sends on their behalf when a snapshot covering everything it
+    /// fetched shows the relay lost them.
+    pub(crate) fn others_changes_not_in(
+        &mut self,
+        other: &[u8],
+        device: &[u8],
+    ) -> Result<Vec<Vec<u8>>> {
+        self.changes_not_in(Some(other), |c| {
+            let actor = c.actor_id().to_bytes();
+            actor.len() > 32 && !actor.starts_with(device)
+        })
+    }
+
+    /// The changes held here that `keep` picks and the saved document
+    /// `other` (if any) lacks, in an order they apply in.
+    fn changes_not_in(
+        &mut self,
+        other: Option<&[u8]>,
+        keep: impl Fn(&Change) -> bool,
+    ) -> Result<Vec<Vec<u8>>> {
         let other = match other {
             Some(saved) if !plain_chunks(saved) => {
                 return Err(NoteError::Malformed(
@@ -295,20 +330,9 @@ impl Replica {
             Some(saved) => guarded("loading a snapshot", || Automerge::load(saved))?,
             None => Automerge::new(),
         };
-        let pending: std::collections::HashSet<ChangeHash> = split_chunks(pending)
-            .unwrap_or_default()
-            .into_iter()
-            .filter_map(|c| catch_unwind(|| Change::try_from(c)).ok()?.ok())
-            .map(|c| c.hash())
-            .collect();
         let mut out = Vec::new();
         for c in self.doc.get_changes(&[]) {
-            let actor = c.actor_id().to_bytes();
-            if actor.starts_with(device)
-                && actor.len() > device.len()
-                && other.get_change_by_hash(&c.hash()).is_none()
-                && !pending.contains(&c.hash())
-            {
+            if keep(&c) && other.get_change_by_hash(&c.hash()).is_none() {
                 out.push(c.raw_bytes().to_vec());
             }
         }

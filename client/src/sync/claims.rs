@@ -24,10 +24,10 @@
 //! it, until the change arrives. It asks the account's other devices for
 //! it, once, with its own audit entries, and the device that made it sends
 //! it again, with its changes beneath it (`notes::lineage`). The relay
-//! takes a device's own envelopes only, so only the author can; but where
-//! the author no longer can (revoked, or its share ended), an owner's
-//! device that holds the change sends it on its behalf
-//! (`Home::forward_orphans`). A claim is met once the change is here; it
+//! takes a device's own envelopes only, so only the author can; but an
+//! owner's device that holds the change sends it on its behalf as well
+//! (`Home::forward_held`): the author may be away, or no longer able to
+//! (revoked, or its share ended). A claim is met once the change is here; it
 //! is dropped when the document is disposed of or no longer shared with
 //! this account, or when the device that made it is revoked (a stolen
 //! device could otherwise claim what never was, and keep the document
@@ -247,14 +247,9 @@ impl Home {
     /// for, with this device's changes beneath them (a device short of one
     /// is usually short of the run it sat in; see `notes::lineage`), each
     /// want once however often it is served, in the transaction that marks
-    /// it answered. From an owner's device, a change asked for whose own
-    /// device can no longer send it goes on its behalf
-    /// (`Home::forward_orphans`).
-    pub(super) fn answer_wants(
-        &mut self,
-        accounts: &BTreeMap<AccountId, AccountState>,
-        report: &mut SyncReport,
-    ) -> Result<()> {
+    /// it answered. From an owner's device, a change asked for that another
+    /// device made goes on its behalf too (`Home::forward_held`).
+    pub(super) fn answer_wants(&mut self, report: &mut SyncReport) -> Result<()> {
         let wants = self.store.wants_to_answer(ANSWERS_PER_ROUND)?;
         if wants.is_empty() {
             return Ok(());
@@ -285,7 +280,7 @@ impl Home {
                 };
                 let own = home.docs().own_lineage(doc, hashes, &device.0, run)?;
                 resent += home.queue_resend(doc, own, Resent::Asked)?;
-                resent += home.forward_orphans(doc, hashes, accounts)?;
+                resent += home.forward_held(doc, hashes)?;
             }
             home.store.wants_answered(&wants)?;
             Ok(resent)

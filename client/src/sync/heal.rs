@@ -7,16 +7,15 @@
 //! Nothing the relay serves is taken on its word: only what this device
 //! holds (and signed, or holds signed) goes back.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap};
 
 use casebook_shared::access::Role;
 use casebook_shared::account::AccountState;
 use casebook_shared::frames::DocHead;
-use casebook_shared::ids::{AccountId, DeviceId, DocId};
+use casebook_shared::ids::DocId;
 
 use super::SyncReport;
 use super::apply::Batch;
-use crate::docs::DocMeta;
 use crate::error::{Error, Result};
 use crate::home::Home;
 use crate::net::{NetError, Relay};
@@ -152,50 +151,80 @@ impl Home {
     }
 
     /// From an owner's device: queues the changes among `wanted` that this
-    /// device holds and whose own device can no longer send them (revoked,
-    /// or its account no longer may write in `doc`), on that device's
-    /// behalf; records it in the trail, and returns how many. Only the
-    /// device that made a change sends it again otherwise (the relay takes
-    /// a device's own envelopes only); with it gone, a change the relay
-    /// withheld from a device would stay missing there for good. An
-    /// owner's device may carry others' changes, as its snapshots do (see
-    /// `sync::check`): no one else's may.
-    pub(super) fn forward_orphans(
-        &mut self,
-        doc: &DocId,
-        wanted: &[ChangeHash],
-        accounts: &BTreeMap<AccountId, AccountState>,
-    ) -> Result<usize> {
-        let me = self.account_id();
-        let Some(meta) = self.access().doc_meta(doc)? else {
-            return Ok(0);
-        };
-        let now = self.now();
-        if meta.disposed || meta.role_of(&me, now) != Some(Role::Owner) {
+    /// device holds and another device made, on that device's behalf, and
+    /// returns how many. A want is asked once while the gap lasts, so it
+    /// is answered now even where the device that made the change could
+    /// still send it: that device may be away for weeks, and by the time
+    /// it syncs it may be revoked or its share ended (found by seed
+    /// 3,405,645,290: a colleague's comment the relay lost in a restore,
+    /// which the owner's phone held, was asked for while the colleague
+    /// could still send it, the share then ended, and the owner's laptop
+    /// lacked it for good). A copy the author's device sends as well is
+    /// taken once.
+    pub(super) fn forward_held(&mut self, doc: &DocId, wanted: &[ChangeHash]) -> Result<usize> {
+        if !self.may_forward(doc)? {
             return Ok(0);
         }
-        let mine = match accounts.get(&me) {
-            Some(a) => a.clone(),
-            None => self.account_state()?,
-        };
         let device = self.device_id();
-        let orphans: Vec<Vec<u8>> = self
+        let others: Vec<Vec<u8>> = self
             .docs()
             .held_with_actor(doc, wanted)?
             .into_iter()
-            .filter(|(_, actor, _)| {
-                !actor.starts_with(&device.0) && orphaned(actor, &meta, &mine, accounts, now)
-            })
+            // A device's actor is its id, then a suffix: a bare id is no
+            // device's actor.
+            .filter(|(_, actor, _)| actor.len() > 32 && !actor.starts_with(&device.0))
             .map(|(.., raw)| raw)
             .collect();
-        if orphans.is_empty() {
+        self.forward(doc, others, "were asked for")
+    }
+
+    /// From an owner's device, given a snapshot of `doc` that covers every
+    /// envelope this device fetched of it: queues the changes other
+    /// devices made that this device holds and the snapshot lacks, on
+    /// their behalf, and returns how many. The relay served each of them
+    /// here, and a snapshot covering them lacks them: the relay lost them
+    /// (a restore renumbered upward leaves no seen mark above the relay's
+    /// numbers to tell). Nothing else may name them: a change nothing
+    /// builds on, whose author no longer may or will send it again, is
+    /// otherwise gone from every device that did not fetch it (seeds
+    /// 3,405,644,827 and 3,405,644,914: a colleague's edit one owner's
+    /// device fetched just before the restore).
+    pub(super) fn forward_lost(&mut self, doc: &DocId, snapshot: &[u8]) -> Result<usize> {
+        if !self.may_forward(doc)? {
             return Ok(0);
         }
-        let count = orphans.len();
-        self.queue_in_pages(doc, OutKind::Change, orphans)?;
+        let device = self.device_id();
+        let lost = match self.docs().others_changes_not_in(doc, snapshot, &device.0) {
+            Ok(found) => found,
+            Err(e @ Error::Store(_)) => return Err(e),
+            // A snapshot that does not load is refused when it is merged.
+            Err(_) => return Ok(0),
+        };
+        self.forward(doc, lost, "were missing from a snapshot that covers them")
+    }
+
+    /// Whether this device may carry others' changes to `doc`: the
+    /// relay takes a device's own envelopes only, but an owner's device
+    /// may carry others' changes, as its snapshots do (see `sync::check`);
+    /// no one else's may.
+    fn may_forward(&self, doc: &DocId) -> Result<bool> {
+        let Some(meta) = self.access().doc_meta(doc)? else {
+            return Ok(false);
+        };
+        Ok(!meta.disposed && meta.role_of(&self.account_id(), self.now()) == Some(Role::Owner))
+    }
+
+    /// Queues `changes`, other devices' changes to `doc`, on their behalf;
+    /// records in the trail why, and returns how many.
+    fn forward(&mut self, doc: &DocId, changes: Vec<Vec<u8>>, why: &str) -> Result<usize> {
+        if changes.is_empty() {
+            return Ok(0);
+        }
+        let count = changes.len();
+        self.queue_in_pages(doc, OutKind::Change, changes)?;
         self.trail().record(
             &format!(
-                "{count} change(s) another device made were asked for, and that device can no longer send them: sent on its behalf"
+                "{count} change(s) other devices made {why}, and this device held them: sent on their behalf"
             ),
             Some(*doc),
         )?;
@@ -297,37 +326,5 @@ impl Home {
             head.access_head = last.hash(casebook_shared::access::HASH_LABEL);
         }
         Ok(true)
-    }
-}
-
-/// Whether the device whose Automerge actor is `actor` (its id, then a
-/// suffix) can no longer send its changes to the document of `meta` at
-/// `now`: it is revoked, or its account no longer may write there. A device
-/// in no account log the round read is not judged (nothing to go by).
-fn orphaned(
-    actor: &[u8],
-    meta: &DocMeta,
-    mine: &AccountState,
-    accounts: &BTreeMap<AccountId, AccountState>,
-    now: u64,
-) -> bool {
-    // The device id, then a suffix: a bare id is no device's actor.
-    if actor.len() <= 32 {
-        return false;
-    }
-    let Some(device) = actor
-        .get(..32)
-        .and_then(|d| <[u8; 32]>::try_from(d).ok())
-        .map(DeviceId)
-    else {
-        return false;
-    };
-    let found = std::iter::once(mine)
-        .chain(accounts.values())
-        .find_map(|a| a.devices.get(&device).map(|r| (a.id, r)));
-    match found {
-        None => false,
-        Some((_, r)) if r.revoked_seq.is_some() => true,
-        Some((account, _)) => meta.role_of(&account, now).is_none_or(|r| !r.can_upload()),
     }
 }

@@ -195,7 +195,7 @@ impl Home {
         }
         let claimed = self.judge_claims(audit_head, &listed, accounts, report)?;
         lacking.extend(claimed.into_iter().filter(|d| !whole.contains(d)));
-        self.answer_wants(accounts, report)?;
+        self.answer_wants(report)?;
         // After every disposal this pull carried out, one rebuild.
         self.rewrite_if_due()?;
         Ok((pulling.finish(), lacking))

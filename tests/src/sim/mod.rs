@@ -106,10 +106,26 @@ async fn simulate(seed: u64, steps: usize, extra: bool) -> Result<Outcome, Failu
     // beyond the CI seeds).
     w.restores = (extra && std::env::var("SIM_RESTORES").map_or(true, |v| v != "0"))
         .then(|| rng::Rng::new(seed ^ 0x1f83_d9ab_fb41_bd6b));
-    let fail = |w: &mut World, failed: Vec<String>| Failure {
-        seed,
-        failed,
-        trace: std::mem::take(&mut w.trace),
+    let fail = |w: &mut World, failed: Vec<String>| {
+        // Which device is which: reports name devices by short id.
+        let ids: Vec<String> = w
+            .devices
+            .iter()
+            .filter_map(|d| {
+                Some(format!(
+                    "{}={}",
+                    d.label,
+                    d.home.as_ref()?.device_id().short()
+                ))
+            })
+            .collect();
+        let mut trace = vec![format!("devices: {}", ids.join(" "))];
+        trace.append(&mut w.trace);
+        Failure {
+            seed,
+            failed,
+            trace,
+        }
     };
 
     // The practice as it starts: three accounts, the owner's laptop and
@@ -205,7 +221,13 @@ async fn simulate(seed: u64, steps: usize, extra: bool) -> Result<Outcome, Failu
     let mut refusals = Vec::new();
     for round in 0..4 {
         for d in w.live() {
-            match w.sync(d).await {
+            let result = w.sync(d).await;
+            let label = w.devices[d].label.clone();
+            match &result {
+                Ok(r) => w.note(format!("{label} healing sync {round}: {}", ops::outcome(r))),
+                Err(e) => w.note(format!("{label} healing sync {round} failed: {e}")),
+            }
+            match result {
                 Ok(r) => {
                     // Everything damaged is put right: nothing is missing.
                     if round == 3 {

@@ -347,22 +347,7 @@ impl World {
         } || stopped_writing;
         let label = self.devices[d].label.clone();
         match result {
-            Ok(r) => {
-                // What was refused, and why: the trace is read when a
-                // seed fails.
-                let why: Vec<String> = r
-                    .refused
-                    .iter()
-                    .map(|x| format!(" [{} seq {}: {}]", x.doc.short(), x.seq, x.reason))
-                    .collect();
-                self.note(format!(
-                    "{label} sync: sent {} got {} refused {}{}",
-                    r.pushed,
-                    r.received,
-                    r.refused.len(),
-                    why.concat()
-                ))
-            }
+            Ok(r) => self.note(format!("{label} sync: {}", outcome(&r))),
             // The crash point stops the store's writes through SQLite's
             // commit hook, whose refusal reads "constraint failed".
             Err(e) if stopped_writing => {
@@ -408,4 +393,36 @@ impl World {
             Err(e) => self.note(format!("{a} revoke {b} failed: {e}")),
         }
     }
+}
+
+/// What a round did, for the trace (read when a seed fails): what it sent
+/// and got, each refusal and why, and each case it left incomplete with the
+/// first hashes it lacks and whose changes wait for them.
+pub fn outcome(r: &casebook::sync::SyncReport) -> String {
+    let why = r
+        .refused
+        .iter()
+        .map(|x| format!(" [{} seq {}: {}]", x.doc.short(), x.seq, x.reason));
+    let lacking = r.incomplete.iter().map(|x| {
+        let waiting: Vec<String> = x
+            .waiting
+            .iter()
+            .map(|(d, n)| format!("{} x{n}", d.short()))
+            .collect();
+        format!(
+            " [{} lacks {} {:?} waiting {:?}]",
+            x.doc.short(),
+            x.missing,
+            x.hashes,
+            waiting
+        )
+    });
+    format!(
+        "sent {} got {} refused {}{}{}",
+        r.pushed,
+        r.received,
+        r.refused.len(),
+        why.collect::<String>(),
+        lacking.collect::<String>()
+    )
 }
