@@ -198,6 +198,8 @@ impl Home {
             home.store.put_meta(REWRITE_DUE, &[1])?;
             home.store.delete_secret(&meta_name(doc))?;
             home.store.delete_secret(&keys_name(doc))?;
+            home.store
+                .delete_secret(&crate::sync::compared_name(doc))?;
             home.cache.forget(doc);
             home.forget_held(doc)?;
             home.drafts().drop_case(doc)?;

@@ -1,8 +1,8 @@
 //! Who wrote what in a note, read off the operations rather than the text.
 //!
 //! Every change is written as the device that sealed it (`sync::check`),
-//! save what an owner's device carries, in its snapshots and on behalf of
-//! a device that can no longer send its own (the owner is trusted with
+//! save what an owner's device carries, in its snapshots and on other
+//! devices' behalf where the relay lost their changes (the owner is trusted with
 //! the whole case). So an operation's actor names its device: the first
 //! 32 bytes of the
 //! actor, the device id, before a per-process suffix. A comment or an

@@ -11,8 +11,8 @@
 //! takes as a no-op. Changes of other devices beneath it are theirs to
 //! send: the asker names them when the run arrives.
 //!
-//! An owner's device also holds others' changes, and sends one on behalf
-//! of a device that can no longer send it (see `sync::heal`):
+//! An owner's device also holds others' changes, and sends one asked for
+//! on its device's behalf (see `sync::heal`):
 //! [`Replica::held_with_actor`].
 //!
 //! And what a device sends after a snapshot, so that a device the snapshot

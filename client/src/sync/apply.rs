@@ -56,9 +56,9 @@ impl Home {
                     report.resent += self.send_lost_again(doc, Some(&snap.doc))?;
                 }
                 // So must it hold every change this device fetched: each
-                // was served at or below the seen mark.
-                if sync.seen > 0 && seq >= sync.seen {
-                    report.resent += self.forward_lost(doc, &snap.doc)?;
+                // was served at or below the seen mark (see `forward_lost`).
+                if sync.seen > 0 && sync.missing == 0 && seq >= sync.seen {
+                    report.resent += self.forward_lost(doc, seq, &snap.doc)?;
                 }
                 match self.docs().apply_batch(doc, &snap.doc) {
                     Err(e) => report.refused.push(RefusedEnvelope {

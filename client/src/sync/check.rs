@@ -260,8 +260,8 @@ pub fn admit(
     // Who wrote a value is read off its operation's actor (a signature, a
     // comment): a change must be written as the device that sealed it.
     // Save from an owner's device, which holds every change as its
-    // snapshots do, and sends one on behalf of a device that can no longer
-    // send it (`sync::heal`).
+    // snapshots do, and sends one on another device's behalf where the
+    // relay lost it (`sync::heal`).
     if automerge
         && h.kind == Kind::Change
         && role != Some(Role::Owner)

@@ -2,7 +2,7 @@
 //! what it holds and the relay lacks. Its own changes, as new envelopes,
 //! where a snapshot or a restored relay shows them missing, or another
 //! device asks for one; from an owner's device, another device's change
-//! asked for that its own device can no longer send; the access entries it
+//! asked for, or missing from a snapshot that covers it; the access entries it
 //! signed, where the relay's access log is shorter than the one held here.
 //! Nothing the relay serves is taken on its word: only what this device
 //! holds (and signed, or holds signed) goes back.
@@ -178,21 +178,39 @@ impl Home {
         self.forward(doc, others, "were asked for")
     }
 
-    /// From an owner's device, given a snapshot of `doc` that covers every
-    /// envelope this device fetched of it: queues the changes other
-    /// devices made that this device holds and the snapshot lacks, on
-    /// their behalf, and returns how many. The relay served each of them
-    /// here, and a snapshot covering them lacks them: the relay lost them
-    /// (a restore renumbered upward leaves no seen mark above the relay's
-    /// numbers to tell). Nothing else may name them: a change nothing
-    /// builds on, whose author no longer may or will send it again, is
-    /// otherwise gone from every device that did not fetch it (seeds
-    /// 3,405,644,827 and 3,405,644,914: a colleague's edit one owner's
-    /// device fetched just before the restore).
-    pub(super) fn forward_lost(&mut self, doc: &DocId, snapshot: &[u8]) -> Result<usize> {
-        if !self.may_forward(doc)? {
+    /// From an owner's device, served a snapshot of `doc` that covers up
+    /// to `covers`, at or past this device's seen mark, with nothing of
+    /// the document missing here: queues the changes other devices made
+    /// that this device holds and the snapshot lacks, on their behalf, and
+    /// returns how many. The relay served each of them here, at or below
+    /// the seen mark, so a snapshot covering past it that lacks them shows
+    /// the relay lost them (a restore renumbered upward leaves no seen mark
+    /// above the relay's numbers to tell), and nothing else may name them:
+    /// a change nothing builds on yet, whose own device sends nothing again
+    /// (seed 3,405,644,914: a colleague's edit one owner's device fetched
+    /// just before the restore was gone from the other for good).
+    ///
+    /// Changes applied past a refusal the relay may mend lie above the
+    /// seen mark (which stops before it) and may be sent though the relay
+    /// has them: taken once by every device, that costs traffic only. Each
+    /// snapshot is compared once (the highest `covers` compared is kept),
+    /// so neither a mark stuck below a snapshot nor a relay serving the same
+    /// one again makes this device send the same changes each round.
+    pub(super) fn forward_lost(
+        &mut self,
+        doc: &DocId,
+        covers: u64,
+        snapshot: &[u8],
+    ) -> Result<usize> {
+        let name = compared_name(doc);
+        let compared = match self.store.get_secret(&name)? {
+            Some(b) if b.len() == 8 => u64::from_be_bytes(b[..].try_into().expect("8 bytes")),
+            _ => 0,
+        };
+        if covers <= compared || !self.may_forward(doc)? {
             return Ok(0);
         }
+        self.store.put_secret(&name, &covers.to_be_bytes())?;
         let device = self.device_id();
         let lost = match self.docs().others_changes_not_in(doc, snapshot, &device.0) {
             Ok(found) => found,
@@ -327,4 +345,10 @@ impl Home {
         }
         Ok(true)
     }
+}
+
+/// The setting that keeps the highest `covers` of a snapshot of `doc` that
+/// [`Home::forward_lost`] compared against (deleted with the document).
+pub(crate) fn compared_name(doc: &DocId) -> String {
+    format!("snapshot_compared:{}", hex::encode(doc.0))
 }
