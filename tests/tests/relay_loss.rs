@@ -173,3 +173,78 @@ async fn a_relay_restored_from_an_older_copy_is_made_whole_by_its_devices() {
     );
     relay.stop().await;
 }
+
+/// The comments on note `n1` of `case`, as `home` shows them.
+fn comments_of(home: &mut casebook::Home, case: &DocId) -> Vec<String> {
+    home.docs()
+        .read_case(case, |c| {
+            let n = c.note("n1").expect("note n1");
+            n.comments.iter().map(|r| r.text.clone()).collect()
+        })
+        .expect("the case reads")
+}
+
+/// A colleague's comment that only the owner's tablet fetched before the
+/// relay was restored from an older copy, whose colleague syncs no more.
+/// The laptop writes first after the restore, so the relay numbers on
+/// above what the tablet had seen and no rewind shows the loss; nothing
+/// builds on the comment, so nobody can name it missing. But the tablet
+/// sends back the end of its account's log (a device paired after the
+/// copy), which shows the relay lost data: it fetches every case whole,
+/// finds the comment not served, and sends it on the colleague's behalf.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_colleagues_comment_one_device_held_is_sent_back_after_a_restore() {
+    restored_after_a_comment(true).await;
+}
+
+/// The same with no comment written after the copy: the tablet, fetching
+/// every case whole, sends nothing back (the relay lacks none of it).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_case_the_restore_lost_nothing_of_is_not_sent_back() {
+    restored_after_a_comment(false).await;
+}
+
+async fn restored_after_a_comment(comment: bool) {
+    let relay = TestRelay::start().await;
+    let dirs: Vec<_> = (0..4).map(|_| tempfile::tempdir().unwrap()).collect();
+    let (mut laptop, mut tablet, case) = laptop_and_tablet(&relay, &dirs[..2]).await;
+    let mut chen = init(dirs[2].path(), &relay, "Dr. Chen");
+    sync(&mut chen).await;
+    let (_, chen_account, _, _) = chen.whoami();
+    befriend(&mut laptop, "Dr. Chen", &chen_account);
+    share_case(&mut laptop, &case, "Dr. Chen", "comment", true).await;
+    sync(&mut chen).await;
+    sync(&mut tablet).await;
+
+    let (relay, copy) = relay.copy().await;
+    let _phone = pair(&mut tablet, dirs[3].path(), &relay).await;
+    if comment {
+        chen.comment_note(&case, "n1", "Consider a sleep referral.")
+            .unwrap();
+        sync(&mut chen).await;
+    }
+    sync(&mut tablet).await;
+    assert_eq!(comments_of(&mut tablet, &case).len(), usize::from(comment));
+
+    let relay = relay.restore(copy.path()).await;
+    set_plan(&mut laptop, &case, "walk daily, sleep diary");
+    assert_clean(&sync(&mut laptop).await);
+    let healed = sync(&mut tablet).await;
+    assert_clean(&healed);
+    assert_eq!(healed.logs_healed, vec![laptop.account_id()], "{healed:?}");
+    assert_eq!(healed.resent, usize::from(comment), "{healed:?}");
+
+    assert_clean(&sync(&mut laptop).await);
+    assert_eq!(plan_of(&mut laptop, &case), "walk daily, sleep diary");
+    assert_eq!(comments_of(&mut laptop, &case).len(), usize::from(comment));
+    let trail = tablet.trail().entries().unwrap();
+    assert_eq!(
+        trail.iter().any(|r| r.what.contains("on their behalf")),
+        comment,
+        "the trail says so"
+    );
+    // Once sent back, nothing is fetched whole or sent again.
+    let again = sync(&mut tablet).await;
+    assert_eq!(again.resent, 0, "{again:?}");
+    relay.stop().await;
+}

@@ -97,7 +97,11 @@ fn seeds_found_with_power_cuts_hold() {
 /// owner's phone fetched before the restore, built on by nothing, was gone
 /// from the laptop for good: the phone, served a snapshot that covered
 /// past the edit and lacked it, now sends it on the colleague's behalf.
-const FOUND_WITH_RESTORES: [u64; 1] = [3_405_644_914];
+/// In 3,405,644,827 a comment of the rogue colleague's (who sends nothing
+/// again) that only the owner's phone fetched before the restore, where no
+/// such snapshot came: the phone, sending back log entries the restore
+/// lost, fetches every case whole and sends the comment back.
+const FOUND_WITH_RESTORES: [u64; 2] = [3_405_644_914, 3_405_644_827];
 
 #[test]
 fn seeds_found_with_restores_hold() {

@@ -392,6 +392,28 @@ impl<'h> Docs<'h> {
         Ok(out?)
     }
 
+    /// What `doc` holds that a whole fetch of it did not serve, neither in
+    /// the relay's `snapshot` nor among `served`, nor `pending` here (see
+    /// `Replica::unserved`).
+    pub(crate) fn unserved(
+        &self,
+        doc: &DocId,
+        snapshot: Option<&[u8]>,
+        served: &[&[u8]],
+        device: &[u8],
+        pending: &[u8],
+    ) -> Result<crate::notes::Unserved> {
+        if !self.store.has_body(doc)? {
+            return Ok(crate::notes::Unserved::default());
+        }
+        let (mut loaded, rev) = self.take_loaded(doc)?;
+        let out = loaded
+            .replica_mut()
+            .unserved(snapshot, served, device, pending);
+        self.keep_loaded(doc, rev, loaded);
+        Ok(out?)
+    }
+
     /// Whether `doc` as saved here holds every change of `changes` (one
     /// with nothing saved holds none).
     pub(crate) fn holds_changes(&self, doc: &DocId, changes: &[u8]) -> Result<bool> {

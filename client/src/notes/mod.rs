@@ -33,6 +33,7 @@ mod replica;
 mod retention;
 mod scores;
 mod search;
+mod served;
 mod signing;
 mod template;
 #[cfg(test)]
@@ -49,6 +50,7 @@ pub use note::{CaseSummary, LateEdit, Note, NoteInput, NoteSummary, Profile, Rem
 pub use private::{PrivateDoc, PrivateEntry};
 pub(crate) use replica::Replica;
 pub use replica::written_by;
+pub(crate) use served::Unserved;
 
 /// The changes a batch builds on from outside itself (see
 /// `Replica::base_of`); `None` when the bytes are not change chunks.

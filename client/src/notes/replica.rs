@@ -275,70 +275,6 @@ impl Replica {
         })
     }
 
-    /// The changes held here that were written by an actor of `device`
-    /// (see [`written_by`]) and that the saved document `other` (if any)
-    /// lacks, each change's bytes, in an order they apply in: what a device
-    /// re-sends when a snapshot shows the relay lost changes of its own.
-    /// Changes of `pending` (queued, not sent yet) are left out.
-    pub(crate) fn own_changes_not_in(
-        &mut self,
-        other: Option<&[u8]>,
-        device: &[u8],
-        pending: &[u8],
-    ) -> Result<Vec<Vec<u8>>> {
-        let pending: std::collections::HashSet<ChangeHash> = split_chunks(pending)
-            .unwrap_or_default()
-            .into_iter()
-            .filter_map(|c| catch_unwind(|| Change::try_from(c)).ok()?.ok())
-            .map(|c| c.hash())
-            .collect();
-        self.changes_not_in(other, |c| {
-            let actor = c.actor_id().to_bytes();
-            actor.starts_with(device) && actor.len() > device.len() && !pending.contains(&c.hash())
-        })
-    }
-
-    /// The changes held here that another device than `device` wrote (an
-    /// actor of a device: its id, then a suffix) and that the saved
-    /// document `other` lacks, in an order they apply in: what an owner's
-    /// device sends on their behalf when a snapshot covering everything it
-    /// fetched shows the relay lost them.
-    pub(crate) fn others_changes_not_in(
-        &mut self,
-        other: &[u8],
-        device: &[u8],
-    ) -> Result<Vec<Vec<u8>>> {
-        self.changes_not_in(Some(other), |c| {
-            let actor = c.actor_id().to_bytes();
-            actor.len() > 32 && !actor.starts_with(device)
-        })
-    }
-
-    /// The changes held here that `keep` picks and the saved document
-    /// `other` (if any) lacks, in an order they apply in.
-    fn changes_not_in(
-        &mut self,
-        other: Option<&[u8]>,
-        keep: impl Fn(&Change) -> bool,
-    ) -> Result<Vec<Vec<u8>>> {
-        let other = match other {
-            Some(saved) if !plain_chunks(saved) => {
-                return Err(NoteError::Malformed(
-                    "loading a snapshot: not a document as this client writes it".into(),
-                ));
-            }
-            Some(saved) => guarded("loading a snapshot", || Automerge::load(saved))?,
-            None => Automerge::new(),
-        };
-        let mut out = Vec::new();
-        for c in self.doc.get_changes(&[]) {
-            if keep(&c) && other.get_change_by_hash(&c.hash()).is_none() {
-                out.push(c.raw_bytes().to_vec());
-            }
-        }
-        Ok(out)
-    }
-
     /// Hashes of changes that arrived changes depend on but that have not
     /// arrived themselves. The waiting changes are kept by [`Self::save`]
     /// (after the document) and applied as soon as what they need arrives.
@@ -361,7 +297,10 @@ impl Replica {
 /// large and reads bytes from other devices and from disk; a bug there must
 /// cost one batch, not the app. Nothing outlives a panic: callers decode into
 /// values they throw away on error.
-fn guarded<T>(what: &str, f: impl FnOnce() -> std::result::Result<T, AutomergeError>) -> Result<T> {
+pub(super) fn guarded<T>(
+    what: &str,
+    f: impl FnOnce() -> std::result::Result<T, AutomergeError>,
+) -> Result<T> {
     match catch_unwind(AssertUnwindSafe(f)) {
         Ok(Ok(v)) => Ok(v),
         Ok(Err(e)) => Err(NoteError::Malformed(format!("{what}: {e}"))),

@@ -29,7 +29,21 @@ impl Home {
         let mut commented_by = BTreeSet::new();
         let mut sync = self.docs().sync_record(doc)?;
         // As `check::plan` decides: such a document was fetched whole.
-        let fetched_whole = sync.seen == 0 || sync.missing > 0 || batch.rewind;
+        let fetched_whole = sync.seen == 0 || sync.missing > 0 || batch.rewind || batch.recheck;
+        // Fetched whole because the relay showed it lost data: what is held
+        // here and was not served goes back (judged before what is held
+        // already is set aside below). This subsumes the snapshot's checks.
+        if batch.recheck && self.store.has_body(doc)? {
+            let served: Vec<&[u8]> = batch
+                .changes
+                .iter()
+                .chain(&batch.comments)
+                .map(|c| &c.body[..])
+                .chain(batch.echoes.iter().map(|b| &b[..]))
+                .collect();
+            let snapshot = batch.snapshot.as_ref().map(|(_, s)| &s.doc[..]);
+            report.resent += self.send_unserved(doc, snapshot, &served)?;
+        }
         let refused_before = report.refused.len();
         let has_body = self.store.has_body(doc)?;
         // Whether the document was loaded and changed here this round, so
@@ -52,12 +66,12 @@ impl Home {
                 // it. Where that is past every upload of this device's
                 // own, the snapshot must hold them all: one it lacks was
                 // lost by the relay, and is sent again.
-                if sync.acked > 0 && seq >= sync.acked {
+                if sync.acked > 0 && seq >= sync.acked && !batch.recheck {
                     report.resent += self.send_lost_again(doc, Some(&snap.doc))?;
                 }
                 // So must it hold every change this device fetched: each
                 // was served at or below the seen mark (see `forward_lost`).
-                if sync.seen > 0 && sync.missing == 0 && seq >= sync.seen {
+                if sync.seen > 0 && sync.missing == 0 && seq >= sync.seen && !batch.recheck {
                     report.resent += self.forward_lost(doc, seq, &snap.doc)?;
                 }
                 match self.docs().apply_batch(doc, &snap.doc) {
@@ -386,6 +400,13 @@ pub(super) struct Batch {
     /// has seen (see [`super::check::Need::rewind`]): what was fetched is
     /// everything it has.
     pub(super) rewind: bool,
+    /// Fetched whole because the relay showed this round that it lost data
+    /// (see [`super::heal::RECHECK`]): what it did not serve goes back.
+    pub(super) recheck: bool,
+    /// With [`Batch::recheck`], the bodies of this device's own changes the
+    /// relay served back that were set aside as held already (served,
+    /// though not applied).
+    pub(super) echoes: Vec<zeroize::Zeroizing<Vec<u8>>>,
     /// The first envelope refused for something the relay could have done
     /// (damaged, moved, an author or key not known yet): the seen mark
     /// stops before it, so a repaired relay delivers it next round.

@@ -243,6 +243,8 @@ impl Home {
             None,
         )?;
         self.synced.logs_healed.push(*account);
+        // It may have lost more than the log: see `sync::heal::RECHECK`.
+        self.store.put_secret(super::RECHECK, &[1])?;
         Ok(true)
     }
 }

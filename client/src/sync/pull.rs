@@ -16,6 +16,7 @@ use casebook_shared::ids::{AccountId, DocId};
 use casebook_shared::signed::Signed;
 
 use super::apply::{Batch, Taken};
+use super::heal::RECHECK;
 use super::pulling::{HeldDoc, Here, Pulling, Step};
 use super::{APPLY_CHUNK, Progress, RefusedEnvelope, SyncReport, check, unexpected};
 use crate::docs::{DocMeta, SnapshotBody};
@@ -79,11 +80,23 @@ impl Home {
                     let healed = self
                         .heal_access(relay, &mut heads, &confirmed, &owned, mine)
                         .await?;
+                    // Whatever this device had to send back shows the relay
+                    // lost data, and maybe more than it can tell from the
+                    // relay's numbers (so do the logs, see `send_log_back`).
+                    if !healed.is_empty() {
+                        self.store.put_secret(RECHECK, &[1])?;
+                    }
+                    if self.store.get_secret(RECHECK)?.is_some() {
+                        pulling.recheck();
+                    }
                     report.access_healed.extend(healed);
                     listed = heads.iter().map(|h| h.doc).collect();
                     let audit = crate::audit_sync::audit_doc(&self.account_id());
                     audit_head = heads.iter().find(|h| h.doc == audit).map_or(0, |h| h.seq);
                     pulling.listed(&heads)?;
+                    if pulling.rechecking() {
+                        self.store.put_secret(RECHECK, &[1])?;
+                    }
                 }
                 Step::EnsureAudit => {
                     self.ensure_audit_doc(relay, false).await?;
@@ -164,8 +177,10 @@ impl Home {
                         .map_err(|fault| Error::Net(NetError::Protocol(fault.to_string())))?;
                 }
                 Step::Take(items) => {
+                    let rechecked = pulling.rechecked();
                     for item in &items {
-                        self.take_into(&mut batches, item, accounts, report)?;
+                        let recheck = rechecked.contains(&item.doc);
+                        self.take_into(&mut batches, item, accounts, report, recheck)?;
                     }
                 }
                 Step::Fetched { docs, of, bytes } => {
@@ -174,6 +189,9 @@ impl Home {
                 Step::Apply => {
                     for doc in pulling.rewound() {
                         batches.entry(doc).or_default().rewind = true;
+                    }
+                    for doc in pulling.rechecked() {
+                        batches.entry(doc).or_default().recheck = true;
                     }
                     // Fetched (not held back), and without this device's
                     // envelope: the relay lost it.
@@ -192,6 +210,10 @@ impl Home {
             }
             // In the order they were met.
             report.refused.append(pulling.refused());
+        }
+        // What the relay lost that this device holds is queued to go back.
+        if pulling.rechecking() {
+            self.store.delete_secret(RECHECK)?;
         }
         let claimed = self.judge_claims(audit_head, &listed, accounts, report)?;
         lacking.extend(claimed.into_iter().filter(|d| !whole.contains(d)));
@@ -377,6 +399,7 @@ impl Home {
         item: &Stored,
         accounts: &BTreeMap<AccountId, AccountState>,
         report: &mut SyncReport,
+        recheck: bool,
     ) -> Result<()> {
         let batch = match batches.entry(item.doc) {
             std::collections::btree_map::Entry::Occupied(b) => b.into_mut(),
@@ -392,6 +415,7 @@ impl Home {
                     s if item.seq <= s.seen || s.seen == 0 => 0,
                     s => s.top_epoch,
                 },
+                recheck,
                 ..Batch::default()
             }),
         };
@@ -438,6 +462,11 @@ impl Home {
             }
             batch.top_epoch = batch.top_epoch.max(env.header.epoch);
             if let Some(id) = self.store.outbox_id_of(&env.header.id.0)? {
+                if batch.recheck
+                    && let Some(sent) = self.store.outbox_change(id)?
+                {
+                    batch.echoes.push(sent);
+                }
                 // Landed: acknowledged, as an answer would have said.
                 self.store_acks(&[(id, item.doc, item.seq)])?;
                 return Ok(());
@@ -497,7 +526,11 @@ impl Home {
                     });
                 }
             }
-            Ok(a) if own && self.docs().holds_changes(&item.doc, &a.body)? => {}
+            Ok(a) if own && self.docs().holds_changes(&item.doc, &a.body)? => {
+                if batch.recheck {
+                    batch.echoes.push(a.body);
+                }
+            }
             Ok(a) => {
                 batch.recovered += usize::from(own);
                 let taken = Taken {

@@ -142,6 +142,10 @@ pub(crate) struct Pulling {
     forked: BTreeSet<DocId>,
     /// See [`Pulling::own_audit_at`].
     own_audit_at: Option<u64>,
+    /// See [`Pulling::recheck`].
+    recheck: bool,
+    /// Documents fetched whole to find what the relay lost.
+    rechecked: BTreeSet<DocId>,
     /// Documents asked for.
     needs: Vec<Need>,
     /// Access fetches still to answer.
@@ -183,6 +187,8 @@ impl Pulling {
             access_len: HashMap::new(),
             forked: BTreeSet::new(),
             own_audit_at: None,
+            recheck: false,
+            rechecked: BTreeSet::new(),
             needs: Vec::new(),
             awaiting_access: 0,
             fetched_logs: Vec::new(),
@@ -224,6 +230,9 @@ impl Pulling {
         self.check_own_audit(&mut needs);
         // A disposal stays listed; once taken it is no news.
         needs.retain(|n| !self.here.disposed.contains(&n.doc));
+        if self.recheck || needs.iter().any(|n| n.rewind) {
+            self.recheck_all(heads, &mut needs);
+        }
         let listed: BTreeSet<DocId> = heads.iter().map(|h| h.doc).collect();
         let (listed, ended): (Vec<DocId>, Vec<DocId>) = held
             .iter()
@@ -248,6 +257,48 @@ impl Pulling {
             self.after_access();
         }
         Ok(())
+    }
+
+    /// The relay showed this round, before its listing, that it lost data
+    /// (see `sync::heal::RECHECK`): every document held here is fetched
+    /// whole, so that what this device holds and the relay lacks can be
+    /// sent back. So it is where the listing shows one document rewound.
+    pub fn recheck(&mut self) {
+        self.recheck = true;
+    }
+
+    /// Whether this pull fetches documents whole to find what the relay
+    /// lost.
+    pub fn rechecking(&self) -> bool {
+        !self.rechecked.is_empty()
+    }
+
+    /// The documents fetched whole to find what the relay lost: every one
+    /// held here that the relay lists with envelopes, but this account's
+    /// audit document (whose trail and claims heal their own way) and one
+    /// rewound (which heals as [`Need::rewind`] says).
+    fn recheck_all(&mut self, heads: &[DocHead], needs: &mut Vec<Need>) {
+        for h in heads {
+            if h.seq == 0
+                || h.doc == self.here.audit
+                || !self.here.docs.contains_key(&h.doc)
+                || self.here.disposed.contains(&h.doc)
+            {
+                continue;
+            }
+            match needs.iter_mut().find(|n| n.doc == h.doc) {
+                Some(n) if n.rewind => continue,
+                Some(n) => n.changes_after = Some(0),
+                None => needs.push(Need {
+                    doc: h.doc,
+                    access_from: None,
+                    changes_after: Some(0),
+                    rewind: false,
+                    fork: false,
+                }),
+            }
+            self.rechecked.insert(h.doc);
+        }
     }
 
     /// What is held of the audit document once [`Step::EnsureAudit`] was
@@ -465,6 +516,16 @@ impl Pulling {
                 n.rewind && !self.held_back.contains(&n.doc) && !self.purged.contains(&n.doc)
             })
             .map(|n| n.doc)
+            .collect()
+    }
+
+    /// The documents fetched whole to find what the relay lost (see
+    /// [`Pulling::recheck`]), and that this pull fetches.
+    pub fn rechecked(&self) -> BTreeSet<DocId> {
+        self.rechecked
+            .iter()
+            .filter(|d| !self.held_back.contains(d) && !self.purged.contains(d))
+            .copied()
             .collect()
     }
 

@@ -452,3 +452,59 @@ fn entries_that_do_not_follow_the_last_held_are_fetched_again_whole() {
         s => panic!("{s:?}"),
     }
 }
+
+/// Where the relay showed it lost data, every document held here that it
+/// lists with envelopes is fetched whole, however far it was seen; not
+/// this account's audit document, one the relay lists empty, nor one not
+/// held here (a new share, fetched from its start anyway).
+#[test]
+fn after_a_loss_every_held_document_is_fetched_whole() {
+    let mut p = Pulling::new(here([
+        (1, held(1, 5, true)),
+        (2, held(1, 9, false)),
+        (3, held(1, 0, true)),
+        (AUDIT, held(1, 4, true)),
+    ]));
+    assert_eq!(p.poll(), Step::List);
+    p.recheck();
+    p.listed(&[
+        head(1, 1, 5),
+        head(2, 1, 12),
+        head(3, 1, 0),
+        head(4, 0, 3),
+        head(AUDIT, 1, 4),
+    ])
+    .unwrap();
+    assert!(p.rechecking());
+    let (_, step) = until_asked(&mut p);
+    let mut asked = fetch_docs(&step);
+    asked.sort();
+    assert_eq!(asked, [(doc(1), 0), (doc(2), 0), (doc(4), 0)]);
+    assert_eq!(p.rechecked(), BTreeSet::from([doc(1), doc(2)]));
+}
+
+/// One document the relay holds less of than was seen (a rewind) has every
+/// other held document fetched whole too; the rewound one heals as before.
+#[test]
+fn a_rewound_document_has_every_other_fetched_whole() {
+    let mut p = Pulling::new(here([(1, held(1, 5, true)), (2, held(1, 9, true))]));
+    assert_eq!(p.poll(), Step::List);
+    p.listed(&[head(1, 1, 3), head(2, 1, 9), head(AUDIT, 0, 0)])
+        .unwrap();
+    let (_, step) = until_asked(&mut p);
+    let mut asked = fetch_docs(&step);
+    asked.sort();
+    assert_eq!(asked, [(doc(1), 0), (doc(2), 0)]);
+    assert_eq!(p.rewound(), [doc(1)]);
+    assert_eq!(p.rechecked(), BTreeSet::from([doc(2)]));
+}
+
+/// Without a loss shown, nothing is fetched again.
+#[test]
+fn without_a_loss_nothing_is_fetched_whole() {
+    let mut p = Pulling::new(here([(1, held(1, 5, true))]));
+    assert_eq!(p.poll(), Step::List);
+    p.listed(&[head(1, 1, 5), head(AUDIT, 0, 0)]).unwrap();
+    assert!(!p.rechecking());
+    assert_eq!(until_asked(&mut p).1, Step::Done);
+}

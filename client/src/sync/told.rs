@@ -132,7 +132,7 @@ impl Home {
         });
         let mut batches: BTreeMap<DocId, Batch> = BTreeMap::new();
         for item in &items {
-            self.take_into(&mut batches, item, &accounts, &mut report)?;
+            self.take_into(&mut batches, item, &accounts, &mut report, false)?;
             if !report.refused.is_empty() {
                 return Ok(SyncReport::default());
             }

@@ -10,11 +10,8 @@
 //! refused, not healed.
 //!
 //! On unless `SIM_RESTORES=0`. The 200 CI seeds hold with it. Of 2,000
-//! seeds from 3,405,643,700, 3 fail with it and none without: a comment
-//! of the rogue colleague (a bare client, which sends nothing again) that
-//! one owner's device fetched before the restore, and that no snapshot
-//! covering past it tells that device the relay lost (3,405,644,827); and
-//! a colleague's comments the restore lost after their share ended, held
+//! seeds from 3,405,643,700, 2 fail with it and none without: a
+//! colleague's comments the restore lost after their share ended, held
 //! only by devices no longer allowed to send them (3,405,645,245 and
 //! 3,405,645,290).
 
