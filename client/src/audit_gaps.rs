@@ -140,7 +140,7 @@ impl Home {
 
     /// Whether the answer timed by `key` may be given now (a clock set
     /// back since counts as due); if so, notes that it is.
-    fn due(&self, key: &str) -> Result<bool> {
+    pub(crate) fn due(&self, key: &str) -> Result<bool> {
         let now = self.now();
         let last = match self.store.get_secret(key)? {
             Some(b) if b.len() == 8 => u64::from_be_bytes(b[..].try_into().expect("8 bytes")),

@@ -214,6 +214,11 @@ async fn restored_after_a_comment(comment: bool) {
     befriend(&mut laptop, "Dr. Chen", &chen_account);
     share_case(&mut laptop, &case, "Dr. Chen", "comment", true).await;
     sync(&mut chen).await;
+    // A change of the tablet's own, which the relay keeps: served back to
+    // it as an echo, it is not sent again.
+    tablet
+        .add_note(&case, free_note("seen on the tablet"))
+        .unwrap();
     sync(&mut tablet).await;
 
     let (relay, copy) = relay.copy().await;
@@ -237,6 +242,7 @@ async fn restored_after_a_comment(comment: bool) {
     assert_clean(&sync(&mut laptop).await);
     assert_eq!(plan_of(&mut laptop, &case), "walk daily, sleep diary");
     assert_eq!(comments_of(&mut laptop, &case).len(), usize::from(comment));
+    assert_eq!(laptop.list_notes(&case).unwrap().len(), 2);
     let trail = tablet.trail().entries().unwrap();
     assert_eq!(
         trail.iter().any(|r| r.what.contains("on their behalf")),
@@ -246,5 +252,10 @@ async fn restored_after_a_comment(comment: bool) {
     // Once sent back, nothing is fetched whole or sent again.
     let again = sync(&mut tablet).await;
     assert_eq!(again.resent, 0, "{again:?}");
+    let looked = tablet.trail().entries().unwrap();
+    let looked = looked
+        .iter()
+        .filter(|r| r.what.contains("fetched again whole"));
+    assert_eq!(looked.count(), 1, "one look for what the relay lost");
     relay.stop().await;
 }

@@ -133,3 +133,68 @@ fn of_device(actor: &[u8], device: &[u8]) -> bool {
 fn of_another(actor: &[u8], device: &[u8]) -> bool {
     actor.len() > 32 && !actor.starts_with(device)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::CaseDoc;
+    use super::super::tests::pairs;
+    use casebook_shared::ids::DocId;
+
+    const ME: [u8; 32] = [1; 32];
+    const COLLEAGUE: [u8; 32] = [2; 32];
+
+    /// A device's actor: its id, then a suffix.
+    fn actor(device: &[u8; 32]) -> Vec<u8> {
+        [&device[..], b"-1"].concat()
+    }
+
+    /// Sets the case's goals to `goals` and returns the change made.
+    fn goals(doc: &mut CaseDoc, goals: &str) -> Vec<u8> {
+        let heads = doc.heads();
+        doc.set_profile(&pairs(&[("goals", goals)])).unwrap();
+        doc.changes_since(&heads)
+    }
+
+    /// What a whole fetch did not serve is found, by whose it is: what the
+    /// relay's snapshot holds and the envelopes it served count as the
+    /// relay's; what waits here to be sent is left out.
+    #[test]
+    fn what_was_not_served_is_found_by_whose_it_is() {
+        let mut mine =
+            CaseDoc::new("R. Client", "2024-01-05", DocId([3; 16]), &actor(&ME)).unwrap();
+        let created = mine.changes_since(&[]);
+        let snapshot = mine.save();
+        let mut theirs = CaseDoc::load(&snapshot, &actor(&COLLEAGUE)).unwrap();
+        let colleague = goals(&mut theirs, "sleep");
+        mine.apply(&colleague).unwrap();
+        let served = goals(&mut mine, "sleep, walks");
+        let pending = goals(&mut mine, "sleep, walks, diary");
+        let lost = goals(&mut mine, "sleep, walks, diary, breathing");
+        let replica = mine.replica_mut();
+
+        let found = replica
+            .unserved(Some(&snapshot), &[&served], &ME, &pending)
+            .unwrap();
+        assert_eq!(found.own, std::slice::from_ref(&lost));
+        assert_eq!(found.others, std::slice::from_ref(&colleague));
+
+        let all = [&served[..], &lost, &colleague];
+        let found = replica
+            .unserved(Some(&snapshot), &all, &ME, &pending)
+            .unwrap();
+        assert!(found.own.is_empty() && found.others.is_empty());
+
+        // With no snapshot, the case's creation was not served either.
+        let found = replica.unserved(None, &all, &ME, &pending).unwrap();
+        assert_eq!(found.own, [created]);
+        // Nor is a change written as a bare id any device's.
+        let mut bare = CaseDoc::load(&snapshot, &[4; 32]).unwrap();
+        let unknown = goals(&mut bare, "unknown");
+        mine.apply(&unknown).unwrap();
+        let found = mine
+            .replica_mut()
+            .unserved(Some(&snapshot), &all, &ME, &pending)
+            .unwrap();
+        assert!(found.own.is_empty() && found.others.is_empty());
+    }
+}

@@ -28,7 +28,8 @@ impl Home {
         let mut edited_by = BTreeSet::new();
         let mut commented_by = BTreeSet::new();
         let mut sync = self.docs().sync_record(doc)?;
-        // As `check::plan` decides: such a document was fetched whole.
+        // As `check::plan` (and `Pulling::recheck`) decide: such a document
+        // was fetched whole.
         let fetched_whole = sync.seen == 0 || sync.missing > 0 || batch.rewind || batch.recheck;
         // Fetched whole because the relay showed it lost data: what is held
         // here and was not served goes back (judged before what is held
@@ -403,9 +404,9 @@ pub(super) struct Batch {
     /// Fetched whole because the relay showed this round that it lost data
     /// (see [`super::heal::RECHECK`]): what it did not serve goes back.
     pub(super) recheck: bool,
-    /// With [`Batch::recheck`], the bodies of this device's own changes the
-    /// relay served back that were set aside as held already (served,
-    /// though not applied).
+    /// With [`Batch::recheck`], the bodies of changes held here already that
+    /// the relay served and were set aside unapplied: this device's own
+    /// echoes, and copies refused for the relay's order.
     pub(super) echoes: Vec<zeroize::Zeroizing<Vec<u8>>>,
     /// The first envelope refused for something the relay could have done
     /// (damaged, moved, an author or key not known yet): the seen mark

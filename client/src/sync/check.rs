@@ -29,7 +29,8 @@ pub struct Need {
     /// has seen, or lost an upload of its own it acknowledged: restored
     /// from an older copy, or losing data. Everything it has is fetched
     /// again, the seen mark starts from its numbers, and what this device
-    /// holds is sent again (see `sync::apply`).
+    /// holds is sent again (see `sync::apply`); the next pull looks for
+    /// what the relay lost of every other document (`sync::heal::RECHECK`).
     pub rewind: bool,
     /// The relay's access log holds as many entries as this device has
     /// had from it, but not the same last one, or (of a document this

@@ -2,8 +2,10 @@
 //! what it holds and the relay lacks. Its own changes, as new envelopes,
 //! where a snapshot or a restored relay shows them missing, or another
 //! device asks for one; from an owner's device, another device's change
-//! asked for, or missing from a snapshot that covers it; the access entries it
-//! signed, where the relay's access log is shorter than the one held here.
+//! asked for, or missing from a snapshot that covers it; after the relay
+//! showed it lost data, whatever a whole fetch of a document did not serve
+//! ([`RECHECK`]); the access entries it signed, where the relay's access
+//! log is shorter than the one held here.
 //! Nothing the relay serves is taken on its word: only what this device
 //! holds (and signed, or holds signed) goes back.
 
@@ -387,18 +389,50 @@ impl Home {
     }
 }
 
-/// The setting that says the relay showed it lost data (it lacked the end
-/// of an account log or a document's access log this device sent back, held
-/// fewer of a document's envelopes than this device had seen, or no longer
-/// held this device's last audit envelope): the next pull fetches every
-/// document held here whole and sends back what the relay did not serve
-/// ([`Home::send_unserved`]), and is cleared once a pull has. The relay's
-/// numbers do not show every loss: a relay restored from an older copy
-/// numbers on above the time it starts at, so a change only one device
-/// fetched before the restore, which nothing builds on, is named missing
-/// by nobody (seed 3,405,644,827: a hostile colleague's comment, whose
-/// device sends nothing again, that only the owner's phone held).
+/// The setting that says the relay showed it lost data: it lacked the end
+/// of an account log or a document's access log this device sent back,
+/// held fewer of a document's envelopes than this device had seen, or no
+/// longer held this device's last audit envelope. The relay's numbers do
+/// not show every loss: a relay restored from an older copy numbers on
+/// above the time it starts at, so a change only one device fetched before
+/// the restore, which nothing builds on, is named missing by nobody (seed
+/// 3,405,644,827: a hostile colleague's comment, whose device sends
+/// nothing again, that only the owner's phone held). So the first pull
+/// that lists the relay after it is set (the same pull, where access
+/// entries were sent back) fetches whole every document held here (but
+/// the audit document, whose trail and claims heal their own way, and one
+/// rewound, which heals as it did) and sends back what the relay did not
+/// serve ([`Home::send_unserved`]); the setting is then cleared. At most
+/// once an hour ([`RECHECKED_AT`]): a relay that feigns a loss each round
+/// makes a device fetch everything again, and an owner's device forward
+/// what it leaves out, once an hour, not each round.
 pub(crate) const RECHECK: &str = "relay_lost_data";
+
+/// When this device last fetched everything whole to find what the relay
+/// lost.
+const RECHECKED_AT: &str = "relay_lost_data_checked";
+
+impl Home {
+    /// Whether this pull looks for what the relay lost: it showed a loss
+    /// since the last look ([`RECHECK`]), and the last look was an hour ago
+    /// or more (then noted as now).
+    pub(super) fn recheck_due(&self) -> Result<bool> {
+        Ok(self.store.get_secret(RECHECK)?.is_some() && self.due(RECHECKED_AT)?)
+    }
+
+    /// After a pull that looked for what the relay lost, fetching `docs`
+    /// documents whole: what it lacks is queued to go back, and the
+    /// person is told once.
+    pub(super) fn rechecked(&self, docs: usize) -> Result<()> {
+        self.store.delete_secret(RECHECK)?;
+        self.trail().record(
+            &format!(
+                "the relay showed it had lost data (restored from an older copy, or losing data): {docs} document(s) held here fetched again whole, and what it lacked sent back"
+            ),
+            None,
+        )
+    }
+}
 
 /// The setting that keeps the highest `covers` of a snapshot of `doc` that
 /// [`Home::forward_lost`] compared against (deleted with the document).

@@ -25,6 +25,7 @@ mod round;
 mod sending;
 mod signals;
 mod snapshot;
+mod take;
 mod told;
 mod upkeep;
 mod watch;

@@ -27,6 +27,8 @@
 //!   first);
 //! - every former or present member's account log is read before a
 //!   document's envelopes are checked against them;
+//! - where the relay showed it lost data, every document held here is
+//!   fetched whole, to find what it lacks ([`Pulling::recheck`]);
 //! - envelopes are fetched in pages ([`Paging`]) of the documents not held
 //!   back or deleted, then applied.
 
@@ -230,7 +232,7 @@ impl Pulling {
         self.check_own_audit(&mut needs);
         // A disposal stays listed; once taken it is no news.
         needs.retain(|n| !self.here.disposed.contains(&n.doc));
-        if self.recheck || needs.iter().any(|n| n.rewind) {
+        if self.recheck {
             self.recheck_all(heads, &mut needs);
         }
         let listed: BTreeSet<DocId> = heads.iter().map(|h| h.doc).collect();
@@ -259,18 +261,18 @@ impl Pulling {
         Ok(())
     }
 
-    /// The relay showed this round, before its listing, that it lost data
-    /// (see `sync::heal::RECHECK`): every document held here is fetched
-    /// whole, so that what this device holds and the relay lacks can be
-    /// sent back. So it is where the listing shows one document rewound.
+    /// The relay showed, before this listing, that it lost data (see
+    /// `sync::heal::RECHECK`): every document held here is fetched whole,
+    /// so that what this device holds and the relay lacks can be sent
+    /// back.
     pub fn recheck(&mut self) {
         self.recheck = true;
     }
 
-    /// Whether this pull fetches documents whole to find what the relay
-    /// lost.
+    /// Whether this pull looks for what the relay lost (see
+    /// [`Pulling::recheck`]).
     pub fn rechecking(&self) -> bool {
-        !self.rechecked.is_empty()
+        self.recheck
     }
 
     /// The documents fetched whole to find what the relay lost: every one

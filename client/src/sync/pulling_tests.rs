@@ -483,12 +483,28 @@ fn after_a_loss_every_held_document_is_fetched_whole() {
     assert_eq!(p.rechecked(), BTreeSet::from([doc(1), doc(2)]));
 }
 
-/// One document the relay holds less of than was seen (a rewind) has every
-/// other held document fetched whole too; the rewound one heals as before.
+/// A rewind alone fetches no other document whole this pull: it may be
+/// held back (its access log refused) and rewound again each round, and
+/// the shell asks for the whole fetch only once it was applied.
 #[test]
-fn a_rewound_document_has_every_other_fetched_whole() {
+fn a_rewound_document_alone_fetches_no_other_whole() {
     let mut p = Pulling::new(here([(1, held(1, 5, true)), (2, held(1, 9, true))]));
     assert_eq!(p.poll(), Step::List);
+    p.listed(&[head(1, 1, 3), head(2, 1, 9), head(AUDIT, 0, 0)])
+        .unwrap();
+    let (_, step) = until_asked(&mut p);
+    assert_eq!(fetch_docs(&step), [(doc(1), 0)]);
+    assert_eq!(p.rewound(), [doc(1)]);
+    assert!(p.rechecked().is_empty());
+}
+
+/// Where a loss was shown and a document is rewound too, the rewound one
+/// heals as before and every other is fetched whole.
+#[test]
+fn a_rewound_document_is_not_fetched_whole_twice() {
+    let mut p = Pulling::new(here([(1, held(1, 5, true)), (2, held(1, 9, true))]));
+    assert_eq!(p.poll(), Step::List);
+    p.recheck();
     p.listed(&[head(1, 1, 3), head(2, 1, 9), head(AUDIT, 0, 0)])
         .unwrap();
     let (_, step) = until_asked(&mut p);
