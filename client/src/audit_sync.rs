@@ -177,7 +177,9 @@ impl Home {
         let forward = self.audit_to_forward()?;
         parts.extend(forward.chunks(PER_ENVELOPE).map(|c| (c.to_vec(), false)));
         let mut claims = self.store.claims_to_tell(CLAIMS_PER_ENVELOPE)?;
-        let mut wants = self.store.wants_to_tell(CLAIMS_PER_ENVELOPE)?;
+        let mut wants = self
+            .store
+            .wants_to_tell(CLAIMS_PER_ENVELOPE, self.now(), &doc)?;
         claims.retain(|c| !later.contains(&c.0));
         wants.retain(|w| !later.contains(&w.0));
         if parts.is_empty() && claims.is_empty() && wants.is_empty() {
@@ -236,7 +238,7 @@ impl Home {
                 }
             }
             self.store.claims_told(&body_claims)?;
-            self.store.wants_told(&body_wants)?;
+            self.store.wants_told(&body_wants, self.now())?;
             sent_now += part.len() + body_claims.len() + body_wants.len();
             if let Some(last) = part.last().filter(|_| own) {
                 self.store.put_secret(SENT, &last.seq.to_be_bytes())?;

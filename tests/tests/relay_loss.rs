@@ -259,3 +259,64 @@ async fn restored_after_a_comment(comment: bool) {
     assert_eq!(looked.count(), 1, "one look for what the relay lost");
     relay.stop().await;
 }
+
+/// Stops the relay, deletes the newest stored envelope of `doc`, and starts
+/// it again on the same address.
+async fn lose_newest(relay: TestRelay, doc: &DocId) -> TestRelay {
+    let addr = relay.handle.addr;
+    let data = relay.stop().await;
+    delete_newest(data.path(), doc);
+    TestRelay::restart(data, addr).await
+}
+
+/// The relay loses the tablet's change, and then the copy the tablet sent
+/// again when the laptop asked for it. The laptop, still lacking it, asks
+/// again an hour later (not before), and the change arrives. (The laptop
+/// writes after each loss, so the relay's numbers run on past what the
+/// tablet had sent and no rewind tells the tablet.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_change_whose_answer_the_relay_lost_is_asked_for_again() {
+    let relay = TestRelay::start().await;
+    let dirs = [tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap()];
+    let setup = casebook::home::Setup {
+        clock: casebook_shared::clock::Clock::adjustable(),
+        ..Default::default()
+    };
+    let (mut laptop, _) = casebook::Home::init_with(
+        dirs[0].path(),
+        PASSPHRASE,
+        "Dr. Rivera",
+        &relay.addr(),
+        relay.handle.fingerprint,
+        &setup,
+    )
+    .unwrap();
+    let case = case_with_a_plan(&mut laptop, "walk daily");
+    sync(&mut laptop).await;
+    let mut tablet = pair(&mut laptop, dirs[1].path(), &relay).await;
+    sync(&mut tablet).await;
+
+    set_plan(&mut tablet, &case, "walk daily, sleep diary");
+    sync(&mut tablet).await;
+    let relay = lose_newest(relay, &case).await;
+    laptop.add_note(&case, note(1)).unwrap();
+    let gap = sync(&mut laptop).await;
+    assert_eq!(gap.incomplete.len(), 1, "{gap:?}");
+
+    let answered = sync(&mut tablet).await;
+    assert!(answered.resent >= 1, "{answered:?}");
+    let relay = lose_newest(relay, &case).await;
+    laptop.add_note(&case, note(2)).unwrap();
+    let still = sync(&mut laptop).await;
+    assert_eq!(still.incomplete.len(), 1, "{still:?}");
+    let unasked = sync(&mut tablet).await;
+    assert_eq!(unasked.resent, 0, "not asked again within the hour");
+
+    setup.clock.advance(casebook::store::ASK_AGAIN_AFTER);
+    sync(&mut laptop).await;
+    let answered = sync(&mut tablet).await;
+    assert!(answered.resent >= 1, "{answered:?}");
+    assert_clean(&sync(&mut laptop).await);
+    assert_eq!(plan_of(&mut laptop, &case), "walk daily, sleep diary");
+    relay.stop().await;
+}

@@ -16,6 +16,15 @@ pub type Hash = [u8; 32];
 /// number.
 pub type Claim = (DocId, Hash, u64);
 
+/// A want still unmet is asked for again: the ask, or the change sent in
+/// answer, may have been lost on the way (a relay losing data, or
+/// restored), and the device that made it answers each asking once. After
+/// an hour, then twice as long each time, at most a day apart, so a change
+/// nobody can send any more costs one small envelope a day, not one a
+/// round.
+pub const ASK_AGAIN_AFTER: u64 = 3600;
+const ASK_AGAIN_AT_MOST: u64 = 86_400;
+
 fn damaged() -> StoreError {
     StoreError::Damaged("a claim row is malformed".into())
 }
@@ -179,18 +188,39 @@ impl Store {
         Ok(())
     }
 
-    /// Up to `limit` wants not asked for yet.
-    pub fn wants_to_tell(&self, limit: usize) -> Result<Vec<(DocId, Hash)>, StoreError> {
+    /// Up to `limit` wants to ask for at `now`: those not asked for yet,
+    /// and those asked for long enough ago to ask again (see
+    /// [`ASK_AGAIN_AFTER`]), but a want of `once` (the account's audit
+    /// document, whose wants are asked once while the gap lasts).
+    pub fn wants_to_tell(
+        &self,
+        limit: usize,
+        now: u64,
+        once: &DocId,
+    ) -> Result<Vec<(DocId, Hash)>, StoreError> {
         self.pairs(
-            "SELECT doc, hash FROM wants_out WHERE told = 0 ORDER BY doc, hash LIMIT ?1",
-            limit,
+            "SELECT doc, hash FROM wants_out
+             WHERE told = 0 OR (doc != ?3 AND (?2 < told
+                OR ?2 >= told + MIN(?4 << MIN(MAX(asked - 1, 0), 16), ?5)))
+             ORDER BY doc, hash LIMIT ?1",
+            params![
+                limit as i64,
+                now as i64,
+                &once.0[..],
+                ASK_AGAIN_AFTER as i64,
+                ASK_AGAIN_AT_MOST as i64
+            ],
         )
     }
 
-    /// Rows of (document, hash) that `sql` selects, at most `limit`.
-    fn pairs(&self, sql: &str, limit: usize) -> Result<Vec<(DocId, Hash)>, StoreError> {
+    /// Rows of (document, hash) that `sql` selects with `params`.
+    fn pairs(
+        &self,
+        sql: &str,
+        params: impl rusqlite::Params,
+    ) -> Result<Vec<(DocId, Hash)>, StoreError> {
         let mut stmt = self.conn.prepare_cached(sql)?;
-        let rows = stmt.query_map([limit as i64], |r| {
+        let rows = stmt.query_map(params, |r| {
             Ok((r.get::<_, Vec<u8>>(0)?, r.get::<_, Vec<u8>>(1)?))
         })?;
         let mut out = Vec::new();
@@ -204,13 +234,14 @@ impl Store {
         Ok(out)
     }
 
-    /// Wants the relay has taken in an envelope: asked for.
-    pub fn wants_told(&self, told: &[(DocId, Hash)]) -> Result<(), StoreError> {
+    /// Wants the relay has taken in an envelope at `now`: asked for.
+    pub fn wants_told(&self, told: &[(DocId, Hash)], now: u64) -> Result<(), StoreError> {
         self.transaction(|s| {
             for (doc, h) in told {
                 s.execute(
-                    "UPDATE wants_out SET told = 1 WHERE doc = ?1 AND hash = ?2",
-                    params![&doc.0[..], &h[..]],
+                    "UPDATE wants_out SET told = MAX(?3, 1), asked = asked + 1
+                     WHERE doc = ?1 AND hash = ?2",
+                    params![&doc.0[..], &h[..], now as i64],
                 )?;
             }
             Ok(())
@@ -286,7 +317,7 @@ impl Store {
     pub fn wants_to_answer(&self, limit: usize) -> Result<Vec<(DocId, Hash)>, StoreError> {
         self.pairs(
             "SELECT DISTINCT doc, hash FROM wants_in WHERE answered = 0 ORDER BY doc, hash LIMIT ?1",
-            limit,
+            [limit as i64],
         )
     }
 
@@ -296,7 +327,7 @@ impl Store {
     pub fn wants_from_this_account(&self, limit: usize) -> Result<Vec<(DocId, Hash)>, StoreError> {
         self.pairs(
             "SELECT DISTINCT doc, hash FROM wants_in WHERE answered = 0 AND at > 0 ORDER BY doc, hash LIMIT ?1",
-            limit,
+            [limit as i64],
         )
     }
 
@@ -379,16 +410,24 @@ mod tests {
     #[test]
     fn wants_are_asked_once_and_answered_once_per_asking() {
         let (_dir, store) = store();
-        let a = DocId([1; 16]);
+        let (a, audit) = (DocId([1; 16]), DocId([9; 16]));
+        let at = 1_800_000_000;
         store.queue_want(&a, &[7; 32], 16).unwrap();
-        assert_eq!(store.wants_to_tell(10).unwrap(), [(a, [7; 32])]);
-        store.wants_told(&[(a, [7; 32])]).unwrap();
+        assert_eq!(store.wants_to_tell(10, at, &audit).unwrap(), [(a, [7; 32])]);
+        store.wants_told(&[(a, [7; 32])], at).unwrap();
         store.queue_want(&a, &[7; 32], 16).unwrap();
-        assert!(store.wants_to_tell(10).unwrap().is_empty(), "asked once");
+        assert!(
+            store.wants_to_tell(10, at + 60, &audit).unwrap().is_empty(),
+            "asked once within the hour"
+        );
         for i in 0..40u8 {
             store.queue_want(&a, &[i + 100; 32], 16).unwrap();
         }
-        assert_eq!(store.wants_to_tell(100).unwrap().len(), 15, "16 a document");
+        assert_eq!(
+            store.wants_to_tell(100, at, &audit).unwrap().len(),
+            15,
+            "16 a document"
+        );
 
         let dev = DeviceId([3; 32]);
         store.keep_wants(&dev, &[(a, [7; 32])], 10).unwrap();
@@ -409,6 +448,73 @@ mod tests {
             .unwrap();
         assert_eq!(store.wants_to_answer(10).unwrap().len(), 2);
         assert_eq!(store.wants_from_this_account(10).unwrap(), [(a, [7; 32])]);
+    }
+
+    /// A want still unmet is asked again after an hour, then twice as long
+    /// each time, at most a day apart; one of the audit document is asked
+    /// once while its gap lasts; a clock set back asks again at once.
+    #[test]
+    fn a_want_still_unmet_is_asked_again_less_often_each_time() {
+        let (_dir, store) = store();
+        let (a, audit) = (DocId([1; 16]), DocId([9; 16]));
+        let hour = ASK_AGAIN_AFTER;
+        store.queue_want(&a, &[7; 32], 16).unwrap();
+        store.queue_want(&audit, &[3; 32], 16).unwrap();
+        let mut at = 1_800_000_000;
+        let both = store.wants_to_tell(10, at, &audit).unwrap();
+        assert_eq!(both.len(), 2);
+        store.wants_told(&both, at).unwrap();
+        for gap in [1, 2, 4, 8, 16, 24, 24] {
+            let due = at + gap * hour;
+            assert!(store.wants_to_tell(10, due - 1, &audit).unwrap().is_empty());
+            assert_eq!(
+                store.wants_to_tell(10, due, &audit).unwrap(),
+                [(a, [7; 32])],
+                "after {gap} hours"
+            );
+            store.wants_told(&[(a, [7; 32])], due).unwrap();
+            at = due;
+        }
+        assert_eq!(
+            store.wants_to_tell(10, at - 1, &audit).unwrap(),
+            [(a, [7; 32])],
+            "a clock set back"
+        );
+        store.forget_met_wants(&a).unwrap();
+        assert!(
+            store
+                .wants_to_tell(10, at + 100 * hour, &audit)
+                .unwrap()
+                .is_empty()
+        );
+    }
+
+    /// A store made before wants were asked again gains the count when
+    /// opened, and a want it had told is asked again at once.
+    #[test]
+    fn a_store_made_before_wants_were_asked_again_is_brought_up_to_date() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.db");
+        let (a, audit) = (DocId([1; 16]), DocId([9; 16]));
+        let store = Store::create(&path, b"pass").unwrap();
+        store
+            .conn
+            .execute_batch("ALTER TABLE wants_out DROP COLUMN asked")
+            .unwrap();
+        store.queue_want(&a, &[7; 32], 16).unwrap();
+        store
+            .conn
+            .execute_batch("UPDATE wants_out SET told = 1")
+            .unwrap();
+        drop(store);
+        let store = Store::open(&path, b"pass").unwrap();
+        let now = 1_800_000_000;
+        assert_eq!(
+            store.wants_to_tell(10, now, &audit).unwrap(),
+            [(a, [7; 32])]
+        );
+        store.wants_told(&[(a, [7; 32])], now).unwrap();
+        assert!(store.wants_to_tell(10, now + 1, &audit).unwrap().is_empty());
     }
 
     #[test]
@@ -443,7 +549,12 @@ mod tests {
         store.delete_doc(&a).unwrap();
         assert!(store.claims_to_tell(10).unwrap().is_empty());
         assert!(store.kept_claims(u64::MAX >> 1).unwrap().is_empty());
-        assert!(store.wants_to_tell(10).unwrap().is_empty());
+        assert!(
+            store
+                .wants_to_tell(10, 1, &DocId([9; 16]))
+                .unwrap()
+                .is_empty()
+        );
         assert!(store.wants_to_answer(10).unwrap().is_empty());
     }
 }

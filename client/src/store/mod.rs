@@ -25,7 +25,7 @@ mod upkeep;
 
 pub use crash::CrashPoint;
 
-pub use claims::{Claim, Hash};
+pub use claims::{ASK_AGAIN_AFTER, Claim, Hash};
 pub use kdf::KdfParams;
 pub(crate) use kdf::kek;
 pub use outbox::{OutKind, Outgoing};

@@ -38,10 +38,12 @@ CREATE TABLE IF NOT EXISTS claims_in(doc BLOB NOT NULL, device BLOB NOT NULL, ha
     max_op INTEGER NOT NULL, at INTEGER NOT NULL, met INTEGER NOT NULL DEFAULT 0,
     PRIMARY KEY(doc, device)) WITHOUT ROWID;
 -- Changes this device was not served, to ask the account's other devices
--- for once (`told`), and what each of them asked of this one, in the
+-- for (last `told` at that time, `asked` times so far; see
+-- `ASK_AGAIN_AFTER`), and what each of them asked of this one, in the
 -- envelope at `at` (answered once per asking).
 CREATE TABLE IF NOT EXISTS wants_out(doc BLOB NOT NULL, hash BLOB NOT NULL,
-    told INTEGER NOT NULL DEFAULT 0, PRIMARY KEY(doc, hash)) WITHOUT ROWID;
+    told INTEGER NOT NULL DEFAULT 0, asked INTEGER NOT NULL DEFAULT 0,
+    PRIMARY KEY(doc, hash)) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS wants_in(doc BLOB NOT NULL, hash BLOB NOT NULL, device BLOB NOT NULL,
     at INTEGER NOT NULL, answered INTEGER NOT NULL DEFAULT 0,
     PRIMARY KEY(doc, hash, device)) WITHOUT ROWID;
@@ -110,19 +112,25 @@ pub(super) fn without_waiting<T>(f: impl FnOnce() -> T) -> T {
 
 /// Columns added after the first release, added to a store made before.
 fn migrate(conn: &Connection) -> Result<(), StoreError> {
-    let mut have = Vec::new();
-    let mut stmt = conn.prepare("SELECT name FROM pragma_table_info('docs')")?;
-    for name in stmt.query_map([], |r| r.get::<_, String>(0))? {
-        have.push(name?);
-    }
-    for column in ["acked", "top_epoch", "missing"] {
-        if !have.iter().any(|h| h == column) {
-            // Another process opening the same old store may add it first.
-            if let Err(e) = conn.execute_batch(&format!(
-                "ALTER TABLE docs ADD COLUMN {column} INTEGER NOT NULL DEFAULT 0"
-            )) && !e.to_string().contains("duplicate column")
-            {
-                return Err(e.into());
+    const ADDED: [(&str, &[&str]); 2] = [
+        ("docs", &["acked", "top_epoch", "missing"]),
+        ("wants_out", &["asked"]),
+    ];
+    for (table, columns) in ADDED {
+        let mut have = Vec::new();
+        let mut stmt = conn.prepare(&format!("SELECT name FROM pragma_table_info('{table}')"))?;
+        for name in stmt.query_map([], |r| r.get::<_, String>(0))? {
+            have.push(name?);
+        }
+        for column in columns {
+            if !have.iter().any(|h| h == column) {
+                // Another process opening the same old store may add it first.
+                if let Err(e) = conn.execute_batch(&format!(
+                    "ALTER TABLE {table} ADD COLUMN {column} INTEGER NOT NULL DEFAULT 0"
+                )) && !e.to_string().contains("duplicate column")
+                {
+                    return Err(e.into());
+                }
             }
         }
     }

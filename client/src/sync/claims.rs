@@ -22,8 +22,10 @@
 //! document is INCOMPLETE, named with the device that made the change, and
 //! each round fetches it again from the start, and takes no snapshot of
 //! it, until the change arrives. It asks the account's other devices for
-//! it, once, with its own audit entries, and the device that made it sends
-//! it again, with its changes beneath it (`notes::lineage`). The relay
+//! it with its own audit entries (and again while it still lacks it,
+//! less often each time: see `store::ASK_AGAIN_AFTER`), and the device
+//! that made it sends it again, with its changes beneath it
+//! (`notes::lineage`). The relay
 //! takes a device's own envelopes only, so only the author can; but an
 //! owner's device that holds the change sends it on its behalf as well
 //! (`Home::forward_held`): the author may be away, or no longer able to
@@ -233,8 +235,9 @@ impl Home {
         Ok(out)
     }
 
-    /// Asks the account's other devices, once, for changes `doc` lacks (at
-    /// most [`WANTS_PER_DOC`] queued): the one that made a change sends it
+    /// Asks the account's other devices for changes `doc` lacks (at most
+    /// [`WANTS_PER_DOC`] queued; asked again while still lacking, see
+    /// `store::ASK_AGAIN_AFTER`): the one that made a change sends it
     /// again.
     pub(super) fn want(&self, doc: &DocId, lacking: &[ChangeHash]) -> Result<()> {
         for hash in lacking {

@@ -83,7 +83,8 @@ impl Home {
     pub(crate) async fn push_signals(&mut self, relay: &Relay) -> Result<BTreeSet<DocId>> {
         let mut later = BTreeSet::new();
         let claims = self.store.claims_to_tell(PER_SIGNAL)?;
-        let wants = self.store.wants_to_tell(PER_SIGNAL)?;
+        let audit = crate::audit_sync::audit_doc(&self.account_id());
+        let wants = self.store.wants_to_tell(PER_SIGNAL, self.now(), &audit)?;
         if claims.is_empty() && wants.is_empty() {
             return Ok(later);
         }
@@ -143,7 +144,7 @@ impl Home {
             match result {
                 Ok(_) => {
                     self.store.claims_told(claims)?;
-                    self.store.wants_told(wants)?;
+                    self.store.wants_told(wants, now)?;
                 }
                 Err(code) if for_now(code) => {
                     later.insert(*doc);
