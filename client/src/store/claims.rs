@@ -408,7 +408,7 @@ mod tests {
     }
 
     #[test]
-    fn wants_are_asked_once_and_answered_once_per_asking() {
+    fn wants_are_asked_and_answered_once_per_asking() {
         let (_dir, store) = store();
         let (a, audit) = (DocId([1; 16]), DocId([9; 16]));
         let at = 1_800_000_000;

@@ -194,10 +194,11 @@ impl Home {
 
     /// From an owner's device: queues the changes among `wanted` that this
     /// device holds and another device made, on that device's behalf, and
-    /// returns how many. A want is asked once while the gap lasts, so it
-    /// is answered now even where the device that made the change could
-    /// still send it: that device may be away for weeks, and by the time
-    /// it syncs it may be revoked or its share ended (found by seed
+    /// returns how many. It is answered now even where the device that
+    /// made the change could still send it: that device may be away for
+    /// weeks, by the time it syncs it may be revoked or its share ended,
+    /// and the want is asked again only an hour later, then less often
+    /// (`store::ASK_AGAIN_AFTER`; found by seed
     /// 3,405,645,290: a colleague's comment the relay lost in a restore,
     /// which the owner's phone held, was asked for while the colleague
     /// could still send it, the share then ended, and the owner's laptop

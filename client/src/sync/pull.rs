@@ -105,6 +105,10 @@ impl Home {
                 Step::Shares { ended, listed } => self.atomically(|home| {
                     for doc in &ended {
                         if home.access().share_ended(doc)? {
+                            // Nobody here can be served what it lacked of
+                            // it: asking again would cost an envelope a day
+                            // for good.
+                            home.store.forget_wants_but(doc, &[])?;
                             home.trail().record(
                                 "share ended: the relay no longer serves it here",
                                 Some(*doc),
