@@ -22,6 +22,9 @@ use crate::home::Home;
 impl Home {
     /// Checks a fetched envelope into its document's batch (started
     /// from the document's sync record), which it moves the seen mark of.
+    /// With `recheck` the document is fetched whole to find what the relay
+    /// lost ([`Batch::recheck`]): what is set aside as held is kept as
+    /// served.
     pub(super) fn take_into(
         &mut self,
         batches: &mut BTreeMap<DocId, Batch>,
