@@ -131,7 +131,7 @@ impl Home {
         self.store.put_secret(SENT, &0u64.to_be_bytes())?;
         self.store.retell_every_claim()?;
         // It may have lost more than this device's trail.
-        self.store.put_secret(crate::sync::RECHECK, &[1])?;
+        self.relay_lost_data()?;
         self.trail().record(
             "the relay no longer holds this device's last audit entries it took (restored from an older copy, or losing data): the whole trail sent again",
             None,

@@ -407,13 +407,19 @@ impl Home {
 /// once an hour ([`RECHECKED_AT`]): a relay that feigns a loss each round
 /// makes a device fetch everything again, and an owner's device forward
 /// what it leaves out, once an hour, not each round.
-pub(crate) const RECHECK: &str = "relay_lost_data";
+const RECHECK: &str = "relay_lost_data";
 
 /// When this device last fetched everything whole to find what the relay
 /// lost.
 const RECHECKED_AT: &str = "relay_lost_data_checked";
 
 impl Home {
+    /// The relay showed it lost data: the next pull that lists it looks
+    /// for the rest ([`RECHECK`]).
+    pub(crate) fn relay_lost_data(&self) -> Result<()> {
+        Ok(self.store.put_secret(RECHECK, &[1])?)
+    }
+
     /// Whether this pull looks for what the relay lost: it showed a loss
     /// since the last look ([`RECHECK`]), and the last look was an hour ago
     /// or more (then noted as now).

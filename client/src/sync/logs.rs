@@ -244,7 +244,7 @@ impl Home {
         )?;
         self.synced.logs_healed.push(*account);
         // It may have lost more than the log: see `sync::heal::RECHECK`.
-        self.store.put_secret(super::RECHECK, &[1])?;
+        self.relay_lost_data()?;
         Ok(true)
     }
 }

@@ -14,7 +14,7 @@ pub mod check;
 mod claims;
 mod fork;
 mod heal;
-pub(crate) use heal::{RECHECK, compared_name};
+pub(crate) use heal::compared_name;
 mod logs;
 mod paging;
 mod pull;

@@ -14,7 +14,6 @@ use casebook_shared::ids::{AccountId, DocId};
 use casebook_shared::signed::Signed;
 
 use super::apply::Batch;
-use super::heal::RECHECK;
 use super::pulling::{HeldDoc, Here, Pulling, Step};
 use super::{APPLY_CHUNK, Progress, SyncReport, unexpected};
 use crate::docs::DocMeta;
@@ -82,7 +81,7 @@ impl Home {
                     // lost data, and maybe more than it can tell from the
                     // relay's numbers (so do the logs, see `send_log_back`).
                     if !healed.is_empty() {
-                        self.store.put_secret(RECHECK, &[1])?;
+                        self.relay_lost_data()?;
                     }
                     if self.recheck_due()? {
                         pulling.recheck();
@@ -191,7 +190,7 @@ impl Home {
                     // others too: looked for by the next pull (unless this
                     // one does). One held back is not taken as a loss yet.
                     if !rewound.is_empty() {
-                        self.store.put_secret(RECHECK, &[1])?;
+                        self.relay_lost_data()?;
                     }
                     for doc in rewound {
                         batches.entry(doc).or_default().rewind = true;
