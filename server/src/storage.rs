@@ -165,6 +165,12 @@ pub enum WriteJob {
         /// it, and the number never goes back.
         head: u64,
         signer: (AccountId, u64),
+        /// A disposal the relay lost, sent back alone (`entries` is that
+        /// one entry, `readers` holds the owner): whatever log is held goes
+        /// first, since devices that never saw the disposal may have sent
+        /// the case back or written to it since, and the document is
+        /// indexed under its readers, since the relay may not hold it.
+        alone: bool,
     },
 }
 
@@ -563,6 +569,7 @@ mod tests {
                     readers: Vec::new(),
                     head: 9,
                     signer: (AccountId([0; 32]), 1),
+                    alone: false,
                 },
                 vec![if ok {
                     Ok(Written::default())

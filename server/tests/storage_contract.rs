@@ -4,11 +4,13 @@
 
 #[path = "common/contract.rs"]
 mod contract;
+#[path = "common/disposal_contract.rs"]
+mod disposal_contract;
 #[path = "common/postgres.rs"]
 mod pg;
 
 mod sqlite {
-    use super::contract;
+    use super::{contract, disposal_contract};
     use casebook_relay::sqlite::SqliteStore;
 
     fn fresh() -> (tempfile::TempDir, SqliteStore) {
@@ -56,7 +58,13 @@ mod sqlite {
     #[tokio::test]
     async fn a_disposal_keeps_itself_alone() {
         let (_dir, s) = fresh();
-        contract::a_disposal_keeps_itself_alone(&s).await;
+        disposal_contract::a_disposal_keeps_itself_alone(&s).await;
+    }
+
+    #[tokio::test]
+    async fn a_disposal_given_back_alone_replaces_any_log() {
+        let (_dir, s) = fresh();
+        disposal_contract::a_disposal_given_back_alone_replaces_any_log(&s).await;
     }
 
     #[tokio::test]
@@ -85,8 +93,8 @@ mod sqlite {
 }
 
 mod postgres {
-    use super::contract;
     use super::pg::TestPostgres;
+    use super::{contract, disposal_contract};
     use casebook_relay::postgres::{PgStore, migrate};
     use casebook_relay::storage::Storage;
 
@@ -166,7 +174,15 @@ mod postgres {
         let Some((_pg, s)) = fresh().await else {
             return;
         };
-        contract::a_disposal_keeps_itself_alone(&s).await;
+        disposal_contract::a_disposal_keeps_itself_alone(&s).await;
+    }
+
+    #[tokio::test]
+    async fn a_disposal_given_back_alone_replaces_any_log() {
+        let Some((_pg, s)) = fresh().await else {
+            return;
+        };
+        disposal_contract::a_disposal_given_back_alone_replaces_any_log(&s).await;
     }
 
     #[tokio::test]

@@ -109,6 +109,13 @@ pub enum Request {
     /// device need not ask for it. A relay that does not know this request
     /// answers [`ErrorCode::BadRequest`]; the device then subscribes plainly.
     SubscribeItems { max_bytes: u32 },
+    /// Gives back a document's disposal that the relay lost (restored from
+    /// an older copy, or losing data): the owner's signed `Dispose` entry
+    /// alone, which proves itself, sent by any device that holds it. The
+    /// relay deletes what it holds of the document, as in any disposal,
+    /// and answers [`Response::Log`] with the disposal it keeps (another
+    /// one, if it held one already).
+    RestoreDisposal { doc: DocId, entry: Signed },
 }
 
 /// A document's position as the relay holds it.

@@ -164,7 +164,7 @@ impl Home {
             ));
         }
         let by = self.name_of(&entry.account)?;
-        self.purge_doc(doc, &by)?;
+        self.purge_doc(doc, &by, Some(gone))?;
         Ok(Ok(()))
     }
 
@@ -173,14 +173,27 @@ impl Home {
     /// waits to be sent, drafts. The file is rebuilt afterwards, once for
     /// all of a round's disposals ([`Home::rewrite_if_due`]), so no copy of
     /// them stays on disk; the mark that it is due is written with the
-    /// deletion, so a crash before the rebuild leaves it due.
-    pub(crate) fn purge_doc(&mut self, doc: &DocId, by: &str) -> Result<()> {
+    /// deletion, so a crash before the rebuild leaves it due. The signed
+    /// disposal (`gone`, or the last entry held of a disposal made here) is
+    /// kept, to give back to a relay that loses it (see `sync::disposals`).
+    pub(crate) fn purge_doc(&mut self, doc: &DocId, by: &str, gone: Option<&Signed>) -> Result<()> {
         let held = self.store.doc_ids()?.contains(doc);
+        let gone = match gone {
+            Some(g) => Some(g.clone()),
+            None => match self.store.log(&doc.0)?.last() {
+                Some(bytes) => Some(codec::decode::<Signed>(bytes)?)
+                    .filter(crate::docs::access_state::is_disposal),
+                None => None,
+            },
+        };
         self.atomically(|home| {
             let mut known = home.disposed_docs()?;
             if !known.contains(doc) {
                 known.push(*doc);
                 home.store.put_secret(DISPOSED, &codec::encode(&known))?;
+            }
+            if let Some(gone) = &gone {
+                home.keep_disposal(doc, gone)?;
             }
             if !held {
                 return Ok(());

@@ -12,6 +12,7 @@
 mod apply;
 pub mod check;
 mod claims;
+mod disposals;
 mod fork;
 mod heal;
 pub(crate) use heal::compared_name;
@@ -99,6 +100,9 @@ pub struct SyncReport {
     /// Accounts whose log the relay lacked the end of (or all of): this
     /// device's copy sent back.
     pub logs_healed: Vec<AccountId>,
+    /// Documents disposed of whose disposal the relay lacked (restored from
+    /// an older copy, or losing data): given back, so it deletes them again.
+    pub disposals_healed: Vec<DocId>,
     /// Documents held here only in part: changes they hold build on
     /// changes the relay has not served.
     pub incomplete: Vec<Incomplete>,

@@ -64,7 +64,7 @@ impl Home {
             match pulling.poll() {
                 Step::Purge(doc) => {
                     let by = self.name().to_string();
-                    self.purge_doc(&doc, &by)?;
+                    self.purge_doc(&doc, &by, None)?;
                 }
                 Step::List => {
                     let mut heads = match relay.request(&Request::ListDocs { since: 0 }).await? {
@@ -87,6 +87,16 @@ impl Home {
                         pulling.recheck();
                     }
                     report.access_healed.extend(healed);
+                    let kept = self.kept_disposals()?;
+                    for (doc, gone) in super::disposals::lacking(&kept, &heads, &self.account_id())
+                    {
+                        if self
+                            .give_back_disposal(relay, &doc, &gone, accounts)
+                            .await?
+                        {
+                            report.disposals_healed.push(doc);
+                        }
+                    }
                     listed = heads.iter().map(|h| h.doc).collect();
                     let audit = crate::audit_sync::audit_doc(&self.account_id());
                     audit_head = heads.iter().find(|h| h.doc == audit).map_or(0, |h| h.seq);

@@ -19,8 +19,9 @@ pub enum WatchEvent {
     /// changes from other devices are applied and saved here, before the
     /// rest of the round: what a page showing the record refreshes on.
     Progress(Progress),
-    /// A round finished.
-    Synced(SyncReport),
+    /// A round finished (boxed: a report is many times the size of the
+    /// other events, which come far more often).
+    Synced(Box<SyncReport>),
 }
 
 /// Pushes held for the next round at most.
@@ -104,7 +105,7 @@ impl Home {
         // edit queued during a round is not mistaken for a held one).
         let held = |r: &super::SyncReport| r.held.iter().map(|h| h.edits as u64).sum::<u64>();
         let mut settled = held(&first);
-        on_event(WatchEvent::Synced(first));
+        on_event(WatchEvent::Synced(Box::new(first)));
         tokio::pin!(stop);
         let mut poll = tokio::time::interval(OUTBOX_POLL);
         let mut told = Vec::new();
@@ -137,7 +138,7 @@ impl Home {
             match round {
                 Ok(r) => {
                     settled = held(&r);
-                    on_event(WatchEvent::Synced(r));
+                    on_event(WatchEvent::Synced(Box::new(r)));
                 }
                 Err(e) => break Err(e),
             }

@@ -285,9 +285,23 @@ async fn run_job(
             readers,
             head,
             signer,
+            alone,
         } => {
             if !signer_holds(tx, stmts, known, signer).await? {
                 return Ok(vec![Err(StoreError::Stale)]);
+            }
+            if *alone {
+                let d = &doc.0[..];
+                tx.execute(
+                    "DELETE FROM access_entries WHERE doc = $1 AND seq >= $2",
+                    &[&d, &(*first_seq as i64)],
+                )
+                .await?;
+                tx.execute(&stmts.add_owner, &[&d, &&signer.0.0[..]])
+                    .await?;
+                for m in readers {
+                    tx.execute(&stmts.add_member, &[&&m.0[..], &d]).await?;
+                }
             }
             let appended =
                 append_log(tx, &stmts.append_access, &doc.0, *first_seq, entries).await?;

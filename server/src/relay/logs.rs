@@ -15,7 +15,7 @@ fn moved_on(r: &Response) -> bool {
     matches!(r, Response::Error { code: ErrorCode::Conflict, reason } if reason == MOVED_ON)
 }
 
-const MOVED_ON: &str = "the log moved on; fetch it and retry";
+pub(super) const MOVED_ON: &str = "the log moved on; fetch it and retry";
 
 /// Whose entries a connection may append.
 #[derive(Clone, Copy)]
@@ -32,7 +32,7 @@ impl<S: Storage> Relay<S> {
     /// `answer`, once the log it was refused for having moved on (another
     /// relay node appended first) is held as stored, so the device's retry
     /// is checked against it.
-    async fn caught_up_after(&self, answer: Response) -> Response {
+    pub(super) async fn caught_up_after(&self, answer: Response) -> Response {
         if moved_on(&answer)
             && let Err(e) = self.catch_up().await
         {
@@ -303,6 +303,7 @@ impl<S: Storage> Relay<S> {
                 readers,
                 head: held.as_ref().map_or(0, |d| d.head()),
                 signer,
+                alone: false,
             }
         } else {
             WriteJob::Access {

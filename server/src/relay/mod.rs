@@ -10,6 +10,7 @@ use casebook_shared::crypto::{self, random_bytes};
 use casebook_shared::frames::{self, DocHead, ErrorCode, MAX_MAILBOX_MSG, Request, Response};
 use casebook_shared::ids::{AccountId, DeviceId, DocId};
 
+mod disposals;
 mod follow;
 mod held;
 mod hub;
@@ -394,6 +395,9 @@ impl<S: Storage> Relay<S> {
             }
             Request::AppendAccess { doc, entries } => {
                 self.append_access(session, doc, entries).await
+            }
+            Request::RestoreDisposal { doc, entry } => {
+                self.restore_disposal(session, doc, entry).await
             }
             Request::GetAccess { doc, from } => {
                 if let Err(e) = self.catch_up().await {

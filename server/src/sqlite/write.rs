@@ -158,9 +158,17 @@ fn run_job(
             readers,
             head,
             signer,
+            alone,
         } => {
             if !signer_holds(tx, known, signer)? {
                 return Ok(vec![Err(StoreError::Stale)]);
+            }
+            if *alone {
+                tx.execute(
+                    "DELETE FROM access_entries WHERE doc = ?1 AND seq >= ?2",
+                    params![&doc.0[..], *first_seq as i64],
+                )?;
+                index_doc(tx, doc, &signer.0, readers)?;
             }
             let appended = append_log(tx, "access_entries", "doc", &doc.0, *first_seq, entries)?;
             if appended.is_err() {

@@ -13,9 +13,7 @@
 //!   pages end to end to exactly what was stored, in order;
 //! - what was acknowledged is there after the store is closed and opened
 //!   again, with its heads, cursor and sizes;
-//! - a disposal deletes every envelope, snapshot and earlier access entry
-//!   of its document, keeps itself with its readers and the document's
-//!   head, and refuses anything stored for the document afterwards;
+//! - a disposal keeps itself alone (see `disposal_contract.rs`);
 //! - an envelope is stored only if the access log and the author's account
 //!   log are as long as when it was checked (its fence), so an access
 //!   change or a revocation that another node stored first wins;
@@ -29,24 +27,24 @@ use casebook_shared::frames::Stored;
 use casebook_shared::ids::{AccountId, DeviceId, DocId, EnvelopeId};
 use casebook_shared::signed::Signed;
 
-fn doc(n: u8) -> DocId {
+pub fn doc(n: u8) -> DocId {
     DocId([n; 16])
 }
 
-fn env_id(n: u8) -> EnvelopeId {
+pub fn env_id(n: u8) -> EnvelopeId {
     EnvelopeId([n; 24])
 }
 
 /// The author of every envelope here, whose account log is empty unless a
 /// check writes one.
-const AUTHOR: AccountId = AccountId([0xaa; 32]);
+pub const AUTHOR: AccountId = AccountId([0xaa; 32]);
 
 /// The owner who signs access entries here, whose account log is empty
 /// unless a check writes one.
-const OWNER: AccountId = AccountId([0xbb; 32]);
+pub const OWNER: AccountId = AccountId([0xbb; 32]);
 
 /// Checked against an empty access log and an empty account log.
-fn unfenced() -> Fence {
+pub fn unfenced() -> Fence {
     Fence {
         access_len: 0,
         account: AUTHOR,
@@ -54,7 +52,7 @@ fn unfenced() -> Fence {
     }
 }
 
-fn change(d: u8, id: u8, bytes: &[u8]) -> NewEnvelope {
+pub fn change(d: u8, id: u8, bytes: &[u8]) -> NewEnvelope {
     NewEnvelope {
         doc: doc(d),
         id: env_id(id),
@@ -65,13 +63,13 @@ fn change(d: u8, id: u8, bytes: &[u8]) -> NewEnvelope {
     }
 }
 
-fn fenced(mut e: NewEnvelope, access_len: u64, account_len: u64) -> NewEnvelope {
+pub fn fenced(mut e: NewEnvelope, access_len: u64, account_len: u64) -> NewEnvelope {
     e.fence.access_len = access_len;
     e.fence.account_len = account_len;
     e
 }
 
-fn entry(n: u8) -> Signed {
+pub fn entry(n: u8) -> Signed {
     Signed {
         body: vec![n; 40],
         signer: DeviceId([n; 32]),
@@ -79,15 +77,15 @@ fn entry(n: u8) -> Signed {
     }
 }
 
-async fn write(s: &impl Storage, job: WriteJob) -> Vec<Result<Written, StoreError>> {
+pub async fn write(s: &impl Storage, job: WriteJob) -> Vec<Result<Written, StoreError>> {
     s.submit(job).await.expect("the writer answers")
 }
 
-async fn put(s: &impl Storage, envs: Vec<NewEnvelope>) -> Vec<Result<Written, StoreError>> {
+pub async fn put(s: &impl Storage, envs: Vec<NewEnvelope>) -> Vec<Result<Written, StoreError>> {
     write(s, WriteJob::Envelopes(envs.into())).await
 }
 
-async fn all(s: &impl Storage, d: u8) -> Vec<Stored> {
+pub async fn all(s: &impl Storage, d: u8) -> Vec<Stored> {
     s.fetch(vec![(doc(d), 0)], usize::MAX)
         .await
         .expect("fetch")
@@ -339,56 +337,6 @@ where
     assert!(next[0].as_ref().unwrap().seq > top);
 }
 
-pub async fn a_disposal_keeps_itself_alone(s: &impl Storage) {
-    for i in 1..=3u8 {
-        put(s, vec![change(30, i, &[i; 50])]).await;
-    }
-    let head = all(s, 30).await.last().unwrap().seq;
-    let access = WriteJob::Access {
-        doc: doc(30),
-        first_seq: 0,
-        entries: vec![entry(1), entry(2)],
-        owner: OWNER,
-        members: vec![OWNER],
-        signer: (OWNER, 0),
-    };
-    assert!(write(s, access).await[0].is_ok());
-    let readers = vec![AccountId([1; 32]), AccountId([2; 32])];
-    let done = write(
-        s,
-        WriteJob::Dispose {
-            doc: doc(30),
-            first_seq: 2,
-            entries: vec![entry(3)],
-            readers: readers.clone(),
-            // Lower than the document's: the store keeps the higher.
-            head: 0,
-            signer: (OWNER, 0),
-        },
-    )
-    .await;
-    assert!(
-        matches!(done[0], Ok(Written { added: -150, seq, .. }) if seq == head),
-        "{done:?}"
-    );
-    assert!(all(s, 30).await.is_empty());
-    let late = put(s, vec![fenced(change(30, 9, b"too late"), 3, 0)]).await;
-    assert!(matches!(late[0], Err(StoreError::Disposed)), "{late:?}");
-    let loaded = s.load().await.unwrap();
-    let log = &loaded.docs.iter().find(|(d, _)| *d == doc(30)).unwrap().1;
-    assert_eq!(log, &vec![entry(3)], "the disposal alone");
-    assert_eq!(
-        loaded
-            .disposed
-            .iter()
-            .find(|(d, _)| *d == doc(30))
-            .map(|d| &d.1),
-        Some(&readers)
-    );
-    assert!(loaded.heads.contains(&(doc(30), head)));
-    assert!(loaded.cursor >= head);
-}
-
 pub async fn an_envelope_whose_logs_moved_is_refused_as_stale(s: &impl Storage) {
     let access = |first_seq, entries| WriteJob::Access {
         doc: doc(40),
@@ -481,6 +429,7 @@ pub async fn a_log_and_a_document_read_back_as_stored(s: &impl Storage) {
         readers: vec![AUTHOR],
         head: rec.head,
         signer: (OWNER, 0),
+        alone: false,
     };
     assert!(write(s, gone).await[0].is_ok());
     let rec2 = s.doc_record(doc(50)).await.unwrap().expect("kept");

@@ -242,6 +242,12 @@ impl Out {
                 r.logs_healed.len()
             );
         }
+        if !r.disposals_healed.is_empty() {
+            tell!(
+                "note: the relay lacked the disposal of {} document(s) disposed of (restored from an older copy, or losing data): given back, so they are deleted again wherever they were",
+                r.disposals_healed.len()
+            );
+        }
         if r.resent > 0 {
             tell!(
                 "note: {} change(s) made on this device were missing from the relay (lost, or restored from an older copy): sent again",
@@ -278,6 +284,7 @@ impl Out {
             || !r.rewound.is_empty()
             || !r.access_healed.is_empty()
             || !r.logs_healed.is_empty()
+            || !r.disposals_healed.is_empty()
             || !r.held.is_empty()
         {
             self.sync_report(r)?;
