@@ -114,8 +114,14 @@ pub enum Request {
     /// alone, which proves itself, sent by any device that holds it. The
     /// relay deletes what it holds of the document, as in any disposal,
     /// and answers [`Response::Log`] with the disposal it keeps (another
-    /// one, if it held one already).
-    RestoreDisposal { doc: DocId, entry: Signed },
+    /// one, if it held one already). `readers`, the accounts that could
+    /// read the document as the sender knew it, are told of the disposal
+    /// too; they count only from the owner's own devices.
+    RestoreDisposal {
+        doc: DocId,
+        entry: Signed,
+        readers: Vec<AccountId>,
+    },
 }
 
 /// A document's position as the relay holds it.

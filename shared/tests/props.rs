@@ -82,7 +82,16 @@ fn request() -> impl Strategy<Value = Request> {
             .prop_map(|(account, from)| Request::GetAccount { account, from }),
         (doc_id(), signed_vec()).prop_map(|(doc, entries)| Request::AppendAccess { doc, entries }),
         (doc_id(), any::<u64>()).prop_map(|(doc, from)| Request::GetAccess { doc, from }),
-        (doc_id(), signed()).prop_map(|(doc, entry)| Request::RestoreDisposal { doc, entry }),
+        (
+            doc_id(),
+            signed(),
+            proptest::collection::vec(account_id(), 0..3)
+        )
+            .prop_map(|(doc, entry, readers)| Request::RestoreDisposal {
+                doc,
+                entry,
+                readers
+            }),
         any::<u64>().prop_map(|since| Request::ListDocs { since }),
         proptest::collection::vec(bytes(200), 0..5)
             .prop_map(|envelopes| Request::Upload { envelopes }),

@@ -10,7 +10,7 @@ use casebook_shared::access::{self, DocEntry, DocOp};
 use casebook_shared::account::{self, AccountState};
 use casebook_shared::crypto::{self, DeviceSigner, DhSecret, SecretKey};
 use casebook_shared::frames::{ErrorCode, Request, Response};
-use casebook_shared::ids::{DocId, Hash};
+use casebook_shared::ids::{AccountId, DocId, Hash};
 use casebook_shared::signed::Signed;
 use casebook_tests::*;
 
@@ -202,6 +202,95 @@ async fn a_disposal_of_a_case_the_restore_lost_whole_is_given_back_by_its_owner(
     relay.stop().await;
 }
 
+/// The copy holds the case. The laptop disposes of it; the tablet sleeps
+/// through that. Restored, the relay holds the case again, and the tablet
+/// shares it with Dr. Chen and then Dr. Lee: Dr. Chen's device takes two
+/// access entries past where the disposal was signed. The laptop gives
+/// the disposal back; the relay's log of the case is then shorter than
+/// Dr. Chen's, which would be refused as a rollback, but its last entry
+/// is the disposal: Dr. Chen's device and the tablet delete the case.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_device_that_took_more_of_a_case_than_its_disposal_deletes_it() {
+    let relay = TestRelay::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let (mut laptop, _) = init_with_words(&dir.path().join("laptop"), &relay, "Dr. Rivera");
+    let case = case_with_a_plan(&mut laptop, "walk daily");
+    sync(&mut laptop).await;
+    let mut tablet = pair(&mut laptop, &dir.path().join("tablet"), &relay).await;
+    sync(&mut tablet).await;
+    let mut chen = init(&dir.path().join("chen"), &relay, "Dr. Chen");
+    sync(&mut chen).await;
+    let mut lee = init(&dir.path().join("lee"), &relay, "Dr. Lee");
+    sync(&mut lee).await;
+    befriend(&mut tablet, "Dr. Chen", &chen.account_id());
+    befriend(&mut tablet, "Dr. Lee", &lee.account_id());
+
+    let (relay, copy) = relay.copy().await;
+
+    laptop.dispose_case(&case, true).unwrap();
+    sync(&mut laptop).await;
+    sync(&mut laptop).await;
+
+    let relay = relay.restore(copy.path()).await;
+    sync(&mut tablet).await;
+    share_case(&mut tablet, &case, "Dr. Chen", "read", true).await;
+    share_case(&mut tablet, &case, "Dr. Lee", "read", true).await;
+    sync(&mut chen).await;
+    assert!(holds(&chen, &case));
+
+    let back = sync(&mut laptop).await;
+    assert!(back.disposals_healed.contains(&case), "{back:?}");
+    let took = sync(&mut chen).await;
+    assert_clean(&took);
+    assert!(!holds(&chen, &case), "Dr. Chen's device deletes it");
+    sync(&mut tablet).await;
+    assert!(!holds(&tablet, &case), "so does the tablet");
+    sync(&mut lee).await;
+    assert!(!holds(&lee, &case));
+    relay.stop().await;
+}
+
+/// The tablet disposes of the case, and is retired later: its signature
+/// no longer counts anywhere (a stolen device could sign a disposal dated
+/// back). Restored from a copy older than both, the relay holds the case
+/// again and takes the tablet as active; the laptop sends the account
+/// log's end back, so the relay learns the tablet was revoked, and then
+/// signs the disposal again itself before giving it back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_disposal_whose_device_was_retired_is_signed_again_and_given_back() {
+    let relay = TestRelay::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let (mut laptop, _) = init_with_words(&dir.path().join("laptop"), &relay, "Dr. Rivera");
+    let case = case_with_a_plan(&mut laptop, "walk daily");
+    sync(&mut laptop).await;
+    let mut tablet = pair(&mut laptop, &dir.path().join("tablet"), &relay).await;
+    sync(&mut tablet).await;
+
+    let (relay, copy) = relay.copy().await;
+
+    tablet.dispose_case(&case, true).unwrap();
+    sync(&mut tablet).await;
+    sync(&mut tablet).await;
+    sync(&mut laptop).await;
+    assert!(!holds(&laptop, &case));
+    let conn = laptop.connect().await.unwrap();
+    laptop.revoke(&conn, &tablet.device_id()).await.unwrap();
+    laptop.sync(&conn, &mut |_| {}).await.unwrap();
+    conn.close().await;
+
+    let relay = relay.restore(copy.path()).await;
+    let back = sync(&mut laptop).await;
+    assert!(back.disposals_healed.contains(&case), "{back:?}");
+    let mut phone = pair(&mut laptop, &dir.path().join("phone"), &relay).await;
+    sync(&mut phone).await;
+    assert!(
+        !holds(&phone, &case),
+        "a device paired since is not served it"
+    );
+    assert!(sync(&mut laptop).await.disposals_healed.is_empty());
+    relay.stop().await;
+}
+
 /// A disposal of `doc` at `seq`, said to be `account`'s, signed by
 /// `signer` at `account_len` entries of that account's log.
 fn disposal(
@@ -223,10 +312,16 @@ fn disposal(
     Signed::sign(signer, access::SIG_LABEL, &entry)
 }
 
-async fn answer(conn: &Relay, doc: DocId, entry: &Signed) -> Result<Vec<Signed>, ErrorCode> {
+async fn answer(
+    conn: &Relay,
+    doc: DocId,
+    entry: &Signed,
+    readers: &[AccountId],
+) -> Result<Vec<Signed>, ErrorCode> {
     let request = Request::RestoreDisposal {
         doc,
         entry: entry.clone(),
+        readers: readers.to_vec(),
     };
     match conn.request(&request).await {
         Ok(Response::Log { entries }) => Ok(entries),
@@ -240,7 +335,8 @@ async fn answer(conn: &Relay, doc: DocId, entry: &Signed) -> Result<Vec<Signed>,
 /// device, since it proves itself, only where it is a disposal of that
 /// document signed by a device of its owner that the owner has not
 /// revoked; taken over whatever log is held, and for a document the relay
-/// does not hold; once one is kept, that one stands.
+/// does not hold from the owner's devices alone; once one is kept, that
+/// one stands.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_disposal_given_back_is_taken_only_from_its_owner() {
     let relay = TestRelay::start().await;
@@ -312,7 +408,11 @@ async fn a_disposal_given_back_is_taken_only_from_its_owner() {
         (disposal(doc, 1, &at_two, 2, &tablet), ErrorCode::Forbidden),
     ];
     for (entry, code) in &refused {
-        assert_eq!(answer(&other, doc, entry).await, Err(*code), "{entry:?}");
+        assert_eq!(
+            answer(&other, doc, entry, &[]).await,
+            Err(*code),
+            "{entry:?}"
+        );
     }
     match own.request(&Request::GetAccess { doc, from: 0 }).await {
         Ok(Response::Log { entries }) => assert_eq!(entries, vec![first.clone()]),
@@ -321,20 +421,35 @@ async fn a_disposal_given_back_is_taken_only_from_its_owner() {
 
     // The owner's laptop's, given back by someone else: taken.
     let gone = disposal(doc, 1, &owner, 3, &laptop);
-    assert_eq!(answer(&other, doc, &gone).await, Ok(vec![gone.clone()]));
+    assert_eq!(
+        answer(&other, doc, &gone, &[]).await,
+        Ok(vec![gone.clone()])
+    );
     // Given back again, or another disposal: the one kept stands.
     let later = disposal(doc, 5, &owner, 3, &laptop);
-    assert_eq!(answer(&own, doc, &later).await, Ok(vec![gone.clone()]));
+    assert_eq!(answer(&own, doc, &later, &[]).await, Ok(vec![gone.clone()]));
     for from in [0, 1, 7] {
         match own.request(&Request::GetAccess { doc, from }).await {
             Ok(Response::Log { entries }) => assert_eq!(entries, vec![gone.clone()]),
             r => panic!("{r:?}"),
         }
     }
-    // A document the relay never held: taken, and listed to its owner.
+    // A document the relay never held: taken from its owner's devices
+    // only, and listed to its owner and to the readers they name.
     let unknown = DocId(crypto::random_bytes());
     let gone = disposal(unknown, 4, &owner, 3, &laptop);
-    assert_eq!(answer(&own, unknown, &gone).await, Ok(vec![gone.clone()]));
+    assert_eq!(
+        answer(&other, unknown, &gone, &[]).await,
+        Err(ErrorCode::Forbidden)
+    );
+    assert_eq!(
+        answer(&own, unknown, &gone, &[theirs.id]).await,
+        Ok(vec![gone.clone()])
+    );
+    match other.request(&Request::ListDocs { since: 0 }).await {
+        Ok(Response::Docs { docs, .. }) => assert!(docs.iter().any(|h| h.doc == unknown)),
+        r => panic!("{r:?}"),
+    }
     match own.request(&Request::ListDocs { since: 0 }).await {
         Ok(Response::Docs { docs, .. }) => {
             let listed = docs.iter().find(|h| h.doc == unknown).expect("listed");

@@ -178,6 +178,17 @@ impl Home {
     /// kept, to give back to a relay that loses it (see `sync::disposals`).
     pub(crate) fn purge_doc(&mut self, doc: &DocId, by: &str, gone: Option<&Signed>) -> Result<()> {
         let held = self.store.doc_ids()?.contains(doc);
+        // Who could read it, of a document this account owns: told of the
+        // disposal too when it is given back (see `sync::disposals`).
+        let readers = match self.access().doc_meta(doc)? {
+            Some(meta) if meta.owner == self.account_id() => meta
+                .members
+                .iter()
+                .map(|(a, _, _)| *a)
+                .chain(meta.grants.iter().map(|g| g.account))
+                .collect(),
+            _ => Vec::new(),
+        };
         let gone = match gone {
             Some(g) => Some(g.clone()),
             None => match self.store.log(&doc.0)?.last() {
@@ -193,7 +204,7 @@ impl Home {
                 home.store.put_secret(DISPOSED, &codec::encode(&known))?;
             }
             if let Some(gone) = &gone {
-                home.keep_disposal(doc, gone)?;
+                home.keep_disposal(doc, gone, readers)?;
             }
             if !held {
                 return Ok(());

@@ -12,21 +12,31 @@
 //!
 //! A listing lacks it where it shows the document with another last access
 //! entry, or, to the owner's devices, not at all (a colleague's device is
-//! not shown a document the relay never knew them to read). Where the
-//! relay keeps another disposal of the document (signed elsewhere after a
-//! restore), it answers with that one, which is kept here instead once it
-//! checks out, so the two are not given back in turn.
+//! not shown a document the relay never knew them to read). The owner's
+//! devices also tell the relay who could read the case, as they knew it,
+//! so that a colleague's device the restored relay never knew to read it
+//! learns of the disposal too. Where the relay keeps another disposal of
+//! the document (signed elsewhere after a restore), it answers with that
+//! one, and its listing of that one is taken as the disposal's, so the two
+//! are not given back in turn.
+//!
+//! A disposal whose device the owner has revoked since (a laptop retired,
+//! say) no longer counts anywhere (a stolen device could sign one dated
+//! back): an owner's device signs it again, at its own place in the
+//! account log, before giving it back. A colleague's device cannot, and
+//! forgets it, saying so.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use casebook_shared::access::{self, DocEntry, DocState};
 use casebook_shared::account::AccountState;
 use casebook_shared::codec;
 use casebook_shared::frames::{DocHead, ErrorCode, Request, Response};
-use casebook_shared::ids::{AccountId, DocId};
+use casebook_shared::ids::{AccountId, DocId, Hash};
 use casebook_shared::signed::Signed;
 
 use super::unexpected;
+use crate::docs::access_state::is_disposal;
 use crate::error::Result;
 use crate::home::Home;
 use crate::net::{NetError, Relay};
@@ -34,28 +44,44 @@ use crate::net::{NetError, Relay};
 /// The sealed setting that keeps each disposal carried out here.
 const KEPT: &str = "disposals_kept";
 
+/// A disposal carried out here, kept to give back.
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+pub(crate) struct Kept {
+    pub gone: Signed,
+    /// Who could read the document as this device knew it (of a document
+    /// its account owned; empty otherwise).
+    pub readers: Vec<AccountId>,
+    /// The last access entry of a disposal the relay answered that it
+    /// keeps instead, which its listing then shows.
+    pub relay_keeps: Option<Hash>,
+}
+
 /// The kept disposals the relay's listing `heads` lacks, as the module
 /// says; `me` is this device's account.
 pub(crate) fn lacking(
-    kept: &BTreeMap<DocId, Signed>,
+    kept: &BTreeMap<DocId, Kept>,
     heads: &[DocHead],
     me: &AccountId,
-) -> Vec<(DocId, Signed)> {
+) -> Vec<(DocId, Kept)> {
     let listed: BTreeMap<DocId, &DocHead> = heads.iter().map(|h| (h.doc, h)).collect();
     kept.iter()
-        .filter(|(doc, gone)| match listed.get(doc) {
-            Some(h) => h.access_head != gone.hash(access::HASH_LABEL),
-            None => gone
+        .filter(|(doc, k)| match listed.get(doc) {
+            Some(h) => {
+                h.access_head != k.gone.hash(access::HASH_LABEL)
+                    && k.relay_keeps != Some(h.access_head)
+            }
+            None => k
+                .gone
                 .open::<DocEntry>(access::SIG_LABEL)
                 .is_ok_and(|e| e.account == *me),
         })
-        .map(|(doc, gone)| (*doc, gone.clone()))
+        .map(|(doc, k)| (*doc, k.clone()))
         .collect()
 }
 
-/// Whether `gone` is a disposal of `doc` that a device takes: it verifies
+/// Whether a device takes `gone` as the disposal of `doc`: it verifies
 /// against its owner's account `owner`, from a device not revoked since.
-fn holds(gone: &Signed, doc: &DocId, owner: &AccountState) -> bool {
+fn counts(gone: &Signed, doc: &DocId, owner: &AccountState) -> bool {
     DocState::verify_disposal(gone, doc, owner).is_ok()
         && owner
             .devices
@@ -65,92 +91,179 @@ fn holds(gone: &Signed, doc: &DocId, owner: &AccountState) -> bool {
 
 impl Home {
     /// The disposals carried out here, by document.
-    pub(crate) fn kept_disposals(&self) -> Result<BTreeMap<DocId, Signed>> {
+    pub(crate) fn kept_disposals(&self) -> Result<BTreeMap<DocId, Kept>> {
         Ok(match self.store.get_secret(KEPT)? {
             Some(b) => codec::decode(&b)?,
             None => BTreeMap::new(),
         })
     }
 
-    /// Keeps `gone`, the disposal of `doc` carried out here, to give it
-    /// back to a relay that lost it.
-    pub(crate) fn keep_disposal(&self, doc: &DocId, gone: &Signed) -> Result<()> {
+    /// Keeps `gone`, the disposal of `doc` carried out here, with who
+    /// could read the document (`readers`), to give it back to a relay
+    /// that lost it.
+    pub(crate) fn keep_disposal(
+        &self,
+        doc: &DocId,
+        gone: &Signed,
+        readers: Vec<AccountId>,
+    ) -> Result<()> {
+        self.change_kept(doc, |k| {
+            *k = Some(Kept {
+                gone: gone.clone(),
+                readers,
+                relay_keeps: None,
+            })
+        })
+    }
+
+    fn change_kept(&self, doc: &DocId, change: impl FnOnce(&mut Option<Kept>)) -> Result<()> {
         let mut kept = self.kept_disposals()?;
-        kept.insert(*doc, gone.clone());
+        let mut one = kept.remove(doc);
+        change(&mut one);
+        kept.extend(one.map(|k| (*doc, k)));
         Ok(self.store.put_secret(KEPT, &codec::encode(&kept))?)
     }
 
-    fn forget_disposal(&self, doc: &DocId) -> Result<()> {
-        let mut kept = self.kept_disposals()?;
-        kept.remove(doc);
-        Ok(self.store.put_secret(KEPT, &codec::encode(&kept))?)
+    /// Forgets the kept disposal of `doc`, saying why in the trail.
+    fn forget_disposal(&mut self, doc: &DocId, why: &str) -> Result<()> {
+        self.atomically(|home| {
+            home.change_kept(doc, |k| *k = None)?;
+            home.trail().record(
+                &format!(
+                    "the relay lacked this case's disposal, and {why}: it is no longer given back"
+                ),
+                Some(*doc),
+            )
+        })
     }
 
-    /// Gives `gone`, the disposal of `doc`, back to a relay whose listing
-    /// lacked it. Says whether the relay took it (or kept another, which
-    /// is kept here from now on). One the relay refuses for what it is
-    /// (it no longer checks out there) is forgotten, and the trail says
-    /// so; one refused for the moment is given back next round.
+    /// Carries out the disposals the relay lists over more access entries
+    /// than it shows: of each document held here, not owned (owned, see
+    /// `check::Need::fork`), that the relay lists with fewer entries than
+    /// this device had from it (`confirmed`), the last entry is fetched,
+    /// and one that is a disposal is taken as any other. That is a
+    /// disposal given back after a restore, over a log an owner's device
+    /// that never saw it wrote on (and this device took). Returns the
+    /// documents purged; any other shorter log is left to the listing's
+    /// judgment, which refuses it as a rollback.
+    pub(super) async fn disposed_over_more(
+        &mut self,
+        relay: &Relay,
+        heads: &[DocHead],
+        confirmed: &HashMap<DocId, u64>,
+        owned: &BTreeSet<DocId>,
+        accounts: &mut BTreeMap<AccountId, AccountState>,
+    ) -> Result<Vec<DocId>> {
+        let mut purged = Vec::new();
+        for h in heads {
+            let had = confirmed.get(&h.doc).copied().unwrap_or(0);
+            if h.access_len == 0 || h.access_len >= had || owned.contains(&h.doc) {
+                continue;
+            }
+            let from = h.access_len - 1;
+            let entries = match relay
+                .request(&Request::GetAccess { doc: h.doc, from })
+                .await?
+            {
+                Response::Log { entries } => entries,
+                r => return Err(unexpected(r)),
+            };
+            let [gone] = &entries[..] else {
+                continue;
+            };
+            if is_disposal(gone)
+                && self
+                    .take_disposal(relay, &h.doc, gone, accounts)
+                    .await?
+                    .is_ok()
+            {
+                purged.push(h.doc);
+            }
+        }
+        Ok(purged)
+    }
+
+    /// Gives `kept`, the disposal of `doc`, back to a relay whose listing
+    /// lacked it. Says whether the relay took it. One refused for what it
+    /// is (it no longer counts there) is forgotten, and the trail says so;
+    /// one refused for the moment is given back next round.
     pub(super) async fn give_back_disposal(
         &mut self,
         relay: &Relay,
         doc: &DocId,
-        gone: &Signed,
+        mut kept: Kept,
         accounts: &mut BTreeMap<AccountId, AccountState>,
     ) -> Result<bool> {
-        let Ok(entry) = gone.open::<DocEntry>(access::SIG_LABEL) else {
-            self.forget_disposal(doc)?;
+        let Ok(entry) = kept.gone.open::<DocEntry>(access::SIG_LABEL) else {
+            self.forget_disposal(doc, "what was kept does not open")?;
             return Ok(false);
         };
         if let std::collections::btree_map::Entry::Vacant(slot) = accounts.entry(entry.account) {
             slot.insert(self.refresh_log(relay, &entry.account).await?);
         }
         let owner = &accounts[&entry.account];
-        if !holds(gone, doc, owner) {
-            // Its device was revoked since: no device takes it now.
-            self.forget_disposal(doc)?;
-            return Ok(false);
+        let mine = entry.account == self.account_id();
+        if !counts(&kept.gone, doc, owner) {
+            if !mine || !owner.is_active(&self.device_id()) {
+                self.forget_disposal(
+                    doc,
+                    "the device that signed it was revoked since, and only its owner's devices can sign it again",
+                )?;
+                return Ok(false);
+            }
+            let again = DocEntry {
+                at: self.now(),
+                account_len: owner.len,
+                ..entry
+            };
+            kept.gone = Signed::sign(&self.id.signer, access::SIG_LABEL, &again);
+            let (gone, readers) = (kept.gone.clone(), kept.readers.clone());
+            self.keep_disposal(doc, &gone, readers)?;
         }
         let request = Request::RestoreDisposal {
             doc: *doc,
-            entry: gone.clone(),
+            entry: kept.gone.clone(),
+            readers: if mine {
+                kept.readers.clone()
+            } else {
+                Vec::new()
+            },
         };
-        let kept = match relay.request(&request).await {
+        let answer = match relay.request(&request).await {
             Ok(Response::Log { entries }) => entries,
             Ok(r) => return Err(unexpected(r)),
             Err(NetError::Relay {
-                code: code @ (ErrorCode::Invalid | ErrorCode::Forbidden | ErrorCode::NotFound),
+                code: ErrorCode::Forbidden,
                 reason,
             }) => {
-                self.atomically(|home| {
-                    home.forget_disposal(doc)?;
-                    home.trail().record(
-                        &format!(
-                            "the relay lacked this case's disposal and refused it given back ({code:?}: {reason}); it is no longer given back"
-                        ),
-                        Some(*doc),
-                    )
-                })?;
+                self.forget_disposal(doc, &format!("the relay refused it given back ({reason})"))?;
                 return Ok(false);
             }
+            // Refused for the moment: the relay's copy of the owner's log
+            // may lack the signer yet, or it moved on meanwhile.
             Err(NetError::Relay { .. }) => return Ok(false),
             Err(e) => return Err(e.into()),
         };
-        self.atomically(|home| {
-            if let [other] = &kept[..]
-                && other != gone
-                && holds(other, doc, owner)
-            {
-                home.keep_disposal(doc, other)?;
+        if answer == [kept.gone.clone()] {
+            self.atomically(|home| {
+                home.trail().record(
+                    "the relay lacked this case's disposal (restored from an older copy, or losing data): given back, so it is deleted again wherever it was",
+                    Some(*doc),
+                )?;
+                // It may have lost more than the disposal: see `heal::RECHECK`.
+                home.relay_lost_data()
+            })?;
+            return Ok(true);
+        }
+        // Another device gave one back first, or the relay keeps another:
+        // its listing of that one is the disposal's from now on.
+        let keeps = answer.last().map(|e| e.hash(access::HASH_LABEL));
+        self.change_kept(doc, |k| {
+            if let Some(k) = k {
+                k.relay_keeps = keeps;
             }
-            home.trail().record(
-                "the relay lacked this case's disposal (restored from an older copy, or losing data): given back, so it is deleted again wherever it was",
-                Some(*doc),
-            )?;
-            // It may have lost more than the disposal: see `heal::RECHECK`.
-            home.relay_lost_data()
         })?;
-        Ok(true)
+        Ok(false)
     }
 }
 
@@ -187,14 +300,22 @@ mod tests {
     fn a_disposal_is_given_back_where_the_listing_lacks_it() {
         let (me, colleague) = (AccountId([1; 32]), AccountId([2; 32]));
         let (mine, theirs) = (DocId([1; 16]), DocId([2; 16]));
-        let kept: BTreeMap<DocId, Signed> = [
-            (mine, disposal(mine, me)),
-            (theirs, disposal(theirs, colleague)),
+        let kept = |gone: Signed| Kept {
+            gone,
+            readers: Vec::new(),
+            relay_keeps: None,
+        };
+        let mut kept: BTreeMap<DocId, Kept> = [
+            (mine, kept(disposal(mine, me))),
+            (theirs, kept(disposal(theirs, colleague))),
         ]
         .into();
-        let gone = |d: &DocId| kept[d].hash(access::HASH_LABEL);
+        let gone = |k: &BTreeMap<DocId, Kept>, d: &DocId| k[d].gone.hash(access::HASH_LABEL);
         // Listed as disposed of: nothing to give back.
-        let listed = [head(mine, gone(&mine)), head(theirs, gone(&theirs))];
+        let listed = [
+            head(mine, gone(&kept, &mine)),
+            head(theirs, gone(&kept, &theirs)),
+        ];
         assert!(lacking(&kept, &listed, &me).is_empty());
         // Listed with another last entry (the case back whole): given
         // back, whoever owns it.
@@ -206,6 +327,13 @@ mod tests {
         assert_eq!(back, vec![mine, theirs]);
         // Not listed: given back by the owner's devices only.
         let back: Vec<DocId> = lacking(&kept, &[], &me)
+            .into_iter()
+            .map(|(d, _)| d)
+            .collect();
+        assert_eq!(back, vec![mine]);
+        // Listed with a disposal the relay said it keeps instead: nothing.
+        kept.get_mut(&theirs).unwrap().relay_keeps = Some(Hash([7; 32]));
+        let back: Vec<DocId> = lacking(&kept, &live, &me)
             .into_iter()
             .map(|(d, _)| d)
             .collect();

@@ -37,7 +37,7 @@ impl Home {
         let here = self.pull_here()?;
         // Each document's access entries the relay has had: all held, less
         // those queued here to send.
-        let confirmed: HashMap<DocId, u64> = here
+        let mut confirmed: HashMap<DocId, u64> = here
             .docs
             .iter()
             .map(|(doc, h)| (*doc, h.sync.access_len.saturating_sub(h.unsent)))
@@ -90,13 +90,17 @@ impl Home {
                     let kept = self.kept_disposals()?;
                     for (doc, gone) in super::disposals::lacking(&kept, &heads, &self.account_id())
                     {
-                        if self
-                            .give_back_disposal(relay, &doc, &gone, accounts)
-                            .await?
-                        {
+                        if self.give_back_disposal(relay, &doc, gone, accounts).await? {
                             report.disposals_healed.push(doc);
                         }
                     }
+                    let purged = self
+                        .disposed_over_more(relay, &heads, &confirmed, &owned, accounts)
+                        .await?;
+                    for doc in &purged {
+                        confirmed.remove(doc);
+                    }
+                    pulling.purged_before_listing(&purged);
                     listed = heads.iter().map(|h| h.doc).collect();
                     let audit = crate::audit_sync::audit_doc(&self.account_id());
                     audit_head = heads.iter().find(|h| h.doc == audit).map_or(0, |h| h.seq);

@@ -202,6 +202,16 @@ impl Pulling {
         }
     }
 
+    /// Documents a disposal the relay lists was carried out for before
+    /// its listing was judged (see `Home::disposed_over_more`): no longer
+    /// held, and known to be disposed of.
+    pub fn purged_before_listing(&mut self, docs: &[DocId]) {
+        for doc in docs {
+            self.here.docs.remove(doc);
+            self.here.disposed.insert(*doc);
+        }
+    }
+
     pub fn poll(&mut self) -> Step {
         self.next.pop_front().unwrap_or(Step::Done)
     }

@@ -292,6 +292,18 @@ async fn run_job(
             }
             if *alone {
                 let d = &doc.0[..];
+                // Checked against this node's memory: another node may
+                // have disposed of it, or stored it as another's, since.
+                let taken = tx
+                    .query_opt(
+                        "SELECT 1 WHERE EXISTS (SELECT 1 FROM disposed WHERE doc = $1)
+                            OR EXISTS (SELECT 1 FROM doc_owners WHERE doc = $1 AND owner <> $2)",
+                        &[&d, &&signer.0.0[..]],
+                    )
+                    .await?;
+                if taken.is_some() {
+                    return Ok(vec![Err(StoreError::LogConflict)]);
+                }
                 tx.execute(
                     "DELETE FROM access_entries WHERE doc = $1 AND seq >= $2",
                     &[&d, &(*first_seq as i64)],

@@ -19,20 +19,32 @@ use casebook_shared::signed::Signed;
 use super::{Change, Relay, Session, err, store_err};
 use crate::storage::{Storage, StoreError, WriteJob};
 
+/// The most readers a disposal given back may name.
+const MAX_READERS: usize = 1024;
+
 impl<S: Storage> Relay<S> {
     /// Takes back `entry`, the disposal of `doc`, from any signed-in
     /// device: it must verify against its owner's account log as held
     /// here, from a device the owner has not revoked (deleting is for
-    /// good, and a device revoked since could sign one dated back), and,
-    /// where the relay holds the document, be its owner's. It need not
+    /// good, and a device revoked since could sign one dated back), and be
+    /// the owner's of the document the relay holds, or, of one it does not
+    /// hold, come from the owner's own devices (so nobody else can claim a
+    /// document id first, by disposing of it as theirs). It need not
     /// continue the log held: devices that never saw it may have sent the
     /// case back, or written to it, since the disposal was signed.
+    /// `readers` (the accounts the owner's device knew could read it)
+    /// are told of it besides those the relay knows, from the owner's own
+    /// devices only.
     pub(super) async fn restore_disposal(
         &self,
         session: &Session,
         doc: DocId,
         entry: Signed,
+        readers: Vec<AccountId>,
     ) -> Response {
+        if readers.len() > MAX_READERS {
+            return err(ErrorCode::BadRequest, "too many readers");
+        }
         if let Err(e) = self.catch_up().await {
             return store_err(e);
         }
@@ -43,11 +55,19 @@ impl<S: Storage> Relay<S> {
         if let Err(r) = self.limiter.upload(&account) {
             return r;
         }
-        let answer = self.restore_disposal_locked(doc, entry).await;
+        let answer = self
+            .restore_disposal_locked(account, doc, entry, readers)
+            .await;
         self.caught_up_after(answer).await
     }
 
-    async fn restore_disposal_locked(&self, doc: DocId, entry: Signed) -> Response {
+    async fn restore_disposal_locked(
+        &self,
+        sender: AccountId,
+        doc: DocId,
+        entry: Signed,
+        told: Vec<AccountId>,
+    ) -> Response {
         let _guard = self.log_lock.lock().await;
         let _order = self.order.write().await;
         let Ok(opened) = entry.open::<DocEntry>(SIG_LABEL) else {
@@ -76,23 +96,32 @@ impl<S: Storage> Relay<S> {
             Ok(d) => d,
             Err(e) => return store_err(e),
         };
-        if let Some(d) = &held {
-            if d.state.owner != owner.state.id {
+        match &held {
+            Some(d) if d.state.owner != owner.state.id => {
                 return err(
                     ErrorCode::Forbidden,
                     "a disposal signed by someone other than the document's owner",
                 );
             }
-            if d.state.disposed {
-                // Given back already (by another device), or disposed of
-                // again since: the one kept stands.
+            // Given back already (by another device), or disposed of
+            // again since: the one kept stands.
+            Some(d) if d.state.disposed => {
                 return Response::Log {
                     entries: d.log.clone(),
                 };
             }
+            Some(_) => {}
+            None if sender != owner.state.id => {
+                return err(
+                    ErrorCode::Forbidden,
+                    "a disposal of a document this relay does not hold is given back by its owner's devices",
+                );
+            }
+            None => {}
         }
         // Everyone who could read it, as in any disposal (see
-        // `append_access_locked`), and its owner.
+        // `append_access_locked`), its owner, and whom the owner's device
+        // knew of (shares made after the copy the relay was restored from).
         let mut readers: Vec<AccountId> = held.as_ref().map_or_else(Vec::new, |d| {
             d.state
                 .grants
@@ -102,6 +131,9 @@ impl<S: Storage> Relay<S> {
                 .collect()
         });
         readers.push(owner.state.id);
+        if sender == owner.state.id {
+            readers.extend(told);
+        }
         readers.sort();
         readers.dedup();
         let state = match DocState::tombstone(&entry, &doc, &owner.state, &readers) {

@@ -396,9 +396,11 @@ impl<S: Storage> Relay<S> {
             Request::AppendAccess { doc, entries } => {
                 self.append_access(session, doc, entries).await
             }
-            Request::RestoreDisposal { doc, entry } => {
-                self.restore_disposal(session, doc, entry).await
-            }
+            Request::RestoreDisposal {
+                doc,
+                entry,
+                readers,
+            } => self.restore_disposal(session, doc, entry, readers).await,
             Request::GetAccess { doc, from } => {
                 if let Err(e) = self.catch_up().await {
                     return store_err(e);

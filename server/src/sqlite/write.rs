@@ -164,6 +164,11 @@ fn run_job(
                 return Ok(vec![Err(StoreError::Stale)]);
             }
             if *alone {
+                // Checked against the relay's memory; another writer
+                // (none over SQLite today) would have moved it on.
+                if !disposable_alone(tx, doc, &signer.0)? {
+                    return Ok(vec![Err(StoreError::LogConflict)]);
+                }
                 tx.execute(
                     "DELETE FROM access_entries WHERE doc = ?1 AND seq >= ?2",
                     params![&doc.0[..], *first_seq as i64],
@@ -256,6 +261,24 @@ fn dispose(
         added: -freed,
         prev: None,
     }))
+}
+
+/// Whether a disposal given back alone may replace what is stored of
+/// `doc`: nothing disposed of it yet, and no other owner.
+fn disposable_alone(
+    tx: &rusqlite::Transaction<'_>,
+    doc: &DocId,
+    owner: &AccountId,
+) -> rusqlite::Result<bool> {
+    let d = &doc.0[..];
+    let stored: Option<Vec<u8>> = tx
+        .prepare_cached("SELECT owner FROM doc_owners WHERE doc = ?1")?
+        .query_row([d], |r| r.get(0))
+        .optional()?;
+    let disposed = tx
+        .prepare_cached("SELECT 1 FROM disposed WHERE doc = ?1")?
+        .exists([d])?;
+    Ok(!disposed && stored.is_none_or(|o| o == owner.0))
 }
 
 /// Records a document's owner and the accounts its log names.

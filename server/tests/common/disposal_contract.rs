@@ -7,7 +7,9 @@
 //! - a disposal given back alone (a relay restored from an older copy lost
 //!   it) replaces whatever log is held, however long, is kept at its own
 //!   position, and lists the document to its readers whether the store
-//!   held it or not.
+//!   held it or not; unless the store holds it disposed of already, or
+//!   as another owner's (written by another relay node since the relay
+//!   checked).
 
 #![allow(dead_code)]
 
@@ -111,6 +113,29 @@ pub async fn a_disposal_given_back_alone_replaces_any_log(s: &impl Storage) {
     let mut listed = s.member_docs(reader).await.unwrap();
     listed.sort();
     assert_eq!(listed, vec![doc(31), doc(32)]);
+    // Stored since as disposed of, or as another's (by another relay
+    // node): refused, nothing changed.
+    let again = write(s, back(31, 2, 7)).await;
+    assert!(
+        matches!(again[0], Err(StoreError::LogConflict)),
+        "{again:?}"
+    );
+    let theirs = WriteJob::Access {
+        doc: doc(33),
+        first_seq: 0,
+        entries: vec![entry(1)],
+        owner: reader,
+        members: vec![reader],
+        signer: (OWNER, 0),
+    };
+    assert!(write(s, theirs).await[0].is_ok());
+    let taken = write(s, back(33, 1, 6)).await;
+    assert!(
+        matches!(taken[0], Err(StoreError::LogConflict)),
+        "{taken:?}"
+    );
+    let rec = s.doc_record(doc(33)).await.unwrap().expect("kept");
+    assert_eq!((rec.log, rec.disposed), (vec![entry(1)], None));
     let loaded = s.load().await.unwrap();
     for (d, e) in [(31, 9), (32, 8)] {
         let log = &loaded.docs.iter().find(|(x, _)| *x == doc(d)).unwrap().1;
