@@ -22,9 +22,10 @@
 //!
 //! A disposal whose device the owner has revoked since (a laptop retired,
 //! say) no longer counts anywhere (a stolen device could sign one dated
-//! back): an owner's device signs it again, at its own place in the
-//! account log, before giving it back. A colleague's device cannot, and
-//! forgets it, saying so.
+//! back). It is not signed again here, since a retired device's and a
+//! stolen one's look alike: it is forgotten, saying so, and the case is
+//! taken up again where the relay serves it, for a person to dispose of
+//! again.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
@@ -124,10 +125,15 @@ impl Home {
         Ok(self.store.put_secret(KEPT, &codec::encode(&kept))?)
     }
 
-    /// Forgets the kept disposal of `doc`, saying why in the trail.
+    /// Forgets the kept disposal of `doc`, and that it was disposed of
+    /// here, saying why in the trail: a disposal that can no longer be
+    /// given back leaves the case to be taken up again where the relay
+    /// serves it (it holds the case again), so a person can see it and
+    /// dispose of it again, rather than it living on unseen elsewhere.
     fn forget_disposal(&mut self, doc: &DocId, why: &str) -> Result<()> {
         self.atomically(|home| {
             home.change_kept(doc, |k| *k = None)?;
+            home.forget_disposed(doc)?;
             home.trail().record(
                 &format!(
                     "the relay lacked this case's disposal, and {why}: it is no longer given back"
@@ -144,8 +150,10 @@ impl Home {
     /// and one that is a disposal is taken as any other. That is a
     /// disposal given back after a restore, over a log an owner's device
     /// that never saw it wrote on (and this device took). Returns the
-    /// documents purged; any other shorter log is left to the listing's
-    /// judgment, which refuses it as a rollback.
+    /// documents purged, and those whose disposal was refused (held back
+    /// this round, with why, rather than refusing the whole listing); any
+    /// other shorter log is left to the listing's judgment, which refuses
+    /// it as a rollback.
     pub(super) async fn disposed_over_more(
         &mut self,
         relay: &Relay,
@@ -153,8 +161,8 @@ impl Home {
         confirmed: &HashMap<DocId, u64>,
         owned: &BTreeSet<DocId>,
         accounts: &mut BTreeMap<AccountId, AccountState>,
-    ) -> Result<Vec<DocId>> {
-        let mut purged = Vec::new();
+    ) -> Result<(Vec<DocId>, Vec<(DocId, String)>)> {
+        let (mut purged, mut refused) = (Vec::new(), Vec::new());
         for h in heads {
             let had = confirmed.get(&h.doc).copied().unwrap_or(0);
             if h.access_len == 0 || h.access_len >= had || owned.contains(&h.doc) {
@@ -171,16 +179,15 @@ impl Home {
             let [gone] = &entries[..] else {
                 continue;
             };
-            if is_disposal(gone)
-                && self
-                    .take_disposal(relay, &h.doc, gone, accounts)
-                    .await?
-                    .is_ok()
-            {
-                purged.push(h.doc);
+            if !is_disposal(gone) {
+                continue;
+            }
+            match self.take_disposal(relay, &h.doc, gone, accounts).await? {
+                Ok(()) => purged.push(h.doc),
+                Err(why) => refused.push((h.doc, why)),
             }
         }
-        Ok(purged)
+        Ok((purged, refused))
     }
 
     /// Gives `kept`, the disposal of `doc`, back to a relay whose listing
@@ -191,7 +198,7 @@ impl Home {
         &mut self,
         relay: &Relay,
         doc: &DocId,
-        mut kept: Kept,
+        kept: Kept,
         accounts: &mut BTreeMap<AccountId, AccountState>,
     ) -> Result<bool> {
         let Ok(entry) = kept.gone.open::<DocEntry>(access::SIG_LABEL) else {
@@ -204,21 +211,13 @@ impl Home {
         let owner = &accounts[&entry.account];
         let mine = entry.account == self.account_id();
         if !counts(&kept.gone, doc, owner) {
-            if !mine || !owner.is_active(&self.device_id()) {
-                self.forget_disposal(
-                    doc,
-                    "the device that signed it was revoked since, and only its owner's devices can sign it again",
-                )?;
-                return Ok(false);
-            }
-            let again = DocEntry {
-                at: self.now(),
-                account_len: owner.len,
-                ..entry
-            };
-            kept.gone = Signed::sign(&self.id.signer, access::SIG_LABEL, &again);
-            let (gone, readers) = (kept.gone.clone(), kept.readers.clone());
-            self.keep_disposal(doc, &gone, readers)?;
+            // Not signed again here: a retired laptop's disposal and a
+            // stolen one's look alike, and a disposal is a person's act.
+            self.forget_disposal(
+                doc,
+                "it no longer counts (the device that signed it was revoked since): the case is taken up again here where the relay serves it; dispose of it again if it is still due",
+            )?;
+            return Ok(false);
         }
         let request = Request::RestoreDisposal {
             doc: *doc,

@@ -94,13 +94,14 @@ impl Home {
                             report.disposals_healed.push(doc);
                         }
                     }
-                    let purged = self
+                    let (purged, refused) = self
                         .disposed_over_more(relay, &heads, &confirmed, &owned, accounts)
                         .await?;
-                    for doc in &purged {
+                    for doc in purged.iter().chain(refused.iter().map(|(d, _)| d)) {
                         confirmed.remove(doc);
+                        heads.retain(|h| h.doc != *doc);
                     }
-                    pulling.purged_before_listing(&purged);
+                    pulling.settled_before_listing(&purged, refused);
                     listed = heads.iter().map(|h| h.doc).collect();
                     let audit = crate::audit_sync::audit_doc(&self.account_id());
                     audit_head = heads.iter().find(|h| h.doc == audit).map_or(0, |h| h.seq);

@@ -202,11 +202,16 @@ impl Pulling {
         }
     }
 
-    /// Documents a disposal the relay lists was carried out for before
-    /// its listing was judged (see `Home::disposed_over_more`): no longer
-    /// held, and known to be disposed of.
-    pub fn purged_before_listing(&mut self, docs: &[DocId]) {
-        for doc in docs {
+    /// Documents settled before the listing was judged (see
+    /// `Home::disposed_over_more`), which the listing then leaves out:
+    /// those a disposal was carried out for, and those whose disposal was
+    /// refused (held back this round, with why).
+    pub fn settled_before_listing(&mut self, purged: &[DocId], refused: Vec<(DocId, String)>) {
+        for (doc, why) in refused {
+            self.refuse_log(doc, why);
+            self.here.docs.remove(&doc);
+        }
+        for doc in purged {
             self.here.docs.remove(doc);
             self.here.disposed.insert(*doc);
         }
