@@ -250,6 +250,44 @@ async fn a_device_that_took_more_of_a_case_than_its_disposal_deletes_it() {
     relay.stop().await;
 }
 
+/// The laptop disposes of a case the copy is older than, and the relay is
+/// restored before the disposal reaches it: the relay lacks the case
+/// whole, and the disposal cannot follow entries it no longer holds. The
+/// laptop deletes the case and gives the disposal back alone, rather than
+/// refusing every listing that lacks an owned case; the tablet, which
+/// holds the case, then deletes it rather than sending it back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_disposal_not_yet_sent_of_a_case_the_restore_lost_goes_alone() {
+    let relay = TestRelay::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let (mut laptop, _) = init_with_words(&dir.path().join("laptop"), &relay, "Dr. Rivera");
+    sync(&mut laptop).await;
+    let mut tablet = pair(&mut laptop, &dir.path().join("tablet"), &relay).await;
+    sync(&mut tablet).await;
+
+    let (relay, copy) = relay.copy().await;
+
+    let case = case_with_a_plan(&mut laptop, "walk daily");
+    sync(&mut laptop).await;
+    sync(&mut tablet).await;
+    let private = private_of(&laptop, &case);
+    laptop.dispose_case(&case, true).unwrap();
+
+    let relay = relay.restore(copy.path()).await;
+    let back = sync(&mut laptop).await;
+    assert_eq!(back.disposals_healed, sorted([case, private]), "{back:?}");
+    assert!(!holds(&laptop, &case));
+    let took = sync(&mut tablet).await;
+    assert!(!took.access_healed.contains(&case), "{took:?}");
+    assert!(!holds(&tablet, &case));
+    let quiet = sync(&mut laptop).await;
+    assert!(quiet.disposals_healed.is_empty(), "{quiet:?}");
+    let data = relay.stop().await;
+    for doc in [case, private] {
+        assert_eq!(stored(data.path(), &doc), (0, 1), "the disposal alone");
+    }
+}
+
 /// The tablet disposes of the case, and is retired later: its signature
 /// no longer counts anywhere (a stolen device could sign a disposal dated
 /// back), and a retired device's disposal looks like a stolen one's, so

@@ -50,6 +50,14 @@ impl Home {
             .filter(|(doc, h)| h.owned && !h.disposed && !here.disposed.contains(*doc))
             .map(|(doc, _)| *doc)
             .collect();
+        // Documents this account owns disposed of here, the disposal not
+        // all sent (those sent are deleted as the pull starts).
+        let mut disposing: BTreeSet<DocId> = here
+            .docs
+            .iter()
+            .filter(|(_, h)| h.owned && h.disposed && h.unsent > 0)
+            .map(|(doc, _)| *doc)
+            .collect();
         let mut pulling = Pulling::new(here);
         let mut batches: BTreeMap<DocId, Batch> = BTreeMap::new();
         let mut listed: BTreeSet<DocId> = BTreeSet::new();
@@ -87,6 +95,21 @@ impl Home {
                         pulling.recheck();
                     }
                     report.access_healed.extend(healed);
+                    // One the relay lacks whole (restored from a copy older
+                    // than the case): nothing of it is left to send but its
+                    // disposal, which goes back alone, below.
+                    let gone_whole: Vec<DocId> = disposing
+                        .iter()
+                        .filter(|doc| !heads.iter().any(|h| h.doc == **doc))
+                        .copied()
+                        .collect();
+                    for doc in &gone_whole {
+                        let by = self.name().to_string();
+                        self.purge_doc(doc, &by, None)?;
+                        confirmed.remove(doc);
+                        disposing.remove(doc);
+                    }
+                    pulling.settled_before_listing(&gone_whole, Vec::new());
                     let kept = self.kept_disposals()?;
                     for (doc, gone) in super::disposals::lacking(&kept, &heads, &self.account_id())
                     {

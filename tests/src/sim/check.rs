@@ -172,7 +172,12 @@ pub fn invariants(world: &mut World) -> Vec<String> {
         .into_iter()
         .map(|d| (world.devices[d].label.clone(), view(world, d, false)))
         .collect();
+    let disposed = world.disposed.clone();
     for (i, t) in tokens.iter().enumerate() {
+        // What was written in a case disposed of is gone with it.
+        if disposed.contains(&t.case) {
+            continue;
+        }
         // A power cut may take an edit that was not yet durable, and with
         // it gone from every device that is allowed; but if the relay had
         // it and any device shows it, it must be everywhere.
@@ -218,7 +223,11 @@ pub fn invariants(world: &mut World) -> Vec<String> {
     }
     // What the hostile colleague's role permitted is on the owner's devices;
     // what it forbade is on no device at all.
-    for r in &world.rogue_changes {
+    for r in world
+        .rogue_changes
+        .iter()
+        .filter(|r| !disposed.contains(&r.case))
+    {
         if r.permitted && !r.lost_in_restore && !shows(&owner_view, &r.case, &r.token) {
             failed.push(format!(
                 "the rogue's permitted change {} (seq {} of {}) is not on the owner's devices",
@@ -276,6 +285,18 @@ pub fn invariants(world: &mut World) -> Vec<String> {
                         member.short()
                     ));
                 }
+            }
+        }
+    }
+    // A case disposed of is on no device, whatever the relay lost since.
+    for d in world.live() {
+        for case in world.cases_on(d) {
+            if disposed.contains(&case) {
+                failed.push(format!(
+                    "{} still holds case {}, disposed of",
+                    world.devices[d].label,
+                    case.short()
+                ));
             }
         }
     }

@@ -25,6 +25,7 @@
 
 pub mod check;
 pub mod disk;
+pub mod disposals;
 pub mod hostile;
 pub mod lies;
 pub mod net;
@@ -89,14 +90,29 @@ pub fn run(seed: u64, steps: usize) -> Result<Outcome, Failure> {
 /// the tests' `FOUND` were found (power cuts, watchers told of changes),
 /// so those seeds replay as they were found.
 pub fn run_with(seed: u64, steps: usize, extra: bool) -> Result<Outcome, Failure> {
+    run_on(seed, steps, extra, false)
+}
+
+/// Runs one seed as [`run`] does, the owner disposing of cases now and
+/// then (see [`disposals`]).
+pub fn run_disposing(seed: u64, steps: usize) -> Result<Outcome, Failure> {
+    run_on(seed, steps, true, true)
+}
+
+fn run_on(seed: u64, steps: usize, extra: bool, disposing: bool) -> Result<Outcome, Failure> {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .expect("a runtime");
-    rt.block_on(simulate(seed, steps, extra))
+    rt.block_on(simulate(seed, steps, extra, disposing))
 }
 
-async fn simulate(seed: u64, steps: usize, extra: bool) -> Result<Outcome, Failure> {
+async fn simulate(
+    seed: u64,
+    steps: usize,
+    extra: bool,
+    disposing: bool,
+) -> Result<Outcome, Failure> {
     let mut w = World::new(seed, RATES);
     w.extra = extra.then(|| rng::Rng::new(seed ^ 0x3c6e_f372_fe94_f82b));
     w.cuts = extra.then(|| rng::Rng::new(seed ^ 0xa54f_f53a_5f1d_36f1));
@@ -106,6 +122,8 @@ async fn simulate(seed: u64, steps: usize, extra: bool) -> Result<Outcome, Failu
     // beyond the CI seeds).
     w.restores = (extra && std::env::var("SIM_RESTORES").map_or(true, |v| v != "0"))
         .then(|| rng::Rng::new(seed ^ 0x1f83_d9ab_fb41_bd6b));
+    let disposing = disposing || std::env::var("SIM_DISPOSALS").is_ok_and(|v| v == "1");
+    w.disposals = disposing.then(|| rng::Rng::new(seed ^ 0x5be0_cd19_137e_2179));
     let fail = |w: &mut World, failed: Vec<String>| {
         // Which device is which: reports name devices by short id.
         let ids: Vec<String> = w
@@ -178,6 +196,7 @@ async fn simulate(seed: u64, steps: usize, extra: bool) -> Result<Outcome, Failu
         w.disk_acts();
         w.relay_lies();
         w.relay_restores().await;
+        w.disposals_act();
         let live = w.live();
         let d = live[w.rng.below(live.len())];
         let roll = w.rng.below(100);

@@ -114,6 +114,11 @@ pub struct World {
     /// The copy taken, not yet restored, and how many of the rogue's
     /// changes the relay had taken then.
     pub relay_copy: Option<(std::path::PathBuf, usize)>,
+    /// Where the owner decides when to dispose of a case (see
+    /// [`super::disposals`]); None: never.
+    pub disposals: Option<Rng>,
+    /// The cases disposed of: on no device at the end.
+    pub disposed: Vec<DocId>,
 }
 
 /// A fresh folder for simulated homes: in memory where the system has one,
@@ -181,6 +186,8 @@ impl World {
             to_revoke: None,
             restores: None,
             relay_copy: None,
+            disposals: None,
+            disposed: Vec::new(),
             unsettled: BTreeMap::new(),
             lost_to_power: Default::default(),
             cuts: None,
