@@ -115,15 +115,6 @@ impl Home {
         Ok(true)
     }
 
-    /// Forgets that `doc` was disposed of: its disposal no longer counts
-    /// (see `sync::disposals`), and the case is taken up again where the
-    /// relay serves it.
-    pub(crate) fn forget_disposed(&self, doc: &DocId) -> Result<()> {
-        let mut known = self.disposed_docs()?;
-        known.retain(|d| d != doc);
-        Ok(self.store.put_secret(DISPOSED, &codec::encode(&known))?)
-    }
-
     /// The documents known to be disposed of.
     pub(crate) fn disposed_docs(&self) -> Result<Vec<DocId>> {
         Ok(match self.store.get_secret(DISPOSED)? {
@@ -171,21 +162,6 @@ impl Home {
             return Ok(Err(
                 "a disposal signed by a device its owner has revoked; the case is kept".into(),
             ));
-        }
-        // A case under a legal hold here stays: the hold was placed where
-        // the disposal had not been seen (a relay restored from an older
-        // copy, or two devices at once), and keeping what is held is what
-        // a hold asks. Releasing the hold lets the disposal through.
-        if let Some(reason) = self
-            .docs()
-            .cases()?
-            .into_iter()
-            .find(|(d, s)| d == doc || s.private_doc == Some(*doc))
-            .and_then(|(_, s)| s.legal_hold)
-        {
-            return Ok(Err(format!(
-                "a disposal of a case under a legal hold here ({reason}): the case is kept until the hold is released"
-            )));
         }
         let by = self.name_of(&entry.account)?;
         self.purge_doc(doc, &by, Some(gone))?;

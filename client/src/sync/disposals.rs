@@ -23,9 +23,9 @@
 //! A disposal whose device the owner has revoked since (a laptop retired,
 //! say) no longer counts anywhere (a stolen device could sign one dated
 //! back). It is not signed again here, since a retired device's and a
-//! stolen one's look alike: it is forgotten, saying so, and the case is
-//! taken up again where the relay serves it, for a person to dispose of
-//! again.
+//! stolen one's look alike, and a disposal is a person's act: it is
+//! forgotten, saying so, and the case stays deleted here; a device that
+//! never saw the disposal keeps the case, to be disposed of again there.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
@@ -125,15 +125,13 @@ impl Home {
         Ok(self.store.put_secret(KEPT, &codec::encode(&kept))?)
     }
 
-    /// Forgets the kept disposal of `doc`, and that it was disposed of
-    /// here, saying why in the trail: a disposal that can no longer be
-    /// given back leaves the case to be taken up again where the relay
-    /// serves it (it holds the case again), so a person can see it and
-    /// dispose of it again, rather than it living on unseen elsewhere.
+    /// Forgets the kept disposal of `doc`, saying why in the trail. The
+    /// case stays deleted here: taking it up again on a relay's word (a
+    /// relay that kept its ciphertext can refuse anything) would undo the
+    /// person's disposal.
     fn forget_disposal(&mut self, doc: &DocId, why: &str) -> Result<()> {
         self.atomically(|home| {
             home.change_kept(doc, |k| *k = None)?;
-            home.forget_disposed(doc)?;
             home.trail().record(
                 &format!(
                     "the relay lacked this case's disposal, and {why}: it is no longer given back"
@@ -215,7 +213,7 @@ impl Home {
             // stolen one's look alike, and a disposal is a person's act.
             self.forget_disposal(
                 doc,
-                "it no longer counts (the device that signed it was revoked since): the case is taken up again here where the relay serves it; dispose of it again if it is still due",
+                "it no longer counts (the device that signed it was revoked since): a device that never saw it keeps the case; dispose of it again there",
             )?;
             return Ok(false);
         }

@@ -51,13 +51,18 @@ impl Home {
             .map(|(doc, _)| *doc)
             .collect();
         // Documents this account owns disposed of here, the disposal not
-        // all sent (those sent are deleted as the pull starts).
+        // all sent (those sent are deleted as the pull starts), that the
+        // relay has had some of (one it never had goes out whole).
         let mut disposing: BTreeSet<DocId> = here
             .docs
             .iter()
             .filter(|(_, h)| h.owned && h.disposed && h.unsent > 0)
+            .filter(|(_, h)| h.sync.access_len > h.unsent || h.sync.acked > 0)
             .map(|(doc, _)| *doc)
             .collect();
+        // Documents whose disposal found over a longer log was refused:
+        // held back for the whole pull, every listing of it.
+        let mut held_early: BTreeSet<DocId> = BTreeSet::new();
         let mut pulling = Pulling::new(here);
         let mut batches: BTreeMap<DocId, Batch> = BTreeMap::new();
         let mut listed: BTreeSet<DocId> = BTreeSet::new();
@@ -79,6 +84,7 @@ impl Home {
                         Response::Docs { docs, .. } => docs,
                         r => return Err(unexpected(r)),
                     };
+                    heads.retain(|h| !held_early.contains(&h.doc));
                     let mine = accounts
                         .get(&self.account_id())
                         .ok_or(Inconsistent::OwnLogUnread)?;
@@ -120,7 +126,8 @@ impl Home {
                     let (purged, refused) = self
                         .disposed_over_more(relay, &heads, &confirmed, &owned, accounts)
                         .await?;
-                    for doc in purged.iter().chain(refused.iter().map(|(d, _)| d)) {
+                    held_early.extend(refused.iter().map(|(d, _)| *d));
+                    for doc in purged.iter().chain(&held_early) {
                         confirmed.remove(doc);
                         heads.retain(|h| h.doc != *doc);
                     }

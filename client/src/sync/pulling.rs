@@ -9,7 +9,9 @@
 //! are which documents are asked for, and what becomes of each:
 //!
 //! - a document this device disposed of is deleted here once the relay has
-//!   the disposal (nothing of it waits to be sent);
+//!   the disposal (nothing of it waits to be sent), or once the relay
+//!   lacks it whole (the shell, before the listing is judged, deletes it
+//!   and gives the disposal back alone; see `sync::disposals`);
 //! - access entries signed here but not sent yet are not on the relay: the
 //!   relay's log is compared with the part of ours it has had
 //!   ([`check::plan`](super::check::plan) refuses a listing that shows less
