@@ -106,6 +106,43 @@ async fn a_disposal_the_restore_undid_is_given_back_by_a_device_that_took_it() {
     }
 }
 
+/// Dr. Rivera's laptop and tablet, a copy of the relay's data taken
+/// before the case was opened, and the case (with its psychotherapy
+/// notes) on both devices since; the relay goes on.
+struct NewerThanTheCopy {
+    relay: TestRelay,
+    copy: tempfile::TempDir,
+    dir: tempfile::TempDir,
+    laptop: Home,
+    tablet: Home,
+    case: DocId,
+    private: DocId,
+}
+
+async fn newer_than_the_copy() -> NewerThanTheCopy {
+    let relay = TestRelay::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let (mut laptop, _) = init_with_words(&dir.path().join("laptop"), &relay, "Dr. Rivera");
+    sync(&mut laptop).await;
+    let mut tablet = pair(&mut laptop, &dir.path().join("tablet"), &relay).await;
+    sync(&mut tablet).await;
+    let (relay, copy) = relay.copy().await;
+    let case = case_with_a_plan(&mut laptop, "walk daily");
+    sync(&mut laptop).await;
+    sync(&mut tablet).await;
+    assert!(holds(&tablet, &case));
+    let private = private_of(&laptop, &case);
+    NewerThanTheCopy {
+        relay,
+        copy,
+        dir,
+        laptop,
+        tablet,
+        case,
+        private,
+    }
+}
+
 /// The copy is older than the case. The tablet took the case and then
 /// slept through its disposal. Restored, the relay holds nothing of it;
 /// the tablet, first to sync, sends it back whole, as it would any case
@@ -114,20 +151,15 @@ async fn a_disposal_the_restore_undid_is_given_back_by_a_device_that_took_it() {
 /// phone paired afterwards never sees it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_case_sent_back_by_a_device_that_never_saw_its_disposal_is_disposed_of_again() {
-    let relay = TestRelay::start().await;
-    let dir = tempfile::tempdir().unwrap();
-    let (mut laptop, _) = init_with_words(&dir.path().join("laptop"), &relay, "Dr. Rivera");
-    sync(&mut laptop).await;
-    let mut tablet = pair(&mut laptop, &dir.path().join("tablet"), &relay).await;
-    sync(&mut tablet).await;
-
-    let (relay, copy) = relay.copy().await;
-
-    let case = case_with_a_plan(&mut laptop, "walk daily");
-    sync(&mut laptop).await;
-    sync(&mut tablet).await;
-    assert!(holds(&tablet, &case));
-    let private = private_of(&laptop, &case);
+    let NewerThanTheCopy {
+        relay,
+        copy,
+        dir,
+        mut laptop,
+        mut tablet,
+        case,
+        private,
+    } = newer_than_the_copy().await;
     laptop.dispose_case(&case, true).unwrap();
     sync(&mut laptop).await;
     sync(&mut laptop).await;
@@ -173,19 +205,15 @@ async fn a_case_sent_back_by_a_device_that_never_saw_its_disposal_is_disposed_of
 /// same. The tablet then takes it rather than sending the case back.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_disposal_of_a_case_the_restore_lost_whole_is_given_back_by_its_owner() {
-    let relay = TestRelay::start().await;
-    let dir = tempfile::tempdir().unwrap();
-    let (mut laptop, _) = init_with_words(&dir.path().join("laptop"), &relay, "Dr. Rivera");
-    sync(&mut laptop).await;
-    let mut tablet = pair(&mut laptop, &dir.path().join("tablet"), &relay).await;
-    sync(&mut tablet).await;
-
-    let (relay, copy) = relay.copy().await;
-
-    let case = case_with_a_plan(&mut laptop, "walk daily");
-    sync(&mut laptop).await;
-    sync(&mut tablet).await;
-    let private = private_of(&laptop, &case);
+    let NewerThanTheCopy {
+        relay,
+        copy,
+        dir,
+        mut laptop,
+        mut tablet,
+        case,
+        private,
+    } = newer_than_the_copy().await;
     laptop.dispose_case(&case, true).unwrap();
     sync(&mut laptop).await;
     sync(&mut laptop).await;
@@ -258,19 +286,16 @@ async fn a_device_that_took_more_of_a_case_than_its_disposal_deletes_it() {
 /// holds the case, then deletes it rather than sending it back.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_disposal_not_yet_sent_of_a_case_the_restore_lost_goes_alone() {
-    let relay = TestRelay::start().await;
-    let dir = tempfile::tempdir().unwrap();
-    let (mut laptop, _) = init_with_words(&dir.path().join("laptop"), &relay, "Dr. Rivera");
-    sync(&mut laptop).await;
-    let mut tablet = pair(&mut laptop, &dir.path().join("tablet"), &relay).await;
-    sync(&mut tablet).await;
-
-    let (relay, copy) = relay.copy().await;
-
-    let case = case_with_a_plan(&mut laptop, "walk daily");
-    sync(&mut laptop).await;
-    sync(&mut tablet).await;
-    let private = private_of(&laptop, &case);
+    // The homes live in `_dir`: kept to the end.
+    let NewerThanTheCopy {
+        relay,
+        copy,
+        dir: _dir,
+        mut laptop,
+        mut tablet,
+        case,
+        private,
+    } = newer_than_the_copy().await;
     laptop.dispose_case(&case, true).unwrap();
 
     let relay = relay.restore(copy.path()).await;
