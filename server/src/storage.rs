@@ -165,11 +165,8 @@ pub enum WriteJob {
         /// it, and the number never goes back.
         head: u64,
         signer: (AccountId, u64),
-        /// A disposal the relay lost, sent back alone (`entries` is that
-        /// one entry, `readers` holds the owner): whatever log is held goes
-        /// first, since devices that never saw the disposal may have sent
-        /// the case back or written to it since, and the document is
-        /// indexed under its readers, since the relay may not hold it.
+        /// A disposal the relay lost, given back alone (see
+        /// `relay::disposals`): the log held goes, and `readers` are indexed.
         alone: bool,
     },
 }
