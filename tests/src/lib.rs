@@ -401,3 +401,34 @@ pub fn files_containing(dir: &Path, needle: &[u8]) -> Vec<String> {
         .map(|(p, _)| p)
         .collect()
 }
+
+/// A new document's first access entry, of `owner`, signed by `signer`:
+/// for tests that speak to the relay as a device would.
+pub fn doc_genesis(
+    owner: &casebook_shared::account::AccountState,
+    signer: &casebook_shared::crypto::DeviceSigner,
+) -> (casebook_shared::ids::DocId, casebook_shared::signed::Signed) {
+    use casebook_shared::access::{self, DocEntry, DocOp};
+    let doc = casebook_shared::ids::DocId(casebook_shared::crypto::random_bytes());
+    let entry = DocEntry {
+        doc,
+        seq: 0,
+        prev: None,
+        at: 1,
+        account: owner.id,
+        account_len: owner.len,
+        op: DocOp::Genesis {
+            key: access::key_envelope(
+                &doc,
+                0,
+                &casebook_shared::crypto::SecretKey::random(),
+                owner,
+            )
+            .expect("a key envelope to a real account key"),
+        },
+    };
+    (
+        doc,
+        casebook_shared::signed::Signed::sign(signer, access::SIG_LABEL, &entry),
+    )
+}

@@ -8,7 +8,7 @@ use casebook::Home;
 use casebook::net::{NetError, Relay};
 use casebook_shared::access::{self, DocEntry, DocOp};
 use casebook_shared::account::{self, AccountState};
-use casebook_shared::crypto::{self, DeviceSigner, DhSecret, SecretKey};
+use casebook_shared::crypto::{self, DeviceSigner, DhSecret};
 use casebook_shared::frames::{ErrorCode, Request, Response};
 use casebook_shared::ids::{AccountId, DocId, Hash};
 use casebook_shared::signed::Signed;
@@ -447,19 +447,7 @@ async fn a_disposal_given_back_is_taken_only_from_its_owner() {
     .await
     .unwrap();
     own.authenticate(&laptop, Some(owner.id)).await.unwrap();
-    let doc = DocId(crypto::random_bytes());
-    let first = DocEntry {
-        doc,
-        seq: 0,
-        prev: None,
-        at: 1,
-        account: owner.id,
-        account_len: owner.len,
-        op: DocOp::Genesis {
-            key: access::key_envelope(&doc, 0, &SecretKey::random(), &owner).unwrap(),
-        },
-    };
-    let first = Signed::sign(&laptop, access::SIG_LABEL, &first);
+    let (doc, first) = doc_genesis(&owner, &laptop);
     own.request(&Request::AppendAccess {
         doc,
         entries: vec![first.clone()],

@@ -5,11 +5,9 @@
 //! meets the relay first sends the log back, and nobody is locked out.
 
 use casebook::net::{NetError, Relay};
-use casebook_shared::access::{self, DocEntry, DocOp};
 use casebook_shared::account::{self, AccountState};
-use casebook_shared::crypto::{self, DeviceSigner, DhSecret, SecretKey};
+use casebook_shared::crypto::{DeviceSigner, DhSecret};
 use casebook_shared::frames::{ErrorCode, Request, Response};
-use casebook_shared::ids::DocId;
 use casebook_shared::signed::Signed;
 use casebook_tests::*;
 
@@ -179,23 +177,6 @@ fn account_of(devices: usize) -> (Vec<DeviceSigner>, Vec<Signed>, AccountState, 
     }
     signers.insert(0, first);
     (signers, log, state, fork)
-}
-
-/// A new document's first access entry, of `owner`, signed by `signer`.
-fn doc_genesis(owner: &AccountState, signer: &DeviceSigner) -> (DocId, Signed) {
-    let doc = DocId(crypto::random_bytes());
-    let entry = DocEntry {
-        doc,
-        seq: 0,
-        prev: None,
-        at: 1,
-        account: owner.id,
-        account_len: owner.len,
-        op: DocOp::Genesis {
-            key: access::key_envelope(&doc, 0, &SecretKey::random(), owner).unwrap(),
-        },
-    };
-    (doc, Signed::sign(signer, access::SIG_LABEL, &entry))
 }
 
 async fn code_of(conn: &Relay, request: Request) -> Option<ErrorCode> {

@@ -30,6 +30,22 @@ const DISPOSED: &str = "disposed_docs";
 /// deleted rows the file has not been rebuilt since.
 const REWRITE_DUE: &str = "rewrite_due";
 
+/// Why `gone` does not count as the disposal of `doc`, if it does not: it
+/// must verify against its owner's account `owner`, and come from a device
+/// the owner has not revoked. Deleting is for good: a device revoked since
+/// (a stolen laptop, say) could sign a disposal dated back to when it was
+/// active.
+pub(crate) fn disposal_refused(gone: &Signed, doc: &DocId, owner: &AccountState) -> Option<String> {
+    if let Err(e) = DocState::verify_disposal(gone, doc, owner) {
+        return Some(format!("a disposal that does not verify: {e}"));
+    }
+    owner
+        .devices
+        .get(&gone.signer)
+        .is_none_or(|d| d.revoked_seq.is_some())
+        .then(|| "a disposal signed by a device its owner has revoked; the case is kept".into())
+}
+
 impl Home {
     /// Disposes of a case this account owns: refused under a legal hold,
     /// and before its retention period has run out unless `early`. The
@@ -147,21 +163,8 @@ impl Home {
         if let std::collections::btree_map::Entry::Vacant(slot) = accounts.entry(entry.account) {
             slot.insert(self.refresh_log(relay, &entry.account).await?);
         }
-        let owner = &accounts[&entry.account];
-        if let Err(e) = DocState::verify_disposal(gone, doc, owner) {
-            return Ok(Err(format!("a disposal that does not verify: {e}")));
-        }
-        // Deleting is for good: a device revoked since (a stolen laptop,
-        // say) could sign a disposal dated back to when it was active. A
-        // disposal counts here only from a device the owner has not revoked.
-        if owner
-            .devices
-            .get(&gone.signer)
-            .is_none_or(|d| d.revoked_seq.is_some())
-        {
-            return Ok(Err(
-                "a disposal signed by a device its owner has revoked; the case is kept".into(),
-            ));
+        if let Some(why) = disposal_refused(gone, doc, &accounts[&entry.account]) {
+            return Ok(Err(why));
         }
         let by = self.name_of(&entry.account)?;
         self.purge_doc(doc, &by, Some(gone))?;

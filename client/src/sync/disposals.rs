@@ -29,7 +29,7 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
-use casebook_shared::access::{self, DocEntry, DocState};
+use casebook_shared::access::{self, DocEntry};
 use casebook_shared::account::AccountState;
 use casebook_shared::codec;
 use casebook_shared::frames::{DocHead, ErrorCode, Request, Response};
@@ -37,6 +37,7 @@ use casebook_shared::ids::{AccountId, DocId, Hash};
 use casebook_shared::signed::Signed;
 
 use super::unexpected;
+use crate::app::disposal::disposal_refused;
 use crate::docs::access_state::is_disposal;
 use crate::error::Result;
 use crate::home::Home;
@@ -78,16 +79,6 @@ pub(crate) fn lacking(
         })
         .map(|(doc, k)| (*doc, k.clone()))
         .collect()
-}
-
-/// Whether a device takes `gone` as the disposal of `doc`: it verifies
-/// against its owner's account `owner`, from a device not revoked since.
-fn counts(gone: &Signed, doc: &DocId, owner: &AccountState) -> bool {
-    DocState::verify_disposal(gone, doc, owner).is_ok()
-        && owner
-            .devices
-            .get(&gone.signer)
-            .is_some_and(|d| d.revoked_seq.is_none())
 }
 
 impl Home {
@@ -208,7 +199,7 @@ impl Home {
         }
         let owner = &accounts[&entry.account];
         let mine = entry.account == self.account_id();
-        if !counts(&kept.gone, doc, owner) {
+        if disposal_refused(&kept.gone, doc, owner).is_some() {
             // Not signed again here: a retired laptop's disposal and a
             // stolen one's look alike, and a disposal is a person's act.
             self.forget_disposal(
@@ -241,7 +232,7 @@ impl Home {
             Err(NetError::Relay { .. }) => return Ok(false),
             Err(e) => return Err(e.into()),
         };
-        if answer == [kept.gone.clone()] {
+        if answer == std::slice::from_ref(&kept.gone) {
             self.atomically(|home| {
                 home.trail().record(
                     "the relay lacked this case's disposal (restored from an older copy, or losing data): given back, so it is deleted again wherever it was",
