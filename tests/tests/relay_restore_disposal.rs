@@ -278,6 +278,51 @@ async fn a_device_that_took_more_of_a_case_than_its_disposal_deletes_it() {
     relay.stop().await;
 }
 
+/// The copy is older than the case and its share with Dr. Chen, so the
+/// restored relay never knew Dr. Chen as a reader of it. Dr. Chen's device
+/// slept through the disposal. The laptop gives the disposal back naming
+/// who could read the case, and the relay lists the disposal to Dr. Chen,
+/// whose device deletes the case (rather than taking a case no longer
+/// listed for a share that ended, and keeping it).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_colleague_the_restored_relay_never_knew_learns_of_the_disposal() {
+    let relay = TestRelay::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let (mut laptop, _) = init_with_words(&dir.path().join("laptop"), &relay, "Dr. Rivera");
+    sync(&mut laptop).await;
+    let mut chen = init(&dir.path().join("chen"), &relay, "Dr. Chen");
+    sync(&mut chen).await;
+    befriend(&mut laptop, "Dr. Chen", &chen.account_id());
+
+    let (relay, copy) = relay.copy().await;
+
+    let case = case_with_a_plan(&mut laptop, "walk daily");
+    sync(&mut laptop).await;
+    share_case(&mut laptop, &case, "Dr. Chen", "read", true).await;
+    sync(&mut chen).await;
+    assert!(holds(&chen, &case));
+    let private = private_of(&laptop, &case);
+    laptop.dispose_case(&case, true).unwrap();
+    sync(&mut laptop).await;
+    sync(&mut laptop).await;
+
+    let relay = relay.restore(copy.path()).await;
+    let back = sync(&mut laptop).await;
+    assert_eq!(back.disposals_healed, sorted([case, private]), "{back:?}");
+    let took = sync(&mut chen).await;
+    assert_clean(&took);
+    assert!(!holds(&chen, &case), "Dr. Chen's device deletes it");
+    assert!(
+        chen.trail()
+            .entries()
+            .unwrap()
+            .iter()
+            .any(|r| r.what.contains("dispos") && r.case == Some(case)),
+        "Dr. Chen's trail says so"
+    );
+    relay.stop().await;
+}
+
 /// The laptop disposes of a case the copy is older than, and the relay is
 /// restored before the disposal reaches it: the relay lacks the case
 /// whole, and the disposal cannot follow entries it no longer holds. The
