@@ -31,6 +31,9 @@ pub(crate) struct SyncMemory {
     /// last round's report (a connection sends this account's back before
     /// it authenticates, outside any round).
     pub logs_healed: Vec<AccountId>,
+    /// Account logs whose other turn on the relay was taken (see
+    /// `sync::turn`), likewise.
+    pub logs_turned: Vec<AccountId>,
 }
 
 /// Account logs verified this session, each with the last entry it was

@@ -195,6 +195,12 @@ pub fn hint(e: &casebook::Error) -> Option<String> {
                the relay's operator to raise the limit named above"
                 .into()
         }
+        E::Rollback(casebook::sync::RollbackError::AccountLogTurned { .. }) => {
+            "nothing is lost on this device; the relay was restored from an older copy and \
+             written to since (see \"Backups\" in the README): sync a device of that account \
+             paired before the restore first, then sync here again"
+                .into()
+        }
         _ => return None,
     })
 }

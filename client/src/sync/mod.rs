@@ -28,6 +28,7 @@ mod signals;
 mod snapshot;
 mod take;
 mod told;
+mod turn;
 mod upkeep;
 mod watch;
 
@@ -100,6 +101,10 @@ pub struct SyncReport {
     /// Accounts whose log the relay lacked the end of (or all of): this
     /// device's copy sent back.
     pub logs_healed: Vec<AccountId>,
+    /// Accounts whose log on the relay took another turn than the one held
+    /// here (restored from an older copy, and written to since), taken:
+    /// both turns only added devices (see `sync::turn`).
+    pub logs_turned: Vec<AccountId>,
     /// Documents disposed of whose disposal the relay lacked (restored from
     /// an older copy, or losing data): given back, so it deletes them again.
     pub disposals_healed: Vec<DocId>,
@@ -276,6 +281,17 @@ pub enum RollbackError {
         .0.short()
     )]
     AccountLogShorter(AccountId),
+    /// The relay's log of the account took another turn after `after`
+    /// entries, which this device may not take (see `turn`).
+    #[error(
+        "the relay's log of account {} took another turn after entry {after} than the one held here, and {why}; refusing it (rollback)",
+        account.short()
+    )]
+    AccountLogTurned {
+        account: AccountId,
+        after: u64,
+        why: &'static str,
+    },
     /// The relay's listing gave the access log's length as `listed`; the
     /// entries it then sent end at `sent`.
     #[error(
@@ -430,6 +446,7 @@ impl Home {
         }
         let mut report = round.finish();
         report.logs_healed = std::mem::take(&mut self.synced.logs_healed);
+        report.logs_turned = std::mem::take(&mut self.synced.logs_turned);
         self.name_held(&mut report.held)?;
         self.name_incomplete(&mut report.incomplete)?;
         // What the last round refused, as a process before this one left

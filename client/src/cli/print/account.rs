@@ -242,6 +242,12 @@ impl Out {
                 r.logs_healed.len()
             );
         }
+        if !r.logs_turned.is_empty() {
+            tell!(
+                "note: the relay's copy of {} account log(s) took another turn than the one held here (restored from an older copy, and written to since); both only added devices, so the relay's was taken, and any device it lacked signed in again",
+                r.logs_turned.len()
+            );
+        }
         if !r.disposals_healed.is_empty() {
             tell!(
                 "note: the relay lacked the disposal of {} document(s) disposed of (restored from an older copy, or losing data): given back, so they are deleted again wherever they were",
@@ -284,6 +290,7 @@ impl Out {
             || !r.rewound.is_empty()
             || !r.access_healed.is_empty()
             || !r.logs_healed.is_empty()
+            || !r.logs_turned.is_empty()
             || !r.disposals_healed.is_empty()
             || !r.held.is_empty()
         {

@@ -46,6 +46,7 @@ pub(super) fn report_json(r: &SyncReport) -> Value {
         "rewound": r.rewound.iter().map(|d| d.to_hex()).collect::<Vec<_>>(),
         "access_healed": r.access_healed.iter().map(|d| d.to_hex()).collect::<Vec<_>>(),
         "logs_healed": r.logs_healed.iter().map(|a| a.to_hex()).collect::<Vec<_>>(),
+        "logs_turned": r.logs_turned.iter().map(|a| a.to_hex()).collect::<Vec<_>>(),
         "disposals_healed": r.disposals_healed.iter().map(|d| d.to_hex()).collect::<Vec<_>>(),
         "refused": r.refused.iter().map(|x| json!({
             "doc": x.doc.to_hex(), "seq": x.seq, "reason": x.reason,

@@ -1,0 +1,239 @@
+//! An account log that took another turn on the relay.
+//!
+//! A relay restored from an older copy lost the end of an account's log:
+//! say a tablet the laptop paired after the copy was taken. Until a device
+//! that holds that end sends it back, the relay takes whatever the account
+//! appends on top of what it kept, so a phone that never saw the tablet's
+//! pairing can pair a watch meanwhile. The relay's log then shares a
+//! beginning with the one the laptop holds and goes on another way: two
+//! histories, both signed by the account's devices. Refusing it as a
+//! rollback locked the laptop, the tablet, and every colleague holding the
+//! laptop's copy out for good.
+//!
+//! Where both turns only add devices, nothing is lost by taking the
+//! relay's: an added device's standing does not depend on where in the log
+//! it was added, only that it is there. An owner's device that holds the
+//! other turn and is itself in the relay's log signs its devices in again
+//! on top of it (the account key wrapped to each anew), and then takes it;
+//! a device added in the lost turn, and another account's device, take
+//! the relay's log once every device of the turn they hold is in it.
+//!
+//! What stays refused, named: a turn that revokes a device on either side
+//! (taking the other could bring the revoked device back, or drop the
+//! account key the revocation made), and a log under which an access entry
+//! held here would no longer verify (one a device added in the lost turn
+//! signed: in the relay's history it was added later than the entry says).
+//! Those need the entries signed again, which is not built.
+
+use casebook_shared::account::{self, AccountEntry, AccountOp, AccountState, DeviceInfo};
+use casebook_shared::frames::{ErrorCode, Request, Response};
+use casebook_shared::ids::{AccountId, DeviceId};
+use casebook_shared::signed::Signed;
+
+use super::{RollbackError, unexpected};
+use crate::error::Result;
+use crate::home::Home;
+use crate::net::{NetError, Relay};
+
+/// Where two histories of an account log part, and what the one held here
+/// added that the relay's lacks.
+#[derive(Debug, PartialEq)]
+pub(crate) struct Turn {
+    /// How many entries both begin with.
+    pub common: u64,
+    /// Devices the turn held here added.
+    pub added_here: Vec<DeviceId>,
+    /// Those of them the relay's log does not list at all, to be signed in
+    /// again.
+    pub lost: Vec<DeviceInfo>,
+}
+
+/// Why a turn is not taken (the rest of the refusal's text is
+/// [`RollbackError::AccountLogTurned`]'s).
+pub(crate) const REVOKES: &str = "a device is revoked after the turn";
+pub(crate) const LACKS_DEVICES: &str =
+    "the relay's lacks devices of the one held, which a device of that account adds again";
+pub(crate) const ENTRIES_DEPEND: &str = "an access entry held here, signed by a device the turn held here added, would no longer verify";
+
+/// Judges the relay's whole log `theirs` of `account` against the one
+/// `held`: a turn (they part after a shared beginning) in which both sides
+/// only add devices. Anything else keeps the refusal the fetch met, as
+/// `not_a_turn`.
+pub(crate) fn judge_turn(
+    account: &AccountId,
+    held: &[Signed],
+    theirs: &[Signed],
+    not_a_turn: RollbackError,
+) -> std::result::Result<Turn, RollbackError> {
+    let common = held.iter().zip(theirs).take_while(|(a, b)| a == b).count();
+    // No shared genesis, or one log is the other's beginning: a rollback
+    // or another account's log, not a turn.
+    if common == 0 || common == held.len() || common == theirs.len() {
+        return Err(not_a_turn);
+    }
+    let refused = |why: &'static str| RollbackError::AccountLogTurned {
+        account: *account,
+        after: common as u64,
+        why,
+    };
+    let added = |entries: &[Signed]| -> std::result::Result<Vec<DeviceInfo>, RollbackError> {
+        entries
+            .iter()
+            .map(|e| match e.open::<AccountEntry>(account::SIG_LABEL) {
+                Ok(AccountEntry {
+                    op: AccountOp::AddDevice { device, .. },
+                    ..
+                }) => Ok(device),
+                _ => Err(refused(REVOKES)),
+            })
+            .collect()
+    };
+    let here = added(&held[common..])?;
+    let there = added(&theirs[common..])?;
+    let lost = here
+        .iter()
+        .filter(|d| !there.iter().any(|t| t.id == d.id))
+        .cloned()
+        .collect();
+    Ok(Turn {
+        common: common as u64,
+        added_here: here.into_iter().map(|d| d.id).collect(),
+        lost,
+    })
+}
+
+impl Home {
+    /// The relay's log of `account` differs from the one `held` here (the
+    /// fetch met `refusal`): takes it if it took another turn this device
+    /// may take, as the module says, signing lost devices in again where
+    /// this device can. Returns the new log's state, or the refusal.
+    pub(super) async fn take_turned_log(
+        &mut self,
+        relay: &Relay,
+        account: &AccountId,
+        held: Vec<Signed>,
+        refusal: RollbackError,
+    ) -> Result<AccountState> {
+        let theirs = match relay
+            .request(&Request::GetAccount {
+                account: *account,
+                from: 0,
+            })
+            .await?
+        {
+            Response::Log { entries } => entries,
+            r => return Err(unexpected(r)),
+        };
+        let turn = judge_turn(account, &held, &theirs, refusal)?;
+        let refused = |why| RollbackError::AccountLogTurned {
+            account: *account,
+            after: turn.common,
+            why,
+        };
+        let mut state = AccountState::verify_log(&theirs)?;
+        if state.id != *account {
+            return Err(crate::error::Inconsistent::AnotherAccountsLog.into());
+        }
+        let mine = *account == self.account_id();
+        let mut log = theirs;
+        let mut signed = Vec::new();
+        if !turn.lost.is_empty() {
+            if !mine || !state.is_active(&self.device_id()) {
+                return Err(refused(LACKS_DEVICES).into());
+            }
+            let key = self.current_account_key(&state)?;
+            for info in &turn.lost {
+                let entry =
+                    account::add_device(&state, &self.id.signer, key, info.clone(), self.now())?;
+                state.apply(&entry)?;
+                signed.push(entry);
+            }
+            log.extend(signed.iter().cloned());
+        }
+        if turn.added_here.iter().any(|d| !state.is_active(d)) {
+            return Err(refused(LACKS_DEVICES).into());
+        }
+        if !self.access_entries_hold_under(account, &state)? {
+            return Err(refused(ENTRIES_DEPEND).into());
+        }
+        if !signed.is_empty() {
+            match relay
+                .request(&Request::AppendAccount {
+                    entries: signed.clone(),
+                })
+                .await
+            {
+                Ok(_) => {}
+                // Another device signed them in first, or wrote on: the
+                // next round judges the log again.
+                Err(NetError::Relay {
+                    code: ErrorCode::Conflict,
+                    ..
+                }) => return Err(refused(LACKS_DEVICES).into()),
+                Err(e) => return Err(e.into()),
+            }
+        }
+        let first = turn.common;
+        if mine {
+            self.extend_account_log(first, &log[first as usize..])?;
+        } else {
+            let encoded: Vec<Vec<u8>> = log[first as usize..]
+                .iter()
+                .map(casebook_shared::codec::encode)
+                .collect();
+            self.store.append_log(&account.0, first, &encoded)?;
+        }
+        let whose = match mine {
+            true => "this account's log".to_string(),
+            false => format!("the log of account {}", account.short()),
+        };
+        let again = match signed.len() {
+            0 => String::new(),
+            n => format!(", and {n} device(s) it lacked signed in again on top of it"),
+        };
+        self.trail().record(
+            &format!(
+                "the relay's copy of {whose} took another turn after entry {first} than the one held here (restored from an older copy, and written to since); both turns only add devices, so the relay's was taken{again}"
+            ),
+            None,
+        )?;
+        self.synced.logs_turned.push(*account);
+        // The relay lost the end of the log, and maybe more: see
+        // `sync::heal::RECHECK`.
+        self.relay_lost_data()?;
+        self.synced.verified_logs.remember(*account, &log, &state);
+        Ok(state)
+    }
+
+    /// Whether every access entry held here that a device of `account`
+    /// signed still verifies under its log as `state` leaves it: its
+    /// signer listed before the log length it was signed at, and not
+    /// revoked before it.
+    fn access_entries_hold_under(&self, account: &AccountId, state: &AccountState) -> Result<bool> {
+        for doc in self.store.doc_ids()? {
+            for signed in self.access().access_log(&doc)? {
+                let Ok(entry) = signed
+                    .open::<casebook_shared::access::DocEntry>(casebook_shared::access::SIG_LABEL)
+                else {
+                    continue;
+                };
+                if entry.account != *account {
+                    continue;
+                }
+                let len = entry.account_len;
+                let holds = len <= state.len
+                    && state.devices.get(&signed.signer).is_some_and(|d| {
+                        d.added_seq < len && d.revoked_seq.is_none_or(|r| r >= len)
+                    });
+                if !holds {
+                    return Ok(false);
+                }
+            }
+        }
+        Ok(true)
+    }
+}
+
+#[cfg(test)]
+#[path = "turn_tests.rs"]
+mod tests;

@@ -1,0 +1,153 @@
+//! A relay restored from an older copy, whose account log was written to
+//! again before the devices holding its lost end synced: two histories of
+//! one account log, each signed by the account's devices. Where both only
+//! add devices, the devices take the relay's, an owner's device signing
+//! the devices it lacks in again, and nobody is locked out.
+
+use casebook::Home;
+use casebook_shared::ids::DocId;
+use casebook_tests::*;
+
+/// The text of each note of `case` on `home`, sorted.
+fn notes_of(home: &mut Home, case: &DocId) -> Vec<String> {
+    let ids: Vec<String> = home
+        .list_notes(case)
+        .unwrap()
+        .into_iter()
+        .map(|n| n.id)
+        .collect();
+    let mut texts: Vec<String> = ids
+        .iter()
+        .map(|id| {
+            let note = home.show_note(case, id).unwrap();
+            let text = note.fields.iter().map(|(_, v)| v.trim());
+            text.filter(|v| !v.is_empty()).collect::<Vec<_>>().join(" ")
+        })
+        .collect();
+    texts.sort();
+    texts
+}
+
+/// The laptop pairs the tablet after the copy; the tablet writes a note,
+/// and Dr. Chen, who reads the case, takes the account log with the tablet
+/// in it. Restored, the relay lacks the tablet. Before the laptop or the
+/// tablet syncs, the phone, which never heard of the tablet, pairs a watch
+/// on top of what the relay kept: the relay's log and the laptop's part
+/// after the phone. Dr. Chen's device refuses the relay's until the laptop
+/// has taken it and signed the tablet in again on top of it; the tablet
+/// and Dr. Chen then take it too, the tablet sends back its note, and
+/// every device, the watch too, ends with every note.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_account_log_written_to_on_both_sides_of_a_restore_is_joined() {
+    let relay = TestRelay::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let at = |name: &str| dir.path().join(name);
+    let (mut laptop, _) = init_with_words(&at("laptop"), &relay, "Dr. Rivera");
+    let case = case_with_a_plan(&mut laptop, "walk daily");
+    laptop
+        .add_note(&case, free_note("from the laptop"))
+        .unwrap();
+    sync(&mut laptop).await;
+    let mut phone = pair(&mut laptop, &at("phone"), &relay).await;
+    sync(&mut phone).await;
+    let mut chen = init(&at("chen"), &relay, "Dr. Chen");
+    sync(&mut chen).await;
+    befriend(&mut laptop, "Dr. Chen", &chen.account_id());
+    share_case(&mut laptop, &case, "Dr. Chen", "read", true).await;
+    sync(&mut chen).await;
+
+    let (relay, copy) = relay.copy().await;
+
+    let mut tablet = pair(&mut laptop, &at("tablet"), &relay).await;
+    sync(&mut tablet).await;
+    tablet
+        .add_note(&case, free_note("from the tablet"))
+        .unwrap();
+    sync(&mut tablet).await;
+    sync(&mut chen).await;
+    let all = notes_of(&mut chen, &case);
+    assert!(all.contains(&"from the tablet".to_string()), "{all:?}");
+
+    let relay = relay.restore(copy.path()).await;
+    let mut watch = pair(&mut phone, &at("watch"), &relay).await;
+    sync(&mut watch).await;
+
+    // Dr. Chen's device, first to sync, may not take a log that lacks the
+    // tablet it holds: refused, named, until an owner's device signs the
+    // tablet in again.
+    let refused = try_sync(&mut chen).await.unwrap_err().to_string();
+    assert!(
+        refused.contains("took another turn") && refused.contains("lacks devices"),
+        "{refused}"
+    );
+
+    let joined = sync(&mut laptop).await;
+    assert_clean(&joined);
+    assert_eq!(joined.logs_turned, vec![laptop.account_id()], "{joined:?}");
+    assert!(
+        laptop
+            .trail()
+            .entries()
+            .unwrap()
+            .iter()
+            .any(|r| r.what.contains("took another turn") && r.what.contains("signed in again")),
+        "the trail says so"
+    );
+    let took = sync(&mut tablet).await;
+    assert_clean(&took);
+    assert_eq!(took.logs_turned, vec![laptop.account_id()], "{took:?}");
+    let took = sync(&mut chen).await;
+    assert_clean(&took);
+    assert_eq!(took.logs_turned, vec![laptop.account_id()], "{took:?}");
+    for home in [&mut laptop, &mut phone, &mut watch, &mut tablet, &mut chen] {
+        assert_clean(&sync(home).await);
+    }
+    for home in [&mut laptop, &mut phone, &mut watch, &mut tablet, &mut chen] {
+        assert_eq!(notes_of(home, &case), all, "{}", home.name());
+    }
+    // Every device holds one log, with all four devices in it.
+    let state = laptop.account_state().unwrap();
+    assert_eq!(state.active().count(), 5, "four devices and the paper one");
+    for home in [&phone, &watch, &tablet] {
+        assert_eq!(home.account_state().unwrap(), state, "{}", home.name());
+    }
+    relay.stop().await;
+}
+
+/// As above, but the tablet opened a case after it was paired: the case's
+/// first access entry is signed at a length of the account log at which,
+/// in the relay's history, the tablet was not yet a device. Taking the
+/// relay's log would make that entry fail everywhere, so the laptop
+/// refuses it, naming why, and its case stays as it was. (Signing such
+/// entries again is not built.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_turn_under_which_an_access_entry_would_not_verify_is_refused() {
+    let relay = TestRelay::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let at = |name: &str| dir.path().join(name);
+    let (mut laptop, _) = init_with_words(&at("laptop"), &relay, "Dr. Rivera");
+    sync(&mut laptop).await;
+    let mut phone = pair(&mut laptop, &at("phone"), &relay).await;
+    sync(&mut phone).await;
+
+    let (relay, copy) = relay.copy().await;
+
+    let mut tablet = pair(&mut laptop, &at("tablet"), &relay).await;
+    let case = case_with_a_plan(&mut tablet, "walk daily");
+    sync(&mut tablet).await;
+    sync(&mut laptop).await;
+    assert_eq!(plan_of(&mut laptop, &case), "walk daily");
+
+    let relay = relay.restore(copy.path()).await;
+    let _watch = pair(&mut phone, &at("watch"), &relay).await;
+
+    let refused = try_sync(&mut laptop).await.unwrap_err().to_string();
+    assert!(
+        refused.contains("took another turn") && refused.contains("would no longer verify"),
+        "{refused}"
+    );
+    assert_eq!(plan_of(&mut laptop, &case), "walk daily");
+    let state = laptop.account_state().unwrap();
+    assert!(state.is_active(&tablet.device_id()), "the log held is kept");
+    relay.stop().await;
+}
