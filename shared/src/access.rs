@@ -245,10 +245,7 @@ impl DocState {
                 "signed at an account log length out of order",
             ));
         }
-        let active = acct
-            .devices
-            .get(&signed.signer)
-            .is_some_and(|d| d.added_seq < len && d.revoked_seq.is_none_or(|r| r >= len));
+        let active = acct.active_at(&signed.signer, len);
         if !active {
             return Err(AccessError::NotOwner(entry.seq));
         }

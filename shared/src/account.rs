@@ -190,6 +190,17 @@ impl AccountState {
             .is_some_and(|d| d.revoked_seq.is_none())
     }
 
+    /// Whether a device was active when the log was `len` entries long:
+    /// listed before that length, and not revoked before it. What an
+    /// entry signed at that length needs of its signer.
+    pub fn active_at(&self, device: &DeviceId, len: u64) -> bool {
+        len <= self.len
+            && self
+                .devices
+                .get(device)
+                .is_some_and(|d| d.added_seq < len && d.revoked_seq.is_none_or(|r| r >= len))
+    }
+
     /// The active devices.
     pub fn active(&self) -> impl Iterator<Item = &DeviceRecord> {
         self.devices.values().filter(|d| d.revoked_seq.is_none())

@@ -114,40 +114,174 @@ async fn an_account_log_written_to_on_both_sides_of_a_restore_is_joined() {
     relay.stop().await;
 }
 
-/// As above, but the tablet opened a case after it was paired: the case's
-/// first access entry is signed at a length of the account log at which,
-/// in the relay's history, the tablet was not yet a device. Taking the
-/// relay's log would make that entry fail everywhere, so the laptop
-/// refuses it, naming why, and its case stays as it was. (Signing such
-/// entries again is not built.)
+/// The laptop and the phone, paired before a copy of the relay's data was
+/// taken, and the tablet the laptop paired after it; the relay goes on.
+struct PairedAfterTheCopy {
+    copy: tempfile::TempDir,
+    dir: tempfile::TempDir,
+    laptop: Home,
+    phone: Home,
+    tablet: Home,
+}
+
+async fn paired_after_the_copy() -> (TestRelay, PairedAfterTheCopy) {
+    let relay = TestRelay::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let (mut laptop, _) = init_with_words(&dir.path().join("laptop"), &relay, "Dr. Rivera");
+    sync(&mut laptop).await;
+    let mut phone = pair(&mut laptop, &dir.path().join("phone"), &relay).await;
+    sync(&mut phone).await;
+    let (relay, copy) = relay.copy().await;
+    let mut tablet = pair(&mut laptop, &dir.path().join("tablet"), &relay).await;
+    sync(&mut tablet).await;
+    let t = PairedAfterTheCopy {
+        copy,
+        dir,
+        laptop,
+        phone,
+        tablet,
+    };
+    (relay, t)
+}
+
+/// The relay is restored from the copy, and the phone, which never heard of
+/// the tablet, pairs a watch on top of what the relay kept.
+async fn restored_and_written_to(t: &mut PairedAfterTheCopy, relay: TestRelay) -> TestRelay {
+    let relay = relay.restore(t.copy.path()).await;
+    let watch = t.dir.path().join("watch");
+    let _watch = pair(&mut t.phone, &watch, &relay).await;
+    relay
+}
+
+/// The tablet opened a case after it was paired, and the laptop fetched
+/// it: the case's first access entry is signed at a length of the account
+/// log at which, in the relay's history, the tablet was not yet a device.
+/// Taking the relay's log would make that entry fail everywhere, so the
+/// laptop refuses it, naming why, and its case stays as it was. (Signing
+/// such entries again is not built.)
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_turn_under_which_an_access_entry_would_not_verify_is_refused() {
+    let (relay, mut t) = paired_after_the_copy().await;
+    let case = case_with_a_plan(&mut t.tablet, "walk daily");
+    sync(&mut t.tablet).await;
+    sync(&mut t.laptop).await;
+    assert_eq!(plan_of(&mut t.laptop, &case), "walk daily");
+    let relay = restored_and_written_to(&mut t, relay).await;
+
+    let refused = try_sync(&mut t.laptop).await.unwrap_err().to_string();
+    assert!(
+        refused.contains("took another turn") && refused.contains("would no longer verify"),
+        "{refused}"
+    );
+    assert_eq!(plan_of(&mut t.laptop, &case), "walk daily");
+    let state = t.laptop.account_state().unwrap();
+    assert!(
+        state.is_active(&t.tablet.device_id()),
+        "the log held is kept"
+    );
+    relay.stop().await;
+}
+
+/// As above, but the laptop never fetched the tablet's case, so it cannot
+/// tell: it takes the relay's log and signs the tablet in again. The
+/// tablet then refuses that log, naming why; its case stays readable
+/// there, held there alone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_device_whose_case_the_turn_would_undo_refuses_it() {
+    let (relay, mut t) = paired_after_the_copy().await;
+    let case = case_with_a_plan(&mut t.tablet, "walk daily");
+    sync(&mut t.tablet).await;
+    let relay = restored_and_written_to(&mut t, relay).await;
+
+    let joined = sync(&mut t.laptop).await;
+    assert_eq!(
+        joined.logs_turned,
+        vec![t.laptop.account_id()],
+        "{joined:?}"
+    );
+    let refused = try_sync(&mut t.tablet).await.unwrap_err().to_string();
+    assert!(
+        refused.contains("took another turn") && refused.contains("would no longer verify"),
+        "{refused}"
+    );
+    assert_eq!(plan_of(&mut t.tablet, &case), "walk daily");
+    relay.stop().await;
+}
+
+/// The laptop takes the relay's log at a turn; the relay is then restored
+/// again from the same old copy, and the desk computer, which never heard
+/// of the tablet or the watch, pairs one more device on top of it: a third
+/// history, parting below the log the laptop took. Taking it would have
+/// the laptop sign the watch and the tablet in again, and a relay that
+/// showed it two histories in turn would have it do so each round: it is
+/// refused, as a turn of a document's access log that leaves behind an
+/// entry this device signed is.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_turn_below_one_taken_before_is_refused() {
     let relay = TestRelay::start().await;
     let dir = tempfile::tempdir().unwrap();
     let at = |name: &str| dir.path().join(name);
     let (mut laptop, _) = init_with_words(&at("laptop"), &relay, "Dr. Rivera");
     sync(&mut laptop).await;
     let mut phone = pair(&mut laptop, &at("phone"), &relay).await;
+    let mut desk = pair(&mut laptop, &at("desk"), &relay).await;
     sync(&mut phone).await;
-
+    sync(&mut desk).await;
     let (relay, copy) = relay.copy().await;
-
-    let mut tablet = pair(&mut laptop, &at("tablet"), &relay).await;
-    let case = case_with_a_plan(&mut tablet, "walk daily");
-    sync(&mut tablet).await;
-    sync(&mut laptop).await;
-    assert_eq!(plan_of(&mut laptop, &case), "walk daily");
+    let _tablet = pair(&mut laptop, &at("tablet"), &relay).await;
 
     let relay = relay.restore(copy.path()).await;
     let _watch = pair(&mut phone, &at("watch"), &relay).await;
+    let joined = sync(&mut laptop).await;
+    assert_eq!(joined.logs_turned, vec![laptop.account_id()], "{joined:?}");
 
+    let relay = relay.restore(copy.path()).await;
+    let _other = pair(&mut desk, &at("other"), &relay).await;
+    let refused = try_sync(&mut laptop).await.unwrap_err().to_string();
+    assert!(
+        refused.contains("took another turn") && refused.contains("parts below"),
+        "{refused}"
+    );
+    relay.stop().await;
+}
+
+/// The tablet, paired after the copy, disposed of a case the copy holds,
+/// and the laptop carried the disposal out, keeping the tablet's signed
+/// entry to give back. Under the relay's log, in which the tablet would be
+/// signed in later, that entry would no longer verify: the disposal could
+/// not be given back, and the case, live again on the restored relay,
+/// would be served to every device paired since. The laptop refuses the
+/// turn instead, naming why, and keeps the disposal.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_turn_under_which_a_kept_disposal_would_not_verify_is_refused() {
+    let relay = TestRelay::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let at = |name: &str| dir.path().join(name);
+    let (mut laptop, _) = init_with_words(&at("laptop"), &relay, "Dr. Rivera");
+    let case = case_with_a_plan(&mut laptop, "walk daily");
+    sync(&mut laptop).await;
+    let mut phone = pair(&mut laptop, &at("phone"), &relay).await;
+    sync(&mut phone).await;
+    let (relay, copy) = relay.copy().await;
+    let mut tablet = pair(&mut laptop, &at("tablet"), &relay).await;
+    sync(&mut tablet).await;
+    tablet.dispose_case(&case, true).unwrap();
+    sync(&mut tablet).await;
+    sync(&mut laptop).await;
+    assert!(
+        laptop
+            .list_cases(true)
+            .unwrap()
+            .iter()
+            .all(|c| c.id != case)
+    );
+
+    let relay = relay.restore(copy.path()).await;
+    let _watch = pair(&mut phone, &at("watch"), &relay).await;
     let refused = try_sync(&mut laptop).await.unwrap_err().to_string();
     assert!(
         refused.contains("took another turn") && refused.contains("would no longer verify"),
         "{refused}"
     );
-    assert_eq!(plan_of(&mut laptop, &case), "walk daily");
-    let state = laptop.account_state().unwrap();
-    assert!(state.is_active(&tablet.device_id()), "the log held is kept");
     relay.stop().await;
 }

@@ -195,11 +195,19 @@ pub fn hint(e: &casebook::Error) -> Option<String> {
                the relay's operator to raise the limit named above"
                 .into()
         }
-        E::Rollback(casebook::sync::RollbackError::AccountLogTurned { .. }) => {
-            "nothing is lost on this device; the relay was restored from an older copy and \
-             written to since (see \"Backups\" in the README): sync a device of that account \
-             paired before the restore first, then sync here again"
-                .into()
+        E::Rollback(casebook::sync::RollbackError::AccountLogTurned { why, .. }) => {
+            if casebook::sync::TURN_HEALS_LATER.contains(why) {
+                "nothing is lost on this device; the relay was restored from an older copy and \
+                 written to since (see \"Backups\" in the README): sync a device of that \
+                 account paired before the restore, then sync here again"
+                    .into()
+            } else {
+                "this device holds a part of the account's log the relay lost that cannot be \
+                 joined to what was written there since (see \"Backups\" in the README); \
+                 nothing here is lost and it stays readable here: export what only this device \
+                 holds (`casebook export`), then pair it again from a device that syncs"
+                    .into()
+            }
         }
         _ => return None,
     })

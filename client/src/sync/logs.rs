@@ -186,21 +186,18 @@ impl Home {
             Response::Log { entries } => entries,
             r => return Err(unexpected(r)),
         };
-        let step = match judge_log(
+        // Two histories, as after a restore written to since: taken where
+        // both turns only add devices (see `turn`).
+        if let Err(refusal) = extension(account, held.last(), &entries) {
+            return self.take_turned_log(relay, account, held, refusal).await;
+        }
+        let step = judge_log(
             account,
             &self.account_id(),
-            held.clone(),
+            held,
             &entries,
             &self.synced.verified_logs,
-        ) {
-            // Two histories, as after a restore written to since: taken
-            // where both turns only add devices (see `turn`).
-            Err(Error::Rollback(
-                refusal @ (RollbackError::AccountLogDiffers(_)
-                | RollbackError::AccountLogShorter(_)),
-            )) => return self.take_turned_log(relay, account, held, refusal).await,
-            step => step?,
-        };
+        )?;
         let (state, all, write) = match step {
             LogStep::Known(state) => return Ok(state),
             LogStep::Verified { state, all, write } => (state, all, write),

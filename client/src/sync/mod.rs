@@ -44,6 +44,7 @@ use crate::net::{NetError, Relay};
 use round::{Phase, Round};
 
 pub use signals::SignalBody;
+pub use turn::TURN_HEALS_LATER;
 pub(crate) use upkeep::{Upkeep, upkeep};
 pub use watch::WatchEvent;
 

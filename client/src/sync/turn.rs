@@ -10,22 +10,35 @@
 //! rollback locked the laptop, the tablet, and every colleague holding the
 //! laptop's copy out for good.
 //!
-//! Where both turns only add devices, nothing is lost by taking the
-//! relay's: an added device's standing does not depend on where in the log
-//! it was added, only that it is there. An owner's device that holds the
-//! other turn and is itself in the relay's log signs its devices in again
-//! on top of it (the account key wrapped to each anew), and then takes it;
-//! a device added in the lost turn, and another account's device, take
-//! the relay's log once every device of the turn they hold is in it.
+//! Where both turns only add devices, the relay's can be taken with no
+//! device lost: an owner's device that holds the other turn and is itself
+//! in the relay's log signs its devices in again on top of it (the account
+//! key wrapped to each anew), and then takes it; a device added in the
+//! lost turn, and another account's device, take the relay's log once
+//! every device of the turn they hold is in it. A device signed in again
+//! stands later in the log than it did: what it signed at a length of the
+//! log where, in the relay's history, it was not yet a device no longer
+//! verifies. So a device takes a turn only if every access entry it holds
+//! (queued ones too) and every disposal it keeps still verify under the
+//! log it would take.
 //!
-//! What stays refused, named: a turn that revokes a device on either side
-//! (taking the other could bring the revoked device back, or drop the
-//! account key the revocation made), and a log under which an access entry
-//! held here would no longer verify (one a device added in the lost turn
-//! signed: in the relay's history it was added later than the entry says).
-//! Those need the entries signed again, which is not built.
+//! What stays refused, named ([`RollbackError::AccountLogTurned`]): a
+//! turn that revokes a device on either side (taking the other could bring
+//! the revoked device back, or drop the account key the revocation made);
+//! a log under which something held here would no longer verify (an
+//! access entry a device added in the lost turn signed: a case it opened
+//! or shared); and a turn below one taken before (a relay showing a device
+//! two histories in turn would have it sign devices in again each round).
+//! Signing such entries again is not built, and neither can a device
+//! added in the lost turn know what others hold: where the tablet opened
+//! a case the laptop never fetched, the laptop takes the turn, and the
+//! tablet refuses it, its case held there alone.
 
+use std::collections::BTreeMap;
+
+use casebook_shared::access::{self, DocEntry};
 use casebook_shared::account::{self, AccountEntry, AccountOp, AccountState, DeviceInfo};
+use casebook_shared::codec;
 use casebook_shared::frames::{ErrorCode, Request, Response};
 use casebook_shared::ids::{AccountId, DeviceId};
 use casebook_shared::signed::Signed;
@@ -53,7 +66,17 @@ pub(crate) struct Turn {
 pub(crate) const REVOKES: &str = "a device is revoked after the turn";
 pub(crate) const LACKS_DEVICES: &str =
     "the relay's lacks devices of the one held, which a device of that account adds again";
-pub(crate) const ENTRIES_DEPEND: &str = "an access entry held here, signed by a device the turn held here added, would no longer verify";
+pub(crate) const ENTRIES_DEPEND: &str = "an access entry or a disposal held here, signed by a device the turn held here added, would no longer verify";
+pub(crate) const BELOW_TAKEN: &str = "it parts below where this device took another turn of it before (a relay showing two histories in turn)";
+pub(crate) const MOVED_ON: &str = "the relay's log moved on while this device signed devices in again; the next sync judges it again";
+
+/// The refusals another device's sync can clear (the rest stay until
+/// something not built heals them).
+pub const TURN_HEALS_LATER: [&str; 2] = [LACKS_DEVICES, MOVED_ON];
+
+/// The sealed setting that keeps, by account, the length of each log taken
+/// at a turn: a later turn must part at or above it.
+const TAKEN: &str = "account_turns_taken";
 
 /// Judges the relay's whole log `theirs` of `account` against the one
 /// `held`: a turn (they part after a shared beginning) in which both sides
@@ -130,6 +153,13 @@ impl Home {
             after: turn.common,
             why,
         };
+        let mut taken: BTreeMap<AccountId, u64> = match self.store.get_secret(TAKEN)? {
+            Some(b) => codec::decode(&b)?,
+            None => BTreeMap::new(),
+        };
+        if turn.common < taken.get(account).copied().unwrap_or(0) {
+            return Err(refused(BELOW_TAKEN).into());
+        }
         let mut state = AccountState::verify_log(&theirs)?;
         if state.id != *account {
             return Err(crate::error::Inconsistent::AnotherAccountsLog.into());
@@ -153,7 +183,7 @@ impl Home {
         if turn.added_here.iter().any(|d| !state.is_active(d)) {
             return Err(refused(LACKS_DEVICES).into());
         }
-        if !self.access_entries_hold_under(account, &state)? {
+        if !self.held_entries_verify_under(account, &state)? {
             return Err(refused(ENTRIES_DEPEND).into());
         }
         if !signed.is_empty() {
@@ -164,25 +194,18 @@ impl Home {
                 .await
             {
                 Ok(_) => {}
-                // Another device signed them in first, or wrote on: the
-                // next round judges the log again.
+                // Another device signed them in first, or wrote on (the
+                // relay answers that the entries do not continue its log,
+                // or that another write won): judged again next round.
                 Err(NetError::Relay {
-                    code: ErrorCode::Conflict,
+                    code: ErrorCode::Conflict | ErrorCode::Invalid,
                     ..
-                }) => return Err(refused(LACKS_DEVICES).into()),
+                }) => return Err(refused(MOVED_ON).into()),
                 Err(e) => return Err(e.into()),
             }
         }
         let first = turn.common;
-        if mine {
-            self.extend_account_log(first, &log[first as usize..])?;
-        } else {
-            let encoded: Vec<Vec<u8>> = log[first as usize..]
-                .iter()
-                .map(casebook_shared::codec::encode)
-                .collect();
-            self.store.append_log(&account.0, first, &encoded)?;
-        }
+        taken.insert(*account, log.len() as u64);
         let whose = match mine {
             true => "this account's log".to_string(),
             false => format!("the log of account {}", account.short()),
@@ -191,47 +214,62 @@ impl Home {
             0 => String::new(),
             n => format!(", and {n} device(s) it lacked signed in again on top of it"),
         };
-        self.trail().record(
-            &format!(
-                "the relay's copy of {whose} took another turn after entry {first} than the one held here (restored from an older copy, and written to since); both turns only add devices, so the relay's was taken{again}"
-            ),
-            None,
-        )?;
+        // One transaction: a log half replaced would not verify.
+        self.atomically(|home| {
+            if mine {
+                home.extend_account_log(first, &log[first as usize..])?;
+            } else {
+                let encoded: Vec<Vec<u8>> =
+                    log[first as usize..].iter().map(codec::encode).collect();
+                home.store.append_log(&account.0, first, &encoded)?;
+            }
+            home.store.put_secret(TAKEN, &codec::encode(&taken))?;
+            home.trail().record(
+                &format!(
+                    "the relay's copy of {whose} took another turn after entry {first} than the one held here (restored from an older copy, and written to since); both turns only add devices, so the relay's was taken{again}"
+                ),
+                None,
+            )?;
+            // The relay lost the end of the log, and maybe more: see
+            // `sync::heal::RECHECK`.
+            home.relay_lost_data()
+        })?;
         self.synced.logs_turned.push(*account);
-        // The relay lost the end of the log, and maybe more: see
-        // `sync::heal::RECHECK`.
-        self.relay_lost_data()?;
         self.synced.verified_logs.remember(*account, &log, &state);
         Ok(state)
     }
 
-    /// Whether every access entry held here that a device of `account`
-    /// signed still verifies under its log as `state` leaves it: its
-    /// signer listed before the log length it was signed at, and not
-    /// revoked before it.
-    fn access_entries_hold_under(&self, account: &AccountId, state: &AccountState) -> Result<bool> {
+    /// Whether every access entry held here (queued ones too) and every
+    /// disposal kept here that a device of `account` signed still
+    /// verifies under its log as `state` leaves it.
+    fn held_entries_verify_under(&self, account: &AccountId, state: &AccountState) -> Result<bool> {
         for doc in self.store.doc_ids()? {
             for signed in self.access().access_log(&doc)? {
-                let Ok(entry) = signed
-                    .open::<casebook_shared::access::DocEntry>(casebook_shared::access::SIG_LABEL)
-                else {
-                    continue;
-                };
-                if entry.account != *account {
-                    continue;
-                }
-                let len = entry.account_len;
-                let holds = len <= state.len
-                    && state.devices.get(&signed.signer).is_some_and(|d| {
-                        d.added_seq < len && d.revoked_seq.is_none_or(|r| r >= len)
-                    });
-                if !holds {
+                if !verifies_under(&signed, account, state) {
                     return Ok(false);
                 }
             }
         }
-        Ok(true)
+        let kept = self.kept_disposals()?;
+        Ok(kept
+            .values()
+            .all(|k| verifies_under(&k.gone, account, state)))
     }
+}
+
+/// Whether an access entry, if `account` signed it, verifies under its log
+/// as `state` leaves it: its signer active at the log length it was
+/// signed at ([`AccountState::active_at`], as the access log's own check
+/// asks). Another account's entry,
+/// or one that does not open, is not this check's to judge.
+fn verifies_under(signed: &Signed, account: &AccountId, state: &AccountState) -> bool {
+    let Ok(entry) = signed.open::<DocEntry>(access::SIG_LABEL) else {
+        return true;
+    };
+    if entry.account != *account {
+        return true;
+    }
+    state.active_at(&signed.signer, entry.account_len)
 }
 
 #[cfg(test)]

@@ -6,8 +6,9 @@
 //! README's "Backups" asks, every device syncs once after the restore
 //! before anyone writes: an account log written to by a device that
 //! knew nothing of the loss (one recovered from the words, say) before the
-//! devices that hold its lost end synced has two histories, which is
-//! refused, not healed.
+//! devices that hold its lost end synced has two histories, healed only
+//! where both add devices and nothing else (`casebook::sync` on turns; the
+//! end-to-end tests in `tests/relay_restore_turn.rs`), and not made here.
 //!
 //! On unless `SIM_RESTORES=0`. The 200 CI seeds hold with it. Of 2,000
 //! seeds from 3,405,643,700, 2 fail with it and none without: a
