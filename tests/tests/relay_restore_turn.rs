@@ -239,7 +239,7 @@ async fn a_turn_below_one_taken_before_is_refused() {
     let _other = pair(&mut desk, &at("other"), &relay).await;
     let refused = try_sync(&mut laptop).await.unwrap_err().to_string();
     assert!(
-        refused.contains("took another turn") && refused.contains("parts below"),
+        refused.contains("took another turn") && refused.contains("parts no later than"),
         "{refused}"
     );
     relay.stop().await;
@@ -283,5 +283,43 @@ async fn a_turn_under_which_a_kept_disposal_would_not_verify_is_refused() {
         refused.contains("took another turn") && refused.contains("would no longer verify"),
         "{refused}"
     );
+    relay.stop().await;
+}
+
+/// The tablet, paired after the copy, shared a case with Dr. Chen, and the
+/// laptop never fetched that share. The laptop takes the relay's log and
+/// signs the tablet in again; Dr. Chen's device, holding the share the
+/// tablet signed at a length where it is not yet a device in that log,
+/// refuses it for good, naming why.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_colleague_holding_what_a_device_signed_before_refuses_the_turn() {
+    let relay = TestRelay::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let at = |name: &str| dir.path().join(name);
+    let (mut laptop, _) = init_with_words(&at("laptop"), &relay, "Dr. Rivera");
+    let case = case_with_a_plan(&mut laptop, "walk daily");
+    sync(&mut laptop).await;
+    let mut phone = pair(&mut laptop, &at("phone"), &relay).await;
+    sync(&mut phone).await;
+    let mut chen = init(&at("chen"), &relay, "Dr. Chen");
+    sync(&mut chen).await;
+    let (relay, copy) = relay.copy().await;
+    let mut tablet = pair(&mut laptop, &at("tablet"), &relay).await;
+    sync(&mut tablet).await;
+    befriend(&mut tablet, "Dr. Chen", &chen.account_id());
+    share_case(&mut tablet, &case, "Dr. Chen", "read", true).await;
+    sync(&mut chen).await;
+    assert_eq!(plan_of(&mut chen, &case), "walk daily");
+
+    let relay = relay.restore(copy.path()).await;
+    let _watch = pair(&mut phone, &at("watch"), &relay).await;
+    let joined = sync(&mut laptop).await;
+    assert_eq!(joined.logs_turned, vec![laptop.account_id()], "{joined:?}");
+    let refused = try_sync(&mut chen).await.unwrap_err().to_string();
+    assert!(
+        refused.contains("took another turn") && refused.contains("would no longer verify"),
+        "{refused}"
+    );
+    assert_eq!(plan_of(&mut chen, &case), "walk daily");
     relay.stop().await;
 }

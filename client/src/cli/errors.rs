@@ -196,16 +196,19 @@ pub fn hint(e: &casebook::Error) -> Option<String> {
                 .into()
         }
         E::Rollback(casebook::sync::RollbackError::AccountLogTurned { why, .. }) => {
-            if casebook::sync::TURN_HEALS_LATER.contains(why) {
+            if *why == casebook::sync::TURN_MOVED_ON {
+                "another device wrote to the account's log meanwhile: sync again".into()
+            } else if *why == casebook::sync::TURN_LACKS_DEVICES {
                 "nothing is lost on this device; the relay was restored from an older copy and \
                  written to since (see \"Backups\" in the README): sync a device of that \
                  account paired before the restore, then sync here again"
                     .into()
             } else {
-                "this device holds a part of the account's log the relay lost that cannot be \
+                "this device holds a part of that account's log the relay lost that cannot be \
                  joined to what was written there since (see \"Backups\" in the README); \
                  nothing here is lost and it stays readable here: export what only this device \
-                 holds (`casebook export`), then pair it again from a device that syncs"
+                 holds (`casebook export`); if the log is this account's, pair this device again \
+                 from one that syncs, and if it is a colleague's, tell them"
                     .into()
             }
         }

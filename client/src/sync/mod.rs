@@ -44,7 +44,7 @@ use crate::net::{NetError, Relay};
 use round::{Phase, Round};
 
 pub use signals::SignalBody;
-pub use turn::TURN_HEALS_LATER;
+pub use turn::{LACKS_DEVICES as TURN_LACKS_DEVICES, MOVED_ON as TURN_MOVED_ON};
 pub(crate) use upkeep::{Upkeep, upkeep};
 pub use watch::WatchEvent;
 

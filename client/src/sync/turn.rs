@@ -64,18 +64,14 @@ pub(crate) struct Turn {
 /// Why a turn is not taken (the rest of the refusal's text is
 /// [`RollbackError::AccountLogTurned`]'s).
 pub(crate) const REVOKES: &str = "a device is revoked after the turn";
-pub(crate) const LACKS_DEVICES: &str =
+pub const LACKS_DEVICES: &str =
     "the relay's lacks devices of the one held, which a device of that account adds again";
 pub(crate) const ENTRIES_DEPEND: &str = "an access entry or a disposal held here, signed by a device the turn held here added, would no longer verify";
-pub(crate) const BELOW_TAKEN: &str = "it parts below where this device took another turn of it before (a relay showing two histories in turn)";
-pub(crate) const MOVED_ON: &str = "the relay's log moved on while this device signed devices in again; the next sync judges it again";
+pub(crate) const BELOW_TAKEN: &str = "it parts no later than another turn of it this device took did (a relay showing two histories in turn)";
+pub const MOVED_ON: &str = "the relay's log moved on while this device signed devices in again; the next sync judges it again";
 
-/// The refusals another device's sync can clear (the rest stay until
-/// something not built heals them).
-pub const TURN_HEALS_LATER: [&str; 2] = [LACKS_DEVICES, MOVED_ON];
-
-/// The sealed setting that keeps, by account, the length of each log taken
-/// at a turn: a later turn must part at or above it.
+/// The sealed setting that keeps, by account, where a later turn must part
+/// at or above: one past where the last turn taken parted.
 const TAKEN: &str = "account_turns_taken";
 
 /// Judges the relay's whole log `theirs` of `account` against the one
@@ -187,25 +183,38 @@ impl Home {
             return Err(refused(ENTRIES_DEPEND).into());
         }
         if !signed.is_empty() {
-            match relay
-                .request(&Request::AppendAccount {
-                    entries: signed.clone(),
-                })
-                .await
-            {
+            let append = Request::AppendAccount {
+                entries: signed.clone(),
+            };
+            match relay.request(&append).await {
                 Ok(_) => {}
                 // Another device signed them in first, or wrote on (the
                 // relay answers that the entries do not continue its log,
-                // or that another write won): judged again next round.
+                // or that another write won): judged again next round, if
+                // the relay's log did move on. Any other refusal stands.
                 Err(NetError::Relay {
-                    code: ErrorCode::Conflict | ErrorCode::Invalid,
-                    ..
-                }) => return Err(refused(MOVED_ON).into()),
+                    code: code @ (ErrorCode::Conflict | ErrorCode::Invalid),
+                    reason,
+                }) => {
+                    let again = Request::GetAccount {
+                        account: *account,
+                        from: log.len() as u64 - signed.len() as u64 - 1,
+                    };
+                    return match relay.request(&again).await? {
+                        Response::Log { entries } if entries.len() > 1 => {
+                            Err(refused(MOVED_ON).into())
+                        }
+                        _ => Err(NetError::Relay { code, reason }.into()),
+                    };
+                }
                 Err(e) => return Err(e.into()),
             }
         }
         let first = turn.common;
-        taken.insert(*account, log.len() as u64);
+        // Showing the history left behind again parts where this one did:
+        // refused from now on. One parting above (a restore from a copy
+        // that holds the relay's side, written to again) may be taken.
+        taken.insert(*account, turn.common + 1);
         let whose = match mine {
             true => "this account's log".to_string(),
             false => format!("the log of account {}", account.short()),
@@ -214,7 +223,10 @@ impl Home {
             0 => String::new(),
             n => format!(", and {n} device(s) it lacked signed in again on top of it"),
         };
-        // One transaction: a log half replaced would not verify.
+        // One transaction: a log half replaced would not verify. (The
+        // account keys `extend_account_log` sets in memory are the ones
+        // held already, whatever becomes of it: a turn that only adds
+        // devices makes no new generation.)
         self.atomically(|home| {
             if mine {
                 home.extend_account_log(first, &log[first as usize..])?;
