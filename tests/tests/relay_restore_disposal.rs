@@ -106,15 +106,17 @@ async fn a_disposal_the_restore_undid_is_given_back_by_a_device_that_took_it() {
     }
 }
 
-/// Dr. Rivera's laptop and tablet, a copy of the relay's data taken
-/// before the case was opened, and the case (with its psychotherapy
-/// notes) on both devices since; the relay goes on.
+/// Dr. Rivera's laptop and tablet, and Dr. Chen, whom the laptop knows; a
+/// copy of the relay's data taken before the case was opened, and the
+/// case (with its psychotherapy notes) on both of Dr. Rivera's devices
+/// since; the relay goes on.
 struct NewerThanTheCopy {
     relay: TestRelay,
     copy: tempfile::TempDir,
     dir: tempfile::TempDir,
     laptop: Home,
     tablet: Home,
+    chen: Home,
     case: DocId,
     private: DocId,
 }
@@ -126,6 +128,9 @@ async fn newer_than_the_copy() -> NewerThanTheCopy {
     sync(&mut laptop).await;
     let mut tablet = pair(&mut laptop, &dir.path().join("tablet"), &relay).await;
     sync(&mut tablet).await;
+    let mut chen = init(&dir.path().join("chen"), &relay, "Dr. Chen");
+    sync(&mut chen).await;
+    befriend(&mut laptop, "Dr. Chen", &chen.account_id());
     let (relay, copy) = relay.copy().await;
     let case = case_with_a_plan(&mut laptop, "walk daily");
     sync(&mut laptop).await;
@@ -138,6 +143,7 @@ async fn newer_than_the_copy() -> NewerThanTheCopy {
         dir,
         laptop,
         tablet,
+        chen,
         case,
         private,
     }
@@ -159,6 +165,7 @@ async fn a_case_sent_back_by_a_device_that_never_saw_its_disposal_is_disposed_of
         mut tablet,
         case,
         private,
+        ..
     } = newer_than_the_copy().await;
     laptop.dispose_case(&case, true).unwrap();
     sync(&mut laptop).await;
@@ -213,6 +220,7 @@ async fn a_disposal_of_a_case_the_restore_lost_whole_is_given_back_by_its_owner(
         mut tablet,
         case,
         private,
+        ..
     } = newer_than_the_copy().await;
     laptop.dispose_case(&case, true).unwrap();
     sync(&mut laptop).await;
@@ -286,22 +294,20 @@ async fn a_device_that_took_more_of_a_case_than_its_disposal_deletes_it() {
 /// listed for a share that ended, and keeping it).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_colleague_the_restored_relay_never_knew_learns_of_the_disposal() {
-    let relay = TestRelay::start().await;
-    let dir = tempfile::tempdir().unwrap();
-    let (mut laptop, _) = init_with_words(&dir.path().join("laptop"), &relay, "Dr. Rivera");
-    sync(&mut laptop).await;
-    let mut chen = init(&dir.path().join("chen"), &relay, "Dr. Chen");
-    sync(&mut chen).await;
-    befriend(&mut laptop, "Dr. Chen", &chen.account_id());
-
-    let (relay, copy) = relay.copy().await;
-
-    let case = case_with_a_plan(&mut laptop, "walk daily");
-    sync(&mut laptop).await;
+    // The homes live in `_dir`: kept to the end.
+    let NewerThanTheCopy {
+        relay,
+        copy,
+        dir: _dir,
+        mut laptop,
+        mut chen,
+        case,
+        private,
+        ..
+    } = newer_than_the_copy().await;
     share_case(&mut laptop, &case, "Dr. Chen", "read", true).await;
     sync(&mut chen).await;
     assert!(holds(&chen, &case));
-    let private = private_of(&laptop, &case);
     laptop.dispose_case(&case, true).unwrap();
     sync(&mut laptop).await;
     sync(&mut laptop).await;
@@ -340,6 +346,7 @@ async fn a_disposal_not_yet_sent_of_a_case_the_restore_lost_goes_alone() {
         mut tablet,
         case,
         private,
+        ..
     } = newer_than_the_copy().await;
     laptop.dispose_case(&case, true).unwrap();
 

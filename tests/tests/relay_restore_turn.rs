@@ -114,32 +114,45 @@ async fn an_account_log_written_to_on_both_sides_of_a_restore_is_joined() {
     relay.stop().await;
 }
 
-/// The laptop and the phone, paired before a copy of the relay's data was
-/// taken, and the tablet the laptop paired after it; the relay goes on.
+/// Dr. Rivera's laptop, phone and desk computer and a case, and Dr. Chen,
+/// from before a copy of the relay's data was taken; the tablet the laptop
+/// paired after it. The relay goes on.
 struct PairedAfterTheCopy {
     copy: tempfile::TempDir,
     dir: tempfile::TempDir,
     laptop: Home,
     phone: Home,
+    desk: Home,
     tablet: Home,
+    chen: Home,
+    case: DocId,
 }
 
 async fn paired_after_the_copy() -> (TestRelay, PairedAfterTheCopy) {
     let relay = TestRelay::start().await;
     let dir = tempfile::tempdir().unwrap();
-    let (mut laptop, _) = init_with_words(&dir.path().join("laptop"), &relay, "Dr. Rivera");
+    let at = |name: &str| dir.path().join(name);
+    let (mut laptop, _) = init_with_words(&at("laptop"), &relay, "Dr. Rivera");
+    let case = case_with_a_plan(&mut laptop, "walk daily");
     sync(&mut laptop).await;
-    let mut phone = pair(&mut laptop, &dir.path().join("phone"), &relay).await;
-    sync(&mut phone).await;
+    let mut phone = pair(&mut laptop, &at("phone"), &relay).await;
+    let mut desk = pair(&mut laptop, &at("desk"), &relay).await;
+    let mut chen = init(&at("chen"), &relay, "Dr. Chen");
+    for home in [&mut phone, &mut desk, &mut chen] {
+        sync(home).await;
+    }
     let (relay, copy) = relay.copy().await;
-    let mut tablet = pair(&mut laptop, &dir.path().join("tablet"), &relay).await;
+    let mut tablet = pair(&mut laptop, &at("tablet"), &relay).await;
     sync(&mut tablet).await;
     let t = PairedAfterTheCopy {
         copy,
         dir,
         laptop,
         phone,
+        desk,
         tablet,
+        chen,
+        case,
     };
     (relay, t)
 }
@@ -153,6 +166,27 @@ async fn restored_and_written_to(t: &mut PairedAfterTheCopy, relay: TestRelay) -
     relay
 }
 
+/// The refusal `home` meets syncing: a turn it may not take, for `why`.
+async fn refuses_the_turn(home: &mut Home, why: &str) {
+    let refused = try_sync(home).await.unwrap_err().to_string();
+    assert!(
+        refused.contains("took another turn") && refused.contains(why),
+        "{refused}"
+    );
+}
+
+/// The laptop takes the relay's log, signing the tablet in again.
+async fn laptop_joins(t: &mut PairedAfterTheCopy) {
+    let joined = sync(&mut t.laptop).await;
+    assert_eq!(
+        joined.logs_turned,
+        vec![t.laptop.account_id()],
+        "{joined:?}"
+    );
+}
+
+const NO_LONGER_VERIFIES: &str = "would no longer verify";
+
 /// The tablet opened a case after it was paired, and the laptop fetched
 /// it: the case's first access entry is signed at a length of the account
 /// log at which, in the relay's history, the tablet was not yet a device.
@@ -162,18 +196,13 @@ async fn restored_and_written_to(t: &mut PairedAfterTheCopy, relay: TestRelay) -
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_turn_under_which_an_access_entry_would_not_verify_is_refused() {
     let (relay, mut t) = paired_after_the_copy().await;
-    let case = case_with_a_plan(&mut t.tablet, "walk daily");
+    let case = case_with_a_plan(&mut t.tablet, "sleep diary");
     sync(&mut t.tablet).await;
     sync(&mut t.laptop).await;
-    assert_eq!(plan_of(&mut t.laptop, &case), "walk daily");
     let relay = restored_and_written_to(&mut t, relay).await;
 
-    let refused = try_sync(&mut t.laptop).await.unwrap_err().to_string();
-    assert!(
-        refused.contains("took another turn") && refused.contains("would no longer verify"),
-        "{refused}"
-    );
-    assert_eq!(plan_of(&mut t.laptop, &case), "walk daily");
+    refuses_the_turn(&mut t.laptop, NO_LONGER_VERIFIES).await;
+    assert_eq!(plan_of(&mut t.laptop, &case), "sleep diary");
     let state = t.laptop.account_state().unwrap();
     assert!(
         state.is_active(&t.tablet.device_id()),
@@ -189,137 +218,75 @@ async fn a_turn_under_which_an_access_entry_would_not_verify_is_refused() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_device_whose_case_the_turn_would_undo_refuses_it() {
     let (relay, mut t) = paired_after_the_copy().await;
-    let case = case_with_a_plan(&mut t.tablet, "walk daily");
+    let case = case_with_a_plan(&mut t.tablet, "sleep diary");
     sync(&mut t.tablet).await;
     let relay = restored_and_written_to(&mut t, relay).await;
 
-    let joined = sync(&mut t.laptop).await;
-    assert_eq!(
-        joined.logs_turned,
-        vec![t.laptop.account_id()],
-        "{joined:?}"
-    );
-    let refused = try_sync(&mut t.tablet).await.unwrap_err().to_string();
-    assert!(
-        refused.contains("took another turn") && refused.contains("would no longer verify"),
-        "{refused}"
-    );
-    assert_eq!(plan_of(&mut t.tablet, &case), "walk daily");
+    laptop_joins(&mut t).await;
+    refuses_the_turn(&mut t.tablet, NO_LONGER_VERIFIES).await;
+    assert_eq!(plan_of(&mut t.tablet, &case), "sleep diary");
+    relay.stop().await;
+}
+
+/// The tablet shared the case with Dr. Chen, and the laptop never fetched
+/// that share. The laptop takes the relay's log and signs the tablet in
+/// again; Dr. Chen's device, holding the share the tablet signed at a
+/// length where it is not yet a device in that log, refuses it for good,
+/// naming why.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_colleague_holding_what_a_device_signed_before_refuses_the_turn() {
+    let (relay, mut t) = paired_after_the_copy().await;
+    let chen_account = t.chen.account_id();
+    befriend(&mut t.tablet, "Dr. Chen", &chen_account);
+    share_case(&mut t.tablet, &t.case, "Dr. Chen", "read", true).await;
+    sync(&mut t.chen).await;
+    assert_eq!(plan_of(&mut t.chen, &t.case), "walk daily");
+    let relay = restored_and_written_to(&mut t, relay).await;
+
+    laptop_joins(&mut t).await;
+    refuses_the_turn(&mut t.chen, NO_LONGER_VERIFIES).await;
+    assert_eq!(plan_of(&mut t.chen, &t.case), "walk daily");
+    relay.stop().await;
+}
+
+/// The tablet disposed of the case, which the copy holds, and the laptop
+/// carried the disposal out, keeping the tablet's signed entry to give
+/// back. Under the relay's log, in which the tablet would be signed in
+/// later, that entry would no longer verify: the disposal could not be
+/// given back, and the case, live again on the restored relay, would be
+/// served to every device paired since. The laptop refuses the turn
+/// instead, naming why, and keeps the disposal.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_turn_under_which_a_kept_disposal_would_not_verify_is_refused() {
+    let (relay, mut t) = paired_after_the_copy().await;
+    t.tablet.dispose_case(&t.case, true).unwrap();
+    sync(&mut t.tablet).await;
+    sync(&mut t.laptop).await;
+    let cases = t.laptop.list_cases(true).unwrap();
+    assert!(cases.iter().all(|c| c.id != t.case));
+    let relay = restored_and_written_to(&mut t, relay).await;
+
+    refuses_the_turn(&mut t.laptop, NO_LONGER_VERIFIES).await;
     relay.stop().await;
 }
 
 /// The laptop takes the relay's log at a turn; the relay is then restored
 /// again from the same old copy, and the desk computer, which never heard
 /// of the tablet or the watch, pairs one more device on top of it: a third
-/// history, parting below the log the laptop took. Taking it would have
-/// the laptop sign the watch and the tablet in again, and a relay that
-/// showed it two histories in turn would have it do so each round: it is
+/// history, parting where the first turn did. Taking it would have the
+/// laptop sign the watch and the tablet in again, and a relay that showed
+/// it two histories in turn would have it do so each round: it is
 /// refused, as a turn of a document's access log that leaves behind an
 /// entry this device signed is.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_turn_below_one_taken_before_is_refused() {
-    let relay = TestRelay::start().await;
-    let dir = tempfile::tempdir().unwrap();
-    let at = |name: &str| dir.path().join(name);
-    let (mut laptop, _) = init_with_words(&at("laptop"), &relay, "Dr. Rivera");
-    sync(&mut laptop).await;
-    let mut phone = pair(&mut laptop, &at("phone"), &relay).await;
-    let mut desk = pair(&mut laptop, &at("desk"), &relay).await;
-    sync(&mut phone).await;
-    sync(&mut desk).await;
-    let (relay, copy) = relay.copy().await;
-    let _tablet = pair(&mut laptop, &at("tablet"), &relay).await;
+    let (relay, mut t) = paired_after_the_copy().await;
+    let relay = restored_and_written_to(&mut t, relay).await;
+    laptop_joins(&mut t).await;
 
-    let relay = relay.restore(copy.path()).await;
-    let _watch = pair(&mut phone, &at("watch"), &relay).await;
-    let joined = sync(&mut laptop).await;
-    assert_eq!(joined.logs_turned, vec![laptop.account_id()], "{joined:?}");
-
-    let relay = relay.restore(copy.path()).await;
-    let _other = pair(&mut desk, &at("other"), &relay).await;
-    let refused = try_sync(&mut laptop).await.unwrap_err().to_string();
-    assert!(
-        refused.contains("took another turn") && refused.contains("parts no later than"),
-        "{refused}"
-    );
-    relay.stop().await;
-}
-
-/// The tablet, paired after the copy, disposed of a case the copy holds,
-/// and the laptop carried the disposal out, keeping the tablet's signed
-/// entry to give back. Under the relay's log, in which the tablet would be
-/// signed in later, that entry would no longer verify: the disposal could
-/// not be given back, and the case, live again on the restored relay,
-/// would be served to every device paired since. The laptop refuses the
-/// turn instead, naming why, and keeps the disposal.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_turn_under_which_a_kept_disposal_would_not_verify_is_refused() {
-    let relay = TestRelay::start().await;
-    let dir = tempfile::tempdir().unwrap();
-    let at = |name: &str| dir.path().join(name);
-    let (mut laptop, _) = init_with_words(&at("laptop"), &relay, "Dr. Rivera");
-    let case = case_with_a_plan(&mut laptop, "walk daily");
-    sync(&mut laptop).await;
-    let mut phone = pair(&mut laptop, &at("phone"), &relay).await;
-    sync(&mut phone).await;
-    let (relay, copy) = relay.copy().await;
-    let mut tablet = pair(&mut laptop, &at("tablet"), &relay).await;
-    sync(&mut tablet).await;
-    tablet.dispose_case(&case, true).unwrap();
-    sync(&mut tablet).await;
-    sync(&mut laptop).await;
-    assert!(
-        laptop
-            .list_cases(true)
-            .unwrap()
-            .iter()
-            .all(|c| c.id != case)
-    );
-
-    let relay = relay.restore(copy.path()).await;
-    let _watch = pair(&mut phone, &at("watch"), &relay).await;
-    let refused = try_sync(&mut laptop).await.unwrap_err().to_string();
-    assert!(
-        refused.contains("took another turn") && refused.contains("would no longer verify"),
-        "{refused}"
-    );
-    relay.stop().await;
-}
-
-/// The tablet, paired after the copy, shared a case with Dr. Chen, and the
-/// laptop never fetched that share. The laptop takes the relay's log and
-/// signs the tablet in again; Dr. Chen's device, holding the share the
-/// tablet signed at a length where it is not yet a device in that log,
-/// refuses it for good, naming why.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_colleague_holding_what_a_device_signed_before_refuses_the_turn() {
-    let relay = TestRelay::start().await;
-    let dir = tempfile::tempdir().unwrap();
-    let at = |name: &str| dir.path().join(name);
-    let (mut laptop, _) = init_with_words(&at("laptop"), &relay, "Dr. Rivera");
-    let case = case_with_a_plan(&mut laptop, "walk daily");
-    sync(&mut laptop).await;
-    let mut phone = pair(&mut laptop, &at("phone"), &relay).await;
-    sync(&mut phone).await;
-    let mut chen = init(&at("chen"), &relay, "Dr. Chen");
-    sync(&mut chen).await;
-    let (relay, copy) = relay.copy().await;
-    let mut tablet = pair(&mut laptop, &at("tablet"), &relay).await;
-    sync(&mut tablet).await;
-    befriend(&mut tablet, "Dr. Chen", &chen.account_id());
-    share_case(&mut tablet, &case, "Dr. Chen", "read", true).await;
-    sync(&mut chen).await;
-    assert_eq!(plan_of(&mut chen, &case), "walk daily");
-
-    let relay = relay.restore(copy.path()).await;
-    let _watch = pair(&mut phone, &at("watch"), &relay).await;
-    let joined = sync(&mut laptop).await;
-    assert_eq!(joined.logs_turned, vec![laptop.account_id()], "{joined:?}");
-    let refused = try_sync(&mut chen).await.unwrap_err().to_string();
-    assert!(
-        refused.contains("took another turn") && refused.contains("would no longer verify"),
-        "{refused}"
-    );
-    assert_eq!(plan_of(&mut chen, &case), "walk daily");
+    let relay = relay.restore(t.copy.path()).await;
+    let other = t.dir.path().join("other");
+    let _other = pair(&mut t.desk, &other, &relay).await;
+    refuses_the_turn(&mut t.laptop, "no later than").await;
     relay.stop().await;
 }

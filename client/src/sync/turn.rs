@@ -270,10 +270,10 @@ impl Home {
 }
 
 /// Whether an access entry, if `account` signed it, verifies under its log
-/// as `state` leaves it: its signer active at the log length it was
-/// signed at ([`AccountState::active_at`], as the access log's own check
-/// asks). Another account's entry,
-/// or one that does not open, is not this check's to judge.
+/// as `state` leaves it: its signer active at the log length it was signed
+/// at ([`AccountState::active_at`], as the access log's own check asks).
+/// Another account's entry, or one that does not open, is not this check's
+/// to judge.
 fn verifies_under(signed: &Signed, account: &AccountId, state: &AccountState) -> bool {
     let Ok(entry) = signed.open::<DocEntry>(access::SIG_LABEL) else {
         return true;
