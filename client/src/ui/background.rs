@@ -23,6 +23,10 @@ pub(super) struct SyncStatus {
     pub last: Option<u64>,
     /// Why the last attempt failed, until one succeeds.
     pub error: Option<String>,
+    /// What the last round refused of what the relay served, or found
+    /// incomplete, in the person's words (see [`super::pages::round_warning`]):
+    /// shown until a round finds nothing of the kind.
+    pub warning: Option<String>,
 }
 
 /// Runs until `stop` fires (the page locked) or the home may no longer
@@ -55,10 +59,11 @@ pub(super) async fn keep_syncing(
                     {
                         ui.changes.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
                     }
-                    if let WatchEvent::Synced(_) = event {
+                    if let WatchEvent::Synced(report) = event {
                         ui.set_sync(since, |s| {
                             s.last = Some(home_now());
                             s.error = None;
+                            s.warning = super::pages::round_warning(&report);
                         });
                     }
                 };

@@ -25,7 +25,43 @@ pub(super) fn sync_line(bar: &Bar) -> String {
         (None, None, true) => "Connected · syncing".to_string(),
         (None, _, false) => "Connecting to the relay".to_string(),
     };
-    format!("{state} · {} unsent", bar.unsent)
+    match &bar.sync.warning {
+        Some(w) => format!("{state} · {} unsent · Warning: {w}", bar.unsent),
+        None => format!("{state} · {} unsent", bar.unsent),
+    }
+}
+
+/// What a round that refused some of what the relay served, or left cases
+/// incomplete, says on the page: the CLI's `sync` lists each and exits
+/// non-zero; the page has its sync line, so it goes there, naming the
+/// cases, until a round finds nothing of the kind.
+pub(super) fn round_warning(r: &casebook::sync::SyncReport) -> Option<String> {
+    let mut said = Vec::new();
+    if !r.refused.is_empty() {
+        said.push(format!(
+            "the relay served {} thing(s) this device refused (damaged, moved, or not \
+             allowed): nothing of it was applied, each sync asks for it again, and whoever \
+             runs the relay should hear of it",
+            r.refused.len()
+        ));
+    }
+    if !r.incomplete.is_empty() {
+        let cases: Vec<String> = r
+            .incomplete
+            .iter()
+            .map(|x| match (&x.case_name, x.private) {
+                (Some(name), false) => name.clone(),
+                (Some(name), true) => format!("{name} (psychotherapy notes)"),
+                (None, _) => format!("document {}", x.doc.short()),
+            })
+            .collect();
+        said.push(format!(
+            "incomplete: {}: the relay has not served changes it took; each sync asks for \
+             them again",
+            cases.join(", ")
+        ));
+    }
+    (!said.is_empty()).then(|| said.join("; "))
 }
 
 /// Every page: its title, the header (with the sync line and "Lock" once
