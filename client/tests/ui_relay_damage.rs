@@ -83,8 +83,17 @@ async fn the_page_names_a_case_its_sync_found_incomplete() {
     });
 
     ok(&laptop, &["sync"]);
-    eventually("no warning once the first note is sent again", || {
-        ok(&laptop, &["sync"]);
-        !page.get(&cookie, "/").body.contains("Warning:")
-    });
+    eventually(
+        "both notes, and no warning once the first is sent again",
+        || {
+            ok(&laptop, &["sync"]);
+            let found = |q: &str| {
+                page.post(&cookie, "/search", q)
+                    .body
+                    .contains("Jordan Avery")
+            };
+            let clear = !page.get(&cookie, "/").body.contains("Warning:");
+            clear && found("q=sleep+diary") && found("q=breathing+exercise")
+        },
+    );
 }

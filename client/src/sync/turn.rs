@@ -74,10 +74,10 @@ pub const MOVED_ON: &str = "the relay's log moved on while this device signed de
 /// at or above: one past where the last turn taken parted.
 const TAKEN: &str = "account_turns_taken";
 
-/// Judges the relay's whole log `theirs` of `account` against the one
-/// `held`: a turn (they part after a shared beginning) in which both sides
-/// only add devices. Anything else keeps the refusal the fetch met, as
-/// `not_a_turn`.
+/// Judges the relay's whole log `theirs` of `account` (verified by the
+/// caller) against the one `held`: a turn (they part after a shared
+/// beginning) in which both sides only add devices. Anything else keeps
+/// the refusal the fetch met, as `not_a_turn`.
 pub(crate) fn judge_turn(
     account: &AccountId,
     held: &[Signed],
@@ -143,6 +143,16 @@ impl Home {
             Response::Log { entries } => entries,
             r => return Err(unexpected(r)),
         };
+        // Verified first: an entry that does not open is the relay's doing,
+        // not a turn's (see `judge_turn`). None at all is the rollback the
+        // fetch met.
+        if theirs.is_empty() {
+            return Err(refusal.into());
+        }
+        let mut state = AccountState::verify_log(&theirs)?;
+        if state.id != *account {
+            return Err(crate::error::Inconsistent::AnotherAccountsLog.into());
+        }
         let turn = judge_turn(account, &held, &theirs, refusal)?;
         let refused = |why| RollbackError::AccountLogTurned {
             account: *account,
@@ -155,10 +165,6 @@ impl Home {
         };
         if turn.common < taken.get(account).copied().unwrap_or(0) {
             return Err(refused(BELOW_TAKEN).into());
-        }
-        let mut state = AccountState::verify_log(&theirs)?;
-        if state.id != *account {
-            return Err(crate::error::Inconsistent::AnotherAccountsLog.into());
         }
         let mine = *account == self.account_id();
         let mut log = theirs;

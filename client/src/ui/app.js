@@ -259,7 +259,9 @@
       if (r.ok) {
         const live = await r.json();
         const line = document.getElementById("sync");
-        if (line) line.textContent = live.sync;
+        // Written only when it changes: the line is a live region, and a
+        // screen reader reads each change out.
+        if (line && line.textContent !== live.sync) line.textContent = live.sync;
         if (version !== null && live.version !== version && follow) await follow();
         version = live.version;
       }

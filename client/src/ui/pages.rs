@@ -17,7 +17,8 @@ pub(super) struct Bar {
     pub version: u64,
 }
 
-/// The sync line: connected, the last sync, what is unsent.
+/// The sync line: connected, the last sync, what is unsent, and what the
+/// last round refused or found incomplete, if anything.
 pub(super) fn sync_line(bar: &Bar) -> String {
     let state = match (&bar.sync.error, bar.sync.last, bar.sync.connected) {
         (Some(e), _, _) => format!("Not connected: {e}"),
@@ -31,33 +32,44 @@ pub(super) fn sync_line(bar: &Bar) -> String {
     }
 }
 
+/// The most cases a warning names; the rest are counted.
+const NAMED: usize = 5;
+
 /// What a round that refused some of what the relay served, or left cases
 /// incomplete, says on the page: the CLI's `sync` lists each and exits
-/// non-zero; the page has its sync line, so it goes there, naming the
-/// cases, until a round finds nothing of the kind.
+/// non-zero; the page has its sync line, so it goes there until a round
+/// finds nothing of the kind. It names the case only, never that
+/// psychotherapy notes are what is incomplete: the header is on every
+/// page, and those notes are shown only on a deliberate click.
 pub(super) fn round_warning(r: &casebook::sync::SyncReport) -> Option<String> {
     let mut said = Vec::new();
     if !r.refused.is_empty() {
         said.push(format!(
             "the relay served {} thing(s) this device refused (damaged, moved, or not \
-             allowed): nothing of it was applied, each sync asks for it again, and whoever \
+             allowed): nothing of it was applied, the audit trail records it, and whoever \
              runs the relay should hear of it",
             r.refused.len()
         ));
     }
-    if !r.incomplete.is_empty() {
-        let cases: Vec<String> = r
-            .incomplete
-            .iter()
-            .map(|x| match (&x.case_name, x.private) {
-                (Some(name), false) => name.clone(),
-                (Some(name), true) => format!("{name} (psychotherapy notes)"),
-                (None, _) => format!("document {}", x.doc.short()),
-            })
-            .collect();
+    let mut cases: Vec<String> = r
+        .incomplete
+        .iter()
+        .map(|x| match &x.case_name {
+            Some(name) => name.clone(),
+            None => format!("document {}", x.doc.short()),
+        })
+        .collect();
+    cases.dedup();
+    if !cases.is_empty() {
+        let more = cases.len().saturating_sub(NAMED);
+        cases.truncate(NAMED);
+        let more = match more {
+            0 => String::new(),
+            n => format!(" and {n} more"),
+        };
         said.push(format!(
-            "incomplete: {}: the relay has not served changes it took; each sync asks for \
-             them again",
+            "incomplete: {}{more}: the relay has not served changes it took; each sync asks \
+             for them again",
             cases.join(", ")
         ));
     }
