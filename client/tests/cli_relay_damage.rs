@@ -230,13 +230,7 @@ async fn the_newest_change_lost_is_named_by_another_device_and_sent_again() {
 async fn a_change_lost_from_under_a_later_one_is_asked_for_and_sent_again() {
     let relay = relay().await;
     let dir = tempfile::tempdir().unwrap();
-    let (laptop, tablet, case) = laptop_and_tablet(&relay, dir.path());
-    for plan in ["plan=Sleep diary.", "plan=Breathing exercise."] {
-        ok(&laptop, &["note", "add", &case, "--field", plan]);
-        ok(&laptop, &["sync"]);
-    }
-    let (seq, _, _) = envelopes(&relay, &case).remove(1);
-    lose(&relay, seq);
+    let (laptop, tablet, _) = first_lost_from_under_second(&relay, dir.path());
 
     let out = run(&tablet, &["sync"]);
     let err = String::from_utf8_lossy(&out.stderr);

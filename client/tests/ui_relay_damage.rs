@@ -49,14 +49,20 @@ async fn the_page_says_when_its_sync_refused_what_the_relay_served() {
     set(&good);
     note("Breathing exercise.");
     eventually("both notes, and no warning", || {
-        let found = |q: &str| {
-            page.post(&cookie, "/search", q)
-                .body
-                .contains("Jordan Avery")
-        };
-        let clear = !page.get(&cookie, "/").body.contains("Warning:");
-        clear && found("q=sleep+diary") && found("q=breathing+exercise")
+        both_and_no_warning(&page, &cookie)
     });
+}
+
+/// Whether the page finds both of Dr. Rivera's notes and says nothing is
+/// wrong.
+fn both_and_no_warning(page: &Page, cookie: &str) -> bool {
+    let found = |q: &str| {
+        page.post(cookie, "/search", q)
+            .body
+            .contains("Jordan Avery")
+    };
+    let clear = !page.get(cookie, "/").body.contains("Warning:");
+    clear && found("q=sleep+diary") && found("q=breathing+exercise")
 }
 
 /// The tablet's page is open; the relay loses the laptop's first note from
@@ -67,13 +73,7 @@ async fn the_page_says_when_its_sync_refused_what_the_relay_served() {
 async fn the_page_names_a_case_its_sync_found_incomplete() {
     let relay = relay().await;
     let dir = tempfile::tempdir().unwrap();
-    let (laptop, tablet, case) = laptop_and_tablet(&relay, dir.path());
-    for plan in ["plan=Sleep diary.", "plan=Breathing exercise."] {
-        ok(&laptop, &["note", "add", &case, "--field", plan]);
-        ok(&laptop, &["sync"]);
-    }
-    let (seq, _, _) = envelopes(&relay, &case).remove(1);
-    lose(&relay, seq);
+    let (laptop, tablet, _) = first_lost_from_under_second(&relay, dir.path());
 
     let page = Page::start(&tablet, &[]);
     let cookie = page.unlocked();
@@ -87,13 +87,7 @@ async fn the_page_names_a_case_its_sync_found_incomplete() {
         "both notes, and no warning once the first is sent again",
         || {
             ok(&laptop, &["sync"]);
-            let found = |q: &str| {
-                page.post(&cookie, "/search", q)
-                    .body
-                    .contains("Jordan Avery")
-            };
-            let clear = !page.get(&cookie, "/").body.contains("Warning:");
-            clear && found("q=sleep+diary") && found("q=breathing+exercise")
+            both_and_no_warning(&page, &cookie)
         },
     );
 }

@@ -75,6 +75,23 @@ pub fn put_back(relay: &Relay, case: &str, (seq, env_id, bytes): (i64, Vec<u8>, 
         .unwrap();
 }
 
+/// [`laptop_and_tablet`], the laptop's two notes (a sleep diary, then a
+/// breathing exercise) synced, and the relay losing the first from under
+/// the second before the tablet fetched either.
+pub fn first_lost_from_under_second(
+    relay: &Relay,
+    dir: &std::path::Path,
+) -> (std::path::PathBuf, std::path::PathBuf, String) {
+    let (laptop, tablet, case) = laptop_and_tablet(relay, dir);
+    for plan in ["plan=Sleep diary.", "plan=Breathing exercise."] {
+        ok(&laptop, &["note", "add", &case, "--field", plan]);
+        ok(&laptop, &["sync"]);
+    }
+    let (seq, _, _) = envelopes(relay, &case).remove(1);
+    lose(relay, seq);
+    (laptop, tablet, case)
+}
+
 /// A relay, and Dr. Rivera's laptop and tablet (recovered from the words),
 /// both holding the case of Jordan Avery.
 pub fn laptop_and_tablet(
