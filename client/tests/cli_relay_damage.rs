@@ -6,16 +6,6 @@ mod common;
 
 use common::damage::*;
 use common::*;
-use rusqlite::params;
-
-/// Dr. Rivera adds a note whose plan is `plan`, and syncs.
-fn note_synced(rivera: &std::path::Path, case: &str, plan: &str) {
-    ok(
-        rivera,
-        &["note", "add", case, "--field", &format!("plan={plan}")],
-    );
-    ok(rivera, &["sync"]);
-}
 
 /// A sync that refused some of what the relay served lists it, says what
 /// it means, and exits with its own code (3), apart from other failures.
@@ -29,19 +19,7 @@ async fn a_refused_envelope_exits_with_its_own_code_and_arrives_once_mended() {
     note_synced(&rivera, &case, "Sleep diary.");
 
     // Someone with the relay's disk flips a byte of the newest envelope.
-    let (seq, _, good) = envelopes(&relay, &case).remove(0);
-    let mut bad = good.clone();
-    let mid = bad.len() / 2;
-    bad[mid] ^= 1;
-    let set = |bytes: &[u8]| {
-        relay_db(&relay)
-            .execute(
-                "UPDATE envelopes SET bytes = ?1 WHERE seq = ?2",
-                params![bytes, seq],
-            )
-            .unwrap()
-    };
-    set(&bad);
+    let (seq, good) = flip_a_byte_of_newest(&relay, &case);
 
     for _ in 0..2 {
         let out = run(&chen, &["sync"]);
@@ -58,7 +36,7 @@ async fn a_refused_envelope_exits_with_its_own_code_and_arrives_once_mended() {
     let trail = ok(&chen, &["audit"]);
     assert_eq!(trail.matches("sync refused").count(), 1, "{trail}");
 
-    set(&good);
+    set_bytes(&relay, seq, &good);
     ok(&chen, &["sync"]);
     assert!(finds(&chen, "Sleep diary"));
 }
@@ -80,13 +58,8 @@ async fn a_note_whose_bytes_were_swapped_with_a_held_ones_arrives_in_the_same_sy
 
     let rows = envelopes(&relay, &case);
     let (new, held) = (rows[0].clone(), rows[1].clone());
-    let db = relay_db(&relay);
     for (seq, bytes) in [(new.0, &held.2), (held.0, &new.2)] {
-        db.execute(
-            "UPDATE envelopes SET bytes = ?1 WHERE seq = ?2",
-            params![bytes, seq],
-        )
-        .unwrap();
+        set_bytes(&relay, seq, bytes);
     }
     ok(&chen, &["sync"]);
     assert!(finds(&chen, "Breathing") && finds(&chen, "Sleep diary"));

@@ -8,7 +8,6 @@ mod common;
 use common::damage::*;
 use common::page::*;
 use common::*;
-use rusqlite::params;
 
 /// Dr. Chen's page is open over a case Dr. Rivera shares. Someone with the
 /// relay's disk flips a byte of Dr. Rivera's newest note: the page's sync
@@ -19,25 +18,8 @@ async fn the_page_says_when_its_sync_refused_what_the_relay_served() {
     let relay = relay().await;
     let dir = tempfile::tempdir().unwrap();
     let (rivera, chen, case) = shared_case(&relay, dir.path());
-    let note = |plan: &str| {
-        let field = format!("plan={plan}");
-        ok(&rivera, &["note", "add", &case, "--field", &field]);
-        ok(&rivera, &["sync"]);
-    };
-    note("Sleep diary.");
-    let (seq, _, good) = envelopes(&relay, &case).remove(0);
-    let mut bad = good.clone();
-    let mid = bad.len() / 2;
-    bad[mid] ^= 1;
-    let set = |bytes: &[u8]| {
-        relay_db(&relay)
-            .execute(
-                "UPDATE envelopes SET bytes = ?1 WHERE seq = ?2",
-                params![bytes, seq],
-            )
-            .unwrap();
-    };
-    set(&bad);
+    note_synced(&rivera, &case, "Sleep diary.");
+    let (seq, good) = flip_a_byte_of_newest(&relay, &case);
 
     let page = Page::start(&chen, &[]);
     let cookie = page.unlocked();
@@ -46,8 +28,8 @@ async fn the_page_says_when_its_sync_refused_what_the_relay_served() {
         body.contains("Warning: the relay served 1 thing(s) this device refused")
     });
 
-    set(&good);
-    note("Breathing exercise.");
+    set_bytes(&relay, seq, &good);
+    note_synced(&rivera, &case, "Breathing exercise.");
     eventually("both notes, and no warning", || {
         both_and_no_warning(&page, &cookie)
     });

@@ -57,6 +57,37 @@ pub fn relay_db(relay: &Relay) -> rusqlite::Connection {
     rusqlite::Connection::open(relay.data().join("relay.db")).unwrap()
 }
 
+/// Dr. Rivera adds a note whose plan is `plan`, and syncs.
+pub fn note_synced(rivera: &std::path::Path, case: &str, plan: &str) {
+    ok(
+        rivera,
+        &["note", "add", case, "--field", &format!("plan={plan}")],
+    );
+    ok(rivera, &["sync"]);
+}
+
+/// Flips a byte in the middle of the newest stored envelope of `case`, as
+/// someone with the relay's disk would; returns its sequence number and
+/// its good bytes, to put back with [`set_bytes`].
+pub fn flip_a_byte_of_newest(relay: &Relay, case: &str) -> (i64, Vec<u8>) {
+    let (seq, _, good) = envelopes(relay, case).remove(0);
+    let mut bad = good.clone();
+    let mid = bad.len() / 2;
+    bad[mid] ^= 1;
+    set_bytes(relay, seq, &bad);
+    (seq, good)
+}
+
+/// Sets the stored bytes of the envelope numbered `seq`.
+pub fn set_bytes(relay: &Relay, seq: i64, bytes: &[u8]) {
+    relay_db(relay)
+        .execute(
+            "UPDATE envelopes SET bytes = ?1 WHERE seq = ?2",
+            params![bytes, seq],
+        )
+        .unwrap();
+}
+
 /// Deletes the stored envelope numbered `seq`, as a relay losing it would.
 pub fn lose(relay: &Relay, seq: i64) {
     relay_db(relay)
