@@ -34,6 +34,9 @@ pub(crate) struct SyncMemory {
     /// Account logs whose other turn on the relay was taken (see
     /// `sync::turn`), likewise.
     pub logs_turned: Vec<AccountId>,
+    /// Cases kept under a legal hold though the relay holds their
+    /// disposal, this round (see `app::disposal::Taken`).
+    pub kept_under_hold: Vec<crate::app::KeptCase>,
 }
 
 /// Account logs verified this session, each with the last entry it was

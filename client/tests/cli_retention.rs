@@ -174,3 +174,52 @@ async fn a_due_case_is_disposed_of_and_older_backups_are_to_be_replaced() {
         "the trail keeps no client name: {trail}"
     );
 }
+
+/// A hold placed on the tablet offline while the laptop disposed of the
+/// case: the tablet's `sync` succeeds, warns that it keeps the case alone
+/// (and `--json` says so), the case stays listed there; released, the next
+/// sync carries the disposal out.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hold_keeps_a_case_disposed_of_on_another_device_and_sync_says_so() {
+    let relay = relay().await;
+    let dir = tempfile::tempdir().unwrap();
+    let (laptop, tablet, case) = common::damage::laptop_and_tablet(&relay, dir.path());
+    let hold = [
+        "case",
+        "hold",
+        &case,
+        "--reason",
+        "records subpoena 2026-118",
+    ];
+    ok(&tablet, &hold);
+    ok(&laptop, &["case", "dispose", &case, "--now", "--yes"]);
+    ok(&laptop, &["sync"]);
+    ok(&laptop, &["sync"]);
+    assert!(!ok(&laptop, &["case", "list"]).contains("Jordan Avery"));
+
+    let out = run(&tablet, &["sync"]);
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{said}");
+    assert!(
+        said.contains(&format!(
+            "case Jordan Avery ({}) is under a legal hold here (records subpoena 2026-118)",
+            &case[..8]
+        )) && said.contains("keeps the case alone"),
+        "{said}"
+    );
+    assert!(said.contains("not sent"), "the hold's edit is held: {said}");
+    let json: Value = serde_json::from_str(&ok(&tablet, &["--json", "sync"])).unwrap();
+    assert_eq!(json["kept_under_hold"][0]["case"], case.as_str(), "{json}");
+    assert_eq!(json["kept_under_hold"][0]["client"], "Jordan Avery");
+    assert!(json["refused"].as_array().unwrap().is_empty(), "{json}");
+    assert!(ok(&tablet, &["case", "list"]).contains("(legal hold)"));
+
+    ok(&tablet, &["case", "release", &case]);
+    let out = run(&tablet, &["sync"]);
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success() && !said.contains("legal hold"),
+        "{said}"
+    );
+    assert!(!ok(&tablet, &["case", "list", "--all"]).contains("Jordan Avery"));
+}

@@ -8,7 +8,7 @@
 //! every key that opened it. The audit keeps that the case existed and was
 //! disposed of, when and by whom; not what it said.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use casebook_shared::access::{DocEntry, DocOp, DocState, SIG_LABEL};
 use casebook_shared::account::AccountState;
@@ -29,6 +29,42 @@ const DISPOSED: &str = "disposed_docs";
 /// Set (in the clear: it says only that a rebuild is due) when a disposal
 /// deleted rows the file has not been rebuilt since.
 const REWRITE_DUE: &str = "rewrite_due";
+
+/// The sealed setting that keeps the documents kept under a legal hold
+/// though the relay holds their disposal.
+const KEPT_UNDER_HOLD: &str = "kept_under_hold";
+
+/// What came of a disposal the relay shows.
+#[derive(Debug, PartialEq)]
+pub(crate) enum Taken {
+    /// Everything held of the document is deleted.
+    Purged,
+    /// It does not count, for this reason: nothing is deleted.
+    Refused(String),
+    /// It counts, but an owner's device holds the case under a legal hold,
+    /// placed here before the disposal (signed on another device that did
+    /// not know of the hold) reached it, or placed after a restore undid
+    /// the disposal and before it was given back. A case under a hold is
+    /// never destroyed, so this device keeps it, alone (the relay refuses
+    /// anything more of it), and carries the disposal out once the hold is
+    /// lifted here. Only the owner's devices keep one: the hold is the
+    /// owner's to lift, and a colleague's device could never be told of it
+    /// (the relay takes nothing after a disposal), so its copy would
+    /// outlive the hold.
+    KeptUnderHold,
+}
+
+/// A case kept under a legal hold though its owner disposed of it, on the
+/// owner's device that holds the hold (a disposal signed on another device
+/// before the hold reached it), as a sync round reports it.
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+pub struct KeptCase {
+    pub case: DocId,
+    /// The client's name.
+    pub client: String,
+    /// The hold's reason.
+    pub hold: String,
+}
 
 /// Why `gone` does not count as the disposal of `doc`, if it does not: it
 /// must verify against its owner's account `owner`, and come from a device
@@ -99,18 +135,24 @@ impl Home {
         })
     }
 
+    /// The legal hold `doc` is under here, as (the case, its client's
+    /// name, the hold's reason): `doc` is the case or its psychotherapy
+    /// notes.
+    fn legal_hold_on(&self, doc: &DocId) -> Result<Option<(DocId, String, String)>> {
+        Ok(self
+            .docs()
+            .cases()?
+            .into_iter()
+            .find(|(d, s)| d == doc || s.private_doc == Some(*doc))
+            .and_then(|(d, s)| Some((d, s.name, s.legal_hold?))))
+    }
+
     /// Withdraws a disposal signed here but not yet sent if the case was
     /// placed under a legal hold since (by another device of the account):
     /// its unsent entries leave this device's copy of the log, and the
     /// audit says why. Says whether it did.
     pub(crate) fn disposal_withdrawn(&mut self, doc: &DocId, unsent: &[Signed]) -> Result<bool> {
-        let Some((case, why)) = self
-            .docs()
-            .cases()?
-            .into_iter()
-            .find(|(d, s)| d == doc || s.private_doc == Some(*doc))
-            .and_then(|(d, s)| Some((d, s.legal_hold?)))
-        else {
+        let Some((case, _, why)) = self.legal_hold_on(doc)? else {
             return Ok(false);
         };
         self.atomically(|home| {
@@ -141,34 +183,99 @@ impl Home {
 
     /// Takes a disposal the relay shows for `doc`: checked alone against
     /// the owner's account (the log before it is gone), then everything
-    /// held of the document deleted. `Ok(Err(reason))` when it does not
-    /// check out: nothing is deleted.
+    /// held of the document deleted, unless the owner's device holds it
+    /// under a legal hold (see [`Taken::KeptUnderHold`]). Refused, with
+    /// why, when it does not check out: nothing is deleted.
     pub(crate) async fn take_disposal(
         &mut self,
         relay: &Relay,
         doc: &DocId,
         gone: &Signed,
         accounts: &mut BTreeMap<AccountId, AccountState>,
-    ) -> Result<std::result::Result<(), String>> {
+    ) -> Result<Taken> {
         let entry: DocEntry = gone
             .open(SIG_LABEL)
             .map_err(Inconsistent::EntryDoesNotOpen)?;
         if let Some(meta) = self.access().doc_meta(doc)?
             && meta.owner != entry.account
         {
-            return Ok(Err(
-                "a disposal signed by someone other than the owner".into()
+            return Ok(Taken::Refused(
+                "a disposal signed by someone other than the owner".into(),
             ));
         }
         if let std::collections::btree_map::Entry::Vacant(slot) = accounts.entry(entry.account) {
             slot.insert(self.refresh_log(relay, &entry.account).await?);
         }
         if let Some(why) = disposal_refused(gone, doc, &accounts[&entry.account]) {
-            return Ok(Err(why));
+            return Ok(Taken::Refused(why));
         }
         let by = self.name_of(&entry.account)?;
+        if entry.account == self.account_id()
+            && let Some((case, client, hold)) = self.legal_hold_on(doc)?
+        {
+            self.keep_under_hold(doc, KeptCase { case, client, hold }, &by)?;
+            return Ok(Taken::KeptUnderHold);
+        }
         self.purge_doc(doc, &by, Some(gone))?;
-        Ok(Ok(()))
+        Ok(Taken::Purged)
+    }
+
+    /// The documents this device keeps under a legal hold though the relay
+    /// holds their disposal (see [`Taken::KeptUnderHold`]).
+    pub(crate) fn kept_under_hold(&self) -> Result<BTreeSet<DocId>> {
+        Ok(match self.store.get_secret(KEPT_UNDER_HOLD)? {
+            Some(b) => codec::decode(&b)?,
+            None => BTreeSet::new(),
+        })
+    }
+
+    /// After a pull that judged every document the relay lists: forgets
+    /// each one kept under a hold that the pull neither kept (`still`) nor
+    /// held back, since the relay no longer holds its disposal (restored
+    /// again from an older copy, say): its edits go again as any other's,
+    /// and a disposal served again is judged afresh.
+    pub(crate) fn kept_under_hold_judged(&mut self, still: impl Fn(&DocId) -> bool) -> Result<()> {
+        let mut docs = self.kept_under_hold()?;
+        let before = docs.len();
+        docs.retain(|d| still(d));
+        if docs.len() != before {
+            self.store
+                .put_secret(KEPT_UNDER_HOLD, &codec::encode(&docs))?;
+        }
+        Ok(())
+    }
+
+    /// Keeps `doc`, disposed of on the relay, under its hold `kept`:
+    /// remembered (so that its edits are held, not sent to a relay that
+    /// refuses them), told in this round's report, and written in the trail
+    /// the first time (once for the case and its psychotherapy notes).
+    fn keep_under_hold(&mut self, doc: &DocId, kept: KeptCase, by: &str) -> Result<()> {
+        let mut docs = self.kept_under_hold()?;
+        if docs.insert(*doc) {
+            self.atomically(|home| {
+                home.store
+                    .put_secret(KEPT_UNDER_HOLD, &codec::encode(&docs))?;
+                if *doc != kept.case {
+                    return Ok(());
+                }
+                home.trail().record(
+                    &format!(
+                        "disposal by {by} not carried out on this device: the case is under a legal hold here ({}); the relay no longer holds it, and this device keeps it alone until the hold is lifted here",
+                        kept.hold
+                    ),
+                    Some(kept.case),
+                )
+            })?;
+        }
+        if !self
+            .synced
+            .kept_under_hold
+            .iter()
+            .any(|k| k.case == kept.case)
+        {
+            self.synced.kept_under_hold.push(kept);
+        }
+        Ok(())
     }
 
     /// Deletes everything this device holds of a disposed document: its
@@ -229,6 +336,11 @@ impl Home {
                 .delete_secret(&crate::sync::compared_name(doc))?;
             home.cache.forget(doc);
             home.forget_held(doc)?;
+            let mut kept = home.kept_under_hold()?;
+            if kept.remove(doc) {
+                home.store
+                    .put_secret(KEPT_UNDER_HOLD, &codec::encode(&kept))?;
+            }
             home.drafts().drop_case(doc)?;
             let what = match case_of {
                 Some(case) => format!("psychotherapy notes of case {}", case.short()),

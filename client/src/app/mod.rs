@@ -7,6 +7,8 @@
 
 mod cases;
 pub(crate) mod disposal;
+
+pub use disposal::KeptCase;
 mod drafts;
 mod held;
 

@@ -37,7 +37,7 @@ use casebook_shared::ids::{AccountId, DocId, Hash};
 use casebook_shared::signed::Signed;
 
 use super::unexpected;
-use crate::app::disposal::disposal_refused;
+use crate::app::disposal::{Taken, disposal_refused};
 use crate::docs::access_state::is_disposal;
 use crate::error::Result;
 use crate::home::Home;
@@ -138,11 +138,11 @@ impl Home {
     /// this device had from it (`confirmed`), the last entry is fetched,
     /// and one that is a disposal is taken as any other. That is a
     /// disposal given back after a restore, over a log an owner's device
-    /// that never saw it wrote on (and this device took). Returns the
-    /// documents purged, and those whose disposal was refused (held back
-    /// this round, with why, rather than refusing the whole listing); any
-    /// other shorter log is left to the listing's judgment, which refuses
-    /// it as a rollback.
+    /// that never saw it wrote on (and this device took). Returns what
+    /// came of each disposal found (one refused is held back this round,
+    /// with why, rather than refusing the whole listing); any other shorter
+    /// log is left to the listing's judgment, which refuses it as a
+    /// rollback.
     pub(super) async fn disposed_over_more(
         &mut self,
         relay: &Relay,
@@ -150,8 +150,8 @@ impl Home {
         confirmed: &HashMap<DocId, u64>,
         owned: &BTreeSet<DocId>,
         accounts: &mut BTreeMap<AccountId, AccountState>,
-    ) -> Result<(Vec<DocId>, Vec<(DocId, String)>)> {
-        let (mut purged, mut refused) = (Vec::new(), Vec::new());
+    ) -> Result<Vec<(DocId, Taken)>> {
+        let mut taken = Vec::new();
         for h in heads {
             let had = confirmed.get(&h.doc).copied().unwrap_or(0);
             if h.access_len == 0 || h.access_len >= had || owned.contains(&h.doc) {
@@ -171,12 +171,12 @@ impl Home {
             if !is_disposal(gone) {
                 continue;
             }
-            match self.take_disposal(relay, &h.doc, gone, accounts).await? {
-                Ok(()) => purged.push(h.doc),
-                Err(why) => refused.push((h.doc, why)),
-            }
+            taken.push((
+                h.doc,
+                self.take_disposal(relay, &h.doc, gone, accounts).await?,
+            ));
         }
-        Ok((purged, refused))
+        Ok(taken)
     }
 
     /// Gives `kept`, the disposal of `doc`, back to a relay whose listing

@@ -19,6 +19,7 @@ pub(crate) use heal::compared_name;
 mod logs;
 mod paging;
 mod pull;
+mod pull_steps;
 mod pulling;
 mod push;
 mod push_early;
@@ -109,6 +110,11 @@ pub struct SyncReport {
     /// Documents disposed of whose disposal the relay lacked (restored from
     /// an older copy, or losing data): given back, so it deletes them again.
     pub disposals_healed: Vec<DocId>,
+    /// Cases this owner's device keeps under a legal hold though their
+    /// owner's disposal reached the relay (signed on another device before
+    /// it knew of the hold): the relay no longer holds them, nor takes
+    /// their edits; lifting the hold here carries the disposal out.
+    pub kept_under_hold: Vec<crate::app::KeptCase>,
     /// Documents held here only in part: changes they hold build on
     /// changes the relay has not served.
     pub incomplete: Vec<Incomplete>,
@@ -394,6 +400,8 @@ impl Home {
         relay: &Relay,
         progress: &mut (dyn FnMut(Progress) + Send),
     ) -> Result<SyncReport> {
+        // A round that failed before its report leaves nothing for this one.
+        self.synced.kept_under_hold.clear();
         // What this round learns of members' keys and shares is as of when
         // it first reads the account logs.
         let mut learnt_at = None;
@@ -424,8 +432,11 @@ impl Home {
                 }
                 Phase::ForgetRestored => self.store.delete_meta(crate::backup::RESTORED)?,
                 Phase::Progress(p) => progress(p),
-                Phase::Upkeep(held_back) => {
+                Phase::Upkeep(mut held_back) => {
                     self.member_logs(relay, &mut accounts).await?;
+                    // One kept under a hold takes no new access entry: the
+                    // relay holds its disposal.
+                    held_back.extend(self.kept_under_hold()?);
                     self.maintain_owned_docs(&accounts, &held_back)?;
                 }
                 Phase::Push(held_back) => {
@@ -448,6 +459,7 @@ impl Home {
         let mut report = round.finish();
         report.logs_healed = std::mem::take(&mut self.synced.logs_healed);
         report.logs_turned = std::mem::take(&mut self.synced.logs_turned);
+        report.kept_under_hold = std::mem::take(&mut self.synced.kept_under_hold);
         self.name_held(&mut report.held)?;
         self.name_incomplete(&mut report.incomplete)?;
         // What the last round refused, as a process before this one left

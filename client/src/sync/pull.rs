@@ -16,6 +16,7 @@ use casebook_shared::signed::Signed;
 use super::apply::Batch;
 use super::pulling::{HeldDoc, Here, Pulling, Step};
 use super::{APPLY_CHUNK, Progress, SyncReport, unexpected};
+use crate::app::disposal::Taken;
 use crate::docs::DocMeta;
 use crate::error::{Error, Inconsistent, Result};
 use crate::home::Home;
@@ -115,7 +116,9 @@ impl Home {
                         confirmed.remove(doc);
                         disposing.remove(doc);
                     }
-                    pulling.settled_before_listing(&gone_whole, Vec::new());
+                    pulling.settled_before_listing(
+                        gone_whole.iter().map(|d| (*d, Taken::Purged)).collect(),
+                    );
                     let kept = self.kept_disposals()?;
                     for (doc, gone) in super::disposals::lacking(&kept, &heads, &self.account_id())
                     {
@@ -123,15 +126,17 @@ impl Home {
                             report.disposals_healed.push(doc);
                         }
                     }
-                    let (purged, refused) = self
+                    let taken = self
                         .disposed_over_more(relay, &heads, &confirmed, &owned, accounts)
                         .await?;
-                    held_early.extend(refused.iter().map(|(d, _)| *d));
-                    for doc in purged.iter().chain(&held_early) {
+                    for (doc, t) in &taken {
+                        if *t != Taken::Purged {
+                            held_early.insert(*doc);
+                        }
                         confirmed.remove(doc);
                         heads.retain(|h| h.doc != *doc);
                     }
-                    pulling.settled_before_listing(&purged, refused);
+                    pulling.settled_before_listing(taken);
                     listed = heads.iter().map(|h| h.doc).collect();
                     let audit = crate::audit_sync::audit_doc(&self.account_id());
                     audit_head = heads.iter().find(|h| h.doc == audit).map_or(0, |h| h.seq);
@@ -268,6 +273,7 @@ impl Home {
         let claimed = self.judge_claims(audit_head, &listed, accounts, report)?;
         lacking.extend(claimed.into_iter().filter(|d| !whole.contains(d)));
         self.answer_wants(report)?;
+        self.kept_under_hold_judged(|doc| pulling.kept_or_held_back(doc))?;
         // After every disposal this pull carried out, one rebuild.
         self.rewrite_if_due()?;
         Ok((pulling.finish(), lacking))

@@ -37,100 +37,17 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 
 use casebook_shared::access::{DocEntry, SIG_LABEL};
-use casebook_shared::frames::{DocHead, Request, Stored};
+use casebook_shared::frames::{DocHead, Stored};
 use casebook_shared::ids::{DocId, Hash};
 use casebook_shared::signed::Signed;
 
 use super::check::{self, Need};
 use super::paging::{PageFault, Paging, Placed};
 use super::{APPLY_CHUNK, RefusedEnvelope, RollbackError};
+use crate::app::disposal::Taken;
 use crate::store::DocSync;
 
-/// What this device holds of one document, as far as pulling goes.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub(crate) struct HeldDoc {
-    pub sync: DocSync,
-    /// This account owns it.
-    pub owned: bool,
-    /// Disposed of here (the disposal may still wait to be sent).
-    pub disposed: bool,
-    /// Access entries signed here that wait to be sent.
-    pub unsent: u64,
-    /// The chain hash of the last entry held that the relay has had (of
-    /// entry `sync.access_len - unsent - 1`); `None` when none is.
-    pub head: Option<Hash>,
-}
-
-/// What the store holds, read before the pull starts.
-#[derive(Clone, Debug)]
-pub(crate) struct Here {
-    pub docs: BTreeMap<DocId, HeldDoc>,
-    /// Documents known to be disposed of (their disposal stays listed).
-    pub disposed: BTreeSet<DocId>,
-    /// This account's audit document, and whether its access log is held.
-    pub audit: DocId,
-    pub audit_held: bool,
-}
-
-/// Access entries to take into a document's log.
-#[derive(Debug, PartialEq, Eq)]
-pub(crate) struct TakeAccess {
-    pub doc: DocId,
-    pub entries: Vec<Signed>,
-    /// Entries of the relay's log before these.
-    pub confirmed: u64,
-    /// Entries signed here but not sent are replayed on top of these.
-    pub rebase: bool,
-    /// These are the relay's whole log, which differs from the one held
-    /// here before its end: see [`check::Need::fork`].
-    pub fork: bool,
-}
-
-/// The next thing the shell does.
-#[derive(Debug, PartialEq, Eq)]
-pub(crate) enum Step {
-    /// Delete everything held of this disposed document.
-    Purge(DocId),
-    /// Ask the relay for its listing; then [`Pulling::listed`].
-    List,
-    /// Create this account's audit document on the relay; then
-    /// [`Pulling::audit_created`] with what is held of it.
-    EnsureAudit,
-    /// Mark the shares of `ended` as ended and look again at `listed`
-    /// (documents this account does not own), recording each change.
-    Shares {
-        ended: Vec<DocId>,
-        listed: Vec<DocId>,
-    },
-    /// Fetch a document's access entries from `from`; then
-    /// [`Pulling::access`].
-    GetAccess { doc: DocId, from: u64 },
-    /// Check and carry out a disposal the relay shows; then
-    /// [`Pulling::disposal_taken`].
-    TakeDisposal { doc: DocId, entry: Signed },
-    /// Make sure the account log of every signer of these entries (and of
-    /// every member they add) is held; then [`Pulling::signers`].
-    Signers { doc: DocId, entries: Vec<Signed> },
-    /// Take these entries, in one transaction; then
-    /// [`Pulling::access_taken`] with the refusals.
-    TakeAccess(Vec<TakeAccess>),
-    /// Read the account log of every member these documents ever had.
-    MemberLogs(Vec<DocId>),
-    /// Send this fetch; then [`Pulling::page`].
-    Fetch(Request),
-    /// Check each envelope and add it to its document's batch.
-    Take(Vec<Stored>),
-    /// How far the fetching has got.
-    Fetched {
-        docs: usize,
-        of: usize,
-        bytes: usize,
-    },
-    /// Apply the batches taken, a few dozen documents at a time.
-    Apply,
-    /// Nothing more; [`Pulling::finish`] gives what was held back.
-    Done,
-}
+pub(crate) use super::pull_steps::{HeldDoc, Here, Step, TakeAccess};
 
 /// The pull's decisions over one listing.
 #[derive(Debug)]
@@ -157,6 +74,8 @@ pub(crate) struct Pulling {
     fetched_logs: Vec<(DocId, Vec<Signed>)>,
     held_back: BTreeSet<DocId>,
     purged: BTreeSet<DocId>,
+    /// Documents whose disposal an owner's device keeps under a legal hold.
+    kept: BTreeSet<DocId>,
     refused: Vec<RefusedEnvelope>,
     paging: Option<Paging>,
     bytes: usize,
@@ -198,6 +117,7 @@ impl Pulling {
             fetched_logs: Vec::new(),
             held_back: BTreeSet::new(),
             purged: BTreeSet::new(),
+            kept: BTreeSet::new(),
             refused: Vec::new(),
             paging: None,
             bytes: 0,
@@ -205,17 +125,21 @@ impl Pulling {
     }
 
     /// Documents settled before the listing was judged (see
-    /// `Home::disposed_over_more`), which the listing then leaves out:
-    /// those a disposal was carried out for, and those whose disposal was
-    /// refused (held back this round, with why).
-    pub fn settled_before_listing(&mut self, purged: &[DocId], refused: Vec<(DocId, String)>) {
-        for (doc, why) in refused {
-            self.refuse_log(doc, why);
+    /// `Home::disposed_over_more`), which the listing then leaves out, with
+    /// what came of each one's disposal: carried out, refused (held back
+    /// this round, with why), or kept under a legal hold.
+    pub fn settled_before_listing(&mut self, taken: Vec<(DocId, Taken)>) {
+        for (doc, t) in taken {
             self.here.docs.remove(&doc);
-        }
-        for doc in purged {
-            self.here.docs.remove(doc);
-            self.here.disposed.insert(*doc);
+            match t {
+                Taken::Purged => {
+                    self.here.disposed.insert(doc);
+                }
+                Taken::Refused(why) => self.refuse_log(doc, why),
+                Taken::KeptUnderHold => {
+                    self.kept.insert(doc);
+                }
+            }
         }
     }
 
@@ -367,14 +291,18 @@ impl Pulling {
         Ok(())
     }
 
-    /// Whether the disposal of `doc` checked out (it was carried out) or
-    /// why not.
-    pub fn disposal_taken(&mut self, doc: DocId, verdict: Result<(), String>) {
-        match verdict {
-            Ok(()) => {
+    /// What came of the disposal of `doc`: carried out, refused (with
+    /// why), or kept under a legal hold (nothing of it fetched, and nothing
+    /// refused).
+    pub fn disposal_taken(&mut self, doc: DocId, taken: Taken) {
+        match taken {
+            Taken::Purged => {
                 self.purged.insert(doc);
             }
-            Err(reason) => self.refuse_log(doc, reason),
+            Taken::Refused(reason) => self.refuse_log(doc, reason),
+            Taken::KeptUnderHold => {
+                self.kept.insert(doc);
+            }
         }
         self.access_answered();
     }
@@ -443,9 +371,21 @@ impl Pulling {
         &mut self.refused
     }
 
+    /// Whether `doc` was kept under a legal hold this pull, or held back
+    /// (its disposal, if the relay still holds one, not judged).
+    pub fn kept_or_held_back(&self, doc: &DocId) -> bool {
+        self.kept.contains(doc) || self.held_back.contains(doc)
+    }
+
     /// The documents held back: nothing of theirs is sent this round.
     pub fn finish(self) -> BTreeSet<DocId> {
         self.held_back
+    }
+
+    /// Whether nothing of `doc` is fetched this pull: its access log was
+    /// refused, or its disposal carried out or kept under a hold.
+    fn settled(&self, doc: &DocId) -> bool {
+        self.held_back.contains(doc) || self.purged.contains(doc) || self.kept.contains(doc)
     }
 
     fn refuse_log(&mut self, doc: DocId, reason: String) {
@@ -531,9 +471,7 @@ impl Pulling {
     pub fn rewound(&self) -> Vec<DocId> {
         self.needs
             .iter()
-            .filter(|n| {
-                n.rewind && !self.held_back.contains(&n.doc) && !self.purged.contains(&n.doc)
-            })
+            .filter(|n| n.rewind && !self.settled(&n.doc))
             .map(|n| n.doc)
             .collect()
     }
@@ -543,7 +481,7 @@ impl Pulling {
     pub fn rechecked(&self) -> BTreeSet<DocId> {
         self.rechecked
             .iter()
-            .filter(|d| !self.held_back.contains(d) && !self.purged.contains(d))
+            .filter(|d| !self.settled(d))
             .copied()
             .collect()
     }
@@ -552,7 +490,7 @@ impl Pulling {
         let needs: Vec<&Need> = self
             .needs
             .iter()
-            .filter(|n| !self.held_back.contains(&n.doc) && !self.purged.contains(&n.doc))
+            .filter(|n| !self.settled(&n.doc))
             .collect();
         if !needs.is_empty() {
             self.next

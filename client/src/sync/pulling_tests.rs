@@ -4,6 +4,7 @@
 
 use casebook_shared::access::{DocEntry, DocOp, SIG_LABEL};
 use casebook_shared::crypto::DeviceSigner;
+use casebook_shared::frames::Request;
 use casebook_shared::ids::AccountId;
 
 use super::*;
@@ -343,10 +344,19 @@ fn entries_refused_when_taken_hold_their_document_back() {
 
 #[test]
 fn a_disposal_is_taken_alone_and_its_document_is_not_fetched() {
-    let mut p = Pulling::new(here([(1, held(1, 4, false)), (2, held(1, 4, false))]));
+    let mut p = Pulling::new(here([
+        (1, held(1, 4, false)),
+        (2, held(1, 4, false)),
+        (3, held(1, 4, false)),
+    ]));
     p.poll();
-    p.listed(&[head(1, 5, 9), head(2, 3, 9), head(AUDIT, 0, 0)])
-        .unwrap();
+    p.listed(&[
+        head(1, 5, 9),
+        head(2, 3, 9),
+        head(3, 5, 9),
+        head(AUDIT, 0, 0),
+    ])
+    .unwrap();
     let (names, _) = until_asked(&mut p);
     assert_eq!(names, ["Shares"]);
     let disposal = entry(1, 4, DocOp::Dispose);
@@ -360,14 +370,26 @@ fn a_disposal_is_taken_alone_and_its_document_is_not_fetched() {
             entry: disposal
         }
     );
-    p.disposal_taken(doc(1), Ok(()));
+    p.disposal_taken(doc(1), Taken::Purged);
     p.poll();
     p.access(doc(2), 1, vec![entry(2, 1, DocOp::Dispose)])
         .unwrap();
     p.poll();
-    p.disposal_taken(doc(2), Err("signed by a revoked device".into()));
+    p.disposal_taken(doc(2), Taken::Refused("signed by a revoked device".into()));
+    // One kept under a legal hold is neither fetched nor refused.
+    assert_eq!(
+        p.poll(),
+        Step::GetAccess {
+            doc: doc(3),
+            from: 1
+        }
+    );
+    p.access(doc(3), 1, vec![entry(3, 4, DocOp::Dispose)])
+        .unwrap();
+    assert!(matches!(p.poll(), Step::TakeDisposal { .. }));
+    p.disposal_taken(doc(3), Taken::KeptUnderHold);
     let (_, step) = until_asked(&mut p);
-    assert_eq!(step, Step::Done, "neither is fetched");
+    assert_eq!(step, Step::Done, "none is fetched");
     let (held_back, refused) = finish(p);
     assert_eq!(held_back, BTreeSet::from([doc(2)]));
     assert_eq!(refused.len(), 1);

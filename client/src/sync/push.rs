@@ -32,7 +32,8 @@ impl Home {
         progress: &mut (dyn FnMut(Progress) + Send),
     ) -> Result<(usize, usize)> {
         let mut moved = 0;
-        let mut sending = Sending::new(Mode::Round, self.store.outbox()?, held_back.clone());
+        let mut sending = Sending::new(Mode::Round, self.store.outbox()?, held_back.clone())
+            .kept_under_hold(self.kept_under_hold()?);
         loop {
             match sending.poll() {
                 Step::Terms(doc) => {

@@ -57,8 +57,9 @@ impl Home {
             .last_round()?
             .map(|l| l.held.into_iter().map(|h| h.doc).collect())
             .unwrap_or_default();
-        let mut sending =
-            Sending::new(Mode::Early, self.store.outbox()?, BTreeSet::new()).skip(held);
+        let mut sending = Sending::new(Mode::Early, self.store.outbox()?, BTreeSet::new())
+            .skip(held)
+            .skip(self.kept_under_hold()?);
         let mut moved = 0;
         loop {
             match sending.poll() {

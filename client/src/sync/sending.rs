@@ -101,12 +101,20 @@ pub(crate) struct Uploaded {
     pub failed: Option<ErrorCode>,
 }
 
+/// Why the edits to a case kept under a legal hold (see
+/// `app::disposal::Taken::KeptUnderHold`) are not sent.
+pub const KEPT_UNDER_HOLD: &str =
+    "its owner disposed of it on the relay, and this device keeps it under its legal hold";
+
 /// The push half's decisions over one outbox.
 #[derive(Debug)]
 pub(crate) struct Sending {
     mode: Mode,
     rows: VecDeque<Outgoing>,
     held_back: BTreeSet<DocId>,
+    /// Documents kept here under a legal hold though the relay holds their
+    /// disposal: the relay takes nothing more of them.
+    kept: BTreeSet<DocId>,
     terms: BTreeMap<DocId, Option<DocTerms>>,
     /// Documents whose later changes go no further this time.
     skipped: BTreeSet<DocId>,
@@ -144,6 +152,7 @@ impl Sending {
             total: rows.len(),
             rows: rows.into(),
             held_back,
+            kept: BTreeSet::new(),
             terms: BTreeMap::new(),
             skipped: BTreeSet::new(),
             held: Vec::new(),
@@ -158,6 +167,13 @@ impl Sending {
             done: 0,
             finished: false,
         }
+    }
+
+    /// Holds every row of these documents, kept here under a legal hold
+    /// though the relay holds their disposal.
+    pub(crate) fn kept_under_hold(mut self, docs: BTreeSet<DocId>) -> Self {
+        self.kept = docs;
+        self
     }
 
     /// Leaves every change of these documents where it is
@@ -216,6 +232,10 @@ impl Sending {
     /// One row's fate: a step, or `None` when it was settled here.
     fn decide(&mut self, row: Outgoing) -> Option<Step> {
         let doc = row.doc;
+        if self.kept.contains(&doc) {
+            hold(&mut self.held, doc, KEPT_UNDER_HOLD);
+            return None;
+        }
         if self.held_back.contains(&doc) {
             hold(
                 &mut self.held,

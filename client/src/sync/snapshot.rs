@@ -70,7 +70,12 @@ impl Home {
         let me = self.account_id();
         let mut envelopes = Vec::new();
         let mut docs = Vec::new();
+        // One kept under a legal hold: the relay holds its disposal.
+        let kept = self.kept_under_hold()?;
         for doc in self.store.doc_ids()? {
+            if kept.contains(&doc) {
+                continue;
+            }
             let sync = self.docs().sync_record(&doc)?;
             if !gathered(&sync) {
                 continue;

@@ -73,6 +73,24 @@ pub(super) fn round_warning(r: &casebook::sync::SyncReport) -> Option<String> {
             cases.join(", ")
         ));
     }
+    if !r.kept_under_hold.is_empty() {
+        let names: Vec<&str> = r
+            .kept_under_hold
+            .iter()
+            .take(NAMED)
+            .map(|k| k.client.as_str())
+            .collect();
+        let more = match r.kept_under_hold.len().saturating_sub(NAMED) {
+            0 => String::new(),
+            n => format!(" and {n} more"),
+        };
+        said.push(format!(
+            "disposed of on another of your devices, but under a legal hold here: {}{more}: \
+             this device keeps the case alone (export it or make a backup); lifting the hold \
+             carries the disposal out",
+            names.join(", ")
+        ));
+    }
     (!said.is_empty()).then(|| said.join("; "))
 }
 
@@ -388,4 +406,34 @@ pub(super) fn label(field: &str) -> String {
 /// The address of a case's page.
 pub(super) fn case_path(id: &DocId) -> String {
     format!("/cases/{}", id.to_hex())
+}
+
+#[cfg(test)]
+mod tests {
+    use casebook::app::KeptCase;
+    use casebook::sync::SyncReport;
+    use casebook_shared::ids::DocId;
+
+    /// A case kept under a legal hold is named by its client, never by the
+    /// hold's reason (the sync line is on every page); no more than five.
+    #[test]
+    fn cases_kept_under_a_hold_are_named_in_the_sync_line() {
+        assert_eq!(super::round_warning(&SyncReport::default()), None);
+        let kept = |n: u8| KeptCase {
+            case: DocId([n; 16]),
+            client: format!("Client {n}"),
+            hold: "complaint by the client's employer".into(),
+        };
+        let report = SyncReport {
+            kept_under_hold: (1..=7).map(kept).collect(),
+            ..SyncReport::default()
+        };
+        let said = super::round_warning(&report).unwrap();
+        assert!(said.contains("under a legal hold here: Client 1"), "{said}");
+        assert!(said.contains("Client 5 and 2 more"), "{said}");
+        assert!(
+            !said.contains("Client 6") && !said.contains("employer"),
+            "{said}"
+        );
+    }
 }

@@ -254,6 +254,15 @@ impl Out {
                 r.disposals_healed.len()
             );
         }
+        for k in &r.kept_under_hold {
+            tell!(
+                "warning: case {} ({}) is under a legal hold here ({}), but its disposal, signed on another of this account's devices, reached the relay: this device keeps the case alone (the relay holds nothing more of it, and takes no edits to it). `casebook export` or `casebook backup create` keep a copy; `casebook case release {}` lifts the hold, and the next sync carries the disposal out",
+                k.client,
+                k.case.short(),
+                k.hold,
+                k.case.short()
+            );
+        }
         if r.resent > 0 {
             tell!(
                 "note: {} change(s) made on this device were missing from the relay (lost, or restored from an older copy): sent again",
@@ -292,6 +301,7 @@ impl Out {
             || !r.logs_healed.is_empty()
             || !r.logs_turned.is_empty()
             || !r.disposals_healed.is_empty()
+            || !r.kept_under_hold.is_empty()
             || !r.held.is_empty()
         {
             self.sync_report(r)?;

@@ -48,6 +48,9 @@ pub(super) fn report_json(r: &SyncReport) -> Value {
         "logs_healed": r.logs_healed.iter().map(|a| a.to_hex()).collect::<Vec<_>>(),
         "logs_turned": r.logs_turned.iter().map(|a| a.to_hex()).collect::<Vec<_>>(),
         "disposals_healed": r.disposals_healed.iter().map(|d| d.to_hex()).collect::<Vec<_>>(),
+        "kept_under_hold": r.kept_under_hold.iter().map(|k| json!({
+            "case": k.case.to_hex(), "client": k.client, "hold": k.hold,
+        })).collect::<Vec<_>>(),
         "refused": r.refused.iter().map(|x| json!({
             "doc": x.doc.to_hex(), "seq": x.seq, "reason": x.reason,
         })).collect::<Vec<_>>(),
