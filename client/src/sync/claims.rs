@@ -98,6 +98,10 @@ impl Home {
             by_doc.entry(doc).or_default().push((hash, device));
         }
         let disposed = self.disposed_docs()?;
+        // Kept under a legal hold, its disposal on the relay: nothing of it
+        // is served, and its claims wait (judged again if the relay drops
+        // the disposal).
+        let under_hold = self.kept_under_hold()?;
         // This account as the round read and verified it.
         let me = match accounts.get(&self.account_id()) {
             Some(me) => me.clone(),
@@ -112,7 +116,10 @@ impl Home {
             // Not listed: nothing to judge it by (a share that ended, say).
             // Something of it refused: the seen mark stopped, and the
             // refusal is reported (and fails the sync) on its own.
-            if !listed.contains(&doc) || report.refused.iter().any(|r| r.doc == doc) {
+            if !listed.contains(&doc)
+                || under_hold.contains(&doc)
+                || report.refused.iter().any(|r| r.doc == doc)
+            {
                 continue;
             }
             // Changes of it wait for ones not served: a claimed change may

@@ -324,7 +324,13 @@ impl Home {
             });
         let gone: Vec<DocHead> = gone.collect();
         let mut healed = Vec::new();
+        // One kept under a legal hold is listed by its disposal alone,
+        // which takes nothing after it.
+        let kept = self.kept_under_hold()?;
         for head in heads.iter_mut() {
+            if kept.contains(&head.doc) {
+                continue;
+            }
             if self.send_access_back(relay, head, confirmed, mine).await? {
                 healed.push(head.doc);
             }

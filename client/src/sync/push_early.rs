@@ -57,9 +57,12 @@ impl Home {
             .last_round()?
             .map(|l| l.held.into_iter().map(|h| h.doc).collect())
             .unwrap_or_default();
-        let mut sending = Sending::new(Mode::Early, self.store.outbox()?, BTreeSet::new())
-            .skip(held)
-            .skip(self.kept_under_hold()?);
+        // A case kept under a legal hold holds its rows for good; one of
+        // its access rows must not keep every other edit from going early.
+        let kept = self.kept_under_hold()?;
+        let mut rows = self.store.outbox()?;
+        rows.retain(|r| !kept.contains(&r.doc));
+        let mut sending = Sending::new(Mode::Early, rows, BTreeSet::new()).skip(held);
         let mut moved = 0;
         loop {
             match sending.poll() {
