@@ -37,6 +37,10 @@ pub(crate) struct SyncMemory {
     /// Cases kept under a legal hold though the relay holds their
     /// disposal, this round (see `app::disposal::Taken`).
     pub kept_under_hold: Vec<crate::app::KeptCase>,
+    /// Other accounts' logs refused this round, with why: the documents
+    /// they are part of wait, refused, while the rest of the round goes
+    /// on (see `sync::logs`).
+    pub refused_logs: BTreeMap<AccountId, String>,
 }
 
 /// Account logs verified this session, each with the last entry it was

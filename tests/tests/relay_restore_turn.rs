@@ -74,12 +74,8 @@ async fn an_account_log_written_to_on_both_sides_of_a_restore_is_joined() {
 
     // Dr. Chen's device, first to sync, may not take a log that lacks the
     // tablet it holds: refused, named, until an owner's device signs the
-    // tablet in again.
-    let refused = try_sync(&mut chen).await.unwrap_err().to_string();
-    assert!(
-        refused.contains("took another turn") && refused.contains("lacks devices"),
-        "{refused}"
-    );
+    // tablet in again; the case it shares waits meanwhile.
+    colleague_refuses_the_turn(&mut chen, &case, "lacks devices").await;
 
     let joined = sync(&mut laptop).await;
     assert_clean(&joined);
@@ -175,6 +171,26 @@ async fn refuses_the_turn(home: &mut Home, why: &str) {
     );
 }
 
+/// The refusal a colleague's device meets syncing: Dr. Rivera's log, a
+/// turn it may not take, for `why`. Its sync goes on; `case`, which
+/// rests on that log, waits, refused.
+async fn colleague_refuses_the_turn(home: &mut Home, case: &DocId, why: &str) {
+    let r = try_sync(home).await.expect("the rest of the round goes on");
+    let [refused] = &r.logs_refused[..] else {
+        panic!("{r:?}")
+    };
+    assert!(
+        refused.reason.contains("took another turn") && refused.reason.contains(why),
+        "{refused:?}"
+    );
+    assert!(
+        r.refused
+            .iter()
+            .any(|x| x.doc == *case && x.reason.contains("was refused this round")),
+        "{r:?}"
+    );
+}
+
 /// The laptop takes the relay's log, signing the tablet in again.
 async fn laptop_joins(t: &mut PairedAfterTheCopy) {
     let joined = sync(&mut t.laptop).await;
@@ -244,8 +260,21 @@ async fn a_colleague_holding_what_a_device_signed_before_refuses_the_turn() {
     let relay = restored_and_written_to(&mut t, relay).await;
 
     laptop_joins(&mut t).await;
-    refuses_the_turn(&mut t.chen, NO_LONGER_VERIFIES).await;
+    colleague_refuses_the_turn(&mut t.chen, &t.case, NO_LONGER_VERIFIES).await;
     assert_eq!(plan_of(&mut t.chen, &t.case), "walk daily");
+
+    // Dr. Chen's own cases go on syncing meanwhile: one opened now reaches
+    // a device she pairs, and her trail says once what was refused.
+    let own = case_with_a_plan(&mut t.chen, "her own client");
+    colleague_refuses_the_turn(&mut t.chen, &t.case, NO_LONGER_VERIFIES).await;
+    let mut chen_phone = pair(&mut t.chen, &t.dir.path().join("chen-phone"), &relay).await;
+    sync(&mut chen_phone).await;
+    assert_eq!(plan_of(&mut chen_phone, &own), "her own client");
+    let said = t.chen.trail().entries().unwrap();
+    let said = said
+        .iter()
+        .filter(|r| r.what.starts_with("refused the relay's log of account"));
+    assert_eq!(said.count(), 1);
     relay.stop().await;
 }
 

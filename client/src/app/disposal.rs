@@ -203,6 +203,9 @@ impl Home {
                 "a disposal signed by someone other than the owner".into(),
             ));
         }
+        if let Some(why) = self.log_refused(&entry.account) {
+            return Ok(Taken::Refused(why));
+        }
         if let std::collections::btree_map::Entry::Vacant(slot) = accounts.entry(entry.account) {
             slot.insert(self.refresh_log(relay, &entry.account).await?);
         }

@@ -502,8 +502,9 @@ async fn sync(cli: &Cli, out: &Out, watch: bool) -> Result<()> {
         relay.close().await;
         let report = report?;
         out.sync_report(&report)?;
-        if !report.refused.is_empty() {
-            return Err(RefusedFromRelay(report.refused.len()).into());
+        let refused = report.refused.len() + report.logs_refused.len();
+        if refused > 0 {
+            return Err(RefusedFromRelay(refused).into());
         }
         if !report.incomplete.is_empty() {
             return Err(IncompleteFromRelay(report.incomplete.len()).into());

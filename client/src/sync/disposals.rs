@@ -194,6 +194,11 @@ impl Home {
             self.forget_disposal(doc, "what was kept does not open")?;
             return Ok(false);
         };
+        // Nothing is judged against a log refused this round: given back
+        // once it is mended.
+        if self.synced.refused_logs.contains_key(&entry.account) {
+            return Ok(false);
+        }
         if let std::collections::btree_map::Entry::Vacant(slot) = accounts.entry(entry.account) {
             slot.insert(self.refresh_log(relay, &entry.account).await?);
         }

@@ -3,6 +3,16 @@
 //! entry held on, which must come back unchanged (a relay that shows less
 //! than this device has seen is refused), and verified once a session up
 //! to the entry it ends at.
+//!
+//! This account's log refused stops the round: nothing can be judged
+//! without it. Another account's refused (a rollback, a turn this device
+//! may not take, entries that do not verify) stops only what depends on
+//! it: it is left out of the round's account states, every document that
+//! account is part of (owner, member, or once a member) is held back,
+//! refused and named, and nothing is fetched, taken, disposed of or sealed
+//! against that account's log, held or served; the rest of the round goes
+//! on. One colleague's log a relay rolled back would otherwise keep a
+//! practitioner from syncing any case at all.
 
 use std::collections::BTreeMap;
 
@@ -12,7 +22,7 @@ use casebook_shared::frames::{ErrorCode, Request, Response};
 use casebook_shared::ids::AccountId;
 use casebook_shared::signed::Signed;
 
-use super::{RollbackError, unexpected};
+use super::{RefusedLog, RollbackError, unexpected};
 use crate::error::{Error, Inconsistent, Result};
 use crate::home::Home;
 use crate::net::{NetError, Relay};
@@ -124,11 +134,55 @@ impl Home {
                     .map_err(|_| Inconsistent::AccountIdLength)?,
             );
             if id != mine {
-                let st = self.refresh_log(relay, &id).await?;
-                out.insert(id, st);
+                match self.refresh_log(relay, &id).await {
+                    Ok(st) => {
+                        out.insert(id, st);
+                    }
+                    Err(e) if refuses_log(&e) => {
+                        self.synced.refused_logs.insert(id, e.to_string());
+                    }
+                    Err(e) => return Err(e),
+                }
             }
         }
         Ok(out)
+    }
+
+    /// Records in the trail each log refused this round that the round
+    /// before (in this process or another) did not refuse for the same
+    /// reason: a refusal met by every sync is one line, not one per run.
+    pub(super) fn audit_refused_logs(&mut self, refused: &[RefusedLog]) -> Result<()> {
+        let now: Vec<(AccountId, String)> = refused
+            .iter()
+            .map(|r| (r.account, r.reason.clone()))
+            .collect();
+        let before: Vec<(AccountId, String)> = match self.store.get_secret(AUDITED_LOGS)? {
+            Some(b) => codec::decode(&b)?,
+            None => Vec::new(),
+        };
+        if now == before {
+            return Ok(());
+        }
+        for (account, reason) in now.iter().filter(|r| !before.contains(r)) {
+            self.trail().record(
+                &format!(
+                    "refused the relay's log of account {}: {reason}; the documents that account is part of wait",
+                    account.short()
+                ),
+                None,
+            )?;
+        }
+        Ok(self.store.put_secret(AUDITED_LOGS, &codec::encode(&now))?)
+    }
+
+    /// Why the log of `account` was refused this round, if it was.
+    pub(crate) fn log_refused(&self, account: &AccountId) -> Option<String> {
+        self.synced.refused_logs.get(account).map(|why| {
+            format!(
+                "the relay's log of account {} was refused this round: {why}",
+                account.short()
+            )
+        })
     }
 
     /// Makes sure the log of every member of every document this account
@@ -150,6 +204,10 @@ impl Home {
                 continue;
             }
             for member in meta.members.iter().map(|(a, _, _)| *a) {
+                // Its documents are held back this round (see the module).
+                if self.synced.refused_logs.contains_key(&member) {
+                    continue;
+                }
                 if let std::collections::btree_map::Entry::Vacant(slot) = accounts.entry(member) {
                     slot.insert(self.refresh_log(relay, &member).await?);
                 }
@@ -252,6 +310,20 @@ impl Home {
         self.relay_lost_data()?;
         Ok(true)
     }
+}
+
+/// The sealed setting that keeps the logs the last round refused, with why.
+const AUDITED_LOGS: &str = "audited_log_refusals";
+
+/// Whether `e`, met fetching an account log, refuses what the relay
+/// served (rather than failing to reach it, or to store it).
+fn refuses_log(e: &Error) -> bool {
+    matches!(
+        e,
+        Error::Rollback(_)
+            | Error::Account(_)
+            | Error::Inconsistent(Inconsistent::AnotherAccountsLog)
+    )
 }
 
 /// Whether the relay's answer to a fetch of a log from its last entry held

@@ -115,6 +115,10 @@ pub struct SyncReport {
     /// it knew of the hold): the relay no longer holds them, nor takes
     /// their edits; lifting the hold here carries the disposal out.
     pub kept_under_hold: Vec<crate::app::KeptCase>,
+    /// Other accounts' logs the relay served that this device refused: the
+    /// documents each is part of are held back (and in `refused`), the rest
+    /// of the round went on (see `sync::logs`).
+    pub logs_refused: Vec<RefusedLog>,
     /// Documents held here only in part: changes they hold build on
     /// changes the relay has not served.
     pub incomplete: Vec<Incomplete>,
@@ -122,6 +126,13 @@ pub struct SyncReport {
     /// make them (a share ended, or became read-only or comment-only), or
     /// the document's access log on the relay did not verify this round.
     pub held: Vec<HeldEdits>,
+}
+
+/// Another account's log the relay served, refused, with why.
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+pub struct RefusedLog {
+    pub account: AccountId,
+    pub reason: String,
 }
 
 /// The setting that keeps [`LastRound`].
@@ -402,6 +413,7 @@ impl Home {
     ) -> Result<SyncReport> {
         // A round that failed before its report leaves nothing for this one.
         self.synced.kept_under_hold.clear();
+        self.synced.refused_logs.clear();
         // What this round learns of members' keys and shares is as of when
         // it first reads the account logs.
         let mut learnt_at = None;
@@ -460,6 +472,11 @@ impl Home {
         report.logs_healed = std::mem::take(&mut self.synced.logs_healed);
         report.logs_turned = std::mem::take(&mut self.synced.logs_turned);
         report.kept_under_hold = std::mem::take(&mut self.synced.kept_under_hold);
+        report.logs_refused = std::mem::take(&mut self.synced.refused_logs)
+            .into_iter()
+            .map(|(account, reason)| RefusedLog { account, reason })
+            .collect();
+        self.audit_refused_logs(&report.logs_refused)?;
         self.name_held(&mut report.held)?;
         self.name_incomplete(&mut report.incomplete)?;
         // What the last round refused, as a process before this one left

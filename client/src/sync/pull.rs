@@ -45,7 +45,7 @@ impl Home {
             .collect();
         // Documents this account owns that the relay has had: one it no
         // longer lists at all is sent back (see `heal_access`).
-        let owned: BTreeSet<DocId> = here
+        let mut owned: BTreeSet<DocId> = here
             .docs
             .iter()
             .filter(|(doc, h)| h.owned && !h.disposed && !here.disposed.contains(*doc))
@@ -64,7 +64,22 @@ impl Home {
         // Documents whose disposal found over a longer log was refused:
         // held back for the whole pull, every listing of it.
         let mut held_early: BTreeSet<DocId> = BTreeSet::new();
+        // What a refused account log is part of waits, refused, named,
+        // whatever the relay lists of it (one it no longer lists is not
+        // taken as a share ended); the rest goes on (see `logs`).
+        let mut waits = Vec::new();
+        for doc in here.docs.keys() {
+            if let Some(why) = self.on_a_refused_log(doc)? {
+                waits.push((*doc, Taken::Refused(why)));
+            }
+        }
+        for (doc, _) in &waits {
+            held_early.insert(*doc);
+            confirmed.remove(doc);
+            owned.remove(doc);
+        }
         let mut pulling = Pulling::new(here);
+        pulling.settled_before_listing(waits);
         let mut batches: BTreeMap<DocId, Batch> = BTreeMap::new();
         let mut listed: BTreeSet<DocId> = BTreeSet::new();
         // The audit document's head as listed: claims told at or below it
@@ -279,6 +294,21 @@ impl Home {
         Ok((pulling.finish(), lacking))
     }
 
+    /// Why `doc` waits this round, if an account it is part of (its owner,
+    /// a member, or once a member) had its log refused (see `logs`).
+    fn on_a_refused_log(&self, doc: &DocId) -> Result<Option<String>> {
+        if self.synced.refused_logs.is_empty() {
+            return Ok(None);
+        }
+        let Some(meta) = self.access().doc_meta(doc)? else {
+            return Ok(None);
+        };
+        let mut part = std::iter::once(meta.owner)
+            .chain(meta.members.iter().map(|(a, _, _)| *a))
+            .chain(meta.grants.iter().map(|g| g.account));
+        Ok(part.find_map(|a| self.log_refused(&a)))
+    }
+
     /// What the store holds of each document, for [`Pulling`].
     fn pull_here(&self) -> Result<Here> {
         let me = self.account_id();
@@ -343,6 +373,10 @@ impl Home {
                 continue;
             };
             for member in meta.grants.iter().map(|g| g.account) {
+                // Its documents are held back this round (see `logs`).
+                if self.synced.refused_logs.contains_key(&member) {
+                    continue;
+                }
                 if let std::collections::btree_map::Entry::Vacant(slot) = accounts.entry(member) {
                     slot.insert(self.refresh_log(relay, &member).await?);
                 }
@@ -421,6 +455,13 @@ impl Home {
             for (account, what) in
                 std::iter::once((entry.account, "signed for")).chain(added.map(|m| (m, "adds")))
             {
+                if let Some(why) = self.log_refused(&account) {
+                    return Ok(Err(format!(
+                        "entry {} {what} account {}: {why}",
+                        entry.seq,
+                        account.short()
+                    )));
+                }
                 let std::collections::btree_map::Entry::Vacant(slot) = accounts.entry(account)
                 else {
                     continue;

@@ -240,7 +240,7 @@ impl Sending {
             hold(
                 &mut self.held,
                 doc,
-                "the relay's access log for it does not verify",
+                "the relay's access log for it, or an account log it rests on, was refused this round",
             );
             return None;
         }

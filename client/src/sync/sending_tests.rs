@@ -144,7 +144,8 @@ fn a_document_whose_log_did_not_verify_keeps_all_it_queued() {
         vec![(
             doc(1),
             2,
-            "the relay's access log for it does not verify".into()
+            "the relay's access log for it, or an account log it rests on, was refused this round"
+                .into()
         )]
     );
 }

@@ -43,12 +43,12 @@ const NAMED: usize = 5;
 /// page, and those notes are shown only on a deliberate click.
 pub(super) fn round_warning(r: &casebook::sync::SyncReport) -> Option<String> {
     let mut said = Vec::new();
-    if !r.refused.is_empty() {
+    let refused = r.refused.len() + r.logs_refused.len();
+    if refused > 0 {
         said.push(format!(
-            "the relay served {} thing(s) this device refused (damaged, moved, or not \
+            "the relay served {refused} thing(s) this device refused (damaged, moved, or not \
              allowed): nothing of it was applied, the audit trail records it, and whoever \
-             runs the relay should hear of it",
-            r.refused.len()
+             runs the relay should hear of it"
         ));
     }
     let mut cases: Vec<String> = r

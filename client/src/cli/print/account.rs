@@ -221,6 +221,20 @@ impl Out {
                 x.reason
             );
         }
+        for x in &r.logs_refused {
+            let hint = if x.reason.contains(casebook::sync::TURN_LACKS_DEVICES)
+                || x.reason.contains(casebook::sync::TURN_MOVED_ON)
+            {
+                "; it clears once a device of that account has synced: sync again later"
+            } else {
+                "; they stay readable here: tell that colleague, and whoever runs the relay"
+            };
+            tell!(
+                "warning: refused the relay's log of account {}: {} (the documents shared with that account wait, the rest synced{hint})",
+                x.account.short(),
+                x.reason
+            );
+        }
         for x in &r.incomplete {
             tell!("warning: {}", incomplete_line(x));
         }
@@ -294,6 +308,7 @@ impl Out {
         }
         if r.pushed + r.received + r.snapshots_in + r.left_queued > 0
             || !r.refused.is_empty()
+            || !r.logs_refused.is_empty()
             || !r.incomplete.is_empty()
             || r.resent > 0
             || !r.rewound.is_empty()

@@ -54,6 +54,9 @@ pub(super) fn report_json(r: &SyncReport) -> Value {
         "refused": r.refused.iter().map(|x| json!({
             "doc": x.doc.to_hex(), "seq": x.seq, "reason": x.reason,
         })).collect::<Vec<_>>(),
+        "logs_refused": r.logs_refused.iter().map(|x| json!({
+            "account": x.account.to_hex(), "reason": x.reason,
+        })).collect::<Vec<_>>(),
         "held": r.held.iter().map(held_json).collect::<Vec<_>>(),
         "incomplete": r.incomplete.iter().map(incomplete_json).collect::<Vec<_>>(),
     })
