@@ -37,9 +37,10 @@ pub(crate) struct SyncMemory {
     /// Cases kept under a legal hold though the relay holds their
     /// disposal, this round (see `app::disposal::Taken`).
     pub kept_under_hold: Vec<crate::app::KeptCase>,
-    /// Other accounts' logs refused this round, with why: the documents
-    /// they are part of wait, refused, while the rest of the round goes
-    /// on (see `sync::logs`).
+    /// Other accounts' logs the last round refused, with why, kept until
+    /// the next round reads the logs again: the documents they are part
+    /// of wait, refused, while the rest goes on, and neither an early push
+    /// nor a watcher's told pull touches them meanwhile (see `sync::logs`).
     pub refused_logs: BTreeMap<AccountId, String>,
 }
 
@@ -74,5 +75,11 @@ impl VerifiedLogs {
     /// Every verified state.
     pub fn states(&self) -> BTreeMap<AccountId, AccountState> {
         self.0.iter().map(|(a, (_, st))| (*a, st.clone())).collect()
+    }
+
+    /// Forgets `account`'s log, refused this round: nothing is judged
+    /// against it until a round verifies it again.
+    pub fn forget(&mut self, account: &AccountId) {
+        self.0.remove(account);
     }
 }

@@ -263,6 +263,14 @@ async fn a_colleague_holding_what_a_device_signed_before_refuses_the_turn() {
     colleague_refuses_the_turn(&mut t.chen, &t.case, NO_LONGER_VERIFIES).await;
     assert_eq!(plan_of(&mut t.chen, &t.case), "walk daily");
 
+    // Nothing of the case is fetched meanwhile: a note the laptop writes
+    // waits on the relay.
+    t.laptop
+        .add_note(&t.case, free_note("after the turn"))
+        .unwrap();
+    sync(&mut t.laptop).await;
+    let before = t.chen.list_notes(&t.case).unwrap().len();
+
     // Dr. Chen's own cases go on syncing meanwhile: one opened now reaches
     // a device she pairs, and her trail says once what was refused.
     let own = case_with_a_plan(&mut t.chen, "her own client");
@@ -275,6 +283,7 @@ async fn a_colleague_holding_what_a_device_signed_before_refuses_the_turn() {
         .iter()
         .filter(|r| r.what.starts_with("refused the relay's log of account"));
     assert_eq!(said.count(), 1);
+    assert_eq!(t.chen.list_notes(&t.case).unwrap().len(), before);
     relay.stop().await;
 }
 

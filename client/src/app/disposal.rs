@@ -207,7 +207,14 @@ impl Home {
             return Ok(Taken::Refused(why));
         }
         if let std::collections::btree_map::Entry::Vacant(slot) = accounts.entry(entry.account) {
-            slot.insert(self.refresh_log(relay, &entry.account).await?);
+            match self.other_log(relay, &entry.account).await? {
+                Some(st) => slot.insert(st),
+                None => {
+                    return Ok(Taken::Refused(
+                        self.log_refused(&entry.account).unwrap_or_default(),
+                    ));
+                }
+            };
         }
         if let Some(why) = disposal_refused(gone, doc, &accounts[&entry.account]) {
             return Ok(Taken::Refused(why));

@@ -200,7 +200,10 @@ impl Home {
             return Ok(false);
         }
         if let std::collections::btree_map::Entry::Vacant(slot) = accounts.entry(entry.account) {
-            slot.insert(self.refresh_log(relay, &entry.account).await?);
+            match self.other_log(relay, &entry.account).await? {
+                Some(st) => slot.insert(st),
+                None => return Ok(false),
+            };
         }
         let owner = &accounts[&entry.account];
         let mine = entry.account == self.account_id();

@@ -127,25 +127,41 @@ impl Home {
             return Err(Error::Revoked);
         }
         out.insert(mine, me);
+        self.synced.refused_logs.clear();
         for other in self.store.log_owners(32)? {
             let id = AccountId(
                 other
                     .try_into()
                     .map_err(|_| Inconsistent::AccountIdLength)?,
             );
-            if id != mine {
-                match self.refresh_log(relay, &id).await {
-                    Ok(st) => {
-                        out.insert(id, st);
-                    }
-                    Err(e) if refuses_log(&e) => {
-                        self.synced.refused_logs.insert(id, e.to_string());
-                    }
-                    Err(e) => return Err(e),
-                }
+            if id != mine
+                && let Some(st) = self.other_log(relay, &id).await?
+            {
+                out.insert(id, st);
             }
         }
         Ok(out)
+    }
+
+    /// Another account's log, refreshed; `None` where this device refused
+    /// what the relay served of it, recorded as the module says.
+    pub(crate) async fn other_log(
+        &mut self,
+        relay: &Relay,
+        account: &AccountId,
+    ) -> Result<Option<AccountState>> {
+        if *account == self.account_id() {
+            return self.refresh_log(relay, account).await.map(Some);
+        }
+        match self.refresh_log(relay, account).await {
+            Ok(st) => Ok(Some(st)),
+            Err(e) if refuses_log(&e) => {
+                self.synced.refused_logs.insert(*account, e.to_string());
+                self.synced.verified_logs.forget(account);
+                Ok(None)
+            }
+            Err(e) => Err(e),
+        }
     }
 
     /// Records in the trail each log refused this round that the round
@@ -208,8 +224,10 @@ impl Home {
                 if self.synced.refused_logs.contains_key(&member) {
                     continue;
                 }
-                if let std::collections::btree_map::Entry::Vacant(slot) = accounts.entry(member) {
-                    slot.insert(self.refresh_log(relay, &member).await?);
+                if let std::collections::btree_map::Entry::Vacant(slot) = accounts.entry(member)
+                    && let Some(st) = self.other_log(relay, &member).await?
+                {
+                    slot.insert(st);
                 }
             }
         }
@@ -317,7 +335,7 @@ const AUDITED_LOGS: &str = "audited_log_refusals";
 
 /// Whether `e`, met fetching an account log, refuses what the relay
 /// served (rather than failing to reach it, or to store it).
-fn refuses_log(e: &Error) -> bool {
+pub(super) fn refuses_log(e: &Error) -> bool {
     matches!(
         e,
         Error::Rollback(_)

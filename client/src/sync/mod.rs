@@ -413,7 +413,6 @@ impl Home {
     ) -> Result<SyncReport> {
         // A round that failed before its report leaves nothing for this one.
         self.synced.kept_under_hold.clear();
-        self.synced.refused_logs.clear();
         // What this round learns of members' keys and shares is as of when
         // it first reads the account logs.
         let mut learnt_at = None;
@@ -447,8 +446,14 @@ impl Home {
                 Phase::Upkeep(mut held_back) => {
                     self.member_logs(relay, &mut accounts).await?;
                     // One kept under a hold takes no new access entry: the
-                    // relay holds its disposal.
+                    // relay holds its disposal; nor does one a refused
+                    // account log is part of (see `logs`).
                     held_back.extend(self.kept_under_hold()?);
+                    for doc in self.store.doc_ids()? {
+                        if self.on_a_refused_log(&doc)?.is_some() {
+                            held_back.insert(doc);
+                        }
+                    }
                     self.maintain_owned_docs(&accounts, &held_back)?;
                 }
                 Phase::Push(held_back) => {
@@ -472,9 +477,11 @@ impl Home {
         report.logs_healed = std::mem::take(&mut self.synced.logs_healed);
         report.logs_turned = std::mem::take(&mut self.synced.logs_turned);
         report.kept_under_hold = std::mem::take(&mut self.synced.kept_under_hold);
-        report.logs_refused = std::mem::take(&mut self.synced.refused_logs)
-            .into_iter()
-            .map(|(account, reason)| RefusedLog { account, reason })
+        report.logs_refused = (self.synced.refused_logs.iter())
+            .map(|(account, reason)| RefusedLog {
+                account: *account,
+                reason: reason.clone(),
+            })
             .collect();
         self.audit_refused_logs(&report.logs_refused)?;
         self.name_held(&mut report.held)?;

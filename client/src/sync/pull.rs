@@ -68,7 +68,11 @@ impl Home {
         // whatever the relay lists of it (one it no longer lists is not
         // taken as a share ended); the rest goes on (see `logs`).
         let mut waits = Vec::new();
-        for doc in here.docs.keys() {
+        for (doc, held) in &here.docs {
+            // Its own disposal is carried out whatever the other log says.
+            if held.disposed {
+                continue;
+            }
             if let Some(why) = self.on_a_refused_log(doc)? {
                 waits.push((*doc, Taken::Refused(why)));
             }
@@ -137,6 +141,10 @@ impl Home {
                     let kept = self.kept_disposals()?;
                     for (doc, gone) in super::disposals::lacking(&kept, &heads, &self.account_id())
                     {
+                        // Held back: left out of the listing, not lost.
+                        if held_early.contains(&doc) {
+                            continue;
+                        }
                         if self.give_back_disposal(relay, &doc, gone, accounts).await? {
                             report.disposals_healed.push(doc);
                         }
@@ -296,7 +304,7 @@ impl Home {
 
     /// Why `doc` waits this round, if an account it is part of (its owner,
     /// a member, or once a member) had its log refused (see `logs`).
-    fn on_a_refused_log(&self, doc: &DocId) -> Result<Option<String>> {
+    pub(super) fn on_a_refused_log(&self, doc: &DocId) -> Result<Option<String>> {
         if self.synced.refused_logs.is_empty() {
             return Ok(None);
         }
@@ -377,8 +385,10 @@ impl Home {
                 if self.synced.refused_logs.contains_key(&member) {
                     continue;
                 }
-                if let std::collections::btree_map::Entry::Vacant(slot) = accounts.entry(member) {
-                    slot.insert(self.refresh_log(relay, &member).await?);
+                if let std::collections::btree_map::Entry::Vacant(slot) = accounts.entry(member)
+                    && let Some(st) = self.other_log(relay, &member).await?
+                {
+                    slot.insert(st);
                 }
             }
         }
@@ -469,6 +479,15 @@ impl Home {
                 match self.refresh_log(relay, &account).await {
                     Ok(st) => {
                         slot.insert(st);
+                    }
+                    Err(e) if super::logs::refuses_log(&e) => {
+                        self.synced.refused_logs.insert(account, e.to_string());
+                        self.synced.verified_logs.forget(&account);
+                        return Ok(Err(format!(
+                            "entry {} {what} account {}, whose log the relay served was refused: {e}",
+                            entry.seq,
+                            account.short()
+                        )));
                     }
                     Err(Error::Net(NetError::Relay {
                         code: ErrorCode::NotFound,

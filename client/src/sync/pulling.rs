@@ -130,7 +130,7 @@ impl Pulling {
     /// this round, with why), or kept under a legal hold.
     pub fn settled_before_listing(&mut self, taken: Vec<(DocId, Taken)>) {
         for (doc, t) in taken {
-            self.here.docs.remove(&doc);
+            // Refused at the position held, read before it goes.
             match t {
                 Taken::Purged => {
                     self.here.disposed.insert(doc);
@@ -140,6 +140,7 @@ impl Pulling {
                     self.kept.insert(doc);
                 }
             }
+            self.here.docs.remove(&doc);
         }
     }
 

@@ -59,9 +59,15 @@ impl Home {
             .unwrap_or_default();
         // A case kept under a legal hold holds its rows for good; one of
         // its access rows must not keep every other edit from going early.
-        let kept = self.kept_under_hold()?;
+        // Nor does one a refused account log is part of (see `logs`).
+        let mut waits = self.kept_under_hold()?;
         let mut rows = self.store.outbox()?;
-        rows.retain(|r| !kept.contains(&r.doc));
+        for row in &rows {
+            if !waits.contains(&row.doc) && self.on_a_refused_log(&row.doc)?.is_some() {
+                waits.insert(row.doc);
+            }
+        }
+        rows.retain(|r| !waits.contains(&r.doc));
         let mut sending = Sending::new(Mode::Early, rows, BTreeSet::new()).skip(held);
         let mut moved = 0;
         loop {

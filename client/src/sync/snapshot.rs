@@ -70,10 +70,11 @@ impl Home {
         let me = self.account_id();
         let mut envelopes = Vec::new();
         let mut docs = Vec::new();
-        // One kept under a legal hold: the relay holds its disposal.
+        // One kept under a legal hold: the relay holds its disposal. One a
+        // refused account log is part of: its edits are held.
         let kept = self.kept_under_hold()?;
         for doc in self.store.doc_ids()? {
-            if kept.contains(&doc) {
+            if kept.contains(&doc) || self.on_a_refused_log(&doc)?.is_some() {
                 continue;
             }
             let sync = self.docs().sync_record(&doc)?;

@@ -85,6 +85,11 @@ impl Home {
                 Some(meta) if !meta.disposed => {}
                 _ => continue,
             }
+            // One a refused account log is part of waits for a round that
+            // verifies that log (see `logs`).
+            if self.on_a_refused_log(&doc)?.is_some() {
+                continue;
+            }
             let of_doc: Vec<&Told> = told.iter().filter(|t| t.doc == doc).collect();
             let newest = of_doc.iter().map(|t| t.seq).max().unwrap_or(0);
             // One that lacks changes (or was refused for the relay's order)

@@ -222,15 +222,13 @@ impl Out {
             );
         }
         for x in &r.logs_refused {
-            let hint = if x.reason.contains(casebook::sync::TURN_LACKS_DEVICES)
-                || x.reason.contains(casebook::sync::TURN_MOVED_ON)
-            {
+            let hint = if x.reason.contains(casebook::sync::TURN_LACKS_DEVICES) {
                 "; it clears once a device of that account has synced: sync again later"
             } else {
                 "; they stay readable here: tell that colleague, and whoever runs the relay"
             };
             tell!(
-                "warning: refused the relay's log of account {}: {} (the documents shared with that account wait, the rest synced{hint})",
+                "warning: refused the relay's log of account {}: {} (the documents that account is part of wait, the rest synced{hint})",
                 x.account.short(),
                 x.reason
             );
