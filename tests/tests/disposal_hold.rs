@@ -26,6 +26,18 @@ fn kept_lines(home: &Home, case: &DocId) -> usize {
         .count()
 }
 
+/// A relay, and Dr. Rivera's laptop and tablet, both holding a case.
+async fn laptop_and_tablet() -> (TestRelay, tempfile::TempDir, Home, Home, DocId) {
+    let relay = TestRelay::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut laptop = init(&dir.path().join("laptop"), &relay, "Dr. Rivera");
+    let mut tablet = pair(&mut laptop, &dir.path().join("tablet"), &relay).await;
+    let case = case_with_a_plan(&mut laptop, "walk daily");
+    sync(&mut laptop).await;
+    sync(&mut tablet).await;
+    (relay, dir, laptop, tablet, case)
+}
+
 /// What a sync that keeps `case` under its hold reports: the case, no
 /// refusal, and `edits` edits held with why.
 fn kept_so(r: &casebook::sync::SyncReport, case: &DocId, edits: usize) {
@@ -55,13 +67,7 @@ fn kept_so(r: &casebook::sync::SyncReport, case: &DocId, edits: usize) {
 /// out there too.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_hold_placed_offline_outlives_a_disposal_signed_elsewhere() {
-    let relay = TestRelay::start().await;
-    let dir = tempfile::tempdir().unwrap();
-    let mut laptop = init(&dir.path().join("laptop"), &relay, "Dr. Rivera");
-    let mut tablet = pair(&mut laptop, &dir.path().join("tablet"), &relay).await;
-    let case = case_with_a_plan(&mut laptop, "walk daily");
-    sync(&mut laptop).await;
-    sync(&mut tablet).await;
+    let (relay, dir, mut laptop, mut tablet, case) = laptop_and_tablet().await;
 
     tablet.set_legal_hold(&case, Some(SUBPOENA)).unwrap();
     // The laptop's last note, which the tablet never fetched, goes with
@@ -86,12 +92,7 @@ async fn a_hold_placed_offline_outlives_a_disposal_signed_elsewhere() {
     // Every sync says so again, and the trail once; an edit waits with the
     // hold's, and the laptop never sees either.
     tablet
-        .edit_case(&case, "note", |c| {
-            let mut n =
-                casebook::notes::NoteInput::new("2026-11-27", casebook::notes::NoteFormat::Free);
-            n.fields = vec![("text".into(), "Records request received.".into())];
-            Ok(c.add_note(n, "n2", "Dr. Rivera")?)
-        })
+        .add_note(&case, free_note("Records request received."))
         .unwrap();
     let r = sync(&mut tablet).await;
     kept_so(&r, &case, 2);
@@ -131,13 +132,7 @@ async fn a_hold_placed_offline_outlives_a_disposal_signed_elsewhere() {
 /// keeps it under the hold.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_hold_placed_after_a_restore_outlives_the_disposal_given_back() {
-    let relay = TestRelay::start().await;
-    let dir = tempfile::tempdir().unwrap();
-    let mut laptop = init(&dir.path().join("laptop"), &relay, "Dr. Rivera");
-    let mut tablet = pair(&mut laptop, &dir.path().join("tablet"), &relay).await;
-    let case = case_with_a_plan(&mut laptop, "walk daily");
-    sync(&mut laptop).await;
-    sync(&mut tablet).await;
+    let (relay, _dir, mut laptop, mut tablet, case) = laptop_and_tablet().await;
     let (relay, copy) = relay.copy().await;
 
     laptop.dispose_case(&case, true).unwrap();
@@ -165,14 +160,7 @@ async fn a_hold_placed_after_a_restore_outlives_the_disposal_given_back() {
     // its disposal: the tablet sends its edits as any others, until the
     // laptop gives the disposal back again.
     let relay = relay.restore(copy.path()).await;
-    tablet
-        .edit_case(&case, "note", |c| {
-            let mut n =
-                casebook::notes::NoteInput::new("2026-11-28", casebook::notes::NoteFormat::Free);
-            n.fields = vec![("text".into(), "Records sent.".into())];
-            Ok(c.add_note(n, "n2", "Dr. Rivera")?)
-        })
-        .unwrap();
+    tablet.add_note(&case, free_note("Records sent.")).unwrap();
     let r = sync(&mut tablet).await;
     assert!(r.kept_under_hold.is_empty() && r.held.is_empty(), "{r:?}");
     assert!(r.pushed > 0, "{r:?}");
