@@ -239,6 +239,12 @@ impl Home {
         })
     }
 
+    fn store_kept_under_hold(&self, docs: &BTreeSet<DocId>) -> Result<()> {
+        Ok(self
+            .store
+            .put_secret(KEPT_UNDER_HOLD, &codec::encode(docs))?)
+    }
+
     /// After a pull that judged every document the relay lists: forgets
     /// each one kept under a hold that the pull neither kept (`still`) nor
     /// held back, since the relay no longer holds its disposal (restored
@@ -249,8 +255,7 @@ impl Home {
         let before = docs.len();
         docs.retain(|d| still(d));
         if docs.len() != before {
-            self.store
-                .put_secret(KEPT_UNDER_HOLD, &codec::encode(&docs))?;
+            self.store_kept_under_hold(&docs)?;
         }
         Ok(())
     }
@@ -263,8 +268,7 @@ impl Home {
         let mut docs = self.kept_under_hold()?;
         if docs.insert(*doc) {
             self.atomically(|home| {
-                home.store
-                    .put_secret(KEPT_UNDER_HOLD, &codec::encode(&docs))?;
+                home.store_kept_under_hold(&docs)?;
                 if *doc != kept.case {
                     return Ok(());
                 }
@@ -348,8 +352,7 @@ impl Home {
             home.forget_held(doc)?;
             let mut kept = home.kept_under_hold()?;
             if kept.remove(doc) {
-                home.store
-                    .put_secret(KEPT_UNDER_HOLD, &codec::encode(&kept))?;
+                home.store_kept_under_hold(&kept)?;
             }
             home.drafts().drop_case(doc)?;
             let what = match case_of {

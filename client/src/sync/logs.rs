@@ -335,7 +335,7 @@ const AUDITED_LOGS: &str = "audited_log_refusals";
 
 /// Whether `e`, met fetching an account log, refuses what the relay
 /// served (rather than failing to reach it, or to store it).
-pub(super) fn refuses_log(e: &Error) -> bool {
+fn refuses_log(e: &Error) -> bool {
     matches!(
         e,
         Error::Rollback(_)

@@ -465,30 +465,25 @@ impl Home {
             for (account, what) in
                 std::iter::once((entry.account, "signed for")).chain(added.map(|m| (m, "adds")))
             {
-                if let Some(why) = self.log_refused(&account) {
-                    return Ok(Err(format!(
+                let refused = |why: String| {
+                    Ok(Err(format!(
                         "entry {} {what} account {}: {why}",
                         entry.seq,
                         account.short()
-                    )));
+                    )))
+                };
+                if let Some(why) = self.log_refused(&account) {
+                    return refused(why);
                 }
                 let std::collections::btree_map::Entry::Vacant(slot) = accounts.entry(account)
                 else {
                     continue;
                 };
-                match self.refresh_log(relay, &account).await {
-                    Ok(st) => {
+                match self.other_log(relay, &account).await {
+                    Ok(Some(st)) => {
                         slot.insert(st);
                     }
-                    Err(e) if super::logs::refuses_log(&e) => {
-                        self.synced.refused_logs.insert(account, e.to_string());
-                        self.synced.verified_logs.forget(&account);
-                        return Ok(Err(format!(
-                            "entry {} {what} account {}, whose log the relay served was refused: {e}",
-                            entry.seq,
-                            account.short()
-                        )));
-                    }
+                    Ok(None) => return refused(self.log_refused(&account).unwrap_or_default()),
                     Err(Error::Net(NetError::Relay {
                         code: ErrorCode::NotFound,
                         ..

@@ -103,7 +103,7 @@ pub(crate) struct Uploaded {
 
 /// Why the edits to a case kept under a legal hold (see
 /// `app::disposal::Taken::KeptUnderHold`) are not sent.
-pub const KEPT_UNDER_HOLD: &str =
+const KEPT_UNDER_HOLD: &str =
     "its owner disposed of it on the relay, and this device keeps it under its legal hold";
 
 /// The push half's decisions over one outbox.
