@@ -466,8 +466,8 @@ impl Home {
                     let sent = self.push_audit(relay).await?;
                     round.audit_sent(sent);
                 }
-                Phase::Snapshots => {
-                    let sent = self.push_snapshots(relay).await?;
+                Phase::Snapshots(held_back) => {
+                    let sent = self.push_snapshots(relay, &held_back).await?;
                     round.snapshots_sent(sent);
                 }
                 Phase::Done => break,

@@ -60,8 +60,9 @@ pub(crate) enum Phase {
     Push(BTreeSet<DocId>),
     /// Send the audit trail's new entries; then [`Round::audit_sent`].
     PushAudit,
-    /// Upload snapshots that are due; then [`Round::snapshots_sent`].
-    Snapshots,
+    /// Upload snapshots that are due, except of what is held back (a
+    /// snapshot is sent like any edit); then [`Round::snapshots_sent`].
+    Snapshots(BTreeSet<DocId>),
     /// The round is over: [`Round::finish`] gives its report.
     Done,
 }
@@ -131,7 +132,7 @@ impl Round {
                 | Phase::Pull
                 | Phase::Push(_)
                 | Phase::PushAudit
-                | Phase::Snapshots
+                | Phase::Snapshots(_)
         );
         phase
     }
@@ -198,7 +199,11 @@ impl Round {
             }
             Pulling::Again => {}
             Pulling::Echo => {
-                self.next.push_back(Phase::Snapshots);
+                // What the echo's pull held back too waits for the rest of
+                // the round (the relay may have changed a log in between).
+                self.held_back.extend(held_back);
+                self.next
+                    .push_back(Phase::Snapshots(self.held_back.clone()));
                 return;
             }
         }
@@ -237,7 +242,8 @@ impl Round {
             self.pulling = Pulling::Echo;
             self.next.push_back(Phase::Pull);
         } else {
-            self.next.push_back(Phase::Snapshots);
+            self.next
+                .push_back(Phase::Snapshots(self.held_back.clone()));
         }
     }
 

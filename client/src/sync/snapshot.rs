@@ -14,6 +14,8 @@
 //! first syncs a load of the document, so it is not sent where it is not
 //! needed.)
 
+use std::collections::BTreeSet;
+
 use casebook_shared::codec;
 use casebook_shared::envelope::{Envelope, Header, Kind, MAX_ENVELOPE};
 use casebook_shared::frames::{ErrorCode, Request, Response};
@@ -66,7 +68,13 @@ impl Home {
     /// Uploads a snapshot of each document that has gathered many changes
     /// and that this account may snapshot. Its `covers` is the highest
     /// sequence number fetched, so it never claims a change it lacks.
-    pub(super) async fn push_snapshots(&mut self, relay: &Relay) -> Result<usize> {
+    /// Nothing is sent of `held_back` (its access log did not verify this
+    /// round).
+    pub(super) async fn push_snapshots(
+        &mut self,
+        relay: &Relay,
+        held_back: &BTreeSet<DocId>,
+    ) -> Result<usize> {
         let me = self.account_id();
         let mut envelopes = Vec::new();
         let mut docs = Vec::new();
@@ -74,7 +82,10 @@ impl Home {
         // refused account log is part of: its edits are held.
         let kept = self.kept_under_hold()?;
         for doc in self.store.doc_ids()? {
-            if kept.contains(&doc) || self.on_a_refused_log(&doc)?.is_some() {
+            if held_back.contains(&doc)
+                || kept.contains(&doc)
+                || self.on_a_refused_log(&doc)?.is_some()
+            {
                 continue;
             }
             let sync = self.docs().sync_record(&doc)?;
