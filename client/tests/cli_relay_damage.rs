@@ -6,6 +6,7 @@ mod common;
 
 use common::damage::*;
 use common::*;
+use rusqlite::params;
 
 /// A sync that refused some of what the relay served lists it, says what
 /// it means, and exits with its own code (3), apart from other failures.
@@ -339,4 +340,85 @@ async fn a_comment_on_a_case_whose_first_envelope_is_gone_waits_and_arrives() {
         serde_json::from_str(&ok(&chen, &["--json", "note", "show", &case, &note])).unwrap();
     assert_eq!(shown["comments"][0]["text"], "Agree.", "{shown}");
     assert!(!ok(&chen, &["status"]).contains("INCOMPLETE"));
+}
+
+/// Someone with the relay's disk damages a colleague's account log, one
+/// the owner's device holds: the owner's sync refuses it, naming the
+/// account, and exits with 3, but only the case shared with that colleague
+/// waits (refused, named, nothing fetched); a case of the owner's own
+/// still syncs. Mended, the next sync is clean and the colleague reads the
+/// note.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_colleagues_damaged_log_exits_with_3_and_the_rest_syncs() {
+    let relay = relay().await;
+    let dir = tempfile::tempdir().unwrap();
+    let (rivera, chen, case) = shared_case(&relay, dir.path());
+    let own = new_case(&rivera, "Sam Lee");
+    ok(&rivera, &["sync"]);
+    let whoami: serde_json::Value =
+        serde_json::from_str(&ok(&chen, &["--json", "whoami"])).unwrap();
+    let account = hex::decode(whoami["id"].as_str().unwrap()).unwrap();
+    let good: Vec<u8> = relay_db(&relay)
+        .query_row(
+            "SELECT entry FROM account_entries WHERE account = ?1 AND seq = 0",
+            [&account],
+            |r| r.get(0),
+        )
+        .unwrap();
+    let mut bad = good.clone();
+    *bad.last_mut().unwrap() ^= 1;
+    // The relay keeps the logs it verified in memory: edited while stopped.
+    let set = |relay: Relay, entry: Vec<u8>| {
+        let account = account.clone();
+        relay.edited_while_stopped(move |data| {
+            let db = rusqlite::Connection::open(data.join("relay.db")).unwrap();
+            db.execute(
+                "UPDATE account_entries SET entry = ?1 WHERE account = ?2 AND seq = 0",
+                params![entry, account],
+            )
+            .unwrap();
+        })
+    };
+    let relay = set(relay, bad).await;
+
+    ok(
+        &rivera,
+        &["note", "add", &case, "--field", "plan=Walk daily."],
+    );
+    ok(
+        &rivera,
+        &["note", "add", &own, "--field", "plan=Sleep diary."],
+    );
+    let before = envelopes(&relay, &own).len();
+    let out = run(&rivera, &["sync"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "{err}");
+    assert!(
+        err.contains("warning: refused the relay's log of account")
+            && err.contains("does not serve it (it answered Internal)")
+            && err.contains("the rest synced"),
+        "{err}"
+    );
+    assert!(!err.contains("panicked"), "{err}");
+    assert!(
+        envelopes(&relay, &own).len() > before,
+        "the own case went out"
+    );
+    let out = run(&rivera, &["--json", "sync"]);
+    assert_eq!(out.status.code(), Some(3));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        report["logs_refused"][0]["account"], whoami["id"],
+        "{report}"
+    );
+    let mut waits = report["refused"].as_array().unwrap().iter();
+    assert!(
+        waits.any(|x| x["doc"].as_str() == Some(&case[..])),
+        "the shared case waits: {report}"
+    );
+
+    let _relay = set(relay, good).await;
+    ok(&rivera, &["sync"]);
+    ok(&chen, &["sync"]);
+    assert!(finds(&chen, "Walk daily"));
 }

@@ -6,7 +6,8 @@
 //!
 //! This account's log refused stops the round: nothing can be judged
 //! without it. Another account's refused (a rollback, a turn this device
-//! may not take, entries that do not verify) stops only what depends on
+//! may not take, entries that do not verify, or a log held here that the
+//! relay will not serve) stops only what depends on
 //! it: it is left out of the round's account states, every document that
 //! account is part of (owner, member, or once a member) is held back,
 //! refused and named, and nothing is fetched, taken, disposed of or sealed
@@ -153,15 +154,20 @@ impl Home {
         if *account == self.account_id() {
             return self.refresh_log(relay, account).await.map(Some);
         }
-        match self.refresh_log(relay, account).await {
-            Ok(st) => Ok(Some(st)),
-            Err(e) if refuses_log(&e) => {
-                self.synced.refused_logs.insert(*account, e.to_string());
-                self.synced.verified_logs.forget(account);
-                Ok(None)
+        let why = match self.refresh_log(relay, account).await {
+            Ok(st) => return Ok(Some(st)),
+            Err(e) if refuses_log(&e) => e.to_string(),
+            // The relay's own words stay out of the trail: its code only.
+            Err(Error::Net(NetError::Relay { code, .. }))
+                if withholds(code) && !self.account_log_of(account)?.is_empty() =>
+            {
+                format!("the relay does not serve it (it answered {code:?})")
             }
-            Err(e) => Err(e),
-        }
+            Err(e) => return Err(e),
+        };
+        self.synced.refused_logs.insert(*account, why);
+        self.synced.verified_logs.forget(account);
+        Ok(None)
     }
 
     /// Records in the trail each log refused this round that the round
@@ -341,6 +347,20 @@ fn refuses_log(e: &Error) -> bool {
         Error::Rollback(_)
             | Error::Account(_)
             | Error::Inconsistent(Inconsistent::AnotherAccountsLog)
+    )
+}
+
+/// Whether the relay's `code`, answering a fetch of a log this device
+/// holds, or the sending back of it, withholds that log: it lacks it,
+/// will not take back what verified here, or fails on it alone (its own
+/// copy damaged: this account's log, read first, came through). One
+/// colleague's log is then left out of the round like one refused; the
+/// next round asks again. A relay that is busy, or has forgotten the
+/// session, fails the round.
+fn withholds(code: ErrorCode) -> bool {
+    matches!(
+        code,
+        ErrorCode::NotFound | ErrorCode::Invalid | ErrorCode::Forbidden | ErrorCode::Internal
     )
 }
 

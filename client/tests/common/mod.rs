@@ -36,20 +36,38 @@ pub async fn relay() -> Relay {
 /// the tests running beside this one fork `casebook` all the time: a
 /// relay restarted over the same folder retries while it reads "in use".
 pub async fn relay_in(data: &Path) -> casebook_relay::Handle {
+    relay_at(data, "127.0.0.1:0".parse().unwrap()).await
+}
+
+/// The same at `addr`, which a relay just stopped may still hold for an
+/// instant: retried as the data folder's lock is.
+async fn relay_at(data: &Path, addr: std::net::SocketAddr) -> casebook_relay::Handle {
     for _ in 0..50 {
-        match casebook_relay::start(casebook_relay::Config::new(
-            "127.0.0.1:0".parse().unwrap(),
-            data,
-        ))
-        .await
-        {
-            Err(casebook_relay::StartError::Data(
-                casebook_relay::data_dir::DataDirError::InUse(_),
-            )) => tokio::time::sleep(std::time::Duration::from_millis(100)).await,
+        match casebook_relay::start(casebook_relay::Config::new(addr, data)).await {
+            Err(
+                casebook_relay::StartError::Data(casebook_relay::data_dir::DataDirError::InUse(_))
+                | casebook_relay::StartError::Bind(..),
+            ) => tokio::time::sleep(std::time::Duration::from_millis(100)).await,
             started => return started.unwrap(),
         }
     }
-    panic!("the data folder stayed locked");
+    panic!("the data folder or the port stayed taken");
+}
+
+impl Relay {
+    /// Stops the relay, lets `edit` change what its data folder holds, and
+    /// starts it again at the same address, as its operator editing the
+    /// disk would (the relay keeps what it verified in memory meanwhile).
+    pub async fn edited_while_stopped(self, edit: impl FnOnce(&Path)) -> Relay {
+        let addr = self.handle.addr;
+        self.handle.shutdown().await;
+        edit(self._data.path());
+        let handle = relay_at(self._data.path(), addr).await;
+        Relay {
+            handle,
+            _data: self._data,
+        }
+    }
 }
 
 pub async fn relay_with(limits: casebook_relay::limits::Limits) -> Relay {
