@@ -11,6 +11,8 @@
 //! The same envelopes carry this device's claims: the changes of its own
 //! the relay acknowledged since the last round (see `sync::claims`).
 
+use std::collections::BTreeSet;
+
 use casebook_shared::access::{self, DocEntry, DocOp, SIG_LABEL};
 use casebook_shared::codec;
 use casebook_shared::crypto::{self, SecretKey};
@@ -156,11 +158,17 @@ impl Home {
     /// Sends the entries this device wrote since the last round, and the
     /// claims queued since (returned in the count: either makes an echo
     /// worth taking).
-    pub(crate) async fn push_audit(&mut self, relay: &Relay) -> Result<usize> {
+    /// Nothing of `held_back` goes (see `sync::signals`).
+    pub(crate) async fn push_audit(
+        &mut self,
+        relay: &Relay,
+        held_back: &BTreeSet<DocId>,
+    ) -> Result<usize> {
         // Those of documents shared with another account go in the
         // documents themselves, to every member (see `sync::signals`).
-        // Those whose signals the relay refused for now wait for the next.
-        let later = self.push_signals(relay).await?;
+        // Those whose signals the relay refused for now, or that are held
+        // back, wait for the next.
+        let later = self.push_signals(relay, held_back).await?;
         let doc = audit_doc(&self.account_id());
         let Some(meta) = self.access().doc_meta(&doc)? else {
             return Ok(0);

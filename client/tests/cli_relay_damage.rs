@@ -345,9 +345,8 @@ async fn a_comment_on_a_case_whose_first_envelope_is_gone_waits_and_arrives() {
 /// Someone with the relay's disk damages a colleague's account log, one
 /// the owner's device holds: the owner's sync refuses it, naming the
 /// account, and exits with 3, but only the case shared with that colleague
-/// waits (refused, named, nothing fetched); a case of the owner's own
-/// still syncs. Mended, the next sync is clean and the colleague reads the
-/// note.
+/// waits (refused, named, its edits held); a case of the owner's own
+/// still syncs. Mended, the next sync is clean and the colleague reads the note.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_colleagues_damaged_log_exits_with_3_and_the_rest_syncs() {
     let relay = relay().await;
@@ -383,10 +382,6 @@ async fn a_colleagues_damaged_log_exits_with_3_and_the_rest_syncs() {
 
     ok(
         &rivera,
-        &["note", "add", &case, "--field", "plan=Walk daily."],
-    );
-    ok(
-        &rivera,
         &["note", "add", &own, "--field", "plan=Sleep diary."],
     );
     let before = envelopes(&relay, &own).len();
@@ -400,21 +395,39 @@ async fn a_colleagues_damaged_log_exits_with_3_and_the_rest_syncs() {
         "{err}"
     );
     assert!(!err.contains("panicked"), "{err}");
+    assert!(!err.contains("could not store"), "the relay's words: {err}");
     assert!(
         envelopes(&relay, &own).len() > before,
-        "the own case went out"
+        "the own case synced"
     );
+
+    ok(
+        &rivera,
+        &["note", "add", &case, "--field", "plan=Walk daily."],
+    );
+    let before = envelopes(&relay, &case).len();
     let out = run(&rivera, &["--json", "sync"]);
     assert_eq!(out.status.code(), Some(3));
     let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert_eq!(
-        report["logs_refused"][0]["account"], whoami["id"],
-        "{report}"
-    );
+    let refused = report["logs_refused"].as_array().unwrap();
+    assert_eq!(refused.len(), 1, "{report}");
+    assert_eq!(refused[0]["account"], whoami["id"], "{report}");
     let mut waits = report["refused"].as_array().unwrap().iter();
     assert!(
         waits.any(|x| x["doc"].as_str() == Some(&case[..])),
         "the shared case waits: {report}"
+    );
+    assert_eq!(
+        report["held"][0]["doc"].as_str(),
+        Some(&case[..]),
+        "{report}"
+    );
+    assert_eq!(envelopes(&relay, &case).len(), before, "nothing of it went");
+    let trail = ok(&rivera, &["audit"]);
+    assert_eq!(
+        trail.matches("refused the relay's log of account").count(),
+        1,
+        "{trail}"
     );
 
     let _relay = set(relay, good).await;

@@ -4,6 +4,7 @@
 //! rest of the practitioner's sync goes on, and once the relay serves the
 //! log again the held edits go out.
 
+use casebook_shared::envelope::Kind;
 use casebook_shared::frames::{ErrorCode, Request, Response};
 use casebook_tests::hostile_relay::HostileRelay;
 use casebook_tests::*;
@@ -37,9 +38,19 @@ async fn a_colleagues_log_the_relay_withholds_holds_back_only_what_rests_on_it()
         )),
         _ => None,
     });
+    // An edit the round's early push sends before the logs are read (the
+    // last round was moments ago): its claim, told to Dr. Chen's devices
+    // in a signal of the case, waits with the case.
+    set_plan(&mut laptop, &shared, "walk daily, slowly");
+    let signals = |relay: &TestRelay| {
+        let all = stored_envelopes(relay, &shared);
+        all.iter().filter(|e| e.header.kind == Kind::Signal).count()
+    };
+    let told = signals(&relay);
     let r = try_sync(&mut laptop)
         .await
         .expect("the rest of the round goes on");
+    assert_eq!(signals(&relay), told, "nothing sealed for the case");
     let [refused] = &r.logs_refused[..] else {
         panic!("{r:?}")
     };
@@ -47,8 +58,9 @@ async fn a_colleagues_log_the_relay_withholds_holds_back_only_what_rests_on_it()
     assert!(
         refused
             .reason
-            .contains("does not serve it (it answered Invalid)"),
-        "{refused:?}"
+            .contains("does not serve it (it answered Invalid)")
+            && !refused.reason.contains("does not verify"),
+        "the relay's own words stay out: {refused:?}"
     );
     assert!(
         r.refused
@@ -60,8 +72,14 @@ async fn a_colleagues_log_the_relay_withholds_holds_back_only_what_rests_on_it()
     // shared case is held even from the early push; the other goes out.
     set_plan(&mut laptop, &shared, "walk daily, longer");
     set_plan(&mut laptop, &own, "sleep diary, week two");
+    let stored = stored_envelopes(&relay, &shared).len();
     let r = try_sync(&mut laptop).await.expect("again");
     assert_eq!(r.logs_refused.len(), 1, "{r:?}");
+    assert_eq!(
+        stored_envelopes(&relay, &shared).len(),
+        stored,
+        "nothing sent"
+    );
     assert!(r.held.iter().any(|h| h.doc == shared), "{r:?}");
     assert!(r.held.iter().all(|h| h.doc != own), "{r:?}");
     // The case of the laptop's own reaches the tablet, which holds Dr.

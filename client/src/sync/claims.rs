@@ -71,6 +71,22 @@ const ANSWERS_PER_ROUND: usize = 4000;
 /// takes none of the budget).
 const LOADS_PER_PULL: usize = 2;
 
+impl Incomplete {
+    /// Counts `lacking` among what the document misses, each change once
+    /// (it may be counted already: as what waiting changes build on, or by
+    /// an earlier pull of the round that judged the same claim).
+    fn count_missing(&mut self, lacking: &[ChangeHash]) {
+        for h in lacking {
+            if self.counted.insert(*h) {
+                self.missing += 1;
+                if self.hashes.len() < 3 {
+                    self.hashes.push(h.to_string());
+                }
+            }
+        }
+    }
+}
+
 impl Home {
     /// After a pull that listed the documents `listed`, and the audit
     /// document's head at `audit_head`, with the account logs `accounts`: meets the claims now held, and
@@ -194,7 +210,7 @@ impl Home {
             let whom = self.whom(lacked.map(|(.., a)| *a))?;
             let x = match report.incomplete.iter_mut().position(|x| x.doc == doc) {
                 Some(i) => {
-                    report.incomplete[i].missing += lacking.len();
+                    report.incomplete[i].count_missing(&lacking);
                     &mut report.incomplete[i]
                 }
                 None => {
@@ -297,5 +313,22 @@ impl Home {
         })?;
         report.resent += resent;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_missing_change_counted_again_in_the_same_round_counts_once() {
+        let h = |n: u8| ChangeHash([n; 32]);
+        // What a waiting change builds on, then a claim of it and another,
+        // then the same claim judged again by the round's next pull.
+        let mut x = Incomplete::new(DocId([1; 16]), &[h(1)], Vec::new());
+        x.count_missing(&[h(1), h(2)]);
+        x.count_missing(&[h(2)]);
+        assert_eq!(x.missing, 2);
+        assert_eq!(x.hashes, vec![h(1).to_string(), h(2).to_string()]);
     }
 }

@@ -154,7 +154,17 @@ impl Home {
         if *account == self.account_id() {
             return self.refresh_log(relay, account).await.map(Some);
         }
-        let why = match self.refresh_log(relay, account).await {
+        let mut fetched = self.refresh_log(relay, account).await;
+        if let Err(Error::Net(NetError::Relay {
+            code: ErrorCode::Internal,
+            ..
+        })) = fetched
+        {
+            // A passing fault of the relay's is not taken for one on this
+            // log alone: asked once more.
+            fetched = self.refresh_log(relay, account).await;
+        }
+        let why = match fetched {
             Ok(st) => return Ok(Some(st)),
             Err(e) if refuses_log(&e) => e.to_string(),
             // The relay's own words stay out of the trail: its code only.
@@ -167,6 +177,8 @@ impl Home {
         };
         self.synced.refused_logs.insert(*account, why);
         self.synced.verified_logs.forget(account);
+        // Sent back, and still not served: not healed.
+        self.synced.logs_healed.retain(|a| a != account);
         Ok(None)
     }
 
@@ -352,11 +364,11 @@ fn refuses_log(e: &Error) -> bool {
 
 /// Whether the relay's `code`, answering a fetch of a log this device
 /// holds, or the sending back of it, withholds that log: it lacks it,
-/// will not take back what verified here, or fails on it alone (its own
-/// copy damaged: this account's log, read first, came through). One
-/// colleague's log is then left out of the round like one refused; the
-/// next round asks again. A relay that is busy, or has forgotten the
-/// session, fails the round.
+/// will not take back what verified here, or fails on it (twice running,
+/// while this account's log, read first, came through: its copy damaged,
+/// most likely). One colleague's log is then left out of the round like
+/// one refused; the next round asks again. A relay that is busy, or has
+/// forgotten the session, fails the round.
 fn withholds(code: ErrorCode) -> bool {
     matches!(
         code,

@@ -180,6 +180,10 @@ pub struct Incomplete {
     pub case_name: Option<String>,
     #[serde(default)]
     pub private: bool,
+    /// Every missing change counted in `missing`: a claim judged again in
+    /// a later pull of the round counts once.
+    #[serde(skip)]
+    counted: std::collections::BTreeSet<crate::notes::ChangeHash>,
 }
 
 impl Incomplete {
@@ -198,6 +202,7 @@ impl Incomplete {
             case: None,
             case_name: None,
             private: false,
+            counted: missing.iter().copied().collect(),
         }
     }
 }
@@ -462,8 +467,8 @@ impl Home {
                     round.report().held.extend(held);
                     round.pushed(acked, moved);
                 }
-                Phase::PushAudit => {
-                    let sent = self.push_audit(relay).await?;
+                Phase::PushAudit(held_back) => {
+                    let sent = self.push_audit(relay, &held_back).await?;
                     round.audit_sent(sent);
                 }
                 Phase::Snapshots(held_back) => {

@@ -58,8 +58,9 @@ pub(crate) enum Phase {
     /// Send the outbox (reporting held edits into [`Round::report`]),
     /// except what is held back; then [`Round::pushed`].
     Push(BTreeSet<DocId>),
-    /// Send the audit trail's new entries; then [`Round::audit_sent`].
-    PushAudit,
+    /// Send the audit trail's new entries and the signals of shared
+    /// documents, except of what is held back; then [`Round::audit_sent`].
+    PushAudit(BTreeSet<DocId>),
     /// Upload snapshots that are due, except of what is held back (a
     /// snapshot is sent like any edit); then [`Round::snapshots_sent`].
     Snapshots(BTreeSet<DocId>),
@@ -131,7 +132,7 @@ impl Round {
                 | Phase::Accounts
                 | Phase::Pull
                 | Phase::Push(_)
-                | Phase::PushAudit
+                | Phase::PushAudit(_)
                 | Phase::Snapshots(_)
         );
         phase
@@ -231,7 +232,8 @@ impl Round {
             self.next.push_back(Phase::Accounts);
         } else {
             self.report.left_queued = moved;
-            self.next.push_back(Phase::PushAudit);
+            self.next
+                .push_back(Phase::PushAudit(self.held_back.clone()));
         }
     }
 

@@ -79,8 +79,15 @@ impl Home {
     /// account, one signal per document in one upload, and marks what the
     /// relay took as told. Returns the documents whose signals the relay
     /// refused for now: their claims and wants wait for the next round's
-    /// signal (the others not sent go with the audit entries).
-    pub(crate) async fn push_signals(&mut self, relay: &Relay) -> Result<BTreeSet<DocId>> {
+    /// signal (the others not sent go with the audit entries). Nothing is
+    /// sealed for a document held back this round (its access log did not
+    /// verify), one a refused account log is part of, or one kept under a
+    /// legal hold: their claims and wants wait too.
+    pub(crate) async fn push_signals(
+        &mut self,
+        relay: &Relay,
+        held_back: &BTreeSet<DocId>,
+    ) -> Result<BTreeSet<DocId>> {
         let mut later = BTreeSet::new();
         let claims = self.store.claims_to_tell(PER_SIGNAL)?;
         let audit = crate::audit_sync::audit_doc(&self.account_id());
@@ -98,8 +105,16 @@ impl Home {
             bodies.entry(w.0).or_default().1.push(*w);
         }
         let mut sealed = Vec::new();
+        let kept = self.kept_under_hold()?;
         for (doc, (claims, wants)) in bodies {
             if self.is_audit_doc(&doc) {
+                continue;
+            }
+            if held_back.contains(&doc)
+                || kept.contains(&doc)
+                || self.on_a_refused_log(&doc)?.is_some()
+            {
+                later.insert(doc);
                 continue;
             }
             match self.access().doc_meta(&doc)? {
