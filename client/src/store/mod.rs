@@ -391,7 +391,16 @@ impl Store {
 
     /// Every document id held.
     pub fn doc_ids(&self) -> Result<Vec<DocId>, StoreError> {
-        let mut stmt = self.conn.prepare_cached("SELECT doc FROM docs")?;
+        self.doc_ids_from("SELECT doc FROM docs")
+    }
+
+    /// Those with saved bytes (see [`Store::has_body`]), in one read.
+    pub fn doc_ids_with_body(&self) -> Result<Vec<DocId>, StoreError> {
+        self.doc_ids_from("SELECT doc FROM docs WHERE body IS NOT NULL")
+    }
+
+    fn doc_ids_from(&self, sql: &str) -> Result<Vec<DocId>, StoreError> {
+        let mut stmt = self.conn.prepare_cached(sql)?;
         let rows = stmt.query_map([], |r| r.get::<_, Vec<u8>>(0))?;
         let mut out = Vec::new();
         for r in rows {
