@@ -165,10 +165,10 @@ impl Home {
         held_back: &BTreeSet<DocId>,
     ) -> Result<usize> {
         // Those of documents shared with another account go in the
-        // documents themselves, to every member (see `sync::signals`).
-        // Those whose signals the relay refused for now, or that are held
-        // back, wait for the next.
-        let later = self.push_signals(relay, held_back).await?;
+        // documents themselves, to every member (see `sync::signals`), or
+        // wait for the next round's signal; here only those whose signal
+        // the relay refused for good.
+        let given_up = self.push_signals(relay, held_back).await?;
         let doc = audit_doc(&self.account_id());
         let Some(meta) = self.access().doc_meta(&doc)? else {
             return Ok(0);
@@ -188,8 +188,19 @@ impl Home {
         let mut wants = self
             .store
             .wants_to_tell(CLAIMS_PER_ENVELOPE, self.now(), &doc)?;
-        claims.retain(|c| !later.contains(&c.0));
-        wants.retain(|w| !later.contains(&w.0));
+        let told: BTreeSet<DocId> = claims
+            .iter()
+            .map(|c| c.0)
+            .chain(wants.iter().map(|w| w.0))
+            .collect();
+        let mut waiting = BTreeSet::new();
+        for d in told {
+            if !given_up.contains(&d) && self.told_in_signals(&d)? {
+                waiting.insert(d);
+            }
+        }
+        claims.retain(|c| !waiting.contains(&c.0));
+        wants.retain(|w| !waiting.contains(&w.0));
         if parts.is_empty() && claims.is_empty() && wants.is_empty() {
             return Ok(0);
         }

@@ -27,6 +27,8 @@ async fn a_colleagues_log_the_relay_withholds_holds_back_only_what_rests_on_it()
     sync(&mut tablet).await;
     assert_eq!(plan_of(&mut tablet, &shared), "walk daily");
 
+    // A full round just before, so the next one's early push runs.
+    sync(&mut laptop).await;
     let chen_id = chen.account_id();
     hostile.intercept(move |req| match req {
         Request::GetAccount { account, .. } if *account == chen_id => {
@@ -50,6 +52,7 @@ async fn a_colleagues_log_the_relay_withholds_holds_back_only_what_rests_on_it()
     let r = try_sync(&mut laptop)
         .await
         .expect("the rest of the round goes on");
+    assert_eq!(r.pushed_first, 1, "the edit went early: {r:?}");
     assert_eq!(signals(&relay), told, "nothing sealed for the case");
     let [refused] = &r.logs_refused[..] else {
         panic!("{r:?}")
@@ -94,6 +97,7 @@ async fn a_colleagues_log_the_relay_withholds_holds_back_only_what_rests_on_it()
     hostile.clear();
     let r = sync(&mut laptop).await;
     assert!(r.logs_refused.is_empty() && r.held.is_empty(), "{r:?}");
+    assert!(signals(&relay) > told, "the claim that waited is told");
     sync(&mut chen).await;
     assert_eq!(plan_of(&mut chen, &shared), "walk daily, longer");
     sync(&mut tablet).await;

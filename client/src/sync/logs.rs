@@ -341,7 +341,9 @@ impl Home {
             ),
             None,
         )?;
-        self.synced.logs_healed.push(*account);
+        if !self.synced.logs_healed.contains(account) {
+            self.synced.logs_healed.push(*account);
+        }
         // It may have lost more than the log: see `sync::heal::RECHECK`.
         self.relay_lost_data()?;
         Ok(true)

@@ -78,22 +78,24 @@ impl Home {
     /// Sends the claims and wants queued for documents shared with another
     /// account, one signal per document in one upload, and marks what the
     /// relay took as told. Returns the documents whose signals the relay
-    /// refused for now: their claims and wants wait for the next round's
-    /// signal (the others not sent go with the audit entries). Nothing is
-    /// sealed for a document held back this round (its access log did not
-    /// verify), one a refused account log is part of, or one kept under a
-    /// legal hold: their claims and wants wait too.
+    /// refused for good: their claims and wants go to this account's
+    /// devices only, with the audit entries. Those of every other document
+    /// told in signals wait for its signal (see [`Home::told_in_signals`]):
+    /// refused for now, past what one upload takes, or not sealed at all,
+    /// as nothing is for a document held back this round (its access log
+    /// did not verify), one a refused account log is part of, or one kept
+    /// under a legal hold.
     pub(crate) async fn push_signals(
         &mut self,
         relay: &Relay,
         held_back: &BTreeSet<DocId>,
     ) -> Result<BTreeSet<DocId>> {
-        let mut later = BTreeSet::new();
+        let mut given_up = BTreeSet::new();
         let claims = self.store.claims_to_tell(PER_SIGNAL)?;
         let audit = crate::audit_sync::audit_doc(&self.account_id());
         let wants = self.store.wants_to_tell(PER_SIGNAL, self.now(), &audit)?;
         if claims.is_empty() && wants.is_empty() {
-            return Ok(later);
+            return Ok(given_up);
         }
         let me = self.account_id();
         let now = self.now();
@@ -114,7 +116,6 @@ impl Home {
                 || kept.contains(&doc)
                 || self.on_a_refused_log(&doc)?.is_some()
             {
-                later.insert(doc);
                 continue;
             }
             match self.access().doc_meta(&doc)? {
@@ -134,12 +135,9 @@ impl Home {
             sealed.push((doc, env, claims, wants));
         }
         // The rest next round, as one upload takes.
-        for (doc, ..) in sealed.iter().skip(MAX_UPLOAD) {
-            later.insert(*doc);
-        }
         sealed.truncate(MAX_UPLOAD);
         if sealed.is_empty() {
-            return Ok(later);
+            return Ok(given_up);
         }
         let n = sealed.len();
         let envelopes = sealed.iter().map(|(_, e, ..)| e.clone()).collect();
@@ -150,8 +148,7 @@ impl Home {
             // and its audit entries go on.
             Err(NetError::Relay { code, reason }) => {
                 tracing::info!(?code, reason, "the relay took no signal this round");
-                later.extend(sealed.iter().map(|(doc, ..)| *doc));
-                return Ok(later);
+                return Ok(given_up);
             }
             Err(e) => return Err(e.into()),
         };
@@ -161,16 +158,30 @@ impl Home {
                     self.store.claims_told(claims)?;
                     self.store.wants_told(wants, now)?;
                 }
-                Err(code) if for_now(code) => {
-                    later.insert(*doc);
+                Err(code) if for_now(code) => {}
+                Err(code) => {
+                    tracing::info!(
+                        ?code,
+                        "the relay did not take a signal; its claims go to this account's devices only"
+                    );
+                    given_up.insert(*doc);
                 }
-                Err(code) => tracing::info!(
-                    ?code,
-                    "the relay did not take a signal; its claims go to this account's devices only"
-                ),
             }
         }
-        Ok(later)
+        Ok(given_up)
+    }
+
+    /// Whether this account tells its claims and wants of `doc` in `doc`
+    /// itself, as signals, rather than in the audit document.
+    pub(crate) fn told_in_signals(&self, doc: &DocId) -> Result<bool> {
+        if self.is_audit_doc(doc) {
+            return Ok(false);
+        }
+        let me = self.account_id();
+        Ok(self
+            .access()
+            .doc_meta(doc)?
+            .is_some_and(|meta| signals_in(&meta, &me, self.now())))
     }
 
     /// Keeps what another device (of `account`) told in a signal of `doc`
