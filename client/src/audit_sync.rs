@@ -158,7 +158,8 @@ impl Home {
     /// Sends the entries this device wrote since the last round, and the
     /// claims queued since (returned in the count: either makes an echo
     /// worth taking).
-    /// Nothing of `held_back` goes (see `sync::signals`).
+    /// No signal is sealed in a document of `held_back` (see
+    /// `sync::signals`).
     pub(crate) async fn push_audit(
         &mut self,
         relay: &Relay,
