@@ -103,6 +103,14 @@ pub enum Request {
     UploadLatest {
         #[serde(with = "crate::codec::byte_strings")]
         envelopes: Vec<Vec<u8>>,
+        /// For each document, the last entry of its access log as the
+        /// device holds it: an envelope is taken only where the relay's
+        /// log ends there too. Two of the owner's devices can each move a
+        /// document to a new key for one revocation, and a restore can
+        /// lose the one the relay took; the epoch's number alone does not
+        /// tell the two keys apart, and an edit sealed under the lost one
+        /// would stay on the relay, opened by no device.
+        heads: Vec<(DocId, Hash)>,
     },
     /// As [`Request::Subscribe`], and a change whose envelope is at most
     /// `max_bytes` long comes with it ([`Response::Pushed`]), so a watching
@@ -247,6 +255,7 @@ mod tests {
             },
             Request::UploadLatest {
                 envelopes: vec![vec![4, 5]],
+                heads: vec![(DocId([7; 16]), crate::ids::Hash([8; 32]))],
             },
             Request::Fetch {
                 docs: vec![(DocId([9; 16]), 3)],

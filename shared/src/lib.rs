@@ -22,7 +22,7 @@ pub mod signed;
 /// a build of 1 refuses (it would stop at the first, every sync): it is
 /// told at the handshake instead. 3: a listing carries each access log's
 /// last entry hash ([`frames::DocHead::access_head`]).
-pub const ALPN: &[u8] = b"casebook/3";
+pub const ALPN: &[u8] = b"casebook/4";
 
 /// The wire and envelope format version this build speaks.
 pub const PROTOCOL_VERSION: u8 = 1;

@@ -95,8 +95,10 @@ fn request() -> impl Strategy<Value = Request> {
         any::<u64>().prop_map(|since| Request::ListDocs { since }),
         proptest::collection::vec(bytes(200), 0..5)
             .prop_map(|envelopes| Request::Upload { envelopes }),
-        proptest::collection::vec(bytes(200), 0..5)
-            .prop_map(|envelopes| Request::UploadLatest { envelopes }),
+        proptest::collection::vec(bytes(200), 0..5).prop_map(|envelopes| Request::UploadLatest {
+            envelopes,
+            heads: vec![(DocId([3; 16]), Hash([4; 32]))],
+        }),
         (
             proptest::collection::vec((doc_id(), any::<u64>()), 0..5),
             any::<u32>(),

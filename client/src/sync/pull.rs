@@ -10,7 +10,7 @@ use casebook_shared::access::{DocEntry, DocOp, SIG_LABEL as ACCESS_SIG};
 use casebook_shared::account::AccountState;
 use casebook_shared::codec;
 use casebook_shared::frames::{ErrorCode, Request, Response};
-use casebook_shared::ids::{AccountId, DocId};
+use casebook_shared::ids::{AccountId, DocId, Hash};
 use casebook_shared::signed::Signed;
 
 use super::apply::Batch;
@@ -343,17 +343,22 @@ impl Home {
 
     /// What the store holds of `doc`, whose access state is `meta`, with
     /// `unsent` access entries signed here and not sent yet.
+    /// The hash of entry `at` of `doc`'s access log as held here.
+    pub(super) fn access_entry_hash(&self, doc: &DocId, at: u64) -> Result<Option<Hash>> {
+        Ok(self
+            .store
+            .log_entry(&doc.0, at)?
+            .map(|bytes| codec::decode::<Signed>(&bytes))
+            .transpose()?
+            .map(|e| e.hash(casebook_shared::access::HASH_LABEL)))
+    }
+
     fn held_doc(&self, doc: &DocId, meta: Option<&DocMeta>, unsent: u64) -> Result<HeldDoc> {
         let sync = self.docs().sync_record(doc)?;
         // The relay has had all but the unsent entries: the last of those
         // is the one its listing is compared with.
         let head = match sync.access_len.saturating_sub(unsent).checked_sub(1) {
-            Some(last) => self
-                .store
-                .log_entry(&doc.0, last)?
-                .map(|bytes| codec::decode::<Signed>(&bytes))
-                .transpose()?
-                .map(|e| e.hash(casebook_shared::access::HASH_LABEL)),
+            Some(last) => self.access_entry_hash(doc, last)?,
             None => None,
         };
         Ok(HeldDoc {

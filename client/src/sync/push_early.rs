@@ -68,6 +68,18 @@ impl Home {
             }
         }
         rows.retain(|r| !waits.contains(&r.doc));
+        // What each is sealed after: the relay takes it only where its
+        // access log ends there too (see `Request::UploadLatest`).
+        let mut heads = Vec::new();
+        for doc in rows.iter().map(|r| r.doc).collect::<BTreeSet<_>>() {
+            let len = self.docs().sync_record(&doc)?.access_len;
+            if let Some(head) = len
+                .checked_sub(1)
+                .map(|at| self.access_entry_hash(&doc, at))
+            {
+                heads.extend(head?.map(|h| (doc, h)));
+            }
+        }
         let mut sending = Sending::new(Mode::Early, rows, BTreeSet::new()).skip(held);
         let mut moved = 0;
         loop {
@@ -90,7 +102,10 @@ impl Home {
                     // are; if this device's commit is lost after all (the
                     // power fails now), it takes its change back from the
                     // relay, as its own echo it does not hold.
-                    let sent = relay.send(&Request::UploadLatest { envelopes }).await;
+                    let heads = heads.clone();
+                    let sent = relay
+                        .send(&Request::UploadLatest { envelopes, heads })
+                        .await;
                     self.store.durable_barrier()?;
                     let answer = match sent {
                         Ok(sent) => sent.answer().await,

@@ -439,8 +439,11 @@ impl<S: Storage> Relay<S> {
                     Err(e) => store_err(e),
                 }
             }
-            Request::Upload { envelopes } => self.upload(session, envelopes, false).await,
-            Request::UploadLatest { envelopes } => self.upload(session, envelopes, true).await,
+            Request::Upload { envelopes } => self.upload(session, envelopes, None).await,
+            Request::UploadLatest { envelopes, heads } => {
+                let heads: std::collections::HashMap<_, _> = heads.into_iter().collect();
+                self.upload(session, envelopes, Some(&heads)).await
+            }
             Request::Fetch { docs, max_bytes } => self.fetch(session, docs, max_bytes).await,
             Request::Subscribe | Request::SubscribeItems { .. } => {
                 err(ErrorCode::BadRequest, "subscribe is a stream of its own")

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use casebook_shared::access::Role;
 use casebook_shared::envelope::{Envelope, Kind, MAX_SIGNAL};
 use casebook_shared::frames::{ErrorCode, MAX_UPLOAD, Response};
-use casebook_shared::ids::{AccountId, DeviceId, DocId};
+use casebook_shared::ids::{AccountId, DeviceId, DocId, Hash};
 
 use super::{Change, MAX_FETCH_BYTES, MAX_PUSHED, Pushed, Relay, Session, err, store_err};
 use crate::metrics;
@@ -118,14 +118,15 @@ impl<S: Storage> Relay<S> {
     /// more against its document and account as stored.
     ///
     /// With `latest`, each envelope must be sealed under its document's
-    /// newest epoch ([`Request::UploadLatest`]).
+    /// newest epoch, after the access-log entry `latest` names for its
+    /// document, which must be the relay's last ([`Request::UploadLatest`]).
     ///
     /// [`Request::UploadLatest`]: casebook_shared::frames::Request::UploadLatest
     pub(super) async fn upload(
         &self,
         session: &Session,
         envelopes: Vec<Vec<u8>>,
-        latest: bool,
+        latest: Option<&HashMap<DocId, Hash>>,
     ) -> Response {
         let (account, device) = match self.identity(session).await {
             Ok(i) => i,
@@ -181,7 +182,7 @@ impl<S: Storage> Relay<S> {
         pending: Vec<(usize, Vec<u8>)>,
         results: &mut [Result<u64, ErrorCode>],
         last: bool,
-        latest: bool,
+        latest: Option<&HashMap<DocId, Hash>>,
     ) -> Result<Vec<(usize, Option<DocId>, Vec<u8>)>, Response> {
         let mut again = Vec::new();
         // Decoded and their signatures checked (in one batch) before the
@@ -212,14 +213,20 @@ impl<S: Storage> Relay<S> {
         let mut slots = Vec::with_capacity(checked.len());
         let now = self.now();
         let due = match latest {
-            true => self.rotation_due(&docs, now).await.map_err(store_err)?,
-            false => HashSet::new(),
+            Some(_) => self.rotation_due(&docs, now).await.map_err(store_err)?,
+            None => HashSet::new(),
         };
         for (i, size, env) in checked {
             let refusal = match env {
                 Ok(env) => {
-                    let doc = docs.get(&env.header.doc);
-                    let latest = latest.then(|| due.contains(&env.header.doc));
+                    let id = env.header.doc;
+                    let doc = docs.get(&id);
+                    // Owed a rotation, or sealed after another end of the
+                    // access log than the relay's (a key of that epoch
+                    // the relay does not hold: see the request).
+                    let latest = latest.map(|heads| {
+                        due.contains(&id) || heads.get(&id) != doc.map(|d| &d.state.head)
+                    });
                     match check_member(&env, doc, account, account_len, now, latest) {
                         Ok(fence) => {
                             slots.push(i);
@@ -514,8 +521,8 @@ fn new_envelope(env: Envelope, fence: Fence) -> NewEnvelope {
 /// store must still match (`account_len`: the uploader's account log as
 /// the check saw it). Only the newest epoch will do, and the fence keeps
 /// a new epoch from landing between this check and the envelope's commit.
-/// With `latest` (`Some`, holding whether the document owes a rotation),
-/// none will do while a rotation is owed.
+/// With `latest` (`Some`, holding whether the document owes a rotation or
+/// the device sealed after another access-log end), none will do then.
 fn check_member(
     env: &Envelope,
     doc: Option<&Arc<Doc>>,
