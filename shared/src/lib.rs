@@ -21,7 +21,8 @@ pub mod signed;
 /// 2: signals (a third envelope kind) and claims in the audit body, which
 /// a build of 1 refuses (it would stop at the first, every sync): it is
 /// told at the handshake instead. 3: a listing carries each access log's
-/// last entry hash ([`frames::DocHead::access_head`]).
+/// last entry hash ([`frames::DocHead::access_head`]). 4: an early upload
+/// names each document's access log end ([`frames::Request::UploadLatest`]).
 pub const ALPN: &[u8] = b"casebook/4";
 
 /// The wire and envelope format version this build speaks.

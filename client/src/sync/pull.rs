@@ -341,8 +341,6 @@ impl Home {
         })
     }
 
-    /// What the store holds of `doc`, whose access state is `meta`, with
-    /// `unsent` access entries signed here and not sent yet.
     /// The hash of entry `at` of `doc`'s access log as held here.
     pub(super) fn access_entry_hash(&self, doc: &DocId, at: u64) -> Result<Option<Hash>> {
         Ok(self
@@ -353,6 +351,8 @@ impl Home {
             .map(|e| e.hash(casebook_shared::access::HASH_LABEL)))
     }
 
+    /// What the store holds of `doc`, whose access state is `meta`, with
+    /// `unsent` access entries signed here and not sent yet.
     fn held_doc(&self, doc: &DocId, meta: Option<&DocMeta>, unsent: u64) -> Result<HeldDoc> {
         let sync = self.docs().sync_record(doc)?;
         // The relay has had all but the unsent entries: the last of those
