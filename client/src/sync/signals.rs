@@ -97,7 +97,6 @@ impl Home {
         if claims.is_empty() && wants.is_empty() {
             return Ok(given_up);
         }
-        let me = self.account_id();
         let now = self.now();
         let mut bodies: BTreeMap<DocId, Told> = BTreeMap::new();
         for c in &claims {
@@ -109,18 +108,12 @@ impl Home {
         let mut sealed = Vec::new();
         let kept = self.kept_under_hold()?;
         for (doc, (claims, wants)) in bodies {
-            if self.is_audit_doc(&doc) {
-                continue;
-            }
-            if held_back.contains(&doc)
+            if !self.told_in_signals(&doc)?
+                || held_back.contains(&doc)
                 || kept.contains(&doc)
                 || self.on_a_refused_log(&doc)?.is_some()
             {
                 continue;
-            }
-            match self.access().doc_meta(&doc)? {
-                Some(meta) if signals_in(&meta, &me, now) => {}
-                _ => continue,
             }
             let body = SignalBody {
                 claims: claims.iter().map(|(_, h, op)| (*h, *op)).collect(),
