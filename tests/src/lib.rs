@@ -322,6 +322,26 @@ pub async fn laptop_and_tablet(
     (laptop, tablet, case)
 }
 
+/// The text of each note of `case` on `home`, sorted.
+pub fn notes_of(home: &mut Home, case: &casebook_shared::ids::DocId) -> Vec<String> {
+    let ids: Vec<String> = home
+        .list_notes(case)
+        .unwrap()
+        .into_iter()
+        .map(|n| n.id)
+        .collect();
+    let mut texts: Vec<String> = ids
+        .iter()
+        .map(|id| {
+            let note = home.show_note(case, id).unwrap();
+            let text = note.fields.iter().map(|(_, v)| v.trim());
+            text.filter(|v| !v.is_empty()).collect::<Vec<_>>().join(" ")
+        })
+        .collect();
+    texts.sort();
+    texts
+}
+
 /// The plan of note `n1` of `case`, as `home` shows it.
 pub fn plan_of(home: &mut Home, case: &casebook_shared::ids::DocId) -> String {
     home.docs()

@@ -8,26 +8,6 @@ use casebook::Home;
 use casebook_shared::ids::DocId;
 use casebook_tests::*;
 
-/// The text of each note of `case` on `home`, sorted.
-fn notes_of(home: &mut Home, case: &DocId) -> Vec<String> {
-    let ids: Vec<String> = home
-        .list_notes(case)
-        .unwrap()
-        .into_iter()
-        .map(|n| n.id)
-        .collect();
-    let mut texts: Vec<String> = ids
-        .iter()
-        .map(|id| {
-            let note = home.show_note(case, id).unwrap();
-            let text = note.fields.iter().map(|(_, v)| v.trim());
-            text.filter(|v| !v.is_empty()).collect::<Vec<_>>().join(" ")
-        })
-        .collect();
-    texts.sort();
-    texts
-}
-
 /// The laptop pairs the tablet after the copy; the tablet writes a note,
 /// and Dr. Chen, who reads the case, takes the account log with the tablet
 /// in it. Restored, the relay lacks the tablet. Before the laptop or the

@@ -10,35 +10,51 @@
 //! rollback locked the laptop, the tablet, and every colleague holding the
 //! laptop's copy out for good.
 //!
-//! Where both turns only add devices, the relay's can be taken with no
-//! device lost: an owner's device that holds the other turn and is itself
-//! in the relay's log signs its devices in again on top of it (the account
-//! key wrapped to each anew), and then takes it; a device added in the
-//! lost turn, and another account's device, take the relay's log once
-//! every device of the turn they hold is in it. A device signed in again
-//! stands later in the log than it did: what it signed at a length of the
-//! log where, in the relay's history, it was not yet a device no longer
-//! verifies. So a device takes a turn only if every access entry it holds
-//! (queued ones too) and every disposal it keeps still verify under the
-//! log it would take.
+//! Such a turn can be taken with nothing lost: an owner's device that
+//! holds the other turn and is itself in the relay's log does again on top
+//! of it what the relay's lacks, and then takes it; a device added in the
+//! lost turn, and another account's device, take the relay's log once it
+//! holds everything of the turn they hold.
+//! - A device the relay's lacks is signed in again, the account key
+//!   wrapped to it anew.
+//! - A revocation it lacks (the laptop revoked a lost phone after the
+//!   copy) is made again to the same account key it made here
+//!   ([`account::revoke_device_to`]): what the laptop sealed to that
+//!   generation stays readable, now to the devices added on the relay too.
+//!   The generations must line up: the relay's may revoke more only after
+//!   every revocation held here, as a device that joined it does.
+//! - A device the revoked one added on the relay meanwhile (the phone,
+//!   active again there, pairing a watch) is revoked too, to a new key; a
+//!   revoked device signing anything else there is refused.
 //!
-//! What stays refused, named ([`RollbackError::AccountLogTurned`]): a
-//! turn that revokes a device on either side (taking the other could bring
-//! the revoked device back, or drop the account key the revocation made);
-//! a log under which something held here would no longer verify (an
-//! access entry a device added in the lost turn signed: a case it opened
-//! or shared); and a turn below one taken before (a relay showing a device
-//! two histories in turn would have it sign devices in again each round).
-//! Signing such entries again is not built, and neither can a device
-//! added in the lost turn know what others hold: where the tablet opened
-//! a case the laptop never fetched, the laptop takes the turn, and the
-//! tablet refuses it, its case held there alone.
+//! A device signed in again stands later in the log than it did: what it
+//! signed at a length of the log where, in the relay's history, it was not
+//! yet a device no longer verifies. So a device takes a turn only if every
+//! access entry it holds (queued ones too) and every disposal it keeps
+//! still verify under the log it would take.
+//!
+//! What stays refused, named ([`RollbackError::AccountLogTurned`]): turns
+//! that both revoke, not the same devices to the same keys (a desk that
+//! revoked the lost phone again to a key of its own: what each side
+//! sealed to its key would be lost to the other); a turn holding an entry
+//! a device the other revokes signed, other than adding a device; a log
+//! under which something held here would no longer verify (an access
+//! entry a device added in the lost turn signed: a case it opened or
+//! shared); and a turn below one taken before (a relay showing a device
+//! two histories in turn would have it sign again each round). Signing
+//! such entries again is not built, and neither can a device added in the
+//! lost turn know what others hold: where the tablet opened a case the
+//! laptop never fetched, the laptop takes the turn, and the tablet refuses
+//! it, its case held there alone.
 
 use std::collections::BTreeMap;
 
 use casebook_shared::access::{self, DocEntry};
-use casebook_shared::account::{self, AccountEntry, AccountOp, AccountState, DeviceInfo};
+use casebook_shared::account::{
+    self, AccountEntry, AccountKeyPub, AccountOp, AccountState, DeviceInfo,
+};
 use casebook_shared::codec;
+use casebook_shared::crypto::DhSecret;
 use casebook_shared::frames::{ErrorCode, Request, Response};
 use casebook_shared::ids::{AccountId, DeviceId};
 use casebook_shared::signed::Signed;
@@ -49,34 +65,56 @@ use crate::home::Home;
 use crate::net::{NetError, Relay};
 
 /// Where two histories of an account log part, and what the one held here
-/// added that the relay's lacks.
+/// did that the relay's lacks.
 #[derive(Debug, PartialEq)]
 pub(crate) struct Turn {
     /// How many entries both begin with.
     pub common: u64,
     /// Devices the turn held here added.
     pub added_here: Vec<DeviceId>,
-    /// Those of them the relay's log does not list at all, to be signed in
-    /// again.
-    pub lost: Vec<DeviceInfo>,
+    /// What the turn held here did that the relay's lacks, in order, to be
+    /// done again on top of it.
+    pub lost: Vec<Lost>,
+    /// Devices the relay's turn added by a device the one held here
+    /// revokes (or by one of theirs), not revoked there yet: revoked on
+    /// top of it after `lost`, each to a new account key.
+    pub cut: Vec<DeviceId>,
+}
+
+/// One thing the turn held here did that the relay's lacks.
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) enum Lost {
+    /// A device the relay's log does not list, to be signed in again.
+    Device(DeviceInfo),
+    /// A revocation, to be made again to the account key of the generation
+    /// it made here (see [`account::revoke_device_to`]).
+    Revocation {
+        device: DeviceId,
+        key: AccountKeyPub,
+    },
 }
 
 /// Why a turn is not taken (the rest of the refusal's text is
 /// [`RollbackError::AccountLogTurned`]'s).
-pub(crate) const REVOKES: &str = "a device is revoked after the turn";
-pub const LACKS_DEVICES: &str =
-    "the relay's lacks devices of the one held, which a device of that account adds again";
+pub(crate) const REVOKES: &str =
+    "both turns revoke devices, not the same ones to the same account keys";
+pub(crate) const REVOKED_SIGNS: &str =
+    "one turn holds an entry signed by a device the other revokes, other than a device it added";
+pub const LACKS_DEVICES: &str = "the relay's lacks devices or revocations of the one held, which a device of that account adds again";
 pub(crate) const ENTRIES_DEPEND: &str = "an access entry or a disposal held here, signed by a device the turn held here added, would no longer verify";
 pub(crate) const BELOW_TAKEN: &str = "it parts no later than another turn of it this device took did (a relay showing two histories in turn)";
-pub const MOVED_ON: &str = "the relay's log moved on while this device signed devices in again; the next sync judges it again";
+pub const MOVED_ON: &str = "the relay's log moved on while this device signed entries it lacked on top of it; the next sync judges it again";
 
 /// The sealed setting that keeps, by account, where a later turn must part
 /// at or above: one past where the last turn taken parted.
 const TAKEN: &str = "account_turns_taken";
 
+/// One entry of a turn: who signed it and what it does.
+type Step = (DeviceId, AccountOp);
+
 /// Judges the relay's whole log `theirs` of `account` (verified by the
 /// caller) against the one `held`: a turn (they part after a shared
-/// beginning) in which both sides only add devices. Anything else keeps
+/// beginning) that can be joined, as the module says. Anything else keeps
 /// the refusal the fetch met, as `not_a_turn`.
 pub(crate) fn judge_turn(
     account: &AccountId,
@@ -95,30 +133,130 @@ pub(crate) fn judge_turn(
         after: common as u64,
         why,
     };
-    let added = |entries: &[Signed]| -> std::result::Result<Vec<DeviceInfo>, RollbackError> {
+    // Both logs verified whole, so every entry opens and none is a genesis.
+    let steps = |entries: &[Signed]| -> std::result::Result<Vec<Step>, RollbackError> {
         entries
             .iter()
             .map(|e| match e.open::<AccountEntry>(account::SIG_LABEL) {
-                Ok(AccountEntry {
-                    op: AccountOp::AddDevice { device, .. },
-                    ..
-                }) => Ok(device),
+                Ok(AccountEntry { op, .. }) if !matches!(op, AccountOp::Genesis { .. }) => {
+                    Ok((e.signer, op))
+                }
                 _ => Err(refused(REVOKES)),
             })
             .collect()
     };
-    let here = added(&held[common..])?;
-    let there = added(&theirs[common..])?;
-    let lost = here
+    let here = steps(&held[common..])?;
+    let there = steps(&theirs[common..])?;
+    let (rev_here, rev_there) = (revocations(&here), revocations(&there));
+    // The relay's may have made again a beginning of the revocations held
+    // here (another device joined it so far), and only after all of them
+    // revoke more: each generation's key must stay the one it is here.
+    let matched = rev_there
         .iter()
-        .filter(|d| !there.iter().any(|t| t.id == d.id))
-        .cloned()
-        .collect();
+        .zip(&rev_here)
+        .take_while(|(a, b)| a == b)
+        .count();
+    if matched < rev_there.len() && matched < rev_here.len() {
+        return Err(refused(REVOKES));
+    }
+    let revoked_there: Vec<DeviceId> = rev_there[matched..].iter().map(|r| r.0).collect();
+    if here
+        .iter()
+        .any(|(signer, _)| revoked_there.contains(signer))
+    {
+        return Err(refused(REVOKED_SIGNS));
+    }
+    // What a device revoked here signed in the relay's turn: only devices
+    // it added (a lost phone, active again on the restored relay, pairing
+    // a watch), which are revoked too.
+    let mut tainted: Vec<DeviceId> = rev_here.iter().map(|r| r.0).collect();
+    let mut cut = Vec::new();
+    for (signer, op) in &there {
+        match op {
+            AccountOp::AddDevice { device, .. } if tainted.contains(signer) => {
+                tainted.push(device.id);
+                cut.push(device.id);
+            }
+            AccountOp::RevokeDevice { device, .. } if !tainted.contains(signer) => {
+                cut.retain(|d| d != device)
+            }
+            _ if tainted.contains(signer) => return Err(refused(REVOKED_SIGNS)),
+            _ => {}
+        }
+    }
+    let added_there: Vec<DeviceId> = there.iter().filter_map(|(_, op)| added(op)).collect();
+    let mut added_here = Vec::new();
+    let mut lost = Vec::new();
+    for (_, op) in &here {
+        match op {
+            AccountOp::AddDevice { device, .. } => {
+                added_here.push(device.id);
+                if !added_there.contains(&device.id) {
+                    lost.push(Lost::Device(device.clone()));
+                }
+            }
+            AccountOp::RevokeDevice { device, key, .. }
+                if !rev_there.contains(&(*device, *key)) =>
+            {
+                lost.push(Lost::Revocation {
+                    device: *device,
+                    key: *key,
+                })
+            }
+            _ => {}
+        }
+    }
     Ok(Turn {
         common: common as u64,
-        added_here: here.into_iter().map(|d| d.id).collect(),
+        added_here,
         lost,
+        cut,
     })
+}
+
+impl Turn {
+    /// What this device signed on top of the relay's log, in words.
+    fn done_again(&self) -> String {
+        let devices = self
+            .lost
+            .iter()
+            .filter(|l| matches!(l, Lost::Device(_)))
+            .count();
+        let revocations = self.lost.len() - devices;
+        let mut done = Vec::new();
+        if devices > 0 {
+            done.push(format!("{devices} device(s) it lacked signed in again"));
+        }
+        if revocations > 0 {
+            done.push(format!("{revocations} revocation(s) it lacked made again"));
+        }
+        if !self.cut.is_empty() {
+            done.push(format!(
+                "{} device(s) a revoked device added there revoked",
+                self.cut.len()
+            ));
+        }
+        format!(", and on top of it {}", done.join(", "))
+    }
+}
+
+/// The revocations among `steps`: which device, to which account key.
+fn revocations(steps: &[Step]) -> Vec<(DeviceId, AccountKeyPub)> {
+    steps
+        .iter()
+        .filter_map(|(_, op)| match op {
+            AccountOp::RevokeDevice { device, key, .. } => Some((*device, *key)),
+            _ => None,
+        })
+        .collect()
+}
+
+/// The device `op` adds, if it adds one.
+fn added(op: &AccountOp) -> Option<DeviceId> {
+    match op {
+        AccountOp::AddDevice { device, .. } => Some(device.id),
+        _ => None,
+    }
 }
 
 impl Home {
@@ -169,17 +307,11 @@ impl Home {
         let mine = *account == self.account_id();
         let mut log = theirs;
         let mut signed = Vec::new();
-        if !turn.lost.is_empty() {
+        if !turn.lost.is_empty() || !turn.cut.is_empty() {
             if !mine || !state.is_active(&self.device_id()) {
                 return Err(refused(LACKS_DEVICES).into());
             }
-            let key = self.current_account_key(&state)?;
-            for info in &turn.lost {
-                let entry =
-                    account::add_device(&state, &self.id.signer, key, info.clone(), self.now())?;
-                state.apply(&entry)?;
-                signed.push(entry);
-            }
+            signed = self.join_turn(&mut state, &log, &turn)?;
             log.extend(signed.iter().cloned());
         }
         if turn.added_here.iter().any(|d| !state.is_active(d)) {
@@ -225,14 +357,14 @@ impl Home {
             true => "this account's log".to_string(),
             false => format!("the log of account {}", account.short()),
         };
-        let again = match signed.len() {
-            0 => String::new(),
-            n => format!(", and {n} device(s) it lacked signed in again on top of it"),
+        let again = match signed.is_empty() {
+            true => String::new(),
+            false => turn.done_again(),
         };
-        // One transaction: a log half replaced would not verify. (The
-        // account keys `extend_account_log` sets in memory are the ones
-        // held already, whatever becomes of it: a turn that only adds
-        // devices makes no new generation.)
+        // One transaction: a log half replaced would not verify. (Should it
+        // fail after `extend_account_log` set the keys in memory, those are
+        // the held ones and maybe newer ones the relay's log has: the next
+        // round judges the relay's log again and takes it, keys and all.)
         self.atomically(|home| {
             if mine {
                 home.extend_account_log(first, &log[first as usize..])?;
@@ -244,7 +376,7 @@ impl Home {
             home.store.put_secret(TAKEN, &codec::encode(&taken))?;
             home.trail().record(
                 &format!(
-                    "the relay's copy of {whose} took another turn after entry {first} than the one held here (restored from an older copy, and written to since); both turns only add devices, so the relay's was taken{again}"
+                    "the relay's copy of {whose} took another turn after entry {first} than the one held here (restored from an older copy, and written to since); it was taken{again}"
                 ),
                 None,
             )?;
@@ -255,6 +387,79 @@ impl Home {
         self.synced.logs_turned.push(*account);
         self.synced.verified_logs.remember(*account, &log, &state);
         Ok(state)
+    }
+
+    /// Does again on top of the relay's log, as `state` leaves it, what
+    /// `turn` says its turn lacks, and revokes the devices it cuts; returns
+    /// the entries, signed by this device and applied to `state`. A
+    /// revocation is made again to the account key it made here, so what
+    /// was sealed to that generation stays readable; a device cut gets a
+    /// new one. (Refused if a generation held here does not line up.)
+    fn join_turn(
+        &self,
+        state: &mut AccountState,
+        theirs: &[Signed],
+        turn: &Turn,
+    ) -> Result<Vec<Signed>> {
+        let account = state.id;
+        let wrong = || RollbackError::AccountLogTurned {
+            account,
+            after: turn.common,
+            why: REVOKES,
+        };
+        // Keys by generation as the relay's log leaves them to this device,
+        // then each one a revocation made again brings.
+        let me = self.device_id();
+        let mut keys = account::account_keys(theirs, &state.id, &me, &self.id.dh)?;
+        let mut signed = Vec::new();
+        let current = |keys: &[DhSecret], state: &AccountState| {
+            keys.get(state.key.generation as usize)
+                .map(|k| DhSecret::from_bytes(*k.expose()))
+                .ok_or(crate::error::Error::Revoked)
+        };
+        for lost in &turn.lost {
+            let now = self.now();
+            let entry = match lost {
+                Lost::Device(info) => {
+                    let key = current(&keys, state)?;
+                    account::add_device(state, &self.id.signer, &key, info.clone(), now)?
+                }
+                Lost::Revocation { device, key } => {
+                    let held = self
+                        .account_keys
+                        .get(key.generation as usize)
+                        .filter(|k| {
+                            k.public() == key.public && key.generation == state.key.generation + 1
+                        })
+                        .ok_or_else(wrong)?;
+                    let entry = account::revoke_device_to(
+                        state,
+                        &self.id.signer,
+                        &current(&keys, state)?,
+                        *device,
+                        held,
+                        now,
+                    )?;
+                    keys.push(DhSecret::from_bytes(*held.expose()));
+                    entry
+                }
+            };
+            state.apply(&entry)?;
+            signed.push(entry);
+        }
+        for device in &turn.cut {
+            let (entry, new_key) = account::revoke_device(
+                state,
+                &self.id.signer,
+                &current(&keys, state)?,
+                *device,
+                self.now(),
+            )?;
+            state.apply(&entry)?;
+            keys.push(new_key);
+            signed.push(entry);
+        }
+        Ok(signed)
     }
 
     /// Whether every access entry held here (queued ones too) and every

@@ -77,7 +77,7 @@ fn two_turns_that_only_add_devices_part_where_they_differ() {
     let turn = judge(&a, &held, &theirs).unwrap();
     assert_eq!(turn.common, 2);
     assert_eq!(turn.added_here, vec![tablet.id]);
-    assert_eq!(turn.lost, vec![tablet.clone()]);
+    assert_eq!(turn.lost, vec![Lost::Device(tablet.clone())]);
     // Once the tablet is signed in again on the relay's, nothing is lost.
     let healed = a.add(&theirs, tablet.clone());
     let turn = judge(&a, &held, &healed).unwrap();
@@ -99,21 +99,129 @@ fn a_rollback_or_another_genesis_is_not_a_turn() {
     assert!(not_a_turn(judge(&a, &longer, &b.add(&b.log, device()))));
 }
 
+/// A device with its own signer, to sign entries of its account's log.
+fn signing_device() -> (DeviceSigner, DeviceInfo) {
+    let signer = DeviceSigner::generate();
+    let info = DeviceInfo {
+        id: signer.device_id(),
+        dh: DhSecret::generate().public(),
+        kind: DeviceKind::Device,
+    };
+    (signer, info)
+}
+
+/// `log` with an entry `signer` signed on top of it, adding `info`.
+fn add_by(a: &Account, signer: &DeviceSigner, log: &[Signed], info: DeviceInfo) -> Vec<Signed> {
+    let state = AccountState::verify_log(log).unwrap();
+    let e = account::add_device(&state, signer, &a.key, info, 2).unwrap();
+    let mut log = log.to_vec();
+    log.push(e);
+    log
+}
+
+/// `log` with `device` revoked on top of it to `key`.
+fn revoke_to(a: &Account, log: &[Signed], device: DeviceId, key: &DhSecret) -> Vec<Signed> {
+    let state = AccountState::verify_log(log).unwrap();
+    let e = account::revoke_device_to(&state, &a.signer, &a.key, device, key, 3).unwrap();
+    let mut log = log.to_vec();
+    log.push(e);
+    log
+}
+
+fn refused(r: std::result::Result<Turn, RollbackError>, why: &str) -> bool {
+    matches!(r, Err(RollbackError::AccountLogTurned { why: w, .. }) if w == why)
+}
+
 #[test]
-fn a_turn_that_revokes_a_device_is_refused_on_either_side() {
+fn a_revocation_the_relay_lacks_is_made_again_to_the_same_key() {
     let a = Account::new();
     let phone = device();
     let base = a.add(&a.log, phone.clone());
-    let revoked = a.revoke(&base, phone.id);
-    let added = a.add(&base, device());
-    for (held, theirs) in [(&revoked, &added), (&added, &revoked)] {
-        assert!(matches!(
-            judge(&a, held, theirs),
-            Err(RollbackError::AccountLogTurned {
-                after: 2,
-                why: REVOKES,
-                ..
-            })
-        ));
+    let k1 = DhSecret::generate();
+    let held = revoke_to(&a, &base, phone.id, &k1);
+    let theirs = a.add(&base, device());
+    let turn = judge(&a, &held, &theirs).unwrap();
+    let key = AccountState::verify_log(&held).unwrap().key;
+    assert_eq!(
+        turn.lost,
+        vec![Lost::Revocation {
+            device: phone.id,
+            key
+        }]
+    );
+    assert!(turn.cut.is_empty() && turn.added_here.is_empty());
+    // Made again to the same key, nothing is lost; it and more after it
+    // are what a device that joined it wrote.
+    let joined = revoke_to(&a, &theirs, phone.id, &k1);
+    let turn = judge(&a, &held, &joined).unwrap();
+    assert!(turn.lost.is_empty(), "{turn:?}");
+    let more = a.revoke(
+        &joined,
+        AccountState::verify_log(&theirs)
+            .unwrap()
+            .devices
+            .keys()
+            .copied()
+            .find(|d| *d != phone.id && *d != a.signer.device_id())
+            .unwrap(),
+    );
+    assert!(judge(&a, &held, &more).unwrap().lost.is_empty());
+}
+
+#[test]
+fn turns_that_revoke_differently_are_refused() {
+    let a = Account::new();
+    let phone = device();
+    let watch = device();
+    let base = a.add(&a.add(&a.log, phone.clone()), watch.clone());
+    let held = a.revoke(&base, phone.id);
+    // The phone revoked again, to another key; the watch revoked instead.
+    for theirs in [a.revoke(&base, phone.id), a.revoke(&base, watch.id)] {
+        assert!(refused(judge(&a, &held, &theirs), REVOKES));
     }
+}
+
+#[test]
+fn a_revocation_on_the_relay_alone_is_taken_unless_the_device_signed_here() {
+    let a = Account::new();
+    let (phone_signer, phone) = signing_device();
+    let base = a.add(&a.log, phone.clone());
+    let theirs = a.revoke(&base, phone.id);
+    let tablet = device();
+    let held = a.add(&base, tablet.clone());
+    let turn = judge(&a, &held, &theirs).unwrap();
+    assert_eq!(turn.lost, vec![Lost::Device(tablet.clone())]);
+    // The tablet the phone paired would come back with the phone revoked.
+    let held = add_by(&a, &phone_signer, &base, tablet);
+    assert!(refused(judge(&a, &held, &theirs), REVOKED_SIGNS));
+}
+
+#[test]
+fn what_a_device_revoked_here_added_on_the_relay_is_cut() {
+    let a = Account::new();
+    let (phone_signer, phone) = signing_device();
+    let base = a.add(&a.log, phone.clone());
+    let k1 = DhSecret::generate();
+    let held = revoke_to(&a, &base, phone.id, &k1);
+    let (watch_signer, watch) = signing_device();
+    let theirs = add_by(&a, &phone_signer, &base, watch.clone());
+    let ring = device();
+    let theirs = add_by(&a, &watch_signer, &theirs, ring.clone());
+    let turn = judge(&a, &held, &theirs).unwrap();
+    assert_eq!(turn.cut, vec![watch.id, ring.id]);
+    assert_eq!(turn.lost.len(), 1);
+    // Revoked there too after the phone, as the device joining it does,
+    // nothing is cut.
+    let joined = revoke_to(&a, &theirs, phone.id, &k1);
+    let cleaned = a.revoke(&a.revoke(&joined, watch.id), ring.id);
+    assert!(judge(&a, &held, &cleaned).unwrap().cut.is_empty());
+    // Anything else a device it added signs there is refused: the watch
+    // revoking the desk after the phone's revocation was made again.
+    let desk = device();
+    let joined = revoke_to(&a, &a.add(&theirs, desk.clone()), phone.id, &k1);
+    let state = AccountState::verify_log(&joined).unwrap();
+    let (e, _) = account::revoke_device(&state, &watch_signer, &k1, desk.id, 3).unwrap();
+    let mut theirs = joined;
+    theirs.push(e);
+    assert!(refused(judge(&a, &held, &theirs), REVOKED_SIGNS));
 }
