@@ -551,11 +551,17 @@ pub fn doc_keys(
             }
             DocOp::RemoveMember { .. } | DocOp::Dispose => None,
         };
+        // One that does not open is passed over, not fatal: sealed to an
+        // account key of a history this account's log left behind (two
+        // devices that each revoked the same device after a restore), it
+        // is followed by one sealed to the key the log has, whose
+        // `previous` chain still reaches the epochs before it.
         if let Some(k) = found.filter(|k| k.recipient == *account)
             && let Some(ak) = account_keys.get(k.generation as usize)
+            && let Ok(key) =
+                crypto::unwrap_key(ak, &wrap_info(&doc, epoch, account, k.generation), &k.wrap)
         {
-            let info = wrap_info(&doc, epoch, account, k.generation);
-            newest = Some((epoch, crypto::unwrap_key(ak, &info, &k.wrap)?));
+            newest = Some((epoch, key));
         }
     }
     let (top, key) = newest.ok_or(AccessError::NoKey(epoch))?;

@@ -48,7 +48,28 @@ fn genesis_rotate_and_history() {
     );
     st.apply(&e1, &lookup).unwrap();
     assert_eq!(st.epoch, 1);
-    let keys = doc_keys(&[e0.clone(), e1], &acct.id, &[ak]).unwrap();
+    let keys = doc_keys(
+        &[e0.clone(), e1.clone()],
+        &acct.id,
+        std::slice::from_ref(&ak),
+    )
+    .unwrap();
+    assert_eq!(keys[&0].expose(), k0.expose());
+    assert_eq!(keys[&1].expose(), k1.expose());
+    // The genesis sealed to another key of generation 0 (one of a history
+    // of the account's log left behind): its envelope no longer opens, the
+    // rotation's does, and its previous key still reaches epoch 0.
+    let mut left = acct.clone();
+    left.key.public = DhSecret::generate().public();
+    let mut entry: DocEntry = e0.open(SIG_LABEL).unwrap();
+    entry.op = DocOp::Genesis {
+        key: key_envelope(&doc, 0, &k0, &left).unwrap(),
+    };
+    let e0 = Signed::sign(&s, SIG_LABEL, &entry);
+    let mut entry: DocEntry = e1.open(SIG_LABEL).unwrap();
+    entry.prev = Some(e0.hash(HASH_LABEL));
+    let e1 = Signed::sign(&s, SIG_LABEL, &entry);
+    let keys = doc_keys(&[e0.clone(), e1], &acct.id, std::slice::from_ref(&ak)).unwrap();
     assert_eq!(keys[&0].expose(), k0.expose());
     assert_eq!(keys[&1].expose(), k1.expose());
     // A stranger's device cannot sign for the owner.

@@ -5,6 +5,7 @@
 //! off.
 
 use casebook::Home;
+use casebook_shared::account::{self, AccountEntry, AccountOp};
 use casebook_shared::ids::DocId;
 use casebook_tests::*;
 
@@ -19,6 +20,8 @@ struct RevokedAfterTheCopy {
     desk: Home,
     chen: Home,
     case: DocId,
+    /// Dr. Chen's case, which she shares with Dr. Rivera.
+    hers: DocId,
 }
 
 async fn revoked_after_the_copy() -> (TestRelay, RevokedAfterTheCopy) {
@@ -39,7 +42,12 @@ async fn revoked_after_the_copy() -> (TestRelay, RevokedAfterTheCopy) {
     }
     befriend(&mut laptop, "Dr. Chen", &chen.account_id());
     share_case(&mut laptop, &case, "Dr. Chen", "read", true).await;
+    let hers = case_with_a_plan(&mut chen, "her client");
+    befriend(&mut chen, "Dr. Rivera", &laptop.account_id());
+    share_case(&mut chen, &hers, "Dr. Rivera", "read", true).await;
     sync(&mut chen).await;
+    sync(&mut desk).await;
+    assert_eq!(plan_of(&mut desk, &hers), "her client");
     let (relay, copy) = relay.copy().await;
 
     let conn = laptop.connect().await.unwrap();
@@ -60,6 +68,7 @@ async fn revoked_after_the_copy() -> (TestRelay, RevokedAfterTheCopy) {
         desk,
         chen,
         case,
+        hers,
     };
     (relay, t)
 }
@@ -149,6 +158,7 @@ async fn a_device_the_revoked_one_paired_on_the_restored_relay_is_revoked_too() 
     let relay = relay.restore(t.copy.path()).await;
     let mut watch = pair(&mut t.phone, &t.dir.path().join("watch"), &relay).await;
     sync(&mut watch).await;
+    let k1 = t.laptop.account_state().unwrap().key;
 
     let joined = sync(&mut t.laptop).await;
     assert_clean(&joined);
@@ -157,6 +167,18 @@ async fn a_device_the_revoked_one_paired_on_the_restored_relay_is_revoked_too() 
         vec![t.laptop.account_id()],
         "{joined:?}"
     );
+    // The watch was active when the phone's revocation was made again: it
+    // must not be wrapped the key the phone's revocation made here, which
+    // what the laptop sealed since is sealed to.
+    for e in t.laptop.account_log().unwrap() {
+        let entry: AccountEntry = e.open(account::SIG_LABEL).unwrap();
+        if let AccountOp::RevokeDevice { key, wraps, .. } = entry.op {
+            assert!(
+                key.public != k1.public || !wraps.iter().any(|(d, _)| *d == watch.device_id()),
+                "the watch holds the key the revocation made"
+            );
+        }
+    }
     let state = t.laptop.account_state().unwrap();
     for gone in [&mut t.phone, &mut watch] {
         assert!(!state.is_active(&gone.device_id()), "{}", gone.name());
@@ -179,22 +201,59 @@ async fn a_device_the_revoked_one_paired_on_the_restored_relay_is_revoked_too() 
 }
 
 /// The desk, never told of the revocation, revokes the phone again on the
-/// restored relay, to a key of its own. What the laptop sealed to its key
-/// and what the desk sealed to its own cannot both stay readable under one
-/// log: the laptop refuses the relay's, naming why, and keeps its own.
+/// restored relay, to a key of its own, and moves the case to a key sealed
+/// to it. The laptop takes the relay's log, leaving its own key of that
+/// generation behind, moves its cases to keys sealed to the relay's, and
+/// sends its note again: the desk and Dr. Chen read every note, and the
+/// phone stays cut off.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_device_revoked_again_to_another_key_is_refused_naming_why() {
+async fn a_device_revoked_again_to_another_key_joins_the_two_histories() {
     let (relay, mut t) = revoked_after_the_copy().await;
+    // A case opened after the revocation: its key sealed to the laptop's
+    // key of the generation the desk makes another of.
+    let later = case_with_a_plan(&mut t.laptop, "sleep diary");
+    sync(&mut t.laptop).await;
     let relay = relay.restore(t.copy.path()).await;
     let conn = t.desk.connect().await.unwrap();
     t.desk.revoke(&conn, &t.phone.device_id()).await.unwrap();
     conn.close().await;
+    sync(&mut t.desk).await;
+    // Dr. Chen first: she sends back the access entry of her case the
+    // relay lost (one only her devices can), and takes the relay's log of
+    // Dr. Rivera's account, which revokes no device hers does not.
+    let took = sync(&mut t.chen).await;
+    assert_eq!(took.logs_turned, vec![t.laptop.account_id()], "{took:?}");
+    assert!(trail_says(&t.chen, "1 case(s) moved to a new key"));
 
-    let refused = try_sync(&mut t.laptop).await.unwrap_err().to_string();
-    assert!(
-        refused.contains("took another turn") && refused.contains("both turns revoke"),
-        "{refused}"
+    let joined = sync(&mut t.laptop).await;
+    assert_eq!(
+        joined.logs_turned,
+        vec![t.laptop.account_id()],
+        "{joined:?}"
     );
-    assert_eq!(notes_of(&mut t.laptop, &t.case).len(), 3);
+    assert!(trail_says(
+        &t.laptop,
+        "the account keys of the history held here are left behind"
+    ));
+    assert_revoked(&mut t.phone).await;
+    sync(&mut t.laptop).await;
+    assert_clean(&sync(&mut t.laptop).await);
+    let all = notes_of(&mut t.laptop, &t.case);
+    assert_eq!(all.len(), 3, "{all:?}");
+    for home in [&mut t.desk, &mut t.chen] {
+        assert_clean(&sync(home).await);
+        assert_eq!(notes_of(home, &t.case), all, "{}", home.name());
+    }
+    assert_eq!(plan_of(&mut t.desk, &later), "sleep diary");
+    // Dr. Chen's case, sealed to the key the laptop made and left behind,
+    // moved to one sealed to the relay's: the desk reads it, changed since.
+    set_plan(&mut t.chen, &t.hers, "her client, weekly");
+    sync(&mut t.chen).await;
+    assert_clean(&sync(&mut t.desk).await);
+    assert_eq!(plan_of(&mut t.desk, &t.hers), "her client, weekly");
+    assert_eq!(
+        t.desk.account_state().unwrap(),
+        t.laptop.account_state().unwrap()
+    );
     relay.stop().await;
 }

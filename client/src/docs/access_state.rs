@@ -239,7 +239,13 @@ impl Access<'_> {
             // Another document's log served under this id.
             return Err(Error::Access(access::AccessError::Broken(0)));
         }
-        let keys = access::doc_keys(&log, &self.me, self.account_keys).unwrap_or_default();
+        // The keys held stay, those the log reaches added or put in their
+        // place: an epoch key sealed to an account key of a history the
+        // account's log left behind (see `sync::turn`) is reached no more
+        // through the log, but was this account's, and its envelopes stay
+        // readable here.
+        let mut keys = self.doc_keys(doc)?;
+        keys.extend(access::doc_keys(&log, &self.me, self.account_keys).unwrap_or_default());
         let encoded: Vec<Vec<u8>> = new.iter().map(codec::encode).collect();
         self.store.append_log(&doc.0, first, &encoded)?;
         self.store.put_secret(

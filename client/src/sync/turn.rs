@@ -16,16 +16,26 @@
 //! lost turn, and another account's device, take the relay's log once it
 //! holds everything of the turn they hold.
 //! - A device the relay's lacks is signed in again, the account key
-//!   wrapped to it anew.
+//!   wrapped to it anew (one added and revoked in the turn held here, as
+//!   old recovery words are, only to be revoked again).
 //! - A revocation it lacks (the laptop revoked a lost phone after the
 //!   copy) is made again to the same account key it made here
 //!   ([`account::revoke_device_to`]): what the laptop sealed to that
 //!   generation stays readable, now to the devices added on the relay too.
-//!   The generations must line up: the relay's may revoke more only after
-//!   every revocation held here, as a device that joined it does.
 //! - A device the revoked one added on the relay meanwhile (the phone,
-//!   active again there, pairing a watch) is revoked too, to a new key; a
-//!   revoked device signing anything else there is refused.
+//!   active again there, pairing a watch) is revoked too; anything else a
+//!   revoked device signed there is refused.
+//! - Where the generations cannot line up, the keys made here are left
+//!   behind: the relay's revoked devices its own way first (a desk, never
+//!   told, revoked the lost phone again, to a key of its own), or a device
+//!   to be revoked too would be active when a revocation is made again, and
+//!   would be wrapped the key that shut the phone out. Each revocation the
+//!   relay's lacks is then made again to a new key, and every case sealed
+//!   to the left-behind keys moves to a new one: an owner's device moves
+//!   its account's cases, another account's device the cases it owns that
+//!   account is a member of. (`access::doc_keys` passes over an envelope
+//!   sealed to a key left behind, and a device keeps the document keys it
+//!   held.)
 //!
 //! A device signed in again stands later in the log than it did: what it
 //! signed at a length of the log where, in the relay's history, it was not
@@ -33,19 +43,18 @@
 //! access entry it holds (queued ones too) and every disposal it keeps
 //! still verify under the log it would take.
 //!
-//! What stays refused, named ([`RollbackError::AccountLogTurned`]): turns
-//! that both revoke, not the same devices to the same keys (a desk that
-//! revoked the lost phone again to a key of its own: what each side
-//! sealed to its key would be lost to the other); a turn holding an entry
-//! a device the other revokes signed, other than adding a device; a log
-//! under which something held here would no longer verify (an access
-//! entry a device added in the lost turn signed: a case it opened or
-//! shared); and a turn below one taken before (a relay showing a device
-//! two histories in turn would have it sign again each round). Signing
-//! such entries again is not built, and neither can a device added in the
-//! lost turn know what others hold: where the tablet opened a case the
-//! laptop never fetched, the laptop takes the turn, and the tablet refuses
-//! it, its case held there alone.
+//! What stays refused, named ([`RollbackError::AccountLogTurned`]): the
+//! relay's turn holding an entry a device revoked here signed, other than
+//! adding a device, or the one held here an entry signed by a device only
+//! the relay's revokes (what it paired would come back); a log under which
+//! something held here would no longer verify (an access entry a device
+//! added in the lost turn signed: a case it opened or shared); and a turn
+//! below one taken before (a relay showing a device two histories in turn
+//! would have it sign again each round). Signing such entries again is
+//! not built, and neither can a device added in the lost turn know what
+//! others hold: where the tablet opened a case the laptop never fetched,
+//! the laptop takes the turn, and the tablet refuses it, its case held
+//! there alone.
 
 use std::collections::BTreeMap;
 
@@ -79,6 +88,9 @@ pub(crate) struct Turn {
     /// revokes (or by one of theirs), not revoked there yet: revoked on
     /// top of it after `lost`, each to a new account key.
     pub cut: Vec<DeviceId>,
+    /// Whether account-key generations made here are not the relay's:
+    /// both revoked the same devices, each to keys of its own.
+    pub orphans: bool,
 }
 
 /// One thing the turn held here did that the relay's lacks.
@@ -97,9 +109,8 @@ pub(crate) enum Lost {
 /// Why a turn is not taken (the rest of the refusal's text is
 /// [`RollbackError::AccountLogTurned`]'s).
 pub(crate) const REVOKES: &str =
-    "both turns revoke devices, not the same ones to the same account keys";
-pub(crate) const REVOKED_SIGNS: &str =
-    "one turn holds an entry signed by a device the other revokes, other than a device it added";
+    "a revocation made again here would not make the account key it made before";
+pub(crate) const REVOKED_SIGNS: &str = "the relay's holds an entry signed by a device the one held here revokes, other than adding a device, or the one held here an entry signed by a device only the relay's revokes";
 pub const LACKS_DEVICES: &str = "the relay's lacks devices or revocations of the one held, which a device of that account adds again";
 pub(crate) const ENTRIES_DEPEND: &str = "an access entry or a disposal held here, signed by a device the turn held here added, would no longer verify";
 pub(crate) const BELOW_TAKEN: &str = "it parts no later than another turn of it this device took did (a relay showing two histories in turn)";
@@ -149,26 +160,24 @@ pub(crate) fn judge_turn(
     let there = steps(&theirs[common..])?;
     let (rev_here, rev_there) = (revocations(&here), revocations(&there));
     // The relay's may have made again a beginning of the revocations held
-    // here (another device joined it so far), and only after all of them
-    // revoke more: each generation's key must stay the one it is here.
+    // here (a device joined it so far) and then revoke more.
     let matched = rev_there
         .iter()
         .zip(&rev_here)
         .take_while(|(a, b)| a == b)
         .count();
-    if matched < rev_there.len() && matched < rev_here.len() {
-        return Err(refused(REVOKES));
-    }
-    let revoked_there: Vec<DeviceId> = rev_there[matched..].iter().map(|r| r.0).collect();
+    let in_revs = |revs: &[(DeviceId, AccountKeyPub)], d: &DeviceId| revs.iter().any(|r| r.0 == *d);
+    // A device only the relay's part revokes signed nothing held here: what
+    // it paired here would come back with it revoked.
     if here
         .iter()
-        .any(|(signer, _)| revoked_there.contains(signer))
+        .any(|(signer, _)| in_revs(&rev_there, signer) && !in_revs(&rev_here, signer))
     {
         return Err(refused(REVOKED_SIGNS));
     }
-    // What a device revoked here signed in the relay's turn: only devices
-    // it added (a lost phone, active again on the restored relay, pairing
-    // a watch), which are revoked too.
+    // A device revoked here (a lost phone, active again on the restored
+    // relay) may have signed there only devices it added (a watch it
+    // paired), each revoked too, as is any device one of them added.
     let mut tainted: Vec<DeviceId> = rev_here.iter().map(|r| r.0).collect();
     let mut cut = Vec::new();
     for (signer, op) in &there {
@@ -184,24 +193,51 @@ pub(crate) fn judge_turn(
             _ => {}
         }
     }
+    // Each revocation held here beyond what the relay's made again is made
+    // again to the key it made here, so what was sealed to it stays
+    // readable, unless the relay's revoked more devices its own way first
+    // (the desk, never told, revoked the phone again) or a device to be cut
+    // is active when it would be: then the keys made here are left behind,
+    // each revocation is made again to a new key, and every case is moved
+    // to a key sealed to the log taken.
+    let orphans = (matched < rev_there.len() && matched < rev_here.len()) || !cut.is_empty();
+    let revoked_here: Vec<DeviceId> = rev_here.iter().map(|r| r.0).collect();
     let added_there: Vec<DeviceId> = there.iter().filter_map(|(_, op)| added(op)).collect();
     let mut added_here = Vec::new();
     let mut lost = Vec::new();
     for (_, op) in &here {
         match op {
             AccountOp::AddDevice { device, .. } => {
-                added_here.push(device.id);
+                let gone = revoked_here.contains(&device.id);
+                // Added and revoked here (recovery words replaced twice):
+                // signed in again only to be revoked again to the key it
+                // made here, so it reaches no key it did not hold; with the
+                // keys made here left behind, not at all.
+                if gone && orphans {
+                    continue;
+                }
+                if !gone {
+                    added_here.push(device.id);
+                }
                 if !added_there.contains(&device.id) {
                     lost.push(Lost::Device(device.clone()));
                 }
             }
-            AccountOp::RevokeDevice { device, key, .. }
-                if !rev_there.contains(&(*device, *key)) =>
-            {
-                lost.push(Lost::Revocation {
-                    device: *device,
-                    key: *key,
-                })
+            AccountOp::RevokeDevice { device, key, .. } => {
+                let made_again = match orphans {
+                    true => {
+                        in_revs(&rev_there, device)
+                            || cut.contains(device)
+                            || (!added_there.contains(device) && !in_common(device, &here))
+                    }
+                    false => rev_there.contains(&(*device, *key)),
+                };
+                if !made_again {
+                    lost.push(Lost::Revocation {
+                        device: *device,
+                        key: *key,
+                    })
+                }
             }
             _ => {}
         }
@@ -211,7 +247,15 @@ pub(crate) fn judge_turn(
         added_here,
         lost,
         cut,
+        orphans,
     })
+}
+
+/// Whether `device` was a device before the turn: not added in `steps`.
+fn in_common(device: &DeviceId, steps: &[Step]) -> bool {
+    !steps
+        .iter()
+        .any(|(_, op)| added(op).is_some_and(|d| d == *device))
 }
 
 impl Turn {
@@ -374,9 +418,20 @@ impl Home {
                 home.store.append_log(&account.0, first, &encoded)?;
             }
             home.store.put_secret(TAKEN, &codec::encode(&taken))?;
+            // What this device sealed to an account key of the history left
+            // behind, the devices of the relay's cannot open: every case of
+            // this account's (or, of another account, shared with it) moves
+            // to a key sealed to the log taken.
+            let moved = match turn.orphans {
+                true => format!(
+                    "; the account keys of the history held here are left behind, so {} case(s) moved to a new key",
+                    home.rotate_owned((!mine).then_some(account))?
+                ),
+                false => String::new(),
+            };
             home.trail().record(
                 &format!(
-                    "the relay's copy of {whose} took another turn after entry {first} than the one held here (restored from an older copy, and written to since); it was taken{again}"
+                    "the relay's copy of {whose} took another turn after entry {first} than the one held here (restored from an older copy, and written to since); it was taken{again}{moved}"
                 ),
                 None,
             )?;
@@ -408,7 +463,8 @@ impl Home {
             why: REVOKES,
         };
         // Keys by generation as the relay's log leaves them to this device,
-        // then each one a revocation made again brings.
+        // then each one a revocation made again brings. (One out of reach
+        // means the relay's log no longer wraps its key to this device.)
         let me = self.device_id();
         let mut keys = account::account_keys(theirs, &state.id, &me, &self.id.dh)?;
         let mut signed = Vec::new();
@@ -423,6 +479,22 @@ impl Home {
                 Lost::Device(info) => {
                     let key = current(&keys, state)?;
                     account::add_device(state, &self.id.signer, &key, info.clone(), now)?
+                }
+                // The keys made here left behind: to a new key, unless the
+                // device is revoked already (cut, or revoked there).
+                Lost::Revocation { device, .. } if turn.orphans => {
+                    if !state.is_active(device) {
+                        continue;
+                    }
+                    let (entry, new_key) = account::revoke_device(
+                        state,
+                        &self.id.signer,
+                        &current(&keys, state)?,
+                        *device,
+                        now,
+                    )?;
+                    keys.push(new_key);
+                    entry
                 }
                 Lost::Revocation { device, key } => {
                     let held = self
@@ -448,6 +520,9 @@ impl Home {
             signed.push(entry);
         }
         for device in &turn.cut {
+            if !state.is_active(device) {
+                continue;
+            }
             let (entry, new_key) = account::revoke_device(
                 state,
                 &self.id.signer,

@@ -169,16 +169,51 @@ fn a_revocation_the_relay_lacks_is_made_again_to_the_same_key() {
 }
 
 #[test]
-fn turns_that_revoke_differently_are_refused() {
+fn turns_that_revoke_to_keys_of_their_own_leave_the_keys_made_here_behind() {
     let a = Account::new();
     let phone = device();
     let watch = device();
     let base = a.add(&a.add(&a.log, phone.clone()), watch.clone());
     let held = a.revoke(&base, phone.id);
-    // The phone revoked again, to another key; the watch revoked instead.
-    for theirs in [a.revoke(&base, phone.id), a.revoke(&base, watch.id)] {
-        assert!(refused(judge(&a, &held, &theirs), REVOKES));
-    }
+    // The phone revoked again, to another key: nothing is made again.
+    let turn = judge(&a, &held, &a.revoke(&base, phone.id)).unwrap();
+    assert!(turn.orphans && turn.lost.is_empty(), "{turn:?}");
+    // The watch revoked instead: the phone is revoked again, to a new key.
+    let turn = judge(&a, &held, &a.revoke(&base, watch.id)).unwrap();
+    assert!(turn.orphans, "{turn:?}");
+    assert!(
+        matches!(&turn.lost[..], [Lost::Revocation { device, .. }] if *device == phone.id),
+        "{turn:?}"
+    );
+    // Made again to the same key, nothing is left behind.
+    let k1 = DhSecret::generate();
+    let held = revoke_to(&a, &base, phone.id, &k1);
+    let joined = a.revoke(&revoke_to(&a, &base, phone.id, &k1), watch.id);
+    assert!(!judge(&a, &held, &joined).unwrap().orphans);
+}
+
+#[test]
+fn a_device_added_and_revoked_here_is_not_waited_for() {
+    let a = Account::new();
+    let base = a.add(&a.log, device());
+    let paper = device();
+    let k1 = DhSecret::generate();
+    let held = revoke_to(&a, &a.add(&base, paper.clone()), paper.id, &k1);
+    let watch = device();
+    let theirs = a.add(&base, watch.clone());
+    let turn = judge(&a, &held, &theirs).unwrap();
+    assert!(turn.added_here.is_empty(), "{turn:?}");
+    // Signed in again and revoked again to the key it made, in order.
+    assert!(
+        matches!(&turn.lost[..], [Lost::Device(d), Lost::Revocation { .. }] if d.id == paper.id)
+    );
+    let joined = revoke_to(&a, &a.add(&theirs, paper.clone()), paper.id, &k1);
+    let turn = judge(&a, &held, &joined).unwrap();
+    assert!(turn.lost.is_empty() && !turn.orphans, "{turn:?}");
+    // With the keys made here left behind, neither is made again.
+    let other = a.revoke(&theirs, watch.id);
+    let turn = judge(&a, &held, &other).unwrap();
+    assert!(turn.orphans && turn.lost.is_empty(), "{turn:?}");
 }
 
 #[test]
@@ -209,6 +244,9 @@ fn what_a_device_revoked_here_added_on_the_relay_is_cut() {
     let theirs = add_by(&a, &watch_signer, &theirs, ring.clone());
     let turn = judge(&a, &held, &theirs).unwrap();
     assert_eq!(turn.cut, vec![watch.id, ring.id]);
+    // The watch is active when the phone's revocation is made again, so
+    // that is made to a new key, not the one the watch would then hold.
+    assert!(turn.orphans, "{turn:?}");
     assert_eq!(turn.lost.len(), 1);
     // Revoked there too after the phone, as the device joining it does,
     // nothing is cut.
