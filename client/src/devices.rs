@@ -219,27 +219,21 @@ impl Home {
             })
             .await?;
         self.extend_account_log(first, &entries)?;
-        self.atomically(|home| home.rotate_owned(None))
-    }
-
-    /// Moves every document this account owns, not disposed of (and, with
-    /// `with`, shared with that account), to a new epoch key (see
-    /// [`Self::rotate_doc`]); returns how many. The caller holds a
-    /// transaction.
-    pub(crate) fn rotate_owned(&mut self, with: Option<&AccountId>) -> Result<usize> {
         let mine = self.account_id();
-        let mut rotated = 0;
-        for doc in self.store.doc_ids()? {
-            if self.access().doc_meta(&doc)?.is_some_and(|m| {
-                m.owner == mine
-                    && !m.disposed
-                    && with.is_none_or(|a| m.members.iter().any(|(b, _, _)| b == a))
-            }) {
-                self.rotate_doc(&doc)?;
-                rotated += 1;
+        self.atomically(|home| {
+            let mut rotated = 0;
+            for doc in home.store.doc_ids()? {
+                if home
+                    .access()
+                    .doc_meta(&doc)?
+                    .is_some_and(|m| m.owner == mine && !m.disposed)
+                {
+                    home.rotate_doc(&doc)?;
+                    rotated += 1;
+                }
             }
-        }
-        Ok(rotated)
+            Ok(rotated)
+        })
     }
 
     /// Moves a document to a new epoch key, sealed to each member's current

@@ -255,3 +255,58 @@ async fn a_log_sent_back_is_taken_only_where_the_relays_begins_it() {
     }
     relay.stop().await;
 }
+
+/// Dr. Chen shares a case with Dr. Rivera, then with Dr. Osei after the
+/// copy; Dr. Rivera's laptop fetched that entry. Restored, the relay holds
+/// fewer of that case's access entries than the laptop has seen, entries
+/// only Dr. Chen's devices can send back. The laptop holds that case back,
+/// named, and goes on: its own note reaches its phone. Once Dr. Chen has
+/// synced, the case is whole again and the laptop's sync is clean.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_colleagues_access_entries_the_relay_lost_hold_back_only_her_case() {
+    let relay = TestRelay::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let at = |name: &str| dir.path().join(name);
+    let mut laptop = init(&at("laptop"), &relay, "Dr. Rivera");
+    let own = case_with_a_plan(&mut laptop, "walk daily");
+    let mut phone = pair(&mut laptop, &at("phone"), &relay).await;
+    let mut chen = init(&at("chen"), &relay, "Dr. Chen");
+    let mut osei = init(&at("osei"), &relay, "Dr. Osei");
+    for home in [&mut laptop, &mut phone, &mut chen, &mut osei] {
+        sync(home).await;
+    }
+    let hers = case_with_a_plan(&mut chen, "her client");
+    befriend(&mut chen, "Dr. Rivera", &laptop.account_id());
+    share_case(&mut chen, &hers, "Dr. Rivera", "read", true).await;
+    sync(&mut laptop).await;
+    let (relay, copy) = relay.copy().await;
+    befriend(&mut chen, "Dr. Osei", &osei.account_id());
+    share_case(&mut chen, &hers, "Dr. Osei", "read", true).await;
+    sync(&mut laptop).await;
+
+    let relay = relay.restore(copy.path()).await;
+    laptop
+        .add_note(&own, free_note("after the restore"))
+        .unwrap();
+    let r = try_sync(&mut laptop)
+        .await
+        .expect("the rest of the round goes on");
+    let [refused] = &r.refused[..] else {
+        panic!("{r:?}")
+    };
+    assert!(
+        refused.doc == hers && refused.reason.contains("the case waits"),
+        "{refused:?}"
+    );
+    sync(&mut phone).await;
+    assert_eq!(
+        phone.list_notes(&own).unwrap().len(),
+        2,
+        "the plan and the note"
+    );
+
+    sync(&mut chen).await;
+    assert_clean(&sync(&mut laptop).await);
+    assert_eq!(plan_of(&mut laptop, &hers), "her client");
+    relay.stop().await;
+}

@@ -257,3 +257,43 @@ async fn a_device_revoked_again_to_another_key_joins_the_two_histories() {
     );
     relay.stop().await;
 }
+
+/// The phone, a device again on the restored relay, takes the log with the
+/// watch the desk paired and shares the case with Dr. Osei there before the
+/// laptop syncs. The laptop's revocation, made again, holds from where it
+/// held: the share does not verify, and nothing the laptop wrote after the
+/// revocation, or writes now, reaches Dr. Osei.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn what_the_revoked_device_signed_on_the_restored_relay_does_not_verify() {
+    let (relay, mut t) = revoked_after_the_copy().await;
+    let relay = relay.restore(t.copy.path()).await;
+    let mut osei = init(&t.dir.path().join("osei"), &relay, "Dr. Osei");
+    sync(&mut osei).await;
+    let _watch = pair(&mut t.desk, &t.dir.path().join("watch"), &relay).await;
+    sync(&mut t.phone).await;
+    befriend(&mut t.phone, "Dr. Osei", &osei.account_id());
+    share_case(&mut t.phone, &t.case, "Dr. Osei", "read", true).await;
+
+    let joined = try_sync(&mut t.laptop).await.expect("the laptop syncs");
+    assert_eq!(
+        joined.logs_turned,
+        vec![t.laptop.account_id()],
+        "{joined:?}"
+    );
+    t.laptop
+        .add_note(&t.case, free_note("after the share"))
+        .unwrap();
+    for _ in 0..2 {
+        try_sync(&mut t.laptop).await.expect("the laptop syncs");
+        let _ = try_sync(&mut osei).await;
+    }
+    let seen = match osei.list_notes(&t.case) {
+        Ok(_) => notes_of(&mut osei, &t.case),
+        Err(_) => Vec::new(),
+    };
+    assert!(
+        !seen.iter().any(|n| n.contains("after")),
+        "Dr. Osei reads what was written after the revocation: {seen:?}"
+    );
+    relay.stop().await;
+}

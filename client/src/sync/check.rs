@@ -42,10 +42,24 @@ pub struct Need {
     pub fork: bool,
 }
 
+/// What a listing calls for.
+#[derive(Debug, Default)]
+pub struct Plan {
+    pub needs: Vec<Need>,
+    /// Documents the relay shows fewer access entries of than this device
+    /// has had from it, entries it cannot send back (another account's
+    /// devices signed them), each with why: held back this round.
+    pub held_back: Vec<(DocId, RollbackError)>,
+}
+
 /// Compares the relay's listing with what this device has seen. A relay that
 /// shows fewer access entries than the device has already seen is rolling
-/// it back, and the whole listing is refused (an older access log could
-/// bring back a member who was removed). One that holds fewer envelopes
+/// that document back (an older access log could bring back a member who
+/// was removed): it is held back, named, and the rest goes on, since a
+/// restore loses a colleague's entries that only her devices can send back
+/// and that must not stop this device's own cases meanwhile. A listing
+/// that names a document twice, or lacks one this account owns, is
+/// refused whole. One that holds fewer envelopes
 /// (a lower sequence number than was seen, or than an upload of this
 /// device's was given) lost them: the document is fetched again and healed
 /// ([`Need::rewind`]), so a relay restored from an older copy locks nobody
@@ -57,8 +71,9 @@ pub struct Need {
 pub fn plan(
     heads: &[DocHead],
     held: &BTreeMap<DocId, (DocSync, bool, Option<Hash>)>,
-) -> Result<Vec<Need>, RollbackError> {
+) -> Result<Plan, RollbackError> {
     let mut needs = Vec::new();
+    let mut held_back = Vec::new();
     let mut listed = std::collections::BTreeSet::new();
     for h in heads {
         if !listed.insert(h.doc) {
@@ -74,11 +89,13 @@ pub fn plan(
         // took another turn there, and is taken as one that is as long.
         let turned = owned && h.access_len > 0 && h.access_len < local.access_len;
         if h.access_len < local.access_len && !turned {
-            return Err(RollbackError::FewerAccessEntries {
+            let refused = RollbackError::FewerAccessEntries {
                 doc: h.doc,
                 relay: h.access_len,
                 here: local.access_len,
-            });
+            };
+            held_back.push((h.doc, refused));
+            continue;
         }
         let rewind = h.seq < local.seen || h.seq < local.acked;
         // A document that lacks changes its changes build on is fetched
@@ -111,7 +128,7 @@ pub fn plan(
             return Err(RollbackError::Missing(*doc));
         }
     }
-    Ok(needs)
+    Ok(Plan { needs, held_back })
 }
 
 /// Why a fetched envelope was refused. Refused envelopes change nothing.

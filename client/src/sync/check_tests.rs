@@ -19,6 +19,16 @@ fn head(doc: u8, access_len: u64, seq: u64) -> DocHead {
 
 type Held = (DocSync, bool, Option<Hash>);
 
+/// A listing's needs; a document held back counts as refused here (see
+/// `another_accounts_access_log_shorter_is_held_back_alone`).
+fn plan(heads: &[DocHead], held: &BTreeMap<DocId, Held>) -> Result<Vec<Need>, RollbackError> {
+    let planned = super::plan(heads, held)?;
+    match planned.held_back.into_iter().next() {
+        Some((_, refused)) => Err(refused),
+        None => Ok(planned.needs),
+    }
+}
+
 fn held(doc: u8, access_len: u64, seen: u64, owned: bool) -> (DocId, Held) {
     (
         DocId([doc; 16]),
@@ -455,6 +465,22 @@ fn plan_refuses_rollback_and_heals_lost_envelopes() {
         plan(&[], &shared).is_ok(),
         "a shared document may be unshared"
     );
+}
+
+#[test]
+fn another_accounts_access_log_shorter_is_held_back_alone() {
+    let local = BTreeMap::from([held(1, 2, 5, false), held(2, 1, 5, true)]);
+    let planned = super::plan(&[head(1, 1, 5), head(2, 1, 7)], &local).unwrap();
+    assert!(
+        matches!(
+            &planned.held_back[..],
+            [(d, RollbackError::FewerAccessEntries { relay: 1, here: 2, .. })] if *d == DocId([1; 16])
+        ),
+        "{:?}",
+        planned.held_back
+    );
+    let docs: Vec<DocId> = planned.needs.iter().map(|n| n.doc).collect();
+    assert_eq!(docs, vec![DocId([2; 16])], "the rest goes on");
 }
 
 #[test]

@@ -30,6 +30,7 @@ mod snapshot;
 mod take;
 mod told;
 mod turn;
+mod turn_join;
 mod upkeep;
 mod watch;
 

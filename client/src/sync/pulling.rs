@@ -169,7 +169,16 @@ impl Pulling {
                 (*doc, (sync, h.owned, h.head))
             })
             .collect();
-        let mut needs = check::plan(heads, &held)?;
+        let check::Plan {
+            mut needs,
+            held_back,
+        } = check::plan(heads, &held)?;
+        for (doc, refused) in held_back {
+            self.refuse_log(
+                doc,
+                format!("{refused}; the case waits, and the rest syncs: a device of the account that signed the entries sends them back when it syncs"),
+            );
+        }
         self.forked = needs.iter().filter(|n| n.fork).map(|n| n.doc).collect();
         self.check_own_audit(&mut needs);
         // A disposal stays listed; once taken it is no news.

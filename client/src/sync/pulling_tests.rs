@@ -132,13 +132,19 @@ fn what_is_new_is_fetched_and_nothing_else() {
 }
 
 #[test]
-fn a_listing_that_shows_less_than_was_seen_is_refused() {
-    let mut p = Pulling::new(here([(1, held(2, 5, false))]));
+fn a_shared_case_shown_with_fewer_access_entries_than_seen_is_held_back() {
+    let mut p = Pulling::new(here([(1, held(2, 5, false)), (2, held(1, 5, true))]));
     p.poll();
-    assert!(matches!(
-        p.listed(&[head(1, 1, 5), head(AUDIT, 0, 0)]),
-        Err(RollbackError::FewerAccessEntries { .. })
-    ));
+    p.listed(&[head(1, 1, 5), head(2, 1, 7), head(AUDIT, 0, 0)])
+        .unwrap();
+    let (_, step) = until_asked(&mut p);
+    assert_eq!(fetch_docs(&step), [(doc(2), 5)], "the rest goes on");
+    let (held_back, refused) = finish(p);
+    assert_eq!(held_back, BTreeSet::from([doc(1)]));
+    assert!(
+        refused[0].doc == doc(1) && refused[0].reason.contains("the case waits"),
+        "{refused:?}"
+    );
 }
 
 #[test]

@@ -25,6 +25,11 @@
 //! - A device the revoked one added on the relay meanwhile (the phone,
 //!   active again there, pairing a watch) is revoked too; anything else a
 //!   revoked device signed there is refused.
+//! - Every revocation made again holds from where it held here, a device
+//!   cut from its addition on ([`account::AccountOp::RevokeDeviceSince`]):
+//!   what they signed on the restored relay at a longer log (a share with
+//!   a stranger) verifies nowhere, though the log reached that length
+//!   before the revocation in this history.
 //! - Where the generations cannot line up, the keys made here are left
 //!   behind: the relay's revoked devices its own way first (a desk, never
 //!   told, revoked the lost phone again, to a key of its own), or a device
@@ -58,12 +63,10 @@
 
 use std::collections::BTreeMap;
 
-use casebook_shared::access::{self, DocEntry};
 use casebook_shared::account::{
     self, AccountEntry, AccountKeyPub, AccountOp, AccountState, DeviceInfo,
 };
 use casebook_shared::codec;
-use casebook_shared::crypto::DhSecret;
 use casebook_shared::frames::{ErrorCode, Request, Response};
 use casebook_shared::ids::{AccountId, DeviceId};
 use casebook_shared::signed::Signed;
@@ -88,8 +91,9 @@ pub(crate) struct Turn {
     /// revokes (or by one of theirs), not revoked there yet: revoked on
     /// top of it after `lost`, each to a new account key.
     pub cut: Vec<DeviceId>,
-    /// Whether account-key generations made here are not the relay's:
-    /// both revoked the same devices, each to keys of its own.
+    /// Whether the account keys made here are left behind: the relay's
+    /// revoked devices its own way first, or a device is to be cut (it
+    /// would be wrapped the key a revocation made again keeps).
     pub orphans: bool,
 }
 
@@ -99,11 +103,17 @@ pub(crate) enum Lost {
     /// A device the relay's log does not list, to be signed in again.
     Device(DeviceInfo),
     /// A revocation, to be made again to the account key of the generation
-    /// it made here (see [`account::revoke_device_to`]).
+    /// it made here (see [`account::revoke_device_to`]), holding from the
+    /// length `since` it held from here.
     Revocation {
         device: DeviceId,
         key: AccountKeyPub,
+        since: u64,
     },
+    /// A device added and revoked here, where the keys made here are left
+    /// behind: listed again, wrapped a key nobody else holds, and revoked
+    /// from its addition on.
+    Revoked(DeviceInfo),
 }
 
 /// Why a turn is not taken (the rest of the refusal's text is
@@ -144,7 +154,8 @@ pub(crate) fn judge_turn(
         after: common as u64,
         why,
     };
-    // Both logs verified whole, so every entry opens and none is a genesis.
+    // Both logs verified whole, so every entry opens and none is a genesis
+    // (the refusal below is never met).
     let steps = |entries: &[Signed]| -> std::result::Result<Vec<Step>, RollbackError> {
         entries
             .iter()
@@ -186,8 +197,10 @@ pub(crate) fn judge_turn(
                 tainted.push(device.id);
                 cut.push(device.id);
             }
-            AccountOp::RevokeDevice { device, .. } if !tainted.contains(signer) => {
-                cut.retain(|d| d != device)
+            op if op.revocation().is_some() && !tainted.contains(signer) => {
+                if let Some((device, ..)) = op.revocation() {
+                    cut.retain(|d| d != device)
+                }
             }
             _ if tainted.contains(signer) => return Err(refused(REVOKED_SIGNS)),
             _ => {}
@@ -205,41 +218,39 @@ pub(crate) fn judge_turn(
     let added_there: Vec<DeviceId> = there.iter().filter_map(|(_, op)| added(op)).collect();
     let mut added_here = Vec::new();
     let mut lost = Vec::new();
-    for (_, op) in &here {
-        match op {
-            AccountOp::AddDevice { device, .. } => {
-                let gone = revoked_here.contains(&device.id);
-                // Added and revoked here (recovery words replaced twice):
-                // signed in again only to be revoked again to the key it
-                // made here, so it reaches no key it did not hold; with the
-                // keys made here left behind, not at all.
-                if gone && orphans {
-                    continue;
-                }
-                if !gone {
-                    added_here.push(device.id);
-                }
-                if !added_there.contains(&device.id) {
-                    lost.push(Lost::Device(device.clone()));
-                }
+    for (i, (_, op)) in here.iter().enumerate() {
+        if let AccountOp::AddDevice { device, .. } = op {
+            let gone = revoked_here.contains(&device.id);
+            if !gone {
+                added_here.push(device.id);
             }
-            AccountOp::RevokeDevice { device, key, .. } => {
-                let made_again = match orphans {
-                    true => {
-                        in_revs(&rev_there, device)
-                            || cut.contains(device)
-                            || (!added_there.contains(device) && !in_common(device, &here))
-                    }
-                    false => rev_there.contains(&(*device, *key)),
-                };
-                if !made_again {
-                    lost.push(Lost::Revocation {
-                        device: *device,
-                        key: *key,
-                    })
-                }
+            if added_there.contains(&device.id) {
+                continue;
             }
-            _ => {}
+            // Added and revoked here (recovery words replaced twice): with
+            // the keys made here left behind, listed only as revoked, so a
+            // device holding the log up to its addition alone does not
+            // sign it in again.
+            lost.push(match gone && orphans {
+                true => Lost::Revoked(device.clone()),
+                false => Lost::Device(device.clone()),
+            });
+        } else if let Some((device, key, .., since)) = op.revocation() {
+            let made_again = match orphans {
+                true => {
+                    in_revs(&rev_there, device)
+                        || cut.contains(device)
+                        || (!added_there.contains(device) && !in_common(device, &here))
+                }
+                false => rev_there.contains(&(*device, *key)),
+            };
+            if !made_again {
+                lost.push(Lost::Revocation {
+                    device: *device,
+                    key: *key,
+                    since: since.unwrap_or(common as u64 + i as u64),
+                })
+            }
         }
     }
     Ok(Turn {
@@ -288,10 +299,7 @@ impl Turn {
 fn revocations(steps: &[Step]) -> Vec<(DeviceId, AccountKeyPub)> {
     steps
         .iter()
-        .filter_map(|(_, op)| match op {
-            AccountOp::RevokeDevice { device, key, .. } => Some((*device, *key)),
-            _ => None,
-        })
+        .filter_map(|(_, op)| op.revocation().map(|(device, key, ..)| (*device, *key)))
         .collect()
 }
 
@@ -358,7 +366,13 @@ impl Home {
             signed = self.join_turn(&mut state, &log, &turn)?;
             log.extend(signed.iter().cloned());
         }
-        if turn.added_here.iter().any(|d| !state.is_active(d)) {
+        // Listed is enough: one revoked there was revoked by a device that
+        // held more of the turn than this one does.
+        if turn
+            .added_here
+            .iter()
+            .any(|d| !state.devices.contains_key(d))
+        {
             return Err(refused(LACKS_DEVICES).into());
         }
         if !self.held_entries_verify_under(account, &state)? {
@@ -423,10 +437,7 @@ impl Home {
             // this account's (or, of another account, shared with it) moves
             // to a key sealed to the log taken.
             let moved = match turn.orphans {
-                true => format!(
-                    "; the account keys of the history held here are left behind, so {} case(s) moved to a new key",
-                    home.rotate_owned((!mine).then_some(account))?
-                ),
+                true => home.move_cases_after_turn((!mine).then_some(account))?,
                 false => String::new(),
             };
             home.trail().record(
@@ -443,131 +454,6 @@ impl Home {
         self.synced.verified_logs.remember(*account, &log, &state);
         Ok(state)
     }
-
-    /// Does again on top of the relay's log, as `state` leaves it, what
-    /// `turn` says its turn lacks, and revokes the devices it cuts; returns
-    /// the entries, signed by this device and applied to `state`. A
-    /// revocation is made again to the account key it made here, so what
-    /// was sealed to that generation stays readable; a device cut gets a
-    /// new one. (Refused if a generation held here does not line up.)
-    fn join_turn(
-        &self,
-        state: &mut AccountState,
-        theirs: &[Signed],
-        turn: &Turn,
-    ) -> Result<Vec<Signed>> {
-        let account = state.id;
-        let wrong = || RollbackError::AccountLogTurned {
-            account,
-            after: turn.common,
-            why: REVOKES,
-        };
-        // Keys by generation as the relay's log leaves them to this device,
-        // then each one a revocation made again brings. (One out of reach
-        // means the relay's log no longer wraps its key to this device.)
-        let me = self.device_id();
-        let mut keys = account::account_keys(theirs, &state.id, &me, &self.id.dh)?;
-        let mut signed = Vec::new();
-        let current = |keys: &[DhSecret], state: &AccountState| {
-            keys.get(state.key.generation as usize)
-                .map(|k| DhSecret::from_bytes(*k.expose()))
-                .ok_or(crate::error::Error::Revoked)
-        };
-        for lost in &turn.lost {
-            let now = self.now();
-            let entry = match lost {
-                Lost::Device(info) => {
-                    let key = current(&keys, state)?;
-                    account::add_device(state, &self.id.signer, &key, info.clone(), now)?
-                }
-                // The keys made here left behind: to a new key, unless the
-                // device is revoked already (cut, or revoked there).
-                Lost::Revocation { device, .. } if turn.orphans => {
-                    if !state.is_active(device) {
-                        continue;
-                    }
-                    let (entry, new_key) = account::revoke_device(
-                        state,
-                        &self.id.signer,
-                        &current(&keys, state)?,
-                        *device,
-                        now,
-                    )?;
-                    keys.push(new_key);
-                    entry
-                }
-                Lost::Revocation { device, key } => {
-                    let held = self
-                        .account_keys
-                        .get(key.generation as usize)
-                        .filter(|k| {
-                            k.public() == key.public && key.generation == state.key.generation + 1
-                        })
-                        .ok_or_else(wrong)?;
-                    let entry = account::revoke_device_to(
-                        state,
-                        &self.id.signer,
-                        &current(&keys, state)?,
-                        *device,
-                        held,
-                        now,
-                    )?;
-                    keys.push(DhSecret::from_bytes(*held.expose()));
-                    entry
-                }
-            };
-            state.apply(&entry)?;
-            signed.push(entry);
-        }
-        for device in &turn.cut {
-            if !state.is_active(device) {
-                continue;
-            }
-            let (entry, new_key) = account::revoke_device(
-                state,
-                &self.id.signer,
-                &current(&keys, state)?,
-                *device,
-                self.now(),
-            )?;
-            state.apply(&entry)?;
-            keys.push(new_key);
-            signed.push(entry);
-        }
-        Ok(signed)
-    }
-
-    /// Whether every access entry held here (queued ones too) and every
-    /// disposal kept here that a device of `account` signed still
-    /// verifies under its log as `state` leaves it.
-    fn held_entries_verify_under(&self, account: &AccountId, state: &AccountState) -> Result<bool> {
-        for doc in self.store.doc_ids()? {
-            for signed in self.access().access_log(&doc)? {
-                if !verifies_under(&signed, account, state) {
-                    return Ok(false);
-                }
-            }
-        }
-        let kept = self.kept_disposals()?;
-        Ok(kept
-            .values()
-            .all(|k| verifies_under(&k.gone, account, state)))
-    }
-}
-
-/// Whether an access entry, if `account` signed it, verifies under its log
-/// as `state` leaves it: its signer active at the log length it was signed
-/// at ([`AccountState::active_at`], as the access log's own check asks).
-/// Another account's entry, or one that does not open, is not this check's
-/// to judge.
-fn verifies_under(signed: &Signed, account: &AccountId, state: &AccountState) -> bool {
-    let Ok(entry) = signed.open::<DocEntry>(access::SIG_LABEL) else {
-        return true;
-    };
-    if entry.account != *account {
-        return true;
-    }
-    state.active_at(&signed.signer, entry.account_len)
 }
 
 #[cfg(test)]

@@ -122,7 +122,7 @@ fn add_by(a: &Account, signer: &DeviceSigner, log: &[Signed], info: DeviceInfo) 
 /// `log` with `device` revoked on top of it to `key`.
 fn revoke_to(a: &Account, log: &[Signed], device: DeviceId, key: &DhSecret) -> Vec<Signed> {
     let state = AccountState::verify_log(log).unwrap();
-    let e = account::revoke_device_to(&state, &a.signer, &a.key, device, key, 3).unwrap();
+    let e = account::revoke_device_to(&state, &a.signer, &a.key, device, key, None, 3).unwrap();
     let mut log = log.to_vec();
     log.push(e);
     log
@@ -146,7 +146,8 @@ fn a_revocation_the_relay_lacks_is_made_again_to_the_same_key() {
         turn.lost,
         vec![Lost::Revocation {
             device: phone.id,
-            key
+            key,
+            since: 2
         }]
     );
     assert!(turn.cut.is_empty() && turn.added_here.is_empty());
@@ -210,10 +211,22 @@ fn a_device_added_and_revoked_here_is_not_waited_for() {
     let joined = revoke_to(&a, &a.add(&theirs, paper.clone()), paper.id, &k1);
     let turn = judge(&a, &held, &joined).unwrap();
     assert!(turn.lost.is_empty() && !turn.orphans, "{turn:?}");
-    // With the keys made here left behind, neither is made again.
+    // With the keys made here left behind, it is listed only as revoked.
     let other = a.revoke(&theirs, watch.id);
     let turn = judge(&a, &held, &other).unwrap();
-    assert!(turn.orphans && turn.lost.is_empty(), "{turn:?}");
+    assert!(turn.orphans, "{turn:?}");
+    assert!(
+        matches!(&turn.lost[..], [Lost::Revoked(d)] if d.id == paper.id),
+        "{turn:?}"
+    );
+    // A device that holds the log only up to the paper device's addition
+    // takes a log that lists it revoked, and signs nothing: it does not
+    // wait for a device that will never be added again, nor add it.
+    let prefix = a.add(&base, paper.clone());
+    let listed = revoke_to(&a, &a.add(&other, paper.clone()), paper.id, &k1);
+    let turn = judge(&a, &prefix, &listed).unwrap();
+    assert!(turn.lost.is_empty(), "{turn:?}");
+    assert_eq!(turn.added_here, vec![paper.id]);
 }
 
 #[test]
