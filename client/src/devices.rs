@@ -183,6 +183,7 @@ impl Home {
         devices: &[DeviceId],
         add: Option<DeviceInfo>,
     ) -> Result<usize> {
+        let mine = self.account_id();
         let first = state.len;
         let mut state = state;
         let mut entries = Vec::new();
@@ -219,7 +220,6 @@ impl Home {
             })
             .await?;
         self.extend_account_log(first, &entries)?;
-        let mine = self.account_id();
         self.atomically(|home| {
             let mut rotated = 0;
             for doc in home.store.doc_ids()? {

@@ -96,7 +96,7 @@ impl Identity {
         Sha256::digest(self.cert.as_ref()).into()
     }
 
-    /// A QUIC server configuration: TLS 1.3 only, ring provider, ALPN `casebook/5`.
+    /// A QUIC server configuration: TLS 1.3 only, ring provider, ALPN `casebook/4`.
     pub fn server_config(&self) -> Result<quinn::ServerConfig, TlsError> {
         let provider = Arc::new(rustls::crypto::ring::default_provider());
         let mut tls = rustls::ServerConfig::builder_with_provider(provider)

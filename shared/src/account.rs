@@ -61,53 +61,6 @@ pub enum AccountOp {
         wraps: Vec<(DeviceId, Wrapped)>,
         previous: Wrapped,
     },
-    /// A revocation made again on top of another history of the log (a
-    /// relay restored from an older copy and written to since; see
-    /// [`revoke_device_to`]): as [`AccountOp::RevokeDevice`], and the
-    /// device counts as revoked from length `since` on, where the history
-    /// it was first made in revoked it. What the device signed at a longer
-    /// log (active again on the restored relay meanwhile) does not verify,
-    /// though the log reached that length only later in this history.
-    RevokeDeviceSince {
-        device: DeviceId,
-        since: u64,
-        key: AccountKeyPub,
-        wraps: Vec<(DeviceId, Wrapped)>,
-        previous: Wrapped,
-    },
-}
-
-impl AccountOp {
-    /// The device a revocation revokes, the account key it makes, the
-    /// wraps of that key and the previous key sealed to it, and the length
-    /// from which it holds, if it does not hold from its own entry on.
-    #[allow(clippy::type_complexity)]
-    pub fn revocation(
-        &self,
-    ) -> Option<(
-        &DeviceId,
-        &AccountKeyPub,
-        &[(DeviceId, Wrapped)],
-        &Wrapped,
-        Option<u64>,
-    )> {
-        match self {
-            AccountOp::RevokeDevice {
-                device,
-                key,
-                wraps,
-                previous,
-            } => Some((device, key, wraps, previous, None)),
-            AccountOp::RevokeDeviceSince {
-                device,
-                since,
-                key,
-                wraps,
-                previous,
-            } => Some((device, key, wraps, previous, Some(*since))),
-            _ => None,
-        }
-    }
 }
 
 /// One entry of the chain, before signing.
@@ -282,20 +235,7 @@ impl AccountState {
             }
             AccountOp::RevokeDevice {
                 device, key, wraps, ..
-            }
-            | AccountOp::RevokeDeviceSince {
-                device, key, wraps, ..
             } => {
-                let since = match &entry.op {
-                    AccountOp::RevokeDeviceSince { since, .. } => *since,
-                    _ => seq,
-                };
-                if since > seq {
-                    return Err(AccountError::Invalid(
-                        seq,
-                        "a revocation holds from no later than its own entry",
-                    ));
-                }
                 if !self.is_active(device) {
                     return Err(AccountError::Invalid(seq, "device is not active"));
                 }
@@ -323,7 +263,7 @@ impl AccountState {
                     ));
                 }
                 if let Some(d) = self.devices.get_mut(device) {
-                    d.revoked_seq = Some(since);
+                    d.revoked_seq = Some(seq);
                     d.revoked_generation = Some(key.generation);
                 }
                 self.key = *key;
@@ -396,24 +336,6 @@ pub fn revoke_device(
     at: u64,
 ) -> Result<(Signed, DhSecret), CryptoError> {
     let new_key = DhSecret::generate();
-    let entry = revoke_device_to(state, signer, current_key, device, &new_key, None, at)?;
-    Ok((entry, new_key))
-}
-
-/// [`revoke_device`] to a given account key, holding from length `since`
-/// if given ([`AccountOp::RevokeDeviceSince`]): a revocation made again on
-/// top of another history of the log (a relay restored from an older copy
-/// and written to since) keeps the generation's key, so what was sealed to
-/// it stays readable, and holds from where it held in that history.
-pub fn revoke_device_to(
-    state: &AccountState,
-    signer: &DeviceSigner,
-    current_key: &DhSecret,
-    device: DeviceId,
-    new_key: &DhSecret,
-    since: Option<u64>,
-    at: u64,
-) -> Result<Signed, CryptoError> {
     let generation = state.key.generation + 1;
     let mut wraps = Vec::new();
     for d in state.active().filter(|d| d.info.id != device) {
@@ -429,31 +351,21 @@ pub fn revoke_device_to(
         &prev_info(&state.id, generation),
         current_key.expose(),
     )?;
-    let key = AccountKeyPub {
-        generation,
-        public: new_key.public(),
-    };
     let entry = AccountEntry {
         seq: state.len,
         prev: Some(state.head),
         at,
-        op: match since {
-            None => AccountOp::RevokeDevice {
-                device,
-                key,
-                wraps,
-                previous,
+        op: AccountOp::RevokeDevice {
+            device,
+            key: AccountKeyPub {
+                generation,
+                public: new_key.public(),
             },
-            Some(since) => AccountOp::RevokeDeviceSince {
-                device,
-                since,
-                key,
-                wraps,
-                previous,
-            },
+            wraps,
+            previous,
         },
     };
-    Ok(Signed::sign(signer, SIG_LABEL, &entry))
+    Ok((Signed::sign(signer, SIG_LABEL, &entry), new_key))
 }
 
 /// Recovers every account-key generation a device can reach from a verified log:
@@ -487,10 +399,7 @@ pub fn account_keys(
                     crypto::unwrap_key(device_dh, &wrap_info(account, device, generation), wrap)?;
                 newest = Some((generation, DhSecret::from_bytes(*k.expose())));
             }
-            op @ (AccountOp::RevokeDevice { .. } | AccountOp::RevokeDeviceSince { .. }) => {
-                let Some((_, key, wraps, _, _)) = op.revocation() else {
-                    continue;
-                };
+            AccountOp::RevokeDevice { key, wraps, .. } => {
                 generation = key.generation;
                 if let Some((_, w)) = wraps.iter().find(|(d, _)| d == device) {
                     let k =
@@ -510,10 +419,11 @@ pub fn account_keys(
     for g in (1..=top).rev() {
         let previous = ops
             .iter()
-            .find_map(|op| {
-                op.revocation()
-                    .filter(|(_, key, ..)| key.generation == g)
-                    .map(|(_, _, _, previous, _)| previous)
+            .find_map(|op| match op {
+                AccountOp::RevokeDevice { key, previous, .. } if key.generation == g => {
+                    Some(previous)
+                }
+                _ => None,
             })
             .ok_or(AccountError::Invalid(0, "missing rotation entry"))?;
         let newer = keys.last().expect("keys starts non-empty");
@@ -525,5 +435,74 @@ pub fn account_keys(
 }
 
 #[cfg(test)]
-#[path = "account_tests.rs"]
-mod tests;
+mod tests {
+    use super::*;
+
+    fn dev() -> (DeviceSigner, DhSecret) {
+        (DeviceSigner::generate(), DhSecret::generate())
+    }
+
+    fn info(s: &DeviceSigner, d: &DhSecret) -> DeviceInfo {
+        DeviceInfo {
+            id: s.device_id(),
+            dh: d.public(),
+            kind: DeviceKind::Device,
+        }
+    }
+
+    #[test]
+    fn chain_add_revoke_and_key_history() {
+        let (s1, d1) = dev();
+        let (s2, d2) = dev();
+        let (g, k0) = genesis(&s1, &d1, 1);
+        let mut st = AccountState::from_genesis(&g).unwrap();
+        let add = add_device(&st, &s1, &k0, info(&s2, &d2), 2).unwrap();
+        st.apply(&add).unwrap();
+        let (rev, k1) = revoke_device(&st, &s2, &k0, s1.device_id(), 3).unwrap();
+        st.apply(&rev).unwrap();
+        assert!(!st.is_active(&s1.device_id()));
+        assert_eq!(st.key.generation, 1);
+        let log = vec![g, add, rev];
+        let again = AccountState::verify_log(&log).unwrap();
+        assert_eq!(again, st);
+        let keys = account_keys(&log, &st.id, &s2.device_id(), &d2).unwrap();
+        assert_eq!(keys.len(), 2);
+        assert_eq!(keys[0].expose(), k0.expose());
+        assert_eq!(keys[1].expose(), k1.expose());
+        // The revoked device reaches generation 0 only.
+        let old = account_keys(&log, &st.id, &s1.device_id(), &d1).unwrap();
+        assert_eq!(old.len(), 1);
+    }
+
+    #[test]
+    fn revoked_device_cannot_sign_and_chain_must_link() {
+        let (s1, d1) = dev();
+        let (s2, d2) = dev();
+        let (g, k0) = genesis(&s1, &d1, 1);
+        let mut st = AccountState::from_genesis(&g).unwrap();
+        let add = add_device(&st, &s1, &k0, info(&s2, &d2), 2).unwrap();
+        // Replaying genesis's position or skipping fails.
+        let mut wrong = st.clone();
+        wrong.len = 5;
+        assert!(matches!(wrong.apply(&add), Err(AccountError::Broken(_))));
+        st.apply(&add).unwrap();
+        let (rev, _) = revoke_device(&st, &s2, &k0, s1.device_id(), 3).unwrap();
+        st.apply(&rev).unwrap();
+        let (s3, d3) = dev();
+        let bad = add_device(&st, &s1, &k0, info(&s3, &d3), 4).unwrap();
+        assert_eq!(st.apply(&bad), Err(AccountError::NotActive(3)));
+    }
+
+    #[test]
+    fn a_stranger_cannot_extend_the_log() {
+        let (s1, d1) = dev();
+        let (g, k0) = genesis(&s1, &d1, 1);
+        let mut st = AccountState::from_genesis(&g).unwrap();
+        let (mallory, md) = dev();
+        let forged = add_device(&st, &mallory, &k0, info(&mallory, &md), 2).unwrap();
+        assert_eq!(st.apply(&forged), Err(AccountError::NotActive(1)));
+        let mut tampered = add_device(&st, &s1, &k0, info(&mallory, &md), 2).unwrap();
+        tampered.body[3] ^= 1;
+        assert!(st.apply(&tampered).is_err());
+    }
+}

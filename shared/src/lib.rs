@@ -23,11 +23,7 @@ pub mod signed;
 /// told at the handshake instead. 3: a listing carries each access log's
 /// last entry hash ([`frames::DocHead::access_head`]). 4: an early upload
 /// names each document's access log end ([`frames::Request::UploadLatest`]).
-/// 5: an account log may hold a revocation made again on top of another
-/// history, holding from an earlier length
-/// ([`account::AccountOp::RevokeDeviceSince`]), which a build of 4 cannot
-/// read.
-pub const ALPN: &[u8] = b"casebook/5";
+pub const ALPN: &[u8] = b"casebook/4";
 
 /// The wire and envelope format version this build speaks.
 pub const PROTOCOL_VERSION: u8 = 1;

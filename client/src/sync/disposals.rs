@@ -141,8 +141,8 @@ impl Home {
     /// that never saw it wrote on (and this device took). Returns what
     /// came of each disposal found (one refused is held back this round,
     /// with why, rather than refusing the whole listing); any other shorter
-    /// log is left to the listing's judgment, which refuses it as a
-    /// rollback.
+    /// log is left to the listing's judgment, which holds that document
+    /// back as a rollback.
     pub(super) async fn disposed_over_more(
         &mut self,
         relay: &Relay,

@@ -30,7 +30,6 @@ mod snapshot;
 mod take;
 mod told;
 mod turn;
-mod turn_join;
 mod upkeep;
 mod watch;
 

@@ -290,7 +290,9 @@ impl Home {
             report.refused.append(pulling.refused());
         }
         // What the relay lost that this device holds is queued to go back.
-        if pulling.rechecking() {
+        // A document held back was not looked at: the look stays due (at
+        // most hourly) until none is.
+        if pulling.rechecking() && !pulling.any_held_back() {
             self.rechecked(pulling.rechecked().len())?;
         }
         let claimed = self.judge_claims(audit_head, &listed, accounts, report)?;

@@ -14,8 +14,9 @@
 //!   and gives the disposal back alone; see `sync::disposals`);
 //! - access entries signed here but not sent yet are not on the relay: the
 //!   relay's log is compared with the part of ours it has had
-//!   ([`check::plan`](super::check::plan) refuses a listing that shows less
-//!   than this device has seen);
+//!   ([`check::plan`](super::check::plan) holds back a document whose access
+//!   log the relay shows shorter than this device has seen, and refuses a
+//!   listing that names one twice or lacks one this account owns);
 //! - this account's audit document is created once if neither side has it;
 //! - a document the relay no longer lists was unshared (unless this
 //!   account owns it); one listed again may be shared again;
@@ -148,8 +149,9 @@ impl Pulling {
         self.next.pop_front().unwrap_or(Step::Done)
     }
 
-    /// The relay's listing: refused whole if it shows less than this
-    /// device has seen.
+    /// The relay's listing: refused whole if it names a document twice or
+    /// lacks one this account owns; a document shown with fewer access
+    /// entries than this device has seen is held back.
     pub fn listed(&mut self, heads: &[DocHead]) -> Result<(), RollbackError> {
         let audit = self.here.audit;
         if !self.here.audit_held && !self.audit_tried && !heads.iter().any(|h| h.doc == audit) {
@@ -484,6 +486,12 @@ impl Pulling {
             .filter(|n| n.rewind && !self.settled(&n.doc))
             .map(|n| n.doc)
             .collect()
+    }
+
+    /// Whether any document was held back this pull (then a look for what
+    /// the relay lost skipped it, and is not done).
+    pub fn any_held_back(&self) -> bool {
+        !self.held_back.is_empty()
     }
 
     /// The documents fetched whole to find what the relay lost (see

@@ -256,7 +256,7 @@ impl Out {
         }
         if !r.logs_turned.is_empty() {
             tell!(
-                "note: the relay's copy of {} account log(s) took another turn than the one held here (restored from an older copy, and written to since); the relay's was taken, and any device or revocation it lacked made again on top of it (see the trail)",
+                "note: the relay's copy of {} account log(s) took another turn than the one held here (restored from an older copy, and written to since); the one held here only added devices, so the relay's was taken, and any device it lacked signed in again",
                 r.logs_turned.len()
             );
         }
