@@ -551,11 +551,10 @@ pub fn doc_keys(
             }
             DocOp::RemoveMember { .. } | DocOp::Dispose => None,
         };
-        // One that does not open is passed over, not fatal: sealed to an
-        // account key of a history this account's log left behind (two
-        // devices that each revoked the same device after a restore), it
-        // is followed by one sealed to the key the log has, whose
-        // `previous` chain still reaches the epochs before it.
+        // One that does not open (damaged, or sealed to a key this account
+        // does not hold) is passed over, not fatal: the newest one that
+        // does open, and its `previous` chain, still reach the epochs it
+        // reaches, where failing here left the caller no key at all.
         if let Some(k) = found.filter(|k| k.recipient == *account)
             && let Some(ak) = account_keys.get(k.generation as usize)
             && let Ok(key) =

@@ -260,8 +260,9 @@ async fn a_log_sent_back_is_taken_only_where_the_relays_begins_it() {
 /// copy; Dr. Rivera's laptop fetched that entry. Restored, the relay holds
 /// fewer of that case's access entries than the laptop has seen, entries
 /// only Dr. Chen's devices can send back. The laptop holds that case back,
-/// named, and goes on: its own note reaches its phone. Once Dr. Chen has
-/// synced, the case is whole again and the laptop's sync is clean.
+/// named, and goes on: its own note reaches its phone, and the note it
+/// wrote on her case waits. Once Dr. Chen has synced, the case is whole
+/// again, the laptop's sync is clean, and the note reaches her.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_colleagues_access_entries_the_relay_lost_hold_back_only_her_case() {
     let relay = TestRelay::start().await;
@@ -277,7 +278,7 @@ async fn a_colleagues_access_entries_the_relay_lost_hold_back_only_her_case() {
     }
     let hers = case_with_a_plan(&mut chen, "her client");
     befriend(&mut chen, "Dr. Rivera", &laptop.account_id());
-    share_case(&mut chen, &hers, "Dr. Rivera", "read", true).await;
+    share_case(&mut chen, &hers, "Dr. Rivera", "write", true).await;
     sync(&mut laptop).await;
     let (relay, copy) = relay.copy().await;
     befriend(&mut chen, "Dr. Osei", &osei.account_id());
@@ -287,6 +288,10 @@ async fn a_colleagues_access_entries_the_relay_lost_hold_back_only_her_case() {
     let relay = relay.restore(copy.path()).await;
     laptop
         .add_note(&own, free_note("after the restore"))
+        .unwrap();
+    let on_hers = stored_envelopes(&relay, &hers).len();
+    laptop
+        .add_note(&hers, free_note("Dr. Rivera's note on her case"))
         .unwrap();
     let r = try_sync(&mut laptop)
         .await
@@ -304,9 +309,19 @@ async fn a_colleagues_access_entries_the_relay_lost_hold_back_only_her_case() {
         2,
         "the plan and the note"
     );
+    // Nothing of the case held back went, early or in a round.
+    try_sync(&mut laptop).await.expect("again");
+    assert_eq!(stored_envelopes(&relay, &hers).len(), on_hers);
 
     sync(&mut chen).await;
     assert_clean(&sync(&mut laptop).await);
     assert_eq!(plan_of(&mut laptop, &hers), "her client");
+    sync(&mut chen).await;
+    assert!(
+        notes_of(&mut chen, &hers)
+            .iter()
+            .any(|n| n == "Dr. Rivera's note on her case"),
+        "the note waited, and went"
+    );
     relay.stop().await;
 }

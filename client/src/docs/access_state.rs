@@ -239,14 +239,12 @@ impl Access<'_> {
             // Another document's log served under this id.
             return Err(Error::Access(access::AccessError::Broken(0)));
         }
-        // The keys held of the epochs the log held kept stay, those the log
-        // reaches added or put in their place: an epoch key sealed to an
-        // account key of a history the account's log left behind (see
-        // `sync::turn`) is reached no more through the log, but was this
-        // account's, and its envelopes stay readable here. Those of epochs
-        // past the part kept (a history of the access log itself left
-        // behind, see `sync::fork`) go: another key of that epoch may be
-        // the log's now.
+        // The keys held of the epochs the part of the log kept reaches stay
+        // (one the log no longer reaches, as when an envelope of it does
+        // not open, was this account's: its envelopes stay readable here),
+        // and those the log reaches beyond are added. Those of epochs past
+        // the part kept (a history of the access log left behind, see
+        // `sync::fork`) go: another key of that epoch may be the log's now.
         let kept_epoch = log[..first as usize]
             .iter()
             .filter_map(|e| match e.open::<access::DocEntry>(access::SIG_LABEL) {
@@ -258,9 +256,15 @@ impl Access<'_> {
             })
             .max()
             .unwrap_or(0);
-        let mut keys = self.doc_keys(doc)?;
+        let mut keys = match first {
+            0 => BTreeMap::new(),
+            _ => self.doc_keys(doc)?,
+        };
         keys.retain(|epoch, _| *epoch <= kept_epoch);
-        keys.extend(access::doc_keys(&log, &self.me, self.account_keys).unwrap_or_default());
+        for (epoch, key) in access::doc_keys(&log, &self.me, self.account_keys).unwrap_or_default()
+        {
+            keys.entry(epoch).or_insert(key);
+        }
         let encoded: Vec<Vec<u8>> = new.iter().map(codec::encode).collect();
         self.store.append_log(&doc.0, first, &encoded)?;
         self.store.put_secret(

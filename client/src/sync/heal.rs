@@ -301,8 +301,9 @@ impl Home {
     /// account's own entries only), and counts them as the relay's in
     /// `heads`. A document sent back whole is listed with no envelopes, so
     /// the round takes it as rewound and sends back what it holds. What
-    /// cannot be sent back is left for [`super::check::plan`] to refuse as
-    /// a rollback: the account that signed it sends it back when it syncs.
+    /// cannot be sent back is left for [`super::check::plan`] to hold back
+    /// as a rollback: the account that signed it sends it back when it
+    /// syncs.
     /// Returns the documents healed.
     pub(super) async fn heal_access(
         &mut self,

@@ -281,7 +281,7 @@ impl Home {
             r => return Err(unexpected(r)),
         };
         // Two histories, as after a restore written to since: taken where
-        // both turns only add devices (see `turn`).
+        // the one held here only adds devices (see `turn`).
         if let Err(refusal) = extension(account, held.last(), &entries) {
             return self.take_turned_log(relay, account, held, refusal).await;
         }

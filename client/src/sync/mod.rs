@@ -105,7 +105,7 @@ pub struct SyncReport {
     pub logs_healed: Vec<AccountId>,
     /// Accounts whose log on the relay took another turn than the one held
     /// here (restored from an older copy, and written to since), taken:
-    /// both turns only added devices (see `sync::turn`).
+    /// the one held here only added devices (see `sync::turn`).
     pub logs_turned: Vec<AccountId>,
     /// Documents disposed of whose disposal the relay lacked (restored from
     /// an older copy, or losing data): given back, so it deletes them again.
@@ -150,6 +150,10 @@ pub struct LastRound {
     /// Documents the round left incomplete.
     #[serde(default)]
     pub incomplete: Vec<Incomplete>,
+    /// Documents the round held back (nothing of theirs went, nor may go
+    /// early before a round takes them again).
+    #[serde(default)]
+    pub held_back: Vec<DocId>,
 }
 
 /// A document this device holds only in part: changes it holds (signed,
@@ -421,6 +425,7 @@ impl Home {
         // What this round learns of members' keys and shares is as of when
         // it first reads the account logs.
         let mut learnt_at = None;
+        let mut pulled_back: Vec<DocId> = Vec::new();
         let mut round = Round::new(self.restored_at()?.is_some());
         let mut accounts = BTreeMap::new();
         loop {
@@ -444,6 +449,7 @@ impl Home {
                     let (held_back, lacking) = self
                         .pull(relay, &mut accounts, round.report(), progress)
                         .await?;
+                    pulled_back = held_back.iter().copied().collect();
                     round.pulled(held_back, lacking);
                 }
                 Phase::ForgetRestored => self.store.delete_meta(crate::backup::RESTORED)?,
@@ -519,6 +525,7 @@ impl Home {
                 at: self.now(),
                 held: report.held.clone(),
                 incomplete: report.incomplete.clone(),
+                held_back: pulled_back,
             })
             .expect("plain data always serializes"),
         )?;

@@ -290,9 +290,9 @@ impl Home {
             report.refused.append(pulling.refused());
         }
         // What the relay lost that this device holds is queued to go back.
-        // A document held back was not looked at: the look stays due (at
-        // most hourly) until none is.
-        if pulling.rechecking() && !pulling.any_held_back() {
+        // A document shown shorter, held back, was not looked at: the look
+        // stays due (at most hourly) until none is.
+        if pulling.rechecking() && !pulling.shown_shorter() {
             self.rechecked(pulling.rechecked().len())?;
         }
         let claimed = self.judge_claims(audit_head, &listed, accounts, report)?;

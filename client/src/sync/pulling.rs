@@ -74,6 +74,9 @@ pub(crate) struct Pulling {
     awaiting_access: usize,
     fetched_logs: Vec<(DocId, Vec<Signed>)>,
     held_back: BTreeSet<DocId>,
+    /// Of those, the ones the relay shows with fewer access entries than
+    /// seen here (see [`Pulling::shown_shorter`]).
+    shorter: BTreeSet<DocId>,
     purged: BTreeSet<DocId>,
     /// Documents whose disposal an owner's device keeps under a legal hold.
     kept: BTreeSet<DocId>,
@@ -117,6 +120,7 @@ impl Pulling {
             awaiting_access: 0,
             fetched_logs: Vec::new(),
             held_back: BTreeSet::new(),
+            shorter: BTreeSet::new(),
             purged: BTreeSet::new(),
             kept: BTreeSet::new(),
             refused: Vec::new(),
@@ -176,6 +180,7 @@ impl Pulling {
             held_back,
         } = check::plan(heads, &held)?;
         for (doc, refused) in held_back {
+            self.shorter.insert(doc);
             self.refuse_log(
                 doc,
                 format!("{refused}; the case waits, and the rest syncs: a device of the account that signed the entries sends them back when it syncs"),
@@ -488,10 +493,13 @@ impl Pulling {
             .collect()
     }
 
-    /// Whether any document was held back this pull (then a look for what
-    /// the relay lost skipped it, and is not done).
-    pub fn any_held_back(&self) -> bool {
-        !self.held_back.is_empty()
+    /// Whether the relay showed a document with fewer access entries than
+    /// seen here, held back: lost in the same restore as whatever a look
+    /// for what the relay lost is after, and skipped by it, so the look is
+    /// not done until its entries are back. (Documents held back for good,
+    /// as on a log refused for good, do not keep the look due.)
+    pub fn shown_shorter(&self) -> bool {
+        !self.shorter.is_empty()
     }
 
     /// The documents fetched whole to find what the relay lost (see

@@ -53,14 +53,16 @@ impl Home {
             return Ok((0, 0));
         }
         let now = self.now();
-        let held: Vec<DocId> = self
-            .last_round()?
-            .map(|l| l.held.into_iter().map(|h| h.doc).collect())
-            .unwrap_or_default();
+        let last = self.last_round()?;
+        let held: Vec<DocId> = (last.iter())
+            .flat_map(|l| l.held.iter().map(|h| h.doc))
+            .collect();
         // A case kept under a legal hold holds its rows for good; one of
         // its access rows must not keep every other edit from going early.
-        // Nor does one a refused account log is part of (see `logs`).
+        // Nor does one a refused account log is part of (see `logs`), nor
+        // one the last round held back (its access log refused).
         let mut waits = self.kept_under_hold()?;
+        waits.extend(last.into_iter().flat_map(|l| l.held_back));
         let mut rows = self.store.outbox()?;
         for row in &rows {
             if !waits.contains(&row.doc) && self.on_a_refused_log(&row.doc)?.is_some() {

@@ -16,10 +16,10 @@
 //! in the relay's log signs its devices in again on top of it (the
 //! relay's newest account key wrapped to each anew), and then takes it; a
 //! device added in the lost turn, and another account's device, take the
-//! relay's log once every device of the turn they hold is listed in it. A device signed in again
-//! stands later in the log than it did: what it signed at a length of the
-//! log where, in the relay's history, it was not yet a device no longer
-//! verifies. So a device takes a turn only if every access entry it holds
+//! relay's log once every device of the turn they hold is listed in it.
+//! A device signed in again stands later in the log than it did: what it
+//! signed at a length of the log where, in the relay's history, it was not
+//! yet a device no longer verifies. So a device takes a turn only if every access entry it holds
 //! (queued ones too) and every disposal it keeps still verify under the
 //! log it would take.
 //!
@@ -77,7 +77,8 @@ pub(crate) const REVOKED_SIGNS: &str =
     "the one held here holds an entry signed by a device the relay's revokes";
 pub const LACKS_DEVICES: &str =
     "the relay's lacks devices of the one held, which a device of that account adds again";
-pub(crate) const ENTRIES_DEPEND: &str = "an access entry or a disposal held here, signed by a device the turn held here added, would no longer verify";
+pub(crate) const ENTRIES_DEPEND: &str = "an access entry or a disposal held here would no longer verify under it (signed by a device the turn held here added, or by one the relay's revokes, after that)";
+pub(crate) const UNEXPECTED: &str = "an entry of it is neither an added device nor a revocation";
 pub(crate) const BELOW_TAKEN: &str = "it parts no later than another turn of it this device took did (a relay showing two histories in turn)";
 pub const MOVED_ON: &str = "the relay's log moved on while this device signed devices in again; the next sync judges it again";
 
@@ -124,7 +125,7 @@ pub(crate) fn judge_turn(
         match e.open::<AccountEntry>(account::SIG_LABEL).map(|e| e.op) {
             Ok(AccountOp::AddDevice { device, .. }) => added_there.push(device.id),
             Ok(AccountOp::RevokeDevice { device, .. }) => revoked_there.push(device),
-            _ => return Err(refused(REVOKES)),
+            _ => return Err(refused(UNEXPECTED)),
         }
     }
     // A device the relay's turn revoked (the desk revoking a lost phone
