@@ -19,9 +19,9 @@
 //! relay's log once every device of the turn they hold is listed in it.
 //! A device signed in again stands later in the log than it did: what it
 //! signed at a length of the log where, in the relay's history, it was not
-//! yet a device no longer verifies. So a device takes a turn only if every access entry it holds
-//! (queued ones too) and every disposal it keeps still verify under the
-//! log it would take.
+//! yet a device no longer verifies. So a device takes a turn only if every
+//! access entry it holds (queued ones too) and every disposal it keeps
+//! still verify under the log it would take.
 //!
 //! What stays refused, named ([`RollbackError::AccountLogTurned`]): a
 //! turn held here that revokes a device. Made again on top of the relay's
