@@ -7,7 +7,24 @@
 //! turn made is taken.
 
 use casebook::Home;
+use casebook_shared::ids::DocId;
 use casebook_tests::*;
+
+/// Dr. Rivera's laptop, phone and desk computer, all synced, and a case.
+async fn laptop_phone_desk() -> (TestRelay, tempfile::TempDir, [Home; 3], DocId) {
+    let relay = TestRelay::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let at = |name: &str| dir.path().join(name);
+    let (mut laptop, _) = init_with_words(&at("laptop"), &relay, "Dr. Rivera");
+    let case = case_with_a_plan(&mut laptop, "walk daily");
+    sync(&mut laptop).await;
+    let mut phone = pair(&mut laptop, &at("phone"), &relay).await;
+    let mut desk = pair(&mut laptop, &at("desk"), &relay).await;
+    for home in [&mut phone, &mut desk] {
+        sync(home).await;
+    }
+    (relay, dir, [laptop, phone, desk], case)
+}
 
 /// `home`'s sync is refused: it is revoked.
 async fn assert_revoked(home: &mut Home) {
@@ -26,20 +43,12 @@ async fn assert_revoked(home: &mut Home) {
 /// wrote after the revocation, nor what it writes now.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_revocation_the_restored_relay_lost_is_not_made_again_under_what_the_device_signed() {
-    let relay = TestRelay::start().await;
-    let dir = tempfile::tempdir().unwrap();
+    let (relay, dir, [mut laptop, mut phone, mut desk], case) = laptop_phone_desk().await;
     let at = |name: &str| dir.path().join(name);
-    let (mut laptop, _) = init_with_words(&at("laptop"), &relay, "Dr. Rivera");
-    let case = case_with_a_plan(&mut laptop, "walk daily");
     laptop
         .add_note(&case, free_note("before the revocation"))
         .unwrap();
     sync(&mut laptop).await;
-    let mut phone = pair(&mut laptop, &at("phone"), &relay).await;
-    let mut desk = pair(&mut laptop, &at("desk"), &relay).await;
-    for home in [&mut phone, &mut desk] {
-        sync(home).await;
-    }
     let (relay, copy) = relay.copy().await;
     let conn = laptop.connect().await.unwrap();
     laptop.revoke(&conn, &phone.device_id()).await.unwrap();
@@ -86,20 +95,11 @@ async fn a_revocation_the_restored_relay_lost_is_not_made_again_under_what_the_d
 /// phone active; the desk, never told of the tablet, revokes the phone
 /// there. The laptop's turn only adds the tablet: it takes the relay's log,
 /// signing the tablet in again to the key the desk's revocation made, and
-/// the tablet, the desk and Dr. Chen go on with every note.
+/// the tablet and the desk go on with every note.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_revocation_in_the_relays_turn_is_taken_with_the_devices_it_lacks() {
-    let relay = TestRelay::start().await;
-    let dir = tempfile::tempdir().unwrap();
+    let (relay, dir, [mut laptop, mut phone, mut desk], case) = laptop_phone_desk().await;
     let at = |name: &str| dir.path().join(name);
-    let (mut laptop, _) = init_with_words(&at("laptop"), &relay, "Dr. Rivera");
-    let case = case_with_a_plan(&mut laptop, "walk daily");
-    sync(&mut laptop).await;
-    let mut phone = pair(&mut laptop, &at("phone"), &relay).await;
-    let mut desk = pair(&mut laptop, &at("desk"), &relay).await;
-    for home in [&mut phone, &mut desk] {
-        sync(home).await;
-    }
     let (relay, copy) = relay.copy().await;
     let mut tablet = pair(&mut laptop, &at("tablet"), &relay).await;
     sync(&mut tablet).await;
