@@ -183,7 +183,6 @@ impl Home {
         devices: &[DeviceId],
         add: Option<DeviceInfo>,
     ) -> Result<usize> {
-        let mine = self.account_id();
         let first = state.len;
         let mut state = state;
         let mut entries = Vec::new();
@@ -220,20 +219,26 @@ impl Home {
             })
             .await?;
         self.extend_account_log(first, &entries)?;
-        self.atomically(|home| {
-            let mut rotated = 0;
-            for doc in home.store.doc_ids()? {
-                if home
-                    .access()
-                    .doc_meta(&doc)?
-                    .is_some_and(|m| m.owner == mine && !m.disposed)
-                {
-                    home.rotate_doc(&doc)?;
-                    rotated += 1;
-                }
+        self.atomically(|home| home.rotate_owned())
+    }
+
+    /// Moves every document this account owns and has not disposed of to
+    /// a new epoch ([`Home::rotate_doc`]), after a revocation. Returns how
+    /// many. The caller makes it one transaction with what it follows.
+    pub(crate) fn rotate_owned(&mut self) -> Result<usize> {
+        let mine = self.account_id();
+        let mut rotated = 0;
+        for doc in self.store.doc_ids()? {
+            if self
+                .access()
+                .doc_meta(&doc)?
+                .is_some_and(|m| m.owner == mine && !m.disposed)
+            {
+                self.rotate_doc(&doc)?;
+                rotated += 1;
             }
-            Ok(rotated)
-        })
+        }
+        Ok(rotated)
     }
 
     /// Moves a document to a new epoch key, sealed to each member's current

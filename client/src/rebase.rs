@@ -34,14 +34,17 @@ enum Intent {
 impl Home {
     /// Replaces this device's unsent entries after the first `confirmed`
     /// with the relay's `fetched` ones, then replays what the unsent ones
-    /// meant. `Ok(Some(reason))` when the relay's entries do not verify:
-    /// then nothing here changes.
+    /// meant. Members in `undo` are removed first (shares a device revoked
+    /// here granted on a restored relay, see [`crate::sync`]'s `fork`).
+    /// `Ok(Some(reason))` when the relay's entries do not verify: then
+    /// nothing here changes.
     pub(crate) fn rebase_access(
         &mut self,
         doc: &DocId,
         confirmed: u64,
         fetched: &[Signed],
         accounts: &BTreeMap<AccountId, AccountState>,
+        undo: &[AccountId],
     ) -> Result<Option<String>> {
         let held = self.access().access_log(doc)?;
         let not_ours = || Inconsistent::AccessLogNotOurs(*doc);
@@ -76,7 +79,7 @@ impl Home {
         }
         let confirmed = confirmed + landed;
         let fetched = &fetched[landed..];
-        if confirmed == held.len() {
+        if confirmed == held.len() && undo.is_empty() {
             return self.access().accept_fetched_access(doc, fetched, accounts);
         }
         if fetched.is_empty() {
@@ -94,7 +97,7 @@ impl Home {
         // What this device meant, with the details it sealed opened again.
         let old_keys = self.access().doc_keys(doc)?;
         let mut epoch = DocState::verify_log(&held[..confirmed], lookup)?.epoch;
-        let mut intents = Vec::new();
+        let mut intents: Vec<Intent> = undo.iter().map(|m| Intent::Remove(*m)).collect();
         for e in &held[confirmed..] {
             let entry: DocEntry = e.open(SIG_LABEL).map_err(access::AccessError::from)?;
             intents.push(match entry.op {

@@ -336,6 +336,22 @@ pub fn revoke_device(
     at: u64,
 ) -> Result<(Signed, DhSecret), CryptoError> {
     let new_key = DhSecret::generate();
+    let entry = revoke_device_to(state, signer, current_key, device, &new_key, at)?;
+    Ok((entry, new_key))
+}
+
+/// [`revoke_device`] to an account key made before: a revocation a relay
+/// restored from an older copy lost, made again on top of the log written
+/// to there since, keeps its generation's key, so what was sealed to that
+/// key (the rotations that followed it) stays readable.
+pub fn revoke_device_to(
+    state: &AccountState,
+    signer: &DeviceSigner,
+    current_key: &DhSecret,
+    device: DeviceId,
+    new_key: &DhSecret,
+    at: u64,
+) -> Result<Signed, CryptoError> {
     let generation = state.key.generation + 1;
     let mut wraps = Vec::new();
     for d in state.active().filter(|d| d.info.id != device) {
@@ -365,7 +381,7 @@ pub fn revoke_device(
             previous,
         },
     };
-    Ok((Signed::sign(signer, SIG_LABEL, &entry), new_key))
+    Ok(Signed::sign(signer, SIG_LABEL, &entry))
 }
 
 /// Recovers every account-key generation a device can reach from a verified log:

@@ -1,12 +1,13 @@
 //! A relay restored from a copy older than a revocation, whose account
-//! log was written to again before the device that revoked synced. The
-//! revocation cannot safely be made again on top of what the relay holds
-//! (what the revoked device signed there meanwhile would stand): the
-//! laptop refuses, naming why, and nothing it wrote after the revocation
-//! reaches anyone the revoked device let in. A revocation the relay's own
-//! turn made is taken.
+//! log was written to again before the device that revoked synced: two
+//! histories of the log. The laptop makes the revocation again on top of
+//! what the relay holds, cuts what the revoked device paired there, and
+//! ends every share it granted there, so nothing written after the
+//! revocation reaches anyone the revoked device let in, and nobody is
+//! locked out. A revocation the relay's own turn made is taken.
 
 use casebook::Home;
+use casebook_shared::account::{self, AccountEntry, AccountOp};
 use casebook_shared::ids::DocId;
 use casebook_tests::*;
 
@@ -37,14 +38,22 @@ async fn assert_revoked(home: &mut Home) {
 }
 
 /// The phone, revoked on the laptop after the copy, is a device again on
-/// the restored relay; the desk, never told, pairs a watch there, and the
-/// phone shares the case with Dr. Osei. The laptop refuses the relay's log,
-/// naming why, and keeps its own; Dr. Osei never reads what the laptop
-/// wrote after the revocation, nor what it writes now.
+/// the restored relay: it shares the case with Dr. Osei there, and opens a
+/// case of its own shared with him, before anyone else writes to the log;
+/// the desk, never told, then pairs a watch. The laptop makes the
+/// revocation again on top of the watch and ends the phone's shares: Dr.
+/// Osei never reads what the laptop wrote after the revocation, nor what
+/// anyone writes now; the desk, the watch and Dr. Chen, who reads the
+/// case and waits until then, read every note.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_revocation_the_restored_relay_lost_is_not_made_again_under_what_the_device_signed() {
+async fn a_share_the_revoked_device_granted_on_the_restored_relay_is_ended_again() {
     let (relay, dir, [mut laptop, mut phone, mut desk], case) = laptop_phone_desk().await;
     let at = |name: &str| dir.path().join(name);
+    let mut chen = init(&at("chen"), &relay, "Dr. Chen");
+    sync(&mut chen).await;
+    befriend(&mut laptop, "Dr. Chen", &chen.account_id());
+    share_case(&mut laptop, &case, "Dr. Chen", "read", true).await;
+    sync(&mut chen).await;
     laptop
         .add_note(&case, free_note("before the revocation"))
         .unwrap();
@@ -57,37 +66,229 @@ async fn a_revocation_the_restored_relay_lost_is_not_made_again_under_what_the_d
         .add_note(&case, free_note("after the revocation"))
         .unwrap();
     sync(&mut laptop).await;
+    sync(&mut chen).await;
 
     let relay = relay.restore(copy.path()).await;
     let mut osei = init(&at("osei"), &relay, "Dr. Osei");
     sync(&mut osei).await;
-    let _watch = pair(&mut desk, &at("watch"), &relay).await;
     sync(&mut phone).await;
     befriend(&mut phone, "Dr. Osei", &osei.account_id());
     share_case(&mut phone, &case, "Dr. Osei", "read", true).await;
+    let opened = case_with_a_plan(&mut phone, "from the phone");
+    sync(&mut phone).await;
+    share_case(&mut phone, &opened, "Dr. Osei", "read", true).await;
+    sync(&mut osei).await;
+    assert!(osei.list_notes(&case).is_ok(), "the share took");
+    assert_eq!(plan_of(&mut osei, &opened), "from the phone");
+    let mut watch = pair(&mut desk, &at("watch"), &relay).await;
+    sync(&mut watch).await;
+    let r = try_sync(&mut chen)
+        .await
+        .expect("the rest of the round goes on");
+    assert_eq!(r.logs_refused.len(), 1, "{r:?}");
 
     laptop
         .add_note(&case, free_note("after the share"))
         .unwrap();
-    for _ in 0..2 {
-        let refused = try_sync(&mut laptop).await.unwrap_err().to_string();
+    let joined = sync(&mut laptop).await;
+    assert_eq!(joined.logs_turned, vec![laptop.account_id()], "{joined:?}");
+    assert_revoked(&mut phone).await;
+    let trail = laptop.trail().entries().unwrap();
+    for doc in [case, opened] {
+        let members = laptop.access().doc_meta(&doc).unwrap().unwrap().members;
         assert!(
-            refused.contains("took another turn") && refused.contains("revokes a device"),
-            "{refused}"
+            !members.iter().any(|(m, _, _)| *m == osei.account_id()),
+            "{members:?}"
         );
-        let _ = try_sync(&mut osei).await;
+        assert!(
+            trail
+                .iter()
+                .any(|r| r.case == Some(doc) && r.what.contains("ended again")),
+            "the trail says so"
+        );
     }
-    let state = laptop.account_state().unwrap();
-    assert!(!state.is_active(&phone.device_id()), "the log held is kept");
-    assert_eq!(notes_of(&mut laptop, &case).len(), 4);
-    let seen = match osei.list_notes(&case) {
-        Ok(_) => notes_of(&mut osei, &case),
-        Err(_) => Vec::new(),
-    };
+    for home in [&mut laptop, &mut desk, &mut watch, &mut chen] {
+        assert_clean(&sync(home).await);
+    }
+    desk.add_note(&case, free_note("after the turn")).unwrap();
+    set_plan(&mut desk, &opened, "from the phone, read at the desk");
+    sync(&mut desk).await;
+    let all = notes_of(&mut laptop, &case);
+    assert_eq!(all.len(), 4, "{all:?}");
+    for home in [&mut desk, &mut watch, &mut chen] {
+        sync(home).await;
+        let mut theirs = notes_of(home, &case);
+        theirs.retain(|n| n != "after the turn");
+        assert_eq!(theirs, all, "{}", home.name());
+    }
+    let _ = try_sync(&mut osei).await;
+    let seen = notes_of(&mut osei, &case);
     assert!(
         !seen.iter().any(|n| n.contains("after")),
         "Dr. Osei reads what was written after the revocation: {seen:?}"
     );
+    assert_eq!(plan_of(&mut osei, &opened), "from the phone");
+    relay.stop().await;
+}
+
+/// The laptop revokes the phone after the copy and writes a note, and Dr.
+/// Chen, who reads the case, learns of the revocation. Restored, the relay
+/// shows the phone active; the desk, never told, pairs a watch there. Dr.
+/// Chen's device refuses the relay's log, which lacks the revocation, until
+/// the laptop makes it again on top of the watch, to the key it made: the
+/// phone is cut off, the desk and the watch read every note, the laptop's
+/// after the revocation too, and a note the desk writes now reaches Dr.
+/// Chen.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_revocation_the_restored_relay_lost_is_made_again_where_the_device_signed_nothing() {
+    let (relay, dir, [mut laptop, mut phone, mut desk], case) = laptop_phone_desk().await;
+    let at = |name: &str| dir.path().join(name);
+    let mut chen = init(&at("chen"), &relay, "Dr. Chen");
+    sync(&mut chen).await;
+    befriend(&mut laptop, "Dr. Chen", &chen.account_id());
+    share_case(&mut laptop, &case, "Dr. Chen", "read", true).await;
+    sync(&mut chen).await;
+    let (relay, copy) = relay.copy().await;
+    let conn = laptop.connect().await.unwrap();
+    laptop.revoke(&conn, &phone.device_id()).await.unwrap();
+    conn.close().await;
+    laptop
+        .add_note(&case, free_note("after the revocation"))
+        .unwrap();
+    sync(&mut laptop).await;
+    sync(&mut chen).await;
+    let after_revocation = laptop.access().doc_meta(&case).unwrap().unwrap().epoch;
+
+    let relay = relay.restore(copy.path()).await;
+    let mut watch = pair(&mut desk, &at("watch"), &relay).await;
+    sync(&mut watch).await;
+    let r = try_sync(&mut chen)
+        .await
+        .expect("the rest of the round goes on");
+    let [refused] = &r.logs_refused[..] else {
+        panic!("{r:?}")
+    };
+    assert!(
+        refused.reason.contains("took another turn")
+            && refused.reason.contains("lacks devices or revocations"),
+        "{refused:?}"
+    );
+
+    let joined = sync(&mut laptop).await;
+    assert_eq!(joined.logs_turned, vec![laptop.account_id()], "{joined:?}");
+    let state = laptop.account_state().unwrap();
+    assert!(!state.is_active(&phone.device_id()));
+    assert!(state.is_active(&watch.device_id()));
+    assert_revoked(&mut phone).await;
+    let took = sync(&mut chen).await;
+    assert_eq!(took.logs_turned, vec![laptop.account_id()], "{took:?}");
+    for home in [&mut laptop, &mut desk, &mut watch, &mut chen] {
+        assert_clean(&sync(home).await);
+    }
+    let all = notes_of(&mut laptop, &case);
+    assert!(all.iter().any(|n| n == "after the revocation"), "{all:?}");
+    for home in [&mut desk, &mut watch, &mut chen] {
+        assert_eq!(notes_of(home, &case), all, "{}", home.name());
+    }
+    for home in [&mut desk, &mut watch] {
+        assert_eq!(
+            home.account_state().unwrap(),
+            laptop.account_state().unwrap()
+        );
+    }
+    // The case moved to a key the phone never held, one epoch past the
+    // rotation that followed the revocation here: so a later entry the
+    // phone signed at the account log's length before the revocation made
+    // again would not verify.
+    let epoch = laptop.access().doc_meta(&case).unwrap().unwrap().epoch;
+    assert_eq!(epoch, after_revocation + 1);
+    for home in [&mut desk, &mut watch, &mut chen] {
+        let meta = home.access().doc_meta(&case).unwrap().unwrap();
+        assert_eq!(meta.epoch, epoch, "{}", home.name());
+    }
+    assert!(!phone.access().doc_epochs(&case).unwrap().contains(&epoch));
+    // What the desk writes under it reaches Dr. Chen.
+    desk.add_note(&case, free_note("after the turn")).unwrap();
+    sync(&mut desk).await;
+    sync(&mut chen).await;
+    assert!(
+        notes_of(&mut chen, &case)
+            .iter()
+            .any(|n| n == "after the turn")
+    );
+    relay.stop().await;
+}
+
+/// As above, but the phone, a device again on the restored relay, pairs a
+/// watch there. The laptop cuts the watch, makes the phone's revocation
+/// again, both to new account keys (the key the revocation made here would
+/// reach the watch), and moves every case on: the desk and Dr. Chen read
+/// every note, the laptop's after the revocation too, and neither the
+/// phone nor the watch is a device any more.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_device_the_revoked_one_paired_on_the_restored_relay_is_cut() {
+    let (relay, dir, [mut laptop, mut phone, mut desk], case) = laptop_phone_desk().await;
+    let at = |name: &str| dir.path().join(name);
+    let mut chen = init(&at("chen"), &relay, "Dr. Chen");
+    sync(&mut chen).await;
+    befriend(&mut laptop, "Dr. Chen", &chen.account_id());
+    share_case(&mut laptop, &case, "Dr. Chen", "read", true).await;
+    sync(&mut chen).await;
+    let (relay, copy) = relay.copy().await;
+    let conn = laptop.connect().await.unwrap();
+    laptop.revoke(&conn, &phone.device_id()).await.unwrap();
+    conn.close().await;
+    laptop
+        .add_note(&case, free_note("after the revocation"))
+        .unwrap();
+    sync(&mut laptop).await;
+    sync(&mut chen).await;
+
+    let relay = relay.restore(copy.path()).await;
+    let mut watch = pair(&mut phone, &at("watch"), &relay).await;
+    sync(&mut watch).await;
+    let joined = sync(&mut laptop).await;
+    assert_eq!(joined.logs_turned, vec![laptop.account_id()], "{joined:?}");
+    let state = laptop.account_state().unwrap();
+    for gone in [&phone, &watch] {
+        assert!(!state.is_active(&gone.device_id()), "{}", gone.name());
+    }
+    assert_revoked(&mut phone).await;
+    assert_revoked(&mut watch).await;
+    // No account key made since the watch was paired is wrapped to it.
+    let log = laptop.account_log().unwrap();
+    let wrapped_to_watch = log.iter().any(|e| {
+        matches!(
+            e.open::<AccountEntry>(account::SIG_LABEL).map(|e| e.op),
+            Ok(AccountOp::RevokeDevice { wraps, .. }) if wraps.iter().any(|(d, _)| *d == watch.device_id())
+        )
+    });
+    assert!(!wrapped_to_watch);
+    let took = sync(&mut chen).await;
+    assert_eq!(took.logs_turned, vec![laptop.account_id()], "{took:?}");
+    for home in [&mut laptop, &mut desk, &mut chen] {
+        assert_clean(&sync(home).await);
+    }
+    assert_clean(&sync(&mut laptop).await);
+    let all = notes_of(&mut laptop, &case);
+    assert!(all.iter().any(|n| n == "after the revocation"), "{all:?}");
+    for home in [&mut desk, &mut chen] {
+        assert_eq!(notes_of(home, &case), all, "{}", home.name());
+    }
+    assert_eq!(
+        desk.account_state().unwrap(),
+        laptop.account_state().unwrap()
+    );
+    // What the desk writes now reaches Dr. Chen and the laptop; the watch
+    // holds no key of the epoch it is written under.
+    desk.add_note(&case, free_note("after the turn")).unwrap();
+    sync(&mut desk).await;
+    for home in [&mut chen, &mut laptop] {
+        sync(home).await;
+        assert!(notes_of(home, &case).iter().any(|n| n == "after the turn"));
+    }
+    let epoch = desk.access().doc_meta(&case).unwrap().unwrap().epoch;
+    assert!(!watch.access().doc_epochs(&case).unwrap().contains(&epoch));
     relay.stop().await;
 }
 

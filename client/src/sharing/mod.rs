@@ -526,7 +526,7 @@ impl Home {
 
     /// Contact names for accounts (this account is "this account"; one not
     /// among the contacts by its short id).
-    fn names_of(&self, accounts: &[AccountId]) -> Vec<String> {
+    pub(crate) fn names_of(&self, accounts: &[AccountId]) -> Vec<String> {
         let contacts = self.contacts().list().unwrap_or_default();
         accounts
             .iter()

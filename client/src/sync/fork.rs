@@ -21,7 +21,11 @@
 //!   owned document to a new epoch signed at the new length, so the only
 //!   such entries are ones a stolen device signed after it was revoked,
 //!   dated back, to start a history of its own. A device revoked later
-//!   may have signed the relay's turn honestly: that stands.
+//!   may have signed the relay's turn honestly: that stands. So does what
+//!   a device revoked again signed there (see `revoked_again`: its
+//!   revocation stands later in the log than it did here), but an owner's
+//!   device ends each share it granted there first, and another account's
+//!   waits until one has.
 //! - Either refuses a turn holding an entry this device signed and then
 //!   left behind: a relay cannot send a device back and forth between two
 //!   histories, each time making it sign and send again.
@@ -36,6 +40,7 @@ use casebook_shared::account::AccountState;
 use casebook_shared::ids::{AccountId, DocId};
 use casebook_shared::signed::Signed;
 
+use super::revoked_again::{granted_by, undone_in};
 use crate::error::Result;
 use crate::home::Home;
 
@@ -75,6 +80,16 @@ impl Home {
             Err(e) => return refuse(&format!("the log held here does not verify ({e})")),
         };
         let me = self.device_id();
+        let owned = meta.owner == self.account_id();
+        // A device the owner's account revoked, whose revocation a turn of
+        // its log taken since made stand later (see `revoked_again`): what
+        // it signed in the relay's turn here was signed on the restored
+        // relay meanwhile. An owner's device ends each share it granted
+        // there before signing its own lost entries again; another
+        // account's waits until that is done.
+        let again = self.revoked_in_a_turn()?;
+        let of = again.get(&meta.owner);
+        let is_again = |e: &Signed| of.is_some_and(|of| of.contains_key(&e.signer));
         for e in &relay[turn..] {
             if e.signer == me {
                 return refuse("it holds an entry this device signed and has since left behind");
@@ -82,6 +97,9 @@ impl Home {
             let Ok(entry) = e.open::<DocEntry>(SIG_LABEL) else {
                 return refuse("an entry does not open");
             };
+            if entry.account == meta.owner && is_again(e) {
+                continue;
+            }
             // Revoked by an account entry the held log has met since (an
             // entry at `floor` or above was signed after the revocation).
             let revoked_before = accounts
@@ -95,11 +113,25 @@ impl Home {
                 );
             }
         }
-        let owned = meta.owner == self.account_id();
+        let part = &relay[turn..];
+        let undo = match of {
+            Some(of) if owned => {
+                let every: BTreeMap<_, u64> = of.keys().map(|d| (*d, 0)).collect();
+                let before: Vec<AccountId> = meta.members.iter().map(|(m, _, _)| *m).collect();
+                let before = match DocState::verify_log(&held[..turn], |a| accounts.get(a)) {
+                    Ok(st) => st.members.keys().copied().collect(),
+                    Err(_) => before,
+                };
+                granted_by(part, &meta.owner, &every, Some(&before))
+            }
+            _ => Vec::new(),
+        };
         if owned {
-            if let Some(reason) = self.rebase_access(doc, turn as u64, &relay[turn..], accounts)? {
+            let rebased = self.rebase_access(doc, turn as u64, &relay[turn..], accounts, &undo)?;
+            if let Some(reason) = rebased {
                 return Ok(Err(reason));
             }
+            self.end_shares(doc, &undo, true)?;
         } else {
             let mut trial = held[..turn].to_vec();
             trial.extend_from_slice(&relay[turn..]);
@@ -107,6 +139,14 @@ impl Home {
                 Ok(st) => st,
                 Err(e) => return refuse(&format!("its entries do not verify ({e})")),
             };
+            if let Some(of) = of
+                && part.iter().any(is_again)
+                && !undone_in(part, &there, of)
+            {
+                return refuse(
+                    "a device its owner revoked signed an entry there on the relay after the copy it was restored from (the revocation made again since), which an owner's device undoes when it syncs",
+                );
+            }
             if removed(&held[turn..]).any(|m| there.members.contains_key(&m)) {
                 return refuse(
                     "a member removed in the log held here is a member there (an owner's device removes them again when it syncs)",

@@ -23,6 +23,7 @@ mod pull_steps;
 mod pulling;
 mod push;
 mod push_early;
+mod revoked_again;
 mod round;
 mod sending;
 mod signals;
@@ -30,6 +31,7 @@ mod snapshot;
 mod take;
 mod told;
 mod turn;
+mod turn_judge;
 mod upkeep;
 mod watch;
 
@@ -45,7 +47,8 @@ use crate::net::{NetError, Relay};
 use round::{Phase, Round};
 
 pub use signals::SignalBody;
-pub use turn::{LACKS_DEVICES as TURN_LACKS_DEVICES, MOVED_ON as TURN_MOVED_ON};
+pub use turn::MOVED_ON as TURN_MOVED_ON;
+pub use turn_judge::LACKS_DEVICES as TURN_LACKS_DEVICES;
 pub(crate) use upkeep::{Upkeep, upkeep};
 pub use watch::WatchEvent;
 

@@ -215,6 +215,7 @@ impl Home {
                     let (refused, resent) = self.atomically(|home| {
                         let mut refused = Vec::new();
                         let mut resent = 0;
+                        let again = home.revoked_in_a_turn()?;
                         for t in &chunk {
                             let refusal = if t.fork {
                                 match home.rebase_fork(&t.doc, &t.entries, accounts)? {
@@ -224,11 +225,27 @@ impl Home {
                                     }
                                     Err(reason) => Some(reason),
                                 }
-                            } else if t.rebase {
-                                home.rebase_access(&t.doc, t.confirmed, &t.entries, accounts)?
                             } else {
-                                home.access()
-                                    .accept_fetched_access(&t.doc, &t.entries, accounts)?
+                                // Shares a device revoked again granted on a
+                                // restored relay: ended before this device's
+                                // own entries are signed again on top.
+                                let ended = home.shares_to_end(&t.doc, &t.entries, &again)?;
+                                let taken = match t.rebase {
+                                    true => home.rebase_access(
+                                        &t.doc,
+                                        t.confirmed,
+                                        &t.entries,
+                                        accounts,
+                                        &ended,
+                                    )?,
+                                    false => home
+                                        .access()
+                                        .accept_fetched_access(&t.doc, &t.entries, accounts)?,
+                                };
+                                if taken.is_none() && !ended.is_empty() {
+                                    home.end_shares(&t.doc, &ended, t.rebase)?;
+                                }
+                                taken
                             };
                             refused.extend(refusal.map(|reason| (t.doc, reason)));
                         }

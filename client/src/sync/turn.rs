@@ -10,151 +10,83 @@
 //! rollback locked the laptop, the tablet, and every colleague holding the
 //! laptop's copy out for good.
 //!
-//! Where the turn held here only adds devices, the relay's can be taken
-//! with no device lost, whatever the relay's turn did (a device it revoked
-//! is revoked): an owner's device that holds the other turn and is itself
-//! in the relay's log signs its devices in again on top of it (the
-//! relay's newest account key wrapped to each anew), and then takes it; a
-//! device added in the lost turn, and another account's device, take the
-//! relay's log once every device of the turn they hold is listed in it.
+//! The relay's log can be taken with no device lost and none let back in.
+//! An owner's device that holds the other turn and is itself in the
+//! relay's log makes again on top of it what the relay's lacks
+//! ([`super::turn_judge::Lost`]), and then takes it; a device added in the
+//! lost turn, and another account's device, take the relay's log once it
+//! has all of that.
+//!
+//! - A device the turn held here added is signed in again, to the
+//!   relay's newest account key (a revocation in the relay's turn is taken:
+//!   the desk, never told, revoking a lost phone there).
+//! - A revocation held here is made again. The phone the laptop revoked
+//!   after the copy is a device again on the restored relay until then,
+//!   and what it signed there would verify; so a device it paired there
+//!   (and what that one paired) is cut first, and the laptop ends again
+//!   each share it granted there ([`super::revoked_again`]). Where the
+//!   relay's turn revoked nothing else and nothing is cut, each revocation
+//!   takes the key it made here, so what was sealed to that key stays
+//!   readable; otherwise each takes a new key, and every case moves to a
+//!   new epoch sealed to the newest (it does anyway: a revocation made
+//!   again stands later in the log than where it did here, and an entry
+//!   the phone signed at a log between the two would verify unless an
+//!   owner's entry at the new length comes first). A revocation dated back
+//!   instead would turn access logs the relay and other devices hold and
+//!   verified into ones that no longer verify.
+//!
 //! A device signed in again stands later in the log than it did: what it
-//! signed at a length of the log where, in the relay's history, it was not
-//! yet a device no longer verifies. So a device takes a turn only if every
-//! access entry it holds (queued ones too) and every disposal it keeps
-//! still verify under the log it would take.
+//! signed at a length of the log where, in the relay's history, it was
+//! not yet a device no longer verifies. So a device takes a turn only if
+//! every access entry it holds (queued ones too) and every disposal it
+//! keeps still verify under the log it would take.
 //!
 //! What stays refused, named ([`RollbackError::AccountLogTurned`]): a
-//! turn held here that revokes a device. Made again on top of the relay's
-//! log, the revocation would stand later than it did, and what the revoked
-//! device signed on the restored relay meanwhile (active there again: a
-//! share with a stranger) would verify, the owner's next rotation sealing
-//! the case to that stranger. Made to hold from where it held (a
-//! revocation dated back), it would turn access logs the relay and other
-//! devices hold and verified into ones that no longer verify. Neither is
-//! safe; the laptop refuses, naming why, and keeps its log. Also refused:
-//! a turn held here with an entry signed by a device the relay's revokes
-//! (what it paired would come back);
-//! a log under which something held here would no longer verify (an
-//! access entry a device added in the lost turn signed: a case it opened
-//! or shared); and a turn below one taken before (a relay showing a device
-//! two histories in turn would have it sign devices in again each round).
-//! Signing such entries again is not built, and neither can a device
-//! added in the lost turn know what others hold: where the tablet opened
-//! a case the laptop never fetched, the laptop takes the turn, and the
-//! tablet refuses it, its case held there alone.
+//! relay's turn in which a device the one held here revokes did anything
+//! but pair devices (revoked the desk: a revocation is not undone); a turn
+//! held here with an entry signed by a device the relay's revokes and the
+//! one held here does not (what it paired would come back); a log under
+//! which something held here would no longer verify (an access entry a
+//! device added in the lost turn signed: a case it opened or shared); and
+//! a turn below one taken before (a relay showing a device two histories
+//! in turn would have it sign entries again each round). Signing such
+//! entries again is not built, and neither can a device added in the lost
+//! turn know what others hold: where the tablet opened a case the laptop
+//! never fetched, the laptop takes the turn, and the tablet refuses it,
+//! its case held there alone.
 
 use std::collections::BTreeMap;
 
 use casebook_shared::access::{self, DocEntry};
-use casebook_shared::account::{self, AccountEntry, AccountOp, AccountState, DeviceInfo};
+use casebook_shared::account::{self, AccountState};
 use casebook_shared::codec;
+use casebook_shared::crypto::DhSecret;
 use casebook_shared::frames::{ErrorCode, Request, Response};
-use casebook_shared::ids::{AccountId, DeviceId};
+use casebook_shared::ids::AccountId;
 use casebook_shared::signed::Signed;
 
+use super::turn_judge::{LACKS_DEVICES, Lost, judge_turn};
 use super::{RollbackError, unexpected};
 use crate::error::Result;
 use crate::home::Home;
 use crate::net::{NetError, Relay};
 
-/// Where two histories of an account log part, and what the one held here
-/// added that the relay's lacks.
-#[derive(Debug, PartialEq)]
-pub(crate) struct Turn {
-    /// How many entries both begin with.
-    pub common: u64,
-    /// Devices the turn held here added.
-    pub added_here: Vec<DeviceId>,
-    /// Those of them the relay's log does not list at all, to be signed in
-    /// again.
-    pub lost: Vec<DeviceInfo>,
-}
-
-/// Why a turn is not taken (the rest of the refusal's text is
-/// [`RollbackError::AccountLogTurned`]'s).
-pub(crate) const REVOKES: &str = "the one held here revokes a device, which made again on top of the relay's would let stand what that device signed there meanwhile";
-pub(crate) const REVOKED_SIGNS: &str =
-    "the one held here holds an entry signed by a device the relay's revokes";
-pub const LACKS_DEVICES: &str =
-    "the relay's lacks devices of the one held, which a device of that account adds again";
+/// Why a turn is not taken, besides [`turn_judge`]'s (the rest of the
+/// refusal's text is [`RollbackError::AccountLogTurned`]'s).
 pub(crate) const ENTRIES_DEPEND: &str = "an access entry or a disposal held here would no longer verify under it (signed by a device the turn held here added, or by one the relay's revokes, after that)";
-pub(crate) const UNEXPECTED: &str = "an entry of it is neither an added device nor a revocation";
 pub(crate) const BELOW_TAKEN: &str = "it parts no later than another turn of it this device took did (a relay showing two histories in turn)";
-pub const MOVED_ON: &str = "the relay's log moved on while this device signed devices in again; the next sync judges it again";
+pub const MOVED_ON: &str = "the relay's log moved on while this device signed entries it lacked on top of it; the next sync judges it again";
 
 /// The sealed setting that keeps, by account, where a later turn must part
 /// at or above: one past where the last turn taken parted.
 const TAKEN: &str = "account_turns_taken";
 
-/// Judges the relay's whole log `theirs` of `account` (verified by the
-/// caller) against the one `held`: a turn (they part after a shared
-/// beginning) in which the side held here only adds devices, none signed
-/// by a device the relay's side revokes. Anything else keeps the refusal
-/// the fetch met, as `not_a_turn`.
-pub(crate) fn judge_turn(
-    account: &AccountId,
-    held: &[Signed],
-    theirs: &[Signed],
-    not_a_turn: RollbackError,
-) -> std::result::Result<Turn, RollbackError> {
-    let common = held.iter().zip(theirs).take_while(|(a, b)| a == b).count();
-    // No shared genesis, or one log is the other's beginning: a rollback
-    // or another account's log, not a turn.
-    if common == 0 || common == held.len() || common == theirs.len() {
-        return Err(not_a_turn);
-    }
-    let refused = |why: &'static str| RollbackError::AccountLogTurned {
-        account: *account,
-        after: common as u64,
-        why,
-    };
-    // Both logs verified whole, so every entry opens and none is a genesis.
-    let mut here = Vec::new();
-    for e in &held[common..] {
-        match e.open::<AccountEntry>(account::SIG_LABEL) {
-            Ok(AccountEntry {
-                op: AccountOp::AddDevice { device, .. },
-                ..
-            }) => here.push((e.signer, device)),
-            _ => return Err(refused(REVOKES)),
-        }
-    }
-    let mut added_there = Vec::new();
-    let mut revoked_there = Vec::new();
-    for e in &theirs[common..] {
-        match e.open::<AccountEntry>(account::SIG_LABEL).map(|e| e.op) {
-            Ok(AccountOp::AddDevice { device, .. }) => added_there.push(device.id),
-            Ok(AccountOp::RevokeDevice { device, .. }) => revoked_there.push(device),
-            _ => return Err(refused(UNEXPECTED)),
-        }
-    }
-    // A device the relay's turn revoked (the desk revoking a lost phone
-    // on the restored relay) that paired a device held here: signed in
-    // again, that one would come back though its pairer is gone.
-    if here
-        .iter()
-        .any(|(signer, _)| revoked_there.contains(signer))
-    {
-        return Err(refused(REVOKED_SIGNS));
-    }
-    let lost = here
-        .iter()
-        .map(|(_, d)| d)
-        .filter(|d| !added_there.contains(&d.id))
-        .cloned()
-        .collect();
-    Ok(Turn {
-        common: common as u64,
-        added_here: here.into_iter().map(|(_, d)| d.id).collect(),
-        lost,
-    })
-}
-
 impl Home {
     /// The relay's log of `account` differs from the one `held` here (the
     /// fetch met `refusal`): takes it if it took another turn this device
-    /// may take, as the module says, signing lost devices in again where
-    /// this device can. Returns the new log's state, or the refusal.
+    /// may take, as the module says, making again on top of it what it
+    /// lacks where this device can. Returns the new log's state, or the
+    /// refusal.
     pub(super) async fn take_turned_log(
         &mut self,
         relay: &Relay,
@@ -198,6 +130,7 @@ impl Home {
         let mine = *account == self.account_id();
         let mut log = theirs;
         let mut signed = Vec::new();
+        let remade = turn.lost.iter().filter(|l| l.revokes().is_some()).count();
         if !turn.lost.is_empty() {
             if !mine || !state.is_active(&self.device_id()) {
                 return Err(refused(LACKS_DEVICES).into());
@@ -205,13 +138,54 @@ impl Home {
             // The relay's newest account key, which a revocation in its turn
             // may have made: wrapped to this device there, or it is not one.
             let me = self.device_id();
-            let keys = account::account_keys(&log, account, &me, &self.id.dh)?;
-            let key = keys
-                .get(state.key.generation as usize)
-                .ok_or(crate::error::Error::Revoked)?;
-            for info in &turn.lost {
-                let entry =
-                    account::add_device(&state, &self.id.signer, key, info.clone(), self.now())?;
+            let mut keys = account::account_keys(&log, account, &me, &self.id.dh)?;
+            let mut same_keys = turn.same_keys;
+            for lost in &turn.lost {
+                let current = keys
+                    .get(state.key.generation as usize)
+                    .ok_or(crate::error::Error::Revoked)?;
+                let (device, made_here) = match lost {
+                    Lost::Device(info) => {
+                        let at = self.now();
+                        let entry = account::add_device(
+                            &state,
+                            &self.id.signer,
+                            current,
+                            info.clone(),
+                            at,
+                        )?;
+                        state.apply(&entry)?;
+                        signed.push(entry);
+                        continue;
+                    }
+                    Lost::Cut(device) => (*device, None),
+                    Lost::Revocation { device, key } => (*device, Some(key)),
+                };
+                if !state.is_active(&device) {
+                    return Err(refused(LACKS_DEVICES).into());
+                }
+                // The key this revocation made here, at the same generation,
+                // so what was sealed to it stays readable; where the
+                // generations part, or this device lacks it, a new one.
+                let held_key = made_here
+                    .filter(|_| same_keys)
+                    .filter(|key| key.generation == state.key.generation + 1)
+                    .and_then(|key| {
+                        (self.account_keys.get(key.generation as usize))
+                            .filter(|k| k.public() == key.public)
+                    })
+                    .map(|k| DhSecret::from_bytes(*k.expose()));
+                same_keys &= held_key.is_some();
+                let new_key = held_key.unwrap_or_else(DhSecret::generate);
+                let entry = account::revoke_device_to(
+                    &state,
+                    &self.id.signer,
+                    current,
+                    device,
+                    &new_key,
+                    self.now(),
+                )?;
+                keys.push(new_key);
                 state.apply(&entry)?;
                 signed.push(entry);
             }
@@ -266,9 +240,25 @@ impl Home {
             true => "this account's log".to_string(),
             false => format!("the log of account {}", account.short()),
         };
-        let again = match signed.len() {
-            0 => String::new(),
-            n => format!(", and {n} device(s) it lacked signed in again on top of it"),
+        let me = self.device_id();
+        let revoker = mine && turn.revokers.contains(&me);
+        let mut made = Vec::new();
+        if signed.len() > remade {
+            made.push(format!(
+                "{} device(s) signed in again",
+                signed.len() - remade
+            ));
+        }
+        if remade > 0 {
+            made.push(format!("{remade} device(s) revoked again"));
+        }
+        let again = match made.is_empty() {
+            true => String::new(),
+            false => format!(", and on top of it {}", made.join(" and ")),
+        };
+        let moved = match remade > 0 || revoker {
+            true => "; every case of this account moves to a new key",
+            false => "",
         };
         // One transaction: a log half replaced would not verify. (Should it
         // fail after `extend_account_log` set the keys in memory, those are
@@ -284,9 +274,22 @@ impl Home {
                 home.store.append_log(&account.0, first, &encoded)?;
             }
             home.store.put_secret(TAKEN, &codec::encode(&taken))?;
+            // What a device revoked again signed counts from where the
+            // histories part; on the device that revoked it, from the
+            // start (it held everything its account's cases had then).
+            if !turn.revoked_again.is_empty() {
+                let since = if revoker { 0 } else { turn.common + 1 };
+                home.revoked_again(account, &turn.revoked_again, since)?;
+            }
+            // Also where this device made a revocation held here and the
+            // relay's log has it made again already: by this device, in a
+            // round that ended before it kept the log.
+            if remade > 0 || revoker {
+                home.rotate_owned()?;
+            }
             home.trail().record(
                 &format!(
-                    "the relay's copy of {whose} took another turn after entry {first} than the one held here (restored from an older copy, and written to since); the one held here only adds devices, so the relay's was taken{again}"
+                    "the relay's copy of {whose} took another turn after entry {first} than the one held here (restored from an older copy, and written to since); the relay's was taken{again}{moved}"
                 ),
                 None,
             )?;
@@ -331,7 +334,3 @@ fn verifies_under(signed: &Signed, account: &AccountId, state: &AccountState) ->
     }
     state.active_at(&signed.signer, entry.account_len)
 }
-
-#[cfg(test)]
-#[path = "turn_tests.rs"]
-mod tests;

@@ -1,4 +1,4 @@
-use casebook_shared::account::{DeviceKind, genesis};
+use casebook_shared::account::{AccountState, DeviceKind, genesis};
 use casebook_shared::crypto::{DeviceSigner, DhSecret};
 
 use super::*;
@@ -77,7 +77,7 @@ fn two_turns_that_only_add_devices_part_where_they_differ() {
     let turn = judge(&a, &held, &theirs).unwrap();
     assert_eq!(turn.common, 2);
     assert_eq!(turn.added_here, vec![tablet.id]);
-    assert_eq!(turn.lost, vec![tablet.clone()]);
+    assert_eq!(turn.lost, vec![Lost::Device(tablet.clone())]);
     // Once the tablet is signed in again on the relay's, nothing is lost.
     let healed = a.add(&theirs, tablet.clone());
     let turn = judge(&a, &held, &healed).unwrap();
@@ -99,18 +99,93 @@ fn a_rollback_or_another_genesis_is_not_a_turn() {
     assert!(not_a_turn(judge(&a, &longer, &b.add(&b.log, device()))));
 }
 
+/// `log` with `device` revoked on top of it to `key`, by `signer`.
+fn revoke_to(
+    a: &Account,
+    log: &[Signed],
+    device: DeviceId,
+    key: &DhSecret,
+    current: &DhSecret,
+) -> Vec<Signed> {
+    let state = AccountState::verify_log(log).unwrap();
+    let e = account::revoke_device_to(&state, &a.signer, current, device, key, 3).unwrap();
+    let mut log = log.to_vec();
+    log.push(e);
+    log
+}
+
 #[test]
-fn a_turn_held_here_that_revokes_a_device_is_refused() {
+fn a_revocation_held_here_is_made_again_and_what_the_device_paired_there_cut() {
     let a = Account::new();
-    let phone = device();
+    let phone_signer = DeviceSigner::generate();
+    let phone = DeviceInfo {
+        id: phone_signer.device_id(),
+        dh: DhSecret::generate().public(),
+        kind: DeviceKind::Device,
+    };
     let base = a.add(&a.log, phone.clone());
-    let revoked = a.revoke(&base, phone.id);
-    let added = a.add(&base, device());
+    let new_key = DhSecret::generate();
+    let held = revoke_to(&a, &base, phone.id, &new_key, &a.key);
+    let key = AccountKeyPub {
+        generation: 1,
+        public: new_key.public(),
+    };
+    let watch = device();
+    let theirs = a.add(&base, watch.clone());
+    let turn = judge(&a, &held, &theirs).unwrap();
+    assert_eq!(turn.common, 2);
+    assert_eq!(
+        turn.lost,
+        vec![Lost::Revocation {
+            device: phone.id,
+            key
+        }]
+    );
+    assert!(turn.same_keys);
+    assert_eq!(turn.revoked_again, vec![phone.id]);
+    // Made again, to the same key or another, nothing is lost: what another
+    // device of the account, or a colleague, holding the log held here
+    // judges.
+    for key in [&new_key, &DhSecret::generate()] {
+        let remade = revoke_to(&a, &theirs, phone.id, key, &a.key);
+        let turn = judge(&a, &held, &remade).unwrap();
+        assert!(turn.lost.is_empty(), "{turn:?}");
+    }
+    // The relay's turn revoking another device: made again, to a new key.
+    let another = revoke_to(&a, &theirs, watch.id, &DhSecret::generate(), &a.key);
+    let turn = judge(&a, &held, &another).unwrap();
+    assert!(!turn.same_keys);
+    assert_eq!(turn.lost.len(), 1);
+    // The phone, a device again on the restored relay, pairs a tablet
+    // there: cut before the phone's revocation is made again, to new keys.
+    let state = AccountState::verify_log(&base).unwrap();
+    let tablet = device();
+    let by_phone = account::add_device(&state, &phone_signer, &a.key, tablet.clone(), 2).unwrap();
+    let mut paired = base.clone();
+    paired.push(by_phone);
+    let turn = judge(&a, &held, &paired).unwrap();
+    assert!(!turn.same_keys);
+    assert_eq!(
+        turn.lost,
+        vec![
+            Lost::Cut(tablet.id),
+            Lost::Revocation {
+                device: phone.id,
+                key
+            }
+        ]
+    );
+    assert_eq!(turn.revoked_again, vec![phone.id, tablet.id]);
+    // The phone revoking a device there: refused (a revocation is not
+    // undone).
+    let state = AccountState::verify_log(&theirs).unwrap();
+    let (by_phone, _) = account::revoke_device(&state, &phone_signer, &a.key, watch.id, 3).unwrap();
+    let mut revoking = theirs.clone();
+    revoking.push(by_phone);
     assert!(matches!(
-        judge(&a, &revoked, &added),
+        judge(&a, &held, &revoking),
         Err(RollbackError::AccountLogTurned {
-            after: 2,
-            why: REVOKES,
+            why: REVOKED_SIGNS,
             ..
         })
     ));
@@ -130,7 +205,7 @@ fn a_revocation_in_the_relays_turn_is_taken_unless_the_device_signed_here() {
     let tablet = device();
     let held = a.add(&base, tablet.clone());
     let turn = judge(&a, &held, &theirs).unwrap();
-    assert_eq!(turn.lost, vec![tablet.clone()]);
+    assert_eq!(turn.lost, vec![Lost::Device(tablet.clone())]);
     // The tablet the phone paired would come back with the phone revoked.
     let state = AccountState::verify_log(&base).unwrap();
     let by_phone = account::add_device(&state, &phone_signer, &a.key, tablet, 2).unwrap();
@@ -143,4 +218,20 @@ fn a_revocation_in_the_relays_turn_is_taken_unless_the_device_signed_here() {
             ..
         })
     ));
+}
+
+#[test]
+fn a_device_added_and_revoked_here_is_not_signed_in_again() {
+    let a = Account::new();
+    let phone = device();
+    let base = a.add(&a.log, phone.clone());
+    let tablet = device();
+    let held = a.add(&base, tablet.clone());
+    let held = revoke_to(&a, &held, tablet.id, &DhSecret::generate(), &a.key);
+    // The desk revoked the phone on the restored relay: signed in again,
+    // the tablet would be wrapped a key it never had.
+    let theirs = revoke_to(&a, &base, phone.id, &DhSecret::generate(), &a.key);
+    let turn = judge(&a, &held, &theirs).unwrap();
+    assert!(turn.lost.is_empty(), "{turn:?}");
+    assert!(turn.added_here.is_empty());
 }
