@@ -34,8 +34,9 @@ enum Intent {
 impl Home {
     /// Replaces this device's unsent entries after the first `confirmed`
     /// with the relay's `fetched` ones, then replays what the unsent ones
-    /// meant. Members in `undo` are removed first (shares a device revoked
-    /// here granted on a restored relay, see [`crate::sync`]'s `fork`).
+    /// meant. What `undo` says is done first (shares a device revoked here
+    /// granted on a restored relay ended, its key moved on; see
+    /// `sync::revoked_again`).
     /// `Ok(Some(reason))` when the relay's entries do not verify: then
     /// nothing here changes.
     pub(crate) fn rebase_access(
@@ -44,7 +45,7 @@ impl Home {
         confirmed: u64,
         fetched: &[Signed],
         accounts: &BTreeMap<AccountId, AccountState>,
-        undo: &[AccountId],
+        undo: &crate::sync::Undo,
     ) -> Result<Option<String>> {
         let held = self.access().access_log(doc)?;
         let not_ours = || Inconsistent::AccessLogNotOurs(*doc);
@@ -79,7 +80,7 @@ impl Home {
         }
         let confirmed = confirmed + landed;
         let fetched = &fetched[landed..];
-        if confirmed == held.len() && undo.is_empty() {
+        if confirmed == held.len() && !undo.needed() {
             return self.access().accept_fetched_access(doc, fetched, accounts);
         }
         if fetched.is_empty() {
@@ -97,7 +98,10 @@ impl Home {
         // What this device meant, with the details it sealed opened again.
         let old_keys = self.access().doc_keys(doc)?;
         let mut epoch = DocState::verify_log(&held[..confirmed], lookup)?.epoch;
-        let mut intents: Vec<Intent> = undo.iter().map(|m| Intent::Remove(*m)).collect();
+        let mut intents: Vec<Intent> = undo.members.iter().map(|m| Intent::Remove(*m)).collect();
+        if undo.rotate {
+            intents.push(Intent::Rotate);
+        }
         for e in &held[confirmed..] {
             let entry: DocEntry = e.open(SIG_LABEL).map_err(access::AccessError::from)?;
             intents.push(match entry.op {

@@ -8,7 +8,9 @@
 
 use casebook::Home;
 use casebook_shared::account::{self, AccountEntry, AccountOp};
+use casebook_shared::frames::{ErrorCode, Request, Response};
 use casebook_shared::ids::DocId;
+use casebook_tests::hostile_relay::HostileRelay;
 use casebook_tests::*;
 
 /// Dr. Rivera's laptop, phone and desk computer, all synced, and a case.
@@ -77,6 +79,10 @@ async fn a_share_the_revoked_device_granted_on_the_restored_relay_is_ended_again
     let opened = case_with_a_plan(&mut phone, "from the phone");
     sync(&mut phone).await;
     share_case(&mut phone, &opened, "Dr. Osei", "read", true).await;
+    // And one it shares with no one: it knows the key.
+    let quiet = case_with_a_plan(&mut phone, "quiet");
+    sync(&mut phone).await;
+    let phones = phone.access().doc_epochs(&quiet).unwrap();
     sync(&mut osei).await;
     assert!(osei.list_notes(&case).is_ok(), "the share took");
     assert_eq!(plan_of(&mut osei, &opened), "from the phone");
@@ -107,6 +113,14 @@ async fn a_share_the_revoked_device_granted_on_the_restored_relay_is_ended_again
             "the trail says so"
         );
     }
+    let epoch = laptop.access().doc_meta(&quiet).unwrap().unwrap().epoch;
+    assert!(!phones.contains(&epoch), "{phones:?} {epoch}");
+    assert!(
+        trail
+            .iter()
+            .any(|r| r.case == Some(quiet) && r.what.contains("made or shared the key")),
+        "the trail says so"
+    );
     for home in [&mut laptop, &mut desk, &mut watch, &mut chen] {
         assert_clean(&sync(home).await);
     }
@@ -344,5 +358,86 @@ async fn a_revocation_in_the_relays_turn_is_taken_with_the_devices_it_lacks() {
             .iter()
             .any(|n| n == "after the turn")
     );
+    relay.stop().await;
+}
+
+/// Dr. Chen's device does not take the phone's share until the laptop has
+/// ended it. The laptop's round that makes the revocation again loses its
+/// access entries on the way (a relay in the middle drops them); Dr. Chen,
+/// syncing then, holds the case back, named, rather than write under a key
+/// Dr. Osei holds. Once the laptop's entries land, she takes the case, and
+/// Dr. Osei reads nothing written after the revocation.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_colleague_waits_until_the_laptop_ended_the_phones_share() {
+    let relay = TestRelay::start().await;
+    let hostile = HostileRelay::start(&relay).await;
+    let dir = tempfile::tempdir().unwrap();
+    let at = |name: &str| dir.path().join(name);
+    let (mut laptop, _) = init_with_words(&at("laptop"), &hostile, "Dr. Rivera");
+    let case = case_with_a_plan(&mut laptop, "walk daily");
+    sync(&mut laptop).await;
+    let mut phone = pair(&mut laptop, &at("phone"), &relay).await;
+    let mut desk = pair(&mut laptop, &at("desk"), &relay).await;
+    let mut chen = init(&at("chen"), &relay, "Dr. Chen");
+    for home in [&mut phone, &mut desk, &mut chen] {
+        sync(home).await;
+    }
+    befriend(&mut laptop, "Dr. Chen", &chen.account_id());
+    share_case(&mut laptop, &case, "Dr. Chen", "read", true).await;
+    sync(&mut chen).await;
+    let (relay, copy) = relay.copy().await;
+    let conn = laptop.connect().await.unwrap();
+    laptop.revoke(&conn, &phone.device_id()).await.unwrap();
+    conn.close().await;
+    laptop
+        .add_note(&case, free_note("after the revocation"))
+        .unwrap();
+    sync(&mut laptop).await;
+    sync(&mut chen).await;
+
+    let relay = relay.restore(copy.path()).await;
+    let mut osei = init(&at("osei"), &relay, "Dr. Osei");
+    sync(&mut osei).await;
+    sync(&mut phone).await;
+    befriend(&mut phone, "Dr. Osei", &osei.account_id());
+    share_case(&mut phone, &case, "Dr. Osei", "read", true).await;
+    sync(&mut osei).await;
+    let _watch = pair(&mut desk, &at("watch"), &relay).await;
+
+    hostile.intercept(|r| {
+        matches!(r, Request::AppendAccess { .. }).then(|| Response::Error {
+            code: ErrorCode::Internal,
+            reason: "dropped on the way".into(),
+        })
+    });
+    let _ = try_sync(&mut laptop).await;
+    assert!(
+        !laptop
+            .account_state()
+            .unwrap()
+            .is_active(&phone.device_id())
+    );
+    let r = try_sync(&mut chen)
+        .await
+        .expect("the rest of the round goes on");
+    assert_eq!(r.logs_turned, vec![laptop.account_id()], "{r:?}");
+    assert!(
+        r.refused
+            .iter()
+            .any(|x| x.doc == case && x.reason.contains("an owner's device undoes")),
+        "{r:?}"
+    );
+
+    hostile.clear();
+    sync(&mut laptop).await;
+    assert_clean(&sync(&mut chen).await);
+    let notes = notes_of(&mut chen, &case);
+    assert!(
+        notes.iter().any(|n| n == "after the revocation"),
+        "{notes:?}"
+    );
+    let _ = try_sync(&mut osei).await;
+    let seen = notes_of(&mut osei, &case);
+    assert!(!seen.iter().any(|n| n.contains("after")), "{seen:?}");
     relay.stop().await;
 }

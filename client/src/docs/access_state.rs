@@ -279,6 +279,23 @@ impl Access<'_> {
         Ok(state)
     }
 
+    /// Takes `new` entries fetched for `doc` whole or not at all: the
+    /// reason, if they do not verify on top of the log held.
+    pub(crate) fn accept_whole(
+        &self,
+        doc: &DocId,
+        new: &[Signed],
+        accounts: &BTreeMap<AccountId, AccountState>,
+    ) -> Result<Option<String>> {
+        match self.accept_access_entries(doc, new, accounts) {
+            Ok(_) => Ok(None),
+            Err(Error::Access(e)) => Ok(Some(format!(
+                "the relay's entries do not verify ({e}); none taken"
+            ))),
+            Err(e) => Err(e),
+        }
+    }
+
     /// Takes access-log entries fetched from the relay. When some do not
     /// verify, the ones before the first bad entry are still the owner's and
     /// are kept; the rest are refused and their reason returned. Nothing is

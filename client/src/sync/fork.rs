@@ -37,10 +37,10 @@ use std::collections::BTreeMap;
 
 use casebook_shared::access::{DocEntry, DocOp, DocState, SIG_LABEL};
 use casebook_shared::account::AccountState;
-use casebook_shared::ids::{AccountId, DocId};
+use casebook_shared::ids::{AccountId, DeviceId, DocId};
 use casebook_shared::signed::Signed;
 
-use super::revoked_again::{granted_by, undone_in};
+use super::revoked_again::{RevokedAgain, Undo, WAITS, undo_of, undone_in};
 use crate::error::Result;
 use crate::home::Home;
 
@@ -54,6 +54,7 @@ impl Home {
         doc: &DocId,
         relay: &[Signed],
         accounts: &BTreeMap<AccountId, AccountState>,
+        again: &RevokedAgain,
     ) -> Result<std::result::Result<usize, String>> {
         let held = self.access().access_log(doc)?;
         let turn = held.iter().zip(relay).take_while(|(a, b)| a == b).count();
@@ -87,8 +88,11 @@ impl Home {
         // relay meanwhile. An owner's device ends each share it granted
         // there before signing its own lost entries again; another
         // account's waits until that is done.
-        let again = self.revoked_in_a_turn()?;
-        let of = again.get(&meta.owner);
+        // What it signed past where the logs part counts whatever log
+        // length it claims: this device held everything before.
+        let of: Option<BTreeMap<DeviceId, u64>> =
+            (again.get(&meta.owner)).map(|of| of.keys().map(|d| (*d, 0)).collect());
+        let of = of.as_ref();
         let is_again = |e: &Signed| of.is_some_and(|of| of.contains_key(&e.signer));
         for e in &relay[turn..] {
             if e.signer == me {
@@ -114,24 +118,23 @@ impl Home {
             }
         }
         let part = &relay[turn..];
+        let before: Vec<AccountId> = match of {
+            Some(_) => match DocState::verify_log(&held[..turn], |a| accounts.get(a)) {
+                Ok(st) => st.members.keys().copied().collect(),
+                Err(e) => return refuse(&format!("the log held here does not verify ({e})")),
+            },
+            None => Vec::new(),
+        };
         let undo = match of {
-            Some(of) if owned => {
-                let every: BTreeMap<_, u64> = of.keys().map(|d| (*d, 0)).collect();
-                let before: Vec<AccountId> = meta.members.iter().map(|(m, _, _)| *m).collect();
-                let before = match DocState::verify_log(&held[..turn], |a| accounts.get(a)) {
-                    Ok(st) => st.members.keys().copied().collect(),
-                    Err(_) => before,
-                };
-                granted_by(part, &meta.owner, &every, Some(&before))
-            }
-            _ => Vec::new(),
+            Some(of) if owned => undo_of(part, &meta.owner, of, &before),
+            _ => Undo::default(),
         };
         if owned {
             let rebased = self.rebase_access(doc, turn as u64, &relay[turn..], accounts, &undo)?;
             if let Some(reason) = rebased {
                 return Ok(Err(reason));
             }
-            self.end_shares(doc, &undo, true)?;
+            self.undo(doc, &undo, true)?;
         } else {
             let mut trial = held[..turn].to_vec();
             trial.extend_from_slice(&relay[turn..]);
@@ -141,11 +144,9 @@ impl Home {
             };
             if let Some(of) = of
                 && part.iter().any(is_again)
-                && !undone_in(part, &there, of)
+                && !undone_in(part, &there, of, &before)
             {
-                return refuse(
-                    "a device its owner revoked signed an entry there on the relay after the copy it was restored from (the revocation made again since), which an owner's device undoes when it syncs",
-                );
+                return refuse(WAITS);
             }
             if removed(&held[turn..]).any(|m| there.members.contains_key(&m)) {
                 return refuse(

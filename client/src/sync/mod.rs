@@ -46,6 +46,7 @@ use crate::home::Home;
 use crate::net::{NetError, Relay};
 use round::{Phase, Round};
 
+pub(crate) use revoked_again::Undo;
 pub use signals::SignalBody;
 pub use turn::MOVED_ON as TURN_MOVED_ON;
 pub use turn_judge::LACKS_DEVICES as TURN_LACKS_DEVICES;

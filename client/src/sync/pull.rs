@@ -216,9 +216,14 @@ impl Home {
                         let mut refused = Vec::new();
                         let mut resent = 0;
                         let again = home.revoked_in_a_turn()?;
+                        let touched = |entries: &[casebook_shared::signed::Signed]| {
+                            entries
+                                .iter()
+                                .any(|e| again.values().any(|of| of.contains_key(&e.signer)))
+                        };
                         for t in &chunk {
                             let refusal = if t.fork {
-                                match home.rebase_fork(&t.doc, &t.entries, accounts)? {
+                                match home.rebase_fork(&t.doc, &t.entries, accounts, &again)? {
                                     Ok(n) => {
                                         resent += n;
                                         None
@@ -226,24 +231,39 @@ impl Home {
                                     Err(reason) => Some(reason),
                                 }
                             } else {
-                                // Shares a device revoked again granted on a
-                                // restored relay: ended before this device's
-                                // own entries are signed again on top.
-                                let ended = home.shares_to_end(&t.doc, &t.entries, &again)?;
-                                let taken = match t.rebase {
-                                    true => home.rebase_access(
+                                // What a device revoked again did on a
+                                // restored relay: undone in a case this
+                                // account owns before its own entries are
+                                // signed again on top; in another's, waited
+                                // on until its owner has.
+                                let undo = home.undo_fetched(&t.doc, &t.entries, &again)?;
+                                let waits = match undo.needed() || again.is_empty() {
+                                    true => None,
+                                    false => {
+                                        home.waits_for_owner(&t.doc, &t.entries, &again, accounts)?
+                                    }
+                                };
+                                let taken = match (waits, t.rebase) {
+                                    (Some(why), _) => Some(why),
+                                    (None, true) => home.rebase_access(
                                         &t.doc,
                                         t.confirmed,
                                         &t.entries,
                                         accounts,
-                                        &ended,
+                                        &undo,
                                     )?,
-                                    false => home
+                                    // All or nothing where a device revoked
+                                    // again signed any: taken in part, what it
+                                    // did would be held and never undone.
+                                    (None, false) if touched(&t.entries) => {
+                                        home.access().accept_whole(&t.doc, &t.entries, accounts)?
+                                    }
+                                    (None, false) => home
                                         .access()
                                         .accept_fetched_access(&t.doc, &t.entries, accounts)?,
                                 };
-                                if taken.is_none() && !ended.is_empty() {
-                                    home.end_shares(&t.doc, &ended, t.rebase)?;
+                                if taken.is_none() {
+                                    home.undo(&t.doc, &undo, t.rebase)?;
                                 }
                                 taken
                             };

@@ -11,26 +11,30 @@
 //! takes such a turn keeps, by account, the devices revoked again and
 //! where the two histories parted, and:
 //!
-//! - in a case its own account owns, ends again, with a new key, each
-//!   share such a device granted that the log held here lacks: at the
-//!   turn, for a case whose access log took another turn too (the relay's
-//!   lacks the rotation that followed the revocation; [`super::fork`],
-//!   before this device's own lost entries are signed again, so nothing it
-//!   wrote after the revocation is sealed to the stranger), and for entries
-//!   it fetches later (a case the phone opened there): on the device that
-//!   made the revocation, whatever log length they were signed at (it held
-//!   everything its account's cases had when it revoked); on another, only
-//!   those signed at a log longer than where the histories parted (one
-//!   signed at a shorter log cannot be told from a share granted before
-//!   the revocation, and stands);
+//! - in a case its own account owns, undoes what such a device did there
+//!   that the log held here lacks: ends each share it granted and moves
+//!   the key on (also where it opened the case or rotated it: it knows
+//!   that key). At the turn, for a case whose access log took another turn
+//!   too (the relay's lacks the rotation that followed the revocation),
+//!   whatever log length it claimed, before this device's own lost entries
+//!   are signed again ([`super::fork`]), so nothing it wrote after the
+//!   revocation is sealed to the stranger; in entries it fetches later (a
+//!   case the phone opened there), those signed at the log length where
+//!   the histories parted or later. One signed at a shorter length, in a
+//!   case this device never held, cannot be told from one made before the
+//!   revocation, and stands;
 //! - in another account's case, takes an access log holding what such a
 //!   device did there only once an owner's device has undone it (each
 //!   member it granted is one no longer, and the key moved on after it),
 //!   so a colleague does not write under a key the stranger holds.
+//!
+//! A member whose terms such a device changed, who held the case before,
+//! keeps it on the changed terms.
 
 use std::collections::BTreeMap;
 
 use casebook_shared::access::{DocEntry, DocOp, DocState, SIG_LABEL};
+use casebook_shared::account::AccountState;
 use casebook_shared::codec;
 use casebook_shared::ids::{AccountId, DeviceId, DocId};
 use casebook_shared::signed::Signed;
@@ -40,9 +44,11 @@ use crate::home::Home;
 
 /// The sealed setting that keeps them: by account, each device, and the
 /// log length from which what it signed counts as signed on the restored
-/// relay (where the histories parted; 0 on the device that made the
-/// revocation).
+/// relay (where the histories parted).
 const REVOKED_AGAIN: &str = "accounts_revoked_in_a_turn";
+
+/// Why a colleague's device does not take an access log yet.
+pub(super) const WAITS: &str = "a device its owner revoked signed an entry there on the relay after the copy it was restored from (the revocation made again since), which an owner's device undoes when it syncs";
 
 /// By account, the devices revoked again and from which log length what
 /// they signed counts (see [`REVOKED_AGAIN`]).
@@ -77,40 +83,80 @@ impl Home {
         })
     }
 
-    /// Of `new` entries fetched for `doc`, a document this account owns:
-    /// the members whose last grant among them a device revoked again
-    /// signed (at or above the length it counts from), and who were not
-    /// members already, to be ended again. `again` is
-    /// [`Home::revoked_in_a_turn`], read once per batch.
-    pub(super) fn shares_to_end(
+    /// What to undo of `new` entries fetched for `doc`, a document this
+    /// account owns (see [`undo_of`]), against its members before them.
+    /// `again` is [`Home::revoked_in_a_turn`], read once per batch.
+    pub(super) fn undo_fetched(
         &self,
         doc: &DocId,
         new: &[Signed],
         again: &RevokedAgain,
-    ) -> Result<Vec<AccountId>> {
-        let Some(of) = again.get(&self.account_id()) else {
-            return Ok(Vec::new());
+    ) -> Result<Undo> {
+        let mine = self.account_id();
+        let Some(of) = again.get(&mine) else {
+            return Ok(Undo::default());
         };
-        let Some(meta) = self.access().doc_meta(doc)? else {
-            return Ok(granted_by(new, &self.account_id(), of, None));
-        };
-        if meta.owner != self.account_id() || meta.disposed {
-            return Ok(Vec::new());
+        if !new.iter().any(|e| of.contains_key(&e.signer)) {
+            return Ok(Undo::default());
         }
-        let members: Vec<AccountId> = meta.members.iter().map(|(m, _, _)| *m).collect();
-        Ok(granted_by(new, &meta.owner, of, Some(&members)))
+        let members: Vec<AccountId> = match self.access().doc_meta(doc)? {
+            Some(meta) if meta.owner != mine || meta.disposed => return Ok(Undo::default()),
+            Some(meta) => meta.members.iter().map(|(m, _, _)| *m).collect(),
+            None => Vec::new(),
+        };
+        Ok(undo_of(new, &mine, of, &members))
     }
 
-    /// Ends again the shares `ended` of `doc` (see [`Home::shares_to_end`])
-    /// that are still held, after its entries were taken, with a new key;
-    /// where `rebased` ([`Home::rebase_access`] removed them before
-    /// signing this device's own entries again), only says so.
-    pub(super) fn end_shares(
-        &mut self,
+    /// For `doc`, a document another account owns: why `new` entries
+    /// fetched for it are not taken yet, if they hold what a device that
+    /// account revoked again did there, not undone (see [`undone_in`]).
+    pub(super) fn waits_for_owner(
+        &self,
         doc: &DocId,
-        ended: &[AccountId],
-        rebased: bool,
-    ) -> Result<()> {
+        new: &[Signed],
+        again: &RevokedAgain,
+        accounts: &BTreeMap<AccountId, AccountState>,
+    ) -> Result<Option<String>> {
+        // Most batches hold nothing such a device signed: told by the
+        // signer alone, before anything is verified.
+        if !new
+            .iter()
+            .any(|e| again.values().any(|of| of.contains_key(&e.signer)))
+        {
+            return Ok(None);
+        }
+        let held = self.access().access_log(doc)?;
+        let lookup = |a: &AccountId| accounts.get(a);
+        let mut trial = held.clone();
+        trial.extend_from_slice(new);
+        // One that does not verify is refused when taken, for that.
+        let Ok(there) = DocState::verify_log(&trial, lookup) else {
+            return Ok(None);
+        };
+        let Some(of) = again.get(&there.owner) else {
+            return Ok(None);
+        };
+        if there.owner == self.account_id() {
+            return Ok(None);
+        }
+        let already: Vec<AccountId> = match held.is_empty() {
+            true => Vec::new(),
+            false => match DocState::verify_log(&held, lookup) {
+                Ok(st) => st.members.keys().copied().collect(),
+                Err(_) => return Ok(None),
+            },
+        };
+        Ok((!undone_in(new, &there, of, &already)).then(|| WAITS.to_string()))
+    }
+
+    /// Undoes `undo` in `doc` once its entries were taken: ends each share
+    /// still held and moves the key on. Where `rebased`
+    /// ([`Home::rebase_access`] did it before signing this device's own
+    /// entries again), only says so.
+    pub(super) fn undo(&mut self, doc: &DocId, undo: &Undo, rebased: bool) -> Result<()> {
+        if !undo.needed() {
+            return Ok(());
+        }
         let Some(meta) = self.access().doc_meta(doc)? else {
             return Ok(());
         };
@@ -118,85 +164,111 @@ impl Home {
             return Ok(());
         }
         let is_member = |m: &AccountId| meta.members.iter().any(|(x, _, _)| x == m);
-        if rebased {
-            let gone: Vec<AccountId> = ended.iter().copied().filter(|m| !is_member(m)).collect();
-            return match gone.is_empty() {
-                true => Ok(()),
-                false => self.record_ended(doc, &gone),
-            };
+        let ended: Vec<AccountId> = match rebased {
+            true => undo
+                .members
+                .iter()
+                .copied()
+                .filter(|m| !is_member(m))
+                .collect(),
+            false => undo.members.iter().copied().filter(is_member).collect(),
+        };
+        if !rebased {
+            for member in &ended {
+                let op = DocOp::RemoveMember { member: *member };
+                self.access().append_access_entry(doc, op)?;
+            }
+            self.rotate_doc(doc)?;
         }
-        let held: Vec<AccountId> = ended.iter().copied().filter(is_member).collect();
-        if held.is_empty() {
-            return Ok(());
-        }
-        for member in &held {
-            let op = DocOp::RemoveMember { member: *member };
-            self.access().append_access_entry(doc, op)?;
-        }
-        self.rotate_doc(doc)?;
-        self.record_ended(doc, &held)
-    }
-
-    /// The trail line for shares ended again.
-    pub(super) fn record_ended(&self, doc: &DocId, ended: &[AccountId]) -> Result<()> {
-        self.trail().record(
-            &format!(
+        let what = match ended.is_empty() {
+            true => "keys rotated: a device this account had revoked made or shared the key on the relay, after the copy it was restored from".to_string(),
+            false => format!(
                 "share(s) to {} ended again: granted on the relay, after the copy it was restored from, by a device this account had revoked; keys rotated",
-                self.names_of(ended).join(", ")
+                self.names_of(&ended).join(", ")
             ),
-            Some(*doc),
-        )
+        };
+        self.trail().record(&what, Some(*doc))
     }
 }
 
-/// Of `entries` of a document `owner` owns, the members whose last grant
-/// among them a device in `of` signed at or above the length it counts
-/// from, leaving out those in `already` (members before them).
-pub(super) fn granted_by(
+/// What an owner's device undoes of what a device revoked again did.
+#[derive(Debug, Default, PartialEq)]
+pub(crate) struct Undo {
+    /// Members whose last grant such a device signed, to be removed.
+    pub members: Vec<AccountId>,
+    /// Such a device made or handed out the newest key (opened the case,
+    /// rotated it, or shared it): the key moves on.
+    pub rotate: bool,
+}
+
+impl Undo {
+    pub fn needed(&self) -> bool {
+        self.rotate || !self.members.is_empty()
+    }
+}
+
+/// What to undo of `entries` of a document `owner` owns: the members whose
+/// last grant among them a device in `of` signed at or above the length
+/// it counts from, leaving out `already` (members before them: a
+/// colleague whose terms it changed keeps the share), and whether such a
+/// device signed any of them (opened the case, rotated it, shared it or
+/// ended a share: the key moves on after it either way).
+pub(super) fn undo_of(
     entries: &[Signed],
     owner: &AccountId,
     of: &BTreeMap<DeviceId, u64>,
-    already: Option<&[AccountId]>,
-) -> Vec<AccountId> {
+    already: &[AccountId],
+) -> Undo {
     let mut last: BTreeMap<AccountId, bool> = BTreeMap::new();
+    let mut rotate = false;
     for e in entries {
         let Ok(entry) = e.open::<DocEntry>(SIG_LABEL) else {
             continue;
         };
+        let by_revoked =
+            entry.account == *owner && of.get(&e.signer).is_some_and(|s| entry.account_len >= *s);
+        // Whatever it signed, the key moves on after it: a colleague waits
+        // for that ([`undone_in`]).
+        rotate |= by_revoked;
         if let DocOp::AddMember { member, .. } = entry.op {
-            let by_revoked = entry.account == *owner
-                && of.get(&e.signer).is_some_and(|s| entry.account_len >= *s);
             last.insert(member, by_revoked);
         }
     }
-    (last.into_iter())
-        .filter(|(m, by_revoked)| *by_revoked && !already.is_some_and(|a| a.contains(m)))
+    let members = (last.into_iter())
+        .filter(|(m, by_revoked)| *by_revoked && !already.contains(m))
         .map(|(m, _)| m)
-        .collect()
+        .collect();
+    Undo { members, rotate }
 }
 
-/// Whether what a device revoked again did in `part`, the entries the
-/// relay's access log of a case another account owns has past where it
-/// parts from the one held here (`trial` is the whole log with them,
-/// verified), is undone there: each member it granted is no longer one,
-/// and a rotation by another device of the owner's came after its last
-/// entry. Until then a colleague's device waits.
-pub(super) fn undone_in(part: &[Signed], trial: &DocState, of: &BTreeMap<DeviceId, u64>) -> bool {
+/// Whether what a device revoked again did in `part`, entries of a case
+/// another account owns that this device did not hold (`trial` is the
+/// whole log with them, verified; `already` its members before them), is
+/// undone there: each member it granted is one no longer, and a rotation
+/// by another device of the owner's came after its last entry. Until then
+/// a colleague's device waits, so it writes under no key such a device
+/// made or handed out.
+pub(super) fn undone_in(
+    part: &[Signed],
+    trial: &DocState,
+    of: &BTreeMap<DeviceId, u64>,
+    already: &[AccountId],
+) -> bool {
     let mut by_revoked = false;
     for e in part {
         let Ok(entry) = e.open::<DocEntry>(SIG_LABEL) else {
             continue;
         };
-        let revoked = entry.account == trial.owner && of.contains_key(&e.signer);
+        let revoked = entry.account == trial.owner
+            && of.get(&e.signer).is_some_and(|s| entry.account_len >= *s);
         match entry.op {
             _ if revoked => by_revoked = true,
             DocOp::Rotate { .. } if entry.account == trial.owner => by_revoked = false,
             _ => {}
         }
     }
-    let every: BTreeMap<DeviceId, u64> = of.keys().map(|d| (*d, 0)).collect();
-    let granted = granted_by(part, &trial.owner, &every, None);
-    !by_revoked && granted.iter().all(|m| !trial.members.contains_key(m))
+    let undo = undo_of(part, &trial.owner, of, already);
+    !by_revoked && undo.members.iter().all(|m| !trial.members.contains_key(m))
 }
 
 #[cfg(test)]

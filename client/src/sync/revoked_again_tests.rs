@@ -120,48 +120,66 @@ impl Case {
 fn a_share_the_phone_granted_is_found_by_its_last_grant() {
     let mut c = Case::new();
     let of = BTreeMap::from([(c.phone.device_id(), 0)]);
+    let owner = c.rivera.id;
     let by_phone = c.add_osei(false);
-    assert_eq!(
-        granted_by(std::slice::from_ref(&by_phone), &c.rivera.id, &of, None),
-        vec![c.osei.id]
-    );
-    // A member already is left to stand (a colleague whose terms it changed).
-    let already = [c.osei.id];
-    assert!(
-        granted_by(
-            std::slice::from_ref(&by_phone),
-            &c.rivera.id,
-            &of,
-            Some(&already)
-        )
-        .is_empty()
-    );
-    // Granted again by the laptop after: the laptop's grant decides.
+    let one = std::slice::from_ref(&by_phone);
+    let undo = undo_of(one, &owner, &of, &[]);
+    assert_eq!(undo.members, vec![c.osei.id]);
+    assert!(undo.rotate);
+    // A member already keeps the share, on the changed terms; the key the
+    // phone handed out moves on all the same.
+    let undo = undo_of(one, &owner, &of, &[c.osei.id]);
+    assert!(undo.members.is_empty() && undo.rotate);
+    // Ended and granted again by the laptop after: the laptop's grant
+    // decides.
+    let removed = c.remove_osei();
+    let rotated = c.rotate(true);
     let by_laptop = c.add_osei(true);
-    assert!(granted_by(&[by_phone.clone(), by_laptop], &c.rivera.id, &of, None).is_empty());
+    let undo = undo_of(
+        &[by_phone.clone(), removed, rotated, by_laptop],
+        &owner,
+        &of,
+        &[],
+    );
+    assert!(undo.members.is_empty());
     // Signed at a shorter log than the device counts from: it stands.
     let late = BTreeMap::from([(c.phone.device_id(), c.rivera.len + 1)]);
-    assert!(granted_by(&[by_phone], &c.rivera.id, &late, None).is_empty());
+    assert_eq!(undo_of(one, &owner, &late, &[]), Undo::default());
+    // A rotation the phone signed: the key moves on.
+    let rotated = c.rotate(false);
+    let undo = undo_of(&[rotated], &owner, &of, &[]);
+    assert!(undo.members.is_empty() && undo.rotate);
+    // What the laptop signed is not undone.
+    let rotated = c.rotate(true);
+    assert!(!undo_of(&[rotated], &owner, &of, &[]).needed());
 }
 
 #[test]
 fn a_colleague_waits_until_the_owner_undid_what_the_phone_did() {
     let mut c = Case::new();
-    let of = BTreeMap::from([(c.phone.device_id(), 5)]);
+    let of = BTreeMap::from([(c.phone.device_id(), 0)]);
     let turn = c.log.len();
     c.add_osei(false);
     c.rotate(false);
-    assert!(!undone_in(&c.log[turn..], &c.state(), &of));
+    assert!(!undone_in(&c.log[turn..], &c.state(), &of, &[]));
     // Removed, but the key the phone made is still the newest.
     c.remove_osei();
-    assert!(!undone_in(&c.log[turn..], &c.state(), &of));
+    assert!(!undone_in(&c.log[turn..], &c.state(), &of, &[]));
     c.rotate(true);
-    assert!(undone_in(&c.log[turn..], &c.state(), &of));
-    // Moved on without ending the share: still waits.
+    assert!(undone_in(&c.log[turn..], &c.state(), &of, &[]));
+    // Moved on without ending the share: still waits; unless the member
+    // held the case before (the phone changed the terms), which stand.
     let mut c = Case::new();
-    let of = BTreeMap::from([(c.phone.device_id(), 5)]);
+    let of = BTreeMap::from([(c.phone.device_id(), 0)]);
     let turn = c.log.len();
     c.add_osei(false);
     c.rotate(true);
-    assert!(!undone_in(&c.log[turn..], &c.state(), &of));
+    assert!(!undone_in(&c.log[turn..], &c.state(), &of, &[]));
+    assert!(undone_in(&c.log[turn..], &c.state(), &of, &[c.osei.id]));
+    // Signed at a shorter log than the device counts from: not waited on.
+    let mut c = Case::new();
+    let late = BTreeMap::from([(c.phone.device_id(), c.rivera.len + 1)]);
+    let turn = c.log.len();
+    c.add_osei(false);
+    assert!(undone_in(&c.log[turn..], &c.state(), &late, &[]));
 }

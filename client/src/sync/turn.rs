@@ -74,6 +74,7 @@ use crate::net::{NetError, Relay};
 /// Why a turn is not taken, besides [`turn_judge`]'s (the rest of the
 /// refusal's text is [`RollbackError::AccountLogTurned`]'s).
 pub(crate) const ENTRIES_DEPEND: &str = "an access entry or a disposal held here would no longer verify under it (signed by a device the turn held here added, or by one the relay's revokes, after that)";
+pub(crate) const REVOKED_AGAIN_SIGNS: &str = "the relay's holds an entry signed by a device this device revoked again in an earlier turn (a relay showing it history after history)";
 pub(crate) const BELOW_TAKEN: &str = "it parts no later than another turn of it this device took did (a relay showing two histories in turn)";
 pub const MOVED_ON: &str = "the relay's log moved on while this device signed entries it lacked on top of it; the next sync judges it again";
 
@@ -115,6 +116,24 @@ impl Home {
             return Err(crate::error::Inconsistent::AnotherAccountsLog.into());
         }
         let turn = judge_turn(account, &held, &theirs, refusal)?;
+        // A device revoked again once that signed the relay's part: a
+        // relay showing it another history, each with what that device
+        // signed since, would have this device revoke it again later and
+        // later, and what it signed in between verify.
+        let again = self.revoked_in_a_turn()?;
+        let signed_again = |e: &Signed| {
+            again
+                .get(account)
+                .is_some_and(|of| of.contains_key(&e.signer))
+        };
+        if theirs[turn.common as usize..].iter().any(signed_again) {
+            return Err(RollbackError::AccountLogTurned {
+                account: *account,
+                after: turn.common,
+                why: REVOKED_AGAIN_SIGNS,
+            }
+            .into());
+        }
         let refused = |why| RollbackError::AccountLogTurned {
             account: *account,
             after: turn.common,
@@ -176,6 +195,11 @@ impl Home {
                     })
                     .map(|k| DhSecret::from_bytes(*k.expose()));
                 same_keys &= held_key.is_some();
+                // A cut goes first, while the device that paired it is
+                // still listed, so that one is wrapped the cut's key (the
+                // log wants every device left wrapped each new key). Nothing
+                // is ever sealed to it: the revocations go in one append,
+                // and only the last key is any device's current one.
                 let new_key = held_key.unwrap_or_else(DhSecret::generate);
                 let entry = account::revoke_device_to(
                     &state,
@@ -275,11 +299,12 @@ impl Home {
             }
             home.store.put_secret(TAKEN, &codec::encode(&taken))?;
             // What a device revoked again signed counts from where the
-            // histories part; on the device that revoked it, from the
-            // start (it held everything its account's cases had then).
+            // histories part (at that length itself, too: signed there or
+            // before the revocation cannot be told apart: a share ended
+            // by mistake its owner grants again, one left by mistake no
+            // one takes back).
             if !turn.revoked_again.is_empty() {
-                let since = if revoker { 0 } else { turn.common + 1 };
-                home.revoked_again(account, &turn.revoked_again, since)?;
+                home.revoked_again(account, &turn.revoked_again, turn.common)?;
             }
             // Also where this device made a revocation held here and the
             // relay's log has it made again already: by this device, in a

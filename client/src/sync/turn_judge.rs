@@ -145,14 +145,18 @@ pub(crate) fn judge_turn(
     let mut cut_yet = false;
     for (_, op) in &here {
         match op {
-            // Added and revoked here: not signed in again, where it would be
-            // wrapped keys it never had (anything it signed here then no
-            // longer verifies, and the turn is refused for that).
-            AccountOp::AddDevice { device, .. } if revoked_here.contains(&device.id) => {}
+            // Added and revoked here, and not in the relay's log: not signed
+            // in again, where it would be wrapped keys it never had
+            // (anything it signed here then no longer verifies, and the
+            // turn is refused for that). One the relay's log lists is
+            // revoked again like any other.
+            AccountOp::AddDevice { device, .. }
+                if revoked_here.contains(&device.id) && !added_there.contains(&device.id) => {}
             AccountOp::RevokeDevice { device, .. }
-                if here.iter().any(|(_, op)| {
-                    matches!(op, AccountOp::AddDevice { device: d, .. } if d.id == *device)
-                }) => {}
+                if !added_there.contains(device)
+                    && here.iter().any(|(_, op)| {
+                        matches!(op, AccountOp::AddDevice { device: d, .. } if d.id == *device)
+                    }) => {}
             AccountOp::AddDevice { device, .. } => {
                 added_here.push(device.id);
                 if !added_there.contains(&device.id) {
@@ -170,10 +174,13 @@ pub(crate) fn judge_turn(
                             .map(|c| Lost::Cut(*c)),
                     );
                 }
-                lost.push(Lost::Revocation {
-                    device: *device,
-                    key: *key,
-                });
+                // One the revoked device paired there again is cut.
+                if !cut.contains(device) {
+                    lost.push(Lost::Revocation {
+                        device: *device,
+                        key: *key,
+                    });
+                }
             }
             _ => {}
         }

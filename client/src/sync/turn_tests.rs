@@ -235,3 +235,62 @@ fn a_device_added_and_revoked_here_is_not_signed_in_again() {
     assert!(turn.lost.is_empty(), "{turn:?}");
     assert!(turn.added_here.is_empty());
 }
+
+#[test]
+fn a_device_revoked_here_that_the_relays_turn_signed_in_again_is_revoked_again() {
+    let a = Account::new();
+    let base = a.add(&a.log, device());
+    let tablet = device();
+    let held = a.add(&base, tablet.clone());
+    let key = DhSecret::generate();
+    let held = revoke_to(&a, &held, tablet.id, &key, &a.key);
+    // The desk, holding the pairing but not the revocation, signed the
+    // tablet in again on the restored relay.
+    let theirs = a.add(&a.add(&base, device()), tablet.clone());
+    let turn = judge(&a, &held, &theirs).unwrap();
+    assert_eq!(
+        turn.lost,
+        vec![Lost::Revocation {
+            device: tablet.id,
+            key: AccountKeyPub {
+                generation: 1,
+                public: key.public()
+            }
+        }]
+    );
+}
+
+#[test]
+fn a_device_revoked_here_that_the_revoked_phone_paired_again_there_is_cut_once() {
+    let a = Account::new();
+    let phone_signer = DeviceSigner::generate();
+    let phone = DeviceInfo {
+        id: phone_signer.device_id(),
+        dh: DhSecret::generate().public(),
+        kind: DeviceKind::Device,
+    };
+    let base = a.add(&a.log, phone.clone());
+    let tablet = device();
+    let held = a.add(&base, tablet.clone());
+    let held = revoke_to(&a, &held, tablet.id, &DhSecret::generate(), &a.key);
+    let key = DhSecret::generate();
+    let held = revoke_to(&a, &held, phone.id, &key, &a.key);
+    let state = AccountState::verify_log(&base).unwrap();
+    let by_phone = account::add_device(&state, &phone_signer, &a.key, tablet.clone(), 2).unwrap();
+    let mut theirs = base.clone();
+    theirs.push(by_phone);
+    let turn = judge(&a, &held, &theirs).unwrap();
+    assert_eq!(
+        turn.lost,
+        vec![
+            Lost::Cut(tablet.id),
+            Lost::Revocation {
+                device: phone.id,
+                key: AccountKeyPub {
+                    generation: 2,
+                    public: key.public()
+                }
+            }
+        ]
+    );
+}
