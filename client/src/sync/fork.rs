@@ -40,7 +40,7 @@ use casebook_shared::account::AccountState;
 use casebook_shared::ids::{AccountId, DeviceId, DocId};
 use casebook_shared::signed::Signed;
 
-use super::revoked_again::{RevokedAgain, Undo, WAITS, undo_of, undone_in};
+use super::revoked_again::{RevokedAgain, Undo, WAITS, members_before, undo_of, undone_in};
 use crate::error::Result;
 use crate::home::Home;
 
@@ -118,11 +118,10 @@ impl Home {
             }
         }
         let part = &relay[turn..];
+        // Judged on the relay's whole log, as every device holding it
+        // judges it, however much of it each held.
         let before: Vec<AccountId> = match of {
-            Some(_) => match DocState::verify_log(&held[..turn], |a| accounts.get(a)) {
-                Ok(st) => st.members.keys().copied().collect(),
-                Err(e) => return refuse(&format!("the log held here does not verify ({e})")),
-            },
+            Some(of) => members_before(relay, of, accounts),
             None => Vec::new(),
         };
         let undo = match of {
@@ -144,7 +143,9 @@ impl Home {
             };
             if let Some(of) = of
                 && part.iter().any(is_again)
-                && !undone_in(part, &there, of, &before)
+                && !accounts
+                    .get(&meta.owner)
+                    .is_some_and(|owner| undone_in(part, &there, of, &before, owner))
             {
                 return refuse(WAITS);
             }

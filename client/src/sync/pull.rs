@@ -236,7 +236,8 @@ impl Home {
                                 // account owns before its own entries are
                                 // signed again on top; in another's, waited
                                 // on until its owner has.
-                                let undo = home.undo_fetched(&t.doc, &t.entries, &again)?;
+                                let undo =
+                                    home.undo_fetched(&t.doc, &t.entries, &again, accounts)?;
                                 let waits = match undo.needed() || again.is_empty() {
                                     true => None,
                                     false => {

@@ -91,6 +91,7 @@ impl Home {
         doc: &DocId,
         new: &[Signed],
         again: &RevokedAgain,
+        accounts: &BTreeMap<AccountId, AccountState>,
     ) -> Result<Undo> {
         let mine = self.account_id();
         let Some(of) = again.get(&mine) else {
@@ -99,12 +100,15 @@ impl Home {
         if !new.iter().any(|e| of.contains_key(&e.signer)) {
             return Ok(Undo::default());
         }
-        let members: Vec<AccountId> = match self.access().doc_meta(doc)? {
-            Some(meta) if meta.owner != mine || meta.disposed => return Ok(Undo::default()),
-            Some(meta) => meta.members.iter().map(|(m, _, _)| *m).collect(),
-            None => Vec::new(),
-        };
-        Ok(undo_of(new, &mine, of, &members))
+        if let Some(meta) = self.access().doc_meta(doc)?
+            && (meta.owner != mine || meta.disposed)
+        {
+            return Ok(Undo::default());
+        }
+        let mut log = self.access().access_log(doc)?;
+        log.extend_from_slice(new);
+        let already = members_before(&log, of, accounts);
+        Ok(undo_of(new, &mine, of, &already))
     }
 
     /// For `doc`, a document another account owns: why `new` entries
@@ -139,14 +143,11 @@ impl Home {
         if there.owner == self.account_id() {
             return Ok(None);
         }
-        let already: Vec<AccountId> = match held.is_empty() {
-            true => Vec::new(),
-            false => match DocState::verify_log(&held, lookup) {
-                Ok(st) => st.members.keys().copied().collect(),
-                Err(_) => return Ok(None),
-            },
+        let already = members_before(&trial, of, accounts);
+        let Some(owner) = accounts.get(&there.owner) else {
+            return Ok(None);
         };
-        Ok((!undone_in(new, &there, of, &already)).then(|| WAITS.to_string()))
+        Ok((!undone_in(new, &there, of, &already, owner)).then(|| WAITS.to_string()))
     }
 
     /// Undoes `undo` in `doc` once its entries were taken: ends each share
@@ -225,8 +226,7 @@ pub(super) fn undo_of(
         let Ok(entry) = e.open::<DocEntry>(SIG_LABEL) else {
             continue;
         };
-        let by_revoked =
-            entry.account == *owner && of.get(&e.signer).is_some_and(|s| entry.account_len >= *s);
+        let by_revoked = counted(e, owner, of);
         // Whatever it signed, the key moves on after it: a colleague waits
         // for that ([`undone_in`]).
         rotate |= by_revoked;
@@ -243,32 +243,67 @@ pub(super) fn undo_of(
 
 /// Whether what a device revoked again did in `part`, entries of a case
 /// another account owns that this device did not hold (`trial` is the
-/// whole log with them, verified; `already` its members before them), is
-/// undone there: each member it granted is one no longer, and a rotation
-/// by another device of the owner's came after its last entry. Until then
+/// whole log with them, verified; `already` as [`members_before`] finds
+/// them; `owner` the owner's account log as this device holds it), is
+/// undone there: each member it granted is one no longer, and the newest
+/// key is sealed to an account key of the owner's made at or after the
+/// revocation of each such device, so none of them holds it. Until then
 /// a colleague's device waits, so it writes under no key such a device
-/// made or handed out.
+/// made or handed out, nor one sealed to an account key it held.
 pub(super) fn undone_in(
     part: &[Signed],
     trial: &DocState,
     of: &BTreeMap<DeviceId, u64>,
     already: &[AccountId],
+    owner: &AccountState,
 ) -> bool {
-    let mut by_revoked = false;
-    for e in part {
-        let Ok(entry) = e.open::<DocEntry>(SIG_LABEL) else {
-            continue;
-        };
-        let revoked = entry.account == trial.owner
-            && of.get(&e.signer).is_some_and(|s| entry.account_len >= *s);
-        match entry.op {
-            _ if revoked => by_revoked = true,
-            DocOp::Rotate { .. } if entry.account == trial.owner => by_revoked = false,
-            _ => {}
-        }
+    if !part.iter().any(|e| counted(e, &trial.owner, of)) {
+        return true;
     }
+    let revoked_at = of
+        .keys()
+        .map(|d| owner.devices.get(d).and_then(|d| d.revoked_generation))
+        .collect::<Option<Vec<u32>>>();
+    let sealed_to = trial.wraps.get(&(trial.epoch, trial.owner));
+    let fresh = match (revoked_at, sealed_to) {
+        (Some(at), Some(g)) => at.iter().all(|r| g >= r),
+        _ => false,
+    };
     let undo = undo_of(part, &trial.owner, of, already);
-    !by_revoked && undo.members.iter().all(|m| !trial.members.contains_key(m))
+    fresh && undo.members.iter().all(|m| !trial.members.contains_key(m))
+}
+
+/// Whether a device in `of` signed `e`, an entry of a document `owner`
+/// owns, at or above the log length it counts from.
+fn counted(e: &Signed, owner: &AccountId, of: &BTreeMap<DeviceId, u64>) -> bool {
+    e.open::<DocEntry>(SIG_LABEL).is_ok_and(|entry| {
+        entry.account == *owner && of.get(&e.signer).is_some_and(|s| entry.account_len >= *s)
+    })
+}
+
+/// The members of `log`, a whole access log that verifies, just before
+/// its first entry a device in `of` signed (counted as [`undo_of`] counts):
+/// those its owner's devices granted, which such a device's entries leave
+/// standing. Every device judging the same log finds the same ones,
+/// however much of it it held before.
+pub(super) fn members_before(
+    log: &[Signed],
+    of: &BTreeMap<DeviceId, u64>,
+    accounts: &BTreeMap<AccountId, AccountState>,
+) -> Vec<AccountId> {
+    let owner = match log.first().map(|g| g.open::<DocEntry>(SIG_LABEL)) {
+        Some(Ok(genesis)) => genesis.account,
+        _ => return Vec::new(),
+    };
+    let Some(first) = (log.iter())
+        .position(|e| counted(e, &owner, of))
+        .filter(|f| *f > 0)
+    else {
+        return Vec::new();
+    };
+    DocState::verify_log(&log[..first], |a| accounts.get(a))
+        .map(|st| st.members.keys().copied().collect())
+        .unwrap_or_default()
 }
 
 #[cfg(test)]

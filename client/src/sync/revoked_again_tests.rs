@@ -14,12 +14,13 @@ struct Case {
     doc: DocId,
     log: Vec<Signed>,
     key: SecretKey,
+    account_key: DhSecret,
 }
 
 impl Case {
     fn new() -> Case {
         let laptop = DeviceSigner::generate();
-        let (g, key) = account::genesis(&laptop, &DhSecret::generate(), 1);
+        let (g, account_key) = account::genesis(&laptop, &DhSecret::generate(), 1);
         let mut rivera = AccountState::from_genesis(&g).unwrap();
         let phone = DeviceSigner::generate();
         let info = DeviceInfo {
@@ -27,7 +28,7 @@ impl Case {
             dh: DhSecret::generate().public(),
             kind: DeviceKind::Device,
         };
-        let added = account::add_device(&rivera, &laptop, &key, info, 2).unwrap();
+        let added = account::add_device(&rivera, &laptop, &account_key, info, 2).unwrap();
         rivera.apply(&added).unwrap();
         let (o, _) = account::genesis(&DeviceSigner::generate(), &DhSecret::generate(), 1);
         let osei = AccountState::from_genesis(&o).unwrap();
@@ -44,6 +45,7 @@ impl Case {
             doc,
             log: Vec::new(),
             key,
+            account_key,
         };
         case.sign(true, op);
         case
@@ -87,6 +89,16 @@ impl Case {
             key: access::key_envelope(&self.doc, epoch, &self.key, &self.osei).unwrap(),
         };
         self.sign(by_laptop, op)
+    }
+
+    /// The laptop revokes the phone in Rivera's account log.
+    fn revoke_phone(&mut self) {
+        let phone = self.phone.device_id();
+        let (e, key) =
+            account::revoke_device(&self.rivera, &self.laptop, &self.account_key, phone, 4)
+                .unwrap();
+        self.rivera.apply(&e).unwrap();
+        self.account_key = key;
     }
 
     fn remove_osei(&mut self) -> Signed {
@@ -154,32 +166,69 @@ fn a_share_the_phone_granted_is_found_by_its_last_grant() {
     assert!(!undo_of(&[rotated], &owner, &of, &[]).needed());
 }
 
+/// Whether a colleague's device waits on what `c`'s log holds past `from`.
+fn waits(c: &Case, from: usize, already: &[AccountId]) -> bool {
+    let of = BTreeMap::from([(c.phone.device_id(), 0)]);
+    !undone_in(&c.log[from..], &c.state(), &of, already, &c.rivera)
+}
+
 #[test]
 fn a_colleague_waits_until_the_owner_undid_what_the_phone_did() {
     let mut c = Case::new();
-    let of = BTreeMap::from([(c.phone.device_id(), 0)]);
     let turn = c.log.len();
     c.add_osei(false);
     c.rotate(false);
-    assert!(!undone_in(&c.log[turn..], &c.state(), &of, &[]));
+    c.revoke_phone();
+    assert!(waits(&c, turn, &[]));
     // Removed, but the key the phone made is still the newest.
     c.remove_osei();
-    assert!(!undone_in(&c.log[turn..], &c.state(), &of, &[]));
+    assert!(waits(&c, turn, &[]));
     c.rotate(true);
-    assert!(undone_in(&c.log[turn..], &c.state(), &of, &[]));
+    assert!(!waits(&c, turn, &[]));
     // Moved on without ending the share: still waits; unless the member
     // held the case before (the phone changed the terms), which stand.
     let mut c = Case::new();
-    let of = BTreeMap::from([(c.phone.device_id(), 0)]);
     let turn = c.log.len();
     c.add_osei(false);
+    c.revoke_phone();
     c.rotate(true);
-    assert!(!undone_in(&c.log[turn..], &c.state(), &of, &[]));
-    assert!(undone_in(&c.log[turn..], &c.state(), &of, &[c.osei.id]));
+    assert!(waits(&c, turn, &[]));
+    assert!(!waits(&c, turn, &[c.osei.id]));
+    // Ended, and the key moved on, but to the account key the phone held
+    // (the desk, never told of the revocation): still waits.
+    let mut c = Case::new();
+    let turn = c.log.len();
+    c.add_osei(false);
+    c.remove_osei();
+    c.rotate(true);
+    c.revoke_phone();
+    assert!(waits(&c, turn, &[]));
     // Signed at a shorter log than the device counts from: not waited on.
     let mut c = Case::new();
     let late = BTreeMap::from([(c.phone.device_id(), c.rivera.len + 1)]);
     let turn = c.log.len();
     c.add_osei(false);
-    assert!(undone_in(&c.log[turn..], &c.state(), &late, &[]));
+    assert!(undone_in(&c.log[turn..], &c.state(), &late, &[], &c.rivera));
+}
+
+#[test]
+fn the_members_before_are_those_before_the_phones_first_entry() {
+    let mut c = Case::new();
+    let of = BTreeMap::from([(c.phone.device_id(), 0)]);
+    let accounts = BTreeMap::from([(c.rivera.id, c.rivera.clone()), (c.osei.id, c.osei.clone())]);
+    c.add_osei(true);
+    assert!(
+        members_before(&c.log, &of, &accounts).is_empty(),
+        "no entry of the phone's"
+    );
+    c.remove_osei();
+    c.rotate(true);
+    c.add_osei(false);
+    assert!(!members_before(&c.log, &of, &accounts).contains(&c.osei.id));
+    let mut c = Case::new();
+    let of = BTreeMap::from([(c.phone.device_id(), 0)]);
+    let accounts = BTreeMap::from([(c.rivera.id, c.rivera.clone()), (c.osei.id, c.osei.clone())]);
+    c.add_osei(true);
+    c.rotate(false);
+    assert!(members_before(&c.log, &of, &accounts).contains(&c.osei.id));
 }

@@ -49,7 +49,9 @@
 //! which something held here would no longer verify (an access entry a
 //! device added in the lost turn signed: a case it opened or shared); and
 //! a turn below one taken before (a relay showing a device two histories
-//! in turn would have it sign entries again each round). Signing such
+//! in turn would have it sign entries again each round), or whose relay's
+//! part a device revoked again in an earlier turn signed (it would be
+//! revoked later and later, and what it signed in between verify). Signing such
 //! entries again is not built, and neither can a device added in the lost
 //! turn know what others hold: where the tablet opened a case the laptop
 //! never fetched, the laptop takes the turn, and the tablet refuses it,
