@@ -29,6 +29,33 @@ async fn laptop_phone_desk() -> (TestRelay, tempfile::TempDir, [Home; 3], DocId)
     (relay, dir, [laptop, phone, desk], case)
 }
 
+/// [`laptop_phone_desk`], and Dr. Chen reading the case; the relay is
+/// copied, the laptop then revokes the phone and writes a note, Dr. Chen
+/// syncs, and the relay is restored from the copy.
+async fn revoked_after_the_copy() -> (TestRelay, tempfile::TempDir, [Home; 4], DocId) {
+    let (relay, dir, [mut laptop, phone, desk], case) = laptop_phone_desk().await;
+    let mut chen = init(&dir.path().join("chen"), &relay, "Dr. Chen");
+    sync(&mut chen).await;
+    befriend(&mut laptop, "Dr. Chen", &chen.account_id());
+    share_case(&mut laptop, &case, "Dr. Chen", "read", true).await;
+    sync(&mut chen).await;
+    laptop
+        .add_note(&case, free_note("before the revocation"))
+        .unwrap();
+    sync(&mut laptop).await;
+    let (relay, copy) = relay.copy().await;
+    let conn = laptop.connect().await.unwrap();
+    laptop.revoke(&conn, &phone.device_id()).await.unwrap();
+    conn.close().await;
+    laptop
+        .add_note(&case, free_note("after the revocation"))
+        .unwrap();
+    sync(&mut laptop).await;
+    sync(&mut chen).await;
+    let relay = relay.restore(copy.path()).await;
+    (relay, dir, [laptop, phone, desk, chen], case)
+}
+
 /// `home`'s sync is refused: it is revoked.
 async fn assert_revoked(home: &mut Home) {
     let refused = try_sync(home).await.unwrap_err();
@@ -49,28 +76,9 @@ async fn assert_revoked(home: &mut Home) {
 /// case and waits until then, read every note.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_share_the_revoked_device_granted_on_the_restored_relay_is_ended_again() {
-    let (relay, dir, [mut laptop, mut phone, mut desk], case) = laptop_phone_desk().await;
+    let (relay, dir, [mut laptop, mut phone, mut desk, mut chen], case) =
+        revoked_after_the_copy().await;
     let at = |name: &str| dir.path().join(name);
-    let mut chen = init(&at("chen"), &relay, "Dr. Chen");
-    sync(&mut chen).await;
-    befriend(&mut laptop, "Dr. Chen", &chen.account_id());
-    share_case(&mut laptop, &case, "Dr. Chen", "read", true).await;
-    sync(&mut chen).await;
-    laptop
-        .add_note(&case, free_note("before the revocation"))
-        .unwrap();
-    sync(&mut laptop).await;
-    let (relay, copy) = relay.copy().await;
-    let conn = laptop.connect().await.unwrap();
-    laptop.revoke(&conn, &phone.device_id()).await.unwrap();
-    conn.close().await;
-    laptop
-        .add_note(&case, free_note("after the revocation"))
-        .unwrap();
-    sync(&mut laptop).await;
-    sync(&mut chen).await;
-
-    let relay = relay.restore(copy.path()).await;
     let mut osei = init(&at("osei"), &relay, "Dr. Osei");
     sync(&mut osei).await;
     sync(&mut phone).await;
@@ -155,25 +163,10 @@ async fn a_share_the_revoked_device_granted_on_the_restored_relay_is_ended_again
 /// Chen.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_revocation_the_restored_relay_lost_is_made_again_where_the_device_signed_nothing() {
-    let (relay, dir, [mut laptop, mut phone, mut desk], case) = laptop_phone_desk().await;
+    let (relay, dir, [mut laptop, mut phone, mut desk, mut chen], case) =
+        revoked_after_the_copy().await;
     let at = |name: &str| dir.path().join(name);
-    let mut chen = init(&at("chen"), &relay, "Dr. Chen");
-    sync(&mut chen).await;
-    befriend(&mut laptop, "Dr. Chen", &chen.account_id());
-    share_case(&mut laptop, &case, "Dr. Chen", "read", true).await;
-    sync(&mut chen).await;
-    let (relay, copy) = relay.copy().await;
-    let conn = laptop.connect().await.unwrap();
-    laptop.revoke(&conn, &phone.device_id()).await.unwrap();
-    conn.close().await;
-    laptop
-        .add_note(&case, free_note("after the revocation"))
-        .unwrap();
-    sync(&mut laptop).await;
-    sync(&mut chen).await;
     let after_revocation = laptop.access().doc_meta(&case).unwrap().unwrap().epoch;
-
-    let relay = relay.restore(copy.path()).await;
     let mut watch = pair(&mut desk, &at("watch"), &relay).await;
     sync(&mut watch).await;
     let r = try_sync(&mut chen)
@@ -241,24 +234,9 @@ async fn a_revocation_the_restored_relay_lost_is_made_again_where_the_device_sig
 /// phone nor the watch is a device any more.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_device_the_revoked_one_paired_on_the_restored_relay_is_cut() {
-    let (relay, dir, [mut laptop, mut phone, mut desk], case) = laptop_phone_desk().await;
+    let (relay, dir, [mut laptop, mut phone, mut desk, mut chen], case) =
+        revoked_after_the_copy().await;
     let at = |name: &str| dir.path().join(name);
-    let mut chen = init(&at("chen"), &relay, "Dr. Chen");
-    sync(&mut chen).await;
-    befriend(&mut laptop, "Dr. Chen", &chen.account_id());
-    share_case(&mut laptop, &case, "Dr. Chen", "read", true).await;
-    sync(&mut chen).await;
-    let (relay, copy) = relay.copy().await;
-    let conn = laptop.connect().await.unwrap();
-    laptop.revoke(&conn, &phone.device_id()).await.unwrap();
-    conn.close().await;
-    laptop
-        .add_note(&case, free_note("after the revocation"))
-        .unwrap();
-    sync(&mut laptop).await;
-    sync(&mut chen).await;
-
-    let relay = relay.restore(copy.path()).await;
     let mut watch = pair(&mut phone, &at("watch"), &relay).await;
     sync(&mut watch).await;
     let joined = sync(&mut laptop).await;
