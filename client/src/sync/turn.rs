@@ -45,17 +45,17 @@
 //! relay's turn in which a device the one held here revokes did anything
 //! but pair devices (revoked the desk: a revocation is not undone); a turn
 //! held here with an entry signed by a device the relay's revokes and the
-//! one held here does not (what it paired would come back); a log under
-//! which something held here would no longer verify (an access entry a
-//! device added in the lost turn signed: a case it opened or shared); and
-//! a turn below one taken before (a relay showing a device two histories
-//! in turn would have it sign entries again each round), or whose relay's
-//! part a device revoked again in an earlier turn signed (it would be
-//! revoked later and later, and what it signed in between verify). Signing such
-//! entries again is not built, and neither can a device added in the lost
-//! turn know what others hold: where the tablet opened a case the laptop
-//! never fetched, the laptop takes the turn, and the tablet refuses it,
-//! its case held there alone.
+//! one held here does not (what it paired would come back); a turn below
+//! one taken before (a relay showing a device two histories in turn would
+//! have it sign entries again each round), or whose relay's part a device
+//! revoked again in an earlier turn signed (it would be revoked later and
+//! later, and what it signed in between verify); and a log under which
+//! something held here would no longer verify (an access entry a device
+//! added in the lost turn signed: a case it opened or shared). Signing
+//! such entries again is not built, and neither can a device added in the
+//! lost turn know what others hold: where the tablet opened a case the
+//! laptop never fetched, the laptop takes the turn, and the tablet refuses
+//! it, its case held there alone.
 
 use std::collections::BTreeMap;
 
