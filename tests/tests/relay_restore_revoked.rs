@@ -126,7 +126,7 @@ async fn a_share_the_revoked_device_granted_on_the_restored_relay_is_ended_again
     assert!(
         trail
             .iter()
-            .any(|r| r.case == Some(quiet) && r.what.contains("made or shared the key")),
+            .any(|r| r.case == Some(quiet) && r.what.contains("changed this case's access")),
         "the trail says so"
     );
     for home in [&mut laptop, &mut desk, &mut watch, &mut chen] {

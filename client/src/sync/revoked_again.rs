@@ -182,7 +182,7 @@ impl Home {
             self.rotate_doc(doc)?;
         }
         let what = match ended.is_empty() {
-            true => "keys rotated: a device this account had revoked made or shared the key on the relay, after the copy it was restored from".to_string(),
+            true => "keys rotated: a device this account had revoked changed this case's access on the relay, after the copy it was restored from".to_string(),
             false => format!(
                 "share(s) to {} ended again: granted on the relay, after the copy it was restored from, by a device this account had revoked; keys rotated",
                 self.names_of(&ended).join(", ")
@@ -197,8 +197,8 @@ impl Home {
 pub(crate) struct Undo {
     /// Members whose last grant such a device signed, to be removed.
     pub members: Vec<AccountId>,
-    /// Such a device made or handed out the newest key (opened the case,
-    /// rotated it, or shared it): the key moves on.
+    /// Such a device signed an entry (opened the case, rotated it, shared
+    /// it or ended a share): the key moves on after it.
     pub rotate: bool,
 }
 
