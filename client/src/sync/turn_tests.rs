@@ -11,11 +11,18 @@ struct Account {
 }
 
 fn device() -> DeviceInfo {
-    DeviceInfo {
-        id: DeviceSigner::generate().device_id(),
+    signing_device().1
+}
+
+/// A device and the signer it signs with (one that signs a turn's entry).
+fn signing_device() -> (DeviceSigner, DeviceInfo) {
+    let signer = DeviceSigner::generate();
+    let info = DeviceInfo {
+        id: signer.device_id(),
         dh: DhSecret::generate().public(),
         kind: DeviceKind::Device,
-    }
+    };
+    (signer, info)
 }
 
 impl Account {
@@ -117,12 +124,7 @@ fn revoke_to(
 #[test]
 fn a_revocation_held_here_is_made_again_and_what_the_device_paired_there_cut() {
     let a = Account::new();
-    let phone_signer = DeviceSigner::generate();
-    let phone = DeviceInfo {
-        id: phone_signer.device_id(),
-        dh: DhSecret::generate().public(),
-        kind: DeviceKind::Device,
-    };
+    let (phone_signer, phone) = signing_device();
     let base = a.add(&a.log, phone.clone());
     let new_key = DhSecret::generate();
     let held = revoke_to(&a, &base, phone.id, &new_key, &a.key);
@@ -194,12 +196,7 @@ fn a_revocation_held_here_is_made_again_and_what_the_device_paired_there_cut() {
 #[test]
 fn a_revocation_in_the_relays_turn_is_taken_unless_the_device_signed_here() {
     let a = Account::new();
-    let phone_signer = DeviceSigner::generate();
-    let phone = DeviceInfo {
-        id: phone_signer.device_id(),
-        dh: DhSecret::generate().public(),
-        kind: DeviceKind::Device,
-    };
+    let (phone_signer, phone) = signing_device();
     let base = a.add(&a.log, phone.clone());
     let theirs = a.revoke(&base, phone.id);
     let tablet = device();
@@ -263,12 +260,7 @@ fn a_device_revoked_here_that_the_relays_turn_signed_in_again_is_revoked_again()
 #[test]
 fn a_device_revoked_here_that_the_revoked_phone_paired_again_there_is_cut_once() {
     let a = Account::new();
-    let phone_signer = DeviceSigner::generate();
-    let phone = DeviceInfo {
-        id: phone_signer.device_id(),
-        dh: DhSecret::generate().public(),
-        kind: DeviceKind::Device,
-    };
+    let (phone_signer, phone) = signing_device();
     let base = a.add(&a.log, phone.clone());
     let tablet = device();
     let held = a.add(&base, tablet.clone());
