@@ -229,8 +229,9 @@ impl DocState {
     }
 
     /// The signer must have been an active device of the entry's account
-    /// in the first `account_len` entries of that account's log, a length
-    /// the log has reached and no shorter than any earlier entry claimed.
+    /// in the first `account_len` entries of that account's log (or a
+    /// vouch there names the entry), a length the log has reached and no
+    /// shorter than any earlier entry claimed.
     fn check_signer<'a>(
         signed: &Signed,
         entry: &DocEntry,
@@ -245,7 +246,10 @@ impl DocState {
                 "signed at an account log length out of order",
             ));
         }
-        let active = acct.active_at(&signed.signer, len);
+        // Or a vouch in the log names it: signed by a device in a history
+        // of that log a restored relay lost, and paired again since.
+        let active = acct.active_at(&signed.signer, len)
+            || acct.vouched_for(&signed.hash(HASH_LABEL), &signed.signer);
         if !active {
             return Err(AccessError::NotOwner(entry.seq));
         }

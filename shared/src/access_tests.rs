@@ -144,3 +144,92 @@ fn a_disposal_ends_the_log_and_verifies_alone() {
         Err(AccessError::NotOwner(1))
     ));
 }
+
+/// A device paired in a history of the account log a restored relay lost,
+/// and paired again later in the one taken: what it signed then claims a
+/// length at which it is not yet a device, and verifies only where a vouch
+/// in the log names it, for it.
+#[test]
+fn an_entry_signed_in_a_lost_history_verifies_where_a_vouch_names_it() {
+    let info = |s: &DeviceSigner| account::DeviceInfo {
+        id: s.device_id(),
+        dh: DhSecret::generate().public(),
+        kind: account::DeviceKind::Device,
+    };
+    let (laptop, tablet, watch) = (
+        DeviceSigner::generate(),
+        DeviceSigner::generate(),
+        DeviceSigner::generate(),
+    );
+    let (g, ak) = account::genesis(&laptop, &DhSecret::generate(), 0);
+    let base = AccountState::from_genesis(&g).unwrap();
+    // Held: the tablet at entry 1; it opens a case at length 2.
+    let mut held = base.clone();
+    held.apply(&account::add_device(&held, &laptop, &ak, info(&tablet), 1).unwrap())
+        .unwrap();
+    let doc = DocId::random();
+    let opened = |signer: &DeviceSigner, acct: &AccountState| {
+        Signed::sign(
+            signer,
+            SIG_LABEL,
+            &DocEntry {
+                doc,
+                seq: 0,
+                prev: None,
+                at: 0,
+                account: acct.id,
+                account_len: 2,
+                op: DocOp::Genesis {
+                    key: key_envelope(&doc, 0, &SecretKey::random(), acct).unwrap(),
+                },
+            },
+        )
+    };
+    let e0 = opened(&tablet, &held);
+    let held_lookup = |a: &AccountId| (*a == held.id).then_some(&held);
+    DocState::from_genesis(&e0, &held_lookup).unwrap();
+    // Taken: a watch at entry 1, the tablet again at entry 2.
+    let mut taken = base.clone();
+    for d in [&watch, &tablet] {
+        let add = account::add_device(&taken, &laptop, &ak, info(d), 1).unwrap();
+        taken.apply(&add).unwrap();
+    }
+    let verifies = |acct: &AccountState, e: &Signed| {
+        DocState::from_genesis(e, &|a: &AccountId| (*a == acct.id).then_some(acct)).is_ok()
+    };
+    assert!(!verifies(&taken, &e0), "not yet a device at length 2");
+    let hash = e0.hash(HASH_LABEL);
+    // A vouch naming it for another device does not do.
+    let mut wrong = taken.clone();
+    wrong
+        .apply(&account::vouch(
+            &wrong,
+            &laptop,
+            watch.device_id(),
+            vec![hash],
+            2,
+        ))
+        .unwrap();
+    assert!(!verifies(&wrong, &e0));
+    // Nor one signed by a device not in the log.
+    let stranger = DeviceSigner::generate();
+    let forged = account::vouch(&taken, &stranger, tablet.device_id(), vec![hash], 2);
+    assert!(taken.clone().apply(&forged).is_err());
+    // One naming it for the tablet does; not another entry the tablet
+    // signed there, and each entry is named once.
+    let mut vouched = taken.clone();
+    let vouch = account::vouch(&vouched, &laptop, tablet.device_id(), vec![hash], 2);
+    vouched.apply(&vouch).unwrap();
+    assert!(verifies(&vouched, &e0));
+    assert!(!verifies(&vouched, &opened(&tablet, &vouched)));
+    let again = account::vouch(&vouched, &laptop, tablet.device_id(), vec![hash], 2);
+    assert!(vouched.clone().apply(&again).is_err());
+    let none = account::vouch(&vouched, &laptop, tablet.device_id(), vec![], 2);
+    assert!(vouched.clone().apply(&none).is_err());
+    // A device revoked is not vouched for.
+    let (revoke, _) = account::revoke_device(&taken, &laptop, &ak, watch.device_id(), 2).unwrap();
+    let mut revoked = taken.clone();
+    revoked.apply(&revoke).unwrap();
+    let late = account::vouch(&revoked, &laptop, watch.device_id(), vec![hash], 3);
+    assert!(revoked.apply(&late).is_err());
+}

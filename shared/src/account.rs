@@ -61,7 +61,23 @@ pub enum AccountOp {
         wraps: Vec<(DeviceId, Wrapped)>,
         previous: Wrapped,
     },
+    /// Entries `device` signed, by their hashes, in a history of this log
+    /// that a relay restored from an older copy lost: there it was paired
+    /// earlier than this log pairs it again, so what it signed then (a case
+    /// it opened or shared, a disposal) claims a length of this log at
+    /// which it is not yet a device. Each verifies as though it were (see
+    /// [`AccountState::vouched_for`]). Signed by an active device, for one
+    /// active at the time: it makes nothing valid that the device could
+    /// not sign again now, and a later revocation of it stands as before.
+    Vouch {
+        device: DeviceId,
+        entries: Vec<Hash>,
+    },
 }
+
+/// The most entries one vouch names: a bound on what one account-log entry
+/// may hold (a vouch for more takes several).
+pub const MAX_VOUCHED: usize = 4096;
 
 /// One entry of the chain, before signing.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -116,6 +132,8 @@ pub struct AccountState {
     pub head: Hash,
     pub devices: BTreeMap<DeviceId, DeviceRecord>,
     pub key: AccountKeyPub,
+    /// The entries vouches name, by hash, and the device each names.
+    pub vouched: BTreeMap<Hash, DeviceId>,
 }
 
 /// The HPKE info that binds an account-key wrap to account, device and generation.
@@ -180,6 +198,7 @@ impl AccountState {
             head: hash,
             devices,
             key: *key,
+            vouched: BTreeMap::new(),
         })
     }
 
@@ -199,6 +218,12 @@ impl AccountState {
                 .devices
                 .get(device)
                 .is_some_and(|d| d.added_seq < len && d.revoked_seq.is_none_or(|r| r >= len))
+    }
+
+    /// Whether a vouch in the log names the entry of this `hash` as one
+    /// `signer` signed.
+    pub fn vouched_for(&self, hash: &Hash, signer: &DeviceId) -> bool {
+        self.vouched.get(hash) == Some(signer)
     }
 
     /// The active devices.
@@ -267,6 +292,24 @@ impl AccountState {
                     d.revoked_generation = Some(key.generation);
                 }
                 self.key = *key;
+            }
+            AccountOp::Vouch { device, entries } => {
+                if !self.is_active(device) {
+                    return Err(AccountError::Invalid(seq, "device is not active"));
+                }
+                if entries.is_empty() || entries.len() > MAX_VOUCHED {
+                    return Err(AccountError::Invalid(
+                        seq,
+                        "a vouch names 1 to 4096 entries",
+                    ));
+                }
+                let mut named = BTreeMap::new();
+                for hash in entries {
+                    if self.vouched.contains_key(hash) || named.insert(*hash, *device).is_some() {
+                        return Err(AccountError::Invalid(seq, "entry vouched for already"));
+                    }
+                }
+                self.vouched.append(&mut named);
             }
         }
         self.len += 1;
@@ -384,6 +427,24 @@ pub fn revoke_device_to(
     Ok(Signed::sign(signer, SIG_LABEL, &entry))
 }
 
+/// Makes an entry that vouches for `entries` (hashes of entries `device`
+/// signed), at most [`MAX_VOUCHED`] of them.
+pub fn vouch(
+    state: &AccountState,
+    signer: &DeviceSigner,
+    device: DeviceId,
+    entries: Vec<Hash>,
+    at: u64,
+) -> Signed {
+    let entry = AccountEntry {
+        seq: state.len,
+        prev: Some(state.head),
+        at,
+        op: AccountOp::Vouch { device, entries },
+    };
+    Signed::sign(signer, SIG_LABEL, &entry)
+}
+
 /// Recovers every account-key generation a device can reach from a verified log:
 /// the newest wrapped to it, then each older one through the `previous` seals.
 /// Returns keys indexed by generation.
@@ -451,74 +512,5 @@ pub fn account_keys(
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn dev() -> (DeviceSigner, DhSecret) {
-        (DeviceSigner::generate(), DhSecret::generate())
-    }
-
-    fn info(s: &DeviceSigner, d: &DhSecret) -> DeviceInfo {
-        DeviceInfo {
-            id: s.device_id(),
-            dh: d.public(),
-            kind: DeviceKind::Device,
-        }
-    }
-
-    #[test]
-    fn chain_add_revoke_and_key_history() {
-        let (s1, d1) = dev();
-        let (s2, d2) = dev();
-        let (g, k0) = genesis(&s1, &d1, 1);
-        let mut st = AccountState::from_genesis(&g).unwrap();
-        let add = add_device(&st, &s1, &k0, info(&s2, &d2), 2).unwrap();
-        st.apply(&add).unwrap();
-        let (rev, k1) = revoke_device(&st, &s2, &k0, s1.device_id(), 3).unwrap();
-        st.apply(&rev).unwrap();
-        assert!(!st.is_active(&s1.device_id()));
-        assert_eq!(st.key.generation, 1);
-        let log = vec![g, add, rev];
-        let again = AccountState::verify_log(&log).unwrap();
-        assert_eq!(again, st);
-        let keys = account_keys(&log, &st.id, &s2.device_id(), &d2).unwrap();
-        assert_eq!(keys.len(), 2);
-        assert_eq!(keys[0].expose(), k0.expose());
-        assert_eq!(keys[1].expose(), k1.expose());
-        // The revoked device reaches generation 0 only.
-        let old = account_keys(&log, &st.id, &s1.device_id(), &d1).unwrap();
-        assert_eq!(old.len(), 1);
-    }
-
-    #[test]
-    fn revoked_device_cannot_sign_and_chain_must_link() {
-        let (s1, d1) = dev();
-        let (s2, d2) = dev();
-        let (g, k0) = genesis(&s1, &d1, 1);
-        let mut st = AccountState::from_genesis(&g).unwrap();
-        let add = add_device(&st, &s1, &k0, info(&s2, &d2), 2).unwrap();
-        // Replaying genesis's position or skipping fails.
-        let mut wrong = st.clone();
-        wrong.len = 5;
-        assert!(matches!(wrong.apply(&add), Err(AccountError::Broken(_))));
-        st.apply(&add).unwrap();
-        let (rev, _) = revoke_device(&st, &s2, &k0, s1.device_id(), 3).unwrap();
-        st.apply(&rev).unwrap();
-        let (s3, d3) = dev();
-        let bad = add_device(&st, &s1, &k0, info(&s3, &d3), 4).unwrap();
-        assert_eq!(st.apply(&bad), Err(AccountError::NotActive(3)));
-    }
-
-    #[test]
-    fn a_stranger_cannot_extend_the_log() {
-        let (s1, d1) = dev();
-        let (g, k0) = genesis(&s1, &d1, 1);
-        let mut st = AccountState::from_genesis(&g).unwrap();
-        let (mallory, md) = dev();
-        let forged = add_device(&st, &mallory, &k0, info(&mallory, &md), 2).unwrap();
-        assert_eq!(st.apply(&forged), Err(AccountError::NotActive(1)));
-        let mut tampered = add_device(&st, &s1, &k0, info(&mallory, &md), 2).unwrap();
-        tampered.body[3] ^= 1;
-        assert!(st.apply(&tampered).is_err());
-    }
-}
+#[path = "account_tests.rs"]
+mod tests;

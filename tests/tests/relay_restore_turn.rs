@@ -181,56 +181,88 @@ async fn laptop_joins(t: &mut PairedAfterTheCopy) {
     );
 }
 
-const NO_LONGER_VERIFIES: &str = "would no longer verify";
+/// What a colleague's device meets while the entries it holds, signed by
+/// a device signed in again, wait for a vouch.
+const WAITS_FOR_A_VOUCH: &str = "vouches for it";
+
+/// Whether `home`'s trail says a turn was taken with entries vouched for.
+fn trail_says_vouched(home: &Home) -> bool {
+    (home.trail().entries().unwrap().iter())
+        .any(|r| r.what.contains("took another turn") && r.what.contains("a vouch for"))
+}
 
 /// The tablet opened a case after it was paired, and the laptop fetched
 /// it: the case's first access entry is signed at a length of the account
 /// log at which, in the relay's history, the tablet was not yet a device.
-/// Taking the relay's log would make that entry fail everywhere, so the
-/// laptop refuses it, naming why, and its case stays as it was. (Signing
-/// such entries again is not built.)
+/// The laptop takes the relay's log, signs the tablet in again and vouches
+/// for that entry, so the case verifies everywhere: the desk, which never
+/// heard of the tablet, reads it, and the tablet takes the log and goes on
+/// writing to it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_turn_under_which_an_access_entry_would_not_verify_is_refused() {
+async fn an_access_entry_a_device_signed_before_it_was_signed_in_again_is_vouched_for() {
     let (relay, mut t) = paired_after_the_copy().await;
     let case = case_with_a_plan(&mut t.tablet, "sleep diary");
     sync(&mut t.tablet).await;
     sync(&mut t.laptop).await;
     let relay = restored_and_written_to(&mut t, relay).await;
 
-    refuses_the_turn(&mut t.laptop, NO_LONGER_VERIFIES).await;
-    assert_eq!(plan_of(&mut t.laptop, &case), "sleep diary");
+    laptop_joins(&mut t).await;
+    assert!(trail_says_vouched(&t.laptop), "the trail says so");
+    let took = sync(&mut t.tablet).await;
+    assert_clean(&took);
+    assert_eq!(took.logs_turned, vec![t.laptop.account_id()], "{took:?}");
+    assert_clean(&sync(&mut t.desk).await);
+    assert_eq!(plan_of(&mut t.desk, &case), "sleep diary");
+    t.tablet
+        .add_note(&case, free_note("after the turn"))
+        .unwrap();
+    sync(&mut t.tablet).await;
+    sync(&mut t.desk).await;
+    let notes = notes_of(&mut t.desk, &case);
+    assert!(notes.contains(&"after the turn".to_string()), "{notes:?}");
     let state = t.laptop.account_state().unwrap();
-    assert!(
-        state.is_active(&t.tablet.device_id()),
-        "the log held is kept"
-    );
+    for home in [&t.desk, &t.tablet] {
+        assert_eq!(home.account_state().unwrap(), state, "{}", home.name());
+    }
     relay.stop().await;
 }
 
-/// As above, but the laptop never fetched the tablet's case, so it cannot
-/// tell: it takes the relay's log and signs the tablet in again. The
-/// tablet then refuses that log, naming why; its case stays readable
-/// there, held there alone.
+/// As above, but the laptop never fetched the tablet's case, which the
+/// restored relay lacks: the laptop signs the tablet in again, and the
+/// tablet, taking that log, vouches for its own entry and gives the case
+/// back; the laptop and the desk then read it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_device_whose_case_the_turn_would_undo_refuses_it() {
+async fn a_device_signed_in_again_vouches_for_a_case_it_alone_held() {
     let (relay, mut t) = paired_after_the_copy().await;
     let case = case_with_a_plan(&mut t.tablet, "sleep diary");
     sync(&mut t.tablet).await;
     let relay = restored_and_written_to(&mut t, relay).await;
 
     laptop_joins(&mut t).await;
-    refuses_the_turn(&mut t.tablet, NO_LONGER_VERIFIES).await;
-    assert_eq!(plan_of(&mut t.tablet, &case), "sleep diary");
+    assert!(
+        !trail_says_vouched(&t.laptop),
+        "it held nothing to vouch for"
+    );
+    let took = sync(&mut t.tablet).await;
+    assert_eq!(took.logs_turned, vec![t.laptop.account_id()], "{took:?}");
+    assert!(trail_says_vouched(&t.tablet), "the trail says so");
+    assert_clean(&sync(&mut t.tablet).await);
+    for home in [&mut t.laptop, &mut t.desk] {
+        assert_clean(&sync(home).await);
+        assert_eq!(plan_of(home, &case), "sleep diary", "{}", home.name());
+    }
     relay.stop().await;
 }
 
 /// The tablet shared the case with Dr. Chen, and the laptop never fetched
-/// that share. The laptop takes the relay's log and signs the tablet in
-/// again; Dr. Chen's device, holding the share the tablet signed at a
-/// length where it is not yet a device in that log, refuses it for good,
-/// naming why.
+/// that share, which the restored relay lacks. The laptop takes the
+/// relay's log and signs the tablet in again; Dr. Chen's device, holding
+/// the share the tablet signed at a length where it is not yet a device
+/// in that log, refuses the log, naming why, and holds the case as it was
+/// until the tablet, taking the log, vouches for its share. Her own cases
+/// go on syncing meanwhile; then she takes the log and reads on.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_colleague_holding_what_a_device_signed_before_refuses_the_turn() {
+async fn a_colleague_holding_what_a_device_signed_before_waits_for_its_vouch() {
     let (relay, mut t) = paired_after_the_copy().await;
     let chen_account = t.chen.account_id();
     befriend(&mut t.tablet, "Dr. Chen", &chen_account);
@@ -240,7 +272,11 @@ async fn a_colleague_holding_what_a_device_signed_before_refuses_the_turn() {
     let relay = restored_and_written_to(&mut t, relay).await;
 
     laptop_joins(&mut t).await;
-    colleague_refuses_the_turn(&mut t.chen, &t.case, NO_LONGER_VERIFIES).await;
+    assert!(
+        !trail_says_vouched(&t.laptop),
+        "it held nothing to vouch for"
+    );
+    colleague_refuses_the_turn(&mut t.chen, &t.case, WAITS_FOR_A_VOUCH).await;
     assert_eq!(plan_of(&mut t.chen, &t.case), "walk daily");
 
     // Nothing of the case is fetched meanwhile: a note the laptop writes
@@ -254,7 +290,7 @@ async fn a_colleague_holding_what_a_device_signed_before_refuses_the_turn() {
     // Dr. Chen's own cases go on syncing meanwhile: one opened now reaches
     // a device she pairs, and her trail says once what was refused.
     let own = case_with_a_plan(&mut t.chen, "her own client");
-    colleague_refuses_the_turn(&mut t.chen, &t.case, NO_LONGER_VERIFIES).await;
+    colleague_refuses_the_turn(&mut t.chen, &t.case, WAITS_FOR_A_VOUCH).await;
     let mut chen_phone = pair(&mut t.chen, &t.dir.path().join("chen-phone"), &relay).await;
     sync(&mut chen_phone).await;
     assert_eq!(plan_of(&mut chen_phone, &own), "her own client");
@@ -264,18 +300,27 @@ async fn a_colleague_holding_what_a_device_signed_before_refuses_the_turn() {
         .filter(|r| r.what.starts_with("refused the relay's log of account"));
     assert_eq!(said.count(), 1);
     assert_eq!(t.chen.list_notes(&t.case).unwrap().len(), before);
+
+    let took = sync(&mut t.tablet).await;
+    assert_eq!(took.logs_turned, vec![t.laptop.account_id()], "{took:?}");
+    assert!(trail_says_vouched(&t.tablet), "the trail says so");
+    sync(&mut t.tablet).await;
+    let took = sync(&mut t.chen).await;
+    assert_clean(&took);
+    assert_eq!(took.logs_turned, vec![t.laptop.account_id()], "{took:?}");
+    let notes = notes_of(&mut t.chen, &t.case);
+    assert!(notes.contains(&"after the turn".to_string()), "{notes:?}");
     relay.stop().await;
 }
 
 /// The tablet disposed of the case, which the copy holds, and the laptop
 /// carried the disposal out, keeping the tablet's signed entry to give
-/// back. Under the relay's log, in which the tablet would be signed in
-/// later, that entry would no longer verify: the disposal could not be
-/// given back, and the case, live again on the restored relay, would be
-/// served to every device paired since. The laptop refuses the turn
-/// instead, naming why, and keeps the disposal.
+/// back. Under the relay's log, in which the tablet is signed in later,
+/// that entry would no longer verify; the laptop vouches for it, gives the
+/// disposal back, and the case, live again on the restored relay, is gone
+/// from the desk.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_turn_under_which_a_kept_disposal_would_not_verify_is_refused() {
+async fn a_kept_disposal_a_device_signed_before_it_was_signed_in_again_is_vouched_for() {
     let (relay, mut t) = paired_after_the_copy().await;
     t.tablet.dispose_case(&t.case, true).unwrap();
     sync(&mut t.tablet).await;
@@ -284,7 +329,35 @@ async fn a_turn_under_which_a_kept_disposal_would_not_verify_is_refused() {
     assert!(cases.iter().all(|c| c.id != t.case));
     let relay = restored_and_written_to(&mut t, relay).await;
 
-    refuses_the_turn(&mut t.laptop, NO_LONGER_VERIFIES).await;
+    laptop_joins(&mut t).await;
+    assert!(trail_says_vouched(&t.laptop), "the trail says so");
+    assert_clean(&sync(&mut t.laptop).await);
+    assert_clean(&sync(&mut t.desk).await);
+    let cases = t.desk.list_cases(true).unwrap();
+    assert!(cases.iter().all(|c| c.id != t.case), "{cases:?}");
+    relay.stop().await;
+}
+
+/// The phone, told of the tablet, opens a case after the copy, and the
+/// laptop fetches it. On the restored relay the desk, never told of
+/// either, revokes the phone. Under the relay's log the phone's entry,
+/// signed at a length past where that log revokes it, would no longer
+/// verify, and the phone is no device there to be vouched for: the laptop
+/// refuses the turn, naming why, and its case stays as it was.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_turn_under_which_an_entry_of_a_device_revoked_there_would_not_verify_is_refused() {
+    let (relay, mut t) = paired_after_the_copy().await;
+    sync(&mut t.phone).await;
+    let case = case_with_a_plan(&mut t.phone, "sleep diary");
+    sync(&mut t.phone).await;
+    sync(&mut t.laptop).await;
+    let relay = relay.restore(t.copy.path()).await;
+    let conn = t.desk.connect().await.unwrap();
+    t.desk.revoke(&conn, &t.phone.device_id()).await.unwrap();
+    conn.close().await;
+
+    refuses_the_turn(&mut t.laptop, "would no longer verify").await;
+    assert_eq!(plan_of(&mut t.laptop, &case), "sleep diary");
     relay.stop().await;
 }
 

@@ -37,25 +37,28 @@
 //!
 //! A device signed in again stands later in the log than it did: what it
 //! signed at a length of the log where, in the relay's history, it was
-//! not yet a device no longer verifies. So a device takes a turn only if
-//! every access entry it holds (queued ones too) and every disposal it
-//! keeps still verify under the log it would take.
+//! not yet a device would no longer verify. So every access entry held
+//! here (queued ones too) and every disposal kept here that would not is
+//! vouched for on top of the log ([`AccountOp::Vouch`]): by the device
+//! that signs it in again, and by the device itself, which alone may hold
+//! what it signed (a case it opened the laptop never fetched), when it
+//! takes the log. Another account's device holding such an entry (a
+//! colleague the tablet shared a case with) waits, refused, until one of
+//! them has.
 //!
 //! What stays refused, named ([`RollbackError::AccountLogTurned`]): a
 //! relay's turn in which a device the one held here revokes did anything
 //! but pair devices (revoked the desk: a revocation is not undone); a turn
 //! held here with an entry signed by a device the relay's revokes and the
-//! one held here does not (what it paired would come back); a turn below
+//! one held here does not (what it paired would come back), or under which
+//! an access entry or a disposal such a device signed would no longer
+//! verify (it is not vouched for: it is no device there); a turn below
 //! one taken before (a relay showing a device two histories in turn would
 //! have it sign entries again each round), or whose relay's part a device
 //! revoked again in an earlier turn signed (it would be revoked later and
-//! later, and what it signed in between verify); and a log under which
-//! something held here would no longer verify (an access entry a device
-//! added in the lost turn signed: a case it opened or shared). Signing
-//! such entries again is not built, and neither can a device added in the
-//! lost turn know what others hold: where the tablet opened a case the
-//! laptop never fetched, the laptop takes the turn, and the tablet refuses
-//! it, its case held there alone.
+//! later, and what it signed in between verify).
+//!
+//! [`AccountOp::Vouch`]: casebook_shared::account::AccountOp::Vouch
 
 use std::collections::BTreeMap;
 
@@ -64,7 +67,7 @@ use casebook_shared::account::{self, AccountState};
 use casebook_shared::codec;
 use casebook_shared::crypto::DhSecret;
 use casebook_shared::frames::{ErrorCode, Request, Response};
-use casebook_shared::ids::AccountId;
+use casebook_shared::ids::{AccountId, DeviceId, Hash};
 use casebook_shared::signed::Signed;
 
 use super::turn_judge::{LACKS_DEVICES, Lost, judge_turn};
@@ -75,7 +78,8 @@ use crate::net::{NetError, Relay};
 
 /// Why a turn is not taken, besides [`turn_judge`]'s (the rest of the
 /// refusal's text is [`RollbackError::AccountLogTurned`]'s).
-pub(crate) const ENTRIES_DEPEND: &str = "an access entry or a disposal held here would no longer verify under it (signed by a device the turn held here added, or by one the relay's revokes, after that)";
+pub(crate) const ENTRIES_DEPEND: &str = "an access entry or a disposal held here would no longer verify under it (signed by a device the relay's revokes, after that)";
+pub(crate) const ENTRIES_WAIT: &str = "an access entry or a disposal held here, signed by a device signed in again there, would not verify under it until a device of that account that holds it vouches for it when it syncs";
 pub(crate) const REVOKED_AGAIN_SIGNS: &str = "the relay's holds an entry signed by a device this device revoked again in an earlier turn (a relay showing it history after history)";
 pub(crate) const BELOW_TAKEN: &str = "it parts no later than another turn of it this device took did (a relay showing two histories in turn)";
 pub const MOVED_ON: &str = "the relay's log moved on while this device signed entries it lacked on top of it; the next sync judges it again";
@@ -215,7 +219,6 @@ impl Home {
                 state.apply(&entry)?;
                 signed.push(entry);
             }
-            log.extend(signed.iter().cloned());
         }
         // Listed is enough: one revoked there was revoked by a device that
         // saw it.
@@ -226,9 +229,43 @@ impl Home {
         {
             return Err(refused(LACKS_DEVICES).into());
         }
-        if !self.held_entries_verify_under(account, &state)? {
-            return Err(refused(ENTRIES_DEPEND).into());
+        // What a device signed in again signed before, claiming a length
+        // of the log where it is not yet a device there: vouched for.
+        let unverified = self.held_entries_unverified_under(account, &state)?;
+        let mut vouched = 0;
+        if !unverified.is_empty() {
+            let held_state = AccountState::verify_log(&held)?;
+            let vouchable = |e: &Signed| {
+                turn.added_here.contains(&e.signer)
+                    && state.is_active(&e.signer)
+                    && verifies_under(e, account, &held_state)
+            };
+            if !unverified.iter().all(vouchable) {
+                return Err(refused(ENTRIES_DEPEND).into());
+            }
+            // Another account's log: one of its devices that holds them
+            // vouches when it syncs.
+            if !mine || !state.is_active(&self.device_id()) {
+                return Err(refused(ENTRIES_WAIT).into());
+            }
+            let mut by_device: BTreeMap<DeviceId, Vec<Hash>> = BTreeMap::new();
+            for e in &unverified {
+                let of = by_device.entry(e.signer).or_default();
+                of.push(e.hash(access::HASH_LABEL));
+            }
+            for (device, mut hashes) in by_device {
+                hashes.sort();
+                hashes.dedup();
+                for named in hashes.chunks(account::MAX_VOUCHED) {
+                    let entry =
+                        account::vouch(&state, &self.id.signer, device, named.to_vec(), self.now());
+                    state.apply(&entry)?;
+                    signed.push(entry);
+                    vouched += named.len();
+                }
+            }
         }
+        log.extend(signed.iter().cloned());
         if !signed.is_empty() {
             let append = Request::AppendAccount {
                 entries: signed.clone(),
@@ -269,14 +306,19 @@ impl Home {
         let me = self.device_id();
         let revoker = mine && turn.revokers.contains(&me);
         let mut made = Vec::new();
-        if signed.len() > remade {
-            made.push(format!(
-                "{} device(s) signed in again",
-                signed.len() - remade
-            ));
+        let added = (turn.lost.iter())
+            .filter(|l| matches!(l, Lost::Device(_)))
+            .count();
+        if added > 0 {
+            made.push(format!("{added} device(s) signed in again"));
         }
         if remade > 0 {
             made.push(format!("{remade} device(s) revoked again"));
+        }
+        if vouched > 0 {
+            made.push(format!(
+                "a vouch for {vouched} entry(s) a device signed in again had signed before"
+            ));
         }
         let again = match made.is_empty() {
             true => String::new(),
@@ -329,27 +371,34 @@ impl Home {
         Ok(state)
     }
 
-    /// Whether every access entry held here (queued ones too) and every
-    /// disposal kept here that a device of `account` signed still
-    /// verifies under its log as `state` leaves it.
-    fn held_entries_verify_under(&self, account: &AccountId, state: &AccountState) -> Result<bool> {
+    /// The access entries held here (queued ones too) and the disposals
+    /// kept here that a device of `account` signed and that would no
+    /// longer verify under its log as `state` leaves it.
+    fn held_entries_unverified_under(
+        &self,
+        account: &AccountId,
+        state: &AccountState,
+    ) -> Result<Vec<Signed>> {
+        let mut unverified = Vec::new();
         for doc in self.store.doc_ids()? {
             for signed in self.access().access_log(&doc)? {
                 if !verifies_under(&signed, account, state) {
-                    return Ok(false);
+                    unverified.push(signed);
                 }
             }
         }
         let kept = self.kept_disposals()?;
-        Ok(kept
-            .values()
-            .all(|k| verifies_under(&k.gone, account, state)))
+        (kept.into_values())
+            .filter(|k| !verifies_under(&k.gone, account, state))
+            .for_each(|k| unverified.push(k.gone));
+        Ok(unverified)
     }
 }
 
 /// Whether an access entry, if `account` signed it, verifies under its log
 /// as `state` leaves it: its signer active at the log length it was signed
-/// at ([`AccountState::active_at`], as the access log's own check asks).
+/// at ([`AccountState::active_at`], as the access log's own check asks), or a
+/// vouch in it naming it.
 /// Another account's entry, or one that does not open, is not this check's
 /// to judge.
 fn verifies_under(signed: &Signed, account: &AccountId, state: &AccountState) -> bool {
@@ -360,4 +409,5 @@ fn verifies_under(signed: &Signed, account: &AccountId, state: &AccountState) ->
         return true;
     }
     state.active_at(&signed.signer, entry.account_len)
+        || state.vouched_for(&signed.hash(access::HASH_LABEL), &signed.signer)
 }
