@@ -249,7 +249,7 @@ impl DocState {
         // Or a vouch in the log names it: signed by a device in a history
         // of that log a restored relay lost, and paired again since.
         let active = acct.active_at(&signed.signer, len)
-            || acct.vouched_for(&signed.hash(HASH_LABEL), &signed.signer);
+            || acct.vouched_for(&signed.hash(HASH_LABEL), &signed.signer, len);
         if !active {
             return Err(AccessError::NotOwner(entry.seq));
         }

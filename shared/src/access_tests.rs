@@ -226,6 +226,35 @@ fn an_entry_signed_in_a_lost_history_verifies_where_a_vouch_names_it() {
     assert!(vouched.clone().apply(&again).is_err());
     let none = account::vouch(&vouched, &laptop, tablet.device_id(), vec![], 2);
     assert!(vouched.clone().apply(&none).is_err());
+    // A tablet (a thief holding it) vouching for an entry of its own that
+    // claims a length past its revocation gains nothing: a vouch counts
+    // only below where the log lists the device.
+    let ahead = |acct: &AccountState| {
+        let mut entry: DocEntry = opened(&tablet, acct).open(SIG_LABEL).unwrap();
+        entry.account_len = acct.len + 2;
+        Signed::sign(&tablet, SIG_LABEL, &entry)
+    };
+    let dated_ahead = ahead(&vouched);
+    let mut stolen = vouched.clone();
+    let own = account::vouch(
+        &stolen,
+        &tablet,
+        tablet.device_id(),
+        vec![dated_ahead.hash(HASH_LABEL)],
+        3,
+    );
+    stolen.apply(&own).unwrap();
+    let (revoke, _) = account::revoke_device(&stolen, &laptop, &ak, tablet.device_id(), 4).unwrap();
+    stolen.apply(&revoke).unwrap();
+    assert_eq!(stolen.len, 6);
+    assert!(
+        !verifies(&stolen, &dated_ahead),
+        "signed after its revocation"
+    );
+    assert!(
+        verifies(&stolen, &e0),
+        "what it was vouched for still stands"
+    );
     // A device revoked is not vouched for.
     let (revoke, _) = account::revoke_device(&taken, &laptop, &ak, watch.device_id(), 2).unwrap();
     let mut revoked = taken.clone();

@@ -65,10 +65,11 @@ pub enum AccountOp {
     /// that a relay restored from an older copy lost: there it was paired
     /// earlier than this log pairs it again, so what it signed then (a case
     /// it opened or shared, a disposal) claims a length of this log at
-    /// which it is not yet a device. Each verifies as though it were (see
-    /// [`AccountState::vouched_for`]). Signed by an active device, for one
-    /// active at the time: it makes nothing valid that the device could
-    /// not sign again now, and a later revocation of it stands as before.
+    /// which it is not yet a device. Each such entry verifies as though it
+    /// were (see [`AccountState::vouched_for`]), and nothing else: not one
+    /// claiming a length at which the device is listed, so no entry of a
+    /// device dated after its revocation. Signed by an active device, for
+    /// one active then.
     Vouch {
         device: DeviceId,
         entries: Vec<Hash>,
@@ -221,9 +222,15 @@ impl AccountState {
     }
 
     /// Whether a vouch in the log names the entry of this `hash` as one
-    /// `signer` signed.
-    pub fn vouched_for(&self, hash: &Hash, signer: &DeviceId) -> bool {
+    /// `signer` signed, where the entry claims a length `len` of the log
+    /// at which the log does not list `signer` yet. Only there: an entry
+    /// claiming a length at which the device is listed verifies or not by
+    /// [`AccountState::active_at`] alone, so a device that vouches for an
+    /// entry of its own dated after its revocation gains nothing (and
+    /// every vouched entry stands before any revocation of its signer).
+    pub fn vouched_for(&self, hash: &Hash, signer: &DeviceId, len: u64) -> bool {
         self.vouched.get(hash) == Some(signer)
+            && self.devices.get(signer).is_some_and(|d| len <= d.added_seq)
     }
 
     /// The active devices.

@@ -48,6 +48,7 @@ use round::{Phase, Round};
 
 pub(crate) use revoked_again::Undo;
 pub use signals::SignalBody;
+pub use turn::ENTRIES_WAIT as TURN_ENTRIES_WAIT;
 pub use turn::MOVED_ON as TURN_MOVED_ON;
 pub use turn_judge::LACKS_DEVICES as TURN_LACKS_DEVICES;
 pub(crate) use upkeep::{Upkeep, upkeep};

@@ -39,12 +39,12 @@
 //! signed at a length of the log where, in the relay's history, it was
 //! not yet a device would no longer verify. So every access entry held
 //! here (queued ones too) and every disposal kept here that would not is
-//! vouched for on top of the log ([`AccountOp::Vouch`]): by the device
-//! that signs it in again, and by the device itself, which alone may hold
-//! what it signed (a case it opened the laptop never fetched), when it
-//! takes the log. Another account's device holding such an entry (a
-//! colleague the tablet shared a case with) waits, refused, until one of
-//! them has.
+//! vouched for on top of the log ([`AccountOp::Vouch`]), by each device
+//! of the account that takes the log and holds it: the one that signs it
+//! in again, and the device itself, which alone may hold what it signed
+//! (a case it opened the laptop never fetched). Another account's device
+//! holding such an entry (a colleague the tablet shared a case with)
+//! waits, refused, until one of them has.
 //!
 //! What stays refused, named ([`RollbackError::AccountLogTurned`]): a
 //! relay's turn in which a device the one held here revokes did anything
@@ -52,7 +52,9 @@
 //! held here with an entry signed by a device the relay's revokes and the
 //! one held here does not (what it paired would come back), or under which
 //! an access entry or a disposal such a device signed would no longer
-//! verify (it is not vouched for: it is no device there); a turn below
+//! verify (it is not vouched for: it is no device there), as one claiming
+//! a length at which the log taken lists its signer (a held history
+//! longer than the one taken) would not; a turn below
 //! one taken before (a relay showing a device two histories in turn would
 //! have it sign entries again each round), or whose relay's part a device
 //! revoked again in an earlier turn signed (it would be revoked later and
@@ -79,7 +81,7 @@ use crate::net::{NetError, Relay};
 /// Why a turn is not taken, besides [`turn_judge`]'s (the rest of the
 /// refusal's text is [`RollbackError::AccountLogTurned`]'s).
 pub(crate) const ENTRIES_DEPEND: &str = "an access entry or a disposal held here would no longer verify under it (signed by a device the relay's revokes, after that)";
-pub(crate) const ENTRIES_WAIT: &str = "an access entry or a disposal held here, signed by a device signed in again there, would not verify under it until a device of that account that holds it vouches for it when it syncs";
+pub const ENTRIES_WAIT: &str = "an access entry or a disposal held here, signed by a device signed in again there, would not verify under it until a device of that account that holds it vouches for it when it syncs";
 pub(crate) const REVOKED_AGAIN_SIGNS: &str = "the relay's holds an entry signed by a device this device revoked again in an earlier turn (a relay showing it history after history)";
 pub(crate) const BELOW_TAKEN: &str = "it parts no later than another turn of it this device took did (a relay showing two histories in turn)";
 pub const MOVED_ON: &str = "the relay's log moved on while this device signed entries it lacked on top of it; the next sync judges it again";
@@ -235,8 +237,13 @@ impl Home {
         let mut vouched = 0;
         if !unverified.is_empty() {
             let held_state = AccountState::verify_log(&held)?;
+            // Verified here, by a device active now, claiming a length at
+            // which this log does not list it yet (see `vouched_for`).
             let vouchable = |e: &Signed| {
-                turn.added_here.contains(&e.signer)
+                let before_listed = (e.open::<DocEntry>(access::SIG_LABEL).ok())
+                    .zip(state.devices.get(&e.signer))
+                    .is_some_and(|(entry, d)| entry.account_len <= d.added_seq);
+                before_listed
                     && state.is_active(&e.signer)
                     && verifies_under(e, account, &held_state)
             };
@@ -409,5 +416,9 @@ fn verifies_under(signed: &Signed, account: &AccountId, state: &AccountState) ->
         return true;
     }
     state.active_at(&signed.signer, entry.account_len)
-        || state.vouched_for(&signed.hash(access::HASH_LABEL), &signed.signer)
+        || state.vouched_for(
+            &signed.hash(access::HASH_LABEL),
+            &signed.signer,
+            entry.account_len,
+        )
 }

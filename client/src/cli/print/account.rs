@@ -222,7 +222,11 @@ impl Out {
             );
         }
         for x in &r.logs_refused {
-            let hint = if x.reason.contains(casebook::sync::TURN_LACKS_DEVICES) {
+            let waits = [
+                casebook::sync::TURN_LACKS_DEVICES,
+                casebook::sync::TURN_ENTRIES_WAIT,
+            ];
+            let hint = if waits.iter().any(|w| x.reason.contains(w)) {
                 "; it clears once a device of that account has synced: sync again later"
             } else {
                 "; they stay readable here: tell that colleague, and whoever runs the relay"
