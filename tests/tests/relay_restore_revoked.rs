@@ -284,6 +284,49 @@ async fn a_device_the_revoked_one_paired_on_the_restored_relay_is_cut() {
     relay.stop().await;
 }
 
+/// The phone, a device again on the restored relay, revokes the desk there
+/// before the laptop syncs. A revocation is not undone: the laptop takes
+/// the relay's log, makes the phone's revocation again on top of it, and
+/// says the desk stays revoked (it pairs again); the desk and the phone
+/// are told they are revoked, and Dr. Chen reads every note, the laptop's
+/// after the revocation and after the turn too, under a key the phone
+/// never held.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_device_the_revoked_one_revoked_on_the_restored_relay_stays_revoked() {
+    let (relay, _dir, [mut laptop, mut phone, mut desk, mut chen], case) =
+        revoked_after_the_copy().await;
+    let conn = phone.connect().await.unwrap();
+    phone.revoke(&conn, &desk.device_id()).await.unwrap();
+    conn.close().await;
+
+    let joined = sync(&mut laptop).await;
+    assert_eq!(joined.logs_turned, vec![laptop.account_id()], "{joined:?}");
+    let said = laptop.trail().entries().unwrap();
+    let desk_short = desk.device_id().short();
+    assert!(
+        said.iter()
+            .any(|r| r.what.contains("stay revoked") && r.what.contains(&desk_short)),
+        "the trail names the desk"
+    );
+    let state = laptop.account_state().unwrap();
+    assert!(!state.is_active(&phone.device_id()));
+    assert!(!state.is_active(&desk.device_id()));
+    assert_revoked(&mut phone).await;
+    assert_revoked(&mut desk).await;
+    laptop.add_note(&case, free_note("after the turn")).unwrap();
+    assert_clean(&sync(&mut laptop).await);
+    let took = sync(&mut chen).await;
+    assert_eq!(took.logs_turned, vec![laptop.account_id()], "{took:?}");
+    assert_clean(&sync(&mut chen).await);
+    let notes = notes_of(&mut chen, &case);
+    for note in ["after the revocation", "after the turn"] {
+        assert!(notes.iter().any(|n| n == note), "{note}: {notes:?}");
+    }
+    let epoch = laptop.access().doc_meta(&case).unwrap().unwrap().epoch;
+    assert!(!phone.access().doc_epochs(&case).unwrap().contains(&epoch));
+    relay.stop().await;
+}
+
 /// The laptop pairs a tablet after the copy. Restored, the relay shows the
 /// phone active; the desk, never told of the tablet, revokes the phone
 /// there. The laptop's turn only adds the tablet: it takes the relay's log,

@@ -46,9 +46,13 @@
 //! holding such an entry (a colleague the tablet shared a case with)
 //! waits, refused, until one of them has.
 //!
+//! A device the phone revoked there (the desk) stays revoked: a revocation
+//! is not undone, and the desk pairs again (the trail names it).
+//!
 //! What stays refused, named ([`RollbackError::AccountLogTurned`]): a
 //! relay's turn in which a device the one held here revokes did anything
-//! but pair devices (revoked the desk: a revocation is not undone); a turn
+//! but pair devices and revoke others, or revoked a device that revoked it
+//! here (which could not make that revocation again); a turn
 //! held here with an entry signed by a device the relay's revokes and the
 //! one held here does not (what it paired would come back), or under which
 //! an access entry or a disposal such a device signed would no longer
@@ -335,6 +339,16 @@ impl Home {
             true => "; every case of this account moves to a new key",
             false => "",
         };
+        let stay = match turn.stay_revoked.is_empty() || !mine {
+            true => String::new(),
+            false => format!(
+                "; device(s) {} revoked there by a device revoked again stay revoked: pair them again",
+                (turn.stay_revoked.iter())
+                    .map(|d| d.short())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        };
         // One transaction: a log half replaced would not verify. (Should it
         // fail after `extend_account_log` set the keys in memory, those are
         // the held ones and maybe newer ones a revocation in the relay's
@@ -365,7 +379,7 @@ impl Home {
             }
             home.trail().record(
                 &format!(
-                    "the relay's copy of {whose} took another turn after entry {first} than the one held here (restored from an older copy, and written to since); the relay's was taken{again}{moved}"
+                    "the relay's copy of {whose} took another turn after entry {first} than the one held here (restored from an older copy, and written to since); the relay's was taken{again}{moved}{stay}"
                 ),
                 None,
             )?;

@@ -22,6 +22,11 @@ pub(crate) struct Turn {
     pub revoked_again: Vec<DeviceId>,
     /// The devices that signed the revocations held here.
     pub revokers: Vec<DeviceId>,
+    /// Devices a device the turn held here revokes revoked in the relay's
+    /// turn (a lost phone, a device again on the restored relay, revoking
+    /// the desk): they stay revoked, as a revocation is not undone, and
+    /// are paired again.
+    pub stay_revoked: Vec<DeviceId>,
     /// What the log taken must have that the relay's lacks, in the order
     /// it is done on top of the relay's.
     pub lost: Vec<Lost>,
@@ -62,7 +67,7 @@ impl Lost {
 
 /// Why a turn is not taken (the rest of the refusal's text is
 /// [`RollbackError::AccountLogTurned`]'s).
-pub(crate) const REVOKED_SIGNS: &str = "one holds an entry signed by a device the other revokes, other than a pairing by a device the one held here revokes";
+pub(crate) const REVOKED_SIGNS: &str = "one holds an entry signed by a device the other revokes, other than a pairing, or a revocation of a device that did not revoke it, by a device the one held here revokes";
 pub const LACKS_DEVICES: &str = "the relay's lacks devices or revocations of the one held, which a device of that account adds again";
 pub(crate) const UNEXPECTED: &str = "an entry of it is neither an added device nor a revocation";
 
@@ -106,10 +111,18 @@ pub(crate) fn judge_turn(
     let there = steps(&theirs[common..])?;
     let (rev_here, rev_there) = (revocations(&here), revocations(&there));
     let revoked_there: Vec<DeviceId> = rev_there.iter().map(|r| r.0).collect();
-    // What a device the turn held here revokes signed in the relay's: only
-    // devices it paired (and what they paired), which are cut too.
+    let revokers: Vec<DeviceId> = (here.iter())
+        .filter(|(_, op)| matches!(op, AccountOp::RevokeDevice { .. }))
+        .map(|(s, _)| *s)
+        .collect();
+    // What a device the turn held here revokes signed in the relay's:
+    // devices it paired (and what they paired), which are cut too, and
+    // revocations, which stand (the device it revoked pairs again), but
+    // for one of a device that revoked it here, which could then not make
+    // that revocation again.
     let mut tainted: Vec<DeviceId> = rev_here.iter().map(|r| r.0).collect();
     let mut cut = Vec::new();
+    let mut stay_revoked = Vec::new();
     for (signer, op) in &there {
         if !tainted.contains(signer) {
             continue;
@@ -118,6 +131,11 @@ pub(crate) fn judge_turn(
             AccountOp::AddDevice { device, .. } => {
                 tainted.push(device.id);
                 cut.push(device.id);
+            }
+            AccountOp::RevokeDevice { device, .. } if !revokers.contains(device) => {
+                if !tainted.contains(device) {
+                    stay_revoked.push(*device);
+                }
             }
             _ => return Err(refused(REVOKED_SIGNS)),
         }
@@ -200,10 +218,8 @@ pub(crate) fn judge_turn(
         common: common as u64,
         added_here,
         revoked_again: tainted,
-        revokers: (here.iter())
-            .filter(|(_, op)| matches!(op, AccountOp::RevokeDevice { .. }))
-            .map(|(s, _)| *s)
-            .collect(),
+        revokers,
+        stay_revoked,
         lost,
         same_keys,
     })

@@ -178,10 +178,20 @@ fn a_revocation_held_here_is_made_again_and_what_the_device_paired_there_cut() {
         ]
     );
     assert_eq!(turn.revoked_again, vec![phone.id, tablet.id]);
-    // The phone revoking a device there: refused (a revocation is not
-    // undone).
+    // The phone revoking a device there: it stays revoked (a revocation is
+    // not undone), and the phone's is made again, to a new key.
     let state = AccountState::verify_log(&theirs).unwrap();
     let (by_phone, _) = account::revoke_device(&state, &phone_signer, &a.key, watch.id, 3).unwrap();
+    let mut revoking = theirs.clone();
+    revoking.push(by_phone);
+    let turn = judge(&a, &held, &revoking).unwrap();
+    assert_eq!(turn.stay_revoked, vec![watch.id]);
+    assert!(!turn.same_keys);
+    assert!(matches!(&turn.lost[..], [Lost::Revocation { device, .. }] if *device == phone.id));
+    // Revoking the device that revoked it here: refused (that one could
+    // not make the revocation again).
+    let (by_phone, _) =
+        account::revoke_device(&state, &phone_signer, &a.key, a.signer.device_id(), 3).unwrap();
     let mut revoking = theirs.clone();
     revoking.push(by_phone);
     assert!(matches!(
