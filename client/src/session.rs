@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 
 use casebook_shared::account::AccountState;
 use casebook_shared::codec;
-use casebook_shared::ids::{AccountId, DocId};
+use casebook_shared::ids::{AccountId, DeviceId, DocId};
 use casebook_shared::signed::Signed;
 
 /// A session's memory of its rounds.
@@ -34,6 +34,8 @@ pub(crate) struct SyncMemory {
     /// Account logs whose other turn on the relay was taken (see
     /// `sync::turn`), likewise.
     pub logs_turned: Vec<AccountId>,
+    /// Devices left revoked by such a turn, likewise.
+    pub stay_revoked: Vec<DeviceId>,
     /// Cases kept under a legal hold though the relay holds their
     /// disposal, this round (see `app::disposal::Taken`).
     pub kept_under_hold: Vec<crate::app::KeptCase>,

@@ -515,6 +515,23 @@ pub fn account_keys(
         keys.push(DhSecret::from_bytes(*k.expose()));
     }
     keys.reverse();
+    // Each key the one the log names for its generation: a wrap or a
+    // previous-key seal an active device made up (a stolen one) would
+    // otherwise hand this device a key no other device holds.
+    for op in &ops {
+        let named = match op {
+            AccountOp::Genesis { key, .. } | AccountOp::RevokeDevice { key, .. } => key,
+            _ => continue,
+        };
+        if let Some(k) = keys.get(named.generation as usize)
+            && k.public() != named.public
+        {
+            return Err(AccountError::Invalid(
+                0,
+                "an account key does not match the public key the log names",
+            ));
+        }
+    }
     Ok(keys)
 }
 

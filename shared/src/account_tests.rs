@@ -67,3 +67,44 @@ fn a_stranger_cannot_extend_the_log() {
     tampered.body[3] ^= 1;
     assert!(st.apply(&tampered).is_err());
 }
+
+/// A revocation whose wrap hands a device a key other than the one it
+/// names (an active device, a stolen one, making it up): the device
+/// recovering its keys refuses it rather than take a key no other device
+/// holds.
+#[test]
+fn a_wrapped_key_that_is_not_the_one_named_is_refused() {
+    let (s1, d1) = dev();
+    let (s2, d2) = dev();
+    let (s3, d3) = dev();
+    let (g, k0) = genesis(&s1, &d1, 1);
+    let mut st = AccountState::from_genesis(&g).unwrap();
+    let mut log = vec![g];
+    for (s, d) in [(&s2, &d2), (&s3, &d3)] {
+        let add = add_device(&st, &s1, &k0, info(s, d), 2).unwrap();
+        st.apply(&add).unwrap();
+        log.push(add);
+    }
+    let named = DhSecret::generate();
+    let honest = revoke_device_to(&st, &s1, &k0, s3.device_id(), &named, 3).unwrap();
+    let mut entry: AccountEntry = honest.open(SIG_LABEL).unwrap();
+    let AccountOp::RevokeDevice {
+        wraps, previous, ..
+    } = &mut entry.op
+    else {
+        unreachable!("a revocation")
+    };
+    // Another key wrapped to the second device, the previous one sealed
+    // to it, so that its chain of keys holds together.
+    let other = DhSecret::generate();
+    for (d, w) in wraps.iter_mut() {
+        if *d == s2.device_id() {
+            *w = crypto::wrap(&d2.public(), &wrap_info(&st.id, d, 1), other.expose()).unwrap();
+        }
+    }
+    *previous = crypto::wrap(&other.public(), &prev_info(&st.id, 1), k0.expose()).unwrap();
+    let forged = Signed::sign(&s1, SIG_LABEL, &entry);
+    st.apply(&forged).unwrap();
+    log.push(forged);
+    assert!(account_keys(&log, &st.id, &s2.device_id(), &d2).is_err());
+}

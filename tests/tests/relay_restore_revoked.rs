@@ -301,6 +301,7 @@ async fn a_device_the_revoked_one_revoked_on_the_restored_relay_stays_revoked() 
 
     let joined = sync(&mut laptop).await;
     assert_eq!(joined.logs_turned, vec![laptop.account_id()], "{joined:?}");
+    assert_eq!(joined.stay_revoked, vec![desk.device_id()], "{joined:?}");
     let said = laptop.trail().entries().unwrap();
     let desk_short = desk.device_id().short();
     assert!(
@@ -322,8 +323,27 @@ async fn a_device_the_revoked_one_revoked_on_the_restored_relay_stays_revoked() 
     for note in ["after the revocation", "after the turn"] {
         assert!(notes.iter().any(|n| n == note), "{note}: {notes:?}");
     }
-    let epoch = laptop.access().doc_meta(&case).unwrap().unwrap().epoch;
-    assert!(!phone.access().doc_epochs(&case).unwrap().contains(&epoch));
+    // The case's newest key is sealed to an account key made after the one
+    // the phone's revocation of the desk made, which the phone holds.
+    let phone_made = (laptop.account_log().unwrap().iter())
+        .filter(|e| e.signer == phone.device_id())
+        .filter_map(
+            |e| match e.open::<AccountEntry>(account::SIG_LABEL).map(|e| e.op) {
+                Ok(AccountOp::RevokeDevice { key, .. }) => Some(key.generation),
+                _ => None,
+            },
+        )
+        .max()
+        .expect("the phone's revocation of the desk");
+    for home in [&laptop, &chen] {
+        let meta = home.access().doc_meta(&case).unwrap().unwrap();
+        let sealed_to = meta.wrap_generation(meta.epoch, &laptop.account_id());
+        assert!(
+            sealed_to > Some(phone_made),
+            "{}: {sealed_to:?}",
+            home.name()
+        );
+    }
     relay.stop().await;
 }
 
@@ -460,5 +480,58 @@ async fn a_colleague_waits_until_the_laptop_ended_the_phones_share() {
     let _ = try_sync(&mut osei).await;
     let seen = notes_of(&mut osei, &case);
     assert!(!seen.iter().any(|n| n.contains("after")), "{seen:?}");
+    relay.stop().await;
+}
+
+/// The phone pairs a tablet after the copy, and the laptop syncs it in.
+/// Restored, the relay lacks the tablet; the desk, never told of it,
+/// revokes the phone there as lost. The tablet, paired by a device the
+/// relay's log now revokes, may be a thief's: the laptop takes the relay's
+/// log without it, says so, and moves the case to a key the tablet never
+/// held; the tablet is told it is no device any more, and the desk reads
+/// what the laptop writes next.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_device_the_relays_revoked_one_paired_after_the_copy_is_left_out() {
+    let (relay, dir, [mut laptop, mut phone, mut desk], case) = laptop_phone_desk().await;
+    let (relay, copy) = relay.copy().await;
+    let mut tablet = pair(&mut phone, &dir.path().join("tablet"), &relay).await;
+    sync(&mut tablet).await;
+    sync(&mut laptop).await;
+    let relay = relay.restore(copy.path()).await;
+    let conn = desk.connect().await.unwrap();
+    desk.revoke(&conn, &phone.device_id()).await.unwrap();
+    conn.close().await;
+    let held_epoch = laptop.access().doc_meta(&case).unwrap().unwrap().epoch;
+
+    let joined = sync(&mut laptop).await;
+    assert_eq!(joined.logs_turned, vec![laptop.account_id()], "{joined:?}");
+    assert_eq!(joined.stay_revoked, vec![tablet.device_id()], "{joined:?}");
+    let state = laptop.account_state().unwrap();
+    assert!(!state.devices.contains_key(&tablet.device_id()));
+    // Told so: no account on the relay lists it.
+    let refused = try_sync(&mut tablet).await.unwrap_err();
+    assert!(
+        matches!(
+            refused,
+            casebook::Error::Rollback(casebook::sync::RollbackError::NotListed(_))
+        ),
+        "{refused}"
+    );
+    laptop.add_note(&case, free_note("after the turn")).unwrap();
+    assert_clean(&sync(&mut laptop).await);
+    assert_clean(&sync(&mut desk).await);
+    assert!(
+        notes_of(&mut desk, &case)
+            .iter()
+            .any(|n| n == "after the turn")
+    );
+    assert_eq!(desk.account_state().unwrap(), state);
+    // The laptop moved the case to a new key (a case the desk never held
+    // would otherwise stay at one the tablet holds), sealed to the account
+    // key the desk's revocation made, which the tablet never held.
+    let meta = laptop.access().doc_meta(&case).unwrap().unwrap();
+    assert_eq!(meta.epoch, held_epoch + 1);
+    let sealed_to = meta.wrap_generation(meta.epoch, &laptop.account_id());
+    assert_eq!(sealed_to, Some(state.key.generation));
     relay.stop().await;
 }

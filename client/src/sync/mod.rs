@@ -24,6 +24,7 @@ mod pulling;
 mod push;
 mod push_early;
 mod revoked_again;
+mod rollback;
 mod round;
 mod sending;
 mod signals;
@@ -47,6 +48,7 @@ use crate::net::{NetError, Relay};
 use round::{Phase, Round};
 
 pub(crate) use revoked_again::Undo;
+pub use rollback::RollbackError;
 pub use signals::SignalBody;
 pub use turn::ENTRIES_WAIT as TURN_ENTRIES_WAIT;
 pub use turn::MOVED_ON as TURN_MOVED_ON;
@@ -109,9 +111,13 @@ pub struct SyncReport {
     /// device's copy sent back.
     pub logs_healed: Vec<AccountId>,
     /// Accounts whose log on the relay took another turn than the one held
-    /// here (restored from an older copy, and written to since), taken:
-    /// the one held here only added devices (see `sync::turn`).
+    /// here (restored from an older copy, and written to since), taken,
+    /// with what it lacked made again on top of it (see `sync::turn`).
     pub logs_turned: Vec<AccountId>,
+    /// Devices of this account such a turn left revoked (a device it had
+    /// revoked revoked them there) or out of the log (paired by a device
+    /// the relay's revokes): they pair again.
+    pub stay_revoked: Vec<DeviceId>,
     /// Documents disposed of whose disposal the relay lacked (restored from
     /// an older copy, or losing data): given back, so it deletes them again.
     pub disposals_healed: Vec<DocId>,
@@ -297,68 +303,6 @@ fn hold(held: &mut Vec<HeldEdits>, doc: DocId, reason: &str) {
     }
 }
 
-/// What the relay showed that is less than this device has already seen:
-/// a relay rolled back (restored from an old backup, or lying), refused so
-/// that no device takes an older state for the newest.
-#[derive(Debug, thiserror::Error)]
-pub enum RollbackError {
-    /// The last entry held of the account's log is not the relay's.
-    #[error(
-        "the relay shows less than this device has already seen (the relay's log of account {} differs from the one held); refusing it (rollback)",
-        .0.short()
-    )]
-    AccountLogDiffers(AccountId),
-    #[error(
-        "the relay shows less than this device has already seen (the relay's log of account {} is shorter than the one held); refusing it (rollback)",
-        .0.short()
-    )]
-    AccountLogShorter(AccountId),
-    /// The relay's log of the account took another turn after `after`
-    /// entries, which this device may not take (see `turn`).
-    #[error(
-        "the relay's log of account {} took another turn after entry {after} than the one held here, and {why}; refusing it (rollback)",
-        account.short()
-    )]
-    AccountLogTurned {
-        account: AccountId,
-        after: u64,
-        why: &'static str,
-    },
-    /// The relay's listing gave the access log's length as `listed`; the
-    /// entries it then sent end at `sent`.
-    #[error(
-        "the relay shows less than this device has already seen (document {} listed {listed} access entries but sent {sent}); refusing it (rollback)",
-        doc.short()
-    )]
-    AccessEntries { doc: DocId, listed: u64, sent: u64 },
-    #[error(
-        "the relay shows less than this device has already seen (document {} is listed twice); refusing it (rollback)",
-        .0.short()
-    )]
-    ListedTwice(DocId),
-    #[error(
-        "the relay shows less than this device has already seen (document {} has {relay} access entries on the relay, {here} here); refusing it (rollback)",
-        doc.short()
-    )]
-    FewerAccessEntries { doc: DocId, relay: u64, here: u64 },
-    #[error(
-        "the relay shows less than this device has already seen (document {} is at {relay} on the relay, {seen} seen here); refusing it (rollback)",
-        doc.short()
-    )]
-    BehindSeen { doc: DocId, relay: u64, seen: u64 },
-    #[error(
-        "the relay shows less than this device has already seen (document {} is at {relay} on the relay, which acknowledged a change here at {acked}); refusing it (rollback)",
-        doc.short()
-    )]
-    BehindAcked { doc: DocId, relay: u64, acked: u64 },
-    /// A relay cannot make an owner's document vanish.
-    #[error(
-        "the relay shows less than this device has already seen (document {} is missing from the relay); refusing it (rollback)",
-        .0.short()
-    )]
-    Missing(DocId),
-}
-
 fn unexpected(r: Response) -> Error {
     Error::Net(NetError::Protocol(format!("unexpected answer {r:?}")))
 }
@@ -397,7 +341,7 @@ impl Home {
                 // it back meanwhile.
                 match self.authenticate(&relay).await {
                     Ok(()) => Ok(relay),
-                    Err(_) if !took => Err(RollbackError::AccountLogDiffers(account).into()),
+                    Err(_) if !took => Err(RollbackError::NotListed(account).into()),
                     Err(e) => Err(e),
                 }
             }
@@ -492,6 +436,7 @@ impl Home {
         let mut report = round.finish();
         report.logs_healed = std::mem::take(&mut self.synced.logs_healed);
         report.logs_turned = std::mem::take(&mut self.synced.logs_turned);
+        report.stay_revoked = std::mem::take(&mut self.synced.stay_revoked);
         report.kept_under_hold = std::mem::take(&mut self.synced.kept_under_hold);
         report.logs_refused = (self.synced.refused_logs.iter())
             .map(|(account, reason)| RefusedLog {

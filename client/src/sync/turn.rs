@@ -47,22 +47,33 @@
 //! waits, refused, until one of them has.
 //!
 //! A device the phone revoked there (the desk) stays revoked: a revocation
-//! is not undone, and the desk pairs again (the trail names it).
+//! is not undone, and the desk pairs again (the trail names it). The
+//! phone's revocation made again after it makes the newest key, one the
+//! phone never held (checked: `Turn::tainted_key`).
+//!
+//! A device the turn held here added by a device the relay's revokes (the
+//! phone, paired a tablet, and the desk, never told, revoked it as lost
+//! on the restored relay) is left out of the log taken
+//! ([`super::turn_judge::Turn::dropped`]): it may be the thief's, and a
+//! device that is not pairs again. It held the account's keys, so every
+//! case moves to a new key, and it is told it is no device any more.
 //!
 //! What stays refused, named ([`RollbackError::AccountLogTurned`]): a
 //! relay's turn in which a device the one held here revokes did anything
-//! but pair devices and revoke others, or revoked a device that revoked it
-//! here (which could not make that revocation again); a turn
-//! held here with an entry signed by a device the relay's revokes and the
-//! one held here does not (what it paired would come back), or under which
-//! an access entry or a disposal such a device signed would no longer
-//! verify (it is not vouched for: it is no device there), as one claiming
-//! a length at which the log taken lists its signer (a held history
-//! longer than the one taken) would not; a turn below
-//! one taken before (a relay showing a device two histories in turn would
-//! have it sign entries again each round), or whose relay's part a device
-//! revoked again in an earlier turn signed (it would be revoked later and
-//! later, and what it signed in between verify).
+//! but pair devices and revoke others, or revoked itself, another device
+//! revoked here, one that signed a revocation here (which could not make
+//! it again) or the paper device; one whose keys do not open to this
+//! device as the log names them; a turn held here with an entry other
+//! than a pairing signed by a device the relay's revokes and the one held
+//! here does not (or by one it paired); one under which an access entry
+//! or a disposal such a device signed would no longer verify (it is not
+//! vouched for: it is no device there), as one claiming a length at which
+//! the log taken lists its signer (a held history longer than the one
+//! taken) would not; a turn below one taken before (a relay showing a
+//! device two histories in turn would have it sign entries again each
+//! round), or whose relay's part a device revoked again in an earlier
+//! turn signed (it would be revoked later and later, and what it signed
+//! in between verify).
 //!
 //! [`AccountOp::Vouch`]: casebook_shared::account::AccountOp::Vouch
 
@@ -76,7 +87,7 @@ use casebook_shared::frames::{ErrorCode, Request, Response};
 use casebook_shared::ids::{AccountId, DeviceId, Hash};
 use casebook_shared::signed::Signed;
 
-use super::turn_judge::{LACKS_DEVICES, Lost, judge_turn};
+use super::turn_judge::{LACKS_DEVICES, Lost, REVOKED_SIGNS, judge_turn};
 use super::{RollbackError, unexpected};
 use crate::error::Result;
 use crate::home::Home;
@@ -88,6 +99,7 @@ pub(crate) const ENTRIES_DEPEND: &str = "an access entry or a disposal held here
 pub const ENTRIES_WAIT: &str = "an access entry or a disposal held here, signed by a device signed in again there, would not verify under it until a device of that account that holds it vouches for it when it syncs";
 pub(crate) const REVOKED_AGAIN_SIGNS: &str = "the relay's holds an entry signed by a device this device revoked again in an earlier turn (a relay showing it history after history)";
 pub(crate) const BELOW_TAKEN: &str = "it parts no later than another turn of it this device took did (a relay showing two histories in turn)";
+pub(crate) const KEYS_DO_NOT_OPEN: &str = "an account key of the relay's is not wrapped to this device so that it opens and matches the key the log names";
 pub const MOVED_ON: &str = "the relay's log moved on while this device signed entries it lacked on top of it; the next sync judges it again";
 
 /// The sealed setting that keeps, by account, where a later turn must part
@@ -159,6 +171,10 @@ impl Home {
             return Err(refused(BELOW_TAKEN).into());
         }
         let mine = *account == self.account_id();
+        // Left out of the log it would take: no device of it any more.
+        if mine && turn.dropped.contains(&self.device_id()) {
+            return Err(crate::error::Error::Revoked);
+        }
         let mut log = theirs;
         let mut signed = Vec::new();
         let remade = turn.lost.iter().filter(|l| l.revokes().is_some()).count();
@@ -168,8 +184,11 @@ impl Home {
             }
             // The relay's newest account key, which a revocation in its turn
             // may have made: wrapped to this device there, or it is not one.
+            // One that does not open (a revoked phone's revocation there,
+            // its wraps made up) is refused, named, not an error each round.
             let me = self.device_id();
-            let mut keys = account::account_keys(&log, account, &me, &self.id.dh)?;
+            let mut keys = account::account_keys(&log, account, &me, &self.id.dh)
+                .map_err(|_| refused(KEYS_DO_NOT_OPEN))?;
             let mut same_keys = turn.same_keys;
             for lost in &turn.lost {
                 let current = keys
@@ -225,6 +244,10 @@ impl Home {
                 state.apply(&entry)?;
                 signed.push(entry);
             }
+        }
+        // A revocation the revoked device made there made a key it knows.
+        if turn.tainted_key.is_some_and(|g| state.key.generation <= g) {
+            return Err(refused(REVOKED_SIGNS).into());
         }
         // Listed is enough: one revoked there was revoked by a device that
         // saw it.
@@ -335,20 +358,31 @@ impl Home {
             true => String::new(),
             false => format!(", and on top of it {}", made.join(" and ")),
         };
-        let moved = match remade > 0 || revoker {
+        // A device left out held this account's keys until now (upkeep
+        // would move each case on too: the relay's part revoked a device,
+        // so the account key moved on; this does it at once).
+        let rotate = remade > 0 || revoker || (mine && !turn.dropped.is_empty());
+        let moved = match rotate {
             true => "; every case of this account moves to a new key",
             false => "",
         };
-        let stay = match turn.stay_revoked.is_empty() || !mine {
+        let named = |devices: &[DeviceId], what: &str| match devices.is_empty() || !mine {
             true => String::new(),
             false => format!(
-                "; device(s) {} revoked there by a device revoked again stay revoked: pair them again",
-                (turn.stay_revoked.iter())
+                "; device(s) {} {what}: pair them again",
+                (devices.iter())
                     .map(|d| d.short())
                     .collect::<Vec<_>>()
                     .join(", ")
             ),
         };
+        let stay = named(
+            &turn.stay_revoked,
+            "revoked there by a device revoked again stay revoked",
+        ) + &named(
+            &turn.dropped,
+            "paired here by a device the relay's log revokes are left out",
+        );
         // One transaction: a log half replaced would not verify. (Should it
         // fail after `extend_account_log` set the keys in memory, those are
         // the held ones and maybe newer ones a revocation in the relay's
@@ -374,7 +408,7 @@ impl Home {
             // Also where this device made a revocation held here and the
             // relay's log has it made again already: by this device, in a
             // round that ended before it kept the log.
-            if remade > 0 || revoker {
+            if rotate {
                 home.rotate_owned()?;
             }
             home.trail().record(
@@ -388,6 +422,10 @@ impl Home {
             home.relay_lost_data()
         })?;
         self.synced.logs_turned.push(*account);
+        if mine {
+            let left = turn.stay_revoked.iter().chain(&turn.dropped);
+            self.synced.stay_revoked.extend(left.copied());
+        }
         self.synced.verified_logs.remember(*account, &log, &state);
         Ok(state)
     }

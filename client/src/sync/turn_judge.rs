@@ -2,7 +2,9 @@
 //! two histories part, and what the one held here did that the relay's
 //! lacks (see [`super::turn`] for what is then done with it).
 
-use casebook_shared::account::{self, AccountEntry, AccountKeyPub, AccountOp, DeviceInfo};
+use casebook_shared::account::{
+    self, AccountEntry, AccountKeyPub, AccountOp, AccountState, DeviceInfo, DeviceKind,
+};
 use casebook_shared::ids::{AccountId, DeviceId};
 use casebook_shared::signed::Signed;
 
@@ -27,6 +29,14 @@ pub(crate) struct Turn {
     /// the desk): they stay revoked, as a revocation is not undone, and
     /// are paired again.
     pub stay_revoked: Vec<DeviceId>,
+    /// Devices the turn held here added by a device the relay's revokes
+    /// (and the one held here does not), or by one of these: left out of
+    /// the log taken, as a device that pairs again.
+    pub dropped: Vec<DeviceId>,
+    /// The newest account-key generation such a revocation made: a key
+    /// the revoked device knows, so the log taken must end in a newer one
+    /// this device made.
+    pub tainted_key: Option<u32>,
     /// What the log taken must have that the relay's lacks, in the order
     /// it is done on top of the relay's.
     pub lost: Vec<Lost>,
@@ -67,7 +77,7 @@ impl Lost {
 
 /// Why a turn is not taken (the rest of the refusal's text is
 /// [`RollbackError::AccountLogTurned`]'s).
-pub(crate) const REVOKED_SIGNS: &str = "one holds an entry signed by a device the other revokes, other than a pairing, or a revocation of a device that did not revoke it, by a device the one held here revokes";
+pub(crate) const REVOKED_SIGNS: &str = "one holds an entry signed by a device the other revokes, other than a pairing, or a revocation of another device (not one revoked or revoking here, nor the recovery words' paper one), by a device the one held here revokes";
 pub const LACKS_DEVICES: &str = "the relay's lacks devices or revocations of the one held, which a device of that account adds again";
 pub(crate) const UNEXPECTED: &str = "an entry of it is neither an added device nor a revocation";
 
@@ -115,14 +125,26 @@ pub(crate) fn judge_turn(
         .filter(|(_, op)| matches!(op, AccountOp::RevokeDevice { .. }))
         .map(|(s, _)| *s)
         .collect();
+    // The kinds of the devices the relay's log lists (it verified whole).
+    let paper: Vec<DeviceId> = AccountState::verify_log(theirs)
+        .map_err(|_| refused(UNEXPECTED))?
+        .devices
+        .values()
+        .filter(|d| d.info.kind == DeviceKind::Paper)
+        .map(|d| d.info.id)
+        .collect();
     // What a device the turn held here revokes signed in the relay's:
     // devices it paired (and what they paired), which are cut too, and
-    // revocations, which stand (the device it revoked pairs again), but
-    // for one of a device that revoked it here, which could then not make
-    // that revocation again.
+    // revocations of other devices, which stand (the device it revoked
+    // pairs again). Not a revocation of itself or of another device
+    // revoked here (its key would be the newest, and no revocation made
+    // again after it), of a device that signed a revocation held here
+    // (which could then not make it again), or of the recovery words'
+    // paper device (the account's recovery would be gone unasked).
     let mut tainted: Vec<DeviceId> = rev_here.iter().map(|r| r.0).collect();
     let mut cut = Vec::new();
     let mut stay_revoked = Vec::new();
+    let mut tainted_key = None;
     for (signer, op) in &there {
         if !tainted.contains(signer) {
             continue;
@@ -132,24 +154,16 @@ pub(crate) fn judge_turn(
                 tainted.push(device.id);
                 cut.push(device.id);
             }
-            AccountOp::RevokeDevice { device, .. } if !revokers.contains(device) => {
-                if !tainted.contains(device) {
-                    stay_revoked.push(*device);
-                }
+            AccountOp::RevokeDevice { device, key, .. }
+                if !tainted.contains(device)
+                    && !revokers.contains(device)
+                    && !paper.contains(device) =>
+            {
+                stay_revoked.push(*device);
+                tainted_key = Some(key.generation);
             }
             _ => return Err(refused(REVOKED_SIGNS)),
         }
-    }
-    // A device the relay's turn revoked (the desk revoking a lost phone on
-    // the restored relay) that paired a device held here, where this turn
-    // did not revoke it too: what it paired would come back though it is
-    // gone.
-    let revoked_here: Vec<DeviceId> = rev_here.iter().map(|r| r.0).collect();
-    if here
-        .iter()
-        .any(|(s, _)| revoked_there.contains(s) && !revoked_here.contains(s))
-    {
-        return Err(refused(REVOKED_SIGNS));
     }
     let added_there: Vec<DeviceId> = there
         .iter()
@@ -158,11 +172,33 @@ pub(crate) fn judge_turn(
             _ => None,
         })
         .collect();
+    // A device the relay's turn revoked (the desk revoking a lost phone on
+    // the restored relay), where this turn did not revoke it too, that
+    // paired a device held here (and what that one paired): left out, as
+    // it may be the thief's, and paired again if it is not. Anything else
+    // such a device signed here is refused.
+    let revoked_here: Vec<DeviceId> = rev_here.iter().map(|r| r.0).collect();
+    let mut dropped: Vec<DeviceId> = Vec::new();
+    for (s, op) in &here {
+        let gone = revoked_there.contains(s) && !revoked_here.contains(s);
+        if !gone && !dropped.contains(s) {
+            continue;
+        }
+        match op {
+            AccountOp::AddDevice { device, .. } => {
+                if !added_there.contains(&device.id) {
+                    dropped.push(device.id);
+                }
+            }
+            _ => return Err(refused(REVOKED_SIGNS)),
+        }
+    }
     let mut added_here = Vec::new();
     let mut lost = Vec::new();
     let mut cut_yet = false;
     for (_, op) in &here {
         match op {
+            AccountOp::AddDevice { device, .. } if dropped.contains(&device.id) => {}
             // Added and revoked here, and not in the relay's log: not signed
             // in again, where it would be wrapped keys it never had
             // (anything it signed here then no longer verifies, and the
@@ -220,6 +256,8 @@ pub(crate) fn judge_turn(
         revoked_again: tainted,
         revokers,
         stay_revoked,
+        dropped,
+        tainted_key,
         lost,
         same_keys,
     })

@@ -204,7 +204,7 @@ fn a_revocation_held_here_is_made_again_and_what_the_device_paired_there_cut() {
 }
 
 #[test]
-fn a_revocation_in_the_relays_turn_is_taken_unless_the_device_signed_here() {
+fn a_revocation_in_the_relays_turn_is_taken_and_what_the_device_paired_here_left_out() {
     let a = Account::new();
     let (phone_signer, phone) = signing_device();
     let base = a.add(&a.log, phone.clone());
@@ -213,9 +213,26 @@ fn a_revocation_in_the_relays_turn_is_taken_unless_the_device_signed_here() {
     let held = a.add(&base, tablet.clone());
     let turn = judge(&a, &held, &theirs).unwrap();
     assert_eq!(turn.lost, vec![Lost::Device(tablet.clone())]);
-    // The tablet the phone paired would come back with the phone revoked.
+    // The tablet the phone paired, and a watch the tablet paired, are left
+    // out: with the phone revoked they may be a thief's.
     let state = AccountState::verify_log(&base).unwrap();
-    let by_phone = account::add_device(&state, &phone_signer, &a.key, tablet, 2).unwrap();
+    let (tablet_signer, tablet) = signing_device();
+    let by_phone = account::add_device(&state, &phone_signer, &a.key, tablet.clone(), 2).unwrap();
+    let mut held = base.clone();
+    held.push(by_phone);
+    let with_tablet = AccountState::verify_log(&held).unwrap();
+    let watch = device();
+    let by_tablet = account::add_device(&with_tablet, &tablet_signer, &a.key, watch.clone(), 2);
+    held.push(by_tablet.unwrap());
+    let turn = judge(&a, &held, &theirs).unwrap();
+    assert_eq!(turn.dropped, vec![tablet.id, watch.id]);
+    assert!(
+        turn.lost.is_empty() && turn.added_here.is_empty(),
+        "{turn:?}"
+    );
+    // Anything else the phone signed here is refused: a revocation.
+    let (by_phone, _) =
+        account::revoke_device(&state, &phone_signer, &a.key, a.signer.device_id(), 3).unwrap();
     let mut held = base.clone();
     held.push(by_phone);
     assert!(matches!(
@@ -295,4 +312,49 @@ fn a_device_revoked_here_that_the_revoked_phone_paired_again_there_is_cut_once()
             }
         ]
     );
+}
+
+/// What the revoked phone may not revoke on the restored relay, where the
+/// laptop revoked it: itself (the newest key would be its own, and no
+/// revocation made again after it), the paper device of the recovery
+/// words, or the laptop that revoked it. Each is refused, named.
+#[test]
+fn the_revoked_device_revoking_itself_the_paper_or_its_revoker_there_is_refused() {
+    let a = Account::new();
+    let (phone_signer, phone) = signing_device();
+    let paper = DeviceInfo {
+        kind: DeviceKind::Paper,
+        ..device()
+    };
+    let base = a.add(&a.add(&a.log, phone.clone()), paper.clone());
+    let held = a.revoke(&base, phone.id);
+    let state = AccountState::verify_log(&base).unwrap();
+    for target in [phone.id, paper.id, a.signer.device_id()] {
+        let (by_phone, _) =
+            account::revoke_device(&state, &phone_signer, &a.key, target, 3).unwrap();
+        let mut theirs = base.clone();
+        theirs.push(by_phone);
+        assert!(
+            matches!(
+                judge(&a, &held, &theirs),
+                Err(RollbackError::AccountLogTurned {
+                    why: REVOKED_SIGNS,
+                    ..
+                })
+            ),
+            "{target:?}"
+        );
+    }
+    // Another device it may: that one stays revoked, and the key it made
+    // there is one the log taken must end above.
+    let desk = device();
+    let with_desk = a.add(&base, desk.clone());
+    let held = a.revoke(&with_desk, phone.id);
+    let state = AccountState::verify_log(&with_desk).unwrap();
+    let (by_phone, _) = account::revoke_device(&state, &phone_signer, &a.key, desk.id, 3).unwrap();
+    let mut theirs = with_desk.clone();
+    theirs.push(by_phone);
+    let turn = judge(&a, &held, &theirs).unwrap();
+    assert_eq!(turn.stay_revoked, vec![desk.id]);
+    assert_eq!(turn.tainted_key, Some(1));
 }

@@ -260,8 +260,14 @@ impl Out {
         }
         if !r.logs_turned.is_empty() {
             tell!(
-                "note: the relay's copy of {} account log(s) took another turn than the one held here (restored from an older copy, and written to since); the one held here only added devices, so the relay's was taken, and any device it lacked signed in again",
+                "note: the relay's copy of {} account log(s) took another turn than the one held here (restored from an older copy, and written to since); the relay's was taken, and what it lacked of the one held here made again on top of it (devices signed in again, revocations made again: see the trail)",
                 r.logs_turned.len()
+            );
+        }
+        for d in &r.stay_revoked {
+            tell!(
+                "warning: device {} is no longer a device of this account: the relay, restored from an older copy, holds a history of the account's log that revokes it or leaves it out (see the trail); pair that device again",
+                d.short()
             );
         }
         if !r.disposals_healed.is_empty() {

@@ -47,6 +47,7 @@ pub(super) fn report_json(r: &SyncReport) -> Value {
         "access_healed": r.access_healed.iter().map(|d| d.to_hex()).collect::<Vec<_>>(),
         "logs_healed": r.logs_healed.iter().map(|a| a.to_hex()).collect::<Vec<_>>(),
         "logs_turned": r.logs_turned.iter().map(|a| a.to_hex()).collect::<Vec<_>>(),
+        "stay_revoked": r.stay_revoked.iter().map(|d| d.to_hex()).collect::<Vec<_>>(),
         "disposals_healed": r.disposals_healed.iter().map(|d| d.to_hex()).collect::<Vec<_>>(),
         "kept_under_hold": r.kept_under_hold.iter().map(|k| json!({
             "case": k.case.to_hex(), "client": k.client, "hold": k.hold,
