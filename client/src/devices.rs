@@ -226,14 +226,21 @@ impl Home {
     /// a new epoch ([`Home::rotate_doc`]), after a revocation. Returns how
     /// many. The caller makes it one transaction with what it follows.
     pub(crate) fn rotate_owned(&mut self) -> Result<usize> {
+        self.rotate_owned_shared_with(None)
+    }
+
+    /// [`Home::rotate_owned`], only the cases `with` is a member of, where
+    /// given (another account whose log took another turn: see
+    /// `sync::turn`).
+    pub(crate) fn rotate_owned_shared_with(&mut self, with: Option<&AccountId>) -> Result<usize> {
         let mine = self.account_id();
         let mut rotated = 0;
         for doc in self.store.doc_ids()? {
-            if self
-                .access()
-                .doc_meta(&doc)?
-                .is_some_and(|m| m.owner == mine && !m.disposed)
-            {
+            if self.access().doc_meta(&doc)?.is_some_and(|m| {
+                m.owner == mine
+                    && !m.disposed
+                    && with.is_none_or(|a| m.members.iter().any(|(x, _, _)| x == a))
+            }) {
                 self.rotate_doc(&doc)?;
                 rotated += 1;
             }

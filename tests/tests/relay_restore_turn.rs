@@ -381,3 +381,57 @@ async fn a_turn_below_one_taken_before_is_refused() {
     refuses_the_turn(&mut t.laptop, "no later than").await;
     relay.stop().await;
 }
+
+/// Dr. Chen shares a case of hers with Dr. Rivera. After the copy, the
+/// laptop revokes the phone: Dr. Rivera's account key moves to generation
+/// 1, and Dr. Chen moves her case to it. On the restored relay the desk,
+/// never told, revokes the phone too: another key of generation 1. Dr.
+/// Chen's device, taking the relay's log, cannot tell the two keys apart
+/// by generation; it moves her case to the relay's, so the desk, which
+/// never held the laptop's, reads what she writes next.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_colleague_moves_her_case_off_a_key_the_turn_held_here_made() {
+    let relay = TestRelay::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let at = |name: &str| dir.path().join(name);
+    let (mut laptop, _) = init_with_words(&at("laptop"), &relay, "Dr. Rivera");
+    let mut phone = pair(&mut laptop, &at("phone"), &relay).await;
+    let mut desk = pair(&mut laptop, &at("desk"), &relay).await;
+    let mut chen = init(&at("chen"), &relay, "Dr. Chen");
+    for home in [&mut laptop, &mut phone, &mut desk, &mut chen] {
+        sync(home).await;
+    }
+    befriend(&mut chen, "Dr. Rivera", &laptop.account_id());
+    let case = case_with_a_plan(&mut chen, "her client");
+    share_case(&mut chen, &case, "Dr. Rivera", "read", true).await;
+    for home in [&mut laptop, &mut phone, &mut desk] {
+        sync(home).await;
+        assert_eq!(plan_of(home, &case), "her client", "{}", home.name());
+    }
+    let (relay, copy) = relay.copy().await;
+
+    let conn = laptop.connect().await.unwrap();
+    laptop.revoke(&conn, &phone.device_id()).await.unwrap();
+    conn.close().await;
+    sync(&mut laptop).await;
+    sync(&mut chen).await;
+    let rivera = laptop.account_id();
+    let meta = chen.access().doc_meta(&case).unwrap().unwrap();
+    assert_eq!(meta.wrap_generation(meta.epoch, &rivera), Some(1));
+
+    let relay = relay.restore(copy.path()).await;
+    let conn = desk.connect().await.unwrap();
+    desk.revoke(&conn, &phone.device_id()).await.unwrap();
+    conn.close().await;
+    let joined = sync(&mut laptop).await;
+    assert_eq!(joined.logs_turned, vec![rivera], "{joined:?}");
+    let took = sync(&mut chen).await;
+    assert_eq!(took.logs_turned, vec![rivera], "{took:?}");
+    assert_clean(&sync(&mut chen).await);
+    chen.add_note(&case, free_note("after the turn")).unwrap();
+    assert_clean(&sync(&mut chen).await);
+    assert_clean(&sync(&mut desk).await);
+    let notes = notes_of(&mut desk, &case);
+    assert!(notes.iter().any(|n| n == "after the turn"), "{notes:?}");
+    relay.stop().await;
+}

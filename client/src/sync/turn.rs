@@ -10,7 +10,9 @@
 //! rollback locked the laptop, the tablet, and every colleague holding the
 //! laptop's copy out for good.
 //!
-//! The relay's log can be taken with no device lost and none let back in.
+//! The relay's log can be taken with no device let back in, and none lost
+//! but those a device the one held here revokes revoked there, and those
+//! paired here by one the relay's revokes (below), which pair again.
 //! An owner's device that holds the other turn and is itself in the
 //! relay's log makes again on top of it what the relay's lacks
 //! ([`super::turn_judge::Lost`]), and then takes it; a device added in the
@@ -171,10 +173,6 @@ impl Home {
             return Err(refused(BELOW_TAKEN).into());
         }
         let mine = *account == self.account_id();
-        // Left out of the log it would take: no device of it any more.
-        if mine && turn.dropped.contains(&self.device_id()) {
-            return Err(crate::error::Error::Revoked);
-        }
         let mut log = theirs;
         let mut signed = Vec::new();
         let remade = turn.lost.iter().filter(|l| l.revokes().is_some()).count();
@@ -360,11 +358,18 @@ impl Home {
         };
         // A device left out held this account's keys until now (upkeep
         // would move each case on too: the relay's part revoked a device,
-        // so the account key moved on; this does it at once).
-        let rotate = remade > 0 || revoker || (mine && !turn.dropped.is_empty());
-        let moved = match rotate {
-            true => "; every case of this account moves to a new key",
-            false => "",
+        // so the account key moved on; this does it at once). And keys the
+        // turn held here made may be other than the relay's of the same
+        // generation (a colleague's case sealed to one the lost phone
+        // holds): every case this device owns that the account is part of
+        // moves on, as upkeep, judging by generation, would not.
+        let rotate = remade > 0 || revoker || turn.keys_parted || !turn.dropped.is_empty();
+        let moved = match (rotate, mine) {
+            (false, _) => "",
+            (true, true) => "; every case of this account moves to a new key",
+            (true, false) => {
+                "; every case this device's account owns that it is part of moves to a new key"
+            }
         };
         let named = |devices: &[DeviceId], what: &str| match devices.is_empty() || !mine {
             true => String::new(),
@@ -409,7 +414,7 @@ impl Home {
             // relay's log has it made again already: by this device, in a
             // round that ended before it kept the log.
             if rotate {
-                home.rotate_owned()?;
+                home.rotate_owned_shared_with((!mine).then_some(account))?;
             }
             home.trail().record(
                 &format!(

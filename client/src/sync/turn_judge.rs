@@ -33,6 +33,11 @@ pub(crate) struct Turn {
     /// (and the one held here does not), or by one of these: left out of
     /// the log taken, as a device that pairs again.
     pub dropped: Vec<DeviceId>,
+    /// Whether the turn held here made account keys (a revocation): the
+    /// relay's log may hold other keys of the same generations, so a case
+    /// sealed to one made here (by a colleague, too) moves on, as its
+    /// generation alone does not tell.
+    pub keys_parted: bool,
     /// The newest account-key generation such a revocation made: a key
     /// the revoked device knows, so the log taken must end in a newer one
     /// this device made.
@@ -138,9 +143,11 @@ pub(crate) fn judge_turn(
     // revocations of other devices, which stand (the device it revoked
     // pairs again). Not a revocation of itself or of another device
     // revoked here (its key would be the newest, and no revocation made
-    // again after it), of a device that signed a revocation held here
-    // (which could then not make it again), or of the recovery words'
-    // paper device (the account's recovery would be gone unasked).
+    // again after it), of a device that signed anything held here (the
+    // laptop that revoked it could then not make that again, and what
+    // another paired here would be left out at its word), or of the
+    // recovery words' paper device (the account's recovery would be gone
+    // unasked).
     let mut tainted: Vec<DeviceId> = rev_here.iter().map(|r| r.0).collect();
     let mut cut = Vec::new();
     let mut stay_revoked = Vec::new();
@@ -156,7 +163,7 @@ pub(crate) fn judge_turn(
             }
             AccountOp::RevokeDevice { device, key, .. }
                 if !tainted.contains(device)
-                    && !revokers.contains(device)
+                    && !here.iter().any(|(s, _)| s == device)
                     && !paper.contains(device) =>
             {
                 stay_revoked.push(*device);
@@ -258,6 +265,7 @@ pub(crate) fn judge_turn(
         stay_revoked,
         dropped,
         tainted_key,
+        keys_parted: !rev_here.is_empty(),
         lost,
         same_keys,
     })

@@ -357,4 +357,44 @@ fn the_revoked_device_revoking_itself_the_paper_or_its_revoker_there_is_refused(
     let turn = judge(&a, &held, &theirs).unwrap();
     assert_eq!(turn.stay_revoked, vec![desk.id]);
     assert_eq!(turn.tainted_key, Some(1));
+    assert!(turn.keys_parted);
+    // Nor a device that signed anything here (the laptop pairing a
+    // tablet, where the desk revoked the phone): the tablet would be left
+    // out at the phone's word.
+    let (desk_signer, desk) = signing_device();
+    let with_desk = a.add(&base, desk.clone());
+    let paired = a.add(&with_desk, device());
+    let state = AccountState::verify_log(&paired).unwrap();
+    let (by_desk, _) = account::revoke_device(&state, &desk_signer, &a.key, phone.id, 3).unwrap();
+    let mut held = paired.clone();
+    held.push(by_desk);
+    let state = AccountState::verify_log(&with_desk).unwrap();
+    let (by_phone, _) =
+        account::revoke_device(&state, &phone_signer, &a.key, a.signer.device_id(), 3).unwrap();
+    let mut theirs = with_desk.clone();
+    theirs.push(by_phone);
+    assert!(matches!(
+        judge(&a, &held, &theirs),
+        Err(RollbackError::AccountLogTurned {
+            why: REVOKED_SIGNS,
+            ..
+        })
+    ));
+    // Nor a device it paired there (cut with it).
+    let (watch_signer, watch) = signing_device();
+    let by_phone = account::add_device(&state, &phone_signer, &a.key, watch.clone(), 2).unwrap();
+    let mut theirs = with_desk.clone();
+    theirs.push(by_phone);
+    let with_watch = AccountState::verify_log(&theirs).unwrap();
+    let (by_watch, _) =
+        account::revoke_device(&with_watch, &watch_signer, &a.key, watch.id, 3).unwrap();
+    theirs.push(by_watch);
+    let held = a.revoke(&with_desk, phone.id);
+    assert!(matches!(
+        judge(&a, &held, &theirs),
+        Err(RollbackError::AccountLogTurned {
+            why: REVOKED_SIGNS,
+            ..
+        })
+    ));
 }
