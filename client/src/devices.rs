@@ -2,11 +2,12 @@
 //! account key and every document this account owns), and recovering the
 //! account on a new device from the recovery words.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
 use casebook_shared::access::{self, DocOp};
 use casebook_shared::account::{self, AccountState, DeviceInfo, DeviceKind};
+use casebook_shared::codec;
 use casebook_shared::crypto::{DeviceSigner, DhSecret, SecretKey};
 use casebook_shared::frames::{Request, Response};
 use casebook_shared::ids::{AccountId, DeviceId, DocId};
@@ -17,6 +18,9 @@ use crate::home::Home;
 use crate::identity::Identity;
 use crate::net::Relay;
 use crate::recovery::{self, RecoveryError};
+
+/// The sealed setting behind [`Home::rotations_due`].
+const ROTATIONS_DUE: &str = "rotations_due";
 
 /// Why a device was not revoked as asked.
 #[derive(Debug, thiserror::Error)]
@@ -226,26 +230,51 @@ impl Home {
     /// a new epoch ([`Home::rotate_doc`]), after a revocation. Returns how
     /// many. The caller makes it one transaction with what it follows.
     pub(crate) fn rotate_owned(&mut self) -> Result<usize> {
-        self.rotate_owned_shared_with(None)
+        let owned = self.owned_shared_with(None)?;
+        for doc in &owned {
+            self.rotate_doc(doc)?;
+        }
+        Ok(owned.len())
     }
 
-    /// [`Home::rotate_owned`], only the cases `with` is a member of, where
-    /// given (another account whose log took another turn: see
-    /// `sync::turn`).
-    pub(crate) fn rotate_owned_shared_with(&mut self, with: Option<&AccountId>) -> Result<usize> {
+    /// The documents a turn of an account log could not move to a new key
+    /// at once (see `sync::turn`), which upkeep does.
+    pub(crate) fn rotations_due(&self) -> Result<BTreeSet<DocId>> {
+        Ok(match self.store.get_secret(ROTATIONS_DUE)? {
+            Some(b) => codec::decode(&b)?,
+            None => BTreeSet::new(),
+        })
+    }
+
+    /// Adds `docs` to [`Home::rotations_due`].
+    pub(crate) fn rotation_due(&self, docs: &[DocId]) -> Result<()> {
+        if docs.is_empty() {
+            return Ok(());
+        }
+        let mut due = self.rotations_due()?;
+        due.extend(docs.iter().copied());
+        self.set_rotations_due(&due)
+    }
+
+    pub(crate) fn set_rotations_due(&self, due: &BTreeSet<DocId>) -> Result<()> {
+        Ok(self.store.put_secret(ROTATIONS_DUE, &codec::encode(due))?)
+    }
+
+    /// The documents this account owns and has not disposed of, only those
+    /// `with` is a member of, where given.
+    pub(crate) fn owned_shared_with(&self, with: Option<&AccountId>) -> Result<Vec<DocId>> {
         let mine = self.account_id();
-        let mut rotated = 0;
+        let mut owned = Vec::new();
         for doc in self.store.doc_ids()? {
             if self.access().doc_meta(&doc)?.is_some_and(|m| {
                 m.owner == mine
                     && !m.disposed
                     && with.is_none_or(|a| m.members.iter().any(|(x, _, _)| x == a))
             }) {
-                self.rotate_doc(&doc)?;
-                rotated += 1;
+                owned.push(doc);
             }
         }
-        Ok(rotated)
+        Ok(owned)
     }
 
     /// Moves a document to a new epoch key, sealed to each member's current

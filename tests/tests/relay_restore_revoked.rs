@@ -483,11 +483,12 @@ async fn a_colleague_waits_until_the_laptop_ended_the_phones_share() {
     relay.stop().await;
 }
 
-/// The phone pairs a tablet after the copy, and the laptop syncs it in.
-/// Restored, the relay lacks the tablet; the desk, never told of it,
-/// revokes the phone there as lost. The tablet, paired by a device the
-/// relay's log now revokes, may be a thief's: the laptop takes the relay's
-/// log without it, says so, and moves the case to a key the tablet never
+/// The phone pairs a tablet after the copy, the tablet a watch, and the
+/// laptop syncs both in. Restored, the relay lacks them; the desk, never
+/// told of them, revokes the phone there as lost. The tablet and the
+/// watch, paired by a device the relay's log now revokes, may be a
+/// thief's: the laptop takes the relay's log without them (shorter than
+/// the one it held), says so, and moves the case to a key they never
 /// held; the tablet is told it is no device any more, and the desk reads
 /// what the laptop writes next.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -496,7 +497,9 @@ async fn a_device_the_relays_revoked_one_paired_after_the_copy_is_left_out() {
     let (relay, copy) = relay.copy().await;
     let mut tablet = pair(&mut phone, &dir.path().join("tablet"), &relay).await;
     sync(&mut tablet).await;
+    let watch = pair(&mut tablet, &dir.path().join("watch"), &relay).await;
     sync(&mut laptop).await;
+    let held = laptop.account_log().unwrap().len();
     let relay = relay.restore(copy.path()).await;
     let conn = desk.connect().await.unwrap();
     desk.revoke(&conn, &phone.device_id()).await.unwrap();
@@ -505,9 +508,11 @@ async fn a_device_the_relays_revoked_one_paired_after_the_copy_is_left_out() {
 
     let joined = sync(&mut laptop).await;
     assert_eq!(joined.logs_turned, vec![laptop.account_id()], "{joined:?}");
-    assert_eq!(joined.stay_revoked, vec![tablet.device_id()], "{joined:?}");
+    let left_out = vec![tablet.device_id(), watch.device_id()];
+    assert_eq!(joined.stay_revoked, left_out, "{joined:?}");
     let state = laptop.account_state().unwrap();
     assert!(!state.devices.contains_key(&tablet.device_id()));
+    assert_eq!(laptop.account_log().unwrap().len(), held - 1);
     // Told so: no account on the relay lists it.
     let refused = try_sync(&mut tablet).await.unwrap_err();
     assert!(

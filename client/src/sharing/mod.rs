@@ -480,19 +480,29 @@ impl Home {
         let at = self.now();
         self.atomically(|home| {
             let mut changed = 0;
-            for doc in home.store.doc_ids()? {
+            let mut due = home.rotations_due()?;
+            let was_due = due.len();
+            let docs = home.store.doc_ids()?;
+            due.retain(|d| docs.contains(d));
+            for doc in docs {
                 let Some(meta) = home.access().doc_meta(&doc)? else {
                     continue;
                 };
                 // A document disposed of (its disposal maybe not sent yet)
                 // takes no more entries.
-                if meta.owner != me || meta.disposed || held_back.contains(&doc) {
+                if meta.owner != me || meta.disposed {
+                    due.remove(&doc);
+                    continue;
+                }
+                if held_back.contains(&doc) {
                     continue;
                 }
                 let Upkeep { expired, stale, .. } = upkeep(&meta, &me, at, |a| {
                     accounts.get(a).map(|st| st.key.generation)
                 });
-                if expired.is_empty() && stale.is_empty() {
+                // Due since a turn could not move it on (see `sync::turn`).
+                let turned = due.remove(&doc);
+                if expired.is_empty() && stale.is_empty() && !turned {
                     continue;
                 }
                 for a in &expired {
@@ -518,7 +528,16 @@ impl Home {
                         Some(doc),
                     )?;
                 }
+                if turned && stale.is_empty() {
+                    home.trail().record(
+                        "keys rotated: an account log this case rests on took another turn",
+                        Some(doc),
+                    )?;
+                }
                 changed += 1;
+            }
+            if due.len() != was_due {
+                home.set_rotations_due(&due)?;
             }
             Ok(changed)
         })

@@ -11,8 +11,9 @@
 //! laptop's copy out for good.
 //!
 //! The relay's log can be taken with no device let back in, and none lost
-//! but those a device the one held here revokes revoked there, and those
-//! paired here by one the relay's revokes (below), which pair again.
+//! but those a device the one held here revokes paired or revoked there,
+//! and those paired here by one the relay's revokes (below); they pair
+//! again.
 //! An owner's device that holds the other turn and is itself in the
 //! relay's log makes again on top of it what the relay's lacks
 //! ([`super::turn_judge::Lost`]), and then takes it; a device added in the
@@ -63,8 +64,8 @@
 //! What stays refused, named ([`RollbackError::AccountLogTurned`]): a
 //! relay's turn in which a device the one held here revokes did anything
 //! but pair devices and revoke others, or revoked itself, another device
-//! revoked here, one that signed a revocation here (which could not make
-//! it again) or the paper device; one whose keys do not open to this
+//! revoked here, one that signed anything here (the laptop that revoked it
+//! could not make that again) or the paper device; one whose keys do not open to this
 //! device as the log names them; a turn held here with an entry other
 //! than a pairing signed by a device the relay's revokes and the one held
 //! here does not (or by one it paired); one under which an access entry
@@ -173,20 +174,30 @@ impl Home {
             return Err(refused(BELOW_TAKEN).into());
         }
         let mine = *account == self.account_id();
+        // Left out of the log it would take (a relay that lets it sign in
+        // nonetheless): no device of it any more.
+        if mine && turn.dropped.contains(&self.device_id()) {
+            return Err(crate::error::Error::Revoked);
+        }
         let mut log = theirs;
         let mut signed = Vec::new();
         let remade = turn.lost.iter().filter(|l| l.revokes().is_some()).count();
+        // The relay's account keys, which a revocation in its turn may have
+        // made: wrapped to this device there so that they open, or the log
+        // is refused, named (a revoked phone's revocation there, its wraps
+        // made up), whether or not this device makes anything again.
+        let me = self.device_id();
+        let held_keys = match mine && state.is_active(&me) {
+            true => Some(
+                account::account_keys(&log, account, &me, &self.id.dh)
+                    .map_err(|_| refused(KEYS_DO_NOT_OPEN))?,
+            ),
+            false => None,
+        };
         if !turn.lost.is_empty() {
-            if !mine || !state.is_active(&self.device_id()) {
+            let Some(mut keys) = held_keys else {
                 return Err(refused(LACKS_DEVICES).into());
-            }
-            // The relay's newest account key, which a revocation in its turn
-            // may have made: wrapped to this device there, or it is not one.
-            // One that does not open (a revoked phone's revocation there,
-            // its wraps made up) is refused, named, not an error each round.
-            let me = self.device_id();
-            let mut keys = account::account_keys(&log, account, &me, &self.id.dh)
-                .map_err(|_| refused(KEYS_DO_NOT_OPEN))?;
+            };
             let mut same_keys = turn.same_keys;
             for lost in &turn.lost {
                 let current = keys
@@ -399,6 +410,8 @@ impl Home {
             } else {
                 let encoded: Vec<Vec<u8>> =
                     log[first as usize..].iter().map(codec::encode).collect();
+                // It may be shorter than the one held.
+                home.store.truncate_log(&account.0, first)?;
                 home.store.append_log(&account.0, first, &encoded)?;
             }
             home.store.put_secret(TAKEN, &codec::encode(&taken))?;
@@ -413,8 +426,18 @@ impl Home {
             // Also where this device made a revocation held here and the
             // relay's log has it made again already: by this device, in a
             // round that ended before it kept the log.
+            // One that cannot move on now (a member's log not held yet)
+            // does in upkeep, after the members' logs are fetched.
             if rotate {
-                home.rotate_owned_shared_with((!mine).then_some(account))?;
+                let mut due = Vec::new();
+                for doc in home.owned_shared_with((!mine).then_some(account))? {
+                    match home.rotate_doc(&doc) {
+                        Ok(()) => {}
+                        Err(e @ crate::error::Error::Store(_)) => return Err(e),
+                        Err(_) => due.push(doc),
+                    }
+                }
+                home.rotation_due(&due)?;
             }
             home.trail().record(
                 &format!(

@@ -82,7 +82,7 @@ impl Lost {
 
 /// Why a turn is not taken (the rest of the refusal's text is
 /// [`RollbackError::AccountLogTurned`]'s).
-pub(crate) const REVOKED_SIGNS: &str = "one holds an entry signed by a device the other revokes, other than a pairing, or a revocation of another device (not one revoked or revoking here, nor the recovery words' paper one), by a device the one held here revokes";
+pub(crate) const REVOKED_SIGNS: &str = "one holds an entry signed by a device the other revokes, other than a pairing, or a revocation of another device (not one revoked here or that signed anything here, nor the recovery words' paper one), by a device the one held here revokes";
 pub const LACKS_DEVICES: &str = "the relay's lacks devices or revocations of the one held, which a device of that account adds again";
 pub(crate) const UNEXPECTED: &str = "an entry of it is neither an added device nor a revocation";
 
