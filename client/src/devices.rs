@@ -280,6 +280,10 @@ impl Home {
     /// Moves a document to a new epoch key, sealed to each member's current
     /// account key, with the old key sealed under the new one so members keep
     /// reading the history.
+    ///
+    /// Every check comes before its one write, and that write fails only
+    /// with a store error: a caller that goes on after any other error
+    /// (`sync::turn`, upkeep) leaves nothing half written.
     pub(crate) fn rotate_doc(&mut self, doc: &DocId) -> Result<()> {
         let meta = self
             .access()

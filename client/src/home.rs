@@ -456,8 +456,6 @@ impl Home {
             };
         let account = self.account_id();
         self.store.transaction(|s| {
-            // A log taken at a turn may be shorter than the one held.
-            s.truncate_log(&account.0, first_seq)?;
             s.append_log(&account.0, first_seq, &encoded)?;
             if let Some(keys) = &keys {
                 s.put_secret("account_keys", &encode_keys(keys))?;

@@ -469,8 +469,9 @@ impl Home {
     /// ([`upkeep`]): members whose share expired are removed, and a
     /// document whose newest key was sealed to a replaced account key moves
     /// to a new epoch (which also finishes a revocation whose rotations
-    /// were cut short). Documents whose relay access log did not verify
-    /// this round wait. Returns how many documents changed.
+    /// were cut short), as does one a turn of an account log left due
+    /// ([`Home::rotations_due`]). Documents whose relay access log did not
+    /// verify this round wait. Returns how many documents changed.
     pub(crate) fn maintain_owned_docs(
         &mut self,
         accounts: &BTreeMap<AccountId, AccountState>,
@@ -509,7 +510,20 @@ impl Home {
                     home.access()
                         .append_access_entry(&doc, DocOp::RemoveMember { member: *a })?;
                 }
-                home.rotate_doc(&doc)?;
+                // Due alone: one that still cannot move on (see
+                // `Home::rotate_doc`) stays due and fails no round.
+                if expired.is_empty() && stale.is_empty() {
+                    match home.rotate_doc(&doc) {
+                        Ok(()) => {}
+                        Err(e @ crate::error::Error::Store(_)) => return Err(e),
+                        Err(_) => {
+                            due.insert(doc);
+                            continue;
+                        }
+                    }
+                } else {
+                    home.rotate_doc(&doc)?;
+                }
                 if !expired.is_empty() {
                     home.trail().record(
                         &format!(

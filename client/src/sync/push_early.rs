@@ -60,9 +60,11 @@ impl Home {
         // A case kept under a legal hold holds its rows for good; one of
         // its access rows must not keep every other edit from going early.
         // Nor does one a refused account log is part of (see `logs`), nor
-        // one the last round held back (its access log refused).
+        // one the last round held back (its access log refused), nor one
+        // a turn left due to move to a new key (see `sync::turn`).
         let mut waits = self.kept_under_hold()?;
         waits.extend(last.into_iter().flat_map(|l| l.held_back));
+        waits.extend(self.rotations_due()?);
         let mut rows = self.store.outbox()?;
         for row in &rows {
             if !waits.contains(&row.doc) && self.on_a_refused_log(&row.doc)?.is_some() {

@@ -369,7 +369,8 @@ impl Home {
         };
         // A device left out held this account's keys until now (upkeep
         // would move each case on too: the relay's part revoked a device,
-        // so the account key moved on; this does it at once). And keys the
+        // so the account key moved on; this does it at once, or upkeep
+        // after the members' logs are fetched: see below). And keys the
         // turn held here made may be other than the relay's of the same
         // generation (a colleague's case sealed to one the lost phone
         // holds): every case this device owns that the account is part of
@@ -405,13 +406,13 @@ impl Home {
         // turn made: the next round judges the relay's log again and takes
         // it, keys and all.)
         self.atomically(|home| {
+            // The log taken may be shorter than the one held.
+            home.store.truncate_log(&account.0, first)?;
             if mine {
                 home.extend_account_log(first, &log[first as usize..])?;
             } else {
                 let encoded: Vec<Vec<u8>> =
                     log[first as usize..].iter().map(codec::encode).collect();
-                // It may be shorter than the one held.
-                home.store.truncate_log(&account.0, first)?;
                 home.store.append_log(&account.0, first, &encoded)?;
             }
             home.store.put_secret(TAKEN, &codec::encode(&taken))?;
