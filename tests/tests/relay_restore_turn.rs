@@ -435,3 +435,37 @@ async fn a_colleague_moves_her_case_off_a_key_the_turn_held_here_made() {
     assert!(notes.iter().any(|n| n == "after the turn"), "{notes:?}");
     relay.stop().await;
 }
+
+/// After the copy the laptop also pairs a spare device, which syncs once
+/// (signing its audit document's first entry), and revokes it. On the
+/// restored relay the phone pairs a watch: no key made there. The laptop
+/// signs the spare in and revokes it again on top of the watch, vouching
+/// in between for what the spare signed, so nothing held here stops
+/// verifying; the desk and the tablet take the log, and the spare stays
+/// revoked.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_device_added_and_revoked_after_the_copy_is_signed_in_and_revoked_again() {
+    let (relay, mut t) = paired_after_the_copy().await;
+    let mut spare = pair(&mut t.laptop, &t.dir.path().join("spare"), &relay).await;
+    sync(&mut spare).await;
+    sync(&mut t.laptop).await;
+    let conn = t.laptop.connect().await.unwrap();
+    t.laptop.revoke(&conn, &spare.device_id()).await.unwrap();
+    conn.close().await;
+    sync(&mut t.laptop).await;
+    let relay = restored_and_written_to(&mut t, relay).await;
+
+    laptop_joins(&mut t).await;
+    let state = t.laptop.account_state().unwrap();
+    let listed = state.devices.get(&spare.device_id()).expect("listed again");
+    assert!(listed.revoked_seq.is_some(), "and revoked again");
+    for home in [&mut t.desk, &mut t.tablet] {
+        assert_clean(&sync(home).await);
+        assert_eq!(home.account_state().unwrap(), state, "{}", home.name());
+    }
+    assert!(matches!(
+        try_sync(&mut spare).await,
+        Err(casebook::Error::Revoked)
+    ));
+    relay.stop().await;
+}

@@ -194,9 +194,33 @@ impl Home {
             ),
             false => None,
         };
+        let mut vouched = 0;
         if !turn.lost.is_empty() {
             let Some(mut keys) = held_keys else {
                 return Err(refused(LACKS_DEVICES).into());
+            };
+            // Devices signed in again first, then what they signed before
+            // vouched for while they are active, then the revocations (a
+            // device added and revoked here, whose keys the relay's turn
+            // did not move on, is signed in and revoked again so).
+            for lost in &turn.lost {
+                let Lost::Device(info) = lost else { continue };
+                let current = keys
+                    .get(state.key.generation as usize)
+                    .ok_or(crate::error::Error::Revoked)?;
+                let entry = account::add_device(
+                    &state,
+                    &self.id.signer,
+                    current,
+                    info.clone(),
+                    self.now(),
+                )?;
+                state.apply(&entry)?;
+                signed.push(entry);
+            }
+            vouched = match self.vouch_unverified(account, &held, &mut state, mine, &mut signed)? {
+                Ok(n) => n,
+                Err(why) => return Err(refused(why).into()),
             };
             let mut same_keys = turn.same_keys;
             for lost in &turn.lost {
@@ -204,19 +228,7 @@ impl Home {
                     .get(state.key.generation as usize)
                     .ok_or(crate::error::Error::Revoked)?;
                 let (device, made_here) = match lost {
-                    Lost::Device(info) => {
-                        let at = self.now();
-                        let entry = account::add_device(
-                            &state,
-                            &self.id.signer,
-                            current,
-                            info.clone(),
-                            at,
-                        )?;
-                        state.apply(&entry)?;
-                        signed.push(entry);
-                        continue;
-                    }
+                    Lost::Device(_) => continue,
                     Lost::Cut(device) => (*device, None),
                     Lost::Revocation { device, key } => (*device, Some(key)),
                 };
@@ -268,45 +280,21 @@ impl Home {
             return Err(refused(LACKS_DEVICES).into());
         }
         // What a device signed in again signed before, claiming a length
-        // of the log where it is not yet a device there: vouched for.
-        let unverified = self.held_entries_unverified_under(account, &state)?;
-        let mut vouched = 0;
-        if !unverified.is_empty() {
-            let held_state = AccountState::verify_log(&held)?;
-            // Verified here, by a device active now, claiming a length at
-            // which this log does not list it yet (see `vouched_for`).
-            let vouchable = |e: &Signed| {
-                let before_listed = (e.open::<DocEntry>(access::SIG_LABEL).ok())
-                    .zip(state.devices.get(&e.signer))
-                    .is_some_and(|(entry, d)| entry.account_len <= d.added_seq);
-                before_listed
-                    && state.is_active(&e.signer)
-                    && verifies_under(e, account, &held_state)
+        // of the log where it is not yet a device there: vouched for (above,
+        // where this device signs entries again; here where it does not,
+        // the tablet taking the log the laptop signed it in again to).
+        if turn.lost.is_empty() {
+            vouched = match self.vouch_unverified(account, &held, &mut state, mine, &mut signed)? {
+                Ok(n) => n,
+                Err(why) => return Err(refused(why).into()),
             };
-            if !unverified.iter().all(vouchable) {
-                return Err(refused(ENTRIES_DEPEND).into());
-            }
-            // Another account's log: one of its devices that holds them
-            // vouches when it syncs.
-            if !mine || !state.is_active(&self.device_id()) {
-                return Err(refused(ENTRIES_WAIT).into());
-            }
-            let mut by_device: BTreeMap<DeviceId, Vec<Hash>> = BTreeMap::new();
-            for e in &unverified {
-                let of = by_device.entry(e.signer).or_default();
-                of.push(e.hash(access::HASH_LABEL));
-            }
-            for (device, mut hashes) in by_device {
-                hashes.sort();
-                hashes.dedup();
-                for named in hashes.chunks(account::MAX_VOUCHED) {
-                    let entry =
-                        account::vouch(&state, &self.id.signer, device, named.to_vec(), self.now());
-                    state.apply(&entry)?;
-                    signed.push(entry);
-                    vouched += named.len();
-                }
-            }
+        }
+        // Everything held here verifies under the log taken.
+        if !self
+            .held_entries_unverified_under(account, &state)?
+            .is_empty()
+        {
+            return Err(refused(ENTRIES_DEPEND).into());
         }
         log.extend(signed.iter().cloned());
         if !signed.is_empty() {
@@ -457,6 +445,60 @@ impl Home {
         }
         self.synced.verified_logs.remember(*account, &log, &state);
         Ok(state)
+    }
+
+    /// Vouches, on top of `state` (and `signed`), for every entry held here
+    /// that no longer verifies under it, signed by a device of it that is
+    /// active and not yet listed at the length the entry claims, and that
+    /// verified under the log `held`: how many, or why not (an entry of
+    /// another device, or another account's log, whose devices vouch).
+    fn vouch_unverified(
+        &self,
+        account: &AccountId,
+        held: &[Signed],
+        state: &mut AccountState,
+        mine: bool,
+        signed: &mut Vec<Signed>,
+    ) -> Result<std::result::Result<usize, &'static str>> {
+        let unverified = self.held_entries_unverified_under(account, state)?;
+        if unverified.is_empty() {
+            return Ok(Ok(0));
+        }
+        let held_state = AccountState::verify_log(held)?;
+        // Verified here, by a device active now, claiming a length at
+        // which this log does not list it yet (see `vouched_for`).
+        let vouchable = |e: &Signed| {
+            let before_listed = (e.open::<DocEntry>(access::SIG_LABEL).ok())
+                .zip(state.devices.get(&e.signer))
+                .is_some_and(|(entry, d)| entry.account_len <= d.added_seq);
+            before_listed && state.is_active(&e.signer) && verifies_under(e, account, &held_state)
+        };
+        if !unverified.iter().all(vouchable) {
+            return Ok(Err(ENTRIES_DEPEND));
+        }
+        // Another account's log: one of its devices that holds them
+        // vouches when it syncs.
+        if !mine || !state.is_active(&self.device_id()) {
+            return Ok(Err(ENTRIES_WAIT));
+        }
+        let mut by_device: BTreeMap<DeviceId, Vec<Hash>> = BTreeMap::new();
+        for e in &unverified {
+            let of = by_device.entry(e.signer).or_default();
+            of.push(e.hash(access::HASH_LABEL));
+        }
+        let mut vouched = 0;
+        for (device, mut hashes) in by_device {
+            hashes.sort();
+            hashes.dedup();
+            for named in hashes.chunks(account::MAX_VOUCHED) {
+                let entry =
+                    account::vouch(state, &self.id.signer, device, named.to_vec(), self.now());
+                state.apply(&entry)?;
+                signed.push(entry);
+                vouched += named.len();
+            }
+        }
+        Ok(Ok(vouched))
     }
 
     /// The access entries held here (queued ones too) and the disposals

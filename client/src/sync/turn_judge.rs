@@ -206,15 +206,21 @@ pub(crate) fn judge_turn(
     for (_, op) in &here {
         match op {
             AccountOp::AddDevice { device, .. } if dropped.contains(&device.id) => {}
-            // Added and revoked here, and not in the relay's log: not signed
-            // in again, where it would be wrapped keys it never had
-            // (anything it signed here then no longer verifies, and the
-            // turn is refused for that). One the relay's log lists is
-            // revoked again like any other.
+            // Added and revoked here, and not in the relay's log: where the
+            // relay's turn made keys, not signed in again, where it would be
+            // wrapped a key it never had (anything it signed here then no
+            // longer verifies, and the turn is refused for that). Where it
+            // made none, signed in and revoked again like any other: the
+            // key it is wrapped is the one both turns began with, and what
+            // it signed (its first sync's audit document) is vouched for
+            // in between. One the relay's log lists is revoked again.
             AccountOp::AddDevice { device, .. }
-                if revoked_here.contains(&device.id) && !added_there.contains(&device.id) => {}
+                if revoked_here.contains(&device.id)
+                    && !added_there.contains(&device.id)
+                    && !rev_there.is_empty() => {}
             AccountOp::RevokeDevice { device, .. }
                 if !added_there.contains(device)
+                    && (!rev_there.is_empty() || dropped.contains(device))
                     && here.iter().any(|(_, op)| {
                         matches!(op, AccountOp::AddDevice { device: d, .. } if d.id == *device)
                     }) => {}

@@ -258,6 +258,14 @@ fn a_device_added_and_revoked_here_is_not_signed_in_again() {
     let turn = judge(&a, &held, &theirs).unwrap();
     assert!(turn.lost.is_empty(), "{turn:?}");
     assert!(turn.added_here.is_empty());
+    // Where the relay's turn made no key (the desk paired a watch), it is
+    // signed in and revoked again: the key it is wrapped is one it held.
+    let theirs = a.add(&base, device());
+    let turn = judge(&a, &held, &theirs).unwrap();
+    assert!(
+        matches!(&turn.lost[..], [Lost::Device(d), Lost::Revocation { device, .. }] if d.id == tablet.id && *device == tablet.id),
+        "{turn:?}"
+    );
 }
 
 #[test]
