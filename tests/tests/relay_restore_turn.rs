@@ -469,3 +469,29 @@ async fn a_device_added_and_revoked_after_the_copy_is_signed_in_and_revoked_agai
     ));
     relay.stop().await;
 }
+
+/// After the copy the laptop revokes the tablet it paired and the phone,
+/// then opens a case: its first entry claims a length of the account log
+/// the relay's log, with only the watch the desk pairs there on top,
+/// reaches only once both revocations are made again. The laptop takes
+/// the turn (what is judged before those are made waits for them), and
+/// the desk reads the case.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_entry_claiming_a_length_the_revocations_made_again_reach_is_taken() {
+    let (relay, mut t) = paired_after_the_copy().await;
+    let conn = t.laptop.connect().await.unwrap();
+    for gone in [t.tablet.device_id(), t.phone.device_id()] {
+        t.laptop.revoke(&conn, &gone).await.unwrap();
+    }
+    conn.close().await;
+    let case = case_with_a_plan(&mut t.laptop, "after the revocations");
+    sync(&mut t.laptop).await;
+    let relay = relay.restore(t.copy.path()).await;
+    let _watch = pair(&mut t.desk, &t.dir.path().join("watch"), &relay).await;
+
+    laptop_joins(&mut t).await;
+    assert_clean(&sync(&mut t.laptop).await);
+    assert_clean(&sync(&mut t.desk).await);
+    assert_eq!(plan_of(&mut t.desk, &case), "after the revocations");
+    relay.stop().await;
+}

@@ -460,7 +460,13 @@ impl Home {
         mine: bool,
         signed: &mut Vec<Signed>,
     ) -> Result<std::result::Result<usize, &'static str>> {
-        let unverified = self.held_entries_unverified_under(account, state)?;
+        // One claiming a length the log does not reach yet is judged once
+        // the revocations are made (the check after them).
+        let mut unverified = self.held_entries_unverified_under(account, state)?;
+        unverified.retain(|e| {
+            e.open::<DocEntry>(access::SIG_LABEL)
+                .is_ok_and(|entry| entry.account_len <= state.len)
+        });
         if unverified.is_empty() {
             return Ok(Ok(0));
         }

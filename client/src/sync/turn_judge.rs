@@ -207,8 +207,8 @@ pub(crate) fn judge_turn(
         match op {
             AccountOp::AddDevice { device, .. } if dropped.contains(&device.id) => {}
             // Added and revoked here, and not in the relay's log: where the
-            // relay's turn made keys, not signed in again, where it would be
-            // wrapped a key it never had (anything it signed here then no
+            // relay's turn made keys (or a cut will), not signed in again,
+            // where it would be wrapped a key it never had (anything it signed here then no
             // longer verifies, and the turn is refused for that). Where it
             // made none, signed in and revoked again like any other: the
             // key it is wrapped is the one both turns began with, and what
@@ -217,10 +217,10 @@ pub(crate) fn judge_turn(
             AccountOp::AddDevice { device, .. }
                 if revoked_here.contains(&device.id)
                     && !added_there.contains(&device.id)
-                    && !rev_there.is_empty() => {}
+                    && !(rev_there.is_empty() && cut.is_empty()) => {}
             AccountOp::RevokeDevice { device, .. }
                 if !added_there.contains(device)
-                    && (!rev_there.is_empty() || dropped.contains(device))
+                    && (!(rev_there.is_empty() && cut.is_empty()) || dropped.contains(device))
                     && here.iter().any(|(_, op)| {
                         matches!(op, AccountOp::AddDevice { device: d, .. } if d.id == *device)
                     }) => {}
