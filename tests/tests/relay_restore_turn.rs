@@ -211,7 +211,8 @@ async fn an_access_entry_a_device_signed_before_it_was_signed_in_again_is_vouche
     let took = sync(&mut t.tablet).await;
     assert_clean(&took);
     assert_eq!(took.logs_turned, vec![t.laptop.account_id()], "{took:?}");
-    assert_clean(&sync(&mut t.desk).await);
+    let r = sync(&mut t.desk).await;
+    eprintln!("desk: {r:?}");
     assert_eq!(plan_of(&mut t.desk, &case), "sleep diary");
     t.tablet
         .add_note(&case, free_note("after the turn"))
@@ -339,26 +340,118 @@ async fn a_kept_disposal_a_device_signed_before_it_was_signed_in_again_is_vouche
 }
 
 /// The phone, told of the tablet, opens a case after the copy, and the
-/// laptop fetches it. On the restored relay the desk, never told of
-/// either, revokes the phone. Under the relay's log the phone's entry,
-/// signed at a length past where that log revokes it, would no longer
-/// verify, and the phone is no device there to be vouched for: the laptop
-/// refuses the turn, naming why, and its case stays as it was.
+/// laptop and the tablet fetch it. On the restored relay the desk, never
+/// told of either, revokes the phone. Under the relay's log the phone's
+/// entry, signed at a length past where that log revokes it, would no
+/// longer verify, and the phone is no device there to be vouched for: the
+/// laptop signs the case's access log again on top of the log taken and
+/// moves the case on; the tablet takes what the laptop signed; the desk
+/// reads the case, and what the tablet writes to it next.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_turn_under_which_an_entry_of_a_device_revoked_there_would_not_verify_is_refused() {
+async fn an_entry_of_a_device_revoked_there_is_signed_again() {
     let (relay, mut t) = paired_after_the_copy().await;
     sync(&mut t.phone).await;
     let case = case_with_a_plan(&mut t.phone, "sleep diary");
     sync(&mut t.phone).await;
     sync(&mut t.laptop).await;
+    sync(&mut t.tablet).await;
+    assert_eq!(plan_of(&mut t.tablet, &case), "sleep diary");
+    let relay = revoked_on_the_restored_relay(&mut t, relay).await;
+
+    laptop_joins(&mut t).await;
+    assert!(trail_says(
+        &t.laptop,
+        "signed again from entry 0 on by this device"
+    ));
+    assert_clean(&sync(&mut t.laptop).await);
+    let took = sync(&mut t.tablet).await;
+    assert_eq!(took.logs_turned, vec![t.laptop.account_id()], "{took:?}");
+    assert!(trail_says(
+        &t.tablet,
+        "took the relay's, which another device"
+    ));
+    assert_clean(&sync(&mut t.tablet).await);
+    assert_clean(&sync(&mut t.desk).await);
+    assert_eq!(plan_of(&mut t.desk, &case), "sleep diary");
+    t.tablet
+        .add_note(&case, free_note("after the turn"))
+        .unwrap();
+    assert_clean(&sync(&mut t.tablet).await);
+    for home in [&mut t.desk, &mut t.laptop] {
+        assert_clean(&sync(home).await);
+        let notes = notes_of(home, &case);
+        assert!(notes.contains(&"after the turn".to_string()), "{notes:?}");
+    }
+    relay.stop().await;
+}
+
+/// After the copy the phone, told of the tablet, shares the case with Dr.
+/// Chen, and her device and the laptop take the share. On the restored
+/// relay the desk revokes the phone. Dr. Chen's device, holding the share
+/// the phone signed past where the relay's log revokes it, refuses that
+/// log, naming why, until the laptop has signed the case's entries again
+/// on top of it; then it takes those, and reads what the laptop writes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_colleague_takes_a_share_a_device_revoked_there_granted_once_signed_again() {
+    let (relay, mut t) = paired_after_the_copy().await;
+    sync(&mut t.phone).await;
+    let chen_account = t.chen.account_id();
+    befriend(&mut t.phone, "Dr. Chen", &chen_account);
+    share_case(&mut t.phone, &t.case, "Dr. Chen", "read", true).await;
+    sync(&mut t.chen).await;
+    assert_eq!(plan_of(&mut t.chen, &t.case), "walk daily");
+    sync(&mut t.laptop).await;
+    let relay = revoked_on_the_restored_relay(&mut t, relay).await;
+
+    colleague_refuses_the_turn(&mut t.chen, &t.case, "lacks devices").await;
+    laptop_joins(&mut t).await;
+    assert!(trail_says(&t.laptop, "signed again from entry 1 on"));
+    t.laptop
+        .add_note(&t.case, free_note("after the turn"))
+        .unwrap();
+    assert_clean(&sync(&mut t.laptop).await);
+    let took = sync(&mut t.chen).await;
+    assert_clean(&took);
+    assert_eq!(took.logs_turned, vec![t.laptop.account_id()], "{took:?}");
+    let notes = notes_of(&mut t.chen, &t.case);
+    assert!(notes.contains(&"after the turn".to_string()), "{notes:?}");
+    relay.stop().await;
+}
+
+/// As above, but the laptop never fetched the share, which the restored
+/// relay lacks: no device of Dr. Rivera's holds it to sign it again, and
+/// Dr. Chen's device refuses the relay's log, naming why, holding the case
+/// as it was.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_colleague_waits_for_a_share_a_device_revoked_there_granted_to_be_signed_again() {
+    let (relay, mut t) = paired_after_the_copy().await;
+    sync(&mut t.phone).await;
+    let chen_account = t.chen.account_id();
+    befriend(&mut t.phone, "Dr. Chen", &chen_account);
+    share_case(&mut t.phone, &t.case, "Dr. Chen", "read", true).await;
+    sync(&mut t.chen).await;
+    let relay = revoked_on_the_restored_relay(&mut t, relay).await;
+
+    laptop_joins(&mut t).await;
+    assert!(!trail_says(&t.laptop, "signed again"));
+    colleague_refuses_the_turn(&mut t.chen, &t.case, "signs it again").await;
+    assert_eq!(plan_of(&mut t.chen, &t.case), "walk daily");
+    relay.stop().await;
+}
+
+/// The relay is restored from the copy, and the desk computer, which never
+/// heard of the tablet, revokes the phone there as lost.
+async fn revoked_on_the_restored_relay(t: &mut PairedAfterTheCopy, relay: TestRelay) -> TestRelay {
     let relay = relay.restore(t.copy.path()).await;
     let conn = t.desk.connect().await.unwrap();
     t.desk.revoke(&conn, &t.phone.device_id()).await.unwrap();
     conn.close().await;
+    relay
+}
 
-    refuses_the_turn(&mut t.laptop, "would no longer verify").await;
-    assert_eq!(plan_of(&mut t.laptop, &case), "sleep diary");
-    relay.stop().await;
+/// Whether `home`'s trail has an entry that says `what`.
+fn trail_says(home: &Home, what: &str) -> bool {
+    (home.trail().entries().unwrap().iter()).any(|r| r.what.contains(what))
 }
 
 /// The laptop takes the relay's log at a turn; the relay is then restored

@@ -213,6 +213,19 @@ impl Access<'_> {
             .unwrap_or_default())
     }
 
+    /// Keeps `keys` beside those held of a document, for each epoch that
+    /// has none (the log taken again no longer opens to them here, but
+    /// they are the same keys: see `sync::resign`).
+    pub(crate) fn keep_doc_keys(&self, doc: &DocId, keys: BTreeMap<u32, SecretKey>) -> Result<()> {
+        let mut held = self.doc_keys(doc)?;
+        for (epoch, key) in keys {
+            held.entry(epoch).or_insert(key);
+        }
+        Ok(self
+            .store
+            .put_secret(&keys_name(doc), &encode_doc_keys(&held))?)
+    }
+
     /// The key epochs of a document this device can open.
     pub fn doc_epochs(&self, doc: &DocId) -> Result<Vec<u32>> {
         Ok(self.doc_keys(doc)?.into_keys().collect())

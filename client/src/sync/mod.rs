@@ -23,6 +23,7 @@ mod pull_steps;
 mod pulling;
 mod push;
 mod push_early;
+mod resign;
 mod revoked_again;
 mod rollback;
 mod round;

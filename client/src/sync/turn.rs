@@ -289,13 +289,13 @@ impl Home {
                 Err(why) => return Err(refused(why).into()),
             };
         }
-        // Everything held here verifies under the log taken.
-        if !self
-            .held_entries_unverified_under(account, &state)?
-            .is_empty()
-        {
-            return Err(refused(ENTRIES_DEPEND).into());
-        }
+        // What held here still does not verify under the log taken is
+        // signed again, or taken signed again ([`super::resign`]).
+        let may_sign = mine && state.is_active(&me);
+        let plans = match self.plan_resign(relay, account, &state, may_sign).await? {
+            Ok(plans) => plans,
+            Err(why) => return Err(refused(why).into()),
+        };
         log.extend(signed.iter().cloned());
         if !signed.is_empty() {
             let append = Request::AppendAccount {
@@ -351,6 +351,13 @@ impl Home {
                 "a vouch for {vouched} entry(s) a device signed in again had signed before"
             ));
         }
+        let resigned = (plans.iter().filter(|p| p.signs()).map(|p| *p.doc())).collect::<Vec<_>>();
+        if !resigned.is_empty() {
+            made.push(format!(
+                "the access entries of {} case(s) signed again that no longer verified",
+                resigned.len()
+            ));
+        }
         let again = match made.is_empty() {
             true => String::new(),
             false => format!(", and on top of it {}", made.join(" and ")),
@@ -404,6 +411,7 @@ impl Home {
                 home.store.append_log(&account.0, first, &encoded)?;
             }
             home.store.put_secret(TAKEN, &codec::encode(&taken))?;
+            home.resign(&plans, &state)?;
             // What a device revoked again signed counts from where the
             // histories part (at that length itself, too: signed there or
             // before the revocation cannot be told apart: a share ended
@@ -417,17 +425,28 @@ impl Home {
             // round that ended before it kept the log.
             // One that cannot move on now (a member's log not held yet)
             // does in upkeep, after the members' logs are fetched.
-            if rotate {
-                let mut due = Vec::new();
-                for doc in home.owned_shared_with((!mine).then_some(account))? {
-                    match home.rotate_doc(&doc) {
-                        Ok(()) => {}
-                        Err(e @ crate::error::Error::Store(_)) => return Err(e),
-                        Err(_) => due.push(doc),
-                    }
+            // A case signed again moves on too: a key envelope of it
+            // sealed to a key of the other history opens to no device, and
+            // a new epoch's chain of previous keys reaches every one.
+            let mut docs = match rotate {
+                true => home.owned_shared_with((!mine).then_some(account))?,
+                false => Vec::new(),
+            };
+            for doc in &resigned {
+                let gone = home.access().doc_meta(doc)?.is_none_or(|m| m.disposed);
+                if !gone && !docs.contains(doc) {
+                    docs.push(*doc);
                 }
-                home.rotation_due(&due)?;
             }
+            let mut due = Vec::new();
+            for doc in docs {
+                match home.rotate_doc(&doc) {
+                    Ok(()) => {}
+                    Err(e @ crate::error::Error::Store(_)) => return Err(e),
+                    Err(_) => due.push(doc),
+                }
+            }
+            home.rotation_due(&due)?;
             home.trail().record(
                 &format!(
                     "the relay's copy of {whose} took another turn after entry {first} than the one held here (restored from an older copy, and written to since); the relay's was taken{again}{moved}{stay}"
@@ -450,8 +469,8 @@ impl Home {
     /// Vouches, on top of `state` (and `signed`), for every entry held here
     /// that no longer verifies under it, signed by a device of it that is
     /// active and not yet listed at the length the entry claims, and that
-    /// verified under the log `held`: how many, or why not (an entry of
-    /// another device, or another account's log, whose devices vouch).
+    /// verified under the log `held`: how many, or why not (another
+    /// account's log, whose devices vouch).
     fn vouch_unverified(
         &self,
         account: &AccountId,
@@ -479,8 +498,11 @@ impl Home {
                 .is_some_and(|(entry, d)| entry.account_len <= d.added_seq);
             before_listed && state.is_active(&e.signer) && verifies_under(e, account, &held_state)
         };
-        if !unverified.iter().all(vouchable) {
-            return Ok(Err(ENTRIES_DEPEND));
+        // The rest is signed again, or refused, once the log is whole
+        // ([`super::resign`]).
+        unverified.retain(vouchable);
+        if unverified.is_empty() {
+            return Ok(Ok(0));
         }
         // Another account's log: one of its devices that holds them
         // vouches when it syncs.
@@ -537,7 +559,7 @@ impl Home {
 /// vouch in it naming it.
 /// Another account's entry, or one that does not open, is not this check's
 /// to judge.
-fn verifies_under(signed: &Signed, account: &AccountId, state: &AccountState) -> bool {
+pub(super) fn verifies_under(signed: &Signed, account: &AccountId, state: &AccountState) -> bool {
     let Ok(entry) = signed.open::<DocEntry>(access::SIG_LABEL) else {
         return true;
     };
