@@ -2,6 +2,7 @@
 //! loopback port chosen by the system, and device homes in temporary folders.
 
 pub mod hostile_relay;
+pub mod restore_turn;
 pub mod rogue;
 pub mod sim;
 pub mod udp_proxy;

@@ -5,7 +5,7 @@
 //! the devices it lacks in again, and nobody is locked out.
 
 use casebook::Home;
-use casebook_shared::ids::DocId;
+use casebook_tests::restore_turn::*;
 use casebook_tests::*;
 
 /// The laptop pairs the tablet after the copy; the tablet writes a note,
@@ -90,97 +90,6 @@ async fn an_account_log_written_to_on_both_sides_of_a_restore_is_joined() {
     relay.stop().await;
 }
 
-/// Dr. Rivera's laptop, phone and desk computer and a case, and Dr. Chen,
-/// from before a copy of the relay's data was taken; the tablet the laptop
-/// paired after it. The relay goes on.
-struct PairedAfterTheCopy {
-    copy: tempfile::TempDir,
-    dir: tempfile::TempDir,
-    laptop: Home,
-    phone: Home,
-    desk: Home,
-    tablet: Home,
-    chen: Home,
-    case: DocId,
-}
-
-async fn paired_after_the_copy() -> (TestRelay, PairedAfterTheCopy) {
-    let relay = TestRelay::start().await;
-    let dir = tempfile::tempdir().unwrap();
-    let at = |name: &str| dir.path().join(name);
-    let (mut laptop, _) = init_with_words(&at("laptop"), &relay, "Dr. Rivera");
-    let case = case_with_a_plan(&mut laptop, "walk daily");
-    sync(&mut laptop).await;
-    let mut phone = pair(&mut laptop, &at("phone"), &relay).await;
-    let mut desk = pair(&mut laptop, &at("desk"), &relay).await;
-    let mut chen = init(&at("chen"), &relay, "Dr. Chen");
-    for home in [&mut phone, &mut desk, &mut chen] {
-        sync(home).await;
-    }
-    let (relay, copy) = relay.copy().await;
-    let mut tablet = pair(&mut laptop, &at("tablet"), &relay).await;
-    sync(&mut tablet).await;
-    let t = PairedAfterTheCopy {
-        copy,
-        dir,
-        laptop,
-        phone,
-        desk,
-        tablet,
-        chen,
-        case,
-    };
-    (relay, t)
-}
-
-/// The relay is restored from the copy, and the phone, which never heard of
-/// the tablet, pairs a watch on top of what the relay kept.
-async fn restored_and_written_to(t: &mut PairedAfterTheCopy, relay: TestRelay) -> TestRelay {
-    let relay = relay.restore(t.copy.path()).await;
-    let watch = t.dir.path().join("watch");
-    let _watch = pair(&mut t.phone, &watch, &relay).await;
-    relay
-}
-
-/// The refusal `home` meets syncing: a turn it may not take, for `why`.
-async fn refuses_the_turn(home: &mut Home, why: &str) {
-    let refused = try_sync(home).await.unwrap_err().to_string();
-    assert!(
-        refused.contains("took another turn") && refused.contains(why),
-        "{refused}"
-    );
-}
-
-/// The refusal a colleague's device meets syncing: Dr. Rivera's log, a
-/// turn it may not take, for `why`. Its sync goes on; `case`, which
-/// rests on that log, waits, refused.
-async fn colleague_refuses_the_turn(home: &mut Home, case: &DocId, why: &str) {
-    let r = try_sync(home).await.expect("the rest of the round goes on");
-    let [refused] = &r.logs_refused[..] else {
-        panic!("{r:?}")
-    };
-    assert!(
-        refused.reason.contains("took another turn") && refused.reason.contains(why),
-        "{refused:?}"
-    );
-    assert!(
-        r.refused
-            .iter()
-            .any(|x| x.doc == *case && x.reason.contains("was refused this round")),
-        "{r:?}"
-    );
-}
-
-/// The laptop takes the relay's log, signing the tablet in again.
-async fn laptop_joins(t: &mut PairedAfterTheCopy) {
-    let joined = sync(&mut t.laptop).await;
-    assert_eq!(
-        joined.logs_turned,
-        vec![t.laptop.account_id()],
-        "{joined:?}"
-    );
-}
-
 /// What a colleague's device meets while the entries it holds, signed by
 /// a device signed in again, wait for a vouch.
 const WAITS_FOR_A_VOUCH: &str = "vouches for it";
@@ -211,8 +120,7 @@ async fn an_access_entry_a_device_signed_before_it_was_signed_in_again_is_vouche
     let took = sync(&mut t.tablet).await;
     assert_clean(&took);
     assert_eq!(took.logs_turned, vec![t.laptop.account_id()], "{took:?}");
-    let r = sync(&mut t.desk).await;
-    eprintln!("desk: {r:?}");
+    assert_clean(&sync(&mut t.desk).await);
     assert_eq!(plan_of(&mut t.desk, &case), "sleep diary");
     t.tablet
         .add_note(&case, free_note("after the turn"))
@@ -337,121 +245,6 @@ async fn a_kept_disposal_a_device_signed_before_it_was_signed_in_again_is_vouche
     let cases = t.desk.list_cases(true).unwrap();
     assert!(cases.iter().all(|c| c.id != t.case), "{cases:?}");
     relay.stop().await;
-}
-
-/// The phone, told of the tablet, opens a case after the copy, and the
-/// laptop and the tablet fetch it. On the restored relay the desk, never
-/// told of either, revokes the phone. Under the relay's log the phone's
-/// entry, signed at a length past where that log revokes it, would no
-/// longer verify, and the phone is no device there to be vouched for: the
-/// laptop signs the case's access log again on top of the log taken and
-/// moves the case on; the tablet takes what the laptop signed; the desk
-/// reads the case, and what the tablet writes to it next.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_entry_of_a_device_revoked_there_is_signed_again() {
-    let (relay, mut t) = paired_after_the_copy().await;
-    sync(&mut t.phone).await;
-    let case = case_with_a_plan(&mut t.phone, "sleep diary");
-    sync(&mut t.phone).await;
-    sync(&mut t.laptop).await;
-    sync(&mut t.tablet).await;
-    assert_eq!(plan_of(&mut t.tablet, &case), "sleep diary");
-    let relay = revoked_on_the_restored_relay(&mut t, relay).await;
-
-    laptop_joins(&mut t).await;
-    assert!(trail_says(
-        &t.laptop,
-        "signed again from entry 0 on by this device"
-    ));
-    assert_clean(&sync(&mut t.laptop).await);
-    let took = sync(&mut t.tablet).await;
-    assert_eq!(took.logs_turned, vec![t.laptop.account_id()], "{took:?}");
-    assert!(trail_says(
-        &t.tablet,
-        "took the relay's, which another device"
-    ));
-    assert_clean(&sync(&mut t.tablet).await);
-    assert_clean(&sync(&mut t.desk).await);
-    assert_eq!(plan_of(&mut t.desk, &case), "sleep diary");
-    t.tablet
-        .add_note(&case, free_note("after the turn"))
-        .unwrap();
-    assert_clean(&sync(&mut t.tablet).await);
-    for home in [&mut t.desk, &mut t.laptop] {
-        assert_clean(&sync(home).await);
-        let notes = notes_of(home, &case);
-        assert!(notes.contains(&"after the turn".to_string()), "{notes:?}");
-    }
-    relay.stop().await;
-}
-
-/// After the copy the phone, told of the tablet, shares the case with Dr.
-/// Chen, and her device and the laptop take the share. On the restored
-/// relay the desk revokes the phone. Dr. Chen's device, holding the share
-/// the phone signed past where the relay's log revokes it, refuses that
-/// log, naming why, until the laptop has signed the case's entries again
-/// on top of it; then it takes those, and reads what the laptop writes.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_colleague_takes_a_share_a_device_revoked_there_granted_once_signed_again() {
-    let (relay, mut t) = paired_after_the_copy().await;
-    sync(&mut t.phone).await;
-    let chen_account = t.chen.account_id();
-    befriend(&mut t.phone, "Dr. Chen", &chen_account);
-    share_case(&mut t.phone, &t.case, "Dr. Chen", "read", true).await;
-    sync(&mut t.chen).await;
-    assert_eq!(plan_of(&mut t.chen, &t.case), "walk daily");
-    sync(&mut t.laptop).await;
-    let relay = revoked_on_the_restored_relay(&mut t, relay).await;
-
-    colleague_refuses_the_turn(&mut t.chen, &t.case, "lacks devices").await;
-    laptop_joins(&mut t).await;
-    assert!(trail_says(&t.laptop, "signed again from entry 1 on"));
-    t.laptop
-        .add_note(&t.case, free_note("after the turn"))
-        .unwrap();
-    assert_clean(&sync(&mut t.laptop).await);
-    let took = sync(&mut t.chen).await;
-    assert_clean(&took);
-    assert_eq!(took.logs_turned, vec![t.laptop.account_id()], "{took:?}");
-    let notes = notes_of(&mut t.chen, &t.case);
-    assert!(notes.contains(&"after the turn".to_string()), "{notes:?}");
-    relay.stop().await;
-}
-
-/// As above, but the laptop never fetched the share, which the restored
-/// relay lacks: no device of Dr. Rivera's holds it to sign it again, and
-/// Dr. Chen's device refuses the relay's log, naming why, holding the case
-/// as it was.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_colleague_waits_for_a_share_a_device_revoked_there_granted_to_be_signed_again() {
-    let (relay, mut t) = paired_after_the_copy().await;
-    sync(&mut t.phone).await;
-    let chen_account = t.chen.account_id();
-    befriend(&mut t.phone, "Dr. Chen", &chen_account);
-    share_case(&mut t.phone, &t.case, "Dr. Chen", "read", true).await;
-    sync(&mut t.chen).await;
-    let relay = revoked_on_the_restored_relay(&mut t, relay).await;
-
-    laptop_joins(&mut t).await;
-    assert!(!trail_says(&t.laptop, "signed again"));
-    colleague_refuses_the_turn(&mut t.chen, &t.case, "signs it again").await;
-    assert_eq!(plan_of(&mut t.chen, &t.case), "walk daily");
-    relay.stop().await;
-}
-
-/// The relay is restored from the copy, and the desk computer, which never
-/// heard of the tablet, revokes the phone there as lost.
-async fn revoked_on_the_restored_relay(t: &mut PairedAfterTheCopy, relay: TestRelay) -> TestRelay {
-    let relay = relay.restore(t.copy.path()).await;
-    let conn = t.desk.connect().await.unwrap();
-    t.desk.revoke(&conn, &t.phone.device_id()).await.unwrap();
-    conn.close().await;
-    relay
-}
-
-/// Whether `home`'s trail has an entry that says `what`.
-fn trail_says(home: &Home, what: &str) -> bool {
-    (home.trail().entries().unwrap().iter()).any(|r| r.what.contains(what))
 }
 
 /// The laptop takes the relay's log at a turn; the relay is then restored

@@ -226,6 +226,17 @@ impl Access<'_> {
             .put_secret(&keys_name(doc), &encode_doc_keys(&held))?)
     }
 
+    /// Cuts a document's access log held here to its first `len` entries
+    /// (another account's device dropping what an owner's device signs
+    /// again: see `sync::resign`); its keys stay.
+    pub(crate) fn truncate_access(&self, doc: &DocId, len: usize) -> Result<()> {
+        self.store.truncate_log(&doc.0, len as u64)?;
+        self.rebuild_meta(doc)?;
+        let mut sync = self.store.doc_sync(doc)?.unwrap_or_default();
+        sync.access_len = len as u64;
+        Ok(self.store.set_doc_sync(doc, sync)?)
+    }
+
     /// The key epochs of a document this device can open.
     pub fn doc_epochs(&self, doc: &DocId) -> Result<Vec<u32>> {
         Ok(self.doc_keys(doc)?.into_keys().collect())

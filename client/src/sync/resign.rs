@@ -10,77 +10,101 @@
 //! Refusing the log locked the owner's devices out of their own account.
 //!
 //! What such an entry did was decided, and this device took it: so a device
-//! of the owner's account signs it again, on top of the log taken. From the
-//! first entry of a document's access log that does not verify, every entry
-//! is signed again as it was (the same operation, key envelopes and time),
-//! only chained anew and dated at the log's length now; then the document
-//! moves to a new epoch, sealed to its members' current keys, whose chain
-//! of previous keys reaches every epoch the entries made (a key envelope
-//! sealed to a key of the other history opens to no device here). A share
-//! a revoked device granted stands as this device had it, and the trail
-//! says whose entries were signed again. The relay never holds the entries
-//! signed again: it takes an entry only under a log it holds, which the
-//! one taken extends, and under that one they do not verify.
+//! of the owner's account signs it again, on top of the log taken, from the
+//! first entry of a document's access log that does not verify on:
 //!
-//! A device that holds the same entries, when another device of the owner's
-//! already signed them again (the relay's log holds them from that entry
-//! on, twins of those held here), takes the relay's instead: another
-//! device of the account, which may not sign for the owner, only so, and
-//! waits, refused, until one has. Where the relay's log goes another way
-//! from that entry, or a kept disposal would not verify, the turn stays
-//! refused, named.
+//! - Where the relay lacks them (it lost them with the copy; it never
+//!   holds one, as it takes an entry only under a log it holds, which the
+//!   one taken extends), each is signed again as it was (the same
+//!   operation, key envelopes and time), only chained anew and dated at
+//!   the log's length now. This device keeps the document's keys: a key
+//!   envelope sealed to a key of the other history opens to no device
+//!   here. The document moves on to a new epoch with every other, sealed
+//!   to its members' current keys, whose chain of previous keys reaches
+//!   every epoch the entries made: at once where the keys parted (the turn
+//!   moves every case on then), in upkeep where the relay's history revoked
+//!   a device.
+//! - Where the relay's log goes another way from before that entry (the
+//!   desk moved the case on when it revoked the phone), the relay's is
+//!   taken and what the entries held here did is done again on top of it
+//!   ([`Home::rebase_access`], as for entries another device's got ahead
+//!   of).
+//!
+//! Either way the changes written under them go back to the relay, which
+//! lost them, the revoked device's too (forwarded on its behalf). A share
+//! a device the relay's history revokes (or one left out) granted is then
+//! ended, as `revoked_again` ends one a device revoked here granted there:
+//! it may be a thief's, and a share ended by mistake its owner grants
+//! again; the trail names it.
+//!
+//! Another device of the account, when one already signed them again (the
+//! relay's log holds them from that entry on, twins of those held here),
+//! takes those. Another account's device (a colleague) may not sign for
+//! the owner: it drops the entries from there on, and takes whatever an
+//! owner's device signs again when it fetches the log; one whose first
+//! entry does not verify waits, refused, until one has. A disposal kept
+//! here that would not verify, or a relay's access log with another first
+//! entry, leaves the turn refused, named.
 
 use std::collections::BTreeMap;
 
-use casebook_shared::access::{self, DocEntry, HASH_LABEL, SIG_LABEL};
+use casebook_shared::access::{self, DocEntry, DocOp, DocState, HASH_LABEL, SIG_LABEL};
 use casebook_shared::account::AccountState;
 use casebook_shared::codec;
 use casebook_shared::frames::{ErrorCode, Request, Response};
-use casebook_shared::ids::{AccountId, DocId};
+use casebook_shared::ids::{AccountId, DeviceId, DocId};
 use casebook_shared::signed::Signed;
 
 use super::turn::{ENTRIES_DEPEND, verifies_under};
-use super::unexpected;
-use crate::error::Result;
+use super::{Undo, unexpected};
+use crate::error::{Inconsistent, Result};
 use crate::home::Home;
 use crate::net::{NetError, Relay};
 use crate::store::OutKind;
 
-/// Why a device of another account (or one that may not sign) waits.
-pub const RESIGN_WAIT: &str = "an access entry held here, signed by a device the relay's revokes or does not list, would not verify under it until a device of that account signs it again when it syncs";
+/// Why another account's device waits.
+pub const RESIGN_WAIT: &str = "the first access entry of a case held here, signed by a device the relay's revokes or does not list, would not verify under it until a device of that account signs it again when it syncs";
 
-/// What becomes of one document's access log held here.
-pub(super) struct Resign {
-    doc: DocId,
-    /// The first entry that does not verify: it and every later one are
-    /// signed again, or taken from the relay.
-    from: usize,
-    /// The relay's entries from `from` on, where another device signed
-    /// them again first; none where this device signs them.
-    theirs: Option<Vec<Signed>>,
+/// What becomes of one document's access log held here, from the first
+/// entry that does not verify (`from`).
+pub(super) enum Resign {
+    /// The relay lacks them: this device signs them again.
+    Sign { doc: DocId, from: usize },
+    /// The relay holds them signed again by another device: taken.
+    Take {
+        doc: DocId,
+        from: usize,
+        theirs: Vec<Signed>,
+    },
+    /// The relay's log goes another way from entry `at`: taken, and what
+    /// the entries held here from there did done again on top.
+    Rebase {
+        doc: DocId,
+        at: usize,
+        theirs: Vec<Signed>,
+    },
+    /// Another account's device drops them.
+    Drop { doc: DocId, from: usize },
 }
 
 impl Resign {
-    /// Whether this device signs the entries again (and rotates after).
+    /// Whether this device signs entries again.
     pub(super) fn signs(&self) -> bool {
-        self.theirs.is_none()
-    }
-
-    pub(super) fn doc(&self) -> &DocId {
-        &self.doc
+        matches!(self, Resign::Sign { .. } | Resign::Rebase { .. })
     }
 }
 
 impl Home {
     /// For each document whose access log held here holds an entry of
-    /// `account` that does not verify under its log as `state` leaves it:
-    /// what becomes of it, as the module says (this device signs again
-    /// only where `may_sign`), or why the log is refused.
+    /// `account` that does not verify under its log as `state` leaves it
+    /// (it did under `held`): what becomes of it, as the module says (this
+    /// device signs again only where `may_sign`), or why the log is
+    /// refused.
     pub(super) async fn plan_resign(
         &mut self,
         relay: &Relay,
         account: &AccountId,
-        state: &AccountState,
+        (held_state, state): (&AccountState, &AccountState),
         may_sign: bool,
     ) -> Result<std::result::Result<Vec<Resign>, &'static str>> {
         let kept = self.kept_disposals()?;
@@ -108,107 +132,209 @@ impl Home {
                 Ok(r) => return Err(unexpected(r)),
                 Err(e) => return Err(e.into()),
             };
-            let agrees = |n: usize| theirs.get(..n) == held.get(..n);
-            let plan = if theirs.len() <= from && agrees(theirs.len()) {
-                // The relay lacks them: this device signs them again.
-                if !may_sign {
+            let common = held.iter().zip(&theirs).take_while(|(a, b)| a == b).count();
+            // Twins of every entry held here from `from` on, and nothing
+            // else: the rest the round's fetch takes as it takes any.
+            let signed_again = (theirs.get(from..held.len()))
+                .filter(|_| common >= from)
+                .filter(|part| held[from..].iter().zip(*part).all(twins))
+                .filter(|_| DocState::verify_log(&theirs[..held.len()], lookup).is_ok());
+            let plan = if let Some(part) = signed_again {
+                Resign::Take {
+                    doc,
+                    from,
+                    theirs: part.to_vec(),
+                }
+            } else if !may_sign {
+                if from == 0 {
                     return Ok(Err(RESIGN_WAIT));
                 }
-                None
-            } else if theirs.len() >= held.len()
-                && agrees(from)
-                && held[from..].iter().zip(&theirs[from..]).all(twins)
-                && access::DocState::verify_log(&theirs, lookup).is_ok()
+                Resign::Drop { doc, from }
+            } else if DocState::verify_log(&held, |a| (a == account).then_some(held_state)).is_err()
             {
-                Some(theirs[from..].to_vec())
-            } else if may_sign {
+                // It signs again only what it verified.
                 return Ok(Err(ENTRIES_DEPEND));
+            } else if common == theirs.len() {
+                Resign::Sign { doc, from }
             } else {
-                return Ok(Err(RESIGN_WAIT));
+                let mut trial = held[..common].to_vec();
+                trial.extend_from_slice(&theirs[common..]);
+                if common == 0 || DocState::verify_log(&trial, lookup).is_err() {
+                    return Ok(Err(ENTRIES_DEPEND));
+                }
+                Resign::Rebase {
+                    doc,
+                    at: common,
+                    theirs: theirs[common..].to_vec(),
+                }
             };
-            plans.push(Resign {
-                doc,
-                from,
-                theirs: plan,
-            });
+            plans.push(plan);
         }
         Ok(Ok(plans))
     }
 
     /// Carries out `plans` under the log `state` leaves, which is stored
-    /// already (in the turn's transaction); returns how many entries this
-    /// device signed again. The documents it signed again still move to a
-    /// new epoch ([`Resign::signs`]).
-    pub(super) fn resign(&mut self, plans: &[Resign], state: &AccountState) -> Result<usize> {
+    /// already (in the turn's transaction), ending each share a device of
+    /// `distrusted` granted in what this device signs again.
+    pub(super) fn resign(
+        &mut self,
+        plans: &[Resign],
+        state: &AccountState,
+        distrusted: &[DeviceId],
+    ) -> Result<()> {
         let accounts = BTreeMap::from([(state.id, state.clone())]);
-        let mut signed = 0;
         for plan in plans {
-            let doc = &plan.doc;
+            let (doc, from) = match plan {
+                Resign::Sign { doc, from }
+                | Resign::Take { doc, from, .. }
+                | Resign::Drop { doc, from } => (doc, *from),
+                Resign::Rebase { doc, at, .. } => (doc, *at),
+            };
             let held = self.access().access_log(doc)?;
-            let keys = self.access().doc_keys(doc)?;
-            let mut queued = Vec::new();
-            for row in self.store.access_outbox()? {
-                if row.doc == *doc {
-                    queued.extend(codec::decode::<Vec<Signed>>(&row.payload)?);
-                    self.store.remove_outbox(row.id)?;
-                }
-            }
-            let first_queued = held.len().saturating_sub(queued.len());
-            self.store.truncate_log(&doc.0, plan.from as u64)?;
-            let whose = signers(&held[plan.from..]);
-            let what = match &plan.theirs {
-                Some(theirs) => {
-                    // Queued ones before `from` the relay holds (it agrees
-                    // up to there); those after, it holds signed again.
+            let whose = signers(&held[from..]);
+            let what = match plan {
+                Resign::Take { theirs, .. } => {
+                    // What is queued here the relay holds: up to `from` as
+                    // it is, after it signed again.
+                    self.drop_access_outbox(doc)?;
+                    let keys = self.access().doc_keys(doc)?;
+                    self.store.truncate_log(&doc.0, from as u64)?;
                     self.access()
                         .accept_access_entries(doc, theirs, &accounts)?;
+                    // The same envelopes: the same keys.
+                    self.access().keep_doc_keys(doc, keys)?;
                     format!(
-                        "took the relay's, which another device of the account signed again from entry {} on",
-                        plan.from
+                        "took the relay's, which another device of the account signed again from entry {from} on"
                     )
                 }
-                None => {
-                    let mut prev = plan.from.checked_sub(1).map(|i| held[i].hash(HASH_LABEL));
-                    let mut again = Vec::new();
-                    for e in &held[plan.from..] {
-                        let mut entry: DocEntry =
-                            e.open(SIG_LABEL).map_err(access::AccessError::from)?;
-                        entry.prev = prev;
-                        entry.account_len = state.len;
-                        let s = Signed::sign(&self.id.signer, SIG_LABEL, &entry);
-                        prev = Some(s.hash(HASH_LABEL));
-                        again.push(s);
+                Resign::Drop { .. } => {
+                    self.access().truncate_access(doc, from)?;
+                    format!(
+                        "dropped from entry {from} on, for a device of that account to sign again"
+                    )
+                }
+                Resign::Sign { .. } => {
+                    self.sign_again(doc, from, &held, state)?;
+                    format!("signed again from entry {from} on by this device")
+                }
+                Resign::Rebase { theirs, .. } => {
+                    let undo = Undo::default();
+                    let at = from as u64;
+                    if self
+                        .rebase_access(doc, at, theirs, &accounts, &undo)?
+                        .is_some()
+                    {
+                        return Err(Inconsistent::AccessLogNotOurs(*doc).into());
                     }
-                    self.access()
-                        .accept_access_entries(doc, &again, &accounts)?;
-                    signed += again.len();
-                    let mut send = held[first_queued.min(plan.from)..plan.from].to_vec();
-                    send.extend(again);
-                    self.store
-                        .push_outbox(doc, OutKind::Access, &codec::encode(&send))?;
-                    // The relay lacked the entries, and so the changes
-                    // written under them: they go back, the revoked
-                    // device's too, forwarded on its behalf (each device
-                    // takes a change it holds once). A trail heals its own
-                    // way.
-                    if !self.is_audit_doc(doc) {
-                        self.send_unserved(doc, None, &[])?;
-                    }
-                    format!("signed again from entry {} on by this device", plan.from)
+                    format!(
+                        "the relay's taken, which goes another way from entry {from}, and what they did done again on top of it by this device"
+                    )
                 }
             };
-            // The same keys, epoch by epoch: the entries are the same, but
-            // an envelope sealed to a key of the other history opens no
-            // more here.
-            self.access().keep_doc_keys(doc, keys)?;
             self.trail().record(
                 &format!(
-                    "access entries signed by device(s) {whose} no longer verify under the account log taken at a turn (revoked there, or not listed): {what}; what they did stands"
+                    "access entries signed by device(s) {whose} no longer verify under the account log taken at a turn (revoked there, or not listed): {what}"
                 ),
                 Some(*doc),
             )?;
+            if plan.signs() {
+                // The relay lacked the entries, and so the changes written
+                // under them: they go back, the revoked device's too,
+                // forwarded on its behalf (each device takes a change it
+                // holds once). A trail heals its own way.
+                if !self.is_audit_doc(doc) {
+                    self.send_unserved(doc, None, &[])?;
+                }
+                self.end_distrusted_shares(doc, &held[from..], distrusted)?;
+            }
         }
-        Ok(signed)
+        Ok(())
+    }
+
+    /// Signs again `held`, `doc`'s access log, from entry `from` on, on top
+    /// of the log `state` leaves, and queues them (with what was queued
+    /// before `from`), keeping the document's keys.
+    fn sign_again(
+        &mut self,
+        doc: &DocId,
+        from: usize,
+        held: &[Signed],
+        state: &AccountState,
+    ) -> Result<()> {
+        let accounts = BTreeMap::from([(state.id, state.clone())]);
+        let keys = self.access().doc_keys(doc)?;
+        let queued = self.drop_access_outbox(doc)?;
+        let first_queued = held.len().saturating_sub(queued);
+        self.store.truncate_log(&doc.0, from as u64)?;
+        let mut prev = from.checked_sub(1).map(|i| held[i].hash(HASH_LABEL));
+        let mut again = Vec::new();
+        for e in &held[from..] {
+            let mut entry: DocEntry = e.open(SIG_LABEL).map_err(access::AccessError::from)?;
+            entry.prev = prev;
+            entry.account_len = state.len;
+            let s = Signed::sign(&self.id.signer, SIG_LABEL, &entry);
+            prev = Some(s.hash(HASH_LABEL));
+            again.push(s);
+        }
+        self.access()
+            .accept_access_entries(doc, &again, &accounts)?;
+        self.access().keep_doc_keys(doc, keys)?;
+        let mut send = held[first_queued.min(from)..from].to_vec();
+        send.extend(again);
+        self.store
+            .push_outbox(doc, OutKind::Access, &codec::encode(&send))?;
+        Ok(())
+    }
+
+    /// Removes the access entries of `doc` queued here; how many they held.
+    fn drop_access_outbox(&self, doc: &DocId) -> Result<usize> {
+        let mut queued = 0;
+        for row in self.store.access_outbox()? {
+            if row.doc == *doc {
+                queued += codec::decode::<Vec<Signed>>(&row.payload)?.len();
+                self.store.remove_outbox(row.id)?;
+            }
+        }
+        Ok(queued)
+    }
+
+    /// Ends each share of `doc` that an entry of `held` signed by a device
+    /// of `distrusted` granted, and moves the document on if it did.
+    fn end_distrusted_shares(
+        &mut self,
+        doc: &DocId,
+        held: &[Signed],
+        distrusted: &[DeviceId],
+    ) -> Result<()> {
+        let mut ended = Vec::new();
+        for e in held.iter().filter(|e| distrusted.contains(&e.signer)) {
+            let Ok(DocEntry {
+                op: DocOp::AddMember { member, .. },
+                ..
+            }) = e.open(SIG_LABEL)
+            else {
+                continue;
+            };
+            let meta = (self.access().doc_meta(doc)?).ok_or(Inconsistent::NoAccessLog(*doc))?;
+            if meta.disposed || !meta.members.iter().any(|(m, _, _)| *m == member) {
+                continue;
+            }
+            self.access()
+                .append_access_entry(doc, DocOp::RemoveMember { member })?;
+            self.trail().record(
+                &format!(
+                    "share to {} ended: granted by device {}, which the account log taken at a turn revokes (or left out); grant it again if it was yours",
+                    member.short(),
+                    e.signer.short()
+                ),
+                Some(*doc),
+            )?;
+            ended.push(member);
+        }
+        if !ended.is_empty() {
+            self.rotate_doc(doc)?;
+        }
+        Ok(())
     }
 }
 

@@ -68,11 +68,12 @@
 //! could not make that again) or the paper device; one whose keys do not open to this
 //! device as the log names them; a turn held here with an entry other
 //! than a pairing signed by a device the relay's revokes and the one held
-//! here does not (or by one it paired); one under which an access entry
-//! or a disposal such a device signed would no longer verify (it is not
-//! vouched for: it is no device there), as one claiming a length at which
-//! the log taken lists its signer (a held history longer than the one
-//! taken) would not; a turn below one taken before (a relay showing a
+//! here does not (or by one it paired); one under which a disposal kept
+//! here, signed by such a device, would no longer verify, or an access
+//! entry that cannot be signed again ([`super::resign`]: what no vouch
+//! helps, where it is no device there, or as one claiming a length at
+//! which the log taken lists its signer, is signed again by an owner's
+//! device); a turn below one taken before (a relay showing a
 //! device two histories in turn would have it sign entries again each
 //! round), or whose relay's part a device revoked again in an earlier
 //! turn signed (it would be revoked later and later, and what it signed
@@ -98,7 +99,7 @@ use crate::net::{NetError, Relay};
 
 /// Why a turn is not taken, besides [`turn_judge`]'s (the rest of the
 /// refusal's text is [`RollbackError::AccountLogTurned`]'s).
-pub(crate) const ENTRIES_DEPEND: &str = "an access entry or a disposal held here would no longer verify under it (signed by a device the relay's revokes, after that)";
+pub(crate) const ENTRIES_DEPEND: &str = "an access entry or a disposal held here would no longer verify under it (signed by a device the relay's revokes, after that), and cannot be signed again (a disposal kept, or the relay's access log goes another way from it)";
 pub const ENTRIES_WAIT: &str = "an access entry or a disposal held here, signed by a device signed in again there, would not verify under it until a device of that account that holds it vouches for it when it syncs";
 pub(crate) const REVOKED_AGAIN_SIGNS: &str = "the relay's holds an entry signed by a device this device revoked again in an earlier turn (a relay showing it history after history)";
 pub(crate) const BELOW_TAKEN: &str = "it parts no later than another turn of it this device took did (a relay showing two histories in turn)";
@@ -292,7 +293,9 @@ impl Home {
         // What held here still does not verify under the log taken is
         // signed again, or taken signed again ([`super::resign`]).
         let may_sign = mine && state.is_active(&me);
-        let plans = match self.plan_resign(relay, account, &state, may_sign).await? {
+        let held_state = AccountState::verify_log(&held)?;
+        let states = (&held_state, &state);
+        let plans = match self.plan_resign(relay, account, states, may_sign).await? {
             Ok(plans) => plans,
             Err(why) => return Err(refused(why).into()),
         };
@@ -351,11 +354,10 @@ impl Home {
                 "a vouch for {vouched} entry(s) a device signed in again had signed before"
             ));
         }
-        let resigned = (plans.iter().filter(|p| p.signs()).map(|p| *p.doc())).collect::<Vec<_>>();
-        if !resigned.is_empty() {
+        let resigned = plans.iter().filter(|p| p.signs()).count();
+        if resigned > 0 {
             made.push(format!(
-                "the access entries of {} case(s) signed again that no longer verified",
-                resigned.len()
+                "the access entries of {resigned} case(s) signed again that no longer verified"
             ));
         }
         let again = match made.is_empty() {
@@ -411,7 +413,7 @@ impl Home {
                 home.store.append_log(&account.0, first, &encoded)?;
             }
             home.store.put_secret(TAKEN, &codec::encode(&taken))?;
-            home.resign(&plans, &state)?;
+            home.resign(&plans, &state, &turn.distrusted)?;
             // What a device revoked again signed counts from where the
             // histories part (at that length itself, too: signed there or
             // before the revocation cannot be told apart: a share ended
@@ -425,28 +427,20 @@ impl Home {
             // round that ended before it kept the log.
             // One that cannot move on now (a member's log not held yet)
             // does in upkeep, after the members' logs are fetched.
-            // A case signed again moves on too: a key envelope of it
-            // sealed to a key of the other history opens to no device, and
-            // a new epoch's chain of previous keys reaches every one.
-            let mut docs = match rotate {
-                true => home.owned_shared_with((!mine).then_some(account))?,
-                false => Vec::new(),
-            };
-            for doc in &resigned {
-                let gone = home.access().doc_meta(doc)?.is_none_or(|m| m.disposed);
-                if !gone && !docs.contains(doc) {
-                    docs.push(*doc);
+            // A case signed again moves on with them; where the keys did
+            // not part, in upkeep if the relay's part moved the account key
+            // (see `resign`).
+            if rotate {
+                let mut due = Vec::new();
+                for doc in home.owned_shared_with((!mine).then_some(account))? {
+                    match home.rotate_doc(&doc) {
+                        Ok(()) => {}
+                        Err(e @ crate::error::Error::Store(_)) => return Err(e),
+                        Err(_) => due.push(doc),
+                    }
                 }
+                home.rotation_due(&due)?;
             }
-            let mut due = Vec::new();
-            for doc in docs {
-                match home.rotate_doc(&doc) {
-                    Ok(()) => {}
-                    Err(e @ crate::error::Error::Store(_)) => return Err(e),
-                    Err(_) => due.push(doc),
-                }
-            }
-            home.rotation_due(&due)?;
             home.trail().record(
                 &format!(
                     "the relay's copy of {whose} took another turn after entry {first} than the one held here (restored from an older copy, and written to since); the relay's was taken{again}{moved}{stay}"

@@ -33,6 +33,10 @@ pub(crate) struct Turn {
     /// (and the one held here does not), or by one of these: left out of
     /// the log taken, as a device that pairs again.
     pub dropped: Vec<DeviceId>,
+    /// Devices the relay's turn revokes and the one held here does not,
+    /// and those left out: a share one of them granted in an access entry
+    /// signed again is ended (see `resign`).
+    pub distrusted: Vec<DeviceId>,
     /// Whether the turn held here made account keys (a revocation): the
     /// relay's log may hold other keys of the same generations, so a case
     /// sealed to one made here (by a colleague, too) moves on, as its
@@ -263,6 +267,11 @@ pub(crate) fn judge_turn(
     // to the same keys (another device of the account took the turn
     // first), and nothing else was revoked or is to be cut.
     let same_keys = cut.is_empty() && rev_here.starts_with(&rev_there);
+    let mut distrusted: Vec<DeviceId> = (revoked_there.iter())
+        .filter(|d| !revoked_here.contains(d))
+        .copied()
+        .collect();
+    distrusted.extend(&dropped);
     Ok(Turn {
         common: common as u64,
         added_here,
@@ -270,6 +279,7 @@ pub(crate) fn judge_turn(
         revokers,
         stay_revoked,
         dropped,
+        distrusted,
         tainted_key,
         keys_parted: !rev_here.is_empty(),
         lost,

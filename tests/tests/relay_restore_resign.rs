@@ -1,0 +1,173 @@
+//! A relay restored from an older copy, whose account log took another
+//! turn there, under which an access entry held here no longer verifies
+//! and cannot be vouched for (its signer revoked there, or not listed): a
+//! device of the owner's signs it again on top of the log taken, and the
+//! others take what it signed.
+
+use casebook_tests::restore_turn::*;
+use casebook_tests::*;
+
+/// The phone, told of the tablet, opens a case after the copy, and the
+/// laptop and the tablet fetch it. On the restored relay the desk, never
+/// told of either, revokes the phone. Under the relay's log the phone's
+/// entry, signed at a length past where that log revokes it, would no
+/// longer verify, and the phone is no device there to be vouched for: the
+/// laptop signs the case's access log again on top of the log taken and
+/// moves the case on; the tablet takes what the laptop signed; the desk
+/// reads the case, and what the tablet writes to it next.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_entry_of_a_device_revoked_there_is_signed_again() {
+    let (relay, mut t) = paired_after_the_copy().await;
+    sync(&mut t.phone).await;
+    let case = case_with_a_plan(&mut t.phone, "sleep diary");
+    sync(&mut t.phone).await;
+    sync(&mut t.laptop).await;
+    sync(&mut t.tablet).await;
+    assert_eq!(plan_of(&mut t.tablet, &case), "sleep diary");
+    let relay = revoked_on_the_restored_relay(&mut t, relay).await;
+
+    laptop_joins(&mut t).await;
+    assert!(trail_says(
+        &t.laptop,
+        "signed again from entry 0 on by this device"
+    ));
+    assert_clean(&sync(&mut t.laptop).await);
+    // Moved on past what the phone held, to the account's newest key.
+    let rivera = t.laptop.account_state().unwrap();
+    let meta = t.laptop.access().doc_meta(&case).unwrap().unwrap();
+    assert_eq!(meta.epoch, 1);
+    assert_eq!(
+        meta.wrap_generation(1, &rivera.id),
+        Some(rivera.key.generation)
+    );
+    let took = sync(&mut t.tablet).await;
+    assert_eq!(took.logs_turned, vec![t.laptop.account_id()], "{took:?}");
+    assert!(trail_says(
+        &t.tablet,
+        "took the relay's, which another device"
+    ));
+    assert_clean(&sync(&mut t.tablet).await);
+    assert_clean(&sync(&mut t.desk).await);
+    assert_eq!(plan_of(&mut t.desk, &case), "sleep diary");
+    t.tablet
+        .add_note(&case, free_note("after the turn"))
+        .unwrap();
+    assert_clean(&sync(&mut t.tablet).await);
+    for home in [&mut t.desk, &mut t.laptop] {
+        assert_clean(&sync(home).await);
+        let notes = notes_of(home, &case);
+        assert!(notes.contains(&"after the turn".to_string()), "{notes:?}");
+    }
+    relay.stop().await;
+}
+
+/// After the copy the phone, told of the tablet, shares the case with Dr.
+/// Chen, and her device and the laptop take the share. On the restored
+/// relay the desk revokes the phone, moving the case on there. The laptop
+/// takes the desk's entry and does again on top of it what the phone's did,
+/// then ends that share: the phone may have been a thief's by then. Dr.
+/// Chen's device drops the phone's entry, keeping what it holds of the
+/// case, and takes the log; shared again, she reads on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_share_a_device_revoked_there_granted_is_ended_and_granted_again() {
+    let (relay, mut t) = paired_after_the_copy().await;
+    sync(&mut t.phone).await;
+    let chen_account = t.chen.account_id();
+    befriend(&mut t.phone, "Dr. Chen", &chen_account);
+    share_case(&mut t.phone, &t.case, "Dr. Chen", "read", true).await;
+    sync(&mut t.chen).await;
+    assert_eq!(plan_of(&mut t.chen, &t.case), "walk daily");
+    sync(&mut t.laptop).await;
+    let relay = revoked_on_the_restored_relay(&mut t, relay).await;
+    assert_clean(&sync(&mut t.desk).await);
+
+    colleague_refuses_the_turn(&mut t.chen, &t.case, "lacks devices").await;
+    laptop_joins(&mut t).await;
+    assert!(trail_says(&t.laptop, "goes another way from entry 1"));
+    assert!(trail_says(&t.laptop, "share to"));
+    assert!(t.laptop.shares(&t.case).unwrap().is_empty());
+    assert_clean(&sync(&mut t.laptop).await);
+
+    let took = sync(&mut t.chen).await;
+    assert_eq!(took.logs_turned, vec![t.laptop.account_id()], "{took:?}");
+    assert!(trail_says(&t.chen, "dropped from entry 1 on"));
+    assert_eq!(plan_of(&mut t.chen, &t.case), "walk daily");
+    befriend(&mut t.laptop, "Dr. Chen", &chen_account);
+    share_case(&mut t.laptop, &t.case, "Dr. Chen", "read", true).await;
+    t.laptop
+        .add_note(&t.case, free_note("after the turn"))
+        .unwrap();
+    assert_clean(&sync(&mut t.laptop).await);
+    assert_clean(&sync(&mut t.chen).await);
+    let notes = notes_of(&mut t.chen, &t.case);
+    assert!(notes.contains(&"after the turn".to_string()), "{notes:?}");
+    for home in [&mut t.desk, &mut t.tablet] {
+        assert_clean(&sync(home).await);
+        let notes = notes_of(home, &t.case);
+        assert!(notes.contains(&"after the turn".to_string()), "{notes:?}");
+    }
+    relay.stop().await;
+}
+
+/// As above, but the laptop never fetched the share, which the restored
+/// relay lacks, and the desk does not sync: no device of Dr. Rivera's
+/// holds it to sign again. Dr. Chen's device drops it, keeping what it
+/// holds of the case, and takes the log.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_colleague_drops_a_share_no_device_of_the_owner_holds() {
+    let (relay, mut t) = paired_after_the_copy().await;
+    sync(&mut t.phone).await;
+    let chen_account = t.chen.account_id();
+    befriend(&mut t.phone, "Dr. Chen", &chen_account);
+    share_case(&mut t.phone, &t.case, "Dr. Chen", "read", true).await;
+    sync(&mut t.chen).await;
+    let relay = revoked_on_the_restored_relay(&mut t, relay).await;
+
+    laptop_joins(&mut t).await;
+    assert!(!trail_says(&t.laptop, "signed again"));
+    let took = sync(&mut t.chen).await;
+    assert_eq!(took.logs_turned, vec![t.laptop.account_id()], "{took:?}");
+    assert!(trail_says(&t.chen, "dropped from entry 1 on"));
+    assert_clean(&sync(&mut t.chen).await);
+    assert_eq!(plan_of(&mut t.chen, &t.case), "walk daily");
+    relay.stop().await;
+}
+
+/// After the copy the laptop revokes the tablet it paired: Dr. Rivera's
+/// account key moves to one of generation 1, and the phone opens a case
+/// sealed to it. On the restored relay the desk revokes the phone: another
+/// key of generation 1. Signed again, the case's first entry is sealed to a
+/// key no device of the log taken holds: the laptop keeps the case's key,
+/// and the new epoch it moves the case to, sealed to the log's newest key,
+/// leads the desk back to it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_case_sealed_to_a_key_of_the_other_history_is_signed_again_and_moved_on() {
+    let (relay, mut t) = paired_after_the_copy().await;
+    let conn = t.laptop.connect().await.unwrap();
+    t.laptop.revoke(&conn, &t.tablet.device_id()).await.unwrap();
+    conn.close().await;
+    sync(&mut t.laptop).await;
+    sync(&mut t.phone).await;
+    let case = case_with_a_plan(&mut t.phone, "sleep diary");
+    sync(&mut t.phone).await;
+    sync(&mut t.laptop).await;
+    let relay = revoked_on_the_restored_relay(&mut t, relay).await;
+
+    laptop_joins(&mut t).await;
+    assert!(trail_says(
+        &t.laptop,
+        "signed again from entry 0 on by this device"
+    ));
+    assert_clean(&sync(&mut t.laptop).await);
+    assert_eq!(plan_of(&mut t.laptop, &case), "sleep diary");
+    assert_clean(&sync(&mut t.desk).await);
+    assert_eq!(plan_of(&mut t.desk, &case), "sleep diary");
+    t.laptop
+        .add_note(&case, free_note("after the turn"))
+        .unwrap();
+    assert_clean(&sync(&mut t.laptop).await);
+    assert_clean(&sync(&mut t.desk).await);
+    let notes = notes_of(&mut t.desk, &case);
+    assert!(notes.contains(&"after the turn".to_string()), "{notes:?}");
+    relay.stop().await;
+}
