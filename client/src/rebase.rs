@@ -102,8 +102,15 @@ impl Home {
         if undo.rotate {
             intents.push(Intent::Rotate);
         }
+        let mut passed_over = Vec::new();
         for e in &held[confirmed..] {
             let entry: DocEntry = e.open(SIG_LABEL).map_err(access::AccessError::from)?;
+            if let DocOp::AddMember { member, .. } = &entry.op
+                && undo.passed_over.contains(&e.signer)
+            {
+                passed_over.push((*member, e.signer));
+                continue;
+            }
             intents.push(match entry.op {
                 DocOp::Rotate { epoch: next, .. } => {
                     epoch = next;
@@ -136,6 +143,30 @@ impl Home {
                     return Err(Inconsistent::SecondGenesis.into());
                 }
             });
+        }
+
+        // A member added and removed again among them is not added again:
+        // an addition replayed lets them into the relay's newest epoch,
+        // which they never held.
+        let removed_later: Vec<bool> = (0..intents.len())
+            .map(|i| match &intents[i] {
+                Intent::Add { member, .. } => {
+                    (intents[i + 1..].iter()).any(|x| matches!(x, Intent::Remove(r) if r == member))
+                }
+                _ => false,
+            })
+            .collect();
+        let mut later = removed_later.into_iter();
+        intents.retain(|_| !later.next().unwrap_or(false));
+        for (member, by) in passed_over {
+            self.trail().record(
+                &format!(
+                    "share to {} not granted again: device {} granted it, which the account log taken at a turn revokes (or left out); grant it again if it was yours",
+                    member.short(),
+                    by.short()
+                ),
+                Some(*doc),
+            )?;
         }
 
         // Whom the other device removed: its removal stands against an

@@ -64,10 +64,11 @@ async fn an_entry_of_a_device_revoked_there_is_signed_again() {
 /// After the copy the phone, told of the tablet, shares the case with Dr.
 /// Chen, and her device and the laptop take the share. On the restored
 /// relay the desk revokes the phone, moving the case on there. The laptop
-/// takes the desk's entry and does again on top of it what the phone's did,
-/// then ends that share: the phone may have been a thief's by then. Dr.
-/// Chen's device drops the phone's entry, keeping what it holds of the
-/// case, and takes the log; shared again, she reads on.
+/// takes the desk's entry and does again on top of it what the phone's
+/// did, but the share: the phone may have been a thief's by then, and no
+/// key of the desk's epoch is sealed to her. Dr. Chen's device, which the
+/// relay no longer serves the case, drops its log, keeping what it holds
+/// of the case, and takes the account log; shared again, she reads on.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_share_a_device_revoked_there_granted_is_ended_and_granted_again() {
     let (relay, mut t) = paired_after_the_copy().await;
@@ -84,13 +85,22 @@ async fn a_share_a_device_revoked_there_granted_is_ended_and_granted_again() {
     colleague_refuses_the_turn(&mut t.chen, &t.case, "lacks devices").await;
     laptop_joins(&mut t).await;
     assert!(trail_says(&t.laptop, "goes another way from entry 1"));
-    assert!(trail_says(&t.laptop, "share to"));
+    assert!(trail_says(&t.laptop, "not granted again: device"));
     assert!(t.laptop.shares(&t.case).unwrap().is_empty());
+    let meta = t.laptop.access().doc_meta(&t.case).unwrap().unwrap();
+    assert!(meta.epoch >= 1, "{meta:?}");
+    assert!(
+        !meta
+            .wraps
+            .keys()
+            .any(|(e, a)| *a == chen_account && *e >= 1),
+        "{meta:?}"
+    );
     assert_clean(&sync(&mut t.laptop).await);
 
     let took = sync(&mut t.chen).await;
     assert_eq!(took.logs_turned, vec![t.laptop.account_id()], "{took:?}");
-    assert!(trail_says(&t.chen, "dropped from entry 1 on"));
+    assert!(trail_says(&t.chen, "dropped from entry 0 on"));
     assert_eq!(plan_of(&mut t.chen, &t.case), "walk daily");
     befriend(&mut t.laptop, "Dr. Chen", &chen_account);
     share_case(&mut t.laptop, &t.case, "Dr. Chen", "read", true).await;
@@ -111,8 +121,9 @@ async fn a_share_a_device_revoked_there_granted_is_ended_and_granted_again() {
 
 /// As above, but the laptop never fetched the share, which the restored
 /// relay lacks, and the desk does not sync: no device of Dr. Rivera's
-/// holds it to sign again. Dr. Chen's device drops it, keeping what it
-/// holds of the case, and takes the log.
+/// holds it to sign again, and the relay serves her nothing of the case.
+/// Dr. Chen's device drops its log, keeping what it holds of the case, and
+/// takes the account log.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_colleague_drops_a_share_no_device_of_the_owner_holds() {
     let (relay, mut t) = paired_after_the_copy().await;
@@ -127,9 +138,48 @@ async fn a_colleague_drops_a_share_no_device_of_the_owner_holds() {
     assert!(!trail_says(&t.laptop, "signed again"));
     let took = sync(&mut t.chen).await;
     assert_eq!(took.logs_turned, vec![t.laptop.account_id()], "{took:?}");
-    assert!(trail_says(&t.chen, "dropped from entry 1 on"));
+    assert!(trail_says(&t.chen, "dropped from entry 0 on"));
     assert_clean(&sync(&mut t.chen).await);
     assert_eq!(plan_of(&mut t.chen, &t.case), "walk daily");
+    relay.stop().await;
+}
+
+/// After the copy the phone, told of the tablet, opens a case and shares
+/// it with Dr. Chen; the laptop fetches both. On the restored relay the
+/// desk revokes the phone. The laptop signs the case's log again and ends
+/// the share. Dr. Chen's device, whose whole log of the case no longer
+/// verifies and which the relay no longer serves her, drops it, keeping
+/// what arrived, and takes the account log; shared again, she reads on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_colleague_drops_a_case_a_device_revoked_there_opened_until_shared_again() {
+    let (relay, mut t) = paired_after_the_copy().await;
+    sync(&mut t.phone).await;
+    let chen_account = t.chen.account_id();
+    befriend(&mut t.phone, "Dr. Chen", &chen_account);
+    let case = case_with_a_plan(&mut t.phone, "sleep diary");
+    share_case(&mut t.phone, &case, "Dr. Chen", "read", true).await;
+    sync(&mut t.chen).await;
+    assert_eq!(plan_of(&mut t.chen, &case), "sleep diary");
+    sync(&mut t.laptop).await;
+    let relay = revoked_on_the_restored_relay(&mut t, relay).await;
+
+    laptop_joins(&mut t).await;
+    assert!(t.laptop.shares(&case).unwrap().is_empty());
+    assert_clean(&sync(&mut t.laptop).await);
+    let took = sync(&mut t.chen).await;
+    assert_eq!(took.logs_turned, vec![t.laptop.account_id()], "{took:?}");
+    assert!(trail_says(&t.chen, "dropped from entry 0 on"));
+    assert_clean(&sync(&mut t.chen).await);
+    assert_eq!(plan_of(&mut t.chen, &case), "sleep diary");
+    befriend(&mut t.laptop, "Dr. Chen", &chen_account);
+    share_case(&mut t.laptop, &case, "Dr. Chen", "read", true).await;
+    t.laptop
+        .add_note(&case, free_note("after the turn"))
+        .unwrap();
+    assert_clean(&sync(&mut t.laptop).await);
+    assert_clean(&sync(&mut t.chen).await);
+    let notes = notes_of(&mut t.chen, &case);
+    assert!(notes.contains(&"after the turn".to_string()), "{notes:?}");
     relay.stop().await;
 }
 

@@ -287,3 +287,44 @@ async fn an_expired_share_ends_at_the_owners_next_sync() {
     assert_eq!(chen.access().doc_epochs(&case).unwrap(), before);
     relay.stop().await;
 }
+
+/// The tablet shares a case with Dr. Chen and ends the share again before
+/// it syncs, while the laptop shares the case with Dr. Okafor and syncs
+/// first. The tablet does again on top of the laptop's entry what its own
+/// did, but not the share it ended: done again, it would seal the case's
+/// key to Dr. Chen before ending it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_share_granted_and_ended_before_a_sync_is_not_made_again_on_top() {
+    let relay = TestRelay::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let at = |name: &str| dir.path().join(name);
+    let mut laptop = init(&at("laptop"), &relay, "Dr. Rivera");
+    let mut tablet = pair(&mut laptop, &at("tablet"), &relay).await;
+    let mut chen = init(&at("chen"), &relay, "Dr. Chen");
+    let mut okafor = init(&at("okafor"), &relay, "Dr. Okafor");
+    sync(&mut chen).await;
+    sync(&mut okafor).await;
+    let case = case_with_a_plan(&mut laptop, "walk daily");
+    sync(&mut laptop).await;
+    sync(&mut tablet).await;
+    for home in [&mut laptop, &mut tablet] {
+        befriend(home, "Dr. Chen", &chen.account_id());
+        befriend(home, "Dr. Okafor", &okafor.account_id());
+    }
+
+    share_case(&mut tablet, &case, "Dr. Chen", "read", false).await;
+    tablet.unshare(&case, "Dr. Chen").unwrap();
+    share_case(&mut laptop, &case, "Dr. Okafor", "read", true).await;
+    assert_clean(&sync(&mut tablet).await);
+    sync(&mut laptop).await;
+    for home in [&laptop, &tablet] {
+        let meta = home.access().doc_meta(&case).unwrap().unwrap();
+        assert!(
+            !meta.wraps.keys().any(|(_, a)| *a == chen.account_id()),
+            "{}: {meta:?}",
+            home.name()
+        );
+        assert_eq!(meta.role_of(&okafor.account_id(), 0), Some(Role::Read));
+    }
+    relay.stop().await;
+}

@@ -228,10 +228,15 @@ impl Access<'_> {
 
     /// Cuts a document's access log held here to its first `len` entries
     /// (another account's device dropping what an owner's device signs
-    /// again: see `sync::resign`); its keys stay.
+    /// again: see `sync::resign`); its keys and what arrived stay. Cut
+    /// whole, the document is shared no more here, until a fetch takes
+    /// its log again from the first entry.
     pub(crate) fn truncate_access(&self, doc: &DocId, len: usize) -> Result<()> {
         self.store.truncate_log(&doc.0, len as u64)?;
-        self.rebuild_meta(doc)?;
+        match len {
+            0 => self.store.delete_secret(&meta_name(doc))?,
+            _ => drop(self.rebuild_meta(doc)?),
+        }
         let mut sync = self.store.doc_sync(doc)?.unwrap_or_default();
         sync.access_len = len as u64;
         Ok(self.store.set_doc_sync(doc, sync)?)

@@ -48,6 +48,7 @@ use crate::home::Home;
 use crate::net::{NetError, Relay};
 use round::{Phase, Round};
 
+pub use resign::RESIGN_WAIT as TURN_RESIGN_WAIT;
 pub(crate) use revoked_again::Undo;
 pub use rollback::RollbackError;
 pub use signals::SignalBody;

@@ -32,19 +32,27 @@
 //!
 //! Either way the changes written under them go back to the relay, which
 //! lost them, the revoked device's too (forwarded on its behalf). A share
-//! a device the relay's history revokes (or one left out) granted is then
+//! a device the relay's history revokes (or one left out) granted is
 //! ended, as `revoked_again` ends one a device revoked here granted there:
 //! it may be a thief's, and a share ended by mistake its owner grants
-//! again; the trail names it.
+//! again; the trail names it. Where the relay's log went another way it is
+//! not granted again at all, nor is a member added and removed again among
+//! the entries: either would seal the relay's newest key to them.
 //!
 //! Another device of the account, when one already signed them again (the
 //! relay's log holds them from that entry on, twins of those held here),
 //! takes those. Another account's device (a colleague) may not sign for
-//! the owner: it drops the entries from there on, and takes whatever an
-//! owner's device signs again when it fetches the log; one whose first
-//! entry does not verify waits, refused, until one has. A disposal kept
-//! here that would not verify, or a relay's access log with another first
-//! entry, leaves the turn refused, named.
+//! the owner: it drops the entries from there on, keeping its keys and
+//! what arrived, and takes whatever an owner's device signs again when it
+//! fetches the log. What it drops is what the owner's account no longer
+//! signs for; a relay that serves it none of the case (the owner's device
+//! ended the share, or has not signed it again yet) has it drop the whole
+//! log, and the case is shared with it no more, as a relay can anyway by
+//! no longer listing it. It waits, refused, where it would drop a removal
+//! a device of the log taken signed of a member the relay's log still
+//! holds (as `fork` does). A disposal kept here that would not verify, or
+//! a relay's access log with another first entry, leaves the turn
+//! refused, named.
 
 use std::collections::BTreeMap;
 
@@ -63,7 +71,7 @@ use crate::net::{NetError, Relay};
 use crate::store::OutKind;
 
 /// Why another account's device waits.
-pub const RESIGN_WAIT: &str = "the first access entry of a case held here, signed by a device the relay's revokes or does not list, would not verify under it until a device of that account signs it again when it syncs";
+pub const RESIGN_WAIT: &str = "an access entry held here, signed by a device the relay's revokes or does not list, would not verify under it, and a removal signed after it is not in the relay's access log, until a device of that account signs it again when it syncs";
 
 /// What becomes of one document's access log held here, from the first
 /// entry that does not verify (`from`).
@@ -146,10 +154,32 @@ impl Home {
                     theirs: part.to_vec(),
                 }
             } else if !may_sign {
-                if from == 0 {
-                    return Ok(Err(RESIGN_WAIT));
+                // Served nothing (the owner's device ended the share when
+                // it signed again, or it has not yet), it drops the whole:
+                // the case is shared with it no more. Served the log, it
+                // drops from `from` on, but not a removal a device of the
+                // log taken signed after it while the removed member is one
+                // in the relay's: it would let them back in here, and seal
+                // what this device writes to a key they hold, until that
+                // device removes them again (as `fork` waits).
+                let there = DocState::verify_log(&theirs, lookup).map_err(drop);
+                let removed = (held[from..].iter())
+                    .filter(|e| verifies_under(e, account, state))
+                    .filter_map(|e| match e.open::<DocEntry>(SIG_LABEL) {
+                        Ok(DocEntry {
+                            op: DocOp::RemoveMember { member },
+                            ..
+                        }) => Some(member),
+                        _ => None,
+                    });
+                let mut removed = removed;
+                match there {
+                    _ if theirs.is_empty() => Resign::Drop { doc, from: 0 },
+                    Ok(st) if !removed.any(|m| st.members.contains_key(&m)) => {
+                        Resign::Drop { doc, from }
+                    }
+                    _ => return Ok(Err(RESIGN_WAIT)),
                 }
-                Resign::Drop { doc, from }
             } else if DocState::verify_log(&held, |a| (a == account).then_some(held_state)).is_err()
             {
                 // It signs again only what it verified.
@@ -159,8 +189,25 @@ impl Home {
             } else {
                 let mut trial = held[..common].to_vec();
                 trial.extend_from_slice(&theirs[common..]);
-                if common == 0 || DocState::verify_log(&trial, lookup).is_err() {
+                let Ok(there) = DocState::verify_log(&trial, lookup).map_err(drop) else {
                     return Ok(Err(ENTRIES_DEPEND));
+                };
+                if common == 0 {
+                    return Ok(Err(ENTRIES_DEPEND));
+                }
+                // Its closing epoch is sealed to each member of the
+                // relay's, and an addition replayed to its member: their
+                // logs are held first (fetched in the round, after this).
+                let added = (held[common..].iter())
+                    .filter_map(|e| e.open::<DocEntry>(SIG_LABEL).ok())
+                    .filter_map(|x| match x.op {
+                        DocOp::AddMember { member, .. } => Some(member),
+                        _ => None,
+                    });
+                for member in there.members.keys().copied().chain(added) {
+                    if !self.hold_log_of(relay, &member).await? {
+                        return Ok(Err(ENTRIES_DEPEND));
+                    }
                 }
                 Resign::Rebase {
                     doc,
@@ -218,7 +265,10 @@ impl Home {
                     format!("signed again from entry {from} on by this device")
                 }
                 Resign::Rebase { theirs, .. } => {
-                    let undo = Undo::default();
+                    let undo = Undo {
+                        passed_over: distrusted.to_vec(),
+                        ..Undo::default()
+                    };
                     let at = from as u64;
                     if self
                         .rebase_access(doc, at, theirs, &accounts, &undo)?
@@ -331,10 +381,41 @@ impl Home {
             )?;
             ended.push(member);
         }
+        // One that cannot move on now (a member's log not held yet) does
+        // in upkeep, after the members' logs are fetched.
         if !ended.is_empty() {
-            self.rotate_doc(doc)?;
+            match self.rotate_doc(doc) {
+                Ok(()) => {}
+                Err(e @ crate::error::Error::Store(_)) => return Err(e),
+                Err(_) => self.rotation_due(&[*doc])?,
+            }
         }
         Ok(())
+    }
+
+    /// Whether this device holds `account`'s log, fetching it whole from
+    /// the relay where it holds none (verified, and stored as it came).
+    async fn hold_log_of(&mut self, relay: &Relay, account: &AccountId) -> Result<bool> {
+        if !self.account_log_of(account)?.is_empty() {
+            return Ok(true);
+        }
+        let get = Request::GetAccount {
+            account: *account,
+            from: 0,
+        };
+        let entries = match relay.request(&get).await {
+            Ok(Response::Log { entries }) => entries,
+            Ok(r) => return Err(unexpected(r)),
+            Err(NetError::Relay { .. }) => return Ok(false),
+            Err(e) => return Err(e.into()),
+        };
+        match AccountState::verify_log(&entries) {
+            Ok(st) if st.id == *account => {}
+            _ => return Ok(false),
+        }
+        let encoded: Vec<Vec<u8>> = entries.iter().map(codec::encode).collect();
+        self.store.append_log(&account.0, 0, &encoded)?;
+        Ok(true)
     }
 }
 

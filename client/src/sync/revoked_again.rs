@@ -200,6 +200,9 @@ pub(crate) struct Undo {
     /// Such a device signed an entry (opened the case, rotated it, shared
     /// it or ended a share): the key moves on after it.
     pub rotate: bool,
+    /// Devices whose grants among the entries replayed are not made again
+    /// (a turned account log's: see `resign`).
+    pub passed_over: Vec<DeviceId>,
 }
 
 impl Undo {
@@ -238,7 +241,11 @@ pub(super) fn undo_of(
         .filter(|(m, by_revoked)| *by_revoked && !already.contains(m))
         .map(|(m, _)| m)
         .collect();
-    Undo { members, rotate }
+    Undo {
+        members,
+        rotate,
+        passed_over: Vec::new(),
+    }
 }
 
 /// Whether what a device revoked again did in `part`, entries of a case

@@ -33,9 +33,11 @@ pub(crate) struct Turn {
     /// (and the one held here does not), or by one of these: left out of
     /// the log taken, as a device that pairs again.
     pub dropped: Vec<DeviceId>,
-    /// Devices the relay's turn revokes and the one held here does not,
-    /// and those left out: a share one of them granted in an access entry
-    /// signed again is ended (see `resign`).
+    /// Devices the relay's turn revokes and the one held here does not
+    /// (but those a device revoked here revoked there: the desk, revoked
+    /// by the lost phone, is the therapist's), and those left out: a share
+    /// one of them granted in an access entry signed again is ended (see
+    /// `resign`).
     pub distrusted: Vec<DeviceId>,
     /// Whether the turn held here made account keys (a revocation): the
     /// relay's log may hold other keys of the same generations, so a case
@@ -268,7 +270,7 @@ pub(crate) fn judge_turn(
     // first), and nothing else was revoked or is to be cut.
     let same_keys = cut.is_empty() && rev_here.starts_with(&rev_there);
     let mut distrusted: Vec<DeviceId> = (revoked_there.iter())
-        .filter(|d| !revoked_here.contains(d))
+        .filter(|d| !revoked_here.contains(d) && !stay_revoked.contains(d))
         .copied()
         .collect();
     distrusted.extend(&dropped);

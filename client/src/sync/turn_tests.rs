@@ -212,6 +212,7 @@ fn a_revocation_in_the_relays_turn_is_taken_and_what_the_device_paired_here_left
     let held = a.add(&base, tablet.clone());
     let turn = judge(&a, &held, &theirs).unwrap();
     assert_eq!(turn.lost, vec![Lost::Device(tablet.clone())]);
+    assert_eq!(turn.distrusted, vec![phone.id]);
     // The tablet the phone paired, and a watch the tablet paired, are left
     // out: with the phone revoked they may be a thief's.
     let state = AccountState::verify_log(&base).unwrap();
@@ -225,6 +226,7 @@ fn a_revocation_in_the_relays_turn_is_taken_and_what_the_device_paired_here_left
     held.push(by_tablet.unwrap());
     let turn = judge(&a, &held, &theirs).unwrap();
     assert_eq!(turn.dropped, vec![tablet.id, watch.id]);
+    assert_eq!(turn.distrusted, vec![phone.id, tablet.id, watch.id]);
     assert!(
         turn.lost.is_empty() && turn.added_here.is_empty(),
         "{turn:?}"
@@ -351,6 +353,8 @@ fn the_revoked_device_revoking_itself_the_paper_or_its_revoker_there_is_refused(
     theirs.push(by_phone);
     let turn = judge(&a, &held, &theirs).unwrap();
     assert_eq!(turn.stay_revoked, vec![desk.id]);
+    // The desk is the therapist's: a share it granted stands.
+    assert!(turn.distrusted.is_empty(), "{turn:?}");
     assert_eq!(turn.tainted_key, Some(1));
     assert!(turn.keys_parted);
     // Nor a device that signed anything here (the laptop pairing a

@@ -225,6 +225,7 @@ impl Out {
             let waits = [
                 casebook::sync::TURN_LACKS_DEVICES,
                 casebook::sync::TURN_ENTRIES_WAIT,
+                casebook::sync::TURN_RESIGN_WAIT,
             ];
             let hint = if waits.iter().any(|w| x.reason.contains(w)) {
                 "; it clears once a device of that account has synced: sync again later"
