@@ -24,6 +24,8 @@ enum Intent {
         role: Role,
         expires: Option<u64>,
         details: Zeroizing<Vec<u8>>,
+        /// Ended again as soon as it is made (see below).
+        then_end: bool,
     },
     Remove(AccountId),
     Rotate,
@@ -108,8 +110,7 @@ impl Home {
             if let DocOp::AddMember { member, .. } = &entry.op
                 && undo.passed_over.contains(&e.signer)
             {
-                passed_over.push((*member, e.signer));
-                continue;
+                passed_over.push((*member, e.signer, intents.len()));
             }
             intents.push(match entry.op {
                 DocOp::Rotate { epoch: next, .. } => {
@@ -135,6 +136,7 @@ impl Home {
                         role,
                         expires,
                         details,
+                        then_end: false,
                     }
                 }
                 DocOp::RemoveMember { member } => Intent::Remove(member),
@@ -145,23 +147,35 @@ impl Home {
             });
         }
 
-        // A member added and removed again among them is not added again:
-        // an addition replayed lets them into the relay's newest epoch,
-        // which they never held.
+        // A member added and removed again among them, or added by a
+        // device a turned account log distrusts (ended at once), is added
+        // under an epoch of its own, which seals nothing: added as it was,
+        // it would hold the relay's newest key, which it never held. The
+        // share stays on record, and what the member wrote meanwhile its.
         let removed_later: Vec<bool> = (0..intents.len())
             .map(|i| match &intents[i] {
                 Intent::Add { member, .. } => {
-                    (intents[i + 1..].iter()).any(|x| matches!(x, Intent::Remove(r) if r == member))
+                    (intents[i + 1..].iter()).any(|y| matches!(y, Intent::Remove(r) if r == member))
                 }
                 _ => false,
             })
             .collect();
-        let mut later = removed_later.into_iter();
-        intents.retain(|_| !later.next().unwrap_or(false));
-        for (member, by) in passed_over {
+        let mut replayed = Vec::with_capacity(intents.len());
+        for (i, mut x) in intents.into_iter().enumerate() {
+            let passed = passed_over.iter().any(|(_, _, at)| *at == i);
+            if let Intent::Add { then_end, .. } = &mut x {
+                *then_end = passed;
+                if passed || removed_later[i] {
+                    replayed.push(Intent::Rotate);
+                }
+            }
+            replayed.push(x);
+        }
+        let intents = replayed;
+        for (member, by, _) in passed_over {
             self.trail().record(
                 &format!(
-                    "share to {} not granted again: device {} granted it, which the account log taken at a turn revokes (or left out); grant it again if it was yours",
+                    "share to {} ended: granted by device {}, which the account log taken at a turn revokes (or left out); grant it again if it was yours",
                     member.short(),
                     by.short()
                 ),
@@ -229,6 +243,7 @@ impl Home {
                     role,
                     expires,
                     details,
+                    then_end,
                 } => {
                     // A removal replayed before it is followed by its
                     // rotation first: a member is added again only under a
@@ -255,6 +270,11 @@ impl Home {
                         key: access::key_envelope(doc, meta.epoch, key, &recipient)?,
                     };
                     self.access().append_access_entry(doc, op)?;
+                    if then_end {
+                        self.access()
+                            .append_access_entry(doc, DocOp::RemoveMember { member })?;
+                        rotate = true;
+                    }
                 }
                 Intent::Remove(member) if is_member(&member) => {
                     self.access()

@@ -162,6 +162,11 @@ impl Access<'_> {
         let Some(meta) = self.doc_meta(doc)? else {
             return Ok(false);
         };
+        // None held (dropped whole, see `truncate_access`): the fetch that
+        // follows takes it again from the first entry.
+        if self.access_log(doc)?.is_empty() {
+            return Ok(false);
+        }
         if meta.owner == me || meta.members.iter().any(|(a, _, _)| *a == me) {
             return Ok(false);
         }
@@ -233,8 +238,14 @@ impl Access<'_> {
     /// its log again from the first entry.
     pub(crate) fn truncate_access(&self, doc: &DocId, len: usize) -> Result<()> {
         self.store.truncate_log(&doc.0, len as u64)?;
-        match len {
-            0 => self.store.delete_secret(&meta_name(doc))?,
+        match (len, self.doc_meta(doc)?) {
+            // As when a share ends: what arrived stays readable.
+            (0, Some(mut meta)) => {
+                meta.members.retain(|(a, _, _)| *a != self.me);
+                let meta = codec::encode(&meta);
+                self.store.put_secret(&meta_name(doc), &meta)?;
+            }
+            (0, None) => {}
             _ => drop(self.rebuild_meta(doc)?),
         }
         let mut sync = self.store.doc_sync(doc)?.unwrap_or_default();

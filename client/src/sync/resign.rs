@@ -154,32 +154,35 @@ impl Home {
                     theirs: part.to_vec(),
                 }
             } else if !may_sign {
-                // Served nothing (the owner's device ended the share when
-                // it signed again, or it has not yet), it drops the whole:
-                // the case is shared with it no more. Served the log, it
-                // drops from `from` on, but not a removal a device of the
-                // log taken signed after it while the removed member is one
-                // in the relay's: it would let them back in here, and seal
-                // what this device writes to a key they hold, until that
-                // device removes them again (as `fork` waits).
-                let there = DocState::verify_log(&theirs, lookup).map_err(drop);
-                let removed = (held[from..].iter())
+                // It drops from `from` on (from where the relay's log goes
+                // another way, if before: the round then fetches the
+                // relay's from there), where all it drops is what the
+                // owner's account signs for no more; or where the relay's
+                // log moved on past it and keeps out every member a
+                // removal among what it drops that a device of the log
+                // taken signed removed. Else it waits (as `fork` does): it
+                // would let them back in here, and seal what this device
+                // writes to a key they hold.
+                let cut = match theirs.is_empty() {
+                    true => from,
+                    false => from.min(common),
+                };
+                let trusted: Vec<DocOp> = (held[cut..].iter())
                     .filter(|e| verifies_under(e, account, state))
-                    .filter_map(|e| match e.open::<DocEntry>(SIG_LABEL) {
-                        Ok(DocEntry {
-                            op: DocOp::RemoveMember { member },
-                            ..
-                        }) => Some(member),
-                        _ => None,
-                    });
-                let mut removed = removed;
-                match there {
-                    _ if theirs.is_empty() => Resign::Drop { doc, from: 0 },
-                    Ok(st) if !removed.any(|m| st.members.contains_key(&m)) => {
-                        Resign::Drop { doc, from }
-                    }
-                    _ => return Ok(Err(RESIGN_WAIT)),
+                    .filter_map(|e| e.open::<DocEntry>(SIG_LABEL).ok())
+                    .map(|e| e.op)
+                    .collect();
+                let there = DocState::verify_log(&theirs, lookup).ok();
+                let kept_out = there.filter(|_| theirs.len() > cut).is_some_and(|st| {
+                    trusted.iter().all(|op| match op {
+                        DocOp::RemoveMember { member } => !st.members.contains_key(member),
+                        _ => true,
+                    })
+                });
+                if !trusted.is_empty() && !kept_out {
+                    return Ok(Err(RESIGN_WAIT));
                 }
+                Resign::Drop { doc, from: cut }
             } else if DocState::verify_log(&held, |a| (a == account).then_some(held_state)).is_err()
             {
                 // It signs again only what it verified.
@@ -295,7 +298,10 @@ impl Home {
                 if !self.is_audit_doc(doc) {
                     self.send_unserved(doc, None, &[])?;
                 }
-                self.end_distrusted_shares(doc, &held[from..], distrusted)?;
+                // After a rebase none is made again (see `rebase_access`).
+                if matches!(plan, Resign::Sign { .. }) {
+                    self.end_distrusted_shares(doc, &held[from..], distrusted)?;
+                }
             }
         }
         Ok(())
@@ -406,7 +412,10 @@ impl Home {
         let entries = match relay.request(&get).await {
             Ok(Response::Log { entries }) => entries,
             Ok(r) => return Err(unexpected(r)),
-            Err(NetError::Relay { .. }) => return Ok(false),
+            Err(NetError::Relay {
+                code: ErrorCode::NotFound | ErrorCode::Forbidden,
+                ..
+            }) => return Ok(false),
             Err(e) => return Err(e.into()),
         };
         match AccountState::verify_log(&entries) {
