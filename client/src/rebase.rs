@@ -24,8 +24,6 @@ enum Intent {
         role: Role,
         expires: Option<u64>,
         details: Zeroizing<Vec<u8>>,
-        /// Ended again as soon as it is made (see below).
-        then_end: bool,
     },
     Remove(AccountId),
     Rotate,
@@ -34,6 +32,18 @@ enum Intent {
 }
 
 impl Home {
+    /// Removes the access entries of `doc` queued here; how many they held.
+    pub(crate) fn drop_access_outbox(&self, doc: &DocId) -> Result<usize> {
+        let mut queued = 0;
+        for row in self.store.access_outbox()? {
+            if row.doc == *doc {
+                queued += codec::decode::<Vec<Signed>>(&row.payload)?.len();
+                self.store.remove_outbox(row.id)?;
+            }
+        }
+        Ok(queued)
+    }
+
     /// Replaces this device's unsent entries after the first `confirmed`
     /// with the relay's `fetched` ones, then replays what the unsent ones
     /// meant. What `undo` says is done first (shares a device revoked here
@@ -110,7 +120,8 @@ impl Home {
             if let DocOp::AddMember { member, .. } = &entry.op
                 && undo.passed_over.contains(&e.signer)
             {
-                passed_over.push((*member, e.signer, intents.len()));
+                passed_over.push((*member, e.signer));
+                continue;
             }
             intents.push(match entry.op {
                 DocOp::Rotate { epoch: next, .. } => {
@@ -136,7 +147,6 @@ impl Home {
                         role,
                         expires,
                         details,
-                        then_end: false,
                     }
                 }
                 DocOp::RemoveMember { member } => Intent::Remove(member),
@@ -147,41 +157,23 @@ impl Home {
             });
         }
 
-        // A member added and removed again among them, or added by a
-        // device a turned account log distrusts (ended at once), is added
-        // under an epoch of its own, which seals nothing: added as it was,
-        // it would hold the relay's newest key, which it never held. The
-        // share stays on record, and what the member wrote meanwhile its.
+        // A member added and removed again among them is not added again,
+        // nor one a device a turned account log distrusts added (see
+        // `sync::resign`): an addition replayed lets them into the
+        // relay's newest epoch, and, through each rotation's seal of the
+        // key before it, every epoch before; a grant cannot stand on
+        // record without its keys. (After a turn or a fork, what such a
+        // member wrote meanwhile stays on the devices that hold it.)
         let removed_later: Vec<bool> = (0..intents.len())
             .map(|i| match &intents[i] {
                 Intent::Add { member, .. } => {
-                    (intents[i + 1..].iter()).any(|y| matches!(y, Intent::Remove(r) if r == member))
+                    (intents[i + 1..].iter()).any(|x| matches!(x, Intent::Remove(r) if r == member))
                 }
                 _ => false,
             })
             .collect();
-        let mut replayed = Vec::with_capacity(intents.len());
-        for (i, mut x) in intents.into_iter().enumerate() {
-            let passed = passed_over.iter().any(|(_, _, at)| *at == i);
-            if let Intent::Add { then_end, .. } = &mut x {
-                *then_end = passed;
-                if passed || removed_later[i] {
-                    replayed.push(Intent::Rotate);
-                }
-            }
-            replayed.push(x);
-        }
-        let intents = replayed;
-        for (member, by, _) in passed_over {
-            self.trail().record(
-                &format!(
-                    "share to {} ended: granted by device {}, which the account log taken at a turn revokes (or left out); grant it again if it was yours",
-                    member.short(),
-                    by.short()
-                ),
-                Some(*doc),
-            )?;
-        }
+        let mut later = removed_later.into_iter();
+        intents.retain(|_| !later.next().unwrap_or(false));
 
         // Whom the other device removed: its removal stands against an
         // addition replayed from here (ending a share wins over changing it).
@@ -197,14 +189,25 @@ impl Home {
         }
 
         // The relay's entries in place of the unsent ones.
-        for row in self.store.access_outbox()? {
-            if row.doc == *doc {
-                self.store.remove_outbox(row.id)?;
-            }
-        }
+        self.drop_access_outbox(doc)?;
         self.store.truncate_log(&doc.0, confirmed as u64)?;
-        self.access()
+        let there = self
+            .access()
             .accept_access_entries(doc, fetched, accounts)?;
+        for (member, by) in passed_over {
+            // Granted in the relay's log too: that share stands.
+            if there.members.contains_key(&member) {
+                continue;
+            }
+            self.trail().record(
+                &format!(
+                    "share to {} not granted again: device {} granted it, which the account log taken at a turn revokes (or left out); grant it again if it was yours",
+                    member.short(),
+                    by.short()
+                ),
+                Some(*doc),
+            )?;
+        }
 
         // Replayed where still needed; a removal or rotation means one new
         // epoch at the end, sealed to whoever is a member then.
@@ -243,7 +246,6 @@ impl Home {
                     role,
                     expires,
                     details,
-                    then_end,
                 } => {
                     // A removal replayed before it is followed by its
                     // rotation first: a member is added again only under a
@@ -270,11 +272,6 @@ impl Home {
                         key: access::key_envelope(doc, meta.epoch, key, &recipient)?,
                     };
                     self.access().append_access_entry(doc, op)?;
-                    if then_end {
-                        self.access()
-                            .append_access_entry(doc, DocOp::RemoveMember { member })?;
-                        rotate = true;
-                    }
                 }
                 Intent::Remove(member) if is_member(&member) => {
                     self.access()

@@ -67,8 +67,9 @@ async fn an_entry_of_a_device_revoked_there_is_signed_again() {
 /// takes the desk's entry and does again on top of it what the phone's
 /// did, but the share: the phone may have been a thief's by then, and no
 /// key of the desk's epoch is sealed to her. Dr. Chen's device, which the
-/// relay no longer serves the case, drops its log, keeping what it holds
-/// of the case, and takes the account log; shared again, she reads on.
+/// relay no longer serves the case, drops the phone's entry, keeping what
+/// it holds of the case, and takes the account log; shared again, she
+/// reads on.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_share_a_device_revoked_there_granted_is_ended_and_granted_again() {
     let (relay, mut t) = paired_after_the_copy().await;
@@ -85,15 +86,14 @@ async fn a_share_a_device_revoked_there_granted_is_ended_and_granted_again() {
     colleague_refuses_the_turn(&mut t.chen, &t.case, "lacks devices").await;
     laptop_joins(&mut t).await;
     assert!(trail_says(&t.laptop, "goes another way from entry 1"));
-    assert!(trail_says(&t.laptop, "ended: granted by device"));
+    assert!(trail_says(&t.laptop, "not granted again: device"));
     assert!(t.laptop.shares(&t.case).unwrap().is_empty());
-    // Her grant stays on record, under an epoch of its own: the desk's
-    // (1) and the newest are sealed to her no more.
+    // No key past the phone's share is sealed to her: the chain of
+    // previous keys leads back only.
     let meta = t.laptop.access().doc_meta(&t.case).unwrap().unwrap();
-    assert!(meta.epoch > 2, "{meta:?}");
-    for epoch in [1, meta.epoch] {
-        assert_eq!(meta.wrap_generation(epoch, &chen_account), None, "{meta:?}");
-    }
+    assert!(meta.epoch >= 1, "{meta:?}");
+    let sealed = |e: &u32| meta.wrap_generation(*e, &chen_account).is_some();
+    assert!(!(1..=meta.epoch).any(|e| sealed(&e)), "{meta:?}");
     assert_clean(&sync(&mut t.laptop).await);
 
     let took = sync(&mut t.chen).await;
@@ -181,6 +181,53 @@ async fn a_colleague_drops_a_case_a_device_revoked_there_opened_until_shared_aga
     relay.stop().await;
 }
 
+/// As above, but the phone opened the case, and the laptop then shared it
+/// with Dr. Okafor and ended that share, moving the case to a new key;
+/// Dr. Chen's device holds all of it. The laptop signs the case's log
+/// again and ends her share. Dropping the phone's entries would drop the
+/// laptop's removal and new key with them (they chain on): her device
+/// waits, refused and named, and takes the log once the laptop has shared
+/// the case with her again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_colleague_waits_rather_than_drop_a_removal_the_owner_made_after() {
+    let (relay, mut t) = paired_after_the_copy().await;
+    sync(&mut t.phone).await;
+    let chen_account = t.chen.account_id();
+    let dir = t.dir.path().join("okafor");
+    let mut okafor = init(&dir, &relay, "Dr. Okafor");
+    sync(&mut okafor).await;
+    befriend(&mut t.phone, "Dr. Chen", &chen_account);
+    let case = case_with_a_plan(&mut t.phone, "sleep diary");
+    share_case(&mut t.phone, &case, "Dr. Chen", "read", true).await;
+    sync(&mut t.laptop).await;
+    befriend(&mut t.laptop, "Dr. Okafor", &okafor.account_id());
+    share_case(&mut t.laptop, &case, "Dr. Okafor", "read", true).await;
+    t.laptop.unshare(&case, "Dr. Okafor").unwrap();
+    sync(&mut t.laptop).await;
+    sync(&mut t.chen).await;
+    assert_eq!(plan_of(&mut t.chen, &case), "sleep diary");
+    let relay = revoked_on_the_restored_relay(&mut t, relay).await;
+
+    laptop_joins(&mut t).await;
+    assert!(t.laptop.shares(&case).unwrap().is_empty());
+    assert_clean(&sync(&mut t.laptop).await);
+    colleague_refuses_the_turn(&mut t.chen, &case, "signs them again").await;
+    assert_eq!(plan_of(&mut t.chen, &case), "sleep diary");
+
+    befriend(&mut t.laptop, "Dr. Chen", &chen_account);
+    share_case(&mut t.laptop, &case, "Dr. Chen", "read", true).await;
+    t.laptop
+        .add_note(&case, free_note("after the turn"))
+        .unwrap();
+    assert_clean(&sync(&mut t.laptop).await);
+    let took = sync(&mut t.chen).await;
+    assert_eq!(took.logs_turned, vec![t.laptop.account_id()], "{took:?}");
+    assert_clean(&sync(&mut t.chen).await);
+    let notes = notes_of(&mut t.chen, &case);
+    assert!(notes.contains(&"after the turn".to_string()), "{notes:?}");
+    relay.stop().await;
+}
+
 /// After the copy the laptop revokes the tablet it paired: Dr. Rivera's
 /// account key moves to one of generation 1, and the phone opens a case
 /// sealed to it. On the restored relay the desk revokes the phone: another
@@ -217,5 +264,30 @@ async fn a_case_sealed_to_a_key_of_the_other_history_is_signed_again_and_moved_o
     assert_clean(&sync(&mut t.desk).await);
     let notes = notes_of(&mut t.desk, &case);
     assert!(notes.contains(&"after the turn".to_string()), "{notes:?}");
+    relay.stop().await;
+}
+
+/// After the copy the phone, told of the tablet, disposes of the case, and
+/// the laptop carries the disposal out. On the restored relay, which holds
+/// the case, the desk revokes the phone. The phone's disposal no longer
+/// verifies, and a disposal is a person's act: the laptop gives it back no
+/// more, saying so, rather than being locked out, and the desk keeps the
+/// case.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_disposal_a_device_revoked_there_signed_is_given_back_no_more() {
+    let (relay, mut t) = paired_after_the_copy().await;
+    sync(&mut t.phone).await;
+    t.phone.dispose_case(&t.case, true).unwrap();
+    sync(&mut t.phone).await;
+    sync(&mut t.laptop).await;
+    let cases = t.laptop.list_cases(true).unwrap();
+    assert!(cases.iter().all(|c| c.id != t.case), "{cases:?}");
+    let relay = revoked_on_the_restored_relay(&mut t, relay).await;
+
+    laptop_joins(&mut t).await;
+    assert!(trail_says(&t.laptop, "it is no longer given back"));
+    assert_clean(&sync(&mut t.laptop).await);
+    assert_clean(&sync(&mut t.desk).await);
+    assert_eq!(plan_of(&mut t.desk, &t.case), "walk daily");
     relay.stop().await;
 }

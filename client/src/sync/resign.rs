@@ -37,22 +37,25 @@
 //! it may be a thief's, and a share ended by mistake its owner grants
 //! again; the trail names it. Where the relay's log went another way it is
 //! not granted again at all, nor is a member added and removed again among
-//! the entries: either would seal the relay's newest key to them.
+//! the entries: an addition seals the relay's newest key to them, and
+//! through each rotation's seal of the key before it every older one, so a
+//! grant cannot stand on record without its keys.
 //!
 //! Another device of the account, when one already signed them again (the
 //! relay's log holds them from that entry on, twins of those held here),
 //! takes those. Another account's device (a colleague) may not sign for
-//! the owner: it drops the entries from there on, keeping its keys and
-//! what arrived, and takes whatever an owner's device signs again when it
-//! fetches the log. What it drops is what the owner's account no longer
-//! signs for; a relay that serves it none of the case (the owner's device
-//! ended the share, or has not signed it again yet) has it drop the whole
-//! log, and the case is shared with it no more, as a relay can anyway by
-//! no longer listing it. It waits, refused, where it would drop a removal
-//! a device of the log taken signed of a member the relay's log still
-//! holds (as `fork` does). A disposal kept here that would not verify, or
-//! a relay's access log with another first entry, leaves the turn
-//! refused, named.
+//! the owner: it drops the entries from there on (the whole log, where the
+//! first does not verify), keeping its keys and what arrived, and takes
+//! whatever an owner's device signs again when it fetches the log. What
+//! it drops is what the owner's account no longer signs for, but for a
+//! removal or a new epoch a device of the log taken made after it: those
+//! it drops only where the relay's log moved on past them with a new epoch
+//! of its own, keeping out each member removed; otherwise it waits,
+//! refused and named (as `fork` does), as it would let a removed member
+//! back in, or seal what it writes to a key a revoked device holds. A
+//! disposal kept here that would not verify is given back no more (a
+//! disposal is a person's act: see `disposals`). A relay's access log with
+//! another first entry leaves the turn refused, named.
 
 use std::collections::BTreeMap;
 
@@ -71,7 +74,7 @@ use crate::net::{NetError, Relay};
 use crate::store::OutKind;
 
 /// Why another account's device waits.
-pub const RESIGN_WAIT: &str = "an access entry held here, signed by a device the relay's revokes or does not list, would not verify under it, and a removal signed after it is not in the relay's access log, until a device of that account signs it again when it syncs";
+pub const RESIGN_WAIT: &str = "an access entry held here, signed by a device the relay's revokes or does not list, would not verify under it, and a removal or a new key a device of that account made after it is not in the relay's access log of that case: it waits until a device of that account signs them again when it syncs (or, where that ended this account's share, shares the case again)";
 
 /// What becomes of one document's access log held here, from the first
 /// entry that does not verify (`from`).
@@ -97,16 +100,22 @@ pub(super) enum Resign {
 
 impl Resign {
     /// Whether this device signs entries again.
-    pub(super) fn signs(&self) -> bool {
+    fn signs(&self) -> bool {
         matches!(self, Resign::Sign { .. } | Resign::Rebase { .. })
     }
+}
+
+/// How many documents of `plans` this device signs entries of again.
+pub(super) fn signed(plans: &[Resign]) -> usize {
+    plans.iter().filter(|p| p.signs()).count()
 }
 
 impl Home {
     /// For each document whose access log held here holds an entry of
     /// `account` that does not verify under its log as `state` leaves it
     /// (it did under `held`): what becomes of it, as the module says (this
-    /// device signs again only where `may_sign`), or why the log is
+    /// device signs again only where `may_sign`; a grant one of
+    /// `distrusted` made it does not make again), or why the log is
     /// refused.
     pub(super) async fn plan_resign(
         &mut self,
@@ -114,16 +123,13 @@ impl Home {
         account: &AccountId,
         (held_state, state): (&AccountState, &AccountState),
         may_sign: bool,
+        distrusted: &[DeviceId],
     ) -> Result<std::result::Result<Vec<Resign>, &'static str>> {
-        let kept = self.kept_disposals()?;
-        if kept
-            .values()
-            .any(|k| !verifies_under(&k.gone, account, state))
-        {
-            return Ok(Err(ENTRIES_DEPEND));
-        }
-        let lookup = |a: &AccountId| (a == account).then_some(state);
+        // A disposal kept here that no longer verifies is not this
+        // module's: given back, it no longer counts, and `disposals`
+        // forgets it, saying so (a disposal is a person's act).
         let mut plans = Vec::new();
+        let lookup = |a: &AccountId| (a == account).then_some(state);
         for doc in self.store.doc_ids()? {
             let held = self.access().access_log(&doc)?;
             let Some(from) = held.iter().position(|e| !verifies_under(e, account, state)) else {
@@ -156,13 +162,13 @@ impl Home {
             } else if !may_sign {
                 // It drops from `from` on (from where the relay's log goes
                 // another way, if before: the round then fetches the
-                // relay's from there), where all it drops is what the
-                // owner's account signs for no more; or where the relay's
-                // log moved on past it and keeps out every member a
-                // removal among what it drops that a device of the log
-                // taken signed removed. Else it waits (as `fork` does): it
-                // would let them back in here, and seal what this device
-                // writes to a key they hold.
+                // relay's from there), but not a removal or a new epoch a
+                // device of the log taken made, unless the relay's log
+                // moved on past them, keeping out each member removed and
+                // with a new epoch of its own: it would let a removed
+                // member back in here, or seal what this device writes to
+                // a key a revoked device holds. Then it waits (as `fork`
+                // does).
                 let cut = match theirs.is_empty() {
                     true => from,
                     false => from.min(common),
@@ -171,14 +177,17 @@ impl Home {
                     .filter(|e| verifies_under(e, account, state))
                     .filter_map(|e| e.open::<DocEntry>(SIG_LABEL).ok())
                     .map(|e| e.op)
+                    .filter(|op| matches!(op, DocOp::RemoveMember { .. } | DocOp::Rotate { .. }))
                     .collect();
-                let there = DocState::verify_log(&theirs, lookup).ok();
-                let kept_out = there.filter(|_| theirs.len() > cut).is_some_and(|st| {
-                    trusted.iter().all(|op| match op {
-                        DocOp::RemoveMember { member } => !st.members.contains_key(member),
-                        _ => true,
-                    })
-                });
+                let moved_on = theirs.len() > cut && theirs[cut..].iter().any(is_rotation);
+                let kept_out = (DocState::verify_log(&theirs, lookup).ok())
+                    .filter(|_| moved_on)
+                    .is_some_and(|st| {
+                        trusted.iter().all(|op| match op {
+                            DocOp::RemoveMember { member } => !st.members.contains_key(member),
+                            _ => true,
+                        })
+                    });
                 if !trusted.is_empty() && !kept_out {
                     return Ok(Err(RESIGN_WAIT));
                 }
@@ -190,18 +199,19 @@ impl Home {
             } else if common == theirs.len() {
                 Resign::Sign { doc, from }
             } else {
-                let mut trial = held[..common].to_vec();
-                trial.extend_from_slice(&theirs[common..]);
-                let Ok(there) = DocState::verify_log(&trial, lookup).map_err(drop) else {
-                    return Ok(Err(ENTRIES_DEPEND));
-                };
                 if common == 0 {
                     return Ok(Err(ENTRIES_DEPEND));
                 }
+                let mut trial = held[..common].to_vec();
+                trial.extend_from_slice(&theirs[common..]);
+                let Ok(there) = DocState::verify_log(&trial, lookup) else {
+                    return Ok(Err(ENTRIES_DEPEND));
+                };
                 // Its closing epoch is sealed to each member of the
                 // relay's, and an addition replayed to its member: their
                 // logs are held first (fetched in the round, after this).
                 let added = (held[common..].iter())
+                    .filter(|e| !distrusted.contains(&e.signer))
                     .filter_map(|e| e.open::<DocEntry>(SIG_LABEL).ok())
                     .filter_map(|x| match x.op {
                         DocOp::AddMember { member, .. } => Some(member),
@@ -260,7 +270,7 @@ impl Home {
                 Resign::Drop { .. } => {
                     self.access().truncate_access(doc, from)?;
                     format!(
-                        "dropped from entry {from} on, for a device of that account to sign again"
+                        "dropped from entry {from} on (what that account signs for no more, or what its log went past); the relay's taken from there"
                     )
                 }
                 Resign::Sign { .. } => {
@@ -342,18 +352,6 @@ impl Home {
         Ok(())
     }
 
-    /// Removes the access entries of `doc` queued here; how many they held.
-    fn drop_access_outbox(&self, doc: &DocId) -> Result<usize> {
-        let mut queued = 0;
-        for row in self.store.access_outbox()? {
-            if row.doc == *doc {
-                queued += codec::decode::<Vec<Signed>>(&row.payload)?.len();
-                self.store.remove_outbox(row.id)?;
-            }
-        }
-        Ok(queued)
-    }
-
     /// Ends each share of `doc` that an entry of `held` signed by a device
     /// of `distrusted` granted, and moves the document on if it did.
     fn end_distrusted_shares(
@@ -426,6 +424,12 @@ impl Home {
         self.store.append_log(&account.0, 0, &encoded)?;
         Ok(true)
     }
+}
+
+/// Whether an access entry moves its document to a new epoch.
+fn is_rotation(e: &Signed) -> bool {
+    e.open::<DocEntry>(SIG_LABEL)
+        .is_ok_and(|x| matches!(x.op, DocOp::Rotate { .. }))
 }
 
 /// Whether `a` held here and `b` the relay's are the same entry signed

@@ -68,12 +68,12 @@
 //! could not make that again) or the paper device; one whose keys do not open to this
 //! device as the log names them; a turn held here with an entry other
 //! than a pairing signed by a device the relay's revokes and the one held
-//! here does not (or by one it paired); one under which a disposal kept
-//! here, signed by such a device, would no longer verify, or an access
-//! entry that cannot be signed again ([`super::resign`]: what no vouch
-//! helps, where it is no device there, or as one claiming a length at
-//! which the log taken lists its signer, is signed again by an owner's
-//! device); a turn below one taken before (a relay showing a
+//! here does not (or by one it paired); one under which an access entry
+//! would no longer verify that cannot be signed again
+//! ([`super::resign`]: what no vouch helps, where it is no device there,
+//! or as one claiming a length at which the log taken lists its signer,
+//! is signed again by an owner's device, and a disposal kept here is given
+//! back no more); a turn below one taken before (a relay showing a
 //! device two histories in turn would have it sign entries again each
 //! round), or whose relay's part a device revoked again in an earlier
 //! turn signed (it would be revoked later and later, and what it signed
@@ -99,7 +99,7 @@ use crate::net::{NetError, Relay};
 
 /// Why a turn is not taken, besides [`turn_judge`]'s (the rest of the
 /// refusal's text is [`RollbackError::AccountLogTurned`]'s).
-pub(crate) const ENTRIES_DEPEND: &str = "an access entry or a disposal held here would no longer verify under it (signed by a device the relay's revokes, after that), and cannot be signed again (a disposal kept, or the relay's access log goes another way from it)";
+pub(crate) const ENTRIES_DEPEND: &str = "an access entry held here would no longer verify under it (signed by a device the relay's revokes, after that), and cannot be signed again (the relay's access log of that case begins otherwise, or a member's log it would seal to is not served)";
 pub const ENTRIES_WAIT: &str = "an access entry or a disposal held here, signed by a device signed in again there, would not verify under it until a device of that account that holds it vouches for it when it syncs";
 pub(crate) const REVOKED_AGAIN_SIGNS: &str = "the relay's holds an entry signed by a device this device revoked again in an earlier turn (a relay showing it history after history)";
 pub(crate) const BELOW_TAKEN: &str = "it parts no later than another turn of it this device took did (a relay showing two histories in turn)";
@@ -295,7 +295,8 @@ impl Home {
         let may_sign = mine && state.is_active(&me);
         let held_state = AccountState::verify_log(&held)?;
         let states = (&held_state, &state);
-        let plans = match self.plan_resign(relay, account, states, may_sign).await? {
+        let distrusted = &turn.distrusted;
+        let plans = match (self.plan_resign(relay, account, states, may_sign, distrusted)).await? {
             Ok(plans) => plans,
             Err(why) => return Err(refused(why).into()),
         };
@@ -354,7 +355,7 @@ impl Home {
                 "a vouch for {vouched} entry(s) a device signed in again had signed before"
             ));
         }
-        let resigned = plans.iter().filter(|p| p.signs()).count();
+        let resigned = super::resign::signed(&plans);
         if resigned > 0 {
             made.push(format!(
                 "the access entries of {resigned} case(s) signed again that no longer verified"
