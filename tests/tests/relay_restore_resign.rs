@@ -4,6 +4,9 @@
 //! device of the owner's signs it again on top of the log taken, and the
 //! others take what it signed.
 
+use casebook_shared::frames::{Request, Response};
+use casebook_shared::ids::DocId;
+use casebook_tests::hostile_relay::HostileRelay;
 use casebook_tests::restore_turn::*;
 use casebook_tests::*;
 
@@ -73,11 +76,8 @@ async fn an_entry_of_a_device_revoked_there_is_signed_again() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_share_a_device_revoked_there_granted_is_ended_and_granted_again() {
     let (relay, mut t) = paired_after_the_copy().await;
-    sync(&mut t.phone).await;
-    let chen_account = t.chen.account_id();
-    befriend(&mut t.phone, "Dr. Chen", &chen_account);
-    share_case(&mut t.phone, &t.case, "Dr. Chen", "read", true).await;
-    sync(&mut t.chen).await;
+    let case = t.case;
+    phone_shares_with_chen(&mut t, &case).await;
     assert_eq!(plan_of(&mut t.chen, &t.case), "walk daily");
     sync(&mut t.laptop).await;
     let relay = revoked_on_the_restored_relay(&mut t, relay).await;
@@ -92,7 +92,8 @@ async fn a_share_a_device_revoked_there_granted_is_ended_and_granted_again() {
     // previous keys leads back only.
     let meta = t.laptop.access().doc_meta(&t.case).unwrap().unwrap();
     assert!(meta.epoch >= 1, "{meta:?}");
-    let sealed = |e: &u32| meta.wrap_generation(*e, &chen_account).is_some();
+    let chen = t.chen.account_id();
+    let sealed = |e: &u32| meta.wrap_generation(*e, &chen).is_some();
     assert!(!(1..=meta.epoch).any(|e| sealed(&e)), "{meta:?}");
     assert_clean(&sync(&mut t.laptop).await);
 
@@ -100,15 +101,8 @@ async fn a_share_a_device_revoked_there_granted_is_ended_and_granted_again() {
     assert_eq!(took.logs_turned, vec![t.laptop.account_id()], "{took:?}");
     assert!(trail_says(&t.chen, "dropped from entry 1 on"));
     assert_eq!(plan_of(&mut t.chen, &t.case), "walk daily");
-    befriend(&mut t.laptop, "Dr. Chen", &chen_account);
-    share_case(&mut t.laptop, &t.case, "Dr. Chen", "read", true).await;
-    t.laptop
-        .add_note(&t.case, free_note("after the turn"))
-        .unwrap();
-    assert_clean(&sync(&mut t.laptop).await);
-    assert_clean(&sync(&mut t.chen).await);
-    let notes = notes_of(&mut t.chen, &t.case);
-    assert!(notes.contains(&"after the turn".to_string()), "{notes:?}");
+    let case = t.case;
+    shared_again_she_reads_on(&mut t, &case).await;
     for home in [&mut t.desk, &mut t.tablet] {
         assert_clean(&sync(home).await);
         let notes = notes_of(home, &t.case);
@@ -120,16 +114,13 @@ async fn a_share_a_device_revoked_there_granted_is_ended_and_granted_again() {
 /// As above, but the laptop never fetched the share, which the restored
 /// relay lacks, and the desk does not sync: no device of Dr. Rivera's
 /// holds it to sign again, and the relay serves her nothing of the case.
-/// Dr. Chen's device drops its log, keeping what it holds of the case, and
-/// takes the account log.
+/// Dr. Chen's device drops the phone's entry, keeping what it holds of
+/// the case, and takes the account log.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_colleague_drops_a_share_no_device_of_the_owner_holds() {
     let (relay, mut t) = paired_after_the_copy().await;
-    sync(&mut t.phone).await;
-    let chen_account = t.chen.account_id();
-    befriend(&mut t.phone, "Dr. Chen", &chen_account);
-    share_case(&mut t.phone, &t.case, "Dr. Chen", "read", true).await;
-    sync(&mut t.chen).await;
+    let case = t.case;
+    phone_shares_with_chen(&mut t, &case).await;
     let relay = revoked_on_the_restored_relay(&mut t, relay).await;
 
     laptop_joins(&mut t).await;
@@ -152,11 +143,8 @@ async fn a_colleague_drops_a_share_no_device_of_the_owner_holds() {
 async fn a_colleague_drops_a_case_a_device_revoked_there_opened_until_shared_again() {
     let (relay, mut t) = paired_after_the_copy().await;
     sync(&mut t.phone).await;
-    let chen_account = t.chen.account_id();
-    befriend(&mut t.phone, "Dr. Chen", &chen_account);
     let case = case_with_a_plan(&mut t.phone, "sleep diary");
-    share_case(&mut t.phone, &case, "Dr. Chen", "read", true).await;
-    sync(&mut t.chen).await;
+    phone_shares_with_chen(&mut t, &case).await;
     assert_eq!(plan_of(&mut t.chen, &case), "sleep diary");
     sync(&mut t.laptop).await;
     let relay = revoked_on_the_restored_relay(&mut t, relay).await;
@@ -169,15 +157,7 @@ async fn a_colleague_drops_a_case_a_device_revoked_there_opened_until_shared_aga
     assert!(trail_says(&t.chen, "dropped from entry 0 on"));
     assert_clean(&sync(&mut t.chen).await);
     assert_eq!(plan_of(&mut t.chen, &case), "sleep diary");
-    befriend(&mut t.laptop, "Dr. Chen", &chen_account);
-    share_case(&mut t.laptop, &case, "Dr. Chen", "read", true).await;
-    t.laptop
-        .add_note(&case, free_note("after the turn"))
-        .unwrap();
-    assert_clean(&sync(&mut t.laptop).await);
-    assert_clean(&sync(&mut t.chen).await);
-    let notes = notes_of(&mut t.chen, &case);
-    assert!(notes.contains(&"after the turn".to_string()), "{notes:?}");
+    shared_again_she_reads_on(&mut t, &case).await;
     relay.stop().await;
 }
 
@@ -191,14 +171,12 @@ async fn a_colleague_drops_a_case_a_device_revoked_there_opened_until_shared_aga
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_colleague_waits_rather_than_drop_a_removal_the_owner_made_after() {
     let (relay, mut t) = paired_after_the_copy().await;
-    sync(&mut t.phone).await;
-    let chen_account = t.chen.account_id();
     let dir = t.dir.path().join("okafor");
     let mut okafor = init(&dir, &relay, "Dr. Okafor");
     sync(&mut okafor).await;
-    befriend(&mut t.phone, "Dr. Chen", &chen_account);
+    sync(&mut t.phone).await;
     let case = case_with_a_plan(&mut t.phone, "sleep diary");
-    share_case(&mut t.phone, &case, "Dr. Chen", "read", true).await;
+    phone_shares_with_chen(&mut t, &case).await;
     sync(&mut t.laptop).await;
     befriend(&mut t.laptop, "Dr. Okafor", &okafor.account_id());
     share_case(&mut t.laptop, &case, "Dr. Okafor", "read", true).await;
@@ -214,17 +192,77 @@ async fn a_colleague_waits_rather_than_drop_a_removal_the_owner_made_after() {
     colleague_refuses_the_turn(&mut t.chen, &case, "signs them again").await;
     assert_eq!(plan_of(&mut t.chen, &case), "sleep diary");
 
-    befriend(&mut t.laptop, "Dr. Chen", &chen_account);
-    share_case(&mut t.laptop, &case, "Dr. Chen", "read", true).await;
-    t.laptop
-        .add_note(&case, free_note("after the turn"))
-        .unwrap();
-    assert_clean(&sync(&mut t.laptop).await);
-    let took = sync(&mut t.chen).await;
-    assert_eq!(took.logs_turned, vec![t.laptop.account_id()], "{took:?}");
-    assert_clean(&sync(&mut t.chen).await);
-    let notes = notes_of(&mut t.chen, &case);
-    assert!(notes.contains(&"after the turn".to_string()), "{notes:?}");
+    shared_again_she_reads_on(&mut t, &case).await;
+    assert!(trail_says(&t.chen, "took another turn"));
+    relay.stop().await;
+}
+
+/// Dr. Rivera shares a case with Dr. Ana and Dr. Okafor before the copy.
+/// After it the laptop pairs a tablet, the phone shares the case with Dr.
+/// Patel, and the laptop ends Dr. Okafor's share (a removal and a new key
+/// on top of the phone's entry); Dr. Ana's device takes it all. On the
+/// restored relay the desk revokes the phone, moving the case on, still
+/// to Dr. Okafor; the laptop takes that and ends his share again on top.
+/// A relay then serving Dr. Ana the case's log without its last entry (the
+/// new key after the removal) would have her drop the laptop's removal and
+/// write to a key Dr. Okafor holds: she waits, and takes the log whole.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_colleague_served_a_log_cut_before_the_new_key_waits() {
+    let relay = TestRelay::start().await;
+    let hostile = HostileRelay::start(&relay).await;
+    let dir = tempfile::tempdir().unwrap();
+    let at = |name: &str| dir.path().join(name);
+    let (mut laptop, _) = init_with_words(&at("laptop"), &relay, "Dr. Rivera");
+    let mut phone = pair(&mut laptop, &at("phone"), &relay).await;
+    let mut desk = pair(&mut laptop, &at("desk"), &relay).await;
+    let mut ana = init(&at("ana"), &hostile, "Dr. Ana");
+    let mut okafor = init(&at("okafor"), &relay, "Dr. Okafor");
+    let mut patel = init(&at("patel"), &relay, "Dr. Patel");
+    for home in [&mut ana, &mut okafor, &mut patel, &mut phone, &mut desk] {
+        sync(home).await;
+    }
+    let case = case_with_a_plan(&mut laptop, "walk daily");
+    for (name, who) in [
+        ("Dr. Ana", ana.account_id()),
+        ("Dr. Okafor", okafor.account_id()),
+    ] {
+        befriend(&mut laptop, name, &who);
+        share_case(&mut laptop, &case, name, "read", true).await;
+    }
+    for home in [&mut ana, &mut phone, &mut desk] {
+        sync(home).await;
+    }
+    let (relay, copy) = relay.copy().await;
+    let _tablet = pair(&mut laptop, &at("tablet"), &relay).await;
+    sync(&mut phone).await;
+    befriend(&mut phone, "Dr. Patel", &patel.account_id());
+    share_case(&mut phone, &case, "Dr. Patel", "read", true).await;
+    sync(&mut laptop).await;
+    laptop.unshare(&case, "Dr. Okafor").unwrap();
+    sync(&mut laptop).await;
+    sync(&mut ana).await;
+    let relay = relay.restore(copy.path()).await;
+    let conn = desk.connect().await.unwrap();
+    desk.revoke(&conn, &phone.device_id()).await.unwrap();
+    conn.close().await;
+    assert_clean(&sync(&mut desk).await);
+    let joined = sync(&mut laptop).await;
+    assert_eq!(joined.logs_turned, vec![laptop.account_id()], "{joined:?}");
+    assert!(trail_says(&laptop, "goes another way"));
+
+    hostile.set(move |req, resp| match (req, resp) {
+        (Request::GetAccess { doc, from: 0 }, Response::Log { mut entries }) if *doc == case => {
+            entries.pop();
+            Response::Log { entries }
+        }
+        (_, resp) => resp,
+    });
+    colleague_refuses_the_turn(&mut ana, &case, "signs them again").await;
+    hostile.clear();
+    let took = sync(&mut ana).await;
+    assert_eq!(took.logs_turned, vec![laptop.account_id()], "{took:?}");
+    assert_clean(&sync(&mut ana).await);
+    assert_eq!(plan_of(&mut ana, &case), "walk daily");
     relay.stop().await;
 }
 
@@ -290,4 +328,28 @@ async fn a_disposal_a_device_revoked_there_signed_is_given_back_no_more() {
     assert_clean(&sync(&mut t.desk).await);
     assert_eq!(plan_of(&mut t.desk, &t.case), "walk daily");
     relay.stop().await;
+}
+
+/// The phone, told of the tablet, shares `case` with Dr. Chen, and her
+/// device takes the share.
+async fn phone_shares_with_chen(t: &mut PairedAfterTheCopy, case: &DocId) {
+    sync(&mut t.phone).await;
+    befriend(&mut t.phone, "Dr. Chen", &t.chen.account_id());
+    share_case(&mut t.phone, case, "Dr. Chen", "read", true).await;
+    sync(&mut t.chen).await;
+}
+
+/// The laptop shares `case` with Dr. Chen again and writes to it; her
+/// device reads what it wrote.
+async fn shared_again_she_reads_on(t: &mut PairedAfterTheCopy, case: &DocId) {
+    befriend(&mut t.laptop, "Dr. Chen", &t.chen.account_id());
+    share_case(&mut t.laptop, case, "Dr. Chen", "read", true).await;
+    t.laptop
+        .add_note(case, free_note("after the turn"))
+        .unwrap();
+    assert_clean(&sync(&mut t.laptop).await);
+    sync(&mut t.chen).await;
+    assert_clean(&sync(&mut t.chen).await);
+    let notes = notes_of(&mut t.chen, case);
+    assert!(notes.contains(&"after the turn".to_string()), "{notes:?}");
 }

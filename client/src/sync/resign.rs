@@ -169,9 +169,10 @@ impl Home {
                 // member back in here, or seal what this device writes to
                 // a key a revoked device holds. Then it waits (as `fork`
                 // does).
-                let cut = match theirs.is_empty() {
-                    true => from,
-                    false => from.min(common),
+                let cut = if theirs.is_empty() {
+                    from
+                } else {
+                    from.min(common)
                 };
                 let trusted: Vec<DocOp> = (held[cut..].iter())
                     .filter(|e| verifies_under(e, account, state))
@@ -179,16 +180,10 @@ impl Home {
                     .map(|e| e.op)
                     .filter(|op| matches!(op, DocOp::RemoveMember { .. } | DocOp::Rotate { .. }))
                     .collect();
-                let moved_on = theirs.len() > cut && theirs[cut..].iter().any(is_rotation);
-                let kept_out = (DocState::verify_log(&theirs, lookup).ok())
-                    .filter(|_| moved_on)
-                    .is_some_and(|st| {
-                        trusted.iter().all(|op| match op {
-                            DocOp::RemoveMember { member } => !st.members.contains_key(member),
-                            _ => true,
-                        })
-                    });
-                if !trusted.is_empty() && !kept_out {
+                let strict = (DocState::verify_log(&theirs, lookup).ok())
+                    .filter(|_| theirs.len() > cut)
+                    .is_some_and(|st| as_strict(&trusted, &theirs[cut..], &st, state));
+                if !trusted.is_empty() && !strict {
                     return Ok(Err(RESIGN_WAIT));
                 }
                 Resign::Drop { doc, from: cut }
@@ -210,13 +205,24 @@ impl Home {
                 // Its closing epoch is sealed to each member of the
                 // relay's, and an addition replayed to its member: their
                 // logs are held first (fetched in the round, after this).
-                let added = (held[common..].iter())
-                    .filter(|e| !distrusted.contains(&e.signer))
-                    .filter_map(|e| e.open::<DocEntry>(SIG_LABEL).ok())
-                    .filter_map(|x| match x.op {
-                        DocOp::AddMember { member, .. } => Some(member),
-                        _ => None,
-                    });
+                let ops: Vec<(DeviceId, DocOp)> = (held[common..].iter())
+                    .filter_map(|e| Some((e.signer, e.open::<DocEntry>(SIG_LABEL).ok()?.op)))
+                    .collect();
+                // As `rebase_access` makes again: not a grant a later
+                // removal ends, nor one a distrusted device made.
+                let added = ops.iter().enumerate().filter_map(|(i, (by, op))| {
+                    match op {
+                    DocOp::AddMember { member, .. }
+                        if !distrusted.contains(by)
+                            && !ops[i + 1..].iter().any(|(_, o)| {
+                                matches!(o, DocOp::RemoveMember { member: m } if m == member)
+                            }) =>
+                    {
+                        Some(*member)
+                    }
+                    _ => None,
+                }
+                });
                 for member in there.members.keys().copied().chain(added) {
                     if !self.hold_log_of(relay, &member).await? {
                         return Ok(Err(ENTRIES_DEPEND));
@@ -426,10 +432,34 @@ impl Home {
     }
 }
 
-/// Whether an access entry moves its document to a new epoch.
-fn is_rotation(e: &Signed) -> bool {
-    e.open::<DocEntry>(SIG_LABEL)
-        .is_ok_and(|x| matches!(x.op, DocOp::Rotate { .. }))
+/// Whether the relay's access log, which ends in `there` and holds
+/// `after` past where a colleague's device would cut its own, is as strict
+/// as the removals and new epochs (`dropped`) that a device of the
+/// owner's log (as `owner` leaves it) made in the part it would cut: each
+/// member removed was never one there, or is removed there too and the
+/// case moved on after; and where a new epoch is dropped, the newest there
+/// is sealed to the owner's newest key (made after every key change of the
+/// log), none of it a shorter prefix that stops before the new epoch.
+fn as_strict(dropped: &[DocOp], after: &[Signed], there: &DocState, owner: &AccountState) -> bool {
+    let ops: Vec<DocOp> = (after.iter())
+        .filter_map(|e| e.open::<DocEntry>(SIG_LABEL).ok())
+        .map(|e| e.op)
+        .collect();
+    let rotates = |op: &DocOp| matches!(op, DocOp::Rotate { .. });
+    dropped.iter().all(|op| match op {
+        DocOp::RemoveMember { member } => {
+            !there.grants.iter().any(|g| g.account == *member)
+                || ops.iter().enumerate().any(|(i, o)| {
+                    matches!(o, DocOp::RemoveMember { member: m } if m == member)
+                        && ops[i + 1..].iter().any(rotates)
+                })
+        }
+        DocOp::Rotate { .. } => {
+            ops.iter().any(rotates)
+                && there.wraps.get(&(there.epoch, owner.id)) == Some(&owner.key.generation)
+        }
+        _ => true,
+    })
 }
 
 /// Whether `a` held here and `b` the relay's are the same entry signed

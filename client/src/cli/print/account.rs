@@ -225,10 +225,11 @@ impl Out {
             let waits = [
                 casebook::sync::TURN_LACKS_DEVICES,
                 casebook::sync::TURN_ENTRIES_WAIT,
-                casebook::sync::TURN_RESIGN_WAIT,
             ];
             let hint = if waits.iter().any(|w| x.reason.contains(w)) {
                 "; it clears once a device of that account has synced: sync again later"
+            } else if x.reason.contains(casebook::sync::TURN_RESIGN_WAIT) {
+                "; it clears once a device of that account has signed them again, or (where it ended this account's share) shared that case again: sync again later, or ask that colleague"
             } else {
                 "; they stay readable here: tell that colleague, and whoever runs the relay"
             };
