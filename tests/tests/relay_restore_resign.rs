@@ -261,8 +261,20 @@ async fn a_colleague_served_a_log_cut_before_the_new_key_waits() {
     hostile.clear();
     let took = sync(&mut ana).await;
     assert_eq!(took.logs_turned, vec![laptop.account_id()], "{took:?}");
+    assert!(trail_says(&ana, "dropped from entry"));
     assert_clean(&sync(&mut ana).await);
     assert_eq!(plan_of(&mut ana, &case), "walk daily");
+    // The relay's log taken whole: Dr. Okafor is out, and the case on a
+    // key made after that.
+    let meta = ana.access().doc_meta(&case).unwrap().unwrap();
+    let theirs = laptop.access().doc_meta(&case).unwrap().unwrap();
+    assert_eq!(meta.epoch, theirs.epoch);
+    assert!(
+        !meta
+            .members
+            .iter()
+            .any(|(a, _, _)| *a == okafor.account_id())
+    );
     relay.stop().await;
 }
 

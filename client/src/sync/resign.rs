@@ -49,10 +49,11 @@
 //! whatever an owner's device signs again when it fetches the log. What
 //! it drops is what the owner's account no longer signs for, but for a
 //! removal or a new epoch a device of the log taken made after it: those
-//! it drops only where the relay's log moved on past them with a new epoch
-//! of its own, keeping out each member removed; otherwise it waits,
-//! refused and named (as `fork` does), as it would let a removed member
-//! back in, or seal what it writes to a key a revoked device holds. A
+//! it drops only where the relay's log of the case is as strict (no
+//! member removed holds its newest epoch, and a new epoch in it was made
+//! after the owner's last revocation), taking that log at once; otherwise
+//! it waits, refused and named (as `fork` does), as it would let a removed
+//! member back in, or seal what it writes to a key a revoked device holds. A
 //! disposal kept here that would not verify is given back no more (a
 //! disposal is a person's act: see `disposals`). A relay's access log with
 //! another first entry leaves the turn refused, named.
@@ -94,8 +95,15 @@ pub(super) enum Resign {
         at: usize,
         theirs: Vec<Signed>,
     },
-    /// Another account's device drops them.
-    Drop { doc: DocId, from: usize },
+    /// Another account's device drops them, taking the relay's from
+    /// there where it served a log (checked as strict as what it drops):
+    /// taken at once, so a shorter answer to the round's fetch cannot
+    /// leave it at the epoch it cut to.
+    Drop {
+        doc: DocId,
+        from: usize,
+        theirs: Vec<Signed>,
+    },
 }
 
 impl Resign {
@@ -161,14 +169,12 @@ impl Home {
                 }
             } else if !may_sign {
                 // It drops from `from` on (from where the relay's log goes
-                // another way, if before: the round then fetches the
-                // relay's from there), but not a removal or a new epoch a
-                // device of the log taken made, unless the relay's log
-                // moved on past them, keeping out each member removed and
-                // with a new epoch of its own: it would let a removed
-                // member back in here, or seal what this device writes to
-                // a key a revoked device holds. Then it waits (as `fork`
-                // does).
+                // another way, if before), taking the relay's from there,
+                // but not a removal or a new epoch a device of the log
+                // taken made, unless the relay's log is as strict
+                // ([`as_strict`]): it would let a removed member back in
+                // here, or seal what this device writes to a key a revoked
+                // device holds. Then it waits (as `fork` does).
                 let cut = if theirs.is_empty() {
                     from
                 } else {
@@ -180,13 +186,25 @@ impl Home {
                     .map(|e| e.op)
                     .filter(|op| matches!(op, DocOp::RemoveMember { .. } | DocOp::Rotate { .. }))
                     .collect();
-                let strict = (DocState::verify_log(&theirs, lookup).ok())
+                // Served, it is this case's log and verifies, or it waits.
+                let there = match theirs.is_empty() {
+                    true => None,
+                    false => match DocState::verify_log(&theirs, lookup) {
+                        Ok(st) if st.doc == doc => Some(st),
+                        _ => return Ok(Err(RESIGN_WAIT)),
+                    },
+                };
+                let strict = there
                     .filter(|_| theirs.len() > cut)
                     .is_some_and(|st| as_strict(&trusted, &theirs[cut..], &st, state));
                 if !trusted.is_empty() && !strict {
                     return Ok(Err(RESIGN_WAIT));
                 }
-                Resign::Drop { doc, from: cut }
+                Resign::Drop {
+                    doc,
+                    from: cut,
+                    theirs: theirs.get(cut..).unwrap_or_default().to_vec(),
+                }
             } else if DocState::verify_log(&held, |a| (a == account).then_some(held_state)).is_err()
             {
                 // It signs again only what it verified.
@@ -253,7 +271,7 @@ impl Home {
             let (doc, from) = match plan {
                 Resign::Sign { doc, from }
                 | Resign::Take { doc, from, .. }
-                | Resign::Drop { doc, from } => (doc, *from),
+                | Resign::Drop { doc, from, .. } => (doc, *from),
                 Resign::Rebase { doc, at, .. } => (doc, *at),
             };
             let held = self.access().access_log(doc)?;
@@ -273,8 +291,12 @@ impl Home {
                         "took the relay's, which another device of the account signed again from entry {from} on"
                     )
                 }
-                Resign::Drop { .. } => {
+                Resign::Drop { theirs, .. } => {
                     self.access().truncate_access(doc, from)?;
+                    if !theirs.is_empty() {
+                        self.access()
+                            .accept_access_entries(doc, theirs, &accounts)?;
+                    }
                     format!(
                         "dropped from entry {from} on (what that account signs for no more, or what its log went past); the relay's taken from there"
                     )
@@ -435,29 +457,24 @@ impl Home {
 /// Whether the relay's access log, which ends in `there` and holds
 /// `after` past where a colleague's device would cut its own, is as strict
 /// as the removals and new epochs (`dropped`) that a device of the
-/// owner's log (as `owner` leaves it) made in the part it would cut: each
-/// member removed was never one there, or is removed there too and the
-/// case moved on after; and where a new epoch is dropped, the newest there
-/// is sealed to the owner's newest key (made after every key change of the
-/// log), none of it a shorter prefix that stops before the new epoch.
+/// owner's log (as `owner` leaves it) made in the part it would cut: no
+/// member removed holds the newest epoch there (each grant of theirs ended
+/// before it); and where a new epoch is dropped, one in `after` was signed
+/// at a length of the owner's log past its last revocation, so no device
+/// revoked by then made or holds it. A shorter prefix that stops before a
+/// removal's new epoch is not.
 fn as_strict(dropped: &[DocOp], after: &[Signed], there: &DocState, owner: &AccountState) -> bool {
-    let ops: Vec<DocOp> = (after.iter())
-        .filter_map(|e| e.open::<DocEntry>(SIG_LABEL).ok())
-        .map(|e| e.op)
-        .collect();
-    let rotates = |op: &DocOp| matches!(op, DocOp::Rotate { .. });
+    let last_revoked = (owner.devices.values()).filter_map(|d| d.revoked_seq).max();
+    let rotated_since = after.iter().any(|e| {
+        e.open::<DocEntry>(SIG_LABEL).is_ok_and(|x| {
+            matches!(x.op, DocOp::Rotate { .. }) && last_revoked.is_none_or(|r| x.account_len > r)
+        })
+    });
     dropped.iter().all(|op| match op {
-        DocOp::RemoveMember { member } => {
-            !there.grants.iter().any(|g| g.account == *member)
-                || ops.iter().enumerate().any(|(i, o)| {
-                    matches!(o, DocOp::RemoveMember { member: m } if m == member)
-                        && ops[i + 1..].iter().any(rotates)
-                })
-        }
-        DocOp::Rotate { .. } => {
-            ops.iter().any(rotates)
-                && there.wraps.get(&(there.epoch, owner.id)) == Some(&owner.key.generation)
-        }
+        DocOp::RemoveMember { member } => (there.grants.iter())
+            .filter(|g| g.account == *member)
+            .all(|g| g.until_epoch.is_some_and(|u| u < there.epoch)),
+        DocOp::Rotate { .. } => rotated_since,
         _ => true,
     })
 }
