@@ -223,24 +223,7 @@ impl Home {
                 // Its closing epoch is sealed to each member of the
                 // relay's, and an addition replayed to its member: their
                 // logs are held first (fetched in the round, after this).
-                let ops: Vec<(DeviceId, DocOp)> = (held[common..].iter())
-                    .filter_map(|e| Some((e.signer, e.open::<DocEntry>(SIG_LABEL).ok()?.op)))
-                    .collect();
-                // As `rebase_access` makes again: not a grant a later
-                // removal ends, nor one a distrusted device made.
-                let added = ops.iter().enumerate().filter_map(|(i, (by, op))| {
-                    match op {
-                    DocOp::AddMember { member, .. }
-                        if !distrusted.contains(by)
-                            && !ops[i + 1..].iter().any(|(_, o)| {
-                                matches!(o, DocOp::RemoveMember { member: m } if m == member)
-                            }) =>
-                    {
-                        Some(*member)
-                    }
-                    _ => None,
-                }
-                });
+                let added = replayed_grants(&held[common..], distrusted);
                 for member in there.members.keys().copied().chain(added) {
                     if !self.hold_log_of(relay, &member).await? {
                         return Ok(Err(ENTRIES_DEPEND));
@@ -477,6 +460,29 @@ fn as_strict(dropped: &[DocOp], after: &[Signed], there: &DocState, owner: &Acco
         DocOp::Rotate { .. } => rotated_since,
         _ => true,
     })
+}
+
+/// The members that `entries`' grants add which `rebase_access` makes
+/// again: not one a later removal among them ends, nor one a device of
+/// `distrusted` made.
+fn replayed_grants(entries: &[Signed], distrusted: &[DeviceId]) -> Vec<AccountId> {
+    let ops: Vec<(DeviceId, DocOp)> = (entries.iter())
+        .filter_map(|e| Some((e.signer, e.open::<DocEntry>(SIG_LABEL).ok()?.op)))
+        .collect();
+    let removed_after = |i: usize, member: &AccountId| {
+        (ops[i + 1..].iter())
+            .any(|(_, o)| matches!(o, DocOp::RemoveMember { member: m } if m == member))
+    };
+    let mut added = Vec::new();
+    for (i, (by, op)) in ops.iter().enumerate() {
+        if let DocOp::AddMember { member, .. } = op
+            && !distrusted.contains(by)
+            && !removed_after(i, member)
+        {
+            added.push(*member);
+        }
+    }
+    added
 }
 
 /// Whether `a` held here and `b` the relay's are the same entry signed
