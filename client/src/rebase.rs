@@ -3,7 +3,10 @@
 //! other's entries no longer continue its log. That device replays what it
 //! meant (add this member, remove that one, move to a new key) on top of the
 //! relay's log, so neither device's decision is lost, and its entries go
-//! out again, re-signed, at the next push.
+//! out again, re-signed, at the next push. Where the relay's first entries
+//! are its own signed again by the other device (both signed again what a
+//! turned account log left unverified, see `sync::resign`), the relay's
+//! stand in their place, and only what follows is replayed.
 
 use std::collections::BTreeMap;
 
@@ -66,7 +69,7 @@ impl Home {
         let confirmed = usize::try_from(confirmed)
             .ok()
             .filter(|c| *c <= held.len())
-            .filter(|c| *c > 0 || held.first().is_some_and(|g| fetched.first() == Some(g)))
+            .filter(|c| *c > 0 || held.first().zip(fetched.first()).is_some_and(twins))
             .ok_or_else(not_ours)?;
         // Some of the unsent entries did land, on an attempt whose answer
         // was lost: they are the relay's next entries. Those stay, with
@@ -92,13 +95,57 @@ impl Home {
         }
         let confirmed = confirmed + landed;
         let fetched = &fetched[landed..];
+        // Whom the other device removed: its removal stands against an
+        // addition replayed from here (ending a share wins over changing
+        // it), one twinned below too (two devices ending a share in the same
+        // second make twins).
+        let removed_there: Vec<AccountId> = (fetched.iter())
+            .filter_map(|e| match e.open::<DocEntry>(SIG_LABEL) {
+                Ok(DocEntry {
+                    op: DocOp::RemoveMember { member },
+                    ..
+                }) => Some(member),
+                _ => None,
+            })
+            .collect();
+        let lookup = |a: &AccountId| accounts.get(a);
+        // Some are the relay's signed again by another device (both signed
+        // again what a turned account log left unverified, see
+        // `sync::resign`): the relay's stand in their place, and what
+        // follows them here is done again on top.
+        let twinned = (held[confirmed..].iter().zip(fetched))
+            .take_while(|p| twins(*p))
+            .count();
+        let (held, confirmed, fetched) = match twinned {
+            0 => (held, confirmed, fetched),
+            n => {
+                let mut trial = held[..confirmed].to_vec();
+                trial.extend_from_slice(fetched);
+                if let Err(e) = DocState::verify_log(&trial, lookup) {
+                    return Ok(Some(format!(
+                        "the relay's entries do not verify ({e}); this device's own are kept"
+                    )));
+                }
+                let keys = self.access().doc_keys(doc)?;
+                self.drop_access_outbox(doc)?;
+                self.store.truncate_log(&doc.0, confirmed as u64)?;
+                self.access()
+                    .accept_access_entries(doc, &fetched[..n], accounts)?;
+                // The same envelopes: the same keys.
+                self.access().keep_doc_keys(doc, keys)?;
+                let mut now = trial[..confirmed + n].to_vec();
+                now.extend_from_slice(&held[confirmed + n..]);
+                (now, confirmed + n, &fetched[n..])
+            }
+        };
         if confirmed == held.len() && !undo.needed() {
             return self.access().accept_fetched_access(doc, fetched, accounts);
         }
-        if fetched.is_empty() {
+        // Nothing to go on top of, and what is queued here still is (a
+        // part twinned is not: dropped, so what follows is done again).
+        if fetched.is_empty() && twinned == 0 {
             return Ok(None);
         }
-        let lookup = |a: &AccountId| accounts.get(a);
         let mut trial = held[..confirmed].to_vec();
         trial.extend_from_slice(fetched);
         if let Err(e) = DocState::verify_log(&trial, lookup) {
@@ -174,19 +221,6 @@ impl Home {
             .collect();
         let mut later = removed_later.into_iter();
         intents.retain(|_| !later.next().unwrap_or(false));
-
-        // Whom the other device removed: its removal stands against an
-        // addition replayed from here (ending a share wins over changing it).
-        let mut removed_there = Vec::new();
-        for e in fetched {
-            if let Ok(DocEntry {
-                op: DocOp::RemoveMember { member },
-                ..
-            }) = e.open(SIG_LABEL)
-            {
-                removed_there.push(member);
-            }
-        }
 
         // The relay's entries in place of the unsent ones.
         self.drop_access_outbox(doc)?;
@@ -287,4 +321,17 @@ impl Home {
         }
         Ok(None)
     }
+}
+
+/// Whether `a` held here and `b` the relay's are the same entry, or the
+/// same signed again by another device: all but the chain, the account log
+/// length and the signature alike.
+pub(crate) fn twins(pair: (&Signed, &Signed)) -> bool {
+    let (Ok(a), Ok(b)) = (
+        pair.0.open::<DocEntry>(SIG_LABEL),
+        pair.1.open::<DocEntry>(SIG_LABEL),
+    ) else {
+        return false;
+    };
+    (a.doc, a.seq, a.at, a.account, a.op) == (b.doc, b.seq, b.at, b.account, b.op)
 }

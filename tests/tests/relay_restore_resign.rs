@@ -4,6 +4,7 @@
 //! device of the owner's signs it again on top of the log taken, and the
 //! others take what it signed.
 
+use casebook::Home;
 use casebook_shared::frames::{Request, Response};
 use casebook_shared::ids::DocId;
 use casebook_tests::hostile_relay::HostileRelay;
@@ -339,6 +340,140 @@ async fn a_disposal_a_device_revoked_there_signed_is_given_back_no_more() {
     assert_clean(&sync(&mut t.laptop).await);
     assert_clean(&sync(&mut t.desk).await);
     assert_eq!(plan_of(&mut t.desk, &t.case), "walk daily");
+    relay.stop().await;
+}
+
+/// After the copy the phone, told of the tablet, opens a case; the laptop
+/// fetches it, and the tablet fetches it and shares it with Dr. Chen. On
+/// the restored relay the desk revokes the phone. The laptop signs the
+/// phone's entry again and moves the case on; the tablet takes the entry
+/// the laptop signed, and does again on top what its own share did (the
+/// relay lost it with the copy); Dr. Chen's device drops what no longer
+/// verifies, takes the relay's log, and reads on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_device_takes_what_another_signed_again_and_its_own_goes_on_top() {
+    its_own_goes_on_top(false).await;
+}
+
+/// As above, but the tablet is first served the case's log only as far as
+/// the laptop's entry, without its new key: its own share goes on top of
+/// that, and then on top of the new key when its push meets it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_device_served_only_what_another_signed_again_puts_its_own_on_top() {
+    its_own_goes_on_top(true).await;
+}
+
+async fn its_own_goes_on_top(served_only_the_twin: bool) {
+    let (relay, mut t) = paired_after_the_copy().await;
+    sync(&mut t.phone).await;
+    let case = case_with_a_plan(&mut t.phone, "sleep diary");
+    sync(&mut t.phone).await;
+    sync(&mut t.laptop).await;
+    sync(&mut t.tablet).await;
+    befriend(&mut t.tablet, "Dr. Chen", &t.chen.account_id());
+    share_case(&mut t.tablet, &case, "Dr. Chen", "read", true).await;
+    sync(&mut t.chen).await;
+    assert_eq!(plan_of(&mut t.chen, &case), "sleep diary");
+    let relay = revoked_on_the_restored_relay(&mut t, relay).await;
+
+    laptop_joins(&mut t).await;
+    assert_clean(&sync(&mut t.laptop).await);
+    assert_eq!(t.laptop.access().doc_meta(&case).unwrap().unwrap().epoch, 1);
+    let hostile = HostileRelay::start(&relay).await;
+    if served_only_the_twin {
+        t.tablet
+            .set_relay(&hostile.addr.to_string(), hostile.fingerprint)
+            .await
+            .unwrap();
+        let once = std::sync::atomic::AtomicBool::new(true);
+        hostile.set(move |req, resp| match (req, resp) {
+            (Request::GetAccess { doc, from: 0 }, Response::Log { mut entries })
+                if *doc == case && once.swap(false, std::sync::atomic::Ordering::SeqCst) =>
+            {
+                entries.truncate(1);
+                Response::Log { entries }
+            }
+            (_, resp) => resp,
+        });
+    }
+    let took = sync(&mut t.tablet).await;
+    assert_eq!(took.logs_turned, vec![t.laptop.account_id()], "{took:?}");
+    assert!(trail_says(&t.tablet, "goes another way from entry 0"));
+    hostile.clear();
+    assert_clean(&sync(&mut t.tablet).await);
+    assert_clean(&sync(&mut t.laptop).await);
+    let shares = t.laptop.shares(&case).unwrap();
+    assert_eq!(shares.len(), 1, "{shares:?}");
+    let took = sync(&mut t.chen).await;
+    assert_eq!(took.logs_turned, vec![t.laptop.account_id()], "{took:?}");
+    assert_clean(&sync(&mut t.chen).await);
+    t.tablet
+        .add_note(&case, free_note("after the turn"))
+        .unwrap();
+    assert_clean(&sync(&mut t.tablet).await);
+    for home in [&mut t.chen, &mut t.desk, &mut t.laptop] {
+        assert_clean(&sync(home).await);
+        let notes = notes_of(home, &case);
+        assert!(notes.contains(&"after the turn".to_string()), "{notes:?}");
+    }
+    relay.stop().await;
+}
+
+/// As in the first test, but the tablet looks for the case's log on the
+/// relay before the laptop's entry lands there, and so signs the phone's
+/// entry again too, at the same moment. Its push meets the laptop's, the
+/// same entry signed by another device: it takes that, and the case goes
+/// on for every device.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_devices_signing_the_same_entry_again_at_once_converge() {
+    let (relay, mut t) = paired_after_the_copy().await;
+    sync(&mut t.phone).await;
+    let case = case_with_a_plan(&mut t.phone, "sleep diary");
+    sync(&mut t.phone).await;
+    sync(&mut t.laptop).await;
+    sync(&mut t.tablet).await;
+    let relay = revoked_on_the_restored_relay(&mut t, relay).await;
+    laptop_joins(&mut t).await;
+    assert_clean(&sync(&mut t.laptop).await);
+    let hostile = HostileRelay::start(&relay).await;
+    t.tablet
+        .set_relay(&hostile.addr.to_string(), hostile.fingerprint)
+        .await
+        .unwrap();
+    // The tablet's first look finds the case's log as it was before the
+    // laptop's push.
+    let once = std::sync::atomic::AtomicBool::new(true);
+    hostile.set(move |req, resp| match req {
+        Request::GetAccess { doc, from: 0 }
+            if *doc == case && once.swap(false, std::sync::atomic::Ordering::SeqCst) =>
+        {
+            Response::Log {
+                entries: Vec::new(),
+            }
+        }
+        _ => resp,
+    });
+    let took = sync(&mut t.tablet).await;
+    assert_eq!(took.logs_turned, vec![t.laptop.account_id()], "{took:?}");
+    assert!(trail_says(
+        &t.tablet,
+        "signed again from entry 0 on by this device"
+    ));
+    hostile.clear();
+    assert_clean(&sync(&mut t.laptop).await);
+    // One log: the laptop's entry in the place of the tablet's.
+    let meta = |home: &Home| format!("{:?}", home.access().doc_meta(&case).unwrap());
+    assert_eq!(meta(&t.tablet), meta(&t.laptop));
+    assert_clean(&sync(&mut t.tablet).await);
+    t.tablet
+        .add_note(&case, free_note("after the turn"))
+        .unwrap();
+    assert_clean(&sync(&mut t.tablet).await);
+    for home in [&mut t.desk, &mut t.laptop] {
+        assert_clean(&sync(home).await);
+        let notes = notes_of(home, &case);
+        assert!(notes.contains(&"after the turn".to_string()), "{notes:?}");
+    }
     relay.stop().await;
 }
 

@@ -43,7 +43,11 @@
 //!
 //! Another device of the account, when one already signed them again (the
 //! relay's log holds them from that entry on, twins of those held here),
-//! takes those. Another account's device (a colleague) may not sign for
+//! takes those; where the relay's holds twins of only the first of them
+//! (this device made more, which the relay lost), it takes the twins and
+//! does again on top what the rest did, as where the relay's log went
+//! another way. Two devices signing them again at once meet the same way
+//! when the second pushes (see `rebase_access`). Another account's device (a colleague) may not sign for
 //! the owner: it drops the entries from there on (the whole log, where the
 //! first does not verify), keeping its keys and what arrived, and takes
 //! whatever an owner's device signs again when it fetches the log. What
@@ -72,6 +76,7 @@ use super::{Undo, unexpected};
 use crate::error::{Inconsistent, Result};
 use crate::home::Home;
 use crate::net::{NetError, Relay};
+use crate::rebase::twins;
 use crate::store::OutKind;
 
 /// Why another account's device waits.
@@ -212,7 +217,13 @@ impl Home {
             } else if common == theirs.len() {
                 Resign::Sign { doc, from }
             } else {
-                if common == 0 {
+                // The relay's may begin with twins another device signed
+                // again, of only some of those held here: taken, and the
+                // rest done again on top (see `rebase_access`).
+                let twinned = (held[common..].iter().zip(&theirs[common..]))
+                    .take_while(|p| twins(*p))
+                    .count();
+                if common + twinned == 0 {
                     return Ok(Err(ENTRIES_DEPEND));
                 }
                 let mut trial = held[..common].to_vec();
@@ -483,18 +494,6 @@ fn replayed_grants(entries: &[Signed], distrusted: &[DeviceId]) -> Vec<AccountId
         }
     }
     added
-}
-
-/// Whether `a` held here and `b` the relay's are the same entry signed
-/// again: all but the chain, the log length and the signature alike.
-fn twins(pair: (&Signed, &Signed)) -> bool {
-    let (Ok(a), Ok(b)) = (
-        pair.0.open::<DocEntry>(SIG_LABEL),
-        pair.1.open::<DocEntry>(SIG_LABEL),
-    ) else {
-        return false;
-    };
-    (a.doc, a.seq, a.at, a.account, a.op) == (b.doc, b.seq, b.at, b.account, b.op)
 }
 
 /// The devices that signed `entries`, short, each once.
