@@ -21,6 +21,8 @@ pub mod net;
 pub mod notes;
 pub mod pairing;
 pub mod rebase;
+#[cfg(test)]
+mod rebase_tests;
 pub mod recovery;
 pub mod session;
 pub mod sharing;

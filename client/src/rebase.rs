@@ -65,11 +65,17 @@ impl Home {
         let held = self.access().access_log(doc)?;
         let not_ours = || Inconsistent::AccessLogNotOurs(*doc);
         // Zero confirmed is a document made here whose genesis landed on an
-        // attempt whose answer was lost: then the relay's log starts with it.
+        // attempt whose answer was lost (then the relay's log starts with
+        // it), or one whose genesis another device of the owner signed again
+        // after a turn, as this one did (see `sync::resign`).
         let confirmed = usize::try_from(confirmed)
             .ok()
             .filter(|c| *c <= held.len())
-            .filter(|c| *c > 0 || held.first().zip(fetched.first()).is_some_and(twins))
+            .filter(|c| {
+                *c > 0
+                    || (held.first().zip(fetched.first()))
+                        .is_some_and(|p| p.0 == p.1 || stands_in(p, |a| accounts.get(a)))
+            })
             .ok_or_else(not_ours)?;
         // Some of the unsent entries did land, on an attempt whose answer
         // was lost: they are the relay's next entries. Those stay, with
@@ -114,7 +120,7 @@ impl Home {
         // `sync::resign`): the relay's stand in their place, and what
         // follows them here is done again on top.
         let twinned = (held[confirmed..].iter().zip(fetched))
-            .take_while(|p| twins(*p))
+            .take_while(|p| stands_in(*p, lookup))
             .count();
         let (held, confirmed, fetched) = match twinned {
             0 => (held, confirmed, fetched),
@@ -323,15 +329,22 @@ impl Home {
     }
 }
 
-/// Whether `a` held here and `b` the relay's are the same entry, or the
-/// same signed again by another device: all but the chain, the account log
-/// length and the signature alike.
-pub(crate) fn twins(pair: (&Signed, &Signed)) -> bool {
-    let (Ok(a), Ok(b)) = (
-        pair.0.open::<DocEntry>(SIG_LABEL),
-        pair.1.open::<DocEntry>(SIG_LABEL),
-    ) else {
+/// Whether the relay's entry `b` stands in for `a`, held here: the same
+/// entry, or the same signed again by another device (all but the chain,
+/// the account log length and the signature alike), signed by a device its
+/// account (as `accounts` has it) lists and has not revoked. One a revoked
+/// device signed could claim a length of that log from before its
+/// revocation, lowering the floor every later entry's claim keeps to: what
+/// it signed next would date back past the revocation.
+pub(crate) fn stands_in<'a>(
+    (a, b): (&Signed, &Signed),
+    accounts: impl Fn(&AccountId) -> Option<&'a AccountState>,
+) -> bool {
+    let (Ok(x), Ok(y)) = (a.open::<DocEntry>(SIG_LABEL), b.open::<DocEntry>(SIG_LABEL)) else {
         return false;
     };
-    (a.doc, a.seq, a.at, a.account, a.op) == (b.doc, b.seq, b.at, b.account, b.op)
+    (x.doc, x.seq, x.at, x.account, x.op) == (y.doc, y.seq, y.at, y.account, y.op)
+        && accounts(&y.account)
+            .and_then(|st| st.devices.get(&b.signer))
+            .is_some_and(|d| d.revoked_seq.is_none())
 }

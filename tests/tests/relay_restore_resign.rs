@@ -421,9 +421,9 @@ async fn its_own_goes_on_top(served_only_the_twin: bool) {
 
 /// As in the first test, but the tablet looks for the case's log on the
 /// relay before the laptop's entry lands there, and so signs the phone's
-/// entry again too, at the same moment. Its push meets the laptop's, the
-/// same entry signed by another device: it takes that, and the case goes
-/// on for every device.
+/// entry again too, at the same moment. Fetching the case's log next, it
+/// meets the laptop's, the same entry signed by another device: it takes
+/// that in the place of its own, and the case goes on for every device.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_devices_signing_the_same_entry_again_at_once_converge() {
     let (relay, mut t) = paired_after_the_copy().await;

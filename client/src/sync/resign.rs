@@ -47,8 +47,9 @@
 //! (this device made more, which the relay lost), it takes the twins and
 //! does again on top what the rest did, as where the relay's log went
 //! another way. Two devices signing them again at once meet the same way
-//! when the second pushes (see `rebase_access`). Another account's device (a colleague) may not sign for
-//! the owner: it drops the entries from there on (the whole log, where the
+//! when the second fetches the log (see `rebase_access`). A twin counts
+//! only signed by a device the log taken has not revoked. Another
+//! account's device (a colleague) may not sign for the owner: it drops the entries from there on (the whole log, where the
 //! first does not verify), keeping its keys and what arrived, and takes
 //! whatever an owner's device signs again when it fetches the log. What
 //! it drops is what the owner's account no longer signs for, but for a
@@ -60,7 +61,8 @@
 //! member back in, or seal what it writes to a key a revoked device holds. A
 //! disposal kept here that would not verify is given back no more (a
 //! disposal is a person's act: see `disposals`). A relay's access log with
-//! another first entry leaves the turn refused, named.
+//! another first entry (not the same signed again) leaves the turn
+//! refused, named.
 
 use std::collections::BTreeMap;
 
@@ -76,7 +78,7 @@ use super::{Undo, unexpected};
 use crate::error::{Inconsistent, Result};
 use crate::home::Home;
 use crate::net::{NetError, Relay};
-use crate::rebase::twins;
+use crate::rebase::stands_in;
 use crate::store::OutKind;
 
 /// Why another account's device waits.
@@ -164,7 +166,7 @@ impl Home {
             // else: the rest the round's fetch takes as it takes any.
             let signed_again = (theirs.get(from..held.len()))
                 .filter(|_| common >= from)
-                .filter(|part| held[from..].iter().zip(*part).all(twins))
+                .filter(|part| held[from..].iter().zip(*part).all(|p| stands_in(p, lookup)))
                 .filter(|_| DocState::verify_log(&theirs[..held.len()], lookup).is_ok());
             let plan = if let Some(part) = signed_again {
                 Resign::Take {
@@ -221,7 +223,7 @@ impl Home {
                 // again, of only some of those held here: taken, and the
                 // rest done again on top (see `rebase_access`).
                 let twinned = (held[common..].iter().zip(&theirs[common..]))
-                    .take_while(|p| twins(*p))
+                    .take_while(|p| stands_in(*p, lookup))
                     .count();
                 if common + twinned == 0 {
                     return Ok(Err(ENTRIES_DEPEND));
@@ -234,7 +236,7 @@ impl Home {
                 // Its closing epoch is sealed to each member of the
                 // relay's, and an addition replayed to its member: their
                 // logs are held first (fetched in the round, after this).
-                let added = replayed_grants(&held[common..], distrusted);
+                let added = replayed_grants(&held[common + twinned..], distrusted);
                 for member in there.members.keys().copied().chain(added) {
                     if !self.hold_log_of(relay, &member).await? {
                         return Ok(Err(ENTRIES_DEPEND));

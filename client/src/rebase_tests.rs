@@ -1,0 +1,105 @@
+//! Which of the relay's entries stand in for this device's own unsent ones
+//! in [`Home::rebase_access`].
+
+use std::collections::BTreeMap;
+
+use casebook_shared::access::{self, DocEntry, DocOp, HASH_LABEL, SIG_LABEL};
+use casebook_shared::account::{self, AccountState, DeviceInfo, DeviceKind};
+use casebook_shared::crypto::{DeviceSigner, DhSecret, SecretKey};
+use casebook_shared::ids::DocId;
+use casebook_shared::signed::Signed;
+
+use crate::home::Home;
+use crate::sync::Undo;
+
+/// Dr. Rivera's home, with a case whose genesis is not sent yet, her
+/// account log after she paired a phone and a desk computer and revoked
+/// the phone, and both devices' signers.
+fn rivera() -> (
+    tempfile::TempDir,
+    Home,
+    DocId,
+    AccountState,
+    DeviceSigner,
+    DeviceSigner,
+) {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut home, _) = Home::init(
+        dir.path(),
+        b"passphrase",
+        "Dr. Rivera",
+        "127.0.0.1:1",
+        [0; 32],
+    )
+    .unwrap();
+    let case = home.create_case("Jordan Avery", "2026-11-20").unwrap();
+    let mut state = home.account_state().unwrap();
+    let key = DhSecret::from_bytes(*home.account_keys[0].expose());
+    let (phone, desk) = (DeviceSigner::generate(), DeviceSigner::generate());
+    for device in [&phone, &desk] {
+        let info = DeviceInfo {
+            id: device.device_id(),
+            dh: DhSecret::generate().public(),
+            kind: DeviceKind::Device,
+        };
+        let added = account::add_device(&state, &home.id.signer, &key, info, 2).unwrap();
+        state.apply(&added).unwrap();
+    }
+    let (revoked, _) =
+        account::revoke_device(&state, &home.id.signer, &key, phone.device_id(), 3).unwrap();
+    state.apply(&revoked).unwrap();
+    (dir, home, case, state, phone, desk)
+}
+
+/// `held`'s genesis signed again by `by` at account log length `len`, and
+/// an entry after it that adds a stranger to the case.
+fn signed_again_with_a_stranger(held: &Signed, by: &DeviceSigner, len: u64) -> Vec<Signed> {
+    let mut genesis: DocEntry = held.open(SIG_LABEL).unwrap();
+    genesis.account_len = len;
+    let genesis = Signed::sign(by, SIG_LABEL, &genesis);
+    let (stranger, _) = account::genesis(&DeviceSigner::generate(), &DhSecret::generate(), 1);
+    let stranger = AccountState::from_genesis(&stranger).unwrap();
+    let entry: DocEntry = held.open(SIG_LABEL).unwrap();
+    let key = SecretKey::random();
+    let add = DocEntry {
+        seq: 1,
+        prev: Some(genesis.hash(HASH_LABEL)),
+        account_len: len,
+        op: DocOp::AddMember {
+            member: stranger.id,
+            role: access::Role::Read,
+            expires: None,
+            details: access::seal_details(&entry.doc, 0, &key, b"consultation"),
+            key: access::key_envelope(&entry.doc, 0, &key, &stranger).unwrap(),
+        },
+        ..entry
+    };
+    let add = Signed::sign(by, SIG_LABEL, &add);
+    vec![genesis, add]
+}
+
+/// A revoked device could sign this device's unsent genesis again at a
+/// length of the account log from before its revocation, and go on from
+/// there dated back: adding a stranger, to whom the case's next key would
+/// be sealed. Its twin does not stand in; a device not revoked's does.
+#[test]
+fn a_twin_a_revoked_device_signed_does_not_stand_in() {
+    let (_dir, mut home, case, state, phone, desk) = rivera();
+    let held = home.access().access_log(&case).unwrap();
+    let accounts = BTreeMap::from([(state.id, state.clone())]);
+    let members = |home: &Home| home.access().doc_meta(&case).unwrap().unwrap().members;
+    let before = members(&home);
+
+    let added = state.devices[&phone.device_id()].added_seq;
+    let forged = signed_again_with_a_stranger(&held[0], &phone, added + 1);
+    let taken = home.rebase_access(&case, 0, &forged, &accounts, &Undo::default());
+    assert!(taken.is_err(), "{taken:?}");
+    assert_eq!(members(&home), before);
+    assert_eq!(home.access().access_log(&case).unwrap(), held);
+
+    let honest = signed_again_with_a_stranger(&held[0], &desk, state.len);
+    let taken = home.rebase_access(&case, 0, &honest, &accounts, &Undo::default());
+    assert!(matches!(taken, Ok(None)), "{taken:?}");
+    assert_eq!(members(&home).len(), before.len() + 1);
+    assert_eq!(home.access().access_log(&case).unwrap(), honest);
+}
