@@ -13,7 +13,7 @@ use std::collections::BTreeMap;
 use casebook_shared::access::{self, DocEntry, DocOp, DocState, Role, SIG_LABEL};
 use casebook_shared::account::AccountState;
 use casebook_shared::codec;
-use casebook_shared::ids::{AccountId, DocId};
+use casebook_shared::ids::{AccountId, DeviceId, DocId};
 use casebook_shared::signed::Signed;
 use zeroize::Zeroizing;
 
@@ -168,12 +168,15 @@ impl Home {
             intents.push(Intent::Rotate);
         }
         let mut passed_over = Vec::new();
-        for e in &held[confirmed..] {
+        let mine = &held[confirmed..];
+        for (e, again) in mine.iter().zip(made_again(mine, &undo.passed_over)) {
             let entry: DocEntry = e.open(SIG_LABEL).map_err(access::AccessError::from)?;
             if let DocOp::AddMember { member, .. } = &entry.op
-                && undo.passed_over.contains(&e.signer)
+                && !again
             {
-                passed_over.push((*member, e.signer));
+                if undo.passed_over.contains(&e.signer) {
+                    passed_over.push((*member, e.signer));
+                }
                 continue;
             }
             intents.push(match entry.op {
@@ -209,24 +212,6 @@ impl Home {
                 }
             });
         }
-
-        // A member added and removed again among them is not added again,
-        // nor one a device a turned account log distrusts added (see
-        // `sync::resign`): an addition replayed lets them into the
-        // relay's newest epoch, and, through each rotation's seal of the
-        // key before it, every epoch before; a grant cannot stand on
-        // record without its keys. (After a turn or a fork, what such a
-        // member wrote meanwhile stays on the devices that hold it.)
-        let removed_later: Vec<bool> = (0..intents.len())
-            .map(|i| match &intents[i] {
-                Intent::Add { member, .. } => {
-                    (intents[i + 1..].iter()).any(|x| matches!(x, Intent::Remove(r) if r == member))
-                }
-                _ => false,
-            })
-            .collect();
-        let mut later = removed_later.into_iter();
-        intents.retain(|_| !later.next().unwrap_or(false));
 
         // The relay's entries in place of the unsent ones.
         self.drop_access_outbox(doc)?;
@@ -327,6 +312,32 @@ impl Home {
         }
         Ok(None)
     }
+}
+
+/// Which of `entries`, this device's own, are done again on top of
+/// another log: all but a grant a device of `passed_over` made (one a
+/// turned account log distrusts, see `sync::resign`), or one a later
+/// removal among them ends. An addition done again lets its member into
+/// that log's newest epoch and, through each rotation's seal of the key
+/// before it, every epoch before: a grant cannot stand on record without
+/// its keys. (After a turn or a fork, what such a member wrote meanwhile
+/// stays on the devices that hold it.)
+pub(crate) fn made_again(entries: &[Signed], passed_over: &[DeviceId]) -> Vec<bool> {
+    let ops: Vec<Option<DocOp>> = (entries.iter())
+        .map(|e| e.open::<DocEntry>(SIG_LABEL).ok().map(|x| x.op))
+        .collect();
+    let removed_after = |i: usize, member: &AccountId| {
+        (ops[i + 1..].iter().flatten())
+            .any(|o| matches!(o, DocOp::RemoveMember { member: m } if m == member))
+    };
+    (entries.iter().zip(&ops).enumerate())
+        .map(|(i, (e, op))| match op {
+            Some(DocOp::AddMember { member, .. }) => {
+                !passed_over.contains(&e.signer) && !removed_after(i, member)
+            }
+            _ => true,
+        })
+        .collect()
 }
 
 /// Whether the relay's entry `b` stands in for `a`, held here: the same

@@ -338,6 +338,8 @@ async fn a_disposal_a_device_revoked_there_signed_is_given_back_no_more() {
     laptop_joins(&mut t).await;
     assert!(trail_says(&t.laptop, "it is no longer given back"));
     assert_clean(&sync(&mut t.laptop).await);
+    let cases = t.laptop.list_cases(true).unwrap();
+    assert!(cases.iter().all(|c| c.id != t.case), "{cases:?}");
     assert_clean(&sync(&mut t.desk).await);
     assert_eq!(plan_of(&mut t.desk, &t.case), "walk daily");
     relay.stop().await;
@@ -470,6 +472,54 @@ async fn two_devices_signing_the_same_entry_again_at_once_converge() {
         .unwrap();
     assert_clean(&sync(&mut t.tablet).await);
     for home in [&mut t.desk, &mut t.laptop] {
+        assert_clean(&sync(home).await);
+        let notes = notes_of(home, &case);
+        assert!(notes.contains(&"after the turn".to_string()), "{notes:?}");
+    }
+    relay.stop().await;
+}
+
+/// After the copy the phone shares the case with Dr. Chen, and the laptop
+/// takes the share and ends it (a removal and a new key). On the restored
+/// relay the desk revokes the phone, moving the case on, and shares it
+/// with Dr. Okafor, whose account log the laptop never held. Doing again
+/// on top what its own entries did, the laptop moves the case to a new key
+/// sealed to each member the relay's log has: it fetches Dr. Okafor's log
+/// for that first, and he reads on; Dr. Chen gets no key of it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rebase_fetches_the_log_of_a_member_added_there_first() {
+    let (relay, mut t) = paired_after_the_copy().await;
+    let case = t.case;
+    phone_shares_with_chen(&mut t, &case).await;
+    sync(&mut t.laptop).await;
+    befriend(&mut t.laptop, "Dr. Chen", &t.chen.account_id());
+    t.laptop.unshare(&case, "Dr. Chen").unwrap();
+    let relay = revoked_on_the_restored_relay(&mut t, relay).await;
+    let mut okafor = init(&t.dir.path().join("okafor"), &relay, "Dr. Okafor");
+    sync(&mut okafor).await;
+    befriend(&mut t.desk, "Dr. Okafor", &okafor.account_id());
+    share_case(&mut t.desk, &case, "Dr. Okafor", "read", true).await;
+    assert_clean(&sync(&mut t.desk).await);
+
+    laptop_joins(&mut t).await;
+    assert!(trail_says(&t.laptop, "goes another way from entry 1"));
+    assert_clean(&sync(&mut t.laptop).await);
+    let meta = t.laptop.access().doc_meta(&case).unwrap().unwrap();
+    let desk = t.desk.access().doc_meta(&case).unwrap().unwrap();
+    assert!(meta.epoch > desk.epoch, "{meta:?}");
+    assert!(
+        meta.wrap_generation(meta.epoch, &okafor.account_id())
+            .is_some()
+    );
+    assert!(
+        meta.wrap_generation(meta.epoch, &t.chen.account_id())
+            .is_none()
+    );
+    t.laptop
+        .add_note(&case, free_note("after the turn"))
+        .unwrap();
+    assert_clean(&sync(&mut t.laptop).await);
+    for home in [&mut okafor, &mut t.desk] {
         assert_clean(&sync(home).await);
         let notes = notes_of(home, &case);
         assert!(notes.contains(&"after the turn".to_string()), "{notes:?}");

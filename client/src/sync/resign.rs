@@ -78,7 +78,7 @@ use super::{Undo, unexpected};
 use crate::error::{Inconsistent, Result};
 use crate::home::Home;
 use crate::net::{NetError, Relay};
-use crate::rebase::stands_in;
+use crate::rebase::{made_again, stands_in};
 use crate::store::OutKind;
 
 /// Why another account's device waits.
@@ -236,7 +236,16 @@ impl Home {
                 // Its closing epoch is sealed to each member of the
                 // relay's, and an addition replayed to its member: their
                 // logs are held first (fetched in the round, after this).
-                let added = replayed_grants(&held[common + twinned..], distrusted);
+                let mine = &held[common + twinned..];
+                let added = (mine.iter().zip(made_again(mine, distrusted)))
+                    .filter(|(_, again)| *again)
+                    .filter_map(|(e, _)| match e.open::<DocEntry>(SIG_LABEL) {
+                        Ok(DocEntry {
+                            op: DocOp::AddMember { member, .. },
+                            ..
+                        }) => Some(member),
+                        _ => None,
+                    });
                 for member in there.members.keys().copied().chain(added) {
                     if !self.hold_log_of(relay, &member).await? {
                         return Ok(Err(ENTRIES_DEPEND));
@@ -473,29 +482,6 @@ fn as_strict(dropped: &[DocOp], after: &[Signed], there: &DocState, owner: &Acco
         DocOp::Rotate { .. } => rotated_since,
         _ => true,
     })
-}
-
-/// The members that `entries`' grants add which `rebase_access` makes
-/// again: not one a later removal among them ends, nor one a device of
-/// `distrusted` made.
-fn replayed_grants(entries: &[Signed], distrusted: &[DeviceId]) -> Vec<AccountId> {
-    let ops: Vec<(DeviceId, DocOp)> = (entries.iter())
-        .filter_map(|e| Some((e.signer, e.open::<DocEntry>(SIG_LABEL).ok()?.op)))
-        .collect();
-    let removed_after = |i: usize, member: &AccountId| {
-        (ops[i + 1..].iter())
-            .any(|(_, o)| matches!(o, DocOp::RemoveMember { member: m } if m == member))
-    };
-    let mut added = Vec::new();
-    for (i, (by, op)) in ops.iter().enumerate() {
-        if let DocOp::AddMember { member, .. } = op
-            && !distrusted.contains(by)
-            && !removed_after(i, member)
-        {
-            added.push(*member);
-        }
-    }
-    added
 }
 
 /// The devices that signed `entries`, short, each once.

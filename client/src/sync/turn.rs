@@ -144,6 +144,7 @@ impl Home {
             return Err(crate::error::Inconsistent::AnotherAccountsLog.into());
         }
         let turn = judge_turn(account, &held, &theirs, refusal)?;
+        let held_state = AccountState::verify_log(&held)?;
         // A device revoked again once that signed the relay's part: a
         // relay showing it another history, each with what that device
         // signed since, would have this device revoke it again later and
@@ -219,10 +220,11 @@ impl Home {
                 state.apply(&entry)?;
                 signed.push(entry);
             }
-            vouched = match self.vouch_unverified(account, &held, &mut state, mine, &mut signed)? {
-                Ok(n) => n,
-                Err(why) => return Err(refused(why).into()),
-            };
+            vouched =
+                match self.vouch_unverified(account, &held_state, &mut state, mine, &mut signed)? {
+                    Ok(n) => n,
+                    Err(why) => return Err(refused(why).into()),
+                };
             let mut same_keys = turn.same_keys;
             for lost in &turn.lost {
                 let current = keys
@@ -285,15 +287,15 @@ impl Home {
         // where this device signs entries again; here where it does not,
         // the tablet taking the log the laptop signed it in again to).
         if turn.lost.is_empty() {
-            vouched = match self.vouch_unverified(account, &held, &mut state, mine, &mut signed)? {
-                Ok(n) => n,
-                Err(why) => return Err(refused(why).into()),
-            };
+            vouched =
+                match self.vouch_unverified(account, &held_state, &mut state, mine, &mut signed)? {
+                    Ok(n) => n,
+                    Err(why) => return Err(refused(why).into()),
+                };
         }
         // What held here still does not verify under the log taken is
         // signed again, or taken signed again ([`super::resign`]).
         let may_sign = mine && state.is_active(&me);
-        let held_state = AccountState::verify_log(&held)?;
         let states = (&held_state, &state);
         let distrusted = &turn.distrusted;
         let plans = match (self.plan_resign(relay, account, states, may_sign, distrusted)).await? {
@@ -464,12 +466,12 @@ impl Home {
     /// Vouches, on top of `state` (and `signed`), for every entry held here
     /// that no longer verifies under it, signed by a device of it that is
     /// active and not yet listed at the length the entry claims, and that
-    /// verified under the log `held`: how many, or why not (another
+    /// verified under the log held (`held_state`): how many, or why not (another
     /// account's log, whose devices vouch).
     fn vouch_unverified(
         &self,
         account: &AccountId,
-        held: &[Signed],
+        held_state: &AccountState,
         state: &mut AccountState,
         mine: bool,
         signed: &mut Vec<Signed>,
@@ -484,14 +486,13 @@ impl Home {
         if unverified.is_empty() {
             return Ok(Ok(0));
         }
-        let held_state = AccountState::verify_log(held)?;
         // Verified here, by a device active now, claiming a length at
         // which this log does not list it yet (see `vouched_for`).
         let vouchable = |e: &Signed| {
             let before_listed = (e.open::<DocEntry>(access::SIG_LABEL).ok())
                 .zip(state.devices.get(&e.signer))
                 .is_some_and(|(entry, d)| entry.account_len <= d.added_seq);
-            before_listed && state.is_active(&e.signer) && verifies_under(e, account, &held_state)
+            before_listed && state.is_active(&e.signer) && verifies_under(e, account, held_state)
         };
         // The rest is signed again, or refused, once the log is whole
         // ([`super::resign`]).
