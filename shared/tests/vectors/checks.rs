@@ -217,3 +217,37 @@ pub(crate) fn check_pins(v: &Vectors) {
     assert_eq!(a.sign(frames::AUTH_LABEL, &msg), sig);
     crypto::verify(&a.device_id(), frames::AUTH_LABEL, &msg, &sig).unwrap();
 }
+
+/// The vouch entry: today's code makes the same bytes on top of the log,
+/// the log with it verifies, and it vouches for exactly the entries it
+/// names, signed by device B, at a length where B is not listed yet.
+pub(crate) fn check_vouch(v: &Vectors) {
+    let (b, _) = device_b();
+    let mut log = account_log(v);
+    let state = AccountState::verify_log(&log).expect("the account log verifies");
+    let bytes = v.hex("account.vouch");
+    assert_eq!(v.num("account.vouch.at"), VOUCH_AT);
+    assert_eq!(
+        bytes,
+        codec::encode(&vouch_entry(&state)),
+        "the vouch's bytes"
+    );
+    let vouch: Signed = codec::decode(&bytes).expect("decodes");
+    let entry: AccountEntry = vouch.open(account::SIG_LABEL).expect("opens");
+    assert_eq!(
+        (entry.seq, entry.prev, entry.at),
+        (2, Some(state.head), VOUCH_AT)
+    );
+    log.push(vouch);
+    let state = AccountState::verify_log(&log).expect("the log with the vouch verifies");
+    assert_eq!(state.len, 3);
+    let (named, other) = (Hash(VOUCHED[0]), Hash([0x33; 32]));
+    assert!(state.vouched_for(&named, &b.device_id(), 1));
+    assert!(state.vouched_for(&Hash(VOUCHED[1]), &b.device_id(), 0));
+    assert!(
+        !state.vouched_for(&named, &b.device_id(), 2),
+        "B is listed at 2"
+    );
+    assert!(!state.vouched_for(&other, &b.device_id(), 1));
+    assert!(!state.vouched_for(&named, &device_a().0.device_id(), 0));
+}

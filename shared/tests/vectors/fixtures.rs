@@ -18,6 +18,10 @@ pub(crate) const SNAPSHOT_ID: [u8; 24] = [8; 24];
 pub(crate) const SIGNAL_ID: [u8; 24] = [9; 24];
 pub(crate) const GENESIS_AT: u64 = 1_700_000_000;
 pub(crate) const ADD_AT: u64 = 1_700_000_100;
+pub(crate) const VOUCH_AT: u64 = 1_700_000_200;
+/// The hashes of two access entries device B signed in a history of the
+/// account log a restored relay lost, which device A vouches for.
+pub(crate) const VOUCHED: [[u8; 32]; 2] = [[0x11; 32], [0x22; 32]];
 pub(crate) const DOC_EPOCH: u32 = 0;
 pub(crate) const SNAPSHOT_COVERS: u64 = 42;
 pub(crate) const CHANGE_BODY: &str = "session 3: patient reports better sleep";
@@ -123,4 +127,14 @@ pub(crate) fn auth_message(account: &AccountId) -> Vec<u8> {
         Some(account),
         &a.device_id(),
     )
+}
+
+/// Device A's vouch, on top of the account log `state` ends, for the
+/// entries [`VOUCHED`] names, signed by device B (deterministic: it holds
+/// no HPKE seal, and Ed25519 signatures are deterministic).
+pub(crate) fn vouch_entry(state: &AccountState) -> Signed {
+    let (a, _) = device_a();
+    let (b, _) = device_b();
+    let entries = VOUCHED.iter().map(|h| Hash(*h)).collect();
+    account::vouch(state, &a, b.device_id(), entries, VOUCH_AT)
 }

@@ -75,6 +75,13 @@ fn generate() {
     w.hex("account.genesis", &codec::encode(&genesis));
     w.num("account.add_device.at", ADD_AT);
     w.hex("account.add_device", &codec::encode(&add));
+    w.comment(
+        "Device A vouches for two entries device B signed (the hashes\n\
+         0x11.. and 0x22..) in a history of this log a restored relay lost\n\
+         (deterministic).",
+    );
+    w.num("account.vouch.at", VOUCH_AT);
+    w.hex("account.vouch", &codec::encode(&vouch_entry(&state)));
     w.blank();
     w.comment(
         "The document key of doc.id, epoch doc.epoch, sealed to the account key\n\
@@ -134,6 +141,7 @@ fn generate() {
     // The fresh vectors must pass every check before they are written.
     let v = Vectors::parse(&w.out);
     check_account(&v, Some(&state.id.to_hex()));
+    check_vouch(&v);
     check_key_envelope(&v);
     check_envelopes(&v);
     check_pins(&v);

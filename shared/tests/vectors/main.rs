@@ -67,6 +67,11 @@ fn account_log_verifies() {
 }
 
 #[test]
+fn vouch_is_pinned_and_verifies() {
+    check_vouch(&Vectors::load());
+}
+
+#[test]
 fn key_envelope_unwraps() {
     check_key_envelope(&Vectors::load());
 }
@@ -117,6 +122,15 @@ fn flipped_account_entries_fail() {
                 AccountState::verify_log(&[good[0].clone(), s]).map_err(|e| e.to_string())
             });
         assert!(ok.is_err(), "add_device: flip at byte {i} went unnoticed");
+    }
+    for (i, b) in flips(&v.hex("account.vouch")) {
+        let ok = codec::decode::<Signed>(&b)
+            .map_err(|e| e.to_string())
+            .and_then(|s| {
+                let log = [good[0].clone(), good[1].clone(), s];
+                AccountState::verify_log(&log).map_err(|e| e.to_string())
+            });
+        assert!(ok.is_err(), "vouch: flip at byte {i} went unnoticed");
     }
 }
 
