@@ -63,20 +63,26 @@ impl Home {
         undo: &crate::sync::Undo,
     ) -> Result<Option<String>> {
         let held = self.access().access_log(doc)?;
-        let not_ours = || Inconsistent::AccessLogNotOurs(*doc);
         // Zero confirmed is a document made here whose genesis landed on an
         // attempt whose answer was lost (then the relay's log starts with
         // it), or one whose genesis another device of the owner signed again
-        // after a turn, as this one did (see `sync::resign`).
-        let confirmed = usize::try_from(confirmed)
+        // after a turn, as this one did (see `sync::resign`). Otherwise the
+        // relay shows this case another history: refused, this case alone.
+        let Some(confirmed) = usize::try_from(confirmed)
             .ok()
             .filter(|c| *c <= held.len())
             .filter(|c| {
                 *c > 0
-                    || (held.first().zip(fetched.first()))
-                        .is_some_and(|p| p.0 == p.1 || stands_in(p, |a| accounts.get(a)))
+                    || (held.first().zip(fetched.first())).is_some_and(|p| {
+                        p.0 == p.1 || stands_in(p, &fetched[1..], |a| accounts.get(a))
+                    })
             })
-            .ok_or_else(not_ours)?;
+        else {
+            return Ok(Some(
+                "the relay's log of this case does not begin with the entry held here, nor with the same signed again by a device of its owner"
+                    .to_string(),
+            ));
+        };
         // Some of the unsent entries did land, on an attempt whose answer
         // was lost: they are the relay's next entries. Those stay, with
         // their outbox rows gone; the rest is rebased on what follows.
@@ -119,8 +125,8 @@ impl Home {
         // again what a turned account log left unverified, see
         // `sync::resign`): the relay's stand in their place, and what
         // follows them here is done again on top.
-        let twinned = (held[confirmed..].iter().zip(fetched))
-            .take_while(|p| stands_in(*p, lookup))
+        let twinned = (held[confirmed..].iter().zip(fetched).enumerate())
+            .take_while(|(i, p)| stands_in(*p, &fetched[i + 1..], lookup))
             .count();
         let (held, confirmed, fetched) = match twinned {
             0 => (held, confirmed, fetched),
@@ -343,19 +349,38 @@ pub(crate) fn made_again(entries: &[Signed], passed_over: &[DeviceId]) -> Vec<bo
 /// Whether the relay's entry `b` stands in for `a`, held here: the same
 /// entry, or the same signed again by another device (all but the chain,
 /// the account log length and the signature alike), signed by a device its
-/// account (as `accounts` has it) lists and has not revoked. One a revoked
-/// device signed could claim a length of that log from before its
-/// revocation, lowering the floor every later entry's claim keeps to: what
-/// it signed next would date back past the revocation.
+/// account (as `accounts` has it) has not revoked. Or one revoked since,
+/// where it claims a length from before its revocation and a device active
+/// past it built on it in `after` (the relay's entries after it): the new
+/// epoch every owned case moves to when a device is revoked, which no
+/// revoked device can sign. A twin a revoked device signed afterwards could
+/// claim a length from before its revocation, lowering the floor every
+/// later entry's claim keeps to: what it signed next would date back past
+/// the revocation.
 pub(crate) fn stands_in<'a>(
     (a, b): (&Signed, &Signed),
+    after: &[Signed],
     accounts: impl Fn(&AccountId) -> Option<&'a AccountState>,
 ) -> bool {
     let (Ok(x), Ok(y)) = (a.open::<DocEntry>(SIG_LABEL), b.open::<DocEntry>(SIG_LABEL)) else {
         return false;
     };
+    let Some(owner) = accounts(&y.account) else {
+        return false;
+    };
+    let built_on_past = |r: u64| {
+        after.iter().any(|e| {
+            e.open::<DocEntry>(SIG_LABEL).is_ok_and(|z| {
+                z.account == y.account
+                    && z.account_len > r
+                    && owner.active_at(&e.signer, z.account_len)
+            })
+        })
+    };
     (x.doc, x.seq, x.at, x.account, x.op) == (y.doc, y.seq, y.at, y.account, y.op)
-        && accounts(&y.account)
-            .and_then(|st| st.devices.get(&b.signer))
-            .is_some_and(|d| d.revoked_seq.is_none())
+        && match owner.devices.get(&b.signer).map(|d| d.revoked_seq) {
+            Some(None) => true,
+            Some(Some(r)) => y.account_len <= r && built_on_past(r),
+            None => false,
+        }
 }

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use casebook_shared::access::{self, DocEntry, DocOp, HASH_LABEL, SIG_LABEL};
 use casebook_shared::account::{self, AccountState, DeviceInfo, DeviceKind};
 use casebook_shared::crypto::{DeviceSigner, DhSecret, SecretKey};
-use casebook_shared::ids::DocId;
+use casebook_shared::ids::{AccountId, DocId};
 use casebook_shared::signed::Signed;
 
 use crate::home::Home;
@@ -78,28 +78,74 @@ fn signed_again_with_a_stranger(held: &Signed, by: &DeviceSigner, len: u64) -> V
     vec![genesis, add]
 }
 
-/// A revoked device could sign this device's unsent genesis again at a
+/// A revoked device could sign this device's genesis again (as another
+/// device of the owner's would after a turn, see `sync::resign`) at a
 /// length of the account log from before its revocation, and go on from
 /// there dated back: adding a stranger, to whom the case's next key would
-/// be sealed. Its twin does not stand in; a device not revoked's does.
+/// be sealed. Its twin does not stand in: the case is refused, and
+/// nothing here changes.
 #[test]
 fn a_twin_a_revoked_device_signed_does_not_stand_in() {
+    let (_dir, mut home, case, state, phone, _) = rivera();
+    let held = home.access().access_log(&case).unwrap();
+    let before = members(&home, &case);
+    let accounts = BTreeMap::from([(state.id, state.clone())]);
+    let forged = signed_again_with_a_stranger(&held[0], &phone, before_revoked(&state, &phone));
+    let taken = home.rebase_access(&case, 0, &forged, &accounts, &Undo::default());
+    assert!(matches!(taken, Ok(Some(_))), "{taken:?}");
+    assert_eq!(members(&home, &case), before);
+    assert_eq!(home.access().access_log(&case).unwrap(), held);
+}
+
+/// The same, signed before the phone's revocation and built on past it
+/// by a device active then (as the desk moves each case on as it revokes
+/// a device), which no revoked device can sign: it stands.
+#[test]
+fn a_twin_a_device_revoked_since_signed_before_stands_once_built_on_past_it() {
     let (_dir, mut home, case, state, phone, desk) = rivera();
     let held = home.access().access_log(&case).unwrap();
+    let before = members(&home, &case);
     let accounts = BTreeMap::from([(state.id, state.clone())]);
-    let members = |home: &Home| home.access().doc_meta(&case).unwrap().unwrap().members;
-    let before = members(&home);
-
-    let added = state.devices[&phone.device_id()].added_seq;
-    let forged = signed_again_with_a_stranger(&held[0], &phone, added + 1);
-    let taken = home.rebase_access(&case, 0, &forged, &accounts, &Undo::default());
-    assert!(taken.is_err(), "{taken:?}");
-    assert_eq!(members(&home), before);
-    assert_eq!(home.access().access_log(&case).unwrap(), held);
-
-    let honest = signed_again_with_a_stranger(&held[0], &desk, state.len);
-    let taken = home.rebase_access(&case, 0, &honest, &accounts, &Undo::default());
+    let mut theirs = signed_again_with_a_stranger(&held[0], &phone, before_revoked(&state, &phone));
+    let added: DocEntry = theirs[1].open(SIG_LABEL).unwrap();
+    let DocOp::AddMember { member, .. } = added.op else {
+        panic!("an addition")
+    };
+    let removed = DocEntry {
+        seq: 2,
+        prev: Some(theirs[1].hash(HASH_LABEL)),
+        account_len: state.len,
+        op: DocOp::RemoveMember { member },
+        ..added
+    };
+    theirs.push(Signed::sign(&desk, SIG_LABEL, &removed));
+    let taken = home.rebase_access(&case, 0, &theirs, &accounts, &Undo::default());
     assert!(matches!(taken, Ok(None)), "{taken:?}");
-    assert_eq!(members(&home).len(), before.len() + 1);
-    assert_eq!(home.access().access_log(&case).unwrap(), honest);
+    assert_eq!(home.access().access_log(&case).unwrap(), theirs);
+    assert_eq!(members(&home, &case), before);
+}
+
+/// A device not revoked signing it again (another of the owner's after a
+/// turn): it stands, and what follows is taken.
+#[test]
+fn a_twin_a_device_not_revoked_signed_stands_in() {
+    let (_dir, mut home, case, state, _, desk) = rivera();
+    let held = home.access().access_log(&case).unwrap();
+    let before = members(&home, &case);
+    let accounts = BTreeMap::from([(state.id, state.clone())]);
+    let theirs = signed_again_with_a_stranger(&held[0], &desk, state.len);
+    let taken = home.rebase_access(&case, 0, &theirs, &accounts, &Undo::default());
+    assert!(matches!(taken, Ok(None)), "{taken:?}");
+    assert_eq!(members(&home, &case).len(), before.len() + 1);
+    assert_eq!(home.access().access_log(&case).unwrap(), theirs);
+}
+
+/// The members of `case` as `home` has them.
+fn members(home: &Home, case: &DocId) -> Vec<(AccountId, access::Role, Option<u64>)> {
+    home.access().doc_meta(case).unwrap().unwrap().members
+}
+
+/// A length of `state`'s log at which `device` was active.
+fn before_revoked(state: &AccountState, device: &DeviceSigner) -> u64 {
+    state.devices[&device.device_id()].added_seq + 1
 }

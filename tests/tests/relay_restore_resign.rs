@@ -515,6 +515,8 @@ async fn a_rebase_fetches_the_log_of_a_member_added_there_first() {
         meta.wrap_generation(meta.epoch, &t.chen.account_id())
             .is_none()
     );
+    let chen = t.chen.account_id();
+    assert!(!meta.grants.iter().any(|g| g.account == chen), "{meta:?}");
     t.laptop
         .add_note(&case, free_note("after the turn"))
         .unwrap();

@@ -48,7 +48,8 @@
 //! does again on top what the rest did, as where the relay's log went
 //! another way. Two devices signing them again at once meet the same way
 //! when the second fetches the log (see `rebase_access`). A twin counts
-//! only signed by a device the log taken has not revoked. Another
+//! only signed by a device the log taken has not revoked, or revoked since
+//! where a device active past that built on it ([`stands_in`]). Another
 //! account's device (a colleague) may not sign for the owner: it drops the entries from there on (the whole log, where the
 //! first does not verify), keeping its keys and what arrived, and takes
 //! whatever an owner's device signs again when it fetches the log. What
@@ -61,8 +62,8 @@
 //! member back in, or seal what it writes to a key a revoked device holds. A
 //! disposal kept here that would not verify is given back no more (a
 //! disposal is a person's act: see `disposals`). A relay's access log with
-//! another first entry (not the same signed again) leaves the turn
-//! refused, named.
+//! another first entry (not the same signed again, as `stands_in` has it)
+//! leaves the turn refused, named.
 
 use std::collections::BTreeMap;
 
@@ -166,7 +167,10 @@ impl Home {
             // else: the rest the round's fetch takes as it takes any.
             let signed_again = (theirs.get(from..held.len()))
                 .filter(|_| common >= from)
-                .filter(|part| held[from..].iter().zip(*part).all(|p| stands_in(p, lookup)))
+                .filter(|part| {
+                    (held[from..].iter().zip(*part).enumerate())
+                        .all(|(i, p)| stands_in(p, &theirs[from + i + 1..], lookup))
+                })
                 .filter(|_| DocState::verify_log(&theirs[..held.len()], lookup).is_ok());
             let plan = if let Some(part) = signed_again {
                 Resign::Take {
@@ -222,8 +226,8 @@ impl Home {
                 // The relay's may begin with twins another device signed
                 // again, of only some of those held here: taken, and the
                 // rest done again on top (see `rebase_access`).
-                let twinned = (held[common..].iter().zip(&theirs[common..]))
-                    .take_while(|p| stands_in(*p, lookup))
+                let twinned = (held[common..].iter().zip(&theirs[common..]).enumerate())
+                    .take_while(|(i, p)| stands_in(*p, &theirs[common + i + 1..], lookup))
                     .count();
                 if common + twinned == 0 {
                     return Ok(Err(ENTRIES_DEPEND));
