@@ -10,7 +10,7 @@
 
 use std::collections::BTreeMap;
 
-use casebook_shared::access::{self, DocEntry, DocOp, DocState, Role, SIG_LABEL};
+use casebook_shared::access::{self, DocEntry, DocOp, DocState, HASH_LABEL, Role, SIG_LABEL};
 use casebook_shared::account::AccountState;
 use casebook_shared::codec;
 use casebook_shared::ids::{AccountId, DeviceId, DocId};
@@ -52,8 +52,10 @@ impl Home {
     /// meant. What `undo` says is done first (shares a device revoked here
     /// granted on a restored relay ended, its key moved on; see
     /// `sync::revoked_again`).
-    /// `Ok(Some(reason))` when the relay's entries do not verify: then
-    /// nothing here changes.
+    /// `Ok(Some(reason))` when the relay's entries do not verify, or (with
+    /// none confirmed) its log begins with neither the genesis held here
+    /// nor one standing in for it ([`stands_in`]): then nothing here
+    /// changes.
     pub(crate) fn rebase_access(
         &mut self,
         doc: &DocId,
@@ -368,14 +370,26 @@ pub(crate) fn stands_in<'a>(
     let Some(owner) = accounts(&y.account) else {
         return false;
     };
+    // On the chain that goes on from `b` (checked here: a caller may
+    // verify only part of what the relay served).
     let built_on_past = |r: u64| {
-        after.iter().any(|e| {
-            e.open::<DocEntry>(SIG_LABEL).is_ok_and(|z| {
-                z.account == y.account
-                    && z.account_len > r
-                    && owner.active_at(&e.signer, z.account_len)
-            })
-        })
+        let (mut prev, mut seq) = (b.hash(HASH_LABEL), y.seq);
+        for e in after {
+            let Ok(z) = e.open::<DocEntry>(SIG_LABEL) else {
+                return false;
+            };
+            if z.doc != y.doc || Some(z.seq) != seq.checked_add(1) || z.prev != Some(prev) {
+                return false;
+            }
+            if z.account == y.account
+                && z.account_len > r
+                && owner.active_at(&e.signer, z.account_len)
+            {
+                return true;
+            }
+            (prev, seq) = (e.hash(HASH_LABEL), z.seq);
+        }
+        false
     };
     (x.doc, x.seq, x.at, x.account, x.op) == (y.doc, y.seq, y.at, y.account, y.op)
         && match owner.devices.get(&b.signer).map(|d| d.revoked_seq) {

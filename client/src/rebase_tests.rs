@@ -10,6 +10,7 @@ use casebook_shared::ids::{AccountId, DocId};
 use casebook_shared::signed::Signed;
 
 use crate::home::Home;
+use crate::rebase::stands_in;
 use crate::sync::Undo;
 
 /// Dr. Rivera's home, with a case whose genesis is not sent yet, her
@@ -123,6 +124,45 @@ fn a_twin_a_device_revoked_since_signed_before_stands_once_built_on_past_it() {
     assert!(matches!(taken, Ok(None)), "{taken:?}");
     assert_eq!(home.access().access_log(&case).unwrap(), theirs);
     assert_eq!(members(&home, &case), before);
+}
+
+/// What a device active past the phone's revocation signed counts only on
+/// the chain that goes on from the phone's twin, and only past the
+/// revocation: not an entry of another case (or spliced in from another
+/// chain), nor one the desk signed at the revocation's own length.
+#[test]
+fn a_twin_a_device_revoked_since_signed_needs_its_own_chain_built_on_past_it() {
+    let (_dir, home, case, state, phone, desk) = rivera();
+    let held = home.access().access_log(&case).unwrap();
+    let lookup = |a: &AccountId| (*a == state.id).then_some(&state);
+    let theirs = signed_again_with_a_stranger(&held[0], &phone, before_revoked(&state, &phone));
+    // The desk's entry at `seq` of `doc`, at `len`, on top of `prev`.
+    let after = |len: u64, doc: DocId, (seq, prev): (u64, &Signed)| {
+        let mut e: DocEntry = theirs[1].open(SIG_LABEL).unwrap();
+        (e.seq, e.doc, e.prev, e.account_len) = (seq, doc, Some(prev.hash(HASH_LABEL)), len);
+        e.op = DocOp::Dispose;
+        Signed::sign(&desk, SIG_LABEL, &e)
+    };
+    let twin = (&held[0], &theirs[0]);
+    let r = state.devices[&phone.device_id()].revoked_seq.unwrap();
+    let on_chain = [theirs[1].clone(), after(state.len, case, (2, &theirs[1]))];
+    assert!(stands_in(twin, &on_chain, lookup));
+    assert!(!stands_in(twin, &on_chain[1..], lookup), "a link left out");
+    let at_revocation = [theirs[1].clone(), after(r, case, (2, &theirs[1]))];
+    assert!(!stands_in(twin, &at_revocation, lookup));
+    let other_case = [
+        theirs[1].clone(),
+        after(state.len, DocId::random(), (2, &theirs[1])),
+    ];
+    assert!(!stands_in(twin, &other_case, lookup));
+    // On top of the genesis held here, not the phone's twin of it.
+    let spliced = [after(state.len, case, (1, &held[0]))];
+    assert!(!stands_in(twin, &spliced, lookup));
+    assert!(stands_in(
+        twin,
+        &[after(state.len, case, (1, &theirs[0]))],
+        lookup
+    ));
 }
 
 /// A device not revoked signing it again (another of the owner's after a
