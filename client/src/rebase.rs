@@ -52,10 +52,11 @@ impl Home {
     /// meant. What `undo` says is done first (shares a device revoked here
     /// granted on a restored relay ended, its key moved on; see
     /// `sync::revoked_again`).
-    /// `Ok(Some(reason))` when the relay's entries do not verify, or (with
-    /// none confirmed) its log begins with neither the genesis held here
-    /// nor one standing in for it ([`stands_in`]): then nothing here
-    /// changes.
+    /// `Ok(Some(reason))` when the relay's entries do not verify, or it
+    /// confirms more than is held here, or (with none confirmed) its log
+    /// begins with neither the genesis held here nor one standing in for
+    /// it ([`stands_in`]): then the log here does not change (only queued
+    /// entries the relay shows it took leave the outbox).
     pub(crate) fn rebase_access(
         &mut self,
         doc: &DocId,
@@ -81,7 +82,7 @@ impl Home {
             })
         else {
             return Ok(Some(
-                "the relay's log of this case does not begin with the entry held here, nor with the same signed again by a device of its owner"
+                "the relay's log of this case is not the one held here: it confirms more than this device holds, or begins with neither the genesis held here nor the same signed again by a device of its owner"
                     .to_string(),
             ));
         };
@@ -130,15 +131,20 @@ impl Home {
         let twinned = (held[confirmed..].iter().zip(fetched).enumerate())
             .take_while(|(i, p)| stands_in(*p, &fetched[i + 1..], lookup))
             .count();
+        // Why the relay's entries on top of the first `confirmed` held here
+        // are refused, if they are.
+        let refused = |held: &[Signed], confirmed: usize, fetched: &[Signed]| {
+            let mut trial = held[..confirmed].to_vec();
+            trial.extend_from_slice(fetched);
+            (DocState::verify_log(&trial, lookup).err()).map(|e| {
+                format!("the relay's entries do not verify ({e}); this device's own are kept")
+            })
+        };
         let (held, confirmed, fetched) = match twinned {
             0 => (held, confirmed, fetched),
             n => {
-                let mut trial = held[..confirmed].to_vec();
-                trial.extend_from_slice(fetched);
-                if let Err(e) = DocState::verify_log(&trial, lookup) {
-                    return Ok(Some(format!(
-                        "the relay's entries do not verify ({e}); this device's own are kept"
-                    )));
+                if let Some(why) = refused(&held, confirmed, fetched) {
+                    return Ok(Some(why));
                 }
                 let keys = self.access().doc_keys(doc)?;
                 self.drop_access_outbox(doc)?;
@@ -147,7 +153,8 @@ impl Home {
                     .accept_access_entries(doc, &fetched[..n], accounts)?;
                 // The same envelopes: the same keys.
                 self.access().keep_doc_keys(doc, keys)?;
-                let mut now = trial[..confirmed + n].to_vec();
+                let mut now = held[..confirmed].to_vec();
+                now.extend_from_slice(&fetched[..n]);
                 now.extend_from_slice(&held[confirmed + n..]);
                 (now, confirmed + n, &fetched[n..])
             }
@@ -160,12 +167,8 @@ impl Home {
         if fetched.is_empty() && twinned == 0 {
             return Ok(None);
         }
-        let mut trial = held[..confirmed].to_vec();
-        trial.extend_from_slice(fetched);
-        if let Err(e) = DocState::verify_log(&trial, lookup) {
-            return Ok(Some(format!(
-                "the relay's entries do not verify ({e}); this device's own are kept"
-            )));
+        if let Some(why) = refused(&held, confirmed, fetched) {
+            return Ok(Some(why));
         }
 
         // What this device meant, with the details it sealed opened again.

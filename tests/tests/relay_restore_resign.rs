@@ -463,7 +463,8 @@ async fn two_devices_signing_the_same_entry_again_at_once_converge() {
     ));
     hostile.clear();
     assert_clean(&sync(&mut t.laptop).await);
-    // One log: the laptop's entry in the place of the tablet's.
+    // The laptop's entry in the place of the tablet's: the same state of
+    // the case's access on both (epoch, members, grants, wraps).
     let meta = |home: &Home| format!("{:?}", home.access().doc_meta(&case).unwrap());
     assert_eq!(meta(&t.tablet), meta(&t.laptop));
     assert_clean(&sync(&mut t.tablet).await);

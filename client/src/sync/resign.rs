@@ -50,8 +50,9 @@
 //! when the second fetches the log (see `rebase_access`). A twin counts
 //! only signed by a device the log taken has not revoked, or revoked since
 //! where a device active past that built on it ([`stands_in`]). Another
-//! account's device (a colleague) may not sign for the owner: it drops the entries from there on (the whole log, where the
-//! first does not verify), keeping its keys and what arrived, and takes
+//! account's device (a colleague) may not sign for the owner: it drops
+//! the entries from there on (the whole log, where the first does not
+//! verify), keeping its keys and what arrived, and takes
 //! whatever an owner's device signs again when it fetches the log. What
 //! it drops is what the owner's account no longer signs for, but for a
 //! removal or a new epoch a device of the log taken made after it: those
