@@ -22,11 +22,7 @@ use casebook_tests::*;
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_entry_of_a_device_revoked_there_is_signed_again() {
     let (relay, mut t) = paired_after_the_copy().await;
-    sync(&mut t.phone).await;
-    let case = case_with_a_plan(&mut t.phone, "sleep diary");
-    sync(&mut t.phone).await;
-    sync(&mut t.laptop).await;
-    sync(&mut t.tablet).await;
+    let case = phone_opens_a_case(&mut t).await;
     assert_eq!(plan_of(&mut t.tablet, &case), "sleep diary");
     let relay = revoked_on_the_restored_relay(&mut t, relay).await;
 
@@ -367,11 +363,7 @@ async fn a_device_served_only_what_another_signed_again_puts_its_own_on_top() {
 
 async fn its_own_goes_on_top(served_only_the_twin: bool) {
     let (relay, mut t) = paired_after_the_copy().await;
-    sync(&mut t.phone).await;
-    let case = case_with_a_plan(&mut t.phone, "sleep diary");
-    sync(&mut t.phone).await;
-    sync(&mut t.laptop).await;
-    sync(&mut t.tablet).await;
+    let case = phone_opens_a_case(&mut t).await;
     befriend(&mut t.tablet, "Dr. Chen", &t.chen.account_id());
     share_case(&mut t.tablet, &case, "Dr. Chen", "read", true).await;
     sync(&mut t.chen).await;
@@ -381,27 +373,13 @@ async fn its_own_goes_on_top(served_only_the_twin: bool) {
     laptop_joins(&mut t).await;
     assert_clean(&sync(&mut t.laptop).await);
     assert_eq!(t.laptop.access().doc_meta(&case).unwrap().unwrap().epoch, 1);
-    let hostile = HostileRelay::start(&relay).await;
-    if served_only_the_twin {
-        t.tablet
-            .set_relay(&hostile.addr.to_string(), hostile.fingerprint)
-            .await
-            .unwrap();
-        let once = std::sync::atomic::AtomicBool::new(true);
-        hostile.set(move |req, resp| match (req, resp) {
-            (Request::GetAccess { doc, from: 0 }, Response::Log { mut entries })
-                if *doc == case && once.swap(false, std::sync::atomic::Ordering::SeqCst) =>
-            {
-                entries.truncate(1);
-                Response::Log { entries }
-            }
-            (_, resp) => resp,
-        });
-    }
+    let _hostile = match served_only_the_twin {
+        true => Some(tablet_served_the_log_cut_once(&mut t, &relay, case, 1).await),
+        false => None,
+    };
     let took = sync(&mut t.tablet).await;
     assert_eq!(took.logs_turned, vec![t.laptop.account_id()], "{took:?}");
     assert!(trail_says(&t.tablet, "goes another way from entry 0"));
-    hostile.clear();
     assert_clean(&sync(&mut t.tablet).await);
     assert_clean(&sync(&mut t.laptop).await);
     let shares = t.laptop.shares(&case).unwrap();
@@ -429,39 +407,19 @@ async fn its_own_goes_on_top(served_only_the_twin: bool) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_devices_signing_the_same_entry_again_at_once_converge() {
     let (relay, mut t) = paired_after_the_copy().await;
-    sync(&mut t.phone).await;
-    let case = case_with_a_plan(&mut t.phone, "sleep diary");
-    sync(&mut t.phone).await;
-    sync(&mut t.laptop).await;
-    sync(&mut t.tablet).await;
+    let case = phone_opens_a_case(&mut t).await;
     let relay = revoked_on_the_restored_relay(&mut t, relay).await;
     laptop_joins(&mut t).await;
     assert_clean(&sync(&mut t.laptop).await);
-    let hostile = HostileRelay::start(&relay).await;
-    t.tablet
-        .set_relay(&hostile.addr.to_string(), hostile.fingerprint)
-        .await
-        .unwrap();
     // The tablet's first look finds the case's log as it was before the
     // laptop's push.
-    let once = std::sync::atomic::AtomicBool::new(true);
-    hostile.set(move |req, resp| match req {
-        Request::GetAccess { doc, from: 0 }
-            if *doc == case && once.swap(false, std::sync::atomic::Ordering::SeqCst) =>
-        {
-            Response::Log {
-                entries: Vec::new(),
-            }
-        }
-        _ => resp,
-    });
+    let _hostile = tablet_served_the_log_cut_once(&mut t, &relay, case, 0).await;
     let took = sync(&mut t.tablet).await;
     assert_eq!(took.logs_turned, vec![t.laptop.account_id()], "{took:?}");
     assert!(trail_says(
         &t.tablet,
         "signed again from entry 0 on by this device"
     ));
-    hostile.clear();
     assert_clean(&sync(&mut t.laptop).await);
     // The laptop's entry in the place of the tablet's: the same state of
     // the case's access on both (epoch, members, grants, wraps).
@@ -528,6 +486,44 @@ async fn a_rebase_fetches_the_log_of_a_member_added_there_first() {
         assert!(notes.contains(&"after the turn".to_string()), "{notes:?}");
     }
     relay.stop().await;
+}
+
+/// The phone, told of the tablet, opens a case after the copy, and the
+/// laptop and the tablet fetch it.
+async fn phone_opens_a_case(t: &mut PairedAfterTheCopy) -> DocId {
+    sync(&mut t.phone).await;
+    let case = case_with_a_plan(&mut t.phone, "sleep diary");
+    sync(&mut t.phone).await;
+    sync(&mut t.laptop).await;
+    sync(&mut t.tablet).await;
+    case
+}
+
+/// The tablet syncs through a hostile relay in front of `relay`, which
+/// serves it `case`'s access log cut to its first `keep` entries the first
+/// time it asks for the whole log, and passes everything else on.
+async fn tablet_served_the_log_cut_once(
+    t: &mut PairedAfterTheCopy,
+    relay: &TestRelay,
+    case: DocId,
+    keep: usize,
+) -> HostileRelay {
+    let hostile = HostileRelay::start(relay).await;
+    t.tablet
+        .set_relay(&hostile.addr.to_string(), hostile.fingerprint)
+        .await
+        .unwrap();
+    let once = std::sync::atomic::AtomicBool::new(true);
+    hostile.set(move |req, resp| match (req, resp) {
+        (Request::GetAccess { doc, from: 0 }, Response::Log { mut entries })
+            if *doc == case && once.swap(false, std::sync::atomic::Ordering::SeqCst) =>
+        {
+            entries.truncate(keep);
+            Response::Log { entries }
+        }
+        (_, resp) => resp,
+    });
+    hostile
 }
 
 /// The phone, told of the tablet, shares `case` with Dr. Chen, and her
