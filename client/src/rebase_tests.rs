@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use casebook_shared::access::{self, DocEntry, DocOp, HASH_LABEL, SIG_LABEL};
+use casebook_shared::access::{self, DocEntry, DocOp, DocState, HASH_LABEL, SIG_LABEL};
 use casebook_shared::account::{self, AccountState, DeviceInfo, DeviceKind};
 use casebook_shared::crypto::{DeviceSigner, DhSecret, SecretKey};
 use casebook_shared::ids::{AccountId, DocId};
@@ -178,6 +178,29 @@ fn a_twin_a_device_not_revoked_signed_stands_in() {
     assert!(matches!(taken, Ok(None)), "{taken:?}");
     assert_eq!(members(&home, &case).len(), before.len() + 1);
     assert_eq!(home.access().access_log(&case).unwrap(), theirs);
+}
+
+/// Once a case's log holds an entry signed past the phone's revocation,
+/// nothing the phone signs dated back goes on top of it: each entry's
+/// claim keeps to the floor of those before (what README's "With a stolen
+/// device's help" leans on).
+#[test]
+fn nothing_dated_back_goes_on_top_of_an_entry_signed_past_a_revocation() {
+    let (_dir, home, case, state, phone, desk) = rivera();
+    let held = home.access().access_log(&case).unwrap();
+    let lookup = |a: &AccountId| (*a == state.id).then_some(&state);
+    let log = signed_again_with_a_stranger(&held[0], &desk, state.len);
+    let on_top = |by: &DeviceSigner, len: u64| {
+        let mut e: DocEntry = log[1].open(SIG_LABEL).unwrap();
+        (e.seq, e.prev, e.account_len) = (2, Some(log[1].hash(HASH_LABEL)), len);
+        e.op = DocOp::Dispose;
+        let mut with = log.clone();
+        with.push(Signed::sign(by, SIG_LABEL, &e));
+        DocState::verify_log(&with, lookup)
+    };
+    assert!(on_top(&desk, state.len).is_ok());
+    let dated_back = on_top(&phone, before_revoked(&state, &phone));
+    assert!(dated_back.is_err(), "{dated_back:?}");
 }
 
 /// The members of `case` as `home` has them.
